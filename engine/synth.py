@@ -1,0 +1,119 @@
+"""FluidSynth General MIDI synthesizer (pyfluidsynth) rendering into caller-owned buffers.
+
+``render_into`` writes float32 stereo straight into a preallocated numpy array through
+``fluid_synth_write_float``, so the audio callback allocates nothing per block.
+"""
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import fluidsynth as _fs
+except (ImportError, OSError) as exc:  # pragma: no cover - depends on the machine
+    _fs = None
+    _IMPORT_ERROR = exc
+else:
+    _IMPORT_ERROR = None
+
+# GM percussion lives on MIDI channel 10 (index 9).
+DRUM_CHANNEL = 9
+
+
+def _write_float_fn():
+    return _fs.cfunc(
+        "fluid_synth_write_float", ctypes.c_int,
+        ("synth", ctypes.c_void_p, 1), ("len", ctypes.c_int, 1),
+        ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1), ("lincr", ctypes.c_int, 1),
+        ("rout", ctypes.c_void_p, 1), ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1),
+    )
+
+
+class SoundFontError(RuntimeError):
+    """A SoundFont could not be loaded."""
+
+
+class Synth:
+    """A General MIDI synth on one SoundFont.
+
+    Thread: ``render_into`` and the note methods are called by one thread at a time
+    (the audio thread live, the render thread offline). Construction happens elsewhere.
+    """
+
+    def __init__(self, soundfont: str | Path, sample_rate: int = 48000, gain: float = 0.5,
+                 reverb: bool = True, polyphony: int = 128) -> None:
+        if _fs is None:
+            raise RuntimeError(
+                f"FluidSynth is not available ({_IMPORT_ERROR}); "
+                "install it with 'sudo apt-get install fluidsynth'"
+            )
+        self.sample_rate = int(sample_rate)
+        self.soundfont = Path(soundfont)
+        if not self.soundfont.is_file():
+            raise SoundFontError(f"SoundFont not found: {self.soundfont}")
+        self._synth = _fs.Synth(gain=float(gain), samplerate=float(self.sample_rate))
+        self._synth.setting("synth.polyphony", int(polyphony))
+        self._synth.setting("synth.reverb.active", 1 if reverb else 0)
+        self._synth.setting("synth.chorus.active", 0)
+        self._sfid = self._synth.sfload(str(self.soundfont))
+        if self._sfid == -1:
+            self._synth.delete()
+            raise SoundFontError(f"cannot load SoundFont {self.soundfont}: not a valid .sf2 file")
+        self._write_float = _write_float_fn()
+        self._handle = self._synth.synth
+        for ch in range(16):
+            self.set_program(ch, 0)
+        self._synth.program_select(DRUM_CHANNEL, self._sfid, 128, 0)
+
+    # -- control -------------------------------------------------------------
+    def set_program(self, channel: int, program: int) -> None:
+        """Choose GM program 0-127 on a channel (the drum channel uses the drum bank)."""
+        if not 0 <= program < 128:
+            raise ValueError(f"GM program must be 0-127, got {program}")
+        bank = 128 if channel == DRUM_CHANNEL else 0
+        self._synth.program_select(channel, self._sfid, bank, program)
+
+    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
+        self._synth.noteon(channel, pitch, velocity)
+
+    def note_off(self, channel: int, pitch: int) -> None:
+        self._synth.noteoff(channel, pitch)
+
+    def control_change(self, channel: int, control: int, value: int) -> None:
+        self._synth.cc(channel, control, value)
+
+    def all_notes_off(self) -> None:
+        for ch in range(16):
+            self._synth.cc(ch, 123, 0)
+
+    # -- audio ---------------------------------------------------------------
+    def render_into(self, out: np.ndarray, start: int = 0, stop: int | None = None) -> None:
+        """Render frames [start, stop) of ``out`` (shape (frames, 2), float32, C-contiguous).
+
+        Writes in place, allocates nothing. Thread: audio (live) or render (offline).
+        """
+        stop = out.shape[0] if stop is None else stop
+        n = stop - start
+        if n <= 0:
+            return
+        base = out.ctypes.data + start * 8  # 2 channels x 4 bytes per frame
+        self._write_float(self._handle, n, base, 0, 2, base, 1, 2)
+
+    def render(self, frames: int) -> np.ndarray:
+        """Convenience for offline use: a new (frames, 2) float32 array."""
+        out = np.zeros((frames, 2), dtype=np.float32)
+        self.render_into(out)
+        return out
+
+    def close(self) -> None:
+        if self._synth is not None:
+            self._synth.delete()
+            self._synth = None
+
+    def __enter__(self) -> "Synth":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,125 @@
+"""The one command-line parser. `liveband` alone opens the desktop app.
+
+Each subcommand's work lives in ``liveband/commands/<name>.py`` as ``main(args) -> int``
+and is imported only when that subcommand runs, so `liveband devices` never pays for
+torch or Qt. Errors a user can fix (bad file, missing package, bad value) print one
+line on stderr and exit 2; they never show a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from liveband import __version__
+from liveband.config import BACKENDS
+from models.tokens import METERS, STYLES
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("band")
+    g.add_argument("--style", choices=STYLES, default="pop")
+    g.add_argument("--tempo", type=float, default=None, help="BPM, 40-240 (default: from the file, else 100)")
+    g.add_argument("--meter", choices=METERS, default=None, help="default: from the file, else 4/4")
+    g.add_argument("--temperature", type=float, default=0.9, help="creativity, 0.05-2")
+    g.add_argument("--density", type=float, default=0.5, help="0 sparse .. 1 busy")
+    g.add_argument("--harmony-follow", type=float, default=0.5, help="0 free .. 1 strict")
+    g.add_argument("--backend", choices=BACKENDS, default="torch-cpu")
+    g.add_argument("--checkpoint", default=None, help="model checkpoint (.safetensors); default: shipped")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--soundfont", default=None, help=".sf2 file (default: Debian's FluidR3_GM)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liveband", description="LiveBand: a real-time AI accompanist.")
+    parser.add_argument("--version", action="version", version=f"liveband {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("play", help="open the desktop app (the default)")
+    p.add_argument("--blocksize", type=int, default=None)
+    p.add_argument("--backend", choices=BACKENDS, default=None)
+    p.add_argument("--quit-after", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--autoplay", default=None, help=argparse.SUPPRESS)
+
+    sub.add_parser("devices", help="list audio and MIDI devices, SoundFont and inference backends")
+
+    p = sub.add_parser("render", help="accompany a melody file offline into WAV (+ MIDI)")
+    p.add_argument("input", help="melody .mid (or a .wav of humming/singing)")
+    p.add_argument("-o", "--output", required=True, help="output .wav")
+    p.add_argument("--midi-out", default=None, help="also write a multi-track .mid")
+    p.add_argument("--tracker", choices=("pesto", "crepe"), default="pesto", help="pitch tracker for WAV input")
+    _engine_options(p)
+
+    p = sub.add_parser("transcribe", help="hummed/sung WAV -> melody MIDI")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--tracker", choices=("pesto", "crepe"), default="pesto")
+
+    p = sub.add_parser("train", help="train the accompaniment model")
+    p.add_argument("--data", default=None, help="corpora folder (default ../shared/data)")
+    p.add_argument("--out", default="runs/train", help="run folder (checkpoints, logs)")
+    p.add_argument("--config", default=None, help="model/training config JSON")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint; prints JSON")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--jsb", default=None, help="Jsb16thSeparated.json-format file")
+    p.add_argument("--split", default="valid")
+    p.add_argument("--pop909", default=None, help="POP909-format folder")
+    p.add_argument("--limit", type=int, default=None, help="at most this many songs per set")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("bench", help="benchmarks; each prints JSON")
+    p.add_argument("what", choices=("model", "engine", "audio", "pitch"))
+    p.add_argument("--seconds", type=float, default=None, help="soak length (audio/engine)")
+    p.add_argument("--blocksize", type=int, default=None)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--quick", action="store_true", help="short run for smoke tests")
+
+    p = sub.add_parser("sessions", help="list or export recorded sessions")
+    p.add_argument("action", choices=("list", "export"), nargs="?", default="list")
+    p.add_argument("name", nargs="?", default=None)
+    p.add_argument("-o", "--output", default=None, help="export folder")
+    return parser
+
+
+_HANDLERS = {
+    "play": "liveband.commands.play",
+    "devices": "liveband.devices",
+    "render": "liveband.commands.render",
+    "transcribe": "liveband.commands.transcribe",
+    "train": "liveband.commands.train",
+    "eval": "liveband.commands.evaluate",
+    "bench": "liveband.commands.bench",
+    "sessions": "liveband.commands.sessions",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "play"
+    if args.command is None:
+        args = parser.parse_args(["play", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        module = importlib.import_module(_HANDLERS[command])
+        return int(module.main(args) or 0)
+    except (UserError, FileNotFoundError, ValueError) as exc:
+        if os.environ.get("LIVEBAND_DEBUG"):
+            raise
+        print(f"liveband {command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Frozen, validated configuration. Every knob a user can set lives here once;
+the CLI parser and the UI build these objects, the engine only reads them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from models.tokens import METERS, STYLES
+
+BACKENDS = ("torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda")
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int = 48000
+    blocksize: int = 256
+    output_device: str | int | None = None   # None: the system default
+    input_device: str | int | None = None
+    latency: str | float = "low"
+
+    def __post_init__(self) -> None:
+        if self.sample_rate not in (22050, 32000, 44100, 48000, 88200, 96000):
+            raise ValueError(f"unsupported sample rate {self.sample_rate} Hz")
+        if not 32 <= self.blocksize <= 4096 or self.blocksize & (self.blocksize - 1):
+            raise ValueError(f"block size must be a power of two in 32-4096, got {self.blocksize}")
+
+    @property
+    def block_ms(self) -> float:
+        return 1000.0 * self.blocksize / self.sample_rate
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    tempo: float = 100.0            # quarter notes per minute
+    meter: str = "4/4"
+    count_in_bars: int = 1
+    style: str = "pop"
+    temperature: float = 0.9        # "creativity"
+    density: float = 0.5            # 0 sparse .. 1 busy
+    harmony_follow: float = 0.5     # 0 free .. 1 strictly follows the player's notes
+    chunk_steps: int = 1            # 16th steps generated per worker wake-up (1..one beat)
+    margin_steps: int = 2           # keep the band committed this many 16ths ahead of the clock
+    backend: str = "torch-cpu"
+    seed: int = 0
+    checkpoint: str | None = None   # None: the shipped default
+
+    def __post_init__(self) -> None:
+        if not 40.0 <= self.tempo <= 240.0:
+            raise ValueError(f"tempo must be 40-240 BPM, got {self.tempo}")
+        if self.meter not in METERS:
+            raise ValueError(f"meter must be one of {', '.join(METERS)}, got {self.meter!r}")
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of {', '.join(STYLES)}, got {self.style!r}")
+        if not 0 <= self.count_in_bars <= 4:
+            raise ValueError("count-in must be 0-4 bars")
+        if not 0.05 <= self.temperature <= 2.0:
+            raise ValueError(f"temperature must be 0.05-2.0, got {self.temperature}")
+        for name in ("density", "harmony_follow"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be 0-1, got {v}")
+        if not 1 <= self.chunk_steps <= 16:
+            raise ValueError("chunk must be 1-16 steps")
+        if not 1 <= self.margin_steps <= 64:
+            raise ValueError("safety margin must be 1-64 steps")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+
+    def with_(self, **changes) -> "EngineConfig":
+        return replace(self, **changes)

@@ -1,0 +1,1 @@
+"""Learned parts of LiveBand and their offline life. Never imports engine, ui or liveband."""

@@ -1,0 +1,57 @@
+"""The runtime contract between the model room and the engine.
+
+The engine never sees tensors, patterns or caches: it asks an ``Accompanist`` for
+the band's next frame, time step by time step, and supplies the melody it has
+heard. Everything below speaks numpy so that torch and onnxruntime backends are
+interchangeable.
+
+Online causality: the frame for time ``t`` is computed from the melody up to
+``t - lookahead`` only. ``advance`` therefore takes the melody token of time
+``t - lookahead`` (``REST`` while ``t - lookahead < 0``).
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import numpy as np
+
+# (stream index, logits (vocab,) float32 for that stream) -> chosen token id.
+# The engine passes one that applies temperature / density / harmony-follow.
+Sampler = Callable[[int, np.ndarray], int]
+
+
+class StepModel(Protocol):
+    """One position in, logits for the next position out, over a fixed-size cache.
+
+    Thread: only the generator worker thread calls these.
+    """
+
+    num_streams: int
+    window: int            # positions the cache holds (attention window)
+
+    def reset(self) -> None:
+        """Empty the cache; the next ``step`` is position 0."""
+
+    def step(self, tokens: np.ndarray, meta: np.ndarray) -> np.ndarray:
+        """tokens: (S,) int64, meta: (2,) int64 -> logits (S, MAX_VOCAB) float32
+        for the next position; ids outside a stream's vocabulary are -inf."""
+
+
+class Accompanist(Protocol):
+    """Time-level streaming generation; hides the stream pattern.
+
+    Thread: only the generator worker thread calls these.
+    """
+
+    lookahead: int         # d: the frame at t sees melody up to t - d
+
+    def reset(self, style: str, meter: str) -> None:
+        """Start a new piece; the next ``advance`` produces the frame for t = 0."""
+
+    def advance(self, melody_token: int, step_in_bar: int, sampler: Sampler) -> np.ndarray:
+        """Produce the accompaniment for the next time step t.
+
+        melody_token: the melody stream token at time ``t - lookahead``.
+        step_in_bar: metric position of time ``t`` (0 = downbeat).
+        Returns (len(ACCOMP_STREAMS),) int64 tokens for (chord, bass, tenor, alto) at t.
+        """

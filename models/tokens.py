@@ -1,0 +1,120 @@
+"""The token vocabulary shared by the model, the data loaders and the engine.
+
+A *frame* is one 16th-note step. It holds one token per stream, in this order:
+
+    STREAMS = ("melody", "chord", "bass", "tenor", "alto")
+
+- note streams (melody, bass, tenor, alto) distinguish onset, hold and rest:
+  ``REST``, ``HOLD`` (the previous note sounds on), ``note_on(pitch)``.
+- the chord stream carries the chord label sounding at that step:
+  ``CHORD_UNKNOWN`` (the corpus has no labels, e.g. JSB; never a training
+  target), ``CHORD_NONE`` ("N", no chord), or ``chord_token(root, quality)``.
+- ``PAD`` marks "no token here" (before a stream starts under a delay pattern,
+  or padding in a batch). It is never a target.
+
+Per-frame conditioning (``meta``) is separate from the streams:
+``(style_id, metric_id)`` where ``metric_id = meter_id * MAX_BAR_STEPS + step_in_bar``.
+"""
+from __future__ import annotations
+
+from typing import Final
+
+STREAMS: Final = ("melody", "chord", "bass", "tenor", "alto")
+MELODY, CHORD, BASS, TENOR, ALTO = range(5)
+NUM_STREAMS: Final = len(STREAMS)
+ACCOMP_STREAMS: Final = (CHORD, BASS, TENOR, ALTO)
+NOTE_STREAMS: Final = (MELODY, BASS, TENOR, ALTO)
+
+PAD: Final = 0
+# note streams
+REST: Final = 1
+HOLD: Final = 2
+NOTE_BASE: Final = 3
+NOTE_VOCAB: Final = NOTE_BASE + 128
+# chord stream
+CHORD_UNKNOWN: Final = 1
+CHORD_NONE: Final = 2
+CHORD_BASE: Final = 3
+QUALITIES: Final = ("maj", "min", "7", "maj7", "min7", "dim", "aug", "sus4", "sus2", "hdim7", "dim7", "6")
+CHORD_VOCAB: Final = CHORD_BASE + 12 * len(QUALITIES)
+
+VOCAB_SIZES: Final = (NOTE_VOCAB, CHORD_VOCAB, NOTE_VOCAB, NOTE_VOCAB, NOTE_VOCAB)
+MAX_VOCAB: Final = max(VOCAB_SIZES)
+
+# Pitch classes of each quality, relative to the root (used by renderers, evaluation and
+# the rule-based accompanist).
+QUALITY_INTERVALS: Final = {
+    "maj": (0, 4, 7), "min": (0, 3, 7), "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11),
+    "min7": (0, 3, 7, 10), "dim": (0, 3, 6), "aug": (0, 4, 8), "sus4": (0, 5, 7),
+    "sus2": (0, 2, 7), "hdim7": (0, 3, 6, 10), "dim7": (0, 3, 6, 9), "6": (0, 4, 7, 9),
+}
+PITCH_NAMES: Final = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+STYLES: Final = ("pop", "folk", "chorale")
+METERS: Final = ("4/4", "3/4", "6/8")
+STEPS_PER_BEAT: Final = 4          # 16th-note grid; a "beat" is a quarter note
+MAX_BAR_STEPS: Final = 16
+METRIC_VOCAB: Final = len(METERS) * MAX_BAR_STEPS
+
+
+def note_on(pitch: int) -> int:
+    if not 0 <= pitch < 128:
+        raise ValueError(f"MIDI pitch out of range: {pitch}")
+    return NOTE_BASE + pitch
+
+
+def is_note_on(token: int) -> bool:
+    return token >= NOTE_BASE
+
+
+def token_pitch(token: int) -> int:
+    """MIDI pitch of a note-on token."""
+    if token < NOTE_BASE:
+        raise ValueError(f"token {token} is not a note-on")
+    return token - NOTE_BASE
+
+
+def chord_token(root: int, quality: str) -> int:
+    return CHORD_BASE + (root % 12) * len(QUALITIES) + QUALITIES.index(quality)
+
+
+def chord_of_token(token: int) -> tuple[int, str] | None:
+    """(root pitch class, quality) of a chord token; None for no/unknown chord."""
+    if token < CHORD_BASE:
+        return None
+    root, q = divmod(token - CHORD_BASE, len(QUALITIES))
+    return root, QUALITIES[q]
+
+
+def chord_name(token: int) -> str:
+    rq = chord_of_token(token)
+    if rq is None:
+        return "N.C." if token == CHORD_NONE else ""
+    root, quality = rq
+    suffix = {"maj": "", "min": "m", "hdim7": "m7b5"}.get(quality, quality)
+    return PITCH_NAMES[root] + suffix
+
+
+def chord_pitch_classes(token: int) -> frozenset[int]:
+    rq = chord_of_token(token)
+    if rq is None:
+        return frozenset()
+    root, quality = rq
+    return frozenset((root + i) % 12 for i in QUALITY_INTERVALS[quality])
+
+
+def bar_steps(meter: str) -> int:
+    """16th steps in one bar of ``meter``."""
+    num, den = (int(x) for x in meter.split("/"))
+    return num * 16 // den
+
+
+def metric_id(meter: str, step_in_bar: int) -> int:
+    return METERS.index(meter) * MAX_BAR_STEPS + (step_in_bar % bar_steps(meter))
+
+
+def style_id(style: str) -> int:
+    try:
+        return STYLES.index(style)
+    except ValueError:
+        raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}") from None

@@ -1,0 +1,1 @@
+"""PyQt6 widgets. Talks only to liveband.session."""
