@@ -1,0 +1,81 @@
+"""Timed MIDI-like events and the lock-free queue that carries them to the audio callback.
+
+Every event carries a time in samples on the audio clock (the output callback's sample
+counter). ``IMMEDIATE`` means "at the start of the next block" (the player's own notes).
+
+``EventQueue`` is single-producer / single-consumer: one producer thread pushes, the
+audio thread pops. It preallocates a numpy ring, never blocks and allocates no arrays in
+``pop_until``. Python's GIL makes the index updates atomic; the producer writes the
+slot before publishing the new write index, so the consumer never sees a half event.
+A full queue refuses the push (and counts it) rather than overwriting unread events.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+EVENT_DTYPE = np.dtype([("time", "i8"), ("kind", "u1"), ("channel", "u1"), ("data1", "u1"), ("data2", "u1")])
+
+NOTE_ON, NOTE_OFF, CONTROL, PROGRAM, ALL_OFF = 1, 2, 3, 4, 5
+IMMEDIATE = -1
+
+
+class EventQueue:
+    """SPSC ring of EVENT_DTYPE records. Producers must push in non-decreasing time
+    order (IMMEDIATE events may be pushed any time by a queue used only for them)."""
+
+    def __init__(self, capacity: int = 8192) -> None:
+        if capacity & (capacity - 1):
+            raise ValueError("capacity must be a power of two")
+        self._buf = np.zeros(capacity, dtype=EVENT_DTYPE)
+        self._mask = capacity - 1
+        self._write = 0      # only the producer changes this
+        self._read = 0       # only the consumer changes this
+        self.dropped = 0     # pushes refused because the queue was full
+
+    @property
+    def capacity(self) -> int:
+        return self._mask + 1
+
+    def __len__(self) -> int:
+        return self._write - self._read
+
+    def push(self, time: int, kind: int, channel: int, data1: int = 0, data2: int = 0) -> bool:
+        """Thread: the one producer."""
+        w = self._write
+        if w - self._read > self._mask:
+            self.dropped += 1
+            return False
+        self._buf[w & self._mask] = (time, kind, channel, data1, data2)
+        self._write = w + 1   # publish after the slot is complete
+        return True
+
+    def peek_time(self) -> int | None:
+        """Time of the oldest unread event. Thread: the consumer."""
+        r = self._read
+        if r == self._write:
+            return None
+        return int(self._buf[r & self._mask]["time"])
+
+    def pop_until(self, t_end: int, out: np.ndarray) -> int:
+        """Move events with time < t_end (IMMEDIATE counts as due) into ``out`` (an
+        EVENT_DTYPE array), oldest first, at most len(out). Returns how many.
+        Thread: the consumer (audio). Allocates no arrays."""
+        r = self._read
+        w = self._write
+        n = 0
+        cap_out = out.shape[0]
+        buf = self._buf
+        mask = self._mask
+        while r < w and n < cap_out:
+            ev = buf[r & mask]
+            if ev["time"] >= t_end:
+                break
+            out[n] = ev
+            n += 1
+            r += 1
+        self._read = r
+        return n
+
+    def clear(self) -> None:
+        """Drop everything unread. Thread: the consumer, or any thread while nothing runs."""
+        self._read = self._write

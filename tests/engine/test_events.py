@@ -1,0 +1,33 @@
+import numpy as np
+
+from engine.events import EVENT_DTYPE, IMMEDIATE, NOTE_OFF, NOTE_ON, EventQueue
+
+
+def test_pop_until_returns_only_due_events_in_order():
+    q = EventQueue(8)
+    q.push(10, NOTE_ON, 0, 60, 100)
+    q.push(20, NOTE_OFF, 0, 60)
+    q.push(30, NOTE_ON, 1, 40, 90)
+    out = np.zeros(4, EVENT_DTYPE)
+    assert q.pop_until(21, out) == 2
+    assert list(out["time"][:2]) == [10, 20] and list(out["kind"][:2]) == [NOTE_ON, NOTE_OFF]
+    assert q.peek_time() == 30 and len(q) == 1
+
+
+def test_full_queue_refuses_instead_of_overwriting():
+    q = EventQueue(4)
+    assert all(q.push(t, NOTE_ON, 0, 60, 1) for t in range(4))
+    assert not q.push(99, NOTE_ON, 0, 61, 1)
+    assert q.dropped == 1
+    out = np.zeros(8, EVENT_DTYPE)
+    assert q.pop_until(1000, out) == 4 and list(out["time"][:4]) == [0, 1, 2, 3]
+
+
+def test_immediate_events_are_always_due_and_output_capacity_is_respected():
+    q = EventQueue(8)
+    for _ in range(3):
+        q.push(IMMEDIATE, NOTE_ON, 0, 60, 100)
+    out = np.zeros(2, EVENT_DTYPE)
+    assert q.pop_until(0, out) == 2
+    assert q.pop_until(0, out) == 1
+    assert q.peek_time() is None
