@@ -1,0 +1,363 @@
+"""The body of the audio callback: timed events -> SoundFont synth -> mix -> limiter.
+
+``Mixer.process(out)`` renders one block. It is the same code live (called from the
+sounddevice callback, the clock is the device's sample counter) and offline (called in
+a loop by the renderer, the clock is simulated), so what tests render is what players
+hear.
+
+Per block it
+1. applies pending control changes (part volume / mute as CC7, programs) that other
+   threads requested through setters (setters only store values and bump a version;
+   the audio thread applies them: no locks),
+2. pops every event due before the block's end from each registered ``EventQueue``,
+3. renders the synth in segments split at the events' sample offsets, so an event at
+   offset k is heard from sample k (sample-accurate, not block-quantised),
+4. applies master gain and a peak limiter (gain ramps within the block; a final clamp
+   guarantees |x| <= ceiling even on a transient faster than the ramp),
+5. hands the finished mix to an optional recorder tap, adds the metronome click (the
+   click is for the player, so it is not recorded), counts its own work time, and
+   advances ``clock``.
+
+Thread contract: ``process`` runs on one thread (audio live, render offline). It
+allocates no numpy buffers (only Python scalars/views), does no I/O, no logging, and
+takes no lock. Every ``set_*`` method is "Thread: any" (a plain attribute/element store
+that the GIL makes atomic). ``add_queue`` happens before the stream starts (or is
+published as a new tuple, which is atomic). Statistics readers are "Thread: any".
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from engine.events import ALL_OFF, CONTROL, EVENT_DTYPE, IMMEDIATE, NOTE_OFF, NOTE_ON, PROGRAM, EventQueue
+
+NUM_CHANNELS = 16
+CC_VOLUME, CC_SUSTAIN, CC_ALL_NOTES_OFF = 7, 64, 123
+WORK_RING = 1 << 14          # durations kept for p50/p99 (about 87 s of 256-frame blocks)
+
+
+class Mixer:
+    """Sample-accurate event-driven mixer around one ``engine.synth.Synth``.
+
+    ``out`` blocks are float32 arrays of shape (frames, 2), C-contiguous, with
+    frames <= ``max_block``.
+    """
+
+    def __init__(self, synth, sample_rate: int, max_block: int, *, events_per_block: int = 512,
+                 master_gain: float = 1.0, ceiling: float = 0.98, release_s: float = 0.25) -> None:
+        if max_block <= 0:
+            raise ValueError("max_block must be positive")
+        if not 0.0 < ceiling <= 1.0:
+            raise ValueError("limiter ceiling must be in (0, 1]")
+        self.synth = synth
+        self.sample_rate = int(sample_rate)
+        self.max_block = int(max_block)
+        self.clock = 0                       # master clock: samples rendered so far
+        self.blocks = 0
+        self.xruns = 0
+        self.late_events = 0                 # events that arrived after their time
+        self.events_applied = 0
+        self.peak = 0.0                      # peak |x| of the last block after limiting
+        self.gain_reduction_db = 0.0
+        self._queues: tuple[EventQueue, ...] = ()
+        self._events = np.zeros(events_per_block, dtype=EVENT_DTYPE)
+        # Field views made once: reading ints from them allocates no arrays per block.
+        self._ev_time = self._events["time"]
+        self._ev_kind = self._events["kind"]
+        self._ev_chan = self._events["channel"]
+        self._ev_d1 = self._events["data1"]
+        self._ev_d2 = self._events["data2"]
+        self._log = None                     # optional EventQueue receiving applied events
+        self._tap = None                     # optional object with write(block) (recorder)
+        # Limiter state and scratch.
+        self._master = float(master_gain)
+        self._ceiling = float(ceiling)
+        self._gain = 1.0
+        self._release = math.exp(-1.0 / max(1e-3, release_s * self.sample_rate))
+        self._ramp = (np.arange(1, self.max_block + 1, dtype=np.float32) / self.max_block)
+        self._gbuf = np.zeros(self.max_block, dtype=np.float32)
+        self._abs = np.zeros((self.max_block, 2), dtype=np.float32)
+        # Per-channel volume / mute / program requested by other threads.
+        self._vol = np.full(NUM_CHANNELS, 100, dtype=np.int16)    # CC7 0..127 requested
+        self._mute = np.zeros(NUM_CHANNELS, dtype=bool)
+        self._prog = np.full(NUM_CHANNELS, -1, dtype=np.int16)    # -1: leave as is
+        self._ctl_version = 0
+        self._ctl_applied = -1
+        self._applied_vol = np.full(NUM_CHANNELS, -1, dtype=np.int16)
+        self._applied_prog = np.full(NUM_CHANNELS, -1, dtype=np.int16)
+        self._reset_requested = False
+        # Metronome: (on, origin sample, samples per beat, beats per bar, gain), one tuple
+        # so a reader never sees half an update.
+        self._metro = (False, 0.0, float(self.sample_rate), 4, 0.5)
+        click_len = int(0.03 * self.sample_rate)
+        t = np.arange(click_len, dtype=np.float32) / self.sample_rate
+        env = np.exp(-t / 0.006).astype(np.float32)
+        self._click_hi = (np.sin(2 * np.pi * 1760.0 * t) * env).astype(np.float32)
+        self._click_lo = (np.sin(2 * np.pi * 1320.0 * t) * env * 0.7).astype(np.float32)
+        self._cbuf = np.zeros(self.max_block, dtype=np.float32)
+        # Work-time ring (nanoseconds per block) and the block size each was measured on.
+        self.work_ns = np.zeros(WORK_RING, dtype=np.int64)
+        self.work_frames = np.zeros(WORK_RING, dtype=np.int32)
+
+    # -- wiring (before start) -------------------------------------------------
+    def add_queue(self, q: EventQueue) -> None:
+        """Register an event source. Thread: any (published as a new tuple)."""
+        self._queues = self._queues + (q,)
+
+    def remove_queue(self, q: EventQueue) -> None:
+        self._queues = tuple(x for x in self._queues if x is not q)
+
+    def set_event_log(self, q: EventQueue | None) -> None:
+        """Every applied event is pushed here with its resolved sample time (for the
+        recorder and MIDI out). The mixer is that queue's only producer."""
+        self._log = q
+
+    def set_tap(self, tap) -> None:
+        """``tap.write(block)`` receives each finished block (before the metronome).
+        It must not block or allocate (e.g. engine.ring.AudioRing)."""
+        self._tap = tap
+
+    # -- controls (Thread: any) --------------------------------------------------
+    def set_channel_volume(self, channel: int, volume: float) -> None:
+        """Part volume 0..1 on a MIDI channel, applied as CC7 at the next block."""
+        v = min(1.0, max(0.0, float(volume)))
+        self._vol[channel] = int(round(v * 127))
+        self._ctl_version += 1
+
+    def set_channel_mute(self, channel: int, mute: bool) -> None:
+        self._mute[channel] = bool(mute)
+        self._ctl_version += 1
+
+    def set_program(self, channel: int, program: int) -> None:
+        if not 0 <= program < 128:
+            raise ValueError(f"GM program must be 0-127, got {program}")
+        self._prog[channel] = program
+        self._ctl_version += 1
+
+    def set_master_gain(self, gain: float) -> None:
+        if not (gain >= 0.0 and math.isfinite(gain)):
+            raise ValueError(f"master gain must be >= 0, got {gain}")
+        self._master = float(gain)
+
+    def set_metronome(self, on: bool, origin: float = 0.0, samples_per_beat: float | None = None,
+                      beats_per_bar: int = 4, gain: float = 0.5) -> None:
+        """Click every beat from sample ``origin`` (accent on each bar's first beat)."""
+        spb = float(samples_per_beat or self.sample_rate)
+        if spb <= 0:
+            raise ValueError("samples_per_beat must be positive")
+        self._metro = (bool(on), float(origin), spb, max(1, int(beats_per_bar)), float(gain))
+
+    def all_notes_off(self) -> None:
+        """Silence every channel at the next block (sustain released first)."""
+        self._reset_requested = True
+
+    # -- statistics (Thread: any) --------------------------------------------------
+    def work_stats(self) -> dict:
+        """p50/p99/max callback work time (ms) over the last WORK_RING blocks, and the
+        same relative to each block's duration (load 1.0 = the whole budget)."""
+        n = min(self.blocks, WORK_RING)
+        if n == 0:
+            return {"blocks": 0, "p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0,
+                    "p50_load": 0.0, "p99_load": 0.0, "max_load": 0.0}
+        w = self.work_ns[:n].astype(np.float64) / 1e6
+        budget = self.work_frames[:n].astype(np.float64) * 1000.0 / self.sample_rate
+        load = w / np.maximum(budget, 1e-9)
+        return {"blocks": int(self.blocks), "p50_ms": float(np.percentile(w, 50)),
+                "p99_ms": float(np.percentile(w, 99)), "max_ms": float(w.max()),
+                "p50_load": float(np.percentile(load, 50)), "p99_load": float(np.percentile(load, 99)),
+                "max_load": float(load.max())}
+
+    # -- the audio path --------------------------------------------------------
+    def _apply_controls(self) -> None:
+        synth = self.synth
+        if self._reset_requested:
+            self._reset_requested = False
+            for ch in range(NUM_CHANNELS):
+                synth.control_change(ch, CC_SUSTAIN, 0)
+                synth.control_change(ch, CC_ALL_NOTES_OFF, 0)
+        version = self._ctl_version
+        if version == self._ctl_applied:
+            return
+        self._ctl_applied = version
+        for ch in range(NUM_CHANNELS):
+            v = 0 if self._mute[ch] else int(self._vol[ch])
+            if v != self._applied_vol[ch]:
+                self._applied_vol[ch] = v
+                synth.control_change(ch, CC_VOLUME, v)
+            p = int(self._prog[ch])
+            if p >= 0 and p != self._applied_prog[ch]:
+                self._applied_prog[ch] = p
+                synth.set_program(ch, p)
+
+    def _apply_event(self, kind: int, ch: int, d1: int, d2: int) -> None:
+        synth = self.synth
+        if kind == NOTE_ON:
+            if d2 == 0:
+                synth.note_off(ch, d1)
+            else:
+                synth.note_on(ch, d1, d2)
+        elif kind == NOTE_OFF:
+            synth.note_off(ch, d1)
+        elif kind == CONTROL:
+            if d1 == CC_VOLUME:
+                # A part's own volume changes are scaled by the user's mute/volume.
+                v = 0 if self._mute[ch] else (d2 * int(self._vol[ch])) // 127
+                synth.control_change(ch, CC_VOLUME, v)
+            else:
+                synth.control_change(ch, d1, d2)
+        elif kind == PROGRAM:
+            synth.set_program(ch, d1 & 127)
+        elif kind == ALL_OFF:
+            synth.control_change(ch, CC_SUSTAIN, 0)
+            synth.control_change(ch, CC_ALL_NOTES_OFF, 0)
+
+    def process(self, out: np.ndarray, xrun: bool = False) -> None:
+        """Render one block into ``out`` (shape (frames, 2) float32, frames <= max_block).
+
+        Thread: audio (live) or render (offline); one thread at a time.
+        """
+        t_start = time.perf_counter_ns()
+        if xrun:
+            self.xruns += 1
+        frames = out.shape[0]
+        clock = self.clock
+        t_end = clock + frames
+        self._apply_controls()
+
+        # Pop and apply events in time order across queues: each queue is already
+        # time-ordered, so a k-way merge over their heads keeps cross-queue order.
+        pos = 0                     # frames rendered so far in this block
+        ev = self._events
+        cap = ev.shape[0]
+        et, ek, ec, e1, e2 = self._ev_time, self._ev_kind, self._ev_chan, self._ev_d1, self._ev_d2
+        log = self._log
+        queues = self._queues
+        if queues:
+            # Pop each queue into its own slice of the scratch array, then merge.
+            nq = len(queues)
+            share = cap // nq
+            starts = [0] * nq
+            ends = [0] * nq
+            for qi in range(nq):
+                s = qi * share
+                starts[qi] = s
+                ends[qi] = s + queues[qi].pop_until(t_end, ev[s:s + share])
+            while True:
+                best = -1
+                best_off = frames
+                for qi in range(nq):
+                    i = starts[qi]
+                    if i < ends[qi]:
+                        t = int(et[i])
+                        off = 0 if t == IMMEDIATE else t - clock
+                        if off < 0:
+                            off = 0
+                        if best < 0 or off < best_off:
+                            best, best_off = qi, off
+                if best < 0:
+                    break
+                i = starts[best]
+                starts[best] = i + 1
+                t = int(et[i])
+                if t != IMMEDIATE and t < clock:
+                    self.late_events += 1
+                if best_off > pos:
+                    self.synth.render_into(out, pos, best_off)
+                    pos = best_off
+                kind, ch, d1, d2 = int(ek[i]), int(ec[i]), int(e1[i]), int(e2[i])
+                self._apply_event(kind, ch, d1, d2)
+                self.events_applied += 1
+                if log is not None:
+                    log.push(clock + best_off, kind, ch, d1, d2)
+        if pos < frames:
+            self.synth.render_into(out, pos, frames)
+
+        self._master_and_limit(out, frames)
+        tap = self._tap
+        if tap is not None:
+            tap.write(out)
+        metro = self._metro
+        if metro[0]:
+            self._click(out, clock, frames, metro)
+            np.clip(out, -1.0, 1.0, out=out)
+
+        self.clock = t_end
+        k = self.blocks & (WORK_RING - 1)
+        self.work_ns[k] = time.perf_counter_ns() - t_start
+        self.work_frames[k] = frames
+        self.blocks += 1
+
+    def _master_and_limit(self, out: np.ndarray, frames: int) -> None:
+        """Master gain, then a peak limiter: instant attack ramped over the block,
+        exponential release, and a final clamp at the ceiling. Non-finite audio
+        (a broken SoundFont sample) is replaced by silence rather than passed on."""
+        if self._master != 1.0:
+            np.multiply(out, self._master, out=out)
+        a = self._abs[:frames]
+        np.abs(out, out=a)
+        peak = float(a.max()) if frames else 0.0
+        if not math.isfinite(peak):
+            out.fill(0.0)
+            peak = 0.0
+        ceiling = self._ceiling
+        target = 1.0 if peak <= ceiling else ceiling / peak
+        g0 = self._gain
+        if target < g0:
+            g1 = target                                   # attack: reach it by block end
+        else:
+            g1 = target + (g0 - target) * self._release ** frames   # release
+        if g0 != 1.0 or g1 != 1.0:
+            g = self._gbuf[:frames]
+            self._ramp_into(g, frames, g0, g1)
+            np.multiply(out, g[:, None], out=out)
+        # The ramp can lag a transient inside the block; the clamp makes the bound hard.
+        if peak * max(g0, g1) > ceiling:
+            np.clip(out, -ceiling, ceiling, out=out)
+        self._gain = g1
+        self.gain_reduction_db = -20.0 * math.log10(max(min(g1, 1.0), 1e-6))
+        self.peak = min(peak * max(g0, g1), ceiling) if peak > 0 else 0.0
+
+    def _ramp_into(self, g: np.ndarray, frames: int, g0: float, g1: float) -> None:
+        # ramp[:frames] holds (j+1)/max_block; rescale to (j+1)/frames then map to g0..g1.
+        np.multiply(self._ramp[:frames], (g1 - g0) * self.max_block / frames, out=g)
+        np.add(g, g0, out=g)
+
+    def _click(self, out: np.ndarray, clock: int, frames: int, metro) -> None:
+        _, origin, spb, bpb, gain = metro
+        L = self._click_hi.shape[0]
+        t_end = clock + frames
+        k = math.ceil((clock - L - origin) / spb)
+        if k < 0:
+            k = 0
+        while True:
+            beat = int(round(origin + k * spb))
+            if beat >= t_end:
+                break
+            a = max(beat, clock)
+            b = min(beat + L, t_end)
+            if b > a:
+                click = self._click_hi if k % bpb == 0 else self._click_lo
+                seg = self._cbuf[:b - a]
+                np.multiply(click[a - beat:b - beat], gain, out=seg)
+                dst = out[a - clock:b - clock]
+                dst[:, 0] += seg
+                dst[:, 1] += seg
+            k += 1
+
+    # -- offline convenience ---------------------------------------------------
+    def render(self, frames: int, block: int | None = None) -> np.ndarray:
+        """Run ``process`` over ``frames`` samples in blocks (offline only: allocates
+        the result). Returns (frames, 2) float32."""
+        block = block or self.max_block
+        result = np.zeros((frames, 2), dtype=np.float32)
+        buf = np.zeros((self.max_block, 2), dtype=np.float32)
+        done = 0
+        while done < frames:
+            n = min(block, frames - done)
+            view = buf[:n]
+            self.process(view)
+            result[done:done + n] = view
+            done += n
+        return result

@@ -1,0 +1,185 @@
+"""The mixer renders the real FluidSynth synth sample-accurately at event offsets,
+keeps cross-queue order, bounds its output, and advances the master clock."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.events import ALL_OFF, EVENT_DTYPE, IMMEDIATE, NOTE_OFF, NOTE_ON, EventQueue
+from engine.mixer import Mixer
+from engine.synth import Synth
+
+SR = 48000
+
+
+@pytest.fixture(scope="module")
+def synth(soundfont):
+    s = Synth(soundfont, sample_rate=SR, reverb=False)
+    yield s
+    s.close()
+
+
+def fresh_mixer(synth, block=256, **kw) -> Mixer:
+    synth.all_notes_off()
+    synth.render(SR // 2)          # let any previous tails die out
+    for ch in range(16):
+        synth.control_change(ch, 120, 0)   # all sound off
+    synth.render(256)
+    return Mixer(synth, SR, block, **kw)
+
+
+def onset(audio: np.ndarray, thresh: float = 1e-4) -> int:
+    nz = np.flatnonzero(np.abs(audio).max(axis=1) > thresh)
+    return int(nz[0]) if nz.size else -1
+
+
+SYNTH_PERIOD = 64   # FluidSynth applies events at its internal 64-frame period boundaries
+
+
+@pytest.mark.parametrize("offset", [0, 1, 63, 64, 100, 192, 255])
+def test_event_at_offset_k_sounds_from_the_synth_period_that_contains_k(synth, offset):
+    """The block is split at the event's offset, so the only quantisation left is
+    FluidSynth's own 64-frame control period (1.3 ms at 48 kHz), not the block."""
+    mixer = fresh_mixer(synth)
+    q = EventQueue()
+    mixer.add_queue(q)
+    silent = mixer.render(512)                     # two empty blocks first
+    assert np.abs(silent).max() == 0.0
+    t = 512 + 256 + offset                          # inside the fourth block
+    q.push(t, NOTE_ON, 0, 60, 127)
+    audio = mixer.render(2048)
+    got = onset(audio, 0.0) + 512
+    period_start = -(-t // SYNTH_PERIOD) * SYNTH_PERIOD
+    # A voice's first output sample is zero, so sound begins one frame after its period.
+    assert got == period_start + 1, (t, got)
+    assert got - t <= SYNTH_PERIOD
+    assert mixer.clock == 512 + 2048
+
+
+def test_without_block_splitting_the_onset_would_be_late(synth):
+    """Contrast: the same event rendered with one 1024-frame block still starts in the
+    period of its offset, not at the next block."""
+    mixer = fresh_mixer(synth, block=1024)
+    q = EventQueue()
+    mixer.add_queue(q)
+    q.push(700, NOTE_ON, 0, 60, 127)
+    audio = mixer.render(2048)
+    assert onset(audio, 0.0) == 705
+
+
+def test_same_event_in_any_block_layout_gives_identical_audio(soundfont):
+    """Block splitting is invisible: the result does not depend on the block size."""
+    results = []
+    for block in (64, 256, 100):
+        with Synth(soundfont, sample_rate=SR, reverb=False) as own:   # identical start state
+            mixer = Mixer(own, SR, 256)
+            q = EventQueue()
+            mixer.add_queue(q)
+            q.push(300, NOTE_ON, 0, 64, 100)
+            q.push(301, NOTE_ON, 1, 48, 90)
+            q.push(5000, NOTE_OFF, 0, 64)
+            results.append(mixer.render(9600, block=block))
+    np.testing.assert_allclose(results[0], results[1], atol=1e-6)
+    np.testing.assert_allclose(results[0], results[2], atol=1e-6)
+    assert np.abs(results[0]).max() > 0.01
+
+
+def test_events_from_several_queues_are_merged_in_time_order(synth):
+    mixer = fresh_mixer(synth)
+    band, player = EventQueue(), EventQueue()
+    mixer.add_queue(band)
+    mixer.add_queue(player)
+    log = EventQueue()
+    mixer.set_event_log(log)
+    band.push(10, NOTE_ON, 1, 40, 100)
+    band.push(200, NOTE_OFF, 1, 40)
+    player.push(IMMEDIATE, NOTE_ON, 0, 72, 100)
+    player.push(IMMEDIATE, NOTE_OFF, 0, 72)
+    mixer.render(256)
+    out = np.zeros(8, EVENT_DTYPE)
+    n = log.pop_until(10**9, out)
+    assert n == 4
+    assert list(out["time"][:n]) == [0, 0, 10, 200]
+    assert list(out["kind"][:n]) == [NOTE_ON, NOTE_OFF, NOTE_ON, NOTE_OFF]
+
+
+def test_late_event_plays_at_block_start_and_is_counted(synth):
+    mixer = fresh_mixer(synth)
+    q = EventQueue()
+    mixer.add_queue(q)
+    mixer.render(1024)
+    q.push(100, NOTE_ON, 0, 60, 120)          # long past
+    audio = mixer.render(256)
+    assert mixer.late_events == 1
+    assert 0 <= onset(audio, 1e-6) <= 4
+
+
+def test_limiter_bounds_a_very_loud_mix(synth):
+    mixer = fresh_mixer(synth, master_gain=40.0, ceiling=0.9)
+    q = EventQueue()
+    mixer.add_queue(q)
+    for i, p in enumerate(range(36, 96, 3)):
+        q.push(i, NOTE_ON, i % 9, p, 127)
+    audio = mixer.render(SR // 2)
+    assert np.isfinite(audio).all()
+    assert np.abs(audio).max() <= 0.9 + 1e-6
+    assert np.abs(audio).max() > 0.5              # loud, not silenced
+    assert mixer.gain_reduction_db > 6.0
+
+
+def test_limiter_leaves_quiet_audio_untouched(synth):
+    ys = []
+    for gain in (1.0, 0.5):
+        m = fresh_mixer(synth, master_gain=gain)
+        q = EventQueue()
+        m.add_queue(q)
+        q.push(0, NOTE_ON, 0, 60, 60)
+        ys.append(m.render(4800))
+    ya, yb = ys
+    assert np.abs(ya).max() < 0.9
+    np.testing.assert_allclose(yb, ya * 0.5, atol=1e-6)
+
+
+def test_mute_and_all_off_silence_a_channel(synth):
+    mixer = fresh_mixer(synth)
+    q = EventQueue()
+    mixer.add_queue(q)
+    q.push(0, NOTE_ON, 2, 60, 110)
+    assert np.abs(mixer.render(4800)).max() > 0.01
+    mixer.set_channel_mute(2, True)
+    mixer.render(4800)                            # CC7 0 applied, volume ramps down
+    assert np.abs(mixer.render(2400)).max() < 1e-3
+    mixer.set_channel_mute(2, False)
+    assert np.abs(mixer.render(4800)).max() > 0.01
+    q.push(mixer.clock, ALL_OFF, 2)
+    mixer.render(SR)
+    assert np.abs(mixer.render(2400)).max() < 1e-3
+
+
+def test_metronome_clicks_on_beats_and_is_not_recorded(synth):
+    class Tap:
+        def __init__(self):
+            self.blocks = []
+
+        def write(self, block):
+            self.blocks.append(block.copy())
+
+    mixer = fresh_mixer(synth)
+    tap = Tap()
+    mixer.set_tap(tap)
+    mixer.set_metronome(True, origin=1000, samples_per_beat=12000, beats_per_bar=4)
+    audio = mixer.render(SR)
+    starts = [1000 + k * 12000 for k in range(4)]
+    for s in starts:
+        assert np.abs(audio[s - 50:s]).max() == 0.0
+        assert np.abs(audio[s:s + 200]).max() > 0.05
+    assert np.abs(np.concatenate(tap.blocks)).max() == 0.0
+
+
+def test_work_time_is_measured_per_block(synth):
+    mixer = fresh_mixer(synth)
+    mixer.render(256 * 20)
+    st = mixer.work_stats()
+    assert st["blocks"] == 20
+    assert 0 < st["p50_ms"] <= st["p99_ms"] <= st["max_ms"]
+    assert st["p99_load"] == pytest.approx(st["p99_ms"] / (256 / SR * 1000), rel=0.05)
