@@ -1,0 +1,69 @@
+"""Choosing the inference backend for the accompanist, with a fallback that says so.
+
+``open_accompanist`` asks ``models.runtime.load_accompanist`` for the requested backend
+(torch-cpu, torch-cuda, onnx-cpu, onnx-cuda). A backend this machine cannot run (no GPU,
+no onnxruntime) falls back to torch-cpu and returns a one-line notice for the user; a
+bad checkpoint is not a backend problem and raises its own clear error.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from models.contract import Accompanist
+
+BACKENDS = ("torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda")
+FALLBACK = "torch-cpu"
+
+
+def backend_unavailable_reason(backend: str) -> str | None:
+    """Why ``backend`` cannot run here, or None when it looks available. Imports lazily."""
+    if backend not in BACKENDS:
+        return f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
+    if backend.startswith("onnx"):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return "onnxruntime is not installed (pip install onnxruntime-gpu)"
+        if backend == "onnx-cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                return "onnxruntime has no CUDA provider"
+            try:
+                import torch
+                if not torch.cuda.is_available():
+                    return "no CUDA GPU is visible"
+            except ImportError:
+                pass
+    if backend == "torch-cuda":
+        import torch
+        if not torch.cuda.is_available():
+            return "no CUDA GPU is visible to torch"
+    return None
+
+
+def open_accompanist(backend: str = "torch-cpu", checkpoint: str | None = None,
+                     loader: Callable[..., Accompanist] | None = None,
+                     notify: Callable[[str], None] | None = None) -> tuple[Accompanist, str]:
+    """Load the accompanist on ``backend`` or fall back to torch-cpu.
+
+    Returns (accompanist, backend actually used). ``notify`` receives the one-line
+    fallback notice (default: nothing). ``loader`` defaults to
+    ``models.runtime.load_accompanist(checkpoint=..., backend=...)``.
+    """
+    if loader is None:
+        try:
+            from models.runtime import load_accompanist as loader
+        except ImportError as exc:
+            raise RuntimeError(f"the model runtime is not available ({exc})") from None
+    reason = backend_unavailable_reason(backend)
+    if reason is None:
+        try:
+            return loader(checkpoint=checkpoint, backend=backend), backend
+        except (ImportError, OSError, RuntimeError) as exc:
+            if backend == FALLBACK:
+                raise
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if backend == FALLBACK:
+        raise RuntimeError(f"backend {backend} is not available: {reason}")
+    if notify is not None:
+        notify(f"backend {backend} is not available here ({reason}); using {FALLBACK}")
+    return loader(checkpoint=checkpoint, backend=FALLBACK), FALLBACK

@@ -1,0 +1,302 @@
+"""The streaming generator: keeps the band committed a safety margin ahead of the clock.
+
+Each *step* (a 16th) it commits the melody token the model may hear (step ``k - d``,
+``d = accompanist.lookahead``), asks ``accompanist.advance`` for the band's frame at
+``k``, and hands the frame to the ``PartRenderer``, which pushes timed events into the
+mixer's ``EventQueue``. It works in *chunks* of ``chunk_steps`` steps whenever the clock
+comes within ``margin_steps`` of the last committed step, so the band is always committed
+between ``margin`` and ``margin + chunk`` steps ahead of what is heard.
+
+One engine, two clocks: the same ``pump(now)`` runs in the worker thread against the
+audio clock (``start``/``stop``) and synchronously in an offline render against a
+simulated clock (the render loop calls ``pump`` before each mixer block).
+
+Falling behind: a step whose start time has already passed when its frame is ready is
+*late*: it is still fed to the model (the model must see every step to stay in time),
+but the renderer plays no new onsets or releases for it (the band holds), ``late_steps``
+counts it, and the audio callback never waits for the generator.
+
+Threading contract:
+- Thread: worker (or the render loop offline): ``pump``, everything private.
+- Thread: any: the setters (``set_tempo``, ``set_controls``, ``set_style``, ``set_mute``,
+  ``set_solo``, ``set_follow_tempo``) only store a pending value; the worker applies it
+  at the next chunk (tempo at the next beat, style at the next bar).
+- Thread: any: ``melody_event`` (one producer thread at a time, see ``Quantiser``),
+  ``metrics`` (a snapshot copy), ``start``/``stop`` (owner thread).
+
+Per-step cost and memory are constant: the model's cache is fixed, and the generator
+keeps only fixed-size rings (step times, leads, recent frames).
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from engine.clock import Clock, TempoFollower, check_tempo
+from engine.quantiser import MelodyEvent, Quantiser
+from engine.renderer import PartRenderer
+from engine.sampler import ControlledSampler
+from models.contract import Accompanist
+from models.tokens import REST, STYLES
+
+STATS_RING = 4096          # steps kept for the percentile metrics (~2 min at 120 BPM)
+
+
+@dataclass(frozen=True)
+class GeneratorMetrics:
+    """A snapshot for the UI and benches. Times in milliseconds."""
+    steps: int                 # model steps generated (count-in excluded)
+    committed_step: int        # last step whose events are queued
+    late_steps: int            # steps produced after their time (the band held)
+    late_onsets: int           # melody onsets the model heard later than their step
+    late_releases: int
+    step_ms_p50: float         # model + render time per step, over the last STATS_RING steps
+    step_ms_p99: float
+    step_ms_max: float
+    lead_ms_min: float         # how far ahead of the clock each step was committed (whole session)
+    lead_ms_p1: float          # (last STATS_RING steps)
+    lead_ms_last: float
+    tempo: float
+    backend: str
+
+
+class StreamingGenerator:
+    def __init__(self, accompanist: Accompanist, clock: Clock, renderer: PartRenderer, *,
+                 style: str = "pop", sampler: ControlledSampler | None = None,
+                 quantiser: Quantiser | None = None, chunk_steps: int = 1, margin_steps: int = 2,
+                 clock_source: Callable[[], int] | None = None, follow_tempo: bool = False,
+                 backend: str = "", step_observer: Callable[[int, float], None] | None = None) -> None:
+        if not 1 <= chunk_steps <= 16:
+            raise ValueError("chunk must be 1-16 steps")
+        if not 1 <= margin_steps <= 64:
+            raise ValueError("safety margin must be 1-64 steps")
+        if style not in STYLES:
+            raise ValueError(f"unknown style {style!r}")
+        self.model = accompanist
+        self.clock = clock
+        self.renderer = renderer
+        self.sampler = sampler or ControlledSampler()
+        self.quantiser = quantiser or Quantiser(clock)
+        self.chunk_steps = chunk_steps
+        self.margin_steps = margin_steps
+        self.clock_source = clock_source
+        self.style = style
+        self.backend = backend
+        self.step_observer = step_observer
+        self.lookahead = int(accompanist.lookahead)
+        self.next_step = clock.first_step
+        self.steps = 0
+        self.late_steps = 0
+        self.error: BaseException | None = None
+        self._step_ms = np.zeros(STATS_RING, np.float64)
+        self._lead_ms = np.zeros(STATS_RING, np.float64)
+        self._nstats = 0
+        self._last_lead = 0.0
+        self._lead_min = float("inf")   # over the whole session, not just the ring
+        # recent frames for the UI's piano roll: (step, chord, bass, tenor, alto, melody)
+        self.recent = collections.deque(maxlen=256)
+        # pending requests from other threads (applied by the worker)
+        self._req_tempo: float | None = None
+        self._req_controls: tuple[float, float, float] | None = None
+        self._req_style: str | None = None
+        self._req_parts: dict[str, tuple[bool | None, bool | None]] = {}
+        self._follow = bool(follow_tempo)
+        self._onsets: collections.deque[int] = collections.deque(maxlen=64)
+        self._follower = TempoFollower(clock.sample_rate, clock.tempo_at_step(0))
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._primed = False
+
+    # -- setup -------------------------------------------------------------------
+    def prime(self) -> None:
+        """Reset the model for a new piece and queue the parts' programs at the clock's
+        start. Call once before ``pump``/``start``. Thread: owner, before the worker runs."""
+        self.model.reset(self.style, self.clock.meter)
+        self.renderer.start(self.clock.step_time(self.clock.first_step))
+        self._primed = True
+
+    # -- setters (Thread: any) ------------------------------------------------------
+    def set_tempo(self, bpm: float) -> None:
+        """Request a tempo; it starts at the first beat not yet committed."""
+        self._req_tempo = check_tempo(bpm)
+
+    def set_controls(self, temperature: float, density: float, harmony_follow: float) -> None:
+        ControlledSampler(0, temperature, density, harmony_follow)   # validate here, in the caller's thread
+        self._req_controls = (float(temperature), float(density), float(harmony_follow))
+
+    def set_style(self, style: str) -> None:
+        if style not in STYLES:
+            raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
+        self._req_style = style
+
+    def set_mute(self, part: str, muted: bool) -> None:
+        solo = self._req_parts.get(part, (None, None))[1]
+        self._req_parts = {**self._req_parts, part: (bool(muted), solo)}
+
+    def set_solo(self, part: str, soloed: bool) -> None:
+        mute = self._req_parts.get(part, (None, None))[0]
+        self._req_parts = {**self._req_parts, part: (mute, bool(soloed))}
+
+    def set_follow_tempo(self, on: bool) -> None:
+        self._follow = bool(on)
+
+    def melody_event(self, time: int, pitch: int, on: bool) -> None:
+        """A note from the player (sample time on the audio clock). Thread: one producer."""
+        self.quantiser.push(MelodyEvent(int(time), int(pitch), bool(on)))
+        if on:
+            self._onsets.append(int(time))
+
+    # -- worker side ---------------------------------------------------------------
+    def _apply_requests(self) -> None:
+        if self._req_controls is not None:
+            c, self._req_controls = self._req_controls, None
+            self.sampler.set_controls(*c)
+            self.renderer.density = c[1]
+        if self._req_parts:
+            reqs, self._req_parts = self._req_parts, {}
+            for name, (mute, solo) in reqs.items():
+                if mute is not None:
+                    (self.renderer.muted.add if mute else self.renderer.muted.discard)(name)
+                if solo is not None:
+                    (self.renderer.soloed.add if solo else self.renderer.soloed.discard)(name)
+        if self._req_tempo is not None:
+            bpm, self._req_tempo = self._req_tempo, None
+            self.clock.set_tempo(bpm, self.next_step)
+            self._follower.bpm = bpm
+        if self._follow and self.next_step % self.clock.beat_steps == 0:
+            while self._onsets:
+                self._follower.add_onset(self._onsets.popleft())
+            est = self._follower.estimate()
+            cur = self.clock.tempo_at_step(self.next_step)
+            if est is not None and abs(est - cur) > 0.02 * cur:
+                self.clock.set_tempo(est, self.next_step)
+        if self._req_style is not None and self.next_step % self.clock.bar_steps == 0:
+            style, self._req_style = self._req_style, None
+            if style != self.style:
+                # a new style is a new piece for the model; the band carries on in time
+                self.style = style
+                self.model.reset(style, self.clock.meter)
+                groove_seed = self.renderer.groove.rng.integers(1 << 30)
+                from engine.groove import Groove
+                self.renderer.groove = Groove(style, self.clock.meter, int(groove_seed))
+
+    def _commit_step(self, k: int) -> None:
+        t0 = time.perf_counter()
+        clock = self.clock
+        t = clock.step_time(k)
+        mel_step = k - self.lookahead
+        mel = REST
+        if mel_step >= clock.first_step:
+            mel = self.quantiser.token_for(mel_step)
+            if mel_step < 0:
+                mel = REST   # contract: REST while t - lookahead < 0
+        if k < 0:
+            self.renderer.count_in(k, t)
+            frame = None
+        else:
+            self.sampler.observe_melody(mel)
+            frame = self.model.advance(mel, clock.step_in_bar(k), self.sampler)
+        now = self.clock_source() if self.clock_source is not None else t
+        late = t < now
+        if frame is not None:
+            self.renderer.render_step(k, t, frame, clock.step_in_bar(k), late=late)
+            self.recent.append((k, *(int(x) for x in frame), int(mel)))
+            self.steps += 1
+        self.late_steps += int(late)
+        dt = (time.perf_counter() - t0) * 1000.0
+        lead = (t - now) * 1000.0 / clock.sample_rate
+        i = self._nstats % STATS_RING
+        self._step_ms[i] = dt
+        self._lead_ms[i] = lead
+        self._nstats += 1
+        self._last_lead = lead
+        if lead < self._lead_min:
+            self._lead_min = lead
+        self.next_step = k + 1
+        if self.step_observer is not None:
+            self.step_observer(k, dt)
+
+    def due(self, now: int) -> bool:
+        """Whether the next chunk must be generated at audio time ``now``."""
+        return self.next_step <= self.clock.step_at(now) + self.margin_steps
+
+    def pump(self, now: int | None = None, until_step: int | None = None) -> int:
+        """Generate every chunk that is due at ``now`` (default: the clock source), never
+        committing ``until_step`` or later (an offline render's end). Returns the number
+        of steps committed. Thread: worker / render loop."""
+        if not self._primed:
+            self.prime()
+        if now is None:
+            now = self.clock_source() if self.clock_source is not None else self.clock.step_time(self.next_step)
+        n = 0
+        while self.due(now) and (until_step is None or self.next_step < until_step):
+            self._apply_requests()
+            for _ in range(self.chunk_steps):
+                if until_step is not None and self.next_step >= until_step:
+                    break
+                self._commit_step(self.next_step)
+                n += 1
+            if self.clock_source is not None:
+                now = max(now, self.clock_source())
+        return n
+
+    def seconds_until_due(self, now: int) -> float:
+        """How long the worker may sleep before the next chunk is due."""
+        t_due = self.clock.step_time(self.next_step - self.margin_steps)
+        return max(0.0, (t_due - now) / self.clock.sample_rate)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                now = self.clock_source()
+                self.pump(now)
+                # Sleep until the next chunk is due, but wake often: the audio clock may
+                # start late or stall, and requests should apply promptly.
+                wait = min(0.02, self.seconds_until_due(self.clock_source()))
+                if wait > 0.0005:
+                    self._stop.wait(wait)
+        except BaseException as exc:   # surfaced through metrics/error; audio keeps running
+            self.error = exc
+
+    def start(self) -> None:
+        """Start the worker thread against ``clock_source`` (the audio clock)."""
+        if self.clock_source is None:
+            raise ValueError("a live generator needs a clock_source (the audio clock)")
+        if self._thread is not None:
+            raise RuntimeError("generator already started")
+        if not self._primed:
+            self.prime()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="liveband-generator", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the worker; queued events stay queued. Thread: owner."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- metrics (Thread: any) --------------------------------------------------------
+    def metrics(self) -> GeneratorMetrics:
+        n = min(self._nstats, STATS_RING)
+        if n:
+            s = self._step_ms[:n].copy()
+            lead = self._lead_ms[:n].copy()
+            p50, p99, mx = (float(x) for x in np.percentile(s, [50, 99, 100]))
+            lmin, lp1 = self._lead_min, float(np.percentile(lead, 1))
+        else:
+            p50 = p99 = mx = lmin = lp1 = 0.0
+        q = self.quantiser
+        return GeneratorMetrics(self.steps, self.next_step - 1, self.late_steps, q.late_onsets, q.late_releases,
+                                p50, p99, mx, lmin, lp1, self._last_lead,
+                                self.clock.tempo_at_step(self.next_step), self.backend)

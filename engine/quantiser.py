@@ -1,0 +1,105 @@
+"""Melody events (pitch, on/off, time in samples) -> one melody token per 16th step.
+
+Rounding rule: an event at sample ``t`` belongs to the grid step whose start time is
+nearest to ``t``; an exact tie goes to the later step. A note that would round to zero
+length lasts one step. The melody is monophonic: the latest onset wins, and releasing
+the sounding note makes the melody rest (releasing an older, overridden key does
+nothing).
+
+Commitment: the generator *commits* melody step k when it hands token k to the model
+(``token_for(k)``); a committed token never changes. An event whose step is already
+committed is *late*: a late onset moves to the first uncommitted step (so the model still
+hears the note, a little later than played) and ``late_onsets`` counts it; a late release
+ends the note at the first uncommitted step and ``late_releases`` counts it. Nothing is
+dropped silently. Live, with the generator ``margin`` steps ahead of the clock and the
+model's lookahead ``d``, a note played at step s reaches the model at step
+``s + margin - d + 1`` at the earliest; the counters make that visible.
+
+Thread: ``push`` may be called from any one producer thread (MIDI or pitch tracker) at
+the same time as the worker calls ``token_for``: events travel through a deque, whose
+append/popleft are atomic. Everything else is worker-only.
+"""
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+
+from engine.clock import Clock
+from models.tokens import HOLD, REST, note_on
+
+
+@dataclass(frozen=True)
+class MelodyEvent:
+    time: int          # sample on the audio clock
+    pitch: int         # MIDI pitch 0-127
+    on: bool           # True: note on, False: note off
+
+
+class Quantiser:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._inbox: collections.deque[MelodyEvent] = collections.deque()
+        # step -> ("on", pitch) / ("off", pitch) decisions not yet consumed, ordered per step
+        self._pending: dict[int, list[tuple[str, int]]] = {}
+        self._committed = clock.first_step - 1     # last committed step
+        self._sounding: int | None = None           # pitch held at the last committed step
+        self.late_onsets = 0
+        self.late_releases = 0
+        self.onsets = 0
+
+    @property
+    def committed_step(self) -> int:
+        return self._committed
+
+    def push(self, event: MelodyEvent) -> None:
+        """Queue one melody event. Thread: the one producer (any thread)."""
+        if not 0 <= event.pitch < 128:
+            raise ValueError(f"MIDI pitch out of range: {event.pitch}")
+        self._inbox.append(event)
+
+    def note(self, time: int, pitch: int, on: bool) -> None:
+        self.push(MelodyEvent(int(time), int(pitch), bool(on)))
+
+    def nearest_step(self, time: int) -> int:
+        """Grid step nearest to ``time`` (ties to the later step)."""
+        k = self.clock.step_at(time)
+        t0, t1 = self.clock.step_time(k), self.clock.step_time(k + 1)
+        return k + 1 if (time - t0) >= (t1 - time) else k
+
+    def _drain(self) -> None:
+        while self._inbox:
+            ev = self._inbox.popleft()
+            step = self.nearest_step(ev.time)
+            if step <= self._committed:
+                step = self._committed + 1
+                if ev.on:
+                    self.late_onsets += 1
+                else:
+                    self.late_releases += 1
+            self._pending.setdefault(step, []).append(("on" if ev.on else "off", ev.pitch))
+
+    def token_for(self, step: int) -> int:
+        """Commit and return the melody token of ``step`` (REST / HOLD / note_on).
+
+        Steps must be asked for in order, each once. Thread: worker.
+        """
+        if step != self._committed + 1:
+            raise ValueError(f"melody steps must be committed in order: expected {self._committed + 1}, got {step}")
+        self._drain()
+        actions = self._pending.pop(step, ())
+        onset: int | None = None
+        for kind, pitch in actions:
+            if kind == "on":
+                onset = pitch
+            elif onset is not None and pitch == onset:
+                # released within the same step it began: it still sounds for one step,
+                # so defer the release to the next step
+                self._pending.setdefault(step + 1, []).insert(0, ("off", pitch))
+            elif onset is None and pitch == self._sounding:
+                self._sounding = None
+        self._committed = step
+        if onset is not None:
+            self._sounding = onset
+            self.onsets += 1
+            return note_on(onset)
+        return HOLD if self._sounding is not None else REST
