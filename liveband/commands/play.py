@@ -1,0 +1,22 @@
+"""`liveband` / `liveband play`: open the desktop instrument (ui/)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from liveband.cli import UserError
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        from ui.app import run
+    except ImportError as exc:   # PyQt6 / pyqtgraph missing or its system libraries absent
+        raise UserError(f"the desktop app cannot start ({exc}); run 'make setup' to install what is missing") from exc
+    if (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("no display to open the window on; run it on a desktop, or headless with "
+                        "'xvfb-run liveband' (offline work: 'liveband render ...')")
+    if args.quit_after is not None and args.quit_after <= 0:
+        raise UserError("--quit-after must be a positive number of seconds")
+    return run(blocksize=args.blocksize, backend=args.backend, quit_after=args.quit_after, autoplay=args.autoplay)

@@ -1,0 +1,95 @@
+"""A stand-in with the Session API, for unit tests of pure widget logic only (no audio,
+no model). It records every call so a test can check that a control reached the session,
+and produces snapshots/roll data a test can set. Integration tests use the real Session."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class PartState:
+    mute: bool
+    solo: bool
+    volume: float
+    program: int
+
+
+@dataclass(frozen=True)
+class SessionSnapshot:
+    playing: bool = False
+    counting_in: bool = False
+    tempo: float = 100.0
+    meter: str = "4/4"
+    style: str = "pop"
+    input_mode: str = "keyboard"
+    step: float = 0.0
+    chord: str = ""
+    key: str = ""
+    input_level_db: float = -90.0
+    hummed_pitch: float | None = None
+    audio_latency_ms: float = 10.7
+    xruns: int = 0
+    lead_ms: float = 300.0
+    late_steps: int = 0
+    cpu_percent: float = 12.0
+    backend: str = "torch-cpu"
+    recording: bool = False
+    notices: tuple = ()
+    parts: dict = field(default_factory=lambda: {
+        "bass": PartState(False, False, 0.82, 33), "keys": PartState(False, False, 0.7, 0),
+        "pad": PartState(False, False, 0.55, 89), "drums": PartState(False, False, 0.75, 0)})
+
+
+class FakeSession:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.snap = SessionSnapshot()
+        self.notes: list[tuple] = []
+        self.closed = False
+
+    def _rec(self, *call) -> None:
+        self.calls.append(call)
+
+    def called(self, name: str) -> list[tuple]:
+        return [c[1:] for c in self.calls if c[0] == name]
+
+    def play(self): self._rec("play"); self.snap = replace(self.snap, playing=True)
+    def stop(self): self._rec("stop"); self.snap = replace(self.snap, playing=False)
+    def close(self): self._rec("close"); self.closed = True
+    def set_input_mode(self, mode): self._rec("set_input_mode", mode); self.snap = replace(self.snap, input_mode=mode)
+    def audio_devices(self): return {"inputs": ["FakeMic"], "outputs": ["NullSpeakers"]}
+    def midi_ports(self): return {"inputs": [], "outputs": []}
+    def set_audio_devices(self, output=None, input=None, blocksize=None): self._rec("set_audio_devices", output, input, blocksize)
+    def open_midi_input(self, name): self._rec("open_midi_input", name)
+    def open_midi_output(self, name, virtual=True): self._rec("open_midi_output", name, virtual)
+    def key_event(self, pitch, down, velocity=100): self._rec("key_event", pitch, down)
+    def set_tempo(self, bpm):
+        self._rec("set_tempo", bpm)
+        if not 40 <= bpm <= 240:
+            raise ValueError(f"tempo must be 40-240 BPM, got {bpm}")
+        self.snap = replace(self.snap, tempo=bpm)
+    def tap_tempo(self): self._rec("tap_tempo"); return 123.0
+    def set_meter(self, meter): self._rec("set_meter", meter)
+    def set_style(self, style): self._rec("set_style", style)
+    def set_temperature(self, t): self._rec("set_temperature", t)
+    def set_density(self, d): self._rec("set_density", d)
+    def set_harmony_follow(self, h): self._rec("set_harmony_follow", h)
+    def set_part(self, part, *, mute=None, solo=None, volume=None, program=None):
+        self._rec("set_part", part, dict(mute=mute, solo=solo, volume=volume, program=program))
+        old = self.snap.parts[part]
+        new = PartState(old.mute if mute is None else mute, old.solo if solo is None else solo,
+                        old.volume if volume is None else volume, old.program if program is None else program)
+        self.snap = replace(self.snap, parts={**self.snap.parts, part: new})
+    def set_master_volume(self, v): self._rec("set_master_volume", v)
+    def set_metronome(self, on): self._rec("set_metronome", on)
+    def set_count_in(self, bars): self._rec("set_count_in", bars)
+    def set_recording(self, on): self._rec("set_recording", on); self.snap = replace(self.snap, recording=on)
+    def snapshot(self): return self.snap
+    def roll(self, since_step): return [n for n in self.notes if n[3] >= since_step]
+    def list_sessions(self): return [{"name": "2026-11-23_1700", "duration": "0:42"}]
+    def export_session(self, name, dest): self._rec("export_session", name, dest); return [f"{dest}/{name}.mid"]
+    def render_file(self, path, out_wav, midi_out=None, progress=None):
+        self._rec("render_file", path, out_wav, midi_out)
+        for i in range(5):
+            if progress:
+                progress(i / 4)

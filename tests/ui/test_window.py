@@ -1,0 +1,234 @@
+"""The window built on a fake session (pure widget logic): every control reaches the
+session, keys play notes, problems are shown, settings persist."""
+from dataclasses import replace
+
+import pytest
+from PyQt6.QtCore import QEvent, QSettings, Qt
+from PyQt6.QtGui import QKeyEvent
+from PyQt6.QtWidgets import QApplication
+
+from ui import settings as st
+from ui.mainwindow import MainWindow
+
+
+@pytest.fixture()
+def make_window(themed_app, qtbot, tmp_path):
+    made = []
+
+    def make(session, settings_file="ui.ini"):
+        s = QSettings(str(tmp_path / settings_file), QSettings.Format.IniFormat)
+        w = MainWindow(session, s, blocksize=256)
+        qtbot.addWidget(w)
+        w.show()
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+def key(w, k, down=True, auto=False):
+    ev = QKeyEvent(QEvent.Type.KeyPress if down else QEvent.Type.KeyRelease, k, Qt.KeyboardModifier.NoModifier,
+                   "", auto)
+    QApplication.sendEvent(QApplication.focusWidget() or w, ev)
+
+
+def test_window_opens_with_every_part_of_the_instrument(make_window, fake_session):
+    w = make_window(fake_session)
+    assert set(w.strips) == {"bass", "keys", "pad", "drums"}
+    assert [w.tabs.tabText(i) for i in range(w.tabs.count())] == ["Band", "Setup", "Sessions"]
+    assert w.strips["bass"].program.currentData() == 33          # from the session's part state
+    assert w.audio_out.findData("NullSpeakers") > 0
+    assert w.session_list.count() == 1
+
+
+def test_transport_controls_reach_the_session(make_window, fake_session):
+    w = make_window(fake_session)
+    fake_session.calls.clear()
+    w.tempo.setValue(132.0)
+    w.meter.setCurrentIndex(w.meter.findData("3/4"))
+    w.count_in.setValue(2)
+    w.metronome.setChecked(not w.metronome.isChecked())
+    w.style.setCurrentIndex(w.style.findData("folk"))
+    w.record_btn.click()
+    w.play_btn.click()
+    assert fake_session.called("set_tempo")[-1] == (132.0,)
+    assert fake_session.called("set_meter")[-1] == ("3/4",)
+    assert fake_session.called("set_count_in")[-1] == (2,)
+    assert fake_session.called("set_metronome")
+    assert fake_session.called("set_style")[-1] == ("folk",)
+    assert fake_session.called("set_recording")[-1] == (True,)
+    assert fake_session.called("play")
+    w.tick()
+    assert w.play_btn.isChecked() and w.record_btn.isChecked()
+    w.play_btn.click()
+    assert fake_session.called("stop")
+
+
+def test_band_knobs_and_mixer_reach_the_session(make_window, fake_session):
+    w = make_window(fake_session)
+    fake_session.calls.clear()
+    w.temperature.setValue(1.4)
+    w.density.setValue(0.2)
+    w.harmony.setValue(0.9)
+    w.master.setValue(0.5)
+    strip = w.strips["pad"]
+    strip.mute.click()
+    strip.solo.click()
+    strip.volume.setValue(30)
+    strip.program.setCurrentIndex(strip.program.findData(48))
+    assert fake_session.called("set_temperature")[-1] == (1.4,)
+    assert fake_session.called("set_density")[-1] == (0.2,)
+    assert fake_session.called("set_harmony_follow")[-1] == (0.9,)
+    assert fake_session.called("set_master_volume")[-1] == (0.5,)
+    parts = [c for c in fake_session.called("set_part") if c[0] == "pad"]
+    assert [c[1] for c in parts] == [
+        dict(mute=True, solo=None, volume=None, program=None),
+        dict(mute=None, solo=True, volume=None, program=None),
+        dict(mute=None, solo=None, volume=0.3, program=None),
+        dict(mute=None, solo=None, volume=None, program=48),
+    ]
+
+
+def test_devices_reach_the_session(make_window, fake_session):
+    w = make_window(fake_session)
+    w.audio_out.setCurrentIndex(w.audio_out.findData("NullSpeakers"))
+    w.buffer.setCurrentIndex(w.buffer.findData(512))
+    w._apply_audio()
+    assert fake_session.called("set_audio_devices")[-1] == ("NullSpeakers", None, 512)
+    w.midi_out.setCurrentIndex(w.midi_out.findData("virtual:LiveBand"))
+    w._apply_midi_out()
+    assert fake_session.called("open_midi_output")[-1] == ("LiveBand", True)
+    assert "No MIDI controller found" in w.latency_hint.text()
+
+
+def test_space_plays_and_t_taps_wherever_the_focus_is(make_window, fake_session):
+    w = make_window(fake_session)
+    w.tempo.setFocus()
+    key(w, Qt.Key.Key_Space)
+    key(w, Qt.Key.Key_Space, down=False)
+    assert fake_session.called("play")
+    key(w, Qt.Key.Key_T)
+    assert fake_session.called("tap_tempo")
+    assert w.tempo.value() == pytest.approx(123.0)
+    w.tick()
+    key(w, Qt.Key.Key_Space)
+    assert fake_session.called("stop")
+
+
+def test_computer_keyboard_plays_notes_only_in_keyboard_mode(make_window, fake_session):
+    w = make_window(fake_session)
+    w.set_input_mode("keyboard")
+    assert fake_session.called("set_input_mode")[-1] == ("keyboard",)
+    key(w, Qt.Key.Key_C)
+    key(w, Qt.Key.Key_C, auto=True)          # auto-repeat while held: no new note
+    key(w, Qt.Key.Key_C, down=False)
+    assert fake_session.called("key_event") == [(64, True), (64, False)]
+    w.mode_buttons["mic"].click()
+    assert fake_session.called("set_input_mode")[-1] == ("mic",)
+    key(w, Qt.Key.Key_C)
+    key(w, Qt.Key.Key_C, down=False)
+    assert len(fake_session.called("key_event")) == 2
+
+
+def test_switching_input_mode_releases_held_notes(make_window, fake_session):
+    w = make_window(fake_session)
+    w.set_input_mode("keyboard")
+    key(w, Qt.Key.Key_Z)
+    w.set_input_mode("midi")
+    assert fake_session.called("key_event") == [(60, True), (60, False)]
+
+
+def test_session_notices_and_refusals_are_shown_to_the_player(make_window, fake_session):
+    w = make_window(fake_session)
+    fake_session.snap = replace(fake_session.snap, notices=(
+        "no audio device: start PulseAudio or plug in a sound card; offline render still works",))
+    w.tick()
+    assert w.notice.isVisibleTo(w)
+    assert "no audio device" in w.notice_text.text()
+    w._call(fake_session.set_tempo, 500.0)                    # the session refuses
+    assert "40-240" in w.notice_text.text()
+
+
+def test_machine_that_cannot_keep_up_gets_advice(make_window, fake_session):
+    w = make_window(fake_session)
+    fake_session.snap = replace(fake_session.snap, playing=True, xruns=0)
+    w.tick()
+    fake_session.snap = replace(fake_session.snap, playing=True, xruns=4)
+    w.tick()
+    assert "increase the buffer size from 256 to 512" in w.notice_text.text()
+    assert w.health_text.text() == "cannot keep up"
+
+
+def test_live_view_follows_the_session(make_window, fake_session):
+    w = make_window(fake_session)
+    fake_session.play()
+    fake_session.notes = [("melody", 60, 8.0, 12.0, False), ("bass", 36, 8.0, 16.0, False),
+                          ("keys", 64, 16.0, 20.0, True)]
+    fake_session.snap = replace(fake_session.snap, step=14.0, chord="Am", key="C major",
+                                hummed_pitch=69.2, input_level_db=-6.0)
+    w.tick()
+    w.tick()
+    assert w.chord_label.text() == "Am"
+    assert "C major" in w.key_label.text()
+    assert w.hum_label.text() == "A4"
+    assert w.roll.note_count == 3
+    assert w.level.fraction() > 0.5
+
+
+def test_settings_persist_between_runs(make_window, fake_session):
+    from fake_session import FakeSession
+    w = make_window(fake_session)
+    w.tempo.setValue(87.0)
+    w.style.setCurrentIndex(w.style.findData("chorale"))
+    w.temperature.setValue(1.3)
+    w.strips["drums"].mute.click()
+    w.strips["keys"].program.setCurrentIndex(w.strips["keys"].program.findData(4))
+    w.set_input_mode("mic")
+    w.close()
+    again = FakeSession()
+    w2 = make_window(again)
+    assert w2.tempo.value() == pytest.approx(87.0)
+    assert w2.style.currentData() == "chorale"
+    assert w2.temperature.value() == pytest.approx(1.3)
+    assert w2.input_mode == "mic"
+    assert w2.strips["drums"].mute.isChecked()
+    assert w2.strips["keys"].program.currentData() == 4
+    # ... and the restored choices were sent to the new session, not only shown.
+    assert again.called("set_tempo")[-1] == (87.0,)
+    assert again.called("set_style")[-1] == ("chorale",)
+    assert again.called("set_input_mode")[-1] == ("mic",)
+    assert ("drums", dict(mute=True, solo=False, volume=pytest.approx(0.75), program=0)) in again.called("set_part")
+
+
+def test_corrupt_settings_fall_back_to_defaults(themed_app, tmp_path):
+    path = tmp_path / "bad.ini"
+    path.write_text("[transport]\ntempo=fast\ncount_in=lots\n[band]\ntemperature=nan\n")
+    s = QSettings(str(path), QSettings.Format.IniFormat)
+    assert st.read(s, "transport/tempo") == 100.0
+    assert st.read(s, "transport/count_in") == 1
+    assert st.read(s, "band/temperature") == 0.9
+
+
+def test_render_runs_in_a_worker_and_reports_progress(make_window, fake_session, qtbot, tmp_path):
+    w = make_window(fake_session)
+    worker = w.render_file(str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"), str(tmp_path / "band.mid"))
+    with qtbot.waitSignal(worker.done, timeout=5000) as sig:
+        pass
+    assert sig.args[0] is True
+    assert fake_session.called("render_file") == [(str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"),
+                                                   str(tmp_path / "band.mid"))]
+    qtbot.waitUntil(lambda: w.progress.value() == 1000)
+    assert "band.wav" in w.job_label.text()
+
+
+def test_export_needs_a_selected_session(make_window, fake_session, qtbot, tmp_path):
+    w = make_window(fake_session)
+    assert w.export_selected(str(tmp_path)) is None
+    assert "Choose a recorded session" in w.notice_text.text()
+    w.session_list.setCurrentRow(0)
+    worker = w.export_selected(str(tmp_path))
+    with qtbot.waitSignal(worker.done, timeout=5000):
+        pass
+    assert fake_session.called("export_session") == [("2026-11-23_1700", str(tmp_path))]

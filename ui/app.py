@@ -1,0 +1,89 @@
+"""Start the desktop app: one QApplication, one Session, one MainWindow.
+
+Used by ``liveband play`` (liveband/commands/play.py) and scripts/screenshot.py.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+
+from PyQt6.QtCore import QTimer
+from PyQt6.QtGui import QIcon
+from PyQt6.QtWidgets import QApplication
+
+from ui import settings as st
+from ui.theme import apply_dark_theme
+
+
+def make_app(argv: list[str] | None = None) -> QApplication:
+    """The QApplication (created once), themed."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+        app.setOrganizationName(st.ORG)
+        app.setApplicationName(st.APP)
+        app.setApplicationDisplayName("LiveBand")
+        app.setWindowIcon(QIcon())
+    if not app.property("liveband_themed"):
+        apply_dark_theme(app)
+        app.setProperty("liveband_themed", True)
+    return app
+
+
+def make_session(blocksize: int | None = None, backend: str | None = None, settings=None):
+    """A live Session configured from the command line and the remembered settings.
+
+    A remembered audio device that has vanished is dropped (the session falls back to
+    the system default) rather than keeping the app from starting.
+    """
+    from liveband.config import AudioConfig, EngineConfig
+    from liveband.session import Session
+
+    settings = settings if settings is not None else st.open_settings()
+    bs = int(blocksize or st.read(settings, "devices/blocksize"))
+    engine = EngineConfig() if backend is None else EngineConfig(backend=backend)
+    out = st.read(settings, "devices/audio_out") or None
+    inp = st.read(settings, "devices/audio_in") or None
+    try:
+        audio = AudioConfig(blocksize=bs, output_device=out, input_device=inp)
+        return Session(engine_config=engine, audio_config=audio), bs
+    except ValueError:
+        raise
+    except Exception:
+        if out is None and inp is None:
+            raise
+        return Session(engine_config=engine, audio_config=AudioConfig(blocksize=bs)), bs
+
+
+def run(blocksize: int | None = None, backend: str | None = None, quit_after: float | None = None,
+        autoplay: str | None = None) -> int:
+    """Open the window and run until it closes. Returns the exit code."""
+    from ui.autoplay import MODES, KeyboardAutoplay
+    from ui.mainwindow import MainWindow
+
+    if autoplay is not None and autoplay not in MODES:
+        raise ValueError(f"--autoplay must be one of {', '.join(MODES)}, got {autoplay!r}")
+    app = make_app()
+    settings = st.open_settings()
+    session, bs = make_session(blocksize, backend, settings)
+    try:
+        win = MainWindow(session, settings, blocksize=bs)
+        win.show()
+        player = None
+        if autoplay:
+            player = KeyboardAutoplay(win)
+            QTimer.singleShot(300, player.start)
+        if quit_after is not None:
+            QTimer.singleShot(int(quit_after * 1000), win.close)
+        # Ctrl+C in the terminal closes the window properly (Python sees signals only
+        # when the interpreter runs, so a timer wakes it up).
+        signal.signal(signal.SIGINT, lambda *_: win.close())
+        wake = QTimer()
+        wake.start(200)
+        wake.timeout.connect(lambda: None)
+        app.exec()
+        if player is not None:
+            player.stop()
+    finally:
+        session.close()
+    return 0
