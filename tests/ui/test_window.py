@@ -213,10 +213,8 @@ def test_corrupt_settings_fall_back_to_defaults(themed_app, tmp_path):
 
 def test_render_runs_in_a_worker_and_reports_progress(make_window, fake_session, qtbot, tmp_path):
     w = make_window(fake_session)
-    worker = w.render_file(str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"), str(tmp_path / "band.mid"))
-    with qtbot.waitSignal(worker.done, timeout=5000) as sig:
-        pass
-    assert sig.args[0] is True
+    w.render_file(str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"), str(tmp_path / "band.mid"))
+    qtbot.waitUntil(lambda: "Rendered" in w.job_label.text(), timeout=5000)
     assert fake_session.called("render_file") == [(str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"),
                                                    str(tmp_path / "band.mid"))]
     qtbot.waitUntil(lambda: w.progress.value() == 1000)
@@ -228,7 +226,6 @@ def test_export_needs_a_selected_session(make_window, fake_session, qtbot, tmp_p
     assert w.export_selected(str(tmp_path)) is None
     assert "Choose a recorded session" in w.notice_text.text()
     w.session_list.setCurrentRow(0)
-    worker = w.export_selected(str(tmp_path))
-    with qtbot.waitSignal(worker.done, timeout=5000):
-        pass
+    w.export_selected(str(tmp_path))
+    qtbot.waitUntil(lambda: "Exported" in w.job_label.text(), timeout=5000)
     assert fake_session.called("export_session") == [("2026-11-23_1700", str(tmp_path))]
