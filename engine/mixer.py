@@ -90,7 +90,7 @@ class Mixer:
         self._reset_requested = False
         # Metronome: (on, origin sample, samples per beat, beats per bar, gain), one tuple
         # so a reader never sees half an update.
-        self._metro = (False, 0.0, float(self.sample_rate), 4, 0.5)
+        self._metro = (False, 0.0, float(self.sample_rate), 4, 0.5, 0, None)
         click_len = int(0.03 * self.sample_rate)
         t = np.arange(click_len, dtype=np.float32) / self.sample_rate
         env = np.exp(-t / 0.006).astype(np.float32)
@@ -115,7 +115,8 @@ class Mixer:
         self._log = q
 
     def set_tap(self, tap) -> None:
-        """``tap.write(block)`` receives each finished block (before the metronome).
+        """``tap.write(block, clock)`` receives each finished block and its first sample
+        on the audio clock (before the metronome is added).
         It must not block or allocate (e.g. engine.ring.AudioRing)."""
         self._tap = tap
 
@@ -142,12 +143,17 @@ class Mixer:
         self._master = float(gain)
 
     def set_metronome(self, on: bool, origin: float = 0.0, samples_per_beat: float | None = None,
-                      beats_per_bar: int = 4, gain: float = 0.5) -> None:
-        """Click every beat from sample ``origin`` (accent on each bar's first beat)."""
+                      beats_per_bar: int = 4, gain: float = 0.5, first_beat: int = 0) -> None:
+        """Click every beat from sample ``origin`` on (accent on each bar's first beat;
+        ``first_beat`` is the beat-in-bar of the beat at ``origin``). Before ``origin`` the
+        previous grid keeps clicking, so a tempo change can be announced ahead of time."""
         spb = float(samples_per_beat or self.sample_rate)
         if spb <= 0:
             raise ValueError("samples_per_beat must be positive")
-        self._metro = (bool(on), float(origin), spb, max(1, int(beats_per_bar)), float(gain))
+        old = self._metro
+        prev = (old[1], old[2], old[3], old[5]) if old[0] and old[1] < origin else None
+        self._metro = (bool(on), float(origin), spb, max(1, int(beats_per_bar)), float(gain),
+                       int(first_beat), prev)
 
     def all_notes_off(self) -> None:
         """Silence every channel at the next block (sustain released first)."""
@@ -277,7 +283,7 @@ class Mixer:
         self._master_and_limit(out, frames)
         tap = self._tap
         if tap is not None:
-            tap.write(out)
+            tap.write(out, clock)
         metro = self._metro
         if metro[0]:
             self._click(out, clock, frames, metro)
@@ -325,20 +331,30 @@ class Mixer:
         np.add(g, g0, out=g)
 
     def _click(self, out: np.ndarray, clock: int, frames: int, metro) -> None:
-        _, origin, spb, bpb, gain = metro
-        L = self._click_hi.shape[0]
+        _, origin, spb, bpb, gain, first, prev = metro
         t_end = clock + frames
-        k = math.ceil((clock - L - origin) / spb)
-        if k < 0:
-            k = 0
+        if prev is not None and clock < origin:
+            p_origin, p_spb, p_bpb, p_first = prev
+            self._click_grid(out, clock, min(t_end, int(round(origin))), clock, p_origin, p_spb,
+                             p_bpb, p_first, gain)
+        self._click_grid(out, max(clock, int(round(origin))), t_end, clock, origin, spb, bpb, first, gain)
+
+    def _click_grid(self, out: np.ndarray, lo: int, hi: int, clock: int, origin: float, spb: float,
+                    bpb: int, first: int, gain: float) -> None:
+        """Add the clicks of beats starting in [origin, hi) that sound within [lo, hi)
+        into ``out`` (whose frame 0 is sample ``clock``)."""
+        if hi <= lo:
+            return
+        L = self._click_hi.shape[0]
+        k = max(0, math.ceil((lo - L - origin) / spb))
         while True:
             beat = int(round(origin + k * spb))
-            if beat >= t_end:
+            if beat >= hi:
                 break
-            a = max(beat, clock)
-            b = min(beat + L, t_end)
+            a = max(beat, lo)
+            b = min(beat + L, hi)
             if b > a:
-                click = self._click_hi if k % bpb == 0 else self._click_lo
+                click = self._click_hi if (k + first) % bpb == 0 else self._click_lo
                 seg = self._cbuf[:b - a]
                 np.multiply(click[a - beat:b - beat], gain, out=seg)
                 dst = out[a - clock:b - clock]

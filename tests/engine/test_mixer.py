@@ -161,7 +161,7 @@ def test_metronome_clicks_on_beats_and_is_not_recorded(synth):
         def __init__(self):
             self.blocks = []
 
-        def write(self, block):
+        def write(self, block, clock):
             self.blocks.append(block.copy())
 
     mixer = fresh_mixer(synth)
@@ -183,3 +183,19 @@ def test_work_time_is_measured_per_block(synth):
     assert st["blocks"] == 20
     assert 0 < st["p50_ms"] <= st["p99_ms"] <= st["max_ms"]
     assert st["p99_load"] == pytest.approx(st["p99_ms"] / (256 / SR * 1000), rel=0.05)
+
+
+def test_metronome_tempo_change_announced_ahead_takes_effect_at_its_origin(synth):
+    mixer = fresh_mixer(synth)
+    mixer.set_metronome(True, origin=0, samples_per_beat=10000, beats_per_bar=4)
+    mixer.render(5000)
+    # from sample 30000 on (beat 3 of the old grid), beats every 6000 samples
+    mixer.set_metronome(True, origin=30000, samples_per_beat=6000, beats_per_bar=4, first_beat=3)
+    audio = np.concatenate([np.zeros((5000, 2), np.float32), mixer.render(50000)])
+    env = np.abs(audio).max(axis=1)
+    onsets = [i for i in range(1, len(env)) if env[i] > 0.01 and env[i - 300:i].max() <= 0.01]
+    expected = [10000, 20000, 30000, 36000, 42000, 48000, 54000]
+    assert len(onsets) == len(expected)
+    assert all(0 <= o - e <= 1 for o, e in zip(onsets, expected)), onsets   # the click's sine starts at 0
+    # accents: beat 0 of a bar is louder; 30000 is beat 3, 36000 a downbeat
+    assert env[36000:36100].max() > env[30000:30100].max()

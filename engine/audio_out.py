@@ -1,0 +1,232 @@
+"""The live audio output: a sounddevice OutputStream whose callback is ``Mixer.process``.
+
+- The callback only renders and counts (xruns from ``status.output_underflow``, errors
+  turned into silence so PortAudio never aborts the stream).
+- While the stream runs, the garbage collector is frozen and disabled (a full
+  collection can stall the callback for tens of ms) and the GIL switch interval is
+  shortened so a busy Python thread hands the GIL to the callback within ~0.5 ms
+  instead of 5 ms. Both are restored on ``stop``.
+- ``watch()`` (called by the owner every ~0.5 s) detects a device or server that went
+  away (the callback stops arriving, or the stream finished), closes the stream, and
+  re-opens it when the device is back. The mixer, its clock and any recording go on.
+- A sample rate the device refuses is negotiated (``negotiate_rate``) before the synth
+  is built, so the synth always runs at the stream's rate.
+
+Thread: everything except the callback is called from one owner thread (UI/main or the
+session's housekeeping thread). ``last_block_time`` / ``last_block_clock`` are written by
+the callback and read by anyone (MIDI out uses them to place events in wall time).
+"""
+from __future__ import annotations
+
+import gc
+import sys
+import time
+
+import numpy as np
+
+PREFERRED_RATES = (48000, 44100, 96000, 88200, 32000, 22050)
+
+
+class AudioUnavailable(RuntimeError):
+    """No usable output device (message says what is missing and how to fix it)."""
+
+
+def _sd():
+    try:
+        import sounddevice as sd
+    except OSError as exc:   # PortAudio missing
+        raise AudioUnavailable(f"PortAudio is not available ({exc}); install it with "
+                               "'sudo apt-get install libportaudio2'") from None
+    return sd
+
+
+def refresh_devices() -> None:
+    """Re-scan PortAudio's device list (a server that started or stopped since)."""
+    sd = _sd()
+    try:
+        sd._terminate()
+    except Exception:
+        pass
+    sd._initialize()
+
+
+def output_devices() -> list[str]:
+    sd = _sd()
+    try:
+        return [d["name"] for d in sd.query_devices() if d["max_output_channels"] >= 2]
+    except Exception:
+        return []
+
+
+def input_devices() -> list[str]:
+    sd = _sd()
+    try:
+        return [d["name"] for d in sd.query_devices() if d["max_input_channels"] >= 1]
+    except Exception:
+        return []
+
+
+def negotiate_rate(device, preferred: int) -> int:
+    """The preferred rate if the device takes it, else its default rate, else the first
+    common rate it accepts. AudioUnavailable when there is no output device at all."""
+    sd = _sd()
+    try:
+        info = sd.query_devices(device, "output")
+    except Exception as exc:
+        raise AudioUnavailable(
+            f"no audio output device ({exc}); start PulseAudio/PipeWire or JACK, or plug in a sound card"
+        ) from None
+    candidates = [preferred, int(info["default_samplerate"]), *PREFERRED_RATES]
+    for rate in dict.fromkeys(candidates):
+        try:
+            sd.check_output_settings(device=device, samplerate=rate, channels=2, dtype="float32")
+            return int(rate)
+        except Exception:
+            continue
+    raise AudioUnavailable(f"output device {info['name']!r} accepts none of the rates {PREFERRED_RATES}")
+
+
+class AudioOut:
+    """Owns the OutputStream for one Mixer."""
+
+    def __init__(self, mixer, *, device=None, blocksize: int = 256, latency="low",
+                 stall_s: float = 1.0, switch_interval: float = 0.0005) -> None:
+        if blocksize > mixer.max_block:
+            raise ValueError(f"blocksize {blocksize} exceeds the mixer's max block {mixer.max_block}")
+        self.mixer = mixer
+        self.device = device
+        self.blocksize = int(blocksize)
+        self.latency_hint = latency
+        self.stall_s = stall_s
+        self.switch_interval = switch_interval
+        self.stream = None
+        self.callback_errors = 0
+        self.restarts = 0
+        self.lost: str | None = None          # why the device is gone (None: fine)
+        self.last_block_time = 0.0            # time.monotonic() at the last callback
+        self.last_block_clock = 0             # mixer.clock at the start of that block
+        self.last_output_dac_offset = 0.0     # seconds from callback to DAC of its 1st frame
+        self._blocks_at_check = -1
+        self._check_time = 0.0
+        self._gc_was_enabled = True
+        self._old_switch = sys.getswitchinterval()
+        self._wanted = False
+
+    # -- the callback (Thread: audio) -----------------------------------------
+    def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
+        mixer = self.mixer
+        self.last_block_time = time.monotonic()
+        self.last_block_clock = mixer.clock
+        try:
+            self.last_output_dac_offset = time_info.outputBufferDacTime - time_info.currentTime
+            underflow = bool(status.output_underflow)
+            mb = mixer.max_block
+            if frames <= mb:
+                mixer.process(outdata, underflow)
+            else:                      # a host that ignores the block size: render in pieces
+                for s in range(0, frames, mb):
+                    mixer.process(outdata[s:min(frames, s + mb)], underflow and s == 0)
+        except Exception:
+            self.callback_errors += 1
+            outdata.fill(0.0)
+
+    # -- lifecycle (Thread: owner) ---------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.mixer.sample_rate
+
+    @property
+    def latency_ms(self) -> float:
+        s = self.stream
+        try:
+            return float(s.latency) * 1000.0 if s is not None else 0.0
+        except Exception:
+            return 0.0
+
+    @property
+    def active(self) -> bool:
+        s = self.stream
+        return bool(s is not None and s.active)
+
+    def start(self) -> None:
+        """Open and start the stream. AudioUnavailable with a readable reason on failure."""
+        self._wanted = True
+        self._open()
+        self._hold_gc()
+
+    def _open(self) -> None:
+        sd = _sd()
+        try:
+            stream = sd.OutputStream(samplerate=self.sample_rate, blocksize=self.blocksize, device=self.device,
+                                     channels=2, dtype="float32", latency=self.latency_hint,
+                                     callback=self._callback)
+            stream.start()
+        except Exception as exc:
+            raise AudioUnavailable(f"cannot open audio output {self.device or '(default)'} at "
+                                   f"{self.sample_rate} Hz, {self.blocksize} frames: {exc}") from None
+        self.stream = stream
+        self.lost = None
+        self._blocks_at_check = -1
+        self._check_time = time.monotonic()
+
+    def _close_stream(self) -> None:
+        s, self.stream = self.stream, None
+        if s is None:
+            return
+        try:
+            s.abort()
+        except Exception:
+            pass
+        try:
+            s.close()
+        except Exception:
+            pass
+
+    def stop(self) -> None:
+        self._wanted = False
+        self._close_stream()
+        self._release_gc()
+
+    def _hold_gc(self) -> None:
+        self._gc_was_enabled = gc.isenabled()
+        gc.collect()
+        gc.freeze()          # what exists now is never scanned again while we play
+        gc.disable()
+        self._old_switch = sys.getswitchinterval()
+        sys.setswitchinterval(self.switch_interval)
+
+    def _release_gc(self) -> None:
+        sys.setswitchinterval(self._old_switch)
+        gc.unfreeze()
+        if self._gc_was_enabled:
+            gc.enable()
+
+    def watch(self) -> str | None:
+        """Check the stream's health; restart it when its device is back. Returns a
+        notice when something changed ("audio device lost: ...", "audio restored"), else
+        None. Thread: owner, every ~0.5 s."""
+        if not self._wanted:
+            return None
+        now = time.monotonic()
+        if self.stream is not None:
+            blocks = self.mixer.blocks
+            stalled = blocks == self._blocks_at_check and now - self._check_time >= self.stall_s
+            if blocks != self._blocks_at_check:
+                self._blocks_at_check, self._check_time = blocks, now
+            if not self.stream.active or stalled:
+                self._close_stream()
+                self.lost = ("audio output stopped (device unplugged or audio server gone); "
+                             "LiveBand keeps recording what it has and retries every second")
+                return "audio device lost: " + self.lost
+            return None
+        # Stream gone: try to bring it back (a re-scan sees a server that returned).
+        if now - self._check_time < 1.0:
+            return None
+        self._check_time = now
+        try:
+            refresh_devices()
+            self._open()
+        except Exception:
+            return None
+        self.restarts += 1
+        return "audio restored"

@@ -1,0 +1,387 @@
+"""MIDI in and out through mido's rtmidi backend (ALSA sequencer, or JACK MIDI).
+
+- ``list_ports()``: input and output port names from every backend that works here, and
+  a note saying why there are none (no ALSA sequencer, no JACK server). rtmidi's and
+  libjack's complaints on stderr are silenced while probing.
+- ``MidiInput``: opens a controller by name; its rtmidi callback thread turns note on/off,
+  velocity, sustain pedal (CC64) and the chosen channel into ``PlayerNote`` calls and drops
+  everything else (sysex, clock, garbage bytes: mido's parser already discards bytes
+  that are not MIDI). A handler exception never reaches rtmidi.
+- ``PortWatcher``: polls the port list (hot-plug): new ports can be chosen without a
+  restart; the open port vanishing produces a notice and the session goes on.
+- ``ComputerKeyboard``: the fallback instrument, a pure key -> pitch mapping (two octaves
+  tracker-style: Z-row lower, Q-row upper; octave shift) that the UI feeds key presses.
+- ``MidiOutput``: a virtual output port (or a named one) carrying each band part on its
+  own channel, with optional MIDI clock (24 ppqn) and start/stop.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+# libjack would otherwise try to start a server of its own when none runs.
+os.environ.setdefault("JACK_NO_START_SERVER", "1")
+
+ALSA, JACK = "LINUX_ALSA", "UNIX_JACK"
+CC_SUSTAIN = 64
+_stderr_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence C-level stderr (ALSA lib / libjack messages) for the duration.
+    Process-wide and short: only around port probing and opening."""
+    with _stderr_lock:
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield
+            return
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _backend(api: str):
+    import mido
+    return mido.Backend(f"mido.backends.rtmidi/{api}", load=True)
+
+
+def _api_ports(api: str) -> tuple[list[str], list[str]]:
+    """(inputs, outputs) of one rtmidi API; raises when the API cannot start here."""
+    import rtmidi
+
+    rt_api = rtmidi.API_LINUX_ALSA if api == ALSA else rtmidi.API_UNIX_JACK
+    if rt_api not in rtmidi.get_compiled_api():
+        raise RuntimeError(f"rtmidi was built without {api}")
+    with quiet_stderr():
+        mi = rtmidi.MidiIn(rtapi=rt_api, name="LiveBand probe")
+        mo = rtmidi.MidiOut(rtapi=rt_api, name="LiveBand probe")
+        try:
+            return list(mi.get_ports()), list(mo.get_ports())
+        finally:
+            mi.delete()
+            mo.delete()
+
+
+def _jack_running() -> bool:
+    """A JACK server we could talk to: $JACK_DEFAULT_SERVER set, or the default socket."""
+    if os.environ.get("JACK_DEFAULT_SERVER"):
+        return True
+    for d in ("/dev/shm", f"/run/user/{os.getuid()}", "/tmp"):
+        try:
+            if any(n.startswith("jack") for n in os.listdir(d)):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def scan() -> tuple[dict[str, str], dict[str, str], str]:
+    """({input name: api}, {output name: api}, note). The note explains an empty list."""
+    ins: dict[str, str] = {}
+    outs: dict[str, str] = {}
+    problems = []
+    for api in (ALSA, JACK):
+        if api == JACK and not _jack_running():
+            problems.append("no JACK server running")
+            continue
+        try:
+            i, o = _api_ports(api)
+        except Exception as exc:
+            msg = str(exc)
+            if api == ALSA and ("seq" in msg or "ALSA" in msg):
+                problems.append("no ALSA sequencer (/dev/snd/seq missing: load snd-seq or use JACK)")
+            else:
+                problems.append(f"{api}: {msg}")
+            continue
+        for n in i:
+            ins.setdefault(n, api)
+        for n in o:
+            outs.setdefault(n, api)
+    note = "" if (ins or outs) else "no MIDI ports: " + "; ".join(problems)
+    return ins, outs, note
+
+
+def list_ports() -> tuple[list[str], list[str], str]:
+    """(input names, output names, note) over every MIDI backend that works here."""
+    ins, outs, note = scan()
+    return list(ins), list(outs), note
+
+
+def default_api() -> str | None:
+    """The API for virtual ports: JACK when a server runs, else ALSA if it works."""
+    if _jack_running():
+        try:
+            _api_ports(JACK)
+            return JACK
+        except Exception:
+            pass
+    try:
+        _api_ports(ALSA)
+        return ALSA
+    except Exception:
+        return None
+
+
+# -- MIDI in ----------------------------------------------------------------------
+NoteSink = Callable[[int, bool, int], None]        # (pitch, on, velocity)
+ControlSink = Callable[[int, int], None]           # (controller, value)
+
+
+class NoteFilter:
+    """Turns raw mido messages into the player's notes: channel filtering, note-on with
+    velocity 0 as note-off, sustain pedal held notes, everything else ignored.
+
+    ``on_note(pitch, on, velocity)`` gets the *musical* note events (a release while the
+    pedal is down is delivered when the pedal comes up, unless the key was struck
+    again); ``on_control(cc, value)`` gets the sustain pedal for the synth.
+    Thread: the one MIDI callback thread.
+    """
+
+    def __init__(self, on_note: NoteSink, on_control: ControlSink | None = None,
+                 channel: int | None = None) -> None:
+        if channel is not None and not 0 <= channel < 16:
+            raise ValueError(f"MIDI channel must be 1-16 (0-15 internally), got {channel}")
+        self.on_note = on_note
+        self.on_control = on_control
+        self.channel = channel
+        self.sustain = False
+        self._held_by_pedal: set[int] = set()
+        self._down: set[int] = set()
+        self.ignored = 0
+        self.errors = 0
+
+    def __call__(self, msg) -> None:
+        try:
+            self._handle(msg)
+        except Exception:   # never let a bad message or a sink bug kill the MIDI thread
+            self.errors += 1
+
+    def _handle(self, msg) -> None:
+        kind = getattr(msg, "type", None)
+        if kind not in ("note_on", "note_off", "control_change"):
+            self.ignored += 1
+            return
+        if self.channel is not None and msg.channel != self.channel:
+            self.ignored += 1
+            return
+        if kind == "control_change":
+            if msg.control != CC_SUSTAIN:
+                self.ignored += 1
+                return
+            down = msg.value >= 64
+            if self.on_control is not None:
+                self.on_control(CC_SUSTAIN, msg.value)
+            if self.sustain and not down:
+                for p in sorted(self._held_by_pedal):
+                    if p not in self._down:
+                        self.on_note(p, False, 0)
+                self._held_by_pedal.clear()
+            self.sustain = down
+            return
+        pitch = msg.note
+        if kind == "note_on" and msg.velocity > 0:
+            self._down.add(pitch)
+            self._held_by_pedal.discard(pitch)
+            self.on_note(pitch, True, msg.velocity)
+        else:
+            self._down.discard(pitch)
+            if self.sustain:
+                self._held_by_pedal.add(pitch)
+            else:
+                self.on_note(pitch, False, 0)
+
+
+class MidiInput:
+    """One open MIDI input port. ``handler`` receives each parsed mido message on
+    rtmidi's thread (use a NoteFilter)."""
+
+    def __init__(self, name: str, handler: Callable, api: str | None = None) -> None:
+        ins, _, note = scan()
+        if api is None:
+            if name not in ins:
+                raise OSError(f"MIDI input {name!r} not found" + (f" ({note})" if note else
+                              f"; available: {', '.join(ins) or 'none'}"))
+            api = ins[name]
+        self.name = name
+        self.api = api
+        with quiet_stderr():
+            self.port = _backend(api).open_input(name, callback=handler)
+
+    def close(self) -> None:
+        with quiet_stderr():
+            try:
+                self.port.close()
+            except Exception:
+                pass
+
+
+class VirtualMidiInput(MidiInput):
+    """A virtual input port other programs can connect to (JACK or ALSA)."""
+
+    def __init__(self, name: str, handler: Callable, api: str | None = None) -> None:
+        api = api or default_api()
+        if api is None:
+            raise OSError("no MIDI system for a virtual port (no ALSA sequencer, no JACK server)")
+        self.name = name
+        self.api = api
+        with quiet_stderr():
+            self.port = _backend(api).open_input(name, virtual=True, callback=handler)
+
+
+class PortWatcher:
+    """Hot-plug: ``poll()`` re-scans the ports and reports what changed.
+
+    Thread: one owner (the session's housekeeping thread), every ~1 s."""
+
+    def __init__(self) -> None:
+        self.inputs: dict[str, str] = {}
+        self.outputs: dict[str, str] = {}
+        self.note = ""
+
+    def poll(self) -> tuple[set[str], set[str]]:
+        """(appeared, vanished) input names since the last poll."""
+        ins, outs, note = scan()
+        appeared = set(ins) - set(self.inputs)
+        vanished = set(self.inputs) - set(ins)
+        self.inputs, self.outputs, self.note = ins, outs, note
+        return appeared, vanished
+
+
+# -- computer keyboard --------------------------------------------------------------
+LOWER_ROW = "zsxdcvgbhnjm,l.;/"     # C .. E (one octave + a third), piano layout
+UPPER_ROW = "q2w3er5t6y7ui9o0p[=]"   # C .. G one octave up
+
+
+@dataclass(frozen=True)
+class KeyNote:
+    pitch: int
+    on: bool
+
+
+class ComputerKeyboard:
+    """Two octaves on the computer keyboard, tracker style: the Z row plays from
+    ``base`` (white keys on Z X C V..., black keys on S D G H J), the Q row from
+    base + 12 (white keys on Q W E R..., black keys on 2 3 5 6 7). ``octave_up`` /
+    ``octave_down`` (the UI binds e.g. PageUp/PageDown) shift both rows.
+
+    Pure logic: ``press(key)`` / ``release(key)`` return the KeyNote to play or None.
+    A key held across an octave shift releases the pitch it started. Thread: UI.
+    """
+
+    def __init__(self, base: int = 48) -> None:
+        self.base = base
+        self._held: dict[str, int] = {}
+
+    def pitch_of(self, key: str) -> int | None:
+        k = key.lower()
+        if len(k) != 1:
+            return None
+        if k in LOWER_ROW:
+            p = self.base + LOWER_ROW.index(k)
+        elif k in UPPER_ROW:
+            p = self.base + 12 + UPPER_ROW.index(k)
+        else:
+            return None
+        return p if 0 <= p < 128 else None
+
+    def press(self, key: str) -> KeyNote | None:
+        k = key.lower()
+        if k in self._held:          # auto-repeat
+            return None
+        p = self.pitch_of(k)
+        if p is None:
+            return None
+        self._held[k] = p
+        return KeyNote(p, True)
+
+    def release(self, key: str) -> KeyNote | None:
+        p = self._held.pop(key.lower(), None)
+        return None if p is None else KeyNote(p, False)
+
+    def octave_up(self) -> int:
+        if self.base + 12 <= 96:
+            self.base += 12
+        return self.base
+
+    def octave_down(self) -> int:
+        if self.base - 12 >= 12:
+            self.base -= 12
+        return self.base
+
+    def release_all(self) -> list[KeyNote]:
+        notes = [KeyNote(p, False) for p in self._held.values()]
+        self._held.clear()
+        return notes
+
+
+# -- MIDI out --------------------------------------------------------------------------
+class MidiOutput:
+    """A MIDI output: a virtual port named ``name`` (other programs connect to it) or an
+    existing port. ``send_event`` takes engine.events kinds.
+    Thread: one sender (the session's dispatcher thread)."""
+
+    def __init__(self, name: str = "LiveBand band", virtual: bool = True, api: str | None = None) -> None:
+        if virtual:
+            api = api or default_api()
+            if api is None:
+                raise OSError("no MIDI system for a virtual port (no ALSA sequencer, no JACK server)")
+        else:
+            _, outs, note = scan()
+            if name not in outs:
+                raise OSError(f"MIDI output {name!r} not found" + (f" ({note})" if note else
+                              f"; available: {', '.join(outs) or 'none'}"))
+            api = api or outs[name]
+        self.name = name
+        self.api = api
+        self.virtual = virtual
+        self.sent = 0
+        self.errors = 0
+        with quiet_stderr():
+            self.port = _backend(api).open_output(name, virtual=virtual)
+
+    def send_event(self, kind: int, channel: int, data1: int, data2: int) -> None:
+        import mido
+
+        from engine.events import ALL_OFF, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
+        try:
+            if kind == NOTE_ON:
+                msg = mido.Message("note_on", channel=channel, note=data1 & 127, velocity=data2 & 127)
+            elif kind == NOTE_OFF:
+                msg = mido.Message("note_off", channel=channel, note=data1 & 127)
+            elif kind == CONTROL:
+                msg = mido.Message("control_change", channel=channel, control=data1 & 127, value=data2 & 127)
+            elif kind == PROGRAM:
+                msg = mido.Message("program_change", channel=channel, program=data1 & 127)
+            elif kind == ALL_OFF:
+                msg = mido.Message("control_change", channel=channel, control=123, value=0)
+            else:
+                return
+            self.port.send(msg)
+            self.sent += 1
+        except Exception:
+            self.errors += 1
+
+    def send_raw(self, type_: str) -> None:
+        """System real-time: 'clock', 'start', 'stop', 'continue'."""
+        import mido
+        try:
+            self.port.send(mido.Message(type_))
+        except Exception:
+            self.errors += 1
+
+    def close(self) -> None:
+        with quiet_stderr():
+            try:
+                self.port.close()
+            except Exception:
+                pass

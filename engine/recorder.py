@@ -1,0 +1,377 @@
+"""Session recording that survives a crash: a WAV of the mix and a MIDI file of the melody
+and the band's parts, written incrementally into one folder per session.
+
+- Audio: the mixer's tap writes each finished block into an ``AudioRing`` (lock-free,
+  never blocks the callback); a writer thread drains it every ``poll_s`` into
+  ``mix.wav`` and, at least every ``flush_s`` (default 1 s), patches the WAV header to
+  the current length and fsyncs. A crash loses at most that second; a header that lags
+  the data (a crash between append and patch) is repaired by ``repair_wav``.
+- MIDI: applied events (sample time, kind, channel, data) arrive through ``add_event``
+  (a deque: append is atomic, any thread). Every ``midi_every_s`` the writer rewrites
+  ``session.mid`` from the whole event log into a temporary file and renames it over
+  the old one, so the file on disk is always complete.
+- ``session.json`` holds the metadata (sample rate, tempo, meter, style, start time,
+  duration so far), rewritten the same way.
+
+Thread: ``start``/``stop``/``set_tempo`` from the owner (UI/main); ``add_event`` from any
+thread; ``ring.write`` from the audio thread; everything else on the writer thread.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from engine.events import ALL_OFF, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
+from engine.ring import AudioRing
+
+WAV_NAME, MIDI_NAME, META_NAME = "mix.wav", "session.mid", "session.json"
+TICKS_PER_BEAT = 480
+
+
+# -- WAV --------------------------------------------------------------------------
+def _wav_header(sample_rate: int, channels: int, data_bytes: int) -> bytes:
+    block_align = channels * 2
+    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
+            + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, sample_rate,
+                                    sample_rate * block_align, block_align, 16)
+            + b"data" + struct.pack("<I", data_bytes))
+
+
+class WavWriter:
+    """16-bit PCM WAV appended block by block; the header is patched on every flush,
+    so the file is a valid WAV of everything flushed so far. Thread: one (writer)."""
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int = 2) -> None:
+        self.path = Path(path)
+        self.sample_rate = int(sample_rate)
+        self.channels = channels
+        self.frames = 0
+        self._f = open(self.path, "wb")
+        self._f.write(_wav_header(self.sample_rate, channels, 0))
+        self._scratch = np.zeros(0, dtype=np.int16)
+
+    def append(self, frames: np.ndarray) -> None:
+        """frames: (n, channels) float32 in [-1, 1]."""
+        n = frames.shape[0]
+        if n == 0:
+            return
+        pcm = np.clip(frames, -1.0, 1.0) * 32767.0
+        np.nan_to_num(pcm, copy=False)
+        self._f.write(np.rint(pcm).astype("<i2").tobytes())
+        self.frames += n
+
+    def flush(self) -> None:
+        data_bytes = self.frames * self.channels * 2
+        self._f.flush()
+        pos = self._f.tell()
+        self._f.seek(0)
+        self._f.write(_wav_header(self.sample_rate, self.channels, data_bytes))
+        self._f.seek(pos)
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self.flush()
+            self._f.close()
+
+
+def repair_wav(path: str | os.PathLike) -> int:
+    """Make a WAV's header match the PCM actually on disk (after a crash between an
+    append and the next header patch). Returns the number of frames. Only for files
+    written by ``WavWriter`` (44-byte header, 16-bit PCM)."""
+    path = Path(path)
+    with open(path, "r+b") as f:
+        head = f.read(44)
+        if len(head) < 44 or head[:4] != b"RIFF" or head[8:12] != b"WAVE" or head[36:40] != b"data":
+            raise ValueError(f"{path}: not a LiveBand WAV recording")
+        channels, rate = struct.unpack("<HI", head[22:28])
+        size = path.stat().st_size - 44
+        frame_bytes = channels * 2
+        size -= size % frame_bytes
+        f.seek(0)
+        f.write(_wav_header(rate, channels, size))
+        f.truncate(44 + size)
+    return size // frame_bytes
+
+
+# -- MIDI -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TempoMark:
+    sample: int      # audio-clock sample where this tempo starts
+    bpm: float
+
+
+def samples_to_ticks(samples: int, start: int, sample_rate: int, tempi: list[TempoMark]) -> int:
+    """Ticks (TICKS_PER_BEAT per quarter) of audio-clock sample ``samples`` in a file that
+    begins at sample ``start`` with tempo map ``tempi`` (sorted, first at or before start)."""
+    ticks = 0.0
+    pos = start
+    bpm = tempi[0].bpm if tempi else 120.0
+    for mark in tempi:
+        if mark.sample <= pos:
+            bpm = mark.bpm
+            continue
+        if mark.sample >= samples:
+            break
+        ticks += (mark.sample - pos) / sample_rate * bpm / 60.0 * TICKS_PER_BEAT
+        pos, bpm = mark.sample, mark.bpm
+    ticks += (samples - pos) / sample_rate * bpm / 60.0 * TICKS_PER_BEAT
+    return int(round(ticks))
+
+
+def write_midi(path: str | os.PathLike, events: list[tuple[int, int, int, int, int]], start: int,
+               sample_rate: int, tempi: list[TempoMark], meter: str = "4/4",
+               track_names: dict[int, str] | None = None) -> None:
+    """Write a type-1 MIDI file: track 0 holds tempo/meter, then one track per channel.
+
+    ``events``: (sample, kind, channel, data1, data2) in engine.events kinds, time-ordered.
+    Written to a temporary file and renamed, so ``path`` is always a complete file."""
+    import mido
+
+    path = Path(path)
+    mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
+    meta = mido.MidiTrack()
+    num, den = (int(x) for x in meter.split("/"))
+    meta.append(mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0))
+    last = 0
+    for mark in tempi or [TempoMark(start, 120.0)]:
+        t = samples_to_ticks(max(mark.sample, start), start, sample_rate, tempi)
+        meta.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(mark.bpm), time=max(0, t - last)))
+        last = max(last, t)
+    mid.tracks.append(meta)
+    per_channel: dict[int, list[tuple[int, mido.Message]]] = {}
+    for sample, kind, ch, d1, d2 in events:
+        if sample < start:
+            sample = start
+        if kind == NOTE_ON:
+            msg = mido.Message("note_on", channel=ch, note=d1 & 127, velocity=d2 & 127)
+        elif kind == NOTE_OFF:
+            msg = mido.Message("note_off", channel=ch, note=d1 & 127, velocity=0)
+        elif kind == CONTROL:
+            msg = mido.Message("control_change", channel=ch, control=d1 & 127, value=d2 & 127)
+        elif kind == PROGRAM:
+            msg = mido.Message("program_change", channel=ch, program=d1 & 127)
+        elif kind == ALL_OFF:
+            msg = mido.Message("control_change", channel=ch, control=123, value=0)
+        else:
+            continue
+        per_channel.setdefault(ch, []).append((samples_to_ticks(sample, start, sample_rate, tempi), msg))
+    names = track_names or {}
+    for ch in sorted(per_channel):
+        track = mido.MidiTrack()
+        track.append(mido.MetaMessage("track_name", name=names.get(ch, f"channel {ch + 1}"), time=0))
+        prev = 0
+        for tick, msg in per_channel[ch]:
+            track.append(msg.copy(time=max(0, tick - prev)))
+            prev = max(prev, tick)
+        mid.tracks.append(track)
+    tmp = path.with_name(path.name + ".tmp")
+    mid.save(str(tmp))
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def new_session_folder(root: str | os.PathLike) -> Path:
+    """root/YYYYmmdd-HHMMSS (with -2, -3... if that second is taken)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base = datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = root / base
+    n = 2
+    while True:
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            folder = root / f"{base}-{n}"
+            n += 1
+
+
+# -- the recorder -----------------------------------------------------------------
+class Recorder:
+    """One recorded session in ``folder``. Feed audio through ``ring`` (give it to
+    ``Mixer.set_tap``) and events through ``add_event``."""
+
+    def __init__(self, folder: str | os.PathLike, sample_rate: int, *, meta: dict | None = None,
+                 track_names: dict[int, str] | None = None, ring_seconds: float = 8.0,
+                 poll_s: float = 0.2, flush_s: float = 1.0, midi_every_s: float = 2.0) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.sample_rate = int(sample_rate)
+        self.ring = AudioRing(int(ring_seconds * sample_rate))
+        self.meta = dict(meta or {})
+        self.track_names = dict(track_names or {})
+        self.poll_s, self.flush_s, self.midi_every_s = poll_s, flush_s, midi_every_s
+        self._inbox: collections.deque = collections.deque()
+        self._events: list[tuple[int, int, int, int, int]] = []
+        self._tempi: list[TempoMark] = []
+        self._meter = self.meta.get("meter", "4/4")
+        self._wav: WavWriter | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._midi_dirty = False
+        self.error: str | None = None       # the writer's last failure, for the UI
+        self.start_sample: int | None = None
+
+    @property
+    def wav_path(self) -> Path:
+        return self.folder / WAV_NAME
+
+    @property
+    def midi_path(self) -> Path:
+        return self.folder / MIDI_NAME
+
+    def add_event(self, sample: int, kind: int, channel: int, data1: int = 0, data2: int = 0) -> None:
+        """Log one event at its audio-clock sample. Thread: any."""
+        self._inbox.append((int(sample), int(kind), int(channel), int(data1), int(data2)))
+
+    def set_tempo(self, sample: int, bpm: float) -> None:
+        """Tempo from audio-clock ``sample`` on (for the MIDI file's tempo map). Thread: any."""
+        self._inbox.append(("tempo", int(sample), float(bpm)))
+
+    def start(self) -> None:
+        self._wav = WavWriter(self.wav_path, self.sample_rate)
+        self.meta.setdefault("started", datetime.now().isoformat(timespec="seconds"))
+        self.meta["sample_rate"] = self.sample_rate
+        self._write_meta(final=False)
+        self._thread = threading.Thread(target=self._run, name="liveband-recorder", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Drain, write the final files. Safe to call twice."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._thread = None
+
+    # -- writer thread ---------------------------------------------------------
+    def _run(self) -> None:
+        chunk = np.zeros((self.sample_rate // 2, 2), dtype=np.float32)
+        last_flush = last_midi = time.monotonic()
+        while True:
+            stopping = self._stop.wait(self.poll_s)
+            try:
+                self._drain_audio(chunk)
+                self._drain_events()
+                now = time.monotonic()
+                if stopping or now - last_flush >= self.flush_s:
+                    self._wav.flush()
+                    self._write_meta(final=stopping)
+                    last_flush = now
+                if self._midi_dirty and (stopping or now - last_midi >= self.midi_every_s):
+                    self._write_midi()
+                    last_midi = now
+            except OSError as exc:   # disk full, folder removed: say so, keep the audio path alive
+                self.error = f"recording to {self.folder} failed: {exc}"
+            if stopping:
+                break
+        try:
+            self._wav.close()
+        except OSError as exc:
+            self.error = f"recording to {self.folder} failed: {exc}"
+
+    def _drain_audio(self, chunk: np.ndarray) -> None:
+        while True:
+            n = self.ring.read_into(chunk)
+            if n == 0:
+                break
+            if self.start_sample is None:
+                self.start_sample = self.ring.first_time
+            self._wav.append(chunk[:n])
+
+    def _drain_events(self) -> None:
+        while self._inbox:
+            item = self._inbox.popleft()
+            if item[0] == "tempo":
+                self._tempi.append(TempoMark(item[1], item[2]))
+                self._tempi.sort(key=lambda m: m.sample)
+            else:
+                self._events.append(item)
+            self._midi_dirty = True
+
+    def _origin(self) -> int:
+        if self.start_sample is not None:
+            return self.start_sample
+        if self._events:
+            return min(e[0] for e in self._events)
+        return 0
+
+    def _write_midi(self) -> None:
+        events = sorted(self._events, key=lambda e: e[0])     # stable: same-time order kept
+        write_midi(self.midi_path, events, self._origin(), self.sample_rate, self._tempi,
+                   self._meter, self.track_names)
+        self._midi_dirty = False
+
+    def _write_meta(self, final: bool) -> None:
+        frames = self._wav.frames if self._wav else 0
+        self.meta.update(seconds=round(frames / self.sample_rate, 3), complete=final,
+                         events=len(self._events), dropped_audio_frames=self.ring.dropped_frames,
+                         start_sample=self.start_sample)
+        if self._tempi:
+            self.meta["tempo"] = self._tempi[0].bpm
+        _write_json(self.folder / META_NAME, self.meta)
+
+
+# -- browsing past sessions ------------------------------------------------------
+def list_sessions(root: str | os.PathLike) -> list[dict]:
+    """Every session folder under ``root``, newest first: name, path, started, seconds,
+    complete, files."""
+    root = Path(root)
+    rows = []
+    if not root.is_dir():
+        return rows
+    for folder in sorted((p for p in root.iterdir() if p.is_dir()), reverse=True):
+        meta: dict = {}
+        try:
+            meta = json.loads((folder / META_NAME).read_text())
+        except (OSError, ValueError):
+            pass
+        files = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.endswith(".tmp"))
+        if not files:
+            continue
+        rows.append({"name": folder.name, "path": str(folder), "started": meta.get("started", ""),
+                     "seconds": float(meta.get("seconds", 0.0)), "complete": bool(meta.get("complete", False)),
+                     "tempo": meta.get("tempo"), "style": meta.get("style", ""), "files": files})
+    return rows
+
+
+def export_session(root: str | os.PathLike, name: str, dest: str | os.PathLike) -> list[str]:
+    """Copy a session's WAV, MIDI and metadata into ``dest`` (created), repairing a WAV
+    header left behind by a crash. Returns the written paths. FileNotFoundError naming the
+    session when it does not exist."""
+    import shutil
+
+    src = Path(root) / name
+    if not name or "/" in name or name in (".", "..") or not src.is_dir():
+        raise FileNotFoundError(f"no recorded session named {name!r} in {root}")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fname in (WAV_NAME, MIDI_NAME, META_NAME):
+        p = src / fname
+        if not p.is_file():
+            continue
+        target = dest / f"{name}-{fname}"
+        shutil.copyfile(p, target)
+        if fname == WAV_NAME:
+            repair_wav(target)
+        written.append(str(target))
+    if not written:
+        raise FileNotFoundError(f"session {name!r} holds no recording")
+    return written

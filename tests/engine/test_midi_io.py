@@ -1,0 +1,96 @@
+"""MIDI input filtering (channels, velocity 0, sustain pedal, junk) and the computer
+keyboard mapping, as pure logic; real ports are exercised in tests/liveband."""
+from __future__ import annotations
+
+import mido
+import pytest
+
+from engine.midi_io import ComputerKeyboard, KeyNote, NoteFilter, list_ports
+
+
+def collect(channel=None):
+    notes, ccs = [], []
+    f = NoteFilter(lambda p, on, v: notes.append((p, on, v)), lambda c, v: ccs.append((c, v)), channel)
+    return f, notes, ccs
+
+
+def test_notes_velocity_and_zero_velocity_note_on_as_release():
+    f, notes, _ = collect()
+    f(mido.Message("note_on", note=60, velocity=93))
+    f(mido.Message("note_on", note=60, velocity=0))
+    f(mido.Message("note_off", note=62))
+    assert notes == [(60, True, 93), (60, False, 0), (62, False, 0)]
+
+
+def test_channel_filter_keeps_only_the_chosen_channel():
+    f, notes, _ = collect(channel=2)
+    f(mido.Message("note_on", note=60, velocity=80, channel=0))
+    f(mido.Message("note_on", note=61, velocity=80, channel=2))
+    assert notes == [(61, True, 80)]
+    with pytest.raises(ValueError):
+        NoteFilter(lambda *a: None, channel=16)
+
+
+def test_sustain_pedal_defers_releases_until_pedal_up_and_is_forwarded():
+    f, notes, ccs = collect()
+    f(mido.Message("note_on", note=60, velocity=80))
+    f(mido.Message("control_change", control=64, value=127))
+    f(mido.Message("note_off", note=60))
+    f(mido.Message("note_on", note=64, velocity=70))
+    f(mido.Message("note_off", note=64))
+    f(mido.Message("note_on", note=60, velocity=90))      # re-struck while held by the pedal
+    assert notes == [(60, True, 80), (64, True, 70), (60, True, 90)]
+    f(mido.Message("control_change", control=64, value=0))
+    assert notes[3:] == [(64, False, 0)]                   # 60 is down again: still sounding
+    assert ccs == [(64, 127), (64, 0)]
+
+
+def test_every_other_message_and_garbage_is_ignored_safely():
+    f, notes, ccs = collect()
+    parser = mido.Parser()
+    parser.feed(bytes([0xF0, 1, 2, 3, 0xF7, 0xF8, 0xFA, 0xE0, 0, 64, 0xB0, 1, 20, 0xC0, 5,
+                       0x80, 0x80, 0xFF, 0x12, 0x34, 0xA0, 60, 10, 0xD0, 30, 0x90, 60, 100]))
+    for msg in parser:
+        f(msg)
+    f("not a message")
+    f(None)
+    assert notes == [(60, True, 100)]
+    assert ccs == []
+    assert f.ignored >= 7
+
+
+def test_a_failing_sink_does_not_escape_the_midi_thread():
+    def boom(*_):
+        raise RuntimeError("sink bug")
+    f = NoteFilter(boom)
+    f(mido.Message("note_on", note=60, velocity=1))
+    assert f.errors == 1
+
+
+def test_computer_keyboard_two_octaves_and_octave_shift():
+    kb = ComputerKeyboard(base=48)
+    assert kb.press("z") == KeyNote(48, True)
+    assert kb.press("z") is None                     # auto-repeat
+    assert kb.press("S") == KeyNote(49, True)
+    assert kb.press("m") == KeyNote(59, True)
+    assert kb.press("q") == KeyNote(60, True)
+    assert kb.press("2") == KeyNote(61, True)
+    assert kb.press("i") == KeyNote(72, True)
+    assert kb.press("F1") is None and kb.press("a") is None
+    kb.octave_up()
+    assert kb.release("z") == KeyNote(48, False)    # releases what it started
+    assert kb.press("z") == KeyNote(60, True)
+    for _ in range(10):
+        kb.octave_up()
+    assert kb.base <= 96 and all(0 <= kb.pitch_of(k) < 128 for k in "zq]")
+    for _ in range(10):
+        kb.octave_down()
+    assert kb.base == 12
+    assert sorted(n.pitch for n in kb.release_all()) == [49, 59, 60, 60, 61, 72]
+
+
+def test_list_ports_explains_an_empty_list():
+    ins, outs, note = list_ports()
+    assert isinstance(ins, list) and isinstance(outs, list)
+    if not ins and not outs:
+        assert note.startswith("no MIDI ports")
