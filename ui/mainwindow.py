@@ -26,7 +26,7 @@ from ui import theme
 from ui.gm import NOTE_NAMES, note_name, program_choices
 from ui.health import BAD, OK, HealthMonitor, Verdict
 from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
-from ui.pianoroll import PianoRoll
+from ui.pianoroll import PianoRoll, bar_and_beat_steps
 from ui.widgets import Knob, LevelMeter
 from ui.workers import ExportWorker, RenderWorker
 
@@ -297,6 +297,17 @@ class MainWindow(QMainWindow):
         self.key_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         chord_box.addWidget(self.key_label)
         lay.addLayout(chord_box)
+        pos_box = QVBoxLayout()
+        pos_box.setSpacing(0)
+        pos_box.addWidget(_caption("bar . beat"), 0, Qt.AlignmentFlag.AlignHCenter)
+        self.position = QLabel("–")
+        self.position.setObjectName("bignum")
+        self.position.setMinimumWidth(70)
+        self.position.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        pos_box.addWidget(self.position)
+        pos_box.addStretch(1)
+        lay.addSpacing(8)
+        lay.addLayout(pos_box)
         lay.addStretch(1)
         inp = QVBoxLayout()
         inp.setSpacing(3)
@@ -737,6 +748,12 @@ class MainWindow(QMainWindow):
             self.tempo.setValue(snap.tempo)
             self.tempo.blockSignals(False)
         self.chord_label.setText(snap.chord or "–")
+        if snap.playing and not snap.counting_in:
+            bar, beat = bar_and_beat_steps(snap.meter)
+            s = max(0.0, snap.step)
+            self.position.setText(f"{int(s // bar) + 1}.{int(s % bar // beat) + 1}")
+        else:
+            self.position.setText("count" if snap.counting_in else "–")
         self.key_label.setText(f"key: {snap.key}" if snap.key else "key: listening…")
         self.level.set_db(snap.input_level_db)
         hp = snap.hummed_pitch

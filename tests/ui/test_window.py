@@ -171,6 +171,7 @@ def test_live_view_follows_the_session(make_window, fake_session):
     w.tick()
     w.tick()
     assert w.chord_label.text() == "Am"
+    assert w.position.text() == "1.4"          # step 14 of a 4/4 bar: the fourth beat
     assert "C major" in w.key_label.text()
     assert w.hum_label.text() == "A4"
     assert w.roll.note_count == 3

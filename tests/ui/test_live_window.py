@@ -1,0 +1,151 @@
+"""The window on the real Session: real PulseAudio server, real model, real SoundFont.
+
+Playing with the computer keyboard produces sound and fills the piano roll with the
+player's notes and the band's (heard and planned); a screenshot of the playing window
+is saved to artifacts/ui/playing.png. With no audio server the window still opens,
+says what is missing, and renders a melody file offline.
+"""
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PyQt6.QtCore import QSettings
+from PyQt6.QtGui import QColor
+
+from ui import theme
+from ui.autoplay import KeyboardAutoplay
+from ui.mainwindow import MainWindow
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "ui"
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as f:
+        frames = f.readframes(f.getnframes())
+        data = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+        return data.reshape(-1, f.getnchannels()), f.getframerate()
+
+
+def roll_foreground_fraction(img, roll, origin) -> float:
+    """Share of sampled roll pixels that are neither background nor lane/grid shading."""
+    bg = {QColor(c).rgb() & 0xFFFFFF for c in (theme.PANEL, "#161920", "#15171d", "#252a35", "#222632", theme.LINE)}
+    xs = range(int(origin.x() + roll.GUTTER + 2), int(origin.x() + roll.width() - 2), 3)
+    ys = range(int(origin.y() + roll.TOP + 2), int(origin.y() + roll.height() - 2), 3)
+    total = hit = 0
+    for y in ys:
+        for x in xs:
+            total += 1
+            rgb = img.pixel(x, y) & 0xFFFFFF
+            if rgb not in bg:
+                c = QColor(rgb)
+                if c.saturation() > 60 or c.lightness() > 120:
+                    hit += 1
+    return hit / max(1, total)
+
+
+@pytest.fixture()
+def live_session(pulse_server, liveband_home):
+    from liveband.config import AudioConfig
+    from liveband.session import Session
+    session = Session(audio_config=AudioConfig(blocksize=256))
+    yield session
+    session.close()
+
+
+def test_playing_window_makes_sound_and_draws_the_band(themed_app, qtbot, pulse_server, live_session, tmp_path):
+    settings = QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(live_session, settings, blocksize=256)
+    qtbot.addWidget(w)
+    w.resize(1360, 820)
+    w.show()
+    w.count_in.setValue(0)
+    w.tempo.setValue(120.0)
+    rec_path = tmp_path / "speakers.wav"
+    rec = pulse_server.record_output(rec_path)
+    player = KeyboardAutoplay(w)
+    try:
+        player.start()
+        qtbot.waitUntil(lambda: w.last_snapshot is not None and w.last_snapshot.playing, timeout=10000)
+        # Two bars at 120 bpm: the player's notes and the band's answer are on screen.
+        qtbot.waitUntil(lambda: player.presses >= 6, timeout=20000)
+        qtbot.wait(1500)
+        notes = live_session.roll(max(0.0, w.last_snapshot.step - 32))
+        parts = {n[0] for n in notes}
+        assert "melody" in parts, parts
+        assert parts & {"bass", "keys", "pad", "drums"}, parts
+        assert any(n[4] for n in notes), "the band's planned steps are shown ahead of the playhead"
+        assert w.roll.note_count > 0
+        assert w.play_btn.isChecked()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        pix = w.grab()
+        assert pix.save(str(ARTIFACTS / "playing.png"))
+        img = pix.toImage()
+        origin = w.roll.mapTo(w, w.roll.rect().topLeft())
+        assert roll_foreground_fraction(img, w.roll, origin) > 0.01
+        snap = w.last_snapshot
+        assert snap.audio_latency_ms > 0 and snap.backend
+        assert "latency" in w.health_labels["latency"].text()
+    finally:
+        player.stop()
+        w.stop()
+        qtbot.wait(300)
+        rec.terminate()
+        rec.wait(5)
+    assert not live_session.snapshot().playing
+    assert not w.play_btn.isChecked()
+    audio, sr = read_wav(rec_path)
+    assert len(audio) > sr * 2
+    rms = float(np.sqrt(np.mean(audio ** 2)))
+    assert rms > 0.003, f"the speakers stayed (nearly) silent: rms {rms:.5f}"
+    w.close()
+
+
+def _melody_midi(path: Path) -> None:
+    import mido
+    mid = mido.MidiFile(ticks_per_beat=480)
+    tr = mido.MidiTrack()
+    mid.tracks.append(tr)
+    tr.append(mido.MetaMessage("set_tempo", tempo=500000))
+    for p in (60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72, 67, 64, 60, 60):
+        tr.append(mido.Message("note_on", note=p, velocity=90, time=0))
+        tr.append(mido.Message("note_off", note=p, velocity=0, time=480))
+    mid.save(str(path))
+
+
+def test_without_an_audio_server_the_window_explains_and_still_renders(themed_app, qtbot, liveband_home,
+                                                                       monkeypatch, tmp_path):
+    from engine.softaudio import refresh_portaudio
+    from liveband.session import Session
+    # No server anywhere: PortAudio finds nothing to play on (this machine has no sound card).
+    monkeypatch.setenv("PULSE_SERVER", f"unix:{tmp_path}/no-such-pulse")
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "no-such-jack")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    refresh_portaudio()
+    session = None
+    try:
+        session = Session()
+        w = MainWindow(session, QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat))
+        qtbot.addWidget(w)
+        w.show()
+        w.tick()
+        assert w.notice.isVisibleTo(w)
+        assert "audio" in w.notice_text.text().lower()
+        melody = tmp_path / "tune.mid"
+        _melody_midi(melody)
+        out = tmp_path / "band.wav"
+        w.render_file(str(melody), str(out), str(tmp_path / "band.mid"))
+        qtbot.waitUntil(lambda: w.job_label.text().startswith(("Rendered", "Could not")), timeout=120000)
+        assert w.job_label.text().startswith("Rendered"), w.job_label.text()
+        assert w.progress.value() == 1000
+        audio, sr = read_wav(out)
+        assert len(audio) > sr * 4 and float(np.abs(audio).max()) > 0.01
+        assert (tmp_path / "band.mid").stat().st_size > 100
+        w.close()
+    finally:
+        if session is not None:
+            session.close()
+        monkeypatch.undo()
+        refresh_portaudio()
