@@ -74,7 +74,8 @@ def negotiate_rate(device, preferred: int) -> int:
         info = sd.query_devices(device, "output")
     except Exception as exc:
         raise AudioUnavailable(
-            f"no audio output device ({exc}); start PulseAudio/PipeWire or JACK, or plug in a sound card"
+            "no audio output device (no sound card and no audio server found); start "
+            "PulseAudio/PipeWire or JACK, or plug in a sound card"
         ) from None
     candidates = [preferred, int(info["default_samplerate"]), *PREFERRED_RATES]
     for rate in dict.fromkeys(candidates):

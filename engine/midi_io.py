@@ -100,6 +100,8 @@ def scan() -> tuple[dict[str, str], dict[str, str], str]:
             msg = str(exc)
             if api == ALSA and ("seq" in msg or "ALSA" in msg):
                 problems.append("no ALSA sequencer (/dev/snd/seq missing: load snd-seq or use JACK)")
+            elif api == JACK and "not running" in msg:
+                problems.append("no JACK server running")
             else:
                 problems.append(f"{api}: {msg}")
             continue

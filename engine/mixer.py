@@ -80,7 +80,8 @@ class Mixer:
         self._gbuf = np.zeros(self.max_block, dtype=np.float32)
         self._abs = np.zeros((self.max_block, 2), dtype=np.float32)
         # Per-channel volume / mute / program requested by other threads.
-        self._vol = np.full(NUM_CHANNELS, 100, dtype=np.int16)    # CC7 0..127 requested
+        self._vol = np.full(NUM_CHANNELS, 127, dtype=np.int16)    # user fader 0..127 (127 = unity)
+        self._part_cc7 = np.full(NUM_CHANNELS, 100, dtype=np.int16)   # last CC7 the events asked for
         self._mute = np.zeros(NUM_CHANNELS, dtype=bool)
         self._prog = np.full(NUM_CHANNELS, -1, dtype=np.int16)    # -1: leave as is
         self._ctl_version = 0
@@ -122,7 +123,8 @@ class Mixer:
 
     # -- controls (Thread: any) --------------------------------------------------
     def set_channel_volume(self, channel: int, volume: float) -> None:
-        """Part volume 0..1 on a MIDI channel, applied as CC7 at the next block."""
+        """User fader 0..1 on a MIDI channel (1 = the part's own level), applied at the
+        next block as CC7 = the events' own CC7 x fader."""
         v = min(1.0, max(0.0, float(volume)))
         self._vol[channel] = int(round(v * 127))
         self._ctl_version += 1
@@ -188,7 +190,7 @@ class Mixer:
             return
         self._ctl_applied = version
         for ch in range(NUM_CHANNELS):
-            v = 0 if self._mute[ch] else int(self._vol[ch])
+            v = 0 if self._mute[ch] else (int(self._part_cc7[ch]) * int(self._vol[ch])) // 127
             if v != self._applied_vol[ch]:
                 self._applied_vol[ch] = v
                 synth.control_change(ch, CC_VOLUME, v)
@@ -208,8 +210,10 @@ class Mixer:
             synth.note_off(ch, d1)
         elif kind == CONTROL:
             if d1 == CC_VOLUME:
-                # A part's own volume changes are scaled by the user's mute/volume.
+                # A part's own level is scaled by the user's fader and mute.
+                self._part_cc7[ch] = d2
                 v = 0 if self._mute[ch] else (d2 * int(self._vol[ch])) // 127
+                self._applied_vol[ch] = v
                 synth.control_change(ch, CC_VOLUME, v)
             else:
                 synth.control_change(ch, d1, d2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.events import ALL_OFF, EVENT_DTYPE, IMMEDIATE, NOTE_OFF, NOTE_ON, EventQueue
+from engine.events import ALL_OFF, CONTROL, EVENT_DTYPE, IMMEDIATE, NOTE_OFF, NOTE_ON, EventQueue
 from engine.mixer import Mixer
 from engine.synth import Synth
 
@@ -199,3 +199,17 @@ def test_metronome_tempo_change_announced_ahead_takes_effect_at_its_origin(synth
     assert all(0 <= o - e <= 1 for o, e in zip(onsets, expected)), onsets   # the click's sine starts at 0
     # accents: beat 0 of a bar is louder; 30000 is beat 3, 36000 a downbeat
     assert env[36000:36100].max() > env[30000:30100].max()
+
+
+def test_user_fader_scales_the_parts_own_volume(synth):
+    levels = []
+    for fader in (1.0, 0.5):
+        mixer = fresh_mixer(synth)
+        q = EventQueue()
+        mixer.add_queue(q)
+        mixer.set_channel_volume(4, fader)
+        q.push(0, CONTROL, 4, 7, 80)            # the part's own level
+        q.push(0, NOTE_ON, 4, 60, 100)
+        levels.append(float(np.abs(mixer.render(9600)).max()))
+        assert mixer._applied_vol[4] == int(80 * round(fader * 127)) // 127
+    assert levels[1] < 0.6 * levels[0]
