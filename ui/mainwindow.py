@@ -156,6 +156,7 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if app is not None:
             app.installEventFilter(self)
+        self.roll.setFocus()
         self.tick()
 
     # ------------------------------------------------------------------ build
@@ -182,6 +183,8 @@ class MainWindow(QMainWindow):
         roll_frame, rl = _panel()
         rl.setContentsMargins(4, 4, 4, 4)
         self.roll = PianoRoll()
+        # The roll holds the keyboard focus, so no text box shows a cursor or eats notes.
+        self.roll.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         rl.addWidget(self.roll)
         left.addWidget(roll_frame, 1)
         mixer = QHBoxLayout()
@@ -510,6 +513,8 @@ class MainWindow(QMainWindow):
                 self._call(self.session.set_part, part, **changes)
                 if state is not None:
                     strip.show_state(type(state)(**{**{a: getattr(state, a) for a in st.PART_KEYS}, **changes}))
+        self.record_btn.setChecked(st.read(s, "transport/record"))
+        self._call(self.session.set_recording, self.record_btn.isChecked())
         self.set_input_mode(st.read(s, "input/mode"))
         self.buffer.setCurrentIndex(max(0, self.buffer.findData(self.blocksize)))
 
@@ -520,6 +525,7 @@ class MainWindow(QMainWindow):
         st.write(s, "transport/count_in", int(self.count_in.value()))
         st.write(s, "transport/metronome", bool(self.metronome.isChecked()))
         st.write(s, "transport/key", self.key.currentData())
+        st.write(s, "transport/record", bool(self.record_btn.isChecked()))
         st.write(s, "band/style", self.style.currentData())
         st.write(s, "band/temperature", float(self.temperature.value()))
         st.write(s, "band/density", float(self.density.value()))
@@ -629,9 +635,10 @@ class MainWindow(QMainWindow):
 
         fill(self.audio_out, audio.get("outputs"), "System default", st.read(s, "devices/audio_out"))
         fill(self.audio_in, audio.get("inputs"), "System default", st.read(s, "devices/audio_in"))
-        fill(self.midi_in, midi.get("inputs"), "None", st.read(s, "devices/midi_in"))
-        fill(self.midi_out, midi.get("outputs"), "Off", st.read(s, "devices/midi_out"),
-             extra=(("Virtual port “LiveBand”", "virtual:LiveBand"),))
+        fill(self.midi_in, [n for n in midi.get("inputs") or () if not str(n).startswith("LiveBand")], "None",
+             st.read(s, "devices/midi_in"), extra=(("Virtual port “LiveBand in”", "LiveBand in"),))
+        fill(self.midi_out, [n for n in midi.get("outputs") or () if not str(n).startswith("LiveBand")], "Off",
+             st.read(s, "devices/midi_out"), extra=(("Virtual port “LiveBand band”", "virtual:"),))
         missing = []
         if not audio.get("outputs"):
             missing.append("No audio output found: start PulseAudio/PipeWire or JACK (or plug in a sound "
@@ -654,7 +661,7 @@ class MainWindow(QMainWindow):
     def _apply_midi_out(self) -> None:
         data = self.midi_out.currentData() or ""
         if data.startswith("virtual:"):
-            self._call(self.session.open_midi_output, data.split(":", 1)[1], virtual=True)
+            self._call(self.session.open_midi_output, data.split(":", 1)[1] or None, virtual=True)
         else:
             self._call(self.session.open_midi_output, data or None, virtual=False)
 
@@ -739,10 +746,14 @@ class MainWindow(QMainWindow):
         self.play_btn.setChecked(snap.playing)
         self.play_btn.setText("■" if snap.playing else "▶")
         self.play_btn.blockSignals(False)
-        if snap.recording != self.record_btn.isChecked():
-            self.record_btn.blockSignals(True)
-            self.record_btn.setChecked(snap.recording)
-            self.record_btn.blockSignals(False)
+        # The button is the wish to record takes; the text says whether a take is being written.
+        rec_text = "● RECORDING" if snap.recording else "● REC"
+        if self.record_btn.text() != rec_text:
+            self.record_btn.setText(rec_text)
+        if snap.input_mode != self.input_mode and snap.input_mode in self.mode_buttons:
+            for pitch in self.keyboard.release_all():
+                self._call(self.session.key_event, pitch, False)
+            self.mode_buttons[snap.input_mode].setChecked(True)
         if not self.tempo.hasFocus() and abs(snap.tempo - self.tempo.value()) > 0.05:
             self.tempo.blockSignals(True)
             self.tempo.setValue(snap.tempo)

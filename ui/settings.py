@@ -19,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "transport/count_in": 1,
     "transport/metronome": False,
     "transport/key": "Auto",
+    "transport/record": True,
     "band/style": "pop",
     "band/temperature": 0.9,
     "band/density": 0.5,

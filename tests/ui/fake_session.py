@@ -83,7 +83,7 @@ class FakeSession:
     def set_master_volume(self, v): self._rec("set_master_volume", v)
     def set_metronome(self, on): self._rec("set_metronome", on)
     def set_count_in(self, bars): self._rec("set_count_in", bars)
-    def set_recording(self, on): self._rec("set_recording", on); self.snap = replace(self.snap, recording=on)
+    def set_recording(self, on): self._rec("set_recording", on)   # the real one records only while playing
     def snapshot(self): return self.snap
     def roll(self, since_step): return [n for n in self.notes if n[3] >= since_step]
     def list_sessions(self): return [{"name": "2026-11-23_1700", "duration": "0:42"}]

@@ -51,19 +51,38 @@ def test_transport_controls_reach_the_session(make_window, fake_session):
     w.count_in.setValue(2)
     w.metronome.setChecked(not w.metronome.isChecked())
     w.style.setCurrentIndex(w.style.findData("folk"))
-    w.record_btn.click()
+    w.record_btn.click()                                       # on by default: this turns it off
     w.play_btn.click()
     assert fake_session.called("set_tempo")[-1] == (132.0,)
     assert fake_session.called("set_meter")[-1] == ("3/4",)
     assert fake_session.called("set_count_in")[-1] == (2,)
     assert fake_session.called("set_metronome")
     assert fake_session.called("set_style")[-1] == ("folk",)
-    assert fake_session.called("set_recording")[-1] == (True,)
+    assert fake_session.called("set_recording") == [(False,)]
     assert fake_session.called("play")
     w.tick()
-    assert w.play_btn.isChecked() and w.record_btn.isChecked()
+    assert w.play_btn.isChecked() and not w.record_btn.isChecked()
     w.play_btn.click()
     assert fake_session.called("stop")
+
+
+def test_record_button_shows_when_a_take_is_being_written(make_window, fake_session):
+    w = make_window(fake_session)
+    assert w.record_btn.isChecked()                     # takes are recorded unless turned off
+    assert fake_session.called("set_recording")[-1] == (True,)
+    fake_session.snap = replace(fake_session.snap, playing=True, recording=True)
+    w.tick()
+    assert w.record_btn.text() == "● RECORDING"
+    fake_session.snap = replace(fake_session.snap, playing=False, recording=False)
+    w.tick()
+    assert w.record_btn.text() == "● REC" and w.record_btn.isChecked()
+
+
+def test_input_mode_follows_the_session(make_window, fake_session):
+    w = make_window(fake_session)
+    fake_session.snap = replace(fake_session.snap, input_mode="midi")    # e.g. a controller was opened
+    w.tick()
+    assert w.input_mode == "midi"
 
 
 def test_band_knobs_and_mixer_reach_the_session(make_window, fake_session):
@@ -97,9 +116,15 @@ def test_devices_reach_the_session(make_window, fake_session):
     w.buffer.setCurrentIndex(w.buffer.findData(512))
     w._apply_audio()
     assert fake_session.called("set_audio_devices")[-1] == ("NullSpeakers", None, 512)
-    w.midi_out.setCurrentIndex(w.midi_out.findData("virtual:LiveBand"))
+    w.midi_out.setCurrentIndex(w.midi_out.findData("virtual:"))
     w._apply_midi_out()
-    assert fake_session.called("open_midi_output")[-1] == ("LiveBand", True)
+    assert fake_session.called("open_midi_output")[-1] == (None, True)
+    w.midi_out.setCurrentIndex(0)
+    w._apply_midi_out()
+    assert fake_session.called("open_midi_output")[-1] == (None, False)
+    w.midi_in.setCurrentIndex(w.midi_in.findData("LiveBand in"))
+    w._apply_midi_in()
+    assert fake_session.called("open_midi_input")[-1] == ("LiveBand in",)
     assert "No MIDI controller found" in w.latency_hint.text()
 
 
