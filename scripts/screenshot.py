@@ -24,6 +24,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=16.0, help="play this long before the shot")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
     ap.add_argument("--size", default="1360x820")
+    ap.add_argument("--blocksize", type=int, default=512,
+                    help="audio buffer (512 keeps a busy 2-core build machine free of dropouts)")
     args = ap.parse_args()
 
     from engine.softaudio import SoftwareAudioServer
@@ -41,7 +43,7 @@ def main() -> int:
         from ui.mainwindow import MainWindow
 
         app = make_app()
-        session, bs = make_session()
+        session, bs = make_session(blocksize=args.blocksize)
         try:
             win = MainWindow(session, blocksize=bs)
             w, h = (int(v) for v in args.size.split("x"))

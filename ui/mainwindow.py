@@ -26,6 +26,7 @@ from ui import theme
 from ui.gm import NOTE_NAMES, note_name, program_choices
 from ui.health import BAD, OK, HealthMonitor, Verdict
 from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
+from ui.onscreen import OnScreenKeys
 from ui.pianoroll import PianoRoll, bar_and_beat_steps
 from ui.widgets import Knob, LevelMeter
 from ui.workers import ExportWorker, RenderWorker
@@ -364,6 +365,11 @@ class MainWindow(QMainWindow):
         for i, k in enumerate((self.temperature, self.density, self.harmony, self.master)):
             grid.addWidget(k, i // 2, i % 2, Qt.AlignmentFlag.AlignHCenter)
         lay.addLayout(grid)
+        lay.addSpacing(6)
+        lay.addWidget(_caption("play here or on your keyboard"))
+        self.onscreen = OnScreenKeys(base=self.keyboard.base_pitch)
+        self.onscreen.note.connect(self.play_note)
+        lay.addWidget(self.onscreen)
         help_ = QLabel(
             "<b>Space</b> play / stop &nbsp; <b>T</b> tap tempo<br>"
             "<b>Z S X D C V G B H N J M ,</b> play notes<br><b>[ ]</b> octave down / up")
@@ -576,8 +582,7 @@ class MainWindow(QMainWindow):
         self.tick()
 
     def stop(self) -> None:
-        for pitch in self.keyboard.release_all():
-            self._call(self.session.key_event, pitch, False)
+        self._release_held()
         self._call(self.session.stop)
         self.tick()
 
@@ -607,8 +612,7 @@ class MainWindow(QMainWindow):
     def set_input_mode(self, mode: str) -> None:
         if mode not in self.mode_buttons:
             mode = "keyboard"
-        for pitch in self.keyboard.release_all():
-            self._call(self.session.key_event, pitch, False)
+        self._release_held()
         self.mode_buttons[mode].setChecked(True)
         self._call(self.session.set_input_mode, mode)
 
@@ -751,8 +755,7 @@ class MainWindow(QMainWindow):
         if self.record_btn.text() != rec_text:
             self.record_btn.setText(rec_text)
         if snap.input_mode != self.input_mode and snap.input_mode in self.mode_buttons:
-            for pitch in self.keyboard.release_all():
-                self._call(self.session.key_event, pitch, False)
+            self._release_held()
             self.mode_buttons[snap.input_mode].setChecked(True)
         if not self.tempo.hasFocus() and abs(snap.tempo - self.tempo.value()) > 0.05:
             self.tempo.blockSignals(True)
@@ -860,19 +863,35 @@ class MainWindow(QMainWindow):
             if press:
                 pitch = self.keyboard.press(key)
                 if pitch is not None:
-                    self._call(self.session.key_event, pitch, True, 100)
+                    self.play_note(pitch, True)
+                if key in (OCTAVE_DOWN, OCTAVE_UP):
+                    self.onscreen.base = self.keyboard.base_pitch
+                    self.onscreen.update()
             else:
                 pitch = self.keyboard.release(key)
                 if pitch is not None:
-                    self._call(self.session.key_event, pitch, False)
+                    self.play_note(pitch, False)
             return True
         return False
+
+    def play_note(self, pitch: int, down: bool) -> None:
+        """The player's note (computer keyboard or on-screen keys) to the session."""
+        if down:
+            self._call(self.session.key_event, pitch, True, 100)
+        else:
+            self._call(self.session.key_event, pitch, False)
+        lit = set(self.onscreen.lit)
+        (lit.add if down else lit.discard)(pitch)
+        self.onscreen.set_lit(lit)
+
+    def _release_held(self) -> None:
+        for pitch in self.keyboard.release_all():
+            self.play_note(pitch, False)
 
     def changeEvent(self, event) -> None:  # noqa: N802
         # A key released while another window has focus never reaches us: end held notes.
         if event.type() == QEvent.Type.ActivationChange and not self.isActiveWindow():
-            for pitch in self.keyboard.release_all():
-                self._call(self.session.key_event, pitch, False)
+            self._release_held()
         super().changeEvent(event)
 
     # ------------------------------------------------------------------ close
@@ -888,6 +907,5 @@ class MainWindow(QMainWindow):
             pass
         for w in list(self._workers):
             w.wait(30000)
-        for pitch in self.keyboard.release_all():
-            self._call(self.session.key_event, pitch, False)
+        self._release_held()
         super().closeEvent(event)

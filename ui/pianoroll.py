@@ -45,7 +45,7 @@ class PianoRoll(QWidget):
     TOP = 24             # px, the chord strip
     DRUM_LANE = 42       # px, the drum lane at the bottom
 
-    def __init__(self, parent: QWidget | None = None, behind_steps: int = 48, ahead_steps: int = 16) -> None:
+    def __init__(self, parent: QWidget | None = None, behind_steps: int = 40, ahead_steps: int = 8) -> None:
         super().__init__(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(480, 260)

@@ -255,3 +255,27 @@ def test_export_needs_a_selected_session(make_window, fake_session, qtbot, tmp_p
     w.export_selected(str(tmp_path))
     qtbot.waitUntil(lambda: "Exported" in w.job_label.text(), timeout=5000)
     assert fake_session.called("export_session") == [("2026-11-23_1700", str(tmp_path))]
+
+
+def test_on_screen_keys_play_and_light_up(make_window, fake_session, qtbot):
+    w = make_window(fake_session)
+    w.tabs.setCurrentIndex(0)
+    keys = w.onscreen
+    rects = keys.key_rects()
+    e4 = rects[64].center()
+    qtbot.mousePress(keys, Qt.MouseButton.LeftButton, pos=e4.toPoint())
+    assert fake_session.called("key_event")[-1] == (64, True)
+    assert 64 in keys.lit
+    qtbot.mouseRelease(keys, Qt.MouseButton.LeftButton, pos=e4.toPoint())
+    assert fake_session.called("key_event")[-1] == (64, False)
+    assert keys.lit == set()
+    # A black key wins where it overlaps the white keys below it.
+    c_sharp = rects[61]
+    assert keys.pitch_at(c_sharp.center().x(), c_sharp.top() + 2) == 61
+    assert keys.pitch_at(c_sharp.center().x(), keys.height() - 3) in (60, 62)
+    # Keys held on the computer keyboard light up as well.
+    w.set_input_mode("keyboard")
+    key(w, Qt.Key.Key_V)
+    assert keys.lit == {65}
+    key(w, Qt.Key.Key_V, down=False)
+    assert keys.lit == set()
