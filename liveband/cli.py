@@ -105,6 +105,9 @@ _HANDLERS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["play", *argv]      # `liveband --blocksize 512` is `liveband play --blocksize 512`
     args = parser.parse_args(argv)
     command = args.command or "play"
     if args.command is None:

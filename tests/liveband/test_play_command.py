@@ -1,0 +1,31 @@
+"""`liveband` / `liveband play`: user mistakes are one line and exit 2, before any window."""
+from liveband.cli import main
+
+
+def test_options_without_a_subcommand_go_to_play(capsys, monkeypatch):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert main(["--quit-after", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "liveband play: --quit-after must be a positive number of seconds"
+
+
+def test_no_display_says_how_to_run_headless(capsys, monkeypatch):
+    for var in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["play"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no display" in err and "xvfb-run" in err
+
+
+def test_bad_buffer_size_is_refused_before_audio_opens(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert main(["play", "--blocksize", "300"]) == 2
+    assert "block size must be a power of two" in capsys.readouterr().err
+
+
+def test_unknown_autoplay_mode_is_refused(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert main(["play", "--autoplay", "banjo"]) == 2
+    assert "--autoplay must be one of keyboard" in capsys.readouterr().err
