@@ -276,10 +276,14 @@ class MainWindow(QMainWindow):
         for k in KEYS:
             self.key.addItem(k, k)
         self.key.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.key.setMinimumContentsLength(12)
         self.key.currentIndexChanged.connect(self._key_changed)
         if not callable(getattr(self.session, "set_key", None)):
-            # The session follows the player's key by itself; the box then only shows it.
-            self.key.setToolTip("the band detects your key as you play (auto-key)")
+            # This session always follows the player's key: the box shows what it detects.
+            self.key.setEnabled(False)
+            self.key.setToolTip("auto-key: the band detects your key as you play")
+        else:
+            self.key.setToolTip("Auto follows your playing; or fix the key")
         group("key", self.key)
         self.style = QComboBox()
         for s in STYLES:
@@ -769,6 +773,9 @@ class MainWindow(QMainWindow):
         else:
             self.position.setText("count" if snap.counting_in else "–")
         self.key_label.setText(f"key: {snap.key}" if snap.key else "key: listening…")
+        auto = f"Auto: {snap.key}" if snap.key else "Auto"
+        if self.key.itemText(0) != auto:
+            self.key.setItemText(0, auto)
         self.level.set_db(snap.input_level_db)
         hp = snap.hummed_pitch
         self.hum_label.setText(note_name(int(round(hp))) if hp is not None and math.isfinite(hp) else "")

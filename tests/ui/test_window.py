@@ -279,3 +279,20 @@ def test_on_screen_keys_play_and_light_up(make_window, fake_session, qtbot):
     assert keys.lit == {65}
     key(w, Qt.Key.Key_V, down=False)
     assert keys.lit == set()
+
+
+def test_auto_key_shows_the_key_the_session_detects(make_window, fake_session):
+    w = make_window(fake_session)
+    fake_session.snap = replace(fake_session.snap, key="E minor")
+    w.tick()
+    assert w.key.itemText(0) == "Auto: E minor"
+    assert not w.key.isEnabled()               # this session always follows the player's key
+
+
+def test_a_fixed_key_reaches_a_session_that_accepts_one(make_window, fake_session):
+    fake_session.set_key = lambda key: fake_session._rec("set_key", key)
+    w = make_window(fake_session)
+    assert w.key.isEnabled()
+    w.key.setCurrentIndex(w.key.findData("D minor"))
+    w.key.setCurrentIndex(0)
+    assert fake_session.called("set_key")[-2:] == [("D minor",), (None,)]
