@@ -1,0 +1,66 @@
+"""`liveband eval`: evaluate a checkpoint and print JSON (see models/evaluate.py for the metrics).
+
+With no --jsb/--pop909 it measures the default held-out sets: JSB's "valid" split of
+../shared/data/jsb/Jsb16thSeparated.json, the POP909 validation songs of
+../shared/data/pop909 (never trained on), and Nottingham validation tunes for the
+recovery test. Naming a set evaluates only the sets named.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from liveband.cli import UserError
+from liveband.paths import DEFAULT_DATA_DIR
+
+
+def _sets(args) -> dict:
+    """Which sets to measure: {'jsb': path|None, 'pop909': path|None, 'pop909_only': str, 'nottingham': path|None}."""
+    default_jsb = DEFAULT_DATA_DIR / "jsb" / "Jsb16thSeparated.json"
+    default_pop = DEFAULT_DATA_DIR / "pop909"
+    default_nott = DEFAULT_DATA_DIR / "nottingham"
+    if args.jsb is None and args.pop909 is None:
+        sets = {
+            "jsb": default_jsb if default_jsb.is_file() else None,
+            "pop909": default_pop if default_pop.is_dir() else None,
+            "pop909_only": "valid",
+            "nottingham": default_nott if default_nott.is_dir() else None,
+        }
+        if all(v is None for k, v in sets.items() if k != "pop909_only"):
+            raise UserError(f"no evaluation data in {DEFAULT_DATA_DIR}; pass --jsb FILE and/or --pop909 DIR")
+        return sets
+    sets = {"jsb": None, "pop909": None, "pop909_only": "all", "nottingham": None}
+    if args.jsb is not None:
+        p = Path(args.jsb)
+        if not p.is_file():
+            raise UserError(f"JSB file not found: {p}")
+        sets["jsb"] = p
+    if args.pop909 is not None:
+        p = Path(args.pop909)
+        if not p.is_dir():
+            raise UserError(f"POP909 folder not found: {p}")
+        sets["pop909"] = p
+        # the project's own POP909 copy: measure only the songs training never sees
+        if p.resolve() == default_pop.resolve():
+            sets["pop909_only"] = "valid"
+    return sets
+
+
+def main(args) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UserError("--limit must be >= 1")
+    sets = _sets(args)
+    from models.evaluate import evaluate, finite_or_none
+    from models.runtime import load_model
+
+    model = load_model(args.checkpoint, device="cpu")
+    n_params = sum(p.numel() for p in model.model.parameters())
+    result = evaluate(model, jsb_path=sets["jsb"], jsb_split=args.split, pop909_dir=sets["pop909"],
+                      pop909_only=sets["pop909_only"], nottingham_dir=sets["nottingham"],
+                      limit=args.limit, seed=args.seed)
+    out = {"checkpoint": model.source, "parameters": int(n_params), "seed": args.seed,
+           "limit": args.limit, **result}
+    json.dump(finite_or_none(out), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
