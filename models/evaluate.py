@@ -13,7 +13,8 @@ the rule-based floor. Everything returns plain dicts ready for JSON.
     and the note-in-chord ratio of bass/tenor/alto ONSETS against the annotated chord
     sounding at that step (steps annotated "N" are not counted), for the model (sampled
     online with a fixed seed), the song's own PIANO part (its reduction) and the
-    rule-based accompanist.
+    rule-based accompanist; and how often the generated chord label's root agrees with
+    the annotated chord (model and rules).
 (c) Recovery (``recovery_metrics``): the melody jumps up ``shift`` semitones at the first
     downbeat after the middle of the song; the accompaniment is generated online and the
     note-in-key ratio of its onsets is reported per beat for the 16 beats after the jump
@@ -42,6 +43,7 @@ from models.tokens import (
     CHORD_BASE,
     MELODY,
     NOTE_BASE,
+    QUALITIES,
     REST,
     STEPS_PER_BEAT,
     TENOR,
@@ -95,6 +97,17 @@ def onset_in_chord(acc: np.ndarray, chords: np.ndarray) -> tuple[int, int]:
     return hits, total
 
 
+def chord_root_agreement(generated: np.ndarray, annotated: np.ndarray) -> tuple[int, int]:
+    """(steps where the generated chord label has the annotated chord's root, steps with a real
+    annotated chord). A generated "no chord" there counts as a miss."""
+    gen = np.asarray(generated, dtype=np.int64)
+    ann = np.asarray(annotated, dtype=np.int64)
+    real = ann >= CHORD_BASE
+    n_q = len(QUALITIES)
+    same = (gen >= CHORD_BASE) & ((gen - CHORD_BASE) // n_q == (ann - CHORD_BASE) // n_q)
+    return int((same & real).sum()), int(real.sum())
+
+
 def onsets_in_key_per_beat(acc: np.ndarray, start: int, beats: int, key_pcs: frozenset[int]) -> np.ndarray:
     """(beats, 2) int: per beat after ``start`` (4 steps each), (onsets in key, onsets)."""
     acc = np.asarray(acc)
@@ -129,16 +142,19 @@ def make_sampler(temperature: float = 0.9, seed: int = 0) -> Sampler:
     return sample
 
 
-def accompany(acc: Accompanist, piece: Piece, sampler: Sampler, melody: np.ndarray | None = None) -> np.ndarray:
+def accompany(acc: Accompanist, piece: Piece, sampler: Sampler, melody: np.ndarray | None = None,
+              num_steps: int | None = None) -> np.ndarray:
     """Run an Accompanist online over a piece's melody -> (T, 4) tokens (chord, bass, tenor, alto).
 
     melody: (T,) melody tokens to play instead of the piece's own (for the recovery test).
+    num_steps: stop after this many steps (default: the whole piece).
     """
     mel = piece.tokens[:, MELODY] if melody is None else np.asarray(melody)
     d = acc.lookahead
     acc.reset(piece.style, piece.meter)
-    out = np.empty((len(piece), 4), dtype=np.int64)
-    for t in range(len(piece)):
+    n = len(piece) if num_steps is None else min(num_steps, len(piece))
+    out = np.empty((n, 4), dtype=np.int64)
+    for t in range(n):
         m = int(mel[t - d]) if t - d >= 0 else REST
         out[t] = acc.advance(m, int(piece.step_in_bar[t]), sampler)
     return out
@@ -190,6 +206,7 @@ def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float
     """(b) online accompaniment NLL and note-in-chord ratios of model / human / rules."""
     nll_tot = {s: [0.0, 0] for s in ACC_OUT}
     counts = {"model": [0, 0], "human_piano": [0, 0], "rule_based": [0, 0]}
+    roots = {"model": [0, 0], "rule_based": [0, 0]}
     for i, p in enumerate(pieces):
         chords = p.tokens[:, CHORD]
         if model is not None:
@@ -200,9 +217,11 @@ def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float
                 nll_tot[s][1] += n
             gen = accompany(model.accompanist(seed), p, make_sampler(temperature, seed + i))
             _add(counts["model"], onset_in_chord(gen[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
+            _add(roots["model"], chord_root_agreement(gen[:, ACC_OUT[CHORD]], chords))
         _add(counts["human_piano"], onset_in_chord(p.tokens[:, list(ACC_NOTE_STREAMS)], chords))
         rules = accompany(RuleAccompanist(), p, make_sampler(0.0, seed))
         _add(counts["rule_based"], onset_in_chord(rules[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
+        _add(roots["rule_based"], chord_root_agreement(rules[:, ACC_OUT[CHORD]], chords))
     all_sum = sum(v[0] for v in nll_tot.values())
     all_n = sum(v[1] for v in nll_tot.values())
     return {
@@ -212,6 +231,7 @@ def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float
         "nll_per_stream": {STREAM_NAMES[s]: (round(v[0] / v[1], 4) if v[1] else None) for s, v in nll_tot.items()},
         "note_in_chord": {k: ratio(*v) for k, v in counts.items()},
         "onsets_counted": {k: v[1] for k, v in counts.items()},
+        "chord_root_agreement": {k: ratio(*v) for k, v in roots.items() if model is not None or k != "model"},
         "sampling": {"temperature": temperature, "seed": seed},
     }
 
@@ -261,9 +281,10 @@ def recovery_metrics(model, songs: list[RecoverySong], shift: int = 5, beats: in
             continue
         old_pcs = scale_pitch_classes(*key)
         new_pcs = scale_pitch_classes((key[0] + shift) % 12, key[1])
-        gens = {"rule_based": accompany(RuleAccompanist(), p, make_sampler(0.0, seed), mel)}
+        end = t0 + beats * STEPS_PER_BEAT      # nothing after the measured beats is needed
+        gens = {"rule_based": accompany(RuleAccompanist(), p, make_sampler(0.0, seed), mel, end)}
         if model is not None:
-            gens["model"] = accompany(model.accompanist(seed), p, make_sampler(temperature, seed + i), mel)
+            gens["model"] = accompany(model.accompanist(seed), p, make_sampler(temperature, seed + i), mel, end)
         for name, g in gens.items():
             notes = g[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]]
             after[name] += onsets_in_key_per_beat(notes, t0, beats, new_pcs)

@@ -109,6 +109,7 @@ def test_pop909_metrics_wire_model_human_and_rules(tmp_path):
     # the fixture is C for 16 steps, G7 for 8, Em7 for 8: a C on every step is in-chord 16 of 32 times
     assert res["note_in_chord"]["model"] == 0.5
     assert res["onsets_counted"]["model"] == 32
+    assert res["chord_root_agreement"]["model"] == 0.5          # its label is always C
     # the human part's reduction (see test_data_loaders): bass C G, alto G C D G, tenor E B: all 8 onsets
     # are tones of the chord annotated where they start (C, C, G7, Em7 ...)
     assert res["note_in_chord"]["human_piano"] == 1.0 and res["onsets_counted"]["human_piano"] == 8
@@ -160,3 +161,11 @@ def test_accompany_feeds_melody_with_the_lookahead():
     assert seen[1:4] == [(REST, 0), (REST, 1), (int(p.tokens[0, MELODY]), 2)]
     assert len(seen) == 1 + len(p)
 
+
+
+def test_chord_root_agreement():
+    from models.evaluate import chord_root_agreement
+
+    gen = np.array([C, chord_token(0, "min7"), CHORD_NONE, G7, C])
+    ann = np.array([C, C, C, chord_token(7, "maj"), CHORD_NONE])
+    assert chord_root_agreement(gen, ann) == (3, 4)
