@@ -15,7 +15,8 @@ the rule-based floor. Everything returns plain dicts ready for JSON.
     online with a fixed seed), the song's own PIANO part (its reduction) and the
     rule-based accompanist; and how often the generated chord label's root agrees with
     the annotated chord (model and rules).
-(c) Recovery (``recovery_metrics``): the melody jumps up ``shift`` semitones at the first
+(c) Recovery (``recovery_metrics``): the melody jumps up ``shift`` semitones (+5, the
+    brief's example, only changes one scale tone; +6, a tritone, changes five) at the first
     downbeat after the middle of the song; the accompaniment is generated online and the
     note-in-key ratio of its onsets is reported per beat for the 16 beats after the jump
     (key = the song's key + shift; POP909 key from key_audio.txt, else estimated from the
@@ -256,6 +257,10 @@ def jump_step(piece: Piece) -> int | None:
     return None
 
 
+RECOVERY_SHIFTS = (5, 6)
+RECOVERY_SONGS = 16          # per corpus, unless --limit asks for fewer
+
+
 def recovery_metrics(model, songs: list[RecoverySong], shift: int = 5, beats: int = 16, seed: int = 0,
                      temperature: float = 0.9) -> dict:
     """(c) note-in-key ratio per beat after an abrupt +shift transposition of the melody."""
@@ -295,6 +300,7 @@ def recovery_metrics(model, songs: list[RecoverySong], shift: int = 5, beats: in
         "songs": len(used),
         "shift_semitones": shift,
         "note_in_key_per_beat_after_jump": {k: [ratio(h, n) for h, n in after[k]] for k in names},
+        "note_in_key_16_beats_after_jump": {k: ratio(*after[k].sum(axis=0)) for k in names},
         "note_in_key_16_beats_before_jump": {k: ratio(*before[k]) for k in names},
         "song_names": used,
     }
@@ -352,7 +358,7 @@ def _evaluate(model, jsb_path, jsb_split, pop909_dir, pop909_only, nottingham_di
         else:
             out["jsb"] = {"file": str(jsb_path), "split": jsb_split, **jsb_metrics(model, res.pieces)}
     rec_songs: list[RecoverySong] = []
-    rec_limit = recovery_limit if recovery_limit is not None else limit
+    rec_limit = min(x for x in (recovery_limit, limit, RECOVERY_SONGS) if x is not None)
     if pop909_dir is not None:
         res = load_pop909(pop909_dir, only=pop909_only, limit=limit)
         skipped["pop909"] = res.skipped_count
@@ -363,7 +369,9 @@ def _evaluate(model, jsb_path, jsb_split, pop909_dir, pop909_only, nottingham_di
     if nottingham_dir is not None:
         rec_songs += [RecoverySong(p, None) for p in nottingham_valid(nottingham_dir, rec_limit)]
     if rec_songs:
-        out["recovery"] = recovery_metrics(model, rec_songs, seed=seed, temperature=temperature)
+        out["recovery"] = {f"shift_{k:+d}": recovery_metrics(model, rec_songs, shift=k, seed=seed,
+                                                             temperature=temperature)
+                           for k in RECOVERY_SHIFTS}
     out["skipped_songs"] = skipped
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
