@@ -29,7 +29,7 @@ from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
 from ui.onscreen import OnScreenKeys
 from ui.pianoroll import PianoRoll, bar_and_beat_steps
 from ui.widgets import Knob, LevelMeter
-from ui.workers import ExportWorker, RenderWorker
+from ui.workers import CallWorker, ExportWorker, RenderWorker
 
 INPUT_MODES = (("keyboard", "Keys"), ("midi", "MIDI"), ("mic", "Hum"))
 BLOCKSIZES = (64, 128, 256, 512, 1024, 2048)
@@ -144,6 +144,7 @@ class MainWindow(QMainWindow):
         self._workers: list = []
         self._messages: list[str] = []          # transient problems from our own calls
         self._closing = False
+        self._starting = None                   # the CallWorker running Session.play, if any
         self.setWindowTitle("LiveBand")
         self.resize(1360, 820)
         self._build()
@@ -572,6 +573,8 @@ class MainWindow(QMainWindow):
         self._show_notices(self.last_snapshot)
 
     def toggle_play(self) -> None:
+        if self._starting is not None:
+            return
         snap = self._safe_snapshot()
         playing = snap.playing if snap is not None else self.play_btn.isChecked()
         if playing:
@@ -580,12 +583,37 @@ class MainWindow(QMainWindow):
             self.play()
 
     def play(self) -> None:
+        """Start the band. Session.play can take seconds the first time (it loads the
+        model), so it runs in a worker while the window keeps drawing."""
+        if self._starting is not None:
+            return
         self.health.reset()
         self.roll.reset()
-        self._call(self.session.play)
+        self.play_btn.setText("…")
+        self.play_btn.setToolTip("starting the band…")
+        worker = CallWorker(self.session.play, self)
+        worker.done.connect(self._play_started)
+        self._starting = worker
+        self._workers.append(worker)
+        worker.finished.connect(lambda w=worker: self._workers.remove(w) if w in self._workers else None)
+        worker.start()
+
+    @property
+    def starting(self) -> bool:
+        """True while Session.play is still running in its worker."""
+        return self._starting is not None
+
+    def _play_started(self, ok: bool, message: str) -> None:
+        self._starting = None
+        self.play_btn.setToolTip("play / stop (Space)")
+        if not ok:
+            self.flash(f"Could not start the band: {message}")
         self.tick()
 
     def stop(self) -> None:
+        if self._starting is not None:       # let the start finish first; stopping then is instant
+            self._starting.wait()
+            self._starting = None
         self._release_held()
         self._call(self.session.stop)
         self.tick()
@@ -752,7 +780,7 @@ class MainWindow(QMainWindow):
         self.last_snapshot = snap
         self.play_btn.blockSignals(True)
         self.play_btn.setChecked(snap.playing)
-        self.play_btn.setText("■" if snap.playing else "▶")
+        self.play_btn.setText("…" if self._starting is not None else "■" if snap.playing else "▶")
         self.play_btn.blockSignals(False)
         # The button is the wish to record takes; the text says whether a take is being written.
         rec_text = "● RECORDING" if snap.recording else "● REC"
@@ -830,8 +858,11 @@ class MainWindow(QMainWindow):
         self.notice.show()
 
     # --------------------------------------------------------------- keyboard
-    def _is_text_entry(self, w) -> bool:
-        return isinstance(w, (QLineEdit, QAbstractSpinBox)) or isinstance(getattr(w, "parent", lambda: None)(), QAbstractSpinBox)
+    @staticmethod
+    def _is_text_entry(w) -> bool:
+        """A free-text box keeps every key; number boxes (tempo, count-in) take only digits,
+        so letters, Space and T still play the instrument while they have the focus."""
+        return isinstance(w, QLineEdit) and not isinstance(w.parent(), QAbstractSpinBox)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
         """Transport keys and computer-keyboard notes, wherever the focus is in this window."""
@@ -852,7 +883,7 @@ class MainWindow(QMainWindow):
         if mods not in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.ShiftModifier):
             return False
         focus = QApplication.focusWidget()
-        if self._is_text_entry(focus) and key not in (Qt.Key.Key_Space,) and not self.keyboard.is_note_key(key):
+        if self._is_text_entry(focus):
             return False
         if key == Qt.Key.Key_Space:
             if press and not event.isAutoRepeat():

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt
-from PyQt6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
+from PyQt6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen, QPixmap
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from ui import theme
@@ -70,8 +70,8 @@ class PianoRoll(QWidget):
         # Chord changes: ring of (step, name).
         self._chords: list[tuple[float, str]] = []
         # Visible pitch range, eased towards the notes in view.
-        self._lo = 48.0
-        self._hi = 84.0
+        self._lo = 48
+        self._hi = 84
         self._fonts = (QFont(self.font().family(), 8), QFont(self.font().family(), 9, QFont.Weight.Bold))
 
     # -- data ----------------------------------------------------------------
@@ -133,29 +133,36 @@ class PianoRoll(QWidget):
         self.update()
 
     def _ease_range(self) -> None:
+        """Keep every tonal note in view; widen at once, narrow one semitone at a time.
+        The range is whole semitones so the cached background stays valid between frames."""
         n = self._n
-        tonal = (self._part[:n] != _PART_INDEX["drums"])
+        tonal = self._part[:n] != _PART_INDEX["drums"]
         pitches = self._pitch[:n][tonal]
-        if self.hum_pitch is not None:
-            pitches = np.append(pitches, round(self.hum_pitch))
         if len(pitches):
-            lo, hi = float(pitches.min()) - 3, float(pitches.max()) + 3
+            lo, hi = int(pitches.min()) - 3, int(pitches.max()) + 3
         else:
-            lo, hi = 48.0, 84.0
-        span = hi - lo
-        if span < 30:                      # never zoom in so far that lanes look like bricks
-            mid = (lo + hi) / 2
+            lo, hi = 48, 84
+        if self.hum_pitch is not None:
+            lo, hi = min(lo, int(self.hum_pitch) - 3), max(hi, int(self.hum_pitch) + 4)
+        if hi - lo < 30:                   # never zoom in so far that lanes look like bricks
+            mid = (lo + hi) // 2
             lo, hi = mid - 15, mid + 15
-        # Ease (so the view does not jump with every note) but always include every note.
-        self._lo = min(lo, self._lo + 0.08 * (lo - self._lo))
-        self._hi = max(hi, self._hi + 0.08 * (hi - self._hi))
+        self._shrink_wait = getattr(self, "_shrink_wait", 0) + 1
+        if lo < self._lo or hi > self._hi:
+            self._lo, self._hi = min(lo, int(self._lo)), max(hi, int(self._hi))
+        elif self._shrink_wait >= 6:       # ~5 semitones per second at a 30 ms tick
+            self._shrink_wait = 0
+            if lo > self._lo:
+                self._lo += 1
+            if hi < self._hi:
+                self._hi -= 1
 
     # -- geometry ------------------------------------------------------------
     def _plot_rect(self) -> QRectF:
         return QRectF(self.GUTTER, self.TOP, self.width() - self.GUTTER, self.height() - self.TOP - self.DRUM_LANE)
 
     def _px_per_step(self) -> float:
-        return self._plot_rect().width() / (self.behind_steps + self.ahead_steps)
+        return (self.width() - self.GUTTER) / (self.behind_steps + self.ahead_steps)
 
     def x_of(self, step: float) -> float:
         return self.GUTTER + (step - self.view_start()) * self._px_per_step()
@@ -164,12 +171,11 @@ class PianoRoll(QWidget):
         return self.x_of(self.step)
 
     def _lane_h(self) -> float:
-        return self._plot_rect().height() / max(1.0, self._hi - self._lo + 1)
+        return (self.height() - self.TOP - self.DRUM_LANE) / max(1.0, self._hi - self._lo + 1)
 
     def y_of(self, pitch: float) -> float:
         """Top of the lane of ``pitch`` (fractional pitches land between lanes)."""
-        r = self._plot_rect()
-        return r.top() + (self._hi - pitch) * self._lane_h()
+        return self.TOP + (self._hi - pitch) * self._lane_h()
 
     def note_rect(self, part: str, pitch: int, start: float, end: float) -> QRectF:
         """Where a note is drawn (widget coordinates)."""
@@ -187,61 +193,76 @@ class PianoRoll(QWidget):
         return 2 if pitch in _KICKS else 1 if pitch in _SNARES else 0
 
     # -- painting ------------------------------------------------------------
-    def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        W, H = self.width(), self.height()
-        p.fillRect(0, 0, W, H, QColor(theme.PANEL))
+    def _background(self) -> QPixmap:
+        """Lanes, keyboard gutter and drum-lane labels: redrawn only when the size or the
+        pitch range changes (they do not scroll)."""
+        key = (self.width(), self.height(), self._lo, self._hi, self.devicePixelRatioF(), self.behind_steps,
+               self.ahead_steps)
+        if getattr(self, "_bg_key", None) == key:
+            return self._bg
+        dpr = self.devicePixelRatioF()
+        pm = QPixmap(int(self.width() * dpr), int(self.height() * dpr))
+        pm.setDevicePixelRatio(dpr)
+        pm.fill(QColor(theme.PANEL))
+        p = QPainter(pm)
         plot = self._plot_rect()
-        px = self._px_per_step()
         lh = self._lane_h()
-        # Lanes: black-key rows a shade darker, C rows marked.
-        lo_i, hi_i = int(math.floor(self._lo)), int(math.ceil(self._hi))
-        p.setPen(Qt.PenStyle.NoPen)
+        lo_i, hi_i = int(self._lo), int(self._hi)
         for pitch in range(lo_i, hi_i + 1):
             y = self.y_of(pitch)
-            if y > plot.bottom() or y + lh < plot.top():
-                continue
             if pitch % 12 in _BLACK:
                 p.fillRect(QRectF(plot.left(), y, plot.width(), lh), QColor("#161920"))
             if pitch % 12 == 0:
                 p.fillRect(QRectF(plot.left(), y + lh - 1, plot.width(), 1), QColor("#252a35"))
-        # Planned zone right of the playhead.
-        phx = self.playhead_x()
-        p.fillRect(QRectF(phx, 0, W - phx, H), QColor(255, 181, 71, 10))
-        # Grid: bars strong, beats faint.
+        H = self.height()
+        p.fillRect(QRectF(self.GUTTER, H - self.DRUM_LANE, self.width(), self.DRUM_LANE), QColor("#15171d"))
+        p.fillRect(QRectF(0, H - self.DRUM_LANE, self.width(), 1), QColor(theme.LINE))
+        # The planned zone right of the playhead (the playhead never moves on screen).
+        phx = self.GUTTER + self.behind_steps * self._px_per_step()
+        p.fillRect(QRectF(phx, 0, self.width() - phx, H), QColor(255, 181, 71, 10))
+        self._paint_gutter(p, lo_i, hi_i, lh)
+        p.end()
+        self._bg, self._bg_key = pm, key
+        return pm
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        p = QPainter(self)
+        W, H = self.width(), self.height()
+        p.drawPixmap(0, 0, self._background())
+        plot = self._plot_rect()
+        px = self._px_per_step()
+        v0 = self.view_start()
+        phx = self.GUTTER + (self.step - v0) * px
+        # Grid: bars strong (with their numbers), beats faint.
         bar, beat = bar_and_beat_steps(self.meter)
-        first = int(math.floor(self.view_start()))
+        first = max(0, int(math.ceil(v0 / beat)) * beat)
         last = int(math.ceil(self.step + self.ahead_steps))
-        for s in range(max(first, 0), last + 1):
-            if s % beat:
-                continue
-            x = self.x_of(s)
+        p.setFont(self._fonts[0])
+        bar_pen, beat_pen, dim = QPen(QColor(theme.LINE), 1.2), QPen(QColor("#222632"), 1), QColor(theme.TEXT_DIM)
+        for s in range(first, last + 1, beat):
+            x = self.GUTTER + (s - v0) * px
             if s % bar == 0:
-                p.setPen(QPen(QColor(theme.LINE), 1.2))
+                p.setPen(bar_pen)
                 p.drawLine(QPointF(x, self.TOP - 6), QPointF(x, H))
-                p.setPen(QColor(theme.TEXT_DIM))
-                p.setFont(self._fonts[0])
+                p.setPen(dim)
                 p.drawText(QPointF(x + 3, H - self.DRUM_LANE - 3), str(s // bar + 1))
             else:
-                p.setPen(QPen(QColor("#222632"), 1))
+                p.setPen(beat_pen)
                 p.drawLine(QPointF(x, plot.top()), QPointF(x, plot.bottom()))
-        # Drum lane background.
-        p.fillRect(QRectF(self.GUTTER, H - self.DRUM_LANE, W, self.DRUM_LANE), QColor("#15171d"))
-        p.fillRect(QRectF(0, H - self.DRUM_LANE, W, 1), QColor(theme.LINE))
-        self._paint_notes(p)
-        self._paint_hum(p, px)
-        self._paint_chords(p)
-        self._paint_gutter(p, lo_i, hi_i, lh)
+        # Notes are axis-aligned: crisp and cheap without antialiasing; the hum curve needs it.
+        self._paint_notes(p, v0, px)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        self._paint_hum(p, v0, px)
+        self._paint_chords(p, v0, px)
         # Playhead.
         p.setPen(QPen(QColor(theme.ACCENT), 2))
         p.drawLine(QPointF(phx, self.TOP - 4), QPointF(phx, H))
         p.setFont(self._fonts[0])
-        p.setPen(QColor(theme.TEXT_DIM))
+        p.setPen(dim)
         p.drawText(QRectF(phx + 6, plot.top() + 2, 120, 14), Qt.AlignmentFlag.AlignLeft, "band's plan ▸")
         if not self.playing:
             p.setFont(QFont(self.font().family(), 13))
-            p.setPen(QColor(theme.TEXT_DIM))
+            p.setPen(dim)
             p.drawText(plot, Qt.AlignmentFlag.AlignCenter, "Press Space (or ▶) to play")
         elif self.counting_in:
             p.setFont(QFont(self.font().family(), 22, QFont.Weight.Bold))
@@ -249,50 +270,77 @@ class PianoRoll(QWidget):
             p.drawText(plot, Qt.AlignmentFlag.AlignCenter, "count-in…")
         p.end()
 
-    def _paint_notes(self, p: QPainter) -> None:
-        colors = [QColor(theme.PART_COLORS.get(part, theme.TEXT_DIM)) for part in PARTS] + [QColor(theme.TEXT_DIM)]
-        left, right = self.GUTTER, self.width()
-        # Band first, melody on top.
-        order = np.argsort(self._part[: self._n] == _PART_INDEX["melody"], kind="stable")
-        for i in order:
-            part = PARTS[self._part[i]] if self._part[i] < len(PARTS) else "?"
-            r = self.note_rect(part, int(self._pitch[i]), float(self._start[i]), float(self._end[i]))
-            if r.right() < left or r.left() > right:
-                continue
-            if r.left() < left:
-                r.setLeft(left)
-            c = QColor(colors[self._part[i]])
-            if self._planned[i]:
-                fill = QColor(c)
-                fill.setAlpha(55)
-                p.setBrush(fill)
-                pen = QPen(c, 1, Qt.PenStyle.DashLine)
-                p.setPen(pen)
-            else:
-                p.setBrush(c)
-                edge = QColor(c).lighter(140) if part == "melody" else QColor(c).darker(160)
-                p.setPen(QPen(edge, 1))
-            p.drawRoundedRect(r, 2.5, 2.5)
+    def _styles(self):
+        """Pens and brushes per (part index, planned), made once."""
+        if getattr(self, "_style_cache", None) is None:
+            cache = {}
+            for i, part in enumerate(PARTS + ("?",)):
+                c = QColor(theme.PART_COLORS.get(part, theme.TEXT_DIM))
+                faint = QColor(c)
+                faint.setAlpha(55)
+                edge = c.lighter(140) if part == "melody" else c.darker(160)
+                cache[(i, False)] = (QPen(edge, 1), QBrush(c))
+                cache[(i, True)] = (QPen(c, 1, Qt.PenStyle.DashLine), QBrush(faint))
+            self._style_cache = cache
+        return self._style_cache
 
-    def _paint_hum(self, p: QPainter, px: float) -> None:
+    def _paint_notes(self, p: QPainter, v0: float, px: float) -> None:
+        """All notes in view, geometry computed for the whole array at once; pens change
+        only between groups (band parts first, the melody on top)."""
+        n = self._n
+        if n == 0:
+            return
+        part, pitch, planned = self._part[:n], self._pitch[:n], self._planned[:n]
+        x0 = self.GUTTER + (self._start[:n] - v0) * px
+        x1 = self.GUTTER + (self._end[:n] - v0) * px
+        visible = (x1 >= self.GUTTER) & (x0 <= self.width())
+        x0 = np.maximum(x0, self.GUTTER)
+        lh = self._lane_h()
+        drums = part == _PART_INDEX["drums"]
+        y = np.where(drums, 0.0, self.TOP + (self._hi - pitch) * lh + 0.5)
+        h = np.full(n, max(2.0, lh - 1))
+        w = np.maximum(2.0, x1 - x0 - 1)
+        if drums.any():
+            dh = (self.DRUM_LANE - 6) / 3
+            rows = np.where(np.isin(pitch, list(_KICKS)), 2, np.where(np.isin(pitch, list(_SNARES)), 1, 0))
+            y = np.where(drums, self.height() - self.DRUM_LANE + 4 + rows * dh, y)
+            h = np.where(drums, dh - 2, h)
+            w = np.where(drums, np.clip(x1 - x0, 3.0, 6.0), w)
+        melody = part == _PART_INDEX["melody"]
+        order = np.lexsort((planned, part, melody))          # groups, melody last
+        styles = self._styles()
+        radius = 2.5 if lh >= 6 else 1.0
+        current = None
+        for i in order[visible[order]]:
+            key = (int(part[i]), bool(planned[i]))
+            if key != current:
+                pen, brush = styles[key]
+                p.setPen(pen)
+                p.setBrush(brush)
+                current = key
+            p.drawRoundedRect(QRectF(x0[i], y[i], w[i], h[i]), radius, radius)
+
+    def _paint_hum(self, p: QPainter, v0: float, px: float) -> None:
         n = min(self._hum_w, self.HUM_CAPACITY)
         if n == 0:
             return
-        idx = (np.arange(self._hum_w - n, self._hum_w)) % self.HUM_CAPACITY
+        idx = np.arange(self._hum_w - n, self._hum_w) % self.HUM_CAPACITY
         pts = self._hum[idx]
-        v0 = self.view_start()
+        pts = pts[pts[:, 0] >= v0]
+        if len(pts) == 0:
+            return
+        lh = self._lane_h()
+        xs = self.GUTTER + (pts[:, 0] - v0) * px
+        ys = self.TOP + (self._hi - pts[:, 1]) * lh + lh / 2
         path = QPainterPath()
         pen_down = False
-        lh = self._lane_h()
-        for s, pitch in pts:
-            if s < v0 or not math.isfinite(pitch):
+        for x, y, ok in zip(xs.tolist(), ys.tolist(), np.isfinite(pts[:, 1]).tolist()):
+            if not ok:
                 pen_down = False
-                continue
-            pt = QPointF(self.x_of(s), self.y_of(pitch) + lh / 2)
-            if pen_down:
-                path.lineTo(pt)
+            elif pen_down:
+                path.lineTo(x, y)
             else:
-                path.moveTo(pt)
+                path.moveTo(x, y)
                 pen_down = True
         glow = QColor(theme.ACCENT)
         glow.setAlpha(60)
@@ -312,17 +360,17 @@ class PianoRoll(QWidget):
             p.setPen(QColor(theme.ACCENT))
             p.drawText(QPointF(x + 8, self.y_of(snapped) + lh / 2 + 4), f"{note_name(snapped)} {cents:+.0f}¢")
 
-    def _paint_chords(self, p: QPainter) -> None:
+    def _paint_chords(self, p: QPainter, v0: float, px: float) -> None:
         p.setFont(self._fonts[1])
-        v0 = self.view_start()
+        tick, text = QPen(QColor(theme.ACCENT).darker(130), 2), QColor(theme.TEXT)
         for i, (s, name) in enumerate(self._chords):
             nxt = self._chords[i + 1][0] if i + 1 < len(self._chords) else self.step
             if nxt < v0:
                 continue
-            x = max(self.x_of(s), self.GUTTER)
-            p.setPen(QPen(QColor(theme.ACCENT).darker(130), 2))
+            x = max(self.GUTTER + (s - v0) * px, self.GUTTER)
+            p.setPen(tick)
             p.drawLine(QPointF(x, 4), QPointF(x, self.TOP - 4))
-            p.setPen(QColor(theme.TEXT))
+            p.setPen(text)
             p.drawText(QPointF(x + 5, self.TOP - 8), name)
 
     def _paint_gutter(self, p: QPainter, lo_i: int, hi_i: int, lh: float) -> None:
@@ -334,7 +382,7 @@ class PianoRoll(QWidget):
             if y > plot.bottom() - 1 or y + lh < plot.top():
                 continue
             black = pitch % 12 in _BLACK
-            r = QRectF(2 if not black else 2, y + 0.5, (self.GUTTER - 4) if not black else 22, max(1.0, lh - 1))
+            r = QRectF(2, y + 0.5, 22 if black else self.GUTTER - 4, max(1.0, lh - 1))
             p.fillRect(r, QColor("#2b2f3a") if black else QColor("#c9ccd4"))
             if pitch % 12 == 0 and lh >= 7:
                 p.setPen(QColor("#20232b"))
@@ -342,7 +390,7 @@ class PianoRoll(QWidget):
                            note_name(pitch))
         H = self.height()
         p.setPen(QColor(theme.TEXT_DIM))
+        h = (self.DRUM_LANE - 6) / 3
         for row, label in enumerate(("cym", "snr", "kick")):
-            h = (self.DRUM_LANE - 6) / 3
             p.drawText(QRectF(2, H - self.DRUM_LANE + 3 + row * h, self.GUTTER - 4, h),
                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)

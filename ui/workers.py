@@ -51,3 +51,22 @@ class ExportWorker(QThread):
             self.done.emit(False, f"Could not export {self.name}: {exc}")
             return
         self.done.emit(True, "Exported " + ", ".join(files) if files else f"Nothing to export in {self.name}")
+
+
+class CallWorker(QThread):
+    """Runs one session call that may take long (e.g. ``Session.play`` loads the model the
+    first time) so the window keeps drawing; done(ok, message) on the UI thread."""
+
+    done = pyqtSignal(bool, str)
+
+    def __init__(self, fn, parent=None) -> None:
+        super().__init__(parent)
+        self.fn = fn
+
+    def run(self) -> None:  # Thread: call worker
+        try:
+            self.fn()
+        except Exception as exc:
+            self.done.emit(False, str(exc) or exc.__class__.__name__)
+            return
+        self.done.emit(True, "")

@@ -43,7 +43,7 @@ def test_window_opens_with_every_part_of_the_instrument(make_window, fake_sessio
     assert w.session_list.count() == 1
 
 
-def test_transport_controls_reach_the_session(make_window, fake_session):
+def test_transport_controls_reach_the_session(make_window, fake_session, qtbot):
     w = make_window(fake_session)
     fake_session.calls.clear()
     w.tempo.setValue(132.0)
@@ -53,6 +53,7 @@ def test_transport_controls_reach_the_session(make_window, fake_session):
     w.style.setCurrentIndex(w.style.findData("folk"))
     w.record_btn.click()                                       # on by default: this turns it off
     w.play_btn.click()
+    qtbot.waitUntil(lambda: not w.starting)
     assert fake_session.called("set_tempo")[-1] == (132.0,)
     assert fake_session.called("set_meter")[-1] == ("3/4",)
     assert fake_session.called("set_count_in")[-1] == (2,)
@@ -128,11 +129,12 @@ def test_devices_reach_the_session(make_window, fake_session):
     assert "No MIDI controller found" in w.latency_hint.text()
 
 
-def test_space_plays_and_t_taps_wherever_the_focus_is(make_window, fake_session):
+def test_space_plays_and_t_taps_wherever_the_focus_is(make_window, fake_session, qtbot):
     w = make_window(fake_session)
     w.tempo.setFocus()
     key(w, Qt.Key.Key_Space)
     key(w, Qt.Key.Key_Space, down=False)
+    qtbot.waitUntil(lambda: not w.starting)
     assert fake_session.called("play")
     key(w, Qt.Key.Key_T)
     assert fake_session.called("tap_tempo")
@@ -184,6 +186,42 @@ def test_machine_that_cannot_keep_up_gets_advice(make_window, fake_session):
     w.tick()
     assert "increase the buffer size from 256 to 512" in w.notice_text.text()
     assert w.health_text.text() == "cannot keep up"
+
+
+def test_play_runs_in_a_worker_so_the_window_keeps_drawing(make_window, fake_session, qtbot):
+    import threading
+    import time
+    release = threading.Event()
+    real_play = fake_session.play
+
+    def slow_play():                      # like the first play, which loads the model
+        release.wait(5)
+        real_play()
+    fake_session.play = slow_play
+    w = make_window(fake_session)
+    qtbot.waitExposed(w)
+    qtbot.wait(100)
+    w.play_btn.click()
+    assert w.starting
+    ticks = []
+    w.timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    qtbot.wait(800)
+    assert len(ticks) >= 3 and w.play_btn.text() == "…"     # the UI timer kept running
+    key(w, Qt.Key.Key_Space)                                 # ignored while starting
+    release.set()
+    qtbot.waitUntil(lambda: not w.starting)
+    w.tick()
+    assert fake_session.snap.playing and w.play_btn.text() == "■"
+
+
+def test_a_failed_start_is_reported(make_window, fake_session, qtbot):
+    def broken():
+        raise RuntimeError("audio device vanished")
+    fake_session.play = broken
+    w = make_window(fake_session)
+    w.play()
+    qtbot.waitUntil(lambda: not w.starting)
+    assert "Could not start the band: audio device vanished" in w.notice_text.text()
 
 
 def test_live_view_follows_the_session(make_window, fake_session):
