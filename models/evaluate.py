@@ -21,7 +21,9 @@ the rule-based floor. Everything returns plain dicts ready for JSON.
     note-in-key ratio of its onsets is reported per beat for the 16 beats after the jump
     (key = the song's key + shift; POP909 key from key_audio.txt, else estimated from the
     melody before the jump; in key = the major scale, or natural minor plus the leading
-    tone).
+    tone), beside the same ratio in the old key over the 16 beats before the jump. The
+    model starts 16 bars before that (its attention window is far shorter); the rules
+    hear the whole song.
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ from models.tokens import (
     STEPS_PER_BEAT,
     TENOR,
     VOCAB_SIZES,
+    bar_steps,
     chord_pitch_classes,
 )
 
@@ -122,7 +125,7 @@ def onsets_in_key_per_beat(acc: np.ndarray, start: int, beats: int, key_pcs: fro
 
 
 def ratio(hits: float, total: float) -> float | None:
-    return round(hits / total, 4) if total else None
+    return round(float(hits) / float(total), 4) if total else None
 
 
 # --------------------------------------------------------------------------- generation
@@ -259,6 +262,7 @@ def jump_step(piece: Piece) -> int | None:
 
 RECOVERY_SHIFTS = (5, 6)
 RECOVERY_SONGS = 16          # per corpus, unless --limit asks for fewer
+WARMUP_BARS = 16             # bars of melody the model hears before the measured 16 beats
 
 
 def recovery_metrics(model, songs: list[RecoverySong], shift: int = 5, beats: int = 16, seed: int = 0,
@@ -288,12 +292,21 @@ def recovery_metrics(model, songs: list[RecoverySong], shift: int = 5, beats: in
         new_pcs = scale_pitch_classes((key[0] + shift) % 12, key[1])
         end = t0 + beats * STEPS_PER_BEAT      # nothing after the measured beats is needed
         gens = {"rule_based": accompany(RuleAccompanist(), p, make_sampler(0.0, seed), mel, end)}
+        offsets = {"rule_based": 0}
         if model is not None:
-            gens["model"] = accompany(model.accompanist(seed), p, make_sampler(temperature, seed + i), mel, end)
+            # The model attends to a bounded window, so it starts WARMUP_BARS bars before the
+            # measured stretch (on a downbeat) instead of at the top of the song.
+            start = max(0, t0 - beats * STEPS_PER_BEAT - WARMUP_BARS * bar_steps(p.meter))
+            while start > 0 and p.step_in_bar[start] != 0:
+                start -= 1
+            sub = Piece(p.name, p.style, p.meter, p.tokens[start:end], p.step_in_bar[start:end])
+            gens["model"] = accompany(model.accompanist(seed), sub, make_sampler(temperature, seed + i), mel[start:end])
+            offsets["model"] = start
         for name, g in gens.items():
             notes = g[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]]
-            after[name] += onsets_in_key_per_beat(notes, t0, beats, new_pcs)
-            before[name] += onsets_in_key_per_beat(notes, t0 - beats * STEPS_PER_BEAT, beats, old_pcs).sum(axis=0)
+            a = t0 - offsets[name]
+            after[name] += onsets_in_key_per_beat(notes, a, beats, new_pcs)
+            before[name] += onsets_in_key_per_beat(notes, a - beats * STEPS_PER_BEAT, beats, old_pcs).sum(axis=0)
         used.append(p.name)
     names = ["rule_based"] + (["model"] if model is not None else [])
     return {

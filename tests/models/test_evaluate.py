@@ -169,3 +169,28 @@ def test_chord_root_agreement():
     gen = np.array([C, chord_token(0, "min7"), CHORD_NONE, G7, C])
     ann = np.array([C, C, C, chord_token(7, "maj"), CHORD_NONE])
     assert chord_root_agreement(gen, ann) == (3, 4)
+
+
+class DownbeatC(FakeModel):
+    """Plays C on every downbeat and C# on every other step (to check step alignment)."""
+
+    def accompanist(self, seed=0):
+        class Acc:
+            lookahead = 1
+
+            def reset(self, style, meter):
+                pass
+
+            def advance(self, melody_token, step_in_bar, sampler):
+                return np.array([C, on(60 if step_in_bar == 0 else 61), REST, REST])
+
+        return Acc()
+
+
+def test_recovery_on_a_long_song_starts_the_model_late_but_aligned():
+    p = long_piece(bars=48)
+    t0 = jump_step(p)
+    assert t0 == 384 and t0 - 64 - 256 > 0      # the model's run starts after the top of the song
+    res = recovery_metrics(DownbeatC(), [RecoverySong(p, (0, "maj"))], shift=5)
+    assert res["note_in_key_per_beat_after_jump"]["model"] == [0.25, 0.0, 0.0, 0.0] * 4   # one C among 4 onsets per downbeat
+    assert res["note_in_key_16_beats_before_jump"]["model"] == pytest.approx(4 / 64, abs=1e-4)
