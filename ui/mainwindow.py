@@ -141,6 +141,7 @@ class MainWindow(QMainWindow):
         self.health = HealthMonitor()
         self.verdict = Verdict(OK, "")
         self.last_snapshot = None
+        self.last_recording = False
         self._workers: list = []
         self._messages: list[str] = []          # transient problems from our own calls
         self._closing = False
@@ -706,9 +707,19 @@ class MainWindow(QMainWindow):
         self.session_list.clear()
         for info in self._call(self.session.list_sessions) or []:
             name = str(info.get("name", "?"))
-            details = [str(info[k]) for k in ("started", "date", "duration", "seconds") if k in info]
-            item = QListWidgetItem(name + ("   " + "  ".join(details) if details else ""))
+            details = []
+            secs = info.get("seconds")
+            if isinstance(secs, (int, float)) and secs > 0:
+                details.append(f"{int(secs) // 60}:{int(secs) % 60:02d}")
+            if info.get("style"):
+                details.append(str(info["style"]))
+            if info.get("tempo"):
+                details.append(f"{float(info['tempo']):.0f} bpm")
+            if info.get("complete") is False:
+                details.append("unfinished (recovered)")
+            item = QListWidgetItem(name + ("\n    " + " · ".join(details) if details else ""))
             item.setData(Qt.ItemDataRole.UserRole, name)
+            item.setToolTip(", ".join(info.get("files", [])) if isinstance(info.get("files"), list) else "")
             self.session_list.addItem(item)
 
     def export_selected(self, dest: str) -> ExportWorker | None:
@@ -784,6 +795,9 @@ class MainWindow(QMainWindow):
         self.play_btn.blockSignals(False)
         # The button is the wish to record takes; the text says whether a take is being written.
         rec_text = "● RECORDING" if snap.recording else "● REC"
+        if self.last_recording and not snap.recording:
+            self._refresh_sessions()             # a take was just saved
+        self.last_recording = snap.recording
         if self.record_btn.text() != rec_text:
             self.record_btn.setText(rec_text)
         if snap.input_mode != self.input_mode and snap.input_mode in self.mode_buttons:

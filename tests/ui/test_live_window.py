@@ -100,6 +100,17 @@ def test_playing_window_makes_sound_and_draws_the_band(themed_app, qtbot, pulse_
     assert len(audio) > sr * 2
     rms = float(np.sqrt(np.mean(audio ** 2)))
     assert rms > 0.003, f"the speakers stayed (nearly) silent: rms {rms:.5f}"
+    # The take was recorded (REC is on by default); it shows in the session list and exports.
+    qtbot.waitUntil(lambda: w.session_list.count() >= 1, timeout=5000)
+    w.session_list.setCurrentRow(0)
+    dest = tmp_path / "export"
+    w.export_selected(str(dest))
+    qtbot.waitUntil(lambda: w.job_label.text().startswith(("Exported", "Could not")), timeout=20000)
+    assert w.job_label.text().startswith("Exported"), w.job_label.text()
+    exported = {p.suffix for p in dest.iterdir()}
+    assert {".wav", ".mid"} <= exported, exported
+    take, _ = read_wav(next(dest.glob("*.wav")))
+    assert float(np.abs(take).max()) > 0.01
     w.close()
 
 
