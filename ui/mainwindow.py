@@ -416,6 +416,9 @@ class MainWindow(QMainWindow):
         refresh.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         refresh.clicked.connect(self._refresh_devices)
         lay.addWidget(refresh)
+        self.audio_info = QLabel("")
+        self.audio_info.setWordWrap(True)
+        lay.addWidget(self.audio_info)
         self.latency_hint = QLabel("")
         self.latency_hint.setObjectName("dim")
         self.latency_hint.setWordWrap(True)
@@ -430,6 +433,8 @@ class MainWindow(QMainWindow):
         lay.addWidget(_caption("recorded sessions"))
         self.session_list = QListWidget()
         self.session_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.session_list.setWordWrap(True)
+        self.session_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         lay.addWidget(self.session_list, 1)
         row = QHBoxLayout()
         self.refresh_sessions_btn = QPushButton("Refresh")
@@ -716,7 +721,7 @@ class MainWindow(QMainWindow):
             if info.get("tempo"):
                 details.append(f"{float(info['tempo']):.0f} bpm")
             if info.get("complete") is False:
-                details.append("unfinished (recovered)")
+                details.append("recovered")
             item = QListWidgetItem(name + ("\n    " + " · ".join(details) if details else ""))
             item.setData(Qt.ItemDataRole.UserRole, name)
             item.setToolTip(", ".join(info.get("files", [])) if isinstance(info.get("files"), list) else "")
@@ -835,6 +840,10 @@ class MainWindow(QMainWindow):
         self._show_notices(snap)
 
     def _show_health(self, snap) -> None:
+        info = (f"Output latency {snap.audio_latency_ms:.1f} ms with {self.blocksize}-frame buffers. "
+                f"Band model: {snap.backend}.")
+        if self.audio_info.text() != info:
+            self.audio_info.setText(info)
         hl = self.health_labels
         hl["latency"].setText(f"latency <b>{snap.audio_latency_ms:.1f} ms</b>")
         hl["xruns"].setText(f"dropouts <b>{snap.xruns}</b>")
