@@ -695,7 +695,11 @@ class MainWindow(QMainWindow):
         inp = self.audio_in.currentData() or None
         self.blocksize = int(self.buffer.currentData())
         self.health.reset()
-        self._call(self.session.set_audio_devices, output=out, input=inp, blocksize=self.blocksize)
+        # Re-opening the stream can take a moment: do it off the UI thread.
+        worker = CallWorker(lambda: self.session.set_audio_devices(output=out, input=inp, blocksize=self.blocksize),
+                            self)
+        worker.done.connect(lambda ok, msg: None if ok else self.flash(f"Could not switch audio: {msg}"))
+        self._start(worker, "")
 
     def _apply_midi_in(self) -> None:
         self._call(self.session.open_midi_input, self.midi_in.currentData() or None)
@@ -771,8 +775,14 @@ class MainWindow(QMainWindow):
     def _start(self, worker, label: str) -> None:
         self._workers.append(worker)
         worker.finished.connect(lambda w=worker: self._workers.remove(w) if w in self._workers else None)
-        self.job_label.setText(label)
+        if label:
+            self.job_label.setText(label)
         worker.start()
+
+    def wait_for_workers(self, ms: int = 30000) -> None:
+        """Block until background calls finish (closing, tests)."""
+        for w in list(self._workers):
+            w.wait(ms)
 
     def _job_done(self, ok: bool, message: str) -> None:
         self.job_label.setText(message)

@@ -160,3 +160,20 @@ def test_without_an_audio_server_the_window_explains_and_still_renders(themed_ap
             session.close()
         monkeypatch.undo()
         refresh_portaudio()
+
+
+def test_buffer_size_picker_reopens_the_real_audio_stream(themed_app, qtbot, live_session, tmp_path):
+    w = MainWindow(live_session, QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat), blocksize=256)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: live_session.snapshot().audio_latency_ms > 0, timeout=5000)
+    before = live_session.snapshot().audio_latency_ms
+    w.tabs.setCurrentIndex(1)
+    w.buffer.setCurrentIndex(w.buffer.findData(1024))
+    w._apply_audio()
+    w.wait_for_workers()
+    qtbot.waitUntil(lambda: live_session.snapshot().audio_latency_ms > before + 5, timeout=5000)
+    w.tick()
+    assert "1024-frame" in w.audio_info.text()
+    assert not any("Could not switch audio" in m for m in w.notice_lines(w.last_snapshot))
+    w.close()

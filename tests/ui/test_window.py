@@ -116,6 +116,7 @@ def test_devices_reach_the_session(make_window, fake_session):
     w.audio_out.setCurrentIndex(w.audio_out.findData("NullSpeakers"))
     w.buffer.setCurrentIndex(w.buffer.findData(512))
     w._apply_audio()
+    w.wait_for_workers()
     assert fake_session.called("set_audio_devices")[-1] == ("NullSpeakers", None, 512)
     w.midi_out.setCurrentIndex(w.midi_out.findData("virtual:"))
     w._apply_midi_out()
