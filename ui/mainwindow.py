@@ -1,10 +1,11 @@
-"""The LiveBand window: transport, live piano roll, band controls, mixer, setup, sessions
-and health, all talking to one ``liveband.session.Session``.
+"""The LiveBand window: transport, live piano roll, mixer, Band / Setup / Sessions tabs and
+the health bar, all talking to one ``liveband.session.Session``.
 
 Threading: everything here runs on the UI thread. The window never waits on audio or
 the model: it polls ``Session.snapshot()`` and ``Session.roll()`` (both cheap, callable
-from any thread) on a ~30 ms timer and hands long work (offline render, export) to
-QThreads (ui/workers.py). Session setters are quick flag writes by contract.
+from any thread) on a ~30 ms timer; calls that can take long (starting the band, which
+loads the model the first time; re-opening the audio stream; offline render; export)
+run in QThreads (ui/workers.py) and report back through queued signals.
 """
 from __future__ import annotations
 
@@ -12,116 +13,24 @@ import math
 import os
 from pathlib import Path
 
-from PyQt6.QtCore import QEvent, QSettings, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QEvent, QSettings, Qt, QTimer
 from PyQt6.QtGui import QKeyEvent
 from PyQt6.QtWidgets import (
-    QAbstractSpinBox, QApplication, QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QFrame,
-    QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMainWindow,
-    QProgressBar, QPushButton, QSlider, QSpinBox, QTabWidget, QVBoxLayout, QWidget,
+    QAbstractSpinBox, QApplication, QFileDialog, QFrame, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
+    QTabWidget, QVBoxLayout, QWidget,
 )
 
-from liveband.config import METERS, STYLES
 from ui import settings as st
-from ui import theme
-from ui.gm import NOTE_NAMES, note_name, program_choices
+from ui.gm import note_name
 from ui.health import BAD, OK, HealthMonitor, Verdict
 from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
-from ui.onscreen import OnScreenKeys
+from ui.panels import BandPanel, HealthBar, PartStrip, SessionsPanel, SetupPanel, panel_frame
 from ui.pianoroll import PianoRoll, bar_and_beat_steps
-from ui.widgets import Knob, LevelMeter
+from ui.transport import TransportBar
 from ui.workers import CallWorker, ExportWorker, RenderWorker
 
-INPUT_MODES = (("keyboard", "Keys"), ("midi", "MIDI"), ("mic", "Hum"))
-BLOCKSIZES = (64, 128, 256, 512, 1024, 2048)
-KEYS = ("Auto",) + tuple(f"{n} major" for n in NOTE_NAMES) + tuple(f"{n} minor" for n in NOTE_NAMES)
 DEFAULT_PARTS = ("bass", "keys", "pad", "drums")
 TICK_MS = 30
-
-
-def _panel(layout_cls=QVBoxLayout) -> tuple[QFrame, QVBoxLayout]:
-    f = QFrame()
-    f.setObjectName("panel")
-    lay = layout_cls(f)
-    lay.setContentsMargins(10, 8, 10, 8)
-    return f, lay
-
-
-def _caption(text: str) -> QLabel:
-    lab = QLabel(text.upper())
-    lab.setObjectName("caption")
-    return lab
-
-
-def _set_combo(combo: QComboBox, data) -> bool:
-    """Select the item carrying ``data`` without emitting signals; False when absent."""
-    i = combo.findData(data)
-    if i < 0:
-        return False
-    combo.blockSignals(True)
-    combo.setCurrentIndex(i)
-    combo.blockSignals(False)
-    return True
-
-
-class PartStrip(QFrame):
-    """One band part in the mixer: name, instrument, mute, solo, volume."""
-
-    changed = pyqtSignal(str, dict)   # part, {"mute"|"solo"|"volume"|"program": value}
-
-    def __init__(self, part: str) -> None:
-        super().__init__()
-        self.part = part
-        self.setObjectName("panel")
-        color = theme.PART_COLORS.get(part, theme.TEXT_DIM)
-        lay = QGridLayout(self)
-        lay.setContentsMargins(10, 6, 10, 6)
-        lay.setHorizontalSpacing(6)
-        lay.setVerticalSpacing(4)
-        name = QLabel(f"<span style='color:{color}'>●</span> <b>{theme.PART_LABELS.get(part, part.title())}</b>")
-        self.program = QComboBox()
-        self.program.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        for prog, label in program_choices(part):
-            self.program.addItem(label, prog)
-        self.program.setMinimumContentsLength(14)
-        self.program.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.mute = QPushButton("M")
-        self.mute.setObjectName("mute")
-        self.solo = QPushButton("S")
-        self.solo.setObjectName("solo")
-        for b, tip in ((self.mute, f"mute the {part}"), (self.solo, f"solo the {part}")):
-            b.setCheckable(True)
-            b.setFixedWidth(30)
-            b.setToolTip(tip)
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.volume = QSlider(Qt.Orientation.Horizontal)
-        self.volume.setRange(0, 100)
-        self.volume.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.volume.setToolTip(f"{part} volume")
-        lay.addWidget(name, 0, 0)
-        lay.addWidget(self.mute, 0, 1)
-        lay.addWidget(self.solo, 0, 2)
-        lay.addWidget(self.program, 1, 0, 1, 3)
-        lay.addWidget(self.volume, 2, 0, 1, 3)
-        self.mute.toggled.connect(lambda on: self.changed.emit(self.part, {"mute": on}))
-        self.solo.toggled.connect(lambda on: self.changed.emit(self.part, {"solo": on}))
-        self.volume.valueChanged.connect(lambda v: self.changed.emit(self.part, {"volume": v / 100.0}))
-        self.program.currentIndexChanged.connect(
-            lambda i: self.changed.emit(self.part, {"program": int(self.program.itemData(i))}))
-
-    def show_state(self, state) -> None:
-        """Reflect a PartState without emitting ``changed``."""
-        for w, v in ((self.mute, state.mute), (self.solo, state.solo)):
-            w.blockSignals(True)
-            w.setChecked(bool(v))
-            w.blockSignals(False)
-        self.volume.blockSignals(True)
-        self.volume.setValue(int(round(state.volume * 100)))
-        self.volume.blockSignals(False)
-        if not _set_combo(self.program, int(state.program)):
-            self.program.blockSignals(True)
-            self.program.addItem(f"program {state.program}", int(state.program))
-            self.program.setCurrentIndex(self.program.count() - 1)
-            self.program.blockSignals(False)
 
 
 class MainWindow(QMainWindow):
@@ -149,6 +58,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("LiveBand")
         self.resize(1360, 820)
         self._build()
+        self._connect()
         self._restore()
         self._refresh_devices()
         self._refresh_sessions()
@@ -168,7 +78,8 @@ class MainWindow(QMainWindow):
         outer = QVBoxLayout(root)
         outer.setContentsMargins(12, 10, 12, 6)
         outer.setSpacing(8)
-        outer.addWidget(self._build_transport())
+        self.transport = TransportBar(can_set_key=callable(getattr(self.session, "set_key", None)))
+        outer.addWidget(self.transport)
         self.notice = QFrame()
         self.notice.setObjectName("notice")
         nl = QHBoxLayout(self.notice)
@@ -183,7 +94,7 @@ class MainWindow(QMainWindow):
         body.setSpacing(10)
         left = QVBoxLayout()
         left.setSpacing(8)
-        roll_frame, rl = _panel()
+        roll_frame, rl = panel_frame()
         rl.setContentsMargins(4, 4, 4, 4)
         self.roll = PianoRoll()
         # The roll holds the keyboard focus, so no text box shows a cursor or eats notes.
@@ -193,302 +104,58 @@ class MainWindow(QMainWindow):
         mixer = QHBoxLayout()
         mixer.setSpacing(8)
         self.strips: dict[str, PartStrip] = {}
-        snap_parts = self._safe_snapshot()
-        parts = tuple(snap_parts.parts) if snap_parts is not None and snap_parts.parts else DEFAULT_PARTS
-        for part in parts:
-            strip = PartStrip(part)
-            strip.changed.connect(self._part_changed)
-            self.strips[part] = strip
-            mixer.addWidget(strip)
+        snap = self._safe_snapshot()
+        for part in (tuple(snap.parts) if snap is not None and snap.parts else DEFAULT_PARTS):
+            self.strips[part] = PartStrip(part)
+            mixer.addWidget(self.strips[part])
         left.addLayout(mixer)
         body.addLayout(left, 1)
         self.tabs = QTabWidget()
         self.tabs.setFixedWidth(330)
         self.tabs.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.tabs.addTab(self._build_band_tab(), "Band")
-        self.tabs.addTab(self._build_setup_tab(), "Setup")
-        self.tabs.addTab(self._build_sessions_tab(), "Sessions")
+        self.band_panel = BandPanel(self.keyboard.base_pitch)
+        self.setup_panel = SetupPanel()
+        self.sessions_panel = SessionsPanel(can_play_along=callable(getattr(self.session, "play_along", None)))
+        self.tabs.addTab(self.band_panel, "Band")
+        self.tabs.addTab(self.setup_panel, "Setup")
+        self.tabs.addTab(self.sessions_panel, "Sessions")
         body.addWidget(self.tabs)
         outer.addLayout(body, 1)
-        outer.addWidget(self._build_health())
+        self.health_bar = HealthBar()
+        outer.addWidget(self.health_bar)
         self.setCentralWidget(root)
 
-    def _build_transport(self) -> QWidget:
-        f, _ = _panel()
-        lay = QHBoxLayout()
-        f.layout().addLayout(lay)
-        lay.setSpacing(14)
-        self.play_btn = QPushButton("▶")
-        self.play_btn.setObjectName("play")
-        self.play_btn.setCheckable(True)
-        self.play_btn.setToolTip("play / stop (Space)")
-        self.play_btn.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.play_btn.clicked.connect(lambda: self.toggle_play())
-        self.record_btn = QPushButton("● REC")
-        self.record_btn.setObjectName("record")
-        self.record_btn.setCheckable(True)
-        self.record_btn.setToolTip("record this session (MIDI + WAV, written as you play)")
-        self.record_btn.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.record_btn.toggled.connect(lambda on: self._call(self.session.set_recording, on))
-        lay.addWidget(self.play_btn)
-        lay.addWidget(self.record_btn)
-
-        def group(caption: str, *widgets) -> QVBoxLayout:
-            v = QVBoxLayout()
-            v.setSpacing(2)
-            v.addWidget(_caption(caption))
-            h = QHBoxLayout()
-            h.setSpacing(4)
-            for w in widgets:
-                h.addWidget(w)
-            v.addLayout(h)
-            lay.addLayout(v)
-            return v
-
-        self.tempo = QDoubleSpinBox()
-        self.tempo.setRange(40.0, 240.0)
-        self.tempo.setDecimals(1)
-        self.tempo.setSuffix(" bpm")
-        self.tempo.setKeyboardTracking(False)
-        self.tempo.setFixedWidth(118)
-        self.tempo.valueChanged.connect(self._tempo_changed)
-        self.tap_btn = QPushButton("TAP")
-        self.tap_btn.setToolTip("tap the tempo (T)")
-        self.tap_btn.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.tap_btn.clicked.connect(self.tap)
-        group("tempo", self.tempo, self.tap_btn)
-        self.meter = QComboBox()
-        for m in METERS:
-            self.meter.addItem(m, m)
-        self.meter.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.meter.currentIndexChanged.connect(lambda i: self._call(self.session.set_meter, self.meter.itemData(i)))
-        self.count_in = QSpinBox()
-        self.count_in.setRange(0, 4)
-        self.count_in.setSuffix(" bar")
-        self.count_in.setToolTip("count-in bars before the band starts")
-        self.count_in.valueChanged.connect(lambda v: self._call(self.session.set_count_in, v))
-        self.metronome = QPushButton("Click")
-        self.metronome.setCheckable(True)
-        self.metronome.setToolTip("metronome click")
-        self.metronome.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.metronome.toggled.connect(lambda on: self._call(self.session.set_metronome, on))
-        group("meter", self.meter)
-        group("count-in", self.count_in, self.metronome)
-        self.key = QComboBox()
-        for k in KEYS:
-            self.key.addItem(k, k)
-        self.key.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.key.setMinimumContentsLength(12)
-        self.key.currentIndexChanged.connect(self._key_changed)
-        if not callable(getattr(self.session, "set_key", None)):
-            # This session always follows the player's key: the box shows what it detects.
-            self.key.setEnabled(False)
-            self.key.setToolTip("auto-key: the band detects your key as you play")
-        else:
-            self.key.setToolTip("Auto follows your playing; or fix the key")
-        group("key", self.key)
-        self.style = QComboBox()
-        for s in STYLES:
-            self.style.addItem(s.title(), s)
-        self.style.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.style.currentIndexChanged.connect(lambda i: self._call(self.session.set_style, self.style.itemData(i)))
-        group("style", self.style)
-        lay.addStretch(1)
-        chord_box = QVBoxLayout()
-        chord_box.setSpacing(0)
-        chord_box.addWidget(_caption("chord"), 0, Qt.AlignmentFlag.AlignHCenter)
-        self.chord_label = QLabel("–")
-        self.chord_label.setObjectName("chord")
-        self.chord_label.setMinimumWidth(110)
-        self.chord_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        chord_box.addWidget(self.chord_label)
-        self.key_label = QLabel("")
-        self.key_label.setObjectName("dim")
-        self.key_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        chord_box.addWidget(self.key_label)
-        lay.addLayout(chord_box)
-        pos_box = QVBoxLayout()
-        pos_box.setSpacing(0)
-        pos_box.addWidget(_caption("bar . beat"), 0, Qt.AlignmentFlag.AlignHCenter)
-        self.position = QLabel("–")
-        self.position.setObjectName("bignum")
-        self.position.setMinimumWidth(70)
-        self.position.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        pos_box.addWidget(self.position)
-        pos_box.addStretch(1)
-        lay.addSpacing(8)
-        lay.addLayout(pos_box)
-        lay.addStretch(1)
-        inp = QVBoxLayout()
-        inp.setSpacing(3)
-        inp.addWidget(_caption("you play with"))
-        modes = QHBoxLayout()
-        modes.setSpacing(0)
-        self.mode_group = QButtonGroup(self)
-        self.mode_buttons: dict[str, QPushButton] = {}
-        for mode, label in INPUT_MODES:
-            b = QPushButton(label)
-            b.setObjectName("mode")
-            b.setCheckable(True)
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            b.setToolTip({"keyboard": "computer keyboard: Z S X D C V G B H N J M , = C to C ([ ] octave)",
-                          "midi": "a MIDI controller (choose it in Setup)",
-                          "mic": "hum or sing into the microphone"}[mode])
-            self.mode_group.addButton(b)
-            self.mode_buttons[mode] = b
-            modes.addWidget(b)
-            b.clicked.connect(lambda _=False, m=mode: self.set_input_mode(m))
-        inp.addLayout(modes)
-        lvl = QHBoxLayout()
-        self.level = LevelMeter()
-        self.hum_label = QLabel("")
-        self.hum_label.setObjectName("dim")
-        self.hum_label.setMinimumWidth(70)
-        lvl.addWidget(self.level, 1)
-        lvl.addWidget(self.hum_label)
-        inp.addLayout(lvl)
-        lay.addLayout(inp)
-        return f
-
-    def _build_band_tab(self) -> QWidget:
-        w = QWidget()
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(12, 12, 12, 12)
-        lay.addWidget(_caption("how the band plays"))
-        grid = QGridLayout()
-        pct = lambda v: f"{v * 100:.0f}%"  # noqa: E731
-        self.temperature = Knob("creativity", 0.05, 2.0, 0.9, fmt=lambda v: f"{v:.2f}", color=theme.PART_COLORS["pad"],
-                                tooltip="low: safe, predictable; high: adventurous")
-        self.density = Knob("intensity", 0.0, 1.0, 0.5, fmt=pct, color=theme.PART_COLORS["bass"],
-                            tooltip="how busy the band plays")
-        self.harmony = Knob("follow", 0.0, 1.0, 0.5, fmt=pct, color=theme.PART_COLORS["keys"],
-                            tooltip="how strictly the harmony follows your notes")
-        self.master = Knob("master", 0.0, 1.0, 0.8, fmt=pct, color=theme.ACCENT, tooltip="master volume")
-        self.temperature.valueChanged.connect(lambda v: self._call(self.session.set_temperature, v))
-        self.density.valueChanged.connect(lambda v: self._call(self.session.set_density, v))
-        self.harmony.valueChanged.connect(lambda v: self._call(self.session.set_harmony_follow, v))
-        self.master.valueChanged.connect(lambda v: self._call(self.session.set_master_volume, v))
-        for i, k in enumerate((self.temperature, self.density, self.harmony, self.master)):
-            grid.addWidget(k, i // 2, i % 2, Qt.AlignmentFlag.AlignHCenter)
-        lay.addLayout(grid)
-        lay.addSpacing(6)
-        lay.addWidget(_caption("play here or on your keyboard"))
-        self.onscreen = OnScreenKeys(base=self.keyboard.base_pitch)
-        self.onscreen.note.connect(self.play_note)
-        lay.addWidget(self.onscreen)
-        help_ = QLabel(
-            "<b>Space</b> play / stop &nbsp; <b>T</b> tap tempo<br>"
-            "<b>Z S X D C V G B H N J M ,</b> play notes<br><b>[ ]</b> octave down / up")
-        help_.setObjectName("dim")
-        help_.setWordWrap(True)
-        lay.addSpacing(10)
-        lay.addWidget(_caption("keys"))
-        lay.addWidget(help_)
-        lay.addStretch(1)
-        return w
-
-    def _build_setup_tab(self) -> QWidget:
-        w = QWidget()
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(12, 12, 12, 12)
-        lay.setSpacing(4)
-        self.audio_out = QComboBox()
-        self.audio_in = QComboBox()
-        self.buffer = QComboBox()
-        for b in BLOCKSIZES:
-            self.buffer.addItem(f"{b} frames", b)
-        self.buffer.setToolTip("smaller: lower latency; larger: fewer dropouts on a busy computer")
-        self.midi_in = QComboBox()
-        self.midi_out = QComboBox()
-        for caption, combo in (("audio output", self.audio_out), ("audio input (microphone)", self.audio_in),
-                               ("buffer size", self.buffer), ("MIDI controller in", self.midi_in),
-                               ("MIDI out (to a DAW)", self.midi_out)):
-            combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            lay.addWidget(_caption(caption))
-            lay.addWidget(combo)
-            lay.addSpacing(4)
-        self.audio_out.activated.connect(lambda _: self._apply_audio())
-        self.audio_in.activated.connect(lambda _: self._apply_audio())
-        self.buffer.activated.connect(lambda _: self._apply_audio())
-        self.midi_in.activated.connect(lambda _: self._apply_midi_in())
-        self.midi_out.activated.connect(lambda _: self._apply_midi_out())
-        refresh = QPushButton("Rescan devices")
-        refresh.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        refresh.clicked.connect(self._refresh_devices)
-        lay.addWidget(refresh)
-        self.audio_info = QLabel("")
-        self.audio_info.setWordWrap(True)
-        lay.addWidget(self.audio_info)
-        self.latency_hint = QLabel("")
-        self.latency_hint.setObjectName("dim")
-        self.latency_hint.setWordWrap(True)
-        lay.addWidget(self.latency_hint)
-        lay.addStretch(1)
-        return w
-
-    def _build_sessions_tab(self) -> QWidget:
-        w = QWidget()
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(12, 12, 12, 12)
-        lay.addWidget(_caption("recorded sessions"))
-        self.session_list = QListWidget()
-        self.session_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.session_list.setWordWrap(True)
-        self.session_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        lay.addWidget(self.session_list, 1)
-        row = QHBoxLayout()
-        self.refresh_sessions_btn = QPushButton("Refresh")
-        self.export_btn = QPushButton("Export MIDI + WAV…")
-        for b in (self.refresh_sessions_btn, self.export_btn):
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            row.addWidget(b)
-        self.refresh_sessions_btn.clicked.connect(self._refresh_sessions)
-        self.export_btn.clicked.connect(self._export_clicked)
-        lay.addLayout(row)
-        lay.addSpacing(10)
-        lay.addWidget(_caption("melody files"))
-        self.render_btn = QPushButton("Render a melody file…")
-        self.render_btn.setToolTip("accompany a .mid (or hummed .wav) offline into WAV + MIDI")
-        self.render_btn.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.render_btn.clicked.connect(self._render_clicked)
-        lay.addWidget(self.render_btn)
-        self.along_btn = QPushButton("Play along with a file…")
-        self.along_btn.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.along_btn.clicked.connect(self._play_along_clicked)
-        if not callable(getattr(self.session, "play_along", None)):
-            self.along_btn.setEnabled(False)
-            self.along_btn.setToolTip("this session cannot play files along yet")
-        lay.addWidget(self.along_btn)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.hide()
-        lay.addWidget(self.progress)
-        self.job_label = QLabel("")
-        self.job_label.setObjectName("dim")
-        self.job_label.setWordWrap(True)
-        lay.addWidget(self.job_label)
-        return w
-
-    def _build_health(self) -> QWidget:
-        w = QWidget()
-        lay = QHBoxLayout(w)
-        lay.setContentsMargins(4, 0, 4, 0)
-        lay.setSpacing(18)
-        self.health_labels: dict[str, QLabel] = {}
-        for key, tip in (("latency", "audio output latency"), ("xruns", "audio dropouts since play"),
-                         ("lead", "how far the band is generated ahead of the beat"),
-                         ("cpu", "CPU used by LiveBand"), ("backend", "inference backend")):
-            lab = QLabel("")
-            lab.setObjectName("dim")
-            lab.setToolTip(tip)
-            self.health_labels[key] = lab
-            lay.addWidget(lab)
-        lay.addStretch(1)
-        self.health_dot = QLabel("●")
-        self.health_text = QLabel("")
-        lay.addWidget(self.health_dot)
-        lay.addWidget(self.health_text)
-        return w
+    def _connect(self) -> None:
+        """Controls -> session."""
+        t, b, su, se, ss = self.transport, self.band_panel, self.setup_panel, self.sessions_panel, self.session
+        t.play_btn.clicked.connect(lambda: self.toggle_play())
+        t.record_btn.toggled.connect(lambda on: self._call(ss.set_recording, on))
+        t.tempo.valueChanged.connect(self._tempo_changed)
+        t.tap_btn.clicked.connect(self.tap)
+        t.meter.currentIndexChanged.connect(lambda i: self._call(ss.set_meter, t.meter.itemData(i)))
+        t.count_in.valueChanged.connect(lambda v: self._call(ss.set_count_in, v))
+        t.metronome.toggled.connect(lambda on: self._call(ss.set_metronome, on))
+        t.key.currentIndexChanged.connect(self._key_changed)
+        t.style.currentIndexChanged.connect(lambda i: self._call(ss.set_style, t.style.itemData(i)))
+        for mode, button in t.mode_buttons.items():
+            button.clicked.connect(lambda _=False, m=mode: self.set_input_mode(m))
+        b.temperature.valueChanged.connect(lambda v: self._call(ss.set_temperature, v))
+        b.density.valueChanged.connect(lambda v: self._call(ss.set_density, v))
+        b.harmony.valueChanged.connect(lambda v: self._call(ss.set_harmony_follow, v))
+        b.master.valueChanged.connect(lambda v: self._call(ss.set_master_volume, v))
+        b.onscreen.note.connect(self.play_note)
+        for strip in self.strips.values():
+            strip.changed.connect(self._part_changed)
+        su.audio_out.activated.connect(lambda _: self._apply_audio())
+        su.audio_in.activated.connect(lambda _: self._apply_audio())
+        su.buffer.activated.connect(lambda _: self._apply_audio())
+        su.midi_in.activated.connect(lambda _: self._apply_midi_in())
+        su.midi_out.activated.connect(lambda _: self._apply_midi_out())
+        su.rescan.clicked.connect(self._refresh_devices)
+        se.refresh.clicked.connect(self._refresh_sessions)
+        se.export.clicked.connect(self._export_clicked)
+        se.render.clicked.connect(self._render_clicked)
+        se.along.clicked.connect(self._play_along_clicked)
 
     # --------------------------------------------------------------- settings
     def _restore(self) -> None:
@@ -497,22 +164,22 @@ class MainWindow(QMainWindow):
         geo = st.read(s, "window/geometry")
         if geo:
             self.restoreGeometry(geo)
-        self.tempo.setValue(max(40.0, min(240.0, st.read(s, "transport/tempo"))))
-        self._tempo_changed(self.tempo.value())
+        self.transport.tempo.setValue(max(40.0, min(240.0, st.read(s, "transport/tempo"))))
+        self._tempo_changed(self.transport.tempo.value())
         meter = st.read(s, "transport/meter")
-        self.meter.setCurrentIndex(max(0, self.meter.findData(meter)))
-        self._call(self.session.set_meter, self.meter.currentData())
-        self.count_in.setValue(max(0, min(4, st.read(s, "transport/count_in"))))
-        self._call(self.session.set_count_in, self.count_in.value())
-        self.metronome.setChecked(st.read(s, "transport/metronome"))
-        self._call(self.session.set_metronome, self.metronome.isChecked())
-        self.key.setCurrentIndex(max(0, self.key.findData(st.read(s, "transport/key"))))
-        self.style.setCurrentIndex(max(0, self.style.findData(st.read(s, "band/style"))))
-        self._call(self.session.set_style, self.style.currentData())
-        for knob, key, fn in ((self.temperature, "band/temperature", self.session.set_temperature),
-                              (self.density, "band/density", self.session.set_density),
-                              (self.harmony, "band/harmony_follow", self.session.set_harmony_follow),
-                              (self.master, "band/master", self.session.set_master_volume)):
+        self.transport.meter.setCurrentIndex(max(0, self.transport.meter.findData(meter)))
+        self._call(self.session.set_meter, self.transport.meter.currentData())
+        self.transport.count_in.setValue(max(0, min(4, st.read(s, "transport/count_in"))))
+        self._call(self.session.set_count_in, self.transport.count_in.value())
+        self.transport.metronome.setChecked(st.read(s, "transport/metronome"))
+        self._call(self.session.set_metronome, self.transport.metronome.isChecked())
+        self.transport.key.setCurrentIndex(max(0, self.transport.key.findData(st.read(s, "transport/key"))))
+        self.transport.style.setCurrentIndex(max(0, self.transport.style.findData(st.read(s, "band/style"))))
+        self._call(self.session.set_style, self.transport.style.currentData())
+        for knob, key, fn in ((self.band_panel.temperature, "band/temperature", self.session.set_temperature),
+                              (self.band_panel.density, "band/density", self.session.set_density),
+                              (self.band_panel.harmony, "band/harmony_follow", self.session.set_harmony_follow),
+                              (self.band_panel.master, "band/master", self.session.set_master_volume)):
             knob.setValue(st.read(s, key))
             self._call(fn, knob.value())
         snap = self._safe_snapshot()
@@ -530,30 +197,30 @@ class MainWindow(QMainWindow):
                 self._call(self.session.set_part, part, **changes)
                 if state is not None:
                     strip.show_state(type(state)(**{**{a: getattr(state, a) for a in st.PART_KEYS}, **changes}))
-        self.record_btn.setChecked(st.read(s, "transport/record"))
-        self._call(self.session.set_recording, self.record_btn.isChecked())
+        self.transport.record_btn.setChecked(st.read(s, "transport/record"))
+        self._call(self.session.set_recording, self.transport.record_btn.isChecked())
         self.set_input_mode(st.read(s, "input/mode"))
-        self.buffer.setCurrentIndex(max(0, self.buffer.findData(self.blocksize)))
+        self.setup_panel.buffer.setCurrentIndex(max(0, self.setup_panel.buffer.findData(self.blocksize)))
 
     def save_settings(self) -> None:
         s = self.settings
-        st.write(s, "transport/tempo", float(self.tempo.value()))
-        st.write(s, "transport/meter", self.meter.currentData())
-        st.write(s, "transport/count_in", int(self.count_in.value()))
-        st.write(s, "transport/metronome", bool(self.metronome.isChecked()))
-        st.write(s, "transport/key", self.key.currentData())
-        st.write(s, "transport/record", bool(self.record_btn.isChecked()))
-        st.write(s, "band/style", self.style.currentData())
-        st.write(s, "band/temperature", float(self.temperature.value()))
-        st.write(s, "band/density", float(self.density.value()))
-        st.write(s, "band/harmony_follow", float(self.harmony.value()))
-        st.write(s, "band/master", float(self.master.value()))
+        st.write(s, "transport/tempo", float(self.transport.tempo.value()))
+        st.write(s, "transport/meter", self.transport.meter.currentData())
+        st.write(s, "transport/count_in", int(self.transport.count_in.value()))
+        st.write(s, "transport/metronome", bool(self.transport.metronome.isChecked()))
+        st.write(s, "transport/key", self.transport.key.currentData())
+        st.write(s, "transport/record", bool(self.transport.record_btn.isChecked()))
+        st.write(s, "band/style", self.transport.style.currentData())
+        st.write(s, "band/temperature", float(self.band_panel.temperature.value()))
+        st.write(s, "band/density", float(self.band_panel.density.value()))
+        st.write(s, "band/harmony_follow", float(self.band_panel.harmony.value()))
+        st.write(s, "band/master", float(self.band_panel.master.value()))
         st.write(s, "input/mode", self.input_mode)
-        st.write(s, "devices/blocksize", int(self.buffer.currentData()))
-        st.write(s, "devices/audio_out", self.audio_out.currentData() or "")
-        st.write(s, "devices/audio_in", self.audio_in.currentData() or "")
-        st.write(s, "devices/midi_in", self.midi_in.currentData() or "")
-        st.write(s, "devices/midi_out", self.midi_out.currentData() or "")
+        st.write(s, "devices/blocksize", int(self.setup_panel.buffer.currentData()))
+        st.write(s, "devices/audio_out", self.setup_panel.audio_out.currentData() or "")
+        st.write(s, "devices/audio_in", self.setup_panel.audio_in.currentData() or "")
+        st.write(s, "devices/midi_in", self.setup_panel.midi_in.currentData() or "")
+        st.write(s, "devices/midi_out", self.setup_panel.midi_out.currentData() or "")
         for part, strip in self.strips.items():
             st.write(s, f"parts/{part}/mute", strip.mute.isChecked())
             st.write(s, f"parts/{part}/solo", strip.solo.isChecked())
@@ -582,7 +249,7 @@ class MainWindow(QMainWindow):
         if self._starting is not None:
             return
         snap = self._safe_snapshot()
-        playing = snap.playing if snap is not None else self.play_btn.isChecked()
+        playing = snap.playing if snap is not None else self.transport.play_btn.isChecked()
         if playing:
             self.stop()
         else:
@@ -595,8 +262,8 @@ class MainWindow(QMainWindow):
             return
         self.health.reset()
         self.roll.reset()
-        self.play_btn.setText("…")
-        self.play_btn.setToolTip("starting the band…")
+        self.transport.play_btn.setText("…")
+        self.transport.play_btn.setToolTip("starting the band…")
         worker = CallWorker(self.session.play, self)
         worker.done.connect(self._play_started)
         self._starting = worker
@@ -611,7 +278,7 @@ class MainWindow(QMainWindow):
 
     def _play_started(self, ok: bool, message: str) -> None:
         self._starting = None
-        self.play_btn.setToolTip("play / stop (Space)")
+        self.transport.play_btn.setToolTip("play / stop (Space)")
         if not ok:
             self.flash(f"Could not start the band: {message}")
         self.tick()
@@ -627,31 +294,28 @@ class MainWindow(QMainWindow):
     def tap(self) -> None:
         bpm = self._call(self.session.tap_tempo)
         if bpm and math.isfinite(bpm) and 40 <= bpm <= 240:
-            self.tempo.blockSignals(True)
-            self.tempo.setValue(float(bpm))
-            self.tempo.blockSignals(False)
+            self.transport.tempo.blockSignals(True)
+            self.transport.tempo.setValue(float(bpm))
+            self.transport.tempo.blockSignals(False)
 
     def _tempo_changed(self, bpm: float) -> None:
         self._call(self.session.set_tempo, float(bpm))
 
     def _key_changed(self, i: int) -> None:
         fn = getattr(self.session, "set_key", None)
-        key = self.key.itemData(i)
+        key = self.transport.key.itemData(i)
         if callable(fn):
             self._call(fn, None if key == "Auto" else key)
 
     @property
     def input_mode(self) -> str:
-        for mode, b in self.mode_buttons.items():
-            if b.isChecked():
-                return mode
-        return "keyboard"
+        return self.transport.input_mode
 
     def set_input_mode(self, mode: str) -> None:
-        if mode not in self.mode_buttons:
+        if mode not in self.transport.mode_buttons:
             mode = "keyboard"
         self._release_held()
-        self.mode_buttons[mode].setChecked(True)
+        self.transport.mode_buttons[mode].setChecked(True)
         self._call(self.session.set_input_mode, mode)
 
     def _part_changed(self, part: str, change: dict) -> None:
@@ -659,41 +323,14 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------- devices
     def _refresh_devices(self) -> None:
-        audio = self._call(self.session.audio_devices) or {}
-        midi = self._call(self.session.midi_ports) or {}
-        s = self.settings
-
-        def fill(combo: QComboBox, names, none_label: str, saved: str, extra=()) -> None:
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItem(none_label, "")
-            for label, data in extra:
-                combo.addItem(label, data)
-            for n in names or ():
-                combo.addItem(str(n), str(n))
-            i = combo.findData(saved)
-            combo.setCurrentIndex(i if i >= 0 else 0)
-            combo.blockSignals(False)
-
-        fill(self.audio_out, audio.get("outputs"), "System default", st.read(s, "devices/audio_out"))
-        fill(self.audio_in, audio.get("inputs"), "System default", st.read(s, "devices/audio_in"))
-        fill(self.midi_in, [n for n in midi.get("inputs") or () if not str(n).startswith("LiveBand")], "None",
-             st.read(s, "devices/midi_in"), extra=(("Virtual port “LiveBand in”", "LiveBand in"),))
-        fill(self.midi_out, [n for n in midi.get("outputs") or () if not str(n).startswith("LiveBand")], "Off",
-             st.read(s, "devices/midi_out"), extra=(("Virtual port “LiveBand band”", "virtual:"),))
-        missing = []
-        if not audio.get("outputs"):
-            missing.append("No audio output found: start PulseAudio/PipeWire or JACK (or plug in a sound "
-                           "card), then Rescan. Offline render still works.")
-        if not midi.get("inputs"):
-            missing.append("No MIDI controller found: plug one in and press Rescan, or play with the "
-                           "computer keyboard.")
-        self.latency_hint.setText("\n\n".join(missing))
+        saved = {k: st.read(self.settings, f"devices/{k}") for k in ("audio_out", "audio_in", "midi_in", "midi_out")}
+        self.setup_panel.show_devices(self._call(self.session.audio_devices) or {},
+                                      self._call(self.session.midi_ports) or {}, saved)
 
     def _apply_audio(self) -> None:
-        out = self.audio_out.currentData() or None
-        inp = self.audio_in.currentData() or None
-        self.blocksize = int(self.buffer.currentData())
+        out = self.setup_panel.audio_out.currentData() or None
+        inp = self.setup_panel.audio_in.currentData() or None
+        self.blocksize = int(self.setup_panel.buffer.currentData())
         self.health.reset()
         # Re-opening the stream can take a moment: do it off the UI thread.
         worker = CallWorker(lambda: self.session.set_audio_devices(output=out, input=inp, blocksize=self.blocksize),
@@ -702,10 +339,10 @@ class MainWindow(QMainWindow):
         self._start(worker, "")
 
     def _apply_midi_in(self) -> None:
-        self._call(self.session.open_midi_input, self.midi_in.currentData() or None)
+        self._call(self.session.open_midi_input, self.setup_panel.midi_in.currentData() or None)
 
     def _apply_midi_out(self) -> None:
-        data = self.midi_out.currentData() or ""
+        data = self.setup_panel.midi_out.currentData() or ""
         if data.startswith("virtual:"):
             self._call(self.session.open_midi_output, data.split(":", 1)[1] or None, virtual=True)
         else:
@@ -713,33 +350,17 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- sessions
     def _refresh_sessions(self) -> None:
-        self.session_list.clear()
-        for info in self._call(self.session.list_sessions) or []:
-            name = str(info.get("name", "?"))
-            details = []
-            secs = info.get("seconds")
-            if isinstance(secs, (int, float)) and secs > 0:
-                details.append(f"{int(secs) // 60}:{int(secs) % 60:02d}")
-            if info.get("style"):
-                details.append(str(info["style"]))
-            if info.get("tempo"):
-                details.append(f"{float(info['tempo']):.0f} bpm")
-            if info.get("complete") is False:
-                details.append("recovered")
-            item = QListWidgetItem(name + ("\n    " + " · ".join(details) if details else ""))
-            item.setData(Qt.ItemDataRole.UserRole, name)
-            item.setToolTip(", ".join(info.get("files", [])) if isinstance(info.get("files"), list) else "")
-            self.session_list.addItem(item)
+        self.sessions_panel.show_sessions(self._call(self.session.list_sessions) or [])
 
     def export_selected(self, dest: str) -> ExportWorker | None:
         """Export the selected session into ``dest`` in a worker thread."""
-        item = self.session_list.currentItem()
-        if item is None:
+        name = self.sessions_panel.selected()
+        if name is None:
             self.flash("Choose a recorded session to export first.")
             return None
-        worker = ExportWorker(self.session, item.data(Qt.ItemDataRole.UserRole), dest, self)
+        worker = ExportWorker(self.session, name, dest, self)
         worker.done.connect(self._job_done)
-        self._start(worker, f"Exporting {item.data(Qt.ItemDataRole.UserRole)}…")
+        self._start(worker, f"Exporting {name}…")
         return worker
 
     def _export_clicked(self) -> None:
@@ -750,10 +371,10 @@ class MainWindow(QMainWindow):
     def render_file(self, path: str, out_wav: str, midi_out: str | None = None) -> RenderWorker:
         """Accompany ``path`` offline into ``out_wav`` (+ ``midi_out``) in a worker thread."""
         worker = RenderWorker(self.session, path, out_wav, midi_out, self)
-        worker.progress.connect(lambda f: self.progress.setValue(int(f * 1000)))
+        worker.progress.connect(lambda f: self.sessions_panel.progress.setValue(int(f * 1000)))
         worker.done.connect(self._job_done)
-        self.progress.setValue(0)
-        self.progress.show()
+        self.sessions_panel.progress.setValue(0)
+        self.sessions_panel.progress.show()
         self._start(worker, f"Rendering {Path(path).name}…")
         return worker
 
@@ -776,7 +397,7 @@ class MainWindow(QMainWindow):
         self._workers.append(worker)
         worker.finished.connect(lambda w=worker: self._workers.remove(w) if w in self._workers else None)
         if label:
-            self.job_label.setText(label)
+            self.sessions_panel.job_label.setText(label)
         worker.start()
 
     def wait_for_workers(self, ms: int = 30000) -> None:
@@ -785,8 +406,8 @@ class MainWindow(QMainWindow):
             w.wait(ms)
 
     def _job_done(self, ok: bool, message: str) -> None:
-        self.job_label.setText(message)
-        self.progress.setValue(1000 if ok else self.progress.value())
+        self.sessions_panel.job_label.setText(message)
+        self.sessions_panel.progress.setValue(1000 if ok else self.sessions_panel.progress.value())
         if not ok:
             self.flash(message)
         self._refresh_sessions()
@@ -804,38 +425,38 @@ class MainWindow(QMainWindow):
         if snap is None:
             return
         self.last_snapshot = snap
-        self.play_btn.blockSignals(True)
-        self.play_btn.setChecked(snap.playing)
-        self.play_btn.setText("…" if self._starting is not None else "■" if snap.playing else "▶")
-        self.play_btn.blockSignals(False)
+        self.transport.play_btn.blockSignals(True)
+        self.transport.play_btn.setChecked(snap.playing)
+        self.transport.play_btn.setText("…" if self._starting is not None else "■" if snap.playing else "▶")
+        self.transport.play_btn.blockSignals(False)
         # The button is the wish to record takes; the text says whether a take is being written.
         rec_text = "● RECORDING" if snap.recording else "● REC"
         if self.last_recording and not snap.recording:
             self._refresh_sessions()             # a take was just saved
         self.last_recording = snap.recording
-        if self.record_btn.text() != rec_text:
-            self.record_btn.setText(rec_text)
-        if snap.input_mode != self.input_mode and snap.input_mode in self.mode_buttons:
+        if self.transport.record_btn.text() != rec_text:
+            self.transport.record_btn.setText(rec_text)
+        if snap.input_mode != self.input_mode and snap.input_mode in self.transport.mode_buttons:
             self._release_held()
-            self.mode_buttons[snap.input_mode].setChecked(True)
-        if not self.tempo.hasFocus() and abs(snap.tempo - self.tempo.value()) > 0.05:
-            self.tempo.blockSignals(True)
-            self.tempo.setValue(snap.tempo)
-            self.tempo.blockSignals(False)
-        self.chord_label.setText(snap.chord or "–")
+            self.transport.mode_buttons[snap.input_mode].setChecked(True)
+        if not self.transport.tempo.hasFocus() and abs(snap.tempo - self.transport.tempo.value()) > 0.05:
+            self.transport.tempo.blockSignals(True)
+            self.transport.tempo.setValue(snap.tempo)
+            self.transport.tempo.blockSignals(False)
+        self.transport.chord_label.setText(snap.chord or "–")
         if snap.playing and not snap.counting_in:
             bar, beat = bar_and_beat_steps(snap.meter)
             s = max(0.0, snap.step)
-            self.position.setText(f"{int(s // bar) + 1}.{int(s % bar // beat) + 1}")
+            self.transport.position.setText(f"{int(s // bar) + 1}.{int(s % bar // beat) + 1}")
         else:
-            self.position.setText("count" if snap.counting_in else "–")
-        self.key_label.setText(f"key: {snap.key}" if snap.key else "key: listening…")
+            self.transport.position.setText("count" if snap.counting_in else "–")
+        self.transport.key_label.setText(f"key: {snap.key}" if snap.key else "key: listening…")
         auto = f"Auto: {snap.key}" if snap.key else "Auto"
-        if self.key.itemText(0) != auto:
-            self.key.setItemText(0, auto)
-        self.level.set_db(snap.input_level_db)
+        if self.transport.key.itemText(0) != auto:
+            self.transport.key.setItemText(0, auto)
+        self.transport.level.set_db(snap.input_level_db)
         hp = snap.hummed_pitch
-        self.hum_label.setText(note_name(int(round(hp))) if hp is not None and math.isfinite(hp) else "")
+        self.transport.hum_label.setText(note_name(int(round(hp))) if hp is not None and math.isfinite(hp) else "")
         try:
             notes = self.session.roll(self.roll.step - self.roll.behind_steps) if snap.playing or snap.step else []
         except Exception:
@@ -852,20 +473,9 @@ class MainWindow(QMainWindow):
     def _show_health(self, snap) -> None:
         info = (f"Output latency {snap.audio_latency_ms:.1f} ms with {self.blocksize}-frame buffers. "
                 f"Band model: {snap.backend}.")
-        if self.audio_info.text() != info:
-            self.audio_info.setText(info)
-        hl = self.health_labels
-        hl["latency"].setText(f"latency <b>{snap.audio_latency_ms:.1f} ms</b>")
-        hl["xruns"].setText(f"dropouts <b>{snap.xruns}</b>")
-        hl["lead"].setText(f"band ahead <b>{snap.lead_ms:.0f} ms</b>")
-        hl["cpu"].setText(f"CPU <b>{snap.cpu_percent:.0f}%</b>")
-        hl["backend"].setText(f"model <b>{snap.backend}</b>")
-        color = {OK: theme.GOOD, BAD: theme.BAD}.get(self.verdict.level, theme.WARN)
-        self.health_dot.setStyleSheet(f"color: {color}")
-        if self.verdict.level == OK:
-            self.health_text.setText("keeping up" if snap.playing else "ready")
-        else:
-            self.health_text.setText("cannot keep up" if self.verdict.level == BAD else "under strain")
+        if self.setup_panel.audio_info.text() != info:
+            self.setup_panel.audio_info.setText(info)
+        self.health_bar.show_snapshot(snap, self.verdict)
 
     def notice_lines(self, snap=None) -> list[str]:
         """Everything the banner says right now: session notices, health advice, our own messages."""
@@ -936,8 +546,8 @@ class MainWindow(QMainWindow):
                 if pitch is not None:
                     self.play_note(pitch, True)
                 if key in (OCTAVE_DOWN, OCTAVE_UP):
-                    self.onscreen.base = self.keyboard.base_pitch
-                    self.onscreen.update()
+                    self.band_panel.onscreen.base = self.keyboard.base_pitch
+                    self.band_panel.onscreen.update()
             else:
                 pitch = self.keyboard.release(key)
                 if pitch is not None:
@@ -951,9 +561,9 @@ class MainWindow(QMainWindow):
             self._call(self.session.key_event, pitch, True, 100)
         else:
             self._call(self.session.key_event, pitch, False)
-        lit = set(self.onscreen.lit)
+        lit = set(self.band_panel.onscreen.lit)
         (lit.add if down else lit.discard)(pitch)
-        self.onscreen.set_lit(lit)
+        self.band_panel.onscreen.set_lit(lit)
 
     def _release_held(self) -> None:
         for pitch in self.keyboard.release_all():

@@ -61,8 +61,8 @@ def test_playing_window_makes_sound_and_draws_the_band(themed_app, qtbot, pulse_
     qtbot.addWidget(w)
     w.resize(1360, 820)
     w.show()
-    w.count_in.setValue(0)
-    w.tempo.setValue(120.0)
+    w.transport.count_in.setValue(0)
+    w.transport.tempo.setValue(120.0)
     rec_path = tmp_path / "speakers.wav"
     rec = pulse_server.record_output(rec_path)
     player = KeyboardAutoplay(w)
@@ -78,7 +78,7 @@ def test_playing_window_makes_sound_and_draws_the_band(themed_app, qtbot, pulse_
         assert parts & {"bass", "keys", "pad", "drums"}, parts
         assert any(n[4] for n in notes), "the band's planned steps are shown ahead of the playhead"
         assert w.roll.note_count > 0
-        assert w.play_btn.isChecked()
+        assert w.transport.play_btn.isChecked()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         pix = w.grab()
         assert pix.save(str(ARTIFACTS / "playing.png"))
@@ -87,7 +87,7 @@ def test_playing_window_makes_sound_and_draws_the_band(themed_app, qtbot, pulse_
         assert roll_foreground_fraction(img, w.roll, origin) > 0.01
         snap = w.last_snapshot
         assert snap.audio_latency_ms > 0 and snap.backend
-        assert "latency" in w.health_labels["latency"].text()
+        assert "latency" in w.health_bar.labels["latency"].text()
     finally:
         player.stop()
         w.stop()
@@ -95,18 +95,18 @@ def test_playing_window_makes_sound_and_draws_the_band(themed_app, qtbot, pulse_
         rec.terminate()
         rec.wait(5)
     assert not live_session.snapshot().playing
-    assert not w.play_btn.isChecked()
+    assert not w.transport.play_btn.isChecked()
     audio, sr = read_wav(rec_path)
     assert len(audio) > sr * 2
     rms = float(np.sqrt(np.mean(audio ** 2)))
     assert rms > 0.003, f"the speakers stayed (nearly) silent: rms {rms:.5f}"
     # The take was recorded (REC is on by default); it shows in the session list and exports.
-    qtbot.waitUntil(lambda: w.session_list.count() >= 1, timeout=5000)
-    w.session_list.setCurrentRow(0)
+    qtbot.waitUntil(lambda: w.sessions_panel.session_list.count() >= 1, timeout=5000)
+    w.sessions_panel.session_list.setCurrentRow(0)
     dest = tmp_path / "export"
     w.export_selected(str(dest))
-    qtbot.waitUntil(lambda: w.job_label.text().startswith(("Exported", "Could not")), timeout=20000)
-    assert w.job_label.text().startswith("Exported"), w.job_label.text()
+    qtbot.waitUntil(lambda: w.sessions_panel.job_label.text().startswith(("Exported", "Could not")), timeout=20000)
+    assert w.sessions_panel.job_label.text().startswith("Exported"), w.sessions_panel.job_label.text()
     exported = {p.suffix for p in dest.iterdir()}
     assert {".wav", ".mid"} <= exported, exported
     take, _ = read_wav(next(dest.glob("*.wav")))
@@ -148,9 +148,9 @@ def test_without_an_audio_server_the_window_explains_and_still_renders(themed_ap
         _melody_midi(melody)
         out = tmp_path / "band.wav"
         w.render_file(str(melody), str(out), str(tmp_path / "band.mid"))
-        qtbot.waitUntil(lambda: w.job_label.text().startswith(("Rendered", "Could not")), timeout=120000)
-        assert w.job_label.text().startswith("Rendered"), w.job_label.text()
-        assert w.progress.value() == 1000
+        qtbot.waitUntil(lambda: w.sessions_panel.job_label.text().startswith(("Rendered", "Could not")), timeout=120000)
+        assert w.sessions_panel.job_label.text().startswith("Rendered"), w.sessions_panel.job_label.text()
+        assert w.sessions_panel.progress.value() == 1000
         audio, sr = read_wav(out)
         assert len(audio) > sr * 4 and float(np.abs(audio).max()) > 0.01
         assert (tmp_path / "band.mid").stat().st_size > 100
@@ -169,11 +169,11 @@ def test_buffer_size_picker_reopens_the_real_audio_stream(themed_app, qtbot, liv
     qtbot.waitUntil(lambda: live_session.snapshot().audio_latency_ms > 0, timeout=5000)
     before = live_session.snapshot().audio_latency_ms
     w.tabs.setCurrentIndex(1)
-    w.buffer.setCurrentIndex(w.buffer.findData(1024))
+    w.setup_panel.buffer.setCurrentIndex(w.setup_panel.buffer.findData(1024))
     w._apply_audio()
     w.wait_for_workers()
     qtbot.waitUntil(lambda: live_session.snapshot().audio_latency_ms > before + 5, timeout=5000)
     w.tick()
-    assert "1024-frame" in w.audio_info.text()
+    assert "1024-frame" in w.setup_panel.audio_info.text()
     assert not any("Could not switch audio" in m for m in w.notice_lines(w.last_snapshot))
     w.close()

@@ -39,20 +39,20 @@ def test_window_opens_with_every_part_of_the_instrument(make_window, fake_sessio
     assert set(w.strips) == {"bass", "keys", "pad", "drums"}
     assert [w.tabs.tabText(i) for i in range(w.tabs.count())] == ["Band", "Setup", "Sessions"]
     assert w.strips["bass"].program.currentData() == 33          # from the session's part state
-    assert w.audio_out.findData("NullSpeakers") > 0
-    assert w.session_list.count() == 1
+    assert w.setup_panel.audio_out.findData("NullSpeakers") > 0
+    assert w.sessions_panel.session_list.count() == 1
 
 
 def test_transport_controls_reach_the_session(make_window, fake_session, qtbot):
     w = make_window(fake_session)
     fake_session.calls.clear()
-    w.tempo.setValue(132.0)
-    w.meter.setCurrentIndex(w.meter.findData("3/4"))
-    w.count_in.setValue(2)
-    w.metronome.setChecked(not w.metronome.isChecked())
-    w.style.setCurrentIndex(w.style.findData("folk"))
-    w.record_btn.click()                                       # on by default: this turns it off
-    w.play_btn.click()
+    w.transport.tempo.setValue(132.0)
+    w.transport.meter.setCurrentIndex(w.transport.meter.findData("3/4"))
+    w.transport.count_in.setValue(2)
+    w.transport.metronome.setChecked(not w.transport.metronome.isChecked())
+    w.transport.style.setCurrentIndex(w.transport.style.findData("folk"))
+    w.transport.record_btn.click()                                       # on by default: this turns it off
+    w.transport.play_btn.click()
     qtbot.waitUntil(lambda: not w.starting)
     assert fake_session.called("set_tempo")[-1] == (132.0,)
     assert fake_session.called("set_meter")[-1] == ("3/4",)
@@ -62,21 +62,21 @@ def test_transport_controls_reach_the_session(make_window, fake_session, qtbot):
     assert fake_session.called("set_recording") == [(False,)]
     assert fake_session.called("play")
     w.tick()
-    assert w.play_btn.isChecked() and not w.record_btn.isChecked()
-    w.play_btn.click()
+    assert w.transport.play_btn.isChecked() and not w.transport.record_btn.isChecked()
+    w.transport.play_btn.click()
     assert fake_session.called("stop")
 
 
 def test_record_button_shows_when_a_take_is_being_written(make_window, fake_session):
     w = make_window(fake_session)
-    assert w.record_btn.isChecked()                     # takes are recorded unless turned off
+    assert w.transport.record_btn.isChecked()                     # takes are recorded unless turned off
     assert fake_session.called("set_recording")[-1] == (True,)
     fake_session.snap = replace(fake_session.snap, playing=True, recording=True)
     w.tick()
-    assert w.record_btn.text() == "● RECORDING"
+    assert w.transport.record_btn.text() == "● RECORDING"
     fake_session.snap = replace(fake_session.snap, playing=False, recording=False)
     w.tick()
-    assert w.record_btn.text() == "● REC" and w.record_btn.isChecked()
+    assert w.transport.record_btn.text() == "● REC" and w.transport.record_btn.isChecked()
 
 
 def test_input_mode_follows_the_session(make_window, fake_session):
@@ -89,10 +89,10 @@ def test_input_mode_follows_the_session(make_window, fake_session):
 def test_band_knobs_and_mixer_reach_the_session(make_window, fake_session):
     w = make_window(fake_session)
     fake_session.calls.clear()
-    w.temperature.setValue(1.4)
-    w.density.setValue(0.2)
-    w.harmony.setValue(0.9)
-    w.master.setValue(0.5)
+    w.band_panel.temperature.setValue(1.4)
+    w.band_panel.density.setValue(0.2)
+    w.band_panel.harmony.setValue(0.9)
+    w.band_panel.master.setValue(0.5)
     strip = w.strips["pad"]
     strip.mute.click()
     strip.solo.click()
@@ -113,33 +113,33 @@ def test_band_knobs_and_mixer_reach_the_session(make_window, fake_session):
 
 def test_devices_reach_the_session(make_window, fake_session):
     w = make_window(fake_session)
-    w.audio_out.setCurrentIndex(w.audio_out.findData("NullSpeakers"))
-    w.buffer.setCurrentIndex(w.buffer.findData(512))
+    w.setup_panel.audio_out.setCurrentIndex(w.setup_panel.audio_out.findData("NullSpeakers"))
+    w.setup_panel.buffer.setCurrentIndex(w.setup_panel.buffer.findData(512))
     w._apply_audio()
     w.wait_for_workers()
     assert fake_session.called("set_audio_devices")[-1] == ("NullSpeakers", None, 512)
-    w.midi_out.setCurrentIndex(w.midi_out.findData("virtual:"))
+    w.setup_panel.midi_out.setCurrentIndex(w.setup_panel.midi_out.findData("virtual:"))
     w._apply_midi_out()
     assert fake_session.called("open_midi_output")[-1] == (None, True)
-    w.midi_out.setCurrentIndex(0)
+    w.setup_panel.midi_out.setCurrentIndex(0)
     w._apply_midi_out()
     assert fake_session.called("open_midi_output")[-1] == (None, False)
-    w.midi_in.setCurrentIndex(w.midi_in.findData("LiveBand in"))
+    w.setup_panel.midi_in.setCurrentIndex(w.setup_panel.midi_in.findData("LiveBand in"))
     w._apply_midi_in()
     assert fake_session.called("open_midi_input")[-1] == ("LiveBand in",)
-    assert "No MIDI controller found" in w.latency_hint.text()
+    assert "No MIDI controller found" in w.setup_panel.hint.text()
 
 
 def test_space_plays_and_t_taps_wherever_the_focus_is(make_window, fake_session, qtbot):
     w = make_window(fake_session)
-    w.tempo.setFocus()
+    w.transport.tempo.setFocus()
     key(w, Qt.Key.Key_Space)
     key(w, Qt.Key.Key_Space, down=False)
     qtbot.waitUntil(lambda: not w.starting)
     assert fake_session.called("play")
     key(w, Qt.Key.Key_T)
     assert fake_session.called("tap_tempo")
-    assert w.tempo.value() == pytest.approx(123.0)
+    assert w.transport.tempo.value() == pytest.approx(123.0)
     w.tick()
     key(w, Qt.Key.Key_Space)
     assert fake_session.called("stop")
@@ -153,7 +153,7 @@ def test_computer_keyboard_plays_notes_only_in_keyboard_mode(make_window, fake_s
     key(w, Qt.Key.Key_C, auto=True)          # auto-repeat while held: no new note
     key(w, Qt.Key.Key_C, down=False)
     assert fake_session.called("key_event") == [(64, True), (64, False)]
-    w.mode_buttons["mic"].click()
+    w.transport.mode_buttons["mic"].click()
     assert fake_session.called("set_input_mode")[-1] == ("mic",)
     key(w, Qt.Key.Key_C)
     key(w, Qt.Key.Key_C, down=False)
@@ -186,7 +186,7 @@ def test_machine_that_cannot_keep_up_gets_advice(make_window, fake_session):
     fake_session.snap = replace(fake_session.snap, playing=True, xruns=4)
     w.tick()
     assert "increase the buffer size from 256 to 512" in w.notice_text.text()
-    assert w.health_text.text() == "cannot keep up"
+    assert w.health_bar.text.text() == "cannot keep up"
 
 
 def test_play_runs_in_a_worker_so_the_window_keeps_drawing(make_window, fake_session, qtbot):
@@ -202,17 +202,17 @@ def test_play_runs_in_a_worker_so_the_window_keeps_drawing(make_window, fake_ses
     w = make_window(fake_session)
     qtbot.waitExposed(w)
     qtbot.wait(100)
-    w.play_btn.click()
+    w.transport.play_btn.click()
     assert w.starting
     ticks = []
     w.timer.timeout.connect(lambda: ticks.append(time.monotonic()))
     qtbot.wait(800)
-    assert len(ticks) >= 3 and w.play_btn.text() == "…"     # the UI timer kept running
+    assert len(ticks) >= 3 and w.transport.play_btn.text() == "…"     # the UI timer kept running
     key(w, Qt.Key.Key_Space)                                 # ignored while starting
     release.set()
     qtbot.waitUntil(lambda: not w.starting)
     w.tick()
-    assert fake_session.snap.playing and w.play_btn.text() == "■"
+    assert fake_session.snap.playing and w.transport.play_btn.text() == "■"
 
 
 def test_a_failed_start_is_reported(make_window, fake_session, qtbot):
@@ -234,29 +234,29 @@ def test_live_view_follows_the_session(make_window, fake_session):
                                 hummed_pitch=69.2, input_level_db=-6.0)
     w.tick()
     w.tick()
-    assert w.chord_label.text() == "Am"
-    assert w.position.text() == "1.4"          # step 14 of a 4/4 bar: the fourth beat
-    assert "C major" in w.key_label.text()
-    assert w.hum_label.text() == "A4"
+    assert w.transport.chord_label.text() == "Am"
+    assert w.transport.position.text() == "1.4"          # step 14 of a 4/4 bar: the fourth beat
+    assert "C major" in w.transport.key_label.text()
+    assert w.transport.hum_label.text() == "A4"
     assert w.roll.note_count == 3
-    assert w.level.fraction() > 0.5
+    assert w.transport.level.fraction() > 0.5
 
 
 def test_settings_persist_between_runs(make_window, fake_session):
     from fake_session import FakeSession
     w = make_window(fake_session)
-    w.tempo.setValue(87.0)
-    w.style.setCurrentIndex(w.style.findData("chorale"))
-    w.temperature.setValue(1.3)
+    w.transport.tempo.setValue(87.0)
+    w.transport.style.setCurrentIndex(w.transport.style.findData("chorale"))
+    w.band_panel.temperature.setValue(1.3)
     w.strips["drums"].mute.click()
     w.strips["keys"].program.setCurrentIndex(w.strips["keys"].program.findData(4))
     w.set_input_mode("mic")
     w.close()
     again = FakeSession()
     w2 = make_window(again)
-    assert w2.tempo.value() == pytest.approx(87.0)
-    assert w2.style.currentData() == "chorale"
-    assert w2.temperature.value() == pytest.approx(1.3)
+    assert w2.transport.tempo.value() == pytest.approx(87.0)
+    assert w2.transport.style.currentData() == "chorale"
+    assert w2.band_panel.temperature.value() == pytest.approx(1.3)
     assert w2.input_mode == "mic"
     assert w2.strips["drums"].mute.isChecked()
     assert w2.strips["keys"].program.currentData() == 4
@@ -279,27 +279,27 @@ def test_corrupt_settings_fall_back_to_defaults(themed_app, tmp_path):
 def test_render_runs_in_a_worker_and_reports_progress(make_window, fake_session, qtbot, tmp_path):
     w = make_window(fake_session)
     w.render_file(str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"), str(tmp_path / "band.mid"))
-    qtbot.waitUntil(lambda: "Rendered" in w.job_label.text(), timeout=5000)
+    qtbot.waitUntil(lambda: "Rendered" in w.sessions_panel.job_label.text(), timeout=5000)
     assert fake_session.called("render_file") == [(str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"),
                                                    str(tmp_path / "band.mid"))]
-    qtbot.waitUntil(lambda: w.progress.value() == 1000)
-    assert "band.wav" in w.job_label.text()
+    qtbot.waitUntil(lambda: w.sessions_panel.progress.value() == 1000)
+    assert "band.wav" in w.sessions_panel.job_label.text()
 
 
 def test_export_needs_a_selected_session(make_window, fake_session, qtbot, tmp_path):
     w = make_window(fake_session)
     assert w.export_selected(str(tmp_path)) is None
     assert "Choose a recorded session" in w.notice_text.text()
-    w.session_list.setCurrentRow(0)
+    w.sessions_panel.session_list.setCurrentRow(0)
     w.export_selected(str(tmp_path))
-    qtbot.waitUntil(lambda: "Exported" in w.job_label.text(), timeout=5000)
+    qtbot.waitUntil(lambda: "Exported" in w.sessions_panel.job_label.text(), timeout=5000)
     assert fake_session.called("export_session") == [("2026-11-23_1700", str(tmp_path))]
 
 
 def test_on_screen_keys_play_and_light_up(make_window, fake_session, qtbot):
     w = make_window(fake_session)
     w.tabs.setCurrentIndex(0)
-    keys = w.onscreen
+    keys = w.band_panel.onscreen
     rects = keys.key_rects()
     e4 = rects[64].center()
     qtbot.mousePress(keys, Qt.MouseButton.LeftButton, pos=e4.toPoint())
@@ -324,14 +324,14 @@ def test_auto_key_shows_the_key_the_session_detects(make_window, fake_session):
     w = make_window(fake_session)
     fake_session.snap = replace(fake_session.snap, key="E minor")
     w.tick()
-    assert w.key.itemText(0) == "Auto: E minor"
-    assert not w.key.isEnabled()               # this session always follows the player's key
+    assert w.transport.key.itemText(0) == "Auto: E minor"
+    assert not w.transport.key.isEnabled()               # this session always follows the player's key
 
 
 def test_a_fixed_key_reaches_a_session_that_accepts_one(make_window, fake_session):
     fake_session.set_key = lambda key: fake_session._rec("set_key", key)
     w = make_window(fake_session)
-    assert w.key.isEnabled()
-    w.key.setCurrentIndex(w.key.findData("D minor"))
-    w.key.setCurrentIndex(0)
+    assert w.transport.key.isEnabled()
+    w.transport.key.setCurrentIndex(w.transport.key.findData("D minor"))
+    w.transport.key.setCurrentIndex(0)
     assert fake_session.called("set_key")[-2:] == [("D minor",), (None,)]
