@@ -28,11 +28,14 @@ class HealthMonitor:
     """Feed it snapshots (Thread: UI); ``verdict`` says whether the machine keeps up.
 
     window_s: how far back counter growth is judged. cpu_limit: sustained CPU percent
-    above which a warning appears before the band starts dropping notes.
+    above which a warning appears before the band starts dropping notes. xrun_limit:
+    dropouts within the window that turn a warning into "cannot keep up".
     """
 
-    def __init__(self, window_s: float = 4.0, cpu_limit: float = 85.0, clock=time.monotonic) -> None:
+    def __init__(self, window_s: float = 4.0, cpu_limit: float = 85.0, xrun_limit: int = 3,
+                 clock=time.monotonic) -> None:
         self.window_s = window_s
+        self.xrun_limit = xrun_limit     # dropouts within window_s that mean "cannot keep up"
         self.cpu_limit = cpu_limit
         self._clock = clock
         self._hist: deque[tuple[float, int, int, float]] = deque()   # (t, xruns, late_steps, cpu)
@@ -57,9 +60,12 @@ class HealthMonitor:
             return Verdict(BAD, "The band is falling behind the beat: this computer cannot generate fast "
                                 f"enough. Increase the buffer size to {bigger}, lower the tempo, or "
                                 "close other programs.")
-        if new_xruns > 0:
+        if new_xruns >= self.xrun_limit:
             return Verdict(BAD, f"Audio dropouts ({new_xruns} in the last {self.window_s:.0f} s): increase "
                                 f"the buffer size from {blocksize} to {bigger} in Setup.")
+        if new_xruns > 0:
+            return Verdict(WARN, f"An audio dropout just now; if you hear more, increase the buffer size "
+                                 f"from {blocksize} to {bigger} in Setup.")
         if cpu_avg > self.cpu_limit:
             return Verdict(WARN, f"CPU is at {cpu_avg:.0f}%: dropouts are likely. A larger buffer "
                                  f"({bigger}) or closing other programs gives the band room.")

@@ -32,9 +32,18 @@ def test_growing_xruns_ask_for_a_larger_buffer():
     mon = HealthMonitor(clock=clock)
     mon.update(snap(xruns=0), 128)
     clock.t = 1.0
-    v = mon.update(snap(xruns=2), 128)
+    v = mon.update(snap(xruns=3), 128)
     assert v.level == BAD
     assert "buffer size" in v.message and "256" in v.message
+
+
+def test_a_single_dropout_is_a_warning_not_a_verdict():
+    clock = Clock()
+    mon = HealthMonitor(clock=clock)
+    mon.update(snap(xruns=7), 256)
+    clock.t = 1.0
+    v = mon.update(snap(xruns=8), 256)
+    assert v.level == WARN and "512" in v.message
 
 
 def test_xruns_stop_counting_against_the_machine_after_the_window():
