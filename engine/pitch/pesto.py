@@ -200,7 +200,7 @@ class PestoTracker:
 
     name = "pesto"
 
-    def __init__(self, lookahead_ms: float = 64.0, threads: int = 1, backend: str = "onnx") -> None:
+    def __init__(self, lookahead_ms: float = 100.0, threads: int = 1, backend: str = "onnx") -> None:
         self.model = PestoModel(threads=threads, backend=backend)
         self.width = self.model.width
         self.mirror = int(min(max(lookahead_ms, 0.0) * TRACKER_RATE / 1000, self.width // 2 - HOP))

@@ -1,0 +1,54 @@
+"""Hum to band: pitch tracking (CREPE, PESTO), note segmentation, microphone input.
+
+``MelodyEvent`` is the event shape every melody source produces (MIDI input uses it
+too). ``transcribe_wav`` turns a hummed/sung file into notes; ``HumTracker`` does the
+same live, block by block. Heavy modules (torch, onnxruntime) load only when a tracker
+is built.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MelodyEvent:
+    """A melody note-on/off. time: samples on the producer's clock (see HumTracker)."""
+    pitch: int
+    on: bool
+    time: int
+    velocity: int
+
+
+def transcribe_wav(path: str | os.PathLike, tracker: str = "pesto",
+                   key: int | None = None, scale: str = "major") -> list[tuple[int, float, float, int]]:
+    """A hummed/sung WAV -> notes (pitch, start s, end s, velocity), unquantised.
+
+    Runs the live HumTracker over the file (the same code path as the microphone), and
+    names each note by the median pitch over its whole length (the live path must
+    commit to a pitch early; a file need not). Raises ValueError for an unreadable file.
+    """
+    import numpy as np
+
+    from engine.pitch.live import HumTracker
+    from engine.pitch.segmenter import snap
+    from engine.pitch.wavio import read_wav
+
+    audio, sr = read_wav(path)
+    ht = HumTracker(tracker, input_rate=sr)
+    if key is not None:
+        ht.with_segmenter(key=key, scale=scale)
+    block = max(1, sr // 50)
+    for i in range(0, len(audio), block):
+        ht.feed(audio[i:i + block])
+    # flush the resampler and tracker window with a little silence, then close notes
+    ht.feed(np.zeros(sr // 5, np.float32))
+    ht.finish()
+    notes = []
+    for pitch, start, end, vel, median in ht.notes():
+        p = snap(median, key, scale) if abs(median - pitch) >= 0.5 else pitch
+        notes.append((int(p), max(0.0, start), max(0.0, end), int(vel)))
+    return notes
+
+
+__all__ = ["MelodyEvent", "transcribe_wav"]

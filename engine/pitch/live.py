@@ -1,0 +1,234 @@
+"""HumTracker: audio blocks in (any rate, any channel count), melody events out.
+
+The chain per block: sanitise (NaN/inf -> 0, counted), remove DC (one-pole high-pass
+at 30 Hz), mix to mono, resample to 16 kHz, cut into 10 ms hops; per hop: tracker ->
+(f0, confidence), level (dBFS over the last 20 ms), segmenter -> note events.
+
+Clock: ``MelodyEvent.time`` is in samples of ``clock_rate`` on the *input* sample
+counter (sample 0 = the first sample fed), shifted by ``clock_offset`` and minus the
+input latency the stream reports, so the session can place events on its audio clock.
+Offline, the same class runs over a file (``transcribe_wav``), so live and offline
+transcription are one code path.
+
+Thread: ``feed`` and ``finish`` from one thread (the pitch worker; a microphone's
+callback only fills a ring buffer). ``poll`` may be called from another thread: events
+pass through a deque, whose append/popleft are atomic.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from engine.pitch import MelodyEvent
+from engine.pitch.resample import StreamResampler
+from engine.pitch.segmenter import TRACKER_DEFAULTS, NoteSegmenter, SegmenterConfig
+from engine.pitch.tracker import HOP, TRACKER_RATE, PitchTracker, make_tracker
+
+PERIODICITY_WINDOW = 320     # 20 ms at 16 kHz
+
+
+@dataclass
+class HumStats:
+    hops: int = 0
+    nonfinite_samples: int = 0
+    clipped_samples: int = 0
+    level_db: float = -120.0        # last hop, dBFS
+    peak_db: float = -120.0         # last block's sample peak, dBFS
+    voiced: bool = False
+    f0_hz: float = 0.0
+    confidence: float = 0.0
+
+
+class HumTracker:
+    """Streaming hum -> notes. See the module docstring for clock and threads."""
+
+    def __init__(self, tracker: str | PitchTracker = "pesto", input_rate: int = TRACKER_RATE,
+                 channels: int = 1, segmenter: SegmenterConfig | None = None,
+                 clock_rate: int | None = None, clock_offset: int = 0, input_latency_s: float = 0.0,
+                 gain_db: float = 0.0, keep_frames: bool = False, use_periodicity: bool = True,
+                 **tracker_kw) -> None:
+        if input_rate < 4000 or input_rate > 384000:
+            raise ValueError(f"unsupported input sample rate {input_rate} Hz")
+        self.tracker: PitchTracker = make_tracker(tracker, **tracker_kw) if isinstance(tracker, str) else tracker
+        name = getattr(self.tracker, "name", "pesto")
+        self.seg_config = replace(segmenter or TRACKER_DEFAULTS.get(name, SegmenterConfig()),
+                                  pitch_delay_hops=self.tracker.delay_samples / HOP)
+        self.segmenter = NoteSegmenter(self.seg_config)
+        self.input_rate = int(input_rate)
+        self.channels = int(channels)
+        self.clock_rate = int(clock_rate or input_rate)
+        self.clock_offset = int(clock_offset)
+        self.input_latency_s = float(input_latency_s)
+        self.gain = float(10 ** (gain_db / 20))
+        self._resampler = StreamResampler(self.input_rate, TRACKER_RATE)
+        self._hopbuf = np.zeros(HOP, np.float32)
+        self._hopfill = 0
+        self._recent = np.zeros(PERIODICITY_WINDOW + 2 * HOP, np.float32)   # newest 16 kHz audio
+        self.use_periodicity = use_periodicity
+        self._dc_x = 0.0
+        self._dc_y = 0.0
+        self._dc_a = float(np.exp(-2 * np.pi * 30.0 / self.input_rate))
+        self.events: deque[MelodyEvent] = deque()
+        self.stats = HumStats()
+        self.samples_in = 0
+        self.keep_frames = keep_frames
+        self.frames: list[tuple[float, float, float]] = []   # (f0, conf, level) per hop if kept
+        self.emitted: list[tuple[MelodyEvent, int]] = []     # (event, input sample count when emitted)
+
+    # -- clock -------------------------------------------------------------------------
+    def _hop_to_clock(self, hop: float) -> int:
+        """Input-clock time of the newest sample of a hop, latency-compensated."""
+        t_s = (hop + 1) * HOP / TRACKER_RATE - self._resampler.latency_samples / self.input_rate
+        t_s -= self.input_latency_s
+        return self.clock_offset + int(round(t_s * self.clock_rate))
+
+    def reset(self) -> None:
+        self.tracker.reset()
+        self.segmenter.reset()
+        self._resampler.reset()
+        self._hopfill = 0
+        self._recent[:] = 0
+        self._dc_x = self._dc_y = 0.0
+        self.samples_in = 0
+        self.stats = HumStats()
+        self.frames.clear()
+        self.emitted.clear()
+
+    # -- input ---------------------------------------------------------------------------
+    def _dc_block(self, x: np.ndarray) -> np.ndarray:
+        # y[n] = x[n] - x[n-1] + a*y[n-1]; scipy keeps the state between blocks
+        from scipy.signal import lfilter
+        y, zf = lfilter([1.0, -1.0], [1.0, -self._dc_a], x,
+                        zi=np.array([self._dc_y * self._dc_a - self._dc_x]))
+        self._dc_x = float(x[-1])
+        self._dc_y = float(y[-1])
+        return y.astype(np.float32)
+
+    def feed(self, block: np.ndarray) -> list[MelodyEvent]:
+        """block: (n,) or (n, channels) samples at input_rate, any float/int dtype.
+        Returns the events this block produced (they are also queued for ``poll``)."""
+        x = np.asarray(block)
+        if x.ndim == 2:
+            x = x.astype(np.float32).mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+        if np.issubdtype(x.dtype, np.integer):
+            x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
+        x = np.asarray(x, np.float32).reshape(-1)
+        if x.size == 0:
+            return []
+        self.samples_in += x.size
+        bad = ~np.isfinite(x)
+        if bad.any():
+            self.stats.nonfinite_samples += int(bad.sum())
+            x = np.where(bad, 0.0, x).astype(np.float32)
+        if self.gain != 1.0:
+            x = x * self.gain
+        self.stats.clipped_samples += int(np.count_nonzero(np.abs(x) >= 0.999))
+        self.stats.peak_db = float(20 * np.log10(max(float(np.abs(x).max()), 1e-6)))
+        x = self._dc_block(x)
+        y = self._resampler.process(x)
+        new: list[MelodyEvent] = []
+        i = 0
+        while i < len(y):
+            take = min(HOP - self._hopfill, len(y) - i)
+            self._hopbuf[self._hopfill:self._hopfill + take] = y[i:i + take]
+            self._hopfill += take
+            i += take
+            if self._hopfill == HOP:
+                self._hopfill = 0
+                new.extend(self._hop(self._hopbuf))
+        return new
+
+    def _refine(self, f0: float) -> tuple[float, float]:
+        """-> (refined f0, periodicity) from the newest 20 ms of audio.
+
+        The tracker settles the octave and the rough pitch; the autocorrelation of the
+        newest audio, searched within +-6 % of the tracker's period and interpolated
+        parabolically, gives a pitch that is both finer (PESTO reports in 1/3-semitone
+        steps) and more current (the models' windows are centred 28-64 ms in the past,
+        which keeps a note's scoop in view for long). Periodicity (the normalised
+        autocorrelation peak) is 0-0.25 for noise and 0.85-1 for a steady voice. The
+        signal is only DC-blocked: pre-emphasis would hand the measure to breath noise.
+        """
+        if not 60.0 <= f0 <= 1100.0:
+            return f0, 0.0
+        e = self._recent
+        n = PERIODICITY_WINDOW
+        period = TRACKER_RATE / f0
+        lo = max(2, int(np.floor(period / 1.06)))
+        hi = min(len(e) - n - 1, int(np.ceil(period * 1.06)))
+        a = e[-n:]
+        ea = float(np.dot(a, a))
+        if ea <= 0 or hi <= lo:
+            return f0, 0.0
+        lags = np.arange(lo - 1, hi + 2)
+        # (len(lags), n): the window delayed by each lag
+        win = np.lib.stride_tricks.sliding_window_view(e[len(e) - n - lags.max():len(e) - lags.min()], n)[::-1]
+        num = win @ a
+        den = np.sqrt(ea * np.einsum("ij,ij->i", win, win)) + 1e-12
+        r = num / den
+        k = int(np.argmax(r[1:-1])) + 1
+        peak = float(r[k])
+        y0, y1, y2 = r[k - 1], r[k], r[k + 1]
+        d = y0 - 2 * y1 + y2
+        shift = 0.5 * (y0 - y2) / d if d < 0 else 0.0
+        lag = lags[k] + float(np.clip(shift, -0.5, 0.5))
+        if peak < 0.6:
+            return f0, max(peak, 0.0)
+        return TRACKER_RATE / lag, peak
+
+    def _hop(self, hop: np.ndarray) -> list[MelodyEvent]:
+        f0, conf = self.tracker.process(hop)
+        self._recent[:-HOP] = self._recent[HOP:]
+        self._recent[-HOP:] = hop
+        level = float(10 * np.log10(float(np.mean(self._recent[-2 * HOP:] ** 2)) + 1e-12))
+        st = self.stats
+        st.f0_hz, st.confidence = f0, conf
+        if self.keep_frames:
+            self.frames.append((f0, conf, level))       # the tracker's own output
+        if self.use_periodicity:
+            # the models' own confidences are crude on hums (PESTO's voicing head gives
+            # 0.2-0.3 on a clean "oo"); periodicity at the detected pitch backs them up
+            f0, per = self._refine(f0)
+            conf = max(conf, per)
+        st.hops += 1
+        st.level_db = level
+        evs = self.segmenter.step(f0, conf, level)
+        st.voiced = self.segmenter.voiced
+        return self._publish(evs)
+
+    def _publish(self, evs) -> list[MelodyEvent]:
+        out = []
+        for kind, pitch, hop, vel in evs:
+            ev = MelodyEvent(pitch=int(pitch), on=kind == "on", time=self._hop_to_clock(hop), velocity=int(vel))
+            self.events.append(ev)
+            self.emitted.append((ev, self.samples_in))
+            out.append(ev)
+        return out
+
+    def finish(self) -> list[MelodyEvent]:
+        """End of input: close any open note."""
+        return self._publish(self.segmenter.finish())
+
+    def poll(self) -> list[MelodyEvent]:
+        """Events since the last poll, oldest first. Thread: any (one poller)."""
+        out = []
+        while self.events:
+            out.append(self.events.popleft())
+        return out
+
+    def notes(self) -> list[tuple[int, float, float, int, float]]:
+        """All notes so far: (announced pitch, start s, end s, velocity, median pitch)
+        on the input clock (end = now for an open note)."""
+        res = []
+        for n in self.segmenter.notes:
+            off = n.off_hop if n.off_hop is not None else self.segmenter.hop + 1
+            res.append((n.pitch, self._hop_to_clock(n.on_hop) / self.clock_rate,
+                        self._hop_to_clock(off) / self.clock_rate, n.velocity, n.median_pitch))
+        return res
+
+    def with_segmenter(self, **changes) -> None:
+        """Change segmenter settings (e.g. key snapping); restarts segmentation."""
+        self.seg_config = replace(self.seg_config, **changes)
+        self.segmenter = NoteSegmenter(self.seg_config)

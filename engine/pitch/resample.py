@@ -1,0 +1,61 @@
+"""Streaming rational resampling built on scipy.signal.resample_poly.
+
+resample_poly itself is stateless. We feed it overlapping chunks: each call resamples
+[left context | new samples | right context] and keeps only the outputs that belong to
+the new samples, so the stream equals resampling the whole signal at once (up to float
+rounding). The right context costs ``latency_samples`` of delay (0.4 ms for 48 kHz ->
+16 kHz, 10 ms for 44.1 kHz whose ratio 160/441 forces 441-sample steps).
+"""
+from __future__ import annotations
+
+from math import gcd
+
+import numpy as np
+from scipy.signal import firwin, resample_poly
+
+
+class StreamResampler:
+    """Thread: one thread at a time."""
+
+    def __init__(self, rate_in: int, rate_out: int, half_taps: int = 24) -> None:
+        if rate_in <= 0 or rate_out <= 0:
+            raise ValueError("sample rates must be positive")
+        g = gcd(int(rate_in), int(rate_out))
+        self.up, self.down = int(rate_out) // g, int(rate_in) // g
+        self.rate_in, self.rate_out = int(rate_in), int(rate_out)
+        self.identity = self.up == self.down == 1
+        m = max(self.up, self.down)
+        # our own short low-pass (half_taps taps of the slower rate each side) keeps the delay low
+        self._h = None if self.identity else \
+            firwin(2 * half_taps * m + 1, 1.0 / m, window=("kaiser", 6.0)) * self.up
+        # context in input samples covering the filter's half length, a multiple of
+        # `down` so output indices stay integral
+        half_in = -(-half_taps * m // self.up) + 1
+        ctx = -(-half_in // self.down) * self.down
+        self.ctx = ctx
+        self.latency_samples = 0 if self.identity else ctx      # at rate_in
+        self._pending = np.zeros(ctx, np.float32)                # left context (zeros at start)
+        self._new = 0                                            # samples after the context
+
+    def reset(self) -> None:
+        self._pending = np.zeros(self.ctx, np.float32)
+        self._new = 0
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """x: (n,) float32 at rate_in -> (m,) float32 at rate_out (m may be 0)."""
+        x = np.asarray(x, np.float32)
+        if self.identity:
+            return x
+        buf = np.concatenate([self._pending, x])
+        avail = len(buf) - self.ctx - self.ctx           # new samples with right context
+        steps = avail // self.down
+        if steps <= 0:
+            self._pending = buf
+            return np.zeros(0, np.float32)
+        n_in = steps * self.down
+        seg = buf[:self.ctx + n_in + self.ctx]
+        y = resample_poly(seg, self.up, self.down, window=self._h)
+        a = self.ctx * self.up // self.down
+        out = y[a:a + n_in * self.up // self.down]
+        self._pending = buf[n_in:]
+        return out.astype(np.float32)

@@ -1,0 +1,295 @@
+"""Turn per-hop (f0, confidence, level) into melody notes, causally, one hop at a time.
+
+Decisions, in the order they are taken each hop:
+1. Gate: a hop is *voiced* when the tracker's confidence and the level are both above
+   their "on" thresholds; once voiced it stays voiced until both fall below "off"
+   thresholds (hysteresis) for ``off_hops`` hops in a row, so a crackle or a short
+   confidence dip does not end a note. The level must also clear an adaptive noise
+   floor, so steady background noise never opens the gate.
+2. Onset: after an unvoiced stretch, the first ``stable_hops`` voiced hops whose pitch
+   spread and slope are small start a note (a scoop is waited out until it flattens).
+   Inside a note, a new stable pitch ``change_semitones`` away from the note's running
+   median starts a new note (legato), and a level dip of ``dip_db`` followed by a rise
+   of ``rise_db`` re-articulates (a repeated note).
+3. Pitch: the note is announced with the median of its first stable hops and keeps a
+   running median (vibrato, scoops and drift average out); a hop an octave away from
+   the note's pitch is folded back unless the jump persists (octave-error protection).
+   Optional snapping to a key/scale happens on the announced pitch.
+4. Length: a note-off is never sent less than ``min_note_ms`` after its note-on.
+
+Everything is in hops of the tracker (10 ms); times are hop indices converted by the
+caller. Thread: one thread at a time (the pitch worker).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10),
+          "chromatic": tuple(range(12))}
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    conf_on: float = 0.5
+    conf_off: float = 0.3
+    level_on_db: float = -50.0      # dBFS, absolute floor for a voiced hop
+    level_off_db: float = -56.0
+    floor_margin_db: float = 8.0    # above the adaptive noise floor
+    off_hops: int = 3               # unvoiced hops that end a note
+    stable_hops: int = 2            # voiced hops that must agree before an onset
+    stable_cents: float = 70.0      # max spread of those hops
+    slope_cents: float = 8.0        # max pitch change per hop in those hops (scoops wait)
+    change_semitones: float = 0.8   # a new stable pitch this far from the note: new note
+    change_hops: int = 5
+    dip_db: float = 8.0             # re-articulation: level dips this much ...
+    rise_db: float = 5.0            # ... then rises this much, within a voiced note
+    min_note_ms: float = 60.0
+    hop_ms: float = 10.0
+    min_midi: float = 28.0          # E1
+    max_midi: float = 96.0          # C7
+    pitch_delay_hops: float = 0.0   # how late the tracker's frames are (its window centre)
+    key: int | None = None          # tonic pitch class 0-11 for snapping, None: no snap
+    scale: str = "major"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.conf_off <= self.conf_on <= 1.0:
+            raise ValueError("need 0 <= conf_off <= conf_on <= 1")
+        if self.level_off_db > self.level_on_db:
+            raise ValueError("level_off_db must not exceed level_on_db")
+        if self.off_hops < 1 or self.stable_hops < 1 or self.change_hops < 2:
+            raise ValueError("hop counts must be positive (change_hops >= 2)")
+        if self.key is not None and not 0 <= self.key < 12:
+            raise ValueError("key must be a pitch class 0-11")
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {', '.join(SCALES)}")
+        if self.min_note_ms < 0:
+            raise ValueError("min_note_ms must be >= 0")
+
+
+# Confidence scales differ: PESTO's voicing head saturates near 1, CREPE's peak
+# activation sits around 0.6-0.95 on a voice and 0.1-0.4 on noise.
+TRACKER_DEFAULTS = {
+    "pesto": SegmenterConfig(conf_on=0.65, conf_off=0.45),
+    "crepe": SegmenterConfig(conf_on=0.55, conf_off=0.4),
+}
+
+
+@dataclass
+class NoteRecord:
+    """A finished or open note; ``pitches`` are all its voiced hop pitches (MIDI float)."""
+    pitch: int
+    on_hop: float
+    velocity: int
+    announced_hop: int
+    off_hop: float | None = None
+    pitches: list[float] = field(default_factory=list)
+
+    @property
+    def median_pitch(self) -> float:
+        return float(np.median(self.pitches)) if self.pitches else float(self.pitch)
+
+
+def snap(p: float, key: int | None, scale: str) -> int:
+    """Round a MIDI float pitch, to the nearest scale tone if a key is given."""
+    if key is None:
+        return int(round(p))
+    allowed = SCALES[scale]
+    best, dist = int(round(p)), 1e9
+    for cand in range(int(np.floor(p)) - 2, int(np.ceil(p)) + 3):
+        if (cand - key) % 12 in allowed and abs(cand - p) < dist:
+            best, dist = cand, abs(cand - p)
+    return best
+
+
+def level_to_velocity(db: float) -> int:
+    return int(np.clip(round(20 + (db + 50.0) * (107.0 / 44.0)), 1, 127))
+
+
+class NoteSegmenter:
+    """Feed one hop at a time with ``step``; it returns the note events that hop caused.
+
+    Events are (kind, pitch, hop, velocity) with kind "on" or "off"; ``hop`` is the hop
+    index the note starts/ends at (an onset is dated to the first hop of its stable run,
+    which is earlier than the hop that announces it).
+    """
+
+    def __init__(self, config: SegmenterConfig | None = None) -> None:
+        self.cfg = config or SegmenterConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        c = self.cfg
+        self.hop = -1
+        self.voiced = False
+        self._unvoiced_run = 0
+        self._run: deque[tuple[int, float, float]] = deque(maxlen=max(c.stable_hops, c.change_hops) + 8)
+        self.note: NoteRecord | None = None
+        self.notes: list[NoteRecord] = []
+        self._pending_off: int | None = None
+        self._floor_db = -90.0
+        self._peak_db = -120.0
+        self._dip_min_db: float | None = None
+        self._octave_run = 0
+        self._last_low_hop = -1
+        self._dip_min_hop = 0
+        self.voiced_hops: list[bool] = []
+
+    # -- helpers ---------------------------------------------------------------------
+    def _update_floor(self, level_db: float) -> None:
+        # a slow-rising, fast-falling minimum follower: tracks steady background noise
+        if level_db < self._floor_db:
+            self._floor_db = 0.7 * self._floor_db + 0.3 * level_db
+        else:
+            self._floor_db += min(level_db - self._floor_db, 0.05)
+
+    def _gate(self, conf: float, level_db: float, pitch: float) -> bool:
+        c = self.cfg
+        in_range = c.min_midi <= pitch <= c.max_midi
+        floor_ok = level_db >= self._floor_db + c.floor_margin_db
+        if self.voiced:
+            return in_range and (conf >= c.conf_off and level_db >= c.level_off_db and floor_ok)
+        return in_range and conf >= c.conf_on and level_db >= c.level_on_db and floor_ok
+
+    def _start(self, pitch_est: float, on_hop: int, level_db: float, out: list) -> None:
+        c = self.cfg
+        p = snap(pitch_est, c.key, c.scale)
+        self.note = NoteRecord(p, on_hop, level_to_velocity(level_db), self.hop)
+        self.note.pitches.extend(x for _, x, _ in list(self._run)[-c.stable_hops:])
+        self.notes.append(self.note)
+        self._peak_db = level_db
+        self._dip_min_db = None
+        self._octave_run = 0
+        out.append(("on", p, on_hop, self.note.velocity))
+
+    def _end(self, off_hop: int, out: list) -> None:
+        n = self.note
+        if n is None:
+            return
+        min_hops = int(np.ceil(self.cfg.min_note_ms / self.cfg.hop_ms))
+        n.off_hop = max(off_hop, n.on_hop + min_hops)
+        if n.off_hop > self.hop:
+            # too short: hold the note-off back until the minimum length has passed
+            self._pending_off = n.off_hop
+        else:
+            out.append(("off", n.pitch, n.off_hop, 0))
+        self.note = None
+
+    def _stable(self, k: int, spread: float, slope: float) -> tuple[bool, float]:
+        if len(self._run) < k:
+            return False, 0.0
+        ps = np.array([p for _, p, _ in list(self._run)[-k:]])
+        ok = (ps.max() - ps.min()) * 100 <= spread and (k < 2 or np.abs(np.diff(ps)).max() * 100 <= slope)
+        return bool(ok), float(np.median(ps))
+
+    # -- the per-hop step ----------------------------------------------------------------
+    def step(self, f0_hz: float, conf: float, level_db: float) -> list[tuple[str, int, float, int]]:
+        """One 10 ms hop. Returns the events this hop produced (possibly none)."""
+        c = self.cfg
+        self.hop += 1
+        out: list[tuple[str, int, int, int]] = []
+        if self._pending_off is not None and self.hop >= self._pending_off:
+            last = self.notes[-1] if self.note is None else self.notes[-2]
+            out.append(("off", last.pitch, self._pending_off, 0))
+            self._pending_off = None
+        if not np.isfinite(f0_hz) or f0_hz <= 0 or not np.isfinite(conf) or not np.isfinite(level_db):
+            f0_hz, conf, level_db = 1.0, 0.0, -120.0
+        pitch = 69.0 + 12.0 * np.log2(f0_hz / 440.0)
+        voiced_now = self._gate(conf, level_db, pitch)
+        if not voiced_now:
+            self._update_floor(level_db)
+        if level_db < max(c.level_off_db, self._floor_db + c.floor_margin_db):
+            self._last_low_hop = self.hop
+
+        if voiced_now:
+            self._unvoiced_run = 0
+            self.voiced = True
+            n = self.note
+            if n is not None:
+                ref = n.median_pitch
+                d = pitch - ref
+                if abs(abs(d) - 12.0) < 0.8 and self._octave_run < 8:
+                    # an octave error for a few hops: fold it back onto the note
+                    self._octave_run += 1
+                    pitch -= 12.0 * np.sign(d)
+                else:
+                    self._octave_run = 0
+            self._run.append((self.hop, pitch, level_db))
+            if self.note is None:
+                if self._pending_off is None or self.hop >= self._pending_off - 1:
+                    ok, med = self._stable(c.stable_hops, c.stable_cents, c.slope_cents)
+                    if ok:
+                        first = self._run[-c.stable_hops][0]
+                        # date the onset by the level rise (the level window spans 2 hops,
+                        # so the rise happened about one hop before the crossing); without
+                        # a recent rise, by the tracker's frame delay
+                        rise = self._last_low_hop + 1 - 1.0
+                        on_time = rise if first - rise <= 15 else first - c.pitch_delay_hops
+                        self._flush_pending(out)
+                        self._start(med, min(on_time, first), max(l for _, _, l in list(self._run)[-c.stable_hops:]), out)
+            else:
+                self._in_note(pitch, level_db, out)
+        else:
+            self._unvoiced_run += 1
+            if self.voiced and self._unvoiced_run >= c.off_hops:
+                self.voiced = False
+                self._run.clear()
+                self._end(self.hop - c.off_hops + 1, out)
+        self.voiced_hops.append(self.voiced)
+        return out
+
+    def _flush_pending(self, out: list) -> None:
+        if self._pending_off is not None:
+            last = self.notes[-1]
+            out.append(("off", last.pitch, self.hop, 0))
+            last.off_hop = self.hop
+            self._pending_off = None
+
+    def _in_note(self, pitch: float, level_db: float, out: list) -> None:
+        c = self.cfg
+        n = self.note
+        assert n is not None
+        # pitch change: the last change_hops hops agree on a pitch away from the note
+        ok, med = self._stable(c.change_hops, 100.0, 60.0)
+        if ok and abs(med - n.median_pitch) >= c.change_semitones and \
+                all(h > n.on_hop for h, _, _ in list(self._run)[-c.change_hops:]):
+            first = self._run[-c.change_hops][0]
+            on_time = max(first - c.pitch_delay_hops, n.on_hop + 1)
+            self._end(on_time, out)
+            self._flush_pending(out)
+            self._start(med, on_time, level_db, out)
+            self.note.pitches[:] = [p for _, p, _ in list(self._run)[-c.change_hops:]]
+            return
+        # re-articulation: a dip in level followed by a rise, same pitch or not
+        if level_db > self._peak_db:
+            self._peak_db = level_db
+        else:
+            self._peak_db -= 0.3          # let the reference sink slowly (a long decay is not a dip)
+        if self._dip_min_db is None:
+            if level_db <= self._peak_db - c.dip_db:
+                self._dip_min_db = level_db
+                self._dip_min_hop = self.hop
+        else:
+            if level_db < self._dip_min_db:
+                self._dip_min_db, self._dip_min_hop = level_db, self.hop
+            if level_db >= self._dip_min_db + c.rise_db and self.hop - n.on_hop > 6:
+                ok2, med2 = self._stable(2, 100.0, 100.0)
+                on_time = float(self._dip_min_hop)
+                self._end(on_time, out)
+                self._flush_pending(out)
+                self._start(med2 if ok2 else pitch, on_time, level_db, out)
+                return
+        n.pitches.append(pitch)
+
+    def finish(self) -> list[tuple[str, int, int, int]]:
+        """End of input: close the open note (and any held-back note-off)."""
+        out: list[tuple[str, int, int, int]] = []
+        if self.note is not None:
+            self._end(self.hop + 1, out)
+        if self._pending_off is not None:
+            last = self.notes[-1]
+            out.append(("off", last.pitch, self._pending_off, 0))
+            self._pending_off = None
+        return out

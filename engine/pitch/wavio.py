@@ -1,0 +1,39 @@
+"""Read any PCM/float WAV into mono float32, with one clear error for a bad file."""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+
+def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """-> (audio (N,) float32 in -1..1, mono mix; sample rate). Raises FileNotFoundError
+    for a missing file and ValueError (one line) for anything unreadable."""
+    from scipy.io import wavfile
+
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise FileNotFoundError(f"no such file: {p}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # scipy warns about unknown chunks
+            sr, data = wavfile.read(p, mmap=False)
+    except Exception as exc:
+        raise ValueError(f"cannot read {p} as a WAV file ({exc})") from None
+    if data.size == 0:
+        raise ValueError(f"{p} contains no audio")
+    if sr < 4000 or sr > 384000:
+        raise ValueError(f"{p}: unsupported sample rate {sr} Hz")
+    if data.dtype == np.uint8:
+        x = (data.astype(np.float32) - 128.0) / 128.0
+    elif np.issubdtype(data.dtype, np.integer):
+        x = data.astype(np.float32) / float(-np.iinfo(data.dtype).min)
+    else:
+        x = data.astype(np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        x[bad] = 0.0
+    return np.ascontiguousarray(x, np.float32), int(sr)
