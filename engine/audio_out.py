@@ -19,12 +19,15 @@ the callback and read by anyone (MIDI out uses them to place events in wall time
 from __future__ import annotations
 
 import gc
+import os
 import sys
+import threading
 import time
 
 import numpy as np
 
 PREFERRED_RATES = (48000, 44100, 96000, 88200, 32000, 22050)
+TIMING_RING = 1024
 
 
 class AudioUnavailable(RuntimeError):
@@ -73,6 +76,9 @@ def negotiate_rate(device, preferred: int) -> int:
     try:
         info = sd.query_devices(device, "output")
     except Exception as exc:
+        if device is not None:
+            raise AudioUnavailable(f"audio output {device!r} not found ({exc}); choose one of: "
+                                   f"{', '.join(output_devices()) or 'none'}") from None
         raise AudioUnavailable(
             "no audio output device (no sound card and no audio server found); start "
             "PulseAudio/PipeWire or JACK, or plug in a sound card"
@@ -91,7 +97,7 @@ class AudioOut:
     """Owns the OutputStream for one Mixer."""
 
     def __init__(self, mixer, *, device=None, blocksize: int = 256, latency="low",
-                 stall_s: float = 1.0, switch_interval: float = 0.0005) -> None:
+                 stall_s: float = 1.0, switch_interval: float = 0.0005, rt_priority: int = 70) -> None:
         if blocksize > mixer.max_block:
             raise ValueError(f"blocksize {blocksize} exceeds the mixer's max block {mixer.max_block}")
         self.mixer = mixer
@@ -112,14 +118,32 @@ class AudioOut:
         self._gc_was_enabled = True
         self._old_switch = sys.getswitchinterval()
         self._wanted = False
+        # Per-block timing ring (written by the callback, read by anyone): where each
+        # block starts on the audio clock, when its callback ran, and when PortAudio says
+        # its first frame reaches the DAC (both on time.monotonic's clock).
+        self._blk_clock = np.full(TIMING_RING, -1, dtype=np.int64)
+        self._blk_time = np.zeros(TIMING_RING, dtype=np.float64)
+        self._blk_dac = np.zeros(TIMING_RING, dtype=np.float64)
+        self._blk_n = 0
+        self.rt_priority = rt_priority         # 0: leave the callback thread's scheduling alone
+        self.realtime: bool | None = None      # None until the first callback tried
+        self._rt_thread = None
 
     # -- the callback (Thread: audio) -----------------------------------------
     def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
         mixer = self.mixer
+        if self._rt_thread != threading.get_ident():
+            self._make_realtime()
         self.last_block_time = time.monotonic()
         self.last_block_clock = mixer.clock
         try:
-            self.last_output_dac_offset = time_info.outputBufferDacTime - time_info.currentTime
+            dac = time_info.outputBufferDacTime - time_info.currentTime
+            self.last_output_dac_offset = dac
+            i = self._blk_n & (TIMING_RING - 1)
+            self._blk_clock[i] = self.last_block_clock
+            self._blk_time[i] = self.last_block_time
+            self._blk_dac[i] = self.last_block_time + dac
+            self._blk_n += 1
             underflow = bool(status.output_underflow)
             mb = mixer.max_block
             if frames <= mb:
@@ -130,6 +154,45 @@ class AudioOut:
         except Exception:
             self.callback_errors += 1
             outdata.fill(0.0)
+
+    def _make_realtime(self) -> None:
+        """Once per callback thread: ask for SCHED_FIFO so other busy processes cannot
+        preempt the callback (needs root, CAP_SYS_NICE or an rtprio limit; without it the
+        thread keeps its normal priority and ``realtime`` says so)."""
+        self._rt_thread = threading.get_ident()
+        if self.rt_priority <= 0 or not hasattr(os, "sched_setscheduler"):
+            self.realtime = False
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.rt_priority))
+            self.realtime = True
+        except (OSError, ValueError):
+            self.realtime = False
+
+    # -- timing (Thread: any) ----------------------------------------------------
+    def block_at(self, sample: int) -> tuple[int, float, float] | None:
+        """(block start sample, callback time, DAC time of its first frame) for the
+        block that rendered ``sample``, if it is still in the timing ring."""
+        n = self._blk_n
+        best = None
+        for j in range(max(0, n - TIMING_RING), n):
+            i = j & (TIMING_RING - 1)
+            c = int(self._blk_clock[i])
+            if 0 <= c <= sample and (best is None or c > best[0]):
+                best = (c, float(self._blk_time[i]), float(self._blk_dac[i]))
+        return best
+
+    def first_block_after(self, t: float) -> tuple[int, float, float] | None:
+        """The first block whose callback ran at or after monotonic time ``t``:
+        (block start sample, callback time, DAC time)."""
+        n = self._blk_n
+        best = None
+        for j in range(max(0, n - TIMING_RING), n):
+            i = j & (TIMING_RING - 1)
+            bt = float(self._blk_time[i])
+            if bt >= t and self._blk_clock[i] >= 0 and (best is None or bt < best[1]):
+                best = (int(self._blk_clock[i]), bt, float(self._blk_dac[i]))
+        return best
 
     # -- lifecycle (Thread: owner) ---------------------------------------------
     @property
@@ -214,7 +277,11 @@ class AudioOut:
             stalled = blocks == self._blocks_at_check and now - self._check_time >= self.stall_s
             if blocks != self._blocks_at_check:
                 self._blocks_at_check, self._check_time = blocks, now
-            if not self.stream.active or stalled:
+            try:
+                active = self.stream.active
+            except Exception:            # PortAudio itself was torn down under us
+                active = False
+            if not active or stalled:
                 self._close_stream()
                 self.lost = ("audio output stopped (device unplugged or audio server gone); "
                              "LiveBand keeps recording what it has and retries every second")

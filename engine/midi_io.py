@@ -90,6 +90,7 @@ def scan() -> tuple[dict[str, str], dict[str, str], str]:
     ins: dict[str, str] = {}
     outs: dict[str, str] = {}
     problems = []
+    working = []
     for api in (ALSA, JACK):
         if api == JACK and not _jack_running():
             problems.append("no JACK server running")
@@ -105,11 +106,17 @@ def scan() -> tuple[dict[str, str], dict[str, str], str]:
             else:
                 problems.append(f"{api}: {msg}")
             continue
+        working.append("JACK MIDI" if api == JACK else "ALSA MIDI")
         for n in i:
             ins.setdefault(n, api)
         for n in o:
             outs.setdefault(n, api)
-    note = "" if (ins or outs) else "no MIDI ports: " + "; ".join(problems)
+    if ins or outs:
+        note = ""
+    elif working:
+        note = f"no MIDI devices connected ({' and '.join(working)} available; plug in a controller)"
+    else:
+        note = "no MIDI ports: " + "; ".join(problems)
     return ins, outs, note
 
 

@@ -171,6 +171,7 @@ class Session:
         self._cfg = engine_config or EngineConfig()
         self._audio_cfg = audio_config or AudioConfig()
         self._lock = threading.RLock()               # UI-side state; never taken by audio
+        self._load_lock = threading.Lock()           # model loading (background or play)
         self._problems: dict[str, str] = {}          # lasting problems, by topic
         self._events: collections.deque[str] = collections.deque(maxlen=4)   # recent happenings
         self._notices: tuple[str, ...] = ()
@@ -216,6 +217,7 @@ class Session:
         self._renderer = None
         self._playing = False
         self._roll = _Roll()
+        self._band_listeners: list = []
         self._metro_segments = None
         self._taps: collections.deque[float] = collections.deque(maxlen=8)
 
@@ -258,6 +260,10 @@ class Session:
         self._housekeeper = threading.Thread(target=self._housekeeping_loop, name="liveband-house", daemon=True)
         self._dispatcher.start()
         self._housekeeper.start()
+        # Load the model now (importing torch and reading weights take seconds), so
+        # play() starts the band at once.
+        self._loader = threading.Thread(target=self._load_accompanist, name="liveband-load", daemon=True)
+        self._loader.start()
 
     # -- notices ---------------------------------------------------------------------
     def _problem(self, topic: str, message: str | None) -> None:
@@ -480,6 +486,10 @@ class Session:
     def _load_accompanist(self):
         """The model on the configured backend; when it cannot load (no trained
         checkpoint yet, a corrupt one), the rule-based band plays and a notice says why."""
+        with self._load_lock:
+            return self._load_accompanist_locked()
+
+    def _load_accompanist_locked(self):
         if self._accompanist is not None:
             return self._accompanist
         from engine.backends import open_accompanist
@@ -509,16 +519,18 @@ class Session:
         from engine.renderer import PartRenderer
         from engine.sampler import ControlledSampler
 
+        self._loader.join()            # the model loads in the background from __init__
         with self._lock:
             if self._playing:
                 return
             cfg = self._cfg
+            acc = self._load_accompanist()
             start = self._mixer.clock + int(START_LEAD_S * self.sample_rate)
             clock = Clock(self.sample_rate, cfg.tempo, cfg.meter, cfg.count_in_bars, start_sample=start)
             self._clock = clock
             self._roll.reset(clock)
             band_q = EventQueue(1 << 14)
-            renderer = PartRenderer([band_q, self._roll], cfg.style, cfg.meter, seed=cfg.seed,
+            renderer = PartRenderer([band_q, self._roll, *self._band_listeners], cfg.style, cfg.meter, seed=cfg.seed,
                                     density=cfg.density,
                                     programs={n: s.program for n, s in self._parts.items()})
             for name, st in self._parts.items():
@@ -526,7 +538,6 @@ class Session:
                     renderer.muted.add(name)
                 if st.solo:
                     renderer.soloed.add(name)
-            acc = self._load_accompanist()
             gen = None
             if acc is not None:
                 gen = StreamingGenerator(acc, clock, renderer, style=cfg.style,
@@ -959,6 +970,11 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def add_band_listener(self, sink) -> None:
+        """``sink.push(time, kind, channel, data1, data2)`` receives every event the band
+        commits, from the next play() on, on the generator thread (for monitors, tests)."""
+        self._band_listeners.append(sink)
 
     # -- for benches and tests (Thread: any) ---------------------------------------------
     @property
