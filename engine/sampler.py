@@ -83,20 +83,22 @@ class ControlledSampler:
             self._melody_pitch = None
 
     def __call__(self, stream: int, logits: np.ndarray) -> int:
-        """stream: index into models.tokens.STREAMS; logits: (MAX_VOCAB,) float32."""
-        x = self._scratch
+        """stream: index into models.tokens.STREAMS; logits: (V,) float32 with V that
+        stream's vocabulary size (or MAX_VOCAB, ids outside the vocabulary at -inf)."""
+        V = logits.shape[0]
+        x = self._scratch[:V]
         np.copyto(x, logits, casting="unsafe")
         hf = self.harmony_follow
         peak = float(self.profile.max())
         melody_w = self.profile / peak if peak > 0 else self.profile
         if stream == CHORD:
             if hf > 0 and peak > 0:
-                x += HARMONY_GAIN * hf * (_CHORD_PC @ melody_w)
+                x += HARMONY_GAIN * hf * (_CHORD_PC[:V] @ melody_w)
         elif stream != MELODY:
             if hf > 0:
                 w = 0.6 * melody_w + 0.4 * self.chord_pcs
-                x += HARMONY_GAIN * hf * (_NOTE_PC @ w)
-            x += DENSITY_GAIN * (self.density - 0.5) * _ONSET_MASK
+                x += HARMONY_GAIN * hf * (_NOTE_PC[:V] @ w)
+            x += DENSITY_GAIN * (self.density - 0.5) * _ONSET_MASK[:V]
         tok = self._draw(x, logits)
         if stream == CHORD:
             self.chord_pcs[:] = 0.0

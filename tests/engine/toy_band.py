@@ -45,3 +45,18 @@ class ToyBand:
         al = self._pick(sampler, ALTO, note_on(60 + (self.root + 7) % 12) if step_in_bar % 8 == 0 else HOLD, (HOLD, REST))
         self.t += 1
         return np.array([c, b, te, al], np.int64)
+
+
+def band_for_tests(seed: int = 0):
+    """The debug model's accompanist when the model room provides it, else ToyBand.
+
+    The real generator path is the same either way; the debug model adds real
+    transformer steps over a fixed-size cache."""
+    try:
+        from models.runtime import debug_model
+    except ImportError:
+        return ToyBand()
+    from engine.backends import limit_cpu_threads
+
+    limit_cpu_threads(1)   # what open_accompanist does for a CPU backend
+    return debug_model(seed).accompanist(seed)

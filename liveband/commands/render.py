@@ -1,0 +1,123 @@
+"""`liveband render INPUT -o OUT.wav [--midi-out OUT.mid] ...`: accompany a melody offline.
+
+Runs the live engine (generator, part renderer, mixer) on a simulated clock, writes the
+mixed WAV and, when asked, a multi-track MIDI (one track per part plus the melody).
+Deterministic for a seed.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from liveband.cli import UserError
+from liveband.config import EngineConfig
+from liveband.paths import find_soundfont
+
+
+def _say(msg: str) -> None:
+    print(f"liveband render: {msg}", file=sys.stderr)
+
+
+def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
+    """The melody of a MIDI file or (through the pitch room) of a hummed/sung WAV.
+
+    A recording has no beat grid: its notes keep their timing in seconds, read as beats
+    at ``tempo`` (default 100 BPM), so the band plays at that tempo under them."""
+    from engine.melody_file import Melody, MelodyFileError, MelodyNote, read_melody_midi
+
+    suffix = path.suffix.lower()
+    if suffix in (".wav", ".wave"):
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+        try:
+            from engine.pitch import transcribe_wav
+        except ImportError:
+            raise UserError(f"{path}: accompanying a WAV needs the pitch tracker (engine.pitch), "
+                            "which is not available in this build; transcribe it to MIDI first") from None
+        try:
+            notes = transcribe_wav(str(path), tracker=tracker)
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise UserError(f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        if not notes:
+            raise UserError(f"{path}: no sung or hummed notes were found in the recording")
+        bpm = tempo or 100.0
+        beats = bpm / 60.0
+        mel = tuple(MelodyNote(start * beats, end * beats, int(pitch), int(vel))
+                    for pitch, start, end, vel in sorted(notes, key=lambda n: n[1]) if end > start)
+        return Melody(mel, bpm, None, None, "transcribed")
+    if suffix not in (".mid", ".midi", ".kar", ".smf"):
+        raise UserError(f"{path}: expected a MIDI file (.mid) or a WAV recording (.wav)")
+    try:
+        return read_melody_midi(path)
+    except MelodyFileError as exc:
+        raise UserError(str(exc)) from None
+
+
+def main(args) -> int:
+    from engine.backends import open_accompanist
+    from engine.melody_file import DEFAULT_MELODY_RANGE, fit_to_range
+    from engine.midi_export import write_midi
+    from engine.offline import RenderSettings, render_melody
+
+    src = Path(args.input)
+    out = Path(args.output)
+    if out.suffix.lower() not in (".wav", ".wave"):
+        raise UserError(f"{out}: the output must be a .wav file")
+    melody = load_melody(src, getattr(args, "tracker", "pesto"), args.tempo)
+    tempo = args.tempo if args.tempo is not None else (melody.tempo or 100.0)
+    if args.tempo is None and melody.tempo is not None and not 40 <= tempo <= 240:
+        # a file tempo outside the band's range: fold by octaves (half/double time)
+        while tempo > 240:
+            tempo /= 2
+        while tempo < 40:
+            tempo *= 2
+        _say(f"the file's tempo {melody.tempo:.1f} BPM is outside 40-240; playing at {tempo:.1f} BPM")
+    meter = args.meter or melody.meter or "4/4"
+    if args.meter is None and melody.source_meter and melody.meter is None:
+        _say(f"the file's meter {melody.source_meter} is not supported; playing in {meter}")
+    if melody.tempo_changes and args.tempo is None:
+        _say(f"the file changes tempo {melody.tempo_changes} time(s); the band keeps {tempo:.1f} BPM")
+    # validates tempo, meter, style and the controls with clear messages
+    cfg = EngineConfig(tempo=tempo, meter=meter, style=args.style, temperature=args.temperature,
+                       density=args.density, harmony_follow=args.harmony_follow, backend=args.backend,
+                       seed=args.seed, checkpoint=args.checkpoint, count_in_bars=0)
+    soundfont = find_soundfont(args.soundfont)
+    acc, backend = _load_model(cfg, open_accompanist)
+    melody, shift = fit_to_range(melody, getattr(acc, "melody_range", DEFAULT_MELODY_RANGE))
+    if shift:
+        lo, hi = getattr(acc, "melody_range", DEFAULT_MELODY_RANGE)
+        octaves = abs(shift) // 12
+        _say(f"melody transposed {'up' if shift > 0 else 'down'} {octaves} octave{'s' if octaves > 1 else ''} "
+             f"into the model's range (MIDI {lo}-{hi})")
+    settings = RenderSettings(style=cfg.style, tempo=cfg.tempo, meter=cfg.meter, temperature=cfg.temperature,
+                              density=cfg.density, harmony_follow=cfg.harmony_follow, seed=cfg.seed)
+    from tqdm import tqdm
+
+    with tqdm(total=1, unit="s", unit_scale=True, desc="render", disable=None, file=sys.stderr,
+              bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total / settings.sample_rate
+            bar.n = done / settings.sample_rate
+            if done == total or done % (settings.sample_rate * 2) < settings.block:
+                bar.refresh()
+
+        result = render_melody(melody, acc, settings, soundfont, out, backend=backend, progress=progress)
+    if args.midi_out:
+        write_midi(args.midi_out, result.events, result.clock)
+    m = result.metrics
+    seconds = result.frames / settings.sample_rate
+    speed = seconds / result.seconds_wall if result.seconds_wall > 0 else float("inf")
+    print(f"wrote {out} ({seconds:.1f} s, {cfg.style}, {cfg.tempo:g} BPM {cfg.meter}, seed {cfg.seed}, "
+          f"{backend}, {speed:.1f}x real time)" + (f" and {args.midi_out}" if args.midi_out else ""))
+    if m.late_steps:
+        _say(f"{m.late_steps} steps were generated late (the band held)")
+    return 0
+
+
+def _load_model(cfg: EngineConfig, open_accompanist):
+    try:
+        return open_accompanist(cfg.backend, cfg.checkpoint, notify=_say)
+    except FileNotFoundError as exc:
+        raise UserError(f"model checkpoint not found: {exc.filename or exc}") from None
+    except RuntimeError as exc:
+        raise UserError(str(exc).splitlines()[0]) from None

@@ -1,0 +1,179 @@
+"""The streaming generator: ahead of the clock, late steps hold, causality, soak, live thread."""
+import time
+
+import numpy as np
+import psutil
+
+from engine import parts as P
+from engine.clock import Clock
+from engine.events import EVENT_DTYPE, NOTE_ON, EventQueue
+from engine.generator import StreamingGenerator
+from engine.renderer import EventLog, PartRenderer
+from engine.sampler import ControlledSampler
+from toy_band import ToyBand, band_for_tests
+
+SR = 48000
+
+
+def make(model=None, bpm=120.0, margin=2, chunk=1, clock_source=None, seed=0, sinks=None, **kw):
+    clock = Clock(SR, bpm, "4/4", kw.pop("count_in_bars", 0), start_sample=kw.pop("start_sample", 0))
+    log = EventLog()
+    renderer = PartRenderer(sinks if sinks is not None else [log], "pop", "4/4", seed=seed)
+    gen = StreamingGenerator(model or ToyBand(), clock, renderer, sampler=ControlledSampler(seed),
+                             margin_steps=margin, chunk_steps=chunk, clock_source=clock_source, **kw)
+    return gen, log, clock
+
+
+def note_ons(log, channel=None):
+    return [e for e in log.events if e[1] == NOTE_ON and (channel is None or e[2] == channel)]
+
+
+def test_commits_margin_steps_ahead_in_chunks():
+    now = [0]
+    gen, log, clock = make(margin=2, chunk=4, clock_source=lambda: now[0])
+    gen.pump()
+    assert gen.next_step == 4                  # one chunk covers steps 0-3 (>= margin)
+    now[0] = clock.step_time(2)                # clock at step 2: 2 + margin = 4 is due
+    gen.pump()
+    assert gen.next_step == 8
+    m = gen.metrics()
+    assert m.late_steps == 0 and m.lead_ms_min >= 0 and m.steps == 8
+    # every band onset is exactly on its step's sample
+    for t, kind, ch, d1, d2 in note_ons(log):
+        assert clock.step_time(clock.step_at(t)) == t
+
+
+def test_a_generator_that_falls_behind_holds_the_band_and_counts_late_steps():
+    now = [0]
+    gen, log, clock = make(margin=2, clock_source=lambda: now[0])
+    now[0] = clock.step_time(10)               # the audio clock ran 10 steps ahead (a stall)
+    gen.pump()
+    m = gen.metrics()
+    assert m.late_steps == 10 and gen.next_step == 13
+    assert m.lead_ms_min < 0
+    onsets = note_ons(log)
+    assert onsets, "the band plays again once it has caught up"
+    assert min(e[0] for e in onsets) >= clock.step_time(10)   # nothing scheduled in the past
+
+
+def test_offline_and_live_clock_give_identical_events():
+    # the same steps generated in one call (offline) or as a clock creeps forward (live)
+    a, log_a, clock = make(clock_source=lambda: 0)
+    a.pump(0, until_step=64)
+    while a.next_step < 64:
+        a.pump(clock.step_time(a.next_step), until_step=64)
+    now = [0]
+    b, log_b, _ = make(clock_source=lambda: now[0])
+    for t in range(0, clock.step_time(62), 256):
+        now[0] = t
+        b.pump(until_step=64)
+    assert b.next_step == 64 and log_a.events == log_b.events
+
+
+def melody_into(gen, notes):
+    for start, end, pitch in notes:
+        gen.melody_event(gen.clock.step_time(start), pitch, True)
+        gen.melody_event(gen.clock.step_time(end), pitch, False)
+
+
+def test_changing_the_melody_after_step_s_never_changes_what_was_committed_before():
+    base = [(i * 4, i * 4 + 3, 60 + (i * 5) % 12) for i in range(16)]
+    S = 24
+    alt = [n if n[0] < S else (n[0], n[1], n[2] + 3) for n in base]
+    runs = []
+    for notes in (base, alt):
+        model = ToyBand()
+        gen, log, clock = make(model=model, clock_source=lambda: 0)
+        melody_into(gen, notes)
+        gen.pump(clock.step_time(63), until_step=64)
+        runs.append((model.heard[:], log.events, clock))
+    (heard_a, ev_a, clock), (heard_b, ev_b, _) = runs
+    d = ToyBand.lookahead
+    # the model heard the same melody up to step S-1, i.e. for band steps < S + d
+    assert heard_a[:S + d] == heard_b[:S + d] and heard_a != heard_b
+    t_cut = clock.step_time(S + d)
+    before = lambda evs: [e for e in evs if e[0] < t_cut]
+    assert before(ev_a) == before(ev_b)
+    assert ev_a != ev_b                       # the change does reach the band afterwards
+
+
+def test_one_hour_session_has_flat_memory_and_flat_step_time():
+    """28,800 steps at 120 BPM through the real generator path (debug model).
+
+    Step time is thread CPU time, and the "first 1000 steps after warm-up" are measured
+    on a fresh session interleaved with the long session's last 1000 steps: this machine
+    is shared, and comparing two windows an hour (or a minute) apart would measure the
+    neighbours' load rather than our session length."""
+    n = 28_800
+
+    def session():
+        model = band_for_tests(0)
+        if isinstance(model, ToyBand):
+            model.keep_history = False
+        q = EventQueue(8192)
+        now = [0]
+        gen, _, clock = make(model=model, clock_source=lambda: now[0], sinks=[q], chunk=4)
+        out = np.zeros(4096, EVENT_DTYPE)
+        beat = [0]
+
+        def one_beat() -> float:
+            """Play one beat (4 steps) of an endless melody; returns CPU ms per step."""
+            b = beat[0]
+            t = clock.step_time(b * 4)
+            gen.melody_event(t, 60 + (b * 7) % 24, True)
+            gen.melody_event(t + 5000, 60 + (b * 7) % 24, False)
+            now[0] = t
+            c0 = time.thread_time_ns()
+            gen.pump()
+            dt = (time.thread_time_ns() - c0) / 4e6
+            q.pop_until(t, out)               # the audio side consumes what is due
+            beat[0] = b + 1
+            return dt
+        return gen, q, one_beat
+
+    long_gen, long_q, long_beat = session()
+    proc = psutil.Process()
+    rss = {}
+    for b in range(n // 4 - 250):
+        long_beat()
+        if b == 1000:
+            rss["early"] = proc.memory_info().rss
+    rss["late"] = proc.memory_info().rss
+    fresh_gen, _, fresh_beat = session()
+    for _ in range(250):                      # the fresh session's warm-up (1000 steps)
+        fresh_beat()
+    last, first = [], []
+    for _ in range(250):                      # 1000 steps each, interleaved beat by beat
+        last.append(long_beat())
+        first.append(fresh_beat())
+    assert long_gen.steps >= n - 4 and long_gen.late_steps == 0 and long_q.dropped == 0
+    first_ms, last_ms = float(np.median(first)), float(np.median(last))
+    assert abs(last_ms - first_ms) <= 0.10 * first_ms, (first_ms, last_ms)
+    assert rss["late"] - rss["early"] < 4 * 2**20, rss
+
+
+def test_live_worker_thread_keeps_ahead_of_a_running_clock_and_applies_requests():
+    t0 = time.monotonic()
+    clock_now = lambda: int((time.monotonic() - t0) * SR)
+    q = EventQueue(8192)
+    log = EventLog()
+    # live, the music starts a little after "now", so the first steps are not late
+    gen, _, clock = make(bpm=240, margin=2, clock_source=clock_now, sinks=[q, log], start_sample=clock_now() + SR // 10)
+    gen.start()
+    try:
+        time.sleep(0.6)
+        gen.set_tempo(120)
+        gen.set_mute("bass", True)
+        time.sleep(0.9)
+    finally:
+        gen.stop()
+    m = gen.metrics()
+    assert gen.error is None
+    assert m.late_steps == 0 and m.lead_ms_min > 0 and m.steps > 16
+    segs = clock.segments
+    assert len(segs) == 2 and segs[1].bpm == 120 and segs[1].step % 4 == 0
+    times = [e[0] for e in log.events]
+    assert times == sorted(times)
+    # after the request was applied, the bass part stays silent
+    bass_after = [e for e in note_ons(log, P.BASS.channel) if e[0] > clock.step_time(segs[1].step)]
+    assert not bass_after
