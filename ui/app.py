@@ -8,10 +8,10 @@ import signal
 import sys
 
 from PyQt6.QtCore import QTimer
-from PyQt6.QtGui import QIcon
 from PyQt6.QtWidgets import QApplication
 
 from ui import settings as st
+from ui.icon import make_icon
 from ui.theme import apply_dark_theme
 
 
@@ -23,9 +23,9 @@ def make_app(argv: list[str] | None = None) -> QApplication:
         app.setOrganizationName(st.ORG)
         app.setApplicationName(st.APP)
         app.setApplicationDisplayName("LiveBand")
-        app.setWindowIcon(QIcon())
     if not app.property("liveband_themed"):
         apply_dark_theme(app)
+        app.setWindowIcon(make_icon())
         app.setProperty("liveband_themed", True)
     return app
 

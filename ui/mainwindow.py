@@ -457,11 +457,14 @@ class MainWindow(QMainWindow):
         self.transport.level.set_db(snap.input_level_db)
         hp = snap.hummed_pitch
         self.transport.hum_label.setText(note_name(int(round(hp))) if hp is not None and math.isfinite(hp) else "")
-        try:
-            notes = self.session.roll(self.roll.step - self.roll.behind_steps) if snap.playing or snap.step else []
-        except Exception:
-            notes = []
-        self.roll.set_frame(snap.step, notes, hp, snap.chord, snap.meter, snap.playing, snap.counting_in)
+        if snap.playing:
+            try:
+                notes = self.session.roll(snap.step - self.roll.behind_steps)
+            except Exception:       # a view must never take the window down
+                notes = []
+            self.roll.set_frame(snap.step, notes, hp, snap.chord, snap.meter, True, snap.counting_in)
+        elif self.roll.playing:
+            self.roll.freeze()      # stopped: the last take stays on screen
         for part, strip in self.strips.items():
             state = snap.parts.get(part)
             if state is not None and not strip.volume.isSliderDown():

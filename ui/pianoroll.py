@@ -83,6 +83,12 @@ class PianoRoll(QWidget):
         self._chords.clear()
         self.hum_pitch = None
 
+    def freeze(self) -> None:
+        """Stopped: keep the last frame on screen under the "press play" hint."""
+        self.playing = False
+        self.counting_in = False
+        self.update()
+
     @property
     def note_count(self) -> int:
         """How many notes the last frame held (for tests and the status line)."""
@@ -261,13 +267,16 @@ class PianoRoll(QWidget):
         p.setPen(dim)
         p.drawText(QRectF(phx + 6, plot.top() + 2, 120, 14), Qt.AlignmentFlag.AlignLeft, "band's plan ▸")
         if not self.playing:
+            if self._n:                       # the last take, dimmed under the hint
+                p.fillRect(plot, QColor(18, 20, 26, 150))
             p.setFont(QFont(self.font().family(), 13))
-            p.setPen(dim)
+            p.setPen(QColor(theme.TEXT))
             p.drawText(plot, Qt.AlignmentFlag.AlignCenter, "Press Space (or ▶) to play")
         elif self.counting_in:
             p.setFont(QFont(self.font().family(), 22, QFont.Weight.Bold))
             p.setPen(QColor(theme.ACCENT))
-            p.drawText(plot, Qt.AlignmentFlag.AlignCenter, "count-in…")
+            beats_left = max(1, math.ceil(-self.step / bar_and_beat_steps(self.meter)[1]))
+            p.drawText(plot, Qt.AlignmentFlag.AlignCenter, f"count-in  {beats_left}")
         p.end()
 
     def _styles(self):

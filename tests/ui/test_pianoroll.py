@@ -97,3 +97,13 @@ def test_still_sounding_notes_reach_the_playhead(roll):
     roll.set_frame(32.0, [("melody", 60, 30.0, float("inf"), False), ("melody", 62, 31.0, None, False)])
     assert roll.note_count == 2
     assert roll._end[0] == pytest.approx(32.0) and roll._end[1] == pytest.approx(32.0)
+
+
+def test_stopping_keeps_the_last_take_on_screen(roll):
+    roll.set_frame(32.0, [("bass", 40, 20.0, 28.0, False)])
+    roll.freeze()
+    assert not roll.playing and roll.note_count == 1
+    img = roll.grab().toImage()
+    r = roll.note_rect("bass", 40, 20.0, 28.0)
+    c = pixel(img, r.center().x(), r.center().y())
+    assert c.red() > c.blue() + 20           # still the bass colour, dimmed

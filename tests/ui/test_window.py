@@ -335,3 +335,15 @@ def test_a_fixed_key_reaches_a_session_that_accepts_one(make_window, fake_sessio
     w.transport.key.setCurrentIndex(w.transport.key.findData("D minor"))
     w.transport.key.setCurrentIndex(0)
     assert fake_session.called("set_key")[-2:] == [("D minor",), (None,)]
+
+
+def test_after_stop_the_roll_keeps_the_take(make_window, fake_session, qtbot):
+    w = make_window(fake_session)
+    fake_session.play()
+    fake_session.notes = [("melody", 60, 8.0, 12.0, False)]
+    fake_session.snap = replace(fake_session.snap, step=14.0)
+    w.tick()
+    fake_session.stop()
+    fake_session.snap = replace(fake_session.snap, step=0.0)
+    w.tick()
+    assert not w.roll.playing and w.roll.note_count == 1 and w.roll.step == 14.0
