@@ -31,28 +31,16 @@ def make_app(argv: list[str] | None = None) -> QApplication:
 
 
 def make_session(blocksize: int | None = None, backend: str | None = None, settings=None):
-    """A live Session configured from the command line and the remembered settings.
-
-    A remembered audio device that has vanished is dropped (the session falls back to
-    the system default) rather than keeping the app from starting.
-    """
+    """A live Session on the system's default audio devices with the remembered (or given)
+    buffer size. Returns (session, blocksize). The window then moves the session to the
+    remembered devices if they are still connected (MainWindow._restore_devices)."""
     from liveband.config import AudioConfig, EngineConfig
     from liveband.session import Session
 
     settings = settings if settings is not None else st.open_settings()
     bs = int(blocksize or st.read(settings, "devices/blocksize"))
     engine = EngineConfig() if backend is None else EngineConfig(backend=backend)
-    out = st.read(settings, "devices/audio_out") or None
-    inp = st.read(settings, "devices/audio_in") or None
-    try:
-        audio = AudioConfig(blocksize=bs, output_device=out, input_device=inp)
-        return Session(engine_config=engine, audio_config=audio), bs
-    except ValueError:
-        raise
-    except Exception:
-        if out is None and inp is None:
-            raise
-        return Session(engine_config=engine, audio_config=AudioConfig(blocksize=bs)), bs
+    return Session(engine_config=engine, audio_config=AudioConfig(blocksize=bs)), bs
 
 
 def run(blocksize: int | None = None, backend: str | None = None, quit_after: float | None = None,

@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore()
         self._refresh_devices()
+        self._restore_devices()
         self._refresh_sessions()
         self.timer = QTimer(self)
         self.timer.setInterval(TICK_MS)
@@ -326,6 +327,27 @@ class MainWindow(QMainWindow):
         saved = {k: st.read(self.settings, f"devices/{k}") for k in ("audio_out", "audio_in", "midi_in", "midi_out")}
         self.setup_panel.show_devices(self._call(self.session.audio_devices) or {},
                                       self._call(self.session.midi_ports) or {}, saved)
+
+    def _restore_devices(self) -> None:
+        """Move the session to the remembered devices when they are still connected; say so
+        when one has gone (the session stays on the system default)."""
+        su = self.setup_panel
+        gone = []
+        for combo, key, label in ((su.audio_out, "audio_out", "audio output"), (su.audio_in, "audio_in", "microphone"),
+                                  (su.midi_in, "midi_in", "MIDI input"), (su.midi_out, "midi_out", "MIDI output")):
+            saved = st.read(self.settings, f"devices/{key}")
+            if saved and combo.currentData() != saved:
+                gone.append(f"your {label} “{saved.split(':', 1)[-1] or 'LiveBand band'}”")
+        if su.audio_out.currentData() or su.audio_in.currentData():
+            self._apply_audio()
+        if su.midi_in.currentData():
+            self._apply_midi_in()
+        if su.midi_out.currentData():
+            self._apply_midi_out()
+        if gone:
+            what = " and ".join(gone)
+            self.flash(f"{what[0].upper()}{what[1:]} {'is' if len(gone) == 1 else 'are'} not connected; "
+                       "using the system default. Choose another in Setup.")
 
     def _apply_audio(self) -> None:
         out = self.setup_panel.audio_out.currentData() or None

@@ -347,3 +347,16 @@ def test_after_stop_the_roll_keeps_the_take(make_window, fake_session, qtbot):
     fake_session.snap = replace(fake_session.snap, step=0.0)
     w.tick()
     assert not w.roll.playing and w.roll.note_count == 1 and w.roll.step == 14.0
+
+
+def test_remembered_devices_are_reopened_or_reported_missing(make_window, fake_session, tmp_path):
+    from fake_session import FakeSession
+    s = QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat)
+    s.setValue("devices/audio_out", "NullSpeakers")
+    s.setValue("devices/midi_in", "Keystation 49")       # unplugged since last time
+    s.sync()
+    w = make_window(fake_session)
+    w.wait_for_workers()
+    assert fake_session.called("set_audio_devices")[-1] == ("NullSpeakers", None, 256)
+    assert not fake_session.called("open_midi_input")
+    assert "Your MIDI input “Keystation 49” is not connected" in w.notice_text.text()
