@@ -112,7 +112,7 @@ class MainWindow(QMainWindow):
         left.addLayout(mixer)
         body.addLayout(left, 1)
         self.tabs = QTabWidget()
-        self.tabs.setFixedWidth(330)
+        self.tabs.setFixedWidth(310)
         self.tabs.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.band_panel = BandPanel(self.keyboard.base_pitch)
         self.setup_panel = SetupPanel()

@@ -67,7 +67,7 @@ class PartStrip(QFrame):
         self.program = QComboBox()
         for prog, label in program_choices(part):
             self.program.addItem(label, prog)
-        self.program.setMinimumContentsLength(14)
+        self.program.setMinimumContentsLength(10)
         self.program.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.mute = QPushButton("M")
         self.mute.setObjectName("mute")

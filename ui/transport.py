@@ -32,7 +32,7 @@ class TransportBar(QFrame):
         outer.setContentsMargins(10, 8, 10, 8)
         lay = QHBoxLayout()
         outer.addLayout(lay)
-        lay.setSpacing(14)
+        lay.setSpacing(10)
         self.play_btn = QPushButton("▶")
         self.play_btn.setObjectName("play")
         self.play_btn.setCheckable(True)
@@ -60,7 +60,7 @@ class TransportBar(QFrame):
         self.tempo.setDecimals(1)
         self.tempo.setSuffix(" bpm")
         self.tempo.setKeyboardTracking(False)     # one change when typing is done, not per digit
-        self.tempo.setFixedWidth(118)
+        self.tempo.setFixedWidth(104)
         self.tap_btn = QPushButton("TAP")
         self.tap_btn.setToolTip("tap the tempo (T)")
         group("tempo", self.tempo, self.tap_btn)
@@ -80,7 +80,7 @@ class TransportBar(QFrame):
         self.key = QComboBox()
         for k in KEYS:
             self.key.addItem(k, k)
-        self.key.setMinimumContentsLength(12)
+        self.key.setMinimumContentsLength(9)
         if can_set_key:
             self.key.setToolTip("Auto follows your playing; or fix the key")
         else:
@@ -98,7 +98,7 @@ class TransportBar(QFrame):
         chord_box.addWidget(caption("chord"), 0, Qt.AlignmentFlag.AlignHCenter)
         self.chord_label = QLabel("–")
         self.chord_label.setObjectName("chord")
-        self.chord_label.setMinimumWidth(110)
+        self.chord_label.setMinimumWidth(90)
         self.chord_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         chord_box.addWidget(self.chord_label)
         self.key_label = QLabel("")
