@@ -25,7 +25,7 @@ from models.tokens import (CHORD, CHORD_BASE, CHORD_VOCAB, HOLD, MAX_VOCAB, MELO
 # Log-probability bonus at full strength (harmony_follow = 1) for a fully matching
 # pitch class; large enough to dominate a small model's doubt, small enough that a
 # confident model can still pass a note outside the profile.
-HARMONY_GAIN = 4.0
+HARMONY_GAIN = 5.0
 # Logit shift between onsets and holds/rests from density 0 to 1.
 DENSITY_GAIN = 3.0
 # Melody pitch-class memory: per-step decay (0.93 ** 16 ~ a third left after a bar).
@@ -90,7 +90,8 @@ class ControlledSampler:
         np.copyto(x, logits, casting="unsafe")
         hf = self.harmony_follow
         peak = float(self.profile.max())
-        melody_w = self.profile / peak if peak > 0 else self.profile
+        # a pitch class heard at least half as much as the most-heard one counts fully
+        melody_w = np.minimum(self.profile / (0.5 * peak), 1.0) if peak > 0 else self.profile
         if stream == CHORD:
             if hf > 0 and peak > 0:
                 x += HARMONY_GAIN * hf * (_CHORD_PC[:V] @ melody_w)

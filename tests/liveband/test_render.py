@@ -1,0 +1,99 @@
+"""`liveband render`: a melody file in, an accompanied WAV and multi-track MIDI out."""
+import wave
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from liveband.cli import main
+from models.checkpoint import save_model
+from models.runtime import DEFAULT_CHECKPOINT, debug_model
+
+
+def melody_file(path: Path, pitches, bpm=96.0, tpb=480, meter=(3, 4)) -> Path:
+    """A Nottingham-style file: unnamed melody track + a block-chord track, channel 0."""
+    mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
+    mel = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)),
+                          mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1])])
+    for p in pitches:
+        mel += [mido.Message("note_on", note=p, velocity=90, time=0), mido.Message("note_off", note=p, time=tpb)]
+    chords = mido.MidiTrack()
+    for _ in range(len(pitches) // 3):
+        chords += [mido.Message("note_on", note=n, velocity=60, time=0) for n in (43, 47, 50)]
+        chords += [mido.Message("note_off", note=n, time=3 * tpb if i == 0 else 0) for i, n in enumerate((43, 47, 50))]
+    mid.tracks += [mel, chords]
+    mid.save(str(path))
+    return path
+
+
+WALTZ = [67, 71, 74, 72, 71, 69, 67, 66, 64, 62, 66, 69, 67, 71, 74, 76, 74, 72, 71, 69, 66, 67, 67, 67]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> str:
+    """The shipped checkpoint once it exists; until then the debug model saved as one."""
+    if DEFAULT_CHECKPOINT.is_file():
+        return str(DEFAULT_CHECKPOINT)
+    return str(save_model(debug_model(0).model, tmp_path_factory.mktemp("ckpt") / "debug.safetensors"))
+
+
+def read_wav(path):
+    with wave.open(str(path)) as w:
+        return w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2)
+
+
+def test_render_writes_an_audible_wav_and_a_track_per_part(tmp_path, checkpoint, soundfont, capsys):
+    src = melody_file(tmp_path / "waltz.mid", WALTZ)
+    rc = main(["render", str(src), "-o", str(tmp_path / "out.wav"), "--midi-out", str(tmp_path / "out.mid"),
+               "--style", "folk", "--seed", "5", "--checkpoint", checkpoint, "--soundfont", str(soundfont)])
+    assert rc == 0
+    assert "wrote" in capsys.readouterr().out
+    sr, pcm = read_wav(tmp_path / "out.wav")
+    assert sr == 48000 and np.abs(pcm).max() > 1000
+    # tempo and meter came from the file: 24 beats at 96 BPM is 15 s, plus the band's tail
+    assert 15.0 < len(pcm) / sr < 22.0
+    mid = mido.MidiFile(str(tmp_path / "out.mid"))
+    names = [t.name for t in mid.tracks]
+    for part in ("BASS", "KEYS", "PAD", "DRUMS", "MELODY"):
+        assert part in names
+    sigs = [m for m in mid.tracks[0] if m.type == "time_signature"]
+    assert (sigs[0].numerator, sigs[0].denominator) == (3, 4)
+    mel = [m.note for m in mid.tracks[names.index("MELODY")] if m.type == "note_on" and m.velocity > 0]
+    assert mel == WALTZ
+    # deterministic for a seed
+    main(["render", str(src), "-o", str(tmp_path / "again.wav"), "--style", "folk", "--seed", "5",
+          "--checkpoint", checkpoint, "--soundfont", str(soundfont)])
+    assert (tmp_path / "again.wav").read_bytes() == (tmp_path / "out.wav").read_bytes()
+
+
+def test_a_melody_outside_the_range_is_transposed_and_the_user_is_told(tmp_path, checkpoint, soundfont, capsys):
+    src = melody_file(tmp_path / "low.mid", [p - 36 for p in WALTZ[:9]])
+    rc = main(["render", str(src), "-o", str(tmp_path / "low.wav"), "--midi-out", str(tmp_path / "low.mid"),
+               "--checkpoint", checkpoint, "--soundfont", str(soundfont), "--tempo", "180"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "transposed up 2 octaves" in err   # the smallest shift that fits (52-93)
+    mid = mido.MidiFile(str(tmp_path / "low.mid"))
+    mel = next(t for t in mid.tracks if t.name == "MELODY")
+    assert [m.note for m in mel if m.type == "note_on" and m.velocity > 0] == [p - 12 for p in WALTZ[:9]]
+
+
+def test_bad_inputs_give_one_clear_line(tmp_path, checkpoint, capsys):
+    empty = mido.MidiFile(type=1)
+    empty.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000)]))
+    empty.save(str(tmp_path / "empty.mid"))
+    cases = [
+        (["render", str(tmp_path / "empty.mid"), "-o", str(tmp_path / "x.wav")], "no notes"),
+        (["render", str(tmp_path / "missing.mid"), "-o", str(tmp_path / "x.wav")], "no such file"),
+        (["render", str(melody_file(tmp_path / "m.mid", WALTZ[:6])), "-o", str(tmp_path / "x.wav"),
+          "--tempo", "900"], "tempo must be 40-240"),
+        (["render", str(tmp_path / "m.mid"), "-o", str(tmp_path / "x.wav"),
+          "--checkpoint", str(tmp_path / "nope.safetensors")], "nope.safetensors"),
+        (["render", str(tmp_path / "m.mid"), "-o", str(tmp_path / "x.mp3")], ".wav"),
+    ]
+    for argv, needle in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x.wav").exists()
