@@ -26,6 +26,7 @@ from ui.health import BAD, OK, HealthMonitor, Verdict
 from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
 from ui.panels import BandPanel, HealthBar, PartStrip, SessionsPanel, SetupPanel, panel_frame
 from ui.pianoroll import PianoRoll, bar_and_beat_steps
+from ui.playalong import NotePlayer, read_melody
 from ui.transport import TransportBar
 from ui.workers import CallWorker, ExportWorker, RenderWorker
 
@@ -55,6 +56,7 @@ class MainWindow(QMainWindow):
         self._messages: list[str] = []          # transient problems from our own calls
         self._closing = False
         self._starting = None                   # the CallWorker running Session.play, if any
+        self._along: NotePlayer | None = None   # a melody file being played along with
         self.setWindowTitle("LiveBand")
         self.resize(1360, 820)
         self._build()
@@ -116,7 +118,7 @@ class MainWindow(QMainWindow):
         self.tabs.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.band_panel = BandPanel(self.keyboard.base_pitch)
         self.setup_panel = SetupPanel()
-        self.sessions_panel = SessionsPanel(can_play_along=callable(getattr(self.session, "play_along", None)))
+        self.sessions_panel = SessionsPanel()
         self.tabs.addTab(self.band_panel, "Band")
         self.tabs.addTab(self.setup_panel, "Setup")
         self.tabs.addTab(self.sessions_panel, "Sessions")
@@ -285,6 +287,9 @@ class MainWindow(QMainWindow):
         self.tick()
 
     def stop(self) -> None:
+        if self._along is not None:
+            self._along.stop()
+            self._along = None
         if self._starting is not None:       # let the start finish first; stopping then is instant
             self._starting.wait()
             self._starting = None
@@ -413,7 +418,27 @@ class MainWindow(QMainWindow):
     def _play_along_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Play along with", "", "Melodies (*.mid *.midi);;All files (*)")
         if path:
-            self._call(self.session.play_along, path)
+            self.play_along(path)
+
+    def play_along(self, path: str) -> NotePlayer | None:
+        """Play a melody file's notes as the player's notes from the next bar (pressing play
+        if needed); the band follows them as it follows you. None when the file is unusable."""
+        try:
+            notes = read_melody(path)
+        except ValueError as exc:
+            self.flash(str(exc))
+            return None
+        if self._along is not None:
+            self._along.stop()
+        player = NotePlayer(self.session, notes, self.play_note, parent=self)
+        name = Path(path).name
+        player.finished.connect(lambda: self.sessions_panel.job_label.setText(f"Played along with {name}"))
+        self._along = player
+        self.sessions_panel.job_label.setText(f"Playing along with {name} ({len(notes)} notes)…")
+        if not (self.last_snapshot is not None and self.last_snapshot.playing):
+            self.play()
+        player.start()
+        return player
 
     def _start(self, worker, label: str) -> None:
         self._workers.append(worker)
@@ -604,6 +629,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         self._closing = True
         self.timer.stop()
+        if self._along is not None:
+            self._along.stop()
         app = QApplication.instance()
         if app is not None:
             app.removeEventFilter(self)

@@ -214,7 +214,7 @@ class SetupPanel(QWidget):
 class SessionsPanel(QWidget):
     """Recorded takes (list, export) and melody files (render offline, play along)."""
 
-    def __init__(self, can_play_along: bool) -> None:
+    def __init__(self) -> None:
         super().__init__()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(12, 12, 12, 12)
@@ -235,9 +235,7 @@ class SessionsPanel(QWidget):
         self.render.setToolTip("accompany a .mid (or hummed .wav) offline into WAV + MIDI")
         lay.addWidget(self.render)
         self.along = QPushButton("Play along with a file…")
-        if not can_play_along:
-            self.along.setEnabled(False)
-            self.along.setToolTip("this session cannot play files along yet")
+        self.along.setToolTip("a melody file plays your part from the next bar; the band follows it live")
         lay.addWidget(self.along)
         _no_focus(self.session_list, self.refresh, self.export, self.render, self.along)
         self.progress = QProgressBar()

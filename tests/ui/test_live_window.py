@@ -177,3 +177,29 @@ def test_buffer_size_picker_reopens_the_real_audio_stream(themed_app, qtbot, liv
     assert "1024-frame" in w.setup_panel.audio_info.text()
     assert not any("Could not switch audio" in m for m in w.notice_lines(w.last_snapshot))
     w.close()
+
+
+def test_play_along_with_a_melody_file_feeds_the_band(themed_app, qtbot, live_session, tmp_path):
+    from test_playalong import write_midi
+    tune = [(0, 1, 64), (1, 1, 62), (2, 1, 60), (3, 1, 62), (4, 1, 64), (5, 1, 64), (6, 2, 64)]
+    path = tmp_path / "tune.mid"
+    write_midi(path, tune)
+    w = MainWindow(live_session, QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat), blocksize=256)
+    qtbot.addWidget(w)
+    w.show()
+    w.transport.count_in.setValue(0)
+    w.transport.tempo.setValue(160.0)
+    player = w.play_along(str(path))
+    assert player is not None
+    qtbot.waitUntil(lambda: player.done, timeout=30000)
+    assert w.sessions_panel.job_label.text() == "Played along with tune.mid"
+    heard = [(n[1], n[2]) for n in live_session.roll(-1000) if n[0] == "melody"]
+    assert [p for p, _ in heard] == [p for _, _, p in tune]
+    starts = [s for _, s in heard]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    # Quarter notes on the session's clock (a busy 2-core machine may delay a single note).
+    assert abs((starts[-1] - starts[0]) - 24.0) < 2.0 and min(gaps) > 2.0, gaps
+    assert w.play_along(str(tmp_path / "nothing.mid")) is None
+    assert "not found" in w.notice_text.text()
+    w.stop()
+    w.close()
