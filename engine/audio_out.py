@@ -97,7 +97,7 @@ class AudioOut:
     """Owns the OutputStream for one Mixer."""
 
     def __init__(self, mixer, *, device=None, blocksize: int = 256, latency="low",
-                 stall_s: float = 1.0, switch_interval: float = 0.0005, rt_priority: int = 70) -> None:
+                 stall_s: float = 2.0, switch_interval: float = 0.0005, rt_priority: int = 70) -> None:
         if blocksize > mixer.max_block:
             raise ValueError(f"blocksize {blocksize} exceeds the mixer's max block {mixer.max_block}")
         self.mixer = mixer

@@ -229,6 +229,8 @@ class Session:
         self._midi_channel: int | None = None
         self._ports = PortWatcher()
         self._mic = None
+        self._mic_starting = False
+        self.pitch_tracker = "pesto"
         self._hummed: float | None = None
         self._level_db = -120.0
 
@@ -442,25 +444,32 @@ class Session:
                                        "(or connect a program to the 'LiveBand in' port)")
 
     def _start_mic(self) -> None:
-        if self._mic is not None:
+        """Open the microphone and its pitch tracker on a helper thread (loading the
+        tracker takes seconds); notices say what went wrong."""
+        if self._mic is not None or self._mic_starting:
             return
-        try:
-            from engine.pitch import live as pitch_live
-        except ImportError:
-            self._problem("input", "microphone mode is not available yet (live pitch tracking "
-                                   "is not installed in this build); use the keyboard or MIDI")
-            return
-        try:
-            self._mic = pitch_live.open_live_tracker(
-                device=self._audio_cfg.input_device,
-                on_note=self._mic_note,
-                clock=lambda: self._mixer.clock,
-                sample_rate=self.sample_rate,
-            )
-            self._problem("input", None)
-        except Exception as exc:   # no input device, tracker weights missing...
-            self._mic = None
-            self._problem("input", f"microphone unavailable: {str(exc).splitlines()[0] if str(exc) else exc}")
+        self._mic_starting = True
+        self._problem("input", "microphone starting (loading the pitch tracker)...")
+
+        def start() -> None:
+            try:
+                from engine.mic_input import MicInput
+                mic = MicInput(self._mic_note, self._audio, device=self._audio_cfg.input_device,
+                               sample_rate=self.sample_rate, tracker=self.pitch_tracker)
+            except Exception as exc:   # no input device, tracker weights missing...
+                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self._problem("input", f"microphone unavailable ({msg}); use the keyboard or MIDI, "
+                                       "or choose another input device")
+            else:
+                if self._input_mode == "mic" and not self._stop_threads.is_set():
+                    self._mic = mic
+                    self._problem("input", None)
+                else:
+                    mic.close()
+            finally:
+                self._mic_starting = False
+
+        threading.Thread(target=start, name="liveband-mic-start", daemon=True).start()
 
     def _stop_mic(self) -> None:
         mic, self._mic = self._mic, None
@@ -857,8 +866,10 @@ class Session:
                     self._problem("recording", rec.error)
                 mic = self._mic
                 if mic is not None:
-                    self._level_db = float(getattr(mic, "level_db", -120.0))
-                    self._hummed = getattr(mic, "pitch", None)
+                    self._level_db = float(mic.level_db)
+                    self._hummed = mic.pitch
+                    if mic.error:
+                        self._problem("input", mic.error)
             except Exception as exc:
                 self._happened(f"housekeeping error: {exc}")
 

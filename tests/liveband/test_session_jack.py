@@ -64,11 +64,15 @@ def test_midi_from_another_process_reaches_the_engine_and_the_band_reaches_it_ba
         assert peer.returncode == 0 and lines, peer.stdout + peer.stderr[-2000:]
         result = json.loads(lines[-1])
         gen = s.generator
-        # the player's note reached the engine: the quantiser took it as a melody onset,
-        # and the piano roll shows it
-        assert gen.quantiser.onsets + gen.quantiser.late_onsets >= 1
+        filt = s._midi_in.port.callback
         melody = [(pitch, start) for part, pitch, start, end, planned in s.roll(-1000) if part == "melody"]
-        assert [p for p, _ in melody] == [67]
+        q = gen.quantiser
+        diag = (filt.errors, filt.ignored, melody, q.onsets, q.late_onsets, result)
+        assert filt.errors == 0 and filt.ignored >= 3, diag
+        # the player's note reached the engine: the piano roll shows it and the quantiser
+        # handed it to the model as a melody onset
+        assert [p for p, _ in melody] == [67], diag
+        assert q.onsets + q.late_onsets >= 1, diag
         assert s.snapshot().playing and gen.error is None
         s.stop()
     band_channels = {p.channel for p in P.BAND_PARTS}

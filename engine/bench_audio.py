@@ -1,0 +1,225 @@
+"""`liveband bench audio`: a live soak of the whole session against a software audio server.
+
+For each block size (256, then 128 frames at 48 kHz) it starts a private PulseAudio null
+sink, opens a ``liveband.session.Session`` (the band generator running: the shipped model
+or, without one, the rule-based band; the microphone pitch tracker running on a hum fed
+into the fake microphone when it can load; recording on), plays for ``seconds`` and
+reports, as JSON:
+
+- blocks, xruns (PortAudio output underflows), late mixer events;
+- callback work time p50/p99/max in ms and as a fraction of the block's duration, over
+  every block of the soak (the mixer's ring is drained every second);
+- player-note-to-sound latency: a note is injected through the same path a MIDI note
+  takes (``Session.key_event``: immediate event queue + melody event) every ~0.6 s, and
+  the time from the injection to the moment its first sample above -60 dBFS reaches the
+  DAC (PortAudio's DAC time for that block + the sample's offset) is measured. The band
+  is muted *at the mixer* for this (the synth still renders every band voice, so the
+  load is the same) so the probe note is the only thing above the threshold;
+- the generator's late steps, per-step time and lead over the clock.
+
+Runs on the machine it is on: the 2-core build machines are shared, so xruns there say
+as much about the neighbours as about LiveBand.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import wave
+
+import numpy as np
+
+PROBE_THRESHOLD = 1e-3      # -60 dBFS: "non-zero" above the muted band's residue
+
+
+class _Probe:
+    """Mixer tap: finds the first sample above the threshold after it is armed, and
+    forwards every block to the next tap (the recorder). Thread: audio (write)."""
+
+    def __init__(self, nxt, max_block: int) -> None:
+        self.next = nxt
+        self.armed = False
+        self.hit: int | None = None
+        self.peak = 0.0
+        self._abs = np.zeros(max_block, np.float32)
+        self._mask = np.zeros(max_block, bool)
+
+    def write(self, block: np.ndarray, clock: int) -> bool:
+        nxt = self.next
+        if nxt is not None:
+            nxt.write(block, clock)
+        n = block.shape[0]
+        a = self._abs[:n]
+        np.abs(block[:, 0], out=a)
+        self.peak = float(a.max())
+        if self.armed:
+            m = self._mask[:n]
+            np.greater(a, PROBE_THRESHOLD, out=m)
+            i = int(m.argmax())
+            if m[i]:
+                self.hit = clock + i
+                self.armed = False
+        return True
+
+
+def _percentiles(x: list[float] | np.ndarray) -> dict:
+    a = np.asarray(x, dtype=np.float64)
+    if a.size == 0:
+        return {"n": 0}
+    return {"n": int(a.size), "p50": round(float(np.percentile(a, 50)), 3),
+            "p99": round(float(np.percentile(a, 99)), 3), "max": round(float(a.max()), 3)}
+
+
+def _hum_file(folder: str, sample_rate: int, seconds: float) -> str | None:
+    """A hummed melody for the fake microphone (looped by the caller)."""
+    try:
+        from engine.pitch.synth_hum import HumSpec, make_hum
+    except ImportError:
+        return None
+    clip = make_hum(HumSpec(seed=7, sample_rate=sample_rate, n_notes=max(4, int(seconds / 0.6))))
+    path = os.path.join(folder, "hum.wav")
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes((np.clip(clip.audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: str | None = None,
+         log=None) -> dict:
+    from engine import parts as P
+    from engine.mixer import WORK_RING
+    from engine.softaudio import SoftwareAudioServer
+    from liveband.config import AudioConfig, EngineConfig
+    from liveband.session import Session
+
+    rate = 48000
+    home = tempfile.mkdtemp(prefix="liveband-bench-")
+    old_home = os.environ.get("LIVEBAND_HOME")
+    os.environ["LIVEBAND_HOME"] = home
+    srv = SoftwareAudioServer("pulse").start()
+    result: dict = {"blocksize": blocksize, "block_ms": round(1000.0 * blocksize / rate, 3)}
+    try:
+        cfg = EngineConfig(tempo=110.0, count_in_bars=0, checkpoint=checkpoint)
+        with Session(cfg, AudioConfig(sample_rate=rate, blocksize=blocksize)) as s:
+            if not s.audio.active:
+                raise RuntimeError("; ".join(s.snapshot().notices))
+            mic_player = None
+            if use_mic:
+                s.set_input_mode("mic")
+                deadline = time.monotonic() + 60
+                while s._mic is None and time.monotonic() < deadline and s._mic_starting:
+                    time.sleep(0.1)
+            s.play()
+            # the band renders but is silent at the mixer, so the probe note is measurable
+            for part in P.BAND_PARTS:
+                s.mixer.set_channel_mute(part.channel, True)
+            # a piano on the player's channel: its attack is immediate, so the first sample
+            # above the threshold is the note's start (the flute would add its slow attack)
+            time.sleep(0.6)
+            s.mixer.set_program(P.MELODY.channel, 0)
+            probe = _Probe(s.mixer._tap, s.mixer.max_block)
+            s.mixer.set_tap(probe)
+            hum = _hum_file(home, rate, 30.0) if s._mic is not None else None
+            result["pitch_tracker"] = s.pitch_tracker if s._mic is not None else None
+
+            work, frames = [], []
+            read_upto = s.mixer.blocks
+            xruns0, late0 = s.mixer.xruns, s.mixer.late_events
+            t_start = time.monotonic()
+            latencies = []
+            next_probe = t_start + 1.0
+            next_drain = t_start + 1.0
+            while time.monotonic() - t_start < seconds:
+                now = time.monotonic()
+                if hum is not None and (mic_player is None or mic_player.poll() is not None):
+                    mic_player = srv.play_into_mic(hum)
+                if now >= next_drain:          # keep every block's work time
+                    b = s.mixer.blocks
+                    lo = max(read_upto, b - WORK_RING + 1)
+                    idx = np.arange(lo, b) & (WORK_RING - 1)
+                    work.append(s.mixer.work_ns[idx].copy())
+                    frames.append(s.mixer.work_frames[idx].copy())
+                    read_upto = b
+                    next_drain = now + 1.0
+                if now >= next_probe and probe.peak < PROBE_THRESHOLD and probe.hit is None:
+                    probe.armed = True
+                    t0 = time.monotonic()
+                    s.key_event(84, True, 110)
+                    end = t0 + 0.5
+                    while probe.hit is None and time.monotonic() < end:
+                        time.sleep(0.0005)
+                    s.key_event(84, False)
+                    if probe.hit is not None:
+                        blk = s.audio.block_at(probe.hit)
+                        if blk is not None:
+                            c, _, dac = blk
+                            latencies.append(1000.0 * (dac + (probe.hit - c) / rate - t0))
+                    probe.armed = False
+                    probe.hit = None
+                    next_probe = time.monotonic() + 0.6
+                    if log:
+                        log(f"  {blocksize}: {time.monotonic() - t_start:5.0f} s, xruns "
+                            f"{s.mixer.xruns - xruns0}, probes {len(latencies)}")
+                time.sleep(0.01)
+            elapsed = time.monotonic() - t_start
+            gen = s.generator
+            m = gen.metrics() if gen is not None else None
+            xruns = s.mixer.xruns - xruns0
+            late = s.mixer.late_events - late0
+            snap = s.snapshot()
+            s.stop()
+            if mic_player is not None and mic_player.poll() is None:
+                mic_player.terminate()
+        w = np.concatenate(work).astype(np.float64) / 1e6 if work else np.zeros(0)
+        fr = np.concatenate(frames).astype(np.float64) if frames else np.zeros(0)
+        load = w / (fr * 1000.0 / rate) if w.size else w
+        lat = np.asarray(latencies)
+        result.update({
+            "seconds": round(elapsed, 1), "blocks": int(w.size), "xruns": int(xruns),
+            "late_mixer_events": int(late),
+            "callback_realtime": bool(s.audio.realtime),
+            "reported_output_latency_ms": round(snap.audio_latency_ms, 2),
+            "work_ms": _percentiles(w), "work_fraction_of_block": _percentiles(load),
+            "work_p99_below_30pct": bool(load.size and np.percentile(load, 99) < 0.30),
+            "note_to_sound_ms": {**_percentiles(lat),
+                                 "jitter_p99_minus_p1": round(float(np.percentile(lat, 99) - np.percentile(lat, 1)), 3)
+                                 if lat.size else None,
+                                 "std": round(float(lat.std()), 3) if lat.size else None},
+            "note_to_sound_minus_output_latency_ms": _percentiles(lat - snap.audio_latency_ms) if lat.size else None,
+            "generator": None if m is None else {
+                "backend": m.backend, "steps": m.steps, "late_steps": m.late_steps,
+                "step_ms_p50": round(m.step_ms_p50, 3), "step_ms_p99": round(m.step_ms_p99, 3),
+                "lead_ms_min": round(m.lead_ms_min, 1)},
+        })
+        return result
+    finally:
+        srv.stop()
+        if old_home is None:
+            os.environ.pop("LIVEBAND_HOME", None)
+        else:
+            os.environ["LIVEBAND_HOME"] = old_home
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main(args) -> int:
+    import sys
+
+    quick = bool(getattr(args, "quick", False))
+    seconds = getattr(args, "seconds", None) or (20.0 if quick else 600.0)
+    sizes = [args.blocksize] if getattr(args, "blocksize", None) else [256, 128]
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True))
+    out = {"bench": "audio", "server": "pulseaudio null sink (SoftwareAudioServer)", "sample_rate": 48000,
+           "seconds_per_blocksize": seconds, "cpu_count": os.cpu_count(),
+           "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+           "probe": "Session.key_event (the MIDI-in path after rtmidi) -> first sample above -60 dBFS at the DAC",
+           "runs": []}
+    for bs in sizes:
+        log(f"bench audio: {bs} frames for {seconds:g} s")
+        out["runs"].append(soak(bs, seconds, checkpoint=getattr(args, "checkpoint", None), log=log))
+    out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(out, indent=2))
+    return 0

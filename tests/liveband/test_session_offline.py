@@ -1,0 +1,68 @@
+"""A session without audio or MIDI hardware still constructs, says what is missing, and
+renders files offline; a broken SoundFont is refused with a message naming the file."""
+from __future__ import annotations
+
+import wave
+
+import mido
+import numpy as np
+import pytest
+
+from liveband.config import AudioConfig, EngineConfig
+from liveband.session import Session, SessionError
+
+
+def melody_file(path):
+    mid = mido.MidiFile(ticks_per_beat=480)
+    tr = mido.MidiTrack()
+    mid.tracks.append(tr)
+    tr.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(120)))
+    for p in (60, 64, 67, 72, 67, 64, 60, 62):
+        tr.append(mido.Message("note_on", note=p, velocity=90, time=0))
+        tr.append(mido.Message("note_off", note=p, velocity=0, time=480))
+    mid.save(str(path))
+    return path
+
+
+def test_no_audio_device_gives_a_notice_and_offline_render_still_works(liveband_home, tmp_path):
+    cfg = AudioConfig(output_device="No Such Card")
+    with Session(EngineConfig(tempo=120.0), cfg) as s:
+        snap = s.snapshot()
+        assert any("No Such Card" in n and "not found" in n for n in snap.notices), snap.notices
+        assert not s.audio.active
+        s.key_event(60, True)                      # playing without a device is harmless
+        s.key_event(60, False)
+        fractions = []
+        out = tmp_path / "out.wav"
+        s.render_file(str(melody_file(tmp_path / "m.mid")), str(out), str(tmp_path / "out.mid"),
+                      progress=fractions.append)
+    with wave.open(str(out)) as w:
+        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+        assert w.getnframes() > 4 * w.getframerate()          # 4 s of melody + tail
+    assert np.abs(audio).max() > 1000
+    assert fractions and fractions[-1] == pytest.approx(1.0)
+    tracks = mido.MidiFile(str(tmp_path / "out.mid")).tracks
+    assert sum(1 for t in tracks for m in t if m.type == "note_on" and m.velocity > 0) > 8
+
+
+def test_broken_soundfont_is_refused_naming_the_file(liveband_home, tmp_path):
+    bad = tmp_path / "broken.sf2"
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00sfbkjunkjunkjunk")
+    with pytest.raises(SessionError, match="broken.sf2"):
+        Session(soundfont=str(bad), start_audio=False)
+    with pytest.raises(SessionError, match="missing.sf2"):
+        Session(soundfont=str(tmp_path / "missing.sf2"), start_audio=False)
+
+
+def test_bad_values_are_refused_with_clear_errors(liveband_home):
+    with Session(start_audio=False) as s:
+        with pytest.raises(ValueError, match="tempo"):
+            s.set_tempo(500)
+        with pytest.raises(ValueError, match="part"):
+            s.set_part("tuba", mute=True)
+        with pytest.raises(ValueError, match="input mode"):
+            s.set_input_mode("telepathy")
+        with pytest.raises(ValueError, match="pitch"):
+            s.key_event(200, True)
+        s.set_part("bass", mute=True, volume=0.5, program=34)
+        assert s.snapshot().parts["bass"] == type(s.snapshot().parts["bass"])(True, False, 0.5, 34)
