@@ -44,7 +44,7 @@ from engine.sampler import ControlledSampler
 from models.contract import Accompanist
 from models.tokens import REST, STYLES
 
-STATS_RING = 4096          # steps kept for the percentile metrics (~2 min at 120 BPM)
+STATS_RING = 8192          # steps kept for the percentile metrics (~17 min at 120 BPM)
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,9 @@ class _WavWriter:
 
     def write(self, block: np.ndarray) -> None:
         pcm = np.clip(block, -1.0, 1.0)
-        self._w.writeframes((pcm * 32767.0).astype("<i2").tobytes())
+        # writeframesraw: the header's length is fixed once, at close (writeframes
+        # would seek back and rewrite it after every block)
+        self._w.writeframesraw((pcm * 32767.0).astype("<i2").tobytes())
 
     def close(self) -> None:
         self._w.close()

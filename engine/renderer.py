@@ -8,7 +8,7 @@ step's start time; the renderer turns it into note on/off events on the parts' c
 - keys: the tenor and alto streams, two voices on one channel (a pitch both voices hold
   is released only when both let go);
 - pad: a close voicing (pitch classes placed in 55-66) of the chord stream, struck when
-  the chord changes and sustained while it lasts;
+  the chord on a beat differs from the last one, sustained while it lasts;
 - drums: ``engine.groove.Groove``; each hit is released at the next step.
 
 Every event of step k is at exactly ``clock.step_time(k)``: events leave in
@@ -31,6 +31,14 @@ from models.tokens import CHORD_BASE, CHORD_NONE, HOLD, REST, chord_pitch_classe
 from engine.clock import beat_steps
 
 PAD_LOW = 55  # pad voicing: each chord tone in [55, 67)
+
+# SoundFont 2.01 NRPN (CC99=120, CC98=generator 38 "release time", data entry CC6/CC38,
+# 8192 = no change, 2 timecents a unit): -600 units halves the pad's release. FluidR3's
+# warm pad is 4 voices a note and rings ~2.4 s after release, mostly below -80 dB; the
+# tails of re-voiced chords were most of the synth's work (measured: ~60 of ~95 active
+# voices), halving them keeps the sound and the render speed. Other GM synths ignore it.
+_RELEASE = 8192 - 600
+PAD_RELEASE_NRPN = ((99, 120), (98, 38), (6, _RELEASE >> 7), (38, _RELEASE & 127))
 
 
 class EventSink(Protocol):
@@ -106,11 +114,14 @@ class PartRenderer:
 
     # -- public ---------------------------------------------------------------
     def start(self, time: int) -> None:
-        """Program changes and channel volumes for every part at ``time``."""
+        """Program changes and channel volumes for every part at ``time``, and a shorter
+        pad release (see PAD_RELEASE_NRPN)."""
         for p in P.ALL_PARTS:
             if p.channel != P.DRUMS.channel:
                 self._emit(time, PROGRAM, p.channel, self.programs[p.name])
             self._emit(time, CONTROL, p.channel, 7, p.volume)
+        for cc, value in PAD_RELEASE_NRPN:
+            self._emit(time, CONTROL, P.PAD.channel, cc, value)
 
     def audible(self, name: str) -> bool:
         if name in self.muted:
@@ -179,8 +190,12 @@ class PartRenderer:
                 if is_note_on(tok) and self.audible("keys"):
                     self._keys[i] = token_pitch(tok)
                     self._on(t, P.KEYS.channel, self._keys[i], self.velocity(84, step_in_bar))
-        # pad: re-voice on chord change (an unknown chord label keeps the last one)
-        if chord >= CHORD_BASE or chord == CHORD_NONE:
+        # pad: re-voice when the chord changes, on a beat (a pad that re-strikes on every
+        # 16th is mush, and each re-voicing leaves long release tails for the synth to
+        # render); an unknown chord label keeps the last one
+        if step_in_bar % self.beat_steps != 0:
+            changed = False
+        elif chord >= CHORD_BASE or chord == CHORD_NONE:
             changed = chord != self._chord
             self._chord = chord
         else:

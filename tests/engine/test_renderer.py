@@ -14,11 +14,12 @@ C = chord_token(0, "maj")
 F = chord_token(5, "maj")
 
 
-def run(frames, style="chorale", **kw):
+def run(frames, style="chorale", every=1, **kw):
+    """Render frames at steps 0, every, 2*every, ... (times 100 samples apart)."""
     log = EventLog()
     r = PartRenderer([log], style, "4/4", **kw)
     for k, fr in enumerate(frames):
-        r.render_step(k, k * 100, np.array(fr), k % 16)
+        r.render_step(k * every, k * 100, np.array(fr), (k * every) % 16)
     return log.events, r
 
 
@@ -46,10 +47,14 @@ def test_keys_voices_sharing_a_pitch_release_only_when_both_let_go():
 
 def test_pad_voices_the_chord_and_keeps_common_tones():
     assert pad_voicing(C) == [55, 60, 64] and pad_voicing(CHORD_NONE) == []
-    ev, _ = run([(C, REST, REST, REST), (C, REST, REST, REST), (F, REST, REST, REST), (CHORD_NONE, REST, REST, REST)])
+    ev, _ = run([(C, REST, REST, REST), (C, REST, REST, REST), (F, REST, REST, REST), (CHORD_NONE, REST, REST, REST)],
+                every=4)
     ch = P.PAD.channel
     assert on(ch, ev) == [(0, 55), (0, 60), (0, 64), (200, 57), (200, 65)]   # F: 57 60 65; 60 stays
     assert off(ch, ev) == [(200, 55), (200, 64), (300, 57), (300, 60), (300, 65)]
+    # between beats the pad waits: a chord flicker on a 16th does not re-voice it
+    ev, _ = run([(C, REST, REST, REST), (F, REST, REST, REST), (C, REST, REST, REST)])
+    assert on(ch, ev) == [(0, 55), (0, 60), (0, 64)]
 
 
 def test_events_are_time_ordered_and_downbeats_are_accented():

@@ -97,3 +97,22 @@ def test_bad_inputs_give_one_clear_line(tmp_path, checkpoint, capsys):
         err = capsys.readouterr().err.strip()
         assert needle in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_a_hummed_wav_is_transcribed_and_accompanied(tmp_path, checkpoint, soundfont):
+    from scipy.io import wavfile
+
+    from engine.pitch.synth_hum import HumSpec, make_hum
+
+    clip = make_hum(HumSpec(seed=3, register="female", n_notes=8, tempo=100.0))
+    wavfile.write(tmp_path / "hum.wav", clip.sample_rate, (clip.audio * 32767).astype(np.int16))
+    rc = main(["render", str(tmp_path / "hum.wav"), "-o", str(tmp_path / "band.wav"), "--midi-out",
+               str(tmp_path / "band.mid"), "--tempo", "100", "--checkpoint", checkpoint, "--soundfont", str(soundfont)])
+    assert rc == 0
+    mid = mido.MidiFile(str(tmp_path / "band.mid"))
+    mel = [m.note for m in next(t for t in mid.tracks if t.name == "MELODY") if m.type == "note_on" and m.velocity > 0]
+    truth = [p for p, _, _ in clip.notes]
+    assert abs(len(mel) - len(truth)) <= 2
+    assert abs(float(np.median(mel)) - float(np.median(truth))) <= 1.0
+    bass = next(t for t in mid.tracks if t.name == "BASS")
+    assert any(m.type == "note_on" and m.velocity > 0 for m in bass)
