@@ -38,6 +38,7 @@ from typing import Callable
 import numpy as np
 
 from engine.clock import Clock, TempoFollower, check_tempo
+from engine.groove import Groove
 from engine.quantiser import MelodyEvent, Quantiser
 from engine.renderer import PartRenderer
 from engine.sampler import ControlledSampler
@@ -182,7 +183,6 @@ class StreamingGenerator:
                 self.style = style
                 self.model.reset(style, self.clock.meter)
                 groove_seed = self.renderer.groove.rng.integers(1 << 30)
-                from engine.groove import Groove
                 self.renderer.groove = Groove(style, self.clock.meter, int(groove_seed))
 
     def _commit_step(self, k: int) -> None:

@@ -58,6 +58,7 @@ def main(args) -> int:
     from engine.melody_file import DEFAULT_MELODY_RANGE, fit_to_range
     from engine.midi_export import write_midi
     from engine.offline import RenderSettings, render_melody
+    from engine.synth import SoundFontError
 
     src = Path(args.input)
     out = Path(args.output)
@@ -101,9 +102,17 @@ def main(args) -> int:
             if done == total or done % (settings.sample_rate * 2) < settings.block:
                 bar.refresh()
 
-        result = render_melody(melody, acc, settings, soundfont, out, backend=backend, progress=progress)
+        try:
+            result = render_melody(melody, acc, settings, soundfont, out, backend=backend, progress=progress)
+        except SoundFontError as exc:
+            raise UserError(str(exc)) from None
+        except OSError as exc:
+            raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     if args.midi_out:
-        write_midi(args.midi_out, result.events, result.clock)
+        try:
+            write_midi(args.midi_out, result.events, result.clock)
+        except OSError as exc:
+            raise UserError(f"cannot write {args.midi_out}: {exc.strerror or exc}") from None
     m = result.metrics
     seconds = result.frames / settings.sample_rate
     speed = seconds / result.seconds_wall if result.seconds_wall > 0 else float("inf")

@@ -177,3 +177,20 @@ def test_live_worker_thread_keeps_ahead_of_a_running_clock_and_applies_requests(
     # after the request was applied, the bass part stays silent
     bass_after = [e for e in note_ons(log, P.BASS.channel) if e[0] > clock.step_time(segs[1].step)]
     assert not bass_after
+
+
+def test_tempo_following_moves_the_band_to_the_players_tempo_at_a_beat():
+    now = [0]
+    gen, log, clock = make(bpm=100, clock_source=lambda: now[0], follow_tempo=True)
+    beat_108 = SR * 60 / 108
+    for i in range(12):                        # the player is at 108 BPM
+        t = int(i * beat_108)
+        gen.melody_event(t, 60 + i % 5, True)
+        gen.melody_event(t + 2000, 60 + i % 5, False)
+        now[0] = t
+        gen.pump()
+    segs = clock.segments
+    assert len(segs) >= 2 and abs(segs[-1].bpm - 108) < 4
+    assert all(s.step % 4 == 0 for s in segs[1:])
+    times = [e[0] for e in log.events]
+    assert times == sorted(times)

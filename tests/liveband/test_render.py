@@ -91,6 +91,10 @@ def test_bad_inputs_give_one_clear_line(tmp_path, checkpoint, capsys):
         (["render", str(tmp_path / "m.mid"), "-o", str(tmp_path / "x.wav"),
           "--checkpoint", str(tmp_path / "nope.safetensors")], "nope.safetensors"),
         (["render", str(tmp_path / "m.mid"), "-o", str(tmp_path / "x.mp3")], ".wav"),
+        (["render", str(tmp_path / "m.mid"), "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint,
+          "--soundfont", str(tmp_path / "m.mid")], "SoundFont"),
+        (["render", str(tmp_path / "m.mid"), "-o", "/proc/liveband/x.wav", "--checkpoint", checkpoint],
+         "cannot write"),
     ]
     for argv, needle in cases:
         assert main(argv) == 2
