@@ -20,7 +20,7 @@ Threading contract:
 - Thread: worker (or the render loop offline): ``pump``, everything private.
 - Thread: any: the setters (``set_tempo``, ``set_controls``, ``set_style``, ``set_mute``,
   ``set_solo``, ``set_follow_tempo``) only store a pending value; the worker applies it
-  at the next chunk (tempo at the next beat, style at the next bar).
+  before the next step it commits (tempo from the next beat, style from the next bar).
 - Thread: any: ``melody_event`` (one producer thread at a time, see ``Quantiser``),
   ``metrics`` (a snapshot copy), ``start``/``stop`` (owner thread).
 
@@ -235,10 +235,11 @@ class StreamingGenerator:
             now = self.clock_source() if self.clock_source is not None else self.clock.step_time(self.next_step)
         n = 0
         while self.due(now) and (until_step is None or self.next_step < until_step):
-            self._apply_requests()
             for _ in range(self.chunk_steps):
                 if until_step is not None and self.next_step >= until_step:
                     break
+                # per step, so a style change lands on the bar line whatever the chunk size
+                self._apply_requests()
                 self._commit_step(self.next_step)
                 n += 1
             if self.clock_source is not None:

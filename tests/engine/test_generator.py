@@ -194,3 +194,21 @@ def test_tempo_following_moves_the_band_to_the_players_tempo_at_a_beat():
     assert all(s.step % 4 == 0 for s in segs[1:])
     times = [e[0] for e in log.events]
     assert times == sorted(times)
+
+
+def test_a_style_change_lands_on_the_next_bar_line_and_bad_controls_are_refused():
+    import pytest
+
+    now = [0]
+    gen, log, clock = make(clock_source=lambda: now[0], chunk=3)
+    gen.pump(clock.step_time(18), until_step=21)        # into bar 2 (steps 16-31)
+    gen.set_style("chorale")                          # chorales have no drums
+    gen.pump(clock.step_time(60), until_step=64)
+    drums = [e[0] for e in note_ons(log, P.DRUMS.channel)]
+    assert any(t >= clock.step_time(21) for t in drums)          # the pop bar plays out
+    assert not [t for t in drums if t >= clock.step_time(32)]     # silent from the bar line
+    assert gen.style == "chorale"
+    with pytest.raises(ValueError, match="density"):
+        gen.set_controls(0.9, 1.5, 0.5)
+    with pytest.raises(ValueError, match="style"):
+        gen.set_style("polka")
