@@ -133,6 +133,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             latencies = []
             next_probe = t_start + 1.0
             next_drain = t_start + 1.0
+            next_log = t_start + 30.0
             while time.monotonic() - t_start < seconds:
                 now = time.monotonic()
                 if hum is not None and (mic_player is None or mic_player.poll() is not None):
@@ -161,9 +162,10 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     probe.armed = False
                     probe.hit = None
                     next_probe = time.monotonic() + 0.6
-                    if log:
-                        log(f"  {blocksize}: {time.monotonic() - t_start:5.0f} s, xruns "
-                            f"{s.mixer.xruns - xruns0}, probes {len(latencies)}")
+                if log and now >= next_log:
+                    log(f"  {blocksize}: {now - t_start:5.0f} s, xruns {s.mixer.xruns - xruns0}, "
+                        f"probes {len(latencies)}")
+                    next_log = now + 30.0
                 time.sleep(0.01)
             elapsed = time.monotonic() - t_start
             gen = s.generator
@@ -180,6 +182,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
         lat = np.asarray(latencies)
         result.update({
             "seconds": round(elapsed, 1), "blocks": int(w.size), "xruns": int(xruns),
+            "xruns_per_minute": round(60.0 * xruns / max(elapsed, 1e-9), 2),
             "late_mixer_events": int(late),
             "callback_realtime": bool(s.audio.realtime),
             "reported_output_latency_ms": round(snap.audio_latency_ms, 2),

@@ -244,26 +244,91 @@ class VirtualMidiInput(MidiInput):
         self.name = name
         self.api = api
         with quiet_stderr():
-            self.port = _backend(api).open_input(name, virtual=True, callback=handler)
+            self.port = _backend(api).open_input(name, client_name="LiveBand", callback=handler)
 
 
 class PortWatcher:
     """Hot-plug: ``poll()`` re-scans the ports and reports what changed.
 
-    Thread: one owner (the session's housekeeping thread), every ~1 s."""
+    It keeps one probe client per working MIDI system instead of opening a new one per
+    poll (on JACK every new client disturbs the whole graph). A system that fails is
+    retried every ``retry_s``. Thread: one owner (the session's housekeeping thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, retry_s: float = 10.0) -> None:
         self.inputs: dict[str, str] = {}
         self.outputs: dict[str, str] = {}
         self.note = ""
+        self.retry_s = retry_s
+        self._probes: dict[str, tuple] = {}
+        self._failed_at: dict[str, float] = {}
+
+    def _probe(self, api: str):
+        import time
+
+        import rtmidi
+
+        if api in self._probes:
+            return self._probes[api]
+        if time.monotonic() - self._failed_at.get(api, -1e9) < self.retry_s:
+            return None
+        if api == JACK and not _jack_running():
+            self._failed_at[api] = time.monotonic()
+            return None
+        rt_api = rtmidi.API_LINUX_ALSA if api == ALSA else rtmidi.API_UNIX_JACK
+        try:
+            with quiet_stderr():
+                probe = (rtmidi.MidiIn(rtapi=rt_api, name="LiveBand watch"),
+                         rtmidi.MidiOut(rtapi=rt_api, name="LiveBand watch"))
+        except Exception:
+            self._failed_at[api] = time.monotonic()
+            return None
+        self._probes[api] = probe
+        return probe
 
     def poll(self) -> tuple[set[str], set[str]]:
         """(appeared, vanished) input names since the last poll."""
-        ins, outs, note = scan()
+        ins: dict[str, str] = {}
+        outs: dict[str, str] = {}
+        working = []
+        for api in (ALSA, JACK):
+            probe = self._probe(api)
+            if probe is None:
+                continue
+            try:
+                with quiet_stderr():
+                    i, o = probe[0].get_ports(), probe[1].get_ports()
+            except Exception:           # the server went away: drop the probe, retry later
+                self.close(api)
+                continue
+            working.append("JACK MIDI" if api == JACK else "ALSA MIDI")
+            for n in i:
+                ins.setdefault(n, api)
+            for n in o:
+                outs.setdefault(n, api)
+        if ins or outs:
+            note = ""
+        elif working:
+            note = f"no MIDI devices connected ({' and '.join(working)} available; plug in a controller)"
+        else:
+            note = scan()[2]
         appeared = set(ins) - set(self.inputs)
         vanished = set(self.inputs) - set(ins)
         self.inputs, self.outputs, self.note = ins, outs, note
         return appeared, vanished
+
+    def close(self, api: str | None = None) -> None:
+        import time
+
+        for key in ([api] if api else list(self._probes)):
+            probe = self._probes.pop(key, None)
+            if probe is not None:
+                with quiet_stderr():
+                    for p in probe:
+                        try:
+                            p.delete()
+                        except Exception:
+                            pass
+                self._failed_at[key] = time.monotonic()
 
 
 # -- computer keyboard --------------------------------------------------------------
@@ -356,7 +421,10 @@ class MidiOutput:
         self.sent = 0
         self.errors = 0
         with quiet_stderr():
-            self.port = _backend(api).open_output(name, virtual=virtual)
+            if virtual:
+                self.port = _backend(api).open_output(name, client_name="LiveBand")
+            else:
+                self.port = _backend(api).open_output(name)
 
     def send_event(self, kind: int, channel: int, data1: int, data2: int) -> None:
         import mido

@@ -396,10 +396,9 @@ class Session:
             if name is None:
                 name = VIRTUAL_OUT_NAME
             self._midi_out = MidiOutput(name, virtual=virtual)
-            for part in P.ALL_PARTS:       # tell the receiver which instruments to use
-                if part.channel != P.DRUMS.channel and part.name != "melody":
-                    prog = self._parts[part.name].program if part.name in self._parts else part.program
-                    self._midi_out.send_event(PROGRAM, part.channel, prog, 0)
+            for part in P.BAND_PARTS:      # tell the receiver which instruments to use
+                if part.channel != P.DRUMS.channel:
+                    self._pending_ctl.append((PROGRAM, part.channel, self._parts[part.name].program, 0))
 
     def set_midi_clock(self, on: bool) -> None:
         """MIDI clock (24 ppqn) and start/stop on the MIDI output. Thread: UI."""
@@ -974,6 +973,7 @@ class Session:
             if self._midi_out is not None:
                 self._midi_out.close()
                 self._midi_out = None
+            self._ports.close()
             self._synth.close()
 
     def __enter__(self) -> "Session":

@@ -32,6 +32,8 @@ PEER = textwrap.dedent("""
     band_in = jack.open_input(ins[0])
     raw = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="peer raw")
     raw.open_port(raw.get_ports().index(outs[0]))
+    print(json.dumps({"ready": True}), flush=True)
+    sys.stdin.readline()                    # wait until LiveBand plays
     time.sleep(0.3)
     # junk first: sysex, stray data bytes, clock, pitch bend, an unknown status
     for msg in ([0xF0, 0x7E, 0x01, 0x02, 0xF7], [0x12, 0x34], [0xF8], [0xE0, 0x00, 0x40], [0xF4], [0xB0, 1, 64]):
@@ -40,13 +42,17 @@ PEER = textwrap.dedent("""
     time.sleep(0.4)
     raw.send_message([0x80, 67, 0])
     t_end = time.time() + listen_s
-    got = []
+    got, clocks, starts = [], 0, 0
     while time.time() < t_end:
         for m in band_in.iter_pending():
             if m.type == "note_on" and m.velocity > 0:
                 got.append([m.channel, m.note])
+            elif m.type == "clock":
+                clocks += 1
+            elif m.type == "start":
+                starts += 1
         time.sleep(0.005)
-    print(json.dumps({"band": got}), flush=True)
+    print(json.dumps({"band": got, "clocks": clocks, "starts": starts}), flush=True)
 """) % {"inp": VIRTUAL_IN_NAME, "out": VIRTUAL_OUT_NAME}
 
 
@@ -56,12 +62,23 @@ def test_midi_from_another_process_reaches_the_engine_and_the_band_reaches_it_ba
         assert s.audio.active, s.snapshot().notices
         s.open_midi_input(VIRTUAL_IN_NAME)
         s.open_midi_output(None, virtual=True)
-        s.play()
+        s.set_midi_clock(True)
         script = tmp_path / "peer.py"
         script.write_text(PEER)
-        peer = subprocess.run([sys.executable, str(script), "4.0"], capture_output=True, text=True, timeout=60)
-        lines = [ln for ln in peer.stdout.splitlines() if ln.startswith("{")]
-        assert peer.returncode == 0 and lines, peer.stdout + peer.stderr[-2000:]
+        peer = subprocess.Popen([sys.executable, str(script), "4.0"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = peer.stdout.readline()
+            assert "ready" in first, first + peer.stderr.read()[-2000:] if peer.poll() is not None else first
+            s.play()
+            peer.stdin.write("go\n")
+            peer.stdin.flush()
+            out, err = peer.communicate(timeout=60)
+        finally:
+            if peer.poll() is None:
+                peer.kill()
+        lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+        assert peer.returncode == 0 and lines, out + err[-2000:]
         result = json.loads(lines[-1])
         gen = s.generator
         filt = s._midi_in.port.callback
@@ -80,3 +97,7 @@ def test_midi_from_another_process_reaches_the_engine_and_the_band_reaches_it_ba
     assert len(got) >= 8, got                       # 4 s of drums at least
     assert {c for c, _ in got} <= band_channels
     assert P.DRUMS.channel in {c for c, _ in got}
+    # MIDI clock: one start, then 24 clocks per quarter note (120 BPM: 48 per second);
+    # the peer listens 4.7 s after "go", the clock starts 0.25 s after play()
+    assert result["starts"] == 1, result
+    assert 0.9 * 48 * 4.45 <= result["clocks"] <= 1.1 * 48 * 4.45, result["clocks"]
