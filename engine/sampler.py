@@ -59,6 +59,9 @@ class ControlledSampler:
         self._melody_pitch: int | None = None
         self.chord_pcs = np.zeros(12, np.float32)  # pitch classes of the band's last chord
         self._scratch = np.empty(MAX_VOCAB, np.float64)
+        self._cum = np.empty(MAX_VOCAB, np.float64)
+        self._dirty = True
+        self._last_chord = -1
 
     def set_controls(self, temperature: float, density: float, harmony_follow: float) -> None:
         if not 0.05 <= temperature <= 2.0 or not math.isfinite(temperature):
@@ -70,6 +73,7 @@ class ControlledSampler:
         self.temperature = float(temperature)
         self.density = float(density)
         self.harmony_follow = float(harmony_follow)
+        self._dirty = True
 
     def observe_melody(self, token: int) -> None:
         """Feed the melody token the model just heard (once per step)."""
@@ -81,42 +85,57 @@ class ControlledSampler:
             self.profile[self._melody_pitch % 12] += 0.25
         elif token == REST:
             self._melody_pitch = None
+        self._dirty = True
+
+    def _biases(self) -> None:
+        """Recompute the note and chord bias vectors (once per step, not per call)."""
+        hf = self.harmony_follow
+        peak = float(self.profile.max())
+        # a pitch class heard at least half as much as the most-heard one counts fully
+        melody_w = np.minimum(self.profile / (0.5 * peak), 1.0) if peak > 0 else np.zeros(12, np.float32)
+        self._chord_bias = (HARMONY_GAIN * hf) * (_CHORD_PC @ melody_w)
+        w = 0.6 * melody_w + 0.4 * self.chord_pcs
+        self._note_bias = (HARMONY_GAIN * hf) * (_NOTE_PC @ w) + (DENSITY_GAIN * (self.density - 0.5)) * _ONSET_MASK
+        self._dirty = False
 
     def __call__(self, stream: int, logits: np.ndarray) -> int:
         """stream: index into models.tokens.STREAMS; logits: (V,) float32 with V that
         stream's vocabulary size (or MAX_VOCAB, ids outside the vocabulary at -inf)."""
+        if self._dirty:
+            self._biases()
         V = logits.shape[0]
         x = self._scratch[:V]
-        np.copyto(x, logits, casting="unsafe")
-        hf = self.harmony_follow
-        peak = float(self.profile.max())
-        # a pitch class heard at least half as much as the most-heard one counts fully
-        melody_w = np.minimum(self.profile / (0.5 * peak), 1.0) if peak > 0 else self.profile
         if stream == CHORD:
-            if hf > 0 and peak > 0:
-                x += HARMONY_GAIN * hf * (_CHORD_PC[:V] @ melody_w)
+            np.add(logits, self._chord_bias[:V], out=x)
         elif stream != MELODY:
-            if hf > 0:
-                w = 0.6 * melody_w + 0.4 * self.chord_pcs
-                x += HARMONY_GAIN * hf * (_NOTE_PC[:V] @ w)
-            x += DENSITY_GAIN * (self.density - 0.5) * _ONSET_MASK[:V]
+            np.add(logits, self._note_bias[:V], out=x)
+        else:
+            np.copyto(x, logits, casting="unsafe")
         tok = self._draw(x, logits)
-        if stream == CHORD:
+        if stream == CHORD and tok != self._last_chord:
+            self._last_chord = tok
             self.chord_pcs[:] = 0.0
             for pc in chord_pitch_classes(tok):
                 self.chord_pcs[pc] = 1.0
+            self._dirty = True
         return tok
 
     def _draw(self, x: np.ndarray, raw: np.ndarray) -> int:
-        finite = np.isfinite(x)
-        if not finite.any():
-            # a broken logits row (all -inf / NaN): fall back to the raw argmax
-            # rather than crash the band
-            r = np.nan_to_num(raw, nan=-np.inf)
-            return int(np.argmax(r)) if np.isfinite(r).any() else REST
-        x = np.where(finite, x, -np.inf) / self.temperature
-        x -= x.max()
-        p = np.exp(x)
-        c = np.cumsum(p)
+        """Sample from softmax(x / T) in place (x is scratch). -inf entries never win."""
+        m = float(x.max())
+        if not math.isfinite(m):
+            if math.isnan(m):
+                np.nan_to_num(x, copy=False, nan=-np.inf)   # a few NaNs: ignore them
+                m = float(x.max())
+            if not math.isfinite(m):
+                # a broken logits row (all -inf / NaN): fall back to the raw argmax
+                # rather than crash the band
+                r = np.nan_to_num(raw, nan=-np.inf)
+                return int(np.argmax(r)) if np.isfinite(r).any() else REST
+        np.subtract(x, m, out=x)
+        np.multiply(x, 1.0 / self.temperature, out=x)
+        np.exp(x, out=x)
+        c = self._cum[:x.shape[0]]
+        np.cumsum(x, out=c)
         u = self.rng.random() * c[-1]
-        return int(min(np.searchsorted(c, u, side="right"), len(c) - 1))
+        return int(min(int(np.searchsorted(c, u, side="right")), c.shape[0] - 1))
