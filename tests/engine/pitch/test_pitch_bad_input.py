@@ -1,0 +1,92 @@
+"""Bad input never crashes the hum tracker and never turns into a stream of notes."""
+import numpy as np
+import pytest
+
+from engine.pitch.live import HumTracker
+from hum_corpus import HumSpec, make_hum, make_speech_like
+
+
+@pytest.fixture(scope="module")
+def hum():
+    return make_hum(HumSpec(7, "female", 120, 6, sample_rate=16000))
+
+
+def feed_all(ht, x, block=441):
+    for i in range(0, len(x), block):
+        ht.feed(x[i:i + block])
+    ht.feed(np.zeros(ht.input_rate // 5, np.float32))
+    ht.finish()
+    return [n[0] for n in ht.notes()]
+
+
+def test_silence_gives_no_notes():
+    ht = HumTracker("pesto", input_rate=48000)
+    assert feed_all(ht, np.zeros(48000 * 2, np.float32)) == []
+
+
+def test_noise_gives_no_notes():
+    rng = np.random.default_rng(1)
+    ht = HumTracker("pesto", input_rate=16000)
+    assert len(feed_all(ht, (0.1 * rng.normal(size=16000 * 3)).astype(np.float32))) <= 1
+
+
+def test_talking_is_not_a_stream_of_notes():
+    speech = make_speech_like(3, seconds=4.0)
+    ht = HumTracker("pesto", input_rate=16000)
+    talking_seen = False
+    for i in range(0, len(speech), 1600):
+        ht.feed(speech[i:i + 1600])
+        talking_seen |= ht.notice() is not None and "talking" in ht.notice()
+    ht.finish()
+    # 4 s of gliding syllables (about 25 of them): far fewer notes than syllables,
+    # and the user is told what is going on
+    assert len(ht.notes()) <= 8
+    assert talking_seen
+
+
+def test_nan_and_inf_samples_are_zeroed_and_counted(hum):
+    x = hum.audio.copy()
+    x[5000:5100] = np.nan
+    x[9000] = np.inf
+    ht = HumTracker("pesto", input_rate=16000)
+    notes = feed_all(ht, x)
+    assert ht.stats.nonfinite_samples == 101
+    assert len(notes) >= len(hum.notes) - 1
+
+
+def test_dc_offset_does_not_change_the_notes(hum):
+    a = feed_all(HumTracker("pesto", input_rate=16000), hum.audio)
+    b = feed_all(HumTracker("pesto", input_rate=16000), hum.audio + np.float32(0.3))
+    assert a == b and len(a) >= len(hum.notes) - 1
+
+
+def test_clipping_is_counted_and_still_tracked(hum):
+    x = np.clip(hum.audio * 20, -1, 1).astype(np.float32)
+    ht = HumTracker("pesto", input_rate=16000)
+    notes = feed_all(ht, x)
+    assert ht.stats.clipped_samples > 1000
+    truth = [p for p, _, _ in hum.notes]
+    assert sum(1 for p in notes if p in truth) >= len(truth) - 2
+
+
+@pytest.mark.parametrize("rate", [8000, 96000])
+def test_8k_and_96k_devices_work(rate):
+    clip = make_hum(HumSpec(8, "male", 100, 6, sample_rate=rate))
+    ht = HumTracker("pesto", input_rate=rate)
+    notes = feed_all(ht, clip.audio, block=rate // 100)
+    truth = [p for p, _, _ in clip.notes]
+    assert len(notes) == len(truth)
+    assert sum(a == b for a, b in zip(notes, truth)) >= len(truth) - 1
+
+
+def test_int16_stereo_blocks_are_accepted(hum):
+    pcm = (np.clip(hum.audio, -1, 1) * 32767).astype(np.int16)
+    stereo = np.stack([pcm, pcm], axis=1)
+    ht = HumTracker("pesto", input_rate=16000, channels=2)
+    notes = feed_all(ht, stereo)
+    assert len(notes) >= len(hum.notes) - 1
+
+
+def test_absurd_rates_are_refused():
+    with pytest.raises(ValueError):
+        HumTracker("pesto", input_rate=100)

@@ -1,0 +1,60 @@
+"""The real thing: a hum file played into the software microphone (PulseAudio null sink
+remapped as a source), captured by MicInput through PortAudio, tracked live by
+HumInput; the notes that come out are the hummed ones."""
+import time
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+from engine.pitch.mic import HumInput, MicConfig, MicError, MicInput
+from hum_corpus import HumSpec, make_hum
+
+
+def test_hummed_notes_come_out_of_the_live_microphone(pulse_server, tmp_path):
+    clip = make_hum(HumSpec(21, "female", 110, 6, sample_rate=48000))
+    wav = tmp_path / "hum.wav"
+    wavfile.write(wav, 48000, (clip.audio * 32767).astype(np.int16))
+    hum = HumInput(MicConfig(device=None, sample_rate=48000, blocksize=256), tracker="pesto").start()
+    try:
+        time.sleep(0.5)
+        assert hum.notice() is None
+        player = pulse_server.play_into_mic(wav)
+        player.wait(timeout=30)
+        time.sleep(0.8)
+        events = hum.poll()
+        level = hum.mic.level_db
+    finally:
+        hum.stop()
+    events += hum.poll()
+    ons = [e for e in events if e.on]
+    truth = [p for p, _, _ in clip.notes]
+    assert [e.pitch for e in ons] == truth
+    offs = [e for e in events if not e.on]
+    assert len(offs) == len(ons)
+    # event times follow the hummed rhythm (inter-onset intervals within 40 ms)
+    t = np.array([e.time for e in ons]) / hum.mic.sample_rate
+    ref = np.array([on for _, on, _ in clip.notes])
+    assert np.abs(np.diff(t) - np.diff(ref)).max() < 0.04
+    assert hum.mic.callbacks > 0 and level < -40      # metered, and silent again afterwards
+
+
+def test_a_missing_input_device_is_one_clear_error(pulse_server):
+    with pytest.raises(MicError, match="no usable input device"):
+        MicInput(MicConfig(device="no-such-microphone-xyz")).start()
+
+
+def test_a_microphone_that_delivers_nothing_gets_a_notice():
+    mic = MicInput(MicConfig())
+
+    class DeadStream:   # a stream object whose callback never runs
+        active = True
+        latency = 0.01
+
+    mic.stream = DeadStream()
+    mic.sample_rate = 48000
+    mic.started_at = time.monotonic() - 2.0
+    assert "delivers nothing" in mic.notice()
+    mic.callbacks, mic.last_callback = 10, time.monotonic() - 3.0
+    assert "stopped delivering" in mic.notice()
+    mic.stream = None
