@@ -1,0 +1,147 @@
+"""Streaming generation: a torch ``StepModel`` over the fixed-size KV cache, and the
+``PatternAccompanist`` that turns position-level steps into time-level
+``Accompanist.advance`` calls for any stream pattern.
+
+Thread: every object here belongs to one worker thread (the engine's generator).
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import torch
+
+from models.pattern import Pattern
+from models.tokens import ACCOMP_STREAMS, MELODY, PAD, VOCAB_SIZES, bar_steps, metric_id, style_id
+from models.transformer import KVCache, StepGraph, Transformer
+
+log = logging.getLogger(__name__)
+
+
+class TorchStepModel:
+    """``models.contract.StepModel`` on torch (CPU or CUDA).
+
+    The step graph is traced once (TorchScript) because eager dispatch of ~100 small ops
+    dominates the per-step time of a small model; if tracing is unavailable, eager mode
+    computes exactly the same function.
+    """
+
+    def __init__(self, model: Transformer, device: str | torch.device = "cpu", trace: bool = True):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.num_streams = model.cfg.num_streams
+        self.window = model.cfg.window
+        self.cache = KVCache(model.cfg, self.device)
+        self._tokens = torch.zeros(self.num_streams, dtype=torch.long, device=self.device)
+        self._meta = torch.zeros(2, dtype=torch.long, device=self.device)
+        self._fn = self.model.step
+        if trace:
+            try:
+                with warnings.catch_warnings(), torch.no_grad():
+                    warnings.simplefilter("ignore")
+                    c = self.cache
+                    self._fn = torch.jit.freeze(torch.jit.trace(
+                        StepGraph(self.model), (self._tokens, self._meta, c.k, c.v, c.pos, c.n)).eval())
+            except Exception as exc:  # tracing is an optimisation only
+                log.info("torch step graph not traced (%s); using eager mode", exc)
+
+    def reset(self) -> None:
+        self.cache.reset()
+
+    @torch.no_grad()
+    def step(self, tokens: np.ndarray, meta: np.ndarray) -> np.ndarray:
+        """tokens (S,) int64, meta (2,) int64 -> logits (S, MAX_VOCAB) float32."""
+        self._tokens.copy_(torch.from_numpy(np.asarray(tokens, dtype=np.int64)))
+        self._meta.copy_(torch.from_numpy(np.asarray(meta, dtype=np.int64)))
+        c = self.cache
+        logits, k, v, pos = self._fn(self._tokens, self._meta, c.k, c.v, c.pos, c.n)
+        c.k.copy_(k)
+        c.v.copy_(v)
+        c.pos.copy_(pos)
+        c.n.add_(1)
+        return logits.float().cpu().numpy()
+
+
+class PatternAccompanist:
+    """``models.contract.Accompanist`` for any ``Pattern`` over any ``StepModel``.
+
+    Keeps the grid cells it knows (melody it was given, accompaniment it sampled) for
+    the last few frames, and feeds model positions as soon as all their cells are
+    known, until every accompaniment cell of time t has been sampled. The pattern's
+    construction guarantees that this never needs melody later than t - lookahead.
+    """
+
+    def __init__(self, step_model, pattern: Pattern):
+        self.step_model = step_model
+        self.pattern = pattern
+        self.lookahead = pattern.lookahead
+        self._keep = max(pattern.offsets) + pattern.lookahead + 2   # frames of history to keep
+        self.reset("pop", "4/4")
+
+    def reset(self, style: str, meter: str) -> None:
+        self._style = style_id(style)
+        self._meter = meter
+        self._bar = bar_steps(meter)
+        self._known: dict[tuple[int, int], int] = {}
+        self._t = 0
+        self._row = 0
+        self._tokens = np.zeros(self.pattern.num_streams, dtype=np.int64)
+        self._meta = np.zeros(2, dtype=np.int64)
+        self.current_cell: tuple[int, int] | None = None   # (time, stream) being sampled
+        self.step_model.reset()
+
+    @property
+    def t(self) -> int:
+        """The time step the next ``advance`` produces."""
+        return self._t
+
+    def advance(self, melody_token: int, step_in_bar: int, sampler) -> np.ndarray:
+        t, d, pat = self._t, self.lookahead, self.pattern
+        if t - d >= 0:
+            self._known[(t - d, MELODY)] = int(melody_token)
+        known = self._known
+        while any((t, s) not in known for s in ACCOMP_STREAMS):
+            row = self._row
+            self._tokens.fill(PAD)
+            if row > 0:
+                for s, time in pat.cells_at(row - 1):
+                    if time >= 0:
+                        self._tokens[s] = known[(time, s)]
+            frame = pat.frame_of_position(row)
+            self._meta[0] = self._style
+            self._meta[1] = metric_id(self._meter, (step_in_bar + frame - t) % self._bar)
+            logits = self.step_model.step(self._tokens, self._meta)
+            for s, time in pat.cells_at(row):
+                if time >= 0 and s != MELODY:
+                    self.current_cell = (time, s)
+                    known[(time, s)] = int(sampler(s, logits[s, :VOCAB_SIZES[s]]))
+            self._row += 1
+        out = np.array([known[(t, s)] for s in ACCOMP_STREAMS], dtype=np.int64)
+        for key in [k for k in known if k[0] < t - self._keep]:
+            del known[key]
+        self._t += 1
+        return out
+
+
+def make_sampler(temperature: float = 1.0, seed: int = 0, top_p: float = 1.0):
+    """A plain sampler(stream, logits) -> token: temperature (0 = argmax) and nucleus."""
+    rng = np.random.default_rng(seed)
+
+    def sample(stream: int, logits: np.ndarray) -> int:
+        if temperature <= 0:
+            return int(np.argmax(logits))
+        z = logits.astype(np.float64) / temperature
+        z -= z.max()
+        p = np.exp(z)
+        p /= p.sum()
+        if top_p < 1.0:
+            order = np.argsort(-p)
+            keep = order[: int(np.searchsorted(np.cumsum(p[order]), top_p)) + 1]
+            q = np.zeros_like(p)
+            q[keep] = p[keep]
+            p = q / q.sum()
+        return int(rng.choice(len(p), p=p))
+
+    return sample
+

@@ -1,0 +1,379 @@
+"""Training: single process, or many through ``torchrun`` (DistributedDataParallel).
+
+Every random choice of step s on rank r (which crops, which transpositions, dropout)
+comes from seeds derived from (seed, rank, s), so a resumed run continues exactly as
+the uninterrupted one would. The run folder holds:
+
+- ``state.safetensors``: model + optimizer tensors, step, RNG and config as metadata
+  (resume point; written every ``ckpt_every`` steps, atomically);
+- ``model.safetensors`` / ``best.safetensors``: latest / best-validation weights
+  (loadable by ``models.runtime.load_model``);
+- ``log.jsonl``: one JSON object per logged step and per validation.
+
+Attention uses the model's window, i.e. exactly the cache the streaming step keeps.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.checkpoint import CHECKPOINT_VERSION, CheckpointError, save_model
+from models.pattern import Pattern
+from models.runtime import piece_meta, target_mask
+from models.tokens import NUM_STREAMS, PAD, STREAMS, STYLES
+from models.transformer import ModelConfig, Transformer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    steps: int = 2000
+    batch_size: int = 16           # crops per step per process
+    crop_frames: int = 256         # frames (16ths) per crop
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1      # cosine decay to lr * this
+    warmup: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    # relative sampling weight of each style's pieces (within a style: by length)
+    style_weights: tuple[tuple[str, float], ...] = (("pop", 0.55), ("folk", 0.3), ("chorale", 0.15))
+    stream_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)   # loss weight per stream
+    transpose: bool = True         # random transposition over all 12 keys
+    eval_every: int = 200
+    eval_crops_per_style: int = 32
+    ckpt_every: int = 50
+    log_every: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.crop_frames < 2:
+            raise ValueError("steps, batch_size must be >= 1 and crop_frames >= 2")
+        if not 0 < self.lr < 1:
+            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
+        if len(self.stream_weights) != NUM_STREAMS:
+            raise ValueError(f"stream_weights needs {NUM_STREAMS} values")
+        for s, w in self.style_weights:
+            if s not in STYLES or w < 0:
+                raise ValueError(f"bad style weight {s}={w}")
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["model"] = json.loads(self.model.to_json())
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        m = dict(d.pop("model", {}))
+        if "pattern" in m:
+            m["pattern"] = Pattern.from_dict({**Pattern().to_dict(), **m["pattern"]})
+        if "vocab_sizes" in m:
+            m["vocab_sizes"] = tuple(m["vocab_sizes"])
+        if "style_weights" in d:
+            sw = d["style_weights"]
+            d["style_weights"] = tuple((k, float(v)) for k, v in (sw.items() if isinstance(sw, dict) else sw))
+        if "stream_weights" in d:
+            d["stream_weights"] = tuple(d["stream_weights"])
+        return cls(model=ModelConfig(**m), **d)
+
+
+# ---------------------------------------------------------------------------- batches
+class Batcher:
+    """Random bar-aligned crops of a piece list, as model rows (inputs, meta, targets)."""
+
+    def __init__(self, pieces: list, cfg: TrainConfig):
+        self.cfg = cfg
+        self.pattern = cfg.model.pattern
+        self.pieces = [p for p in pieces if len(p) >= 2]
+        if not self.pieces:
+            raise ValueError("no training pieces (every piece is empty or was skipped)")
+        weights = dict(cfg.style_weights)
+        by_style: dict[str, list[int]] = {}
+        for i, p in enumerate(self.pieces):
+            by_style.setdefault(p.style, []).append(i)
+        probs = np.zeros(len(self.pieces))
+        total_w = sum(weights.get(s, 0.0) for s in by_style) or 1.0
+        for s, idx in by_style.items():
+            lens = np.array([len(self.pieces[i]) for i in idx], dtype=np.float64)
+            w = weights.get(s, 0.0) / total_w if total_w else 1.0 / len(by_style)
+            probs[idx] = w * lens / lens.sum()
+        if probs.sum() <= 0:   # no weighted style present: sample by length
+            probs = np.array([len(p) for p in self.pieces], dtype=np.float64)
+        self.probs = probs / probs.sum()
+        self.downbeats = [np.flatnonzero(p.step_in_bar == 0) for p in self.pieces]
+        self.rows = self.pattern.num_positions(cfg.crop_frames)
+
+    def crop(self, rng: np.random.Generator, i: int, transpose: bool):
+        from models.data import Piece, transpose as transpose_piece
+
+        p = self.pieces[i]
+        T = self.cfg.crop_frames
+        starts = self.downbeats[i]
+        starts = starts[starts <= max(0, len(p) - T // 2)]
+        a = int(rng.choice(starts)) if len(starts) else 0
+        piece = Piece(p.name, p.style, p.meter, p.tokens[a:a + T], p.step_in_bar[a:a + T])
+        if transpose:
+            k = int(rng.integers(-6, 6))
+            moved = transpose_piece(piece, k)
+            piece = moved if moved is not None else piece
+        return piece
+
+    def rows_of(self, piece) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """piece -> inputs (R, S), meta (R, 2), targets (R, S) padded to R = self.rows."""
+        inputs, targets = self.pattern.model_rows(np.asarray(piece.tokens, dtype=np.int64))
+        meta = piece_meta(self.pattern, piece.style, piece.meter, np.asarray(piece.step_in_bar), len(inputs))
+        n = len(inputs)
+        R = self.rows
+        pad = R - n
+        if pad > 0:
+            inputs = np.concatenate([inputs, np.full((pad, inputs.shape[1]), PAD, np.int64)])
+            targets = np.concatenate([targets, np.full((pad, targets.shape[1]), PAD, np.int64)])
+            meta = np.concatenate([meta, np.repeat(meta[-1:], pad, axis=0)])
+        return inputs[:R], meta[:R], targets[:R]
+
+    def batch(self, rng: np.random.Generator, size: int, transpose: bool = True):
+        idx = rng.choice(len(self.pieces), size=size, p=self.probs)
+        rows = [self.rows_of(self.crop(rng, int(i), transpose)) for i in idx]
+        return tuple(torch.from_numpy(np.stack(x)) for x in zip(*rows))
+
+
+def fixed_valid_set(pieces: list, cfg: TrainConfig) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Deterministic validation crops per style (no transposition)."""
+    out = {}
+    rng = np.random.default_rng(12345)
+    for style in STYLES:
+        ps = [p for p in pieces if p.style == style and len(p) >= 2]
+        if not ps:
+            continue
+        b = Batcher(ps, replace(cfg, style_weights=((style, 1.0),)))
+        out[style] = b.batch(rng, cfg.eval_crops_per_style, transpose=False)
+    return out
+
+
+def masked_nll(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits (B, R, S, V), targets (B, R, S) -> nll (B, R, S) (0 where not a target), mask."""
+    mask = torch.from_numpy(target_mask(targets.cpu().numpy())).to(logits.device)
+    safe = torch.where(mask, targets, torch.ones_like(targets))
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    nll = -logp.gather(-1, safe[..., None])[..., 0]
+    return torch.where(mask, nll, torch.zeros_like(nll)), mask
+
+
+# ---------------------------------------------------------------------------- state files
+def save_state(path: Path, model: Transformer, opt: torch.optim.Optimizer, step: int,
+               cfg: TrainConfig, best: float) -> None:
+    """Model + optimizer tensors and the resume metadata in one safetensors file."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    osd = opt.state_dict()
+    for idx, st in osd["state"].items():
+        for name, val in st.items():
+            tensors[f"optim.{idx}.{name}"] = torch.as_tensor(val).detach().cpu().contiguous()
+    tensors["rng.torch"] = torch.random.get_rng_state()
+    meta = {"format": "liveband-train-state", "version": CHECKPOINT_VERSION, "step": str(step),
+            "best": repr(best), "train_config": cfg.to_json(), "param_groups": json.dumps(osd["param_groups"])}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def load_state(path: Path, model: Transformer, opt: torch.optim.Optimizer) -> tuple[int, float]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot read training state ({exc})") from None
+    if meta.get("format") != "liveband-train-state" or meta.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: not a training state of version {CHECKPOINT_VERSION}")
+    saved_model = json.loads(meta["train_config"])["model"]
+    if saved_model != json.loads(model.cfg.to_json()):
+        raise CheckpointError(f"{path}: the run was started with a different model config")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, idx, name = k.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    torch.random.set_rng_state(tensors["rng.torch"])
+    return int(meta["step"]), float(meta["best"])
+
+
+# ---------------------------------------------------------------------------- loop
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+@torch.no_grad()
+def evaluate(model: Transformer, valid: dict, device: torch.device, amp) -> dict:
+    """Mean NLL per target token on the fixed validation crops: per style, per stream,
+    and the accompaniment-only mean."""
+    model.eval()
+    out: dict = {}
+    tot = torch.zeros(NUM_STREAMS, dtype=torch.float64)
+    cnt = torch.zeros(NUM_STREAMS, dtype=torch.float64)
+    for style, (inputs, meta, targets) in valid.items():
+        s_tot = torch.zeros(NUM_STREAMS, dtype=torch.float64)
+        s_cnt = torch.zeros(NUM_STREAMS, dtype=torch.float64)
+        for a in range(0, len(inputs), 16):
+            with amp():
+                logits = model(inputs[a:a + 16].to(device), meta[a:a + 16].to(device))
+            nll, mask = masked_nll(logits, targets[a:a + 16].to(device))
+            s_tot += nll.sum((0, 1)).double().cpu()
+            s_cnt += mask.sum((0, 1)).double().cpu()
+        out[f"{style}/accomp"] = float(s_tot[1:].sum() / s_cnt[1:].sum().clamp(min=1))
+        tot += s_tot
+        cnt += s_cnt
+    for s, name in enumerate(STREAMS):
+        out[name] = float(tot[s] / cnt[s].clamp(min=1))
+    out["accomp"] = float(tot[1:].sum() / cnt[1:].sum().clamp(min=1))
+    out["all"] = float(tot.sum() / cnt.sum().clamp(min=1))
+    model.train()
+    return out
+
+
+def _dist_info() -> tuple[int, int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = False,
+          device: str | None = None, progress: bool = True, max_seconds: float | None = None) -> dict:
+    """Train on ``corpus`` ({"train": [Piece], "valid": [Piece]}) into ``out_dir``.
+
+    Under torchrun (WORLD_SIZE > 1) each process trains on its own batches and DDP
+    averages gradients (gloo on CPU, nccl on CUDA); rank 0 writes files and the bar.
+    Returns a summary dict (final step, best validation, seconds).
+    """
+    import torch.distributed as dist
+    from tqdm import tqdm
+
+    rank, world, local_rank = _dist_info()
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and world > 1:
+        device = f"cuda:{local_rank}"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    else:
+        # Small ops on a shared CPU: OpenMP threads spin against each other and against
+        # other processes; one thread per process was 5-8x faster per step here than two.
+        torch.set_num_threads(int(os.environ.get("LIVEBAND_TRAIN_THREADS", max(1, (os.cpu_count() or 2) // world - 1))))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    out = Path(out_dir)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "state.safetensors"
+
+    torch.manual_seed(cfg.seed)
+    model = Transformer(cfg.model).to(dev)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98),
+                            fused=dev.type in ("cpu", "cuda"))
+    step, best = 0, float("inf")
+    if resume and state_path.is_file():
+        step, best = load_state(state_path, model, opt)
+        log.info("resumed from %s at step %d", state_path, step)
+    elif resume:
+        log.info("no %s to resume from; starting fresh", state_path)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    if dev.type == "cuda":
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        amp = lambda: torch.autocast("cuda", dtype=amp_dtype)  # noqa: E731
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    else:
+        import contextlib
+        amp = contextlib.nullcontext
+        scaler = None
+
+    batcher = Batcher(corpus["train"], cfg)
+    valid = fixed_valid_set(corpus.get("valid", []), cfg) if rank == 0 else {}
+    weights = torch.tensor(cfg.stream_weights, device=dev)
+    logf = open(out / "log.jsonl", "a") if rank == 0 else None
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", unit="step",
+               dynamic_ncols=True)
+    t_start = time.time()
+    last_val: dict = {}
+    model.train()
+    try:
+        while step < cfg.steps:
+            if max_seconds is not None and time.time() - t_start > max_seconds:
+                break
+            rng = np.random.default_rng([cfg.seed, rank, step])
+            torch.manual_seed(int(rng.integers(2**62)))
+            inputs, meta, targets = (x.to(dev) for x in batcher.batch(rng, cfg.batch_size, cfg.transpose))
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg)
+            with amp():
+                logits = ddp(inputs, meta)
+            nll, mask = masked_nll(logits, targets)
+            w = weights * mask
+            loss = (nll * weights).sum() / w.sum().clamp(min=1)
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None and scaler.is_enabled():
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if scaler is not None and scaler.is_enabled():
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            step += 1
+            bar.update(1)
+            if rank == 0:
+                lv = float(loss.detach())
+                if not math.isfinite(lv):
+                    raise FloatingPointError(f"loss became {lv} at step {step}")
+                bar.set_postfix(loss=f"{lv:.3f}", lr=f"{lr_at(step - 1, cfg):.2e}",
+                                val=f"{last_val.get('accomp', float('nan')):.3f}")
+                if step % cfg.log_every == 0:
+                    logf.write(json.dumps({"step": step, "loss": lv, "grad_norm": float(gnorm),
+                                           "lr": lr_at(step - 1, cfg), "time": round(time.time() - t_start, 1)}) + "\n")
+                    logf.flush()
+                if valid and (step % cfg.eval_every == 0 or step == cfg.steps):
+                    last_val = evaluate(model, valid, dev, amp)
+                    logf.write(json.dumps({"step": step, "valid": last_val}) + "\n")
+                    logf.flush()
+                    if last_val["accomp"] < best:
+                        best = last_val["accomp"]
+                        save_model(model, out / "best.safetensors", extra={"step": str(step), "valid": json.dumps(last_val)})
+                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                    save_model(model, out / "model.safetensors", extra={"step": str(step)})
+                    save_state(state_path, model, opt, step, cfg, best)
+    finally:
+        bar.close()
+        if logf:
+            logf.close()
+        if world > 1 and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+    if rank == 0 and step % cfg.ckpt_every:
+        save_model(model, out / "model.safetensors", extra={"step": str(step)})
+        save_state(state_path, model, opt, step, cfg, best)
+    return {"step": step, "best_valid_accomp": best, "last_valid": last_val,
+            "seconds": round(time.time() - t_start, 1), "params": model.num_params()}
