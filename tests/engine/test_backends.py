@@ -1,0 +1,51 @@
+"""Backend choice: what this machine cannot run falls back to torch-cpu with one notice."""
+import numpy as np
+import pytest
+
+from engine.backends import backend_unavailable_reason, open_accompanist
+from engine.sampler import ControlledSampler
+from models.checkpoint import save_model
+from models.runtime import debug_model
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return str(save_model(debug_model(1).model, tmp_path_factory.mktemp("b") / "m.safetensors"))
+
+
+def test_a_backend_this_machine_lacks_falls_back_with_one_line(ckpt):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.fail("this test describes a machine without CUDA; on a GPU machine torch-cuda must load")
+    notes = []
+    acc, used = open_accompanist("torch-cuda", ckpt, notify=notes.append)
+    assert used == "torch-cpu" and len(notes) == 1 and "torch-cuda" in notes[0] and "\n" not in notes[0]
+    acc.reset("pop", "4/4")
+    frame = acc.advance(63, 0, ControlledSampler(0))
+    assert frame.shape == (4,) and np.issubdtype(frame.dtype, np.integer)
+
+
+def test_a_loader_failure_on_another_backend_falls_back_but_torch_cpu_failures_surface():
+    calls, notes = [], []
+
+    def loader(checkpoint, backend):
+        calls.append(backend)
+        if backend == "onnx-cpu":
+            raise RuntimeError("onnxruntime session failed\nlong details")
+        return "acc"
+
+    assert open_accompanist("onnx-cpu", None, loader=loader, notify=notes.append) == ("acc", "torch-cpu")
+    assert calls == ["onnx-cpu", "torch-cpu"] and notes == [
+        "backend onnx-cpu is not available here (onnxruntime session failed); using torch-cpu"]
+
+    def broken(checkpoint, backend):
+        raise RuntimeError("weights are corrupt")
+
+    with pytest.raises(RuntimeError, match="corrupt"):
+        open_accompanist("torch-cpu", None, loader=broken)
+
+
+def test_unknown_backend_is_named():
+    assert "unknown backend" in backend_unavailable_reason("tpu")
+    assert backend_unavailable_reason("torch-cpu") is None
