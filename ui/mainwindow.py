@@ -185,21 +185,15 @@ class MainWindow(QMainWindow):
                               (self.band_panel.master, "band/master", self.session.set_master_volume)):
             knob.setValue(st.read(s, key))
             self._call(fn, knob.value())
+        # Parts: the session's defaults (engine/parts.py) unless the player changed them;
+        # the strips show the result on the first tick.
         snap = self._safe_snapshot()
-        for part, strip in self.strips.items():
+        for part in self.strips:
             state = snap.parts.get(part) if snap is not None else None
-            if state is not None:
-                strip.show_state(state)
-            changes = {}
-            for attr in st.PART_KEYS:
-                key = f"parts/{part}/{attr}"
-                if s.contains(key):
-                    default = getattr(state, attr) if state is not None else (0.8 if attr == "volume" else False if attr in ("mute", "solo") else 0)
-                    changes[attr] = st.read(s, key, default)
-            if changes:
-                self._call(self.session.set_part, part, **changes)
-                if state is not None:
-                    strip.show_state(type(state)(**{**{a: getattr(state, a) for a in st.PART_KEYS}, **changes}))
+            saved = {a: st.read(s, f"parts/{part}/{a}", getattr(state, a, st.PART_DEFAULTS[a]))
+                     for a in st.PART_KEYS if s.contains(f"parts/{part}/{a}")}
+            if saved:
+                self._call(self.session.set_part, part, **saved)
         self.transport.record_btn.setChecked(st.read(s, "transport/record"))
         self._call(self.session.set_recording, self.transport.record_btn.isChecked())
         self.set_input_mode(st.read(s, "input/mode"))

@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "window/geometry": b"",
 }
 PART_KEYS = ("mute", "solo", "volume", "program")
+PART_DEFAULTS: dict[str, Any] = {"mute": False, "solo": False, "volume": 1.0, "program": 0}
 
 
 def open_settings() -> QSettings:
