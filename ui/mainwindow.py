@@ -351,11 +351,10 @@ class MainWindow(QMainWindow):
     def _apply_audio(self) -> None:
         out = self.setup_panel.audio_out.currentData() or None
         inp = self.setup_panel.audio_in.currentData() or None
-        self.blocksize = int(self.setup_panel.buffer.currentData())
+        bs = self.blocksize = int(self.setup_panel.buffer.currentData())
         self.health.reset()
         # Re-opening the stream can take a moment: do it off the UI thread.
-        worker = CallWorker(lambda: self.session.set_audio_devices(output=out, input=inp, blocksize=self.blocksize),
-                            self)
+        worker = CallWorker(lambda: self.session.set_audio_devices(output=out, input=inp, blocksize=bs), self)
         worker.done.connect(lambda ok, msg: None if ok else self.flash(f"Could not switch audio: {msg}"))
         self._start(worker, "")
 
