@@ -32,7 +32,7 @@ class MicConfig:
     channels: int = 1
     blocksize: int = 0                  # 0: let PortAudio choose
     gain_db: float = 0.0
-    ring_seconds: float = 2.0
+    ring_seconds: float = 8.0          # rides out seconds-long CPU stalls without losing audio
     latency: str | float = "low"
 
     def __post_init__(self) -> None:
@@ -64,7 +64,8 @@ class MicInput:
         self._read = 0           # only the reader changes this
         self._mix = np.zeros(1, np.float32)
         self.callbacks = 0
-        self.overflows = 0       # PortAudio input overflows + ring overruns
+        self.overflows = 0       # PortAudio input overflows (reported by the stream)
+        self.overruns = 0        # blocks dropped because the reader fell behind
         self.last_callback = 0.0
         self.started_at = 0.0
         self.error: str | None = None
@@ -73,7 +74,8 @@ class MicInput:
         self.level_db = -120.0
         self.peak_db = -120.0
 
-    def start(self) -> "MicInput":
+    def device_info(self) -> tuple[dict, int]:
+        """(PortAudio device info, the sample rate the stream will use)."""
         import sounddevice as sd
 
         c = self.cfg
@@ -81,7 +83,13 @@ class MicInput:
             info = sd.query_devices(c.device, "input")
         except Exception as exc:
             raise MicError(f"no usable input device {c.device!r} ({exc}); see 'liveband devices'") from None
-        rate = int(c.sample_rate or info["default_samplerate"])
+        return info, int(c.sample_rate or info["default_samplerate"])
+
+    def start(self) -> "MicInput":
+        import sounddevice as sd
+
+        c = self.cfg
+        info, rate = self.device_info()
         cap = 1 << int(np.ceil(np.log2(max(1024, c.ring_seconds * rate))))
         self._ring = np.zeros(cap, np.float32)
         self._mask = cap - 1
@@ -102,10 +110,10 @@ class MicInput:
 
     def _callback(self, indata, frames, t, status) -> None:   # Thread: audio
         if status and status.input_overflow:
-            self.overflows += 1
+            self.overflows += 1              # PortAudio / the server lost input
         w = self._write
         if w + frames - self._read > self._mask + 1:
-            self.overflows += 1              # reader fell behind: drop this block
+            self.overruns += 1               # our reader fell behind: drop this block
             return
         if indata.shape[1] == 1:
             src = indata[:, 0]
@@ -200,10 +208,15 @@ class HumInput:
     def start(self) -> "HumInput":
         from engine.pitch.live import HumTracker
 
+        # build (and warm up) the tracker before the stream runs, so loading the model
+        # does not leave the first seconds of audio piling up in the ring
+        _, rate = self.mic.device_info()
+        self.hum = HumTracker(self.tracker_name, input_rate=rate, clock_rate=self.clock_rate or rate,
+                              clock_offset=self.clock_offset, **self.hum_kw)
+        self.hum.feed(np.zeros(rate // 20, np.float32))
+        self.hum.reset()
         self.mic.start()
-        self.hum = HumTracker(self.tracker_name, input_rate=self.mic.sample_rate,
-                              clock_rate=self.clock_rate or self.mic.sample_rate,
-                              clock_offset=self.clock_offset, input_latency_s=self.mic.latency_s, **self.hum_kw)
+        self.hum.input_latency_s = self.mic.latency_s
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="liveband-hum", daemon=True)
         self._thread.start()

@@ -46,6 +46,8 @@ class SegmenterConfig:
     stable_hops: int = 2            # voiced hops that must agree before an onset
     stable_cents: float = 70.0      # max spread of those hops
     slope_cents: float = 8.0        # max pitch change per hop in those hops (scoops wait)
+    settle_cents: float = 3.0       # a still-drifting pitch (a scoop's slow tail) waits ...
+    settle_max_hops: int = 0        # ... at most this many extra hops (0: off; see the bench)
     change_semitones: float = 0.8   # a new stable pitch this far from the note: new note
     change_hops: int = 5
     dip_db: float = 8.0             # re-articulation: level dips this much ...
@@ -188,6 +190,18 @@ class NoteSegmenter:
             out.append(("off", n.pitch, n.off_hop, 0))
         self.note = None
 
+    def _drifting(self, need: int) -> bool:
+        """True while the pitch still moves steadily one way (a scoop settling onto its
+        note, whose tail is slow but can still be half a semitone off), for at most
+        settle_max_hops hops beyond the usual onset."""
+        c = self.cfg
+        run = list(self._run)
+        # voiced hops in the current run (the run is cleared when the voice stops)
+        if len(run) < 3 or len(run) >= need + c.settle_max_hops:
+            return False
+        d = np.diff([p for _, p, _ in run[-3:]]) * 100
+        return bool((d > c.settle_cents).all() or (d < -c.settle_cents).all())
+
     def _stable(self, k: int, spread: float, slope: float) -> tuple[bool, float]:
         if len(self._run) < k:
             return False, 0.0
@@ -241,6 +255,8 @@ class NoteSegmenter:
                     # the recent voice looks like talking, a note must be held longer.
                     need = c.talk_stable_hops if self.talking else c.stable_hops
                     ok, med = self._stable(need, c.stable_cents, c.slope_cents)
+                    if ok and self._drifting(need):
+                        ok = False
                     if ok:
                         first = self._run[-need][0]
                         # date the onset by the level rise (the level window spans 2 hops,
