@@ -42,7 +42,7 @@ class TorchStepModel:
                     warnings.simplefilter("ignore")
                     c = self.cache
                     self._fn = torch.jit.freeze(torch.jit.trace(
-                        StepGraph(self.model), (self._tokens, self._meta, c.k, c.v, c.pos, c.n)).eval())
+                        StepGraph(self.model).eval(), (self._tokens, self._meta, c.k, c.v, c.pos, c.n)).eval())
             except Exception as exc:  # tracing is an optimisation only
                 log.info("torch step graph not traced (%s); using eager mode", exc)
 

@@ -255,12 +255,15 @@ def _dist_info() -> tuple[int, int, int]:
 
 
 def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = False,
-          device: str | None = None, progress: bool = True, max_seconds: float | None = None) -> dict:
+          device: str | None = None, progress: bool = True, max_seconds: float | None = None,
+          stop_at: int | None = None) -> dict:
     """Train on ``corpus`` ({"train": [Piece], "valid": [Piece]}) into ``out_dir``.
 
     Under torchrun (WORLD_SIZE > 1) each process trains on its own batches and DDP
     averages gradients (gloo on CPU, nccl on CUDA); rank 0 writes files and the bar.
-    Returns a summary dict (final step, best validation, seconds).
+    ``max_seconds`` / ``stop_at`` end the run early (after that much time / at that step)
+    with a resumable state, as an interruption would; the schedule still follows
+    ``cfg.steps``. Returns a summary dict (final step, best validation, seconds).
     """
     import torch.distributed as dist
     from tqdm import tqdm
@@ -320,6 +323,8 @@ def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = Fa
     try:
         while step < cfg.steps:
             if max_seconds is not None and time.time() - t_start > max_seconds:
+                break
+            if stop_at is not None and step >= stop_at:
                 break
             rng = np.random.default_rng([cfg.seed, rank, step])
             torch.manual_seed(int(rng.integers(2**62)))

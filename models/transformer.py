@@ -109,7 +109,11 @@ class Attention(nn.Module):
         k = torch.cat([sink_k.expand(*lead, *sink_k.shape[-2:]), k], dim=-2)    # (..., N + K, Dh)
         v = torch.cat([sink_v.expand(*lead, *sink_v.shape[-2:]), v], dim=-2)
         # no dropout on attention weights: on a CPU it costs a tenth of a training step
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        if q.shape[-2] > 1:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        # one query (streaming): plain math, which every ONNX exporter maps faithfully
+        att = torch.softmax((q @ k.transpose(-1, -2)) * self.scale + bias, dim=-1)
+        return att @ v
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """x (B, T, d) with T a multiple of W; bias (H, nb, W, N + 2W) -> (B, T, d)."""

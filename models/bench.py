@@ -1,0 +1,101 @@
+"""`liveband bench model`: per-step latency of the streaming accompanist and memory growth.
+
+For each backend that runs here (torch-cpu, onnx-cpu; torch-cuda and onnx-cuda when a GPU
+is present) one session is streamed for 1e5 steps (``--quick``: 1e3) through
+``Accompanist.advance`` -- the call the engine makes once per 16th note, including the
+pattern bookkeeping and a greedy sampler -- and the latency of the steps just before
+positions 1e2, 1e3, 1e4 and 1e5 is reported as p50/p99 in milliseconds, with the growth of
+the process's resident memory from step 1e3 to the end.
+
+Targets (2-core CPU): p99 <= 5 ms; p50 at 1e5 within 10 % of p50 at 1e3; RSS growth < 5 MB.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import platform
+import time
+import warnings
+
+import numpy as np
+
+POSITIONS = (100, 1_000, 10_000, 100_000)
+SAMPLE = 1000          # steps measured before each position (fewer before 1e2)
+TARGET_P99_MS = 5.0
+
+
+def _greedy(stream: int, logits: np.ndarray) -> int:
+    return int(np.argmax(logits))
+
+
+def bench_backend(lm, backend: str, positions: tuple[int, ...]) -> dict:
+    import psutil
+
+    from models.tokens import HOLD, NOTE_BASE, bar_steps
+
+    acc = lm.accompanist(backend=backend)
+    acc.reset("pop", "4/4")
+    bar = bar_steps("4/4")
+    total = max(positions)
+    lat = np.zeros(total, dtype=np.float64)
+    proc = psutil.Process()
+    rng = np.random.default_rng(0)
+    melody = np.where(rng.random(total) < 0.3, NOTE_BASE + 60 + rng.integers(0, 12, total), HOLD)
+    rss_start = None
+    for t in range(total):
+        t0 = time.perf_counter()
+        acc.advance(int(melody[t]), t % bar, _greedy)
+        lat[t] = time.perf_counter() - t0
+        if t + 1 == min(1_000, total):
+            rss_start = proc.memory_info().rss
+    rss_end = proc.memory_info().rss
+    out: dict = {"p50_ms": {}, "p99_ms": {}, "max_ms": {}}
+    for p in positions:
+        window = lat[max(10, p - SAMPLE):p] * 1e3   # the first steps include tracing/warm-up
+        out["p50_ms"][str(p)] = round(float(np.percentile(window, 50)), 3)
+        out["p99_ms"][str(p)] = round(float(np.percentile(window, 99)), 3)
+        out["max_ms"][str(p)] = round(float(window.max()), 3)
+    out["steps"] = total
+    out["rss_growth_mb"] = round((rss_end - (rss_start or rss_end)) / 2**20, 3)
+    step_model = acc.step_model
+    out["providers"] = getattr(step_model, "providers", None)
+    return out
+
+
+def bench_model(checkpoint: str | None = None, quick: bool = False, backends: list[str] | None = None) -> dict:
+    import torch
+
+    from models.runtime import load_model
+
+    torch.set_num_threads(1)   # one small step at a time: extra OpenMP threads only add jitter
+    lm = load_model(checkpoint)
+    positions = POSITIONS[:2] if quick else POSITIONS
+    if backends is None:
+        backends = ["torch-cpu", "onnx-cpu"]
+        if torch.cuda.is_available():
+            backends += ["torch-cuda", "onnx-cuda"]
+    result: dict = {
+        "checkpoint": lm.source, "params": lm.model.num_params(), "window": lm.config.window,
+        "pattern": lm.config.pattern.describe(), "machine": {"cpu": platform.processor() or platform.machine(),
+                                                             "cpus": __import__("os").cpu_count()},
+        "backends": {},
+    }
+    for b in backends:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gc.collect()
+            result["backends"][b] = bench_backend(lm, b, positions)
+    lo, hi = str(positions[1]), str(positions[-1])
+    result["targets"] = {
+        b: {"p99_le_5ms": max(r["p99_ms"].values()) <= TARGET_P99_MS,
+            "p50_flat_within_10pct": abs(r["p50_ms"][hi] - r["p50_ms"][lo]) <= 0.1 * r["p50_ms"][lo],
+            "rss_growth_lt_5mb": r["rss_growth_mb"] < 5.0}
+        for b, r in result["backends"].items()
+    }
+    return result
+
+
+def main(args) -> int:
+    res = bench_model(getattr(args, "checkpoint", None), quick=bool(getattr(args, "quick", False)))
+    print(json.dumps(res, indent=1))
+    return 0

@@ -1,0 +1,107 @@
+"""The runtime API the engine and evaluation use: debug model, accompanist contract,
+token NLL, backend fallback, and the shipped checkpoint."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from models.generate import make_sampler
+from models.runtime import DEFAULT_CHECKPOINT, debug_model, load_accompanist, load_model
+from models.tokens import ACCOMP_STREAMS, CHORD, CHORD_UNKNOWN, MELODY, NUM_STREAMS, VOCAB_SIZES
+from tiny_pieces import random_piece
+
+torch.set_num_threads(1)
+
+
+def test_debug_model_is_deterministic_and_small():
+    a, b, c = debug_model(0), debug_model(0), debug_model(1)
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k])
+    assert any(not torch.equal(v, c.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+    assert a.model.num_params() < 200_000
+
+
+def test_accompanist_contract():
+    acc = debug_model(0).accompanist()
+    acc.reset("folk", "3/4")
+    seen_streams = set()
+
+    def sampler(stream, logits):
+        seen_streams.add(stream)
+        assert logits.dtype == np.float32 and logits.shape == (VOCAB_SIZES[stream],)
+        return make_sampler(1.0, stream)(stream, logits)
+
+    for t in range(40):
+        out = acc.advance(3 + 60 if t % 4 == 0 else 2, t % 12, sampler)
+        assert out.shape == (len(ACCOMP_STREAMS),) and out.dtype == np.int64
+        for s, tok in zip(ACCOMP_STREAMS, out):
+            assert 0 < tok < VOCAB_SIZES[s]
+    assert seen_streams == set(ACCOMP_STREAMS)
+    assert acc.lookahead == 1
+
+
+def test_same_seeded_sampler_gives_same_band_and_reset_restarts():
+    acc = debug_model(0).accompanist()
+
+    def run():
+        acc.reset("pop", "4/4")
+        s = make_sampler(1.0, seed=7)
+        return np.array([acc.advance(65, t % 16, s) for t in range(30)])
+
+    np.testing.assert_array_equal(run(), run())
+
+
+def test_token_nll_shape_nan_and_values():
+    lm = debug_model(0)
+    piece = random_piece(40, seed=4, style="chorale")
+    tok = piece.tokens.copy()
+    tok[:, CHORD] = CHORD_UNKNOWN                      # JSB-like: no chord labels
+    piece = type(piece)(piece.name, piece.style, piece.meter, tok, piece.step_in_bar)
+    nll = lm.token_nll(piece)
+    assert nll.shape == (40, NUM_STREAMS) and nll.dtype == np.float64
+    assert np.isnan(nll[:, CHORD]).all()
+    finite = nll[:, [MELODY, 2, 3, 4]]
+    assert np.isfinite(finite).all() and (finite > 0).all()
+    # an untrained model is near uniform over its vocabulary
+    assert abs(np.mean(finite) - np.log(VOCAB_SIZES[MELODY] - 1)) < 1.0
+
+
+def test_unavailable_backend_falls_back_with_one_warning(tmp_path):
+    from models.checkpoint import save_model
+
+    path = save_model(debug_model(0).model, tmp_path / "d.safetensors")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the fallback is for machines without")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        acc = load_accompanist(path, backend="torch-cuda")
+    assert len([w for w in caught if "unavailable" in str(w.message)]) == 1
+    acc.reset("pop", "4/4")
+    assert acc.advance(60, 0, make_sampler(0.0)).shape == (4,)
+
+
+def test_onnx_backend_streams_like_torch(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVEBAND_CACHE", str(tmp_path))
+    lm = debug_model(2)
+    a, b = lm.accompanist(backend="torch-cpu"), lm.accompanist(backend="onnx-cpu")
+    outs = []
+    for acc in (a, b):
+        acc.reset("pop", "4/4")
+        s = make_sampler(0.0)
+        outs.append(np.array([acc.advance(60 + t % 5, t % 16, s) for t in range(3 * lm.config.window)]))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert list((tmp_path / "onnx").glob("*.onnx"))         # exported outside the repository
+
+
+def test_shipped_checkpoint_loads_and_plays():
+    """The default checkpoint is real weights (not the debug model) and plays."""
+    assert DEFAULT_CHECKPOINT.is_file(), "models/checkpoints/default.safetensors is missing"
+    assert DEFAULT_CHECKPOINT.stat().st_size <= 25 * 2**20
+    lm = load_model()
+    assert lm.model.num_params() > 500_000
+    acc = lm.accompanist()
+    acc.reset("pop", "4/4")
+    s = make_sampler(0.8, seed=0)
+    out = np.array([acc.advance(3 + 64 if t % 4 == 0 else 2, t % 16, s) for t in range(64)])
+    assert (out[:, 1:] >= 3).any()                          # it plays notes
