@@ -54,10 +54,15 @@ def _load(checkpoint: str | None, backend: str, log):
     return debug_model(0).accompanist(0), "torch-cpu", "debug model (no shipped checkpoint)"
 
 
-def offline(seconds: float, checkpoint: str | None, backend: str, soundfont: str, log) -> dict:
+def offline(seconds: float, checkpoint: str | None, backend: str, soundfont: str, log,
+            accompanist=None) -> dict:
+    """Render ``seconds`` of the bench melody; ``accompanist`` overrides the model."""
     from engine.offline import RenderSettings, render_melody
 
-    acc, used, model = _load(checkpoint, backend, log)
+    if accompanist is not None:
+        acc, used, model = accompanist, "none", type(accompanist).__name__
+    else:
+        acc, used, model = _load(checkpoint, backend, log)
     mel = bench_melody(seconds)
     settings = RenderSettings(style="pop", tempo=120.0, meter="4/4", seed=0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,6 +181,14 @@ def main(args) -> int:
               "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     log("bench engine: offline render of 60 s of melody")
     result["offline"] = offline(15.0 if quick else 60.0, checkpoint, "torch-cpu", soundfont, log)
+    try:
+        # the same render with the rule-based band (a musical note density, no model):
+        # separates the synth's share from the model's
+        from models.rules import RuleAccompanist
+        result["offline_rule_band"] = offline(15.0 if quick else 60.0, None, "", soundfont, log,
+                                              accompanist=RuleAccompanist())
+    except ImportError:
+        pass
     log(f"bench engine: live run for {seconds:g} s on a PulseAudio null sink")
     blocksize = getattr(args, "blocksize", None) or 256
     result["live"] = live(seconds, checkpoint, "torch-cpu", soundfont, log, blocksize=blocksize)
