@@ -579,6 +579,14 @@ class MainWindow(QMainWindow):
             if press and not event.isAutoRepeat():
                 self.tap()
             return True
+        if key == Qt.Key.Key_R:
+            if press and not event.isAutoRepeat():
+                self.transport.record_btn.toggle()
+            return True
+        if key == Qt.Key.Key_Escape:
+            if press and self.last_snapshot is not None and self.last_snapshot.playing:
+                self.stop()
+            return True
         if self.input_mode != "keyboard":
             return False
         if key in (OCTAVE_DOWN, OCTAVE_UP) or self.keyboard.is_note_key(key):

@@ -134,7 +134,7 @@ class BandPanel(QWidget):
         self.onscreen = OnScreenKeys(base=keyboard_base)
         lay.addWidget(self.onscreen)
         help_ = QLabel(
-            "<b>Space</b> play / stop &nbsp; <b>T</b> tap tempo<br>"
+            "<b>Space</b> play / stop &nbsp; <b>Esc</b> stop &nbsp; <b>T</b> tap tempo &nbsp; <b>R</b> record<br>"
             "<b>Z S X D C V G B H N J M ,</b> play notes<br><b>[ ]</b> octave down / up")
         help_.setObjectName("dim")
         help_.setWordWrap(True)

@@ -40,7 +40,7 @@ class TransportBar(QFrame):
         self.record_btn = QPushButton("● REC")
         self.record_btn.setObjectName("record")
         self.record_btn.setCheckable(True)
-        self.record_btn.setToolTip("record each take from play to stop (WAV + MIDI, written as you play)")
+        self.record_btn.setToolTip("record each take from play to stop (WAV + MIDI, written as you play) (R)")
         lay.addWidget(self.play_btn)
         lay.addWidget(self.record_btn)
 

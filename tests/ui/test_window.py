@@ -143,6 +143,14 @@ def test_space_plays_and_t_taps_wherever_the_focus_is(make_window, fake_session,
     w.tick()
     key(w, Qt.Key.Key_Space)
     assert fake_session.called("stop")
+    assert w.transport.record_btn.isChecked()
+    key(w, Qt.Key.Key_R)
+    assert fake_session.called("set_recording")[-1] == (False,)
+    key(w, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: not w.starting)
+    w.tick()
+    key(w, Qt.Key.Key_Escape)
+    assert len(fake_session.called("stop")) == 2
 
 
 def test_computer_keyboard_plays_notes_only_in_keyboard_mode(make_window, fake_session):
