@@ -27,6 +27,10 @@ import time
 import numpy as np
 
 PREFERRED_RATES = (48000, 44100, 96000, 88200, 32000, 22050)
+# PortAudio's device list and stream table are process-global and not thread-safe: a
+# re-scan (terminate + initialize) while another thread opens a stream or queries the
+# devices corrupts its heap. Every PortAudio call made from this module holds this lock.
+PA_LOCK = threading.RLock()
 TIMING_RING = 1024
 
 
@@ -45,18 +49,22 @@ def _sd():
 
 def refresh_devices() -> None:
     """Re-scan PortAudio's device list (a server that started or stopped since)."""
+    from engine.midi_io import quiet_stderr   # libjack/ALSA complain on stderr while probing
+
     sd = _sd()
-    try:
-        sd._terminate()
-    except Exception:
-        pass
-    sd._initialize()
+    with PA_LOCK, quiet_stderr():
+        try:
+            sd._terminate()
+        except Exception:
+            pass
+        sd._initialize()
 
 
 def output_devices() -> list[str]:
     sd = _sd()
     try:
-        return [d["name"] for d in sd.query_devices() if d["max_output_channels"] >= 2]
+        with PA_LOCK:
+            return [d["name"] for d in sd.query_devices() if d["max_output_channels"] >= 2]
     except Exception:
         return []
 
@@ -64,7 +72,8 @@ def output_devices() -> list[str]:
 def input_devices() -> list[str]:
     sd = _sd()
     try:
-        return [d["name"] for d in sd.query_devices() if d["max_input_channels"] >= 1]
+        with PA_LOCK:
+            return [d["name"] for d in sd.query_devices() if d["max_input_channels"] >= 1]
     except Exception:
         return []
 
@@ -72,6 +81,11 @@ def input_devices() -> list[str]:
 def negotiate_rate(device, preferred: int) -> int:
     """The preferred rate if the device takes it, else its default rate, else the first
     common rate it accepts. AudioUnavailable when there is no output device at all."""
+    with PA_LOCK:
+        return _negotiate_rate(device, preferred)
+
+
+def _negotiate_rate(device, preferred: int) -> int:
     sd = _sd()
     try:
         info = sd.query_devices(device, "output")
@@ -215,12 +229,17 @@ class AudioOut:
     def start(self) -> None:
         """Open and start the stream. AudioUnavailable with a readable reason on failure."""
         self._wanted = True
-        self._open()
-        self._hold_gc()
+        try:
+            self._open()
+        except AudioUnavailable:
+            self._wanted = False
+            raise
+        self._hold_gc()          # a full collection now (the stream only plays silence yet)
 
     def _open(self) -> None:
         sd = _sd()
         try:
+            PA_LOCK.acquire()
             stream = sd.OutputStream(samplerate=self.sample_rate, blocksize=self.blocksize, device=self.device,
                                      channels=2, dtype="float32", latency=self.latency_hint,
                                      callback=self._callback)
@@ -228,6 +247,8 @@ class AudioOut:
         except Exception as exc:
             raise AudioUnavailable(f"cannot open audio output {self.device or '(default)'} at "
                                    f"{self.sample_rate} Hz, {self.blocksize} frames: {exc}") from None
+        finally:
+            PA_LOCK.release()
         self.stream = stream
         self.lost = None
         self._blocks_at_check = -1
@@ -237,14 +258,15 @@ class AudioOut:
         s, self.stream = self.stream, None
         if s is None:
             return
-        try:
-            s.abort()
-        except Exception:
-            pass
-        try:
-            s.close()
-        except Exception:
-            pass
+        with PA_LOCK:
+            try:
+                s.abort()
+            except Exception:
+                pass
+            try:
+                s.close()
+            except Exception:
+                pass
 
     def stop(self) -> None:
         self._wanted = False
@@ -287,12 +309,13 @@ class AudioOut:
                              "LiveBand keeps recording what it has and retries every second")
                 return "audio device lost: " + self.lost
             return None
-        # Stream gone: try to bring it back (a re-scan sees a server that returned).
+        # Stream gone: try to reopen the same device every second. No PortAudio re-scan
+        # here: that would close every other stream of the process (the microphone) and
+        # the device entry (e.g. ALSA "default" -> PulseAudio) outlives its server.
         if now - self._check_time < 1.0:
             return None
         self._check_time = now
         try:
-            refresh_devices()
             self._open()
         except Exception:
             return None

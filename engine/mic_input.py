@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from engine.audio_out import PA_LOCK
 from engine.ring import AudioRing
 
 
@@ -42,11 +43,13 @@ class MicInput:
         self.error: str | None = None
         self._offset_set = False
         self._stop = threading.Event()
-        self._stream = sd.InputStream(samplerate=self.sample_rate, channels=1, dtype="float32",
-                                      blocksize=blocksize, device=device, callback=self._callback)
+        with PA_LOCK:
+            self._stream = sd.InputStream(samplerate=self.sample_rate, channels=1, dtype="float32",
+                                          blocksize=blocksize, device=device, callback=self._callback)
         self._worker = threading.Thread(target=self._run, name="liveband-mic", daemon=True)
         self._worker.start()
-        self._stream.start()
+        with PA_LOCK:
+            self._stream.start()
 
     def _callback(self, indata, frames, time_info, status) -> None:
         """Thread: audio input. Copies only (the first call also fixes the clock map)."""
@@ -86,9 +89,10 @@ class MicInput:
 
     def close(self) -> None:
         self._stop.set()
-        try:
-            self._stream.abort()
-            self._stream.close()
-        except Exception:
-            pass
+        with PA_LOCK:
+            try:
+                self._stream.abort()
+                self._stream.close()
+            except Exception:
+                pass
         self._worker.join(timeout=2)

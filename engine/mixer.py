@@ -34,6 +34,65 @@ import numpy as np
 from engine.events import ALL_OFF, CONTROL, EVENT_DTYPE, IMMEDIATE, NOTE_OFF, NOTE_ON, PROGRAM, EventQueue
 
 NUM_CHANNELS = 16
+
+
+class _GilHoldingSynth:
+    """The four FluidSynth calls the callback makes, bound as ``ctypes.PYFUNCTYPE``
+    prototypes: unlike pyfluidsynth's CFUNCTYPE bindings they keep the GIL while in C.
+
+    Why: a CFUNCTYPE call releases the GIL and must win it back afterwards. On a busy
+    machine the thread that took it meanwhile (the model, the pitch tracker) may be
+    preempted while holding it, and the real-time callback then waits for that thread
+    to be scheduled again: several such hand-offs per block are what make the p99 of
+    the callback's work time. Holding the GIL for the few hundred microseconds of
+    rendering costs the other threads nothing they would notice.
+    """
+
+    def __init__(self, synth) -> None:
+        import ctypes
+
+        import fluidsynth as fs
+
+        lib = fs._fl
+        c_int, c_void_p = ctypes.c_int, ctypes.c_void_p
+        proto = ctypes.PYFUNCTYPE
+        self._h = synth._synth.synth
+        self._write = proto(c_int, c_void_p, c_int, c_void_p, c_int, c_int, c_void_p, c_int, c_int)(
+            ("fluid_synth_write_float", lib))
+        self._noteon = proto(c_int, c_void_p, c_int, c_int, c_int)(("fluid_synth_noteon", lib))
+        self._noteoff = proto(c_int, c_void_p, c_int, c_int)(("fluid_synth_noteoff", lib))
+        self._cc = proto(c_int, c_void_p, c_int, c_int, c_int)(("fluid_synth_cc", lib))
+        self.synth = synth
+
+    def render_into(self, out: np.ndarray, start: int, stop: int) -> None:
+        n = stop - start
+        if n > 0:
+            base = out.ctypes.data + start * 8
+            self._write(self._h, n, base, 0, 2, base, 1, 2)
+
+    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
+        self._noteon(self._h, channel, pitch & 127, velocity & 127)
+
+    def note_off(self, channel: int, pitch: int) -> None:
+        self._noteoff(self._h, channel, pitch & 127)
+
+    def control_change(self, channel: int, control: int, value: int) -> None:
+        self._cc(self._h, channel, control & 127, value & 127)
+
+    def set_program(self, channel: int, program: int) -> None:
+        self.synth.set_program(channel, program)
+
+
+def _callback_synth(synth, hold_gil: bool):
+    """The synth interface the callback uses: GIL-holding bindings for engine.synth.Synth
+    when possible, else the object itself (any Synth-like object works)."""
+    if hold_gil:
+        try:
+            if synth._synth is not None and synth._synth.synth:
+                return _GilHoldingSynth(synth)
+        except Exception:   # another synth class, or pyfluidsynth without these symbols
+            pass
+    return synth
 CC_VOLUME, CC_SUSTAIN, CC_ALL_NOTES_OFF = 7, 64, 123
 WORK_RING = 1 << 14          # durations kept for p50/p99 (about 87 s of 256-frame blocks)
 
@@ -46,12 +105,14 @@ class Mixer:
     """
 
     def __init__(self, synth, sample_rate: int, max_block: int, *, events_per_block: int = 512,
-                 master_gain: float = 1.0, ceiling: float = 0.98, release_s: float = 0.25) -> None:
+                 master_gain: float = 1.0, ceiling: float = 0.98, release_s: float = 0.25,
+                 hold_gil: bool = True) -> None:
         if max_block <= 0:
             raise ValueError("max_block must be positive")
         if not 0.0 < ceiling <= 1.0:
             raise ValueError("limiter ceiling must be in (0, 1]")
         self.synth = synth
+        self._synth = _callback_synth(synth, hold_gil)   # what process() calls
         self.sample_rate = int(sample_rate)
         self.max_block = int(max_block)
         self.clock = 0                       # master clock: samples rendered so far
@@ -179,7 +240,7 @@ class Mixer:
 
     # -- the audio path --------------------------------------------------------
     def _apply_controls(self) -> None:
-        synth = self.synth
+        synth = self._synth
         if self._reset_requested:
             self._reset_requested = False
             for ch in range(NUM_CHANNELS):
@@ -200,7 +261,7 @@ class Mixer:
                 synth.set_program(ch, p)
 
     def _apply_event(self, kind: int, ch: int, d1: int, d2: int) -> None:
-        synth = self.synth
+        synth = self._synth
         if kind == NOTE_ON:
             if d2 == 0:
                 synth.note_off(ch, d1)
@@ -274,7 +335,7 @@ class Mixer:
                 if t != IMMEDIATE and t < clock:
                     self.late_events += 1
                 if best_off > pos:
-                    self.synth.render_into(out, pos, best_off)
+                    self._synth.render_into(out, pos, best_off)
                     pos = best_off
                 kind, ch, d1, d2 = int(ek[i]), int(ec[i]), int(e1[i]), int(e2[i])
                 self._apply_event(kind, ch, d1, d2)
@@ -282,7 +343,7 @@ class Mixer:
                 if log is not None:
                     log.push(clock + best_off, kind, ch, d1, d2)
         if pos < frames:
-            self.synth.render_into(out, pos, frames)
+            self._synth.render_into(out, pos, frames)
 
         self._master_and_limit(out, frames)
         tap = self._tap

@@ -37,7 +37,8 @@ from typing import Callable
 import numpy as np
 
 from engine import parts as P
-from engine.audio_out import AudioOut, AudioUnavailable, input_devices, negotiate_rate, output_devices
+from engine.audio_out import (AudioOut, AudioUnavailable, input_devices, negotiate_rate, output_devices,
+                              refresh_devices)
 from engine.clock import Clock, beat_steps, check_tempo
 from engine.events import (ALL_OFF, CONTROL, EVENT_DTYPE, IMMEDIATE, NOTE_OFF, NOTE_ON, PROGRAM,
                            EventQueue)
@@ -292,6 +293,21 @@ class Session:
         except AudioUnavailable as exc:
             self._problem("audio", f"{exc}. Start PulseAudio/PipeWire or JACK, "
                                    "or choose another output in the settings")
+
+    def _retry_audio(self) -> None:
+        """No device at start: try the default output again (a server that came up
+        later), keeping the session's sample rate. Thread: housekeeper."""
+        with self._lock:
+            try:
+                if self._mic is None:      # a re-scan would also close an open input stream
+                    refresh_devices()
+                if negotiate_rate(None, self.sample_rate) != self.sample_rate:
+                    return
+                self._audio.start()
+            except AudioUnavailable:
+                return
+            self._problem("audio", None)
+            self._happened("audio output started")
 
     def audio_devices(self) -> dict:
         return {"inputs": input_devices(), "outputs": output_devices()}
@@ -851,6 +867,9 @@ class Session:
                     else:
                         self._problem("audio", None)
                         self._happened(note)
+                if tick % 12 == 0 and not self._audio._wanted and "audio" in self._problems \
+                        and self._audio_cfg.output_device is None:
+                    self._retry_audio()
                 if tick % 4 == 0:
                     self._scan_midi()
                     self._cpu = proc.cpu_percent(None)
