@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from models.checkpoint import CHECKPOINT_VERSION, CheckpointError, save_model
 from models.pattern import Pattern
 from models.runtime import piece_meta, target_mask
-from models.tokens import NUM_STREAMS, PAD, STREAMS, STYLES
+from models.tokens import CHORD, NUM_STREAMS, PAD, STREAMS, STYLES
 from models.transformer import ModelConfig, Transformer
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,10 @@ class TrainConfig:
     style_weights: tuple[tuple[str, float], ...] = (("pop", 0.55), ("folk", 0.3), ("chorale", 0.15))
     stream_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)   # loss weight per stream
     transpose: bool = True         # random transposition over all 12 keys
+    # Exposure-bias remedy: this fraction of crops gets a span of its accompaniment
+    # *history* (model inputs, never targets, never the melody) moved to a wrong key, so
+    # the model learns to follow the melody back instead of copying its own past.
+    corrupt_prob: float = 0.0
     eval_every: int = 200
     eval_crops_per_style: int = 32
     ckpt_every: int = 50
@@ -61,6 +65,8 @@ class TrainConfig:
             raise ValueError("steps, batch_size must be >= 1 and crop_frames >= 2")
         if not 0 < self.lr < 1:
             raise ValueError(f"lr must be in (0, 1), got {self.lr}")
+        if not 0.0 <= self.corrupt_prob <= 1.0:
+            raise ValueError(f"corrupt_prob must be in [0, 1], got {self.corrupt_prob}")
         if len(self.stream_weights) != NUM_STREAMS:
             raise ValueError(f"stream_weights needs {NUM_STREAMS} values")
         for s, w in self.style_weights:
@@ -145,7 +151,34 @@ class Batcher:
     def batch(self, rng: np.random.Generator, size: int, transpose: bool = True):
         idx = rng.choice(len(self.pieces), size=size, p=self.probs)
         rows = [self.rows_of(self.crop(rng, int(i), transpose)) for i in idx]
+        if transpose and self.cfg.corrupt_prob > 0:
+            for inputs, _, _ in rows:
+                if rng.random() < self.cfg.corrupt_prob:
+                    corrupt_history(inputs, rng)
         return tuple(torch.from_numpy(np.stack(x)) for x in zip(*rows))
+
+
+def corrupt_history(inputs: np.ndarray, rng: np.random.Generator) -> None:
+    """In place: over a random span of input rows, move the accompaniment streams' chord
+    roots and note-ons by a random 1..11 semitones (as if the band had drifted to a wrong
+    key). The melody column and the targets are untouched."""
+    from models.tokens import ACCOMP_STREAMS, CHORD_BASE, NOTE_BASE, QUALITIES
+
+    R = len(inputs)
+    length = int(rng.integers(min(16, R), R + 1))
+    a = int(rng.integers(0, R - length + 1))
+    k = int(rng.integers(1, 12))
+    span = inputs[a:a + length]
+    for s in ACCOMP_STREAMS:
+        col = span[:, s]
+        if s == CHORD:
+            on = col >= CHORD_BASE
+            root, q = np.divmod(col[on] - CHORD_BASE, len(QUALITIES))
+            col[on] = CHORD_BASE + ((root + k) % 12) * len(QUALITIES) + q
+        else:
+            on = col >= NOTE_BASE
+            moved = col[on] + (k if k <= 6 else k - 12)
+            col[on] = np.where((moved >= NOTE_BASE) & (moved < NOTE_BASE + 128), moved, col[on])
 
 
 def fixed_valid_set(pieces: list, cfg: TrainConfig) -> dict[str, tuple[torch.Tensor, ...]]:

@@ -108,3 +108,27 @@ def test_torchrun_two_processes_gloo(tmp_path):
     reports = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
     assert [r["train"]["step"] for r in reports if "train" in r] == [4]     # rank 0 reports once
     assert load_model(out / "model.safetensors").config == TINY.model
+
+
+def test_history_corruption_moves_accompaniment_inputs_only():
+    from models.tokens import CHORD, CHORD_BASE, MELODY, NOTE_BASE, QUALITIES
+    from models.train import corrupt_history
+    from tiny_pieces import random_piece
+
+    piece = random_piece(64, seed=5)
+    inputs, targets = Pattern("delay", delays=(0, 0, 1, 1, 1)).model_rows(piece.tokens.astype(np.int64))
+    for seed in range(10):
+        x = inputs.copy()
+        corrupt_history(x, np.random.default_rng(seed))
+        np.testing.assert_array_equal(x[:, MELODY], inputs[:, MELODY])          # the melody is sacred
+        changed = np.flatnonzero((x != inputs).any(axis=1))
+        assert len(changed) > 0 and changed.max() - changed.min() + 1 <= len(x)
+        # chords keep their quality and all move by one same interval
+        c0, c1 = inputs[changed, CHORD], x[changed, CHORD]
+        ok = c0 >= CHORD_BASE
+        q0, q1 = (c0[ok] - CHORD_BASE) % len(QUALITIES), (c1[ok] - CHORD_BASE) % len(QUALITIES)
+        np.testing.assert_array_equal(q0, q1)
+        shift = {int(v) for v in ((c1[ok] - CHORD_BASE) // len(QUALITIES) - (c0[ok] - CHORD_BASE) // len(QUALITIES)) % 12}
+        assert len(shift) == 1 and shift != {0}
+        # HOLD / REST / PAD never change
+        assert ((x != inputs) <= (inputs >= min(CHORD_BASE, NOTE_BASE))).all()
