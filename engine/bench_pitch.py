@@ -80,7 +80,10 @@ def summarise(results: list[dict]) -> dict:
 
 def bench(trackers=("pesto", "crepe"), kind: str = "bench", sample_rate: int = 48000) -> dict:
     clips = corpus(kind, sample_rate=sample_rate)
+    import os
+
     report = {"corpus": kind, "clips": len(clips), "input_rate": sample_rate,
+              "cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2),
               "seconds": round(sum(len(c.audio) for c in clips) / sample_rate, 1), "trackers": {}}
     for name in trackers:
         ht = HumTracker(name, input_rate=sample_rate, keep_frames=True)
@@ -88,6 +91,14 @@ def bench(trackers=("pesto", "crepe"), kind: str = "bench", sample_rate: int = 4
         res = [run_clip(ht, c) for c in clips]
         s = summarise(res)
         s["providers"] = getattr(ht.tracker, "providers", None) or ["CPUExecutionProvider"]
+        lat_target = 40.0 if name == "pesto" else 90.0
+        s["targets_met"] = {
+            "onset_f1_clean>=0.9": s["onset_f1_clean"] >= 0.9,
+            "onset_f1_noisy>=0.8": s["onset_f1_noisy"] >= 0.8,
+            "note_pitch_accuracy>=0.95": s["note_pitch_accuracy"] >= 0.95,
+            f"latency_p50<={lat_target:.0f}ms": s["latency_ms_p50"] is not None and s["latency_ms_p50"] <= lat_target,
+            "cpu_per_hop<=2ms": s["cpu_ms_per_hop"] <= 2.0,
+        }
         report["trackers"][name] = s
     return report
 

@@ -51,4 +51,15 @@ def transcribe_wav(path: str | os.PathLike, tracker: str = "pesto",
     return notes
 
 
-__all__ = ["MelodyEvent", "transcribe_wav"]
+def __getattr__(name: str):
+    # HumTracker / HumInput pull in numpy, scipy and (when built) a model: load on use
+    if name == "HumTracker":
+        from engine.pitch.live import HumTracker
+        return HumTracker
+    if name == "HumInput":
+        from engine.pitch.mic import HumInput
+        return HumInput
+    raise AttributeError(name)
+
+
+__all__ = ["MelodyEvent", "transcribe_wav", "HumTracker", "HumInput"]

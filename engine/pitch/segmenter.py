@@ -143,6 +143,7 @@ class NoteSegmenter:
         self._dip_min_db: float | None = None
         self._octave_run = 0
         self._last_low_hop = -1
+        self._last_t = -1e9
         self._glides: deque[bool] = deque(maxlen=60)
         self._prev_voiced_pitch: float | None = None
         self.talking = False
@@ -264,8 +265,9 @@ class NoteSegmenter:
                         # a recent rise, by the tracker's frame delay
                         rise = self._last_low_hop + 1 - 1.0
                         on_time = rise if first - rise <= 15 else first - c.pitch_delay_hops
-                        self._flush_pending(out)
-                        self._start(med, min(on_time, first), max(l for _, _, l in list(self._run)[-c.stable_hops:]), out)
+                        on_time = min(on_time, first)
+                        self._flush_pending(out, on_time)
+                        self._start(med, on_time, max(l for _, _, l in list(self._run)[-c.stable_hops:]), out)
             else:
                 self._in_note(pitch, level_db, out)
         else:
@@ -276,13 +278,31 @@ class NoteSegmenter:
                 self._prev_voiced_pitch = None
                 self._end(self.hop - c.off_hops + 1, out)
         self.voiced_hops.append(self.voiced)
-        return out
+        return self._monotonic(out)
 
-    def _flush_pending(self, out: list) -> None:
+    def _monotonic(self, out: list) -> list:
+        """Clamp event times so they never go back (back-dated onsets could otherwise
+        precede an earlier note-off); the audio queue needs non-decreasing times."""
+        res = []
+        for kind, p, t, v in out:
+            t = max(t, self._last_t)
+            self._last_t = t
+            res.append((kind, p, t, v))
+        if res and self.notes:
+            # keep the note records consistent with what was announced
+            for n in self.notes[-2:]:
+                if n.off_hop is not None and n.off_hop < n.on_hop:
+                    n.off_hop = n.on_hop
+        return res
+
+    def _flush_pending(self, out: list, at: float) -> None:
+        """A new note starts at ``at`` while the last one's note-off is held back for its
+        minimum length: end it where the new one begins, so event times never go back."""
         if self._pending_off is not None:
             last = self.notes[-1]
-            out.append(("off", last.pitch, self.hop, 0))
-            last.off_hop = self.hop
+            t = max(last.on_hop, min(self._pending_off, at))
+            out.append(("off", last.pitch, t, 0))
+            last.off_hop = t
             self._pending_off = None
 
     def _in_note(self, pitch: float, level_db: float, out: list) -> None:
@@ -296,7 +316,7 @@ class NoteSegmenter:
             first = self._run[-c.change_hops][0]
             on_time = max(first - c.pitch_delay_hops, n.on_hop + 1)
             self._end(on_time, out)
-            self._flush_pending(out)
+            self._flush_pending(out, on_time)
             self._start(med, on_time, level_db, out)
             self.note.pitches[:] = [p for _, p, _ in list(self._run)[-c.change_hops:]]
             return
@@ -316,7 +336,7 @@ class NoteSegmenter:
                 ok2, med2 = self._stable(2, 100.0, 100.0)
                 on_time = float(self._dip_min_hop)
                 self._end(on_time, out)
-                self._flush_pending(out)
+                self._flush_pending(out, on_time)
                 self._start(med2 if ok2 else pitch, on_time, level_db, out)
                 return
         n.pitches.append(pitch)
@@ -330,4 +350,4 @@ class NoteSegmenter:
             last = self.notes[-1]
             out.append(("off", last.pitch, self._pending_off, 0))
             self._pending_off = None
-        return out
+        return self._monotonic(out)

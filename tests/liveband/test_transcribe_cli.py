@@ -12,7 +12,9 @@ from engine.pitch.synth_hum import HumSpec, make_hum
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "liveband.cli", *args], capture_output=True, text=True, timeout=300)
+    # through liveband.cli.main, as the `liveband` entry point does
+    code = "import sys; from liveband.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -101,3 +101,13 @@ def test_key_snapping():
 def test_nan_inputs_are_treated_as_silence():
     ev, _ = run([(float("nan"), float("nan"), float("nan"))] * 30 + note(60, 30) + silence(10))
     assert [p for p, _ in ons(ev)] == [60]
+
+
+def test_event_times_never_go_back():
+    # short notes whose note-offs are held back, then legato changes and dips
+    frames = (silence(5) + note(60, 4) + silence(3) + note(62, 4) + silence(3) + note(64, 30) + note(67, 30)
+              + note(67, 3, level=-40) + note(67, 20) + silence(10))
+    ev, _ = run(frames, SegmenterConfig(min_note_ms=120))
+    times = [h for _, _, h, _ in ev]
+    assert times == sorted(times)
+    assert sum(k == "on" for k, *_ in ev) == sum(k == "off" for k, *_ in ev) >= 3
