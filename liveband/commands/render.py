@@ -116,7 +116,7 @@ def main(args) -> int:
     m = result.metrics
     seconds = result.frames / settings.sample_rate
     speed = seconds / result.seconds_wall if result.seconds_wall > 0 else float("inf")
-    print(f"wrote {out} ({seconds:.1f} s, {cfg.style}, {cfg.tempo:g} BPM {cfg.meter}, seed {cfg.seed}, "
+    print(f"wrote {out} ({seconds:.1f} s, {cfg.style}, {round(cfg.tempo, 2):g} BPM {cfg.meter}, seed {cfg.seed}, "
           f"{backend}, {speed:.1f}x real time)" + (f" and {args.midi_out}" if args.midi_out else ""))
     if m.late_steps:
         _say(f"{m.late_steps} steps were generated late (the band held)")
