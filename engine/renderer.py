@@ -25,10 +25,10 @@ from typing import Iterable, Protocol
 import numpy as np
 
 from engine import parts as P
+from engine.clock import beat_steps
 from engine.events import CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
 from engine.groove import SIDE_STICK, Groove
-from models.tokens import CHORD_BASE, CHORD_NONE, HOLD, REST, chord_pitch_classes, is_note_on, token_pitch
-from engine.clock import beat_steps
+from models.tokens import CHORD_BASE, CHORD_NONE, REST, chord_pitch_classes, is_note_on, token_pitch
 
 PAD_LOW = 55  # pad voicing: each chord tone in [55, 67)
 
