@@ -196,7 +196,6 @@ class Session:
         self._mixer = Mixer(self._synth, rate, max(MAX_BLOCK, self._audio_cfg.blocksize))
         self._key_q = EventQueue(1024)               # producer: UI thread
         self._midi_q = EventQueue(1024)              # producer: rtmidi thread
-        self._mic_q = EventQueue(1024)               # producer: pitch thread (mic monitor)
         for q in (self._key_q, self._midi_q):
             self._mixer.add_queue(q)
         self._log_q = EventQueue(1 << 15)            # producer: audio (applied events)
@@ -248,7 +247,6 @@ class Session:
         # meters
         self._cpu = 0.0
         self._key = ""
-        self._chord = ""
 
         self._audio = AudioOut(self._mixer, device=self._audio_cfg.output_device,
                                blocksize=self._audio_cfg.blocksize, latency=self._audio_cfg.latency)
