@@ -11,8 +11,8 @@ Decisions, in the order they are taken each hop:
    Inside a note, a new stable pitch ``change_semitones`` away from the note's running
    median starts a new note (legato), and a level dip of ``dip_db`` followed by a rise
    of ``rise_db`` re-articulates (a repeated note).
-   Talking is told from humming by how much the voiced pitch glides (hop-to-hop
-   motion over ``talk_glide_cents`` in more than ``talk_fraction`` of recent voiced
+   Talking is told from humming by how much the voiced pitch glides (motion over 3
+   hops above ``talk_glide_cents`` in more than ``talk_fraction`` of recent voiced
    hops); while it looks like talking an onset needs ``talk_stable_hops`` steady hops,
    so speech does not become a stream of notes.
 3. Pitch: the note is announced with the median of its first stable hops and keeps a
@@ -52,7 +52,7 @@ class SegmenterConfig:
     change_hops: int = 5
     dip_db: float = 8.0             # re-articulation: level dips this much ...
     rise_db: float = 5.0            # ... then rises this much, within a voiced note
-    talk_glide_cents: float = 15.0  # hop-to-hop pitch motion that counts as gliding
+    talk_glide_cents: float = 50.0  # pitch motion over 3 hops that counts as gliding
     talk_fraction: float = 0.30     # this share of gliding voiced hops means talking ...
     talk_stable_hops: int = 12      # ... and then an onset needs this many steady hops
     min_note_ms: float = 60.0
@@ -144,8 +144,8 @@ class NoteSegmenter:
         self._octave_run = 0
         self._last_low_hop = -1
         self._last_t = -1e9
-        self._glides: deque[bool] = deque(maxlen=60)
-        self._prev_voiced_pitch: float | None = None
+        self._glides: deque[bool] = deque(maxlen=80)
+        self._voiced_pitches: deque[float] = deque(maxlen=4)
         self.talking = False
         self._dip_min_hop = 0
         self.voiced_hops: list[bool] = []
@@ -243,13 +243,16 @@ class NoteSegmenter:
                 else:
                     self._octave_run = 0
             self._run.append((self.hop, pitch, level_db))
-            if self._prev_voiced_pitch is not None:
-                self._glides.append(abs(pitch - self._prev_voiced_pitch) * 100 > c.talk_glide_cents)
-                if len(self._glides) >= 20:
+            self._voiced_pitches.append(pitch)
+            if len(self._voiced_pitches) == 4:
+                # pitch motion over 3 hops: speech glides through it, while noise jitter
+                # (hop to hop) and a hum's vibrato mostly stay under talk_glide_cents
+                self._glides.append(abs(self._voiced_pitches[-1] - self._voiced_pitches[0]) * 100
+                                    > c.talk_glide_cents)
+                if len(self._glides) >= 40:
                     share = sum(self._glides) / len(self._glides)
                     # hysteresis: talking starts above talk_fraction, ends below half of it
                     self.talking = share > (c.talk_fraction / 2 if self.talking else c.talk_fraction)
-            self._prev_voiced_pitch = pitch
             if self.note is None:
                 if self._pending_off is None or self.hop >= self._pending_off - 1:
                     # speech glides from syllable to syllable; a hum holds its pitch. When
@@ -275,7 +278,7 @@ class NoteSegmenter:
             if self.voiced and self._unvoiced_run >= c.off_hops:
                 self.voiced = False
                 self._run.clear()
-                self._prev_voiced_pitch = None
+                self._voiced_pitches.clear()
                 self._end(self.hop - c.off_hops + 1, out)
         self.voiced_hops.append(self.voiced)
         return self._monotonic(out)
@@ -311,8 +314,12 @@ class NoteSegmenter:
         assert n is not None
         # pitch change: the last change_hops hops agree on a pitch away from the note
         ok, med = self._stable(c.change_hops, 100.0, 60.0)
-        if ok and abs(med - n.median_pitch) >= c.change_semitones and \
+        # ... and the newest hops have settled (a legato glide's tail must not name the
+        # new note): it is named by their median
+        settled, med_new = self._stable(3, 40.0, c.slope_cents * 2)
+        if ok and settled and abs(med - n.median_pitch) >= c.change_semitones and \
                 all(h > n.on_hop for h, _, _ in list(self._run)[-c.change_hops:]):
+            med = med_new
             first = self._run[-c.change_hops][0]
             on_time = max(first - c.pitch_delay_hops, n.on_hop + 1)
             self._end(on_time, out)
