@@ -14,11 +14,8 @@ import sys
 
 from liveband import __version__
 from liveband.config import BACKENDS
+from liveband.errors import UserError  # noqa: F401  (re-exported for command modules)
 from models.tokens import METERS, STYLES
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line."""
 
 
 def _engine_options(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,6 @@
+"""Errors a user can fix. Kept apart from liveband.cli so that `python -m liveband.cli`
+(which runs cli.py as __main__) and the command modules share one class."""
+
+
+class UserError(Exception):
+    """A problem the user can fix; the CLI prints it as one line and exits 2."""
