@@ -106,8 +106,9 @@ def decode(act: np.ndarray, fmin: float = 50.0, fmax: float = 1200.0) -> tuple[n
 class CrepeTracker:
     """Streaming CREPE: each 10 ms hop slides a 1024-sample (64 ms) window.
 
-    backend: "onnx" (onnxruntime; default) or "torch". device: "cpu" or "cuda" (full
-    model on a GPU; falls back to CPU with the provider onnxruntime picks).
+    capacity: "tiny", "full" or "auto" (full where torch sees a GPU, else tiny).
+    backend: "onnx" (onnxruntime; default) or "torch". device: "cpu", "cuda" or "auto"
+    (CUDA where present; onnxruntime falls back to CPU if its CUDA provider cannot run).
     Thread: one thread at a time.
     """
 
@@ -116,6 +117,13 @@ class CrepeTracker:
 
     def __init__(self, capacity: str = "tiny", backend: str = "onnx", device: str = "cpu",
                  threads: int = 1, fmin: float = 50.0, fmax: float = 1200.0) -> None:
+        if capacity == "auto" or device == "auto":
+            # full CREPE is real-time only on a GPU (37 ms per frame on a laptop CPU)
+            import torch
+
+            gpu = torch.cuda.is_available()
+            capacity = ("full" if gpu else "tiny") if capacity == "auto" else capacity
+            device = ("cuda" if gpu else "cpu") if device == "auto" else device
         if capacity not in _CAPACITY:
             raise ValueError(f"CREPE capacity must be 'tiny' or 'full', got {capacity!r}")
         self.capacity = capacity

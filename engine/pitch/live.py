@@ -49,14 +49,15 @@ class HumTracker:
                  channels: int = 1, segmenter: SegmenterConfig | None = None,
                  clock_rate: int | None = None, clock_offset: int = 0, input_latency_s: float = 0.0,
                  gain_db: float = 0.0, keep_frames: bool = False, use_periodicity: bool = True,
-                 **tracker_kw) -> None:
+                 keep_history: bool = True, **tracker_kw) -> None:
         if input_rate < 4000 or input_rate > 384000:
             raise ValueError(f"unsupported input sample rate {input_rate} Hz")
         self.tracker: PitchTracker = make_tracker(tracker, **tracker_kw) if isinstance(tracker, str) else tracker
         name = getattr(self.tracker, "name", "pesto")
         self.seg_config = replace(segmenter or TRACKER_DEFAULTS.get(name, SegmenterConfig()),
                                   pitch_delay_hops=self.tracker.delay_samples / HOP)
-        self.segmenter = NoteSegmenter(self.seg_config)
+        self.keep_history = keep_history
+        self.segmenter = NoteSegmenter(self.seg_config, keep_history)
         self.input_rate = int(input_rate)
         self.channels = int(channels)
         self.clock_rate = int(clock_rate or input_rate)
@@ -78,8 +79,10 @@ class HumTracker:
         self.stats = HumStats()
         self.samples_in = 0
         self.keep_frames = keep_frames
-        self.frames: list[tuple[float, float, float]] = []   # (f0, conf, level) per hop if kept
-        self.emitted: list[tuple[MelodyEvent, int]] = []     # (event, input sample count when emitted)
+        # kept for benches only (keep_frames): per-hop (f0, conf, level) and each event
+        # with the input sample count at the moment it was emitted
+        self.frames: list[tuple[float, float, float]] = []
+        self.emitted: list[tuple[MelodyEvent, int]] = []
 
     # -- clock -------------------------------------------------------------------------
     def _hop_to_clock(self, hop: float) -> int:
@@ -211,7 +214,8 @@ class HumTracker:
         for kind, pitch, hop, vel in evs:
             ev = MelodyEvent(pitch=int(pitch), on=kind == "on", time=self._hop_to_clock(hop), velocity=int(vel))
             self.events.append(ev)
-            self.emitted.append((ev, self.samples_in))
+            if self.keep_frames:
+                self.emitted.append((ev, self.samples_in))
             out.append(ev)
         return out
 
@@ -250,4 +254,4 @@ class HumTracker:
     def with_segmenter(self, **changes) -> None:
         """Change segmenter settings (e.g. key snapping); restarts segmentation."""
         self.seg_config = replace(self.seg_config, **changes)
-        self.segmenter = NoteSegmenter(self.seg_config)
+        self.segmenter = NoteSegmenter(self.seg_config, self.keep_history)

@@ -212,7 +212,7 @@ class HumInput:
         # does not leave the first seconds of audio piling up in the ring
         _, rate = self.mic.device_info()
         self.hum = HumTracker(self.tracker_name, input_rate=rate, clock_rate=self.clock_rate or rate,
-                              clock_offset=self.clock_offset, **self.hum_kw)
+                              clock_offset=self.clock_offset, keep_history=False, **self.hum_kw)
         self.hum.feed(np.zeros(rate // 20, np.float32))
         self.hum.reset()
         self.mic.start()

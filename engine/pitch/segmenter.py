@@ -125,8 +125,11 @@ class NoteSegmenter:
     which is earlier than the hop that announces it).
     """
 
-    def __init__(self, config: SegmenterConfig | None = None) -> None:
+    def __init__(self, config: SegmenterConfig | None = None, keep_history: bool = True) -> None:
+        """keep_history: keep every note and the per-hop voicing (files, benches); a live
+        session keeps only the last few notes, so memory stays flat however long it runs."""
         self.cfg = config or SegmenterConfig()
+        self.keep_history = keep_history
         self.reset()
 
     def reset(self) -> None:
@@ -280,7 +283,10 @@ class NoteSegmenter:
                 self._run.clear()
                 self._voiced_pitches.clear()
                 self._end(self.hop - c.off_hops + 1, out)
-        self.voiced_hops.append(self.voiced)
+        if self.keep_history:
+            self.voiced_hops.append(self.voiced)
+        elif len(self.notes) > 64:
+            del self.notes[:-8]
         return self._monotonic(out)
 
     def _monotonic(self, out: list) -> list:

@@ -111,3 +111,13 @@ def test_event_times_never_go_back():
     times = [h for _, _, h, _ in ev]
     assert times == sorted(times)
     assert sum(k == "on" for k, *_ in ev) == sum(k == "off" for k, *_ in ev) >= 3
+
+
+def test_live_mode_memory_stays_flat():
+    seg = NoteSegmenter(SegmenterConfig(), keep_history=False)
+    frames = (note(60, 20) + silence(5)) * 200
+    n_on = 0
+    for f in frames:
+        n_on += sum(k == "on" for k, *_ in seg.step(*f))
+    assert n_on == 200
+    assert len(seg.notes) <= 64 and seg.voiced_hops == []
