@@ -111,6 +111,9 @@ class StreamingGenerator:
         self._follower = TempoFollower(clock.sample_rate, clock.tempo_at_step(0))
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()        # the clock moved (offline) or stop: look again
+        self._progress = threading.Event()    # set by the worker after each pump
+        self.until_step: int | None = None    # the worker never commits this step or later
         self._primed = False
 
     # -- setup -------------------------------------------------------------------
@@ -254,15 +257,39 @@ class StreamingGenerator:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                now = self.clock_source()
-                self.pump(now)
+                self._wake.clear()
+                self.pump(self.clock_source(), self.until_step)
+                self._progress.set()
                 # Sleep until the next chunk is due, but wake often: the audio clock may
-                # start late or stall, and requests should apply promptly.
+                # start late or stall, and requests should apply promptly. An offline
+                # render's clock runs faster than real time; it wakes us with ``wake``.
                 wait = min(0.02, self.seconds_until_due(self.clock_source()))
                 if wait > 0.0005:
-                    self._stop.wait(wait)
+                    self._wake.wait(wait)
         except BaseException as exc:   # surfaced through metrics/error; audio keeps running
             self.error = exc
+            self._progress.set()
+
+    def wake(self) -> None:
+        """Tell the worker the clock has moved. Thread: any (the offline render loop)."""
+        self._wake.set()
+
+    def wait_committed(self, step: int, timeout: float = 30.0) -> None:
+        """Block until the worker has committed ``step`` (or ``until_step``). Thread: the
+        offline render loop, which must never render past what the band has committed.
+        RuntimeError if the worker failed or stalls for ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        target = step if self.until_step is None else min(step, self.until_step - 1)
+        while True:
+            self._progress.clear()
+            if self.error is not None:
+                raise RuntimeError(f"the generator failed: {self.error}") from self.error
+            if self.next_step > target:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the generator stalled before step {step}")
+            self._wake.set()
+            self._progress.wait(0.05)
 
     def start(self) -> None:
         """Start the worker thread against ``clock_source`` (the audio clock)."""
@@ -279,6 +306,7 @@ class StreamingGenerator:
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the worker; queued events stay queued. Thread: owner."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

@@ -50,6 +50,11 @@ class RenderSettings:
     count_in_bars: int = 0
     tail_bars: int = 1             # the band plays on one bar after the melody ends
     release_s: float = 1.5         # then everything is released and rings out this long
+    # True: generate in the live worker thread on the simulated clock (the render loop
+    # waits for it), so model and synth could overlap. Same output bit for bit; on the
+    # shared 2-core build machines it measured slower (thread hand-offs under load), so
+    # the default generates in the render thread.
+    worker_thread: bool = False
     programs: dict[str, int] = field(default_factory=dict)
     muted: tuple[str, ...] = ()
 
@@ -124,7 +129,8 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
     clock = Clock(s.sample_rate, s.tempo, s.meter, s.count_in_bars)
     band_q = EventQueue(8192)
     mel_q = EventQueue(1024)
-    log = EventLog()
+    log = EventLog()            # the band's events (the generator's thread)
+    mel_log = EventLog()        # the melody's (this thread)
     renderer = PartRenderer([band_q, log], s.style, s.meter, seed=s.seed, density=s.density,
                             programs=s.programs)
     renderer.muted.update(x for x in s.muted if x != "melody")
@@ -132,7 +138,9 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
     sampler = ControlledSampler(s.seed, s.temperature, s.density, s.harmony_follow)
     synth = Synth(soundfont, s.sample_rate, gain=synth_gain)
     try:
-        mixer = Mixer(synth, s.sample_rate, s.block)
+        # offline nobody waits on the render thread: let the synth release the GIL so
+        # the generator thread runs while FluidSynth renders
+        mixer = Mixer(synth, s.sample_rate, s.block, hold_gil=not s.worker_thread)
         mixer.add_queue(band_q)
         mixer.add_queue(mel_q)
         gen = StreamingGenerator(accompanist, clock, renderer, style=s.style, sampler=sampler,
@@ -154,25 +162,39 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
         mi = 0
         released = False
         gen.prime()
+        threaded = s.worker_thread
+        if threaded:
+            # the live worker thread, on the simulated clock: it generates the next steps
+            # while this thread renders audio (the synth and the model release the GIL),
+            # and this loop never renders a block before the band is committed through it
+            gen.until_step = end_step
+            gen.start()
         try:
             while mixer.clock < total:
                 now = mixer.clock
                 n = min(s.block, total - now)
-                if gen.next_step < end_step:
-                    gen.pump(now, until_step=end_step)
-                elif not released:
-                    renderer.all_off(end_time)
-                    released = True
+                if not released:
+                    need = clock.step_at(now + n - 1)      # the last step this block touches
+                    if threaded:
+                        gen.wait_committed(min(need, end_step - 1))
+                    elif gen.next_step < end_step:
+                        gen.pump(now, until_step=end_step)
+                    if need >= end_step:
+                        gen.stop()                         # one producer at a time
+                        renderer.all_off(end_time)
+                        released = True
                 # the player's own notes, a block at a time (the queue is small)
                 while mi < len(mel) and mel[mi][0] < now + n:
                     t, on, pitch, vel = mel[mi]
                     if play_melody:
                         kind = NOTE_ON if on else NOTE_OFF
                         mel_q.push(t, kind, P.MELODY.channel, pitch, vel)
-                        log.push(t, kind, P.MELODY.channel, pitch, vel)
+                        mel_log.push(t, kind, P.MELODY.channel, pitch, vel)
                     mi += 1
                 view = buf[:n]
                 mixer.process(view)
+                if threaded and not released and gen.due(mixer.clock):
+                    gen.wake()
                 if writer is not None:
                     writer.write(view)
                 if audio is not None:
@@ -180,9 +202,11 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
                 if progress is not None:
                     progress(mixer.clock, total)
         finally:
+            gen.stop()
             if writer is not None:
                 writer.close()
-        events = sorted(log.events, key=lambda e: e[0])
+        # band before melody at equal times, whatever the threads' interleaving
+        events = sorted(log.events + mel_log.events, key=lambda e: e[0])
         return RenderResult(events, clock, total, gen.metrics(), audio, _time.perf_counter() - t_wall,
                             mixer.late_events, gen.steps)
     finally:

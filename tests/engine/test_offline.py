@@ -150,3 +150,11 @@ def test_a_melody_out_of_range_moves_by_octaves():
     assert shift == 24 and [n.pitch for n in fitted.notes] == [54, 59]
     ok, zero = fit_to_range(fitted, (52, 93))
     assert zero == 0 and ok is fitted
+
+
+def test_the_live_worker_thread_on_the_simulated_clock_renders_the_same_bits(melody, soundfont, rendered):
+    r, _ = rendered
+    s = RenderSettings(style="pop", tempo=110, meter="4/4", seed=3, worker_thread=True)
+    threaded = render_melody(melody, band_for_tests(0), s, soundfont, keep_audio=True)
+    assert threaded.metrics.late_steps == 0
+    assert threaded.events == r.events and np.array_equal(threaded.audio, r.audio)
