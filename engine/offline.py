@@ -4,7 +4,9 @@ The render loop is the audio callback's stand-in: before each block it lets the
 ``StreamingGenerator`` commit whatever is due at the simulated clock (``pump``, the
 same method the live worker calls), feeds the melody's own notes to the mixer, and
 calls ``Mixer.process`` on the block (the same method the sounddevice callback
-calls), which advances the clock. Nothing in this path knows it is offline.
+calls), which advances the clock. Nothing in this path knows it is offline. With
+``worker_thread=True`` the generator runs in its live worker thread instead, and the
+loop waits until the band is committed through each block (same output, bit for bit).
 
 The melody is given to the quantiser up front (a file is a player who never plays
 late); the quantiser still hands the model only committed steps ``<= t - lookahead``,
