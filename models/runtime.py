@@ -163,7 +163,7 @@ def load_accompanist(checkpoint: str | Path | None = None, backend: str = "torch
     return load_model(checkpoint, device).accompanist(seed=seed, backend=backend)
 
 
-DEBUG_CONFIG = ModelConfig(n_layer=2, n_head=2, d_model=32, window=16, n_sink=2, dropout=0.0)
+DEBUG_CONFIG = ModelConfig(n_layer=2, n_head=2, d_model=32, window=16, n_sink=2, dropout=0.0, pitch_classes=True)
 
 
 def debug_model(seed: int = 0, config: ModelConfig = DEBUG_CONFIG) -> LoadedModel:

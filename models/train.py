@@ -54,6 +54,7 @@ class TrainConfig:
     # *history* (model inputs, never targets, never the melody) moved to a wrong key, so
     # the model learns to follow the melody back instead of copying its own past.
     corrupt_prob: float = 0.0
+    init_from: str | None = None   # warm start from this model checkpoint (see ``train``)
     eval_every: int = 200
     eval_crops_per_style: int = 32
     ckpt_every: int = 50
@@ -289,11 +290,13 @@ def _dist_info() -> tuple[int, int, int]:
 
 def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = False,
           device: str | None = None, progress: bool = True, max_seconds: float | None = None,
-          stop_at: int | None = None) -> dict:
+          stop_at: int | None = None, init_from: str | Path | None = None) -> dict:
     """Train on ``corpus`` ({"train": [Piece], "valid": [Piece]}) into ``out_dir``.
 
     Under torchrun (WORLD_SIZE > 1) each process trains on its own batches and DDP
     averages gradients (gloo on CPU, nccl on CUDA); rank 0 writes files and the bar.
+    ``init_from``: a model checkpoint whose weights start a fresh run wherever names and
+    shapes match (warm start, e.g. after adding a zero-initialised embedding).
     ``max_seconds`` / ``stop_at`` end the run early (after that much time / at that step)
     with a resumable state, as an interruption would; the schedule still follows
     ``cfg.steps``. Returns a summary dict (final step, best validation, seconds).
@@ -328,6 +331,15 @@ def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = Fa
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98),
                             fused=dev.type in ("cpu", "cuda"))
     step, best = 0, float("inf")
+    init_from = init_from if init_from is not None else cfg.init_from
+    if init_from is not None and not (resume and state_path.is_file()):
+        from safetensors.torch import load_file
+
+        src = load_file(str(init_from))
+        own = model.state_dict()
+        take = {k: v.float() for k, v in src.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(take, strict=False)
+        log.info("warm start from %s: %d of %d tensors", init_from, len(take), len(own))
     if resume and state_path.is_file():
         step, best = load_state(state_path, model, opt)
         log.info("resumed from %s at step %d", state_path, step)

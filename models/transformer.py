@@ -5,8 +5,8 @@ Shapes: B batch, T positions, S streams, V = MAX_VOCAB, d = d_model, H heads,
 Dh = d / H, L layers, W window (positions a query attends to, itself included),
 N sink slots per layer.
 
-- Input of a position: sum of its S token embeddings + style embedding + metric
-  position embedding (meta = (style_id, metric_id)).
+- Input of a position: sum of its S token embeddings (+ optional per-stream pitch-class
+  embeddings) + style embedding + metric position embedding (meta = (style_id, metric_id)).
 - Attention: query i sees keys j with 0 <= i - j < W, plus N learned sink key/values
   per layer (as in Magenta RT 2 / StreamingLLM), so there is always somewhere to put
   attention mass when the window holds little. Positions enter only as an ALiBi bias
@@ -44,6 +44,10 @@ class ModelConfig:
     n_sink: int = 4            # learned sink key/values per layer
     mlp_ratio: int = 4
     dropout: float = 0.1
+    # Add a per-stream pitch-class embedding (note pitch % 12, chord root) to the token
+    # embedding: octaves share it, so melody/chord/voice relations are 12-dimensional
+    # instead of 128-dimensional and are learnt far sooner. Zero-initialised.
+    pitch_classes: bool = False
     num_streams: int = NUM_STREAMS
     vocab_sizes: tuple[int, ...] = VOCAB_SIZES
     max_vocab: int = MAX_VOCAB
@@ -76,6 +80,23 @@ class ModelConfig:
         d["pattern"] = Pattern.from_dict(d["pattern"])
         d["vocab_sizes"] = tuple(d["vocab_sizes"])
         return cls(**d)
+
+
+def pitch_class_index(cfg: "ModelConfig") -> torch.Tensor:
+    """(S*V,) int64: for stream s and token x, the row s*13 + pitch class of x (note
+    streams: (x - NOTE_BASE) % 12; chord: the root), or s*13 + 12 when x has none."""
+    from models.tokens import CHORD_BASE, NOTE_BASE, QUALITIES
+
+    S, V = cfg.num_streams, cfg.max_vocab
+    idx = torch.empty(S, V, dtype=torch.long)
+    for s in range(S):
+        for x in range(V):
+            if s == CHORD:
+                pc = (x - CHORD_BASE) // len(QUALITIES) if x >= CHORD_BASE else 12
+            else:
+                pc = (x - NOTE_BASE) % 12 if x >= NOTE_BASE else 12
+            idx[s, x] = s * 13 + (pc if 0 <= pc < 12 else 12)
+    return idx.view(-1)
 
 
 def alibi_slopes(n_head: int) -> torch.Tensor:
@@ -170,6 +191,10 @@ class Transformer(nn.Module):
         self.cfg = cfg
         S, V, d = cfg.num_streams, cfg.max_vocab, cfg.d_model
         self.tok_emb = nn.Embedding(S * V, d)                     # stream s, token x -> row s*V + x
+        if cfg.pitch_classes:
+            # row s*13 + pitch class (12 = none: rest, hold, pad, no chord)
+            self.pc_emb = nn.Embedding(S * 13, d)
+            self.register_buffer("pc_index", pitch_class_index(cfg), persistent=False)   # (S*V,)
         self.style_emb = nn.Embedding(cfg.num_styles, d)
         self.metric_emb = nn.Embedding(cfg.metric_vocab, d)
         self.drop = nn.Dropout(cfg.dropout)
@@ -185,6 +210,8 @@ class Transformer(nn.Module):
         self.register_buffer("stream_offset", torch.arange(S) * V, persistent=False)  # (S,)
         self.register_buffer("slopes", alibi_slopes(cfg.n_head), persistent=False)    # (H,)
         self.apply(self._init)
+        if cfg.pitch_classes:
+            nn.init.zeros_(self.pc_emb.weight)   # starts as a no-op (also when added to a trained model)
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -200,7 +227,10 @@ class Transformer(nn.Module):
 
     def embed(self, tokens: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
         """tokens (..., S) int64, meta (..., 2) int64 -> (..., d)."""
-        x = self.tok_emb(tokens + self.stream_offset).sum(-2)
+        flat = tokens + self.stream_offset
+        x = self.tok_emb(flat).sum(-2)
+        if self.cfg.pitch_classes:
+            x = x + self.pc_emb(self.pc_index[flat]).sum(-2)
         return x + self.style_emb(meta[..., 0]) + self.metric_emb(meta[..., 1])
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:

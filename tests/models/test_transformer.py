@@ -148,3 +148,21 @@ def test_streaming_equals_teacher_forced_logits_and_is_causal(pattern):
         if tt <= t:
             np.testing.assert_array_equal(lg, logits[(tt, s)])
     assert any(not np.allclose(logits2[k], logits[k]) for k in logits if k[0] > t)
+
+
+def test_pitch_class_embedding_shares_octaves_and_starts_as_a_no_op():
+    from models.tokens import BASS, CHORD_BASE, HOLD, NOTE_BASE, chord_token
+    from models.transformer import pitch_class_index
+
+    cfg = dataclasses.replace(CFG, pitch_classes=True)
+    idx = pitch_class_index(cfg).view(cfg.num_streams, cfg.max_vocab)
+    assert idx[MELODY, NOTE_BASE + 60] == idx[MELODY, NOTE_BASE + 72] == MELODY * 13 + 0
+    assert idx[BASS, NOTE_BASE + 61] == BASS * 13 + 1 and idx[BASS, HOLD] == BASS * 13 + 12
+    assert idx[CHORD, chord_token(7, "min7")] == CHORD * 13 + 7 and idx[CHORD, CHORD_BASE - 1] == CHORD * 13 + 12
+    torch.manual_seed(0)
+    plain = Transformer(CFG).eval()
+    with_pc = Transformer(cfg).eval()
+    with_pc.load_state_dict(plain.state_dict(), strict=False)
+    tokens, meta = _rows(20)
+    with torch.no_grad():
+        torch.testing.assert_close(with_pc(tokens, meta), plain(tokens, meta))
