@@ -42,45 +42,57 @@ def backend_unavailable_reason(backend: str) -> str | None:
     return None
 
 
+# where each backend falls back to: the same runtime on the CPU first, then torch-cpu
+_NEXT = {"torch-cuda": "torch-cpu", "onnx-cuda": "onnx-cpu", "onnx-cpu": "torch-cpu"}
+
+
 def open_accompanist(backend: str = "torch-cpu", checkpoint: str | None = None,
                      loader: Callable[..., Accompanist] | None = None,
                      notify: Callable[[str], None] | None = None) -> tuple[Accompanist, str]:
-    """Load the accompanist on ``backend`` or fall back to torch-cpu.
+    """Load the accompanist on ``backend``, falling back (onnx-cuda -> onnx-cpu ->
+    torch-cpu, torch-cuda -> torch-cpu) with one notice line for the first fallback.
 
     Returns (accompanist, backend actually used). ``notify`` receives the one-line
     fallback notice (default: nothing). ``loader`` defaults to
-    ``models.runtime.load_accompanist(checkpoint=..., backend=...)``.
+    ``models.runtime.load_accompanist(checkpoint=..., backend=...)``. A failure on
+    torch-cpu (e.g. a bad checkpoint) is raised as it is.
     """
     if loader is None:
         try:
             from models.runtime import load_accompanist as loader
         except ImportError as exc:
             raise RuntimeError(f"the model runtime is not available ({exc})") from None
-    reason = backend_unavailable_reason(backend)
-    if backend.endswith("cpu") or reason is not None:
-        limit_cpu_threads(1)
-    if reason is None:
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                acc = loader(checkpoint=checkpoint, backend=backend)
-            fell_back = [w for w in caught if "unavailable" in str(w.message)]
-            if fell_back:
-                msg = str(fell_back[0].message).splitlines()[0]
-                if notify is not None:
-                    notify(msg)
-                used = re.search(r"using (\S+)", msg)
-                return acc, used.group(1).rstrip(".;,") if used else FALLBACK
-            return acc, backend
-        except (ImportError, OSError, RuntimeError) as exc:
-            if backend == FALLBACK:
-                raise
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if backend == FALLBACK:
-        raise RuntimeError(f"backend {backend} is not available: {reason}")
-    if notify is not None:
-        notify(f"backend {backend} is not available here ({reason}); using {FALLBACK}")
-    return loader(checkpoint=checkpoint, backend=FALLBACK), FALLBACK
+    wanted, first_reason = backend, None
+    while True:
+        reason = backend_unavailable_reason(backend)
+        if backend.endswith("cpu") or reason is not None:
+            limit_cpu_threads(1)
+        if reason is None:
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    acc = loader(checkpoint=checkpoint, backend=backend)
+                fell_back = [w for w in caught if "unavailable" in str(w.message)]
+                used, notice = backend, None
+                if fell_back:   # the runtime fell back by itself and said so
+                    msg = str(fell_back[0].message).splitlines()[0]
+                    m = re.search(r"using (\S+)", msg)
+                    used = m.group(1).rstrip(".;,") if m else FALLBACK
+                    notice = msg
+                if used != wanted:
+                    if first_reason is not None or notice is None:
+                        notice = f"backend {wanted} is not available here ({first_reason or notice}); using {used}"
+                    if notify is not None:
+                        notify(notice)
+                return acc, used
+            except (ImportError, OSError, RuntimeError) as exc:
+                if backend == FALLBACK:
+                    raise
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if backend == FALLBACK:
+            raise RuntimeError(f"backend {backend} is not available: {reason}")
+        first_reason = first_reason or reason
+        backend = _NEXT.get(backend, FALLBACK)
 
 
 def limit_cpu_threads(n: int = 1) -> None:
