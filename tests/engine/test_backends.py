@@ -51,20 +51,18 @@ def test_unknown_backend_is_named():
     assert backend_unavailable_reason("torch-cpu") is None
 
 
-def test_onnx_cuda_falls_back_to_onnx_on_the_cpu_first():
+def test_onnx_cuda_falls_back_to_onnx_on_the_cpu_first(monkeypatch):
+    import engine.backends as b
+
     calls, notes = [], []
 
     def loader(checkpoint, backend):
         calls.append(backend)
         return backend
 
-    import engine.backends as b
     real = b.backend_unavailable_reason
-    reason = lambda name: "no CUDA GPU is visible" if name.endswith("cuda") else real(name)
-    try:
-        b.backend_unavailable_reason = reason
-        assert open_accompanist("onnx-cuda", None, loader=loader, notify=notes.append) == ("onnx-cpu", "onnx-cpu")
-    finally:
-        b.backend_unavailable_reason = real
+    monkeypatch.setattr(b, "backend_unavailable_reason",
+                        lambda name: "no CUDA GPU is visible" if name.endswith("cuda") else real(name))
+    assert open_accompanist("onnx-cuda", None, loader=loader, notify=notes.append) == ("onnx-cpu", "onnx-cpu")
     assert calls == ["onnx-cpu"] and notes == [
         "backend onnx-cuda is not available here (no CUDA GPU is visible); using onnx-cpu"]
