@@ -45,6 +45,10 @@ from engine.sampler import ControlledSampler
 from models.contract import Accompanist
 from models.tokens import REST, STYLES
 
+def _greedy(stream: int, logits: np.ndarray) -> int:
+    return int(np.argmax(np.nan_to_num(logits, nan=-np.inf)))
+
+
 STATS_RING = 8192          # steps kept for the percentile metrics (~17 min at 120 BPM)
 
 
@@ -120,6 +124,12 @@ class StreamingGenerator:
     def prime(self) -> None:
         """Reset the model for a new piece and queue the parts' programs at the clock's
         start. Call once before ``pump``/``start``. Thread: owner, before the worker runs."""
+        # warm-up: the first step of a model pays one-off costs (tracing, allocation,
+        # ~0.1-0.5 s here) that would otherwise land on the first real step and make it
+        # late; it runs on a throwaway greedy sampler, and the reset after it starts the
+        # piece clean, so the band is the same with or without it
+        self.model.reset(self.style, self.clock.meter)
+        self.model.advance(REST, 0, _greedy)
         self.model.reset(self.style, self.clock.meter)
         self.renderer.start(self.clock.step_time(self.clock.first_step))
         self._primed = True
