@@ -158,3 +158,15 @@ def test_the_live_worker_thread_on_the_simulated_clock_renders_the_same_bits(mel
     threaded = render_melody(melody, band_for_tests(0), s, soundfont, keep_audio=True)
     assert threaded.metrics.late_steps == 0
     assert threaded.events == r.events and np.array_equal(threaded.audio, r.audio)
+
+
+def test_a_chorale_in_six_eight_has_no_drums_and_keeps_its_grid(soundfont):
+    jig = Melody(tuple(MelodyNote(i * 0.5, i * 0.5 + 0.45, (67, 69, 71, 72, 71, 69)[i % 6]) for i in range(36)),
+                 None, "6/8", "6/8", "t")
+    r = render_melody(jig, band_for_tests(0), RenderSettings(style="chorale", tempo=90, meter="6/8", seed=1),
+                      soundfont)
+    assert r.clock.bar_steps == 12
+    ons = [e for e in r.events if e[1] == NOTE_ON]
+    assert not [e for e in ons if e[2] == P.DRUMS.channel]
+    band = [e for e in ons if e[2] in (P.BASS.channel, P.KEYS.channel, P.PAD.channel)]
+    assert band and all(r.clock.step_time(r.clock.step_at(t)) == t for t, *_ in band)
