@@ -46,6 +46,8 @@ class SegmenterConfig:
     stable_hops: int = 2            # voiced hops that must agree before an onset
     stable_cents: float = 70.0      # max spread of those hops
     slope_cents: float = 8.0        # max pitch change per hop in those hops (scoops wait)
+    tail_hops: int = 25             # a run starting this soon after a note ended ...
+    tail_extra_hops: int = 0        # ... on that note's pitch needs this many more hops (0: off, see bench notes)
     settle_cents: float = 3.0       # a still-drifting pitch (a scoop's slow tail) waits ...
     settle_max_hops: int = 0        # ... at most this many extra hops (0: off; see the bench)
     change_semitones: float = 0.8   # a new stable pitch this far from the note: new note
@@ -262,6 +264,13 @@ class NoteSegmenter:
                     # the recent voice looks like talking, a note must be held longer.
                     need = c.talk_stable_hops if self.talking else c.stable_hops
                     ok, med = self._stable(need, c.stable_cents, c.slope_cents)
+                    last = self.notes[-1] if self.notes else None
+                    if ok and last is not None and last.off_hop is not None and \
+                            self.hop - last.off_hop < c.tail_hops and snap(med, c.key, c.scale) == last.pitch:
+                        # the previous note's pitch right after it ended: maybe its room
+                        # reverb still ringing over the new note's attack; look longer
+                        need += c.tail_extra_hops
+                        ok, med = self._stable(need, c.stable_cents, c.slope_cents)
                     if ok and self._drifting(need):
                         ok = False
                     if ok:
