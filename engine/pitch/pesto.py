@@ -169,6 +169,8 @@ class PestoModel:
     def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """frames: (B, W) float32 audio windows -> (midi pitch (B,), confidence (B,))."""
         act, conf = self._run(np.ascontiguousarray(frames, np.float32))
+        if act.shape[0] == 1:
+            return np.array([_alwa_one(act[0], self.roll, self.bps)]), conf
         return reduce_alwa(np.roll(act, self.roll, axis=-1), self.bps), conf
 
 
@@ -180,6 +182,17 @@ def _load(module, arrays: dict[str, np.ndarray]) -> None:
         if tuple(own[k].shape) != v.shape:
             raise ValueError(f"PESTO weight {k}: checkpoint shape {v.shape}, model expects {tuple(own[k].shape)}")
     module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+
+
+def _alwa_one(act: np.ndarray, roll: int, bps: int) -> float:
+    """reduce_alwa for one frame without copying: the same numbers as rolling the
+    (384,) distribution by ``roll`` and reducing it (the live path's per-hop cost)."""
+    n = act.shape[0]
+    j = int(act.argmax())                      # index before the roll
+    k = (j + roll) % n                         # index after it
+    idx = np.clip(np.arange(k - bps + 1, k + bps), 0, n - 1)     # clipped like reduce_alwa
+    w = act[(idx - roll) % n]
+    return float((w * idx).sum() / max(float(w.sum()), 1e-12) / bps)
 
 
 def reduce_alwa(act: np.ndarray, bps: int) -> np.ndarray:
