@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt
-from PyQt6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen, QPixmap
+from PyQt6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPixmap
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from ui import theme
@@ -369,18 +369,33 @@ class PianoRoll(QWidget):
             p.setPen(QColor(theme.ACCENT))
             p.drawText(QPointF(x + 8, self.y_of(snapped) + lh / 2 + 4), f"{note_name(snapped)} {cents:+.0f}¢")
 
-    def _paint_chords(self, p: QPainter, v0: float, px: float) -> None:
-        p.setFont(self._fonts[1])
-        tick, text = QPen(QColor(theme.ACCENT).darker(130), 2), QColor(theme.TEXT)
+    def chord_marks(self) -> list[tuple[float, str]]:
+        """(x, name) of each chord change in view; name is "" where the previous label
+        leaves no room (a chord that lasted a moment keeps its tick only)."""
+        v0, px = self.view_start(), self._px_per_step()
+        metrics = QFontMetricsF(self._fonts[1])
+        marks, text_end = [], -1.0
         for i, (s, name) in enumerate(self._chords):
             nxt = self._chords[i + 1][0] if i + 1 < len(self._chords) else self.step
             if nxt < v0:
                 continue
             x = max(self.GUTTER + (s - v0) * px, self.GUTTER)
+            if x + 5 >= text_end:
+                marks.append((x, name))
+                text_end = x + 5 + metrics.horizontalAdvance(name) + 4
+            else:
+                marks.append((x, ""))
+        return marks
+
+    def _paint_chords(self, p: QPainter, v0: float, px: float) -> None:
+        p.setFont(self._fonts[1])
+        tick, text = QPen(QColor(theme.ACCENT).darker(130), 2), QColor(theme.TEXT)
+        for x, name in self.chord_marks():
             p.setPen(tick)
             p.drawLine(QPointF(x, 4), QPointF(x, self.TOP - 4))
-            p.setPen(text)
-            p.drawText(QPointF(x + 5, self.TOP - 8), name)
+            if name:
+                p.setPen(text)
+                p.drawText(QPointF(x + 5, self.TOP - 8), name)
 
     def _paint_gutter(self, p: QPainter, lo_i: int, hi_i: int, lh: float) -> None:
         plot = self._plot_rect()

@@ -107,3 +107,12 @@ def test_stopping_keeps_the_last_take_on_screen(roll):
     r = roll.note_rect("bass", 40, 20.0, 28.0)
     c = pixel(img, r.center().x(), r.center().y())
     assert c.red() > c.blue() + 20           # still the bass colour, dimmed
+
+
+def test_quick_chord_changes_do_not_print_over_each_other(roll):
+    roll.set_frame(10.0, [], chord="C#m7")
+    roll.set_frame(10.25, [], chord="Ebm")      # a quarter step later: no room for its name
+    roll.set_frame(20.0, [], chord="Ab")
+    names = [name for _, name in roll.chord_marks()]
+    assert names == ["C#m7", "", "Ab"]
+    roll.grab()
