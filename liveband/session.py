@@ -353,7 +353,7 @@ class Session:
         appeared, vanished = self._ports.poll()
         if not self._ports.inputs and not self._ports.outputs:
             self._problem("midi", f"{self._ports.note}. The computer keyboard plays instead "
-                                  "(Z and Q rows; on-screen keys)")
+                                  "(keys Z to M, sharps on S D G H J; on-screen keys)")
         else:
             self._problem("midi", None)
         if initial:
