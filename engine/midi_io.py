@@ -106,18 +106,27 @@ def scan() -> tuple[dict[str, str], dict[str, str], str]:
             else:
                 problems.append(f"{api}: {msg}")
             continue
-        working.append("JACK MIDI" if api == JACK else "ALSA MIDI")
-        for n in i:
-            ins.setdefault(n, api)
-        for n in o:
-            outs.setdefault(n, api)
-    if ins or outs:
-        note = ""
-    elif working:
-        note = f"no MIDI devices connected ({' and '.join(working)} available; plug in a controller)"
-    else:
-        note = "no MIDI ports: " + "; ".join(problems)
+        _add_ports(ins, outs, working, api, i, o)
+    note = _ports_note(ins, outs, working, lambda: "no MIDI ports: " + "; ".join(problems))
     return ins, outs, note
+
+
+def _add_ports(ins: dict, outs: dict, working: list, api: str, i: list, o: list) -> None:
+    """Merge one MIDI API's port names (the first API to name a port keeps it)."""
+    working.append("JACK MIDI" if api == JACK else "ALSA MIDI")
+    for n in i:
+        ins.setdefault(n, api)
+    for n in o:
+        outs.setdefault(n, api)
+
+
+def _ports_note(ins: dict, outs: dict, working: list, no_api_note) -> str:
+    """The human-readable MIDI notice; ``no_api_note()`` is asked only when no API works."""
+    if ins or outs:
+        return ""
+    if working:
+        return f"no MIDI devices connected ({' and '.join(working)} available; plug in a controller)"
+    return no_api_note()
 
 
 def list_ports() -> tuple[list[str], list[str], str]:
@@ -300,17 +309,8 @@ class PortWatcher:
             except Exception:           # the server went away: drop the probe, retry later
                 self.close(api)
                 continue
-            working.append("JACK MIDI" if api == JACK else "ALSA MIDI")
-            for n in i:
-                ins.setdefault(n, api)
-            for n in o:
-                outs.setdefault(n, api)
-        if ins or outs:
-            note = ""
-        elif working:
-            note = f"no MIDI devices connected ({' and '.join(working)} available; plug in a controller)"
-        else:
-            note = scan()[2]
+            _add_ports(ins, outs, working, api, i, o)
+        note = _ports_note(ins, outs, working, lambda: scan()[2])
         appeared = set(ins) - set(self.inputs)
         vanished = set(self.inputs) - set(ins)
         self.inputs, self.outputs, self.note = ins, outs, note
