@@ -982,6 +982,10 @@ class Session:
             for t in (self._dispatcher, self._housekeeper):
                 if t.is_alive():
                     t.join(timeout=2)
+            # A session closed while its model still loads must not leave that thread
+            # inside torch at interpreter exit (C++ aborts: "terminate called ...").
+            if self._loader.is_alive():
+                self._loader.join(timeout=60)
             self._stop_mic()
             self._audio.stop()
             if self._midi_in is not None:
