@@ -54,6 +54,13 @@ class TrainConfig:
     # *history* (model inputs, never targets, never the melody) moved to a wrong key, so
     # the model learns to follow the melody back instead of copying its own past.
     corrupt_prob: float = 0.0
+    # The free-running failure that remains after that: the right key but a stale or
+    # wrong *chord*, kept for the whole bar because teacher forcing taught "chords
+    # persist". This fraction of the annotated chord segments in every crop gets its
+    # chord input (and the voices sounding it) replaced by the previous segment's chord or
+    # a random other root, while the target stays the true chord: the model must learn
+    # to leave a chord the melody contradicts, within the segment.
+    segment_corrupt_prob: float = 0.0
     init_from: str | None = None   # warm start from this model checkpoint (see ``train``)
     eval_every: int = 200
     eval_crops_per_style: int = 32
@@ -68,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"lr must be in (0, 1), got {self.lr}")
         if not 0.0 <= self.corrupt_prob <= 1.0:
             raise ValueError(f"corrupt_prob must be in [0, 1], got {self.corrupt_prob}")
+        if not 0.0 <= self.segment_corrupt_prob <= 1.0:
+            raise ValueError(f"segment_corrupt_prob must be in [0, 1], got {self.segment_corrupt_prob}")
         if len(self.stream_weights) != NUM_STREAMS:
             raise ValueError(f"stream_weights needs {NUM_STREAMS} values")
         for s, w in self.style_weights:
@@ -156,6 +165,9 @@ class Batcher:
             for inputs, _, _ in rows:
                 if rng.random() < self.cfg.corrupt_prob:
                     corrupt_history(inputs, rng)
+        if transpose and self.cfg.segment_corrupt_prob > 0:
+            for inputs, _, _ in rows:
+                corrupt_chord_segments(inputs, rng, self.cfg.segment_corrupt_prob, self.pattern)
         return tuple(torch.from_numpy(np.stack(x)) for x in zip(*rows))
 
 
@@ -180,6 +192,53 @@ def corrupt_history(inputs: np.ndarray, rng: np.random.Generator) -> None:
             on = col >= NOTE_BASE
             moved = col[on] + (k if k <= 6 else k - 12)
             col[on] = np.where((moved >= NOTE_BASE) & (moved < NOTE_BASE + 128), moved, col[on])
+
+
+def chord_segments(chords: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) row ranges of runs of one real chord label (>= CHORD_BASE) in a column."""
+    from models.tokens import CHORD_BASE
+
+    c = np.asarray(chords)
+    edges = np.flatnonzero(np.diff(c) != 0) + 1
+    bounds = np.concatenate([[0], edges, [len(c)]])
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if c[a] >= CHORD_BASE]
+
+
+def corrupt_chord_segments(inputs: np.ndarray, rng: np.random.Generator, prob: float, pattern: Pattern) -> None:
+    """In place: each chord segment of the input rows is, with probability ``prob``, given a
+    wrong chord: half the time the previous segment's chord (a band that missed the
+    change), else the same quality on a random other root. Note-ons of the voices sounding
+    in that segment (their rows are shifted by the pattern's delays) move by the same root
+    interval, so the corrupted history is self-consistent, as the band's own would be.
+    The melody column and the targets are untouched. Needs a one-row-per-frame pattern
+    (parallel or delay)."""
+    from models.tokens import ACCOMP_STREAMS, CHORD_BASE, NOTE_BASE, QUALITIES
+
+    if pattern.frame_size != 1:
+        raise ValueError("chord-segment corruption needs a parallel or delay pattern")
+    nq = len(QUALITIES)
+    R = len(inputs)
+    col = inputs[:, CHORD].copy()
+    segs = chord_segments(col)
+    for i, (a, b) in enumerate(segs):
+        if rng.random() >= prob:
+            continue
+        root = (int(col[a]) - CHORD_BASE) // nq
+        if i > 0 and segs[i - 1][1] == a and rng.random() < 0.5:
+            new = int(col[a - 1])
+        else:
+            new = CHORD_BASE + ((root + int(rng.integers(1, 12))) % 12) * nq + (int(col[a]) - CHORD_BASE) % nq
+        k = ((new - CHORD_BASE) // nq - root) % 12
+        inputs[a:b, CHORD] = new
+        k = k if k <= 6 else k - 12
+        for s in ACCOMP_STREAMS:
+            if s == CHORD:
+                continue
+            lag = pattern.offsets[s] - pattern.offsets[CHORD]
+            sl = inputs[min(R, a + lag):min(R, b + lag), s]
+            on = sl >= NOTE_BASE
+            moved = sl + k
+            sl[:] = np.where(on & (moved >= NOTE_BASE) & (moved < NOTE_BASE + 128), moved, sl)
 
 
 def fixed_valid_set(pieces: list, cfg: TrainConfig) -> dict[str, tuple[torch.Tensor, ...]]:

@@ -132,3 +132,42 @@ def test_history_corruption_moves_accompaniment_inputs_only():
         assert len(shift) == 1 and shift != {0}
         # HOLD / REST / PAD never change
         assert ((x != inputs) <= (inputs >= min(CHORD_BASE, NOTE_BASE))).all()
+
+
+def test_chord_segment_corruption_gives_whole_segments_a_wrong_chord_and_moves_their_voices():
+    from models.tokens import ALTO, BASS, CHORD, CHORD_BASE, HOLD, MELODY, NOTE_BASE, QUALITIES, TENOR, chord_token
+    from models.train import chord_segments, corrupt_chord_segments
+
+    pat = Pattern("delay", delays=(0, 0, 1, 1, 1))
+    T = 64
+    grid = np.zeros((T, 5), dtype=np.int64)
+    grid[:, MELODY] = NOTE_BASE + 72
+    roots = [0, 5, 7, 0]                                  # C F G C, one bar each
+    for bar, r in enumerate(roots):
+        sl = slice(16 * bar, 16 * bar + 16)
+        grid[sl, CHORD] = chord_token(r, "maj")
+        for s, off in ((BASS, 36), (TENOR, 52), (ALTO, 55)):
+            grid[sl, s] = HOLD
+            grid[16 * bar, s] = NOTE_BASE + off + r        # onset on the downbeat
+    inputs, targets = pat.model_rows(grid)
+    nq = len(QUALITIES)
+    changed_any = False
+    for seed in range(20):
+        x = inputs.copy()
+        corrupt_chord_segments(x, np.random.default_rng(seed), 0.5, pat)
+        np.testing.assert_array_equal(x[:, MELODY], inputs[:, MELODY])        # the melody is sacred
+        segs = chord_segments(inputs[:, CHORD])
+        assert [b - a for a, b in segs] == [16, 16, 16, 16]
+        for a, b in segs:
+            new = set(x[a:b, CHORD].tolist())
+            assert len(new) == 1                                              # a whole segment, one chord
+            new_tok = new.pop()
+            k = ((new_tok - CHORD_BASE) // nq - (int(inputs[a, CHORD]) - CHORD_BASE) // nq) % 12
+            changed_any |= k != 0
+            # the voices sounding that chord (one row later under this delay pattern) moved with it
+            for s in (BASS, TENOR, ALTO):
+                on = inputs[a + 1:b + 1, s] >= NOTE_BASE
+                moved = (x[a + 1:b + 1, s][on] - inputs[a + 1:b + 1, s][on]) % 12
+                assert set(moved.tolist()) <= {k}
+        assert ((x != inputs) <= (inputs >= min(CHORD_BASE, NOTE_BASE))).all()  # HOLD/REST/PAD kept
+    assert changed_any
