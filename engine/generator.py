@@ -109,6 +109,7 @@ class StreamingGenerator:
         self._req_tempo: float | None = None
         self._req_controls: tuple[float, float, float] | None = None
         self._req_style: str | None = None
+        self._req_key: tuple[frozenset[int] | None] | None = None   # (scale or None,) when asked
         self._req_parts: dict[str, tuple[bool | None, bool | None]] = {}
         self._follow = bool(follow_tempo)
         self._onsets: collections.deque[int] = collections.deque(maxlen=64)
@@ -143,6 +144,10 @@ class StreamingGenerator:
         ControlledSampler(0, temperature, density, harmony_follow)   # validate here, in the caller's thread
         self._req_controls = (float(temperature), float(density), float(harmony_follow))
 
+    def set_key(self, pitch_classes: frozenset[int] | None) -> None:
+        """A key's scale the band keeps to from the next step it commits, or None: free."""
+        self._req_key = (None if pitch_classes is None else frozenset(int(p) % 12 for p in pitch_classes),)
+
     def set_style(self, style: str) -> None:
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
@@ -167,6 +172,9 @@ class StreamingGenerator:
 
     # -- worker side ---------------------------------------------------------------
     def _apply_requests(self) -> None:
+        if self._req_key is not None:
+            k, self._req_key = self._req_key, None
+            self.sampler.set_key(k[0])
         if self._req_controls is not None:
             c, self._req_controls = self._req_controls, None
             self.sampler.set_controls(*c)

@@ -6,6 +6,8 @@
 - harmony-follow (0 free .. 1 strict): a bonus to notes and chords whose pitch classes
   the player has been singing lately (a decaying pitch-class profile of the melody) and,
   for note streams, to notes of the chord the band chose last;
+- a fixed key (``set_key``, when the player chose one): a penalty on notes outside
+  its scale and on chords in proportion to their tones outside it;
 - density (0 sparse .. 1 busy): shifts note streams between new onsets and HOLD/REST;
 - temperature ("creativity"): divides the logits before sampling;
 
@@ -28,6 +30,9 @@ from models.tokens import (CHORD, CHORD_BASE, CHORD_VOCAB, HOLD, MAX_VOCAB, MELO
 HARMONY_GAIN = 5.0
 # Logit shift between onsets and holds/rests from density 0 to 1.
 DENSITY_GAIN = 3.0
+# Log-probability penalty for a note (or a whole chord) outside a key the player fixed:
+# the player's explicit choice outweighs the model's doubt, not a confident model.
+KEY_GAIN = 6.0
 # Melody pitch-class memory: per-step decay (0.93 ** 16 ~ a third left after a bar).
 PROFILE_DECAY = 0.93
 
@@ -60,8 +65,17 @@ class ControlledSampler:
         self.chord_pcs = np.zeros(12, np.float32)  # pitch classes of the band's last chord
         self._scratch = np.empty(MAX_VOCAB, np.float64)
         self._cum = np.empty(MAX_VOCAB, np.float64)
+        self.out_of_key = np.zeros(12, np.float32)  # 1 for pitch classes outside a fixed key
         self._dirty = True
         self._last_chord = -1
+
+    def set_key(self, pitch_classes: frozenset[int] | None) -> None:
+        """The scale of a key the player fixed, or None to follow the playing only."""
+        self.out_of_key[:] = 0.0
+        if pitch_classes is not None:
+            for pc in range(12):
+                self.out_of_key[pc] = 0.0 if pc in pitch_classes else 1.0
+        self._dirty = True
 
     def set_controls(self, temperature: float, density: float, harmony_follow: float) -> None:
         if not 0.05 <= temperature <= 2.0 or not math.isfinite(temperature):
@@ -93,9 +107,10 @@ class ControlledSampler:
         peak = float(self.profile.max())
         # a pitch class heard at least half as much as the most-heard one counts fully
         melody_w = np.minimum(self.profile / (0.5 * peak), 1.0) if peak > 0 else np.zeros(12, np.float32)
-        self._chord_bias = (HARMONY_GAIN * hf) * (_CHORD_PC @ melody_w)
+        self._chord_bias = (HARMONY_GAIN * hf) * (_CHORD_PC @ melody_w) - KEY_GAIN * (_CHORD_PC @ self.out_of_key)
         w = 0.6 * melody_w + 0.4 * self.chord_pcs
-        self._note_bias = (HARMONY_GAIN * hf) * (_NOTE_PC @ w) + (DENSITY_GAIN * (self.density - 0.5)) * _ONSET_MASK
+        self._note_bias = ((HARMONY_GAIN * hf) * (_NOTE_PC @ w) - KEY_GAIN * (_NOTE_PC @ self.out_of_key)
+                           + (DENSITY_GAIN * (self.density - 0.5)) * _ONSET_MASK)
         self._dirty = False
 
     def __call__(self, stream: int, logits: np.ndarray) -> int:

@@ -42,6 +42,7 @@ class EngineConfig:
     backend: str = "torch-cpu"
     seed: int = 0
     checkpoint: str | None = None   # None: the shipped default
+    key: str | None = None          # a key the player fixes ("D minor"); None: follow the playing
 
     def __post_init__(self) -> None:
         if not 40.0 <= self.tempo <= 240.0:
@@ -64,6 +65,10 @@ class EngineConfig:
             raise ValueError("safety margin must be 1-64 steps")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.key is not None:
+            from engine.keyfind import key_name, parse_key
+
+            object.__setattr__(self, "key", key_name(*parse_key(self.key)))   # canonical spelling
 
     def with_(self, **changes) -> "EngineConfig":
         return replace(self, **changes)

@@ -42,7 +42,7 @@ from engine.audio_out import (AudioOut, AudioUnavailable, input_devices, negotia
 from engine.clock import Clock, beat_steps, check_tempo
 from engine.events import (ALL_OFF, CONTROL, EVENT_DTYPE, IMMEDIATE, NOTE_OFF, NOTE_ON, PROGRAM,
                            EventQueue)
-from engine.keyfind import estimate_key
+from engine.keyfind import estimate_key, key_pitch_classes, parse_key, snap_to_scale
 from engine.midi_io import (ComputerKeyboard, KeyNote, MidiInput, MidiOutput, NoteFilter, PortWatcher,  # noqa: F401
                             VirtualMidiInput)
 from engine.mixer import Mixer
@@ -233,6 +233,10 @@ class Session:
         self.pitch_tracker = "pesto"
         self._hummed: float | None = None
         self._level_db = -120.0
+        # a fixed key's scale (set_key): hummed notes snap to it; raw -> snapped pitch of
+        # the hummed notes sounding, so a note-off matches its note-on if the key changes
+        self._snap_scale: frozenset[int] | None = None
+        self._hum_open: dict[int, int] = {}
 
         # output
         self._midi_out: MidiOutput | None = None
@@ -495,6 +499,13 @@ class Session:
 
     def _mic_note(self, time_sample: int, pitch: int, on: bool) -> None:
         """A hummed note from the pitch tracker (audio-clock sample). Thread: pitch worker."""
+        pitch = int(pitch)
+        if on:
+            snapped = snap_to_scale(pitch, self._snap_scale)
+            self._hum_open[pitch] = snapped
+            pitch = snapped
+        else:
+            pitch = self._hum_open.pop(pitch, pitch)
         gen = self._gen
         if gen is not None:
             gen.melody_event(int(time_sample), int(pitch), bool(on))
@@ -505,6 +516,14 @@ class Session:
             rec.add_event(int(time_sample), kind, P.MELODY.channel, int(pitch), 90 if on else 0)
 
     # -- transport -------------------------------------------------------------------
+    def prepare(self, timeout: float | None = None) -> bool:
+        """Wait until the band is ready to play (model imported, loaded and traced; that
+        takes seconds and starts in the background when the session opens), so that
+        ``play`` then starts at once. True when ready; False if ``timeout`` ran out.
+        Thread: any (the UI calls it on a worker thread, never on its own)."""
+        self._loader.join(timeout)
+        return not self._loader.is_alive()
+
     def _load_accompanist(self):
         """The model on the configured backend; when it cannot load (no trained
         checkpoint yet, a corrupt one), the rule-based band plays and a notice says why."""
@@ -576,6 +595,8 @@ class Session:
             self._metro_segments = None
             self._update_metronome()
             if gen is not None:
+                if cfg.key is not None:
+                    gen.set_key(key_pitch_classes(*parse_key(cfg.key)))
                 gen.start()
             else:
                 # no model: still count in, so the player hears the tempo
@@ -699,6 +720,22 @@ class Session:
             self._cfg = self._cfg.with_(style=style)
             if self._gen is not None:
                 self._gen.set_style(style)
+
+    def set_key(self, key: str | None) -> None:
+        """Fix the key ("D minor", "Bb major", "F#m"), or None to follow the playing.
+        A fixed key keeps the band's notes and chords in its scale (from the next step it
+        commits), snaps hummed notes to the scale and is what the snapshot reports.
+        Raises SessionError for text that is not a key. Thread: UI."""
+        try:
+            cfg = self._cfg.with_(key=key)
+        except ValueError as exc:
+            raise SessionError(str(exc)) from None
+        with self._lock:
+            self._cfg = cfg
+            self._snap_scale = None if cfg.key is None else key_pitch_classes(*parse_key(cfg.key))
+            self._key = cfg.key or estimate_key(self._roll.pitch_classes())
+            if self._gen is not None:
+                self._gen.set_key(self._snap_scale)
 
     def _set_controls(self, **kw) -> None:
         with self._lock:
@@ -871,7 +908,7 @@ class Session:
                 if tick % 4 == 0:
                     self._scan_midi()
                     self._cpu = proc.cpu_percent(None)
-                    self._key = estimate_key(self._roll.pitch_classes())
+                    self._key = self._cfg.key or estimate_key(self._roll.pitch_classes())
                 with self._lock:
                     self._update_metronome()
                     gen = self._gen

@@ -212,3 +212,26 @@ def test_a_style_change_lands_on_the_next_bar_line_and_bad_controls_are_refused(
         gen.set_controls(0.9, 1.5, 0.5)
     with pytest.raises(ValueError, match="style"):
         gen.set_style("polka")
+
+
+def test_a_fixed_key_keeps_the_real_models_band_in_its_scale():
+    # the shipped checkpoint, a melody in C major, and the player fixes F# major (two
+    # shared pitch classes): the band's notes keep to F# major, which free they do not
+    from engine.keyfind import key_pitch_classes
+    from models.runtime import load_accompanist
+
+    melody = [(i * 4, i * 4 + 3, (60, 62, 64, 65, 67, 69, 71, 72)[i % 8]) for i in range(32)]
+    eb = key_pitch_classes(6, "major")
+    share = {}
+    acc = load_accompanist()
+    for fixed in (False, True):
+        gen, log, clock = make(acc, seed=3)
+        if fixed:
+            gen.set_key(eb)
+        melody_into(gen, melody)
+        while gen.next_step < 128:
+            gen.pump(clock.step_time(gen.next_step), until_step=128)
+        band = [e for e in note_ons(log) if e[2] in (P.BASS.channel, P.KEYS.channel, P.PAD.channel)]
+        assert len(band) > 20
+        share[fixed] = np.mean([(e[3] % 12) in eb for e in band])
+    assert share[True] > 0.9 and share[False] < 0.6, share

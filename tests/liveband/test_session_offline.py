@@ -66,3 +66,16 @@ def test_bad_values_are_refused_with_clear_errors(liveband_home):
             s.key_event(200, True)
         s.set_part("bass", mute=True, volume=0.5, program=34)
         assert s.snapshot().parts["bass"] == type(s.snapshot().parts["bass"])(True, False, 0.5, 34)
+
+
+def test_prepare_waits_for_the_band_and_a_fixed_key_is_reported_and_validated(liveband_home):
+    with Session(start_audio=False) as s:
+        assert s.prepare(timeout=120)
+        assert s.snapshot().backend in ("torch-cpu", "onnx-cpu")    # the real model, not the rules
+        s.set_key("f#m")
+        assert s.snapshot().key == "F# minor"
+        with pytest.raises(SessionError, match="not a key"):
+            s.set_key("H major")
+        assert s.snapshot().key == "F# minor"                        # a bad key changes nothing
+        s.set_key(None)
+        assert s.snapshot().key == ""                                # back to listening (nothing played)
