@@ -11,6 +11,13 @@
   re-opens it when the device is back. The mixer, its clock and any recording go on.
 - A sample rate the device refuses is negotiated (``negotiate_rate``) before the synth
   is built, so the synth always runs at the stream's rate.
+- Player events get a time on the audio clock when they arrive (``arrival_time``, the
+  mixer's timebase): the sample that reaches the DAC a fixed ``player_latency`` after the
+  arrival. That replaces "the start of the next block", whose delay varied by a whole
+  block (and more: PulseAudio calls back in bursts), with one that varies by well under
+  a millisecond. PortAudio's DAC time of each block is the reference: on the PulseAudio
+  null sink it moves by N/rate per block to within ~0.1 ms, while the callback times
+  themselves wander by several ms.
 
 Thread: everything except the callback is called from one owner thread (UI/main or the
 session's housekeeping thread). ``last_block_time`` / ``last_block_clock`` are written by
@@ -19,6 +26,7 @@ the callback and read by anyone (MIDI out uses them to place events in wall time
 from __future__ import annotations
 
 import gc
+import math
 import os
 import sys
 import threading
@@ -32,6 +40,10 @@ PREFERRED_RATES = (48000, 44100, 96000, 88200, 32000, 22050)
 # devices corrupts its heap. Every PortAudio call made from this module holds this lock.
 PA_LOCK = threading.RLock()
 TIMING_RING = 1024
+ARRIVAL_WARMUP = 64          # blocks a (re)opened stream plays before its timing is used
+ARRIVAL_MARGIN_S = 0.0003    # beyond the lead quantile: a callback that runs meanwhile
+LEAD_QUANTILE = 99.5         # percent of recent blocks whose lead the player latency covers
+LATENCY_RECHECK_S = 1.0
 
 
 class AudioUnavailable(RuntimeError):
@@ -111,7 +123,8 @@ class AudioOut:
     """Owns the OutputStream for one Mixer."""
 
     def __init__(self, mixer, *, device=None, blocksize: int = 256, latency="low",
-                 stall_s: float = 2.0, switch_interval: float = 0.0005, rt_priority: int = 70) -> None:
+                 stall_s: float = 2.0, switch_interval: float = 0.0005, rt_priority: int = 70,
+                 player_latency: float | None = None, player_channel: int | None = None) -> None:
         if blocksize > mixer.max_block:
             raise ValueError(f"blocksize {blocksize} exceeds the mixer's max block {mixer.max_block}")
         self.mixer = mixer
@@ -142,6 +155,21 @@ class AudioOut:
         self.rt_priority = rt_priority         # 0: leave the callback thread's scheduling alone
         self.realtime: bool | None = None      # None until the first callback tried
         self._rt_thread = None
+        # How far ahead of the DAC each block's *next* frame is when its callback runs:
+        # an event can only be rendered from there on, so the fixed player latency must
+        # be at least the largest of these (see arrival_time).
+        self._blk_lead = np.zeros(TIMING_RING, dtype=np.float64)
+        self._n_at_open = 0
+        self._lat: float | None = None        # measured player latency of this stream
+        self._lat_checked = 0.0
+        if player_latency is not None and not player_latency > 0:
+            raise ValueError(f"player latency must be positive seconds, got {player_latency}")
+        self.player_latency_fixed = player_latency
+        if player_channel is None:
+            from engine.parts import MELODY
+            player_channel = MELODY.channel
+        self.player_channel = player_channel
+        mixer.set_timebase(self.arrival_time)
 
     # -- the callback (Thread: audio) -----------------------------------------
     def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
@@ -157,6 +185,7 @@ class AudioOut:
             self._blk_clock[i] = self.last_block_clock
             self._blk_time[i] = self.last_block_time
             self._blk_dac[i] = self.last_block_time + dac
+            self._blk_lead[i] = dac + frames / mixer.sample_rate
             self._blk_n += 1
             underflow = bool(status.output_underflow)
             mb = mixer.max_block
@@ -208,6 +237,61 @@ class AudioOut:
                 best = (int(self._blk_clock[i]), bt, float(self._blk_dac[i]))
         return best
 
+    def player_latency(self) -> float | None:
+        """Seconds from a player event's arrival to its first frame at the DAC (None until
+        the stream has played ARRIVAL_WARMUP blocks). Thread: any.
+
+        The fixed value given, else measured: the LEAD_QUANTILE percentile of the recent
+        blocks' leads (how far ahead of the DAC the callback renders) plus a margin, so
+        an event's sample is nearly always still to be rendered when it arrives; one that
+        is not plays at the next block, a little late, and is counted by the mixer. The
+        value only ever grows while a stream lives (re-checked every second): a delay
+        that moved back and forth would itself be jitter.
+        """
+        k = min(self._blk_n - self._n_at_open, TIMING_RING)
+        if self.stream is None or k < ARRIVAL_WARMUP:
+            return None
+        if self.player_latency_fixed is not None:
+            return self.player_latency_fixed
+        now = time.monotonic()
+        lat = self._lat
+        if lat is not None and now - self._lat_checked < LATENCY_RECHECK_S:
+            return lat
+        end = self._blk_n & (TIMING_RING - 1)
+        lead = self._blk_lead
+        if k == TIMING_RING:
+            recent = lead
+        elif end >= k:
+            recent = lead[end - k:end]
+        else:
+            recent = np.concatenate((lead[end - k:], lead[:end]))
+        measured = float(np.percentile(recent, LEAD_QUANTILE)) + ARRIVAL_MARGIN_S
+        lat = measured if lat is None else max(lat, measured)
+        self._lat, self._lat_checked = lat, now
+        return lat
+
+    def arrival_time(self) -> int:
+        """The audio-clock sample at which an event arriving now should sound: the one
+        that reaches the DAC ``player_latency()`` from now, on the line through the last
+        block's (clock, DAC time). IMMEDIATE (the next block) while there is no stream
+        timing. Thread: any event producer (the mixer's timebase)."""
+        from engine.events import IMMEDIATE
+
+        lat = self.player_latency()
+        if lat is None:
+            return IMMEDIATE
+        i = (self._blk_n - 1) & (TIMING_RING - 1)
+        c = int(self._blk_clock[i])
+        dac = float(self._blk_dac[i])
+        rate = self.mixer.sample_rate
+        now = time.monotonic()
+        rendered_until = dac + (self.mixer.clock - c) / rate
+        if now >= rendered_until:
+            # Everything rendered has already played: the stream is starved or stalled
+            # and the line through the last block no longer says where the DAC is.
+            return IMMEDIATE
+        return c + int(math.ceil((now + lat - dac) * rate))
+
     # -- lifecycle (Thread: owner) ---------------------------------------------
     @property
     def sample_rate(self) -> int:
@@ -229,6 +313,8 @@ class AudioOut:
     def start(self) -> None:
         """Open and start the stream. AudioUnavailable with a readable reason on failure."""
         self._wanted = True
+        if self.player_channel >= 0 and self.stream is None:
+            self.mixer.enable_player_phases(self.player_channel)
         try:
             self._open()
         except AudioUnavailable:
@@ -250,6 +336,8 @@ class AudioOut:
         finally:
             PA_LOCK.release()
         self.stream = stream
+        self._n_at_open = self._blk_n
+        self._lat = None
         self.lost = None
         self._blocks_at_check = -1
         self._check_time = time.monotonic()

@@ -1,7 +1,11 @@
 """Timed MIDI-like events and the lock-free queue that carries them to the audio callback.
 
 Every event carries a time in samples on the audio clock (the output callback's sample
-counter). ``IMMEDIATE`` means "at the start of the next block" (the player's own notes).
+counter). ``IMMEDIATE`` means "now" (the player's own notes): a queue with a ``stamper``
+(set by ``Mixer.add_queue`` when the mixer has a live timebase, see
+``engine.audio_out.AudioOut.arrival_time``) replaces it at push time with the sample the
+arrival maps to plus a fixed delay, so every note sounds the same time after its key
+press; without a stamper (offline) it means "at the start of the next block".
 
 ``EventQueue`` is single-producer / single-consumer: one producer thread pushes, the
 audio thread pops. It preallocates a numpy ring, never blocks and allocates no arrays in
@@ -31,6 +35,11 @@ class EventQueue:
         self._write = 0      # only the producer changes this
         self._read = 0       # only the consumer changes this
         self.dropped = 0     # pushes refused because the queue was full
+        # Optional callable returning the time an IMMEDIATE event should get (or
+        # IMMEDIATE itself when it cannot tell); called by the producer inside push.
+        self.stamper = None
+        self._last_time = IMMEDIATE   # latest stamp given (producer only)
+        self.last_time = IMMEDIATE    # time the latest push was queued with
 
     @property
     def capacity(self) -> int:
@@ -40,11 +49,23 @@ class EventQueue:
         return self._write - self._read
 
     def push(self, time: int, kind: int, channel: int, data1: int = 0, data2: int = 0) -> bool:
-        """Thread: the one producer."""
+        """Queue one event (False: the queue was full). ``last_time`` then holds the
+        time it was queued with (the stamp, for an IMMEDIATE event on a stamped queue).
+        Thread: the one producer."""
         w = self._write
         if w - self._read > self._mask:
             self.dropped += 1
             return False
+        if time == IMMEDIATE and self.stamper is not None:
+            time = self.stamper()
+            if time != IMMEDIATE:
+                # The consumer pops in order and stops at the first event not yet due,
+                # so a stamp that went back (the timebase moved on to a newer block)
+                # must not overtake the note before it: hold it at that note's time.
+                if time < self._last_time:
+                    time = self._last_time
+                self._last_time = time
+        self.last_time = time
         self._buf[w & self._mask] = (time, kind, channel, data1, data2)
         self._write = w + 1   # publish after the slot is complete
         return True

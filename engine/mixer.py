@@ -69,6 +69,7 @@ class _GilHoldingSynth:
         if n > 0:
             base = out.ctypes.data + start * 8
             self._write(self._h, n, base, 0, 2, base, 1, 2)
+            self.synth.frames_rendered += n
 
     def note_on(self, channel: int, pitch: int, velocity: int) -> None:
         self._noteon(self._h, channel, pitch & 127, velocity & 127)
@@ -94,6 +95,8 @@ def _callback_synth(synth, hold_gil: bool):
             pass
     return synth
 CC_VOLUME, CC_SUSTAIN, CC_ALL_NOTES_OFF = 7, 64, 123
+SYNTH_PERIOD = 64            # FluidSynth applies events only at these frame boundaries
+_NOBODY = bytes(128)         # "no synth holds this pitch", for every pitch
 POST_CHUNK = 224             # frames: 448 samples stay under numpy's 500-element GIL release
 WORK_RING = 1 << 14          # durations kept for p50/p99 (about 87 s of 256-frame blocks)
 
@@ -113,6 +116,7 @@ class Mixer:
         if not 0.0 < ceiling <= 1.0:
             raise ValueError("limiter ceiling must be in (0, 1]")
         self.synth = synth
+        self._hold_gil = hold_gil
         self._synth = _callback_synth(synth, hold_gil)   # what process() calls
         self.sample_rate = int(sample_rate)
         self.max_block = int(max_block)
@@ -160,14 +164,73 @@ class Mixer:
         self._click_hi = (np.sin(2 * np.pi * 1760.0 * t) * env).astype(np.float32)
         self._click_lo = (np.sin(2 * np.pi * 1320.0 * t) * env * 0.7).astype(np.float32)
         self._cbuf = np.zeros(self.max_block, dtype=np.float32)
+        # The player's phase pair (see enable_player_phases): the twin synth, its
+        # scratch block, where each synth's 64-frame periods start relative to the
+        # clock, and which synth holds each sounding player pitch (0 none, 1 main, 2 twin).
+        self._twin = None
+        self._twin_synth = None
+        self._player_ch = -1
+        self._tbuf = np.zeros((self.max_block, 2), dtype=np.float32)
+        self._main_phase = int(getattr(synth, "frames_rendered", 0)) % SYNTH_PERIOD
+        self._twin_phase = 0
+        self._held = bytearray(128)
+        self._timebase = None        # callable: the sample an event arriving now sounds at
         # Work-time ring (nanoseconds per block) and the block size each was measured on.
         self.work_ns = np.zeros(WORK_RING, dtype=np.int64)
         self.work_frames = np.zeros(WORK_RING, dtype=np.int32)
 
     # -- wiring (before start) -------------------------------------------------
     def add_queue(self, q: EventQueue) -> None:
-        """Register an event source. Thread: any (published as a new tuple)."""
+        """Register an event source. Its IMMEDIATE pushes are stamped with
+        ``arrival_time`` (a fixed delay after they arrive, once a live timebase is set).
+        Thread: any (published as a new tuple)."""
+        q.stamper = self.arrival_time
         self._queues = self._queues + (q,)
+
+    def set_timebase(self, fn) -> None:
+        """``fn()`` returns the audio-clock sample an event arriving now should sound at,
+        or IMMEDIATE when it cannot tell (engine.audio_out.AudioOut.arrival_time).
+        Thread: owner (a plain attribute store)."""
+        self._timebase = fn
+
+    def arrival_time(self) -> int:
+        """Where a player event pushed now goes on the audio clock (IMMEDIATE offline:
+        the start of the next block). Thread: any event producer."""
+        fn = self._timebase
+        return IMMEDIATE if fn is None else fn()
+
+    def enable_player_phases(self, channel: int) -> bool:
+        """Play ``channel`` (the player's) on two synths whose 64-frame periods are half a
+        period apart, each note going to the one whose next period starts first.
+
+        Why: FluidSynth starts a note only at its next period boundary, so one synth
+        quantises a note's start to 64 frames (1.33 ms at 48 kHz) however finely the block
+        is split; two shifted synths halve that to at most 31 frames (0.65 ms), which is
+        what keeps the player's note-to-sound jitter under 1 ms. The band keeps its one
+        synth (its events are on the step grid, already planned ahead).
+        Returns False when the synth cannot be duplicated (then one phase only).
+        Thread: owner, while no stream runs (it loads the SoundFont a second time).
+        """
+        if self._twin is None:
+            make = getattr(self.synth, "twin", None)
+            if make is None:
+                return False
+            twin = make()
+            # Pre-render silence so the twin's periods start half a period after the
+            # main synth's on the current clock; from now on both render every frame.
+            lead = (self.clock + self._main_phase + SYNTH_PERIOD // 2) % SYNTH_PERIOD
+            if lead:
+                twin.render_into(self._tbuf, 0, lead)
+            self._twin_phase = (self._main_phase + SYNTH_PERIOD // 2) % SYNTH_PERIOD
+            self._twin_synth = twin
+            # Re-send every channel's volume and program so the twin matches.
+            self._applied_vol[:] = -1
+            self._applied_prog[:] = -1
+            self._ctl_version += 1
+            self._held[:] = _NOBODY
+            self._twin = _callback_synth(twin, self._hold_gil)
+        self._player_ch = int(channel)
+        return True
 
     def remove_queue(self, q: EventQueue) -> None:
         self._queues = tuple(x for x in self._queues if x is not q)
@@ -241,12 +304,15 @@ class Mixer:
 
     # -- the audio path --------------------------------------------------------
     def _apply_controls(self) -> None:
-        synth = self._synth
+        twin = self._twin
+        synths = (self._synth,) if twin is None else (self._synth, twin)
         if self._reset_requested:
             self._reset_requested = False
-            for ch in range(NUM_CHANNELS):
-                synth.control_change(ch, CC_SUSTAIN, 0)
-                synth.control_change(ch, CC_ALL_NOTES_OFF, 0)
+            for synth in synths:
+                for ch in range(NUM_CHANNELS):
+                    synth.control_change(ch, CC_SUSTAIN, 0)
+                    synth.control_change(ch, CC_ALL_NOTES_OFF, 0)
+            self._held[:] = _NOBODY
         version = self._ctl_version
         if version == self._ctl_applied:
             return
@@ -255,14 +321,15 @@ class Mixer:
             v = 0 if self._mute[ch] else (int(self._part_cc7[ch]) * int(self._vol[ch])) // 127
             if v != self._applied_vol[ch]:
                 self._applied_vol[ch] = v
-                synth.control_change(ch, CC_VOLUME, v)
+                for synth in synths:
+                    synth.control_change(ch, CC_VOLUME, v)
             p = int(self._prog[ch])
             if p >= 0 and p != self._applied_prog[ch]:
                 self._applied_prog[ch] = p
-                synth.set_program(ch, p)
+                for synth in synths:
+                    synth.set_program(ch, p)
 
-    def _apply_event(self, kind: int, ch: int, d1: int, d2: int) -> None:
-        synth = self._synth
+    def _apply_event(self, synth, kind: int, ch: int, d1: int, d2: int) -> None:
         if kind == NOTE_ON:
             if d2 == 0:
                 synth.note_off(ch, d1)
@@ -296,7 +363,12 @@ class Mixer:
         frames = out.shape[0]
         clock = self.clock
         t_end = clock + frames
-        self._apply_controls()
+        if self._reset_requested or self._ctl_version != self._ctl_applied:
+            self._apply_controls()
+        synth = self._synth
+        twin = self._twin
+        pch = self._player_ch if twin is not None else -1
+        tpos = 0                    # frames of the twin rendered so far in this block
 
         # Pop and apply events in time order across queues: each queue is already
         # time-ordered, so a k-way merge over their heads keeps cross-queue order.
@@ -335,16 +407,22 @@ class Mixer:
                 t = int(et[i])
                 if t != IMMEDIATE and t < clock:
                     self.late_events += 1
-                if best_off > pos:
-                    self._synth.render_into(out, pos, best_off)
-                    pos = best_off
                 kind, ch, d1, d2 = int(ek[i]), int(ec[i]), int(e1[i]), int(e2[i])
-                self._apply_event(kind, ch, d1, d2)
+                if ch == pch:
+                    pos, tpos = self._player_event(out, best_off, clock + best_off, pos, tpos,
+                                                   kind, ch, d1, d2)
+                else:
+                    if best_off > pos:
+                        synth.render_into(out, pos, best_off)
+                        pos = best_off
+                    self._apply_event(synth, kind, ch, d1, d2)
                 self.events_applied += 1
                 if log is not None:
                     log.push(clock + best_off, kind, ch, d1, d2)
         if pos < frames:
-            self._synth.render_into(out, pos, frames)
+            synth.render_into(out, pos, frames)
+        if twin is not None and tpos < frames:
+            twin.render_into(self._tbuf, tpos, frames)
 
         # Post-processing in pieces of at most POST_CHUNK frames: numpy releases the GIL
         # inside any ufunc over more than 500 elements, and winning it back can mean
@@ -354,6 +432,8 @@ class Mixer:
         for s in range(0, frames, POST_CHUNK):
             e = min(frames, s + POST_CHUNK)
             piece = out[s:e]
+            if twin is not None:
+                np.add(piece, self._tbuf[s:e], out=piece)
             self._master_and_limit(piece, e - s)
             if tap is not None:
                 tap.write(piece, clock + s)
@@ -366,6 +446,48 @@ class Mixer:
         self.work_ns[k] = time.perf_counter_ns() - t_start
         self.work_frames[k] = frames
         self.blocks += 1
+
+    def _player_event(self, out: np.ndarray, off: int, t: int, pos: int, tpos: int,
+                      kind: int, ch: int, d1: int, d2: int) -> tuple[int, int]:
+        """Apply one event on the player's channel at block offset ``off`` (sample ``t``)
+        to the phase pair; returns the new (main, twin) render positions. Thread: audio."""
+        main, twin, held = self._synth, self._twin, self._held
+        if kind == NOTE_ON and d2 > 0:
+            # The synth whose next period boundary comes first starts the note soonest.
+            use = 2 if (-(t + self._twin_phase)) % SYNTH_PERIOD < (-(t + self._main_phase)) % SYNTH_PERIOD else 1
+            old = held[d1]
+            if old and old != use:       # the pitch still sounds on the other synth: end it
+                if old == 1:
+                    if off > pos:
+                        main.render_into(out, pos, off)
+                        pos = off
+                    main.note_off(ch, d1)
+                else:
+                    if off > tpos:
+                        twin.render_into(self._tbuf, tpos, off)
+                        tpos = off
+                    twin.note_off(ch, d1)
+            held[d1] = use
+            targets = (use,)
+        elif kind == NOTE_ON or kind == NOTE_OFF:
+            targets = (held[d1] or 1,)
+            held[d1] = 0
+        else:                            # controllers, programs, all-off: both synths
+            targets = (1, 2)
+            if kind == ALL_OFF:
+                held[:] = _NOBODY
+        for which in targets:
+            if which == 1:
+                if off > pos:
+                    main.render_into(out, pos, off)
+                    pos = off
+                self._apply_event(main, kind, ch, d1, d2)
+            else:
+                if off > tpos:
+                    twin.render_into(self._tbuf, tpos, off)
+                    tpos = off
+                self._apply_event(twin, kind, ch, d1, d2)
+        return pos, tpos
 
     def _master_and_limit(self, out: np.ndarray, frames: int) -> None:
         """Master gain, then a peak limiter: instant attack ramped over the block,

@@ -51,6 +51,12 @@ class Synth:
             )
         self.sample_rate = int(sample_rate)
         self.soundfont = Path(soundfont)
+        self._options = {"gain": float(gain), "reverb": bool(reverb), "polyphony": int(polyphony)}
+        # Frames rendered so far. FluidSynth applies events only at its own 64-frame
+        # period boundaries, counted from its first rendered frame, so whoever needs
+        # to know where those boundaries fall (Mixer) reads this.
+        self.frames_rendered = 0
+        self._twins: list[Synth] = []
         if not self.soundfont.is_file():
             raise SoundFontError(f"SoundFont not found: {self.soundfont}")
         self._synth = _fs.Synth(gain=float(gain), samplerate=float(self.sample_rate))
@@ -66,6 +72,13 @@ class Synth:
         for ch in range(16):
             self.set_program(ch, 0)
         self._synth.program_select(DRUM_CHANNEL, self._sfid, 128, 0)
+
+    def twin(self) -> "Synth":
+        """A second synth with the same SoundFont and settings (the mixer's phase-shifted
+        player synth). Thread: not audio (it loads the SoundFont)."""
+        twin = Synth(self.soundfont, self.sample_rate, **self._options)
+        self._twins.append(twin)        # closed with this one
+        return twin
 
     # -- control -------------------------------------------------------------
     def set_program(self, channel: int, program: int) -> None:
@@ -100,6 +113,7 @@ class Synth:
             return
         base = out.ctypes.data + start * 8  # 2 channels x 4 bytes per frame
         self._write_float(self._handle, n, base, 0, 2, base, 1, 2)
+        self.frames_rendered += n
 
     def render(self, frames: int) -> np.ndarray:
         """Convenience for offline use: a new (frames, 2) float32 array."""
@@ -108,6 +122,9 @@ class Synth:
         return out
 
     def close(self) -> None:
+        for twin in self._twins:
+            twin.close()
+        self._twins.clear()
         if self._synth is not None:
             self._synth.delete()
             self._synth = None

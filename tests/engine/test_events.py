@@ -31,3 +31,38 @@ def test_immediate_events_are_always_due_and_output_capacity_is_respected():
     assert q.pop_until(0, out) == 2
     assert q.pop_until(0, out) == 1
     assert q.peek_time() is None
+
+
+def test_a_stamped_queue_gives_immediate_events_the_stampers_time():
+    """Player events are timed when they arrive (the stamper maps 'now' onto the audio
+    clock plus a fixed delay), so they no longer wait for 'the next block'."""
+    q = EventQueue(8)
+    stamps = iter([1000, 1300])
+    q.stamper = lambda: next(stamps)
+    q.push(IMMEDIATE, NOTE_ON, 0, 60, 100)
+    assert q.last_time == 1000
+    q.push(IMMEDIATE, NOTE_OFF, 0, 60)
+    assert q.last_time == 1300
+    out = np.zeros(4, EVENT_DTYPE)
+    assert q.pop_until(1001, out) == 1 and out["time"][0] == 1000
+    assert q.pop_until(1301, out) == 1 and out["time"][0] == 1300
+
+
+def test_a_stamp_that_goes_back_is_held_so_the_note_after_never_overtakes():
+    q = EventQueue(8)
+    stamps = iter([500, 480, IMMEDIATE])
+    q.stamper = lambda: next(stamps)
+    for kind in (NOTE_ON, NOTE_OFF, NOTE_ON):
+        q.push(IMMEDIATE, kind, 0, 60, 100)
+    out = np.zeros(4, EVENT_DTYPE)
+    assert q.pop_until(501, out) == 3
+    # the second stamp is held at the first; a stamper that cannot tell leaves IMMEDIATE
+    assert list(out["time"][:3]) == [500, 500, IMMEDIATE]
+    assert list(out["kind"][:3]) == [NOTE_ON, NOTE_OFF, NOTE_ON]
+
+
+def test_explicit_times_are_never_stamped():
+    q = EventQueue(8)
+    q.stamper = lambda: 10_000
+    q.push(42, NOTE_ON, 0, 60, 100)
+    assert q.last_time == 42

@@ -84,6 +84,58 @@ def test_same_event_in_any_block_layout_gives_identical_audio(soundfont):
     assert np.abs(results[0]).max() > 0.01
 
 
+PLAYER = 3        # the player's MIDI channel (engine.parts.MELODY)
+
+
+def _player_waits(mixer: Mixer, offsets) -> list[int]:
+    """Frames from each note-on's time to its first sound, one note at a time."""
+    q = EventQueue()
+    mixer.add_queue(q)
+    waits = []
+    for k in offsets:
+        t = mixer.clock + 1024 + k
+        q.push(t, NOTE_ON, PLAYER, 72, 127)
+        q.push(t + 1500, CONTROL, PLAYER, 120, 0)      # all sound off before the next note
+        before = mixer.render(t - mixer.clock)
+        assert np.abs(before).max() == 0.0
+        waits.append(onset(mixer.render(2048), 0.0))
+    return waits
+
+
+def test_player_notes_start_within_half_a_synth_period_on_the_phase_pair(soundfont):
+    """One FluidSynth starts a note at its next 64-frame period (up to 1.3 ms late); the
+    player's channel on two synths half a period apart starts every note within 32
+    frames (0.67 ms), whatever its offset: the jitter the player hears."""
+    offsets = range(0, 64, 3)                       # every phase of the period
+    with Synth(soundfont, sample_rate=SR, reverb=False) as one, \
+            Synth(soundfont, sample_rate=SR, reverb=False) as two:
+        single = _player_waits(Mixer(one, SR, 256), offsets)
+        paired = Mixer(two, SR, 256)
+        assert paired.enable_player_phases(PLAYER)
+        waits = _player_waits(paired, offsets)
+    # (a voice's first output sample is zero, hence the +1)
+    assert max(single) > 48 and min(single) == 1
+    assert max(waits) <= 32 and min(waits) == 1, waits
+    assert len(set(waits)) > 8                      # spread over the half period
+
+
+def test_the_phase_pair_releases_a_note_on_the_synth_that_plays_it(soundfont):
+    """A pitch struck again lands on whichever synth is sooner; the note it interrupts
+    and the final note-off still reach the right synth, so nothing hangs."""
+    with Synth(soundfont, sample_rate=SR, reverb=False) as own:
+        mixer = Mixer(own, SR, 256)
+        assert mixer.enable_player_phases(PLAYER)
+        q = EventQueue()
+        mixer.add_queue(q)
+        q.push(1024, NOTE_ON, PLAYER, 60, 110)       # main synth's period starts here
+        q.push(1024 + 32 + 4800, NOTE_ON, PLAYER, 60, 110)   # the twin's, 0.1 s later
+        q.push(20000, NOTE_OFF, PLAYER, 60)
+        held = mixer.render(19000)
+        tail = mixer.render(SR * 3)
+    assert np.abs(held[-2000:]).max() > 0.01
+    assert np.abs(tail[-SR // 4:]).max() < 1e-4
+
+
 def test_events_from_several_queues_are_merged_in_time_order(synth):
     mixer = fresh_mixer(synth)
     band, player = EventQueue(), EventQueue()
