@@ -159,6 +159,7 @@ class AudioOut:
         # an event can only be rendered from there on, so the fixed player latency must
         # be at least the largest of these (see arrival_time).
         self._blk_lead = np.zeros(TIMING_RING, dtype=np.float64)
+        self._blk_entry = np.zeros(TIMING_RING, dtype=np.float64)
         self._n_at_open = 0
         self._lat: float | None = None        # measured player latency of this stream
         self._lat_checked = 0.0
@@ -186,6 +187,9 @@ class AudioOut:
             self._blk_time[i] = self.last_block_time
             self._blk_dac[i] = self.last_block_time + dac
             self._blk_lead[i] = dac + frames / mixer.sample_rate
+            # PortAudio's time just before it called us minus ours once Python runs:
+            # constant plus however long the callback waited for the GIL (a diagnostic).
+            self._blk_entry[i] = self.last_block_time - time_info.currentTime
             self._blk_n += 1
             underflow = bool(status.output_underflow)
             mb = mixer.max_block

@@ -91,6 +91,7 @@ def _hum_file(folder: str, sample_rate: int, seconds: float) -> str | None:
 def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: str | None = None,
          log=None) -> dict:
     from engine import parts as P
+    from engine.audio_out import TIMING_RING
     from engine.mixer import WORK_RING
     from engine.softaudio import SoftwareAudioServer
     from liveband.config import AudioConfig, EngineConfig
@@ -126,8 +127,9 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             hum = _hum_file(home, rate, 30.0) if s._mic is not None else None
             result["pitch_tracker"] = s.pitch_tracker if s._mic is not None else None
 
-            work, frames = [], []
+            work, frames, entry = [], [], []
             read_upto = s.mixer.blocks
+            entry_upto = s.audio._blk_n
             xruns0, late0 = s.mixer.xruns, s.mixer.late_events
             t_start = time.monotonic()
             latencies = []
@@ -145,6 +147,10 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     work.append(s.mixer.work_ns[idx].copy())
                     frames.append(s.mixer.work_frames[idx].copy())
                     read_upto = b
+                    n = s.audio._blk_n
+                    lo = max(entry_upto, n - TIMING_RING + 1)
+                    entry.append(s.audio._blk_entry[np.arange(lo, n) & (TIMING_RING - 1)].copy())
+                    entry_upto = n
                     next_drain = now + 1.0
                 if now >= next_probe and probe.peak < PROBE_THRESHOLD and probe.hit is None:
                     probe.armed = True
@@ -172,6 +178,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             m = gen.metrics() if gen is not None else None
             xruns = s.mixer.xruns - xruns0
             late = s.mixer.late_events - late0
+            player_latency = s.audio.player_latency()
             snap = s.snapshot()
             s.stop()
             if mic_player is not None and mic_player.poll() is None:
@@ -180,6 +187,8 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
         fr = np.concatenate(frames).astype(np.float64) if frames else np.zeros(0)
         load = w / (fr * 1000.0 / rate) if w.size else w
         lat = np.asarray(latencies)
+        ent = np.concatenate(entry) if entry else np.zeros(0)
+        ent = 1000.0 * (ent - ent.min()) if ent.size else ent
         result.update({
             "seconds": round(elapsed, 1), "blocks": int(w.size), "xruns": int(xruns),
             "xruns_per_minute": round(60.0 * xruns / max(elapsed, 1e-9), 2),
@@ -193,6 +202,12 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                                  if lat.size else None,
                                  "std": round(float(lat.std()), 3) if lat.size else None},
             "note_to_sound_minus_output_latency_ms": _percentiles(lat - snap.audio_latency_ms) if lat.size else None,
+            # the fixed arrival-to-DAC delay player notes were scheduled with (measured
+            # from the stream's lead over the DAC, see AudioOut.player_latency)
+            "player_latency_ms": round(1000.0 * player_latency, 3) if player_latency else None,
+            # how much later than the quickest one each callback started running Python
+            # (PortAudio's call time to our first line: mostly waiting for the GIL)
+            "callback_start_delay_ms": _percentiles(ent),
             "generator": None if m is None else {
                 "backend": m.backend, "steps": m.steps, "late_steps": m.late_steps,
                 "step_ms_p50": round(m.step_ms_p50, 3), "step_ms_p99": round(m.step_ms_p99, 3),
