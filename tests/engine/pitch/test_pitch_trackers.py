@@ -60,6 +60,40 @@ def test_pesto_onnx_equals_torch():
     assert np.abs(cents(fa, fb)).max() < 1.0 and np.abs(ca - cb).max() < 1e-3
 
 
+def test_pesto_fast_layers_compute_the_published_layers():
+    """The live path's rewrites (CQT only where kernels are non-zero, residual convs by
+    FFT, the Toeplitz conv as a matrix) give the sums of the layers as published."""
+    import torch
+
+    from engine.pitch.pesto import FftConvs, PestoModel, cqt_kernels, support_groups, toeplitz_matrix
+
+    rng = np.random.default_rng(1)
+    m = PestoModel(backend="torch", lookahead_ms=100.0)
+    h = m.hcqt
+    kern, lengths, _ = cqt_kernels(TRACKER_RATE, float(h["fmin"]), int(h["n_bins"]), m.bps, float(h["gamma"]))
+    kern = kern[:, :m.live]
+    groups = support_groups(kern)
+    assert [g[0] for g in groups] == [0] + [g[1] for g in groups[:-1]] and groups[-1][1] == m.n_bins
+    x = rng.normal(0, 0.1, m.live).astype(np.float32)
+    dense = np.abs(kern @ x)
+    sparse = np.concatenate([np.abs(kern[b0:b1, c0:c1] @ x[c0:c1]) for b0, b1, c0, c1 in groups])
+    assert np.abs(sparse - dense).max() <= 1e-5 * dense.max()
+
+    enc = m.torch_module.encoder
+    feats = torch.from_numpy(rng.normal(0, 1, (3, 40, 219)).astype(np.float32))
+    with torch.no_grad():
+        ref = feats
+        for conv in enc.pre:
+            ref = torch.nn.functional.leaky_relu(conv(ref), 0.3) + ref
+        ref = ref.numpy()
+        flat = torch.from_numpy(rng.normal(0, 1, (2, 657)).astype(np.float32))
+        fc_ref = enc.fc(flat[:, None, :])[:, 0, :].numpy()
+    fast = FftConvs(enc.pre, 0.3)(feats.numpy())
+    assert fast.shape == ref.shape and np.abs(fast - ref).max() <= 1e-4 * np.abs(ref).max()
+    fc = flat.numpy() @ toeplitz_matrix(enc.fc.weight.detach().numpy().reshape(-1), 657, 384)
+    assert np.abs(fc - fc_ref).max() <= 1e-4 * np.abs(fc_ref).max()
+
+
 @pytest.mark.parametrize("name", ["crepe", "pesto"])
 def test_streaming_hops_equal_batch(name, crepe, pesto):
     trk = crepe if name == "crepe" else pesto
