@@ -26,7 +26,8 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--temperature", type=float, default=0.9, help="creativity, 0.05-2")
     g.add_argument("--density", type=float, default=0.5, help="0 sparse .. 1 busy")
     g.add_argument("--harmony-follow", type=float, default=0.5, help="0 free .. 1 strict")
-    g.add_argument("--backend", choices=BACKENDS, default="torch-cpu")
+    g.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="default: onnx-cpu (torch-cpu when onnxruntime is missing)")
     g.add_argument("--checkpoint", default=None, help="model checkpoint (.safetensors); default: shipped")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--soundfont", default=None, help=".sf2 file (default: Debian's FluidR3_GM)")

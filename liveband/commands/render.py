@@ -14,6 +14,12 @@ from liveband.config import EngineConfig
 from liveband.paths import find_soundfont
 
 
+# Offline the model's steps are on the render's critical path and onnxruntime steps the
+# shipped model faster than torch (same tokens on the bench tune); without onnxruntime
+# the backend fallback says so in one line and uses torch-cpu.
+DEFAULT_BACKEND = "onnx-cpu"
+
+
 def _say(msg: str) -> None:
     print(f"liveband render: {msg}", file=sys.stderr)
 
@@ -80,7 +86,8 @@ def main(args) -> int:
         _say(f"the file changes tempo {melody.tempo_changes} time(s); the band keeps {tempo:.1f} BPM")
     # validates tempo, meter, style and the controls with clear messages
     cfg = EngineConfig(tempo=tempo, meter=meter, style=args.style, temperature=args.temperature,
-                       density=args.density, harmony_follow=args.harmony_follow, backend=args.backend,
+                       density=args.density, harmony_follow=args.harmony_follow,
+                       backend=getattr(args, "backend", None) or DEFAULT_BACKEND,
                        seed=args.seed, checkpoint=args.checkpoint, count_in_bars=0)
     soundfont = find_soundfont(args.soundfont)
     acc, backend = _load_model(cfg, open_accompanist)
@@ -90,8 +97,11 @@ def main(args) -> int:
         octaves = abs(shift) // 12
         _say(f"melody transposed {'up' if shift > 0 else 'down'} {octaves} octave{'s' if octaves > 1 else ''} "
              f"into the model's range (MIDI {lo}-{hi})")
+    # this command has no audio or UI threads, so the audio may render in a forked
+    # process while this one runs the model (engine.offline.RenderSettings.synth_process)
     settings = RenderSettings(style=cfg.style, tempo=cfg.tempo, meter=cfg.meter, temperature=cfg.temperature,
-                              density=cfg.density, harmony_follow=cfg.harmony_follow, seed=cfg.seed)
+                              density=cfg.density, harmony_follow=cfg.harmony_follow, seed=cfg.seed,
+                              synth_process=True)
     from tqdm import tqdm
 
     with tqdm(total=1, unit="s", unit_scale=True, desc="render", disable=None, file=sys.stderr,

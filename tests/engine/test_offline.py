@@ -11,6 +11,7 @@ from engine.events import NOTE_ON
 from engine.melody_file import Melody, MelodyFileError, MelodyNote, fit_to_range, read_melody_midi
 from engine.midi_export import write_midi
 from engine.offline import RenderSettings, render_melody
+from engine.synth import SoundFontError
 from toy_band import band_for_tests
 
 SR = 48000
@@ -158,6 +159,25 @@ def test_the_live_worker_thread_on_the_simulated_clock_renders_the_same_bits(mel
     threaded = render_melody(melody, band_for_tests(0), s, soundfont, keep_audio=True)
     assert threaded.metrics.late_steps == 0
     assert threaded.events == r.events and np.array_equal(threaded.audio, r.audio)
+
+
+def test_the_audio_rendered_in_a_second_process_is_the_same_bits(melody, soundfont, rendered):
+    # the band in this process, synth + mixer + WAV in a forked one, at the same time
+    r, out = rendered
+    s = RenderSettings(style="pop", tempo=110, meter="4/4", seed=3, synth_process=True)
+    two = render_melody(melody, band_for_tests(0), s, soundfont, out / "two.wav", keep_audio=True)
+    assert two.metrics.late_steps == 0 and two.late_mixer_events == 0
+    assert two.events == r.events and np.array_equal(two.audio, r.audio)
+    assert (out / "two.wav").read_bytes() == (out / "a.wav").read_bytes()
+
+
+def test_a_failure_in_the_audio_process_is_raised_here_and_writes_no_wav(melody, tmp_path):
+    junk = tmp_path / "junk.sf2"
+    junk.write_bytes(b"RIFF" + bytes(64))
+    s = RenderSettings(tempo=110, seed=3, synth_process=True)
+    with pytest.raises(SoundFontError, match="cannot load SoundFont"):
+        render_melody(melody, band_for_tests(0), s, junk, tmp_path / "x.wav")
+    assert not (tmp_path / "x.wav").exists()
 
 
 def test_a_chorale_in_six_eight_has_no_drums_and_keeps_its_grid(soundfont):

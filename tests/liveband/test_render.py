@@ -54,7 +54,9 @@ def test_render_writes_an_audible_wav_and_a_track_per_part(tmp_path, shipped, so
     rc = main(["render", str(src), "-o", str(tmp_path / "out.wav"), "--midi-out", str(tmp_path / "out.mid"),
                "--style", "folk", "--seed", "5", *model, "--soundfont", str(soundfont)])
     assert rc == 0
-    assert "wrote" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    # onnxruntime is part of this build: the default backend is onnx-cpu (the faster one offline)
+    assert "wrote" in said and "onnx-cpu" in said
     sr, pcm = read_wav(tmp_path / "out.wav")
     assert sr == 48000 and np.abs(pcm).max() > 1000
     # tempo and meter came from the file: 24 beats at 96 BPM is 15 s, plus the band's tail
@@ -71,6 +73,11 @@ def test_render_writes_an_audible_wav_and_a_track_per_part(tmp_path, shipped, so
     main(["render", str(src), "-o", str(tmp_path / "again.wav"), "--style", "folk", "--seed", "5",
           *model, "--soundfont", str(soundfont)])
     assert (tmp_path / "again.wav").read_bytes() == (tmp_path / "out.wav").read_bytes()
+    # the same notes and bits on torch-cpu
+    main(["render", str(src), "-o", str(tmp_path / "torch.wav"), "--style", "folk", "--seed", "5",
+          *model, "--soundfont", str(soundfont), "--backend", "torch-cpu"])
+    assert "torch-cpu" in capsys.readouterr().out
+    assert (tmp_path / "torch.wav").read_bytes() == (tmp_path / "out.wav").read_bytes()
 
 
 def test_a_melody_outside_the_range_is_transposed_and_the_user_is_told(tmp_path, checkpoint, soundfont, capsys):
