@@ -42,8 +42,9 @@ PA_LOCK = threading.RLock()
 TIMING_RING = 1024
 ARRIVAL_WARMUP = 64          # blocks a (re)opened stream plays before its timing is used
 ARRIVAL_MARGIN_S = 0.0003    # beyond the lead quantile: a callback that runs meanwhile
-LEAD_QUANTILE = 99.5         # percent of recent blocks whose lead the player latency covers
+LEAD_QUANTILE = 99.0         # percent of recent blocks whose lead the player latency covers
 LATENCY_RECHECK_S = 1.0
+LATENCY_SETTLE_S = 3.0       # a new stream's first seconds (PulseAudio stalls, refills)
 
 
 class AudioUnavailable(RuntimeError):
@@ -162,6 +163,7 @@ class AudioOut:
         self._blk_entry = np.zeros(TIMING_RING, dtype=np.float64)
         self._n_at_open = 0
         self._lat: float | None = None        # measured player latency of this stream
+        self._opened_at = 0.0
         self._lat_checked = 0.0
         if player_latency is not None and not player_latency > 0:
             raise ValueError(f"player latency must be positive seconds, got {player_latency}")
@@ -249,8 +251,9 @@ class AudioOut:
         blocks' leads (how far ahead of the DAC the callback renders) plus a margin, so
         an event's sample is nearly always still to be rendered when it arrives; one that
         is not plays at the next block, a little late, and is counted by the mixer. The
-        value only ever grows while a stream lives (re-checked every second): a delay
-        that moved back and forth would itself be jitter.
+        value is re-checked every second and, once the stream has settled
+        (LATENCY_SETTLE_S: a new PulseAudio stream stalls and refills in bursts at first),
+        only ever grows: a delay that moved back and forth would itself be jitter.
         """
         k = min(self._blk_n - self._n_at_open, TIMING_RING)
         if self.stream is None or k < ARRIVAL_WARMUP:
@@ -270,7 +273,8 @@ class AudioOut:
         else:
             recent = np.concatenate((lead[end - k:], lead[:end]))
         measured = float(np.percentile(recent, LEAD_QUANTILE)) + ARRIVAL_MARGIN_S
-        lat = measured if lat is None else max(lat, measured)
+        settled = now - self._opened_at >= LATENCY_SETTLE_S
+        lat = measured if lat is None or not settled else max(lat, measured)
         self._lat, self._lat_checked = lat, now
         return lat
 
@@ -341,6 +345,7 @@ class AudioOut:
             PA_LOCK.release()
         self.stream = stream
         self._n_at_open = self._blk_n
+        self._opened_at = time.monotonic()
         self._lat = None
         self.lost = None
         self._blocks_at_check = -1
