@@ -9,7 +9,9 @@
 - a fixed key (``set_key``, when the player chose one): a penalty on notes outside
   its scale and on chords in proportion to their tones outside it;
 - density (0 sparse .. 1 busy): shifts note streams between new onsets and HOLD/REST;
-- temperature ("creativity"): divides the logits before sampling;
+- temperature ("creativity"): divides the logits before sampling; for note streams the
+  pitch of an onset is drawn at a third of it (``PITCH_TEMPERATURE_SHARE``, the same
+  decoding ``liveband eval`` measures) while strike / hold / rest keep the temperature;
 
 then draws from a seeded ``numpy.random.Generator``, so a seed gives the same band.
 
@@ -21,6 +23,7 @@ import math
 
 import numpy as np
 
+from models.contract import PITCH_TEMPERATURE_SHARE
 from models.tokens import (CHORD, CHORD_BASE, CHORD_VOCAB, HOLD, MAX_VOCAB, MELODY, NOTE_BASE, NOTE_VOCAB, REST,
                            chord_pitch_classes, is_note_on, token_pitch)
 
@@ -64,6 +67,7 @@ class ControlledSampler:
         self._melody_pitch: int | None = None
         self.chord_pcs = np.zeros(12, np.float32)  # pitch classes of the band's last chord
         self._scratch = np.empty(MAX_VOCAB, np.float64)
+        self._pitch = np.empty(MAX_VOCAB, np.float64)
         self._cum = np.empty(MAX_VOCAB, np.float64)
         self.out_of_key = np.zeros(12, np.float32)  # 1 for pitch classes outside a fixed key
         self._dirty = True
@@ -126,7 +130,7 @@ class ControlledSampler:
             np.add(logits, self._note_bias[:V], out=x)
         else:
             np.copyto(x, logits, casting="unsafe")
-        tok = self._draw(x, logits)
+        tok = self._draw(x, logits, pitch=stream != CHORD and stream != MELODY)
         if stream == CHORD and tok != self._last_chord:
             self._last_chord = tok
             self.chord_pcs[:] = 0.0
@@ -135,8 +139,10 @@ class ControlledSampler:
             self._dirty = True
         return tok
 
-    def _draw(self, x: np.ndarray, raw: np.ndarray) -> int:
-        """Sample from softmax(x / T) in place (x is scratch). -inf entries never win."""
+    def _draw(self, x: np.ndarray, raw: np.ndarray, pitch: bool = False) -> int:
+        """Sample from softmax(x / T) in place (x is scratch). -inf entries never win.
+        pitch: x is a note stream; its onsets keep their total probability but share it
+        as softmax at the pitch temperature."""
         m = float(x.max())
         if not math.isfinite(m):
             if math.isnan(m):
@@ -147,9 +153,21 @@ class ControlledSampler:
                 # rather than crash the band
                 r = np.nan_to_num(raw, nan=-np.inf)
                 return int(np.argmax(r)) if np.isfinite(r).any() else REST
+        n_pitch = x.shape[0] - NOTE_BASE
+        if pitch and n_pitch > 0:
+            y = self._pitch[:n_pitch]
+            np.copyto(y, x[NOTE_BASE:])
         np.subtract(x, m, out=x)
         np.multiply(x, 1.0 / self.temperature, out=x)
         np.exp(x, out=x)
+        if pitch and n_pitch > 0:
+            on = float(x[NOTE_BASE:].sum())
+            my = float(y.max())
+            if on > 0.0 and math.isfinite(my):
+                np.subtract(y, my, out=y)
+                np.multiply(y, 1.0 / (self.temperature * PITCH_TEMPERATURE_SHARE), out=y)
+                np.exp(y, out=y)
+                np.multiply(y, on / float(y.sum()), out=x[NOTE_BASE:])
         c = self._cum[:x.shape[0]]
         np.cumsum(x, out=c)
         u = self.rng.random() * c[-1]

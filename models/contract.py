@@ -19,6 +19,14 @@ import numpy as np
 # The engine passes one that applies temperature / density / harmony-follow.
 Sampler = Callable[[int, np.ndarray], int]
 
+# How samplers decode note streams (``liveband eval`` and the engine alike): a note
+# stream's token mixes two choices, whether to strike (onset / hold / rest) and which
+# pitch. One temperature for both either keeps the rhythm alive and scatters the pitches
+# over the long tail of 128 notes, or sharpens the pitches and starves the rhythm (at 0.5
+# almost every step is a hold). So the strike is drawn at the temperature and the pitch,
+# given a strike, at this share of it (measured in the model card).
+PITCH_TEMPERATURE_SHARE = 1.0 / 3.0
+
 
 class StepModel(Protocol):
     """One position in, logits for the next position out, over a fixed-size cache.

@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from models.contract import Accompanist
+from models.contract import PITCH_TEMPERATURE_SHARE, Accompanist
 from models.data.corpus import split_train_valid
 from models.data.piece import Piece
 from models.rules import RuleAccompanist, estimate_key, scale_pitch_classes
@@ -129,21 +129,33 @@ def ratio(hits: float, total: float) -> float | None:
 
 
 # --------------------------------------------------------------------------- generation
-def make_sampler(temperature: float = 0.9, seed: int = 0) -> Sampler:
-    """sampler(stream, logits) -> token; temperature 0 = argmax; fixed seed = fixed output."""
+def make_sampler(temperature: float = 0.9, seed: int = 0,
+                 pitch_temperature: float | None = None) -> Sampler:
+    """sampler(stream, logits) -> token; temperature 0 = argmax; fixed seed = fixed output.
+    Note streams draw the pitch of an onset at ``pitch_temperature`` (default
+    ``temperature * PITCH_TEMPERATURE_SHARE``) keeping the onset probability of ``temperature``."""
     rng = np.random.default_rng(seed)
+    pt = temperature * PITCH_TEMPERATURE_SHARE if pitch_temperature is None else pitch_temperature
 
     def sample(stream: int, logits: np.ndarray) -> int:
         z = np.asarray(logits, dtype=np.float64)[: VOCAB_SIZES[stream]]
         if temperature <= 0:
             return int(np.argmax(z))
-        z = z / temperature
-        z = z - z[np.isfinite(z)].max()
-        p = np.exp(z)
-        p /= p.sum()
-        return int(rng.choice(len(p), p=p))
+        p = _softmax(z, temperature)
+        if stream != CHORD and stream != MELODY and pt > 0 and len(z) > NOTE_BASE:
+            on = p[NOTE_BASE:].sum()
+            p[NOTE_BASE:] = on * _softmax(z[NOTE_BASE:], pt)
+        return int(rng.choice(len(p), p=p / p.sum()))
 
     return sample
+
+
+def _softmax(z: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(z / T) over the finite entries (-inf stays 0)."""
+    z = z / temperature
+    z = z - z[np.isfinite(z)].max()
+    p = np.exp(z)
+    return p / p.sum()
 
 
 def accompany(acc: Accompanist, piece: Piece, sampler: Sampler, melody: np.ndarray | None = None,
@@ -236,7 +248,8 @@ def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float
         "note_in_chord": {k: ratio(*v) for k, v in counts.items()},
         "onsets_counted": {k: v[1] for k, v in counts.items()},
         "chord_root_agreement": {k: ratio(*v) for k, v in roots.items() if model is not None or k != "model"},
-        "sampling": {"temperature": temperature, "seed": seed},
+        "sampling": {"temperature": temperature, "pitch_temperature": round(temperature * PITCH_TEMPERATURE_SHARE, 4),
+                     "seed": seed},
     }
 
 

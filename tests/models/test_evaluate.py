@@ -194,3 +194,27 @@ def test_recovery_on_a_long_song_starts_the_model_late_but_aligned():
     res = recovery_metrics(DownbeatC(), [RecoverySong(p, (0, "maj"))], shift=5)
     assert res["note_in_key_per_beat_after_jump"]["model"] == [0.25, 0.0, 0.0, 0.0] * 4   # one C among 4 onsets per downbeat
     assert res["note_in_key_16_beats_before_jump"]["model"] == pytest.approx(4 / 64, abs=1e-4)
+
+
+def test_the_sampler_keeps_the_onset_rate_of_the_temperature_and_sharpens_only_the_pitch():
+    from models.evaluate import make_sampler
+    from models.tokens import BASS, CHORD, HOLD, NOTE_BASE, VOCAB_SIZES
+
+    V = VOCAB_SIZES[BASS]
+    logits = np.full(V, -2.0)
+    logits[HOLD] = 0.5
+    logits[NOTE_BASE + 40] = 1.0                  # the likely pitch
+    logits[NOTE_BASE + 41:NOTE_BASE + 60] = 0.0   # a long tail of plausible ones
+    n = 4000
+    samplers = {pt: make_sampler(0.9, seed=1, pitch_temperature=pt) for pt in (0.9, 0.3)}
+    draws = {pt: [s(BASS, logits) for _ in range(n)] for pt, s in samplers.items()}
+    onset_rate = {pt: np.mean(np.array(d) >= NOTE_BASE) for pt, d in draws.items()}
+    top_share = {pt: np.mean(np.array(d)[np.array(d) >= NOTE_BASE] == NOTE_BASE + 40) for pt, d in draws.items()}
+    assert abs(onset_rate[0.3] - onset_rate[0.9]) < 0.03          # the rhythm is the temperature's
+    assert top_share[0.3] > top_share[0.9] + 0.3                    # the pitch is sharper
+    # chords are drawn at the plain temperature
+    c = np.zeros(VOCAB_SIZES[CHORD])
+    c[5] = 1.0
+    chord_sampler = make_sampler(0.9, seed=2, pitch_temperature=0.01)
+    share = np.mean([chord_sampler(CHORD, c) == 5 for _ in range(2000)])
+    assert share < 0.2
