@@ -8,6 +8,11 @@ calls), which advances the clock. Nothing in this path knows it is offline. With
 ``worker_thread=True`` the generator runs in its live worker thread instead, and the
 loop waits until the band is committed through each block (same output, bit for bit).
 
+With ``synth_process=True`` (``liveband render``, the bench) the same loop runs in a
+forked process and the band's events reach it through a pipe while this process keeps
+generating, so the model and the synth overlap on two cores; the mixer sees the same
+events before the same blocks, so the audio is the same, bit for bit.
+
 The melody is given to the quantiser up front (a file is a player who never plays
 late); the quantiser still hands the model only committed steps ``<= t - lookahead``,
 so what the band plays before time T cannot depend on the melody after T.
@@ -293,8 +298,10 @@ def _render_two_processes(job: _Job, generator, renderer: PartRenderer, log: Eve
                           keep_audio: bool, progress) -> tuple[StreamingGenerator, np.ndarray | None, int]:
     """The band in this process, the audio in a forked one, at the same time.
 
-    Why: the model and FluidSynth each take about half of a render's CPU time and both
-    are single-threaded, so on two cores they can overlap. The audio process runs the
+    Why: the model's steps and the audio (FluidSynth, mixer, limiter, WAV) are each
+    single-threaded, so on two cores they can overlap (measured on the bench's 65 s:
+    ~0.8 s CPU for the band with onnx-cpu, ~2.3 s for the audio, which now sets the
+    render's time instead of their sum). The audio process runs the
     one-process render loop unchanged except that the band's events arrive through a
     pipe (a chunk at a time, each with the time before which the band is final) instead
     of from ``pump``; the mixer sees the same events before the same blocks, so the audio
@@ -311,7 +318,7 @@ def _render_two_processes(job: _Job, generator, renderer: PartRenderer, log: Eve
     proc = _FORK.Process(target=_audio_process, args=(job, child_conn, audio, audio_clock),
                          name="liveband-render-audio", daemon=True)
     gen = generator(lambda: audio_clock.value)
-    gen.prime()
+    # fork first: the child loads the SoundFont while this process warms the model up
     proc.start()
     child_conn.close()
     sent = 0
@@ -328,6 +335,7 @@ def _render_two_processes(job: _Job, generator, renderer: PartRenderer, log: Eve
             _raise_child_error(conn, proc)
 
     try:
+        gen.prime()
         send(job.clock.step_time(gen.next_step))
         clock = job.clock
         while gen.next_step < job.end_step:
