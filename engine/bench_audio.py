@@ -15,6 +15,10 @@ reports, as JSON:
   DAC (PortAudio's DAC time for that block + the sample's offset) is measured. The band
   is muted *at the mixer* for this (the synth still renders every band voice, so the
   load is the same) so the probe note is the only thing above the threshold;
+- the player latency the notes were stamped with (``AudioOut.player_latency``: notes are
+  timed on arrival and sound that fixed delay later, so the spread of note-to-sound is
+  the jitter) and each callback's start delay (PortAudio's call to our first line,
+  mostly waiting for the GIL, not counted in the work time);
 - the generator's late steps, per-step time and lead over the clock.
 
 Runs on the machine it is on: the 2-core build machines are shared, so xruns there say
