@@ -1,4 +1,5 @@
 """`liveband render`: a melody file in, an accompanied WAV and multi-track MIDI out."""
+import sys
 import wave
 from pathlib import Path
 
@@ -133,3 +134,17 @@ def test_a_hummed_wav_is_transcribed_and_accompanied(tmp_path, checkpoint, sound
     assert abs(float(np.median(mel)) - float(np.median(truth))) <= 1.0
     bass = next(t for t in mid.tracks if t.name == "BASS")
     assert any(m.type == "note_on" and m.velocity > 0 for m in bass)
+
+
+def test_without_onnxruntime_the_default_backend_falls_back_to_torch_in_one_line(
+        tmp_path, checkpoint, soundfont, capsys, monkeypatch):
+    # a build without onnxruntime: importing it fails, as it would there
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    src = melody_file(tmp_path / "m.mid", WALTZ[:6])
+    rc = main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint,
+               "--soundfont", str(soundfont)])
+    assert rc == 0
+    said = capsys.readouterr()
+    assert "torch-cpu" in said.out
+    err = [line for line in said.err.splitlines() if line.strip()]
+    assert len(err) == 1 and "onnx-cpu is not available" in err[0] and "using torch-cpu" in err[0], err
