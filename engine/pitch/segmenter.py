@@ -10,7 +10,10 @@ Decisions, in the order they are taken each hop:
    spread and slope are small start a note (a scoop is waited out until it flattens).
    Inside a note, a new stable pitch ``change_semitones`` away from the note's running
    median starts a new note (legato), and a level dip of ``dip_db`` followed by a rise
-   of ``rise_db`` re-articulates (a repeated note).
+   of ``rise_db`` re-articulates (a repeated note). A re-articulated note is named by
+   the onset rule from the hops after the rise (``reartic_fresh``): in a room, the hops
+   before it still hear the last note ringing on, which named 2/3 of the wrong notes in
+   the bench's reverberant clips.
    Talking is told from humming by how much the voiced pitch glides (motion over 3
    hops above ``talk_glide_cents`` in more than ``talk_fraction`` of recent voiced
    hops); while it looks like talking an onset needs ``talk_stable_hops`` steady hops,
@@ -50,8 +53,11 @@ class SegmenterConfig:
     tail_extra_hops: int = 0        # ... on that note's pitch needs this many more hops (0: off, see bench notes)
     settle_cents: float = 3.0       # a still-drifting pitch (a scoop's slow tail) waits ...
     settle_max_hops: int = 0        # ... at most this many extra hops (0: off; see the bench)
+    reartic_fresh: bool = True      # a re-articulation names its note from hops after the rise only
     change_semitones: float = 0.8   # a new stable pitch this far from the note: new note
     change_hops: int = 5
+    change_settle_hops: int = 3     # ... whose newest hops agree within 40 cents ...
+    change_slope_cents: float = 16.0  # ... and move at most this much per hop (a glide's tail waits)
     dip_db: float = 8.0             # re-articulation: level dips this much ...
     rise_db: float = 5.0            # ... then rises this much, within a voiced note
     talk_glide_cents: float = 50.0  # pitch motion over 3 hops that counts as gliding
@@ -153,6 +159,7 @@ class NoteSegmenter:
         self._voiced_pitches: deque[float] = deque(maxlen=4)
         self.talking = False
         self._dip_min_hop = 0
+        self._reartic_hop: int | None = None
         self.voiced_hops: list[bool] = []
 
     # -- helpers ---------------------------------------------------------------------
@@ -280,7 +287,10 @@ class NoteSegmenter:
                         # a recent rise, by the tracker's frame delay
                         rise = self._last_low_hop + 1 - 1.0
                         on_time = rise if first - rise <= 15 else first - c.pitch_delay_hops
+                        if self._reartic_hop is not None:
+                            on_time = self._reartic_hop    # the level dip that re-articulated
                         on_time = min(on_time, first)
+                        self._reartic_hop = None
                         self._flush_pending(out, on_time)
                         self._start(med, on_time, max(l for _, _, l in list(self._run)[-c.stable_hops:]), out)
             else:
@@ -289,6 +299,7 @@ class NoteSegmenter:
             self._unvoiced_run += 1
             if self.voiced and self._unvoiced_run >= c.off_hops:
                 self.voiced = False
+                self._reartic_hop = None
                 self._run.clear()
                 self._voiced_pitches.clear()
                 self._end(self.hop - c.off_hops + 1, out)
@@ -331,7 +342,7 @@ class NoteSegmenter:
         ok, med = self._stable(c.change_hops, 100.0, 60.0)
         # ... and the newest hops have settled (a legato glide's tail must not name the
         # new note): it is named by their median
-        settled, med_new = self._stable(3, 40.0, c.slope_cents * 2)
+        settled, med_new = self._stable(c.change_settle_hops, 40.0, c.change_slope_cents)
         if ok and settled and abs(med - n.median_pitch) >= c.change_semitones and \
                 all(h > n.on_hop for h, _, _ in list(self._run)[-c.change_hops:]):
             med = med_new
@@ -355,8 +366,15 @@ class NoteSegmenter:
             if level_db < self._dip_min_db:
                 self._dip_min_db, self._dip_min_hop = level_db, self.hop
             if level_db >= self._dip_min_db + c.rise_db and self.hop - n.on_hop > 6:
-                ok2, med2 = self._stable(2, 100.0, 100.0)
                 on_time = float(self._dip_min_hop)
+                if c.reartic_fresh:
+                    # the pitch until now may be the last note ringing on in the room:
+                    # end it, and let the onset rule name the new one from fresh hops
+                    self._end(on_time, out)
+                    self._reartic_hop = self._dip_min_hop
+                    self._run.clear()
+                    return
+                ok2, med2 = self._stable(2, 100.0, 100.0)
                 self._end(on_time, out)
                 self._flush_pending(out, on_time)
                 self._start(med2 if ok2 else pitch, on_time, level_db, out)

@@ -43,16 +43,28 @@ def test_humming_draws_the_pitch_line_and_feeds_the_band(themed_app, qtbot, puls
         qtbot.waitUntil(lambda: w.last_snapshot is not None and w.last_snapshot.playing, timeout=20000)
         player = pulse_server.play_into_mic(path)
         seen_note, seen_level = set(), []
-        t_end = time.monotonic() + len(clip.audio) / SR + 1.5
-        while time.monotonic() < t_end:
-            qtbot.wait(60)
+        # Sample the window until the whole hum has been heard: the player may start
+        # late and the pitch worker may lag on a loaded machine, so a fixed clock time
+        # is not the end. The end is: the player is done and the microphone's ring has
+        # been drained, plus time for the last notes to reach the window.
+        deadline = time.monotonic() + 3 * len(clip.audio) / SR + 30
+        shot_at = settle_until = None
+        while time.monotonic() < deadline:
+            qtbot.wait(40)
             if w.transport.hum_label.text():
                 seen_note.add(w.transport.hum_label.text())
             seen_level.append(w.transport.level.fraction())
-            if w.roll.hum_pitch is not None and not (ARTIFACTS / "humming.png").exists():
-                qtbot.wait(1200)
+            now = time.monotonic()
+            if w.roll.hum_pitch is not None and shot_at is None:
+                shot_at = now + 1.2      # a screenshot once the line has some length; keep sampling
+            if shot_at is not None and now >= shot_at and not (ARTIFACTS / "humming.png").exists():
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)
                 w.grab().save(str(ARTIFACTS / "humming.png"))
+            mic = session._mic
+            if settle_until is None and player.poll() is not None and (mic is None or mic.ring.available() == 0):
+                settle_until = now + 1.5
+            if settle_until is not None and now >= settle_until:
+                break
         player.wait(timeout=10)
         sung = {p for p, _, _ in clip.notes}
         melody = [n[1] for n in session.roll(-1000) if n[0] == "melody"]

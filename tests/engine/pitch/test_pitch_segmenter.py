@@ -67,6 +67,18 @@ def test_a_level_dip_rearticulates_a_repeated_note():
     assert [p for p, _ in ons(ev)] == [60, 60]
 
 
+def test_a_rearticulation_in_a_ringing_room_is_named_by_the_new_pitch():
+    # the last note (A2) rings on through the gap at a lower level; the new note (G2)
+    # rises out of it, and its first loud hop still hears the ringing pitch
+    frames = silence(10) + note(45, 40) + note(45, 8, level=-36.0) + note(45, 1) + note(43, 20) + silence(10)
+    ev, _ = run(frames)
+    assert [p for p, _ in ons(ev)] == [45, 43]
+    assert 50 <= ons(ev)[1][1] <= 51             # dated to the dip (hop 50), not to the rise
+    # naming it from the hops around the rise (the old rule) gives the ringing pitch
+    old, _ = run(frames, SegmenterConfig(reartic_fresh=False))
+    assert [p for p, _ in ons(old)] == [45, 45]
+
+
 def test_low_confidence_or_low_level_gives_no_notes():
     noise = [(float(f), 0.2, -20.0) for f in np.random.default_rng(0).uniform(80, 800, 200)]
     quiet = note(60, 100, level=-75.0)
