@@ -44,6 +44,7 @@ ARRIVAL_WARMUP = 64          # blocks a (re)opened stream plays before its timin
 ARRIVAL_MARGIN_S = 0.0003    # beyond the lead quantile: a callback that runs meanwhile
 LEAD_QUANTILE = 99.0         # percent of recent blocks whose lead the player latency covers
 LATENCY_RECHECK_S = 1.0
+MAX_PLAYER_LATENCY_S = 0.25  # beyond this the DAC times are not believed
 LATENCY_SETTLE_S = 3.0       # a new stream's first seconds (PulseAudio stalls, refills)
 
 
@@ -273,6 +274,9 @@ class AudioOut:
         else:
             recent = np.concatenate((lead[end - k:], lead[:end]))
         measured = float(np.percentile(recent, LEAD_QUANTILE)) + ARRIVAL_MARGIN_S
+        if not 0.0 < measured < MAX_PLAYER_LATENCY_S:
+            # a host API whose DAC times mean nothing (some report 0): no arrival timing
+            return None
         settled = now - self._opened_at >= LATENCY_SETTLE_S
         lat = measured if lat is None or not settled else max(lat, measured)
         self._lat, self._lat_checked = lat, now
