@@ -126,14 +126,21 @@ class HumTracker:
         if x.size == 0:
             return []
         self.samples_in += x.size
-        bad = ~np.isfinite(x)
-        if bad.any():
+        mag = np.abs(x)
+        peak = float(mag.max())
+        if not np.isfinite(peak):
+            # NaN or inf somewhere (the peak is then NaN/inf: one pass finds out)
+            bad = ~np.isfinite(x)
             self.stats.nonfinite_samples += int(bad.sum())
             x = np.where(bad, 0.0, x).astype(np.float32)
+            mag = np.abs(x)
+            peak = float(mag.max())
         if self.gain != 1.0:
             x = x * self.gain
-        self.stats.clipped_samples += int(np.count_nonzero(np.abs(x) >= 0.999))
-        self.stats.peak_db = float(20 * np.log10(max(float(np.abs(x).max()), 1e-6)))
+            mag *= self.gain
+            peak *= self.gain
+        self.stats.clipped_samples += int(np.count_nonzero(mag >= 0.999))
+        self.stats.peak_db = float(20 * np.log10(max(peak, 1e-6)))
         x = self._dc_block(x)
         y = self._resampler.process(x)
         new: list[MelodyEvent] = []

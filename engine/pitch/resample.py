@@ -36,6 +36,10 @@ class StreamResampler:
         self.latency_samples = 0 if self.identity else ctx      # at rate_in
         self._pending = np.zeros(ctx, np.float32)                # left context (zeros at start)
         self._new = 0                                            # samples after the context
+        # Integer decimation (48, 32, 96 kHz -> 16 kHz): each output is one dot product of
+        # the filter with the input around it, computed here directly: the same sums as
+        # resample_poly at a tenth of its per-call cost (which is mostly set-up).
+        self._dec_h = None if self.identity or self.up != 1 else self._h.astype(np.float32)
 
     def reset(self) -> None:
         self._pending = np.zeros(self.ctx, np.float32)
@@ -54,6 +58,13 @@ class StreamResampler:
             return np.zeros(0, np.float32)
         n_in = steps * self.down
         seg = buf[:self.ctx + n_in + self.ctx]
+        if self._dec_h is not None:
+            half = (len(self._dec_h) - 1) // 2
+            # output i is centred on input ctx + i * down
+            win = np.lib.stride_tricks.sliding_window_view(seg, len(self._dec_h))
+            out = win[self.ctx - half:self.ctx - half + n_in:self.down] @ self._dec_h
+            self._pending = buf[n_in:]
+            return out
         y = resample_poly(seg, self.up, self.down, window=self._h)
         a = self.ctx * self.up // self.down
         out = y[a:a + n_in * self.up // self.down]
