@@ -76,6 +76,15 @@ def _percentiles(x: list[float] | np.ndarray) -> dict:
             "p99": round(float(np.percentile(a, 99)), 3), "max": round(float(a.max()), 3)}
 
 
+def _spread(x: list[float]) -> dict:
+    a = np.asarray(x, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return {"n": 0}
+    return {**_percentiles(a), "p1": round(float(np.percentile(a, 1)), 3),
+            "p99_minus_p1": round(float(np.percentile(a, 99) - np.percentile(a, 1)), 3)}
+
+
 def _hum_file(folder: str, sample_rate: int, seconds: float) -> str | None:
     """A hummed melody for the fake microphone (looped by the caller)."""
     try:
@@ -136,7 +145,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             entry_upto = s.audio._blk_n
             xruns0, late0 = s.mixer.xruns, s.mixer.late_events
             t_start = time.monotonic()
-            latencies = []
+            latencies, beyond_fixed = [], []
             next_probe = t_start + 1.0
             next_drain = t_start + 1.0
             next_log = t_start + 30.0
@@ -160,6 +169,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     probe.armed = True
                     t0 = time.monotonic()
                     s.key_event(84, True, 110)
+                    fixed = s.audio.player_latency()      # the delay this note was timed with
                     end = t0 + 0.5
                     while probe.hit is None and time.monotonic() < end:
                         time.sleep(0.0005)
@@ -169,6 +179,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                         if blk is not None:
                             c, _, dac = blk
                             latencies.append(1000.0 * (dac + (probe.hit - c) / rate - t0))
+                            beyond_fixed.append(latencies[-1] - 1000.0 * fixed if fixed else float("nan"))
                     probe.armed = False
                     probe.hit = None
                     next_probe = time.monotonic() + 0.6
@@ -209,6 +220,10 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             # the fixed arrival-to-DAC delay player notes were scheduled with (measured
             # from the stream's lead over the DAC, see AudioOut.player_latency)
             "player_latency_ms": round(1000.0 * player_latency, 3) if player_latency else None,
+            # each note's latency minus the fixed delay it was timed with: the synth-period
+            # wait, the probe's attack to -60 dBFS (1.3 ms) and the DAC clock's wander; its
+            # spread is the jitter left when the fixed delay itself does not move
+            "note_to_sound_minus_player_latency_ms": _spread(beyond_fixed),
             # how much later than the quickest one each callback started running Python
             # (PortAudio's call time to our first line: mostly waiting for the GIL)
             "callback_start_delay_ms": _percentiles(ent),
