@@ -289,8 +289,8 @@ class FftConvs:
             # conv1d is a cross-correlation: out[n] = sum_j w[j] x[n + j - pad]; in a
             # block of n_fft inputs the first n_fft - k + 1 outputs do not wrap around
             spec = np.conj(np.fft.rfft(w, n=self.n_fft, axis=-1))        # (out, in, F)
-            self.layers.append((np.ascontiguousarray(spec.transpose(2, 0, 1), np.complex64),
-                                conv.bias.detach().numpy().astype(np.float32)[None, :, None],
+            self.layers.append((np.ascontiguousarray(spec.transpose(2, 1, 0), np.complex64),   # (F, in, out)
+                                conv.bias.detach().numpy().astype(np.float32),
                                 int(conv.padding[0]), w.shape[-1]))
 
     def __call__(self, h: np.ndarray) -> np.ndarray:
@@ -298,20 +298,22 @@ class FftConvs:
         import scipy.fft
 
         b, c, n = h.shape
-        for spec, bias, pad, k in self.layers:
+        # work channel-last, (L, B, C): blocks are gathered along the first axis, the FFTs
+        # run along it and the channel mix is one (blocks * B, C) @ (C, C) product per
+        # frequency, with no transposed copies in between
+        x = np.ascontiguousarray(h.transpose(2, 0, 1))
+        for spec_t, bias, pad, k in self.layers:
             step = self.n_fft - k + 1                                   # valid outputs per block
             blocks = -(-n // step)
-            xp = np.zeros((b, c, blocks * step + k - 1), np.float32)
-            xp[:, :, pad:pad + n] = h
-            seg = np.lib.stride_tricks.sliding_window_view(xp, self.n_fft, axis=-1)[:, :, ::step]
-            x = scipy.fft.rfft(seg, axis=-1)                            # (B, C, blocks, F)
-            f = x.shape[-1]
-            x = x.transpose(3, 1, 0, 2).reshape(f, c, b * blocks)       # (F, C, B * blocks)
-            y = np.matmul(spec, x).reshape(f, -1, b, blocks).transpose(2, 1, 3, 0)
-            out = scipy.fft.irfft(y, n=self.n_fft, axis=-1)[..., :step]  # (B, C, blocks, step)
-            v = out.reshape(b, -1, blocks * step)[:, :, :n] + bias
-            h = np.maximum(v, self.slope * v) + h                      # leaky ReLU (0 < slope < 1), residual
-        return h
+            xp = np.zeros((blocks * step + k - 1, b, c), np.float32)
+            xp[pad:pad + n] = x
+            idx = np.arange(self.n_fft)[:, None] + step * np.arange(blocks)[None, :]
+            seg = scipy.fft.rfft(xp[idx], axis=0)                       # (F, blocks, B, C)
+            y = np.matmul(seg.reshape(seg.shape[0], blocks * b, c), spec_t)
+            out = scipy.fft.irfft(y, n=self.n_fft, axis=0)[:step]       # (step, blocks * B, C)
+            v = out.reshape(step, blocks, b, c).transpose(1, 0, 2, 3).reshape(blocks * step, b, c)[:n] + bias
+            x = np.maximum(v, self.slope * v) + x                      # leaky ReLU (0 < slope < 1), residual
+        return np.ascontiguousarray(x.transpose(1, 2, 0))
 
 
 def support_groups(kern: np.ndarray, overhead: int = 20000) -> list[tuple[int, int, int, int]]:
