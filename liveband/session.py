@@ -427,7 +427,9 @@ class Session:
         queue's producer (UI for keys, rtmidi's thread for MIDI)."""
         ch = P.MELODY.channel
         q.push(IMMEDIATE, NOTE_ON if on else NOTE_OFF, ch, pitch, velocity if on else 0)
-        t = self._mixer.clock            # it sounds from the start of the next block
+        # the sample it sounds at: the arrival stamp at the fixed player delay when the
+        # stream has a timebase, else the start of the next block
+        t = q.last_time if q.last_time != IMMEDIATE else self._mixer.clock
         gen = self._gen
         if gen is not None:
             gen.melody_event(t, pitch, on)
