@@ -113,8 +113,10 @@ class ControlledSampler:
         melody_w = np.minimum(self.profile / (0.5 * peak), 1.0) if peak > 0 else np.zeros(12, np.float32)
         self._chord_bias = (HARMONY_GAIN * hf) * (_CHORD_PC @ melody_w) - KEY_GAIN * (_CHORD_PC @ self.out_of_key)
         w = 0.6 * melody_w + 0.4 * self.chord_pcs
-        self._note_bias = ((HARMONY_GAIN * hf) * (_NOTE_PC @ w) - KEY_GAIN * (_NOTE_PC @ self.out_of_key)
-                           + (DENSITY_GAIN * (self.density - 0.5)) * _ONSET_MASK)
+        # which pitch (harmony, key) is biased apart from whether to strike (density): a
+        # bonus on pitches must not make the band busier
+        self._pitch_bias = (HARMONY_GAIN * hf) * (_NOTE_PC @ w) - KEY_GAIN * (_NOTE_PC @ self.out_of_key)
+        self._note_bias = (DENSITY_GAIN * (self.density - 0.5)) * _ONSET_MASK
         self._dirty = False
 
     def __call__(self, stream: int, logits: np.ndarray) -> int:
@@ -142,7 +144,7 @@ class ControlledSampler:
     def _draw(self, x: np.ndarray, raw: np.ndarray, pitch: bool = False) -> int:
         """Sample from softmax(x / T) in place (x is scratch). -inf entries never win.
         pitch: x is a note stream; its onsets keep their total probability but share it
-        as softmax at the pitch temperature."""
+        as softmax of (x + pitch bias) at the pitch temperature."""
         m = float(x.max())
         if not math.isfinite(m):
             if math.isnan(m):
@@ -156,7 +158,7 @@ class ControlledSampler:
         n_pitch = x.shape[0] - NOTE_BASE
         if pitch and n_pitch > 0:
             y = self._pitch[:n_pitch]
-            np.copyto(y, x[NOTE_BASE:])
+            np.add(x[NOTE_BASE:], self._pitch_bias[NOTE_BASE:NOTE_BASE + n_pitch], out=y)
         np.subtract(x, m, out=x)
         np.multiply(x, 1.0 / self.temperature, out=x)
         np.exp(x, out=x)

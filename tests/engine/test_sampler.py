@@ -42,3 +42,18 @@ def test_a_fixed_key_steers_notes_and_chords_into_its_scale():
     assert picks.count(fs_major) > 5 * max(1, picks.count(c_major))
     s.set_key(None)
     assert in_key([s(BASS, logits) for _ in range(2000)]) < 0.7      # free again
+
+
+def test_harmony_follow_changes_which_pitches_not_how_often_the_band_strikes():
+    logits = bass_logits()
+    rates, shares = {}, {}
+    for hf in (0.0, 1.0):
+        s = ControlledSampler(seed=4, temperature=0.9, density=0.5, harmony_follow=hf)
+        for _ in range(8):
+            s.observe_melody(NOTE_BASE + 67)          # the player sings G
+        draws = np.array([s(BASS, logits) for _ in range(4000)])
+        onsets = draws[draws >= NOTE_BASE]
+        rates[hf] = len(onsets) / len(draws)
+        shares[hf] = np.mean((onsets - NOTE_BASE) % 12 == 7)
+    assert abs(rates[1.0] - rates[0.0]) < 0.03, rates
+    assert shares[1.0] > shares[0.0] + 0.3, shares
