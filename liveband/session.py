@@ -261,6 +261,7 @@ class Session:
         self._scan_midi(initial=True)
 
         self._stop_threads = threading.Event()
+        self._closed = False       # set under self._lock by close(): no stream may open after
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="liveband-dispatch", daemon=True)
         self._housekeeper = threading.Thread(target=self._housekeeping_loop, name="liveband-house", daemon=True)
         self._dispatcher.start()
@@ -300,6 +301,8 @@ class Session:
         """No device at start: try the default output again (a server that came up
         later), keeping the session's sample rate. Thread: housekeeper."""
         with self._lock:
+            if self._closed:
+                return
             try:
                 if self._mic is None:      # a re-scan would also close an open input stream
                     refresh_devices()
@@ -327,6 +330,8 @@ class Session:
         from dataclasses import replace
         new = replace(cfg, **kw)          # validates (ValueError for a bad block size)
         with self._lock:
+            if self._closed:
+                return
             self._audio.stop()
             try:
                 rate = negotiate_rate(new.output_device, self.sample_rate)
@@ -897,7 +902,8 @@ class Session:
         while not self._stop_threads.wait(0.25):
             tick += 1
             try:
-                note = self._audio.watch()
+                with self._lock:     # never reopens a stream that close() is shutting
+                    note = None if self._closed else self._audio.watch()
                 if note is not None:
                     if note.startswith("audio device lost"):
                         self._problem("audio", note)
@@ -1017,6 +1023,12 @@ class Session:
         try:
             self.stop()
         finally:
+            # the audio callback renders the synth: its stream must be shut, and stay
+            # shut, before the synth is freed (a stream reopened meanwhile by the
+            # watchdog or a device change crashed inside FluidSynth)
+            with self._lock:
+                self._closed = True
+                self._audio.stop()
             self._stop_threads.set()
             for t in (self._dispatcher, self._housekeeper):
                 if t.is_alive():
