@@ -11,7 +11,8 @@
 - density (0 sparse .. 1 busy): shifts note streams between new onsets and HOLD/REST;
 - temperature ("creativity"): divides the logits before sampling; for note streams the
   pitch of an onset is drawn at a third of it (``PITCH_TEMPERATURE_SHARE``, the same
-  decoding ``liveband eval`` measures) while strike / hold / rest keep the temperature;
+  decoding ``liveband eval`` measures) while strike / hold / rest keep the temperature,
+  and chords are drawn at ``CHORD_TEMPERATURE_SHARE`` of it;
 
 then draws from a seeded ``numpy.random.Generator``, so a seed gives the same band.
 
@@ -23,7 +24,7 @@ import math
 
 import numpy as np
 
-from models.contract import PITCH_TEMPERATURE_SHARE
+from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE
 from models.tokens import (CHORD, CHORD_BASE, CHORD_VOCAB, HOLD, MAX_VOCAB, MELODY, NOTE_BASE, NOTE_VOCAB, REST,
                            chord_pitch_classes, is_note_on, token_pitch)
 
@@ -132,7 +133,8 @@ class ControlledSampler:
             np.add(logits, self._note_bias[:V], out=x)
         else:
             np.copyto(x, logits, casting="unsafe")
-        tok = self._draw(x, logits, pitch=stream != CHORD and stream != MELODY)
+        tok = self._draw(x, logits, pitch=stream != CHORD and stream != MELODY,
+                         temperature=self.temperature * (CHORD_TEMPERATURE_SHARE if stream == CHORD else 1.0))
         if stream == CHORD and tok != self._last_chord:
             self._last_chord = tok
             self.chord_pcs[:] = 0.0
@@ -141,7 +143,7 @@ class ControlledSampler:
             self._dirty = True
         return tok
 
-    def _draw(self, x: np.ndarray, raw: np.ndarray, pitch: bool = False) -> int:
+    def _draw(self, x: np.ndarray, raw: np.ndarray, pitch: bool = False, temperature: float | None = None) -> int:
         """Sample from softmax(x / T) in place (x is scratch). -inf entries never win.
         pitch: x is a note stream; its onsets keep their total probability but share it
         as softmax of (x + pitch bias) at the pitch temperature."""
@@ -160,7 +162,7 @@ class ControlledSampler:
             y = self._pitch[:n_pitch]
             np.add(x[NOTE_BASE:], self._pitch_bias[NOTE_BASE:NOTE_BASE + n_pitch], out=y)
         np.subtract(x, m, out=x)
-        np.multiply(x, 1.0 / self.temperature, out=x)
+        np.multiply(x, 1.0 / (temperature or self.temperature), out=x)
         np.exp(x, out=x)
         if pitch and n_pitch > 0:
             on = float(x[NOTE_BASE:].sum())

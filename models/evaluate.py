@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from models.contract import PITCH_TEMPERATURE_SHARE, Accompanist
+from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE, Accompanist
 from models.data.corpus import split_train_valid
 from models.data.piece import Piece
 from models.rules import RuleAccompanist, estimate_key, scale_pitch_classes
@@ -129,19 +129,22 @@ def ratio(hits: float, total: float) -> float | None:
 
 
 # --------------------------------------------------------------------------- generation
-def make_sampler(temperature: float = 0.9, seed: int = 0,
-                 pitch_temperature: float | None = None) -> Sampler:
+def make_sampler(temperature: float = 0.9, seed: int = 0, pitch_temperature: float | None = None,
+                 chord_temperature: float | None = None) -> Sampler:
     """sampler(stream, logits) -> token; temperature 0 = argmax; fixed seed = fixed output.
     Note streams draw the pitch of an onset at ``pitch_temperature`` (default
-    ``temperature * PITCH_TEMPERATURE_SHARE``) keeping the onset probability of ``temperature``."""
+    ``temperature * PITCH_TEMPERATURE_SHARE``) keeping the onset probability of
+    ``temperature``; the chord stream is drawn at ``chord_temperature`` (default
+    ``temperature * CHORD_TEMPERATURE_SHARE``)."""
     rng = np.random.default_rng(seed)
     pt = temperature * PITCH_TEMPERATURE_SHARE if pitch_temperature is None else pitch_temperature
+    ct = temperature * CHORD_TEMPERATURE_SHARE if chord_temperature is None else chord_temperature
 
     def sample(stream: int, logits: np.ndarray) -> int:
         z = np.asarray(logits, dtype=np.float64)[: VOCAB_SIZES[stream]]
         if temperature <= 0:
             return int(np.argmax(z))
-        p = _softmax(z, temperature)
+        p = _softmax(z, ct if stream == CHORD and ct > 0 else temperature)
         if stream != CHORD and stream != MELODY and pt > 0 and len(z) > NOTE_BASE:
             on = p[NOTE_BASE:].sum()
             p[NOTE_BASE:] = on * _softmax(z[NOTE_BASE:], pt)
@@ -249,6 +252,7 @@ def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float
         "onsets_counted": {k: v[1] for k, v in counts.items()},
         "chord_root_agreement": {k: ratio(*v) for k, v in roots.items() if model is not None or k != "model"},
         "sampling": {"temperature": temperature, "pitch_temperature": round(temperature * PITCH_TEMPERATURE_SHARE, 4),
+                     "chord_temperature": round(temperature * CHORD_TEMPERATURE_SHARE, 4),
                      "seed": seed},
     }
 
