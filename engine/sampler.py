@@ -7,7 +7,8 @@
   the player has been singing lately (a decaying pitch-class profile of the melody) and,
   for note streams, to notes of the chord the band chose last;
 - a fixed key (``set_key``, when the player chose one): a penalty on notes outside
-  its scale and on chords in proportion to their tones outside it;
+  its scale and on chords for each of their tones outside it (the pad and keys sound
+  every chord tone, so one foreign tone is as audible as a foreign note);
 - density (0 sparse .. 1 busy): shifts note streams between new onsets and HOLD/REST;
 - temperature ("creativity"): divides the logits before sampling; for note streams the
   pitch of an onset is drawn at a third of it (``PITCH_TEMPERATURE_SHARE``, the same
@@ -55,6 +56,7 @@ def _pitch_class_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 _NOTE_PC, _CHORD_PC = _pitch_class_tables()
+_CHORD_TONES = (_CHORD_PC > 0).astype(np.float32)     # (MAX_VOCAB, 12): 1 per chord tone
 _ONSET_MASK = np.zeros(MAX_VOCAB, np.float32)
 _ONSET_MASK[NOTE_BASE:NOTE_VOCAB] = 1.0
 
@@ -112,7 +114,7 @@ class ControlledSampler:
         peak = float(self.profile.max())
         # a pitch class heard at least half as much as the most-heard one counts fully
         melody_w = np.minimum(self.profile / (0.5 * peak), 1.0) if peak > 0 else np.zeros(12, np.float32)
-        self._chord_bias = (HARMONY_GAIN * hf) * (_CHORD_PC @ melody_w) - KEY_GAIN * (_CHORD_PC @ self.out_of_key)
+        self._chord_bias = (HARMONY_GAIN * hf) * (_CHORD_PC @ melody_w) - KEY_GAIN * (_CHORD_TONES @ self.out_of_key)
         w = 0.6 * melody_w + 0.4 * self.chord_pcs
         # which pitch (harmony, key) is biased apart from whether to strike (density): a
         # bonus on pitches must not make the band busier
