@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.rules import scale_pitch_classes
 from models.tokens import PITCH_NAMES
 
-_MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
-_MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10, 11)    # natural minor plus the leading tone (V major)
 _SPELLINGS = {"C": 0, "B#": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "Fb": 4, "E#": 5, "F": 5,
               "F#": 6, "Gb": 6, "G": 7, "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11, "Cb": 11}
 _MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -56,8 +55,9 @@ def key_name(tonic: int, mode: str) -> str:
 
 
 def key_pitch_classes(tonic: int, mode: str) -> frozenset[int]:
-    """The pitch classes in the key (minor includes the raised seventh)."""
-    return frozenset((tonic + i) % 12 for i in (_MAJOR_SCALE if mode == "major" else _MINOR_SCALE))
+    """The pitch classes in the key (minor includes the raised seventh), as the rule-based
+    band counts them."""
+    return scale_pitch_classes(tonic, "maj" if mode == "major" else "min")
 
 
 def snap_to_scale(pitch: int, scale: frozenset[int] | None) -> int:
