@@ -11,7 +11,7 @@
   every chord tone, so one foreign tone is as audible as a foreign note);
 - density (0 sparse .. 1 busy): shifts note streams between new onsets and HOLD/REST;
 - temperature ("creativity"): divides the logits before sampling; for note streams the
-  pitch of an onset is drawn at a third of it (``PITCH_TEMPERATURE_SHARE``, the same
+  pitch of an onset is drawn at a small share of it (``PITCH_TEMPERATURE_SHARE``, the same
   decoding ``liveband eval`` measures) while strike / hold / rest keep the temperature,
   and chords are drawn at ``CHORD_TEMPERATURE_SHARE`` of it;
 

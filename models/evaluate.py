@@ -35,7 +35,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE, Accompanist
+from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE, Accompanist, Sampler
+from models.sampling import make_sampler
 from models.data.corpus import split_train_valid
 from models.data.piece import Piece
 from models.rules import RuleAccompanist, estimate_key, scale_pitch_classes
@@ -50,7 +51,6 @@ from models.tokens import (
     REST,
     STEPS_PER_BEAT,
     TENOR,
-    VOCAB_SIZES,
     bar_steps,
     chord_pitch_classes,
 )
@@ -73,8 +73,6 @@ SATB = (MELODY, ALTO, TENOR, BASS)
 ACC_NOTE_STREAMS = (BASS, TENOR, ALTO)
 STREAM_NAMES = {MELODY: "soprano", ALTO: "alto", TENOR: "tenor", BASS: "bass", CHORD: "chord"}
 ACC_OUT = {CHORD: 0, BASS: 1, TENOR: 2, ALTO: 3}    # column in an Accompanist's output
-
-Sampler = Callable[[int, np.ndarray], int]
 
 
 # --------------------------------------------------------------------------- metrics
@@ -129,38 +127,6 @@ def ratio(hits: float, total: float) -> float | None:
 
 
 # --------------------------------------------------------------------------- generation
-def make_sampler(temperature: float = 0.9, seed: int = 0, pitch_temperature: float | None = None,
-                 chord_temperature: float | None = None) -> Sampler:
-    """sampler(stream, logits) -> token; temperature 0 = argmax; fixed seed = fixed output.
-    Note streams draw the pitch of an onset at ``pitch_temperature`` (default
-    ``temperature * PITCH_TEMPERATURE_SHARE``) keeping the onset probability of
-    ``temperature``; the chord stream is drawn at ``chord_temperature`` (default
-    ``temperature * CHORD_TEMPERATURE_SHARE``)."""
-    rng = np.random.default_rng(seed)
-    pt = temperature * PITCH_TEMPERATURE_SHARE if pitch_temperature is None else pitch_temperature
-    ct = temperature * CHORD_TEMPERATURE_SHARE if chord_temperature is None else chord_temperature
-
-    def sample(stream: int, logits: np.ndarray) -> int:
-        z = np.asarray(logits, dtype=np.float64)[: VOCAB_SIZES[stream]]
-        if temperature <= 0:
-            return int(np.argmax(z))
-        p = _softmax(z, ct if stream == CHORD and ct > 0 else temperature)
-        if stream != CHORD and stream != MELODY and pt > 0 and len(z) > NOTE_BASE:
-            on = p[NOTE_BASE:].sum()
-            p[NOTE_BASE:] = on * _softmax(z[NOTE_BASE:], pt)
-        return int(rng.choice(len(p), p=p / p.sum()))
-
-    return sample
-
-
-def _softmax(z: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(z / T) over the finite entries (-inf stays 0)."""
-    z = z / temperature
-    z = z - z[np.isfinite(z)].max()
-    p = np.exp(z)
-    return p / p.sum()
-
-
 def accompany(acc: Accompanist, piece: Piece, sampler: Sampler, melody: np.ndarray | None = None,
               num_steps: int | None = None) -> np.ndarray:
     """Run an Accompanist online over a piece's melody -> (T, 4) tokens (chord, bass, tenor, alto).
@@ -173,8 +139,11 @@ def accompany(acc: Accompanist, piece: Piece, sampler: Sampler, melody: np.ndarr
     acc.reset(piece.style, piece.meter)
     n = len(piece) if num_steps is None else min(num_steps, len(piece))
     out = np.empty((n, 4), dtype=np.int64)
+    observe = getattr(sampler, "observe_melody", None)   # a sampler that follows the melody itself
     for t in range(n):
         m = int(mel[t - d]) if t - d >= 0 else REST
+        if observe is not None:
+            observe(m)
         out[t] = acc.advance(m, int(piece.step_in_bar[t]), sampler)
     return out
 
@@ -221,11 +190,18 @@ def jsb_metrics(model, pieces: list[Piece]) -> dict:
     }
 
 
-def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float = 0.9) -> dict:
-    """(b) online accompaniment NLL and note-in-chord ratios of model / human / rules."""
+def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float = 0.9,
+                   played_sampler: Callable[[int], Sampler] | None = None) -> dict:
+    """(b) online accompaniment NLL and note-in-chord ratios of model / human / rules.
+
+    played_sampler: seed -> the sampler the app plays the model with (its default
+    controls); when given, the model is also measured through it ("model_as_played")."""
     nll_tot = {s: [0.0, 0] for s in ACC_OUT}
     counts = {"model": [0, 0], "human_piano": [0, 0], "rule_based": [0, 0]}
     roots = {"model": [0, 0], "rule_based": [0, 0]}
+    if model is not None and played_sampler is not None:
+        counts["model_as_played"] = [0, 0]
+        roots["model_as_played"] = [0, 0]
     for i, p in enumerate(pieces):
         chords = p.tokens[:, CHORD]
         if model is not None:
@@ -237,6 +213,11 @@ def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float
             gen = accompany(model.accompanist(seed), p, make_sampler(temperature, seed + i))
             _add(counts["model"], onset_in_chord(gen[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
             _add(roots["model"], chord_root_agreement(gen[:, ACC_OUT[CHORD]], chords))
+            if played_sampler is not None:
+                gen = accompany(model.accompanist(seed), p, played_sampler(seed + i))
+                _add(counts["model_as_played"],
+                     onset_in_chord(gen[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
+                _add(roots["model_as_played"], chord_root_agreement(gen[:, ACC_OUT[CHORD]], chords))
         _add(counts["human_piano"], onset_in_chord(p.tokens[:, list(ACC_NOTE_STREAMS)], chords))
         rules = accompany(RuleAccompanist(), p, make_sampler(0.0, seed))
         _add(counts["rule_based"], onset_in_chord(rules[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
@@ -254,6 +235,10 @@ def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float
         "sampling": {"temperature": temperature, "pitch_temperature": round(temperature * PITCH_TEMPERATURE_SHARE, 4),
                      "chord_temperature": round(temperature * CHORD_TEMPERATURE_SHARE, 4),
                      "seed": seed},
+        **({"model_as_played": "the model through the app's sampler on its default controls "
+                               "(harmony-follow toward the melody's recent pitch classes and the "
+                               "band's chord, density, creativity); 'model' is the plain sampler"}
+           if "model_as_played" in counts else {}),
     }
 
 
@@ -347,12 +332,13 @@ def nottingham_valid(folder: Path, limit: int | None) -> list[Piece]:
 
 def evaluate(model, jsb_path: Path | None = None, jsb_split: str = "valid", pop909_dir: Path | None = None,
              pop909_only: str = "all", nottingham_dir: Path | None = None, limit: int | None = None,
-             seed: int = 0, temperature: float = 0.9, recovery_limit: int | None = None) -> dict:
+             seed: int = 0, temperature: float = 0.9, recovery_limit: int | None = None,
+             played_sampler: Callable[[int], Sampler] | None = None) -> dict:
     """All metrics for the sets given (None = skip that set). ``model`` is a LoadedModel
     (``token_nll``, ``accompanist``) or None to measure only the human part and the rules."""
     with _one_torch_thread():
         return _evaluate(model, jsb_path, jsb_split, pop909_dir, pop909_only, nottingham_dir, limit, seed,
-                         temperature, recovery_limit)
+                         temperature, recovery_limit, played_sampler)
 
 
 class _one_torch_thread:
@@ -373,7 +359,7 @@ class _one_torch_thread:
 
 
 def _evaluate(model, jsb_path, jsb_split, pop909_dir, pop909_only, nottingham_dir, limit, seed, temperature,
-              recovery_limit) -> dict:
+              recovery_limit, played_sampler=None) -> dict:
     from models.data.jsb import load_jsb
     from models.data.pop909 import load_pop909, read_key
 
@@ -393,7 +379,7 @@ def _evaluate(model, jsb_path, jsb_split, pop909_dir, pop909_only, nottingham_di
         res = load_pop909(pop909_dir, only=pop909_only, limit=limit)
         skipped["pop909"] = res.skipped_count
         out["pop909"] = {"folder": str(pop909_dir), "songs_selected": pop909_only,
-                         **pop909_metrics(model, res.pieces, seed, temperature)}
+                         **pop909_metrics(model, res.pieces, seed, temperature, played_sampler)}
         rec_songs += [RecoverySong(p, read_key(Path(pop909_dir) / p.name.split("/")[-1]))
                       for p in res.pieces[:rec_limit]]
     if nottingham_dir is not None:

@@ -122,26 +122,3 @@ class PatternAccompanist:
             del known[key]
         self._t += 1
         return out
-
-
-def make_sampler(temperature: float = 1.0, seed: int = 0, top_p: float = 1.0):
-    """A plain sampler(stream, logits) -> token: temperature (0 = argmax) and nucleus."""
-    rng = np.random.default_rng(seed)
-
-    def sample(stream: int, logits: np.ndarray) -> int:
-        if temperature <= 0:
-            return int(np.argmax(logits))
-        z = logits.astype(np.float64) / temperature
-        z -= z.max()
-        p = np.exp(z)
-        p /= p.sum()
-        if top_p < 1.0:
-            order = np.argsort(-p)
-            keep = order[: int(np.searchsorted(np.cumsum(p[order]), top_p)) + 1]
-            q = np.zeros_like(p)
-            q[keep] = p[keep]
-            p = q / q.sum()
-        return int(rng.choice(len(p), p=p))
-
-    return sample
-

@@ -47,6 +47,17 @@ def _sets(args) -> dict:
     return sets
 
 
+def _played_sampler(seed: int):
+    """The sampler the app plays the model through, on its default controls (harmony-follow,
+    density, creativity): "model_as_played" in the POP909 results is what a user hears."""
+    from engine.sampler import ControlledSampler
+    from liveband.config import EngineConfig
+
+    cfg = EngineConfig()
+    return ControlledSampler(seed=seed, temperature=cfg.temperature, density=cfg.density,
+                             harmony_follow=cfg.harmony_follow)
+
+
 def main(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be >= 1")
@@ -58,7 +69,7 @@ def main(args) -> int:
     n_params = sum(p.numel() for p in model.model.parameters())
     result = evaluate(model, jsb_path=sets["jsb"], jsb_split=args.split, pop909_dir=sets["pop909"],
                       pop909_only=sets["pop909_only"], nottingham_dir=sets["nottingham"],
-                      limit=args.limit, seed=args.seed)
+                      limit=args.limit, seed=args.seed, played_sampler=_played_sampler)
     out = {"checkpoint": model.source, "parameters": int(n_params), "seed": args.seed,
            "limit": args.limit, **result}
     json.dump(finite_or_none(out), sys.stdout, indent=2)

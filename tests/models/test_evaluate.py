@@ -17,6 +17,7 @@ from models.evaluate import (  # noqa: E402
     accompany,
     jsb_metrics,
     jump_step,
+    make_sampler,
     mean_nll,
     onset_in_chord,
     onsets_in_key_per_beat,
@@ -163,6 +164,38 @@ def test_accompany_feeds_melody_with_the_lookahead():
 
 
 
+def test_a_sampler_that_follows_the_melody_hears_it_before_each_step():
+    heard = []
+
+    class Follower:
+        def observe_melody(self, token):
+            heard.append(token)
+
+        def __call__(self, stream, logits):
+            return 0
+
+    class Spy:
+        lookahead = 1
+
+        def reset(self, style, meter):
+            pass
+
+        def advance(self, melody_token, step_in_bar, sampler):
+            assert heard[-1] == melody_token          # observed before the model steps
+            return np.array([CHORD_NONE, REST, REST, REST])
+
+    p = long_piece(1)
+    accompany(Spy(), p, Follower())
+    assert heard == [REST] + p.tokens[:-1, MELODY].tolist()
+
+
+def test_pop909_metrics_also_measure_the_model_as_the_app_plays_it(tmp_path):
+    pieces = load_pop909(write_pop909_folder(tmp_path / "pop")).pieces
+    res = pop909_metrics(FakeModel(pitch=60), pieces, played_sampler=lambda seed: make_sampler(0.0, seed))
+    assert res["note_in_chord"]["model_as_played"] == 0.5 and res["onsets_counted"]["model_as_played"] == 32
+    assert "model_as_played" not in pop909_metrics(FakeModel(pitch=60), pieces)["note_in_chord"]
+
+
 def test_chord_root_agreement():
     from models.evaluate import chord_root_agreement
 
@@ -212,9 +245,12 @@ def test_the_sampler_keeps_the_onset_rate_of_the_temperature_and_sharpens_only_t
     top_share = {pt: np.mean(np.array(d)[np.array(d) >= NOTE_BASE] == NOTE_BASE + 40) for pt, d in draws.items()}
     assert abs(onset_rate[0.3] - onset_rate[0.9]) < 0.03          # the rhythm is the temperature's
     assert top_share[0.3] > top_share[0.9] + 0.3                    # the pitch is sharper
-    # chords are drawn at the plain temperature
+    # chords ignore the pitch temperature: drawn at their own (given, or the default share)
     c = np.zeros(VOCAB_SIZES[CHORD])
     c[5] = 1.0
-    chord_sampler = make_sampler(0.9, seed=2, pitch_temperature=0.01)
-    share = np.mean([chord_sampler(CHORD, c) == 5 for _ in range(2000)])
-    assert share < 0.2
+    plain = make_sampler(0.9, seed=2, pitch_temperature=0.01, chord_temperature=0.9)
+    shared = make_sampler(0.9, seed=2, pitch_temperature=0.01)
+    share_plain = np.mean([plain(CHORD, c) == 5 for _ in range(2000)])
+    share_default = np.mean([shared(CHORD, c) == 5 for _ in range(2000)])
+    assert share_plain < 0.2
+    assert share_default > share_plain + 0.05

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.generate import make_sampler
+from models.sampling import make_sampler
 from models.runtime import DEFAULT_CHECKPOINT, debug_model, load_accompanist, load_model
 from models.tokens import ACCOMP_STREAMS, CHORD, CHORD_UNKNOWN, MELODY, NUM_STREAMS, VOCAB_SIZES
 from tiny_pieces import random_piece
