@@ -9,27 +9,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.rules import estimate_key as rules_estimate_key
 from models.rules import scale_pitch_classes
 from models.tokens import PITCH_NAMES
 
 _SPELLINGS = {"C": 0, "B#": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "Fb": 4, "E#": 5, "F": 5,
               "F#": 6, "Gb": 6, "G": 7, "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11, "Cb": 11}
-_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 
 def estimate_key(weights: np.ndarray) -> str:
-    """weights: (12,) non-negative pitch-class weights -> key name ('' if all zero)."""
+    """weights: (12,) non-negative pitch-class weights -> key name ('' without evidence).
+    The Krumhansl-Kessler correlation is the rule-based band's (``models.rules``)."""
     w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (12,) or not np.isfinite(w).all() or w.sum() <= 0 or np.ptp(w) == 0:
+    if w.shape != (12,) or not np.isfinite(w).all():
         return ""
-    best, name = -2.0, ""
-    for root in range(12):
-        for profile, mode in ((_MAJOR, "major"), (_MINOR, "minor")):
-            r = float(np.corrcoef(w, np.roll(profile, root))[0, 1])
-            if r > best:
-                best, name = r, f"{PITCH_NAMES[root]} {mode}"
-    return name
+    key = rules_estimate_key(w)
+    return "" if key is None else key_name(key[0], "major" if key[1] == "maj" else "minor")
 
 
 def parse_key(name: str) -> tuple[int, str]:
