@@ -58,6 +58,14 @@ class SegmenterConfig:
     change_hops: int = 5
     change_settle_hops: int = 3     # ... whose newest hops agree within 40 cents ...
     change_slope_cents: float = 16.0  # ... and move at most this much per hop (a glide's tail waits)
+    glide_onsets: bool = True       # a still-moving onset (a scoop) is named by where it heads:
+    glide_ratio_max: float = 0.6    # ... 3 hops moving one way, each step at most this share
+    glide_min_step_cents: float = 4.0   # of the last (and at least this), converge (Aitken)
+    glide_reach_cents: float = 120.0    # on a pitch at most this far beyond the newest hop
+    fast_change: bool = True        # legato, early: the newest 2 hops this far from the note ...
+    fast_change_away_cents: float = 50.0
+    fast_change_ratio: float = 0.75  # ... land (by the glide rule, or settled) on a pitch that a
+                                    # slower approach (this step ratio) would round to as well
     dip_db: float = 8.0             # re-articulation: level dips this much ...
     rise_db: float = 5.0            # ... then rises this much, within a voiced note
     talk_glide_cents: float = 50.0  # pitch motion over 3 hops that counts as gliding
@@ -215,6 +223,28 @@ class NoteSegmenter:
         d = np.diff([p for _, p, _ in run[-3:]]) * 100
         return bool((d > c.settle_cents).all() or (d < -c.settle_cents).all())
 
+    def _glide(self, floor_hop: float = -1) -> tuple[bool, float]:
+        """-> (ok, target): the newest 3 voiced hops (all after ``floor_hop``) approach a
+        pitch monotonically with shrinking steps, as a scoop or a legato glide does
+        (roughly exponentially); the target is where that approach converges (Aitken's
+        extrapolation of the three points), at most glide_reach_cents beyond the newest."""
+        c = self.cfg
+        if len(self._run) < 3:
+            return False, 0.0
+        (h1, p1, _), (_, p2, _), (_, p3, _) = list(self._run)[-3:]
+        if h1 <= floor_hop:
+            return False, 0.0
+        d1, d2 = p2 - p1, p3 - p2
+        if d1 * d2 <= 0 or abs(d2) * 100 < c.glide_min_step_cents:
+            return False, 0.0
+        r = d2 / d1
+        if r > c.glide_ratio_max:
+            return False, 0.0
+        reach = d2 * r / (1.0 - r)
+        if abs(reach) * 100 > c.glide_reach_cents:
+            return False, 0.0
+        return True, float(p3 + reach)
+
     def _stable(self, k: int, spread: float, slope: float) -> tuple[bool, float]:
         if len(self._run) < k:
             return False, 0.0
@@ -280,6 +310,12 @@ class NoteSegmenter:
                         ok, med = self._stable(need, c.stable_cents, c.slope_cents)
                     if ok and self._drifting(need):
                         ok = False
+                    glided = False
+                    if not ok and c.glide_onsets and not self.talking:
+                        # still moving (a scoop): name it by where it is heading
+                        glided, med = self._glide()
+                        if glided:
+                            ok, need = True, 3
                     if ok:
                         first = self._run[-need][0]
                         # date the onset by the level rise (the level window spans 2 hops,
@@ -293,6 +329,8 @@ class NoteSegmenter:
                         self._reartic_hop = None
                         self._flush_pending(out, on_time)
                         self._start(med, on_time, max(l for _, _, l in list(self._run)[-c.stable_hops:]), out)
+                        if glided:
+                            self.note.pitches[:] = [med]
             else:
                 self._in_note(pitch, level_db, out)
         else:
@@ -338,6 +376,8 @@ class NoteSegmenter:
         c = self.cfg
         n = self.note
         assert n is not None
+        if c.fast_change and not self.talking and self._fast_change(n, level_db, out):
+            return
         # pitch change: the last change_hops hops agree on a pitch away from the note
         ok, med = self._stable(c.change_hops, 100.0, 60.0)
         # ... and the newest hops have settled (a legato glide's tail must not name the
@@ -380,6 +420,47 @@ class NoteSegmenter:
                 self._start(med2 if ok2 else pitch, on_time, level_db, out)
                 return
         n.pitches.append(pitch)
+
+    def _fast_change(self, n: NoteRecord, level_db: float, out: list) -> bool:
+        """Legato, early: the newest 2 hops are fast_change_away_cents from the note on
+        one side, and either glide towards a target (see ``_glide``) or have settled
+        (a step of at most change_slope_cents); the target lies change_semitones from
+        the note and rounds to another pitch. Vibrato swings back, so it rarely does."""
+        c = self.cfg
+        if len(self._run) < 3:
+            return False
+        ref = n.median_pitch
+        run = list(self._run)
+        (_, p2, _), (_, p3, _) = run[-2:]
+        away = c.fast_change_away_cents / 100
+        if not ((p2 - ref >= away and p3 - ref >= away) or (ref - p2 >= away and ref - p3 >= away)):
+            return False
+        ok, target = self._glide(floor_hop=n.on_hop)
+        if not ok:
+            if abs(p3 - p2) * 100 > c.change_slope_cents or run[-2][0] <= n.on_hop:
+                return False
+            target = 0.5 * (p2 + p3)
+        if abs(target - ref) < c.change_semitones or snap(target, c.key, c.scale) == n.pitch:
+            return False
+        # where a slower approach (step ratio fast_change_ratio) would land must round to
+        # the same pitch: early in a glide the measured steps shrink before the glide
+        # itself does (the measurement window still holds the old note), and the
+        # extrapolation alone falls short of the target
+        r = c.fast_change_ratio
+        if snap(p3 + (p3 - p2) * r / (1.0 - r), c.key, c.scale) != snap(target, c.key, c.scale):
+            return False
+        sign = 1.0 if p3 > ref else -1.0
+        first = run[-1][0]
+        for h, p, _ in reversed(run):
+            if h <= n.on_hop or (p - ref) * sign < away / 2:
+                break
+            first = h
+        on_time = max(first - 1.0, n.on_hop + 1)
+        self._end(on_time, out)
+        self._flush_pending(out, on_time)
+        self._start(target, on_time, level_db, out)
+        self.note.pitches[:] = [target]
+        return True
 
     def finish(self) -> list[tuple[str, int, int, int]]:
         """End of input: close the open note (and any held-back note-off)."""
