@@ -65,3 +65,15 @@ def test_a_tone_keeps_its_frequency(rate):
     y = StreamResampler(rate, 16000).process(np.sin(2 * np.pi * 440 * t).astype(np.float32))
     spec = np.abs(np.fft.rfft(y[1000:1000 + 8000] * np.hanning(8000)))
     assert abs(np.argmax(spec) * 16000 / 8000 - 440) <= 2
+
+
+def test_a_48k_hum_tracker_runs_each_hop_as_soon_as_its_audio_is_in():
+    # 5 ms blocks: a look-ahead filter would hold every hop back until the next block
+    from engine.pitch.live import HumTracker
+
+    ht = HumTracker("pesto", input_rate=48000)
+    x = np.zeros(480, np.float32)
+    ht.feed(x[:240])
+    assert ht.stats.hops == 0
+    ht.feed(x[240:])
+    assert ht.stats.hops == 1

@@ -134,3 +134,65 @@ def test_live_mode_memory_stays_flat():
         n_on += sum(k == "on" for k, *_ in seg.step(*f))
     assert n_on == 200
     assert len(seg.notes) <= 64 and seg.voiced_hops == []
+
+
+def test_a_scoop_that_converges_is_named_by_its_target_before_it_settles():
+    # each hop halves the distance to E4 (-160, -80, -40, ... cents): where the three
+    # newest hops converge (Aitken) is the note, known at the third voiced hop
+    scoop = -160 * 0.5 ** np.arange(40)
+    frames = silence(10) + note(64, 40, cents=scoop) + silence(10)
+    seg = NoteSegmenter(SegmenterConfig())
+    announced = [i for i, f in enumerate(frames) if any(k == "on" for k, *_ in seg.step(*f))]
+    assert announced == [12]                         # hops 10, 11, 12 voiced
+    ev, _ = run(frames)
+    assert [p for p, _ in ons(ev)] == [64]
+    # waiting for the pitch to flatten (the rule without glide naming) takes 3 hops more
+    old = NoteSegmenter(SegmenterConfig(glide_onsets=False))
+    assert [i for i, f in enumerate(frames) if any(k == "on" for k, *_ in old.step(*f))] == [15]
+
+
+def test_a_slow_scoop_is_not_named_by_extrapolation():
+    # steps that shrink slowly (ratio 0.67-1) at first: extrapolating -150, -120, -100
+    # would land at -60 cents (D#4); the rule waits for faster convergence or a flat pitch
+    scoop = np.r_[-150, -120, -100, -80, -60, -40, -25, -15, -8, -4, -2, -1, np.zeros(40)]
+    frames = silence(10) + note(64, len(scoop), cents=scoop) + silence(10)
+    ev, _ = run(frames)
+    assert [p for p, _ in ons(ev)] == [64]
+    # the same rule trusting a ratio of 0.7 names it a semitone flat
+    ev, _ = run(frames, SegmenterConfig(glide_ratio_max=0.7))
+    assert [p for p, _ in ons(ev)] == [63]
+
+
+def test_legato_glide_is_announced_early_by_where_it_lands():
+    # C4 for 40 hops, then a glide to D4 that starts halfway and halves its distance
+    # each hop (as measured): the new note is out 3 hops in, not after 5 + 3 settled hops
+    glide = -100 * 0.5 ** np.arange(40)
+    frames = silence(10) + note(60, 40) + note(62, 40, cents=glide) + silence(10)
+    seg = NoteSegmenter(SegmenterConfig())
+    ons_at = [(i, [e for e in seg.step(*f) if e[0] == "on"]) for i, f in enumerate(frames)]
+    ons_at = [(i, e[0][1]) for i, e in ons_at if e]
+    assert [p for _, p in ons_at] == [60, 62]
+    assert ons_at[1][0] == 52                      # the glide's 3rd hop (50, 51, 52)
+    old = NoteSegmenter(SegmenterConfig(fast_change=False))
+    late = [i for i, f in enumerate(frames) if any(e[0] == "on" for e in old.step(*f))]
+    assert late[1] >= 54
+
+
+def test_an_early_legato_guess_waits_while_the_measurement_still_lags():
+    # B3 after F#3, measured the way a window still holding the old note shows it: a
+    # big step, then small ones while the glide itself still has ~100 cents to go.
+    # Extrapolating the first three hops alone would name A#3; a slower approach would
+    # reach B3, so the rule waits, and the note is named B3.
+    cents = [0] * 30 + [174, 306, 345, 376, 402, 424, 443, 460, 474, 486, 494, 498, 500] + [500] * 20
+    frames = silence(10) + [(float(midi_to_hz(54 + c / 100)), 0.9, -20.0) for c in cents] + silence(10)
+    seg = NoteSegmenter(SegmenterConfig())
+    events = []
+    for i, f in enumerate(frames):
+        ev = seg.step(*f)
+        events += ev
+        if i == 42:                                  # the hop measured at 345 cents
+            ok, target = seg._glide(floor_hop=seg.note.on_hop)
+            assert ok and snap(target, None, "major") == 58
+            assert not any(k == "on" for k, *_ in ev)
+    events += seg.finish()
+    assert [p for p, _ in ons(events)] == [54, 59]
