@@ -29,6 +29,7 @@ caller. Thread: one thread at a time (the pitch worker).
 """
 from __future__ import annotations
 
+from bisect import insort
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -111,10 +112,24 @@ class NoteRecord:
     announced_hop: int
     off_hop: float | None = None
     pitches: list[float] = field(default_factory=list)
+    _sorted: list[float] = field(default_factory=list, repr=False)
+
+    def add(self, p: float) -> None:
+        self.pitches.append(p)
+        insort(self._sorted, p)
+
+    def set_pitches(self, ps) -> None:
+        self.pitches[:] = ps
+        self._sorted[:] = sorted(self.pitches)
 
     @property
     def median_pitch(self) -> float:
-        return float(np.median(self.pitches)) if self.pitches else float(self.pitch)
+        """The median of ``pitches`` (kept sorted: one hop costs no full sort)."""
+        s = self._sorted
+        n = len(s)
+        if n == 0:
+            return float(self.pitch)
+        return float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2)
 
 
 def snap(p: float, key: int | None, scale: str) -> int:
@@ -191,7 +206,7 @@ class NoteSegmenter:
         c = self.cfg
         p = snap(pitch_est, c.key, c.scale)
         self.note = NoteRecord(p, on_hop, level_to_velocity(level_db), self.hop)
-        self.note.pitches.extend(x for _, x, _ in list(self._run)[-c.stable_hops:])
+        self.note.set_pitches([x for _, x, _ in list(self._run)[-c.stable_hops:]])
         self.notes.append(self.note)
         self._peak_db = level_db
         self._dip_min_db = None
@@ -220,8 +235,9 @@ class NoteSegmenter:
         # voiced hops in the current run (the run is cleared when the voice stops)
         if len(run) < 3 or len(run) >= need + c.settle_max_hops:
             return False
-        d = np.diff([p for _, p, _ in run[-3:]]) * 100
-        return bool((d > c.settle_cents).all() or (d < -c.settle_cents).all())
+        (_, a, _), (_, b, _), (_, e, _) = run[-3:]
+        d1, d2 = (b - a) * 100, (e - b) * 100
+        return (d1 > c.settle_cents and d2 > c.settle_cents) or (d1 < -c.settle_cents and d2 < -c.settle_cents)
 
     def _glide(self, floor_hop: float = -1) -> tuple[bool, float]:
         """-> (ok, target): the newest 3 voiced hops (all after ``floor_hop``) approach a
@@ -248,9 +264,14 @@ class NoteSegmenter:
     def _stable(self, k: int, spread: float, slope: float) -> tuple[bool, float]:
         if len(self._run) < k:
             return False, 0.0
-        ps = np.array([p for _, p, _ in list(self._run)[-k:]])
-        ok = (ps.max() - ps.min()) * 100 <= spread and (k < 2 or np.abs(np.diff(ps)).max() * 100 <= slope)
-        return bool(ok), float(np.median(ps))
+        # plain Python: a handful of floats, where numpy's per-call cost would dominate
+        run = self._run
+        ps = [run[i][1] for i in range(len(run) - k, len(run))]
+        ok = (max(ps) - min(ps)) * 100 <= spread and \
+            (k < 2 or max(abs(b - a) for a, b in zip(ps, ps[1:])) * 100 <= slope)
+        ps.sort()
+        med = ps[k // 2] if k % 2 else (ps[k // 2 - 1] + ps[k // 2]) / 2
+        return bool(ok), float(med)
 
     # -- the per-hop step ----------------------------------------------------------------
     def step(self, f0_hz: float, conf: float, level_db: float) -> list[tuple[str, int, float, int]]:
@@ -330,7 +351,7 @@ class NoteSegmenter:
                         self._flush_pending(out, on_time)
                         self._start(med, on_time, max(l for _, _, l in list(self._run)[-c.stable_hops:]), out)
                         if glided:
-                            self.note.pitches[:] = [med]
+                            self.note.set_pitches([med])
             else:
                 self._in_note(pitch, level_db, out)
         else:
@@ -391,7 +412,7 @@ class NoteSegmenter:
             self._end(on_time, out)
             self._flush_pending(out, on_time)
             self._start(med, on_time, level_db, out)
-            self.note.pitches[:] = [p for _, p, _ in list(self._run)[-c.change_hops:]]
+            self.note.set_pitches([p for _, p, _ in list(self._run)[-c.change_hops:]])
             return
         # re-articulation: a dip in level followed by a rise, same pitch or not
         if level_db > self._peak_db:
@@ -419,7 +440,7 @@ class NoteSegmenter:
                 self._flush_pending(out, on_time)
                 self._start(med2 if ok2 else pitch, on_time, level_db, out)
                 return
-        n.pitches.append(pitch)
+        n.add(pitch)
 
     def _fast_change(self, n: NoteRecord, level_db: float, out: list) -> bool:
         """Legato, early: the newest 2 hops are fast_change_away_cents from the note on
@@ -459,7 +480,7 @@ class NoteSegmenter:
         self._end(on_time, out)
         self._flush_pending(out, on_time)
         self._start(target, on_time, level_db, out)
-        self.note.pitches[:] = [target]
+        self.note.set_pitches([target])
         return True
 
     def finish(self) -> list[tuple[str, int, int, int]]:
