@@ -46,6 +46,33 @@ LEAD_QUANTILE = 99.0         # percent of recent blocks whose lead the player la
 LATENCY_RECHECK_S = 1.0
 MAX_PLAYER_LATENCY_S = 0.25  # beyond this the DAC times are not believed
 LATENCY_SETTLE_S = 3.0       # a new stream's first seconds (PulseAudio stalls, refills)
+CONV_BUCKET = 256            # blocks per bucket of the PortAudio-to-monotonic clock minimum
+LINE_BLOCKS = 64             # blocks whose median DAC offset is the stream's DAC line
+GUARD_BEFORE_S = 0.5         # leads this close to a disruption (xrun, DAC line jump) ...
+GUARD_AFTER_S = 3.0          # ... do not set the player latency
+LINE_JUMP_S = 0.002          # a DAC line that moves this much from one chunk to the next
+LATENCY_LOWER_BY_S = 0.0003  # the player latency comes down by at least this ...
+LATENCY_LOWER_AFTER_S = 10.0  # ... once the lower value has held this long
+
+
+# Audio-server client threads started inside PortAudio that carry the stream's data
+# (libpulse's threaded mainloop; JACK's client threads are real-time already).
+IO_THREAD_NAMES = ("threaded-ml",)
+
+
+def _thread_ids() -> set[int]:
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:          # not Linux
+        return set()
+
+
+def _thread_name(tid: int) -> str:
+    try:
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 class AudioUnavailable(RuntimeError):
@@ -142,6 +169,9 @@ class AudioOut:
         self.last_block_time = 0.0            # time.monotonic() at the last callback
         self.last_block_clock = 0             # mixer.clock at the start of that block
         self.last_output_dac_offset = 0.0     # seconds from callback to DAC of its 1st frame
+        self._conv_prev = math.inf            # PortAudio clock -> monotonic: min of the last bucket
+        self._conv_cur = math.inf             # ... and of the current one
+        self._conv_n = 0
         self._blocks_at_check = -1
         self._check_time = 0.0
         self._gc_was_enabled = True
@@ -157,13 +187,18 @@ class AudioOut:
         self.rt_priority = rt_priority         # 0: leave the callback thread's scheduling alone
         self.realtime: bool | None = None      # None until the first callback tried
         self._rt_thread = None
+        self.io_threads_realtime = 0           # server client threads raised (see _make_io_realtime)
         # How far ahead of the DAC each block's *next* frame is when its callback runs:
         # an event can only be rendered from there on, so the fixed player latency must
         # be at least the largest of these (see arrival_time).
         self._blk_lead = np.zeros(TIMING_RING, dtype=np.float64)
         self._blk_entry = np.zeros(TIMING_RING, dtype=np.float64)
+        self._blk_xrun = np.zeros(TIMING_RING, dtype=bool)     # PortAudio said output underflow
         self._n_at_open = 0
         self._lat: float | None = None        # measured player latency of this stream
+        self._lower_since: float | None = None  # since when a lower latency has been measured
+        self.latency_blocks_left_out = 0       # blocks near disruptions at the last check
+        self._line_cache: tuple[int, float | None] = (-1, None)   # (blocks, dac_offset())
         self._opened_at = 0.0
         self._lat_checked = 0.0
         if player_latency is not None and not player_latency > 0:
@@ -180,21 +215,38 @@ class AudioOut:
         mixer = self.mixer
         if self._rt_thread != threading.get_ident():
             self._make_realtime()
-        self.last_block_time = time.monotonic()
+        now = self.last_block_time = time.monotonic()
         self.last_block_clock = mixer.clock
         try:
-            dac = time_info.outputBufferDacTime - time_info.currentTime
-            self.last_output_dac_offset = dac
+            pa_now = time_info.currentTime
+            dac = time_info.outputBufferDacTime - pa_now
+            # PortAudio's time just before it called us minus ours once Python runs:
+            # a constant (its clock is CLOCK_REALTIME here) plus however long the callback
+            # waited for the GIL. The DAC time goes onto the monotonic clock with that
+            # constant alone (the smallest such difference of the last 256-512 blocks),
+            # not by adding ``dac`` to our own entry time: that carried each callback's
+            # GIL wait (up to 25 ms measured) into its DAC time, which then scattered by
+            # as much around the line the sink plays on, moving stamps and measurements.
+            entry = now - pa_now
+            if entry < self._conv_cur:
+                self._conv_cur = entry
+            self._conv_n += 1
+            if self._conv_n >= CONV_BUCKET or entry - self._conv_prev > 1.0:
+                # a new bucket (so a clock that slews is followed); a clock step resets
+                self._conv_prev = self._conv_cur if entry - self._conv_prev <= 1.0 else entry
+                self._conv_cur, self._conv_n = entry, 0
+            conv = min(self._conv_prev, self._conv_cur)
+            dac_abs = time_info.outputBufferDacTime + conv
+            self.last_output_dac_offset = dac_abs - now
             i = self._blk_n & (TIMING_RING - 1)
             self._blk_clock[i] = self.last_block_clock
-            self._blk_time[i] = self.last_block_time
-            self._blk_dac[i] = self.last_block_time + dac
+            self._blk_time[i] = now
+            self._blk_dac[i] = dac_abs
             self._blk_lead[i] = dac + frames / mixer.sample_rate
-            # PortAudio's time just before it called us minus ours once Python runs:
-            # constant plus however long the callback waited for the GIL (a diagnostic).
-            self._blk_entry[i] = self.last_block_time - time_info.currentTime
-            self._blk_n += 1
+            self._blk_entry[i] = entry
             underflow = bool(status.output_underflow)
+            self._blk_xrun[i] = underflow
+            self._blk_n += 1
             mb = mixer.max_block
             if frames <= mb:
                 mixer.process(outdata, underflow)
@@ -218,6 +270,29 @@ class AudioOut:
             self.realtime = True
         except (OSError, ValueError):
             self.realtime = False
+
+    def _make_io_realtime(self, before: set[int]) -> int:
+        """Give the audio server's client threads that opening the stream started (the
+        PulseAudio client's ``threaded-ml`` mainloop) SCHED_FIFO just below the callback.
+
+        Why: with PulseAudio (and PipeWire's pulse layer) PortAudio's callback thread only
+        writes into the client library; that library's mainloop thread moves the data to
+        the server and wakes the callback thread for the next block. At normal priority a
+        busy neighbour delays it by 10-50 ms: measured, 5 of 6 xruns in a 180 s soak came
+        after a 14-56 ms gap between callbacks with no delay in our own callback.
+        Returns how many threads were raised. Thread: owner."""
+        if self.rt_priority <= 1 or not hasattr(os, "sched_setscheduler"):
+            return 0
+        raised = 0
+        for tid in _thread_ids() - before:
+            if _thread_name(tid) not in IO_THREAD_NAMES:
+                continue
+            try:
+                os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(self.rt_priority - 1))
+                raised += 1
+            except (OSError, ValueError):
+                pass
+        return raised
 
     # -- timing (Thread: any) ----------------------------------------------------
     def block_at(self, sample: int) -> tuple[int, float, float] | None:
@@ -249,14 +324,19 @@ class AudioOut:
         the stream has played ARRIVAL_WARMUP blocks). Thread: any.
 
         The fixed value given, else measured: the LEAD_QUANTILE percentile of the recent
-        blocks' leads (how far ahead of the DAC the callback renders) plus a margin, so
-        an event's sample is nearly always still to be rendered when it arrives; one that
-        is not plays at the next block, a little late, and is counted by the mixer. The
-        value is re-checked every second and, once the stream has settled
-        (LATENCY_SETTLE_S: a new PulseAudio stream stalls and refills in bursts at first),
-        only ever grows: a delay that moved back and forth would itself be jitter.
+        blocks' leads (how far ahead of the DAC line the callback renders) plus a margin,
+        so an event's sample is nearly always still to be rendered when it arrives; one
+        that is not plays at the next block, a little late, and is counted by the mixer.
+        Blocks near a disruption (an xrun, a jump of the DAC line) are left out. The value
+        is re-checked every second; once the stream has settled (LATENCY_SETTLE_S: a new
+        PulseAudio stream stalls and refills in bursts at first) it goes up at once but
+        comes down only after the lower value has held for LATENCY_LOWER_AFTER_S. (It used
+        to only ever grow: measured over 120 s, one 14 ms jump of the line raised it from
+        19.2 to 22.0 ms for good, and the 600 s soak ended at 25.6 ms, most of its 11 ms
+        jitter.)
         """
-        k = min(self._blk_n - self._n_at_open, TIMING_RING)
+        n = self._blk_n
+        k = min(n - self._n_at_open, TIMING_RING)
         if self.stream is None or k < ARRIVAL_WARMUP:
             return None
         if self.player_latency_fixed is not None:
@@ -265,22 +345,73 @@ class AudioOut:
         lat = self._lat
         if lat is not None and now - self._lat_checked < LATENCY_RECHECK_S:
             return lat
-        end = self._blk_n & (TIMING_RING - 1)
-        lead = self._blk_lead
-        if k == TIMING_RING:
-            recent = lead
-        elif end >= k:
-            recent = lead[end - k:end]
-        else:
-            recent = np.concatenate((lead[end - k:], lead[:end]))
-        measured = float(np.percentile(recent, LEAD_QUANTILE)) + ARRIVAL_MARGIN_S
+        idx = np.arange(n - k, n) & (TIMING_RING - 1)
+        off = self._blk_dac[idx] - self._blk_clock[idx] / self.mixer.sample_rate
+        t = self._blk_time[idx]
+        # Each block's lead measured against the DAC line (the median offset of its chunk
+        # of LINE_BLOCKS blocks), not its own DAC time: PulseAudio's per-block DAC times
+        # scatter by ~2 ms (up to 40) around a line that moves only N/rate per block.
+        line = np.empty_like(off)
+        for a in range(0, k, LINE_BLOCKS):
+            line[a:a + LINE_BLOCKS] = np.median(off[a:a + LINE_BLOCKS])
+        lead = self._blk_lead[idx] - (off - line)
+        # Blocks around a disruption are the stream recovering (refill bursts, leads a few
+        # ms longer for seconds): leaving them in would raise the delay after each one.
+        # A disruption: an xrun, or the DAC line jumping (PulseAudio inserting silence
+        # without reporting an underrun; measured: +14 ms at once, then 5 s of leads 3 ms
+        # longer).
+        keep = np.ones(k, dtype=bool)
+        jumps = np.flatnonzero(np.abs(np.diff(line)) > LINE_JUMP_S) + 1
+        for j in np.concatenate((np.flatnonzero(self._blk_xrun[idx]), jumps)):
+            keep &= ~((t >= t[j] - GUARD_BEFORE_S) & (t <= t[j] + GUARD_AFTER_S))
+        self.latency_blocks_left_out = int(k - keep.sum())
+        if keep.sum() < ARRIVAL_WARMUP:      # a stream just (re)started: all it has
+            keep[:] = True
+        measured = float(np.percentile(lead[keep], LEAD_QUANTILE)) + ARRIVAL_MARGIN_S
         if not 0.0 < measured < MAX_PLAYER_LATENCY_S:
             # a host API whose DAC times mean nothing (some report 0): no arrival timing
             return None
         settled = now - self._opened_at >= LATENCY_SETTLE_S
-        lat = measured if lat is None or not settled else max(lat, measured)
+        if lat is None or not settled or measured > lat:
+            lat, self._lower_since = measured, None       # up at once: fewer late notes
+        elif measured < lat - LATENCY_LOWER_BY_S:
+            # down only once it has stayed lower for LATENCY_LOWER_AFTER_S: the delay
+            # moving back and forth would itself be jitter
+            if self._lower_since is None:
+                self._lower_since = now
+            elif now - self._lower_since >= LATENCY_LOWER_AFTER_S:
+                lat, self._lower_since = measured, None
+        else:
+            self._lower_since = None
         self._lat, self._lat_checked = lat, now
         return lat
+
+    def dac_offset(self) -> float | None:
+        """The stream's DAC line: DAC time of sample ``s`` = ``s / rate + dac_offset()``.
+        The median over the last LINE_BLOCKS blocks (those after the latest xrun, once
+        there are 8 of them) of each block's DAC time minus its clock / rate. None before
+        the stream has timing. Thread: any.
+
+        Why not the last block's DAC time: on PulseAudio it scatters around the line by
+        a few ms now and then (measured over 180 s at 256 frames: 1 % of blocks more than
+        1.7 ms later than the centred median, 0.1 % more than 4.6 ms) and snaps back
+        the next block, while what the sink plays moves exactly N/rate per block. A stamp
+        aimed with the scattered value moved the note by as much (the 5 ms outliers of the
+        note-to-sound jitter)."""
+        n = self._blk_n
+        cached_n, cached = self._line_cache
+        if n == cached_n:
+            return cached
+        k = min(n - self._n_at_open, LINE_BLOCKS)
+        if self.stream is None or k <= 0:
+            return None
+        idx = np.arange(n - k, n) & (TIMING_RING - 1)
+        xr = np.flatnonzero(self._blk_xrun[idx])
+        if xr.size and k - 1 - xr[-1] >= 8:
+            idx = idx[xr[-1] + 1:]
+        off = float(np.median(self._blk_dac[idx] - self._blk_clock[idx] / self.mixer.sample_rate))
+        self._line_cache = (n, off)      # one store: readers on other threads see both
+        return off
 
     def arrival_time(self) -> int:
         """The audio-clock sample at which an event arriving now should sound: the one
@@ -292,17 +423,16 @@ class AudioOut:
         lat = self.player_latency()
         if lat is None:
             return IMMEDIATE
-        i = (self._blk_n - 1) & (TIMING_RING - 1)
-        c = int(self._blk_clock[i])
-        dac = float(self._blk_dac[i])
+        off = self.dac_offset()
+        if off is None:
+            return IMMEDIATE
         rate = self.mixer.sample_rate
         now = time.monotonic()
-        rendered_until = dac + (self.mixer.clock - c) / rate
-        if now >= rendered_until:
+        if now >= off + self.mixer.clock / rate:
             # Everything rendered has already played: the stream is starved or stalled
-            # and the line through the last block no longer says where the DAC is.
+            # and the line no longer says where the DAC is.
             return IMMEDIATE
-        return c + int(math.ceil((now + lat - dac) * rate))
+        return int(math.ceil((now + lat - off) * rate))
 
     # -- lifecycle (Thread: owner) ---------------------------------------------
     @property
@@ -336,6 +466,7 @@ class AudioOut:
 
     def _open(self) -> None:
         sd = _sd()
+        before = _thread_ids()
         try:
             PA_LOCK.acquire()
             stream = sd.OutputStream(samplerate=self.sample_rate, blocksize=self.blocksize, device=self.device,
@@ -348,9 +479,14 @@ class AudioOut:
         finally:
             PA_LOCK.release()
         self.stream = stream
+        self.io_threads_realtime = self._make_io_realtime(before)
         self._n_at_open = self._blk_n
         self._opened_at = time.monotonic()
         self._lat = None
+        self._lower_since = None
+        self._conv_prev = self._conv_cur = math.inf
+        self._conv_n = 0
+        self._line_cache = (-1, None)
         self.lost = None
         self._blocks_at_check = -1
         self._check_time = time.monotonic()

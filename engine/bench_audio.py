@@ -68,6 +68,124 @@ class _Probe:
         return True
 
 
+def _dac_line(audio) -> tuple[int, float] | None:
+    """(clock, DAC time) of the last block the callback reported (what arrival_time uses)."""
+    n = audio._blk_n
+    if n == 0:
+        return None
+    i = (n - 1) % len(audio._blk_clock)
+    return int(audio._blk_clock[i]), float(audio._blk_dac[i])
+
+
+def _note_record(s, t0, stamp, fixed, hit, blk, line_before, xruns, late, t_start, rate) -> dict:
+    """One probe note's timing, taken apart: where it was stamped, where the stamped
+    sample really went out (DAC time of the block that rendered it), the synth's wait."""
+    from engine.events import IMMEDIATE
+
+    c, _, dac = blk
+    rec = {"t": round(t0 - t_start, 3), "latency_ms": round(1000.0 * (dac + (hit - c) / rate - t0), 3),
+           "player_latency_ms": round(1000.0 * fixed, 3) if fixed else None,
+           "stamped": stamp != IMMEDIATE, "xruns": int(xruns), "late": int(late)}
+    if stamp != IMMEDIATE:
+        rec["synth_wait_frames"] = int(hit - stamp)
+        sb = s.audio.block_at(stamp)
+        if sb is not None and fixed:
+            # DAC time of the stamped sample by the block that rendered it, minus the
+            # arrival + fixed delay it was aimed at: the DAC line moving under the stamp
+            rec["line_error_ms"] = round(1000.0 * (sb[2] + (stamp - sb[0]) / rate - (t0 + fixed)), 3)
+        if line_before is not None:
+            rec["stamp_ahead_of_line_ms"] = round(1000.0 * ((stamp - line_before[0]) / rate), 3)
+    return rec
+
+
+def _line_latency(blocks: np.ndarray, hit: int, t0: float, rate: int, half: int = 64) -> float:
+    """ms from ``t0`` to the DAC time of sample ``hit`` on the DAC line around it (median
+    of clock/rate-to-DAC offsets of the ``2 * half`` blocks centred on its block, xrun
+    blocks and the blocks after an xrun on the other side left out)."""
+    if blocks.shape[0] == 0:
+        return float("nan")
+    c, dac, xr = blocks[:, 0], blocks[:, 2], blocks[:, 5]
+    j = int(np.searchsorted(c, hit, side="right")) - 1
+    lo, hi = max(0, j - half), min(len(c), j + half)
+    # a segment between xruns: the line may step at an xrun
+    before = np.flatnonzero(xr[lo:j + 1])
+    if before.size:
+        lo = lo + int(before[-1]) + 1
+    after = np.flatnonzero(xr[j + 1:hi])
+    if after.size:
+        hi = j + 1 + int(after[0])
+    if hi - lo < 8:
+        lo, hi = max(0, j - 4), min(len(c), j + 4)
+    off = float(np.median(dac[lo:hi] - c[lo:hi] / rate))
+    return 1000.0 * (hit / rate + off - t0)
+
+
+def _monitor_check(path: str, notes: list[dict], rate: int) -> dict:
+    """Onsets (first sample above PROBE_THRESHOLD after 0.1 s below it) in the monitor
+    recording, matched to the probe notes, and a line fitted through (t0, onset time):
+    the residuals' spread is the note-to-sound jitter as the sink played it."""
+    try:
+        with wave.open(path, "rb") as w:
+            x = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, w.getnchannels())
+    except (OSError, EOFError, wave.Error) as exc:
+        return {"error": f"monitor recording unreadable: {exc}"}
+    above = np.flatnonzero(np.abs(x[:, 0].astype(np.int32)) > PROBE_THRESHOLD * 32768)
+    if above.size == 0 or not notes:
+        return {"n": 0}
+    gaps = np.diff(above) > rate // 10
+    onsets = np.concatenate(([above[0]], above[1:][gaps])) / rate
+    t0 = np.asarray([n["t0"] for n in notes])
+    # align on the first note, then pair every note with the onset nearest its prediction
+    # (following the sink's clock, which runs hundreds of ppm off the monotonic clock)
+    guess = onsets[0] - t0[0]
+    pairs = []
+    for t in t0:
+        k = int(np.argmin(np.abs(onsets - (t + guess))))
+        if abs(onsets[k] - (t + guess)) < 0.03:
+            pairs.append((t, onsets[k]))
+            guess = onsets[k] - t
+    if len(pairs) < 10:
+        return {"n": len(pairs), "onsets": int(onsets.size)}
+    a = np.asarray(pairs)
+    fit = np.polyfit(a[:, 0], a[:, 1], 1)
+    res = 1000.0 * (a[:, 1] - np.polyval(fit, a[:, 0]))
+    # an xrun shifts every later onset (the sink played silence meanwhile): measure each
+    # note against the median of its 11 neighbours, so a step counts once, not forever
+    half = 5
+    local = np.asarray([res[i] - np.median(res[max(0, i - half):i + half + 1]) for i in range(res.size)])
+    return {"notes_matched": len(pairs), "onsets": int(onsets.size),
+            "sink_clock_vs_monotonic_ppm": round(1e6 * (fit[0] - 1.0), 1),
+            "residual_ms": _spread(local), "residual_to_one_line_ms": _spread(res)}
+
+
+def _xrun_causes(blocks: np.ndarray, block_s: float) -> dict:
+    """Sort the xruns by what preceded them, from the per-block log:
+
+    - ``gil``: one of the two callbacks before it (or its own) started running Python
+      more than 2 ms after PortAudio called it (waiting for the GIL, held by another of
+      our threads that the scheduler had put aside);
+    - ``no_callback``: no GIL wait, but PortAudio called us more than 2 blocks after the
+      previous callback (its thread was not woken: the server or the client library's
+      I/O thread was late);
+    - ``server``: callbacks on time and prompt, yet the server ran dry (it, or the
+      client's I/O thread moving our data to it, was starved).
+    """
+    if blocks.shape[0] == 0:
+        return {}
+    t, ent, xr = blocks[:, 1], blocks[:, 4], blocks[:, 5]
+    ent = 1000.0 * (ent - ent.min())
+    out = {"gil": 0, "no_callback": 0, "server": 0}
+    for j in np.flatnonzero(xr):
+        lo = max(0, j - 2)
+        if ent[lo:j + 1].max() > 2.0:
+            out["gil"] += 1
+        elif j > 0 and np.diff(t[lo:j + 1]).max(initial=0.0) > 2 * block_s:
+            out["no_callback"] += 1
+        else:
+            out["server"] += 1
+    return out
+
+
 def _percentiles(x: list[float] | np.ndarray) -> dict:
     a = np.asarray(x, dtype=np.float64)
     if a.size == 0:
@@ -102,7 +220,7 @@ def _hum_file(folder: str, sample_rate: int, seconds: float) -> str | None:
 
 
 def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: str | None = None,
-         log=None) -> dict:
+         log=None, notes_path: str | None = None) -> dict:
     from engine import parts as P
     from engine.audio_out import TIMING_RING
     from engine.mixer import WORK_RING
@@ -140,12 +258,16 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             hum = _hum_file(home, rate, 30.0) if s._mic is not None else None
             result["pitch_tracker"] = s.pitch_tracker if s._mic is not None else None
 
-            work, frames, entry = [], [], []
+            # the null sink's monitor: a sample-exact record of what the sink played, on the
+            # sink's own steady clock (an independent check of the DAC-time arithmetic)
+            monitor_wav = os.path.join(home, "monitor.wav")
+            monitor = srv.record_output(monitor_wav)
+            work, frames, entry, blocks_log = [], [], [], []
             read_upto = s.mixer.blocks
             entry_upto = s.audio._blk_n
             xruns0, late0 = s.mixer.xruns, s.mixer.late_events
             t_start = time.monotonic()
-            latencies, beyond_fixed = [], []
+            latencies, beyond_fixed, notes = [], [], []
             next_probe = t_start + 1.0
             next_drain = t_start + 1.0
             next_log = t_start + 30.0
@@ -162,13 +284,21 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     read_upto = b
                     n = s.audio._blk_n
                     lo = max(entry_upto, n - TIMING_RING + 1)
-                    entry.append(s.audio._blk_entry[np.arange(lo, n) & (TIMING_RING - 1)].copy())
+                    ix = np.arange(lo, n) & (TIMING_RING - 1)
+                    entry.append(s.audio._blk_entry[ix].copy())
+                    a = s.audio         # every block's (clock, callback time, DAC time, lead, entry, xrun)
+                    blocks_log.append(np.stack([a._blk_clock[ix].astype(np.float64), a._blk_time[ix],
+                                                a._blk_dac[ix], a._blk_lead[ix], a._blk_entry[ix],
+                                                a._blk_xrun[ix].astype(np.float64)], axis=1))
                     entry_upto = n
                     next_drain = now + 1.0
                 if now >= next_probe and probe.peak < PROBE_THRESHOLD and probe.hit is None:
                     probe.armed = True
+                    xr_before, late_before = s.mixer.xruns, s.mixer.late_events
+                    line_before = _dac_line(s.audio)
                     t0 = time.monotonic()
                     s.key_event(84, True, 110)
+                    stamp = s._key_q.last_time
                     fixed = s.audio.player_latency()      # the delay this note was timed with
                     end = t0 + 0.5
                     while probe.hit is None and time.monotonic() < end:
@@ -180,6 +310,10 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                             c, _, dac = blk
                             latencies.append(1000.0 * (dac + (probe.hit - c) / rate - t0))
                             beyond_fixed.append(latencies[-1] - 1000.0 * fixed if fixed else float("nan"))
+                            notes.append(_note_record(s, t0, stamp, fixed, probe.hit, blk, line_before,
+                                                      s.mixer.xruns - xr_before,
+                                                      s.mixer.late_events - late_before, t_start, rate))
+                            notes[-1]["t0"], notes[-1]["hit"] = t0, int(probe.hit)
                     probe.armed = False
                     probe.hit = None
                     next_probe = time.monotonic() + 0.6
@@ -196,19 +330,39 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             player_latency = s.audio.player_latency()
             snap = s.snapshot()
             s.stop()
+            monitor.terminate()
+            monitor.wait(timeout=10)
             if mic_player is not None and mic_player.poll() is None:
                 mic_player.terminate()
         w = np.concatenate(work).astype(np.float64) / 1e6 if work else np.zeros(0)
         fr = np.concatenate(frames).astype(np.float64) if frames else np.zeros(0)
         load = w / (fr * 1000.0 / rate) if w.size else w
-        lat = np.asarray(latencies)
+        blocks = np.concatenate(blocks_log) if blocks_log else np.zeros((0, 6))
+        raw = np.asarray(latencies)
+        # Each note's DAC time from the stream's DAC line around it (median offset of the
+        # 128 blocks centred on the block that played it) instead of that one block's
+        # DAC time, which PulseAudio scatters by up to several ms (see AudioOut.dac_offset).
+        lat = np.asarray([_line_latency(blocks, n["hit"], n["t0"], rate) for n in notes])
+        for n, v in zip(notes, lat):
+            n["latency_line_ms"] = round(float(v), 3)
+            if n["stamped"] and n["player_latency_ms"]:
+                # the stamped sample's DAC time (on the line) minus arrival + fixed delay
+                n["aim_error_ms"] = round(_line_latency(blocks, n["hit"] - n["synth_wait_frames"], n["t0"], rate)
+                                          - n["player_latency_ms"], 3)
+        fixed_ms = np.asarray([n["player_latency_ms"] or np.nan for n in notes])
+        beyond_fixed = list(lat - fixed_ms)
+        monitor_check = _monitor_check(monitor_wav, notes, rate)
+        xrun_causes = _xrun_causes(blocks, blocksize / rate)
         ent = np.concatenate(entry) if entry else np.zeros(0)
         ent = 1000.0 * (ent - ent.min()) if ent.size else ent
         result.update({
             "seconds": round(elapsed, 1), "blocks": int(w.size), "xruns": int(xruns),
             "xruns_per_minute": round(60.0 * xruns / max(elapsed, 1e-9), 2),
             "late_mixer_events": int(late),
+            # what came before each xrun (see _xrun_causes)
+            "xrun_causes": xrun_causes,
             "callback_realtime": bool(s.audio.realtime),
+            "server_client_threads_realtime": int(s.audio.io_threads_realtime),
             "reported_output_latency_ms": round(snap.audio_latency_ms, 2),
             "work_ms": _percentiles(w), "work_fraction_of_block": _percentiles(load),
             "work_p99_below_30pct": bool(load.size and np.percentile(load, 99) < 0.30),
@@ -217,9 +371,18 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                                  if lat.size else None,
                                  "std": round(float(lat.std()), 3) if lat.size else None},
             "note_to_sound_minus_output_latency_ms": _percentiles(lat - snap.audio_latency_ms) if lat.size else None,
+            # the same from the single DAC time PortAudio gave the block that played the
+            # note (the measurement before: its spread is mostly PulseAudio's scatter)
+            "note_to_sound_raw_dac_ms": _spread(raw),
+            # independent of PortAudio's DAC times: the notes' onsets in the null sink's
+            # monitor recording against their key_event times (a line fitted through
+            # all: the residual spread is the jitter as played)
+            "monitor_check": monitor_check,
             # the fixed arrival-to-DAC delay player notes were scheduled with (measured
             # from the stream's lead over the DAC, see AudioOut.player_latency)
             "player_latency_ms": round(1000.0 * player_latency, 3) if player_latency else None,
+            "player_latency_ms_over_notes": _spread([n["player_latency_ms"] for n in notes
+                                                     if n["player_latency_ms"]]),
             # each note's latency minus the fixed delay it was timed with: the synth-period
             # wait, the probe's attack to -60 dBFS (1.3 ms) and the DAC clock's wander; its
             # spread is the jitter left when the fixed delay itself does not move
@@ -227,11 +390,22 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             # how much later than the quickest one each callback started running Python
             # (PortAudio's call time to our first line: mostly waiting for the GIL)
             "callback_start_delay_ms": _percentiles(ent),
+            # each note's latency taken apart (see _note_record): the DAC line moving
+            # between stamping and rendering, and the synth's wait after the stamp
+            "note_aim_error_ms": _spread([n["aim_error_ms"] for n in notes if "aim_error_ms" in n]),
+            "note_aim_error_raw_dac_ms": _spread([n["line_error_ms"] for n in notes if "line_error_ms" in n]),
+            "note_synth_wait_frames": _spread([n["synth_wait_frames"] for n in notes if "synth_wait_frames" in n]),
+            "notes_late": sum(1 for n in notes if n["late"]),
+            "notes_unstamped": sum(1 for n in notes if not n["stamped"]),
+            "notes_with_xrun": sum(1 for n in notes if n["xruns"]),
             "generator": None if m is None else {
                 "backend": m.backend, "steps": m.steps, "late_steps": m.late_steps,
                 "step_ms_p50": round(m.step_ms_p50, 3), "step_ms_p99": round(m.step_ms_p99, 3),
                 "lead_ms_min": round(m.lead_ms_min, 1)},
         })
+        if notes_path:
+            with open(notes_path, "w") as f:
+                json.dump({"blocksize": blocksize, "notes": notes, "blocks": blocks.tolist()}, f)
         return result
     finally:
         srv.stop()
@@ -254,9 +428,11 @@ def main(args) -> int:
            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
            "probe": "Session.key_event (the MIDI-in path after rtmidi) -> first sample above -60 dBFS at the DAC",
            "runs": []}
+    notes = os.environ.get("LIVEBAND_BENCH_NOTES")   # per-note / per-block timing dump (JSON)
     for bs in sizes:
         log(f"bench audio: {bs} frames for {seconds:g} s")
-        out["runs"].append(soak(bs, seconds, checkpoint=getattr(args, "checkpoint", None), log=log))
+        out["runs"].append(soak(bs, seconds, checkpoint=getattr(args, "checkpoint", None), log=log,
+                                notes_path=f"{notes}.{bs}.json" if notes else None))
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
     return 0

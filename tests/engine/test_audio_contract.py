@@ -104,3 +104,75 @@ def test_player_events_are_timed_at_arrival_and_reach_the_dac_a_fixed_delay_late
     # within 1 ms of the fixed delay (one sample of rounding plus the DAC clock's wander);
     # block-quantised timing would spread them over a whole block (5.3 ms)
     assert np.median(err_ms) < 0.5 and np.mean(err_ms < 1.0) >= 0.9, np.round(err_ms, 2)
+
+
+
+def _fill_timing(audio, n, rate, block, *, late_dac=None, early=None, xrun_at=()):
+    """Fill AudioOut's timing ring as n callbacks of a steady stream would, ending now:
+    block k at clock k*block, its first frame at the DAC at base + k*block/rate + 10.67 ms,
+    its callback 10.67 ms before that (lead 16 ms). ``late_dac`` maps block -> seconds
+    added to the DAC time PortAudio reports for it (scatter); ``early`` maps block ->
+    seconds its callback came early (a refill burst: the lead really is longer)."""
+    import time
+
+    late_dac, early = late_dac or {}, early or {}
+    base = time.monotonic() - n * block / rate
+    for k in range(n):
+        i = audio._blk_n & (len(audio._blk_clock) - 1)
+        dac_abs = base + k * block / rate + 0.01067 + late_dac.get(k, 0.0)
+        t = base + k * block / rate - early.get(k, 0.0)
+        audio._blk_clock[i] = k * block
+        audio._blk_time[i] = t
+        audio._blk_dac[i] = dac_abs
+        audio._blk_lead[i] = dac_abs - t + block / rate
+        audio._blk_xrun[i] = k in xrun_at
+        audio._blk_n += 1
+    audio.mixer.clock = n * block
+    return base
+
+
+def test_the_dac_line_ignores_a_scattered_block_and_an_xrun_does_not_raise_the_delay(soundfont, monkeypatch):
+    """PulseAudio's DAC time for a single block can be ms off the line the sink plays on
+    (and snaps back): a stamp aimed with it moves the note by as much. The line is the
+    median over recent blocks, so one scattered block moves the stamp by nothing; and the
+    lead quantile that sets the player latency leaves out the blocks around an xrun."""
+    import time
+
+    from engine.audio_out import AudioOut
+    from engine.mixer import Mixer
+
+    synth = Synth(soundfont, sample_rate=SR, reverb=False)
+    try:
+        def timed_out(**kw):
+            audio = AudioOut(Mixer(synth, SR, 512), blocksize=BLOCK)
+            audio.stream = object()          # timing only: no PortAudio stream is touched
+            audio._opened_at = 0.0
+            return audio, _fill_timing(audio, 600, SR, BLOCK, **kw)
+
+        burst = {k: 0.005 for k in range(300, 312)}   # 2 % of the blocks: moves a p99
+        audio, base = timed_out(late_dac={599: 0.005}, early=burst, xrun_at=(305,))
+        assert abs(audio.dac_offset() - (base + 0.01067)) < 1e-6    # the late block is ignored
+        lat = audio.player_latency()
+        assert abs(lat - (0.01067 + BLOCK / SR + 0.0003)) < 1e-4, lat   # the burst is left out
+        t0 = time.monotonic()
+        stamp = audio.mixer.arrival_time()
+        # the stamped sample reaches the DAC (on the line) lat after the push, to a sample
+        assert abs(base + 0.01067 + stamp / SR - (t0 + lat)) < 2.0 / SR + 0.0005
+        # the same burst with no xrun flagged does raise it (what the guard prevents)...
+        audio2, _ = timed_out(early=burst)
+        raised = audio2.player_latency()
+        assert raised > lat + 0.004
+        # ...and once the burst is out of the ring the delay comes back down, but only after
+        # the lower value has held for LATENCY_LOWER_AFTER_S (here shortened to 0.1 s)
+        monkeypatch.setattr("engine.audio_out.LATENCY_LOWER_AFTER_S", 0.1)
+        _fill_timing(audio2, 1024, SR, BLOCK)
+        audio2._lat_checked = 0.0
+        assert audio2.player_latency() == raised          # lower, but not for long enough
+        time.sleep(0.15)
+        audio2._lat_checked = 0.0
+        assert abs(audio2.player_latency() - lat) < 1e-4
+        # and the last block's own DAC time would have moved the stamp by its 5 ms
+        audio3, base3 = timed_out(late_dac={599: 0.005})
+        assert abs(audio3.dac_offset() - (base3 + 0.01067)) < 1e-6
+    finally:
+        synth.close()
