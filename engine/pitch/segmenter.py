@@ -7,9 +7,17 @@ Decisions, in the order they are taken each hop:
    confidence dip does not end a note. The level must also clear an adaptive noise
    floor, so steady background noise never opens the gate.
 2. Onset: after an unvoiced stretch, the first ``stable_hops`` voiced hops whose pitch
-   spread and slope are small start a note (a scoop is waited out until it flattens).
+   spread and slope are small start a note. A scoop need not be waited out until it
+   flattens (``glide_onsets``): when the newest 3 hops approach a pitch with shrinking
+   steps (each at most ``glide_ratio_max`` of the last), the note is named where that
+   approach converges (Aitken's extrapolation), provided a slower approach (ratio
+   ``glide_guard_ratio``) would round to the same pitch: early on, the measured steps
+   shrink before the scoop itself does (the 20 ms window still holds the attack).
    Inside a note, a new stable pitch ``change_semitones`` away from the note's running
-   median starts a new note (legato), and a level dip of ``dip_db`` followed by a rise
+   median starts a new note (legato); earlier (``fast_change``), once the newest 2 hops
+   are ``fast_change_away_cents`` to one side of the note and either glide towards, or
+   have settled on, another pitch by the same rules. Vibrato swings back before it
+   gets there. A level dip of ``dip_db`` followed by a rise
    of ``rise_db`` re-articulates (a repeated note). A re-articulated note is named by
    the onset rule from the hops after the rise (``reartic_fresh``): in a room, the hops
    before it still hear the last note ringing on, which named 2/3 of the wrong notes in
@@ -18,7 +26,8 @@ Decisions, in the order they are taken each hop:
    hops above ``talk_glide_cents`` in more than ``talk_fraction`` of recent voiced
    hops); while it looks like talking an onset needs ``talk_stable_hops`` steady hops,
    so speech does not become a stream of notes.
-3. Pitch: the note is announced with the median of its first stable hops and keeps a
+3. Pitch: the note is announced with the median of its first stable hops (or the glide's
+   target) and keeps a
    running median (vibrato, scoops and drift average out); a hop an octave away from
    the note's pitch is folded back unless the jump persists (octave-error protection).
    Optional snapping to a key/scale happens on the announced pitch.
@@ -62,11 +71,13 @@ class SegmenterConfig:
     glide_onsets: bool = True       # a still-moving onset (a scoop) is named by where it heads:
     glide_ratio_max: float = 0.6    # ... 3 hops moving one way, each step at most this share
     glide_min_step_cents: float = 4.0   # of the last (and at least this), converge (Aitken)
-    glide_reach_cents: float = 120.0    # on a pitch at most this far beyond the newest hop
-    fast_change: bool = True        # legato, early: the newest 2 hops this far from the note ...
-    fast_change_away_cents: float = 50.0
-    fast_change_ratio: float = 0.75  # ... land (by the glide rule, or settled) on a pitch that a
-                                    # slower approach (this step ratio) would round to as well
+    glide_reach_cents: float = 120.0    # on a pitch at most this far beyond the newest hop ...
+    glide_guard_ratio: float = 0.75     # ... that a slower approach (this ratio) rounds to too
+    fast_change: bool = True        # legato, early: the newest 2 hops this far from the note
+    fast_change_away_cents: float = 50.0  # glide (as above) or have settled onto another pitch
+    change_monotone4: bool = True
+    change_date_share: float = 0.5  # ... dated by the first hop this share of the way there,
+    change_date_lag_hops: float = 1.0   # less this lag of the measurement
     dip_db: float = 8.0             # re-articulation: level dips this much ...
     rise_db: float = 5.0            # ... then rises this much, within a voiced note
     talk_glide_cents: float = 50.0  # pitch motion over 3 hops that counts as gliding
@@ -239,19 +250,22 @@ class NoteSegmenter:
         d1, d2 = (b - a) * 100, (e - b) * 100
         return (d1 > c.settle_cents and d2 > c.settle_cents) or (d1 < -c.settle_cents and d2 < -c.settle_cents)
 
-    def _glide(self, floor_hop: float = -1) -> tuple[bool, float]:
+    def _glide(self, floor_hop: float = -1, monotone4: bool = False) -> tuple[bool, float]:
         """-> (ok, target): the newest 3 voiced hops (all after ``floor_hop``) approach a
         pitch monotonically with shrinking steps, as a scoop or a legato glide does
         (roughly exponentially); the target is where that approach converges (Aitken's
         extrapolation of the three points), at most glide_reach_cents beyond the newest."""
         c = self.cfg
-        if len(self._run) < 3:
+        k = 4 if monotone4 else 3
+        if len(self._run) < k:
             return False, 0.0
         (h1, p1, _), (_, p2, _), (_, p3, _) = list(self._run)[-3:]
         if h1 <= floor_hop:
             return False, 0.0
         d1, d2 = p2 - p1, p3 - p2
         if d1 * d2 <= 0 or abs(d2) * 100 < c.glide_min_step_cents:
+            return False, 0.0
+        if monotone4 and (p1 - self._run[-4][1]) * d1 <= 0:
             return False, 0.0
         r = d2 / d1
         if r > c.glide_ratio_max:
@@ -260,6 +274,16 @@ class NoteSegmenter:
         if abs(reach) * 100 > c.glide_reach_cents:
             return False, 0.0
         return True, float(p3 + reach)
+
+    def _lands_alike(self, target: float) -> bool:
+        """Would a slower approach (each step glide_guard_ratio of the last, continuing
+        from the newest 2 hops) round to the same pitch as ``target``? Early in a glide
+        the measured steps shrink before the glide itself does (the measurement window
+        still holds the attack or the old note), and extrapolating them falls short."""
+        c = self.cfg
+        (_, p2, _), (_, p3, _) = self._run[-2], self._run[-1]
+        r = c.glide_guard_ratio
+        return snap(p3 + (p3 - p2) * r / (1.0 - r), c.key, c.scale) == snap(target, c.key, c.scale)
 
     def _stable(self, k: int, spread: float, slope: float) -> tuple[bool, float]:
         if len(self._run) < k:
@@ -335,6 +359,8 @@ class NoteSegmenter:
                     if not ok and c.glide_onsets and not self.talking:
                         # still moving (a scoop): name it by where it is heading
                         glided, med = self._glide()
+                        if glided and not self._lands_alike(med):
+                            glided = False
                         if glided:
                             ok, need = True, 3
                     if ok:
@@ -456,27 +482,27 @@ class NoteSegmenter:
         away = c.fast_change_away_cents / 100
         if not ((p2 - ref >= away and p3 - ref >= away) or (ref - p2 >= away and ref - p3 >= away)):
             return False
-        ok, target = self._glide(floor_hop=n.on_hop)
+        ok, target = self._glide(floor_hop=n.on_hop, monotone4=c.change_monotone4)
         if not ok:
-            if abs(p3 - p2) * 100 > c.change_slope_cents or run[-2][0] <= n.on_hop:
+            # or settled: the newest change_settle_hops agree (as in the later rule)
+            k = c.change_settle_hops
+            settled, target = self._stable(k, 40.0, c.change_slope_cents)
+            if not settled or run[-k][0] <= n.on_hop:
                 return False
-            target = 0.5 * (p2 + p3)
         if abs(target - ref) < c.change_semitones or snap(target, c.key, c.scale) == n.pitch:
             return False
-        # where a slower approach (step ratio fast_change_ratio) would land must round to
-        # the same pitch: early in a glide the measured steps shrink before the glide
-        # itself does (the measurement window still holds the old note), and the
-        # extrapolation alone falls short of the target
-        r = c.fast_change_ratio
-        if snap(p3 + (p3 - p2) * r / (1.0 - r), c.key, c.scale) != snap(target, c.key, c.scale):
+        if not self._lands_alike(target):
             return False
         sign = 1.0 if p3 > ref else -1.0
         first = run[-1][0]
+        # date it by the first hop past halfway to the new pitch (a vibrato swing towards
+        # it would date it too early), less the measurement's lag
+        half = abs(target - ref) * c.change_date_share
         for h, p, _ in reversed(run):
-            if h <= n.on_hop or (p - ref) * sign < away / 2:
+            if h <= n.on_hop or (p - ref) * sign < half:
                 break
             first = h
-        on_time = max(first - 1.0, n.on_hop + 1)
+        on_time = max(first - c.change_date_lag_hops, n.on_hop + 1)
         self._end(on_time, out)
         self._flush_pending(out, on_time)
         self._start(target, on_time, level_db, out)
