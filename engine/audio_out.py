@@ -199,6 +199,7 @@ class AudioOut:
         self._lower_since: float | None = None  # since when a lower latency has been measured
         self.latency_blocks_left_out = 0       # blocks near disruptions at the last check
         self._line_cache: tuple[int, float | None] = (-1, None)   # (blocks, dac_offset())
+        self.last_stamp_time = 0.0             # time.monotonic() of the last arrival_time stamp
         self._opened_at = 0.0
         self._lat_checked = 0.0
         if player_latency is not None and not player_latency > 0:
@@ -349,8 +350,7 @@ class AudioOut:
         off = self._blk_dac[idx] - self._blk_clock[idx] / self.mixer.sample_rate
         t = self._blk_time[idx]
         # Each block's lead measured against the DAC line (the median offset of its chunk
-        # of LINE_BLOCKS blocks), not its own DAC time: PulseAudio's per-block DAC times
-        # scatter by ~2 ms (up to 40) around a line that moves only N/rate per block.
+        # of LINE_BLOCKS blocks), not its own DAC time, so one odd block does not count.
         line = np.empty_like(off)
         for a in range(0, k, LINE_BLOCKS):
             line[a:a + LINE_BLOCKS] = np.median(off[a:a + LINE_BLOCKS])
@@ -389,15 +389,15 @@ class AudioOut:
     def dac_offset(self) -> float | None:
         """The stream's DAC line: DAC time of sample ``s`` = ``s / rate + dac_offset()``.
         The median over the last LINE_BLOCKS blocks (those after the latest xrun, once
-        there are 8 of them) of each block's DAC time minus its clock / rate. None before
-        the stream has timing. Thread: any.
+        there are 8 of them; the last 8 alone when they moved off it by more than
+        LINE_JUMP_S / 2) of each block's DAC time minus its clock / rate. None before the
+        stream has timing. Thread: any.
 
-        Why not the last block's DAC time: on PulseAudio it scatters around the line by
-        a few ms now and then (measured over 180 s at 256 frames: 1 % of blocks more than
-        1.7 ms later than the centred median, 0.1 % more than 4.6 ms) and snaps back
-        the next block, while what the sink plays moves exactly N/rate per block. A stamp
-        aimed with the scattered value moved the note by as much (the 5 ms outliers of the
-        note-to-sound jitter)."""
+        Why not the last block's DAC time, as before: that value carried its callback's
+        GIL wait (now fixed in the callback), and PulseAudio still moves a single block's
+        now and then; the sink itself plays on a line that moves N/rate per block (and
+        ~500 ppm faster than the monotonic clock on the null sink), stepping only when it
+        inserts silence."""
         n = self._blk_n
         cached_n, cached = self._line_cache
         if n == cached_n:
@@ -409,7 +409,13 @@ class AudioOut:
         xr = np.flatnonzero(self._blk_xrun[idx])
         if xr.size and k - 1 - xr[-1] >= 8:
             idx = idx[xr[-1] + 1:]
-        off = float(np.median(self._blk_dac[idx] - self._blk_clock[idx] / self.mixer.sample_rate))
+        offs = self._blk_dac[idx] - self._blk_clock[idx] / self.mixer.sample_rate
+        off = float(np.median(offs))
+        recent = float(np.median(offs[-8:]))
+        if abs(recent - off) > LINE_JUMP_S / 2:
+            # the line stepped (PulseAudio put silence in without an xrun: measured +3.7
+            # ms) less than half a window ago: the last 8 blocks are on the new line
+            off = recent
         self._line_cache = (n, off)      # one store: readers on other threads see both
         return off
 
@@ -427,7 +433,7 @@ class AudioOut:
         if off is None:
             return IMMEDIATE
         rate = self.mixer.sample_rate
-        now = time.monotonic()
+        now = self.last_stamp_time = time.monotonic()
         if now >= off + self.mixer.clock / rate:
             # Everything rendered has already played: the stream is starved or stalled
             # and the line no longer says where the DAC is.

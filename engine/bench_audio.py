@@ -77,7 +77,7 @@ def _dac_line(audio) -> tuple[int, float] | None:
     return int(audio._blk_clock[i]), float(audio._blk_dac[i])
 
 
-def _note_record(s, t0, stamp, fixed, hit, blk, line_before, xruns, late, t_start, rate) -> dict:
+def _note_record(s, t0, stamp, stamped_at, fixed, hit, blk, line_before, xruns, late, t_start, rate) -> dict:
     """One probe note's timing, taken apart: where it was stamped, where the stamped
     sample really went out (DAC time of the block that rendered it), the synth's wait."""
     from engine.events import IMMEDIATE
@@ -91,33 +91,14 @@ def _note_record(s, t0, stamp, fixed, hit, blk, line_before, xruns, late, t_star
         sb = s.audio.block_at(stamp)
         if sb is not None and fixed:
             # DAC time of the stamped sample by the block that rendered it, minus the
-            # arrival + fixed delay it was aimed at: the DAC line moving under the stamp
-            rec["line_error_ms"] = round(1000.0 * (sb[2] + (stamp - sb[0]) / rate - (t0 + fixed)), 3)
+            # key_event time + the fixed delay it was aimed at: the DAC line moving under
+            # the stamp, and the wait between key_event and the stamp
+            rec["aim_error_ms"] = round(1000.0 * (sb[2] + (stamp - sb[0]) / rate - (t0 + fixed)), 3)
+        if stamped_at >= t0:
+            rec["stamp_delay_ms"] = round(1000.0 * (stamped_at - t0), 3)
         if line_before is not None:
             rec["stamp_ahead_of_line_ms"] = round(1000.0 * ((stamp - line_before[0]) / rate), 3)
     return rec
-
-
-def _line_latency(blocks: np.ndarray, hit: int, t0: float, rate: int, half: int = 64) -> float:
-    """ms from ``t0`` to the DAC time of sample ``hit`` on the DAC line around it (median
-    of clock/rate-to-DAC offsets of the ``2 * half`` blocks centred on its block, xrun
-    blocks and the blocks after an xrun on the other side left out)."""
-    if blocks.shape[0] == 0:
-        return float("nan")
-    c, dac, xr = blocks[:, 0], blocks[:, 2], blocks[:, 5]
-    j = int(np.searchsorted(c, hit, side="right")) - 1
-    lo, hi = max(0, j - half), min(len(c), j + half)
-    # a segment between xruns: the line may step at an xrun
-    before = np.flatnonzero(xr[lo:j + 1])
-    if before.size:
-        lo = lo + int(before[-1]) + 1
-    after = np.flatnonzero(xr[j + 1:hi])
-    if after.size:
-        hi = j + 1 + int(after[0])
-    if hi - lo < 8:
-        lo, hi = max(0, j - 4), min(len(c), j + 4)
-    off = float(np.median(dac[lo:hi] - c[lo:hi] / rate))
-    return 1000.0 * (hit / rate + off - t0)
 
 
 def _monitor_check(path: str, notes: list[dict], rate: int) -> dict:
@@ -299,6 +280,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     t0 = time.monotonic()
                     s.key_event(84, True, 110)
                     stamp = s._key_q.last_time
+                    stamped_at = s.audio.last_stamp_time      # before the note-off re-stamps
                     fixed = s.audio.player_latency()      # the delay this note was timed with
                     end = t0 + 0.5
                     while probe.hit is None and time.monotonic() < end:
@@ -310,7 +292,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                             c, _, dac = blk
                             latencies.append(1000.0 * (dac + (probe.hit - c) / rate - t0))
                             beyond_fixed.append(latencies[-1] - 1000.0 * fixed if fixed else float("nan"))
-                            notes.append(_note_record(s, t0, stamp, fixed, probe.hit, blk, line_before,
+                            notes.append(_note_record(s, t0, stamp, stamped_at, fixed, probe.hit, blk, line_before,
                                                       s.mixer.xruns - xr_before,
                                                       s.mixer.late_events - late_before, t_start, rate))
                             notes[-1]["t0"], notes[-1]["hit"] = t0, int(probe.hit)
@@ -338,17 +320,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
         fr = np.concatenate(frames).astype(np.float64) if frames else np.zeros(0)
         load = w / (fr * 1000.0 / rate) if w.size else w
         blocks = np.concatenate(blocks_log) if blocks_log else np.zeros((0, 6))
-        raw = np.asarray(latencies)
-        # Each note's DAC time from the stream's DAC line around it (median offset of the
-        # 128 blocks centred on the block that played it) instead of that one block's
-        # DAC time, which PulseAudio scatters by up to several ms (see AudioOut.dac_offset).
-        lat = np.asarray([_line_latency(blocks, n["hit"], n["t0"], rate) for n in notes])
-        for n, v in zip(notes, lat):
-            n["latency_line_ms"] = round(float(v), 3)
-            if n["stamped"] and n["player_latency_ms"]:
-                # the stamped sample's DAC time (on the line) minus arrival + fixed delay
-                n["aim_error_ms"] = round(_line_latency(blocks, n["hit"] - n["synth_wait_frames"], n["t0"], rate)
-                                          - n["player_latency_ms"], 3)
+        lat = np.asarray(latencies)
         fixed_ms = np.asarray([n["player_latency_ms"] or np.nan for n in notes])
         beyond_fixed = list(lat - fixed_ms)
         monitor_check = _monitor_check(monitor_wav, notes, rate)
@@ -371,9 +343,6 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                                  if lat.size else None,
                                  "std": round(float(lat.std()), 3) if lat.size else None},
             "note_to_sound_minus_output_latency_ms": _percentiles(lat - snap.audio_latency_ms) if lat.size else None,
-            # the same from the single DAC time PortAudio gave the block that played the
-            # note (the measurement before: its spread is mostly PulseAudio's scatter)
-            "note_to_sound_raw_dac_ms": _spread(raw),
             # independent of PortAudio's DAC times: the notes' onsets in the null sink's
             # monitor recording against their key_event times (a line fitted through
             # all: the residual spread is the jitter as played)
@@ -393,7 +362,9 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             # each note's latency taken apart (see _note_record): the DAC line moving
             # between stamping and rendering, and the synth's wait after the stamp
             "note_aim_error_ms": _spread([n["aim_error_ms"] for n in notes if "aim_error_ms" in n]),
-            "note_aim_error_raw_dac_ms": _spread([n["line_error_ms"] for n in notes if "line_error_ms" in n]),
+            # how long after the key_event call the stamp was taken (our own Python path:
+            # a GIL wait there moves the note as much)
+            "note_stamp_delay_ms": _spread([n["stamp_delay_ms"] for n in notes if "stamp_delay_ms" in n]),
             "note_synth_wait_frames": _spread([n["synth_wait_frames"] for n in notes if "synth_wait_frames" in n]),
             "notes_late": sum(1 for n in notes if n["late"]),
             "notes_unstamped": sum(1 for n in notes if not n["stamped"]),
