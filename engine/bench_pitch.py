@@ -3,8 +3,9 @@
 Per tracker: raw pitch accuracy, voicing precision/recall, note onset F1 (50 ms) on
 clean and on noisy/reverberant clips, note pitch accuracy, onset-to-event latency
 p50/p95 (when the note-on became available, on the input sample clock, minus the true
-onset) and CPU time per 10 ms hop (tracker + segmenter, one thread). The clips are fed
-in 5 ms blocks through the same HumTracker the microphone uses.
+onset; also the p50 of notes after a gap and of legato notes apart) and CPU time per
+10 ms hop (tracker + segmenter, one thread). The clips are fed in 5 ms blocks through
+the same HumTracker the microphone uses.
 """
 from __future__ import annotations
 
@@ -48,8 +49,10 @@ def run_clip(ht: HumTracker, clip: HumClip, block: int | None = None) -> dict:
     pairs = match_onsets(ref_on, est_on)
     pitch_ok = sum(1 for i, j in pairs if ons[j][0].pitch == clip.notes[i][0])
     lat = [ons[j][1] - ref_on[i] for i, j in pairs]
+    # a legato note starts where the last one ends (no gap, no level dip to hear)
+    legato = [i > 0 and abs(clip.notes[i - 1][2] - clip.notes[i][1]) < 1e-9 for i, _ in pairs]
     return dict(rpa=(rpa_ok, rpa_n), voicing=(tp, n_est_v, n_ref_v), onsets=(len(ref_on), len(est_on), len(pairs)),
-                pitch_ok=pitch_ok, latency=lat, cpu=cpu, hops=hops,
+                pitch_ok=pitch_ok, latency=lat, legato=legato, cpu=cpu, hops=hops,
                 clean=clip.spec.noise_snr_db is None and not clip.spec.reverb_rt60)
 
 
@@ -71,6 +74,10 @@ def summarise(results: list[dict]) -> dict:
     lat = [x for r in results for x in r["latency"]]
     out["latency_ms_p50"] = round(1000 * percentile(lat, 50), 1) if lat else None
     out["latency_ms_p95"] = round(1000 * percentile(lat, 95), 1) if lat else None
+    for kind, want in (("after_gap", False), ("legato", True)):
+        sub = [x for r in results for x, leg in zip(r["latency"], r.get("legato", [])) if leg == want]
+        out[f"latency_ms_p50_{kind}"] = round(1000 * percentile(sub, 50), 1) if sub else None
+        out[f"notes_{kind}"] = len(sub)
     hops = sum(r["hops"] for r in results)
     out["cpu_ms_per_hop"] = round(1000 * sum(r["cpu"] for r in results) / max(1, hops), 3)
     out["notes_true"] = tot("onsets", 0)

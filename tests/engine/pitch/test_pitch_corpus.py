@@ -28,7 +28,10 @@ def test_pesto_finds_the_notes_of_clean_and_noisy_hums(pesto_summary):
 
 
 def test_pesto_announces_notes_quickly(pesto_summary):
-    assert pesto_summary["latency_ms_p50"] <= 60
+    # 38.9 ms measured on these 4 clips (the bench: 37.6 on 108 notes; 50.5 before the
+    # causal resampler and the glide rules, which this bound would have caught)
+    assert pesto_summary["latency_ms_p50"] <= 45
+    assert pesto_summary["latency_ms_p50_legato"] <= 60
 
 
 def test_crepe_finds_the_notes_of_a_clean_hum(clips):
