@@ -42,6 +42,24 @@ def test_causal_decimation_streams_exactly_and_needs_no_future(rate):
     assert len(r.process(x[:rate // 100])) == 160
 
 
+def test_causal_44k1_streams_exactly_with_a_sample_of_delay():
+    rate = 44100
+    r = StreamResampler(rate, 16000)
+    assert r._sos is not None and r.latency_samples / rate < 0.0002   # was 10 ms of look-ahead
+    assert StreamResampler(rate, 16000, causal=False).latency_samples / rate > 0.009
+    x = np.random.default_rng(7).normal(0, 0.3, rate).astype(np.float32)
+    y = _stream(r, x, 7)
+    r.reset()
+    whole = r.process(x)
+    assert len(y) == len(whole) == 16000
+    assert np.abs(y - whole).max() < 1e-6
+    # a 300 Hz tone keeps its level (and, by test_a_tone_keeps_its_frequency, its pitch)
+    t = np.arange(rate) / rate
+    r.reset()
+    tone = r.process(np.sin(2 * np.pi * 300 * t).astype(np.float32))
+    assert 0.97 < np.abs(tone[2000:]).max() < 1.03
+
+
 def test_causal_decimation_rejects_what_would_alias():
     rate = 48000
     t = np.arange(rate) / rate
