@@ -15,8 +15,10 @@
   mixer's timebase): the sample that reaches the DAC a fixed ``player_latency`` after the
   arrival. That replaces "the start of the next block", whose delay varied by a whole
   block (and more: PulseAudio calls back in bursts), with one that varies by well under
-  a millisecond. PortAudio's DAC time of each block is the reference: on the PulseAudio
-  null sink it moves by N/rate per block to within ~0.1 ms, while the callback times
+  a millisecond. PortAudio's DAC times are the reference, put on the monotonic clock
+  with PortAudio's own call time (not our entry time, which includes the GIL wait) and
+  taken as a line (``dac_offset``: a median over recent blocks): on the PulseAudio null
+  sink that line moves by N/rate per block to within ~0.1 ms, while the callback times
   themselves wander by several ms.
 
 Thread: everything except the callback is called from one owner thread (UI/main or the
@@ -360,13 +362,19 @@ class AudioOut:
         # A disruption: an xrun, or the DAC line jumping (PulseAudio inserting silence
         # without reporting an underrun; measured: +14 ms at once, then 5 s of leads 3 ms
         # longer).
-        keep = np.ones(k, dtype=bool)
+        # A block off its chunk's line by over LINE_JUMP_S / 2 is on the far side of a step
+        # inside the chunk (its lead against that line would be off by the step: 37 ms
+        # seen after a burst of xruns) or a stream still settling: left out too.
+        keep = np.abs(off - line) <= LINE_JUMP_S / 2
         jumps = np.flatnonzero(np.abs(np.diff(line)) > LINE_JUMP_S) + 1
         for j in np.concatenate((np.flatnonzero(self._blk_xrun[idx]), jumps)):
             keep &= ~((t >= t[j] - GUARD_BEFORE_S) & (t <= t[j] + GUARD_AFTER_S))
         self.latency_blocks_left_out = int(k - keep.sum())
-        if keep.sum() < ARRIVAL_WARMUP:      # a stream just (re)started: all it has
-            keep[:] = True
+        if keep.sum() < ARRIVAL_WARMUP:
+            if lat is not None:              # nothing undisturbed to go by: keep the value
+                self._lat_checked = now
+                return lat
+            keep[:] = True                   # a stream just (re)started: all it has
         measured = float(np.percentile(lead[keep], LEAD_QUANTILE)) + ARRIVAL_MARGIN_S
         if not 0.0 < measured < MAX_PLAYER_LATENCY_S:
             # a host API whose DAC times mean nothing (some report 0): no arrival timing
