@@ -4,12 +4,26 @@ A sounddevice InputStream callback only copies each block into a lock-free ring;
 worker thread feeds the ring's audio to ``engine.pitch.live.HumTracker`` (pitch tracker +
 note segmenter) and hands each note to ``on_note(sample, pitch, on)``.
 
+Device, rate and gain: ``device`` is the user's input device (None: the system default)
+and ``gain_db`` the user's input gain (-40..+40 dB, applied before the tracker and the
+level meter). The stream runs at ``input_rate``; by default the session's rate when the
+device takes it, else the device's own default rate (an 8 kHz headset, a 96 kHz
+interface): HumTracker resamples to 16 kHz and still dates its events in samples of the
+session's (output) clock.
+
 Clock: on the first input callback, the time its first sample reached the ADC is mapped
 onto the output clock through the output stream's per-block DAC times (the sample the
 player was hearing at that instant), so a hummed note lands where the player heard the
-band when singing it. The tracker's own delay is compensated by HumTracker.
+band when singing it; the stream's input latency is in that ADC time. The tracker's
+own delay is compensated by HumTracker.
 
-Thread: constructor/close from the owner; ``level_db`` / ``pitch`` read by anyone.
+Health: ``error`` is a one-line problem that needs the user (the worker stopped, the
+microphone never delivered audio, or it stopped delivering: unplugged, server gone);
+``notice()`` adds the hints about the input itself (clipping, NaN/inf samples, talking
+instead of humming).
+
+Thread: constructor/close from the owner; ``level_db`` / ``pitch`` / ``error`` /
+``notice()`` read by anyone.
 """
 from __future__ import annotations
 
@@ -22,34 +36,62 @@ import numpy as np
 from engine.audio_out import PA_LOCK
 from engine.ring import AudioRing
 
+NOTHING_AFTER_S = 2.0       # no callback this long after start: "delivers nothing"
+STALLED_AFTER_S = 1.5       # no callback for this long: "stopped delivering"
+
+
+def _device_rate(sd, device, want: int) -> int:
+    """``want`` if the input device accepts it, else the device's default rate."""
+    try:
+        sd.check_input_settings(device=device, samplerate=want, channels=1, dtype="float32")
+        return want
+    except Exception:
+        pass
+    try:
+        return int(sd.query_devices(device, "input")["default_samplerate"])
+    except Exception as exc:
+        raise RuntimeError(f"no usable input device {device!r} ({exc})") from None
+
 
 class MicInput:
     def __init__(self, on_note: Callable[[int, int, bool], None], audio_out, *, device=None,
-                 sample_rate: int = 48000, tracker: str = "pesto", blocksize: int = 480) -> None:
+                 sample_rate: int = 48000, tracker: str = "pesto", blocksize: int = 480,
+                 gain_db: float = 0.0, input_rate: int | None = None) -> None:
         import sounddevice as sd
 
         from engine.pitch.live import HumTracker
         from engine.pitch.tracker import hz_to_midi
 
+        if not -40.0 <= float(gain_db) <= 40.0:
+            raise ValueError(f"input gain must be -40..+40 dB, got {gain_db}")
         self._hz_to_midi = hz_to_midi
         self.on_note = on_note
         self.audio_out = audio_out
-        self.sample_rate = int(sample_rate)
-        self.hum = HumTracker(tracker, input_rate=self.sample_rate, clock_rate=self.sample_rate)
-        self.ring = AudioRing(self.sample_rate * 2)
+        self.sample_rate = int(sample_rate)          # the output clock events are dated on
+        with PA_LOCK:
+            rate = int(input_rate) if input_rate else _device_rate(sd, device, self.sample_rate)
+        self.input_rate = rate
+        self.gain_db = float(gain_db)
+        self.hum = HumTracker(tracker, input_rate=rate, clock_rate=self.sample_rate, gain_db=self.gain_db)
+        self.ring = AudioRing(rate * 2)
         self.overflows = 0
         self.level_db = -120.0
         self.pitch: float | None = None
-        self.error: str | None = None
+        self.callbacks = 0
+        self.last_callback = 0.0
+        self._worker_error: str | None = None
         self._offset_set = False
         self._stop = threading.Event()
+        self.started_at = time.monotonic()
+        block = max(0, int(round(blocksize * rate / self.sample_rate))) if blocksize else 0
         with PA_LOCK:
-            self._stream = sd.InputStream(samplerate=self.sample_rate, channels=1, dtype="float32",
-                                          blocksize=blocksize, device=device, callback=self._callback)
+            self._stream = sd.InputStream(samplerate=rate, channels=1, dtype="float32",
+                                          blocksize=block, device=device, callback=self._callback)
         self._worker = threading.Thread(target=self._run, name="liveband-mic", daemon=True)
         self._worker.start()
         with PA_LOCK:
             self._stream.start()
+        self.started_at = time.monotonic()
 
     def _callback(self, indata, frames, time_info, status) -> None:
         """Thread: audio input. Copies only (the first call also fixes the clock map)."""
@@ -58,6 +100,8 @@ class MicInput:
             self._map_clock(time_info.inputBufferAdcTime - time_info.currentTime)
         if not self.ring.write(indata):
             self.overflows += 1
+        self.callbacks += 1
+        self.last_callback = time.monotonic()
 
     def _map_clock(self, adc_offset: float) -> None:
         out = self.audio_out
@@ -72,7 +116,7 @@ class MicInput:
         self.hum.clock_offset = heard
 
     def _run(self) -> None:
-        buf = np.zeros((self.sample_rate // 10, 2), np.float32)
+        buf = np.zeros((self.input_rate // 10, 2), np.float32)
         while not self._stop.wait(0.01):
             try:
                 n = self.ring.read_into(buf)
@@ -84,8 +128,26 @@ class MicInput:
                 self.level_db = float(st.level_db)
                 self.pitch = float(self._hz_to_midi(st.f0_hz)) if st.voiced and st.f0_hz > 0 else None
             except Exception as exc:     # keep the session alive; say what broke
-                self.error = f"pitch tracking stopped: {exc}"
+                self._worker_error = f"pitch tracking stopped: {exc}"
                 return
+
+    @property
+    def error(self) -> str | None:
+        """A problem the user must act on, or None. Thread: any."""
+        if self._worker_error:
+            return self._worker_error
+        now = time.monotonic()
+        if self.callbacks == 0:
+            if now - self.started_at > NOTHING_AFTER_S:
+                return "the microphone delivers nothing (check the input device and its permissions)"
+            return None
+        if now - self.last_callback > STALLED_AFTER_S or not self._stream.active:
+            return "the microphone stopped delivering audio (unplugged, or the audio server went away)"
+        return None
+
+    def notice(self) -> str | None:
+        """``error``, else a hint about the input (clipping, NaN/inf, talking), or None."""
+        return self.error or self.hum.notice()
 
     def close(self) -> None:
         self._stop.set()

@@ -74,3 +74,86 @@ def test_a_microphone_that_delivers_nothing_gets_a_notice():
     mic.callbacks, mic.last_callback = 10, time.monotonic() - 3.0
     assert "stopped delivering" in mic.notice()
     mic.stream = None
+
+
+# -- the app's mic path (engine.mic_input, what Session's mic mode opens) ---------------
+
+def _level_db(x, n):
+    """The meter's reading: max over hops of the mean power of the newest n samples."""
+    p = np.convolve(x.astype(np.float64) ** 2, np.ones(n) / n, mode="valid")
+    return 10 * np.log10(p.max() + 1e-12)
+
+
+@pytest.mark.parametrize("rate, gain_db", [(8000, 0.0), (96000, 20.0)])
+def test_an_8k_or_96k_device_with_the_users_gain_gives_the_hummed_notes(pulse_server, tmp_path, rate, gain_db):
+    """The stream runs at the device's rate; notes come out dated on the 48 kHz session
+    clock with the hummed rhythm, and the meter shows the level after the user's gain."""
+    from engine.mic_input import MicInput
+
+    clip = make_hum(HumSpec(24, "male", 100, 6, sample_rate=48000))
+    quiet = clip.audio * np.float32(10 ** (-gain_db / 20))        # what the gain makes up for
+    wav = tmp_path / "hum.wav"
+    wavfile.write(wav, 48000, (quiet * 32767).astype(np.int16))
+    got = []
+    mic = MicInput(lambda t, p, on: got.append((t, p, on)), None, sample_rate=48000,
+                   input_rate=rate, gain_db=gain_db)
+    try:
+        assert mic.input_rate == rate and mic.hum.clock_rate == 48000
+        time.sleep(0.5)
+        assert mic.error is None
+        player = pulse_server.play_into_mic(wav)
+        levels = []
+        while player.poll() is None:
+            levels.append(mic.level_db)
+            time.sleep(0.02)
+        time.sleep(0.8)
+        assert mic.callbacks > 0 and mic.error is None
+    finally:
+        mic.close()
+    ons = [(t, p) for t, p, on in got if on]
+    truth = clip.notes
+    assert len(ons) == len(truth), (ons, truth)
+    assert sum(p == q for (_, p), (q, _, _) in zip(ons, truth)) >= len(truth) - 1
+    t = np.array([t for t, _ in ons]) / 48000.0
+    assert np.abs(np.diff(t) - np.diff([on for _, on, _ in truth])).max() < 0.04
+    # the meter reads the gained signal (at 8 kHz the band above 4 kHz is gone: ~0 dB of a hum)
+    assert abs(max(levels) - _level_db(clip.audio, 320 * 3)) < 4.0
+
+
+def test_a_microphone_that_stops_delivering_is_reported(pulse_server):
+    from engine.audio_out import PA_LOCK
+    from engine.mic_input import MicInput
+
+    mic = MicInput(lambda *a: None, None, sample_rate=48000)
+    try:
+        time.sleep(0.5)
+        assert mic.callbacks > 0 and mic.error is None and mic.notice() is None
+        with PA_LOCK:
+            mic._stream.stop()           # the device goes away: no more callbacks
+        time.sleep(0.2)
+        assert "stopped delivering" in mic.error
+        assert mic.notice() == mic.error
+    finally:
+        mic.close()
+
+
+def test_a_microphone_that_never_delivers_is_reported(pulse_server):
+    from engine.audio_out import PA_LOCK
+    from engine.mic_input import NOTHING_AFTER_S, MicInput
+
+    mic = MicInput(lambda *a: None, None, sample_rate=48000)
+    try:
+        with PA_LOCK:
+            mic._stream.abort()
+        mic.callbacks = 0                # as if the first callback never came
+        mic.started_at = time.monotonic() - NOTHING_AFTER_S - 0.1
+        assert "delivers nothing" in mic.error
+    finally:
+        mic.close()
+
+
+def test_a_bad_input_gain_is_one_clear_error():
+    from engine.mic_input import MicInput
+
+    with pytest.raises(ValueError, match="input gain"):
+        MicInput(lambda *a: None, None, gain_db=60.0)
