@@ -41,11 +41,11 @@ from __future__ import annotations
 from bisect import insort
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
-SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10),
-          "chromatic": tuple(range(12))}
+SCALES = ("major", "minor", "chromatic")    # "chromatic": no snapping
 
 
 @dataclass(frozen=True)
@@ -143,16 +143,31 @@ class NoteRecord:
         return float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2)
 
 
+@lru_cache(maxsize=64)
+def scale_set(key: int | None, scale: str) -> frozenset[int] | None:
+    """The pitch classes notes snap to (None: no snapping). Major/minor are the session's
+    own sets (``engine.keyfind.key_pitch_classes``: minor includes the raised seventh)."""
+    if key is None or scale == "chromatic":
+        return None
+    from engine.keyfind import key_pitch_classes
+    return key_pitch_classes(key, scale)
+
+
 def snap(p: float, key: int | None, scale: str) -> int:
-    """Round a MIDI float pitch, to the nearest scale tone if a key is given."""
-    if key is None:
-        return int(round(p))
-    allowed = SCALES[scale]
-    best, dist = int(round(p)), 1e9
-    for cand in range(int(np.floor(p)) - 2, int(np.ceil(p)) + 3):
-        if (cand - key) % 12 in allowed and abs(cand - p) < dist:
-            best, dist = cand, abs(cand - p)
-    return best
+    """Round a MIDI float pitch, to the nearest scale tone if a key is given.
+
+    The session's ``engine.keyfind.snap_to_scale`` does the snapping; it sees only the
+    rounded pitch and sends a tie (an out-of-scale pitch between two scale tones) up.
+    Here the hummed pitch is still a float, so such a tie goes to the side the voice is
+    on (60.6 in C major is C, not D); an integer pitch snaps exactly as the session's."""
+    q = int(round(p))
+    allowed = scale_set(key, scale)
+    if allowed is None or q % 12 in allowed:
+        return q
+    from engine.keyfind import snap_to_scale
+    if (q - 1) % 12 in allowed and (q + 1) % 12 in allowed and p < q:
+        return q - 1
+    return snap_to_scale(q, allowed)
 
 
 def level_to_velocity(db: float) -> int:

@@ -111,6 +111,23 @@ def test_key_snapping():
     assert ons(ev)[0][0] in (60, 62)
 
 
+def test_snapping_is_the_sessions_on_whole_pitches_and_follows_the_voice_on_ties():
+    from engine.keyfind import key_pitch_classes, snap_to_scale
+
+    # a whole pitch snaps exactly as the session snaps a hummed note (ties go up) ...
+    for key in range(12):
+        for mode in ("major", "minor"):
+            pcs = key_pitch_classes(key, mode)
+            for p in range(36, 90):
+                assert snap(float(p), key, mode) == snap_to_scale(p, pcs), (p, key, mode)
+    # ... and the same scale sets: the raised seventh is in minor (G# in A minor)
+    assert snap(68.2, 9, "minor") == 68
+    # a float between two scale tones goes to the side the voice is on, which rounding
+    # first loses: 60.6 rounds to C#, which the session would send up to D
+    assert snap(60.6, 0, "major") == 60 and snap(61.4, 0, "major") == 62
+    assert snap(60.6, 0, "chromatic") == 61 and snap(60.6, None, "major") == 61
+
+
 def test_nan_inputs_are_treated_as_silence():
     ev, _ = run([(float("nan"), float("nan"), float("nan"))] * 30 + note(60, 30) + silence(10))
     assert [p for p, _ in ons(ev)] == [60]

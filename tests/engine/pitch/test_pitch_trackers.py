@@ -113,3 +113,29 @@ def test_silence_has_low_confidence(crepe):
 def test_unknown_tracker_is_refused():
     with pytest.raises(ValueError, match="unknown pitch tracker"):
         make_tracker("yin")
+
+
+def test_crepe_full_runs_from_torchcrepes_weights_through_onnx():
+    """Full CREPE (for GPUs) is the same network at 8x the width: its ONNX export equals
+    the torch network and finds the pitch. On this CPU it is not real-time (~25 ms a hop)."""
+    from engine.pitch.crepe import CrepeTracker
+
+    x = tone(246.9, 0.25)
+    onnx = CrepeTracker(capacity="full", backend="onnx")
+    a = onnx.activations(x)
+    b = CrepeTracker(capacity="full", backend="torch").activations(x)
+    assert np.abs(a - b).max() < 1e-3
+    est, conf = onnx.batch(x)
+    assert np.median(np.abs(cents(est[10:], 246.9))) < 25 and np.median(conf[10:]) > 0.5
+
+
+def test_crepe_auto_is_full_on_a_gpu_and_tiny_without():
+    import torch
+
+    from engine.pitch.crepe import CrepeTracker
+
+    t = CrepeTracker(capacity="auto", device="auto")
+    gpu = torch.cuda.is_available()
+    assert t.capacity == ("full" if gpu else "tiny")
+    if gpu:       # not checked on this CPU-only box
+        assert t.providers[0] == "CUDAExecutionProvider"
