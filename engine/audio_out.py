@@ -429,9 +429,12 @@ class AudioOut:
 
     def arrival_time(self) -> int:
         """The audio-clock sample at which an event arriving now should sound: the one
-        that reaches the DAC ``player_latency()`` from now, on the line through the last
-        block's (clock, DAC time). IMMEDIATE (the next block) while there is no stream
-        timing. Thread: any event producer (the mixer's timebase)."""
+        that reaches the DAC ``player_latency()`` from now, on the stream's DAC line
+        (``dac_offset``). IMMEDIATE (the next block) while there is no stream timing.
+        Thread: any event producer (the mixer's timebase)."""
+        # the arrival time first: the work below (a median, a percentile once a second)
+        # is Python that can lose the GIL, and whatever it waits must not move the note
+        now = time.monotonic()
         from engine.events import IMMEDIATE
 
         lat = self.player_latency()
@@ -440,9 +443,9 @@ class AudioOut:
         off = self.dac_offset()
         if off is None:
             return IMMEDIATE
+        self.last_stamp_time = now
         rate = self.mixer.sample_rate
-        now = self.last_stamp_time = time.monotonic()
-        if now >= off + self.mixer.clock / rate:
+        if time.monotonic() >= off + self.mixer.clock / rate:
             # Everything rendered has already played: the stream is starved or stalled
             # and the line no longer says where the DAC is.
             return IMMEDIATE
