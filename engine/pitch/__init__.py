@@ -21,12 +21,15 @@ class MelodyEvent:
 
 
 def transcribe_wav(path: str | os.PathLike, tracker: str = "pesto",
-                   key: int | None = None, scale: str = "major") -> list[tuple[int, float, float, int]]:
+                   key: int | None = None, scale: str = "major",
+                   notices: list[str] | None = None) -> list[tuple[int, float, float, int]]:
     """A hummed/sung WAV -> notes (pitch, start s, end s, velocity), unquantised.
 
     Runs the live HumTracker over the file (the same code path as the microphone), and
     names each note by the median pitch over its whole length (the live path must
     commit to a pitch early; a file need not). Raises ValueError for an unreadable file.
+    ``notices``: a list that receives each distinct hint the tracker gave on the way
+    (NaN/inf samples, clipping, talking), as the microphone's notice would show them.
     """
     import numpy as np
 
@@ -41,14 +44,30 @@ def transcribe_wav(path: str | os.PathLike, tracker: str = "pesto",
     block = max(1, sr // 50)
     for i in range(0, len(audio), block):
         ht.feed(audio[i:i + block])
+        if notices is not None:
+            _note(notices, ht.notice())
     # flush the resampler and tracker window with a little silence, then close notes
     ht.feed(np.zeros(sr // 5, np.float32))
     ht.finish()
+    if notices is not None:
+        _note(notices, ht.notice())
     notes = []
     for pitch, start, end, vel, median in ht.notes():
         p = snap(median, key, scale) if abs(median - pitch) >= 0.5 else pitch
         notes.append((int(p), max(0.0, start), max(0.0, end), int(vel)))
     return notes
+
+
+def _note(notices: list[str], msg: str | None) -> None:
+    """Add a hint once; a newer count of the same kind replaces the older one."""
+    if not msg:
+        return
+    kind = "".join(c for c in msg if not c.isdigit())
+    for i, m in enumerate(notices):
+        if "".join(c for c in m if not c.isdigit()) == kind:
+            notices[i] = msg
+            return
+    notices.append(msg)
 
 
 def __getattr__(name: str):

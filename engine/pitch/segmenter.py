@@ -24,7 +24,8 @@ Decisions, in the order they are taken each hop:
    the bench's reverberant clips.
    Talking is told from humming by how much the voiced pitch glides (motion over 3
    hops above ``talk_glide_cents`` in more than ``talk_fraction`` of recent voiced
-   hops); while it looks like talking an onset needs ``talk_stable_hops`` steady hops,
+   hops, once ``talk_min_hops`` voiced hops are in); while it looks like talking an onset
+   needs ``talk_stable_hops`` hops within ``talk_stable_cents`` (``talk_slope_cents`` a hop),
    so speech does not become a stream of notes.
 3. Pitch: the note is announced with the median of its first stable hops (or the glide's
    target) and keeps a
@@ -82,7 +83,10 @@ class SegmenterConfig:
     rise_db: float = 5.0            # ... then rises this much, within a voiced note
     talk_glide_cents: float = 50.0  # pitch motion over 3 hops that counts as gliding
     talk_fraction: float = 0.30     # this share of gliding voiced hops means talking ...
-    talk_stable_hops: int = 12      # ... and then an onset needs this many steady hops
+    talk_stable_hops: int = 16      # ... and then an onset needs this many steady hops
+    talk_min_hops: int = 15         # voiced hops seen before talking can be told
+    talk_stable_cents: float = 35.0  # ... within this spread
+    talk_slope_cents: float = 5.0    # ... moving at most this much per hop
     min_note_ms: float = 60.0
     hop_ms: float = 10.0
     min_midi: float = 28.0          # E1
@@ -351,7 +355,7 @@ class NoteSegmenter:
                 # (hop to hop) and a hum's vibrato mostly stay under talk_glide_cents
                 self._glides.append(abs(self._voiced_pitches[-1] - self._voiced_pitches[0]) * 100
                                     > c.talk_glide_cents)
-                if len(self._glides) >= 40:
+                if len(self._glides) >= c.talk_min_hops:
                     share = sum(self._glides) / len(self._glides)
                     # hysteresis: talking starts above talk_fraction, ends below half of it
                     self.talking = share > (c.talk_fraction / 2 if self.talking else c.talk_fraction)
@@ -360,14 +364,16 @@ class NoteSegmenter:
                     # speech glides from syllable to syllable; a hum holds its pitch. When
                     # the recent voice looks like talking, a note must be held longer.
                     need = c.talk_stable_hops if self.talking else c.stable_hops
-                    ok, med = self._stable(need, c.stable_cents, c.slope_cents)
+                    spread, slope = (c.talk_stable_cents, c.talk_slope_cents) if self.talking else \
+                        (c.stable_cents, c.slope_cents)
+                    ok, med = self._stable(need, spread, slope)
                     last = self.notes[-1] if self.notes else None
                     if ok and last is not None and last.off_hop is not None and \
                             self.hop - last.off_hop < c.tail_hops and snap(med, c.key, c.scale) == last.pitch:
                         # the previous note's pitch right after it ended: maybe its room
                         # reverb still ringing over the new note's attack; look longer
                         need += c.tail_extra_hops
-                        ok, med = self._stable(need, c.stable_cents, c.slope_cents)
+                        ok, med = self._stable(need, spread, slope)
                     if ok and self._drifting(need):
                         ok = False
                     glided = False

@@ -8,7 +8,7 @@ import numpy as np
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """-> (audio (N,) float32 in -1..1, mono mix; sample rate). Raises FileNotFoundError
+    """-> (audio (N,) float32, mono mix; sample rate). Raises FileNotFoundError
     for a missing file and ValueError (one line) for anything unreadable."""
     from scipy.io import wavfile
 
@@ -33,7 +33,6 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         x = data.astype(np.float32)
     if x.ndim == 2:
         x = x.mean(axis=1)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        x[bad] = 0.0
+    # NaN/inf samples of a float WAV stay: HumTracker zeroes and counts them, so the
+    # user hears about them (``transcribe_wav(notices=...)``)
     return np.ascontiguousarray(x, np.float32), int(sr)

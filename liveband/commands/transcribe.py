@@ -5,6 +5,7 @@ Writes the hummed/sung melody as one MIDI track with the note times as heard
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from liveband.cli import UserError
@@ -52,11 +53,16 @@ def main(args) -> int:
         raise UserError(f"the output must be a .mid file, got {out.name}")
     if not out.parent.exists():
         raise UserError(f"output folder does not exist: {out.parent}")
+    notices: list[str] = []
     try:
-        notes = transcribe_wav(src, tracker=args.tracker)
+        notes = transcribe_wav(src, tracker=args.tracker, notices=notices)
     except WeightsError as exc:
         raise UserError(str(exc)) from None
     write_midi(notes, out)
     dur = max((e for _, _, e, _ in notes), default=0.0)
+    for msg in notices:
+        print(f"liveband transcribe: note: {msg}", file=sys.stderr)
+    if not notes:
+        print(f"liveband transcribe: note: no hummed or sung notes were found in {src.name}", file=sys.stderr)
     print(f"{len(notes)} notes ({dur:.1f} s) -> {out}")
     return 0

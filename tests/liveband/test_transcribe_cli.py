@@ -66,3 +66,50 @@ def test_a_corrupt_wav_gives_one_clear_line(tmp_path):
 def test_a_missing_wav_gives_one_clear_line(tmp_path):
     r = run_cli("transcribe", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "x.mid"))
     assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_silence_and_bad_samples_are_told_in_a_note_line(tmp_path, hum):
+    sil = tmp_path / "silence.wav"
+    wavfile.write(sil, 48000, np.zeros(48000, np.int16))
+    r = run_cli("transcribe", str(sil), "-o", str(tmp_path / "s.mid"))
+    assert r.returncode == 0 and "no hummed or sung notes" in r.stderr
+    assert [m for m in mido.MidiFile(tmp_path / "s.mid") if m.type == "note_on"] == []
+    # a float WAV with NaN and inf samples: tracked anyway, and the user is told how many
+    x = hum.audio.copy()
+    x[5000:5100] = np.nan
+    x[90000] = np.inf
+    bad = tmp_path / "nan.wav"
+    wavfile.write(bad, 44100, x)
+    r = run_cli("transcribe", str(bad), "-o", str(tmp_path / "n.mid"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().splitlines() == ["liveband transcribe: note: 101 invalid (NaN/inf) input samples "
+                                             "were replaced by silence"]
+    notes = [m.note for m in mido.MidiFile(tmp_path / "n.mid") if m.type == "note_on" and m.velocity > 0]
+    assert notes == [p for p, _, _ in hum.notes]
+
+
+def test_render_accompanies_a_hummed_wav(tmp_path, hum, soundfont):
+    """`liveband render hum.wav`: the hummed notes (same path as transcribe) are the
+    melody track, read at --tempo, and the band plays under them."""
+    wav = tmp_path / "hum.wav"
+    wavfile.write(wav, 44100, (hum.audio * 32767).astype(np.int16))
+    out, mid = tmp_path / "band.wav", tmp_path / "band.mid"
+    r = run_cli("render", str(wav), "-o", str(out), "--midi-out", str(mid), "--tempo", "100",
+                "--soundfont", str(soundfont))
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 44
+    tracks = {t.name: t for t in mido.MidiFile(mid).tracks}
+    tpb = mido.MidiFile(mid).ticks_per_beat
+    t, mel = 0, []
+    for m in tracks["MELODY"]:
+        t += m.time
+        if m.type == "note_on" and m.velocity > 0:
+            mel.append((m.note, t / tpb * 60.0 / 100))
+    # a male hum lies below the band's melody range: render moves it up whole octaves
+    # and says so
+    shift = mel[0][0] - hum.notes[0][0]
+    assert shift % 12 == 0 and (shift == 0 or "transposed" in r.stdout + r.stderr)
+    assert [p - shift for p, _ in mel] == [p for p, _, _ in hum.notes]
+    assert max(abs(a - on) for (_, a), (_, on, _) in zip(mel, hum.notes)) < 0.06
+    band = sum(1 for name in ("BASS", "KEYS", "DRUMS") for m in tracks[name] if m.type == "note_on")
+    assert band > 10

@@ -44,6 +44,22 @@ def test_talking_is_not_a_stream_of_notes():
     assert talking_seen
 
 
+def test_talking_soon_needs_a_steady_pitch_for_a_note():
+    # 24 s of talking (6 voices): 34 notes with the old rule (talking told after 40
+    # voiced hops; then 12 hops within 70 cents), 17 now (after 15; 16 hops within 35
+    # cents). Hums are never taken for talking (none of the bench's or held-out hops).
+    ht = HumTracker("pesto", input_rate=16000)
+    n = 0
+    for seed in range(1, 7):
+        ht.reset()
+        x = make_speech_like(seed, seconds=4.0)
+        for i in range(0, len(x), 1600):
+            ht.feed(x[i:i + 1600])
+        ht.finish()
+        n += len(ht.notes())
+    assert n <= 20
+
+
 def test_nan_and_inf_samples_are_zeroed_and_counted(hum):
     x = hum.audio.copy()
     x[5000:5100] = np.nan
