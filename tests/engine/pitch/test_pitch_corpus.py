@@ -53,3 +53,16 @@ def test_same_clip_fed_in_different_block_sizes_gives_the_same_notes(clips):
         ht.finish()
         res.append([(n[0], round(n[1], 3)) for n in ht.notes()])
     assert res[0] == res[1] and len(res[0]) >= 6
+
+
+def test_bench_runs_crepe_full_only_on_a_gpu():
+    import torch
+
+    from engine.bench_pitch import TRACKERS, skip_reason
+
+    assert TRACKERS["crepe_full"] == ("crepe", {"capacity": "full", "device": "cuda"})
+    assert skip_reason("pesto") is None and skip_reason("crepe") is None
+    if torch.cuda.is_available():
+        assert skip_reason("crepe_full") is None
+    else:
+        assert "no CUDA GPU" in skip_reason("crepe_full")
