@@ -38,6 +38,7 @@ from engine.ring import AudioRing
 
 NOTHING_AFTER_S = 2.0       # no callback this long after start: "delivers nothing"
 STALLED_AFTER_S = 1.5       # no callback for this long: "stopped delivering"
+HINT_HOLD_S = 3.0           # a hint about the input stays this long after its cause
 
 
 def _device_rate(sd, device, want: int) -> int:
@@ -80,6 +81,9 @@ class MicInput:
         self.callbacks = 0
         self.last_callback = 0.0
         self._worker_error: str | None = None
+        self._hint: str | None = None
+        self._hint_at = 0.0
+        self._bad_seen = 0
         self._offset_set = False
         self._stop = threading.Event()
         self.started_at = time.monotonic()
@@ -145,9 +149,33 @@ class MicInput:
             return "the microphone stopped delivering audio (unplugged, or the audio server went away)"
         return None
 
+    def set_gain(self, gain_db: float) -> None:
+        """Change the input gain while the microphone runs (-40..+40 dB). Thread: any (one
+        float attribute the pitch worker reads per block)."""
+        if not -40.0 <= float(gain_db) <= 40.0:
+            raise ValueError(f"input gain must be -40..+40 dB, got {gain_db}")
+        self.gain_db = float(gain_db)
+        self.hum.gain = float(10 ** (self.gain_db / 20))
+
     def notice(self) -> str | None:
-        """``error``, else a hint about the input (clipping, NaN/inf, talking), or None."""
-        return self.error or self.hum.notice()
+        """``error``, else a hint about the input (clipping, NaN/inf, talking), or None.
+
+        A hint stays ``HINT_HOLD_S`` after its cause was last seen (a clip lasts one block,
+        the app polls every quarter second), and invalid samples count only when new ones
+        arrived (the tracker's count never falls). Thread: one poller (the session's
+        housekeeping)."""
+        err = self.error
+        if err:
+            return err
+        now = time.monotonic()
+        bad = self.hum.stats.nonfinite_samples
+        hint = self.hum.notice(invalid=bad != self._bad_seen)    # old invalid samples: not again
+        self._bad_seen = bad
+        if hint is not None:
+            self._hint, self._hint_at = hint, now
+        elif self._hint is not None and now - self._hint_at < HINT_HOLD_S:
+            hint = self._hint
+        return hint
 
     def close(self) -> None:
         self._stop.set()

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--tracker", choices=("pesto", "crepe"), default="pesto")
+    p.add_argument("--key", default=None, help="snap notes to this key's scale, e.g. 'D minor' or 'Bb'")
 
     p = sub.add_parser("train", help="train the accompaniment model")
     p.add_argument("--data", default=None, help="corpora folder (default ../shared/data)")

@@ -16,12 +16,15 @@ class AudioConfig:
     output_device: str | int | None = None   # None: the system default
     input_device: str | int | None = None
     latency: str | float = "low"
+    input_gain_db: float = 0.0               # microphone gain before the pitch tracker
 
     def __post_init__(self) -> None:
         if self.sample_rate not in (22050, 32000, 44100, 48000, 88200, 96000):
             raise ValueError(f"unsupported sample rate {self.sample_rate} Hz")
         if not 32 <= self.blocksize <= 4096 or self.blocksize & (self.blocksize - 1):
             raise ValueError(f"block size must be a power of two in 32-4096, got {self.blocksize}")
+        if not -40.0 <= self.input_gain_db <= 40.0:
+            raise ValueError(f"input gain must be -40..+40 dB, got {self.input_gain_db}")
 
     @property
     def block_ms(self) -> float:

@@ -479,7 +479,8 @@ class Session:
             try:
                 from engine.mic_input import MicInput
                 mic = MicInput(self._mic_note, self._audio, device=self._audio_cfg.input_device,
-                               sample_rate=self.sample_rate, tracker=self.pitch_tracker)
+                               sample_rate=self.sample_rate, tracker=self.pitch_tracker,
+                               gain_db=self._audio_cfg.input_gain_db)
             except Exception as exc:   # no input device, tracker weights missing...
                 msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 self._problem("input", f"microphone unavailable ({msg}); use the keyboard or MIDI, "
@@ -494,6 +495,21 @@ class Session:
                 self._mic_starting = False
 
         threading.Thread(target=start, name="liveband-mic-start", daemon=True).start()
+
+    def set_input_gain(self, gain_db: float) -> None:
+        """The microphone's gain in dB (-40..+40), applied at once if it is open. Thread: UI."""
+        from dataclasses import replace
+
+        new = replace(self._audio_cfg, input_gain_db=float(gain_db))   # validates
+        with self._lock:
+            self._audio_cfg = new
+            mic = self._mic
+        if mic is not None:
+            mic.set_gain(new.input_gain_db)
+
+    @property
+    def input_gain_db(self) -> float:
+        return self._audio_cfg.input_gain_db
 
     def _stop_mic(self) -> None:
         mic, self._mic = self._mic, None
@@ -929,8 +945,8 @@ class Session:
                 if mic is not None:
                     self._level_db = float(mic.level_db)
                     self._hummed = mic.pitch
-                    if mic.error:
-                        self._problem("input", mic.error)
+                    # an error, else a hint (clipping, NaN/inf, talking); None clears the last one
+                    self._problem("input", mic.notice())
             except Exception as exc:
                 self._happened(f"housekeeping error: {exc}")
 

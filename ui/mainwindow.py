@@ -152,6 +152,7 @@ class MainWindow(QMainWindow):
         su.audio_out.activated.connect(lambda _: self._apply_audio())
         su.audio_in.activated.connect(lambda _: self._apply_audio())
         su.buffer.activated.connect(lambda _: self._apply_audio())
+        su.input_gain.valueChanged.connect(lambda v: self._call(ss.set_input_gain, float(v)))
         su.midi_in.activated.connect(lambda _: self._apply_midi_in())
         su.midi_out.activated.connect(lambda _: self._apply_midi_out())
         su.rescan.clicked.connect(self._refresh_devices)
@@ -198,6 +199,7 @@ class MainWindow(QMainWindow):
         self._call(self.session.set_recording, self.transport.record_btn.isChecked())
         self.set_input_mode(st.read(s, "input/mode"))
         self.setup_panel.buffer.setCurrentIndex(max(0, self.setup_panel.buffer.findData(self.blocksize)))
+        self.setup_panel.input_gain.setValue(max(-40, min(40, st.read(s, "devices/input_gain_db"))))
 
     def save_settings(self) -> None:
         s = self.settings
@@ -216,6 +218,7 @@ class MainWindow(QMainWindow):
         st.write(s, "devices/blocksize", int(self.setup_panel.buffer.currentData()))
         st.write(s, "devices/audio_out", self.setup_panel.audio_out.currentData() or "")
         st.write(s, "devices/audio_in", self.setup_panel.audio_in.currentData() or "")
+        st.write(s, "devices/input_gain_db", int(self.setup_panel.input_gain.value()))
         st.write(s, "devices/midi_in", self.setup_panel.midi_in.currentData() or "")
         st.write(s, "devices/midi_out", self.setup_panel.midi_out.currentData() or "")
         for part, strip in self.strips.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar,
-    QPushButton, QSlider, QVBoxLayout, QWidget,
+    QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from ui import theme
@@ -160,14 +160,20 @@ class SetupPanel(QWidget):
         self.buffer.setToolTip("smaller: lower latency; larger: fewer dropouts on a busy computer")
         self.midi_in = QComboBox()
         self.midi_out = QComboBox()
+        self.input_gain = QSpinBox()
+        self.input_gain.setRange(-40, 40)
+        self.input_gain.setSuffix(" dB")
+        self.input_gain.setToolTip("microphone gain before the pitch tracker: raise it for a quiet voice, "
+                                   "lower it when LiveBand says the input clips")
         for text, combo in (("audio output", self.audio_out), ("audio input (microphone)", self.audio_in),
-                            ("buffer size", self.buffer), ("MIDI controller in", self.midi_in),
+                            ("microphone gain", self.input_gain), ("buffer size", self.buffer), ("MIDI controller in", self.midi_in),
                             ("MIDI out (to a DAW)", self.midi_out)):
             lay.addWidget(caption(text))
             lay.addWidget(combo)
             lay.addSpacing(4)
         self.rescan = QPushButton("Rescan devices")
-        _no_focus(self.audio_out, self.audio_in, self.buffer, self.midi_in, self.midi_out, self.rescan)
+        _no_focus(self.audio_out, self.audio_in, self.input_gain, self.buffer, self.midi_in, self.midi_out,
+                  self.rescan)
         lay.addWidget(self.rescan)
         self.audio_info = QLabel("")
         self.audio_info.setWordWrap(True)

@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "input/mode": "keyboard",
     "devices/audio_out": "",
     "devices/audio_in": "",
+    "devices/input_gain_db": 0,
     "devices/blocksize": 256,
     "devices/midi_in": "",
     "devices/midi_out": "",

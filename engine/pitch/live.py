@@ -230,10 +230,11 @@ class HumTracker:
         """End of input: close any open note."""
         return self._publish(self.segmenter.finish())
 
-    def notice(self) -> str | None:
-        """A one-line hint about the input, or None."""
+    def notice(self, invalid: bool = True) -> str | None:
+        """A one-line hint about the input, or None. ``invalid=False`` leaves out the
+        (cumulative) count of NaN/inf samples, for a caller that reports only new ones."""
         st = self.stats
-        if st.nonfinite_samples:
+        if invalid and st.nonfinite_samples:
             return f"{st.nonfinite_samples} invalid (NaN/inf) input samples were replaced by silence"
         if st.peak_db >= -0.1 and st.clipped_samples:
             return "the input clips; lower the input gain"

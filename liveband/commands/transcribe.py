@@ -1,4 +1,4 @@
-"""`liveband transcribe INPUT.wav -o notes.mid [--tracker pesto|crepe]`
+"""`liveband transcribe INPUT.wav -o notes.mid [--tracker pesto|crepe] [--key "D minor"]`
 
 Writes the hummed/sung melody as one MIDI track with the note times as heard
 (unquantised: 480 ticks per beat at 120 BPM, so one tick is 1/960 s).
@@ -53,9 +53,16 @@ def main(args) -> int:
         raise UserError(f"the output must be a .mid file, got {out.name}")
     if not out.parent.exists():
         raise UserError(f"output folder does not exist: {out.parent}")
+    key, scale = None, "major"
+    if getattr(args, "key", None):
+        from engine.keyfind import parse_key
+        try:
+            key, scale = parse_key(args.key)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     notices: list[str] = []
     try:
-        notes = transcribe_wav(src, tracker=args.tracker, notices=notices)
+        notes = transcribe_wav(src, tracker=args.tracker, key=key, scale=scale, notices=notices)
     except WeightsError as exc:
         raise UserError(str(exc)) from None
     write_midi(notes, out)

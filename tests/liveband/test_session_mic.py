@@ -59,3 +59,50 @@ def test_hummed_notes_reach_the_band_in_pitch_and_time(pulse_server, liveband_ho
     assert np.abs(np.diff(steps) - np.diff(sung)).max() < 1.0, (np.diff(steps), np.diff(sung))
     # the meters saw the voice while it sang
     assert any(db > -40 and p is not None for db, p in levels)
+
+
+def _wav(path, audio):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def test_input_gain_moves_the_meter_and_a_clipping_voice_gets_a_notice_that_goes(pulse_server, liveband_home,
+                                                                                  tmp_path):
+    clip = make_hum(HumSpec(seed=5, sample_rate=SR, n_notes=3, tempo=120.0))
+    path = _wav(tmp_path / "hum.wav", 0.5 * clip.audio / np.abs(clip.audio).max())
+    with Session(EngineConfig(count_in_bars=0), AudioConfig(blocksize=256)) as s:
+        try:
+            s.set_input_gain(41.0)
+            raise AssertionError("a gain outside -40..+40 dB was accepted")
+        except ValueError as exc:
+            assert "input gain" in str(exc)
+        s.set_input_mode("mic")
+        deadline = time.monotonic() + 30
+        while s._mic is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert s._mic is not None, s.snapshot().notices
+
+        def sing(gain_db):
+            s.set_input_gain(gain_db)
+            player = pulse_server.play_into_mic(path)
+            peak, notices = -120.0, set()
+            t_end = time.monotonic() + clip.audio.size / SR + 0.5
+            while time.monotonic() < t_end:
+                time.sleep(0.1)
+                snap = s.snapshot()
+                peak = max(peak, snap.input_level_db)
+                notices |= set(snap.notices)
+            player.wait(timeout=30)
+            return peak, notices
+
+        loud, loud_notices = sing(20.0)             # 0.5 peak x 10 = far over full scale
+        soft, soft_notices = sing(-20.0)
+        assert s.input_gain_db == -20.0
+        assert loud - soft > 25.0, (loud, soft)     # 40 dB apart, the meter smooths a little
+        assert any("clips" in n for n in loud_notices), loud_notices
+        time.sleep(3.5)                             # the hint's hold time after the last clip
+        assert not any("clips" in n for n in s.snapshot().notices)

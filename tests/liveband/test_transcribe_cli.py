@@ -113,3 +113,31 @@ def test_render_accompanies_a_hummed_wav(tmp_path, hum, soundfont):
     assert max(abs(a - on) for (_, a), (_, on, _) in zip(mel, hum.notes)) < 0.06
     band = sum(1 for name in ("BASS", "KEYS", "DRUMS") for m in tracks[name] if m.type == "note_on")
     assert band > 10
+
+
+def test_transcribe_snaps_to_a_key_given_by_name(tmp_path, hum):
+    from engine.keyfind import key_pitch_classes
+    from models.tokens import PITCH_NAMES
+
+    wav = tmp_path / "hum.wav"
+    wavfile.write(wav, 44100, (hum.audio * 32767).astype(np.int16))
+    truth = [p for p, _, _ in hum.notes]
+    # a key the tune does not fit, so snapping has something to move
+    tonic = next(k for k in range(12) if any(p % 12 not in key_pitch_classes(k, "major") for p in truth))
+    out = tmp_path / "snapped.mid"
+    r = run_cli("transcribe", str(wav), "-o", str(out), "--key", f"{PITCH_NAMES[tonic]} major")
+    assert r.returncode == 0, r.stderr
+    got = [m.note for m in mido.MidiFile(out) if m.type == "note_on" and m.velocity > 0]
+    assert len(got) == len(truth)
+    scale = key_pitch_classes(tonic, "major")
+    assert all(p % 12 in scale for p in got)
+    assert all(abs(g - t) <= 1 for g, t in zip(got, truth))
+    assert got != truth
+
+
+def test_a_key_that_is_not_a_key_gives_one_clear_line(tmp_path, hum):
+    wav = tmp_path / "hum.wav"
+    wavfile.write(wav, 44100, (hum.audio * 32767).astype(np.int16))
+    r = run_cli("transcribe", str(wav), "-o", str(tmp_path / "x.mid"), "--key", "H dorian")
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "not a key" in r.stderr

@@ -60,6 +60,7 @@ class FakeSession:
     def audio_devices(self): return {"inputs": ["FakeMic"], "outputs": ["NullSpeakers"]}
     def midi_ports(self): return {"inputs": [], "outputs": []}
     def set_audio_devices(self, output=None, input=None, blocksize=None): self._rec("set_audio_devices", output, input, blocksize)
+    def set_input_gain(self, db): self._rec("set_input_gain", db)
     def open_midi_input(self, name): self._rec("open_midi_input", name)
     def open_midi_output(self, name, virtual=True): self._rec("open_midi_output", name, virtual)
     def key_event(self, pitch, down, velocity=100): self._rec("key_event", pitch, down)

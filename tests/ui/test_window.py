@@ -128,6 +128,8 @@ def test_devices_reach_the_session(make_window, fake_session):
     w._apply_midi_in()
     assert fake_session.called("open_midi_input")[-1] == ("LiveBand in",)
     assert "No MIDI controller found" in w.setup_panel.hint.text()
+    w.setup_panel.input_gain.setValue(12)
+    assert fake_session.called("set_input_gain")[-1] == (12.0,)
 
 
 def test_space_plays_and_t_taps_wherever_the_focus_is(make_window, fake_session, qtbot):
@@ -259,6 +261,7 @@ def test_settings_persist_between_runs(make_window, fake_session):
     w.strips["drums"].mute.click()
     w.strips["keys"].program.setCurrentIndex(w.strips["keys"].program.findData(4))
     w.set_input_mode("mic")
+    w.setup_panel.input_gain.setValue(-9)
     w.close()
     again = FakeSession()
     w2 = make_window(again)
@@ -272,6 +275,7 @@ def test_settings_persist_between_runs(make_window, fake_session):
     assert again.called("set_tempo")[-1] == (87.0,)
     assert again.called("set_style")[-1] == ("chorale",)
     assert again.called("set_input_mode")[-1] == ("mic",)
+    assert w2.setup_panel.input_gain.value() == -9 and again.called("set_input_gain")[-1] == (-9.0,)
     assert ("drums", dict(mute=True, solo=False, volume=pytest.approx(0.75), program=0)) in again.called("set_part")
 
 
