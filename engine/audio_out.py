@@ -199,6 +199,7 @@ class AudioOut:
         self._n_at_open = 0
         self._lat: float | None = None        # measured player latency of this stream
         self._lower_since: float | None = None  # since when a lower latency has been measured
+        self._lat_settled = False              # _lat was measured on a settled stream
         self.latency_blocks_left_out = 0       # blocks near disruptions at the last check
         self._line_cache: tuple[int, float | None] = (-1, None)   # (blocks, dac_offset())
         self.last_stamp_time = 0.0             # time.monotonic() of the last arrival_time stamp
@@ -369,6 +370,10 @@ class AudioOut:
         jumps = np.flatnonzero(np.abs(np.diff(line)) > LINE_JUMP_S) + 1
         for j in np.concatenate((np.flatnonzero(self._blk_xrun[idx]), jumps)):
             keep &= ~((t >= t[j] - GUARD_BEFORE_S) & (t <= t[j] + GUARD_AFTER_S))
+        settled = now - self._opened_at >= LATENCY_SETTLE_S
+        if settled:
+            # a new stream's first seconds (stalls, refills: leads of 200 ms measured) never count
+            keep &= t >= self._opened_at + LATENCY_SETTLE_S
         self.latency_blocks_left_out = int(k - keep.sum())
         if keep.sum() < ARRIVAL_WARMUP:
             if lat is not None:              # nothing undisturbed to go by: keep the value
@@ -379,9 +384,11 @@ class AudioOut:
         if not 0.0 < measured < MAX_PLAYER_LATENCY_S:
             # a host API whose DAC times mean nothing (some report 0): no arrival timing
             return None
-        settled = now - self._opened_at >= LATENCY_SETTLE_S
-        if lat is None or not settled or measured > lat:
-            lat, self._lower_since = measured, None       # up at once: fewer late notes
+        if lat is None or not self._lat_settled or measured > lat:
+            # up at once (fewer late notes); and the first value from a settled stream
+            # replaces whatever the first seconds gave
+            lat, self._lower_since = measured, None
+            self._lat_settled = settled
         elif measured < lat - LATENCY_LOWER_BY_S:
             # down only once it has stayed lower for LATENCY_LOWER_AFTER_S: the delay
             # moving back and forth would itself be jitter
@@ -437,7 +444,11 @@ class AudioOut:
         now = time.monotonic()
         from engine.events import IMMEDIATE
 
-        lat = self.player_latency()
+        lat = self._lat
+        if lat is None or self.player_latency_fixed is not None or now - self._lat_checked > 2 * LATENCY_RECHECK_S:
+            # the owner's watch() re-checks it every second, off this (player's) thread;
+            # here only when nobody did
+            lat = self.player_latency()
         if lat is None:
             return IMMEDIATE
         off = self.dac_offset()
@@ -501,6 +512,7 @@ class AudioOut:
         self._opened_at = time.monotonic()
         self._lat = None
         self._lower_since = None
+        self._lat_settled = False
         self._conv_prev = self._conv_cur = math.inf
         self._conv_n = 0
         self._line_cache = (-1, None)
@@ -549,6 +561,7 @@ class AudioOut:
             return None
         now = time.monotonic()
         if self.stream is not None:
+            self.player_latency()        # its once-a-second re-check, here rather than in a stamp
             blocks = self.mixer.blocks
             stalled = blocks == self._blocks_at_check and now - self._check_time >= self.stall_s
             if blocks != self._blocks_at_check:
