@@ -17,10 +17,17 @@ player was hearing at that instant), so a hummed note lands where the player hea
 band when singing it; the stream's input latency is in that ADC time. The tracker's
 own delay is compensated by HumTracker.
 
+Opening: a device that does not exist (or has no input) raises ``MicError`` "no usable
+input device ..." naming it; one that exists but will not open at the rate raises
+``MicError`` "cannot open the microphone ...". Both are one line (the session shows it).
+
 Health: ``error`` is a one-line problem that needs the user (the worker stopped, the
 microphone never delivered audio, or it stopped delivering: unplugged, server gone);
-``notice()`` adds the hints about the input itself (clipping, NaN/inf samples, talking
-instead of humming).
+``notice()`` adds the hints about the input itself (only digital silence: muted; audio
+dropped because the tracker fell behind; clipping, NaN/inf samples, talking instead of
+humming). Counters: ``overruns`` (blocks our ring refused: the worker fell behind; the
+tracker's clock skips the lost frames, so later notes stay in time), ``overflows``
+(input overflows PortAudio reported: the server lost input), ``callbacks``.
 
 Thread: constructor/close from the owner; ``level_db`` / ``pitch`` / ``error`` /
 ``notice()`` read by anyone.
@@ -39,19 +46,30 @@ from engine.ring import AudioRing
 NOTHING_AFTER_S = 2.0       # no callback this long after start: "delivers nothing"
 STALLED_AFTER_S = 1.5       # no callback for this long: "stopped delivering"
 HINT_HOLD_S = 3.0           # a hint about the input stays this long after its cause
+SILENT_AFTER_S = 3.0        # only exact zeros this long: "delivers only silence"
+RING_S = 2.0                # input the ring holds while the tracker is behind
 
 
-def _device_rate(sd, device, want: int) -> int:
+class MicError(RuntimeError):
+    """The microphone could not be opened (one line that names the device)."""
+
+
+def _device_info(sd, device) -> dict:
+    """PortAudio's info on the input device, or MicError naming it."""
+    try:
+        return sd.query_devices(device, "input")
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MicError(f"no usable input device {device!r} ({msg})") from None
+
+
+def _device_rate(sd, device, want: int, info: dict) -> int:
     """``want`` if the input device accepts it, else the device's default rate."""
     try:
         sd.check_input_settings(device=device, samplerate=want, channels=1, dtype="float32")
         return want
     except Exception:
-        pass
-    try:
-        return int(sd.query_devices(device, "input")["default_samplerate"])
-    except Exception as exc:
-        raise RuntimeError(f"no usable input device {device!r} ({exc})") from None
+        return int(info["default_samplerate"])
 
 
 class MicInput:
@@ -70,12 +88,25 @@ class MicInput:
         self.audio_out = audio_out
         self.sample_rate = int(sample_rate)          # the output clock events are dated on
         with PA_LOCK:
-            rate = int(input_rate) if input_rate else _device_rate(sd, device, self.sample_rate)
+            info = _device_info(sd, device)
+            rate = int(input_rate) if input_rate else _device_rate(sd, device, self.sample_rate, info)
+        self.device_name = str(info.get("name", device))
         self.input_rate = rate
         self.gain_db = float(gain_db)
-        self.hum = HumTracker(tracker, input_rate=rate, clock_rate=self.sample_rate, gain_db=self.gain_db)
-        self.ring = AudioRing(rate * 2)
-        self.overflows = 0
+        # keep_history=False: a live session runs for hours, the notes go to on_note
+        self.hum = HumTracker(tracker, input_rate=rate, clock_rate=self.sample_rate, gain_db=self.gain_db,
+                              keep_history=False)
+        # run the model once before the stream starts, so its first (slow) call does not
+        # leave the first second of audio piling up in the ring
+        self.hum.feed(np.zeros(rate // 20, np.float32))
+        self.hum.reset()
+        self.hum.poll()
+        self.ring = AudioRing(int(rate * RING_S))
+        self.overruns = 0            # blocks the ring refused (the worker fell behind)
+        self.overflows = 0           # input overflows PortAudio reported
+        self._overruns_seen = 0
+        self._dropped_seen = 0
+        self._silent_s = 0.0         # seconds of exact zeros in a row
         self.level_db = -120.0
         self.pitch: float | None = None
         self.callbacks = 0
@@ -88,13 +119,23 @@ class MicInput:
         self._stop = threading.Event()
         self.started_at = time.monotonic()
         block = max(0, int(round(blocksize * rate / self.sample_rate))) if blocksize else 0
-        with PA_LOCK:
-            self._stream = sd.InputStream(samplerate=rate, channels=1, dtype="float32",
-                                          blocksize=block, device=device, callback=self._callback)
+        self._stream = None
+        try:
+            with PA_LOCK:
+                self._stream = sd.InputStream(samplerate=rate, channels=1, dtype="float32",
+                                              blocksize=block, device=device, callback=self._callback)
+        except Exception as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise MicError(f"cannot open the microphone {self.device_name!r} at {rate} Hz ({msg})") from None
         self._worker = threading.Thread(target=self._run, name="liveband-mic", daemon=True)
         self._worker.start()
-        with PA_LOCK:
-            self._stream.start()
+        try:
+            with PA_LOCK:
+                self._stream.start()
+        except Exception as exc:
+            self.close()
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise MicError(f"cannot start the microphone {self.device_name!r} at {rate} Hz ({msg})") from None
         self.started_at = time.monotonic()
 
     def _callback(self, indata, frames, time_info, status) -> None:
@@ -102,8 +143,10 @@ class MicInput:
         if not self._offset_set:
             self._offset_set = True
             self._map_clock(time_info.inputBufferAdcTime - time_info.currentTime)
+        if status and status.input_overflow:
+            self.overflows += 1              # PortAudio / the server lost input
         if not self.ring.write(indata):
-            self.overflows += 1
+            self.overruns += 1               # our worker fell behind: this block is lost
         self.callbacks += 1
         self.last_callback = time.monotonic()
 
@@ -123,10 +166,20 @@ class MicInput:
         buf = np.zeros((self.input_rate // 10, 2), np.float32)
         while not self._stop.wait(0.01):
             try:
+                dropped = self.ring.dropped_frames
+                if dropped != self._dropped_seen:
+                    # frames the ring refused: skip them on the clock so later notes stay
+                    # in time (placed now, at most the ring's length off for this once)
+                    lost = dropped - self._dropped_seen
+                    self._dropped_seen = dropped
+                    self.hum.clock_offset += int(round(lost * self.sample_rate / self.input_rate))
                 n = self.ring.read_into(buf)
                 if n == 0:
                     continue
-                for ev in self.hum.feed(buf[:n, 0]):
+                x = buf[:n, 0]
+                self._silent_s = 0.0 if x.any() else self._silent_s + n / self.input_rate
+                self.hum.feed(x)
+                for ev in self.hum.poll():       # drains the tracker's queue as well
                     self.on_note(int(ev.time), int(ev.pitch), bool(ev.on))
                 st = self.hum.stats
                 self.level_db = float(st.level_db)
@@ -145,7 +198,7 @@ class MicInput:
             if now - self.started_at > NOTHING_AFTER_S:
                 return "the microphone delivers nothing (check the input device and its permissions)"
             return None
-        if now - self.last_callback > STALLED_AFTER_S or not self._stream.active:
+        if now - self.last_callback > STALLED_AFTER_S or self._stream is None or not self._stream.active:
             return "the microphone stopped delivering audio (unplugged, or the audio server went away)"
         return None
 
@@ -158,7 +211,8 @@ class MicInput:
         self.hum.gain = float(10 ** (self.gain_db / 20))
 
     def notice(self) -> str | None:
-        """``error``, else a hint about the input (clipping, NaN/inf, talking), or None.
+        """``error``, else a hint about the input (only silence, dropped audio, clipping,
+        NaN/inf, talking), or None.
 
         A hint stays ``HINT_HOLD_S`` after its cause was last seen (a clip lasts one block,
         the app polls every quarter second), and invalid samples count only when new ones
@@ -167,10 +221,17 @@ class MicInput:
         err = self.error
         if err:
             return err
+        if self._silent_s > SILENT_AFTER_S:     # not held: it ends when a sound comes
+            return "the microphone delivers only silence (is it muted?)"
         now = time.monotonic()
         bad = self.hum.stats.nonfinite_samples
         hint = self.hum.notice(invalid=bad != self._bad_seen)    # old invalid samples: not again
         self._bad_seen = bad
+        overruns = self.overruns
+        if overruns != self._overruns_seen:
+            self._overruns_seen = overruns
+            hint = (f"the pitch tracker fell behind the microphone and dropped audio ({overruns} blocks "
+                    "so far); close other programs or choose a lighter tracker")
         if hint is not None:
             self._hint, self._hint_at = hint, now
         elif self._hint is not None and now - self._hint_at < HINT_HOLD_S:
@@ -179,10 +240,11 @@ class MicInput:
 
     def close(self) -> None:
         self._stop.set()
-        with PA_LOCK:
-            try:
-                self._stream.abort()
-                self._stream.close()
-            except Exception:
-                pass
+        if self._stream is not None:
+            with PA_LOCK:
+                try:
+                    self._stream.abort()
+                    self._stream.close()
+                except Exception:
+                    pass
         self._worker.join(timeout=2)

@@ -1,9 +1,9 @@
-"""Hum to band: pitch tracking (CREPE, PESTO), note segmentation, microphone input.
+"""Hum to band: pitch tracking (CREPE, PESTO), note segmentation.
 
 ``MelodyEvent`` is the event shape every melody source produces (MIDI input uses it
 too). ``transcribe_wav`` turns a hummed/sung file into notes; ``HumTracker`` does the
-same live, block by block. Heavy modules (torch, onnxruntime) load only when a tracker
-is built.
+same live, block by block (``engine.mic_input.MicInput`` runs it on the microphone).
+Heavy modules (torch, onnxruntime) load only when a tracker is built.
 """
 from __future__ import annotations
 
@@ -71,14 +71,11 @@ def _note(notices: list[str], msg: str | None) -> None:
 
 
 def __getattr__(name: str):
-    # HumTracker / HumInput pull in numpy, scipy and (when built) a model: load on use
+    # HumTracker pulls in numpy, scipy and (when built) a model: load on use
     if name == "HumTracker":
         from engine.pitch.live import HumTracker
         return HumTracker
-    if name == "HumInput":
-        from engine.pitch.mic import HumInput
-        return HumInput
     raise AttributeError(name)
 
 
-__all__ = ["MelodyEvent", "transcribe_wav", "HumTracker", "HumInput"]
+__all__ = ["MelodyEvent", "transcribe_wav", "HumTracker"]
