@@ -14,14 +14,18 @@ from liveband.session import Session
 SR = 48000
 
 
-def test_hummed_notes_reach_the_band_in_pitch_and_time(pulse_server, liveband_home, tmp_path):
-    clip = make_hum(HumSpec(seed=3, sample_rate=SR, n_notes=8, tempo=100.0))
-    path = tmp_path / "hum.wav"
+def _wav(path, audio):
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(SR)
-        w.writeframes((np.clip(clip.audio, -1, 1) * 32767).astype("<i2").tobytes())
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def test_hummed_notes_reach_the_band_in_pitch_and_time(pulse_server, liveband_home, tmp_path):
+    clip = make_hum(HumSpec(seed=3, sample_rate=SR, n_notes=8, tempo=100.0))
+    path = _wav(tmp_path / "hum.wav", clip.audio)
     with Session(EngineConfig(tempo=100.0, count_in_bars=0), AudioConfig(blocksize=256)) as s:
         s.set_input_mode("mic")
         deadline = time.monotonic() + 30
@@ -59,15 +63,6 @@ def test_hummed_notes_reach_the_band_in_pitch_and_time(pulse_server, liveband_ho
     assert np.abs(np.diff(steps) - np.diff(sung)).max() < 1.0, (np.diff(steps), np.diff(sung))
     # the meters saw the voice while it sang
     assert any(db > -40 and p is not None for db, p in levels)
-
-
-def _wav(path, audio):
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 def test_input_gain_moves_the_meter_and_a_clipping_voice_gets_a_notice_that_goes(pulse_server, liveband_home,
