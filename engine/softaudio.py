@@ -92,6 +92,9 @@ class SoftwareAudioServer:
         r = self.rate
         self._spawn([
             "pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--system=false",
+            # real-time IO threads where the system allows it (as a desktop's PipeWire/
+            # PulseAudio gets through rtkit): a starved server is what underruns here
+            "--realtime=true", "--high-priority=true",
             "--disallow-exit", f"--log-target=file:{self.root / 'pulse.log'}",
             "-L", f"module-native-protocol-unix socket={sock} auth-anonymous=1",
             "-L", f"module-null-sink sink_name=speakers rate={r} sink_properties=device.description=NullSpeakers",
