@@ -11,6 +11,7 @@ import re
 import warnings
 from typing import Callable
 
+from engine.errors import first_line
 from models.contract import Accompanist
 
 BACKENDS = ("torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda")
@@ -88,7 +89,7 @@ def open_accompanist(backend: str = "torch-cpu", checkpoint: str | None = None,
             except (ImportError, OSError, RuntimeError) as exc:
                 if backend == FALLBACK:
                     raise
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                reason = first_line(exc)
         if backend == FALLBACK:
             raise RuntimeError(f"backend {backend} is not available: {reason}")
         first_reason = first_reason or reason

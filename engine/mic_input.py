@@ -41,6 +41,7 @@ from typing import Callable
 import numpy as np
 
 from engine.audio_out import PA_LOCK
+from engine.errors import first_line
 from engine.ring import AudioRing
 
 NOTHING_AFTER_S = 2.0       # no callback this long after start: "delivers nothing"
@@ -54,12 +55,19 @@ class MicError(RuntimeError):
     """The microphone could not be opened (one line that names the device)."""
 
 
+def _checked_gain(gain_db: float) -> float:
+    """The input gain in dB, or ValueError outside -40..+40 dB."""
+    if not -40.0 <= float(gain_db) <= 40.0:
+        raise ValueError(f"input gain must be -40..+40 dB, got {gain_db}")
+    return float(gain_db)
+
+
 def _device_info(sd, device) -> dict:
     """PortAudio's info on the input device, or MicError naming it."""
     try:
         return sd.query_devices(device, "input")
     except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = first_line(exc)
         raise MicError(f"no usable input device {device!r} ({msg})") from None
 
 
@@ -81,8 +89,7 @@ class MicInput:
         from engine.pitch.live import HumTracker
         from engine.pitch.tracker import hz_to_midi
 
-        if not -40.0 <= float(gain_db) <= 40.0:
-            raise ValueError(f"input gain must be -40..+40 dB, got {gain_db}")
+        gain_db = _checked_gain(gain_db)
         self._hz_to_midi = hz_to_midi
         self.on_note = on_note
         self.audio_out = audio_out
@@ -92,7 +99,7 @@ class MicInput:
             rate = int(input_rate) if input_rate else _device_rate(sd, device, self.sample_rate, info)
         self.device_name = str(info.get("name", device))
         self.input_rate = rate
-        self.gain_db = float(gain_db)
+        self.gain_db = gain_db
         # keep_history=False: a live session runs for hours, the notes go to on_note
         self.hum = HumTracker(tracker, input_rate=rate, clock_rate=self.sample_rate, gain_db=self.gain_db,
                               keep_history=False)
@@ -125,7 +132,7 @@ class MicInput:
                 self._stream = sd.InputStream(samplerate=rate, channels=1, dtype="float32",
                                               blocksize=block, device=device, callback=self._callback)
         except Exception as exc:
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            msg = first_line(exc)
             raise MicError(f"cannot open the microphone {self.device_name!r} at {rate} Hz ({msg})") from None
         self._worker = threading.Thread(target=self._run, name="liveband-mic", daemon=True)
         self._worker.start()
@@ -134,7 +141,7 @@ class MicInput:
                 self._stream.start()
         except Exception as exc:
             self.close()
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            msg = first_line(exc)
             raise MicError(f"cannot start the microphone {self.device_name!r} at {rate} Hz ({msg})") from None
         self.started_at = time.monotonic()
 
@@ -205,9 +212,7 @@ class MicInput:
     def set_gain(self, gain_db: float) -> None:
         """Change the input gain while the microphone runs (-40..+40 dB). Thread: any (one
         float attribute the pitch worker reads per block)."""
-        if not -40.0 <= float(gain_db) <= 40.0:
-            raise ValueError(f"input gain must be -40..+40 dB, got {gain_db}")
-        self.gain_db = float(gain_db)
+        self.gain_db = _checked_gain(gain_db)
         self.hum.gain = float(10 ** (self.gain_db / 20))
 
     def notice(self) -> str | None:

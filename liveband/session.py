@@ -40,6 +40,7 @@ from engine import parts as P
 from engine.audio_out import (AudioOut, AudioUnavailable, input_devices, negotiate_rate, output_devices,
                               refresh_devices)
 from engine.clock import Clock, beat_steps, check_tempo
+from engine.errors import first_line
 from engine.events import (ALL_OFF, CONTROL, EVENT_DTYPE, IMMEDIATE, NOTE_OFF, NOTE_ON, PROGRAM,
                            EventQueue)
 from engine.keyfind import estimate_key, key_pitch_classes, parse_key, snap_to_scale
@@ -482,7 +483,7 @@ class Session:
                                sample_rate=self.sample_rate, tracker=self.pitch_tracker,
                                gain_db=self._audio_cfg.input_gain_db)
             except Exception as exc:   # no input device, tracker weights missing...
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                msg = first_line(exc)
                 self._problem("input", f"microphone unavailable ({msg}); use the keyboard or MIDI, "
                                        "or choose another input device")
             else:
@@ -562,7 +563,7 @@ class Session:
                                          notify=lambda m: self._problem("backend", m))
             self._problem("model", None)
         except Exception as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = first_line(exc)
             try:
                 from models.rules import RuleAccompanist
                 acc, used = RuleAccompanist(), "rules"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from engine.errors import first_line
 from liveband.cli import UserError
 from liveband.config import EngineConfig
 from liveband.paths import find_soundfont
@@ -43,7 +44,7 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
         try:
             notes = transcribe_wav(str(path), tracker=tracker)
         except (ValueError, OSError, RuntimeError) as exc:
-            raise UserError(f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            raise UserError(f"{path}: {first_line(exc)}") from None
         if not notes:
             raise UserError(f"{path}: no sung or hummed notes were found in the recording")
         bpm = tempo or 100.0
