@@ -51,10 +51,13 @@ LATENCY_SETTLE_S = 3.0       # a new stream's first seconds (PulseAudio stalls, 
 CONV_BUCKET = 256            # blocks per bucket of the PortAudio-to-monotonic clock minimum
 LINE_BLOCKS = 64             # blocks whose median DAC offset is the stream's DAC line
 GUARD_BEFORE_S = 0.5         # leads this close to a disruption (xrun, DAC line jump) ...
-GUARD_AFTER_S = 3.0          # ... do not set the player latency
+GUARD_AFTER_S = 10.0         # ... do not set the player latency (a stream re-buffers
+                             # for 5-10 s after an xrun: leads ~1 ms longer, measured)
 LINE_JUMP_S = 0.002          # a DAC line that moves this much from one chunk to the next
 LATENCY_LOWER_BY_S = 0.0003  # the player latency comes down by at least this ...
 LATENCY_LOWER_AFTER_S = 10.0  # ... once the lower value has held this long
+LATENCY_YOUNG_S = 20.0       # a stream this new still settles (its leads shrink for
+LATENCY_LOWER_YOUNG_S = 2.0  # ~10 s): its latency comes down after this instead
 
 
 # Audio-server client threads started inside PortAudio that carry the stream's data
@@ -330,11 +333,16 @@ class AudioOut:
         The fixed value given, else measured: the LEAD_QUANTILE percentile of the recent
         blocks' leads (how far ahead of the DAC line the callback renders) plus a margin,
         so an event's sample is nearly always still to be rendered when it arrives; one
-        that is not plays at the next block, a little late, and is counted by the mixer.
+        that is not plays at the start of the next block, late by no more than that
+        callback's lead beyond the latency (a fraction of a ms for a block just past the
+        quantile), and is counted by the mixer. Hence holding the value through the
+        ~1 ms longer leads after an xrun costs less jitter than raising it for them.
         Blocks near a disruption (an xrun, a jump of the DAC line) are left out. The value
         is re-checked every second; once the stream has settled (LATENCY_SETTLE_S: a new
         PulseAudio stream stalls and refills in bursts at first) it goes up at once but
-        comes down only after the lower value has held for LATENCY_LOWER_AFTER_S. (It used
+        comes down only after the lower value has held for LATENCY_LOWER_AFTER_S
+        (LATENCY_LOWER_YOUNG_S in the stream's first LATENCY_YOUNG_S, while its leads
+        still shrink: measured 19.2 -> 18.6 ms over its first ~10 s). (It used
         to only ever grow: measured over 120 s, one 14 ms jump of the line raised it from
         19.2 to 22.0 ms for good, and the 600 s soak ended at 25.6 ms, most of its 11 ms
         jitter.)
@@ -366,7 +374,8 @@ class AudioOut:
         # A block off its chunk's line by over LINE_JUMP_S / 2 is on the far side of a step
         # inside the chunk (its lead against that line would be off by the step: 37 ms
         # seen after a burst of xruns) or a stream still settling: left out too.
-        keep = np.abs(off - line) <= LINE_JUMP_S / 2
+        on_line = np.abs(off - line) <= LINE_JUMP_S / 2
+        keep = on_line.copy()
         jumps = np.flatnonzero(np.abs(np.diff(line)) > LINE_JUMP_S) + 1
         for j in np.concatenate((np.flatnonzero(self._blk_xrun[idx]), jumps)):
             keep &= ~((t >= t[j] - GUARD_BEFORE_S) & (t <= t[j] + GUARD_AFTER_S))
@@ -376,10 +385,17 @@ class AudioOut:
             keep &= t >= self._opened_at + LATENCY_SETTLE_S
         self.latency_blocks_left_out = int(k - keep.sum())
         if keep.sum() < ARRIVAL_WARMUP:
-            if lat is not None:              # nothing undisturbed to go by: keep the value
+            if lat is not None and self._lat_settled:
+                self._lat_checked = now      # nothing undisturbed to go by: keep the value
+                return lat
+            # A stream just (re)started: what it has, but only the blocks on their line.
+            # (It took every block: a new PulseAudio stream's first few blocks sit ~220 ms
+            # off the line it then plays on, and one such block, its lead "corrected" by
+            # that, set a 228 ms player latency for the stream's first seconds.)
+            keep = on_line
+            if keep.sum() < ARRIVAL_WARMUP:
                 self._lat_checked = now
                 return lat
-            keep[:] = True                   # a stream just (re)started: all it has
         measured = float(np.percentile(lead[keep], LEAD_QUANTILE)) + ARRIVAL_MARGIN_S
         if not 0.0 < measured < MAX_PLAYER_LATENCY_S:
             # a host API whose DAC times mean nothing (some report 0): no arrival timing
@@ -394,7 +410,8 @@ class AudioOut:
             # moving back and forth would itself be jitter
             if self._lower_since is None:
                 self._lower_since = now
-            elif now - self._lower_since >= LATENCY_LOWER_AFTER_S:
+            elif now - self._lower_since >= (LATENCY_LOWER_YOUNG_S if now - self._opened_at < LATENCY_YOUNG_S
+                                             else LATENCY_LOWER_AFTER_S):
                 lat, self._lower_since = measured, None
         else:
             self._lower_since = None

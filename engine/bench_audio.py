@@ -11,15 +11,23 @@ reports, as JSON:
   every block of the soak (the mixer's ring is drained every second);
 - player-note-to-sound latency: a note is injected through the same path a MIDI note
   takes (``Session.key_event``: immediate event queue + melody event) every ~0.6 s, and
-  the time from the injection to the moment its first sample above -60 dBFS reaches the
-  DAC (PortAudio's DAC time for that block + the sample's offset) is measured. The band
-  is muted *at the mixer* for this (the synth still renders every band voice, so the
-  load is the same) so the probe note is the only thing above the threshold;
+  the time from the injection to the moment its first non-zero sample reaches the DAC
+  (PortAudio's DAC time for that block + the sample's offset) is measured: "non-zero" as
+  the 16-bit sink plays it, at least one LSB (-90 dBFS), the issue's definition. The
+  first sample above -60 dBFS (clearly audible, ~40 frames further into the piano's
+  attack) is reported beside it. The band is muted *at the mixer* for this (the synth
+  still renders every band voice, so the load is the same; muted, it stays below one
+  LSB) so the probe note is the only thing above the threshold, and a probe is struck
+  only after 0.15 s of digital silence (the previous one's release and reverb);
 - the player latency the notes were stamped with (``AudioOut.player_latency``: notes are
   timed on arrival and sound that fixed delay later, so the spread of note-to-sound is
   the jitter) and each callback's start delay (PortAudio's call to our first line,
   mostly waiting for the GIL, not counted in the work time);
 - the generator's late steps, per-step time and lead over the clock.
+
+The soak starts once the audio stream is STREAM_WARMUP_S old (steady play: a new
+PulseAudio stream's leads settle over its first ~15 s); real-time stall watchers
+(engine.stallwatch), one per CPU, tell the xruns the machine caused from ours.
 
 Runs on the machine it is on: the 2-core build machines are shared, so xruns there say
 as much about the neighbours as about LiveBand.
@@ -29,24 +37,36 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import wave
 
 import numpy as np
 
-PROBE_THRESHOLD = 1e-3      # -60 dBFS: "non-zero" above the muted band's residue
+from engine import stallwatch
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+PROBE_THRESHOLD = 1.0 / 32768   # one LSB of the 16-bit sink: the first non-zero sample
+AUDIBLE_THRESHOLD = 1e-3         # -60 dBFS: the first clearly audible sample
+STREAM_WARMUP_S = 20.0           # the stream's age when the soak starts (see soak)
+PROBE_QUIET_S = 0.15             # digital silence before a probe (monitor onsets need 0.1 s)
 
 
 class _Probe:
-    """Mixer tap: finds the first sample above the threshold after it is armed, and
+    """Mixer tap: once armed, finds the first sample above PROBE_THRESHOLD (``hit``) and
+    the first above AUDIBLE_THRESHOLD (``hit_audible``); tracks the last sample above
+    PROBE_THRESHOLD (``last_loud``, on the audio clock) so a probe starts from silence;
     forwards every block to the next tap (the recorder). Thread: audio (write)."""
 
     def __init__(self, nxt, max_block: int) -> None:
         self.next = nxt
         self.armed = False
         self.hit: int | None = None
-        self.peak = 0.0
+        self.hit_audible: int | None = None
+        self.last_loud = 0
         self._abs = np.zeros(max_block, np.float32)
         self._mask = np.zeros(max_block, bool)
 
@@ -57,15 +77,23 @@ class _Probe:
         n = block.shape[0]
         a = self._abs[:n]
         np.abs(block[:, 0], out=a)
-        self.peak = float(a.max())
-        if self.armed:
-            m = self._mask[:n]
-            np.greater(a, PROBE_THRESHOLD, out=m)
+        m = self._mask[:n]
+        np.greater(a, PROBE_THRESHOLD, out=m)
+        if m.any():
+            self.last_loud = clock + n - 1 - int(m[::-1].argmax())
+            if self.armed and self.hit is None:
+                self.hit = clock + int(m.argmax())
+        if self.armed and self.hit is not None:
+            np.greater(a, AUDIBLE_THRESHOLD, out=m)
             i = int(m.argmax())
             if m[i]:
-                self.hit = clock + i
+                self.hit_audible = clock + i
                 self.armed = False
         return True
+
+    def quiet_since(self, clock: int) -> int:
+        """Samples of digital silence before ``clock``. Thread: any."""
+        return clock - self.last_loud
 
 
 def _dac_line(audio) -> tuple[int, float] | None:
@@ -102,7 +130,7 @@ def _note_record(s, t0, stamp, stamped_at, fixed, hit, blk, line_before, xruns, 
 
 
 def _monitor_check(path: str, notes: list[dict], rate: int) -> dict:
-    """Onsets (first sample above PROBE_THRESHOLD after 0.1 s below it) in the monitor
+    """Onsets (first sample of 2 LSB or more after 0.1 s below) in the monitor
     recording, matched to the probe notes, and a line fitted through (t0, onset time):
     the residuals' spread is the note-to-sound jitter as the sink played it."""
     try:
@@ -110,7 +138,8 @@ def _monitor_check(path: str, notes: list[dict], rate: int) -> dict:
             x = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, w.getnchannels())
     except (OSError, EOFError, wave.Error) as exc:
         return {"error": f"monitor recording unreadable: {exc}"}
-    above = np.flatnonzero(np.abs(x[:, 0].astype(np.int32)) > PROBE_THRESHOLD * 32768)
+    # >= 2 LSB: the muted band's residue (below one LSB as floats) rounds to +-1 now and then
+    above = np.flatnonzero(np.abs(x[:, 0].astype(np.int32)) > 1)
     if above.size == 0 or not notes:
         return {"n": 0}
     gaps = np.diff(above) > rate // 10
@@ -167,6 +196,36 @@ def _xrun_causes(blocks: np.ndarray, block_s: float) -> dict:
     return out
 
 
+def _xruns_vs_stalls(blocks: np.ndarray, stalls: list[list[tuple[float, float]]]) -> dict:
+    """Each xrun against the machine stalls (engine.stallwatch: a real-time watcher per
+    CPU that woke late, i.e. that CPU ran nothing of ours). An xrun's silent stretch is
+    the time from three callbacks before it to its own; it counts as ``on_any_cpu_stall``
+    when a stall on some CPU overlaps that gap (a virtual CPU taken away while one of
+    the audio threads ran on it: the guest cannot move that thread elsewhere) and as
+    ``on_all_cpus_stall`` when every CPU had one (the whole machine stood still).
+    ``stalls``: per CPU, (start on the monotonic clock in s, length in ms)."""
+    t, xr = blocks[:, 1], blocks[:, 5]
+    out = {"xruns": 0, "on_any_cpu_stall": 0, "on_all_cpus_stall": 0, "longest_stall_ms": []}
+    for j in np.flatnonzero(xr):
+        if j == 0:
+            continue
+        # PortAudio flags the underflow a block or two after the late call: the stretch
+        # from three callbacks before it
+        lo, hi = t[max(0, j - 3)], t[j]
+        per_cpu = [max((g for a, g in cpu if a < hi and a + g / 1000.0 > lo), default=0.0) for cpu in stalls]
+        out["xruns"] += 1
+        out["on_any_cpu_stall"] += int(any(per_cpu))
+        out["on_all_cpus_stall"] += int(bool(per_cpu) and all(per_cpu))
+        out["longest_stall_ms"].append(round(max(per_cpu, default=0.0), 1))
+    return out
+
+
+def _stall_summary(stalls: list[list[tuple[float, float]]], realtime: list[bool]) -> dict:
+    g = np.asarray([x for cpu in stalls for _, x in cpu], dtype=np.float64)
+    return {"watchers_realtime": realtime, "per_cpu": [len(c) for c in stalls],
+            "over_10ms": int((g > 10.0).sum()), "max_ms": round(float(g.max()), 1) if g.size else 0.0}
+
+
 def _percentiles(x: list[float] | np.ndarray) -> dict:
     a = np.asarray(x, dtype=np.float64)
     if a.size == 0:
@@ -214,6 +273,13 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
     old_home = os.environ.get("LIVEBAND_HOME")
     os.environ["LIVEBAND_HOME"] = home
     srv = SoftwareAudioServer("pulse").start()
+    # a real-time stall watcher per CPU (engine.stallwatch), to tell an xrun the machine
+    # caused (a CPU taken away) from one of ours; started before the session (a fork of
+    # the session's process, torch loaded, would copy its page tables mid-soak)
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    watchers = [(subprocess.Popen([sys.executable, "-m", "engine.stallwatch", str(c), str(seconds + 600.0),
+                                   os.path.join(home, f"stalls{c}.txt")], cwd=_REPO_ROOT),
+                 os.path.join(home, f"stalls{c}.txt")) for c in cpus]
     result: dict = {"blocksize": blocksize, "block_ms": round(1000.0 * blocksize / rate, 3)}
     try:
         cfg = EngineConfig(tempo=110.0, count_in_bars=0, checkpoint=checkpoint)
@@ -232,7 +298,10 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                 s.mixer.set_channel_mute(part.channel, True)
             # a piano on the player's channel: its attack is immediate, so the first sample
             # above the threshold is the note's start (the flute would add its slow attack)
-            time.sleep(0.6)
+            # the soak measures steady play: a new PulseAudio stream's leads shrink by
+            # ~0.6 ms over its first ~15 s (and the player latency follows them down), so
+            # probing starts once the stream is STREAM_WARMUP_S old
+            time.sleep(max(0.6, STREAM_WARMUP_S - (time.monotonic() - s.audio._opened_at)))
             s.mixer.set_program(P.MELODY.channel, 0)
             probe = _Probe(s.mixer._tap, s.mixer.max_block)
             s.mixer.set_tap(probe)
@@ -246,9 +315,14 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             work, frames, entry, blocks_log = [], [], [], []
             read_upto = s.mixer.blocks
             entry_upto = s.audio._blk_n
+            a = s.audio          # the timing ring as the soak starts (the stream's settling)
+            ix = np.arange(max(0, entry_upto - TIMING_RING), entry_upto) & (TIMING_RING - 1)
+            blocks_before = np.stack([a._blk_clock[ix].astype(np.float64), a._blk_time[ix], a._blk_dac[ix],
+                                      a._blk_lead[ix], a._blk_entry[ix], a._blk_xrun[ix].astype(np.float64)], axis=1)
+            opened_at = a._opened_at
             xruns0, late0 = s.mixer.xruns, s.mixer.late_events
             t_start = time.monotonic()
-            latencies, beyond_fixed, notes = [], [], []
+            latencies, latencies_audible, beyond_fixed, notes = [], [], [], []
             next_probe = t_start + 1.0
             next_drain = t_start + 1.0
             next_log = t_start + 30.0
@@ -273,7 +347,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                                                 a._blk_xrun[ix].astype(np.float64)], axis=1))
                     entry_upto = n
                     next_drain = now + 1.0
-                if now >= next_probe and probe.peak < PROBE_THRESHOLD and probe.hit is None:
+                if now >= next_probe and probe.quiet_since(s.mixer.clock) > PROBE_QUIET_S * rate:
                     probe.armed = True
                     xr_before, late_before = s.mixer.xruns, s.mixer.late_events
                     line_before = _dac_line(s.audio)
@@ -283,21 +357,23 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     stamped_at = s.audio.last_stamp_time      # before the note-off re-stamps
                     fixed = s.audio.player_latency()      # the delay this note was timed with
                     end = t0 + 0.5
-                    while probe.hit is None and time.monotonic() < end:
+                    while probe.hit_audible is None and time.monotonic() < end:
                         time.sleep(0.0005)
                     s.key_event(84, False)
-                    if probe.hit is not None:
+                    if probe.hit is not None and probe.hit_audible is not None:
                         blk = s.audio.block_at(probe.hit)
-                        if blk is not None:
+                        blk_a = s.audio.block_at(probe.hit_audible)
+                        if blk is not None and blk_a is not None:
                             c, _, dac = blk
                             latencies.append(1000.0 * (dac + (probe.hit - c) / rate - t0))
+                            latencies_audible.append(1000.0 * (blk_a[2] + (probe.hit_audible - blk_a[0]) / rate - t0))
                             beyond_fixed.append(latencies[-1] - 1000.0 * fixed if fixed else float("nan"))
                             notes.append(_note_record(s, t0, stamp, stamped_at, fixed, probe.hit, blk, line_before,
                                                       s.mixer.xruns - xr_before,
                                                       s.mixer.late_events - late_before, t_start, rate))
                             notes[-1]["t0"], notes[-1]["hit"] = t0, int(probe.hit)
                     probe.armed = False
-                    probe.hit = None
+                    probe.hit = probe.hit_audible = None
                     next_probe = time.monotonic() + 0.6
                 if log and now >= next_log:
                     log(f"  {blocksize}: {now - t_start:5.0f} s, xruns {s.mixer.xruns - xruns0}, "
@@ -316,6 +392,16 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             monitor.wait(timeout=10)
             if mic_player is not None and mic_player.poll() is None:
                 mic_player.terminate()
+        stalls, watch_rt = [], []
+        for proc, path in watchers:
+            proc.terminate()             # it writes its file on SIGTERM
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            rt, gaps = stallwatch.read(path)
+            stalls.append([(a, g) for a, g in gaps if t_start <= a <= t_start + elapsed])   # the soak's
+            watch_rt.append(rt)
         w = np.concatenate(work).astype(np.float64) / 1e6 if work else np.zeros(0)
         fr = np.concatenate(frames).astype(np.float64) if frames else np.zeros(0)
         load = w / (fr * 1000.0 / rate) if w.size else w
@@ -333,6 +419,12 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             "late_mixer_events": int(late),
             # what came before each xrun (see _xrun_causes)
             "xrun_causes": xrun_causes,
+            "stream_restarts": int(s.audio.restarts),
+            "stream_age_at_start_s": round(t_start - opened_at, 1),
+            # real-time watchers that woke > 3 ms late (their CPU ran nothing of ours),
+            # and the xruns whose silent stretch such a stall overlapped
+            "machine_stalls": _stall_summary(stalls, watch_rt),
+            "xruns_vs_machine_stalls": _xruns_vs_stalls(blocks, stalls),
             "callback_realtime": bool(s.audio.realtime),
             "server_client_threads_realtime": int(s.audio.io_threads_realtime),
             "reported_output_latency_ms": round(snap.audio_latency_ms, 2),
@@ -343,6 +435,10 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                                  if lat.size else None,
                                  "std": round(float(lat.std()), 3) if lat.size else None},
             "note_to_sound_minus_output_latency_ms": _percentiles(lat - snap.audio_latency_ms) if lat.size else None,
+            # the same to the first sample above -60 dBFS (further into the piano's attack)
+            "note_to_sound_60dbfs_ms": _spread(latencies_audible),
+            "note_to_sound_60dbfs_minus_output_latency_ms":
+                _percentiles(np.asarray(latencies_audible) - snap.audio_latency_ms) if latencies_audible else None,
             # independent of PortAudio's DAC times: the notes' onsets in the null sink's
             # monitor recording against their key_event times (a line fitted through
             # all: the residual spread is the jitter as played)
@@ -353,7 +449,8 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             "player_latency_ms_over_notes": _spread([n["player_latency_ms"] for n in notes
                                                      if n["player_latency_ms"]]),
             # each note's latency minus the fixed delay it was timed with: the synth-period
-            # wait, the probe's attack to -60 dBFS (1.3 ms) and the DAC clock's wander; its
+            # wait, the probe's attack to its first non-zero sample (~23 frames, 0.5 ms) and
+            # the DAC clock's wander; its
             # spread is the jitter left when the fixed delay itself does not move
             "note_to_sound_minus_player_latency_ms": _spread(beyond_fixed),
             # how much later than the quickest one each callback started running Python
@@ -376,9 +473,13 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
         })
         if notes_path:
             with open(notes_path, "w") as f:
-                json.dump({"blocksize": blocksize, "notes": notes, "blocks": blocks.tolist()}, f)
+                json.dump({"blocksize": blocksize, "notes": notes, "blocks": blocks.tolist(),
+                           "blocks_before": blocks_before.tolist(), "opened_at": opened_at}, f)
         return result
     finally:
+        for proc, _ in watchers:
+            if proc.poll() is None:
+                proc.kill()
         srv.stop()
         if old_home is None:
             os.environ.pop("LIVEBAND_HOME", None)
@@ -388,8 +489,6 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
 
 
 def main(args) -> int:
-    import sys
-
     quick = bool(getattr(args, "quick", False))
     seconds = getattr(args, "seconds", None) or (20.0 if quick else 600.0)
     sizes = [args.blocksize] if getattr(args, "blocksize", None) else [256, 128]
@@ -397,7 +496,8 @@ def main(args) -> int:
     out = {"bench": "audio", "server": "pulseaudio null sink (SoftwareAudioServer)", "sample_rate": 48000,
            "seconds_per_blocksize": seconds, "cpu_count": os.cpu_count(),
            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-           "probe": "Session.key_event (the MIDI-in path after rtmidi) -> first sample above -60 dBFS at the DAC",
+           "probe": "Session.key_event (the MIDI-in path after rtmidi) -> first non-zero sample (>= 1 LSB of "
+                    "16 bits) at the DAC; note_to_sound_60dbfs_ms: to the first sample above -60 dBFS",
            "runs": []}
     notes = os.environ.get("LIVEBAND_BENCH_NOTES")   # per-note / per-block timing dump (JSON)
     for bs in sizes:

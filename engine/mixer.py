@@ -96,6 +96,7 @@ def _callback_synth(synth, hold_gil: bool):
     return synth
 CC_VOLUME, CC_SUSTAIN, CC_ALL_NOTES_OFF = 7, 64, 123
 SYNTH_PERIOD = 64            # FluidSynth applies events only at these frame boundaries
+PLAYER_PHASES = 4            # synths for the player's channel, a quarter period apart
 _NOBODY = bytes(128)         # "no synth holds this pitch", for every pitch
 POST_CHUNK = 224             # frames: 448 samples stay under numpy's 500-element GIL release
 WORK_RING = 1 << 14          # durations kept for p50/p99 (about 87 s of 256-frame blocks)
@@ -164,15 +165,16 @@ class Mixer:
         self._click_hi = (np.sin(2 * np.pi * 1760.0 * t) * env).astype(np.float32)
         self._click_lo = (np.sin(2 * np.pi * 1320.0 * t) * env * 0.7).astype(np.float32)
         self._cbuf = np.zeros(self.max_block, dtype=np.float32)
-        # The player's phase pair (see enable_player_phases): the twin synth, its
-        # scratch block, where each synth's 64-frame periods start relative to the
-        # clock, and which synth holds each sounding player pitch (0 none, 1 main, 2 twin).
-        self._twin = None
-        self._twin_synth = None
+        # The player's phase set (see enable_player_phases): the extra synths, one scratch
+        # block each, where each synth's 64-frame periods start relative to the clock
+        # (index 0: the main synth), and which synth holds each sounding player pitch
+        # (0 none, k + 1 synth k).
+        self._extra: tuple = ()
+        self._extra_synths: list = []
         self._player_ch = -1
-        self._tbuf = np.zeros((self.max_block, 2), dtype=np.float32)
-        self._main_phase = int(getattr(synth, "frames_rendered", 0)) % SYNTH_PERIOD
-        self._twin_phase = 0
+        self._xbuf = np.zeros((0, self.max_block, 2), dtype=np.float32)
+        self._xpos = [0] * PLAYER_PHASES      # render position of each synth in the block
+        self._phase = [int(getattr(synth, "frames_rendered", 0)) % SYNTH_PERIOD]
         self._held = bytearray(128)
         self._timebase = None        # callable: the sample an event arriving now sounds at
         # Work-time ring (nanoseconds per block) and the block size each was measured on.
@@ -199,38 +201,53 @@ class Mixer:
         fn = self._timebase
         return IMMEDIATE if fn is None else fn()
 
-    def enable_player_phases(self, channel: int) -> bool:
-        """Play ``channel`` (the player's) on two synths whose 64-frame periods are half a
-        period apart, each note going to the one whose next period starts first.
+    def enable_player_phases(self, channel: int, phases: int = PLAYER_PHASES) -> bool:
+        """Play ``channel`` (the player's) on ``phases`` synths whose 64-frame periods are
+        spread evenly over a period, each note going to the one whose next period starts
+        first.
 
         Why: FluidSynth starts a note only at its next period boundary, so one synth
         quantises a note's start to 64 frames (1.33 ms at 48 kHz) however finely the block
-        is split; two shifted synths halve that to at most 31 frames (0.65 ms), which is
-        what keeps the player's note-to-sound jitter under 1 ms. The band keeps its one
+        is split. N shifted synths cut the wait to at most 64/N - 1 frames: with 4, 15
+        frames (0.31 ms), which keeps the player's note-to-sound jitter well under 1 ms
+        (two, as before, left 0-31 frames: 0.65 ms of the 1 ms budget). An extra synth
+        shares the SoundFont's samples through FluidSynth's sample cache (+13 MB each,
+        measured) and costs its idle render (the reverb) per block. The band keeps its one
         synth (its events are on the step grid, already planned ahead).
         Returns False when the synth cannot be duplicated (then one phase only).
-        Thread: owner, while no stream runs (it loads the SoundFont a second time).
+        Thread: owner, while no stream runs (it builds synths).
         """
-        if self._twin is None:
+        if not 1 <= phases <= PLAYER_PHASES:
+            raise ValueError(f"player phases must be 1-{PLAYER_PHASES}, got {phases}")
+        if not self._extra and phases > 1:
             make = getattr(self.synth, "twin", None)
             if make is None:
                 return False
-            twin = make()
-            # Pre-render silence so the twin's periods start half a period after the
-            # main synth's on the current clock; from now on both render every frame.
-            lead = (self.clock + self._main_phase + SYNTH_PERIOD // 2) % SYNTH_PERIOD
-            if lead:
-                twin.render_into(self._tbuf, 0, lead)
-            self._twin_phase = (self._main_phase + SYNTH_PERIOD // 2) % SYNTH_PERIOD
-            self._twin_synth = twin
-            # Re-send every channel's volume and program so the twin matches.
+            main_phase = self._phase[0]
+            bufs = np.zeros((phases - 1, self.max_block, 2), dtype=np.float32)
+            extra, made, phase = [], [], [main_phase]
+            for k in range(1, phases):
+                twin = make()
+                # Pre-render silence so this synth's periods start k/N of a period after
+                # the main synth's on the current clock; from now on all render every frame.
+                shift = k * SYNTH_PERIOD // phases
+                lead = (self.clock + main_phase + shift) % SYNTH_PERIOD
+                if lead:
+                    twin.render_into(bufs[k - 1], 0, lead)
+                phase.append((main_phase + shift) % SYNTH_PERIOD)
+                made.append(twin)
+                extra.append(_callback_synth(twin, self._hold_gil))
+            # Re-send every channel's volume and program so the new synths match.
             self._applied_vol[:] = -1
             self._applied_prog[:] = -1
             self._ctl_version += 1
             self._held[:] = _NOBODY
-            self._twin = _callback_synth(twin, self._hold_gil)
+            self._extra_synths = made
+            self._xbuf = bufs
+            self._phase = phase
+            self._extra = tuple(extra)
         self._player_ch = int(channel)
-        return True
+        return bool(self._extra)
 
     def remove_queue(self, q: EventQueue) -> None:
         self._queues = tuple(x for x in self._queues if x is not q)
@@ -304,8 +321,7 @@ class Mixer:
 
     # -- the audio path --------------------------------------------------------
     def _apply_controls(self) -> None:
-        twin = self._twin
-        synths = (self._synth,) if twin is None else (self._synth, twin)
+        synths = (self._synth,) + self._extra
         if self._reset_requested:
             self._reset_requested = False
             for synth in synths:
@@ -366,9 +382,11 @@ class Mixer:
         if self._reset_requested or self._ctl_version != self._ctl_applied:
             self._apply_controls()
         synth = self._synth
-        twin = self._twin
-        pch = self._player_ch if twin is not None else -1
-        tpos = 0                    # frames of the twin rendered so far in this block
+        extra = self._extra
+        pch = self._player_ch if extra else -1
+        xpos = self._xpos            # frames of each extra synth rendered so far in this block
+        for k in range(len(extra)):
+            xpos[k] = 0
 
         # Pop and apply events in time order across queues: each queue is already
         # time-ordered, so a k-way merge over their heads keeps cross-queue order.
@@ -409,8 +427,7 @@ class Mixer:
                     self.late_events += 1
                 kind, ch, d1, d2 = int(ek[i]), int(ec[i]), int(e1[i]), int(e2[i])
                 if ch == pch:
-                    pos, tpos = self._player_event(out, best_off, clock + best_off, pos, tpos,
-                                                   kind, ch, d1, d2)
+                    pos = self._player_event(out, best_off, clock + best_off, pos, kind, ch, d1, d2)
                 else:
                     if best_off > pos:
                         synth.render_into(out, pos, best_off)
@@ -421,8 +438,10 @@ class Mixer:
                     log.push(clock + best_off, kind, ch, d1, d2)
         if pos < frames:
             synth.render_into(out, pos, frames)
-        if twin is not None and tpos < frames:
-            twin.render_into(self._tbuf, tpos, frames)
+        xbuf = self._xbuf
+        for k in range(len(extra)):
+            if xpos[k] < frames:
+                extra[k].render_into(xbuf[k], xpos[k], frames)
 
         # Post-processing in pieces of at most POST_CHUNK frames: numpy releases the GIL
         # inside any ufunc over more than 500 elements, and winning it back can mean
@@ -432,8 +451,8 @@ class Mixer:
         for s in range(0, frames, POST_CHUNK):
             e = min(frames, s + POST_CHUNK)
             piece = out[s:e]
-            if twin is not None:
-                np.add(piece, self._tbuf[s:e], out=piece)
+            for k in range(len(extra)):
+                np.add(piece, xbuf[k, s:e], out=piece)
             self._master_and_limit(piece, e - s)
             if tap is not None:
                 tap.write(piece, clock + s)
@@ -447,47 +466,54 @@ class Mixer:
         self.work_frames[k] = frames
         self.blocks += 1
 
-    def _player_event(self, out: np.ndarray, off: int, t: int, pos: int, tpos: int,
-                      kind: int, ch: int, d1: int, d2: int) -> tuple[int, int]:
+    def _player_event(self, out: np.ndarray, off: int, t: int, pos: int,
+                      kind: int, ch: int, d1: int, d2: int) -> int:
         """Apply one event on the player's channel at block offset ``off`` (sample ``t``)
-        to the phase pair; returns the new (main, twin) render positions. Thread: audio."""
-        main, twin, held = self._synth, self._twin, self._held
+        to the phase set; returns the main synth's new render position (the extra
+        synths' positions are in ``self._xpos``). Thread: audio."""
+        held = self._held
         if kind == NOTE_ON and d2 > 0:
             # The synth whose next period boundary comes first starts the note soonest.
-            use = 2 if (-(t + self._twin_phase)) % SYNTH_PERIOD < (-(t + self._main_phase)) % SYNTH_PERIOD else 1
+            use, wait = 1, SYNTH_PERIOD
+            phase = self._phase
+            for k in range(len(phase)):
+                w = (-(t + phase[k])) % SYNTH_PERIOD
+                if w < wait:
+                    use, wait = k + 1, w
             old = held[d1]
-            if old and old != use:       # the pitch still sounds on the other synth: end it
-                if old == 1:
-                    if off > pos:
-                        main.render_into(out, pos, off)
-                        pos = off
-                    main.note_off(ch, d1)
-                else:
-                    if off > tpos:
-                        twin.render_into(self._tbuf, tpos, off)
-                        tpos = off
-                    twin.note_off(ch, d1)
+            if old and old != use:       # the pitch still sounds on another synth: end it
+                pos = self._on_synth(old, out, off, pos, NOTE_OFF, ch, d1, 0)
             held[d1] = use
-            targets = (use,)
-        elif kind == NOTE_ON or kind == NOTE_OFF:
-            targets = (held[d1] or 1,)
+            return self._on_synth(use, out, off, pos, kind, ch, d1, d2)
+        if kind == NOTE_ON or kind == NOTE_OFF:
+            which = held[d1] or 1
             held[d1] = 0
-        else:                            # controllers, programs, all-off: both synths
-            targets = (1, 2)
-            if kind == ALL_OFF:
-                held[:] = _NOBODY
-        for which in targets:
-            if which == 1:
-                if off > pos:
-                    main.render_into(out, pos, off)
-                    pos = off
-                self._apply_event(main, kind, ch, d1, d2)
-            else:
-                if off > tpos:
-                    twin.render_into(self._tbuf, tpos, off)
-                    tpos = off
-                self._apply_event(twin, kind, ch, d1, d2)
-        return pos, tpos
+            return self._on_synth(which, out, off, pos, kind, ch, d1, d2)
+        # controllers, programs, all-off: every synth of the set
+        if kind == ALL_OFF:
+            held[:] = _NOBODY
+        for which in range(1, len(self._extra) + 2):
+            pos = self._on_synth(which, out, off, pos, kind, ch, d1, d2)
+        return pos
+
+    def _on_synth(self, which: int, out: np.ndarray, off: int, pos: int,
+                  kind: int, ch: int, d1: int, d2: int) -> int:
+        """Render synth ``which`` (1: main, k + 1: extra k) up to ``off``, then apply the
+        event to it. Returns the main synth's render position. Thread: audio."""
+        if which == 1:
+            if off > pos:
+                self._synth.render_into(out, pos, off)
+                pos = off
+            self._apply_event(self._synth, kind, ch, d1, d2)
+            return pos
+        k = which - 2
+        synth = self._extra[k]
+        xpos = self._xpos
+        if off > xpos[k]:
+            synth.render_into(self._xbuf[k], xpos[k], off)
+            xpos[k] = off
+        self._apply_event(synth, kind, ch, d1, d2)
+        return pos
 
     def _master_and_limit(self, out: np.ndarray, frames: int) -> None:
         """Master gain, then a peak limiter: instant attack ramped over the block,

@@ -1,0 +1,59 @@
+"""The audio soak's own arithmetic: which xruns the machine caused, and the probe tap."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from engine import stallwatch
+from engine.bench_audio import AUDIBLE_THRESHOLD, PROBE_THRESHOLD, _Probe, _xruns_vs_stalls
+
+
+def _blocks(times: list[float], xrun_at: list[int]) -> np.ndarray:
+    b = np.zeros((len(times), 6))
+    b[:, 1] = times
+    b[xrun_at, 5] = 1.0
+    return b
+
+
+def test_an_xrun_counts_against_the_machine_only_when_a_stall_overlaps_its_silent_gap():
+    # callbacks every 5 ms, then 40 ms of nothing before the xrun's callback at 10.060 s
+    times = [10.000, 10.005, 10.010, 10.015, 10.020, 10.060, 10.065]
+    blocks = _blocks(times, [5])
+    before = [(9.000, 30.0)]                # a stall long before: not this xrun's
+    during = [(10.025, 30.0)]               # 10.025-10.055, inside the 10.020-10.060 gap
+    assert _xruns_vs_stalls(blocks, [before, []])["on_any_cpu_stall"] == 0
+    one = _xruns_vs_stalls(blocks, [during, before])
+    assert (one["on_any_cpu_stall"], one["on_all_cpus_stall"]) == (1, 0)
+    both = _xruns_vs_stalls(blocks, [during, [(10.030, 12.0)]])
+    assert (both["on_any_cpu_stall"], both["on_all_cpus_stall"]) == (1, 1)
+    assert both["longest_stall_ms"] == [30.0]
+
+
+def test_the_stall_watch_runs_as_its_own_process_and_its_file_reads_back(tmp_path):
+    out = tmp_path / "stalls.txt"
+    cpu = min(os.sched_getaffinity(0))
+    subprocess.run([sys.executable, "-m", "engine.stallwatch", str(cpu), "0.3", str(out)],
+                   check=True, timeout=30)
+    realtime, gaps = stallwatch.read(str(out))
+    assert out.read_text().startswith(f"# cpu {cpu} realtime {int(realtime)}")
+    assert all(g > 1000.0 * stallwatch.STALL_S for _, g in gaps)
+    assert stallwatch.read(str(tmp_path / "missing.txt")) == (False, [])
+
+
+def test_the_probe_finds_the_first_non_zero_sample_then_the_first_audible_one():
+    probe = _Probe(None, 256)
+    silent = np.zeros((256, 2), np.float32)
+    probe.write(silent, 0)
+    assert probe.quiet_since(256) >= 256
+    probe.armed = True
+    attack = np.zeros((256, 2), np.float32)
+    attack[100:, 0] = np.geomspace(PROBE_THRESHOLD / 4, 0.1, 156)   # a rising onset
+    probe.write(attack, 256)
+    first = 256 + int(np.argmax(attack[:, 0] > PROBE_THRESHOLD))
+    loud = 256 + int(np.argmax(attack[:, 0] > AUDIBLE_THRESHOLD))
+    assert (probe.hit, probe.hit_audible) == (first, loud)
+    assert first < loud and not probe.armed
+    assert probe.quiet_since(512) == 1           # still sounding at the block's end
