@@ -10,15 +10,16 @@ reports, as JSON:
 - callback work time p50/p99/max in ms and as a fraction of the block's duration, over
   every block of the soak (the mixer's ring is drained every second);
 - player-note-to-sound latency: a note is injected through the same path a MIDI note
-  takes (``Session.key_event``: immediate event queue + melody event) every ~0.6 s, and
-  the time from the injection to the moment its first non-zero sample reaches the DAC
-  (PortAudio's DAC time for that block + the sample's offset) is measured: "non-zero" as
-  the 16-bit sink plays it, at least one LSB (-90 dBFS), the issue's definition. The
-  first sample above -60 dBFS (clearly audible, ~40 frames further into the piano's
-  attack) is reported beside it. The band is muted *at the mixer* for this (the synth
-  still renders every band voice, so the load is the same; muted, it stays below one
-  LSB) so the probe note is the only thing above the threshold, and a probe is struck
-  only after 0.15 s of digital silence (the previous one's release and reverb);
+  takes (``Session.key_event``: immediate event queue + melody event) about once a
+  second, and the time from the injection to the moment its first non-zero sample
+  reaches the DAC (PortAudio's DAC time for that block + the sample's offset) is
+  measured: "non-zero" as the 16-bit sink plays it, at least one LSB (-90 dBFS), the
+  "first non-zero output sample" the target is set on. The first sample above -60 dBFS
+  (clearly audible, ~40 frames further into the piano's attack) is reported beside it.
+  The band is muted *at the mixer* for this (the synth still renders every band voice,
+  so the load is the same; muted, it stays below one LSB) so the probe note is the only
+  thing above the threshold, and a probe is struck only after 0.15 s of digital silence
+  (the previous one's release and reverb);
 - the player latency the notes were stamped with (``AudioOut.player_latency``: notes are
   timed on arrival and sound that fixed delay later, so the spread of note-to-sound is
   the jitter) and each callback's start delay (PortAudio's call to our first line,
@@ -274,8 +275,8 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
     os.environ["LIVEBAND_HOME"] = home
     srv = SoftwareAudioServer("pulse").start()
     # a real-time stall watcher per CPU (engine.stallwatch), to tell an xrun the machine
-    # caused (a CPU taken away) from one of ours; started before the session (a fork of
-    # the session's process, torch loaded, would copy its page tables mid-soak)
+    # caused (a CPU taken away) from one of ours; started before the session, so their
+    # start-up (a fork, two interpreters) is not part of the soak
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     watchers = [(subprocess.Popen([sys.executable, "-m", "engine.stallwatch", str(c), str(seconds + 600.0),
                                    os.path.join(home, f"stalls{c}.txt")], cwd=_REPO_ROOT),

@@ -170,7 +170,6 @@ class Mixer:
         # (index 0: the main synth), and which synth holds each sounding player pitch
         # (0 none, k + 1 synth k).
         self._extra: tuple = ()
-        self._extra_synths: list = []
         self._player_ch = -1
         self._xbuf = np.zeros((0, self.max_block, 2), dtype=np.float32)
         self._xpos = [0] * PLAYER_PHASES      # render position of each synth in the block
@@ -225,7 +224,7 @@ class Mixer:
                 return False
             main_phase = self._phase[0]
             bufs = np.zeros((phases - 1, self.max_block, 2), dtype=np.float32)
-            extra, made, phase = [], [], [main_phase]
+            extra, phase = [], [main_phase]
             for k in range(1, phases):
                 twin = make()
                 # Pre-render silence so this synth's periods start k/N of a period after
@@ -235,14 +234,12 @@ class Mixer:
                 if lead:
                     twin.render_into(bufs[k - 1], 0, lead)
                 phase.append((main_phase + shift) % SYNTH_PERIOD)
-                made.append(twin)
                 extra.append(_callback_synth(twin, self._hold_gil))
             # Re-send every channel's volume and program so the new synths match.
             self._applied_vol[:] = -1
             self._applied_prog[:] = -1
             self._ctl_version += 1
             self._held[:] = _NOBODY
-            self._extra_synths = made
             self._xbuf = bufs
             self._phase = phase
             self._extra = tuple(extra)
