@@ -76,7 +76,10 @@ def _level_db(x, n):
 def test_an_8k_or_96k_device_with_the_users_gain_gives_the_hummed_notes(pulse_server, tmp_path, rate, gain_db):
     """The stream runs at the device's rate; notes come out dated on the 48 kHz session
     clock with the hummed rhythm, and the meter shows the level after the user's gain."""
-    clip = make_hum(HumSpec(24, "male", 100, 6, sample_rate=48000))
+    # No scoops: this is about the device's rate and the gain. A short note begun with a
+    # scoop is sometimes named a semitone flat (the tracker names it ~40 ms in), which
+    # the pitch bench counts; here it made 2 misses of 6 in ~1 run of 10.
+    clip = make_hum(HumSpec(24, "male", 100, 6, sample_rate=48000, scoop_prob=0.0))
     quiet = clip.audio * np.float32(10 ** (-gain_db / 20))        # what the gain makes up for
     wav = tmp_path / "hum.wav"
     wavfile.write(wav, 48000, (quiet * 32767).astype(np.int16))
