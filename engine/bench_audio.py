@@ -197,6 +197,13 @@ def _xrun_causes(blocks: np.ndarray, block_s: float) -> dict:
     return out
 
 
+def _timing_rows(audio, ix: np.ndarray) -> np.ndarray:
+    """AudioOut's timing ring at indices ``ix`` as rows of (clock, callback time, DAC
+    time, lead, entry delay, xrun): shape (len(ix), 6) float64."""
+    return np.stack([audio._blk_clock[ix].astype(np.float64), audio._blk_time[ix], audio._blk_dac[ix],
+                     audio._blk_lead[ix], audio._blk_entry[ix], audio._blk_xrun[ix].astype(np.float64)], axis=1)
+
+
 def _xruns_vs_stalls(blocks: np.ndarray, stalls: list[list[tuple[float, float]]]) -> dict:
     """Each xrun against the machine stalls (engine.stallwatch: a real-time watcher per
     CPU that woke late, i.e. that CPU ran nothing of ours). An xrun's silent stretch is
@@ -316,11 +323,10 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             work, frames, entry, blocks_log = [], [], [], []
             read_upto = s.mixer.blocks
             entry_upto = s.audio._blk_n
-            a = s.audio          # the timing ring as the soak starts (the stream's settling)
-            ix = np.arange(max(0, entry_upto - TIMING_RING), entry_upto) & (TIMING_RING - 1)
-            blocks_before = np.stack([a._blk_clock[ix].astype(np.float64), a._blk_time[ix], a._blk_dac[ix],
-                                      a._blk_lead[ix], a._blk_entry[ix], a._blk_xrun[ix].astype(np.float64)], axis=1)
-            opened_at = a._opened_at
+            # the timing ring as the soak starts (the stream's settling)
+            blocks_before = _timing_rows(s.audio, np.arange(max(0, entry_upto - TIMING_RING), entry_upto)
+                                         & (TIMING_RING - 1))
+            opened_at = s.audio._opened_at
             xruns0, late0 = s.mixer.xruns, s.mixer.late_events
             t_start = time.monotonic()
             latencies, latencies_audible, beyond_fixed, notes = [], [], [], []
@@ -342,10 +348,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     lo = max(entry_upto, n - TIMING_RING + 1)
                     ix = np.arange(lo, n) & (TIMING_RING - 1)
                     entry.append(s.audio._blk_entry[ix].copy())
-                    a = s.audio         # every block's (clock, callback time, DAC time, lead, entry, xrun)
-                    blocks_log.append(np.stack([a._blk_clock[ix].astype(np.float64), a._blk_time[ix],
-                                                a._blk_dac[ix], a._blk_lead[ix], a._blk_entry[ix],
-                                                a._blk_xrun[ix].astype(np.float64)], axis=1))
+                    blocks_log.append(_timing_rows(s.audio, ix))
                     entry_upto = n
                     next_drain = now + 1.0
                 if now >= next_probe and probe.quiet_since(s.mixer.clock) > PROBE_QUIET_S * rate:
@@ -450,7 +453,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             "player_latency_ms_over_notes": _spread([n["player_latency_ms"] for n in notes
                                                      if n["player_latency_ms"]]),
             # each note's latency minus the fixed delay it was timed with: the synth-period
-            # wait, the probe's attack to its first non-zero sample (~23 frames, 0.5 ms) and
+            # wait, the probe's attack to its first non-zero sample (6-38 frames) and
             # the DAC clock's wander; its
             # spread is the jitter left when the fixed delay itself does not move
             "note_to_sound_minus_player_latency_ms": _spread(beyond_fixed),
