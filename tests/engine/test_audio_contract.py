@@ -116,8 +116,6 @@ def _fill_timing(audio, n, rate, block, *, late_dac=None, early=None, xrun_at=()
     seconds its callback came early (a refill burst: the lead really is longer);
     ``conv_err`` maps block -> seconds its DAC time is off on the monotonic clock alone
     (PortAudio's own lead for it is right: the clock conversion had not settled)."""
-    import time
-
     late_dac, early, conv_err = late_dac or {}, early or {}, conv_err or {}
     base = time.monotonic() - ago - n * block / rate
     for k in range(n):
@@ -139,8 +137,6 @@ def test_the_dac_line_ignores_a_scattered_block_and_an_xrun_does_not_raise_the_d
     (and snaps back): a stamp aimed with it moves the note by as much. The line is the
     median over recent blocks, so one scattered block moves the stamp by nothing; and the
     lead quantile that sets the player latency leaves out the blocks around an xrun."""
-    import time
-
     from engine.audio_out import AudioOut
     from engine.mixer import Mixer
 
@@ -194,7 +190,6 @@ def test_a_new_streams_first_blocks_off_its_line_do_not_set_the_player_latency(s
     with Synth(soundfont, sample_rate=SR, reverb=False) as synth:
         audio = AudioOut(Mixer(synth, SR, 512), blocksize=BLOCK)
         audio.stream = object()              # timing only: no PortAudio stream is touched
-        import time
         audio._opened_at = time.monotonic() - 0.5          # 0.5 s old: not settled yet
         # as measured: the first blocks off the line, and an underflow among them (whose
         # guard leaves nothing undisturbed to go by)
