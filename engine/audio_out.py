@@ -36,6 +36,8 @@ import time
 
 import numpy as np
 
+from engine.events import IMMEDIATE
+
 PREFERRED_RATES = (48000, 44100, 96000, 88200, 32000, 22050)
 # PortAudio's device list and stream table are process-global and not thread-safe: a
 # re-scan (terminate + initialize) while another thread opens a stream or queries the
@@ -58,6 +60,8 @@ LATENCY_LOWER_BY_S = 0.0003  # the player latency comes down by at least this ..
 LATENCY_LOWER_AFTER_S = 10.0  # ... once the lower value has held this long
 LATENCY_YOUNG_S = 20.0       # a stream this new still settles (its leads shrink for
 LATENCY_LOWER_YOUNG_S = 2.0  # ~10 s): its latency comes down after this instead
+LINE_REFRESH_S = 0.02        # refresh_line() recomputes the DAC line this often ...
+LINE_FRESH_S = 0.1           # ... and a stamp uses a line this young without recomputing
 
 
 # Audio-server client threads started inside PortAudio that carry the stream's data
@@ -204,7 +208,8 @@ class AudioOut:
         self._lower_since: float | None = None  # since when a lower latency has been measured
         self._lat_settled = False              # _lat was measured on a settled stream
         self.latency_blocks_left_out = 0       # blocks near disruptions at the last check
-        self._line_cache: tuple[int, float | None] = (-1, None)   # (blocks, dac_offset())
+        # (blocks, dac_offset(), time.monotonic() when computed): one tuple, one store
+        self._line_cache: tuple[int, float | None, float] = (-1, None, 0.0)
         self.last_stamp_time = 0.0             # time.monotonic() of the last arrival_time stamp
         self._opened_at = 0.0
         self._lat_checked = 0.0
@@ -431,9 +436,10 @@ class AudioOut:
         ~500 ppm faster than the monotonic clock on the null sink), stepping only when it
         inserts silence."""
         n = self._blk_n
-        cached_n, cached = self._line_cache
+        cached_n, cached, _ = self._line_cache
         if n == cached_n:
             return cached
+        computed_at = time.monotonic()
         k = min(n - self._n_at_open, LINE_BLOCKS)
         if self.stream is None or k <= 0:
             return None
@@ -448,32 +454,48 @@ class AudioOut:
             # the line stepped (PulseAudio put silence in without an xrun: measured +3.7
             # ms) less than half a window ago: the last 8 blocks are on the new line
             off = recent
-        self._line_cache = (n, off)      # one store: readers on other threads see both
+        self._line_cache = (n, off, computed_at)   # one store: readers see all three
         return off
+
+    def refresh_line(self) -> None:
+        """Recompute the DAC line if it is over LINE_REFRESH_S old, so that a player's
+        stamp finds it ready. Thread: one helper that runs every few ms (the session's
+        dispatcher), never a player's.
+
+        Why: computing it inside ``arrival_time`` (numpy medians, 35-100 us) put that work
+        between the stamp's clock read and its push, the window in which the player's
+        thread can be made to drop the GIL; it then waited 1-5 ms to win it back, the
+        callback covering the stamp ran meanwhile, and the note played late (16 of 624
+        probe notes in one 600 s soak: its 1.35 ms jitter)."""
+        if time.monotonic() - self._line_cache[2] >= LINE_REFRESH_S:
+            self.dac_offset()
 
     def arrival_time(self) -> int:
         """The audio-clock sample at which an event arriving now should sound: the one
         that reaches the DAC ``player_latency()`` from now, on the stream's DAC line
         (``dac_offset``). IMMEDIATE (the next block) while there is no stream timing.
-        Thread: any event producer (the mixer's timebase)."""
-        # the arrival time first: the work below (a median, a percentile once a second)
-        # is Python that can lose the GIL, and whatever it waits must not move the note
-        now = time.monotonic()
-        from engine.events import IMMEDIATE
+        Thread: any event producer (the mixer's timebase).
 
+        The clock is read first, and from there to the push only arithmetic runs: the
+        latency and the line are read as another thread left them (``watch`` re-checks
+        the latency every second, ``refresh_line`` the line every LINE_REFRESH_S). Any
+        Python in that window is where the player's thread can lose the GIL for ms, long
+        enough for the callback covering the stamp to run first (a late note)."""
+        now = time.monotonic()
         lat = self._lat
         if lat is None or self.player_latency_fixed is not None or now - self._lat_checked > 2 * LATENCY_RECHECK_S:
-            # the owner's watch() re-checks it every second, off this (player's) thread;
-            # here only when nobody did
+            # nobody re-checked it lately (no owner calling watch()): here, then
             lat = self.player_latency()
         if lat is None:
             return IMMEDIATE
-        off = self.dac_offset()
-        if off is None:
-            return IMMEDIATE
+        _, off, computed_at = self._line_cache
+        if off is None or now - computed_at > LINE_FRESH_S:
+            off = self.dac_offset()          # nobody refreshed it: compute it here
+            if off is None:
+                return IMMEDIATE
         self.last_stamp_time = now
         rate = self.mixer.sample_rate
-        if time.monotonic() >= off + self.mixer.clock / rate:
+        if now >= off + self.mixer.clock / rate:
             # Everything rendered has already played: the stream is starved or stalled
             # and the line no longer says where the DAC is.
             return IMMEDIATE
@@ -532,7 +554,7 @@ class AudioOut:
         self._lat_settled = False
         self._conv_prev = self._conv_cur = math.inf
         self._conv_n = 0
-        self._line_cache = (-1, None)
+        self._line_cache = (-1, None, 0.0)
         self.lost = None
         self._blocks_at_check = -1
         self._check_time = time.monotonic()

@@ -106,7 +106,8 @@ def _dac_line(audio) -> tuple[int, float] | None:
     return int(audio._blk_clock[i]), float(audio._blk_dac[i])
 
 
-def _note_record(s, t0, stamp, stamped_at, fixed, hit, blk, line_before, xruns, late, t_start, rate) -> dict:
+def _note_record(s, t0, stamp, stamped_at, fixed, hit, blk, line_before, xruns, late, t_start, rate,
+                 returned_at: float = 0.0) -> dict:
     """One probe note's timing, taken apart: where it was stamped, where the stamped
     sample really went out (DAC time of the block that rendered it), the synth's wait."""
     from engine.events import IMMEDIATE
@@ -125,6 +126,10 @@ def _note_record(s, t0, stamp, stamped_at, fixed, hit, blk, line_before, xruns, 
             rec["aim_error_ms"] = round(1000.0 * (sb[2] + (stamp - sb[0]) / rate - (t0 + fixed)), 3)
         if stamped_at >= t0:
             rec["stamp_delay_ms"] = round(1000.0 * (stamped_at - t0), 3)
+            if returned_at >= stamped_at:
+                # the push came before key_event returned: a late note with a long one
+                # lost its thread (the GIL) between the stamp and the push
+                rec["stamp_to_return_ms"] = round(1000.0 * (returned_at - stamped_at), 3)
         if line_before is not None:
             rec["stamp_ahead_of_line_ms"] = round(1000.0 * ((stamp - line_before[0]) / rate), 3)
     return rec
@@ -357,6 +362,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     line_before = _dac_line(s.audio)
                     t0 = time.monotonic()
                     s.key_event(84, True, 110)
+                    returned_at = time.monotonic()
                     stamp = s._key_q.last_time
                     stamped_at = s.audio.last_stamp_time      # before the note-off re-stamps
                     fixed = s.audio.player_latency()      # the delay this note was timed with
@@ -374,7 +380,8 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                             beyond_fixed.append(latencies[-1] - 1000.0 * fixed if fixed else float("nan"))
                             notes.append(_note_record(s, t0, stamp, stamped_at, fixed, probe.hit, blk, line_before,
                                                       s.mixer.xruns - xr_before,
-                                                      s.mixer.late_events - late_before, t_start, rate))
+                                                      s.mixer.late_events - late_before, t_start, rate,
+                                                      returned_at))
                             notes[-1]["t0"], notes[-1]["hit"] = t0, int(probe.hit)
                     probe.armed = False
                     probe.hit = probe.hit_audible = None
@@ -466,6 +473,11 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             # how long after the key_event call the stamp was taken (our own Python path:
             # a GIL wait there moves the note as much)
             "note_stamp_delay_ms": _spread([n["stamp_delay_ms"] for n in notes if "stamp_delay_ms" in n]),
+            # from that stamp to key_event's return (the push is in between): a late note
+            # whose value is long lost its thread there, after its clock read
+            "note_stamp_to_return_ms": _spread([n["stamp_to_return_ms"] for n in notes
+                                                if "stamp_to_return_ms" in n]),
+            "late_notes_stamp_to_return_ms": [n.get("stamp_to_return_ms") for n in notes if n["late"]],
             "note_synth_wait_frames": _spread([n["synth_wait_frames"] for n in notes if "synth_wait_frames" in n]),
             "notes_late": sum(1 for n in notes if n["late"]),
             "notes_unstamped": sum(1 for n in notes if not n["stamped"]),

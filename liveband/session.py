@@ -849,12 +849,15 @@ class Session:
 
     # -- helper threads ----------------------------------------------------------------
     def _dispatch_loop(self) -> None:
-        """Applied events -> recorder and MIDI out; MIDI clock. Thread: dispatcher."""
+        """Applied events -> recorder and MIDI out; MIDI clock; the audio stream's DAC line.
+        Thread: dispatcher."""
         buf = np.zeros(2048, EVENT_DTYPE)
         band_channels = {p.channel for p in P.BAND_PARTS}
         held: collections.deque = collections.deque()
         while not self._stop_threads.wait(0.002):
             try:
+                # the DAC line, kept fresh here so a player's stamp never computes it
+                self._audio.refresh_line()
                 n = self._log_q.pop_until(1 << 62, buf)
                 rec = self._recorder
                 out = self._midi_out

@@ -179,6 +179,51 @@ def test_the_dac_line_ignores_a_scattered_block_and_an_xrun_does_not_raise_the_d
         synth.close()
 
 
+def test_a_stamp_runs_no_numpy_between_its_clock_read_and_its_push_once_the_line_is_refreshed(
+        soundfont, monkeypatch):
+    """The player's thread can lose the GIL inside any Python between reading the clock
+    and pushing the note, and then wait ms for it: long enough for the callback covering
+    the stamp to run first. So the DAC line is computed by a helper (``refresh_line``),
+    and a stamp only reads it; a line nobody refreshed is computed at the stamp."""
+    import engine.audio_out as ao
+    from engine.mixer import Mixer
+
+    with Synth(soundfont, sample_rate=SR, reverb=False) as synth:
+        audio = ao.AudioOut(Mixer(synth, SR, 512), blocksize=BLOCK)
+        audio.stream = object()              # timing only: no PortAudio stream is touched
+        audio._opened_at = 0.0
+        base = _fill_timing(audio, 600, SR, BLOCK, ago=-1.0)
+        lat = audio.player_latency()
+        audio.refresh_line()
+        # one more block of the same stream since (the old code recomputed the line then)
+        i = audio._blk_n & (len(audio._blk_clock) - 1)
+        audio._blk_clock[i] = 600 * BLOCK
+        audio._blk_time[i] = base + 600 * BLOCK / SR
+        audio._blk_dac[i] = audio._blk_time[i] + 0.01067
+        audio._blk_lead[i] = 0.01067 + BLOCK / SR
+        audio._blk_n += 1
+        audio.mixer.clock = 601 * BLOCK
+
+        def no_numpy(*a, **k):
+            raise AssertionError("numpy work inside the stamp")
+        with monkeypatch.context() as m:
+            m.setattr(ao.np, "median", no_numpy)
+            m.setattr(ao.np, "percentile", no_numpy)
+            t0 = time.monotonic()
+            stamp = audio.arrival_time()
+        assert abs(base + 0.01067 + stamp / SR - (t0 + lat)) < 2.0 / SR + 0.0005
+        # a line older than LINE_FRESH_S is not trusted: the stamp computes it
+        n, off, at = audio._line_cache
+        audio._line_cache = (n, off + 0.004, at - ao.LINE_FRESH_S - 0.01)    # stale and wrong
+        t0 = time.monotonic()
+        stamp = audio.arrival_time()
+        assert abs(base + 0.01067 + stamp / SR - (t0 + lat)) < 2.0 / SR + 0.0005
+        # and refresh_line recomputes only every LINE_REFRESH_S
+        before = audio._line_cache
+        audio.refresh_line()
+        assert audio._line_cache is before
+
+
 def test_a_new_streams_first_blocks_off_its_line_do_not_set_the_player_latency(soundfont):
     """A new PulseAudio stream's first blocks report DAC times ~220 ms off the line it
     then plays on, and an underflow comes with them. While the stream settles the
