@@ -470,18 +470,24 @@ class AudioOut:
         if time.monotonic() - self._line_cache[2] >= LINE_REFRESH_S:
             self.dac_offset()
 
-    def arrival_time(self) -> int:
-        """The audio-clock sample at which an event arriving now should sound: the one
-        that reaches the DAC ``player_latency()`` from now, on the stream's DAC line
-        (``dac_offset``). IMMEDIATE (the next block) while there is no stream timing.
+    def arrival_time(self, arrived: float | None = None) -> int:
+        """The audio-clock sample at which an event that reached LiveBand at monotonic
+        time ``arrived`` (None: now) should sound: the one that reaches the DAC
+        ``player_latency()`` after it, on the stream's DAC line (``dac_offset``).
+        IMMEDIATE (the next block) while there is no stream timing.
         Thread: any event producer (the mixer's timebase).
 
-        The clock is read first, and from there to the push only arithmetic runs: the
-        latency and the line are read as another thread left them (``watch`` re-checks
-        the latency every second, ``refresh_line`` the line every LINE_REFRESH_S). Any
-        Python in that window is where the player's thread can lose the GIL for ms, long
-        enough for the callback covering the stamp to run first (a late note)."""
+        The note is timed from ``arrived``, read by the key or MIDI handler first thing,
+        so the Python from there to here does not move it (a forced GIL switch in that
+        path cost ~0.15 ms in half the probe notes of a 600 s soak). From here to the push
+        only arithmetic runs: the latency and the line are read as another thread left
+        them (``watch`` re-checks the latency every second, ``refresh_line`` the line
+        every LINE_REFRESH_S). Computing them here put numpy between the clock read and
+        the push, where the player's thread could lose the GIL for ms and the callback
+        covering the stamp run first: a late note (16 of 624 in one soak)."""
         now = time.monotonic()
+        if arrived is None or arrived > now:
+            arrived = now
         lat = self._lat
         if lat is None or self.player_latency_fixed is not None or now - self._lat_checked > 2 * LATENCY_RECHECK_S:
             # nobody re-checked it lately (no owner calling watch()): here, then
@@ -493,13 +499,13 @@ class AudioOut:
             off = self.dac_offset()          # nobody refreshed it: compute it here
             if off is None:
                 return IMMEDIATE
-        self.last_stamp_time = now
+        self.last_stamp_time = arrived
         rate = self.mixer.sample_rate
         if now >= off + self.mixer.clock / rate:
             # Everything rendered has already played: the stream is starved or stalled
             # and the line no longer says where the DAC is.
             return IMMEDIATE
-        return int(math.ceil((now + lat - off) * rate))
+        return int(math.ceil((arrived + lat - off) * rate))
 
     # -- lifecycle (Thread: owner) ---------------------------------------------
     @property

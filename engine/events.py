@@ -35,8 +35,9 @@ class EventQueue:
         self._write = 0      # only the producer changes this
         self._read = 0       # only the consumer changes this
         self.dropped = 0     # pushes refused because the queue was full
-        # Optional callable returning the time an IMMEDIATE event should get (or
-        # IMMEDIATE itself when it cannot tell); called by the producer inside push.
+        # Optional callable(arrived) returning the time an IMMEDIATE event that arrived
+        # at monotonic time ``arrived`` (None: now) should get, or IMMEDIATE when it
+        # cannot tell; called by the producer inside push.
         self.stamper = None
         self._last_time = IMMEDIATE   # latest stamp given (producer only)
         self.last_time = IMMEDIATE    # time the latest push was queued with
@@ -48,16 +49,20 @@ class EventQueue:
     def __len__(self) -> int:
         return self._write - self._read
 
-    def push(self, time: int, kind: int, channel: int, data1: int = 0, data2: int = 0) -> bool:
+    def push(self, time: int, kind: int, channel: int, data1: int = 0, data2: int = 0,
+             arrived: float | None = None) -> bool:
         """Queue one event (False: the queue was full). ``last_time`` then holds the
         time it was queued with (the stamp, for an IMMEDIATE event on a stamped queue).
+        ``arrived``: the ``time.monotonic()`` at which an IMMEDIATE event reached LiveBand
+        (the key or MIDI message), handed to the stamper so that the Python between
+        there and here does not move the note (None: now).
         Thread: the one producer."""
         w = self._write
         if w - self._read > self._mask:
             self.dropped += 1
             return False
         if time == IMMEDIATE and self.stamper is not None:
-            time = self.stamper()
+            time = self.stamper(arrived)
             if time != IMMEDIATE:
                 # The consumer pops in order and stops at the first event not yet due,
                 # so a stamp that went back (the timebase moved on to a newer block)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -151,17 +152,19 @@ def default_api() -> str | None:
 
 
 # -- MIDI in ----------------------------------------------------------------------
-NoteSink = Callable[[int, bool, int], None]        # (pitch, on, velocity)
-ControlSink = Callable[[int, int], None]           # (controller, value)
+NoteSink = Callable[[int, bool, int, float], None]   # (pitch, on, velocity, arrived)
+ControlSink = Callable[[int, int, float], None]       # (controller, value, arrived)
 
 
 class NoteFilter:
     """Turns raw mido messages into the player's notes: channel filtering, note-on with
     velocity 0 as note-off, sustain pedal held notes, everything else ignored.
 
-    ``on_note(pitch, on, velocity)`` gets the *musical* note events (a release while the
-    pedal is down is delivered when the pedal comes up, unless the key was struck
-    again); ``on_control(cc, value)`` gets the sustain pedal for the synth.
+    ``on_note(pitch, on, velocity, arrived)`` gets the *musical* note events (a release
+    while the pedal is down is delivered when the pedal comes up, unless the key was
+    struck again); ``on_control(cc, value, arrived)`` gets the sustain pedal for the
+    synth. ``arrived`` is ``time.monotonic()`` when the message reached this filter, read
+    before anything else, so that the player's note is timed from there.
     Thread: the one MIDI callback thread.
     """
 
@@ -179,12 +182,13 @@ class NoteFilter:
         self.errors = 0
 
     def __call__(self, msg) -> None:
+        arrived = time.monotonic()
         try:
-            self._handle(msg)
+            self._handle(msg, arrived)
         except Exception:   # never let a bad message or a sink bug kill the MIDI thread
             self.errors += 1
 
-    def _handle(self, msg) -> None:
+    def _handle(self, msg, arrived: float) -> None:
         kind = getattr(msg, "type", None)
         if kind not in ("note_on", "note_off", "control_change"):
             self.ignored += 1
@@ -198,11 +202,11 @@ class NoteFilter:
                 return
             down = msg.value >= 64
             if self.on_control is not None:
-                self.on_control(CC_SUSTAIN, msg.value)
+                self.on_control(CC_SUSTAIN, msg.value, arrived)
             if self.sustain and not down:
                 for p in sorted(self._held_by_pedal):
                     if p not in self._down:
-                        self.on_note(p, False, 0)
+                        self.on_note(p, False, 0, arrived)
                 self._held_by_pedal.clear()
             self.sustain = down
             return
@@ -210,13 +214,13 @@ class NoteFilter:
         if kind == "note_on" and msg.velocity > 0:
             self._down.add(pitch)
             self._held_by_pedal.discard(pitch)
-            self.on_note(pitch, True, msg.velocity)
+            self.on_note(pitch, True, msg.velocity, arrived)
         else:
             self._down.discard(pitch)
             if self.sustain:
                 self._held_by_pedal.add(pitch)
             else:
-                self.on_note(pitch, False, 0)
+                self.on_note(pitch, False, 0, arrived)
 
 
 class MidiInput:

@@ -189,16 +189,18 @@ class Mixer:
         self._queues = self._queues + (q,)
 
     def set_timebase(self, fn) -> None:
-        """``fn()`` returns the audio-clock sample an event arriving now should sound at,
+        """``fn(arrived)`` returns the audio-clock sample an event that arrived at
+        monotonic time ``arrived`` (None: now) should sound at,
         or IMMEDIATE when it cannot tell (engine.audio_out.AudioOut.arrival_time).
         Thread: owner (a plain attribute store)."""
         self._timebase = fn
 
-    def arrival_time(self) -> int:
-        """Where a player event pushed now goes on the audio clock (IMMEDIATE offline:
-        the start of the next block). Thread: any event producer."""
+    def arrival_time(self, arrived: float | None = None) -> int:
+        """Where a player event that arrived at monotonic time ``arrived`` (None: now)
+        goes on the audio clock (IMMEDIATE offline: the start of the next block).
+        Thread: any event producer."""
         fn = self._timebase
-        return IMMEDIATE if fn is None else fn()
+        return IMMEDIATE if fn is None else fn(arrived)
 
     def enable_player_phases(self, channel: int, phases: int = PLAYER_PHASES) -> bool:
         """Play ``channel`` (the player's) on ``phases`` synths whose 64-frame periods are

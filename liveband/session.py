@@ -428,11 +428,12 @@ class Session:
         """MIDI clock (24 ppqn) and start/stop on the MIDI output. Thread: UI."""
         self._midi_clock = bool(on)
 
-    def _player_note(self, q: EventQueue, pitch: int, on: bool, velocity: int) -> None:
-        """A note from the player: sound it at once and tell the band. Thread: the
-        queue's producer (UI for keys, rtmidi's thread for MIDI)."""
+    def _player_note(self, q: EventQueue, pitch: int, on: bool, velocity: int, arrived: float) -> None:
+        """A note from the player that reached LiveBand at monotonic time ``arrived``:
+        sound it a fixed delay after that and tell the band. Thread: the queue's producer
+        (UI for keys, rtmidi's thread for MIDI)."""
         ch = P.MELODY.channel
-        q.push(IMMEDIATE, NOTE_ON if on else NOTE_OFF, ch, pitch, velocity if on else 0)
+        q.push(IMMEDIATE, NOTE_ON if on else NOTE_OFF, ch, pitch, velocity if on else 0, arrived)
         # the sample it sounds at: the arrival stamp at the fixed player delay when the
         # stream has a timebase, else the start of the next block
         t = q.last_time if q.last_time != IMMEDIATE else self._mixer.clock
@@ -441,17 +442,18 @@ class Session:
             gen.melody_event(t, pitch, on)
         self._roll.push(t, NOTE_ON if on else NOTE_OFF, ch, pitch, velocity if on else 0)
 
-    def _midi_note(self, pitch: int, on: bool, velocity: int) -> None:
-        self._player_note(self._midi_q, pitch, on, velocity)
+    def _midi_note(self, pitch: int, on: bool, velocity: int, arrived: float) -> None:
+        self._player_note(self._midi_q, pitch, on, velocity, arrived)
 
-    def _midi_control(self, control: int, value: int) -> None:
-        self._midi_q.push(IMMEDIATE, CONTROL, P.MELODY.channel, control, value)
+    def _midi_control(self, control: int, value: int, arrived: float) -> None:
+        self._midi_q.push(IMMEDIATE, CONTROL, P.MELODY.channel, control, value, arrived)
 
     def key_event(self, pitch: int, down: bool, velocity: int = 100) -> None:
         """A computer-keyboard or on-screen key. Thread: UI."""
+        arrived = time.monotonic()        # first: the note is timed from here
         if not 0 <= int(pitch) < 128:
             raise ValueError(f"MIDI pitch out of range: {pitch}")
-        self._player_note(self._key_q, int(pitch), bool(down), max(1, min(127, int(velocity))))
+        self._player_note(self._key_q, int(pitch), bool(down), max(1, min(127, int(velocity))), arrived)
 
     # -- microphone ------------------------------------------------------------------
     def set_input_mode(self, mode: str) -> None:

@@ -212,6 +212,11 @@ def test_a_stamp_runs_no_numpy_between_its_clock_read_and_its_push_once_the_line
             t0 = time.monotonic()
             stamp = audio.arrival_time()
         assert abs(base + 0.01067 + stamp / SR - (t0 + lat)) < 2.0 / SR + 0.0005
+        # a note that arrived 2 ms ago (its handler read the clock then) is stamped from
+        # then: 96 samples earlier than one arriving now
+        stamp_now = audio.arrival_time()
+        stamp_then = audio.arrival_time(time.monotonic() - 0.002)
+        assert abs((stamp_now - stamp_then) - 0.002 * SR) <= 3
         # a line older than LINE_FRESH_S is not trusted: the stamp computes it
         n, off, at = audio._line_cache
         audio._line_cache = (n, off + 0.004, at - ao.LINE_FRESH_S - 0.01)    # stale and wrong

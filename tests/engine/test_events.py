@@ -38,7 +38,7 @@ def test_a_stamped_queue_gives_immediate_events_the_stampers_time():
     clock plus a fixed delay), so they no longer wait for 'the next block'."""
     q = EventQueue(8)
     stamps = iter([1000, 1300])
-    q.stamper = lambda: next(stamps)
+    q.stamper = lambda arrived: next(stamps)
     q.push(IMMEDIATE, NOTE_ON, 0, 60, 100)
     assert q.last_time == 1000
     q.push(IMMEDIATE, NOTE_OFF, 0, 60)
@@ -48,10 +48,21 @@ def test_a_stamped_queue_gives_immediate_events_the_stampers_time():
     assert q.pop_until(1301, out) == 1 and out["time"][0] == 1300
 
 
+def test_the_stamper_is_given_the_moment_the_event_arrived():
+    """A key or MIDI handler reads the clock first and hands it down: the stamp is taken
+    from there, whatever Python runs between the arrival and the push."""
+    q = EventQueue(8)
+    seen = []
+    q.stamper = lambda arrived: seen.append(arrived) or 1000
+    q.push(IMMEDIATE, NOTE_ON, 0, 60, 100, 12.5)
+    q.push(IMMEDIATE, NOTE_OFF, 0, 60)
+    assert seen == [12.5, None]
+
+
 def test_a_stamp_that_goes_back_is_held_so_the_note_after_never_overtakes():
     q = EventQueue(8)
     stamps = iter([500, 480, IMMEDIATE])
-    q.stamper = lambda: next(stamps)
+    q.stamper = lambda arrived: next(stamps)
     for kind in (NOTE_ON, NOTE_OFF, NOTE_ON):
         q.push(IMMEDIATE, kind, 0, 60, 100)
     out = np.zeros(4, EVENT_DTYPE)
@@ -63,6 +74,6 @@ def test_a_stamp_that_goes_back_is_held_so_the_note_after_never_overtakes():
 
 def test_explicit_times_are_never_stamped():
     q = EventQueue(8)
-    q.stamper = lambda: 10_000
+    q.stamper = lambda arrived: 10_000
     q.push(42, NOTE_ON, 0, 60, 100)
     assert q.last_time == 42

@@ -10,7 +10,7 @@ from engine.midi_io import ComputerKeyboard, KeyNote, NoteFilter, list_ports
 
 def collect(channel=None):
     notes, ccs = [], []
-    f = NoteFilter(lambda p, on, v: notes.append((p, on, v)), lambda c, v: ccs.append((c, v)), channel)
+    f = NoteFilter(lambda p, on, v, at: notes.append((p, on, v)), lambda c, v, at: ccs.append((c, v)), channel)
     return f, notes, ccs
 
 
@@ -94,3 +94,23 @@ def test_list_ports_explains_an_empty_list():
     assert isinstance(ins, list) and isinstance(outs, list)
     if not ins and not outs:
         assert note.startswith("no MIDI")   # ports, or devices when a MIDI system runs
+
+
+def test_each_note_carries_the_moment_its_message_reached_the_filter():
+    """The player's note is timed from when its message reached LiveBand, not from when
+    our Python got round to queueing it; a pedal-held release carries the pedal's."""
+    import time
+
+    got = []
+    f = NoteFilter(lambda p, on, v, at: got.append((p, on, at)), lambda c, v, at: got.append(("cc", v, at)))
+    t0 = time.monotonic()
+    f(mido.Message("note_on", note=60, velocity=90))
+    t1 = time.monotonic()
+    f(mido.Message("control_change", control=64, value=127))
+    f(mido.Message("note_off", note=60))
+    time.sleep(0.01)
+    t2 = time.monotonic()
+    f(mido.Message("control_change", control=64, value=0))
+    assert got[0][:2] == (60, True) and t0 <= got[0][2] <= t1
+    assert got[-1][:2] == (60, False) and got[-1][2] >= t2      # released when the pedal came up
+    assert got[-2] == ("cc", 0, got[-1][2])
