@@ -60,6 +60,7 @@ LATENCY_LOWER_BY_S = 0.0003  # the player latency comes down by at least this ..
 LATENCY_LOWER_AFTER_S = 10.0  # ... once the lower value has held this long
 LATENCY_YOUNG_S = 20.0       # a stream this new still settles (its leads shrink for
 LATENCY_LOWER_YOUNG_S = 2.0  # ~10 s): its latency comes down after this instead
+SLOW_START_S = 0.002         # a callback this late into Python waited for the GIL
 LINE_REFRESH_S = 0.02        # refresh_line() recomputes the DAC line this often ...
 LINE_FRESH_S = 0.1           # ... and a stamp uses a line this young without recomputing
 
@@ -208,9 +209,14 @@ class AudioOut:
         self._lower_since: float | None = None  # since when a lower latency has been measured
         self._lat_settled = False              # _lat was measured on a settled stream
         self.latency_blocks_left_out = 0       # blocks near disruptions at the last check
+        self._disruptions: tuple[float, ...] = ()   # callback times of recent xruns / line jumps
         # (blocks, dac_offset(), time.monotonic() when computed): one tuple, one store
         self._line_cache: tuple[int, float | None, float] = (-1, None, 0.0)
         self.last_stamp_time = 0.0             # time.monotonic() of the last arrival_time stamp
+        # Diagnostics (the bench): called from the callback as hook(now, seconds) when a
+        # callback started running Python over SLOW_START_S after PortAudio called it
+        # (a GIL wait). It runs inside the callback: only for measuring.
+        self.slow_start_hook = None
         self._opened_at = 0.0
         self._lat_checked = 0.0
         if player_latency is not None and not player_latency > 0:
@@ -248,6 +254,9 @@ class AudioOut:
                 self._conv_prev = self._conv_cur if entry - self._conv_prev <= 1.0 else entry
                 self._conv_cur, self._conv_n = entry, 0
             conv = min(self._conv_prev, self._conv_cur)
+            hook = self.slow_start_hook
+            if hook is not None and entry - conv > SLOW_START_S:
+                hook(now, entry - conv)
             dac_abs = time_info.outputBufferDacTime + conv
             self.last_output_dac_offset = dac_abs - now
             i = self._blk_n & (TIMING_RING - 1)
@@ -382,8 +391,14 @@ class AudioOut:
         on_line = np.abs(off - line) <= LINE_JUMP_S / 2
         keep = on_line.copy()
         jumps = np.flatnonzero(np.abs(np.diff(line)) > LINE_JUMP_S) + 1
-        for j in np.concatenate((np.flatnonzero(self._blk_xrun[idx]), jumps)):
-            keep &= ~((t >= t[j] - GUARD_BEFORE_S) & (t <= t[j] + GUARD_AFTER_S))
+        # Remembered beyond the ring: it holds 5.5 s of 256-frame blocks, the guard lasts
+        # 10 s, and a disruption that had left the ring let the re-buffering stream's
+        # leads in (measured: 18.7 -> 21.9 ms for 16 s, from 6 s after an xrun).
+        seen = t[np.concatenate((np.flatnonzero(self._blk_xrun[idx]), jumps))]
+        self._disruptions = tuple(sorted({float(d) for d in (*self._disruptions, *seen)
+                                          if d >= now - GUARD_AFTER_S - 2 * LATENCY_RECHECK_S}))
+        for d in self._disruptions:
+            keep &= ~((t >= d - GUARD_BEFORE_S) & (t <= d + GUARD_AFTER_S))
         settled = now - self._opened_at >= LATENCY_SETTLE_S
         if settled:
             # a new stream's first seconds (stalls, refills: leads of 200 ms measured) never count
@@ -558,6 +573,7 @@ class AudioOut:
         self._lat = None
         self._lower_since = None
         self._lat_settled = False
+        self._disruptions = ()
         self._conv_prev = self._conv_cur = math.inf
         self._conv_n = 0
         self._line_cache = (-1, None, 0.0)

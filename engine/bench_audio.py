@@ -41,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import wave
 
@@ -256,6 +257,48 @@ def _spread(x: list[float]) -> dict:
             "p99_minus_p1": round(float(np.percentile(a, 99) - np.percentile(a, 1)), 3)}
 
 
+def _gil_holder_probe(out: list):
+    """A hook for ``AudioOut.slow_start_hook``: at each late callback, where every
+    other thread is. The thread that held the GIL was made to drop it at its next
+    bytecode check, so its frame is where it ran (or was descheduled) meanwhile."""
+    me = threading.get_ident
+    frames_of = sys._current_frames
+
+    def hook(now: float, wait: float) -> None:
+        names = {t.ident: t.name for t in threading.enumerate()}
+        where = {}
+        for tid, f in frames_of().items():
+            if tid == me():
+                continue
+            # the innermost frame, and the innermost of ours (what called into the library)
+            stack = []
+            while f is not None and len(stack) < 2:
+                c = f.f_code
+                ours = c.co_filename.startswith(_REPO_ROOT)
+                if not stack or ours:
+                    path = os.path.relpath(c.co_filename, _REPO_ROOT) if ours else os.path.basename(c.co_filename)
+                    stack.append(f"{path}:{f.f_lineno} {c.co_name}")
+                f = f.f_back
+            where[names.get(tid, str(tid))] = stack
+        out.append({"t": now, "wait_ms": round(1000.0 * wait, 3), "threads": where})
+    return hook
+
+
+def _gil_summary(events: list) -> dict:
+    """Which thread/frame was running when the slow callbacks started, counted over the
+    events, threads parked in a wait or sleep left out."""
+    idle = ("wait", "sleep", "_wait_for_tstate_lock", "select", "poll", "get", "readline", "join")
+    count: dict = {}
+    for e in events:
+        for name, stack in e["threads"].items():
+            if stack and stack[0].split(" ")[-1] not in idle:
+                key = f"{name}: " + " <- ".join(stack)
+                count[key] = count.get(key, 0) + 1
+    top = sorted(count.items(), key=lambda kv: -kv[1])[:12]
+    return {"events": len(events), "over_5ms": sum(1 for e in events if e["wait_ms"] > 5.0),
+            "running_at_those_moments": dict(top)}
+
+
 def _hum_file(folder: str, sample_rate: int, seconds: float) -> str | None:
     """A hummed melody for the fake microphone (looped by the caller)."""
     try:
@@ -333,6 +376,9 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                                          & (TIMING_RING - 1))
             opened_at = s.audio._opened_at
             xruns0, late0 = s.mixer.xruns, s.mixer.late_events
+            gil_events: list = []
+            if os.environ.get("LIVEBAND_BENCH_GIL"):     # where the threads are at each late callback
+                s.audio.slow_start_hook = _gil_holder_probe(gil_events)
             t_start = time.monotonic()
             latencies, latencies_audible, beyond_fixed, notes = [], [], [], []
             next_probe = t_start + 1.0
@@ -397,6 +443,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             xruns = s.mixer.xruns - xruns0
             late = s.mixer.late_events - late0
             player_latency = s.audio.player_latency()
+            s.audio.slow_start_hook = None
             snap = s.snapshot()
             s.stop()
             monitor.terminate()
@@ -487,10 +534,13 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                 "step_ms_p50": round(m.step_ms_p50, 3), "step_ms_p99": round(m.step_ms_p99, 3),
                 "lead_ms_min": round(m.lead_ms_min, 1)},
         })
+        if os.environ.get("LIVEBAND_BENCH_GIL"):
+            result["slow_callback_starts"] = _gil_summary(gil_events)
         if notes_path:
             with open(notes_path, "w") as f:
                 json.dump({"blocksize": blocksize, "notes": notes, "blocks": blocks.tolist(),
-                           "blocks_before": blocks_before.tolist(), "opened_at": opened_at}, f)
+                           "blocks_before": blocks_before.tolist(), "opened_at": opened_at,
+                           "slow_callback_starts": gil_events}, f)
         return result
     finally:
         for proc, _ in watchers:

@@ -229,6 +229,35 @@ def test_a_stamp_runs_no_numpy_between_its_clock_read_and_its_push_once_the_line
         assert audio._line_cache is before
 
 
+def test_an_xrun_that_has_left_the_timing_ring_still_guards_the_leads_after_it(soundfont):
+    """The ring holds 5.5 s of 256-frame blocks; a stream re-buffers for 5-10 s after an
+    xrun with longer leads. The xrun is remembered once seen, so those leads do not raise
+    the player latency after it has left the ring (they did: 18.7 -> 21.9 ms for 16 s,
+    starting 6 s after an xrun, in a 600 s soak)."""
+    from engine.audio_out import TIMING_RING, AudioOut
+    from engine.mixer import Mixer
+
+    with Synth(soundfont, sample_rate=SR, reverb=False) as synth:
+        audio = AudioOut(Mixer(synth, SR, 512), blocksize=BLOCK)
+        audio.stream = object()              # timing only: no PortAudio stream is touched
+        audio._opened_at = 0.0
+        _fill_timing(audio, 600, SR, BLOCK, xrun_at=(598,))
+        lat = audio.player_latency()         # the once-a-second check sees the xrun
+        # a whole ring later, the xrun out of it, the stream still re-buffering: leads
+        # 3 ms longer in 5 % of the blocks
+        longer = {k: 0.003 for k in range(0, TIMING_RING, 20)}
+        _fill_timing(audio, TIMING_RING, SR, BLOCK, early=longer, ago=-5.5)    # all after it
+        assert not audio._blk_xrun.any()
+        audio._lat_checked = 0.0
+        assert audio.player_latency() == lat
+        # the same leads with no xrun before them do raise it
+        fresh = AudioOut(Mixer(synth, SR, 512), blocksize=BLOCK)
+        fresh.stream = object()
+        fresh._opened_at = 0.0
+        _fill_timing(fresh, TIMING_RING, SR, BLOCK, early=longer, ago=-5.5)
+        assert fresh.player_latency() > lat + 0.0025
+
+
 def test_a_new_streams_first_blocks_off_its_line_do_not_set_the_player_latency(soundfont):
     """A new PulseAudio stream's first blocks report DAC times ~220 ms off the line it
     then plays on, and an underflow comes with them. While the stream settles the

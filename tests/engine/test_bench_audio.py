@@ -57,3 +57,40 @@ def test_the_probe_finds_the_first_non_zero_sample_then_the_first_audible_one():
     assert (probe.hit, probe.hit_audible) == (first, loud)
     assert first < loud and not probe.armed
     assert probe.quiet_since(512) == 1           # still sounding at the block's end
+
+
+def test_the_gil_probe_names_what_another_thread_was_running_at_a_late_callback():
+    """At a late callback the probe records where every other thread is; the summary
+    counts the running ones (a thread parked in a wait is not a suspect)."""
+    import threading
+
+    from engine.bench_audio import _gil_holder_probe, _gil_summary
+
+    stop = threading.Event()
+    started = threading.Event()
+
+    def busy_python_loop():
+        started.set()
+        x = 0
+        while not stop.is_set():
+            x += 1
+
+    worker = threading.Thread(target=busy_python_loop, name="busy")
+    parked = threading.Thread(target=stop.wait, name="parked")
+    worker.start()
+    parked.start()
+    started.wait(5)
+    events: list = []
+    hook = _gil_holder_probe(events)
+    try:
+        for _ in range(3):
+            hook(0.0, 0.004)
+    finally:
+        stop.set()
+        worker.join()
+        parked.join()
+    summary = _gil_summary(events)
+    assert summary["events"] == 3 and summary["over_5ms"] == 0
+    running = summary["running_at_those_moments"]
+    assert any(k.startswith("busy: ") and "busy_python_loop" in k for k in running), running
+    assert not any(k.startswith("parked: ") for k in running), running
