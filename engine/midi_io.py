@@ -73,17 +73,50 @@ def _api_ports(api: str) -> tuple[list[str], list[str]]:
             mo.delete()
 
 
-def _jack_running() -> bool:
-    """A JACK server we could talk to: $JACK_DEFAULT_SERVER set, or the default socket."""
+def _jack_running(dirs: tuple[str, ...] | None = None) -> bool:
+    """A JACK server we could talk to: $JACK_DEFAULT_SERVER set, or a server socket
+    (``jack_<server>_<uid>_0``) that accepts a connection.
+
+    Why not just try a client: python-rtmidi's JACK client keeps the GIL while libjack
+    looks for a server, 3.4-4 ms when there is none, and the audio callback waits that
+    long for the GIL. It used to take any file starting with "jack" as a server, and the
+    shared-memory registry a JACK server leaves behind made the hot-plug poll try (and
+    fail) every second: 43 % of the callbacks that waited over 2 ms for the GIL in a 600 s
+    soak found the housekeeping thread there.
+    """
     if os.environ.get("JACK_DEFAULT_SERVER"):
         return True
-    for d in ("/dev/shm", f"/run/user/{os.getuid()}", "/tmp"):
+    import socket
+    import stat
+
+    suffix = f"_{os.getuid()}_0"
+    for d in dirs or ("/dev/shm", f"/run/user/{os.getuid()}", "/tmp"):
         try:
-            if any(n.startswith("jack") for n in os.listdir(d)):
-                return True
+            names = [n for n in os.listdir(d) if n.startswith("jack_") and n.endswith(suffix)]
         except OSError:
             continue
+        for n in names:
+            path = os.path.join(d, n)
+            try:
+                if not stat.S_ISSOCK(os.stat(path).st_mode):
+                    continue
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(0.05)
+                    s.connect(path)      # a socket left by a server that died refuses this
+                return True
+            except OSError:
+                continue
     return False
+
+
+def _api_problem(api: str, exc: Exception) -> str:
+    """Why a MIDI system cannot start here, for the notice."""
+    msg = str(exc)
+    if api == ALSA and ("seq" in msg or "ALSA" in msg):
+        return "no ALSA sequencer (/dev/snd/seq missing: load snd-seq or use JACK)"
+    if api == JACK and "not running" in msg:
+        return "no JACK server running"
+    return f"{api}: {msg}"
 
 
 def scan() -> tuple[dict[str, str], dict[str, str], str]:
@@ -99,13 +132,7 @@ def scan() -> tuple[dict[str, str], dict[str, str], str]:
         try:
             i, o = _api_ports(api)
         except Exception as exc:
-            msg = str(exc)
-            if api == ALSA and ("seq" in msg or "ALSA" in msg):
-                problems.append("no ALSA sequencer (/dev/snd/seq missing: load snd-seq or use JACK)")
-            elif api == JACK and "not running" in msg:
-                problems.append("no JACK server running")
-            else:
-                problems.append(f"{api}: {msg}")
+            problems.append(_api_problem(api, exc))
             continue
         _add_ports(ins, outs, working, api, i, o)
     note = _ports_note(ins, outs, working, lambda: "no MIDI ports: " + "; ".join(problems))
@@ -274,6 +301,7 @@ class PortWatcher:
         self.retry_s = retry_s
         self._probes: dict[str, tuple] = {}
         self._failed_at: dict[str, float] = {}
+        self._problem: dict[str, str] = {}    # why each system failed, for the notice
 
     def _probe(self, api: str):
         import time
@@ -286,16 +314,19 @@ class PortWatcher:
             return None
         if api == JACK and not _jack_running():
             self._failed_at[api] = time.monotonic()
+            self._problem[api] = "no JACK server running"
             return None
         rt_api = rtmidi.API_LINUX_ALSA if api == ALSA else rtmidi.API_UNIX_JACK
         try:
             with quiet_stderr():
                 probe = (rtmidi.MidiIn(rtapi=rt_api, name="LiveBand watch"),
                          rtmidi.MidiOut(rtapi=rt_api, name="LiveBand watch"))
-        except Exception:
+        except Exception as exc:
             self._failed_at[api] = time.monotonic()
+            self._problem[api] = _api_problem(api, exc)
             return None
         self._probes[api] = probe
+        self._problem.pop(api, None)
         return probe
 
     def poll(self) -> tuple[set[str], set[str]]:
@@ -312,9 +343,13 @@ class PortWatcher:
                     i, o = probe[0].get_ports(), probe[1].get_ports()
             except Exception:           # the server went away: drop the probe, retry later
                 self.close(api)
+                self._problem[api] = "no JACK server running" if api == JACK else "the ALSA sequencer went away"
                 continue
             _add_ports(ins, outs, working, api, i, o)
-        note = _ports_note(ins, outs, working, lambda: scan()[2])
+        # the notice from the probes' own failures: a fresh scan() here opened a new
+        # client per system on every poll (each holding the GIL for ms, see _jack_running)
+        note = _ports_note(ins, outs, working, lambda: "no MIDI ports: " + "; ".join(
+            self._problem.get(api, f"{api} unavailable") for api in (ALSA, JACK)))
         appeared = set(ins) - set(self.inputs)
         vanished = set(self.inputs) - set(ins)
         self.inputs, self.outputs, self.note = ins, outs, note

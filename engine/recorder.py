@@ -129,55 +129,136 @@ def samples_to_ticks(samples: int, start: int, sample_rate: int, tempi: list[Tem
     return int(round(ticks))
 
 
+def _vlq(n: int) -> bytes:
+    """A MIDI variable-length quantity (delta times, meta lengths)."""
+    out = [n & 0x7F]
+    n >>= 7
+    while n:
+        out.append(0x80 | (n & 0x7F))
+        n >>= 7
+    return bytes(reversed(out))
+
+
+def _event_bytes(kind: int, ch: int, d1: int, d2: int) -> bytes | None:
+    """The channel message for one engine event (None: not a MIDI file event)."""
+    import mido
+
+    if kind == NOTE_ON:
+        msg = mido.Message("note_on", channel=ch, note=d1 & 127, velocity=d2 & 127)
+    elif kind == NOTE_OFF:
+        msg = mido.Message("note_off", channel=ch, note=d1 & 127, velocity=0)
+    elif kind == CONTROL:
+        msg = mido.Message("control_change", channel=ch, control=d1 & 127, value=d2 & 127)
+    elif kind == PROGRAM:
+        msg = mido.Message("program_change", channel=ch, program=d1 & 127)
+    elif kind == ALL_OFF:
+        msg = mido.Message("control_change", channel=ch, control=123, value=0)
+    else:
+        return None
+    return bytes(msg.bytes())
+
+
+def _meta_bytes(delta: int, msg) -> bytes:
+    return _vlq(delta) + bytes(msg.bytes())
+
+
+class MidiTakeWriter:
+    """A take's type-1 MIDI file (track 0: tempo and meter; then one track per channel),
+    rewritten whole every few seconds but encoded incrementally: each ``write`` encodes
+    only the events added since the last one and writes the kept bytes.
+
+    Why: encoding the whole take with mido on every write cost 300 ms of Python per
+    write for a 10-minute take (15 000 events), every 2 s and growing with the take: CPU
+    and GIL time taken from the audio callback (the writer thread was running at most of
+    the callbacks that waited over 5 ms for the GIL in a 600 s soak).
+
+    Events are encoded in order; one that arrives earlier than the latest encoded, a
+    tempo mark at or before it, or a new origin makes the next write re-encode the take
+    from the start (sorted). Thread: one writer.
+    """
+
+    def __init__(self, sample_rate: int, meter: str = "4/4", track_names: dict[int, str] | None = None) -> None:
+        self.sample_rate = sample_rate
+        self.meter = meter
+        self.track_names = track_names or {}
+        self.reencoded = 0                   # whole-take encodings (the first one included)
+        self._reset(None, ())
+
+    def _reset(self, start: int | None, tempi: tuple) -> None:
+        self._start = start
+        self._tempi = tempi                  # ((sample, bpm), ...) the encoding used
+        self._tracks: dict[int, bytearray] = {}
+        self._prev_tick: dict[int, int] = {}
+        self._done = 0                       # events of the list encoded so far
+        self._last_sample = -1
+
+    def write(self, path: str | os.PathLike, events: list[tuple[int, int, int, int, int]], start: int,
+              tempi: list[TempoMark]) -> None:
+        """Write ``events`` ((sample, kind, channel, data1, data2), the take's whole list,
+        appended to since the last call) to ``path`` through a temporary file and a
+        rename, so ``path`` is always a complete file."""
+        marks = tuple((m.sample, m.bpm) for m in tempi)
+        if (start != self._start or marks[:len(self._tempi)] != self._tempi
+                or any(m[0] <= self._last_sample for m in marks[len(self._tempi):])
+                or len(events) < self._done or not self._in_order(events)):
+            self._reset(start, marks)
+            events = sorted(events, key=lambda e: e[0])       # stable: same-time order kept
+            self.reencoded += 1
+        self._tempi = marks
+        for i in range(self._done, len(events)):
+            sample, kind, ch, d1, d2 = events[i]
+            self._last_sample = sample
+            data = _event_bytes(kind, ch, d1, d2)
+            if data is None:
+                continue
+            tick = samples_to_ticks(max(sample, start), start, self.sample_rate, tempi)
+            track = self._tracks.get(ch)
+            if track is None:
+                import mido
+                name = self.track_names.get(ch, f"channel {ch + 1}")
+                track = self._tracks[ch] = bytearray(_meta_bytes(0, mido.MetaMessage("track_name", name=name)))
+                self._prev_tick[ch] = 0
+            track += _vlq(max(0, tick - self._prev_tick[ch])) + data
+            self._prev_tick[ch] = max(self._prev_tick[ch], tick)
+        self._done = len(events)
+        self._save(Path(path), start, tempi)
+
+    def _in_order(self, events: list) -> bool:
+        """The events not encoded yet come at or after the last encoded one, in order."""
+        last = self._last_sample
+        for i in range(self._done, len(events)):
+            t = events[i][0]
+            if t < last:
+                return False
+            last = t
+        return True
+
+    def _save(self, path: Path, start: int, tempi: list[TempoMark]) -> None:
+        import mido
+
+        num, den = (int(x) for x in self.meter.split("/"))
+        conductor = bytearray(_meta_bytes(0, mido.MetaMessage("time_signature", numerator=num, denominator=den)))
+        last = 0
+        for mark in tempi or [TempoMark(start, 120.0)]:
+            t = samples_to_ticks(max(mark.sample, start), start, self.sample_rate, tempi)
+            conductor += _meta_bytes(max(0, t - last), mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(mark.bpm)))
+            last = max(last, t)
+        end = b"\x00\xff\x2f\x00"            # end of track, delta 0
+        chunks = [bytes(conductor)] + [bytes(self._tracks[ch]) for ch in sorted(self._tracks)]
+        out = bytearray(b"MThd" + struct.pack(">IHHH", 6, 1, len(chunks), TICKS_PER_BEAT))
+        for c in chunks:
+            out += b"MTrk" + struct.pack(">I", len(c) + len(end)) + c + end
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(out)
+        os.replace(tmp, path)
+
+
 def write_midi(path: str | os.PathLike, events: list[tuple[int, int, int, int, int]], start: int,
                sample_rate: int, tempi: list[TempoMark], meter: str = "4/4",
                track_names: dict[int, str] | None = None) -> None:
-    """Write a type-1 MIDI file: track 0 holds tempo/meter, then one track per channel.
-
-    ``events``: (sample, kind, channel, data1, data2) in engine.events kinds, time-ordered.
-    Written to a temporary file and renamed, so ``path`` is always a complete file."""
-    import mido
-
-    path = Path(path)
-    mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
-    meta = mido.MidiTrack()
-    num, den = (int(x) for x in meter.split("/"))
-    meta.append(mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0))
-    last = 0
-    for mark in tempi or [TempoMark(start, 120.0)]:
-        t = samples_to_ticks(max(mark.sample, start), start, sample_rate, tempi)
-        meta.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(mark.bpm), time=max(0, t - last)))
-        last = max(last, t)
-    mid.tracks.append(meta)
-    per_channel: dict[int, list[tuple[int, mido.Message]]] = {}
-    for sample, kind, ch, d1, d2 in events:
-        if sample < start:
-            sample = start
-        if kind == NOTE_ON:
-            msg = mido.Message("note_on", channel=ch, note=d1 & 127, velocity=d2 & 127)
-        elif kind == NOTE_OFF:
-            msg = mido.Message("note_off", channel=ch, note=d1 & 127, velocity=0)
-        elif kind == CONTROL:
-            msg = mido.Message("control_change", channel=ch, control=d1 & 127, value=d2 & 127)
-        elif kind == PROGRAM:
-            msg = mido.Message("program_change", channel=ch, program=d1 & 127)
-        elif kind == ALL_OFF:
-            msg = mido.Message("control_change", channel=ch, control=123, value=0)
-        else:
-            continue
-        per_channel.setdefault(ch, []).append((samples_to_ticks(sample, start, sample_rate, tempi), msg))
-    names = track_names or {}
-    for ch in sorted(per_channel):
-        track = mido.MidiTrack()
-        track.append(mido.MetaMessage("track_name", name=names.get(ch, f"channel {ch + 1}"), time=0))
-        prev = 0
-        for tick, msg in per_channel[ch]:
-            track.append(msg.copy(time=max(0, tick - prev)))
-            prev = max(prev, tick)
-        mid.tracks.append(track)
-    tmp = path.with_name(path.name + ".tmp")
-    mid.save(str(tmp))
-    os.replace(tmp, path)
+    """Write a type-1 MIDI file at once (``MidiTakeWriter`` for a take that grows)."""
+    MidiTakeWriter(sample_rate, meter, track_names).write(path, list(events), start, tempi)
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -221,6 +302,7 @@ class Recorder:
         self._events: list[tuple[int, int, int, int, int]] = []
         self._tempi: list[TempoMark] = []
         self._meter = self.meta.get("meter", "4/4")
+        self._midi = MidiTakeWriter(self.sample_rate, self._meter, self.track_names)
         self._wav: WavWriter | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -313,9 +395,7 @@ class Recorder:
         return 0
 
     def _write_midi(self) -> None:
-        events = sorted(self._events, key=lambda e: e[0])     # stable: same-time order kept
-        write_midi(self.midi_path, events, self._origin(), self.sample_rate, self._tempi,
-                   self._meter, self.track_names)
+        self._midi.write(self.midi_path, self._events, self._origin(), self._tempi)
         self._midi_dirty = False
 
     def _write_meta(self, final: bool) -> None:

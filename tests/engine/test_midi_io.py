@@ -114,3 +114,51 @@ def test_each_note_carries_the_moment_its_message_reached_the_filter():
     assert got[0][:2] == (60, True) and t0 <= got[0][2] <= t1
     assert got[-1][:2] == (60, False) and got[-1][2] >= t2      # released when the pedal came up
     assert got[-2] == ("cc", 0, got[-1][2])
+
+
+def test_only_a_live_jack_socket_counts_as_a_running_server(tmp_path, monkeypatch):
+    """Trying a JACK client keeps the GIL for ms when no server answers, so the hot-plug
+    poll asks for a live server socket first: the files a dead server leaves behind (its
+    shared-memory registry, its socket) are not one."""
+    import os
+    import socket
+
+    from engine.midi_io import _jack_running
+
+    monkeypatch.delenv("JACK_DEFAULT_SERVER", raising=False)
+    d = str(tmp_path)
+    (tmp_path / "jack-shm-registry").write_bytes(b"\0" * 64)
+    (tmp_path / "jack_db-0").mkdir()
+    assert not _jack_running((d,))
+    name = os.path.join(d, f"jack_default_{os.getuid()}_0")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(name)
+    assert not _jack_running((d,))            # bound, not listening: what a dead server leaves
+    server.listen(1)
+    try:
+        assert _jack_running((d,))
+    finally:
+        server.close()
+    assert not _jack_running((d,))
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "liveband-test")
+    assert _jack_running((d,))
+
+
+def test_the_hot_plug_poll_explains_no_ports_without_opening_new_clients(monkeypatch):
+    """With no MIDI system working, each poll used to run a full scan (a new client per
+    system, every second); the notice now comes from the probes' own failures."""
+    import engine.midi_io as mi
+
+    def no_scan():
+        raise AssertionError("poll opened a scan")
+    monkeypatch.setattr(mi, "scan", no_scan)
+    monkeypatch.setattr(mi, "_jack_running", lambda dirs=None: False)
+    w = mi.PortWatcher()
+    try:
+        for _ in range(3):
+            w.poll()
+    finally:
+        w.close()
+    assert w.note == "" or w.note.startswith("no MIDI")
+    if not w.inputs and not w.outputs and not w._probes:
+        assert "no JACK server running" in w.note
