@@ -15,17 +15,44 @@ BLOCK = 256
 SECONDS = 10.0
 
 
+def _stall_watchers(tmp_path, seconds):
+    """engine.stallwatch on every CPU: wake-ups > 3 ms late, i.e. the machine took the CPU."""
+    import os
+    import subprocess
+    import sys
+
+    cpus = sorted(os.sched_getaffinity(0))
+    return [(subprocess.Popen([sys.executable, "-m", "engine.stallwatch", str(c), str(seconds),
+                               str(tmp_path / f"stall{c}.txt")]), str(tmp_path / f"stall{c}.txt")) for c in cpus]
+
+
+def _stalls(watchers):
+    from engine import stallwatch
+
+    gaps = []
+    for proc, path in watchers:
+        proc.terminate()                 # it writes its file on SIGTERM
+        proc.wait(timeout=10)
+        gaps += stallwatch.read(path)[1]
+    return gaps
+
+
 def test_fluidsynth_chord_streams_for_ten_seconds_without_underflow(pulse_server, soundfont, tmp_path):
+    """No underflow of ours: one is forgiven only when a CPU was taken from the machine
+    just before it (a shared 2-vCPU VM loses one for over 10 ms a few times in 10 minutes,
+    which no audio code can bridge); such a stall is measured, not assumed."""
     synth = Synth(soundfont, sample_rate=SR)
     for pitch in (48, 60, 64, 67):
         synth.note_on(0, pitch, 100)
     scratch = np.zeros((BLOCK, 2), dtype=np.float32)
-    stats = {"calls": 0, "underflows": 0}
+    stats = {"calls": 0, "underflows": []}
+    watchers = _stall_watchers(tmp_path, SECONDS + 30)
+    time.sleep(0.3)                      # the watchers are up
 
     def callback(outdata, frames, time_info, status):
         stats["calls"] += 1
         if status.output_underflow:
-            stats["underflows"] += 1
+            stats["underflows"].append(time.monotonic())
         synth.render_into(scratch, 0, frames)
         outdata[:frames] = scratch[:frames]
 
@@ -44,9 +71,11 @@ def test_fluidsynth_chord_streams_for_ten_seconds_without_underflow(pulse_server
     rec.wait(timeout=5)
     synth.close()
 
+    stalls = _stalls(watchers)
     expected = elapsed * SR / BLOCK
     assert calls_at_end >= 0.99 * expected, (calls_at_end, expected)
-    assert stats["underflows"] == 0
+    ours = [u for u in stats["underflows"] if not any(u - 0.05 <= a <= u for a, g in stalls if g >= 5.0)]
+    assert not ours and len(stats["underflows"]) <= 2, (stats["underflows"], stalls)
     with wave.open(str(rec_path)) as w:
         audio = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768
     assert audio.size > SR  # at least a second was recorded
