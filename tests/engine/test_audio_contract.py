@@ -287,6 +287,31 @@ def test_an_xrun_that_has_left_the_timing_ring_still_guards_the_leads_after_it(s
         assert fresh.player_latency() > lat + 0.0025
 
 
+def test_a_small_step_of_the_dac_line_guards_like_an_xrun_and_its_drift_does_not(soundfont):
+    """PulseAudio sometimes moves the DAC line by under a millisecond without an xrun,
+    with leads ~1 ms longer for a few seconds: a step beyond the line's steady drift (the
+    sink's clock runs ~500 ppm off ours) is a disruption, so those leads do not raise the
+    player latency (measured: +0.75 ms for 17 s, jitter 1.01 ms); the drift is not one."""
+    from engine.audio_out import TIMING_RING, AudioOut
+    from engine.mixer import Mixer
+
+    block_s = BLOCK / SR
+    drift = {k: -0.0005 * k * block_s for k in range(TIMING_RING)}       # 500 ppm
+    with Synth(soundfont, sample_rate=SR, reverb=False) as synth:
+        audio = AudioOut(Mixer(synth, SR, 512), blocksize=BLOCK)
+        audio.stream = object()              # timing only: no PortAudio stream is touched
+        audio._opened_at = 0.0
+        _fill_timing(audio, TIMING_RING, SR, BLOCK, late_dac=drift, ago=-1.0)
+        lat = audio.player_latency()
+        assert audio._disruptions == ()      # the drift alone is no disruption
+        # the line steps 0.8 ms later at block 900 (half a chunk's drift would be 0.09 ms)
+        stepped = {k: v + (0.0008 if k >= 900 else 0.0) for k, v in drift.items()}
+        _fill_timing(audio, TIMING_RING, SR, BLOCK, late_dac=stepped, ago=-1.0)
+        audio._lat_checked = 0.0
+        assert audio.player_latency() == lat
+        assert len(audio._disruptions) >= 1
+
+
 def test_a_new_streams_first_blocks_off_its_line_do_not_set_the_player_latency(soundfont):
     """A new PulseAudio stream's first blocks report DAC times ~220 ms off the line it
     then plays on, and an underflow comes with them. While the stream settles the
