@@ -21,6 +21,25 @@ EVENT_DTYPE = np.dtype([("time", "i8"), ("kind", "u1"), ("channel", "u1"), ("dat
 
 NOTE_ON, NOTE_OFF, CONTROL, PROGRAM, ALL_OFF = 1, 2, 3, 4, 5
 IMMEDIATE = -1
+CC_ALL_NOTES_OFF = 123
+
+
+def event_message(kind: int, channel: int, data1: int, data2: int, off_velocity: int = 0):
+    """The ``mido.Message`` for one event (ALL_OFF: CC 123), None for a kind MIDI has no
+    message for. ``off_velocity``: a note-off's release velocity. Thread: any."""
+    import mido
+
+    if kind == NOTE_ON:
+        return mido.Message("note_on", channel=channel, note=data1 & 127, velocity=data2 & 127)
+    if kind == NOTE_OFF:
+        return mido.Message("note_off", channel=channel, note=data1 & 127, velocity=off_velocity)
+    if kind == CONTROL:
+        return mido.Message("control_change", channel=channel, control=data1 & 127, value=data2 & 127)
+    if kind == PROGRAM:
+        return mido.Message("program_change", channel=channel, program=data1 & 127)
+    if kind == ALL_OFF:
+        return mido.Message("control_change", channel=channel, control=CC_ALL_NOTES_OFF, value=0)
+    return None
 
 
 class EventQueue:

@@ -466,21 +466,11 @@ class MidiOutput:
                 self.port = _backend(api).open_output(name)
 
     def send_event(self, kind: int, channel: int, data1: int, data2: int) -> None:
-        import mido
+        from engine.events import event_message
 
-        from engine.events import ALL_OFF, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
         try:
-            if kind == NOTE_ON:
-                msg = mido.Message("note_on", channel=channel, note=data1 & 127, velocity=data2 & 127)
-            elif kind == NOTE_OFF:
-                msg = mido.Message("note_off", channel=channel, note=data1 & 127)
-            elif kind == CONTROL:
-                msg = mido.Message("control_change", channel=channel, control=data1 & 127, value=data2 & 127)
-            elif kind == PROGRAM:
-                msg = mido.Message("program_change", channel=channel, program=data1 & 127)
-            elif kind == ALL_OFF:
-                msg = mido.Message("control_change", channel=channel, control=123, value=0)
-            else:
+            msg = event_message(kind, channel, data1, data2, off_velocity=64)   # mido's usual release
+            if msg is None:
                 return
             self.port.send(msg)
             self.sent += 1

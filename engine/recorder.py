@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.events import ALL_OFF, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
+from engine.events import event_message
 from engine.ring import AudioRing
 
 WAV_NAME, MIDI_NAME, META_NAME = "mix.wav", "session.mid", "session.json"
@@ -141,21 +141,8 @@ def _vlq(n: int) -> bytes:
 
 def _event_bytes(kind: int, ch: int, d1: int, d2: int) -> bytes | None:
     """The channel message for one engine event (None: not a MIDI file event)."""
-    import mido
-
-    if kind == NOTE_ON:
-        msg = mido.Message("note_on", channel=ch, note=d1 & 127, velocity=d2 & 127)
-    elif kind == NOTE_OFF:
-        msg = mido.Message("note_off", channel=ch, note=d1 & 127, velocity=0)
-    elif kind == CONTROL:
-        msg = mido.Message("control_change", channel=ch, control=d1 & 127, value=d2 & 127)
-    elif kind == PROGRAM:
-        msg = mido.Message("program_change", channel=ch, program=d1 & 127)
-    elif kind == ALL_OFF:
-        msg = mido.Message("control_change", channel=ch, control=123, value=0)
-    else:
-        return None
-    return bytes(msg.bytes())
+    msg = event_message(kind, ch, d1, d2)
+    return None if msg is None else bytes(msg.bytes())
 
 
 def _meta_bytes(delta: int, msg) -> bytes:
