@@ -304,8 +304,6 @@ class PortWatcher:
         self._problem: dict[str, str] = {}    # why each system failed, for the notice
 
     def _probe(self, api: str):
-        import time
-
         import rtmidi
 
         if api in self._probes:
@@ -356,8 +354,6 @@ class PortWatcher:
         return appeared, vanished
 
     def close(self, api: str | None = None) -> None:
-        import time
-
         for key in ([api] if api else list(self._probes)):
             probe = self._probes.pop(key, None)
             if probe is not None:

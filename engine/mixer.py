@@ -31,7 +31,8 @@ import time
 
 import numpy as np
 
-from engine.events import ALL_OFF, CONTROL, EVENT_DTYPE, IMMEDIATE, NOTE_OFF, NOTE_ON, PROGRAM, EventQueue
+from engine.events import (ALL_OFF, CC_ALL_NOTES_OFF, CONTROL, EVENT_DTYPE, IMMEDIATE, NOTE_OFF, NOTE_ON, PROGRAM,
+                           EventQueue)
 
 NUM_CHANNELS = 16
 
@@ -94,7 +95,7 @@ def _callback_synth(synth, hold_gil: bool):
         except Exception:   # another synth class, or pyfluidsynth without these symbols
             pass
     return synth
-CC_VOLUME, CC_SUSTAIN, CC_ALL_NOTES_OFF = 7, 64, 123
+CC_VOLUME, CC_SUSTAIN = 7, 64
 SYNTH_PERIOD = 64            # FluidSynth applies events only at these frame boundaries
 PLAYER_PHASES = 4            # synths for the player's channel, a quarter period apart
 _NOBODY = bytes(128)         # "no synth holds this pitch", for every pitch
