@@ -6,6 +6,8 @@ Deterministic for a seed.
 """
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -21,8 +23,67 @@ from liveband.paths import find_soundfont
 DEFAULT_BACKEND = "onnx-cpu"
 
 
+WAV_SUFFIXES = (".wav", ".wave")
+MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf")
+
+
 def _say(msg: str) -> None:
     print(f"liveband render: {msg}", file=sys.stderr)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same inode when both exist (links, case-
+    insensitive file systems), else the same resolved path."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _refuse_collisions(src: Path, out: Path, midi_out: Path | None) -> None:
+    """A render never writes over its input, nor two outputs to one file."""
+    if same_file(src, out):
+        raise UserError(f"-o {out} is the input file; choose another output")
+    if midi_out is not None:
+        if same_file(src, midi_out):
+            raise UserError(f"--midi-out {midi_out} is the input file; choose another output")
+        if same_file(out, midi_out):
+            raise UserError(f"--midi-out {midi_out} and -o {out} are the same file; give them different names")
+
+
+class _Outputs:
+    """Each output is written to a temporary file beside it (same folder, so the rename
+    is atomic) and renamed into place only when the whole render has succeeded; on any
+    failure or interrupt the temporary files are removed and nothing is replaced."""
+
+    def __init__(self) -> None:
+        self._files: list[tuple[Path, Path]] = []     # (temporary, final)
+
+    def temp_for(self, final: Path) -> Path:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+        # O_EXCL: a name nobody else holds; mode 0o666 so the umask applies as for a plain open
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        self._files.append((tmp, final))
+        return tmp
+
+    def commit(self) -> None:
+        for tmp, final in self._files:
+            try:
+                os.replace(tmp, final)
+            except OSError as exc:
+                raise UserError(f"cannot write {final}: {exc.strerror or exc}") from None
+        self._files.clear()
+
+    def discard(self) -> None:
+        for tmp, _ in self._files:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+        self._files.clear()
 
 
 def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
@@ -33,7 +94,7 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
     from engine.melody_file import Melody, MelodyFileError, MelodyNote, read_melody_midi
 
     suffix = path.suffix.lower()
-    if suffix in (".wav", ".wave"):
+    if suffix in WAV_SUFFIXES:
         if not path.is_file():
             raise UserError(f"{path}: no such file")
         try:
@@ -52,7 +113,7 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
         mel = tuple(MelodyNote(start * beats, end * beats, int(pitch), int(vel))
                     for pitch, start, end, vel in sorted(notes, key=lambda n: n[1]) if end > start)
         return Melody(mel, bpm, None, None, "transcribed")
-    if suffix not in (".mid", ".midi", ".kar", ".smf"):
+    if suffix not in MIDI_SUFFIXES:
         raise UserError(f"{path}: expected a MIDI file (.mid) or a WAV recording (.wav)")
     try:
         return read_melody_midi(path)
@@ -61,6 +122,14 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
 
 
 def main(args) -> int:
+    outputs = _Outputs()
+    try:
+        return _render(args, outputs)
+    finally:
+        outputs.discard()       # after commit() there is nothing left to discard
+
+
+def _render(args, outputs: _Outputs) -> int:
     from engine.backends import open_accompanist
     from engine.melody_file import DEFAULT_MELODY_RANGE, fit_to_range
     from engine.midi_export import write_midi
@@ -69,8 +138,12 @@ def main(args) -> int:
 
     src = Path(args.input)
     out = Path(args.output)
-    if out.suffix.lower() not in (".wav", ".wave"):
+    midi_out = Path(args.midi_out) if args.midi_out else None
+    if out.suffix.lower() not in WAV_SUFFIXES:
         raise UserError(f"{out}: the output must be a .wav file")
+    if midi_out is not None and midi_out.suffix.lower() not in MIDI_SUFFIXES:
+        raise UserError(f"--midi-out {midi_out}: the MIDI output must be a .mid file")
+    _refuse_collisions(src, out, midi_out)
     melody = load_melody(src, getattr(args, "tracker", "pesto"), args.tempo)
     tempo = args.tempo if args.tempo is not None else (melody.tempo or 100.0)
     if args.tempo is None and melody.tempo is not None and not 40 <= tempo <= 240:
@@ -114,16 +187,18 @@ def main(args) -> int:
                 bar.refresh()
 
         try:
-            result = render_melody(melody, acc, settings, soundfont, out, backend=backend, progress=progress)
+            wav_tmp = outputs.temp_for(out)
+            result = render_melody(melody, acc, settings, soundfont, wav_tmp, backend=backend, progress=progress)
         except SoundFontError as exc:
             raise UserError(str(exc)) from None
         except OSError as exc:
             raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
-    if args.midi_out:
+    if midi_out is not None:
         try:
-            write_midi(args.midi_out, result.events, result.clock)
+            write_midi(outputs.temp_for(midi_out), result.events, result.clock)
         except OSError as exc:
-            raise UserError(f"cannot write {args.midi_out}: {exc.strerror or exc}") from None
+            raise UserError(f"cannot write {midi_out}: {exc.strerror or exc}") from None
+    outputs.commit()
     m = result.metrics
     seconds = result.frames / settings.sample_rate
     speed = seconds / result.seconds_wall if result.seconds_wall > 0 else float("inf")

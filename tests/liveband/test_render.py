@@ -83,12 +83,12 @@ def test_render_writes_an_audible_wav_and_a_track_per_part(tmp_path, shipped, so
 
 def test_a_melody_outside_the_range_is_transposed_and_the_user_is_told(tmp_path, checkpoint, soundfont, capsys):
     src = melody_file(tmp_path / "low.mid", [p - 36 for p in WALTZ[:9]])
-    rc = main(["render", str(src), "-o", str(tmp_path / "low.wav"), "--midi-out", str(tmp_path / "low.mid"),
+    rc = main(["render", str(src), "-o", str(tmp_path / "low.wav"), "--midi-out", str(tmp_path / "low_band.mid"),
                "--checkpoint", checkpoint, "--soundfont", str(soundfont), "--tempo", "180"])
     assert rc == 0
     err = capsys.readouterr().err
     assert "transposed up 2 octaves" in err   # the smallest shift that fits (52-93)
-    mid = mido.MidiFile(str(tmp_path / "low.mid"))
+    mid = mido.MidiFile(str(tmp_path / "low_band.mid"))
     mel = next(t for t in mid.tracks if t.name == "MELODY")
     assert [m.note for m in mel if m.type == "note_on" and m.velocity > 0] == [p - 12 for p in WALTZ[:9]]
 
@@ -148,3 +148,63 @@ def test_without_onnxruntime_the_default_backend_falls_back_to_torch_in_one_line
     assert "torch-cpu" in said.out
     err = [line for line in said.err.splitlines() if line.strip()]
     assert len(err) == 1 and "onnx-cpu is not available" in err[0] and "using torch-cpu" in err[0], err
+
+
+def test_render_never_writes_over_its_input_nor_two_outputs_to_one_file(tmp_path, checkpoint, soundfont, capsys):
+    import os
+
+    from scipy.io import wavfile
+
+    from engine.pitch.synth_hum import HumSpec, make_hum
+
+    # a real hummed take (the old code accompanied it and wrote the mix over it)
+    clip = make_hum(HumSpec(seed=3, register="female", n_notes=3, tempo=100.0))
+    wavfile.write(tmp_path / "take.wav", clip.sample_rate, (clip.audio * 32767).astype(np.int16))
+    src = melody_file(tmp_path / "melody.mid", WALTZ[:6])
+    (tmp_path / "sub").mkdir()
+    os.symlink(src, tmp_path / "link.mid")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "take.wav", src)}
+    model = ["--checkpoint", checkpoint, "--soundfont", str(soundfont)]
+    cases = [
+        ["render", str(tmp_path / "take.wav"), "-o", str(tmp_path / "take.wav")],
+        ["render", str(src), "-o", str(tmp_path / "sub" / ".." / "melody.wav"), "--midi-out", str(src)],
+        ["render", str(src), "-o", str(tmp_path / "a.wav"), "--midi-out", str(tmp_path / "sub" / ".." / "melody.mid")],
+        ["render", str(src), "-o", str(tmp_path / "a.wav"), "--midi-out", str(tmp_path / "link.mid")],
+        ["render", str(src), "-o", str(tmp_path / "x.wav"), "--midi-out", str(tmp_path / "x.wav")],
+    ]
+    for argv in cases:
+        assert main([*argv, *model]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and ("input file" in err or "same file" in err or ".mid" in err), err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "take.wav", src)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.mid", "melody.mid", "sub", "take.wav"]
+    # an existing file linked under another name is still the same file
+    os.symlink(tmp_path / "take.wav", tmp_path / "out.wav")
+    assert main(["render", str(tmp_path / "take.wav"), "-o", str(tmp_path / "out.wav"), *model]) == 2
+    assert "input file" in capsys.readouterr().err
+    assert (tmp_path / "take.wav").read_bytes() == before["take.wav"]
+
+
+def test_outputs_replace_old_files_only_when_the_whole_render_succeeded(tmp_path, checkpoint, soundfont, capsys):
+    import os
+
+    src = melody_file(tmp_path / "m.mid", WALTZ[:6])
+    (tmp_path / "out.wav").write_bytes(b"the take before")
+    (tmp_path / "blocker").write_bytes(b"a file where the MIDI's folder should be")
+    model = ["--checkpoint", checkpoint, "--soundfont", str(soundfont)]
+    # the WAV renders, then the MIDI cannot be written: neither output replaces anything
+    rc = main(["render", str(src), "-o", str(tmp_path / "out.wav"),
+               "--midi-out", str(tmp_path / "blocker" / "band.mid"), *model])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot write" in err and "band.mid" in err and len(err.splitlines()) == 1, err
+    assert (tmp_path / "out.wav").read_bytes() == b"the take before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "m.mid", "out.wav"]
+    # on success both are in place, no temporary file is left, and the umask decides the mode
+    assert main(["render", str(src), "-o", str(tmp_path / "out.wav"), "--midi-out", str(tmp_path / "band.mid"),
+                 *model]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["band.mid", "blocker", "m.mid", "out.wav"]
+    assert read_wav(tmp_path / "out.wav")[1].shape[0] > 48000
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "out.wav").stat().st_mode & 0o777 == 0o666 & ~umask
