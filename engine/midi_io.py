@@ -23,11 +23,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from engine.events import CC_ALL_NOTES_OFF
+
 # libjack would otherwise try to start a server of its own when none runs.
 os.environ.setdefault("JACK_NO_START_SERVER", "1")
 
 ALSA, JACK = "LINUX_ALSA", "UNIX_JACK"
 CC_SUSTAIN = 64
+CC_ALL_SOUND_OFF, CC_RESET_CONTROLLERS = 120, 121
 _stderr_lock = threading.Lock()
 
 
@@ -185,13 +188,16 @@ ControlSink = Callable[[int, int, float], None]       # (controller, value, arri
 
 class NoteFilter:
     """Turns raw mido messages into the player's notes: channel filtering, note-on with
-    velocity 0 as note-off, sustain pedal held notes, everything else ignored.
+    velocity 0 as note-off, sustain pedal held notes, a panic (all sound off / all notes
+    off: every note ends and the pedal comes up; reset all controllers: the pedal comes
+    up), everything else ignored.
 
     ``on_note(pitch, on, velocity, arrived)`` gets the *musical* note events (a release
     while the pedal is down is delivered when the pedal comes up, unless the key was
-    struck again); ``on_control(cc, value, arrived)`` gets the sustain pedal for the
-    synth. ``arrived`` is ``time.monotonic()`` when the message reached this filter, read
-    before anything else, so that the player's note is timed from there.
+    struck again); ``on_control(cc, value, arrived)`` gets the sustain pedal and the
+    panic controllers for the synth. ``arrived`` is ``time.monotonic()`` when the message
+    reached this filter, read before anything else, so that the player's note is timed
+    from there.
     Thread: the one MIDI callback thread.
     """
 
@@ -224,17 +230,31 @@ class NoteFilter:
             self.ignored += 1
             return
         if kind == "control_change":
-            if msg.control != CC_SUSTAIN:
+            cc = msg.control
+            if cc in (CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF):
+                # A panic must end notes the pedal holds too: the synth lifts the pedal on
+                # it (engine.mixer), and the band hears every note end.
+                if self.on_control is not None:
+                    self.on_control(cc, 0, arrived)
+                for p in sorted(self._down | self._held_by_pedal):
+                    self.on_note(p, False, 0, arrived)
+                self._down.clear()
+                self._held_by_pedal.clear()
+                self.sustain = False
+                return
+            if cc == CC_RESET_CONTROLLERS:
+                if self.on_control is not None:
+                    self.on_control(cc, 0, arrived)
+                self._pedal_up(arrived)
+                return
+            if cc != CC_SUSTAIN:
                 self.ignored += 1
                 return
             down = msg.value >= 64
             if self.on_control is not None:
                 self.on_control(CC_SUSTAIN, msg.value, arrived)
-            if self.sustain and not down:
-                for p in sorted(self._held_by_pedal):
-                    if p not in self._down:
-                        self.on_note(p, False, 0, arrived)
-                self._held_by_pedal.clear()
+            if not down:
+                self._pedal_up(arrived)
             self.sustain = down
             return
         pitch = msg.note
@@ -248,6 +268,15 @@ class NoteFilter:
                 self._held_by_pedal.add(pitch)
             else:
                 self.on_note(pitch, False, 0, arrived)
+
+    def _pedal_up(self, arrived: float) -> None:
+        """The pedal came up: release the notes it held whose keys are up."""
+        if self.sustain:
+            for p in sorted(self._held_by_pedal):
+                if p not in self._down:
+                    self.on_note(p, False, 0, arrived)
+        self._held_by_pedal.clear()
+        self.sustain = False
 
 
 class MidiInput:

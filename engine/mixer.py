@@ -96,6 +96,9 @@ def _callback_synth(synth, hold_gil: bool):
             pass
     return synth
 CC_VOLUME, CC_SUSTAIN = 7, 64
+# All sound off, reset all controllers, all notes off: a panic. FluidSynth keeps notes the
+# pedal holds through CC123 and leaves reset voices sustained, so each lifts the pedal first.
+PANIC_CCS = (120, 121, CC_ALL_NOTES_OFF)
 SYNTH_PERIOD = 64            # FluidSynth applies events only at these frame boundaries
 PLAYER_PHASES = 4            # synths for the player's channel, a quarter period apart
 _NOBODY = bytes(128)         # "no synth holds this pitch", for every pitch
@@ -361,6 +364,8 @@ class Mixer:
                 self._applied_vol[ch] = v
                 synth.control_change(ch, CC_VOLUME, v)
             else:
+                if d1 in PANIC_CCS:
+                    synth.control_change(ch, CC_SUSTAIN, 0)
                 synth.control_change(ch, d1, d2)
         elif kind == PROGRAM:
             synth.set_program(ch, d1 & 127)
@@ -490,7 +495,7 @@ class Mixer:
             held[d1] = 0
             return self._on_synth(which, out, off, pos, kind, ch, d1, d2)
         # controllers, programs, all-off: every synth of the set
-        if kind == ALL_OFF:
+        if kind == ALL_OFF or (kind == CONTROL and d1 in PANIC_CCS and d1 != 121):
             held[:] = _NOBODY
         for which in range(1, len(self._extra) + 2):
             pos = self._on_synth(which, out, off, pos, kind, ch, d1, d2)

@@ -99,7 +99,12 @@ class Synth:
 
     def all_notes_off(self) -> None:
         for ch in range(16):
+            self._synth.cc(ch, 64, 0)      # FluidSynth keeps what the pedal holds through CC123
             self._synth.cc(ch, 123, 0)
+
+    def active_voices(self) -> int:
+        """Voices sounding now (a note is one or more voices; releasing ones count)."""
+        return int(self._synth.get_active_voice_count())
 
     # -- audio ---------------------------------------------------------------
     def render_into(self, out: np.ndarray, start: int = 0, stop: int | None = None) -> None:

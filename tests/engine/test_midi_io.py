@@ -162,3 +162,60 @@ def test_the_hot_plug_poll_explains_no_ports_without_opening_new_clients(monkeyp
     assert w.note == "" or w.note.startswith("no MIDI")
     if not w.inputs and not w.outputs and not w._probes:
         assert "no JACK server running" in w.note
+
+
+def test_a_panic_from_the_controller_silences_what_the_pedal_holds(soundfont):
+    """Pedal down, three notes, keys up, then CC123 + CC120 + CC121 (a DAW's panic) from
+    the controller, through the filter to the real synth: every voice ends, the band hears
+    every note end and the pedal is up again (the filter used to drop all three, leaving
+    6 voices sounding until pedal-up)."""
+    import numpy as np
+
+    from engine.events import CONTROL, IMMEDIATE, NOTE_OFF, NOTE_ON, EventQueue
+    from engine.mixer import Mixer
+    from engine.synth import Synth
+
+    sr, ch = 48000, 3
+    q = EventQueue()
+    heard = []
+
+    def note(p, on, v, at):
+        heard.append((p, on))
+        q.push(IMMEDIATE, NOTE_ON if on else NOTE_OFF, ch, p, v)
+
+    f = NoteFilter(note, lambda c, v, at: q.push(IMMEDIATE, CONTROL, ch, c, v))
+    with Synth(soundfont, sample_rate=sr, reverb=False) as synth:
+        mixer = Mixer(synth, sr, 256)
+        assert mixer.enable_player_phases(ch)
+        mixer.add_queue(q)
+        voices = lambda: synth.active_voices() + sum(t.active_voices() for t in synth._twins)   # noqa: E731
+        f(mido.Message("control_change", control=64, value=127))
+        for p in (60, 64, 67):
+            f(mido.Message("note_on", note=p, velocity=100))
+        mixer.render(4800)
+        for p in (60, 64, 67):
+            f(mido.Message("note_off", note=p))
+        mixer.render(4800)
+        assert voices() == 6
+        for cc in (123, 120, 121):
+            f(mido.Message("control_change", control=cc, value=0))
+        tail = mixer.render(sr)
+        assert voices() == 0
+        assert np.abs(tail[sr // 2:]).max() < 1e-3
+    assert not f.sustain
+    assert sorted(p for p, on in heard if not on) == [60, 64, 67]
+
+
+def test_reset_all_controllers_lifts_the_pedal_and_all_notes_off_ends_held_keys():
+    f, notes, ccs = collect()
+    f(mido.Message("control_change", control=64, value=127))
+    f(mido.Message("note_on", note=60, velocity=80))
+    f(mido.Message("note_on", note=62, velocity=80))
+    f(mido.Message("note_off", note=60))
+    f(mido.Message("control_change", control=121, value=0))
+    assert notes[2:] == [(60, False, 0)] and not f.sustain     # 62's key is still down
+    f(mido.Message("control_change", control=123, value=0))
+    assert notes[3:] == [(62, False, 0)]
+    f(mido.Message("note_off", note=62))                      # its key comes up later
+    assert notes[4:] == [(62, False, 0)]
+    assert ccs == [(64, 127), (121, 0), (123, 0)]

@@ -267,3 +267,46 @@ def test_user_fader_scales_the_parts_own_volume(synth):
         levels.append(float(np.abs(mixer.render(9600)).max()))
         assert mixer._applied_vol[4] == int(80 * round(fader * 127)) // 127
     assert levels[1] < 0.6 * levels[0]
+
+
+def _voices(mixer: Mixer) -> int:
+    """Active voices on the mixer's synth and its player synths."""
+    return mixer.synth.active_voices() + sum(t.active_voices() for t in mixer.synth._twins)
+
+
+def _pedalled_chord(q: EventQueue, t: int) -> None:
+    """Pedal down, three notes, their keys released: the pedal holds them."""
+    q.push(t, CONTROL, PLAYER, 64, 127)
+    for i, p in enumerate((60, 64, 67)):
+        q.push(t + 10 + i, NOTE_ON, PLAYER, p, 100)
+    for i, p in enumerate((60, 64, 67)):
+        q.push(t + 4800 + i, NOTE_OFF, PLAYER, p)
+
+
+@pytest.mark.parametrize("phases", [1, 4])
+@pytest.mark.parametrize("panic", [(123,), (120,), (121,), (123, 120, 121)])
+def test_a_panic_releases_notes_the_sustain_pedal_holds(soundfont, panic, phases):
+    """All notes off, all sound off and reset all controllers each end what the pedal
+    holds and lift the pedal (FluidSynth alone keeps pedalled notes through CC123 and
+    keeps the pedal down through CC120), so nothing hangs and a later note decays."""
+    with Synth(soundfont, sample_rate=SR, reverb=False) as own:
+        mixer = Mixer(own, SR, 256)
+        if phases > 1:
+            assert mixer.enable_player_phases(PLAYER, phases)
+        q = EventQueue()
+        mixer.add_queue(q)
+        _pedalled_chord(q, 0)
+        mixer.render(9600)
+        assert _voices(mixer) >= 3                       # held by the pedal
+        t = mixer.clock
+        for cc in panic:
+            q.push(t, CONTROL, PLAYER, cc, 0)
+        tail = mixer.render(SR)                          # the piano's release: < 1 s
+        assert _voices(mixer) == 0, panic
+        assert np.abs(tail[SR // 2:]).max() < 1e-3           # -60 dB within half a second
+        # the pedal is up: a new note ends with its key
+        t = mixer.clock
+        q.push(t, NOTE_ON, PLAYER, 62, 100)
+        q.push(t + 4800, NOTE_OFF, PLAYER, 62)
+        mixer.render(4800 + SR)
+        assert _voices(mixer) == 0
