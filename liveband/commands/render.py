@@ -15,12 +15,7 @@ from engine.errors import first_line
 from liveband.cli import UserError
 from liveband.config import EngineConfig
 from liveband.paths import find_soundfont
-
-
-# Offline the model's steps are on the render's critical path and onnxruntime steps the
-# shipped model faster than torch (same tokens on the bench tune); without onnxruntime
-# the backend fallback says so in one line and uses torch-cpu.
-DEFAULT_BACKEND = "onnx-cpu"
+from liveband.rendering import DEFAULT_BACKEND, band_timing, open_band
 
 
 WAV_SUFFIXES = (".wav", ".wave")
@@ -130,8 +125,6 @@ def main(args) -> int:
 
 
 def _render(args, outputs: _Outputs) -> int:
-    from engine.backends import open_accompanist
-    from engine.melody_file import DEFAULT_MELODY_RANGE, fit_to_range
     from engine.midi_export import write_midi
     from engine.offline import RenderSettings, render_melody
     from engine.synth import SoundFontError
@@ -145,32 +138,14 @@ def _render(args, outputs: _Outputs) -> int:
         raise UserError(f"--midi-out {midi_out}: the MIDI output must be a .mid file")
     _refuse_collisions(src, out, midi_out)
     melody = load_melody(src, getattr(args, "tracker", "pesto"), args.tempo)
-    tempo = args.tempo if args.tempo is not None else (melody.tempo or 100.0)
-    if args.tempo is None and melody.tempo is not None and not 40 <= tempo <= 240:
-        # a file tempo outside the band's range: fold by octaves (half/double time)
-        while tempo > 240:
-            tempo /= 2
-        while tempo < 40:
-            tempo *= 2
-        _say(f"the file's tempo {melody.tempo:.1f} BPM is outside 40-240; playing at {tempo:.1f} BPM")
-    meter = args.meter or melody.meter or "4/4"
-    if args.meter is None and melody.source_meter and melody.meter is None:
-        _say(f"the file's meter {melody.source_meter} is not supported; playing in {meter}")
-    if melody.tempo_changes and args.tempo is None:
-        _say(f"the file changes tempo {melody.tempo_changes} time(s); the band keeps {tempo:.1f} BPM")
+    tempo, meter = band_timing(melody, args.tempo, args.meter, _say)
     # validates tempo, meter, style and the controls with clear messages
     cfg = EngineConfig(tempo=tempo, meter=meter, style=args.style, temperature=args.temperature,
                        density=args.density, harmony_follow=args.harmony_follow,
                        backend=getattr(args, "backend", None) or DEFAULT_BACKEND,
                        seed=args.seed, checkpoint=args.checkpoint, count_in_bars=0)
     soundfont = find_soundfont(args.soundfont)
-    acc, backend = _load_model(cfg, open_accompanist)
-    melody, shift = fit_to_range(melody, getattr(acc, "melody_range", DEFAULT_MELODY_RANGE))
-    if shift:
-        lo, hi = getattr(acc, "melody_range", DEFAULT_MELODY_RANGE)
-        octaves = abs(shift) // 12
-        _say(f"melody transposed {'up' if shift > 0 else 'down'} {octaves} octave{'s' if octaves > 1 else ''} "
-             f"into the model's range (MIDI {lo}-{hi})")
+    melody, acc, backend = open_band(melody, cfg.backend, cfg.checkpoint, _say)
     # this command has no audio or UI threads, so the audio may render in a forked
     # process while this one runs the model (engine.offline.RenderSettings.synth_process)
     settings = RenderSettings(style=cfg.style, tempo=cfg.tempo, meter=cfg.meter, temperature=cfg.temperature,
@@ -207,12 +182,3 @@ def _render(args, outputs: _Outputs) -> int:
     if m.late_steps:
         _say(f"{m.late_steps} steps were generated late (the band held)")
     return 0
-
-
-def _load_model(cfg: EngineConfig, open_accompanist):
-    try:
-        return open_accompanist(cfg.backend, cfg.checkpoint, notify=_say)
-    except FileNotFoundError as exc:
-        raise UserError(f"model checkpoint not found: {exc.filename or exc}") from None
-    except RuntimeError as exc:
-        raise UserError(str(exc).splitlines()[0]) from None
