@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 from engine.errors import first_line
@@ -116,12 +119,50 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
         raise UserError(str(exc)) from None
 
 
+class _Stopped(BaseException):
+    """SIGTERM/SIGHUP during a render: unwinds like Ctrl-C, so that every cleanup runs
+    (the audio process is stopped, the temporary files are removed)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _catch_stops():
+    """Turn SIGINT/SIGTERM/SIGHUP into exceptions for this render; returns the undo.
+    A repeat within 3 s is ignored, so a second Ctrl-C cannot cut the cleanup short."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    first: list[float] = []
+
+    def handler(signum, frame) -> None:
+        if first and time.monotonic() - first[0] < 3.0:
+            return
+        first[:] = [time.monotonic()]
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise _Stopped(signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    return lambda: [signal.signal(sig, h) for sig, h in old.items()]
+
+
 def main(args) -> int:
     outputs = _Outputs()
+    restore = _catch_stops()
     try:
         return _render(args, outputs)
+    except KeyboardInterrupt:
+        outputs.discard()
+        _say("interrupted; no output was written")
+        return 130
+    except _Stopped as stop:
+        outputs.discard()
+        _say(f"stopped by {signal.Signals(stop.signum).name}; no output was written")
+        return 128 + stop.signum
     finally:
         outputs.discard()       # after commit() there is nothing left to discard
+        restore()
 
 
 def _render(args, outputs: _Outputs) -> int:

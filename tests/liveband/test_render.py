@@ -208,3 +208,98 @@ def test_outputs_replace_old_files_only_when_the_whole_render_succeeded(tmp_path
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "out.wav").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def _children(pid: int) -> list[int]:
+    import os
+
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def _gone(pid: int) -> bool:
+    """Ended (a zombie of an init that does not reap counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_render_stops_its_audio_process_and_leaves_nothing(tmp_path, checkpoint, soundfont, how):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    src = melody_file(tmp_path / "long.mid", WALTZ * 160, bpm=240.0)      # 16 minutes of audio
+    out = tmp_path / "out"
+    code = "import sys; from liveband.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, "render", str(src), "-o", str(out / "band.wav"),
+                             "--midi-out", str(out / "band.mid"), "--checkpoint", checkpoint,
+                             "--soundfont", str(soundfont)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:    # mid-way: audio is being written
+            parts = list(out.glob(".band.wav.*.part")) if out.is_dir() else []
+            if parts and parts[0].stat().st_size > 2_000_000:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        kids = _children(proc.pid)
+        assert kids, "the render forks its audio process"
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)         # the terminal signals the whole group
+        else:
+            os.kill(proc.pid, signal.SIGTERM)          # `kill PID`: the parent only
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == (130 if how == "ctrl-c" else 128 + signal.SIGTERM)
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and all(line.startswith("liveband render: ") for line in lines), err
+    assert "no output was written" in lines[-1] and ("interrupted" in lines[-1] or "SIGTERM" in lines[-1])
+    assert sorted(p.name for p in out.iterdir()) == [], "no output and no temporary file"
+    deadline = time.monotonic() + 10
+    while not all(_gone(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_gone(k) for k in kids), "the audio process outlived the render"
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 4 MB tmpfs: a real disk that fills up (needs the right to mount, as root has)."""
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_leaves_no_partial_file_and_says_so_in_one_line(tmp_path, small_disk, checkpoint, soundfont,
+                                                                     capsys):
+    src = melody_file(tmp_path / "m.mid", WALTZ * 3, bpm=120.0)     # 36 s: about 7 MB of WAV
+    (small_disk / "band.wav").write_bytes(b"an older mix")
+    rc = main(["render", str(src), "-o", str(small_disk / "band.wav"), "--midi-out", str(small_disk / "band.mid"),
+               "--checkpoint", checkpoint, "--soundfont", str(soundfont)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "band.wav" in err and "No space left on device" in err, err
+    assert sorted(p.name for p in small_disk.iterdir()) == ["band.wav"]
+    assert (small_disk / "band.wav").read_bytes() == b"an older mix"
