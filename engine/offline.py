@@ -14,8 +14,10 @@ generating, so the model and the synth overlap on two cores; the mixer sees the 
 events before the same blocks, so the audio is the same, bit for bit.
 
 The melody is given to the quantiser up front (a file is a player who never plays
-late); the quantiser still hands the model only committed steps ``<= t - lookahead``,
-so what the band plays before time T cannot depend on the melody after T.
+late); the quantiser hands the model committed steps ``<= t - lookahead``. With a live
+model (lookahead >= 1) what the band plays before time T cannot depend on the melody
+after T, exactly as live; an offline model (lookahead <= 0, the teacher ``liveband
+render`` uses by default) hears ``-lookahead`` steps ahead, because a file knows them.
 """
 from __future__ import annotations
 
@@ -178,7 +180,7 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
         return StreamingGenerator(accompanist, clock, renderer, style=s.style, sampler=sampler,
                                   quantiser=quantiser, chunk_steps=s.chunk_steps,
                                   margin_steps=s.margin_steps, clock_source=clock_source,
-                                  backend=backend)
+                                  backend=backend, offline=True)
 
     if s.synth_process and not s.worker_thread and _FORK is not None:
         gen, audio, late_events = _render_two_processes(job, generator, renderer, log, keep_audio, progress)
