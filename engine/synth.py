@@ -73,10 +73,15 @@ class Synth:
             self.set_program(ch, 0)
         self._synth.program_select(DRUM_CHANNEL, self._sfid, 128, 0)
 
-    def twin(self) -> "Synth":
+    def twin(self, polyphony: int | None = None) -> "Synth":
         """A second synth with the same SoundFont and settings (the mixer's phase-shifted
-        player synth). Thread: not audio (it loads the SoundFont)."""
-        twin = Synth(self.soundfont, self.sample_rate, **self._options)
+        player synth), with its own voice limit if ``polyphony`` is given (FluidSynth then
+        steals released, then sustained, then the oldest voices).
+        Thread: not audio (it loads the SoundFont)."""
+        opts = dict(self._options)
+        if polyphony is not None:
+            opts["polyphony"] = int(polyphony)
+        twin = Synth(self.soundfont, self.sample_rate, **opts)
         self._twins.append(twin)        # closed with this one
         return twin
 
