@@ -303,3 +303,28 @@ def test_a_full_disk_leaves_no_partial_file_and_says_so_in_one_line(tmp_path, sm
     assert len(err.splitlines()) == 1 and "band.wav" in err and "No space left on device" in err, err
     assert sorted(p.name for p in small_disk.iterdir()) == ["band.wav"]
     assert (small_disk / "band.wav").read_bytes() == b"an older mix"
+
+
+def test_odd_values_get_an_argparse_error_naming_the_option(tmp_path, capsys):
+    src = melody_file(tmp_path / "m.mid", WALTZ[:6])
+    for opt, needle in (("--tempo=--", "argument --tempo"), ("--seed=--", "argument --seed"),
+                        ("--seed=-1", "argument --seed"), ("--seed=x", "argument --seed")):
+        with pytest.raises(SystemExit) as done:
+            main(["render", str(src), "-o", str(tmp_path / "x.wav"), opt])
+        assert done.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert "error:" in err[-1] and needle in err[-1] and "Traceback" not in "\n".join(err), err
+    with pytest.raises(SystemExit):
+        main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--seed", "-1"])
+    assert "argument --seed: must be 0 or more" in capsys.readouterr().err
+
+
+def test_a_midi_header_with_zero_ticks_per_beat_is_one_line_naming_the_file(tmp_path, checkpoint, capsys):
+    src = melody_file(tmp_path / "zero.mid", WALTZ[:6])
+    data = bytearray(src.read_bytes())
+    data[12:14] = b"\x00\x00"
+    src.write_bytes(bytes(data))
+    assert main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(src) in err and "ticks per beat" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zero.mid"]
