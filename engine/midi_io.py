@@ -31,6 +31,10 @@ os.environ.setdefault("JACK_NO_START_SERVER", "1")
 ALSA, JACK = "LINUX_ALSA", "UNIX_JACK"
 CC_SUSTAIN = 64
 CC_ALL_SOUND_OFF, CC_RESET_CONTROLLERS = 120, 121
+# Note-ons passed at once, and per second after that: far beyond two hands (a ten-finger
+# chord, a fast glissando), so only a runaway device or a MIDI file dumped at once loses
+# notes, and the audio callback never gets a burst of hundreds to start in one block.
+NOTE_BURST, NOTE_RATE = 32, 200.0
 _stderr_lock = threading.Lock()
 
 
@@ -190,7 +194,8 @@ class NoteFilter:
     """Turns raw mido messages into the player's notes: channel filtering, note-on with
     velocity 0 as note-off, sustain pedal held notes, a panic (all sound off / all notes
     off: every note ends and the pedal comes up; reset all controllers: the pedal comes
-    up), everything else ignored.
+    up), a flood of note-ons thinned out (NOTE_BURST, NOTE_RATE; counted in ``flooded``,
+    their note-offs dropped too), everything else ignored.
 
     ``on_note(pitch, on, velocity, arrived)`` gets the *musical* note events (a release
     while the pedal is down is delivered when the pedal comes up, unless the key was
@@ -211,8 +216,12 @@ class NoteFilter:
         self.sustain = False
         self._held_by_pedal: set[int] = set()
         self._down: set[int] = set()
+        self._tokens = float(NOTE_BURST)     # note-ons that may pass now
+        self._tokens_at: float | None = None
+        self._dropped: set[int] = set()       # pitches whose latest note-on was dropped
         self.ignored = 0
         self.errors = 0
+        self.flooded = 0
 
     def __call__(self, msg) -> None:
         arrived = time.monotonic()
@@ -259,10 +268,23 @@ class NoteFilter:
             return
         pitch = msg.note
         if kind == "note_on" and msg.velocity > 0:
+            last, self._tokens_at = self._tokens_at, arrived
+            if last is not None:
+                self._tokens = min(float(NOTE_BURST), self._tokens + (arrived - last) * NOTE_RATE)
+            if self._tokens < 1.0:
+                self.flooded += 1
+                self._dropped.add(pitch)
+                return
+            self._tokens -= 1.0
+            self._dropped.discard(pitch)
             self._down.add(pitch)
             self._held_by_pedal.discard(pitch)
             self.on_note(pitch, True, msg.velocity, arrived)
         else:
+            if pitch in self._dropped:
+                self._dropped.discard(pitch)
+                if pitch not in self._down:       # the note never sounded
+                    return
             self._down.discard(pitch)
             if self.sustain:
                 self._held_by_pedal.add(pitch)
