@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsb", default=None, help="Jsb16thSeparated.json-format file")
     p.add_argument("--split", default="valid")
     p.add_argument("--pop909", default=None, help="POP909-format folder")
+    p.add_argument("--nottingham", default=None, help="Nottingham-format folder (validation tunes)")
     p.add_argument("--limit", type=int, default=None, help="at most this many songs per set")
     p.add_argument("--seed", type=int, default=0)
 

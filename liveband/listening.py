@@ -234,17 +234,21 @@ def default_sources(model=None) -> dict[str, Source]:
     return out
 
 
-def listen_eval(model=None, pop909_dir: str | Path | None = None, nottingham_dir: str | Path | None = None,
+DATA_DEFAULT = Path("<../shared/data>")      # listen_eval: the project's own copy of the corpus
+
+
+def listen_eval(model=None, pop909_dir: str | Path | None = DATA_DEFAULT,
+                nottingham_dir: str | Path | None = DATA_DEFAULT,
                 limit: int | None = 20, seed: int = 0, sources: dict[str, Source] | None = None,
                 soundfont: str | Path | None = None, pop909_only: str = "valid") -> dict:
     """The listening measures on the validation POP909 songs and Nottingham tunes.
 
     model: a checkpoint path, a LoadedModel, or None (no "model" row). sources: more
     sources to measure beside model / human / rule_based (e.g. {"offline": fn}).
-    Folders default to ../shared/data's; a folder that is not there is skipped."""
+    Folders default to ../shared/data's (skipped if absent); None skips a corpus."""
     from liveband.paths import DEFAULT_DATA_DIR, find_soundfont
     from models.data.pop909 import load_pop909
-    from models.evaluate import _one_torch_thread, nottingham_valid
+    from models.evaluate import nottingham_valid, one_torch_thread
 
     if isinstance(model, (str, Path)):
         from models.runtime import load_model
@@ -252,8 +256,8 @@ def listen_eval(model=None, pop909_dir: str | Path | None = None, nottingham_dir
         model = load_model(model, device="cpu")
     srcs = {**default_sources(model), **(sources or {})}
     sf = find_soundfont(soundfont)
-    pop = Path(pop909_dir) if pop909_dir is not None else DEFAULT_DATA_DIR / "pop909"
-    nott = Path(nottingham_dir) if nottingham_dir is not None else DEFAULT_DATA_DIR / "nottingham"
+    pop = _corpus_dir(pop909_dir, DEFAULT_DATA_DIR / "pop909", "POP909")
+    nott = _corpus_dir(nottingham_dir, DEFAULT_DATA_DIR / "nottingham", "Nottingham")
     out: dict = {"sources": list(srcs), "tempo_bpm": TEMPO,
                  "controls": "the app's defaults (liveband render): creativity 0.9, density 0.5, "
                              "harmony-follow 0.5",
@@ -261,15 +265,25 @@ def listen_eval(model=None, pop909_dir: str | Path | None = None, nottingham_dir
                                "piano reduction; Nottingham: the block chords), rendered by the same "
                                "engine; rule_based = models/rules.py"}
     t0 = time.perf_counter()
-    with _one_torch_thread():
-        if pop.is_dir():
+    with one_torch_thread():
+        if pop is not None:
             pieces = load_pop909(pop, only=pop909_only, limit=limit).pieces
             out["pop909"] = {"folder": str(pop), **listening_metrics(pieces, srcs, sf, seed)}
-        if nott.is_dir():
+        if nott is not None:
             out["nottingham"] = {"folder": str(nott),
                                  **listening_metrics(nottingham_valid(nott, limit), srcs, sf, seed)}
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
+
+
+def _corpus_dir(given, default: Path, what: str) -> Path | None:
+    if given is DATA_DEFAULT:
+        return default if default.is_dir() else None
+    if given is None:
+        return None
+    if not Path(given).is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {given}")
+    return Path(given)
 
 
 __all__ = ["listen_eval", "listening_metrics", "perturbation_metrics", "hear", "Heard", "human_part",
