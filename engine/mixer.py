@@ -18,6 +18,9 @@ Per block it
    click is for the player, so it is not recorded), counts its own work time, and
    advances ``clock``.
 
+It counts the xruns the audio stream reports (``xruns``), and apart those beside sound
+(``audible_xruns``: the player's dropout counter; an idle stream's gaps are silence).
+
 Thread contract: ``process`` runs on one thread (audio live, render offline). It
 allocates no numpy buffers (only Python scalars/views), does no I/O, no logging, and
 takes no lock. Every ``set_*`` method is "Thread: any" (a plain attribute/element store
@@ -110,6 +113,7 @@ STARTS_PER_PERIOD = 4        # player notes one synth starts per 64-frame period
 _NOBODY = bytes(128)         # "no synth holds this pitch", for every pitch
 POST_CHUNK = 224             # frames: 448 samples stay under numpy's 500-element GIL release
 WORK_RING = 1 << 14          # durations kept for p50/p99 (about 87 s of 256-frame blocks)
+AUDIBLE = 1e-3               # -60 dBFS: a gap beside quieter output is not heard
 
 
 class Mixer:
@@ -134,6 +138,7 @@ class Mixer:
         self.clock = 0                       # master clock: samples rendered so far
         self.blocks = 0
         self.xruns = 0
+        self.audible_xruns = 0               # xruns beside sound (what the listener hears)
         self.late_events = 0                 # events that arrived after their time
         self.events_applied = 0
         self.peak = 0.0                      # peak |x| of the last block after limiting
@@ -396,6 +401,7 @@ class Mixer:
         t_start = time.perf_counter_ns()
         if xrun:
             self.xruns += 1
+        before = self.peak           # the end of the last block, just before the gap
         frames = out.shape[0]
         clock = self.clock
         t_end = clock + frames
@@ -474,6 +480,8 @@ class Mixer:
             for k in range(len(extra)):
                 np.add(piece, xbuf[k, s:e], out=piece)
             self._master_and_limit(piece, e - s)
+            if xrun and s == 0 and (before >= AUDIBLE or self.peak >= AUDIBLE or metro[0]):
+                self.audible_xruns += 1
             if tap is not None:
                 tap.write(piece, clock + s)
             if metro[0]:

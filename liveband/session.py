@@ -1017,7 +1017,7 @@ class Session:
             meter=self._cfg.meter, style=self._cfg.style, input_mode=self._input_mode,
             step=float(step), chord=self._chord_at(step) if playing else "", key=self._key,
             input_level_db=float(self._level_db), hummed_pitch=self._hummed,
-            audio_latency_ms=self._audio.latency_ms, xruns=int(self._mixer.xruns),
+            audio_latency_ms=self._audio.latency_ms, xruns=int(self._mixer.audible_xruns),
             lead_ms=float(m.lead_ms_last) if m else 0.0, late_steps=int(m.late_steps) if m else 0,
             cpu_percent=float(self._cpu), backend=self._backend,
             recording=self._recorder is not None, notices=self._notices, parts=dict(self._parts))

@@ -355,3 +355,27 @@ def test_a_flood_of_player_notes_is_held_to_the_player_voice_limit(soundfont):
             mixer.render(block)
             work.append(time.thread_time_ns() - c)
         assert np.median(work) < 0.1 * block / SR * 1e9, np.median(work) / 1e3
+
+
+def test_only_xruns_beside_sound_count_as_dropouts(synth):
+    """An idle stream's underflows replace silence with silence: counted as xruns (their
+    causes matter) but not as dropouts the listener hears; one beside a note, or while
+    the metronome clicks, is."""
+    mixer = fresh_mixer(synth)
+    q = EventQueue()
+    mixer.add_queue(q)
+    buf = np.zeros((256, 2), np.float32)
+    for _ in range(5):
+        mixer.process(buf, xrun=True)
+    assert (mixer.xruns, mixer.audible_xruns) == (5, 0)
+    q.push(mixer.clock, NOTE_ON, 0, 60, 100)
+    mixer.render(2400)
+    mixer.process(buf, xrun=True)                 # a gap in the middle of the note
+    assert (mixer.xruns, mixer.audible_xruns) == (6, 1)
+    q.push(mixer.clock, ALL_OFF, 0)
+    mixer.render(SR * 2)
+    mixer.process(buf, xrun=True)
+    assert mixer.audible_xruns == 1
+    mixer.set_metronome(True, origin=mixer.clock + SR, samples_per_beat=SR)
+    mixer.process(buf, xrun=True)
+    assert (mixer.xruns, mixer.audible_xruns) == (8, 2)

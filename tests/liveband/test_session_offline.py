@@ -79,3 +79,19 @@ def test_prepare_waits_for_the_band_and_a_fixed_key_is_reported_and_validated(li
         assert s.snapshot().key == "F# minor"                        # a bad key changes nothing
         s.set_key(None)
         assert s.snapshot().key == ""                                # back to listening (nothing played)
+
+
+def test_the_dropout_counter_counts_nothing_while_nothing_sounds(liveband_home):
+    """The stream's underflows before Play (an idle stream, silence for silence) used to
+    show as dropouts; only a gap beside sound counts for the player."""
+    with Session(start_audio=False) as s:
+        buf = np.zeros((256, 2), np.float32)
+        for _ in range(10):                        # what the audio callback does on underflow
+            s.mixer.process(buf, True)
+        assert s.snapshot().xruns == 0
+        s.key_event(60, True)
+        for _ in range(20):
+            s.mixer.process(buf)
+        s.mixer.process(buf, True)                 # a gap in the player's note
+        s.key_event(60, False)
+        assert s.snapshot().xruns == 1
