@@ -3,7 +3,8 @@
 Exports are cached under ``$LIVEBAND_HOME/cache/pitch`` keyed by the weight file's hash
 and the torch version. Files are written under a temporary name and renamed, and a
 cached file that onnxruntime cannot open is exported again, so a crash or a corrupt
-cache never blocks the trackers.
+cache never blocks the trackers. Where the cache cannot be written (a read-only home),
+the export is made in memory at each start, with a RuntimeWarning saying so.
 """
 from __future__ import annotations
 
@@ -32,20 +33,27 @@ def cached_export(tag: str, weights: Path, build: Callable[[], tuple], input_nam
     if out.is_file() and not force:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    module, example = build()
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=out.parent)
     os.close(fd)
-    dyn = {n: {0: "batch"} for n in [*input_names, *output_names]}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's constant-folding chatter
-            torch.onnx.export(module, example, tmp, input_names=input_names, output_names=output_names,
-                              dynamic_axes=dyn, opset_version=17, dynamo=False)
+        _export(build, tmp, input_names, output_names)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return out
+
+
+def _export(build: Callable[[], tuple], f, input_names: list[str], output_names: list[str]) -> None:
+    """Export build()'s module to ``f`` (a path or a binary file object)."""
+    import torch
+
+    module, example = build()
+    dyn = {n: {0: "batch"} for n in [*input_names, *output_names]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's constant-folding chatter
+        torch.onnx.export(module, example, f, input_names=input_names, output_names=output_names,
+                          dynamic_axes=dyn, opset_version=17, dynamo=False)
 
 
 def open_session(tag: str, weights: Path, build: Callable[[], tuple], input_names: list[str],
@@ -60,7 +68,16 @@ def open_session(tag: str, weights: Path, build: Callable[[], tuple], input_name
     providers = ["CPUExecutionProvider"]
     if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
-    path = cached_export(tag, weights, build, input_names, output_names)
+    try:
+        path = cached_export(tag, weights, build, input_names, output_names)
+    except OSError as exc:
+        import io
+
+        warnings.warn(f"cannot cache the pitch model in {cache_dir()} ({exc.strerror or exc}); "
+                      "it is rebuilt at each start", RuntimeWarning, stacklevel=2)
+        buf = io.BytesIO()
+        _export(build, buf, input_names, output_names)
+        return ort.InferenceSession(buf.getvalue(), opts, providers=providers)
     try:
         return ort.InferenceSession(str(path), opts, providers=providers)
     except Exception:
