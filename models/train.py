@@ -347,6 +347,19 @@ def _dist_info() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
+def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
+    """Whether ``flag`` is true on any rank (every rank must call this at the same point).
+    A decision one rank takes alone (a clock, a bad loss) leaves the others waiting
+    forever in DDP's next all-reduce; agreeing first makes every rank take it together."""
+    if world <= 1:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
 def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = False,
           device: str | None = None, progress: bool = True, max_seconds: float | None = None,
           stop_at: int | None = None, init_from: str | Path | None = None) -> dict:
@@ -426,9 +439,10 @@ def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = Fa
     model.train()
     try:
         while step < cfg.steps:
-            if max_seconds is not None and time.time() - t_start > max_seconds:
-                break
-            if stop_at is not None and step >= stop_at:
+            # each rank reads its own clock: stop when any rank's says so, all together
+            stop = (max_seconds is not None and time.time() - t_start > max_seconds) or \
+                   (stop_at is not None and step >= stop_at)
+            if _any_rank(stop, world, dev):
                 break
             rng = np.random.default_rng([cfg.seed, rank, step])
             torch.manual_seed(int(rng.integers(2**62)))
@@ -440,6 +454,12 @@ def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = Fa
             nll, mask = masked_nll(logits, targets)
             w = weights * mask
             loss = (nll * weights).sum() / w.sum().clamp(min=1)
+            lv = float(loss.detach())
+            # before backward: a non-finite loss on any rank stops every rank here (DDP would
+            # spread its gradients to all of them), and no weights are touched
+            if _any_rank(not math.isfinite(lv), world, dev):
+                raise FloatingPointError(f"loss became non-finite at step {step + 1} on a rank "
+                                         f"(rank {rank}'s loss: {lv}); weights not updated")
             opt.zero_grad(set_to_none=True)
             if scaler is not None and scaler.is_enabled():
                 scaler.scale(loss).backward()
@@ -455,9 +475,6 @@ def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = Fa
             step += 1
             bar.update(1)
             if rank == 0:
-                lv = float(loss.detach())
-                if not math.isfinite(lv):
-                    raise FloatingPointError(f"loss became {lv} at step {step}")
                 bar.set_postfix(loss=f"{lv:.3f}", lr=f"{lr_at(step - 1, cfg):.2e}",
                                 val=f"{last_val.get('accomp', float('nan')):.3f}")
                 if step % cfg.log_every == 0:

@@ -171,3 +171,64 @@ def test_chord_segment_corruption_gives_whole_segments_a_wrong_chord_and_moves_t
                 assert set(moved.tolist()) <= {k}
         assert ((x != inputs) <= (inputs >= min(CHORD_BASE, NOTE_BASE))).all()  # HOLD/REST/PAD kept
     assert changed_any
+
+
+DDP_HARNESS = '''
+import datetime, json, os, sys
+import torch, torch.distributed as dist
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, os.path.join(sys.argv[1], "tests", "models"))
+import models.train as T
+from models.train import TrainConfig
+from tiny_pieces import random_corpus
+
+torch.set_num_threads(1)
+rank = int(os.environ["RANK"])
+# a short collective timeout: a rank left waiting fails in seconds instead of hanging
+dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=40))
+cfg = TrainConfig.from_dict(json.loads(sys.argv[2]))
+case, out = sys.argv[3], sys.argv[4]
+kw = {}
+if case == "clock":        # only rank 0's clock runs out (at once)
+    kw["max_seconds"] = 0.0 if rank == 0 else None
+elif case == "nan":        # only rank 1's loss turns NaN, at its third step
+    real, calls = T.masked_nll, [0]
+    def masked_nll(logits, targets):
+        nll, mask = real(logits, targets)
+        calls[0] += 1
+        return (nll * float("nan") if rank == 1 and calls[0] == 3 else nll), mask
+    T.masked_nll = masked_nll
+try:
+    res = T.train(cfg, random_corpus(), out, progress=False, **kw)
+    print(json.dumps({"rank": rank, "step": res["step"]}), flush=True)
+except FloatingPointError as exc:
+    print(json.dumps({"rank": rank, "error": str(exc)}), flush=True)
+'''
+
+
+@pytest.mark.parametrize("case", ["clock", "nan"])
+def test_ddp_ranks_stop_together_when_one_rank_decides(tmp_path, case):
+    """Under DDP a stop that one rank decides alone (its max_seconds clock, a non-finite
+    loss) must stop every rank at the same step, not leave the others in an all-reduce."""
+    import signal
+
+    harness = tmp_path / "harness.py"
+    harness.write_text(DDP_HARNESS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(harness),
+         str(ROOT), TINY.to_json(), case, str(tmp_path / "run")],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=200)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("the ranks hung")
+    reports = sorted((json.loads(x) for x in out.splitlines() if x.startswith("{")), key=lambda r: r["rank"])
+    assert [r["rank"] for r in reports] == [0, 1], err[-2000:]
+    if case == "clock":
+        assert reports[0]["step"] == reports[1]["step"] == 0
+    else:
+        assert all("non-finite at step 3" in r.get("error", "") for r in reports), reports
+    assert proc.returncode == 0, err[-2000:]
