@@ -699,6 +699,10 @@ class Session:
                 self._stop_take()
 
     def _start_take(self) -> None:
+        if not self._audio.active:     # nothing renders without a stream: the take would be empty
+            self._problem("recording", "not recording: no audio output is playing "
+                                       "(choose an output in the settings, then press Play again)")
+            return
         cfg = self._cfg
         try:
             folder = new_session_folder(sessions_dir())

@@ -95,3 +95,22 @@ def test_the_dropout_counter_counts_nothing_while_nothing_sounds(liveband_home):
         s.mixer.process(buf, True)                 # a gap in the player's note
         s.key_event(60, False)
         assert s.snapshot().xruns == 1
+
+
+def test_without_an_audio_output_play_records_no_empty_take(liveband_home):
+    """Nothing renders without a stream, so a take would be empty: Play says once that it
+    is not recording and saves nothing (it used to save an empty take)."""
+    from liveband.paths import sessions_dir
+
+    with Session(EngineConfig(tempo=120.0), AudioConfig(output_device="No Such Card")) as s:
+        assert not s.audio.active
+        for _ in range(2):
+            s.play()
+            s.key_event(60, True)
+            s.key_event(60, False)
+            s.stop()
+        notices = s.snapshot().notices
+        assert s.list_sessions() == []
+    assert sum("not recording" in n for n in notices) == 1, notices
+    assert not any("take saved" in n for n in notices), notices
+    assert not sessions_dir().exists() or not any(sessions_dir().iterdir())
