@@ -2,13 +2,7 @@
 line naming the file and the problem."""
 import dataclasses
 import json
-import os
-import resource
-import subprocess
-import sys
-from pathlib import Path
 
-import mido
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -16,6 +10,7 @@ from safetensors.torch import load_file, save_file
 from models.checkpoint import CheckpointError, load_model_file, read_metadata, save_model
 from models.runtime import DEBUG_CONFIG, debug_model, load_model
 from models.transformer import Transformer
+from cli_helpers import melody_midi, run_cli
 
 torch.set_num_threads(1)
 
@@ -82,40 +77,11 @@ def test_corrupt_and_foreign_and_missing_files(tmp_path):
     assert issubclass(CheckpointError, ValueError)   # the CLI prints ValueErrors as one line
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 def _tiny_file(path, config, state=None):
     """A few-byte safetensors file whose metadata declares ``config``."""
     meta = {"format": "liveband-model", "version": "1", "config": config if isinstance(config, str) else config.to_json()}
     save_file(state or {"w": torch.zeros(4)}, str(path), metadata=meta)
     return path
-
-
-def _melody(path):
-    mid = mido.MidiFile(ticks_per_beat=480)
-    track = mido.MidiTrack()
-    for p in (60, 62, 64, 65, 67, 65, 64, 62):
-        track += [mido.Message("note_on", note=p, velocity=90, time=0), mido.Message("note_off", note=p, time=480)]
-    mid.tracks.append(track)
-    mid.save(str(path))
-    return path
-
-
-def _cli(tmp_path, *args, address_space_gb=None):
-    """The real `liveband` CLI in a subprocess with its caches inside tmp_path. An address-space
-    cap keeps a loader that would allocate gigabytes from taking the machine with it."""
-    env = {**os.environ, "LIVEBAND_CACHE": str(tmp_path / "cache"), "LIVEBAND_HOME": str(tmp_path / "home"),
-           "OMP_NUM_THREADS": "1"}
-    env.pop("LIVEBAND_DEBUG", None)
-
-    def cap():
-        if address_space_gb:
-            limit = int(address_space_gb * 2**30)
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return subprocess.run([sys.executable, "-m", "liveband.cli", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300, preexec_fn=cap)
 
 
 def test_a_huge_declared_config_is_refused_from_the_metadata_before_allocating(tmp_path):
@@ -124,7 +90,7 @@ def test_a_huge_declared_config_is_refused_from_the_metadata_before_allocating(t
     huge = _tiny_file(tmp_path / "huge.safetensors",
                       dataclasses.replace(DEBUG_CONFIG, d_model=4096, n_layer=48, n_head=32))
     assert huge.stat().st_size < 2048
-    out = _cli(tmp_path, "render", _melody(tmp_path / "m.mid"), "-o", tmp_path / "out.wav",
+    out = run_cli(tmp_path, "render", melody_midi(tmp_path / "m.mid"), "-o", tmp_path / "out.wav",
                "--checkpoint", huge, address_space_gb=4)
     assert out.returncode == 2, out.stderr[-2000:]
     err = out.stderr.strip()
