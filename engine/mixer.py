@@ -452,6 +452,7 @@ class Mixer:
                 if t != IMMEDIATE and t < clock:
                     self.late_events += 1
                 kind, ch, d1, d2 = int(ek[i]), int(ec[i]), int(e1[i]), int(e2[i])
+                dropped = self.dropped_notes
                 if ch == pch:
                     pos = self._player_event(out, best_off, clock + best_off, pos, kind, ch, d1, d2)
                 else:
@@ -460,7 +461,7 @@ class Mixer:
                         pos = best_off
                     self._apply_event(synth, kind, ch, d1, d2)
                 self.events_applied += 1
-                if log is not None:
+                if log is not None and self.dropped_notes == dropped:   # a take holds what was heard
                     log.push(clock + best_off, kind, ch, d1, d2)
         if pos < frames:
             synth.render_into(out, pos, frames)

@@ -379,3 +379,31 @@ def test_only_xruns_beside_sound_count_as_dropouts(synth):
     mixer.set_metronome(True, origin=mixer.clock + SR, samples_per_beat=SR)
     mixer.process(buf, xrun=True)
     assert (mixer.xruns, mixer.audible_xruns) == (8, 2)
+
+
+def test_notes_struck_at_one_instant_all_sound_up_to_what_the_player_synths_can_start(soundfont):
+    """Sixteen notes at the same sample (a MIDI burst: NOTE_BURST) all start, spread over
+    the player's synths; beyond what they can start in one period notes are dropped,
+    counted, and left out of the take's event log (it holds what was heard)."""
+    from engine.midi_io import NOTE_BURST
+    from engine.mixer import PLAYER_PHASES, STARTS_PER_PERIOD
+
+    assert NOTE_BURST <= PLAYER_PHASES * STARTS_PER_PERIOD
+    with Synth(soundfont, sample_rate=SR, reverb=False) as own:
+        mixer = Mixer(own, SR, 256)
+        assert mixer.enable_player_phases(PLAYER)
+        q, log = EventQueue(), EventQueue()
+        mixer.add_queue(q)
+        mixer.set_event_log(log)
+        for p in range(40, 40 + NOTE_BURST):
+            q.push(1000, NOTE_ON, PLAYER, p, 90)
+        mixer.render(2048)
+        assert mixer.dropped_notes == 0
+        assert sum(t.active_voices() > 0 for t in own._twins) == PLAYER_PHASES
+        for p in range(60, 100):
+            q.push(3000, NOTE_ON, PLAYER, p, 90)
+        mixer.render(2048)
+    out = np.zeros(64, EVENT_DTYPE)
+    n = log.pop_until(10**9, out)
+    assert mixer.dropped_notes == 40 - PLAYER_PHASES * STARTS_PER_PERIOD
+    assert n == NOTE_BURST + PLAYER_PHASES * STARTS_PER_PERIOD
