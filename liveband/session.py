@@ -959,6 +959,8 @@ class Session:
             try:
                 with self._lock:     # never reopens a stream that close() is shutting
                     note = None if self._closed else self._audio.watch()
+                    if not self._closed:
+                        self._audio.collect_garbage()    # automatic gc is off while it plays
                 if note is not None:
                     if note.startswith("audio device lost"):
                         self._problem("audio", note)
