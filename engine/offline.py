@@ -143,6 +143,21 @@ def melody_events(melody: Melody, clock: Clock) -> list[tuple[int, bool, int, in
     return out
 
 
+def _end_step(melody: Melody, clock: Clock, s: RenderSettings) -> int:
+    """The band commits steps before this one: the end of the bar after the melody's
+    last note, then ``tail_bars`` more."""
+    last_step = int(math.ceil(melody.end_beat * 4 - 1e-9))
+    return (last_step // clock.bar_steps + 1 + s.tail_bars) * clock.bar_steps
+
+
+def render_frames(melody: Melody, settings: RenderSettings) -> int:
+    """Frames of audio ``render_melody`` will write for ``melody`` (tail and release
+    included), known before anything is rendered."""
+    s = settings
+    clock = Clock(s.sample_rate, s.tempo, s.meter, s.count_in_bars)
+    return clock.step_time(_end_step(melody, clock, s)) + int(s.release_s * s.sample_rate)
+
+
 def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSettings,
                   soundfont: str | Path, wav_path: str | Path | None = None, *,
                   keep_audio: bool = False, backend: str = "",
@@ -169,9 +184,7 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
     # the melody the mixer plays, as the MIDI file records it
     mel_log = [(t, NOTE_ON if on else NOTE_OFF, P.MELODY.channel, pitch, vel)
                for t, on, pitch, vel in mel] if play_melody else []
-    # last band step: the end of the bar after the melody's last note
-    last_step = int(math.ceil(melody.end_beat * 4 - 1e-9))
-    end_step = (last_step // clock.bar_steps + 1 + s.tail_bars) * clock.bar_steps
+    end_step = _end_step(melody, clock, s)
     job = _Job(s, clock, mel, play_melody, end_step, clock.step_time(end_step),
                clock.step_time(end_step) + int(s.release_s * s.sample_rate),
                Path(soundfont), synth_gain, None if wav_path is None else Path(wav_path))

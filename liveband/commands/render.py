@@ -6,8 +6,10 @@ Deterministic for a seed.
 """
 from __future__ import annotations
 
+import math
 import os
 import secrets
+import shutil
 import signal
 import sys
 import threading
@@ -19,6 +21,9 @@ from liveband.cli import UserError
 from liveband.config import EngineConfig
 from liveband.paths import find_soundfont
 from liveband.rendering import DEFAULT_BACKEND, band_timing, open_band
+
+# minutes of audio; a longer render must be asked for with --max-minutes
+DEFAULT_MAX_MINUTES = 120.0
 
 
 WAV_SUFFIXES = (".wav", ".wave")
@@ -119,6 +124,60 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
         raise UserError(str(exc)) from None
 
 
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} hours" if seconds >= 5400 else f"{seconds / 60:.1f} minutes"
+
+
+def _refuse_too_long(src: Path, out: Path, frames: int, sample_rate: int, max_minutes: float) -> None:
+    """Refuse, before anything starts, a render longer than ``max_minutes`` of audio (a
+    stray huge delta time in a tiny MIDI file would otherwise start a days-long render)
+    or one whose WAV would not fit on the output's disk."""
+    seconds = frames / sample_rate
+    wav_bytes = frames * 4 + 44                      # 16-bit stereo
+    if seconds > max_minutes * 60:
+        raise UserError(f"{src}: the render would last {_duration(seconds)} of audio ({_size(wav_bytes)}), "
+                        f"over the {max_minutes:g}-minute cap; pass --max-minutes {math.ceil(seconds / 60)} "
+                        "to render it anyway")
+    folder = out.resolve().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return                                        # unknown: writing will tell
+    if wav_bytes > free:
+        raise UserError(f"cannot write {out}: the render needs {_size(wav_bytes)} and {folder} has "
+                        f"{_size(free)} free")
+
+
+class _PlainProgress:
+    """Progress for a log or a pipe (where tqdm draws nothing): a plain line at each 10 %
+    step, and at least every 30 s, for renders of a minute of audio or more."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.step = 0
+        self.last = time.monotonic()
+
+    def update(self, done: int, total: int) -> None:
+        if total < 60 * self.sample_rate or done >= total:
+            return
+        step = done * 10 // total
+        now = time.monotonic()
+        if step > self.step or now - self.last >= 30.0:
+            self.step, self.last = max(step, self.step), now
+            _say(f"{done * 100 // total}% ({done / self.sample_rate:.0f} of {total / self.sample_rate:.0f} s "
+                 "of audio)")
+
+
 class _Stopped(BaseException):
     """SIGTERM/SIGHUP during a render: unwinds like Ctrl-C, so that every cleanup runs
     (the audio process is stopped, the temporary files are removed)."""
@@ -167,7 +226,7 @@ def main(args) -> int:
 
 def _render(args, outputs: _Outputs) -> int:
     from engine.midi_export import write_midi
-    from engine.offline import RenderSettings, render_melody
+    from engine.offline import RenderSettings, render_frames, render_melody
     from engine.synth import SoundFontError
 
     src = Path(args.input)
@@ -185,18 +244,25 @@ def _render(args, outputs: _Outputs) -> int:
                        density=args.density, harmony_follow=args.harmony_follow,
                        backend=getattr(args, "backend", None) or DEFAULT_BACKEND,
                        seed=args.seed, checkpoint=args.checkpoint, count_in_bars=0)
-    soundfont = find_soundfont(args.soundfont)
-    melody, acc, backend = open_band(melody, cfg.backend, cfg.checkpoint, _say)
     # this command has no audio or UI threads, so the audio may render in a forked
     # process while this one runs the model (engine.offline.RenderSettings.synth_process)
     settings = RenderSettings(style=cfg.style, tempo=cfg.tempo, meter=cfg.meter, temperature=cfg.temperature,
                               density=cfg.density, harmony_follow=cfg.harmony_follow, seed=cfg.seed,
                               synth_process=True)
+    _refuse_too_long(src, out, render_frames(melody, settings), settings.sample_rate,
+                     getattr(args, "max_minutes", None) or DEFAULT_MAX_MINUTES)
+    soundfont = find_soundfont(args.soundfont)
+    melody, acc, backend = open_band(melody, cfg.backend, cfg.checkpoint, _say)
     from tqdm import tqdm
 
     with tqdm(total=1, unit="s", unit_scale=True, desc="render", disable=None, file=sys.stderr,
               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]") as bar:
+        plain = _PlainProgress(settings.sample_rate) if bar.disable else None   # not a terminal
+
         def progress(done: int, total: int) -> None:
+            if plain is not None:
+                plain.update(done, total)
+                return
             bar.total = total / settings.sample_rate
             bar.n = done / settings.sample_rate
             if done == total or done % (settings.sample_rate * 2) < settings.block:

@@ -262,29 +262,32 @@ def test_an_interrupted_render_stops_its_audio_process_and_leaves_nothing(tmp_pa
         else:
             os.kill(proc.pid, signal.SIGTERM)          # `kill PID`: the parent only
         _, err = proc.communicate(timeout=60)
+        deadline = time.monotonic() + 10
+        while not all(_gone(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        orphans = [k for k in kids if not _gone(k)]
     finally:
-        if proc.poll() is None:
+        try:      # whatever is left of the render's process group (an orphaned child too)
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    assert not orphans, "the audio process outlived the render"
     assert proc.returncode == (130 if how == "ctrl-c" else 128 + signal.SIGTERM)
     lines = err.strip().splitlines()
     assert "Traceback" not in err and all(line.startswith("liveband render: ") for line in lines), err
     assert "no output was written" in lines[-1] and ("interrupted" in lines[-1] or "SIGTERM" in lines[-1])
     assert sorted(p.name for p in out.iterdir()) == [], "no output and no temporary file"
-    deadline = time.monotonic() + 10
-    while not all(_gone(k) for k in kids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert all(_gone(k) for k in kids), "the audio process outlived the render"
 
 
 @pytest.fixture()
 def small_disk(tmp_path):
-    """A 4 MB tmpfs: a real disk that fills up (needs the right to mount, as root has)."""
+    """A 16 MB tmpfs: a real disk that fills up (needs the right to mount, as root has)."""
     import subprocess
 
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True).returncode:
         pytest.skip("cannot mount a small tmpfs here")
     try:
         yield mnt
@@ -292,17 +295,88 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+def _fill_when_the_render_writes(folder: Path, filler: Path):
+    """Once the render's temporary WAV appears, something else takes the rest of the disk."""
+    import threading
+    import time
+
+    def fill() -> None:
+        deadline = time.monotonic() + 120
+        while not list(folder.glob(".band.wav.*.part")) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        with open(filler, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(bytes(1 << 16))
+            except OSError:          # full
+                pass
+
+    t = threading.Thread(target=fill, daemon=True)
+    t.start()
+    return t
+
+
 def test_a_full_disk_leaves_no_partial_file_and_says_so_in_one_line(tmp_path, small_disk, checkpoint, soundfont,
                                                                      capsys):
     src = melody_file(tmp_path / "m.mid", WALTZ * 3, bpm=120.0)     # 36 s: about 7 MB of WAV
     (small_disk / "band.wav").write_bytes(b"an older mix")
+    filler = _fill_when_the_render_writes(small_disk, small_disk / "filler")
     rc = main(["render", str(src), "-o", str(small_disk / "band.wav"), "--midi-out", str(small_disk / "band.mid"),
                "--checkpoint", checkpoint, "--soundfont", str(soundfont)])
+    filler.join(10)
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "band.wav" in err and "No space left on device" in err, err
-    assert sorted(p.name for p in small_disk.iterdir()) == ["band.wav"]
+    assert sorted(p.name for p in small_disk.iterdir()) == ["band.wav", "filler"]
     assert (small_disk / "band.wav").read_bytes() == b"an older mix"
+    # a render that cannot fit is refused before it starts, saying how much it needs
+    (small_disk / "filler").unlink()
+    rc = main(["render", str(melody_file(tmp_path / "long.mid", WALTZ * 8, bpm=120.0)), "-o",
+               str(small_disk / "band.wav"), "--checkpoint", checkpoint, "--soundfont", str(soundfont)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "the render needs 19.3 MB" in err and "MB free" in err, err
+    assert sorted(p.name for p in small_disk.iterdir()) == ["band.wav"]
+
+
+def test_a_tiny_file_with_a_huge_delta_time_is_refused_and_names_the_option(tmp_path, checkpoint, soundfont,
+                                                                            capsys):
+    import time
+
+    mid = mido.MidiFile(type=0, ticks_per_beat=96)
+    mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=67, velocity=90, time=0),
+                                      mido.Message("note_off", note=67, time=0x0FFFFFFF)]))
+    mid.save(str(tmp_path / "tiny.mid"))
+    assert (tmp_path / "tiny.mid").stat().st_size < 60
+    t0 = time.monotonic()
+    rc = main(["render", str(tmp_path / "tiny.mid"), "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint,
+               "--soundfont", str(soundfont)])
+    assert rc == 2 and time.monotonic() - t0 < 30
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "tiny.mid" in err and "hours of audio" in err, err
+    assert "--max-minutes 27963 " in err and "120-minute cap" in err, err
+    # the cap is the user's to move
+    src = melody_file(tmp_path / "m.mid", WALTZ[:12], bpm=120.0)            # 6 beats of tune, 10 s of audio
+    assert main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--max-minutes", "0.1",
+                 "--checkpoint", checkpoint, "--soundfont", str(soundfont)]) == 2
+    assert "--max-minutes 1 " in capsys.readouterr().err
+    assert main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--max-minutes", "1",
+                 "--checkpoint", checkpoint, "--soundfont", str(soundfont)]) == 0
+    with pytest.raises(SystemExit):
+        main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--max-minutes", "0"])
+    assert "argument --max-minutes" in capsys.readouterr().err
+
+
+def test_progress_on_a_pipe_is_plain_periodic_lines(tmp_path, checkpoint, soundfont, capsys):
+    src = melody_file(tmp_path / "m.mid", WALTZ * 12, bpm=240.0)           # 72 s of audio
+    assert main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint,
+                 "--soundfont", str(soundfont)]) == 0
+    said = capsys.readouterr()
+    lines = [line for line in said.err.splitlines() if "% (" in line]
+    assert len(lines) >= 5 and all(line.startswith("liveband render: ") for line in lines), said.err
+    pcts = [int(line.split()[2].rstrip("%")) for line in lines]
+    assert pcts == sorted(pcts) and pcts[-1] >= 80
+    assert "\r" not in said.err and "wrote" in said.out
 
 
 def test_odd_values_get_an_argparse_error_naming_the_option(tmp_path, capsys):
