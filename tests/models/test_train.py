@@ -232,3 +232,40 @@ def test_ddp_ranks_stop_together_when_one_rank_decides(tmp_path, case):
     else:
         assert all("non-finite at step 3" in r.get("error", "") for r in reports), reports
     assert proc.returncode == 0, err[-2000:]
+
+
+def test_distill_kl_is_zero_for_the_same_distribution_and_ignores_masked_ids():
+    from models.train import distill_kl
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(2, 3, 5, 7, generator=g)
+    a[..., 5:] = float("-inf")                       # outside the vocabulary in both
+    b = torch.randn(2, 3, 5, 7, generator=g)
+    b[..., 5:] = float("-inf")
+    mask = torch.ones(2, 3, 5, dtype=torch.bool)
+    mask[0, 0, 0] = False
+    assert torch.allclose(distill_kl(a, a, mask), torch.zeros(2, 3, 5), atol=1e-6)
+    kl = distill_kl(a, b, mask)
+    assert torch.isfinite(kl).all() and (kl[mask] > 0).all() and kl[0, 0, 0] == 0
+
+
+def test_distillation_pulls_an_online_student_toward_an_offline_teacher(tmp_path):
+    """The KL to a teacher that hears the melody a beat ahead falls as the student trains
+    on it; the student keeps its own (online) pattern."""
+    from models.checkpoint import save_model
+    from models.transformer import Transformer
+
+    torch.manual_seed(5)
+    t_cfg = dataclasses.replace(TINY.model, pattern=Pattern("delay", lookahead=-4), dropout=0.0)
+    teacher = Transformer(t_cfg)
+    with torch.no_grad():                # a confident teacher: a flat one teaches little
+        teacher.head.weight.mul_(40.0)
+    save_model(teacher, tmp_path / "teacher.safetensors")
+    cfg = dataclasses.replace(TINY, steps=30, eval_every=100, teacher=str(tmp_path / "teacher.safetensors"),
+                              distill_weight=1.0)
+    train(cfg, random_corpus(), tmp_path / "run", progress=False)
+    kls = [json.loads(x)["kl"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"kl"' in x]
+    assert len(kls) == 30 and np.mean(kls[-5:]) < 0.9 * np.mean(kls[:5])
+    assert load_model(tmp_path / "run" / "model.safetensors").config.pattern.lookahead == 1
+    with pytest.raises(ValueError, match="teacher"):
+        TrainConfig(distill_weight=1.0)
