@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from models import onnxcache
+from models.checkpoint import nonfinite_tensor
 from models.transformer import KVCache, StepGraph, Transformer
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ def export_step(model: Transformer, path: str | Path) -> Path:
 
 
 def _export_checked(model: Transformer, path: Path) -> None:
+    bad = nonfinite_tensor(model.state_dict())
+    if bad is not None:    # its logits would be NaN: nothing to export or to compare
+        raise RuntimeError(f"the model has non-finite weights in tensor {bad}; not exporting it")
     graph = StepGraph(model.cpu().eval()).eval()   # export restores the wrapper's mode onto the model
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -79,7 +83,7 @@ def parity(model: Transformer, onnx_path: str | Path, steps: int | None = None, 
         a = torch_sm.step(model, torch.from_numpy(tokens), torch.from_numpy(meta)).numpy()
         b = ort_sm.step(tokens, meta)
         fin = np.isfinite(a)
-        if not np.array_equal(fin, np.isfinite(b)):
+        if not np.array_equal(fin, np.isfinite(b)) or not fin.any():
             return float("inf")
         worst = max(worst, float(np.abs(a[fin] - b[fin]).max()))
     return worst

@@ -163,3 +163,39 @@ def test_tensors_are_checked_against_the_config_from_the_header(tmp_path, monkey
         with pytest.raises(CheckpointError) as e:
             load_model_file(path)
         assert words in _one_line(e.value, path)
+
+
+def _damaged(tmp_path, value, name="blocks.0.attn.qkv.weight"):
+    """The debug model with one value of ``name`` set to ``value``, saved as a checkpoint."""
+    lm = debug_model(0)
+    state = {k: v.contiguous().clone() for k, v in lm.model.state_dict().items()}
+    state[name][1, 2] = value
+    return _tiny_file(tmp_path / "damaged.safetensors", lm.config, state)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_weights_are_refused_naming_file_and_tensor(tmp_path, value):
+    path = _damaged(tmp_path, value)
+    with pytest.raises(CheckpointError) as e:
+        load_model_file(path)
+    msg = _one_line(e.value, path)
+    assert "non-finite" in msg and "blocks.0.attn.qkv.weight (1 of" in msg
+
+
+@pytest.mark.parametrize("command", ["render", "eval", "bench"])
+def test_the_cli_refuses_nan_weights_in_one_line_and_leaves_no_temporary_export(tmp_path, command):
+    """The issue's case: eval printed all-null metrics with rc 0; render and bench failed
+    with a message naming nothing, and each try left a .onnx.tmp in the cache."""
+    path = _damaged(tmp_path, float("nan"))
+    jsb = tmp_path / "jsb.json"       # one chorale in the JSB-16th format
+    jsb.write_text(json.dumps({"valid": [[[67, 64, 60, 48]] * 4 + [[69, 60, 57, 45]] * 4]}))
+    args = {"render": ["render", melody_midi(tmp_path / "m.mid"), "-o", tmp_path / "out.wav", "--checkpoint", path],
+            "eval": ["eval", "--checkpoint", path, "--jsb", jsb],
+            "bench": ["bench", "model", "--quick", "--checkpoint", path]}[command]
+    out = run_cli(tmp_path, *args)
+    assert out.returncode == 2, (out.stdout[-1000:], out.stderr[-2000:])
+    assert out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()
+    assert str(path) in line and "blocks.0.attn.qkv.weight" in line and "non-finite" in line
+    left = [p.name for p in (tmp_path / "cache").rglob("*")] if (tmp_path / "cache").exists() else []
+    assert not [n for n in left if n.endswith(".tmp") or ".tmp" in n], left

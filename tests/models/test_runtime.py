@@ -126,6 +126,17 @@ def test_a_damaged_cached_onnx_is_exported_again(tmp_path, monkeypatch, damage):
     assert path.read_bytes() == data
 
 
+def test_a_model_with_nan_weights_is_not_exported_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVEBAND_CACHE", str(tmp_path))
+    lm = debug_model(2)
+    with torch.no_grad():
+        lm.model.blocks[1].mlp[0].weight[3, 4] = float("nan")
+    with pytest.raises(RuntimeError) as e:
+        lm.accompanist(backend="onnx-cpu")
+    assert "non-finite weights in tensor blocks.1.mlp.0.weight (1 of" in str(e.value)
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
 def test_render_with_a_corrupt_cached_model_onnx_still_renders(tmp_path):
     """The issue's case through the real CLI: the default (onnx-cpu) render after the
     cached export was damaged re-exports it, says so in one line, and writes the WAV."""
