@@ -2,6 +2,7 @@
 line naming the file and the problem."""
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -199,3 +200,89 @@ def test_the_cli_refuses_nan_weights_in_one_line_and_leaves_no_temporary_export(
     assert str(path) in line and "blocks.0.attn.qkv.weight" in line and "non-finite" in line
     left = [p.name for p in (tmp_path / "cache").rglob("*")] if (tmp_path / "cache").exists() else []
     assert not [n for n in left if n.endswith(".tmp") or ".tmp" in n], left
+
+
+class _Payload:
+    """Unpickling this would create the folder ``marker``: proof that code from the file ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (self.marker,))
+
+
+def _pickles(tmp_path, marker) -> list:
+    """Malicious pickles named as checkpoints: a raw pickle and torch.save's zip format."""
+    import pickle
+
+    raw = tmp_path / "raw.safetensors"
+    raw.write_bytes(pickle.dumps({"w": _Payload(marker)}, protocol=2))
+    zipped = tmp_path / "zipped.safetensors"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "x": _Payload(marker)}, str(zipped))
+    pth = tmp_path / "zipped.pth"
+    pth.write_bytes(zipped.read_bytes())
+    return [raw, zipped, pth]
+
+
+def test_a_pickle_disguised_as_a_checkpoint_is_refused_without_running(tmp_path):
+    marker = tmp_path / "ran"
+    for path in _pickles(tmp_path, marker):
+        with pytest.raises(CheckpointError) as e:
+            load_model_file(path)
+        _one_line(e.value, path)
+        assert not marker.exists()
+    out = run_cli(tmp_path, "render", melody_midi(tmp_path / "m.mid"), "-o", tmp_path / "o.wav",
+                  "--checkpoint", tmp_path / "zipped.pth")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and str(tmp_path / "zipped.pth") in out.stderr
+    assert not marker.exists()
+
+
+def test_a_pickle_in_place_of_the_pitch_weights_is_refused_without_running(tmp_path):
+    """The one place torch.load is used (the trackers' shipped .pth/.ckpt) loads weights only."""
+    from engine.pitch.weights import WeightsError, load_crepe_state, load_pesto_checkpoint
+
+    marker = tmp_path / "ran"
+    for path in _pickles(tmp_path, marker):
+        for load in (lambda p: load_crepe_state("tiny", path=p), lambda p: load_pesto_checkpoint(path=p)):
+            with pytest.raises(WeightsError):
+                load(path)
+            assert not marker.exists()
+
+
+def test_every_torch_load_in_the_project_loads_weights_only_and_nothing_unpickles():
+    """A source scan, so a new loader cannot quietly unpickle: torch.load needs
+    weights_only=True; pickle.load(s), Unpickler, np.load(allow_pickle=True), dill,
+    joblib and torch.jit.load are not used to read files."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    found, bad = 0, []
+    for folder in ("liveband", "engine", "models", "ui", "scripts"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                    if any(n and n.split(".")[0] in ("dill", "joblib", "cloudpickle") for n in names):
+                        bad.append(f"{path.relative_to(root)}:{node.lineno} imports {names}")
+                if not isinstance(node, ast.Call):
+                    continue
+                name = ast.unparse(node.func)
+                kw = {k.arg: k.value for k in node.keywords}
+                where = f"{path.relative_to(root)}:{node.lineno} {name}"
+                if name == "torch.load":
+                    found += 1
+                    w = kw.get("weights_only")
+                    if not (isinstance(w, ast.Constant) and w.value is True):
+                        bad.append(f"{where} without weights_only=True")
+                elif name.split(".")[-1] in ("Unpickler", "jit.load") or name in (
+                        "pickle.load", "pickle.loads", "torch.jit.load", "_pickle.load", "_pickle.loads"):
+                    bad.append(where)
+                elif name in ("np.load", "numpy.load"):
+                    a = kw.get("allow_pickle")
+                    if not (isinstance(a, ast.Constant) and a.value is False):
+                        bad.append(f"{where} without allow_pickle=False")
+    assert not bad, bad
+    assert found >= 2      # the scan sees the pitch loaders' calls
