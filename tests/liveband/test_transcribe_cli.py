@@ -217,9 +217,7 @@ def test_a_read_only_home_still_transcribes_with_one_note_line(tmp_path, hum_wav
         r = subprocess.run([sys.executable, "-c", code, "transcribe", str(hum_wav), "-o", str(out)],
                            capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
-    # onnxruntime itself warns at import that it cannot keep its telemetry id there
-    ours = "\n".join(ln for ln in r.stderr.splitlines() if "W:onnxruntime" not in ln)
-    assert "cannot cache the pitch model" in _one_line(ours)
+    assert "cannot cache the pitch model" in _one_line(r.stderr)      # nor onnxruntime's telemetry warning
     notes = [m.note for m in mido.MidiFile(out) if m.type == "note_on" and m.velocity > 0]
     assert notes == [p for p, _, _ in hum.notes]
 
