@@ -143,6 +143,7 @@ class Mixer:
         self.events_applied = 0
         self.peak = 0.0                      # peak |x| of the last block after limiting
         self.gain_reduction_db = 0.0
+        self.nonfinite_blocks = 0            # blocks of NaN/inf audio replaced by silence
         self._queues: tuple[EventQueue, ...] = ()
         self._events = np.zeros(events_per_block, dtype=EVENT_DTYPE)
         # Field views made once: reading ints from them allocates no arrays per block.
@@ -580,6 +581,7 @@ class Mixer:
         if not math.isfinite(peak):
             out.fill(0.0)
             peak = 0.0
+            self.nonfinite_blocks += 1
         ceiling = self._ceiling
         target = 1.0 if peak <= ceiling else ceiling / peak
         g0 = self._gain

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from engine.errors import first_line
 from liveband.cli import UserError
@@ -89,11 +90,14 @@ class _Outputs:
         self._files.clear()
 
 
-def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
+def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None,
+                say: Callable[[str], None] | None = None):
     """The melody of a MIDI file or (through the pitch room) of a hummed/sung WAV.
 
     A recording has no beat grid: its notes keep their timing in seconds, read as beats
-    at ``tempo`` (default 100 BPM), so the band plays at that tempo under them."""
+    at ``tempo`` (default 100 BPM), so the band plays at that tempo under them. ``say``
+    gets the tracker's hints about a recording (clipping, NaN samples), as transcribe
+    prints them."""
     from engine.melody_file import Melody, MelodyFileError, MelodyNote, read_melody_midi
 
     suffix = path.suffix.lower()
@@ -105,12 +109,16 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
         except ImportError:
             raise UserError(f"{path}: accompanying a WAV needs the pitch tracker (engine.pitch), "
                             "which is not available in this build; transcribe it to MIDI first") from None
+        notices: list[str] = []
         try:
-            notes = transcribe_wav(str(path), tracker=tracker)
+            notes = transcribe_wav(str(path), tracker=tracker, notices=notices)
         except (ValueError, OSError, RuntimeError) as exc:
             raise UserError(f"{path}: {first_line(exc)}") from None
         if not notes:
-            raise UserError(f"{path}: no sung or hummed notes were found in the recording")
+            why = f" ({'; '.join(notices)})" if notices else ""
+            raise UserError(f"{path}: no sung or hummed notes were found in the recording{why}")
+        for msg in notices if say is not None else ():
+            say(f"note: {msg}")
         bpm = tempo or 100.0
         beats = bpm / 60.0
         mel = tuple(MelodyNote(start * beats, end * beats, int(pitch), int(vel))
@@ -237,7 +245,7 @@ def _render(args, outputs: _Outputs) -> int:
     if midi_out is not None and midi_out.suffix.lower() not in MIDI_SUFFIXES:
         raise UserError(f"--midi-out {midi_out}: the MIDI output must be a .mid file")
     _refuse_collisions(src, out, midi_out)
-    melody = load_melody(src, getattr(args, "tracker", "pesto"), args.tempo)
+    melody = load_melody(src, getattr(args, "tracker", "pesto"), args.tempo, say=_say)
     tempo, meter = band_timing(melody, args.tempo, args.meter, _say)
     # validates tempo, meter, style and the controls with clear messages
     cfg = EngineConfig(tempo=tempo, meter=meter, style=args.style, temperature=args.temperature,
@@ -288,4 +296,6 @@ def _render(args, outputs: _Outputs) -> int:
           f"{backend}, {speed:.1f}x real time)" + (f" and {args.midi_out}" if args.midi_out else ""))
     if m.late_steps:
         _say(f"{m.late_steps} steps were generated late (the band held)")
+    for msg in result.mix.notices(settings.sample_rate):
+        _say(f"note: {msg}")
     return 0

@@ -402,3 +402,40 @@ def test_a_midi_header_with_zero_ticks_per_beat_is_one_line_naming_the_file(tmp_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(src) in err and "ticks per beat" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zero.mid"]
+
+
+def test_a_wav_render_that_clipped_prints_a_notice(tmp_path, checkpoint, soundfont, capsys, monkeypatch):
+    import functools
+
+    import engine.offline
+
+    src = melody_file(tmp_path / "m.mid", WALTZ[:12])
+    model = ["--checkpoint", checkpoint, "--soundfont", str(soundfont)]
+    assert main(["render", str(src), "-o", str(tmp_path / "a.wav"), *model]) == 0
+    assert "clipped" not in capsys.readouterr().err
+    # the same render with the synth 26 dB hotter: the limiter must hold it, and the user hears of it
+    monkeypatch.setattr(engine.offline, "render_melody",
+                        functools.partial(engine.offline.render_melody, synth_gain=10.0))
+    assert main(["render", str(src), "-o", str(tmp_path / "b.wav"), *model]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "clipped" in line]
+    assert len(err) == 1 and err[0].startswith("liveband render: note: the mix clipped"), err
+
+
+@pytest.mark.slow
+def test_a_clipped_or_broken_hummed_wav_is_accompanied_with_the_trackers_notice(tmp_path, checkpoint, soundfont,
+                                                                               capsys):
+    from scipy.io import wavfile
+
+    from engine.pitch.synth_hum import HumSpec, make_hum
+
+    clip = make_hum(HumSpec(seed=3, register="female", n_notes=5, tempo=100.0))
+    loud = np.clip(clip.audio * 6.0, -1.0, 1.0)                       # the singer overdrove the input
+    wavfile.write(tmp_path / "loud.wav", clip.sample_rate, (loud * 32767).astype(np.int16))
+    broken = clip.audio.astype(np.float32)
+    broken[1000:1100] = np.nan                                          # a float WAV with NaN samples
+    wavfile.write(tmp_path / "nan.wav", clip.sample_rate, broken)
+    model = ["--checkpoint", checkpoint, "--soundfont", str(soundfont), "--tempo", "100"]
+    for name, needle in (("loud.wav", "the input clips"), ("nan.wav", "100 invalid (NaN/inf) input samples")):
+        assert main(["render", str(tmp_path / name), "-o", str(tmp_path / f"band_{name}"), *model]) == 0
+        err = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+        assert len(err) == 1 and err[0].startswith("liveband render: note: ") and needle in err[0], err
