@@ -592,6 +592,9 @@ class Session:
         try:
             acc, used = open_accompanist(self._cfg.backend, self._cfg.checkpoint,
                                          notify=lambda m: self._problem("backend", m))
+            if int(acc.lookahead) < 1:     # engine.generator refuses it live; say so here
+                raise ValueError(f"{self._cfg.checkpoint} hears the melody ahead of time, so it is "
+                                 "for offline render only")
             self._problem("model", None)
         except Exception as exc:
             reason = first_line(exc)

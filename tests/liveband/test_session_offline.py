@@ -114,3 +114,25 @@ def test_without_an_audio_output_play_records_no_empty_take(liveband_home):
     assert sum("not recording" in n for n in notices) == 1, notices
     assert not any("take saved" in n for n in notices), notices
     assert not sessions_dir().exists() or not any(sessions_dir().iterdir())
+
+
+def test_an_offline_model_is_refused_live_with_a_notice_and_still_renders_files(liveband_home, tmp_path):
+    """A teacher that hears the melody a beat ahead cannot play live (the rule-based band
+    plays, and a notice says why), yet the session renders a file with it."""
+    import dataclasses
+
+    from models.checkpoint import save_model
+    from models.pattern import Pattern
+    from models.runtime import DEBUG_CONFIG
+    from models.transformer import Transformer
+
+    ck = tmp_path / "teacher.safetensors"
+    save_model(Transformer(dataclasses.replace(DEBUG_CONFIG, pattern=Pattern("delay", lookahead=-4))), ck)
+    with Session(EngineConfig(tempo=120.0, checkpoint=str(ck)), start_audio=False) as s:
+        assert s.prepare(120)
+        notices = s.snapshot().notices
+        assert any("offline render only" in n and "rule-based" in n for n in notices), notices
+        out = tmp_path / "out.wav"
+        s.render_file(str(melody_file(tmp_path / "m.mid")), str(out))
+    with wave.open(str(out)) as w:
+        assert w.getnframes() > 4 * w.getframerate()
