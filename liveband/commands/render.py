@@ -158,10 +158,11 @@ def _refuse_too_long(src: Path, out: Path, frames: int, sample_rate: int, max_mi
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     try:
-        free = shutil.disk_usage(folder).free
+        usage = shutil.disk_usage(folder)
     except OSError:
         return                                        # unknown: writing will tell
-    if wav_bytes > free:
+    free = usage.free
+    if usage.total and wav_bytes > free:              # (a pseudo file system reports no size)
         raise UserError(f"cannot write {out}: the render needs {_size(wav_bytes)} and {folder} has "
                         f"{_size(free)} free")
 
