@@ -3,6 +3,12 @@
 Runs the live engine (generator, part renderer, mixer) on a simulated clock, writes the
 mixed WAV and, when asked, a multi-track MIDI (one track per part plus the melody).
 Deterministic for a seed.
+
+Nothing is lost: an output may not be the input or the other output, each is written
+beside its final name and renamed into place only when the whole render succeeded, and
+Ctrl-C, SIGTERM, a full disk or an error remove the temporary files and stop the audio
+process. A render longer than ``--max-minutes`` or than the disk can hold is refused
+before it starts.
 """
 from __future__ import annotations
 
@@ -23,12 +29,10 @@ from liveband.config import EngineConfig
 from liveband.paths import find_soundfont
 from liveband.rendering import DEFAULT_BACKEND, band_timing, open_band
 
-# minutes of audio; a longer render must be asked for with --max-minutes
-DEFAULT_MAX_MINUTES = 120.0
-
-
 WAV_SUFFIXES = (".wav", ".wave")
 MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf")
+# minutes of audio; a longer render must be asked for with --max-minutes
+DEFAULT_MAX_MINUTES = 120.0
 
 
 def _say(msg: str) -> None:
