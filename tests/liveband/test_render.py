@@ -1,5 +1,11 @@
 """`liveband render`: a melody file in, an accompanied WAV and multi-track MIDI out."""
+import functools
+import os
+import signal
+import subprocess
 import sys
+import threading
+import time
 import wave
 from pathlib import Path
 
@@ -7,6 +13,7 @@ import mido
 import numpy as np
 import pytest
 
+import engine.offline
 from liveband.cli import main
 from models.checkpoint import save_model
 from models.runtime import DEFAULT_CHECKPOINT, debug_model
@@ -151,8 +158,6 @@ def test_without_onnxruntime_the_default_backend_falls_back_to_torch_in_one_line
 
 
 def test_render_never_writes_over_its_input_nor_two_outputs_to_one_file(tmp_path, checkpoint, soundfont, capsys):
-    import os
-
     from scipy.io import wavfile
 
     from engine.pitch.synth_hum import HumSpec, make_hum
@@ -186,8 +191,6 @@ def test_render_never_writes_over_its_input_nor_two_outputs_to_one_file(tmp_path
 
 
 def test_outputs_replace_old_files_only_when_the_whole_render_succeeded(tmp_path, checkpoint, soundfont, capsys):
-    import os
-
     src = melody_file(tmp_path / "m.mid", WALTZ[:6])
     (tmp_path / "out.wav").write_bytes(b"the take before")
     (tmp_path / "blocker").write_bytes(b"a file where the MIDI's folder should be")
@@ -211,7 +214,6 @@ def test_outputs_replace_old_files_only_when_the_whole_render_succeeded(tmp_path
 
 
 def _children(pid: int) -> list[int]:
-    import os
 
     kids = []
     for task in os.listdir(f"/proc/{pid}/task"):
@@ -235,11 +237,6 @@ def _gone(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_an_interrupted_render_stops_its_audio_process_and_leaves_nothing(tmp_path, checkpoint, soundfont, how):
-    import os
-    import signal
-    import subprocess
-    import time
-
     src = melody_file(tmp_path / "long.mid", WALTZ * 160, bpm=240.0)      # 16 minutes of audio
     out = tmp_path / "out"
     code = "import sys; from liveband.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -283,8 +280,6 @@ def test_an_interrupted_render_stops_its_audio_process_and_leaves_nothing(tmp_pa
 @pytest.fixture()
 def small_disk(tmp_path):
     """A 16 MB tmpfs: a real disk that fills up (needs the right to mount, as root has)."""
-    import subprocess
-
     mnt = tmp_path / "small"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True).returncode:
@@ -297,8 +292,6 @@ def small_disk(tmp_path):
 
 def _fill_when_the_render_writes(folder: Path, filler: Path):
     """Once the render's temporary WAV appears, something else takes the rest of the disk."""
-    import threading
-    import time
 
     def fill() -> None:
         deadline = time.monotonic() + 120
@@ -341,8 +334,6 @@ def test_a_full_disk_leaves_no_partial_file_and_says_so_in_one_line(tmp_path, sm
 
 def test_a_tiny_file_with_a_huge_delta_time_is_refused_and_names_the_option(tmp_path, checkpoint, soundfont,
                                                                             capsys):
-    import time
-
     mid = mido.MidiFile(type=0, ticks_per_beat=96)
     mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=67, velocity=90, time=0),
                                       mido.Message("note_off", note=67, time=0x0FFFFFFF)]))
@@ -405,10 +396,6 @@ def test_a_midi_header_with_zero_ticks_per_beat_is_one_line_naming_the_file(tmp_
 
 
 def test_a_wav_render_that_clipped_prints_a_notice(tmp_path, checkpoint, soundfont, capsys, monkeypatch):
-    import functools
-
-    import engine.offline
-
     src = melody_file(tmp_path / "m.mid", WALTZ[:12])
     model = ["--checkpoint", checkpoint, "--soundfont", str(soundfont)]
     assert main(["render", str(src), "-o", str(tmp_path / "a.wav"), *model]) == 0
