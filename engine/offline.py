@@ -39,15 +39,17 @@ import numpy as np
 from engine import parts as P
 from engine.clock import Clock
 from engine.events import NOTE_OFF, NOTE_ON, EventQueue
+from engine.feel import Feel
 from engine.generator import GeneratorMetrics, StreamingGenerator
 from engine.melody_file import Melody
 from engine.mixer import Mixer
 from engine.quantiser import Quantiser
 from engine.renderer import EventLog, PartRenderer
 from engine.sampler import ControlledSampler
+from engine.styles import get_style
 from engine.synth import Synth
 from models.contract import Accompanist
-from models.tokens import METERS, STYLES
+from models.tokens import METERS
 
 try:   # fork: the child inherits the job as it is (no pickling, no second import)
     _FORK = multiprocessing.get_context("fork")
@@ -87,10 +89,10 @@ class RenderSettings:
     synth_process: bool = False
     programs: dict[str, int] = field(default_factory=dict)
     muted: tuple[str, ...] = ()
+    feel: Feel = field(default_factory=Feel)      # swing, fills, half/double time, humanise
 
     def __post_init__(self) -> None:
-        if self.style not in STYLES:
-            raise ValueError(f"style must be one of {', '.join(STYLES)}, got {self.style!r}")
+        get_style(self.style)    # ValueError naming the styles
         if self.meter not in METERS:
             raise ValueError(f"meter must be one of {', '.join(METERS)}, got {self.meter!r}")
         if self.block <= 0 or self.sample_rate <= 0:
@@ -193,7 +195,7 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
     clock = Clock(s.sample_rate, s.tempo, s.meter, s.count_in_bars)
     log = EventLog()            # the band's events (for the MIDI file and the audio process)
     renderer = PartRenderer([log], s.style, s.meter, seed=s.seed, density=s.density,
-                            programs=s.programs)
+                            programs=s.programs, feel=s.feel, clock=clock)
     renderer.muted.update(x for x in s.muted if x != "melody")
     quantiser = Quantiser(clock)
     sampler = ControlledSampler(s.seed, s.temperature, s.density, s.harmony_follow)

@@ -256,12 +256,14 @@ def _render(args, outputs: _Outputs) -> int:
     cfg = EngineConfig(tempo=tempo, meter=meter, style=args.style, temperature=args.temperature,
                        density=args.density, harmony_follow=args.harmony_follow,
                        backend=getattr(args, "backend", None) or DEFAULT_BACKEND,
-                       seed=args.seed, checkpoint=args.checkpoint, count_in_bars=0)
+                       seed=args.seed, checkpoint=args.checkpoint, count_in_bars=0,
+                       swing=getattr(args, "swing", None), fills=getattr(args, "fills", None),
+                       time_feel=getattr(args, "time_feel", None), humanise=getattr(args, "humanise", 0.0))
     # this command has no audio or UI threads, so the audio may render in a forked
     # process while this one runs the model (engine.offline.RenderSettings.synth_process)
     settings = RenderSettings(style=cfg.style, tempo=cfg.tempo, meter=cfg.meter, temperature=cfg.temperature,
                               density=cfg.density, harmony_follow=cfg.harmony_follow, seed=cfg.seed,
-                              synth_process=True)
+                              synth_process=True, feel=cfg.feel)
     _refuse_too_long(src, out, render_frames(melody, settings), settings.sample_rate,
                      getattr(args, "max_minutes", None) or DEFAULT_MAX_MINUTES)
     soundfont = find_soundfont(args.soundfont)
