@@ -42,6 +42,7 @@ from typing import Callable
 
 import numpy as np
 
+from engine.chart import Chart, ChartSampler
 from engine.clock import Clock, TempoFollower, check_tempo
 from engine.quantiser import MelodyEvent, Quantiser
 from engine.renderer import PartRenderer
@@ -82,7 +83,7 @@ class StreamingGenerator:
                  quantiser: Quantiser | None = None, chunk_steps: int = 1, margin_steps: int = 2,
                  clock_source: Callable[[], int] | None = None, follow_tempo: bool = False,
                  backend: str = "", step_observer: Callable[[int, float], None] | None = None,
-                 offline: bool = False) -> None:
+                 offline: bool = False, chart: Chart | None = None) -> None:
         if not 1 <= chunk_steps <= 16:
             raise ValueError("chunk must be 1-16 steps")
         if not 1 <= margin_steps <= 64:
@@ -107,6 +108,8 @@ class StreamingGenerator:
         if self.lookahead <= -MELODY_RING // 2:
             raise ValueError(f"lookahead {self.lookahead} is beyond the generator's melody ring")
         self.offline = bool(offline)
+        # a chord chart: the chord stream follows it, the model chooses the rest
+        self._chart = None if chart is None else ChartSampler(self.sampler, chart, clock.meter, accompanist)
         # committed melody tokens by step (ring); the model reads the one of step k - lookahead
         self._mel = np.full(MELODY_RING, REST, np.int64)
         self._mel_next = clock.first_step      # the next melody step to commit
@@ -227,6 +230,8 @@ class StreamingGenerator:
         # the model knows a few conditioning styles; a band style names the one it uses
         self.model.reset(get_style(style).model, self.clock.meter)
         self._model_fresh = True
+        if self._chart is not None:
+            self._chart.t0 = max(0, self.next_step)      # the step of the model's time 0
 
     def _melody(self, step: int) -> int:
         """The committed melody token of ``step`` (REST before the piece: contract)."""
@@ -252,7 +257,11 @@ class StreamingGenerator:
                 prime_melody(self.model, [self._melody(k + i) for i in range(max(0, -self.lookahead))])
                 self._model_fresh = False
             self.sampler.observe_melody(mel)
-            frame = self.model.advance(mel, clock.step_in_bar(k), self.sampler)
+            sampler = self.sampler
+            if self._chart is not None:
+                self._chart.step = k
+                sampler = self._chart
+            frame = self.model.advance(mel, clock.step_in_bar(k), sampler)
         now = self.clock_source() if self.clock_source is not None else t
         late = t < now
         if frame is not None:

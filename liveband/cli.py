@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="melody .mid (or a .wav of humming/singing)")
     p.add_argument("-o", "--output", required=True, help="output .wav")
     p.add_argument("--midi-out", default=None, help="also write a multi-track .mid")
+    p.add_argument("--chart", default=None, metavar="FILE",
+                   help="a chord chart (plain text, e.g. '| C | Am | F G7 |') the band's chords follow")
     p.add_argument("--tracker", choices=("pesto", "crepe"), default="pesto", help="pitch tracker for WAV input")
     p.add_argument("--max-minutes", type=_positive, default=None, metavar="N",
                    help="refuse a render longer than N minutes of audio (default 120)")
