@@ -646,7 +646,7 @@ class Session:
                                          sampler=ControlledSampler(cfg.seed, cfg.temperature, cfg.density,
                                                                    cfg.harmony_follow),
                                          quantiser=Quantiser(clock), chunk_steps=cfg.chunk_steps,
-                                         margin_steps=cfg.margin_steps,
+                                         lead_ms=cfg.lead_ms,
                                          clock_source=lambda: self._mixer.clock, backend=self._backend)
             self._band_q = band_q
             self._renderer = renderer
