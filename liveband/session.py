@@ -47,11 +47,13 @@ from engine.keyfind import estimate_key, key_pitch_classes, parse_key, snap_to_s
 from engine.midi_io import (ComputerKeyboard, KeyNote, MidiInput, MidiOutput, NoteFilter, PortWatcher,  # noqa: F401
                             VirtualMidiInput)
 from engine.mixer import Mixer
+from engine.sync import SYNC_MODES, BeatLock, MidiClockIn, start_point
 from engine.recorder import Recorder, export_session as _export_session, list_sessions as _list_sessions
 from engine.recorder import new_session_folder
 from engine.styles import style_names
 from engine.synth import SoundFontError, Synth
 from liveband.config import AudioConfig, EngineConfig
+from liveband.midilearn import ControlThread
 from liveband.paths import find_soundfont, sessions_dir
 from models.tokens import METERS, chord_name
 
@@ -229,6 +231,13 @@ class Session:
         self._midi_in: MidiInput | None = None
         self._midi_in_wanted: str | None = None
         self._midi_channel: int | None = None
+        # tempo sync (engine.sync): the MIDI input's clock is always listened to, followed
+        # only in "midi clock" mode; its start/stop run on the control thread, never rtmidi's
+        self._sync_mode = "internal"
+        self._clock_in = MidiClockIn(on_transport=self._clock_transport)
+        self._link = None
+        self._beat_lock: BeatLock | None = None
+        self._control = ControlThread()
         self._ports = PortWatcher()
         self._mic = None
         self._mic_starting = False
@@ -392,7 +401,8 @@ class Session:
                            "(it reconnects when the device returns)")
 
     def _open_input(self, name: str) -> None:
-        filt = NoteFilter(self._midi_note, self._midi_control, self._midi_channel)
+        filt = NoteFilter(self._midi_note, self._midi_control, self._midi_channel,
+                          on_realtime=self._clock_in.feed)
         if name == VIRTUAL_IN_NAME:
             self._midi_in = VirtualMidiInput(VIRTUAL_IN_NAME, filt)
         else:
@@ -430,6 +440,83 @@ class Session:
             for part in P.BAND_PARTS:      # tell the receiver which instruments to use
                 if part.channel != P.DRUMS.channel:
                     self._pending_ctl.append((PROGRAM, part.channel, self._parts[part.name].program, 0))
+
+    # -- tempo sync ----------------------------------------------------------------------
+    def set_sync(self, mode: str) -> None:
+        """Whose tempo the band plays to: "internal", "midi clock" (the MIDI input's clock;
+        its start/stop start and stop the band) or "link" (Ableton Link: joins at once;
+        the band locks to Link's bar phase from the next play). SessionError when Link
+        cannot start. Thread: UI."""
+        if mode not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, got {mode!r}")
+        with self._lock:
+            if mode == "link" and self._link is None:
+                from engine.sync import LinkSync
+                try:
+                    self._link = LinkSync(self._cfg.tempo, self._bar_quarters())
+                except Exception as exc:
+                    raise SessionError(f"Ableton Link unavailable: {first_line(exc)}") from None
+            elif mode != "link" and self._link is not None:
+                link, self._link = self._link, None
+                link.close()
+            if self._beat_lock is not None:
+                self._beat_lock.enabled = False      # the band keeps its tempo until the next play
+            self._sync_mode = mode
+            self._problem("sync", "MIDI clock sync: no MIDI input open; choose the device that sends "
+                                  "the clock in the settings" if mode == "midi clock" and self._midi_in is None
+                          else None)
+
+    @property
+    def sync_mode(self) -> str:
+        return self._sync_mode
+
+    def _sync_source(self):
+        return {"midi clock": self._clock_in, "link": self._link}.get(self._sync_mode)
+
+    def _bar_quarters(self) -> float:
+        from models.tokens import bar_steps
+        return bar_steps(self._cfg.meter) / 4.0
+
+    def _clock_transport(self, kind: str) -> None:
+        """MIDI start/stop/continue. Thread: rtmidi's (only hands it on)."""
+        if self._sync_mode == "midi clock":
+            self._control.submit(lambda: self._follow_transport(kind))
+
+    def _follow_transport(self, kind: str) -> None:
+        """Thread: control."""
+        if kind == "stop":
+            self.stop()
+            return
+        if kind == "start" or not self._playing:
+            self._clock_in.wait_tempo(2.0)      # a start usually comes before its first ticks
+            self.stop()                         # a start while playing: from the top
+            self.play()
+
+    def _sample_at(self, t: float) -> int:
+        """The audio-clock sample heard at monotonic time ``t`` (the stream's DAC line;
+        without stream timing, the sample being rendered now plus the wait)."""
+        off = self._audio.dac_offset() if self._audio.stream is not None else None
+        if off is not None:
+            return int(round((t - off) * self.sample_rate))
+        return self._audio_now() + int(round((t - time.monotonic()) * self.sample_rate))
+
+    def _synced_clock(self, cfg: EngineConfig) -> tuple[Clock | None, BeatLock | None]:
+        """A band clock whose step 0 sits on a bar line of the sync source and whose first
+        beat is the first one the band can make; (None, None) when playing on its own."""
+        src = self._sync_source()
+        if src is None:
+            return None, None
+        if self._link is not None:
+            self._link.set_quantum(self._bar_quarters())
+        joined = start_point(src, self._bar_quarters(), beat_steps(cfg.meter), time.monotonic() + START_LEAD_S)
+        if joined is None:
+            self._happened(f"no {self._sync_mode} tempo yet: the band plays at its own tempo")
+            return None, None
+        offset, first = joined
+        bpm = min(240.0, max(40.0, float(src.tempo)))
+        clock = Clock(self.sample_rate, bpm, cfg.meter, 0, start_sample=self._sample_at(src.time_at(first / 4 + offset)),
+                      first_step=first)
+        return clock, BeatLock(src, clock, self._sample_at, offset)
 
     def set_midi_clock(self, on: bool) -> None:
         """MIDI clock (24 ppqn) and start/stop on the MIDI output. Thread: UI."""
@@ -626,7 +713,10 @@ class Session:
             cfg = self._cfg
             acc = self._load_accompanist()
             start = self._mixer.clock + int(START_LEAD_S * self.sample_rate)
-            clock = Clock(self.sample_rate, cfg.tempo, cfg.meter, cfg.count_in_bars, start_sample=start)
+            clock, beat_lock = self._synced_clock(cfg)
+            if clock is None:
+                clock = Clock(self.sample_rate, cfg.tempo, cfg.meter, cfg.count_in_bars, start_sample=start)
+            self._beat_lock = beat_lock
             self._clock = clock
             self._roll.reset(clock)
             band_q = EventQueue(1 << 14)
@@ -647,7 +737,8 @@ class Session:
                                                                    cfg.harmony_follow),
                                          quantiser=Quantiser(clock), chunk_steps=cfg.chunk_steps,
                                          lead_ms=cfg.lead_ms,
-                                         clock_source=lambda: self._mixer.clock, backend=self._backend)
+                                         clock_source=lambda: self._mixer.clock, backend=self._backend,
+                                         step_observer=None if beat_lock is None else beat_lock.on_step)
             self._band_q = band_q
             self._renderer = renderer
             self._mixer.add_queue(band_q)
@@ -684,6 +775,7 @@ class Session:
             self._mixer.all_notes_off()
             self._mixer.set_metronome(False)
             self._playing = False
+            self._beat_lock = None
             out = self._midi_out
             if out is not None and self._midi_clock:
                 self._pending_raw.append("stop")
@@ -756,8 +848,10 @@ class Session:
         bpm = check_tempo(bpm)
         with self._lock:
             self._cfg = self._cfg.with_(tempo=bpm)
-            if self._gen is not None:
+            if self._gen is not None and self._beat_lock is None:
                 self._gen.set_tempo(bpm)
+            if self._link is not None:
+                self._link.set_tempo(bpm)       # to every peer; the band follows Link
 
     def tap_tempo(self) -> float:
         """Tap on the beat; after two taps the tempo follows the median interval.
@@ -887,7 +981,8 @@ class Session:
         seg = segs[-1]
         bs = beat_steps(clock.meter)
         per_bar = max(1, clock.bar_steps // bs)
-        first_beat = ((seg.step - clock.first_step) // bs) % per_bar
+        bar_line = clock.first_step - clock.first_step % clock.bar_steps   # a synced band starts mid-bar
+        first_beat = ((seg.step - bar_line) // bs) % per_bar
         self._mixer.set_metronome(True, origin=seg.sample, samples_per_beat=seg.samples_per_step * bs,
                                   beats_per_bar=per_bar, first_beat=first_beat)
 
@@ -1027,6 +1122,9 @@ class Session:
         gen = self._gen
         m = gen.metrics() if gen is not None else None
         tempo = clock.tempo_at_step(int(math.floor(step))) if (playing and clock is not None) else self._cfg.tempo
+        src = self._sync_source()
+        if src is not None and src.tempo is not None:
+            tempo = src.tempo                   # the followed tempo, not the lock's per-beat steering
         return SessionSnapshot(
             playing=playing, counting_in=bool(playing and step < 0), tempo=float(tempo),
             meter=self._cfg.meter, style=self._cfg.style, input_mode=self._input_mode,
@@ -1103,6 +1201,10 @@ class Session:
                 self._midi_out.close()
                 self._midi_out = None
             self._ports.close()
+            self._control.close()
+            if self._link is not None:
+                self._link.close()
+                self._link = None
             self._synth.close()
 
     def __enter__(self) -> "Session":
