@@ -1108,9 +1108,13 @@ class Session:
         if gen is None:
             return ""
         name = ""
+        try:
+            key = parse_key(self._key) if self._key else None    # chords spelled in the key shown
+        except ValueError:
+            key = None
         for frame in list(gen.recent):
             if frame[0] <= step:
-                name = chord_name(int(frame[1]))
+                name = chord_name(int(frame[1]), key)
             else:
                 break
         return name
