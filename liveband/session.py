@@ -53,8 +53,8 @@ from engine.recorder import new_session_folder
 from engine.styles import style_names
 from engine.synth import SoundFontError, Synth
 from liveband.config import AudioConfig, EngineConfig
-from liveband.midilearn import ControlThread
-from liveband.paths import find_soundfont, sessions_dir
+from liveband.midilearn import BINDINGS_FILE, ControlThread, MidiLearn, session_targets
+from liveband.paths import config_dir, find_soundfont, sessions_dir
 from models.tokens import METERS, chord_name
 
 PART_NAMES = ("bass", "keys", "pad", "drums")
@@ -237,7 +237,10 @@ class Session:
         self._clock_in = MidiClockIn(on_transport=self._clock_transport)
         self._link = None
         self._beat_lock: BeatLock | None = None
-        self._control = ControlThread()
+        self._control = ControlThread(on_error=self._happened)
+        # MIDI learn: bound CCs/notes are taken off the MIDI input before the notes
+        self._targets: dict | None = None
+        self._learn = MidiLearn(config_dir() / BINDINGS_FILE, self._control, self._learn_targets, self._happened)
         self._ports = PortWatcher()
         self._mic = None
         self._mic_starting = False
@@ -402,7 +405,8 @@ class Session:
 
     def _open_input(self, name: str) -> None:
         filt = NoteFilter(self._midi_note, self._midi_control, self._midi_channel,
-                          on_realtime=self._clock_in.feed)
+                          on_realtime=self._clock_in.feed, intercept=self._learn.handle)
+        self._learn.set_controller(name)
         if name == VIRTUAL_IN_NAME:
             self._midi_in = VirtualMidiInput(VIRTUAL_IN_NAME, filt)
         else:
@@ -517,6 +521,38 @@ class Session:
         clock = Clock(self.sample_rate, bpm, cfg.meter, 0, start_sample=self._sample_at(src.time_at(first / 4 + offset)),
                       first_step=first)
         return clock, BeatLock(src, clock, self._sample_at, offset)
+
+    # -- MIDI learn -----------------------------------------------------------------------
+    def _learn_targets(self) -> dict:
+        if self._targets is None:
+            self._targets = session_targets(self)
+        return self._targets
+
+    def midi_learn(self, target: str | None) -> None:
+        """Bind the next CC or note from the open MIDI input to ``target`` (a name from
+        ``midi_targets()``: "play_stop", "record", "tap_tempo", "density", ...); None
+        cancels. ValueError for an unknown target. Thread: UI."""
+        self._learn.arm(target)
+
+    def midi_targets(self) -> list[str]:
+        return list(self._learn_targets())
+
+    @property
+    def midi_learning(self) -> str | None:
+        """The target waiting for a control to be moved, or None."""
+        return self._learn.armed
+
+    def midi_bindings(self) -> list:
+        """The open controller's bindings (liveband.midilearn.Binding). Thread: any."""
+        return self._learn.bindings()
+
+    def clear_binding(self, target: str | None = None) -> int:
+        """Forget the open controller's bindings of ``target`` (None: all); how many."""
+        return self._learn.clear(target)
+
+    @property
+    def recording_enabled(self) -> bool:
+        return self._recording
 
     def set_midi_clock(self, on: bool) -> None:
         """MIDI clock (24 ppqn) and start/stop on the MIDI output. Thread: UI."""
