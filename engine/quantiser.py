@@ -31,9 +31,11 @@ from models.tokens import HOLD, REST, note_on
 
 @dataclass(frozen=True)
 class MelodyEvent:
-    time: int          # sample on the audio clock
+    """A melody note-on/off from any source (keys, MIDI, the pitch tracker)."""
+    time: int          # sample on the producer's clock (the audio clock live)
     pitch: int         # MIDI pitch 0-127
     on: bool           # True: note on, False: note off
+    velocity: int = 100
 
 
 class Quantiser:
