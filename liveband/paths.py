@@ -40,11 +40,6 @@ def find_soundfont(user_path: str | os.PathLike | None = None) -> Path:
     )
 
 
-def config_dir() -> Path:
-    """The user's LiveBand folder ($LIVEBAND_HOME, default ~/.liveband): sessions, MIDI bindings."""
-    return Path(os.environ.get("LIVEBAND_HOME", Path.home() / ".liveband"))
-
-
 def sessions_dir() -> Path:
     """Folder holding recorded sessions ($LIVEBAND_HOME/sessions, default ~/.liveband/sessions)."""
     home = Path(os.environ.get("LIVEBAND_HOME", Path.home() / ".liveband"))
@@ -53,7 +48,7 @@ def sessions_dir() -> Path:
 
 def user_config_dir() -> Path:
     """The user's LiveBand config folder ($XDG_CONFIG_HOME or ~/.config, then LiveBand/),
-    where LiveBand.ini, styles/ and presets/ live."""
+    where LiveBand.ini, styles/, presets/ and midi_bindings.json live."""
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "LiveBand"
 

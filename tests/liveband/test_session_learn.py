@@ -47,7 +47,8 @@ def wait_for(cond, timeout: float) -> bool:
 
 
 @pytest.mark.timeout(180)
-def test_learned_controls_drive_the_band_over_jack_and_persist(jack_server, liveband_home):
+def test_learned_controls_drive_the_band_over_jack_and_persist(jack_server, liveband_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     with Session(EngineConfig(tempo=120.0, count_in_bars=0), AudioConfig(blocksize=256)) as s:
         assert s.audio.active, s.snapshot().notices
         s.open_midi_input(VIRTUAL_IN_NAME)
@@ -101,3 +102,4 @@ def test_learned_controls_drive_the_band_over_jack_and_persist(jack_server, live
     with Session(EngineConfig(), AudioConfig(blocksize=256)) as s2:
         s2.open_midi_input(VIRTUAL_IN_NAME)
         assert sorted((b.type, b.number, b.target) for b in s2.midi_bindings()) == bound
+    assert (tmp_path / "config" / "LiveBand" / "midi_bindings.json").is_file()
