@@ -49,17 +49,21 @@ from engine.midi_io import (ComputerKeyboard, KeyNote, MidiInput, MidiOutput, No
 from engine.mixer import Mixer
 from engine.sync import SYNC_MODES, BeatLock, MidiClockIn, start_point
 from engine.recorder import Recorder, export_session as _export_session, list_sessions as _list_sessions
+from engine.recorder import delete_session as _delete_session, rename_session as _rename_session
 from engine.recorder import new_session_folder
 from engine.styles import style_names
 from engine.synth import SoundFontError, Synth
 from liveband.config import AudioConfig, EngineConfig
 from liveband.midilearn import BINDINGS_FILE, ControlThread, MidiLearn, session_targets
-from liveband.paths import find_soundfont, sessions_dir, user_config_dir
+from liveband.paths import config_dir, find_soundfont, sessions_dir
 from models.tokens import METERS, chord_name
 
-PART_NAMES = ("bass", "keys", "pad", "drums")
+# the band's parts and the player's own ("melody"): each a mixer strip
+PART_NAMES = ("bass", "keys", "pad", "drums", "melody")
 INPUT_MODES = ("keyboard", "midi", "mic")
 MAX_BLOCK = 4096
+EVENT_SECONDS = 30.0      # a happening stays among the notices this long
+CONFIRM_SECONDS = 4.0     # a confirmation ("take saved") this long
 START_LEAD_S = 0.25          # the first (count-in) step starts this far after play()
 VIRTUAL_IN_NAME = "LiveBand in"
 VIRTUAL_OUT_NAME = "LiveBand band"
@@ -75,6 +79,7 @@ class PartState:
     solo: bool
     volume: float
     program: int
+    through: bool = True     # the player's part: sounded here (off when a hardware synth plays it)
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ class SessionSnapshot:
     recording: bool
     notices: tuple[str, ...]
     parts: dict[str, PartState]
+    confirmation: str = ""       # a brief success to show for a moment ("take saved"), not a problem
 
 
 class _Roll:
@@ -178,8 +184,9 @@ class Session:
         self._lock = threading.RLock()               # UI-side state; never taken by audio
         self._load_lock = threading.Lock()           # model loading (background or play)
         self._problems: dict[str, str] = {}          # lasting problems, by topic
-        self._events: collections.deque[str] = collections.deque(maxlen=4)   # recent happenings
-        self._notices: tuple[str, ...] = ()
+        self._events: collections.deque[tuple[float, str]] = collections.deque(maxlen=4)   # recent happenings
+        self._notices: tuple[tuple[float | None, str], ...] = ()   # (when, text); None: a lasting problem
+        self._confirmation: tuple[float, str] = (0.0, "")
         try:
             self._soundfont = find_soundfont(soundfont)
         except FileNotFoundError as exc:
@@ -240,7 +247,7 @@ class Session:
         self._control = ControlThread(on_error=self._happened)
         # MIDI learn: bound CCs/notes are taken off the MIDI input before the notes
         self._targets: dict | None = None
-        self._learn = MidiLearn(user_config_dir() / BINDINGS_FILE, self._control, self._learn_targets, self._happened)
+        self._learn = MidiLearn(config_dir() / BINDINGS_FILE, self._control, self._learn_targets, self._happened)
         self._ports = PortWatcher()
         self._mic = None
         self._mic_starting = False
@@ -301,12 +308,27 @@ class Session:
             self._publish_notices()
 
     def _happened(self, message: str) -> None:
+        """Something the player should hear of; it leaves the notices after EVENT_SECONDS
+        (a problem stays until it is solved)."""
         with self._lock:
-            self._events.append(message)
+            self._events.append((time.monotonic(), message))
             self._publish_notices()
 
+    def _confirm(self, message: str) -> None:
+        """A success ("take saved"): shown briefly as a confirmation, not as a notice."""
+        self._confirmation = (time.monotonic(), message)
+
     def _publish_notices(self) -> None:
-        self._notices = tuple(self._problems.values()) + tuple(self._events)
+        # one tuple, replaced whole: snapshot() reads it from any thread without the lock
+        self._notices = tuple((None, m) for m in self._problems.values()) + tuple(self._events)
+
+    def _current_notices(self) -> tuple[str, ...]:
+        now = time.monotonic()
+        return tuple(m for t, m in self._notices if t is None or now - t < EVENT_SECONDS)
+
+    def _current_confirmation(self) -> str:
+        t, message = self._confirmation
+        return message if message and time.monotonic() - t < CONFIRM_SECONDS else ""
 
     # -- audio -----------------------------------------------------------------------
     def _start_audio(self) -> None:
@@ -315,7 +337,7 @@ class Session:
             self._problem("audio", None)
         except AudioUnavailable as exc:
             self._problem("audio", f"{exc}. Start PulseAudio/PipeWire or JACK, "
-                                   "or choose another output in the settings")
+                                   "or choose another output in the Setup tab")
 
     def _retry_audio(self) -> None:
         """No device at start: try the default output again (a server that came up
@@ -332,7 +354,7 @@ class Session:
             except AudioUnavailable:
                 return
             self._problem("audio", None)
-            self._happened("audio output started")
+            self._confirm("audio output started")
 
     def audio_devices(self) -> dict:
         return {"inputs": input_devices(), "outputs": output_devices()}
@@ -391,7 +413,7 @@ class Session:
             if name == self._midi_in_wanted and self._midi_in is None:
                 try:
                     self._open_input(name)
-                    self._happened(f"MIDI input {name!r} is back")
+                    self._confirm(f"MIDI input {name!r} is back")
                 except OSError:
                     pass
             elif not name.startswith("LiveBand"):
@@ -597,7 +619,7 @@ class Session:
             if mode == "mic":
                 self._start_mic()
             elif mode == "midi" and self._midi_in is None:
-                self._problem("input", "MIDI mode: no controller open; choose one in the settings "
+                self._problem("input", "MIDI mode: no controller open; choose one in the Setup tab "
                                        "(or connect a program to the 'LiveBand in' port)")
 
     def _start_mic(self) -> None:
@@ -835,7 +857,7 @@ class Session:
     def _start_take(self) -> None:
         if not self._audio.active:     # nothing renders without a stream: the take would be empty
             self._problem("recording", "not recording: no audio output is playing "
-                                       "(choose an output in the settings, then press Play again)")
+                                       "(choose an output in the Setup tab, then press Play again)")
             return
         cfg = self._cfg
         try:
@@ -871,13 +893,28 @@ class Session:
             rec.stop()
             if rec.error:
                 self._problem("recording", rec.error)
-            self._happened(f"take saved: {rec.folder.name}")
+            self._confirm(f"take saved: {rec.folder.name} (Sessions tab)")
 
     def list_sessions(self) -> list[dict]:
         return _list_sessions(sessions_dir())
 
     def export_session(self, name: str, dest: str) -> list[str]:
         return _export_session(sessions_dir(), name, dest)
+
+    def rename_session(self, old: str, new: str) -> str:
+        """Rename a recorded take (not the one being recorded); the new name. Thread: UI."""
+        self._refuse_current_take(old)
+        return _rename_session(sessions_dir(), old, new).name
+
+    def delete_session(self, name: str) -> None:
+        """Delete a recorded take (not the one being recorded). Thread: UI."""
+        self._refuse_current_take(name)
+        _delete_session(sessions_dir(), name)
+
+    def _refuse_current_take(self, name: str) -> None:
+        rec = self._recorder
+        if rec is not None and rec.folder.name == name:
+            raise SessionError(f"{name} is being recorded; stop first")
 
     # -- band controls -----------------------------------------------------------------
     def set_tempo(self, bpm: float) -> None:
@@ -951,9 +988,14 @@ class Session:
     def set_harmony_follow(self, h: float) -> None:
         self._set_controls(harmony_follow=float(h))
 
-    def set_part(self, part: str, *, mute=None, solo=None, volume=None, program=None) -> None:
+    def set_part(self, part: str, *, mute=None, solo=None, volume=None, program=None, through=None) -> None:
+        """A mixer strip: the band's parts and the player's own ("melody"; ``through``
+        False: its notes still reach the band, MIDI out and takes, but LiveBand does not
+        sound them, for a player on a hardware synth). Thread: UI."""
         if part not in PART_NAMES:
             raise ValueError(f"unknown part {part!r}; choose one of {', '.join(PART_NAMES)}")
+        if through is not None and part != "melody":
+            raise ValueError("only your own part (melody) has a through switch")
         with self._lock:
             st = self._parts[part]
             if volume is not None and not (0.0 <= float(volume) <= 1.0):
@@ -962,7 +1004,8 @@ class Session:
                 raise ValueError(f"GM program must be 0-127, got {program}")
             st = PartState(st.mute if mute is None else bool(mute), st.solo if solo is None else bool(solo),
                            st.volume if volume is None else float(volume),
-                           st.program if program is None else int(program))
+                           st.program if program is None else int(program),
+                           st.through if through is None else bool(through))
             self._parts = {**self._parts, part: st}
             ch = P.part(part).channel
             if volume is not None:
@@ -975,16 +1018,32 @@ class Session:
                 rec = self._recorder
                 if rec is not None:
                     rec.add_event(self._mixer.clock, PROGRAM, ch, st.program, 0)
-            if mute is not None or solo is not None:
+            if mute is not None or solo is not None or through is not None:
                 soloed = {n for n, s in self._parts.items() if s.solo}
                 for name, s in self._parts.items():
-                    silent = s.mute or (bool(soloed) and name not in soloed)
+                    silent = s.mute or (bool(soloed) and name not in soloed) or not s.through
                     self._mixer.set_channel_mute(P.part(name).channel, silent)
                 if self._gen is not None:
                     if mute is not None:
                         self._gen.set_mute(part, st.mute)
                     if solo is not None:
                         self._gen.set_solo(part, st.solo)
+
+    @property
+    def engine_config(self) -> EngineConfig:
+        """The band's settings now (tempo, meter, style, fixed key, knobs, feel). Thread: any."""
+        return self._cfg
+
+    @property
+    def master_volume(self) -> float:
+        return self._master
+
+    def set_feel(self, *, swing: float | None = None, fills: str | None = None, time_feel: str | None = None,
+                 humanise: float = 0.0) -> None:
+        """The drummer's feel from the next play (None: the style's). ValueError naming the
+        value. Thread: UI."""
+        with self._lock:
+            self._cfg = self._cfg.with_(swing=swing, fills=fills, time_feel=time_feel, humanise=float(humanise))
 
     def set_master_volume(self, v: float) -> None:
         if not 0.0 <= float(v) <= 1.0:
@@ -1173,7 +1232,8 @@ class Session:
             audio_latency_ms=self._audio.latency_ms, xruns=int(self._mixer.audible_xruns),
             lead_ms=float(m.lead_ms_last) if m else 0.0, late_steps=int(m.late_steps) if m else 0,
             cpu_percent=float(self._cpu), backend=self._backend,
-            recording=self._recorder is not None, notices=self._notices, parts=dict(self._parts))
+            recording=self._recorder is not None, notices=self._current_notices(), parts=dict(self._parts),
+            confirmation=self._current_confirmation())
 
     def roll(self, since_step: float) -> list[tuple[str, int, float, float, bool]]:
         """Notes (part incl. "melody", pitch, start_step, end_step, planned) that end at or
