@@ -52,11 +52,8 @@ from engine.renderer import PartRenderer
 from engine.sampler import ControlledSampler
 from engine.styles import get_style
 from models.contract import Accompanist, prime_melody
+from models.sampling import greedy
 from models.tokens import REST
-
-def _greedy(stream: int, logits: np.ndarray) -> int:
-    return int(np.argmax(np.nan_to_num(logits, nan=-np.inf)))
-
 
 STATS_RING = 8192          # steps kept for the percentile metrics (~17 min at 120 BPM)
 MELODY_RING = 256          # committed melody tokens kept (> any model's lookahead either way)
@@ -159,7 +156,7 @@ class StreamingGenerator:
         # piece clean, so the band is the same with or without it
         self.model.reset(get_style(self.style).model, self.clock.meter)
         prime_melody(self.model, [REST] * max(0, -self.lookahead))
-        self.model.advance(REST, 0, _greedy)
+        self.model.advance(REST, 0, greedy)
         self._reset_model(self.style)
         self.renderer.start(self.clock.step_time(self.clock.first_step))
         self._primed = True
