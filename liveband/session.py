@@ -55,7 +55,7 @@ from engine.styles import style_names
 from engine.synth import SoundFontError, Synth
 from liveband.config import AudioConfig, EngineConfig
 from liveband.midilearn import BINDINGS_FILE, ControlThread, MidiLearn, session_targets
-from liveband.paths import config_dir, find_soundfont, sessions_dir
+from liveband.paths import find_soundfont, sessions_dir, user_config_dir
 from models.tokens import METERS, chord_name
 
 # the band's parts and the player's own ("melody"): each a mixer strip
@@ -247,7 +247,7 @@ class Session:
         self._control = ControlThread(on_error=self._happened)
         # MIDI learn: bound CCs/notes are taken off the MIDI input before the notes
         self._targets: dict | None = None
-        self._learn = MidiLearn(config_dir() / BINDINGS_FILE, self._control, self._learn_targets, self._happened)
+        self._learn = MidiLearn(user_config_dir() / BINDINGS_FILE, self._control, self._learn_targets, self._happened)
         self._ports = PortWatcher()
         self._mic = None
         self._mic_starting = False
