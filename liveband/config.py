@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from engine.feel import Feel
+from engine.keyfind import key_name
 from engine.styles import get_style, style_names
 from models.tokens import METERS
+
+# every key a player can fix, spelled as the session names it (its key signature's way)
+KEY_NAMES: tuple[str, ...] = tuple(key_name(t, m) for m in ("major", "minor") for t in range(12))
 
 # the band styles: shipped ones, then the user's style files (engine.styles)
 STYLES = style_names()
