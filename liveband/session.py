@@ -866,7 +866,7 @@ class Session:
                            meta={"tempo": cfg.tempo, "meter": cfg.meter, "style": cfg.style,
                                  "input": self._input_mode, "key": self._key or "",
                                  "soundfont": str(self._soundfont), "backend": self._backend},
-                           track_names={p.channel: p.label for p in P.ALL_PARTS})
+                           track_names=self._take_track_names())
             clock = self._clock
             rec.set_tempo(clock.step_time(clock.first_step) if clock else self._mixer.clock, cfg.tempo)
             rec.start()
@@ -882,6 +882,22 @@ class Session:
                 prog = self._parts[part.name].program if part.name in self._parts else part.program
                 rec.add_event(t0, PROGRAM, part.channel, prog, 0)
         self._mixer.set_tap(rec.ring)
+
+    def _take_track_names(self) -> dict[int, str]:
+        """A take's MIDI track names: the part and the instrument it plays now, as the
+        render's MIDI names them ("Bass (Fingered Bass)"; the melody plain "Melody")."""
+        from engine.gm import instrument_name
+
+        renderer = self._renderer
+        playing = dict(renderer.programs) if renderer is not None else {}    # the style's, the player's
+        names = {}
+        for p in P.ALL_PARTS:
+            st = self._parts.get(p.name)
+            prog = playing.get(p.name, st.program if st is not None else p.program)
+            drums = p.channel == P.DRUMS.channel
+            names[p.channel] = ("Melody" if p is P.MELODY else
+                                f"{p.name.capitalize()} ({instrument_name(prog if not drums else 0, drums)})")
+        return names
 
     def _stop_take(self) -> None:
         rec, self._recorder = self._recorder, None
