@@ -1260,13 +1260,16 @@ class Session:
 
     # -- offline ---------------------------------------------------------------------
     def render_file(self, path: str, out_wav: str, midi_out: str | None = None,
-                    progress: Callable[[float], None] | None = None) -> None:
+                    progress: Callable[[float], None] | None = None, *, stems: bool = False,
+                    loudness: float | None = -16.0) -> None:
         """Accompany a melody file (.mid, or a hummed .wav) offline with the session's band
         settings, by the `render` command's rules (liveband.rendering): the file's tempo
-        and meter, the command's default backend. ``progress(fraction)`` is called from
-        this (the caller's) thread."""
+        and meter, the command's default backend, the mix at ``loudness`` LUFS (None: as
+        rendered), ``stems``: each part beside it (OUT.bass.wav, ...; engine.export). Each
+        file is written beside its name and renamed into place when all succeeded.
+        ``progress(fraction)`` is called from this (the caller's) thread."""
         from engine.offline import RenderSettings, render_melody
-        from liveband.commands.render import load_melody
+        from liveband.commands.render import Outputs, load_melody, mix_synth_gain, stem_paths
         from liveband.rendering import band_timing, open_band
 
         src = Path(path)
@@ -1282,10 +1285,26 @@ class Session:
                                   programs={n: s.program for n, s in self._parts.items()},
                                   muted=tuple(n for n, s in self._parts.items() if s.mute))
         cb = None if progress is None else (lambda done, total: progress(done / max(1, total)))
-        result = render_melody(melody, acc, settings, self._soundfont, out_wav, backend=backend, progress=cb)
-        if midi_out is not None:
-            from engine.midi_export import write_midi
-            write_midi(midi_out, result.events, result.clock)
+        out = Path(out_wav)
+        outputs = Outputs()
+        try:
+            wav_tmp = outputs.temp_for(out, keep=loudness is None and not stems)
+            result = render_melody(melody, acc, settings, self._soundfont, wav_tmp, backend=backend, progress=cb)
+            if stems or loudness is not None:
+                from engine.export import export_stems_and_loudness, stem_parts
+
+                finals = stem_paths(out)
+                files = {p.name: (outputs.temp_for(finals[p.name], keep=False), outputs.temp_for(finals[p.name]))
+                         for p in (stem_parts(result.events) if stems else ())}
+                export_stems_and_loudness(wav_tmp, outputs.temp_for(out), files, result.events, result.frames,
+                                          self._soundfont, sample_rate=settings.sample_rate, block=settings.block,
+                                          synth_gain=mix_synth_gain(render_melody), target_lufs=loudness)
+            if midi_out is not None:
+                from engine.midi_export import write_midi
+                write_midi(outputs.temp_for(Path(midi_out)), result.events, result.clock)
+            outputs.commit()
+        finally:
+            outputs.discard()
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:

@@ -566,9 +566,13 @@ class MainWindow(QMainWindow):
         if dest:
             self.export_selected(dest)
 
-    def render_file(self, path: str, out_wav: str, midi_out: str | None = None) -> RenderWorker:
-        """Accompany ``path`` offline into ``out_wav`` (+ ``midi_out``) in a worker thread."""
-        worker = RenderWorker(self.session, path, out_wav, midi_out, self)
+    def render_file(self, path: str, out_wav: str, midi_out: str | None = None,
+                    stems: bool | None = None) -> RenderWorker:
+        """Accompany ``path`` offline into ``out_wav`` (+ ``midi_out``, + a WAV per part when
+        ``stems``, default: the Sessions tab's "stems" box) in a worker thread."""
+        if stems is None:
+            stems = self.sessions_panel.stems.isChecked()
+        worker = RenderWorker(self.session, path, out_wav, midi_out, self, stems=stems)
         worker.progress.connect(lambda f: self.sessions_panel.progress.setValue(int(f * 1000)))
         worker.done.connect(self._job_done)
         self.sessions_panel.progress.setValue(0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
-    QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar,
+    QCheckBox, QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar,
     QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 
@@ -290,12 +290,17 @@ class SessionsPanel(QWidget):
         lay.addSpacing(10)
         lay.addWidget(caption("melody files"))
         self.render = QPushButton("Render a melody file…")
-        self.render.setToolTip("accompany a .mid (or hummed .wav) offline into WAV + MIDI")
+        self.render.setToolTip("accompany a .mid (or hummed .wav) offline into WAV + MIDI, "
+                               "the mix at -16 LUFS with peaks under -1 dBFS")
         lay.addWidget(self.render)
+        self.stems = QCheckBox("with stems for a DAW (a WAV per part)")
+        self.stems.setToolTip("also write band.bass.wav, band.keys.wav, ... beside the mix; they add up to it")
+        lay.addWidget(self.stems)
         self.along = QPushButton("Play along with a file…")
         self.along.setToolTip("a melody file plays your part from the next bar; the band follows it live")
         lay.addWidget(self.along)
-        _no_focus(self.session_list, self.refresh, self.export, self.rename, self.delete, self.render, self.along)
+        _no_focus(self.session_list, self.refresh, self.export, self.rename, self.delete, self.render, self.stems,
+                  self.along)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.hide()

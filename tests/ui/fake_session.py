@@ -116,8 +116,8 @@ class FakeSession:
     def export_session(self, name, dest):
         self._rec("export_session", name, dest)
         return [f"{dest}/{name}.mid"]
-    def render_file(self, path, out_wav, midi_out=None, progress=None):
-        self._rec("render_file", path, out_wav, midi_out)
+    def render_file(self, path, out_wav, midi_out=None, progress=None, stems=False):
+        self._rec("render_file", path, out_wav, midi_out, *(("stems",) if stems else ()))
         for i in range(5):
             if progress:
                 progress(i / 4)

@@ -71,3 +71,14 @@ def test_takes_are_renamed_and_deleted_from_the_sessions_tab(themed_app, qtbot, 
     assert w.delete_selected()
     assert fake_session.called("delete_session") == [("first gig",)] and lst.count() == 0
     w.close()
+
+
+def test_the_render_button_asks_for_stems_when_the_box_is_ticked(themed_app, qtbot, tmp_path, fake_session):
+    w = MainWindow(fake_session, QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat), blocksize=256)
+    qtbot.addWidget(w)
+    w.sessions_panel.stems.setChecked(True)
+    w.render_file(str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"), str(tmp_path / "band.mid"))
+    qtbot.waitUntil(lambda: "Rendered" in w.sessions_panel.job_label.text(), timeout=5000)
+    assert fake_session.called("render_file") == [(str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"),
+                                                   str(tmp_path / "band.mid"), "stems")]
+    w.close()
