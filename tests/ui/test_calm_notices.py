@@ -129,3 +129,20 @@ def test_your_own_part_is_a_mixer_strip_with_thru(window, fake_session):
     assert any(c[0] == "melody" and c[1]["mute"] is True for c in calls)
     assert all(s.through is None for p, s in w.strips.items() if p != "melody")
     assert isinstance(strip, QWidget)
+
+
+def test_thru_is_remembered_for_the_next_launch(themed_app, qtbot, tmp_path, fake_session):
+    from fake_session import FakeSession
+
+    ini = str(tmp_path / "ui.ini")
+    w = MainWindow(fake_session, QSettings(ini, QSettings.Format.IniFormat), blocksize=256)
+    qtbot.addWidget(w)
+    w.strips["melody"].through.click()
+    w.close()
+    again = FakeSession()
+    w2 = MainWindow(again, QSettings(ini, QSettings.Format.IniFormat), blocksize=256)
+    qtbot.addWidget(w2)
+    assert any(c[0] == "melody" and c[1].get("through") is False for c in again.called("set_part"))
+    w2.tick()
+    assert not w2.strips["melody"].through.isChecked()
+    w2.close()
