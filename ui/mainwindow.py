@@ -30,6 +30,7 @@ from ui import settings as st
 from ui.gm import note_name
 from ui.health import BAD, OK, HealthMonitor, Verdict
 from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
+from ui.learn import add_learn_menu
 from ui.panels import BandPanel, HealthBar, PartStrip, SessionsPanel, SetupPanel, panel_frame, set_combo
 from ui.pianoroll import PianoRoll, bar_and_beat_steps
 from ui.playalong import NotePlayer, read_melody
@@ -193,6 +194,11 @@ class MainWindow(QMainWindow):
         b.preset_delete.clicked.connect(self._delete_preset_clicked)
         se.render.clicked.connect(self._render_clicked)
         se.along.clicked.connect(self._play_along_clicked)
+        # right-click: MIDI learn (a knob, pad or foot switch on the controller drives it)
+        for widget, target in ((t.play_btn, "play_stop"), (t.record_btn, "record"), (t.tap_btn, "tap_tempo"),
+                               (b.temperature, "creativity"), (b.density, "density"),
+                               (b.harmony, "harmony_follow"), (b.master, "master_volume")):
+            add_learn_menu(widget, ss, target, self._call)
 
     # --------------------------------------------------------------- settings
     def _restore(self) -> None:
