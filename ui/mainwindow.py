@@ -23,8 +23,8 @@ from PyQt6.QtWidgets import (
     QMessageBox, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from engine.errors import first_line
 from liveband import presets as pr
+from liveband.errors import first_line
 
 from ui import settings as st
 from ui.gm import note_name
@@ -184,6 +184,7 @@ class MainWindow(QMainWindow):
         su.input_gain.valueChanged.connect(lambda v: self._call(ss.set_input_gain, float(v)))
         su.midi_in.activated.connect(lambda _: self._apply_midi_in())
         su.midi_out.activated.connect(lambda _: self._apply_midi_out())
+        su.sync.activated.connect(lambda _: self._apply_sync())
         su.rescan.clicked.connect(self._refresh_devices)
         se.refresh.clicked.connect(self._refresh_sessions)
         se.export.clicked.connect(self._export_clicked)
@@ -412,6 +413,13 @@ class MainWindow(QMainWindow):
     def _apply_midi_in(self) -> None:
         combo = self.setup_panel.midi_in
         self._open_midi("in", combo, lambda data: self.session.open_midi_input(data or None))
+
+    def _apply_sync(self) -> None:
+        """Tempo sync from Setup; a refusal (Link cannot start) says why and puts the picker back."""
+        combo = self.setup_panel.sync
+        if self._call(self.session.set_sync, combo.currentData()) is None and \
+                self.session.sync_mode != combo.currentData():
+            set_combo(combo, self.session.sync_mode)
 
     def _apply_midi_out(self) -> None:
         def open_out(data: str) -> None:

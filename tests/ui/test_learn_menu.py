@@ -1,5 +1,6 @@
-"""MIDI learn from the window on a real session: right-click a control, "MIDI learn" arms
-the session for it; once bound, "Forget MIDI binding" names the control and clears it."""
+"""MIDI learn and tempo sync from the window on a real session: right-click a control,
+"MIDI learn" arms the session for it; once bound, "Forget MIDI binding" names the control
+and clears it. Setup's tempo sync picker switches the session (Ableton Link joins)."""
 from __future__ import annotations
 
 import mido
@@ -40,4 +41,17 @@ def test_right_click_learn_and_forget_on_the_band_knobs(themed_app, qtbot, tmp_p
         choose(w.band_panel.density, 1, seen)
         assert seen[1][1] == ("Forget MIDI binding (CC 21 (channel 3))", True)
         assert s.midi_bindings() == []
+        w.close()
+
+
+def test_setup_tempo_sync_picker_switches_the_session(themed_app, qtbot, tmp_path, liveband_home):
+    with Session(EngineConfig(), AudioConfig(), start_audio=False) as s:
+        w = MainWindow(s, QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat), blocksize=256)
+        qtbot.addWidget(w)
+        combo = w.setup_panel.sync
+        for mode in ("link", "midi clock", "internal"):
+            combo.setCurrentIndex(combo.findData(mode))
+            combo.activated.emit(combo.currentIndex())
+            assert s.sync_mode == mode
+            assert (s._link is not None) == (mode == "link")
         w.close()
