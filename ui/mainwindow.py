@@ -655,6 +655,21 @@ class MainWindow(QMainWindow):
         except Exception:
             return None
 
+    def _follow_knobs(self) -> None:
+        """A knob moved from MIDI (MIDI learn) changed the session: show it, without sending
+        it back."""
+        cfg = getattr(self.session, "engine_config", None)
+        master = getattr(self.session, "master_volume", None)
+        if cfg is None or not isinstance(master, float):
+            return
+        b = self.band_panel
+        for knob, v in ((b.temperature, cfg.temperature), (b.density, cfg.density),
+                        (b.harmony, cfg.harmony_follow), (b.master, master)):
+            if abs(knob.value() - v) > 1e-6:
+                knob.blockSignals(True)
+                knob.setValue(v)
+                knob.blockSignals(False)
+
     def tick(self) -> None:
         """Poll the session and redraw (Thread: UI, every TICK_MS)."""
         snap = self._safe_snapshot()
@@ -679,6 +694,7 @@ class MainWindow(QMainWindow):
             self.transport.tempo.blockSignals(True)
             self.transport.tempo.setValue(snap.tempo)
             self.transport.tempo.blockSignals(False)
+        self._follow_knobs()
         self.transport.chord_label.setText(snap.chord or "–")
         if snap.playing and not snap.counting_in:
             bar, beat = bar_and_beat_steps(snap.meter)

@@ -38,6 +38,12 @@ def test_right_click_learn_and_forget_on_the_band_knobs(themed_app, qtbot, tmp_p
         # the controller's knob moves (what the MIDI input's filter hands MIDI learn)
         assert s._learn.handle(mido.Message("control_change", control=21, value=40, channel=2), 0.0)
         assert [b.target for b in s.midi_bindings()] == ["density"]
+        # turning it drives the session, and the window's knob follows
+        s._learn.handle(mido.Message("control_change", control=21, value=127, channel=2), 0.0)
+        assert s._control.wait_idle()
+        assert s.engine_config.density == 1.0
+        w.tick()
+        assert w.band_panel.density.value() == 1.0
         choose(w.band_panel.density, 1, seen)
         assert seen[1][1] == ("Forget MIDI binding (CC 21 (channel 3))", True)
         assert s.midi_bindings() == []
