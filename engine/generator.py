@@ -11,6 +11,11 @@ One engine, two clocks: the same ``pump(now)`` runs in the worker thread against
 audio clock (``start``/``stop``) and synchronously in an offline render against a
 simulated clock (the render loop calls ``pump`` before each mixer block).
 
+Offline models: a model with ``lookahead <= 0`` hears ``-lookahead`` steps of the
+melody's future, which only a render or play-along of a file knows (its quantiser holds
+the whole melody before the first step). The generator takes one only when built with
+``offline=True`` and refuses it otherwise, so live play keeps online causality.
+
 Falling behind: a step whose start time has already passed when its frame is ready is
 *late*: it is still fed to the model (the model must see every step to stay in time),
 but the renderer plays no new onsets or releases for it (the band holds), ``late_steps``
@@ -42,7 +47,7 @@ from engine.groove import Groove
 from engine.quantiser import MelodyEvent, Quantiser
 from engine.renderer import PartRenderer
 from engine.sampler import ControlledSampler
-from models.contract import Accompanist
+from models.contract import Accompanist, prime_melody
 from models.tokens import REST, STYLES
 
 def _greedy(stream: int, logits: np.ndarray) -> int:
@@ -50,6 +55,7 @@ def _greedy(stream: int, logits: np.ndarray) -> int:
 
 
 STATS_RING = 8192          # steps kept for the percentile metrics (~17 min at 120 BPM)
+MELODY_RING = 256          # committed melody tokens kept (> any model's lookahead either way)
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,8 @@ class StreamingGenerator:
                  style: str = "pop", sampler: ControlledSampler | None = None,
                  quantiser: Quantiser | None = None, chunk_steps: int = 1, margin_steps: int = 2,
                  clock_source: Callable[[], int] | None = None, follow_tempo: bool = False,
-                 backend: str = "", step_observer: Callable[[int, float], None] | None = None) -> None:
+                 backend: str = "", step_observer: Callable[[int, float], None] | None = None,
+                 offline: bool = False) -> None:
         if not 1 <= chunk_steps <= 16:
             raise ValueError("chunk must be 1-16 steps")
         if not 1 <= margin_steps <= 64:
@@ -94,6 +101,16 @@ class StreamingGenerator:
         self.backend = backend
         self.step_observer = step_observer
         self.lookahead = int(accompanist.lookahead)
+        if self.lookahead < 1 and not offline:
+            raise ValueError(f"this model hears the melody up to step t - ({self.lookahead}), i.e. the future: "
+                             "it is for offline render only; live play needs a model with lookahead >= 1")
+        if self.lookahead <= -MELODY_RING // 2:
+            raise ValueError(f"lookahead {self.lookahead} is beyond the generator's melody ring")
+        self.offline = bool(offline)
+        # committed melody tokens by step (ring); the model reads the one of step k - lookahead
+        self._mel = np.full(MELODY_RING, REST, np.int64)
+        self._mel_next = clock.first_step      # the next melody step to commit
+        self._model_fresh = False              # reset, and (offline) not yet primed with melody
         self.next_step = clock.first_step
         self.steps = 0
         self.late_steps = 0
@@ -130,8 +147,9 @@ class StreamingGenerator:
         # late; it runs on a throwaway greedy sampler, and the reset after it starts the
         # piece clean, so the band is the same with or without it
         self.model.reset(self.style, self.clock.meter)
+        prime_melody(self.model, [REST] * max(0, -self.lookahead))
         self.model.advance(REST, 0, _greedy)
-        self.model.reset(self.style, self.clock.meter)
+        self._reset_model(self.style)
         self.renderer.start(self.clock.step_time(self.clock.first_step))
         self._primed = True
 
@@ -202,31 +220,44 @@ class StreamingGenerator:
             if style != self.style:
                 # a new style is a new piece for the model; the band carries on in time
                 self.style = style
-                self.model.reset(style, self.clock.meter)
+                self._reset_model(style)
                 groove_seed = self.renderer.groove.rng.integers(1 << 30)
                 self.renderer.groove = Groove(style, self.clock.meter, int(groove_seed))
+
+    def _reset_model(self, style: str) -> None:
+        self.model.reset(style, self.clock.meter)
+        self._model_fresh = True
+
+    def _melody(self, step: int) -> int:
+        """The committed melody token of ``step`` (REST before the piece: contract)."""
+        if step < 0 or step < self.clock.first_step:
+            return REST
+        return int(self._mel[step % MELODY_RING])
 
     def _commit_step(self, k: int) -> None:
         t0 = time.perf_counter()
         clock = self.clock
         t = clock.step_time(k)
         mel_step = k - self.lookahead
-        mel = REST
-        if mel_step >= clock.first_step:
-            mel = self.quantiser.token_for(mel_step)
-            if mel_step < 0:
-                mel = REST   # contract: REST while t - lookahead < 0
+        while self._mel_next <= mel_step:      # in order, each once (one step live)
+            self._mel[self._mel_next % MELODY_RING] = self.quantiser.token_for(self._mel_next)
+            self._mel_next += 1
+        mel = self._melody(mel_step)
         if k < 0:
             self.renderer.count_in(k, t)
             frame = None
         else:
+            if self._model_fresh:
+                # an offline model starts a piece knowing the melody of its first -lookahead steps
+                prime_melody(self.model, [self._melody(k + i) for i in range(max(0, -self.lookahead))])
+                self._model_fresh = False
             self.sampler.observe_melody(mel)
             frame = self.model.advance(mel, clock.step_in_bar(k), self.sampler)
         now = self.clock_source() if self.clock_source is not None else t
         late = t < now
         if frame is not None:
             self.renderer.render_step(k, t, frame, clock.step_in_bar(k), late=late)
-            self.recent.append((k, *(int(x) for x in frame), int(mel)))
+            self.recent.append((k, *(int(x) for x in frame), self._melody(k if self.lookahead < 1 else mel_step)))
             self.steps += 1
         self.late_steps += int(late)
         dt = (time.perf_counter() - t0) * 1000.0

@@ -90,6 +90,11 @@ def read_melody_midi(path: str | Path) -> Melody:
     if mid.type == 2:
         raise MelodyFileError(f"{path}: MIDI type 2 (independent sequences) is not supported")
     tpb = mid.ticks_per_beat
+    if tpb < 0:   # mido reads the header's division as signed: negative is SMPTE frames
+        raise MelodyFileError(f"{path}: SMPTE time division (frames per second) is not supported; "
+                              "save the file with ticks per beat")
+    if tpb == 0:
+        raise MelodyFileError(f"{path}: the MIDI header gives 0 ticks per beat (a damaged file)")
     tempos: list[tuple[int, float]] = []
     sigs: list[tuple[int, str]] = []
     candidates = []
@@ -127,6 +132,8 @@ def read_melody_midi(path: str | Path) -> Melody:
             mono_notes.pop()
         if e > s:
             mono_notes.append(MelodyNote(s, e, p, v))
+    if not mono_notes:   # every note was zero-length
+        raise MelodyFileError(f"{path}: the file has no notes to accompany")
     tempos.sort()
     sigs.sort()
     tempo = tempos[0][1] if tempos else None

@@ -36,13 +36,16 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from engine.audio_out import PA_LOCK
 from engine.errors import first_line
 from engine.ring import AudioRing
+
+if TYPE_CHECKING:
+    from engine.pitch.tracker import PitchTracker
 
 NOTHING_AFTER_S = 2.0       # no callback this long after start: "delivers nothing"
 STALLED_AFTER_S = 1.5       # no callback for this long: "stopped delivering"
@@ -82,7 +85,7 @@ def _device_rate(sd, device, want: int, info: dict) -> int:
 
 class MicInput:
     def __init__(self, on_note: Callable[[int, int, bool], None], audio_out, *, device=None,
-                 sample_rate: int = 48000, tracker: str = "pesto", blocksize: int = 480,
+                 sample_rate: int = 48000, tracker: "str | PitchTracker" = "pesto", blocksize: int = 480,
                  gain_db: float = 0.0, input_rate: int | None = None) -> None:
         import sounddevice as sd
 

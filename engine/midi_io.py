@@ -23,11 +23,18 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from engine.events import CC_ALL_NOTES_OFF
+
 # libjack would otherwise try to start a server of its own when none runs.
 os.environ.setdefault("JACK_NO_START_SERVER", "1")
 
 ALSA, JACK = "LINUX_ALSA", "UNIX_JACK"
 CC_SUSTAIN = 64
+CC_ALL_SOUND_OFF, CC_RESET_CONTROLLERS = 120, 121
+# Note-ons passed at once, and per second after that: far beyond two hands (a ten-finger
+# chord, a fast glissando), so only a runaway device or a MIDI file dumped at once loses
+# notes, and the audio callback never gets a burst of hundreds to start in one block.
+NOTE_BURST, NOTE_RATE = 32, 200.0
 _stderr_lock = threading.Lock()
 
 
@@ -185,13 +192,17 @@ ControlSink = Callable[[int, int, float], None]       # (controller, value, arri
 
 class NoteFilter:
     """Turns raw mido messages into the player's notes: channel filtering, note-on with
-    velocity 0 as note-off, sustain pedal held notes, everything else ignored.
+    velocity 0 as note-off, sustain pedal held notes, a panic (all sound off / all notes
+    off: every note ends and the pedal comes up; reset all controllers: the pedal comes
+    up), a flood of note-ons thinned out (NOTE_BURST, NOTE_RATE; counted in ``flooded``,
+    their note-offs dropped too), everything else ignored.
 
     ``on_note(pitch, on, velocity, arrived)`` gets the *musical* note events (a release
     while the pedal is down is delivered when the pedal comes up, unless the key was
-    struck again); ``on_control(cc, value, arrived)`` gets the sustain pedal for the
-    synth. ``arrived`` is ``time.monotonic()`` when the message reached this filter, read
-    before anything else, so that the player's note is timed from there.
+    struck again); ``on_control(cc, value, arrived)`` gets the sustain pedal and the
+    panic controllers for the synth. ``arrived`` is ``time.monotonic()`` when the message
+    reached this filter, read before anything else, so that the player's note is timed
+    from there.
     Thread: the one MIDI callback thread.
     """
 
@@ -205,8 +216,12 @@ class NoteFilter:
         self.sustain = False
         self._held_by_pedal: set[int] = set()
         self._down: set[int] = set()
+        self._tokens = float(NOTE_BURST)     # note-ons that may pass now
+        self._tokens_at: float | None = None
+        self._dropped: set[int] = set()       # pitches whose latest note-on was dropped
         self.ignored = 0
         self.errors = 0
+        self.flooded = 0
 
     def __call__(self, msg) -> None:
         arrived = time.monotonic()
@@ -224,30 +239,66 @@ class NoteFilter:
             self.ignored += 1
             return
         if kind == "control_change":
-            if msg.control != CC_SUSTAIN:
+            cc = msg.control
+            if cc in (CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF):
+                # A panic must end notes the pedal holds too: the synth lifts the pedal on
+                # it (engine.mixer), and the band hears every note end.
+                if self.on_control is not None:
+                    self.on_control(cc, 0, arrived)
+                for p in sorted(self._down | self._held_by_pedal):
+                    self.on_note(p, False, 0, arrived)
+                self._down.clear()
+                self._held_by_pedal.clear()
+                self.sustain = False
+                return
+            if cc == CC_RESET_CONTROLLERS:
+                if self.on_control is not None:
+                    self.on_control(cc, 0, arrived)
+                self._pedal_up(arrived)
+                return
+            if cc != CC_SUSTAIN:
                 self.ignored += 1
                 return
             down = msg.value >= 64
             if self.on_control is not None:
                 self.on_control(CC_SUSTAIN, msg.value, arrived)
-            if self.sustain and not down:
-                for p in sorted(self._held_by_pedal):
-                    if p not in self._down:
-                        self.on_note(p, False, 0, arrived)
-                self._held_by_pedal.clear()
+            if not down:
+                self._pedal_up(arrived)
             self.sustain = down
             return
         pitch = msg.note
         if kind == "note_on" and msg.velocity > 0:
+            last, self._tokens_at = self._tokens_at, arrived
+            if last is not None:
+                self._tokens = min(float(NOTE_BURST), self._tokens + (arrived - last) * NOTE_RATE)
+            if self._tokens < 1.0:
+                self.flooded += 1
+                self._dropped.add(pitch)
+                return
+            self._tokens -= 1.0
+            self._dropped.discard(pitch)
             self._down.add(pitch)
             self._held_by_pedal.discard(pitch)
             self.on_note(pitch, True, msg.velocity, arrived)
         else:
+            if pitch in self._dropped:
+                self._dropped.discard(pitch)
+                if pitch not in self._down:       # the note never sounded
+                    return
             self._down.discard(pitch)
             if self.sustain:
                 self._held_by_pedal.add(pitch)
             else:
                 self.on_note(pitch, False, 0, arrived)
+
+    def _pedal_up(self, arrived: float) -> None:
+        """The pedal came up: release the notes it held whose keys are up."""
+        if self.sustain:
+            for p in sorted(self._held_by_pedal):
+                if p not in self._down:
+                    self.on_note(p, False, 0, arrived)
+        self._held_by_pedal.clear()
+        self.sustain = False
 
 
 class MidiInput:

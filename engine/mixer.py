@@ -76,6 +76,7 @@ class _GilHoldingSynth:
         self._noteon = proto(c_int, c_void_p, c_int, c_int, c_int)(("fluid_synth_noteon", lib))
         self._noteoff = proto(c_int, c_void_p, c_int, c_int)(("fluid_synth_noteoff", lib))
         self._cc = proto(c_int, c_void_p, c_int, c_int, c_int)(("fluid_synth_cc", lib))
+        self._voices = proto(c_int, c_void_p)(("fluid_synth_get_active_voice_count", lib))
         self.synth = synth
 
     def render_into(self, out: np.ndarray, start: int, stop: int) -> None:
@@ -96,6 +97,9 @@ class _GilHoldingSynth:
 
     def set_program(self, channel: int, program: int) -> None:
         self.synth.set_program(channel, program)
+
+    def active_voices(self) -> int:
+        return self._voices(self._h)
 
 
 def _native_functions():
@@ -118,8 +122,13 @@ def _callback_synth(synth, hold_gil: bool):
             pass
     return synth
 CC_VOLUME, CC_SUSTAIN = 7, 64
+# All sound off, reset all controllers, all notes off: a panic. FluidSynth keeps notes the
+# pedal holds through CC123 and leaves reset voices sustained, so each lifts the pedal first.
+PANIC_CCS = (120, 121, CC_ALL_NOTES_OFF)
 SYNTH_PERIOD = 64            # FluidSynth applies events only at these frame boundaries
 PLAYER_PHASES = 4            # synths for the player's channel, a quarter period apart
+PLAYER_VOICES = 64           # the player's voices at most, over all its synths (floods)
+STARTS_PER_PERIOD = 4        # player notes one synth starts per 64-frame period at most
 POST_CHUNK = 224             # frames: 448 samples stay under numpy's 500-element GIL release
 WORK_RING = 1 << 14          # durations kept for p50/p99 (about 87 s of 256-frame blocks)
 BRIDGE_S = 2.0               # a Python tap's ring (see _TapBridge)
@@ -202,6 +211,7 @@ class Mixer:
     _ctl_applied = _int_field(_nat.I_CTL_APPLIED)
     _reset_requested = _int_field(_nat.I_RESET)
     _player_ch = _int_field(_nat.I_PLAYER_CH)
+    dropped_notes = _int_field(_nat.I_DROPPED)       # player notes a flood left unplayed
     peak = _dbl_field(_nat.D_PEAK)                   # peak |x| of the last block after limiting
     gain_reduction_db = _dbl_field(_nat.D_GR_DB)
     _gain = _dbl_field(_nat.D_GAIN)
@@ -265,16 +275,20 @@ class Mixer:
         self._cbuf = np.zeros(self.max_block, dtype=np.float32)
         # The player's phase set (see enable_player_phases): the extra synths, one scratch
         # block each, where each synth's 64-frame periods start relative to the clock
-        # (index 0: the main synth), and which synth holds each sounding player pitch
-        # (0 none, k + 1 synth k).
+        # (index 0: the main synth, k + 1: extra k), and which synth holds each sounding
+        # player pitch (0 none, 1 the main synth, k + 2 extra k).
         self._extra: tuple = ()
         self._extra_synths: tuple = ()
         self._player_ch = -1
-        self._xbuf = np.zeros((PLAYER_PHASES - 1, self.max_block, 2), dtype=np.float32)
+        self._xbuf = np.zeros((PLAYER_PHASES, self.max_block, 2), dtype=np.float32)
         self._xpos = [0] * PLAYER_PHASES      # render position of each synth in the block
-        self._phase = self._ints[_nat.I_PHASE0:_nat.I_PHASE0 + PLAYER_PHASES]
+        self._phase = self._ints[_nat.I_PHASE0:_nat.I_PHASE0 + PLAYER_PHASES + 1]
         self._phase[0] = int(getattr(synth, "frames_rendered", 0)) % SYNTH_PERIOD
         self._held = np.zeros(128, dtype=np.uint8)
+        # each extra synth's latest period with a note start, and how many notes it starts there
+        self._xper = self._ints[_nat.I_XPER0:_nat.I_XPER0 + PLAYER_PHASES]
+        self._xper[:] = -1
+        self._xstarts = self._ints[_nat.I_XSTARTS0:_nat.I_XSTARTS0 + PLAYER_PHASES]
         self._timebase = None        # callable: the sample an event arriving now sounds at
         # Work-time ring (nanoseconds per block) and the block size each was measured on.
         self.work_ns = np.zeros(WORK_RING, dtype=np.int64)
@@ -302,7 +316,7 @@ class Mixer:
                 raise RuntimeError(f"the C mixer is not available: {why}")
             return
         st = _nat.MixerState()
-        st.write, st.noteon, st.noteoff, st.cc, st.progsel = fns
+        st.write, st.noteon, st.noteoff, st.cc, st.progsel, st.voices = fns
         a = _nat.addr
         st.ints, st.dbls = a(self._ints), a(self._dbls)
         st.vol, st.part_cc7, st.mute, st.prog = a(self._vol), a(self._part_cc7), a(self._mute), a(self._prog)
@@ -386,9 +400,9 @@ class Mixer:
         return IMMEDIATE if fn is None else fn(arrived)
 
     def enable_player_phases(self, channel: int, phases: int = PLAYER_PHASES) -> bool:
-        """Play ``channel`` (the player's) on ``phases`` synths whose 64-frame periods are
-        spread evenly over a period, each note going to the one whose next period starts
-        first.
+        """Play ``channel`` (the player's) on ``phases`` synths of its own whose 64-frame
+        periods are spread evenly over a period, each note going to the one whose next
+        period starts first among those with voices free.
 
         Why: FluidSynth starts a note only at its next period boundary, so one synth
         quantises a note's start to 64 frames (1.33 ms at 48 kHz) however finely the block
@@ -396,28 +410,34 @@ class Mixer:
         frames (0.31 ms), which keeps the player's note-to-sound jitter well under 1 ms
         (two, as before, left 0-31 frames: 0.65 ms of the 1 ms budget). An extra synth
         shares the SoundFont's samples through FluidSynth's sample cache (+13 MB each,
-        measured) and costs its idle render (the reverb) per block. The band keeps its one
-        synth (its events are on the step grid, already planned ahead).
-        Returns False when the synth cannot be duplicated (then one phase only).
-        Thread: owner, while no stream runs (it builds synths).
+        measured) and costs its idle render (the reverb) per block. The band keeps the
+        main synth to itself (its events are on the step grid, already planned ahead).
+
+        Why synths of its own, each limited to PLAYER_VOICES / phases voices: a flood of
+        notes (a stuck or runaway controller, pedal down) then cannot take more than
+        PLAYER_VOICES voices, nor steal the band's: FluidSynth steals within the player's
+        synths (released voices first, then pedalled, then the oldest). A note goes to a
+        later phase only when the sooner synths are full, so a chord is not cut short.
+        Returns False when the synth cannot be duplicated (then the main synth plays the
+        player, one phase, no limit). Thread: owner, while no stream runs (it builds synths).
         """
         if not 1 <= phases <= PLAYER_PHASES:
             raise ValueError(f"player phases must be 1-{PLAYER_PHASES}, got {phases}")
-        if not self._extra and phases > 1:
+        if not self._extra:
             make = getattr(self.synth, "twin", None)
             if make is None:
                 return False
             main_phase = int(self._phase[0])
             bufs = self._xbuf
             extra, twins, phase = [], [], [main_phase]
-            for k in range(1, phases):
-                twin = make()
+            for k in range(phases):
+                twin = make(polyphony=PLAYER_VOICES // phases)
                 # Pre-render silence so this synth's periods start k/N of a period after
                 # the main synth's on the current clock; from now on all render every frame.
                 shift = k * SYNTH_PERIOD // phases
                 lead = (self.clock + main_phase + shift) % SYNTH_PERIOD
                 if lead:
-                    twin.render_into(bufs[k - 1], 0, lead)
+                    twin.render_into(bufs[k], 0, lead)
                 phase.append((main_phase + shift) % SYNTH_PERIOD)
                 extra.append(_callback_synth(twin, self._hold_gil))
                 twins.append(twin)
@@ -579,6 +599,8 @@ class Mixer:
                 self._applied_vol[ch] = v
                 synth.control_change(ch, CC_VOLUME, v)
             else:
+                if d1 in PANIC_CCS:
+                    synth.control_change(ch, CC_SUSTAIN, 0)
                 synth.control_change(ch, d1, d2)
         elif kind == PROGRAM:
             synth.set_program(ch, d1 & 127)
@@ -706,13 +728,37 @@ class Mixer:
         held = self._held
         d1 &= 127
         if kind == NOTE_ON and d2 > 0:
-            # The synth whose next period boundary comes first starts the note soonest.
-            use, wait = 1, SYNTH_PERIOD
+            # The synth whose next period boundary comes first starts the note soonest;
+            # a full one only when all are (FluidSynth then steals one of its voices).
+            # (Only the player's own synths: index 0 of the phases is the band's.)
+            # A synth starts at most STARTS_PER_PERIOD notes per period: FluidSynth cannot
+            # steal a voice started in the same period (it then logs a warning from this
+            # thread), and a flood's work per block stays bounded; beyond, notes drop.
+            use, wait = 0, SYNTH_PERIOD              # among synths with two voices free
+            full, full_wait = 0, SYNTH_PERIOD
             phase = self._phase
-            for k in range(len(self._extra) + 1):
+            extra = self._extra
+            xper, xstarts = self._xper, self._xstarts
+            limit = PLAYER_VOICES // len(extra) - 1
+            for k in range(1, len(extra) + 1):
                 w = (-(t + int(phase[k]))) % SYNTH_PERIOD
-                if w < wait:
+                if xper[k - 1] == (t + phase[k] + w) // SYNTH_PERIOD and xstarts[k - 1] >= STARTS_PER_PERIOD:
+                    continue
+                if extra[k - 1].active_voices() >= limit:
+                    if w < full_wait:
+                        full, full_wait = k + 1, w
+                elif w < wait:
                     use, wait = k + 1, w
+            if not use:
+                use, wait = full, full_wait
+            if not use:
+                self.dropped_notes += 1
+                return pos
+            per = (t + int(phase[use - 1]) + wait) // SYNTH_PERIOD
+            if xper[use - 2] == per:
+                xstarts[use - 2] += 1
+            else:
+                xper[use - 2], xstarts[use - 2] = per, 1
             old = int(held[d1])
             if old and old != use:       # the pitch still sounds on another synth: end it
                 pos = self._on_synth(old, out, off, pos, NOTE_OFF, ch, d1, 0)
@@ -723,7 +769,7 @@ class Mixer:
             held[d1] = 0
             return self._on_synth(which, out, off, pos, kind, ch, d1, d2)
         # controllers, programs, all-off: every synth of the set
-        if kind == ALL_OFF:
+        if kind == ALL_OFF or (kind == CONTROL and d1 in PANIC_CCS and d1 != 121):
             held[:] = 0
         for which in range(1, len(self._extra) + 2):
             pos = self._on_synth(which, out, off, pos, kind, ch, d1, d2)
@@ -731,7 +777,7 @@ class Mixer:
 
     def _on_synth(self, which: int, out: np.ndarray, off: int, pos: int,
                   kind: int, ch: int, d1: int, d2: int) -> int:
-        """Render synth ``which`` (1: main, k + 1: extra k) up to ``off``, then apply the
+        """Render synth ``which`` (1: main, k + 2: extra k) up to ``off``, then apply the
         event to it. Returns the main synth's render position. Thread: audio."""
         if which == 1:
             if off > pos:

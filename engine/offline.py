@@ -14,8 +14,10 @@ generating, so the model and the synth overlap on two cores; the mixer sees the 
 events before the same blocks, so the audio is the same, bit for bit.
 
 The melody is given to the quantiser up front (a file is a player who never plays
-late); the quantiser still hands the model only committed steps ``<= t - lookahead``,
-so what the band plays before time T cannot depend on the melody after T.
+late); the quantiser hands the model committed steps ``<= t - lookahead``. With a live
+model (lookahead >= 1) what the band plays before time T cannot depend on the melody
+after T, exactly as live; an offline model (lookahead <= 0, the teacher ``liveband
+render`` uses by default) hears ``-lookahead`` steps ahead, because a file knows them.
 """
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ import collections
 import math
 import mmap
 import multiprocessing
+import os
 import pickle
+import signal
 import time
 import wave
 from dataclasses import dataclass, field
@@ -176,7 +180,7 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
         return StreamingGenerator(accompanist, clock, renderer, style=s.style, sampler=sampler,
                                   quantiser=quantiser, chunk_steps=s.chunk_steps,
                                   margin_steps=s.margin_steps, clock_source=clock_source,
-                                  backend=backend)
+                                  backend=backend, offline=True)
 
     if s.synth_process and not s.worker_thread and _FORK is not None:
         gen, audio, late_events = _render_two_processes(job, generator, renderer, log, keep_audio, progress)
@@ -315,7 +319,7 @@ def _render_two_processes(job: _Job, generator, renderer: PartRenderer, log: Eve
         audio = np.frombuffer(shared, np.float32).reshape(job.total, 2)
     audio_clock = _FORK.RawValue("q", 0)
     conn, child_conn = _FORK.Pipe()
-    proc = _FORK.Process(target=_audio_process, args=(job, child_conn, audio, audio_clock),
+    proc = _FORK.Process(target=_audio_process, args=(job, child_conn, audio, audio_clock, conn, os.getpid()),
                          name="liveband-render-audio", daemon=True)
     gen = generator(lambda: audio_clock.value)
     # fork first: the child loads the SoundFont while this process warms the model up
@@ -378,9 +382,21 @@ def _raise_child_error(conn, proc) -> None:
     raise RuntimeError(f"the render's audio process sent {kind!r} early")
 
 
-def _audio_process(job: _Job, conn, audio: np.ndarray | None, audio_clock) -> None:
+def _audio_process(job: _Job, conn, audio: np.ndarray | None, audio_clock, parent_conn=None,
+                   parent_pid: int | None = None) -> None:
     """The forked audio half: synth, mixer, WAV. Sends ("done", late mixer events) or
-    ("error", exception). Thread: the child process's only thread."""
+    ("error", exception). Thread: the child process's only thread.
+
+    It never outlives the parent: it closes the parent's end of the pipe it inherited
+    (else its ``recv`` would wait forever once the parent is gone), dies with the parent
+    (Linux), ignores Ctrl-C (which reaches the whole process group: the parent decides,
+    and terminates it) and lets SIGTERM end it at once (the handler the parent may have
+    installed is not for this process)."""
+    if parent_conn is not None:
+        parent_conn.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent_pid)
     s = job.settings
     try:
         synth = Synth(job.soundfont, s.sample_rate, gain=job.synth_gain)
@@ -418,6 +434,19 @@ def _audio_process(job: _Job, conn, audio: np.ndarray | None, audio_clock) -> No
         _send_quietly(conn, ("error", exc))
     finally:
         conn.close()
+
+
+def _die_with_parent(parent_pid: int | None) -> None:
+    """Ask Linux to kill this process when the parent dies (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)          # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):          # not Linux: the closed pipe still ends it
+        return
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)                            # the parent died before prctl took effect
 
 
 def _send_quietly(conn, msg) -> None:

@@ -31,13 +31,14 @@ def _write_float_fn():
     )
 
 
-def native_functions() -> tuple[int, int, int, int, int] | None:
-    """Addresses of fluid_synth_write_float, _noteon, _noteoff, _cc and _program_select
-    (for the C audio callback, engine/native), or None without FluidSynth."""
+def native_functions() -> tuple[int, ...] | None:
+    """Addresses of fluid_synth_write_float, _noteon, _noteoff, _cc, _program_select and
+    _get_active_voice_count (for the C audio callback, engine/native), or None without
+    FluidSynth."""
     if _fs is None:
         return None
     names = ("fluid_synth_write_float", "fluid_synth_noteon", "fluid_synth_noteoff", "fluid_synth_cc",
-             "fluid_synth_program_select")
+             "fluid_synth_program_select", "fluid_synth_get_active_voice_count")
     try:
         return tuple(ctypes.cast(getattr(_fs._fl, n), ctypes.c_void_p).value for n in names)
     except AttributeError:
@@ -103,10 +104,15 @@ class Synth:
             raise RuntimeError("the synth is closed")
         return SynthRef(self._handle, self._frames.ctypes.data, self._sfid)
 
-    def twin(self) -> "Synth":
+    def twin(self, polyphony: int | None = None) -> "Synth":
         """A second synth with the same SoundFont and settings (the mixer's phase-shifted
-        player synth). Thread: not audio (it loads the SoundFont)."""
-        twin = Synth(self.soundfont, self.sample_rate, **self._options)
+        player synth), with its own voice limit if ``polyphony`` is given (FluidSynth then
+        steals released, then sustained, then the oldest voices).
+        Thread: not audio (it loads the SoundFont)."""
+        opts = dict(self._options)
+        if polyphony is not None:
+            opts["polyphony"] = int(polyphony)
+        twin = Synth(self.soundfont, self.sample_rate, **opts)
         self._twins.append(twin)        # closed with this one
         return twin
 
@@ -129,7 +135,12 @@ class Synth:
 
     def all_notes_off(self) -> None:
         for ch in range(16):
+            self._synth.cc(ch, 64, 0)      # FluidSynth keeps what the pedal holds through CC123
             self._synth.cc(ch, 123, 0)
+
+    def active_voices(self) -> int:
+        """Voices sounding now (a note is one or more voices; releasing ones count)."""
+        return int(self._synth.get_active_voice_count())
 
     # -- audio ---------------------------------------------------------------
     def render_into(self, out: np.ndarray, start: int = 0, stop: int | None = None) -> None:

@@ -18,6 +18,17 @@ from liveband.errors import UserError  # noqa: F401  (re-exported for command mo
 from models.tokens import METERS, STYLES
 
 
+def _seed(text: str) -> int:
+    """argparse type: a seed is a whole number >= 0 (the random generators take no other)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("band")
     g.add_argument("--style", choices=STYLES, default="pop")
@@ -29,7 +40,7 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", choices=BACKENDS, default=None,
                    help="default: onnx-cpu (torch-cpu when onnxruntime is missing)")
     g.add_argument("--checkpoint", default=None, help="model checkpoint (.safetensors); default: shipped")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=_seed, default=0)
     g.add_argument("--soundfont", default=None, help=".sf2 file (default: Debian's FluidR3_GM)")
 
 
@@ -73,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsb", default=None, help="Jsb16thSeparated.json-format file")
     p.add_argument("--split", default="valid")
     p.add_argument("--pop909", default=None, help="POP909-format folder")
+    p.add_argument("--nottingham", default=None, help="Nottingham-format folder (validation tunes)")
     p.add_argument("--limit", type=int, default=None, help="at most this many songs per set")
     p.add_argument("--seed", type=int, default=0)
 
@@ -107,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["play", *argv]      # `liveband --blocksize 512` is `liveband play --blocksize 512`
+    for tok in argv:
+        if tok == "--":
+            break
+        if tok.startswith("--") and tok.endswith("=--"):
+            # argparse turns `--tempo=--` into an empty list, which reached the command as a TypeError
+            parser.error(f"argument {tok[:-3]}: expected one argument")
     args = parser.parse_args(argv)
     command = args.command or "play"
     if args.command is None:

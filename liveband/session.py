@@ -271,6 +271,12 @@ class Session:
         # play() starts the band at once.
         self._loader = threading.Thread(target=self._load_accompanist, name="liveband-load", daemon=True)
         self._loader.start()
+        # The pitch tracker too, after the model: a switch to Hum then only opens the
+        # microphone, and nothing heavy runs while the band is already playing.
+        self._ready_tracker = None
+        self._tracker_loader = threading.Thread(target=self._preload_tracker, name="liveband-tracker",
+                                                daemon=True)
+        self._tracker_loader.start()
 
     # -- notices ---------------------------------------------------------------------
     def _problem(self, topic: str, message: str | None) -> None:
@@ -481,8 +487,11 @@ class Session:
         def start() -> None:
             try:
                 from engine.mic_input import MicInput
+                self._tracker_loader.join()
+                ready = self._ready_tracker
+                tracker = ready if ready is not None and ready.name == self.pitch_tracker else self.pitch_tracker
                 mic = MicInput(self._mic_note, self._audio, device=self._audio_cfg.input_device,
-                               sample_rate=self.sample_rate, tracker=self.pitch_tracker,
+                               sample_rate=self.sample_rate, tracker=tracker,
                                gain_db=self._audio_cfg.input_gain_db)
             except Exception as exc:   # no input device, tracker weights missing...
                 msg = first_line(exc)
@@ -498,6 +507,23 @@ class Session:
                 self._mic_starting = False
 
         threading.Thread(target=start, name="liveband-mic-start", daemon=True).start()
+
+    def _preload_tracker(self) -> None:
+        """Load and warm the pitch tracker (seconds of imports and a first slow call) in
+        the background after the model; on failure the mic's own start says why.
+        Thread: liveband-tracker."""
+        self._loader.join()
+        if self._stop_threads.is_set():
+            return
+        try:
+            from engine.pitch.tracker import HOP, make_tracker
+            tracker = make_tracker(self.pitch_tracker)
+            for _ in range(3):
+                tracker.process(np.zeros(HOP, np.float32))
+            tracker.reset()
+        except Exception:
+            return
+        self._ready_tracker = tracker
 
     def set_input_gain(self, gain_db: float) -> None:
         """The microphone's gain in dB (-40..+40), applied at once if it is open. Thread: UI."""
@@ -543,12 +569,15 @@ class Session:
 
     # -- transport -------------------------------------------------------------------
     def prepare(self, timeout: float | None = None) -> bool:
-        """Wait until the band is ready to play (model imported, loaded and traced; that
-        takes seconds and starts in the background when the session opens), so that
-        ``play`` then starts at once. True when ready; False if ``timeout`` ran out.
+        """Wait until the band is ready to play (model imported, loaded and traced; then
+        the pitch tracker, so a switch to Hum is instant too; that takes seconds and
+        starts in the background when the session opens), so that ``play`` then starts
+        at once. True when ready; False if ``timeout`` ran out.
         Thread: any (the UI calls it on a worker thread, never on its own)."""
-        self._loader.join(timeout)
-        return not self._loader.is_alive()
+        end = None if timeout is None else time.monotonic() + timeout
+        for loader in (self._loader, self._tracker_loader):
+            loader.join(None if end is None else max(0.0, end - time.monotonic()))
+        return not (self._loader.is_alive() or self._tracker_loader.is_alive())
 
     def _load_accompanist(self):
         """The model on the configured backend; when it cannot load (no trained
@@ -1003,41 +1032,31 @@ class Session:
     # -- offline ---------------------------------------------------------------------
     def render_file(self, path: str, out_wav: str, midi_out: str | None = None,
                     progress: Callable[[float], None] | None = None) -> None:
-        """Accompany a melody file offline with the session's band settings.
-        ``progress(fraction)`` is called from this (the caller's) thread."""
-        from engine.melody_file import read_melody_midi
+        """Accompany a melody file (.mid, or a hummed .wav) offline with the session's band
+        settings, by the `render` command's rules (liveband.rendering): the file's tempo
+        and meter, the command's default backend. ``progress(fraction)`` is called from
+        this (the caller's) thread."""
         from engine.offline import RenderSettings, render_melody
+        from liveband.commands.render import load_melody
+        from liveband.rendering import band_timing, open_band
 
         src = Path(path)
         if not src.is_file():
             raise FileNotFoundError(f"melody file not found: {src}")
-        if src.suffix.lower() in (".wav", ".wave"):
-            melody = self._transcribe(src)
-        else:
-            melody = read_melody_midi(src)
-        acc = self._load_accompanist()
-        if acc is None:
-            raise SessionError(self._problems.get("model", "no accompaniment model"))
+        melody = load_melody(src)
+        tempo, meter = band_timing(melody, say=self._happened)
         c = self._cfg
-        settings = RenderSettings(style=c.style, tempo=c.tempo, meter=c.meter, temperature=c.temperature,
+        melody, acc, backend = open_band(melody, checkpoint=c.checkpoint, say=self._happened)
+        settings = RenderSettings(style=c.style, tempo=tempo, meter=meter, temperature=c.temperature,
                                   density=c.density, harmony_follow=c.harmony_follow, seed=c.seed,
                                   sample_rate=self.sample_rate,
                                   programs={n: s.program for n, s in self._parts.items()},
                                   muted=tuple(n for n, s in self._parts.items() if s.mute))
         cb = None if progress is None else (lambda done, total: progress(done / max(1, total)))
-        result = render_melody(melody, acc, settings, self._soundfont, out_wav, backend=self._backend,
-                               progress=cb)
+        result = render_melody(melody, acc, settings, self._soundfont, out_wav, backend=backend, progress=cb)
         if midi_out is not None:
             from engine.midi_export import write_midi
             write_midi(midi_out, result.events, result.clock)
-
-    def _transcribe(self, wav: Path):
-        try:
-            from engine.pitch.transcribe import transcribe_file
-        except ImportError:
-            raise SessionError("transcribing WAV input is not available in this build; "
-                               "give a melody .mid instead") from None
-        return transcribe_file(wav)
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
@@ -1057,8 +1076,9 @@ class Session:
                     t.join(timeout=2)
             # A session closed while its model still loads must not leave that thread
             # inside torch at interpreter exit (C++ aborts: "terminate called ...").
-            if self._loader.is_alive():
-                self._loader.join(timeout=60)
+            for loader in (self._loader, self._tracker_loader):
+                if loader.is_alive():
+                    loader.join(timeout=60)
             self._stop_mic()
             self._audio.stop()
             if self._midi_in is not None:

@@ -8,10 +8,15 @@ interchangeable.
 Online causality: the frame for time ``t`` is computed from the melody up to
 ``t - lookahead`` only. ``advance`` therefore takes the melody token of time
 ``t - lookahead`` (``REST`` while ``t - lookahead < 0``).
+
+An *offline* accompanist (``lookahead <= 0``: it hears ``-lookahead`` steps of the
+future melody; render and play-along of a file, never live) also needs the melody of
+times ``0 .. -lookahead - 1``, which no ``advance`` carries: ``prime_melody`` gives it
+right after ``reset``.
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -67,3 +72,14 @@ class Accompanist(Protocol):
         step_in_bar: metric position of time ``t`` (0 = downbeat).
         Returns (len(ACCOMP_STREAMS),) int64 tokens for (chord, bass, tenor, alto) at t.
         """
+
+
+def prime_melody(acc: Accompanist, tokens: Sequence[int]) -> None:
+    """After ``reset``: hand an offline accompanist (lookahead <= 0) the melody of times
+    0 .. -lookahead - 1 (``tokens``, REST past the melody's end). A no-op for a live one."""
+    need = max(0, -int(acc.lookahead))
+    if len(tokens) != need:
+        raise ValueError(f"an accompanist with lookahead {acc.lookahead} needs {need} melody tokens "
+                         f"before its first step, got {len(tokens)}")
+    if need:
+        acc.prime_melody(tokens)   # type: ignore[attr-defined]

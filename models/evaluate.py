@@ -13,8 +13,9 @@ the rule-based floor. Everything returns plain dicts ready for JSON.
     and the note-in-chord ratio of bass/tenor/alto ONSETS against the annotated chord
     sounding at that step (steps annotated "N" are not counted), for the model (sampled
     online with a fixed seed), the song's own PIANO part (its reduction) and the
-    rule-based accompanist; and how often the generated chord label's root agrees with
-    the annotated chord (model and rules).
+    rule-based accompanist; how often the generated chord label's root agrees with the
+    annotated chord (model and rules); and ReaLchords' melody-in-chord ratio
+    (``models.listen``) of each chord stream, the annotated chords included.
 (c) Recovery (``recovery_metrics``): the melody jumps up ``shift`` semitones (+5, the
     brief's example, only changes one scale tone; +6, a tritone, changes five) at the first
     downbeat after the middle of the song; the accompaniment is generated online and the
@@ -39,6 +40,7 @@ from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE, Ac
 from models.sampling import make_sampler
 from models.data.corpus import split_train_valid
 from models.data.piece import Piece
+from models.listen import melody_in_chord, song_mean
 from models.rules import RuleAccompanist, estimate_key, scale_pitch_classes
 from models.tokens import (
     ALTO,
@@ -199,11 +201,15 @@ def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float
     nll_tot = {s: [0.0, 0] for s in ACC_OUT}
     counts = {"model": [0, 0], "human_piano": [0, 0], "rule_based": [0, 0]}
     roots = {"model": [0, 0], "rule_based": [0, 0]}
+    mic: dict[str, list[tuple[int, int]]] = {"model": [], "annotated_chords": [], "rule_based": []}
     if model is not None and played_sampler is not None:
         counts["model_as_played"] = [0, 0]
         roots["model_as_played"] = [0, 0]
+        mic["model_as_played"] = []
     for i, p in enumerate(pieces):
         chords = p.tokens[:, CHORD]
+        mel = p.tokens[:, MELODY]
+        mic["annotated_chords"].append(melody_in_chord(mel, chords))
         if model is not None:
             nll = model.token_nll(p)
             for s in ACC_OUT:
@@ -213,15 +219,18 @@ def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float
             gen = accompany(model.accompanist(seed), p, make_sampler(temperature, seed + i))
             _add(counts["model"], onset_in_chord(gen[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
             _add(roots["model"], chord_root_agreement(gen[:, ACC_OUT[CHORD]], chords))
+            mic["model"].append(melody_in_chord(mel, gen[:, ACC_OUT[CHORD]]))
             if played_sampler is not None:
                 gen = accompany(model.accompanist(seed), p, played_sampler(seed + i))
                 _add(counts["model_as_played"],
                      onset_in_chord(gen[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
                 _add(roots["model_as_played"], chord_root_agreement(gen[:, ACC_OUT[CHORD]], chords))
+                mic["model_as_played"].append(melody_in_chord(mel, gen[:, ACC_OUT[CHORD]]))
         _add(counts["human_piano"], onset_in_chord(p.tokens[:, list(ACC_NOTE_STREAMS)], chords))
         rules = accompany(RuleAccompanist(), p, make_sampler(0.0, seed))
         _add(counts["rule_based"], onset_in_chord(rules[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
         _add(roots["rule_based"], chord_root_agreement(rules[:, ACC_OUT[CHORD]], chords))
+        mic["rule_based"].append(melody_in_chord(mel, rules[:, ACC_OUT[CHORD]]))
     all_sum = sum(v[0] for v in nll_tot.values())
     all_n = sum(v[1] for v in nll_tot.values())
     return {
@@ -232,6 +241,7 @@ def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float
         "note_in_chord": {k: ratio(*v) for k, v in counts.items()},
         "onsets_counted": {k: v[1] for k, v in counts.items()},
         "chord_root_agreement": {k: ratio(*v) for k, v in roots.items() if model is not None or k != "model"},
+        "melody_in_chord": {k: song_mean(v) for k, v in mic.items() if model is not None or k != "model"},
         "sampling": {"temperature": temperature, "pitch_temperature": round(temperature * PITCH_TEMPERATURE_SHARE, 4),
                      "chord_temperature": round(temperature * CHORD_TEMPERATURE_SHARE, 4),
                      "seed": seed},
@@ -336,12 +346,12 @@ def evaluate(model, jsb_path: Path | None = None, jsb_split: str = "valid", pop9
              played_sampler: Callable[[int], Sampler] | None = None) -> dict:
     """All metrics for the sets given (None = skip that set). ``model`` is a LoadedModel
     (``token_nll``, ``accompanist``) or None to measure only the human part and the rules."""
-    with _one_torch_thread():
+    with one_torch_thread():
         return _evaluate(model, jsb_path, jsb_split, pop909_dir, pop909_only, nottingham_dir, limit, seed,
                          temperature, recovery_limit, played_sampler)
 
 
-class _one_torch_thread:
+class one_torch_thread:
     """Step-by-step generation of a small model is latency-bound: on a shared 2-core machine
     a second intra-op thread spin-waits and makes each step 10-30x slower, so evaluation
     runs torch on one thread and restores the setting afterwards."""

@@ -76,7 +76,7 @@ class PatternAccompanist:
         self.step_model = step_model
         self.pattern = pattern
         self.lookahead = pattern.lookahead
-        self._keep = max(pattern.offsets) + pattern.lookahead + 2   # frames of history to keep
+        self._keep = max(pattern.offsets) + max(pattern.lookahead, 0) + 2   # frames of history to keep
         self.reset("pop", "4/4")
 
     def reset(self, style: str, meter: str) -> None:
@@ -91,6 +91,14 @@ class PatternAccompanist:
         self.current_cell: tuple[int, int] | None = None   # (time, stream) being sampled
         self.step_model.reset()
 
+    def prime_melody(self, tokens) -> None:
+        """Offline patterns only (see ``models.contract``): the melody of times
+        0 .. -lookahead - 1, before the first ``advance``."""
+        if self._t != 0 or len(tokens) != max(0, -self.lookahead):
+            raise ValueError(f"prime_melody takes {max(0, -self.lookahead)} tokens, right after reset")
+        for i, tok in enumerate(tokens):
+            self._known[(i, MELODY)] = int(tok)
+
     @property
     def t(self) -> int:
         """The time step the next ``advance`` produces."""
@@ -98,6 +106,8 @@ class PatternAccompanist:
 
     def advance(self, melody_token: int, step_in_bar: int, sampler) -> np.ndarray:
         t, d, pat = self._t, self.lookahead, self.pattern
+        if t == 0 and d < 0 and (0, MELODY) not in self._known:
+            raise ValueError("an offline accompanist needs prime_melody() after reset, before its first step")
         if t - d >= 0:
             self._known[(t - d, MELODY)] = int(melody_token)
         known = self._known

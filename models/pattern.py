@@ -16,6 +16,14 @@ one that satisfies this for every accompaniment stream. ``melody_lag()`` reports
 many frames behind the melody each stream effectively is (>= lookahead; a delay
 pattern pays extra lag on its early streams).
 
+A live model needs ``lookahead >= 1`` (the engine refuses anything else live). An
+*offline* pattern (``lookahead <= 0``, an offline teacher for render and play-along of a
+file) lets cell t see the melody up to ``t - lookahead``, i.e. ``-lookahead`` frames of
+the future. Its melody would then sit before time 0, so every offset is moved right by
+``shift`` frames; ``frame_of_position`` subtracts it again, so a position still carries
+the metric position of the frame its earliest accompaniment stream is predicting
+there, as in the online pattern it may be warm-started from.
+
 The sequence the model reads is ``[BOS] + build(grid)[:-1]`` and the target of input
 row i is pattern position i (see ``model_rows``), so ``build``/``revert`` are the
 only places that know the layout.
@@ -29,6 +37,7 @@ import numpy as np
 from models.tokens import MELODY, NUM_STREAMS, PAD
 
 KINDS = ("parallel", "delay", "flattened")
+MIN_LOOKAHEAD = -64     # an offline pattern sees at most this many frames of future melody
 
 
 @dataclass(frozen=True)
@@ -43,13 +52,14 @@ class Pattern:
     num_streams: int = NUM_STREAMS
     offsets: tuple[int, ...] = field(init=False)
     slots: tuple[int, ...] = field(init=False)
+    shift: int = field(init=False)     # frames every offset was moved right (offline patterns)
 
     def __post_init__(self) -> None:
         S = self.num_streams
         if self.kind not in KINDS:
             raise ValueError(f"pattern kind must be one of {KINDS}, got {self.kind!r}")
-        if self.lookahead < 1:
-            raise ValueError(f"lookahead must be >= 1 step, got {self.lookahead}")
+        if self.lookahead < MIN_LOOKAHEAD:
+            raise ValueError(f"lookahead must be >= {MIN_LOOKAHEAD} steps, got {self.lookahead}")
         if self.kind == "delay":
             if len(self.delays) != S or min(self.delays) < 0:
                 raise ValueError(f"delays must be {S} non-negative ints, got {self.delays}")
@@ -68,10 +78,18 @@ class Pattern:
         # melody later than t - lookahead: pos(t - d + 1, MEL) >= pos(t, s).
         accomp = [s for s in range(S) if s != MELODY]
         offsets[MELODY] = max(offsets[s] + self.lookahead - 1 + (slots[s] > slots[MELODY]) for s in accomp)
+        shift = max(0, -offsets[MELODY])     # 0 for every online pattern (lookahead >= 1)
+        offsets = [o + shift for o in offsets]
+        object.__setattr__(self, "shift", shift)
         object.__setattr__(self, "offsets", tuple(offsets))
         object.__setattr__(self, "slots", tuple(slots))
 
     # ------------------------------------------------------------------ geometry
+    @property
+    def online(self) -> bool:
+        """Whether the pattern may run live: no accompaniment cell sees melody at or after its own time."""
+        return self.lookahead >= 1
+
     @property
     def frame_size(self) -> int:
         """Positions per frame (K): 1, or S for the flattened pattern."""
@@ -91,8 +109,9 @@ class Pattern:
         return [(s, frame - self.offsets[s]) for s in range(self.num_streams) if self.slots[s] == slot]
 
     def frame_of_position(self, q: int) -> int:
-        """The frame whose metric position conditions the prediction of position q."""
-        return q // self.frame_size
+        """The frame whose metric position conditions the prediction of position q
+        (negative before the piece starts, for an offline pattern's first positions)."""
+        return q // self.frame_size - self.shift
 
     def melody_lag(self) -> dict[int, int]:
         """For each accompaniment stream, t - (latest melody time visible when cell t is predicted)."""
@@ -138,7 +157,7 @@ class Pattern:
     def describe(self) -> dict:
         return {
             "kind": self.kind, "lookahead": self.lookahead, "offsets": list(self.offsets),
-            "slots": list(self.slots), "calls_per_frame": self.calls_per_frame(),
+            "slots": list(self.slots), "shift": self.shift, "calls_per_frame": self.calls_per_frame(),
             "melody_lag": {str(k): v for k, v in self.melody_lag().items()},
         }
 

@@ -35,11 +35,15 @@ def piece_meta(pattern: Pattern, style: str, meter: str, step_in_bar: np.ndarray
     frame's metric position it carries (frames past the end continue the bar count)."""
     from models.tokens import bar_steps
 
-    frames = np.arange(num_rows) // pattern.frame_size
+    frames = np.arange(num_rows) // pattern.frame_size - pattern.shift
     T = len(step_in_bar)
-    last = int(step_in_bar[T - 1]) if T else -1
-    sib = np.where(frames < T, np.asarray(step_in_bar, dtype=np.int64)[np.minimum(frames, max(T - 1, 0))],
-                   (last + frames - T + 1) % bar_steps(meter))
+    sib_arr = np.asarray(step_in_bar, dtype=np.int64)
+    last = int(sib_arr[T - 1]) if T else -1
+    first = int(sib_arr[0]) if T else 0
+    inside = sib_arr[np.clip(frames, 0, max(T - 1, 0))] if T else np.zeros_like(frames)
+    sib = np.where(frames < T, inside, (last + frames - T + 1) % bar_steps(meter))
+    # an offline pattern's first positions (frames before 0) count the bar backwards
+    sib = np.where(frames < 0, (first + frames) % bar_steps(meter), sib)
     meta = np.empty((num_rows, 2), dtype=np.int64)
     meta[:, 0] = style_id(style)
     meta[:, 1] = [metric_id(meter, int(x)) for x in sib]

@@ -39,7 +39,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--blocksize", type=int, default=256)
     args = ap.parse_args()
-    from engine.softaudio import SoftwareAudioServer
+    from liveband.bench.softaudio import SoftwareAudioServer
     from ui.xvfb import Xvfb
 
     tmp = Path(tempfile.mkdtemp(prefix="liveband-uibench-"))

@@ -53,7 +53,7 @@ def main() -> int:
                     help="audio buffer (512 keeps a busy 2-core build machine free of dropouts)")
     args = ap.parse_args()
 
-    from engine.softaudio import SoftwareAudioServer
+    from liveband.bench.softaudio import SoftwareAudioServer
     from ui.xvfb import Xvfb
 
     tmp = Path(tempfile.mkdtemp(prefix="liveband-shot-"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.softaudio import SoftwareAudioServer
+from liveband.bench.softaudio import SoftwareAudioServer
 from liveband.paths import find_soundfont
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -37,7 +37,7 @@ def make_session(blocksize: int | None = None, backend: str | None = None, setti
     from liveband.config import AudioConfig, EngineConfig
     from liveband.session import Session
 
-    settings = settings if settings is not None else st.open_settings()
+    settings = st.as_settings(settings)
     bs = int(blocksize or st.read(settings, "devices/blocksize"))
     engine = EngineConfig() if backend is None else EngineConfig(backend=backend)
     return Session(engine_config=engine, audio_config=AudioConfig(blocksize=bs)), bs
@@ -56,6 +56,8 @@ def run(blocksize: int | None = None, backend: str | None = None, quit_after: fl
     session, bs = make_session(blocksize, backend, settings)
     try:
         win = MainWindow(session, settings, blocksize=bs)
+        for notice in settings.notices:
+            print(f"liveband: note: {notice}", file=sys.stderr)
         win.show()
         player = None
         if autoplay:

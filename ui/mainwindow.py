@@ -42,10 +42,11 @@ class MainWindow(QMainWindow):
     blocksize: the audio buffer size the session was opened with (health advice).
     """
 
-    def __init__(self, session, settings: QSettings | None = None, blocksize: int | None = None) -> None:
+    def __init__(self, session, settings: st.Settings | QSettings | None = None,
+                 blocksize: int | None = None) -> None:
         super().__init__()
         self.session = session
-        self.settings = settings if settings is not None else st.open_settings()
+        self.settings = st.as_settings(settings)
         self.blocksize = int(blocksize or st.read(self.settings, "devices/blocksize"))
         self.keyboard = ComputerKeyboard()
         self.health = HealthMonitor()
@@ -62,6 +63,8 @@ class MainWindow(QMainWindow):
         self._build()
         self._connect()
         self._restore()
+        for notice in self.settings.notices:
+            self.flash(notice)
         self._refresh_devices()
         self._restore_devices()
         self._refresh_sessions()

@@ -266,12 +266,15 @@ class SessionsPanel(QWidget):
                 details.append(str(info["style"]))
             if info.get("tempo"):
                 details.append(f"{float(info['tempo']):.0f} bpm")
-            if info.get("complete") is False:
+            problem = info.get("problem")
+            if problem:
+                details = ["unreadable"]
+            elif info.get("complete") is False:
                 details.append("recovered")
             item = QListWidgetItem(name + ("\n    " + " · ".join(details) if details else ""))
             item.setData(Qt.ItemDataRole.UserRole, name)
             files = info.get("files")
-            item.setToolTip(", ".join(files) if isinstance(files, list) else "")
+            item.setToolTip(str(problem) if problem else ", ".join(files) if isinstance(files, list) else "")
             self.session_list.addItem(item)
 
     def selected(self) -> str | None:

@@ -21,14 +21,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "callback.c"
 LIBRARY = HERE / "_callback.so"
-ABI = 1
+ABI = 2
 MAX_QUEUES = 16
+PLAYER_PHASES = 4
 TIMING_RING = 1024
 
 # Mixer ints (callback.c: I_*)
 (I_CLOCK, I_BLOCKS, I_XRUNS, I_LATE, I_APPLIED, I_CTL_VERSION, I_CTL_APPLIED, I_RESET, I_PLAYER_CH,
  I_NEXTRA, I_EV_CAP, I_MAX_BLOCK, I_METRO_SEQ, I_PHASE0) = range(14)
-N_INTS = 17
+I_XPER0 = I_PHASE0 + 1 + PLAYER_PHASES
+I_XSTARTS0 = I_XPER0 + PLAYER_PHASES
+I_DROPPED = I_XSTARTS0 + PLAYER_PHASES
+N_INTS = I_DROPPED + 1
 # Mixer doubles (D_*)
 (D_PEAK, D_GR_DB, D_GAIN, D_MASTER, D_CEILING, D_RELEASE, D_M_ON) = range(7)
 N_DBLS = 17
@@ -62,16 +66,16 @@ class SynthRef(ctypes.Structure):
 
 
 class MixerState(ctypes.Structure):
-    _fields_ = [("write", _p), ("noteon", _p), ("noteoff", _p), ("cc", _p), ("progsel", _p),
+    _fields_ = [("write", _p), ("noteon", _p), ("noteoff", _p), ("cc", _p), ("progsel", _p), ("voices", _p),
                 ("ints", _p), ("dbls", _p),
                 ("vol", _p), ("part_cc7", _p), ("mute", _p), ("prog", _p),
                 ("applied_vol", _p), ("applied_prog", _p), ("held", _p),
-                ("synths", SynthRef * 4),
+                ("synths", SynthRef * (1 + PLAYER_PHASES)),
                 ("xbuf", _p), ("ramp", _p), ("gbuf", _p),
                 ("click_hi", _p), ("click_lo", _p), ("click_len", _i64), ("cbuf", _p),
                 ("work_ns", _p), ("work_frames", _p), ("work_ring", _i64),
                 ("qtable", _p), ("log", _p), ("tap", _p),
-                ("metro", ctypes.c_double * METRO_N), ("xpos", _i64 * 3)]
+                ("metro", ctypes.c_double * METRO_N), ("xpos", _i64 * PLAYER_PHASES)]
 
 
 class OutState(ctypes.Structure):

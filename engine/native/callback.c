@@ -25,13 +25,14 @@
 #include <string.h>
 #include <time.h>
 
-#define LB_ABI 1
+#define LB_ABI 2
 
 typedef int (*write_float_fn)(void *, int, void *, int, int, void *, int, int);
 typedef int (*noteon_fn)(void *, int, int, int);
 typedef int (*noteoff_fn)(void *, int, int);
 typedef int (*cc_fn)(void *, int, int, int);
 typedef int (*progsel_fn)(void *, int, int, int, int);
+typedef int (*voices_fn)(void *);
 
 enum { NOTE_ON = 1, NOTE_OFF = 2, CONTROL = 3, PROGRAM = 4, ALL_OFF = 5 };
 #define IMMEDIATE (-1)
@@ -41,14 +42,21 @@ enum { NOTE_ON = 1, NOTE_OFF = 2, CONTROL = 3, PROGRAM = 4, ALL_OFF = 5 };
 #define NUM_CHANNELS 16
 #define DRUM_CHANNEL 9
 #define SYNTH_PERIOD 64
+#define PLAYER_PHASES 4
+#define PLAYER_VOICES 64       /* the player's voices at most, over all its synths */
+#define STARTS_PER_PERIOD 4    /* player notes one synth starts per period at most */
 #define POST_CHUNK 224
 #define MAX_QUEUES 16
 #define EVENT_SIZE 12 /* engine.events.EVENT_DTYPE: i8 time, u1 kind, channel, data1, data2 */
 
 /* Mixer ints */
 enum { I_CLOCK, I_BLOCKS, I_XRUNS, I_LATE, I_APPLIED, I_CTL_VERSION, I_CTL_APPLIED, I_RESET,
-       I_PLAYER_CH, I_NEXTRA, I_EV_CAP, I_MAX_BLOCK, I_METRO_SEQ, I_PHASE0, I_PHASE1, I_PHASE2,
-       I_PHASE3, I_N_INTS };
+       I_PLAYER_CH, I_NEXTRA, I_EV_CAP, I_MAX_BLOCK, I_METRO_SEQ,
+       I_PHASE0,                                   /* 1 + PLAYER_PHASES: main, then extra k */
+       I_XPER0 = I_PHASE0 + 1 + PLAYER_PHASES,     /* each extra synth's latest period with a start */
+       I_XSTARTS0 = I_XPER0 + PLAYER_PHASES,       /* ... and how many notes it starts there */
+       I_DROPPED = I_XSTARTS0 + PLAYER_PHASES,     /* player notes a flood left unplayed */
+       I_N_INTS };
 /* Mixer doubles */
 enum { D_PEAK, D_GR_DB, D_GAIN, D_MASTER, D_CEILING, D_RELEASE, D_M_ON, D_M_ORIGIN, D_M_SPB,
        D_M_BPB, D_M_GAIN, D_M_FIRST, D_M_HASPREV, D_M_PORIGIN, D_M_PSPB, D_M_PBPB, D_M_PFIRST,
@@ -67,17 +75,18 @@ typedef struct { void *handle; int64_t *frames; int64_t sfid; } lb_synth;
 
 typedef struct {
     write_float_fn write; noteon_fn noteon; noteoff_fn noteoff; cc_fn cc; progsel_fn progsel;
+    voices_fn voices;
     int64_t *ints; double *dbls;
     int16_t *vol; int16_t *part_cc7; uint8_t *mute; int16_t *prog;
     int16_t *applied_vol; int16_t *applied_prog; uint8_t *held;
-    lb_synth synths[4];            /* [0] the main synth, [1..3] the player's phase set */
-    float *xbuf;                   /* (3, max_block, 2) */
+    lb_synth synths[1 + PLAYER_PHASES];   /* [0] the main synth, [1..] the player's own */
+    float *xbuf;                   /* (PLAYER_PHASES, max_block, 2) */
     float *ramp; float *gbuf;      /* (max_block,) each */
     float *click_hi; float *click_lo; int64_t click_len; float *cbuf;
     int64_t *work_ns; int32_t *work_frames; int64_t work_ring;
     lb_qtable *qtable; lb_queue *log; lb_ring *tap;     /* published by Python: one store each */
     double metro[METRO_N];         /* this side's copy of the last consistent metronome */
-    int64_t xpos[3];
+    int64_t xpos[PLAYER_PHASES];
 } lb_mixer;
 
 #define TIMING_RING 1024
@@ -149,6 +158,8 @@ static void apply_event(lb_mixer *m, lb_synth *s, int kind, int ch, int d1, int 
             m->applied_vol[ch] = (int16_t)v;
             m->cc(h, ch, CC_VOLUME, v & 127);
         } else {
+            /* a panic: FluidSynth keeps pedalled notes through CC123, so the pedal goes first */
+            if (d1 == 120 || d1 == 121 || d1 == CC_ALL_NOTES_OFF) m->cc(h, ch, CC_SUSTAIN, 0);
             m->cc(h, ch, d1 & 127, d2 & 127);
         }
     } else if (kind == PROGRAM) {
@@ -213,13 +224,29 @@ static int64_t player_event(lb_mixer *m, float *out, int64_t off, int64_t t, int
     int nextra = (int)m->ints[I_NEXTRA];
     int p = d1 & 127;
     if (kind == NOTE_ON && d2 > 0) {
-        /* the synth whose next period boundary comes first starts the note soonest */
-        int use = 1;
-        int64_t wait = SYNTH_PERIOD;
-        for (int k = 0; k < nextra + 1; k++) {
-            int64_t w = pymod(-(t + m->ints[I_PHASE0 + k]), SYNTH_PERIOD);
-            if (w < wait) { use = k + 1; wait = w; }
+        /* The player's synth whose next period boundary comes first starts the note
+         * soonest; a full one only when all are; at most STARTS_PER_PERIOD starts per
+         * synth and period, beyond which the note drops (engine/mixer.py explains). */
+        int64_t *I = m->ints;
+        int use = 0, full = 0;
+        int64_t wait = SYNTH_PERIOD, full_wait = SYNTH_PERIOD;
+        int limit = PLAYER_VOICES / nextra - 1;
+        for (int k = 1; k < nextra + 1; k++) {
+            int64_t ph = I[I_PHASE0 + k];
+            int64_t w = pymod(-(t + ph), SYNTH_PERIOD);
+            if (I[I_XPER0 + k - 1] == (t + ph + w) / SYNTH_PERIOD && I[I_XSTARTS0 + k - 1] >= STARTS_PER_PERIOD)
+                continue;
+            if (m->voices(m->synths[k].handle) >= limit) {
+                if (w < full_wait) { full = k + 1; full_wait = w; }
+            } else if (w < wait) {
+                use = k + 1; wait = w;
+            }
         }
+        if (!use) { use = full; wait = full_wait; }
+        if (!use) { I[I_DROPPED] += 1; return pos; }
+        int64_t per = (t + I[I_PHASE0 + use - 1] + wait) / SYNTH_PERIOD;
+        if (I[I_XPER0 + use - 2] == per) I[I_XSTARTS0 + use - 2] += 1;
+        else { I[I_XPER0 + use - 2] = per; I[I_XSTARTS0 + use - 2] = 1; }
         int old = held[p];
         if (old && old != use) pos = on_synth(m, old, out, off, pos, NOTE_OFF, ch, d1, 0);
         held[p] = (uint8_t)use;
@@ -230,7 +257,7 @@ static int64_t player_event(lb_mixer *m, float *out, int64_t off, int64_t t, int
         held[p] = 0;
         return on_synth(m, which, out, off, pos, kind, ch, d1, d2);
     }
-    if (kind == ALL_OFF) memset(held, 0, 128);
+    if (kind == ALL_OFF || (kind == CONTROL && (d1 == 120 || d1 == CC_ALL_NOTES_OFF))) memset(held, 0, 128);
     for (int which = 1; which < nextra + 2; which++)
         pos = on_synth(m, which, out, off, pos, kind, ch, d1, d2);
     return pos;

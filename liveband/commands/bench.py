@@ -1,6 +1,7 @@
 """`liveband bench model|engine|audio|pitch`: each benchmark prints JSON.
 
-Each bench lives beside the code it measures and is imported only when asked for."""
+The benches live in liveband/bench/ (models.bench beside the model it measures) and are
+imported only when asked for."""
 from __future__ import annotations
 
 import argparse
@@ -9,9 +10,9 @@ import importlib
 from liveband.cli import UserError
 
 BENCHES = {
-    "audio": "engine.bench_audio",
-    "pitch": "engine.bench_pitch",
-    "engine": "engine.bench_engine",
+    "audio": "liveband.bench.audio",
+    "pitch": "liveband.bench.pitch",
+    "engine": "liveband.bench.engine",
     "model": "models.bench",
 }
 

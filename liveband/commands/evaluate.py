@@ -1,9 +1,13 @@
-"""`liveband eval`: evaluate a checkpoint and print JSON (see models/evaluate.py for the metrics).
+"""`liveband eval`: evaluate a checkpoint and print JSON (see models/evaluate.py for the
+token-level metrics, models/listen.py and liveband/listening.py for the "listening" ones:
+melody-in-chord, harmony now/late, clash, chord-length entropy and the perturbation
+protocol on the band parts the engine renders, beside the songs' human part and the
+rule-based floor).
 
-With no --jsb/--pop909 it measures the default held-out sets: JSB's "valid" split of
-../shared/data/jsb/Jsb16thSeparated.json, the POP909 validation songs of
-../shared/data/pop909 (never trained on), and Nottingham validation tunes for the
-recovery test. Naming a set evaluates only the sets named.
+With no --jsb/--pop909/--nottingham it measures the default held-out sets: JSB's "valid"
+split of ../shared/data/jsb/Jsb16thSeparated.json, the POP909 validation songs of
+../shared/data/pop909 (never trained on), and Nottingham validation tunes. Naming a set
+evaluates only the sets named.
 """
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ def _sets(args) -> dict:
     default_jsb = DEFAULT_DATA_DIR / "jsb" / "Jsb16thSeparated.json"
     default_pop = DEFAULT_DATA_DIR / "pop909"
     default_nott = DEFAULT_DATA_DIR / "nottingham"
-    if args.jsb is None and args.pop909 is None:
+    nott_arg = getattr(args, "nottingham", None)
+    if args.jsb is None and args.pop909 is None and nott_arg is None:
         sets = {
             "jsb": default_jsb if default_jsb.is_file() else None,
             "pop909": default_pop if default_pop.is_dir() else None,
@@ -44,6 +49,11 @@ def _sets(args) -> dict:
         # the project's own POP909 copy: measure only the songs training never sees
         if p.resolve() == default_pop.resolve():
             sets["pop909_only"] = "valid"
+    if nott_arg is not None:
+        p = Path(nott_arg)
+        if not p.is_dir():
+            raise UserError(f"Nottingham folder not found: {p}")
+        sets["nottingham"] = p
     return sets
 
 
@@ -62,14 +72,24 @@ def main(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be >= 1")
     sets = _sets(args)
+    from liveband.listening import listen_eval
+    from liveband.paths import find_soundfont
     from models.evaluate import evaluate, finite_or_none
     from models.runtime import load_model
 
+    try:
+        soundfont = find_soundfont(None)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
     model = load_model(args.checkpoint, device="cpu")
     n_params = sum(p.numel() for p in model.model.parameters())
     result = evaluate(model, jsb_path=sets["jsb"], jsb_split=args.split, pop909_dir=sets["pop909"],
                       pop909_only=sets["pop909_only"], nottingham_dir=sets["nottingham"],
                       limit=args.limit, seed=args.seed, played_sampler=_played_sampler)
+    if sets["pop909"] is not None or sets["nottingham"] is not None:
+        result["listening"] = listen_eval(model, sets["pop909"], sets["nottingham"], limit=args.limit,
+                                          seed=args.seed, soundfont=soundfont,
+                                          pop909_only=sets["pop909_only"])
     out = {"checkpoint": model.source, "parameters": int(n_params), "seed": args.seed,
            "limit": args.limit, **result}
     json.dump(finite_or_none(out), sys.stdout, indent=2)

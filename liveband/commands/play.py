@@ -11,7 +11,7 @@ from liveband.cli import UserError
 def main(args: argparse.Namespace) -> int:
     try:
         from ui.app import run
-    except ImportError as exc:   # PyQt6 / pyqtgraph missing or its system libraries absent
+    except ImportError as exc:   # PyQt6 missing or its system libraries absent
         raise UserError(f"the desktop app cannot start ({exc}); run 'make setup' to install what is missing") from exc
     if (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
             and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):

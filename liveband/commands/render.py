@@ -6,23 +6,82 @@ Deterministic for a seed.
 """
 from __future__ import annotations
 
+import os
+import secrets
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 from engine.errors import first_line
 from liveband.cli import UserError
 from liveband.config import EngineConfig
 from liveband.paths import find_soundfont
+from liveband.rendering import DEFAULT_BACKEND, band_timing, open_band
 
 
-# Offline the model's steps are on the render's critical path and onnxruntime steps the
-# shipped model faster than torch (same tokens on the bench tune); without onnxruntime
-# the backend fallback says so in one line and uses torch-cpu.
-DEFAULT_BACKEND = "onnx-cpu"
+WAV_SUFFIXES = (".wav", ".wave")
+MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf")
 
 
 def _say(msg: str) -> None:
     print(f"liveband render: {msg}", file=sys.stderr)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same inode when both exist (links, case-
+    insensitive file systems), else the same resolved path."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _refuse_collisions(src: Path, out: Path, midi_out: Path | None) -> None:
+    """A render never writes over its input, nor two outputs to one file."""
+    if same_file(src, out):
+        raise UserError(f"-o {out} is the input file; choose another output")
+    if midi_out is not None:
+        if same_file(src, midi_out):
+            raise UserError(f"--midi-out {midi_out} is the input file; choose another output")
+        if same_file(out, midi_out):
+            raise UserError(f"--midi-out {midi_out} and -o {out} are the same file; give them different names")
+
+
+class _Outputs:
+    """Each output is written to a temporary file beside it (same folder, so the rename
+    is atomic) and renamed into place only when the whole render has succeeded; on any
+    failure or interrupt the temporary files are removed and nothing is replaced."""
+
+    def __init__(self) -> None:
+        self._files: list[tuple[Path, Path]] = []     # (temporary, final)
+
+    def temp_for(self, final: Path) -> Path:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+        # O_EXCL: a name nobody else holds; mode 0o666 so the umask applies as for a plain open
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        self._files.append((tmp, final))
+        return tmp
+
+    def commit(self) -> None:
+        for tmp, final in self._files:
+            try:
+                os.replace(tmp, final)
+            except OSError as exc:
+                raise UserError(f"cannot write {final}: {exc.strerror or exc}") from None
+        self._files.clear()
+
+    def discard(self) -> None:
+        for tmp, _ in self._files:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+        self._files.clear()
 
 
 def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
@@ -33,7 +92,7 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
     from engine.melody_file import Melody, MelodyFileError, MelodyNote, read_melody_midi
 
     suffix = path.suffix.lower()
-    if suffix in (".wav", ".wave"):
+    if suffix in WAV_SUFFIXES:
         if not path.is_file():
             raise UserError(f"{path}: no such file")
         try:
@@ -52,7 +111,7 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
         mel = tuple(MelodyNote(start * beats, end * beats, int(pitch), int(vel))
                     for pitch, start, end, vel in sorted(notes, key=lambda n: n[1]) if end > start)
         return Melody(mel, bpm, None, None, "transcribed")
-    if suffix not in (".mid", ".midi", ".kar", ".smf"):
+    if suffix not in MIDI_SUFFIXES:
         raise UserError(f"{path}: expected a MIDI file (.mid) or a WAV recording (.wav)")
     try:
         return read_melody_midi(path)
@@ -60,44 +119,74 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
         raise UserError(str(exc)) from None
 
 
+class _Stopped(BaseException):
+    """SIGTERM/SIGHUP during a render: unwinds like Ctrl-C, so that every cleanup runs
+    (the audio process is stopped, the temporary files are removed)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _catch_stops():
+    """Turn SIGINT/SIGTERM/SIGHUP into exceptions for this render; returns the undo.
+    A repeat within 3 s is ignored, so a second Ctrl-C cannot cut the cleanup short."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    first: list[float] = []
+
+    def handler(signum, frame) -> None:
+        if first and time.monotonic() - first[0] < 3.0:
+            return
+        first[:] = [time.monotonic()]
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise _Stopped(signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    return lambda: [signal.signal(sig, h) for sig, h in old.items()]
+
+
 def main(args) -> int:
-    from engine.backends import open_accompanist
-    from engine.melody_file import DEFAULT_MELODY_RANGE, fit_to_range
+    outputs = _Outputs()
+    restore = _catch_stops()
+    try:
+        return _render(args, outputs)
+    except KeyboardInterrupt:
+        outputs.discard()
+        _say("interrupted; no output was written")
+        return 130
+    except _Stopped as stop:
+        outputs.discard()
+        _say(f"stopped by {signal.Signals(stop.signum).name}; no output was written")
+        return 128 + stop.signum
+    finally:
+        outputs.discard()       # after commit() there is nothing left to discard
+        restore()
+
+
+def _render(args, outputs: _Outputs) -> int:
     from engine.midi_export import write_midi
     from engine.offline import RenderSettings, render_melody
     from engine.synth import SoundFontError
 
     src = Path(args.input)
     out = Path(args.output)
-    if out.suffix.lower() not in (".wav", ".wave"):
+    midi_out = Path(args.midi_out) if args.midi_out else None
+    if out.suffix.lower() not in WAV_SUFFIXES:
         raise UserError(f"{out}: the output must be a .wav file")
+    if midi_out is not None and midi_out.suffix.lower() not in MIDI_SUFFIXES:
+        raise UserError(f"--midi-out {midi_out}: the MIDI output must be a .mid file")
+    _refuse_collisions(src, out, midi_out)
     melody = load_melody(src, getattr(args, "tracker", "pesto"), args.tempo)
-    tempo = args.tempo if args.tempo is not None else (melody.tempo or 100.0)
-    if args.tempo is None and melody.tempo is not None and not 40 <= tempo <= 240:
-        # a file tempo outside the band's range: fold by octaves (half/double time)
-        while tempo > 240:
-            tempo /= 2
-        while tempo < 40:
-            tempo *= 2
-        _say(f"the file's tempo {melody.tempo:.1f} BPM is outside 40-240; playing at {tempo:.1f} BPM")
-    meter = args.meter or melody.meter or "4/4"
-    if args.meter is None and melody.source_meter and melody.meter is None:
-        _say(f"the file's meter {melody.source_meter} is not supported; playing in {meter}")
-    if melody.tempo_changes and args.tempo is None:
-        _say(f"the file changes tempo {melody.tempo_changes} time(s); the band keeps {tempo:.1f} BPM")
+    tempo, meter = band_timing(melody, args.tempo, args.meter, _say)
     # validates tempo, meter, style and the controls with clear messages
     cfg = EngineConfig(tempo=tempo, meter=meter, style=args.style, temperature=args.temperature,
                        density=args.density, harmony_follow=args.harmony_follow,
                        backend=getattr(args, "backend", None) or DEFAULT_BACKEND,
                        seed=args.seed, checkpoint=args.checkpoint, count_in_bars=0)
     soundfont = find_soundfont(args.soundfont)
-    acc, backend = _load_model(cfg, open_accompanist)
-    melody, shift = fit_to_range(melody, getattr(acc, "melody_range", DEFAULT_MELODY_RANGE))
-    if shift:
-        lo, hi = getattr(acc, "melody_range", DEFAULT_MELODY_RANGE)
-        octaves = abs(shift) // 12
-        _say(f"melody transposed {'up' if shift > 0 else 'down'} {octaves} octave{'s' if octaves > 1 else ''} "
-             f"into the model's range (MIDI {lo}-{hi})")
+    melody, acc, backend = open_band(melody, cfg.backend, cfg.checkpoint, _say)
     # this command has no audio or UI threads, so the audio may render in a forked
     # process while this one runs the model (engine.offline.RenderSettings.synth_process)
     settings = RenderSettings(style=cfg.style, tempo=cfg.tempo, meter=cfg.meter, temperature=cfg.temperature,
@@ -114,16 +203,18 @@ def main(args) -> int:
                 bar.refresh()
 
         try:
-            result = render_melody(melody, acc, settings, soundfont, out, backend=backend, progress=progress)
+            wav_tmp = outputs.temp_for(out)
+            result = render_melody(melody, acc, settings, soundfont, wav_tmp, backend=backend, progress=progress)
         except SoundFontError as exc:
             raise UserError(str(exc)) from None
         except OSError as exc:
             raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
-    if args.midi_out:
+    if midi_out is not None:
         try:
-            write_midi(args.midi_out, result.events, result.clock)
+            write_midi(outputs.temp_for(midi_out), result.events, result.clock)
         except OSError as exc:
-            raise UserError(f"cannot write {args.midi_out}: {exc.strerror or exc}") from None
+            raise UserError(f"cannot write {midi_out}: {exc.strerror or exc}") from None
+    outputs.commit()
     m = result.metrics
     seconds = result.frames / settings.sample_rate
     speed = seconds / result.seconds_wall if result.seconds_wall > 0 else float("inf")
@@ -132,12 +223,3 @@ def main(args) -> int:
     if m.late_steps:
         _say(f"{m.late_steps} steps were generated late (the band held)")
     return 0
-
-
-def _load_model(cfg: EngineConfig, open_accompanist):
-    try:
-        return open_accompanist(cfg.backend, cfg.checkpoint, notify=_say)
-    except FileNotFoundError as exc:
-        raise UserError(f"model checkpoint not found: {exc.filename or exc}") from None
-    except RuntimeError as exc:
-        raise UserError(str(exc).splitlines()[0]) from None

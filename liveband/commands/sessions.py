@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from engine.errors import first_line
 from engine.recorder import export_session, list_sessions
 from liveband.cli import UserError
 from liveband.paths import sessions_dir
@@ -14,7 +16,11 @@ def _list() -> int:
 
     root = sessions_dir()
     rows = list_sessions(root)
+    bad = [r for r in rows if r["problem"]]
+    rows = [r for r in rows if not r["problem"]]
     console = Console()
+    for r in bad:       # one line each, and the good sessions are still listed
+        print(f"liveband sessions: {r['name']} not listed: {r['problem']}", file=sys.stderr)
     if not rows:
         console.print(f"no recorded sessions in {root}")
         return 0
@@ -38,6 +44,10 @@ def main(args: argparse.Namespace) -> int:
                         "(see 'liveband sessions list')")
     if not args.output:
         raise UserError("say where to export: -o DIR")
-    for path in export_session(sessions_dir(), args.name, args.output):
+    try:
+        written = export_session(sessions_dir(), args.name, args.output)
+    except OSError as exc:      # anything export_session did not word itself
+        raise UserError(f"cannot export {args.name[:60]!r}: {first_line(exc)}") from None
+    for path in written:
         print(path)
     return 0

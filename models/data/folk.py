@@ -12,6 +12,9 @@ A tune that does carry chord symbols is converted like a Nottingham tune: melody
 on the 16th grid, the symbols as the chord stream, and a block-chord realisation (root in
 MIDI octave 3, the other chord tones stacked above it) fed through the common voice
 reduction.
+
+music21 is an optional extra (``pip install 'liveband[folk]'``), imported only when a
+tune is read.
 """
 from __future__ import annotations
 
@@ -34,6 +37,15 @@ _CHORD_RE = re.compile(r'"[A-G][b#]?(?:m|min|maj|dim|aug|sus)?[0-9]*(?:/[A-Ga-g]
 _HEADER_RE = re.compile(r"^[A-Za-z]:")
 
 
+def _music21():
+    try:
+        import music21
+    except ImportError as exc:
+        raise ImportError(f"the music21 folk loader needs music21 ({exc}): "
+                          "pip install 'liveband[folk]'") from None
+    return music21
+
+
 def split_tunes(text: str) -> list[str]:
     """An ABC file's text -> one string per tune (each starting with 'X:')."""
     return [t for t in re.split(r"\n(?=X:)", "\n" + text) if t.startswith("X:")]
@@ -46,8 +58,7 @@ def count_chord_symbols(tune: str) -> int:
 
 def quantise_tune(tune: str, name: str) -> QuantisedSong:
     """One ABC tune with chord symbols -> quantised notes. Raises SongError."""
-    import music21
-
+    music21 = _music21()
     try:
         score = music21.converter.parseData(tune, format="abc")
     except Exception as exc:  # music21 raises many exception types for bad ABC
@@ -102,9 +113,7 @@ def quantise_tune(tune: str, name: str) -> QuantisedSong:
 
 def collection_files(collections: tuple[str, ...] = COLLECTIONS) -> list[Path]:
     """The ABC files of music21's shipped corpus collections (sorted)."""
-    import music21
-
-    root = Path(music21.__file__).parent / "corpus"
+    root = Path(_music21().__file__).parent / "corpus"
     return sorted(f for c in collections for f in (root / c).rglob("*.abc"))
 
 

@@ -16,18 +16,18 @@ SECONDS = 10.0
 
 
 def _stall_watchers(tmp_path, seconds):
-    """engine.stallwatch on every CPU: wake-ups > 3 ms late, i.e. the machine took the CPU."""
+    """liveband.bench.stallwatch on every CPU: wake-ups > 3 ms late, i.e. the machine took the CPU."""
     import os
     import subprocess
     import sys
 
     cpus = sorted(os.sched_getaffinity(0))
-    return [(subprocess.Popen([sys.executable, "-m", "engine.stallwatch", str(c), str(seconds),
+    return [(subprocess.Popen([sys.executable, "-m", "liveband.bench.stallwatch", str(c), str(seconds),
                                str(tmp_path / f"stall{c}.txt")]), str(tmp_path / f"stall{c}.txt")) for c in cpus]
 
 
 def _stalls(watchers):
-    from engine import stallwatch
+    from liveband.bench import stallwatch
 
     gaps = []
     for proc, path in watchers:

@@ -235,3 +235,38 @@ def test_a_fixed_key_keeps_the_real_models_band_in_its_scale():
         assert len(band) > 20
         share[fixed] = np.mean([(e[3] % 12) in eb for e in band])
     assert share[True] > 0.9 and share[False] < 0.6, share
+
+
+class OfflineToyBand(ToyBand):
+    """ToyBand as an offline teacher: the frame of t hears the melody of t + 4."""
+    lookahead = -4
+
+    def reset(self, style: str, meter: str) -> None:
+        super().reset(style, meter)
+        self.primed: list[int] = []
+
+    def prime_melody(self, tokens) -> None:
+        self.primed = [int(x) for x in tokens]
+
+
+def test_a_live_generator_refuses_a_model_that_hears_the_future():
+    import pytest
+
+    with pytest.raises(ValueError, match="offline"):
+        make(model=OfflineToyBand(), clock_source=lambda: 0)
+
+
+def test_an_offline_generator_hands_the_model_the_melody_a_beat_ahead():
+    from models.tokens import REST, note_on
+
+    model = OfflineToyBand()
+    notes = [(i * 4, i * 4 + 3, 60 + (i * 5) % 12) for i in range(8)]
+    gen, log, clock = make(model=model, clock_source=lambda: 0, offline=True, count_in_bars=1)
+    melody_into(gen, notes)
+    gen.pump(clock.step_time(31), until_step=32)
+    assert model.primed == [note_on(60), 2, 2, REST]        # steps 0-3: onset, holds, rest
+    # band step k heard the melody of step k + 4 (a beat ahead): onsets at 4, 8, ...
+    assert model.heard[0] == note_on(65) and model.heard[4] == note_on(70)
+    # so its chord changes on the melody's onset, not a beat after it
+    chords = [r[1] for r in gen.recent]
+    assert chords[4] != chords[3] and chords[4] == chords[7]

@@ -162,3 +162,123 @@ def test_the_hot_plug_poll_explains_no_ports_without_opening_new_clients(monkeyp
     assert w.note == "" or w.note.startswith("no MIDI")
     if not w.inputs and not w.outputs and not w._probes:
         assert "no JACK server running" in w.note
+
+
+def test_a_panic_from_the_controller_silences_what_the_pedal_holds(soundfont):
+    """Pedal down, three notes, keys up, then CC123 + CC120 + CC121 (a DAW's panic) from
+    the controller, through the filter to the real synth: every voice ends, the band hears
+    every note end and the pedal is up again (the filter used to drop all three, leaving
+    6 voices sounding until pedal-up)."""
+    import numpy as np
+
+    from engine.events import CONTROL, IMMEDIATE, NOTE_OFF, NOTE_ON, EventQueue
+    from engine.mixer import Mixer
+    from engine.synth import Synth
+
+    sr, ch = 48000, 3
+    q = EventQueue()
+    heard = []
+
+    def note(p, on, v, at):
+        heard.append((p, on))
+        q.push(IMMEDIATE, NOTE_ON if on else NOTE_OFF, ch, p, v)
+
+    f = NoteFilter(note, lambda c, v, at: q.push(IMMEDIATE, CONTROL, ch, c, v))
+    with Synth(soundfont, sample_rate=sr, reverb=False) as synth:
+        mixer = Mixer(synth, sr, 256)
+        assert mixer.enable_player_phases(ch)
+        mixer.add_queue(q)
+        voices = lambda: synth.active_voices() + sum(t.active_voices() for t in synth._twins)   # noqa: E731
+        f(mido.Message("control_change", control=64, value=127))
+        for p in (60, 64, 67):
+            f(mido.Message("note_on", note=p, velocity=100))
+        mixer.render(4800)
+        for p in (60, 64, 67):
+            f(mido.Message("note_off", note=p))
+        mixer.render(4800)
+        assert voices() == 6
+        for cc in (123, 120, 121):
+            f(mido.Message("control_change", control=cc, value=0))
+        tail = mixer.render(sr)
+        assert voices() == 0
+        assert np.abs(tail[sr // 2:]).max() < 1e-3
+    assert not f.sustain
+    assert sorted(p for p, on in heard if not on) == [60, 64, 67]
+
+
+def test_reset_all_controllers_lifts_the_pedal_and_all_notes_off_ends_held_keys():
+    f, notes, ccs = collect()
+    f(mido.Message("control_change", control=64, value=127))
+    f(mido.Message("note_on", note=60, velocity=80))
+    f(mido.Message("note_on", note=62, velocity=80))
+    f(mido.Message("note_off", note=60))
+    f(mido.Message("control_change", control=121, value=0))
+    assert notes[2:] == [(60, False, 0)] and not f.sustain     # 62's key is still down
+    f(mido.Message("control_change", control=123, value=0))
+    assert notes[3:] == [(62, False, 0)]
+    f(mido.Message("note_off", note=62))                      # its key comes up later
+    assert notes[4:] == [(62, False, 0)]
+    assert ccs == [(64, 127), (121, 0), (123, 0)]
+
+
+def test_playing_fast_loses_nothing_but_a_flood_of_note_ons_is_thinned():
+    """Two hands at their fastest (ten-note chords and 40-note/s runs, 10 s) all pass; a
+    runaway device's 500 note-ons in 50 ms pass NOTE_BURST at once and NOTE_RATE per
+    second after, and the note-offs of notes that never sounded are dropped with them."""
+    from engine.midi_io import NOTE_BURST, NOTE_RATE
+
+    f, notes, _ = collect()
+    t = 1000.0
+    for k in range(400):                     # 10 s: a chord every 0.5 s, a run between
+        chord = k % 20 == 0
+        for p in (range(48, 58) if chord else (60 + k % 24,)):
+            f._handle(mido.Message("note_on", note=p, velocity=80), t)
+        t += 0.025
+        for p in (range(48, 58) if chord else (60 + k % 24,)):
+            f._handle(mido.Message("note_off", note=p), t)
+    assert f.flooded == 0
+    played = len(notes)
+    assert played == 2 * (380 + 20 * 10)
+    for k in range(500):
+        f._handle(mido.Message("note_on", note=21 + k % 88, velocity=100), t + k * 1e-4)
+    on = [n for n in notes[played:] if n[1]]
+    assert NOTE_BURST <= len(on) <= NOTE_BURST + 0.05 * NOTE_RATE + 1
+    assert f.flooded == 500 - len(on)
+    for k in range(88):
+        f._handle(mido.Message("note_off", note=21 + k), t + 0.06)
+    off = [n for n in notes[played:] if not n[1]]
+    assert sorted(p for p, _, _ in off) == sorted({p for p, _, _ in on})
+
+
+def test_a_midi_flood_gives_the_audio_callback_a_bounded_block(soundfont):
+    """500 note-ons arriving at once through the filter into the mixer and the real
+    synth: the block that plays them takes under a fifth of its 5.3 ms (CPU time, so a
+    busy machine does not count; with all 500 reaching the callback it took 1.5 ms, and
+    4.5 ms before the player's voice limit) and the player's voices stay within
+    PLAYER_VOICES."""
+    import time
+
+    from engine.events import CONTROL, IMMEDIATE, NOTE_OFF, NOTE_ON, EventQueue
+    from engine.mixer import PLAYER_VOICES, Mixer
+    from engine.synth import Synth
+
+    sr, ch, block = 48000, 3, 256
+    q = EventQueue()
+    f = NoteFilter(lambda p, on, v, at: q.push(IMMEDIATE, NOTE_ON if on else NOTE_OFF, ch, p, v),
+                   lambda c, v, at: q.push(IMMEDIATE, CONTROL, ch, c, v))
+    with Synth(soundfont, sample_rate=sr, reverb=True) as synth:
+        mixer = Mixer(synth, sr, block)
+        assert mixer.enable_player_phases(ch)
+        mixer.add_queue(q)
+        mixer.render(8 * block)
+        f(mido.Message("control_change", control=64, value=127))
+        for k in range(500):
+            f(mido.Message("note_on", note=21 + (k * 37) % 88, velocity=100))
+        work = []
+        for _ in range(4):
+            c = time.thread_time_ns()
+            mixer.render(block)
+            work.append(time.thread_time_ns() - c)
+        assert max(work) < 0.2 * block / sr * 1e9, [w // 1000 for w in work]
+        assert sum(t.active_voices() for t in synth._twins) <= PLAYER_VOICES
+    assert f.flooded > 400

@@ -267,3 +267,91 @@ def test_user_fader_scales_the_parts_own_volume(synth):
         levels.append(float(np.abs(mixer.render(9600)).max()))
         assert mixer._applied_vol[4] == int(80 * round(fader * 127)) // 127
     assert levels[1] < 0.6 * levels[0]
+
+
+def _voices(mixer: Mixer) -> int:
+    """Active voices on the mixer's synth and its player synths."""
+    return mixer.synth.active_voices() + sum(t.active_voices() for t in mixer.synth._twins)
+
+
+def _pedalled_chord(q: EventQueue, t: int) -> None:
+    """Pedal down, three notes, their keys released: the pedal holds them."""
+    q.push(t, CONTROL, PLAYER, 64, 127)
+    for i, p in enumerate((60, 64, 67)):
+        q.push(t + 10 + i, NOTE_ON, PLAYER, p, 100)
+    for i, p in enumerate((60, 64, 67)):
+        q.push(t + 4800 + i, NOTE_OFF, PLAYER, p)
+
+
+@pytest.mark.parametrize("phases", [1, 4])
+@pytest.mark.parametrize("panic", [(123,), (120,), (121,), (123, 120, 121)])
+def test_a_panic_releases_notes_the_sustain_pedal_holds(soundfont, panic, phases):
+    """All notes off, all sound off and reset all controllers each end what the pedal
+    holds and lift the pedal (FluidSynth alone keeps pedalled notes through CC123 and
+    keeps the pedal down through CC120), so nothing hangs and a later note decays."""
+    with Synth(soundfont, sample_rate=SR, reverb=False) as own:
+        mixer = Mixer(own, SR, 256)
+        if phases > 1:
+            assert mixer.enable_player_phases(PLAYER, phases)
+        q = EventQueue()
+        mixer.add_queue(q)
+        _pedalled_chord(q, 0)
+        mixer.render(9600)
+        assert _voices(mixer) >= 3                       # held by the pedal
+        t = mixer.clock
+        for cc in panic:
+            q.push(t, CONTROL, PLAYER, cc, 0)
+        tail = mixer.render(SR)                          # the piano's release: < 1 s
+        assert _voices(mixer) == 0, panic
+        assert np.abs(tail[SR // 2:]).max() < 1e-3           # -60 dB within half a second
+        # the pedal is up: a new note ends with its key
+        t = mixer.clock
+        q.push(t, NOTE_ON, PLAYER, 62, 100)
+        q.push(t + 4800, NOTE_OFF, PLAYER, 62)
+        mixer.render(4800 + SR)
+        assert _voices(mixer) == 0
+
+
+def test_a_flood_of_player_notes_is_held_to_the_player_voice_limit(soundfont):
+    """500 random note-ons under the pedal (a runaway controller) used to leave ~500
+    voices sounding until pedal-up, 1-1.3 ms of synth work per 256-frame block after it.
+    The player's own synths hold at most PLAYER_VOICES (stealing released, then pedalled,
+    then the oldest voices), the band's voices are not stolen, and the work per block
+    after the flood stays a small part of the block."""
+    import time
+
+    from engine.mixer import PLAYER_VOICES
+
+    rng = np.random.default_rng(7)
+    block = 256
+    with Synth(soundfont, sample_rate=SR, reverb=True) as own:
+        mixer = Mixer(own, SR, block)
+        assert mixer.enable_player_phases(PLAYER)
+        band, q = EventQueue(), EventQueue()
+        mixer.add_queue(band)
+        mixer.add_queue(q)
+        for p in (48, 52, 55):
+            band.push(0, NOTE_ON, 0, p, 90)          # the band holds a chord meanwhile
+        mixer.render(4 * block)
+        band_voices = own.active_voices()
+        assert band_voices >= 3
+        player = lambda: sum(t.active_voices() for t in own._twins)   # noqa: E731
+        t0 = mixer.clock
+        q.push(t0, CONTROL, PLAYER, 64, 127)
+        for t in np.sort(rng.integers(0, SR // 2, 500)) + t0:
+            q.push(int(t), NOTE_ON, PLAYER, int(rng.integers(21, 109)), int(rng.integers(40, 128)))
+        most = 0
+        while mixer.clock < t0 + SR // 2:
+            mixer.render(block)
+            most = max(most, player())
+        # A stolen voice is counted until the synth's next period frees it.
+        assert most <= PLAYER_VOICES * 5 // 4, most
+        mixer.render(block)
+        assert 0 < player() <= PLAYER_VOICES
+        assert own.active_voices() == band_voices
+        work = []
+        for _ in range(40):
+            c = time.thread_time_ns()
+            mixer.render(block)
+            work.append(time.thread_time_ns() - c)
+        assert np.median(work) < 0.1 * block / SR * 1e9, np.median(work) / 1e3

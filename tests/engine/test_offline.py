@@ -190,3 +190,24 @@ def test_a_chorale_in_six_eight_has_no_drums_and_keeps_its_grid(soundfont):
     assert not [e for e in ons if e[2] == P.DRUMS.channel]
     band = [e for e in ons if e[2] in (P.BASS.channel, P.KEYS.channel, P.PAD.channel)]
     assert band and all(r.clock.step_time(r.clock.step_at(t)) == t for t, *_ in band)
+
+
+def test_an_offline_model_renders_knowing_the_melody_a_beat_ahead(melody, soundfont):
+    """A teacher that hears t + 4 (lookahead -4): the band before the melody changes at
+    beat 16 already answers it within the beat before, and not earlier."""
+    import dataclasses
+
+    from models.pattern import Pattern
+    from models.runtime import DEBUG_CONFIG, debug_model
+
+    cfg = dataclasses.replace(DEBUG_CONFIG, pattern=Pattern("delay", lookahead=-4))
+    cut_beat = 16.0
+    changed = Melody(tuple(n if n.start < cut_beat else MelodyNote(n.start, n.end, n.pitch - 5, n.velocity)
+                           for n in melody.notes), melody.tempo, melody.meter, melody.source_meter, melody.track)
+    s = RenderSettings(style="pop", tempo=110, meter="4/4", seed=3)
+    a, b = (render_melody(m, debug_model(0, cfg).accompanist(), s, soundfont) for m in (melody, changed))
+    t_ahead, t_cut = a.clock.beat_to_sample(cut_beat - 1), a.clock.beat_to_sample(cut_beat)
+    window = lambda r, lo, hi: [e for e in r.events if lo <= e[0] < hi and e[2] != P.MELODY.channel]
+    assert window(a, 0, t_ahead) == window(b, 0, t_ahead)
+    assert window(a, t_ahead, t_cut) != window(b, t_ahead, t_cut)
+    assert a.metrics.late_steps == 0

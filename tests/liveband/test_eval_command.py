@@ -74,6 +74,7 @@ def test_eval_is_deterministic_for_a_seed(eval_files, capsys):
     main(args[:-2] + ["--limit", "1", "--seed", "7"])
     third = json.loads(capsys.readouterr().out)
     assert first["pop909"] == second["pop909"]
+    assert first["listening"]["pop909"] == second["listening"]["pop909"]
     assert third["pop909"]["onsets_counted"]["model"] != first["pop909"]["onsets_counted"]["model"] or \
         third["pop909"]["note_in_chord"]["model"] != first["pop909"]["note_in_chord"]["model"]
 
@@ -94,3 +95,59 @@ def test_eval_bad_inputs_are_one_line_errors(eval_files, tmp_path, capsys):
         assert main(["eval", *extra]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and needle in err, err
+
+
+LISTENING_MEASURES = ("melody_in_chord", "harmony_now", "harmony_late", "clash", "chord_length_entropy")
+
+
+def write_long_tune(path: Path, bars: int = 20) -> None:
+    """A Nottingham-format 4/4 tune: G - D7 a bar each, the melody on chord tones."""
+    from corpus_fixtures import write_nottingham_tune
+
+    melody, chords = [], []
+    for bar in range(bars):
+        b0 = 4 * bar
+        tones = (55, 59, 62) if bar % 2 == 0 else (50, 54, 57, 60)
+        melody += [(tones[2] + 12, b0, b0 + 2), (tones[1] + 12, b0 + 2, b0 + 4)]
+        chords += [(p, b0, b0 + 4) for p in tones]
+    write_nottingham_tune(path, melody, chords, numerator=4)
+
+
+def test_eval_listening_measures_on_the_shipped_model(tmp_path, capsys):
+    """The real shipped checkpoint, the real engine render and SoundFont, on songs long enough
+    for the 64-beat perturbation excerpts: every measure, beside the human part and the rules."""
+    for num in ("005", "015"):
+        write_long_song(tmp_path / "pop", num, bars=20)
+    for name in ("ashover20", "hpps24"):      # names the hash split puts in validation
+        write_long_tune(tmp_path / "nott" / "MIDI" / f"{name}.mid")
+    ckpt = Path(__file__).parents[2] / "models" / "checkpoints" / "default.safetensors"
+    rc = main(["eval", "--checkpoint", str(ckpt), "--pop909", str(tmp_path / "pop"),
+               "--nottingham", str(tmp_path / "nott"), "--limit", "1"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["pop909"]["melody_in_chord"]["annotated_chords"] == 1.0     # the melody is on chord tones
+    assert set(out["pop909"]["melody_in_chord"]) == {"model", "model_as_played", "annotated_chords", "rule_based"}
+    lis = out["listening"]
+    assert lis["sources"] == ["model", "human", "rule_based"]
+    for corpus in ("pop909", "nottingham"):
+        c = lis[corpus]
+        assert c["songs"] == 1, corpus
+        for m in LISTENING_MEASURES:
+            assert set(c[m]) == {"model", "human", "rule_based"}, (corpus, m)
+            assert all(v is not None for v in c[m].values()), (corpus, m)
+        # the human part: block chords of the annotated chords under a melody on their tones
+        assert c["melody_in_chord"]["human"] == 1.0 and c["harmony_now"]["human"] == 1.0, corpus
+        assert c["clash"]["human"] == 0.0, corpus
+        for shift in ("shift_+6", "shift_+5"):
+            r = c["perturbation"][shift]
+            assert r["songs"] == 1 and r["jump_beat"] == 17
+            assert set(r["beats_to_recover"]) == {"model", "human", "rule_based"}
+            assert all(len(v) == 64 for v in r["melody_in_chord_per_beat"].values())
+            assert r["pre_jump_level"]["human"] == 1.0
+
+
+def test_eval_names_a_missing_nottingham_folder(eval_files, tmp_path, capsys):
+    ckpt, _, _ = eval_files
+    assert main(["eval", "--checkpoint", str(ckpt), "--nottingham", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Nottingham folder not found" in err, err

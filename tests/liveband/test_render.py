@@ -83,12 +83,12 @@ def test_render_writes_an_audible_wav_and_a_track_per_part(tmp_path, shipped, so
 
 def test_a_melody_outside_the_range_is_transposed_and_the_user_is_told(tmp_path, checkpoint, soundfont, capsys):
     src = melody_file(tmp_path / "low.mid", [p - 36 for p in WALTZ[:9]])
-    rc = main(["render", str(src), "-o", str(tmp_path / "low.wav"), "--midi-out", str(tmp_path / "low.mid"),
+    rc = main(["render", str(src), "-o", str(tmp_path / "low.wav"), "--midi-out", str(tmp_path / "low_band.mid"),
                "--checkpoint", checkpoint, "--soundfont", str(soundfont), "--tempo", "180"])
     assert rc == 0
     err = capsys.readouterr().err
     assert "transposed up 2 octaves" in err   # the smallest shift that fits (52-93)
-    mid = mido.MidiFile(str(tmp_path / "low.mid"))
+    mid = mido.MidiFile(str(tmp_path / "low_band.mid"))
     mel = next(t for t in mid.tracks if t.name == "MELODY")
     assert [m.note for m in mel if m.type == "note_on" and m.velocity > 0] == [p - 12 for p in WALTZ[:9]]
 
@@ -148,3 +148,183 @@ def test_without_onnxruntime_the_default_backend_falls_back_to_torch_in_one_line
     assert "torch-cpu" in said.out
     err = [line for line in said.err.splitlines() if line.strip()]
     assert len(err) == 1 and "onnx-cpu is not available" in err[0] and "using torch-cpu" in err[0], err
+
+
+def test_render_never_writes_over_its_input_nor_two_outputs_to_one_file(tmp_path, checkpoint, soundfont, capsys):
+    import os
+
+    from scipy.io import wavfile
+
+    from engine.pitch.synth_hum import HumSpec, make_hum
+
+    # a real hummed take (the old code accompanied it and wrote the mix over it)
+    clip = make_hum(HumSpec(seed=3, register="female", n_notes=3, tempo=100.0))
+    wavfile.write(tmp_path / "take.wav", clip.sample_rate, (clip.audio * 32767).astype(np.int16))
+    src = melody_file(tmp_path / "melody.mid", WALTZ[:6])
+    (tmp_path / "sub").mkdir()
+    os.symlink(src, tmp_path / "link.mid")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "take.wav", src)}
+    model = ["--checkpoint", checkpoint, "--soundfont", str(soundfont)]
+    cases = [
+        ["render", str(tmp_path / "take.wav"), "-o", str(tmp_path / "take.wav")],
+        ["render", str(src), "-o", str(tmp_path / "sub" / ".." / "melody.wav"), "--midi-out", str(src)],
+        ["render", str(src), "-o", str(tmp_path / "a.wav"), "--midi-out", str(tmp_path / "sub" / ".." / "melody.mid")],
+        ["render", str(src), "-o", str(tmp_path / "a.wav"), "--midi-out", str(tmp_path / "link.mid")],
+        ["render", str(src), "-o", str(tmp_path / "x.wav"), "--midi-out", str(tmp_path / "x.wav")],
+    ]
+    for argv in cases:
+        assert main([*argv, *model]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and ("input file" in err or "same file" in err or ".mid" in err), err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "take.wav", src)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.mid", "melody.mid", "sub", "take.wav"]
+    # an existing file linked under another name is still the same file
+    os.symlink(tmp_path / "take.wav", tmp_path / "out.wav")
+    assert main(["render", str(tmp_path / "take.wav"), "-o", str(tmp_path / "out.wav"), *model]) == 2
+    assert "input file" in capsys.readouterr().err
+    assert (tmp_path / "take.wav").read_bytes() == before["take.wav"]
+
+
+def test_outputs_replace_old_files_only_when_the_whole_render_succeeded(tmp_path, checkpoint, soundfont, capsys):
+    import os
+
+    src = melody_file(tmp_path / "m.mid", WALTZ[:6])
+    (tmp_path / "out.wav").write_bytes(b"the take before")
+    (tmp_path / "blocker").write_bytes(b"a file where the MIDI's folder should be")
+    model = ["--checkpoint", checkpoint, "--soundfont", str(soundfont)]
+    # the WAV renders, then the MIDI cannot be written: neither output replaces anything
+    rc = main(["render", str(src), "-o", str(tmp_path / "out.wav"),
+               "--midi-out", str(tmp_path / "blocker" / "band.mid"), *model])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot write" in err and "band.mid" in err and len(err.splitlines()) == 1, err
+    assert (tmp_path / "out.wav").read_bytes() == b"the take before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "m.mid", "out.wav"]
+    # on success both are in place, no temporary file is left, and the umask decides the mode
+    assert main(["render", str(src), "-o", str(tmp_path / "out.wav"), "--midi-out", str(tmp_path / "band.mid"),
+                 *model]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["band.mid", "blocker", "m.mid", "out.wav"]
+    assert read_wav(tmp_path / "out.wav")[1].shape[0] > 48000
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "out.wav").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def _children(pid: int) -> list[int]:
+    import os
+
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def _gone(pid: int) -> bool:
+    """Ended (a zombie of an init that does not reap counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_render_stops_its_audio_process_and_leaves_nothing(tmp_path, checkpoint, soundfont, how):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    src = melody_file(tmp_path / "long.mid", WALTZ * 160, bpm=240.0)      # 16 minutes of audio
+    out = tmp_path / "out"
+    code = "import sys; from liveband.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, "render", str(src), "-o", str(out / "band.wav"),
+                             "--midi-out", str(out / "band.mid"), "--checkpoint", checkpoint,
+                             "--soundfont", str(soundfont)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:    # mid-way: audio is being written
+            parts = list(out.glob(".band.wav.*.part")) if out.is_dir() else []
+            if parts and parts[0].stat().st_size > 2_000_000:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        kids = _children(proc.pid)
+        assert kids, "the render forks its audio process"
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)         # the terminal signals the whole group
+        else:
+            os.kill(proc.pid, signal.SIGTERM)          # `kill PID`: the parent only
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == (130 if how == "ctrl-c" else 128 + signal.SIGTERM)
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and all(line.startswith("liveband render: ") for line in lines), err
+    assert "no output was written" in lines[-1] and ("interrupted" in lines[-1] or "SIGTERM" in lines[-1])
+    assert sorted(p.name for p in out.iterdir()) == [], "no output and no temporary file"
+    deadline = time.monotonic() + 10
+    while not all(_gone(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_gone(k) for k in kids), "the audio process outlived the render"
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 4 MB tmpfs: a real disk that fills up (needs the right to mount, as root has)."""
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_leaves_no_partial_file_and_says_so_in_one_line(tmp_path, small_disk, checkpoint, soundfont,
+                                                                     capsys):
+    src = melody_file(tmp_path / "m.mid", WALTZ * 3, bpm=120.0)     # 36 s: about 7 MB of WAV
+    (small_disk / "band.wav").write_bytes(b"an older mix")
+    rc = main(["render", str(src), "-o", str(small_disk / "band.wav"), "--midi-out", str(small_disk / "band.mid"),
+               "--checkpoint", checkpoint, "--soundfont", str(soundfont)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "band.wav" in err and "No space left on device" in err, err
+    assert sorted(p.name for p in small_disk.iterdir()) == ["band.wav"]
+    assert (small_disk / "band.wav").read_bytes() == b"an older mix"
+
+
+def test_odd_values_get_an_argparse_error_naming_the_option(tmp_path, capsys):
+    src = melody_file(tmp_path / "m.mid", WALTZ[:6])
+    for opt, needle in (("--tempo=--", "argument --tempo"), ("--seed=--", "argument --seed"),
+                        ("--seed=-1", "argument --seed"), ("--seed=x", "argument --seed")):
+        with pytest.raises(SystemExit) as done:
+            main(["render", str(src), "-o", str(tmp_path / "x.wav"), opt])
+        assert done.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert "error:" in err[-1] and needle in err[-1] and "Traceback" not in "\n".join(err), err
+    with pytest.raises(SystemExit):
+        main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--seed", "-1"])
+    assert "argument --seed: must be 0 or more" in capsys.readouterr().err
+
+
+def test_a_midi_header_with_zero_ticks_per_beat_is_one_line_naming_the_file(tmp_path, checkpoint, capsys):
+    src = melody_file(tmp_path / "zero.mid", WALTZ[:6])
+    data = bytearray(src.read_bytes())
+    data[12:14] = b"\x00\x00"
+    src.write_bytes(bytes(data))
+    assert main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(src) in err and "ticks per beat" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zero.mid"]

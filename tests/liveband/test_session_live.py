@@ -15,7 +15,7 @@ from scipy.signal import fftconvolve
 from engine import parts as P
 from engine.events import NOTE_OFF, NOTE_ON
 from engine.renderer import EventLog
-from engine.softaudio import SoftwareAudioServer
+from liveband.bench.softaudio import SoftwareAudioServer
 from liveband.config import AudioConfig, EngineConfig
 from liveband.session import Session
 

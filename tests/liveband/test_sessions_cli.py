@@ -45,3 +45,120 @@ def test_export_errors_are_one_line(liveband_home, tmp_path, capsys):
     assert "19990101-000000" in err and "\n" not in err
     assert main(["sessions", "export"]) == 2
     assert "sessions list" in capsys.readouterr().err
+
+
+# -- hostile sessions folders and export targets (issue 15) -------------------------
+import json  # noqa: E402
+import os  # noqa: E402
+
+import pytest  # noqa: E402
+from fsfaults import read_only_dir  # noqa: E402
+
+
+def _one_line(text: str) -> str:
+    text = text.strip()
+    assert text and "\n" not in text and "Traceback" not in text, text
+    return text
+
+
+@pytest.mark.parametrize("meta", ["[]", "null", '{"seconds": "abc"}', '{"tempo": 96.0, "seconds": 1.', '"x"',
+                                  '{"seconds": NaN}', '{"complete": "yes"}', b"\xff\xfe{}"])
+def test_list_shows_the_good_sessions_and_one_line_per_malformed_one(liveband_home, capsys, meta):
+    good = make_take()
+    bad = sessions_dir() / "20000101-000000"
+    bad.mkdir()
+    (bad / "mix.wav").write_bytes(b"RIFF")
+    (bad / "session.json").write_bytes(meta if isinstance(meta, bytes) else meta.encode())
+    assert main(["sessions", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert good in out and "folk" in out
+    assert bad.name not in out
+    assert bad.name in _one_line(err) and "session.json" in err
+
+
+def test_the_sessions_panel_lists_good_and_malformed_sessions_through_the_same_code(liveband_home, qapp):
+    from engine.recorder import list_sessions
+    from ui.panels import SessionsPanel
+
+    good = make_take()
+    bad = sessions_dir() / "20000101-000000"
+    bad.mkdir()
+    (bad / "mix.wav").write_bytes(b"RIFF")
+    (bad / "session.json").write_text('{"seconds": "abc", "tempo": "fast"}')
+    panel = SessionsPanel()
+    panel.show_sessions(list_sessions(sessions_dir()))
+    items = [panel.session_list.item(i) for i in range(panel.session_list.count())]
+    assert [i.text().split("\n")[0] for i in items] == [good, bad.name]
+    assert "seconds" in items[1].toolTip()
+
+
+def test_export_refuses_a_session_folder_linked_outside(liveband_home, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "mix.wav").write_bytes(b"private")
+    sessions_dir().mkdir(parents=True)
+    (sessions_dir() / "20000101-000000").symlink_to(elsewhere)
+    out = tmp_path / "out"
+    assert main(["sessions", "export", "20000101-000000", "-o", str(out)]) == 2
+    assert "outside" in _one_line(capsys.readouterr().err)
+    assert not out.exists() or not list(out.iterdir())
+    assert main(["sessions", "list"]) == 0
+    assert "outside" in _one_line(capsys.readouterr().err)
+
+
+def test_export_refuses_a_file_linked_outside_and_copies_nothing(liveband_home, tmp_path, capsys):
+    name = make_take()
+    wav = sessions_dir() / name / "mix.wav"
+    wav.unlink()
+    wav.symlink_to("/etc/passwd")
+    out = tmp_path / "out"
+    assert main(["sessions", "export", name, "-o", str(out)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "mix.wav" in err and "outside" in err
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_export_never_overwrites_and_leaves_nothing_half_done(liveband_home, tmp_path, capsys):
+    name = make_take()
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / f"{name}-session.mid"
+    mine.write_bytes(b"my own edit")
+    assert main(["sessions", "export", name, "-o", str(out)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert str(mine) in err and "exists" in err
+    assert mine.read_bytes() == b"my own edit"
+    assert sorted(p.name for p in out.iterdir()) == [mine.name]     # no wav/json, no temp file
+    mine.unlink()
+    assert main(["sessions", "export", name, "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["sessions", "export", name, "-o", str(out)]) == 2  # the second time: refused
+    assert "exists" in _one_line(capsys.readouterr().err)
+    assert len(list(out.iterdir())) == 3
+
+
+def test_export_into_a_read_only_folder_is_one_line(liveband_home, tmp_path, capsys):
+    name = make_take()
+    with read_only_dir(tmp_path / "ro") as ro:
+        assert main(["sessions", "export", name, "-o", str(ro)]) == 2
+        err = _one_line(capsys.readouterr().err)
+        assert str(ro) in err and ("Read-only" in err or "Permission" in err)
+        assert main(["sessions", "export", name, "-o", str(ro / "sub")]) == 2
+        _one_line(capsys.readouterr().err)
+        assert not list(ro.iterdir())
+
+
+def test_export_with_very_long_names_is_one_line(liveband_home, tmp_path, capsys):
+    name = make_take()
+    assert main(["sessions", "export", "x" * 300, "-o", str(tmp_path / "out")]) == 2
+    assert "too long" in _one_line(capsys.readouterr().err)
+    assert main(["sessions", "export", name, "-o", str(tmp_path / ("y" * 300))]) == 2
+    assert "too long" in _one_line(capsys.readouterr().err)
+    # A session folder whose name fits, but NAME-session.json does not.
+    renamed = sessions_dir() / ("z" * 250)
+    (sessions_dir() / name).rename(renamed)
+    out = tmp_path / "out2"
+    assert main(["sessions", "export", renamed.name, "-o", str(out)]) == 2
+    assert "too long" in _one_line(capsys.readouterr().err)
+    assert not list(out.iterdir())
+    json.loads((renamed / "session.json").read_text())        # the source is untouched

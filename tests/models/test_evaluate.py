@@ -117,6 +117,12 @@ def test_pop909_metrics_wire_model_human_and_rules(tmp_path):
     assert 0.0 <= res["note_in_chord"]["rule_based"] <= 1.0
     assert res["accomp_nll_per_token"] == pytest.approx((5 + 4 + 3 + 2) / 4)
     assert res["nll_per_stream"] == {"chord": 5.0, "bass": 4.0, "tenor": 3.0, "alto": 2.0}
+    # ReaLchords' melody-in-chord over the 28 sounding melody frames: E G F (a beat each) over C,
+    # then C for two beats over G7 and Em7. The annotated chords hold E and G (8 of 28); the
+    # model's constant C label holds E, G and the C (24 of 28)
+    assert res["melody_in_chord"]["annotated_chords"] == round(8 / 28, 4)
+    assert res["melody_in_chord"]["model"] == round(24 / 28, 4)
+    assert 0.0 <= res["melody_in_chord"]["rule_based"] <= 1.0
 
 
 def long_piece(bars=16):
@@ -193,6 +199,7 @@ def test_pop909_metrics_also_measure_the_model_as_the_app_plays_it(tmp_path):
     pieces = load_pop909(write_pop909_folder(tmp_path / "pop")).pieces
     res = pop909_metrics(FakeModel(pitch=60), pieces, played_sampler=lambda seed: make_sampler(0.0, seed))
     assert res["note_in_chord"]["model_as_played"] == 0.5 and res["onsets_counted"]["model_as_played"] == 32
+    assert res["melody_in_chord"]["model_as_played"] == round(24 / 28, 4)
     assert "model_as_played" not in pop909_metrics(FakeModel(pitch=60), pieces)["note_in_chord"]
 
 

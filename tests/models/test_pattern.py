@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from models.pattern import Pattern
-from models.tokens import MELODY, NUM_STREAMS, PAD
+from models.pattern import MIN_LOOKAHEAD, Pattern
+from models.tokens import CHORD, MELODY, NUM_STREAMS, PAD
 
 PATTERNS = [
     Pattern("parallel"),
@@ -14,6 +14,10 @@ PATTERNS = [
     Pattern("flattened"),
     Pattern("flattened", order=(0, 1, 2, 3, 4)),
     Pattern("flattened", order=(2, 0, 4, 1, 3), lookahead=2),
+    # offline (render, play-along of a file): the band hears future melody
+    Pattern("delay", delays=(0, 0, 1, 1, 1), lookahead=-4),
+    Pattern("parallel", lookahead=0),
+    Pattern("flattened", lookahead=-2),
 ]
 
 
@@ -77,7 +81,7 @@ def test_measured_properties_of_the_three_kinds():
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"kind": "zigzag"}, {"lookahead": 0}, {"kind": "delay", "delays": (0, -1, 0, 0, 0)},
+    {"kind": "zigzag"}, {"lookahead": MIN_LOOKAHEAD - 1}, {"kind": "delay", "delays": (0, -1, 0, 0, 0)},
     {"kind": "flattened", "order": (0, 0, 1, 2, 3)},
 ])
 def test_bad_pattern_is_refused(kwargs):
@@ -88,3 +92,14 @@ def test_bad_pattern_is_refused(kwargs):
 def test_round_trip_through_dict():
     for p in PATTERNS:
         assert Pattern.from_dict(p.to_dict()) == p
+
+
+def test_an_offline_pattern_sees_the_future_melody_and_keeps_the_online_metric_frames():
+    online, offline = Pattern("delay"), Pattern("delay", lookahead=-4)
+    assert online.online and not offline.online and online.shift == 0
+    assert offline.melody_lag() == {1: -3, 2: -4, 3: -4, 4: -4}   # chord hears t + 3, voices t + 4
+    assert min(offline.offsets) == 0                                 # nothing before position 0
+    for t in range(6):
+        # the position that predicts the chord of t carries t's metric position, as online
+        assert offline.frame_of_position(offline.position(t, CHORD)) == t
+        assert online.frame_of_position(online.position(t, CHORD)) == t

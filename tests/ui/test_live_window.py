@@ -128,7 +128,7 @@ def _melody_midi(path: Path) -> None:
 
 def test_without_an_audio_server_the_window_explains_and_still_renders(themed_app, qtbot, liveband_home,
                                                                        monkeypatch, tmp_path):
-    from engine.softaudio import refresh_portaudio
+    from liveband.bench.softaudio import refresh_portaudio
     from liveband.session import Session
     # No server anywhere: PortAudio finds nothing to play on (this machine has no sound card).
     monkeypatch.setenv("PULSE_SERVER", f"unix:{tmp_path}/no-such-pulse")

@@ -3,7 +3,7 @@ note pitches and latency, on clean and noisy/reverberant clips, for both tracker
 import numpy as np
 import pytest
 
-from engine.bench_pitch import run_clip, summarise
+from liveband.bench.pitch import run_clip, summarise
 from engine.pitch.live import HumTracker
 from hum_corpus import corpus
 
@@ -58,7 +58,7 @@ def test_same_clip_fed_in_different_block_sizes_gives_the_same_notes(clips):
 def test_bench_runs_crepe_full_only_on_a_gpu():
     import torch
 
-    from engine.bench_pitch import TRACKERS, skip_reason
+    from liveband.bench.pitch import TRACKERS, skip_reason
 
     assert TRACKERS["crepe_full"] == ("crepe", {"capacity": "full", "device": "cuda"})
     assert skip_reason("pesto") is None and skip_reason("crepe") is None

@@ -153,6 +153,18 @@ def test_music21_folk_tune_with_chord_symbols():
     assert piece.step_in_bar[4] == 0 and piece.step_in_bar[0] == 8
 
 
+def test_music21_is_an_extra_imported_only_when_a_tune_is_read(monkeypatch):
+    import subprocess
+    import sys
+
+    code = "import sys, models.data, models.data.folk, models.data.corpus; print('music21' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+    monkeypatch.setitem(sys.modules, "music21", None)        # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'liveband\[folk\]'"):
+        load_music21_folk(limit=1)
+
+
 def test_music21_shipped_folk_tunes_carry_no_chord_symbols():
     res = load_music21_folk(limit=300)
     assert res.pieces == [] and res.skipped_count == 300

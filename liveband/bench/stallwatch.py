@@ -1,6 +1,6 @@
 """Machine stall watch for the audio soak: is a missed callback ours, or the machine's?
 
-``python -m engine.stallwatch CPU SECONDS OUT`` (or until SIGTERM) pins itself to one
+``python -m liveband.bench.stallwatch CPU SECONDS OUT`` (or until SIGTERM) pins itself to one
 CPU, asks for SCHED_FIFO (see PRIORITY), sleeps 2 ms at a time and writes every wake-up
 that came more than ``STALL_S`` late to OUT (one "monotonic_start gap_ms" per line).
 A real-time thread that sleeps on its CPU can only wake that late when the CPU ran

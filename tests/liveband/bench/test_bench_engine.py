@@ -1,5 +1,5 @@
 """`liveband bench engine`'s offline half reports a real render's speed (no timing asserts)."""
-from engine.bench_engine import bench_melody, offline
+from liveband.bench.engine import bench_melody, offline
 
 
 def test_offline_bench_reports_speed_of_a_real_render(soundfont):

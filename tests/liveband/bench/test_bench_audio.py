@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 
-from engine import stallwatch
-from engine.bench_audio import AUDIBLE_THRESHOLD, PROBE_THRESHOLD, _Probe, _xruns_vs_stalls
+from liveband.bench import stallwatch
+from liveband.bench.audio import AUDIBLE_THRESHOLD, PROBE_THRESHOLD, _Probe, _xruns_vs_stalls
 
 
 def _blocks(times: list[float], xrun_at: list[int]) -> np.ndarray:
@@ -35,7 +35,7 @@ def test_an_xrun_counts_against_the_machine_only_when_a_stall_overlaps_its_silen
 def test_the_stall_watch_runs_as_its_own_process_and_its_file_reads_back(tmp_path):
     out = tmp_path / "stalls.txt"
     cpu = min(os.sched_getaffinity(0))
-    subprocess.run([sys.executable, "-m", "engine.stallwatch", str(cpu), "0.3", str(out)],
+    subprocess.run([sys.executable, "-m", "liveband.bench.stallwatch", str(cpu), "0.3", str(out)],
                    check=True, timeout=30)
     realtime, gaps = stallwatch.read(str(out))
     assert out.read_text().startswith(f"# cpu {cpu} realtime {int(realtime)}")
@@ -64,7 +64,7 @@ def test_the_gil_probe_names_what_another_thread_was_running_at_a_late_callback(
     counts the running ones (a thread parked in a wait is not a suspect)."""
     import threading
 
-    from engine.bench_audio import _gil_holder_probe, _gil_summary
+    from liveband.bench.audio import _gil_holder_probe, _gil_summary
 
     stop = threading.Event()
     started = threading.Event()

@@ -108,7 +108,7 @@ def live(seconds: float, checkpoint: str | None, backend: str, soundfont: str, l
     from engine.quantiser import Quantiser
     from engine.renderer import PartRenderer
     from engine.sampler import ControlledSampler
-    from engine.softaudio import SoftwareAudioServer
+    from liveband.bench.softaudio import SoftwareAudioServer
     from engine.synth import Synth
 
     acc, used, model = _load(checkpoint, backend, log)

@@ -28,7 +28,7 @@ reports, as JSON:
 
 The soak starts once the audio stream is STREAM_WARMUP_S old (steady play: a new
 PulseAudio stream's leads settle over its first ~15 s); real-time stall watchers
-(engine.stallwatch), one per CPU, tell the xruns the machine caused from ours.
+(liveband.bench.stallwatch), one per CPU, tell the xruns the machine caused from ours.
 
 Runs on the machine it is on: the 2-core build machines are shared, so xruns there say
 as much about the neighbours as about LiveBand.
@@ -47,9 +47,9 @@ import wave
 
 import numpy as np
 
-from engine import stallwatch
+from liveband.bench import stallwatch
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PROBE_THRESHOLD = 1.0 / 32768   # one LSB of the 16-bit sink: the first non-zero sample
 AUDIBLE_THRESHOLD = 1e-3         # -60 dBFS: the first clearly audible sample
@@ -211,7 +211,7 @@ def _timing_rows(audio, ix: np.ndarray) -> np.ndarray:
 
 
 def _xruns_vs_stalls(blocks: np.ndarray, stalls: list[list[tuple[float, float]]]) -> dict:
-    """Each xrun against the machine stalls (engine.stallwatch: a real-time watcher per
+    """Each xrun against the machine stalls (liveband.bench.stallwatch: a real-time watcher per
     CPU that woke late, i.e. that CPU ran nothing of ours). An xrun's silent stretch is
     the time from three callbacks before it to its own; it counts as ``on_any_cpu_stall``
     when a stall on some CPU overlaps that gap (a virtual CPU taken away while one of
@@ -320,7 +320,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
     from engine import parts as P
     from engine.audio_out import TIMING_RING
     from engine.mixer import WORK_RING
-    from engine.softaudio import SoftwareAudioServer
+    from liveband.bench.softaudio import SoftwareAudioServer
     from liveband.config import AudioConfig, EngineConfig
     from liveband.session import Session
 
@@ -329,11 +329,11 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
     old_home = os.environ.get("LIVEBAND_HOME")
     os.environ["LIVEBAND_HOME"] = home
     srv = SoftwareAudioServer("pulse").start()
-    # a real-time stall watcher per CPU (engine.stallwatch), to tell an xrun the machine
+    # a real-time stall watcher per CPU (liveband.bench.stallwatch), to tell an xrun the machine
     # caused (a CPU taken away) from one of ours; started before the session, so their
     # start-up (a fork, two interpreters) is not part of the soak
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    watchers = [(subprocess.Popen([sys.executable, "-m", "engine.stallwatch", str(c), str(seconds + 600.0),
+    watchers = [(subprocess.Popen([sys.executable, "-m", "liveband.bench.stallwatch", str(c), str(seconds + 600.0),
                                    os.path.join(home, f"stalls{c}.txt")], cwd=_REPO_ROOT),
                  os.path.join(home, f"stalls{c}.txt")) for c in cpus]
     result: dict = {"blocksize": blocksize, "block_ms": round(1000.0 * blocksize / rate, 3)}

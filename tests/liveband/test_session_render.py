@@ -1,0 +1,101 @@
+"""The app's Render (Session.render_file) and `liveband render` are one code path: a hummed
+WAV renders from the app, and a file renders to the same band from both, at the file's
+tempo and on the command's default backend. Real checkpoint, real SoundFont."""
+from __future__ import annotations
+
+import wave
+
+import mido
+import numpy as np
+import pytest
+
+from engine.pitch.synth_hum import HumSpec, make_hum
+from liveband import cli
+from liveband.config import EngineConfig
+from liveband.session import Session
+
+SESSION_TEMPO = 150.0    # the window's tempo: a file renders at its own, not this one
+
+
+def hum_wav(path):
+    clip = make_hum(HumSpec(seed=3, n_notes=6, sample_rate=16000))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(clip.audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def melody_mid(path, bpm=90):
+    mid = mido.MidiFile(ticks_per_beat=480)
+    tr = mido.MidiTrack()
+    mid.tracks.append(tr)
+    tr.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
+    for p in (67, 71, 74, 79, 74, 71, 67, 69):
+        tr.append(mido.Message("note_on", note=p, velocity=90, time=0))
+        tr.append(mido.Message("note_off", note=p, velocity=0, time=480))
+    mid.save(str(path))
+    return path
+
+
+def tempos(mid_path) -> set[float]:
+    return {round(mido.tempo2bpm(m.tempo), 3) for t in mido.MidiFile(str(mid_path)).tracks
+            for m in t if m.type == "set_tempo"}
+
+
+def notes(mid_path) -> list[tuple]:
+    """(track, absolute tick, channel, pitch, velocity) of every note start."""
+    out = []
+    for i, t in enumerate(mido.MidiFile(str(mid_path)).tracks):
+        tick = 0
+        for m in t:
+            tick += m.time
+            if m.type == "note_on" and m.velocity > 0:
+                out.append((i, tick, m.channel, m.note, m.velocity))
+    return sorted(out)
+
+
+def cli_render(src, out, mid, cfg: EngineConfig):
+    return cli.main(["render", str(src), "-o", str(out), "--midi-out", str(mid), "--style", cfg.style,
+                     "--temperature", str(cfg.temperature), "--density", str(cfg.density),
+                     "--harmony-follow", str(cfg.harmony_follow), "--seed", str(cfg.seed)])
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    import os
+    old = os.environ.get("LIVEBAND_HOME")
+    os.environ["LIVEBAND_HOME"] = str(tmp_path_factory.mktemp("home"))
+    try:
+        with Session(EngineConfig(tempo=SESSION_TEMPO), start_audio=False) as s:
+            yield s
+    finally:
+        if old is None:
+            os.environ.pop("LIVEBAND_HOME", None)
+        else:
+            os.environ["LIVEBAND_HOME"] = old
+
+
+def test_a_hummed_wav_renders_from_the_app_at_the_recordings_tempo(session, tmp_path):
+    src = hum_wav(tmp_path / "hum.wav")
+    out, mid = tmp_path / "band.wav", tmp_path / "band.mid"
+    fractions: list[float] = []
+    session.render_file(str(src), str(out), str(mid), progress=fractions.append)
+    with wave.open(str(out)) as w:
+        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+        assert w.getnframes() > 2 * w.getframerate()
+    assert np.abs(audio).max() > 1000
+    assert fractions and fractions[-1] == pytest.approx(1.0)
+    assert tempos(mid) == {100.0}                 # a recording plays at 100 BPM, as in the CLI
+    assert len(notes(mid)) > 6
+
+
+def test_the_app_and_the_command_render_a_file_to_the_same_band(session, tmp_path, capsys):
+    src = melody_mid(tmp_path / "tune.mid", bpm=90)
+    session.render_file(str(src), str(tmp_path / "app.wav"), str(tmp_path / "app.mid"))
+    assert cli_render(src, tmp_path / "cli.wav", tmp_path / "cli.mid", session._cfg) == 0
+    assert "onnx-cpu" in capsys.readouterr().out          # the command's default backend
+    assert tempos(tmp_path / "app.mid") == {90.0}         # the file's tempo, not the window's
+    app, cmd = notes(tmp_path / "app.mid"), notes(tmp_path / "cli.mid")
+    assert len(app) > 20 and app == cmd

@@ -1,0 +1,83 @@
+"""The four rooms depend one way: ui -> liveband -> engine -> models. Every import in every
+.py file of a room (inside functions too) is checked, so a lazy import cannot slip past."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ROOMS = ("ui", "liveband", "engine", "models")
+# what each room may import from the others
+MAY_IMPORT = {
+    "ui": {"liveband"},
+    "liveband": {"engine", "models"},
+    "engine": {"models"},
+    "models": set(),
+}
+# ui talks to the session (and reads its config), never to the rest of the shell
+UI_MAY_IMPORT_FROM_LIVEBAND = {"liveband.session", "liveband.config"}
+# the one way back: the `liveband` command opens the window (lazily, in its handler)
+ENTRY_POINTS = {("liveband.commands.play", "ui.app")}
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(path: Path, root: Path) -> set[str]:
+    """Absolute names of the modules a file imports (relative imports resolved)."""
+    me = module_name(path, root)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    mods: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            mods.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                mods.add(".".join(base + ([node.module] if node.module else [])))
+            elif node.module:
+                mods.add(node.module)
+    return mods
+
+
+def violations(root: Path) -> list[str]:
+    found = []
+    for room in ROOMS:
+        files = sorted((root / room).rglob("*.py"))
+        assert len(files) > 3, f"no python files found in {room}/"
+        for f in files:
+            me = module_name(f, root)
+            for mod in sorted(imported_modules(f, root)):
+                top = mod.split(".")[0]
+                if top == room or top not in ROOMS or (me, mod) in ENTRY_POINTS:
+                    continue
+                if top not in MAY_IMPORT[room]:
+                    found.append(f"{f.relative_to(root)} imports {mod} ({room} must not import {top})")
+                elif room == "ui" and mod not in UI_MAY_IMPORT_FROM_LIVEBAND:
+                    found.append(f"{f.relative_to(root)} imports {mod} (ui talks only to "
+                                 f"{', '.join(sorted(UI_MAY_IMPORT_FROM_LIVEBAND))})")
+    return found
+
+
+def test_every_room_imports_only_the_rooms_below_it():
+    assert violations(ROOT) == []
+
+
+def test_the_check_sees_lazy_and_relative_imports(tmp_path):
+    for room in ROOMS:
+        (tmp_path / room).mkdir()
+        for i in range(4):
+            (tmp_path / room / f"m{i}.py").write_text("")
+    (tmp_path / "engine" / "sub").mkdir()
+    (tmp_path / "engine" / "sub" / "__init__.py").write_text("")
+    (tmp_path / "engine" / "sub" / "lazy.py").write_text("def f():\n    from liveband import session\n")
+    (tmp_path / "models" / "rel.py").write_text("from . import m0\nfrom .m1 import x\n")
+    (tmp_path / "ui" / "deep.py").write_text("import liveband.paths\n")
+    assert violations(tmp_path) == [
+        "ui/deep.py imports liveband.paths (ui talks only to liveband.config, liveband.session)",
+        "engine/sub/lazy.py imports liveband (engine must not import liveband)",
+    ]
