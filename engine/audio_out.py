@@ -4,7 +4,7 @@
   its C body (``Mixer.native``): PortAudio calls it directly, it never takes the GIL, so
   no Python thread (generator, pitch tracker, UI, garbage collector) can delay a block.
   It writes the same per-block timing rows as the Python callback into the same arrays.
-  Otherwise (no C library: ``engine.native.notice()`` says why) the Python callback
+  Otherwise (no C library: ``Mixer.native_why`` says why) the Python callback
   ``_callback`` calls ``Mixer.process``.
 - The callback only renders and counts (xruns from ``status.output_underflow``, errors
   turned into silence so PortAudio never aborts the stream).

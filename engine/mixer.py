@@ -296,6 +296,7 @@ class Mixer:
         self._bridge: _TapBridge | None = None
         self._live = False
         self._native = None
+        self.native_why: str | None = "Python body requested"   # why not C (None: C runs)
         self._lib = None
         self._keep: list = []        # everything ever published to the C side
         self._write_metro()
@@ -312,6 +313,7 @@ class Mixer:
             if fns is None:
                 why = f"{type(self.synth).__name__} has no FluidSynth handle"
         if lib is None or fns is None:
+            self.native_why = why
             if required:
                 raise RuntimeError(f"the C mixer is not available: {why}")
             return
@@ -327,6 +329,7 @@ class Mixer:
         st.cbuf = a(self._cbuf)
         st.work_ns, st.work_frames, st.work_ring = a(self.work_ns), a(self.work_frames), WORK_RING
         self._native = st
+        self.native_why = None
         self._native_addr = ctypes.addressof(st)
         self._lib = lib
 

@@ -1,7 +1,7 @@
 """The C audio callback (callback.c): its build, its loading, and the memory layouts it shares.
 
 ``lib()`` returns the loaded library, or None when it cannot be built or loaded; the
-reason is in ``unavailable`` (one line). scripts/setup.sh builds it; ``lib()`` also
+reason is in ``unavailable`` (one line; the session shows it as a notice). scripts/setup.sh builds it; ``lib()`` also
 (re)builds it when the .so is missing or older than callback.c and a C compiler exists,
 writing a temporary file in this folder and renaming it into place.
 
@@ -150,13 +150,6 @@ def lib():
 def callback_address() -> int:
     """Address of ``lb_pa_callback`` (a PaStreamCallback)."""
     return ctypes.cast(_lib.lb_pa_callback, _p).value
-
-
-def notice() -> str | None:
-    """One line when the Python callback is in use because the C one is not."""
-    if lib() is not None:
-        return None
-    return f"audio callback: using the Python fallback ({unavailable}); GIL-holding work can delay blocks"
 
 
 def addr(a) -> int:

@@ -315,8 +315,14 @@ def _hum_file(folder: str, sample_rate: int, seconds: float) -> str | None:
     return path
 
 
+def _burners(n: int) -> list[subprocess.Popen]:
+    """``n`` processes that each keep a CPU busy (a pure-Python loop) beside the soak: the
+    laptop on stage with other work running."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
 def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: str | None = None,
-         log=None, notes_path: str | None = None) -> dict:
+         log=None, notes_path: str | None = None, load: int = 0) -> dict:
     from engine import parts as P
     from engine.audio_out import TIMING_RING
     from engine.mixer import WORK_RING
@@ -336,7 +342,9 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
     watchers = [(subprocess.Popen([sys.executable, "-m", "liveband.bench.stallwatch", str(c), str(seconds + 600.0),
                                    os.path.join(home, f"stalls{c}.txt")], cwd=_REPO_ROOT),
                  os.path.join(home, f"stalls{c}.txt")) for c in cpus]
-    result: dict = {"blocksize": blocksize, "block_ms": round(1000.0 * blocksize / rate, 3)}
+    result: dict = {"blocksize": blocksize, "block_ms": round(1000.0 * blocksize / rate, 3),
+                    "busy_processes": int(load)}
+    burners = _burners(load)
     try:
         cfg = EngineConfig(tempo=110.0, count_in_bars=0, checkpoint=checkpoint)
         with Session(cfg, AudioConfig(sample_rate=rate, blocksize=blocksize)) as s:
@@ -484,6 +492,8 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             "machine_stalls": _stall_summary(stalls, watch_rt),
             "xruns_vs_machine_stalls": _xruns_vs_stalls(blocks, stalls),
             "callback_realtime": bool(s.audio.realtime),
+            # "c": engine/native's callback, which never waits for the GIL; "python": the fallback
+            "callback": "c" if s.mixer.native else "python",
             "server_client_threads_realtime": int(s.audio.io_threads_realtime),
             "reported_output_latency_ms": round(snap.audio_latency_ms, 2),
             "work_ms": _percentiles(w), "work_fraction_of_block": _percentiles(load),
@@ -543,6 +553,9 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                            "slow_callback_starts": gil_events}, f)
         return result
     finally:
+        for proc in burners:
+            proc.kill()
+            proc.wait()
         for proc, _ in watchers:
             if proc.poll() is None:
                 proc.kill()
@@ -555,6 +568,10 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
 
 
 def main(args) -> int:
+    if (getattr(args, "load", 0) or 0) < 0:
+        from liveband.cli import UserError
+
+        raise UserError(f"--load must be 0 or more busy processes, got {args.load}")
     quick = bool(getattr(args, "quick", False))
     seconds = getattr(args, "seconds", None) or (20.0 if quick else 600.0)
     sizes = [args.blocksize] if getattr(args, "blocksize", None) else [256, 128]
@@ -569,6 +586,7 @@ def main(args) -> int:
     for bs in sizes:
         log(f"bench audio: {bs} frames for {seconds:g} s")
         out["runs"].append(soak(bs, seconds, checkpoint=getattr(args, "checkpoint", None), log=log,
+                                load=int(getattr(args, "load", 0) or 0),
                                 notes_path=f"{notes}.{bs}.json" if notes else None))
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
