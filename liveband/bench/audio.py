@@ -58,14 +58,19 @@ PROBE_QUIET_S = 0.15             # digital silence before a probe (monitor onset
 
 
 class _Probe:
-    """Mixer tap: once armed, finds the first sample above PROBE_THRESHOLD (``hit``) and
-    the first above AUDIBLE_THRESHOLD (``hit_audible``); tracks the last sample above
-    PROBE_THRESHOLD (``last_loud``, on the audio clock) so a probe starts from silence;
-    forwards every block to the next tap (the recorder). Thread: audio (write)."""
+    """Mixer tap: once armed, finds the first sample at or after ``armed_from`` above
+    PROBE_THRESHOLD (``hit``) and the first above AUDIBLE_THRESHOLD (``hit_audible``);
+    tracks the last sample above PROBE_THRESHOLD (``last_loud``, on the audio clock) and
+    the end of what it has seen (``upto``) so a probe starts from silence; forwards every
+    block to the next tap (the recorder). Thread: audio (write), or the mixer's tap
+    thread behind the C callback, which hands blocks on a few ms (under load, tens of ms)
+    after they were rendered: hence ``armed_from`` and ``upto``, not the mixer's clock."""
 
     def __init__(self, nxt, max_block: int) -> None:
         self.next = nxt
         self.armed = False
+        self.armed_from = 0
+        self.upto = 0
         self.hit: int | None = None
         self.hit_audible: int | None = None
         self.last_loud = 0
@@ -83,14 +88,17 @@ class _Probe:
         np.greater(a, PROBE_THRESHOLD, out=m)
         if m.any():
             self.last_loud = clock + n - 1 - int(m[::-1].argmax())
-            if self.armed and self.hit is None:
-                self.hit = clock + int(m.argmax())
+            # samples rendered before the probe was armed never count as its hit
+            lo = max(0, self.armed_from - clock)
+            if self.armed and self.hit is None and lo < n and m[lo:].any():
+                self.hit = clock + lo + int(m[lo:].argmax())
         if self.armed and self.hit is not None:
             np.greater(a, AUDIBLE_THRESHOLD, out=m)
-            i = int(m.argmax())
-            if m[i]:
-                self.hit_audible = clock + i
+            lo = max(0, self.hit - clock)
+            if lo < n and m[lo:].any():
+                self.hit_audible = clock + lo + int(m[lo:].argmax())
                 self.armed = False
+        self.upto = clock + n
         return True
 
     def quiet_since(self, clock: int) -> int:
@@ -410,7 +418,8 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     blocks_log.append(_timing_rows(s.audio, ix))
                     entry_upto = n
                     next_drain = now + 1.0
-                if now >= next_probe and probe.quiet_since(s.mixer.clock) > PROBE_QUIET_S * rate:
+                if now >= next_probe and probe.quiet_since(probe.upto) > PROBE_QUIET_S * rate:
+                    probe.armed_from = s.mixer.clock
                     probe.armed = True
                     xr_before, late_before = s.mixer.xruns, s.mixer.late_events
                     line_before = _dac_line(s.audio)

@@ -1,4 +1,5 @@
-"""The C audio callback (engine/native) keeps playing while another thread holds the GIL.
+"""The C audio callback (engine/native): it renders exactly what the Python mixer body
+renders, and keeps playing while another thread holds the GIL.
 
 Contrast with the Python callback: the same stream, the same chord and the same GIL hog
 give it underflows and holes in the sink's output; the C one gives none of ours."""
@@ -14,7 +15,7 @@ import pytest
 
 from engine import native
 from engine.audio_out import AudioOut
-from engine.events import IMMEDIATE, NOTE_ON, PROGRAM, EventQueue
+from engine.events import CONTROL, IMMEDIATE, NOTE_ON, PROGRAM, EventQueue
 from engine.mixer import Mixer
 from engine.synth import Synth
 
@@ -105,3 +106,75 @@ def test_a_thread_holding_the_gil_cannot_delay_the_c_callback(pulse_server, soun
     else:
         # the contrast: what the same test catches in a callback that needs the GIL
         assert xruns - len(theirs) >= 10 and holes >= 10, (xruns, holes)
+
+
+def _session_of_events(soundfont, use_c: bool) -> tuple:
+    """A random mix of band and player events over two queues (player phases, pedal, a
+    note flood, a panic, volume, mute, programs, metronome, limiter) rendered in odd
+    block sizes; returns everything the mixer produced."""
+    with Synth(soundfont, sample_rate=SR) as synth:
+        mixer = Mixer(synth, SR, 512, native=use_c, master_gain=3.0)
+        assert mixer.native == use_c
+        mixer.enable_player_phases(3)
+        blocks = []
+
+        class Tap:
+            def write(self, block, clock):
+                blocks.append((clock, block.copy()))
+
+        mixer.set_tap(Tap())
+        log = EventQueue(1 << 14)
+        mixer.set_event_log(log)
+        band, player = EventQueue(1 << 14), EventQueue(1 << 14)
+        mixer.add_queue(band)
+        mixer.add_queue(player)
+        rng = np.random.default_rng(1)
+        t = 0
+        for i in range(400):
+            t += int(rng.integers(0, 700))
+            kind = int(rng.choice([1, 1, 2, 3, 4, 5]))
+            ch = int(rng.choice([0, 2, 9, 3, 3]))
+            d1 = int(rng.choice([7, 64, 10, 123])) if kind == CONTROL else int(rng.integers(30, 90))
+            (player if ch == 3 else band).push(t, kind, ch, d1, int(rng.integers(0, 128)))
+        player.push(t + 10, CONTROL, 3, 64, 127)
+        for i in range(600):                              # a pedalled flood on the player's channel
+            player.push(t + 20 + i * 2, NOTE_ON, 3, int(rng.integers(20, 110)), 100)
+        mixer.set_metronome(True, origin=1000, samples_per_beat=12000.5, beats_per_bar=3)
+        a = mixer.render(SR * 3, block=200)
+        mixer.set_channel_volume(2, 0.5)
+        mixer.set_program(0, 40)
+        mixer.set_channel_mute(9, True)
+        b = mixer.render(SR * 3, block=512)
+        mixer.all_notes_off()
+        c = mixer.render(SR, block=97)
+        events = np.zeros(4096, dtype=log._buf.dtype)
+        n = log.pop_until(10 ** 12, events)
+        return (np.concatenate([a, b, c]), events[:n].copy(), blocks,
+                (mixer.clock, mixer.blocks, mixer.late_events, mixer.events_applied, mixer.dropped_notes,
+                 mixer.peak, mixer.gain_reduction_db, synth.frames_rendered))
+
+
+def test_the_c_mixer_renders_exactly_what_the_python_body_renders(soundfont):
+    c_out, c_log, c_tap, c_stats = _session_of_events(soundfont, True)
+    py_out, py_log, py_tap, py_stats = _session_of_events(soundfont, False)
+    assert np.abs(py_out).max() > 0.5 and py_stats[4] > 0       # loud (limited), and notes dropped
+    np.testing.assert_array_equal(c_out, py_out)
+    np.testing.assert_array_equal(c_log, py_log)
+    assert c_stats == py_stats
+    assert [c for c, _ in c_tap] == [c for c, _ in py_tap]
+    np.testing.assert_array_equal(np.concatenate([b for _, b in c_tap]), np.concatenate([b for _, b in py_tap]))
+
+
+def test_without_the_library_the_python_body_plays_and_says_why(soundfont, monkeypatch):
+    monkeypatch.setattr(native, "_tried", True)
+    monkeypatch.setattr(native, "_lib", None)
+    monkeypatch.setattr(native, "unavailable", "cannot build _callback.so: no C compiler")
+    with Synth(soundfont, sample_rate=SR, reverb=False) as synth:
+        mixer = Mixer(synth, SR, 256)
+        assert not mixer.native and "no C compiler" in mixer.native_why
+        q = EventQueue()
+        mixer.add_queue(q)
+        q.push(0, NOTE_ON, 0, 60, 100)
+        assert np.abs(mixer.render(4800)).max() > 0.01
+        with pytest.raises(RuntimeError, match="no C compiler"):
+            Mixer(synth, SR, 256, native=True)
