@@ -73,6 +73,8 @@ LATENCY_LOWER_YOUNG_S = 2.0  # ~10 s): its latency comes down after this instead
 SLOW_START_S = 0.002         # a callback this late into Python waited for the GIL
 LINE_REFRESH_S = 0.02        # refresh_line() recomputes the DAC line this often ...
 LINE_FRESH_S = 0.1           # ... and a stamp uses a line this young without recomputing
+GC_PERIOD_S = 0.5            # collect_garbage(): the young generations this often ...
+GC_FREEZE_ABOVE = 5000       # ... unless this many new objects wait (a load): frozen instead
 
 
 # Audio-server client threads started inside PortAudio that carry the stream's data
@@ -222,6 +224,8 @@ class AudioOut:
         self._blocks_at_check = -1
         self._check_time = 0.0
         self._gc_was_enabled = True
+        self._gc_held = False
+        self._gc_last = 0.0
         self._old_switch = sys.getswitchinterval()
         self._wanted = False
         # Per-block timing ring (written by the callback, read by anyone): where each
@@ -670,14 +674,34 @@ class AudioOut:
         gc.collect()
         gc.freeze()          # what exists now is never scanned again while we play
         gc.disable()
+        self._gc_held, self._gc_last = True, time.monotonic()
         self._old_switch = sys.getswitchinterval()
         sys.setswitchinterval(self.switch_interval)
 
     def _release_gc(self) -> None:
+        self._gc_held = False
         sys.setswitchinterval(self._old_switch)
         gc.unfreeze()
         if self._gc_was_enabled:
             gc.enable()
+
+    def collect_garbage(self) -> None:
+        """While this stream holds automatic collection off: collect generations 0 and 1
+        every GC_PERIOD_S, which takes well under a block. A burst of new objects (a model
+        or tracker loading) is frozen instead: scanning it would hold the GIL for far
+        longer than a block. Cyclic garbage that outlived a young collection waits in
+        generation 2 until the stream stops. Thread: owner, never the callback."""
+        if not self._gc_held:
+            return
+        now = time.monotonic()
+        if now - self._gc_last < GC_PERIOD_S:
+            return
+        self._gc_last = now
+        young = gc.get_count()[0]
+        if young > GC_FREEZE_ABOVE:
+            gc.freeze()
+        elif young > 0:
+            gc.collect(1)
 
     def watch(self) -> str | None:
         """Check the stream's health; restart it when its device is back. Returns a

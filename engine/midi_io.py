@@ -34,7 +34,8 @@ CC_ALL_SOUND_OFF, CC_RESET_CONTROLLERS = 120, 121
 # Note-ons passed at once, and per second after that: far beyond two hands (a ten-finger
 # chord, a fast glissando), so only a runaway device or a MIDI file dumped at once loses
 # notes, and the audio callback never gets a burst of hundreds to start in one block.
-NOTE_BURST, NOTE_RATE = 32, 200.0
+# 16 at once is what the player's synths can start in one period (engine.mixer: 4 x 4).
+NOTE_BURST, NOTE_RATE = 16, 200.0
 _stderr_lock = threading.Lock()
 
 

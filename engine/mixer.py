@@ -27,6 +27,9 @@ counters, controls and the metronome live in numpy arrays the C side reads and w
 (``_ints``, ``_dbls``, the per-channel arrays), queues and the tap are published to it as
 descriptor tables that stay alive.
 
+It counts the xruns the audio stream reports (``xruns``), and apart those beside sound
+(``audible_xruns``: the player's dropout counter; an idle stream's gaps are silence).
+
 Thread contract: ``process`` runs on one thread (audio live, render offline). It
 allocates no numpy buffers (only Python scalars/views), does no I/O, no logging, and
 takes no lock. Every ``set_*`` method is "Thread: any" (a plain attribute/element store
@@ -111,6 +114,17 @@ def _native_functions():
     return native_functions()
 
 
+def _overrides_synth(synth) -> bool:
+    """True when ``synth`` changes what the callback calls (a subclass's own render_into,
+    note or control methods): C would bypass them, so such a synth plays through Python."""
+    try:
+        from engine.synth import Synth
+    except ImportError:
+        return True
+    names = ("render_into", "note_on", "note_off", "control_change", "set_program", "active_voices", "twin")
+    return not isinstance(synth, Synth) or any(getattr(type(synth), n) is not getattr(Synth, n) for n in names)
+
+
 def _callback_synth(synth, hold_gil: bool):
     """The synth interface the callback uses: GIL-holding bindings for engine.synth.Synth
     when possible, else the object itself (any Synth-like object works)."""
@@ -192,6 +206,7 @@ class _TapBridge:
         if t is not None:
             self._stop.set()
             t.join(timeout=2.0)
+AUDIBLE = 1e-3               # -60 dBFS: a gap beside quieter output is not heard (callback.c too)
 
 
 class Mixer:
@@ -205,6 +220,8 @@ class Mixer:
     clock = _int_field(_nat.I_CLOCK)                 # master clock: samples rendered so far
     blocks = _int_field(_nat.I_BLOCKS)
     xruns = _int_field(_nat.I_XRUNS)
+    audible_xruns = _int_field(_nat.I_AUDIBLE_XRUNS)   # xruns beside sound (what the listener hears)
+    nonfinite_blocks = _int_field(_nat.I_NONFINITE)    # blocks of NaN/inf audio replaced by silence
     late_events = _int_field(_nat.I_LATE)            # events that arrived after their time
     events_applied = _int_field(_nat.I_APPLIED)
     _ctl_version = _int_field(_nat.I_CTL_VERSION)
@@ -309,9 +326,9 @@ class Mixer:
         fns = None
         if lib is not None:
             ref = getattr(self.synth, "native_ref", None)
-            fns = _native_functions() if ref is not None else None
+            fns = _native_functions() if ref is not None and not _overrides_synth(self.synth) else None
             if fns is None:
-                why = f"{type(self.synth).__name__} has no FluidSynth handle"
+                why = f"{type(self.synth).__name__} is not engine.synth.Synth's own FluidSynth"
         if lib is None or fns is None:
             self.native_why = why
             if required:
@@ -633,6 +650,7 @@ class Mixer:
         t_start = time.perf_counter_ns()
         if xrun:
             self.xruns += 1
+        before = self.peak           # the end of the last block, just before the gap
         frames = out.shape[0]
         clock = self.clock
         t_end = clock + frames
@@ -683,6 +701,7 @@ class Mixer:
                 if t != IMMEDIATE and t < clock:
                     self.late_events += 1
                 kind, ch, d1, d2 = int(ek[i]), int(ec[i]), int(e1[i]), int(e2[i])
+                dropped = self.dropped_notes
                 if ch == pch:
                     pos = self._player_event(out, best_off, clock + best_off, pos, kind, ch, d1, d2)
                 else:
@@ -691,7 +710,7 @@ class Mixer:
                         pos = best_off
                     self._apply_event(synth, kind, ch, d1, d2)
                 self.events_applied += 1
-                if log is not None:
+                if log is not None and self.dropped_notes == dropped:   # a take holds what was heard
                     log.push(clock + best_off, kind, ch, d1, d2)
         if pos < frames:
             synth.render_into(out, pos, frames)
@@ -711,6 +730,8 @@ class Mixer:
             for k in range(len(extra)):
                 np.add(piece, xbuf[k, s:e], out=piece)
             self._master_and_limit(piece, e - s)
+            if xrun and s == 0 and (before >= AUDIBLE or self.peak >= AUDIBLE or metro[0]):
+                self.audible_xruns += 1
             if tap is not None:
                 tap.write(piece, clock + s)
             if metro[0]:
@@ -809,6 +830,7 @@ class Mixer:
         if not math.isfinite(peak):
             out.fill(0.0)
             peak = 0.0
+            self.nonfinite_blocks += 1
         ceiling = self._ceiling
         target = 1.0 if peak <= ceiling else ceiling / peak
         g0 = self._gain

@@ -101,6 +101,25 @@ class RenderSettings:
 
 
 @dataclass
+class MixStats:
+    """What the limiter had to do to the mix: where a render clipped, for the user."""
+    limited_frames: int = 0              # frames rendered while the limiter held the mix down
+    max_gain_reduction_db: float = 0.0   # how far the mix went over the limiter's ceiling
+    nonfinite_blocks: int = 0            # blocks of NaN/inf audio replaced by silence
+
+    def notices(self, sample_rate: int) -> list[str]:
+        """One line per problem (none for a clean mix), as transcribe reports its input's."""
+        out = []
+        if self.limited_frames:
+            out.append(f"the mix clipped: peaks up to {self.max_gain_reduction_db:.1f} dB over full scale were "
+                       f"held down by the limiter for {self.limited_frames / sample_rate:.1f} s")
+        if self.nonfinite_blocks:
+            out.append(f"{self.nonfinite_blocks} blocks of invalid (NaN/inf) audio from the synth were "
+                       "replaced by silence")
+        return out
+
+
+@dataclass
 class RenderResult:
     events: list[tuple[int, int, int, int, int]]   # band + melody, time-ordered, samples
     clock: Clock
@@ -110,6 +129,7 @@ class RenderResult:
     seconds_wall: float = 0.0
     late_mixer_events: int = 0
     steps: int = 0
+    mix: MixStats = field(default_factory=MixStats)
 
 
 class _WavWriter:
@@ -143,6 +163,21 @@ def melody_events(melody: Melody, clock: Clock) -> list[tuple[int, bool, int, in
     return out
 
 
+def _end_step(melody: Melody, clock: Clock, s: RenderSettings) -> int:
+    """The band commits steps before this one: the end of the bar after the melody's
+    last note, then ``tail_bars`` more."""
+    last_step = int(math.ceil(melody.end_beat * 4 - 1e-9))
+    return (last_step // clock.bar_steps + 1 + s.tail_bars) * clock.bar_steps
+
+
+def render_frames(melody: Melody, settings: RenderSettings) -> int:
+    """Frames of audio ``render_melody`` will write for ``melody`` (tail and release
+    included), known before anything is rendered."""
+    s = settings
+    clock = Clock(s.sample_rate, s.tempo, s.meter, s.count_in_bars)
+    return clock.step_time(_end_step(melody, clock, s)) + int(s.release_s * s.sample_rate)
+
+
 def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSettings,
                   soundfont: str | Path, wav_path: str | Path | None = None, *,
                   keep_audio: bool = False, backend: str = "",
@@ -169,9 +204,7 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
     # the melody the mixer plays, as the MIDI file records it
     mel_log = [(t, NOTE_ON if on else NOTE_OFF, P.MELODY.channel, pitch, vel)
                for t, on, pitch, vel in mel] if play_melody else []
-    # last band step: the end of the bar after the melody's last note
-    last_step = int(math.ceil(melody.end_beat * 4 - 1e-9))
-    end_step = (last_step // clock.bar_steps + 1 + s.tail_bars) * clock.bar_steps
+    end_step = _end_step(melody, clock, s)
     job = _Job(s, clock, mel, play_melody, end_step, clock.step_time(end_step),
                clock.step_time(end_step) + int(s.release_s * s.sample_rate),
                Path(soundfont), synth_gain, None if wav_path is None else Path(wav_path))
@@ -183,13 +216,13 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
                                   backend=backend, offline=True)
 
     if s.synth_process and not s.worker_thread and _FORK is not None:
-        gen, audio, late_events = _render_two_processes(job, generator, renderer, log, keep_audio, progress)
+        gen, audio, late_events, mix = _render_two_processes(job, generator, renderer, log, keep_audio, progress)
     else:
-        gen, audio, late_events = _render_one_process(job, generator, renderer, log, keep_audio, progress)
+        gen, audio, late_events, mix = _render_one_process(job, generator, renderer, log, keep_audio, progress)
     # band before melody at equal times, whatever the threads' interleaving
     events = sorted(log.events + mel_log, key=lambda e: e[0])
     return RenderResult(events, clock, job.total, gen.metrics(), audio, time.perf_counter() - t_wall,
-                        late_events, gen.steps)
+                        late_events, gen.steps, mix)
 
 
 @dataclass(frozen=True)
@@ -209,7 +242,7 @@ class _Job:
 
 def _audio_loop(job: _Job, mixer: Mixer, band_q: EventQueue, writer: "_WavWriter | None",
                 audio: np.ndarray | None, before: Callable[[int, int], None],
-                after: Callable[[], None]) -> None:
+                after: Callable[[], None]) -> MixStats:
     """The audio callback's stand-in: ``before(now, n)`` returns once the band is queued
     through the block [now, now + n); then the player's notes of the block are queued and
     ``Mixer.process`` renders it. Thread: whichever thread owns the mixer."""
@@ -221,6 +254,7 @@ def _audio_loop(job: _Job, mixer: Mixer, band_q: EventQueue, writer: "_WavWriter
     buf = np.zeros((s.block, 2), np.float32)
     mi = 0
     total = job.total
+    stats = MixStats()
     while mixer.clock < total:
         now = mixer.clock
         n = min(s.block, total - now)
@@ -233,15 +267,21 @@ def _audio_loop(job: _Job, mixer: Mixer, band_q: EventQueue, writer: "_WavWriter
             mi += 1
         view = buf[:n]
         mixer.process(view)
+        if mixer.gain_reduction_db > 0.0:
+            stats.limited_frames += n
+            stats.max_gain_reduction_db = max(stats.max_gain_reduction_db, mixer.gain_reduction_db)
         if writer is not None:
             writer.write(view)
         if audio is not None:
             audio[now:now + n] = view
         after()
+    stats.nonfinite_blocks = mixer.nonfinite_blocks
+    return stats
 
 
 def _render_one_process(job: _Job, generator, renderer: PartRenderer, log: EventLog,
-                        keep_audio: bool, progress) -> tuple[StreamingGenerator, np.ndarray | None, int]:
+                        keep_audio: bool, progress) -> tuple[StreamingGenerator, np.ndarray | None, int,
+                                                             MixStats]:
     """Model and synth take turns in this process (``worker_thread``: the generator in its
     live worker thread on the simulated clock, this thread waiting for it)."""
     s = job.settings
@@ -288,18 +328,19 @@ def _render_one_process(job: _Job, generator, renderer: PartRenderer, log: Event
                 progress(mixer.clock, job.total)
 
         try:
-            _audio_loop(job, mixer, band_q, writer, audio, before, after)
+            mix = _audio_loop(job, mixer, band_q, writer, audio, before, after)
         finally:
             gen.stop()
             if writer is not None:
                 writer.close()
-        return gen, audio, mixer.late_events
+        return gen, audio, mixer.late_events, mix
     finally:
         synth.close()
 
 
 def _render_two_processes(job: _Job, generator, renderer: PartRenderer, log: EventLog,
-                          keep_audio: bool, progress) -> tuple[StreamingGenerator, np.ndarray | None, int]:
+                          keep_audio: bool, progress) -> tuple[StreamingGenerator, np.ndarray | None, int,
+                                                               MixStats]:
     """The band in this process, the audio in a forked one, at the same time.
 
     Why: the model's steps and the audio (FluidSynth, mixer, limiter, WAV) are each
@@ -363,7 +404,8 @@ def _render_two_processes(job: _Job, generator, renderer: PartRenderer, log: Eve
         proc.join()
         if progress is not None:
             progress(job.total, job.total)
-        return gen, audio, value
+        late_events, mix = value
+        return gen, audio, late_events, mix
     finally:
         conn.close()
         if proc.is_alive():
@@ -384,7 +426,7 @@ def _raise_child_error(conn, proc) -> None:
 
 def _audio_process(job: _Job, conn, audio: np.ndarray | None, audio_clock, parent_conn=None,
                    parent_pid: int | None = None) -> None:
-    """The forked audio half: synth, mixer, WAV. Sends ("done", late mixer events) or
+    """The forked audio half: synth, mixer, WAV. Sends ("done", (late mixer events, MixStats)) or
     ("error", exception). Thread: the child process's only thread.
 
     It never outlives the parent: it closes the parent's end of the pipe it inherited
@@ -421,11 +463,11 @@ def _audio_process(job: _Job, conn, audio: np.ndarray | None, audio_clock, paren
             def after() -> None:
                 audio_clock.value = mixer.clock
 
-            _audio_loop(job, mixer, band_q, writer, audio, before, after)
+            mix = _audio_loop(job, mixer, band_q, writer, audio, before, after)
             if writer is not None:
                 writer.close()
                 writer = None
-            conn.send(("done", mixer.late_events))
+            conn.send(("done", (mixer.late_events, mix)))
         finally:
             if writer is not None:
                 writer.close()

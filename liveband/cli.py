@@ -29,6 +29,17 @@ def _seed(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
+
+
 def _engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("band")
     g.add_argument("--style", choices=STYLES, default="pop")
@@ -62,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output .wav")
     p.add_argument("--midi-out", default=None, help="also write a multi-track .mid")
     p.add_argument("--tracker", choices=("pesto", "crepe"), default="pesto", help="pitch tracker for WAV input")
+    p.add_argument("--max-minutes", type=_positive, default=None, metavar="N",
+                   help="refuse a render longer than N minutes of audio (default 120)")
     _engine_options(p)
 
     p = sub.add_parser("transcribe", help="hummed/sung WAV -> melody MIDI")

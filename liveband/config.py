@@ -2,7 +2,7 @@
 the CLI parser and the UI build these objects, the engine only reads them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from models.tokens import METERS, STYLES
 

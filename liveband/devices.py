@@ -57,12 +57,63 @@ def _midi_rows() -> list[tuple[str, str, str]]:
     return rows
 
 
+# SoundFont 2.04 "pdta" sub-chunks and their record sizes, in the order the spec fixes
+_PDTA = {b"phdr": 38, b"pbag": 4, b"pmod": 10, b"pgen": 4, b"inst": 22, b"ibag": 4, b"imod": 10,
+         b"igen": 4, b"shdr": 46}
+
+
+def soundfont_problem(path: str | os.PathLike) -> str | None:
+    """None when ``path`` has the structure of a SoundFont 2 file (RIFF 'sfbk' whose size
+    matches the file, with INFO, sdta and pdta lists and whole pdta records), else why
+    not, in a few words. Reads only chunk headers, so it is cheap on a 140 MB font."""
+    import struct
+
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+                return "not a SoundFont 2 file (no RIFF 'sfbk' header)"
+            riff_end = 8 + struct.unpack("<I", head[4:8])[0]
+            if riff_end > size:
+                return f"truncated ({size} of {riff_end} bytes)"
+            lists: dict[bytes, tuple[int, int]] = {}
+            pos = 12
+            while pos + 12 <= riff_end:
+                f.seek(pos)
+                cid, clen, kind = struct.unpack("<4sI4s", f.read(12))
+                if cid == b"LIST":
+                    lists[kind] = (pos + 12, pos + 8 + clen)
+                pos += 8 + clen + (clen & 1)
+            missing = [k.decode() for k in (b"INFO", b"sdta", b"pdta") if k not in lists]
+            if missing:
+                return f"not a SoundFont 2 file (no {', '.join(missing)} list)"
+            pos, end = lists[b"pdta"]
+            for cid, rec in _PDTA.items():
+                f.seek(pos)
+                got = f.read(8)
+                if pos + 8 > end or len(got) < 8:
+                    return f"damaged: the preset data ends before '{cid.decode()}'"
+                gid, glen = struct.unpack("<4sI", got)
+                least = 2 if cid in (b"phdr", b"inst", b"shdr") else 1    # entries + the terminal one
+                if gid != cid or glen % rec or glen < least * rec:
+                    return f"damaged: bad '{cid.decode()}' chunk in the preset data"
+                pos += 8 + glen
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})"
+    return None
+
+
 def _soundfont_rows() -> list[tuple[str, str, str]]:
     from liveband.paths import find_soundfont
     try:
         sf = find_soundfont()
     except FileNotFoundError as exc:
         return [("SoundFont", "missing", str(exc))]
+    problem = soundfont_problem(sf)
+    if problem is not None:
+        return [("SoundFont", "unusable", f"{sf}: {problem}; pass --soundfont FILE.sf2 or set "
+                 f"LIVEBAND_SOUNDFONT (the Debian GM font: 'sudo apt-get install --reinstall fluid-soundfont-gm')")]
     return [("SoundFont", str(sf), f"{sf.stat().st_size / 1e6:.0f} MB")]
 
 

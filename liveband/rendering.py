@@ -41,12 +41,18 @@ def band_timing(melody: Melody, tempo: float | None = None, meter: str | None = 
 
 def open_band(melody: Melody, backend: str | None = None, checkpoint: str | None = None,
               say: Callable[[str], None] = print) -> tuple[Melody, object, str]:
-    """The model on ``backend`` (default onnx-cpu, with the usual fallback) and the melody
-    moved by octaves into the model's range. Returns (melody, accompanist, backend used);
+    """The model on ``backend`` (default onnx-cpu, with the usual fallback; default model:
+    the shipped offline teacher, see ``models.runtime.default_offline_checkpoint``) and the
+    melody moved by octaves into the model's range. Returns (melody, accompanist, backend used);
     a missing or broken checkpoint raises UserError."""
     from engine.backends import open_accompanist
     from engine.melody_file import DEFAULT_MELODY_RANGE, fit_to_range
 
+    if checkpoint is None:
+        # a file's whole melody is known: the offline teacher, which hears it a beat ahead
+        from models.runtime import default_offline_checkpoint
+
+        checkpoint = str(default_offline_checkpoint())
     try:
         acc, used = open_accompanist(backend or DEFAULT_BACKEND, checkpoint, notify=say)
     except FileNotFoundError as exc:

@@ -595,6 +595,9 @@ class Session:
         try:
             acc, used = open_accompanist(self._cfg.backend, self._cfg.checkpoint,
                                          notify=lambda m: self._problem("backend", m))
+            if int(acc.lookahead) < 1:     # engine.generator refuses it live; say so here
+                raise ValueError(f"{self._cfg.checkpoint} hears the melody ahead of time, so it is "
+                                 "for offline render only")
             self._problem("model", None)
         except Exception as exc:
             reason = first_line(exc)
@@ -702,6 +705,10 @@ class Session:
                 self._stop_take()
 
     def _start_take(self) -> None:
+        if not self._audio.active:     # nothing renders without a stream: the take would be empty
+            self._problem("recording", "not recording: no audio output is playing "
+                                       "(choose an output in the settings, then press Play again)")
+            return
         cfg = self._cfg
         try:
             folder = new_session_folder(sessions_dir())
@@ -958,6 +965,8 @@ class Session:
             try:
                 with self._lock:     # never reopens a stream that close() is shutting
                     note = None if self._closed else self._audio.watch()
+                    if not self._closed:
+                        self._audio.collect_garbage()    # automatic gc is off while it plays
                 if note is not None:
                     if note.startswith("audio device lost"):
                         self._problem("audio", note)
@@ -1020,7 +1029,7 @@ class Session:
             meter=self._cfg.meter, style=self._cfg.style, input_mode=self._input_mode,
             step=float(step), chord=self._chord_at(step) if playing else "", key=self._key,
             input_level_db=float(self._level_db), hummed_pitch=self._hummed,
-            audio_latency_ms=self._audio.latency_ms, xruns=int(self._mixer.xruns),
+            audio_latency_ms=self._audio.latency_ms, xruns=int(self._mixer.audible_xruns),
             lead_ms=float(m.lead_ms_last) if m else 0.0, late_steps=int(m.late_steps) if m else 0,
             cpu_percent=float(self._cpu), backend=self._backend,
             recording=self._recorder is not None, notices=self._notices, parts=dict(self._parts))

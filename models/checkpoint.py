@@ -100,6 +100,16 @@ def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
+def nonfinite_tensor(state: dict[str, torch.Tensor]) -> str | None:
+    """The first tensor (by name) holding NaN or Inf, described in a few words, or None."""
+    for name in sorted(state):
+        t = state[name]
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            return f"{name} ({bad} of {t.numel()} values are NaN/Inf)"
+    return None
+
+
 def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
     """Names, shapes and dtypes in the file's header against ``expected`` (reads no tensor data)."""
     try:
@@ -125,9 +135,9 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Tra
     """Build the model a checkpoint describes and load its weights (float32, eval mode).
 
     Raises CheckpointError (one line naming the file and the problem) for a missing,
-    corrupt, foreign or other-version file, a config outside LIMITS, and weights whose
-    names, shapes or dtypes do not match the config. All of that is checked against the
-    metadata and the file's header before any tensor is read or the model is built.
+    corrupt, foreign or other-version file, a config outside LIMITS, weights whose names,
+    shapes or dtypes do not match the config (all checked against the metadata and the
+    file's header before any tensor is read or the model is built), and NaN/Inf weights.
     """
     path = Path(path)
     meta = read_metadata(path)
@@ -155,6 +165,9 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Tra
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: cannot read weights ({exc})") from None
+    bad = nonfinite_tensor(state)
+    if bad is not None:
+        raise CheckpointError(f"{path}: non-finite weights in tensor {bad}; the checkpoint is damaged")
     model = Transformer(cfg)
     model.load_state_dict({k: v.float() for k, v in state.items()})
     return model.to(device).eval()

@@ -3,21 +3,23 @@
 The exported graph is ``Transformer.step``: inputs ``tokens (S,) int64``, ``meta (2,)
 int64``, ``k, v (L, H, W, Dh) float32``, ``pos (W,) int64``, ``n () int64``; outputs
 ``logits (S, V)``, ``k_out``, ``v_out``, ``pos_out`` -- the KV cache is explicit, so the
-runtime owns its memory. Exports are cached outside the repository, under
-``$LIVEBAND_CACHE/onnx`` (default ``~/.cache/liveband/onnx``), keyed by a hash of the
-config and weights, and are checked against torch (max abs diff < 1e-4) when written.
+runtime owns its memory. Exports are cached outside the repository in the one cache
+(``models.onnxcache``: ``$LIVEBAND_CACHE/onnx``), keyed by a hash of the config and
+weights, checked against torch (max abs diff < 1e-4) when written, and checked against
+their checksum (then exported again if damaged) when read.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from models import onnxcache
+from models.checkpoint import nonfinite_tensor
 from models.transformer import KVCache, StepGraph, Transformer
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,7 @@ PARITY_TOL = 1e-4
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("LIVEBAND_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "liveband") / "onnx"
+    return onnxcache.cache_dir("onnx")
 
 
 def model_key(model: Transformer) -> str:
@@ -48,21 +49,23 @@ def _example(model: Transformer) -> tuple[torch.Tensor, ...]:
 
 
 def export_step(model: Transformer, path: str | Path) -> Path:
-    """Write the step graph to ``path`` (atomically) and check it against torch."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    """Write the step graph to ``path`` (atomically, with its checksum sidecar) and check
+    it against torch; nothing is left at ``path`` or beside it if either fails."""
+    return onnxcache.write_cached(Path(path), lambda tmp: _export_checked(model, tmp))
+
+
+def _export_checked(model: Transformer, path: Path) -> None:
+    bad = nonfinite_tensor(model.state_dict())
+    if bad is not None:    # its logits would be NaN: nothing to export or to compare
+        raise RuntimeError(f"the model has non-finite weights in tensor {bad}; not exporting it")
     graph = StepGraph(model.cpu().eval()).eval()   # export restores the wrapper's mode onto the model
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(graph, _example(model), str(tmp), input_names=list(INPUTS),
+        torch.onnx.export(graph, _example(model), str(path), input_names=list(INPUTS),
                           output_names=list(OUTPUTS), opset_version=17, dynamo=False)
-    diff = parity(model, tmp)
+    diff = parity(model, path)
     if diff >= PARITY_TOL:
-        tmp.unlink(missing_ok=True)
         raise RuntimeError(f"ONNX export differs from torch by {diff:.2e} (>= {PARITY_TOL})")
-    os.replace(tmp, path)
-    return path
 
 
 @torch.no_grad()
@@ -80,7 +83,7 @@ def parity(model: Transformer, onnx_path: str | Path, steps: int | None = None, 
         a = torch_sm.step(model, torch.from_numpy(tokens), torch.from_numpy(meta)).numpy()
         b = ort_sm.step(tokens, meta)
         fin = np.isfinite(a)
-        if not np.array_equal(fin, np.isfinite(b)):
+        if not np.array_equal(fin, np.isfinite(b)) or not fin.any():
             return float("inf")
         worst = max(worst, float(np.abs(a[fin] - b[fin]).max()))
     return worst
@@ -138,10 +141,12 @@ class OnnxStepModel:
     @classmethod
     def from_model(cls, model: Transformer, cuda: bool = False, source: str = "") -> "OnnxStepModel":
         path = cache_dir() / f"step-{model_key(model)}.onnx"
-        if not path.is_file():
+
+        def export(tmp: Path) -> None:
             log.info("exporting %s to %s", source or "model", path)
-            export_step(model, path)
-        return cls(path, model.cfg.window, model.cfg.num_streams, cuda=cuda)
+            _export_checked(model, tmp)
+
+        return onnxcache.open_cached(path, export, lambda p: cls(p, model.cfg.window, model.cfg.num_streams, cuda=cuda))
 
     def reset(self) -> None:
         for buf in self._bufs:

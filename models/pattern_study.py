@@ -11,7 +11,6 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import replace
 
 from models.pattern import Pattern
 from models.tokens import STREAMS

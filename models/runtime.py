@@ -27,6 +27,9 @@ from models.transformer import ModelConfig, Transformer
 log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default.safetensors"
+# The offline teacher (hears the melody a beat ahead): what a render of a file plays by
+# default; live play always loads a model with lookahead >= 1 (the engine refuses others).
+OFFLINE_CHECKPOINT = DEFAULT_CHECKPOINT.with_name("teacher.safetensors")
 BACKENDS = ("torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda")
 
 
@@ -159,6 +162,12 @@ def load_model(checkpoint: str | Path | None = None, device: str = "cpu") -> Loa
         device = "cpu"
     model = load_model_file(path, device)
     return LoadedModel(model, model.cfg, torch.device(device), str(path))
+
+
+def default_offline_checkpoint() -> Path:
+    """The checkpoint an offline render uses when none is named: the shipped teacher, or
+    the live default where no teacher is shipped."""
+    return OFFLINE_CHECKPOINT if OFFLINE_CHECKPOINT.is_file() else DEFAULT_CHECKPOINT
 
 
 def load_accompanist(checkpoint: str | Path | None = None, backend: str = "torch-cpu", seed: int = 0):

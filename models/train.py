@@ -62,6 +62,13 @@ class TrainConfig:
     # to leave a chord the melody contradicts, within the segment.
     segment_corrupt_prob: float = 0.0
     init_from: str | None = None   # warm start from this model checkpoint (see ``train``)
+    # Distillation from an offline teacher (ReaLchords): a model checkpoint that hears the
+    # melody's future (lookahead <= 0). Its accompaniment distributions on the same crops
+    # (clean history, teacher-forced) are soft targets: loss = MLE + distill_weight * KL(teacher
+    # || this model) per accompaniment cell, at temperature distill_temperature.
+    teacher: str | None = None
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
     eval_every: int = 200
     eval_crops_per_style: int = 32
     ckpt_every: int = 50
@@ -77,6 +84,10 @@ class TrainConfig:
             raise ValueError(f"corrupt_prob must be in [0, 1], got {self.corrupt_prob}")
         if not 0.0 <= self.segment_corrupt_prob <= 1.0:
             raise ValueError(f"segment_corrupt_prob must be in [0, 1], got {self.segment_corrupt_prob}")
+        if self.distill_weight < 0 or self.distill_temperature <= 0:
+            raise ValueError("distill_weight must be >= 0 and distill_temperature > 0")
+        if self.distill_weight > 0 and not self.teacher:
+            raise ValueError("distill_weight > 0 needs a teacher checkpoint")
         if len(self.stream_weights) != NUM_STREAMS:
             raise ValueError(f"stream_weights needs {NUM_STREAMS} values")
         for s, w in self.style_weights:
@@ -108,9 +119,10 @@ class TrainConfig:
 class Batcher:
     """Random bar-aligned crops of a piece list, as model rows (inputs, meta, targets)."""
 
-    def __init__(self, pieces: list, cfg: TrainConfig):
+    def __init__(self, pieces: list, cfg: TrainConfig, teacher_pattern: Pattern | None = None):
         self.cfg = cfg
         self.pattern = cfg.model.pattern
+        self.teacher_pattern = teacher_pattern   # also build the teacher's rows of each crop
         self.pieces = [p for p in pieces if len(p) >= 2]
         if not self.pieces:
             raise ValueError("no training pieces (every piece is empty or was skipped)")
@@ -145,12 +157,14 @@ class Batcher:
             piece = moved if moved is not None else piece
         return piece
 
-    def rows_of(self, piece) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """piece -> inputs (R, S), meta (R, 2), targets (R, S) padded to R = self.rows."""
-        inputs, targets = self.pattern.model_rows(np.asarray(piece.tokens, dtype=np.int64))
-        meta = piece_meta(self.pattern, piece.style, piece.meter, np.asarray(piece.step_in_bar), len(inputs))
+    def rows_of(self, piece, pattern: Pattern | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """piece -> inputs (R, S), meta (R, 2), targets (R, S) padded to R rows (the
+        pattern's positions for a whole crop; default: the model's pattern)."""
+        pattern = pattern or self.pattern
+        inputs, targets = pattern.model_rows(np.asarray(piece.tokens, dtype=np.int64))
+        meta = piece_meta(pattern, piece.style, piece.meter, np.asarray(piece.step_in_bar), len(inputs))
         n = len(inputs)
-        R = self.rows
+        R = pattern.num_positions(self.cfg.crop_frames)
         pad = R - n
         if pad > 0:
             inputs = np.concatenate([inputs, np.full((pad, inputs.shape[1]), PAD, np.int64)])
@@ -160,7 +174,8 @@ class Batcher:
 
     def batch(self, rng: np.random.Generator, size: int, transpose: bool = True):
         idx = rng.choice(len(self.pieces), size=size, p=self.probs)
-        rows = [self.rows_of(self.crop(rng, int(i), transpose)) for i in idx]
+        crops = [self.crop(rng, int(i), transpose) for i in idx]
+        rows = [self.rows_of(c) for c in crops]
         if transpose and self.cfg.corrupt_prob > 0:
             for inputs, _, _ in rows:
                 if rng.random() < self.cfg.corrupt_prob:
@@ -168,7 +183,11 @@ class Batcher:
         if transpose and self.cfg.segment_corrupt_prob > 0:
             for inputs, _, _ in rows:
                 corrupt_chord_segments(inputs, rng, self.cfg.segment_corrupt_prob, self.pattern)
-        return tuple(torch.from_numpy(np.stack(x)) for x in zip(*rows))
+        out = tuple(torch.from_numpy(np.stack(x)) for x in zip(*rows))
+        if self.teacher_pattern is not None:   # the teacher reads the clean crops
+            t_rows = [self.rows_of(c, self.teacher_pattern) for c in crops]
+            out += tuple(torch.from_numpy(np.stack(x)) for x in zip(*t_rows))[:2]
+        return out
 
 
 def corrupt_history(inputs: np.ndarray, rng: np.random.Generator) -> None:
@@ -263,6 +282,26 @@ def masked_nll(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tenso
     return torch.where(mask, nll, torch.zeros_like(nll)), mask
 
 
+def grid_index(pattern: Pattern, T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pos, stream), each (T, S): ``x[:, pos, stream]`` takes row-level (B, R, S, ...) to
+    grid cells (B, T, S, ...), the torch form of ``Pattern.revert``."""
+    pos = torch.tensor([[pattern.position(t, s) for s in range(pattern.num_streams)] for t in range(T)],
+                       device=device)
+    return pos, torch.arange(pattern.num_streams, device=device).expand(T, -1)
+
+
+def distill_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor,
+               temperature: float = 1.0) -> torch.Tensor:
+    """student/teacher logits (B, T, S, V) on the same grid cells, mask (B, T, S) ->
+    KL(teacher || student) per cell (B, T, S), 0 where not masked. Ids outside a stream's
+    vocabulary are -inf in both and count nothing."""
+    ls = torch.log_softmax(student.float() / temperature, dim=-1)
+    lt = torch.log_softmax(teacher.float() / temperature, dim=-1)
+    pt = lt.exp()
+    kl = torch.where(pt > 0, pt * (lt - ls), torch.zeros_like(pt)).sum(-1)
+    return torch.where(mask, kl, torch.zeros_like(kl)) * temperature ** 2
+
+
 # ---------------------------------------------------------------------------- state files
 def save_state(path: Path, model: Transformer, opt: torch.optim.Optimizer, step: int,
                cfg: TrainConfig, best: float) -> None:
@@ -347,6 +386,19 @@ def _dist_info() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
+def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
+    """Whether ``flag`` is true on any rank (every rank must call this at the same point).
+    A decision one rank takes alone (a clock, a bad loss) leaves the others waiting
+    forever in DDP's next all-reduce; agreeing first makes every rank take it together."""
+    if world <= 1:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
 def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = False,
           device: str | None = None, progress: bool = True, max_seconds: float | None = None,
           stop_at: int | None = None, init_from: str | Path | None = None) -> dict:
@@ -415,7 +467,20 @@ def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = Fa
         amp = contextlib.nullcontext
         scaler = None
 
-    batcher = Batcher(corpus["train"], cfg)
+    teacher = None
+    if cfg.teacher:
+        from models.checkpoint import load_model_file
+
+        teacher = load_model_file(cfg.teacher, dev)          # eval mode, float32
+        teacher.requires_grad_(False)
+        if teacher.cfg.num_streams != cfg.model.num_streams:
+            raise CheckpointError(f"{cfg.teacher}: the teacher has another stream layout")
+        T = cfg.crop_frames
+        s_idx = grid_index(cfg.model.pattern, T, dev)
+        t_idx = grid_index(teacher.cfg.pattern, T, dev)
+        log.info("distilling from %s (lookahead %d), weight %g", cfg.teacher, teacher.cfg.pattern.lookahead,
+                 cfg.distill_weight)
+    batcher = Batcher(corpus["train"], cfg, teacher.cfg.pattern if teacher is not None else None)
     valid = fixed_valid_set(corpus.get("valid", []), cfg) if rank == 0 else {}
     weights = torch.tensor(cfg.stream_weights, device=dev)
     logf = open(out / "log.jsonl", "a") if rank == 0 else None
@@ -426,13 +491,14 @@ def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = Fa
     model.train()
     try:
         while step < cfg.steps:
-            if max_seconds is not None and time.time() - t_start > max_seconds:
-                break
-            if stop_at is not None and step >= stop_at:
+            # each rank reads its own clock: stop when any rank's says so, all together
+            stop = (max_seconds is not None and time.time() - t_start > max_seconds) or \
+                   (stop_at is not None and step >= stop_at)
+            if _any_rank(stop, world, dev):
                 break
             rng = np.random.default_rng([cfg.seed, rank, step])
             torch.manual_seed(int(rng.integers(2**62)))
-            inputs, meta, targets = (x.to(dev) for x in batcher.batch(rng, cfg.batch_size, cfg.transpose))
+            inputs, meta, targets, *t_rows = (x.to(dev) for x in batcher.batch(rng, cfg.batch_size, cfg.transpose))
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             with amp():
@@ -440,6 +506,22 @@ def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = Fa
             nll, mask = masked_nll(logits, targets)
             w = weights * mask
             loss = (nll * weights).sum() / w.sum().clamp(min=1)
+            kl_mean = None
+            if teacher is not None and cfg.distill_weight > 0:
+                with torch.no_grad(), amp():
+                    t_logits = teacher(*t_rows)
+                cells = mask[:, s_idx[0], s_idx[1]]                    # (B, T, S) grid targets
+                cells[..., 0] = False                                  # the melody is not distilled
+                kl = distill_kl(logits[:, s_idx[0], s_idx[1]], t_logits[:, t_idx[0], t_idx[1]], cells,
+                                cfg.distill_temperature)
+                kl_mean = (kl * weights).sum() / (weights * cells).sum().clamp(min=1)
+                loss = loss + cfg.distill_weight * kl_mean
+            lv = float(loss.detach())
+            # before backward: a non-finite loss on any rank stops every rank here (DDP would
+            # spread its gradients to all of them), and no weights are touched
+            if _any_rank(not math.isfinite(lv), world, dev):
+                raise FloatingPointError(f"loss became non-finite at step {step + 1} on a rank "
+                                         f"(rank {rank}'s loss: {lv}); weights not updated")
             opt.zero_grad(set_to_none=True)
             if scaler is not None and scaler.is_enabled():
                 scaler.scale(loss).backward()
@@ -455,13 +537,11 @@ def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = Fa
             step += 1
             bar.update(1)
             if rank == 0:
-                lv = float(loss.detach())
-                if not math.isfinite(lv):
-                    raise FloatingPointError(f"loss became {lv} at step {step}")
                 bar.set_postfix(loss=f"{lv:.3f}", lr=f"{lr_at(step - 1, cfg):.2e}",
                                 val=f"{last_val.get('accomp', float('nan')):.3f}")
                 if step % cfg.log_every == 0:
-                    logf.write(json.dumps({"step": step, "loss": lv, "grad_norm": float(gnorm),
+                    extra = {} if kl_mean is None else {"kl": float(kl_mean.detach())}
+                    logf.write(json.dumps({"step": step, "loss": lv, **extra, "grad_norm": float(gnorm),
                                            "lr": lr_at(step - 1, cfg), "time": round(time.time() - t_start, 1)}) + "\n")
                     logf.flush()
                 if valid and (step % cfg.eval_every == 0 or step == cfg.steps):

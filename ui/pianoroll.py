@@ -233,7 +233,7 @@ class PianoRoll(QWidget):
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
         p = QPainter(self)
-        W, H = self.width(), self.height()
+        H = self.height()
         p.drawPixmap(0, 0, self._background())
         plot = self._plot_rect()
         px = self._px_per_step()

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#define LB_ABI 2
+#define LB_ABI 3
 
 typedef int (*write_float_fn)(void *, int, void *, int, int, void *, int, int);
 typedef int (*noteon_fn)(void *, int, int, int);
@@ -41,6 +41,7 @@ enum { NOTE_ON = 1, NOTE_OFF = 2, CONTROL = 3, PROGRAM = 4, ALL_OFF = 5 };
 #define CC_ALL_NOTES_OFF 123
 #define NUM_CHANNELS 16
 #define DRUM_CHANNEL 9
+#define AUDIBLE 1e-3   /* -60 dBFS: a gap beside quieter output is not heard */
 #define SYNTH_PERIOD 64
 #define PLAYER_PHASES 4
 #define PLAYER_VOICES 64       /* the player's voices at most, over all its synths */
@@ -56,6 +57,8 @@ enum { I_CLOCK, I_BLOCKS, I_XRUNS, I_LATE, I_APPLIED, I_CTL_VERSION, I_CTL_APPLI
        I_XPER0 = I_PHASE0 + 1 + PLAYER_PHASES,     /* each extra synth's latest period with a start */
        I_XSTARTS0 = I_XPER0 + PLAYER_PHASES,       /* ... and how many notes it starts there */
        I_DROPPED = I_XSTARTS0 + PLAYER_PHASES,     /* player notes a flood left unplayed */
+       I_AUDIBLE_XRUNS,                            /* xruns beside sound */
+       I_NONFINITE,                                /* pieces of NaN/inf audio silenced */
        I_N_INTS };
 /* Mixer doubles */
 enum { D_PEAK, D_GR_DB, D_GAIN, D_MASTER, D_CEILING, D_RELEASE, D_M_ON, D_M_ORIGIN, D_M_SPB,
@@ -283,6 +286,7 @@ static void master_and_limit(lb_mixer *m, float *out, int64_t frames) {
     if (!finite) {
         memset(out, 0, (size_t)n * sizeof(float));
         peak = 0.0;
+        m->ints[I_NONFINITE] += 1;
     }
     double ceiling = D[D_CEILING];
     double target = peak <= ceiling ? 1.0 : ceiling / peak;
@@ -400,6 +404,7 @@ void lb_process(lb_mixer *m, float *out, int64_t frames, int xrun) {
     int64_t t_start = mono_ns();
     int64_t *I = m->ints;
     if (xrun) I[I_XRUNS] += 1;
+    double before = m->dbls[D_PEAK];      /* the end of the last block, just before the gap */
     int64_t clock = I[I_CLOCK];
     int64_t t_end = clock + frames;
     if (I[I_RESET] || I[I_CTL_VERSION] != I[I_CTL_APPLIED]) apply_controls(m);
@@ -446,6 +451,7 @@ void lb_process(lb_mixer *m, float *out, int64_t frames, int xrun) {
             r[best] += 1;
             store_rel(&q->idx[1], r[best]);
             if (t != IMMEDIATE && t < clock) I[I_LATE] += 1;
+            int64_t dropped = I[I_DROPPED];
             if (ch == pch) {
                 pos = player_event(m, out, best_off, clock + best_off, pos, kind, ch, d1, d2);
             } else {
@@ -453,7 +459,8 @@ void lb_process(lb_mixer *m, float *out, int64_t frames, int xrun) {
                 apply_event(m, synth, kind, ch, d1, d2);
             }
             I[I_APPLIED] += 1;
-            if (log) queue_push(log, clock + best_off, kind, ch, d1, d2);
+            if (log && I[I_DROPPED] == dropped)      /* a take holds what was heard */
+                queue_push(log, clock + best_off, kind, ch, d1, d2);
         }
     }
     if (pos < frames) render(m, synth, out, pos, frames);
@@ -473,6 +480,8 @@ void lb_process(lb_mixer *m, float *out, int64_t frames, int xrun) {
             for (int64_t i = 0; i < 2 * n; i++) piece[i] += x[i];
         }
         master_and_limit(m, piece, n);
+        if (xrun && s == 0 && (before >= AUDIBLE || m->dbls[D_PEAK] >= AUDIBLE || m->metro[0] != 0.0))
+            I[I_AUDIBLE_XRUNS] += 1;
         if (tap) ring_write(tap, piece, n, clock + s);
         if (m->metro[0] != 0.0) {
             click(m, piece, clock + s, n, m->metro);

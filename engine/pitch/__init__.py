@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class MelodyEvent:
 
 def transcribe_wav(path: str | os.PathLike, tracker: str = "pesto",
                    key: int | None = None, scale: str = "major",
-                   notices: list[str] | None = None) -> list[tuple[int, float, float, int]]:
+                   notices: list[str] | None = None,
+                   progress: Callable[[float, float], None] | None = None) -> list[tuple[int, float, float, int]]:
     """A hummed/sung WAV -> notes (pitch, start s, end s, velocity), unquantised.
 
     Runs the live HumTracker over the file (the same code path as the microphone), and
@@ -30,6 +32,8 @@ def transcribe_wav(path: str | os.PathLike, tracker: str = "pesto",
     commit to a pitch early; a file need not). Raises ValueError for an unreadable file.
     ``notices``: a list that receives each distinct hint the tracker gave on the way
     (NaN/inf samples, clipping, talking), as the microphone's notice would show them.
+    ``progress``: called with (seconds of audio done, seconds in the file) about once per
+    second of audio, and once at the end.
     """
     import numpy as np
 
@@ -42,10 +46,12 @@ def transcribe_wav(path: str | os.PathLike, tracker: str = "pesto",
     if key is not None:
         ht.with_segmenter(key=key, scale=scale)
     block = max(1, sr // 50)
-    for i in range(0, len(audio), block):
+    for n, i in enumerate(range(0, len(audio), block)):
         ht.feed(audio[i:i + block])
         if notices is not None:
             _note(notices, ht.notice())
+        if progress is not None and n % 50 == 49:
+            progress(min(i + block, len(audio)) / sr, len(audio) / sr)
     # flush the resampler and tracker window with a little silence, then close notes
     ht.feed(np.zeros(sr // 5, np.float32))
     ht.finish()
@@ -55,6 +61,8 @@ def transcribe_wav(path: str | os.PathLike, tracker: str = "pesto",
     for pitch, start, end, vel, median in ht.notes():
         p = snap(median, key, scale) if abs(median - pitch) >= 0.5 else pitch
         notes.append((int(p), max(0.0, start), max(0.0, end), int(vel)))
+    if progress is not None:
+        progress(len(audio) / sr, len(audio) / sr)
     return notes
 
 

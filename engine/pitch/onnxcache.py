@@ -1,51 +1,45 @@
 """Export a torch module to ONNX once and reuse the file; open onnxruntime sessions.
 
-Exports are cached under ``$LIVEBAND_HOME/cache/pitch`` keyed by the weight file's hash
-and the torch version. Files are written under a temporary name and renamed, and a
-cached file that onnxruntime cannot open is exported again, so a crash or a corrupt
-cache never blocks the trackers.
+Exports live in the one cache (``models.onnxcache``: ``$LIVEBAND_CACHE/pitch``), keyed by
+the weight file's hash and the torch version. Files are written under a temporary name and
+renamed with a checksum sidecar, and a cached file that is damaged or that onnxruntime
+cannot open is exported again, so a crash or a corrupt cache never blocks the trackers.
+Where the cache cannot be written (a read-only home), the export is made in memory at
+each start, with a RuntimeWarning saying so.
 """
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from models import onnxcache
+
 
 def cache_dir() -> Path:
-    home = Path(os.environ.get("LIVEBAND_HOME", Path.home() / ".liveband"))
-    return home / "cache" / "pitch"
+    return onnxcache.cache_dir("pitch")
 
 
-def cached_export(tag: str, weights: Path, build: Callable[[], tuple], input_names: list[str],
-                  output_names: list[str], force: bool = False) -> Path:
-    """build() -> (torch module, example inputs tuple). Returns the ONNX file path."""
+def _cache_path(tag: str, weights: Path) -> Path:
     import torch
 
     h = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
-    out = cache_dir() / f"{tag}-{h}-torch{torch.__version__.split('+')[0]}.onnx"
-    if out.is_file() and not force:
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
+    return cache_dir() / f"{tag}-{h}-torch{torch.__version__.split('+')[0]}.onnx"
+
+
+def _export(build: Callable[[], tuple], f, input_names: list[str], output_names: list[str]) -> None:
+    """Export build()'s module to ``f`` (a path or a binary file object)."""
+    import torch
+
     module, example = build()
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=out.parent)
-    os.close(fd)
     dyn = {n: {0: "batch"} for n in [*input_names, *output_names]}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's constant-folding chatter
-            torch.onnx.export(module, example, tmp, input_names=input_names, output_names=output_names,
-                              dynamic_axes=dyn, opset_version=17, dynamo=False)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's constant-folding chatter
+        torch.onnx.export(module, example, f, input_names=input_names, output_names=output_names,
+                          dynamic_axes=dyn, opset_version=17, dynamo=False)
 
 
 def open_session(tag: str, weights: Path, build: Callable[[], tuple], input_names: list[str],
@@ -60,12 +54,18 @@ def open_session(tag: str, weights: Path, build: Callable[[], tuple], input_name
     providers = ["CPUExecutionProvider"]
     if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
-    path = cached_export(tag, weights, build, input_names, output_names)
     try:
-        return ort.InferenceSession(str(path), opts, providers=providers)
-    except Exception:
-        path = cached_export(tag, weights, build, input_names, output_names, force=True)
-        return ort.InferenceSession(str(path), opts, providers=providers)
+        return onnxcache.open_cached(_cache_path(tag, weights),
+                                     lambda tmp: _export(build, str(tmp), input_names, output_names),
+                                     lambda p: ort.InferenceSession(str(p), opts, providers=providers))
+    except OSError as exc:
+        import io
+
+        warnings.warn(f"cannot cache the pitch model in {cache_dir()} ({exc.strerror or exc}); "
+                      "it is rebuilt at each start", RuntimeWarning, stacklevel=2)
+        buf = io.BytesIO()
+        _export(build, buf, input_names, output_names)
+        return ort.InferenceSession(buf.getvalue(), opts, providers=providers)
 
 
 def as_f32(x: np.ndarray) -> np.ndarray:

@@ -154,7 +154,6 @@ class PestoModel:
         scale = np.sqrt(lengths)[:, None]   # librosa-style normalisation of the CQT output
         kern = (kern * scale)[:, :self.live]
         groups = support_groups(kern)
-        n_bins = self.n_bins
         toeplitz = toeplitz_matrix(sd["encoder.fc.weight"].reshape(-1), n_in * chans[-1], out_dim)
 
         class Whole(nn.Module):

@@ -81,6 +81,11 @@ class SegmenterConfig:
     change_date_lag_hops: float = 1.0   # less this lag of the measurement
     dip_db: float = 8.0             # re-articulation: level dips this much ...
     rise_db: float = 5.0            # ... then rises this much, within a voiced note
+    vibrato_hops: int = 20          # a held note's pitch swinging around a steady centre over
+    vibrato_span_st: float = 2.6    # ... this many hops, within this span (semitones) and with its
+    vibrato_drift_st: float = 0.4   # ... two halves' means this close, is vibrato, not gliding
+    vibrato_hold_hops: int = 10     # a vibrato-like excursion must hold this long to change note
+    vibrato_max_st: float = 1.6     # ... unless it goes this far (no vibrato is that wide)
     talk_glide_cents: float = 50.0  # pitch motion over 3 hops that counts as gliding
     talk_fraction: float = 0.30     # this share of gliding voiced hops means talking ...
     talk_stable_hops: int = 16      # ... and then an onset needs this many steady hops
@@ -209,7 +214,7 @@ class NoteSegmenter:
         self._last_low_hop = -1
         self._last_t = -1e9
         self._glides: deque[bool] = deque(maxlen=80)
-        self._voiced_pitches: deque[float] = deque(maxlen=4)
+        self._voiced_pitches: deque[float] = deque(maxlen=max(4, c.vibrato_hops + c.vibrato_hops // 2))
         self.talking = False
         self._dip_min_hop = 0
         self._reartic_hop: int | None = None
@@ -304,6 +309,39 @@ class NoteSegmenter:
         r = c.glide_guard_ratio
         return snap(p3 + (p3 - p2) * r / (1.0 - r), c.key, c.scale) == snap(target, c.key, c.scale)
 
+    def _held_centre(self) -> bool:
+        """The newest voiced hops swing around one steady pitch (a held, vibrato note):
+        the last vibrato_hops (about a vibrato cycle) stay within vibrato_span_st, and
+        their mean agrees with the mean of the same span half of it earlier."""
+        c = self.cfg
+        vp = self._voiced_pitches
+        k, h = c.vibrato_hops, c.vibrato_hops // 2
+        if len(vp) < k + h:
+            return False
+        ps = list(vp)[-(k + h):]
+        now, before = ps[h:], ps[:k]
+        return (max(now) - min(now)) <= c.vibrato_span_st and \
+            abs(sum(now) / k - sum(before) / k) <= c.vibrato_drift_st
+
+    def _vibrato_swing(self, n: NoteRecord, ref: float, d: float) -> bool:
+        """An excursion ``d`` (semitones) from the note's pitch ``ref`` that mirrors a
+        recent swing to the other side (vibrato) and has not yet held vibrato_hold_hops
+        hops on this side: a new note must wait."""
+        c = self.cfg
+        recent = n.pitches[-2 * c.vibrato_hold_hops:]
+        if not recent or abs(d) >= c.vibrato_max_st:
+            return False
+        other = min(p - ref for p in recent) if d > 0 else -max(p - ref for p in recent)
+        if other > -0.2 * abs(d):
+            return False
+        held = 0
+        for p in reversed(recent):
+            if (p - ref) * d >= 0.5 * d * d:
+                held += 1
+            else:
+                break
+        return held < c.vibrato_hold_hops
+
     def _stable(self, k: int, spread: float, slope: float) -> tuple[bool, float]:
         if len(self._run) < k:
             return False, 0.0
@@ -350,11 +388,12 @@ class NoteSegmenter:
                     self._octave_run = 0
             self._run.append((self.hop, pitch, level_db))
             self._voiced_pitches.append(pitch)
-            if len(self._voiced_pitches) == 4:
+            vp = self._voiced_pitches
+            if len(vp) >= 4:
                 # pitch motion over 3 hops: speech glides through it, while noise jitter
-                # (hop to hop) and a hum's vibrato mostly stay under talk_glide_cents
-                self._glides.append(abs(self._voiced_pitches[-1] - self._voiced_pitches[0]) * 100
-                                    > c.talk_glide_cents)
+                # (hop to hop) stays under talk_glide_cents; a singer's wide vibrato moves
+                # as fast but around a steady centre, so it does not count
+                self._glides.append(abs(vp[-1] - vp[-4]) * 100 > c.talk_glide_cents and not self._held_centre())
                 if len(self._glides) >= c.talk_min_hops:
                     share = sum(self._glides) / len(self._glides)
                     # hysteresis: talking starts above talk_fraction, ends below half of it
@@ -452,7 +491,8 @@ class NoteSegmenter:
         # new note): it is named by their median
         settled, med_new = self._stable(c.change_settle_hops, 40.0, c.change_slope_cents)
         if ok and settled and abs(med - n.median_pitch) >= c.change_semitones and \
-                all(h > n.on_hop for h, _, _ in list(self._run)[-c.change_hops:]):
+                all(h > n.on_hop for h, _, _ in list(self._run)[-c.change_hops:]) and \
+                not self._vibrato_swing(n, n.median_pitch, med_new - n.median_pitch):
             med = med_new
             first = self._run[-c.change_hops][0]
             on_time = max(first - c.pitch_delay_hops, n.on_hop + 1)
@@ -511,6 +551,8 @@ class NoteSegmenter:
             if not settled or run[-k][0] <= n.on_hop:
                 return False
         if abs(target - ref) < c.change_semitones or snap(target, c.key, c.scale) == n.pitch:
+            return False
+        if self._vibrato_swing(n, ref, p3 - ref):
             return False
         if not self._lands_alike(target):
             return False

@@ -584,7 +584,8 @@ def main(args) -> int:
     quick = bool(getattr(args, "quick", False))
     seconds = getattr(args, "seconds", None) or (20.0 if quick else 600.0)
     sizes = [args.blocksize] if getattr(args, "blocksize", None) else [256, 128]
-    log = (lambda msg: print(msg, file=sys.stderr, flush=True))
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
     out = {"bench": "audio", "server": "pulseaudio null sink (SoftwareAudioServer)", "sample_rate": 48000,
            "seconds_per_blocksize": seconds, "cpu_count": os.cpu_count(),
            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],

@@ -188,7 +188,8 @@ def live(seconds: float, checkpoint: str | None, backend: str, soundfont: str, l
 def main(args) -> int:
     from liveband.paths import find_soundfont
 
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
     quick = bool(getattr(args, "quick", False))
     seconds = getattr(args, "seconds", None)
     if seconds is None:

@@ -3,16 +3,25 @@
 Runs the live engine (generator, part renderer, mixer) on a simulated clock, writes the
 mixed WAV and, when asked, a multi-track MIDI (one track per part plus the melody).
 Deterministic for a seed.
+
+Nothing is lost: an output may not be the input or the other output, each is written
+beside its final name and renamed into place only when the whole render succeeded, and
+Ctrl-C, SIGTERM, a full disk or an error remove the temporary files and stop the audio
+process. A render longer than ``--max-minutes`` or than the disk can hold is refused
+before it starts.
 """
 from __future__ import annotations
 
+import math
 import os
 import secrets
+import shutil
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from engine.errors import first_line
 from liveband.cli import UserError
@@ -20,9 +29,10 @@ from liveband.config import EngineConfig
 from liveband.paths import find_soundfont
 from liveband.rendering import DEFAULT_BACKEND, band_timing, open_band
 
-
 WAV_SUFFIXES = (".wav", ".wave")
 MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf")
+# minutes of audio; a longer render must be asked for with --max-minutes
+DEFAULT_MAX_MINUTES = 120.0
 
 
 def _say(msg: str) -> None:
@@ -84,11 +94,14 @@ class _Outputs:
         self._files.clear()
 
 
-def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
+def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None,
+                say: Callable[[str], None] | None = None):
     """The melody of a MIDI file or (through the pitch room) of a hummed/sung WAV.
 
     A recording has no beat grid: its notes keep their timing in seconds, read as beats
-    at ``tempo`` (default 100 BPM), so the band plays at that tempo under them."""
+    at ``tempo`` (default 100 BPM), so the band plays at that tempo under them. ``say``
+    gets the tracker's hints about a recording (clipping, NaN samples), as transcribe
+    prints them."""
     from engine.melody_file import Melody, MelodyFileError, MelodyNote, read_melody_midi
 
     suffix = path.suffix.lower()
@@ -100,12 +113,16 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
         except ImportError:
             raise UserError(f"{path}: accompanying a WAV needs the pitch tracker (engine.pitch), "
                             "which is not available in this build; transcribe it to MIDI first") from None
+        notices: list[str] = []
         try:
-            notes = transcribe_wav(str(path), tracker=tracker)
+            notes = transcribe_wav(str(path), tracker=tracker, notices=notices)
         except (ValueError, OSError, RuntimeError) as exc:
             raise UserError(f"{path}: {first_line(exc)}") from None
         if not notes:
-            raise UserError(f"{path}: no sung or hummed notes were found in the recording")
+            why = f" ({'; '.join(notices)})" if notices else ""
+            raise UserError(f"{path}: no sung or hummed notes were found in the recording{why}")
+        for msg in notices if say is not None else ():
+            say(f"note: {msg}")
         bpm = tempo or 100.0
         beats = bpm / 60.0
         mel = tuple(MelodyNote(start * beats, end * beats, int(pitch), int(vel))
@@ -117,6 +134,61 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None):
         return read_melody_midi(path)
     except MelodyFileError as exc:
         raise UserError(str(exc)) from None
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} hours" if seconds >= 5400 else f"{seconds / 60:.1f} minutes"
+
+
+def _refuse_too_long(src: Path, out: Path, frames: int, sample_rate: int, max_minutes: float) -> None:
+    """Refuse, before anything starts, a render longer than ``max_minutes`` of audio (a
+    stray huge delta time in a tiny MIDI file would otherwise start a days-long render)
+    or one whose WAV would not fit on the output's disk."""
+    seconds = frames / sample_rate
+    wav_bytes = frames * 4 + 44                      # 16-bit stereo
+    if seconds > max_minutes * 60:
+        raise UserError(f"{src}: the render would last {_duration(seconds)} of audio ({_size(wav_bytes)}), "
+                        f"over the {max_minutes:g}-minute cap; pass --max-minutes {math.ceil(seconds / 60)} "
+                        "to render it anyway")
+    folder = out.resolve().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        usage = shutil.disk_usage(folder)
+    except OSError:
+        return                                        # unknown: writing will tell
+    free = usage.free
+    if usage.total and wav_bytes > free:              # (a pseudo file system reports no size)
+        raise UserError(f"cannot write {out}: the render needs {_size(wav_bytes)} and {folder} has "
+                        f"{_size(free)} free")
+
+
+class _PlainProgress:
+    """Progress for a log or a pipe (where tqdm draws nothing): a plain line at each 10 %
+    step, and at least every 30 s, for renders of a minute of audio or more."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.step = 0
+        self.last = time.monotonic()
+
+    def update(self, done: int, total: int) -> None:
+        if total < 60 * self.sample_rate or done >= total:
+            return
+        step = done * 10 // total
+        now = time.monotonic()
+        if step > self.step or now - self.last >= 30.0:
+            self.step, self.last = max(step, self.step), now
+            _say(f"{done * 100 // total}% ({done / self.sample_rate:.0f} of {total / self.sample_rate:.0f} s "
+                 "of audio)")
 
 
 class _Stopped(BaseException):
@@ -167,7 +239,7 @@ def main(args) -> int:
 
 def _render(args, outputs: _Outputs) -> int:
     from engine.midi_export import write_midi
-    from engine.offline import RenderSettings, render_melody
+    from engine.offline import RenderSettings, render_frames, render_melody
     from engine.synth import SoundFontError
 
     src = Path(args.input)
@@ -178,25 +250,32 @@ def _render(args, outputs: _Outputs) -> int:
     if midi_out is not None and midi_out.suffix.lower() not in MIDI_SUFFIXES:
         raise UserError(f"--midi-out {midi_out}: the MIDI output must be a .mid file")
     _refuse_collisions(src, out, midi_out)
-    melody = load_melody(src, getattr(args, "tracker", "pesto"), args.tempo)
+    melody = load_melody(src, getattr(args, "tracker", "pesto"), args.tempo, say=_say)
     tempo, meter = band_timing(melody, args.tempo, args.meter, _say)
     # validates tempo, meter, style and the controls with clear messages
     cfg = EngineConfig(tempo=tempo, meter=meter, style=args.style, temperature=args.temperature,
                        density=args.density, harmony_follow=args.harmony_follow,
                        backend=getattr(args, "backend", None) or DEFAULT_BACKEND,
                        seed=args.seed, checkpoint=args.checkpoint, count_in_bars=0)
-    soundfont = find_soundfont(args.soundfont)
-    melody, acc, backend = open_band(melody, cfg.backend, cfg.checkpoint, _say)
     # this command has no audio or UI threads, so the audio may render in a forked
     # process while this one runs the model (engine.offline.RenderSettings.synth_process)
     settings = RenderSettings(style=cfg.style, tempo=cfg.tempo, meter=cfg.meter, temperature=cfg.temperature,
                               density=cfg.density, harmony_follow=cfg.harmony_follow, seed=cfg.seed,
                               synth_process=True)
+    _refuse_too_long(src, out, render_frames(melody, settings), settings.sample_rate,
+                     getattr(args, "max_minutes", None) or DEFAULT_MAX_MINUTES)
+    soundfont = find_soundfont(args.soundfont)
+    melody, acc, backend = open_band(melody, cfg.backend, cfg.checkpoint, _say)
     from tqdm import tqdm
 
     with tqdm(total=1, unit="s", unit_scale=True, desc="render", disable=None, file=sys.stderr,
               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]") as bar:
+        plain = _PlainProgress(settings.sample_rate) if bar.disable else None   # not a terminal
+
         def progress(done: int, total: int) -> None:
+            if plain is not None:
+                plain.update(done, total)
+                return
             bar.total = total / settings.sample_rate
             bar.n = done / settings.sample_rate
             if done == total or done % (settings.sample_rate * 2) < settings.block:
@@ -222,4 +301,6 @@ def _render(args, outputs: _Outputs) -> int:
           f"{backend}, {speed:.1f}x real time)" + (f" and {args.midi_out}" if args.midi_out else ""))
     if m.late_steps:
         _say(f"{m.late_steps} steps were generated late (the band held)")
+    for msg in result.mix.notices(settings.sample_rate):
+        _say(f"note: {msg}")
     return 0

@@ -5,17 +5,24 @@ Writes the hummed/sung melody as one MIDI track with the note times as heard
 """
 from __future__ import annotations
 
+import os
 import sys
+import time
+import warnings
 from pathlib import Path
 
 from liveband.cli import UserError
 
 TICKS_PER_BEAT = 480
 TEMPO_US = 500000      # 120 BPM: seconds * 960 = ticks
+PROGRESS_EVERY_S = 5.0      # a progress line this often (wall clock) ...
+PROGRESS_MIN_S = 30.0       # ... on files at least this long
 
 
-def write_midi(notes: list[tuple[int, float, float, int]], path: Path) -> None:
+def midi_bytes(notes: list[tuple[int, float, float, int]]) -> bytes:
     """notes: (pitch, start s, end s, velocity) -> a type-1 MIDI file with one track."""
+    import io
+
     import mido
 
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
@@ -36,9 +43,57 @@ def write_midi(notes: list[tuple[int, float, float, int]], path: Path) -> None:
         track.append(mido.Message("note_on" if is_on else "note_off", note=pitch, velocity=vel, time=tick - now))
         now = tick
     track.append(mido.MetaMessage("end_of_track", time=0))
-    tmp = path.with_name(path.name + ".part")
-    mid.save(str(tmp))
-    tmp.replace(path)
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    return buf.getvalue()
+
+
+def _cannot_write(out: Path, exc: OSError) -> UserError:
+    return UserError(f"cannot write {out}: {exc.strerror or exc}")
+
+
+def _open_part(out: Path) -> tuple[int, Path]:
+    """A temporary file beside ``out``, made before the (long) transcription so that an
+    unwritable folder is told at once."""
+    import tempfile
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name[:200]}.", suffix=".part", dir=out.parent)
+    except OSError as exc:
+        raise _cannot_write(out, exc) from None
+    return fd, Path(tmp)
+
+
+def _finish(fd: int, tmp: Path, data: bytes, out: Path) -> None:
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise _cannot_write(out, exc) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class _Progress:
+    """A line on stderr every PROGRESS_EVERY_S while a file longer than PROGRESS_MIN_S
+    is transcribed (the clock starts when the tracker is ready and the first second is done)."""
+
+    def __init__(self, src: Path) -> None:
+        self.src = src
+        self.t0 = self.last = None
+
+    def __call__(self, done_s: float, total_s: float) -> None:
+        now = time.monotonic()
+        if self.t0 is None:
+            self.t0 = self.last = now
+        if total_s >= PROGRESS_MIN_S and done_s < total_s and now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            print(f"liveband transcribe: {self.src.name}: {done_s / total_s:4.0%} "
+                  f"({done_s:.0f} of {total_s:.0f} s, {now - self.t0:.0f} s so far)", file=sys.stderr, flush=True)
 
 
 def main(args) -> int:
@@ -51,8 +106,12 @@ def main(args) -> int:
         raise UserError(f"no such file: {src}")
     if out.suffix.lower() not in (".mid", ".midi"):
         raise UserError(f"the output must be a .mid file, got {out.name}")
+    if out.is_dir():
+        raise UserError(f"the output {out} is a folder; name a .mid file")
     if not out.parent.exists():
         raise UserError(f"output folder does not exist: {out.parent}")
+    if out.exists() and os.path.samefile(out, src):
+        raise UserError(f"the output {out} is the input file; name another .mid file")
     key, scale = None, "major"
     if getattr(args, "key", None):
         from engine.keyfind import parse_key
@@ -61,11 +120,21 @@ def main(args) -> int:
         except ValueError as exc:
             raise UserError(str(exc)) from None
     notices: list[str] = []
+    fd, tmp = _open_part(out)
     try:
-        notes = transcribe_wav(src, tracker=args.tracker, key=key, scale=scale, notices=notices)
-    except WeightsError as exc:
-        raise UserError(str(exc)) from None
-    write_midi(notes, out)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            notes = transcribe_wav(src, tracker=args.tracker, key=key, scale=scale, notices=notices,
+                                   progress=_Progress(src))
+        data = midi_bytes(notes)
+    except BaseException as exc:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, WeightsError):
+            raise UserError(str(exc)) from None
+        raise
+    _finish(fd, tmp, data, out)
+    notices[:0] = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, RuntimeWarning))
     dur = max((e for _, _, e, _ in notes), default=0.0)
     for msg in notices:
         print(f"liveband transcribe: note: {msg}", file=sys.stderr)

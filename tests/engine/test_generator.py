@@ -92,7 +92,8 @@ def test_changing_the_melody_after_step_s_never_changes_what_was_committed_befor
     # the model heard the same melody up to step S-1, i.e. for band steps < S + d
     assert heard_a[:S + d] == heard_b[:S + d] and heard_a != heard_b
     t_cut = clock.step_time(S + d)
-    before = lambda evs: [e for e in evs if e[0] < t_cut]
+    def before(evs):
+        return [e for e in evs if e[0] < t_cut]
     assert before(ev_a) == before(ev_b)
     assert ev_a != ev_b                       # the change does reach the band afterwards
 
@@ -154,7 +155,8 @@ def test_one_hour_session_has_flat_memory_and_flat_step_time():
 
 def test_live_worker_thread_keeps_ahead_of_a_running_clock_and_applies_requests():
     t0 = time.monotonic()
-    clock_now = lambda: int((time.monotonic() - t0) * SR)
+    def clock_now():
+        return int((time.monotonic() - t0) * SR)
     q = EventQueue(8192)
     log = EventLog()
     # live, the music starts a little after "now", so the first steps are not late

@@ -252,10 +252,9 @@ def test_playing_fast_loses_nothing_but_a_flood_of_note_ons_is_thinned():
 
 def test_a_midi_flood_gives_the_audio_callback_a_bounded_block(soundfont):
     """500 note-ons arriving at once through the filter into the mixer and the real
-    synth: the block that plays them takes under a fifth of its 5.3 ms (CPU time, so a
-    busy machine does not count; with all 500 reaching the callback it took 1.5 ms, and
-    4.5 ms before the player's voice limit) and the player's voices stay within
-    PLAYER_VOICES."""
+    synth: the filter passes only NOTE_BURST of them, so the block that plays them takes
+    under a fifth of its 5.3 ms (CPU time, so a busy machine does not count), and the
+    player's voices stay within PLAYER_VOICES."""
     import time
 
     from engine.events import CONTROL, IMMEDIATE, NOTE_OFF, NOTE_ON, EventQueue

@@ -313,9 +313,8 @@ def test_a_panic_releases_notes_the_sustain_pedal_holds(soundfont, panic, phases
 
 
 def test_a_flood_of_player_notes_is_held_to_the_player_voice_limit(soundfont):
-    """500 random note-ons under the pedal (a runaway controller) used to leave ~500
-    voices sounding until pedal-up, 1-1.3 ms of synth work per 256-frame block after it.
-    The player's own synths hold at most PLAYER_VOICES (stealing released, then pedalled,
+    """500 random note-ons under the pedal (a runaway controller) must not leave hundreds
+    of voices sounding until pedal-up. The player's own synths hold at most PLAYER_VOICES (stealing released, then pedalled,
     then the oldest voices), the band's voices are not stolen, and the work per block
     after the flood stays a small part of the block."""
     import time
@@ -355,3 +354,79 @@ def test_a_flood_of_player_notes_is_held_to_the_player_voice_limit(soundfont):
             mixer.render(block)
             work.append(time.thread_time_ns() - c)
         assert np.median(work) < 0.1 * block / SR * 1e9, np.median(work) / 1e3
+
+
+def test_only_xruns_beside_sound_count_as_dropouts(synth):
+    """An idle stream's underflows replace silence with silence: counted as xruns (their
+    causes matter) but not as dropouts the listener hears; one beside a note, or while
+    the metronome clicks, is."""
+    mixer = fresh_mixer(synth)
+    q = EventQueue()
+    mixer.add_queue(q)
+    buf = np.zeros((256, 2), np.float32)
+    for _ in range(5):
+        mixer.process(buf, xrun=True)
+    assert (mixer.xruns, mixer.audible_xruns) == (5, 0)
+    q.push(mixer.clock, NOTE_ON, 0, 60, 100)
+    mixer.render(2400)
+    mixer.process(buf, xrun=True)                 # a gap in the middle of the note
+    assert (mixer.xruns, mixer.audible_xruns) == (6, 1)
+    q.push(mixer.clock, ALL_OFF, 0)
+    mixer.render(SR * 2)
+    mixer.process(buf, xrun=True)
+    assert mixer.audible_xruns == 1
+    mixer.set_metronome(True, origin=mixer.clock + SR, samples_per_beat=SR)
+    mixer.process(buf, xrun=True)
+    assert (mixer.xruns, mixer.audible_xruns) == (8, 2)
+
+
+def test_notes_struck_at_one_instant_all_sound_up_to_what_the_player_synths_can_start(soundfont):
+    """Sixteen notes at the same sample (a MIDI burst: NOTE_BURST) all start, spread over
+    the player's synths; beyond what they can start in one period notes are dropped,
+    counted, and left out of the take's event log (it holds what was heard)."""
+    from engine.midi_io import NOTE_BURST
+    from engine.mixer import PLAYER_PHASES, STARTS_PER_PERIOD
+
+    assert NOTE_BURST <= PLAYER_PHASES * STARTS_PER_PERIOD
+    with Synth(soundfont, sample_rate=SR, reverb=False) as own:
+        mixer = Mixer(own, SR, 256)
+        assert mixer.enable_player_phases(PLAYER)
+        q, log = EventQueue(), EventQueue()
+        mixer.add_queue(q)
+        mixer.set_event_log(log)
+        for p in range(40, 40 + NOTE_BURST):
+            q.push(1000, NOTE_ON, PLAYER, p, 90)
+        mixer.render(2048)
+        assert mixer.dropped_notes == 0
+        assert sum(t.active_voices() > 0 for t in own._twins) == PLAYER_PHASES
+        for p in range(60, 100):
+            q.push(3000, NOTE_ON, PLAYER, p, 90)
+        mixer.render(2048)
+    out = np.zeros(64, EVENT_DTYPE)
+    n = log.pop_until(10**9, out)
+    assert mixer.dropped_notes == 40 - PLAYER_PHASES * STARTS_PER_PERIOD
+    assert n == NOTE_BURST + PLAYER_PHASES * STARTS_PER_PERIOD
+
+
+def test_blocks_of_nan_audio_are_silenced_and_counted(soundfont):
+    class BrokenSample(Synth):
+        """The real synth with NaN in two of its blocks, as a broken SoundFont sample gives."""
+        poisoned = 0
+
+        def render_into(self, out, start=0, stop=None):
+            super().render_into(out, start, stop)
+            if self.poisoned < 2 and self.frames_rendered > 2048:
+                out[start, 0] = np.nan
+                self.poisoned += 1
+
+    s = BrokenSample(soundfont, sample_rate=SR, reverb=False)
+    try:
+        mixer = Mixer(s, SR, 256, hold_gil=False)      # hold_gil=False: render_into is the one called
+        q = EventQueue()
+        mixer.add_queue(q)
+        q.push(0, NOTE_ON, 0, 60, 100)
+        audio = mixer.render(SR // 4)
+    finally:
+        s.close()
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0.01
+    assert mixer.nonfinite_blocks == 2

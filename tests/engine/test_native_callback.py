@@ -147,17 +147,24 @@ def _session_of_events(soundfont, use_c: bool) -> tuple:
         b = mixer.render(SR * 3, block=512)
         mixer.all_notes_off()
         c = mixer.render(SR, block=97)
+        gap = np.zeros((256, 2), dtype=np.float32)
+        player.push(mixer.clock, NOTE_ON, 3, 60, 100)
+        for _ in range(3):                                # underflows reported by the stream
+            mixer.process(gap, xrun=True)
+        c = np.concatenate([c, gap])
         events = np.zeros(4096, dtype=log._buf.dtype)
         n = log.pop_until(10 ** 12, events)
         return (np.concatenate([a, b, c]), events[:n].copy(), blocks,
                 (mixer.clock, mixer.blocks, mixer.late_events, mixer.events_applied, mixer.dropped_notes,
-                 mixer.peak, mixer.gain_reduction_db, synth.frames_rendered))
+                 mixer.xruns, mixer.audible_xruns, mixer.nonfinite_blocks, mixer.peak, mixer.gain_reduction_db,
+                 synth.frames_rendered))
 
 
 def test_the_c_mixer_renders_exactly_what_the_python_body_renders(soundfont):
     c_out, c_log, c_tap, c_stats = _session_of_events(soundfont, True)
     py_out, py_log, py_tap, py_stats = _session_of_events(soundfont, False)
     assert np.abs(py_out).max() > 0.5 and py_stats[4] > 0       # loud (limited), and notes dropped
+    assert py_stats[5] == 3 and py_stats[6] > 0
     np.testing.assert_array_equal(c_out, py_out)
     np.testing.assert_array_equal(c_log, py_log)
     assert c_stats == py_stats

@@ -10,7 +10,7 @@ from engine import parts as P
 from engine.events import NOTE_ON
 from engine.melody_file import Melody, MelodyFileError, MelodyNote, fit_to_range, read_melody_midi
 from engine.midi_export import write_midi
-from engine.offline import RenderSettings, render_melody
+from engine.offline import RenderSettings, render_frames, render_melody
 from engine.synth import SoundFontError
 from toy_band import band_for_tests
 
@@ -207,7 +207,25 @@ def test_an_offline_model_renders_knowing_the_melody_a_beat_ahead(melody, soundf
     s = RenderSettings(style="pop", tempo=110, meter="4/4", seed=3)
     a, b = (render_melody(m, debug_model(0, cfg).accompanist(), s, soundfont) for m in (melody, changed))
     t_ahead, t_cut = a.clock.beat_to_sample(cut_beat - 1), a.clock.beat_to_sample(cut_beat)
-    window = lambda r, lo, hi: [e for e in r.events if lo <= e[0] < hi and e[2] != P.MELODY.channel]
+    def window(r, lo, hi):
+        return [e for e in r.events if lo <= e[0] < hi and e[2] != P.MELODY.channel]
     assert window(a, 0, t_ahead) == window(b, 0, t_ahead)
     assert window(a, t_ahead, t_cut) != window(b, t_ahead, t_cut)
     assert a.metrics.late_steps == 0
+
+
+def test_the_length_of_a_render_is_known_before_it_starts(rendered, melody):
+    r, _ = rendered
+    assert render_frames(melody, RenderSettings(style="pop", tempo=110, meter="4/4", seed=3)) == r.frames
+
+
+@pytest.mark.parametrize("synth_process", [False, True])
+def test_a_render_that_clips_says_so_and_a_clean_one_does_not(rendered, melody, soundfont, synth_process):
+    r, _ = rendered
+    assert r.mix.limited_frames == 0 and r.mix.nonfinite_blocks == 0 and r.mix.notices(SR) == []
+    s = RenderSettings(style="pop", tempo=110, meter="4/4", seed=3, synth_process=synth_process)
+    loud = render_melody(melody, band_for_tests(0), s, soundfont, keep_audio=True, synth_gain=10.0)
+    assert np.abs(loud.audio).max() <= 0.98 + 1e-6           # the limiter held it ...
+    assert loud.mix.limited_frames > SR and loud.mix.max_gain_reduction_db > 3.0   # ... and it is told
+    notes = loud.mix.notices(SR)
+    assert len(notes) == 1 and notes[0].startswith("the mix clipped") and "\n" not in notes[0]

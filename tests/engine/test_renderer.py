@@ -98,7 +98,8 @@ def test_every_pattern_fits_its_bar(key):
 
 def test_groove_intensity_fills_and_styles():
     g = Groove("pop", "4/4", seed=1)
-    bar = lambda inten, b=0: [g.hits(b * 16 + i, inten) for i in range(16)]
+    def bar(inten, b=0):
+        return [g.hits(b * 16 + i, inten) for i in range(16)]
     quiet = sum(len(h) for h in bar(0.1))
     busy = sum(len(h) for h in bar(0.9))
     assert busy > quiet > 0

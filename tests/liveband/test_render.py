@@ -1,5 +1,11 @@
 """`liveband render`: a melody file in, an accompanied WAV and multi-track MIDI out."""
+import functools
+import os
+import signal
+import subprocess
 import sys
+import threading
+import time
 import wave
 from pathlib import Path
 
@@ -7,6 +13,7 @@ import mido
 import numpy as np
 import pytest
 
+import engine.offline
 from liveband.cli import main
 from models.checkpoint import save_model
 from models.runtime import DEFAULT_CHECKPOINT, debug_model
@@ -151,8 +158,6 @@ def test_without_onnxruntime_the_default_backend_falls_back_to_torch_in_one_line
 
 
 def test_render_never_writes_over_its_input_nor_two_outputs_to_one_file(tmp_path, checkpoint, soundfont, capsys):
-    import os
-
     from scipy.io import wavfile
 
     from engine.pitch.synth_hum import HumSpec, make_hum
@@ -186,8 +191,6 @@ def test_render_never_writes_over_its_input_nor_two_outputs_to_one_file(tmp_path
 
 
 def test_outputs_replace_old_files_only_when_the_whole_render_succeeded(tmp_path, checkpoint, soundfont, capsys):
-    import os
-
     src = melody_file(tmp_path / "m.mid", WALTZ[:6])
     (tmp_path / "out.wav").write_bytes(b"the take before")
     (tmp_path / "blocker").write_bytes(b"a file where the MIDI's folder should be")
@@ -211,7 +214,6 @@ def test_outputs_replace_old_files_only_when_the_whole_render_succeeded(tmp_path
 
 
 def _children(pid: int) -> list[int]:
-    import os
 
     kids = []
     for task in os.listdir(f"/proc/{pid}/task"):
@@ -235,11 +237,6 @@ def _gone(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_an_interrupted_render_stops_its_audio_process_and_leaves_nothing(tmp_path, checkpoint, soundfont, how):
-    import os
-    import signal
-    import subprocess
-    import time
-
     src = melody_file(tmp_path / "long.mid", WALTZ * 160, bpm=240.0)      # 16 minutes of audio
     out = tmp_path / "out"
     code = "import sys; from liveband.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -262,29 +259,30 @@ def test_an_interrupted_render_stops_its_audio_process_and_leaves_nothing(tmp_pa
         else:
             os.kill(proc.pid, signal.SIGTERM)          # `kill PID`: the parent only
         _, err = proc.communicate(timeout=60)
+        deadline = time.monotonic() + 10
+        while not all(_gone(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        orphans = [k for k in kids if not _gone(k)]
     finally:
-        if proc.poll() is None:
+        try:      # whatever is left of the render's process group (an orphaned child too)
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    assert not orphans, "the audio process outlived the render"
     assert proc.returncode == (130 if how == "ctrl-c" else 128 + signal.SIGTERM)
     lines = err.strip().splitlines()
     assert "Traceback" not in err and all(line.startswith("liveband render: ") for line in lines), err
     assert "no output was written" in lines[-1] and ("interrupted" in lines[-1] or "SIGTERM" in lines[-1])
     assert sorted(p.name for p in out.iterdir()) == [], "no output and no temporary file"
-    deadline = time.monotonic() + 10
-    while not all(_gone(k) for k in kids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert all(_gone(k) for k in kids), "the audio process outlived the render"
 
 
 @pytest.fixture()
 def small_disk(tmp_path):
-    """A 4 MB tmpfs: a real disk that fills up (needs the right to mount, as root has)."""
-    import subprocess
-
+    """A 16 MB tmpfs: a real disk that fills up (needs the right to mount, as root has)."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True).returncode:
         pytest.skip("cannot mount a small tmpfs here")
     try:
         yield mnt
@@ -292,17 +290,84 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+def _fill_when_the_render_writes(folder: Path, filler: Path):
+    """Once the render's temporary WAV appears, something else takes the rest of the disk."""
+
+    def fill() -> None:
+        deadline = time.monotonic() + 120
+        while not list(folder.glob(".band.wav.*.part")) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        with open(filler, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(bytes(1 << 16))
+            except OSError:          # full
+                pass
+
+    t = threading.Thread(target=fill, daemon=True)
+    t.start()
+    return t
+
+
 def test_a_full_disk_leaves_no_partial_file_and_says_so_in_one_line(tmp_path, small_disk, checkpoint, soundfont,
                                                                      capsys):
     src = melody_file(tmp_path / "m.mid", WALTZ * 3, bpm=120.0)     # 36 s: about 7 MB of WAV
     (small_disk / "band.wav").write_bytes(b"an older mix")
+    filler = _fill_when_the_render_writes(small_disk, small_disk / "filler")
     rc = main(["render", str(src), "-o", str(small_disk / "band.wav"), "--midi-out", str(small_disk / "band.mid"),
                "--checkpoint", checkpoint, "--soundfont", str(soundfont)])
+    filler.join(10)
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "band.wav" in err and "No space left on device" in err, err
-    assert sorted(p.name for p in small_disk.iterdir()) == ["band.wav"]
+    assert sorted(p.name for p in small_disk.iterdir()) == ["band.wav", "filler"]
     assert (small_disk / "band.wav").read_bytes() == b"an older mix"
+    # a render that cannot fit is refused before it starts, saying how much it needs
+    (small_disk / "filler").unlink()
+    rc = main(["render", str(melody_file(tmp_path / "long.mid", WALTZ * 8, bpm=120.0)), "-o",
+               str(small_disk / "band.wav"), "--checkpoint", checkpoint, "--soundfont", str(soundfont)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "the render needs 19.3 MB" in err and "MB free" in err, err
+    assert sorted(p.name for p in small_disk.iterdir()) == ["band.wav"]
+
+
+def test_a_tiny_file_with_a_huge_delta_time_is_refused_and_names_the_option(tmp_path, checkpoint, soundfont,
+                                                                            capsys):
+    mid = mido.MidiFile(type=0, ticks_per_beat=96)
+    mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=67, velocity=90, time=0),
+                                      mido.Message("note_off", note=67, time=0x0FFFFFFF)]))
+    mid.save(str(tmp_path / "tiny.mid"))
+    assert (tmp_path / "tiny.mid").stat().st_size < 60
+    t0 = time.monotonic()
+    rc = main(["render", str(tmp_path / "tiny.mid"), "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint,
+               "--soundfont", str(soundfont)])
+    assert rc == 2 and time.monotonic() - t0 < 30
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "tiny.mid" in err and "hours of audio" in err, err
+    assert "--max-minutes 27963 " in err and "120-minute cap" in err, err
+    # the cap is the user's to move
+    src = melody_file(tmp_path / "m.mid", WALTZ[:12], bpm=120.0)            # 6 beats of tune, 10 s of audio
+    assert main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--max-minutes", "0.1",
+                 "--checkpoint", checkpoint, "--soundfont", str(soundfont)]) == 2
+    assert "--max-minutes 1 " in capsys.readouterr().err
+    assert main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--max-minutes", "1",
+                 "--checkpoint", checkpoint, "--soundfont", str(soundfont)]) == 0
+    with pytest.raises(SystemExit):
+        main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--max-minutes", "0"])
+    assert "argument --max-minutes" in capsys.readouterr().err
+
+
+def test_progress_on_a_pipe_is_plain_periodic_lines(tmp_path, checkpoint, soundfont, capsys):
+    src = melody_file(tmp_path / "m.mid", WALTZ * 12, bpm=240.0)           # 72 s of audio
+    assert main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint,
+                 "--soundfont", str(soundfont)]) == 0
+    said = capsys.readouterr()
+    lines = [line for line in said.err.splitlines() if "% (" in line]
+    assert len(lines) >= 5 and all(line.startswith("liveband render: ") for line in lines), said.err
+    pcts = [int(line.split()[2].rstrip("%")) for line in lines]
+    assert pcts == sorted(pcts) and pcts[-1] >= 80
+    assert "\r" not in said.err and "wrote" in said.out
 
 
 def test_odd_values_get_an_argparse_error_naming_the_option(tmp_path, capsys):
@@ -328,3 +393,36 @@ def test_a_midi_header_with_zero_ticks_per_beat_is_one_line_naming_the_file(tmp_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(src) in err and "ticks per beat" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zero.mid"]
+
+
+def test_a_wav_render_that_clipped_prints_a_notice(tmp_path, checkpoint, soundfont, capsys, monkeypatch):
+    src = melody_file(tmp_path / "m.mid", WALTZ[:12])
+    model = ["--checkpoint", checkpoint, "--soundfont", str(soundfont)]
+    assert main(["render", str(src), "-o", str(tmp_path / "a.wav"), *model]) == 0
+    assert "clipped" not in capsys.readouterr().err
+    # the same render with the synth 26 dB hotter: the limiter must hold it, and the user hears of it
+    monkeypatch.setattr(engine.offline, "render_melody",
+                        functools.partial(engine.offline.render_melody, synth_gain=10.0))
+    assert main(["render", str(src), "-o", str(tmp_path / "b.wav"), *model]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "clipped" in line]
+    assert len(err) == 1 and err[0].startswith("liveband render: note: the mix clipped"), err
+
+
+@pytest.mark.slow
+def test_a_clipped_or_broken_hummed_wav_is_accompanied_with_the_trackers_notice(tmp_path, checkpoint, soundfont,
+                                                                               capsys):
+    from scipy.io import wavfile
+
+    from engine.pitch.synth_hum import HumSpec, make_hum
+
+    clip = make_hum(HumSpec(seed=3, register="female", n_notes=5, tempo=100.0))
+    loud = np.clip(clip.audio * 6.0, -1.0, 1.0)                       # the singer overdrove the input
+    wavfile.write(tmp_path / "loud.wav", clip.sample_rate, (loud * 32767).astype(np.int16))
+    broken = clip.audio.astype(np.float32)
+    broken[1000:1100] = np.nan                                          # a float WAV with NaN samples
+    wavfile.write(tmp_path / "nan.wav", clip.sample_rate, broken)
+    model = ["--checkpoint", checkpoint, "--soundfont", str(soundfont), "--tempo", "100"]
+    for name, needle in (("loud.wav", "the input clips"), ("nan.wav", "100 invalid (NaN/inf) input samples")):
+        assert main(["render", str(tmp_path / name), "-o", str(tmp_path / f"band_{name}"), *model]) == 0
+        err = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+        assert len(err) == 1 and err[0].startswith("liveband render: note: ") and needle in err[0], err

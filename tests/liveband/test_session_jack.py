@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 
 from engine import parts as P
 from liveband.config import AudioConfig, EngineConfig

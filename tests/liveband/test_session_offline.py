@@ -79,3 +79,60 @@ def test_prepare_waits_for_the_band_and_a_fixed_key_is_reported_and_validated(li
         assert s.snapshot().key == "F# minor"                        # a bad key changes nothing
         s.set_key(None)
         assert s.snapshot().key == ""                                # back to listening (nothing played)
+
+
+def test_the_dropout_counter_counts_nothing_while_nothing_sounds(liveband_home):
+    """The stream's underflows before Play (an idle stream, silence for silence) used to
+    show as dropouts; only a gap beside sound counts for the player."""
+    with Session(start_audio=False) as s:
+        buf = np.zeros((256, 2), np.float32)
+        for _ in range(10):                        # what the audio callback does on underflow
+            s.mixer.process(buf, True)
+        assert s.snapshot().xruns == 0
+        s.key_event(60, True)
+        for _ in range(20):
+            s.mixer.process(buf)
+        s.mixer.process(buf, True)                 # a gap in the player's note
+        s.key_event(60, False)
+        assert s.snapshot().xruns == 1
+
+
+def test_without_an_audio_output_play_records_no_empty_take(liveband_home):
+    """Nothing renders without a stream, so a take would be empty: Play says once that it
+    is not recording and saves nothing (it used to save an empty take)."""
+    from liveband.paths import sessions_dir
+
+    with Session(EngineConfig(tempo=120.0), AudioConfig(output_device="No Such Card")) as s:
+        assert not s.audio.active
+        for _ in range(2):
+            s.play()
+            s.key_event(60, True)
+            s.key_event(60, False)
+            s.stop()
+        notices = s.snapshot().notices
+        assert s.list_sessions() == []
+    assert sum("not recording" in n for n in notices) == 1, notices
+    assert not any("take saved" in n for n in notices), notices
+    assert not sessions_dir().exists() or not any(sessions_dir().iterdir())
+
+
+def test_an_offline_model_is_refused_live_with_a_notice_and_still_renders_files(liveband_home, tmp_path):
+    """A teacher that hears the melody a beat ahead cannot play live (the rule-based band
+    plays, and a notice says why), yet the session renders a file with it."""
+    import dataclasses
+
+    from models.checkpoint import save_model
+    from models.pattern import Pattern
+    from models.runtime import DEBUG_CONFIG
+    from models.transformer import Transformer
+
+    ck = tmp_path / "teacher.safetensors"
+    save_model(Transformer(dataclasses.replace(DEBUG_CONFIG, pattern=Pattern("delay", lookahead=-4))), ck)
+    with Session(EngineConfig(tempo=120.0, checkpoint=str(ck)), start_audio=False) as s:
+        assert s.prepare(120)
+        notices = s.snapshot().notices
+        assert any("offline render only" in n and "rule-based" in n for n in notices), notices
+        out = tmp_path / "out.wav"
+        s.render_file(str(melody_file(tmp_path / "m.mid")), str(out))
+    with wave.open(str(out)) as w:
+        assert w.getnframes() > 4 * w.getframerate()

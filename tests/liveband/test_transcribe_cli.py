@@ -141,3 +141,101 @@ def test_a_key_that_is_not_a_key_gives_one_clear_line(tmp_path, hum):
     r = run_cli("transcribe", str(wav), "-o", str(tmp_path / "x.mid"), "--key", "H dorian")
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "not a key" in r.stderr
+
+
+# -- outputs that cannot be written, a read-only home, long files (issue 15) ---------
+import os  # noqa: E402
+
+from fsfaults import full_disk, read_only_dir  # noqa: E402
+
+
+def _one_line(text: str) -> str:
+    text = text.strip()
+    assert text and "\n" not in text and "Traceback" not in text, text
+    return text
+
+
+@pytest.fixture()
+def hum_wav(tmp_path, hum):
+    wav = tmp_path / "hum.wav"
+    wavfile.write(wav, 44100, (hum.audio * 32767).astype(np.int16))
+    return wav
+
+
+def test_output_into_a_read_only_folder_is_one_line_and_leaves_nothing(tmp_path, hum_wav):
+    with read_only_dir(tmp_path / "ro") as ro:
+        r = run_cli("transcribe", str(hum_wav), "-o", str(ro / "notes.mid"))
+        assert r.returncode == 2
+        err = _one_line(r.stderr)
+        assert "notes.mid" in err and ("Read-only" in err or "Permission" in err)
+        assert not list(ro.iterdir())
+
+
+def test_output_onto_a_folder_is_one_line(tmp_path, hum_wav):
+    folder = tmp_path / "notes.mid"
+    folder.mkdir()
+    r = run_cli("transcribe", str(hum_wav), "-o", str(folder))
+    assert r.returncode == 2 and "folder" in _one_line(r.stderr)
+    assert not list(folder.iterdir()) and not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*.part"))
+
+
+def test_output_on_a_full_disk_is_one_line_and_leaves_no_part_file(tmp_path, hum_wav):
+    with full_disk(tmp_path / "full") as full:
+        r = run_cli("transcribe", str(hum_wav), "-o", str(full / "notes.mid"))
+        assert r.returncode == 2
+        assert "No space left" in _one_line(r.stderr)
+        assert sorted(p.name for p in full.iterdir()) == [".filler"]
+
+
+def test_a_failed_write_leaves_no_part_file_and_keeps_the_old_output(tmp_path, monkeypatch, capsys):
+    """ENOSPC at the last moment (simulated where no tmpfs can be mounted): the earlier
+    notes.mid is kept as it was, and no temporary file is left."""
+    import engine.pitch
+    from liveband.cli import main
+
+    wav = tmp_path / "in.wav"
+    wavfile.write(wav, 8000, np.zeros(800, np.int16))
+    out = tmp_path / "notes.mid"
+    out.write_bytes(b"earlier take")
+    monkeypatch.setattr(engine.pitch, "transcribe_wav", lambda *a, **k: [(60, 0.0, 0.5, 90)])
+
+    def no_space(*_):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", no_space)
+    assert main(["transcribe", str(wav), "-o", str(out)]) == 2
+    assert "No space left" in _one_line(capsys.readouterr().err)
+    assert out.read_bytes() == b"earlier take"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "notes.mid"]
+
+
+def test_a_read_only_home_still_transcribes_with_one_note_line(tmp_path, hum_wav, hum):
+    code = "import sys; from liveband.cli import main; sys.exit(main(sys.argv[1:]))"
+    out = tmp_path / "notes.mid"
+    with read_only_dir(tmp_path / "home") as home:
+        env = {k: v for k, v in os.environ.items() if k != "LIVEBAND_HOME"}
+        env["HOME"] = str(home)
+        r = subprocess.run([sys.executable, "-c", code, "transcribe", str(hum_wav), "-o", str(out)],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "cannot cache the pitch model" in _one_line(r.stderr)      # nor onnxruntime's telemetry warning
+    notes = [m.note for m in mido.MidiFile(out) if m.type == "note_on" and m.velocity > 0]
+    assert notes == [p for p, _, _ in hum.notes]
+
+
+def test_a_long_file_prints_progress_lines(tmp_path, hum):
+    """A minute of humming (two ten-second-ish tunes repeated): progress lines on a
+    non-terminal stderr, then the result."""
+    gap = np.zeros(44100, np.float32)
+    minute = np.concatenate([np.concatenate([hum.audio, gap])] * 12)[:60 * 44100]
+    wav = tmp_path / "long.wav"
+    wavfile.write(wav, 44100, (minute * 32767).astype(np.int16))
+    code = ("import sys; import liveband.commands.transcribe as t; t.PROGRESS_EVERY_S = 0.5; "
+            "from liveband.cli import main; sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, "transcribe", str(wav), "-o", str(tmp_path / "l.mid")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [ln for ln in r.stderr.splitlines() if "long.wav" in ln and "%" in ln]
+    assert len(lines) >= 2, r.stderr
+    pct = [int(ln.split("%")[0].split()[-1]) for ln in lines]
+    assert pct == sorted(pct) and 0 < pct[0] and pct[-1] < 100
+    assert "of 60 s" in lines[0]

@@ -2,13 +2,8 @@
 line naming the file and the problem."""
 import dataclasses
 import json
-import os
-import resource
-import subprocess
-import sys
 from pathlib import Path
 
-import mido
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -16,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from models.checkpoint import CheckpointError, load_model_file, read_metadata, save_model
 from models.runtime import DEBUG_CONFIG, debug_model, load_model
 from models.transformer import Transformer
+from cli_helpers import melody_midi, run_cli
 
 torch.set_num_threads(1)
 
@@ -82,40 +78,11 @@ def test_corrupt_and_foreign_and_missing_files(tmp_path):
     assert issubclass(CheckpointError, ValueError)   # the CLI prints ValueErrors as one line
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 def _tiny_file(path, config, state=None):
     """A few-byte safetensors file whose metadata declares ``config``."""
     meta = {"format": "liveband-model", "version": "1", "config": config if isinstance(config, str) else config.to_json()}
     save_file(state or {"w": torch.zeros(4)}, str(path), metadata=meta)
     return path
-
-
-def _melody(path):
-    mid = mido.MidiFile(ticks_per_beat=480)
-    track = mido.MidiTrack()
-    for p in (60, 62, 64, 65, 67, 65, 64, 62):
-        track += [mido.Message("note_on", note=p, velocity=90, time=0), mido.Message("note_off", note=p, time=480)]
-    mid.tracks.append(track)
-    mid.save(str(path))
-    return path
-
-
-def _cli(tmp_path, *args, address_space_gb=None):
-    """The real `liveband` CLI in a subprocess with its caches inside tmp_path. An address-space
-    cap keeps a loader that would allocate gigabytes from taking the machine with it."""
-    env = {**os.environ, "LIVEBAND_CACHE": str(tmp_path / "cache"), "LIVEBAND_HOME": str(tmp_path / "home"),
-           "OMP_NUM_THREADS": "1"}
-    env.pop("LIVEBAND_DEBUG", None)
-
-    def cap():
-        if address_space_gb:
-            limit = int(address_space_gb * 2**30)
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return subprocess.run([sys.executable, "-m", "liveband.cli", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300, preexec_fn=cap)
 
 
 def test_a_huge_declared_config_is_refused_from_the_metadata_before_allocating(tmp_path):
@@ -124,7 +91,7 @@ def test_a_huge_declared_config_is_refused_from_the_metadata_before_allocating(t
     huge = _tiny_file(tmp_path / "huge.safetensors",
                       dataclasses.replace(DEBUG_CONFIG, d_model=4096, n_layer=48, n_head=32))
     assert huge.stat().st_size < 2048
-    out = _cli(tmp_path, "render", _melody(tmp_path / "m.mid"), "-o", tmp_path / "out.wav",
+    out = run_cli(tmp_path, "render", melody_midi(tmp_path / "m.mid"), "-o", tmp_path / "out.wav",
                "--checkpoint", huge, address_space_gb=4)
     assert out.returncode == 2, out.stderr[-2000:]
     err = out.stderr.strip()
@@ -197,3 +164,125 @@ def test_tensors_are_checked_against_the_config_from_the_header(tmp_path, monkey
         with pytest.raises(CheckpointError) as e:
             load_model_file(path)
         assert words in _one_line(e.value, path)
+
+
+def _damaged(tmp_path, value, name="blocks.0.attn.qkv.weight"):
+    """The debug model with one value of ``name`` set to ``value``, saved as a checkpoint."""
+    lm = debug_model(0)
+    state = {k: v.contiguous().clone() for k, v in lm.model.state_dict().items()}
+    state[name][1, 2] = value
+    return _tiny_file(tmp_path / "damaged.safetensors", lm.config, state)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_weights_are_refused_naming_file_and_tensor(tmp_path, value):
+    path = _damaged(tmp_path, value)
+    with pytest.raises(CheckpointError) as e:
+        load_model_file(path)
+    msg = _one_line(e.value, path)
+    assert "non-finite" in msg and "blocks.0.attn.qkv.weight (1 of" in msg
+
+
+@pytest.mark.parametrize("command", ["render", "eval", "bench"])
+def test_the_cli_refuses_nan_weights_in_one_line_and_leaves_no_temporary_export(tmp_path, command):
+    """The issue's case: eval printed all-null metrics with rc 0; render and bench failed
+    with a message naming nothing, and each try left a .onnx.tmp in the cache."""
+    path = _damaged(tmp_path, float("nan"))
+    jsb = tmp_path / "jsb.json"       # one chorale in the JSB-16th format
+    jsb.write_text(json.dumps({"valid": [[[67, 64, 60, 48]] * 4 + [[69, 60, 57, 45]] * 4]}))
+    args = {"render": ["render", melody_midi(tmp_path / "m.mid"), "-o", tmp_path / "out.wav", "--checkpoint", path],
+            "eval": ["eval", "--checkpoint", path, "--jsb", jsb],
+            "bench": ["bench", "model", "--quick", "--checkpoint", path]}[command]
+    out = run_cli(tmp_path, *args)
+    assert out.returncode == 2, (out.stdout[-1000:], out.stderr[-2000:])
+    assert out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()
+    assert str(path) in line and "blocks.0.attn.qkv.weight" in line and "non-finite" in line
+    left = [p.name for p in (tmp_path / "cache").rglob("*")] if (tmp_path / "cache").exists() else []
+    assert not [n for n in left if n.endswith(".tmp") or ".tmp" in n], left
+
+
+class _Payload:
+    """Unpickling this would create the folder ``marker``: proof that code from the file ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (self.marker,))
+
+
+def _pickles(tmp_path, marker) -> list:
+    """Malicious pickles named as checkpoints: a raw pickle and torch.save's zip format."""
+    import pickle
+
+    raw = tmp_path / "raw.safetensors"
+    raw.write_bytes(pickle.dumps({"w": _Payload(marker)}, protocol=2))
+    zipped = tmp_path / "zipped.safetensors"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "x": _Payload(marker)}, str(zipped))
+    pth = tmp_path / "zipped.pth"
+    pth.write_bytes(zipped.read_bytes())
+    return [raw, zipped, pth]
+
+
+def test_a_pickle_disguised_as_a_checkpoint_is_refused_without_running(tmp_path):
+    marker = tmp_path / "ran"
+    for path in _pickles(tmp_path, marker):
+        with pytest.raises(CheckpointError) as e:
+            load_model_file(path)
+        _one_line(e.value, path)
+        assert not marker.exists()
+    out = run_cli(tmp_path, "render", melody_midi(tmp_path / "m.mid"), "-o", tmp_path / "o.wav",
+                  "--checkpoint", tmp_path / "zipped.pth")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and str(tmp_path / "zipped.pth") in out.stderr
+    assert not marker.exists()
+
+
+def test_a_pickle_in_place_of_the_pitch_weights_is_refused_without_running(tmp_path):
+    """The one place torch.load is used (the trackers' shipped .pth/.ckpt) loads weights only."""
+    from engine.pitch.weights import WeightsError, load_crepe_state, load_pesto_checkpoint
+
+    marker = tmp_path / "ran"
+    for path in _pickles(tmp_path, marker):
+        for load in (lambda p: load_crepe_state("tiny", path=p), lambda p: load_pesto_checkpoint(path=p)):
+            with pytest.raises(WeightsError):
+                load(path)
+            assert not marker.exists()
+
+
+def test_every_torch_load_in_the_project_loads_weights_only_and_nothing_unpickles():
+    """A source scan, so a new loader cannot quietly unpickle: torch.load needs
+    weights_only=True; pickle.load(s), Unpickler, np.load(allow_pickle=True), dill,
+    joblib and torch.jit.load are not used to read files."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    found, bad = 0, []
+    for folder in ("liveband", "engine", "models", "ui", "scripts"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                    if any(n and n.split(".")[0] in ("dill", "joblib", "cloudpickle") for n in names):
+                        bad.append(f"{path.relative_to(root)}:{node.lineno} imports {names}")
+                if not isinstance(node, ast.Call):
+                    continue
+                name = ast.unparse(node.func)
+                kw = {k.arg: k.value for k in node.keywords}
+                where = f"{path.relative_to(root)}:{node.lineno} {name}"
+                if name == "torch.load":
+                    found += 1
+                    w = kw.get("weights_only")
+                    if not (isinstance(w, ast.Constant) and w.value is True):
+                        bad.append(f"{where} without weights_only=True")
+                elif name.split(".")[-1] in ("Unpickler", "jit.load") or name in (
+                        "pickle.load", "pickle.loads", "torch.jit.load", "_pickle.load", "_pickle.loads"):
+                    bad.append(where)
+                elif name in ("np.load", "numpy.load"):
+                    a = kw.get("allow_pickle")
+                    if not (isinstance(a, ast.Constant) and a.value is False):
+                        bad.append(f"{where} without allow_pickle=False")
+    assert not bad, bad
+    assert found >= 2      # the scan sees the pitch loaders' calls

@@ -10,6 +10,7 @@ from models.sampling import make_sampler
 from models.runtime import DEFAULT_CHECKPOINT, debug_model, load_accompanist, load_model
 from models.tokens import ACCOMP_STREAMS, CHORD, CHORD_UNKNOWN, MELODY, NUM_STREAMS, VOCAB_SIZES
 from tiny_pieces import random_piece
+from cli_helpers import melody_midi, run_cli
 
 torch.set_num_threads(1)
 
@@ -92,6 +93,67 @@ def test_onnx_backend_streams_like_torch(tmp_path, monkeypatch):
         outs.append(np.array([acc.advance(60 + t % 5, t % 16, s) for t in range(3 * lm.config.window)]))
     np.testing.assert_array_equal(outs[0], outs[1])
     assert list((tmp_path / "onnx").glob("*.onnx"))         # exported outside the repository
+
+
+def _stream(acc, window):
+    acc.reset("pop", "4/4")
+    s = make_sampler(0.0)
+    return np.array([acc.advance(60 + t % 5, t % 16, s) for t in range(3 * window)])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage with a matching sidecar", "one flipped byte"])
+def test_a_damaged_cached_onnx_is_exported_again(tmp_path, monkeypatch, damage):
+    import hashlib
+
+    monkeypatch.setenv("LIVEBAND_CACHE", str(tmp_path))
+    lm = debug_model(2)
+    want = _stream(lm.accompanist(backend="torch-cpu"), lm.config.window)
+    lm.accompanist(backend="onnx-cpu")
+    (path,) = (tmp_path / "onnx").glob("*.onnx")
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[:1000])
+    elif damage == "one flipped byte":       # a weight's exponent bit: the graph still opens
+        import onnxruntime as ort
+
+        i = data.index(lm.model.tok_emb.weight.detach().numpy().tobytes()[:64]) + 3
+        path.write_bytes(data[:i] + bytes([data[i] ^ 0x10]) + data[i + 1:])
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    else:
+        path.write_bytes(b"\x00not an onnx graph" * 50)
+        (tmp_path / "onnx" / (path.name + ".sha256")).write_text(hashlib.sha256(path.read_bytes()).hexdigest())
+    np.testing.assert_array_equal(_stream(lm.accompanist(backend="onnx-cpu"), lm.config.window), want)
+    assert path.read_bytes() == data
+
+
+def test_a_model_with_nan_weights_is_not_exported_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVEBAND_CACHE", str(tmp_path))
+    lm = debug_model(2)
+    with torch.no_grad():
+        lm.model.blocks[1].mlp[0].weight[3, 4] = float("nan")
+    with pytest.raises(RuntimeError) as e:
+        lm.accompanist(backend="onnx-cpu")
+    assert "non-finite weights in tensor blocks.1.mlp.0.weight (1 of" in str(e.value)
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_render_with_a_corrupt_cached_model_onnx_still_renders(tmp_path):
+    """The issue's case through the real CLI: the default (onnx-cpu) render after the
+    cached export was damaged re-exports it, says so in one line, and writes the WAV."""
+    from models.checkpoint import save_model
+
+    ckpt = save_model(debug_model(0).model, tmp_path / "d.safetensors")
+    mid = melody_midi(tmp_path / "m.mid")
+    first = run_cli(tmp_path, "render", mid, "-o", tmp_path / "a.wav", "--checkpoint", ckpt)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (path,) = (tmp_path / "cache" / "onnx").glob("*.onnx")
+    path.write_bytes(path.read_bytes()[:1000])
+    again = run_cli(tmp_path, "render", mid, "-o", tmp_path / "b.wav", "--checkpoint", ckpt)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Traceback" not in again.stderr and "onnx-cpu" in again.stdout
+    assert [ln for ln in again.stderr.splitlines() if str(path) in ln] == [
+        f"cached {path} does not match its checksum; exporting it again"]
+    assert (tmp_path / "b.wav").read_bytes() == (tmp_path / "a.wav").read_bytes()
 
 
 def test_shipped_checkpoint_loads_and_plays():

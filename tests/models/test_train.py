@@ -171,3 +171,101 @@ def test_chord_segment_corruption_gives_whole_segments_a_wrong_chord_and_moves_t
                 assert set(moved.tolist()) <= {k}
         assert ((x != inputs) <= (inputs >= min(CHORD_BASE, NOTE_BASE))).all()  # HOLD/REST/PAD kept
     assert changed_any
+
+
+DDP_HARNESS = '''
+import datetime, json, os, sys
+import torch, torch.distributed as dist
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, os.path.join(sys.argv[1], "tests", "models"))
+import models.train as T
+from models.train import TrainConfig
+from tiny_pieces import random_corpus
+
+torch.set_num_threads(1)
+rank = int(os.environ["RANK"])
+# a short collective timeout: a rank left waiting fails in seconds instead of hanging
+dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=40))
+cfg = TrainConfig.from_dict(json.loads(sys.argv[2]))
+case, out = sys.argv[3], sys.argv[4]
+kw = {}
+if case == "clock":        # only rank 0's clock runs out (at once)
+    kw["max_seconds"] = 0.0 if rank == 0 else None
+elif case == "nan":        # only rank 1's loss turns NaN, at its third step
+    real, calls = T.masked_nll, [0]
+    def masked_nll(logits, targets):
+        nll, mask = real(logits, targets)
+        calls[0] += 1
+        return (nll * float("nan") if rank == 1 and calls[0] == 3 else nll), mask
+    T.masked_nll = masked_nll
+try:
+    res = T.train(cfg, random_corpus(), out, progress=False, **kw)
+    print(json.dumps({"rank": rank, "step": res["step"]}), flush=True)
+except FloatingPointError as exc:
+    print(json.dumps({"rank": rank, "error": str(exc)}), flush=True)
+'''
+
+
+@pytest.mark.parametrize("case", ["clock", "nan"])
+def test_ddp_ranks_stop_together_when_one_rank_decides(tmp_path, case):
+    """Under DDP a stop that one rank decides alone (its max_seconds clock, a non-finite
+    loss) must stop every rank at the same step, not leave the others in an all-reduce."""
+    import signal
+
+    harness = tmp_path / "harness.py"
+    harness.write_text(DDP_HARNESS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(harness),
+         str(ROOT), TINY.to_json(), case, str(tmp_path / "run")],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=200)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("the ranks hung")
+    reports = sorted((json.loads(x) for x in out.splitlines() if x.startswith("{")), key=lambda r: r["rank"])
+    assert [r["rank"] for r in reports] == [0, 1], err[-2000:]
+    if case == "clock":
+        assert reports[0]["step"] == reports[1]["step"] == 0
+    else:
+        assert all("non-finite at step 3" in r.get("error", "") for r in reports), reports
+    assert proc.returncode == 0, err[-2000:]
+
+
+def test_distill_kl_is_zero_for_the_same_distribution_and_ignores_masked_ids():
+    from models.train import distill_kl
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(2, 3, 5, 7, generator=g)
+    a[..., 5:] = float("-inf")                       # outside the vocabulary in both
+    b = torch.randn(2, 3, 5, 7, generator=g)
+    b[..., 5:] = float("-inf")
+    mask = torch.ones(2, 3, 5, dtype=torch.bool)
+    mask[0, 0, 0] = False
+    assert torch.allclose(distill_kl(a, a, mask), torch.zeros(2, 3, 5), atol=1e-6)
+    kl = distill_kl(a, b, mask)
+    assert torch.isfinite(kl).all() and (kl[mask] > 0).all() and kl[0, 0, 0] == 0
+
+
+def test_distillation_pulls_an_online_student_toward_an_offline_teacher(tmp_path):
+    """The KL to a teacher that hears the melody a beat ahead falls as the student trains
+    on it; the student keeps its own (online) pattern."""
+    from models.checkpoint import save_model
+    from models.transformer import Transformer
+
+    torch.manual_seed(5)
+    t_cfg = dataclasses.replace(TINY.model, pattern=Pattern("delay", lookahead=-4), dropout=0.0)
+    teacher = Transformer(t_cfg)
+    with torch.no_grad():                # a confident teacher: a flat one teaches little
+        teacher.head.weight.mul_(40.0)
+    save_model(teacher, tmp_path / "teacher.safetensors")
+    cfg = dataclasses.replace(TINY, steps=30, eval_every=100, teacher=str(tmp_path / "teacher.safetensors"),
+                              distill_weight=1.0)
+    train(cfg, random_corpus(), tmp_path / "run", progress=False)
+    kls = [json.loads(x)["kl"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"kl"' in x]
+    assert len(kls) == 30 and np.mean(kls[-5:]) < 0.9 * np.mean(kls[:5])
+    assert load_model(tmp_path / "run" / "model.safetensors").config.pattern.lookahead == 1
+    with pytest.raises(ValueError, match="teacher"):
+        TrainConfig(distill_weight=1.0)

@@ -53,10 +53,18 @@ class FakeSession:
     def called(self, name: str) -> list[tuple]:
         return [c[1:] for c in self.calls if c[0] == name]
 
-    def play(self): self._rec("play"); self.snap = replace(self.snap, playing=True)
-    def stop(self): self._rec("stop"); self.snap = replace(self.snap, playing=False)
-    def close(self): self._rec("close"); self.closed = True
-    def set_input_mode(self, mode): self._rec("set_input_mode", mode); self.snap = replace(self.snap, input_mode=mode)
+    def play(self):
+        self._rec("play")
+        self.snap = replace(self.snap, playing=True)
+    def stop(self):
+        self._rec("stop")
+        self.snap = replace(self.snap, playing=False)
+    def close(self):
+        self._rec("close")
+        self.closed = True
+    def set_input_mode(self, mode):
+        self._rec("set_input_mode", mode)
+        self.snap = replace(self.snap, input_mode=mode)
     def audio_devices(self): return {"inputs": ["FakeMic"], "outputs": ["NullSpeakers"]}
     def midi_ports(self): return {"inputs": [], "outputs": []}
     def set_audio_devices(self, output=None, input=None, blocksize=None): self._rec("set_audio_devices", output, input, blocksize)
@@ -69,7 +77,9 @@ class FakeSession:
         if not 40 <= bpm <= 240:
             raise ValueError(f"tempo must be 40-240 BPM, got {bpm}")
         self.snap = replace(self.snap, tempo=bpm)
-    def tap_tempo(self): self._rec("tap_tempo"); return 123.0
+    def tap_tempo(self):
+        self._rec("tap_tempo")
+        return 123.0
     def set_meter(self, meter): self._rec("set_meter", meter)
     def set_style(self, style): self._rec("set_style", style)
     def set_temperature(self, t): self._rec("set_temperature", t)
@@ -88,7 +98,9 @@ class FakeSession:
     def snapshot(self): return self.snap
     def roll(self, since_step): return [n for n in self.notes if n[3] >= since_step]
     def list_sessions(self): return [{"name": "2026-11-23_1700", "duration": "0:42"}]
-    def export_session(self, name, dest): self._rec("export_session", name, dest); return [f"{dest}/{name}.mid"]
+    def export_session(self, name, dest):
+        self._rec("export_session", name, dest)
+        return [f"{dest}/{name}.mid"]
     def render_file(self, path, out_wav, midi_out=None, progress=None):
         self._rec("render_file", path, out_wav, midi_out)
         for i in range(5):

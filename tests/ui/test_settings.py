@@ -145,3 +145,30 @@ def test_qsettings_files_read_and_our_files_read_in_qsettings(tmp_path):
     assert st.read(again, "devices/midi_in") == "Keystation\t49 ab"
     assert not again.notices
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_liveband_play_starts_from_a_hostile_settings_file_under_xvfb(pulse_server, tmp_path):
+    """The real entry point: `liveband play` with a pickled entry and blocksize=3 in
+    LiveBand.ini starts, says what it ignored (file and key), runs nothing, and saves a
+    clean file on close."""
+    import os
+
+    from ui.xvfb import Xvfb
+
+    ini, marker = tmp_path / "config" / "LiveBand" / "LiveBand.ini", tmp_path / "ran"
+    _write_evil_ini(ini, marker)
+    ini.write_text(ini.read_text().replace("blocksize=512", "blocksize=3"))
+    exe = Path(sys.executable).parent / "liveband"
+    with Xvfb() as x:
+        env = dict(os.environ, **x.env(), XDG_CONFIG_HOME=str(tmp_path / "config"),
+                   LIVEBAND_HOME=str(tmp_path / "home"))
+        proc = subprocess.run([str(exe), "play", "--quit-after", "3"], env=env, capture_output=True, text=True,
+                              timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert not marker.exists()
+    notes = [ln for ln in proc.stderr.splitlines() if ln.startswith("liveband: note:")]
+    assert any(str(ini) in n and "transport/tempo" in n for n in notes), proc.stderr[-3000:]
+    assert any(str(ini) in n and "devices/blocksize=3" in n for n in notes), proc.stderr[-3000:]
+    text = ini.read_text()
+    assert "@Variant" not in text and "blocksize=256" in text and "meter=3/4" in text

@@ -362,7 +362,6 @@ def test_after_stop_the_roll_keeps_the_take(make_window, fake_session, qtbot):
 
 
 def test_remembered_devices_are_reopened_or_reported_missing(make_window, fake_session, tmp_path):
-    from fake_session import FakeSession
     s = QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat)
     s.setValue("devices/audio_out", "NullSpeakers")
     s.setValue("devices/midi_in", "Keystation 49")       # unplugged since last time

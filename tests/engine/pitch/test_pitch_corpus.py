@@ -1,10 +1,9 @@
 """Hums with known truth (the synthetic corpus) through the live HumTracker: onsets,
 note pitches and latency, on clean and noisy/reverberant clips, for both trackers."""
-import numpy as np
 import pytest
 
-from liveband.bench.pitch import run_clip, summarise
 from engine.pitch.live import HumTracker
+from liveband.bench.pitch import run_clip, summarise
 from hum_corpus import corpus
 
 

@@ -42,6 +42,24 @@ def test_vibrato_of_60_cents_stays_one_note():
     assert ons(ev) == [(57, ons(ev)[0][1])] and len(ev) == 2
 
 
+def test_a_singers_wide_vibrato_of_100_cents_stays_one_note_and_is_not_talking():
+    # an opera-wide vibrato swings a semitone each way at 5-7 Hz: as fast as speech
+    # glides, but around a steady centre
+    for rate in (5.0, 6.5):
+        t = np.arange(200) * 0.01
+        cents = 100 * np.clip((t - 0.15) / 0.15, 0, 1) * np.sin(2 * np.pi * rate * t)
+        ev, seg = run(silence(10) + note(64, 200, cents=cents) + silence(10))
+        assert ons(ev) == [(64, ons(ev)[0][1])] and len(ev) == 2, (rate, ev)
+        assert not seg.talking
+
+
+def test_a_step_after_a_wide_vibrato_still_starts_a_new_note():
+    t = np.arange(80) * 0.01
+    cents = 100 * np.clip((t - 0.15) / 0.15, 0, 1) * np.sin(2 * np.pi * 6.0 * t)
+    ev, _ = run(silence(10) + note(60, 80, cents=cents) + note(62, 40) + silence(10))
+    assert [p for p, _ in ons(ev)] == [60, 62], ev
+
+
 def test_a_scoop_is_waited_out_and_the_note_named_by_its_target():
     scoop = -150 * np.exp(-np.arange(60) / 3.0)        # 150 cents below, settling in ~10 hops
     ev, _ = run(silence(10) + note(64, 60, cents=scoop) + silence(10))
