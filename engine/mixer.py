@@ -161,7 +161,9 @@ class _TapBridge:
     """A Python tap (any object with ``write(block, clock)``) behind the C callback: the
     callback writes the finished blocks into ``ring`` and this hands them on, from its own
     thread while a stream plays (``start``), else from ``drain`` after each block.
-    The tap sees the same blocks at the same clock samples, a few ms later."""
+    The tap sees the same blocks at the same clock samples, a few ms later. (A tap over
+    BRIDGE_S behind loses blocks, counted in ``ring.overflows``, and the clocks it is
+    given are then early by what was lost: for measuring and tests, not recording.)"""
 
     def __init__(self, tap, sample_rate: int, max_block: int) -> None:
         from engine.ring import AudioRing
@@ -183,11 +185,10 @@ class _TapBridge:
                 if ring.first_time < 0:
                     return
                 self._next = ring.first_time
-            lost = ring.dropped_frames
             n = ring.read_into(self._buf)
             if n == 0:
                 return
-            self.tap.write(self._buf[:n], self._next + lost)
+            self.tap.write(self._buf[:n], self._next)
             self._next += n
 
     def _run(self) -> None:
