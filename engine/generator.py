@@ -42,13 +42,14 @@ from typing import Callable
 
 import numpy as np
 
+from engine.chart import Chart, ChartSampler
 from engine.clock import Clock, TempoFollower, check_tempo
-from engine.groove import Groove
 from engine.quantiser import MelodyEvent, Quantiser
 from engine.renderer import PartRenderer
 from engine.sampler import ControlledSampler
+from engine.styles import get_style
 from models.contract import Accompanist, prime_melody
-from models.tokens import REST, STYLES
+from models.tokens import REST
 
 def _greedy(stream: int, logits: np.ndarray) -> int:
     return int(np.argmax(np.nan_to_num(logits, nan=-np.inf)))
@@ -82,16 +83,16 @@ class StreamingGenerator:
                  quantiser: Quantiser | None = None, chunk_steps: int = 1, margin_steps: int = 2,
                  clock_source: Callable[[], int] | None = None, follow_tempo: bool = False,
                  backend: str = "", step_observer: Callable[[int, float], None] | None = None,
-                 offline: bool = False) -> None:
+                 offline: bool = False, chart: Chart | None = None) -> None:
         if not 1 <= chunk_steps <= 16:
             raise ValueError("chunk must be 1-16 steps")
         if not 1 <= margin_steps <= 64:
             raise ValueError("safety margin must be 1-64 steps")
-        if style not in STYLES:
-            raise ValueError(f"unknown style {style!r}")
+        get_style(style)   # validates: a band style (engine.styles), which names the model's
         self.model = accompanist
         self.clock = clock
         self.renderer = renderer
+        renderer.clock = clock          # swing and humanise need a step's length
         self.sampler = sampler or ControlledSampler()
         self.quantiser = quantiser or Quantiser(clock)
         self.chunk_steps = chunk_steps
@@ -107,6 +108,8 @@ class StreamingGenerator:
         if self.lookahead <= -MELODY_RING // 2:
             raise ValueError(f"lookahead {self.lookahead} is beyond the generator's melody ring")
         self.offline = bool(offline)
+        # a chord chart: the chord stream follows it, the model chooses the rest
+        self._chart = None if chart is None else ChartSampler(self.sampler, chart, clock.meter, accompanist)
         # committed melody tokens by step (ring); the model reads the one of step k - lookahead
         self._mel = np.full(MELODY_RING, REST, np.int64)
         self._mel_next = clock.first_step      # the next melody step to commit
@@ -146,7 +149,7 @@ class StreamingGenerator:
         # ~0.1-0.5 s here) that would otherwise land on the first real step and make it
         # late; it runs on a throwaway greedy sampler, and the reset after it starts the
         # piece clean, so the band is the same with or without it
-        self.model.reset(self.style, self.clock.meter)
+        self.model.reset(get_style(self.style).model, self.clock.meter)
         prime_melody(self.model, [REST] * max(0, -self.lookahead))
         self.model.advance(REST, 0, _greedy)
         self._reset_model(self.style)
@@ -167,8 +170,7 @@ class StreamingGenerator:
         self._req_key = (None if pitch_classes is None else frozenset(int(p) % 12 for p in pitch_classes),)
 
     def set_style(self, style: str) -> None:
-        if style not in STYLES:
-            raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
+        get_style(style)   # ValueError naming the choices
         self._req_style = style
 
     def set_mute(self, part: str, muted: bool) -> None:
@@ -222,11 +224,14 @@ class StreamingGenerator:
                 self.style = style
                 self._reset_model(style)
                 groove_seed = self.renderer.groove.rng.integers(1 << 30)
-                self.renderer.groove = Groove(style, self.clock.meter, int(groove_seed))
+                self.renderer.set_style(style, int(groove_seed), time=self.clock.step_time(self.next_step))
 
     def _reset_model(self, style: str) -> None:
-        self.model.reset(style, self.clock.meter)
+        # the model knows a few conditioning styles; a band style names the one it uses
+        self.model.reset(get_style(style).model, self.clock.meter)
         self._model_fresh = True
+        if self._chart is not None:
+            self._chart.t0 = max(0, self.next_step)      # the step of the model's time 0
 
     def _melody(self, step: int) -> int:
         """The committed melody token of ``step`` (REST before the piece: contract)."""
@@ -252,7 +257,11 @@ class StreamingGenerator:
                 prime_melody(self.model, [self._melody(k + i) for i in range(max(0, -self.lookahead))])
                 self._model_fresh = False
             self.sampler.observe_melody(mel)
-            frame = self.model.advance(mel, clock.step_in_bar(k), self.sampler)
+            sampler = self.sampler
+            if self._chart is not None:
+                self._chart.step = k
+                sampler = self._chart
+            frame = self.model.advance(mel, clock.step_in_bar(k), sampler)
         now = self.clock_source() if self.clock_source is not None else t
         late = t < now
         if frame is not None:

@@ -37,17 +37,20 @@ from typing import Callable
 import numpy as np
 
 from engine import parts as P
+from engine.chart import Chart
 from engine.clock import Clock
 from engine.events import NOTE_OFF, NOTE_ON, EventQueue
+from engine.feel import Feel
 from engine.generator import GeneratorMetrics, StreamingGenerator
 from engine.melody_file import Melody
 from engine.mixer import Mixer
 from engine.quantiser import Quantiser
 from engine.renderer import EventLog, PartRenderer
 from engine.sampler import ControlledSampler
+from engine.styles import get_style
 from engine.synth import Synth
 from models.contract import Accompanist
-from models.tokens import METERS, STYLES
+from models.tokens import METERS
 
 try:   # fork: the child inherits the job as it is (no pickling, no second import)
     _FORK = multiprocessing.get_context("fork")
@@ -87,10 +90,11 @@ class RenderSettings:
     synth_process: bool = False
     programs: dict[str, int] = field(default_factory=dict)
     muted: tuple[str, ...] = ()
+    feel: Feel = field(default_factory=Feel)      # swing, fills, half/double time, humanise
+    chart: Chart | None = None                    # a chord chart the band's chord stream follows
 
     def __post_init__(self) -> None:
-        if self.style not in STYLES:
-            raise ValueError(f"style must be one of {', '.join(STYLES)}, got {self.style!r}")
+        get_style(self.style)    # ValueError naming the styles
         if self.meter not in METERS:
             raise ValueError(f"meter must be one of {', '.join(METERS)}, got {self.meter!r}")
         if self.block <= 0 or self.sample_rate <= 0:
@@ -130,6 +134,7 @@ class RenderResult:
     late_mixer_events: int = 0
     steps: int = 0
     mix: MixStats = field(default_factory=MixStats)
+    chords: list[tuple[int, int]] = field(default_factory=list)   # (step, chord token) at each change
 
 
 class _WavWriter:
@@ -193,7 +198,8 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
     clock = Clock(s.sample_rate, s.tempo, s.meter, s.count_in_bars)
     log = EventLog()            # the band's events (for the MIDI file and the audio process)
     renderer = PartRenderer([log], s.style, s.meter, seed=s.seed, density=s.density,
-                            programs=s.programs)
+                            programs=s.programs, feel=s.feel, clock=clock)
+    renderer.chord_log = []     # the band's chord stream, for RenderResult.chords
     renderer.muted.update(x for x in s.muted if x != "melody")
     quantiser = Quantiser(clock)
     sampler = ControlledSampler(s.seed, s.temperature, s.density, s.harmony_follow)
@@ -213,7 +219,7 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
         return StreamingGenerator(accompanist, clock, renderer, style=s.style, sampler=sampler,
                                   quantiser=quantiser, chunk_steps=s.chunk_steps,
                                   margin_steps=s.margin_steps, clock_source=clock_source,
-                                  backend=backend, offline=True)
+                                  backend=backend, offline=True, chart=s.chart)
 
     if s.synth_process and not s.worker_thread and _FORK is not None:
         gen, audio, late_events, mix = _render_two_processes(job, generator, renderer, log, keep_audio, progress)
@@ -222,7 +228,7 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
     # band before melody at equal times, whatever the threads' interleaving
     events = sorted(log.events + mel_log, key=lambda e: e[0])
     return RenderResult(events, clock, job.total, gen.metrics(), audio, time.perf_counter() - t_wall,
-                        late_events, gen.steps, mix)
+                        late_events, gen.steps, mix, renderer.chord_log or [])
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,22 @@
 
 Per committed step the generator passes the frame ``(chord, bass, tenor, alto)`` and the
 step's start time; the renderer turns it into note on/off events on the parts' channels
-(``engine.parts``):
+(``engine.parts``), in the current style (``engine.styles``):
 
-- bass: the bass stream (note-on strikes, HOLD sustains, REST releases);
+- bass: the bass stream (note-on strikes, HOLD sustains, REST releases); a style with a
+  bass rhythm re-strikes on its own rhythm instead, with the model's last bass note
+  (``x``), the sounding chord's root, fifth or octave near it (``r 5 8``) or a walking
+  line through the chord (``w``);
 - keys: the tenor and alto streams, two voices on one channel (a pitch both voices hold
-  is released only when both let go);
+  is released only when both let go); a style with a comping rhythm strikes the model's
+  last two voices on that rhythm;
 - pad: a close voicing (pitch classes placed in 55-66) of the chord stream, struck when
   the chord on a beat differs from the last one, sustained while it lasts;
 - drums: ``engine.groove.Groove``; each hit is released at the next step.
 
-Every event of step k is at exactly ``clock.step_time(k)``: events leave in
+A style plays only its ``parts``. Feel (``engine.feel``): swing and humanise delay a
+part's events of a step by less than a step (so steps stay in order); with neither,
+every event of step k is at exactly ``clock.step_time(k)``. Events leave in
 non-decreasing time order, as the ``EventQueue`` needs. Velocities follow the metric
 position (downbeat > beat > 8th > 16th) and the density control. Muting a part releases
 what it holds at the next step; solo mutes every part that is not soloed.
@@ -25,12 +31,16 @@ from typing import Iterable, Protocol
 import numpy as np
 
 from engine import parts as P
-from engine.clock import beat_steps
+from engine.clock import Clock, beat_steps
 from engine.events import CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
+from engine.feel import Feel, Humaniser, swing_fraction
 from engine.groove import SIDE_STICK, Groove
-from models.tokens import CHORD_BASE, CHORD_NONE, REST, chord_pitch_classes, is_note_on, token_pitch
+from engine.styles import BAND_PART_NAMES, Style, get_style
+from models.tokens import (CHORD_BASE, CHORD_NONE, QUALITY_INTERVALS, REST, chord_of_token, chord_pitch_classes,
+                           is_note_on, token_pitch)
 
 PAD_LOW = 55  # pad voicing: each chord tone in [55, 67)
+BASS_LOW, BASS_HIGH = 28, 52   # where a style's bass line places chord tones (E1-E3)
 
 # SoundFont 2.01 NRPN (CC99=120, CC98=generator 38 "release time", data entry CC6/CC38,
 # 8192 = no change, 2 timecents a unit): -600 units halves the pad's release. FluidR3's
@@ -62,30 +72,64 @@ def pad_voicing(chord: int) -> list[int]:
 
 
 class PartRenderer:
-    def __init__(self, sinks: Iterable[EventSink], style: str, meter: str, seed: int = 0,
-                 density: float = 0.5, programs: dict[str, int] | None = None) -> None:
+    def __init__(self, sinks: Iterable[EventSink], style: str | Style, meter: str, seed: int = 0,
+                 density: float = 0.5, programs: dict[str, int] | None = None, feel: Feel | None = None,
+                 clock: Clock | None = None) -> None:
         self.sinks = list(sinks)
         self.meter = meter
         self.beat_steps = beat_steps(meter)
-        self.groove = Groove(style, meter, seed)
+        self.seed = seed
+        self.feel = feel or Feel()
+        self.clock = clock          # for swing/humanise (a step's length); the generator sets it
+        self._user_programs = dict(programs or {})
         self.density = density
-        self.programs = {p.name: p.program for p in P.ALL_PARTS}
-        if programs:
-            self.programs.update(programs)
         self.muted: set[str] = set()
         self.soloed: set[str] = set()
+        self.set_style(style, seed)
+        self.humaniser = Humaniser(self.feel.humanise, seed)
         # channel -> {pitch: number of voices holding it}
         self._sounding: dict[int, dict[int, int]] = {p.channel: {} for p in P.BAND_PARTS}
         self._bass: int | None = None
-        self._keys: list[int | None] = [None, None]     # tenor, alto pitches
+        self._keys: list[int | None] = [None, None]     # tenor, alto pitches (model's rhythm)
+        self._comp: list[int] = []                      # what the comping rhythm holds
+        self._model_bass: int | None = None             # the model's last bass / keys notes
+        self._model_keys: list[int | None] = [None, None]
+        self._harmony: int = CHORD_NONE                 # the chord sounding now (any step)
+        self._walk_i = 0
+        self._walk_chord = CHORD_NONE
+        self._walk_rng = np.random.default_rng(seed + 31)
         self._chord: int = CHORD_NONE
         self._pad_notes: list[int] = []
         self._drum_offs: list[int] = []
+        self._buffer: list[tuple[int, int, int, int, int]] | None = None
         self._onset_rate = 0.25   # EMA of onsets per note stream per step (model density)
         self.intensity = 0.5
+        # (step, chord token) at each change of the chord stream, when a caller asks
+        self.chord_log: list[tuple[int, int]] | None = None
+
+    def set_style(self, style: str | Style, seed: int | None = None, time: int | None = None) -> None:
+        """Play ``style`` from the next step (its drummer, rhythms, programs and parts);
+        ``time``: send its programs then (a change during play)."""
+        self.style = get_style(style)
+        self.groove = Groove(self.style, self.meter, self.seed if seed is None else seed,
+                             fills=self.feel.fills, time=self.feel.time)
+        self.swing = self.style.swing if self.feel.swing is None else self.feel.swing
+        self._bass_rhythm = self.style.bass_rhythm(self.meter)
+        self._comp_rhythm = self.style.comp_rhythm(self.meter)
+        self.programs = {p.name: p.program for p in P.ALL_PARTS}
+        self.programs.update(self.style.programs)
+        self.programs.update(self._user_programs)
+        self._restyled = hasattr(self, "_sounding")
+        if time is not None:
+            for p in P.BAND_PARTS:
+                if p.channel != P.DRUMS.channel:
+                    self._emit(time, PROGRAM, p.channel, self.programs[p.name])
 
     # -- output helpers -------------------------------------------------------
     def _emit(self, time: int, kind: int, ch: int, d1: int = 0, d2: int = 0) -> None:
+        if self._buffer is not None:
+            self._buffer.append((time, kind, ch, d1, d2))
+            return
         for s in self.sinks:
             s.push(time, kind, ch, d1, d2)
 
@@ -124,7 +168,7 @@ class PartRenderer:
             self._emit(time, CONTROL, P.PAD.channel, cc, value)
 
     def audible(self, name: str) -> bool:
-        if name in self.muted:
+        if name in self.muted or (name in BAND_PART_NAMES and name not in self.style.parts):
             return False
         return not self.soloed or name in self.soloed
 
@@ -161,35 +205,157 @@ class PartRenderer:
         """
         t = int(time)
         self._flush_drum_offs(t)
-        # release parts that were muted since the last step
+        # release parts that were muted since the last step, and what a previous style held
         for p in (P.BASS, P.KEYS, P.PAD):
-            if not self.audible(p.name) and self._sounding[p.channel]:
+            if (self._restyled or not self.audible(p.name)) and self._sounding[p.channel]:
                 self._release_channel(t, p.channel)
+                if p is P.BASS:
+                    self._bass = None
+                elif p is P.KEYS:
+                    self._keys, self._comp = [None, None], []
+                else:
+                    self._pad_notes = []
+        self._restyled = False
+        self.humaniser.next_step()     # every step, late or not: a seed plays the same
         if late:
             return
         chord, bass, tenor, alto = (int(x) for x in tokens)
+        if self.chord_log is not None and (not self.chord_log or self.chord_log[-1][1] != chord):
+            self.chord_log.append((step, chord))
         onsets = sum(1 for x in (bass, tenor, alto) if is_note_on(x))
         self._onset_rate += 0.0625 * (onsets / 3.0 - self._onset_rate)
         model_density = min(1.0, self._onset_rate / 0.5)
         self.intensity = min(1.0, max(0.0, 0.5 * model_density + 0.5 * self.density))
+        if chord >= CHORD_BASE or chord == CHORD_NONE:
+            self._harmony = chord
+        if is_note_on(bass):
+            self._model_bass = token_pitch(bass)
+        for i, tok in enumerate((tenor, alto)):
+            if is_note_on(tok):
+                self._model_keys[i] = token_pitch(tok)
+        when = self._part_times(t, step_in_bar)
+        self._buffer = []
+        try:
+            self._render_bass(when["bass"], bass, step_in_bar)
+            self._render_keys(when["keys"], tenor, alto, step_in_bar)
+            self._render_pad(when["pad"], chord, step_in_bar)
+            if self.audible("drums"):
+                dv = self.humaniser.velocity["drums"]
+                for key, vel in self.groove.hits(step, self.intensity):
+                    self._emit(when["drums"], NOTE_ON, P.DRUMS.channel, key, max(1, min(127, vel + dv)))
+                    self._drum_offs.append(key)
+        finally:
+            events, self._buffer = self._buffer, None
+        events.sort(key=lambda e: e[0])      # stable: a re-strike's off stays before its on
+        for e in events:
+            self._emit(*e)
 
-        # bass
+    def _part_times(self, t: int, step_in_bar: int) -> dict[str, int]:
+        """Each part's time for this step: swing and humanise delay it, by less than a step."""
+        clock = self.clock
+        if clock is None or (self.swing <= 0.0 and self.humaniser.amount <= 0.0):
+            return {"bass": t, "keys": t, "pad": t, "drums": t}
+        k = clock.step_at(t)
+        length = clock.step_time(k + 1) - clock.step_time(k)
+        base = swing_fraction(step_in_bar, self.meter, self.swing) * length
+        sr = clock.sample_rate
+        return {p: t + min(length - 1, int(round(base + self.humaniser.timing[p] * sr)))
+                for p in ("bass", "keys", "pad", "drums")}
+
+    def _vel(self, part: str, base: float, step_in_bar: int) -> int:
+        return self.velocity(base, step_in_bar) + self.humaniser.velocity[part]
+
+    def _near(self, pc: int, anchor: int) -> int:
+        """Pitch class ``pc`` placed within a tritone of ``anchor``, in the bass range."""
+        p = anchor + (pc - anchor) % 12
+        if p - anchor > 6:
+            p -= 12
+        while p < BASS_LOW:
+            p += 12
+        while p > BASS_HIGH:
+            p -= 12
+        return p
+
+    def _bass_pitch(self, ch: str) -> int | None:
+        """The pitch a bass-rhythm character asks for, over the chord sounding now."""
+        anchor = self._model_bass if self._model_bass is not None else 40
+        rq = chord_of_token(self._harmony)
+        if ch == "x" or rq is None:
+            return self._model_bass
+        root_pc, quality = rq
+        root = self._near(root_pc, anchor)
+        if ch == "r":
+            return root
+        if ch == "5":
+            return root + 7 if root + 7 <= BASS_HIGH + 4 else root - 5
+        if ch == "8":
+            return root + 12 if root + 12 <= BASS_HIGH + 7 else root
+        # "w": a walking line: root when the chord changes, then up through the chord
+        # (3rd or 2nd, 5th, then 6th/7th or a half-step below the root pointing back)
+        if self._harmony != self._walk_chord:
+            self._walk_chord, self._walk_i = self._harmony, 0
+        else:
+            self._walk_i += 1
+        i = self._walk_i % 4
+        iv = QUALITY_INTERVALS[quality]
+        r = self._walk_rng.random()
+        if i == 0:
+            return root
+        if i == 1:
+            return root + (iv[1] if r < 0.7 else 2)
+        if i == 2:
+            return root + iv[2]
+        return root + (iv[3] if len(iv) > 3 and r < 0.5 else (9 if r < 0.75 else 11))
+
+    def _render_bass(self, t: int, bass: int, step_in_bar: int) -> None:
+        ch = P.BASS.channel
+        rhythm = self._bass_rhythm
+        if rhythm is not None:
+            c = rhythm[step_in_bar % len(rhythm)]
+            if c == "-":
+                return
+            if self._bass is not None:
+                self._off(t, ch, self._bass)
+                self._bass = None
+            pitch = None if c == "." else self._bass_pitch(c)
+            if pitch is not None and self.audible("bass"):
+                self._bass = pitch
+                self._on(t, ch, pitch, self._vel("bass", 100, step_in_bar))
+            return
         if bass == REST or is_note_on(bass):
             if self._bass is not None:
-                self._off(t, P.BASS.channel, self._bass)
+                self._off(t, ch, self._bass)
                 self._bass = None
             if is_note_on(bass) and self.audible("bass"):
                 self._bass = token_pitch(bass)
-                self._on(t, P.BASS.channel, self._bass, self.velocity(100, step_in_bar))
-        # keys: tenor and alto voices
+                self._on(t, ch, self._bass, self._vel("bass", 100, step_in_bar))
+
+    def _render_keys(self, t: int, tenor: int, alto: int, step_in_bar: int) -> None:
+        ch = P.KEYS.channel
+        rhythm = self._comp_rhythm
+        if rhythm is not None:
+            c = rhythm[step_in_bar % len(rhythm)]
+            if c == "-":
+                return
+            for n in self._comp:
+                self._off(t, ch, n)
+            self._comp = []
+            if c in "xo" and self.audible("keys"):
+                voices = sorted({p for p in self._model_keys if p is not None}) or pad_voicing(self._harmony)
+                for n in voices:
+                    self._on(t, ch, n, self._vel("keys", 96 if c == "o" else 84, step_in_bar))
+                self._comp = list(voices)
+            return
         for i, tok in enumerate((tenor, alto)):
             if tok == REST or is_note_on(tok):
                 if self._keys[i] is not None:
-                    self._off(t, P.KEYS.channel, self._keys[i])
+                    self._off(t, ch, self._keys[i])
                     self._keys[i] = None
                 if is_note_on(tok) and self.audible("keys"):
                     self._keys[i] = token_pitch(tok)
-                    self._on(t, P.KEYS.channel, self._keys[i], self.velocity(84, step_in_bar))
+                    self._on(t, ch, self._keys[i], self._vel("keys", 84, step_in_bar))
+
+    def _render_pad(self, t: int, chord: int, step_in_bar: int) -> None:
         # pad: re-voice when the chord changes, on a beat (a pad that re-strikes on every
         # 16th is mush, and each re-voicing leaves long release tails for the synth to
         # render); an unknown chord label keeps the last one
@@ -209,15 +375,10 @@ class PartRenderer:
                         self._off(t, P.PAD.channel, n)
                 for n in new:
                     if n not in self._pad_notes:
-                        self._on(t, P.PAD.channel, n, self.velocity(62, 0))
+                        self._on(t, P.PAD.channel, n, self._vel("pad", 62, 0))
                 self._pad_notes = new
         else:
             self._pad_notes = []
-        # drums
-        if self.audible("drums"):
-            for key, vel in self.groove.hits(step, self.intensity):
-                self._emit(t, NOTE_ON, P.DRUMS.channel, key, vel)
-                self._drum_offs.append(key)
 
     def all_off(self, time: int) -> None:
         """Release everything (stop, reset). Thread: worker."""
@@ -227,5 +388,6 @@ class PartRenderer:
             self._release_channel(t, ch)
         self._bass = None
         self._keys = [None, None]
+        self._comp = []
         self._pad_notes = []
         self._chord = CHORD_NONE

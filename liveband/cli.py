@@ -13,9 +13,9 @@ import os
 import sys
 
 from liveband import __version__
-from liveband.config import BACKENDS
+from liveband.config import BACKENDS, STYLES
 from liveband.errors import UserError  # noqa: F401  (re-exported for command modules)
-from models.tokens import METERS, STYLES
+from models.tokens import METERS
 
 
 def _seed(text: str) -> int:
@@ -40,9 +40,21 @@ def _positive(text: str) -> float:
     return value
 
 
+def _unit(text: str) -> float:
+    """argparse type: a number 0-1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be 0-1, got {text}")
+    return value
+
+
 def _engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("band")
-    g.add_argument("--style", choices=STYLES, default="pop")
+    g.add_argument("--style", choices=STYLES, default="pop",
+                   help="band style (shipped, or a .toml in the user's styles folder)")
     g.add_argument("--tempo", type=float, default=None, help="BPM, 40-240 (default: from the file, else 100)")
     g.add_argument("--meter", choices=METERS, default=None, help="default: from the file, else 4/4")
     g.add_argument("--temperature", type=float, default=0.9, help="creativity, 0.05-2")
@@ -51,6 +63,12 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", choices=BACKENDS, default=None,
                    help="default: onnx-cpu (torch-cpu when onnxruntime is missing)")
     g.add_argument("--checkpoint", default=None, help="model checkpoint (.safetensors); default: shipped")
+    g.add_argument("--swing", type=_unit, default=None, help="0 straight .. 1 triplet feel (default: the style's)")
+    g.add_argument("--fills", choices=("off", "phrase", "more"), default=None, help="drum fills (default: the style's)")
+    g.add_argument("--time", dest="time_feel", choices=("normal", "half", "double"), default=None,
+                   help="the drummer's half-time / double-time feel")
+    g.add_argument("--humanise", "--humanize", type=_unit, default=0.0,
+                   help="timing and velocity spread 0-1 (the same for the same --seed)")
     g.add_argument("--seed", type=_seed, default=0)
     g.add_argument("--soundfont", default=None, help=".sf2 file (default: Debian's FluidR3_GM)")
 
@@ -72,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="melody .mid (or a .wav of humming/singing)")
     p.add_argument("-o", "--output", required=True, help="output .wav")
     p.add_argument("--midi-out", default=None, help="also write a multi-track .mid")
+    p.add_argument("--chart", default=None, metavar="FILE",
+                   help="a chord chart (plain text, e.g. '| C | Am | F G7 |') the band's chords follow")
     p.add_argument("--tracker", choices=("pesto", "crepe"), default="pesto", help="pitch tracker for WAV input")
     p.add_argument("--max-minutes", type=_positive, default=None, metavar="N",
                    help="refuse a render longer than N minutes of audio (default 120)")
@@ -142,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"argument {tok[:-3]}: expected one argument")
     args = parser.parse_args(argv)
     command = args.command or "play"
+    if command in ("play", "render"):
+        from engine.styles import book
+
+        for problem in book().problems:     # a broken user style file: one line, then on
+            print(f"liveband {command}: {problem}", file=sys.stderr)
     if args.command is None:
         args = parser.parse_args(["play", *(argv if argv is not None else sys.argv[1:])])
     try:

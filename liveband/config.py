@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from models.tokens import METERS, STYLES
+from engine.feel import Feel
+from engine.styles import get_style, style_names
+from models.tokens import METERS
+
+# the band styles: shipped ones, then the user's style files (engine.styles)
+STYLES = style_names()
+STYLE_LABELS = {name: get_style(name).label for name in STYLES}   # what the style menu shows
 
 BACKENDS = ("torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda")
 
@@ -46,14 +52,19 @@ class EngineConfig:
     seed: int = 0
     checkpoint: str | None = None   # None: the shipped default
     key: str | None = None          # a key the player fixes ("D minor"); None: follow the playing
+    swing: float | None = None      # 0 straight .. 1 triplet; None: the style's
+    fills: str | None = None        # off, phrase, more; None: the style's
+    time_feel: str | None = None    # normal, half, double (the drummer); None: the style's
+    humanise: float = 0.0           # timing and velocity spread, 0-1, seeded by ``seed``
 
     def __post_init__(self) -> None:
         if not 40.0 <= self.tempo <= 240.0:
             raise ValueError(f"tempo must be 40-240 BPM, got {self.tempo}")
         if self.meter not in METERS:
             raise ValueError(f"meter must be one of {', '.join(METERS)}, got {self.meter!r}")
-        if self.style not in STYLES:
-            raise ValueError(f"style must be one of {', '.join(STYLES)}, got {self.style!r}")
+        if self.style not in style_names():
+            raise ValueError(f"style must be one of {', '.join(style_names())}, got {self.style!r}")
+        self.feel   # validates swing, fills, time and humanise
         if not 0 <= self.count_in_bars <= 4:
             raise ValueError("count-in must be 0-4 bars")
         if not 0.05 <= self.temperature <= 2.0:
@@ -72,6 +83,10 @@ class EngineConfig:
             from engine.keyfind import key_name, parse_key
 
             object.__setattr__(self, "key", key_name(*parse_key(self.key)))   # canonical spelling
+
+    @property
+    def feel(self) -> Feel:
+        return Feel(self.swing, self.fills, self.time_feel, self.humanise)
 
     def with_(self, **changes) -> "EngineConfig":
         return replace(self, **changes)

@@ -49,10 +49,11 @@ from engine.midi_io import (ComputerKeyboard, KeyNote, MidiInput, MidiOutput, No
 from engine.mixer import Mixer
 from engine.recorder import Recorder, export_session as _export_session, list_sessions as _list_sessions
 from engine.recorder import new_session_folder
+from engine.styles import style_names
 from engine.synth import SoundFontError, Synth
 from liveband.config import AudioConfig, EngineConfig
 from liveband.paths import find_soundfont, sessions_dir
-from models.tokens import METERS, STYLES, chord_name
+from models.tokens import METERS, chord_name
 
 PART_NAMES = ("bass", "keys", "pad", "drums")
 INPUT_MODES = ("keyboard", "midi", "mic")
@@ -633,8 +634,10 @@ class Session:
             self._roll.reset(clock)
             band_q = EventQueue(1 << 14)
             renderer = PartRenderer([band_q, self._roll, *self._band_listeners], cfg.style, cfg.meter, seed=cfg.seed,
-                                    density=cfg.density,
-                                    programs={n: s.program for n, s in self._parts.items()})
+                                    density=cfg.density, feel=cfg.feel,
+                                    # the player's own choices; the style's programs otherwise
+                                    programs={n: s.program for n, s in self._parts.items()
+                                              if s.program != P.part(n).program})
             for name, st in self._parts.items():
                 if st.mute:
                     renderer.muted.add(name)
@@ -779,8 +782,8 @@ class Session:
                 self._happened(f"meter {meter} applies from the next play")
 
     def set_style(self, style: str) -> None:
-        if style not in STYLES:
-            raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
+        if style not in style_names():
+            raise ValueError(f"style must be one of {', '.join(style_names())}, got {style!r}")
         with self._lock:
             self._cfg = self._cfg.with_(style=style)
             if self._gen is not None:

@@ -63,6 +63,12 @@ def _int_in(value, lo: int, hi: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
+def _short(value: object) -> str:
+    """repr() cut to a length that fits an error line (the value comes from the file)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def check_config(config: object, path: str | Path) -> None:
     """Refuse a declared config (the metadata's parsed JSON) outside LIMITS, before
     ModelConfig or Pattern is built from it; CheckpointError naming the file."""
@@ -70,26 +76,26 @@ def check_config(config: object, path: str | Path) -> None:
         raise CheckpointError(f"{path}: bad model config in checkpoint (not a JSON object with a pattern)")
     for name, hi in LIMITS.items():
         if name in config and not _int_in(config[name], 1, hi):
-            raise CheckpointError(f"{path}: model config {name}={config[name]!r} is outside 1..{hi}")
+            raise CheckpointError(f"{path}: model config {name}={_short(config[name])} is outside 1..{hi}")
     vocab = config.get("vocab_sizes", [])
     if not isinstance(vocab, list) or len(vocab) > LIMITS["num_streams"] or \
             not all(_int_in(v, 1, LIMITS["max_vocab"]) for v in vocab):
-        raise CheckpointError(f"{path}: model config vocab_sizes={vocab!r} must be at most "
+        raise CheckpointError(f"{path}: model config vocab_sizes={_short(vocab)} must be at most "
                               f"{LIMITS['num_streams']} ints in 1..{LIMITS['max_vocab']}")
     dropout = config.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise CheckpointError(f"{path}: model config dropout={dropout!r} is outside [0, 1)")
+        raise CheckpointError(f"{path}: model config dropout={_short(dropout)} is outside [0, 1)")
     pat = config["pattern"]
     if "num_streams" in pat and not _int_in(pat["num_streams"], 1, LIMITS["num_streams"]):
-        raise CheckpointError(f"{path}: pattern num_streams={pat['num_streams']!r} is outside 1..{LIMITS['num_streams']}")
+        raise CheckpointError(f"{path}: pattern num_streams={_short(pat['num_streams'])} is outside 1..{LIMITS['num_streams']}")
     m = MAX_PATTERN_STEPS
     for name in ("delays", "order"):
         seq = pat.get(name, [])
         if not isinstance(seq, list) or len(seq) > LIMITS["num_streams"] or not all(_int_in(x, -m, m) for x in seq):
-            raise CheckpointError(f"{path}: pattern {name}={seq!r} must be at most "
+            raise CheckpointError(f"{path}: pattern {name}={_short(seq)} must be at most "
                                   f"{LIMITS['num_streams']} ints in -{m}..{m}")
     if not _int_in(pat.get("lookahead", 1), -m, m):
-        raise CheckpointError(f"{path}: pattern lookahead={pat.get('lookahead')!r} is outside -{m}..{m}")
+        raise CheckpointError(f"{path}: pattern lookahead={_short(pat.get('lookahead'))} is outside -{m}..{m}")
 
 
 def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:

@@ -9,7 +9,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from liveband.config import METERS, STYLES
+from liveband.config import METERS, STYLE_LABELS, STYLES
 from ui.gm import NOTE_NAMES
 from ui.panels import caption
 from ui.widgets import LevelMeter
@@ -88,8 +88,8 @@ class TransportBar(QFrame):
             self.key.setToolTip("auto-key: the band detects your key as you play")
         group("key", self.key)
         self.style = QComboBox()
-        for s in STYLES:
-            self.style.addItem(s.title(), s)
+        for s in STYLES:      # shipped styles, then the user's style files
+            self.style.addItem(STYLE_LABELS[s], s)
         group("style", self.style)
         lay.addStretch(1)
 

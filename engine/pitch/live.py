@@ -28,6 +28,7 @@ from engine.pitch.segmenter import TRACKER_DEFAULTS, NoteSegmenter, SegmenterCon
 from engine.pitch.tracker import HOP, TRACKER_RATE, PitchTracker, make_tracker
 
 PERIODICITY_WINDOW = 320     # 20 ms at 16 kHz
+OCTAVE_MARGIN = 0.15         # periodicity at twice the period must beat it by this to halve f0
 
 
 @dataclass
@@ -191,8 +192,28 @@ class HumTracker:
         shift = 0.5 * (y0 - y2) / d if d < 0 else 0.0
         lag = lags[k] + float(np.clip(shift, -0.5, 0.5))
         if peak < 0.6:
-            return f0, max(peak, 0.0)
-        return TRACKER_RATE / lag, peak
+            below = self._octave_below(e, a, ea, lag, peak)
+            return (f0 / 2, below) if below else (f0, max(peak, 0.0))
+        below = self._octave_below(e, a, ea, lag, peak)
+        return (TRACKER_RATE / (2 * lag), below) if below else (TRACKER_RATE / lag, peak)
+
+    def _octave_below(self, e: np.ndarray, a: np.ndarray, ea: float, lag: float, peak: float) -> float:
+        """The periodicity at twice ``lag`` when it beats ``peak`` by OCTAVE_MARGIN, else 0.
+
+        A voice whose fundamental a small microphone or a band-pass has taken away still
+        repeats once per true period, but its odd harmonics cancel at half that period:
+        the tracker then names the octave above, and the autocorrelation shows it."""
+        n = PERIODICITY_WINDOW
+        lo, hi = int(np.floor(2 * lag * 0.98)), int(np.ceil(2 * lag * 1.02))
+        if hi > len(e) - n or lo < 2:
+            return 0.0
+        best = 0.0
+        for L in range(lo, hi + 1):
+            b = e[len(e) - n - L:len(e) - L]
+            eb = float(np.dot(b, b))
+            if eb > 0:
+                best = max(best, float(np.dot(a, b)) / np.sqrt(ea * eb))
+        return best if best >= peak + OCTAVE_MARGIN and best >= 0.6 else 0.0
 
     def _hop(self, hop: np.ndarray) -> list[MelodyEvent]:
         f0, conf = self.tracker.process(hop)

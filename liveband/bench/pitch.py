@@ -199,5 +199,126 @@ def main(args) -> int:
     rep = bench(kind="quick" if quick else "bench")
     if not quick:
         rep["sung"] = {"tracker": "pesto", **bench_sung("pesto")}
+        rep["live"] = bench_live()
     print(json.dumps(rep, indent=2))
     return 0
+
+
+def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
+    """The hum path in the real session on a private PulseAudio server, band playing.
+
+    - hum -> band: a hummed clip is played into the software microphone; for each note
+      the tracker announces, the first band step whose model call hears it (the step
+      being committed when the note arrived, or the note's own step plus the model's
+      lookahead if that is later), in 16th steps and in ms after the note's dated onset.
+    - mode switch: the input mode goes keyboard -> Hum -> keyboard ``switches`` times
+      while the band plays; the output's xruns during the switches, and the longest
+      stall of a thread that ticks every 5 ms (what a UI timer would feel).
+    """
+    import os
+    import tempfile
+    import threading
+    import wave
+
+    from engine.pitch.synth_hum import HumSpec, make_hum
+    from liveband.bench.softaudio import SoftwareAudioServer
+    from liveband.config import AudioConfig, EngineConfig
+    from liveband.session import Session
+
+    rate = 48000
+    home = tempfile.mkdtemp(prefix="liveband-bench-")
+    old_home = os.environ.get("LIVEBAND_HOME")
+    os.environ["LIVEBAND_HOME"] = home
+    clip = make_hum(HumSpec(seed=21, sample_rate=rate, n_notes=12, tempo=tempo))
+    wav = os.path.join(home, "hum.wav")
+    with wave.open(wav, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(clip.audio, -1, 1) * 32767).astype("<i2").tobytes())
+    out: dict = {"tempo": tempo}
+    try:
+        with SoftwareAudioServer("pulse") as srv, \
+                Session(EngineConfig(tempo=tempo, count_in_bars=0), AudioConfig(sample_rate=rate, blocksize=256)) as s:
+            if not s.audio.active:
+                raise RuntimeError("; ".join(s.snapshot().notices))
+            s.prepare(timeout=120)
+            s.play()
+            time.sleep(2.0)
+
+            # -- mode switches while the band plays
+            stalls: list[float] = []
+            stop = threading.Event()
+
+            def ticker() -> None:
+                last = time.perf_counter()
+                while not stop.is_set():
+                    time.sleep(0.005)
+                    now = time.perf_counter()
+                    stalls.append(now - last - 0.005)
+                    last = now
+
+            tick = threading.Thread(target=ticker, daemon=True)
+            x0, a0 = int(s.mixer.xruns), int(s.mixer.audible_xruns)
+            tick.start()
+            t0 = time.monotonic()
+            for _ in range(switches):
+                s.set_input_mode("mic")
+                deadline = time.monotonic() + 10
+                while s._mic is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.3)
+                s.set_input_mode("keyboard")
+                time.sleep(0.3)
+            switch_s = time.monotonic() - t0
+            stop.set()
+            tick.join()
+            out["mode_switch"] = {
+                "switches": switches, "seconds": round(switch_s, 2),
+                "xruns": int(s.mixer.xruns) - x0, "audible_xruns": int(s.mixer.audible_xruns) - a0,
+                "ui_tick_stall_ms_max": round(1000 * max(stalls), 1) if stalls else None,
+                "ui_tick_stall_ms_p99": round(1000 * float(np.percentile(stalls, 99)), 1) if stalls else None,
+            }
+
+            # -- hum -> band response
+            s.set_input_mode("mic")
+            deadline = time.monotonic() + 10
+            while s._mic is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            gen, clock = s.generator, s.clock
+            seen: list[tuple[int, int]] = []        # (dated onset sample, generator's next step then)
+            orig = gen.melody_event
+
+            def spy(t: int, pitch: int, on: bool) -> None:
+                if on:
+                    seen.append((int(t), int(gen.next_step)))
+                orig(t, pitch, on)
+
+            gen.melody_event = spy                   # type: ignore[method-assign]
+            player = srv.play_into_mic(wav)
+            player.wait(timeout=60)
+            time.sleep(1.0)
+            gen.melody_event = orig                  # type: ignore[method-assign]
+            steps, ms = [], []
+            la = int(gen.lookahead)
+            for t, nxt in seen:
+                s_note = clock.step_at(t)             # the quantiser's nearest step
+                if t - clock.step_time(s_note) > (clock.step_time(s_note + 1) - clock.step_time(s_note)) / 2:
+                    s_note += 1
+                k = max(s_note + la, nxt)
+                steps.append(k - s_note)
+                ms.append((clock.step_time(k) - t) * 1000.0 / rate)
+            out["hum_to_band"] = {
+                "notes_sung": len(clip.notes), "notes_heard": len(seen),
+                "steps_p50": float(np.percentile(steps, 50)) if steps else None,
+                "steps_max": int(max(steps)) if steps else None,
+                "ms_p50": round(float(np.percentile(ms, 50)), 1) if ms else None,
+                "ms_p95": round(float(np.percentile(ms, 95)), 1) if ms else None,
+                "step_ms": round(1000.0 * (clock.step_time(1) - clock.step_time(0)) / rate, 1),
+            }
+    finally:
+        if old_home is None:
+            os.environ.pop("LIVEBAND_HOME", None)
+        else:
+            os.environ["LIVEBAND_HOME"] = old_home
+    return out

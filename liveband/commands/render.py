@@ -250,18 +250,25 @@ def _render(args, outputs: _Outputs) -> int:
     if midi_out is not None and midi_out.suffix.lower() not in MIDI_SUFFIXES:
         raise UserError(f"--midi-out {midi_out}: the MIDI output must be a .mid file")
     _refuse_collisions(src, out, midi_out)
+    chart = None
+    if getattr(args, "chart", None):
+        from engine.chart import load_chart
+
+        chart = load_chart(args.chart)      # before the long work; a bad chart is one line
     melody = load_melody(src, getattr(args, "tracker", "pesto"), args.tempo, say=_say)
     tempo, meter = band_timing(melody, args.tempo, args.meter, _say)
     # validates tempo, meter, style and the controls with clear messages
     cfg = EngineConfig(tempo=tempo, meter=meter, style=args.style, temperature=args.temperature,
                        density=args.density, harmony_follow=args.harmony_follow,
                        backend=getattr(args, "backend", None) or DEFAULT_BACKEND,
-                       seed=args.seed, checkpoint=args.checkpoint, count_in_bars=0)
+                       seed=args.seed, checkpoint=args.checkpoint, count_in_bars=0,
+                       swing=getattr(args, "swing", None), fills=getattr(args, "fills", None),
+                       time_feel=getattr(args, "time_feel", None), humanise=getattr(args, "humanise", 0.0))
     # this command has no audio or UI threads, so the audio may render in a forked
     # process while this one runs the model (engine.offline.RenderSettings.synth_process)
     settings = RenderSettings(style=cfg.style, tempo=cfg.tempo, meter=cfg.meter, temperature=cfg.temperature,
                               density=cfg.density, harmony_follow=cfg.harmony_follow, seed=cfg.seed,
-                              synth_process=True)
+                              synth_process=True, feel=cfg.feel, chart=chart)
     _refuse_too_long(src, out, render_frames(melody, settings), settings.sample_rate,
                      getattr(args, "max_minutes", None) or DEFAULT_MAX_MINUTES)
     soundfont = find_soundfont(args.soundfont)

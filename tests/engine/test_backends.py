@@ -66,3 +66,25 @@ def test_onnx_cuda_falls_back_to_onnx_on_the_cpu_first(monkeypatch):
     assert open_accompanist("onnx-cuda", None, loader=loader, notify=notes.append) == ("onnx-cpu", "onnx-cpu")
     assert calls == ["onnx-cpu"] and notes == [
         "backend onnx-cuda is not available here (no CUDA GPU is visible); using onnx-cpu"]
+
+
+def test_an_onnxruntime_that_refuses_the_fresh_export_falls_back_to_torch_in_one_line(ckpt, tmp_path, monkeypatch):
+    """onnxruntime raises plain Exceptions (InvalidProtobuf, Fail...): the model room turns
+    one on a fresh export into a RuntimeError, so the fallback catches it (it was a traceback)."""
+    import models.export as export
+
+    monkeypatch.setenv("LIVEBAND_CACHE", str(tmp_path))
+    real = export.OnnxStepModel.__init__
+
+    def refuse(self, onnx_path, *a, **k):
+        if not str(onnx_path).endswith(".tmp"):    # the parity check at export opens the temporary file
+            raise Exception("[ONNXRuntimeError] : 1 : FAIL : Load model failed\ndetails")
+        real(self, onnx_path, *a, **k)
+
+    monkeypatch.setattr(export.OnnxStepModel, "__init__", refuse)
+    notes = []
+    acc, used = open_accompanist("onnx-cpu", ckpt, notify=notes.append)
+    assert used == "torch-cpu" and len(notes) == 1 and "\n" not in notes[0]
+    assert notes[0].startswith("backend onnx-cpu is not available here (") and "Load model failed" in notes[0]
+    acc.reset("pop", "4/4")
+    assert acc.advance(63, 0, ControlledSampler(0)).shape == (4,)

@@ -4,7 +4,8 @@ import pytest
 
 from engine import parts as P
 from engine.events import NOTE_OFF, NOTE_ON
-from engine.groove import _PATTERNS, CRASH, KICK, Groove, TOM_HIGH
+from engine.groove import CRASH, KICK, TOM_HIGH, Groove
+from engine.styles import load_styles
 from engine.renderer import EventLog, PartRenderer, pad_voicing
 from engine.sampler import ControlledSampler
 from models.tokens import (ALTO, BASS, CHORD, CHORD_NONE, HOLD, MAX_VOCAB, NOTE_BASE, NOTE_VOCAB, REST,
@@ -89,11 +90,12 @@ def test_a_late_step_plays_nothing_new():
     assert not [e for e in log.events[n:] if e[1] == NOTE_ON]
 
 
-@pytest.mark.parametrize("key", sorted(_PATTERNS))
-def test_every_pattern_fits_its_bar(key):
-    steps = {"4/4": 16, "3/4": 12, "6/8": 12}[key[1]]
-    for variants in _PATTERNS[key].values():
-        assert all(len(v) == steps for v in variants)
+@pytest.mark.parametrize("meter", ["4/4", "3/4", "6/8"])
+def test_every_shipped_pattern_fits_its_bar(meter):
+    steps = {"4/4": 16, "3/4": 12, "6/8": 12}[meter]
+    for style in load_styles().styles.values():
+        for variants in style.drum_pattern(meter).values():
+            assert all(len(v) == steps for v in variants), style.name
 
 
 def test_groove_intensity_fills_and_styles():

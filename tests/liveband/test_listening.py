@@ -125,3 +125,32 @@ def test_listening_metrics_reports_every_measure_per_source(soundfont):
     # the annotated chords do not follow a tritone jump: the melody's C E G C meets the C and G
     # chords before it, and F# A# C# F# never meets them after it
     assert res["perturbation"]["shift_+6"]["beats_to_recover"]["human"] is None
+
+
+def test_an_offline_source_that_knows_the_melody_is_measured_on_every_excerpt(soundfont):
+    """A source given as frames per piece (as an offline render that knows the melody in
+    advance would be): it is asked again for each transposed excerpt, so an oracle that
+    plays the melody's own pitch class recovers at once."""
+    asked = []
+
+    def oracle(piece: Piece, seed: int) -> np.ndarray:
+        asked.append(piece.name)
+        mel = piece.tokens[:, MELODY]
+        frames = np.tile(np.array([CHORD_NONE, REST, REST, REST], np.int64), (len(piece), 1))
+        pc = -1
+        for t, x in enumerate(mel):
+            pc = int(x) - NOTE_BASE if x >= NOTE_BASE else (pc if x == HOLD else -1)
+            if pc >= 0:
+                frames[t, 0] = chord_token(pc % 12, "maj")
+                frames[t, 1] = int(x) - 24 if x >= NOTE_BASE else HOLD
+        return frames
+
+    mel = ([on(60), HOLD, on(64), HOLD, on(67), HOLD, REST, on(65)] * 40)
+    res = listening_metrics([_piece(mel, name="t/tune")], {"offline": oracle}, soundfont)
+    assert asked == ["t/tune", "t/tune@+6", "t/tune@+5"]
+    assert res["melody_in_chord"]["offline"] == 1.0 and res["harmony_now"]["offline"] == 1.0
+    assert res["clash"]["offline"] == 0.0
+    for shift in ("shift_+6", "shift_+5"):
+        r = res["perturbation"][shift]
+        assert r["pre_jump_level"]["offline"] == 1.0 and r["beats_to_recover"]["offline"] == 1
+        assert set(r["melody_in_chord_per_beat"]["offline"]) == {1.0}

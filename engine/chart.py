@@ -1,0 +1,229 @@
+"""Chord charts as plain text, and forcing the band's chord stream to follow one.
+
+A chart is bars between bar lines, chords separated by spaces inside a bar::
+
+    # Autumn-ish; '#' starts a comment
+    A: | Cmaj7 | Am7 | Dm7 G7 | C / / A7 |
+    B: |: Dm7 | G7 :| Em7 A7 | % | N.C. |
+
+- a bar with n chords splits its beats evenly (the first ones get the longer share:
+  ``| F G7 |`` in 3/4 is F for two beats, G7 for one); ``/`` repeats the previous chord
+  for one more share, ``%`` repeats the previous bar, ``N.C.`` is no chord;
+- ``|:`` ... ``:|`` plays the bars between twice (``:|x3`` three times);
+- a word ending in ``:`` at the start of a line (``A:``, ``Verse:``) names a section;
+- chord symbols: root ``C``, ``F#``, ``Bb``; qualities ``m -`` (minor), ``7``, ``maj7 M7 ^7``,
+  ``m7 -7``, ``dim o``, ``dim7 o7``, ``m7b5 ø``, ``aug +``, ``sus4 sus``, ``sus2``, ``6``;
+  extensions and alterations (``9``, ``13``, ``b9``, ``add9``) fold into the nearest of
+  these, and a slash bass (``C/E``) is read as its chord (the model chooses the bass).
+
+The chart repeats from its top when the music is longer. ``ChartSampler`` puts the
+chart's chord into the model's chord stream at every step, so the model still chooses
+the voicings, the rhythm and the bass line around it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.tokens import CHORD, CHORD_NONE, bar_steps, chord_name, chord_token
+
+_ROOTS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_QUALITY = {
+    "": "maj", "M": "maj", "maj": "maj", "add9": "maj", "add2": "maj", "5": "maj", "69": "6",
+    "m": "min", "-": "min", "min": "min", "mi": "min", "m6": "min", "madd9": "min", "m9": "min7", "m11": "min7",
+    "7": "7", "9": "7", "11": "7", "13": "7", "dom7": "7",
+    "maj7": "maj7", "M7": "maj7", "^7": "maj7", "^": "maj7", "Δ": "maj7", "Δ7": "maj7", "maj9": "maj7", "M9": "maj7",
+    "m7": "min7", "-7": "min7", "min7": "min7", "mi7": "min7",
+    "dim": "dim", "o": "dim", "°": "dim", "dim7": "dim7", "o7": "dim7", "°7": "dim7",
+    "m7b5": "hdim7", "-7b5": "hdim7", "ø": "hdim7", "ø7": "hdim7", "min7b5": "hdim7",
+    "aug": "aug", "+": "aug", "+5": "aug", "#5": "aug",
+    "sus4": "sus4", "sus": "sus4", "7sus4": "sus4", "7sus": "sus4", "sus2": "sus2",
+    "6": "6", "M6": "6", "maj6": "6",
+}
+_SYMBOL = re.compile(r"^([A-G])([#b♯♭]?)(.*?)(?:/([A-G][#b♯♭]?))?$")
+_ALTERATION = re.compile(r"(\((.*)\)|[#b]\d+|alt|add\d+)$")
+
+
+class ChartError(ValueError):
+    """A chart that cannot be read; the message names the file and line."""
+
+
+def parse_chord(symbol: str) -> int:
+    """The chord token of a chord symbol (``Am7``, ``F#dim``, ``Bb/D``, ``N.C.``)."""
+    if symbol.upper() in ("N.C.", "NC", "N.C", "N"):
+        return CHORD_NONE
+    m = _SYMBOL.match(symbol)
+    if not m:
+        raise ValueError(f"not a chord symbol: {symbol!r}")
+    root = (_ROOTS[m.group(1)] + {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(m.group(2), 0)) % 12
+    q = m.group(3)
+    for _ in range(4):           # strip alterations from the end: C7(#11) -> C7, G7b9 -> G7
+        if q in _QUALITY:
+            break
+        cut = _ALTERATION.search(q)
+        if cut is None:
+            break
+        head = q[:cut.start()]
+        # a bare alteration (Calt, Cb9) is a dominant; a bare addition (C(add9)) is not
+        q = head if head or cut.group(0).startswith(("(", "add")) else "7"
+    if q not in _QUALITY:
+        raise ValueError(f"unknown chord quality {m.group(3)!r} in {symbol!r}")
+    return chord_token(root, _QUALITY[q])
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Bars of chord slots, repeats expanded; ``sections``: (name, first bar index)."""
+    bars: tuple[tuple[int, ...], ...]
+    sections: tuple[tuple[str, int], ...] = ()
+    source: str = ""
+
+    def token_at(self, step: int, meter: str) -> int:
+        """The chart's chord token at a 16th step (step 0 = the first bar's downbeat)."""
+        n = bar_steps(meter)
+        bar, pos = divmod(max(0, step), n)
+        slots = self.bars[bar % len(self.bars)]
+        beat = 6 if meter == "6/8" else 4
+        beats = n // beat
+        k = len(slots)
+        # slot i starts at beat ceil(i * beats / k): the first ones get the longer share
+        starts = [-(-i * beats // k) * beat for i in range(k)] if k <= beats else [i * n // k for i in range(k)]
+        i = max(j for j, s in enumerate(starts) if s <= pos)
+        return slots[i]
+
+    def text(self) -> str:
+        """The chart written back as one line of plain text (what ``save_chart`` writes)."""
+        return "| " + " | ".join(" ".join(chord_name(t) or "N.C." for t in bar) for bar in self.bars) + " |\n"
+
+
+def parse_chart(text: str, source: str = "chart") -> Chart:
+    """A ``Chart`` from chart text; ChartError naming ``source`` and the line otherwise."""
+    bars: list[tuple[int, ...]] = []
+    sections: list[tuple[str, int]] = []
+    repeat_from: int | None = None
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            m = re.match(r"^([A-Za-z][\w ]{0,19}):(?!\|)\s*", line)
+            if m:
+                sections.append((m.group(1).strip(), len(bars)))
+                line = line[m.end():]
+            line = line.replace("||", "|").replace("|]", "|").replace("[|", "|")
+            tokens = re.findall(r"\|:|:\|(?:x\d+)?|\||[^\s|:]+|:", line)
+            cur: list[int] | None = None
+            for tok in tokens:
+                if tok in ("|", "|:") or tok.startswith(":|"):
+                    if cur:
+                        bars.append(tuple(cur))
+                    cur = None
+                    if tok == "|:":
+                        repeat_from = len(bars)
+                    elif tok.startswith(":|"):
+                        times = int(tok[3:]) if len(tok) > 3 else 2
+                        if not 2 <= times <= 16:
+                            raise ValueError(f"a repeat plays 2-16 times, got {tok!r}")
+                        start = repeat_from if repeat_from is not None else 0
+                        body = bars[start:]
+                        if not body:
+                            raise ValueError("a repeat with no bars")
+                        bars.extend(body * (times - 1))
+                        repeat_from = None
+                    continue
+                if cur is None:
+                    cur = []
+                if tok == "%":
+                    if cur or not bars:
+                        raise ValueError("'%' repeats the previous bar and stands alone in its bar")
+                    cur.extend(bars[-1])
+                elif tok in ("/", "."):
+                    if not cur and not bars:
+                        raise ValueError(f"{tok!r} repeats a chord, but none came before")
+                    cur.append(cur[-1] if cur else bars[-1][-1])
+                else:
+                    cur.append(parse_chord(tok))
+            if cur:
+                bars.append(tuple(cur))
+        except ValueError as exc:
+            raise ChartError(f"{source} line {lineno}: {exc}") from None
+        if len(bars) > 4096:
+            raise ChartError(f"{source}: more than 4096 bars")
+    if not bars:
+        raise ChartError(f"{source}: no bars (write chords between bar lines, e.g. | C | Am | F G7 |)")
+    for b in bars:
+        if len(b) > 16:
+            raise ChartError(f"{source}: a bar with {len(b)} chords (at most 16)")
+    return Chart(tuple(bars), tuple(sections), source)
+
+
+def load_chart(path: str | Path) -> Chart:
+    """Read a chart file; ChartError naming the file otherwise."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ChartError(f"{p}: not a text file") from None
+    except OSError as exc:
+        raise ChartError(f"cannot read chart {p}: {exc.strerror or exc}") from None
+    return parse_chart(text, str(p))
+
+
+def save_chart(chart: Chart, path: str | Path) -> Path:
+    """Write ``chart`` as text (a temp file beside it, renamed into place)."""
+    import os
+    import tempfile
+
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(chart.text())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+class ChartSampler:
+    """Wraps the band's sampler: the chord stream's token at each step is the chart's; the
+    other streams are drawn as usual. The chord still goes through the wrapped sampler
+    (as the only allowed token) so its state (the chord the band plays over) stays right.
+
+    ``t0``: the step of the model's time 0 (its last reset). The accompanist's
+    ``current_cell`` (time, stream) says which step a chord cell belongs to under a
+    delay pattern; without it the cell is the step being generated (``step``).
+    Thread: the generator worker.
+    """
+
+    def __init__(self, sampler, chart: Chart, meter: str, accompanist=None) -> None:
+        self.sampler = sampler
+        self.chart = chart
+        self.meter = meter
+        self.accompanist = accompanist
+        self.t0 = 0
+        self.step = 0
+        self._forced: np.ndarray | None = None
+
+    def __call__(self, stream: int, logits: np.ndarray) -> int:
+        if stream != CHORD:
+            return self.sampler(stream, logits)
+        cell = getattr(self.accompanist, "current_cell", None)
+        step = self.t0 + cell[0] if cell is not None and cell[1] == CHORD else self.step
+        tok = self.chart.token_at(step, self.meter)
+        if self._forced is None or self._forced.shape != logits.shape:
+            self._forced = np.empty_like(logits)
+        self._forced.fill(-np.inf)
+        if 0 <= tok < logits.shape[0]:
+            self._forced[tok] = 0.0
+        self.sampler(stream, self._forced)      # keeps the sampler's chord state and random stream in step
+        return tok
+
+    def __getattr__(self, name):          # the wrapped sampler's controls and state
+        return getattr(self.sampler, name)
+
+
