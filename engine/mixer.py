@@ -316,7 +316,10 @@ class Mixer:
         self._native = None
         self.native_why: str | None = "Python body requested"   # why not C (None: C runs)
         self._lib = None
-        self._keep: list = []        # everything ever published to the C side
+        # What is published to the C side now ("queues", "log", "tap"), and what was
+        # replaced while a block may still be reading it: (mixer.blocks then, object)
+        self._published: dict = {}
+        self._retired: list = []
         self._write_metro()
         if native is not False:
             self._init_native(native)
@@ -383,8 +386,20 @@ class Mixer:
         table.n = len(qs)
         for i, q in enumerate(qs):
             table.q[i] = q.native_ref()
-        self._keep.append((table, qs))     # the C side may still be reading the old table
+        self._publish("queues", (table, qs))
         st.qtable = ctypes.addressof(table)
+
+    def _publish(self, what: str, keep) -> None:
+        """Keep ``keep`` (the structures about to be handed to C, and what they point
+        into) alive while published, and the one it replaces until no block can still be
+        using it: the callback reads each pointer once at a block's start, so two blocks
+        later (or with no stream running) the old one is free. Thread: owner."""
+        old = self._published.get(what)
+        self._published[what] = keep
+        blocks = self.blocks
+        if old is not None:
+            self._retired.append((blocks, old))
+        self._retired = [(b, o) for b, o in self._retired if self._live and blocks < b + 2]
 
     def _write_metro(self) -> None:
         on, origin, spb, bpb, gain, first, prev = self._metro
@@ -489,7 +504,7 @@ class Mixer:
         st = self._native
         if st is not None:
             ref = q.native_ref() if q is not None else None
-            self._keep.append((ref, q))
+            self._publish("log", (ref, q))
             st.log = ctypes.addressof(ref) if ref is not None else None
 
     def set_tap(self, tap) -> None:
@@ -511,7 +526,7 @@ class Mixer:
             else:
                 bridge = _TapBridge(tap, self.sample_rate, self.max_block)
                 ref = bridge.ref
-            self._keep.append((ref, tap, bridge))
+            self._publish("tap", (ref, tap, bridge))
             st.tap = ctypes.addressof(ref) if ref is not None else None
             self._bridge = bridge
             if bridge is not None and self._live:
