@@ -196,3 +196,16 @@ def test_without_the_library_the_python_body_plays_and_says_why(soundfont, monke
         assert np.abs(mixer.render(4800)).max() > 0.01
         with pytest.raises(RuntimeError, match="no C compiler"):
             Mixer(synth, SR, 256, native=True)
+
+
+def test_a_session_on_the_python_fallback_says_so_in_one_notice(soundfont, monkeypatch, liveband_home):
+    from liveband.session import Session
+
+    monkeypatch.setattr(native, "_tried", True)
+    monkeypatch.setattr(native, "_lib", None)
+    monkeypatch.setattr(native, "unavailable", "cannot build _callback.so: no C compiler")
+    with Session(soundfont=str(soundfont), start_audio=False) as s:
+        assert not s.mixer.native
+        said = [n for n in s.snapshot().notices if "callback" in n]
+    assert len(said) == 1 and "Python fallback" in said[0] and "no C compiler" in said[0], said
+    assert "\n" not in said[0]
