@@ -607,6 +607,7 @@ class AudioOut:
             self._open()
         except AudioUnavailable:
             self._wanted = False
+            self.mixer.set_live(False)
             raise
         self._hold_gc()          # a full collection now (the stream only plays silence yet)
 
