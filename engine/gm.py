@@ -1,4 +1,5 @@
-"""General MIDI instrument names, for the per-part instrument pickers.
+"""General MIDI instrument names: the per-part instrument pickers (ui) and the MIDI
+export's track names (engine) read the same table.
 
 The melodic list is the GM Level 1 program table (index = program number 0-127).
 Drum kits are programs on the percussion bank; only the common GS kit slots are named.
@@ -72,3 +73,11 @@ def program_choices(part: str) -> list[tuple[int, str]]:
 def note_name(pitch: int) -> str:
     """Scientific pitch name of a MIDI note, e.g. 60 -> "C4"."""
     return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def instrument_name(program: int, drums: bool = False) -> str:
+    """What a musician calls GM ``program``: a kit name on the drum channel (an unnamed kit
+    slot is "Drum Kit N"), else the GM Level 1 name."""
+    if drums:
+        return DRUM_KITS.get(program, f"Drum Kit {program + 1}")
+    return GM_PROGRAMS[program]

@@ -10,8 +10,12 @@ and the band's parts, written incrementally into one folder per session.
   (a deque: append is atomic, any thread). Every ``midi_every_s`` the writer rewrites
   ``session.mid`` from the whole event log into a temporary file and renames it over
   the old one, so the file on disk is always complete.
-- ``session.json`` holds the metadata (sample rate, tempo, meter, style, start time,
-  duration so far), rewritten the same way.
+- ``session.json`` holds the metadata (sample rate, tempo, meter, key, input, style,
+  start time, duration so far), rewritten the same way.
+
+Past takes can be listed, exported, renamed and deleted (``list_sessions``,
+``export_session``, ``rename_session``, ``delete_session``); a name is one plain folder
+name inside the sessions folder, never a path.
 
 Thread: ``start``/``stop``/``set_tempo`` from the owner (UI/main); ``add_event`` from any
 thread; ``ring.write`` from the audio thread; everything else on the writer thread.
@@ -314,6 +318,11 @@ class Recorder:
         """Tempo from audio-clock ``sample`` on (for the MIDI file's tempo map). Thread: any."""
         self._inbox.append(("tempo", int(sample), float(bpm)))
 
+    def set_meta(self, key: str, value: str | int | float | bool | None) -> None:
+        """A metadata field for session.json (e.g. the key heard by the end of the take),
+        applied by the writer thread, which alone touches ``meta`` once started. Thread: any."""
+        self._inbox.append(("meta", str(key), value))
+
     def start(self) -> None:
         self._wav = WavWriter(self.wav_path, self.sample_rate)
         self.meta.setdefault("started", datetime.now().isoformat(timespec="seconds"))
@@ -371,6 +380,9 @@ class Recorder:
             if item[0] == "tempo":
                 self._tempi.append(TempoMark(item[1], item[2]))
                 self._tempi.sort(key=lambda m: m.sample)
+            elif item[0] == "meta":
+                self.meta[item[1]] = item[2]
+                continue
             else:
                 self._events.append(item)
             self._midi_dirty = True
@@ -422,7 +434,8 @@ def _read_meta(path: Path) -> dict:
         raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(meta, dict):
         raise ValueError(f"holds {type(meta).__name__ if meta is not None else 'null'}, not an object")
-    types = {"started": str, "style": str, "complete": bool, "seconds": (int, float), "tempo": (int, float)}
+    types = {"started": str, "style": str, "complete": bool, "seconds": (int, float), "tempo": (int, float),
+             "meter": str, "key": str, "input": str}
     for key, kind in types.items():
         v = meta.get(key)
         if v is None:
@@ -452,7 +465,7 @@ def list_sessions(root: str | os.PathLike) -> list[dict]:
         raise SessionError(f"cannot read the sessions folder {root}: {exc.strerror or exc}") from None
     for folder in entries:
         row = {"name": folder.name, "path": str(folder), "started": "", "seconds": 0.0, "complete": False,
-               "tempo": None, "style": "", "files": [], "problem": None}
+               "tempo": None, "style": "", "meter": "", "key": "", "input": "", "files": [], "problem": None}
         try:
             if not folder.is_dir():
                 continue
@@ -474,7 +487,8 @@ def list_sessions(root: str | os.PathLike) -> list[dict]:
             continue
         row.update(started=meta.get("started", ""), seconds=float(meta.get("seconds", 0.0)),
                    complete=bool(meta.get("complete", False)), tempo=meta.get("tempo"),
-                   style=meta.get("style", ""))
+                   style=meta.get("style", ""), meter=meta.get("meter", ""), key=meta.get("key", ""),
+                   input=meta.get("input", ""))
         rows.append(row)
     return rows
 
@@ -566,3 +580,73 @@ def export_session(root: str | os.PathLike, name: str, dest: str | os.PathLike) 
             raise SessionError(str(exc)) from None
         raise
     return [str(w) for w in written]
+
+
+# -- renaming and deleting takes -----------------------------------------------------
+# the files a take holds (and the writers' temporaries); a folder with anything else
+# in it is not LiveBand's to delete
+_TAKE_FILES = (WAV_NAME, MIDI_NAME, META_NAME)
+NAME_MAX = 100
+
+
+def check_session_name(name: str, root: str | os.PathLike) -> str:
+    """``name`` if it is one plain folder name (no path, not hidden, printable, at most
+    100 characters); SessionError in one line otherwise."""
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    if (not name or name != name.strip() or name in (".", "..") or name.startswith(".") or "/" in name
+            or "\\" in name or len(name) > NAME_MAX or not name.isprintable()):
+        raise SessionError(f"{shown!r} is not a session name: use letters, digits, spaces, - or _ "
+                           f"(one folder in {root}, at most {NAME_MAX} characters)")
+    return name
+
+
+def _take_folder(root: Path, name: str) -> Path:
+    """The existing take folder ``root/name``, inside ``root`` with links followed."""
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise FileNotFoundError(f"no recorded session named {shown!r} in {root}")
+    folder = root / name
+    if folder.is_symlink() or (folder.exists() and not _inside(folder, root.resolve())):
+        raise SessionError(f"refusing to touch {folder}: it links outside the sessions folder {root}")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no recorded session named {shown!r} in {root}")
+    return folder
+
+
+def rename_session(root: str | os.PathLike, old: str, new: str) -> Path:
+    """Rename take ``old`` to ``new`` in ``root``; returns the new folder. FileNotFoundError
+    when ``old`` does not exist, SessionError for a name that is not one plain folder
+    name, or a ``new`` that exists (never overwritten)."""
+    root = Path(root)
+    folder = _take_folder(root, old)
+    check_session_name(new, root)
+    target = root / new
+    if os.path.lexists(target):
+        raise SessionError(f"a session named {new!r} already exists in {root}; choose another name")
+    try:
+        # renameat2(RENAME_NOREPLACE) is not in os; a hard link cannot name a folder: the
+        # check above plus rename (which would replace only an empty folder)
+        os.rename(folder, target)
+    except OSError as exc:
+        raise SessionError(f"cannot rename {folder} to {new!r}: {exc.strerror or exc}") from None
+    return target
+
+
+def delete_session(root: str | os.PathLike, name: str) -> None:
+    """Delete take ``name`` (its folder and files). FileNotFoundError when it does not
+    exist; SessionError for a name that escapes ``root``, a folder that holds files
+    LiveBand did not write (left as it is), or a failed removal."""
+    root = Path(root)
+    folder = _take_folder(root, name)
+    try:
+        entries = list(folder.iterdir())
+        strange = [p.name for p in entries if p.is_symlink() or not p.is_file()
+                   or not (p.name in _TAKE_FILES or p.name.endswith(".tmp"))]
+        if strange:
+            raise SessionError(f"{folder} holds files LiveBand did not write ({', '.join(sorted(strange)[:3])}); "
+                               "not deleted")
+        for p in entries:
+            p.unlink()
+        folder.rmdir()
+    except OSError as exc:
+        raise SessionError(f"cannot delete {folder}: {exc.strerror or exc}") from None

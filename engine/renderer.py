@@ -40,7 +40,8 @@ from models.tokens import (CHORD_BASE, CHORD_NONE, QUALITY_INTERVALS, REST, chor
                            is_note_on, token_pitch)
 
 PAD_LOW = 55  # pad voicing: each chord tone in [55, 67)
-BASS_LOW, BASS_HIGH = 28, 52   # where a style's bass line places chord tones (E1-E3)
+BASS_LOW, BASS_HIGH = 31, 50   # where a style's bass line places its roots (G1-D3)
+WALK_TOP = 55                  # a walking line's highest root (G3); from the top ones it walks down
 
 # SoundFont 2.01 NRPN (CC99=120, CC98=generator 38 "release time", data entry CC6/CC38,
 # 8192 = no change, 2 timecents a unit): -600 units halves the pad's release. FluidR3's
@@ -93,10 +94,12 @@ class PartRenderer:
         self._keys: list[int | None] = [None, None]     # tenor, alto pitches (model's rhythm)
         self._comp: list[int] = []                      # what the comping rhythm holds
         self._model_bass: int | None = None             # the model's last bass / keys notes
+        self._line_bass: int | None = None              # a style's bass line: its last root/walk note
         self._model_keys: list[int | None] = [None, None]
         self._harmony: int = CHORD_NONE                 # the chord sounding now (any step)
         self._walk_i = 0
         self._walk_chord = CHORD_NONE
+        self._walk_root = 40
         self._walk_rng = np.random.default_rng(seed + 31)
         self._chord: int = CHORD_NONE
         self._pad_notes: list[int] = []
@@ -265,20 +268,22 @@ class PartRenderer:
     def _vel(self, part: str, base: float, step_in_bar: int) -> int:
         return self.velocity(base, step_in_bar) + self.humaniser.velocity[part]
 
-    def _near(self, pc: int, anchor: int) -> int:
+    def _near(self, pc: int, anchor: int, high: int = BASS_HIGH) -> int:
         """Pitch class ``pc`` placed within a tritone of ``anchor``, in the bass range."""
         p = anchor + (pc - anchor) % 12
         if p - anchor > 6:
             p -= 12
         while p < BASS_LOW:
             p += 12
-        while p > BASS_HIGH:
+        while p > high:
             p -= 12
         return p
 
     def _bass_pitch(self, ch: str) -> int | None:
         """The pitch a bass-rhythm character asks for, over the chord sounding now."""
-        anchor = self._model_bass if self._model_bass is not None else 40
+        # near the line's own last note, so a walking or boom-chick line moves by steps,
+        # not by the octaves the model's bass may jump
+        anchor = self._line_bass or self._model_bass or 40
         rq = chord_of_token(self._harmony)
         if ch == "x" or rq is None:
             return self._model_bass
@@ -290,8 +295,9 @@ class PartRenderer:
             return root + 7 if root + 7 <= BASS_HIGH + 4 else root - 5
         if ch == "8":
             return root + 12 if root + 12 <= BASS_HIGH + 7 else root
-        # "w": a walking line: root when the chord changes, then up through the chord
-        # (3rd or 2nd, 5th, then 6th/7th or a half-step below the root pointing back)
+        # "w": a walking line: root when the chord changes (or after four notes), then up
+        # through the chord (3rd or 2nd, 5th, 6th or 7th) from a low root, or down (7th or
+        # 6th, 5th, 3rd below) from a high one, so the line stays in the bass's range
         if self._harmony != self._walk_chord:
             self._walk_chord, self._walk_i = self._harmony, 0
         else:
@@ -300,7 +306,13 @@ class PartRenderer:
         iv = QUALITY_INTERVALS[quality]
         r = self._walk_rng.random()
         if i == 0:
-            return root
+            self._walk_root = self._near(root_pc, anchor, high=WALK_TOP)
+            return self._walk_root
+        root = self._walk_root          # the line walks from the root it started on
+        if root >= WALK_TOP - 8:        # down
+            if i == 1:
+                return root - (12 - iv[3] if len(iv) > 3 and r < 0.6 else 3)
+            return root - 5 if i == 2 else root - (12 - iv[1])
         if i == 1:
             return root + (iv[1] if r < 0.7 else 2)
         if i == 2:
@@ -320,6 +332,8 @@ class PartRenderer:
             pitch = None if c == "." else self._bass_pitch(c)
             if pitch is not None and self.audible("bass"):
                 self._bass = pitch
+                if c != "5" and c != "8":
+                    self._line_bass = pitch
                 self._on(t, ch, pitch, self._vel("bass", 100, step_in_bar))
             return
         if bass == REST or is_note_on(bass):

@@ -51,6 +51,19 @@ def _unit(text: str) -> float:
     return value
 
 
+def _loudness(text: str) -> float | None:
+    """argparse type: a loudness target in LUFS (-70 to 0), or "off"."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LUFS (e.g. -16) or off, got {text!r}") from None
+    if not -70.0 <= value <= 0.0:
+        raise argparse.ArgumentTypeError(f"must be -70 to 0 LUFS, got {text}")
+    return value
+
+
 def _engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("band")
     g.add_argument("--style", choices=STYLES, default="pop",
@@ -83,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default=None)
     p.add_argument("--quit-after", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--autoplay", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--preset", default=None, metavar="NAME", help="start with a saved band preset")
 
     sub.add_parser("devices", help="list audio and MIDI devices, SoundFont and inference backends")
 
@@ -95,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracker", choices=("pesto", "crepe"), default="pesto", help="pitch tracker for WAV input")
     p.add_argument("--max-minutes", type=_positive, default=None, metavar="N",
                    help="refuse a render longer than N minutes of audio (default 120)")
+    p.add_argument("--stems", action="store_true",
+                   help="also write each part as a WAV beside the mix (OUT.bass.wav, ...)")
+    p.add_argument("--loudness", type=_loudness, default=-16.0, metavar="LUFS",
+                   help="normalise the mix to this loudness, peaks under -1 dBFS (default -16; off: as rendered)")
     _engine_options(p)
 
     p = sub.add_parser("transcribe", help="hummed/sung WAV -> melody MIDI")
@@ -130,9 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load", type=int, default=0, metavar="N",
                    help="audio: N CPU-burning processes run beside the soak")
 
-    p = sub.add_parser("sessions", help="list or export recorded sessions")
-    p.add_argument("action", choices=("list", "export"), nargs="?", default="list")
+    p = sub.add_parser("sessions", help="list, export, rename or delete recorded sessions")
+    p.add_argument("action", choices=("list", "export", "rename", "delete"), nargs="?", default="list")
     p.add_argument("name", nargs="?", default=None)
+    p.add_argument("new_name", nargs="?", default=None, help="rename: the new name")
     p.add_argument("-o", "--output", default=None, help="export folder")
     return parser
 

@@ -717,6 +717,7 @@ class Session:
             folder = new_session_folder(sessions_dir())
             rec = Recorder(folder, self.sample_rate,
                            meta={"tempo": cfg.tempo, "meter": cfg.meter, "style": cfg.style,
+                                 "input": self._input_mode, "key": self._key or "",
                                  "soundfont": str(self._soundfont), "backend": self._backend},
                            track_names={p.channel: p.label for p in P.ALL_PARTS})
             clock = self._clock
@@ -739,6 +740,8 @@ class Session:
         rec, self._recorder = self._recorder, None
         self._mixer.set_tap(None)
         if rec is not None:
+            if self._key:
+                rec.set_meta("key", self._key)     # the key the band heard by the end of the take
             time.sleep(0.01)
             rec.stop()
             if rec.error:

@@ -7,11 +7,14 @@ Deterministic for a seed.
 Nothing is lost: an output may not be the input or the other output, each is written
 beside its final name and renamed into place only when the whole render succeeded, and
 Ctrl-C, SIGTERM, a full disk or an error remove the temporary files and stop the audio
-process. A render longer than ``--max-minutes`` or than the disk can hold is refused
+process. ``--stems`` adds each part as its own WAV beside the mix (OUT.bass.wav, ...),
+adding up to the mix; the mix (and its stems, by the same gain) is brought to
+``--loudness`` LUFS (default -16) with peaks under -1 dBFS (engine.export). A render longer than ``--max-minutes`` or than the disk can hold is refused
 before it starts.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import secrets
@@ -27,6 +30,7 @@ from engine.errors import first_line
 from liveband.cli import UserError
 from liveband.config import EngineConfig
 from liveband.paths import find_soundfont
+from engine.export import CEILING_DBFS
 from liveband.rendering import DEFAULT_BACKEND, band_timing, open_band
 
 WAV_SUFFIXES = (".wav", ".wave")
@@ -50,7 +54,7 @@ def same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def _refuse_collisions(src: Path, out: Path, midi_out: Path | None) -> None:
+def _refuse_collisions(src: Path, out: Path, midi_out: Path | None, stems: bool = False) -> None:
     """A render never writes over its input, nor two outputs to one file."""
     if same_file(src, out):
         raise UserError(f"-o {out} is the input file; choose another output")
@@ -59,6 +63,17 @@ def _refuse_collisions(src: Path, out: Path, midi_out: Path | None) -> None:
             raise UserError(f"--midi-out {midi_out} is the input file; choose another output")
         if same_file(out, midi_out):
             raise UserError(f"--midi-out {midi_out} and -o {out} are the same file; give them different names")
+    for stem in stem_paths(out).values() if stems else ():
+        for other, what in ((src, "the input file"), (midi_out, f"--midi-out {midi_out}")):
+            if other is not None and same_file(stem, other):
+                raise UserError(f"--stems would write {stem}, which is {what}; choose another -o name")
+
+
+def stem_paths(out: Path) -> dict[str, Path]:
+    """Where ``--stems`` writes each part: beside the mix, OUT.<part>.wav."""
+    from engine import parts as P
+
+    return {p.name: out.with_name(f"{out.stem}.{p.name}{out.suffix}") for p in P.ALL_PARTS}
 
 
 class _Outputs:
@@ -68,13 +83,19 @@ class _Outputs:
 
     def __init__(self) -> None:
         self._files: list[tuple[Path, Path]] = []     # (temporary, final)
+        self._scratch: list[Path] = []                # intermediate files, never kept
 
-    def temp_for(self, final: Path) -> Path:
+    def temp_for(self, final: Path, keep: bool = True) -> Path:
+        """A new temporary file beside ``final``, renamed onto it at commit (``keep=False``:
+        an intermediate, removed at commit as on failure)."""
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
         # O_EXCL: a name nobody else holds; mode 0o666 so the umask applies as for a plain open
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        self._files.append((tmp, final))
+        if keep:
+            self._files.append((tmp, final))
+        else:
+            self._scratch.append(tmp)
         return tmp
 
     def commit(self) -> None:
@@ -84,6 +105,7 @@ class _Outputs:
             except OSError as exc:
                 raise UserError(f"cannot write {final}: {exc.strerror or exc}") from None
         self._files.clear()
+        self._remove_scratch()
 
     def discard(self) -> None:
         for tmp, _ in self._files:
@@ -92,6 +114,15 @@ class _Outputs:
             except FileNotFoundError:
                 pass
         self._files.clear()
+        self._remove_scratch()
+
+    def _remove_scratch(self) -> None:
+        for tmp in self._scratch:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+        self._scratch.clear()
 
 
 def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None,
@@ -148,10 +179,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours" if seconds >= 5400 else f"{seconds / 60:.1f} minutes"
 
 
-def _refuse_too_long(src: Path, out: Path, frames: int, sample_rate: int, max_minutes: float) -> None:
+def _refuse_too_long(src: Path, out: Path, frames: int, sample_rate: int, max_minutes: float,
+                     extra_bytes_per_frame: int = 0) -> None:
     """Refuse, before anything starts, a render longer than ``max_minutes`` of audio (a
     stray huge delta time in a tiny MIDI file would otherwise start a days-long render)
-    or one whose WAV would not fit on the output's disk."""
+    or one whose WAV (and the stems' and loudness pass's files: ``extra_bytes_per_frame``)
+    would not fit on the output's disk."""
     seconds = frames / sample_rate
     wav_bytes = frames * 4 + 44                      # 16-bit stereo
     if seconds > max_minutes * 60:
@@ -166,8 +199,9 @@ def _refuse_too_long(src: Path, out: Path, frames: int, sample_rate: int, max_mi
     except OSError:
         return                                        # unknown: writing will tell
     free = usage.free
-    if usage.total and wav_bytes > free:              # (a pseudo file system reports no size)
-        raise UserError(f"cannot write {out}: the render needs {_size(wav_bytes)} and {folder} has "
+    need = wav_bytes + frames * extra_bytes_per_frame
+    if usage.total and need > free:                  # (a pseudo file system reports no size)
+        raise UserError(f"cannot write {out}: the render needs {_size(need)} and {folder} has "
                         f"{_size(free)} free")
 
 
@@ -219,6 +253,24 @@ def _catch_stops():
     return lambda: [signal.signal(sig, h) for sig, h in old.items()]
 
 
+def _mix_synth_gain(render_melody) -> float:
+    """The synth gain ``render_melody`` renders the mix at (its default): the stems are
+    rendered at the same, so that they add up to the mix."""
+    return float(inspect.signature(render_melody).parameters["synth_gain"].default)
+
+
+def _loudness_line(level, target: float) -> str:
+    """What normalisation did, in one line."""
+    if not math.isfinite(level.measured_lufs):
+        return "the mix is silent; loudness left as rendered"
+    line = (f"loudness {level.lufs:.1f} LUFS (rendered at {level.measured_lufs:.1f}; "
+            f"{level.gain_db:+.1f} dB)")
+    if level.held_back_db > 0.05:
+        line += (f", {level.held_back_db:.1f} dB under the {target:g} LUFS target so that peaks stay under "
+                 f"{CEILING_DBFS:g} dBFS")
+    return line
+
+
 def main(args) -> int:
     outputs = _Outputs()
     restore = _catch_stops()
@@ -249,7 +301,9 @@ def _render(args, outputs: _Outputs) -> int:
         raise UserError(f"{out}: the output must be a .wav file")
     if midi_out is not None and midi_out.suffix.lower() not in MIDI_SUFFIXES:
         raise UserError(f"--midi-out {midi_out}: the MIDI output must be a .mid file")
-    _refuse_collisions(src, out, midi_out)
+    stems = bool(getattr(args, "stems", False))
+    loudness = getattr(args, "loudness", None)
+    _refuse_collisions(src, out, midi_out, stems)
     chart = None
     if getattr(args, "chart", None):
         from engine.chart import load_chart
@@ -269,8 +323,11 @@ def _render(args, outputs: _Outputs) -> int:
     settings = RenderSettings(style=cfg.style, tempo=cfg.tempo, meter=cfg.meter, temperature=cfg.temperature,
                               density=cfg.density, harmony_follow=cfg.harmony_follow, seed=cfg.seed,
                               synth_process=True, feel=cfg.feel, chart=chart)
+    # stems: raw float (8 bytes a frame) and 24-bit WAV (6) for each of up to five parts;
+    # loudness: the mix before normalisation (4)
+    extra = (5 * 14 if stems else 0) + (4 if loudness is not None else 0)
     _refuse_too_long(src, out, render_frames(melody, settings), settings.sample_rate,
-                     getattr(args, "max_minutes", None) or DEFAULT_MAX_MINUTES)
+                     getattr(args, "max_minutes", None) or DEFAULT_MAX_MINUTES, extra)
     soundfont = find_soundfont(args.soundfont)
     melody, acc, backend = open_band(melody, cfg.backend, cfg.checkpoint, _say)
     from tqdm import tqdm
@@ -289,12 +346,31 @@ def _render(args, outputs: _Outputs) -> int:
                 bar.refresh()
 
         try:
-            wav_tmp = outputs.temp_for(out)
+            # normalised, or the sum of the stems: the mix is rendered to an intermediate file first
+            wav_tmp = outputs.temp_for(out, keep=loudness is None and not stems)
             result = render_melody(melody, acc, settings, soundfont, wav_tmp, backend=backend, progress=progress)
         except SoundFontError as exc:
             raise UserError(str(exc)) from None
         except OSError as exc:
             raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    level = None
+    stem_files: dict[str, tuple[Path, Path]] = {}
+    if stems or loudness is not None:
+        from engine.export import export_stems_and_loudness, stem_parts
+
+        finals = stem_paths(out)
+        try:
+            for part in stem_parts(result.events) if stems else ():
+                final = finals[part.name]
+                stem_files[part.name] = (outputs.temp_for(final, keep=False), outputs.temp_for(final))
+            level = export_stems_and_loudness(
+                wav_tmp, outputs.temp_for(out) if loudness is not None or stems else out, stem_files, result.events,
+                result.frames, soundfont, sample_rate=settings.sample_rate, block=settings.block,
+                synth_gain=_mix_synth_gain(render_melody), target_lufs=loudness)
+        except SoundFontError as exc:
+            raise UserError(str(exc)) from None
+        except OSError as exc:
+            raise UserError(f"cannot write {out} or its stems: {exc.strerror or exc}") from None
     if midi_out is not None:
         try:
             write_midi(outputs.temp_for(midi_out), result.events, result.clock)
@@ -306,6 +382,10 @@ def _render(args, outputs: _Outputs) -> int:
     speed = seconds / result.seconds_wall if result.seconds_wall > 0 else float("inf")
     print(f"wrote {out} ({seconds:.1f} s, {cfg.style}, {round(cfg.tempo, 2):g} BPM {cfg.meter}, seed {cfg.seed}, "
           f"{backend}, {speed:.1f}x real time)" + (f" and {args.midi_out}" if args.midi_out else ""))
+    if stem_files:
+        print(f"stems: {', '.join(str(path) for name, path in stem_paths(out).items() if name in stem_files)}")
+    if level is not None:
+        print(_loudness_line(level, loudness))       # a result, like "wrote": stdout
     if m.late_steps:
         _say(f"{m.late_steps} steps were generated late (the band held)")
     for msg in result.mix.notices(settings.sample_rate):

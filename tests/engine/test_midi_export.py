@@ -19,7 +19,8 @@ def test_steps_land_on_exact_ticks_across_a_tempo_change(tmp_path):
     write_midi(tmp_path / "t.mid", ev, c)
     mid = mido.MidiFile(str(tmp_path / "t.mid"))
     names = [t.name for t in mid.tracks]
-    assert names[1:] == ["BASS", "KEYS", "PAD", "DRUMS", "MELODY"]
+    assert names[1:] == ["Bass (Fingered Bass)", "Keys (Acoustic Grand Piano)", "Pad (Pad 2 (warm))",
+                         "Drums (Standard Kit)", "Melody"]
     tempos, tick = [], 0
     for m in mid.tracks[0]:
         tick += m.time
@@ -29,10 +30,34 @@ def test_steps_land_on_exact_ticks_across_a_tempo_change(tmp_path):
             assert (m.numerator, m.denominator) == (3, 4)
     assert tempos == [(0, 120.0), ((12 + 12) * 120, 75.0)]     # count-in bar first
     ons, tick = [], 0
-    for m in mid.tracks[names.index("BASS")]:
+    for m in mid.tracks[names.index("Bass (Fingered Bass)")]:
         tick += m.time
         if m.type == "note_on":
             ons.append(tick)
     assert ons == [(k + 12) * 120 for k in range(0, 40, 3)]
-    drums = [m for m in mid.tracks[names.index("DRUMS")] if m.type == "note_on"]
+    drums = [m for m in mid.tracks[names.index("Drums (Standard Kit)")] if m.type == "note_on"]
     assert drums[0].time == 0
+
+
+def test_tracks_are_named_after_the_instruments_chosen(tmp_path):
+    """A DAW shows the instrument each part plays, not only the part; the melody track
+    keeps the name the melody reader looks for, so the file reads back as a melody."""
+    from engine.events import PROGRAM
+    from engine.melody_file import read_melody_midi
+
+    c = Clock(48000, 100, "4/4")
+    ev = [(0, PROGRAM, P.BASS.channel, 35, 0), (0, PROGRAM, P.KEYS.channel, 4, 0),
+          (0, PROGRAM, P.MELODY.channel, 65, 0), (0, PROGRAM, P.DRUMS.channel, 40, 0)]
+    for k, pitch in enumerate((60, 62, 64, 65)):
+        ev += [(c.step_time(4 * k), NOTE_ON, P.MELODY.channel, pitch, 90),
+               (c.step_time(4 * k + 3), NOTE_OFF, P.MELODY.channel, pitch, 0),
+               (c.step_time(4 * k), NOTE_ON, P.BASS.channel, pitch - 24, 90),
+               (c.step_time(4 * k + 3), NOTE_OFF, P.BASS.channel, pitch - 24, 0)]
+    write_midi(tmp_path / "t.mid", ev, c)
+    mid = mido.MidiFile(str(tmp_path / "t.mid"))
+    names = [t.name for t in mid.tracks]
+    assert names[1:] == ["Bass (Fretless Bass)", "Keys (Electric Piano 1)", "Pad (Pad 2 (warm))",
+                         "Drums (Brush Kit)", "Melody"]
+    instruments = [next(m.name for m in t if m.type == "instrument_name") for t in mid.tracks[1:]]
+    assert instruments == ["Fretless Bass", "Electric Piano 1", "Pad 2 (warm)", "Brush Kit", "Alto Sax"]
+    assert [n.pitch for n in read_melody_midi(tmp_path / "t.mid").notes] == [60, 62, 64, 65]

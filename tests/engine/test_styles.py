@@ -79,6 +79,18 @@ def test_a_walking_bass_strikes_every_beat_and_rock_bass_every_eighth(band, soun
         assert all(s % every == 0 for s in steps), name
 
 
+def test_a_walking_bass_moves_by_steps_within_the_bass_range(band, soundfont):
+    """The walk climbs from the chord's root through chord tones and is placed near its own
+    last note, not near the model's bass (which may jump octaves)."""
+    for seed in (1, 2, 3):
+        r = render_melody(tune("4/4", bars=6), band, RenderSettings(style="jazz", tempo=120, meter="4/4", seed=seed),
+                          soundfont)
+        line = [e[3] for e in r.events if e[1] == NOTE_ON and e[2] == P.BASS.channel]
+        leaps = [abs(b - a) for a, b in zip(line, line[1:])]
+        assert len(line) >= 24 and max(leaps) <= 9, (seed, line)
+        assert 28 <= min(line) and max(line) <= 62
+
+
 def _style_text(name: str, program: int) -> str:
     return f'''name = "{name}"
 model = "pop"

@@ -162,3 +162,50 @@ def test_export_with_very_long_names_is_one_line(liveband_home, tmp_path, capsys
     assert "too long" in _one_line(capsys.readouterr().err)
     assert not list(out.iterdir())
     json.loads((renamed / "session.json").read_text())        # the source is untouched
+
+
+def test_list_shows_meter_key_input_and_style_of_each_take(liveband_home, capsys):
+    rec = Recorder(new_session_folder(sessions_dir()), 48000, poll_s=0.05,
+                   meta={"tempo": 96.0, "style": "waltz", "meter": "3/4", "input": "mic"})
+    rec.start()
+    rec.ring.write(np.full((4800, 2), 0.2, np.float32), 0)
+    rec.set_meta("key", "G major")          # what the band heard by the end of the take
+    rec.stop()
+    assert main(["sessions", "list"]) == 0
+    out = capsys.readouterr().out
+    for shown in ("3/4", "G major", "mic", "waltz"):
+        assert shown in out, (shown, out)
+
+
+def test_rename_and_delete_a_take(liveband_home, capsys):
+    name = make_take()
+    assert main(["sessions", "rename", name, "blues in G"]) == 0
+    assert "renamed" in capsys.readouterr().out
+    assert not (sessions_dir() / name).exists() and (sessions_dir() / "blues in G" / "mix.wav").is_file()
+    assert main(["sessions", "delete", "blues in G"]) == 0
+    assert not (sessions_dir() / "blues in G").exists()
+
+
+def test_names_that_escape_the_folder_or_exist_are_refused_in_one_line(liveband_home, tmp_path, capsys):
+    a, b = make_take(), make_take()
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    (sessions_dir() / "link").symlink_to(outside)
+    for argv in (["rename", a, "../escaped"], ["rename", a, ".hidden"], ["rename", a, b], ["rename", a, ""],
+                 ["delete", "../" + outside.name], ["delete", "link"], ["delete", "nope"], ["rename", "nope", "x"],
+                 ["delete"]):
+        assert main(["sessions", *argv]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, (argv, err)
+    assert (outside / "keep.txt").read_text() == "mine"
+    assert (sessions_dir() / a / "mix.wav").is_file() and (sessions_dir() / b / "mix.wav").is_file()
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_a_folder_with_files_liveband_did_not_write_is_not_deleted(liveband_home, capsys):
+    name = make_take()
+    (sessions_dir() / name / "notes.txt").write_text("lyrics")
+    assert main(["sessions", "delete", name]) == 2
+    assert "not deleted" in capsys.readouterr().err
+    assert (sessions_dir() / name / "notes.txt").read_text() == "lyrics"
