@@ -138,7 +138,8 @@ def lib():
         so = ctypes.CDLL(str(LIBRARY))
         _check(so)
     except subprocess.CalledProcessError as exc:
-        unavailable = f"cannot build {LIBRARY.name}: {(exc.stderr or '').strip().splitlines()[:1]}"
+        lines = (exc.stderr or "").strip().splitlines()
+        unavailable = f"cannot build {LIBRARY.name}: {lines[0] if lines else f'compiler exit {exc.returncode}'}"
         return None
     except OSError as exc:
         unavailable = f"cannot load {LIBRARY.name}: {exc}"
