@@ -58,7 +58,9 @@ class Clock:
     """
 
     def __init__(self, sample_rate: int, bpm: float, meter: str = "4/4", count_in_bars: int = 0,
-                 start_sample: int = 0) -> None:
+                 start_sample: int = 0, first_step: int | None = None) -> None:
+        """``first_step``: the band's first step when it joins mid-bar (an external clock's
+        song position, engine.sync); None: the count-in's first step (a bar line)."""
         if sample_rate <= 0:
             raise ValueError(f"sample rate must be positive, got {sample_rate}")
         if meter not in METERS:
@@ -71,7 +73,7 @@ class Clock:
         self.bar_steps = bar_steps(meter)
         self.beat_steps = beat_steps(meter)
         self.count_in_bars = count_in_bars
-        self.first_step = -count_in_bars * self.bar_steps
+        self.first_step = -count_in_bars * self.bar_steps if first_step is None else int(first_step)
         self._segments: tuple[TempoSegment, ...] = (
             TempoSegment(self.first_step, int(start_sample), bpm, self._sps(bpm)),
         )

@@ -5,7 +5,10 @@ Each *step* (a 16th) it commits the melody token the model may hear (step ``k - 
 ``k``, and hands the frame to the ``PartRenderer``, which pushes timed events into the
 mixer's ``EventQueue``. It works in *chunks* of ``chunk_steps`` steps whenever the clock
 comes within ``margin_steps`` of the last committed step, so the band is always committed
-between ``margin`` and ``margin + chunk`` steps ahead of what is heard.
+between ``margin`` and ``margin + chunk`` steps ahead of what is heard. Live play uses a
+margin in time instead (``lead_ms``): a step is committed once its start is that close,
+so a note played during step s still reaches the model for step s + 1 (whole steps of
+margin kept the band 2-3 steps behind the player).
 
 One engine, two clocks: the same ``pump(now)`` runs in the worker thread against the
 audio clock (``start``/``stop``) and synchronously in an offline render against a
@@ -49,11 +52,8 @@ from engine.renderer import PartRenderer
 from engine.sampler import ControlledSampler
 from engine.styles import get_style
 from models.contract import Accompanist, prime_melody
+from models.sampling import greedy
 from models.tokens import REST
-
-def _greedy(stream: int, logits: np.ndarray) -> int:
-    return int(np.argmax(np.nan_to_num(logits, nan=-np.inf)))
-
 
 STATS_RING = 8192          # steps kept for the percentile metrics (~17 min at 120 BPM)
 MELODY_RING = 256          # committed melody tokens kept (> any model's lookahead either way)
@@ -81,6 +81,7 @@ class StreamingGenerator:
     def __init__(self, accompanist: Accompanist, clock: Clock, renderer: PartRenderer, *,
                  style: str = "pop", sampler: ControlledSampler | None = None,
                  quantiser: Quantiser | None = None, chunk_steps: int = 1, margin_steps: int = 2,
+                 lead_ms: float | None = None,
                  clock_source: Callable[[], int] | None = None, follow_tempo: bool = False,
                  backend: str = "", step_observer: Callable[[int, float], None] | None = None,
                  offline: bool = False, chart: Chart | None = None) -> None:
@@ -88,6 +89,8 @@ class StreamingGenerator:
             raise ValueError("chunk must be 1-16 steps")
         if not 1 <= margin_steps <= 64:
             raise ValueError("safety margin must be 1-64 steps")
+        if lead_ms is not None and not 5.0 <= lead_ms <= 2000.0:
+            raise ValueError(f"commit lead must be 5-2000 ms, got {lead_ms}")
         get_style(style)   # validates: a band style (engine.styles), which names the model's
         self.model = accompanist
         self.clock = clock
@@ -97,6 +100,8 @@ class StreamingGenerator:
         self.quantiser = quantiser or Quantiser(clock)
         self.chunk_steps = chunk_steps
         self.margin_steps = margin_steps
+        # live: commit each step once its start is this close (samples); None: margin_steps
+        self._lead = None if lead_ms is None else int(round(lead_ms * clock.sample_rate / 1000.0))
         self.clock_source = clock_source
         self.style = style
         self.backend = backend
@@ -151,7 +156,7 @@ class StreamingGenerator:
         # piece clean, so the band is the same with or without it
         self.model.reset(get_style(self.style).model, self.clock.meter)
         prime_melody(self.model, [REST] * max(0, -self.lookahead))
-        self.model.advance(REST, 0, _greedy)
+        self.model.advance(REST, 0, greedy)
         self._reset_model(self.style)
         self.renderer.start(self.clock.step_time(self.clock.first_step))
         self._primed = True
@@ -284,6 +289,8 @@ class StreamingGenerator:
 
     def due(self, now: int) -> bool:
         """Whether the next chunk must be generated at audio time ``now``."""
+        if self._lead is not None:
+            return self.clock.step_time(self.next_step) - now <= self._lead
         return self.next_step <= self.clock.step_at(now) + self.margin_steps
 
     def pump(self, now: int | None = None, until_step: int | None = None) -> int:
@@ -309,7 +316,10 @@ class StreamingGenerator:
 
     def seconds_until_due(self, now: int) -> float:
         """How long the worker may sleep before the next chunk is due."""
-        t_due = self.clock.step_time(self.next_step - self.margin_steps)
+        if self._lead is not None:
+            t_due = self.clock.step_time(self.next_step) - self._lead
+        else:
+            t_due = self.clock.step_time(self.next_step - self.margin_steps)
         return max(0.0, (t_due - now) / self.clock.sample_rate)
 
     def _run(self) -> None:

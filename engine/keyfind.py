@@ -11,7 +11,7 @@ import numpy as np
 
 from models.rules import estimate_key as rules_estimate_key
 from models.rules import scale_pitch_classes
-from models.tokens import PITCH_NAMES
+from models.tokens import pitch_class_name
 
 _SPELLINGS = {"C": 0, "B#": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "Fb": 4, "E#": 5, "F": 5,
               "F#": 6, "Gb": 6, "G": 7, "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11, "Cb": 11}
@@ -45,8 +45,9 @@ def parse_key(name: str) -> tuple[int, str]:
 
 
 def key_name(tonic: int, mode: str) -> str:
-    """(tonic, mode) -> the canonical name, as ``estimate_key`` writes it."""
-    return f"{PITCH_NAMES[tonic % 12]} {mode}"
+    """(tonic, mode) -> the canonical name, as ``estimate_key`` writes it: the tonic
+    spelled as its key signature writes it (G# minor, Db major)."""
+    return f"{pitch_class_name(tonic, (tonic, mode))} {mode}"
 
 
 def key_pitch_classes(tonic: int, mode: str) -> frozenset[int]:

@@ -189,6 +189,9 @@ def default_api() -> str | None:
 # -- MIDI in ----------------------------------------------------------------------
 NoteSink = Callable[[int, bool, int, float], None]   # (pitch, on, velocity, arrived)
 ControlSink = Callable[[int, int, float], None]       # (controller, value, arrived)
+RealtimeSink = Callable[[str, float, int], None]      # (clock|start|stop|continue|songpos, arrived, value)
+Intercept = Callable[[object, float], bool]           # (mido message, arrived) -> consumed
+REALTIME = ("clock", "start", "stop", "continue", "songpos")
 
 
 class NoteFilter:
@@ -203,16 +206,22 @@ class NoteFilter:
     struck again); ``on_control(cc, value, arrived)`` gets the sustain pedal and the
     panic controllers for the synth. ``arrived`` is ``time.monotonic()`` when the message
     reached this filter, read before anything else, so that the player's note is timed
-    from there.
+    from there. ``on_realtime(kind, arrived, value)`` gets MIDI clock, start, stop,
+    continue and song position (value: its 16ths) for engine.sync. ``intercept(msg,
+    arrived)`` sees every note and controller first (MIDI learn, bound controls): True
+    consumes it.
     Thread: the one MIDI callback thread.
     """
 
     def __init__(self, on_note: NoteSink, on_control: ControlSink | None = None,
-                 channel: int | None = None) -> None:
+                 channel: int | None = None, *, on_realtime: RealtimeSink | None = None,
+                 intercept: Intercept | None = None) -> None:
         if channel is not None and not 0 <= channel < 16:
             raise ValueError(f"MIDI channel must be 1-16 (0-15 internally), got {channel}")
         self.on_note = on_note
         self.on_control = on_control
+        self.on_realtime = on_realtime
+        self.intercept = intercept
         self.channel = channel
         self.sustain = False
         self._held_by_pedal: set[int] = set()
@@ -233,8 +242,14 @@ class NoteFilter:
 
     def _handle(self, msg, arrived: float) -> None:
         kind = getattr(msg, "type", None)
+        if kind in REALTIME and self.on_realtime is not None:
+            self.on_realtime(kind, arrived, int(getattr(msg, "pos", 0)))
+            return
         if kind not in ("note_on", "note_off", "control_change"):
             self.ignored += 1
+            return
+        # a foot switch or knob box may sit on another channel than the player's notes
+        if self.intercept is not None and self.intercept(msg, arrived):
             return
         if self.channel is not None and msg.channel != self.channel:
             self.ignored += 1

@@ -11,9 +11,10 @@ Commitment: the generator *commits* melody step k when it hands token k to the m
 committed is *late*: a late onset moves to the first uncommitted step (so the model still
 hears the note, a little later than played) and ``late_onsets`` counts it; a late release
 ends the note at the first uncommitted step and ``late_releases`` counts it. Nothing is
-dropped silently. Live, with the generator ``margin`` steps ahead of the clock and the
-model's lookahead ``d``, a note played at step s reaches the model at step
-``s + margin - d + 1`` at the earliest; the counters make that visible.
+dropped silently. Live, the generator commits each step ``lead_ms`` before it sounds, so
+with the model's lookahead ``d`` a note played at step s (before step s + 1 is committed)
+reaches the model at step ``s + d``; with a margin of whole steps instead it would be
+``s + margin - d + 1`` at the earliest. The counters make lateness visible.
 
 Thread: ``push`` may be called from any one producer thread (MIDI or pitch tracker) at
 the same time as the worker calls ``token_for``: events travel through a deque, whose
@@ -30,9 +31,11 @@ from models.tokens import HOLD, REST, note_on
 
 @dataclass(frozen=True)
 class MelodyEvent:
-    time: int          # sample on the audio clock
+    """A melody note-on/off from any source (keys, MIDI, the pitch tracker)."""
+    time: int          # sample on the producer's clock (the audio clock live)
     pitch: int         # MIDI pitch 0-127
     on: bool           # True: note on, False: note off
+    velocity: int = 100
 
 
 class Quantiser:

@@ -140,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("bench", help="benchmarks; each prints JSON")
-    p.add_argument("what", choices=("model", "engine", "audio", "pitch"))
-    p.add_argument("--seconds", type=float, default=None, help="soak length (audio/engine)")
+    p.add_argument("what", choices=("model", "engine", "audio", "pitch", "sync"))
+    p.add_argument("--seconds", type=float, default=None, help="soak length (audio/engine; sync: per source, 60)")
     p.add_argument("--blocksize", type=int, default=None)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--quick", action="store_true", help="short run for smoke tests")

@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from engine.feel import Feel
+from engine.keyfind import key_name
 from engine.styles import get_style, style_names
 from models.tokens import METERS
+
+# every key a player can fix, spelled as the session names it (its key signature's way)
+KEY_NAMES: tuple[str, ...] = tuple(key_name(t, m) for m in ("major", "minor") for t in range(12))
 
 # the band styles: shipped ones, then the user's style files (engine.styles)
 STYLES = style_names()
@@ -47,7 +51,7 @@ class EngineConfig:
     density: float = 0.5            # 0 sparse .. 1 busy
     harmony_follow: float = 0.5     # 0 free .. 1 strictly follows the player's notes
     chunk_steps: int = 1            # 16th steps generated per worker wake-up (1..one beat)
-    margin_steps: int = 2           # keep the band committed this many 16ths ahead of the clock
+    lead_ms: float = 50.0           # commit each 16th this long before it sounds (worker stalls + a step)
     backend: str = "torch-cpu"
     seed: int = 0
     checkpoint: str | None = None   # None: the shipped default
@@ -75,8 +79,8 @@ class EngineConfig:
                 raise ValueError(f"{name} must be 0-1, got {v}")
         if not 1 <= self.chunk_steps <= 16:
             raise ValueError("chunk must be 1-16 steps")
-        if not 1 <= self.margin_steps <= 64:
-            raise ValueError("safety margin must be 1-64 steps")
+        if not 5.0 <= self.lead_ms <= 2000.0:
+            raise ValueError(f"commit lead must be 5-2000 ms, got {self.lead_ms}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.key is not None:

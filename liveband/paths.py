@@ -44,3 +44,16 @@ def sessions_dir() -> Path:
     """Folder holding recorded sessions ($LIVEBAND_HOME/sessions, default ~/.liveband/sessions)."""
     home = Path(os.environ.get("LIVEBAND_HOME", Path.home() / ".liveband"))
     return home / "sessions"
+
+
+def user_config_dir() -> Path:
+    """The user's LiveBand config folder ($XDG_CONFIG_HOME or ~/.config, then LiveBand/),
+    where LiveBand.ini, styles/, presets/ and midi_bindings.json live."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "LiveBand"
+
+
+def presets_dir() -> Path:
+    """Folder of the user's band presets ($LIVEBAND_PRESETS, else presets/ in user_config_dir())."""
+    env = os.environ.get("LIVEBAND_PRESETS")
+    return Path(env) if env else user_config_dir() / "presets"

@@ -47,17 +47,23 @@ from engine.keyfind import estimate_key, key_pitch_classes, parse_key, snap_to_s
 from engine.midi_io import (ComputerKeyboard, KeyNote, MidiInput, MidiOutput, NoteFilter, PortWatcher,  # noqa: F401
                             VirtualMidiInput)
 from engine.mixer import Mixer
+from engine.sync import SYNC_MODES, BeatLock, MidiClockIn, start_point
 from engine.recorder import Recorder, export_session as _export_session, list_sessions as _list_sessions
+from engine.recorder import delete_session as _delete_session, rename_session as _rename_session
 from engine.recorder import new_session_folder
 from engine.styles import style_names
 from engine.synth import SoundFontError, Synth
 from liveband.config import AudioConfig, EngineConfig
-from liveband.paths import find_soundfont, sessions_dir
+from liveband.midilearn import BINDINGS_FILE, ControlThread, MidiLearn, session_targets
+from liveband.paths import find_soundfont, sessions_dir, user_config_dir
 from models.tokens import METERS, chord_name
 
-PART_NAMES = ("bass", "keys", "pad", "drums")
+# the band's parts and the player's own ("melody"): each a mixer strip
+PART_NAMES = ("bass", "keys", "pad", "drums", "melody")
 INPUT_MODES = ("keyboard", "midi", "mic")
 MAX_BLOCK = 4096
+EVENT_SECONDS = 30.0      # a happening stays among the notices this long
+CONFIRM_SECONDS = 4.0     # a confirmation ("take saved") this long
 START_LEAD_S = 0.25          # the first (count-in) step starts this far after play()
 VIRTUAL_IN_NAME = "LiveBand in"
 VIRTUAL_OUT_NAME = "LiveBand band"
@@ -73,6 +79,7 @@ class PartState:
     solo: bool
     volume: float
     program: int
+    through: bool = True     # the player's part: sounded here (off when a hardware synth plays it)
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,7 @@ class SessionSnapshot:
     recording: bool
     notices: tuple[str, ...]
     parts: dict[str, PartState]
+    confirmation: str = ""       # a brief success to show for a moment ("take saved"), not a problem
 
 
 class _Roll:
@@ -176,8 +184,9 @@ class Session:
         self._lock = threading.RLock()               # UI-side state; never taken by audio
         self._load_lock = threading.Lock()           # model loading (background or play)
         self._problems: dict[str, str] = {}          # lasting problems, by topic
-        self._events: collections.deque[str] = collections.deque(maxlen=4)   # recent happenings
-        self._notices: tuple[str, ...] = ()
+        self._events: collections.deque[tuple[float, str]] = collections.deque(maxlen=4)   # recent happenings
+        self._notices: tuple[tuple[float | None, str], ...] = ()   # (when, text); None: a lasting problem
+        self._confirmation: tuple[float, str] = (0.0, "")
         try:
             self._soundfont = find_soundfont(soundfont)
         except FileNotFoundError as exc:
@@ -229,6 +238,16 @@ class Session:
         self._midi_in: MidiInput | None = None
         self._midi_in_wanted: str | None = None
         self._midi_channel: int | None = None
+        # tempo sync (engine.sync): the MIDI input's clock is always listened to, followed
+        # only in "midi clock" mode; its start/stop run on the control thread, never rtmidi's
+        self._sync_mode = "internal"
+        self._clock_in = MidiClockIn(on_transport=self._clock_transport)
+        self._link = None
+        self._beat_lock: BeatLock | None = None
+        self._control = ControlThread(on_error=self._happened)
+        # MIDI learn: bound CCs/notes are taken off the MIDI input before the notes
+        self._targets: dict | None = None
+        self._learn = MidiLearn(user_config_dir() / BINDINGS_FILE, self._control, self._learn_targets, self._happened)
         self._ports = PortWatcher()
         self._mic = None
         self._mic_starting = False
@@ -292,12 +311,27 @@ class Session:
             self._publish_notices()
 
     def _happened(self, message: str) -> None:
+        """Something the player should hear of; it leaves the notices after EVENT_SECONDS
+        (a problem stays until it is solved)."""
         with self._lock:
-            self._events.append(message)
+            self._events.append((time.monotonic(), message))
             self._publish_notices()
 
+    def _confirm(self, message: str) -> None:
+        """A success ("take saved"): shown briefly as a confirmation, not as a notice."""
+        self._confirmation = (time.monotonic(), message)
+
     def _publish_notices(self) -> None:
-        self._notices = tuple(self._problems.values()) + tuple(self._events)
+        # one tuple, replaced whole: snapshot() reads it from any thread without the lock
+        self._notices = tuple((None, m) for m in self._problems.values()) + tuple(self._events)
+
+    def _current_notices(self) -> tuple[str, ...]:
+        now = time.monotonic()
+        return tuple(m for t, m in self._notices if t is None or now - t < EVENT_SECONDS)
+
+    def _current_confirmation(self) -> str:
+        t, message = self._confirmation
+        return message if message and time.monotonic() - t < CONFIRM_SECONDS else ""
 
     # -- audio -----------------------------------------------------------------------
     def _start_audio(self) -> None:
@@ -306,7 +340,7 @@ class Session:
             self._problem("audio", None)
         except AudioUnavailable as exc:
             self._problem("audio", f"{exc}. Start PulseAudio/PipeWire or JACK, "
-                                   "or choose another output in the settings")
+                                   "or choose another output in the Setup tab")
 
     def _retry_audio(self) -> None:
         """No device at start: try the default output again (a server that came up
@@ -323,7 +357,7 @@ class Session:
             except AudioUnavailable:
                 return
             self._problem("audio", None)
-            self._happened("audio output started")
+            self._confirm("audio output started")
 
     def audio_devices(self) -> dict:
         return {"inputs": input_devices(), "outputs": output_devices()}
@@ -382,7 +416,7 @@ class Session:
             if name == self._midi_in_wanted and self._midi_in is None:
                 try:
                     self._open_input(name)
-                    self._happened(f"MIDI input {name!r} is back")
+                    self._confirm(f"MIDI input {name!r} is back")
                 except OSError:
                     pass
             elif not name.startswith("LiveBand"):
@@ -395,7 +429,9 @@ class Session:
                            "(it reconnects when the device returns)")
 
     def _open_input(self, name: str) -> None:
-        filt = NoteFilter(self._midi_note, self._midi_control, self._midi_channel)
+        filt = NoteFilter(self._midi_note, self._midi_control, self._midi_channel,
+                          on_realtime=self._clock_in.feed, intercept=self._learn.handle)
+        self._learn.set_controller(name)
         if name == VIRTUAL_IN_NAME:
             self._midi_in = VirtualMidiInput(VIRTUAL_IN_NAME, filt)
         else:
@@ -433,6 +469,115 @@ class Session:
             for part in P.BAND_PARTS:      # tell the receiver which instruments to use
                 if part.channel != P.DRUMS.channel:
                     self._pending_ctl.append((PROGRAM, part.channel, self._parts[part.name].program, 0))
+
+    # -- tempo sync ----------------------------------------------------------------------
+    def set_sync(self, mode: str) -> None:
+        """Whose tempo the band plays to: "internal", "midi clock" (the MIDI input's clock;
+        its start/stop start and stop the band) or "link" (Ableton Link: joins at once;
+        the band locks to Link's bar phase from the next play). SessionError when Link
+        cannot start. Thread: UI."""
+        if mode not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, got {mode!r}")
+        with self._lock:
+            if mode == "link" and self._link is None:
+                from engine.sync import LinkSync
+                try:
+                    self._link = LinkSync(self._cfg.tempo, self._bar_quarters())
+                except Exception as exc:
+                    raise SessionError(f"Ableton Link unavailable: {first_line(exc)}") from None
+            elif mode != "link" and self._link is not None:
+                link, self._link = self._link, None
+                link.close()
+            if self._beat_lock is not None:
+                self._beat_lock.enabled = False      # the band keeps its tempo until the next play
+            self._sync_mode = mode
+            self._problem("sync", "MIDI clock sync: no MIDI input open; choose the device that sends "
+                                  "the clock in the settings" if mode == "midi clock" and self._midi_in is None
+                          else None)
+
+    @property
+    def sync_mode(self) -> str:
+        return self._sync_mode
+
+    def _sync_source(self):
+        return {"midi clock": self._clock_in, "link": self._link}.get(self._sync_mode)
+
+    def _bar_quarters(self) -> float:
+        from models.tokens import bar_steps
+        return bar_steps(self._cfg.meter) / 4.0
+
+    def _clock_transport(self, kind: str) -> None:
+        """MIDI start/stop/continue. Thread: rtmidi's (only hands it on)."""
+        if self._sync_mode == "midi clock":
+            self._control.submit(lambda: self._follow_transport(kind))
+
+    def _follow_transport(self, kind: str) -> None:
+        """Thread: control."""
+        if kind == "stop":
+            self.stop()
+            return
+        if kind == "start" or not self._playing:
+            self._clock_in.wait_tempo(2.0)      # a start usually comes before its first ticks
+            self.stop()                         # a start while playing: from the top
+            self.play()
+
+    def _sample_at(self, t: float) -> int:
+        """The audio-clock sample heard at monotonic time ``t`` (the stream's DAC line;
+        without stream timing, the sample being rendered now plus the wait)."""
+        off = self._audio.dac_offset() if self._audio.stream is not None else None
+        if off is not None:
+            return int(round((t - off) * self.sample_rate))
+        return self._audio_now() + int(round((t - time.monotonic()) * self.sample_rate))
+
+    def _synced_clock(self, cfg: EngineConfig) -> tuple[Clock | None, BeatLock | None]:
+        """A band clock whose step 0 sits on a bar line of the sync source and whose first
+        beat is the first one the band can make; (None, None) when playing on its own."""
+        src = self._sync_source()
+        if src is None:
+            return None, None
+        if self._link is not None:
+            self._link.set_quantum(self._bar_quarters())
+        joined = start_point(src, self._bar_quarters(), beat_steps(cfg.meter), time.monotonic() + START_LEAD_S)
+        if joined is None:
+            self._happened(f"no {self._sync_mode} tempo yet: the band plays at its own tempo")
+            return None, None
+        offset, first = joined
+        bpm = min(240.0, max(40.0, float(src.tempo)))
+        clock = Clock(self.sample_rate, bpm, cfg.meter, 0, start_sample=self._sample_at(src.time_at(first / 4 + offset)),
+                      first_step=first)
+        return clock, BeatLock(src, clock, self._sample_at, offset)
+
+    # -- MIDI learn -----------------------------------------------------------------------
+    def _learn_targets(self) -> dict:
+        if self._targets is None:
+            self._targets = session_targets(self)
+        return self._targets
+
+    def midi_learn(self, target: str | None) -> None:
+        """Bind the next CC or note from the open MIDI input to ``target`` (a name from
+        ``midi_targets()``: "play_stop", "record", "tap_tempo", "density", ...); None
+        cancels. ValueError for an unknown target. Thread: UI."""
+        self._learn.arm(target)
+
+    def midi_targets(self) -> list[str]:
+        return list(self._learn_targets())
+
+    @property
+    def midi_learning(self) -> str | None:
+        """The target waiting for a control to be moved, or None."""
+        return self._learn.armed
+
+    def midi_bindings(self) -> list:
+        """The open controller's bindings (liveband.midilearn.Binding). Thread: any."""
+        return self._learn.bindings()
+
+    def clear_binding(self, target: str | None = None) -> int:
+        """Forget the open controller's bindings of ``target`` (None: all); how many."""
+        return self._learn.clear(target)
+
+    @property
+    def recording_enabled(self) -> bool:
+        return self._recording
 
     def set_midi_clock(self, on: bool) -> None:
         """MIDI clock (24 ppqn) and start/stop on the MIDI output. Thread: UI."""
@@ -477,7 +622,7 @@ class Session:
             if mode == "mic":
                 self._start_mic()
             elif mode == "midi" and self._midi_in is None:
-                self._problem("input", "MIDI mode: no controller open; choose one in the settings "
+                self._problem("input", "MIDI mode: no controller open; choose one in the Setup tab "
                                        "(or connect a program to the 'LiveBand in' port)")
 
     def _start_mic(self) -> None:
@@ -629,7 +774,10 @@ class Session:
             cfg = self._cfg
             acc = self._load_accompanist()
             start = self._mixer.clock + int(START_LEAD_S * self.sample_rate)
-            clock = Clock(self.sample_rate, cfg.tempo, cfg.meter, cfg.count_in_bars, start_sample=start)
+            clock, beat_lock = self._synced_clock(cfg)
+            if clock is None:
+                clock = Clock(self.sample_rate, cfg.tempo, cfg.meter, cfg.count_in_bars, start_sample=start)
+            self._beat_lock = beat_lock
             self._clock = clock
             self._roll.reset(clock)
             band_q = EventQueue(1 << 14)
@@ -649,8 +797,9 @@ class Session:
                                          sampler=ControlledSampler(cfg.seed, cfg.temperature, cfg.density,
                                                                    cfg.harmony_follow),
                                          quantiser=Quantiser(clock), chunk_steps=cfg.chunk_steps,
-                                         margin_steps=cfg.margin_steps,
-                                         clock_source=lambda: self._mixer.clock, backend=self._backend)
+                                         lead_ms=cfg.lead_ms,
+                                         clock_source=lambda: self._mixer.clock, backend=self._backend,
+                                         step_observer=None if beat_lock is None else beat_lock.on_step)
             self._band_q = band_q
             self._renderer = renderer
             self._mixer.add_queue(band_q)
@@ -687,6 +836,7 @@ class Session:
             self._mixer.all_notes_off()
             self._mixer.set_metronome(False)
             self._playing = False
+            self._beat_lock = None
             out = self._midi_out
             if out is not None and self._midi_clock:
                 self._pending_raw.append("stop")
@@ -710,7 +860,7 @@ class Session:
     def _start_take(self) -> None:
         if not self._audio.active:     # nothing renders without a stream: the take would be empty
             self._problem("recording", "not recording: no audio output is playing "
-                                       "(choose an output in the settings, then press Play again)")
+                                       "(choose an output in the Setup tab, then press Play again)")
             return
         cfg = self._cfg
         try:
@@ -719,7 +869,7 @@ class Session:
                            meta={"tempo": cfg.tempo, "meter": cfg.meter, "style": cfg.style,
                                  "input": self._input_mode, "key": self._key or "",
                                  "soundfont": str(self._soundfont), "backend": self._backend},
-                           track_names={p.channel: p.label for p in P.ALL_PARTS})
+                           track_names=self._take_track_names())
             clock = self._clock
             rec.set_tempo(clock.step_time(clock.first_step) if clock else self._mixer.clock, cfg.tempo)
             rec.start()
@@ -736,6 +886,22 @@ class Session:
                 rec.add_event(t0, PROGRAM, part.channel, prog, 0)
         self._mixer.set_tap(rec.ring)
 
+    def _take_track_names(self) -> dict[int, str]:
+        """A take's MIDI track names: the part and the instrument it plays now, as the
+        render's MIDI names them ("Bass (Fingered Bass)"; the melody plain "Melody")."""
+        from engine.gm import instrument_name
+
+        renderer = self._renderer
+        playing = dict(renderer.programs) if renderer is not None else {}    # the style's, the player's
+        names = {}
+        for p in P.ALL_PARTS:
+            st = self._parts.get(p.name)
+            prog = playing.get(p.name, st.program if st is not None else p.program)
+            drums = p.channel == P.DRUMS.channel
+            names[p.channel] = ("Melody" if p is P.MELODY else
+                                f"{p.name.capitalize()} ({instrument_name(prog if not drums else 0, drums)})")
+        return names
+
     def _stop_take(self) -> None:
         rec, self._recorder = self._recorder, None
         self._mixer.set_tap(None)
@@ -746,7 +912,7 @@ class Session:
             rec.stop()
             if rec.error:
                 self._problem("recording", rec.error)
-            self._happened(f"take saved: {rec.folder.name}")
+            self._confirm(f"take saved: {rec.folder.name} (Sessions tab)")
 
     def list_sessions(self) -> list[dict]:
         return _list_sessions(sessions_dir())
@@ -754,13 +920,30 @@ class Session:
     def export_session(self, name: str, dest: str) -> list[str]:
         return _export_session(sessions_dir(), name, dest)
 
+    def rename_session(self, old: str, new: str) -> str:
+        """Rename a recorded take (not the one being recorded); the new name. Thread: UI."""
+        self._refuse_current_take(old)
+        return _rename_session(sessions_dir(), old, new).name
+
+    def delete_session(self, name: str) -> None:
+        """Delete a recorded take (not the one being recorded). Thread: UI."""
+        self._refuse_current_take(name)
+        _delete_session(sessions_dir(), name)
+
+    def _refuse_current_take(self, name: str) -> None:
+        rec = self._recorder
+        if rec is not None and rec.folder.name == name:
+            raise SessionError(f"{name} is being recorded; stop first")
+
     # -- band controls -----------------------------------------------------------------
     def set_tempo(self, bpm: float) -> None:
         bpm = check_tempo(bpm)
         with self._lock:
             self._cfg = self._cfg.with_(tempo=bpm)
-            if self._gen is not None:
+            if self._gen is not None and self._beat_lock is None:
                 self._gen.set_tempo(bpm)
+            if self._link is not None:
+                self._link.set_tempo(bpm)       # to every peer; the band follows Link
 
     def tap_tempo(self) -> float:
         """Tap on the beat; after two taps the tempo follows the median interval.
@@ -824,9 +1007,14 @@ class Session:
     def set_harmony_follow(self, h: float) -> None:
         self._set_controls(harmony_follow=float(h))
 
-    def set_part(self, part: str, *, mute=None, solo=None, volume=None, program=None) -> None:
+    def set_part(self, part: str, *, mute=None, solo=None, volume=None, program=None, through=None) -> None:
+        """A mixer strip: the band's parts and the player's own ("melody"; ``through``
+        False: its notes still reach the band, MIDI out and takes, but LiveBand does not
+        sound them, for a player on a hardware synth). Thread: UI."""
         if part not in PART_NAMES:
             raise ValueError(f"unknown part {part!r}; choose one of {', '.join(PART_NAMES)}")
+        if through is not None and part != "melody":
+            raise ValueError("only your own part (melody) has a through switch")
         with self._lock:
             st = self._parts[part]
             if volume is not None and not (0.0 <= float(volume) <= 1.0):
@@ -835,7 +1023,8 @@ class Session:
                 raise ValueError(f"GM program must be 0-127, got {program}")
             st = PartState(st.mute if mute is None else bool(mute), st.solo if solo is None else bool(solo),
                            st.volume if volume is None else float(volume),
-                           st.program if program is None else int(program))
+                           st.program if program is None else int(program),
+                           st.through if through is None else bool(through))
             self._parts = {**self._parts, part: st}
             ch = P.part(part).channel
             if volume is not None:
@@ -848,16 +1037,32 @@ class Session:
                 rec = self._recorder
                 if rec is not None:
                     rec.add_event(self._mixer.clock, PROGRAM, ch, st.program, 0)
-            if mute is not None or solo is not None:
+            if mute is not None or solo is not None or through is not None:
                 soloed = {n for n, s in self._parts.items() if s.solo}
                 for name, s in self._parts.items():
-                    silent = s.mute or (bool(soloed) and name not in soloed)
+                    silent = s.mute or (bool(soloed) and name not in soloed) or not s.through
                     self._mixer.set_channel_mute(P.part(name).channel, silent)
                 if self._gen is not None:
                     if mute is not None:
                         self._gen.set_mute(part, st.mute)
                     if solo is not None:
                         self._gen.set_solo(part, st.solo)
+
+    @property
+    def engine_config(self) -> EngineConfig:
+        """The band's settings now (tempo, meter, style, fixed key, knobs, feel). Thread: any."""
+        return self._cfg
+
+    @property
+    def master_volume(self) -> float:
+        return self._master
+
+    def set_feel(self, *, swing: float | None = None, fills: str | None = None, time_feel: str | None = None,
+                 humanise: float = 0.0) -> None:
+        """The drummer's feel from the next play (None: the style's). ValueError naming the
+        value. Thread: UI."""
+        with self._lock:
+            self._cfg = self._cfg.with_(swing=swing, fills=fills, time_feel=time_feel, humanise=float(humanise))
 
     def set_master_volume(self, v: float) -> None:
         if not 0.0 <= float(v) <= 1.0:
@@ -890,7 +1095,8 @@ class Session:
         seg = segs[-1]
         bs = beat_steps(clock.meter)
         per_bar = max(1, clock.bar_steps // bs)
-        first_beat = ((seg.step - clock.first_step) // bs) % per_bar
+        bar_line = clock.first_step - clock.first_step % clock.bar_steps   # a synced band starts mid-bar
+        first_beat = ((seg.step - bar_line) // bs) % per_bar
         self._mixer.set_metronome(True, origin=seg.sample, samples_per_beat=seg.samples_per_step * bs,
                                   beats_per_bar=per_bar, first_beat=first_beat)
 
@@ -1016,9 +1222,13 @@ class Session:
         if gen is None:
             return ""
         name = ""
+        try:
+            key = parse_key(self._key) if self._key else None    # chords spelled in the key shown
+        except ValueError:
+            key = None
         for frame in list(gen.recent):
             if frame[0] <= step:
-                name = chord_name(int(frame[1]))
+                name = chord_name(int(frame[1]), key)
             else:
                 break
         return name
@@ -1030,6 +1240,9 @@ class Session:
         gen = self._gen
         m = gen.metrics() if gen is not None else None
         tempo = clock.tempo_at_step(int(math.floor(step))) if (playing and clock is not None) else self._cfg.tempo
+        src = self._sync_source()
+        if src is not None and src.tempo is not None:
+            tempo = src.tempo                   # the followed tempo, not the lock's per-beat steering
         return SessionSnapshot(
             playing=playing, counting_in=bool(playing and step < 0), tempo=float(tempo),
             meter=self._cfg.meter, style=self._cfg.style, input_mode=self._input_mode,
@@ -1038,7 +1251,8 @@ class Session:
             audio_latency_ms=self._audio.latency_ms, xruns=int(self._mixer.audible_xruns),
             lead_ms=float(m.lead_ms_last) if m else 0.0, late_steps=int(m.late_steps) if m else 0,
             cpu_percent=float(self._cpu), backend=self._backend,
-            recording=self._recorder is not None, notices=self._notices, parts=dict(self._parts))
+            recording=self._recorder is not None, notices=self._current_notices(), parts=dict(self._parts),
+            confirmation=self._current_confirmation())
 
     def roll(self, since_step: float) -> list[tuple[str, int, float, float, bool]]:
         """Notes (part incl. "melody", pitch, start_step, end_step, planned) that end at or
@@ -1049,13 +1263,16 @@ class Session:
 
     # -- offline ---------------------------------------------------------------------
     def render_file(self, path: str, out_wav: str, midi_out: str | None = None,
-                    progress: Callable[[float], None] | None = None) -> None:
+                    progress: Callable[[float], None] | None = None, *, stems: bool = False,
+                    loudness: float | None = -16.0) -> None:
         """Accompany a melody file (.mid, or a hummed .wav) offline with the session's band
         settings, by the `render` command's rules (liveband.rendering): the file's tempo
-        and meter, the command's default backend. ``progress(fraction)`` is called from
-        this (the caller's) thread."""
+        and meter, the command's default backend, the mix at ``loudness`` LUFS (None: as
+        rendered), ``stems``: each part beside it (OUT.bass.wav, ...; engine.export). Each
+        file is written beside its name and renamed into place when all succeeded.
+        ``progress(fraction)`` is called from this (the caller's) thread."""
         from engine.offline import RenderSettings, render_melody
-        from liveband.commands.render import load_melody
+        from liveband.commands.render import Outputs, load_melody, mix_synth_gain, stem_paths
         from liveband.rendering import band_timing, open_band
 
         src = Path(path)
@@ -1071,10 +1288,26 @@ class Session:
                                   programs={n: s.program for n, s in self._parts.items()},
                                   muted=tuple(n for n, s in self._parts.items() if s.mute))
         cb = None if progress is None else (lambda done, total: progress(done / max(1, total)))
-        result = render_melody(melody, acc, settings, self._soundfont, out_wav, backend=backend, progress=cb)
-        if midi_out is not None:
-            from engine.midi_export import write_midi
-            write_midi(midi_out, result.events, result.clock)
+        out = Path(out_wav)
+        outputs = Outputs()
+        try:
+            wav_tmp = outputs.temp_for(out, keep=loudness is None and not stems)
+            result = render_melody(melody, acc, settings, self._soundfont, wav_tmp, backend=backend, progress=cb)
+            if stems or loudness is not None:
+                from engine.export import export_stems_and_loudness, stem_parts
+
+                finals = stem_paths(out)
+                files = {p.name: (outputs.temp_for(finals[p.name], keep=False), outputs.temp_for(finals[p.name]))
+                         for p in (stem_parts(result.events) if stems else ())}
+                export_stems_and_loudness(wav_tmp, outputs.temp_for(out), files, result.events, result.frames,
+                                          self._soundfont, sample_rate=settings.sample_rate, block=settings.block,
+                                          synth_gain=mix_synth_gain(render_melody), target_lufs=loudness)
+            if midi_out is not None:
+                from engine.midi_export import write_midi
+                write_midi(outputs.temp_for(Path(midi_out)), result.events, result.clock)
+            outputs.commit()
+        finally:
+            outputs.discard()
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
@@ -1106,6 +1339,10 @@ class Session:
                 self._midi_out.close()
                 self._midi_out = None
             self._ports.close()
+            self._control.close()
+            if self._link is not None:
+                self._link.close()
+                self._link = None
             self._synth.close()
 
     def __enter__(self) -> "Session":

@@ -21,13 +21,11 @@ import warnings
 
 import numpy as np
 
+from models.sampling import greedy
+
 POSITIONS = (100, 1_000, 10_000, 100_000)
 SAMPLE = 1000          # steps measured before each position (fewer before 1e2)
 TARGET_P99_MS = 5.0
-
-
-def _greedy(stream: int, logits: np.ndarray) -> int:
-    return int(np.argmax(logits))
 
 
 def bench_backend(lm, backend: str, positions: tuple[int, ...]) -> dict:
@@ -46,7 +44,7 @@ def bench_backend(lm, backend: str, positions: tuple[int, ...]) -> dict:
     rss_start = None
     for t in range(total):
         t0 = time.perf_counter()
-        acc.advance(int(melody[t]), t % bar, _greedy)
+        acc.advance(int(melody[t]), t % bar, greedy)
         lat[t] = time.perf_counter() - t0
         if t + 1 == min(1_000, total):
             rss_start = proc.memory_info().rss
@@ -78,7 +76,7 @@ def _paired_positions(lm, backend: str, old, melody: np.ndarray, n: int, bar: in
         m = int(melody[t % len(melody)])
         for j, (acc, pos) in enumerate(((old, total + t), (fresh, t))):
             t0 = time.perf_counter()
-            acc.advance(m, pos % bar, _greedy)
+            acc.advance(m, pos % bar, greedy)
             lat[t, j] = time.perf_counter() - t0
     keep = lat[10:] * 1e3          # the fresh session's first steps include warm-up
     return {f"{total}+": round(float(np.median(keep[:, 0])), 3), "fresh": round(float(np.median(keep[:, 1])), 3)}

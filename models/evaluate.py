@@ -36,7 +36,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE, Accompanist, Sampler
+from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE, Accompanist, Sampler, prime_melody
 from models.sampling import make_sampler
 from models.data.corpus import split_train_valid
 from models.data.piece import Piece
@@ -139,11 +139,13 @@ def accompany(acc: Accompanist, piece: Piece, sampler: Sampler, melody: np.ndarr
     mel = piece.tokens[:, MELODY] if melody is None else np.asarray(melody)
     d = acc.lookahead
     acc.reset(piece.style, piece.meter)
+    # an offline accompanist (d <= 0) starts knowing the melody of its first -d steps
+    prime_melody(acc, [int(mel[t]) if t < len(mel) else REST for t in range(max(0, -d))])
     n = len(piece) if num_steps is None else min(num_steps, len(piece))
     out = np.empty((n, 4), dtype=np.int64)
     observe = getattr(sampler, "observe_melody", None)   # a sampler that follows the melody itself
     for t in range(n):
-        m = int(mel[t - d]) if t - d >= 0 else REST
+        m = int(mel[t - d]) if 0 <= t - d < len(mel) else REST
         if observe is not None:
             observe(m)
         out[t] = acc.advance(m, int(piece.step_in_bar[t]), sampler)

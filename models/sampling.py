@@ -35,6 +35,11 @@ def make_sampler(temperature: float = 0.9, seed: int = 0, pitch_temperature: flo
     return sample
 
 
+def greedy(stream: int, logits: np.ndarray) -> int:
+    """The most likely token (NaN never wins): priming, benches, temperature 0."""
+    return int(np.argmax(np.nan_to_num(logits, nan=-np.inf)))
+
+
 def _softmax(z: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(z / T) over the finite entries (-inf stays 0)."""
     z = z / temperature

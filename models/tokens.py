@@ -86,13 +86,35 @@ def chord_of_token(token: int) -> tuple[int, str] | None:
     return root, QUALITIES[q]
 
 
-def chord_name(token: int) -> str:
+SHARP_NAMES: Final = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+FLAT_NAMES: Final = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+# tonic pitch classes of the keys written with sharps (the rest but C major / A minor
+# with flats), as musicians usually write them: Db major not C#, G# minor not Ab
+_SHARP_KEYS: Final = {"major": frozenset({7, 2, 9, 4, 11, 6}),      # G D A E B F#
+                      "minor": frozenset({4, 11, 6, 1, 8})}          # E B F# C# G#
+
+
+def pitch_class_name(pc: int, key: tuple[int, str] | None = None) -> str:
+    """A pitch class spelled in ``key`` ((tonic, "major"|"minor")): sharps in a sharp
+    key (G# in C# minor), flats in a flat key (Ab in F minor), ``PITCH_NAMES`` in C major,
+    A minor or without a key."""
+    pc %= 12
+    if key is None:
+        return PITCH_NAMES[pc]
+    tonic, mode = key[0] % 12, key[1]
+    if (mode == "major" and tonic == 0) or (mode == "minor" and tonic == 9):
+        return PITCH_NAMES[pc]
+    return SHARP_NAMES[pc] if tonic in _SHARP_KEYS.get(mode, frozenset()) else FLAT_NAMES[pc]
+
+
+def chord_name(token: int, key: tuple[int, str] | None = None) -> str:
+    """The chord's name, its root spelled in ``key`` when one is given (G#m in C# minor)."""
     rq = chord_of_token(token)
     if rq is None:
         return "N.C." if token == CHORD_NONE else ""
     root, quality = rq
     suffix = {"maj": "", "min": "m", "hdim7": "m7b5"}.get(quality, quality)
-    return PITCH_NAMES[root] + suffix
+    return pitch_class_name(root, key) + suffix
 
 
 def chord_pitch_classes(token: int) -> frozenset[int]:

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from models.checkpoint import CHECKPOINT_VERSION, CheckpointError, save_model
 from models.pattern import Pattern

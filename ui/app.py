@@ -44,8 +44,9 @@ def make_session(blocksize: int | None = None, backend: str | None = None, setti
 
 
 def run(blocksize: int | None = None, backend: str | None = None, quit_after: float | None = None,
-        autoplay: str | None = None) -> int:
-    """Open the window and run until it closes. Returns the exit code."""
+        autoplay: str | None = None, preset=None, preset_name: str | None = None) -> int:
+    """Open the window and run until it closes (``preset``: a loaded liveband.presets.Preset
+    put on the band once the window has restored the remembered settings). Returns the exit code."""
     from ui.autoplay import MODES, KeyboardAutoplay
     from ui.mainwindow import MainWindow
 
@@ -56,6 +57,8 @@ def run(blocksize: int | None = None, backend: str | None = None, quit_after: fl
     session, bs = make_session(blocksize, backend, settings)
     try:
         win = MainWindow(session, settings, blocksize=bs)
+        if preset is not None:
+            win.use_preset(preset, preset_name or "")
         for notice in settings.notices:
             print(f"liveband: note: {notice}", file=sys.stderr)
         win.show()

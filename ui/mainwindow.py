@@ -9,29 +9,49 @@ run in QThreads (ui/workers.py) and report back through queued signals.
 """
 from __future__ import annotations
 
+import html
 import math
 import os
+import re
+import time
 from pathlib import Path
 
 from PyQt6.QtCore import QEvent, QSettings, Qt, QTimer
 from PyQt6.QtGui import QKeyEvent
 from PyQt6.QtWidgets import (
-    QAbstractSpinBox, QApplication, QFileDialog, QFrame, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
-    QTabWidget, QVBoxLayout, QWidget,
+    QAbstractSpinBox, QApplication, QFileDialog, QFrame, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMainWindow,
+    QMessageBox, QTabWidget, QVBoxLayout, QWidget,
 )
+
+from engine.errors import first_line
+from liveband import presets as pr
 
 from ui import settings as st
 from ui.gm import note_name
 from ui.health import BAD, OK, HealthMonitor, Verdict
 from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
-from ui.panels import BandPanel, HealthBar, PartStrip, SessionsPanel, SetupPanel, panel_frame
+from ui.panels import BandPanel, HealthBar, PartStrip, SessionsPanel, SetupPanel, panel_frame, set_combo
 from ui.pianoroll import PianoRoll, bar_and_beat_steps
 from ui.playalong import NotePlayer, read_melody
 from ui.transport import TransportBar
 from ui.workers import CallWorker, ExportWorker, RenderWorker
 
-DEFAULT_PARTS = ("bass", "keys", "pad", "drums")
+DEFAULT_PARTS = ("bass", "keys", "pad", "drums", "melody")
 TICK_MS = 30
+NOTICE_LINES = 2          # the notice area's fixed height, in lines: the layout never moves
+CONFIRM_S = 4.0           # how long a confirmation ("preset saved") stays
+
+
+def plain_words(line: str) -> str:
+    """A notice as the player reads it: the tab names they see, files by their name, no
+    device-file paths or errno codes (the tooltip keeps the full text for whoever asks)."""
+    line = line.replace("in the settings", "in the Setup tab")
+    line = re.sub(r"\[Errno -?\d+\]\s*", "", line)
+    # a file by its name, not its folders (/home/me/.config/LiveBand/LiveBand.ini -> LiveBand.ini)
+    line = re.sub(r"(?<![\w/.])/(?!dev/)(?:[^\s/:,;()'\"]+/)+([^\s/:,;()'\"]+)", r"\1", line)
+    line = re.sub(r"['\"]?/dev/[^\s,;:)'\"]+['\"]?", "", line)
+    line = " ".join(line.replace("( ", "(").replace("()", "").split())
+    return re.sub(r"\s+([.,;:)])", r"\1", line)
 
 
 class MainWindow(QMainWindow):
@@ -55,6 +75,8 @@ class MainWindow(QMainWindow):
         self.last_recording = False
         self._workers: list = []
         self._messages: list[str] = []          # transient problems from our own calls
+        self._confirmation: tuple[float, str] = (0.0, "")     # our own brief successes
+        self._midi_ok = {"in": "", "out": ""}   # the MIDI ports that opened: a failed choice reverts to them
         self._closing = False
         self._starting = None                   # the CallWorker running Session.play, if any
         self._along: NotePlayer | None = None   # a melody file being played along with
@@ -68,6 +90,7 @@ class MainWindow(QMainWindow):
         self._refresh_devices()
         self._restore_devices()
         self._refresh_sessions()
+        self._refresh_presets()
         self.timer = QTimer(self)
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self.tick)
@@ -88,13 +111,15 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.transport)
         self.notice = QFrame()
         self.notice.setObjectName("notice")
+        self.notice.setProperty("level", "none")
         nl = QHBoxLayout(self.notice)
-        nl.setContentsMargins(10, 6, 10, 6)
+        nl.setContentsMargins(10, 4, 10, 4)
         self.notice_text = QLabel()
-        self.notice_text.setWordWrap(True)
+        self.notice_text.setWordWrap(False)       # lines are elided to the width: never taller
         self.notice_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         nl.addWidget(self.notice_text)
-        self.notice.hide()
+        # always there, NOTICE_LINES high, empty or not: a notice never moves the controls
+        self.notice.setFixedHeight(NOTICE_LINES * self.notice_text.fontMetrics().lineSpacing() + 4 + 4 + 2)
         outer.addWidget(self.notice)
         body = QHBoxLayout()
         body.setSpacing(10)
@@ -161,6 +186,11 @@ class MainWindow(QMainWindow):
         su.rescan.clicked.connect(self._refresh_devices)
         se.refresh.clicked.connect(self._refresh_sessions)
         se.export.clicked.connect(self._export_clicked)
+        se.rename.clicked.connect(self._rename_clicked)
+        se.delete.clicked.connect(self._delete_clicked)
+        b.preset_save.clicked.connect(self._save_preset_clicked)
+        b.preset_load.clicked.connect(lambda: self.load_preset(b.presets.currentData() or ""))
+        b.preset_delete.clicked.connect(self._delete_preset_clicked)
         se.render.clicked.connect(self._render_clicked)
         se.along.clicked.connect(self._play_along_clicked)
 
@@ -196,6 +226,8 @@ class MainWindow(QMainWindow):
             state = snap.parts.get(part) if snap is not None else None
             saved = {a: st.read(s, f"parts/{part}/{a}", getattr(state, a, st.PART_DEFAULTS[a]))
                      for a in st.PART_KEYS if s.contains(f"parts/{part}/{a}")}
+            if part == "melody" and s.contains("parts/melody/through"):
+                saved["through"] = st.read(s, "parts/melody/through", True)
             if saved:
                 self._call(self.session.set_part, part, **saved)
         self.transport.record_btn.setChecked(st.read(s, "transport/record"))
@@ -229,6 +261,8 @@ class MainWindow(QMainWindow):
             st.write(s, f"parts/{part}/solo", strip.solo.isChecked())
             st.write(s, f"parts/{part}/volume", strip.volume.value() / 100.0)
             st.write(s, f"parts/{part}/program", int(strip.program.currentData()))
+            if strip.through is not None:
+                st.write(s, f"parts/{part}/through", strip.through.isChecked())
         st.write(s, "window/geometry", bytes(self.saveGeometry()))
         s.sync()
 
@@ -241,6 +275,11 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # the player must keep playing whatever went wrong
             self.flash(str(exc) or exc.__class__.__name__)
             return None
+
+    def confirm(self, message: str) -> None:
+        """A brief success in the notice area (green, no warning sign) for CONFIRM_S."""
+        self._confirmation = (time.monotonic(), message)
+        self._show_notices(self.last_snapshot)
 
     def flash(self, message: str) -> None:
         """Show a problem in the notice banner for ~8 s."""
@@ -365,18 +404,151 @@ class MainWindow(QMainWindow):
         self._start(worker, "")
 
     def _apply_midi_in(self) -> None:
-        self._call(self.session.open_midi_input, self.setup_panel.midi_in.currentData() or None)
+        combo = self.setup_panel.midi_in
+        self._open_midi("in", combo, lambda data: self.session.open_midi_input(data or None))
 
     def _apply_midi_out(self) -> None:
-        data = self.setup_panel.midi_out.currentData() or ""
-        if data.startswith("virtual:"):
-            self._call(self.session.open_midi_output, data.split(":", 1)[1] or None, virtual=True)
-        else:
-            self._call(self.session.open_midi_output, data or None, virtual=False)
+        def open_out(data: str) -> None:
+            if data.startswith("virtual:"):
+                self.session.open_midi_output(data.split(":", 1)[1] or None, virtual=True)
+            else:
+                self.session.open_midi_output(data or None, virtual=False)
+
+        self._open_midi("out", self.setup_panel.midi_out, open_out)
+
+    def _open_midi(self, which: str, combo, open_port) -> None:
+        """Open the port chosen in ``combo``; when it fails, say so and put the picker back
+        on the port that was open, so the failed choice is neither shown nor remembered."""
+        data = combo.currentData() or ""
+        try:
+            open_port(data)
+        except Exception as exc:       # a busy or vanished port must not take the window down
+            label = combo.currentText()
+            set_combo(combo, self._midi_ok[which])
+            self.flash(f"Could not open MIDI {'input' if which == 'in' else 'output'} “{label}”: "
+                       f"{first_line(exc)}; kept {combo.currentText()}.")
+            return
+        self._midi_ok[which] = data
 
     # ---------------------------------------------------------------- sessions
     def _refresh_sessions(self) -> None:
         self.sessions_panel.show_sessions(self._call(self.session.list_sessions) or [])
+
+    def rename_selected(self, new: str) -> bool:
+        """Rename the selected take to ``new``; a refusal is one line in the notices."""
+        name = self.sessions_panel.selected()
+        if name is None:
+            self.flash("Choose a recorded session to rename first.")
+            return False
+        try:
+            done = self.session.rename_session(name, new.strip())
+        except Exception as exc:
+            self.flash(first_line(exc))
+            return False
+        self._refresh_sessions()
+        self.confirm(f"renamed {name} to {done}")
+        return True
+
+    def delete_selected(self) -> bool:
+        name = self.sessions_panel.selected()
+        if name is None:
+            self.flash("Choose a recorded session to delete first.")
+            return False
+        try:
+            self.session.delete_session(name)
+        except Exception as exc:
+            self.flash(first_line(exc))
+            return False
+        self._refresh_sessions()
+        self.confirm(f"deleted {name}")
+        return True
+
+    def _rename_clicked(self) -> None:
+        name = self.sessions_panel.selected()
+        if name is None:
+            self.flash("Choose a recorded session to rename first.")
+            return
+        new, ok = QInputDialog.getText(self, "Rename take", "New name:", text=name)
+        if ok and new.strip() and new.strip() != name:
+            self.rename_selected(new)
+
+    def _delete_clicked(self) -> None:
+        name = self.sessions_panel.selected()
+        if name is None:
+            self.flash("Choose a recorded session to delete first.")
+            return
+        if QMessageBox.question(self, "Delete take", f"Delete the take {name} (its WAV, MIDI and notes)?") \
+                == QMessageBox.StandardButton.Yes:
+            self.delete_selected()
+
+    # ----------------------------------------------------------------- presets
+    def _refresh_presets(self, current: str | None = None) -> None:
+        self.band_panel.show_presets(pr.list_presets(), current)
+
+    def save_preset(self, name: str) -> bool:
+        """Save the band's setup now as preset ``name``; a refusal is one line."""
+        try:
+            path = pr.save_preset(name.strip(), pr.capture(self.session))
+        except (pr.PresetError, ValueError, AttributeError) as exc:
+            self.flash(first_line(exc))
+            return False
+        self._refresh_presets(path.stem)
+        self.confirm(f"preset “{path.stem}” saved")
+        return True
+
+    def load_preset(self, name: str) -> bool:
+        """Put preset ``name`` on the band; a corrupt one is one line and nothing changes."""
+        try:
+            preset = pr.load_preset(name)
+        except pr.PresetError as exc:
+            self.flash(first_line(exc))
+            return False
+        return self.use_preset(preset, name)
+
+    def use_preset(self, preset: pr.Preset, name: str = "") -> bool:
+        """Put a loaded (checked) preset on the session and show it on the controls."""
+        try:
+            pr.apply(self.session, preset)
+        except Exception as exc:
+            self.flash(f"preset “{name}”: {first_line(exc)}")
+            return False
+        t, b = self.transport, self.band_panel
+        for widget, value in ((t.tempo, preset.tempo), (b.temperature, preset.temperature),
+                              (b.density, preset.density), (b.harmony, preset.harmony_follow),
+                              (b.master, preset.master)):
+            widget.blockSignals(True)
+            widget.setValue(value)
+            widget.blockSignals(False)
+        set_combo(t.meter, preset.meter)
+        set_combo(t.style, preset.style)
+        if not set_combo(t.key, preset.key or "Auto"):
+            set_combo(t.key, "Auto")
+        self._refresh_presets(name or None)
+        self.confirm(f"preset “{name}” loaded" if name else "preset loaded")
+        return True
+
+    def _save_preset_clicked(self) -> None:
+        name, ok = QInputDialog.getText(self, "Save preset", "Preset name:",
+                                        text=self.band_panel.presets.currentData() or "")
+        if ok and name.strip():
+            if name.strip() in pr.list_presets() and QMessageBox.question(
+                    self, "Save preset", f"Replace the preset “{name.strip()}”?") != QMessageBox.StandardButton.Yes:
+                return
+            self.save_preset(name)
+
+    def _delete_preset_clicked(self) -> None:
+        name = self.band_panel.presets.currentData()
+        if not name:
+            return
+        if QMessageBox.question(self, "Delete preset", f"Delete the preset “{name}”?") \
+                == QMessageBox.StandardButton.Yes:
+            try:
+                pr.delete_preset(name)
+            except pr.PresetError as exc:
+                self.flash(first_line(exc))
+                return
+            self._refresh_presets()
+            self.confirm(f"preset “{name}” deleted")
 
     def export_selected(self, dest: str) -> ExportWorker | None:
         """Export the selected session into ``dest`` in a worker thread."""
@@ -394,9 +566,13 @@ class MainWindow(QMainWindow):
         if dest:
             self.export_selected(dest)
 
-    def render_file(self, path: str, out_wav: str, midi_out: str | None = None) -> RenderWorker:
-        """Accompany ``path`` offline into ``out_wav`` (+ ``midi_out``) in a worker thread."""
-        worker = RenderWorker(self.session, path, out_wav, midi_out, self)
+    def render_file(self, path: str, out_wav: str, midi_out: str | None = None,
+                    stems: bool | None = None) -> RenderWorker:
+        """Accompany ``path`` offline into ``out_wav`` (+ ``midi_out``, + a WAV per part when
+        ``stems``, default: the Sessions tab's "stems" box) in a worker thread."""
+        if stems is None:
+            stems = self.sessions_panel.stems.isChecked()
+        worker = RenderWorker(self.session, path, out_wav, midi_out, self, stems=stems)
         worker.progress.connect(lambda f: self.sessions_panel.progress.setValue(int(f * 1000)))
         worker.done.connect(self._job_done)
         self.sessions_panel.progress.setValue(0)
@@ -526,28 +702,46 @@ class MainWindow(QMainWindow):
             self.setup_panel.audio_info.setText(info)
         self.health_bar.show_snapshot(snap, self.verdict)
 
-    def notice_lines(self, snap=None) -> list[str]:
-        """Everything the banner says right now: session notices, health advice, our own messages."""
+    def notice_lines(self, snap=None, plain: bool = True) -> list[str]:
+        """Every problem the banner says right now (session notices, health advice, our own
+        messages), in plain words (``plain=False``: as they were given)."""
         lines = list(snap.notices) if snap is not None else []
         if self.verdict.level != OK and self.verdict.message:
             lines.append(self.verdict.message)
         lines.extend(self._messages)
-        return lines
+        return [plain_words(line) for line in lines] if plain else lines
+
+    def confirmation(self, snap=None) -> str:
+        """The brief success shown now ("take saved"), if any."""
+        t, mine = self._confirmation
+        if mine and time.monotonic() - t < CONFIRM_S:
+            return mine
+        return plain_words(getattr(snap, "confirmation", "") or "") if snap is not None else ""
 
     def _show_notices(self, snap) -> None:
+        """A confirmation (a check mark) for a moment, and the problems (a warning sign each),
+        in a box of fixed height: lines are elided to its width, problems beyond its lines
+        are counted on the last one, and the tooltip holds the whole text."""
         lines = self.notice_lines(snap)
-        if not lines:
-            self.notice.hide()
-            return
-        level = "bad" if self.verdict.level == BAD else "warn"
+        ok = self.confirmation(snap)
+        shown = [f"⚠ {line}" for line in lines]
+        if len(shown) > NOTICE_LINES - bool(ok):
+            keep = NOTICE_LINES - bool(ok) - 1
+            shown = shown[:keep] + [f"⚠ … and {len(shown) - keep} more (hover to read all)"]
+        if ok:
+            shown.insert(0, f"✓ {ok[:1].upper()}{ok[1:]}")
+        level = ("bad" if self.verdict.level == BAD else "warn") if lines else "ok" if ok else "none"
+        fm = self.notice_text.fontMetrics()
+        # before the window is laid out the label has no real width: elide once it has
+        width = max(80, self.notice_text.width()) if self.notice_text.isVisible() else 1 << 16
+        text = "<br>".join(html.escape(fm.elidedText(line, Qt.TextElideMode.ElideRight, width)) for line in shown)
         if self.notice.property("level") != level:
             self.notice.setProperty("level", level)
             self.notice.style().unpolish(self.notice)
             self.notice.style().polish(self.notice)
-        text = "<br>".join(f"⚠ {line}" for line in lines)
         if self.notice_text.text() != text:
             self.notice_text.setText(text)
-        self.notice.show()
+            self.notice_text.setToolTip("\n".join(self.notice_lines(snap, plain=False)))
 
     # --------------------------------------------------------------- keyboard
     @staticmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
-    QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar,
+    QCheckBox, QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar,
     QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 
@@ -15,6 +15,8 @@ from ui.onscreen import OnScreenKeys
 from ui.widgets import Knob
 
 BLOCKSIZES = (64, 128, 256, 512, 1024, 2048)
+# a take's input as the transport's mode buttons name it
+INPUT_LABELS = {"keyboard": "Keys", "midi": "MIDI", "mic": "Hum"}
 
 
 def panel_frame() -> tuple[QFrame, QVBoxLayout]:
@@ -50,9 +52,10 @@ def _no_focus(*widgets) -> None:
 
 
 class PartStrip(QFrame):
-    """One band part in the mixer: name, instrument, mute, solo, volume."""
+    """One part in the mixer: name, instrument, mute, solo, volume; the player's own part
+    ("melody", shown as "You") also a Thru switch: off when a hardware synth sounds it."""
 
-    changed = pyqtSignal(str, dict)   # part, {"mute"|"solo"|"volume"|"program": value}
+    changed = pyqtSignal(str, dict)   # part, {"mute"|"solo"|"volume"|"program"|"through": value}
 
     def __init__(self, part: str) -> None:
         super().__init__()
@@ -80,12 +83,26 @@ class PartStrip(QFrame):
         self.volume = QSlider(Qt.Orientation.Horizontal)
         self.volume.setRange(0, 100)
         self.volume.setToolTip(f"{part} volume")
+        self.through: QPushButton | None = None
         _no_focus(self.program, self.mute, self.solo, self.volume)
         lay.addWidget(name, 0, 0)
         lay.addWidget(self.mute, 0, 1)
         lay.addWidget(self.solo, 0, 2)
-        lay.addWidget(self.program, 1, 0, 1, 3)
-        lay.addWidget(self.volume, 2, 0, 1, 3)
+        cols = 3
+        if part == "melody":
+            self.through = QPushButton("Thru")
+            self.through.setObjectName("through")
+            self.through.setCheckable(True)
+            self.through.setChecked(True)
+            self.through.setFixedWidth(44)
+            self.through.setToolTip("sound your notes here; turn off when a hardware synth plays them "
+                                    "(they still reach the band, MIDI out and takes)")
+            _no_focus(self.through)
+            lay.addWidget(self.through, 0, 3)
+            self.through.toggled.connect(lambda on: self.changed.emit(self.part, {"through": on}))
+            cols = 4
+        lay.addWidget(self.program, 1, 0, 1, cols)
+        lay.addWidget(self.volume, 2, 0, 1, cols)
         self.mute.toggled.connect(lambda on: self.changed.emit(self.part, {"mute": on}))
         self.solo.toggled.connect(lambda on: self.changed.emit(self.part, {"solo": on}))
         self.volume.valueChanged.connect(lambda v: self.changed.emit(self.part, {"volume": v / 100.0}))
@@ -94,7 +111,10 @@ class PartStrip(QFrame):
 
     def show_state(self, state) -> None:
         """Reflect a PartState without emitting ``changed``."""
-        for w, v in ((self.mute, state.mute), (self.solo, state.solo)):
+        buttons = [(self.mute, state.mute), (self.solo, state.solo)]
+        if self.through is not None:
+            buttons.append((self.through, getattr(state, "through", True)))
+        for w, v in buttons:
             w.blockSignals(True)
             w.setChecked(bool(v))
             w.blockSignals(False)
@@ -141,7 +161,33 @@ class BandPanel(QWidget):
         lay.addSpacing(10)
         lay.addWidget(caption("keys"))
         lay.addWidget(help_)
+        lay.addSpacing(10)
+        lay.addWidget(caption("presets"))
+        self.presets = QComboBox()
+        self.presets.setToolTip("saved band setups: style, tempo, meter, key, knobs, feel and the mixer")
+        lay.addWidget(self.presets)
+        row = QHBoxLayout()
+        self.preset_save = QPushButton("Save…")
+        self.preset_load = QPushButton("Load")
+        self.preset_delete = QPushButton("Delete")
+        for b in (self.preset_save, self.preset_load, self.preset_delete):
+            row.addWidget(b)
+        lay.addLayout(row)
+        _no_focus(self.presets, self.preset_save, self.preset_load, self.preset_delete)
         lay.addStretch(1)
+
+    def show_presets(self, names: list[str], current: str | None = None) -> None:
+        """Fill the preset picker, keeping ``current`` (or the chosen one) selected."""
+        keep = current if current is not None else self.presets.currentData()
+        self.presets.blockSignals(True)
+        self.presets.clear()
+        for n in names:
+            self.presets.addItem(n, n)
+        i = self.presets.findData(keep)
+        self.presets.setCurrentIndex(i if i >= 0 else 0)
+        self.presets.blockSignals(False)
+        for b in (self.preset_load, self.preset_delete):
+            b.setEnabled(bool(names))
 
 
 class SetupPanel(QWidget):
@@ -235,15 +281,26 @@ class SessionsPanel(QWidget):
         row.addWidget(self.refresh)
         row.addWidget(self.export)
         lay.addLayout(row)
+        row = QHBoxLayout()
+        self.rename = QPushButton("Rename…")
+        self.delete = QPushButton("Delete…")
+        row.addWidget(self.rename)
+        row.addWidget(self.delete)
+        lay.addLayout(row)
         lay.addSpacing(10)
         lay.addWidget(caption("melody files"))
         self.render = QPushButton("Render a melody file…")
-        self.render.setToolTip("accompany a .mid (or hummed .wav) offline into WAV + MIDI")
+        self.render.setToolTip("accompany a .mid (or hummed .wav) offline into WAV + MIDI, "
+                               "the mix at -16 LUFS with peaks under -1 dBFS")
         lay.addWidget(self.render)
+        self.stems = QCheckBox("with stems for a DAW (a WAV per part)")
+        self.stems.setToolTip("also write band.bass.wav, band.keys.wav, ... beside the mix; they add up to it")
+        lay.addWidget(self.stems)
         self.along = QPushButton("Play along with a file…")
         self.along.setToolTip("a melody file plays your part from the next bar; the band follows it live")
         lay.addWidget(self.along)
-        _no_focus(self.session_list, self.refresh, self.export, self.render, self.along)
+        _no_focus(self.session_list, self.refresh, self.export, self.rename, self.delete, self.render, self.stems,
+                  self.along)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.hide()
@@ -266,6 +323,10 @@ class SessionsPanel(QWidget):
                 details.append(str(info["style"]))
             if info.get("tempo"):
                 details.append(f"{float(info['tempo']):.0f} bpm")
+            for key in ("meter", "key", "input"):
+                if info.get(key):
+                    details.append(INPUT_LABELS.get(str(info[key]), str(info[key])) if key == "input"
+                                   else str(info[key]))
             problem = info.get("problem")
             if problem:
                 details = ["unreadable"]

@@ -74,6 +74,8 @@ QProgressBar {{ background: {PANEL_HI}; border: 1px solid {LINE}; border-radius:
 QProgressBar::chunk {{ background: {ACCENT}; border-radius: 4px; }}
 QFrame#notice {{ background: #2b2413; border: 1px solid #6b5521; border-radius: 6px; }}
 QFrame#notice[level="bad"] {{ background: #2d1517; border-color: #7a2a2e; }}
+QFrame#notice[level="ok"] {{ background: #15271c; border-color: #2e6b45; }}
+QFrame#notice[level="none"] {{ background: transparent; border-color: transparent; }}
 QStatusBar {{ background: {PANEL}; border-top: 1px solid {LINE}; }}
 QScrollArea {{ border: none; }}
 """

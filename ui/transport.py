@@ -21,6 +21,18 @@ _MODE_TIPS = {"keyboard": "computer keyboard: Z S X D C V G B H N J M , = C to C
               "mic": "hum or sing into the microphone"}
 
 
+def fixed_width_for(button: QPushButton, *texts: str) -> None:
+    """Fix ``button``'s width to fit the widest of ``texts`` (styled as it will be shown)."""
+    button.ensurePolished()
+    shown = button.text()
+    width = 0
+    for text in texts:
+        button.setText(text)
+        width = max(width, button.sizeHint().width())
+    button.setText(shown)
+    button.setFixedWidth(width)
+
+
 class TransportBar(QFrame):
     """can_set_key: whether the session accepts a fixed key (else the key box only shows
     the key the session detects)."""
@@ -41,6 +53,8 @@ class TransportBar(QFrame):
         self.record_btn.setObjectName("record")
         self.record_btn.setCheckable(True)
         self.record_btn.setToolTip("record each take from play to stop (WAV + MIDI, written as you play) (R)")
+        # wide enough for "● RECORDING": the row must not shift when a take starts
+        fixed_width_for(self.record_btn, "● REC", "● RECORDING")
         lay.addWidget(self.play_btn)
         lay.addWidget(self.record_btn)
 

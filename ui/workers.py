@@ -14,10 +14,11 @@ class RenderWorker(QThread):
     progress = pyqtSignal(float)
     done = pyqtSignal(bool, str)
 
-    def __init__(self, session, path: str, out_wav: str, midi_out: str | None = None, parent=None) -> None:
+    def __init__(self, session, path: str, out_wav: str, midi_out: str | None = None, parent=None,
+                 stems: bool = False) -> None:
         super().__init__(parent)
         self.session = session
-        self.path, self.out_wav, self.midi_out = path, out_wav, midi_out
+        self.path, self.out_wav, self.midi_out, self.stems = path, out_wav, midi_out, stems
 
     def _progress(self, fraction: float) -> None:
         try:
@@ -27,7 +28,8 @@ class RenderWorker(QThread):
 
     def run(self) -> None:  # Thread: render worker
         try:
-            self.session.render_file(self.path, self.out_wav, self.midi_out, progress=self._progress)
+            extra = {"stems": True} if self.stems else {}
+            self.session.render_file(self.path, self.out_wav, self.midi_out, progress=self._progress, **extra)
         except Exception as exc:   # any failure becomes one line for the player
             self.done.emit(False, f"Could not render {self.path}: {exc}")
             return

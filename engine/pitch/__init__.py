@@ -1,24 +1,14 @@
 """Hum to band: pitch tracking (CREPE, PESTO), note segmentation.
 
-``MelodyEvent`` is the event shape every melody source produces (MIDI input uses it
-too). ``transcribe_wav`` turns a hummed/sung file into notes; ``HumTracker`` does the
+Notes come out as ``engine.quantiser.MelodyEvent``, the one event type every melody
+source produces. ``transcribe_wav`` turns a hummed/sung file into notes; ``HumTracker`` does the
 same live, block by block (``engine.mic_input.MicInput`` runs it on the microphone).
 Heavy modules (torch, onnxruntime) load only when a tracker is built.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Callable
-
-
-@dataclass(frozen=True)
-class MelodyEvent:
-    """A melody note-on/off. time: samples on the producer's clock (see HumTracker)."""
-    pitch: int
-    on: bool
-    time: int
-    velocity: int
 
 
 def transcribe_wav(path: str | os.PathLike, tracker: str = "pesto",

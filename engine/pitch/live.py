@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.signal import butter, lfilter
 
-from engine.pitch import MelodyEvent
+from engine.quantiser import MelodyEvent
 from engine.pitch.resample import StreamResampler
 from engine.pitch.segmenter import TRACKER_DEFAULTS, NoteSegmenter, SegmenterConfig
 from engine.pitch.tracker import HOP, TRACKER_RATE, PitchTracker, make_tracker

@@ -435,7 +435,7 @@ class NoteSegmenter:
                         on_time = min(on_time, first)
                         self._reartic_hop = None
                         self._flush_pending(out, on_time)
-                        self._start(med, on_time, max(l for _, _, l in list(self._run)[-c.stable_hops:]), out)
+                        self._start(med, on_time, max(lv for _, _, lv in list(self._run)[-c.stable_hops:]), out)
                         if glided:
                             self.note.set_pitches([med])
             else:

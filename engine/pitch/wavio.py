@@ -36,3 +36,16 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     # NaN/inf samples of a float WAV stay: HumTracker zeroes and counts them, so the
     # user hears about them (``transcribe_wav(notices=...)``)
     return np.ascontiguousarray(x, np.float32), int(sr)
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> None:
+    """Write (N,) or (N, channels) float audio in -1..1 as a 16-bit PCM WAV (clipped)."""
+    import wave
+
+    x = np.asarray(audio, np.float32)
+    channels = 1 if x.ndim == 1 else int(x.shape[1])
+    with wave.open(os.fspath(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(int(sample_rate))
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())

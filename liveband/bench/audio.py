@@ -311,15 +311,12 @@ def _hum_file(folder: str, sample_rate: int, seconds: float) -> str | None:
     """A hummed melody for the fake microphone (looped by the caller)."""
     try:
         from engine.pitch.synth_hum import HumSpec, make_hum
+        from engine.pitch.wavio import write_wav
     except ImportError:
         return None
     clip = make_hum(HumSpec(seed=7, sample_rate=sample_rate, n_notes=max(4, int(seconds / 0.6))))
     path = os.path.join(folder, "hum.wav")
-    with wave.open(path, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes((np.clip(clip.audio, -1, 1) * 32767).astype("<i2").tobytes())
+    write_wav(path, clip.audio, sample_rate)
     return path
 
 

@@ -218,9 +218,9 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
     import os
     import tempfile
     import threading
-    import wave
 
     from engine.pitch.synth_hum import HumSpec, make_hum
+    from engine.pitch.wavio import write_wav
     from liveband.bench.softaudio import SoftwareAudioServer
     from liveband.config import AudioConfig, EngineConfig
     from liveband.session import Session
@@ -231,11 +231,7 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
     os.environ["LIVEBAND_HOME"] = home
     clip = make_hum(HumSpec(seed=21, sample_rate=rate, n_notes=12, tempo=tempo))
     wav = os.path.join(home, "hum.wav")
-    with wave.open(wav, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(clip.audio, -1, 1) * 32767).astype("<i2").tobytes())
+    write_wav(wav, clip.audio, rate)
     out: dict = {"tempo": tempo}
     try:
         with SoftwareAudioServer("pulse") as srv, \

@@ -25,11 +25,11 @@ class AudioServerError(RuntimeError):
 
 
 def refresh_portaudio() -> None:
-    """Make sounddevice re-scan devices (after a server started or stopped)."""
-    import sounddevice as sd
+    """Make sounddevice re-scan devices (after a server started or stopped): the
+    engine's one re-scan, under the lock every PortAudio call takes."""
+    from engine.audio_out import refresh_devices
 
-    sd._terminate()
-    sd._initialize()
+    refresh_devices()
 
 
 class SoftwareAudioServer:
@@ -168,11 +168,14 @@ class SoftwareAudioServer:
     def stop(self) -> None:
         # PortAudio must let go of the server before it disappears (its JACK host API
         # asserts otherwise); it is re-initialised once the server is gone.
+        from engine.audio_out import PA_LOCK
+
         pa_terminated = False
         if self.started:
             try:
                 import sounddevice as sd
-                sd._terminate()
+                with PA_LOCK:
+                    sd._terminate()
                 pa_terminated = True
             except Exception:
                 pass
@@ -198,7 +201,8 @@ class SoftwareAudioServer:
         self.started = False
         if pa_terminated:
             import sounddevice as sd
-            sd._initialize()
+            with PA_LOCK:
+                sd._initialize()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> "SoftwareAudioServer":

@@ -193,7 +193,6 @@ def make_sung(spec: SungSpec) -> SungClip:
     cents = np.full(n, np.nan)
     amp = np.zeros(n)
     burst = np.zeros(n)           # consonant noise envelope
-    fscale = np.ones(n)           # formant scale per sample (vowel changes)
     vowel_at = np.zeros(n, int)   # index into VOWELS per sample
     vowel_names = list(VOWELS)
     f1_dip = np.ones(n)           # "l": F1 pulled down

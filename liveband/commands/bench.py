@@ -1,4 +1,4 @@
-"""`liveband bench model|engine|audio|pitch`: each benchmark prints JSON.
+"""`liveband bench model|engine|audio|pitch|sync`: each benchmark prints JSON.
 
 The benches live in liveband/bench/ (models.bench beside the model it measures) and are
 imported only when asked for."""
@@ -13,6 +13,7 @@ BENCHES = {
     "audio": "liveband.bench.audio",
     "pitch": "liveband.bench.pitch",
     "engine": "liveband.bench.engine",
+    "sync": "liveband.bench.sync",
     "model": "models.bench",
 }
 

@@ -9,6 +9,11 @@ from liveband.cli import UserError
 
 
 def main(args: argparse.Namespace) -> int:
+    preset = None
+    if getattr(args, "preset", None):
+        from liveband.presets import load_preset
+
+        preset = load_preset(args.preset)      # a bad preset: one line, before anything opens
     try:
         from ui.app import run
     except ImportError as exc:   # PyQt6 missing or its system libraries absent
@@ -19,4 +24,5 @@ def main(args: argparse.Namespace) -> int:
                         "'xvfb-run liveband' (offline work: 'liveband render ...')")
     if args.quit_after is not None and args.quit_after <= 0:
         raise UserError("--quit-after must be a positive number of seconds")
-    return run(blocksize=args.blocksize, backend=args.backend, quit_after=args.quit_after, autoplay=args.autoplay)
+    return run(blocksize=args.blocksize, backend=args.backend, quit_after=args.quit_after, autoplay=args.autoplay,
+               preset=preset, preset_name=getattr(args, "preset", None))

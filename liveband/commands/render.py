@@ -125,6 +125,9 @@ class _Outputs:
         self._scratch.clear()
 
 
+Outputs = _Outputs      # the app's render (Session.render_file) writes its files the same way
+
+
 def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None,
                 say: Callable[[str], None] | None = None):
     """The melody of a MIDI file or (through the pitch room) of a hummed/sung WAV.
@@ -253,7 +256,7 @@ def _catch_stops():
     return lambda: [signal.signal(sig, h) for sig, h in old.items()]
 
 
-def _mix_synth_gain(render_melody) -> float:
+def mix_synth_gain(render_melody) -> float:
     """The synth gain ``render_melody`` renders the mix at (its default): the stems are
     rendered at the same, so that they add up to the mix."""
     return float(inspect.signature(render_melody).parameters["synth_gain"].default)
@@ -366,7 +369,7 @@ def _render(args, outputs: _Outputs) -> int:
             level = export_stems_and_loudness(
                 wav_tmp, outputs.temp_for(out) if loudness is not None or stems else out, stem_files, result.events,
                 result.frames, soundfont, sample_rate=settings.sample_rate, block=settings.block,
-                synth_gain=_mix_synth_gain(render_melody), target_lufs=loudness)
+                synth_gain=mix_synth_gain(render_melody), target_lufs=loudness)
         except SoundFontError as exc:
             raise UserError(str(exc)) from None
         except OSError as exc:

@@ -43,6 +43,35 @@ def test_commits_margin_steps_ahead_in_chunks():
         assert clock.step_time(clock.step_at(t)) == t
 
 
+def test_a_time_lead_commits_each_step_just_before_it_sounds_so_the_next_step_hears_a_note():
+    """Live play: a step is committed once its start is lead_ms away, so a note played
+    during step s reaches the model at step s + 1 (the model's lookahead), where whole
+    steps of margin made it wait 2-3 steps."""
+    from models.tokens import is_note_on, token_pitch
+
+    for lead, margin, hears_at in ((40.0, None, 11), (None, 2, 13)):
+        now = [0]
+        band = ToyBand()
+        kw = {"lead_ms": lead} if lead is not None else {}
+        gen, log, clock = make(model=band, margin=margin or 2, clock_source=lambda: now[0], **kw)
+        step = clock.step_time(1) - clock.step_time(0)
+        lead_samples = int(SR * lead / 1000) if lead else 0
+        t_note = clock.step_time(10) + int(0.3 * step)     # the player strikes a note 30 % into step 10
+        ticks = sorted({clock.step_time(k) + d for k in range(0, 16) for d in (-lead_samples, step // 2)} | {t_note})
+        for t in ticks:
+            now[0] = max(0, t)
+            gen.pump()
+            if t == t_note:
+                gen.melody_event(t_note, 67, True)
+        first = next(i for i, tok in enumerate(band.heard) if is_note_on(tok))
+        assert token_pitch(band.heard[first]) == 67
+        # heard[i] is the melody the model received when committing step i
+        assert first == hears_at, (lead, margin, first)
+        if lead is not None:
+            m = gen.metrics()
+            assert m.late_steps == 0 and 0 <= m.lead_ms_min <= lead + 1
+
+
 def test_a_generator_that_falls_behind_holds_the_band_and_counts_late_steps():
     now = [0]
     gen, log, clock = make(margin=2, clock_source=lambda: now[0])

@@ -49,3 +49,27 @@ def test_out_of_scale_notes_snap_to_the_nearest_scale_tone_ties_upward():
     assert snap_to_scale(66, c_major) == 67         # F# -> G
     assert snap_to_scale(64, c_major) == 64         # in scale: kept
     assert snap_to_scale(61, None) == 61            # no key: untouched
+
+
+@pytest.mark.parametrize("key,chords,expected", [
+    ("C# minor", [(8, "min"), (4, "maj"), (11, "maj"), (1, "min")], ["G#m", "E", "B", "C#m"]),
+    ("F minor", [(8, "maj"), (1, "maj"), (0, "7")], ["Ab", "Db", "C7"]),
+    ("E major", [(6, "min"), (3, "hdim7")], ["F#m", "D#m7b5"]),
+    ("Bb minor", [(1, "maj"), (6, "maj")], ["Db", "Gb"]),
+    ("A minor", [(4, "7"), (10, "maj")], ["E7", "Bb"]),
+])
+def test_chord_names_are_spelled_in_the_key(key, chords, expected):
+    """G#m in C# minor, not Abm; Db in F minor, not C#."""
+    from engine.keyfind import parse_key
+    from models.tokens import chord_name, chord_token
+
+    k = parse_key(key)
+    assert [chord_name(chord_token(r, q), k) for r, q in chords] == expected
+
+
+def test_key_names_use_the_key_signatures_spelling():
+    from engine.keyfind import key_name
+
+    assert key_name(8, "minor") == "G# minor" and key_name(1, "major") == "Db major"
+    assert key_name(1, "minor") == "C# minor" and key_name(6, "major") == "F# major"
+    assert key_name(3, "minor") == "Eb minor" and key_name(10, "major") == "Bb major"

@@ -49,7 +49,6 @@ def test_export_errors_are_one_line(liveband_home, tmp_path, capsys):
 
 # -- hostile sessions folders and export targets (issue 15) -------------------------
 import json  # noqa: E402
-import os  # noqa: E402
 
 import pytest  # noqa: E402
 from fsfaults import read_only_dir  # noqa: E402

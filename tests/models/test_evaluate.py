@@ -169,6 +169,29 @@ def test_accompany_feeds_melody_with_the_lookahead():
     assert len(seen) == 1 + len(p)
 
 
+def test_accompany_primes_an_offline_accompanist_and_rests_past_the_end():
+    seen, primed = [], []
+
+    class Teacher:
+        lookahead = -3
+
+        def reset(self, style, meter):
+            pass
+
+        def prime_melody(self, tokens):
+            primed.extend(tokens)
+
+        def advance(self, melody_token, step_in_bar, sampler):
+            seen.append(melody_token)
+            return np.array([CHORD_NONE, REST, REST, REST])
+
+    p = long_piece(1)
+    accompany(Teacher(), p, None)
+    mel = [int(x) for x in p.tokens[:, MELODY]]
+    assert primed == mel[:3]
+    assert seen == mel[3:] + [REST] * 3
+
+
 
 def test_a_sampler_that_follows_the_melody_hears_it_before_each_step():
     heard = []

@@ -12,6 +12,7 @@ class PartState:
     solo: bool
     volume: float
     program: int
+    through: bool = True
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ class SessionSnapshot:
     notices: tuple = ()
     parts: dict = field(default_factory=lambda: {
         "bass": PartState(False, False, 0.82, 33), "keys": PartState(False, False, 0.7, 0),
-        "pad": PartState(False, False, 0.55, 89), "drums": PartState(False, False, 0.75, 0)})
+        "pad": PartState(False, False, 0.55, 89), "drums": PartState(False, False, 0.75, 0),
+        "melody": PartState(False, False, 1.0, 73)})
+    confirmation: str = ""
 
 
 class FakeSession:
@@ -46,6 +49,7 @@ class FakeSession:
         self.snap = SessionSnapshot()
         self.notes: list[tuple] = []
         self.closed = False
+        self.takes = ["2026-11-23_1700"]
 
     def _rec(self, *call) -> None:
         self.calls.append(call)
@@ -85,11 +89,15 @@ class FakeSession:
     def set_temperature(self, t): self._rec("set_temperature", t)
     def set_density(self, d): self._rec("set_density", d)
     def set_harmony_follow(self, h): self._rec("set_harmony_follow", h)
-    def set_part(self, part, *, mute=None, solo=None, volume=None, program=None):
-        self._rec("set_part", part, dict(mute=mute, solo=solo, volume=volume, program=program))
+    def set_part(self, part, *, mute=None, solo=None, volume=None, program=None, through=None):
+        call = dict(mute=mute, solo=solo, volume=volume, program=program)
+        if through is not None:
+            call["through"] = through
+        self._rec("set_part", part, call)
         old = self.snap.parts[part]
         new = PartState(old.mute if mute is None else mute, old.solo if solo is None else solo,
-                        old.volume if volume is None else volume, old.program if program is None else program)
+                        old.volume if volume is None else volume, old.program if program is None else program,
+                        old.through if through is None else through)
         self.snap = replace(self.snap, parts={**self.snap.parts, part: new})
     def set_master_volume(self, v): self._rec("set_master_volume", v)
     def set_metronome(self, on): self._rec("set_metronome", on)
@@ -97,12 +105,19 @@ class FakeSession:
     def set_recording(self, on): self._rec("set_recording", on)   # the real one records only while playing
     def snapshot(self): return self.snap
     def roll(self, since_step): return [n for n in self.notes if n[3] >= since_step]
-    def list_sessions(self): return [{"name": "2026-11-23_1700", "duration": "0:42"}]
+    def list_sessions(self): return [{"name": n, "duration": "0:42"} for n in self.takes]
+    def rename_session(self, old, new):
+        self._rec("rename_session", old, new)
+        self.takes = [new if n == old else n for n in self.takes]
+        return new
+    def delete_session(self, name):
+        self._rec("delete_session", name)
+        self.takes.remove(name)
     def export_session(self, name, dest):
         self._rec("export_session", name, dest)
         return [f"{dest}/{name}.mid"]
-    def render_file(self, path, out_wav, midi_out=None, progress=None):
-        self._rec("render_file", path, out_wav, midi_out)
+    def render_file(self, path, out_wav, midi_out=None, progress=None, stems=False):
+        self._rec("render_file", path, out_wav, midi_out, *(("stems",) if stems else ()))
         for i in range(5):
             if progress:
                 progress(i / 4)

@@ -1,0 +1,310 @@
+"""Playing in time with other gear: MIDI clock in, Ableton Link, and the lock that steers
+the band's clock onto theirs.
+
+A *source* says where the other gear's beat is, in quarter notes on the monotonic clock:
+``tempo`` (BPM or None while unknown), ``time_at(position)`` (when the source reaches a
+quarter-note position) and ``position_at(t)``.
+
+- ``MidiClockIn``: fed the MIDI input's real-time messages (clock 0xF8 at 24 per quarter,
+  start, stop, continue, song position). A least-squares line through the arrival times
+  of the last ~1.5 beats of ticks gives the tempo and where each beat falls (one tick's
+  arrival jitters by a JACK period or a GIL wait; the line through 36 of them does not).
+  Song position 0 is the first tick after a start. A tempo jump restarts the line after
+  three ticks that miss it, so the band follows within a beat, not 1.5.
+- ``LinkSync``: joins an Ableton Link session through ``aalink`` (its own asyncio loop
+  on a helper thread); tempo changes go both ways; Link's timeline is linear between
+  tempo changes, so one (time, beat, tempo) reading answers any position.
+- ``BeatLock``: the band's ``Clock`` keeps its exact-integer tempo map; at every beat the
+  generator is about to commit, the lock sets the next beat's tempo so that the beat
+  after it lands on the sample where the source will be (a phase-locked loop with the
+  beat as its step). Changes are limited to ``max_change`` of the source's tempo, so a
+  jump in the source is caught up over a few beats, never by a lurch.
+
+Threads: ``MidiClockIn.feed`` runs on the MIDI callback thread; ``BeatLock.on_step`` on
+the generator worker (its ``step_observer``), which is then the only writer of the
+clock's tempo; the readers on any thread (the fit is one tuple replaced at once).
+"""
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from typing import Callable
+
+from engine.clock import MAX_BPM, MIN_BPM, Clock
+
+TICKS_PER_QUARTER = 24
+SYNC_MODES = ("internal", "midi clock", "link")
+
+
+class MidiClockIn:
+    """Tempo, beat position and transport of an external MIDI clock.
+
+    ``on_transport(kind)`` gets "start", "stop" and "continue" on the MIDI thread: it
+    must only hand them on (the session queues them for its control thread)."""
+
+    LATE_S = 0.003
+
+    def __init__(self, on_transport: Callable[[str], None] | None = None, window: int = 36,
+                 min_ticks: int = 6, dropout_s: float = 0.5) -> None:
+        self.on_transport = on_transport
+        self.min_ticks = min_ticks
+        self.dropout_s = dropout_s
+        self._pts: collections.deque[tuple[int, float]] = collections.deque(maxlen=window)
+        self._g = 0                  # index of the next tick
+        self._g0 = 0                 # tick index of song position 0
+        self._spp = 0                # song position (ticks) for a continue
+        self._misses = 0
+        self._last_r = 0.0
+        self._last: float | None = None
+        # (mean tick index, mean time, seconds per tick, tick index of position 0) or None
+        self._fit: tuple[float, float, float, int] | None = None
+        self.running = False
+        self.ticks = 0
+
+    def feed(self, kind: str, arrived: float, value: int = 0) -> None:
+        """One real-time message: "clock", "start", "stop", "continue", "songpos" (value:
+        MIDI beats, i.e. 16ths). Thread: MIDI callback."""
+        if kind == "clock":
+            self._tick(arrived)
+        elif kind == "start":
+            self._g0 = self._g
+            self.running = True
+            self._fit = self._with_g0(self._fit)
+            self._say("start")
+        elif kind == "continue":
+            self._g0 = self._g - self._spp
+            self.running = True
+            self._fit = self._with_g0(self._fit)
+            self._say("continue")
+        elif kind == "stop":
+            self._spp = self._g - self._g0
+            self.running = False
+            self._say("stop")
+        elif kind == "songpos":
+            self._spp = int(value) * 6
+            if not self.running:
+                self._g0 = self._g - self._spp
+                self._fit = self._with_g0(self._fit)
+
+    def _with_g0(self, fit):
+        return None if fit is None else (fit[0], fit[1], fit[2], self._g0)
+
+    def _say(self, kind: str) -> None:
+        if self.on_transport is not None:
+            self.on_transport(kind)
+
+    def _tick(self, t: float) -> None:
+        if self._last is not None and t - self._last > self.dropout_s:
+            self._pts.clear()          # the clock paused: its old line says nothing now
+        self._last = t
+        fit = self._fit
+        if fit is not None and len(self._pts) >= self.min_ticks:
+            # a tempo jump puts each tick further off the line than the one before, on the
+            # same side; a stall (the GIL, the server) delivers late ticks that then catch up
+            r = t - (fit[1] + (self._g - fit[0]) * fit[2])
+            grows = abs(r) > 0.25 * fit[2] and (self._misses == 0 or (r * self._last_r > 0
+                                                                      and abs(r) > abs(self._last_r)))
+            self._misses = self._misses + 1 if grows else 0
+            self._last_r = r
+            if self._misses >= 3:      # keep only the ticks after the jump
+                for _ in range(len(self._pts) - 2):
+                    self._pts.popleft()
+                self._misses = 0
+        self._pts.append((self._g, t))
+        self._g += 1
+        self.ticks += 1
+        if len(self._pts) >= self.min_ticks:     # fewer: one late tick would skew the slope
+            self._fit = self._line()
+
+    @staticmethod
+    def _lsq(pts) -> tuple[float, float, float] | None:
+        n = len(pts)
+        gm = sum(g for g, _ in pts) / n
+        tm = sum(t for _, t in pts) / n
+        sgg = sum((g - gm) ** 2 for g, _ in pts)
+        sgt = sum((g - gm) * (t - tm) for g, t in pts)
+        if sgg <= 0 or sgt <= 0:
+            return None
+        return gm, tm, sgt / sgg
+
+    def _line(self) -> tuple[float, float, float, int] | None:
+        pts = list(self._pts)
+        line = self._lsq(pts)
+        if line is None:
+            return self._fit
+        # a tick is never early, but a stall makes some late: fit again without those more
+        # than LATE_S behind the median of the rest
+        gm, tm, per = line
+        res = sorted(t - (tm + (g - gm) * per) for g, t in pts)
+        cut = res[len(res) // 2] + self.LATE_S
+        kept = [(g, t) for g, t in pts if t - (tm + (g - gm) * per) <= cut]
+        if len(kept) >= self.min_ticks and len(kept) < len(pts):
+            line = self._lsq(kept) or line
+        gm, tm, per = line
+        # a tempo beyond the band's range is noise (a burst of ticks), not a tempo
+        lo, hi = 60.0 / (MAX_BPM * 1.5 * TICKS_PER_QUARTER), 60.0 / (MIN_BPM / 1.5 * TICKS_PER_QUARTER)
+        if not lo <= per <= hi:
+            return self._fit
+        return (gm, tm, per, self._g0)
+
+    # -- the source protocol (Thread: any) ----------------------------------------
+    @property
+    def tempo(self) -> float | None:
+        fit = self._fit
+        return None if fit is None else 60.0 / (fit[2] * TICKS_PER_QUARTER)
+
+    def time_at(self, position: float) -> float | None:
+        fit = self._fit
+        if fit is None:
+            return None
+        gm, tm, per, g0 = fit
+        return tm + (g0 + position * TICKS_PER_QUARTER - gm) * per
+
+    def position_at(self, t: float) -> float | None:
+        fit = self._fit
+        if fit is None:
+            return None
+        gm, tm, per, g0 = fit
+        return (gm + (t - tm) / per - g0) / TICKS_PER_QUARTER
+
+    def wait_tempo(self, timeout: float) -> float | None:
+        """Wait until the clock's tempo is known (a start often comes before the ticks)."""
+        end = time.monotonic() + timeout
+        while self.tempo is None and time.monotonic() < end:
+            time.sleep(0.005)
+        return self.tempo
+
+
+class LinkSync:
+    """One peer in an Ableton Link session (``aalink``), on its own asyncio loop thread.
+
+    ``quantum``: quarter notes per bar; band bars start where Link's phase is 0."""
+
+    def __init__(self, bpm: float, quantum: float = 4.0) -> None:
+        try:
+            import aalink
+        except ImportError:
+            raise RuntimeError("Ableton Link needs the 'aalink' package: pip install aalink") from None
+        import asyncio
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="liveband-link", daemon=True)
+        self._thread.start()
+
+        async def make():
+            link = aalink.Link(float(bpm))     # aalink binds its callbacks to the running loop
+            link.quantum = float(quantum)
+            link.enabled = True
+            return link
+
+        try:
+            self.link = asyncio.run_coroutine_threadsafe(make(), self._loop).result(5.0)
+        except Exception:
+            self._stop_loop()
+            raise
+
+    @property
+    def num_peers(self) -> int:
+        return int(self.link.num_peers)
+
+    @property
+    def tempo(self) -> float | None:
+        return float(self.link.tempo)
+
+    def set_tempo(self, bpm: float) -> None:
+        """Propose a tempo to every peer."""
+        self.link.tempo = float(bpm)
+
+    def set_quantum(self, quantum: float) -> None:
+        self.link.quantum = float(quantum)
+
+    def _reading(self) -> tuple[float, float, float]:
+        # Link's clock is CLOCK_MONOTONIC_RAW (off time.monotonic by NTP slew): read the
+        # beat between two monotonic reads and take their middle as its time
+        t1 = time.monotonic()
+        beat = float(self.link.beat)
+        t2 = time.monotonic()
+        return 0.5 * (t1 + t2), beat, float(self.link.tempo)
+
+    def time_at(self, position: float) -> float | None:
+        t, beat, bpm = self._reading()
+        return t + (position - beat) * 60.0 / bpm
+
+    def position_at(self, t: float) -> float | None:
+        t0, beat, bpm = self._reading()
+        return beat + (t - t0) * bpm / 60.0
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(2.0)
+
+    def close(self) -> None:
+        try:
+            self.link.enabled = False
+        finally:
+            self._stop_loop()
+
+
+class BeatLock:
+    """Steers ``clock`` so that band step ``k`` sounds when ``source`` is at quarter
+    position ``k / 4 + offset``. ``to_sample(t)``: the audio-clock sample heard at
+    monotonic time ``t``. Install ``on_step`` as the generator's ``step_observer``.
+
+    ``errors_ms``: for each beat steered, how far the band's beat (already fixed) was
+    from where the source now puts it (positive: the band is late)."""
+
+    def __init__(self, source, clock: Clock, to_sample: Callable[[float], int], offset: float = 0.0,
+                 max_change: float = 0.25, big_error_s: float = 0.015) -> None:
+        self.source = source
+        self.clock = clock
+        self.to_sample = to_sample
+        self.offset = float(offset)
+        self.max_change = max_change
+        self.big_error_s = big_error_s
+        self.enabled = True          # False: the band keeps its last tempo (sync switched off)
+        self.errors_ms: collections.deque[float] = collections.deque(maxlen=4096)
+
+    def on_step(self, k: int, dt_ms: float = 0.0) -> None:
+        """After the generator committed step ``k``. Thread: generator worker."""
+        b = k + 1
+        if self.enabled and b % self.clock.beat_steps == 0:
+            self.steer(b)
+
+    def steer(self, b: int) -> None:
+        """Set the tempo of the beat starting at step ``b`` (not committed yet)."""
+        clock, src = self.clock, self.source
+        bs = clock.beat_steps
+        bpm_src = src.tempo
+        t_next = src.time_at((b + bs) / 4.0 + self.offset)
+        t_now = src.time_at(b / 4.0 + self.offset)
+        if bpm_src is None or t_next is None or t_now is None:
+            return
+        rate = clock.sample_rate
+        s_b = clock.step_time(b)
+        s_now = self.to_sample(t_now)
+        err = s_b - s_now
+        self.errors_ms.append(err * 1000.0 / rate)
+        # small errors are mostly the ticks' arrival jitter: take 40 % of one out per beat
+        # so the jitter is not played; a large one (a start, a tempo jump) all at once
+        gain = 1.0 if abs(err) > self.big_error_s * rate else 0.4
+        length = self.to_sample(t_next) - s_now - gain * err
+        nominal = rate * 60.0 * bs / (4.0 * bpm_src)
+        length = min(nominal * (1 + self.max_change), max(nominal * (1 - self.max_change), length))
+        bpm = rate * 60.0 * bs / (4.0 * length)
+        if math.isfinite(bpm):
+            clock.set_tempo(min(MAX_BPM, max(MIN_BPM, bpm)), b)
+
+
+def start_point(source, bar_quarters: float, beat_steps: int, earliest: float) -> tuple[float, int] | None:
+    """Where a band that cannot sound before monotonic time ``earliest`` joins the source:
+    (offset, first_step) with ``offset`` the source position of band step 0 (a bar line
+    of the source) and ``first_step`` the first band beat at or after ``earliest``.
+    None while the source's tempo is unknown."""
+    p = source.position_at(earliest)
+    if p is None or source.tempo is None:
+        return None
+    offset = math.floor(p / bar_quarters) * bar_quarters
+    k = math.ceil(round((p - offset) * 4.0, 6) / beat_steps) * beat_steps
+    return offset, int(k)

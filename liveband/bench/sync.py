@@ -1,0 +1,213 @@
+"""`liveband bench sync`: how far the band's beat is from another device's beat (ms).
+
+MIDI clock: a drum machine in another process (its own JACK MIDI client, clock at 120
+BPM, then start) drives a session on a private JACK dummy server. For every beat, the
+band's beat is where its sample reaches the DAC (the stream's DAC line, sampled every
+20 ms, since a dropout moves it) and the device's is when it sent the beat's tick. Link:
+an aalink peer in this process, the device's beat is where Link has it at that moment.
+
+Prints JSON: per source, |error| p50/p99/max over the beats after the first two seconds,
+the signed mean (a transport's constant delay shows there), the lock's own error against
+the clock as received, xruns and late steps. ``--seconds`` (default 60) per source.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+SENDER = r"""
+import os, sys, time, json
+os.environ.setdefault("JACK_NO_START_SERVER", "1")
+import rtmidi
+part, bpm, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="bench clock")
+deadline = time.monotonic() + 10
+while not [n for n in out.get_ports() if part in n]:
+    if time.monotonic() > deadline:
+        sys.exit("LiveBand's MIDI input not found")
+    time.sleep(0.1)
+out.open_port([i for i, n in enumerate(out.get_ports()) if part in n][0])
+per = 60.0 / (bpm * 24)
+t = time.monotonic()
+beats = []
+for i in range(int(round(1.0 / per))):          # a second of clock before start
+    t += per
+    while (d := t - time.monotonic()) > 0:
+        time.sleep(d - 0.001 if d > 0.002 else 0)
+    out.send_message([0xF8])
+out.send_message([0xFA])
+song = 0
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    t += per
+    while (d := t - time.monotonic()) > 0:
+        time.sleep(d - 0.001 if d > 0.002 else 0)
+    now = time.monotonic()
+    out.send_message([0xF8])
+    if song % 24 == 0:
+        beats.append((song / 24, now))
+    song += 1
+print(json.dumps(beats), flush=True)     # no stop: the bench reads the band still playing
+"""
+
+
+class LineWatch:
+    """Samples the audio stream's DAC line every 20 ms on a thread: (time, offset)."""
+
+    def __init__(self, audio) -> None:
+        self.audio = audio
+        self.rows: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            off = self.audio.dac_offset()
+            if off is not None:
+                self.rows.append((time.monotonic(), off))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(1)
+
+    def heard(self, sample: int, rate: int) -> float:
+        """Monotonic time the audio-clock ``sample`` reached the DAC."""
+        ts = np.array([t for t, _ in self.rows])
+        guess = sample / rate + self.rows[-1][1]
+        i = min(len(self.rows) - 1, int(np.searchsorted(ts, guess)))
+        return sample / rate + self.rows[i][1]
+
+
+def summary(errors_ms: list[float], session, lock) -> dict:
+    e = np.asarray(errors_ms, float)
+    a = np.abs(e)
+    m = session.generator.metrics() if session.generator is not None else None
+    own = np.abs(np.asarray(list(lock.errors_ms)[2:], float)) if lock is not None else np.zeros(0)
+    out = {"beats": int(e.size)}
+    if e.size:
+        out.update({"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
+                    "max_ms": round(float(a.max()), 3), "mean_signed_ms": round(float(e.mean()), 3)})
+    if own.size:
+        out["lock_vs_received"] = {"p50_ms": round(float(np.percentile(own, 50)), 3),
+                                   "p99_ms": round(float(np.percentile(own, 99)), 3),
+                                   "max_ms": round(float(own.max()), 3)}
+    out["xruns"] = int(session.mixer.audible_xruns)
+    out["late_steps"] = int(m.late_steps) if m else None
+    return out
+
+
+def bench_midi_clock(seconds: float, blocksize: int, log) -> dict:
+    from liveband.config import AudioConfig, EngineConfig
+    from liveband.session import VIRTUAL_IN_NAME, Session
+
+    with Session(EngineConfig(tempo=100.0, count_in_bars=0), AudioConfig(blocksize=blocksize)) as s:
+        if not s.audio.active:
+            return {"error": "; ".join(s.snapshot().notices)}
+        s.open_midi_input(VIRTUAL_IN_NAME)
+        s.set_sync("midi clock")
+        s.prepare(120)
+        watch = LineWatch(s.audio)
+        with tempfile.TemporaryDirectory() as tmp:
+            script = os.path.join(tmp, "sender.py")
+            with open(script, "w") as f:
+                f.write(SENDER)
+            log(f"bench sync: MIDI clock at 120 BPM from another process for {seconds:g} s")
+            proc = subprocess.run([sys.executable, script, VIRTUAL_IN_NAME, "120", str(seconds)],
+                                  capture_output=True, text=True, timeout=seconds + 60)
+        watch.stop()
+        if proc.returncode != 0:
+            return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "sender failed"}
+        beats = json.loads(proc.stdout.strip().splitlines()[-1])
+        clock, lock = s.clock, s._beat_lock
+        if clock is None or lock is None:
+            return {"error": "the band did not start on the clock's start"}
+        rendered = s.mixer.clock
+        t0 = beats[0][1] + 2.0 if beats else 0.0
+        errs = [(watch.heard(clock.beat_to_sample(q), s.sample_rate) - t) * 1000.0 for q, t in beats
+                if t >= t0 and q * 4 >= clock.first_step and clock.beat_to_sample(q) < rendered]
+        result = summary(errs, s, lock)
+        s.stop()
+    return result
+
+
+def bench_link(seconds: float, blocksize: int, log) -> dict:
+    import asyncio
+
+    from liveband.config import AudioConfig, EngineConfig
+    from liveband.session import Session
+
+    try:
+        import aalink
+    except ImportError:
+        return {"error": "aalink is not installed (pip install aalink)"}
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def make():
+        link = aalink.Link(120.0)
+        link.quantum = 4
+        link.enabled = True
+        return link
+
+    peer = asyncio.run_coroutine_threadsafe(make(), loop).result(5)
+    try:
+        with Session(EngineConfig(tempo=120.0, count_in_bars=0), AudioConfig(blocksize=blocksize)) as s:
+            if not s.audio.active:
+                return {"error": "; ".join(s.snapshot().notices)}
+            s.set_sync("link")
+            end = time.monotonic() + 10
+            while s._link.num_peers < 1 and time.monotonic() < end:
+                time.sleep(0.05)
+            if s._link.num_peers < 1:
+                return {"error": "the Link peers did not find each other in 10 s"}
+            peer.tempo = 120.0
+            s.prepare(120)
+            watch = LineWatch(s.audio)
+            log(f"bench sync: Ableton Link at 120 BPM for {seconds:g} s")
+            s.play()
+            time.sleep(seconds)
+            watch.stop()
+            clock, lock = s.clock, s._beat_lock
+            rendered = s.mixer.clock
+            errs = []
+            q0 = clock.first_step // 4 + int(2.0 * 120 / 60)
+            for q in range(q0, int(clock.sample_to_steps(rendered) // 4)):
+                t = watch.heard(clock.beat_to_sample(q), s.sample_rate)
+                t1 = time.monotonic()
+                beat = peer.beat
+                t2 = time.monotonic()
+                link_beat = beat + (t - (t1 + t2) / 2) * peer.tempo / 60.0
+                errs.append((q + lock.offset - link_beat) * 60000.0 / peer.tempo)
+            result = summary(errs, s, lock)
+            s.stop()
+    finally:
+        peer.enabled = False
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(2)
+    return result
+
+
+def main(args) -> int:
+    from liveband.bench.softaudio import SoftwareAudioServer
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+    seconds = getattr(args, "seconds", None) or (10.0 if getattr(args, "quick", False) else 60.0)
+    blocksize = getattr(args, "blocksize", None) or 256
+    result: dict = {"bench": "sync", "seconds": seconds, "blocksize": blocksize, "cpu_count": os.cpu_count(),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    with SoftwareAudioServer("jack", jack_period=blocksize):
+        result["midi_clock"] = bench_midi_clock(seconds, blocksize, log)
+        result["link"] = bench_link(seconds, blocksize, log)
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(result, indent=1))
+    return 0

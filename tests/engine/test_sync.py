@@ -1,0 +1,125 @@
+"""Tempo sync as logic: the MIDI clock's tempo and beat from jittery ticks, the beat lock
+steering a real Clock onto a source, where a band joins a running source, and the MIDI
+filter handing real-time messages on. Over real ports: tests/liveband/test_session_sync.py."""
+from __future__ import annotations
+
+import mido
+import numpy as np
+
+from engine.clock import Clock
+from engine.midi_io import NoteFilter
+from engine.sync import TICKS_PER_QUARTER, BeatLock, MidiClockIn, start_point
+
+RATE = 48000
+
+
+def feed_ticks(mc: MidiClockIn, bpm: float, t0: float, n: int, jitter_s: float = 0.0, seed: int = 0) -> float:
+    """n ticks from t0 at bpm, each arriving up to jitter_s late; returns the next tick's time."""
+    rng = np.random.default_rng(seed)
+    per = 60.0 / (bpm * TICKS_PER_QUARTER)
+    for i in range(n):
+        mc.feed("clock", t0 + i * per + rng.uniform(0, jitter_s))
+    return t0 + n * per
+
+
+def test_midi_clock_tempo_and_beat_through_jitter_and_a_tempo_jump():
+    mc = MidiClockIn()
+    assert mc.tempo is None and mc.time_at(0.0) is None
+    t = feed_ticks(mc, 100.0, 10.0, 3)
+    assert mc.tempo is None                      # too few ticks to say
+    mc.feed("start", t)
+    t = feed_ticks(mc, 100.0, t, 96, jitter_s=0.005)       # a JACK period of arrival jitter
+    assert abs(mc.tempo - 100.0) < 0.3, mc.tempo
+    # song position 0 is the first tick after the start; beat 4 is 96 ticks on
+    assert abs(mc.time_at(4.0) - (t + 0.0025)) < 0.002, mc.time_at(4.0) - t
+    assert abs(mc.position_at(t + 0.6) - 5.0) < 0.01
+    t = feed_ticks(mc, 130.0, t, 24, jitter_s=0.005)       # one beat after a jump
+    assert abs(mc.tempo - 130.0) < 1.0, mc.tempo
+
+
+def test_transport_messages_and_song_position():
+    said = []
+    mc = MidiClockIn(on_transport=said.append)
+    t = feed_ticks(mc, 120.0, 0.0, 48)
+    mc.feed("stop", t)
+    mc.feed("songpos", t, 16)                    # 16 sixteenths: bar 2
+    mc.feed("continue", t)
+    t = feed_ticks(mc, 120.0, t, 24)
+    assert said == ["stop", "continue"]
+    assert abs(mc.position_at(t) - 5.0) < 0.01   # 4 quarters of song position + 1 beat played
+
+
+def test_a_clock_pause_restarts_the_line():
+    mc = MidiClockIn()
+    t = feed_ticks(mc, 90.0, 0.0, 48)
+    t = feed_ticks(mc, 150.0, t + 2.0, 12)      # after 2 s of silence, a new tempo
+    assert abs(mc.tempo - 150.0) < 1.0, mc.tempo
+
+
+class LinearSource:
+    """A source whose beat runs at ``bpm`` from ``t0`` (monotonic seconds), tempo changeable."""
+
+    def __init__(self, bpm: float, t0: float = 0.0) -> None:
+        self.t0, self.p0, self.bpm = t0, 0.0, bpm
+
+    @property
+    def tempo(self) -> float:
+        return self.bpm
+
+    def set(self, bpm: float, t: float) -> None:
+        self.p0, self.t0, self.bpm = self.position_at(t), t, bpm
+
+    def time_at(self, p: float) -> float:
+        return self.t0 + (p - self.p0) * 60.0 / self.bpm
+
+    def position_at(self, t: float) -> float:
+        return self.p0 + (t - self.t0) * self.bpm / 60.0
+
+
+def test_beat_lock_pulls_the_band_onto_the_source_and_through_a_tempo_change():
+    src = LinearSource(100.0)
+    to_sample = lambda t: int(round(t * RATE))      # noqa: E731
+    # the band starts 20 ms late and 3 BPM off
+    clock = Clock(RATE, 103.0, "4/4", 0, start_sample=to_sample(0.020))
+    lock = BeatLock(src, clock, to_sample)
+    err = []
+    for k in range(0, 4 * 64):
+        if k == 4 * 32:
+            src.set(130.0, clock.step_time(k) / RATE)
+        if k % 4 == 0:
+            err.append((clock.step_time(k) - to_sample(src.time_at(k / 4))) / RATE * 1000.0)
+        lock.on_step(k - 1)                          # the generator is about to commit k
+    err = np.abs(err)
+    assert err[0] > 19
+    assert err[8:32].max() < 0.05, err[:32]          # locked within a sample or two
+    assert err[40:].max() < 0.05, err[32:]           # and again after the jump to 130
+    assert abs(clock.tempo_at_step(4 * 63) - 130.0) < 0.1
+    # without the lock the band would drift 3 BPM away: the lock is what holds it
+    free = Clock(RATE, 103.0, "4/4", 0, start_sample=to_sample(0.020))
+    assert abs(free.step_time(4 * 30) / RATE - LinearSource(100.0).time_at(30)) > 0.5
+
+
+def test_start_point_joins_on_the_next_beat_with_bars_aligned():
+    src = LinearSource(120.0, t0=0.0)                # beat every 0.5 s, bars of 4
+    offset, first = start_point(src, 4.0, 4, earliest=5.1)   # position 10.2
+    assert offset == 8.0 and first == 12             # bar at beat 8, join at beat 11 (step 12)
+    assert start_point(src, 3.0, 6, earliest=5.1) == (9.0, 6)   # 6/8: dotted quarters
+    assert start_point(MidiClockIn(), 4.0, 4, 0.0) is None
+
+
+def test_note_filter_hands_realtime_messages_on_and_intercepts_controls():
+    got, notes, seen = [], [], []
+
+    def intercept(msg, at):
+        seen.append(msg.type)
+        return msg.type == "control_change" and msg.control == 80
+
+    f = NoteFilter(lambda p, on, v, at: notes.append(p), lambda c, v, at: None,
+                   on_realtime=lambda kind, at, value: got.append((kind, value)), intercept=intercept, channel=0)
+    parser = mido.Parser()
+    parser.feed(bytes([0xF8, 0xFA, 0xF2, 0x10, 0x00, 0xFB, 0xFC, 0xB3, 80, 127, 0x90, 60, 90, 0x93, 61, 90]))
+    for msg in parser:
+        f(msg)
+    assert got == [("clock", 0), ("start", 0), ("songpos", 16), ("continue", 0), ("stop", 0)]
+    assert notes == [60]                             # 61 was on another channel
+    assert seen == ["control_change", "note_on", "note_on"]   # every channel is offered first
