@@ -8,17 +8,20 @@ quarter-note position) and ``position_at(t)``.
 - ``MidiClockIn``: fed the MIDI input's real-time messages (clock 0xF8 at 24 per quarter,
   start, stop, continue, song position). A least-squares line through the arrival times
   of the last ~1.5 beats of ticks gives the tempo and where each beat falls (one tick's
-  arrival jitters by a JACK period or a GIL wait; the line through 36 of them does not).
-  Song position 0 is the first tick after a start. A tempo jump restarts the line after
-  three ticks that miss it, so the band follows within a beat, not 1.5.
+  arrival jitters by a JACK period or a GIL wait; the line through 36 of them does not,
+  and ticks a stall made late are left out of a second fit). Song position 0 is the
+  first tick after a start. A tempo jump restarts the line after three ticks each
+  further off it on the same side, so the band follows within a beat, not 1.5.
 - ``LinkSync``: joins an Ableton Link session through ``aalink`` (its own asyncio loop
   on a helper thread); tempo changes go both ways; Link's timeline is linear between
   tempo changes, so one (time, beat, tempo) reading answers any position.
 - ``BeatLock``: the band's ``Clock`` keeps its exact-integer tempo map; at every beat the
-  generator is about to commit, the lock sets the next beat's tempo so that the beat
-  after it lands on the sample where the source will be (a phase-locked loop with the
-  beat as its step). Changes are limited to ``max_change`` of the source's tempo, so a
-  jump in the source is caught up over a few beats, never by a lurch.
+  generator is about to commit, the lock sets that beat's tempo so that the next beat
+  lands on the sample where the source will be (a phase-locked loop with the beat as
+  its step): errors over ``big_error_s`` (a start, a jump, an audio dropout) at once,
+  smaller ones 40 % per beat, so the ticks' arrival jitter is not played. A beat's
+  tempo stays within ``max_change`` of the source's, so a jump is caught up over a few
+  beats, never by a lurch.
 
 Threads: ``MidiClockIn.feed`` runs on the MIDI callback thread; ``BeatLock.on_step`` on
 the generator worker (its ``step_observer``), which is then the only writer of the

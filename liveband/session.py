@@ -18,7 +18,8 @@ which any thread may call. The session runs two helper threads of its own: the
 *dispatcher* (every 2 ms: applied events -> recorder and MIDI out, MIDI clock) and the
 *housekeeper* (every 0.25 s: audio device watchdog, MIDI hot-plug, metronome grid,
 CPU meter, key estimate). Neither ever touches the audio callback's data except through
-the lock-free queues.
+the lock-free queues. A third, the *control* thread, runs what MIDI asks for (a MIDI
+clock's start/stop, MIDI-learned buttons and knobs: liveband.midilearn) as the UI would.
 
 Missing hardware is not an error: without an audio device or MIDI ports the session
 still constructs, ``snapshot().notices`` says what is missing and how to fix it, and
@@ -450,6 +451,8 @@ class Session:
             if name is None:
                 return
             self._open_input(name)
+            if self._sync_mode == "midi clock":
+                self._problem("sync", None)
             if self._input_mode == "keyboard":
                 self._input_mode = "midi"
 

@@ -14,8 +14,8 @@ MAY_IMPORT = {
     "engine": {"models"},
     "models": set(),
 }
-# ui talks to the session (and reads its config), never to the rest of the shell
-UI_MAY_IMPORT_FROM_LIVEBAND = {"liveband.session", "liveband.config"}
+# ui talks to the shell's session, config and stores, never to its entry points or benches
+UI_MUST_NOT_IMPORT = ("liveband.cli", "liveband.commands", "liveband.bench")
 # the one way back: the `liveband` command opens the window (lazily, in its handler)
 ENTRY_POINTS = {("liveband.commands.play", "ui.app")}
 
@@ -39,6 +39,8 @@ def imported_modules(path: Path, root: Path) -> set[str]:
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 mods.add(".".join(base + ([node.module] if node.module else [])))
+            elif node.module in ROOMS:          # `from liveband import presets`: a module
+                mods.update(f"{node.module}.{a.name}" for a in node.names)
             elif node.module:
                 mods.add(node.module)
     return mods
@@ -57,9 +59,9 @@ def violations(root: Path) -> list[str]:
                     continue
                 if top not in MAY_IMPORT[room]:
                     found.append(f"{f.relative_to(root)} imports {mod} ({room} must not import {top})")
-                elif room == "ui" and mod not in UI_MAY_IMPORT_FROM_LIVEBAND:
-                    found.append(f"{f.relative_to(root)} imports {mod} (ui talks only to "
-                                 f"{', '.join(sorted(UI_MAY_IMPORT_FROM_LIVEBAND))})")
+                elif room == "ui" and mod.startswith(UI_MUST_NOT_IMPORT):
+                    found.append(f"{f.relative_to(root)} imports {mod} (ui must not import "
+                                 f"{', '.join(UI_MUST_NOT_IMPORT)})")
     return found
 
 
@@ -76,8 +78,8 @@ def test_the_check_sees_lazy_and_relative_imports(tmp_path):
     (tmp_path / "engine" / "sub" / "__init__.py").write_text("")
     (tmp_path / "engine" / "sub" / "lazy.py").write_text("def f():\n    from liveband import session\n")
     (tmp_path / "models" / "rel.py").write_text("from . import m0\nfrom .m1 import x\n")
-    (tmp_path / "ui" / "deep.py").write_text("import liveband.paths\n")
+    (tmp_path / "ui" / "deep.py").write_text("import liveband.session\nfrom liveband import bench\n")
     assert violations(tmp_path) == [
-        "ui/deep.py imports liveband.paths (ui talks only to liveband.config, liveband.session)",
-        "engine/sub/lazy.py imports liveband (engine must not import liveband)",
+        "ui/deep.py imports liveband.bench (ui must not import liveband.cli, liveband.commands, liveband.bench)",
+        "engine/sub/lazy.py imports liveband.session (engine must not import liveband)",
     ]

@@ -23,13 +23,14 @@ from PyQt6.QtWidgets import (
     QMessageBox, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from engine.errors import first_line
 from liveband import presets as pr
+from engine.errors import first_line
 
 from ui import settings as st
 from ui.gm import note_name
 from ui.health import BAD, OK, HealthMonitor, Verdict
 from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
+from ui.learn import add_learn_menu
 from ui.panels import BandPanel, HealthBar, PartStrip, SessionsPanel, SetupPanel, panel_frame, set_combo
 from ui.pianoroll import PianoRoll, bar_and_beat_steps
 from ui.playalong import NotePlayer, read_melody
@@ -183,6 +184,7 @@ class MainWindow(QMainWindow):
         su.input_gain.valueChanged.connect(lambda v: self._call(ss.set_input_gain, float(v)))
         su.midi_in.activated.connect(lambda _: self._apply_midi_in())
         su.midi_out.activated.connect(lambda _: self._apply_midi_out())
+        su.sync.activated.connect(lambda _: self._apply_sync())
         su.rescan.clicked.connect(self._refresh_devices)
         se.refresh.clicked.connect(self._refresh_sessions)
         se.export.clicked.connect(self._export_clicked)
@@ -193,6 +195,11 @@ class MainWindow(QMainWindow):
         b.preset_delete.clicked.connect(self._delete_preset_clicked)
         se.render.clicked.connect(self._render_clicked)
         se.along.clicked.connect(self._play_along_clicked)
+        # right-click: MIDI learn (a knob, pad or foot switch on the controller drives it)
+        for widget, target in ((t.play_btn, "play_stop"), (t.record_btn, "record"), (t.tap_btn, "tap_tempo"),
+                               (b.temperature, "creativity"), (b.density, "density"),
+                               (b.harmony, "harmony_follow"), (b.master, "master_volume")):
+            add_learn_menu(widget, ss, target, self._call)
 
     # --------------------------------------------------------------- settings
     def _restore(self) -> None:
@@ -406,6 +413,13 @@ class MainWindow(QMainWindow):
     def _apply_midi_in(self) -> None:
         combo = self.setup_panel.midi_in
         self._open_midi("in", combo, lambda data: self.session.open_midi_input(data or None))
+
+    def _apply_sync(self) -> None:
+        """Tempo sync from Setup; a refusal (Link cannot start) says why and puts the picker back."""
+        combo = self.setup_panel.sync
+        if self._call(self.session.set_sync, combo.currentData()) is None and \
+                self.session.sync_mode != combo.currentData():
+            set_combo(combo, self.session.sync_mode)
 
     def _apply_midi_out(self) -> None:
         def open_out(data: str) -> None:
@@ -641,6 +655,21 @@ class MainWindow(QMainWindow):
         except Exception:
             return None
 
+    def _follow_knobs(self) -> None:
+        """A knob moved from MIDI (MIDI learn) changed the session: show it, without sending
+        it back."""
+        cfg = getattr(self.session, "engine_config", None)
+        master = getattr(self.session, "master_volume", None)
+        if cfg is None or not isinstance(master, float):
+            return
+        b = self.band_panel
+        for knob, v in ((b.temperature, cfg.temperature), (b.density, cfg.density),
+                        (b.harmony, cfg.harmony_follow), (b.master, master)):
+            if abs(knob.value() - v) > 1e-6:
+                knob.blockSignals(True)
+                knob.setValue(v)
+                knob.blockSignals(False)
+
     def tick(self) -> None:
         """Poll the session and redraw (Thread: UI, every TICK_MS)."""
         snap = self._safe_snapshot()
@@ -665,6 +694,7 @@ class MainWindow(QMainWindow):
             self.transport.tempo.blockSignals(True)
             self.transport.tempo.setValue(snap.tempo)
             self.transport.tempo.blockSignals(False)
+        self._follow_knobs()
         self.transport.chord_label.setText(snap.chord or "–")
         if snap.playing and not snap.counting_in:
             bar, beat = bar_and_beat_steps(snap.meter)

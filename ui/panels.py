@@ -206,6 +206,12 @@ class SetupPanel(QWidget):
         self.buffer.setToolTip("smaller: lower latency; larger: fewer dropouts on a busy computer")
         self.midi_in = QComboBox()
         self.midi_out = QComboBox()
+        self.sync = QComboBox()
+        for label, mode in (("own tempo", "internal"), ("MIDI clock (from the MIDI controller in)", "midi clock"),
+                            ("Ableton Link", "link")):
+            self.sync.addItem(label, mode)
+        self.sync.setToolTip("play to another device's tempo: a DAW or drum machine's MIDI clock (its start/stop "
+                             "start and stop the band), or Ableton Link on this network")
         self.input_gain = QSpinBox()
         self.input_gain.setRange(-40, 40)
         self.input_gain.setSuffix(" dB")
@@ -213,13 +219,13 @@ class SetupPanel(QWidget):
                                    "lower it when LiveBand says the input clips")
         for text, combo in (("audio output", self.audio_out), ("audio input (microphone)", self.audio_in),
                             ("microphone gain", self.input_gain), ("buffer size", self.buffer), ("MIDI controller in", self.midi_in),
-                            ("MIDI out (to a DAW)", self.midi_out)):
+                            ("MIDI out (to a DAW)", self.midi_out), ("tempo sync", self.sync)):
             lay.addWidget(caption(text))
             lay.addWidget(combo)
             lay.addSpacing(4)
         self.rescan = QPushButton("Rescan devices")
         _no_focus(self.audio_out, self.audio_in, self.input_gain, self.buffer, self.midi_in, self.midi_out,
-                  self.rescan)
+                  self.sync, self.rescan)
         lay.addWidget(self.rescan)
         self.audio_info = QLabel("")
         self.audio_info.setWordWrap(True)
