@@ -1,5 +1,11 @@
-"""The live audio output: a sounddevice OutputStream whose callback is ``Mixer.process``.
+"""The live audio output: a PortAudio stream whose callback renders the Mixer.
 
+- The callback is C (engine/native/callback.c, ``lb_pa_callback``) whenever the mixer runs
+  its C body (``Mixer.native``): PortAudio calls it directly, it never takes the GIL, so
+  no Python thread (generator, pitch tracker, UI, garbage collector) can delay a block.
+  It writes the same per-block timing rows as the Python callback into the same arrays.
+  Otherwise (no C library: ``Mixer.native_why`` says why) the Python callback
+  ``_callback`` calls ``Mixer.process``.
 - The callback only renders and counts (xruns from ``status.output_underflow``, errors
   turned into silence so PortAudio never aborts the stream).
 - While the stream runs, the garbage collector is frozen and disabled (a full
@@ -27,6 +33,7 @@ the callback and read by anyone (MIDI out uses them to place events in wall time
 """
 from __future__ import annotations
 
+import ctypes
 import gc
 import math
 import os
@@ -36,6 +43,7 @@ import time
 
 import numpy as np
 
+from engine import native as _nat
 from engine.events import IMMEDIATE
 
 PREFERRED_RATES = (48000, 44100, 96000, 88200, 32000, 22050)
@@ -162,8 +170,36 @@ def _negotiate_rate(device, preferred: int) -> int:
     raise AudioUnavailable(f"output device {info['name']!r} accepts none of the rates {PREFERRED_RATES}")
 
 
+def _out_int(i: int):
+    return property(lambda self: int(self._oi[i]), lambda self, v: self._oi.__setitem__(i, v))
+
+
+def _out_dbl(i: int):
+    return property(lambda self: float(self._od[i]), lambda self, v: self._od.__setitem__(i, v))
+
+
 class AudioOut:
-    """Owns the OutputStream for one Mixer."""
+    """Owns the output stream for one Mixer."""
+
+    # Written by the callback (C or Python), read by anyone: engine.native's O_* / OD_*.
+    _blk_n = _out_int(_nat.O_BLK_N)
+    _conv_n = _out_int(_nat.O_CONV_N)
+    last_block_clock = _out_int(_nat.O_LAST_BLOCK_CLOCK)   # mixer.clock at the start of the last block
+    rt_priority = _out_int(_nat.O_RT_PRIO)                 # 0: leave the callback thread's scheduling alone
+    _conv_prev = _out_dbl(_nat.OD_CONV_PREV)      # PortAudio clock -> monotonic: min of the last bucket
+    _conv_cur = _out_dbl(_nat.OD_CONV_CUR)        # ... and of the current one
+    last_block_time = _out_dbl(_nat.OD_LAST_BLOCK_TIME)    # time.monotonic() at the last callback
+    last_output_dac_offset = _out_dbl(_nat.OD_LAST_DAC_OFFSET)   # seconds from callback to DAC of its 1st frame
+
+    @property
+    def realtime(self) -> bool | None:
+        """Whether the callback thread got SCHED_FIFO (None until the first callback)."""
+        v = int(self._oi[_nat.O_REALTIME])
+        return None if v < 0 else bool(v)
+
+    @realtime.setter
+    def realtime(self, v: bool | None) -> None:
+        self._oi[_nat.O_REALTIME] = -1 if v is None else int(bool(v))
 
     def __init__(self, mixer, *, device=None, blocksize: int = 256, latency="low",
                  stall_s: float = 2.0, switch_interval: float = 0.0005, rt_priority: int = 70,
@@ -171,6 +207,9 @@ class AudioOut:
         if blocksize > mixer.max_block:
             raise ValueError(f"blocksize {blocksize} exceeds the mixer's max block {mixer.max_block}")
         self.mixer = mixer
+        self._oi = np.zeros(_nat.O_N_INTS, dtype=np.int64)
+        self._od = np.zeros(_nat.OD_N_DBLS, dtype=np.float64)
+        self._od[_nat.OD_RATE] = mixer.sample_rate
         self.device = device
         self.blocksize = int(blocksize)
         self.latency_hint = latency
@@ -180,12 +219,8 @@ class AudioOut:
         self.callback_errors = 0
         self.restarts = 0
         self.lost: str | None = None          # why the device is gone (None: fine)
-        self.last_block_time = 0.0            # time.monotonic() at the last callback
-        self.last_block_clock = 0             # mixer.clock at the start of that block
-        self.last_output_dac_offset = 0.0     # seconds from callback to DAC of its 1st frame
-        self._conv_prev = math.inf            # PortAudio clock -> monotonic: min of the last bucket
-        self._conv_cur = math.inf             # ... and of the current one
-        self._conv_n = 0
+        self._conv_prev = math.inf
+        self._conv_cur = math.inf
         self._blocks_at_check = -1
         self._check_time = 0.0
         self._gc_was_enabled = True
@@ -200,8 +235,8 @@ class AudioOut:
         self._blk_time = np.zeros(TIMING_RING, dtype=np.float64)
         self._blk_dac = np.zeros(TIMING_RING, dtype=np.float64)
         self._blk_n = 0
-        self.rt_priority = rt_priority         # 0: leave the callback thread's scheduling alone
-        self.realtime: bool | None = None      # None until the first callback tried
+        self.rt_priority = rt_priority
+        self.realtime = None
         self._rt_thread = None
         self.io_threads_realtime = 0           # server client threads raised (see _make_io_realtime)
         # How far ahead of the DAC each block's *next* frame is when its callback runs:
@@ -210,6 +245,15 @@ class AudioOut:
         self._blk_lead = np.zeros(TIMING_RING, dtype=np.float64)
         self._blk_entry = np.zeros(TIMING_RING, dtype=np.float64)
         self._blk_xrun = np.zeros(TIMING_RING, dtype=bool)     # PortAudio said output underflow
+        self._native = None                   # engine.native.OutState for the C callback
+        if mixer.native:
+            st = _nat.OutState()
+            a = _nat.addr
+            st.m = mixer.native_state_address()
+            st.ints, st.dbls = a(self._oi), a(self._od)
+            st.blk_clock, st.blk_time, st.blk_dac = a(self._blk_clock), a(self._blk_time), a(self._blk_dac)
+            st.blk_lead, st.blk_entry, st.blk_xrun = a(self._blk_lead), a(self._blk_entry), a(self._blk_xrun)
+            self._native = st
         self._n_at_open = 0
         self._lat: float | None = None        # measured player latency of this stream
         self._lower_since: float | None = None  # since when a lower latency has been measured
@@ -558,10 +602,12 @@ class AudioOut:
         self._wanted = True
         if self.player_channel >= 0 and self.stream is None:
             self.mixer.enable_player_phases(self.player_channel)
+        self.mixer.set_live(self._native is not None)
         try:
             self._open()
         except AudioUnavailable:
             self._wanted = False
+            self.mixer.set_live(False)
             raise
         self._hold_gc()          # a full collection now (the stream only plays silence yet)
 
@@ -570,9 +616,19 @@ class AudioOut:
         before = _thread_ids()
         try:
             PA_LOCK.acquire()
-            stream = sd.OutputStream(samplerate=self.sample_rate, blocksize=self.blocksize, device=self.device,
-                                     channels=2, dtype="float32", latency=self.latency_hint,
-                                     callback=self._callback)
+            if self._native is not None:
+                # PortAudio calls lb_pa_callback itself, with our state as its user data
+                # (sounddevice takes a C function pointer when nothing wraps it)
+                self._native.rt_known = 0
+                stream = sd._StreamBase(kind="output", samplerate=self.sample_rate, blocksize=self.blocksize,
+                                        device=self.device, channels=2, dtype="float32",
+                                        latency=self.latency_hint, callback=_nat.callback_address(),
+                                        userdata=sd._ffi.cast("void *", ctypes.addressof(self._native)),
+                                        wrap_callback=None)
+            else:
+                stream = sd.OutputStream(samplerate=self.sample_rate, blocksize=self.blocksize, device=self.device,
+                                         channels=2, dtype="float32", latency=self.latency_hint,
+                                         callback=self._callback)
             stream.start()
         except Exception as exc:
             raise AudioUnavailable(f"cannot open audio output {self.device or '(default)'} at "
@@ -611,6 +667,7 @@ class AudioOut:
     def stop(self) -> None:
         self._wanted = False
         self._close_stream()
+        self.mixer.set_live(False)
         self._release_gc()
 
     def _hold_gc(self) -> None:

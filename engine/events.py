@@ -9,8 +9,10 @@ press; without a stamper (offline) it means "at the start of the next block".
 
 ``EventQueue`` is single-producer / single-consumer: one producer thread pushes, the
 audio thread pops. It preallocates a numpy ring, never blocks and allocates no arrays in
-``pop_until``. Python's GIL makes the index updates atomic; the producer writes the
-slot before publishing the new write index, so the consumer never sees a half event.
+``pop_until``. The indices live in a small int64 array (``_idx``: write, read, dropped)
+so that the C audio callback (engine/native) can consume the same ring without the GIL;
+the producer writes the slot before publishing the new write index (one aligned 8-byte
+store), so the consumer never sees a half event.
 A full queue refuses the push (and counts it) rather than overwriting unread events.
 """
 from __future__ import annotations
@@ -51,15 +53,47 @@ class EventQueue:
             raise ValueError("capacity must be a power of two")
         self._buf = np.zeros(capacity, dtype=EVENT_DTYPE)
         self._mask = capacity - 1
-        self._write = 0      # only the producer changes this
-        self._read = 0       # only the consumer changes this
-        self.dropped = 0     # pushes refused because the queue was full
+        # [write (only the producer changes it), read (only the consumer), pushes refused
+        # because the queue was full]
+        self._idx = np.zeros(3, dtype=np.int64)
         # Optional callable(arrived) returning the time an IMMEDIATE event that arrived
         # at monotonic time ``arrived`` (None: now) should get, or IMMEDIATE when it
         # cannot tell; called by the producer inside push.
         self.stamper = None
         self._last_time = IMMEDIATE   # latest stamp given (producer only)
         self.last_time = IMMEDIATE    # time the latest push was queued with
+
+    @property
+    def _write(self) -> int:
+        return int(self._idx[0])
+
+    @_write.setter
+    def _write(self, v: int) -> None:
+        self._idx[0] = v
+
+    @property
+    def _read(self) -> int:
+        return int(self._idx[1])
+
+    @_read.setter
+    def _read(self, v: int) -> None:
+        self._idx[1] = v
+
+    @property
+    def dropped(self) -> int:
+        """Pushes refused because the queue was full."""
+        return int(self._idx[2])
+
+    @dropped.setter
+    def dropped(self, v: int) -> None:
+        self._idx[2] = v
+
+    def native_ref(self):
+        """This ring as engine.native.Queue (C consumer or producer). The caller keeps
+        the queue alive while C uses it."""
+        from engine.native import Queue
+
+        return Queue(self._buf.ctypes.data, self._mask, self._idx.ctypes.data)
 
     @property
     def capacity(self) -> int:

@@ -18,6 +18,15 @@ Per block it
    click is for the player, so it is not recorded), counts its own work time, and
    advances ``clock``.
 
+Where it runs: in C (engine/native/callback.c, ``lb_process``) whenever that library
+loads and the synth is engine.synth.Synth: live, PortAudio calls the C callback directly
+(engine.audio_out), so no Python thread holding the GIL can delay a block; offline,
+``process`` calls the same C function. The Python body below (``_process_py``) is the
+fallback for other synths or when the library cannot be built. Both share one state:
+counters, controls and the metronome live in numpy arrays the C side reads and writes
+(``_ints``, ``_dbls``, the per-channel arrays), queues and the tap are published to it as
+descriptor tables that stay alive.
+
 It counts the xruns the audio stream reports (``xruns``), and apart those beside sound
 (``audible_xruns``: the player's dropout counter; an idle stream's gaps are silence).
 
@@ -29,10 +38,14 @@ published as a new tuple, which is atomic). Statistics readers are "Thread: any"
 """
 from __future__ import annotations
 
+import ctypes
 import math
+import threading
 import time
 
 import numpy as np
+
+from engine import native as _nat
 
 from engine.events import (ALL_OFF, CC_ALL_NOTES_OFF, CONTROL, EVENT_DTYPE, IMMEDIATE, NOTE_OFF, NOTE_ON, PROGRAM,
                            EventQueue)
@@ -92,6 +105,26 @@ class _GilHoldingSynth:
         return self._voices(self._h)
 
 
+def _native_functions():
+    """FluidSynth's entry points for the C mixer, or None."""
+    try:
+        from engine.synth import native_functions
+    except ImportError:
+        return None
+    return native_functions()
+
+
+def _overrides_synth(synth) -> bool:
+    """True when ``synth`` changes what the callback calls (a subclass's own render_into,
+    note or control methods): C would bypass them, so such a synth plays through Python."""
+    try:
+        from engine.synth import Synth
+    except ImportError:
+        return True
+    names = ("render_into", "note_on", "note_off", "control_change", "set_program", "active_voices", "twin")
+    return not isinstance(synth, Synth) or any(getattr(type(synth), n) is not getattr(Synth, n) for n in names)
+
+
 def _callback_synth(synth, hold_gil: bool):
     """The synth interface the callback uses: GIL-holding bindings for engine.synth.Synth
     when possible, else the object itself (any Synth-like object works)."""
@@ -110,10 +143,71 @@ SYNTH_PERIOD = 64            # FluidSynth applies events only at these frame bou
 PLAYER_PHASES = 4            # synths for the player's channel, a quarter period apart
 PLAYER_VOICES = 64           # the player's voices at most, over all its synths (floods)
 STARTS_PER_PERIOD = 4        # player notes one synth starts per 64-frame period at most
-_NOBODY = bytes(128)         # "no synth holds this pitch", for every pitch
 POST_CHUNK = 224             # frames: 448 samples stay under numpy's 500-element GIL release
 WORK_RING = 1 << 14          # durations kept for p50/p99 (about 87 s of 256-frame blocks)
-AUDIBLE = 1e-3               # -60 dBFS: a gap beside quieter output is not heard
+BRIDGE_S = 2.0               # a Python tap's ring (see _TapBridge)
+BRIDGE_POLL_S = 0.002
+
+
+def _int_field(i: int):
+    return property(lambda self: int(self._ints[i]), lambda self, v: self._ints.__setitem__(i, v))
+
+
+def _dbl_field(i: int):
+    return property(lambda self: float(self._dbls[i]), lambda self, v: self._dbls.__setitem__(i, v))
+
+
+class _TapBridge:
+    """A Python tap (any object with ``write(block, clock)``) behind the C callback: the
+    callback writes the finished blocks into ``ring`` and this hands them on, from its own
+    thread while a stream plays (``start``), else from ``drain`` after each block.
+    The tap sees the same blocks at the same clock samples, a few ms later. (A tap over
+    BRIDGE_S behind loses blocks, counted in ``ring.overflows``, and the clocks it is
+    given are then early by what was lost: for measuring and tests, not recording.)"""
+
+    def __init__(self, tap, sample_rate: int, max_block: int) -> None:
+        from engine.ring import AudioRing
+
+        self.tap = tap
+        self.ring = AudioRing(int(BRIDGE_S * sample_rate))
+        self.ref = self.ring.native_ref()
+        self._buf = np.zeros((min(POST_CHUNK, max_block), 2), dtype=np.float32)
+        self._next = -1               # clock of the next frame to hand on
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def drain(self) -> None:
+        """Hand every frame in the ring to the tap. Thread: one at a time (the bridge's
+        own thread, or the offline caller of ``process``)."""
+        ring = self.ring
+        while True:
+            if self._next < 0:
+                if ring.first_time < 0:
+                    return
+                self._next = ring.first_time
+            n = ring.read_into(self._buf)
+            if n == 0:
+                return
+            self.tap.write(self._buf[:n], self._next)
+            self._next += n
+
+    def _run(self) -> None:
+        while not self._stop.wait(BRIDGE_POLL_S):
+            self.drain()
+        self.drain()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="liveband-tap", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        t, self._thread = self._thread, None
+        if t is not None:
+            self._stop.set()
+            t.join(timeout=2.0)
+AUDIBLE = 1e-3               # -60 dBFS: a gap beside quieter output is not heard (callback.c too)
 
 
 class Mixer:
@@ -123,27 +217,45 @@ class Mixer:
     frames <= ``max_block``.
     """
 
+    # Shared with the C callback (engine.native's I_* / D_* indices).
+    clock = _int_field(_nat.I_CLOCK)                 # master clock: samples rendered so far
+    blocks = _int_field(_nat.I_BLOCKS)
+    xruns = _int_field(_nat.I_XRUNS)
+    audible_xruns = _int_field(_nat.I_AUDIBLE_XRUNS)   # xruns beside sound (what the listener hears)
+    nonfinite_blocks = _int_field(_nat.I_NONFINITE)    # blocks of NaN/inf audio replaced by silence
+    late_events = _int_field(_nat.I_LATE)            # events that arrived after their time
+    events_applied = _int_field(_nat.I_APPLIED)
+    _ctl_version = _int_field(_nat.I_CTL_VERSION)
+    _ctl_applied = _int_field(_nat.I_CTL_APPLIED)
+    _reset_requested = _int_field(_nat.I_RESET)
+    _player_ch = _int_field(_nat.I_PLAYER_CH)
+    dropped_notes = _int_field(_nat.I_DROPPED)       # player notes a flood left unplayed
+    peak = _dbl_field(_nat.D_PEAK)                   # peak |x| of the last block after limiting
+    gain_reduction_db = _dbl_field(_nat.D_GR_DB)
+    _gain = _dbl_field(_nat.D_GAIN)
+    _master = _dbl_field(_nat.D_MASTER)
+    _ceiling = _dbl_field(_nat.D_CEILING)
+    _release = _dbl_field(_nat.D_RELEASE)
+
     def __init__(self, synth, sample_rate: int, max_block: int, *, events_per_block: int = 512,
                  master_gain: float = 1.0, ceiling: float = 0.98, release_s: float = 0.25,
-                 hold_gil: bool = True) -> None:
+                 hold_gil: bool = True, native: bool | None = None) -> None:
+        """``native``: None (default) runs the C mixer when it loads and the synth is
+        engine.synth.Synth; False forces the Python body; True raises when C is not
+        possible."""
         if max_block <= 0:
             raise ValueError("max_block must be positive")
         if not 0.0 < ceiling <= 1.0:
             raise ValueError("limiter ceiling must be in (0, 1]")
+        self._ints = np.zeros(_nat.N_INTS, dtype=np.int64)
+        self._dbls = np.zeros(_nat.N_DBLS, dtype=np.float64)
         self.synth = synth
         self._hold_gil = hold_gil
         self._synth = _callback_synth(synth, hold_gil)   # what process() calls
         self.sample_rate = int(sample_rate)
         self.max_block = int(max_block)
-        self.clock = 0                       # master clock: samples rendered so far
-        self.blocks = 0
-        self.xruns = 0
-        self.audible_xruns = 0               # xruns beside sound (what the listener hears)
-        self.late_events = 0                 # events that arrived after their time
-        self.events_applied = 0
-        self.peak = 0.0                      # peak |x| of the last block after limiting
-        self.gain_reduction_db = 0.0
-        self.nonfinite_blocks = 0            # blocks of NaN/inf audio replaced by silence
+        self._ints[_nat.I_MAX_BLOCK] = self.max_block
+        self._ints[_nat.I_EV_CAP] = int(events_per_block)
         self._queues: tuple[EventQueue, ...] = ()
         self._events = np.zeros(events_per_block, dtype=EVENT_DTYPE)
         # Field views made once: reading ints from them allocates no arrays per block.
@@ -167,11 +279,9 @@ class Mixer:
         self._part_cc7 = np.full(NUM_CHANNELS, 100, dtype=np.int16)   # last CC7 the events asked for
         self._mute = np.zeros(NUM_CHANNELS, dtype=bool)
         self._prog = np.full(NUM_CHANNELS, -1, dtype=np.int16)    # -1: leave as is
-        self._ctl_version = 0
         self._ctl_applied = -1
         self._applied_vol = np.full(NUM_CHANNELS, -1, dtype=np.int16)
         self._applied_prog = np.full(NUM_CHANNELS, -1, dtype=np.int16)
-        self._reset_requested = False
         # Metronome: (on, origin sample, samples per beat, beats per bar, gain), one tuple
         # so a reader never sees half an update.
         self._metro = (False, 0.0, float(self.sample_rate), 4, 0.5, 0, None)
@@ -186,18 +296,119 @@ class Mixer:
         # (index 0: the main synth, k + 1: extra k), and which synth holds each sounding
         # player pitch (0 none, 1 the main synth, k + 2 extra k).
         self._extra: tuple = ()
+        self._extra_synths: tuple = ()
         self._player_ch = -1
-        self._xbuf = np.zeros((0, self.max_block, 2), dtype=np.float32)
+        self._xbuf = np.zeros((PLAYER_PHASES, self.max_block, 2), dtype=np.float32)
         self._xpos = [0] * PLAYER_PHASES      # render position of each synth in the block
-        self._phase = [int(getattr(synth, "frames_rendered", 0)) % SYNTH_PERIOD]
-        self._held = bytearray(128)
-        self._xper = [-1] * PLAYER_PHASES     # each extra synth's latest period with a note start
-        self._xstarts = [0] * PLAYER_PHASES   # and how many notes it starts there
-        self.dropped_notes = 0                # player notes a flood left unplayed
+        self._phase = self._ints[_nat.I_PHASE0:_nat.I_PHASE0 + PLAYER_PHASES + 1]
+        self._phase[0] = int(getattr(synth, "frames_rendered", 0)) % SYNTH_PERIOD
+        self._held = np.zeros(128, dtype=np.uint8)
+        # each extra synth's latest period with a note start, and how many notes it starts there
+        self._xper = self._ints[_nat.I_XPER0:_nat.I_XPER0 + PLAYER_PHASES]
+        self._xper[:] = -1
+        self._xstarts = self._ints[_nat.I_XSTARTS0:_nat.I_XSTARTS0 + PLAYER_PHASES]
         self._timebase = None        # callable: the sample an event arriving now sounds at
         # Work-time ring (nanoseconds per block) and the block size each was measured on.
         self.work_ns = np.zeros(WORK_RING, dtype=np.int64)
         self.work_frames = np.zeros(WORK_RING, dtype=np.int32)
+        self._bridge: _TapBridge | None = None
+        self._live = False
+        self._native = None
+        self.native_why: str | None = "Python body requested"   # why not C (None: C runs)
+        self._lib = None
+        # What is published to the C side now ("queues", "log", "tap"), and what was
+        # replaced while a block may still be reading it: (mixer.blocks then, object)
+        self._published: dict = {}
+        self._retired: list = []
+        self._write_metro()
+        if native is not False:
+            self._init_native(native)
+
+    def _init_native(self, required: bool | None) -> None:
+        lib = _nat.lib()
+        why = _nat.unavailable
+        fns = None
+        if lib is not None:
+            ref = getattr(self.synth, "native_ref", None)
+            fns = _native_functions() if ref is not None and not _overrides_synth(self.synth) else None
+            if fns is None:
+                why = f"{type(self.synth).__name__} is not engine.synth.Synth's own FluidSynth"
+        if lib is None or fns is None:
+            self.native_why = why
+            if required:
+                raise RuntimeError(f"the C mixer is not available: {why}")
+            return
+        st = _nat.MixerState()
+        st.write, st.noteon, st.noteoff, st.cc, st.progsel, st.voices = fns
+        a = _nat.addr
+        st.ints, st.dbls = a(self._ints), a(self._dbls)
+        st.vol, st.part_cc7, st.mute, st.prog = a(self._vol), a(self._part_cc7), a(self._mute), a(self._prog)
+        st.applied_vol, st.applied_prog, st.held = a(self._applied_vol), a(self._applied_prog), a(self._held)
+        st.synths[0] = self.synth.native_ref()
+        st.xbuf, st.ramp, st.gbuf = a(self._xbuf), a(self._ramp), a(self._gbuf)
+        st.click_hi, st.click_lo, st.click_len = a(self._click_hi), a(self._click_lo), self._click_hi.shape[0]
+        st.cbuf = a(self._cbuf)
+        st.work_ns, st.work_frames, st.work_ring = a(self.work_ns), a(self.work_frames), WORK_RING
+        self._native = st
+        self.native_why = None
+        self._native_addr = ctypes.addressof(st)
+        self._lib = lib
+
+    @property
+    def native(self) -> bool:
+        """True when blocks are rendered by the C mixer (and, live, the C callback)."""
+        return self._native is not None
+
+    def native_state_address(self) -> int:
+        """Address of the C mixer's state (engine.audio_out hands it to the C callback)."""
+        return self._native_addr
+
+    def set_live(self, live: bool) -> None:
+        """A stream is about to call the C callback (True) or has stopped (False): a
+        Python tap is then fed from its own thread. Thread: owner."""
+        self._live = bool(live)
+        b = self._bridge
+        if b is not None:
+            if live:
+                b.start()
+            else:
+                b.stop()
+                b.drain()
+
+    def _publish_queues(self) -> None:
+        st = self._native
+        if st is None:
+            return
+        qs = self._queues
+        if len(qs) > _nat.MAX_QUEUES:
+            raise ValueError(f"at most {_nat.MAX_QUEUES} event queues per mixer, got {len(qs)}")
+        table = _nat.QueueTable()
+        table.n = len(qs)
+        for i, q in enumerate(qs):
+            table.q[i] = q.native_ref()
+        self._publish("queues", (table, qs))
+        st.qtable = ctypes.addressof(table)
+
+    def _publish(self, what: str, keep) -> None:
+        """Keep ``keep`` (the structures about to be handed to C, and what they point
+        into) alive while published, and the one it replaces until no block can still be
+        using it: the callback reads each pointer once at a block's start, so two blocks
+        later (or with no stream running) the old one is free. Thread: owner."""
+        old = self._published.get(what)
+        self._published[what] = keep
+        blocks = self.blocks
+        if old is not None:
+            self._retired.append((blocks, old))
+        self._retired = [(b, o) for b, o in self._retired if self._live and blocks < b + 2]
+
+    def _write_metro(self) -> None:
+        on, origin, spb, bpb, gain, first, prev = self._metro
+        vals = [float(on), origin, spb, float(bpb), gain, float(first), float(prev is not None)]
+        vals += [float(x) for x in prev] if prev is not None else [0.0] * 4
+        # odd while the values change: the C side keeps its last consistent copy meanwhile
+        self._ints[_nat.I_METRO_SEQ] += 1
+        self._dbls[_nat.D_M_ON:_nat.D_M_ON + len(vals)] = vals
+        self._ints[_nat.I_METRO_SEQ] += 1
 
     # -- wiring (before start) -------------------------------------------------
     def add_queue(self, q: EventQueue) -> None:
@@ -205,7 +416,10 @@ class Mixer:
         ``arrival_time`` (a fixed delay after they arrive, once a live timebase is set).
         Thread: any (published as a new tuple)."""
         q.stamper = self.arrival_time
+        if self._native is not None and len(self._queues) >= _nat.MAX_QUEUES:
+            raise ValueError(f"at most {_nat.MAX_QUEUES} event queues per mixer")
         self._queues = self._queues + (q,)
+        self._publish_queues()
 
     def set_timebase(self, fn) -> None:
         """``fn(arrived)`` returns the audio-clock sample an event that arrived at
@@ -249,9 +463,9 @@ class Mixer:
             make = getattr(self.synth, "twin", None)
             if make is None:
                 return False
-            main_phase = self._phase[0]
-            bufs = np.zeros((phases, self.max_block, 2), dtype=np.float32)
-            extra, phase = [], [main_phase]
+            main_phase = int(self._phase[0])
+            bufs = self._xbuf
+            extra, twins, phase = [], [], [main_phase]
             for k in range(phases):
                 twin = make(polyphony=PLAYER_VOICES // phases)
                 # Pre-render silence so this synth's periods start k/N of a period after
@@ -262,29 +476,64 @@ class Mixer:
                     twin.render_into(bufs[k], 0, lead)
                 phase.append((main_phase + shift) % SYNTH_PERIOD)
                 extra.append(_callback_synth(twin, self._hold_gil))
+                twins.append(twin)
+            st = self._native
+            if st is not None:
+                for k, twin in enumerate(twins):
+                    st.synths[k + 1] = twin.native_ref()
             # Re-send every channel's volume and program so the new synths match.
             self._applied_vol[:] = -1
             self._applied_prog[:] = -1
-            self._ctl_version += 1
-            self._held[:] = _NOBODY
-            self._xbuf = bufs
-            self._phase = phase
+            self._held[:] = 0
+            self._phase[:len(phase)] = phase
             self._extra = tuple(extra)
+            self._extra_synths = tuple(twins)
+            self._ints[_nat.I_NEXTRA] = len(twins)     # last: the C side then uses them
+            self._ctl_version += 1
         self._player_ch = int(channel)
         return bool(self._extra)
 
     def remove_queue(self, q: EventQueue) -> None:
         self._queues = tuple(x for x in self._queues if x is not q)
+        self._publish_queues()
 
     def set_event_log(self, q: EventQueue | None) -> None:
         """Every applied event is pushed here with its resolved sample time (for the
         recorder and MIDI out). The mixer is that queue's only producer."""
         self._log = q
+        st = self._native
+        if st is not None:
+            ref = q.native_ref() if q is not None else None
+            self._publish("log", (ref, q))
+            st.log = ctypes.addressof(ref) if ref is not None else None
 
     def set_tap(self, tap) -> None:
         """``tap.write(block, clock)`` receives each finished block and its first sample
         on the audio clock (before the metronome is added).
-        It must not block or allocate (e.g. engine.ring.AudioRing)."""
+        It must not block or allocate (e.g. engine.ring.AudioRing). With the C mixer an
+        AudioRing is written by the callback itself; any other tap gets the blocks through
+        a ring and a thread (``_TapBridge``): the same blocks, a few ms later."""
+        from engine.ring import AudioRing
+
+        st = self._native
+        old = self._bridge
+        if st is not None:
+            bridge = None
+            if tap is None:
+                ref = None
+            elif type(tap) is AudioRing:
+                ref = tap.native_ref()
+            else:
+                bridge = _TapBridge(tap, self.sample_rate, self.max_block)
+                ref = bridge.ref
+            self._publish("tap", (ref, tap, bridge))
+            st.tap = ctypes.addressof(ref) if ref is not None else None
+            self._bridge = bridge
+            if bridge is not None and self._live:
+                bridge.start()
+            if old is not None:          # blocks already in its ring still reach the old tap
+                old.stop()
+                old.drain()
         self._tap = tap
 
     # -- controls (Thread: any) --------------------------------------------------
@@ -322,10 +571,11 @@ class Mixer:
         prev = (old[1], old[2], old[3], old[5]) if old[0] and old[1] < origin else None
         self._metro = (bool(on), float(origin), spb, max(1, int(beats_per_bar)), float(gain),
                        int(first_beat), prev)
+        self._write_metro()
 
     def all_notes_off(self) -> None:
         """Silence every channel at the next block (sustain released first)."""
-        self._reset_requested = True
+        self._reset_requested = 1
 
     # -- statistics (Thread: any) --------------------------------------------------
     def work_stats(self) -> dict:
@@ -347,12 +597,12 @@ class Mixer:
     def _apply_controls(self) -> None:
         synths = (self._synth,) + self._extra
         if self._reset_requested:
-            self._reset_requested = False
+            self._reset_requested = 0
             for synth in synths:
                 for ch in range(NUM_CHANNELS):
                     synth.control_change(ch, CC_SUSTAIN, 0)
                     synth.control_change(ch, CC_ALL_NOTES_OFF, 0)
-            self._held[:] = _NOBODY
+            self._held[:] = 0
         version = self._ctl_version
         if version == self._ctl_applied:
             return
@@ -395,10 +645,24 @@ class Mixer:
             synth.control_change(ch, CC_ALL_NOTES_OFF, 0)
 
     def process(self, out: np.ndarray, xrun: bool = False) -> None:
-        """Render one block into ``out`` (shape (frames, 2) float32, frames <= max_block).
+        """Render one block into ``out`` (shape (frames, 2) float32 C-contiguous,
+        frames <= max_block).
 
-        Thread: audio (live) or render (offline); one thread at a time.
+        Thread: audio (live, Python callback) or render (offline); one thread at a time.
         """
+        if self._native is not None:
+            if out.dtype != np.float32 or not out.flags.c_contiguous or out.ndim != 2 or out.shape[1] != 2:
+                raise ValueError("mixer blocks must be C-contiguous float32 (frames, 2)")
+            if out.shape[0] > self.max_block:
+                raise ValueError(f"block of {out.shape[0]} frames exceeds max_block {self.max_block}")
+            self._lib.lb_process(self._native_addr, out.ctypes.data, out.shape[0], 1 if xrun else 0)
+            b = self._bridge
+            if b is not None and b._thread is None:
+                b.drain()
+            return
+        self._process_py(out, xrun)
+
+    def _process_py(self, out: np.ndarray, xrun: bool = False) -> None:
         t_start = time.perf_counter_ns()
         if xrun:
             self.xruns += 1
@@ -502,6 +766,7 @@ class Mixer:
         to the phase set; returns the main synth's new render position (the extra
         synths' positions are in ``self._xpos``). Thread: audio."""
         held = self._held
+        d1 &= 127
         if kind == NOTE_ON and d2 > 0:
             # The synth whose next period boundary comes first starts the note soonest;
             # a full one only when all are (FluidSynth then steals one of its voices).
@@ -515,8 +780,8 @@ class Mixer:
             extra = self._extra
             xper, xstarts = self._xper, self._xstarts
             limit = PLAYER_VOICES // len(extra) - 1
-            for k in range(1, len(phase)):
-                w = (-(t + phase[k])) % SYNTH_PERIOD
+            for k in range(1, len(extra) + 1):
+                w = (-(t + int(phase[k]))) % SYNTH_PERIOD
                 if xper[k - 1] == (t + phase[k] + w) // SYNTH_PERIOD and xstarts[k - 1] >= STARTS_PER_PERIOD:
                     continue
                 if extra[k - 1].active_voices() >= limit:
@@ -529,23 +794,23 @@ class Mixer:
             if not use:
                 self.dropped_notes += 1
                 return pos
-            per = (t + phase[use - 1] + wait) // SYNTH_PERIOD
+            per = (t + int(phase[use - 1]) + wait) // SYNTH_PERIOD
             if xper[use - 2] == per:
                 xstarts[use - 2] += 1
             else:
                 xper[use - 2], xstarts[use - 2] = per, 1
-            old = held[d1]
+            old = int(held[d1])
             if old and old != use:       # the pitch still sounds on another synth: end it
                 pos = self._on_synth(old, out, off, pos, NOTE_OFF, ch, d1, 0)
             held[d1] = use
             return self._on_synth(use, out, off, pos, kind, ch, d1, d2)
         if kind == NOTE_ON or kind == NOTE_OFF:
-            which = held[d1] or 1
+            which = int(held[d1]) or 1
             held[d1] = 0
             return self._on_synth(which, out, off, pos, kind, ch, d1, d2)
         # controllers, programs, all-off: every synth of the set
         if kind == ALL_OFF or (kind == CONTROL and d1 in PANIC_CCS and d1 != 121):
-            held[:] = _NOBODY
+            held[:] = 0
         for which in range(1, len(self._extra) + 2):
             pos = self._on_synth(which, out, off, pos, kind, ch, d1, d2)
         return pos

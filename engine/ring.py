@@ -5,7 +5,8 @@ The audio callback writes finished blocks (``write``), a writer thread drains th
 fit whole is refused and counted in ``overflows`` (it is better to lose a block of the
 recording than to stall the callback). Like ``engine.events.EventQueue``, the producer
 fills the slots before publishing the new write index, so the consumer never reads a
-half-written block; the GIL makes the index stores atomic.
+half-written block. The counters live in an int64 array (one aligned 8-byte store each)
+so that the C audio callback (engine/native) can be the producer without the GIL.
 """
 from __future__ import annotations
 
@@ -21,11 +22,23 @@ class AudioRing:
             raise ValueError("capacity must be positive")
         self._buf = np.zeros((int(capacity_frames), 2), dtype=np.float32)
         self._cap = int(capacity_frames)
-        self._write = 0      # frames ever written (producer only)
-        self._read = 0       # frames ever read (consumer only)
-        self.overflows = 0   # blocks refused because the ring was full
-        self.dropped_frames = 0
-        self.first_time = -1  # audio-clock sample of the first frame written (-1: none yet)
+        # frames ever written (producer only), frames ever read (consumer only), blocks
+        # refused because the ring was full, their frames, and the audio-clock sample of
+        # the first frame written (-1: none yet)
+        self._idx = np.array([0, 0, 0, 0, -1], dtype=np.int64)
+
+    _write = property(lambda self: int(self._idx[0]), lambda self, v: self._idx.__setitem__(0, v))
+    _read = property(lambda self: int(self._idx[1]), lambda self, v: self._idx.__setitem__(1, v))
+    overflows = property(lambda self: int(self._idx[2]), lambda self, v: self._idx.__setitem__(2, v))
+    dropped_frames = property(lambda self: int(self._idx[3]), lambda self, v: self._idx.__setitem__(3, v))
+    first_time = property(lambda self: int(self._idx[4]), lambda self, v: self._idx.__setitem__(4, v))
+
+    def native_ref(self):
+        """This ring as engine.native.Ring (the C callback as producer). The caller keeps
+        the ring alive while C uses it."""
+        from engine.native import Ring
+
+        return Ring(self._buf.ctypes.data, self._cap, self._idx.ctypes.data)
 
     @property
     def capacity(self) -> int:

@@ -31,6 +31,20 @@ def _write_float_fn():
     )
 
 
+def native_functions() -> tuple[int, ...] | None:
+    """Addresses of fluid_synth_write_float, _noteon, _noteoff, _cc, _program_select and
+    _get_active_voice_count (for the C audio callback, engine/native), or None without
+    FluidSynth."""
+    if _fs is None:
+        return None
+    names = ("fluid_synth_write_float", "fluid_synth_noteon", "fluid_synth_noteoff", "fluid_synth_cc",
+             "fluid_synth_program_select", "fluid_synth_get_active_voice_count")
+    try:
+        return tuple(ctypes.cast(getattr(_fs._fl, n), ctypes.c_void_p).value for n in names)
+    except AttributeError:
+        return None
+
+
 class SoundFontError(RuntimeError):
     """A SoundFont could not be loaded."""
 
@@ -52,10 +66,11 @@ class Synth:
         self.sample_rate = int(sample_rate)
         self.soundfont = Path(soundfont)
         self._options = {"gain": float(gain), "reverb": bool(reverb), "polyphony": int(polyphony)}
-        # Frames rendered so far. FluidSynth applies events only at its own 64-frame
-        # period boundaries, counted from its first rendered frame, so whoever needs
-        # to know where those boundaries fall (Mixer) reads this.
-        self.frames_rendered = 0
+        # Frames rendered so far (``frames_rendered``; an array so that the C callback
+        # counts its own renders in it). FluidSynth applies events only at its own
+        # 64-frame period boundaries, counted from its first rendered frame, so whoever
+        # needs to know where those boundaries fall (Mixer) reads this.
+        self._frames = np.zeros(1, dtype=np.int64)
         self._twins: list[Synth] = []
         if not self.soundfont.is_file():
             raise SoundFontError(f"SoundFont not found: {self.soundfont}")
@@ -72,6 +87,22 @@ class Synth:
         for ch in range(16):
             self.set_program(ch, 0)
         self._synth.program_select(DRUM_CHANNEL, self._sfid, 128, 0)
+
+    @property
+    def frames_rendered(self) -> int:
+        return int(self._frames[0])
+
+    @frames_rendered.setter
+    def frames_rendered(self, v: int) -> None:
+        self._frames[0] = v
+
+    def native_ref(self):
+        """This synth for the C callback (engine.native.SynthRef). Thread: owner."""
+        from engine.native import SynthRef
+
+        if self._synth is None:
+            raise RuntimeError("the synth is closed")
+        return SynthRef(self._handle, self._frames.ctypes.data, self._sfid)
 
     def twin(self, polyphony: int | None = None) -> "Synth":
         """A second synth with the same SoundFont and settings (the mixer's phase-shifted

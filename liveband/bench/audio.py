@@ -58,14 +58,19 @@ PROBE_QUIET_S = 0.15             # digital silence before a probe (monitor onset
 
 
 class _Probe:
-    """Mixer tap: once armed, finds the first sample above PROBE_THRESHOLD (``hit``) and
-    the first above AUDIBLE_THRESHOLD (``hit_audible``); tracks the last sample above
-    PROBE_THRESHOLD (``last_loud``, on the audio clock) so a probe starts from silence;
-    forwards every block to the next tap (the recorder). Thread: audio (write)."""
+    """Mixer tap: once armed, finds the first sample at or after ``armed_from`` above
+    PROBE_THRESHOLD (``hit``) and the first above AUDIBLE_THRESHOLD (``hit_audible``);
+    tracks the last sample above PROBE_THRESHOLD (``last_loud``, on the audio clock) and
+    the end of what it has seen (``upto``) so a probe starts from silence; forwards every
+    block to the next tap (the recorder). Thread: audio (write), or the mixer's tap
+    thread behind the C callback, which hands blocks on a few ms (under load, tens of ms)
+    after they were rendered: hence ``armed_from`` and ``upto``, not the mixer's clock."""
 
     def __init__(self, nxt, max_block: int) -> None:
         self.next = nxt
         self.armed = False
+        self.armed_from = 0
+        self.upto = 0
         self.hit: int | None = None
         self.hit_audible: int | None = None
         self.last_loud = 0
@@ -83,14 +88,17 @@ class _Probe:
         np.greater(a, PROBE_THRESHOLD, out=m)
         if m.any():
             self.last_loud = clock + n - 1 - int(m[::-1].argmax())
-            if self.armed and self.hit is None:
-                self.hit = clock + int(m.argmax())
+            # samples rendered before the probe was armed never count as its hit
+            lo = max(0, self.armed_from - clock)
+            if self.armed and self.hit is None and lo < n and m[lo:].any():
+                self.hit = clock + lo + int(m[lo:].argmax())
         if self.armed and self.hit is not None:
             np.greater(a, AUDIBLE_THRESHOLD, out=m)
-            i = int(m.argmax())
-            if m[i]:
-                self.hit_audible = clock + i
+            lo = max(0, self.hit - clock)
+            if lo < n and m[lo:].any():
+                self.hit_audible = clock + lo + int(m[lo:].argmax())
                 self.armed = False
+        self.upto = clock + n
         return True
 
     def quiet_since(self, clock: int) -> int:
@@ -312,8 +320,14 @@ def _hum_file(folder: str, sample_rate: int, seconds: float) -> str | None:
     return path
 
 
+def _burners(n: int) -> list[subprocess.Popen]:
+    """``n`` processes that each keep a CPU busy (a pure-Python loop) beside the soak: the
+    laptop on stage with other work running."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
 def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: str | None = None,
-         log=None, notes_path: str | None = None) -> dict:
+         log=None, notes_path: str | None = None, load: int = 0) -> dict:
     from engine import parts as P
     from engine.audio_out import TIMING_RING
     from engine.mixer import WORK_RING
@@ -333,7 +347,9 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
     watchers = [(subprocess.Popen([sys.executable, "-m", "liveband.bench.stallwatch", str(c), str(seconds + 600.0),
                                    os.path.join(home, f"stalls{c}.txt")], cwd=_REPO_ROOT),
                  os.path.join(home, f"stalls{c}.txt")) for c in cpus]
-    result: dict = {"blocksize": blocksize, "block_ms": round(1000.0 * blocksize / rate, 3)}
+    result: dict = {"blocksize": blocksize, "block_ms": round(1000.0 * blocksize / rate, 3),
+                    "busy_processes": int(load)}
+    burners = _burners(load)
     try:
         cfg = EngineConfig(tempo=110.0, count_in_bars=0, checkpoint=checkpoint)
         with Session(cfg, AudioConfig(sample_rate=rate, blocksize=blocksize)) as s:
@@ -399,7 +415,8 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     blocks_log.append(_timing_rows(s.audio, ix))
                     entry_upto = n
                     next_drain = now + 1.0
-                if now >= next_probe and probe.quiet_since(s.mixer.clock) > PROBE_QUIET_S * rate:
+                if now >= next_probe and probe.quiet_since(probe.upto) > PROBE_QUIET_S * rate:
+                    probe.armed_from = s.mixer.clock
                     probe.armed = True
                     xr_before, late_before = s.mixer.xruns, s.mixer.late_events
                     line_before = _dac_line(s.audio)
@@ -481,6 +498,8 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             "machine_stalls": _stall_summary(stalls, watch_rt),
             "xruns_vs_machine_stalls": _xruns_vs_stalls(blocks, stalls),
             "callback_realtime": bool(s.audio.realtime),
+            # "c": engine/native's callback, which never waits for the GIL; "python": the fallback
+            "callback": "c" if s.mixer.native else "python",
             "server_client_threads_realtime": int(s.audio.io_threads_realtime),
             "reported_output_latency_ms": round(snap.audio_latency_ms, 2),
             "work_ms": _percentiles(w), "work_fraction_of_block": _percentiles(load),
@@ -540,6 +559,9 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                            "slow_callback_starts": gil_events}, f)
         return result
     finally:
+        for proc in burners:
+            proc.kill()
+            proc.wait()
         for proc, _ in watchers:
             if proc.poll() is None:
                 proc.kill()
@@ -552,6 +574,10 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
 
 
 def main(args) -> int:
+    if (getattr(args, "load", 0) or 0) < 0:
+        from liveband.cli import UserError
+
+        raise UserError(f"--load must be 0 or more busy processes, got {args.load}")
     quick = bool(getattr(args, "quick", False))
     seconds = getattr(args, "seconds", None) or (20.0 if quick else 600.0)
     sizes = [args.blocksize] if getattr(args, "blocksize", None) else [256, 128]
@@ -567,6 +593,7 @@ def main(args) -> int:
     for bs in sizes:
         log(f"bench audio: {bs} frames for {seconds:g} s")
         out["runs"].append(soak(bs, seconds, checkpoint=getattr(args, "checkpoint", None), log=log,
+                                load=int(getattr(args, "load", 0) or 0),
                                 notes_path=f"{notes}.{bs}.json" if notes else None))
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
