@@ -9,13 +9,12 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from liveband.config import METERS, STYLE_LABELS, STYLES
-from ui.gm import NOTE_NAMES
+from liveband.config import KEY_NAMES, METERS, STYLE_LABELS, STYLES
 from ui.panels import caption
 from ui.widgets import LevelMeter
 
 INPUT_MODES = (("keyboard", "Keys"), ("midi", "MIDI"), ("mic", "Hum"))
-KEYS = ("Auto",) + tuple(f"{n} major" for n in NOTE_NAMES) + tuple(f"{n} minor" for n in NOTE_NAMES)
+KEYS = ("Auto",) + KEY_NAMES      # spelled as the session names keys (G# minor, Db major)
 _MODE_TIPS = {"keyboard": "computer keyboard: Z S X D C V G B H N J M , = C to C ([ ] octave)",
               "midi": "a MIDI controller (choose it in Setup)",
               "mic": "hum or sing into the microphone"}

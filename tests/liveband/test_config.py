@@ -31,3 +31,14 @@ def test_configs_are_frozen_and_copy_on_change():
     with pytest.raises(ValueError):
         cfg.with_(tempo=1000)
     assert AudioConfig(blocksize=256).block_ms == pytest.approx(5.333, abs=1e-3)
+
+
+def test_every_key_in_the_menu_is_already_in_the_spelling_the_config_keeps():
+    """The UI's key menu lists KEY_NAMES; a key chosen there, saved in a preset and read
+    back through EngineConfig must find itself in the menu again (G# minor, not Ab)."""
+    from liveband.config import KEY_NAMES, EngineConfig
+
+    assert len(set(KEY_NAMES)) == 24
+    for k in KEY_NAMES:
+        assert EngineConfig(key=k).key == k
+    assert EngineConfig(key="Ab minor").key == "G# minor" and EngineConfig(key="C# major").key == "Db major"
