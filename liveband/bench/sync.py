@@ -94,7 +94,9 @@ def summary(errors_ms: list[float], session, lock) -> dict:
     out = {"beats": int(e.size)}
     if e.size:
         out.update({"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
-                    "max_ms": round(float(a.max()), 3), "mean_signed_ms": round(float(e.mean()), 3)})
+                    "max_ms": round(float(a.max()), 3), "mean_signed_ms": round(float(e.mean()), 3),
+                    # a delay that grows over the run (a transport falling behind) shows here
+                    "mean_signed_ms_by_tenth": [round(float(x.mean()), 2) for x in np.array_split(e, 10) if x.size]})
     if own.size:
         out["lock_vs_received"] = {"p50_ms": round(float(np.percentile(own, 50)), 3),
                                    "p99_ms": round(float(np.percentile(own, 99)), 3),
