@@ -50,8 +50,11 @@ class MidiClockIn:
     LATE_S = 0.003
 
     def __init__(self, on_transport: Callable[[str], None] | None = None, window: int = 36,
-                 min_ticks: int = 6, dropout_s: float = 0.5) -> None:
+                 min_ticks: int = 6, dropout_s: float = 0.5, stale_s: float = 1.0,
+                 now: Callable[[], float] = time.monotonic) -> None:
         self.on_transport = on_transport
+        self.stale_s = stale_s
+        self._now = now
         self.min_ticks = min_ticks
         self.dropout_s = dropout_s
         self._pts: collections.deque[tuple[int, float]] = collections.deque(maxlen=window)
@@ -155,8 +158,12 @@ class MidiClockIn:
     # -- the source protocol (Thread: any) ----------------------------------------
     @property
     def tempo(self) -> float | None:
-        fit = self._fit
-        return None if fit is None else 60.0 / (fit[2] * TICKS_PER_QUARTER)
+        """None while unknown, and once the ticks stopped (``stale_s``): a device switched
+        off without a stop leaves the band at its last tempo, and Play on its own."""
+        fit, last = self._fit, self._last
+        if fit is None or last is None or self._now() - last > self.stale_s:
+            return None
+        return 60.0 / (fit[2] * TICKS_PER_QUARTER)
 
     def time_at(self, position: float) -> float | None:
         fit = self._fit

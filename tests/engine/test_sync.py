@@ -3,6 +3,8 @@ steering a real Clock onto a source, where a band joins a running source, and th
 filter handing real-time messages on. Over real ports: tests/liveband/test_session_sync.py."""
 from __future__ import annotations
 
+import time
+
 import mido
 import numpy as np
 
@@ -25,7 +27,7 @@ def feed_ticks(mc: MidiClockIn, bpm: float, t0: float, n: int, jitter_s: float =
 def test_midi_clock_tempo_and_beat_through_jitter_and_a_tempo_jump():
     mc = MidiClockIn()
     assert mc.tempo is None and mc.time_at(0.0) is None
-    t = feed_ticks(mc, 100.0, 10.0, 3)
+    t = feed_ticks(mc, 100.0, time.monotonic(), 3)
     assert mc.tempo is None                      # too few ticks to say
     mc.feed("start", t)
     t = feed_ticks(mc, 100.0, t, 96, jitter_s=0.005)       # a JACK period of arrival jitter
@@ -40,7 +42,7 @@ def test_midi_clock_tempo_and_beat_through_jitter_and_a_tempo_jump():
 def test_transport_messages_and_song_position():
     said = []
     mc = MidiClockIn(on_transport=said.append)
-    t = feed_ticks(mc, 120.0, 0.0, 48)
+    t = feed_ticks(mc, 120.0, time.monotonic(), 48)
     mc.feed("stop", t)
     mc.feed("songpos", t, 16)                    # 16 sixteenths: bar 2
     mc.feed("continue", t)
@@ -49,11 +51,16 @@ def test_transport_messages_and_song_position():
     assert abs(mc.position_at(t) - 5.0) < 0.01   # 4 quarters of song position + 1 beat played
 
 
-def test_a_clock_pause_restarts_the_line():
-    mc = MidiClockIn()
+def test_a_clock_pause_restarts_the_line_and_a_stopped_clock_has_no_tempo():
+    now = [0.0]
+    mc = MidiClockIn(now=lambda: now[0])
     t = feed_ticks(mc, 90.0, 0.0, 48)
     t = feed_ticks(mc, 150.0, t + 2.0, 12)      # after 2 s of silence, a new tempo
+    now[0] = t
     assert abs(mc.tempo - 150.0) < 1.0, mc.tempo
+    now[0] = t + 1.5                             # the device went quiet without a stop
+    assert mc.tempo is None
+    assert start_point(mc, 4.0, 4, now[0]) is None   # Play then plays on the band's own tempo
 
 
 class LinearSource:
