@@ -263,6 +263,7 @@ class MainWindow(QMainWindow):
         st.write(s, "devices/input_gain_db", int(self.setup_panel.input_gain.value()))
         st.write(s, "devices/midi_in", self.setup_panel.midi_in.currentData() or "")
         st.write(s, "devices/midi_out", self.setup_panel.midi_out.currentData() or "")
+        st.write(s, "devices/sync", self.setup_panel.sync.currentData())
         for part, strip in self.strips.items():
             st.write(s, f"parts/{part}/mute", strip.mute.isChecked())
             st.write(s, f"parts/{part}/solo", strip.solo.isChecked())
@@ -395,6 +396,9 @@ class MainWindow(QMainWindow):
             self._apply_midi_in()
         if su.midi_out.currentData():
             self._apply_midi_out()
+        sync = st.read(self.settings, "devices/sync")
+        if sync != "internal" and set_combo(su.sync, sync):
+            self._apply_sync()
         if gone:
             what = " and ".join(gone)
             self.flash(f"{what[0].upper()}{what[1:]} {'is' if len(gone) == 1 else 'are'} not connected; "

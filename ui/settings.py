@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "devices/blocksize": 256,
     "devices/midi_in": "",
     "devices/midi_out": "",
+    "devices/sync": "internal",
     "window/geometry": b"",
 }
 PART_KEYS = ("mute", "solo", "volume", "program")
@@ -73,6 +74,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "input/mode": _one_of(("keyboard", "midi", "mic")),
     "devices/input_gain_db": _within(-40, 40),
     "devices/blocksize": _one_of(BLOCKSIZES),
+    "devices/sync": _one_of(("internal", "midi clock", "link")),
     "volume": _within(0, 1),
     "program": _within(0, 127),
 }

@@ -60,4 +60,13 @@ def test_setup_tempo_sync_picker_switches_the_session(themed_app, qtbot, tmp_pat
             combo.activated.emit(combo.currentIndex())
             assert s.sync_mode == mode
             assert (s._link is not None) == (mode == "link")
+        # the choice is remembered for the next launch
+        combo.setCurrentIndex(combo.findData("midi clock"))
+        combo.activated.emit(combo.currentIndex())
+        w.save_settings()
         w.close()
+        s.set_sync("internal")
+        w2 = MainWindow(s, QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat), blocksize=256)
+        qtbot.addWidget(w2)
+        assert s.sync_mode == "midi clock" and w2.setup_panel.sync.currentData() == "midi clock"
+        w2.close()
