@@ -55,6 +55,9 @@ class MidiClockIn:
         self.on_transport = on_transport
         self.stale_s = stale_s
         self._now = now
+        # how late the clock arrives (a DAW's "MIDI clock sync delay"): the transport's
+        # constant part, e.g. ~3 ms through a JACK server at 256 frames (docs/sync.md)
+        self.delay_s = 0.0
         self.min_ticks = min_ticks
         self.dropout_s = dropout_s
         self._pts: collections.deque[tuple[int, float]] = collections.deque(maxlen=window)
@@ -68,12 +71,13 @@ class MidiClockIn:
         self._fit: tuple[float, float, float, int] | None = None
         self.running = False
         self.ticks = 0
+        self.jumps = 0               # tempo jumps seen (the line restarted)
 
     def feed(self, kind: str, arrived: float, value: int = 0) -> None:
         """One real-time message: "clock", "start", "stop", "continue", "songpos" (value:
         MIDI beats, i.e. 16ths). Thread: MIDI callback."""
         if kind == "clock":
-            self._tick(arrived)
+            self._tick(arrived - self.delay_s)
         elif kind == "start":
             self._g0 = self._g
             self.running = True
@@ -118,6 +122,7 @@ class MidiClockIn:
                 for _ in range(len(self._pts) - 2):
                     self._pts.popleft()
                 self._misses = 0
+                self.jumps += 1
         self._pts.append((self._g, t))
         self._g += 1
         self.ticks += 1

@@ -502,6 +502,14 @@ class Session:
     def sync_mode(self) -> str:
         return self._sync_mode
 
+    def set_sync_delay(self, ms: float) -> None:
+        """How late the MIDI clock arrives (0-100 ms; a DAW's "MIDI clock sync delay"):
+        the band plays that much earlier than the clock as received. Thread: UI."""
+        v = float(ms)
+        if not 0.0 <= v <= 100.0:
+            raise ValueError(f"MIDI clock delay must be 0-100 ms, got {ms}")
+        self._clock_in.delay_s = v / 1000.0
+
     def _sync_source(self):
         return {"midi clock": self._clock_in, "link": self._link}.get(self._sync_mode)
 

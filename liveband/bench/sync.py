@@ -106,7 +106,7 @@ def summary(errors_ms: list[float], session, lock) -> dict:
     return out
 
 
-def bench_midi_clock(seconds: float, blocksize: int, log) -> dict:
+def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0) -> dict:
     from liveband.config import AudioConfig, EngineConfig
     from liveband.session import VIRTUAL_IN_NAME, Session
 
@@ -115,6 +115,7 @@ def bench_midi_clock(seconds: float, blocksize: int, log) -> dict:
             return {"error": "; ".join(s.snapshot().notices)}
         s.open_midi_input(VIRTUAL_IN_NAME)
         s.set_sync("midi clock")
+        s.set_sync_delay(delay_ms)
         s.prepare(120)
         watch = LineWatch(s.audio)
         with tempfile.TemporaryDirectory() as tmp:

@@ -130,3 +130,13 @@ def test_note_filter_hands_realtime_messages_on_and_intercepts_controls():
     assert got == [("clock", 0), ("start", 0), ("songpos", 16), ("continue", 0), ("stop", 0)]
     assert notes == [60]                             # 61 was on another channel
     assert seen == ["control_change", "note_on", "note_on"]   # every channel is offered first
+
+
+def test_a_clock_delay_setting_moves_the_beat_earlier():
+    a, b = MidiClockIn(), MidiClockIn()
+    b.delay_s = 0.003
+    t0 = time.monotonic()
+    for mc in (a, b):
+        mc.feed("start", t0)
+        feed_ticks(mc, 120.0, t0, 48)
+    assert abs((a.time_at(3.0) - b.time_at(3.0)) - 0.003) < 1e-9
