@@ -1,0 +1,18 @@
+"""`liveband bench sync` on the real pieces, short: both sources report beats and the
+error statistics (only loose bounds: the numbers are for the bench JSON, not a test)."""
+from __future__ import annotations
+
+import pytest
+
+from liveband.bench.sync import bench_link, bench_midi_clock
+
+
+@pytest.mark.timeout(180)
+def test_sync_bench_reports_beat_errors_for_midi_clock_and_link(jack_server, liveband_home):
+    for run in (bench_midi_clock, bench_link):
+        r = run(6.0, 256, lambda m: None)
+        assert "error" not in r, r
+        assert r["beats"] >= 5, r
+        assert 0 <= r["p50_ms"] <= r["p99_ms"] <= r["max_ms"], r
+        assert r["p50_ms"] < 40.0, r                 # locked: a beat is 500 ms at 120 BPM
+        assert r["late_steps"] == 0 and "lock_vs_received" in r, r
