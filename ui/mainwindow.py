@@ -24,7 +24,7 @@ from PyQt6.QtWidgets import (
 )
 
 from liveband import presets as pr
-from engine.errors import first_line
+from liveband.errors import first_line
 
 from ui import settings as st
 from ui.gm import note_name
