@@ -68,9 +68,9 @@ class _GilHoldingSynth:
     def __init__(self, synth) -> None:
         import ctypes
 
-        import fluidsynth as fs
+        from engine.synth import fluidsynth_library
 
-        lib = fs._fl
+        lib = fluidsynth_library()
         c_int, c_void_p = ctypes.c_int, ctypes.c_void_p
         proto = ctypes.PYFUNCTYPE
         self._h = synth._synth.synth

@@ -5,13 +5,18 @@
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 from pathlib import Path
 
 import numpy as np
 
 try:
-    import fluidsynth as _fs
+    # pyfluidsynth prints where it found the library to stdout when $CI is set; stdout is
+    # the CLI's JSON channel, so the import keeps that line to itself.
+    with contextlib.redirect_stdout(io.StringIO()):
+        import fluidsynth as _fs
 except (ImportError, OSError) as exc:  # pragma: no cover - depends on the machine
     _fs = None
     _IMPORT_ERROR = exc
@@ -29,6 +34,11 @@ def _write_float_fn():
         ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1), ("lincr", ctypes.c_int, 1),
         ("rout", ctypes.c_void_p, 1), ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1),
     )
+
+
+def fluidsynth_library():
+    """The loaded libfluidsynth (ctypes CDLL), or None without FluidSynth."""
+    return None if _fs is None else _fs._fl
 
 
 def native_functions() -> tuple[int, ...] | None:
