@@ -14,7 +14,9 @@ quarter-note position) and ``position_at(t)``.
   further off it on the same side, so the band follows within a beat, not 1.5.
 - ``LinkSync``: joins an Ableton Link session through ``aalink`` (its own asyncio loop
   on a helper thread); tempo changes go both ways; Link's timeline is linear between
-  tempo changes, so one (time, beat, tempo) reading answers any position.
+  tempo changes, so one (time, beat, tempo) reading answers any position. With Link's
+  start/stop sync on, a peer's play/stop reaches ``on_transport`` and ``set_playing``
+  tells every peer when LiveBand starts (the time its first beat sounds) or stops.
 - ``BeatLock``: the band's ``Clock`` keeps its exact-integer tempo map; at every beat the
   generator is about to commit, the lock sets that beat's tempo so that the next beat
   lands on the sample where the source will be (a phase-locked loop with the beat as
@@ -195,15 +197,21 @@ class MidiClockIn:
 class LinkSync:
     """One peer in an Ableton Link session (``aalink``), on its own asyncio loop thread.
 
-    ``quantum``: quarter notes per bar; band bars start where Link's phase is 0."""
+    ``quantum``: quarter notes per bar; band bars start where Link's phase is 0.
+    ``on_transport(kind)`` gets "start" and "stop" when the session's transport changes
+    (start/stop sync), on the Link loop thread: it must only hand them on. Link also
+    reports LiveBand's own changes back; a report that no longer matches the session's
+    state (a start already undone by a stop) is dropped here."""
 
-    def __init__(self, bpm: float, quantum: float = 4.0) -> None:
+    def __init__(self, bpm: float, quantum: float = 4.0,
+                 on_transport: Callable[[str], None] | None = None) -> None:
         try:
             import aalink
         except ImportError:
             raise RuntimeError("Ableton Link needs the 'aalink' package: pip install aalink") from None
         import asyncio
 
+        self.on_transport = on_transport
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="liveband-link", daemon=True)
         self._thread.start()
@@ -211,6 +219,8 @@ class LinkSync:
         async def make():
             link = aalink.Link(float(bpm))     # aalink binds its callbacks to the running loop
             link.quantum = float(quantum)
+            link.start_stop_sync_enabled = True
+            link.set_start_stop_callback(self._start_stop)
             link.enabled = True
             return link
 
@@ -220,9 +230,35 @@ class LinkSync:
             self._stop_loop()
             raise
 
+    def _start_stop(self, playing: bool) -> None:
+        """Link's start/stop callback. Thread: the Link loop."""
+        link = getattr(self, "link", None)
+        if link is None or self.on_transport is None or bool(link.playing) != bool(playing):
+            return      # not set up yet, or stale: the transport has changed again since
+        self.on_transport("start" if playing else "stop")
+
     @property
     def num_peers(self) -> int:
         return int(self.link.num_peers)
+
+    @property
+    def playing(self) -> bool:
+        """The Link session's transport (start/stop sync). Thread: any."""
+        return bool(self.link.playing)
+
+    def set_playing(self, on: bool, at: float | None = None) -> None:
+        """Start or stop every peer's transport; ``at``: the monotonic time a start takes
+        effect (where the band's first beat sounds), default now. Thread: any."""
+        if not on or at is None:
+            self.link.playing = bool(on)
+            return
+        import datetime
+        t1 = time.monotonic()
+        link_now = self.link.time       # Link's clock (MONOTONIC_RAW), as a timedelta
+        t2 = time.monotonic()
+        when = link_now + datetime.timedelta(seconds=at - 0.5 * (t1 + t2))
+        # the beat Link already has at that time: the timeline does not move
+        self.link.set_is_playing_and_request_beat_at_time(True, when, float(self.position_at(at)))
 
     @property
     def tempo(self) -> float | None:

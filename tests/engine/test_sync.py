@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import mido
+import pytest
 import numpy as np
 
 from engine.clock import Clock
@@ -140,3 +141,55 @@ def test_a_clock_delay_setting_moves_the_beat_earlier():
         mc.feed("start", t0)
         feed_ticks(mc, 120.0, t0, 48)
     assert abs((a.time_at(3.0) - b.time_at(3.0)) - 0.003) < 1e-9
+
+
+def _wait(cond, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not cond():
+        time.sleep(0.02)
+    return cond()
+
+
+def test_link_start_stop_reaches_the_other_peer_both_ways():
+    pytest.importorskip("aalink")
+    from engine.sync import LinkSync
+
+    heard_a, heard_b = [], []
+    a = LinkSync(120.0, on_transport=heard_a.append)
+    b = LinkSync(120.0, on_transport=heard_b.append)
+    try:
+        assert _wait(lambda: a.num_peers >= 1 and b.num_peers >= 1, 10.0), "the peers never found each other"
+        assert not a.playing and not b.playing
+        # a starts where its first beat will sound (0.4 s on): b hears the start
+        t0 = time.monotonic()
+        p0 = a.position_at(t0)
+        a.set_playing(True, at=t0 + 0.4)
+        assert _wait(lambda: heard_b == ["start"], 5.0), heard_b
+        assert b.playing
+        # Link reports a's own change back to it too (the session ignores it while playing)
+        assert _wait(lambda: heard_a == ["start"], 5.0), heard_a
+        # the beat did not move: a timed start keeps Link's timeline where it was
+        assert abs(a.position_at(t0) - p0) < 0.01 and abs(b.position_at(t0) - p0) < 0.01
+        b.set_playing(False)
+        assert _wait(lambda: heard_a == ["start", "stop"], 5.0), heard_a
+        assert not a.playing
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_stale_link_report_is_dropped():
+    pytest.importorskip("aalink")
+    from engine.sync import LinkSync
+
+    heard = []
+    a = LinkSync(120.0, on_transport=heard.append)
+    try:
+        a.link.playing = False          # the transport is stopped again by the time the report runs
+        a._start_stop(True)
+        assert heard == []
+        a.link.playing = True
+        a._start_stop(True)
+        assert heard == ["start"]
+    finally:
+        a.close()
