@@ -1,57 +1,22 @@
-"""Choosing the inference backend for the accompanist, with a fallback that says so.
+"""Opening the accompanist on the requested inference backend for the engine.
 
-``open_accompanist`` asks ``models.runtime.load_accompanist`` for the requested backend
-(torch-cpu, torch-cuda, onnx-cpu, onnx-cuda). A backend this machine cannot run (no GPU,
-no onnxruntime) falls back to torch-cpu and returns a one-line notice for the user; a
-bad checkpoint is not a backend problem and raises its own clear error.
+``open_accompanist`` loads ``models.runtime.load_accompanist`` through the model room's
+one fallback rule (``models.backends.open_backend``: onnx-cuda -> onnx-cpu -> torch-cpu,
+torch-cuda -> torch-cpu, with one notice line), and runs a CPU backend's kernels on one
+thread. A bad checkpoint is not a backend problem and raises its own clear error.
 """
 from __future__ import annotations
 
-import re
-import warnings
 from typing import Callable
 
-from engine.errors import first_line
+from models.backends import open_backend
 from models.contract import Accompanist
-
-BACKENDS = ("torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda")
-FALLBACK = "torch-cpu"
-
-
-def backend_unavailable_reason(backend: str) -> str | None:
-    """Why ``backend`` cannot run here, or None when it looks available. Imports lazily."""
-    if backend not in BACKENDS:
-        return f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
-    if backend.startswith("onnx"):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            return "onnxruntime is not installed (pip install onnxruntime-gpu)"
-        if backend == "onnx-cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                return "onnxruntime has no CUDA provider"
-            try:
-                import torch
-                if not torch.cuda.is_available():
-                    return "no CUDA GPU is visible"
-            except ImportError:
-                pass
-    if backend == "torch-cuda":
-        import torch
-        if not torch.cuda.is_available():
-            return "no CUDA GPU is visible to torch"
-    return None
-
-
-# where each backend falls back to: the same runtime on the CPU first, then torch-cpu
-_NEXT = {"torch-cuda": "torch-cpu", "onnx-cuda": "onnx-cpu", "onnx-cpu": "torch-cpu"}
 
 
 def open_accompanist(backend: str = "torch-cpu", checkpoint: str | None = None,
                      loader: Callable[..., Accompanist] | None = None,
                      notify: Callable[[str], None] | None = None) -> tuple[Accompanist, str]:
-    """Load the accompanist on ``backend``, falling back (onnx-cuda -> onnx-cpu ->
-    torch-cpu, torch-cuda -> torch-cpu) with one notice line for the first fallback.
+    """Load the accompanist on ``backend`` or the first one its fallback chain can run.
 
     Returns (accompanist, backend actually used). ``notify`` receives the one-line
     fallback notice (default: nothing). ``loader`` defaults to
@@ -59,41 +24,14 @@ def open_accompanist(backend: str = "torch-cpu", checkpoint: str | None = None,
     torch-cpu (e.g. a bad checkpoint) is raised as it is.
     """
     if loader is None:
-        try:
-            from models.runtime import load_accompanist as loader
-        except ImportError as exc:
-            raise RuntimeError(f"the model runtime is not available ({exc})") from None
-    wanted, first_reason = backend, None
-    while True:
-        reason = backend_unavailable_reason(backend)
-        if backend.endswith("cpu") or reason is not None:
+        from models.runtime import load_accompanist as loader
+
+    def load(name: str) -> Accompanist:
+        if name.endswith("cpu"):
             limit_cpu_threads(1)
-        if reason is None:
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    acc = loader(checkpoint=checkpoint, backend=backend)
-                fell_back = [w for w in caught if "unavailable" in str(w.message)]
-                used, notice = backend, None
-                if fell_back:   # the runtime fell back by itself and said so
-                    msg = str(fell_back[0].message).splitlines()[0]
-                    m = re.search(r"using (\S+)", msg)
-                    used = m.group(1).rstrip(".;,") if m else FALLBACK
-                    notice = msg
-                if used != wanted:
-                    if first_reason is not None or notice is None:
-                        notice = f"backend {wanted} is not available here ({first_reason or notice}); using {used}"
-                    if notify is not None:
-                        notify(notice)
-                return acc, used
-            except (ImportError, OSError, RuntimeError) as exc:
-                if backend == FALLBACK:
-                    raise
-                reason = first_line(exc)
-        if backend == FALLBACK:
-            raise RuntimeError(f"backend {backend} is not available: {reason}")
-        first_reason = first_reason or reason
-        backend = _NEXT.get(backend, FALLBACK)
+        return loader(checkpoint=checkpoint, backend=name)
+
+    return open_backend(backend, load, notify)
 
 
 def limit_cpu_threads(n: int = 1) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from engine.feel import Feel
 from engine.keyfind import key_name
 from engine.styles import get_style, style_names
+from models.backends import BACKENDS
 from models.tokens import METERS
 
 # every key a player can fix, spelled as the session names it (its key signature's way)
@@ -15,8 +16,6 @@ KEY_NAMES: tuple[str, ...] = tuple(key_name(t, m) for m in ("major", "minor") fo
 # the band styles: shipped ones, then the user's style files (engine.styles)
 STYLES = style_names()
 STYLE_LABELS = {name: get_style(name).label for name in STYLES}   # what the style menu shows
-
-BACKENDS = ("torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda")
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@
 - ``debug_model(seed=0) -> LoadedModel``: a tiny random model built in code, so tests of
   the engine and evaluation never need the shipped weights.
 
-Backends: "torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda". One that cannot run here
-(no GPU, no onnxruntime) falls back to torch on the CPU with a one-line warning.
+Backends: "torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda" (``models.backends``). One
+that cannot run here (no GPU, no onnxruntime) falls back along ``models.backends``' chain
+with a one-line warning.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.backends import open_backend
 from models.checkpoint import load_model_file
 from models.generate import PatternAccompanist, TorchStepModel
 from models.pattern import Pattern
@@ -30,7 +32,6 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default.
 # The offline teacher (hears the melody a beat ahead): what a render of a file plays by
 # default; live play always loads a model with lookahead >= 1 (the engine refuses others).
 OFFLINE_CHECKPOINT = DEFAULT_CHECKPOINT.with_name("teacher.safetensors")
-BACKENDS = ("torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda")
 
 
 def piece_meta(pattern: Pattern, style: str, meter: str, step_in_bar: np.ndarray, num_rows: int) -> np.ndarray:
@@ -110,8 +111,11 @@ class LoadedModel:
         return nll
 
     def step_model(self, backend: str = "torch-cpu"):
-        """A fresh ``StepModel`` (own cache) on ``backend``; falls back to torch-cpu."""
-        backend = _available_backend(backend)
+        """A fresh ``StepModel`` (own cache) on ``backend``; one that cannot run here falls
+        back (``models.backends``) with a one-line warning. A load failure is raised."""
+        return open_backend(backend, self._step_model_on, notify=_warn, retry_on=())[0]
+
+    def _step_model_on(self, backend: str):
         if backend.startswith("onnx"):
             from models.export import OnnxStepModel
 
@@ -127,30 +131,8 @@ class LoadedModel:
         return acc
 
 
-def _available_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend.endswith("cuda") and not _cuda_ok(backend):
-        warnings.warn(f"backend {backend} unavailable (no CUDA here); using {backend.split('-')[0]}-cpu", stacklevel=3)
-        backend = backend.split("-")[0] + "-cpu"
-    if backend.startswith("onnx"):
-        try:
-            import onnx  # noqa: F401
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            warnings.warn(f"backend {backend} unavailable (onnxruntime not installed); using torch-cpu", stacklevel=3)
-            backend = "torch-cpu"
-    return backend
-
-
-def _cuda_ok(backend: str) -> bool:
-    if backend == "torch-cuda":
-        return torch.cuda.is_available()
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return False
-    return "CUDAExecutionProvider" in ort.get_available_providers() and torch.cuda.is_available()
+def _warn(notice: str) -> None:
+    warnings.warn(notice, stacklevel=4)
 
 
 def load_model(checkpoint: str | Path | None = None, device: str = "cpu") -> LoadedModel:

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from engine.backends import backend_unavailable_reason, open_accompanist
+from engine.backends import open_accompanist
 from engine.sampler import ControlledSampler
 from models.checkpoint import save_model
 from models.runtime import debug_model
@@ -46,13 +46,8 @@ def test_a_loader_failure_on_another_backend_falls_back_but_torch_cpu_failures_s
         open_accompanist("torch-cpu", None, loader=broken)
 
 
-def test_unknown_backend_is_named():
-    assert "unknown backend" in backend_unavailable_reason("tpu")
-    assert backend_unavailable_reason("torch-cpu") is None
-
-
 def test_onnx_cuda_falls_back_to_onnx_on_the_cpu_first(monkeypatch):
-    import engine.backends as b
+    import models.backends as b
 
     calls, notes = [], []
 
