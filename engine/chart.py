@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.clock import beat_steps
 from models.tokens import CHORD, CHORD_NONE, bar_steps, chord_name, chord_token
 
 _ROOTS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -86,7 +87,7 @@ class Chart:
         n = bar_steps(meter)
         bar, pos = divmod(max(0, step), n)
         slots = self.bars[bar % len(self.bars)]
-        beat = 6 if meter == "6/8" else 4
+        beat = beat_steps(meter)
         beats = n // beat
         k = len(slots)
         # slot i starts at beat ceil(i * beats / k): the first ones get the longer share

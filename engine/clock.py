@@ -19,7 +19,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from models.tokens import METERS, STEPS_PER_BEAT, bar_steps
+from models.tokens import METERS as MODEL_METERS, STEPS_PER_BEAT, bar_steps
+
+# The band's meters. The model knows 4/4, 3/4 and 6/8 (``models.tokens.METERS``); a 12/8
+# bar is two 6/8 bars to it (``model_meter``), so 12/8 plays with the shipped checkpoint.
+METERS = (*MODEL_METERS, "12/8")
+COMPOUND = ("6/8", "12/8")
 
 MIN_BPM = 40.0
 MAX_BPM = 240.0
@@ -37,8 +42,13 @@ def check_tempo(bpm: float) -> float:
 
 
 def beat_steps(meter: str) -> int:
-    """Steps in one felt beat: a dotted quarter (6) in 6/8, a quarter (4) otherwise."""
-    return 6 if meter == "6/8" else STEPS_PER_BEAT
+    """Steps in one felt beat: a dotted quarter (6) in 6/8 and 12/8, a quarter (4) otherwise."""
+    return 6 if meter in COMPOUND else STEPS_PER_BEAT
+
+
+def model_meter(meter: str) -> str:
+    """The meter the model conditions on: 6/8 for 12/8 (its bar is two of the model's)."""
+    return "6/8" if meter == "12/8" else meter
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from typing import Callable
 import numpy as np
 
 from engine.chart import Chart, ChartSampler
-from engine.clock import Clock, TempoFollower, check_tempo
+from engine.clock import Clock, TempoFollower, check_tempo, model_meter
 from engine.quantiser import MelodyEvent, Quantiser
 from engine.renderer import PartRenderer
 from engine.sampler import ControlledSampler
@@ -154,7 +154,7 @@ class StreamingGenerator:
         # ~0.1-0.5 s here) that would otherwise land on the first real step and make it
         # late; it runs on a throwaway greedy sampler, and the reset after it starts the
         # piece clean, so the band is the same with or without it
-        self.model.reset(get_style(self.style).model, self.clock.meter)
+        self.model.reset(get_style(self.style).model, model_meter(self.clock.meter))
         prime_melody(self.model, [REST] * max(0, -self.lookahead))
         self.model.advance(REST, 0, greedy)
         self._reset_model(self.style)
@@ -233,7 +233,7 @@ class StreamingGenerator:
 
     def _reset_model(self, style: str) -> None:
         # the model knows a few conditioning styles; a band style names the one it uses
-        self.model.reset(get_style(style).model, self.clock.meter)
+        self.model.reset(get_style(style).model, model_meter(self.clock.meter))
         self._model_fresh = True
         if self._chart is not None:
             self._chart.t0 = max(0, self.next_step)      # the step of the model's time 0

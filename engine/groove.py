@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.clock import beat_steps
 from engine.styles import Style, get_style
 from models.tokens import bar_steps
 
@@ -61,7 +62,7 @@ class Groove:
         """Steps of fill at the end of ``bar`` (0-based bar index)."""
         if bar < 0 or self.silent or self.fills == "off":
             return 0
-        beat = 6 if self.meter == "6/8" else 4
+        beat = beat_steps(self.meter)
         short, long_ = (2, 4) if self.fills == "more" else (4, 8)
         if (bar + 1) % long_ == 0:
             return 2 * beat

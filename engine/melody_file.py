@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.clock import METERS
+
 # The pitch span the model is trained on (melodies of the corpora, transposed over
 # 12 keys). An accompanist may declare its own ``melody_range``.
 DEFAULT_MELODY_RANGE = (52, 93)
@@ -35,7 +37,7 @@ class MelodyNote:
 class Melody:
     notes: tuple[MelodyNote, ...]
     tempo: float | None          # BPM of the file's first tempo (None: file has none)
-    meter: str | None            # "4/4" / "3/4" / "6/8" when the file says so and we support it
+    meter: str | None            # "4/4" / "3/4" / "6/8" / "12/8" when the file says so and we support it
     source_meter: str | None     # the file's own time signature, e.g. "5/4"
     track: str                   # name (or index) of the track taken
     tempo_changes: int = 0       # later tempo changes the engine ignores
@@ -138,7 +140,7 @@ def read_melody_midi(path: str | Path) -> Melody:
     sigs.sort()
     tempo = tempos[0][1] if tempos else None
     src_meter = sigs[0][1] if sigs else None
-    meter = src_meter if src_meter in ("4/4", "3/4", "6/8") else ({"2/4": "4/4", "2/2": "4/4", "12/8": "6/8"}.get(src_meter))
+    meter = src_meter if src_meter in METERS else ({"2/4": "4/4", "2/2": "4/4"}.get(src_meter))
     changes = len({round(b, 3) for _, b in tempos}) - 1 if tempos else 0
     return Melody(tuple(mono_notes), tempo, meter, src_meter, chosen[1], max(0, changes))
 

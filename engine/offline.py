@@ -50,7 +50,7 @@ from engine.sampler import ControlledSampler
 from engine.styles import get_style
 from engine.synth import Synth
 from models.contract import Accompanist
-from models.tokens import METERS
+from engine.clock import METERS  # the band's meters (12/8 too), not only the model's
 
 try:   # fork: the child inherits the job as it is (no pickling, no second import)
     _FORK = multiprocessing.get_context("fork")

@@ -7,7 +7,7 @@ model chose (``engine.renderer``), GM programs per part, which parts play, feel 
 (swing, fills, half/double time) and the model style it conditions on (the model knows
 only ``models.tokens.STYLES``). Patterns are strings on the 16th grid, one character per
 step, so they read like a chart; a meter a style does not write is cut or tiled from its
-4/4 pattern. The file format is documented in ``docs/engine.md``.
+4/4 pattern (12/8 from its 6/8 one). The file format is documented in ``docs/engine.md``.
 
 A malformed user file is skipped with one line naming it (``StyleBook.problems``); a
 malformed shipped file is a bug and raises.
@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from models.tokens import METERS, STYLES as MODEL_STYLES, bar_steps
+from engine.clock import METERS
+from models.tokens import STYLES as MODEL_STYLES, bar_steps
 
 BUILTIN_DIR: Final = Path(__file__).resolve().parent / "style_files"
 
@@ -66,7 +67,7 @@ class Style:
             return {}
         if meter in self.drums:
             return self.drums[meter]
-        src = self.drums.get("4/4") or next(iter(self.drums.values()))
+        src = self.drums[_nearest(self.drums, meter)]
         return {k: tuple(_fit(v, bar_steps(meter)) for v in vs) for k, vs in src.items()}  # type: ignore[misc]
 
     def bass_rhythm(self, meter: str) -> str | None:
@@ -81,12 +82,21 @@ def _fit(pattern: str, n: int) -> str:
     return (pattern * (n // len(pattern) + 1))[:n]
 
 
+def _nearest(table: dict, meter: str) -> str:
+    """The written meter a missing one is made from: 12/8 from 6/8 (two of its bars, the
+    same dotted-quarter pulse), else from 4/4, else the first written."""
+    for m in (("6/8", "4/4") if meter == "12/8" else ("4/4",)):
+        if m in table:
+            return m
+    return next(iter(table))
+
+
 def _rhythm(table: dict[str, str], meter: str) -> str | None:
     if not table:
         return None
     if meter in table:
         return table[meter]
-    return _fit(table.get("4/4") or next(iter(table.values())), bar_steps(meter))
+    return _fit(table[_nearest(table, meter)], bar_steps(meter))
 
 
 def _check_pattern(where: str, text: object, meter: str, chars: frozenset[str]) -> str:

@@ -15,7 +15,7 @@ import sys
 from liveband import __version__
 from liveband.config import BACKENDS, STYLES
 from liveband.errors import UserError  # noqa: F401  (re-exported for command modules)
-from models.tokens import METERS
+from engine.clock import METERS
 
 
 def _seed(text: str) -> int:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from engine.clock import METERS
 from engine.feel import Feel
 from engine.keyfind import key_name
 from engine.styles import get_style, style_names
 from models.backends import BACKENDS
-from models.tokens import METERS
 
 # every key a player can fix, spelled as the session names it (its key signature's way)
 KEY_NAMES: tuple[str, ...] = tuple(key_name(t, m) for m in ("major", "minor") for t in range(12))

@@ -175,7 +175,7 @@ def parse_preset(data: Any) -> Preset:
     from engine.feel import FILLS, TIMES
     from engine.keyfind import key_name, parse_key
     from engine.styles import style_names
-    from models.tokens import METERS
+    from engine.clock import METERS
 
     if not isinstance(data, dict):
         raise ValueError("not a LiveBand preset (expected a JSON object)")
