@@ -123,10 +123,14 @@ def session_targets(session) -> dict[str, Target]:
     for name in ("lock_form", "next_section"):
         if callable(getattr(session, name, None)):
             t[name] = Target(BUTTON, lambda _v, f=getattr(session, name): f())
-    for part in ("bass", "keys", "pad", "drums"):
+    if callable(getattr(session, "set_metronome", None)) and hasattr(session, "metronome"):
+        t["metronome"] = Target(BUTTON, lambda _v: session.set_metronome(not session.metronome))
+    # every mixer strip, the player's own ("melody", shown as You) too
+    for part in session.snapshot().parts:
         t[f"volume:{part}"] = Target(KNOB, lambda v, p=part: session.set_part(p, volume=v))
-        t[f"mute:{part}"] = Target(BUTTON, lambda _v, p=part: session.set_part(
-            p, mute=not session.snapshot().parts[p].mute))
+        for what in ("mute", "solo"):
+            t[f"{what}:{part}"] = Target(BUTTON, lambda _v, p=part, w=what: session.set_part(
+                p, **{w: not getattr(session.snapshot().parts[p], w)}))
     return t
 
 

@@ -185,6 +185,8 @@ class MainWindow(QMainWindow):
         su.midi_in.activated.connect(lambda _: self._apply_midi_in())
         su.midi_out.activated.connect(lambda _: self._apply_midi_out())
         su.sync.activated.connect(lambda _: self._apply_sync())
+        su.sync_delay.valueChanged.connect(lambda v: self._call(ss.set_sync_delay, float(v)))
+        su.send_clock.toggled.connect(lambda on: self._call(ss.set_midi_clock, on))
         su.rescan.clicked.connect(self._refresh_devices)
         se.refresh.clicked.connect(self._refresh_sessions)
         se.export.clicked.connect(self._export_clicked)
@@ -200,6 +202,17 @@ class MainWindow(QMainWindow):
                                (b.temperature, "creativity"), (b.density, "density"),
                                (b.harmony, "harmony_follow"), (b.master, "master_volume")):
             add_learn_menu(widget, ss, target, self._call)
+        # and every other control the session can be driven by: tempo, click, each strip
+        try:
+            learnable = set(ss.midi_targets())
+        except Exception:           # a session without MIDI learn
+            learnable = set()
+        more = [(t.tempo, "tempo"), (t.metronome, "metronome")]
+        for part, strip in self.strips.items():
+            more += [(strip.volume, f"volume:{part}"), (strip.mute, f"mute:{part}"), (strip.solo, f"solo:{part}")]
+        for widget, target in more:
+            if target in learnable:
+                add_learn_menu(widget, ss, target, self._call)
 
     # --------------------------------------------------------------- settings
     def _restore(self) -> None:
@@ -264,6 +277,8 @@ class MainWindow(QMainWindow):
         st.write(s, "devices/midi_in", self.setup_panel.midi_in.currentData() or "")
         st.write(s, "devices/midi_out", self.setup_panel.midi_out.currentData() or "")
         st.write(s, "devices/sync", self.setup_panel.sync.currentData())
+        st.write(s, "devices/sync_delay_ms", float(self.setup_panel.sync_delay.value()))
+        st.write(s, "devices/send_clock", bool(self.setup_panel.send_clock.isChecked()))
         for part, strip in self.strips.items():
             st.write(s, f"parts/{part}/mute", strip.mute.isChecked())
             st.write(s, f"parts/{part}/solo", strip.solo.isChecked())
@@ -396,6 +411,11 @@ class MainWindow(QMainWindow):
             self._apply_midi_in()
         if su.midi_out.currentData():
             self._apply_midi_out()
+        delay = st.read(self.settings, "devices/sync_delay_ms")
+        if delay:
+            su.sync_delay.setValue(delay)       # sent to the session by valueChanged
+        if st.read(self.settings, "devices/send_clock"):
+            su.send_clock.setChecked(True)
         sync = st.read(self.settings, "devices/sync")
         if sync != "internal" and set_combo(su.sync, sync):
             self._apply_sync()
@@ -424,6 +444,7 @@ class MainWindow(QMainWindow):
         if self._call(self.session.set_sync, combo.currentData()) is None and \
                 self.session.sync_mode != combo.currentData():
             set_combo(combo, self.session.sync_mode)
+        self.setup_panel.sync_delay.setEnabled(combo.currentData() == "midi clock")
 
     def _apply_midi_out(self) -> None:
         def open_out(data: str) -> None:
@@ -659,6 +680,15 @@ class MainWindow(QMainWindow):
         except Exception:
             return None
 
+    def _follow_buttons(self) -> None:
+        """Record and click switched from MIDI (MIDI learn): show it, without sending it back."""
+        for button, on in ((self.transport.record_btn, getattr(self.session, "recording_enabled", None)),
+                           (self.transport.metronome, getattr(self.session, "metronome", None))):
+            if isinstance(on, bool) and button.isChecked() != on:
+                button.blockSignals(True)
+                button.setChecked(on)
+                button.blockSignals(False)
+
     def _follow_knobs(self) -> None:
         """A knob moved from MIDI (MIDI learn) changed the session: show it, without sending
         it back."""
@@ -699,6 +729,7 @@ class MainWindow(QMainWindow):
             self.transport.tempo.setValue(snap.tempo)
             self.transport.tempo.blockSignals(False)
         self._follow_knobs()
+        self._follow_buttons()
         self.transport.chord_label.setText(snap.chord or "–")
         if snap.playing and not snap.counting_in:
             bar, beat = bar_and_beat_steps(snap.meter)

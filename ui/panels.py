@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
-    QCheckBox, QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar,
-    QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+    QProgressBar, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from ui import theme
@@ -211,7 +211,25 @@ class SetupPanel(QWidget):
                             ("Ableton Link", "link")):
             self.sync.addItem(label, mode)
         self.sync.setToolTip("play to another device's tempo: a DAW or drum machine's MIDI clock (its start/stop "
-                             "start and stop the band), or Ableton Link on this network")
+                             "start and stop the band), or Ableton Link on this network (its apps' play/stop "
+                             "start and stop the band, and yours start and stop them)")
+        self.sync_delay = QDoubleSpinBox()
+        self.sync_delay.setRange(0.0, 100.0)
+        self.sync_delay.setDecimals(1)
+        self.sync_delay.setSingleStep(0.5)
+        self.sync_delay.setSuffix(" ms")
+        self.sync_delay.setToolTip("MIDI clock delay: how late the clock reaches LiveBand (a DAW's “MIDI clock "
+                                   "sync delay”); the band plays this much earlier. About 3 ms through JACK.")
+        self.sync_delay.setEnabled(False)       # MIDI clock only: Link's beat is already where it sounds
+        sync_row = QWidget()
+        row = QHBoxLayout(sync_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.sync, 1)
+        row.addWidget(QLabel("delay"))
+        row.addWidget(self.sync_delay)
+        self.send_clock = QCheckBox("send MIDI clock and start/stop")
+        self.send_clock.setToolTip("the MIDI out also carries LiveBand's tempo (24 clocks per beat) and play/stop, "
+                                   "so a DAW or drum machine follows the band")
         self.input_gain = QSpinBox()
         self.input_gain.setRange(-40, 40)
         self.input_gain.setSuffix(" dB")
@@ -219,13 +237,15 @@ class SetupPanel(QWidget):
                                    "lower it when LiveBand says the input clips")
         for text, combo in (("audio output", self.audio_out), ("audio input (microphone)", self.audio_in),
                             ("microphone gain", self.input_gain), ("buffer size", self.buffer), ("MIDI controller in", self.midi_in),
-                            ("MIDI out (to a DAW)", self.midi_out), ("tempo sync", self.sync)):
+                            ("MIDI out (to a DAW)", self.midi_out), ("tempo sync", sync_row)):
             lay.addWidget(caption(text))
             lay.addWidget(combo)
+            if combo is self.midi_out:
+                lay.addWidget(self.send_clock)
             lay.addSpacing(4)
         self.rescan = QPushButton("Rescan devices")
         _no_focus(self.audio_out, self.audio_in, self.input_gain, self.buffer, self.midi_in, self.midi_out,
-                  self.sync, self.rescan)
+                  self.sync, self.sync_delay, self.send_clock, self.rescan)
         lay.addWidget(self.rescan)
         self.audio_info = QLabel("")
         self.audio_info.setWordWrap(True)

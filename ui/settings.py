@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "devices/midi_in": "",
     "devices/midi_out": "",
     "devices/sync": "internal",
+    "devices/sync_delay_ms": 0.0,
+    "devices/send_clock": False,
     "window/geometry": b"",
 }
 PART_KEYS = ("mute", "solo", "volume", "program")
@@ -75,6 +77,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "devices/input_gain_db": _within(-40, 40),
     "devices/blocksize": _one_of(BLOCKSIZES),
     "devices/sync": _one_of(("internal", "midi clock", "link")),
+    "devices/sync_delay_ms": _within(0, 100),
     "volume": _within(0, 1),
     "program": _within(0, 127),
 }
