@@ -1,48 +1,225 @@
-"""The plain sampler: ``models.contract.Sampler`` without the player's controls.
+"""The one sampler: ``models.contract.Sampler`` with the player's controls.
 
-``liveband eval`` and tests draw with it; the engine's ``ControlledSampler`` applies the
-same temperature shares plus harmony-follow, density and a fixed key.
+``ControlledSampler`` is what the engine's generator hands to ``Accompanist.advance``.
+Per call (one stream's logits at one position) it applies
+
+- harmony-follow (0 free .. 1 strict): a bonus to notes and chords whose pitch classes
+  the player has been singing lately (a decaying pitch-class profile of the melody) and,
+  for note streams, to notes of the chord the band chose last;
+- a fixed key (``set_key``, when the player chose one): a penalty on notes outside
+  its scale and on chords for each of their tones outside it (the pad and keys sound
+  every chord tone, so one foreign tone is as audible as a foreign note);
+- density (0 sparse .. 1 busy): shifts note streams between new onsets and HOLD/REST;
+- temperature ("creativity"): divides the logits before sampling; for note streams the
+  pitch of an onset is drawn at a small share of it (``PITCH_TEMPERATURE_SHARE``) while
+  strike / hold / rest keep the temperature, and chords are drawn at
+  ``CHORD_TEMPERATURE_SHARE`` of it;
+
+then draws from a seeded ``numpy.random.Generator``, so a seed gives the same band.
+
+``make_sampler`` (``liveband eval``, tests) is the same sampler with the controls off
+(harmony-follow 0, density 0.5, no key): only the split-temperature decoding; at
+temperature 0 it is ``greedy``.
+
+Thread: only the generator worker calls it (``set_controls``/``observe_melody`` too).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE, Sampler
-from models.tokens import CHORD, MELODY, NOTE_BASE, VOCAB_SIZES
+from models.tokens import (CHORD, CHORD_BASE, CHORD_VOCAB, HOLD, MAX_VOCAB, MELODY, NOTE_BASE, NOTE_VOCAB, REST,
+                           VOCAB_SIZES, chord_pitch_classes, is_note_on, token_pitch)
+
+# Log-probability bonus at full strength (harmony_follow = 1) for a fully matching
+# pitch class; large enough to dominate a small model's doubt, small enough that a
+# confident model can still pass a note outside the profile.
+HARMONY_GAIN = 5.0
+# Logit shift between onsets and holds/rests from density 0 to 1.
+DENSITY_GAIN = 3.0
+# Log-probability penalty for a note (or a whole chord) outside a key the player fixed:
+# the player's explicit choice outweighs the model's doubt, not a confident model.
+KEY_GAIN = 6.0
+# Melody pitch-class memory: per-step decay (0.93 ** 16 ~ a third left after a bar).
+PROFILE_DECAY = 0.93
+
+
+def _pitch_class_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(MAX_VOCAB, 12) pitch-class membership for note tokens and for chord tokens."""
+    notes = np.zeros((MAX_VOCAB, 12), np.float32)
+    for tok in range(NOTE_BASE, NOTE_VOCAB):
+        notes[tok, (tok - NOTE_BASE) % 12] = 1.0
+    chords = np.zeros((MAX_VOCAB, 12), np.float32)
+    for tok in range(CHORD_BASE, CHORD_VOCAB):
+        pcs = chord_pitch_classes(tok)
+        for pc in pcs:
+            chords[tok, pc] = 1.0 / len(pcs)
+    return notes, chords
+
+
+_NOTE_PC, _CHORD_PC = _pitch_class_tables()
+_CHORD_TONES = (_CHORD_PC > 0).astype(np.float32)     # (MAX_VOCAB, 12): 1 per chord tone
+_ONSET_MASK = np.zeros(MAX_VOCAB, np.float32)
+_ONSET_MASK[NOTE_BASE:NOTE_VOCAB] = 1.0
+
+
+class ControlledSampler:
+    def __init__(self, seed: int = 0, temperature: float = 0.9, density: float = 0.5,
+                 harmony_follow: float = 0.5) -> None:
+        self.rng = np.random.default_rng(seed)
+        # the pitch and chord temperatures when not the shares of ``temperature`` (plain)
+        self._pitch_temperature: float | None = None
+        self._chord_temperature: float | None = None
+        self.set_controls(temperature, density, harmony_follow)
+        self.profile = np.zeros(12, np.float32)   # decaying melody pitch-class weights
+        self._melody_pitch: int | None = None
+        self.chord_pcs = np.zeros(12, np.float32)  # pitch classes of the band's last chord
+        self._scratch = np.empty(MAX_VOCAB, np.float64)
+        self._pitch = np.empty(MAX_VOCAB, np.float64)
+        self._cum = np.empty(MAX_VOCAB, np.float64)
+        self.out_of_key = np.zeros(12, np.float32)  # 1 for pitch classes outside a fixed key
+        self._dirty = True
+        self._last_chord = -1
+
+    @classmethod
+    def plain(cls, temperature: float, seed: int = 0, pitch_temperature: float | None = None,
+              chord_temperature: float | None = None) -> ControlledSampler:
+        """The sampler with the player's controls off (``make_sampler``): any positive
+        temperature, optionally its own pitch / chord temperatures (0: none apart)."""
+        if not 0.0 < temperature < math.inf:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        s = cls(seed, harmony_follow=0.0)
+        s._pitch_temperature, s._chord_temperature = pitch_temperature, chord_temperature
+        s._set(temperature, 0.5, 0.0)
+        return s
+
+    def set_key(self, pitch_classes: frozenset[int] | None) -> None:
+        """The scale of a key the player fixed, or None to follow the playing only."""
+        self.out_of_key[:] = 0.0
+        if pitch_classes is not None:
+            for pc in range(12):
+                self.out_of_key[pc] = 0.0 if pc in pitch_classes else 1.0
+        self._dirty = True
+
+    def set_controls(self, temperature: float, density: float, harmony_follow: float) -> None:
+        if not 0.05 <= temperature <= 2.0 or not math.isfinite(temperature):
+            raise ValueError(f"temperature must be 0.05-2.0, got {temperature}")
+        if not 0.0 <= density <= 1.0:
+            raise ValueError(f"density must be 0-1, got {density}")
+        if not 0.0 <= harmony_follow <= 1.0:
+            raise ValueError(f"harmony_follow must be 0-1, got {harmony_follow}")
+        self._set(temperature, density, harmony_follow)
+
+    def _set(self, temperature: float, density: float, harmony_follow: float) -> None:
+        self.temperature = float(temperature)
+        self.density = float(density)
+        self.harmony_follow = float(harmony_follow)
+        pt, ct = self._pitch_temperature, self._chord_temperature
+        self._pitch_t = self.temperature * PITCH_TEMPERATURE_SHARE if pt is None else float(pt)
+        ct = self.temperature * CHORD_TEMPERATURE_SHARE if ct is None else float(ct)
+        self._chord_t = ct if ct > 0 else self.temperature
+        self._dirty = True
+
+    def observe_melody(self, token: int) -> None:
+        """Feed the melody token the model just heard (once per step)."""
+        self.profile *= PROFILE_DECAY
+        if is_note_on(token):
+            self._melody_pitch = token_pitch(token)
+            self.profile[self._melody_pitch % 12] += 1.0
+        elif token == HOLD and self._melody_pitch is not None:
+            self.profile[self._melody_pitch % 12] += 0.25
+        elif token == REST:
+            self._melody_pitch = None
+        self._dirty = True
+
+    def _biases(self) -> None:
+        """Recompute the note and chord bias vectors (once per step, not per call)."""
+        hf = self.harmony_follow
+        peak = float(self.profile.max())
+        # a pitch class heard at least half as much as the most-heard one counts fully
+        melody_w = np.minimum(self.profile / (0.5 * peak), 1.0) if peak > 0 else np.zeros(12, np.float32)
+        self._chord_bias = (HARMONY_GAIN * hf) * (_CHORD_PC @ melody_w) - KEY_GAIN * (_CHORD_TONES @ self.out_of_key)
+        w = 0.6 * melody_w + 0.4 * self.chord_pcs
+        # which pitch (harmony, key) is biased apart from whether to strike (density): a
+        # bonus on pitches must not make the band busier
+        self._pitch_bias = (HARMONY_GAIN * hf) * (_NOTE_PC @ w) - KEY_GAIN * (_NOTE_PC @ self.out_of_key)
+        self._note_bias = (DENSITY_GAIN * (self.density - 0.5)) * _ONSET_MASK
+        self._dirty = False
+
+    def __call__(self, stream: int, logits: np.ndarray) -> int:
+        """stream: index into models.tokens.STREAMS; logits: (V,) float32 with V that
+        stream's vocabulary size (or longer: only the vocabulary is drawn from)."""
+        if self._dirty:
+            self._biases()
+        logits = logits[:VOCAB_SIZES[stream]]
+        V = logits.shape[0]
+        x = self._scratch[:V]
+        if stream == CHORD:
+            np.add(logits, self._chord_bias[:V], out=x)
+        elif stream != MELODY:
+            np.add(logits, self._note_bias[:V], out=x)
+        else:
+            np.copyto(x, logits, casting="unsafe")
+        tok = self._draw(x, logits, pitch=stream != CHORD and stream != MELODY and self._pitch_t > 0,
+                         temperature=self._chord_t if stream == CHORD else self.temperature)
+        if stream == CHORD and tok != self._last_chord:
+            self._last_chord = tok
+            self.chord_pcs[:] = 0.0
+            for pc in chord_pitch_classes(tok):
+                self.chord_pcs[pc] = 1.0
+            self._dirty = True
+        return tok
+
+    def _draw(self, x: np.ndarray, raw: np.ndarray, pitch: bool, temperature: float) -> int:
+        """Sample from softmax(x / T) in place (x is scratch). -inf entries never win.
+        pitch: x is a note stream; its onsets keep their total probability but share it
+        as softmax of (x + pitch bias) at the pitch temperature."""
+        m = float(x.max())
+        if not math.isfinite(m):
+            if math.isnan(m):
+                np.nan_to_num(x, copy=False, nan=-np.inf)   # a few NaNs: ignore them
+                m = float(x.max())
+            if not math.isfinite(m):
+                # a broken logits row (all -inf / NaN): fall back to the raw argmax
+                # rather than crash the band
+                r = np.nan_to_num(raw, nan=-np.inf)
+                return int(np.argmax(r)) if np.isfinite(r).any() else REST
+        n_pitch = x.shape[0] - NOTE_BASE
+        if pitch and n_pitch > 0:
+            y = self._pitch[:n_pitch]
+            np.add(x[NOTE_BASE:], self._pitch_bias[NOTE_BASE:NOTE_BASE + n_pitch], out=y)
+        np.subtract(x, m, out=x)
+        np.multiply(x, 1.0 / temperature, out=x)
+        np.exp(x, out=x)
+        if pitch and n_pitch > 0:
+            on = float(x[NOTE_BASE:].sum())
+            my = float(y.max())
+            if on > 0.0 and math.isfinite(my):
+                np.subtract(y, my, out=y)
+                np.multiply(y, 1.0 / self._pitch_t, out=y)
+                np.exp(y, out=y)
+                np.multiply(y, on / float(y.sum()), out=x[NOTE_BASE:])
+        c = self._cum[:x.shape[0]]
+        np.cumsum(x, out=c)
+        u = self.rng.random() * c[-1]
+        return int(min(int(np.searchsorted(c, u, side="right")), c.shape[0] - 1))
 
 
 def make_sampler(temperature: float = 0.9, seed: int = 0, pitch_temperature: float | None = None,
                  chord_temperature: float | None = None) -> Sampler:
     """sampler(stream, logits) -> token; temperature 0 = argmax; fixed seed = fixed output.
     Note streams draw the pitch of an onset at ``pitch_temperature`` (default
-    ``temperature * PITCH_TEMPERATURE_SHARE``) keeping the onset probability of
-    ``temperature``; the chord stream is drawn at ``chord_temperature`` (default
-    ``temperature * CHORD_TEMPERATURE_SHARE``)."""
-    rng = np.random.default_rng(seed)
-    pt = temperature * PITCH_TEMPERATURE_SHARE if pitch_temperature is None else pitch_temperature
-    ct = temperature * CHORD_TEMPERATURE_SHARE if chord_temperature is None else chord_temperature
-
-    def sample(stream: int, logits: np.ndarray) -> int:
-        z = np.asarray(logits, dtype=np.float64)[: VOCAB_SIZES[stream]]
-        if temperature <= 0:
-            return int(np.argmax(z))
-        p = _softmax(z, ct if stream == CHORD and ct > 0 else temperature)
-        if stream != CHORD and stream != MELODY and pt > 0 and len(z) > NOTE_BASE:
-            on = p[NOTE_BASE:].sum()
-            p[NOTE_BASE:] = on * _softmax(z[NOTE_BASE:], pt)
-        return int(rng.choice(len(p), p=p / p.sum()))
-
-    return sample
+    ``temperature * PITCH_TEMPERATURE_SHARE``; 0: no separate pitch draw) keeping the
+    onset probability of ``temperature``; the chord stream is drawn at
+    ``chord_temperature`` (default ``temperature * CHORD_TEMPERATURE_SHARE``; 0: at
+    ``temperature``). The ``ControlledSampler`` with its controls off."""
+    if temperature <= 0:
+        return greedy
+    return ControlledSampler.plain(temperature, seed, pitch_temperature, chord_temperature)
 
 
 def greedy(stream: int, logits: np.ndarray) -> int:
     """The most likely token (NaN never wins): priming, benches, temperature 0."""
-    return int(np.argmax(np.nan_to_num(logits, nan=-np.inf)))
-
-
-def _softmax(z: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(z / T) over the finite entries (-inf stays 0)."""
-    z = z / temperature
-    z = z - z[np.isfinite(z)].max()
-    p = np.exp(z)
-    return p / p.sum()
+    return int(np.argmax(np.nan_to_num(logits[:VOCAB_SIZES[stream]], nan=-np.inf)))

@@ -1,7 +1,8 @@
-"""The engine's sampler: pitch drawn sharper than the strike, and a fixed key obeyed."""
+"""The one sampler: pitch drawn sharper than the strike, a fixed key obeyed, and the plain
+sampler (``make_sampler``) the same decoding with the controls off."""
 import numpy as np
 
-from engine.sampler import ControlledSampler
+from models.sampling import ControlledSampler, make_sampler
 from models.tokens import BASS, CHORD, HOLD, NOTE_BASE, VOCAB_SIZES, chord_token
 
 
@@ -57,3 +58,53 @@ def test_harmony_follow_changes_which_pitches_not_how_often_the_band_strikes():
         shares[hf] = np.mean((onsets - NOTE_BASE) % 12 == 7)
     assert abs(rates[1.0] - rates[0.0]) < 0.03, rates
     assert shares[1.0] > shares[0.0] + 0.3, shares
+
+
+def _reference_split_temperature(temperature, seed, pitch_temperature=None, chord_temperature=None):
+    """The plain decoding written out with softmaxes (what ``make_sampler`` was before it
+    became the controlled sampler with the controls off), drawing from the same stream."""
+    from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE
+    from models.tokens import MELODY
+
+    rng = np.random.default_rng(seed)
+    pt = temperature * PITCH_TEMPERATURE_SHARE if pitch_temperature is None else pitch_temperature
+    ct = temperature * CHORD_TEMPERATURE_SHARE if chord_temperature is None else chord_temperature
+
+    def softmax(z, t):
+        z = z / t
+        z = z - z[np.isfinite(z)].max()
+        p = np.exp(z)
+        return p / p.sum()
+
+    def sample(stream, logits):
+        z = np.asarray(logits, dtype=np.float64)[: VOCAB_SIZES[stream]]
+        p = softmax(z, ct if stream == CHORD and ct > 0 else temperature)
+        if stream not in (CHORD, MELODY) and pt > 0:
+            p[NOTE_BASE:] = p[NOTE_BASE:].sum() * softmax(z[NOTE_BASE:], pt)
+        return int(rng.choice(len(p), p=p / p.sum()))
+
+    return sample
+
+
+def test_the_plain_sampler_is_the_controlled_one_with_the_controls_off_and_keeps_its_draws():
+    from models.sampling import greedy
+    from models.tokens import MELODY, NUM_STREAMS
+
+    assert isinstance(make_sampler(0.9, 3), ControlledSampler)
+    assert make_sampler(0.0, 3) is greedy
+    rng = np.random.default_rng(7)
+    for args in ((0.9, 3), (0.5, 4, 0.3), (1.2, 5, 0.0, 0.0), (0.9, 6, None, 0.9)):
+        plain, ref = make_sampler(*args), _reference_split_temperature(*args)
+        for t in range(600):
+            stream = t % NUM_STREAMS
+            logits = (rng.normal(0, 2, VOCAB_SIZES[stream])).astype(np.float32)
+            logits[rng.random(VOCAB_SIZES[stream]) < 0.2] = -np.inf
+            if stream == MELODY:
+                logits[0] = 0.0
+            assert plain(stream, logits) == ref(stream, logits), (args, t)
+    # the controls at their neutral settings are the plain sampler, draw for draw
+    neutral, plain = ControlledSampler(9, 0.8, density=0.5, harmony_follow=0.0), make_sampler(0.8, 9)
+    logits = bass_logits()
+    for _ in range(500):
+        neutral.observe_melody(NOTE_BASE + 64)
+        assert neutral(BASS, logits) == plain(BASS, logits)
