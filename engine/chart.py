@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.clock import beat_steps
-from models.tokens import CHORD, CHORD_NONE, bar_steps, chord_name, chord_token
+from models.tokens import (CHORD, CHORD_BASE, CHORD_NONE, CHORD_VOCAB, MELODY, NOTE_BASE, NOTE_VOCAB, bar_steps,
+                           chord_name, chord_pitch_classes, chord_token)
 
 _ROOTS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _QUALITY = {
@@ -190,32 +191,113 @@ def save_chart(chart: Chart, path: str | Path) -> Path:
     return p
 
 
-class ChartSampler:
-    """Wraps the band's sampler: the chord stream's token at each step is the chart's; the
-    other streams are drawn as usual. The chord still goes through the wrapped sampler
-    (as the only allowed token) so its state (the chord the band plays over) stays right.
+class ChartSource:
+    """A chart as the band's chord source: its first bar starts at step ``start`` and the
+    form loops from its top. ``strict``: the bass and keys strike only chord tones."""
 
-    ``t0``: the step of the model's time 0 (its last reset). The accompanist's
-    ``current_cell`` (time, stream) says which step a chord cell belongs to under a
-    delay pattern; without it the cell is the step being generated (``step``).
-    Thread: the generator worker.
-    """
+    live = False       # the chord depends on the step (not on when it is asked)
 
-    def __init__(self, sampler, chart: Chart, meter: str, accompanist=None) -> None:
-        self.sampler = sampler
+    def __init__(self, chart: Chart, meter: str, start: int = 0, strict: bool = False) -> None:
         self.chart = chart
         self.meter = meter
+        self.start = int(start)
+        self.strict = bool(strict)
+        self._bar = bar_steps(meter)
+
+    def token_at(self, step: int) -> int | None:
+        """The chart's chord at ``step`` (None before the chart starts)."""
+        if step < self.start:
+            return None
+        return self.chart.token_at(step - self.start, self.meter)
+
+    def position(self, step: int) -> tuple[int, int, str]:
+        """(bar of the form 0.., times round the form 0.., section name or "") at ``step``."""
+        bars = len(self.chart.bars)
+        loop, bar = divmod(max(0, step - self.start) // self._bar, bars)
+        name = ""
+        for sec, first in self.chart.sections:
+            if first <= bar:
+                name = sec
+        return bar, loop, name
+
+
+def _tone_masks() -> dict[int, np.ndarray]:
+    """Per chord token: an additive row over the note vocabulary, -inf on the onsets whose
+    pitch class is not a chord tone (rest and hold stay allowed)."""
+    masks = {}
+    pcs_of = np.arange(128) % 12
+    for tok in range(CHORD_BASE, CHORD_VOCAB):
+        row = np.zeros(NOTE_VOCAB, np.float32)
+        row[NOTE_BASE:] = np.where(np.isin(pcs_of, sorted(chord_pitch_classes(tok))), 0.0, -np.inf)
+        masks[tok] = row
+    return masks
+
+
+_TONE_MASKS = _tone_masks()
+
+
+class ChartSampler:
+    """Wraps the band's sampler: the chord stream's token at each step is the chord
+    source's (a chart, a locked form, the arranger's left hand); the other streams are
+    drawn as usual. The chord still goes through the wrapped sampler (as the only allowed
+    token) so its state (the chord the band plays over) stays right. With no source, or
+    where the source has no chord (None), the model chooses its own chord.
+
+    A source has ``token_at(step) -> int | None`` and ``live``: a live source's chord is
+    the one held when the step is committed (``begin_step`` reads it once), whatever
+    cell asks; a chart's is the chord at the cell's own step. A ``strict`` source also
+    masks the bass, tenor and alto onsets to the tones of the chord at their step.
+
+    ``t0``: the step of the model's time 0 (its last reset). The accompanist's
+    ``current_cell`` (time, stream) says which step a cell belongs to under a delay
+    pattern; without it the cell is the step being generated (``step``).
+    Thread: the generator worker (``source`` is replaced there, between steps).
+    """
+
+    def __init__(self, sampler, chart: "Chart | ChartSource | None", meter: str, accompanist=None) -> None:
+        self.sampler = sampler
+        self.meter = meter
         self.accompanist = accompanist
+        self.source = ChartSource(chart, meter) if isinstance(chart, Chart) else chart
         self.t0 = 0
         self.step = 0
+        self.now: int | None = None        # the source's chord for the step being committed
         self._forced: np.ndarray | None = None
+        self._masked = np.empty(NOTE_VOCAB, np.float32)
+
+    @property
+    def chart(self) -> Chart | None:
+        return getattr(self.source, "chart", None)
+
+    def begin_step(self, step: int) -> None:
+        """The generator is about to commit ``step``: read the source's chord for it."""
+        self.step = step
+        src = self.source
+        self.now = None if src is None else src.token_at(step)
+
+    def _token(self, stream: int) -> int | None:
+        src = self.source
+        if src.live:
+            return self.now
+        cell = getattr(self.accompanist, "current_cell", None)
+        step = self.t0 + cell[0] if cell is not None and cell[1] == stream else self.step
+        return src.token_at(step)
 
     def __call__(self, stream: int, logits: np.ndarray) -> int:
-        if stream != CHORD:
+        if self.source is None or stream == MELODY:
             return self.sampler(stream, logits)
-        cell = getattr(self.accompanist, "current_cell", None)
-        step = self.t0 + cell[0] if cell is not None and cell[1] == CHORD else self.step
-        tok = self.chart.token_at(step, self.meter)
+        if stream != CHORD:
+            if getattr(self.source, "strict", False):
+                tok = self._token(stream)
+                mask = _TONE_MASKS.get(tok) if tok is not None else None
+                if mask is not None and logits.shape[0] <= NOTE_VOCAB:
+                    out = self._masked[:logits.shape[0]]
+                    np.add(logits, mask[:logits.shape[0]], out=out)
+                    return self.sampler(stream, out)
+            return self.sampler(stream, logits)
+        tok = self._token(stream)
+        if tok is None:
+            return self.sampler(stream, logits)
         if self._forced is None or self._forced.shape != logits.shape:
             self._forced = np.empty_like(logits)
         self._forced.fill(-np.inf)
@@ -226,5 +308,3 @@ class ChartSampler:
 
     def __getattr__(self, name):          # the wrapped sampler's controls and state
         return getattr(self.sampler, name)
-
-

@@ -45,7 +45,8 @@ from typing import Callable
 
 import numpy as np
 
-from engine.chart import Chart, ChartSampler
+from engine.chart import Chart, ChartSampler, ChartSource
+from engine.form import TempoRamp, check_lock_bars, form_from_frames
 from engine.clock import Clock, TempoFollower, check_tempo, model_meter
 from engine.quantiser import MelodyEvent, Quantiser
 from engine.renderer import PartRenderer
@@ -113,8 +114,9 @@ class StreamingGenerator:
         if self.lookahead <= -MELODY_RING // 2:
             raise ValueError(f"lookahead {self.lookahead} is beyond the generator's melody ring")
         self.offline = bool(offline)
-        # a chord chart: the chord stream follows it, the model chooses the rest
-        self._chart = None if chart is None else ChartSampler(self.sampler, chart, clock.meter, accompanist)
+        # a chord source (a chart, a locked form, the arranger's left hand): the chord
+        # stream follows it, the model chooses the rest; without one the model chooses all
+        self._chart = ChartSampler(self.sampler, chart, clock.meter, accompanist)
         # committed melody tokens by step (ring); the model reads the one of step k - lookahead
         self._mel = np.full(MELODY_RING, REST, np.int64)
         self._mel_next = clock.first_step      # the next melody step to commit
@@ -136,6 +138,8 @@ class StreamingGenerator:
         self._req_style: str | None = None
         self._req_key: tuple[frozenset[int] | None] | None = None   # (scale or None,) when asked
         self._req_parts: dict[str, tuple[bool | None, bool | None]] = {}
+        self._req_source: tuple[str, object] | None = None    # ("now"|"bar"|"lock", source/chart/bars)
+        self._ramp: TempoRamp | None = None
         self._follow = bool(follow_tempo)
         self._onsets: collections.deque[int] = collections.deque(maxlen=64)
         self._follower = TempoFollower(clock.sample_rate, clock.tempo_at_step(0))
@@ -189,6 +193,37 @@ class StreamingGenerator:
     def set_follow_tempo(self, on: bool) -> None:
         self._follow = bool(on)
 
+    def set_chord_source(self, source) -> None:
+        """A chord source the chord stream follows from the next step it commits (the
+        arranger's left hand: ``engine.arranger.Arranger``), or None: the model chooses."""
+        self._req_source = ("now", source)
+
+    def set_chart(self, chart: Chart | None) -> None:
+        """Loop ``chart`` from the next bar line (its first bar there), or None: the model
+        chooses its own chords again from the next step."""
+        self._req_source = ("bar", chart) if chart is not None else ("now", None)
+
+    def lock_form(self, bars: int) -> None:
+        """At the next bar line, loop the chords the band played in the ``bars`` bars
+        before it (2, 4 or 8) until another source is set."""
+        check_lock_bars(bars)
+        self._req_source = ("lock", int(bars))
+
+    def set_tempo_ramp(self, ramp: "TempoRamp | None") -> None:
+        """Practice: +bpm each time a looped form has come round ``every`` times."""
+        self._ramp = ramp
+
+    @property
+    def chord_source(self):
+        """The chord source in use (the worker's; a ``ChartSource`` for a chart or a
+        locked form, an ``Arranger``, or None). Thread: any (read once)."""
+        return self._chart.source
+
+    def form_at(self, step: int) -> tuple[int, int, str] | None:
+        """(bar of the form, loop, section) of a looped chart or form at ``step``, or None."""
+        src = self._chart.source
+        return src.position(step) if isinstance(src, ChartSource) else None
+
     def melody_event(self, time: int, pitch: int, on: bool) -> None:
         """A note from the player (sample time on the audio clock). Thread: one producer."""
         self.quantiser.push(MelodyEvent(int(time), int(pitch), bool(on)))
@@ -222,6 +257,13 @@ class StreamingGenerator:
             cur = self.clock.tempo_at_step(self.next_step)
             if est is not None and abs(est - cur) > 0.02 * cur:
                 self.clock.set_tempo(est, self.next_step)
+        if self._req_source is not None:
+            self._apply_source()
+        if self._ramp is not None:
+            bpm = self._ramp.tempo_at(self.next_step, self._chart.source, self.clock.tempo_at_step(self.next_step))
+            if bpm is not None:
+                self.clock.set_tempo(bpm, self.next_step)
+                self._follower.bpm = bpm
         if self._req_style is not None and self.next_step % self.clock.bar_steps == 0:
             style, self._req_style = self._req_style, None
             if style != self.style:
@@ -231,12 +273,26 @@ class StreamingGenerator:
                 groove_seed = self.renderer.groove.rng.integers(1 << 30)
                 self.renderer.set_style(style, int(groove_seed), time=self.clock.step_time(self.next_step))
 
+    def _apply_source(self) -> None:
+        kind, what = self._req_source
+        k = self.next_step
+        if kind != "now" and (k < 0 or k % self.clock.bar_steps != 0):
+            return                                   # a chart or a lock starts on a bar line
+        self._req_source = None
+        if kind == "lock":
+            chart = form_from_frames(self.recent, k, what, self.clock.meter)
+            if chart is None:                        # not that many bars played yet
+                return
+            what = ChartSource(chart, self.clock.meter, start=k)
+        elif kind == "bar":
+            what = ChartSource(what, self.clock.meter, start=k)
+        self._chart.source = what
+
     def _reset_model(self, style: str) -> None:
         # the model knows a few conditioning styles; a band style names the one it uses
         self.model.reset(get_style(style).model, model_meter(self.clock.meter))
         self._model_fresh = True
-        if self._chart is not None:
-            self._chart.t0 = max(0, self.next_step)      # the step of the model's time 0
+        self._chart.t0 = max(0, self.next_step)      # the step of the model's time 0
 
     def _melody(self, step: int) -> int:
         """The committed melody token of ``step`` (REST before the piece: contract)."""
@@ -262,11 +318,15 @@ class StreamingGenerator:
                 prime_melody(self.model, [self._melody(k + i) for i in range(max(0, -self.lookahead))])
                 self._model_fresh = False
             self.sampler.observe_melody(mel)
-            sampler = self.sampler
-            if self._chart is not None:
-                self._chart.step = k
-                sampler = self._chart
-            frame = self.model.advance(mel, clock.step_in_bar(k), sampler)
+            forcer = self._chart
+            forcer.begin_step(k)
+            frame = self.model.advance(mel, clock.step_in_bar(k), forcer)
+            if forcer.now is not None and frame[0] != forcer.now:
+                # a live source's chord (the arranger's) changed after this step's chord
+                # cell was drawn (a step ahead, under a delay pattern): the band plays it
+                # from this step; the notes of this step were already held to its tones
+                frame = np.array(frame)
+                frame[0] = forcer.now
         now = self.clock_source() if self.clock_source is not None else t
         late = t < now
         if frame is not None:

@@ -285,8 +285,11 @@ class PartRenderer:
         # not by the octaves the model's bass may jump
         anchor = self._line_bass or self._model_bass or 40
         rq = chord_of_token(self._harmony)
-        if ch == "x" or rq is None:
+        if rq is None:
             return self._model_bass
+        if ch == "x":      # the model's last bass note, or the root once the chord moved off it
+            m = self._model_bass
+            return m if m is None or m % 12 in chord_pitch_classes(self._harmony) else self._near(rq[0], anchor)
         root_pc, quality = rq
         root = self._near(root_pc, anchor)
         if ch == "r":
@@ -355,7 +358,11 @@ class PartRenderer:
                 self._off(t, ch, n)
             self._comp = []
             if c in "xo" and self.audible("keys"):
-                voices = sorted({p for p in self._model_keys if p is not None}) or pad_voicing(self._harmony)
+                # the model's last voices, those still in the chord sounding now (a voice
+                # chosen over the previous chord would clash after a change)
+                tones = chord_pitch_classes(self._harmony)
+                voices = sorted({p for p in self._model_keys if p is not None and (not tones or p % 12 in tones)})
+                voices = voices or pad_voicing(self._harmony)
                 for n in voices:
                     self._on(t, ch, n, self._vel("keys", 96 if c == "o" else 84, step_in_bar))
                 self._comp = list(voices)

@@ -76,14 +76,19 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", choices=BACKENDS, default=None,
                    help="default: onnx-cpu (torch-cpu when onnxruntime is missing)")
     g.add_argument("--checkpoint", default=None, help="model checkpoint (.safetensors); default: shipped")
+    _feel_options(g, humanise=0.0)
+    g.add_argument("--seed", type=_seed, default=0)
+    g.add_argument("--soundfont", default=None, help=".sf2 file (default: Debian's FluidR3_GM)")
+
+
+def _feel_options(g, humanise: float | None) -> None:
+    """The feel flags, the same for render and play (play: unset ones keep the app's)."""
     g.add_argument("--swing", type=_unit, default=None, help="0 straight .. 1 triplet feel (default: the style's)")
     g.add_argument("--fills", choices=("off", "phrase", "more"), default=None, help="drum fills (default: the style's)")
     g.add_argument("--time", dest="time_feel", choices=("normal", "half", "double"), default=None,
                    help="the drummer's half-time / double-time feel")
-    g.add_argument("--humanise", "--humanize", type=_unit, default=0.0,
+    g.add_argument("--humanise", "--humanize", type=_unit, default=humanise,
                    help="timing and velocity spread 0-1 (the same for the same --seed)")
-    g.add_argument("--seed", type=_seed, default=0)
-    g.add_argument("--soundfont", default=None, help=".sf2 file (default: Debian's FluidR3_GM)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quit-after", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--autoplay", default=None, help=argparse.SUPPRESS)
     p.add_argument("--preset", default=None, metavar="NAME", help="start with a saved band preset")
+    g = p.add_argument_group("band (for this launch; unset: as the app remembers)")
+    g.add_argument("--style", choices=STYLES, default=None, help="band style")
+    g.add_argument("--tempo", type=float, default=None, help="BPM, 40-240")
+    g.add_argument("--meter", choices=METERS, default=None)
+    _feel_options(g, humanise=None)
 
     sub.add_parser("devices", help="list audio and MIDI devices, SoundFont and inference backends")
 

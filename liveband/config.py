@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from engine.clock import METERS
-from engine.feel import Feel
+from engine.feel import FILLS, TIMES, Feel  # noqa: F401  (FILLS, TIMES: the UI's feel menus)
 from engine.keyfind import key_name
 from engine.styles import get_style, style_names
 from models.backends import BACKENDS
@@ -16,6 +16,13 @@ KEY_NAMES: tuple[str, ...] = tuple(key_name(t, m) for m in ("major", "minor") fo
 # the band styles: shipped ones, then the user's style files (engine.styles)
 STYLES = style_names()
 STYLE_LABELS = {name: get_style(name).label for name in STYLES}   # what the style menu shows
+
+
+def style_feel(name: str) -> dict:
+    """A style's own feel, as ``EngineConfig``'s fields: what the feel controls show when
+    the player picks the style. ValueError naming the styles when there is no such one."""
+    st = get_style(name)
+    return {"swing": st.swing, "fills": st.fills, "time_feel": st.time}
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,11 @@ def make_session(blocksize: int | None = None, backend: str | None = None, setti
 
 
 def run(blocksize: int | None = None, backend: str | None = None, quit_after: float | None = None,
-        autoplay: str | None = None, preset=None, preset_name: str | None = None) -> int:
+        autoplay: str | None = None, preset=None, preset_name: str | None = None, band: dict | None = None) -> int:
     """Open the window and run until it closes (``preset``: a loaded liveband.presets.Preset
-    put on the band once the window has restored the remembered settings). Returns the exit code."""
+    put on the band once the window has restored the remembered settings; ``band``: this
+    launch's style, tempo, meter and feel, as ``MainWindow.apply_band`` takes them, after
+    the preset). Returns the exit code."""
     from ui.autoplay import MODES, KeyboardAutoplay
     from ui.mainwindow import MainWindow
 
@@ -59,6 +61,8 @@ def run(blocksize: int | None = None, backend: str | None = None, quit_after: fl
         win = MainWindow(session, settings, blocksize=bs)
         if preset is not None:
             win.use_preset(preset, preset_name or "")
+        if band:
+            win.apply_band(**band)
         for notice in settings.notices:
             print(f"liveband: note: {notice}", file=sys.stderr)
         win.show()

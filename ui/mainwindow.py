@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import (
 )
 
 from liveband import presets as pr
+from liveband.config import style_feel
 from liveband.errors import first_line
 
 from ui import settings as st
@@ -169,6 +170,8 @@ class MainWindow(QMainWindow):
         t.metronome.toggled.connect(lambda on: self._call(ss.set_metronome, on))
         t.key.currentIndexChanged.connect(self._key_changed)
         t.style.currentIndexChanged.connect(lambda i: self._call(ss.set_style, t.style.itemData(i)))
+        t.style.currentIndexChanged.connect(lambda i: self._style_feel(t.style.itemData(i)))   # after the style
+        b.feel.changed.connect(self._feel_changed)
         for mode, button in t.mode_buttons.items():
             button.clicked.connect(lambda _=False, m=mode: self.set_input_mode(m))
         b.temperature.valueChanged.connect(lambda v: self._call(ss.set_temperature, v))
@@ -233,6 +236,7 @@ class MainWindow(QMainWindow):
         self.transport.key.setCurrentIndex(max(0, self.transport.key.findData(st.read(s, "transport/key"))))
         self.transport.style.setCurrentIndex(max(0, self.transport.style.findData(st.read(s, "band/style"))))
         self._call(self.session.set_style, self.transport.style.currentData())
+        self._restore_feel()
         for knob, key, fn in ((self.band_panel.temperature, "band/temperature", self.session.set_temperature),
                               (self.band_panel.density, "band/density", self.session.set_density),
                               (self.band_panel.harmony, "band/harmony_follow", self.session.set_harmony_follow),
@@ -256,6 +260,45 @@ class MainWindow(QMainWindow):
         self.setup_panel.buffer.setCurrentIndex(max(0, self.setup_panel.buffer.findData(self.blocksize)))
         self.setup_panel.input_gain.setValue(max(-40, min(40, st.read(s, "devices/input_gain_db"))))
 
+    def _restore_feel(self) -> None:
+        """The remembered feel; what was never set is the style's own."""
+        s = self.settings
+        feel = style_feel(self.transport.style.currentData())
+        feel["humanise"] = 0.0
+        for key, name in (("band/swing", "swing"), ("band/fills", "fills"), ("band/time", "time_feel"),
+                          ("band/humanise", "humanise")):
+            if s.contains(key):
+                feel[name] = st.read(s, key)
+        self.band_panel.feel.show_feel(**feel)
+        self._feel_changed()
+
+    def _style_feel(self, style: str) -> None:
+        """A style the player picks brings its own swing, fills and time (humanise stays)."""
+        try:
+            self.band_panel.feel.show_feel(**style_feel(style))
+        except ValueError:
+            return
+        self._feel_changed()
+
+    def _feel_changed(self) -> None:
+        self._call(self.session.set_feel, **self.band_panel.feel.values())
+
+    def apply_band(self, style: str | None = None, tempo: float | None = None, meter: str | None = None,
+                   swing: float | None = None, fills: str | None = None, time_feel: str | None = None,
+                   humanise: float | None = None) -> None:
+        """Settings for this launch (``liveband play --style ... --swing ...``) put on the
+        controls, which send them to the session; None leaves a control as it is."""
+        t, f = self.transport, self.band_panel.feel
+        if style is not None:
+            t.style.setCurrentIndex(max(0, t.style.findData(style)))    # brings its feel
+        if meter is not None:
+            t.meter.setCurrentIndex(max(0, t.meter.findData(meter)))
+        if tempo is not None:
+            t.tempo.setValue(float(tempo))
+        if any(v is not None for v in (swing, fills, time_feel, humanise)):
+            f.show_feel(swing, fills, time_feel, humanise)
+            self._feel_changed()
+
     def save_settings(self) -> None:
         s = self.settings
         st.write(s, "transport/tempo", float(self.transport.tempo.value()))
@@ -269,6 +312,10 @@ class MainWindow(QMainWindow):
         st.write(s, "band/density", float(self.band_panel.density.value()))
         st.write(s, "band/harmony_follow", float(self.band_panel.harmony.value()))
         st.write(s, "band/master", float(self.band_panel.master.value()))
+        feel = self.band_panel.feel.values()
+        for key, name in (("band/swing", "swing"), ("band/fills", "fills"), ("band/time", "time_feel"),
+                          ("band/humanise", "humanise")):
+            st.write(s, key, feel[name])
         st.write(s, "input/mode", self.input_mode)
         st.write(s, "devices/blocksize", int(self.setup_panel.buffer.currentData()))
         st.write(s, "devices/audio_out", self.setup_panel.audio_out.currentData() or "")
@@ -560,6 +607,11 @@ class MainWindow(QMainWindow):
             widget.blockSignals(False)
         set_combo(t.meter, preset.meter)
         set_combo(t.style, preset.style)
+        # the preset's feel; unset parts of it are the style's own
+        shown = dict(style_feel(preset.style))
+        shown.update({k: v for k, v in (("swing", preset.swing), ("fills", preset.fills),
+                                         ("time_feel", preset.time_feel)) if v is not None})
+        b.feel.show_feel(humanise=preset.humanise, **shown)
         if not set_combo(t.key, preset.key or "Auto"):
             set_combo(t.key, "Auto")
         self._refresh_presets(name or None)

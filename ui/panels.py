@@ -9,6 +9,7 @@ from PyQt6.QtWidgets import (
 )
 
 from ui import theme
+from ui.feel import FeelControls
 from ui.gm import program_choices
 from ui.health import BAD, OK, Verdict
 from ui.onscreen import OnScreenKeys
@@ -149,6 +150,10 @@ class BandPanel(QWidget):
         for i, k in enumerate((self.temperature, self.density, self.harmony, self.master)):
             grid.addWidget(k, i // 2, i % 2, Qt.AlignmentFlag.AlignHCenter)
         lay.addLayout(grid)
+        lay.addSpacing(4)
+        lay.addWidget(caption("feel"))
+        self.feel = FeelControls()
+        lay.addWidget(self.feel)
         lay.addSpacing(6)
         lay.addWidget(caption("play here or on your keyboard"))
         self.onscreen = OnScreenKeys(base=keyboard_base)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from PyQt6.QtCore import QSettings
 
-from liveband.config import METERS, STYLES
+from liveband.config import FILLS, METERS, STYLES, TIMES
 from ui.panels import BLOCKSIZES
 
 ORG = "LiveBand"
@@ -39,6 +39,11 @@ DEFAULTS: dict[str, Any] = {
     "band/density": 0.5,
     "band/harmony_follow": 0.5,
     "band/master": 0.8,
+    # the feel; a missing one is the style's own (ui.feel)
+    "band/swing": 0.0,
+    "band/fills": "phrase",
+    "band/time": "normal",
+    "band/humanise": 0.0,
     "input/mode": "keyboard",
     "devices/audio_out": "",
     "devices/audio_in": "",
@@ -73,6 +78,10 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "band/density": _within(0, 1),
     "band/harmony_follow": _within(0, 1),
     "band/master": _within(0, 1),
+    "band/swing": _within(0, 1),
+    "band/fills": _one_of(FILLS),
+    "band/time": _one_of(TIMES),
+    "band/humanise": _within(0, 1),
     "input/mode": _one_of(("keyboard", "midi", "mic")),
     "devices/input_gain_db": _within(-40, 40),
     "devices/blocksize": _one_of(BLOCKSIZES),

@@ -24,5 +24,11 @@ def main(args: argparse.Namespace) -> int:
                         "'xvfb-run liveband' (offline work: 'liveband render ...')")
     if args.quit_after is not None and args.quit_after <= 0:
         raise UserError("--quit-after must be a positive number of seconds")
+    band = {k: getattr(args, k, None) for k in ("style", "tempo", "meter", "swing", "fills", "time_feel", "humanise")}
+    if band["tempo"] is not None:
+        from engine.clock import check_tempo
+
+        band["tempo"] = check_tempo(band["tempo"])     # one line naming the range, before anything opens
     return run(blocksize=args.blocksize, backend=args.backend, quit_after=args.quit_after, autoplay=args.autoplay,
-               preset=preset, preset_name=getattr(args, "preset", None))
+               preset=preset, preset_name=getattr(args, "preset", None),
+               band={k: v for k, v in band.items() if v is not None})

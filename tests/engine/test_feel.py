@@ -128,3 +128,39 @@ def test_a_bad_feel_value_is_one_line_naming_the_option(tmp_path):
         run = _render_cli(tmp_path, *args)
         assert run.returncode == 2 and name in run.stderr, run.stderr
         assert not (tmp_path / "out.wav").exists()
+
+
+def test_a_feel_set_while_the_band_plays_applies_from_the_next_step():
+    """PartRenderer.set_feel (the live session's path): swing, fills and time change at the
+    next step, not at the next play."""
+    import numpy as np
+
+    from engine.clock import Clock
+    from engine.renderer import EventLog, PartRenderer
+    from models.tokens import chord_token
+
+    clock = Clock(SR, 120, "4/4")
+    log = EventLog()
+    r = PartRenderer([log], "rock", "4/4", seed=1, density=0.6, clock=clock)
+    frame = np.array([chord_token(0, "maj"), 3 + 36, 3 + 60, 3 + 64])
+    hold = np.array([chord_token(0, "maj"), 2, 2, 2])
+    n = 16 * 8
+    for k in range(n):
+        if k == 64:       # bar 4: swing 0.6, no fills, half time from here
+            r.set_feel(Feel(swing=0.6, fills="off", time="half"))
+        r.render_step(k, clock.step_time(k), frame if k % 16 == 0 else hold, clock.step_in_bar(k))
+    length = clock.step_time(1) - clock.step_time(0)
+
+    def late(k):      # how far after its step the bass's onsets of step k fall, in steps
+        ts = [t for t, kind, ch, *_ in log.events if kind == NOTE_ON and ch == P.BASS.channel
+              and clock.step_at(t) == k]
+        assert ts, k
+        return (ts[0] - clock.step_time(k)) / length
+
+    assert late(2) == late(58) == 0.0                        # straight before
+    assert late(66) == pytest.approx(0.4, abs=1e-3) == late(126)   # the off-beat 8th at 0.6 of the beat after
+    drums = [(clock.step_at(t), d1) for t, kind, ch, d1, _ in log.events if kind == NOTE_ON and ch == P.DRUMS.channel]
+    assert any(d == TOM_HIGH and s < 64 for s, d in drums)          # rock's fill at the end of bar 4
+    assert not any(d == TOM_HIGH and s >= 64 for s, d in drums)     # none once fills are off
+    assert [s for s, d in drums if d == SNARE and 32 <= s < 48] == [36, 44]   # the backbeat on 2 and 4
+    assert [s for s, d in drums if d == SNARE and 64 <= s < 96] == [72, 88]   # half time: on 3, once a bar

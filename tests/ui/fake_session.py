@@ -86,6 +86,7 @@ class FakeSession:
         return 123.0
     def set_meter(self, meter): self._rec("set_meter", meter)
     def set_style(self, style): self._rec("set_style", style)
+    def set_feel(self, **feel): self._rec("set_feel", feel)
     def set_temperature(self, t): self._rec("set_temperature", t)
     def set_density(self, d): self._rec("set_density", d)
     def set_harmony_follow(self, h): self._rec("set_harmony_follow", h)
