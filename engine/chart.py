@@ -96,9 +96,30 @@ class Chart:
         i = max(j for j, s in enumerate(starts) if s <= pos)
         return slots[i]
 
+    def section(self, name: str) -> "Chart":
+        """The bars of section ``name`` (to the next section or the end) as a chart of their own."""
+        for i, (sec, first) in enumerate(self.sections):
+            if sec == name:
+                end = self.sections[i + 1][1] if i + 1 < len(self.sections) else len(self.bars)
+                if end <= first:
+                    break
+                return Chart(self.bars[first:end], ((sec, 0),), f"{self.source} section {sec}")
+        names = ", ".join(s for s, _ in self.sections) or "none"
+        raise ValueError(f"no section {name!r} with bars in this chart (sections: {names})")
+
     def text(self) -> str:
-        """The chart written back as one line of plain text (what ``save_chart`` writes)."""
-        return "| " + " | ".join(" ".join(chord_name(t) or "N.C." for t in bar) for bar in self.bars) + " |\n"
+        """The chart as plain text (what ``save_chart`` writes): a line of bars per section,
+        headed by its name (``A: | C | Am |``), repeats written out."""
+        def bars(lo: int, hi: int) -> str:
+            return "| " + " | ".join(" ".join(chord_name(t) or "N.C." for t in bar) for bar in self.bars[lo:hi]) + " |"
+
+        cuts = [(n, f) for n, f in self.sections if 0 <= f < len(self.bars)]
+        lines = [bars(0, cuts[0][1])] if cuts and cuts[0][1] > 0 else ([] if cuts else [bars(0, len(self.bars))])
+        for i, (name, first) in enumerate(cuts):
+            end = cuts[i + 1][1] if i + 1 < len(cuts) else len(self.bars)
+            if end > first:
+                lines.append(f"{name}: {bars(first, end)}")
+        return "\n".join(lines) + "\n"
 
 
 def parse_chart(text: str, source: str = "chart") -> Chart:

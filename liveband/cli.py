@@ -11,9 +11,11 @@ import argparse
 import importlib
 import os
 import sys
+from typing import Callable
 
 from liveband import __version__
-from liveband.config import BACKENDS, STYLES
+from liveband.config import (BACKENDS, DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE, DEFAULT_TEMPO,
+                             STYLES, TEMPERATURE_RANGE, TEMPO_RANGE, UNIT_RANGE)
 from liveband.errors import UserError  # noqa: F401  (re-exported for command modules)
 from engine.clock import METERS
 
@@ -29,26 +31,24 @@ def _seed(text: str) -> int:
     return value
 
 
-def _positive(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
-    return value
+def _number(ok: Callable[[float], bool], allowed: str) -> Callable[[str], float]:
+    """argparse type: a number for which ``ok`` holds; the error says what is ``allowed``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
+        return value
+    return parse
 
 
-def _unit(text: str) -> float:
-    """argparse type: a number 0-1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be 0-1, got {text}")
-    return value
+_positive = _number(lambda v: 0 < v < float("inf"), "a number above 0")
+_unit = _number(lambda v: UNIT_RANGE[0] <= v <= UNIT_RANGE[1], "0-1")
+
+
+_TEMPOS = "{:g}-{:g}".format(*TEMPO_RANGE)
 
 
 def _loudness(text: str) -> float | None:
@@ -68,11 +68,12 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("band")
     g.add_argument("--style", choices=STYLES, default="pop",
                    help="band style (shipped, or a .toml in the user's styles folder)")
-    g.add_argument("--tempo", type=float, default=None, help="BPM, 40-240 (default: from the file, else 100)")
+    g.add_argument("--tempo", type=float, default=None, help=f"BPM, {_TEMPOS} (default: from the file, else {DEFAULT_TEMPO:g})")
     g.add_argument("--meter", choices=METERS, default=None, help="default: from the file, else 4/4")
-    g.add_argument("--temperature", type=float, default=0.9, help="creativity, 0.05-2")
-    g.add_argument("--density", type=float, default=0.5, help="0 sparse .. 1 busy")
-    g.add_argument("--harmony-follow", type=float, default=0.5, help="0 free .. 1 strict")
+    g.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+                   help="creativity, {:g}-{:g}".format(*TEMPERATURE_RANGE))
+    g.add_argument("--density", type=float, default=DEFAULT_DENSITY, help="0 sparse .. 1 busy")
+    g.add_argument("--harmony-follow", type=float, default=DEFAULT_HARMONY_FOLLOW, help="0 free .. 1 strict")
     g.add_argument("--backend", choices=BACKENDS, default=None,
                    help="default: onnx-cpu (torch-cpu when onnxruntime is missing)")
     g.add_argument("--checkpoint", default=None, help="model checkpoint (.safetensors); default: shipped")
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=None, metavar="NAME", help="start with a saved band preset")
     g = p.add_argument_group("band (for this launch; unset: as the app remembers)")
     g.add_argument("--style", choices=STYLES, default=None, help="band style")
-    g.add_argument("--tempo", type=float, default=None, help="BPM, 40-240")
+    g.add_argument("--tempo", type=float, default=None, help=f"BPM, {_TEMPOS}")
     g.add_argument("--meter", choices=METERS, default=None)
     _feel_options(g, humanise=None)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from engine.clock import METERS
+from engine.clock import MAX_BPM, METERS, MIN_BPM
 from engine.feel import FILLS, TIMES, Feel  # noqa: F401  (FILLS, TIMES: the UI's feel menus)
 from engine.keyfind import key_name
 from engine.styles import get_style, style_names
 from models.backends import BACKENDS
+from models.sampling import TEMPERATURE_RANGE
 
 # every key a player can fix, spelled as the session names it (its key signature's way)
 KEY_NAMES: tuple[str, ...] = tuple(key_name(t, m) for m in ("major", "minor") for t in range(12))
@@ -47,15 +48,28 @@ class AudioConfig:
         return 1000.0 * self.blocksize / self.sample_rate
 
 
+# The band's controls: each default and range once. EngineConfig, the command line, the
+# app's settings and knobs, presets and MIDI learn read them; the engine (clock) and the
+# sampler, which refuse values outside, own the two ranges they enforce.
+TEMPO_RANGE = (MIN_BPM, MAX_BPM)                  # BPM
+DEFAULT_TEMPO = 100.0                             # also a recording's (no beat grid) tempo
+# TEMPERATURE_RANGE ("creativity", 0.05-2.0): the sampler's, imported above
+DEFAULT_TEMPERATURE = 0.9
+UNIT_RANGE = (0.0, 1.0)                           # density, harmony-follow, feel amounts, volumes
+DEFAULT_DENSITY = 0.5                             # 0 sparse .. 1 busy
+DEFAULT_HARMONY_FOLLOW = 0.5                      # 0 free .. 1 strictly follows the player's notes
+COUNT_IN_RANGE = (0, 4)                           # bars
+
+
 @dataclass(frozen=True)
 class EngineConfig:
-    tempo: float = 100.0            # quarter notes per minute
+    tempo: float = DEFAULT_TEMPO    # quarter notes per minute
     meter: str = "4/4"
     count_in_bars: int = 1
     style: str = "pop"
-    temperature: float = 0.9        # "creativity"
-    density: float = 0.5            # 0 sparse .. 1 busy
-    harmony_follow: float = 0.5     # 0 free .. 1 strictly follows the player's notes
+    temperature: float = DEFAULT_TEMPERATURE        # "creativity"
+    density: float = DEFAULT_DENSITY
+    harmony_follow: float = DEFAULT_HARMONY_FOLLOW
     chunk_steps: int = 1            # 16th steps generated per worker wake-up (1..one beat)
     lead_ms: float = 50.0           # commit each 16th this long before it sounds (worker stalls + a step)
     backend: str = "torch-cpu"
@@ -68,20 +82,20 @@ class EngineConfig:
     humanise: float = 0.0           # timing and velocity spread, 0-1, seeded by ``seed``
 
     def __post_init__(self) -> None:
-        if not 40.0 <= self.tempo <= 240.0:
-            raise ValueError(f"tempo must be 40-240 BPM, got {self.tempo}")
+        if not TEMPO_RANGE[0] <= self.tempo <= TEMPO_RANGE[1]:
+            raise ValueError(f"tempo must be {TEMPO_RANGE[0]:g}-{TEMPO_RANGE[1]:g} BPM, got {self.tempo}")
         if self.meter not in METERS:
             raise ValueError(f"meter must be one of {', '.join(METERS)}, got {self.meter!r}")
         if self.style not in style_names():
             raise ValueError(f"style must be one of {', '.join(style_names())}, got {self.style!r}")
         self.feel   # validates swing, fills, time and humanise
-        if not 0 <= self.count_in_bars <= 4:
-            raise ValueError("count-in must be 0-4 bars")
-        if not 0.05 <= self.temperature <= 2.0:
-            raise ValueError(f"temperature must be 0.05-2.0, got {self.temperature}")
+        if not COUNT_IN_RANGE[0] <= self.count_in_bars <= COUNT_IN_RANGE[1]:
+            raise ValueError(f"count-in must be {COUNT_IN_RANGE[0]}-{COUNT_IN_RANGE[1]} bars")
+        if not TEMPERATURE_RANGE[0] <= self.temperature <= TEMPERATURE_RANGE[1]:
+            raise ValueError(f"temperature must be {TEMPERATURE_RANGE[0]}-{TEMPERATURE_RANGE[1]}, got {self.temperature}")
         for name in ("density", "harmony_follow"):
             v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
+            if not UNIT_RANGE[0] <= v <= UNIT_RANGE[1]:
                 raise ValueError(f"{name} must be 0-1, got {v}")
         if not 1 <= self.chunk_steps <= 16:
             raise ValueError("chunk must be 1-16 steps")
