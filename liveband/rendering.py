@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 from engine.melody_file import Melody
+from liveband.config import DEFAULT_TEMPO, TEMPO_RANGE
 from liveband.errors import UserError
 
 # Offline the model's steps are on the render's critical path and onnxruntime steps the
@@ -13,8 +14,7 @@ from liveband.errors import UserError
 # the backend fallback says so in one line and uses torch-cpu.
 DEFAULT_BACKEND = "onnx-cpu"
 # a recording has no beat grid: its seconds are read as beats at this tempo
-RECORDING_TEMPO = 100.0
-TEMPO_RANGE = (40.0, 240.0)
+RECORDING_TEMPO = DEFAULT_TEMPO
 
 
 def band_timing(melody: Melody, tempo: float | None = None, meter: str | None = None,

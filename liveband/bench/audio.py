@@ -108,11 +108,11 @@ class _Probe:
 
 def _dac_line(audio) -> tuple[int, float] | None:
     """(clock, DAC time) of the last block the callback reported (what arrival_time uses)."""
-    n = audio._blk_n
+    n = audio.timing.n
     if n == 0:
         return None
-    i = (n - 1) % len(audio._blk_clock)
-    return int(audio._blk_clock[i]), float(audio._blk_dac[i])
+    last = audio.timing.rows(n - 1, n)
+    return int(last.clock[0]), float(last.dac[0])
 
 
 def _note_record(s, t0, stamp, stamped_at, fixed, hit, blk, line_before, xruns, late, t_start, rate,
@@ -211,11 +211,12 @@ def _xrun_causes(blocks: np.ndarray, block_s: float) -> dict:
     return out
 
 
-def _timing_rows(audio, ix: np.ndarray) -> np.ndarray:
-    """AudioOut's timing ring at indices ``ix`` as rows of (clock, callback time, DAC
-    time, lead, entry delay, xrun): shape (len(ix), 6) float64."""
-    return np.stack([audio._blk_clock[ix].astype(np.float64), audio._blk_time[ix], audio._blk_dac[ix],
-                     audio._blk_lead[ix], audio._blk_entry[ix], audio._blk_xrun[ix].astype(np.float64)], axis=1)
+def _timing_rows(audio, lo: int, hi: int) -> np.ndarray:
+    """AudioOut's timing rows of blocks ``lo`` to ``hi - 1`` (those still in its ring) as
+    rows of (clock, callback time, DAC time, lead, entry delay, xrun): shape (n, 6) float64."""
+    r = audio.timing.rows(lo, hi)
+    return np.stack([r.clock.astype(np.float64), r.time, r.dac, r.lead, r.entry, r.xrun.astype(np.float64)],
+                    axis=1)
 
 
 def _xruns_vs_stalls(blocks: np.ndarray, stalls: list[list[tuple[float, float]]]) -> dict:
@@ -359,7 +360,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             if use_mic:
                 s.set_input_mode("mic")
                 deadline = time.monotonic() + 60
-                while s._mic is None and time.monotonic() < deadline and s._mic_starting:
+                while s.inputs.mic is None and time.monotonic() < deadline and s.inputs.mic_starting:
                     time.sleep(0.1)
             s.play()
             # the band renders but is silent at the mixer, so the probe note is measurable
@@ -370,12 +371,12 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             # the soak measures steady play: a new PulseAudio stream's leads shrink by
             # ~0.6 ms over its first ~15 s (and the player latency follows them down), so
             # probing starts once the stream is STREAM_WARMUP_S old
-            time.sleep(max(0.6, STREAM_WARMUP_S - (time.monotonic() - s.audio._opened_at)))
+            time.sleep(max(0.6, STREAM_WARMUP_S - (time.monotonic() - s.audio.opened_at)))
             s.mixer.set_program(P.MELODY.channel, 0)
             probe = _Probe(s.mixer._tap, s.mixer.max_block)
             s.mixer.set_tap(probe)
-            hum = _hum_file(home, rate, 30.0) if s._mic is not None else None
-            result["pitch_tracker"] = s.pitch_tracker if s._mic is not None else None
+            hum = _hum_file(home, rate, 30.0) if s.inputs.mic is not None else None
+            result["pitch_tracker"] = s.pitch_tracker if s.inputs.mic is not None else None
 
             # the null sink's monitor: a sample-exact record of what the sink played, on the
             # sink's own steady clock (an independent check of the DAC-time arithmetic)
@@ -383,11 +384,10 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             monitor = srv.record_output(monitor_wav)
             work, frames, entry, blocks_log = [], [], [], []
             read_upto = s.mixer.blocks
-            entry_upto = s.audio._blk_n
+            entry_upto = s.audio.timing.n
             # the timing ring as the soak starts (the stream's settling)
-            blocks_before = _timing_rows(s.audio, np.arange(max(0, entry_upto - TIMING_RING), entry_upto)
-                                         & (TIMING_RING - 1))
-            opened_at = s.audio._opened_at
+            blocks_before = _timing_rows(s.audio, 0, entry_upto)
+            opened_at = s.audio.opened_at
             xruns0, late0 = s.mixer.xruns, s.mixer.late_events
             gil_events: list = []
             if os.environ.get("LIVEBAND_BENCH_GIL"):     # where the threads are at each late callback
@@ -408,11 +408,11 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     work.append(s.mixer.work_ns[idx].copy())
                     frames.append(s.mixer.work_frames[idx].copy())
                     read_upto = b
-                    n = s.audio._blk_n
+                    n = s.audio.timing.n
                     lo = max(entry_upto, n - TIMING_RING + 1)
-                    ix = np.arange(lo, n) & (TIMING_RING - 1)
-                    entry.append(s.audio._blk_entry[ix].copy())
-                    blocks_log.append(_timing_rows(s.audio, ix))
+                    rows = _timing_rows(s.audio, lo, n)
+                    entry.append(rows[:, 4].copy())
+                    blocks_log.append(rows)
                     entry_upto = n
                     next_drain = now + 1.0
                 if now >= next_probe and probe.quiet_since(probe.upto) > PROBE_QUIET_S * rate:
@@ -423,7 +423,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     t0 = time.monotonic()
                     s.key_event(84, True, 110)
                     returned_at = time.monotonic()
-                    stamp = s._key_q.last_time
+                    stamp = s.inputs.key_q.last_time
                     stamped_at = s.audio.last_stamp_time      # before the note-off re-stamps
                     fixed = s.audio.player_latency()      # the delay this note was timed with
                     end = t0 + 0.5

@@ -31,7 +31,7 @@ from liveband.cli import UserError
 from liveband.config import EngineConfig
 from liveband.paths import find_soundfont
 from engine.export import CEILING_DBFS
-from liveband.rendering import DEFAULT_BACKEND, band_timing, open_band
+from liveband.rendering import DEFAULT_BACKEND, RECORDING_TEMPO, band_timing, open_band
 
 WAV_SUFFIXES = (".wav", ".wave")
 MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf")
@@ -157,7 +157,7 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None,
             raise UserError(f"{path}: no sung or hummed notes were found in the recording{why}")
         for msg in notices if say is not None else ():
             say(f"note: {msg}")
-        bpm = tempo or 100.0
+        bpm = tempo or RECORDING_TEMPO
         beats = bpm / 60.0
         mel = tuple(MelodyNote(start * beats, end * beats, int(pitch), int(vel))
                     for pitch, start, end, vel in sorted(notes, key=lambda n: n[1]) if end > start)

@@ -76,14 +76,14 @@ def test_a_thread_holding_the_gil_cannot_delay_the_c_callback(pulse_server, soun
         for p in (48, 60, 64, 67):
             q.push(IMMEDIATE, NOTE_ON, 0, p, 100)
         time.sleep(0.3)
-        xruns0, blocks0, n0 = mixer.xruns, mixer.blocks, audio._blk_n
+        xruns0, blocks0, n0 = mixer.xruns, mixer.blocks, audio.timing.n
         t0 = time.monotonic()
         hog.start()
         time.sleep(WINDOW_S)
         stop.set()
         hog.join()
         elapsed = time.monotonic() - t0
-        xruns, blocks, n1 = mixer.xruns - xruns0, mixer.blocks - blocks0, audio._blk_n
+        xruns, blocks, n1 = mixer.xruns - xruns0, mixer.blocks - blocks0, audio.timing.n
         time.sleep(0.2)
         rec.terminate()
         rec.wait(timeout=5)
@@ -92,11 +92,11 @@ def test_a_thread_holding_the_gil_cannot_delay_the_c_callback(pulse_server, soun
         audio.stop()
         synth.close()
     stalls = _stalls(watchers)
-    assert n1 - n0 <= len(audio._blk_xrun)
-    idx = np.arange(n0, n1) & (len(audio._blk_xrun) - 1)
+    rows = audio.timing.rows(n0, n1)
+    assert len(rows) == n1 - n0
     # how much later than the promptest one each callback started after PortAudio called it
-    late_ms = 1000.0 * (audio._blk_entry[idx] - audio._blk_entry[idx].min())
-    when, xr = audio._blk_time[idx], audio._blk_xrun[idx]
+    late_ms = 1000.0 * (rows.entry - rows.entry.min())
+    when, xr = rows.time, rows.xrun
     # An underflow is the GIL's when a callback up to two blocks before it started over
     # 2 ms late (bench audio's "gil"), unless a CPU was taken from the machine (a stall
     # watcher's >= 5 ms) just before it. The others: PortAudio called late (the audio
