@@ -7,11 +7,13 @@ quarter-note position) and ``position_at(t)``.
 
 - ``MidiClockIn``: fed the MIDI input's real-time messages (clock 0xF8 at 24 per quarter,
   start, stop, continue, song position). A least-squares line through the arrival times
-  of the last ~1.5 beats of ticks gives the tempo and where each beat falls (one tick's
-  arrival jitters by a JACK period or a GIL wait; the line through 36 of them does not,
-  and ticks a stall made late are left out of a second fit). Song position 0 is the
+  of the last 2 beats of ticks gives the tempo and where each beat falls (one tick's
+  arrival jitters by a JACK period or a GIL wait; the line through 48 of them does not).
+  A tick is never early, but a stall holds several back and then delivers them at once:
+  those are left out, judged against the line so far (not against a line they have
+  already bent), so a burst of late ticks does not move the beat. Song position 0 is the
   first tick after a start. A tempo jump restarts the line after three ticks each
-  further off it on the same side, so the band follows within a beat, not 1.5.
+  further off it on the same side, so the band follows within a beat, not two.
 - ``LinkSync``: joins an Ableton Link session through ``aalink`` (its own asyncio loop
   on a helper thread); tempo changes go both ways; Link's timeline is linear between
   tempo changes, so one (time, beat, tempo) reading answers any position. With Link's
@@ -37,6 +39,8 @@ import threading
 import time
 from typing import Callable
 
+import numpy as np
+
 from engine.clock import MAX_BPM, MIN_BPM, Clock
 
 TICKS_PER_QUARTER = 24
@@ -51,7 +55,7 @@ class MidiClockIn:
 
     LATE_S = 0.003
 
-    def __init__(self, on_transport: Callable[[str], None] | None = None, window: int = 36,
+    def __init__(self, on_transport: Callable[[str], None] | None = None, window: int = 48,
                  min_ticks: int = 6, dropout_s: float = 0.5, stale_s: float = 1.0,
                  now: Callable[[], float] = time.monotonic) -> None:
         self.on_transport = on_transport
@@ -71,6 +75,7 @@ class MidiClockIn:
         self._last: float | None = None
         # (mean tick index, mean time, seconds per tick, tick index of position 0) or None
         self._fit: tuple[float, float, float, int] | None = None
+        self._fit_here = False       # the fit is of the ticks now in the window (not before a restart)
         self.running = False
         self.ticks = 0
         self.jumps = 0               # tempo jumps seen (the line restarted)
@@ -110,6 +115,7 @@ class MidiClockIn:
     def _tick(self, t: float) -> None:
         if self._last is not None and t - self._last > self.dropout_s:
             self._pts.clear()          # the clock paused: its old line says nothing now
+            self._fit_here = False
         self._last = t
         fit = self._fit
         if fit is not None and len(self._pts) >= self.min_ticks:
@@ -124,6 +130,7 @@ class MidiClockIn:
                 for _ in range(len(self._pts) - 2):
                     self._pts.popleft()
                 self._misses = 0
+                self._fit_here = False
                 self.jumps += 1
         self._pts.append((self._g, t))
         self._g += 1
@@ -132,34 +139,43 @@ class MidiClockIn:
             self._fit = self._line()
 
     @staticmethod
-    def _lsq(pts) -> tuple[float, float, float] | None:
-        n = len(pts)
-        gm = sum(g for g, _ in pts) / n
-        tm = sum(t for _, t in pts) / n
-        sgg = sum((g - gm) ** 2 for g, _ in pts)
-        sgt = sum((g - gm) * (t - tm) for g, t in pts)
+    def _lsq(g: np.ndarray, t: np.ndarray, ref: tuple[float, float, float] | None = None,
+             late_s: float = 0.0) -> tuple[float, float, float] | None:
+        """(mean tick, mean time, seconds per tick) of the line through the ticks; with a
+        reference line, without the ticks it finds late: more than ``late_s`` beyond the
+        usual spread above the median (the spread below the median, where no outlier can
+        be since a tick is never early, mirrored above)."""
+        if ref is not None:
+            r = t - (ref[1] + (g - ref[0]) * ref[2])
+            m = float(np.median(r))
+            keep = r <= m + (m - float(r.min())) + late_s
+            g, t = g[keep], t[keep]
+        if g.size < 2:
+            return None
+        gm, tm = float(g.mean()), float(t.mean())
+        dg = g - gm
+        sgg = float(dg @ dg)
+        sgt = float(dg @ (t - tm))
         if sgg <= 0 or sgt <= 0:
             return None
         return gm, tm, sgt / sgg
 
     def _line(self) -> tuple[float, float, float, int] | None:
-        pts = list(self._pts)
-        line = self._lsq(pts)
-        if line is None:
+        pts = np.array(self._pts, dtype=float)
+        g, t = pts[:, 0], pts[:, 1]
+        # judge lateness against the line so far, which a burst that just arrived has not
+        # bent; after a restart, against a plain fit; then once more against the result
+        ref = self._fit[:3] if self._fit is not None and self._fit_here else self._lsq(g, t)
+        if ref is None:
             return self._fit
-        # a tick is never early, but a stall makes some late: fit again without those more
-        # than LATE_S behind the median of the rest
-        gm, tm, per = line
-        res = sorted(t - (tm + (g - gm) * per) for g, t in pts)
-        cut = res[len(res) // 2] + self.LATE_S
-        kept = [(g, t) for g, t in pts if t - (tm + (g - gm) * per) <= cut]
-        if len(kept) >= self.min_ticks and len(kept) < len(pts):
-            line = self._lsq(kept) or line
+        line = self._lsq(g, t, ref, self.LATE_S)
+        line = (self._lsq(g, t, line, self.LATE_S) or line) if line is not None else ref
         gm, tm, per = line
         # a tempo beyond the band's range is noise (a burst of ticks), not a tempo
         lo, hi = 60.0 / (MAX_BPM * 1.5 * TICKS_PER_QUARTER), 60.0 / (MIN_BPM / 1.5 * TICKS_PER_QUARTER)
         if not lo <= per <= hi:
             return self._fit
+        self._fit_here = True
         return (gm, tm, per, self._g0)
 
     # -- the source protocol (Thread: any) ----------------------------------------

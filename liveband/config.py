@@ -25,6 +25,9 @@ def style_feel(name: str) -> dict:
     st = get_style(name)
     return {"swing": st.swing, "fills": st.fills, "time_feel": st.time}
 
+INPUT_GAIN_DB_RANGE = (-40.0, 40.0)   # the microphone's gain before the pitch tracker
+SYNC_DELAY_MS_RANGE = (0.0, 100.0)    # how far ahead of a received MIDI clock the band plays
+
 
 @dataclass(frozen=True)
 class AudioConfig:
@@ -40,8 +43,9 @@ class AudioConfig:
             raise ValueError(f"unsupported sample rate {self.sample_rate} Hz")
         if not 32 <= self.blocksize <= 4096 or self.blocksize & (self.blocksize - 1):
             raise ValueError(f"block size must be a power of two in 32-4096, got {self.blocksize}")
-        if not -40.0 <= self.input_gain_db <= 40.0:
-            raise ValueError(f"input gain must be -40..+40 dB, got {self.input_gain_db}")
+        lo, hi = INPUT_GAIN_DB_RANGE
+        if not lo <= self.input_gain_db <= hi:
+            raise ValueError(f"input gain must be {lo:g}..+{hi:g} dB, got {self.input_gain_db}")
 
     @property
     def block_ms(self) -> float:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.errors import first_line
+from liveband.config import TEMPERATURE_RANGE, TEMPO_RANGE
 
 
 class ControlThread:
@@ -115,10 +116,10 @@ def session_targets(session) -> dict[str, Target]:
         "record": Target(BUTTON, toggle_record),
         "tap_tempo": Target(BUTTON, lambda _v: session.tap_tempo()),
         "density": Target(KNOB, session.set_density),
-        "creativity": Target(KNOB, session.set_temperature, 0.05, 2.0),
+        "creativity": Target(KNOB, session.set_temperature, *TEMPERATURE_RANGE),
         "harmony_follow": Target(KNOB, session.set_harmony_follow),
         "master_volume": Target(KNOB, session.set_master_volume),
-        "tempo": Target(KNOB, session.set_tempo, 40.0, 240.0),
+        "tempo": Target(KNOB, session.set_tempo, *TEMPO_RANGE),
     }
     for name in ("lock_form", "next_section"):
         if callable(getattr(session, name, None)):

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from liveband.config import (DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE, DEFAULT_TEMPO,
+                             TEMPERATURE_RANGE, TEMPO_RANGE)
 from liveband.errors import UserError
 from liveband.paths import presets_dir
 
@@ -45,12 +47,12 @@ class PartSetup:
 @dataclass(frozen=True)
 class Preset:
     style: str = "pop"
-    tempo: float = 100.0
+    tempo: float = DEFAULT_TEMPO
     meter: str = "4/4"
     key: str | None = None
-    temperature: float = 0.9
-    density: float = 0.5
-    harmony_follow: float = 0.5
+    temperature: float = DEFAULT_TEMPERATURE
+    density: float = DEFAULT_DENSITY
+    harmony_follow: float = DEFAULT_HARMONY_FOLLOW
     master: float = 0.8
     swing: float | None = None
     fills: str | None = None
@@ -218,10 +220,10 @@ def parse_preset(data: Any) -> Preset:
         raise ValueError(f'"style": {json.dumps(style)[:40]} is not a style name')
     return Preset(
         style=_choice(style, "style", style_names()),
-        tempo=_number(data.get("tempo", d.tempo), "tempo", 40, 240),
+        tempo=_number(data.get("tempo", d.tempo), "tempo", *TEMPO_RANGE),
         meter=_choice(data.get("meter", d.meter), "meter", METERS),
         key=key,
-        temperature=_number(data.get("temperature", d.temperature), "temperature", 0.05, 2.0),
+        temperature=_number(data.get("temperature", d.temperature), "temperature", *TEMPERATURE_RANGE),
         density=_number(data.get("density", d.density), "density", 0, 1),
         harmony_follow=_number(data.get("harmony_follow", d.harmony_follow), "harmony_follow", 0, 1),
         master=_number(data.get("master", d.master), "master", 0, 1),

@@ -24,7 +24,7 @@ from PyQt6.QtWidgets import (
 )
 
 from liveband import presets as pr
-from liveband.config import style_feel
+from liveband.config import INPUT_GAIN_DB_RANGE, TEMPO_RANGE, style_feel
 from liveband.errors import first_line
 
 from ui import settings as st
@@ -224,7 +224,7 @@ class MainWindow(QMainWindow):
         geo = st.read(s, "window/geometry")
         if geo:
             self.restoreGeometry(geo)
-        self.transport.tempo.setValue(max(40.0, min(240.0, st.read(s, "transport/tempo"))))
+        self.transport.tempo.setValue(max(TEMPO_RANGE[0], min(TEMPO_RANGE[1], st.read(s, "transport/tempo"))))
         self._tempo_changed(self.transport.tempo.value())
         meter = st.read(s, "transport/meter")
         self.transport.meter.setCurrentIndex(max(0, self.transport.meter.findData(meter)))
@@ -258,7 +258,8 @@ class MainWindow(QMainWindow):
         self._call(self.session.set_recording, self.transport.record_btn.isChecked())
         self.set_input_mode(st.read(s, "input/mode"))
         self.setup_panel.buffer.setCurrentIndex(max(0, self.setup_panel.buffer.findData(self.blocksize)))
-        self.setup_panel.input_gain.setValue(max(-40, min(40, st.read(s, "devices/input_gain_db"))))
+        lo, hi = (int(g) for g in INPUT_GAIN_DB_RANGE)
+        self.setup_panel.input_gain.setValue(max(lo, min(hi, st.read(s, "devices/input_gain_db"))))
 
     def _restore_feel(self) -> None:
         """The remembered feel; what was never set is the style's own."""
@@ -408,7 +409,7 @@ class MainWindow(QMainWindow):
 
     def tap(self) -> None:
         bpm = self._call(self.session.tap_tempo)
-        if bpm and math.isfinite(bpm) and 40 <= bpm <= 240:
+        if bpm and math.isfinite(bpm) and TEMPO_RANGE[0] <= bpm <= TEMPO_RANGE[1]:
             self.transport.tempo.blockSignals(True)
             self.transport.tempo.setValue(float(bpm))
             self.transport.tempo.blockSignals(False)

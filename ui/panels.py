@@ -8,6 +8,8 @@ from PyQt6.QtWidgets import (
     QProgressBar, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 
+from liveband.config import (DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE, INPUT_GAIN_DB_RANGE,
+                             SYNC_DELAY_MS_RANGE, TEMPERATURE_RANGE)
 from ui import theme
 from ui.feel import FeelControls
 from ui.gm import program_choices
@@ -140,11 +142,11 @@ class BandPanel(QWidget):
         lay.addWidget(caption("how the band plays"))
         grid = QGridLayout()
         pct = lambda v: f"{v * 100:.0f}%"  # noqa: E731
-        self.temperature = Knob("creativity", 0.05, 2.0, 0.9, fmt=lambda v: f"{v:.2f}",
+        self.temperature = Knob("creativity", *TEMPERATURE_RANGE, DEFAULT_TEMPERATURE, fmt=lambda v: f"{v:.2f}",
                                 color=theme.PART_COLORS["pad"], tooltip="low: safe, predictable; high: adventurous")
-        self.density = Knob("intensity", 0.0, 1.0, 0.5, fmt=pct, color=theme.PART_COLORS["bass"],
+        self.density = Knob("intensity", 0.0, 1.0, DEFAULT_DENSITY, fmt=pct, color=theme.PART_COLORS["bass"],
                             tooltip="how busy the band plays")
-        self.harmony = Knob("follow", 0.0, 1.0, 0.5, fmt=pct, color=theme.PART_COLORS["keys"],
+        self.harmony = Knob("follow", 0.0, 1.0, DEFAULT_HARMONY_FOLLOW, fmt=pct, color=theme.PART_COLORS["keys"],
                             tooltip="how strictly the harmony follows your notes")
         self.master = Knob("master", 0.0, 1.0, 0.8, fmt=pct, color=theme.ACCENT, tooltip="master volume")
         for i, k in enumerate((self.temperature, self.density, self.harmony, self.master)):
@@ -219,7 +221,7 @@ class SetupPanel(QWidget):
                              "start and stop the band), or Ableton Link on this network (its apps' play/stop "
                              "start and stop the band, and yours start and stop them)")
         self.sync_delay = QDoubleSpinBox()
-        self.sync_delay.setRange(0.0, 100.0)
+        self.sync_delay.setRange(*SYNC_DELAY_MS_RANGE)
         self.sync_delay.setDecimals(1)
         self.sync_delay.setSingleStep(0.5)
         self.sync_delay.setSuffix(" ms")
@@ -236,7 +238,7 @@ class SetupPanel(QWidget):
         self.send_clock.setToolTip("the MIDI out also carries LiveBand's tempo (24 clocks per beat) and play/stop, "
                                    "so a DAW or drum machine follows the band")
         self.input_gain = QSpinBox()
-        self.input_gain.setRange(-40, 40)
+        self.input_gain.setRange(*(int(g) for g in INPUT_GAIN_DB_RANGE))
         self.input_gain.setSuffix(" dB")
         self.input_gain.setToolTip("microphone gain before the pitch tracker: raise it for a quiet voice, "
                                    "lower it when LiveBand says the input clips")

@@ -20,7 +20,9 @@ from typing import Any, Callable
 
 from PyQt6.QtCore import QSettings
 
-from liveband.config import FILLS, METERS, STYLES, TIMES
+from liveband.config import (COUNT_IN_RANGE, DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE,
+                             DEFAULT_TEMPO, FILLS, INPUT_GAIN_DB_RANGE, METERS, STYLES, SYNC_DELAY_MS_RANGE,
+                             TEMPERATURE_RANGE, TEMPO_RANGE, TIMES, UNIT_RANGE)
 from ui.panels import BLOCKSIZES
 
 ORG = "LiveBand"
@@ -28,16 +30,16 @@ APP = "LiveBand"
 
 # key -> default (the default's type is the stored type)
 DEFAULTS: dict[str, Any] = {
-    "transport/tempo": 100.0,
+    "transport/tempo": DEFAULT_TEMPO,
     "transport/meter": "4/4",
     "transport/count_in": 1,
     "transport/metronome": False,
     "transport/key": "Auto",
     "transport/record": True,
     "band/style": "pop",
-    "band/temperature": 0.9,
-    "band/density": 0.5,
-    "band/harmony_follow": 0.5,
+    "band/temperature": DEFAULT_TEMPERATURE,
+    "band/density": DEFAULT_DENSITY,
+    "band/harmony_follow": DEFAULT_HARMONY_FOLLOW,
     "band/master": 0.8,
     # the feel; a missing one is the style's own (ui.feel)
     "band/swing": 0.0,
@@ -70,23 +72,23 @@ def _one_of(choices) -> tuple[Callable[[Any], bool], str]:
 
 # key (or the last part of a parts/NAME/... key) -> (is it usable, what is allowed)
 CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "transport/tempo": _within(40, 240),
+    "transport/tempo": _within(*TEMPO_RANGE),
     "transport/meter": _one_of(METERS),
-    "transport/count_in": _within(0, 4),
+    "transport/count_in": _within(*COUNT_IN_RANGE),
     "band/style": _one_of(STYLES),
-    "band/temperature": _within(0.05, 2.0),
-    "band/density": _within(0, 1),
-    "band/harmony_follow": _within(0, 1),
+    "band/temperature": _within(*TEMPERATURE_RANGE),
+    "band/density": _within(*UNIT_RANGE),
+    "band/harmony_follow": _within(*UNIT_RANGE),
     "band/master": _within(0, 1),
     "band/swing": _within(0, 1),
     "band/fills": _one_of(FILLS),
     "band/time": _one_of(TIMES),
     "band/humanise": _within(0, 1),
     "input/mode": _one_of(("keyboard", "midi", "mic")),
-    "devices/input_gain_db": _within(-40, 40),
+    "devices/input_gain_db": _within(*INPUT_GAIN_DB_RANGE),
     "devices/blocksize": _one_of(BLOCKSIZES),
     "devices/sync": _one_of(("internal", "midi clock", "link")),
-    "devices/sync_delay_ms": _within(0, 100),
+    "devices/sync_delay_ms": _within(*SYNC_DELAY_MS_RANGE),
     "volume": _within(0, 1),
     "program": _within(0, 127),
 }

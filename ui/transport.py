@@ -9,7 +9,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from liveband.config import KEY_NAMES, METERS, STYLE_LABELS, STYLES
+from liveband.config import KEY_NAMES, METERS, STYLE_LABELS, STYLES, TEMPO_RANGE
 from ui.panels import caption
 from ui.widgets import LevelMeter
 
@@ -69,7 +69,7 @@ class TransportBar(QFrame):
             lay.addLayout(v)
 
         self.tempo = QDoubleSpinBox()
-        self.tempo.setRange(40.0, 240.0)
+        self.tempo.setRange(*TEMPO_RANGE)
         self.tempo.setDecimals(1)
         self.tempo.setSuffix(" bpm")
         self.tempo.setKeyboardTracking(False)     # one change when typing is done, not per digit

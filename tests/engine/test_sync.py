@@ -3,6 +3,7 @@ steering a real Clock onto a source, where a band joins a running source, and th
 filter handing real-time messages on. Over real ports: tests/liveband/test_session_sync.py."""
 from __future__ import annotations
 
+import math
 import time
 
 import mido
@@ -38,6 +39,30 @@ def test_midi_clock_tempo_and_beat_through_jitter_and_a_tempo_jump():
     assert abs(mc.position_at(t + 0.6) - 5.0) < 0.01
     t = feed_ticks(mc, 130.0, t, 24, jitter_s=0.005)       # one beat after a jump
     assert abs(mc.tempo - 130.0) < 1.0, mc.tempo
+
+
+def test_a_stall_that_delivers_late_ticks_at_once_does_not_move_the_beat():
+    # JACK hands MIDI over once per period (256 frames), so each tick arrives at the end of
+    # the period it was sent in; a 250 ms stall (the GIL, the server) then delivers twelve
+    # ticks at once. The beat two beats ahead must stay where the clock puts it.
+    period, per = 256 / 48000, 60.0 / (120.0 * TICKS_PER_QUARTER)
+    now = [0.0]
+    mc = MidiClockIn(now=lambda: now[0])
+    mc.feed("start", 0.0)
+    errors = []
+    for i in range(24 * 60):
+        sent = 0.001 + i * per
+        arrived = (math.floor((sent - 0.002) / period) + 1) * period + 0.002
+        if 20.0 <= arrived < 20.25:
+            arrived = 20.25
+        now[0] = arrived
+        mc.feed("clock", arrived)
+        if i >= 72:
+            q = i // TICKS_PER_QUARTER + 2
+            errors.append(mc.time_at(q) - (0.001 + q * TICKS_PER_QUARTER * per))
+    errors_ms = np.abs(np.array(errors) - np.median(errors)) * 1000.0
+    assert errors_ms.max() < 2.0, errors_ms.max()      # a line through the burst is 0.2 s off
+    assert mc.jumps == 0                               # and was taken for a tempo jump
 
 
 def test_transport_messages_and_song_position():
