@@ -3,6 +3,8 @@
 a private PulseAudio server (real audio, real model, real SoundFont).
 
     .venv/bin/python scripts/screenshot.py [--input mic|keyboard] [--seconds 14] [--out docs/screenshot.png]
+    .venv/bin/python scripts/screenshot.py --input keyboard --style blues --meter 12/8 --humanise 0.3 \
+        --out docs/img/feel.png      # the feel controls (docs/ui.md)
 
 --input mic (default) hums a synthetic voice into the server's software microphone, so
 the shot shows the hummed-pitch line; --input keyboard plays a tune on the computer
@@ -51,7 +53,17 @@ def main() -> int:
     ap.add_argument("--size", default="1360x820")
     ap.add_argument("--blocksize", type=int, default=512,
                     help="audio buffer (512 keeps a busy 2-core build machine free of dropouts)")
+    band = ap.add_argument_group("the band, as `liveband play` takes it")
+    band.add_argument("--style")
+    band.add_argument("--meter")
+    band.add_argument("--tempo", type=float)
+    band.add_argument("--swing", type=float)
+    band.add_argument("--fills")
+    band.add_argument("--time", dest="time_feel")
+    band.add_argument("--humanise", type=float)
     args = ap.parse_args()
+    band_args = {k: getattr(args, k) for k in ("style", "meter", "tempo", "swing", "fills", "time_feel", "humanise")
+                 if getattr(args, k) is not None}
 
     from liveband.bench.softaudio import SoftwareAudioServer
     from ui.xvfb import Xvfb
@@ -77,6 +89,8 @@ def main() -> int:
             win = MainWindow(session, blocksize=bs)
             w, h = (int(v) for v in args.size.split("x"))
             win.resize(w, h)
+            if band_args:
+                win.apply_band(**band_args)
             win.show()
             player = KeyboardAutoplay(win) if args.input == "keyboard" else None
 

@@ -11,8 +11,8 @@ from liveband.config import FILLS, TIMES
 from ui import theme
 from ui.widgets import Knob
 
-FILL_LABELS = {"off": "no fills", "phrase": "fills at phrase ends", "more": "more fills"}
-TIME_LABELS = {"normal": "normal time", "half": "half time", "double": "double time"}
+FILL_LABELS = {"off": "off", "phrase": "phrase ends", "more": "more"}
+TIME_LABELS = {"normal": "normal", "half": "half time", "double": "double time"}
 
 
 def swing_text(v: float) -> str:
