@@ -42,6 +42,9 @@ DENSITY_GAIN = 3.0
 # Log-probability penalty for a note (or a whole chord) outside a key the player fixed:
 # the player's explicit choice outweighs the model's doubt, not a confident model.
 KEY_GAIN = 6.0
+# The player's creativity knob: the temperatures the band may be played at (the app's
+# and the command line's range, liveband.config.TEMPERATURE_RANGE).
+TEMPERATURE_RANGE = (0.05, 2.0)
 # Melody pitch-class memory: per-step decay (0.93 ** 16 ~ a third left after a bar).
 PROFILE_DECAY = 0.93
 
@@ -104,8 +107,9 @@ class ControlledSampler:
         self._dirty = True
 
     def set_controls(self, temperature: float, density: float, harmony_follow: float) -> None:
-        if not 0.05 <= temperature <= 2.0 or not math.isfinite(temperature):
-            raise ValueError(f"temperature must be 0.05-2.0, got {temperature}")
+        lo, hi = TEMPERATURE_RANGE
+        if not lo <= temperature <= hi or not math.isfinite(temperature):
+            raise ValueError(f"temperature must be {lo}-{hi}, got {temperature}")
         if not 0.0 <= density <= 1.0:
             raise ValueError(f"density must be 0-1, got {density}")
         if not 0.0 <= harmony_follow <= 1.0:

@@ -42,3 +42,31 @@ def test_every_key_in_the_menu_is_already_in_the_spelling_the_config_keeps():
     for k in KEY_NAMES:
         assert EngineConfig(key=k).key == k
     assert EngineConfig(key="Ab minor").key == "G# minor" and EngineConfig(key="C# major").key == "Db major"
+
+
+# what a default or range of a band control looks like when it is written out again
+_SPELLED_OUT = [r"\b40(\.0)?, 240(\.0)?\b", r"\b40(\.0)? <= \w+ <= 240", r"\b0\.05, 2(\.0)?\b",
+                r"default=0\.9\b", r"tempo\W+100\.0\b", r"temperature\W+0\.9\b", r"density\W+0\.5\b",
+                r"harmony_follow\W+0\.5\b", r"-40, 40\b", r"\b0(\.0)?, 100(\.0)?\)"]
+
+
+def test_each_band_default_and_range_is_written_once_in_config():
+    """The app's knobs and settings, the command line, presets, MIDI learn and render read
+    tempo, creativity, density, follow, count-in, input gain and sync delay from config."""
+    import re
+    from pathlib import Path
+
+    from liveband import config
+
+    root = Path(config.__file__).resolve().parents[1]
+    readers = [*sorted((root / "ui").glob("*.py")), *(root / "liveband" / name for name in (
+        "cli.py", "presets.py", "midilearn.py", "rendering.py", "commands/render.py"))]
+    found = [f"{path.relative_to(root)}:{i}: {line.strip()}"
+             for path in readers for i, line in enumerate(path.read_text().splitlines(), 1)
+             if any(re.search(p, line) for p in _SPELLED_OUT) and "setRange(0, 100)" not in line]
+    assert found == []
+    assert (config.TEMPO_RANGE, config.DEFAULT_TEMPO, config.TEMPERATURE_RANGE, config.DEFAULT_TEMPERATURE) == (
+        (40.0, 240.0), 100.0, (0.05, 2.0), 0.9)
+    e = config.EngineConfig()
+    assert (e.tempo, e.temperature, e.density, e.harmony_follow) == (
+        config.DEFAULT_TEMPO, config.DEFAULT_TEMPERATURE, config.DEFAULT_DENSITY, config.DEFAULT_HARMONY_FOLLOW)
