@@ -112,6 +112,9 @@ class Arranger:
         self.bass: int | None = None       # its lowest held pitch class (for a slash name)
         self.chords = 0                    # chords read
         self.late = 0                      # chord keys that missed the step after their own
+        # (sample of the chord's first new key, step the band plays it from, token) per
+        # chord read: what benches and tests compare the band's chord stream against
+        self.readings: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=256)
 
     def set_split(self, split: int) -> None:
         """Thread: any. Notes below ``split`` are chords from the next one played."""
@@ -158,6 +161,7 @@ class Arranger:
         """Apply the chord notes of ``step`` and before; the chord held now (None: none
         played yet, the model chooses). Thread: the generator worker."""
         struck = False
+        first = -1
         inbox = self._inbox
         while inbox:
             t, pitch, on = inbox[0]
@@ -173,6 +177,8 @@ class Arranger:
             inbox.popleft()
             if on:
                 self._held.add(pitch)
+                if not struck:
+                    first = t
                 struck = True
                 self.late += int(s < step - 1)
             else:
@@ -182,4 +188,5 @@ class Arranger:
             if tok is not None:
                 self.token, self.bass = tok, min(self._held) % 12
                 self.chords += 1
+                self.readings.append((first, step, tok))
         return self.token

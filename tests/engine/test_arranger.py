@@ -131,3 +131,4 @@ def test_the_real_band_plays_the_left_hands_chord_from_the_next_step_in_chord_to
     assert checked >= 8
     assert arr.late == 0 and gen.metrics().late_steps == 0
     np.testing.assert_equal(arr.chords, len(CHORDS))
+    assert [(clock.step_at(t), k, tok) for t, k, tok in arr.readings] == [(a, a + 1, played[a][1]) for a in starts]
