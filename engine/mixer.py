@@ -21,8 +21,11 @@ Per block it
 Where it runs: in C (engine/native/callback.c, ``lb_process``) whenever that library
 loads and the synth is engine.synth.Synth: live, PortAudio calls the C callback directly
 (engine.audio_out), so no Python thread holding the GIL can delay a block; offline,
-``process`` calls the same C function. The Python body below (``_process_py``) is the
-fallback for other synths or when the library cannot be built. Both share one state:
+``process`` calls the same C function. The Python body (engine.mixer_body) is the
+fallback for other synths or when the library cannot be built; it calls FluidSynth
+through engine.synth's GIL-holding bindings (``Synth.gil_holding``: ctypes PYFUNCTYPE,
+which keeps the GIL while in C, where a CFUNCTYPE call would release it and then wait
+to win it back from whichever thread took it, possibly preempted, at every call). Both share one state:
 counters, controls and the metronome live in numpy arrays the C side reads and writes
 (``_ints``, ``_dbls``, the per-channel arrays), queues and the tap are published to it as
 descriptor tables that stay alive.
@@ -40,78 +43,18 @@ from __future__ import annotations
 
 import ctypes
 import math
-import threading
-import time
 
 import numpy as np
 
 from engine import native as _nat
+from engine.events import EVENT_DTYPE, IMMEDIATE, EventQueue
+from engine.mixer_body import (AUDIBLE, CC_SUSTAIN, CC_VOLUME, NUM_CHANNELS, PANIC_CCS, PLAYER_PHASES,
+                               PLAYER_VOICES, POST_CHUNK, STARTS_PER_PERIOD, SYNTH_PERIOD, WORK_RING, MixerBody)
+from engine.ring import AudioRing
+from engine.tap_bridge import TapBridge
 
-from engine.events import (ALL_OFF, CC_ALL_NOTES_OFF, CONTROL, EVENT_DTYPE, IMMEDIATE, NOTE_OFF, NOTE_ON, PROGRAM,
-                           EventQueue)
-
-NUM_CHANNELS = 16
-
-
-class _GilHoldingSynth:
-    """The four FluidSynth calls the callback makes, bound as ``ctypes.PYFUNCTYPE``
-    prototypes: unlike pyfluidsynth's CFUNCTYPE bindings they keep the GIL while in C.
-
-    Why: a CFUNCTYPE call releases the GIL and must win it back afterwards. On a busy
-    machine the thread that took it meanwhile (the model, the pitch tracker) may be
-    preempted while holding it, and the real-time callback then waits for that thread
-    to be scheduled again: several such hand-offs per block are what make the p99 of
-    the callback's work time. Holding the GIL for the few hundred microseconds of
-    rendering costs the other threads nothing they would notice.
-    """
-
-    def __init__(self, synth) -> None:
-        import ctypes
-
-        from engine.synth import fluidsynth_library
-
-        lib = fluidsynth_library()
-        c_int, c_void_p = ctypes.c_int, ctypes.c_void_p
-        proto = ctypes.PYFUNCTYPE
-        self._h = synth._synth.synth
-        self._write = proto(c_int, c_void_p, c_int, c_void_p, c_int, c_int, c_void_p, c_int, c_int)(
-            ("fluid_synth_write_float", lib))
-        self._noteon = proto(c_int, c_void_p, c_int, c_int, c_int)(("fluid_synth_noteon", lib))
-        self._noteoff = proto(c_int, c_void_p, c_int, c_int)(("fluid_synth_noteoff", lib))
-        self._cc = proto(c_int, c_void_p, c_int, c_int, c_int)(("fluid_synth_cc", lib))
-        self._voices = proto(c_int, c_void_p)(("fluid_synth_get_active_voice_count", lib))
-        self.synth = synth
-
-    def render_into(self, out: np.ndarray, start: int, stop: int) -> None:
-        n = stop - start
-        if n > 0:
-            base = out.ctypes.data + start * 8
-            self._write(self._h, n, base, 0, 2, base, 1, 2)
-            self.synth.frames_rendered += n
-
-    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
-        self._noteon(self._h, channel, pitch & 127, velocity & 127)
-
-    def note_off(self, channel: int, pitch: int) -> None:
-        self._noteoff(self._h, channel, pitch & 127)
-
-    def control_change(self, channel: int, control: int, value: int) -> None:
-        self._cc(self._h, channel, control & 127, value & 127)
-
-    def set_program(self, channel: int, program: int) -> None:
-        self.synth.set_program(channel, program)
-
-    def active_voices(self) -> int:
-        return self._voices(self._h)
-
-
-def _native_functions():
-    """FluidSynth's entry points for the C mixer, or None."""
-    try:
-        from engine.synth import native_functions
-    except ImportError:
-        return None
-    return native_functions()
+__all__ = ["AUDIBLE", "CC_SUSTAIN", "CC_VOLUME", "NUM_CHANNELS", "PANIC_CCS", "PLAYER_PHASES", "PLAYER_VOICES",
+           "POST_CHUNK", "STARTS_PER_PERIOD", "SYNTH_PERIOD", "WORK_RING", "Mixer"]
 
 
 def _overrides_synth(synth) -> bool:
@@ -125,28 +68,23 @@ def _overrides_synth(synth) -> bool:
     return not isinstance(synth, Synth) or any(getattr(type(synth), n) is not getattr(Synth, n) for n in names)
 
 
+def _native_functions(synth):
+    """FluidSynth's entry points for the C mixer, or None when C cannot drive ``synth``."""
+    if getattr(synth, "native_ref", None) is None or _overrides_synth(synth):
+        return None
+    from engine.synth import native_functions
+    return native_functions()
+
+
 def _callback_synth(synth, hold_gil: bool):
-    """The synth interface the callback uses: GIL-holding bindings for engine.synth.Synth
+    """The synth interface the Python body calls: engine.synth's GIL-holding bindings
     when possible, else the object itself (any Synth-like object works)."""
     if hold_gil:
         try:
-            if synth._synth is not None and synth._synth.synth:
-                return _GilHoldingSynth(synth)
-        except Exception:   # another synth class, or pyfluidsynth without these symbols
+            return synth.gil_holding()
+        except Exception:   # another synth class, or a closed one
             pass
     return synth
-CC_VOLUME, CC_SUSTAIN = 7, 64
-# All sound off, reset all controllers, all notes off: a panic. FluidSynth keeps notes the
-# pedal holds through CC123 and leaves reset voices sustained, so each lifts the pedal first.
-PANIC_CCS = (120, 121, CC_ALL_NOTES_OFF)
-SYNTH_PERIOD = 64            # FluidSynth applies events only at these frame boundaries
-PLAYER_PHASES = 4            # synths for the player's channel, a quarter period apart
-PLAYER_VOICES = 64           # the player's voices at most, over all its synths (floods)
-STARTS_PER_PERIOD = 4        # player notes one synth starts per 64-frame period at most
-POST_CHUNK = 224             # frames: 448 samples stay under numpy's 500-element GIL release
-WORK_RING = 1 << 14          # durations kept for p50/p99 (about 87 s of 256-frame blocks)
-BRIDGE_S = 2.0               # a Python tap's ring (see _TapBridge)
-BRIDGE_POLL_S = 0.002
 
 
 def _int_field(i: int):
@@ -157,60 +95,7 @@ def _dbl_field(i: int):
     return property(lambda self: float(self._dbls[i]), lambda self, v: self._dbls.__setitem__(i, v))
 
 
-class _TapBridge:
-    """A Python tap (any object with ``write(block, clock)``) behind the C callback: the
-    callback writes the finished blocks into ``ring`` and this hands them on, from its own
-    thread while a stream plays (``start``), else from ``drain`` after each block.
-    The tap sees the same blocks at the same clock samples, a few ms later. (A tap over
-    BRIDGE_S behind loses blocks, counted in ``ring.overflows``, and the clocks it is
-    given are then early by what was lost: for measuring and tests, not recording.)"""
-
-    def __init__(self, tap, sample_rate: int, max_block: int) -> None:
-        from engine.ring import AudioRing
-
-        self.tap = tap
-        self.ring = AudioRing(int(BRIDGE_S * sample_rate))
-        self.ref = self.ring.native_ref()
-        self._buf = np.zeros((min(POST_CHUNK, max_block), 2), dtype=np.float32)
-        self._next = -1               # clock of the next frame to hand on
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-
-    def drain(self) -> None:
-        """Hand every frame in the ring to the tap. Thread: one at a time (the bridge's
-        own thread, or the offline caller of ``process``)."""
-        ring = self.ring
-        while True:
-            if self._next < 0:
-                if ring.first_time < 0:
-                    return
-                self._next = ring.first_time
-            n = ring.read_into(self._buf)
-            if n == 0:
-                return
-            self.tap.write(self._buf[:n], self._next)
-            self._next += n
-
-    def _run(self) -> None:
-        while not self._stop.wait(BRIDGE_POLL_S):
-            self.drain()
-        self.drain()
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="liveband-tap", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        t, self._thread = self._thread, None
-        if t is not None:
-            self._stop.set()
-            t.join(timeout=2.0)
-AUDIBLE = 1e-3               # -60 dBFS: a gap beside quieter output is not heard (callback.c too)
-
-
-class Mixer:
+class Mixer(MixerBody):
     """Sample-accurate event-driven mixer around one ``engine.synth.Synth``.
 
     ``out`` blocks are float32 arrays of shape (frames, 2), C-contiguous, with
@@ -311,7 +196,7 @@ class Mixer:
         # Work-time ring (nanoseconds per block) and the block size each was measured on.
         self.work_ns = np.zeros(WORK_RING, dtype=np.int64)
         self.work_frames = np.zeros(WORK_RING, dtype=np.int32)
-        self._bridge: _TapBridge | None = None
+        self._bridge: TapBridge | None = None
         self._live = False
         self._native = None
         self.native_why: str | None = "Python body requested"   # why not C (None: C runs)
@@ -329,8 +214,7 @@ class Mixer:
         why = _nat.unavailable
         fns = None
         if lib is not None:
-            ref = getattr(self.synth, "native_ref", None)
-            fns = _native_functions() if ref is not None and not _overrides_synth(self.synth) else None
+            fns = _native_functions(self.synth)
             if fns is None:
                 why = f"{type(self.synth).__name__} is not engine.synth.Synth's own FluidSynth"
         if lib is None or fns is None:
@@ -512,9 +396,7 @@ class Mixer:
         on the audio clock (before the metronome is added).
         It must not block or allocate (e.g. engine.ring.AudioRing). With the C mixer an
         AudioRing is written by the callback itself; any other tap gets the blocks through
-        a ring and a thread (``_TapBridge``): the same blocks, a few ms later."""
-        from engine.ring import AudioRing
-
+        a ring and a thread (engine.tap_bridge): the same blocks, a few ms later."""
         st = self._native
         old = self._bridge
         if st is not None:
@@ -524,7 +406,7 @@ class Mixer:
             elif type(tap) is AudioRing:
                 ref = tap.native_ref()
             else:
-                bridge = _TapBridge(tap, self.sample_rate, self.max_block)
+                bridge = TapBridge(tap, self.sample_rate, self.max_block)
                 ref = bridge.ref
             self._publish("tap", (ref, tap, bridge))
             st.tap = ctypes.addressof(ref) if ref is not None else None
@@ -594,56 +476,6 @@ class Mixer:
                 "max_load": float(load.max())}
 
     # -- the audio path --------------------------------------------------------
-    def _apply_controls(self) -> None:
-        synths = (self._synth,) + self._extra
-        if self._reset_requested:
-            self._reset_requested = 0
-            for synth in synths:
-                for ch in range(NUM_CHANNELS):
-                    synth.control_change(ch, CC_SUSTAIN, 0)
-                    synth.control_change(ch, CC_ALL_NOTES_OFF, 0)
-            self._held[:] = 0
-        version = self._ctl_version
-        if version == self._ctl_applied:
-            return
-        self._ctl_applied = version
-        for ch in range(NUM_CHANNELS):
-            v = 0 if self._mute[ch] else (int(self._part_cc7[ch]) * int(self._vol[ch])) // 127
-            if v != self._applied_vol[ch]:
-                self._applied_vol[ch] = v
-                for synth in synths:
-                    synth.control_change(ch, CC_VOLUME, v)
-            p = int(self._prog[ch])
-            if p >= 0 and p != self._applied_prog[ch]:
-                self._applied_prog[ch] = p
-                for synth in synths:
-                    synth.set_program(ch, p)
-
-    def _apply_event(self, synth, kind: int, ch: int, d1: int, d2: int) -> None:
-        if kind == NOTE_ON:
-            if d2 == 0:
-                synth.note_off(ch, d1)
-            else:
-                synth.note_on(ch, d1, d2)
-        elif kind == NOTE_OFF:
-            synth.note_off(ch, d1)
-        elif kind == CONTROL:
-            if d1 == CC_VOLUME:
-                # A part's own level is scaled by the user's fader and mute.
-                self._part_cc7[ch] = d2
-                v = 0 if self._mute[ch] else (d2 * int(self._vol[ch])) // 127
-                self._applied_vol[ch] = v
-                synth.control_change(ch, CC_VOLUME, v)
-            else:
-                if d1 in PANIC_CCS:
-                    synth.control_change(ch, CC_SUSTAIN, 0)
-                synth.control_change(ch, d1, d2)
-        elif kind == PROGRAM:
-            synth.set_program(ch, d1 & 127)
-        elif kind == ALL_OFF:
-            synth.control_change(ch, CC_SUSTAIN, 0)
-            synth.control_change(ch, CC_ALL_NOTES_OFF, 0)
-
     def process(self, out: np.ndarray, xrun: bool = False) -> None:
         """Render one block into ``out`` (shape (frames, 2) float32 C-contiguous,
         frames <= max_block).
@@ -661,246 +493,6 @@ class Mixer:
                 b.drain()
             return
         self._process_py(out, xrun)
-
-    def _process_py(self, out: np.ndarray, xrun: bool = False) -> None:
-        t_start = time.perf_counter_ns()
-        if xrun:
-            self.xruns += 1
-        before = self.peak           # the end of the last block, just before the gap
-        frames = out.shape[0]
-        clock = self.clock
-        t_end = clock + frames
-        if self._reset_requested or self._ctl_version != self._ctl_applied:
-            self._apply_controls()
-        synth = self._synth
-        extra = self._extra
-        pch = self._player_ch if extra else -1
-        xpos = self._xpos            # frames of each extra synth rendered so far in this block
-        for k in range(len(extra)):
-            xpos[k] = 0
-
-        # Pop and apply events in time order across queues: each queue is already
-        # time-ordered, so a k-way merge over their heads keeps cross-queue order.
-        pos = 0                     # frames rendered so far in this block
-        ev = self._events
-        cap = ev.shape[0]
-        et, ek, ec, e1, e2 = self._ev_time, self._ev_kind, self._ev_chan, self._ev_d1, self._ev_d2
-        log = self._log
-        queues = self._queues
-        if queues:
-            # Pop each queue into its own slice of the scratch array, then merge.
-            nq = len(queues)
-            share = cap // nq
-            starts = [0] * nq
-            ends = [0] * nq
-            for qi in range(nq):
-                s = qi * share
-                starts[qi] = s
-                ends[qi] = s + queues[qi].pop_until(t_end, ev[s:s + share])
-            while True:
-                best = -1
-                best_off = frames
-                for qi in range(nq):
-                    i = starts[qi]
-                    if i < ends[qi]:
-                        t = int(et[i])
-                        off = 0 if t == IMMEDIATE else t - clock
-                        if off < 0:
-                            off = 0
-                        if best < 0 or off < best_off:
-                            best, best_off = qi, off
-                if best < 0:
-                    break
-                i = starts[best]
-                starts[best] = i + 1
-                t = int(et[i])
-                if t != IMMEDIATE and t < clock:
-                    self.late_events += 1
-                kind, ch, d1, d2 = int(ek[i]), int(ec[i]), int(e1[i]), int(e2[i])
-                dropped = self.dropped_notes
-                if ch == pch:
-                    pos = self._player_event(out, best_off, clock + best_off, pos, kind, ch, d1, d2)
-                else:
-                    if best_off > pos:
-                        synth.render_into(out, pos, best_off)
-                        pos = best_off
-                    self._apply_event(synth, kind, ch, d1, d2)
-                self.events_applied += 1
-                if log is not None and self.dropped_notes == dropped:   # a take holds what was heard
-                    log.push(clock + best_off, kind, ch, d1, d2)
-        if pos < frames:
-            synth.render_into(out, pos, frames)
-        xbuf = self._xbuf
-        for k in range(len(extra)):
-            if xpos[k] < frames:
-                extra[k].render_into(xbuf[k], xpos[k], frames)
-
-        # Post-processing in pieces of at most POST_CHUNK frames: numpy releases the GIL
-        # inside any ufunc over more than 500 elements, and winning it back can mean
-        # waiting for a descheduled thread (measured: a 512 ms callback at 256 frames).
-        tap = self._tap
-        metro = self._metro
-        for s in range(0, frames, POST_CHUNK):
-            e = min(frames, s + POST_CHUNK)
-            piece = out[s:e]
-            for k in range(len(extra)):
-                np.add(piece, xbuf[k, s:e], out=piece)
-            self._master_and_limit(piece, e - s)
-            if xrun and s == 0 and (before >= AUDIBLE or self.peak >= AUDIBLE or metro[0]):
-                self.audible_xruns += 1
-            if tap is not None:
-                tap.write(piece, clock + s)
-            if metro[0]:
-                self._click(piece, clock + s, e - s, metro)
-                np.clip(piece, -1.0, 1.0, out=piece)
-
-        self.clock = t_end
-        k = self.blocks & (WORK_RING - 1)
-        self.work_ns[k] = time.perf_counter_ns() - t_start
-        self.work_frames[k] = frames
-        self.blocks += 1
-
-    def _player_event(self, out: np.ndarray, off: int, t: int, pos: int,
-                      kind: int, ch: int, d1: int, d2: int) -> int:
-        """Apply one event on the player's channel at block offset ``off`` (sample ``t``)
-        to the phase set; returns the main synth's new render position (the extra
-        synths' positions are in ``self._xpos``). Thread: audio."""
-        held = self._held
-        d1 &= 127
-        if kind == NOTE_ON and d2 > 0:
-            # The synth whose next period boundary comes first starts the note soonest;
-            # a full one only when all are (FluidSynth then steals one of its voices).
-            # (Only the player's own synths: index 0 of the phases is the band's.)
-            # A synth starts at most STARTS_PER_PERIOD notes per period: FluidSynth cannot
-            # steal a voice started in the same period (it then logs a warning from this
-            # thread), and a flood's work per block stays bounded; beyond, notes drop.
-            use, wait = 0, SYNTH_PERIOD              # among synths with two voices free
-            full, full_wait = 0, SYNTH_PERIOD
-            phase = self._phase
-            extra = self._extra
-            xper, xstarts = self._xper, self._xstarts
-            limit = PLAYER_VOICES // len(extra) - 1
-            for k in range(1, len(extra) + 1):
-                w = (-(t + int(phase[k]))) % SYNTH_PERIOD
-                if xper[k - 1] == (t + phase[k] + w) // SYNTH_PERIOD and xstarts[k - 1] >= STARTS_PER_PERIOD:
-                    continue
-                if extra[k - 1].active_voices() >= limit:
-                    if w < full_wait:
-                        full, full_wait = k + 1, w
-                elif w < wait:
-                    use, wait = k + 1, w
-            if not use:
-                use, wait = full, full_wait
-            if not use:
-                self.dropped_notes += 1
-                return pos
-            per = (t + int(phase[use - 1]) + wait) // SYNTH_PERIOD
-            if xper[use - 2] == per:
-                xstarts[use - 2] += 1
-            else:
-                xper[use - 2], xstarts[use - 2] = per, 1
-            old = int(held[d1])
-            if old and old != use:       # the pitch still sounds on another synth: end it
-                pos = self._on_synth(old, out, off, pos, NOTE_OFF, ch, d1, 0)
-            held[d1] = use
-            return self._on_synth(use, out, off, pos, kind, ch, d1, d2)
-        if kind == NOTE_ON or kind == NOTE_OFF:
-            which = int(held[d1]) or 1
-            held[d1] = 0
-            return self._on_synth(which, out, off, pos, kind, ch, d1, d2)
-        # controllers, programs, all-off: every synth of the set
-        if kind == ALL_OFF or (kind == CONTROL and d1 in PANIC_CCS and d1 != 121):
-            held[:] = 0
-        for which in range(1, len(self._extra) + 2):
-            pos = self._on_synth(which, out, off, pos, kind, ch, d1, d2)
-        return pos
-
-    def _on_synth(self, which: int, out: np.ndarray, off: int, pos: int,
-                  kind: int, ch: int, d1: int, d2: int) -> int:
-        """Render synth ``which`` (1: main, k + 2: extra k) up to ``off``, then apply the
-        event to it. Returns the main synth's render position. Thread: audio."""
-        if which == 1:
-            if off > pos:
-                self._synth.render_into(out, pos, off)
-                pos = off
-            self._apply_event(self._synth, kind, ch, d1, d2)
-            return pos
-        k = which - 2
-        synth = self._extra[k]
-        xpos = self._xpos
-        if off > xpos[k]:
-            synth.render_into(self._xbuf[k], xpos[k], off)
-            xpos[k] = off
-        self._apply_event(synth, kind, ch, d1, d2)
-        return pos
-
-    def _master_and_limit(self, out: np.ndarray, frames: int) -> None:
-        """Master gain, then a peak limiter: instant attack ramped over the block,
-        exponential release, and a final clamp at the ceiling. Non-finite audio
-        (a broken SoundFont sample) is replaced by silence rather than passed on."""
-        if self._master != 1.0:
-            np.multiply(out, self._master, out=out)
-        a = self._abs[:frames]
-        np.abs(out, out=a)
-        peak = float(a.max()) if frames else 0.0
-        if not math.isfinite(peak):
-            out.fill(0.0)
-            peak = 0.0
-            self.nonfinite_blocks += 1
-        ceiling = self._ceiling
-        target = 1.0 if peak <= ceiling else ceiling / peak
-        g0 = self._gain
-        if target < g0:
-            g1 = target                                   # attack: reach it by block end
-        else:
-            g1 = target + (g0 - target) * self._release ** frames   # release
-        if g0 != 1.0 or g1 != 1.0:
-            g = self._gbuf[:frames]
-            self._ramp_into(g, frames, g0, g1)
-            np.multiply(out, g[:, None], out=out)
-        # The ramp can lag a transient inside the block; the clamp makes the bound hard.
-        if peak * max(g0, g1) > ceiling:
-            np.clip(out, -ceiling, ceiling, out=out)
-        self._gain = g1
-        self.gain_reduction_db = -20.0 * math.log10(max(min(g1, 1.0), 1e-6))
-        self.peak = min(peak * max(g0, g1), ceiling) if peak > 0 else 0.0
-
-    def _ramp_into(self, g: np.ndarray, frames: int, g0: float, g1: float) -> None:
-        # ramp[:frames] holds (j+1)/max_block; rescale to (j+1)/frames then map to g0..g1.
-        np.multiply(self._ramp[:frames], (g1 - g0) * self.max_block / frames, out=g)
-        np.add(g, g0, out=g)
-
-    def _click(self, out: np.ndarray, clock: int, frames: int, metro) -> None:
-        _, origin, spb, bpb, gain, first, prev = metro
-        t_end = clock + frames
-        if prev is not None and clock < origin:
-            p_origin, p_spb, p_bpb, p_first = prev
-            self._click_grid(out, clock, min(t_end, int(round(origin))), clock, p_origin, p_spb,
-                             p_bpb, p_first, gain)
-        self._click_grid(out, max(clock, int(round(origin))), t_end, clock, origin, spb, bpb, first, gain)
-
-    def _click_grid(self, out: np.ndarray, lo: int, hi: int, clock: int, origin: float, spb: float,
-                    bpb: int, first: int, gain: float) -> None:
-        """Add the clicks of beats starting in [origin, hi) that sound within [lo, hi)
-        into ``out`` (whose frame 0 is sample ``clock``)."""
-        if hi <= lo:
-            return
-        L = self._click_hi.shape[0]
-        k = max(0, math.ceil((lo - L - origin) / spb))
-        while True:
-            beat = int(round(origin + k * spb))
-            if beat >= hi:
-                break
-            a = max(beat, lo)
-            b = min(beat + L, hi)
-            if b > a:
-                click = self._click_hi if (k + first) % bpb == 0 else self._click_lo
-                seg = self._cbuf[:b - a]
-                np.multiply(click[a - beat:b - beat], gain, out=seg)
-                dst = out[a - clock:b - clock]
-                dst[:, 0] += seg
-                dst[:, 1] += seg
-            k += 1
 
     # -- offline convenience ---------------------------------------------------
     def render(self, frames: int, block: int | None = None) -> np.ndarray:

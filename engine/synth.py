@@ -2,6 +2,11 @@
 
 ``render_into`` writes float32 stereo straight into a preallocated numpy array through
 ``fluid_synth_write_float``, so the audio callback allocates nothing per block.
+
+This module is LiveBand's one binding of FluidSynth's C functions (``_C_FUNCTIONS``):
+``Synth.render_into`` calls them as CFUNCTYPE (the GIL released for the call), the Python
+audio callback through ``Synth.gil_holding()`` as PYFUNCTYPE (the GIL kept), and the C
+callback (engine/native) through their addresses (``native_functions``).
 """
 from __future__ import annotations
 
@@ -27,30 +32,45 @@ else:
 DRUM_CHANNEL = 9
 
 
-def _write_float_fn():
-    return _fs.cfunc(
-        "fluid_synth_write_float", ctypes.c_int,
-        ("synth", ctypes.c_void_p, 1), ("len", ctypes.c_int, 1),
-        ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1), ("lincr", ctypes.c_int, 1),
-        ("rout", ctypes.c_void_p, 1), ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1),
-    )
+# The FluidSynth C functions LiveBand calls itself, as (return type, argument types): the
+# one ctypes binding of them. pyfluidsynth's Python API sets a synth up (settings,
+# SoundFont, programs); the per-block calls go through these.
+_C_FUNCTIONS = {
+    "fluid_synth_write_float": (ctypes.c_int, (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                                               ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int)),
+    "fluid_synth_noteon": (ctypes.c_int, (ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int)),
+    "fluid_synth_noteoff": (ctypes.c_int, (ctypes.c_void_p, ctypes.c_int, ctypes.c_int)),
+    "fluid_synth_cc": (ctypes.c_int, (ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int)),
+    "fluid_synth_program_select": (ctypes.c_int, (ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                                  ctypes.c_int)),
+    "fluid_synth_get_active_voice_count": (ctypes.c_int, (ctypes.c_void_p,)),
+}
 
 
-def fluidsynth_library():
-    """The loaded libfluidsynth (ctypes CDLL), or None without FluidSynth."""
-    return None if _fs is None else _fs._fl
+def _library():
+    """The libfluidsynth pyfluidsynth loaded (its module's ``_fl``: the handles its synths
+    hand out belong to that very library, so this binds nothing else)."""
+    return _fs._fl
+
+
+def _bind(name: str, hold_gil: bool):
+    """``name`` from libfluidsynth as a ctypes function. ``hold_gil``: a PYFUNCTYPE
+    prototype, which keeps the GIL while in C (see GilHoldingSynth); else CFUNCTYPE,
+    which releases it for the call."""
+    restype, argtypes = _C_FUNCTIONS[name]
+    proto = ctypes.PYFUNCTYPE if hold_gil else ctypes.CFUNCTYPE
+    return proto(restype, *argtypes)((name, _library()))
 
 
 def native_functions() -> tuple[int, ...] | None:
     """Addresses of fluid_synth_write_float, _noteon, _noteoff, _cc, _program_select and
-    _get_active_voice_count (for the C audio callback, engine/native), or None without
-    FluidSynth."""
+    _get_active_voice_count, in that order (for the C audio callback, engine/native), or
+    None without FluidSynth."""
     if _fs is None:
         return None
-    names = ("fluid_synth_write_float", "fluid_synth_noteon", "fluid_synth_noteoff", "fluid_synth_cc",
-             "fluid_synth_program_select", "fluid_synth_get_active_voice_count")
     try:
-        return tuple(ctypes.cast(getattr(_fs._fl, n), ctypes.c_void_p).value for n in names)
+        lib = _library()
+        return tuple(ctypes.cast(getattr(lib, n), ctypes.c_void_p).value for n in _C_FUNCTIONS)
     except AttributeError:
         return None
 
@@ -92,7 +112,7 @@ class Synth:
         if self._sfid == -1:
             self._synth.delete()
             raise SoundFontError(f"cannot load SoundFont {self.soundfont}: not a valid .sf2 file")
-        self._write_float = _write_float_fn()
+        self._write_float = _bind("fluid_synth_write_float", hold_gil=False)
         self._handle = self._synth.synth
         for ch in range(16):
             self.set_program(ch, 0)
@@ -113,6 +133,13 @@ class Synth:
         if self._synth is None:
             raise RuntimeError("the synth is closed")
         return SynthRef(self._handle, self._frames.ctypes.data, self._sfid)
+
+    def gil_holding(self) -> GilHoldingSynth:
+        """This synth's per-block calls bound to keep the GIL (the Python audio
+        callback's way to call it). Thread: owner."""
+        if self._synth is None:
+            raise RuntimeError("the synth is closed")
+        return GilHoldingSynth(self)
 
     def twin(self, polyphony: int | None = None) -> "Synth":
         """A second synth with the same SoundFont and settings (the mixer's phase-shifted
@@ -185,3 +212,48 @@ class Synth:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class GilHoldingSynth:
+    """The calls the Python audio callback makes to a Synth (render, notes, controllers,
+    voice count), bound as ``ctypes.PYFUNCTYPE`` prototypes: unlike CFUNCTYPE bindings
+    (pyfluidsynth's, and ``Synth.render_into``'s) they keep the GIL while in C.
+
+    Why: a CFUNCTYPE call releases the GIL and must win it back afterwards. On a busy
+    machine the thread that took it meanwhile (the model, the pitch tracker) may be
+    preempted while holding it, and the real-time callback then waits for that thread
+    to be scheduled again: several such hand-offs per block are what make the p99 of
+    the callback's work time. Holding the GIL for the few hundred microseconds of
+    rendering costs the other threads nothing they would notice.
+    """
+
+    def __init__(self, synth: Synth) -> None:
+        self.synth = synth
+        self._h = synth._handle
+        self._write = _bind("fluid_synth_write_float", hold_gil=True)
+        self._noteon = _bind("fluid_synth_noteon", hold_gil=True)
+        self._noteoff = _bind("fluid_synth_noteoff", hold_gil=True)
+        self._cc = _bind("fluid_synth_cc", hold_gil=True)
+        self._voices = _bind("fluid_synth_get_active_voice_count", hold_gil=True)
+
+    def render_into(self, out: np.ndarray, start: int, stop: int) -> None:
+        n = stop - start
+        if n > 0:
+            base = out.ctypes.data + start * 8
+            self._write(self._h, n, base, 0, 2, base, 1, 2)
+            self.synth.frames_rendered += n
+
+    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
+        self._noteon(self._h, channel, pitch & 127, velocity & 127)
+
+    def note_off(self, channel: int, pitch: int) -> None:
+        self._noteoff(self._h, channel, pitch & 127)
+
+    def control_change(self, channel: int, control: int, value: int) -> None:
+        self._cc(self._h, channel, control & 127, value & 127)
+
+    def set_program(self, channel: int, program: int) -> None:
+        self.synth.set_program(channel, program)
+
+    def active_voices(self) -> int:
+        return self._voices(self._h)
