@@ -261,7 +261,7 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
             for _ in range(switches):
                 s.set_input_mode("mic")
                 deadline = time.monotonic() + 10
-                while s._mic is None and time.monotonic() < deadline:
+                while s.inputs.mic is None and time.monotonic() < deadline:
                     time.sleep(0.01)
                 time.sleep(0.3)
                 s.set_input_mode("keyboard")
@@ -279,7 +279,7 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
             # -- hum -> band response
             s.set_input_mode("mic")
             deadline = time.monotonic() + 10
-            while s._mic is None and time.monotonic() < deadline:
+            while s.inputs.mic is None and time.monotonic() < deadline:
                 time.sleep(0.01)
             gen, clock = s.generator, s.clock
             seen: list[tuple[int, int]] = []        # (dated onset sample, generator's next step then)

@@ -129,7 +129,7 @@ def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0)
         if proc.returncode != 0:
             return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "sender failed"}
         beats = json.loads(proc.stdout.strip().splitlines()[-1])
-        clock, lock = s.clock, s._beat_lock
+        clock, lock = s.clock, s.sync.beat_lock
         if clock is None or lock is None:
             return {"error": "the band did not start on the clock's start"}
         rendered = s.mixer.clock
@@ -168,9 +168,9 @@ def bench_link(seconds: float, blocksize: int, log) -> dict:
                 return {"error": "; ".join(s.snapshot().notices)}
             s.set_sync("link")
             end = time.monotonic() + 10
-            while s._link.num_peers < 1 and time.monotonic() < end:
+            while s.sync.link.num_peers < 1 and time.monotonic() < end:
                 time.sleep(0.05)
-            if s._link.num_peers < 1:
+            if s.sync.link.num_peers < 1:
                 return {"error": "the Link peers did not find each other in 10 s"}
             peer.tempo = 120.0
             s.prepare(120)
@@ -179,7 +179,7 @@ def bench_link(seconds: float, blocksize: int, log) -> dict:
             s.play()
             time.sleep(seconds)
             watch.stop()
-            clock, lock = s.clock, s._beat_lock
+            clock, lock = s.clock, s.sync.beat_lock
             rendered = s.mixer.clock
             errs = []
             q0 = clock.first_step // 4 + int(2.0 * 120 / 60)

@@ -80,7 +80,7 @@ def test_midi_from_another_process_reaches_the_engine_and_the_band_reaches_it_ba
         assert peer.returncode == 0 and lines, out + err[-2000:]
         result = json.loads(lines[-1])
         gen = s.generator
-        filt = s._midi_in.port.callback
+        filt = s.inputs.midi_in.port.callback
         melody = [(pitch, start) for part, pitch, start, end, planned in s.roll(-1000) if part == "melody"]
         q = gen.quantiser
         diag = (filt.errors, filt.ignored, melody, q.onsets, q.late_onsets, result)

@@ -69,7 +69,7 @@ def test_learned_controls_drive_the_band_over_jack_and_persist(jack_server, live
             assert wait_for(lambda: len(s.midi_bindings()) == 2, 3.0)
             for v in (0, 127, 32):
                 box.cc(21, v)
-                assert wait_for(lambda: abs(s._cfg.density - v / 127.0) < 1e-9, 3.0), (v, s._cfg.density)
+                assert wait_for(lambda: abs(s.engine_config.density - v / 127.0) < 1e-9, 3.0), (v, s.engine_config.density)
             # the band itself gets the knob (the generator's sampler)
             assert wait_for(lambda: abs(s.generator.sampler.density - 32 / 127.0) < 1e-9, 3.0)
             # a foot switch (sustain pedal CC64) learned onto play/stop stops and starts the band,
@@ -84,7 +84,7 @@ def test_learned_controls_drive_the_band_over_jack_and_persist(jack_server, live
             box.cc(64, 0)
             box.cc(64, 127)
             assert wait_for(lambda: s.snapshot().playing, 5.0)
-            assert not s._midi_in.port.callback.sustain
+            assert not s.inputs.midi_in.port.callback.sustain
             box.cc(64, 0)
             box.cc(80, 127)                              # CC 80 was rebound: passes on, does nothing
             time.sleep(0.3)

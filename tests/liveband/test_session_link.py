@@ -61,7 +61,7 @@ def test_session_joins_link_follows_tempo_and_bar_phase_and_sends_its_tempo(jack
         with Session(EngineConfig(tempo=120.0, count_in_bars=1), AudioConfig(blocksize=256)) as s:
             assert s.audio.active, s.snapshot().notices
             s.set_sync("link")
-            assert wait_for(lambda: s._link.num_peers >= 1, 10.0), "the peers never found each other"
+            assert wait_for(lambda: s.sync.link.num_peers >= 1, 10.0), "the peers never found each other"
             # joining adopts the session's tempo (Link: the newcomer takes the running tempo)
             assert wait_for(lambda: abs(s.snapshot().tempo - peer.link.tempo) < 0.01, 5.0)
             peer.link.tempo = 97.0
@@ -93,13 +93,13 @@ def test_session_joins_link_follows_tempo_and_bar_phase_and_sends_its_tempo(jack
                                                                           int(np.searchsorted(line_t, t)))][1]
 
             q_now = int(snap.step // 4)
-            phases = [peer.beat_at(heard(q)) - (q + s._beat_lock.offset)
+            phases = [peer.beat_at(heard(q)) - (q + s.sync.beat_lock.offset)
                       for q in range(max(clock.first_step // 4 + 2, q_now - 6), q_now)]
-            assert s._beat_lock.offset % 4 == 0
+            assert s.sync.beat_lock.offset % 4 == 0
             ms = np.abs(phases) * 60000.0 / 97.0
             # a few ms on a quiet machine; each audio dropout on this busy 2-core VM delays
             # what is scheduled by 10-30 ms until the lock's next beat (a beat is 620 ms)
-            assert np.median(ms) < 40.0, (ms, list(s._beat_lock.errors_ms), s.mixer.audible_xruns)
+            assert np.median(ms) < 40.0, (ms, list(s.sync.beat_lock.errors_ms), s.mixer.audible_xruns)
             # a tempo change on the peer reaches the session and its band
             peer.link.tempo = 121.0
             assert wait_for(lambda: abs(s.snapshot().tempo - 121.0) < 0.01, 5.0), s.snapshot().tempo
@@ -107,13 +107,13 @@ def test_session_joins_link_follows_tempo_and_bar_phase_and_sends_its_tempo(jack
             snap = s.snapshot()
             q = int(snap.step // 4)
             band_bpm = 8 * 60.0 * s.sample_rate / (clock.beat_to_sample(q) - clock.beat_to_sample(q - 8))
-            assert abs(band_bpm - 121.0) < 3.0, ([x.bpm for x in clock.segments[-8:]], list(s._beat_lock.errors_ms))
+            assert abs(band_bpm - 121.0) < 3.0, ([x.bpm for x in clock.segments[-8:]], list(s.sync.beat_lock.errors_ms))
             # and LiveBand's tempo changes go to the peers
             s.set_tempo(88.0)
             assert wait_for(lambda: abs(peer.link.tempo - 88.0) < 0.01, 5.0), peer.link.tempo
             assert s.generator.error is None and s.generator.late_steps == 0, s.generator.metrics()
             s.stop()
             s.set_sync("internal")
-            assert s._link is None
+            assert s.sync.link is None
     finally:
         peer.close()

@@ -100,7 +100,7 @@ def test_played_note_is_heard_within_one_block_plus_latency(pulse_server, liveba
             tee.reset()
             t0 = time.monotonic()
             s.key_event(pitch, True, 120)
-            stamp = s._key_q.last_time           # the sample the press was timed at
+            stamp = s.inputs.key_q.last_time           # the sample the press was timed at
             fixed.append(s.audio.player_latency())   # the delay it was timed with
             assert wait_for(lambda: tee.first_loud is not None, 1.0)
             _, cb, _ = s.audio.first_block_after(t0)

@@ -29,9 +29,9 @@ def test_hummed_notes_reach_the_band_in_pitch_and_time(pulse_server, liveband_ho
     with Session(EngineConfig(tempo=100.0, count_in_bars=0), AudioConfig(blocksize=256)) as s:
         s.set_input_mode("mic")
         deadline = time.monotonic() + 30
-        while s._mic is None and time.monotonic() < deadline:
+        while s.inputs.mic is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert s._mic is not None, s.snapshot().notices
+        assert s.inputs.mic is not None, s.snapshot().notices
         s.play()
         time.sleep(0.3)
         player = pulse_server.play_into_mic(path)
@@ -77,9 +77,9 @@ def test_input_gain_moves_the_meter_and_a_clipping_voice_gets_a_notice_that_goes
             assert "input gain" in str(exc)
         s.set_input_mode("mic")
         deadline = time.monotonic() + 30
-        while s._mic is None and time.monotonic() < deadline:
+        while s.inputs.mic is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert s._mic is not None, s.snapshot().notices
+        assert s.inputs.mic is not None, s.snapshot().notices
 
         def sing(gain_db):
             s.set_input_gain(gain_db)
@@ -109,24 +109,24 @@ def test_the_tracker_is_ready_before_the_switch_to_hum_and_the_band_keeps_playin
     that very tracker, and the band's notes keep coming through the switch."""
     with Session(EngineConfig(tempo=120.0, count_in_bars=0), AudioConfig(blocksize=256)) as s:
         assert s.prepare(timeout=120)
-        s._tracker_loader.join(timeout=120)
-        ready = s._ready_tracker
+        s.inputs.tracker_loader.join(timeout=120)
+        ready = s.inputs.ready_tracker
         assert ready is not None and ready.name == s.pitch_tracker
         s.play()
         time.sleep(1.0)
         before = len([n for n in s.roll(-100) if n[0] != "melody"])
         s.set_input_mode("mic")
         deadline = time.monotonic() + 10
-        while s._mic is None and time.monotonic() < deadline:
+        while s.inputs.mic is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert s._mic is not None, s.snapshot().notices
-        assert s._mic.hum.tracker is ready          # no second load at the switch
+        assert s.inputs.mic is not None, s.snapshot().notices
+        assert s.inputs.mic.hum.tracker is ready          # no second load at the switch
         time.sleep(1.0)
         after = len([n for n in s.roll(-100) if n[0] != "melody"])
         assert after > before, (before, after)       # the band played on through the switch
         s.set_input_mode("keyboard")
         s.set_input_mode("mic")                       # and again: the same tracker is reused
         deadline = time.monotonic() + 10
-        while s._mic is None and time.monotonic() < deadline:
+        while s.inputs.mic is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert s._mic is not None and s._mic.hum.tracker is ready
+        assert s.inputs.mic is not None and s.inputs.mic.hum.tracker is ready

@@ -94,7 +94,7 @@ def test_a_hummed_wav_renders_from_the_app_at_the_recordings_tempo(session, tmp_
 def test_the_app_and_the_command_render_a_file_to_the_same_band(session, tmp_path, capsys):
     src = melody_mid(tmp_path / "tune.mid", bpm=90)
     session.render_file(str(src), str(tmp_path / "app.wav"), str(tmp_path / "app.mid"))
-    assert cli_render(src, tmp_path / "cli.wav", tmp_path / "cli.mid", session._cfg) == 0
+    assert cli_render(src, tmp_path / "cli.wav", tmp_path / "cli.mid", session.engine_config) == 0
     assert "onnx-cpu" in capsys.readouterr().out          # the command's default backend
     assert tempos(tmp_path / "app.mid") == {90.0}         # the file's tempo, not the window's
     app, cmd = notes(tmp_path / "app.mid"), notes(tmp_path / "cli.mid")

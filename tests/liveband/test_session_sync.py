@@ -140,7 +140,7 @@ def test_midi_clock_from_another_jack_client_drives_tempo_and_transport(jack_ser
             snap = s.snapshot()
             assert abs(snap.tempo - 100.0) < 1.0, snap.tempo
             clock = s.clock
-            lock = s._beat_lock
+            lock = s.sync.beat_lock
             # the band's own clock plays at that tempo
             assert abs(band_bpm(s, snap) - 100.0) < 3.0, ([x.bpm for x in clock.segments[-8:]], list(lock.errors_ms))
             t_change = time.monotonic()

@@ -3,50 +3,26 @@ no model). It records every call so a test can check that a control reached the 
 and produces snapshots/roll data a test can set. Integration tests use the real Session."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+
+from liveband.session_types import PartState, SessionSnapshot
 
 
-@dataclass(frozen=True)
-class PartState:
-    mute: bool
-    solo: bool
-    volume: float
-    program: int
-    through: bool = True
-
-
-@dataclass(frozen=True)
-class SessionSnapshot:
-    playing: bool = False
-    counting_in: bool = False
-    tempo: float = 100.0
-    meter: str = "4/4"
-    style: str = "pop"
-    input_mode: str = "keyboard"
-    step: float = 0.0
-    chord: str = ""
-    key: str = ""
-    input_level_db: float = -90.0
-    hummed_pitch: float | None = None
-    audio_latency_ms: float = 10.7
-    xruns: int = 0
-    lead_ms: float = 300.0
-    late_steps: int = 0
-    cpu_percent: float = 12.0
-    backend: str = "torch-cpu"
-    recording: bool = False
-    notices: tuple = ()
-    parts: dict = field(default_factory=lambda: {
-        "bass": PartState(False, False, 0.82, 33), "keys": PartState(False, False, 0.7, 0),
-        "pad": PartState(False, False, 0.55, 89), "drums": PartState(False, False, 0.75, 0),
-        "melody": PartState(False, False, 1.0, 73)})
-    confirmation: str = ""
+def idle_snapshot() -> SessionSnapshot:
+    """A stopped session's snapshot with plausible meters, for a test to ``replace``."""
+    return SessionSnapshot(
+        playing=False, counting_in=False, tempo=100.0, meter="4/4", style="pop", input_mode="keyboard",
+        step=0.0, chord="", key="", input_level_db=-90.0, hummed_pitch=None, audio_latency_ms=10.7, xruns=0,
+        lead_ms=300.0, late_steps=0, cpu_percent=12.0, backend="torch-cpu", recording=False, notices=(),
+        parts={"bass": PartState(False, False, 0.82, 33), "keys": PartState(False, False, 0.7, 0),
+               "pad": PartState(False, False, 0.55, 89), "drums": PartState(False, False, 0.75, 0),
+               "melody": PartState(False, False, 1.0, 73)})
 
 
 class FakeSession:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
-        self.snap = SessionSnapshot()
+        self.snap = idle_snapshot()
         self.notes: list[tuple] = []
         self.closed = False
         self.takes = ["2026-11-23_1700"]

@@ -36,11 +36,11 @@ def test_right_click_learn_and_forget_on_the_band_knobs(themed_app, qtbot, tmp_p
         assert s.midi_learning == "density"
         assert seen[0][1] == ("Forget MIDI binding", False)
         # the controller's knob moves (what the MIDI input's filter hands MIDI learn)
-        assert s._learn.handle(mido.Message("control_change", control=21, value=40, channel=2), 0.0)
+        assert s.inputs.learn.handle(mido.Message("control_change", control=21, value=40, channel=2), 0.0)
         assert [b.target for b in s.midi_bindings()] == ["density"]
         # turning it drives the session, and the window's knob follows
-        s._learn.handle(mido.Message("control_change", control=21, value=127, channel=2), 0.0)
-        assert s._control.wait_idle()
+        s.inputs.learn.handle(mido.Message("control_change", control=21, value=127, channel=2), 0.0)
+        assert s.control.wait_idle()
         assert s.engine_config.density == 1.0
         w.tick()
         assert w.band_panel.density.value() == 1.0
@@ -59,7 +59,7 @@ def test_setup_tempo_sync_picker_switches_the_session(themed_app, qtbot, tmp_pat
             combo.setCurrentIndex(combo.findData(mode))
             combo.activated.emit(combo.currentIndex())
             assert s.sync_mode == mode
-            assert (s._link is not None) == (mode == "link")
+            assert (s.sync.link is not None) == (mode == "link")
         # the choice is remembered for the next launch
         combo.setCurrentIndex(combo.findData("midi clock"))
         combo.activated.emit(combo.currentIndex())

@@ -60,7 +60,7 @@ def test_humming_draws_the_pitch_line_and_feeds_the_band(themed_app, qtbot, puls
             if shot_at is not None and now >= shot_at and not (ARTIFACTS / "humming.png").exists():
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)
                 w.grab().save(str(ARTIFACTS / "humming.png"))
-            mic = session._mic
+            mic = session.inputs.mic
             if settle_until is None and player.poll() is not None and (mic is None or mic.ring.available() == 0):
                 settle_until = now + 1.5
             if settle_until is not None and now >= settle_until:

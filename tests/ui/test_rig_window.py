@@ -41,16 +41,16 @@ def test_setup_clock_delay_and_send_clock_reach_the_session_and_are_remembered(t
         su.sync.activated.emit(su.sync.currentIndex())
         assert su.sync_delay.isEnabled()
         su.sync_delay.setValue(2.9)
-        assert abs(s._clock_in.delay_s - 0.0029) < 1e-12
+        assert abs(s.sync.clock_in.delay_s - 0.0029) < 1e-12
         su.send_clock.setChecked(True)
-        assert s._midi_clock
+        assert s.midi_clock
         w.save_settings()
         w.close()
     with Session(EngineConfig(), AudioConfig(), start_audio=False) as s:
         w = window(s, ini, qtbot)
         assert s.sync_mode == "midi clock" and w.setup_panel.sync_delay.isEnabled()
-        assert w.setup_panel.sync_delay.value() == 2.9 and abs(s._clock_in.delay_s - 0.0029) < 1e-12
-        assert w.setup_panel.send_clock.isChecked() and s._midi_clock
+        assert w.setup_panel.sync_delay.value() == 2.9 and abs(s.sync.clock_in.delay_s - 0.0029) < 1e-12
+        assert w.setup_panel.send_clock.isChecked() and s.midi_clock
         s.set_sync("internal")
         w.close()
     # a hand-edited value out of range falls back to none, with a notice naming the key
@@ -58,7 +58,7 @@ def test_setup_clock_delay_and_send_clock_reach_the_session_and_are_remembered(t
     ini.write_text(text)
     with Session(EngineConfig(), AudioConfig(), start_audio=False) as s:
         w = window(s, ini, qtbot)
-        assert w.setup_panel.sync_delay.value() == 0.0 and s._clock_in.delay_s == 0.0
+        assert w.setup_panel.sync_delay.value() == 0.0 and s.sync.clock_in.delay_s == 0.0
         assert any("sync_delay_ms" in n for n in w.settings.notices)
         s.set_sync("internal")
         w.close()

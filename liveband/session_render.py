@@ -1,0 +1,53 @@
+"""The app's offline render: a melody file accompanied with the session's band settings,
+by the `render` command's rules (liveband.rendering, liveband.commands.render)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from liveband.config import EngineConfig
+from liveband.session_types import PartState
+
+
+def render_file(path: str, out_wav: str, midi_out: str | None, progress: Callable[[float], None] | None, *,
+                cfg: EngineConfig, parts: dict[str, PartState], sample_rate: int, soundfont: Path,
+                say: Callable[[str], None], stems: bool = False, loudness: float | None = -16.0) -> None:
+    """See Session.render_file; ``say`` receives what the user should know (tempo taken
+    from the file, backend fallback)."""
+    from engine.offline import RenderSettings, render_melody
+    from liveband.commands.render import Outputs, load_melody, mix_synth_gain, stem_paths
+    from liveband.rendering import band_timing, open_band
+
+    src = Path(path)
+    if not src.is_file():
+        raise FileNotFoundError(f"melody file not found: {src}")
+    melody = load_melody(src)
+    tempo, meter = band_timing(melody, say=say)
+    c = cfg
+    melody, acc, backend = open_band(melody, checkpoint=c.checkpoint, say=say)
+    settings = RenderSettings(style=c.style, tempo=tempo, meter=meter, temperature=c.temperature,
+                              density=c.density, harmony_follow=c.harmony_follow, seed=c.seed,
+                              sample_rate=sample_rate,
+                              programs={n: s.program for n, s in parts.items()},
+                              muted=tuple(n for n, s in parts.items() if s.mute))
+    cb = None if progress is None else (lambda done, total: progress(done / max(1, total)))
+    out = Path(out_wav)
+    outputs = Outputs()
+    try:
+        wav_tmp = outputs.temp_for(out, keep=loudness is None and not stems)
+        result = render_melody(melody, acc, settings, soundfont, wav_tmp, backend=backend, progress=cb)
+        if stems or loudness is not None:
+            from engine.export import export_stems_and_loudness, stem_parts
+
+            finals = stem_paths(out)
+            files = {p.name: (outputs.temp_for(finals[p.name], keep=False), outputs.temp_for(finals[p.name]))
+                     for p in (stem_parts(result.events) if stems else ())}
+            export_stems_and_loudness(wav_tmp, outputs.temp_for(out), files, result.events, result.frames,
+                                      soundfont, sample_rate=settings.sample_rate, block=settings.block,
+                                      synth_gain=mix_synth_gain(render_melody), target_lufs=loudness)
+        if midi_out is not None:
+            from engine.midi_export import write_midi
+            write_midi(outputs.temp_for(Path(midi_out)), result.events, result.clock)
+        outputs.commit()
+    finally:
+        outputs.discard()

@@ -1,0 +1,100 @@
+"""The piano roll's notes and the chord shown, in steps of the band's clock.
+
+``Roll.push`` has the EventSink signature so the PartRenderer feeds it directly (the
+generator thread); the session feeds the player's notes. A short lock protects the lists
+(never taken by the audio thread). The same notes weigh the pitch classes the key
+estimate reads (the player's twice, drums not at all)."""
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Iterable
+
+import numpy as np
+
+from engine import parts as P
+from engine.clock import Clock
+from engine.events import ALL_OFF, IMMEDIATE, NOTE_OFF, NOTE_ON
+from engine.keyfind import parse_key
+from models.tokens import chord_name
+
+RollNote = tuple[str, int, float, float, bool]     # part, pitch, start step, end step, planned
+
+
+class Roll:
+    CHANNEL_PART = {p.channel: p.name for p in P.ALL_PARTS}
+
+    def __init__(self, maxlen: int = 4096) -> None:
+        self._lock = threading.Lock()
+        self._notes: collections.deque = collections.deque(maxlen=maxlen)   # [part, pitch, start, end]
+        self._open: dict[tuple[int, int], list] = {}
+        self.clock: Clock | None = None
+        self._pc = np.zeros(12)           # pitch-class weights for the key estimate
+
+    def reset(self, clock: Clock | None) -> None:
+        with self._lock:
+            self._notes.clear()
+            self._open.clear()
+            self.clock = clock
+            self._pc[:] = 0
+
+    def push(self, time: int, kind: int, channel: int, data1: int = 0, data2: int = 0) -> bool:
+        clock = self.clock
+        if clock is None or kind not in (NOTE_ON, NOTE_OFF, ALL_OFF):
+            return True
+        part = self.CHANNEL_PART.get(channel)
+        if part is None:
+            return True
+        step = clock.sample_to_steps(int(time)) if time != IMMEDIATE else None
+        if step is None:
+            return True
+        with self._lock:
+            if kind == ALL_OFF:
+                for key in [k for k in self._open if k[0] == channel]:
+                    self._open.pop(key)[3] = step
+                return True
+            key = (channel, data1)
+            note = self._open.pop(key, None)
+            if note is not None:
+                note[3] = step
+                if channel != P.DRUMS.channel:
+                    self._pc[note[1] % 12] += max(0.0, step - note[2]) * (2.0 if part == "melody" else 1.0)
+            if kind == NOTE_ON and data2 > 0:
+                note = [part, int(data1), step, None]
+                self._notes.append(note)
+                self._open[key] = note
+        return True
+
+    def notes_since(self, since_step: float, now_step: float) -> list[RollNote]:
+        """Notes that end at or after ``since_step`` (a sounding one ends ``now_step``);
+        planned: it starts after ``now_step`` (committed by the band, not heard yet)."""
+        with self._lock:
+            out = []
+            for part, pitch, start, end in self._notes:
+                e = end if end is not None else max(now_step, start)
+                if e >= since_step:
+                    out.append((part, pitch, start, e, start > now_step))
+            return out
+
+    def pitch_classes(self, decay: float = 0.97) -> np.ndarray:
+        """The weights so far; each call decays them, so the estimate follows a modulation."""
+        with self._lock:
+            w = self._pc.copy()
+            self._pc *= decay
+        return w
+
+
+def chord_at(frames: Iterable, step: float, key_text: str) -> str:
+    """The name of the chord the band plays at ``step``: ``frames`` are the generator's
+    recent (step, chord id, ...) in step order; spelled in ``key_text`` when it parses."""
+    try:
+        key = parse_key(key_text) if key_text else None
+    except ValueError:
+        key = None
+    name = ""
+    for frame in frames:
+        if frame[0] <= step:
+            name = chord_name(int(frame[1]), key)
+        else:
+            break
+    return name

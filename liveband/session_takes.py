@@ -1,0 +1,116 @@
+"""Recorded takes: one per play/stop (or from the moment recording is turned on while
+playing) into the sessions folder, and the folder's takes listed, exported, renamed and
+deleted. A take gets the mixer's audio through the tap and the applied events from the
+dispatcher (liveband.session_outputs). Thread: UI (and the control thread acting for it)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from engine import parts as P
+from engine.events import PROGRAM
+from engine.gm import instrument_name
+from engine.mixer import Mixer
+from engine.recorder import Recorder, delete_session, export_session, list_sessions, new_session_folder, \
+    rename_session
+from liveband.paths import sessions_dir
+from liveband.session_audio import SessionAudio
+from liveband.session_notices import Notices
+from liveband.session_types import SessionError
+
+
+def track_names(programs: dict[str, int]) -> dict[int, str]:
+    """A take's MIDI track names by channel: the part and the instrument it plays
+    (``programs``: part -> GM program), as the render's MIDI names them
+    ("Bass (Fingered Bass)"; the melody plain "Melody"; drums their kit)."""
+    names = {}
+    for p in P.ALL_PARTS:
+        prog = programs.get(p.name, p.program)
+        drums = p.channel == P.DRUMS.channel
+        names[p.channel] = ("Melody" if p is P.MELODY else
+                            f"{p.name.capitalize()} ({instrument_name(prog if not drums else 0, drums)})")
+    return names
+
+
+class Takes:
+    def __init__(self, mixer: Mixer, audio: SessionAudio, notices: Notices, sample_rate: int,
+                 settle: Callable[[int], object]) -> None:
+        """``settle(blocks)`` returns once the dispatcher has handed on what the audio
+        applies in the next ``blocks`` blocks (liveband.session_outputs)."""
+        self._mixer = mixer
+        self._audio = audio
+        self._notices = notices
+        self._sample_rate = sample_rate
+        self._settle = settle
+        self.enabled = True
+        self.recorder: Recorder | None = None
+
+    def start(self, meta: dict, tempo: float, tempo_sample: int | None, programs: dict[str, int],
+              playing: dict[str, int]) -> None:
+        """A new take (``meta`` kept with it; ``programs``: each part's GM program, set at
+        its start so the MIDI file plays with the right sounds; ``playing``: the programs
+        the band plays now, the style's among them, for the track names)."""
+        if not self._audio.active:     # nothing renders without a stream: the take would be empty
+            self._notices.problem("recording", "not recording: no audio output is playing "
+                                               "(choose an output in the Setup tab, then press Play again)")
+            return
+        try:
+            rec = Recorder(new_session_folder(sessions_dir()), self._sample_rate, meta=meta,
+                           track_names=track_names(playing))
+            rec.set_tempo(self._mixer.clock if tempo_sample is None else tempo_sample, tempo)
+            rec.start()
+        except OSError as exc:
+            self._notices.problem("recording", f"cannot record into {sessions_dir()}: {exc}")
+            return
+        self._notices.problem("recording", None)
+        self.recorder = rec
+        t0 = self._mixer.clock
+        for part in P.ALL_PARTS:
+            if part.channel != P.DRUMS.channel:
+                rec.add_event(t0, PROGRAM, part.channel, programs.get(part.name, part.program), 0)
+        self._mixer.set_tap(rec.ring)
+
+    def stop(self, key: str = "") -> None:
+        """Finalise the take in progress (``key``: the key heard by its end)."""
+        rec = self.recorder
+        if rec is None:
+            self._mixer.set_tap(None)
+            return
+        self._settle(2)         # a block rendered after the band's all-off, and its events, reach it
+        self.recorder = None
+        self._mixer.set_tap(None)
+        self._settle(1)         # the block and the dispatcher pass under way finish with it
+        if key:
+            rec.set_meta("key", key)
+        rec.stop()
+        if rec.error:
+            self._notices.problem("recording", rec.error)
+        self._notices.confirm(f"take saved: {rec.folder.name} (Sessions tab)")
+
+    def check(self) -> None:
+        """A failing take's error among the notices. Thread: housekeeper."""
+        rec = self.recorder
+        if rec is not None and rec.error:
+            self._notices.problem("recording", rec.error)
+
+    # -- the sessions folder ---------------------------------------------------------------
+    @staticmethod
+    def list_all() -> list[dict]:
+        return list_sessions(sessions_dir())
+
+    @staticmethod
+    def export(name: str, dest: str) -> list[str]:
+        return export_session(sessions_dir(), name, dest)
+
+    def rename(self, old: str, new: str) -> str:
+        self._refuse_current(old)
+        return rename_session(sessions_dir(), old, new).name
+
+    def delete(self, name: str) -> None:
+        self._refuse_current(name)
+        delete_session(sessions_dir(), name)
+
+    def _refuse_current(self, name: str) -> None:
+        rec = self.recorder
+        if rec is not None and rec.folder.name == name:
+            raise SessionError(f"{name} is being recorded; stop first")
+

@@ -1,0 +1,73 @@
+"""The piano roll's notes (liveband.session_roll): notes in steps of the band's clock,
+open notes reaching 'now', planned notes marked, the key weights and the chord shown."""
+from __future__ import annotations
+
+from engine import parts as P
+from engine.clock import Clock
+from engine.events import ALL_OFF, CONTROL, NOTE_OFF, NOTE_ON
+from liveband.session_roll import Roll, chord_at
+from models.tokens import chord_name
+
+RATE = 48000
+
+
+def roll_at_120() -> tuple[Roll, Clock]:
+    clock = Clock(RATE, 120.0, "4/4", 0, start_sample=0)      # a 16th = 6000 samples
+    r = Roll()
+    r.reset(clock)
+    return r, clock
+
+
+def test_a_note_is_placed_in_steps_and_an_open_one_reaches_now():
+    r, clock = roll_at_120()
+    ch = P.BASS.channel
+    r.push(clock.step_time(2), NOTE_ON, ch, 40, 100)
+    r.push(clock.step_time(4), NOTE_OFF, ch, 40, 0)
+    r.push(clock.step_time(6), NOTE_ON, P.MELODY.channel, 72, 90)
+    notes = r.notes_since(0.0, now_step=8.0)
+    assert notes == [("bass", 40, 2.0, 4.0, False), ("melody", 72, 6.0, 8.0, False)]
+
+
+def test_notes_ended_before_the_window_are_left_out_and_future_ones_are_planned():
+    r, clock = roll_at_120()
+    ch = P.KEYS.channel
+    r.push(clock.step_time(0), NOTE_ON, ch, 60, 100)
+    r.push(clock.step_time(1), NOTE_OFF, ch, 60, 0)
+    r.push(clock.step_time(12), NOTE_ON, ch, 64, 100)
+    assert r.notes_since(4.0, now_step=8.0) == [("keys", 64, 12.0, 12.0, True)]
+
+
+def test_all_off_ends_every_open_note_of_its_channel_only():
+    r, clock = roll_at_120()
+    r.push(clock.step_time(0), NOTE_ON, P.KEYS.channel, 60, 100)
+    r.push(clock.step_time(0), NOTE_ON, P.KEYS.channel, 64, 100)
+    r.push(clock.step_time(0), NOTE_ON, P.BASS.channel, 36, 100)
+    r.push(clock.step_time(3), ALL_OFF, P.KEYS.channel)
+    ends = {(part, pitch): end for part, pitch, _s, end, _p in r.notes_since(0.0, now_step=5.0)}
+    assert ends == {("keys", 60): 3.0, ("keys", 64): 3.0, ("bass", 36): 5.0}
+
+
+def test_without_a_clock_or_for_other_events_nothing_is_drawn():
+    r = Roll()
+    assert r.push(0, NOTE_ON, P.KEYS.channel, 60, 100)      # an EventSink always accepts
+    r2, clock = roll_at_120()
+    r2.push(clock.step_time(0), CONTROL, P.KEYS.channel, 7, 100)
+    r2.push(clock.step_time(0), NOTE_ON, 15, 60, 100)        # a channel no part plays on
+    assert r.notes_since(0.0, 4.0) == [] and r2.notes_since(0.0, 4.0) == []
+
+
+def test_key_weights_count_held_steps_the_player_twice_drums_never_and_decay():
+    r, clock = roll_at_120()
+    for ch, pitch in ((P.MELODY.channel, 62), (P.BASS.channel, 50), (P.DRUMS.channel, 36)):
+        r.push(clock.step_time(0), NOTE_ON, ch, pitch, 100)
+        r.push(clock.step_time(4), NOTE_OFF, ch, pitch, 0)
+    w = r.pitch_classes(decay=0.5)
+    assert w[2] == 4.0 * 2 + 4.0 and w[0] == 0.0             # D: melody x2 + bass; C (kick 36): none
+    assert r.pitch_classes()[2] == 6.0                       # halved by the last read
+
+
+def test_the_chord_shown_is_the_last_one_at_or_before_the_step():
+    frames = [(0, 1), (8, 30), (16, 55)]
+    assert chord_at(frames, 9.5, "") == chord_name(30, None)
+    assert chord_at(frames, -1.0, "") == ""
+    assert chord_at(frames, 16.0, "not a key") == chord_name(55, None)
