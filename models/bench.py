@@ -13,22 +13,28 @@ checked paired: steps past 1e5 taken in turns with a fresh session's first 1e3 s
 """
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import platform
 import time
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.contract import Accompanist
 from models.sampling import greedy
+
+if TYPE_CHECKING:
+    from models.runtime import LoadedModel
 
 POSITIONS = (100, 1_000, 10_000, 100_000)
 SAMPLE = 1000          # steps measured before each position (fewer before 1e2)
 TARGET_P99_MS = 5.0
 
 
-def bench_backend(lm, backend: str, positions: tuple[int, ...]) -> dict:
+def bench_backend(lm: LoadedModel, backend: str, positions: tuple[int, ...]) -> dict[str, Any]:
     import psutil
 
     from models.tokens import HOLD, NOTE_BASE, bar_steps
@@ -50,7 +56,7 @@ def bench_backend(lm, backend: str, positions: tuple[int, ...]) -> dict:
             rss_start = proc.memory_info().rss
     rss_end = proc.memory_info().rss
     paired = _paired_positions(lm, backend, acc, melody, min(SAMPLE, positions[1]), bar, total)
-    out: dict = {"p50_ms": {}, "p99_ms": {}, "max_ms": {}}
+    out: dict[str, Any] = {"p50_ms": {}, "p99_ms": {}, "max_ms": {}}
     for p in positions:
         window = lat[max(10, p - SAMPLE):p] * 1e3   # the first steps include tracing/warm-up
         out["p50_ms"][str(p)] = round(float(np.percentile(window, 50)), 3)
@@ -64,7 +70,7 @@ def bench_backend(lm, backend: str, positions: tuple[int, ...]) -> dict:
     return out
 
 
-def _paired_positions(lm, backend: str, old, melody: np.ndarray, n: int, bar: int, total: int) -> dict:
+def _paired_positions(lm: LoadedModel, backend: str, old: Accompanist, melody: np.ndarray, n: int, bar: int, total: int) -> dict[str, Any]:
     """p50 of ``n`` steps of the long session (past position ``total``) and of a fresh one
     (positions 10..n), taken in turns so both see the same machine load: on a shared CPU
     the load drifts over a 1e5-step run, so the plain per-position numbers can differ by
@@ -82,7 +88,7 @@ def _paired_positions(lm, backend: str, old, melody: np.ndarray, n: int, bar: in
     return {f"{total}+": round(float(np.median(keep[:, 0])), 3), "fresh": round(float(np.median(keep[:, 1])), 3)}
 
 
-def bench_model(checkpoint: str | None = None, quick: bool = False, backends: list[str] | None = None) -> dict:
+def bench_model(checkpoint: str | None = None, quick: bool = False, backends: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     from models.runtime import load_model
@@ -94,7 +100,7 @@ def bench_model(checkpoint: str | None = None, quick: bool = False, backends: li
         backends = ["torch-cpu", "onnx-cpu"]
         if torch.cuda.is_available():
             backends += ["torch-cuda", "onnx-cuda"]
-    result: dict = {
+    result: dict[str, Any] = {
         "checkpoint": lm.source, "params": lm.model.num_params(), "window": lm.config.window,
         "pattern": lm.config.pattern.describe(), "machine": {"cpu": platform.processor() or platform.machine(),
                                                              "cpus": __import__("os").cpu_count()},
@@ -116,12 +122,13 @@ def bench_model(checkpoint: str | None = None, quick: bool = False, backends: li
     return result
 
 
-def _paired_flat(paired: dict) -> bool:
+def _paired_flat(paired: dict[str, Any]) -> bool:
     old, fresh = (v for k, v in paired.items() if k != "fresh"), paired["fresh"]
-    return abs(next(old) - fresh) <= 0.1 * fresh
+    flat: bool = abs(next(old) - fresh) <= 0.1 * fresh
+    return flat
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     res = bench_model(getattr(args, "checkpoint", None), quick=bool(getattr(args, "quick", False)))
     print(json.dumps(res, indent=1))
     return 0

@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 
 from models.transformer import ModelConfig, Transformer
 
@@ -59,7 +59,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
 
 
-def _int_in(value, lo: int, hi: int) -> bool:
+def _int_in(value: object, lo: int, hi: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 

@@ -32,7 +32,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 
@@ -78,6 +78,14 @@ ACC_OUT = {CHORD: 0, BASS: 1, TENOR: 2, ALTO: 3}    # column in an Accompanist's
 
 
 # --------------------------------------------------------------------------- metrics
+class ScoringModel(Protocol):
+    """What the metrics need of a model: ``models.runtime.LoadedModel`` (or a test's stand-in)."""
+
+    def token_nll(self, piece: Piece) -> np.ndarray: ...
+
+    def accompanist(self, seed: int = 0, backend: str = "torch-cpu") -> Accompanist: ...
+
+
 def mean_nll(nll: np.ndarray, streams: Iterable[int]) -> tuple[float, int]:
     """(sum, count) of the finite NLLs of the given stream columns of a (T, S) array."""
     sub = np.asarray(nll, dtype=np.float64)[:, list(streams)]
@@ -154,7 +162,7 @@ def accompany(acc: Accompanist, piece: Piece, sampler: Sampler, melody: np.ndarr
 
 def shift_melody(melody: np.ndarray, start: int, semitones: int) -> np.ndarray | None:
     """Melody tokens with every onset from ``start`` on moved; None if a pitch leaves 0..127."""
-    mel = np.asarray(melody, dtype=np.int64).copy()
+    mel: np.ndarray = np.asarray(melody, dtype=np.int64).copy()
     on = np.zeros(len(mel), dtype=bool)
     on[start:] = mel[start:] >= NOTE_BASE
     p = mel[on] - NOTE_BASE + semitones
@@ -165,7 +173,7 @@ def shift_melody(melody: np.ndarray, start: int, semitones: int) -> np.ndarray |
 
 
 # --------------------------------------------------------------------------- sets
-def jsb_metrics(model, pieces: list[Piece]) -> dict:
+def jsb_metrics(model: ScoringModel, pieces: list[Piece]) -> dict[str, Any]:
     """(a) likelihood on JSB-format chorales."""
     tot = {"satb": [0.0, 0], "atb": [0.0, 0]}
     per_voice = {s: [0.0, 0] for s in SATB}
@@ -179,7 +187,7 @@ def jsb_metrics(model, pieces: list[Piece]) -> dict:
             s, n = mean_nll(nll, (v,))
             per_voice[v][0] += s
             per_voice[v][1] += n
-    mean = lambda sn: round(sn[0] / sn[1], 4) if sn[1] else None  # noqa: E731
+    mean: Callable[[list[float]], float | None] = lambda sn: round(sn[0] / sn[1], 4) if sn[1] else None  # noqa: E731
     return {
         "chorales": len(pieces),
         "steps": int(sum(len(p) for p in pieces)),
@@ -194,8 +202,8 @@ def jsb_metrics(model, pieces: list[Piece]) -> dict:
     }
 
 
-def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float = 0.9,
-                   played_sampler: Callable[[int], Sampler] | None = None) -> dict:
+def pop909_metrics(model: ScoringModel | None, pieces: list[Piece], seed: int = 0, temperature: float = 0.9,
+                   played_sampler: Callable[[int], Sampler] | None = None) -> dict[str, Any]:
     """(b) online accompaniment NLL and note-in-chord ratios of model / human / rules.
 
     played_sampler: seed -> the sampler the app plays the model with (its default
@@ -254,7 +262,7 @@ def pop909_metrics(model, pieces: list[Piece], seed: int = 0, temperature: float
     }
 
 
-def _add(acc: list, hn: tuple[int, int]) -> None:
+def _add(acc: list[Any], hn: tuple[int, int]) -> None:
     acc[0] += hn[0]
     acc[1] += hn[1]
 
@@ -279,8 +287,8 @@ RECOVERY_SONGS = 16          # per corpus, unless --limit asks for fewer
 WARMUP_BARS = 16             # bars of melody the model hears before the measured 16 beats
 
 
-def recovery_metrics(model, songs: list[RecoverySong], shift: int = 5, beats: int = 16, seed: int = 0,
-                     temperature: float = 0.9) -> dict:
+def recovery_metrics(model: ScoringModel | None, songs: list[RecoverySong], shift: int = 5, beats: int = 16, seed: int = 0,
+                     temperature: float = 0.9) -> dict[str, Any]:
     """(c) note-in-key ratio per beat after an abrupt +shift transposition of the melody."""
     after = {"model": np.zeros((beats, 2), np.int64), "rule_based": np.zeros((beats, 2), np.int64)}
     before = {k: np.zeros(2, np.int64) for k in after}
@@ -342,10 +350,10 @@ def nottingham_valid(folder: Path, limit: int | None) -> list[Piece]:
     return valid[:limit] if limit is not None else valid
 
 
-def evaluate(model, jsb_path: Path | None = None, jsb_split: str = "valid", pop909_dir: Path | None = None,
+def evaluate(model: ScoringModel | None, jsb_path: Path | None = None, jsb_split: str = "valid", pop909_dir: Path | None = None,
              pop909_only: str = "all", nottingham_dir: Path | None = None, limit: int | None = None,
              seed: int = 0, temperature: float = 0.9, recovery_limit: int | None = None,
-             played_sampler: Callable[[int], Sampler] | None = None) -> dict:
+             played_sampler: Callable[[int], Sampler] | None = None) -> dict[str, Any]:
     """All metrics for the sets given (None = skip that set). ``model`` is a LoadedModel
     (``token_nll``, ``accompanist``) or None to measure only the human part and the rules."""
     with one_torch_thread():
@@ -358,24 +366,25 @@ class one_torch_thread:
     a second intra-op thread spin-waits and makes each step 10-30x slower, so evaluation
     runs torch on one thread and restores the setting afterwards."""
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         import torch
 
         self._n = torch.get_num_threads()
         torch.set_num_threads(1)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         import torch
 
         torch.set_num_threads(self._n)
 
 
-def _evaluate(model, jsb_path, jsb_split, pop909_dir, pop909_only, nottingham_dir, limit, seed, temperature,
-              recovery_limit, played_sampler=None) -> dict:
+def _evaluate(model: ScoringModel | None, jsb_path: Path | None, jsb_split: str, pop909_dir: Path | None,
+              pop909_only: str, nottingham_dir: Path | None, limit: int | None, seed: int, temperature: float,
+              recovery_limit: int | None, played_sampler: Callable[[int], Sampler] | None = None) -> dict[str, Any]:
     from models.data.jsb import load_jsb
     from models.data.pop909 import load_pop909, read_key
 
-    out: dict = {}
+    out: dict[str, Any] = {}
     skipped: dict[str, int] = {}
     t0 = time.perf_counter()
     if jsb_path is not None:
@@ -405,7 +414,7 @@ def _evaluate(model, jsb_path, jsb_split, pop909_dir, pop909_only, nottingham_di
     return out
 
 
-def finite_or_none(x):
+def finite_or_none(x: Any) -> Any:
     """JSON-safe numbers (NaN/inf -> None), recursively."""
     if isinstance(x, dict):
         return {k: finite_or_none(v) for k, v in x.items()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import warnings
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +126,7 @@ class OnnxStepModel:
         self._cur = 0
         self._bindings = [self._bind(i) for i in range(2)]
 
-    def _bind(self, cur: int):
+    def _bind(self, cur: int) -> Any:
         """IOBinding reading buffer set ``cur`` and writing the other one."""
         b = self.session.io_binding()
         src, dst = self._bufs[cur], self._bufs[1 - cur]

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Sequence
 
 import numpy as np
 import torch
 
+from models.contract import Sampler, StepModel
 from models.pattern import Pattern
 from models.tokens import ACCOMP_STREAMS, MELODY, PAD, VOCAB_SIZES, bar_steps, metric_id, style_id
 from models.transformer import KVCache, StepGraph, Transformer
@@ -41,7 +43,7 @@ class TorchStepModel:
                 with warnings.catch_warnings(), torch.no_grad():
                     warnings.simplefilter("ignore")
                     c = self.cache
-                    self._fn = torch.jit.freeze(torch.jit.trace(
+                    self._fn = torch.jit.freeze(torch.jit.trace(   # type: ignore[no-untyped-call]
                         StepGraph(self.model).eval(), (self._tokens, self._meta, c.k, c.v, c.pos, c.n)).eval())
             except Exception as exc:  # tracing is an optimisation only
                 log.info("torch step graph not traced (%s); using eager mode", exc)
@@ -72,7 +74,9 @@ class PatternAccompanist:
     construction guarantees that this never needs melody later than t - lookahead.
     """
 
-    def __init__(self, step_model, pattern: Pattern):
+    seed: int = 0   # kept for API stability (``LoadedModel.accompanist``); the sampler holds the randomness
+
+    def __init__(self, step_model: StepModel, pattern: Pattern) -> None:
         self.step_model = step_model
         self.pattern = pattern
         self.lookahead = pattern.lookahead
@@ -91,7 +95,7 @@ class PatternAccompanist:
         self.current_cell: tuple[int, int] | None = None   # (time, stream) being sampled
         self.step_model.reset()
 
-    def prime_melody(self, tokens) -> None:
+    def prime_melody(self, tokens: Sequence[int]) -> None:
         """Offline patterns only (see ``models.contract``): the melody of times
         0 .. -lookahead - 1, before the first ``advance``."""
         if self._t != 0 or len(tokens) != max(0, -self.lookahead):
@@ -104,7 +108,7 @@ class PatternAccompanist:
         """The time step the next ``advance`` produces."""
         return self._t
 
-    def advance(self, melody_token: int, step_in_bar: int, sampler) -> np.ndarray:
+    def advance(self, melody_token: int, step_in_bar: int, sampler: Sampler) -> np.ndarray:
         t, d, pat = self._t, self.lookahead, self.pattern
         if t == 0 and d < 0 and (0, MELODY) not in self._known:
             raise ValueError("an offline accompanist needs prime_melody() after reset, before its first step")

@@ -249,7 +249,8 @@ class ReplayAccompanist:
     def advance(self, melody_token: int, step_in_bar: int, sampler: Sampler) -> np.ndarray:
         t, self._t = self._t, self._t + 1
         if t < len(self.frames):
-            return self.frames[t].copy()
+            frame: np.ndarray = self.frames[t].copy()
+            return frame
         return np.array([CHORD_NONE, REST, REST, REST], np.int64)
 
 
@@ -270,7 +271,7 @@ class RecordingAccompanist:
         self.frames.append(out.copy())
         return out
 
-    def prime_melody(self, tokens) -> None:
+    def prime_melody(self, tokens: Sequence[int]) -> None:
         """Forwarded to an offline accompanist (see ``models.contract.prime_melody``)."""
         self.inner.prime_melody(tokens)   # type: ignore[attr-defined]
 

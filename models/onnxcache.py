@@ -78,13 +78,13 @@ def write_cached(path: Path, export: Callable[[Path], None]) -> Path:
             tmps.append(Path(tmp))
         export(tmps[0])
         tmps[1].write_text(_digest(tmps[0]) + "\n")
-        for tmp in tmps:
-            os.chmod(tmp, 0o644)     # mkstemp makes 0600; a cache file is as readable as any other
+        for done in tmps:
+            os.chmod(done, 0o644)     # mkstemp makes 0600; a cache file is as readable as any other
         os.replace(tmps[0], path)
         os.replace(tmps[1], _sidecar(path))
     finally:
-        for tmp in tmps:
-            tmp.unlink(missing_ok=True)
+        for left in tmps:
+            left.unlink(missing_ok=True)
     return path
 
 

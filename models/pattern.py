@@ -31,6 +31,7 @@ only places that know the layout.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -145,7 +146,8 @@ class Pattern:
         if seq.shape[0] < self.num_positions(T):
             raise ValueError(f"sequence of {seq.shape[0]} positions is too short for {T} frames")
         pos, stream = self._index(T)
-        return seq[pos, stream]
+        grid: np.ndarray = seq[pos, stream]
+        return grid
 
     def model_rows(self, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """grid (T, S) -> (inputs (P, S), targets (P, S)): input row 0 is BOS (all PAD),
@@ -154,18 +156,18 @@ class Pattern:
         inputs = np.concatenate([np.full((1, seq.shape[1]), PAD, seq.dtype), seq[:-1]], axis=0)
         return inputs, seq
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "lookahead": self.lookahead, "offsets": list(self.offsets),
             "slots": list(self.slots), "shift": self.shift, "calls_per_frame": self.calls_per_frame(),
             "melody_lag": {str(k): v for k, v in self.melody_lag().items()},
         }
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "lookahead": self.lookahead, "delays": list(self.delays),
                 "order": list(self.order), "num_streams": self.num_streams}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Pattern":
+    def from_dict(cls, d: dict[str, Any]) -> "Pattern":
         return cls(kind=d["kind"], lookahead=int(d["lookahead"]), delays=tuple(d["delays"]),
                    order=tuple(d["order"]), num_streams=int(d.get("num_streams", NUM_STREAMS)))

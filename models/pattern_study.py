@@ -11,6 +11,7 @@ import argparse
 import json
 import tempfile
 import time
+from typing import Any
 
 from models.pattern import Pattern
 from models.tokens import STREAMS
@@ -24,8 +25,8 @@ CANDIDATES = {
 }
 
 
-def study(corpus: dict, steps: int = 100, window_frames: int = 64, seed: int = 0,
-          names: list[str] | None = None, seconds: float | None = None) -> dict:
+def study(corpus: dict[str, Any], steps: int = 100, window_frames: int = 64, seed: int = 0,
+          names: list[str] | None = None, seconds: float | None = None) -> dict[str, Any]:
     """Train each candidate for ``steps`` steps (equal frames) or, with ``seconds``, for
     that much wall time at a constant learning rate (equal compute)."""
     results = {}

@@ -25,6 +25,8 @@ from collections import deque
 
 import numpy as np
 
+from models.contract import Sampler
+
 from models.tokens import CHORD_NONE, HOLD, NOTE_BASE, REST, STEPS_PER_BEAT, chord_token
 
 # Krumhansl & Kessler (1982) probe-tone profiles, index 0 = tonic.
@@ -43,7 +45,8 @@ VOICE_LOW = 52       # E3: third (and fifth above it) from here
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean(axis=-1, keepdims=True)) / x.std(axis=-1, keepdims=True)
+    z: np.ndarray = (x - x.mean(axis=-1, keepdims=True)) / x.std(axis=-1, keepdims=True)
+    return z
 
 
 # (24, 12): rows 0-11 major keys on tonic 0..11, rows 12-23 minor keys, z-scored so that
@@ -85,7 +88,7 @@ def choose_triad(weights: np.ndarray, key: tuple[int, str], current: tuple[int, 
         score = covered - (float(weights.sum()) - covered)
         if score > best_score + 1e-9:
             best, best_score = (root, q), score
-    return best
+    return best   # type: ignore[return-value]  # a key has triads and finite weights pick one
 
 
 def voicing(root: int, quality: str) -> tuple[int, int, int]:
@@ -130,7 +133,7 @@ class RuleAccompanist:
             self._hist[self._pitch % 12] += 1.0
         self._recent.append(self._pitch)
 
-    def advance(self, melody_token: int, step_in_bar: int, sampler=None) -> np.ndarray:
+    def advance(self, melody_token: int, step_in_bar: int, sampler: Sampler | None = None) -> np.ndarray:
         """melody token of time t - lookahead, metric position of t -> (chord, bass, tenor, alto)."""
         if self._t - self.lookahead >= 0:
             self._hear(int(melody_token))

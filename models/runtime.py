@@ -15,16 +15,21 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from models.backends import open_backend
 from models.checkpoint import load_model_file
+from models.contract import StepModel
 from models.generate import PatternAccompanist, TorchStepModel
 from models.pattern import Pattern
 from models.tokens import CHORD, CHORD_UNKNOWN, NUM_STREAMS, PAD, VOCAB_SIZES, metric_id, style_id
 from models.transformer import ModelConfig, Transformer
+
+if TYPE_CHECKING:
+    from models.data.piece import Piece
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +65,8 @@ def target_mask(targets: np.ndarray) -> np.ndarray:
     valid = targets != PAD
     valid[..., CHORD] &= targets[..., CHORD] != CHORD_UNKNOWN
     valid &= targets < np.asarray(VOCAB_SIZES)
-    return valid
+    out: np.ndarray = valid
+    return out
 
 
 @dataclass
@@ -77,7 +83,7 @@ class LoadedModel:
         return self.config.pattern
 
     @torch.no_grad()
-    def cell_logits(self, piece) -> np.ndarray:
+    def cell_logits(self, piece: Piece) -> np.ndarray:
         """Teacher-forced logits of every grid cell: (T, S, MAX_VOCAB) float32, the logits
         the model gives cell (t, s) when it is predicted under the pattern (so for an
         accompaniment stream they depend on melody only up to t - lookahead)."""
@@ -91,7 +97,7 @@ class LoadedModel:
         return pat.revert(logits.float().cpu().numpy(), T)
 
     @torch.no_grad()
-    def token_nll(self, piece) -> np.ndarray:
+    def token_nll(self, piece: Piece) -> np.ndarray:
         """Teacher-forced NLL (nats) of every cell of ``piece.tokens`` under the online
         restriction (the pattern lets accompaniment at t see melody only up to t - d).
 
@@ -110,12 +116,12 @@ class LoadedModel:
         nll[~valid] = np.nan
         return nll
 
-    def step_model(self, backend: str = "torch-cpu"):
+    def step_model(self, backend: str = "torch-cpu") -> StepModel:
         """A fresh ``StepModel`` (own cache) on ``backend``; one that cannot run here falls
         back (``models.backends``) with a one-line warning. A load failure is raised."""
         return open_backend(backend, self._step_model_on, notify=_warn, retry_on=())[0]
 
-    def _step_model_on(self, backend: str):
+    def _step_model_on(self, backend: str) -> StepModel:
         if backend.startswith("onnx"):
             from models.export import OnnxStepModel
 
@@ -152,7 +158,8 @@ def default_offline_checkpoint() -> Path:
     return OFFLINE_CHECKPOINT if OFFLINE_CHECKPOINT.is_file() else DEFAULT_CHECKPOINT
 
 
-def load_accompanist(checkpoint: str | Path | None = None, backend: str = "torch-cpu", seed: int = 0):
+def load_accompanist(checkpoint: str | Path | None = None, backend: str = "torch-cpu",
+                     seed: int = 0) -> PatternAccompanist:
     """The engine's entry point: a streaming Accompanist for a checkpoint on a backend."""
     device = "cuda" if backend == "torch-cuda" and torch.cuda.is_available() else "cpu"
     return load_model(checkpoint, device).accompanist(seed=seed, backend=backend)

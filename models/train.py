@@ -19,8 +19,10 @@ import logging
 import math
 import os
 import time
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -99,7 +101,7 @@ class TrainConfig:
         return json.dumps(d, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         d = dict(d)
         m = dict(d.pop("model", {}))
         if "pattern" in m:
@@ -118,7 +120,7 @@ class TrainConfig:
 class Batcher:
     """Random bar-aligned crops of a piece list, as model rows (inputs, meta, targets)."""
 
-    def __init__(self, pieces: list, cfg: TrainConfig, teacher_pattern: Pattern | None = None):
+    def __init__(self, pieces: list[Any], cfg: TrainConfig, teacher_pattern: Pattern | None = None):
         self.cfg = cfg
         self.pattern = cfg.model.pattern
         self.teacher_pattern = teacher_pattern   # also build the teacher's rows of each crop
@@ -141,7 +143,7 @@ class Batcher:
         self.downbeats = [np.flatnonzero(p.step_in_bar == 0) for p in self.pieces]
         self.rows = self.pattern.num_positions(cfg.crop_frames)
 
-    def crop(self, rng: np.random.Generator, i: int, transpose: bool):
+    def crop(self, rng: np.random.Generator, i: int, transpose: bool) -> Any:
         from models.data import Piece, transpose as transpose_piece
 
         p = self.pieces[i]
@@ -156,7 +158,7 @@ class Batcher:
             piece = moved if moved is not None else piece
         return piece
 
-    def rows_of(self, piece, pattern: Pattern | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def rows_of(self, piece: Any, pattern: Pattern | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """piece -> inputs (R, S), meta (R, 2), targets (R, S) padded to R rows (the
         pattern's positions for a whole crop; default: the model's pattern)."""
         pattern = pattern or self.pattern
@@ -171,7 +173,7 @@ class Batcher:
             meta = np.concatenate([meta, np.repeat(meta[-1:], pad, axis=0)])
         return inputs[:R], meta[:R], targets[:R]
 
-    def batch(self, rng: np.random.Generator, size: int, transpose: bool = True):
+    def batch(self, rng: np.random.Generator, size: int, transpose: bool = True) -> tuple[torch.Tensor, ...]:
         idx = rng.choice(len(self.pieces), size=size, p=self.probs)
         crops = [self.crop(rng, int(i), transpose) for i in idx]
         rows = [self.rows_of(c) for c in crops]
@@ -259,7 +261,7 @@ def corrupt_chord_segments(inputs: np.ndarray, rng: np.random.Generator, prob: f
             sl[:] = np.where(on & (moved >= NOTE_BASE) & (moved < NOTE_BASE + 128), moved, sl)
 
 
-def fixed_valid_set(pieces: list, cfg: TrainConfig) -> dict[str, tuple[torch.Tensor, ...]]:
+def fixed_valid_set(pieces: list[Any], cfg: TrainConfig) -> dict[str, tuple[torch.Tensor, ...]]:
     """Deterministic validation crops per style (no transposition)."""
     out = {}
     rng = np.random.default_rng(12345)
@@ -335,7 +337,7 @@ def load_state(path: Path, model: Transformer, opt: torch.optim.Optimizer) -> tu
     if saved_model != json.loads(model.cfg.to_json()):
         raise CheckpointError(f"{path}: the run was started with a different model config")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict = {}
+    state: dict[int, Any] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):
             _, idx, name = k.split(".", 2)
@@ -354,11 +356,12 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: Transformer, valid: dict, device: torch.device, amp) -> dict:
+def evaluate(model: Transformer, valid: dict[str, Any], device: torch.device,
+             amp: Callable[[], AbstractContextManager[Any]]) -> dict[str, Any]:
     """Mean NLL per target token on the fixed validation crops: per style, per stream,
     and the accompaniment-only mean."""
     model.eval()
-    out: dict = {}
+    out: dict[str, Any] = {}
     tot = torch.zeros(NUM_STREAMS, dtype=torch.float64)
     cnt = torch.zeros(NUM_STREAMS, dtype=torch.float64)
     for style, (inputs, meta, targets) in valid.items():
@@ -398,9 +401,9 @@ def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
-def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = False,
+def train(cfg: TrainConfig, corpus: dict[str, Any], out_dir: str | Path, resume: bool = False,
           device: str | None = None, progress: bool = True, max_seconds: float | None = None,
-          stop_at: int | None = None, init_from: str | Path | None = None) -> dict:
+          stop_at: int | None = None, init_from: str | Path | None = None) -> dict[str, Any]:
     """Train on ``corpus`` ({"train": [Piece], "valid": [Piece]}) into ``out_dir``.
 
     Under torchrun (WORLD_SIZE > 1) each process trains on its own batches and DDP
@@ -459,7 +462,7 @@ def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = Fa
 
     if dev.type == "cuda":
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        amp = lambda: torch.autocast("cuda", dtype=amp_dtype)  # noqa: E731
+        amp: Callable[[], AbstractContextManager[Any]] = lambda: torch.autocast("cuda", dtype=amp_dtype)  # noqa: E731
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     else:
         import contextlib
@@ -482,11 +485,11 @@ def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = Fa
     batcher = Batcher(corpus["train"], cfg, teacher.cfg.pattern if teacher is not None else None)
     valid = fixed_valid_set(corpus.get("valid", []), cfg) if rank == 0 else {}
     weights = torch.tensor(cfg.stream_weights, device=dev)
-    logf = open(out / "log.jsonl", "a") if rank == 0 else None
+    logf: Any = open(out / "log.jsonl", "a") if rank == 0 else None   # rank 0 writes it
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", unit="step",
                dynamic_ncols=True)
     t_start = time.time()
-    last_val: dict = {}
+    last_val: dict[str, Any] = {}
     model.train()
     try:
         while step < cfg.steps:
@@ -523,10 +526,10 @@ def train(cfg: TrainConfig, corpus: dict, out_dir: str | Path, resume: bool = Fa
                                          f"(rank {rank}'s loss: {lv}); weights not updated")
             opt.zero_grad(set_to_none=True)
             if scaler is not None and scaler.is_enabled():
-                scaler.scale(loss).backward()
+                scaler.scale(loss).backward()   # type: ignore[no-untyped-call]
                 scaler.unscale_(opt)
             else:
-                loss.backward()
+                loss.backward()   # type: ignore[no-untyped-call]
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             if scaler is not None and scaler.is_enabled():
                 scaler.step(opt)

@@ -151,7 +151,8 @@ class Attention(nn.Module):
         sk, sv = self.sink_k[None, :, None], self.sink_v[None, :, None]   # (1, H, 1, N, Dh)
         y = self._attend(q, k2, v2, bias, sk, sv)                  # (B, H, nb, W, Dh)
         y = y.reshape(B, -1, T, y.shape[-1]).transpose(1, 2).reshape(B, T, d)
-        return self.proj(y)
+        out: torch.Tensor = self.proj(y)
+        return out
 
     def step(self, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
              write: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -177,16 +178,24 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln1(x), bias)
-        return x + self.mlp(self.ln2(x))
+        out: torch.Tensor = x + self.mlp(self.ln2(x))
+        return out
 
-    def step(self, x, k_cache, v_cache, write, bias):
+    def step(self, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, write: torch.Tensor,
+             bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         a, k_cache, v_cache = self.attn.step(self.ln1(x), k_cache, v_cache, write, bias)
         x = x + a
         return x + self.mlp(self.ln2(x)), k_cache, v_cache
 
 
 class Transformer(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    # buffers (register_buffer), named here for the type checker
+    pc_index: torch.Tensor
+    vocab_mask: torch.Tensor
+    stream_offset: torch.Tensor
+    slopes: torch.Tensor
+
+    def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         S, V, d = cfg.num_streams, cfg.max_vocab, cfg.d_model
@@ -231,11 +240,12 @@ class Transformer(nn.Module):
         x = self.tok_emb(flat).sum(-2)
         if self.cfg.pitch_classes:
             x = x + self.pc_emb(self.pc_index[flat]).sum(-2)
-        return x + self.style_emb(meta[..., 0]) + self.metric_emb(meta[..., 1])
+        out: torch.Tensor = x + self.style_emb(meta[..., 0]) + self.metric_emb(meta[..., 1])
+        return out
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """h (..., d) -> (..., S, V) with -inf outside each stream's target vocabulary."""
-        out = self.head(self.ln_f(h))
+        out: torch.Tensor = self.head(self.ln_f(h))
         return out.view(*h.shape[:-1], self.cfg.num_streams, self.cfg.max_vocab) + self.vocab_mask
 
     def window_bias(self, nb: int, device: torch.device) -> torch.Tensor:
@@ -285,7 +295,7 @@ class Transformer(nn.Module):
         ks, vs = [], []
         w3 = write[None, :, None]                                                       # (1, W, 1)
         for layer, blk in enumerate(self.blocks):
-            x, kl, vl = blk.step(x, k[layer], v[layer], w3, bias)
+            x, kl, vl = blk.step(x, k[layer], v[layer], w3, bias)   # type: ignore[operator]  # a Block
             ks.append(kl)
             vs.append(vl)
         return self.logits(x)[0], torch.stack(ks), torch.stack(vs), pos
@@ -325,9 +335,10 @@ class KVCache:
 class StepGraph(nn.Module):
     """``Transformer.step`` as a module's forward, for tracing and ONNX export."""
 
-    def __init__(self, model: Transformer):
+    def __init__(self, model: Transformer) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, tokens, meta, k, v, pos, n):
+    def forward(self, tokens: torch.Tensor, meta: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor,
+                n: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.model.step(tokens, meta, k, v, pos, n)

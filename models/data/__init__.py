@@ -8,6 +8,7 @@ Public API (used by training, evaluation and tests):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from models.data.piece import LoadResult, Piece
 
@@ -32,7 +33,7 @@ def load_music21_folk(limit: int | None = None) -> LoadResult:
     return _load(limit)
 
 
-def quantised_notes(source, corpus: str, split: str | None = None, index: int | None = None) -> dict:
+def quantised_notes(source: str | Path, corpus: str, split: str | None = None, index: int | None = None) -> dict[str, Any]:
     """The quantised, reduced notes of one source song, per note stream, computed without tokens.
 
     corpus "pop909": source = song folder; "nottingham": source = .mid file;

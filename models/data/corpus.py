@@ -20,6 +20,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +70,8 @@ def split_train_valid(pieces: list[Piece], valid_fraction: float, seed: int = 0)
     same side for a given seed and fraction, whatever the order or the other pieces."""
     if not 0.0 <= valid_fraction < 1.0:
         raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
-    train, valid = [], []
+    train: list[Piece] = []
+    valid: list[Piece] = []
     for p in pieces:
         (valid if _unit_hash(p.name, seed) < valid_fraction else train).append(p)
     return train, valid
@@ -82,8 +84,8 @@ class Corpus:
     splits: dict[str, list[Piece]] = field(default_factory=lambda: {s: [] for s in SPLITS})
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
-    def summary(self) -> dict:
-        out: dict = {}
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for split, pieces in self.splits.items():
             by_style: dict[str, int] = {}
             for p in pieces:
@@ -180,7 +182,7 @@ def save_corpus(corpus: Corpus, path: Path) -> None:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
+    np.savez(tmp, **arrays)   # type: ignore[arg-type]  # numpy's stub types **kwds as its bool flag
     os.replace(tmp, path)
 
 

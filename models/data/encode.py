@@ -154,7 +154,7 @@ def reduce_accompaniment(notes: list[Note], melody: list[Note], num_steps: int) 
     Returns {"bass": [...], "tenor": [...], "alto": [...]}.
     """
     notes = cut_same_pitch(notes)
-    empty = {"bass": [], "tenor": [], "alto": []}
+    empty: dict[str, list[Note]] = {"bass": [], "tenor": [], "alto": []}
     if not notes or num_steps == 0:
         return empty
     ids = np.full((num_steps, 128), -1, dtype=np.int64)
@@ -164,7 +164,7 @@ def reduce_accompaniment(notes: list[Note], melody: list[Note], num_steps: int) 
     rows = np.arange(num_steps)
     sounding = ids >= 0
 
-    def pick(mask: np.ndarray, lowest: bool) -> np.ndarray:
+    def pick(mask: np.ndarray, lowest: bool) -> tuple[np.ndarray, np.ndarray]:
         has = mask.any(axis=1)
         col = np.argmax(mask, axis=1) if lowest else 127 - np.argmax(mask[:, ::-1], axis=1)
         return np.where(has, ids[rows, col], -1), np.where(has, col, -1)
@@ -256,6 +256,7 @@ def identify_chord(pc_mask: int, bass_pc: int) -> int:
         score = 2 * common - miss - extra + (0.5 if root == bass_pc else 0.0) - 0.001 * qi
         if score > best_score:
             best, best_score = (root, qi), score
+    assert best is not None   # every template scores above the start
     return chord_token(best[0], QUALITIES[best[1]])
 
 
@@ -296,7 +297,7 @@ def decode_piece(piece: Piece) -> dict[str, list[Note]]:
 def decode_chords(piece: Piece) -> list[tuple[int, int, int]]:
     """Chord stream -> [(chord token, start_step, end_step)] runs of one label (unknown omitted)."""
     col = piece.tokens[:, CHORD]
-    out = []
+    out: list[tuple[int, int, int]] = []
     t = len(col)
     if t == 0:
         return out

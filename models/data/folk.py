@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ _CHORD_RE = re.compile(r'"[A-G][b#]?(?:m|min|maj|dim|aug|sus)?[0-9]*(?:/[A-Ga-g]
 _HEADER_RE = re.compile(r"^[A-Za-z]:")
 
 
-def _music21():
+def _music21() -> Any:
     try:
         import music21
     except ImportError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ def voice_notes(column: np.ndarray) -> list[Note]:
     return notes
 
 
-def quantise_chorale(steps: list, name: str) -> QuantisedSong:
+def quantise_chorale(steps: list[Any], name: str) -> QuantisedSong:
     """One chorale (list of [S, A, T, B] steps) -> quantised notes. Raises ValueError."""
     arr = np.asarray(steps)
     if arr.ndim != 2 or arr.shape[1] != 4 or len(arr) == 0:
@@ -51,7 +52,7 @@ def quantise_chorale(steps: list, name: str) -> QuantisedSong:
     return QuantisedSong(name, STYLE, "4/4", step_in_bar, notes, None)
 
 
-def read_split(json_path: str | Path, split: str) -> list:
+def read_split(json_path: str | Path, split: str) -> list[Any]:
     """The list of chorales of one split. Raises FileNotFoundError / ValueError with one clear line."""
     path = Path(json_path)
     if not path.is_file():
@@ -63,7 +64,8 @@ def read_split(json_path: str | Path, split: str) -> list:
     if not isinstance(data, dict) or split not in data:
         have = ", ".join(data) if isinstance(data, dict) else "none"
         raise ValueError(f"{path}: no split {split!r} (splits: {have})")
-    return data[split]
+    songs: list[Any] = data[split]
+    return songs
 
 
 def load_jsb(json_path: str | Path, split: str, limit: int | None = None) -> LoadResult:

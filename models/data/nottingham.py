@@ -13,6 +13,7 @@ meter inside the tune) are skipped.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ STYLE = "folk"
 METER_MAP = {(4, 4): ("4/4", 16), (2, 2): ("4/4", 16), (2, 4): ("4/4", 8), (3, 4): ("3/4", 12), (6, 8): ("6/8", 12)}
 
 
-def _notes(track, tpq: int) -> list[tuple[int, int, int]]:
+def _notes(track: Any, tpq: int) -> list[tuple[int, int, int]]:
     a = track.notes.numpy()
     on = np.floor(a["time"] * 4 / tpq + 0.5).astype(np.int64)
     off = np.floor((a["time"] + a["duration"]) * 4 / tpq + 0.5).astype(np.int64)
@@ -39,7 +40,7 @@ def quantise_song(path: str | Path, name: str | None = None) -> QuantisedSong:
     path = Path(path)
     name = name or f"nottingham/{path.stem}"
     try:
-        score = symusic.Score(str(path))
+        score: Any = symusic.Score(str(path))   # symusic's stubs lack its attributes
     except Exception as exc:  # symusic raises ValueError/RuntimeError for broken files
         raise SongError(f"corrupt MIDI: {path.name}: {exc}") from None
     sigs = {(ts.numerator, ts.denominator) for ts in score.time_signatures} or {(4, 4)}

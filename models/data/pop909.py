@@ -14,6 +14,7 @@ The BRIDGE track is not used.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,8 @@ def seconds_to_steps(t: np.ndarray, beat_times: np.ndarray) -> np.ndarray:
     last = (beat_times[-1] - beat_times[-2])
     steps = np.where(t < beat_times[0], (t - beat_times[0]) / first * 4.0, steps)
     steps = np.where(t > beat_times[-1], 4.0 * (b - 1) + (t - beat_times[-1]) / last * 4.0, steps)
-    return steps
+    out: np.ndarray = steps
+    return out
 
 
 def snap(steps: np.ndarray) -> np.ndarray:
@@ -106,11 +108,11 @@ def step_in_bar_for(num_steps: int, beat_pos: np.ndarray, per_bar: int) -> np.nd
     return (pos * 4 + np.arange(num_steps) % 4).astype(np.int8)
 
 
-def _track_notes(score, name: str, beat_times: np.ndarray) -> list[Note] | None:
+def _track_notes(score: Any, name: str, beat_times: np.ndarray) -> list[Note] | None:
     tracks = [t for t in score.tracks if t.name.strip().upper() == name]
     if not tracks:
         return None
-    notes = []
+    notes: list[Note] = []
     for tr in tracks:
         a = tr.notes.numpy()
         if len(a["time"]) == 0:
@@ -177,7 +179,7 @@ def quantise_song(song_dir: str | Path) -> QuantisedSong:
     beat_times, downbeat = read_beats(song_dir / "beat_midi.txt")
     meter, per_bar, beat_pos = beat_positions(downbeat)
     try:
-        score = symusic.Score(str(midi)).to("second")
+        score: Any = symusic.Score(str(midi)).to("second")   # type: ignore[attr-defined]  # symusic's stubs lack it
     except Exception as exc:  # symusic raises ValueError/RuntimeError for broken files
         raise SongError(f"corrupt MIDI: {midi.name}: {exc}") from None
     melody = _track_notes(score, "MELODY", beat_times)
