@@ -55,7 +55,9 @@ class SegmenterConfig:
     conf_off: float = 0.3
     level_on_db: float = -50.0      # dBFS, absolute floor for a voiced hop
     level_off_db: float = -56.0
-    floor_margin_db: float = 8.0    # above the adaptive noise floor
+    floor_margin_db: float = 2.0    # above the adaptive noise floor
+    floor_rise: float = 0.05        # the floor rises this share of the way to an unvoiced hop's level
+    floor_rise_max_db: float = 2.0  # ... at most this much a hop
     off_hops: int = 3               # unvoiced hops that end a note
     stable_hops: int = 2            # voiced hops that must agree before an onset
     stable_cents: float = 70.0      # max spread of those hops
@@ -222,12 +224,12 @@ class NoteSegmenter:
 
     # -- helpers ---------------------------------------------------------------------
     def _update_floor(self, level_db: float) -> None:
-        # a slow-rising (time constant ~1 s), fast-falling follower of the unvoiced
+        # a rising (time constant ~0.2 s), faster-falling follower of the unvoiced
         # level: it settles on steady background noise, never on the voice itself
         if level_db < self._floor_db:
             self._floor_db = 0.7 * self._floor_db + 0.3 * level_db
         else:
-            self._floor_db += min(0.01 * (level_db - self._floor_db), 0.5)
+            self._floor_db += min(self.cfg.floor_rise * (level_db - self._floor_db), self.cfg.floor_rise_max_db)
 
     def _gate(self, conf: float, level_db: float, pitch: float) -> bool:
         c = self.cfg

@@ -113,6 +113,29 @@ def test_steady_background_noise_raises_the_floor():
     assert seg._floor_db > -45
 
 
+def test_a_voice_5_db_above_loud_noise_is_heard_once_the_floor_has_settled():
+    # 10 s of noise (random pitches, weak periodicity, level wobbling around -30 dB) sets
+    # the floor; a sung note then lifts the level only ~5 dB (voice and noise together at
+    # 5 dB SNR) but is clearly periodic: it must be heard, and the noise alone must not
+    rng = np.random.default_rng(1)
+
+    def noise(n):
+        return [(float(f), float(c), float(lv)) for f, c, lv in
+                zip(rng.uniform(80, 800, n), rng.uniform(0.0, 0.4, n), -30 + rng.normal(0, 1, n))]
+
+    ev, seg = run(noise(1000) + note(62, 30, level=-25.0, conf=0.7) + noise(40))
+    assert [p for p, _ in ons(ev)] == [62], ev
+    assert -33 < seg._floor_db < -28
+
+
+def test_the_noise_floor_settles_within_a_second():
+    # the floor is learned from the quiet hops when the microphone opens
+    seg = NoteSegmenter()
+    for _ in range(100):
+        seg.step(200.0, 0.1, -35.0)
+    assert seg._floor_db > -38
+
+
 def test_minimum_note_length_holds_the_note_off_back():
     cfg = SegmenterConfig(min_note_ms=100)
     ev, _ = run(silence(10) + note(60, 5) + silence(30), cfg)
