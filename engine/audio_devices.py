@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 PREFERRED_RATES = (48000, 44100, 96000, 88200, 32000, 22050)
 # PortAudio's device list and stream table are process-global and not thread-safe: a
@@ -22,7 +23,7 @@ class AudioUnavailable(RuntimeError):
     """No usable output device (message says what is missing and how to fix it)."""
 
 
-def sounddevice():
+def sounddevice() -> Any:
     """The sounddevice module; AudioUnavailable when PortAudio is missing."""
     try:
         import sounddevice as sd
@@ -64,7 +65,7 @@ def input_devices() -> list[str]:
     return _device_names("max_input_channels", 1)
 
 
-def negotiate_rate(device, preferred: int) -> int:
+def negotiate_rate(device: str | int | None, preferred: int) -> int:
     """The preferred rate if the device takes it, else its default rate, else the first
     common rate it accepts. AudioUnavailable when there is no output device at all."""
     sd = sounddevice()

@@ -35,6 +35,7 @@ import math
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,9 +43,12 @@ from engine import native as _nat
 from engine.audio_devices import (PA_LOCK, PREFERRED_RATES, AudioUnavailable, input_devices, make_io_realtime,
                                   make_realtime, negotiate_rate, output_devices, refresh_devices, sounddevice,
                                   thread_ids)
-from engine.dac_timing import (ARRIVAL_WARMUP, LATENCY_RECHECK_S, LINE_BLOCKS, TIMING_RING, LatencyEstimator,
-                               TimingRing, dac_line)
+from engine.dac_timing import ARRIVAL_WARMUP, LATENCY_RECHECK_S, LINE_BLOCKS, LatencyEstimator, TimingRing, dac_line
 from engine.events import IMMEDIATE
+from engine.native import TIMING_RING
+
+if TYPE_CHECKING:
+    from engine.mixer import Mixer
 
 __all__ = ["PA_LOCK", "PREFERRED_RATES", "TIMING_RING", "AudioOut", "AudioUnavailable", "input_devices",
            "negotiate_rate", "output_devices", "refresh_devices"]
@@ -57,11 +61,11 @@ GC_PERIOD_S = 0.5            # collect_garbage(): the young generations this oft
 GC_FREEZE_ABOVE = 5000       # ... unless this many new objects wait (a load): frozen instead
 
 
-def _out_int(i: int):
+def _out_int(i: int) -> property:
     return property(lambda self: int(self._oi[i]), lambda self, v: self._oi.__setitem__(i, v))
 
 
-def _out_dbl(i: int):
+def _out_dbl(i: int) -> property:
     return property(lambda self: float(self._od[i]), lambda self, v: self._od.__setitem__(i, v))
 
 
@@ -87,7 +91,8 @@ class AudioOut:
     def realtime(self, v: bool | None) -> None:
         self._oi[_nat.O_REALTIME] = -1 if v is None else int(bool(v))
 
-    def __init__(self, mixer, *, device=None, blocksize: int = 256, latency="low",
+    def __init__(self, mixer: Mixer, *, device: str | int | None = None, blocksize: int = 256,
+                 latency: str | float = "low",
                  stall_s: float = 2.0, switch_interval: float = 0.0005, rt_priority: int = 70,
                  player_latency: float | None = None, player_channel: int | None = None) -> None:
         if blocksize > mixer.max_block:
@@ -120,7 +125,7 @@ class AudioOut:
         self.timing = TimingRing(self._oi, _nat.O_BLK_N)
         self.rt_priority = rt_priority
         self.realtime = None
-        self._rt_thread = None
+        self._rt_thread: int | None = None
         self.io_threads_realtime = 0           # server client threads raised to SCHED_FIFO
         self._native = None                   # engine.native.OutState for the C callback
         if mixer.native:
@@ -148,7 +153,7 @@ class AudioOut:
         mixer.set_timebase(self.arrival_time)
 
     # -- the callback (Thread: audio) -----------------------------------------
-    def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         mixer = self.mixer
         if self._rt_thread != threading.get_ident():
             self._rt_thread = threading.get_ident()
@@ -289,7 +294,8 @@ class AudioOut:
     # -- lifecycle (Thread: owner) ---------------------------------------------
     @property
     def sample_rate(self) -> int:
-        return self.mixer.sample_rate
+        rate: int = self.mixer.sample_rate
+        return rate
 
     @property
     def latency_ms(self) -> float:

@@ -23,13 +23,16 @@ def open_accompanist(backend: str = "torch-cpu", checkpoint: str | None = None,
     ``models.runtime.load_accompanist(checkpoint=..., backend=...)``. A failure on
     torch-cpu (e.g. a bad checkpoint) is raised as it is.
     """
+    use: Callable[..., Accompanist]
     if loader is None:
-        from models.runtime import load_accompanist as loader
+        from models.runtime import load_accompanist as use
+    else:
+        use = loader
 
     def load(name: str) -> Accompanist:
         if name.endswith("cpu"):
             limit_cpu_threads(1)
-        return loader(checkpoint=checkpoint, backend=name)
+        return use(checkpoint=checkpoint, backend=name)
 
     return open_backend(backend, load, notify)
 

@@ -62,7 +62,7 @@ class Rows:
     def __len__(self) -> int:
         return int(self.clock.size)
 
-    def __getitem__(self, sel) -> Rows:
+    def __getitem__(self, sel: slice | np.ndarray) -> Rows:
         return Rows(self.clock[sel], self.time[sel], self.dac[sel], self.lead[sel], self.entry[sel],
                     self.xrun[sel])
 

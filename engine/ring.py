@@ -10,7 +10,12 @@ so that the C audio callback (engine/native) can be the producer without the GIL
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from engine.native import Ring
 
 
 class AudioRing:
@@ -33,7 +38,7 @@ class AudioRing:
     dropped_frames = property(lambda self: int(self._idx[3]), lambda self, v: self._idx.__setitem__(3, v))
     first_time = property(lambda self: int(self._idx[4]), lambda self, v: self._idx.__setitem__(4, v))
 
-    def native_ref(self):
+    def native_ref(self) -> Ring:
         """This ring as engine.native.Ring (the C callback as producer). The caller keeps
         the ring alive while C uses it."""
         from engine.native import Ring
@@ -45,7 +50,8 @@ class AudioRing:
         return self._cap
 
     def available(self) -> int:
-        return self._write - self._read
+        n: int = self._write - self._read
+        return n
 
     def write(self, block: np.ndarray, time: int = 0) -> bool:
         """Append a (frames, 2) float32 block whole, or refuse it. ``time`` is the
@@ -79,4 +85,5 @@ class AudioRing:
         if first < n:
             out[first:n] = self._buf[:n - first]
         self._read = r + n
-        return n
+        moved: int = n
+        return moved

@@ -14,8 +14,12 @@ import contextlib
 import ctypes
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from engine.native import SynthRef
 
 try:
     # pyfluidsynth prints where it found the library to stdout when $CI is set; stdout is
@@ -24,7 +28,7 @@ try:
         import fluidsynth as _fs
 except (ImportError, OSError) as exc:  # pragma: no cover - depends on the machine
     _fs = None
-    _IMPORT_ERROR = exc
+    _IMPORT_ERROR: ImportError | OSError | None = exc
 else:
     _IMPORT_ERROR = None
 
@@ -47,13 +51,13 @@ _C_FUNCTIONS = {
 }
 
 
-def _library():
+def _library() -> Any:
     """The libfluidsynth pyfluidsynth loaded (its module's ``_fl``: the handles its synths
     hand out belong to that very library, so this binds nothing else)."""
     return _fs._fl
 
 
-def _bind(name: str, hold_gil: bool):
+def _bind(name: str, hold_gil: bool) -> Any:
     """``name`` from libfluidsynth as a ctypes function. ``hold_gil``: a PYFUNCTYPE
     prototype, which keeps the GIL while in C (see GilHoldingSynth); else CFUNCTYPE,
     which releases it for the call."""
@@ -70,7 +74,8 @@ def native_functions() -> tuple[int, ...] | None:
         return None
     try:
         lib = _library()
-        return tuple(ctypes.cast(getattr(lib, n), ctypes.c_void_p).value for n in _C_FUNCTIONS)
+        return tuple(ctypes.cast(getattr(lib, n), ctypes.c_void_p).value   # type: ignore[misc]  # found: not NULL
+                     for n in _C_FUNCTIONS)
     except AttributeError:
         return None
 
@@ -95,7 +100,7 @@ class Synth:
             )
         self.sample_rate = int(sample_rate)
         self.soundfont = Path(soundfont)
-        self._options = {"gain": float(gain), "reverb": bool(reverb), "polyphony": int(polyphony)}
+        self._options: dict[str, Any] = {"gain": float(gain), "reverb": bool(reverb), "polyphony": int(polyphony)}
         # Frames rendered so far (``frames_rendered``; an array so that the C callback
         # counts its own renders in it). FluidSynth applies events only at its own
         # 64-frame period boundaries, counted from its first rendered frame, so whoever
@@ -126,7 +131,7 @@ class Synth:
     def frames_rendered(self, v: int) -> None:
         self._frames[0] = v
 
-    def native_ref(self):
+    def native_ref(self) -> SynthRef:
         """This synth for the C callback (engine.native.SynthRef). Thread: owner."""
         from engine.native import SynthRef
 
@@ -210,7 +215,7 @@ class Synth:
     def __enter__(self) -> "Synth":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -256,4 +261,5 @@ class GilHoldingSynth:
         self.synth.set_program(channel, program)
 
     def active_voices(self) -> int:
-        return self._voices(self._h)
+        voices: int = self._voices(self._h)
+        return voices

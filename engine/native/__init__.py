@@ -17,6 +17,10 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "callback.c"
@@ -87,7 +91,7 @@ class OutState(ctypes.Structure):
 
 
 unavailable: str | None = None
-_lib = None
+_lib: ctypes.CDLL | None = None
 _tried = False
 
 
@@ -108,7 +112,7 @@ def build(target: Path = LIBRARY) -> None:
             os.unlink(tmp)
 
 
-def _check(lib) -> None:
+def _check(lib: ctypes.CDLL) -> None:
     lib.lb_abi.restype = ctypes.c_int
     lib.lb_sizes.restype = ctypes.c_int
     lib.lb_sizes.argtypes = [ctypes.c_int]
@@ -121,7 +125,7 @@ def _check(lib) -> None:
         raise OSError(f"{LIBRARY.name} layout {got} does not match engine/native ({want}): rebuild it")
 
 
-def lib():
+def lib() -> ctypes.CDLL | None:
     """The loaded C callback library, or None (``unavailable`` says why). Thread: any
     (the first call loads; later calls return what it found)."""
     global _lib, _tried, unavailable
@@ -152,9 +156,11 @@ def lib():
 
 def callback_address() -> int:
     """Address of ``lb_pa_callback`` (a PaStreamCallback)."""
-    return ctypes.cast(_lib.lb_pa_callback, _p).value
+    address: int = ctypes.cast(_lib.lb_pa_callback, _p).value   # type: ignore[union-attr, assignment]  # after lib() loaded it
+    return address
 
 
-def addr(a) -> int:
+def addr(a: np.ndarray) -> int:
     """Data address of a numpy array (it must stay alive while C uses it)."""
-    return a.ctypes.data
+    address: int = a.ctypes.data
+    return address
