@@ -22,7 +22,6 @@ read back through ``numpy.memmap``: a long render's stems never sit in memory.
 from __future__ import annotations
 
 import math
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -33,6 +32,7 @@ from engine import parts as P
 from engine.events import NOTE_ON, EventQueue
 from engine.mixer import Mixer
 from engine.synth import Synth
+from engine.wav import WavWriter, read_wav
 
 DEFAULT_LUFS = -16.0
 CEILING_DBFS = -1.0
@@ -77,22 +77,6 @@ def render_stem(events: list[tuple[int, int, int, int, int]], part: P.Part, fram
     return peak
 
 
-def read_wav(path: str | Path) -> tuple[int, np.ndarray]:
-    """(sample rate, float32 (frames, channels)) of a 16- or 24-bit PCM WAV."""
-    with wave.open(str(path)) as w:
-        sr, ch, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
-        raw = w.readframes(w.getnframes())
-    if width == 2:
-        x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
-    elif width == 3:
-        b = np.frombuffer(raw, np.uint8).reshape(-1, 3)
-        x = ((b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8) | (b[:, 2].astype(np.int32) << 16))
-             << 8 >> 8).astype(np.float32) / 8388608.0
-    else:
-        raise ValueError(f"{path}: {8 * width}-bit WAV is not supported")
-    return sr, x.reshape(-1, ch)
-
-
 def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     """EBU R128 integrated loudness (LUFS) of float audio (frames, channels); -inf for
     silence or audio shorter than one 400 ms gating block."""
@@ -125,36 +109,13 @@ def loudness_gain(measured_lufs: float, target_lufs: float, peak: float,
     return Loudness(measured_lufs, measured_lufs + gain, gain, max(0.0, want - gain))
 
 
-class _PcmWriter:
-    """A PCM WAV (16- or 24-bit stereo) written chunk by chunk; float input, clipped at
-    full scale (normalisation keeps the audio under its ceiling, so nothing reaches it)."""
-
-    def __init__(self, path: Path, sample_rate: int, bits: int) -> None:
-        self.bits = bits
-        self._w = wave.open(str(path), "wb")
-        self._w.setnchannels(2)
-        self._w.setsampwidth(bits // 8)
-        self._w.setframerate(sample_rate)
-
-    def write(self, x: np.ndarray) -> None:
-        if self.bits == 16:
-            pcm = np.round(np.clip(x, -1.0, 32767 / 32768) * 32768.0).astype("<i2").tobytes()
-        else:
-            v = np.round(np.clip(x, -1.0, 8388607 / 8388608) * 8388608.0).astype("<i4").reshape(-1)
-            pcm = v.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
-        self._w.writeframesraw(pcm)
-
-    def close(self) -> None:
-        self._w.close()
-
-
 def write_scaled(raw_path: str | Path, out_path: str | Path, gain_db: float, sample_rate: int,
                  bits: int = 24) -> None:
     """The float32 stereo frames in ``raw_path``, times ``gain_db``, as a PCM WAV."""
     g = np.float32(10.0 ** (gain_db / 20.0))
     raw = np.memmap(raw_path, np.float32, "r").reshape(-1, 2) if Path(raw_path).stat().st_size else \
         np.zeros((0, 2), np.float32)
-    w = _PcmWriter(Path(out_path), sample_rate, bits)
+    w = WavWriter(out_path, sample_rate, bits=bits)
     try:
         for s in range(0, raw.shape[0], _CHUNK):
             w.write(raw[s:s + _CHUNK] * g)
@@ -186,7 +147,7 @@ def export_stems_and_loudness(mix_wav: Path, mix_out: Path, stems: dict[str, tup
         for raw, _ in stems.values():
             mix += np.memmap(raw, np.float32, "r").reshape(-1, 2)[:frames]
     else:
-        sr, mix = read_wav(mix_wav)
+        mix, sr = read_wav(mix_wav)
     peak = max(peak, float(np.abs(mix).max()) if mix.size else 0.0)
     result = None
     gain_db = 0.0
@@ -196,7 +157,7 @@ def export_stems_and_loudness(mix_wav: Path, mix_out: Path, stems: dict[str, tup
     elif peak > 10.0 ** (CEILING_DBFS / 20.0):
         gain_db = CEILING_DBFS - 20.0 * math.log10(peak)
     g = np.float32(10.0 ** (gain_db / 20.0))
-    w = _PcmWriter(mix_out, sr, 16)
+    w = WavWriter(mix_out, sr, bits=16)
     try:
         for s in range(0, mix.shape[0], _CHUNK):
             w.write(mix[s:s + _CHUNK] * g)

@@ -29,7 +29,6 @@ import os
 import pickle
 import signal
 import time
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -38,7 +37,7 @@ import numpy as np
 
 from engine import parts as P
 from engine.chart import Chart
-from engine.clock import Clock
+from engine.clock import METERS, Clock  # the band's meters (12/8 too), not only the model's
 from engine.events import NOTE_OFF, NOTE_ON, EventQueue
 from engine.feel import Feel
 from engine.generator import GeneratorMetrics, StreamingGenerator
@@ -49,8 +48,8 @@ from engine.renderer import EventLog, PartRenderer
 from engine.sampler import ControlledSampler
 from engine.styles import get_style
 from engine.synth import Synth
+from engine.wav import WavWriter
 from models.contract import Accompanist
-from engine.clock import METERS  # the band's meters (12/8 too), not only the model's
 
 try:   # fork: the child inherits the job as it is (no pickling, no second import)
     _FORK = multiprocessing.get_context("fork")
@@ -135,26 +134,6 @@ class RenderResult:
     steps: int = 0
     mix: MixStats = field(default_factory=MixStats)
     chords: list[tuple[int, int]] = field(default_factory=list)   # (step, chord token) at each change
-
-
-class _WavWriter:
-    """16-bit stereo WAV written block by block (a long render never sits in memory)."""
-
-    def __init__(self, path: Path, sample_rate: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._w = wave.open(str(path), "wb")
-        self._w.setnchannels(2)
-        self._w.setsampwidth(2)
-        self._w.setframerate(sample_rate)
-
-    def write(self, block: np.ndarray) -> None:
-        pcm = np.clip(block, -1.0, 1.0)
-        # writeframesraw: the header's length is fixed once, at close (writeframes
-        # would seek back and rewrite it after every block)
-        self._w.writeframesraw((pcm * 32767.0).astype("<i2").tobytes())
-
-    def close(self) -> None:
-        self._w.close()
 
 
 def melody_events(melody: Melody, clock: Clock) -> list[tuple[int, bool, int, int]]:
@@ -246,7 +225,7 @@ class _Job:
     wav_path: Path | None
 
 
-def _audio_loop(job: _Job, mixer: Mixer, band_q: EventQueue, writer: "_WavWriter | None",
+def _audio_loop(job: _Job, mixer: Mixer, band_q: EventQueue, writer: WavWriter | None,
                 audio: np.ndarray | None, before: Callable[[int, int], None],
                 after: Callable[[], None]) -> MixStats:
     """The audio callback's stand-in: ``before(now, n)`` returns once the band is queued
@@ -299,7 +278,7 @@ def _render_one_process(job: _Job, generator, renderer: PartRenderer, log: Event
         # the generator thread runs while FluidSynth renders
         mixer = Mixer(synth, s.sample_rate, s.block, hold_gil=not s.worker_thread)
         gen = generator(lambda: mixer.clock)
-        writer = _WavWriter(job.wav_path, s.sample_rate) if job.wav_path is not None else None
+        writer = WavWriter(job.wav_path, s.sample_rate) if job.wav_path is not None else None
         audio = np.zeros((job.total, 2), np.float32) if keep_audio else None
         released = False
         end_step = job.end_step
@@ -454,7 +433,7 @@ def _audio_process(job: _Job, conn, audio: np.ndarray | None, audio_clock, paren
             band_q = EventQueue(8192)
             pending: collections.deque = collections.deque()
             through = -1 << 62
-            writer = _WavWriter(job.wav_path, s.sample_rate) if job.wav_path is not None else None
+            writer = WavWriter(job.wav_path, s.sample_rate) if job.wav_path is not None else None
 
             def before(now: int, n: int) -> None:
                 nonlocal through

@@ -5,11 +5,12 @@ and the band's parts, written incrementally into one folder per session.
   never blocks the callback); a writer thread drains it every ``poll_s`` into
   ``mix.wav`` and, at least every ``flush_s`` (default 1 s), patches the WAV header to
   the current length and fsyncs. A crash loses at most that second; a header that lags
-  the data (a crash between append and patch) is repaired by ``repair_wav``.
+  the data (a crash between append and patch) is repaired by ``repair_wav`` (both
+  engine.wav).
 - MIDI: applied events (sample time, kind, channel, data) arrive through ``add_event``
   (a deque: append is atomic, any thread). Every ``midi_every_s`` the writer rewrites
   ``session.mid`` from the whole event log into a temporary file and renames it over
-  the old one, so the file on disk is always complete.
+  the old one, so the file on disk is always complete (engine.midi_export.MidiTakeWriter).
 - ``session.json`` holds the metadata (sample rate, tempo, meter, key, input, style,
   start time, duration so far), rewritten the same way.
 
@@ -26,231 +27,18 @@ import collections
 import errno
 import json
 import os
-import struct
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from engine.events import event_message
+from engine.midi_export import MidiTakeWriter, TempoMark
 from engine.ring import AudioRing
+from engine.wav import WavWriter, repair_wav
 
 WAV_NAME, MIDI_NAME, META_NAME = "mix.wav", "session.mid", "session.json"
-TICKS_PER_BEAT = 480
-
-
-# -- WAV --------------------------------------------------------------------------
-def _wav_header(sample_rate: int, channels: int, data_bytes: int) -> bytes:
-    block_align = channels * 2
-    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
-            + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, sample_rate,
-                                    sample_rate * block_align, block_align, 16)
-            + b"data" + struct.pack("<I", data_bytes))
-
-
-class WavWriter:
-    """16-bit PCM WAV appended block by block; the header is patched on every flush,
-    so the file is a valid WAV of everything flushed so far. Thread: one (writer)."""
-
-    def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int = 2) -> None:
-        self.path = Path(path)
-        self.sample_rate = int(sample_rate)
-        self.channels = channels
-        self.frames = 0
-        self._f = open(self.path, "wb")
-        self._f.write(_wav_header(self.sample_rate, channels, 0))
-        self._scratch = np.zeros(0, dtype=np.int16)
-
-    def append(self, frames: np.ndarray) -> None:
-        """frames: (n, channels) float32 in [-1, 1]."""
-        n = frames.shape[0]
-        if n == 0:
-            return
-        pcm = np.clip(frames, -1.0, 1.0) * 32767.0
-        np.nan_to_num(pcm, copy=False)
-        self._f.write(np.rint(pcm).astype("<i2").tobytes())
-        self.frames += n
-
-    def flush(self) -> None:
-        data_bytes = self.frames * self.channels * 2
-        self._f.flush()
-        pos = self._f.tell()
-        self._f.seek(0)
-        self._f.write(_wav_header(self.sample_rate, self.channels, data_bytes))
-        self._f.seek(pos)
-        self._f.flush()
-        os.fsync(self._f.fileno())
-
-    def close(self) -> None:
-        if not self._f.closed:
-            self.flush()
-            self._f.close()
-
-
-def repair_wav(path: str | os.PathLike) -> int:
-    """Make a WAV's header match the PCM actually on disk (after a crash between an
-    append and the next header patch). Returns the number of frames. Only for files
-    written by ``WavWriter`` (44-byte header, 16-bit PCM)."""
-    path = Path(path)
-    with open(path, "r+b") as f:
-        head = f.read(44)
-        if len(head) < 44 or head[:4] != b"RIFF" or head[8:12] != b"WAVE" or head[36:40] != b"data":
-            raise ValueError(f"{path}: not a LiveBand WAV recording")
-        channels, rate = struct.unpack("<HI", head[22:28])
-        size = path.stat().st_size - 44
-        frame_bytes = channels * 2
-        size -= size % frame_bytes
-        f.seek(0)
-        f.write(_wav_header(rate, channels, size))
-        f.truncate(44 + size)
-    return size // frame_bytes
-
-
-# -- MIDI -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TempoMark:
-    sample: int      # audio-clock sample where this tempo starts
-    bpm: float
-
-
-def samples_to_ticks(samples: int, start: int, sample_rate: int, tempi: list[TempoMark]) -> int:
-    """Ticks (TICKS_PER_BEAT per quarter) of audio-clock sample ``samples`` in a file that
-    begins at sample ``start`` with tempo map ``tempi`` (sorted, first at or before start)."""
-    ticks = 0.0
-    pos = start
-    bpm = tempi[0].bpm if tempi else 120.0
-    for mark in tempi:
-        if mark.sample <= pos:
-            bpm = mark.bpm
-            continue
-        if mark.sample >= samples:
-            break
-        ticks += (mark.sample - pos) / sample_rate * bpm / 60.0 * TICKS_PER_BEAT
-        pos, bpm = mark.sample, mark.bpm
-    ticks += (samples - pos) / sample_rate * bpm / 60.0 * TICKS_PER_BEAT
-    return int(round(ticks))
-
-
-def _vlq(n: int) -> bytes:
-    """A MIDI variable-length quantity (delta times, meta lengths)."""
-    out = [n & 0x7F]
-    n >>= 7
-    while n:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    return bytes(reversed(out))
-
-
-def _event_bytes(kind: int, ch: int, d1: int, d2: int) -> bytes | None:
-    """The channel message for one engine event (None: not a MIDI file event)."""
-    msg = event_message(kind, ch, d1, d2)
-    return None if msg is None else bytes(msg.bytes())
-
-
-def _meta_bytes(delta: int, msg) -> bytes:
-    return _vlq(delta) + bytes(msg.bytes())
-
-
-class MidiTakeWriter:
-    """A take's type-1 MIDI file (track 0: tempo and meter; then one track per channel),
-    rewritten whole every few seconds but encoded incrementally: each ``write`` encodes
-    only the events added since the last one and writes the kept bytes.
-
-    Why: encoding the whole take with mido on every write cost 300 ms of Python per
-    write for a 10-minute take (15 000 events), every 2 s and growing with the take: CPU
-    and GIL time taken from the audio callback (the writer thread was running at most of
-    the callbacks that waited over 5 ms for the GIL in a 600 s soak).
-
-    Events are encoded in order; one that arrives earlier than the latest encoded, a
-    tempo mark at or before it, or a new origin makes the next write re-encode the take
-    from the start (sorted). Thread: one writer.
-    """
-
-    def __init__(self, sample_rate: int, meter: str = "4/4", track_names: dict[int, str] | None = None) -> None:
-        self.sample_rate = sample_rate
-        self.meter = meter
-        self.track_names = track_names or {}
-        self.reencoded = 0                   # whole-take encodings (the first one included)
-        self._reset(None, ())
-
-    def _reset(self, start: int | None, tempi: tuple) -> None:
-        self._start = start
-        self._tempi = tempi                  # ((sample, bpm), ...) the encoding used
-        self._tracks: dict[int, bytearray] = {}
-        self._prev_tick: dict[int, int] = {}
-        self._done = 0                       # events of the list encoded so far
-        self._last_sample = -1
-
-    def write(self, path: str | os.PathLike, events: list[tuple[int, int, int, int, int]], start: int,
-              tempi: list[TempoMark]) -> None:
-        """Write ``events`` ((sample, kind, channel, data1, data2), the take's whole list,
-        appended to since the last call) to ``path`` through a temporary file and a
-        rename, so ``path`` is always a complete file."""
-        marks = tuple((m.sample, m.bpm) for m in tempi)
-        if (start != self._start or marks[:len(self._tempi)] != self._tempi
-                or any(m[0] <= self._last_sample for m in marks[len(self._tempi):])
-                or len(events) < self._done or not self._in_order(events)):
-            self._reset(start, marks)
-            events = sorted(events, key=lambda e: e[0])       # stable: same-time order kept
-            self.reencoded += 1
-        self._tempi = marks
-        for i in range(self._done, len(events)):
-            sample, kind, ch, d1, d2 = events[i]
-            self._last_sample = sample
-            data = _event_bytes(kind, ch, d1, d2)
-            if data is None:
-                continue
-            tick = samples_to_ticks(max(sample, start), start, self.sample_rate, tempi)
-            track = self._tracks.get(ch)
-            if track is None:
-                import mido
-                name = self.track_names.get(ch, f"channel {ch + 1}")
-                track = self._tracks[ch] = bytearray(_meta_bytes(0, mido.MetaMessage("track_name", name=name)))
-                self._prev_tick[ch] = 0
-            track += _vlq(max(0, tick - self._prev_tick[ch])) + data
-            self._prev_tick[ch] = max(self._prev_tick[ch], tick)
-        self._done = len(events)
-        self._save(Path(path), start, tempi)
-
-    def _in_order(self, events: list) -> bool:
-        """The events not encoded yet come at or after the last encoded one, in order."""
-        last = self._last_sample
-        for i in range(self._done, len(events)):
-            t = events[i][0]
-            if t < last:
-                return False
-            last = t
-        return True
-
-    def _save(self, path: Path, start: int, tempi: list[TempoMark]) -> None:
-        import mido
-
-        num, den = (int(x) for x in self.meter.split("/"))
-        conductor = bytearray(_meta_bytes(0, mido.MetaMessage("time_signature", numerator=num, denominator=den)))
-        last = 0
-        for mark in tempi or [TempoMark(start, 120.0)]:
-            t = samples_to_ticks(max(mark.sample, start), start, self.sample_rate, tempi)
-            conductor += _meta_bytes(max(0, t - last), mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(mark.bpm)))
-            last = max(last, t)
-        end = b"\x00\xff\x2f\x00"            # end of track, delta 0
-        chunks = [bytes(conductor)] + [bytes(self._tracks[ch]) for ch in sorted(self._tracks)]
-        out = bytearray(b"MThd" + struct.pack(">IHHH", 6, 1, len(chunks), TICKS_PER_BEAT))
-        for c in chunks:
-            out += b"MTrk" + struct.pack(">I", len(c) + len(end)) + c + end
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(out)
-        os.replace(tmp, path)
-
-
-def write_midi(path: str | os.PathLike, events: list[tuple[int, int, int, int, int]], start: int,
-               sample_rate: int, tempi: list[TempoMark], meter: str = "4/4",
-               track_names: dict[int, str] | None = None) -> None:
-    """Write a type-1 MIDI file at once (``MidiTakeWriter`` for a take that grows)."""
-    MidiTakeWriter(sample_rate, meter, track_names).write(path, list(events), start, tempi)
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -372,7 +160,7 @@ class Recorder:
                 break
             if self.start_sample is None:
                 self.start_sample = self.ring.first_time
-            self._wav.append(chunk[:n])
+            self._wav.write(chunk[:n])
 
     def _drain_events(self) -> None:
         while self._inbox:

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from engine.events import NOTE_OFF, NOTE_ON
-from engine.recorder import (MIDI_NAME, WAV_NAME, Recorder, TempoMark, WavWriter, export_session,
-                             list_sessions, new_session_folder, repair_wav, samples_to_ticks)
+from engine.midi_export import TempoMark, samples_to_ticks
+from engine.recorder import MIDI_NAME, WAV_NAME, Recorder, export_session, list_sessions, new_session_folder
+from engine.wav import WavWriter, repair_wav
 
 SR = 48000
 
@@ -26,10 +27,10 @@ def read_wav(path):
 def test_wav_is_readable_after_each_flush_and_repairable_after_a_crash(tmp_path):
     path = tmp_path / "x.wav"
     w = WavWriter(path, SR)
-    w.append(np.full((1000, 2), 0.5, np.float32))
+    w.write(np.full((1000, 2), 0.5, np.float32))
     w.flush()
     assert read_wav(path).shape == (1000, 2)
-    w.append(np.full((500, 2), -0.25, np.float32))   # appended, header not yet patched
+    w.write(np.full((500, 2), -0.25, np.float32))   # appended, header not yet patched
     w._f.flush()                                      # ... and the process dies here
     assert read_wav(path).shape == (1000, 2)
     assert repair_wav(path) == 1500
@@ -125,7 +126,7 @@ def test_a_growing_take_is_encoded_incrementally_and_reads_back_like_a_whole_enc
     300 ms of Python per write after 10 minutes. Appended events are encoded once, and
     the file equals a one-shot encoding of the same events after every write, through a
     tempo change announced ahead and an event that arrives out of order."""
-    from engine.recorder import MidiTakeWriter, write_midi
+    from engine.midi_export import MidiTakeWriter, write_take_midi
 
     names = {0: "bass", 9: "drums"}
     w = MidiTakeWriter(SR, "3/4", names)
@@ -143,7 +144,7 @@ def test_a_growing_take_is_encoded_incrementally_and_reads_back_like_a_whole_enc
         if chunk == 4:
             events.append((t - 50_000, NOTE_ON, 0, 80, 70))    # late: earlier than encoded ones
         w.write(tmp_path / "take.mid", events, 1000, tempi)
-        write_midi(tmp_path / "whole.mid", events, 1000, SR, tempi, "3/4", names)
+        write_take_midi(tmp_path / "whole.mid", events, 1000, SR, tempi, "3/4", names)
         assert _absolute(tmp_path / "take.mid") == _absolute(tmp_path / "whole.mid"), chunk
     # one whole encoding at the start, one for the late event; everything else appended
     assert w.reencoded == 2

@@ -4,7 +4,8 @@ import mido
 import numpy as np
 import pytest
 
-from engine.export import integrated_loudness, read_wav
+from engine.export import integrated_loudness
+from engine.wav import read_wav
 from liveband.cli import main
 from test_render import WALTZ, melody_file
 
@@ -29,10 +30,10 @@ def stems(tmp_path_factory, soundfont):
 def test_stems_are_written_beside_the_mix_and_add_up_to_it(stems):
     assert sorted(p.name for p in stems.iterdir()) == sorted(
         ["waltz.mid", "band.wav", "band.mid"] + [f"band.{p}.wav" for p in PARTS])    # no temporary left
-    sr, mix = read_wav(stems / "band.wav")
+    mix, sr = read_wav(stems / "band.wav")
     total = np.zeros_like(mix)
     for part in PARTS:
-        rate, x = read_wav(stems / f"band.{part}.wav")
+        x, rate = read_wav(stems / f"band.{part}.wav")
         assert rate == sr and x.shape == mix.shape
         assert np.abs(x).max() > 0.01, part                  # each stem holds its part
         total += x
@@ -41,7 +42,7 @@ def test_stems_are_written_beside_the_mix_and_add_up_to_it(stems):
 
 
 def test_the_mix_is_at_the_loudness_target_with_peaks_under_the_ceiling(stems, capsys):
-    sr, mix = read_wav(stems / "band.wav")
+    mix, sr = read_wav(stems / "band.wav")
     assert abs(integrated_loudness(mix, sr) - (-16.0)) < 0.5
     assert np.abs(mix).max() <= 10 ** (-1 / 20) + 1e-4
 
@@ -57,14 +58,14 @@ def test_a_loud_target_is_held_under_the_ceiling_and_off_leaves_the_render_as_it
     assert main(["render", str(src), "-o", str(tmp_path / "loud.wav"), "--loudness", "-6", "--seed", "3",
                  "--soundfont", str(soundfont)]) == 0
     said = capsys.readouterr().out
-    sr, loud = read_wav(tmp_path / "loud.wav")
+    loud, sr = read_wav(tmp_path / "loud.wav")
     peak = np.abs(loud).max()
     assert 10 ** (-1.2 / 20) < peak <= 10 ** (-1 / 20) + 1e-4      # at the ceiling, not clipped
     assert integrated_loudness(loud, sr) < -6.5 and "under the -6 LUFS target" in said
     assert main(["render", str(src), "-o", str(tmp_path / "raw.wav"), "--loudness", "off", "--seed", "3",
                  "--soundfont", str(soundfont)]) == 0
     assert "LUFS" not in capsys.readouterr().out
-    _, raw = read_wav(tmp_path / "raw.wav")
+    raw, _ = read_wav(tmp_path / "raw.wav")
     # the same audio, one gain apart
     g = np.abs(loud).max() / np.abs(raw).max()
     assert db(loud - raw * g, loud) < -60.0

@@ -102,15 +102,16 @@ def test_the_app_and_the_command_render_a_file_to_the_same_band(session, tmp_pat
 
 
 def test_the_apps_render_is_loudness_normalised_and_writes_stems_that_add_up(session, tmp_path):
-    from engine.export import integrated_loudness, read_wav
+    from engine.export import integrated_loudness
+    from engine.wav import read_wav
 
     src = melody_mid(tmp_path / "tune.mid", bpm=90)
     session.render_file(str(src), str(tmp_path / "band.wav"), str(tmp_path / "band.mid"), stems=True)
     stems = sorted(p.name for p in tmp_path.glob("band.*.wav"))
     assert stems == ["band.bass.wav", "band.drums.wav", "band.keys.wav", "band.melody.wav", "band.pad.wav"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []     # no temporary left
-    sr, mix = read_wav(tmp_path / "band.wav")
+    mix, sr = read_wav(tmp_path / "band.wav")
     assert abs(integrated_loudness(mix, sr) + 16.0) < 0.5 and np.abs(mix).max() <= 10 ** (-1 / 20) + 1e-4
-    total = sum(read_wav(tmp_path / name)[1] for name in stems)
+    total = sum(read_wav(tmp_path / name)[0] for name in stems)
     err = np.sqrt(np.mean((total - mix) ** 2)) / np.sqrt(np.mean(mix ** 2))
     assert 20 * np.log10(err) < -60.0

@@ -1,0 +1,142 @@
+"""WAV files, in one place: a streaming PCM writer (renders, stems, takes), a header
+repair for a take cut short, and a reader for any PCM/float WAV.
+
+``WavWriter`` appends float blocks as 16- or 24-bit PCM and never holds the audio:
+a long render or a take streams to disk. ``flush`` patches the header to the length
+written so far and fsyncs, so a recording that crashes keeps a valid file of everything
+flushed (``repair_wav`` fixes one whose header lags its data). Float audio becomes PCM by
+one rule: clipped to the largest code, scaled by 2^(bits-1), rounded; NaN becomes 0.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HEADER_BYTES = 44
+
+
+def _header(sample_rate: int, channels: int, bits: int, data_bytes: int) -> bytes:
+    block_align = channels * bits // 8
+    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
+            + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, sample_rate,
+                                    sample_rate * block_align, block_align, bits)
+            + b"data" + struct.pack("<I", data_bytes))
+
+
+def pcm_bytes(x: np.ndarray, bits: int = 16) -> bytes:
+    """Float audio in -1..1 as little-endian PCM of ``bits`` (16 or 24)."""
+    full = float(1 << (bits - 1))
+    v = np.round(np.nan_to_num(np.clip(x, -1.0, (full - 1) / full)) * full)
+    if bits == 16:
+        return v.astype("<i2").tobytes()
+    if bits == 24:
+        return v.astype("<i4").reshape(-1).view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    raise ValueError(f"{bits}-bit PCM is not supported (16 or 24)")
+
+
+class WavWriter:
+    """A PCM WAV written block by block. The header says the length at the last
+    ``flush`` or ``close``. Thread: one."""
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int = 2, bits: int = 16) -> None:
+        if bits not in (16, 24):
+            raise ValueError(f"{bits}-bit PCM is not supported (16 or 24)")
+        self.path = Path(path)
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        self.bits = bits
+        self.frames = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "wb")
+        self._f.write(_header(self.sample_rate, self.channels, bits, 0))
+
+    def write(self, frames: np.ndarray) -> None:
+        """frames: (n, channels) float in -1..1."""
+        if frames.shape[0] == 0:
+            return
+        self._f.write(pcm_bytes(frames, self.bits))
+        self.frames += frames.shape[0]
+
+    def _patch_header(self) -> None:
+        self._f.flush()
+        pos = self._f.tell()
+        self._f.seek(0)
+        self._f.write(_header(self.sample_rate, self.channels, self.bits,
+                              self.frames * self.channels * self.bits // 8))
+        self._f.seek(pos)
+        self._f.flush()
+
+    def flush(self) -> None:
+        """Make the file on disk a valid WAV of everything written so far (fsynced)."""
+        self._patch_header()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._patch_header()
+            self._f.close()
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, bits: int = 16) -> None:
+    """Write (N,) or (N, channels) float audio in -1..1 as one PCM WAV."""
+    x = np.asarray(audio, np.float32)
+    x = x[:, None] if x.ndim == 1 else x
+    w = WavWriter(path, sample_rate, channels=x.shape[1], bits=bits)
+    try:
+        w.write(x)
+    finally:
+        w.close()
+
+
+def repair_wav(path: str | os.PathLike) -> int:
+    """Make a WAV's header match the PCM actually on disk (after a crash between a write
+    and the next flush). Returns the number of frames. Only for files ``WavWriter``
+    wrote (a 44-byte header); ValueError for anything else."""
+    path = Path(path)
+    with open(path, "r+b") as f:
+        head = f.read(HEADER_BYTES)
+        if len(head) < HEADER_BYTES or head[:4] != b"RIFF" or head[8:12] != b"WAVE" or head[36:40] != b"data":
+            raise ValueError(f"{path}: not a LiveBand WAV recording")
+        channels, rate = struct.unpack("<HI", head[22:28])
+        bits = struct.unpack("<H", head[34:36])[0]
+        frame_bytes = channels * bits // 8
+        size = path.stat().st_size - HEADER_BYTES
+        size -= size % frame_bytes
+        f.seek(0)
+        f.write(_header(rate, channels, bits, size))
+        f.truncate(HEADER_BYTES + size)
+    return size // frame_bytes
+
+
+def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """-> (audio (frames, channels) float32 in -1..1, sample rate) of any PCM or float
+    WAV. FileNotFoundError for a missing file, ValueError (one line) for anything
+    unreadable."""
+    from scipy.io import wavfile
+
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise FileNotFoundError(f"no such file: {p}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # scipy warns about unknown chunks
+            sr, data = wavfile.read(p, mmap=False)
+    except Exception as exc:
+        raise ValueError(f"cannot read {p} as a WAV file ({exc})") from None
+    if data.size == 0:
+        raise ValueError(f"{p} contains no audio")
+    if sr < 4000 or sr > 384000:
+        raise ValueError(f"{p}: unsupported sample rate {sr} Hz")
+    if data.dtype == np.uint8:
+        x = (data.astype(np.float32) - 128.0) / 128.0
+    elif np.issubdtype(data.dtype, np.integer):
+        x = data.astype(np.float32) / float(-np.iinfo(data.dtype).min)
+    else:
+        x = data.astype(np.float32)
+    # NaN/inf samples of a float WAV stay: the pitch tracker zeroes and counts them, so
+    # the user hears about them
+    return np.ascontiguousarray(x.reshape(x.shape[0], -1)), int(sr)
