@@ -334,9 +334,9 @@ class Session:
 
     def set_feel(self, *, swing: float | None = None, fills: str | None = None, time_feel: str | None = None,
                  humanise: float = 0.0) -> None:
-        """The drummer's feel from the next play (None: the style's). ValueError naming the
-        value. Thread: UI."""
-        self._band.set_config(swing=swing, fills=fills, time_feel=time_feel, humanise=float(humanise))
+        """The band's feel (None: the style's), from its next step while it plays, and for
+        the next play. ValueError naming the value. Thread: UI."""
+        self._band.set_feel(swing=swing, fills=fills, time_feel=time_feel, humanise=float(humanise))
 
     def set_master_volume(self, v: float) -> None:
         self._band.set_master_volume(v)

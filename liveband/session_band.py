@@ -15,7 +15,7 @@ import time
 from typing import Callable
 
 from engine import parts as P
-from engine.clock import Clock, beat_steps, check_tempo
+from engine.clock import METERS, Clock, beat_steps, check_tempo
 from engine.errors import first_line
 from engine.events import PROGRAM, EventQueue
 from engine.keyfind import estimate_key, key_pitch_classes, parse_key
@@ -28,7 +28,6 @@ from liveband.session_roll import Roll
 from liveband.session_sync import START_LEAD_S, TempoSync
 from liveband.session_takes import Takes
 from liveband.session_types import PART_NAMES, PartState, SessionError
-from models.tokens import METERS
 
 TAP_RESET_S = 2.0        # a pause this long between taps starts a new tap tempo
 
@@ -276,6 +275,14 @@ class Band:
         """Settings that apply from the next play (count-in, feel); ValueError naming the value."""
         with self._lock:
             self.cfg = self.cfg.with_(**kw)
+
+    def set_feel(self, **kw) -> None:
+        """The feel (swing, fills, time_feel, humanise): kept for the next play and, while
+        the band plays, heard from its next step. ValueError naming the value."""
+        with self._lock:
+            self.cfg = self.cfg.with_(**kw)     # validates
+            if self._renderer is not None:
+                self._renderer.set_feel(self.cfg.feel)
 
     def set_controls(self, **kw) -> None:
         with self._lock:
