@@ -13,6 +13,10 @@ Decisions, in the order they are taken each hop:
    approach converges (Aitken's extrapolation), provided a slower approach (ratio
    ``glide_guard_ratio``) would round to the same pitch: early on, the measured steps
    shrink before the scoop itself does (the 20 ms window still holds the attack).
+   Before that rule agrees, one voiced hop within ``early_cents`` of a semitone
+   announces the note *provisionally*; the onset rule then confirms it, or replaces it
+   with its own pitch from the same onset, or (no verdict in ``early_confirm_hops``, or
+   the voice stops) withdraws it. A replaced or withdrawn note ends where it began.
    Inside a note, a new stable pitch ``change_semitones`` away from the note's running
    median starts a new note (legato); earlier (``fast_change``), once the newest 2 hops
    are ``fast_change_away_cents`` to one side of the note and either glide towards, or
@@ -94,6 +98,8 @@ class SegmenterConfig:
     talk_min_hops: int = 15         # voiced hops seen before talking can be told
     talk_stable_cents: float = 35.0  # ... within this spread
     talk_slope_cents: float = 5.0    # ... moving at most this much per hop
+    early_cents: float = 30.0       # a first voiced hop this close to a semitone announces it
+    early_confirm_hops: int = 8     # ... provisionally, until the onset rule agrees (0 cents: off)
     min_note_ms: float = 60.0
     hop_ms: float = 10.0
     min_midi: float = 28.0          # E1
@@ -134,6 +140,7 @@ class NoteRecord:
     announced_hop: int
     off_hop: float | None = None
     pitches: list[float] = field(default_factory=list)
+    provisional: bool = False       # announced early, not yet confirmed by the onset rule
     _sorted: list[float] = field(default_factory=list, repr=False)
 
     def add(self, p: float) -> None:
@@ -356,6 +363,34 @@ class NoteSegmenter:
         med = ps[k // 2] if k % 2 else (ps[k // 2 - 1] + ps[k // 2]) / 2
         return bool(ok), float(med)
 
+    def _onset(self) -> tuple[bool, float, int, bool]:
+        """The onset rule on the current voiced run -> (ok, pitch, hops it spans, glided)."""
+        c = self.cfg
+        # speech glides from syllable to syllable; a hum holds its pitch. When
+        # the recent voice looks like talking, a note must be held longer.
+        need = c.talk_stable_hops if self.talking else c.stable_hops
+        spread, slope = (c.talk_stable_cents, c.talk_slope_cents) if self.talking else \
+            (c.stable_cents, c.slope_cents)
+        ok, med = self._stable(need, spread, slope)
+        last = self.notes[-1] if self.notes else None
+        if ok and last is not None and last.off_hop is not None and \
+                self.hop - last.off_hop < c.tail_hops and snap(med, c.key, c.scale) == last.pitch:
+            # the previous note's pitch right after it ended: maybe its room
+            # reverb still ringing over the new note's attack; look longer
+            need += c.tail_extra_hops
+            ok, med = self._stable(need, spread, slope)
+        if ok and self._drifting(need):
+            ok = False
+        glided = False
+        if not ok and c.glide_onsets and not self.talking:
+            # still moving (a scoop): name it by where it is heading
+            glided, med = self._glide()
+            if glided and not self._lands_alike(med):
+                glided = False
+            if glided:
+                ok, need = True, 3
+        return ok, med, need, glided
+
     # -- the per-hop step ----------------------------------------------------------------
     def step(self, f0_hz: float, conf: float, level_db: float) -> list[tuple[str, int, float, int]]:
         """One 10 ms hop. Returns the events this hop produced (possibly none)."""
@@ -379,7 +414,7 @@ class NoteSegmenter:
             self._unvoiced_run = 0
             self.voiced = True
             n = self.note
-            if n is not None:
+            if n is not None and not n.provisional:     # an early note's own octave may be wrong
                 ref = n.median_pitch
                 d = pitch - ref
                 if abs(abs(d) - 12.0) < 0.8 and self._octave_run < 8:
@@ -402,29 +437,14 @@ class NoteSegmenter:
                     self.talking = share > (c.talk_fraction / 2 if self.talking else c.talk_fraction)
             if self.note is None:
                 if self._pending_off is None or self.hop >= self._pending_off - 1:
-                    # speech glides from syllable to syllable; a hum holds its pitch. When
-                    # the recent voice looks like talking, a note must be held longer.
-                    need = c.talk_stable_hops if self.talking else c.stable_hops
-                    spread, slope = (c.talk_stable_cents, c.talk_slope_cents) if self.talking else \
-                        (c.stable_cents, c.slope_cents)
-                    ok, med = self._stable(need, spread, slope)
-                    last = self.notes[-1] if self.notes else None
-                    if ok and last is not None and last.off_hop is not None and \
-                            self.hop - last.off_hop < c.tail_hops and snap(med, c.key, c.scale) == last.pitch:
-                        # the previous note's pitch right after it ended: maybe its room
-                        # reverb still ringing over the new note's attack; look longer
-                        need += c.tail_extra_hops
-                        ok, med = self._stable(need, spread, slope)
-                    if ok and self._drifting(need):
-                        ok = False
-                    glided = False
-                    if not ok and c.glide_onsets and not self.talking:
-                        # still moving (a scoop): name it by where it is heading
-                        glided, med = self._glide()
-                        if glided and not self._lands_alike(med):
-                            glided = False
-                        if glided:
-                            ok, need = True, 3
+                    ok, med, need, glided = self._onset()
+                    early = False
+                    if not ok and c.early_cents > 0 and not self.talking:
+                        # announce now, on one hop that names a pitch squarely, and let the
+                        # rule above confirm or correct it a few hops later
+                        p1 = self._run[-1][1]
+                        if abs(p1 - snap(p1, c.key, c.scale)) * 100 <= c.early_cents:
+                            ok, med, need, early = True, p1, 1, True
                     if ok:
                         first = self._run[-need][0]
                         # date the onset by the level rise (the level window spans 2 hops,
@@ -440,6 +460,7 @@ class NoteSegmenter:
                         self._start(med, on_time, max(lv for _, _, lv in list(self._run)[-c.stable_hops:]), out)
                         if glided:
                             self.note.set_pitches([med])
+                        self.note.provisional = early
             else:
                 self._in_note(pitch, level_db, out)
         else:
@@ -449,6 +470,8 @@ class NoteSegmenter:
                 self._reartic_hop = None
                 self._run.clear()
                 self._voiced_pitches.clear()
+                if self.note is not None and self.note.provisional:
+                    self._withdraw(out)     # never confirmed: a blip, not a note
                 self._end(self.hop - c.off_hops + 1, out)
         if self.keep_history:
             self.voiced_hops.append(self.voiced)
@@ -485,6 +508,9 @@ class NoteSegmenter:
         c = self.cfg
         n = self.note
         assert n is not None
+        if n.provisional:
+            self._confirm(n, pitch, level_db, out)
+            return
         if c.fast_change and not self.talking and self._fast_change(n, level_db, out):
             return
         # pitch change: the last change_hops hops agree on a pitch away from the note
@@ -530,6 +556,34 @@ class NoteSegmenter:
                 self._start(med2 if ok2 else pitch, on_time, level_db, out)
                 return
         n.add(pitch)
+
+    def _confirm(self, n: NoteRecord, pitch: float, level_db: float, out: list) -> None:
+        """An early note waits for the onset rule: the same pitch confirms it, another
+        pitch replaces it (from the same onset), and no verdict within early_confirm_hops
+        withdraws it. A replaced or withdrawn note ends where it began (zero length)."""
+        c = self.cfg
+        ok, med, _, glided = self._onset()
+        if ok:
+            if snap(med, c.key, c.scale) != n.pitch:
+                self._withdraw(out)
+                self._start(med, n.on_hop, level_db, out)
+                if glided:
+                    self.note.set_pitches([med])
+            else:
+                n.add(pitch)
+            self.note.provisional = False
+        elif self.hop - n.announced_hop >= c.early_confirm_hops:
+            self._withdraw(out)
+        else:
+            n.add(pitch)
+
+    def _withdraw(self, out: list) -> None:
+        n = self.note
+        assert n is not None
+        out.append(("off", n.pitch, n.on_hop, 0))
+        n.off_hop = n.on_hop
+        self.notes.remove(n)
+        self.note = None
 
     def _fast_change(self, n: NoteRecord, level_db: float, out: list) -> bool:
         """Legato, early: the newest 2 hops are fast_change_away_cents from the note on

@@ -3,7 +3,9 @@
 Per tracker: raw pitch accuracy, voicing precision/recall, note onset F1 (50 ms) on
 clean and on noisy/reverberant clips, note pitch accuracy, onset-to-event latency
 p50/p95 (when the note-on became available, on the input sample clock, minus the true
-onset; also the p50 of notes after a gap and of legato notes apart) and CPU time per
+onset; also the p50 of notes after a gap and of legato notes apart; a note the segmenter
+took back, ending where it began, is not scored, and its replacement's latency counts
+from when the replacement came; ``notes_withdrawn`` counts them) and CPU time per
 10 ms hop (tracker + segmenter, one thread). The clips are fed in 5 ms blocks through
 the same HumTracker the microphone uses. Trackers: PESTO, CREPE tiny, and CREPE full
 where a CUDA GPU is present (otherwise its entry says why it was skipped).
@@ -48,7 +50,7 @@ def run_clip(ht: HumTracker, clip: "HumClip | SungClip", block: int | None = Non
     ref_v = clip.f0_at(t_now) > 0
     est_v = np.array(ht.segmenter.voiced_hops[:len(frames)], bool)
     tp, n_est_v, n_ref_v = voicing_counts(est_v, ref_v)
-    ons = [(ev, emitted / sr) for ev, emitted in ht.emitted if ev.on]
+    ons, withdrawn = heard_onsets(ht.emitted, sr)
     est_on = [ev.time / ht.clock_rate for ev, _ in ons]
     ref_on = [on for _, on, _ in clip.notes]
     pairs = match_onsets(ref_on, est_on)
@@ -66,7 +68,24 @@ def run_clip(ht: HumTracker, clip: "HumClip | SungClip", block: int | None = Non
         condition = "clean" if clean else "noisy"
     return dict(rpa=(rpa_ok, rpa_n), voicing=(tp, n_est_v, n_ref_v), onsets=(len(ref_on), len(est_on), len(pairs)),
                 pitch_ok=pitch_ok, latency=lat, legato=legato, cpu=cpu, hops=hops, clean=clean,
-                condition=condition, short=(len(short), sum(i in found for i in short)))
+                condition=condition, short=(len(short), sum(i in found for i in short)), withdrawn=withdrawn)
+
+
+def heard_onsets(emitted: list, rate: int) -> tuple[list, int]:
+    """-> ([(note-on event, seconds when it was emitted)], how many were left out): a
+    note the segmenter took back (an early note it replaced or withdrew) ends where it
+    began, and a note of zero length is not heard."""
+    notes: list[list] = []
+    open_at: dict[int, int] = {}
+    for ev, at in emitted:
+        if ev.on:
+            open_at[ev.pitch] = len(notes)
+            notes.append([ev, at / rate, True])
+        elif ev.pitch in open_at:
+            k = open_at.pop(ev.pitch)
+            notes[k][2] = ev.time > notes[k][0].time
+    kept = [(ev, t) for ev, t, heard in notes if heard]
+    return kept, len(notes) - len(kept)
 
 
 def summarise(results: list[dict]) -> dict:
@@ -99,6 +118,7 @@ def summarise(results: list[dict]) -> dict:
     out["cpu_ms_per_hop"] = round(1000 * sum(r["cpu"] for r in results) / max(1, hops), 3)
     out["notes_true"] = tot("onsets", 0)
     out["notes_detected"] = tot("onsets", 1)
+    out["notes_withdrawn"] = sum(r.get("withdrawn", 0) for r in results)
     return out
 
 

@@ -24,7 +24,17 @@ def note(midi, n, level=-20.0, conf=0.9, cents=None):
 
 
 def ons(events):
-    return [(p, h) for kind, p, h, _ in events if kind == "on"]
+    """The notes heard: an early note the segmenter replaced or withdrew (its "off" at its
+    own onset time, zero length) is left out."""
+    notes, open_at = [], {}
+    for kind, p, h, _ in events:
+        if kind == "on":
+            open_at[p] = len(notes)
+            notes.append([p, h, True])
+        elif p in open_at:
+            k = open_at.pop(p)
+            notes[k][2] = h > notes[k][1]
+    return [(p, h) for p, h, heard in notes if heard]
 
 
 def test_a_steady_note_gives_one_note_on_and_off():
@@ -136,6 +146,34 @@ def test_the_noise_floor_settles_within_a_second():
     assert seg._floor_db > -38
 
 
+def test_a_note_is_announced_on_its_first_voiced_hop():
+    # the band should hear a note as soon as one hop names it squarely
+    seg = NoteSegmenter()
+    for f in silence(20):
+        assert seg.step(*f) == []
+    first = seg.step(*note(60, 1)[0])
+    assert [(k, p) for k, p, _, _ in first] == [("on", 60)]
+    assert seg.note.provisional
+    for f in note(60, 5):
+        assert seg.step(*f) == []            # the onset rule agrees: no correction
+    assert not seg.note.provisional
+
+
+def test_an_early_note_with_the_wrong_pitch_is_replaced_from_the_same_onset():
+    # the first hop still hears the consonant/attack a semitone low; the voice settles on 62
+    ev, seg = run(silence(20) + note(61, 1, cents=[10]) + note(62, 40) + silence(10))
+    assert [(k, p) for k, p, _, _ in ev] == [("on", 61), ("off", 61), ("on", 62), ("off", 62)]
+    assert ev[0][2] == ev[1][2] == ev[2][2]      # replaced where it began: zero length, same onset
+    assert [n.pitch for n in seg.notes] == [62]
+
+
+def test_an_early_note_that_is_never_confirmed_is_withdrawn():
+    # one voiced hop, then nothing: a click, not a note
+    ev, seg = run(silence(20) + note(60, 1) + silence(20))
+    assert [(k, p) for k, p, _, _ in ev] == [("on", 60), ("off", 60)]
+    assert ev[0][2] == ev[1][2] and seg.notes == []
+
+
 def test_minimum_note_length_holds_the_note_off_back():
     cfg = SegmenterConfig(min_note_ms=100)
     ev, _ = run(silence(10) + note(60, 5) + silence(30), cfg)
@@ -199,13 +237,14 @@ def test_a_scoop_that_converges_is_named_by_its_target_before_it_settles():
     # newest hops converge (Aitken) is the note, known at the third voiced hop
     scoop = -90 * 0.5 ** np.arange(40)
     frames = silence(10) + note(64, 40, cents=scoop) + silence(10)
-    seg = NoteSegmenter(SegmenterConfig())
+    # (early announcing off: it names hop 10 as E flat, then this rule corrects it)
+    seg = NoteSegmenter(SegmenterConfig(early_cents=0))
     announced = [i for i, f in enumerate(frames) if any(k == "on" for k, *_ in seg.step(*f))]
     assert announced == [12]                         # hops 10, 11, 12 voiced
     ev, _ = run(frames)
     assert [p for p, _ in ons(ev)] == [64]
     # waiting for the pitch to flatten (the rule without glide naming) takes 2 hops more
-    old = NoteSegmenter(SegmenterConfig(glide_onsets=False))
+    old = NoteSegmenter(SegmenterConfig(glide_onsets=False, early_cents=0))
     assert [i for i, f in enumerate(frames) if any(k == "on" for k, *_ in old.step(*f))] == [14]
 
 
