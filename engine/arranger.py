@@ -17,9 +17,10 @@ is exact for them and takes microseconds.
 
 ``Arranger`` is the live chord source the generator's chord forcing reads
 (``engine.chart.ChartSampler``): note events below the split arrive from the MIDI or
-keyboard thread with their time on the audio clock; at each step the generator commits
-it applies the events that belong to that step or earlier (nearest step, as the melody's
-``Quantiser`` rounds) and re-reads the chord whenever a key went down. Lifting the
+keyboard thread with their time on the audio clock; when the generator commits step k it
+applies the keys of the steps before k (each key at its nearest step, as the melody's
+``Quantiser`` rounds), so the keys struck in one 16th are read together and the band
+plays their chord from the next step; it re-reads the chord whenever a key went down. Lifting the
 fingers keeps the chord (arranger keyboards' "chord memory"), so the left hand may let go.
 
 Thread: ``note``/``set_split``/``clear`` from any one producer thread (events travel in a
@@ -35,6 +36,9 @@ from models.tokens import PITCH_NAMES, QUALITIES, QUALITY_INTERVALS, chord_name,
 
 DEFAULT_SPLIT = 54          # F#3: the left hand plays below it (F3 and down), the melody F#3 and up
 MAX_COST = 1.0
+# keys struck this close together are one chord even across a step boundary (a hand's
+# spread is ~5-30 ms)
+CHORD_SPREAD_S = 0.03
 # tie-break among equally good readings: the plainer quality first
 _PREFERENCE = ("maj", "min", "7", "min7", "maj7", "6", "sus4", "sus2", "dim", "hdim7", "dim7", "aug")
 _TEMPLATES = [(root, q, frozenset((root + i) % 12 for i in QUALITY_INTERVALS[q]), _PREFERENCE.index(q))
@@ -158,10 +162,14 @@ class Arranger:
         return k + 1 if (time - t0) >= (t1 - time) else k
 
     def token_at(self, step: int) -> int | None:
-        """Apply the chord notes of ``step`` and before; the chord held now (None: none
-        played yet, the model chooses). Thread: the generator worker."""
+        """Apply the chord keys of the steps before ``step`` (and any key that follows the
+        last one applied within CHORD_SPREAD_S, already here: a hand's spread across a step
+        boundary is one chord); the chord held now (None: none played yet, the model
+        chooses). Thread: the generator worker."""
         struck = False
-        first = -1
+        first = last = -1
+        clock = self.clock
+        spread = int(CHORD_SPREAD_S * clock.sample_rate) if clock is not None else 0
         inbox = self._inbox
         while inbox:
             t, pitch, on = inbox[0]
@@ -172,14 +180,14 @@ class Arranger:
                 struck = False
                 continue
             s = self._step_of(t)
-            if s > step:                    # a note for a later step (stamped ahead of now)
-                break
+            if s >= step and not (on and struck and t - last <= spread):
+                break                       # this step's keys (or later): read at the next one
             inbox.popleft()
             if on:
                 self._held.add(pitch)
                 if not struck:
                     first = t
-                struck = True
+                struck, last = True, t
                 self.late += int(s < step - 1)
             else:
                 self._held.discard(pitch)

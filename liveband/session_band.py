@@ -79,6 +79,7 @@ class Band:
         self._renderer = None
         self.playing = False
         self.listeners: list = []
+        self.steering = None     # liveband.session_steering.Steering: the chord source per play
         self._metro_segments = None
         self._taps: collections.deque[float] = collections.deque(maxlen=8)
         self.key = ""            # the key shown: the fixed one, else the estimate
@@ -171,6 +172,8 @@ class Band:
             if gen is not None:
                 if cfg.key is not None:
                     gen.set_key(key_pitch_classes(*parse_key(cfg.key)))
+                if self.steering is not None:
+                    self.steering.attach(gen, clock)
                 gen.start()
             else:
                 # no model: still count in, so the player hears the tempo
@@ -185,6 +188,8 @@ class Band:
             if not self.playing:
                 return
             gen, self.gen = self.gen, None
+            if self.steering is not None:
+                self.steering.detach()
             if gen is not None:
                 gen.stop()
                 if gen.error is not None:

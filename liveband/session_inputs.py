@@ -68,6 +68,8 @@ class Inputs:
         # a fixed key's scale (set_key): hummed notes snap to it; raw -> snapped pitch of
         # the hummed notes sounding, so a note-off matches its note-on if the key changes
         self.snap_scale: frozenset[int] | None = None
+        # arranger mode (liveband.session_steering): takes the chord keys below the split
+        self.chord_keys: Callable[[int, int, bool], bool] | None = None
         self._hum_open: dict[int, int] = {}
         # The pitch tracker loads after the model: a switch to Hum then only opens the
         # microphone, and nothing heavy runs while the band is already playing.
@@ -137,8 +139,11 @@ class Inputs:
         # the sample it sounds at: the arrival stamp at the fixed player delay when the
         # stream has a timebase, else the start of the next block
         t = q.last_time if q.last_time != IMMEDIATE else self._mixer.clock
+        chord_keys = self.chord_keys
         gen = self._generator()
-        if gen is not None:
+        if chord_keys is not None and chord_keys(t, pitch, on):
+            pass                                  # a chord key: the band's chord, not melody
+        elif gen is not None:
             gen.melody_event(t, pitch, on)
         self._roll.push(t, NOTE_ON if on else NOTE_OFF, ch, pitch, velocity if on else 0)
 

@@ -48,3 +48,5 @@ class SessionSnapshot:
     notices: tuple[str, ...]
     parts: dict[str, PartState]
     confirmation: str = ""       # a brief success to show for a moment ("take saved"), not a problem
+    bar: int = 0                 # the bar heard, 1.. (0: stopped or counting in)
+    section: str = ""            # the looped chart's section there ("" none)

@@ -48,21 +48,28 @@ def test_chord_notes_of_one_step_are_read_together_and_the_chord_outlasts_the_fi
     assert not arr.note(t, 72, True)            # above the split: the melody's
     for i, p in enumerate((36, 40, 43)):
         assert arr.note(t + i * 100, p, True)
-    assert arr.token_at(3) is None              # nothing played by step 3
-    assert arr.token_at(4) == chord_token(0, "maj") and arr.chords == 1   # one chord, not three
+    assert arr.token_at(4) is None              # step 4's keys are read when step 5 is committed
+    assert arr.token_at(5) == chord_token(0, "maj") and arr.chords == 1   # one chord, not three
     for p in (36, 40, 43):
         arr.note(clock.step_time(6), p, False)
-    assert arr.token_at(6) == chord_token(0, "maj") and arr.held() == frozenset()   # chord memory
-    arr.note(clock.step_time(8), 45, True)
-    arr.note(clock.step_time(8), 48, True)      # A + C: A minor
-    arr.note(clock.step_time(8), 52, True)
-    assert arr.token_at(8) == chord_token(9, "min") and arr.name() == "Am"
+    assert arr.token_at(7) == chord_token(0, "maj") and arr.held() == frozenset()   # chord memory
+    for p in (45, 48, 52):                      # A C E: A minor
+        arr.note(clock.step_time(8), p, True)
+    assert arr.token_at(9) == chord_token(9, "min") and arr.name() == "Am"
     arr.note(clock.step_time(9), 45, False)     # lifting one finger changes nothing
-    assert arr.token_at(9) == chord_token(9, "min")
+    assert arr.token_at(10) == chord_token(9, "min")
+    for p in (48, 52):
+        arr.note(clock.step_time(11), p, False)
+    # a hand spread across a step boundary (10 ms a key) is one chord, not a dyad then a chord
+    edge = clock.step_time(12) + step // 2 - SR // 100
+    for i, p in enumerate((43, 47, 50, 53)):
+        arr.note(edge + i * SR // 100, p, True)
+    assert arr.token_at(13) == chord_token(7, "7") and [r[2] for r in arr.readings][-1] == chord_token(7, "7")
+    assert arr.chords == 3
     arr.clear()
-    assert arr.token_at(10) is None
+    assert arr.token_at(14) is None
     arr.set_split(40)
-    assert not arr.note(clock.step_time(11), 48, True)
+    assert not arr.note(clock.step_time(15), 48, True)
 
 
 CHORDS = [((36, 40, 43), "C"), ((45, 48, 52), "Am"), ((45, 48, 53), "F"), ((47, 50, 53, 43), "G7"),
