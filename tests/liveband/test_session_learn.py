@@ -4,15 +4,12 @@ the transport and the knobs, a foot switch starts and stops the band, and the bi
 come back in a new session."""
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
 from liveband.config import AudioConfig, EngineConfig
 from liveband.session import VIRTUAL_IN_NAME, Session
-
-os.environ.setdefault("JACK_NO_START_SERVER", "1")
 
 
 class Controller:
@@ -37,22 +34,10 @@ class Controller:
         self.out.delete()
 
 
-def wait_for(cond, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
-
-
 @pytest.mark.timeout(180)
-def test_learned_controls_drive_the_band_over_jack_and_persist(jack_server, liveband_home, tmp_path, monkeypatch):
+def test_learned_controls_drive_the_band_over_jack_and_persist(jack_session, wait_for, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    with Session(EngineConfig(tempo=120.0, count_in_bars=0), AudioConfig(blocksize=256)) as s:
-        assert s.audio.active, s.snapshot().notices
-        s.open_midi_input(VIRTUAL_IN_NAME)
-        assert s.prepare(60)
+    with jack_session(tempo=120.0, count_in_bars=0, midi_in=True) as s:
         box = Controller(VIRTUAL_IN_NAME)
         try:
             s.midi_learn("play_stop")

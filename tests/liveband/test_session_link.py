@@ -10,9 +10,6 @@ import time
 import numpy as np
 import pytest
 
-from liveband.config import AudioConfig, EngineConfig
-from liveband.session import Session
-
 aalink = pytest.importorskip("aalink")
 
 
@@ -45,38 +42,18 @@ class Peer:
         self.thread.join(2)
 
 
-def wait_for(cond, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
-
-
 @pytest.mark.timeout(120)
-def test_session_joins_link_follows_tempo_and_bar_phase_and_sends_its_tempo(jack_server, liveband_home):
+def test_session_joins_link_follows_tempo_and_bar_phase_and_sends_its_tempo(jack_session, wait_for, dac_line):
     peer = Peer(97.0)
     try:
-        with Session(EngineConfig(tempo=120.0, count_in_bars=1), AudioConfig(blocksize=256)) as s:
-            assert s.audio.active, s.snapshot().notices
-            s.set_sync("link")
+        with jack_session(tempo=120.0, count_in_bars=1, sync="link", prepare=False) as s:
             assert wait_for(lambda: s.sync.link.num_peers >= 1, 10.0), "the peers never found each other"
             # joining adopts the session's tempo (Link: the newcomer takes the running tempo)
             assert wait_for(lambda: abs(s.snapshot().tempo - peer.link.tempo) < 0.01, 5.0)
             peer.link.tempo = 97.0
             assert wait_for(lambda: abs(s.snapshot().tempo - 97.0) < 0.01, 5.0), s.snapshot().tempo
             assert s.prepare(60)
-            lines = []               # (time, the audio stream's DAC line): a dropout moves it
-            watching = threading.Event()
-
-            def watch_line() -> None:
-                while not watching.wait(0.02):
-                    off = s.audio.dac_offset()
-                    if off is not None:
-                        lines.append((time.monotonic(), off))
-
-            threading.Thread(target=watch_line, daemon=True).start()
+            dac_line.start(s)
             s.play()
             time.sleep(5.0)
             snap = s.snapshot()
@@ -84,13 +61,10 @@ def test_session_joins_link_follows_tempo_and_bar_phase_and_sends_its_tempo(jack
             clock = s.clock
             # band step 0 is a Link bar line, and each band beat sounds where Link has that beat
             # (the DAC time of the beat's sample, on the stream's line when it played)
-            watching.set()
-            line_t = np.array([t for t, _ in lines])
+            dac_line.stop()
 
             def heard(q: int) -> float:
-                t = clock.beat_to_sample(q) / s.sample_rate + lines[-1][1]
-                return clock.beat_to_sample(q) / s.sample_rate + lines[min(len(lines) - 1,
-                                                                          int(np.searchsorted(line_t, t)))][1]
+                return dac_line.heard(clock.beat_to_sample(q), s.sample_rate)
 
             q_now = int(snap.step // 4)
             phases = [peer.beat_at(heard(q)) - (q + s.sync.beat_lock.offset)

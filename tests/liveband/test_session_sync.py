@@ -3,21 +3,15 @@ the session's input (a real JACK server, the real synth and audio stream)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import numpy as np
 import pytest
 
-from liveband.config import AudioConfig, EngineConfig
 from liveband.session import VIRTUAL_IN_NAME, Session
-
-os.environ.setdefault("JACK_NO_START_SERVER", "1")
-
 
 SENDER = textwrap.dedent("""
     import json, os, sys, threading, time
@@ -94,15 +88,6 @@ class ClockSender:
         return lines[-1].get("beats", []) if lines else []
 
 
-def wait_for(cond, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
-
-
 def band_bpm(s: Session, snap) -> float:
     """The band clock's tempo over the last eight whole beats heard: the lock steers each
     beat, and on a busy machine each audio dropout delays what is already scheduled (by
@@ -112,25 +97,12 @@ def band_bpm(s: Session, snap) -> float:
 
 
 @pytest.mark.timeout(120)
-def test_midi_clock_from_another_jack_client_drives_tempo_and_transport(jack_server, liveband_home, tmp_path):
-    with Session(EngineConfig(tempo=120.0, count_in_bars=1), AudioConfig(blocksize=256)) as s:
-        assert s.audio.active, s.snapshot().notices
-        s.open_midi_input(VIRTUAL_IN_NAME)
-        s.set_sync("midi clock")
-        assert s.prepare(60)
+def test_midi_clock_from_another_jack_client_drives_tempo_and_transport(jack_session, wait_for, dac_line,
+                                                                         tmp_path):
+    with jack_session(tempo=120.0, count_in_bars=1, midi_in=True, sync="midi clock") as s:
         peer = ClockSender(tmp_path, VIRTUAL_IN_NAME, 100.0)
         beats = []
-        lines = []                   # (time, the audio stream's DAC line): a dropout moves it
-        watching = threading.Event()
-
-        def watch_line() -> None:
-            while not watching.wait(0.02):
-                off = s.audio.dac_offset()
-                if off is not None:
-                    lines.append((time.monotonic(), off))
-
-        watcher = threading.Thread(target=watch_line, daemon=True)
-        watcher.start()
+        dac_line.start(s)
         try:
             time.sleep(1.0)                          # the clock runs; the band waits for start
             assert not s.snapshot().playing
@@ -160,17 +132,14 @@ def test_midi_clock_from_another_jack_client_drives_tempo_and_transport(jack_ser
             peer.say("stop")
             assert wait_for(lambda: not s.snapshot().playing, 3.0)
         finally:
-            watching.set()
+            dac_line.stop()
             beats = peer.close()
     # the band's beats sit on the sender's (bar phase too: song position 0 is band step 0),
     # before the tempo change and from 1.5 s after it. How close depends on the transport:
     # JACK MIDI delivers once a 5.3 ms period on a quiet machine, 20-30 ms late when the
     # server itself is starved (this 2-core VM under load); a beat is 460-600 ms.
-    line_t = np.array([t for t, _ in lines])
-
     def err_ms(q, t):
-        off = lines[min(len(lines) - 1, int(np.searchsorted(line_t, t)))][1]
-        return (clock.beat_to_sample(q) / s.sample_rate + off - t) * 1000.0
+        return (clock.beat_to_sample(q) / s.sample_rate + dac_line.offset_at(t) - t) * 1000.0
 
     steady = [err_ms(q, t) for q, t in beats if t < t_stop and q * 4 >= clock.first_step + 4
               and clock.beat_to_sample(q) < rendered and not t_change - 0.2 < t < t_change + 1.5]
