@@ -55,6 +55,7 @@ from liveband.session_inputs import Inputs
 from liveband.session_notices import Notices
 from liveband.session_outputs import Outputs
 from liveband.session_roll import Roll, RollNote, chord_at
+from liveband.session_steering import FormState, Steering
 from liveband.session_sync import TempoSync
 from liveband.session_takes import Takes
 from liveband.session_types import (INPUT_MODES, PART_NAMES, VIRTUAL_IN_NAME, VIRTUAL_OUT_NAME, PartState,
@@ -106,6 +107,9 @@ class Session:
         self._inputs = Inputs(self._lock, notices, mixer, self._audio, self._roll, self._sync, learn,
                               generator=lambda: self._band.gen, recorder=lambda: self._takes.recorder,
                               model_loader=self._band.loader, closing=self._closing)
+        self._steering = Steering(self._lock)
+        self._band.steering = self._steering
+        self._inputs.chord_keys = self._steering.note
         self._cpu = 0.0
         self._closed = False
 
@@ -262,6 +266,60 @@ class Session:
         """Stop the band; everything sounding is released; the take is finalised."""
         self._band.stop()
 
+    # -- harmony: arranger, chart, locked form (liveband.session_steering; Thread: UI) ------
+    def set_arranger(self, on: bool, split: int | None = None) -> None:
+        """Arranger mode: notes below ``split`` (a MIDI note, default 54 = F#3) are chords the
+        band plays from the next step; the rest stay the melody."""
+        self._steering.set_arranger(on, split)
+
+    def load_chart(self, path: str):
+        """Loop a chord chart file from the next bar line (ChartError: one line naming the
+        file and line; the chart playing stays)."""
+        return self._steering.load_chart(path)
+
+    def set_chart_text(self, text: str, name: str = "chart"):
+        """A chart as text (typed, or from a preset); "" clears it."""
+        return self._steering.set_chart_text(text, name)
+
+    def chart_text(self) -> str:
+        """The chart the session has, as its text ("" none): what a preset keeps."""
+        return self._steering.chart_text()
+
+    def save_chart(self, path: str, locked: bool = False) -> str:
+        """Write the chart (``locked``: the locked form) as plain text."""
+        return str(self._steering.save_chart(path, locked))
+
+    def clear_chart(self) -> None:
+        self._steering.clear_chart()
+
+    def chart_sections(self) -> list[str]:
+        return self._steering.sections()
+
+    def loop_section(self, name: str | None) -> None:
+        """Loop one section of the chart from the next bar line (None: all of it)."""
+        self._steering.loop_section(name)
+
+    def lock_form(self, bars: int) -> None:
+        """Loop the chords of the band's last ``bars`` bars (2, 4, 8) from the next bar line."""
+        self._steering.lock(bars)
+
+    def unlock_form(self) -> None:
+        self._steering.unlock()
+
+    def set_tempo_ramp(self, bpm: float | None, every: int = 1) -> None:
+        """Practice: +``bpm`` each ``every`` times round a looped chart or form (None: off)."""
+        self._steering.set_tempo_ramp(bpm, every)
+
+    def form_state(self) -> FormState:
+        """Bar, form bar, section, loop and what drives the chords. Thread: any."""
+        band = self._band
+        step = self._heard_step() if band.playing else -1.0
+        return self._steering.state(step)
+
+    @property
+    def steering(self) -> Steering:
+        return self._steering
+
     def set_recording(self, on: bool) -> None:
         """Record takes (from play to stop) into the sessions folder. Turning it on while
         playing starts a take at once. Thread: UI."""
@@ -335,9 +393,9 @@ class Session:
 
     def set_feel(self, *, swing: float | None = None, fills: str | None = None, time_feel: str | None = None,
                  humanise: float = 0.0) -> None:
-        """The drummer's feel from the next play (None: the style's). ValueError naming the
-        value. Thread: UI."""
-        self._band.set_config(swing=swing, fills=fills, time_feel=time_feel, humanise=float(humanise))
+        """The band's feel (None: the style's), from its next step while it plays, and for
+        the next play. ValueError naming the value. Thread: UI."""
+        self._band.set_feel(swing=swing, fills=fills, time_feel=time_feel, humanise=float(humanise))
 
     def set_master_volume(self, v: float) -> None:
         self._band.set_master_volume(v)
@@ -402,7 +460,11 @@ class Session:
             lead_ms=float(m.lead_ms_last) if m else 0.0, late_steps=int(m.late_steps) if m else 0,
             cpu_percent=float(self._cpu), backend=band.backend,
             recording=self._takes.recorder is not None, notices=self._notices.current(), parts=dict(band.parts),
-            confirmation=self._notices.confirmation())
+            confirmation=self._notices.confirmation(), **self._form_fields(step if playing else -1.0))
+
+    def _form_fields(self, step: float) -> dict:
+        st = self._steering.state(step)
+        return {"bar": st.bar, "section": st.section}
 
     def roll(self, since_step: float) -> list[RollNote]:
         """Notes (part incl. "melody", pitch, start_step, end_step, planned) that end at or
