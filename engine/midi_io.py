@@ -1,14 +1,10 @@
-"""MIDI in and out through mido's rtmidi backend (ALSA sequencer, or JACK MIDI).
+"""MIDI in and out through mido's rtmidi backend (ALSA sequencer, or JACK MIDI); the
+ports themselves (listing, opening, hot-plug) are engine.midi_ports'.
 
-- ``list_ports()``: input and output port names from every backend that works here, and
-  a note saying why there are none (no ALSA sequencer, no JACK server). rtmidi's and
-  libjack's complaints on stderr are silenced while probing.
 - ``MidiInput``: opens a controller by name; its rtmidi callback thread turns note on/off,
   velocity, sustain pedal (CC64) and the chosen channel into ``PlayerNote`` calls and drops
   everything else (sysex, clock, garbage bytes: mido's parser already discards bytes
   that are not MIDI). A handler exception never reaches rtmidi.
-- ``PortWatcher``: polls the port list (hot-plug): new ports can be chosen without a
-  restart; the open port vanishing produces a notice and the session goes on.
 - ``ComputerKeyboard``: the fallback instrument, a pure key -> pitch mapping (two octaves
   tracker-style: Z-row lower, Q-row upper; octave shift) that the UI feeds key presses.
 - ``MidiOutput``: a virtual output port (or a named one) carrying each band part on its
@@ -16,19 +12,17 @@
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 from engine.events import CC_ALL_NOTES_OFF
+from engine.midi_ports import (ALSA, JACK, PortWatcher, close_port, default_api, list_ports, open_port,
+                               quiet_stderr, scan)
 
-# libjack would otherwise try to start a server of its own when none runs.
-os.environ.setdefault("JACK_NO_START_SERVER", "1")
+__all__ = ["ALSA", "JACK", "ComputerKeyboard", "KeyNote", "MidiInput", "MidiOutput", "NoteFilter", "PortWatcher",
+           "VirtualMidiInput", "default_api", "list_ports", "quiet_stderr", "scan"]
 
-ALSA, JACK = "LINUX_ALSA", "UNIX_JACK"
 CC_SUSTAIN = 64
 CC_ALL_SOUND_OFF, CC_RESET_CONTROLLERS = 120, 121
 # Note-ons passed at once, and per second after that: far beyond two hands (a ten-finger
@@ -36,154 +30,6 @@ CC_ALL_SOUND_OFF, CC_RESET_CONTROLLERS = 120, 121
 # notes, and the audio callback never gets a burst of hundreds to start in one block.
 # 16 at once is what the player's synths can start in one period (engine.mixer: 4 x 4).
 NOTE_BURST, NOTE_RATE = 16, 200.0
-_stderr_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """Silence C-level stderr (ALSA lib / libjack messages) for the duration.
-    Process-wide and short: only around port probing and opening."""
-    with _stderr_lock:
-        try:
-            saved = os.dup(2)
-        except OSError:
-            yield
-            return
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def _backend(api: str):
-    import mido
-    return mido.Backend(f"mido.backends.rtmidi/{api}", load=True)
-
-
-def _api_ports(api: str) -> tuple[list[str], list[str]]:
-    """(inputs, outputs) of one rtmidi API; raises when the API cannot start here."""
-    import rtmidi
-
-    rt_api = rtmidi.API_LINUX_ALSA if api == ALSA else rtmidi.API_UNIX_JACK
-    if rt_api not in rtmidi.get_compiled_api():
-        raise RuntimeError(f"rtmidi was built without {api}")
-    with quiet_stderr():
-        mi = rtmidi.MidiIn(rtapi=rt_api, name="LiveBand probe")
-        mo = rtmidi.MidiOut(rtapi=rt_api, name="LiveBand probe")
-        try:
-            return list(mi.get_ports()), list(mo.get_ports())
-        finally:
-            mi.delete()
-            mo.delete()
-
-
-def _jack_running(dirs: tuple[str, ...] | None = None) -> bool:
-    """A JACK server we could talk to: $JACK_DEFAULT_SERVER set, or a server socket
-    (``jack_<server>_<uid>_0``) that accepts a connection.
-
-    Why not just try a client: python-rtmidi's JACK client keeps the GIL while libjack
-    looks for a server, 3.4-4 ms when there is none, and the audio callback waits that
-    long for the GIL. It used to take any file starting with "jack" as a server, and the
-    shared-memory registry a JACK server leaves behind made the hot-plug poll try (and
-    fail) every second: 43 % of the callbacks that waited over 2 ms for the GIL in a 600 s
-    soak found the housekeeping thread there.
-    """
-    if os.environ.get("JACK_DEFAULT_SERVER"):
-        return True
-    import socket
-    import stat
-
-    suffix = f"_{os.getuid()}_0"
-    for d in dirs or ("/dev/shm", f"/run/user/{os.getuid()}", "/tmp"):
-        try:
-            names = [n for n in os.listdir(d) if n.startswith("jack_") and n.endswith(suffix)]
-        except OSError:
-            continue
-        for n in names:
-            path = os.path.join(d, n)
-            try:
-                if not stat.S_ISSOCK(os.stat(path).st_mode):
-                    continue
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                    s.settimeout(0.05)
-                    s.connect(path)      # a socket left by a server that died refuses this
-                return True
-            except OSError:
-                continue
-    return False
-
-
-def _api_problem(api: str, exc: Exception) -> str:
-    """Why a MIDI system cannot start here, for the notice."""
-    msg = str(exc)
-    if api == ALSA and ("seq" in msg or "ALSA" in msg):
-        return "no ALSA sequencer (/dev/snd/seq missing: load snd-seq or use JACK)"
-    if api == JACK and "not running" in msg:
-        return "no JACK server running"
-    return f"{api}: {msg}"
-
-
-def scan() -> tuple[dict[str, str], dict[str, str], str]:
-    """({input name: api}, {output name: api}, note). The note explains an empty list."""
-    ins: dict[str, str] = {}
-    outs: dict[str, str] = {}
-    problems = []
-    working = []
-    for api in (ALSA, JACK):
-        if api == JACK and not _jack_running():
-            problems.append("no JACK server running")
-            continue
-        try:
-            i, o = _api_ports(api)
-        except Exception as exc:
-            problems.append(_api_problem(api, exc))
-            continue
-        _add_ports(ins, outs, working, api, i, o)
-    note = _ports_note(ins, outs, working, lambda: "no MIDI ports: " + "; ".join(problems))
-    return ins, outs, note
-
-
-def _add_ports(ins: dict, outs: dict, working: list, api: str, i: list, o: list) -> None:
-    """Merge one MIDI API's port names (the first API to name a port keeps it)."""
-    working.append("JACK MIDI" if api == JACK else "ALSA MIDI")
-    for n in i:
-        ins.setdefault(n, api)
-    for n in o:
-        outs.setdefault(n, api)
-
-
-def _ports_note(ins: dict, outs: dict, working: list, no_api_note) -> str:
-    """The human-readable MIDI notice; ``no_api_note()`` is asked only when no API works."""
-    if ins or outs:
-        return ""
-    if working:
-        return f"no MIDI devices connected ({' and '.join(working)} available; plug in a controller)"
-    return no_api_note()
-
-
-def list_ports() -> tuple[list[str], list[str], str]:
-    """(input names, output names, note) over every MIDI backend that works here."""
-    ins, outs, note = scan()
-    return list(ins), list(outs), note
-
-
-def default_api() -> str | None:
-    """The API for virtual ports: JACK when a server runs, else ALSA if it works."""
-    if _jack_running():
-        try:
-            _api_ports(JACK)
-            return JACK
-        except Exception:
-            pass
-    try:
-        _api_ports(ALSA)
-        return ALSA
-    except Exception:
-        return None
 
 
 # -- MIDI in ----------------------------------------------------------------------
@@ -316,121 +162,24 @@ class NoteFilter:
         self._held_by_pedal.clear()
         self.sustain = False
 
-
 class MidiInput:
     """One open MIDI input port. ``handler`` receives each parsed mido message on
     rtmidi's thread (use a NoteFilter)."""
 
     def __init__(self, name: str, handler: Callable, api: str | None = None) -> None:
-        ins, _, note = scan()
-        if api is None:
-            if name not in ins:
-                raise OSError(f"MIDI input {name!r} not found" + (f" ({note})" if note else
-                              f"; available: {', '.join(ins) or 'none'}"))
-            api = ins[name]
         self.name = name
-        self.api = api
-        with quiet_stderr():
-            self.port = _backend(api).open_input(name, callback=handler)
+        self.port, self.api = open_port(name, api, output=False, virtual=False, callback=handler)
 
     def close(self) -> None:
-        with quiet_stderr():
-            try:
-                self.port.close()
-            except Exception:
-                pass
+        close_port(self.port)
 
 
 class VirtualMidiInput(MidiInput):
     """A virtual input port other programs can connect to (JACK or ALSA)."""
 
     def __init__(self, name: str, handler: Callable, api: str | None = None) -> None:
-        api = api or default_api()
-        if api is None:
-            raise OSError("no MIDI system for a virtual port (no ALSA sequencer, no JACK server)")
         self.name = name
-        self.api = api
-        with quiet_stderr():
-            self.port = _backend(api).open_input(name, client_name="LiveBand", callback=handler)
-
-
-class PortWatcher:
-    """Hot-plug: ``poll()`` re-scans the ports and reports what changed.
-
-    It keeps one probe client per working MIDI system instead of opening a new one per
-    poll (on JACK every new client disturbs the whole graph). A system that fails is
-    retried every ``retry_s``. Thread: one owner (the session's housekeeping thread)."""
-
-    def __init__(self, retry_s: float = 10.0) -> None:
-        self.inputs: dict[str, str] = {}
-        self.outputs: dict[str, str] = {}
-        self.note = ""
-        self.retry_s = retry_s
-        self._probes: dict[str, tuple] = {}
-        self._failed_at: dict[str, float] = {}
-        self._problem: dict[str, str] = {}    # why each system failed, for the notice
-
-    def _probe(self, api: str):
-        import rtmidi
-
-        if api in self._probes:
-            return self._probes[api]
-        if time.monotonic() - self._failed_at.get(api, -1e9) < self.retry_s:
-            return None
-        if api == JACK and not _jack_running():
-            self._failed_at[api] = time.monotonic()
-            self._problem[api] = "no JACK server running"
-            return None
-        rt_api = rtmidi.API_LINUX_ALSA if api == ALSA else rtmidi.API_UNIX_JACK
-        try:
-            with quiet_stderr():
-                probe = (rtmidi.MidiIn(rtapi=rt_api, name="LiveBand watch"),
-                         rtmidi.MidiOut(rtapi=rt_api, name="LiveBand watch"))
-        except Exception as exc:
-            self._failed_at[api] = time.monotonic()
-            self._problem[api] = _api_problem(api, exc)
-            return None
-        self._probes[api] = probe
-        self._problem.pop(api, None)
-        return probe
-
-    def poll(self) -> tuple[set[str], set[str]]:
-        """(appeared, vanished) input names since the last poll."""
-        ins: dict[str, str] = {}
-        outs: dict[str, str] = {}
-        working = []
-        for api in (ALSA, JACK):
-            probe = self._probe(api)
-            if probe is None:
-                continue
-            try:
-                with quiet_stderr():
-                    i, o = probe[0].get_ports(), probe[1].get_ports()
-            except Exception:           # the server went away: drop the probe, retry later
-                self.close(api)
-                self._problem[api] = "no JACK server running" if api == JACK else "the ALSA sequencer went away"
-                continue
-            _add_ports(ins, outs, working, api, i, o)
-        # the notice from the probes' own failures: a fresh scan() here opened a new
-        # client per system on every poll (each holding the GIL for ms, see _jack_running)
-        note = _ports_note(ins, outs, working, lambda: "no MIDI ports: " + "; ".join(
-            self._problem.get(api, f"{api} unavailable") for api in (ALSA, JACK)))
-        appeared = set(ins) - set(self.inputs)
-        vanished = set(self.inputs) - set(ins)
-        self.inputs, self.outputs, self.note = ins, outs, note
-        return appeared, vanished
-
-    def close(self, api: str | None = None) -> None:
-        for key in ([api] if api else list(self._probes)):
-            probe = self._probes.pop(key, None)
-            if probe is not None:
-                with quiet_stderr():
-                    for p in probe:
-                        try:
-                            p.delete()
-                        except Exception:
-                            pass
-                self._failed_at[key] = time.monotonic()
+        self.port, self.api = open_port(name, api, output=False, virtual=True, callback=handler)
 
 
 # -- computer keyboard --------------------------------------------------------------
@@ -499,7 +248,6 @@ class ComputerKeyboard:
         self._held.clear()
         return notes
 
-
 # -- MIDI out --------------------------------------------------------------------------
 class MidiOutput:
     """A MIDI output: a virtual port named ``name`` (other programs connect to it) or an
@@ -507,26 +255,11 @@ class MidiOutput:
     Thread: one sender (the session's dispatcher thread)."""
 
     def __init__(self, name: str = "LiveBand band", virtual: bool = True, api: str | None = None) -> None:
-        if virtual:
-            api = api or default_api()
-            if api is None:
-                raise OSError("no MIDI system for a virtual port (no ALSA sequencer, no JACK server)")
-        else:
-            _, outs, note = scan()
-            if name not in outs:
-                raise OSError(f"MIDI output {name!r} not found" + (f" ({note})" if note else
-                              f"; available: {', '.join(outs) or 'none'}"))
-            api = api or outs[name]
         self.name = name
-        self.api = api
         self.virtual = virtual
         self.sent = 0
         self.errors = 0
-        with quiet_stderr():
-            if virtual:
-                self.port = _backend(api).open_output(name, client_name="LiveBand")
-            else:
-                self.port = _backend(api).open_output(name)
+        self.port, self.api = open_port(name, api, output=True, virtual=virtual)
 
     def send_event(self, kind: int, channel: int, data1: int, data2: int) -> None:
         from engine.events import event_message
@@ -549,8 +282,4 @@ class MidiOutput:
             self.errors += 1
 
     def close(self) -> None:
-        with quiet_stderr():
-            try:
-                self.port.close()
-            except Exception:
-                pass
+        close_port(self.port)

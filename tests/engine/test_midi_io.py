@@ -123,7 +123,7 @@ def test_only_a_live_jack_socket_counts_as_a_running_server(tmp_path, monkeypatc
     import os
     import socket
 
-    from engine.midi_io import _jack_running
+    from engine.midi_ports import _jack_running
 
     monkeypatch.delenv("JACK_DEFAULT_SERVER", raising=False)
     d = str(tmp_path)
@@ -147,7 +147,7 @@ def test_only_a_live_jack_socket_counts_as_a_running_server(tmp_path, monkeypatc
 def test_the_hot_plug_poll_explains_no_ports_without_opening_new_clients(monkeypatch):
     """With no MIDI system working, each poll used to run a full scan (a new client per
     system, every second); the notice now comes from the probes' own failures."""
-    import engine.midi_io as mi
+    import engine.midi_ports as mi
 
     def no_scan():
         raise AssertionError("poll opened a scan")
