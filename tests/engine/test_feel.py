@@ -164,3 +164,28 @@ def test_a_feel_set_while_the_band_plays_applies_from_the_next_step():
     assert not any(d == TOM_HIGH and s >= 64 for s, d in drums)     # none once fills are off
     assert [s for s, d in drums if d == SNARE and 32 <= s < 48] == [36, 44]   # the backbeat on 2 and 4
     assert [s for s, d in drums if d == SNARE and 64 <= s < 96] == [72, 88]   # half time: on 3, once a bar
+
+
+def test_humanise_set_while_the_band_plays_spreads_from_the_next_step():
+    import numpy as np
+
+    from engine.clock import Clock
+    from engine.renderer import EventLog, PartRenderer
+    from models.tokens import chord_token
+
+    clock = Clock(SR, 120, "4/4")
+    log = EventLog()
+    r = PartRenderer([log], "rock", "4/4", seed=1, density=0.6, clock=clock)
+    frame = np.array([chord_token(0, "maj"), 3 + 36, 3 + 60, 3 + 64])
+    for k in range(64):
+        if k == 32:
+            r.set_feel(Feel(humanise=1.0))
+        r.render_step(k, clock.step_time(k), frame, clock.step_in_bar(k))
+    late_ms = {k: [] for k in range(64)}
+    for t, kind, ch, *_ in log.events:
+        if kind == NOTE_ON and ch != P.MELODY.channel:
+            k = clock.step_at(t)
+            late_ms[k].append((t - clock.step_time(k)) * 1000 / SR)
+    assert all(d == 0 for k in range(32) for d in late_ms[k])
+    after = [d for k in range(32, 64) for d in late_ms[k]]
+    assert len(after) > 32 and max(after) > 4.0 and all(0 <= d <= 12.05 for d in after)
