@@ -81,6 +81,7 @@ class PartRenderer:
         self.beat_steps = beat_steps(meter)
         self.seed = seed
         self.feel = feel or Feel()
+        self._req_feel = self.feel  # set_feel's request, taken at the next step (Thread: any)
         self.clock = clock          # for swing/humanise (a step's length); the generator sets it
         self._user_programs = dict(programs or {})
         self.density = density
@@ -127,6 +128,18 @@ class PartRenderer:
             for p in P.BAND_PARTS:
                 if p.channel != P.DRUMS.channel:
                     self._emit(time, PROGRAM, p.channel, self.programs[p.name])
+
+    def set_feel(self, feel: Feel) -> None:
+        """Play ``feel`` (swing, fills, half/double time, humanise; None: the style's) from
+        the next step. Thread: any (the renderer's thread applies it)."""
+        self._req_feel = feel
+
+    def _apply_feel(self, feel: Feel) -> None:
+        self.feel = feel
+        self.swing = self.style.swing if feel.swing is None else feel.swing
+        self.groove.fills = feel.fills or self.style.fills
+        self.groove.time = feel.time or self.style.time
+        self.humaniser.amount = float(feel.humanise)
 
     # -- output helpers -------------------------------------------------------
     def _emit(self, time: int, kind: int, ch: int, d1: int = 0, d2: int = 0) -> None:
@@ -219,6 +232,8 @@ class PartRenderer:
                 else:
                     self._pad_notes = []
         self._restyled = False
+        if self._req_feel is not self.feel:
+            self._apply_feel(self._req_feel)
         self.humaniser.next_step()     # every step, late or not: a seed plays the same
         if late:
             return
