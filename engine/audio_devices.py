@@ -35,7 +35,7 @@ def sounddevice() -> Any:
 
 def refresh_devices() -> None:
     """Re-scan PortAudio's device list (a server that started or stopped since)."""
-    from engine.midi_io import quiet_stderr   # libjack/ALSA complain on stderr while probing
+    from engine.midi_ports import quiet_stderr   # libjack/ALSA complain on stderr while probing
 
     sd = sounddevice()
     with PA_LOCK, quiet_stderr():

@@ -43,11 +43,11 @@ import sys
 import tempfile
 import threading
 import time
-import wave
 
 import numpy as np
 
 from liveband.bench import stallwatch
+from liveband.bench import audio_report as report
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -115,155 +115,12 @@ def _dac_line(audio) -> tuple[int, float] | None:
     return int(last.clock[0]), float(last.dac[0])
 
 
-def _note_record(s, t0, stamp, stamped_at, fixed, hit, blk, line_before, xruns, late, t_start, rate,
-                 returned_at: float = 0.0) -> dict:
-    """One probe note's timing, taken apart: where it was stamped, where the stamped
-    sample really went out (DAC time of the block that rendered it), the synth's wait."""
-    from engine.events import IMMEDIATE
-
-    c, _, dac = blk
-    rec = {"t": round(t0 - t_start, 3), "latency_ms": round(1000.0 * (dac + (hit - c) / rate - t0), 3),
-           "player_latency_ms": round(1000.0 * fixed, 3) if fixed else None,
-           "stamped": stamp != IMMEDIATE, "xruns": int(xruns), "late": int(late)}
-    if stamp != IMMEDIATE:
-        rec["synth_wait_frames"] = int(hit - stamp)
-        sb = s.audio.block_at(stamp)
-        if sb is not None and fixed:
-            # DAC time of the stamped sample by the block that rendered it, minus the
-            # key_event time + the fixed delay it was aimed at: the DAC line moving under
-            # the stamp, and the wait between key_event and the stamp
-            rec["aim_error_ms"] = round(1000.0 * (sb[2] + (stamp - sb[0]) / rate - (t0 + fixed)), 3)
-        if stamped_at >= t0:
-            rec["stamp_delay_ms"] = round(1000.0 * (stamped_at - t0), 3)
-            if returned_at >= stamped_at:
-                # the push came before key_event returned: a late note with a long one
-                # lost its thread (the GIL) between the stamp and the push
-                rec["stamp_to_return_ms"] = round(1000.0 * (returned_at - stamped_at), 3)
-        if line_before is not None:
-            rec["stamp_ahead_of_line_ms"] = round(1000.0 * ((stamp - line_before[0]) / rate), 3)
-    return rec
-
-
-def _monitor_check(path: str, notes: list[dict], rate: int) -> dict:
-    """Onsets (first sample of 2 LSB or more after 0.1 s below) in the monitor
-    recording, matched to the probe notes, and a line fitted through (t0, onset time):
-    the residuals' spread is the note-to-sound jitter as the sink played it."""
-    try:
-        with wave.open(path, "rb") as w:
-            x = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, w.getnchannels())
-    except (OSError, EOFError, wave.Error) as exc:
-        return {"error": f"monitor recording unreadable: {exc}"}
-    # >= 2 LSB: the muted band's residue (below one LSB as floats) rounds to +-1 now and then
-    above = np.flatnonzero(np.abs(x[:, 0].astype(np.int32)) > 1)
-    if above.size == 0 or not notes:
-        return {"n": 0}
-    gaps = np.diff(above) > rate // 10
-    onsets = np.concatenate(([above[0]], above[1:][gaps])) / rate
-    t0 = np.asarray([n["t0"] for n in notes])
-    # align on the first note, then pair every note with the onset nearest its prediction
-    # (following the sink's clock, which runs hundreds of ppm off the monotonic clock)
-    guess = onsets[0] - t0[0]
-    pairs = []
-    for t in t0:
-        k = int(np.argmin(np.abs(onsets - (t + guess))))
-        if abs(onsets[k] - (t + guess)) < 0.03:
-            pairs.append((t, onsets[k]))
-            guess = onsets[k] - t
-    if len(pairs) < 10:
-        return {"n": len(pairs), "onsets": int(onsets.size)}
-    a = np.asarray(pairs)
-    fit = np.polyfit(a[:, 0], a[:, 1], 1)
-    res = 1000.0 * (a[:, 1] - np.polyval(fit, a[:, 0]))
-    # an xrun shifts every later onset (the sink played silence meanwhile): measure each
-    # note against the median of its 11 neighbours, so a step counts once, not forever
-    half = 5
-    local = np.asarray([res[i] - np.median(res[max(0, i - half):i + half + 1]) for i in range(res.size)])
-    return {"notes_matched": len(pairs), "onsets": int(onsets.size),
-            "sink_clock_vs_monotonic_ppm": round(1e6 * (fit[0] - 1.0), 1),
-            "residual_ms": _spread(local), "residual_to_one_line_ms": _spread(res)}
-
-
-def _xrun_causes(blocks: np.ndarray, block_s: float) -> dict:
-    """Sort the xruns by what preceded them, from the per-block log:
-
-    - ``gil``: one of the two callbacks before it (or its own) started running Python
-      more than 2 ms after PortAudio called it (waiting for the GIL, held by another of
-      our threads that the scheduler had put aside);
-    - ``no_callback``: no GIL wait, but PortAudio called us more than 2 blocks after the
-      previous callback (its thread was not woken: the server or the client library's
-      I/O thread was late);
-    - ``server``: callbacks on time and prompt, yet the server ran dry (it, or the
-      client's I/O thread moving our data to it, was starved).
-    """
-    if blocks.shape[0] == 0:
-        return {}
-    t, ent, xr = blocks[:, 1], blocks[:, 4], blocks[:, 5]
-    ent = 1000.0 * (ent - ent.min())
-    out = {"gil": 0, "no_callback": 0, "server": 0}
-    for j in np.flatnonzero(xr):
-        lo = max(0, j - 2)
-        if ent[lo:j + 1].max() > 2.0:
-            out["gil"] += 1
-        elif j > 0 and np.diff(t[lo:j + 1]).max(initial=0.0) > 2 * block_s:
-            out["no_callback"] += 1
-        else:
-            out["server"] += 1
-    return out
-
-
 def _timing_rows(audio, lo: int, hi: int) -> np.ndarray:
     """AudioOut's timing rows of blocks ``lo`` to ``hi - 1`` (those still in its ring) as
     rows of (clock, callback time, DAC time, lead, entry delay, xrun): shape (n, 6) float64."""
     r = audio.timing.rows(lo, hi)
     return np.stack([r.clock.astype(np.float64), r.time, r.dac, r.lead, r.entry, r.xrun.astype(np.float64)],
                     axis=1)
-
-
-def _xruns_vs_stalls(blocks: np.ndarray, stalls: list[list[tuple[float, float]]]) -> dict:
-    """Each xrun against the machine stalls (liveband.bench.stallwatch: a real-time watcher per
-    CPU that woke late, i.e. that CPU ran nothing of ours). An xrun's silent stretch is
-    the time from three callbacks before it to its own; it counts as ``on_any_cpu_stall``
-    when a stall on some CPU overlaps that gap (a virtual CPU taken away while one of
-    the audio threads ran on it: the guest cannot move that thread elsewhere) and as
-    ``on_all_cpus_stall`` when every CPU had one (the whole machine stood still).
-    ``stalls``: per CPU, (start on the monotonic clock in s, length in ms)."""
-    t, xr = blocks[:, 1], blocks[:, 5]
-    out = {"xruns": 0, "on_any_cpu_stall": 0, "on_all_cpus_stall": 0, "longest_stall_ms": []}
-    for j in np.flatnonzero(xr):
-        if j == 0:
-            continue
-        # PortAudio flags the underflow a block or two after the late call: the stretch
-        # from three callbacks before it
-        lo, hi = t[max(0, j - 3)], t[j]
-        per_cpu = [max((g for a, g in cpu if a < hi and a + g / 1000.0 > lo), default=0.0) for cpu in stalls]
-        out["xruns"] += 1
-        out["on_any_cpu_stall"] += int(any(per_cpu))
-        out["on_all_cpus_stall"] += int(bool(per_cpu) and all(per_cpu))
-        out["longest_stall_ms"].append(round(max(per_cpu, default=0.0), 1))
-    return out
-
-
-def _stall_summary(stalls: list[list[tuple[float, float]]], realtime: list[bool]) -> dict:
-    g = np.asarray([x for cpu in stalls for _, x in cpu], dtype=np.float64)
-    return {"watchers_realtime": realtime, "per_cpu": [len(c) for c in stalls],
-            "over_10ms": int((g > 10.0).sum()), "max_ms": round(float(g.max()), 1) if g.size else 0.0}
-
-
-def _percentiles(x: list[float] | np.ndarray) -> dict:
-    a = np.asarray(x, dtype=np.float64)
-    if a.size == 0:
-        return {"n": 0}
-    return {"n": int(a.size), "p50": round(float(np.percentile(a, 50)), 3),
-            "p99": round(float(np.percentile(a, 99)), 3), "max": round(float(a.max()), 3)}
-
-
-def _spread(x: list[float]) -> dict:
-    a = np.asarray(x, dtype=np.float64)
-    a = a[np.isfinite(a)]
-    if a.size == 0:
-        return {"n": 0}
-    return {**_percentiles(a), "p1": round(float(np.percentile(a, 1)), 3),
-            "p99_minus_p1": round(float(np.percentile(a, 99) - np.percentile(a, 1)), 3)}
 
 
 def _gil_holder_probe(out: list):
@@ -293,26 +150,11 @@ def _gil_holder_probe(out: list):
     return hook
 
 
-def _gil_summary(events: list) -> dict:
-    """Which thread/frame was running when the slow callbacks started, counted over the
-    events, threads parked in a wait or sleep left out."""
-    idle = ("wait", "sleep", "_wait_for_tstate_lock", "select", "poll", "get", "readline", "join")
-    count: dict = {}
-    for e in events:
-        for name, stack in e["threads"].items():
-            if stack and stack[0].split(" ")[-1] not in idle:
-                key = f"{name}: " + " <- ".join(stack)
-                count[key] = count.get(key, 0) + 1
-    top = sorted(count.items(), key=lambda kv: -kv[1])[:12]
-    return {"events": len(events), "over_5ms": sum(1 for e in events if e["wait_ms"] > 5.0),
-            "running_at_those_moments": dict(top)}
-
-
 def _hum_file(folder: str, sample_rate: int, seconds: float) -> str | None:
     """A hummed melody for the fake microphone (looped by the caller)."""
     try:
         from engine.pitch.synth_hum import HumSpec, make_hum
-        from engine.pitch.wavio import write_wav
+        from engine.wav import write_wav
     except ImportError:
         return None
     clip = make_hum(HumSpec(seed=7, sample_rate=sample_rate, n_notes=max(4, int(seconds / 0.6))))
@@ -359,9 +201,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             mic_player = None
             if use_mic:
                 s.set_input_mode("mic")
-                deadline = time.monotonic() + 60
-                while s.inputs.mic is None and time.monotonic() < deadline and s.inputs.mic_starting:
-                    time.sleep(0.1)
+                s.inputs.wait_mic(60)
             s.play()
             # the band renders but is silent at the mixer, so the probe note is measurable
             for part in P.BAND_PARTS:
@@ -438,7 +278,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                             latencies.append(1000.0 * (dac + (probe.hit - c) / rate - t0))
                             latencies_audible.append(1000.0 * (blk_a[2] + (probe.hit_audible - blk_a[0]) / rate - t0))
                             beyond_fixed.append(latencies[-1] - 1000.0 * fixed if fixed else float("nan"))
-                            notes.append(_note_record(s, t0, stamp, stamped_at, fixed, probe.hit, blk, line_before,
+                            notes.append(report.note_record(s, t0, stamp, stamped_at, fixed, probe.hit, blk, line_before,
                                                       s.mixer.xruns - xr_before,
                                                       s.mixer.late_events - late_before, t_start, rate,
                                                       returned_at))
@@ -481,8 +321,8 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
         lat = np.asarray(latencies)
         fixed_ms = np.asarray([n["player_latency_ms"] or np.nan for n in notes])
         beyond_fixed = list(lat - fixed_ms)
-        monitor_check = _monitor_check(monitor_wav, notes, rate)
-        xrun_causes = _xrun_causes(blocks, blocksize / rate)
+        monitor_check = report.monitor_check(monitor_wav, notes, rate)
+        xrun_causes = report.xrun_causes(blocks, blocksize / rate)
         ent = np.concatenate(entry) if entry else np.zeros(0)
         ent = 1000.0 * (ent - ent.min()) if ent.size else ent
         result.update({
@@ -495,24 +335,24 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             "stream_age_at_start_s": round(t_start - opened_at, 1),
             # real-time watchers that woke > 3 ms late (their CPU ran nothing of ours),
             # and the xruns whose silent stretch such a stall overlapped
-            "machine_stalls": _stall_summary(stalls, watch_rt),
-            "xruns_vs_machine_stalls": _xruns_vs_stalls(blocks, stalls),
+            "machine_stalls": report.stall_summary(stalls, watch_rt),
+            "xruns_vs_machine_stalls": report.xruns_vs_stalls(blocks, stalls),
             "callback_realtime": bool(s.audio.realtime),
             # "c": engine/native's callback, which never waits for the GIL; "python": the fallback
             "callback": "c" if s.mixer.native else "python",
             "server_client_threads_realtime": int(s.audio.io_threads_realtime),
             "reported_output_latency_ms": round(snap.audio_latency_ms, 2),
-            "work_ms": _percentiles(w), "work_fraction_of_block": _percentiles(load),
+            "work_ms": report.percentiles(w), "work_fraction_of_block": report.percentiles(load),
             "work_p99_below_30pct": bool(load.size and np.percentile(load, 99) < 0.30),
-            "note_to_sound_ms": {**_percentiles(lat),
+            "note_to_sound_ms": {**report.percentiles(lat),
                                  "jitter_p99_minus_p1": round(float(np.percentile(lat, 99) - np.percentile(lat, 1)), 3)
                                  if lat.size else None,
                                  "std": round(float(lat.std()), 3) if lat.size else None},
-            "note_to_sound_minus_output_latency_ms": _percentiles(lat - snap.audio_latency_ms) if lat.size else None,
+            "note_to_sound_minus_output_latency_ms": report.percentiles(lat - snap.audio_latency_ms) if lat.size else None,
             # the same to the first sample above -60 dBFS (further into the piano's attack)
-            "note_to_sound_60dbfs_ms": _spread(latencies_audible),
+            "note_to_sound_60dbfs_ms": report.spread(latencies_audible),
             "note_to_sound_60dbfs_minus_output_latency_ms":
-                _percentiles(np.asarray(latencies_audible) - snap.audio_latency_ms) if latencies_audible else None,
+                report.percentiles(np.asarray(latencies_audible) - snap.audio_latency_ms) if latencies_audible else None,
             # independent of PortAudio's DAC times: the notes' onsets in the null sink's
             # monitor recording against their key_event times (a line fitted through
             # all: the residual spread is the jitter as played)
@@ -520,28 +360,28 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             # the fixed arrival-to-DAC delay player notes were scheduled with (measured
             # from the stream's lead over the DAC, see AudioOut.player_latency)
             "player_latency_ms": round(1000.0 * player_latency, 3) if player_latency else None,
-            "player_latency_ms_over_notes": _spread([n["player_latency_ms"] for n in notes
+            "player_latency_ms_over_notes": report.spread([n["player_latency_ms"] for n in notes
                                                      if n["player_latency_ms"]]),
             # each note's latency minus the fixed delay it was timed with: the synth-period
             # wait, the probe's attack to its first non-zero sample (6-38 frames) and
             # the DAC clock's wander; its
             # spread is the jitter left when the fixed delay itself does not move
-            "note_to_sound_minus_player_latency_ms": _spread(beyond_fixed),
+            "note_to_sound_minus_player_latency_ms": report.spread(beyond_fixed),
             # how much later than the quickest one each callback started running Python
             # (PortAudio's call time to our first line: mostly waiting for the GIL)
-            "callback_start_delay_ms": _percentiles(ent),
+            "callback_start_delay_ms": report.percentiles(ent),
             # each note's latency taken apart (see _note_record): the DAC line moving
             # between stamping and rendering, and the synth's wait after the stamp
-            "note_aim_error_ms": _spread([n["aim_error_ms"] for n in notes if "aim_error_ms" in n]),
+            "note_aim_error_ms": report.spread([n["aim_error_ms"] for n in notes if "aim_error_ms" in n]),
             # how long after the key_event call the stamp was taken (our own Python path:
             # a GIL wait there moves the note as much)
-            "note_stamp_delay_ms": _spread([n["stamp_delay_ms"] for n in notes if "stamp_delay_ms" in n]),
+            "note_stamp_delay_ms": report.spread([n["stamp_delay_ms"] for n in notes if "stamp_delay_ms" in n]),
             # from that stamp to key_event's return (the push is in between): a late note
             # whose value is long lost its thread there, after its clock read
-            "note_stamp_to_return_ms": _spread([n["stamp_to_return_ms"] for n in notes
+            "note_stamp_to_return_ms": report.spread([n["stamp_to_return_ms"] for n in notes
                                                 if "stamp_to_return_ms" in n]),
             "late_notes_stamp_to_return_ms": [n.get("stamp_to_return_ms") for n in notes if n["late"]],
-            "note_synth_wait_frames": _spread([n["synth_wait_frames"] for n in notes if "synth_wait_frames" in n]),
+            "note_synth_wait_frames": report.spread([n["synth_wait_frames"] for n in notes if "synth_wait_frames" in n]),
             "notes_late": sum(1 for n in notes if n["late"]),
             "notes_unstamped": sum(1 for n in notes if not n["stamped"]),
             "notes_with_xrun": sum(1 for n in notes if n["xruns"]),
@@ -551,7 +391,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                 "lead_ms_min": round(m.lead_ms_min, 1)},
         })
         if os.environ.get("LIVEBAND_BENCH_GIL"):
-            result["slow_callback_starts"] = _gil_summary(gil_events)
+            result["slow_callback_starts"] = report.gil_summary(gil_events)
         if notes_path:
             with open(notes_path, "w") as f:
                 json.dump({"blocksize": blocksize, "notes": notes, "blocks": blocks.tolist(),

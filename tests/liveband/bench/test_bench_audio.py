@@ -8,7 +8,8 @@ import sys
 import numpy as np
 
 from liveband.bench import stallwatch
-from liveband.bench.audio import AUDIBLE_THRESHOLD, PROBE_THRESHOLD, _Probe, _xruns_vs_stalls
+from liveband.bench.audio import AUDIBLE_THRESHOLD, PROBE_THRESHOLD, _Probe
+from liveband.bench.audio_report import gil_summary, xruns_vs_stalls
 
 
 def _blocks(times: list[float], xrun_at: list[int]) -> np.ndarray:
@@ -24,10 +25,10 @@ def test_an_xrun_counts_against_the_machine_only_when_a_stall_overlaps_its_silen
     blocks = _blocks(times, [5])
     before = [(9.000, 30.0)]                # a stall long before: not this xrun's
     during = [(10.025, 30.0)]               # 10.025-10.055, inside the 10.020-10.060 gap
-    assert _xruns_vs_stalls(blocks, [before, []])["on_any_cpu_stall"] == 0
-    one = _xruns_vs_stalls(blocks, [during, before])
+    assert xruns_vs_stalls(blocks, [before, []])["on_any_cpu_stall"] == 0
+    one = xruns_vs_stalls(blocks, [during, before])
     assert (one["on_any_cpu_stall"], one["on_all_cpus_stall"]) == (1, 0)
-    both = _xruns_vs_stalls(blocks, [during, [(10.030, 12.0)]])
+    both = xruns_vs_stalls(blocks, [during, [(10.030, 12.0)]])
     assert (both["on_any_cpu_stall"], both["on_all_cpus_stall"]) == (1, 1)
     assert both["longest_stall_ms"] == [30.0]
 
@@ -64,7 +65,7 @@ def test_the_gil_probe_names_what_another_thread_was_running_at_a_late_callback(
     counts the running ones (a thread parked in a wait is not a suspect)."""
     import threading
 
-    from liveband.bench.audio import _gil_holder_probe, _gil_summary
+    from liveband.bench.audio import _gil_holder_probe
 
     stop = threading.Event()
     started = threading.Event()
@@ -89,7 +90,7 @@ def test_the_gil_probe_names_what_another_thread_was_running_at_a_late_callback(
         stop.set()
         worker.join()
         parked.join()
-    summary = _gil_summary(events)
+    summary = gil_summary(events)
     assert summary["events"] == 3 and summary["over_5ms"] == 0
     running = summary["running_at_those_moments"]
     assert any(k.startswith("busy: ") and "busy_python_loop" in k for k in running), running
