@@ -20,7 +20,7 @@ from PyQt6.QtCore import QEvent, QSettings, Qt, QTimer
 from PyQt6.QtGui import QKeyEvent
 from PyQt6.QtWidgets import (
     QAbstractSpinBox, QApplication, QFileDialog, QFrame, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMainWindow,
-    QMessageBox, QTabWidget, QVBoxLayout, QWidget,
+    QMessageBox, QPlainTextEdit, QTabWidget, QVBoxLayout, QWidget,
 )
 
 from liveband import presets as pr
@@ -28,6 +28,7 @@ from liveband.config import INPUT_GAIN_DB_RANGE, TEMPO_RANGE, style_feel
 from liveband.errors import first_line
 
 from ui import settings as st
+from ui.chords import ChordsPanel
 from ui.gm import note_name
 from ui.health import BAD, OK, HealthMonitor, Verdict
 from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
@@ -149,7 +150,9 @@ class MainWindow(QMainWindow):
         self.band_panel = BandPanel(self.keyboard.base_pitch)
         self.setup_panel = SetupPanel()
         self.sessions_panel = SessionsPanel()
+        self.chords_panel = ChordsPanel()
         self.tabs.addTab(self.band_panel, "Band")
+        self.tabs.addTab(self.chords_panel, "Chords")
         self.tabs.addTab(self.setup_panel, "Setup")
         self.tabs.addTab(self.sessions_panel, "Sessions")
         body.addWidget(self.tabs)
@@ -169,6 +172,7 @@ class MainWindow(QMainWindow):
         t.count_in.valueChanged.connect(lambda v: self._call(ss.set_count_in, v))
         t.metronome.toggled.connect(lambda on: self._call(ss.set_metronome, on))
         t.key.currentIndexChanged.connect(self._key_changed)
+        self.chords_panel.connect(ss, self._call)
         t.style.currentIndexChanged.connect(lambda i: self._call(ss.set_style, t.style.itemData(i)))
         t.style.currentIndexChanged.connect(lambda i: self._style_feel(t.style.itemData(i)))   # after the style
         b.feel.changed.connect(self._feel_changed)
@@ -787,9 +791,12 @@ class MainWindow(QMainWindow):
         if snap.playing and not snap.counting_in:
             bar, beat = bar_and_beat_steps(snap.meter)
             s = max(0.0, snap.step)
-            self.transport.position.setText(f"{int(s // bar) + 1}.{int(s % bar // beat) + 1}")
+            self.transport.position.setText(f"{int(s // bar) + 1}.{int(s % bar // beat) + 1}"
+                                            + (f" {snap.section}" if snap.section else ""))
         else:
             self.transport.position.setText("count" if snap.counting_in else "–")
+        if self.tabs.currentWidget() is self.chords_panel:
+            self.chords_panel.show_state(self.session.form_state(), self.session.chart_sections())
         self.transport.key_label.setText(f"key: {snap.key}" if snap.key else "key: listening…")
         auto = f"Auto: {snap.key}" if snap.key else "Auto"
         if self.transport.key.itemText(0) != auto:
@@ -866,7 +873,8 @@ class MainWindow(QMainWindow):
     def _is_text_entry(w) -> bool:
         """A free-text box keeps every key; number boxes (tempo, count-in) take only digits,
         so letters, Space and T still play the instrument while they have the focus."""
-        return isinstance(w, QLineEdit) and not isinstance(w.parent(), QAbstractSpinBox)
+        return (isinstance(w, QLineEdit) and not isinstance(w.parent(), QAbstractSpinBox)) or \
+            isinstance(w, QPlainTextEdit)          # the Chords tab's chart
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
         """Transport keys and computer-keyboard notes, wherever the focus is in this window."""

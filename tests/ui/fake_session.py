@@ -63,6 +63,21 @@ class FakeSession:
     def set_meter(self, meter): self._rec("set_meter", meter)
     def set_style(self, style): self._rec("set_style", style)
     def set_feel(self, **feel): self._rec("set_feel", feel)
+    # the Chords tab (liveband.session_steering)
+    def set_arranger(self, on, split=None): self._rec("set_arranger", on, split)
+    def load_chart(self, path): self._rec("load_chart", path)
+    def set_chart_text(self, text, name="chart"): self._rec("set_chart_text", text, name)
+    def chart_text(self): return ""
+    def save_chart(self, path, locked=False): self._rec("save_chart", path, locked)
+    def clear_chart(self): self._rec("clear_chart")
+    def chart_sections(self): return []
+    def loop_section(self, name): self._rec("loop_section", name)
+    def lock_form(self, bars): self._rec("lock_form", bars)
+    def unlock_form(self): self._rec("unlock_form")
+    def set_tempo_ramp(self, bpm, every=1): self._rec("set_tempo_ramp", bpm, every)
+    def form_state(self):
+        from liveband.session_steering import FormState
+        return FormState(0, 0, 0, 0, "", "model", False, 54, "F#3", "", "", 0, "")
     def set_temperature(self, t): self._rec("set_temperature", t)
     def set_density(self, d): self._rec("set_density", d)
     def set_harmony_follow(self, h): self._rec("set_harmony_follow", h)
@@ -98,3 +113,4 @@ class FakeSession:
         for i in range(5):
             if progress:
                 progress(i / 4)
+

@@ -37,7 +37,7 @@ def key(w, k, down=True, auto=False):
 def test_window_opens_with_every_part_of_the_instrument(make_window, fake_session):
     w = make_window(fake_session)
     assert set(w.strips) == {"bass", "keys", "pad", "drums", "melody"}      # the player's own part too
-    assert [w.tabs.tabText(i) for i in range(w.tabs.count())] == ["Band", "Setup", "Sessions"]
+    assert [w.tabs.tabText(i) for i in range(w.tabs.count())] == ["Band", "Chords", "Setup", "Sessions"]
     assert w.strips["bass"].program.currentData() == 33          # from the session's part state
     assert w.setup_panel.audio_out.findData("NullSpeakers") > 0
     assert w.sessions_panel.session_list.count() == 1
