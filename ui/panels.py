@@ -5,7 +5,7 @@ from __future__ import annotations
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-    QProgressBar, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
+    QProgressBar, QPushButton, QScrollArea, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from liveband.config import (DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE, INPUT_GAIN_DB_RANGE,
@@ -131,14 +131,22 @@ class PartStrip(QFrame):
             self.program.blockSignals(False)
 
 
-class BandPanel(QWidget):
-    """How the band plays (creativity, intensity, harmony follow, master) and an
-    on-screen piano with the key help."""
+class BandPanel(QScrollArea):
+    """How the band plays (creativity, intensity, harmony follow, master), its feel, an
+    on-screen piano with the key help and the presets. It scrolls, so the window still
+    fits a laptop screen (the tab is taller than the mixer beside it)."""
 
     def __init__(self, keyboard_base: int = 60) -> None:
         super().__init__()
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(12, 12, 12, 12)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        body = QWidget()
+        self.setWidget(body)
+        self.viewport().setAutoFillBackground(False)
+        body.setAutoFillBackground(False)
+        lay = QVBoxLayout(body)
+        lay.setContentsMargins(10, 8, 10, 8)
         lay.addWidget(caption("how the band plays"))
         grid = QGridLayout()
         pct = lambda v: f"{v * 100:.0f}%"  # noqa: E731
@@ -165,10 +173,7 @@ class BandPanel(QWidget):
             "<b>Z S X D C V G B H N J M ,</b> play notes<br><b>[ ]</b> octave down / up")
         help_.setObjectName("dim")
         help_.setWordWrap(True)
-        lay.addSpacing(10)
-        lay.addWidget(caption("keys"))
-        lay.addWidget(help_)
-        lay.addSpacing(10)
+        lay.addSpacing(6)
         lay.addWidget(caption("presets"))
         self.presets = QComboBox()
         self.presets.setToolTip("saved band setups: style, tempo, meter, key, knobs, feel and the mixer")
@@ -181,6 +186,9 @@ class BandPanel(QWidget):
             row.addWidget(b)
         lay.addLayout(row)
         _no_focus(self.presets, self.preset_save, self.preset_load, self.preset_delete)
+        lay.addSpacing(6)        # the key help last: what a small screen scrolls to
+        lay.addWidget(caption("keys"))
+        lay.addWidget(help_)
         lay.addStretch(1)
 
     def show_presets(self, names: list[str], current: str | None = None) -> None:

@@ -78,3 +78,15 @@ def test_a_preset_s_feel_and_this_launch_s_flags_show_on_the_controls(themed_app
     assert fake_session.called("set_meter")[-1] == ("12/8",)
     assert fake_session.called("set_feel")[-1] == ({"swing": 0.5, "fills": "phrase", "time_feel": "half",
                                                      "humanise": 0.2},)
+
+
+def test_the_window_with_the_feel_controls_still_fits_a_laptop_screen(themed_app, qtbot, tmp_path, fake_session):
+    # the Band tab scrolls (its key help last), so the feel row does not make the window taller
+    w = window(fake_session, qtbot, tmp_path / "ui.ini")
+    assert w.minimumSizeHint().height() <= 720, w.minimumSizeHint()
+    w.resize(1280, 720)
+    w.show()
+    qtbot.waitExposed(w)
+    b = w.band_panel
+    for widget in (b.feel.swing, b.feel.fills, b.preset_save):
+        assert widget.isVisible() and not widget.visibleRegion().isEmpty(), widget
