@@ -230,4 +230,4 @@ class Steering:
             ramp="" if r is None else f"{r.bpm:+g} BPM every {r.every}")
 
 
-__all__ = ["ChartError", "FormState", "Steering"]
+__all__ = ["ChartError", "DEFAULT_SPLIT", "FormState", "Steering", "note_name"]

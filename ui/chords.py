@@ -8,7 +8,7 @@ from __future__ import annotations
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
                              QSpinBox, QVBoxLayout, QWidget)
 
-from engine.arranger import DEFAULT_SPLIT, note_name
+from liveband.session_steering import DEFAULT_SPLIT, note_name
 from ui.panels import _no_focus, caption
 
 WHOLE = "whole chart"
