@@ -61,6 +61,8 @@ class Inputs:
         self.ports = PortWatcher()
         self.mic = None
         self.mic_starting = False
+        self._mic_settled = threading.Event()      # no microphone start under way
+        self._mic_settled.set()
         self.pitch_tracker = "pesto"
         self.ready_tracker = None
         self.hummed: float | None = None
@@ -198,6 +200,7 @@ class Inputs:
         if self.mic is not None or self.mic_starting:
             return
         self.mic_starting = True
+        self._mic_settled.clear()
         self._notices.problem("input", "microphone starting (loading the pitch tracker)...")
         threading.Thread(target=self._open_mic, name="liveband-mic-start", daemon=True).start()
 
@@ -221,6 +224,13 @@ class Inputs:
                 mic.close()
         finally:
             self.mic_starting = False
+            self._mic_settled.set()
+
+    def wait_mic(self, timeout: float | None = None) -> bool:
+        """Wait until a microphone start (``set_mode("mic")``) has finished, opened or
+        failed (the notices say why); True when the microphone is open. Thread: any."""
+        self._mic_settled.wait(timeout)
+        return self.mic is not None
 
     def _preload_tracker(self) -> None:
         """Load and warm the pitch tracker (seconds of imports and a first slow call) in

@@ -280,9 +280,7 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
             t0 = time.monotonic()
             for _ in range(switches):
                 s.set_input_mode("mic")
-                deadline = time.monotonic() + 10
-                while s.inputs.mic is None and time.monotonic() < deadline:
-                    time.sleep(0.01)
+                s.inputs.wait_mic(10)
                 time.sleep(0.3)
                 s.set_input_mode("keyboard")
                 time.sleep(0.3)
@@ -298,9 +296,7 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
 
             # -- hum -> band response
             s.set_input_mode("mic")
-            deadline = time.monotonic() + 10
-            while s.inputs.mic is None and time.monotonic() < deadline:
-                time.sleep(0.01)
+            s.inputs.wait_mic(10)
             gen, clock = s.generator, s.clock
             seen: list[tuple[int, int]] = []        # (dated onset sample, generator's next step then)
             orig = gen.melody_event

@@ -28,10 +28,7 @@ def test_hummed_notes_reach_the_band_in_pitch_and_time(pulse_server, liveband_ho
     path = _wav(tmp_path / "hum.wav", clip.audio)
     with Session(EngineConfig(tempo=100.0, count_in_bars=0), AudioConfig(blocksize=256)) as s:
         s.set_input_mode("mic")
-        deadline = time.monotonic() + 30
-        while s.inputs.mic is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert s.inputs.mic is not None, s.snapshot().notices
+        assert s.inputs.wait_mic(30), s.snapshot().notices
         s.play()
         time.sleep(0.3)
         player = pulse_server.play_into_mic(path)
@@ -76,10 +73,7 @@ def test_input_gain_moves_the_meter_and_a_clipping_voice_gets_a_notice_that_goes
         except ValueError as exc:
             assert "input gain" in str(exc)
         s.set_input_mode("mic")
-        deadline = time.monotonic() + 30
-        while s.inputs.mic is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert s.inputs.mic is not None, s.snapshot().notices
+        assert s.inputs.wait_mic(30), s.snapshot().notices
 
         def sing(gain_db):
             s.set_input_gain(gain_db)
@@ -116,17 +110,11 @@ def test_the_tracker_is_ready_before_the_switch_to_hum_and_the_band_keeps_playin
         time.sleep(1.0)
         before = len([n for n in s.roll(-100) if n[0] != "melody"])
         s.set_input_mode("mic")
-        deadline = time.monotonic() + 10
-        while s.inputs.mic is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert s.inputs.mic is not None, s.snapshot().notices
+        assert s.inputs.wait_mic(30), s.snapshot().notices
         assert s.inputs.mic.hum.tracker is ready          # no second load at the switch
         time.sleep(1.0)
         after = len([n for n in s.roll(-100) if n[0] != "melody"])
         assert after > before, (before, after)       # the band played on through the switch
         s.set_input_mode("keyboard")
         s.set_input_mode("mic")                       # and again: the same tracker is reused
-        deadline = time.monotonic() + 10
-        while s.inputs.mic is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert s.inputs.mic is not None and s.inputs.mic.hum.tracker is ready
+        assert s.inputs.wait_mic(10) and s.inputs.mic.hum.tracker is ready
