@@ -337,16 +337,25 @@ class PartRenderer:
             return root + iv[2]
         return root + (iv[3] if len(iv) > 3 and r < 0.5 else (9 if r < 0.75 else 11))
 
+    def _pattern_step(self, rhythm: str | None, step_in_bar: int, t: int, ch: int, sounding: list[int]) -> str | None:
+        """The style's pattern character for this step (None: no pattern, the part plays
+        the model's notes). Any character but a hold ("-") first ends the notes
+        ``sounding`` on channel ``ch``."""
+        if rhythm is None:
+            return None
+        c = rhythm[step_in_bar % len(rhythm)]
+        if c != "-":
+            for n in sounding:
+                self._off(t, ch, n)
+        return c
+
     def _render_bass(self, t: int, bass: int, step_in_bar: int) -> None:
         ch = P.BASS.channel
-        rhythm = self._bass_rhythm
-        if rhythm is not None:
-            c = rhythm[step_in_bar % len(rhythm)]
+        c = self._pattern_step(self._bass_rhythm, step_in_bar, t, ch, [] if self._bass is None else [self._bass])
+        if c is not None:
             if c == "-":
                 return
-            if self._bass is not None:
-                self._off(t, ch, self._bass)
-                self._bass = None
+            self._bass = None
             pitch = None if c == "." else self._bass_pitch(c)
             if pitch is not None and self.audible("bass"):
                 self._bass = pitch
@@ -364,13 +373,10 @@ class PartRenderer:
 
     def _render_keys(self, t: int, tenor: int, alto: int, step_in_bar: int) -> None:
         ch = P.KEYS.channel
-        rhythm = self._comp_rhythm
-        if rhythm is not None:
-            c = rhythm[step_in_bar % len(rhythm)]
+        c = self._pattern_step(self._comp_rhythm, step_in_bar, t, ch, self._comp)
+        if c is not None:
             if c == "-":
                 return
-            for n in self._comp:
-                self._off(t, ch, n)
             self._comp = []
             if c in "xo" and self.audible("keys"):
                 # the model's last voices, those still in the chord sounding now (a voice
