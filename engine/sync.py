@@ -34,6 +34,7 @@ clock's tempo; the readers on any thread (the fit is one tuple replaced at once)
 from __future__ import annotations
 
 import collections
+import datetime
 import math
 import threading
 import time
@@ -228,6 +229,8 @@ class LinkSync:
         import asyncio
 
         self.on_transport = on_transport
+        # a timed start of ours: (monotonic time, Link time), until a stop
+        self._start_at: tuple[float, datetime.timedelta] | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="liveband-link", daemon=True)
         self._thread.start()
@@ -265,16 +268,25 @@ class LinkSync:
     def set_playing(self, on: bool, at: float | None = None) -> None:
         """Start or stop every peer's transport; ``at``: the monotonic time a start takes
         effect (where the band's first beat sounds), default now. Thread: any."""
-        if not on or at is None:
-            self.link.playing = bool(on)
-            return
-        import datetime
         t1 = time.monotonic()
         link_now = self.link.time       # Link's clock (MONOTONIC_RAW), as a timedelta
         t2 = time.monotonic()
-        when = link_now + datetime.timedelta(seconds=at - 0.5 * (t1 + t2))
+        now = 0.5 * (t1 + t2)
+        start = self._start_at
+        if not on and start is not None and start[0] > now:
+            # a stop before our timed start took effect: Link keeps whichever change is
+            # dated later, so date the stop just after the start
+            at, when = start[0] + 0.001, start[1] + datetime.timedelta(milliseconds=1)
+        elif at is not None and at > now:
+            when = link_now + datetime.timedelta(seconds=at - now)
+        else:
+            at = None
+        self._start_at = (at, when) if on and at is not None else None
+        if at is None:
+            self.link.playing = bool(on)
+            return
         # the beat Link already has at that time: the timeline does not move
-        self.link.set_is_playing_and_request_beat_at_time(True, when, float(self.position_at(at)))
+        self.link.set_is_playing_and_request_beat_at_time(bool(on), when, float(self.position_at(at)))
 
     @property
     def tempo(self) -> float | None:

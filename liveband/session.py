@@ -208,7 +208,17 @@ class Session:
         self._sync.set_delay(ms)
 
     def _follow_transport(self, kind: str) -> None:
-        """A followed MIDI clock's start/stop/continue. Thread: control."""
+        """A followed MIDI clock's start/stop/continue, or a Link peer's play/stop ("link
+        start"/"link stop"). Thread: control."""
+        if kind.startswith("link "):
+            with self._lock:         # the band's play/stop and Link's state change together
+                if not self._sync.link_wants(kind):
+                    return
+                if kind == "link start" and not self._band.playing:
+                    self.play()
+                elif kind == "link stop" and self._band.playing:
+                    self.stop()
+            return
         if kind == "stop":
             self.stop()
             return
@@ -259,12 +269,20 @@ class Session:
         return not any(loader.is_alive() for loader in loaders)
 
     def play(self) -> None:
-        """Start the band (after the count-in) and a new recorded take. Thread: UI."""
-        self._band.play()
+        """Start the band (after the count-in) and a new recorded take; with Link, the
+        other apps' transport too. Thread: UI."""
+        self._band.loader.join()     # the model loads in the background: not under the lock
+        with self._lock:
+            self._band.play()
+            if self._band.playing:
+                self._sync.band_started()
 
     def stop(self) -> None:
-        """Stop the band; everything sounding is released; the take is finalised."""
-        self._band.stop()
+        """Stop the band; everything sounding is released; the take is finalised; with
+        Link, the other apps stop too."""
+        with self._lock:
+            self._band.stop()
+            self._sync.band_stopped()
 
     # -- harmony: arranger, chart, locked form (liveband.session_steering; Thread: UI) ------
     def set_arranger(self, on: bool, split: int | None = None) -> None:
@@ -399,6 +417,11 @@ class Session:
 
     def set_master_volume(self, v: float) -> None:
         self._band.set_master_volume(v)
+
+    @property
+    def metronome(self) -> bool:
+        """Whether the click sounds while the band plays."""
+        return self._band.metronome
 
     def set_metronome(self, on: bool) -> None:
         self._band.set_metronome(on)

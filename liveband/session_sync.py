@@ -5,6 +5,8 @@ sync source on a bar line.
 The MIDI input's clock is always listened to (``clock_in.feed`` is the input's realtime
 handler) and followed only in "midi clock" mode. Its start/stop arrive on rtmidi's thread
 and are handed to the control thread, which calls the session's play/stop as the UI would.
+With Link, the other apps' play/stop arrive the same way (Link's start/stop sync), and the
+band's own play/stop go to them (``band_started``/``band_stopped``).
 Thread: UI (under the session lock); ``source``/``synced_clock``: the caller's."""
 from __future__ import annotations
 
@@ -33,8 +35,8 @@ def bar_quarters(meter: str) -> float:
 class TempoSync:
     def __init__(self, lock: threading.RLock, notices: Notices, control: ControlThread, audio: SessionAudio,
                  transport: Callable[[str], None]) -> None:
-        """``transport(kind)``: "start"/"stop"/"continue" of a followed MIDI clock, run on
-        the control thread."""
+        """``transport(kind)``: "start"/"stop"/"continue" of a followed MIDI clock, or
+        "link start"/"link stop" of the Link session, run on the control thread."""
         self._lock = lock
         self._notices = notices
         self._control = control
@@ -44,6 +46,7 @@ class TempoSync:
         self.clock_in = MidiClockIn(on_transport=self._clock_transport)
         self.link = None
         self.beat_lock: BeatLock | None = None     # the playing band's, when it follows a source
+        self._first_beat_at: float | None = None    # when the synced band's first beat sounds
 
     def set_mode(self, mode: str, tempo: float, meter: str, midi_input_open: bool) -> None:
         """SessionError when Link cannot start; ValueError for an unknown mode."""
@@ -53,7 +56,7 @@ class TempoSync:
             if mode == "link" and self.link is None:
                 from engine.sync import LinkSync
                 try:
-                    self.link = LinkSync(tempo, bar_quarters(meter))
+                    self.link = LinkSync(tempo, bar_quarters(meter), on_transport=self._link_transport)
                 except Exception as exc:
                     raise SessionError(f"Ableton Link unavailable: {first_line(exc)}") from None
             elif mode != "link" and self.link is not None:
@@ -85,6 +88,7 @@ class TempoSync:
     def synced_clock(self, cfg: EngineConfig, sample_rate: int) -> tuple[Clock | None, BeatLock | None]:
         """A band clock whose step 0 sits on a bar line of the sync source and whose first
         beat is the first one the band can make; (None, None) when playing on its own."""
+        self._first_beat_at = None
         src = self.source()
         if src is None:
             return None, None
@@ -98,14 +102,38 @@ class TempoSync:
         offset, first = joined
         bpm = min(240.0, max(40.0, float(src.tempo)))
         at = self._audio.sample_at
-        clock = Clock(sample_rate, bpm, cfg.meter, 0, start_sample=at(src.time_at(first / 4 + offset)),
-                      first_step=first)
+        self._first_beat_at = src.time_at(first / 4 + offset)
+        clock = Clock(sample_rate, bpm, cfg.meter, 0, start_sample=at(self._first_beat_at), first_step=first)
         return clock, BeatLock(src, clock, at, offset)
 
     def _clock_transport(self, kind: str) -> None:
         """MIDI start/stop/continue. Thread: rtmidi's (only hands it on)."""
         if self.mode == "midi clock":
             self._control.submit(lambda: self._transport(kind))
+
+    def _link_transport(self, kind: str) -> None:
+        """A Link peer's play/stop ("start"/"stop"). Thread: the Link loop (hands it on)."""
+        if self.mode == "link":
+            self._control.submit(lambda: self._transport(f"link {kind}"))
+
+    def link_wants(self, kind: str) -> bool:
+        """Whether a "link start"/"link stop" handed on is still the Link session's state
+        (Link reports the band's own changes too; one undone since is dropped)."""
+        link = self.link
+        return self.mode == "link" and link is not None and link.playing == (kind == "link start")
+
+    def band_started(self) -> None:
+        """The band plays: start the Link session's transport where its first beat sounds
+        (unless a peer's start is what started it)."""
+        link = self.link
+        if self.mode == "link" and link is not None and not link.playing:
+            link.set_playing(True, at=self._first_beat_at)
+
+    def band_stopped(self) -> None:
+        # whatever Link says now: a start just sent may not show in its state yet
+        link = self.link
+        if self.mode == "link" and link is not None:
+            link.set_playing(False)
 
     def close(self) -> None:
         link, self.link = self.link, None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,17 @@ from test_learn_menu import choose
 from ui.mainwindow import MainWindow
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "liveband"))
-from test_session_learn import Controller, wait_for  # noqa: E402  (a controller on JACK, as there)
+from test_session_learn import Controller  # noqa: E402  (a controller on JACK, as there)
 
 os.environ.setdefault("JACK_NO_START_SERVER", "1")
+
+
+def wait_for(cond, timeout: float) -> bool:
+    """For what the controller's process changes, which nothing here is notified of."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not cond():
+        time.sleep(0.02)
+    return bool(cond())
 
 
 def window(s, path, qtbot) -> MainWindow:
@@ -72,7 +81,7 @@ def test_strips_tempo_and_click_learned_from_the_window_follow_a_controller_over
         w = window(s, tmp_path / "ui.ini", qtbot)
         w.show()
         you = w.strips["melody"]
-        for widget in (w.transport.tempo, you.volume, you.mute, you.solo,
+        for widget in (w.transport.tempo, w.transport.metronome, you.volume, you.mute, you.solo,
                        w.strips["bass"].solo):
             assert widget.contextMenuPolicy() == Qt.ContextMenuPolicy.CustomContextMenu
         s.open_midi_input(VIRTUAL_IN_NAME)
@@ -104,6 +113,14 @@ def test_strips_tempo_and_click_learned_from_the_window_follow_a_controller_over
             assert wait_for(lambda: abs(s.snapshot().tempo - 240.0) < 1e-6, 3.0), s.snapshot().tempo
             w.tick()
             assert w.transport.tempo.value() == 240.0
+            # the click on a pad, and the window's button follows
+            choose(w.transport.metronome, 0, seen)
+            box.note(37, 100)
+            assert wait_for(lambda: len(s.midi_bindings()) == 4, 3.0)
+            box.note(37, 100)
+            assert wait_for(lambda: s.metronome, 3.0)
+            w.tick()
+            assert w.transport.metronome.isChecked()
         finally:
             box.close()
         w.close()
