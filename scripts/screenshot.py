@@ -5,6 +5,12 @@ a private PulseAudio server (real audio, real model, real SoundFont).
     .venv/bin/python scripts/screenshot.py [--input mic|keyboard] [--seconds 14] [--out docs/screenshot.png]
     .venv/bin/python scripts/screenshot.py --input keyboard --style blues --meter 12/8 --humanise 0.3 \
         --out docs/img/feel.png      # the feel controls (docs/ui.md)
+    .venv/bin/python scripts/screenshot.py --input chords --out docs/img/arranger.png
+
+--input chords shows the Chords tab: arranger on with the split at C4, the computer
+keyboard an octave down playing a chord a bar (C Am F G, Z to M) under a melody
+(", . /"), then, after --seconds, Lock (the last 4 bars), and the shot 6 s later: the
+left hand's chord, the split and the locked form on the tab.
 
 --input mic (default) hums a synthetic voice into the server's software microphone, so
 the shot shows the hummed-pitch line; --input keyboard plays a tune on the computer
@@ -45,9 +51,65 @@ def write_hum(path: Path, seconds: float, rate: int = 48000) -> None:
         f.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
 
 
+# (start step, length, semitones above C3) over four 4/4 bars: C, Am, F, G in the left hand
+# (Z to M an octave down, below the split at C4) and a melody above it (, . / = C4 D4 E4)
+CHORD_TUNE = (
+    *((0, 15, p) for p in (0, 4, 7)), (0, 4, 16), (4, 4, 14), (8, 8, 12),
+    *((16, 15, p) for p in (0, 4, 9)), (16, 8, 12), (24, 8, 16),
+    *((32, 15, p) for p in (0, 5, 9)), (32, 4, 12), (36, 4, 14), (40, 8, 16),
+    *((48, 15, p) for p in (2, 7, 11)), (48, 16, 14),
+)
+
+
+class ChordHand:
+    """The arranger from the computer keyboard, as a player's fingers would do it."""
+
+    def __init__(self, win, session) -> None:
+        from PyQt6.QtCore import QEvent, Qt
+        from PyQt6.QtGui import QKeyEvent
+        from PyQt6.QtWidgets import QApplication
+
+        from ui.keyboard import OCTAVE_DOWN, OFFSET_KEYS
+        from ui.playalong import NotePlayer
+
+        self.win = win
+
+        def key(k: int, down: bool) -> None:
+            ev = QKeyEvent(QEvent.Type.KeyPress if down else QEvent.Type.KeyRelease, k, Qt.KeyboardModifier.NoModifier)
+            QApplication.sendEvent(QApplication.focusWidget() or win, ev)
+
+        self._key = key
+        self._octave_down = OCTAVE_DOWN
+        base = 48
+        self.player = NotePlayer(session, [(float(s), float(n), base + o) for s, n, o in CHORD_TUNE],
+                                 lambda pitch, down: key(OFFSET_KEYS[pitch - base], down), loop_steps=64)
+
+    def start(self) -> None:
+        w = self.win
+        w.transport.count_in.setValue(0)
+        w.transport.tempo.setValue(120.0)
+        c = w.chords_panel
+        w.tabs.setCurrentWidget(c)
+        c.split.setValue(60)
+        c.arranger.setChecked(True)
+        w.set_input_mode("keyboard")
+        self._key(self._octave_down, True)       # [ : Z is C3, the chord hand
+        self._key(self._octave_down, False)
+        w.play()
+        self.player.start()
+
+    def lock(self) -> None:
+        c = self.win.chords_panel
+        c.lock_bars.setCurrentIndex(c.lock_bars.findData(4))
+        c.lock_btn.click()
+
+    def stop(self) -> None:
+        self.player.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--input", choices=("mic", "keyboard"), default="mic")
+    ap.add_argument("--input", choices=("mic", "keyboard", "chords"), default="mic")
     ap.add_argument("--seconds", type=float, default=14.0, help="play this long before the shot")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
     ap.add_argument("--size", default="1360x820")
@@ -93,6 +155,10 @@ def main() -> int:
                 win.apply_band(**band_args)
             win.show()
             player = KeyboardAutoplay(win) if args.input == "keyboard" else None
+            if args.input == "chords":
+                player = ChordHand(win, session)
+                QTimer.singleShot(int((args.seconds + 6.0) * 1000), lambda: shoot())
+                QTimer.singleShot(int(args.seconds * 1000), player.lock)
 
             def shoot() -> None:
                 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +174,8 @@ def main() -> int:
                 else:
                     win.play()
                     feeder.append(server.play_into_mic(hum))
-                QTimer.singleShot(int(args.seconds * 1000), shoot)
+                if args.input != "chords":
+                    QTimer.singleShot(int(args.seconds * 1000), shoot)
 
             if player is not None:
                 QTimer.singleShot(300, begin)
