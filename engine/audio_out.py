@@ -61,25 +61,17 @@ GC_PERIOD_S = 0.5            # collect_garbage(): the young generations this oft
 GC_FREEZE_ABOVE = 5000       # ... unless this many new objects wait (a load): frozen instead
 
 
-def _out_int(i: int) -> property:
-    return property(lambda self: int(self._oi[i]), lambda self, v: self._oi.__setitem__(i, v))
-
-
-def _out_dbl(i: int) -> property:
-    return property(lambda self: float(self._od[i]), lambda self, v: self._od.__setitem__(i, v))
-
-
 class AudioOut:
     """Owns the output stream for one Mixer."""
 
     # Written by the callback (C or Python), read by anyone: engine.native's O_* / OD_*.
-    _conv_n = _out_int(_nat.O_CONV_N)
-    last_block_clock = _out_int(_nat.O_LAST_BLOCK_CLOCK)   # mixer.clock at the start of the last block
-    rt_priority = _out_int(_nat.O_RT_PRIO)                 # 0: leave the callback thread's scheduling alone
-    _conv_prev = _out_dbl(_nat.OD_CONV_PREV)      # PortAudio clock -> monotonic: min of the last bucket
-    _conv_cur = _out_dbl(_nat.OD_CONV_CUR)        # ... and of the current one
-    last_block_time = _out_dbl(_nat.OD_LAST_BLOCK_TIME)    # time.monotonic() at the last callback
-    last_output_dac_offset = _out_dbl(_nat.OD_LAST_DAC_OFFSET)   # seconds from callback to DAC of its 1st frame
+    _conv_n = _nat.int_field("_oi", _nat.O_CONV_N)
+    last_block_clock = _nat.int_field("_oi", _nat.O_LAST_BLOCK_CLOCK)   # mixer.clock at the start of the last block
+    rt_priority = _nat.int_field("_oi", _nat.O_RT_PRIO)                 # 0: leave the callback thread's scheduling alone
+    _conv_prev = _nat.dbl_field("_od", _nat.OD_CONV_PREV)      # PortAudio clock -> monotonic: min of the last bucket
+    _conv_cur = _nat.dbl_field("_od", _nat.OD_CONV_CUR)        # ... and of the current one
+    last_block_time = _nat.dbl_field("_od", _nat.OD_LAST_BLOCK_TIME)    # time.monotonic() at the last callback
+    last_output_dac_offset = _nat.dbl_field("_od", _nat.OD_LAST_DAC_OFFSET)   # seconds from callback to DAC of its 1st frame
 
     @property
     def realtime(self) -> bool | None:

@@ -66,10 +66,9 @@ def _jack_running(dirs: tuple[str, ...] | None = None) -> bool:
 
     Why not just try a client: python-rtmidi's JACK client keeps the GIL while libjack
     looks for a server, 3.4-4 ms when there is none, and the audio callback waits that
-    long for the GIL. It used to take any file starting with "jack" as a server, and the
-    shared-memory registry a JACK server leaves behind made the hot-plug poll try (and
-    fail) every second: 43 % of the callbacks that waited over 2 ms for the GIL in a 600 s
-    soak found the housekeeping thread there.
+    long for the GIL. And not any file starting with "jack": the shared-memory registry
+    a JACK server leaves behind would make the hot-plug poll try (and fail) every second,
+    each try a GIL wait for the callback.
     """
     if os.environ.get("JACK_DEFAULT_SERVER"):
         return True
@@ -111,7 +110,7 @@ def scan() -> tuple[dict[str, str], dict[str, str], str]:
     ins: dict[str, str] = {}
     outs: dict[str, str] = {}
     problems = []
-    working = []
+    working: list[str] = []
     for api in (ALSA, JACK):
         if api == JACK and not _jack_running():
             problems.append("no JACK server running")
@@ -240,7 +239,7 @@ class PortWatcher:
         """(appeared, vanished) input names since the last poll."""
         ins: dict[str, str] = {}
         outs: dict[str, str] = {}
-        working = []
+        working: list[str] = []
         for api in (ALSA, JACK):
             probe = self._probe(api)
             if probe is None:

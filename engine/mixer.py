@@ -87,14 +87,6 @@ def _callback_synth(synth, hold_gil: bool):
     return synth
 
 
-def _int_field(i: int):
-    return property(lambda self: int(self._ints[i]), lambda self, v: self._ints.__setitem__(i, v))
-
-
-def _dbl_field(i: int):
-    return property(lambda self: float(self._dbls[i]), lambda self, v: self._dbls.__setitem__(i, v))
-
-
 class Mixer(MixerBody):
     """Sample-accurate event-driven mixer around one ``engine.synth.Synth``.
 
@@ -103,24 +95,24 @@ class Mixer(MixerBody):
     """
 
     # Shared with the C callback (engine.native's I_* / D_* indices).
-    clock = _int_field(_nat.I_CLOCK)                 # master clock: samples rendered so far
-    blocks = _int_field(_nat.I_BLOCKS)
-    xruns = _int_field(_nat.I_XRUNS)
-    audible_xruns = _int_field(_nat.I_AUDIBLE_XRUNS)   # xruns beside sound (what the listener hears)
-    nonfinite_blocks = _int_field(_nat.I_NONFINITE)    # blocks of NaN/inf audio replaced by silence
-    late_events = _int_field(_nat.I_LATE)            # events that arrived after their time
-    events_applied = _int_field(_nat.I_APPLIED)
-    _ctl_version = _int_field(_nat.I_CTL_VERSION)
-    _ctl_applied = _int_field(_nat.I_CTL_APPLIED)
-    _reset_requested = _int_field(_nat.I_RESET)
-    _player_ch = _int_field(_nat.I_PLAYER_CH)
-    dropped_notes = _int_field(_nat.I_DROPPED)       # player notes a flood left unplayed
-    peak = _dbl_field(_nat.D_PEAK)                   # peak |x| of the last block after limiting
-    gain_reduction_db = _dbl_field(_nat.D_GR_DB)
-    _gain = _dbl_field(_nat.D_GAIN)
-    _master = _dbl_field(_nat.D_MASTER)
-    _ceiling = _dbl_field(_nat.D_CEILING)
-    _release = _dbl_field(_nat.D_RELEASE)
+    clock = _nat.int_field("_ints", _nat.I_CLOCK)                 # master clock: samples rendered so far
+    blocks = _nat.int_field("_ints", _nat.I_BLOCKS)
+    xruns = _nat.int_field("_ints", _nat.I_XRUNS)
+    audible_xruns = _nat.int_field("_ints", _nat.I_AUDIBLE_XRUNS)   # xruns beside sound (what the listener hears)
+    nonfinite_blocks = _nat.int_field("_ints", _nat.I_NONFINITE)    # blocks of NaN/inf audio replaced by silence
+    late_events = _nat.int_field("_ints", _nat.I_LATE)            # events that arrived after their time
+    events_applied = _nat.int_field("_ints", _nat.I_APPLIED)
+    _ctl_version = _nat.int_field("_ints", _nat.I_CTL_VERSION)
+    _ctl_applied = _nat.int_field("_ints", _nat.I_CTL_APPLIED)
+    _reset_requested = _nat.int_field("_ints", _nat.I_RESET)
+    _player_ch = _nat.int_field("_ints", _nat.I_PLAYER_CH)
+    dropped_notes = _nat.int_field("_ints", _nat.I_DROPPED)       # player notes a flood left unplayed
+    peak = _nat.dbl_field("_dbls", _nat.D_PEAK)                   # peak |x| of the last block after limiting
+    gain_reduction_db = _nat.dbl_field("_dbls", _nat.D_GR_DB)
+    _gain = _nat.dbl_field("_dbls", _nat.D_GAIN)
+    _master = _nat.dbl_field("_dbls", _nat.D_MASTER)
+    _ceiling = _nat.dbl_field("_dbls", _nat.D_CEILING)
+    _release = _nat.dbl_field("_dbls", _nat.D_RELEASE)
 
     def __init__(self, synth, sample_rate: int, max_block: int, *, events_per_block: int = 512,
                  master_gain: float = 1.0, ceiling: float = 0.98, release_s: float = 0.25,
@@ -327,11 +319,10 @@ class Mixer(MixerBody):
         Why: FluidSynth starts a note only at its next period boundary, so one synth
         quantises a note's start to 64 frames (1.33 ms at 48 kHz) however finely the block
         is split. N shifted synths cut the wait to at most 64/N - 1 frames: with 4, 15
-        frames (0.31 ms), which keeps the player's note-to-sound jitter well under 1 ms
-        (two, as before, left 0-31 frames: 0.65 ms of the 1 ms budget). An extra synth
-        shares the SoundFont's samples through FluidSynth's sample cache (+13 MB each,
-        measured) and costs its idle render (the reverb) per block. The band keeps the
-        main synth to itself (its events are on the step grid, already planned ahead).
+        frames (0.31 ms), which keeps the player's note-to-sound jitter well under 1 ms.
+        An extra synth shares the SoundFont's samples through FluidSynth's sample cache
+        and costs its idle render (the reverb) per block. The band keeps the main synth
+        to itself (its events are on the step grid, already planned ahead).
 
         Why synths of its own, each limited to PLAYER_VOICES / phases voices: a flood of
         notes (a stuck or runaway controller, pedal down) then cannot take more than

@@ -160,6 +160,27 @@ def callback_address() -> int:
     return address
 
 
+def int_field(array: str, i: int) -> property:
+    """A property over element ``i`` of the int64 array in attribute ``array`` (one the C
+    side shares: the Mixer's ``_ints``, AudioOut's ``_oi``)."""
+    def get(self: object) -> int:
+        return int(getattr(self, array)[i])
+
+    def put(self: object, v: int) -> None:
+        getattr(self, array)[i] = v
+    return property(get, put)
+
+
+def dbl_field(array: str, i: int) -> property:
+    """A property over element ``i`` of the float64 array in attribute ``array``."""
+    def get(self: object) -> float:
+        return float(getattr(self, array)[i])
+
+    def put(self: object, v: float) -> None:
+        getattr(self, array)[i] = v
+    return property(get, put)
+
+
 def addr(a: np.ndarray) -> int:
     """Data address of a numpy array (it must stay alive while C uses it)."""
     address: int = a.ctypes.data

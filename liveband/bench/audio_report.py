@@ -114,7 +114,8 @@ def xruns_vs_stalls(blocks: np.ndarray, stalls: list[list[tuple[float, float]]])
     ``on_all_cpus_stall`` when every CPU had one (the whole machine stood still).
     ``stalls``: per CPU, (start on the monotonic clock in s, length in ms)."""
     t, xr = blocks[:, 1], blocks[:, 5]
-    out = {"xruns": 0, "on_any_cpu_stall": 0, "on_all_cpus_stall": 0, "longest_stall_ms": []}
+    longest: list[float] = []
+    out: dict = {"xruns": 0, "on_any_cpu_stall": 0, "on_all_cpus_stall": 0, "longest_stall_ms": longest}
     for j in np.flatnonzero(xr):
         if j == 0:
             continue
@@ -125,7 +126,7 @@ def xruns_vs_stalls(blocks: np.ndarray, stalls: list[list[tuple[float, float]]])
         out["xruns"] += 1
         out["on_any_cpu_stall"] += int(any(per_cpu))
         out["on_all_cpus_stall"] += int(bool(per_cpu) and all(per_cpu))
-        out["longest_stall_ms"].append(round(max(per_cpu, default=0.0), 1))
+        longest.append(round(max(per_cpu, default=0.0), 1))
     return out
 
 
@@ -143,7 +144,7 @@ def percentiles(x: list[float] | np.ndarray) -> dict:
             "p99": round(float(np.percentile(a, 99)), 3), "max": round(float(a.max()), 3)}
 
 
-def spread(x: list[float]) -> dict:
+def spread(x: list[float] | np.ndarray) -> dict:
     a = np.asarray(x, dtype=np.float64)
     a = a[np.isfinite(a)]
     if a.size == 0:
