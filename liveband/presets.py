@@ -197,6 +197,12 @@ def parse_preset(data: Any) -> Preset:
     chart = data.get("chart")
     if chart is not None and (not isinstance(chart, str) or len(chart) > CHART_MAX):
         raise ValueError('"chart" is not chord-chart text')
+    if chart:
+        from engine.chart import ChartError, parse_chart
+        try:
+            parse_chart(chart, "chart")     # checked now: a bad one must change nothing
+        except ChartError as exc:
+            raise ValueError(f'"chart": {exc}') from None
     parts_in = data.get("parts", {})
     if not isinstance(parts_in, dict):
         raise ValueError('"parts" is not an object')
@@ -242,11 +248,12 @@ def capture(session) -> Preset:
                              bool(getattr(s, "through", True)))
              for name, s in snap.parts.items()}
     chart = getattr(session, "chart_text", None)
+    chart = chart() if callable(chart) else chart
     return Preset(style=cfg.style, tempo=float(cfg.tempo), meter=cfg.meter, key=cfg.key,
                   temperature=float(cfg.temperature), density=float(cfg.density),
                   harmony_follow=float(cfg.harmony_follow), master=float(session.master_volume),
                   swing=cfg.swing, fills=cfg.fills, time_feel=cfg.time_feel, humanise=float(cfg.humanise),
-                  parts=parts, chart=chart if isinstance(chart, str) else None)
+                  parts=parts, chart=chart if isinstance(chart, str) and chart.strip() else None)
 
 
 def apply(session, preset: Preset) -> None:
@@ -265,5 +272,5 @@ def apply(session, preset: Preset) -> None:
         if name in known:
             extra = {"through": ps.through} if name == "melody" else {}
             session.set_part(name, mute=ps.mute, solo=ps.solo, volume=ps.volume, program=ps.program, **extra)
-    if preset.chart is not None and callable(getattr(session, "set_chart_text", None)):
-        session.set_chart_text(preset.chart)
+    if callable(getattr(session, "set_chart_text", None)):
+        session.set_chart_text(preset.chart or "")      # a preset without a chart: the band finds its own

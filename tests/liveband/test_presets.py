@@ -45,6 +45,10 @@ def setup_band(s: Session) -> None:
     s.set_part("keys", mute=True, program=4)
     s.set_part("drums", solo=True, volume=0.9)
     s.set_part("melody", program=65, volume=0.5, through=False)
+    s.set_chart_text(CHART)
+
+
+CHART = "A: | Dm | Gm | A7 | Dm |\nB: | Bb | Gm | A7 | A7 |\n"
 
 
 FRESH = """
@@ -75,6 +79,18 @@ def test_a_saved_preset_reloads_in_a_fresh_process_to_the_same_state(config_home
     # and it is not the state a fresh session starts in
     assert again["tempo"] == 132.0 and again["key"] == "D minor" and again["swing"] == 0.4
     assert again["parts"]["bass"]["program"] == 35 and again["parts"]["keys"]["mute"] is True
+    # the chord chart comes back too, sections and all
+    assert again["chart"] == CHART == saved["chart"]
+
+
+def test_a_preset_without_a_chart_leaves_the_band_to_find_its_chords(config_home):
+    with Session(EngineConfig(), start_audio=False) as s:
+        pr.save_preset("free", pr.capture(s))
+        assert pr.capture(s).chart is None
+        s.set_chart_text(CHART)
+        assert s.chart_sections() == ["A", "B"]
+        pr.apply(s, pr.load_preset("free"))
+        assert s.chart_text() == "" and pr.capture(s).chart is None
 
 
 HOSTILE = {
@@ -89,6 +105,7 @@ HOSTILE = {
     "unknown.json": json.dumps({"liveband_preset": 1, "__reduce__": "os.system"}).encode(),
     "nan.json": b'{"liveband_preset": 1, "density": NaN}',
     "nopreset.json": json.dumps({"tempo": 120}).encode(),
+    "badchart.json": json.dumps({"liveband_preset": 1, "tempo": 90, "chart": "| C | Xyz7 |"}).encode(),
 }
 
 
