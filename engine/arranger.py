@@ -29,6 +29,7 @@ deque whose append/popleft are atomic); ``token_at`` from the generator worker o
 from __future__ import annotations
 
 import collections
+import re
 from typing import Iterable
 
 from engine.clock import Clock
@@ -57,6 +58,20 @@ def check_split(split: int) -> int:
     if v != split or not 1 <= v <= 127:
         raise ValueError(f"the arranger split point must be a MIDI note 1-127, got {split!r}")
     return v
+
+
+def parse_split(text: str) -> int:
+    """A split point from a MIDI note number (``54``) or a note name (``F#3``, ``Bb2``;
+    middle C = C4); ValueError naming the forms otherwise."""
+    t = str(text).strip()
+    if t.lstrip("-").isdigit():
+        return check_split(int(t))
+    m = re.fullmatch(r"([A-Ga-g])([#b]?)(-?\d)", t)
+    if m is None:
+        raise ValueError(f"the split point is a MIDI note number or a note name like F#3, got {text!r}")
+    pc = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}[m.group(1).upper()]
+    pc += {"#": 1, "b": -1}.get(m.group(2), 0)
+    return check_split((int(m.group(3)) + 1) * 12 + pc)
 
 
 def note_name(pitch: int) -> str:
@@ -119,6 +134,8 @@ class Arranger:
         # (sample of the chord's first new key, step the band plays it from, token) per
         # chord read: what benches and tests compare the band's chord stream against
         self.readings: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=256)
+        # a chord source (a chart) the band follows until the left hand plays a chord
+        self.fallback = None
 
     def set_split(self, split: int) -> None:
         """Thread: any. Notes below ``split`` are chords from the next one played."""
@@ -197,4 +214,5 @@ class Arranger:
                 self.token, self.bass = tok, min(self._held) % 12
                 self.chords += 1
                 self.readings.append((first, step, tok))
-        return self.token
+        fb = self.fallback
+        return self.token if self.token is not None or fb is None else fb.token_at(step)

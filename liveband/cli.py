@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tempo", type=float, default=None, help=f"BPM, {_TEMPOS}")
     g.add_argument("--meter", choices=METERS, default=None)
     _feel_options(g, humanise=None)
+    g.add_argument("--arranger", default=None, metavar="SPLIT",
+                   help="arranger mode: notes below SPLIT (a MIDI note number or name, e.g. 54 or F#3) are "
+                        "chords the band follows")
+    g.add_argument("--chart", default=None, metavar="FILE",
+                   help="a chord chart (plain text, e.g. '| C | Am | F G7 |') the band loops")
 
     sub.add_parser("devices", help="list audio and MIDI devices, SoundFont and inference backends")
 

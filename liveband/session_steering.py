@@ -74,11 +74,20 @@ class Steering:
         if gen is None or self._locked:
             return
         if self._arranger_on:
+            # the chart plays until the left hand plays a chord (from the next bar line)
+            self.arranger.fallback = self._chart_source(gen)
             gen.set_chord_source(self.arranger)
         elif self._chart is not None:
             gen.set_chart(self._chart if self._section is None else self._chart.section(self._section))
         else:
             gen.set_chord_source(None)
+
+    def _chart_source(self, gen) -> ChartSource | None:
+        if self._chart is None or self._clock is None:
+            return None
+        chart = self._chart if self._section is None else self._chart.section(self._section)
+        k, bar = max(0, gen.next_step), self._clock.bar_steps
+        return ChartSource(chart, self._clock.meter, start=k + (-k) % bar)
 
     # -- the player's notes (Thread: the note's producer) -------------------------------
     def note(self, time: int, pitch: int, on: bool) -> bool:
@@ -210,6 +219,9 @@ class Steering:
         bar = clock.bar_of(k) + 1 if (gen is not None and clock is not None and k >= 0) else 0
         src = gen.chord_source if gen is not None else None
         pos = gen.form_at(k) if (gen is not None and k >= 0) else None
+        if src is self.arranger and self.arranger.token is None and self.arranger.fallback is not None:
+            src = self.arranger.fallback              # the chart, until the left hand plays
+            pos = src.position(k) if k >= 0 else None
         if isinstance(src, ChartSource) and k < src.start:
             pos = None
         if self._locked and isinstance(src, ChartSource) and src.chart.source == "locked form":

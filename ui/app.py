@@ -44,11 +44,13 @@ def make_session(blocksize: int | None = None, backend: str | None = None, setti
 
 
 def run(blocksize: int | None = None, backend: str | None = None, quit_after: float | None = None,
-        autoplay: str | None = None, preset=None, preset_name: str | None = None, band: dict | None = None) -> int:
+        autoplay: str | None = None, preset=None, preset_name: str | None = None, band: dict | None = None,
+        steer: dict | None = None) -> int:
     """Open the window and run until it closes (``preset``: a loaded liveband.presets.Preset
     put on the band once the window has restored the remembered settings; ``band``: this
     launch's style, tempo, meter and feel, as ``MainWindow.apply_band`` takes them, after
-    the preset). Returns the exit code."""
+    the preset; ``steer``: {"arranger": split, "chart": path} as the Chords tab sets them).
+    Returns the exit code."""
     from ui.autoplay import MODES, KeyboardAutoplay
     from ui.mainwindow import MainWindow
 
@@ -63,6 +65,8 @@ def run(blocksize: int | None = None, backend: str | None = None, quit_after: fl
             win.use_preset(preset, preset_name or "")
         if band:
             win.apply_band(**band)
+        if steer:
+            win.apply_steering(**steer)
         for notice in settings.notices:
             print(f"liveband: note: {notice}", file=sys.stderr)
         win.show()

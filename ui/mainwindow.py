@@ -288,6 +288,16 @@ class MainWindow(QMainWindow):
     def _feel_changed(self) -> None:
         self._call(self.session.set_feel, **self.band_panel.feel.values())
 
+    def apply_steering(self, arranger: int | None = None, chart: str | None = None) -> None:
+        """``liveband play --arranger SPLIT --chart FILE``: the Chords tab's settings for this
+        launch (the chart loops from the first bar, the arranger reads chords below SPLIT)."""
+        c = self.chords_panel
+        if chart and self._call(self.session.load_chart, chart) is not None:
+            c.chart_text.setPlainText(self.session.chart_text())
+        if arranger is not None:
+            c.split.setValue(int(arranger))
+            c.arranger.setChecked(True)
+
     def apply_band(self, style: str | None = None, tempo: float | None = None, meter: str | None = None,
                    swing: float | None = None, fills: str | None = None, time_feel: str | None = None,
                    humanise: float | None = None) -> None:

@@ -24,6 +24,22 @@ def main(args: argparse.Namespace) -> int:
                         "'xvfb-run liveband' (offline work: 'liveband render ...')")
     if args.quit_after is not None and args.quit_after <= 0:
         raise UserError("--quit-after must be a positive number of seconds")
+    steer = {}
+    if getattr(args, "arranger", None) is not None:
+        from engine.arranger import parse_split
+
+        try:
+            steer["arranger"] = parse_split(args.arranger)
+        except ValueError as exc:
+            raise UserError(f"--arranger: {exc}") from None
+    if getattr(args, "chart", None):
+        from engine.chart import ChartError, load_chart
+
+        try:
+            load_chart(args.chart)                 # a bad chart: one line naming file and line, before any window
+        except ChartError as exc:
+            raise UserError(str(exc)) from None
+        steer["chart"] = args.chart
     band = {k: getattr(args, k, None) for k in ("style", "tempo", "meter", "swing", "fills", "time_feel", "humanise")}
     if band["tempo"] is not None:
         from engine.clock import check_tempo
@@ -31,4 +47,4 @@ def main(args: argparse.Namespace) -> int:
         band["tempo"] = check_tempo(band["tempo"])     # one line naming the range, before anything opens
     return run(blocksize=args.blocksize, backend=args.backend, quit_after=args.quit_after, autoplay=args.autoplay,
                preset=preset, preset_name=getattr(args, "preset", None),
-               band={k: v for k, v in band.items() if v is not None})
+               band={k: v for k, v in band.items() if v is not None}, steer=steer)

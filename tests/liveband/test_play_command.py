@@ -29,3 +29,19 @@ def test_unknown_autoplay_mode_is_refused(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert main(["play", "--autoplay", "banjo"]) == 2
     assert "--autoplay must be one of keyboard" in capsys.readouterr().err
+
+
+def test_a_bad_chart_or_split_is_one_line_before_any_window(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    song = tmp_path / "song.txt"
+    song.write_text("| C | G |\n| Q7 |\n")
+    assert main(["play", "--chart", str(song)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("liveband play: ") and f"{song} line 2: not a chord symbol" in err and "\n" not in err
+    assert main(["play", "--chart", str(tmp_path / "none.txt")]) == 2
+    assert "cannot read chart" in capsys.readouterr().err
+    for bad, why in (("H3", "note name like F#3"), ("0", "MIDI note 1-127")):
+        assert main(["play", "--arranger", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("liveband play: --arranger: ") and why in err and "\n" not in err
