@@ -2,7 +2,9 @@
 sink, JACK dummy) that the tests talk to through PortAudio; each stops only what it started."""
 from __future__ import annotations
 
+import inspect
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,53 @@ def liveband_home(tmp_path, monkeypatch) -> Path:
     """Keep recorded sessions and settings of a test inside its tmp folder."""
     monkeypatch.setenv("LIVEBAND_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
+
+
+# ---------------------------------------------------------------------------- tiers
+# Every test gets one tier marker (registered in pyproject.toml), set here from what it
+# uses, and the tiers run in this order, fast pure units first:
+# `make test PYTEST_ARGS='-m unit'` runs one tier.
+#   unit        pure code, the debug model, synthetic signals, offscreen widgets (seconds)
+#   checkpoint  loads the shipped model weights (models/checkpoints), or a whole Session
+#               (which loads them unless told another checkpoint)
+#   realtime    a real audio server (PulseAudio, JACK) or X server (Xvfb)
+TIERS = ("unit", "checkpoint", "realtime")
+REALTIME_FIXTURES = {"pulse_server", "jack_server"}
+REALTIME_SOURCE = re.compile(r"\b(SoftwareAudioServer|Xvfb)\(")   # a test starting its own
+# how a test (or a fixture or module-level helper it calls) names the shipped weights
+SHIPPED_WEIGHTS = re.compile(r"\b(DEFAULT_CHECKPOINT|OFFLINE_CHECKPOINT|default_offline_checkpoint)\b|"
+                             r"\bload_model\(\)|\bload_accompanist\(\)|\bSession\(")
+
+
+def _source(obj: object) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
+
+
+def _tier(item: pytest.Item) -> str:
+    if REALTIME_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return "realtime"
+    func = getattr(item, "function", None)
+    texts = [_source(func)]
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in (info.name2fixturedefs.values() if info is not None else ()):
+        texts += [_source(d.func) for d in defs if "tests" in Path(inspect.getsourcefile(d.func) or "").parts]
+    module = inspect.getmodule(func) if func is not None else None
+    called = set(re.findall(r"\b(\w+)\(", "\n".join(texts)))
+    texts += [_source(getattr(module, name)) for name in called
+              if inspect.isfunction(getattr(module, name, None)) and getattr(module, name).__module__ == module.__name__]
+    text = "\n".join(texts)
+    if REALTIME_SOURCE.search(text):
+        return "realtime"
+    return "checkpoint" if SHIPPED_WEIGHTS.search(text) else "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {}
+    for item in items:
+        tier = _tier(item)
+        item.add_marker(tier)
+        rank[item.nodeid] = TIERS.index(tier)
+    items.sort(key=lambda it: rank[it.nodeid])   # stable: each tier keeps the collected order
