@@ -93,11 +93,12 @@ class SegmenterConfig:
     vibrato_hold_hops: int = 10     # a vibrato-like excursion must hold this long to change note
     vibrato_max_st: float = 1.6     # ... unless it goes this far (no vibrato is that wide)
     talk_glide_cents: float = 50.0  # pitch motion over 3 hops that counts as gliding
-    talk_fraction: float = 0.30     # this share of gliding voiced hops means talking ...
+    talk_fraction: float = 0.35     # this share of gliding voiced hops means talking ...
     talk_stable_hops: int = 16      # ... and then an onset needs this many steady hops
     talk_min_hops: int = 15         # voiced hops seen before talking can be told
     talk_stable_cents: float = 35.0  # ... within this spread
     talk_slope_cents: float = 5.0    # ... moving at most this much per hop
+    talk_jump_st: float = 11.0       # a one-hop jump this wide is no glide (a harmonic)
     early_cents: float = 30.0       # a first voiced hop this close to a semitone announces it
     early_confirm_hops: int = 8     # ... provisionally, until the onset rule agrees (0 cents: off)
     min_note_ms: float = 60.0
@@ -430,7 +431,11 @@ class NoteSegmenter:
                 # pitch motion over 3 hops: speech glides through it, while noise jitter
                 # (hop to hop) stays under talk_glide_cents; a singer's wide vibrato moves
                 # as fast but around a steady centre, so it does not count
-                self._glides.append(abs(vp[-1] - vp[-4]) * 100 > c.talk_glide_cents and not self._held_centre())
+                # a jump of talk_jump_st or more in one hop is the tracker leaping to a
+                # harmonic (a room's reverb mixes two notes), not a voice gliding
+                jump = max(abs(vp[-1] - vp[-2]), abs(vp[-2] - vp[-3]), abs(vp[-3] - vp[-4])) >= c.talk_jump_st
+                self._glides.append(abs(vp[-1] - vp[-4]) * 100 > c.talk_glide_cents and not jump and
+                                    not self._held_centre())
                 if len(self._glides) >= c.talk_min_hops:
                     share = sum(self._glides) / len(self._glides)
                     # hysteresis: talking starts above talk_fraction, ends below half of it

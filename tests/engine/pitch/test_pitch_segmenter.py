@@ -174,6 +174,17 @@ def test_an_early_note_that_is_never_confirmed_is_withdrawn():
     assert ev[0][2] == ev[1][2] and seg.notes == []
 
 
+def test_a_tracker_leaping_to_a_harmonic_in_a_room_is_not_talking():
+    # in a reverberant room the tracker flips for a hop or two to the 3rd harmonic (an
+    # octave and a fifth up) of a sung note; those leaps are not a voice gliding
+    frames = silence(10)
+    for p in (60, 62, 64, 65, 67, 69, 67, 65):
+        frames += note(p, 6) + note(p + 19, 2, conf=0.8) + note(p, 6) + note(p + 19, 2, conf=0.8) + note(p, 6)
+    ev, seg = run(frames + silence(10))
+    assert [p for p, _ in ons(ev)] == [60, 62, 64, 65, 67, 69, 67, 65]
+    assert not seg.talking
+
+
 def test_minimum_note_length_holds_the_note_off_back():
     cfg = SegmenterConfig(min_note_ms=100)
     ev, _ = run(silence(10) + note(60, 5) + silence(30), cfg)
