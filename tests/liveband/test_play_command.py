@@ -45,3 +45,17 @@ def test_a_bad_chart_or_split_is_one_line_before_any_window(capsys, monkeypatch,
         assert main(["play", "--arranger", bad]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("liveband play: --arranger: ") and why in err and "\n" not in err
+
+
+def test_band_flags_for_a_launch_are_checked_before_any_window(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert main(["play", "--tempo", "300"]) == 2
+    assert capsys.readouterr().err.strip() == "liveband play: tempo must be 40-240 BPM, got 300.0"
+    for args, name in ((["--swing", "1.5"], "--swing"), (["--meter", "5/4"], "--meter"),
+                       (["--fills", "sometimes"], "--fills"), (["--humanise", "x"], "--humanise")):
+        try:
+            code = main(["play", *args])
+        except SystemExit as exc:       # argparse's own refusal
+            code = exc.code
+        assert code == 2 and name in capsys.readouterr().err
