@@ -102,9 +102,12 @@ class Binding:
         return f"{what} (channel {self.channel + 1}) -> {self.target}"
 
 
+LOCK_BARS = 4          # a foot switch's form lock, until the player locks another length
+
+
 def session_targets(session) -> dict[str, Target]:
-    """Every control of a session that MIDI learn can bind, by name. Form lock and next
-    section appear when the session has them."""
+    """Every control of a session that MIDI learn can bind, by name. The chord controls
+    (form lock, next section, arranger) and the feel appear when the session has them."""
     def toggle_play(_v: float) -> None:
         session.stop() if session.snapshot().playing else session.play()
 
@@ -121,9 +124,37 @@ def session_targets(session) -> dict[str, Target]:
         "master_volume": Target(KNOB, session.set_master_volume),
         "tempo": Target(KNOB, session.set_tempo, *TEMPO_RANGE),
     }
-    for name in ("lock_form", "next_section"):
-        if callable(getattr(session, name, None)):
-            t[name] = Target(BUTTON, lambda _v, f=getattr(session, name): f())
+    if all(callable(getattr(session, n, None)) for n in ("lock_form", "unlock_form", "form_state")):
+        last = [LOCK_BARS]
+
+        def toggle_lock(_v: float) -> None:
+            locked = session.form_state().locked_bars
+            if locked:
+                last[0] = locked           # the length the player chose, for the next lock
+                session.unlock_form()
+            else:
+                session.lock_form(last[0])
+        t["lock_form"] = Target(BUTTON, toggle_lock)
+    if all(callable(getattr(session, n, None)) for n in ("chart_sections", "loop_section", "form_state")):
+        def next_section(_v: float) -> None:
+            # loop the chart's section after the one playing (the first when none is)
+            names = session.chart_sections()
+            if names:
+                here = session.form_state().section
+                session.loop_section(names[(names.index(here) + 1) % len(names)] if here in names else names[0])
+        t["next_section"] = Target(BUTTON, next_section)
+    if callable(getattr(session, "set_arranger", None)) and callable(getattr(session, "form_state", None)):
+        t["arranger"] = Target(BUTTON, lambda _v: session.set_arranger(not session.form_state().arranger))
+    if callable(getattr(session, "set_feel", None)):
+        def feel(what: str):
+            def apply(v: float) -> None:
+                cfg = session.engine_config      # the rest of the feel as it is
+                now = {"swing": cfg.swing, "fills": cfg.fills, "time_feel": cfg.time_feel,
+                       "humanise": cfg.humanise}
+                session.set_feel(**{**now, what: v})
+            return apply
+        t["swing"] = Target(KNOB, feel("swing"))
+        t["humanise"] = Target(KNOB, feel("humanise"))
     if callable(getattr(session, "set_metronome", None)) and hasattr(session, "metronome"):
         t["metronome"] = Target(BUTTON, lambda _v: session.set_metronome(not session.metronome))
     # every mixer strip, the player's own ("melody", shown as You) too
