@@ -35,7 +35,6 @@ still constructs, ``snapshot().notices`` says what is missing and how to fix it,
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from typing import Callable
@@ -54,10 +53,11 @@ from liveband.session_band import Band
 from liveband.session_inputs import Inputs
 from liveband.session_notices import Notices
 from liveband.session_outputs import Outputs
-from liveband.session_roll import Roll, RollNote, chord_at
+from liveband.session_roll import Roll, RollNote
 from liveband.session_steering import FormState, Steering
 from liveband.session_sync import TempoSync
 from liveband.session_takes import Takes
+from liveband.session_views import Housekeeper, Views
 from liveband.session_types import (INPUT_MODES, PART_NAMES, VIRTUAL_IN_NAME, VIRTUAL_OUT_NAME, PartState,
                                     SessionError, SessionSnapshot)
 
@@ -65,7 +65,6 @@ __all__ = ["Session", "SessionSnapshot", "PartState", "SessionError", "PART_NAME
            "VIRTUAL_IN_NAME", "VIRTUAL_OUT_NAME"]
 
 MAX_BLOCK = 4096
-HOUSEKEEPING_S = 0.25
 LOADER_JOIN_S = 60.0      # a closing session waits this long for a model still loading
 
 
@@ -110,7 +109,10 @@ class Session:
         self._steering = Steering(self._lock)
         self._band.steering = self._steering
         self._inputs.chord_keys = self._steering.note
-        self._cpu = 0.0
+        self._views = Views(self._band, self._sync, self._inputs, self._audio, mixer, self._takes, notices,
+                            self._roll, self._steering)
+        self._house = Housekeeper(self._audio, self._inputs, self._band, self._takes, notices, self._views,
+                                  self._closing)
         self._closed = False
 
         if not mixer.native:
@@ -121,9 +123,8 @@ class Session:
         elif not start_audio:
             notices.problem("audio", "audio output not started (offline session)")
         self._inputs.poll(initial=True)
-        self._housekeeper = threading.Thread(target=self._housekeeping_loop, name="liveband-house", daemon=True)
         self._outputs.start()
-        self._housekeeper.start()
+        self._house.start()
         self._band.loader.start()
         self._inputs.tracker_loader.start()
 
@@ -330,9 +331,7 @@ class Session:
 
     def form_state(self) -> FormState:
         """Bar, form bar, section, loop and what drives the chords. Thread: any."""
-        band = self._band
-        step = self._heard_step() if band.playing else -1.0
-        return self._steering.state(step)
+        return self._views.form_state()
 
     @property
     def steering(self) -> Steering:
@@ -434,67 +433,14 @@ class Session:
         commits, from the next play() on, on the generator thread (for monitors, tests)."""
         self._band.listeners.append(sink)
 
-    # -- the housekeeper -----------------------------------------------------------------
-    def _housekeeping_loop(self) -> None:
-        """Watchdogs and meters, every HOUSEKEEPING_S. Thread: housekeeper."""
-        import psutil
-        proc = psutil.Process()
-        proc.cpu_percent(None)
-        tick = 0
-        while not self._closing.wait(HOUSEKEEPING_S):
-            tick += 1
-            try:
-                self._audio.watch(tick, rescan_ok=self._inputs.mic is None)
-                if tick % 4 == 0:
-                    self._inputs.poll()
-                    self._cpu = proc.cpu_percent(None)
-                    self._band.estimate_key()
-                self._band.check()
-                self._takes.check()
-                self._inputs.meter()
-            except Exception as exc:
-                self._notices.happened(f"housekeeping error: {exc}")
-
-    # -- views (Thread: any) -------------------------------------------------------------
-    def _heard_step(self) -> float:
-        clock = self._band.clock
-        if clock is None:
-            return 0.0
-        return clock.sample_to_steps(max(clock.step_time(clock.first_step), self._audio.heard()))
-
+    # -- views (Thread: any; liveband.session_views) --------------------------------------
     def snapshot(self) -> SessionSnapshot:
-        band = self._band
-        playing = band.playing
-        clock = band.clock
-        step = self._heard_step() if playing else 0.0
-        gen = band.gen
-        m = gen.metrics() if gen is not None else None
-        tempo = clock.tempo_at_step(int(math.floor(step))) if (playing and clock is not None) else band.cfg.tempo
-        src = self._sync.source()
-        if src is not None and src.tempo is not None:
-            tempo = src.tempo                   # the followed tempo, not the lock's per-beat steering
-        inputs = self._inputs
-        return SessionSnapshot(
-            playing=playing, counting_in=bool(playing and step < 0), tempo=float(tempo),
-            meter=band.cfg.meter, style=band.cfg.style, input_mode=inputs.mode,
-            step=float(step), chord=chord_at(list(gen.recent), step, band.key) if playing and gen else "",
-            key=band.key, input_level_db=float(inputs.level_db), hummed_pitch=inputs.hummed,
-            audio_latency_ms=self._audio.out.latency_ms, xruns=int(self._mixer.audible_xruns),
-            lead_ms=float(m.lead_ms_last) if m else 0.0, late_steps=int(m.late_steps) if m else 0,
-            cpu_percent=float(self._cpu), backend=band.backend,
-            recording=self._takes.recorder is not None, notices=self._notices.current(), parts=dict(band.parts),
-            confirmation=self._notices.confirmation(), **self._form_fields(step if playing else -1.0))
-
-    def _form_fields(self, step: float) -> dict:
-        st = self._steering.state(step)
-        return {"bar": st.bar, "section": st.section}
+        return self._views.snapshot()
 
     def roll(self, since_step: float) -> list[RollNote]:
         """Notes (part incl. "melody", pitch, start_step, end_step, planned) that end at or
         after ``since_step``; planned = committed by the band but not heard yet."""
-        if self._band.clock is None:
-            return []
-        return self._roll.notes_since(since_step, self._heard_step())
+        return self._views.roll(since_step)
 
     # -- offline -------------------------------------------------------------------------
     def render_file(self, path: str, out_wav: str, midi_out: str | None = None,
@@ -528,8 +474,7 @@ class Session:
             self._audio.close()
             self._closing.set()
             self._outputs.close()
-            if self._housekeeper.is_alive():
-                self._housekeeper.join(timeout=2)
+            self._house.join(timeout=2)
             # A session closed while its model still loads must not leave that thread
             # inside torch at interpreter exit (C++ aborts: "terminate called ...").
             for loader in (self._band.loader, self._inputs.tracker_loader):
