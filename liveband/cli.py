@@ -163,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="short run for smoke tests")
     p.add_argument("--load", type=int, default=0, metavar="N",
                    help="audio: N CPU-burning processes run beside the soak")
+    p.add_argument("--clock-delay", type=float, default=None, metavar="MS",
+                   help="sync: the MIDI clock delay setting, 0-100 ms (Setup's delay; default 0)")
 
     p = sub.add_parser("sessions", help="list, export, rename or delete recorded sessions")
     p.add_argument("action", choices=("list", "export", "rename", "delete"), nargs="?", default="list")

@@ -8,7 +8,8 @@ an aalink peer in this process, the device's beat is where Link has it at that m
 
 Prints JSON: per source, |error| p50/p99/max over the beats after the first two seconds,
 the signed mean (a transport's constant delay shows there), the lock's own error against
-the clock as received, xruns and late steps. ``--seconds`` (default 60) per source.
+the clock as received, xruns and late steps. ``--seconds`` (default 60) per source;
+``--clock-delay MS``: the MIDI clock delay setting (Setup's "delay"), default 0.
 """
 from __future__ import annotations
 
@@ -206,10 +207,13 @@ def main(args) -> int:
         print(msg, file=sys.stderr, flush=True)
     seconds = getattr(args, "seconds", None) or (10.0 if getattr(args, "quick", False) else 60.0)
     blocksize = getattr(args, "blocksize", None) or 256
-    result: dict = {"bench": "sync", "seconds": seconds, "blocksize": blocksize, "cpu_count": os.cpu_count(),
-                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    delay = getattr(args, "clock_delay", None) or 0.0
+    if not 0.0 <= delay <= 100.0:
+        raise ValueError(f"--clock-delay must be 0-100 ms, got {delay:g}")
+    result: dict = {"bench": "sync", "seconds": seconds, "blocksize": blocksize, "clock_delay_ms": delay,
+                    "cpu_count": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     with SoftwareAudioServer("jack", jack_period=blocksize):
-        result["midi_clock"] = bench_midi_clock(seconds, blocksize, log)
+        result["midi_clock"] = bench_midi_clock(seconds, blocksize, log, delay_ms=delay)
         result["link"] = bench_link(seconds, blocksize, log)
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))

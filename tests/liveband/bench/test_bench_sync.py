@@ -16,3 +16,11 @@ def test_sync_bench_reports_beat_errors_for_midi_clock_and_link(jack_server, liv
         assert 0 <= r["p50_ms"] <= r["p99_ms"] <= r["max_ms"], r
         assert r["p50_ms"] < 40.0, r                 # locked: a beat is 500 ms at 120 BPM
         assert r["late_steps"] == 0 and "lock_vs_received" in r, r
+
+
+def test_a_clock_delay_out_of_range_is_one_line_before_anything_runs(capsys):
+    from liveband.cli import main
+
+    assert main(["bench", "sync", "--clock-delay", "500"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["liveband bench: --clock-delay must be 0-100 ms, got 500"], err
