@@ -214,7 +214,8 @@ class MainWindow(QMainWindow):
             learnable = set(ss.midi_targets())
         except Exception:           # a session without MIDI learn
             learnable = set()
-        more = [(t.tempo, "tempo"), (t.metronome, "metronome")]
+        more = [(t.tempo, "tempo"), (t.metronome, "metronome"), (b.feel.swing, "swing"),
+                (b.feel.humanise, "humanise")]
         for part, strip in self.strips.items():
             more += [(strip.volume, f"volume:{part}"), (strip.mute, f"mute:{part}"), (strip.solo, f"solo:{part}")]
         for widget, target in more:
@@ -770,6 +771,12 @@ class MainWindow(QMainWindow):
                 knob.blockSignals(True)
                 knob.setValue(v)
                 knob.blockSignals(False)
+        # the feel too (a learned swing or humanise knob); None is the style's, shown already
+        shown = b.feel.values()
+        now = {k: getattr(cfg, k, None) for k in ("swing", "fills", "time_feel", "humanise")}
+        if any(v is not None and (abs(v - shown[k]) > 1e-3 if isinstance(v, float) else v != shown[k])
+               for k, v in now.items()):
+            b.feel.show_feel(**now)
 
     def tick(self) -> None:
         """Poll the session and redraw (Thread: UI, every TICK_MS)."""

@@ -90,3 +90,19 @@ def test_the_window_with_the_feel_controls_still_fits_a_laptop_screen(themed_app
     b = w.band_panel
     for widget in (b.feel.swing, b.feel.fills, b.preset_save):
         assert widget.isVisible() and not widget.visibleRegion().isEmpty(), widget
+
+
+def test_the_feel_controls_follow_the_session_when_midi_moves_the_feel(themed_app, qtbot, tmp_path, fake_session):
+    # a MIDI-learned swing knob sets the session's feel; the controls show it without sending it back
+    from liveband.config import EngineConfig
+
+    w = window(fake_session, qtbot, tmp_path / "ui.ini")
+    fake_session.master_volume = 0.8
+    fake_session.engine_config = EngineConfig(style="rock", swing=0.45, fills="more", time_feel="half", humanise=0.2,
+                                              temperature=w.band_panel.temperature.value(),
+                                              density=w.band_panel.density.value(),
+                                              harmony_follow=w.band_panel.harmony.value())
+    fake_session.calls.clear()
+    w.tick()
+    assert w.band_panel.feel.values() == {"swing": 0.45, "fills": "more", "time_feel": "half", "humanise": 0.2}
+    assert not fake_session.called("set_feel")
