@@ -321,6 +321,7 @@ class StreamingGenerator:
             forcer = self._chart
             forcer.begin_step(k)
             frame = self.model.advance(mel, clock.step_in_bar(k), forcer)
+            self.renderer.chord_forced = forcer.now is not None
             if forcer.now is not None and frame[0] != forcer.now:
                 # a live source's chord (the arranger's) changed after this step's chord
                 # cell was drawn (a step ahead, under a delay pattern): the band plays it

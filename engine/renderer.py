@@ -110,6 +110,10 @@ class PartRenderer:
         self.intensity = 0.5
         # (step, chord token) at each change of the chord stream, when a caller asks
         self.chord_log: list[tuple[int, int]] | None = None
+        # the chord stream is forced (a chart, a locked form, the arranger; the generator
+        # sets it per step): the pad follows it from the step it changes, not the next
+        # beat, and held bass/keys notes outside a new chord are let go
+        self.chord_forced = False
 
     def set_style(self, style: str | Style, seed: int | None = None, time: int | None = None) -> None:
         """Play ``style`` from the next step (its drummer, rhythms, programs and parts);
@@ -245,6 +249,8 @@ class PartRenderer:
         model_density = min(1.0, self._onset_rate / 0.5)
         self.intensity = min(1.0, max(0.0, 0.5 * model_density + 0.5 * self.density))
         if chord >= CHORD_BASE or chord == CHORD_NONE:
+            if self.chord_forced and chord != self._harmony and chord >= CHORD_BASE:
+                self._let_go_outside(t, chord_pitch_classes(chord))
             self._harmony = chord
         if is_note_on(bass):
             self._model_bass = token_pitch(bass)
@@ -397,11 +403,26 @@ class PartRenderer:
                     self._keys[i] = token_pitch(tok)
                     self._on(t, ch, self._keys[i], self._vel("keys", 84, step_in_bar))
 
+    def _let_go_outside(self, t: int, tones: frozenset[int]) -> None:
+        """Release the bass and keys notes held over a chord change that are not its tones."""
+        if self._bass is not None and self._bass % 12 not in tones:
+            self._off(t, P.BASS.channel, self._bass)
+            self._bass = None
+        for i, n in enumerate(self._keys):
+            if n is not None and n % 12 not in tones:
+                self._off(t, P.KEYS.channel, n)             # counted: a pitch both voices hold
+                self._keys[i] = None
+        keep = [n for n in self._comp if n % 12 in tones]
+        for n in self._comp:
+            if n not in keep:
+                self._off(t, P.KEYS.channel, n)
+        self._comp = keep
+
     def _render_pad(self, t: int, chord: int, step_in_bar: int) -> None:
         # pad: re-voice when the chord changes, on a beat (a pad that re-strikes on every
         # 16th is mush, and each re-voicing leaves long release tails for the synth to
         # render); an unknown chord label keeps the last one
-        if step_in_bar % self.beat_steps != 0:
+        if step_in_bar % self.beat_steps != 0 and not self.chord_forced:
             changed = False
         elif chord >= CHORD_BASE or chord == CHORD_NONE:
             changed = chord != self._chord

@@ -8,7 +8,7 @@ import pytest
 from engine import parts as P
 from engine.arranger import Arranger, check_split, note_name, recognise, slash_name
 from engine.clock import Clock
-from engine.events import NOTE_ON
+from engine.events import NOTE_OFF, NOTE_ON
 from engine.generator import StreamingGenerator
 from engine.renderer import EventLog, PartRenderer
 from engine.sampler import ControlledSampler
@@ -137,5 +137,19 @@ def test_the_real_band_plays_the_left_hands_chord_from_the_next_step_in_chord_to
             checked += 1
     assert checked >= 8
     assert arr.late == 0 and gen.metrics().late_steps == 0
+    # the pad voices each chord on the step it starts (not the next beat), and no bass or
+    # keys note held over from the chord before clashes with it there
+    for a in starts:
+        tones = chord_pitch_classes(played[a][1])
+        pad = {e[3] % 12 for e in log.events if e[1] == NOTE_ON and e[2] == P.PAD.channel
+               and clock.step_at(e[0]) == a + 1}
+        assert pad and pad <= tones, (style, a, pad)
+        held = {P.BASS.channel: set(), P.KEYS.channel: set()}
+        for t, kind, ch, pitch, _ in log.events:
+            if t >= clock.step_time(a + 2):
+                break
+            if ch in held and kind in (NOTE_ON, NOTE_OFF):
+                (held[ch].add if kind == NOTE_ON else held[ch].discard)(pitch)
+        assert all(p % 12 in tones for ch in held for p in held[ch]), (style, a, held)
     np.testing.assert_equal(arr.chords, len(CHORDS))
     assert [(clock.step_at(t), k, tok) for t, k, tok in arr.readings] == [(a, a + 1, played[a][1]) for a in starts]
