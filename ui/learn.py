@@ -8,10 +8,15 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QMenu, QWidget
 
 
+# what a control's MIDI learn does, where the control alone does not say it
+ACTIONS = {"next_section": "next section", "lock_form": "lock / unlock the form", "arranger": "arranger on / off"}
+
+
 def learn_actions(session, target: str) -> list[tuple[str, Callable[[], object], bool]]:
     """(label, action, enabled) for a control bound to MIDI learn ``target``."""
     bound = [b.describe().split(" -> ")[0] for b in session.midi_bindings() if b.target == target]
-    return [("MIDI learn: move a control on your controller", lambda: session.midi_learn(target), True),
+    what = f" ({ACTIONS[target]})" if target in ACTIONS else ""
+    return [(f"MIDI learn{what}: move a control on your controller", lambda: session.midi_learn(target), True),
             (f"Forget MIDI binding ({', '.join(bound)})" if bound else "Forget MIDI binding",
              lambda: session.clear_binding(target), bool(bound))]
 

@@ -209,13 +209,16 @@ class MainWindow(QMainWindow):
                                (b.temperature, "creativity"), (b.density, "density"),
                                (b.harmony, "harmony_follow"), (b.master, "master_volume")):
             add_learn_menu(widget, ss, target, self._call)
-        # and every other control the session can be driven by: tempo, click, each strip
+        # and every other control the session can be driven by: tempo, click, feel, each
+        # strip, the Chords tab's next section, lock and arranger
         try:
             learnable = set(ss.midi_targets())
         except Exception:           # a session without MIDI learn
             learnable = set()
+        c = self.chords_panel
         more = [(t.tempo, "tempo"), (t.metronome, "metronome"), (b.feel.swing, "swing"),
-                (b.feel.humanise, "humanise")]
+                (b.feel.humanise, "humanise"), (c.section, "next_section"), (c.lock_btn, "lock_form"),
+                (c.arranger, "arranger")]
         for part, strip in self.strips.items():
             more += [(strip.volume, f"volume:{part}"), (strip.mute, f"mute:{part}"), (strip.solo, f"solo:{part}")]
         for widget, target in more:

@@ -124,3 +124,20 @@ def test_strips_tempo_and_click_learned_from_the_window_follow_a_controller_over
         finally:
             box.close()
         w.close()
+
+
+def test_the_chords_tab_controls_offer_midi_learn_for_their_actions(themed_app, qtbot, tmp_path, liveband_home):
+    with Session(EngineConfig(), AudioConfig(), start_audio=False) as s:
+        w = window(s, tmp_path / "ui.ini", qtbot)
+        w.show()
+        c = w.chords_panel
+        seen: list = []
+        for widget, target, label in ((c.section, "next_section", "next section"),
+                                      (c.lock_btn, "lock_form", "lock / unlock the form"),
+                                      (c.arranger, "arranger", "arranger on / off")):
+            assert widget.contextMenuPolicy() == Qt.ContextMenuPolicy.CustomContextMenu, target
+            choose(widget, 0, seen)
+            assert s.midi_learning == target
+            assert seen[-1][0] == (f"MIDI learn ({label}): move a control on your controller", True)
+        s.midi_learn(None)
+        w.close()
