@@ -37,7 +37,7 @@ def _midi_rows() -> list[tuple[str, str, str]]:
     try:
         from engine.midi_io import list_ports
     except ImportError:
-        list_ports = None
+        list_ports = None   # type: ignore[assignment]
     if list_ports is not None:
         try:
             ins, outs, note = list_ports()

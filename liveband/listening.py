@@ -163,7 +163,7 @@ def listening_metrics(pieces: list[Piece], sources: dict[str, Source], soundfont
                       seed: int = 0) -> dict:
     """melody_in_chord, harmony_now / harmony_late / clash and chord-length entropy of each
     source over ``pieces``; the perturbation protocol at +6 and +5."""
-    mic = {k: [] for k in sources}
+    mic: dict[str, list[tuple[int, int]]] = {k: [] for k in sources}
     harm = {k: {"now": [0, 0], "late": [0, 0], "clash": [0, 0]} for k in sources}
     lengths: dict[str, list[int]] = {k: [] for k in sources}
     pieces = [p for p in pieces if (p.tokens[:, MELODY] >= NOTE_BASE).any()]   # a render needs a melody

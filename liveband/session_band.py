@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from engine import parts as P
 from engine.clock import METERS, Clock, beat_steps, check_tempo
@@ -28,6 +28,9 @@ from liveband.session_roll import Roll
 from liveband.session_sync import START_LEAD_S, TempoSync
 from liveband.session_takes import Takes
 from liveband.session_types import PART_NAMES, PartState, SessionError
+
+if TYPE_CHECKING:
+    from liveband.session_steering import Steering
 
 TAP_RESET_S = 2.0        # a pause this long between taps starts a new tap tempo
 
@@ -79,7 +82,7 @@ class Band:
         self._renderer = None
         self.playing = False
         self.listeners: list = []
-        self.steering = None     # liveband.session_steering.Steering: the chord source per play
+        self.steering: Steering | None = None     # the chord source per play
         self._metro_segments = None
         self._taps: collections.deque[float] = collections.deque(maxlen=8)
         self.key = ""            # the key shown: the fixed one, else the estimate

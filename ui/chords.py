@@ -20,8 +20,8 @@ class SplitBox(QSpinBox):
     def textFromValue(self, v: int) -> str:       # noqa: N802 (Qt's name)
         return f"{note_name(v)} ({v})"
 
-    def valueFromText(self, text: str) -> int:     # noqa: N802
-        inside = text.rsplit("(", 1)[-1].rstrip(") ")
+    def valueFromText(self, text: str | None) -> int:     # noqa: N802
+        inside = (text or "").rsplit("(", 1)[-1].rstrip(") ")
         return int(inside) if inside.isdigit() else self.value()
 
 
@@ -126,7 +126,8 @@ class ChordsPanel(QWidget):
         self.chart_apply.clicked.connect(lambda: self._apply_text(session, call))
         self.chart_load.clicked.connect(lambda: self._load(session, call))
         self.chart_save.clicked.connect(lambda: self._save(session, call))
-        self.chart_clear.clicked.connect(lambda: (call(session.clear_chart), self.chart_text.setPlainText("")))
+        self.chart_clear.clicked.connect(lambda: (call(session.clear_chart),
+                                                  self.chart_text.setPlainText("")))   # type: ignore[func-returns-value]
         self.section.currentIndexChanged.connect(lambda i: call(session.loop_section, self.section.itemData(i)))
         self.lock_btn.toggled.connect(lambda on: self._lock(session, call, on))
         for sig in (self.ramp.toggled, self.ramp_bpm.valueChanged, self.ramp_every.valueChanged):

@@ -38,6 +38,7 @@ def bar_and_beat_steps(meter: str) -> tuple[int, int]:
 
 
 class PianoRoll(QWidget):
+    _bg: QPixmap      # the cached background (_background)
     NOTE_CAPACITY = 4096
     HUM_CAPACITY = 2048
     CHORD_CAPACITY = 64

@@ -33,8 +33,8 @@ class RenderWorker(QThread):
         except Exception as exc:   # any failure becomes one line for the player
             self.done.emit(False, f"Could not render {self.path}: {exc}")
             return
-        extra = f" and {self.midi_out}" if self.midi_out else ""
-        self.done.emit(True, f"Rendered {self.out_wav}{extra}")
+        also = f" and {self.midi_out}" if self.midi_out else ""
+        self.done.emit(True, f"Rendered {self.out_wav}{also}")
 
 
 class ExportWorker(QThread):

@@ -65,7 +65,7 @@ def _melody(rng: np.random.Generator, spec: HumSpec) -> list[tuple[int, float, f
     beat = 60.0 / spec.tempo
     t = 0.3 + rng.uniform(0, 0.1)
     idx = int(np.argmin([abs(p - tonic - 4) for p in scale]))
-    notes = []
+    notes: list[tuple[int, float, float, float]] = []
     for n in range(spec.n_notes):
         step = int(rng.choice([-2, -1, -1, 0, 1, 1, 2, 3, -3], p=[.1, .2, .15, .1, .2, .1, .06, .05, .04]))
         idx = int(np.clip(idx + step, 0, len(scale) - 1))

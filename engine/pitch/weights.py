@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def load_pesto_checkpoint(name: str = "mir-1k_g7", path: Path | None = None) -> 
     import torch
 
     path = path or pesto_weights_path(name)
-    allowed = [(_PlainRecord, n) for n in _OMEGACONF_NAMES]
+    allowed: list[Any] = [(_PlainRecord, n) for n in _OMEGACONF_NAMES]
     # typing.Any only appears as a type annotation inside omegaconf metadata.
     allowed += [(_PlainRecord, "typing.Any"), dict, list, int, collections.defaultdict]
     try:
