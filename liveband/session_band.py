@@ -21,7 +21,7 @@ from engine.events import PROGRAM, EventQueue
 from engine.keyfind import estimate_key, key_pitch_classes, parse_key
 from engine.mixer import Mixer
 from engine.styles import style_names
-from liveband.config import EngineConfig
+from liveband.config import TEMPO_RANGE, EngineConfig
 from liveband.session_notices import Notices
 from liveband.session_outputs import Outputs
 from liveband.session_roll import Roll
@@ -41,7 +41,7 @@ def tap_tempo(taps: list[float]) -> float | None:
     if len(taps) < 2:
         return None
     iv = sorted(b - a for a, b in zip(taps, taps[1:]))
-    return min(240.0, max(40.0, 60.0 / iv[len(iv) // 2]))
+    return min(TEMPO_RANGE[1], max(TEMPO_RANGE[0], 60.0 / iv[len(iv) // 2]))
 
 
 def silenced(parts: dict[str, PartState]) -> dict[str, bool]:

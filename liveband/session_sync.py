@@ -17,7 +17,7 @@ from typing import Callable
 from engine.clock import Clock, beat_steps
 from engine.errors import first_line
 from engine.sync import SYNC_MODES, BeatLock, MidiClockIn, start_point
-from liveband.config import EngineConfig
+from liveband.config import SYNC_DELAY_MS_RANGE, TEMPO_RANGE, EngineConfig
 from liveband.midilearn import ControlThread
 from liveband.session_audio import SessionAudio
 from liveband.session_notices import Notices
@@ -73,8 +73,9 @@ class TempoSync:
 
     def set_delay(self, ms: float) -> None:
         v = float(ms)
-        if not 0.0 <= v <= 100.0:
-            raise ValueError(f"MIDI clock delay must be 0-100 ms, got {ms}")
+        lo, hi = SYNC_DELAY_MS_RANGE
+        if not lo <= v <= hi:
+            raise ValueError(f"MIDI clock delay must be {lo:g}-{hi:g} ms, got {ms}")
         self.clock_in.delay_s = v / 1000.0
 
     def set_tempo(self, bpm: float) -> None:
@@ -100,7 +101,7 @@ class TempoSync:
             self._notices.happened(f"no {self.mode} tempo yet: the band plays at its own tempo")
             return None, None
         offset, first = joined
-        bpm = min(240.0, max(40.0, float(src.tempo)))
+        bpm = min(TEMPO_RANGE[1], max(TEMPO_RANGE[0], float(src.tempo)))
         at = self._audio.sample_at
         self._first_beat_at = src.time_at(first / 4 + offset)
         clock = Clock(sample_rate, bpm, cfg.meter, 0, start_sample=at(self._first_beat_at), first_step=first)

@@ -47,7 +47,8 @@ def test_every_key_in_the_menu_is_already_in_the_spelling_the_config_keeps():
 # what a default or range of a band control looks like when it is written out again
 _SPELLED_OUT = [r"\b40(\.0)?, 240(\.0)?\b", r"\b40(\.0)? <= \w+ <= 240", r"\b0\.05, 2(\.0)?\b",
                 r"default=0\.9\b", r"tempo\W+100\.0\b", r"temperature\W+0\.9\b", r"density\W+0\.5\b",
-                r"harmony_follow\W+0\.5\b", r"-40, 40\b", r"\b0(\.0)?, 100(\.0)?\)"]
+                r"harmony_follow\W+0\.5\b", r"-40, 40\b", r"\b0(\.0)?, 100(\.0)?\)", r"min\(240(\.0)?, max\(40",
+                r"0(\.0)? <= \w+ <= 100(\.0)?\b"]
 
 
 def test_each_band_default_and_range_is_written_once_in_config():
@@ -59,8 +60,9 @@ def test_each_band_default_and_range_is_written_once_in_config():
     from liveband import config
 
     root = Path(config.__file__).resolve().parents[1]
-    readers = [*sorted((root / "ui").glob("*.py")), *(root / "liveband" / name for name in (
-        "cli.py", "presets.py", "midilearn.py", "rendering.py", "commands/render.py"))]
+    readers = [*sorted((root / "ui").glob("*.py")), *sorted((root / "liveband").glob("session*.py")),
+               *(root / "liveband" / name for name in (
+                   "cli.py", "presets.py", "midilearn.py", "rendering.py", "commands/render.py"))]
     found = [f"{path.relative_to(root)}:{i}: {line.strip()}"
              for path in readers for i, line in enumerate(path.read_text().splitlines(), 1)
              if any(re.search(p, line) for p in _SPELLED_OUT) and "setRange(0, 100)" not in line]
