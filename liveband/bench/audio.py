@@ -24,7 +24,10 @@ reports, as JSON:
   timed on arrival and sound that fixed delay later, so the spread of note-to-sound is
   the jitter) and each callback's start delay (PortAudio's call to our first line,
   mostly waiting for the GIL, not counted in the work time);
-- the generator's late steps, per-step time and lead over the clock.
+- the generator's late steps, per-step time and lead over the clock;
+- ``arranger_chords`` (liveband.bench.chords, a session of its own): arranger-mode chords
+  in to the band's first onset in them (p50/p99, on the same basis as MIDI-in to sound),
+  and the step the band's chord stream takes each one up on (1 = the next 16th).
 
 The soak starts once the audio stream is STREAM_WARMUP_S old (steady play: a new
 PulseAudio stream's leads settle over its first ~15 s); real-time stall watchers
@@ -46,7 +49,7 @@ import time
 
 import numpy as np
 
-from liveband.bench import stallwatch
+from liveband.bench import chords, stallwatch
 from liveband.bench import audio_report as report
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -435,6 +438,10 @@ def main(args) -> int:
         out["runs"].append(soak(bs, seconds, checkpoint=getattr(args, "checkpoint", None), log=log,
                                 load=int(getattr(args, "load", 0) or 0),
                                 notes_path=f"{notes}.{bs}.json" if notes else None))
+        # beside MIDI-in to sound: arranger chords in to the band's first onset in them
+        log(f"bench audio: {bs} frames, arranger chords")
+        out["runs"][-1]["arranger_chords"] = chords.run(bs, chords=12 if quick else 40,
+                                                        checkpoint=getattr(args, "checkpoint", None), log=log)
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
     return 0
