@@ -8,6 +8,7 @@ from typing import Callable
 from engine.melody_file import Melody
 from liveband.config import DEFAULT_TEMPO, TEMPO_RANGE
 from liveband.errors import UserError
+from models.contract import Accompanist
 
 # Offline the model's steps are on the render's critical path and onnxruntime steps the
 # shipped model faster than torch (same tokens on the bench tune); without onnxruntime
@@ -40,7 +41,7 @@ def band_timing(melody: Melody, tempo: float | None = None, meter: str | None = 
 
 
 def open_band(melody: Melody, backend: str | None = None, checkpoint: str | None = None,
-              say: Callable[[str], None] = print) -> tuple[Melody, object, str]:
+              say: Callable[[str], None] = print) -> tuple[Melody, Accompanist, str]:
     """The model on ``backend`` (default onnx-cpu, with the usual fallback; default model:
     the shipped offline teacher, see ``models.runtime.default_offline_checkpoint``) and the
     melody moved by octaves into the model's range. Returns (melody, accompanist, backend used);
