@@ -43,157 +43,18 @@ caller. Thread: one thread at a time (the pitch worker).
 """
 from __future__ import annotations
 
-from bisect import insort
 from collections import deque
-from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
-SCALES = ("major", "minor", "chromatic")    # "chromatic": no snapping
+from engine.pitch.segmenter_rules import (NoteRecord, SCALES, SegmenterConfig, SegmenterRules, TRACKER_DEFAULTS,
+                                          level_to_velocity, scale_set, snap)
+
+__all__ = ["NoteRecord", "NoteSegmenter", "SCALES", "SegmenterConfig", "TRACKER_DEFAULTS", "level_to_velocity",
+           "scale_set", "snap"]
 
 
-@dataclass(frozen=True)
-class SegmenterConfig:
-    conf_on: float = 0.5
-    conf_off: float = 0.3
-    level_on_db: float = -50.0      # dBFS, absolute floor for a voiced hop
-    level_off_db: float = -56.0
-    floor_margin_db: float = 2.0    # above the adaptive noise floor
-    floor_rise: float = 0.05        # the floor rises this share of the way to an unvoiced hop's level
-    floor_rise_max_db: float = 2.0  # ... at most this much a hop
-    off_hops: int = 3               # unvoiced hops that end a note
-    stable_hops: int = 2            # voiced hops that must agree before an onset
-    stable_cents: float = 70.0      # max spread of those hops
-    slope_cents: float = 8.0        # max pitch change per hop in those hops (scoops wait)
-    tail_hops: int = 25             # a run starting this soon after a note ended ...
-    tail_extra_hops: int = 0        # ... on that note's pitch needs this many more hops (0: off, see bench notes)
-    settle_cents: float = 3.0       # a still-drifting pitch (a scoop's slow tail) waits ...
-    settle_max_hops: int = 0        # ... at most this many extra hops (0: off; see the bench)
-    reartic_fresh: bool = True      # a re-articulation names its note from hops after the rise only
-    change_semitones: float = 0.8   # a new stable pitch this far from the note: new note
-    change_hops: int = 5
-    change_settle_hops: int = 3     # ... whose newest hops agree within 40 cents ...
-    change_slope_cents: float = 16.0  # ... and move at most this much per hop (a glide's tail waits)
-    glide_onsets: bool = True       # a still-moving onset (a scoop) is named by where it heads:
-    glide_ratio_max: float = 0.6    # ... 3 hops moving one way, each step at most this share
-    glide_min_step_cents: float = 4.0   # of the last (and at least this), converge (Aitken)
-    glide_reach_cents: float = 120.0    # on a pitch at most this far beyond the newest hop ...
-    glide_guard_ratio: float = 0.75     # ... that a slower approach (this ratio) rounds to too
-    fast_change: bool = True        # legato, early: the newest 2 hops this far from the note
-    fast_change_away_cents: float = 50.0  # glide (as above) or have settled onto another pitch
-    change_monotone4: bool = True
-    change_date_share: float = 0.5  # ... dated by the first hop this share of the way there,
-    change_date_lag_hops: float = 1.0   # less this lag of the measurement
-    dip_db: float = 8.0             # re-articulation: level dips this much ...
-    rise_db: float = 5.0            # ... then rises this much, within a voiced note
-    vibrato_hops: int = 20          # a held note's pitch swinging around a steady centre over
-    vibrato_span_st: float = 2.6    # ... this many hops, within this span (semitones) and with its
-    vibrato_drift_st: float = 0.4   # ... two halves' means this close, is vibrato, not gliding
-    vibrato_hold_hops: int = 10     # a vibrato-like excursion must hold this long to change note
-    vibrato_max_st: float = 1.6     # ... unless it goes this far (no vibrato is that wide)
-    talk_glide_cents: float = 50.0  # pitch motion over 3 hops that counts as gliding
-    talk_fraction: float = 0.35     # this share of gliding voiced hops means talking ...
-    talk_stable_hops: int = 16      # ... and then an onset needs this many steady hops
-    talk_min_hops: int = 15         # voiced hops seen before talking can be told
-    talk_stable_cents: float = 35.0  # ... within this spread
-    talk_slope_cents: float = 5.0    # ... moving at most this much per hop
-    talk_jump_st: float = 11.0       # a one-hop jump this wide is no glide (a harmonic)
-    early_cents: float = 30.0       # a first voiced hop this close to a semitone announces it
-    early_confirm_hops: int = 8     # ... provisionally, until the onset rule agrees (0 cents: off)
-    min_note_ms: float = 60.0
-    hop_ms: float = 10.0
-    min_midi: float = 28.0          # E1
-    max_midi: float = 96.0          # C7
-    pitch_delay_hops: float = 0.0   # how late the tracker's frames are (its window centre)
-    key: int | None = None          # tonic pitch class 0-11 for snapping, None: no snap
-    scale: str = "major"
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.conf_off <= self.conf_on <= 1.0:
-            raise ValueError("need 0 <= conf_off <= conf_on <= 1")
-        if self.level_off_db > self.level_on_db:
-            raise ValueError("level_off_db must not exceed level_on_db")
-        if self.off_hops < 1 or self.stable_hops < 1 or self.change_hops < 2:
-            raise ValueError("hop counts must be positive (change_hops >= 2)")
-        if self.key is not None and not 0 <= self.key < 12:
-            raise ValueError("key must be a pitch class 0-11")
-        if self.scale not in SCALES:
-            raise ValueError(f"scale must be one of {', '.join(SCALES)}")
-        if self.min_note_ms < 0:
-            raise ValueError("min_note_ms must be >= 0")
-
-
-# Confidence scales differ: PESTO's voicing head saturates near 1, CREPE's peak
-# activation sits around 0.6-0.95 on a voice and 0.1-0.4 on noise.
-TRACKER_DEFAULTS = {
-    "pesto": SegmenterConfig(conf_on=0.65, conf_off=0.45),
-    "crepe": SegmenterConfig(conf_on=0.55, conf_off=0.4),
-}
-
-
-@dataclass
-class NoteRecord:
-    """A finished or open note; ``pitches`` are all its voiced hop pitches (MIDI float)."""
-    pitch: int
-    on_hop: float
-    velocity: int
-    announced_hop: int
-    off_hop: float | None = None
-    pitches: list[float] = field(default_factory=list)
-    provisional: bool = False       # announced early, not yet confirmed by the onset rule
-    _sorted: list[float] = field(default_factory=list, repr=False)
-
-    def add(self, p: float) -> None:
-        self.pitches.append(p)
-        insort(self._sorted, p)
-
-    def set_pitches(self, ps) -> None:
-        self.pitches[:] = ps
-        self._sorted[:] = sorted(self.pitches)
-
-    @property
-    def median_pitch(self) -> float:
-        """The median of ``pitches`` (kept sorted: one hop costs no full sort)."""
-        s = self._sorted
-        n = len(s)
-        if n == 0:
-            return float(self.pitch)
-        return float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2)
-
-
-@lru_cache(maxsize=64)
-def scale_set(key: int | None, scale: str) -> frozenset[int] | None:
-    """The pitch classes notes snap to (None: no snapping). Major/minor are the session's
-    own sets (``engine.keyfind.key_pitch_classes``: minor includes the raised seventh)."""
-    if key is None or scale == "chromatic":
-        return None
-    from engine.keyfind import key_pitch_classes
-    return key_pitch_classes(key, scale)
-
-
-def snap(p: float, key: int | None, scale: str) -> int:
-    """Round a MIDI float pitch, to the nearest scale tone if a key is given.
-
-    The session's ``engine.keyfind.snap_to_scale`` does the snapping; it sees only the
-    rounded pitch and sends a tie (an out-of-scale pitch between two scale tones) up.
-    Here the hummed pitch is still a float, so such a tie goes to the side the voice is
-    on (60.6 in C major is C, not D); an integer pitch snaps exactly as the session's."""
-    q = int(round(p))
-    allowed = scale_set(key, scale)
-    if allowed is None or q % 12 in allowed:
-        return q
-    from engine.keyfind import snap_to_scale
-    if (q - 1) % 12 in allowed and (q + 1) % 12 in allowed and p < q:
-        return q - 1
-    return snap_to_scale(q, allowed)
-
-
-def level_to_velocity(db: float) -> int:
-    return int(np.clip(round(20 + (db + 50.0) * (107.0 / 44.0)), 1, 127))
-
-
-class NoteSegmenter:
+class NoteSegmenter(SegmenterRules):
     """Feed one hop at a time with ``step``; it returns the note events that hop caused.
 
     Events are (kind, pitch, hop, velocity) with kind "on" or "off"; ``hop`` is the hop
@@ -231,22 +92,6 @@ class NoteSegmenter:
         self.voiced_hops: list[bool] = []
 
     # -- helpers ---------------------------------------------------------------------
-    def _update_floor(self, level_db: float) -> None:
-        # a rising (time constant ~0.2 s), faster-falling follower of the unvoiced
-        # level: it settles on steady background noise, never on the voice itself
-        if level_db < self._floor_db:
-            self._floor_db = 0.7 * self._floor_db + 0.3 * level_db
-        else:
-            self._floor_db += min(self.cfg.floor_rise * (level_db - self._floor_db), self.cfg.floor_rise_max_db)
-
-    def _gate(self, conf: float, level_db: float, pitch: float) -> bool:
-        c = self.cfg
-        in_range = c.min_midi <= pitch <= c.max_midi
-        floor_ok = level_db >= self._floor_db + c.floor_margin_db
-        if self.voiced:
-            return in_range and (conf >= c.conf_off and level_db >= c.level_off_db and floor_ok)
-        return in_range and conf >= c.conf_on and level_db >= c.level_on_db and floor_ok
-
     def _start(self, pitch_est: float, on_hop: int, level_db: float, out: list) -> None:
         c = self.cfg
         p = snap(pitch_est, c.key, c.scale)
@@ -270,127 +115,6 @@ class NoteSegmenter:
         else:
             out.append(("off", n.pitch, n.off_hop, 0))
         self.note = None
-
-    def _drifting(self, need: int) -> bool:
-        """True while the pitch still moves steadily one way (a scoop settling onto its
-        note, whose tail is slow but can still be half a semitone off), for at most
-        settle_max_hops hops beyond the usual onset."""
-        c = self.cfg
-        run = list(self._run)
-        # voiced hops in the current run (the run is cleared when the voice stops)
-        if len(run) < 3 or len(run) >= need + c.settle_max_hops:
-            return False
-        (_, a, _), (_, b, _), (_, e, _) = run[-3:]
-        d1, d2 = (b - a) * 100, (e - b) * 100
-        return (d1 > c.settle_cents and d2 > c.settle_cents) or (d1 < -c.settle_cents and d2 < -c.settle_cents)
-
-    def _glide(self, floor_hop: float = -1, monotone4: bool = False) -> tuple[bool, float]:
-        """-> (ok, target): the newest 3 voiced hops (all after ``floor_hop``) approach a
-        pitch monotonically with shrinking steps, as a scoop or a legato glide does
-        (roughly exponentially); the target is where that approach converges (Aitken's
-        extrapolation of the three points), at most glide_reach_cents beyond the newest."""
-        c = self.cfg
-        k = 4 if monotone4 else 3
-        if len(self._run) < k:
-            return False, 0.0
-        (h1, p1, _), (_, p2, _), (_, p3, _) = list(self._run)[-3:]
-        if h1 <= floor_hop:
-            return False, 0.0
-        d1, d2 = p2 - p1, p3 - p2
-        if d1 * d2 <= 0 or abs(d2) * 100 < c.glide_min_step_cents:
-            return False, 0.0
-        if monotone4 and (p1 - self._run[-4][1]) * d1 <= 0:
-            return False, 0.0
-        r = d2 / d1
-        if r > c.glide_ratio_max:
-            return False, 0.0
-        reach = d2 * r / (1.0 - r)
-        if abs(reach) * 100 > c.glide_reach_cents:
-            return False, 0.0
-        return True, float(p3 + reach)
-
-    def _lands_alike(self, target: float) -> bool:
-        """Would a slower approach (each step glide_guard_ratio of the last, continuing
-        from the newest 2 hops) round to the same pitch as ``target``? Early in a glide
-        the measured steps shrink before the glide itself does (the measurement window
-        still holds the attack or the old note), and extrapolating them falls short."""
-        c = self.cfg
-        (_, p2, _), (_, p3, _) = self._run[-2], self._run[-1]
-        r = c.glide_guard_ratio
-        return snap(p3 + (p3 - p2) * r / (1.0 - r), c.key, c.scale) == snap(target, c.key, c.scale)
-
-    def _held_centre(self) -> bool:
-        """The newest voiced hops swing around one steady pitch (a held, vibrato note):
-        the last vibrato_hops (about a vibrato cycle) stay within vibrato_span_st, and
-        their mean agrees with the mean of the same span half of it earlier."""
-        c = self.cfg
-        vp = self._voiced_pitches
-        k, h = c.vibrato_hops, c.vibrato_hops // 2
-        if len(vp) < k + h:
-            return False
-        ps = list(vp)[-(k + h):]
-        now, before = ps[h:], ps[:k]
-        return (max(now) - min(now)) <= c.vibrato_span_st and \
-            abs(sum(now) / k - sum(before) / k) <= c.vibrato_drift_st
-
-    def _vibrato_swing(self, n: NoteRecord, ref: float, d: float) -> bool:
-        """An excursion ``d`` (semitones) from the note's pitch ``ref`` that mirrors a
-        recent swing to the other side (vibrato) and has not yet held vibrato_hold_hops
-        hops on this side: a new note must wait."""
-        c = self.cfg
-        recent = n.pitches[-2 * c.vibrato_hold_hops:]
-        if not recent or abs(d) >= c.vibrato_max_st:
-            return False
-        other = min(p - ref for p in recent) if d > 0 else -max(p - ref for p in recent)
-        if other > -0.2 * abs(d):
-            return False
-        held = 0
-        for p in reversed(recent):
-            if (p - ref) * d >= 0.5 * d * d:
-                held += 1
-            else:
-                break
-        return held < c.vibrato_hold_hops
-
-    def _stable(self, k: int, spread: float, slope: float) -> tuple[bool, float]:
-        if len(self._run) < k:
-            return False, 0.0
-        # plain Python: a handful of floats, where numpy's per-call cost would dominate
-        run = self._run
-        ps = [run[i][1] for i in range(len(run) - k, len(run))]
-        ok = (max(ps) - min(ps)) * 100 <= spread and \
-            (k < 2 or max(abs(b - a) for a, b in zip(ps, ps[1:])) * 100 <= slope)
-        ps.sort()
-        med = ps[k // 2] if k % 2 else (ps[k // 2 - 1] + ps[k // 2]) / 2
-        return bool(ok), float(med)
-
-    def _onset(self) -> tuple[bool, float, int, bool]:
-        """The onset rule on the current voiced run -> (ok, pitch, hops it spans, glided)."""
-        c = self.cfg
-        # speech glides from syllable to syllable; a hum holds its pitch. When
-        # the recent voice looks like talking, a note must be held longer.
-        need = c.talk_stable_hops if self.talking else c.stable_hops
-        spread, slope = (c.talk_stable_cents, c.talk_slope_cents) if self.talking else \
-            (c.stable_cents, c.slope_cents)
-        ok, med = self._stable(need, spread, slope)
-        last = self.notes[-1] if self.notes else None
-        if ok and last is not None and last.off_hop is not None and \
-                self.hop - last.off_hop < c.tail_hops and snap(med, c.key, c.scale) == last.pitch:
-            # the previous note's pitch right after it ended: maybe its room
-            # reverb still ringing over the new note's attack; look longer
-            need += c.tail_extra_hops
-            ok, med = self._stable(need, spread, slope)
-        if ok and self._drifting(need):
-            ok = False
-        glided = False
-        if not ok and c.glide_onsets and not self.talking:
-            # still moving (a scoop): name it by where it is heading
-            glided, med = self._glide()
-            if glided and not self._lands_alike(med):
-                glided = False
-            if glided:
-                ok, need = True, 3
-        return ok, med, need, glided
 
     # -- the per-hop step ----------------------------------------------------------------
     def step(self, f0_hz: float, conf: float, level_db: float) -> list[tuple[str, int, float, int]]:
