@@ -51,29 +51,11 @@ from engine.events import EVENT_DTYPE, IMMEDIATE, EventQueue
 from engine.mixer_body import (AUDIBLE, CC_SUSTAIN, CC_VOLUME, NUM_CHANNELS, PANIC_CCS, PLAYER_PHASES,
                                PLAYER_VOICES, POST_CHUNK, STARTS_PER_PERIOD, SYNTH_PERIOD, WORK_RING, MixerBody)
 from engine.ring import AudioRing
+from engine.synth import c_functions_for
 from engine.tap_bridge import TapBridge
 
 __all__ = ["AUDIBLE", "CC_SUSTAIN", "CC_VOLUME", "NUM_CHANNELS", "PANIC_CCS", "PLAYER_PHASES", "PLAYER_VOICES",
            "POST_CHUNK", "STARTS_PER_PERIOD", "SYNTH_PERIOD", "WORK_RING", "Mixer"]
-
-
-def _overrides_synth(synth) -> bool:
-    """True when ``synth`` changes what the callback calls (a subclass's own render_into,
-    note or control methods): C would bypass them, so such a synth plays through Python."""
-    try:
-        from engine.synth import Synth
-    except ImportError:
-        return True
-    names = ("render_into", "note_on", "note_off", "control_change", "set_program", "active_voices", "twin")
-    return not isinstance(synth, Synth) or any(getattr(type(synth), n) is not getattr(Synth, n) for n in names)
-
-
-def _native_functions(synth):
-    """FluidSynth's entry points for the C mixer, or None when C cannot drive ``synth``."""
-    if getattr(synth, "native_ref", None) is None or _overrides_synth(synth):
-        return None
-    from engine.synth import native_functions
-    return native_functions()
 
 
 def _callback_synth(synth, hold_gil: bool):
@@ -206,7 +188,7 @@ class Mixer(MixerBody):
         why = _nat.unavailable
         fns = None
         if lib is not None:
-            fns = _native_functions(self.synth)
+            fns = c_functions_for(self.synth)
             if fns is None:
                 why = f"{type(self.synth).__name__} is not engine.synth.Synth's own FluidSynth"
         if lib is None or fns is None:

@@ -80,6 +80,16 @@ def native_functions() -> tuple[int, ...] | None:
         return None
 
 
+def c_functions_for(synth: object) -> tuple[int, ...] | None:
+    """``native_functions()`` when the C mixer can drive ``synth``: a Synth of this
+    module's own. A subclass with its own render_into, note or control methods plays
+    through Python (C would bypass them): None, as without FluidSynth."""
+    names = ("render_into", "note_on", "note_off", "control_change", "set_program", "active_voices", "twin")
+    if not isinstance(synth, Synth) or any(getattr(type(synth), n) is not getattr(Synth, n) for n in names):
+        return None
+    return native_functions()
+
+
 class SoundFontError(RuntimeError):
     """A SoundFont could not be loaded."""
 
