@@ -127,6 +127,7 @@ class Arranger:
         self.clock = clock
         self._inbox: collections.deque[tuple[int, int, bool]] = collections.deque()
         self._held: set[int] = set()
+        self._taken: set[int] = set()      # keys pressed as chord keys (producer side)
         self.token: int | None = None      # the chord read last (None: none played yet)
         self.bass: int | None = None       # its lowest held pitch class (for a slash name)
         self.chords = 0                    # chords read
@@ -148,17 +149,26 @@ class Arranger:
         self._held.clear()
 
     def clear(self) -> None:
-        """Forget the chord (the model chooses again until one is played). Thread: any."""
+        """Forget the chord (the model chooses again until one is played) and which keys
+        were chord keys. Thread: any."""
+        self._taken.clear()
         self._inbox.append((-1, -1, False))
 
     def note(self, time: int, pitch: int, on: bool) -> bool:
         """A player's note at sample ``time``; True if it is below the split (a chord
         note, taken here), False if it is the melody's. Thread: one producer."""
-        if not 0 <= int(pitch) < 128:
+        p = int(pitch)
+        if not 0 <= p < 128:
             raise ValueError(f"MIDI pitch out of range: {pitch}")
-        if int(pitch) >= self.split:
-            return False
-        self._inbox.append((int(time), int(pitch), bool(on)))
+        if on:
+            if p >= self.split:
+                return False
+            self._taken.add(p)
+        elif p in self._taken:
+            self._taken.discard(p)          # its release, wherever the split is now
+        else:
+            return False                    # the release of a melody note (held before a split change)
+        self._inbox.append((int(time), p, bool(on)))
         return True
 
     def held(self) -> frozenset[int]:

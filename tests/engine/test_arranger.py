@@ -70,6 +70,8 @@ def test_chord_notes_of_one_step_are_read_together_and_the_chord_outlasts_the_fi
     assert arr.token_at(14) is None
     arr.set_split(40)
     assert not arr.note(clock.step_time(15), 48, True)
+    assert not arr.note(clock.step_time(16), 48, False)     # a melody note's release stays the melody's
+    assert arr.note(clock.step_time(16), 36, True) and arr.note(clock.step_time(16), 36, False)   # a chord key
 
 
 CHORDS = [((36, 40, 43), "C"), ((45, 48, 52), "Am"), ((45, 48, 53), "F"), ((47, 50, 53, 43), "G7"),
