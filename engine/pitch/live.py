@@ -31,6 +31,22 @@ PERIODICITY_WINDOW = 320     # 20 ms at 16 kHz
 OCTAVE_MARGIN = 0.15         # periodicity at twice the period must beat it by this to halve f0
 
 
+def heard(events: list[MelodyEvent]) -> list[MelodyEvent]:
+    """``events`` without the notes the segmenter took back: an early note it replaced
+    or withdrew ends where it began (its note-off at its own onset time), so no listener
+    hears it; a session may still have passed it on (see engine.pitch.segmenter)."""
+    gone: set[int] = set()
+    open_at: dict[int, int] = {}
+    for i, ev in enumerate(events):
+        if ev.on:
+            open_at[ev.pitch] = i
+        elif ev.pitch in open_at:
+            k = open_at.pop(ev.pitch)
+            if ev.time <= events[k].time:
+                gone.update((k, i))
+    return [ev for i, ev in enumerate(events) if i not in gone]
+
+
 @dataclass
 class HumStats:
     hops: int = 0

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from engine.pitch.live import HumTracker
+from engine.pitch.live import HumTracker, heard
 from engine.pitch.metrics import f1, match_onsets, percentile, raw_pitch_accuracy, voicing_counts
 from engine.pitch.synth_hum import HumClip, corpus
 from engine.pitch.tracker import HOP, TRACKER_RATE
@@ -72,20 +72,11 @@ def run_clip(ht: HumTracker, clip: "HumClip | SungClip", block: int | None = Non
 
 
 def heard_onsets(emitted: list, rate: int) -> tuple[list, int]:
-    """-> ([(note-on event, seconds when it was emitted)], how many were left out): a
-    note the segmenter took back (an early note it replaced or withdrew) ends where it
-    began, and a note of zero length is not heard."""
-    notes: list[list] = []
-    open_at: dict[int, int] = {}
-    for ev, at in emitted:
-        if ev.on:
-            open_at[ev.pitch] = len(notes)
-            notes.append([ev, at / rate, True])
-        elif ev.pitch in open_at:
-            k = open_at.pop(ev.pitch)
-            notes[k][2] = ev.time > notes[k][0].time
-    kept = [(ev, t) for ev, t, heard in notes if heard]
-    return kept, len(notes) - len(kept)
+    """-> ([(note-on event, seconds when it was emitted)], how many were left out): the
+    notes ``engine.pitch.live.heard`` keeps (not those the segmenter took back)."""
+    kept = {id(ev) for ev in heard([ev for ev, _ in emitted])}
+    ons = [(ev, at / rate) for ev, at in emitted if ev.on and id(ev) in kept]
+    return ons, sum(1 for ev, _ in emitted if ev.on) - len(ons)
 
 
 def summarise(results: list[dict]) -> dict:

@@ -11,7 +11,8 @@ from scipy.io import wavfile
 
 from engine.audio_out import PA_LOCK
 from engine.mic_input import NOTHING_AFTER_S, SILENT_AFTER_S, MicError, MicInput
-from engine.pitch.live import HumTracker
+from engine.pitch.live import HumTracker, heard
+from engine.quantiser import MelodyEvent
 from hum_corpus import HumSpec, make_hum
 
 
@@ -34,8 +35,9 @@ def test_hummed_notes_come_out_of_the_live_microphone(pulse_server, tmp_path):
         assert mic.error is None
     finally:
         mic.close()
-    ons = [(t, p) for t, p, on in got if on]
-    offs = [p for t, p, on in got if not on]
+    evs = heard([MelodyEvent(time=t, pitch=p, on=on) for t, p, on in got])
+    ons = [(e.time, e.pitch) for e in evs if e.on]
+    offs = [e.pitch for e in evs if not e.on]
     assert len(offs) == len(ons)
     assert mic.callbacks > 0 and mic.overruns == 0
     assert max(levels) > -40                           # the meter saw the hum
