@@ -245,6 +245,8 @@ class MainWindow(QMainWindow):
         self.transport.style.setCurrentIndex(max(0, self.transport.style.findData(st.read(s, "band/style"))))
         self._call(self.session.set_style, self.transport.style.currentData())
         self._restore_feel()
+        self.chords_panel.split.setValue(st.read(s, "chords/split"))
+        self.chords_panel.arranger.setChecked(st.read(s, "chords/arranger"))
         for knob, key, fn in ((self.band_panel.temperature, "band/temperature", self.session.set_temperature),
                               (self.band_panel.density, "band/density", self.session.set_density),
                               (self.band_panel.harmony, "band/harmony_follow", self.session.set_harmony_follow),
@@ -335,6 +337,8 @@ class MainWindow(QMainWindow):
         for key, name in (("band/swing", "swing"), ("band/fills", "fills"), ("band/time", "time_feel"),
                           ("band/humanise", "humanise")):
             st.write(s, key, feel[name])
+        st.write(s, "chords/arranger", bool(self.chords_panel.arranger.isChecked()))
+        st.write(s, "chords/split", int(self.chords_panel.split.value()))
         st.write(s, "input/mode", self.input_mode)
         st.write(s, "devices/blocksize", int(self.setup_panel.buffer.currentData()))
         st.write(s, "devices/audio_out", self.setup_panel.audio_out.currentData() or "")

@@ -23,6 +23,7 @@ from PyQt6.QtCore import QSettings
 from liveband.config import (COUNT_IN_RANGE, DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE,
                              DEFAULT_TEMPO, FILLS, INPUT_GAIN_DB_RANGE, METERS, STYLES, SYNC_DELAY_MS_RANGE,
                              TEMPERATURE_RANGE, TEMPO_RANGE, TIMES, UNIT_RANGE)
+from liveband.session_steering import DEFAULT_SPLIT
 from ui.panels import BLOCKSIZES
 
 ORG = "LiveBand"
@@ -46,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     "band/fills": "phrase",
     "band/time": "normal",
     "band/humanise": 0.0,
+    # the Chords tab's arranger (a chart is a song's: presets keep it, not the app)
+    "chords/arranger": False,
+    "chords/split": DEFAULT_SPLIT,
     "input/mode": "keyboard",
     "devices/audio_out": "",
     "devices/audio_in": "",
@@ -84,6 +88,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "band/fills": _one_of(FILLS),
     "band/time": _one_of(TIMES),
     "band/humanise": _within(0, 1),
+    "chords/split": _within(1, 127),
     "input/mode": _one_of(("keyboard", "midi", "mic")),
     "devices/input_gain_db": _within(*INPUT_GAIN_DB_RANGE),
     "devices/blocksize": _one_of(BLOCKSIZES),

@@ -71,3 +71,18 @@ def test_arranger_chart_and_lock_from_the_chords_tab(themed_app, qtbot, live_ses
     qtbot.waitUntil(lambda: s.form_state().source != "locked", timeout=3000)
     assert not s.form_state().locked_bars and c.lock_btn.text() == "Lock"
     w.stop()
+
+
+def test_the_arranger_and_its_split_are_remembered(themed_app, qtbot, fake_session, tmp_path):
+    ini = str(tmp_path / "ui.ini")
+    w = MainWindow(fake_session, QSettings(ini, QSettings.Format.IniFormat), blocksize=256)
+    qtbot.addWidget(w)
+    assert not w.chords_panel.arranger.isChecked() and w.chords_panel.split.value() == 54
+    w.chords_panel.split.setValue(62)
+    w.chords_panel.arranger.setChecked(True)
+    w.close()                                       # saves the settings
+    again = MainWindow(fake_session, QSettings(ini, QSettings.Format.IniFormat), blocksize=256)
+    qtbot.addWidget(again)
+    assert again.chords_panel.arranger.isChecked() and again.chords_panel.split.value() == 62
+    assert fake_session.called("set_arranger")[-1] == (True, 62)      # and the session has them
+    again.close()
