@@ -8,7 +8,8 @@ an aalink peer in this process, the device's beat is where Link has it at that m
 
 Prints JSON: per source, |error| p50/p99/max over the beats after the first two seconds,
 the signed mean (a transport's constant delay shows there), the lock's own error against
-the clock as received, xruns and late steps. ``--seconds`` (default 60) per source;
+the clock as received, how late each tick arrived after it was sent (MIDI clock), xruns
+and late steps. ``--seconds`` (default 60) per source;
 ``--clock-delay MS``: the MIDI clock delay setting (Setup's "delay"), default 0.
 """
 from __future__ import annotations
@@ -45,6 +46,7 @@ for i in range(int(round(1.0 / per))):          # a second of clock before start
     out.send_message([0xF8])
 out.send_message([0xFA])
 song = 0
+ticks = []
 end = time.monotonic() + seconds
 while time.monotonic() < end:
     t += per
@@ -52,9 +54,11 @@ while time.monotonic() < end:
         time.sleep(d - 0.001 if d > 0.002 else 0)
     now = time.monotonic()
     out.send_message([0xF8])
+    ticks.append(now)
     if song % 24 == 0:
         beats.append((song / 24, now))
     song += 1
+print(json.dumps(ticks), flush=True)
 print(json.dumps(beats), flush=True)     # no stop: the bench reads the band still playing
 """
 
@@ -114,6 +118,18 @@ def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0)
     with Session(EngineConfig(tempo=100.0, count_in_bars=0), AudioConfig(blocksize=blocksize)) as s:
         if not s.audio.active:
             return {"error": "; ".join(s.snapshot().notices)}
+        # each tick's arrival after the start, against when the sender sent it: how late
+        # the clock is as received (the transport), apart from how the band follows it
+        clock_in, arrivals = s.sync.clock_in, []
+        feed = clock_in.feed
+
+        def noted(kind: str, arrived: float, value: int = 0) -> None:
+            if kind == "start":
+                arrivals.clear()
+            elif kind == "clock":
+                arrivals.append(arrived)
+            feed(kind, arrived, value)
+        clock_in.feed = noted
         s.open_midi_input(VIRTUAL_IN_NAME)
         s.set_sync("midi clock")
         s.set_sync_delay(delay_ms)
@@ -129,7 +145,8 @@ def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0)
         watch.stop()
         if proc.returncode != 0:
             return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "sender failed"}
-        beats = json.loads(proc.stdout.strip().splitlines()[-1])
+        lines = proc.stdout.strip().splitlines()
+        beats, sent = json.loads(lines[-1]), json.loads(lines[-2])
         clock, lock = s.clock, s.sync.beat_lock
         if clock is None or lock is None:
             return {"error": "the band did not start on the clock's start"}
@@ -138,6 +155,15 @@ def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0)
         errs = [(watch.heard(clock.beat_to_sample(q), s.sample_rate) - t) * 1000.0 for q, t in beats
                 if t >= t0 and q * 4 >= clock.first_step and clock.beat_to_sample(q) < rendered]
         result = summary(errs, s, lock)
+        sent = [x for x in sent if x <= sent[-1] - 0.1] if sent else []    # the last may be in flight
+        n = min(len(sent), len(arrivals))
+        late = (np.asarray(arrivals[:n]) - np.asarray(sent[:n])) * 1000.0
+        if n:
+            result["clock_as_received_late_ms"] = {
+                "ticks": n, "lost": max(0, len(sent) - len(arrivals)),
+                "p50": round(float(np.percentile(late, 50)), 3), "p99": round(float(np.percentile(late, 99)), 3),
+                "max": round(float(late.max()), 3),
+                "mean_by_tenth": [round(float(x.mean()), 2) for x in np.array_split(late, 10) if x.size]}
         s.stop()
     return result
 
