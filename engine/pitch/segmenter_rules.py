@@ -47,8 +47,8 @@ class SegmenterConfig:
     change_monotone4: bool = True
     change_date_share: float = 0.5  # ... dated by the first hop this share of the way there,
     change_date_lag_hops: float = 1.0   # less this lag of the measurement
-    dip_db: float = 8.0             # re-articulation: level dips this much ...
-    rise_db: float = 5.0            # ... then rises this much, within a voiced note
+    dip_db: float = 5.0             # re-articulation: level dips this much ...
+    rise_db: float = 8.0            # ... then rises this much (a new attack), within a voiced note
     vibrato_hops: int = 20          # a held note's pitch swinging around a steady centre over
     vibrato_span_st: float = 2.6    # ... this many hops, within this span (semitones) and with its
     vibrato_drift_st: float = 0.4   # ... two halves' means this close, is vibrato, not gliding

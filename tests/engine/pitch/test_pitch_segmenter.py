@@ -108,6 +108,20 @@ def test_a_rearticulation_in_a_ringing_room_is_named_by_the_new_pitch():
     assert [p for p, _ in ons(old)] == [45, 45]
 
 
+def test_a_shallow_dip_then_a_new_attack_rearticulates_a_repeated_note():
+    # a sung "ah-ah" on one pitch: the 20 ms level dips only ~6 dB (the glottal dip is
+    # shorter than the window) but the next attack rises well above the dip
+    frames = silence(10) + note(60, 30, level=-28) + note(60, 1, level=-31) + note(60, 2, level=-34) + \
+        note(60, 1, level=-30) + note(60, 30, level=-22) + silence(10)
+    ev, _ = run(frames)
+    assert [p for p, _ in ons(ev)] == [60, 60]
+    # a slow swell and fade of the same size (no dip, no new attack) stays one note
+    swell = note(60, 20, level=-28) + [(f, c, -28 - 6 * np.sin(np.pi * i / 10)) for i, (f, c, _) in
+                                       enumerate(note(60, 10))] + note(60, 20, level=-28)
+    ev, _ = run(silence(10) + swell + silence(10))
+    assert len(ons(ev)) == 1
+
+
 def test_low_confidence_or_low_level_gives_no_notes():
     noise = [(float(f), 0.2, -20.0) for f in np.random.default_rng(0).uniform(80, 800, 200)]
     quiet = note(60, 100, level=-75.0)
