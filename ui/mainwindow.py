@@ -637,6 +637,7 @@ class MainWindow(QMainWindow):
         b.feel.show_feel(humanise=preset.humanise, **shown)
         if not set_combo(t.key, preset.key or "Auto"):
             set_combo(t.key, "Auto")
+        self.chords_panel.chart_text.setPlainText(preset.chart or "")    # the chart it plays, or none
         self._refresh_presets(name or None)
         self.confirm(f"preset “{name}” loaded" if name else "preset loaded")
         return True

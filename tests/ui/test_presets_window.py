@@ -1,5 +1,5 @@
 """Presets from the app (issue 19 item 2) on the real Session (no audio stream): save,
-change, load puts the band and the controls back; a corrupt preset is one line and
+change, load puts the band, its chord chart and the controls back; a corrupt preset is one line and
 changes nothing; takes are renamed and deleted from the Sessions tab."""
 import pytest
 from PyQt6.QtCore import QSettings
@@ -21,6 +21,9 @@ def real_window(themed_app, qtbot, tmp_path, liveband_home):
     session.close()
 
 
+CHART = "A: | Em7 | A7 | Dm7 | G7 |\nB: | C | C |\n"
+
+
 def test_save_change_and_load_a_preset_from_the_app(real_window):
     w = real_window
     t, b = w.transport, w.band_panel
@@ -29,6 +32,10 @@ def test_save_change_and_load_a_preset_from_the_app(real_window):
     b.density.setValue(0.9)
     w.strips["bass"].program.setCurrentIndex(w.strips["bass"].program.findData(38))
     w.strips["melody"].through.click()
+    c = w.chords_panel                    # a chart typed on the Chords tab goes with the preset
+    c.chart_text.setPlainText(CHART)
+    c.chart_apply.click()
+    assert w.session.chart_text() == CHART
     assert w.save_preset("funk night")
     assert w.notice_text.text().startswith("✓ Preset “funk night” saved")    # a confirmation, first
     assert b.presets.currentData() == "funk night"
@@ -36,7 +43,10 @@ def test_save_change_and_load_a_preset_from_the_app(real_window):
     t.style.setCurrentIndex(t.style.findData("pop"))
     b.density.setValue(0.1)
     w.strips["melody"].through.click()
+    c.chart_clear.click()
+    assert w.session.chart_text() == "" and c.chart_text.toPlainText() == ""
     assert w.load_preset("funk night")
+    assert w.session.chart_text() == CHART == c.chart_text.toPlainText()
     cfg = w.session.engine_config
     assert (cfg.tempo, cfg.style, cfg.density) == (150.0, "funk", 0.9)
     assert (t.tempo.value(), t.style.currentData(), b.density.value()) == (150.0, "funk", 0.9)
