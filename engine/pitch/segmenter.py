@@ -16,7 +16,9 @@ Decisions, in the order they are taken each hop:
    Before that rule agrees, one voiced hop within ``early_cents`` of a semitone
    announces the note *provisionally*; the onset rule then confirms it, or replaces it
    with its own pitch from the same onset, or (no verdict in ``early_confirm_hops``, or
-   the voice stops) withdraws it. A replaced or withdrawn note ends where it began.
+   the voice stops) withdraws it, unless ``short_hops`` of its hops, and most, lie within
+   ``short_cents`` of its pitch: a fast note too short for the slope limit is kept. A
+   replaced or withdrawn note ends where it began.
    Inside a note, a new stable pitch ``change_semitones`` away from the note's running
    median starts a new note (legato); earlier (``fast_change``), once the newest 2 hops
    are ``fast_change_away_cents`` to one side of the note and either glide towards, or
@@ -199,7 +201,7 @@ class NoteSegmenter(SegmenterRules):
                 self._reartic_hop = None
                 self._run.clear()
                 self._voiced_pitches.clear()
-                if self.note is not None and self.note.provisional:
+                if self.note is not None and self.note.provisional and not self._held_short(self.note):
                     self._withdraw(out)     # never confirmed: a blip, not a note
                 self._end(self.hop - c.off_hops + 1, out)
         if self.keep_history:
@@ -302,9 +304,26 @@ class NoteSegmenter(SegmenterRules):
                 n.add(pitch)
             self.note.provisional = False
         elif self.hop - n.announced_hop >= c.early_confirm_hops:
-            self._withdraw(out)
+            if self._held_short(n):
+                n.provisional = False
+                n.add(pitch)
+            else:
+                self._withdraw(out)
         else:
             n.add(pitch)
+
+    def _held_short(self, n: NoteRecord) -> bool:
+        """A short note the onset rule could not confirm (too few hops still enough for
+        its slope limit) is kept when most of its hops, an octave error aside, lie
+        within short_cents of its pitch: short_hops of them at least."""
+        c = self.cfg
+        if c.short_hops <= 0:
+            return False
+        near = 0
+        for p in n.pitches:
+            d = p - n.pitch
+            near += abs(d - 12.0 * round(d / 12.0)) * 100 <= c.short_cents
+        return near >= c.short_hops and 2 * near >= len(n.pitches)
 
     def _withdraw(self, out: list) -> None:
         n = self.note

@@ -63,6 +63,8 @@ class SegmenterConfig:
     talk_jump_st: float = 11.0       # a one-hop jump this wide is no glide (a harmonic)
     early_cents: float = 30.0       # a first voiced hop this close to a semitone announces it
     early_confirm_hops: int = 8     # ... provisionally, until the onset rule agrees (0 cents: off)
+    short_hops: int = 4             # ... or, when it ends or times out unconfirmed, this many of
+    short_cents: float = 50.0       # ... its hops (and most) lie this near its pitch (0 hops: off)
     min_note_ms: float = 60.0
     hop_ms: float = 10.0
     min_midi: float = 28.0          # E1

@@ -199,6 +199,17 @@ def test_a_tracker_leaping_to_a_harmonic_in_a_room_is_not_talking():
     assert not seg.talking
 
 
+def test_a_short_note_whose_hops_all_name_its_pitch_is_kept():
+    # a 60 ms note sung fast: its pitch wobbles 15-20 cents a hop (more than the onset
+    # rule's slope limit, and not a glide), but every hop names A2
+    ev, seg = run(silence(20) + note(45, 6, cents=[0, -20, -5, -25, -10, -20]) + silence(20))
+    assert [p for p, _ in ons(ev)] == [45]
+    assert [n.pitch for n in seg.notes] == [45]
+    # a blip of two such hops is still withdrawn
+    ev, _ = run(silence(20) + note(45, 2, cents=[0, -20]) + silence(20))
+    assert ons(ev) == []
+
+
 def test_minimum_note_length_holds_the_note_off_back():
     cfg = SegmenterConfig(min_note_ms=100)
     ev, _ = run(silence(10) + note(60, 5) + silence(30), cfg)
