@@ -19,6 +19,7 @@ Thread: the caller's (it drives the session like the UI does).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -61,6 +62,8 @@ def measure(s, band: _Band, chords: int, log=None) -> dict:
     rate = s.sample_rate
     band_channels = {P.BASS.channel, P.KEYS.channel, P.PAD.channel}
     before = len(arr.readings)
+    stream: dict[int, int] = {}        # the band's chord per step (the generator keeps the last 256)
+    rng = random.Random(0)
     for i in range(chords):
         keys = CHORDS[i % len(CHORDS)]
         for p in keys:
@@ -69,13 +72,16 @@ def measure(s, band: _Band, chords: int, log=None) -> dict:
         time.sleep(0.5)
         for p in keys:
             s.key_event(p, False)
-        time.sleep(0.3 + 0.137 * (i % 3))        # not always the same phase of the step
+        time.sleep(0.3 + rng.uniform(0.0, 0.2))   # each chord at another phase of the 16th
+        if s.generator is not None:
+            stream.update((int(f[0]), int(f[1])) for f in list(s.generator.recent))
         if log and (i + 1) % 10 == 0:
             log(f"  chords: {i + 1}/{chords}")
     time.sleep(0.6)
     clock, gen = s.clock, s.generator
     pl = s.audio.player_latency() or 0.0
-    stream = {int(f[0]): int(f[1]) for f in list(gen.recent)} if gen is not None else {}
+    if gen is not None:
+        stream.update((int(f[0]), int(f[1])) for f in list(gen.recent))
     onsets = sorted(band.onsets)
     readings = list(arr.readings)[before:]
     ms, steps, ok = [], [], 0
