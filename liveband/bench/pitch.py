@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from engine.pitch.live import HumTracker, heard
+from engine.quantiser import MelodyEvent
 from engine.pitch.metrics import f1, match_onsets, percentile, raw_pitch_accuracy, voicing_counts
 from engine.pitch.synth_hum import HumClip, corpus
 from engine.pitch.tracker import HOP, TRACKER_RATE
@@ -289,12 +290,11 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
             s.set_input_mode("mic")
             s.inputs.wait_mic(10)
             gen, clock = s.generator, s.clock
-            seen: list[tuple[int, int]] = []        # (dated onset sample, generator's next step then)
+            got: list[tuple[MelodyEvent, int]] = []   # (event, generator's next step then)
             orig = gen.melody_event
 
             def spy(t: int, pitch: int, on: bool) -> None:
-                if on:
-                    seen.append((int(t), int(gen.next_step)))
+                got.append((MelodyEvent(time=int(t), pitch=int(pitch), on=bool(on)), int(gen.next_step)))
                 orig(t, pitch, on)
 
             gen.melody_event = spy                   # type: ignore[method-assign]
@@ -302,6 +302,9 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
             player.wait(timeout=60)
             time.sleep(1.0)
             gen.melody_event = orig                  # type: ignore[method-assign]
+            # the notes the tracker took back (early notes replaced or withdrawn) apart
+            kept = {id(ev) for ev in heard([ev for ev, _ in got])}
+            seen = [(ev.time, nxt) for ev, nxt in got if ev.on and id(ev) in kept]
             steps, ms = [], []
             la = int(gen.lookahead)
             for t, nxt in seen:
@@ -313,6 +316,7 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
                 ms.append((clock.step_time(k) - t) * 1000.0 / rate)
             out["hum_to_band"] = {
                 "notes_sung": len(clip.notes), "notes_heard": len(seen),
+                "notes_taken_back": sum(1 for ev, _ in got if ev.on) - len(seen),
                 "steps_p50": float(np.percentile(steps, 50)) if steps else None,
                 "steps_max": int(max(steps)) if steps else None,
                 "ms_p50": round(float(np.percentile(ms, 50)), 1) if ms else None,
