@@ -72,7 +72,7 @@ class Inputs:
         self.snap_scale: frozenset[int] | None = None
         # arranger mode (liveband.session_steering): takes the chord keys below the split
         self.chord_keys: Callable[[int, int, bool], bool] | None = None
-        self._hum_open: dict[int, int] = {}
+        self._hum_open: dict[int, tuple[int, int]] = {}     # hummed pitch -> (snapped, on time)
         # The pitch tracker loads after the model: a switch to Hum then only opens the
         # microphone, and nothing heavy runs while the band is already playing.
         self.tracker_loader = threading.Thread(target=self._preload_tracker, name="liveband-tracker",
@@ -164,17 +164,23 @@ class Inputs:
     def mic_note(self, time_sample: int, pitch: int, on: bool) -> None:
         """A hummed note from the pitch tracker (audio-clock sample). Thread: pitch worker."""
         pitch = int(pitch)
+        taken_back = False
         if on:
             snapped = snap_to_scale(pitch, self.snap_scale)
-            self._hum_open[pitch] = snapped
+            self._hum_open[pitch] = (snapped, int(time_sample))
             pitch = snapped
         else:
-            pitch = self._hum_open.pop(pitch, pitch)
+            pitch, on_at = self._hum_open.pop(pitch, (pitch, None))
+            # ended where it began: a note the tracker took back (engine.pitch.segmenter)
+            taken_back = on_at == int(time_sample)
         gen = self._generator()
         if gen is not None:
             gen.melody_event(int(time_sample), int(pitch), bool(on))
         kind = NOTE_ON if on else NOTE_OFF
-        self._roll.push(int(time_sample), kind, P.MELODY.channel, int(pitch), 90 if on else 0)
+        if taken_back:
+            self._roll.take_back(P.MELODY.channel, int(pitch))
+        else:
+            self._roll.push(int(time_sample), kind, P.MELODY.channel, int(pitch), 90 if on else 0)
         rec = self._recorder()
         if rec is not None:
             rec.add_event(int(time_sample), kind, P.MELODY.channel, int(pitch), 90 if on else 0)

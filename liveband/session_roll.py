@@ -65,6 +65,14 @@ class Roll:
                 self._open[key] = note
         return True
 
+    def take_back(self, channel: int, pitch: int) -> None:
+        """Forget the open note of ``channel``/``pitch`` as if it never sounded (a hummed
+        note the pitch tracker replaced or withdrew where it began)."""
+        with self._lock:
+            note = self._open.pop((channel, pitch), None)
+            if note is not None and note in self._notes:
+                self._notes.remove(note)
+
     def notes_since(self, since_step: float, now_step: float) -> list[RollNote]:
         """Notes that end at or after ``since_step`` (a sounding one ends ``now_step``);
         planned: it starts after ``now_step`` (committed by the band, not heard yet)."""

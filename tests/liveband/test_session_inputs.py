@@ -85,6 +85,17 @@ def test_a_hummed_note_snaps_to_the_fixed_key_and_its_off_matches_after_a_key_ch
     assert [(e[1], e[3]) for e in take.events] == [(NOTE_ON, 62), (NOTE_OFF, 62)]
 
 
+def test_a_hummed_note_the_tracker_takes_back_is_not_drawn_but_the_band_is_told(rig):
+    # the tracker announced C#, then replaced it with D from the same onset
+    inputs, band, _, roll, _ = rig
+    inputs.mic_note(4800, 61, True)
+    inputs.mic_note(4800, 61, False)
+    inputs.mic_note(4800, 62, True)
+    inputs.mic_note(9600, 62, False)
+    assert band.heard == [(4800, 61, True), (4800, 61, False), (4800, 62, True), (9600, 62, False)]
+    assert [(part, pitch) for part, pitch, *_ in roll.notes_since(-1e9, 1e9)] == [("melody", 62)]
+
+
 def test_midi_mode_without_a_controller_says_how_to_open_one(rig):
     inputs, _, _, _, notices = rig
     inputs.set_mode("midi")

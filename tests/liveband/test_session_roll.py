@@ -71,3 +71,15 @@ def test_the_chord_shown_is_the_last_one_at_or_before_the_step():
     assert chord_at(frames, 9.5, "") == chord_name(30, None)
     assert chord_at(frames, -1.0, "") == ""
     assert chord_at(frames, 16.0, "not a key") == chord_name(55, None)
+
+
+def test_a_hummed_note_taken_back_where_it_began_is_not_drawn():
+    # the hum tracker announces a note early and replaces it from the same onset (off at
+    # its own start, then the right pitch): only the replacement is a note
+    r, clock = roll_at_120()
+    ch = P.MELODY.channel
+    r.push(clock.step_time(2), NOTE_ON, ch, 61, 90)
+    r.take_back(ch, 61)
+    r.push(clock.step_time(2), NOTE_ON, ch, 62, 90)
+    r.push(clock.step_time(5), NOTE_OFF, ch, 62, 0)
+    assert r.notes_since(0.0, now_step=8.0) == [("melody", 62, 2.0, 5.0, False)]
