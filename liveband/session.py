@@ -212,6 +212,8 @@ class Session:
         """A followed MIDI clock's start/stop/continue, or a Link peer's play/stop ("link
         start"/"link stop"). Thread: control."""
         if kind.startswith("link "):
+            if kind == "link start":
+                self._band.loader.join()     # a model still loading: not under the lock
             with self._lock:         # the band's play/stop and Link's state change together
                 if not self._sync.link_wants(kind):
                     return
