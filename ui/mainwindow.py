@@ -873,6 +873,10 @@ class MainWindow(QMainWindow):
         in a box of fixed height: lines are elided to its width, problems beyond its lines
         are counted on the last one, and the tooltip holds the whole text."""
         lines = self.notice_lines(snap)
+        # the answer to what the player just did comes first, newest first: a box full of
+        # standing warnings must not hide it behind "… and N more"
+        mine = [plain_words(m) for m in reversed(self._messages)]
+        lines = mine + [line for line in lines if line not in mine]
         ok = self.confirmation(snap)
         shown = [f"⚠ {line}" for line in lines]
         if len(shown) > NOTICE_LINES - bool(ok):

@@ -45,7 +45,7 @@ def test_a_long_notice_moves_nothing(window, fake_session):
         f"problem {i}: " + "a very long explanation of what went wrong and how to fix it " * 4 for i in range(6)))
     w.flash("Could not start the band: " + "the audio device vanished " * 10)
     w.tick()
-    assert "problem 0" in w.notice_text.text()
+    assert w.notice_text.text().startswith("⚠ Could not start the band")
     assert geometry(w) == before
     # everything is there for whoever hovers
     assert w.notice_text.toolTip().count("problem") == 6 and "audio device vanished" in w.notice_text.toolTip()
@@ -54,6 +54,21 @@ def test_a_long_notice_moves_nothing(window, fake_session):
     w.tick()
     assert w.notice_text.text() == ""
     assert geometry(w) == before
+
+
+def test_the_answer_to_what_the_player_just_did_is_shown_above_standing_warnings(window, fake_session):
+    """Standing warnings (no MIDI ports, a slow machine...) filled the box and pushed the
+    player's 'file not found' under "... and 2 more"."""
+    w = window
+    fake_session.snap = replace(fake_session.snap, notices=tuple(f"standing warning {i}" for i in range(4)))
+    w.tick()
+    w.flash("tune.mid: file not found")
+    w.tick()
+    shown = w.notice_text.text()
+    assert "file not found" in shown and "more (hover" in shown
+    assert shown.split("<br>")[0] == "⚠ tune.mid: file not found"
+    fake_session.snap = replace(fake_session.snap, notices=())
+    w._messages.clear()
 
 
 def test_the_transport_row_does_not_shift_when_recording_starts(window, fake_session):
