@@ -405,6 +405,16 @@ class AudioOut:
         elif young > 0:
             gc.collect(1)
 
+    def settle_garbage(self) -> None:
+        """A load has just finished (the model, the tracker): freeze what it made now,
+        without scanning it, so that objects made from here on are young and the next
+        ``collect_garbage`` frees them; left to the periodic check, the load's tail and
+        whatever the player's code made in the same half second would be frozen together
+        and never freed while the stream plays. Thread: owner, never the callback."""
+        if self._gc_held:
+            gc.freeze()
+            self._gc_last = time.monotonic()
+
     def watch(self) -> str | None:
         """Check the stream's health; restart it when its device is back. Returns a
         notice when something changed ("audio device lost: ...", "audio restored"), else

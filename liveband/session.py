@@ -269,7 +269,10 @@ class Session:
         loaders = (self._band.loader, self._inputs.tracker_loader)
         for loader in loaders:
             loader.join(None if end is None else max(0.0, end - time.monotonic()))
-        return not any(loader.is_alive() for loader in loaders)
+        ready = not any(loader.is_alive() for loader in loaders)
+        if ready:
+            self._audio.settle_garbage()    # the loads' objects frozen, not left to mix with later garbage
+        return ready
 
     def play(self) -> None:
         """Start the band (after the count-in) and a new recorded take; with Link, the

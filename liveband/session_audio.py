@@ -56,6 +56,12 @@ class SessionAudio:
             self._notices.problem("audio", f"{exc}. Start PulseAudio/PipeWire or JACK, "
                                            "or choose another output in the Setup tab")
 
+    def settle_garbage(self) -> None:
+        """Loading has finished: freeze its objects now (AudioOut.settle_garbage)."""
+        with self._lock:
+            if not self.closed:
+                self.out.settle_garbage()
+
     def watch(self, tick: int, rescan_ok: bool) -> None:
         """The housekeeper's look at the stream: a lost or restored device, and every
         RETRY_EVERY ticks another try of the default output when none could open.
