@@ -76,6 +76,13 @@ def test_humming_draws_the_pitch_line_and_feeds_the_band(themed_app, qtbot, puls
     assert max(seen_level) > 0.4                      # the meter rose above -36 dBFS
     assert len(seen_note) >= 3, seen_note             # the snapped note name followed the voice
     voiced = trace[np.isfinite(trace)]
-    assert len(voiced) > 20 and all(min(abs(v - p) for p in sung) < 1.5 for v in voiced[::5])
+    assert len(voiced) > 20
+    # The line is the raw voice: a legato glide between two sung notes passes through the
+    # pitches in between for a few tens of ms, so a point may sit between notes, never
+    # outside the sung range (an octave error would), and most points sit on a sung note.
+    lo, hi = min(sung) - 1.5, max(sung) + 1.5
+    assert all(lo <= v <= hi for v in voiced), voiced[(voiced < lo) | (voiced > hi)]
+    on_note = np.array([min(abs(v - p) for p in sung) < 1.5 for v in voiced])
+    assert on_note.mean() >= 0.85, voiced[~on_note]
     assert len(melody) >= len(sung) // 2 and all(min(abs(m - p) for p in sung) <= 1 for m in melody), melody
     assert not math.isnan(float(np.nanmean(trace)))
