@@ -197,19 +197,9 @@ def load_chart(path: str | Path) -> Chart:
 
 def save_chart(chart: Chart, path: str | Path) -> Path:
     """Write ``chart`` as text (a temp file beside it, renamed into place)."""
-    import os
-    import tempfile
+    from models.atomic import write_atomic
 
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(chart.text())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return write_atomic(path, chart.text())
 
 
 class ChartSource:

@@ -12,6 +12,7 @@ tick ``(k - first_step) * ticks_per_beat / 4``.
 """
 from __future__ import annotations
 
+import io
 import os
 import struct
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from engine import parts as P
 from engine.clock import Clock
 from engine.events import CONTROL, NOTE_OFF, NOTE_ON, PROGRAM, event_message
 from engine.gm import instrument_name
+from models.atomic import write_atomic
 
 TICKS_PER_BEAT = 480
 
@@ -212,12 +214,12 @@ class MidiTakeWriter:
             last = max(last, t)
         end = _meta_bytes(0, mido.MetaMessage("end_of_track"))
         chunks = [bytes(conductor)] + [bytes(self._tracks[ch]) for ch in sorted(self._tracks)]
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            write_chunk(f, b"MThd", struct.pack(">hhh", 1, len(chunks), TICKS_PER_BEAT))
-            for c in chunks:
-                write_chunk(f, b"MTrk", c + end)
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        write_chunk(buf, b"MThd", struct.pack(">hhh", 1, len(chunks), TICKS_PER_BEAT))
+        for c in chunks:
+            write_chunk(buf, b"MTrk", c + end)
+        # no fsync: a growing take is rewritten again within seconds
+        write_atomic(path, buf.getvalue(), fsync=False)
 
 
 def write_take_midi(path: str | os.PathLike, events: list[tuple[int, int, int, int, int]], start: int,

@@ -9,11 +9,9 @@
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Callable
 
 from engine.errors import first_line
 from liveband.config import TEMPERATURE_RANGE, TEMPO_RANGE
+from models.atomic import write_atomic
 
 
 class ControlThread:
@@ -227,15 +226,7 @@ class MidiLearn:
             if self._corrupt and self.path.exists():
                 os.replace(self.path, self.path.with_name(self.path.name + ".corrupt"))
             self._corrupt = False
-            fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(data, f, indent=1)
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_atomic(self.path, json.dumps(data, indent=1))
         except OSError as exc:
             self.notice(f"cannot save MIDI bindings to {self.path}: {first_line(exc)}")
 

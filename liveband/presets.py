@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from liveband.config import (DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TE
                              TEMPERATURE_RANGE, TEMPO_RANGE)
 from liveband.errors import UserError
 from liveband.paths import presets_dir
+from models.atomic import write_atomic
 
 VERSION = 1
 NAME_MAX = 80
@@ -95,21 +94,11 @@ def save_preset(name: str, preset: Preset, folder: Path | None = None) -> Path:
     the same folder, then rename. PresetError (one line) when it cannot be written."""
     path = preset_path(name, folder)
     text = json.dumps(preset.to_json(), indent=2) + "\n"
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
+        write_atomic(path, text)
     except OSError as exc:
         raise PresetError(f"cannot save preset {name!r} to {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     return path
 
 

@@ -156,18 +156,9 @@ class Steering:
             raise ValueError("no chart to save: load or type one first")
         p = Path(path)
         if self._chart_text:
-            import os
-            import tempfile
+            from models.atomic import write_atomic
 
-            fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(self._chart_text if self._chart_text.endswith("\n") else self._chart_text + "\n")
-                os.replace(tmp, p)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            return p
+            return write_atomic(p, self._chart_text if self._chart_text.endswith("\n") else self._chart_text + "\n")
         return save_chart(self._chart, p)
 
     def sections(self) -> list[str]:

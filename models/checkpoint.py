@@ -15,6 +15,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from models.atomic import atomic_path
 from models.transformer import ModelConfig, Transformer
 
 CHECKPOINT_VERSION = "1"
@@ -42,9 +43,8 @@ def save_model(model: Transformer, path: str | Path, dtype: torch.dtype = torch.
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "version": CHECKPOINT_VERSION, "config": model.cfg.to_json(), **(extra or {})}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
+
+from models.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -70,21 +71,10 @@ def write_cached(path: Path, export: Callable[[Path], None]) -> Path:
     sidecar. On any failure (including KeyboardInterrupt) no temporary file is left."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale(path.parent)
-    tmps = []
-    try:
-        for target in (path, _sidecar(path)):
-            fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=path.parent)
-            os.close(fd)
-            tmps.append(Path(tmp))
-        export(tmps[0])
-        tmps[1].write_text(_digest(tmps[0]) + "\n")
-        for done in tmps:
-            os.chmod(done, 0o644)     # mkstemp makes 0600; a cache file is as readable as any other
-        os.replace(tmps[0], path)
-        os.replace(tmps[1], _sidecar(path))
-    finally:
-        for left in tmps:
-            left.unlink(missing_ok=True)
+    # the sidecar is renamed first; a reader between the two renames sees a mismatch and exports again
+    with atomic_path(path) as tmp, atomic_path(_sidecar(path)) as side:
+        export(tmp)
+        side.write_text(_digest(tmp) + "\n")
     return path
 
 

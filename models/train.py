@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from models.atomic import atomic_path
 from models.checkpoint import CHECKPOINT_VERSION, CheckpointError, save_model
 from models.pattern import Pattern
 from models.runtime import piece_meta, target_mask
@@ -317,9 +318,8 @@ def save_state(path: Path, model: Transformer, opt: torch.optim.Optimizer, step:
     tensors["rng.torch"] = torch.random.get_rng_state()
     meta = {"format": "liveband-train-state", "version": CHECKPOINT_VERSION, "step": str(step),
             "best": repr(best), "train_config": cfg.to_json(), "param_groups": json.dumps(osd["param_groups"])}
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 def load_state(path: Path, model: Transformer, opt: torch.optim.Optimizer) -> tuple[int, float]:

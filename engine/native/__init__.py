@@ -15,9 +15,10 @@ import ctypes
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from models.atomic import atomic_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -101,15 +102,9 @@ def build(target: Path = LIBRARY) -> None:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
         raise OSError("no C compiler (install it with 'sudo apt-get install gcc libc6-dev')")
-    fd, tmp = tempfile.mkstemp(prefix="._callback.", suffix=".so", dir=str(target.parent))
-    os.close(fd)
-    try:
-        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm", "-pthread"],
+    with atomic_path(target, suffix=".so") as tmp:
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(SOURCE), "-lm", "-pthread"],
                        check=True, capture_output=True, text=True)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _check(lib: ctypes.CDLL) -> None:

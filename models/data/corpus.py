@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from models.atomic import atomic_path
 from models.data import jsb, nottingham, pop909
 from models.data.piece import LoadResult, Piece
 from models.tokens import CHORD, CHORD_BASE, NOTE_BASE, NOTE_STREAMS, QUALITIES
@@ -181,9 +182,8 @@ def save_corpus(corpus: Corpus, path: Path) -> None:
         "skipped": np.array(json.dumps(corpus.skipped)),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)   # type: ignore[arg-type]  # numpy's stub types **kwds as its bool flag
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".tmp.npz") as tmp:    # .npz: savez appends it to any other name
+        np.savez(tmp, **arrays)   # type: ignore[arg-type]  # numpy's stub types **kwds as its bool flag
 
 
 def load_cached_corpus(path: Path) -> Corpus:
