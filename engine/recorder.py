@@ -11,6 +11,10 @@ and the band's parts, written incrementally into one folder per session.
   (a deque: append is atomic, any thread). Every ``midi_every_s`` the writer rewrites
   ``session.mid`` from the whole event log into a temporary file and renames it over
   the old one, so the file on disk is always complete (engine.midi_export.MidiTakeWriter).
+  A note whose note-off comes at its own note-on's sample was taken back (the pitch
+  tracker's early note, replaced or withdrawn: engine.pitch.segmenter): both are left
+  out of the take. So that a note-on is not already in the file when its take-back
+  comes, the writer holds back events from a note-on younger than ``TAKE_BACK_S``.
 - ``session.json`` holds the metadata (sample rate, tempo, meter, key, input, style,
   start time, duration so far), rewritten the same way.
 
@@ -34,11 +38,16 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.events import NOTE_OFF, NOTE_ON
 from engine.midi_export import MidiTakeWriter, TempoMark
 from engine.ring import AudioRing
+from engine.synth import DRUM_CHANNEL
 from engine.wav import WavWriter, repair_wav
 
 WAV_NAME, MIDI_NAME, META_NAME = "mix.wav", "session.mid", "session.json"
+# the pitch tracker takes an early note back within ~0.1 s of announcing it (8 hops to
+# confirm, 3 to hear the voice stop); a note-on this young is not written to the file yet
+TAKE_BACK_S = 0.5
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -83,6 +92,9 @@ class Recorder:
         self._tempi: list[TempoMark] = []
         self._meter = self.meta.get("meter", "4/4")
         self._midi = MidiTakeWriter(self.sample_rate, self._meter, self.track_names)
+        self._encoded = 0                   # events of _events the MIDI writer has encoded
+        # (channel, pitch) -> [index in _events, arrival (monotonic)] of a sounding note-on
+        self._open: dict[tuple[int, int], list] = {}
         self._wav: WavWriter | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -142,7 +154,7 @@ class Recorder:
                     self._write_meta(final=stopping)
                     last_flush = now
                 if self._midi_dirty and (stopping or now - last_midi >= self.midi_every_s):
-                    self._write_midi()
+                    self._write_midi(final=stopping)
                     last_midi = now
             except OSError as exc:   # disk full, folder removed: say so, keep the audio path alive
                 self.error = f"recording to {self.folder} failed: {exc}"
@@ -171,9 +183,34 @@ class Recorder:
             elif item[0] == "meta":
                 self.meta[item[1]] = item[2]
                 continue
-            else:
+            elif not self._taken_back(item):
                 self._events.append(item)
             self._midi_dirty = True
+
+    def _taken_back(self, ev: tuple[int, int, int, int, int]) -> bool:
+        """Track sounding notes; True (and the note-on removed) when ``ev`` is a note-off
+        at its note-on's own sample: a taken-back note, which no one heard. Drum notes
+        are one-shots, whatever their length."""
+        sample, kind, ch, pitch, vel = ev
+        if ch == DRUM_CHANNEL or kind not in (NOTE_ON, NOTE_OFF):
+            return False
+        key = (ch, pitch)
+        if kind == NOTE_ON and vel > 0:
+            self._open[key] = [len(self._events), time.monotonic()]
+            return False
+        opened = self._open.pop(key, None)
+        if opened is None or self._events[opened[0]][0] != sample:
+            return False
+        i = opened[0]
+        del self._events[i]
+        for o in self._open.values():
+            if o[0] > i:
+                o[0] -= 1
+        if i < self._encoded:
+            # already in the file (a take-back later than TAKE_BACK_S): encode it anew
+            self._midi = MidiTakeWriter(self.sample_rate, self._meter, self.track_names)
+            self._encoded = 0
+        return True
 
     def _origin(self) -> int:
         if self.start_sample is not None:
@@ -182,9 +219,14 @@ class Recorder:
             return min(e[0] for e in self._events)
         return 0
 
-    def _write_midi(self) -> None:
-        self._midi.write(self.midi_path, self._events, self._origin(), self._tempi)
-        self._midi_dirty = False
+    def _write_midi(self, final: bool = False) -> None:
+        n = len(self._events)
+        if not final:
+            young = time.monotonic() - TAKE_BACK_S
+            n = min([n] + [i for i, at in self._open.values() if at > young])
+        self._midi.write(self.midi_path, self._events[:n], self._origin(), self._tempi)
+        self._encoded = n
+        self._midi_dirty = n < len(self._events)
 
     def _write_meta(self, final: bool) -> None:
         frames = self._wav.frames if self._wav else 0

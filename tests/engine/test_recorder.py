@@ -153,3 +153,82 @@ def test_a_growing_take_is_encoded_incrementally_and_reads_back_like_a_whole_enc
     assert got["bass"][0][0] == samples_to_ticks(first[0], 1000, SR, tempi) or \
         got["drums"][0][0] == samples_to_ticks(first[0], 1000, SR, tempi)
     assert [r[2] for r in got[None] if r[1] == "tempo"] == [100.0, 132.0]
+
+
+def _melody_notes(path, channel):
+    """[(pitch, on tick, off tick)] of ``channel`` in the MIDI file, in order of onset."""
+    notes, sounding = [], {}
+    for tr in mido.MidiFile(str(path)).tracks:
+        tick = 0
+        for m in tr:
+            tick += m.time
+            if m.type == "note_on" and m.velocity > 0 and m.channel == channel:
+                sounding[m.note] = len(notes)
+                notes.append([m.note, tick, None])
+            elif m.type in ("note_off", "note_on") and m.channel == channel and m.note in sounding:
+                notes[sounding.pop(m.note)][2] = tick
+    return [tuple(n) for n in notes]
+
+
+def test_a_hummed_take_keeps_only_the_notes_heard_not_those_the_tracker_took_back(tmp_path):
+    """The pitch tracker announces a note early and may take it back (replaced from the
+    same onset, or withdrawn): its note-off then comes at its own onset. Such a note was
+    never heard; the saved take must not hold it (it was a zero-length note)."""
+    from engine import parts as P
+    from engine.pitch.live import HumTracker, heard
+    from engine.pitch.synth_hum import HumSpec, make_hum
+
+    clip = make_hum(HumSpec(seed=102, register="male", tempo=110, n_notes=9, vowel="ah", sample_rate=SR))
+    ht = HumTracker("pesto", input_rate=SR)
+    rec = Recorder(tmp_path / "s", SR, poll_s=0.02, midi_every_s=0.02)
+    rec.set_tempo(0, 120.0)
+    rec.start()
+    rec.ring.write(np.zeros((480, 2), np.float32), 0)
+    events = []
+    for i in range(0, len(clip.audio), SR // 200):
+        for ev in ht.feed(clip.audio[i:i + SR // 200]):
+            events.append(ev)
+            # as the session logs a hummed note (liveband.session_inputs.mic_note)
+            rec.add_event(ev.time, NOTE_ON if ev.on else NOTE_OFF, P.MELODY.channel, ev.pitch, 90 if ev.on else 0)
+        if i % (SR // 10) == 0:
+            time.sleep(0.005)                # let the writer write the take as it grows
+    for ev in ht.finish():
+        events.append(ev)
+        rec.add_event(ev.time, NOTE_ON if ev.on else NOTE_OFF, P.MELODY.channel, ev.pitch, 90 if ev.on else 0)
+    rec.stop()
+    kept = heard(events)
+    assert sum(ev.on for ev in events) > sum(ev.on for ev in kept) >= 9      # this clip has take-backs
+    got = _melody_notes(rec.midi_path, P.MELODY.channel)
+    want = []
+    for ev in kept:
+        if ev.on:
+            want.append([ev.pitch, samples_to_ticks(ev.time, 0, SR, [TempoMark(0, 120.0)]), None])
+        else:
+            next(n for n in reversed(want) if n[0] == ev.pitch)[2] = samples_to_ticks(ev.time, 0, SR,
+                                                                                   [TempoMark(0, 120.0)])
+    assert got == [tuple(n) for n in want]
+    assert all(off > on for _, on, off in got)
+
+
+def test_a_take_back_after_the_writer_wrote_is_still_left_out(tmp_path):
+    """The writer rewrites the file every midi_every_s: a note-on it has already written
+    must still go when its take-back comes, early (held back while young) or late."""
+    rec = Recorder(tmp_path / "s", SR, poll_s=0.02, midi_every_s=0.02)
+    rec.start()
+    rec.ring.write(np.zeros((480, 2), np.float32), 0)
+    rec.add_event(1000, NOTE_ON, 3, 60, 90)
+    rec.add_event(2000, NOTE_ON, 0, 40, 90)            # the band plays on meanwhile
+    time.sleep(0.15)                                   # several writes
+    rec.add_event(1000, NOTE_OFF, 3, 60)               # taken back 150 ms on
+    rec.add_event(1000, NOTE_ON, 3, 62, 90)            # ... and replaced from the same onset
+    time.sleep(0.2)
+    assert _melody_notes(rec.midi_path, 3) == []       # young notes are held back
+    time.sleep(0.5)                                    # older than the hold: in the file
+    assert _melody_notes(rec.midi_path, 3) == [(62, 20, None)]
+    rec.add_event(1000, NOTE_OFF, 3, 62)               # a late take-back
+    rec.add_event(9000, NOTE_ON, 3, 64, 90)
+    rec.add_event(12000, NOTE_OFF, 3, 64)
+    rec.add_event(12000, NOTE_OFF, 0, 40)
+    rec.stop()
+    assert _melody_notes(rec.midi_path, 3) == [(64, 180, 240)]
+    assert _melody_notes(rec.midi_path, 0) == [(40, 40, 240)]
