@@ -1,6 +1,7 @@
 """Timed events (samples on the audio clock) -> a multi-track Standard MIDI File: the one
-MIDI file writer (through mido), for renders (``write_midi``, on a render's Clock) and
-for live takes (``MidiTakeWriter``, on a tempo map of audio-clock marks).
+MIDI file writer (through mido), for renders (``write_midi``, on a render's Clock), for
+live takes (``MidiTakeWriter``, on a tempo map of audio-clock marks) and for transcribed
+notes in seconds (``notes_midi``).
 
 One conductor track (tempo map, time signature) and one track per part (bass, keys, pad,
 drums, melody) on the part's channel, named after the part and the instrument it plays
@@ -64,6 +65,34 @@ def write_midi(path: str | Path, events: Iterable[tuple[int, int, int, int, int]
     path.parent.mkdir(parents=True, exist_ok=True)
     mid.save(str(path))
     return path
+
+
+def notes_midi(notes: Iterable[tuple[int, float, float, int]], track_name: str = "hummed melody",
+               bpm: float = 120.0, tpb: int = TICKS_PER_BEAT) -> bytes:
+    """(pitch, start s, end s, velocity) notes as heard (unquantised) -> a type-1 MIDI file
+    with one track at ``bpm`` (120: one tick of 480 per beat is 1/960 s); a note lasts at
+    least one tick, and a note-off comes before a note-on at the same tick."""
+    mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0))
+    track.append(mido.MetaMessage("track_name", name=track_name, time=0))
+    scale = tpb * bpm / 60.0
+    evs = []
+    for pitch, start, end, vel in notes:
+        on = int(round(start * scale))
+        off = max(on + 1, int(round(end * scale)))
+        evs.append((on, 1, pitch, max(1, min(127, vel))))
+        evs.append((off, 0, pitch, 0))
+    evs.sort(key=lambda e: (e[0], e[1]))
+    now = 0
+    for tick, is_on, pitch, vel in evs:
+        track.append(mido.Message("note_on" if is_on else "note_off", note=pitch, velocity=vel, time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    return buf.getvalue()
 
 
 def track_instrument(part: P.Part, events) -> str:

@@ -12,70 +12,14 @@ import warnings
 from pathlib import Path
 
 from liveband.cli import UserError
+from models.atomic import temp_beside, write_atomic
 
-TICKS_PER_BEAT = 480
-TEMPO_US = 500000      # 120 BPM: seconds * 960 = ticks
 PROGRESS_EVERY_S = 5.0      # a progress line this often (wall clock) ...
 PROGRESS_MIN_S = 30.0       # ... on files at least this long
 
 
-def midi_bytes(notes: list[tuple[int, float, float, int]]) -> bytes:
-    """notes: (pitch, start s, end s, velocity) -> a type-1 MIDI file with one track."""
-    import io
-
-    import mido
-
-    mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
-    track = mido.MidiTrack()
-    mid.tracks.append(track)
-    track.append(mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0))
-    track.append(mido.MetaMessage("track_name", name="hummed melody", time=0))
-    scale = TICKS_PER_BEAT * 1e6 / TEMPO_US
-    evs = []
-    for pitch, start, end, vel in notes:
-        on = int(round(start * scale))
-        off = max(on + 1, int(round(end * scale)))
-        evs.append((on, 1, pitch, max(1, min(127, vel))))
-        evs.append((off, 0, pitch, 0))
-    evs.sort(key=lambda e: (e[0], e[1]))     # note-offs before note-ons at the same tick
-    now = 0
-    for tick, is_on, pitch, vel in evs:
-        track.append(mido.Message("note_on" if is_on else "note_off", note=pitch, velocity=vel, time=tick - now))
-        now = tick
-    track.append(mido.MetaMessage("end_of_track", time=0))
-    buf = io.BytesIO()
-    mid.save(file=buf)
-    return buf.getvalue()
-
-
 def _cannot_write(out: Path, exc: OSError) -> UserError:
     return UserError(f"cannot write {out}: {exc.strerror or exc}")
-
-
-def _open_part(out: Path) -> tuple[int, Path]:
-    """A temporary file beside ``out``, made before the (long) transcription so that an
-    unwritable folder is told at once."""
-    import tempfile
-
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name[:200]}.", suffix=".part", dir=out.parent)
-    except OSError as exc:
-        raise _cannot_write(out, exc) from None
-    return fd, Path(tmp)
-
-
-def _finish(fd: int, tmp: Path, data: bytes, out: Path) -> None:
-    try:
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, out)
-        except OSError as exc:
-            raise _cannot_write(out, exc) from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class _Progress:
@@ -97,6 +41,7 @@ class _Progress:
 
 
 def main(args) -> int:
+    from engine.midi_export import notes_midi
     from engine.pitch import transcribe_wav
     from engine.pitch.weights import WeightsError
 
@@ -119,21 +64,22 @@ def main(args) -> int:
             key, scale = parse_key(args.key)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+    try:
+        temp_beside(out, ".part").unlink()     # an unwritable folder is told now, not after a long transcription
+    except OSError as exc:
+        raise _cannot_write(out, exc) from None
     notices: list[str] = []
-    fd, tmp = _open_part(out)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             notes = transcribe_wav(src, tracker=args.tracker, key=key, scale=scale, notices=notices,
                                    progress=_Progress(src))
-        data = midi_bytes(notes)
-    except BaseException as exc:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, WeightsError):
-            raise UserError(str(exc)) from None
-        raise
-    _finish(fd, tmp, data, out)
+    except WeightsError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        write_atomic(out, notes_midi(notes), suffix=".part")
+    except OSError as exc:
+        raise _cannot_write(out, exc) from None
     notices[:0] = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, RuntimeWarning))
     dur = max((e for _, _, e, _ in notes), default=0.0)
     for msg in notices:

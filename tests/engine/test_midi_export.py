@@ -5,7 +5,7 @@ import mido
 from engine import parts as P
 from engine.clock import Clock
 from engine.events import NOTE_OFF, NOTE_ON
-from engine.midi_export import write_midi
+from engine.midi_export import notes_midi, write_midi
 
 
 def test_steps_land_on_exact_ticks_across_a_tempo_change(tmp_path):
@@ -61,3 +61,23 @@ def test_tracks_are_named_after_the_instruments_chosen(tmp_path):
     instruments = [next(m.name for m in t if m.type == "instrument_name") for t in mid.tracks[1:]]
     assert instruments == ["Fretless Bass", "Electric Piano 1", "Pad 2 (warm)", "Brush Kit", "Alto Sax"]
     assert [n.pitch for n in read_melody_midi(tmp_path / "t.mid").notes] == [60, 62, 64, 65]
+
+
+def test_transcribed_notes_in_seconds_land_on_ticks_of_1_960_s(tmp_path):
+    """The transcriber's one-track file: 120 BPM, 480 ticks a beat, a repeated pitch's
+    note-off before its next note-on at the same tick, a zero-length note one tick long."""
+    data = notes_midi([(62, 0.5, 1.0, 90), (60, 0.0, 0.5, 200), (62, 1.0, 1.0, 0)])
+    (tmp_path / "n.mid").write_bytes(data)
+    mid = mido.MidiFile(str(tmp_path / "n.mid"))
+    assert mid.type == 1 and mid.ticks_per_beat == 480 and len(mid.tracks) == 1
+    tick, seen = 0, []
+    for m in mid.tracks[0]:
+        tick += m.time
+        if m.type == "set_tempo":
+            assert mido.tempo2bpm(m.tempo) == 120
+        elif m.type == "track_name":
+            assert m.name == "hummed melody"
+        elif m.type in ("note_on", "note_off"):
+            seen.append((tick, m.type, m.note, m.velocity))
+    assert seen == [(0, "note_on", 60, 127), (480, "note_off", 60, 0), (480, "note_on", 62, 90),
+                    (960, "note_off", 62, 0), (960, "note_on", 62, 1), (961, "note_off", 62, 0)]
