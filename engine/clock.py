@@ -28,6 +28,10 @@ COMPOUND = ("6/8", "12/8")
 
 MIN_BPM = 40.0
 MAX_BPM = 240.0
+# what the band plays in when nobody chose (the app, the command line and a render read these
+# through liveband.config); DEFAULT_TEMPO is also a recording's tempo (no beat grid)
+DEFAULT_TEMPO = 100.0
+DEFAULT_METER = "4/4"
 
 
 def check_tempo(bpm: float) -> float:

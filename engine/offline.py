@@ -37,7 +37,7 @@ import numpy as np
 
 from engine import parts as P
 from engine.chart import Chart
-from engine.clock import METERS, Clock  # the band's meters (12/8 too), not only the model's
+from engine.clock import DEFAULT_METER, DEFAULT_TEMPO, METERS, Clock  # METERS: 12/8 too, not only the model's
 from engine.events import NOTE_OFF, NOTE_ON, EventQueue
 from engine.feel import Feel
 from engine.generator import GeneratorMetrics, StreamingGenerator
@@ -46,10 +46,11 @@ from engine.mixer import Mixer
 from engine.quantiser import Quantiser
 from engine.renderer import EventLog, PartRenderer
 from engine.sampler import ControlledSampler
-from engine.styles import get_style
+from engine.styles import DEFAULT_STYLE, get_style
 from engine.synth import Synth
 from engine.wav import WavWriter
 from models.contract import Accompanist
+from models.sampling import DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE
 
 try:   # fork: the child inherits the job as it is (no pickling, no second import)
     _FORK = multiprocessing.get_context("fork")
@@ -59,12 +60,13 @@ except ValueError:   # pragma: no cover - platforms without fork render in one p
 
 @dataclass(frozen=True)
 class RenderSettings:
-    style: str = "pop"
-    tempo: float = 100.0
-    meter: str = "4/4"
-    temperature: float = 0.9
-    density: float = 0.5
-    harmony_follow: float = 0.5
+    # the app's and the command line's defaults (liveband.config reads the same constants)
+    style: str = DEFAULT_STYLE
+    tempo: float = DEFAULT_TEMPO
+    meter: str = DEFAULT_METER
+    temperature: float = DEFAULT_TEMPERATURE
+    density: float = DEFAULT_DENSITY
+    harmony_follow: float = DEFAULT_HARMONY_FOLLOW
     seed: int = 0
     chunk_steps: int = 4
     margin_steps: int = 2

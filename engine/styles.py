@@ -255,6 +255,9 @@ def reload() -> StyleBook:
     return book()
 
 
+DEFAULT_STYLE = "pop"     # the band's style when nobody chose (read through liveband.config)
+
+
 def get_style(name: str | Style) -> Style:
     """The style called ``name``; ValueError naming the choices otherwise."""
     return name if isinstance(name, Style) else book().get(name)

@@ -14,8 +14,8 @@ import sys
 from typing import Callable
 
 from liveband import __version__
-from liveband.config import (BACKENDS, DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE, DEFAULT_TEMPO,
-                             STYLES, TEMPERATURE_RANGE, TEMPO_RANGE, UNIT_RANGE)
+from liveband.config import (BACKENDS, DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_METER, DEFAULT_STYLE,
+                             DEFAULT_TEMPERATURE, DEFAULT_TEMPO, STYLES, TEMPERATURE_RANGE, TEMPO_RANGE, UNIT_RANGE)
 from liveband.errors import UserError  # noqa: F401  (re-exported for command modules)
 from engine.clock import METERS
 
@@ -66,10 +66,10 @@ def _loudness(text: str) -> float | None:
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("band")
-    g.add_argument("--style", choices=STYLES, default="pop",
+    g.add_argument("--style", choices=STYLES, default=DEFAULT_STYLE,
                    help="band style (shipped, or a .toml in the user's styles folder)")
     g.add_argument("--tempo", type=float, default=None, help=f"BPM, {_TEMPOS} (default: from the file, else {DEFAULT_TEMPO:g})")
-    g.add_argument("--meter", choices=METERS, default=None, help="default: from the file, else 4/4")
+    g.add_argument("--meter", choices=METERS, default=None, help=f"default: from the file, else {DEFAULT_METER}")
     g.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
                    help="creativity, {:g}-{:g}".format(*TEMPERATURE_RANGE))
     g.add_argument("--density", type=float, default=DEFAULT_DENSITY, help="0 sparse .. 1 busy")

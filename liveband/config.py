@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from engine.clock import MAX_BPM, METERS, MIN_BPM
+from engine.clock import DEFAULT_METER, DEFAULT_TEMPO, MAX_BPM, METERS, MIN_BPM
 from engine.feel import FILLS, TIMES, Feel  # noqa: F401  (FILLS, TIMES: the UI's feel menus)
 from engine.keyfind import key_name
-from engine.styles import get_style, style_names
+from engine.styles import DEFAULT_STYLE, get_style, style_names
 from models.backends import BACKENDS
-from models.sampling import TEMPERATURE_RANGE
+from models.sampling import DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE, TEMPERATURE_RANGE
 
 # every key a player can fix, spelled as the session names it (its key signature's way)
 KEY_NAMES: tuple[str, ...] = tuple(key_name(t, m) for m in ("major", "minor") for t in range(12))
@@ -53,24 +53,23 @@ class AudioConfig:
 
 
 # The band's controls: each default and range once. EngineConfig, the command line, the
-# app's settings and knobs, presets and MIDI learn read them; the engine (clock) and the
-# sampler, which refuse values outside, own the two ranges they enforce.
+# app's settings and knobs, presets and MIDI learn read them here. The engine and the
+# sampler, which refuse values outside and play when nobody chose (a render's
+# engine.offline.RenderSettings), own what they enforce or use below this room, imported
+# above: TEMPO_RANGE's ends and DEFAULT_TEMPO/DEFAULT_METER (engine.clock), DEFAULT_STYLE
+# (engine.styles), TEMPERATURE_RANGE ("creativity", 0.05-2.0), DEFAULT_TEMPERATURE,
+# DEFAULT_DENSITY and DEFAULT_HARMONY_FOLLOW (models.sampling).
 TEMPO_RANGE = (MIN_BPM, MAX_BPM)                  # BPM
-DEFAULT_TEMPO = 100.0                             # also a recording's (no beat grid) tempo
-# TEMPERATURE_RANGE ("creativity", 0.05-2.0): the sampler's, imported above
-DEFAULT_TEMPERATURE = 0.9
 UNIT_RANGE = (0.0, 1.0)                           # density, harmony-follow, feel amounts, volumes
-DEFAULT_DENSITY = 0.5                             # 0 sparse .. 1 busy
-DEFAULT_HARMONY_FOLLOW = 0.5                      # 0 free .. 1 strictly follows the player's notes
 COUNT_IN_RANGE = (0, 4)                           # bars
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     tempo: float = DEFAULT_TEMPO    # quarter notes per minute
-    meter: str = "4/4"
+    meter: str = DEFAULT_METER
     count_in_bars: int = 1
-    style: str = "pop"
+    style: str = DEFAULT_STYLE
     temperature: float = DEFAULT_TEMPERATURE        # "creativity"
     density: float = DEFAULT_DENSITY
     harmony_follow: float = DEFAULT_HARMONY_FOLLOW

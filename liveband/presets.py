@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liveband.config import (DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE, DEFAULT_TEMPO,
-                             TEMPERATURE_RANGE, TEMPO_RANGE)
+from liveband.config import (DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_METER, DEFAULT_STYLE,
+                             DEFAULT_TEMPERATURE, DEFAULT_TEMPO, TEMPERATURE_RANGE, TEMPO_RANGE)
 from liveband.errors import UserError
 from liveband.paths import presets_dir
 from models.atomic import write_atomic
@@ -45,9 +45,9 @@ class PartSetup:
 
 @dataclass(frozen=True)
 class Preset:
-    style: str = "pop"
+    style: str = DEFAULT_STYLE
     tempo: float = DEFAULT_TEMPO
-    meter: str = "4/4"
+    meter: str = DEFAULT_METER
     key: str | None = None
     temperature: float = DEFAULT_TEMPERATURE
     density: float = DEFAULT_DENSITY

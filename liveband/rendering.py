@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 from engine.melody_file import Melody
-from liveband.config import DEFAULT_TEMPO, TEMPO_RANGE
+from liveband.config import DEFAULT_METER, DEFAULT_TEMPO, TEMPO_RANGE
 from liveband.errors import UserError
 from models.contract import Accompanist
 
@@ -32,7 +32,7 @@ def band_timing(melody: Melody, tempo: float | None = None, meter: str | None = 
         while bpm < lo:
             bpm *= 2
         say(f"the file's tempo {melody.tempo:.1f} BPM is outside {lo:g}-{hi:g}; playing at {bpm:.1f} BPM")
-    chosen = meter or melody.meter or "4/4"
+    chosen = meter or melody.meter or DEFAULT_METER
     if meter is None and melody.source_meter and melody.meter is None:
         say(f"the file's meter {melody.source_meter} is not supported; playing in {chosen}")
     if melody.tempo_changes and tempo is None:

@@ -45,6 +45,12 @@ KEY_GAIN = 6.0
 # The player's creativity knob: the temperatures the band may be played at (the app's
 # and the command line's range, liveband.config.TEMPERATURE_RANGE).
 TEMPERATURE_RANGE = (0.05, 2.0)
+# The band's controls when nobody set them (the app's, the command line's and a render's,
+# through liveband.config): creativity, density (0 sparse .. 1 busy) and harmony-follow
+# (0 free .. 1 strictly follows the player's notes).
+DEFAULT_TEMPERATURE = 0.9
+DEFAULT_DENSITY = 0.5
+DEFAULT_HARMONY_FOLLOW = 0.5
 # Melody pitch-class memory: per-step decay (0.93 ** 16 ~ a third left after a bar).
 PROFILE_DECAY = 0.93
 
@@ -69,8 +75,8 @@ _ONSET_MASK[NOTE_BASE:NOTE_VOCAB] = 1.0
 
 
 class ControlledSampler:
-    def __init__(self, seed: int = 0, temperature: float = 0.9, density: float = 0.5,
-                 harmony_follow: float = 0.5) -> None:
+    def __init__(self, seed: int = 0, temperature: float = DEFAULT_TEMPERATURE, density: float = DEFAULT_DENSITY,
+                 harmony_follow: float = DEFAULT_HARMONY_FOLLOW) -> None:
         self.rng = np.random.default_rng(seed)
         # the pitch and chord temperatures when not the shares of ``temperature`` (plain)
         self._pitch_temperature: float | None = None
@@ -211,7 +217,7 @@ class ControlledSampler:
         return int(min(int(np.searchsorted(c, u, side="right")), c.shape[0] - 1))
 
 
-def make_sampler(temperature: float = 0.9, seed: int = 0, pitch_temperature: float | None = None,
+def make_sampler(temperature: float = DEFAULT_TEMPERATURE, seed: int = 0, pitch_temperature: float | None = None,
                  chord_temperature: float | None = None) -> Sampler:
     """sampler(stream, logits) -> token; temperature 0 = argmax; fixed seed = fixed output.
     Note streams draw the pitch of an onset at ``pitch_temperature`` (default

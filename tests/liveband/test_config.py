@@ -48,12 +48,14 @@ def test_every_key_in_the_menu_is_already_in_the_spelling_the_config_keeps():
 _SPELLED_OUT = [r"\b40(\.0)?, 240(\.0)?\b", r"\b40(\.0)? <= \w+ <= 240", r"\b0\.05, 2(\.0)?\b",
                 r"default=0\.9\b", r"tempo\W+100\.0\b", r"temperature\W+0\.9\b", r"density\W+0\.5\b",
                 r"harmony_follow\W+0\.5\b", r"-40, 40\b", r"\b0(\.0)?, 100(\.0)?\)", r"min\(240(\.0)?, max\(40",
-                r"0(\.0)? <= \w+ <= 100(\.0)?\b"]
+                r"0(\.0)? <= \w+ <= 100(\.0)?\b", r'style: str = "pop"', r'meter: str = "4/4"', r'default="pop"',
+                r'\bor "4/4"', r"\b(tempo|temperature|density|harmony_follow): float = \d"]
 
 
 def test_each_band_default_and_range_is_written_once_in_config():
     """The app's knobs and settings, the command line, presets, MIDI learn and render read
-    tempo, creativity, density, follow, count-in, input gain and sync delay from config."""
+    tempo, creativity, density, follow, count-in, input gain and sync delay from config; a
+    render's settings (engine.offline) read the same constants from below liveband."""
     import re
     from pathlib import Path
 
@@ -62,13 +64,18 @@ def test_each_band_default_and_range_is_written_once_in_config():
     root = Path(config.__file__).resolve().parents[1]
     readers = [*sorted((root / "ui").glob("*.py")), *sorted((root / "liveband").glob("session*.py")),
                *(root / "liveband" / name for name in (
-                   "cli.py", "presets.py", "midilearn.py", "rendering.py", "commands/render.py"))]
+                   "cli.py", "presets.py", "midilearn.py", "rendering.py", "commands/render.py")),
+               root / "engine" / "offline.py"]
     found = [f"{path.relative_to(root)}:{i}: {line.strip()}"
              for path in readers for i, line in enumerate(path.read_text().splitlines(), 1)
              if any(re.search(p, line) for p in _SPELLED_OUT) and "setRange(0, 100)" not in line]
     assert found == []
     assert (config.TEMPO_RANGE, config.DEFAULT_TEMPO, config.TEMPERATURE_RANGE, config.DEFAULT_TEMPERATURE) == (
         (40.0, 240.0), 100.0, (0.05, 2.0), 0.9)
-    e = config.EngineConfig()
-    assert (e.tempo, e.temperature, e.density, e.harmony_follow) == (
-        config.DEFAULT_TEMPO, config.DEFAULT_TEMPERATURE, config.DEFAULT_DENSITY, config.DEFAULT_HARMONY_FOLLOW)
+    from engine.offline import RenderSettings
+    from liveband.presets import Preset
+
+    for e in (config.EngineConfig(), RenderSettings(), Preset()):
+        assert (e.style, e.tempo, e.meter, e.temperature, e.density, e.harmony_follow) == (
+            config.DEFAULT_STYLE, config.DEFAULT_TEMPO, config.DEFAULT_METER, config.DEFAULT_TEMPERATURE,
+            config.DEFAULT_DENSITY, config.DEFAULT_HARMONY_FOLLOW), type(e)
