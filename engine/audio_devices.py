@@ -55,6 +55,19 @@ def _device_names(channels_key: str, at_least: int) -> list[str]:
         return []
 
 
+def device_table() -> tuple[list[dict[str, Any]], list[str], tuple[Any, Any]]:
+    """PortAudio's devices (its dicts: name, hostapi, channels, default rate...), its host
+    APIs' names and the default (input, output) devices, read together under PA_LOCK.
+    AudioUnavailable when PortAudio is missing; PortAudio's own error (no server, no card)
+    passes through."""
+    sd = sounddevice()
+    with PA_LOCK:
+        devices = [dict(d) for d in sd.query_devices()]
+        apis = [str(h["name"]) for h in sd.query_hostapis()]
+        default_in, default_out = sd.default.device
+    return devices, apis, (default_in, default_out)
+
+
 def output_devices() -> list[str]:
     """Names of the devices that play stereo."""
     return _device_names("max_output_channels", 2)

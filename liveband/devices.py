@@ -8,21 +8,19 @@ from contextlib import redirect_stderr
 
 
 def _audio_rows() -> list[tuple[str, str, str]]:
+    from engine.audio_devices import AudioUnavailable, device_table
+
     try:
-        import sounddevice as sd
-    except OSError as exc:  # PortAudio library missing
-        return [("audio", "unavailable", f"{exc}; install it with 'sudo apt-get install libportaudio2'")]
-    try:
-        devices = sd.query_devices()
+        devices, hostapis, (default_in, default_out) = device_table()   # under the PortAudio lock
+    except AudioUnavailable as exc:  # PortAudio library missing
+        return [("audio", "unavailable", str(exc))]
     except Exception as exc:  # no server, no card
         return [("audio", "none", f"no audio devices ({exc})")]
     if len(devices) == 0:
         return [("audio", "none", "no audio devices or audio server found (start PulseAudio/PipeWire or JACK)")]
     rows = []
-    default_in, default_out = sd.default.device
-    hostapis = sd.query_hostapis()
     for i, d in enumerate(devices):
-        api = hostapis[d["hostapi"]]["name"]
+        api = hostapis[d["hostapi"]]
         sr = int(d["default_samplerate"])
         if d["max_output_channels"] > 0:
             mark = " (default)" if i == default_out else ""

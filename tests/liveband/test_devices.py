@@ -74,3 +74,22 @@ def test_devices_does_not_list_a_random_bytes_sf2_as_usable(tmp_path):
     out = _run_devices({**no_audio, "LIVEBAND_SOUNDFONT": str(fonts["real"])})
     row = next(ln for ln in out.stdout.splitlines() if "SoundFont" in ln)
     assert "real.sf2" in row and "6 MB" in row
+
+
+def test_devices_reads_portaudio_under_its_lock():
+    """PortAudio's device list is process-global: `devices` waits while another thread holds
+    the lock every PortAudio call takes (a re-scan or a stream opening)."""
+    import threading
+
+    import sounddevice  # noqa: F401  (imported here, so the thread below has only the query to do)
+
+    from engine.audio_devices import PA_LOCK
+    from liveband.devices import _audio_rows
+
+    rows: list = []
+    done = threading.Event()
+    reader = threading.Thread(target=lambda: (rows.extend(_audio_rows()), done.set()), daemon=True)
+    with PA_LOCK:
+        reader.start()
+        assert not done.wait(1.0), "the device list was read while another thread held PA_LOCK"
+    assert done.wait(60) and rows
