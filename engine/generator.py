@@ -19,6 +19,16 @@ melody's future, which only a render or play-along of a file knows (its quantise
 the whole melody before the first step). The generator takes one only when built with
 ``offline=True`` and refuses it otherwise, so live play keeps online causality.
 
+Listening first (``listen=True``, live play with no key fixed): until the player has
+given enough melody for a key (``LISTEN_ONSETS`` notes or ``LISTEN_STEPS`` sounding
+steps, as the model hears it), the band plays only the drums; the model runs on unheard
+(it must see every step, and a band that started silent would keep silent), and from
+the next beat the tonal parts sound in the key the melody so far implies
+(``band_key``), which the sampler then keeps to. A fixed key (``set_key``) or a chord
+source's chord ends the listening at once. After that, with no key fixed, the band's
+key follows the melody: it moves when the melody has implied another key for two bar
+lines running, so the key shown is always the one the band plays in.
+
 Falling behind: a step whose start time has already passed when its frame is ready is
 *late*: it is still fed to the model (the model must see every step to stay in time),
 but the renderer plays no new onsets or releases for it (the band holds), ``late_steps``
@@ -47,6 +57,7 @@ import numpy as np
 
 from engine.chart import Chart, ChartSampler, ChartSource
 from engine.form import TempoRamp, check_lock_bars, form_from_frames
+from engine.keyfind import estimate_key, key_pitch_classes, parse_key
 from engine.clock import Clock, TempoFollower, check_tempo, model_meter
 from engine.quantiser import MelodyEvent, Quantiser
 from engine.renderer import PartRenderer
@@ -54,10 +65,14 @@ from engine.sampler import ControlledSampler
 from engine.styles import get_style
 from models.contract import Accompanist, prime_melody
 from models.sampling import greedy
-from models.tokens import REST
+from models.tokens import CHORD_NONE, HOLD, REST, is_note_on, token_pitch
 
 STATS_RING = 8192          # steps kept for the percentile metrics (~17 min at 120 BPM)
 MELODY_RING = 256          # committed melody tokens kept (> any model's lookahead either way)
+LISTEN_ONSETS = 3          # listening first: the band enters after this many melody notes...
+LISTEN_STEPS = 8           # ... or this many sounding melody steps (a held note), on the next beat
+KEY_DECAY = 0.99           # per step: the melody's key profile halves in ~4 bars (follows a modulation)
+TACET = np.array([CHORD_NONE, REST, REST, REST], np.int64)   # the tonal parts' frame while listening
 
 
 @dataclass(frozen=True)
@@ -85,7 +100,7 @@ class StreamingGenerator:
                  lead_ms: float | None = None,
                  clock_source: Callable[[], int] | None = None, follow_tempo: bool = False,
                  backend: str = "", step_observer: Callable[[int, float], None] | None = None,
-                 offline: bool = False, chart: Chart | None = None) -> None:
+                 offline: bool = False, chart: Chart | None = None, listen: bool = False) -> None:
         if not 1 <= chunk_steps <= 16:
             raise ValueError("chunk must be 1-16 steps")
         if not 1 <= margin_steps <= 64:
@@ -149,6 +164,16 @@ class StreamingGenerator:
         self._progress = threading.Event()    # set by the worker after each pump
         self.until_step: int | None = None    # the worker never commits this step or later
         self._primed = False
+        # listening first (see the module doc); Thread: written by the worker, read by any
+        self.listening = bool(listen)
+        self.entered_step: int | None = None if listen else clock.first_step
+        self.band_key = ""                    # the key the band keeps to ('' none / a fixed one)
+        self._auto_key = bool(listen)         # the band's key follows the melody (no key fixed)
+        self._key_w = np.zeros(12, np.float64)    # decaying melody pitch-class durations
+        self._key_pc: int | None = None           # the sounding melody note's pitch class
+        self._heard_onsets = 0
+        self._heard_steps = 0
+        self._key_moves = 0                       # bar lines running the melody implied another key
 
     # -- setup -------------------------------------------------------------------
     def prime(self) -> None:
@@ -235,6 +260,12 @@ class StreamingGenerator:
         if self._req_key is not None:
             k, self._req_key = self._req_key, None
             self.sampler.set_key(k[0])
+            self._auto_key = k[0] is None
+            if k[0] is not None:
+                self.band_key = ""
+                self._enter(self.next_step)      # a fixed key: the band plays in it from now
+            elif not self.listening:
+                self._commit_key(estimate_key(self._key_w))
         if self._req_controls is not None:
             c, self._req_controls = self._req_controls, None
             self.sampler.set_controls(*c)
@@ -300,13 +331,55 @@ class StreamingGenerator:
             return REST
         return int(self._mel[step % MELODY_RING])
 
+    # -- listening first and the band's key ---------------------------------------------
+    def _hear(self, tok: int) -> None:
+        """A melody token the model hears, into the key profile and the listening counts."""
+        self._key_w *= KEY_DECAY
+        if is_note_on(tok):
+            self._key_pc = token_pitch(tok) % 12
+            self._heard_onsets += 1
+        elif tok != HOLD:
+            self._key_pc = None
+        if self._key_pc is not None:
+            self._key_w[self._key_pc] += 1.0
+            self._heard_steps += 1
+
+    def _commit_key(self, key: str) -> None:
+        """The band keeps to ``key`` from the next cell it draws ('' : no key)."""
+        self.band_key = key
+        self._key_moves = 0
+        self.sampler.set_key(key_pitch_classes(*parse_key(key)) if key else None)
+
+    def _enter(self, k: int) -> None:
+        if self.listening:
+            self.listening = False
+            self.entered_step = k
+
+    def _follow_key(self, k: int) -> None:
+        """Listening: enter on a beat once the melody was enough; then, with no key fixed,
+        move the band's key when the melody has implied another one for two bar lines."""
+        if self.listening:
+            enough = self._heard_onsets >= LISTEN_ONSETS or self._heard_steps >= LISTEN_STEPS
+            if enough and k % self.clock.beat_steps == 0:
+                self._enter(k)
+                if self._auto_key:
+                    self._commit_key(estimate_key(self._key_w))
+        elif self._auto_key and k % self.clock.bar_steps == 0:
+            est = estimate_key(self._key_w)
+            self._key_moves = self._key_moves + 1 if est and est != self.band_key else 0
+            if self._key_moves >= 2:
+                self._commit_key(est)
+
     def _commit_step(self, k: int) -> None:
         t0 = time.perf_counter()
         clock = self.clock
         t = clock.step_time(k)
         mel_step = k - self.lookahead
         while self._mel_next <= mel_step:      # in order, each once (one step live)
-            self._mel[self._mel_next % MELODY_RING] = self.quantiser.token_for(self._mel_next)
+            tok = self.quantiser.token_for(self._mel_next)
+            self._mel[self._mel_next % MELODY_RING] = tok
+            if self._mel_next >= 0:
+                self._hear(tok)
             self._mel_next += 1
         mel = self._melody(mel_step)
         if k < 0:
@@ -320,7 +393,13 @@ class StreamingGenerator:
             self.sampler.observe_melody(mel)
             forcer = self._chart
             forcer.begin_step(k)
+            if self.listening and forcer.now is not None:
+                self._enter(k)                  # the player gave a chord (chart, left hand)
+            if self.listening or self._auto_key:
+                self._follow_key(k)
             frame = self.model.advance(mel, clock.step_in_bar(k), forcer)
+            if self.listening:
+                frame = TACET                   # the model plays on unheard: drums only
             self.renderer.chord_forced = forcer.now is not None
             if forcer.now is not None and frame[0] != forcer.now:
                 # a live source's chord (the arranger's) changed after this step's chord

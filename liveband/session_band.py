@@ -18,7 +18,7 @@ from engine import parts as P
 from engine.clock import METERS, Clock, beat_steps, check_tempo
 from engine.errors import first_line
 from engine.events import PROGRAM, EventQueue
-from engine.keyfind import estimate_key, key_pitch_classes, parse_key
+from engine.keyfind import key_pitch_classes, parse_key
 from engine.mixer import Mixer
 from engine.styles import style_names
 from liveband.config import TEMPO_RANGE, EngineConfig
@@ -85,7 +85,7 @@ class Band:
         self.steering: Steering | None = None     # the chord source per play
         self._metro_segments = None
         self._taps: collections.deque[float] = collections.deque(maxlen=8)
-        self.key = ""            # the key shown: the fixed one, else the estimate
+        self._band_key = ""      # the key the last band played in (shown after a stop)
         # Load the model now (importing torch and reading weights take seconds), so
         # play() starts the band at once.
         self.loader = threading.Thread(target=self._load, name="liveband-load", daemon=True)
@@ -164,7 +164,9 @@ class Band:
                                          quantiser=Quantiser(clock), chunk_steps=cfg.chunk_steps,
                                          lead_ms=cfg.lead_ms,
                                          clock_source=lambda: mixer.clock, backend=self.backend,
-                                         step_observer=None if beat_lock is None else beat_lock.on_step)
+                                         step_observer=None if beat_lock is None else beat_lock.on_step,
+                                         # no key fixed: drums only until the player gives one
+                                         listen=cfg.key is None)
             self._band_q = band_q
             self._renderer = renderer
             self._mixer.add_queue(band_q)
@@ -183,6 +185,7 @@ class Band:
                 for k in range(clock.first_step, 0):
                     renderer.count_in(k, clock.step_time(k))
             self.gen = gen
+            self._band_key = ""
             self.playing = True
             self._outputs.band_started()
 
@@ -195,6 +198,7 @@ class Band:
                 self.steering.detach()
             if gen is not None:
                 gen.stop()
+                self._band_key = gen.band_key
                 if gen.error is not None:
                     self._notices.problem("model", f"the band stopped: {gen.error}")
             band_q, self._band_q = self._band_q, None
@@ -270,14 +274,16 @@ class Band:
         with self._lock:
             self.cfg = cfg
             scale = None if cfg.key is None else key_pitch_classes(*parse_key(cfg.key))
-            self.key = cfg.key or estimate_key(self._roll.pitch_classes())
             if self.gen is not None:
                 self.gen.set_key(scale)
             return scale
 
-    def estimate_key(self) -> None:
-        """The key shown, from what was played lately. Thread: housekeeper."""
-        self.key = self.cfg.key or estimate_key(self._roll.pitch_classes())
+    @property
+    def key(self) -> str:
+        """The key shown: the fixed one, else the one the band plays in ('' while it
+        listens, before the player has given a key). Thread: any."""
+        gen = self.gen
+        return self.cfg.key or (gen.band_key if gen is not None else self._band_key)
 
     def set_config(self, **kw) -> None:
         """Settings that apply from the next play (count-in, feel); ValueError naming the value."""

@@ -2,15 +2,12 @@
 
 ``Roll.push`` has the EventSink signature so the PartRenderer feeds it directly (the
 generator thread); the session feeds the player's notes. A short lock protects the lists
-(never taken by the audio thread). The same notes weigh the pitch classes the key
-estimate reads (the player's twice, drums not at all)."""
+(never taken by the audio thread)."""
 from __future__ import annotations
 
 import collections
 import threading
 from typing import Iterable
-
-import numpy as np
 
 from engine import parts as P
 from engine.clock import Clock
@@ -29,14 +26,12 @@ class Roll:
         self._notes: collections.deque = collections.deque(maxlen=maxlen)   # [part, pitch, start, end]
         self._open: dict[tuple[int, int], list] = {}
         self.clock: Clock | None = None
-        self._pc = np.zeros(12)           # pitch-class weights for the key estimate
 
     def reset(self, clock: Clock | None) -> None:
         with self._lock:
             self._notes.clear()
             self._open.clear()
             self.clock = clock
-            self._pc[:] = 0
 
     def push(self, time: int, kind: int, channel: int, data1: int = 0, data2: int = 0) -> bool:
         clock = self.clock
@@ -57,8 +52,6 @@ class Roll:
             note = self._open.pop(key, None)
             if note is not None:
                 note[3] = step
-                if channel != P.DRUMS.channel:
-                    self._pc[note[1] % 12] += max(0.0, step - note[2]) * (2.0 if part == "melody" else 1.0)
             if kind == NOTE_ON and data2 > 0:
                 note = [part, int(data1), step, None]
                 self._notes.append(note)
@@ -83,13 +76,6 @@ class Roll:
                 if e >= since_step:
                     out.append((part, pitch, start, e, start > now_step))
             return out
-
-    def pitch_classes(self, decay: float = 0.97) -> np.ndarray:
-        """The weights so far; each call decays them, so the estimate follows a modulation."""
-        with self._lock:
-            w = self._pc.copy()
-            self._pc *= decay
-        return w
 
 
 def chord_at(frames: Iterable, step: float, key_text: str) -> str:

@@ -1,7 +1,7 @@
 """What the UI reads of a session, built from its parts on any thread: the snapshot, the
 piano roll's notes and the band's place in its form; and the *housekeeper* thread that
 keeps the watchdogs running and the meters these views read fresh (every 0.25 s: audio
-device watchdog, MIDI hot-plug, metronome grid, CPU meter, key estimate, mic meters)."""
+device watchdog, MIDI hot-plug, metronome grid, CPU meter, mic meters)."""
 from __future__ import annotations
 
 import math
@@ -98,7 +98,6 @@ class Housekeeper:
                 if tick % 4 == 0:
                     self._inputs.poll()
                     self._views.cpu_percent = proc.cpu_percent(None)
-                    self._band.estimate_key()
                 self._band.check()
                 self._takes.check()
                 self._inputs.meter()

@@ -301,3 +301,35 @@ def test_an_offline_generator_hands_the_model_the_melody_a_beat_ahead():
     # so its chord changes on the melody's onset, not a beat after it
     chords = [r[1] for r in gen.recent]
     assert chords[4] != chords[3] and chords[4] == chords[7]
+
+
+def test_listening_first_plays_drums_only_until_the_player_gives_notes_or_a_key():
+    """No key fixed (issue 14 item 5): the tonal parts stay silent until the melody has
+    given LISTEN_ONSETS notes, then enter on the next beat in the key the notes imply;
+    a key fixed while it listens, or a chord source's chord, ends the listening at once."""
+    from engine.generator import LISTEN_ONSETS
+    from engine.quantiser import MelodyEvent
+
+    tonal = (P.BASS.channel, P.KEYS.channel, P.PAD.channel)
+    gen, log, clock = make(listen=True)
+    gen.pump(clock.step_time(32), until_step=32)
+    assert note_ons(log, P.DRUMS.channel) and not [e for e in note_ons(log) if e[2] in tonal]
+    assert gen.listening and gen.band_key == "" and gen.entered_step is None
+    for i, p in enumerate((64, 67, 71, 66)[:LISTEN_ONSETS]):   # E G B at steps 33, 35, 37
+        gen.quantiser.push(MelodyEvent(clock.step_time(33 + 2 * i) + 10, p, True))
+        gen.quantiser.push(MelodyEvent(clock.step_time(34 + 2 * i) + 10, p, False))
+    gen.pump(clock.step_time(64), until_step=64)
+    first = min(clock.step_at(e[0]) for e in note_ons(log) if e[2] in tonal)
+    assert gen.entered_step == first == 40          # the third note heard at 38, the next beat
+    assert gen.band_key == "E minor"
+    # a key fixed while it listens: the band plays in it from the next step
+    gen, log, clock = make(listen=True)
+    gen.pump(clock.step_time(10), until_step=10)
+    gen.set_key(frozenset({0, 2, 4, 5, 7, 9, 11}))
+    gen.pump(clock.step_time(20), until_step=20)
+    assert gen.entered_step == 10 and not gen.listening
+    assert min(clock.step_at(e[0]) for e in note_ons(log) if e[2] in tonal) == 12   # the toy's next onset
+    # without listen (offline render, a fixed key at the start) nothing changes
+    gen, log, clock = make()
+    gen.pump(clock.step_time(4), until_step=4)
+    assert [e for e in note_ons(log) if e[2] in tonal] and gen.entered_step == 0

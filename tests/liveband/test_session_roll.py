@@ -56,16 +56,6 @@ def test_without_a_clock_or_for_other_events_nothing_is_drawn():
     assert r.notes_since(0.0, 4.0) == [] and r2.notes_since(0.0, 4.0) == []
 
 
-def test_key_weights_count_held_steps_the_player_twice_drums_never_and_decay():
-    r, clock = roll_at_120()
-    for ch, pitch in ((P.MELODY.channel, 62), (P.BASS.channel, 50), (P.DRUMS.channel, 36)):
-        r.push(clock.step_time(0), NOTE_ON, ch, pitch, 100)
-        r.push(clock.step_time(4), NOTE_OFF, ch, pitch, 0)
-    w = r.pitch_classes(decay=0.5)
-    assert w[2] == 4.0 * 2 + 4.0 and w[0] == 0.0             # D: melody x2 + bass; C (kick 36): none
-    assert r.pitch_classes()[2] == 6.0                       # halved by the last read
-
-
 def test_the_chord_shown_is_the_last_one_at_or_before_the_step():
     frames = [(0, 1), (8, 30), (16, 55)]
     assert chord_at(frames, 9.5, "") == chord_name(30, None)
