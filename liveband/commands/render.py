@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -54,19 +55,43 @@ def same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def _refuse_collisions(src: Path, out: Path, midi_out: Path | None, stems: bool = False) -> None:
-    """A render never writes over its input, nor two outputs to one file."""
+@dataclass(frozen=True)
+class Wording:
+    """How a render's refusals name its outputs and the way past the length cap: the
+    command's options, or the app's words (the checks are the same)."""
+    out: str = "-o {}"
+    midi: str = "--midi-out {}"
+    stems: str = "--stems"
+    longer: str = "pass --max-minutes {} to render it anyway"
+
+
+# the app has no options: it names the files, and the command that renders a longer file
+APP_WORDING = Wording(out="the WAV {}", midi="the MIDI {}", stems="the stems",
+                      longer="render it with `liveband render --max-minutes {}`")
+
+
+def check_outputs(src: Path, out: Path, midi_out: Path | None, stems: bool = False,
+                  wording: Wording = Wording()) -> None:
+    """Refuse, before anything is read or written, an output of the wrong kind, or one
+    that is the input or another output (a render never writes over its input, nor two
+    outputs to one file)."""
+    w = wording
+    if out.suffix.lower() not in WAV_SUFFIXES:
+        raise UserError(f"{w.out.format(out)}: the output must be a .wav file")
+    if midi_out is not None and midi_out.suffix.lower() not in MIDI_SUFFIXES:
+        raise UserError(f"{w.midi.format(midi_out)}: the MIDI output must be a .mid file")
     if same_file(src, out):
-        raise UserError(f"-o {out} is the input file; choose another output")
+        raise UserError(f"{w.out.format(out)} is the input file; choose another output")
     if midi_out is not None:
         if same_file(src, midi_out):
-            raise UserError(f"--midi-out {midi_out} is the input file; choose another output")
+            raise UserError(f"{w.midi.format(midi_out)} is the input file; choose another output")
         if same_file(out, midi_out):
-            raise UserError(f"--midi-out {midi_out} and -o {out} are the same file; give them different names")
+            raise UserError(f"{w.midi.format(midi_out)} and {w.out.format(out)} are the same file; "
+                            "give them different names")
     for stem in stem_paths(out).values() if stems else ():
-        for other, what in ((src, "the input file"), (midi_out, f"--midi-out {midi_out}")):
+        for other, what in ((src, "the input file"), (midi_out, None if midi_out is None else w.midi.format(midi_out))):
             if other is not None and same_file(stem, other):
-                raise UserError(f"--stems would write {stem}, which is {what}; choose another -o name")
+                raise UserError(f"{w.stems} would write {stem}, which is {what}; choose another {w.out.format('name')}")
 
 
 def stem_paths(out: Path) -> dict[str, Path]:
@@ -182,8 +207,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours" if seconds >= 5400 else f"{seconds / 60:.1f} minutes"
 
 
-def _refuse_too_long(src: Path, out: Path, frames: int, sample_rate: int, max_minutes: float,
-                     extra_bytes_per_frame: int = 0) -> None:
+def scratch_bytes_per_frame(stems: bool, loudness: float | None) -> int:
+    """Disk a render needs beyond its 16-bit stereo mix, per frame: raw float (8 bytes a
+    frame) and 24-bit WAV (6) for each of up to five stems; the mix before loudness
+    normalisation (4)."""
+    return (5 * 14 if stems else 0) + (4 if loudness is not None else 0)
+
+
+def refuse_too_long(src: Path, out: Path, frames: int, sample_rate: int, max_minutes: float,
+                    extra_bytes_per_frame: int = 0, wording: Wording = Wording()) -> None:
     """Refuse, before anything starts, a render longer than ``max_minutes`` of audio (a
     stray huge delta time in a tiny MIDI file would otherwise start a days-long render)
     or one whose WAV (and the stems' and loudness pass's files: ``extra_bytes_per_frame``)
@@ -192,8 +224,7 @@ def _refuse_too_long(src: Path, out: Path, frames: int, sample_rate: int, max_mi
     wav_bytes = frames * 4 + 44                      # 16-bit stereo
     if seconds > max_minutes * 60:
         raise UserError(f"{src}: the render would last {_duration(seconds)} of audio ({_size(wav_bytes)}), "
-                        f"over the {max_minutes:g}-minute cap; pass --max-minutes {math.ceil(seconds / 60)} "
-                        "to render it anyway")
+                        f"over the {max_minutes:g}-minute cap; {wording.longer.format(math.ceil(seconds / 60))}")
     folder = out.resolve().parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -300,13 +331,9 @@ def _render(args, outputs: _Outputs) -> int:
     src = Path(args.input)
     out = Path(args.output)
     midi_out = Path(args.midi_out) if args.midi_out else None
-    if out.suffix.lower() not in WAV_SUFFIXES:
-        raise UserError(f"{out}: the output must be a .wav file")
-    if midi_out is not None and midi_out.suffix.lower() not in MIDI_SUFFIXES:
-        raise UserError(f"--midi-out {midi_out}: the MIDI output must be a .mid file")
     stems = bool(getattr(args, "stems", False))
     loudness = getattr(args, "loudness", None)
-    _refuse_collisions(src, out, midi_out, stems)
+    check_outputs(src, out, midi_out, stems)
     chart = None
     if getattr(args, "chart", None):
         from engine.chart import load_chart
@@ -326,11 +353,8 @@ def _render(args, outputs: _Outputs) -> int:
     settings = RenderSettings(style=cfg.style, tempo=cfg.tempo, meter=cfg.meter, temperature=cfg.temperature,
                               density=cfg.density, harmony_follow=cfg.harmony_follow, seed=cfg.seed,
                               synth_process=True, feel=cfg.feel, chart=chart)
-    # stems: raw float (8 bytes a frame) and 24-bit WAV (6) for each of up to five parts;
-    # loudness: the mix before normalisation (4)
-    extra = (5 * 14 if stems else 0) + (4 if loudness is not None else 0)
-    _refuse_too_long(src, out, render_frames(melody, settings), settings.sample_rate,
-                     getattr(args, "max_minutes", None) or DEFAULT_MAX_MINUTES, extra)
+    refuse_too_long(src, out, render_frames(melody, settings), settings.sample_rate,
+                    getattr(args, "max_minutes", None) or DEFAULT_MAX_MINUTES, scratch_bytes_per_frame(stems, loudness))
     soundfont = find_soundfont(args.soundfont)
     melody, acc, backend = open_band(melody, cfg.backend, cfg.checkpoint, _say)
     from tqdm import tqdm

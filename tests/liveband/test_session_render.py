@@ -115,3 +115,54 @@ def test_the_apps_render_is_loudness_normalised_and_writes_stems_that_add_up(ses
     total = sum(read_wav(tmp_path / name)[0] for name in stems)
     err = np.sqrt(np.mean((total - mix) ** 2)) / np.sqrt(np.mean(mix ** 2))
     assert 20 * np.log10(err) < -60.0
+
+
+def huge_delta_mid(path):
+    """A 40-byte MIDI whose one note lasts 0x0FFFFFFF ticks: 93 hours of audio."""
+    mid = mido.MidiFile(type=0, ticks_per_beat=96)
+    mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=67, velocity=90, time=0),
+                                      mido.Message("note_off", note=67, time=0x0FFFFFFF)]))
+    mid.save(str(path))
+    return path
+
+
+def test_the_apps_render_never_writes_over_its_input_or_one_output_over_another(session, tmp_path):
+    import os
+
+    from liveband.errors import UserError
+
+    src = melody_mid(tmp_path / "tune.mid")
+    take = hum_wav(tmp_path / "take.wav")
+    os.symlink(take, tmp_path / "link.wav")
+    before = {p: p.read_bytes() for p in (src, take)}
+    cases = [
+        (take, take, None),                              # the WAV output is the input
+        (take, tmp_path / "link.wav", None),             # ... through a link
+        (src, tmp_path / "tune.wav", src),               # the window's "tune.wav" + "tune.mid" beside it
+        (src, tmp_path / "x.wav", tmp_path / "sub" / ".." / "x.wav"),   # the two outputs are one file
+        (src, src, None),                                # a .mid asked to be the WAV
+    ]
+    for path, out, mid in cases:
+        with pytest.raises(UserError) as exc:
+            session.render_file(str(path), str(out), None if mid is None else str(mid))
+        msg = str(exc.value)
+        assert len(msg.splitlines()) == 1 and ("input file" in msg or "same file" in msg or ".wav" in msg), msg
+        assert "-o " not in msg and "--midi-out" not in msg, msg        # the app has no options to name
+    assert {p: p.read_bytes() for p in (src, take)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.wav", "take.wav", "tune.mid"]
+
+
+def test_the_apps_render_refuses_an_over_long_render_before_it_starts(session, tmp_path):
+    import time
+
+    from liveband.errors import UserError
+
+    src = huge_delta_mid(tmp_path / "tiny.mid")
+    t0 = time.monotonic()
+    with pytest.raises(UserError) as exc:
+        session.render_file(str(src), str(tmp_path / "band.wav"), str(tmp_path / "band.mid"))
+    assert time.monotonic() - t0 < 30
+    msg = str(exc.value)
+    assert len(msg.splitlines()) == 1 and "tiny.mid" in msg and "hours of audio" in msg, msg
+    assert "120-minute cap" in msg and "liveband render --max-minutes 27963" in msg, msg
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.mid"]
