@@ -3,10 +3,13 @@
 Per tracker: raw pitch accuracy, voicing precision/recall, note onset F1 (50 ms) on
 clean and on noisy/reverberant clips, note pitch accuracy, onset-to-event latency
 p50/p95 (when the note-on became available, on the input sample clock, minus the true
-onset; also the p50 of notes after a gap and of legato notes apart; a note the segmenter
-took back, ending where it began, is not scored, and its replacement's latency counts
-from when the replacement came; ``notes_withdrawn`` counts them) and CPU time per
-10 ms hop (tracker + segmenter, one thread). The clips are fed in 5 ms blocks through
+onset; also the p50 of notes after a gap and of legato notes apart) and CPU time per
+10 ms hop (tracker + segmenter, one thread). Notes are scored as the band first hears
+them: an early note the segmenter later took back (ending where it began) was heard, so
+a wrong one is a wrong note (its replacement from the same onset does not redeem it)
+and one withdrawn is a false note; ``notes_withdrawn`` counts the take-backs.
+``after_take_back`` scores the notes left once take-backs are undone (what a saved take
+holds: ``engine.pitch.live.heard``), latency from the replacement. The clips are fed in 5 ms blocks through
 the same HumTracker the microphone uses. Trackers: PESTO, CREPE tiny, and CREPE full
 where a CUDA GPU is present (otherwise its entry says why it was skipped).
 """
@@ -51,8 +54,21 @@ def run_clip(ht: HumTracker, clip: "HumClip | SungClip", block: int | None = Non
     ref_v = clip.f0_at(t_now) > 0
     est_v = np.array(ht.segmenter.voiced_hops[:len(frames)], bool)
     tp, n_est_v, n_ref_v = voicing_counts(est_v, ref_v)
-    ons, withdrawn = heard_onsets(ht.emitted, sr)
-    est_on = [ev.time / ht.clock_rate for ev, _ in ons]
+    if isinstance(clip, SungClip):
+        clean, condition = clip.clean, clip.spec.condition
+    else:
+        clean = clip.spec.noise_snr_db is None and not clip.spec.reverb_rt60
+        condition = "clean" if clean else "noisy"
+    first, withdrawn = first_heard_onsets(ht.emitted, sr)
+    res = dict(rpa=(rpa_ok, rpa_n), voicing=(tp, n_est_v, n_ref_v), cpu=cpu, hops=hops, clean=clean,
+               condition=condition, withdrawn=withdrawn, **score_onsets(first, clip, ht.clock_rate))
+    res["final"] = score_onsets(heard_onsets(ht.emitted, sr)[0], clip, ht.clock_rate)
+    return res
+
+
+def score_onsets(ons: list, clip: "HumClip | SungClip", clock_rate: int) -> dict:
+    """Per-clip counts for [(note-on event, seconds when it was emitted)] against the truth."""
+    est_on = [ev.time / clock_rate for ev, _ in ons]
     ref_on = [on for _, on, _ in clip.notes]
     pairs = match_onsets(ref_on, est_on)
     pitch_ok = sum(1 for i, j in pairs if ons[j][0].pitch == clip.notes[i][0])
@@ -62,14 +78,31 @@ def run_clip(ht: HumTracker, clip: "HumClip | SungClip", block: int | None = Non
     lat = [ons[j][1] - ref_on[i] for i, j in pairs]
     # a legato note starts where the last one ends (no gap, no level dip to hear)
     legato = [i > 0 and abs(clip.notes[i - 1][2] - clip.notes[i][1]) < 1e-9 for i, _ in pairs]
-    if isinstance(clip, SungClip):
-        clean, condition = clip.clean, clip.spec.condition
-    else:
-        clean = clip.spec.noise_snr_db is None and not clip.spec.reverb_rt60
-        condition = "clean" if clean else "noisy"
-    return dict(rpa=(rpa_ok, rpa_n), voicing=(tp, n_est_v, n_ref_v), onsets=(len(ref_on), len(est_on), len(pairs)),
-                pitch_ok=pitch_ok, latency=lat, legato=legato, cpu=cpu, hops=hops, clean=clean,
-                condition=condition, short=(len(short), sum(i in found for i in short)), withdrawn=withdrawn)
+    return dict(onsets=(len(ref_on), len(est_on), len(pairs)), pitch_ok=pitch_ok, latency=lat, legato=legato,
+                short=(len(short), sum(i in found for i in short)))
+
+
+def first_heard_onsets(emitted: list, rate: int) -> tuple[list, int]:
+    """-> ([(note-on event, seconds when it was emitted)], how many note-ons were taken
+    back): each onset as the band first heard it. A note the segmenter took back and
+    replaced from the same onset counts as its first event (pitch and time); one taken
+    back and not replaced stays in, a note heard where none was sung."""
+    kept = {id(ev) for ev in heard([ev for ev, _ in emitted])}
+    out: list = []
+    replaced_at: set[int] = set()     # onset times whose last note-on was taken back
+    taken_back = 0
+    for ev, at in emitted:
+        if not ev.on:
+            continue
+        if id(ev) not in kept:
+            taken_back += 1
+        if ev.time not in replaced_at:
+            out.append((ev, at / rate))
+        if id(ev) in kept:
+            replaced_at.discard(ev.time)
+        else:
+            replaced_at.add(ev.time)
+    return out, taken_back
 
 
 def heard_onsets(emitted: list, rate: int) -> tuple[list, int]:
@@ -111,6 +144,11 @@ def summarise(results: list[dict]) -> dict:
     out["notes_true"] = tot("onsets", 0)
     out["notes_detected"] = tot("onsets", 1)
     out["notes_withdrawn"] = sum(r.get("withdrawn", 0) for r in results)
+    if all("final" in r for r in results):
+        fin = summarise([{**{k: v for k, v in r.items() if k != "final"}, **r["final"]} for r in results])
+        out["after_take_back"] = {k: fin[k] for k in ("note_f1_clean", "note_f1_noisy", "short_note_recall",
+                                                      "note_pitch_accuracy", "latency_ms_p50", "latency_ms_p95",
+                                                      "notes_detected")}
     return out
 
 
@@ -191,6 +229,12 @@ def bench_sung(tracker: str = "pesto", parts=("dev", "heldout")) -> dict:
         sub = [r for r in res if not r["clean"] and r["condition"] != "snr5"]
         s["note_f1_noise_reverb"] = round(f1(sum(r["onsets"][0] for r in sub), sum(r["onsets"][1] for r in sub),
                                              sum(r["pitch_ok"] for r in sub))[2], 4)
+        fin = [{**r, **r["final"]} for r in res]
+        for key, sel in (("note_f1_snr5", lambda r: r["condition"] == "snr5"),
+                         ("note_f1_noise_reverb", lambda r: not r["clean"] and r["condition"] != "snr5")):
+            s["after_take_back"][key] = round(f1(sum(r["onsets"][0] for r in fin if sel(r)),
+                                                 sum(r["onsets"][1] for r in fin if sel(r)),
+                                                 sum(r["pitch_ok"] for r in fin if sel(r)))[2], 4)
         s["clips"] = len(res)
         s["targets_met"] = {
             "note_f1_clean>=0.93": s["note_f1_clean"] >= 0.93,
