@@ -13,8 +13,9 @@ Decisions, in the order they are taken each hop:
    approach converges (Aitken's extrapolation), provided a slower approach (ratio
    ``glide_guard_ratio``) would round to the same pitch: early on, the measured steps
    shrink before the scoop itself does (the 20 ms window still holds the attack).
-   Before that rule agrees, one voiced hop within ``early_cents`` of a semitone
-   announces the note *provisionally*; the onset rule then confirms it, or replaces it
+   Before that rule agrees, one voiced hop that names a semitone squarely (see
+   ``_early_ok``: near it, confident, past the attack, not moving) announces the note
+   *provisionally*; the onset rule then confirms it, or replaces it
    with its own pitch from the same onset, or (no verdict in ``early_confirm_hops``, or
    the voice stops) withdraws it, unless ``short_hops`` of its hops, and most, lie within
    ``short_cents`` of its pitch: a fast note too short for the slope limit is kept. A
@@ -91,6 +92,8 @@ class NoteSegmenter(SegmenterRules):
         self.talking = False
         self._dip_min_hop = 0
         self._reartic_hop: int | None = None
+        self._prev_level_db = -120.0
+        self._prev_pitch, self._prev_conf = 0.0, 0.0
         self.voiced_hops: list[bool] = []
 
     # -- helpers ---------------------------------------------------------------------
@@ -174,7 +177,7 @@ class NoteSegmenter(SegmenterRules):
                         # announce now, on one hop that names a pitch squarely, and let the
                         # rule above confirm or correct it a few hops later
                         p1 = self._run[-1][1]
-                        if abs(p1 - snap(p1, c.key, c.scale)) * 100 <= c.early_cents:
+                        if self._early_ok(p1, conf, level_db):
                             ok, med, need, early = True, p1, 1, True
                     if ok:
                         first = self._run[-need][0]
@@ -204,6 +207,7 @@ class NoteSegmenter(SegmenterRules):
                 if self.note is not None and self.note.provisional and not self._held_short(self.note):
                     self._withdraw(out)     # never confirmed: a blip, not a note
                 self._end(self.hop - c.off_hops + 1, out)
+        self._prev_level_db, self._prev_pitch, self._prev_conf = level_db, pitch, conf
         if self.keep_history:
             self.voiced_hops.append(self.voiced)
         elif len(self.notes) > 64:

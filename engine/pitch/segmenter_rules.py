@@ -61,8 +61,12 @@ class SegmenterConfig:
     talk_stable_cents: float = 35.0  # ... within this spread
     talk_slope_cents: float = 5.0    # ... moving at most this much per hop
     talk_jump_st: float = 11.0       # a one-hop jump this wide is no glide (a harmonic)
-    early_cents: float = 30.0       # a first voiced hop this close to a semitone announces it
+    early_cents: float = 30.0       # a voiced hop this close (flat) to a semitone announces it
     early_confirm_hops: int = 8     # ... provisionally, until the onset rule agrees (0 cents: off)
+    early_sharp_cents: float = 15.0  # ... or this close sharp of it (a scoop passes the semitone below)
+    early_conf: float = 0.7         # ... with at least this confidence (the first frames may name a harmonic)
+    early_rise_db: float = 4.0      # ... a level at most this above the last hop's (mid-attack: wait)
+    early_move_cents: float = 40.0  # ... and not 40-150 cents from the last hop's pitch (a scoop)
     short_hops: int = 4             # ... or, when it ends or times out unconfirmed, this many of
     short_cents: float = 50.0       # ... its hops (and most) lie this near its pitch (0 hops: off)
     min_note_ms: float = 60.0
@@ -257,6 +261,24 @@ class SegmenterRules:
             else:
                 break
         return held < c.vibrato_hold_hops
+
+    def _early_ok(self, p1: float, conf: float, level_db: float) -> bool:
+        """May this hop (pitch ``p1``) announce a note early? The band hears an early note
+        at once, so a wrong one is a wrong note even when it is taken back; on the sung
+        dev clips a first voiced hop named the wrong note 1 time in 4 (a semitone low in
+        a scoop, an octave or a twelfth in the attack). So: within early_cents flat or
+        early_sharp_cents sharp of a semitone (a scoop passes just sharp of the semitone
+        below), confidence >= early_conf, the level (a 20 ms window) risen at most
+        early_rise_db since the last hop (mid-attack the pitch is unreliable), and not
+        early_move_cents..150 cents from the last hop's pitch where that hop had a pitch
+        (a scoop, or the tracker's first frames still moving)."""
+        c = self.cfg
+        d1 = (p1 - snap(p1, c.key, c.scale)) * 100
+        if not -c.early_cents <= d1 <= min(c.early_cents, c.early_sharp_cents):
+            return False
+        if conf < c.early_conf or level_db - self._prev_level_db > c.early_rise_db:
+            return False
+        return not (self._prev_conf >= 0.3 and c.early_move_cents <= abs(p1 - self._prev_pitch) * 100 <= 150)
 
     def _stable(self, k: int, spread: float, slope: float) -> tuple[bool, float]:
         if len(self._run) < k:

@@ -160,12 +160,14 @@ def test_the_noise_floor_settles_within_a_second():
     assert seg._floor_db > -38
 
 
-def test_a_note_is_announced_on_its_first_voiced_hop():
-    # the band should hear a note as soon as one hop names it squarely
+def test_a_note_is_announced_on_its_first_hop_after_the_attack():
+    # the band should hear a note as soon as one hop names it squarely, once the level
+    # (a 20 ms window) has stopped rising: mid-attack, the pitch is still unreliable
     seg = NoteSegmenter()
     for f in silence(20):
         assert seg.step(*f) == []
-    first = seg.step(*note(60, 1)[0])
+    assert seg.step(*note(60, 1, level=-24.0)[0]) == []          # the attack: wait
+    first = seg.step(*note(60, 1, level=-21.0, cents=[-20])[0])  # 20 cents a hop: no 2-hop onset yet
     assert [(k, p) for k, p, _, _ in first] == [("on", 60)]
     assert seg.note.provisional
     for f in note(60, 5):
@@ -173,19 +175,41 @@ def test_a_note_is_announced_on_its_first_voiced_hop():
     assert not seg.note.provisional
 
 
+def attack(midi, cents=0.0):
+    """The first voiced hop (mid-attack, level still rising) then one at full level that
+    names ``midi`` but moves too much for the 2-hop onset rule."""
+    return note(midi, 1, level=-24.0, cents=[cents]) + note(midi, 1, cents=[cents - 20])
+
+
 def test_an_early_note_with_the_wrong_pitch_is_replaced_from_the_same_onset():
-    # the first hop still hears the consonant/attack a semitone low; the voice settles on 62
-    ev, seg = run(silence(20) + note(61, 1, cents=[10]) + note(62, 40) + silence(10))
+    # the first hops still hear the consonant/attack a semitone low; the voice settles on 62
+    ev, seg = run(silence(20) + attack(61, 5) + note(62, 40) + silence(10))
     assert [(k, p) for k, p, _, _ in ev] == [("on", 61), ("off", 61), ("on", 62), ("off", 62)]
     assert ev[0][2] == ev[1][2] == ev[2][2]      # replaced where it began: zero length, same onset
     assert [n.pitch for n in seg.notes] == [62]
 
 
 def test_an_early_note_that_is_never_confirmed_is_withdrawn():
-    # one voiced hop, then nothing: a click, not a note
-    ev, seg = run(silence(20) + note(60, 1) + silence(20))
+    # two voiced hops, then nothing: a click, not a note
+    ev, seg = run(silence(20) + attack(60) + silence(20))
     assert [(k, p) for k, p, _, _ in ev] == [("on", 60), ("off", 60)]
     assert ev[0][2] == ev[1][2] and seg.notes == []
+
+
+def test_no_early_note_where_the_first_hops_are_likely_wrong():
+    # each case would have been announced early (and taken back: the band hears a wrong
+    # note) by a hop within 30 cents of a semitone; it now waits for the onset rule
+    def first_on(frames):
+        ev, _ = run(silence(20) + frames + note(62, 30) + silence(10))
+        return [(k, p) for k, p, _, _ in ev][0]
+    # mid-attack: the level still rises 6 dB
+    assert first_on(note(61, 1, level=-30.0, cents=[10]) + note(62, 1, level=-20.0, cents=[-15])) == ("on", 62)
+    # 25 cents sharp of 61 on the way up: a scoop passing the semitone below
+    assert first_on(note(61, 1, level=-21.0, cents=[-40]) + note(61, 1, cents=[25])) == ("on", 62)
+    # a hop 90 cents above the last (the tracker's first frames, or a scoop): not yet
+    assert first_on(note(60, 1, level=-21.0, cents=[20]) + note(61, 1, cents=[10])) == ("on", 62)
+    # the tracker unsure of the hop (a harmonic named in the attack's noise)
+    assert first_on(note(61, 1, level=-21.0, conf=0.9, cents=[15]) + note(61, 1, conf=0.6)) == ("on", 62)
 
 
 def test_a_tracker_leaping_to_a_harmonic_in_a_room_is_not_talking():
