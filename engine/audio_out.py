@@ -314,7 +314,8 @@ class AudioOut:
             self._wanted = False
             self.mixer.set_live(False)
             raise
-        self._hold_gc()          # a full collection now (the stream only plays silence yet)
+        if not self._gc_held:    # (held already when taken over from a stream it replaces)
+            self._hold_gc()      # a full collection now (the stream only plays silence yet)
 
     def _open(self) -> None:
         sd = sounddevice()
@@ -370,6 +371,19 @@ class AudioOut:
         self._close_stream()
         self.mixer.set_live(False)
         self._release_gc()
+
+    def hand_over(self, new: AudioOut) -> None:
+        """Stop this stream for ``new`` (the same mixer on another device or block size),
+        which the caller starts next: the collector stays held between the two, since
+        releasing it and holding it again is a full collection that keeps the GIL for
+        ~0.2 s (a frozen UI; a silent block with the Python callback). Should ``new`` not
+        start, its ``stop`` releases the collector as this one would have."""
+        self._wanted = False
+        self._close_stream()
+        self.mixer.set_live(False)
+        if self._gc_held:
+            new._gc_was_enabled, new._old_switch, new._gc_last = self._gc_was_enabled, self._old_switch, self._gc_last
+            new._gc_held, self._gc_held = True, False
 
     def _hold_gc(self) -> None:
         self._gc_was_enabled = gc.isenabled()

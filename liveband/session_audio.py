@@ -112,7 +112,11 @@ class SessionAudio:
 
     def switch(self, output=None, input=None, blocksize=None) -> bool:
         """Re-open the output on another device and/or block size; True when an open
-        input stream must be reopened too. ValueError for a bad block size."""
+        input stream must be reopened too. ValueError for a bad block size.
+
+        The old stream plays until the new one's rate is known, and hands the held garbage
+        collector over to it, so the band is silent only between one stream's close and
+        the next one's open (a few ms: tests/liveband/test_session_buffer_switch.py)."""
         cfg = self.config
         kw = {}
         if output is not None:
@@ -125,13 +129,20 @@ class SessionAudio:
         with self._lock:
             if self.closed:
                 return False
-            self._stop_out()
             try:
-                rate = negotiate_rate(new.output_device, self.sample_rate)
-            except AudioUnavailable as exc:
-                self.config = new
-                self._notices.problem("audio", str(exc))
-                return False
+                # asked while the old stream still plays; a device that cannot answer
+                # while it is open (an exclusive ALSA device) is asked again once it is shut
+                rate: int | None = negotiate_rate(new.output_device, self.sample_rate)
+            except AudioUnavailable:
+                rate = None
+            if rate != self.sample_rate:
+                self._stop_out()
+                try:
+                    rate = negotiate_rate(new.output_device, self.sample_rate)
+                except AudioUnavailable as exc:
+                    self.config = new
+                    self._notices.problem("audio", str(exc))
+                    return False
             if rate != self.sample_rate:
                 self._notices.problem("audio", f"{new.output_device} runs at {rate} Hz but the session at "
                                                f"{self.sample_rate} Hz; restart LiveBand to switch rates")
@@ -139,8 +150,13 @@ class SessionAudio:
                 self.start()
                 return False
             self.config = new
-            self.out = self._make(new)
+            old = self.out
+            self.wanted = False
+            old.hand_over(nxt := self._make(new))
+            self.out = nxt
             self.start()
+            if not self.wanted:
+                nxt.stop()                # it did not open: the collector is released as by a stop
             return True
 
     def set_input_gain(self, gain_db: float) -> float:
