@@ -29,6 +29,16 @@ source's chord ends the listening at once. After that, with no key fixed, the ba
 key follows the melody: it moves when the melody has implied another key for two bar
 lines running, so the key shown is always the one the band plays in.
 
+The plan (``plan=True``, live play): after the steps due are committed, every
+``PLAN_EVERY`` steps the generator rolls the model out greedily for one beat beyond the
+last committed step, from a saved copy of its state (``Accompanist.plan``: the cells and
+the fixed-size cache are restored afterwards), with the melody assumed held. ``plan``
+(a ``Plan``) is only shown (the piano roll's tentative notes), never sounded, never fed
+back; it is replaced at each new plan and dropped while the band listens or a chord
+source leads (the rollout would not follow the source). It runs in the slack after the
+commit, and is skipped when the next step is due too soon for it, so it never delays a
+committed step.
+
 Falling behind: a step whose start time has already passed when its frame is ready is
 *late*: it is still fed to the model (the model must see every step to stay in time),
 but the renderer plays no new onsets or releases for it (the band holds), ``late_steps``
@@ -63,7 +73,7 @@ from engine.quantiser import MelodyEvent, Quantiser
 from engine.renderer import PartRenderer
 from engine.sampler import ControlledSampler
 from engine.styles import get_style
-from models.contract import Accompanist, prime_melody
+from models.contract import PLAN_EVERY, Accompanist, prime_melody
 from models.sampling import greedy
 from models.tokens import CHORD_NONE, HOLD, REST, is_note_on, token_pitch
 
@@ -73,6 +83,15 @@ LISTEN_ONSETS = 3          # listening first: the band enters after this many me
 LISTEN_STEPS = 8           # ... or this many sounding melody steps (a held note), on the next beat
 KEY_DECAY = 0.99           # per step: the melody's key profile halves in ~4 bars (follows a modulation)
 TACET = np.array([CHORD_NONE, REST, REST, REST], np.int64)   # the tonal parts' frame while listening
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A tentative beat beyond the committed band: shown, never sounded."""
+    first_step: int                 # the step of frames[0] (the step after the last committed one)
+    frames: np.ndarray              # (n, 4) chord, bass, tenor, alto (the model's greedy guess)
+    held: tuple[int | None, int | None, int | None]   # bass, tenor, alto pitch sounding before it
+    parts: frozenset[str]           # the tonal parts that play (not muted, in the style)
 
 
 @dataclass(frozen=True)
@@ -91,6 +110,7 @@ class GeneratorMetrics:
     lead_ms_last: float
     tempo: float
     backend: str
+    plan_ms_p99: float = 0.0   # the plan's rollout (every PLAN_EVERY steps), over the last STATS_RING plans
 
 
 class StreamingGenerator:
@@ -100,7 +120,8 @@ class StreamingGenerator:
                  lead_ms: float | None = None,
                  clock_source: Callable[[], int] | None = None, follow_tempo: bool = False,
                  backend: str = "", step_observer: Callable[[int, float], None] | None = None,
-                 offline: bool = False, chart: Chart | None = None, listen: bool = False) -> None:
+                 offline: bool = False, chart: Chart | None = None, listen: bool = False,
+                 plan: bool = False) -> None:
         if not 1 <= chunk_steps <= 16:
             raise ValueError("chunk must be 1-16 steps")
         if not 1 <= margin_steps <= 64:
@@ -174,6 +195,14 @@ class StreamingGenerator:
         self._heard_onsets = 0
         self._heard_steps = 0
         self._key_moves = 0                       # bar lines running the melody implied another key
+        # the plan (see the module doc); Thread: written by the worker, read by any
+        self._plan_on = bool(plan) and callable(getattr(accompanist, "plan", None))
+        self.plan: Plan | None = None
+        self._voices: list[int | None] = [None, None, None]   # the model's sounding bass/tenor/alto
+        self._plan_ms = np.zeros(STATS_RING, np.float64)
+        self._nplans = 0
+        self._since_plan = PLAN_EVERY
+        self._last_plan_ms = 0.0
 
     # -- setup -------------------------------------------------------------------
     def prime(self) -> None:
@@ -411,6 +440,12 @@ class StreamingGenerator:
         late = t < now
         if frame is not None:
             self.renderer.render_step(k, t, frame, clock.step_in_bar(k), late=late)
+            if self._plan_on:
+                for i, tok in enumerate(frame[1:]):
+                    if is_note_on(tok):
+                        self._voices[i] = int(token_pitch(int(tok)))
+                    elif tok != HOLD:
+                        self._voices[i] = None
             self.recent.append((k, *(int(x) for x in frame), self._melody(k if self.lookahead < 1 else mel_step)))
             self.steps += 1
         self.late_steps += int(late)
@@ -452,7 +487,36 @@ class StreamingGenerator:
                 n += 1
             if self.clock_source is not None:
                 now = max(now, self.clock_source())
+        if n and self._plan_on:
+            self._since_plan += n
+            # the plan only uses slack: skipped when the next step is due before it could end
+            src = self.clock_source
+            slack_ms = self.seconds_until_due(src()) * 1000.0 if src is not None else float("inf")
+            if self._since_plan >= PLAN_EVERY and slack_ms > 3.0 * self._last_plan_ms + 5.0:
+                self._make_plan()
         return n
+
+    def _make_plan(self) -> None:
+        """Roll the model out a beat past the last committed step (see the module doc)."""
+        self._since_plan = 0
+        k = self.next_step
+        if self.listening or self._chart.source is not None or k <= 0:
+            self.plan = None
+            return
+        t0 = time.perf_counter()
+        n = self.clock.beat_steps
+        # the melody tokens those steps would hear: known up to the last committed one,
+        # then the last note held (or the rest kept)
+        last = self._melody(self._mel_next - 1)
+        held = REST if last == REST else HOLD
+        melody = [self._melody(s) if s < self._mel_next else held for s in range(k - self.lookahead, k + n - self.lookahead)]
+        frames = self.model.plan(melody, self.clock.step_in_bar(k), greedy)   # type: ignore[attr-defined]
+        parts = frozenset(p for p in ("bass", "keys", "pad") if self.renderer.audible(p))
+        v = self._voices
+        self.plan = Plan(k, frames, (v[0], v[1], v[2]), parts)
+        self._last_plan_ms = (time.perf_counter() - t0) * 1000.0
+        self._plan_ms[self._nplans % STATS_RING] = self._last_plan_ms
+        self._nplans += 1
 
     def seconds_until_due(self, now: int) -> float:
         """How long the worker may sleep before the next chunk is due."""
@@ -534,6 +598,8 @@ class StreamingGenerator:
         else:
             p50 = p99 = mx = lmin = lp1 = 0.0
         q = self.quantiser
+        npl = min(self._nplans, STATS_RING)
+        plan_p99 = float(np.percentile(self._plan_ms[:npl], 99)) if npl else 0.0
         return GeneratorMetrics(self.steps, self.next_step - 1, self.late_steps, q.late_onsets, q.late_releases,
                                 p50, p99, mx, lmin, lp1, self._last_lead,
-                                self.clock.tempo_at_step(self.next_step), self.backend)
+                                self.clock.tempo_at_step(self.next_step), self.backend, plan_p99)

@@ -443,8 +443,9 @@ class Session:
         return self._views.snapshot()
 
     def roll(self, since_step: float) -> list[RollNote]:
-        """Notes (part incl. "melody", pitch, start_step, end_step, planned) that end at or
-        after ``since_step``; planned = committed by the band but not heard yet."""
+        """Notes (part incl. "melody", pitch, start_step, end_step, planned, tentative)
+        that end at or after ``since_step``; planned = committed by the band but not heard
+        yet; tentative = the band's plan a beat past what it committed (never sounded)."""
         return self._views.roll(since_step)
 
     # -- offline -------------------------------------------------------------------------

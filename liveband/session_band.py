@@ -166,7 +166,8 @@ class Band:
                                          clock_source=lambda: mixer.clock, backend=self.backend,
                                          step_observer=None if beat_lock is None else beat_lock.on_step,
                                          # no key fixed: drums only until the player gives one
-                                         listen=cfg.key is None)
+                                         listen=cfg.key is None,
+                                         plan=True)       # the piano roll's tentative beat
             self._band_q = band_q
             self._renderer = renderer
             self._mixer.add_queue(band_q)

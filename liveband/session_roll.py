@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from engine import parts as P
 from engine.clock import Clock
 from engine.events import ALL_OFF, IMMEDIATE, NOTE_OFF, NOTE_ON
 from engine.keyfind import parse_key
-from models.tokens import chord_name
+from engine.renderer import pad_voicing
+from models.tokens import HOLD, chord_name, is_note_on, token_pitch
 
-RollNote = tuple[str, int, float, float, bool]     # part, pitch, start step, end step, planned
+if TYPE_CHECKING:
+    from engine.generator import Plan
+
+# part, pitch, start step, end step, planned (committed, not heard yet), tentative (the
+# band's plan beyond what it committed: shown, never sounded)
+RollNote = tuple[str, int, float, float, bool, bool]
 
 
 class Roll:
@@ -74,8 +80,42 @@ class Roll:
             for part, pitch, start, end in self._notes:
                 e = end if end is not None else max(now_step, start)
                 if e >= since_step:
-                    out.append((part, pitch, start, e, start > now_step))
+                    out.append((part, pitch, start, e, start > now_step, False))
             return out
+
+
+def plan_notes(plan: Plan | None, from_step: int) -> list[RollNote]:
+    """The generator's tentative plan as roll notes (tentative=True) from ``from_step``
+    (the first step not committed: a plan is kept a step or two): the model's bass and
+    its two keys voices as it streams them (a voice sounding before the plan goes on from
+    the plan's first step while it holds), and the pad's voicing of its chords."""
+    if plan is None:
+        return []
+    first = plan.first_step
+    end = float(first + len(plan.frames))
+    out: list[RollNote] = []
+    for v, part in enumerate(("bass", "keys", "keys")):
+        if part not in plan.parts:
+            continue
+        pitch, start = plan.held[v], float(first)
+        for i, tok in enumerate(int(x) for x in plan.frames[:, 1 + v]):
+            if tok == HOLD:
+                continue
+            if pitch is not None and first + i > start:      # an onset or a rest ends it
+                out.append((part, pitch, start, float(first + i), True, True))
+            pitch, start = (token_pitch(tok), float(first + i)) if is_note_on(tok) else (None, start)
+        if pitch is not None:
+            out.append((part, pitch, start, end, True, True))
+    if "pad" in plan.parts:
+        chords = [int(c) for c in plan.frames[:, 0]]
+        i = 0
+        while i < len(chords):
+            j = i
+            while j < len(chords) and chords[j] == chords[i]:
+                j += 1
+            out.extend(("pad", p, float(first + i), float(first + j), True, True) for p in pad_voicing(chords[i]))
+            i = j
+    return [(n[0], n[1], max(n[2], float(from_step)), n[3], True, True) for n in out if n[3] > from_step]
 
 
 def chord_at(frames: Iterable, step: float, key_text: str) -> str:

@@ -12,7 +12,7 @@ from liveband.session_audio import SessionAudio
 from liveband.session_band import Band
 from liveband.session_inputs import Inputs
 from liveband.session_notices import Notices
-from liveband.session_roll import Roll, RollNote, chord_at
+from liveband.session_roll import Roll, RollNote, chord_at, plan_notes
 from liveband.session_steering import FormState, Steering
 from liveband.session_sync import TempoSync
 from liveband.session_takes import Takes
@@ -62,9 +62,13 @@ class Views:
             confirmation=self._notices.confirmation(), bar=form.bar, section=form.section)
 
     def roll(self, since_step: float) -> list[RollNote]:
-        if self._band.clock is None:
+        """The notes heard and committed, then the band's tentative plan while it plays."""
+        band = self._band
+        if band.clock is None:
             return []
-        return self._roll.notes_since(since_step, self.heard_step())
+        gen = band.gen
+        plan: list[RollNote] = plan_notes(gen.plan, gen.next_step) if band.playing and gen is not None else []
+        return self._roll.notes_since(since_step, self.heard_step()) + plan
 
     def form_state(self) -> FormState:
         return self._steering.state(self.heard_step() if self._band.playing else -1.0)

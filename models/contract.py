@@ -35,6 +35,10 @@ Sampler = Callable[[int, np.ndarray], int]
 # POP909 *training* songs (model card), never on the songs `liveband eval` reports.
 PITCH_TEMPERATURE_SHARE = 0.055
 CHORD_TEMPERATURE_SHARE = 0.28
+# The live engine's plan (the piano roll's tentative beat, ``PatternAccompanist.plan``):
+# a greedy rollout of a beat every this many steps, in the slack after a commit; `liveband
+# bench model` times each step with it, as the engine runs it.
+PLAN_EVERY = 2
 
 
 class StepModel(Protocol):
@@ -52,6 +56,13 @@ class StepModel(Protocol):
     def step(self, tokens: np.ndarray, meta: np.ndarray) -> np.ndarray:
         """tokens: (S,) int64, meta: (2,) int64 -> logits (S, MAX_VOCAB) float32
         for the next position; ids outside a stream's vocabulary are -inf."""
+
+    def save_state(self) -> None:
+        """Keep the cache (in buffers allocated once) for ``restore_state``: a rollout
+        that is only looked at (the engine's plan), never committed."""
+
+    def restore_state(self) -> None:
+        """The cache exactly as the last ``save_state`` kept it."""
 
 
 class Accompanist(Protocol):

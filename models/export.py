@@ -125,6 +125,8 @@ class OnnxStepModel:
         self._logits = np.zeros((num_streams, V), np.float32)
         self._cur = 0
         self._bindings = [self._bind(i) for i in range(2)]
+        self._saved: dict[str, np.ndarray] | None = None     # save_state's copy of the cache
+        self._saved_at = (0, 0)
 
     def _bind(self, cur: int) -> Any:
         """IOBinding reading buffer set ``cur`` and writing the other one."""
@@ -156,6 +158,25 @@ class OnnxStepModel:
             buf["pos"].fill(-1)
         self._n[...] = 0
         self._cur = 0
+
+    def save_state(self) -> None:
+        """Keep the cache (into buffers allocated once) for ``restore_state``."""
+        cur = self._bufs[self._cur]
+        if self._saved is None:
+            self._saved = {name: arr.copy() for name, arr in cur.items()}
+        else:
+            for name, arr in cur.items():
+                np.copyto(self._saved[name], arr)
+        self._saved_at = (self._cur, int(self._n))
+
+    def restore_state(self) -> None:
+        """The cache as ``save_state`` kept it, in the bound buffers (never re-bound)."""
+        if self._saved is None:
+            raise RuntimeError("restore_state without save_state")
+        self._cur, n = self._saved_at
+        for name, arr in self._bufs[self._cur].items():
+            np.copyto(arr, self._saved[name])
+        self._n[...] = n
 
     def step(self, tokens: np.ndarray, meta: np.ndarray) -> np.ndarray:
         """tokens (S,) int64, meta (2,) int64 -> logits (S, MAX_VOCAB) float32 (a view of

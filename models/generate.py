@@ -38,6 +38,7 @@ class TorchStepModel:
         self._tokens = torch.zeros(self.num_streams, dtype=torch.long, device=self.device)
         self._meta = torch.zeros(2, dtype=torch.long, device=self.device)
         self._fn = self.model.step
+        self._saved: tuple[torch.Tensor, ...] | None = None    # save_state's copy of the cache
         if trace:
             try:
                 with warnings.catch_warnings(), torch.no_grad():
@@ -50,6 +51,26 @@ class TorchStepModel:
 
     def reset(self) -> None:
         self.cache.reset()
+
+    @torch.no_grad()
+    def save_state(self) -> None:
+        """Keep the cache (into buffers allocated once) for ``restore_state``: a rollout
+        that is only looked at, never committed."""
+        c = self.cache
+        if self._saved is None:
+            self._saved = tuple(x.clone() for x in (c.k, c.v, c.pos, c.n))
+        else:
+            for dst, src in zip(self._saved, (c.k, c.v, c.pos, c.n)):
+                dst.copy_(src)
+
+    @torch.no_grad()
+    def restore_state(self) -> None:
+        """The cache as ``save_state`` kept it (in place: never re-bound)."""
+        if self._saved is None:
+            raise RuntimeError("restore_state without save_state")
+        c = self.cache
+        for dst, src in zip((c.k, c.v, c.pos, c.n), self._saved):
+            dst.copy_(src)
 
     @torch.no_grad()
     def step(self, tokens: np.ndarray, meta: np.ndarray) -> np.ndarray:
@@ -107,6 +128,22 @@ class PatternAccompanist:
     def t(self) -> int:
         """The time step the next ``advance`` produces."""
         return self._t
+
+    def plan(self, melody: Sequence[int], step_in_bar: int, sampler: Sampler) -> np.ndarray:
+        """(len(melody), 4) frames of the next steps if the melody went on as ``melody``
+        (the tokens those ``advance`` calls would get), drawn with ``sampler``; afterwards
+        the accompanist (its cells and the step model's cache) is exactly as before, so a
+        plan is only shown, never committed. Needs a step model with ``save_state``."""
+        out = np.empty((len(melody), len(ACCOMP_STREAMS)), np.int64)
+        saved = (dict(self._known), self._t, self._row, self.current_cell)
+        self.step_model.save_state()
+        try:
+            for i, tok in enumerate(melody):
+                out[i] = self.advance(int(tok), (step_in_bar + i) % self._bar, sampler)
+        finally:
+            self.step_model.restore_state()
+            self._known, self._t, self._row, self.current_cell = saved
+        return out
 
     def advance(self, melody_token: int, step_in_bar: int, sampler: Sampler) -> np.ndarray:
         t, d, pat = self._t, self.lookahead, self.pattern

@@ -1,8 +1,10 @@
 """The live view: a scrolling piano roll drawn with QPainter from fixed-size arrays.
 
 Time runs left to right in 16th steps; the playhead sits at a fixed x and the music
-scrolls under it. Left of the playhead is what was heard; right of it, faintly drawn
-and outlined, is what the band has planned (Session.roll(...) marks those planned=True).
+scrolls under it. Left of the playhead is what was heard; right of it what the band has
+committed (Session.roll(...) marks those planned=True), solid with a dashed outline, and
+beyond that a beat of its tentative plan (tentative=True), faded: it may still change
+and is never sounded.
 The player's hummed pitch is a continuous amber line; the note it snapped to is the
 amber melody note under it. Drums get their own lane at the bottom (kick/snare/cymbals)
 because their GM "pitches" are instruments, not notes.
@@ -62,7 +64,7 @@ class PianoRoll(QWidget):
         self._pitch = np.zeros(self.NOTE_CAPACITY, np.int16)
         self._start = np.zeros(self.NOTE_CAPACITY, np.float64)
         self._end = np.zeros(self.NOTE_CAPACITY, np.float64)
-        self._planned = np.zeros(self.NOTE_CAPACITY, bool)
+        self._planned = np.zeros(self.NOTE_CAPACITY, np.int8)    # 0 heard, 1 committed, 2 tentative
         self._n = 0
         # Hummed pitch trace: ring of (step, midi pitch or NaN).
         self._hum = np.full((self.HUM_CAPACITY, 2), np.nan)
@@ -103,8 +105,8 @@ class PianoRoll(QWidget):
                   meter: str | None = None, playing: bool = True, counting_in: bool = False) -> None:
         """Show the music around ``step``.
 
-        notes: iterable of (part, pitch, start_step, end_step, planned) as Session.roll returns
-        (end_step may be None/inf for a note still sounding). Extra notes beyond
+        notes: iterable of (part, pitch, start_step, end_step, planned[, tentative]) as
+        Session.roll returns (end_step may be None/inf for a note still sounding). Extra notes beyond
         NOTE_CAPACITY are dropped (the oldest first come first; the view holds far fewer).
         """
         if step < self.step - 1.0:          # the clock went back: a new take
@@ -115,7 +117,8 @@ class PianoRoll(QWidget):
         if meter:
             self.meter = meter
         n = 0
-        for part, pitch, start, end, planned in notes:
+        for note in notes:
+            part, pitch, start, end, planned = note[:5]
             if n >= self.NOTE_CAPACITY:
                 break
             if end is None or not math.isfinite(end) or end <= start:
@@ -124,7 +127,7 @@ class PianoRoll(QWidget):
             self._pitch[n] = int(pitch)
             self._start[n] = start
             self._end[n] = end
-            self._planned[n] = bool(planned)
+            self._planned[n] = 2 if len(note) > 5 and note[5] else int(bool(planned))
             n += 1
         self._n = n
         # Hum trace: one point per frame, NaN breaks the line when nothing is hummed.
@@ -281,7 +284,7 @@ class PianoRoll(QWidget):
         p.end()
 
     def _styles(self):
-        """Pens and brushes per (part index, planned), made once."""
+        """Pens and brushes per (part index, 0 heard / 1 committed / 2 tentative), made once."""
         if getattr(self, "_style_cache", None) is None:
             cache = {}
             for i, part in enumerate(PARTS + ("?",)):
@@ -289,8 +292,9 @@ class PianoRoll(QWidget):
                 faint = QColor(c)
                 faint.setAlpha(55)
                 edge = c.lighter(140) if part == "melody" else c.darker(160)
-                cache[(i, False)] = (QPen(edge, 1), QBrush(c))
-                cache[(i, True)] = (QPen(c, 1, Qt.PenStyle.DashLine), QBrush(faint))
+                cache[(i, 0)] = (QPen(edge, 1), QBrush(c))
+                cache[(i, 1)] = (QPen(c.lighter(150), 1, Qt.PenStyle.DashLine), QBrush(c))
+                cache[(i, 2)] = (QPen(c, 1, Qt.PenStyle.DotLine), QBrush(faint))
             self._style_cache = cache
         return self._style_cache
 
@@ -322,7 +326,7 @@ class PianoRoll(QWidget):
         radius = 2.5 if lh >= 6 else 1.0
         current = None
         for i in order[visible[order]]:
-            key = (int(part[i]), bool(planned[i]))
+            key = (int(part[i]), int(planned[i]))
             if key != current:
                 pen, brush = styles[key]
                 p.setPen(pen)

@@ -10,8 +10,11 @@
 2. live: the same engine against a software audio server (a private PulseAudio null
    sink through PortAudio, the live ``AudioOut`` callback driving the ``Mixer``), with
    the generator worker thread on the audio clock and a simulated player feeding melody
-   notes on the beat. Reports the generator's lead over the audio clock (min, p1 in ms:
-   it must never go negative) and late steps (target: 0) over ``--seconds`` (default 600).
+   notes on the beat, planning as the app does (a tentative beat for the piano roll every
+   other step). Reports the generator's lead over the audio clock (min, p1 in ms: it must
+   never go negative), late steps (target: 0) and the per-step model time with the plan's
+   rollout (``step_plan_ms_p99``: the step's own p99 plus the plan's, at most 5 ms) over
+   ``--seconds`` (default 600).
 
 Without the shipped checkpoint the debug model stands in, and the JSON says so.
 ``--seconds 0`` skips the live run (the offline half alone takes under a minute).
@@ -129,7 +132,7 @@ def live(seconds: float, checkpoint: str | None, backend: str, soundfont: str, l
         renderer = PartRenderer([q], "pop", "4/4", seed=0)
         gen = StreamingGenerator(acc, clock, renderer, style="pop", sampler=ControlledSampler(0),
                                  quantiser=Quantiser(clock), chunk_steps=chunk_steps, margin_steps=margin_steps,
-                                 clock_source=lambda: mixer.clock, backend=used)
+                                 clock_source=lambda: mixer.clock, backend=used, plan=True)
         mel = bench_melody(seconds + 10, bpm)
         gen.start()
         t_end = time.monotonic() + seconds
@@ -171,7 +174,8 @@ def live(seconds: float, checkpoint: str | None, backend: str, soundfont: str, l
                 "lead_ms_min": round(float(lead.min()), 2), "lead_ms_p1": round(float(np.percentile(lead, 1)), 2),
                 "lead_ms_p50": round(float(np.percentile(lead, 50)), 2),
                 "step_ms_p50": round(m.step_ms_p50, 3), "step_ms_p99": round(m.step_ms_p99, 3),
-                "step_ms_max": round(m.step_ms_max, 3),
+                "step_ms_max": round(m.step_ms_max, 3), "plan_ms_p99": round(m.plan_ms_p99, 3),
+                "step_plan_ms_p99": round(m.step_ms_p99 + m.plan_ms_p99, 3),
                 "late_melody_onsets": m.late_onsets, "melody_onsets": gen.quantiser.onsets,
                 "xruns": mixer.xruns, "late_mixer_events": mixer.late_events,
                 "callback_p99_load": round(ws["p99_load"], 3),

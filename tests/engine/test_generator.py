@@ -333,3 +333,35 @@ def test_listening_first_plays_drums_only_until_the_player_gives_notes_or_a_key(
     gen, log, clock = make()
     gen.pump(clock.step_time(4), until_step=4)
     assert [e for e in note_ons(log) if e[2] in tonal] and gen.entered_step == 0
+
+
+def test_the_plan_is_a_beat_past_the_committed_step_and_never_changes_what_sounds():
+    """Issue 14 item 4 on the shipped model: with plan=True the generator keeps a greedy
+    beat of tentative frames past its last committed step, made from a saved copy of the
+    model's state; the events the band sends (what the synth plays) are bit for bit those
+    of the same band without a plan, so a tentative frame never sounds nor steers it."""
+    from engine.generator import PLAN_EVERY
+    from engine.quantiser import MelodyEvent
+    from models.runtime import load_accompanist
+
+    logs, plans = [], []
+    for plan in (False, True):
+        gen, log, clock = make(model=load_accompanist(), seed=3, plan=plan)
+        for i in range(24):                   # quarter notes from step 2
+            gen.quantiser.push(MelodyEvent(clock.step_time(2 + 4 * i) + 5, (64, 67, 71, 69)[i % 4], True))
+            gen.quantiser.push(MelodyEvent(clock.step_time(5 + 4 * i) + 5, (64, 67, 71, 69)[i % 4], False))
+        for k in range(0, 96):
+            gen.pump(clock.step_time(k))      # a step at a time, as the live worker commits
+            if plan and gen.plan is not None:
+                plans.append((gen.next_step - 1, gen.plan))
+        logs.append(log.events)
+        if plan:
+            assert gen.metrics().plan_ms_p99 > 0.0
+    assert logs[0] == logs[1]
+    assert len(plans) >= 96 // PLAN_EVERY - 4
+    for committed, p in plans:
+        # made after a commit, and kept until the next plan (PLAN_EVERY steps later)
+        assert committed - PLAN_EVERY + 1 < p.first_step <= committed + 1
+        assert p.first_step + len(p.frames) - 1 >= committed + 4 - (PLAN_EVERY - 1)   # ~a beat beyond
+        assert p.frames.shape == (4, 4) and p.parts
+    assert any((p.frames[:, 1:] > 2).any() for _, p in plans)     # onsets are planned, not only holds

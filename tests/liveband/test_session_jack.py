@@ -81,7 +81,7 @@ def test_midi_from_another_process_reaches_the_engine_and_the_band_reaches_it_ba
         result = json.loads(lines[-1])
         gen = s.generator
         filt = s.inputs.midi_in.port.callback
-        melody = [(pitch, start) for part, pitch, start, end, planned in s.roll(-1000) if part == "melody"]
+        melody = [(pitch, start) for part, pitch, start, end, *_ in s.roll(-1000) if part == "melody"]
         q = gen.quantiser
         diag = (filt.errors, filt.ignored, melody, q.onsets, q.late_onsets, result)
         assert filt.errors == 0 and filt.ignored >= 3, diag

@@ -1,5 +1,5 @@
 """The piano roll's notes (liveband.session_roll): notes in steps of the band's clock,
-open notes reaching 'now', planned notes marked, the key weights and the chord shown."""
+open notes reaching 'now', planned notes marked, the band's tentative plan and the chord shown."""
 from __future__ import annotations
 
 from engine import parts as P
@@ -25,7 +25,7 @@ def test_a_note_is_placed_in_steps_and_an_open_one_reaches_now():
     r.push(clock.step_time(4), NOTE_OFF, ch, 40, 0)
     r.push(clock.step_time(6), NOTE_ON, P.MELODY.channel, 72, 90)
     notes = r.notes_since(0.0, now_step=8.0)
-    assert notes == [("bass", 40, 2.0, 4.0, False), ("melody", 72, 6.0, 8.0, False)]
+    assert notes == [("bass", 40, 2.0, 4.0, False, False), ("melody", 72, 6.0, 8.0, False, False)]
 
 
 def test_notes_ended_before_the_window_are_left_out_and_future_ones_are_planned():
@@ -34,7 +34,7 @@ def test_notes_ended_before_the_window_are_left_out_and_future_ones_are_planned(
     r.push(clock.step_time(0), NOTE_ON, ch, 60, 100)
     r.push(clock.step_time(1), NOTE_OFF, ch, 60, 0)
     r.push(clock.step_time(12), NOTE_ON, ch, 64, 100)
-    assert r.notes_since(4.0, now_step=8.0) == [("keys", 64, 12.0, 12.0, True)]
+    assert r.notes_since(4.0, now_step=8.0) == [("keys", 64, 12.0, 12.0, True, False)]
 
 
 def test_all_off_ends_every_open_note_of_its_channel_only():
@@ -43,7 +43,7 @@ def test_all_off_ends_every_open_note_of_its_channel_only():
     r.push(clock.step_time(0), NOTE_ON, P.KEYS.channel, 64, 100)
     r.push(clock.step_time(0), NOTE_ON, P.BASS.channel, 36, 100)
     r.push(clock.step_time(3), ALL_OFF, P.KEYS.channel)
-    ends = {(part, pitch): end for part, pitch, _s, end, _p in r.notes_since(0.0, now_step=5.0)}
+    ends = {(part, pitch): end for part, pitch, _s, end, *_ in r.notes_since(0.0, now_step=5.0)}
     assert ends == {("keys", 60): 3.0, ("keys", 64): 3.0, ("bass", 36): 5.0}
 
 
@@ -72,4 +72,31 @@ def test_a_hummed_note_taken_back_where_it_began_is_not_drawn():
     r.take_back(ch, 61)
     r.push(clock.step_time(2), NOTE_ON, ch, 62, 90)
     r.push(clock.step_time(5), NOTE_OFF, ch, 62, 0)
-    assert r.notes_since(0.0, now_step=8.0) == [("melody", 62, 2.0, 5.0, False)]
+    assert r.notes_since(0.0, now_step=8.0) == [("melody", 62, 2.0, 5.0, False, False)]
+
+
+def test_the_plan_becomes_tentative_notes_from_the_first_step_not_committed():
+    import numpy as np
+
+    from engine.generator import Plan
+    from liveband.session_roll import plan_notes
+    from models.tokens import CHORD_BASE, HOLD, REST, chord_token, note_on
+
+    c, g = chord_token(0, "maj"), chord_token(7, "maj")
+    assert c >= CHORD_BASE
+    frames = np.array([[c, HOLD, note_on(60), REST],        # step 10
+                       [c, note_on(43), HOLD, REST],        # 11: the bass moves
+                       [g, HOLD, REST, note_on(67)],        # 12: G, tenor stops, alto strikes
+                       [g, REST, REST, HOLD]])              # 13: the bass rests
+    plan = Plan(10, frames, (36, None, None), frozenset({"bass", "keys", "pad"}))
+    notes = plan_notes(plan, 10)
+    assert all(n[4] and n[5] for n in notes)                 # planned and tentative
+    got = {(n[0], n[1], n[2], n[3]) for n in notes}
+    assert {("bass", 36, 10.0, 11.0), ("bass", 43, 11.0, 13.0), ("keys", 60, 10.0, 12.0),
+            ("keys", 67, 12.0, 14.0)} <= got
+    assert {n[1] % 12 for n in notes if n[0] == "pad" and n[2] == 10.0} == {0, 4, 7}
+    assert {n[1] % 12 for n in notes if n[0] == "pad" and n[2] == 12.0} == {7, 11, 2}
+    # a step later the plan is shown from the next uncommitted step; a muted part not at all
+    later = plan_notes(Plan(10, frames, (36, None, None), frozenset({"keys"})), 11)
+    assert {(n[0], n[1], n[2], n[3]) for n in later} == {("keys", 60, 11.0, 12.0), ("keys", 67, 12.0, 14.0)}
+    assert plan_notes(None, 0) == []

@@ -168,3 +168,32 @@ def test_shipped_checkpoint_loads_and_plays():
     s = make_sampler(0.8, seed=0)
     out = np.array([acc.advance(3 + 64 if t % 4 == 0 else 2, t % 16, s) for t in range(64)])
     assert (out[:, 1:] >= 3).any()                          # it plays notes
+
+
+@pytest.mark.parametrize("backend", ["torch-cpu", "onnx-cpu"])
+def test_a_plan_rolls_out_from_a_copy_and_leaves_the_stream_as_it_was(tmp_path, monkeypatch, backend):
+    """Accompanist.plan (the piano roll's tentative beat): between any two steps a greedy
+    rollout of a beat changes nothing of the stream that follows (cells and fixed-size
+    cache restored, past the window's wrap too), and it is the very frames the stream
+    would give for the same melody."""
+    from models.sampling import greedy
+    from models.tokens import HOLD
+
+    monkeypatch.setenv("LIVEBAND_CACHE", str(tmp_path))
+    lm = debug_model(2)
+    want = _stream(lm.accompanist(backend=backend), lm.config.window)
+    acc = lm.accompanist(backend=backend)
+    acc.reset("pop", "4/4")
+    s = make_sampler(0.0)
+    got, plans = [], []
+    for t in range(3 * lm.config.window):
+        got.append(acc.advance(60 + t % 5, t % 16, s))
+        plans.append((t + 1, acc.plan([HOLD] * 4, (t + 1) % 16, greedy)))
+    np.testing.assert_array_equal(np.array(got), want)
+    # a plan is what the stream itself would play if the melody were held
+    t0, plan = plans[20]
+    twin = lm.accompanist(backend=backend)
+    twin.reset("pop", "4/4")
+    for t in range(t0):
+        twin.advance(60 + t % 5, t % 16, s)
+    np.testing.assert_array_equal(plan, np.array([twin.advance(HOLD, (t0 + i) % 16, greedy) for i in range(4)]))

@@ -80,6 +80,10 @@ def test_playing_window_makes_sound_and_draws_the_band(themed_app, qtbot, pulse_
         # committed note not yet heard is on screen for part of each step: look for one
         qtbot.waitUntil(lambda: any(n[4] for n in live_session.roll(max(0.0, w.last_snapshot.step - 4))),
                         timeout=3000)   # "the band's planned steps are shown ahead of the playhead"
+        # and a beat of its tentative plan beyond them (issue 14 item 4), in the roll's frame
+        qtbot.waitUntil(lambda: any(n[5] for n in live_session.roll(max(0.0, w.last_snapshot.step - 4))),
+                        timeout=5000)
+        qtbot.waitUntil(lambda: int((w.roll._planned[:w.roll.note_count] == 2).sum()) > 0, timeout=3000)
         assert w.roll.note_count > 0
         assert w.transport.play_btn.isChecked()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -44,17 +44,20 @@ def test_heard_notes_are_drawn_in_their_part_colour_at_their_pitch(roll):
     assert not close_to(pixel(img, r.center().x(), r.center().y()), theme.PART_COLORS["bass"])
 
 
-def test_planned_notes_are_drawn_ahead_of_the_playhead_and_fainter(roll):
-    roll.set_frame(32.0, [("keys", 64, 36.0, 44.0, True), ("keys", 64, 24.0, 32.0, False)])
+def test_committed_notes_ahead_are_solid_and_the_tentative_plan_beyond_them_faded(roll):
+    """Issue 14 item 4, as ReaLJam shows it: what the band committed (planned, not heard
+    yet) is as solid as what was heard; its tentative plan beyond is faded but visible."""
+    roll.set_frame(32.0, [("keys", 64, 33.0, 36.0, True, False), ("keys", 64, 36.0, 40.0, True, True),
+                          ("keys", 64, 24.0, 32.0, False, False)])
     img = roll.grab().toImage()
-    planned = roll.note_rect("keys", 64, 36.0, 44.0)
+    committed = roll.note_rect("keys", 64, 33.0, 36.0)
+    tentative = roll.note_rect("keys", 64, 36.0, 40.0)
     heard = roll.note_rect("keys", 64, 24.0, 32.0)
-    assert planned.left() > roll.playhead_x() > heard.left()
-    pc = pixel(img, planned.center().x(), planned.center().y())
-    hc = pixel(img, heard.center().x(), heard.center().y())
-    assert close_to(hc, theme.PART_COLORS["keys"])
-    assert pc.lightness() < hc.lightness() - 40                      # faint fill
-    assert pc != QColor(theme.PANEL) and not close_to(pc, theme.PANEL, 6)  # but visible
+    assert tentative.left() > committed.left() > roll.playhead_x() > heard.left()
+    hc, cc, tc = (pixel(img, r.center().x(), r.center().y()) for r in (heard, committed, tentative))
+    assert close_to(hc, theme.PART_COLORS["keys"]) and close_to(cc, theme.PART_COLORS["keys"])
+    assert tc.lightness() < hc.lightness() - 40                      # faint fill
+    assert tc != QColor(theme.PANEL) and not close_to(tc, theme.PANEL, 6)  # but visible
 
 
 def test_notes_scroll_left_as_the_playhead_moves(roll):
