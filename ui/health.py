@@ -17,6 +17,7 @@ OK, WARN, BAD = "ok", "warn", "bad"
 class Verdict:
     level: str        # OK | WARN | BAD
     message: str      # "" when all is well
+    offer: int | None = None    # a buffer size to offer as an action (repeated dropouts)
 
 
 def larger_blocksize(blocksize: int) -> int:
@@ -62,7 +63,8 @@ class HealthMonitor:
                                 "close other programs.")
         if new_xruns >= self.xrun_limit:
             return Verdict(BAD, f"Audio dropouts ({new_xruns} in the last {self.window_s:.0f} s): increase "
-                                f"the buffer size from {blocksize} to {bigger} in Setup.")
+                                f"the buffer size from {blocksize} to {bigger} in Setup.",
+                           bigger if bigger > blocksize else None)
         if new_xruns > 0:
             return Verdict(WARN, f"An audio dropout just now; if you hear more, increase the buffer size "
                                  f"from {blocksize} to {bigger} in Setup.")

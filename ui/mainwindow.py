@@ -20,7 +20,7 @@ from PyQt6.QtCore import QEvent, QSettings, Qt, QTimer
 from PyQt6.QtGui import QKeyEvent
 from PyQt6.QtWidgets import (
     QAbstractSpinBox, QApplication, QFileDialog, QFrame, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMainWindow,
-    QMessageBox, QPlainTextEdit, QTabWidget, QVBoxLayout, QWidget,
+    QMessageBox, QPlainTextEdit, QPushButton, QTabWidget, QVBoxLayout, QWidget,
 )
 
 from liveband import presets as pr
@@ -33,7 +33,7 @@ from ui.gm import note_name
 from ui.health import BAD, OK, HealthMonitor, Verdict
 from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
 from ui.learn import add_learn_menu
-from ui.panels import BandPanel, HealthBar, PartStrip, SessionsPanel, SetupPanel, panel_frame, set_combo
+from ui.panels import BLOCKSIZES, BandPanel, HealthBar, PartStrip, SessionsPanel, SetupPanel, panel_frame, set_combo
 from ui.pianoroll import PianoRoll, bar_and_beat_steps
 from ui.playalong import NotePlayer, read_melody
 from ui.transport import TransportBar
@@ -120,7 +120,13 @@ class MainWindow(QMainWindow):
         self.notice_text = QLabel()
         self.notice_text.setWordWrap(False)       # lines are elided to the width: never taller
         self.notice_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        nl.addWidget(self.notice_text)
+        nl.addWidget(self.notice_text, 1)
+        # the health advice as an action: "Use 512 frames" on repeated dropouts
+        self.notice_action = QPushButton()
+        self.notice_action.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.notice_action.hide()
+        self.notice_action.clicked.connect(lambda: self.use_buffer(self.notice_action.property("blocksize")))
+        nl.addWidget(self.notice_action)
         # always there, NOTICE_LINES high, empty or not: a notice never moves the controls
         self.notice.setFixedHeight(NOTICE_LINES * self.notice_text.fontMetrics().lineSpacing() + 4 + 4 + 2)
         outer.addWidget(self.notice)
@@ -268,6 +274,7 @@ class MainWindow(QMainWindow):
         self._call(self.session.set_recording, self.transport.record_btn.isChecked())
         self.set_input_mode(st.read(s, "input/mode"))
         self.setup_panel.buffer.setCurrentIndex(max(0, self.setup_panel.buffer.findData(self.blocksize)))
+        self.setup_panel.auto_buffer.setChecked(st.read(s, "devices/auto_buffer"))
         lo, hi = (int(g) for g in INPUT_GAIN_DB_RANGE)
         self.setup_panel.input_gain.setValue(max(lo, min(hi, st.read(s, "devices/input_gain_db"))))
 
@@ -341,6 +348,7 @@ class MainWindow(QMainWindow):
         st.write(s, "chords/split", int(self.chords_panel.split.value()))
         st.write(s, "input/mode", self.input_mode)
         st.write(s, "devices/blocksize", int(self.setup_panel.buffer.currentData()))
+        st.write(s, "devices/auto_buffer", bool(self.setup_panel.auto_buffer.isChecked()))
         st.write(s, "devices/audio_out", self.setup_panel.audio_out.currentData() or "")
         st.write(s, "devices/audio_in", self.setup_panel.audio_in.currentData() or "")
         st.write(s, "devices/input_gain_db", int(self.setup_panel.input_gain.value()))
@@ -503,6 +511,34 @@ class MainWindow(QMainWindow):
         worker = CallWorker(lambda: self.session.set_audio_devices(output=out, input=inp, blocksize=bs), self)
         worker.done.connect(lambda ok, msg: None if ok else self.flash(f"Could not switch audio: {msg}"))
         self._start(worker, "")
+
+    def _offer_buffer(self, blocksize: int | None) -> None:
+        """Repeated dropouts: the next buffer size as a button in the notice area, or
+        switched to at once when Setup allows it."""
+        if blocksize not in BLOCKSIZES:
+            blocksize = None
+        if blocksize is not None and self.setup_panel.auto_buffer.isChecked():
+            self.use_buffer(blocksize, automatic=True)
+            blocksize = None
+        if blocksize is None:
+            self.notice_action.hide()
+            return
+        if self.notice_action.property("blocksize") != blocksize or self.notice_action.isHidden():
+            self.notice_action.setProperty("blocksize", blocksize)
+            self.notice_action.setText(f"Use {blocksize} frames")
+            self.notice_action.setToolTip(f"switch the audio buffer from {self.blocksize} to {blocksize} frames "
+                                          "now (more latency, fewer dropouts); Setup can do this by itself")
+            self.notice_action.show()
+
+    def use_buffer(self, blocksize: int, automatic: bool = False) -> None:
+        """Switch the audio buffer to ``blocksize`` frames, as the Setup picker does (the
+        session's own stream switch; the band plays on)."""
+        if not set_combo(self.setup_panel.buffer, int(blocksize)):
+            return
+        self.notice_action.hide()
+        self._apply_audio()
+        self.verdict = Verdict(OK, "")
+        self.confirm(f"audio buffer raised to {blocksize} frames" + (" after repeated dropouts" if automatic else ""))
 
     def _apply_midi_in(self) -> None:
         combo = self.setup_panel.midi_in
@@ -842,6 +878,7 @@ class MainWindow(QMainWindow):
             if state is not None and not strip.volume.isSliderDown():
                 strip.show_state(state)
         self.verdict = self.health.update(snap, self.blocksize)
+        self._offer_buffer(self.verdict.offer)
         self._show_health(snap)
         self._show_notices(snap)
 

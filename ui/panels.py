@@ -219,6 +219,9 @@ class SetupPanel(QWidget):
         for b in BLOCKSIZES:
             self.buffer.addItem(f"{b} frames", b)
         self.buffer.setToolTip("smaller: lower latency; larger: fewer dropouts on a busy computer")
+        self.auto_buffer = QCheckBox("raise the buffer automatically on repeated dropouts")
+        self.auto_buffer.setToolTip("on repeated audio dropouts, switch to the next buffer size by itself "
+                                    "(otherwise the notice offers it as a button)")
         self.midi_in = QComboBox()
         self.midi_out = QComboBox()
         self.sync = QComboBox()
@@ -257,10 +260,12 @@ class SetupPanel(QWidget):
             lay.addWidget(combo)
             if combo is self.midi_out:
                 lay.addWidget(self.send_clock)
+            if combo is self.buffer:
+                lay.addWidget(self.auto_buffer)
             lay.addSpacing(4)
         self.rescan = QPushButton("Rescan devices")
-        _no_focus(self.audio_out, self.audio_in, self.input_gain, self.buffer, self.midi_in, self.midi_out,
-                  self.sync, self.sync_delay, self.send_clock, self.rescan)
+        _no_focus(self.audio_out, self.audio_in, self.input_gain, self.buffer, self.auto_buffer, self.midi_in,
+                  self.midi_out, self.sync, self.sync_delay, self.send_clock, self.rescan)
         lay.addWidget(self.rescan)
         self.audio_info = QLabel("")
         self.audio_info.setWordWrap(True)

@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "devices/audio_in": "",
     "devices/input_gain_db": 0,
     "devices/blocksize": 256,
+    "devices/auto_buffer": False,      # raise the buffer by itself on repeated dropouts
     "devices/midi_in": "",
     "devices/midi_out": "",
     "devices/sync": "internal",
