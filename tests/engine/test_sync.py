@@ -9,6 +9,7 @@ import time
 import mido
 import pytest
 import numpy as np
+from waiting import wait_for
 
 from engine.clock import Clock
 from engine.midi_io import NoteFilter
@@ -168,13 +169,6 @@ def test_a_clock_delay_setting_moves_the_beat_earlier():
     assert abs((a.time_at(3.0) - b.time_at(3.0)) - 0.003) < 1e-9
 
 
-def _wait(cond, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not cond():
-        time.sleep(0.02)
-    return cond()
-
-
 def test_link_start_stop_reaches_the_other_peer_both_ways():
     pytest.importorskip("aalink")
     from engine.sync import LinkSync
@@ -183,20 +177,20 @@ def test_link_start_stop_reaches_the_other_peer_both_ways():
     a = LinkSync(120.0, on_transport=heard_a.append)
     b = LinkSync(120.0, on_transport=heard_b.append)
     try:
-        assert _wait(lambda: a.num_peers >= 1 and b.num_peers >= 1, 10.0), "the peers never found each other"
+        assert wait_for(lambda: a.num_peers >= 1 and b.num_peers >= 1, 10.0), "the peers never found each other"
         assert not a.playing and not b.playing
         # a starts where its first beat will sound (0.4 s on): b hears the start
         t0 = time.monotonic()
         p0 = a.position_at(t0)
         a.set_playing(True, at=t0 + 0.4)
-        assert _wait(lambda: heard_b == ["start"], 5.0), heard_b
+        assert wait_for(lambda: heard_b == ["start"], 5.0), heard_b
         assert b.playing
         # Link reports a's own change back to it too (the session ignores it while playing)
-        assert _wait(lambda: heard_a == ["start"], 5.0), heard_a
+        assert wait_for(lambda: heard_a == ["start"], 5.0), heard_a
         # the beat did not move: a timed start keeps Link's timeline where it was
         assert abs(a.position_at(t0) - p0) < 0.01 and abs(b.position_at(t0) - p0) < 0.01
         b.set_playing(False)
-        assert _wait(lambda: heard_a == ["start", "stop"], 5.0), heard_a
+        assert wait_for(lambda: heard_a == ["start", "stop"], 5.0), heard_a
         assert not a.playing
     finally:
         a.close()

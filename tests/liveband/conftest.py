@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import pytest
+from waiting import wait_for
 
 from liveband.config import AudioConfig, EngineConfig
 from liveband.session import VIRTUAL_IN_NAME, Session
@@ -16,20 +17,9 @@ from liveband.session import VIRTUAL_IN_NAME, Session
 os.environ.setdefault("JACK_NO_START_SERVER", "1")
 
 
-def poll_until(cond: Callable[[], object], timeout: float, step: float = 0.02) -> bool:
-    """True once ``cond()`` holds (checked every ``step``), False when ``timeout`` runs out.
-    For state another process or device changes, which nothing here can be notified of."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(step)
-    return bool(cond())
-
-
-@pytest.fixture()
-def wait_for() -> Callable[..., bool]:
-    return poll_until
+@pytest.fixture(name="wait_for")
+def wait_for_fixture() -> Callable[..., bool]:
+    return wait_for
 
 
 @pytest.fixture()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from waiting import wait_for
 
 from engine import parts as P
 from engine.events import NOTE_ON
@@ -15,15 +16,6 @@ from liveband.config import AudioConfig, EngineConfig
 from liveband.session import Session
 
 TOM_HIGH = 50
-
-
-def wait_for(pred, timeout: float, step: float = 0.05) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def jam(s: Session, seconds: float) -> None:

@@ -4,23 +4,14 @@ a foot switch locks and unlocks the form, a button turns arranger mode on, a kno
 the swing and leaves the rest of the feel as it was."""
 from __future__ import annotations
 
-import time
-
 import pytest
+from waiting import wait_for
 
 from liveband.config import AudioConfig, EngineConfig
 from liveband.session import VIRTUAL_IN_NAME, Session
 from test_session_learn import Controller  # a controller on JACK, as there
 
 CHART = "A: | C | Am | F | G |\nB: | Dm | G | C | C |\n"
-
-
-def wait_for(cond, timeout: float) -> bool:
-    """For what the controller's process changes, which nothing here is notified of."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not cond():
-        time.sleep(0.02)
-    return bool(cond())
 
 
 def learn(s: Session, target: str, press) -> None:

@@ -7,20 +7,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from waiting import wait_for
 
 from liveband.config import AudioConfig, EngineConfig
 from liveband.session import Session
 
 pytest.importorskip("aalink")
 from test_session_link import Peer  # noqa: E402  (a small Link app, as there)
-
-
-def wait_for(cond, timeout: float) -> bool:
-    """For what the peer changes, which nothing here is notified of."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not cond():
-        time.sleep(0.02)
-    return bool(cond())
 
 
 @pytest.mark.timeout(150)

@@ -10,6 +10,7 @@ from collections import Counter
 import mido
 import numpy as np
 import pytest
+from waiting import wait_for
 from scipy.signal import fftconvolve
 
 from engine import parts as P
@@ -69,15 +70,6 @@ class Tee:
             if loud.size:
                 self.first_loud = clock + int(loud[0])
         return True
-
-
-def wait_for(pred, timeout: float, step: float = 0.05) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def test_played_note_is_heard_within_one_block_plus_latency(pulse_server, liveband_home, tmp_path):

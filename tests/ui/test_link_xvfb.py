@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 from PyQt6.QtCore import QSettings
 
 from ui.xvfb import Xvfb
@@ -22,14 +23,6 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "liveband"))
 from test_session_link import Peer  # noqa: E402  (a small Link app, as there)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(cond, timeout: float) -> bool:
-    """For what the app's process changes, which nothing here is notified of."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not cond():
-        time.sleep(0.05)
-    return bool(cond())
 
 
 @pytest.mark.timeout(300)

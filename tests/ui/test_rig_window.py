@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 from PyQt6.QtCore import QSettings, Qt
 
 from liveband.config import AudioConfig, EngineConfig
@@ -21,14 +21,6 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "liveband"))
 from test_session_learn import Controller  # noqa: E402  (a controller on JACK, as there)
 
 os.environ.setdefault("JACK_NO_START_SERVER", "1")
-
-
-def wait_for(cond, timeout: float) -> bool:
-    """For what the controller's process changes, which nothing here is notified of."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not cond():
-        time.sleep(0.02)
-    return bool(cond())
 
 
 def window(s, path, qtbot) -> MainWindow:
