@@ -172,7 +172,7 @@ class StreamingGenerator:
         self._req_tempo: float | None = None
         self._req_controls: tuple[float, float, float] | None = None
         self._req_style: str | None = None
-        self._req_key: tuple[frozenset[int] | None] | None = None   # (scale or None,) when asked
+        self._req_key: tuple[frozenset[int] | None, str] | None = None   # (scale or None, name) when asked
         self._req_parts: dict[str, tuple[bool | None, bool | None]] = {}
         self._req_source: tuple[str, object] | None = None    # ("now"|"bar"|"lock", source/chart/bars)
         self._ramp: TempoRamp | None = None
@@ -188,7 +188,7 @@ class StreamingGenerator:
         # listening first (see the module doc); Thread: written by the worker, read by any
         self.listening = bool(listen)
         self.entered_step: int | None = None if listen else clock.first_step
-        self.band_key = ""                    # the key the band keeps to ('' none / a fixed one)
+        self.band_key = ""                    # the key the band keeps to ('' while it listens)
         self._auto_key = bool(listen)         # the band's key follows the melody (no key fixed)
         self._key_w = np.zeros(12, np.float64)    # decaying melody pitch-class durations
         self._key_pc: int | None = None           # the sounding melody note's pitch class
@@ -228,9 +228,10 @@ class StreamingGenerator:
         ControlledSampler(0, temperature, density, harmony_follow)   # validate here, in the caller's thread
         self._req_controls = (float(temperature), float(density), float(harmony_follow))
 
-    def set_key(self, pitch_classes: frozenset[int] | None) -> None:
-        """A key's scale the band keeps to from the next step it commits, or None: free."""
-        self._req_key = (None if pitch_classes is None else frozenset(int(p) % 12 for p in pitch_classes),)
+    def set_key(self, pitch_classes: frozenset[int] | None, name: str = "") -> None:
+        """A fixed key's scale (and name) the band keeps to from the next step it
+        commits, or None: the band's key follows the melody again."""
+        self._req_key = (None if pitch_classes is None else frozenset(int(p) % 12 for p in pitch_classes), name)
 
     def set_style(self, style: str) -> None:
         get_style(style)   # ValueError naming the choices
@@ -288,13 +289,18 @@ class StreamingGenerator:
     def _apply_requests(self) -> None:
         if self._req_key is not None:
             k, self._req_key = self._req_key, None
-            self.sampler.set_key(k[0])
             self._auto_key = k[0] is None
             if k[0] is not None:
-                self.band_key = ""
+                self.sampler.set_key(k[0])
+                self.band_key = k[1]
                 self._enter(self.next_step)      # a fixed key: the band plays in it from now
-            elif not self.listening:
-                self._commit_key(estimate_key(self._key_w))
+            elif self.listening:
+                self.sampler.set_key(None)
+            else:
+                est = estimate_key(self._key_w)
+                if est:
+                    self._commit_key(est)
+                # else nothing heard yet: the band stays in the key it has been playing in
         if self._req_controls is not None:
             c, self._req_controls = self._req_controls, None
             self.sampler.set_controls(*c)

@@ -177,7 +177,7 @@ class Band:
             self.update_metronome()
             if gen is not None:
                 if cfg.key is not None:
-                    gen.set_key(key_pitch_classes(*parse_key(cfg.key)))
+                    gen.set_key(key_pitch_classes(*parse_key(cfg.key)), cfg.key)
                 if self.steering is not None:
                     self.steering.attach(gen, clock)
                 gen.start()
@@ -276,7 +276,7 @@ class Band:
             self.cfg = cfg
             scale = None if cfg.key is None else key_pitch_classes(*parse_key(cfg.key))
             if self.gen is not None:
-                self.gen.set_key(scale)
+                self.gen.set_key(scale, cfg.key or "")
             return scale
 
     @property

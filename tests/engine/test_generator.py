@@ -325,10 +325,14 @@ def test_listening_first_plays_drums_only_until_the_player_gives_notes_or_a_key(
     # a key fixed while it listens: the band plays in it from the next step
     gen, log, clock = make(listen=True)
     gen.pump(clock.step_time(10), until_step=10)
-    gen.set_key(frozenset({0, 2, 4, 5, 7, 9, 11}))
+    gen.set_key(frozenset({0, 2, 4, 5, 7, 9, 11}), "C major")
     gen.pump(clock.step_time(20), until_step=20)
-    assert gen.entered_step == 10 and not gen.listening
+    assert gen.entered_step == 10 and not gen.listening and gen.band_key == "C major"
     assert min(clock.step_at(e[0]) for e in note_ons(log) if e[2] in tonal) == 12   # the toy's next onset
+    # the key let go with nothing played yet: the band stays in (and shows) the key it plays in
+    gen.set_key(None)
+    gen.pump(clock.step_time(24), until_step=24)
+    assert gen.band_key == "C major" and gen.sampler.out_of_key[1] == 1.0      # C# still out of key
     # without listen (offline render, a fixed key at the start) nothing changes
     gen, log, clock = make()
     gen.pump(clock.step_time(4), until_step=4)
