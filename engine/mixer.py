@@ -364,6 +364,12 @@ class Mixer(MixerBody):
             self._publish("log", (ref, q))
             st.log = ctypes.addressof(ref) if ref is not None else None
 
+    @property
+    def tap(self):
+        """The tap set by ``set_tap`` (None: none), so a probe put in front of it can pass
+        each block on (e.g. the audio bench in front of a take's recorder). Thread: any."""
+        return self._tap
+
     def set_tap(self, tap) -> None:
         """``tap.write(block, clock)`` receives each finished block and its first sample
         on the audio clock (before the metronome is added).

@@ -118,7 +118,7 @@ def _dac_line(audio) -> tuple[int, float] | None:
     return int(last.clock[0]), float(last.dac[0])
 
 
-def _timing_rows(audio, lo: int, hi: int) -> np.ndarray:
+def timing_rows(audio, lo: int, hi: int) -> np.ndarray:
     """AudioOut's timing rows of blocks ``lo`` to ``hi - 1`` (those still in its ring) as
     rows of (clock, callback time, DAC time, lead, entry delay, xrun): shape (n, 6) float64."""
     r = audio.timing.rows(lo, hi)
@@ -189,10 +189,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
     # a real-time stall watcher per CPU (liveband.bench.stallwatch), to tell an xrun the machine
     # caused (a CPU taken away) from one of ours; started before the session, so their
     # start-up (a fork, two interpreters) is not part of the soak
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    watchers = [(subprocess.Popen([sys.executable, "-m", "liveband.bench.stallwatch", str(c), str(seconds + 600.0),
-                                   os.path.join(home, f"stalls{c}.txt")], cwd=_REPO_ROOT),
-                 os.path.join(home, f"stalls{c}.txt")) for c in cpus]
+    watchers = stallwatch.start(home, seconds + 600.0)
     result: dict = {"blocksize": blocksize, "block_ms": round(1000.0 * blocksize / rate, 3),
                     "busy_processes": int(load)}
     burners = _burners(load)
@@ -216,7 +213,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             # probing starts once the stream is STREAM_WARMUP_S old
             time.sleep(max(0.6, STREAM_WARMUP_S - (time.monotonic() - s.audio.opened_at)))
             s.mixer.set_program(P.MELODY.channel, 0)
-            probe = _Probe(s.mixer._tap, s.mixer.max_block)
+            probe = _Probe(s.mixer.tap, s.mixer.max_block)
             s.mixer.set_tap(probe)
             hum = _hum_file(home, rate, 30.0) if s.inputs.mic is not None else None
             result["pitch_tracker"] = s.pitch_tracker if s.inputs.mic is not None else None
@@ -229,7 +226,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             read_upto = s.mixer.blocks
             entry_upto = s.audio.timing.n
             # the timing ring as the soak starts (the stream's settling)
-            blocks_before = _timing_rows(s.audio, 0, entry_upto)
+            blocks_before = timing_rows(s.audio, 0, entry_upto)
             opened_at = s.audio.opened_at
             xruns0, late0 = s.mixer.xruns, s.mixer.late_events
             gil_events: list = []
@@ -253,7 +250,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     read_upto = b
                     n = s.audio.timing.n
                     lo = max(entry_upto, n - TIMING_RING + 1)
-                    rows = _timing_rows(s.audio, lo, n)
+                    rows = timing_rows(s.audio, lo, n)
                     entry.append(rows[:, 4].copy())
                     blocks_log.append(rows)
                     entry_upto = n
@@ -307,16 +304,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             monitor.wait(timeout=10)
             if mic_player is not None and mic_player.poll() is None:
                 mic_player.terminate()
-        stalls, watch_rt = [], []
-        for proc, path in watchers:
-            proc.terminate()             # it writes its file on SIGTERM
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            rt, gaps = stallwatch.read(path)
-            stalls.append([(a, g) for a, g in gaps if t_start <= a <= t_start + elapsed])   # the soak's
-            watch_rt.append(rt)
+        stalls, watch_rt = stallwatch.collect(watchers, t_start, elapsed)   # the soak's
         w = np.concatenate(work).astype(np.float64) / 1e6 if work else np.zeros(0)
         fr = np.concatenate(frames).astype(np.float64) if frames else np.zeros(0)
         load = w / (fr * 1000.0 / rate) if w.size else w

@@ -220,7 +220,9 @@ def test_metronome_clicks_on_beats_and_is_not_recorded(synth):
 
     mixer = fresh_mixer(synth)
     tap = Tap()
+    assert mixer.tap is None
     mixer.set_tap(tap)
+    assert mixer.tap is tap        # what a probe in front of it (liveband bench audio) passes blocks on to
     mixer.set_metronome(True, origin=1000, samples_per_beat=12000, beats_per_bar=4)
     audio = mixer.render(SR)
     starts = [1000 + k * 12000 for k in range(4)]

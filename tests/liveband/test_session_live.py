@@ -156,7 +156,7 @@ def test_one_minute_session_with_the_band_records_what_was_played(pulse_server, 
         s.add_band_listener(sent_log)           # a copy of everything the band is told to play
         s.play()
         assert wait_for(lambda: s.generator is not None and s.generator.steps > 0, 5.0)
-        tee = Tee(s.mixer._tap, keep=True)        # what the callback sent, block by block
+        tee = Tee(s.mixer.tap, keep=True)        # what the callback sent, block by block
         s.mixer.set_tap(tee)
         melody = [60, 62, 64, 65, 67, 65, 64, 62]
         played = []
