@@ -34,8 +34,9 @@ The plan (``plan=True``, live play): after the steps due are committed, every
 last committed step, from a saved copy of its state (``Accompanist.plan``: the cells and
 the fixed-size cache are restored afterwards), with the melody assumed held. ``plan``
 (a ``Plan``) is only shown (the piano roll's tentative notes), never sounded, never fed
-back; it is replaced at each new plan and dropped while the band listens or a chord
-source leads (the rollout would not follow the source). It runs in the slack after the
+back; it is replaced at each new plan and dropped while the band listens; under a chord
+source its chords are the source's (a chart's at their steps, the chord held now of a
+live one) and the model plans the rest. It runs in the slack after the
 commit, and is skipped when the next step is due too soon for it, so it never delays a
 committed step.
 
@@ -75,7 +76,7 @@ from engine.sampler import ControlledSampler
 from engine.styles import get_style
 from models.contract import PLAN_EVERY, Accompanist, prime_melody
 from models.sampling import greedy
-from models.tokens import CHORD_NONE, HOLD, REST, is_note_on, token_pitch
+from models.tokens import CHORD, CHORD_NONE, HOLD, REST, chord_pitch_classes, is_note_on, token_pitch
 
 STATS_RING = 8192          # steps kept for the percentile metrics (~17 min at 120 BPM)
 MELODY_RING = 256          # committed melody tokens kept (> any model's lookahead either way)
@@ -428,8 +429,12 @@ class StreamingGenerator:
             self.sampler.observe_melody(mel)
             forcer = self._chart
             forcer.begin_step(k)
+            if forcer.now is not None and self._auto_key:
+                self._key_w[list(chord_pitch_classes(forcer.now))] += 0.5   # a given chord implies a key too
             if self.listening and forcer.now is not None:
                 self._enter(k)                  # the player gave a chord (chart, left hand)
+                if self._auto_key:
+                    self._commit_key(estimate_key(self._key_w))
             if self.listening or self._auto_key:
                 self._follow_key(k)
             frame = self.model.advance(mel, clock.step_in_bar(k), forcer)
@@ -502,11 +507,25 @@ class StreamingGenerator:
                 self._make_plan()
         return n
 
+    def _plan_chord(self, stream: int, logits: np.ndarray) -> int:
+        """The plan's sampler under a chord source: its chord (a chart's at the cell's
+        step, a live source's held one), else greedy."""
+        if stream == CHORD:
+            src = self._chart.source
+            if src.live:
+                tok = self._chart.now
+            else:
+                cell = getattr(self.model, "current_cell", None)
+                tok = src.token_at(self._chart.t0 + cell[0] if cell is not None else self.next_step)
+            if tok is not None and 0 <= tok < logits.shape[0]:
+                return int(tok)
+        return greedy(stream, logits)
+
     def _make_plan(self) -> None:
         """Roll the model out a beat past the last committed step (see the module doc)."""
         self._since_plan = 0
         k = self.next_step
-        if self.listening or self._chart.source is not None or k <= 0:
+        if self.listening or k <= 0:
             self.plan = None
             return
         t0 = time.perf_counter()
@@ -516,7 +535,8 @@ class StreamingGenerator:
         last = self._melody(self._mel_next - 1)
         held = REST if last == REST else HOLD
         melody = [self._melody(s) if s < self._mel_next else held for s in range(k - self.lookahead, k + n - self.lookahead)]
-        frames = self.model.plan(melody, self.clock.step_in_bar(k), greedy)   # type: ignore[attr-defined]
+        sampler = greedy if self._chart.source is None else self._plan_chord
+        frames = self.model.plan(melody, self.clock.step_in_bar(k), sampler)   # type: ignore[attr-defined]
         parts = frozenset(p for p in ("bass", "keys", "pad") if self.renderer.audible(p))
         v = self._voices
         self.plan = Plan(k, frames, (v[0], v[1], v[2]), parts)

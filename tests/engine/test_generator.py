@@ -369,3 +369,23 @@ def test_the_plan_is_a_beat_past_the_committed_step_and_never_changes_what_sound
         assert p.first_step + len(p.frames) - 1 >= committed + 4 - (PLAN_EVERY - 1)   # ~a beat beyond
         assert p.frames.shape == (4, 4) and p.parts
     assert any((p.frames[:, 1:] > 2).any() for _, p in plans)     # onsets are planned, not only holds
+
+
+def test_under_a_chart_the_plan_plays_the_charts_chords_and_the_key_comes_from_them():
+    """A chart leads: the band plays from its first chord (no listening), the key shown
+    is the one the chords imply, and the plan's chords are the chart's at their steps."""
+    from engine.chart import ChartSource, parse_chart
+
+    chart = parse_chart("| Am | F | C | G |")
+    gen, log, clock = make(model=band_for_tests(), listen=True, plan=True, chart=chart)
+    src = ChartSource(chart, "4/4")
+    plans = []
+    for k in range(0, 64):
+        gen.pump(clock.step_time(k))
+        if gen.plan is not None:
+            plans.append(gen.plan)
+    assert gen.entered_step == 0 and not gen.listening
+    assert gen.band_key in ("A minor", "C major"), gen.band_key
+    assert len(plans) > 20
+    for p in plans:
+        assert [int(c) for c in p.frames[:, 0]] == [src.token_at(p.first_step + i) for i in range(len(p.frames))]
