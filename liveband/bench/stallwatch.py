@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -71,6 +72,34 @@ def read(path: str) -> tuple[bool, list[tuple[float, float]]]:
         except ValueError:
             continue
     return realtime, gaps
+
+
+def start(folder: str, seconds: float) -> list[tuple[subprocess.Popen, str]]:
+    """A watcher per CPU this process may run on, each writing ``folder``/stallsN.txt,
+    for at most ``seconds``; started before the session so that their start-up (a fork,
+    an interpreter) is not part of what is measured. ``collect`` stops them."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return [(subprocess.Popen([sys.executable, "-m", "liveband.bench.stallwatch", str(c), str(seconds),
+                               os.path.join(folder, f"stalls{c}.txt")], cwd=root),
+             os.path.join(folder, f"stalls{c}.txt")) for c in cpus]
+
+
+def collect(watchers: list[tuple[subprocess.Popen, str]], t_start: float,
+            seconds: float) -> tuple[list[list[tuple[float, float]]], list[bool]]:
+    """Stop the watchers and read them: per CPU, the stalls that began within ``seconds``
+    from ``t_start`` (monotonic), and whether each watcher ran real-time."""
+    stalls, realtime = [], []
+    for proc, path in watchers:
+        proc.terminate()             # it writes its file on SIGTERM
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        rt, gaps = read(path)
+        stalls.append([(a, g) for a, g in gaps if t_start <= a <= t_start + seconds])
+        realtime.append(rt)
+    return stalls, realtime
 
 
 if __name__ == "__main__":

@@ -44,6 +44,20 @@ def test_the_stall_watch_runs_as_its_own_process_and_its_file_reads_back(tmp_pat
     assert stallwatch.read(str(tmp_path / "missing.txt")) == (False, [])
 
 
+def test_a_watcher_per_cpu_starts_and_stops_with_the_soak(tmp_path):
+    """The audio soak and the app's (scripts/bench_ui.py) start and read them the same way."""
+    import time
+
+    watchers = stallwatch.start(str(tmp_path), 600.0)
+    assert len(watchers) == len(os.sched_getaffinity(0))
+    t0 = time.monotonic()
+    time.sleep(0.5)
+    stalls, realtime = stallwatch.collect(watchers, t0, 0.5)
+    assert all(proc.poll() is not None for proc, _ in watchers)        # stopped, not left running
+    assert len(stalls) == len(realtime) == len(watchers)
+    assert all(t0 <= a <= t0 + 0.5 for cpu in stalls for a, _ in cpu)
+
+
 def test_the_probe_finds_the_first_non_zero_sample_then_the_first_audible_one():
     probe = _Probe(None, 256)
     silent = np.zeros((256, 2), np.float32)
