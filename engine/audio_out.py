@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import native as _nat
-from engine.audio_devices import (PA_LOCK, PREFERRED_RATES, AudioUnavailable, input_devices, make_io_realtime,
+from engine.audio_devices import (PA_LOCK, AudioUnavailable, input_devices, make_io_realtime,
                                   make_realtime, negotiate_rate, output_devices, refresh_devices, sounddevice,
                                   thread_ids)
 from engine.dac_timing import ARRIVAL_WARMUP, LATENCY_RECHECK_S, LINE_BLOCKS, LatencyEstimator, TimingRing, dac_line
@@ -50,7 +50,10 @@ from engine.native import TIMING_RING
 if TYPE_CHECKING:
     from engine.mixer import Mixer
 
-__all__ = ["PA_LOCK", "PREFERRED_RATES", "TIMING_RING", "AudioOut", "AudioUnavailable", "input_devices",
+# input_devices, negotiate_rate, output_devices, refresh_devices (engine.audio_devices) and
+# TIMING_RING (engine.native) stay importable from here only until liveband/session_audio.py
+# and scripts/bench_ui.py import them from their homes
+__all__ = ["PA_LOCK", "TIMING_RING", "AudioOut", "AudioUnavailable", "input_devices",
            "negotiate_rate", "output_devices", "refresh_devices"]
 
 CONV_BUCKET = 256            # blocks per bucket of the PortAudio-to-monotonic clock minimum

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from engine.audio_out import PA_LOCK
+from engine.audio_devices import PA_LOCK
 from engine.errors import first_line
 from engine.ring import AudioRing
 

@@ -17,11 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from engine.events import CC_ALL_NOTES_OFF
-from engine.midi_ports import (ALSA, JACK, PortWatcher, close_port, default_api, list_ports, open_port,
-                               quiet_stderr, scan)
-
-__all__ = ["ALSA", "JACK", "ComputerKeyboard", "KeyNote", "MidiInput", "MidiOutput", "NoteFilter", "PortWatcher",
-           "VirtualMidiInput", "default_api", "list_ports", "quiet_stderr", "scan"]
+from engine.midi_ports import close_port, open_port
 
 CC_SUSTAIN = 64
 CC_ALL_SOUND_OFF, CC_RESET_CONTROLLERS = 120, 121

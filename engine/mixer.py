@@ -48,14 +48,12 @@ import numpy as np
 
 from engine import native as _nat
 from engine.events import EVENT_DTYPE, IMMEDIATE, EventQueue
-from engine.mixer_body import (AUDIBLE, CC_SUSTAIN, CC_VOLUME, NUM_CHANNELS, PANIC_CCS, PLAYER_PHASES,
-                               PLAYER_VOICES, POST_CHUNK, STARTS_PER_PERIOD, SYNTH_PERIOD, WORK_RING, MixerBody)
+from engine.mixer_body import NUM_CHANNELS, PLAYER_PHASES, PLAYER_VOICES, SYNTH_PERIOD, WORK_RING, MixerBody
 from engine.ring import AudioRing
 from engine.synth import c_functions_for
 from engine.tap_bridge import TapBridge
 
-__all__ = ["AUDIBLE", "CC_SUSTAIN", "CC_VOLUME", "NUM_CHANNELS", "PANIC_CCS", "PLAYER_PHASES", "PLAYER_VOICES",
-           "POST_CHUNK", "STARTS_PER_PERIOD", "SYNTH_PERIOD", "WORK_RING", "Mixer"]
+__all__ = ["Mixer"]
 
 
 def _callback_synth(synth, hold_gil: bool):

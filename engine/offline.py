@@ -45,12 +45,11 @@ from engine.melody_file import Melody
 from engine.mixer import Mixer
 from engine.quantiser import Quantiser
 from engine.renderer import EventLog, PartRenderer
-from engine.sampler import ControlledSampler
 from engine.styles import DEFAULT_STYLE, get_style
 from engine.synth import Synth
 from engine.wav import WavWriter
 from models.contract import Accompanist
-from models.sampling import DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE
+from models.sampling import DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE, ControlledSampler
 
 try:   # fork: the child inherits the job as it is (no pickling, no second import)
     _FORK = multiprocessing.get_context("fork")

@@ -1,5 +1,6 @@
-"""The engine's sampler is the model room's one sampler (``models.sampling``): the
-player's controls applied to the model's logits. Kept as the engine's import path."""
+"""Temporary: the one sampler is ``models.sampling.ControlledSampler``. Kept only while
+engine/generator.py (being changed elsewhere) and its test still import it from here;
+import it from models.sampling, and delete this file once they do."""
 from models.sampling import ControlledSampler
 
 __all__ = ["ControlledSampler"]

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import io
 import os
-from contextlib import redirect_stderr
 
 
 def _audio_rows() -> list[tuple[str, str, str]]:
@@ -32,23 +30,12 @@ def _audio_rows() -> list[tuple[str, str, str]]:
 
 
 def _midi_rows() -> list[tuple[str, str, str]]:
+    from engine.midi_ports import list_ports
+
     try:
-        from engine.midi_io import list_ports
-    except ImportError:
-        list_ports = None   # type: ignore[assignment]
-    if list_ports is not None:
-        try:
-            ins, outs, note = list_ports()
-        except Exception as exc:
-            return [("MIDI", "unavailable", str(exc))]
-    else:  # pragma: no cover - before engine.midi_io exists
-        import mido
-        buf = io.StringIO()
-        with redirect_stderr(buf):
-            try:
-                ins, outs, note = mido.get_input_names(), mido.get_output_names(), ""
-            except Exception as exc:
-                ins, outs, note = [], [], str(exc)
+        ins, outs, note = list_ports()
+    except Exception as exc:   # no rtmidi, no ALSA sequencer
+        return [("MIDI", "unavailable", str(exc))]
     rows = [("MIDI in", n, "") for n in ins] + [("MIDI out", n, "") for n in outs]
     if not rows:
         rows.append(("MIDI", "none", note or "no MIDI ports (no ALSA sequencer or JACK server)"))

@@ -129,7 +129,7 @@ class Band:
         from engine.generator import StreamingGenerator
         from engine.quantiser import Quantiser
         from engine.renderer import PartRenderer
-        from engine.sampler import ControlledSampler
+        from models.sampling import ControlledSampler
 
         self.loader.join()            # the model loads in the background from the start
         with self._lock:

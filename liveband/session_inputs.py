@@ -17,7 +17,8 @@ from engine import parts as P
 from engine.errors import first_line
 from engine.events import CONTROL, IMMEDIATE, NOTE_OFF, NOTE_ON, EventQueue
 from engine.keyfind import snap_to_scale
-from engine.midi_io import ComputerKeyboard, MidiInput, NoteFilter, PortWatcher, VirtualMidiInput
+from engine.midi_io import ComputerKeyboard, MidiInput, NoteFilter, VirtualMidiInput
+from engine.midi_ports import PortWatcher
 from engine.mixer import Mixer
 from engine.recorder import Recorder
 from liveband.midilearn import MidiLearn

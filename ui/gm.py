@@ -1,5 +1,6 @@
-"""The GM name table lives in the engine (the MIDI export names tracks with it) and reaches
-the UI through the shell (liveband.gm); the widgets import it from here as before."""
+"""Temporary: the GM name table reaches the UI through the shell (``liveband.gm``); import
+it from there. Kept only while ui/pianoroll.py (being changed elsewhere) imports it from
+here; delete this file once it does."""
 from liveband.gm import DRUM_KITS, GM_PROGRAMS, NOTE_NAMES, instrument_name, note_name, program_choices
 
 __all__ = ["DRUM_KITS", "GM_PROGRAMS", "NOTE_NAMES", "instrument_name", "note_name", "program_choices"]

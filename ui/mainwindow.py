@@ -26,10 +26,10 @@ from PyQt6.QtWidgets import (
 from liveband import presets as pr
 from liveband.config import INPUT_GAIN_DB_RANGE, TEMPO_RANGE, style_feel
 from liveband.errors import first_line
+from liveband.gm import note_name
 
 from ui import settings as st
 from ui.chords import ChordsPanel
-from ui.gm import note_name
 from ui.health import BAD, OK, HealthMonitor, Verdict
 from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
 from ui.learn import add_learn_menu

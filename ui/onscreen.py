@@ -6,8 +6,8 @@ from PyQt6.QtCore import QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QPainter, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
+from liveband.gm import note_name
 from ui import theme
-from ui.gm import note_name
 
 _WHITE_STEPS = (0, 2, 4, 5, 7, 9, 11)
 

@@ -10,9 +10,9 @@ from PyQt6.QtWidgets import (
 
 from liveband.config import (DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE, INPUT_GAIN_DB_RANGE,
                              SYNC_DELAY_MS_RANGE, TEMPERATURE_RANGE)
+from liveband.gm import program_choices
 from ui import theme
 from ui.feel import FeelControls
-from ui.gm import program_choices
 from ui.health import BAD, OK, Verdict
 from ui.onscreen import OnScreenKeys
 from ui.widgets import Knob

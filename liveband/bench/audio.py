@@ -175,8 +175,8 @@ def _burners(n: int) -> list[subprocess.Popen]:
 def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: str | None = None,
          log=None, notes_path: str | None = None, load: int = 0) -> dict:
     from engine import parts as P
-    from engine.audio_out import TIMING_RING
-    from engine.mixer import WORK_RING
+    from engine.mixer_body import WORK_RING
+    from engine.native import TIMING_RING
     from liveband.bench.softaudio import SoftwareAudioServer
     from liveband.config import AudioConfig, EngineConfig
     from liveband.session import Session

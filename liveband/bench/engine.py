@@ -110,7 +110,7 @@ def live(seconds: float, checkpoint: str | None, backend: str, soundfont: str, l
     from engine.mixer import Mixer
     from engine.quantiser import Quantiser
     from engine.renderer import PartRenderer
-    from engine.sampler import ControlledSampler
+    from models.sampling import ControlledSampler
     from liveband.bench.softaudio import SoftwareAudioServer
     from engine.synth import Synth
 

@@ -27,7 +27,7 @@ class AudioServerError(RuntimeError):
 def refresh_portaudio() -> None:
     """Make sounddevice re-scan devices (after a server started or stopped): the
     engine's one re-scan, under the lock every PortAudio call takes."""
-    from engine.audio_out import refresh_devices
+    from engine.audio_devices import refresh_devices
 
     refresh_devices()
 
@@ -168,7 +168,7 @@ class SoftwareAudioServer:
     def stop(self) -> None:
         # PortAudio must let go of the server before it disappears (its JACK host API
         # asserts otherwise); it is re-initialised once the server is gone.
-        from engine.audio_out import PA_LOCK
+        from engine.audio_devices import PA_LOCK
 
         pa_terminated = False
         if self.started:

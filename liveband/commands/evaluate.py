@@ -60,7 +60,7 @@ def _sets(args) -> dict:
 def _played_sampler(seed: int):
     """The sampler the app plays the model through, on its default controls (harmony-follow,
     density, creativity): "model_as_played" in the POP909 results is what a user hears."""
-    from engine.sampler import ControlledSampler
+    from models.sampling import ControlledSampler
     from liveband.config import EngineConfig
 
     cfg = EngineConfig()

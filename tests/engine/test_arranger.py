@@ -11,7 +11,7 @@ from engine.clock import Clock
 from engine.events import NOTE_OFF, NOTE_ON
 from engine.generator import StreamingGenerator
 from engine.renderer import EventLog, PartRenderer
-from engine.sampler import ControlledSampler
+from models.sampling import ControlledSampler
 from models.tokens import chord_name, chord_pitch_classes, chord_token, is_note_on
 
 SR = 48000

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from engine.backends import open_accompanist
-from engine.sampler import ControlledSampler
 from models.checkpoint import save_model
 from models.runtime import debug_model
+from models.sampling import ControlledSampler
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from engine.clock import Clock
 from engine.form import TempoRamp, check_lock_bars, form_from_frames
 from engine.generator import StreamingGenerator
 from engine.renderer import EventLog, PartRenderer
-from engine.sampler import ControlledSampler
+from models.sampling import ControlledSampler
 from models.tokens import chord_name, chord_token
 
 SR = 48000

@@ -12,8 +12,8 @@ from engine.generator import StreamingGenerator
 from engine.mixer import Mixer
 from engine.quantiser import Quantiser
 from engine.renderer import EventLog, PartRenderer
-from engine.sampler import ControlledSampler
 from engine.synth import Synth
+from models.sampling import ControlledSampler
 from toy_band import band_for_tests
 
 SR = 48000

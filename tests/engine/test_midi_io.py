@@ -5,7 +5,8 @@ from __future__ import annotations
 import mido
 import pytest
 
-from engine.midi_io import ComputerKeyboard, KeyNote, NoteFilter, list_ports
+from engine.midi_io import ComputerKeyboard, KeyNote, NoteFilter
+from engine.midi_ports import list_ports
 
 
 def collect(channel=None):
@@ -258,7 +259,8 @@ def test_a_midi_flood_gives_the_audio_callback_a_bounded_block(soundfont):
     import time
 
     from engine.events import CONTROL, IMMEDIATE, NOTE_OFF, NOTE_ON, EventQueue
-    from engine.mixer import PLAYER_VOICES, Mixer
+    from engine.mixer import Mixer
+    from engine.mixer_body import PLAYER_VOICES
     from engine.synth import Synth
 
     sr, ch, block = 48000, 3, 256

@@ -321,7 +321,7 @@ def test_a_flood_of_player_notes_is_held_to_the_player_voice_limit(soundfont):
     after the flood stays a small part of the block."""
     import time
 
-    from engine.mixer import PLAYER_VOICES
+    from engine.mixer_body import PLAYER_VOICES
 
     rng = np.random.default_rng(7)
     block = 256
@@ -387,7 +387,7 @@ def test_notes_struck_at_one_instant_all_sound_up_to_what_the_player_synths_can_
     the player's synths; beyond what they can start in one period notes are dropped,
     counted, and left out of the take's event log (it holds what was heard)."""
     from engine.midi_io import NOTE_BURST
-    from engine.mixer import PLAYER_PHASES, STARTS_PER_PERIOD
+    from engine.mixer_body import PLAYER_PHASES, STARTS_PER_PERIOD
 
     assert NOTE_BURST <= PLAYER_PHASES * STARTS_PER_PERIOD
     with Synth(soundfont, sample_rate=SR, reverb=False) as own:

@@ -7,7 +7,7 @@ from engine.events import NOTE_OFF, NOTE_ON
 from engine.groove import CRASH, KICK, TOM_HIGH, Groove
 from engine.styles import load_styles
 from engine.renderer import EventLog, PartRenderer, pad_voicing
-from engine.sampler import ControlledSampler
+from models.sampling import ControlledSampler
 from models.tokens import (ALTO, BASS, CHORD, CHORD_NONE, HOLD, MAX_VOCAB, NOTE_BASE, NOTE_VOCAB, REST,
                            chord_token, note_on)
 

@@ -10,8 +10,8 @@ from engine.chart import ChartError, parse_chart
 from engine.clock import Clock
 from engine.generator import StreamingGenerator
 from engine.renderer import EventLog, PartRenderer
-from engine.sampler import ControlledSampler
 from liveband.session_steering import Steering
+from models.sampling import ControlledSampler
 from models.tokens import chord_name
 
 SR = 48000

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from engine.audio_out import PA_LOCK
+from engine.audio_devices import PA_LOCK
 from engine.mic_input import NOTHING_AFTER_S, SILENT_AFTER_S, MicError, MicInput
 from engine.pitch.live import HumTracker, heard
 from engine.quantiser import MelodyEvent
