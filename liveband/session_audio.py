@@ -13,8 +13,8 @@ import threading
 import time
 from dataclasses import replace
 
-from engine.audio_out import AudioOut, AudioUnavailable, input_devices, negotiate_rate, output_devices, \
-    refresh_devices
+from engine.audio_devices import AudioUnavailable, input_devices, negotiate_rate, output_devices, refresh_devices
+from engine.audio_out import AudioOut
 from engine.mixer import Mixer
 from liveband.config import AudioConfig
 from liveband.session_notices import Notices

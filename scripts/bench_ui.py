@@ -46,7 +46,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--blocksize", type=int, default=256)
     args = ap.parse_args()
-    from engine.audio_out import TIMING_RING
+    from engine.native import TIMING_RING
     from liveband.bench import audio_report as report
     from liveband.bench import stallwatch
     from liveband.bench.audio import timing_rows
