@@ -17,7 +17,6 @@ from __future__ import annotations
 import inspect
 import math
 import os
-import secrets
 import shutil
 import signal
 import sys
@@ -33,6 +32,7 @@ from liveband.config import EngineConfig
 from liveband.paths import find_soundfont
 from engine.export import CEILING_DBFS
 from liveband.rendering import DEFAULT_BACKEND, RECORDING_TEMPO, band_timing, open_band
+from models.atomic import temp_beside
 
 WAV_SUFFIXES = (".wav", ".wave")
 MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf")
@@ -114,9 +114,7 @@ class _Outputs:
         """A new temporary file beside ``final``, renamed onto it at commit (``keep=False``:
         an intermediate, removed at commit as on failure)."""
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
-        # O_EXCL: a name nobody else holds; mode 0o666 so the umask applies as for a plain open
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        tmp = temp_beside(final, ".part")
         if keep:
             self._files.append((tmp, final))
         else:
