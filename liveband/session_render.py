@@ -19,8 +19,9 @@ def render_file(path: str, out_wav: str, midi_out: str | None, progress: Callabl
     from the file, backend fallback). A refusal (collision, too long, disk too small, bad
     file) raises UserError with one line and writes nothing."""
     from engine.offline import RenderSettings, render_frames, render_melody
-    from liveband.commands.render import (APP_WORDING, DEFAULT_MAX_MINUTES, Outputs, check_outputs, load_melody,
-                                          mix_synth_gain, refuse_too_long, scratch_bytes_per_frame, stem_paths)
+    from liveband.commands.render import (APP_WORDING, DEFAULT_MAX_MINUTES, Outputs, cannot_write, check_outputs,
+                                          load_melody, mix_synth_gain, refuse_too_long, scratch_bytes_per_frame,
+                                          stem_paths)
     from liveband.rendering import band_timing, open_band
 
     src = Path(path)
@@ -56,7 +57,12 @@ def render_file(path: str, out_wav: str, midi_out: str | None, progress: Callabl
                                       synth_gain=mix_synth_gain(render_melody), target_lufs=loudness)
         if midi_out is not None:
             from engine.midi_export import write_midi
-            write_midi(outputs.temp_for(Path(midi_out)), result.events, result.clock)
+            try:
+                write_midi(outputs.temp_for(Path(midi_out)), result.events, result.clock)
+            except OSError as exc:
+                raise cannot_write(midi_out, exc) from None
         outputs.commit()
+    except OSError as exc:      # the mix or its stems (a full disk): the outputs, not their temporaries
+        raise cannot_write(out if not stems else f"{out} or its stems", exc) from None
     finally:
         outputs.discard()

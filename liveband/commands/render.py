@@ -44,6 +44,12 @@ def _say(msg: str) -> None:
     print(f"liveband render: {msg}", file=sys.stderr)
 
 
+def cannot_write(path: Path | str, exc: OSError) -> UserError:
+    """The one line for an output that could not be written (a full disk, a read-only
+    folder), naming the output rather than its temporary file."""
+    return UserError(f"cannot write {path}: {exc.strerror or exc}")
+
+
 def same_file(a: Path, b: Path) -> bool:
     """Whether two paths name one file: the same inode when both exist (links, case-
     insensitive file systems), else the same resolved path."""
@@ -126,7 +132,7 @@ class _Outputs:
             try:
                 os.replace(tmp, final)
             except OSError as exc:
-                raise UserError(f"cannot write {final}: {exc.strerror or exc}") from None
+                raise cannot_write(final, exc) from None
         self._files.clear()
         self._remove_scratch()
 
@@ -377,7 +383,7 @@ def _render(args, outputs: _Outputs) -> int:
         except SoundFontError as exc:
             raise UserError(str(exc)) from None
         except OSError as exc:
-            raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+            raise cannot_write(out, exc) from None
     level = None
     stem_files: dict[str, tuple[Path, Path]] = {}
     if stems or loudness is not None:
@@ -395,12 +401,12 @@ def _render(args, outputs: _Outputs) -> int:
         except SoundFontError as exc:
             raise UserError(str(exc)) from None
         except OSError as exc:
-            raise UserError(f"cannot write {out} or its stems: {exc.strerror or exc}") from None
+            raise cannot_write(f"{out} or its stems", exc) from None
     if midi_out is not None:
         try:
             write_midi(outputs.temp_for(midi_out), result.events, result.clock)
         except OSError as exc:
-            raise UserError(f"cannot write {midi_out}: {exc.strerror or exc}") from None
+            raise cannot_write(midi_out, exc) from None
     outputs.commit()
     m = result.metrics
     seconds = result.frames / settings.sample_rate

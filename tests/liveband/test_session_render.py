@@ -13,6 +13,7 @@ from engine.pitch.synth_hum import HumSpec, make_hum
 from liveband import cli
 from liveband.config import EngineConfig
 from liveband.session import Session
+from test_render import small_disk  # noqa: F401  (the fixture: a 16 MB tmpfs)
 
 SESSION_TEMPO = 150.0    # the window's tempo: a file renders at its own, not this one
 
@@ -166,3 +167,28 @@ def test_the_apps_render_refuses_an_over_long_render_before_it_starts(session, t
     assert len(msg.splitlines()) == 1 and "tiny.mid" in msg and "hours of audio" in msg, msg
     assert "120-minute cap" in msg and "liveband render --max-minutes 27963" in msg, msg
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.mid"]
+
+
+def test_a_full_disk_in_the_apps_render_names_the_output_and_keeps_the_old_one(session, tmp_path, request):
+    from test_render import _fill_when_the_render_writes
+
+    from liveband.errors import UserError
+
+    disk = request.getfixturevalue("small_disk")
+    mid = mido.MidiFile(ticks_per_beat=480)
+    tr = mido.MidiTrack()
+    mid.tracks.append(tr)
+    tr.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(120)))
+    for p in [67, 71, 74, 79, 74, 71] * 8:          # 24 s: about 4.6 MB of WAV, written twice
+        tr.append(mido.Message("note_on", note=p, velocity=90, time=0))
+        tr.append(mido.Message("note_off", note=p, velocity=0, time=480))
+    mid.save(str(tmp_path / "tune.mid"))
+    (disk / "band.wav").write_bytes(b"an older mix")
+    filler = _fill_when_the_render_writes(disk, disk / "filler")
+    with pytest.raises(UserError) as exc:
+        session.render_file(str(tmp_path / "tune.mid"), str(disk / "band.wav"), str(disk / "band.mid"))
+    filler.join(10)
+    msg = str(exc.value)
+    assert len(msg.splitlines()) == 1 and f"cannot write {disk / 'band.wav'}" in msg and "No space left" in msg, msg
+    assert sorted(p.name for p in disk.iterdir()) == ["band.wav", "filler"]
+    assert (disk / "band.wav").read_bytes() == b"an older mix"
