@@ -156,6 +156,8 @@ def main() -> int:
              "stream_xruns": int(drain[5] - drain[2]) if played else None,
              "audible_xruns": snap.xruns,
              "xrun_causes": report.xrun_causes(rows, args.blocksize / session.sample_rate),
+             # when each came, in s from the start (a period points at a timer, a cluster at an event)
+             "xrun_at_s": [round(float(t) - t_start, 2) for t in rows[rows[:, 5] > 0, 1]],
              "machine_stalls": report.stall_summary(stalls, realtime),
              "xruns_vs_machine_stalls": report.xruns_vs_stalls(rows, stalls) if rows.size else {},
              "callback": "c" if native else "python"}
