@@ -288,6 +288,7 @@ class ChartSampler:
 
     def _token(self, stream: int) -> int | None:
         src = self.source
+        assert src is not None          # __call__ asks only with a source
         if src.live:
             return self.now
         cell = getattr(self.accompanist, "current_cell", None)

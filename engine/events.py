@@ -17,6 +17,8 @@ A full queue refuses the push (and counts it) rather than overwriting unread eve
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 EVENT_DTYPE = np.dtype([("time", "i8"), ("kind", "u1"), ("channel", "u1"), ("data1", "u1"), ("data2", "u1")])
@@ -59,7 +61,7 @@ class EventQueue:
         # Optional callable(arrived) returning the time an IMMEDIATE event that arrived
         # at monotonic time ``arrived`` (None: now) should get, or IMMEDIATE when it
         # cannot tell; called by the producer inside push.
-        self.stamper = None
+        self.stamper: Callable[[float | None], int] | None = None
         self._last_time = IMMEDIATE   # latest stamp given (producer only)
         self.last_time = IMMEDIATE    # time the latest push was queued with
 

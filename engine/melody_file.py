@@ -140,7 +140,7 @@ def read_melody_midi(path: str | Path) -> Melody:
     sigs.sort()
     tempo = tempos[0][1] if tempos else None
     src_meter = sigs[0][1] if sigs else None
-    meter = src_meter if src_meter in METERS else ({"2/4": "4/4", "2/2": "4/4"}.get(src_meter))
+    meter = src_meter if src_meter in METERS else ({"2/4": "4/4", "2/2": "4/4"}.get(src_meter or ""))
     changes = len({round(b, 3) for _, b in tempos}) - 1 if tempos else 0
     return Melody(tuple(mono_notes), tempo, meter, src_meter, chosen[1], max(0, changes))
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+from typing import Any, Callable
 
 import numpy as np
 
@@ -121,7 +122,7 @@ class Mixer(MixerBody):
         self._ev_chan = self._events["channel"]
         self._ev_d1 = self._events["data1"]
         self._ev_d2 = self._events["data2"]
-        self._log = None                     # optional EventQueue receiving applied events
+        self._log: EventQueue | None = None  # optional EventQueue receiving applied events
         self._tap = None                     # optional object with write(block) (recorder)
         # Limiter state and scratch.
         self._master = float(master_gain)
@@ -141,7 +142,8 @@ class Mixer(MixerBody):
         self._applied_prog = np.full(NUM_CHANNELS, -1, dtype=np.int16)
         # Metronome: (on, origin sample, samples per beat, beats per bar, gain), one tuple
         # so a reader never sees half an update.
-        self._metro = (False, 0.0, float(self.sample_rate), 4, 0.5, 0, None)
+        self._metro: tuple[bool, float, float, int, float, int, tuple[float, float, int, int] | None] = (
+            False, 0.0, float(self.sample_rate), 4, 0.5, 0, None)
         click_len = int(0.03 * self.sample_rate)
         t = np.arange(click_len, dtype=np.float32) / self.sample_rate
         env = np.exp(-t / 0.006).astype(np.float32)
@@ -164,15 +166,15 @@ class Mixer(MixerBody):
         self._xper = self._ints[_nat.I_XPER0:_nat.I_XPER0 + PLAYER_PHASES]
         self._xper[:] = -1
         self._xstarts = self._ints[_nat.I_XSTARTS0:_nat.I_XSTARTS0 + PLAYER_PHASES]
-        self._timebase = None        # callable: the sample an event arriving now sounds at
+        self._timebase: Callable[[float | None], int] | None = None   # the sample an event arriving now sounds at
         # Work-time ring (nanoseconds per block) and the block size each was measured on.
         self.work_ns = np.zeros(WORK_RING, dtype=np.int64)
         self.work_frames = np.zeros(WORK_RING, dtype=np.int32)
         self._bridge: TapBridge | None = None
         self._live = False
-        self._native = None
+        self._native: _nat.MixerState | None = None
         self.native_why: str | None = "Python body requested"   # why not C (None: C runs)
-        self._lib = None
+        self._lib: Any = None               # the C mixer's ctypes library (None: the Python body)
         # What is published to the C side now ("queues", "log", "tap"), and what was
         # replaced while a block may still be reading it: (mixer.blocks then, object)
         self._published: dict = {}

@@ -51,6 +51,7 @@ from engine.wav import WavWriter
 from models.contract import Accompanist
 from models.sampling import DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE, ControlledSampler
 
+_FORK: multiprocessing.context.ForkContext | None
 try:   # fork: the child inherits the job as it is (no pickling, no second import)
     _FORK = multiprocessing.get_context("fork")
 except ValueError:   # pragma: no cover - platforms without fork render in one process
@@ -344,6 +345,7 @@ def _render_two_processes(job: _Job, generator, renderer: PartRenderer, log: Eve
     if keep_audio:
         shared = mmap.mmap(-1, job.total * 8)          # MAP_SHARED: the child writes it
         audio = np.frombuffer(shared, np.float32).reshape(job.total, 2)
+    assert _FORK is not None               # render_melody asks for two processes only with fork
     audio_clock = _FORK.RawValue("q", 0)
     conn, child_conn = _FORK.Pipe()
     proc = _FORK.Process(target=_audio_process, args=(job, child_conn, audio, audio_clock, conn, os.getpid()),

@@ -396,12 +396,13 @@ class PartRenderer:
             return
         for i, tok in enumerate((tenor, alto)):
             if tok == REST or is_note_on(tok):
-                if self._keys[i] is not None:
-                    self._off(t, ch, self._keys[i])
+                held = self._keys[i]
+                if held is not None:
+                    self._off(t, ch, held)
                     self._keys[i] = None
                 if is_note_on(tok) and self.audible("keys"):
-                    self._keys[i] = token_pitch(tok)
-                    self._on(t, ch, self._keys[i], self._vel("keys", 84, step_in_bar))
+                    pitch = self._keys[i] = token_pitch(tok)
+                    self._on(t, ch, pitch, self._vel("keys", 84, step_in_bar))
 
     def _let_go_outside(self, t: int, tones: frozenset[int]) -> None:
         """Release the bass and keys notes held over a chord change that are not its tones."""

@@ -25,7 +25,10 @@ quarter-note position) and ``position_at(t)``.
   its step): errors over ``big_error_s`` (a start, a jump, an audio dropout) at once,
   smaller ones 40 % per beat, so the ticks' arrival jitter is not played. A beat's
   tempo stays within ``max_change`` of the source's, so a jump is caught up over a few
-  beats, never by a lurch.
+  beats, never by a lurch. A band more than half a bar off (an audio dropout or a
+  frozen process holds everything scheduled back by its length) is re-locked: it
+  joins the source's bars that many whole bars later (or earlier), so only the rest,
+  under half a bar, is caught up, instead of rushing 25 % for many bars.
 
 Threads: ``MidiClockIn.feed`` runs on the MIDI callback thread; ``BeatLock.on_step`` on
 the generator worker (its ``step_observer``), which is then the only writer of the
@@ -311,7 +314,7 @@ class LinkSync:
         t, beat, bpm = self._reading()
         return t + (position - beat) * 60.0 / bpm
 
-    def position_at(self, t: float) -> float | None:
+    def position_at(self, t: float) -> float:
         t0, beat, bpm = self._reading()
         return beat + (t - t0) * bpm / 60.0
 
@@ -332,7 +335,8 @@ class BeatLock:
     monotonic time ``t``. Install ``on_step`` as the generator's ``step_observer``.
 
     ``errors_ms``: for each beat steered, how far the band's beat (already fixed) was
-    from where the source now puts it (positive: the band is late)."""
+    from where the source now puts it (positive: the band is late), after any re-lock
+    (``relocks`` counts them; ``offset`` moves by whole bars)."""
 
     def __init__(self, source, clock: Clock, to_sample: Callable[[float], int], offset: float = 0.0,
                  max_change: float = 0.25, big_error_s: float = 0.015) -> None:
@@ -344,6 +348,7 @@ class BeatLock:
         self.big_error_s = big_error_s
         self.enabled = True          # False: the band keeps its last tempo (sync switched off)
         self.errors_ms: collections.deque[float] = collections.deque(maxlen=4096)
+        self.relocks = 0             # times the band moved onto other bars of the source
 
     def on_step(self, k: int, dt_ms: float = 0.0) -> None:
         """After the generator committed step ``k``. Thread: generator worker."""
@@ -364,6 +369,20 @@ class BeatLock:
         s_b = clock.step_time(b)
         s_now = self.to_sample(t_now)
         err = s_b - s_now
+        # over half a bar off: not jitter or a tempo change but lost time (a dropout, a
+        # frozen process). Keep the bar phase and move the band's bars onto the source's
+        # nearest ones; catching seconds up at max_change would rush for many bars.
+        bar = clock.bar_steps / 4.0
+        shift = round(err / (rate * 60.0 / bpm_src) / bar) * bar
+        if shift:
+            self.offset += shift
+            self.relocks += 1
+            t_next = src.time_at((b + bs) / 4.0 + self.offset)
+            t_now = src.time_at(b / 4.0 + self.offset)
+            if t_next is None or t_now is None:
+                return
+            s_now = self.to_sample(t_now)
+            err = s_b - s_now
         self.errors_ms.append(err * 1000.0 / rate)
         # small errors are mostly the ticks' arrival jitter: take 40 % of one out per beat
         # so the jitter is not played; a large one (a start, a tempo jump) all at once

@@ -157,11 +157,16 @@ def session_targets(session) -> dict[str, Target]:
     if callable(getattr(session, "set_metronome", None)) and hasattr(session, "metronome"):
         t["metronome"] = Target(BUTTON, lambda _v: session.set_metronome(not session.metronome))
     # every mixer strip, the player's own ("melody", shown as You) too
+    def volume(p: str) -> Callable[[float], None]:
+        return lambda v: session.set_part(p, volume=v)
+
+    def flip(p: str, w: str) -> Callable[[float], None]:
+        return lambda _v: session.set_part(p, **{w: not getattr(session.snapshot().parts[p], w)})
+
     for part in session.snapshot().parts:
-        t[f"volume:{part}"] = Target(KNOB, lambda v, p=part: session.set_part(p, volume=v))
+        t[f"volume:{part}"] = Target(KNOB, volume(part))
         for what in ("mute", "solo"):
-            t[f"{what}:{part}"] = Target(BUTTON, lambda _v, p=part, w=what: session.set_part(
-                p, **{w: not getattr(session.snapshot().parts[p], w)}))
+            t[f"{what}:{part}"] = Target(BUTTON, flip(part, what))
     return t
 
 

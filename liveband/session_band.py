@@ -30,6 +30,9 @@ from liveband.session_takes import Takes
 from liveband.session_types import PART_NAMES, PartState, SessionError
 
 if TYPE_CHECKING:
+    from engine.clock import TempoSegment
+    from engine.generator import StreamingGenerator
+    from engine.renderer import PartRenderer
     from liveband.session_steering import Steering
 
 TAP_RESET_S = 2.0        # a pause this long between taps starts a new tap tempo
@@ -76,14 +79,14 @@ class Band:
         self._accompanist = accompanist
         self._load_lock = threading.Lock()
         self.backend = "none"
-        self.gen = None
+        self.gen: StreamingGenerator | None = None
         self.clock: Clock | None = None
         self._band_q: EventQueue | None = None
-        self._renderer = None
+        self._renderer: PartRenderer | None = None
         self.playing = False
         self.listeners: list = []
         self.steering: Steering | None = None     # the chord source per play
-        self._metro_segments = None
+        self._metro_segments: tuple[TempoSegment, ...] | None = None
         self._taps: collections.deque[float] = collections.deque(maxlen=8)
         self._band_key = ""      # the key the last band played in (shown after a stop)
         # Load the model now (importing torch and reading weights take seconds), so

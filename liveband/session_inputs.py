@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -28,12 +28,17 @@ from liveband.session_roll import Roll
 from liveband.session_sync import TempoSync
 from liveband.session_types import INPUT_MODES, VIRTUAL_IN_NAME
 
+if TYPE_CHECKING:
+    from engine.generator import StreamingGenerator
+    from engine.mic_input import MicInput
+    from engine.pitch.tracker import PitchTracker
+
 NO_MIDI_HINT = "The computer keyboard plays instead (keys Z to M, sharps on S D G H J; on-screen keys)"
 
 
 class Inputs:
     def __init__(self, lock: threading.RLock, notices: Notices, mixer: Mixer, audio: SessionAudio, roll: Roll,
-                 sync: TempoSync, learn: MidiLearn, generator: Callable[[], object],
+                 sync: TempoSync, learn: MidiLearn, generator: Callable[[], StreamingGenerator | None],
                  recorder: Callable[[], Recorder | None], model_loader: threading.Thread,
                  closing: threading.Event) -> None:
         """``generator()``: the playing band's generator (None when stopped);
@@ -60,12 +65,12 @@ class Inputs:
         self._midi_in_wanted: str | None = None
         self._midi_channel: int | None = None
         self.ports = PortWatcher()
-        self.mic = None
+        self.mic: MicInput | None = None
         self.mic_starting = False
         self._mic_settled = threading.Event()      # no microphone start under way
         self._mic_settled.set()
         self.pitch_tracker = "pesto"
-        self.ready_tracker = None
+        self.ready_tracker: PitchTracker | None = None
         self.hummed: float | None = None
         self.level_db = -120.0
         # a fixed key's scale (set_key): hummed notes snap to it; raw -> snapped pitch of

@@ -121,7 +121,7 @@ class Steering:
         self._set(chart, text, p.name)
         return chart
 
-    def set_chart_text(self, text: str, name: str = "chart") -> Chart:
+    def set_chart_text(self, text: str, name: str = "chart") -> Chart | None:
         """A chart typed or kept in a preset; "" clears it. ChartError naming ``name``."""
         if not text.strip():
             self.clear_chart()

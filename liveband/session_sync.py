@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from engine.clock import Clock, beat_steps
 from engine.errors import first_line
@@ -23,6 +23,9 @@ from liveband.session_audio import SessionAudio
 from liveband.session_notices import Notices
 from liveband.session_types import SessionError
 from models.tokens import bar_steps
+
+if TYPE_CHECKING:
+    from engine.sync import LinkSync
 
 START_LEAD_S = 0.25          # the first (count-in) step starts this far after play()
 NO_CLOCK_INPUT = ("MIDI clock sync: no MIDI input open; choose the device that sends the clock in the settings")
@@ -44,7 +47,7 @@ class TempoSync:
         self._transport = transport
         self.mode = "internal"
         self.clock_in = MidiClockIn(on_transport=self._clock_transport)
-        self.link = None
+        self.link: LinkSync | None = None
         self.beat_lock: BeatLock | None = None     # the playing band's, when it follows a source
         self._first_beat_at: float | None = None    # when the synced band's first beat sounds
 

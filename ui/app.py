@@ -23,6 +23,7 @@ def make_app(argv: list[str] | None = None) -> QApplication:
         app.setOrganizationName(st.ORG)
         app.setApplicationName(st.APP)
         app.setApplicationDisplayName("LiveBand")
+    assert isinstance(app, QApplication)        # LiveBand's process makes only a QApplication
     if not app.property("liveband_themed"):
         apply_dark_theme(app)
         app.setWindowIcon(make_icon())

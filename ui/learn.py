@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import QMenu, QWidget
 
 
@@ -29,9 +30,10 @@ def add_learn_menu(widget: QWidget, session, target: str, call: Callable) -> Non
     def show(pos) -> None:
         menu = QMenu(widget)
         for label, fn, enabled in learn_actions(session, target):
-            act = menu.addAction(label)
+            act = QAction(label, menu)
             act.setEnabled(enabled)
             act.triggered.connect(lambda _=False, f=fn: call(f))
+            menu.addAction(act)
         menu.exec(widget.mapToGlobal(pos))
 
     widget.customContextMenuRequested.connect(show)

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -200,7 +201,7 @@ def main(args) -> int:
         seconds = 15.0 if quick else 600.0
     checkpoint = getattr(args, "checkpoint", None)
     soundfont = str(find_soundfont(None))
-    result = {"bench": "engine", "cpu_count": os.cpu_count(),
+    result: dict[str, Any] = {"bench": "engine", "cpu_count": os.cpu_count(),
               "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     log("bench engine: offline render of 60 s of melody")
     # both CPU backends: the render's speed is the model's step plus the synth

@@ -256,9 +256,9 @@ def make_sung(spec: SungSpec) -> SungClip:
     fm = np.array([VOWELS[v] for v in vowel_names])[vowel_at] * scale       # (n, 4)
     fm[:, 0] *= f1_dip
     # smooth the formant tracks (coarticulation, ~20 ms)
-    k = np.ones(int(0.02 * sr)) / int(0.02 * sr)
+    kernel = np.ones(int(0.02 * sr)) / int(0.02 * sr)
     for j in range(4):
-        fm[:, j] = np.convolve(fm[:, j], k, mode="same")
+        fm[:, j] = np.convolve(fm[:, j], kernel, mode="same")
     x = src
     for j, bw in enumerate((90, 110, 170, 250)):     # a cascade, as in a formant synthesiser
         x = _resonate(x, fm[:, j], bw, sr)
@@ -283,6 +283,7 @@ def make_sung(spec: SungSpec) -> SungClip:
 def _degrade(x: np.ndarray, voiced: np.ndarray, rng: np.random.Generator, spec: SungSpec) -> np.ndarray:
     sr = spec.sample_rate
     cond = spec.condition
+    snr: float | None
     if cond == "room":
         rt60 = float(rng.uniform(0.3, 1.2))
         ir_len = int(rt60 * sr)

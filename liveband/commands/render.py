@@ -184,8 +184,9 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None,
         if not notes:
             why = f" ({'; '.join(notices)})" if notices else ""
             raise UserError(f"{path}: no sung or hummed notes were found in the recording{why}")
-        for msg in notices if say is not None else ():
-            say(f"note: {msg}")
+        if say is not None:
+            for msg in notices:
+                say(f"note: {msg}")
         bpm = tempo or RECORDING_TEMPO
         beats = bpm / 60.0
         mel = tuple(MelodyNote(start * beats, end * beats, int(pitch), int(vel))
@@ -415,7 +416,7 @@ def _render(args, outputs: _Outputs) -> int:
           f"{backend}, {speed:.1f}x real time)" + (f" and {args.midi_out}" if args.midi_out else ""))
     if stem_files:
         print(f"stems: {', '.join(str(path) for name, path in stem_paths(out).items() if name in stem_files)}")
-    if level is not None:
+    if level is not None and loudness is not None:     # a level comes only with a loudness target
         print(_loudness_line(level, loudness))       # a result, like "wrote": stdout
     if m.late_steps:
         _say(f"{m.late_steps} steps were generated late (the band held)")

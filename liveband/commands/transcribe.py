@@ -28,7 +28,8 @@ class _Progress:
 
     def __init__(self, src: Path) -> None:
         self.src = src
-        self.t0 = self.last = None
+        self.t0: float | None = None     # when the tracker was ready and the first second done
+        self.last = 0.0
 
     def __call__(self, done_s: float, total_s: float) -> None:
         now = time.monotonic()
