@@ -219,7 +219,7 @@ class SetupPanel(QWidget):
         for b in BLOCKSIZES:
             self.buffer.addItem(f"{b} frames", b)
         self.buffer.setToolTip("smaller: lower latency; larger: fewer dropouts on a busy computer")
-        self.auto_buffer = QCheckBox("raise the buffer automatically on repeated dropouts")
+        self.auto_buffer = QCheckBox("raise it by itself on repeated dropouts")
         self.auto_buffer.setToolTip("on repeated audio dropouts, switch to the next buffer size by itself "
                                     "(otherwise the notice offers it as a button)")
         self.midi_in = QComboBox()

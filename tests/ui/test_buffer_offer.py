@@ -2,8 +2,8 @@
 PulseAudio server, repeated dropouts reach the window through the session's own dropout
 counter (the mixer's, read by the snapshot the window ticks on); the notice then offers
 the next buffer size as a button, clicking it switches the session's stream, and the band
-keeps playing; with Setup's "raise the buffer automatically" ticked the window switches
-by itself, and that choice is remembered."""
+keeps playing; with Setup's "raise it by itself on repeated dropouts" (under the buffer
+size) ticked the window switches by itself, and that choice is remembered."""
 from __future__ import annotations
 
 import pytest
