@@ -40,10 +40,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -177,14 +175,13 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
     from engine import parts as P
     from engine.mixer_body import WORK_RING
     from engine.native import TIMING_RING
-    from liveband.bench.softaudio import SoftwareAudioServer
+    from liveband.bench.softaudio import PrivateHome, SoftwareAudioServer
     from liveband.config import AudioConfig, EngineConfig
     from liveband.session import Session
 
     rate = 48000
-    home = tempfile.mkdtemp(prefix="liveband-bench-")
-    old_home = os.environ.get("LIVEBAND_HOME")
-    os.environ["LIVEBAND_HOME"] = home
+    private_home = PrivateHome()
+    home = private_home.path
     srv = SoftwareAudioServer("pulse").start()
     # a real-time stall watcher per CPU (liveband.bench.stallwatch), to tell an xrun the machine
     # caused (a CPU taken away) from one of ours; started before the session, so their
@@ -397,11 +394,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             if proc.poll() is None:
                 proc.kill()
         srv.stop()
-        if old_home is None:
-            os.environ.pop("LIVEBAND_HOME", None)
-        else:
-            os.environ["LIVEBAND_HOME"] = old_home
-        shutil.rmtree(home, ignore_errors=True)
+        private_home.close()
 
 
 def main(args) -> int:

@@ -18,10 +18,7 @@ Thread: the caller's (it drives the session like the UI does).
 """
 from __future__ import annotations
 
-import os
 import random
-import shutil
-import tempfile
 import time
 
 import numpy as np
@@ -104,13 +101,11 @@ def measure(s, band: _Band, chords: int, log=None) -> dict:
 
 def run(blocksize: int = 256, chords: int = 30, checkpoint: str | None = None, log=None) -> dict:
     """A session of its own on a software audio server (see the module doc)."""
-    from liveband.bench.softaudio import SoftwareAudioServer
+    from liveband.bench.softaudio import PrivateHome, SoftwareAudioServer
     from liveband.config import AudioConfig, EngineConfig
     from liveband.session import Session
 
-    home = tempfile.mkdtemp(prefix="liveband-bench-chords-")
-    old_home = os.environ.get("LIVEBAND_HOME")
-    os.environ["LIVEBAND_HOME"] = home
+    home = PrivateHome("liveband-bench-chords-")
     srv = SoftwareAudioServer("pulse").start()
     try:
         with Session(EngineConfig(tempo=110.0, count_in_bars=0, checkpoint=checkpoint),
@@ -128,8 +123,4 @@ def run(blocksize: int = 256, chords: int = 30, checkpoint: str | None = None, l
         return out
     finally:
         srv.stop()
-        if old_home is None:
-            os.environ.pop("LIVEBAND_HOME", None)
-        else:
-            os.environ["LIVEBAND_HOME"] = old_home
-        shutil.rmtree(home, ignore_errors=True)
+        home.close()

@@ -272,19 +272,17 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
       stall of a thread that ticks every 5 ms (what a UI timer would feel).
     """
     import os
-    import tempfile
     import threading
 
     from engine.pitch.synth_hum import HumSpec, make_hum
     from engine.pitch.wavio import write_wav
-    from liveband.bench.softaudio import SoftwareAudioServer
+    from liveband.bench.softaudio import PrivateHome, SoftwareAudioServer
     from liveband.config import AudioConfig, EngineConfig
     from liveband.session import Session
 
     rate = 48000
-    home = tempfile.mkdtemp(prefix="liveband-bench-")
-    old_home = os.environ.get("LIVEBAND_HOME")
-    os.environ["LIVEBAND_HOME"] = home
+    private_home = PrivateHome()
+    home = private_home.path
     clip = make_hum(HumSpec(seed=21, sample_rate=rate, n_notes=12, tempo=tempo))
     wav = os.path.join(home, "hum.wav")
     write_wav(wav, clip.audio, rate)
@@ -368,8 +366,5 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
                 "step_ms": round(1000.0 * (clock.step_time(1) - clock.step_time(0)) / rate, 1),
             }
     finally:
-        if old_home is None:
-            os.environ.pop("LIVEBAND_HOME", None)
-        else:
-            os.environ["LIVEBAND_HOME"] = old_home
+        private_home.close()
     return out

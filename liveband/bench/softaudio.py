@@ -24,6 +24,29 @@ class AudioServerError(RuntimeError):
     pass
 
 
+class PrivateHome:
+    """A fresh LIVEBAND_HOME for a bench's own session (its settings, takes and logs kept out
+    of the user's); ``close()`` (or leaving a ``with``) puts the old one back and removes it."""
+
+    def __init__(self, prefix: str = "liveband-bench-") -> None:
+        self.path = tempfile.mkdtemp(prefix=prefix)
+        self._old = os.environ.get("LIVEBAND_HOME")
+        os.environ["LIVEBAND_HOME"] = self.path
+
+    def close(self) -> None:
+        if self._old is None:
+            os.environ.pop("LIVEBAND_HOME", None)
+        else:
+            os.environ["LIVEBAND_HOME"] = self._old
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> str:
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def refresh_portaudio() -> None:
     """Make sounddevice re-scan devices (after a server started or stopped): the
     engine's one re-scan, under the lock every PortAudio call takes."""
