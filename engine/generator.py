@@ -76,7 +76,7 @@ from engine.sampler import ControlledSampler
 from engine.styles import get_style
 from models.contract import PLAN_EVERY, Accompanist, prime_melody
 from models.sampling import greedy
-from models.tokens import CHORD, CHORD_NONE, HOLD, REST, chord_pitch_classes, is_note_on, token_pitch
+from models.tokens import ACCOMP_STREAMS, BASS, CHORD, CHORD_NONE, HOLD, REST, chord_pitch_classes, is_note_on, token_pitch
 
 STATS_RING = 8192          # steps kept for the percentile metrics (~17 min at 120 BPM)
 MELODY_RING = 256          # committed melody tokens kept (> any model's lookahead either way)
@@ -84,6 +84,19 @@ LISTEN_ONSETS = 3          # listening first: the band enters after this many me
 LISTEN_STEPS = 8           # ... or this many sounding melody steps (a held note), on the next beat
 KEY_DECAY = 0.99           # per step: the melody's key profile halves in ~4 bars (follows a modulation)
 TACET = np.array([CHORD_NONE, REST, REST, REST], np.int64)   # the tonal parts' frame while listening
+
+
+def recall_steps(accompanist) -> tuple[int, int] | None:
+    """Steps (chord, voice) from the last melody step the model is fed to the step whose
+    chord / voice it draws in the same ``advance`` (``ControlledSampler.set_recall``); None
+    for a model that hears the melody ahead (offline) or has no stream pattern."""
+    d = int(accompanist.lookahead)
+    pattern = getattr(accompanist, "pattern", None)
+    if d < 1 or pattern is None:
+        return None
+    off = pattern.offsets
+    top = max(off[s] for s in ACCOMP_STREAMS)
+    return d + top - off[CHORD], d + top - off[BASS]
 
 
 @dataclass(frozen=True)
@@ -151,6 +164,8 @@ class StreamingGenerator:
         if self.lookahead <= -MELODY_RING // 2:
             raise ValueError(f"lookahead {self.lookahead} is beyond the generator's melody ring")
         self.offline = bool(offline)
+        # anticipation from recalled melody: only for a model that does not hear ahead
+        self.sampler.set_recall(recall_steps(accompanist))
         # a chord source (a chart, a locked form, the arranger's left hand): the chord
         # stream follows it, the model chooses the rest; without one the model chooses all
         self._chart = ChartSampler(self.sampler, chart, clock.meter, accompanist)

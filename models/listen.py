@@ -260,6 +260,7 @@ class RecordingAccompanist:
     def __init__(self, inner: Accompanist) -> None:
         self.inner = inner
         self.lookahead = int(inner.lookahead)
+        self.pattern = getattr(inner, "pattern", None)     # the engine reads when each cell is drawn
         self.frames: list[np.ndarray] = []
 
     def reset(self, style: str, meter: str) -> None:

@@ -6,6 +6,10 @@ Per call (one stream's logits at one position) it applies
 - harmony-follow (0 free .. 1 strict): a bonus to notes and chords whose pitch classes
   the player has been singing lately (a decaying pitch-class profile of the melody) and,
   for note streams, to notes of the chord the band chose last;
+- anticipation, at the same strength: when the last bar of melody repeats a passage
+  heard before (``models.recall.MelodyRecall``), the chord is chosen for the pitch classes
+  that followed that passage (instead of those just sung, which would make the band a
+  beat late) and the voices strike those pitch classes more readily;
 - a fixed key (``set_key``, when the player chose one): a penalty on notes outside
   its scale and on chords for each of their tones outside it (the pad and keys sound
   every chord tone, so one foreign tone is as audible as a foreign note);
@@ -30,6 +34,7 @@ import math
 import numpy as np
 
 from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE, Sampler
+from models.recall import MelodyRecall
 from models.tokens import (CHORD, CHORD_BASE, CHORD_VOCAB, HOLD, MAX_VOCAB, MELODY, NOTE_BASE, NOTE_VOCAB, REST,
                            VOCAB_SIZES, chord_pitch_classes, is_note_on, token_pitch)
 
@@ -53,6 +58,16 @@ DEFAULT_DENSITY = 0.5
 DEFAULT_HARMONY_FOLLOW = 0.5
 # Melody pitch-class memory: per-step decay (0.93 ** 16 ~ a third left after a bar).
 PROFILE_DECAY = 0.93
+# Anticipation at full harmony-follow: the chord bonus for a forecast pitch class (it
+# replaces the sung-profile bonus while a forecast stands) and the onset bonus for a
+# note of a forecast pitch class. Chosen on POP909/Nottingham validation songs 41-50,
+# which the reported measures (the first 20) do not include; docs/data-and-eval.md.
+RECALL_CHORD_GAIN = 24.0
+RECALL_NOTE_GAIN = 8.0
+# Steps from the last melody step heard to the step a chord / a voice note is drawn for,
+# in the shipped live pattern (delay, lookahead 1: the generator feeds melody step k - 1
+# and the model draws the voices of step k and the chord of step k + 1).
+RECALL_AHEAD = (2, 1)
 
 
 def _pitch_class_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +106,8 @@ class ControlledSampler:
         self.out_of_key = np.zeros(12, np.float32)  # 1 for pitch classes outside a fixed key
         self._dirty = True
         self._last_chord = -1
+        self.recall = MelodyRecall(memory=2048)
+        self._recall_ahead: tuple[int, int] | None = RECALL_AHEAD
 
     @classmethod
     def plain(cls, temperature: float, seed: int = 0, pitch_temperature: float | None = None,
@@ -110,6 +127,16 @@ class ControlledSampler:
         if pitch_classes is not None:
             for pc in range(12):
                 self.out_of_key[pc] = 0.0 if pc in pitch_classes else 1.0
+        self._dirty = True
+
+    def set_recall(self, ahead: tuple[int, int] | None) -> None:
+        """Steps (chord, voice) from the last melody step heard to the step each is drawn
+        for (see RECALL_AHEAD), or None: no anticipation (a model that hears the melody
+        ahead knows it already). Thread: the generator's owner, before it starts."""
+        if ahead is not None and not (ahead[0] >= 1 and ahead[1] >= 1):
+            raise ValueError(f"recall steps ahead must be >= 1, got {ahead}")
+        self._recall_ahead = ahead
+        self.recall.reset()
         self._dirty = True
 
     def set_controls(self, temperature: float, density: float, harmony_follow: float) -> None:
@@ -142,6 +169,8 @@ class ControlledSampler:
             self.profile[self._melody_pitch % 12] += 0.25
         elif token == REST:
             self._melody_pitch = None
+        if self._recall_ahead is not None:
+            self.recall.observe(token)
         self._dirty = True
 
     def _biases(self) -> None:
@@ -150,12 +179,21 @@ class ControlledSampler:
         peak = float(self.profile.max())
         # a pitch class heard at least half as much as the most-heard one counts fully
         melody_w = np.minimum(self.profile / (0.5 * peak), 1.0) if peak > 0 else np.zeros(12, np.float32)
-        self._chord_bias = (HARMONY_GAIN * hf) * (_CHORD_PC @ melody_w) - KEY_GAIN * (_CHORD_TONES @ self.out_of_key)
+        ahead = self._recall_ahead
+        chord_fc = self.recall.forecast(ahead[0]) if ahead is not None and hf > 0 else None
+        note_fc = self.recall.forecast(ahead[1]) if ahead is not None and hf > 0 else None
+        if chord_fc is not None:    # the chord for where the melody is going, not where it was
+            self._chord_bias = (RECALL_CHORD_GAIN * hf) * (_CHORD_PC @ chord_fc)
+        else:
+            self._chord_bias = (HARMONY_GAIN * hf) * (_CHORD_PC @ melody_w)
+        self._chord_bias = self._chord_bias - KEY_GAIN * (_CHORD_TONES @ self.out_of_key)
         w = 0.6 * melody_w + 0.4 * self.chord_pcs
         # which pitch (harmony, key) is biased apart from whether to strike (density): a
         # bonus on pitches must not make the band busier
         self._pitch_bias = (HARMONY_GAIN * hf) * (_NOTE_PC @ w) - KEY_GAIN * (_NOTE_PC @ self.out_of_key)
         self._note_bias = (DENSITY_GAIN * (self.density - 0.5)) * _ONSET_MASK
+        if note_fc is not None:     # a forecast note is struck more readily, on its pitch
+            self._note_bias = self._note_bias + (RECALL_NOTE_GAIN * hf) * (_NOTE_PC @ note_fc)
         self._dirty = False
 
     def __call__(self, stream: int, logits: np.ndarray) -> int:

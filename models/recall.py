@@ -1,0 +1,100 @@
+"""Melody recall: the band anticipates a passage it has heard before.
+
+A live accompanist hears the melody only up to the step before the one it commits, so
+left to itself it changes chord *after* the melody did: the harmony a listener hears
+lags a beat behind (``harmony_late > harmony_now``). Songs repeat, though: the second
+verse, the chorus, an AABB folk tune. A human accompanist who has heard a phrase once
+plays the next chord for where the phrase is going, not where it was.
+
+``MelodyRecall`` keeps the melody heard so far (the sounding pitch class per 16th, or
+rest) and, after every step, looks for the most recent earlier passage whose last
+``window`` steps match the last ``window`` steps just heard (at least ``threshold`` of
+the steps equal, with some onsets in them). When there is one, what the melody did
+*after* that passage is the forecast: ``forecast(ahead)`` gives the pitch classes it
+sounded over ``horizon`` steps starting ``ahead`` steps after the last step heard. The
+sampler biases the band's chord and note choices toward that forecast (see
+``models.sampling``). Nothing is known about passages never heard before: no forecast.
+
+Only the past is read, so the live band stays causal. Cost: one vectorised compare of
+the window against at most ``memory`` earlier positions per step (~16k int16 compares).
+
+Thread: only the generator worker (through the sampler).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from models.tokens import HOLD, is_note_on, token_pitch
+
+REST_PC = -1
+
+
+class MelodyRecall:
+    def __init__(self, window: int = 16, horizon: int = 4, threshold: float = 0.75, min_onsets: int = 3,
+                 memory: int = 1024) -> None:
+        if not (1 <= window and 1 <= horizon and 0.0 < threshold <= 1.0 and min_onsets >= 0
+                and memory >= 2 * (window + horizon)):
+            raise ValueError("MelodyRecall: window/horizon >= 1, 0 < threshold <= 1, memory >= 2 x (window + horizon)")
+        self.window, self.horizon, self.threshold, self.min_onsets = window, horizon, threshold, min_onsets
+        self.memory = memory
+        # twice the memory, so appending is a write and only every `memory` steps a copy
+        self._pc = np.full(2 * memory, REST_PC, np.int16)     # sounding pitch class per step
+        self._on = np.zeros(2 * memory, np.int8)               # 1 where a note starts
+        self._n = 0
+        self._cur = REST_PC
+        self._match: int | None = None      # index (in the buffer) of the matched passage's last step
+
+    def reset(self) -> None:
+        self._n, self._cur, self._match = 0, REST_PC, None
+
+    def observe(self, token: int) -> None:
+        """The melody token of the next step (note-on / HOLD / REST); updates the match."""
+        if is_note_on(token):
+            self._cur = token_pitch(token) % 12
+        elif token != HOLD:
+            self._cur = REST_PC
+        if self._n == self._pc.shape[0]:             # keep the last `memory` steps
+            m = self.memory
+            self._pc[:m] = self._pc[m:]
+            self._on[:m] = self._on[m:]
+            self._n = m
+        self._pc[self._n] = self._cur
+        self._on[self._n] = 1 if is_note_on(token) else 0
+        self._n += 1
+        self._match = self._find()
+
+    def _find(self) -> int | None:
+        n, w, hz = self._n, self.window, self.horizon
+        # a candidate passage ends at j with its continuation (up to j + 1 + horizon) already heard
+        last_j = n - 2 - hz
+        if last_j < w - 1 or int(self._on[n - w:n].sum()) < self.min_onsets:
+            return None
+        now = self._pc[n - w:n]
+        score = (sliding_window_view(self._pc[:last_j + 1], w) == now).mean(axis=1)
+        best = float(score.max())
+        if best < self.threshold:
+            return None
+        return int(np.flatnonzero(score == best)[-1]) + w - 1     # the most recent best
+
+    @property
+    def matched(self) -> bool:
+        return self._match is not None
+
+    def forecast(self, ahead: int) -> np.ndarray | None:
+        """(12,) float32 weights in [0, 1] of the pitch classes the melody is expected to
+        sound over the ``horizon`` steps that start ``ahead`` steps after the last one
+        heard (ahead = 1: the very next step); None without a match or if it rests.
+        A pitch class sounding for at least half as long as the most sounded one counts fully."""
+        if self._match is None or ahead < 1:
+            return None
+        a = self._match + ahead
+        b = min(a + self.horizon, self._n)
+        if a >= b:
+            return None
+        fut = self._pc[a:b]
+        fut = fut[fut >= 0]
+        if fut.size == 0:
+            return None
+        w = np.bincount(fut, minlength=12).astype(np.float32)
+        return np.minimum(w / (0.5 * float(w.max())), 1.0)
