@@ -44,6 +44,8 @@ import subprocess
 import sys
 import threading
 import time
+from types import FrameType
+from typing import Any
 
 import numpy as np
 
@@ -138,14 +140,15 @@ def _gil_holder_probe(out: list):
             if tid == me():
                 continue
             # the innermost frame, and the innermost of ours (what called into the library)
-            stack = []
-            while f is not None and len(stack) < 2:
-                c = f.f_code
+            stack: list[str] = []
+            frame: FrameType | None = f
+            while frame is not None and len(stack) < 2:
+                c = frame.f_code
                 ours = c.co_filename.startswith(_REPO_ROOT)
                 if not stack or ours:
                     path = os.path.relpath(c.co_filename, _REPO_ROOT) if ours else os.path.basename(c.co_filename)
-                    stack.append(f"{path}:{f.f_lineno} {c.co_name}")
-                f = f.f_back
+                    stack.append(f"{path}:{frame.f_lineno} {c.co_name}")
+                frame = frame.f_back
             where[names.get(tid, str(tid))] = stack
         out.append({"t": now, "wait_ms": round(1000.0 * wait, 3), "threads": where})
     return hook
@@ -304,7 +307,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
         stalls, watch_rt = stallwatch.collect(watchers, t_start, elapsed)   # the soak's
         w = np.concatenate(work).astype(np.float64) / 1e6 if work else np.zeros(0)
         fr = np.concatenate(frames).astype(np.float64) if frames else np.zeros(0)
-        load = w / (fr * 1000.0 / rate) if w.size else w
+        block_load = w / (fr * 1000.0 / rate) if w.size else w
         blocks = np.concatenate(blocks_log) if blocks_log else np.zeros((0, 6))
         lat = np.asarray(latencies)
         fixed_ms = np.asarray([n["player_latency_ms"] or np.nan for n in notes])
@@ -330,8 +333,8 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             "callback": "c" if s.mixer.native else "python",
             "server_client_threads_realtime": int(s.audio.io_threads_realtime),
             "reported_output_latency_ms": round(snap.audio_latency_ms, 2),
-            "work_ms": report.percentiles(w), "work_fraction_of_block": report.percentiles(load),
-            "work_p99_below_30pct": bool(load.size and np.percentile(load, 99) < 0.30),
+            "work_ms": report.percentiles(w), "work_fraction_of_block": report.percentiles(block_load),
+            "work_p99_below_30pct": bool(block_load.size and np.percentile(block_load, 99) < 0.30),
             "note_to_sound_ms": {**report.percentiles(lat),
                                  "jitter_p99_minus_p1": round(float(np.percentile(lat, 99) - np.percentile(lat, 1)), 3)
                                  if lat.size else None,
@@ -407,7 +410,7 @@ def main(args) -> int:
     sizes = [args.blocksize] if getattr(args, "blocksize", None) else [256, 128]
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
-    out = {"bench": "audio", "server": "pulseaudio null sink (SoftwareAudioServer)", "sample_rate": 48000,
+    out: dict[str, Any] = {"bench": "audio", "server": "pulseaudio null sink (SoftwareAudioServer)", "sample_rate": 48000,
            "seconds_per_blocksize": seconds, "cpu_count": os.cpu_count(),
            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
            "probe": "Session.key_event (the MIDI-in path after rtmidi) -> first non-zero sample (>= 1 LSB of "

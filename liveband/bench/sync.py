@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def summary(errors_ms: list[float], session, lock) -> dict:
     a = np.abs(e)
     m = session.generator.metrics() if session.generator is not None else None
     own = np.abs(np.asarray(list(lock.errors_ms)[2:], float)) if lock is not None else np.zeros(0)
-    out = {"beats": int(e.size)}
+    out: dict[str, Any] = {"beats": int(e.size)}
     if e.size:
         out.update({"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
                     "max_ms": round(float(a.max()), 3), "mean_signed_ms": round(float(e.mean()), 3),
@@ -120,7 +121,8 @@ def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0)
             return {"error": "; ".join(s.snapshot().notices)}
         # each tick's arrival after the start, against when the sender sent it: how late
         # the clock is as received (the transport), apart from how the band follows it
-        clock_in, arrivals = s.sync.clock_in, []
+        clock_in = s.sync.clock_in
+        arrivals: list[float] = []
         feed = clock_in.feed
 
         def noted(kind: str, arrived: float, value: int = 0) -> None:
@@ -129,7 +131,7 @@ def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0)
             elif kind == "clock":
                 arrivals.append(arrived)
             feed(kind, arrived, value)
-        clock_in.feed = noted
+        clock_in.feed = noted       # type: ignore[method-assign]  # a tap on the session's own clock input
         s.open_midi_input(VIRTUAL_IN_NAME)
         s.set_sync("midi clock")
         s.set_sync_delay(delay_ms)
@@ -194,10 +196,12 @@ def bench_link(seconds: float, blocksize: int, log) -> dict:
             if not s.audio.active:
                 return {"error": "; ".join(s.snapshot().notices)}
             s.set_sync("link")
+            link = s.sync.link
+            assert link is not None          # set_sync("link") raises when Link cannot start
             end = time.monotonic() + 10
-            while s.sync.link.num_peers < 1 and time.monotonic() < end:
+            while link.num_peers < 1 and time.monotonic() < end:
                 time.sleep(0.05)
-            if s.sync.link.num_peers < 1:
+            if link.num_peers < 1:
                 return {"error": "the Link peers did not find each other in 10 s"}
             peer.tempo = 120.0
             s.prepare(120)
@@ -207,6 +211,7 @@ def bench_link(seconds: float, blocksize: int, log) -> dict:
             time.sleep(seconds)
             watch.stop()
             clock, lock = s.clock, s.sync.beat_lock
+            assert clock is not None            # the band plays
             rendered = s.mixer.clock
             errs = []
             q0 = clock.first_step // 4 + int(2.0 * 120 / 60)
@@ -216,6 +221,7 @@ def bench_link(seconds: float, blocksize: int, log) -> dict:
                 beat = peer.beat
                 t2 = time.monotonic()
                 link_beat = beat + (t - (t1 + t2) / 2) * peer.tempo / 60.0
+                assert lock is not None         # a band following Link has its beat lock
                 errs.append((q + lock.offset - link_beat) * 60000.0 / peer.tempo)
             result = summary(errs, s, lock)
             s.stop()
