@@ -32,7 +32,7 @@ REST_PC = -1
 
 class MelodyRecall:
     def __init__(self, window: int = 16, horizon: int = 4, threshold: float = 0.75, min_onsets: int = 3,
-                 memory: int = 1024) -> None:
+                 memory: int = 2048) -> None:
         if not (1 <= window and 1 <= horizon and 0.0 < threshold <= 1.0 and min_onsets >= 0
                 and memory >= 2 * (window + horizon)):
             raise ValueError("MelodyRecall: window/horizon >= 1, 0 < threshold <= 1, memory >= 2 x (window + horizon)")
@@ -97,4 +97,5 @@ class MelodyRecall:
         if fut.size == 0:
             return None
         w = np.bincount(fut, minlength=12).astype(np.float32)
-        return np.minimum(w / (0.5 * float(w.max())), 1.0)
+        out: np.ndarray = np.minimum(w / (0.5 * float(w.max())), 1.0)
+        return out

@@ -106,7 +106,7 @@ class ControlledSampler:
         self.out_of_key = np.zeros(12, np.float32)  # 1 for pitch classes outside a fixed key
         self._dirty = True
         self._last_chord = -1
-        self.recall = MelodyRecall(memory=2048)
+        self.recall = MelodyRecall()
         self._recall_ahead: tuple[int, int] | None = RECALL_AHEAD
 
     @classmethod
