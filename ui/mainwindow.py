@@ -81,7 +81,7 @@ class MainWindow(QMainWindow):
         self._confirmation: tuple[float, str] = (0.0, "")     # our own brief successes
         self._midi_ok = {"in": "", "out": ""}   # the MIDI ports that opened: a failed choice reverts to them
         self._closing = False
-        self._starting = None                   # the CallWorker running Session.play, if any
+        self._starting: CallWorker | None = None   # the one running Session.play, if any
         self._along: NotePlayer | None = None   # a melody file being played along with
         self.setWindowTitle("LiveBand")
         self.resize(1360, 820)
@@ -179,8 +179,8 @@ class MainWindow(QMainWindow):
         t.metronome.toggled.connect(lambda on: self._call(ss.set_metronome, on))
         t.key.currentIndexChanged.connect(self._key_changed)
         self.chords_panel.connect(ss, self._call)
-        t.style.currentIndexChanged.connect(lambda i: self._call(ss.set_style, t.style.itemData(i)))
-        t.style.currentIndexChanged.connect(lambda i: self._style_feel(t.style.itemData(i)))   # after the style
+        t.style_menu.currentIndexChanged.connect(lambda i: self._call(ss.set_style, t.style_menu.itemData(i)))
+        t.style_menu.currentIndexChanged.connect(lambda i: self._style_feel(t.style_menu.itemData(i)))   # after the style
         b.feel.changed.connect(self._feel_changed)
         for mode, button in t.mode_buttons.items():
             button.clicked.connect(lambda _=False, m=mode: self.set_input_mode(m))
@@ -208,12 +208,14 @@ class MainWindow(QMainWindow):
         b.preset_save.clicked.connect(self._save_preset_clicked)
         b.preset_load.clicked.connect(lambda: self.load_preset(b.presets.currentData() or ""))
         b.preset_delete.clicked.connect(self._delete_preset_clicked)
-        se.render.clicked.connect(self._render_clicked)
+        se.render_button.clicked.connect(self._render_clicked)
         se.along.clicked.connect(self._play_along_clicked)
         # right-click: MIDI learn (a knob, pad or foot switch on the controller drives it)
-        for widget, target in ((t.play_btn, "play_stop"), (t.record_btn, "record"), (t.tap_btn, "tap_tempo"),
-                               (b.temperature, "creativity"), (b.density, "density"),
-                               (b.harmony, "harmony_follow"), (b.master, "master_volume")):
+        always: list[tuple[QWidget, str]] = [
+            (t.play_btn, "play_stop"), (t.record_btn, "record"), (t.tap_btn, "tap_tempo"),
+            (b.temperature, "creativity"), (b.density, "density"), (b.harmony, "harmony_follow"),
+            (b.master, "master_volume")]
+        for widget, target in always:
             add_learn_menu(widget, ss, target, self._call)
         # and every other control the session can be driven by: tempo, click, feel, each
         # strip, the Chords tab's next section, lock and arranger
@@ -222,9 +224,9 @@ class MainWindow(QMainWindow):
         except Exception:           # a session without MIDI learn
             learnable = set()
         c = self.chords_panel
-        more = [(t.tempo, "tempo"), (t.metronome, "metronome"), (b.feel.swing, "swing"),
-                (b.feel.humanise, "humanise"), (c.section, "next_section"), (c.lock_btn, "lock_form"),
-                (c.arranger, "arranger")]
+        more: list[tuple[QWidget, str]] = [
+            (t.tempo, "tempo"), (t.metronome, "metronome"), (b.feel.swing, "swing"), (b.feel.humanise, "humanise"),
+            (c.section, "next_section"), (c.lock_btn, "lock_form"), (c.arranger, "arranger")]
         for part, strip in self.strips.items():
             more += [(strip.volume, f"volume:{part}"), (strip.mute, f"mute:{part}"), (strip.solo, f"solo:{part}")]
         for widget, target in more:
@@ -248,8 +250,8 @@ class MainWindow(QMainWindow):
         self.transport.metronome.setChecked(st.read(s, "transport/metronome"))
         self._call(self.session.set_metronome, self.transport.metronome.isChecked())
         self.transport.key.setCurrentIndex(max(0, self.transport.key.findData(st.read(s, "transport/key"))))
-        self.transport.style.setCurrentIndex(max(0, self.transport.style.findData(st.read(s, "band/style"))))
-        self._call(self.session.set_style, self.transport.style.currentData())
+        self.transport.style_menu.setCurrentIndex(max(0, self.transport.style_menu.findData(st.read(s, "band/style"))))
+        self._call(self.session.set_style, self.transport.style_menu.currentData())
         self._restore_feel()
         self.chords_panel.split.setValue(st.read(s, "chords/split"))
         self.chords_panel.arranger.setChecked(st.read(s, "chords/arranger"))
@@ -281,7 +283,7 @@ class MainWindow(QMainWindow):
     def _restore_feel(self) -> None:
         """The remembered feel; what was never set is the style's own."""
         s = self.settings
-        feel = style_feel(self.transport.style.currentData())
+        feel = style_feel(self.transport.style_menu.currentData())
         feel["humanise"] = 0.0
         for key, name in (("band/swing", "swing"), ("band/fills", "fills"), ("band/time", "time_feel"),
                           ("band/humanise", "humanise")):
@@ -318,7 +320,7 @@ class MainWindow(QMainWindow):
         controls, which send them to the session; None leaves a control as it is."""
         t, f = self.transport, self.band_panel.feel
         if style is not None:
-            t.style.setCurrentIndex(max(0, t.style.findData(style)))    # brings its feel
+            t.style_menu.setCurrentIndex(max(0, t.style_menu.findData(style)))    # brings its feel
         if meter is not None:
             t.meter.setCurrentIndex(max(0, t.meter.findData(meter)))
         if tempo is not None:
@@ -335,7 +337,7 @@ class MainWindow(QMainWindow):
         st.write(s, "transport/metronome", bool(self.transport.metronome.isChecked()))
         st.write(s, "transport/key", self.transport.key.currentData())
         st.write(s, "transport/record", bool(self.transport.record_btn.isChecked()))
-        st.write(s, "band/style", self.transport.style.currentData())
+        st.write(s, "band/style", self.transport.style_menu.currentData())
         st.write(s, "band/temperature", float(self.band_panel.temperature.value()))
         st.write(s, "band/density", float(self.band_panel.density.value()))
         st.write(s, "band/harmony_follow", float(self.band_panel.harmony.value()))
@@ -364,7 +366,7 @@ class MainWindow(QMainWindow):
             st.write(s, f"parts/{part}/program", int(strip.program.currentData()))
             if strip.through is not None:
                 st.write(s, f"parts/{part}/through", strip.through.isChecked())
-        st.write(s, "window/geometry", bytes(self.saveGeometry()))
+        st.write(s, "window/geometry", self.saveGeometry().data())
         s.sync()
 
     # ---------------------------------------------------------------- actions
@@ -665,7 +667,7 @@ class MainWindow(QMainWindow):
             widget.setValue(value)
             widget.blockSignals(False)
         set_combo(t.meter, preset.meter)
-        set_combo(t.style, preset.style)
+        set_combo(t.style_menu, preset.style)
         # the preset's feel; unset parts of it are the style's own
         shown = dict(style_feel(preset.style))
         shown.update({k: v for k, v in (("swing", preset.swing), ("fills", preset.fills),
@@ -928,8 +930,10 @@ class MainWindow(QMainWindow):
         text = "<br>".join(html.escape(fm.elidedText(line, Qt.TextElideMode.ElideRight, width)) for line in shown)
         if self.notice.property("level") != level:
             self.notice.setProperty("level", level)
-            self.notice.style().unpolish(self.notice)
-            self.notice.style().polish(self.notice)
+            style = self.notice.style()
+            if style is not None:
+                style.unpolish(self.notice)
+                style.polish(self.notice)
         if self.notice_text.text() != text:
             self.notice_text.setText(text)
             self.notice_text.setToolTip("\n".join(self.notice_lines(snap, plain=False)))

@@ -143,7 +143,9 @@ class BandPanel(QScrollArea):
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         body = QWidget()
         self.setWidget(body)
-        self.viewport().setAutoFillBackground(False)
+        viewport = self.viewport()
+        if viewport is not None:
+            viewport.setAutoFillBackground(False)
         body.setAutoFillBackground(False)
         lay = QVBoxLayout(body)
         lay.setContentsMargins(10, 8, 10, 8)
@@ -335,17 +337,17 @@ class SessionsPanel(QWidget):
         lay.addLayout(row)
         lay.addSpacing(10)
         lay.addWidget(caption("melody files"))
-        self.render = QPushButton("Render a melody file…")
-        self.render.setToolTip("accompany a .mid (or hummed .wav) offline into WAV + MIDI, "
+        self.render_button = QPushButton("Render a melody file…")
+        self.render_button.setToolTip("accompany a .mid (or hummed .wav) offline into WAV + MIDI, "
                                "the mix at -16 LUFS with peaks under -1 dBFS")
-        lay.addWidget(self.render)
+        lay.addWidget(self.render_button)
         self.stems = QCheckBox("with stems for a DAW (a WAV per part)")
         self.stems.setToolTip("also write band.bass.wav, band.keys.wav, ... beside the mix; they add up to it")
         lay.addWidget(self.stems)
         self.along = QPushButton("Play along with a file…")
         self.along.setToolTip("a melody file plays your part from the next bar; the band follows it live")
         lay.addWidget(self.along)
-        _no_focus(self.session_list, self.refresh, self.export, self.rename, self.delete, self.render, self.stems,
+        _no_focus(self.session_list, self.refresh, self.export, self.rename, self.delete, self.render_button, self.stems,
                   self.along)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)

@@ -100,10 +100,10 @@ class TransportBar(QFrame):
             self.key.setEnabled(False)
             self.key.setToolTip("auto-key: the band detects your key as you play")
         group("key", self.key)
-        self.style = QComboBox()
+        self.style_menu = QComboBox()
         for s in STYLES:      # shipped styles, then the user's style files
-            self.style.addItem(STYLE_LABELS[s], s)
-        group("style", self.style)
+            self.style_menu.addItem(STYLE_LABELS[s], s)
+        group("style", self.style_menu)
         lay.addStretch(1)
 
         chord_box = QVBoxLayout()

@@ -29,7 +29,7 @@ def geometry(w) -> dict[str, tuple[int, int, int, int]]:
     out = {}
     t = w.transport
     named = {"play": t.play_btn, "record": t.record_btn, "tempo": t.tempo, "meter": t.meter, "key": t.key,
-             "style": t.style, "roll": w.roll, "tabs": w.tabs, "notice": w.notice, "health": w.health_bar}
+             "style": t.style_menu, "roll": w.roll, "tabs": w.tabs, "notice": w.notice, "health": w.health_bar}
     named.update({f"strip {p}": s for p, s in w.strips.items()})
     for name, widget in named.items():
         p = widget.mapTo(w, QPoint(0, 0))

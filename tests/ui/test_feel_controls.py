@@ -20,7 +20,7 @@ def test_a_style_brings_its_feel_and_each_control_reaches_the_session(themed_app
     feel = w.band_panel.feel
     assert not feel.isHidden() and w.tabs.currentWidget() is w.band_panel
     fake_session.calls.clear()
-    w.transport.style.setCurrentIndex(w.transport.style.findData("blues"))
+    w.transport.style_menu.setCurrentIndex(w.transport.style_menu.findData("blues"))
     assert fake_session.called("set_style")[-1] == ("blues",)
     assert fake_session.called("set_feel")[-1] == ({"swing": 1.0, "fills": "phrase", "time_feel": "normal",
                                                      "humanise": 0.0},)
@@ -33,7 +33,7 @@ def test_a_style_brings_its_feel_and_each_control_reaches_the_session(themed_app
     assert fake_session.called("set_feel")[-1] == ({"swing": 0.6, "fills": "more", "time_feel": "half",
                                                      "humanise": 0.3},)
     # another style: its swing, fills and time; the player's humanise stays
-    w.transport.style.setCurrentIndex(w.transport.style.findData("rock"))
+    w.transport.style_menu.setCurrentIndex(w.transport.style_menu.findData("rock"))
     assert fake_session.called("set_feel")[-1] == ({"swing": 0.0, "fills": "phrase", "time_feel": "normal",
                                                      "humanise": 0.3},)
     assert swing_text(0.0) == "straight"
@@ -42,7 +42,7 @@ def test_a_style_brings_its_feel_and_each_control_reaches_the_session(themed_app
 def test_the_feel_is_remembered_with_the_other_settings(themed_app, qtbot, tmp_path, fake_session):
     path = tmp_path / "ui.ini"
     w = window(fake_session, qtbot, path)
-    w.transport.style.setCurrentIndex(w.transport.style.findData("jazz"))
+    w.transport.style_menu.setCurrentIndex(w.transport.style_menu.findData("jazz"))
     f = w.band_panel.feel
     f.swing.setValue(0.4)
     f.fills.setCurrentIndex(f.fills.findData("off"))

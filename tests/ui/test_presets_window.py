@@ -28,7 +28,7 @@ def test_save_change_and_load_a_preset_from_the_app(real_window):
     w = real_window
     t, b = w.transport, w.band_panel
     t.tempo.setValue(150.0)
-    t.style.setCurrentIndex(t.style.findData("funk"))
+    t.style_menu.setCurrentIndex(t.style_menu.findData("funk"))
     b.density.setValue(0.9)
     w.strips["bass"].program.setCurrentIndex(w.strips["bass"].program.findData(38))
     w.strips["melody"].through.click()
@@ -40,7 +40,7 @@ def test_save_change_and_load_a_preset_from_the_app(real_window):
     assert w.notice_text.text().startswith("✓ Preset “funk night” saved")    # a confirmation, first
     assert b.presets.currentData() == "funk night"
     t.tempo.setValue(90.0)
-    t.style.setCurrentIndex(t.style.findData("pop"))
+    t.style_menu.setCurrentIndex(t.style_menu.findData("pop"))
     b.density.setValue(0.1)
     w.strips["melody"].through.click()
     c.chart_clear.click()
@@ -49,7 +49,7 @@ def test_save_change_and_load_a_preset_from_the_app(real_window):
     assert w.session.chart_text() == CHART == c.chart_text.toPlainText()
     cfg = w.session.engine_config
     assert (cfg.tempo, cfg.style, cfg.density) == (150.0, "funk", 0.9)
-    assert (t.tempo.value(), t.style.currentData(), b.density.value()) == (150.0, "funk", 0.9)
+    assert (t.tempo.value(), t.style_menu.currentData(), b.density.value()) == (150.0, "funk", 0.9)
     parts = w.session.snapshot().parts
     assert parts["bass"].program == 38 and parts["melody"].through is False
     w.tick()

@@ -9,7 +9,7 @@ from ui.mainwindow import MainWindow
 def test_the_style_menu_lists_every_style_by_label_and_sets_it(themed_app, qtbot, tmp_path, fake_session):
     w = MainWindow(fake_session, QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat), blocksize=256)
     qtbot.addWidget(w)
-    menu = w.transport.style
+    menu = w.transport.style_menu
     offered = {menu.itemData(i): menu.itemText(i) for i in range(menu.count())}
     shipped = load_styles().styles
     assert len(offered) >= 11 and {n: s.label for n, s in shipped.items()}.items() <= offered.items()

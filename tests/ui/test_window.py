@@ -50,7 +50,7 @@ def test_transport_controls_reach_the_session(make_window, fake_session, qtbot):
     w.transport.meter.setCurrentIndex(w.transport.meter.findData("3/4"))
     w.transport.count_in.setValue(2)
     w.transport.metronome.setChecked(not w.transport.metronome.isChecked())
-    w.transport.style.setCurrentIndex(w.transport.style.findData("folk"))
+    w.transport.style_menu.setCurrentIndex(w.transport.style_menu.findData("folk"))
     w.transport.record_btn.click()                                       # on by default: this turns it off
     w.transport.play_btn.click()
     qtbot.waitUntil(lambda: not w.starting)
@@ -256,7 +256,7 @@ def test_settings_persist_between_runs(make_window, fake_session):
     from fake_session import FakeSession
     w = make_window(fake_session)
     w.transport.tempo.setValue(87.0)
-    w.transport.style.setCurrentIndex(w.transport.style.findData("chorale"))
+    w.transport.style_menu.setCurrentIndex(w.transport.style_menu.findData("chorale"))
     w.band_panel.temperature.setValue(1.3)
     w.strips["drums"].mute.click()
     w.strips["keys"].program.setCurrentIndex(w.strips["keys"].program.findData(4))
@@ -266,7 +266,7 @@ def test_settings_persist_between_runs(make_window, fake_session):
     again = FakeSession()
     w2 = make_window(again)
     assert w2.transport.tempo.value() == pytest.approx(87.0)
-    assert w2.transport.style.currentData() == "chorale"
+    assert w2.transport.style_menu.currentData() == "chorale"
     assert w2.band_panel.temperature.value() == pytest.approx(1.3)
     assert w2.input_mode == "mic"
     assert w2.strips["drums"].mute.isChecked()
