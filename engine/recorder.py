@@ -41,7 +41,7 @@ import numpy as np
 from engine.events import NOTE_OFF, NOTE_ON
 from engine.midi_export import MidiTakeWriter, TempoMark
 from engine.ring import AudioRing
-from engine.synth import DRUM_CHANNEL
+from engine.parts import MELODY as PLAYER
 from engine.wav import WavWriter, repair_wav
 
 WAV_NAME, MIDI_NAME, META_NAME = "mix.wav", "session.mid", "session.json"
@@ -188,11 +188,13 @@ class Recorder:
             self._midi_dirty = True
 
     def _taken_back(self, ev: tuple[int, int, int, int, int]) -> bool:
-        """Track sounding notes; True (and the note-on removed) when ``ev`` is a note-off
-        at its note-on's own sample: a taken-back note, which no one heard. Drum notes
-        are one-shots, whatever their length."""
+        """Track the player's sounding notes; True (and the note-on removed) when ``ev``
+        is a note-off at its note-on's own sample: a taken-back note, which no one heard.
+        Only the player's part has take-backs (the pitch tracker's): in the band's keys
+        one voice may start a pitch at the very sample another voice of the same channel
+        ends it, which is two real notes."""
         sample, kind, ch, pitch, vel = ev
-        if ch == DRUM_CHANNEL or kind not in (NOTE_ON, NOTE_OFF):
+        if ch != PLAYER.channel or kind not in (NOTE_ON, NOTE_OFF):
             return False
         key = (ch, pitch)
         if kind == NOTE_ON and vel > 0:
