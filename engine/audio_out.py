@@ -21,7 +21,7 @@
   measurements). That replaces "the start of the next block", whose delay varies by a
   whole block.
 
-Devices, rates and thread priorities are engine.audio_devices' (re-exported here).
+Devices, rates and thread priorities are engine.audio_devices'.
 
 Thread: everything except the callback is called from one owner thread (UI/main or the
 session's housekeeping thread). ``last_block_time`` / ``last_block_clock`` are written by
@@ -40,9 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import native as _nat
-from engine.audio_devices import (PA_LOCK, AudioUnavailable, input_devices, make_io_realtime,
-                                  make_realtime, negotiate_rate, output_devices, refresh_devices, sounddevice,
-                                  thread_ids)
+from engine.audio_devices import PA_LOCK, AudioUnavailable, make_io_realtime, make_realtime, sounddevice, thread_ids
 from engine.dac_timing import ARRIVAL_WARMUP, LATENCY_RECHECK_S, LINE_BLOCKS, LatencyEstimator, TimingRing, dac_line
 from engine.events import IMMEDIATE
 from engine.native import TIMING_RING
@@ -50,11 +48,7 @@ from engine.native import TIMING_RING
 if TYPE_CHECKING:
     from engine.mixer import Mixer
 
-# input_devices, negotiate_rate, output_devices, refresh_devices (engine.audio_devices) and
-# TIMING_RING (engine.native) stay importable from here only until liveband/session_audio.py
-# and scripts/bench_ui.py import them from their homes
-__all__ = ["PA_LOCK", "TIMING_RING", "AudioOut", "AudioUnavailable", "input_devices",
-           "negotiate_rate", "output_devices", "refresh_devices"]
+__all__ = ["AudioOut"]
 
 CONV_BUCKET = 256            # blocks per bucket of the PortAudio-to-monotonic clock minimum
 SLOW_START_S = 0.002         # a callback this late into Python waited for the GIL
