@@ -212,3 +212,27 @@ def test_a_stale_link_report_is_dropped():
         assert heard == ["start"]
     finally:
         a.close()
+
+
+def test_beat_lock_after_a_dropout_of_seconds_rejoins_the_sources_bars_instead_of_rushing():
+    # a dropout (or a frozen process) holds everything scheduled back by its length: the
+    # audio clock's samples reach the DAC 4.3 s later than before from then on
+    src = LinearSource(120.0)
+    lost = [0.0]
+    to_sample = lambda t: int(round((t - lost[0]) * RATE))      # noqa: E731
+    clock = Clock(RATE, 120.0, "4/4", 0, start_sample=to_sample(0.0))
+    lock = BeatLock(src, clock, to_sample)
+    err = []
+    for k in range(0, 4 * 40):
+        if k == 4 * 16:
+            lost[0] = 4.3
+        if k % 4 == 0:
+            q = k / 4 + lock.offset
+            err.append((clock.step_time(k) - to_sample(src.time_at(q))) / RATE * 1000.0)
+        lock.on_step(k - 1)
+    err = np.abs(err)
+    assert err[4:16].max() < 0.05 and err[16] > 4000, err[:18]
+    # the band joins the source two bars on (8 beats = 4 s), bar lines on bar lines, and
+    # catches the remaining 0.3 s up within 3 beats (at 25 % per beat: 34 beats of rushing)
+    assert err[19:].max() < 0.05, err[16:24]
+    assert lock.relocks == 1 and lock.offset == 8.0, (lock.relocks, lock.offset)
