@@ -9,7 +9,9 @@ plays the next chord for where the phrase is going, not where it was.
 ``MelodyRecall`` keeps the melody heard so far (the sounding pitch class per 16th, or
 rest) and, after every step, looks for the most recent earlier passage whose last
 ``window`` steps match the last ``window`` steps just heard (at least ``threshold`` of
-the steps equal, with some onsets in them). When there is one, what the melody did
+the steps equal, with some onsets in them), in any key: passages are compared relative
+to the last pitch class each sounded, so a chorus sung a tone higher, or after a key
+jump, is recalled too, and its forecast moved by the same interval. When there is one, what the melody did
 *after* that passage is the forecast: ``forecast(ahead)`` gives the pitch classes it
 sounded over ``horizon`` steps starting ``ahead`` steps after the last step heard. The
 sampler biases the band's chord and note choices toward that forecast (see
@@ -32,18 +34,21 @@ REST_PC = -1
 
 class MelodyRecall:
     def __init__(self, window: int = 16, horizon: int = 4, threshold: float = 0.75, min_onsets: int = 3,
-                 memory: int = 2048) -> None:
+                 memory: int = 2048, transposed: bool = True) -> None:
         if not (1 <= window and 1 <= horizon and 0.0 < threshold <= 1.0 and min_onsets >= 0
                 and memory >= 2 * (window + horizon)):
             raise ValueError("MelodyRecall: window/horizon >= 1, 0 < threshold <= 1, memory >= 2 x (window + horizon)")
         self.window, self.horizon, self.threshold, self.min_onsets = window, horizon, threshold, min_onsets
         self.memory = memory
+        self.transposed = transposed
         # twice the memory, so appending is a write and only every `memory` steps a copy
         self._pc = np.full(2 * memory, REST_PC, np.int16)     # sounding pitch class per step
         self._on = np.zeros(2 * memory, np.int8)               # 1 where a note starts
+        self._last = np.full(2 * memory, REST_PC, np.int16)   # the last pitch class sounded up to each step
         self._n = 0
         self._cur = REST_PC
         self._match: int | None = None      # index (in the buffer) of the matched passage's last step
+        self._shift = 0                     # semitones from the matched passage to now
 
     def reset(self) -> None:
         self._n, self._cur, self._match = 0, REST_PC, None
@@ -58,8 +63,10 @@ class MelodyRecall:
             m = self.memory
             self._pc[:m] = self._pc[m:]
             self._on[:m] = self._on[m:]
+            self._last[:m] = self._last[m:]
             self._n = m
         self._pc[self._n] = self._cur
+        self._last[self._n] = self._cur if self._cur >= 0 else (self._last[self._n - 1] if self._n else REST_PC)
         self._on[self._n] = 1 if is_note_on(token) else 0
         self._n += 1
         self._match = self._find()
@@ -71,11 +78,21 @@ class MelodyRecall:
         if last_j < w - 1 or int(self._on[n - w:n].sum()) < self.min_onsets:
             return None
         now = self._pc[n - w:n]
-        score = (sliding_window_view(self._pc[:last_j + 1], w) == now).mean(axis=1)
+        win = sliding_window_view(self._pc[:last_j + 1], w)          # (candidates, w)
+        if self.transposed and self._last[n - 1] >= 0:
+            # compare melodic shapes: every window relative to the last pitch class it sounded
+            ref = self._last[w - 1:last_j + 1, None]
+            rel = np.where(win >= 0, (win - ref) % 12, REST_PC)
+            now_rel = np.where(now >= 0, (now - self._last[n - 1]) % 12, REST_PC)
+            score = (rel == now_rel).mean(axis=1) - (ref[:, 0] < 0)
+        else:
+            score = (win == now).mean(axis=1)
         best = float(score.max())
         if best < self.threshold:
             return None
-        return int(np.flatnonzero(score == best)[-1]) + w - 1     # the most recent best
+        j = int(np.flatnonzero(score == best)[-1]) + w - 1     # the most recent best
+        self._shift = int(self._last[n - 1] - self._last[j]) % 12 if self.transposed and self._last[n - 1] >= 0 else 0
+        return j
 
     @property
     def matched(self) -> bool:
@@ -96,6 +113,7 @@ class MelodyRecall:
         fut = fut[fut >= 0]
         if fut.size == 0:
             return None
+        fut = (fut + self._shift) % 12
         w = np.bincount(fut, minlength=12).astype(np.float32)
         out: np.ndarray = np.minimum(w / (0.5 * float(w.max())), 1.0)
         return out

@@ -93,3 +93,13 @@ def test_the_sampler_chooses_the_chord_for_where_the_melody_is_going():
             s.observe_melody(t)
         probs.append(_share_with(s, {5, 9}))
     assert probs[0] > 0.6 and probs[0] > 3 * probs[1], probs
+
+
+def test_a_passage_sung_in_another_key_is_recalled_and_its_forecast_moved_with_it():
+    up = [t + 6 if t >= NOTE_BASE else t for t in PHRASE]       # a tritone higher, as after a key jump
+    r = MelodyRecall(window=16, horizon=4)
+    feed(r, PHRASE + ANSWER + [REST] * 8 + up)
+    assert r.matched and np.flatnonzero(r.forecast(1)).tolist() == [(9 + 6) % 12]
+    plain = MelodyRecall(window=16, horizon=4, transposed=False)
+    feed(plain, PHRASE + ANSWER + [REST] * 8 + up)
+    assert not plain.matched
