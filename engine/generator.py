@@ -72,10 +72,9 @@ from engine.keyfind import estimate_key, key_pitch_classes, parse_key
 from engine.clock import Clock, TempoFollower, check_tempo, model_meter
 from engine.quantiser import MelodyEvent, Quantiser
 from engine.renderer import PartRenderer
-from engine.sampler import ControlledSampler
 from engine.styles import get_style
 from models.contract import PLAN_EVERY, Accompanist, prime_melody
-from models.sampling import greedy
+from models.sampling import ControlledSampler, greedy
 from models.tokens import ACCOMP_STREAMS, BASS, CHORD, CHORD_NONE, HOLD, REST, chord_pitch_classes, is_note_on, token_pitch
 
 STATS_RING = 8192          # steps kept for the percentile metrics (~17 min at 120 BPM)

@@ -22,7 +22,7 @@ from PyQt6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainter
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from ui import theme
-from ui.gm import note_name
+from liveband.gm import note_name
 
 PARTS = ("melody", "bass", "keys", "pad", "drums")
 _PART_INDEX = {p: i for i, p in enumerate(PARTS)}

@@ -9,7 +9,7 @@ from engine.clock import Clock
 from engine.events import EVENT_DTYPE, NOTE_ON, EventQueue
 from engine.generator import StreamingGenerator
 from engine.renderer import EventLog, PartRenderer
-from engine.sampler import ControlledSampler
+from models.sampling import ControlledSampler
 from toy_band import ToyBand, band_for_tests
 
 SR = 48000
