@@ -349,6 +349,12 @@ class BeatLock:
         self.enabled = True          # False: the band keeps its last tempo (sync switched off)
         self.errors_ms: collections.deque[float] = collections.deque(maxlen=4096)
         self.relocks = 0             # times the band moved onto other bars of the source
+        self._offsets = [(-(1 << 62), self.offset)]    # (first band step, offset) of each
+
+    def offset_at(self, step: int) -> float:
+        """The source position of band step 0 in force for band ``step`` (a re-lock moves
+        it from the step it steered on). Thread: any."""
+        return next(o for s, o in reversed(self._offsets) if s <= step)
 
     def on_step(self, k: int, dt_ms: float = 0.0) -> None:
         """After the generator committed step ``k``. Thread: generator worker."""
@@ -377,6 +383,7 @@ class BeatLock:
         if shift:
             self.offset += shift
             self.relocks += 1
+            self._offsets = self._offsets + [(b, self.offset)]     # one store: readers see all
             t_next = src.time_at((b + bs) / 4.0 + self.offset)
             t_now = src.time_at(b / 4.0 + self.offset)
             if t_next is None or t_now is None:

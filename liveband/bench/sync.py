@@ -6,10 +6,19 @@ band's beat is where its sample reaches the DAC (the stream's DAC line, sampled 
 20 ms, since a dropout moves it) and the device's is when it sent the beat's tick. Link:
 an aalink peer in this process, the device's beat is where Link has it at that moment.
 
+Each beat is measured while the run goes, as it is heard (``BeatWatch``): its DAC time,
+with the lock's offset in force for it, against the device's beat then (Link: the peer's
+beat read at once; Link peers agree on the phase within the quantum, not on the beat's
+number, so the error is taken modulo a bar) or the time the device sent it (MIDI clock,
+matched after the run). So a band restart, a re-lock or a dropout during the run is
+measured as the player heard it, and counted.
+
 Prints JSON: per source, |error| p50/p99/max over the beats after the first two seconds,
 the signed mean (a transport's constant delay shows there), the lock's own error against
-the clock as received, how late each tick arrived after it was sent (MIDI clock), xruns
-and late steps. ``--seconds`` (default 60) per source;
+the clock as received, how late each tick arrived after it was sent (MIDI clock), xruns,
+late steps, band starts, re-locks, audio stalls (moves of the DAC line, which a frozen
+audio server makes without an xrun) and the first events with their times.
+``--seconds`` (default 60) per source;
 ``--clock-delay MS``: the MIDI clock delay setting (Setup's "delay"), default 0.
 """
 from __future__ import annotations
@@ -21,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -64,32 +73,77 @@ print(json.dumps(beats), flush=True)     # no stop: the bench reads the band sti
 """
 
 
-class LineWatch:
-    """Samples the audio stream's DAC line every 20 ms on a thread: (time, offset)."""
+class BeatWatch:
+    """Every 20 ms on a thread: each band beat once it has reached the DAC, as
+    ``(beat, DAC time, lock offset for it, device beat then or None)``; and what happened
+    during the run: band starts (a new clock), re-locks, moves of the stream's DAC line.
+    ``device_beat(t)``: the device's beat at monotonic time ``t``, read at once (Link)."""
 
-    def __init__(self, audio) -> None:
-        self.audio = audio
-        self.rows: list[tuple[float, float]] = []
+    JUMP_S = 0.005
+
+    def __init__(self, session, device_beat: Callable[[float], float] | None = None) -> None:
+        self.session = session
+        self.device_beat = device_beat
+        self.beats: list[tuple[int, float, float, float | None]] = []
+        self.events: list[tuple[float, str, str]] = []
+        self.band_starts = 0
+        self.relocks = 0
+        self.line_jumps: list[float] = []         # ms, each DAC line move over JUMP_S
+        self.t0 = time.monotonic()
+        self._clock: Any = None
+        self._next_q = 0
+        self._relocks_seen = 0
+        self._off: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def _event(self, kind: str, detail: str = "") -> None:
+        self.events.append((round(time.monotonic() - self.t0, 2), kind, detail))
+
     def _run(self) -> None:
+        s = self.session
+        rate = s.sample_rate
         while not self._stop.wait(0.02):
-            off = self.audio.dac_offset()
-            if off is not None:
-                self.rows.append((time.monotonic(), off))
+            off = s.audio.dac_offset()
+            now = time.monotonic()
+            if off is None:
+                continue
+            if self._off is not None and abs(off - self._off) > self.JUMP_S:
+                self.line_jumps.append((off - self._off) * 1000.0)
+                self._event("audio stall", f"{(off - self._off) * 1000.0:+.1f} ms")
+            self._off = off
+            clock, lock = s.clock, s.sync.beat_lock
+            if clock is None or lock is None:
+                continue
+            if clock is not self._clock:
+                self._clock, self._relocks_seen = clock, 0
+                self._next_q = -(-clock.first_step // 4)
+                self.band_starts += 1
+                self._event("band start", f"offset {lock.offset:g}")
+            if lock.relocks != self._relocks_seen:
+                self.relocks += lock.relocks - self._relocks_seen
+                self._relocks_seen = lock.relocks
+                self._event("re-lock", f"offset {lock.offset:g}")
+            heard = int((now - off) * rate)           # the sample at the DAC now
+            while (smp := clock.beat_to_sample(self._next_q)) <= heard:
+                q = self._next_q
+                t = smp / rate + off
+                dev = self.device_beat(t) if self.device_beat is not None else None
+                self.beats.append((q, t, lock.offset_at(q * 4), dev))
+                self._next_q += 1
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(1)
 
-    def heard(self, sample: int, rate: int) -> float:
-        """Monotonic time the audio-clock ``sample`` reached the DAC."""
-        ts = np.array([t for t, _ in self.rows])
-        guess = sample / rate + self.rows[-1][1]
-        i = min(len(self.rows) - 1, int(np.searchsorted(ts, guess)))
-        return sample / rate + self.rows[i][1]
+    def report(self) -> dict[str, Any]:
+        jumps = np.abs(np.asarray(self.line_jumps, float))
+        return {"band_starts": self.band_starts, "relocks": self.relocks,
+                "audio_stalls": {"count": int(jumps.size),
+                                 "max_ms": round(float(jumps.max()), 1) if jumps.size else 0.0},
+                "audio_restarts": int(self.session.audio.restarts),
+                "events": [list(e) for e in self.events[:20]]}
 
 
 def summary(errors_ms: list[float], session, lock) -> dict:
@@ -136,7 +190,7 @@ def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0)
         s.set_sync("midi clock")
         s.set_sync_delay(delay_ms)
         s.prepare(120)
-        watch = LineWatch(s.audio)
+        watch = BeatWatch(s)
         with tempfile.TemporaryDirectory() as tmp:
             script = os.path.join(tmp, "sender.py")
             with open(script, "w") as f:
@@ -149,14 +203,15 @@ def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0)
             return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "sender failed"}
         lines = proc.stdout.strip().splitlines()
         beats, sent = json.loads(lines[-1]), json.loads(lines[-2])
-        clock, lock = s.clock, s.sync.beat_lock
-        if clock is None or lock is None:
+        lock = s.sync.beat_lock
+        if not watch.beats or lock is None:
             return {"error": "the band did not start on the clock's start"}
-        rendered = s.mixer.clock
+        sent_at = {int(round(p)): t for p, t in beats}
         t0 = beats[0][1] + 2.0 if beats else 0.0
-        errs = [(watch.heard(clock.beat_to_sample(q), s.sample_rate) - t) * 1000.0 for q, t in beats
-                if t >= t0 and q * 4 >= clock.first_step and clock.beat_to_sample(q) < rendered]
-        result = summary(errs, s, lock)
+        # band beat q sounds the clock's beat q + offset (the offset in force for it)
+        errs = [(t - sent_at[p]) * 1000.0 for q, t, off, _ in watch.beats
+                if (p := int(round(q + off))) in sent_at and sent_at[p] >= t0]
+        result = {**summary(errs, s, lock), **watch.report()}
         sent = [x for x in sent if x <= sent[-1] - 0.1] if sent else []    # the last may be in flight
         n = min(len(sent), len(arrivals))
         late = (np.asarray(arrivals[:n]) - np.asarray(sent[:n])) * 1000.0
@@ -205,25 +260,25 @@ def bench_link(seconds: float, blocksize: int, log) -> dict:
                 return {"error": "the Link peers did not find each other in 10 s"}
             peer.tempo = 120.0
             s.prepare(120)
-            watch = LineWatch(s.audio)
+
+            def peer_beat(t: float) -> float:
+                t1 = time.monotonic()
+                beat = peer.beat
+                t2 = time.monotonic()
+                return beat + (t - (t1 + t2) / 2) * peer.tempo / 60.0
+            watch = BeatWatch(s, peer_beat)
             log(f"bench sync: Ableton Link at 120 BPM for {seconds:g} s")
             s.play()
             time.sleep(seconds)
             watch.stop()
-            clock, lock = s.clock, s.sync.beat_lock
-            assert clock is not None            # the band plays
-            rendered = s.mixer.clock
-            errs = []
-            q0 = clock.first_step // 4 + int(2.0 * 120 / 60)
-            for q in range(q0, int(clock.sample_to_steps(rendered) // 4)):
-                t = watch.heard(clock.beat_to_sample(q), s.sample_rate)
-                t1 = time.monotonic()
-                beat = peer.beat
-                t2 = time.monotonic()
-                link_beat = beat + (t - (t1 + t2) / 2) * peer.tempo / 60.0
-                assert lock is not None         # a band following Link has its beat lock
-                errs.append((q + lock.offset - link_beat) * 60000.0 / peer.tempo)
-            result = summary(errs, s, lock)
+            lock = s.sync.beat_lock
+            if not watch.beats or lock is None:
+                return {"error": "the band did not start with Link"}
+            bar = 4.0       # Link's quantum: the peers agree on the phase within it
+            t0 = watch.beats[0][1] + 2.0
+            errs = [((q + off - dev + bar / 2) % bar - bar / 2) * 60000.0 / peer.tempo
+                    for q, t, off, dev in watch.beats if t >= t0 and dev is not None]
+            result = {**summary(errs, s, lock), **watch.report()}
             s.stop()
     finally:
         peer.enabled = False

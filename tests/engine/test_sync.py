@@ -236,3 +236,4 @@ def test_beat_lock_after_a_dropout_of_seconds_rejoins_the_sources_bars_instead_o
     # catches the remaining 0.3 s up within 3 beats (at 25 % per beat: 34 beats of rushing)
     assert err[19:].max() < 0.05, err[16:24]
     assert lock.relocks == 1 and lock.offset == 8.0, (lock.relocks, lock.offset)
+    assert lock.offset_at(4 * 16 - 1) == 0.0 and lock.offset_at(4 * 17) == 8.0     # from the beat steered on

@@ -1,6 +1,12 @@
 """`liveband bench sync` on the real pieces, short: both sources report beats and the
-error statistics (only loose bounds: the numbers are for the bench JSON, not a test)."""
+error statistics (only loose bounds: the numbers are for the bench JSON, not a test),
+every beat of the run is measured as it is heard, and what happened is counted."""
 from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
 
 import pytest
 
@@ -12,13 +18,45 @@ def test_sync_bench_reports_beat_errors_for_midi_clock_and_link(jack_server, liv
     for run in (bench_midi_clock, bench_link):
         r = run(6.0, 256, lambda m: None)
         assert "error" not in r, r
-        assert r["beats"] >= 5, r
+        # every beat after the first two seconds: 2 a second at 120 BPM
+        assert 6 <= r["beats"] <= 9, r
         assert 0 <= r["p50_ms"] <= r["p99_ms"] <= r["max_ms"], r
         assert r["p50_ms"] < 40.0, r                 # locked: a beat is 500 ms at 120 BPM
         assert r["late_steps"] == 0 and "lock_vs_received" in r, r
+        assert r["band_starts"] == 1 and r["relocks"] == 0 and r["audio_restarts"] == 0, r
+        assert r["events"][0][1] == "band start", r
         if run is bench_midi_clock:          # every tick's lateness as received, none lost
             late = r["clock_as_received_late_ms"]
             assert late["ticks"] >= 200 and late["lost"] == 0 and 0 <= late["p50"] <= late["max"], late
+
+
+@pytest.mark.timeout(180)
+def test_link_bench_measures_each_beat_as_heard_through_a_frozen_audio_server(jack_server, liveband_home):
+    # 3 s into the run the audio server freezes for 4 s (as on a starved machine): the band
+    # is 4 s late and re-locks two bars on; each beat is measured with the lock in force
+    # for it, and the stall and the re-lock are counted
+    server = jack_server._procs[0].pid
+
+    def freeze() -> None:
+        time.sleep(3.0)
+        os.kill(server, signal.SIGSTOP)
+        try:
+            time.sleep(4.0)
+        finally:
+            os.kill(server, signal.SIGCONT)
+    threads: list[threading.Thread] = []
+
+    def log(msg: str) -> None:           # said just before the band starts
+        threads.append(threading.Thread(target=freeze, daemon=True))
+        threads[-1].start()
+    r = bench_link(12.0, 256, log)
+    threads[0].join()
+    assert "error" not in r, r
+    assert r["relocks"] == 1 and r["band_starts"] == 1, r
+    assert r["audio_stalls"]["count"] >= 1 and r["audio_stalls"]["max_ms"] > 3500, r
+    # 10 s after the first two, 4 of them silent: ~12 beats heard, nearly all on Link's
+    assert 9 <= r["beats"] <= 14, r
+    assert r["p50_ms"] < 40.0, r
 
 
 def test_a_clock_delay_out_of_range_is_one_line_before_anything_runs(capsys):
