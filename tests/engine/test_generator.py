@@ -170,7 +170,9 @@ def test_one_hour_session_has_flat_memory_and_flat_step_time():
             rss["early"] = proc.memory_info().rss
     rss["late"] = proc.memory_info().rss
     fresh_gen, _, fresh_beat = session()
-    for _ in range(250):                      # the fresh session's warm-up (1000 steps)
+    # the fresh session's warm-up: 1000 steps, and long enough to fill the sampler's
+    # bounded melody memory (models.recall), whose search grows until it is full
+    for _ in range(250 + fresh_gen.sampler.recall.memory // 4):
         fresh_beat()
     last, first = [], []
     for _ in range(250):                      # 1000 steps each, interleaved beat by beat
