@@ -260,7 +260,7 @@ def listen_eval(model=None, pop909_dir: str | Path | None = DATA_DEFAULT,
     nott = _corpus_dir(nottingham_dir, DEFAULT_DATA_DIR / "nottingham", "Nottingham")
     out: dict = {"sources": list(srcs), "tempo_bpm": TEMPO,
                  "controls": "the app's defaults (liveband render): creativity 0.9, density 0.5, "
-                             "harmony-follow 0.5",
+                             "harmony-follow 0.5 (with melody recall, models/recall.py)",
                  "references": "human = the songs' own annotated chords and human part (POP909: the "
                                "piano reduction; Nottingham: the block chords), rendered by the same "
                                "engine; rule_based = models/rules.py"}
