@@ -94,6 +94,8 @@ class BeatWatch:
         self._next_q = 0
         self._relocks_seen = 0
         self._off: float | None = None
+        self._peers = 0
+        self.max_peers = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -113,8 +115,19 @@ class BeatWatch:
                 self.line_jumps.append((off - self._off) * 1000.0)
                 self._event("audio stall", f"{(off - self._off) * 1000.0:+.1f} ms")
             self._off = off
+            link = s.sync.link
+            peers = link.num_peers if link is not None else 0
+            if peers != self._peers:
+                # Link's session is every peer on the network: another app's play/stop
+                # starts/stops this band too (other tests on a shared machine)
+                self._peers = peers
+                self.max_peers = max(self.max_peers, peers)
+                self._event("link peers", str(peers))
             clock, lock = s.clock, s.sync.beat_lock
             if clock is None or lock is None:
+                if self._clock is not None:
+                    self._clock = None
+                    self._event("band stop", "; ".join(s.snapshot().notices))
                 continue
             if clock is not self._clock:
                 self._clock, self._relocks_seen = clock, 0
@@ -139,10 +152,12 @@ class BeatWatch:
 
     def report(self) -> dict[str, Any]:
         jumps = np.abs(np.asarray(self.line_jumps, float))
-        return {"band_starts": self.band_starts, "relocks": self.relocks,
+        return {"band_starts": self.band_starts, "band_stops": sum(e[1] == "band stop" for e in self.events),
+                "relocks": self.relocks, "link_peers_max": self.max_peers,
                 "audio_stalls": {"count": int(jumps.size),
                                  "max_ms": round(float(jumps.max()), 1) if jumps.size else 0.0},
                 "audio_restarts": int(self.session.audio.restarts),
+                "notices_at_end": list(self.session.snapshot().notices),
                 "events": [list(e) for e in self.events[:20]]}
 
 
@@ -204,8 +219,8 @@ def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0)
         lines = proc.stdout.strip().splitlines()
         beats, sent = json.loads(lines[-1]), json.loads(lines[-2])
         lock = s.sync.beat_lock
-        if not watch.beats or lock is None:
-            return {"error": "the band did not start on the clock's start"}
+        if not watch.beats:
+            return {"error": "the band did not start on the clock's start", **watch.report()}
         sent_at = {int(round(p)): t for p, t in beats}
         t0 = beats[0][1] + 2.0 if beats else 0.0
         # band beat q sounds the clock's beat q + offset (the offset in force for it)
@@ -272,8 +287,8 @@ def bench_link(seconds: float, blocksize: int, log) -> dict:
             time.sleep(seconds)
             watch.stop()
             lock = s.sync.beat_lock
-            if not watch.beats or lock is None:
-                return {"error": "the band did not start with Link"}
+            if not watch.beats:
+                return {"error": "the band did not start with Link", **watch.report()}
             bar = 4.0       # Link's quantum: the peers agree on the phase within it
             t0 = watch.beats[0][1] + 2.0
             errs = [((q + off - dev + bar / 2) % bar - bar / 2) * 60000.0 / peer.tempo
