@@ -19,26 +19,13 @@ melody's future, which only a render or play-along of a file knows (its quantise
 the whole melody before the first step). The generator takes one only when built with
 ``offline=True`` and refuses it otherwise, so live play keeps online causality.
 
-Listening first (``listen=True``, live play with no key fixed): until the player has
-given enough melody for a key (``LISTEN_ONSETS`` notes or ``LISTEN_STEPS`` sounding
-steps, as the model hears it), the band plays only the drums; the model runs on unheard
-(it must see every step, and a band that started silent would keep silent), and from
-the next beat the tonal parts sound in the key the melody so far implies
-(``band_key``), which the sampler then keeps to. A fixed key (``set_key``) or a chord
-source's chord ends the listening at once. After that, with no key fixed, the band's
-key follows the melody: it moves when the melody has implied another key for two bar
-lines running, so the key shown is always the one the band plays in.
+Listening first (``listen=True``, live play with no key fixed): the band plays only the
+drums until the player has given enough melody for a key, then keeps to the key the
+melody implies (``engine.band_key.BandKey``); the model runs on unheard meanwhile (it
+must see every step, and a band that started silent would keep silent).
 
-The plan (``plan=True``, live play): after the steps due are committed, every
-``PLAN_EVERY`` steps the generator rolls the model out greedily for one beat beyond the
-last committed step, from a saved copy of its state (``Accompanist.plan``: the cells and
-the fixed-size cache are restored afterwards), with the melody assumed held. ``plan``
-(a ``Plan``) is only shown (the piano roll's tentative notes), never sounded, never fed
-back; it is replaced at each new plan and dropped while the band listens; under a chord
-source its chords are the source's (a chart's at their steps, the chord held now of a
-live one) and the model plans the rest. It runs in the slack after the
-commit, and is skipped when the next step is due too soon for it, so it never delays a
-committed step.
+The plan (``plan=True``, live play): a tentative beat past the last committed step,
+shown and never sounded (``engine.band_plan``).
 
 Falling behind: a step whose start time has already passed when its frame is ready is
 *late*: it is still fed to the model (the model must see every step to stay in time),
@@ -68,43 +55,20 @@ import numpy as np
 
 from engine.chart import Chart, ChartSampler, ChartSource
 from engine.form import TempoRamp, check_lock_bars, form_from_frames
-from engine.keyfind import estimate_key, key_pitch_classes, parse_key
+from engine.band_key import BandKey
+from engine.band_plan import Plan, PlanTimer
 from engine.clock import Clock, TempoFollower, check_tempo, model_meter
 from engine.quantiser import MelodyEvent, Quantiser
 from engine.renderer import PartRenderer
 from engine.styles import get_style
-from models.contract import PLAN_EVERY, Accompanist, prime_melody
+from models.contract import Accompanist, prime_melody
+from models.recall import recall_steps
 from models.sampling import ControlledSampler, greedy
-from models.tokens import ACCOMP_STREAMS, BASS, CHORD, CHORD_NONE, HOLD, REST, chord_pitch_classes, is_note_on, token_pitch
+from models.tokens import CHORD, CHORD_NONE, HOLD, REST, is_note_on, token_pitch
 
 STATS_RING = 8192          # steps kept for the percentile metrics (~17 min at 120 BPM)
 MELODY_RING = 256          # committed melody tokens kept (> any model's lookahead either way)
-LISTEN_ONSETS = 3          # listening first: the band enters after this many melody notes...
-LISTEN_STEPS = 8           # ... or this many sounding melody steps (a held note), on the next beat
-KEY_DECAY = 0.99           # per step: the melody's key profile halves in ~4 bars (follows a modulation)
 TACET = np.array([CHORD_NONE, REST, REST, REST], np.int64)   # the tonal parts' frame while listening
-
-
-def recall_steps(accompanist) -> tuple[int, int] | None:
-    """Steps (chord, voice) from the last melody step the model is fed to the step whose
-    chord / voice it draws in the same ``advance`` (``ControlledSampler.set_recall``); None
-    for a model that hears the melody ahead (offline) or has no stream pattern."""
-    d = int(accompanist.lookahead)
-    pattern = getattr(accompanist, "pattern", None)
-    if d < 1 or pattern is None:
-        return None
-    off = pattern.offsets
-    top = max(off[s] for s in ACCOMP_STREAMS)
-    return d + top - off[CHORD], d + top - off[BASS]
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A tentative beat beyond the committed band: shown, never sounded."""
-    first_step: int                 # the step of frames[0] (the step after the last committed one)
-    frames: np.ndarray              # (n, 4) chord, bass, tenor, alto (the model's greedy guess)
-    held: tuple[int | None, int | None, int | None]   # bass, tenor, alto pitch sounding before it
-    parts: frozenset[str]           # the tonal parts that play (not muted, in the style)
 
 
 @dataclass(frozen=True)
@@ -201,23 +165,12 @@ class StreamingGenerator:
         self.until_step: int | None = None    # the worker never commits this step or later
         self._primed = False
         # listening first (see the module doc); Thread: written by the worker, read by any
-        self.listening = bool(listen)
-        self.entered_step: int | None = None if listen else clock.first_step
-        self.band_key = ""                    # the key the band keeps to ('' while it listens)
-        self._auto_key = bool(listen)         # the band's key follows the melody (no key fixed)
-        self._key_w = np.zeros(12, np.float64)    # decaying melody pitch-class durations
-        self._key_pc: int | None = None           # the sounding melody note's pitch class
-        self._heard_onsets = 0
-        self._heard_steps = 0
-        self._key_moves = 0                       # bar lines running the melody implied another key
+        self.keys = BandKey(self.sampler, listen, clock.first_step)
         # the plan (see the module doc); Thread: written by the worker, read by any
         self._plan_on = bool(plan) and callable(getattr(accompanist, "plan", None))
         self.plan: Plan | None = None
         self._voices: list[int | None] = [None, None, None]   # the model's sounding bass/tenor/alto
-        self._plan_ms = np.zeros(STATS_RING, np.float64)
-        self._nplans = 0
-        self._since_plan = PLAN_EVERY
-        self._last_plan_ms = 0.0
+        self._plan_timer = PlanTimer(STATS_RING)
 
     # -- setup -------------------------------------------------------------------
     def prime(self) -> None:
@@ -304,18 +257,7 @@ class StreamingGenerator:
     def _apply_requests(self) -> None:
         if self._req_key is not None:
             k, self._req_key = self._req_key, None
-            self._auto_key = k[0] is None
-            if k[0] is not None:
-                self.sampler.set_key(k[0])
-                self.band_key = k[1]
-                self._enter(self.next_step)      # a fixed key: the band plays in it from now
-            elif self.listening:
-                self.sampler.set_key(None)
-            else:
-                est = estimate_key(self._key_w)
-                if est:
-                    self._commit_key(est)
-                # else nothing heard yet: the band stays in the key it has been playing in
+            self.keys.fix(k[0], k[1], self.next_step)
         if self._req_controls is not None:
             c, self._req_controls = self._req_controls, None
             self.sampler.set_controls(*c)
@@ -381,44 +323,18 @@ class StreamingGenerator:
             return REST
         return int(self._mel[step % MELODY_RING])
 
-    # -- listening first and the band's key ---------------------------------------------
-    def _hear(self, tok: int) -> None:
-        """A melody token the model hears, into the key profile and the listening counts."""
-        self._key_w *= KEY_DECAY
-        if is_note_on(tok):
-            self._key_pc = token_pitch(tok) % 12
-            self._heard_onsets += 1
-        elif tok != HOLD:
-            self._key_pc = None
-        if self._key_pc is not None:
-            self._key_w[self._key_pc] += 1.0
-            self._heard_steps += 1
+    # -- listening first and the band's key (engine.band_key; Thread: any may read) ----
+    @property
+    def listening(self) -> bool:
+        return self.keys.listening
 
-    def _commit_key(self, key: str) -> None:
-        """The band keeps to ``key`` from the next cell it draws ('' : no key)."""
-        self.band_key = key
-        self._key_moves = 0
-        self.sampler.set_key(key_pitch_classes(*parse_key(key)) if key else None)
+    @property
+    def band_key(self) -> str:
+        return self.keys.key
 
-    def _enter(self, k: int) -> None:
-        if self.listening:
-            self.listening = False
-            self.entered_step = k
-
-    def _follow_key(self, k: int) -> None:
-        """Listening: enter on a beat once the melody was enough; then, with no key fixed,
-        move the band's key when the melody has implied another one for two bar lines."""
-        if self.listening:
-            enough = self._heard_onsets >= LISTEN_ONSETS or self._heard_steps >= LISTEN_STEPS
-            if enough and k % self.clock.beat_steps == 0:
-                self._enter(k)
-                if self._auto_key:
-                    self._commit_key(estimate_key(self._key_w))
-        elif self._auto_key and k % self.clock.bar_steps == 0:
-            est = estimate_key(self._key_w)
-            self._key_moves = self._key_moves + 1 if est and est != self.band_key else 0
-            if self._key_moves >= 2:
-                self._commit_key(est)
+    @property
+    def entered_step(self) -> int | None:
+        return self.keys.entered_step
 
     def _commit_step(self, k: int) -> None:
         t0 = time.perf_counter()
@@ -429,7 +345,7 @@ class StreamingGenerator:
             tok = self.quantiser.token_for(self._mel_next)
             self._mel[self._mel_next % MELODY_RING] = tok
             if self._mel_next >= 0:
-                self._hear(tok)
+                self.keys.hear(tok)
             self._mel_next += 1
         mel = self._melody(mel_step)
         if k < 0:
@@ -443,14 +359,7 @@ class StreamingGenerator:
             self.sampler.observe_melody(mel)
             forcer = self._chart
             forcer.begin_step(k)
-            if forcer.now is not None and self._auto_key:
-                self._key_w[list(chord_pitch_classes(forcer.now))] += 0.5   # a given chord implies a key too
-            if self.listening and forcer.now is not None:
-                self._enter(k)                  # the player gave a chord (chart, left hand)
-                if self._auto_key:
-                    self._commit_key(estimate_key(self._key_w))
-            if self.listening or self._auto_key:
-                self._follow_key(k)
+            self.keys.step(k, forcer.now, clock.beat_steps, clock.bar_steps)
             frame = self.model.advance(mel, clock.step_in_bar(k), forcer)
             if self.listening:
                 frame = TACET                   # the model plays on unheard: drums only
@@ -513,11 +422,9 @@ class StreamingGenerator:
             if self.clock_source is not None:
                 now = max(now, self.clock_source())
         if n and self._plan_on:
-            self._since_plan += n
-            # the plan only uses slack: skipped when the next step is due before it could end
             src = self.clock_source
             slack_ms = self.seconds_until_due(src()) * 1000.0 if src is not None else float("inf")
-            if self._since_plan >= PLAN_EVERY and slack_ms > 3.0 * self._last_plan_ms + 5.0:
+            if self._plan_timer.due(n, slack_ms):
                 self._make_plan()
         return n
 
@@ -537,12 +444,11 @@ class StreamingGenerator:
 
     def _make_plan(self) -> None:
         """Roll the model out a beat past the last committed step (see the module doc)."""
-        self._since_plan = 0
+        self._plan_timer.begin()
         k = self.next_step
         if self.listening or k <= 0:
             self.plan = None
             return
-        t0 = time.perf_counter()
         n = self.clock.beat_steps
         # the melody tokens those steps would hear: known up to the last committed one,
         # then the last note held (or the rest kept)
@@ -554,9 +460,7 @@ class StreamingGenerator:
         parts = frozenset(p for p in ("bass", "keys", "pad") if self.renderer.audible(p))
         v = self._voices
         self.plan = Plan(k, frames, (v[0], v[1], v[2]), parts)
-        self._last_plan_ms = (time.perf_counter() - t0) * 1000.0
-        self._plan_ms[self._nplans % STATS_RING] = self._last_plan_ms
-        self._nplans += 1
+        self._plan_timer.end()
 
     def seconds_until_due(self, now: int) -> float:
         """How long the worker may sleep before the next chunk is due."""
@@ -638,8 +542,7 @@ class StreamingGenerator:
         else:
             p50 = p99 = mx = lmin = lp1 = 0.0
         q = self.quantiser
-        npl = min(self._nplans, STATS_RING)
-        plan_p99 = float(np.percentile(self._plan_ms[:npl], 99)) if npl else 0.0
+        plan_p99 = self._plan_timer.p99_ms()
         return GeneratorMetrics(self.steps, self.next_step - 1, self.late_steps, q.late_onsets, q.late_releases,
                                 p50, p99, mx, lmin, lp1, self._last_lead,
                                 self.clock.tempo_at_step(self.next_step), self.backend, plan_p99)

@@ -17,7 +17,7 @@ from engine.renderer import pad_voicing
 from models.tokens import HOLD, chord_name, is_note_on, token_pitch
 
 if TYPE_CHECKING:
-    from engine.generator import Plan
+    from engine.band_plan import Plan
 
 # part, pitch, start step, end step, planned (committed, not heard yet), tentative (the
 # band's plan beyond what it committed: shown, never sounded)

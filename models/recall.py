@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from models.tokens import HOLD, is_note_on, token_pitch
+from models.contract import Accompanist
+from models.tokens import ACCOMP_STREAMS, BASS, CHORD, HOLD, is_note_on, token_pitch
 
 REST_PC = -1
 
@@ -117,3 +118,16 @@ class MelodyRecall:
         w = np.bincount(fut, minlength=12).astype(np.float32)
         out: np.ndarray = np.minimum(w / (0.5 * float(w.max())), 1.0)
         return out
+
+
+def recall_steps(accompanist: Accompanist) -> tuple[int, int] | None:
+    """Steps (chord, voice) from the last melody step an accompanist is fed to the step
+    whose chord / voice it draws in the same ``advance`` (``ControlledSampler.set_recall``);
+    None for one that hears the melody ahead (offline) or has no stream pattern."""
+    d = int(accompanist.lookahead)
+    pattern = getattr(accompanist, "pattern", None)
+    if d < 1 or pattern is None:
+        return None
+    off = pattern.offsets
+    top = max(off[s] for s in ACCOMP_STREAMS)
+    return d + top - off[CHORD], d + top - off[BASS]

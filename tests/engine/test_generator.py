@@ -309,7 +309,7 @@ def test_listening_first_plays_drums_only_until_the_player_gives_notes_or_a_key(
     """No key fixed (issue 14 item 5): the tonal parts stay silent until the melody has
     given LISTEN_ONSETS notes, then enter on the next beat in the key the notes imply;
     a key fixed while it listens, or a chord source's chord, ends the listening at once."""
-    from engine.generator import LISTEN_ONSETS
+    from engine.band_key import LISTEN_ONSETS
     from engine.quantiser import MelodyEvent
 
     tonal = (P.BASS.channel, P.KEYS.channel, P.PAD.channel)
@@ -346,7 +346,7 @@ def test_the_plan_is_a_beat_past_the_committed_step_and_never_changes_what_sound
     beat of tentative frames past its last committed step, made from a saved copy of the
     model's state; the events the band sends (what the synth plays) are bit for bit those
     of the same band without a plan, so a tentative frame never sounds nor steers it."""
-    from engine.generator import PLAN_EVERY
+    from models.contract import PLAN_EVERY
     from engine.quantiser import MelodyEvent
     from models.runtime import load_accompanist
 

@@ -78,7 +78,7 @@ def test_a_hummed_note_taken_back_where_it_began_is_not_drawn():
 def test_the_plan_becomes_tentative_notes_from_the_first_step_not_committed():
     import numpy as np
 
-    from engine.generator import Plan
+    from engine.band_plan import Plan
     from liveband.session_roll import plan_notes
     from models.tokens import CHORD_BASE, HOLD, REST, chord_token, note_on
 

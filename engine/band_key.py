@@ -1,0 +1,98 @@
+"""Listening first, and the key the band keeps to (the generator's, see engine.generator).
+
+Until the player has given enough melody for a key (``LISTEN_ONSETS`` notes or
+``LISTEN_STEPS`` sounding steps, as the model hears them) the band only listens (the
+generator plays the drums); on the next beat it enters in the key the melody implies,
+which the sampler then keeps to. A fixed key or a given chord (a chart's, the arranger's)
+ends the listening at once. With no key fixed, the band's key follows the melody: it
+moves when the melody has implied another key at two bar lines running, so the key shown
+is always the one the band plays in.
+
+Thread: the generator worker changes it; ``listening``, ``entered_step`` and ``key`` may
+be read from any thread (single attribute reads).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.keyfind import estimate_key, key_pitch_classes, parse_key
+from models.sampling import ControlledSampler
+from models.tokens import HOLD, chord_pitch_classes, is_note_on, token_pitch
+
+LISTEN_ONSETS = 3          # the band enters after this many melody notes...
+LISTEN_STEPS = 8           # ... or this many sounding melody steps (a held note), on the next beat
+KEY_DECAY = 0.99           # per step: the melody's key profile halves in ~4 bars (follows a modulation)
+KEY_MOVE_BARS = 2          # bar lines running another key must be implied before the band moves
+GIVEN_CHORD_WEIGHT = 0.5   # a given chord's tones, per step, in the key profile
+
+
+class BandKey:
+    def __init__(self, sampler: ControlledSampler, listen: bool, first_step: int) -> None:
+        self.sampler = sampler
+        self.listening = bool(listen)
+        self.entered_step: int | None = None if listen else first_step
+        self.key = ""                             # the key the band keeps to ('' while it listens)
+        self.auto = bool(listen)                  # the key follows the melody (no key fixed)
+        self._w = np.zeros(12, np.float64)        # decaying melody pitch-class durations
+        self._pc: int | None = None               # the sounding melody note's pitch class
+        self._onsets = 0
+        self._steps = 0
+        self._moves = 0                           # bar lines running the melody implied another key
+
+    def hear(self, tok: int) -> None:
+        """A melody token the model hears, into the key profile and the listening counts."""
+        self._w *= KEY_DECAY
+        if is_note_on(tok):
+            self._pc = token_pitch(tok) % 12
+            self._onsets += 1
+        elif tok != HOLD:
+            self._pc = None
+        if self._pc is not None:
+            self._w[self._pc] += 1.0
+            self._steps += 1
+
+    def commit(self, key: str) -> None:
+        """The band keeps to ``key`` from the next cell it draws ('' : no key)."""
+        self.key = key
+        self._moves = 0
+        self.sampler.set_key(key_pitch_classes(*parse_key(key)) if key else None)
+
+    def enter(self, k: int) -> None:
+        if self.listening:
+            self.listening = False
+            self.entered_step = k
+
+    def fix(self, pitch_classes: frozenset[int] | None, name: str, k: int) -> None:
+        """The player fixed a key (pitch classes, its name) or let it go (None)."""
+        self.auto = pitch_classes is None
+        if pitch_classes is not None:
+            self.sampler.set_key(pitch_classes)
+            self.key = name
+            self.enter(k)                          # a fixed key: the band plays in it from now
+        elif self.listening:
+            self.sampler.set_key(None)
+        else:
+            est = estimate_key(self._w)
+            if est:
+                self.commit(est)
+            # else nothing heard yet: the band stays in the key it has been playing in
+
+    def step(self, k: int, given_chord: int | None, beat_steps: int, bar_steps: int) -> None:
+        """Before the model draws step ``k``: a given chord (or None) and the melody so far."""
+        if given_chord is not None and self.auto:
+            self._w[list(chord_pitch_classes(given_chord))] += GIVEN_CHORD_WEIGHT   # a chord implies a key too
+        if self.listening and given_chord is not None:
+            self.enter(k)                          # the player gave a chord (chart, left hand)
+            if self.auto:
+                self.commit(estimate_key(self._w))
+        if self.listening:
+            enough = self._onsets >= LISTEN_ONSETS or self._steps >= LISTEN_STEPS
+            if enough and k % beat_steps == 0:
+                self.enter(k)
+                if self.auto:
+                    self.commit(estimate_key(self._w))
+        elif self.auto and k % bar_steps == 0:
+            est = estimate_key(self._w)
+            self._moves = self._moves + 1 if est and est != self.key else 0
+            if self._moves >= KEY_MOVE_BARS:
+                self.commit(est)
