@@ -13,18 +13,10 @@ from engine.renderer import EventLog
 from liveband.config import AudioConfig, EngineConfig
 from liveband.session import Session
 from models.tokens import CHORD_BASE, chord_pitch_classes
+from waiting import wait_for
 
 TONAL = (P.BASS.channel, P.KEYS.channel, P.PAD.channel)
 E_MINOR = (64, 67, 71, 69, 67, 66, 64, 71)
-
-
-def wait_for(pred, timeout: float, step: float = 0.05) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def onsets(log: EventLog, channels: tuple[int, ...]) -> list[int]:
