@@ -50,9 +50,10 @@ class MelodyRecall:
         self._cur = REST_PC
         self._match: int | None = None      # index (in the buffer) of the matched passage's last step
         self._shift = 0                     # semitones from the matched passage to now
+        self._stale = False
 
     def reset(self) -> None:
-        self._n, self._cur, self._match = 0, REST_PC, None
+        self._n, self._cur, self._match, self._stale = 0, REST_PC, None, False
 
     def observe(self, token: int) -> None:
         """The melody token of the next step (note-on / HOLD / REST); updates the match."""
@@ -70,7 +71,7 @@ class MelodyRecall:
         self._last[self._n] = self._cur if self._cur >= 0 else (self._last[self._n - 1] if self._n else REST_PC)
         self._on[self._n] = 1 if is_note_on(token) else 0
         self._n += 1
-        self._match = self._find()
+        self._stale = True                   # searched when a forecast is asked for
 
     def _find(self) -> int | None:
         n, w, hz = self._n, self.window, self.horizon
@@ -95,18 +96,24 @@ class MelodyRecall:
         self._shift = int(self._last[n - 1] - self._last[j]) % 12 if self.transposed and self._last[n - 1] >= 0 else 0
         return j
 
+    def _matched_at(self) -> int | None:
+        if self._stale:
+            self._match, self._stale = self._find(), False
+        return self._match
+
     @property
     def matched(self) -> bool:
-        return self._match is not None
+        return self._matched_at() is not None
 
     def forecast(self, ahead: int) -> np.ndarray | None:
         """(12,) float32 weights in [0, 1] of the pitch classes the melody is expected to
         sound over the ``horizon`` steps that start ``ahead`` steps after the last one
         heard (ahead = 1: the very next step); None without a match or if it rests.
         A pitch class sounding for at least half as long as the most sounded one counts fully."""
-        if self._match is None or ahead < 1:
+        j = self._matched_at()
+        if j is None or ahead < 1:
             return None
-        a = self._match + ahead
+        a = j + ahead
         b = min(a + self.horizon, self._n)
         if a >= b:
             return None
