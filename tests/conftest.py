@@ -24,9 +24,25 @@ def pulse_server():
 
 @pytest.fixture()
 def jack_server():
-    """A private JACK server with the dummy driver (48 kHz, 256-frame periods)."""
-    with SoftwareAudioServer("jack") as srv:
-        yield srv
+    """A private JACK server with the dummy driver (48 kHz, 256-frame periods), and the
+    system default output on it: while the test's PulseAudio runs, ALSA's default device
+    is PulseAudio's, so a session on the default would play there, not on this JACK (a
+    frozen JACK would then stall nothing). PulseAudio is hidden until the test ends."""
+    from engine.audio_devices import refresh_devices
+
+    saved = {k: os.environ.get(k) for k in ("PULSE_SERVER", "PULSE_RUNTIME_PATH")}
+    os.environ.pop("PULSE_RUNTIME_PATH", None)
+    os.environ["PULSE_SERVER"] = "unix:/nonexistent/liveband-no-pulse"   # and no autospawn
+    try:
+        with SoftwareAudioServer("jack") as srv:
+            yield srv
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        refresh_devices()
 
 
 @pytest.fixture(scope="session")

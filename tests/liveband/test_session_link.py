@@ -67,7 +67,9 @@ def test_session_joins_link_follows_tempo_and_bar_phase_and_sends_its_tempo(jack
                 return dac_line.heard(clock.beat_to_sample(q), s.sample_rate)
 
             q_now = int(snap.step // 4)
-            phases = [peer.beat_at(heard(q)) - (q + s.sync.beat_lock.offset)
+            # Link agrees on the phase within its quantum (4 beats), not on the beat's
+            # number: two peers' beat values may differ by whole bars
+            phases = [(peer.beat_at(heard(q)) - (q + s.sync.beat_lock.offset) + 2) % 4 - 2
                       for q in range(max(clock.first_step // 4 + 2, q_now - 6), q_now)]
             assert s.sync.beat_lock.offset % 4 == 0
             ms = np.abs(phases) * 60000.0 / 97.0
