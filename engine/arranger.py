@@ -26,6 +26,7 @@ fingers keeps the chord (arranger keyboards' "chord memory"), so the left hand m
 Thread: ``note``/``set_split``/``clear`` from any one producer thread (events travel in a
 deque whose append/popleft are atomic); ``token_at`` from the generator worker only.
 """
+
 from __future__ import annotations
 
 import collections
@@ -35,18 +36,29 @@ from typing import Iterable
 from engine.clock import Clock
 from models.tokens import PITCH_NAMES, QUALITIES, QUALITY_INTERVALS, chord_name, chord_of_token, chord_token
 
-DEFAULT_SPLIT = 54          # F#3: the left hand plays below it (F3 and down), the melody F#3 and up
+DEFAULT_SPLIT = 54  # F#3: the left hand plays below it (F3 and down), the melody F#3 and up
 MAX_COST = 1.0
 # keys struck this close together are one chord even across a step boundary (a hand's
 # spread is ~5-30 ms)
 CHORD_SPREAD_S = 0.03
 # tie-break among equally good readings: the plainer quality first
 _PREFERENCE = ("maj", "min", "7", "min7", "maj7", "6", "sus4", "sus2", "dim", "hdim7", "dim7", "aug")
-_TEMPLATES = [(root, q, frozenset((root + i) % 12 for i in QUALITY_INTERVALS[q]), _PREFERENCE.index(q))
-              for root in range(12) for q in QUALITIES]
+_TEMPLATES = [
+    (root, q, frozenset((root + i) % 12 for i in QUALITY_INTERVALS[q]), _PREFERENCE.index(q))
+    for root in range(12)
+    for q in QUALITIES
+]
 # two pitch classes: the interval above the lower one -> (root offset from the lower one, quality)
-_DYADS = {3: (0, "min"), 4: (0, "maj"), 7: (0, "maj"), 10: (0, "7"), 11: (0, "maj7"),
-          5: (5, "maj"), 8: (8, "maj"), 9: (9, "min")}
+_DYADS = {
+    3: (0, "min"),
+    4: (0, "maj"),
+    7: (0, "maj"),
+    10: (0, "7"),
+    11: (0, "maj7"),
+    5: (5, "maj"),
+    8: (8, "maj"),
+    9: (9, "min"),
+}
 
 
 def check_split(split: int) -> int:
@@ -119,19 +131,19 @@ def slash_name(token: int, bass_pc: int | None, key: tuple[int, str] | None = No
 class Arranger:
     """A split keyboard's left hand as the band's chord source (see the module doc)."""
 
-    live = True       # the chord does not depend on the step asked for: the one held now
-    strict = True     # the band follows it exactly: bass and keys strike only its tones
+    live = True  # the chord does not depend on the step asked for: the one held now
+    strict = True  # the band follows it exactly: bass and keys strike only its tones
 
     def __init__(self, split: int = DEFAULT_SPLIT, clock: Clock | None = None) -> None:
         self.split = check_split(split)
         self.clock = clock
         self._inbox: collections.deque[tuple[int, int, bool]] = collections.deque()
         self._held: set[int] = set()
-        self._taken: set[int] = set()      # keys pressed as chord keys (producer side)
-        self.token: int | None = None      # the chord read last (None: none played yet)
-        self.bass: int | None = None       # its lowest held pitch class (for a slash name)
-        self.chords = 0                    # chords read
-        self.late = 0                      # chord keys that missed the step after their own
+        self._taken: set[int] = set()  # keys pressed as chord keys (producer side)
+        self.token: int | None = None  # the chord read last (None: none played yet)
+        self.bass: int | None = None  # its lowest held pitch class (for a slash name)
+        self.chords = 0  # chords read
+        self.late = 0  # chord keys that missed the step after their own
         # (sample of the chord's first new key, step the band plays it from, token) per
         # chord read: what benches and tests compare the band's chord stream against
         self.readings: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=256)
@@ -165,9 +177,9 @@ class Arranger:
                 return False
             self._taken.add(p)
         elif p in self._taken:
-            self._taken.discard(p)          # its release, wherever the split is now
+            self._taken.discard(p)  # its release, wherever the split is now
         else:
-            return False                    # the release of a melody note (held before a split change)
+            return False  # the release of a melody note (held before a split change)
         self._inbox.append((int(time), p, bool(on)))
         return True
 
@@ -200,7 +212,7 @@ class Arranger:
         inbox = self._inbox
         while inbox:
             t, pitch, on = inbox[0]
-            if pitch < 0:                   # clear()
+            if pitch < 0:  # clear()
                 inbox.popleft()
                 self._held.clear()
                 self.token = self.bass = None
@@ -208,7 +220,7 @@ class Arranger:
                 continue
             s = self._step_of(t)
             if s >= step and not (on and struck and t - last <= spread):
-                break                       # this step's keys (or later): read at the next one
+                break  # this step's keys (or later): read at the next one
             inbox.popleft()
             if on:
                 self._held.add(pitch)

@@ -3,6 +3,7 @@ negotiating a sample rate; and raising the stream's threads to real-time schedul
 
 Thread: any (each PortAudio call holds PA_LOCK).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,15 +28,16 @@ def sounddevice() -> Any:
     """The sounddevice module; AudioUnavailable when PortAudio is missing."""
     try:
         import sounddevice as sd
-    except OSError as exc:   # PortAudio missing
-        raise AudioUnavailable(f"PortAudio is not available ({exc}); install it with "
-                               "'sudo apt-get install libportaudio2'") from None
+    except OSError as exc:  # PortAudio missing
+        raise AudioUnavailable(
+            f"PortAudio is not available ({exc}); install it with 'sudo apt-get install libportaudio2'"
+        ) from None
     return sd
 
 
 def refresh_devices() -> None:
     """Re-scan PortAudio's device list (a server that started or stopped since)."""
-    from engine.midi_ports import quiet_stderr   # libjack/ALSA complain on stderr while probing
+    from engine.midi_ports import quiet_stderr  # libjack/ALSA complain on stderr while probing
 
     sd = sounddevice()
     with PA_LOCK, quiet_stderr():
@@ -87,8 +89,9 @@ def negotiate_rate(device: str | int | None, preferred: int) -> int:
             info = sd.query_devices(device, "output")
         except Exception as exc:
             if device is not None:
-                raise AudioUnavailable(f"audio output {device!r} not found ({exc}); choose one of: "
-                                       f"{', '.join(output_devices()) or 'none'}") from None
+                raise AudioUnavailable(
+                    f"audio output {device!r} not found ({exc}); choose one of: {', '.join(output_devices()) or 'none'}"
+                ) from None
             raise AudioUnavailable(
                 "no audio output device (no sound card and no audio server found); start "
                 "PulseAudio/PipeWire or JACK, or plug in a sound card"

@@ -27,6 +27,7 @@ Thread: everything except the callback is called from one owner thread (UI/main 
 session's housekeeping thread). ``last_block_time`` / ``last_block_clock`` are written by
 the callback and read by anyone (MIDI out uses them to place events in wall time).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -50,12 +51,12 @@ if TYPE_CHECKING:
 
 __all__ = ["AudioOut"]
 
-CONV_BUCKET = 256            # blocks per bucket of the PortAudio-to-monotonic clock minimum
-SLOW_START_S = 0.002         # a callback this late into Python waited for the GIL
-LINE_REFRESH_S = 0.02        # refresh_line() recomputes the DAC line this often ...
-LINE_FRESH_S = 0.1           # ... and a stamp uses a line this young without recomputing
-GC_PERIOD_S = 0.5            # collect_garbage(): the young generations this often ...
-GC_FREEZE_ABOVE = 5000       # ... unless this many new objects wait (a load): frozen instead
+CONV_BUCKET = 256  # blocks per bucket of the PortAudio-to-monotonic clock minimum
+SLOW_START_S = 0.002  # a callback this late into Python waited for the GIL
+LINE_REFRESH_S = 0.02  # refresh_line() recomputes the DAC line this often ...
+LINE_FRESH_S = 0.1  # ... and a stamp uses a line this young without recomputing
+GC_PERIOD_S = 0.5  # collect_garbage(): the young generations this often ...
+GC_FREEZE_ABOVE = 5000  # ... unless this many new objects wait (a load): frozen instead
 
 
 class AudioOut:
@@ -63,12 +64,14 @@ class AudioOut:
 
     # Written by the callback (C or Python), read by anyone: engine.native's O_* / OD_*.
     _conv_n = _nat.int_field("_oi", _nat.O_CONV_N)
-    last_block_clock = _nat.int_field("_oi", _nat.O_LAST_BLOCK_CLOCK)   # mixer.clock at the start of the last block
-    rt_priority = _nat.int_field("_oi", _nat.O_RT_PRIO)                 # 0: leave the callback thread's scheduling alone
-    _conv_prev = _nat.dbl_field("_od", _nat.OD_CONV_PREV)      # PortAudio clock -> monotonic: min of the last bucket
-    _conv_cur = _nat.dbl_field("_od", _nat.OD_CONV_CUR)        # ... and of the current one
-    last_block_time = _nat.dbl_field("_od", _nat.OD_LAST_BLOCK_TIME)    # time.monotonic() at the last callback
-    last_output_dac_offset = _nat.dbl_field("_od", _nat.OD_LAST_DAC_OFFSET)   # seconds from callback to DAC of its 1st frame
+    last_block_clock = _nat.int_field("_oi", _nat.O_LAST_BLOCK_CLOCK)  # mixer.clock at the start of the last block
+    rt_priority = _nat.int_field("_oi", _nat.O_RT_PRIO)  # 0: leave the callback thread's scheduling alone
+    _conv_prev = _nat.dbl_field("_od", _nat.OD_CONV_PREV)  # PortAudio clock -> monotonic: min of the last bucket
+    _conv_cur = _nat.dbl_field("_od", _nat.OD_CONV_CUR)  # ... and of the current one
+    last_block_time = _nat.dbl_field("_od", _nat.OD_LAST_BLOCK_TIME)  # time.monotonic() at the last callback
+    last_output_dac_offset = _nat.dbl_field(
+        "_od", _nat.OD_LAST_DAC_OFFSET
+    )  # seconds from callback to DAC of its 1st frame
 
     @property
     def realtime(self) -> bool | None:
@@ -80,10 +83,19 @@ class AudioOut:
     def realtime(self, v: bool | None) -> None:
         self._oi[_nat.O_REALTIME] = -1 if v is None else int(bool(v))
 
-    def __init__(self, mixer: Mixer, *, device: str | int | None = None, blocksize: int = 256,
-                 latency: str | float = "low",
-                 stall_s: float = 2.0, switch_interval: float = 0.0005, rt_priority: int = 70,
-                 player_latency: float | None = None, player_channel: int | None = None) -> None:
+    def __init__(
+        self,
+        mixer: Mixer,
+        *,
+        device: str | int | None = None,
+        blocksize: int = 256,
+        latency: str | float = "low",
+        stall_s: float = 2.0,
+        switch_interval: float = 0.0005,
+        rt_priority: int = 70,
+        player_latency: float | None = None,
+        player_channel: int | None = None,
+    ) -> None:
         if blocksize > mixer.max_block:
             raise ValueError(f"blocksize {blocksize} exceeds the mixer's max block {mixer.max_block}")
         if player_latency is not None and not player_latency > 0:
@@ -100,7 +112,7 @@ class AudioOut:
         self.stream = None
         self.callback_errors = 0
         self.restarts = 0
-        self.lost: str | None = None          # why the device is gone (None: fine)
+        self.lost: str | None = None  # why the device is gone (None: fine)
         self._conv_prev = math.inf
         self._conv_cur = math.inf
         self._blocks_at_check = -1
@@ -115,8 +127,8 @@ class AudioOut:
         self.rt_priority = rt_priority
         self.realtime = None
         self._rt_thread: int | None = None
-        self.io_threads_realtime = 0           # server client threads raised to SCHED_FIFO
-        self._native = None                   # engine.native.OutState for the C callback
+        self.io_threads_realtime = 0  # server client threads raised to SCHED_FIFO
+        self._native = None  # engine.native.OutState for the C callback
         if mixer.native:
             st = _nat.OutState()
             a, r = _nat.addr, self.timing
@@ -125,11 +137,11 @@ class AudioOut:
             st.blk_clock, st.blk_time, st.blk_dac = a(r.clock), a(r.time), a(r.dac)
             st.blk_lead, st.blk_entry, st.blk_xrun = a(r.lead), a(r.entry), a(r.xrun)
             self._native = st
-        self._n_at_open = 0                   # timing rows written before this stream opened
-        self.estimator = LatencyEstimator()   # the player latency of the open stream
+        self._n_at_open = 0  # timing rows written before this stream opened
+        self.estimator = LatencyEstimator()  # the player latency of the open stream
         # (blocks, dac_offset(), time.monotonic() when computed): one tuple, one store
         self._line_cache: tuple[int, float | None, float] = (-1, None, 0.0)
-        self.last_stamp_time = 0.0             # time.monotonic() of the last arrival_time stamp
+        self.last_stamp_time = 0.0  # time.monotonic() of the last arrival_time stamp
         # Diagnostics (the bench): called from the callback as hook(now, seconds) when a
         # callback started running Python over SLOW_START_S after PortAudio called it
         # (a GIL wait). It runs inside the callback: only for measuring.
@@ -137,6 +149,7 @@ class AudioOut:
         self.player_latency_fixed = player_latency
         if player_channel is None:
             from engine.parts import MELODY
+
             player_channel = MELODY.channel
         self.player_channel = player_channel
         mixer.set_timebase(self.arrival_time)
@@ -172,14 +185,13 @@ class AudioOut:
             dac_abs = time_info.outputBufferDacTime + conv
             self.last_output_dac_offset = dac_abs - now
             underflow = bool(status.output_underflow)
-            self.timing.push(self.last_block_clock, now, dac_abs, dac + frames / mixer.sample_rate, entry,
-                             underflow)
+            self.timing.push(self.last_block_clock, now, dac_abs, dac + frames / mixer.sample_rate, entry, underflow)
             mb = mixer.max_block
             if frames <= mb:
                 mixer.process(outdata, underflow)
-            else:                      # a host that ignores the block size: render in pieces
+            else:  # a host that ignores the block size: render in pieces
                 for s in range(0, frames, mb):
-                    mixer.process(outdata[s:min(frames, s + mb)], underflow and s == 0)
+                    mixer.process(outdata[s : min(frames, s + mb)], underflow and s == 0)
         except Exception:
             self.callback_errors += 1
             outdata.fill(0.0)
@@ -234,7 +246,7 @@ class AudioOut:
         if self.stream is None or n - self._n_at_open <= 0:
             return None
         off = dac_line(self.timing.rows(max(self._n_at_open, n - LINE_BLOCKS), n), self.mixer.sample_rate)
-        self._line_cache = (n, off, computed_at)   # one store: readers see all three
+        self._line_cache = (n, off, computed_at)  # one store: readers see all three
         return off
 
     def refresh_line(self) -> None:
@@ -311,8 +323,8 @@ class AudioOut:
             self._wanted = False
             self.mixer.set_live(False)
             raise
-        if not self._gc_held:    # (held already when taken over from a stream it replaces)
-            self._hold_gc()      # a full collection now (the stream only plays silence yet)
+        if not self._gc_held:  # (held already when taken over from a stream it replaces)
+            self._hold_gc()  # a full collection now (the stream only plays silence yet)
 
     def _open(self) -> None:
         sd = sounddevice()
@@ -323,23 +335,38 @@ class AudioOut:
                 # PortAudio calls lb_pa_callback itself, with our state as its user data
                 # (sounddevice takes a C function pointer when nothing wraps it)
                 self._native.rt_known = 0
-                stream = sd._StreamBase(kind="output", samplerate=self.sample_rate, blocksize=self.blocksize,
-                                        device=self.device, channels=2, dtype="float32",
-                                        latency=self.latency_hint, callback=_nat.callback_address(),
-                                        userdata=sd._ffi.cast("void *", ctypes.addressof(self._native)),
-                                        wrap_callback=None)
+                stream = sd._StreamBase(
+                    kind="output",
+                    samplerate=self.sample_rate,
+                    blocksize=self.blocksize,
+                    device=self.device,
+                    channels=2,
+                    dtype="float32",
+                    latency=self.latency_hint,
+                    callback=_nat.callback_address(),
+                    userdata=sd._ffi.cast("void *", ctypes.addressof(self._native)),
+                    wrap_callback=None,
+                )
             else:
-                stream = sd.OutputStream(samplerate=self.sample_rate, blocksize=self.blocksize, device=self.device,
-                                         channels=2, dtype="float32", latency=self.latency_hint,
-                                         callback=self._callback)
+                stream = sd.OutputStream(
+                    samplerate=self.sample_rate,
+                    blocksize=self.blocksize,
+                    device=self.device,
+                    channels=2,
+                    dtype="float32",
+                    latency=self.latency_hint,
+                    callback=self._callback,
+                )
             stream.start()
         except Exception as exc:
-            raise AudioUnavailable(f"cannot open audio output {self.device or '(default)'} at "
-                                   f"{self.sample_rate} Hz, {self.blocksize} frames: {exc}") from None
+            raise AudioUnavailable(
+                f"cannot open audio output {self.device or '(default)'} at "
+                f"{self.sample_rate} Hz, {self.blocksize} frames: {exc}"
+            ) from None
         finally:
             PA_LOCK.release()
         self.stream = stream
-        self.io_threads_realtime = make_io_realtime(before, self.rt_priority - 1)   # just below the callback
+        self.io_threads_realtime = make_io_realtime(before, self.rt_priority - 1)  # just below the callback
         self._n_at_open = self.timing.n
         self.estimator.reset(opened_at=time.monotonic())
         self._conv_prev = self._conv_cur = math.inf
@@ -385,7 +412,7 @@ class AudioOut:
     def _hold_gc(self) -> None:
         self._gc_was_enabled = gc.isenabled()
         gc.collect()
-        gc.freeze()          # what exists now is never scanned again while we play
+        gc.freeze()  # what exists now is never scanned again while we play
         gc.disable()
         self._gc_held, self._gc_last = True, time.monotonic()
         self._old_switch = sys.getswitchinterval()
@@ -434,19 +461,21 @@ class AudioOut:
             return None
         now = time.monotonic()
         if self.stream is not None:
-            self.player_latency()        # its once-a-second re-check, here rather than in a stamp
+            self.player_latency()  # its once-a-second re-check, here rather than in a stamp
             blocks = self.mixer.blocks
             stalled = blocks == self._blocks_at_check and now - self._check_time >= self.stall_s
             if blocks != self._blocks_at_check:
                 self._blocks_at_check, self._check_time = blocks, now
             try:
                 active = self.stream.active
-            except Exception:            # PortAudio itself was torn down under us
+            except Exception:  # PortAudio itself was torn down under us
                 active = False
             if not active or stalled:
                 self._close_stream()
-                self.lost = ("audio output stopped (device unplugged or audio server gone); "
-                             "LiveBand keeps recording what it has and retries every second")
+                self.lost = (
+                    "audio output stopped (device unplugged or audio server gone); "
+                    "LiveBand keeps recording what it has and retries every second"
+                )
                 return "audio device lost: " + self.lost
             return None
         # Stream gone: try to reopen the same device every second. No PortAudio re-scan

@@ -5,6 +5,7 @@ one fallback rule (``models.backends.open_backend``: onnx-cuda -> onnx-cpu -> to
 torch-cuda -> torch-cpu, with one notice line), and runs a CPU backend's kernels on one
 thread. A bad checkpoint is not a backend problem and raises its own clear error.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -13,9 +14,12 @@ from models.backends import open_backend
 from models.contract import Accompanist
 
 
-def open_accompanist(backend: str = "torch-cpu", checkpoint: str | None = None,
-                     loader: Callable[..., Accompanist] | None = None,
-                     notify: Callable[[str], None] | None = None) -> tuple[Accompanist, str]:
+def open_accompanist(
+    backend: str = "torch-cpu",
+    checkpoint: str | None = None,
+    loader: Callable[..., Accompanist] | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> tuple[Accompanist, str]:
     """Load the accompanist on ``backend`` or the first one its fallback chain can run.
 
     Returns (accompanist, backend actually used). ``notify`` receives the one-line

@@ -11,6 +11,7 @@ is always the one the band plays in.
 Thread: the generator worker changes it; ``listening``, ``entered_step`` and ``key`` may
 be read from any thread (single attribute reads).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,11 +20,11 @@ from engine.keyfind import estimate_key, key_pitch_classes, parse_key
 from models.sampling import ControlledSampler
 from models.tokens import HOLD, chord_pitch_classes, is_note_on, token_pitch
 
-LISTEN_ONSETS = 3          # the band enters after this many melody notes...
-LISTEN_STEPS = 8           # ... or this many sounding melody steps (a held note), on the next beat
-KEY_DECAY = 0.99           # per step: the melody's key profile halves in ~4 bars (follows a modulation)
-KEY_MOVE_BARS = 2          # bar lines running another key must be implied before the band moves
-GIVEN_CHORD_WEIGHT = 0.5   # a given chord's tones, per step, in the key profile
+LISTEN_ONSETS = 3  # the band enters after this many melody notes...
+LISTEN_STEPS = 8  # ... or this many sounding melody steps (a held note), on the next beat
+KEY_DECAY = 0.99  # per step: the melody's key profile halves in ~4 bars (follows a modulation)
+KEY_MOVE_BARS = 2  # bar lines running another key must be implied before the band moves
+GIVEN_CHORD_WEIGHT = 0.5  # a given chord's tones, per step, in the key profile
 
 
 class BandKey:
@@ -31,13 +32,13 @@ class BandKey:
         self.sampler = sampler
         self.listening = bool(listen)
         self.entered_step: int | None = None if listen else first_step
-        self.key = ""                             # the key the band keeps to ('' while it listens)
-        self.auto = bool(listen)                  # the key follows the melody (no key fixed)
-        self._w = np.zeros(12, np.float64)        # decaying melody pitch-class durations
-        self._pc: int | None = None               # the sounding melody note's pitch class
+        self.key = ""  # the key the band keeps to ('' while it listens)
+        self.auto = bool(listen)  # the key follows the melody (no key fixed)
+        self._w = np.zeros(12, np.float64)  # decaying melody pitch-class durations
+        self._pc: int | None = None  # the sounding melody note's pitch class
         self._onsets = 0
         self._steps = 0
-        self._moves = 0                           # bar lines running the melody implied another key
+        self._moves = 0  # bar lines running the melody implied another key
 
     def hear(self, tok: int) -> None:
         """A melody token the model hears, into the key profile and the listening counts."""
@@ -68,7 +69,7 @@ class BandKey:
         if pitch_classes is not None:
             self.sampler.set_key(pitch_classes)
             self.key = name
-            self.enter(k)                          # a fixed key: the band plays in it from now
+            self.enter(k)  # a fixed key: the band plays in it from now
         elif self.listening:
             self.sampler.set_key(None)
         else:
@@ -80,9 +81,9 @@ class BandKey:
     def step(self, k: int, given_chord: int | None, beat_steps: int, bar_steps: int) -> None:
         """Before the model draws step ``k``: a given chord (or None) and the melody so far."""
         if given_chord is not None and self.auto:
-            self._w[list(chord_pitch_classes(given_chord))] += GIVEN_CHORD_WEIGHT   # a chord implies a key too
+            self._w[list(chord_pitch_classes(given_chord))] += GIVEN_CHORD_WEIGHT  # a chord implies a key too
         if self.listening and given_chord is not None:
-            self.enter(k)                          # the player gave a chord (chart, left hand)
+            self.enter(k)  # the player gave a chord (chart, left hand)
             if self.auto:
                 self.commit(estimate_key(self._w))
         if self.listening:

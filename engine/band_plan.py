@@ -12,6 +12,7 @@ is due too soon for it, so it never delays a committed step.
 
 Thread: the generator worker makes plans; any thread may read ``Plan`` objects (frozen).
 """
+
 from __future__ import annotations
 
 import time
@@ -25,10 +26,11 @@ from models.contract import PLAN_EVERY
 @dataclass(frozen=True)
 class Plan:
     """A tentative beat beyond the committed band: shown, never sounded."""
-    first_step: int                 # the step of frames[0] (the step after the last committed one)
-    frames: np.ndarray              # (n, 4) chord, bass, tenor, alto (the model's greedy guess)
-    held: tuple[int | None, int | None, int | None]   # bass, tenor, alto pitch sounding before it
-    parts: frozenset[str]           # the tonal parts that play (not muted, in the style)
+
+    first_step: int  # the step of frames[0] (the step after the last committed one)
+    frames: np.ndarray  # (n, 4) chord, bass, tenor, alto (the model's greedy guess)
+    held: tuple[int | None, int | None, int | None]  # bass, tenor, alto pitch sounding before it
+    parts: frozenset[str]  # the tonal parts that play (not muted, in the style)
 
 
 class PlanTimer:

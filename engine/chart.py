@@ -20,6 +20,7 @@ The chart repeats from its top when the music is longer. ``ChartSampler`` puts t
 chart's chord into the model's chord stream at every step, so the model still chooses
 the voicings, the rhythm and the bass line around it.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,21 +30,77 @@ from pathlib import Path
 import numpy as np
 
 from engine.clock import beat_steps
-from models.tokens import (CHORD, CHORD_BASE, CHORD_NONE, CHORD_VOCAB, MELODY, NOTE_BASE, NOTE_VOCAB, bar_steps,
-                           chord_name, chord_pitch_classes, chord_token)
+from models.tokens import (
+    CHORD,
+    CHORD_BASE,
+    CHORD_NONE,
+    CHORD_VOCAB,
+    MELODY,
+    NOTE_BASE,
+    NOTE_VOCAB,
+    bar_steps,
+    chord_name,
+    chord_pitch_classes,
+    chord_token,
+)
 
 _ROOTS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _QUALITY = {
-    "": "maj", "M": "maj", "maj": "maj", "add9": "maj", "add2": "maj", "5": "maj", "69": "6",
-    "m": "min", "-": "min", "min": "min", "mi": "min", "m6": "min", "madd9": "min", "m9": "min7", "m11": "min7",
-    "7": "7", "9": "7", "11": "7", "13": "7", "dom7": "7",
-    "maj7": "maj7", "M7": "maj7", "^7": "maj7", "^": "maj7", "Δ": "maj7", "Δ7": "maj7", "maj9": "maj7", "M9": "maj7",
-    "m7": "min7", "-7": "min7", "min7": "min7", "mi7": "min7",
-    "dim": "dim", "o": "dim", "°": "dim", "dim7": "dim7", "o7": "dim7", "°7": "dim7",
-    "m7b5": "hdim7", "-7b5": "hdim7", "ø": "hdim7", "ø7": "hdim7", "min7b5": "hdim7",
-    "aug": "aug", "+": "aug", "+5": "aug", "#5": "aug",
-    "sus4": "sus4", "sus": "sus4", "7sus4": "sus4", "7sus": "sus4", "sus2": "sus2",
-    "6": "6", "M6": "6", "maj6": "6",
+    "": "maj",
+    "M": "maj",
+    "maj": "maj",
+    "add9": "maj",
+    "add2": "maj",
+    "5": "maj",
+    "69": "6",
+    "m": "min",
+    "-": "min",
+    "min": "min",
+    "mi": "min",
+    "m6": "min",
+    "madd9": "min",
+    "m9": "min7",
+    "m11": "min7",
+    "7": "7",
+    "9": "7",
+    "11": "7",
+    "13": "7",
+    "dom7": "7",
+    "maj7": "maj7",
+    "M7": "maj7",
+    "^7": "maj7",
+    "^": "maj7",
+    "Δ": "maj7",
+    "Δ7": "maj7",
+    "maj9": "maj7",
+    "M9": "maj7",
+    "m7": "min7",
+    "-7": "min7",
+    "min7": "min7",
+    "mi7": "min7",
+    "dim": "dim",
+    "o": "dim",
+    "°": "dim",
+    "dim7": "dim7",
+    "o7": "dim7",
+    "°7": "dim7",
+    "m7b5": "hdim7",
+    "-7b5": "hdim7",
+    "ø": "hdim7",
+    "ø7": "hdim7",
+    "min7b5": "hdim7",
+    "aug": "aug",
+    "+": "aug",
+    "+5": "aug",
+    "#5": "aug",
+    "sus4": "sus4",
+    "sus": "sus4",
+    "7sus4": "sus4",
+    "7sus": "sus4",
+    "sus2": "sus2",
+    "6": "6",
+    "M6": "6",
+    "maj6": "6",
 }
 _SYMBOL = re.compile(r"^([A-G])([#b♯♭]?)(.*?)(?:/([A-G][#b♯♭]?))?$")
 _ALTERATION = re.compile(r"(\((.*)\)|[#b]\d+|alt|add\d+)$")
@@ -62,13 +119,13 @@ def parse_chord(symbol: str) -> int:
         raise ValueError(f"not a chord symbol: {symbol!r}")
     root = (_ROOTS[m.group(1)] + {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(m.group(2), 0)) % 12
     q = m.group(3)
-    for _ in range(4):           # strip alterations from the end: C7(#11) -> C7, G7b9 -> G7
+    for _ in range(4):  # strip alterations from the end: C7(#11) -> C7, G7b9 -> G7
         if q in _QUALITY:
             break
         cut = _ALTERATION.search(q)
         if cut is None:
             break
-        head = q[:cut.start()]
+        head = q[: cut.start()]
         # a bare alteration (Calt, Cb9) is a dominant; a bare addition (C(add9)) is not
         q = head if head or cut.group(0).startswith(("(", "add")) else "7"
     if q not in _QUALITY:
@@ -79,6 +136,7 @@ def parse_chord(symbol: str) -> int:
 @dataclass(frozen=True)
 class Chart:
     """Bars of chord slots, repeats expanded; ``sections``: (name, first bar index)."""
+
     bars: tuple[tuple[int, ...], ...]
     sections: tuple[tuple[str, int], ...] = ()
     source: str = ""
@@ -110,6 +168,7 @@ class Chart:
     def text(self) -> str:
         """The chart as plain text (what ``save_chart`` writes): a line of bars per section,
         headed by its name (``A: | C | Am |``), repeats written out."""
+
         def bars(lo: int, hi: int) -> str:
             return "| " + " | ".join(" ".join(chord_name(t) or "N.C." for t in bar) for bar in self.bars[lo:hi]) + " |"
 
@@ -135,7 +194,7 @@ def parse_chart(text: str, source: str = "chart") -> Chart:
             m = re.match(r"^([A-Za-z][\w ]{0,19}):(?!\|)\s*", line)
             if m:
                 sections.append((m.group(1).strip(), len(bars)))
-                line = line[m.end():]
+                line = line[m.end() :]
             line = line.replace("||", "|").replace("|]", "|").replace("[|", "|")
             tokens = re.findall(r"\|:|:\|(?:x\d+)?|\||[^\s|:]+|:", line)
             cur: list[int] | None = None
@@ -206,7 +265,7 @@ class ChartSource:
     """A chart as the band's chord source: its first bar starts at step ``start`` and the
     form loops from its top. ``strict``: the bass and keys strike only chord tones."""
 
-    live = False       # the chord depends on the step (not on when it is asked)
+    live = False  # the chord depends on the step (not on when it is asked)
 
     def __init__(self, chart: Chart, meter: str, start: int = 0, strict: bool = False) -> None:
         self.chart = chart
@@ -272,7 +331,7 @@ class ChartSampler:
         self.source = ChartSource(chart, meter) if isinstance(chart, Chart) else chart
         self.t0 = 0
         self.step = 0
-        self.now: int | None = None        # the source's chord for the step being committed
+        self.now: int | None = None  # the source's chord for the step being committed
         self._forced: np.ndarray | None = None
         self._masked = np.empty(NOTE_VOCAB, np.float32)
 
@@ -288,7 +347,7 @@ class ChartSampler:
 
     def _token(self, stream: int) -> int | None:
         src = self.source
-        assert src is not None          # __call__ asks only with a source
+        assert src is not None  # __call__ asks only with a source
         if src.live:
             return self.now
         cell = getattr(self.accompanist, "current_cell", None)
@@ -303,8 +362,8 @@ class ChartSampler:
                 tok = self._token(stream)
                 mask = _TONE_MASKS.get(tok) if tok is not None else None
                 if mask is not None and logits.shape[0] <= NOTE_VOCAB:
-                    out = self._masked[:logits.shape[0]]
-                    np.add(logits, mask[:logits.shape[0]], out=out)
+                    out = self._masked[: logits.shape[0]]
+                    np.add(logits, mask[: logits.shape[0]], out=out)
                     return self.sampler(stream, out)
             return self.sampler(stream, logits)
         tok = self._token(stream)
@@ -315,8 +374,8 @@ class ChartSampler:
         self._forced.fill(-np.inf)
         if 0 <= tok < logits.shape[0]:
             self._forced[tok] = 0.0
-        self.sampler(stream, self._forced)      # keeps the sampler's chord state and random stream in step
+        self.sampler(stream, self._forced)  # keeps the sampler's chord state and random stream in step
         return tok
 
-    def __getattr__(self, name):          # the wrapped sampler's controls and state
+    def __getattr__(self, name):  # the wrapped sampler's controls and state
         return getattr(self.sampler, name)

@@ -14,12 +14,14 @@ samples_per_step)``: exact integers, strictly increasing (a step is at least 300
 even at 240 BPM and 48 kHz), and a new segment starts exactly where the old one put that
 step, so there is no glitch at the join.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from models.tokens import METERS as MODEL_METERS, STEPS_PER_BEAT, bar_steps
+from models.tokens import METERS as MODEL_METERS
+from models.tokens import STEPS_PER_BEAT, bar_steps
 
 # The band's meters. The model knows 4/4, 3/4 and 6/8 (``models.tokens.METERS``); a 12/8
 # bar is two 6/8 bars to it (``model_meter``), so 12/8 plays with the shipped checkpoint.
@@ -57,9 +59,9 @@ def model_meter(meter: str) -> str:
 
 @dataclass(frozen=True)
 class TempoSegment:
-    step: int              # first step of the segment
-    sample: int            # its exact time on the audio clock
-    bpm: float             # quarter notes per minute
+    step: int  # first step of the segment
+    sample: int  # its exact time on the audio clock
+    bpm: float  # quarter notes per minute
     samples_per_step: float
 
 
@@ -71,8 +73,15 @@ class Clock:
     list is an immutable tuple replaced in one assignment.
     """
 
-    def __init__(self, sample_rate: int, bpm: float, meter: str = "4/4", count_in_bars: int = 0,
-                 start_sample: int = 0, first_step: int | None = None) -> None:
+    def __init__(
+        self,
+        sample_rate: int,
+        bpm: float,
+        meter: str = "4/4",
+        count_in_bars: int = 0,
+        start_sample: int = 0,
+        first_step: int | None = None,
+    ) -> None:
         """``first_step``: the band's first step when it joins mid-bar (an external clock's
         song position, engine.sync); None: the count-in's first step (a bar line)."""
         if sample_rate <= 0:
@@ -189,8 +198,15 @@ class TempoFollower:
 
     MULTIPLES = (0.5, 0.75, 1.0, 1.5, 2.0)
 
-    def __init__(self, sample_rate: int, bpm: float, history: int = 12, tolerance: float = 0.18,
-                 smoothing: float = 0.5, min_intervals: int = 4) -> None:
+    def __init__(
+        self,
+        sample_rate: int,
+        bpm: float,
+        history: int = 12,
+        tolerance: float = 0.18,
+        smoothing: float = 0.5,
+        min_intervals: int = 4,
+    ) -> None:
         self.sample_rate = sample_rate
         self.bpm = check_tempo(bpm)
         self.history = history
@@ -203,7 +219,7 @@ class TempoFollower:
         if self._onsets and sample <= self._onsets[-1]:
             return
         self._onsets.append(int(sample))
-        del self._onsets[:-self.history - 1]
+        del self._onsets[: -self.history - 1]
 
     def estimate(self) -> float | None:
         """Smoothed tempo in BPM, or None while there is too little evidence."""

@@ -20,6 +20,7 @@ fed ``Rows`` and the current time; they read no clock and touch no stream.
   It goes up at once; it comes down only once the lower value has held, since a delay
   moving back and forth is itself jitter. docs/ holds the measurements behind the numbers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,23 +29,23 @@ import numpy as np
 
 from engine.native import TIMING_RING
 
-ARRIVAL_WARMUP = 64          # blocks a (re)opened stream plays before its timing is used
-ARRIVAL_MARGIN_S = 0.0003    # beyond the lead quantile: a callback that runs meanwhile
-LEAD_QUANTILE = 99.0         # percent of recent blocks whose lead the player latency covers
-LATENCY_RECHECK_S = 1.0      # the owner re-measures the latency this often
+ARRIVAL_WARMUP = 64  # blocks a (re)opened stream plays before its timing is used
+ARRIVAL_MARGIN_S = 0.0003  # beyond the lead quantile: a callback that runs meanwhile
+LEAD_QUANTILE = 99.0  # percent of recent blocks whose lead the player latency covers
+LATENCY_RECHECK_S = 1.0  # the owner re-measures the latency this often
 MAX_PLAYER_LATENCY_S = 0.25  # beyond this the DAC times are not believed
-LATENCY_SETTLE_S = 3.0       # a new stream's first seconds (PulseAudio stalls, refills)
-LINE_BLOCKS = 64             # blocks whose median DAC offset is the stream's DAC line
-LINE_RECENT = 8              # the last blocks that show a step of the line at once
-GUARD_BEFORE_S = 0.5         # leads this close to a disruption (xrun, DAC line jump) ...
-GUARD_AFTER_S = 10.0         # ... do not set the player latency (a stream re-buffers
-                             # for 5-10 s after an xrun with ~1 ms longer leads)
-LINE_JUMP_S = 0.002          # a DAC line that moves this much from one chunk to the next
-LINE_STEP_S = 0.0005         # ... or this much beyond its drift (the sink's clock runs
-                             # ~500 ppm off ours: 0.17 ms per 64 blocks of 256 frames)
+LATENCY_SETTLE_S = 3.0  # a new stream's first seconds (PulseAudio stalls, refills)
+LINE_BLOCKS = 64  # blocks whose median DAC offset is the stream's DAC line
+LINE_RECENT = 8  # the last blocks that show a step of the line at once
+GUARD_BEFORE_S = 0.5  # leads this close to a disruption (xrun, DAC line jump) ...
+GUARD_AFTER_S = 10.0  # ... do not set the player latency (a stream re-buffers
+# for 5-10 s after an xrun with ~1 ms longer leads)
+LINE_JUMP_S = 0.002  # a DAC line that moves this much from one chunk to the next
+LINE_STEP_S = 0.0005  # ... or this much beyond its drift (the sink's clock runs
+# ~500 ppm off ours: 0.17 ms per 64 blocks of 256 frames)
 LATENCY_LOWER_BY_S = 0.0003  # the player latency comes down by at least this ...
 LATENCY_LOWER_AFTER_S = 10.0  # ... once the lower value has held this long
-LATENCY_YOUNG_S = 20.0       # a stream this new still settles (its leads shrink for
+LATENCY_YOUNG_S = 20.0  # a stream this new still settles (its leads shrink for
 LATENCY_LOWER_YOUNG_S = 2.0  # ~10 s): its latency comes down after this instead
 
 
@@ -52,19 +53,18 @@ LATENCY_LOWER_YOUNG_S = 2.0  # ~10 s): its latency comes down after this instead
 class Rows:
     """Per-block timing rows, oldest first: element i of each array is block i."""
 
-    clock: np.ndarray   # int64: the block's first sample on the audio clock
-    time: np.ndarray    # float64: time.monotonic() when its callback ran
-    dac: np.ndarray     # float64: when its first frame reaches the DAC (monotonic clock)
-    lead: np.ndarray    # float64: seconds its next frame is ahead of the DAC at the callback
-    entry: np.ndarray   # float64: PortAudio's call time minus ours (GIL wait + a constant)
-    xrun: np.ndarray    # bool: PortAudio reported an output underflow
+    clock: np.ndarray  # int64: the block's first sample on the audio clock
+    time: np.ndarray  # float64: time.monotonic() when its callback ran
+    dac: np.ndarray  # float64: when its first frame reaches the DAC (monotonic clock)
+    lead: np.ndarray  # float64: seconds its next frame is ahead of the DAC at the callback
+    entry: np.ndarray  # float64: PortAudio's call time minus ours (GIL wait + a constant)
+    xrun: np.ndarray  # bool: PortAudio reported an output underflow
 
     def __len__(self) -> int:
         return int(self.clock.size)
 
     def __getitem__(self, sel: slice | np.ndarray) -> Rows:
-        return Rows(self.clock[sel], self.time[sel], self.dac[sel], self.lead[sel], self.entry[sel],
-                    self.xrun[sel])
+        return Rows(self.clock[sel], self.time[sel], self.dac[sel], self.lead[sel], self.entry[sel], self.xrun[sel])
 
     def offsets(self, rate: int) -> np.ndarray:
         """Each block's DAC time minus its clock / rate: on the DAC line, a constant."""
@@ -103,8 +103,7 @@ class TimingRing:
     def rows(self, lo: int, hi: int) -> Rows:
         """Copies of blocks ``lo`` to ``hi - 1`` (those still in the ring), oldest first."""
         idx = np.arange(max(lo, hi - TIMING_RING, 0), hi) & (TIMING_RING - 1)
-        return Rows(self.clock[idx], self.time[idx], self.dac[idx], self.lead[idx], self.entry[idx],
-                    self.xrun[idx])
+        return Rows(self.clock[idx], self.time[idx], self.dac[idx], self.lead[idx], self.entry[idx], self.xrun[idx])
 
     def block_at(self, sample: int) -> tuple[int, float, float] | None:
         """(block start sample, callback time, DAC time of its first frame) of the block
@@ -136,7 +135,7 @@ def dac_line(rows: Rows, rate: int) -> float:
     k = len(rows)
     xr = np.flatnonzero(rows.xrun)
     if xr.size and k - 1 - xr[-1] >= LINE_RECENT:
-        rows = rows[int(xr[-1]) + 1:]
+        rows = rows[int(xr[-1]) + 1 :]
     offs = rows.offsets(rate)
     off = float(np.median(offs))
     recent = float(np.median(offs[-LINE_RECENT:]))
@@ -161,7 +160,7 @@ class LatencyEstimator:
         self.opened_at = opened_at
         self.value: float | None = None
         self.checked_at = 0.0
-        self.settled = False                  # value was measured on a settled stream
+        self.settled = False  # value was measured on a settled stream
         self.lower_since: float | None = None  # since when a lower latency has been measured
         self.disruptions: tuple[float, ...] = ()
         self.left_out = 0
@@ -177,7 +176,7 @@ class LatencyEstimator:
         # of LINE_BLOCKS blocks), not its own DAC time, so one odd block does not count.
         line = np.empty_like(off)
         for a in range(0, k, LINE_BLOCKS):
-            line[a:a + LINE_BLOCKS] = np.median(off[a:a + LINE_BLOCKS])
+            line[a : a + LINE_BLOCKS] = np.median(off[a : a + LINE_BLOCKS])
         lead = rows.lead - (off - line)
         # A block off its chunk's line by over LINE_JUMP_S / 2 is on the far side of a step
         # inside the chunk (its lead against that line would be off by the step) or a
@@ -193,18 +192,19 @@ class LatencyEstimator:
         # Disruptions are remembered beyond the ring (5.5 s of 256-frame blocks; the guard
         # lasts GUARD_AFTER_S).
         seen = t[np.concatenate((np.flatnonzero(rows.xrun), jumps))]
-        self.disruptions = tuple(sorted({float(d) for d in (*self.disruptions, *seen)
-                                         if d >= now - GUARD_AFTER_S - 2 * LATENCY_RECHECK_S}))
+        self.disruptions = tuple(
+            sorted({float(d) for d in (*self.disruptions, *seen) if d >= now - GUARD_AFTER_S - 2 * LATENCY_RECHECK_S})
+        )
         for d in self.disruptions:
             keep &= ~((t >= d - GUARD_BEFORE_S) & (t <= d + GUARD_AFTER_S))
         settled = now - self.opened_at >= LATENCY_SETTLE_S
         if settled:
-            keep &= t >= self.opened_at + LATENCY_SETTLE_S   # a new stream's first seconds never count
+            keep &= t >= self.opened_at + LATENCY_SETTLE_S  # a new stream's first seconds never count
         self.left_out = int(k - keep.sum())
         lat = self.value
         if keep.sum() < ARRIVAL_WARMUP:
             if lat is not None and self.settled:
-                self.checked_at = now        # nothing undisturbed to go by: keep the value
+                self.checked_at = now  # nothing undisturbed to go by: keep the value
                 return lat
             # A stream just (re)started: what it has, but only the blocks on their line (a
             # new PulseAudio stream's first blocks sit ~220 ms off the line it plays on).
@@ -223,8 +223,9 @@ class LatencyEstimator:
         elif measured < lat - LATENCY_LOWER_BY_S:
             if self.lower_since is None:
                 self.lower_since = now
-            elif now - self.lower_since >= (LATENCY_LOWER_YOUNG_S if now - self.opened_at < LATENCY_YOUNG_S
-                                            else LATENCY_LOWER_AFTER_S):
+            elif now - self.lower_since >= (
+                LATENCY_LOWER_YOUNG_S if now - self.opened_at < LATENCY_YOUNG_S else LATENCY_LOWER_AFTER_S
+            ):
                 lat, self.lower_since = measured, None
         else:
             self.lower_since = None

@@ -1,4 +1,5 @@
 """One-line error text for notices and command-line errors."""
+
 from __future__ import annotations
 
 

@@ -15,6 +15,7 @@ the producer writes the slot before publishing the new write index (one aligned 
 store), so the consumer never sees a half event.
 A full queue refuses the push (and counts it) rather than overwriting unread events.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -62,8 +63,8 @@ class EventQueue:
         # at monotonic time ``arrived`` (None: now) should get, or IMMEDIATE when it
         # cannot tell; called by the producer inside push.
         self.stamper: Callable[[float | None], int] | None = None
-        self._last_time = IMMEDIATE   # latest stamp given (producer only)
-        self.last_time = IMMEDIATE    # time the latest push was queued with
+        self._last_time = IMMEDIATE  # latest stamp given (producer only)
+        self.last_time = IMMEDIATE  # time the latest push was queued with
 
     @property
     def _write(self) -> int:
@@ -104,8 +105,9 @@ class EventQueue:
     def __len__(self) -> int:
         return self._write - self._read
 
-    def push(self, time: int, kind: int, channel: int, data1: int = 0, data2: int = 0,
-             arrived: float | None = None) -> bool:
+    def push(
+        self, time: int, kind: int, channel: int, data1: int = 0, data2: int = 0, arrived: float | None = None
+    ) -> bool:
         """Queue one event (False: the queue was full). ``last_time`` then holds the
         time it was queued with (the stamp, for an IMMEDIATE event on a stamped queue).
         ``arrived``: the ``time.monotonic()`` at which an IMMEDIATE event reached LiveBand
@@ -127,7 +129,7 @@ class EventQueue:
                 self._last_time = time
         self.last_time = time
         self._buf[w & self._mask] = (time, kind, channel, data1, data2)
-        self._write = w + 1   # publish after the slot is complete
+        self._write = w + 1  # publish after the slot is complete
         return True
 
     def peek_time(self) -> int | None:

@@ -19,6 +19,7 @@ mix.
 Temporary stem audio is raw float32 (interleaved stereo) in a file beside the outputs,
 read back through ``numpy.memmap``: a long render's stems never sit in memory.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,9 +47,17 @@ def stem_parts(events: Iterable[tuple[int, int, int, int, int]]) -> list[P.Part]
     return [p for p in P.ALL_PARTS if p.channel in playing]
 
 
-def render_stem(events: list[tuple[int, int, int, int, int]], part: P.Part, frames: int, soundfont: str | Path,
-                raw_path: str | Path, *, sample_rate: int = 48000, block: int = 4096,
-                synth_gain: float = 0.5) -> float:
+def render_stem(
+    events: list[tuple[int, int, int, int, int]],
+    part: P.Part,
+    frames: int,
+    soundfont: str | Path,
+    raw_path: str | Path,
+    *,
+    sample_rate: int = 48000,
+    block: int = 4096,
+    synth_gain: float = 0.5,
+) -> float:
     """Render ``part``'s events (those on its channel) alone into ``raw_path`` as float32
     stereo frames; returns the stem's sample peak. Thread: the caller's."""
     mine = [ev for ev in sorted(events, key=lambda e: e[0]) if ev[2] == part.channel]
@@ -91,14 +100,16 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
 class Loudness:
     """What normalisation did: measured and resulting loudness, the gain applied, and
     how many dB the peak ceiling held the gain under the target's."""
+
     measured_lufs: float
     lufs: float
     gain_db: float
     held_back_db: float = 0.0
 
 
-def loudness_gain(measured_lufs: float, target_lufs: float, peak: float,
-                  ceiling_dbfs: float = CEILING_DBFS) -> Loudness:
+def loudness_gain(
+    measured_lufs: float, target_lufs: float, peak: float, ceiling_dbfs: float = CEILING_DBFS
+) -> Loudness:
     """The one gain that brings ``measured_lufs`` to ``target_lufs``, lowered so that
     ``peak`` (the largest sample of the mix and its stems) stays under the ceiling."""
     if not math.isfinite(measured_lufs) or peak <= 0.0:
@@ -109,26 +120,37 @@ def loudness_gain(measured_lufs: float, target_lufs: float, peak: float,
     return Loudness(measured_lufs, measured_lufs + gain, gain, max(0.0, want - gain))
 
 
-def write_scaled(raw_path: str | Path, out_path: str | Path, gain_db: float, sample_rate: int,
-                 bits: int = 24) -> None:
+def write_scaled(raw_path: str | Path, out_path: str | Path, gain_db: float, sample_rate: int, bits: int = 24) -> None:
     """The float32 stereo frames in ``raw_path``, times ``gain_db``, as a PCM WAV."""
     g = np.float32(10.0 ** (gain_db / 20.0))
-    raw = np.memmap(raw_path, np.float32, "r").reshape(-1, 2) if Path(raw_path).stat().st_size else \
-        np.zeros((0, 2), np.float32)
+    raw = (
+        np.memmap(raw_path, np.float32, "r").reshape(-1, 2)
+        if Path(raw_path).stat().st_size
+        else np.zeros((0, 2), np.float32)
+    )
     w = WavWriter(out_path, sample_rate, bits=bits)
     try:
         for s in range(0, raw.shape[0], _CHUNK):
-            w.write(raw[s:s + _CHUNK] * g)
+            w.write(raw[s : s + _CHUNK] * g)
     finally:
         w.close()
         del raw
 
 
-def export_stems_and_loudness(mix_wav: Path, mix_out: Path, stems: dict[str, tuple[Path, Path]],
-                              events: list[tuple[int, int, int, int, int]], frames: int,
-                              soundfont: str | Path, *, sample_rate: int, block: int, synth_gain: float,
-                              target_lufs: float | None,
-                              progress: Callable[[str], None] | None = None) -> Loudness | None:
+def export_stems_and_loudness(
+    mix_wav: Path,
+    mix_out: Path,
+    stems: dict[str, tuple[Path, Path]],
+    events: list[tuple[int, int, int, int, int]],
+    frames: int,
+    soundfont: str | Path,
+    *,
+    sample_rate: int,
+    block: int,
+    synth_gain: float,
+    target_lufs: float | None,
+    progress: Callable[[str], None] | None = None,
+) -> Loudness | None:
     """Render the stems named in ``stems`` (part name -> (raw temporary, final WAV)) and
     write the mix to ``mix_out`` (not ``mix_wav``): the rendered one in ``mix_wav``, or with
     stems their sum.
@@ -139,8 +161,19 @@ def export_stems_and_loudness(mix_wav: Path, mix_out: Path, stems: dict[str, tup
     for name, (raw, _) in stems.items():
         if progress is not None:
             progress(name)
-        peak = max(peak, render_stem(events, P.part(name), frames, soundfont, raw, sample_rate=sample_rate,
-                                     block=block, synth_gain=synth_gain))
+        peak = max(
+            peak,
+            render_stem(
+                events,
+                P.part(name),
+                frames,
+                soundfont,
+                raw,
+                sample_rate=sample_rate,
+                block=block,
+                synth_gain=synth_gain,
+            ),
+        )
     if stems:
         sr = sample_rate
         mix = np.zeros((frames, 2), np.float32)
@@ -160,7 +193,7 @@ def export_stems_and_loudness(mix_wav: Path, mix_out: Path, stems: dict[str, tup
     w = WavWriter(mix_out, sr, bits=16)
     try:
         for s in range(0, mix.shape[0], _CHUNK):
-            w.write(mix[s:s + _CHUNK] * g)
+            w.write(mix[s : s + _CHUNK] * g)
     finally:
         w.close()
     for name, (raw, final) in stems.items():

@@ -16,6 +16,7 @@ Every offset is a delay that stays inside its step, so the events of a step stil
 leave after those of the step before (the event queue's order) and nothing moves
 into the past.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from engine.clock import beat_steps
 
 FILLS = ("off", "phrase", "more")
 TIMES = ("normal", "half", "double")
-MAX_HUMAN_MS = 12.0      # at humanise 1: audible looseness, never a flam against the grid
+MAX_HUMAN_MS = 12.0  # at humanise 1: audible looseness, never a flam against the grid
 MAX_HUMAN_VEL = 18
 # parts in the order the humaniser draws them (fixed, so the stream is the same per seed)
 HUMAN_PARTS = ("bass", "keys", "pad", "drums")
@@ -35,6 +36,7 @@ HUMAN_PARTS = ("bass", "keys", "pad", "drums")
 @dataclass(frozen=True)
 class Feel:
     """A user's feel settings; ``None`` takes the style's default."""
+
     swing: float | None = None
     fills: str | None = None
     time: str | None = None
@@ -56,9 +58,9 @@ def swing_fraction(step_in_bar: int, meter: str, swing: float) -> float:
     if swing <= 0.0 or beat_steps(meter) != 4:
         return 0.0
     pos = step_in_bar % 4
-    off = 0.5 + swing / 6.0                 # where the off-beat 8th lands, in beats
+    off = 0.5 + swing / 6.0  # where the off-beat 8th lands, in beats
     if pos < 2:
-        beat = pos * 0.25 * off / 0.5       # first half-beat stretched to [0, off]
+        beat = pos * 0.25 * off / 0.5  # first half-beat stretched to [0, off]
     else:
         beat = off + (pos - 2) * 0.25 * (1.0 - off) / 0.5
     return beat * 4 - pos
@@ -70,8 +72,8 @@ class Humaniser:
 
     def __init__(self, amount: float, seed: int) -> None:
         self.amount = float(amount)
-        self._rng = np.random.default_rng(seed + 104729)   # its own stream
-        self.timing: dict[str, float] = {p: 0.0 for p in HUMAN_PARTS}   # seconds
+        self._rng = np.random.default_rng(seed + 104729)  # its own stream
+        self.timing: dict[str, float] = {p: 0.0 for p in HUMAN_PARTS}  # seconds
         self.velocity: dict[str, int] = {p: 0 for p in HUMAN_PARTS}
 
     def next_step(self) -> None:

@@ -9,6 +9,7 @@ a chord that changed on an off-beat 16th still comes back on that 16th.
 ``TempoRamp``: for practice, the tempo rises by ``bpm`` each time a looped chart or form
 has come round ``every`` times (up to ``limit``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def form_from_frames(frames: Iterable[tuple], end_step: int, bars: int, meter: s
     if len(by_step) != end_step - first:
         return None
     chords = [by_step[s] if by_step[s] >= CHORD_BASE else CHORD_NONE for s in range(first, end_step)]
-    out = tuple(_bar_slots(chords[b * n:(b + 1) * n], meter) for b in range(bars))
+    out = tuple(_bar_slots(chords[b * n : (b + 1) * n], meter) for b in range(bars))
     return Chart(out, (), "locked form")
 
 
@@ -61,6 +62,7 @@ def form_from_frames(frames: Iterable[tuple], end_step: int, bars: int, meter: s
 class TempoRamp:
     """+``bpm`` (negative: slower) each ``every`` times round the form, up (or down) to
     ``limit`` (default: the clock's range)."""
+
     bpm: float
     every: int = 1
     limit: float | None = None

@@ -43,6 +43,7 @@ Threading contract:
 Per-step cost and memory are constant: the model's cache is fixed, and the generator
 keeps only fixed-size rings (step times, leads, recent frames).
 """
+
 from __future__ import annotations
 
 import collections
@@ -53,11 +54,11 @@ from typing import Callable
 
 import numpy as np
 
-from engine.chart import Chart, ChartSampler, ChartSource
-from engine.form import TempoRamp, check_lock_bars, form_from_frames
 from engine.band_key import BandKey
 from engine.band_plan import Plan, PlanTimer
+from engine.chart import Chart, ChartSampler, ChartSource
 from engine.clock import Clock, TempoFollower, check_tempo, model_meter
+from engine.form import TempoRamp, check_lock_bars, form_from_frames
 from engine.quantiser import MelodyEvent, Quantiser
 from engine.renderer import PartRenderer
 from engine.styles import get_style
@@ -66,50 +67,64 @@ from models.recall import recall_steps
 from models.sampling import ControlledSampler, greedy
 from models.tokens import CHORD, CHORD_NONE, HOLD, REST, is_note_on, token_pitch
 
-STATS_RING = 8192          # steps kept for the percentile metrics (~17 min at 120 BPM)
-MELODY_RING = 256          # committed melody tokens kept (> any model's lookahead either way)
-TACET = np.array([CHORD_NONE, REST, REST, REST], np.int64)   # the tonal parts' frame while listening
+STATS_RING = 8192  # steps kept for the percentile metrics (~17 min at 120 BPM)
+MELODY_RING = 256  # committed melody tokens kept (> any model's lookahead either way)
+TACET = np.array([CHORD_NONE, REST, REST, REST], np.int64)  # the tonal parts' frame while listening
 
 
 @dataclass(frozen=True)
 class GeneratorMetrics:
     """A snapshot for the UI and benches. Times in milliseconds."""
-    steps: int                 # model steps generated (count-in excluded)
-    committed_step: int        # last step whose events are queued
-    late_steps: int            # steps produced after their time (the band held)
-    late_onsets: int           # melody onsets the model heard later than their step
+
+    steps: int  # model steps generated (count-in excluded)
+    committed_step: int  # last step whose events are queued
+    late_steps: int  # steps produced after their time (the band held)
+    late_onsets: int  # melody onsets the model heard later than their step
     late_releases: int
-    step_ms_p50: float         # model + render time per step, over the last STATS_RING steps
+    step_ms_p50: float  # model + render time per step, over the last STATS_RING steps
     step_ms_p99: float
     step_ms_max: float
-    lead_ms_min: float         # how far ahead of the clock each step was committed (whole session)
-    lead_ms_p1: float          # (last STATS_RING steps)
+    lead_ms_min: float  # how far ahead of the clock each step was committed (whole session)
+    lead_ms_p1: float  # (last STATS_RING steps)
     lead_ms_last: float
     tempo: float
     backend: str
-    plan_ms_p99: float = 0.0   # the plan's rollout (every PLAN_EVERY steps), over the last STATS_RING plans
+    plan_ms_p99: float = 0.0  # the plan's rollout (every PLAN_EVERY steps), over the last STATS_RING plans
 
 
 class StreamingGenerator:
-    def __init__(self, accompanist: Accompanist, clock: Clock, renderer: PartRenderer, *,
-                 style: str = "pop", sampler: ControlledSampler | None = None,
-                 quantiser: Quantiser | None = None, chunk_steps: int = 1, margin_steps: int = 2,
-                 lead_ms: float | None = None,
-                 clock_source: Callable[[], int] | None = None, follow_tempo: bool = False,
-                 backend: str = "", step_observer: Callable[[int, float], None] | None = None,
-                 offline: bool = False, chart: Chart | None = None, listen: bool = False,
-                 plan: bool = False) -> None:
+    def __init__(
+        self,
+        accompanist: Accompanist,
+        clock: Clock,
+        renderer: PartRenderer,
+        *,
+        style: str = "pop",
+        sampler: ControlledSampler | None = None,
+        quantiser: Quantiser | None = None,
+        chunk_steps: int = 1,
+        margin_steps: int = 2,
+        lead_ms: float | None = None,
+        clock_source: Callable[[], int] | None = None,
+        follow_tempo: bool = False,
+        backend: str = "",
+        step_observer: Callable[[int, float], None] | None = None,
+        offline: bool = False,
+        chart: Chart | None = None,
+        listen: bool = False,
+        plan: bool = False,
+    ) -> None:
         if not 1 <= chunk_steps <= 16:
             raise ValueError("chunk must be 1-16 steps")
         if not 1 <= margin_steps <= 64:
             raise ValueError("safety margin must be 1-64 steps")
         if lead_ms is not None and not 5.0 <= lead_ms <= 2000.0:
             raise ValueError(f"commit lead must be 5-2000 ms, got {lead_ms}")
-        get_style(style)   # validates: a band style (engine.styles), which names the model's
+        get_style(style)  # validates: a band style (engine.styles), which names the model's
         self.model = accompanist
         self.clock = clock
         self.renderer = renderer
-        renderer.clock = clock          # swing and humanise need a step's length
+        renderer.clock = clock  # swing and humanise need a step's length
         self.sampler = sampler or ControlledSampler()
         self.quantiser = quantiser or Quantiser(clock)
         self.chunk_steps = chunk_steps
@@ -122,8 +137,10 @@ class StreamingGenerator:
         self.step_observer = step_observer
         self.lookahead = int(accompanist.lookahead)
         if self.lookahead < 1 and not offline:
-            raise ValueError(f"this model hears the melody up to step t - ({self.lookahead}), i.e. the future: "
-                             "it is for offline render only; live play needs a model with lookahead >= 1")
+            raise ValueError(
+                f"this model hears the melody up to step t - ({self.lookahead}), i.e. the future: "
+                "it is for offline render only; live play needs a model with lookahead >= 1"
+            )
         if self.lookahead <= -MELODY_RING // 2:
             raise ValueError(f"lookahead {self.lookahead} is beyond the generator's melody ring")
         self.offline = bool(offline)
@@ -134,8 +151,8 @@ class StreamingGenerator:
         self._chart = ChartSampler(self.sampler, chart, clock.meter, accompanist)
         # committed melody tokens by step (ring); the model reads the one of step k - lookahead
         self._mel = np.full(MELODY_RING, REST, np.int64)
-        self._mel_next = clock.first_step      # the next melody step to commit
-        self._model_fresh = False              # reset, and (offline) not yet primed with melody
+        self._mel_next = clock.first_step  # the next melody step to commit
+        self._model_fresh = False  # reset, and (offline) not yet primed with melody
         self.next_step = clock.first_step
         self.steps = 0
         self.late_steps = 0
@@ -144,32 +161,32 @@ class StreamingGenerator:
         self._lead_ms = np.zeros(STATS_RING, np.float64)
         self._nstats = 0
         self._last_lead = 0.0
-        self._lead_min = float("inf")   # over the whole session, not just the ring
+        self._lead_min = float("inf")  # over the whole session, not just the ring
         # recent frames for the UI's piano roll: (step, chord, bass, tenor, alto, melody)
         self.recent = collections.deque(maxlen=256)
         # pending requests from other threads (applied by the worker)
         self._req_tempo: float | None = None
         self._req_controls: tuple[float, float, float] | None = None
         self._req_style: str | None = None
-        self._req_key: tuple[frozenset[int] | None, str] | None = None   # (scale or None, name) when asked
+        self._req_key: tuple[frozenset[int] | None, str] | None = None  # (scale or None, name) when asked
         self._req_parts: dict[str, tuple[bool | None, bool | None]] = {}
-        self._req_source: tuple[str, object] | None = None    # ("now"|"bar"|"lock", source/chart/bars)
+        self._req_source: tuple[str, object] | None = None  # ("now"|"bar"|"lock", source/chart/bars)
         self._ramp: TempoRamp | None = None
         self._follow = bool(follow_tempo)
         self._onsets: collections.deque[int] = collections.deque(maxlen=64)
         self._follower = TempoFollower(clock.sample_rate, clock.tempo_at_step(0))
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._wake = threading.Event()        # the clock moved (offline) or stop: look again
-        self._progress = threading.Event()    # set by the worker after each pump
-        self.until_step: int | None = None    # the worker never commits this step or later
+        self._wake = threading.Event()  # the clock moved (offline) or stop: look again
+        self._progress = threading.Event()  # set by the worker after each pump
+        self.until_step: int | None = None  # the worker never commits this step or later
         self._primed = False
         # listening first (see the module doc); Thread: written by the worker, read by any
         self.keys = BandKey(self.sampler, listen, clock.first_step)
         # the plan (see the module doc); Thread: written by the worker, read by any
         self._plan_on = bool(plan) and callable(getattr(accompanist, "plan", None))
         self.plan: Plan | None = None
-        self._voices: list[int | None] = [None, None, None]   # the model's sounding bass/tenor/alto
+        self._voices: list[int | None] = [None, None, None]  # the model's sounding bass/tenor/alto
         self._plan_timer = PlanTimer(STATS_RING)
 
     # -- setup -------------------------------------------------------------------
@@ -193,7 +210,7 @@ class StreamingGenerator:
         self._req_tempo = check_tempo(bpm)
 
     def set_controls(self, temperature: float, density: float, harmony_follow: float) -> None:
-        ControlledSampler(0, temperature, density, harmony_follow)   # validate here, in the caller's thread
+        ControlledSampler(0, temperature, density, harmony_follow)  # validate here, in the caller's thread
         self._req_controls = (float(temperature), float(density), float(harmony_follow))
 
     def set_key(self, pitch_classes: frozenset[int] | None, name: str = "") -> None:
@@ -202,7 +219,7 @@ class StreamingGenerator:
         self._req_key = (None if pitch_classes is None else frozenset(int(p) % 12 for p in pitch_classes), name)
 
     def set_style(self, style: str) -> None:
-        get_style(style)   # ValueError naming the choices
+        get_style(style)  # ValueError naming the choices
         self._req_style = style
 
     def set_mute(self, part: str, muted: bool) -> None:
@@ -300,11 +317,11 @@ class StreamingGenerator:
         kind, what = self._req_source
         k = self.next_step
         if kind != "now" and (k < 0 or k % self.clock.bar_steps != 0):
-            return                                   # a chart or a lock starts on a bar line
+            return  # a chart or a lock starts on a bar line
         self._req_source = None
         if kind == "lock":
             chart = form_from_frames(self.recent, k, what, self.clock.meter)
-            if chart is None:                        # not that many bars played yet
+            if chart is None:  # not that many bars played yet
                 return
             what = ChartSource(chart, self.clock.meter, start=k)
         elif kind == "bar":
@@ -315,7 +332,7 @@ class StreamingGenerator:
         # the model knows a few conditioning styles; a band style names the one it uses
         self.model.reset(get_style(style).model, model_meter(self.clock.meter))
         self._model_fresh = True
-        self._chart.t0 = max(0, self.next_step)      # the step of the model's time 0
+        self._chart.t0 = max(0, self.next_step)  # the step of the model's time 0
 
     def _melody(self, step: int) -> int:
         """The committed melody token of ``step`` (REST before the piece: contract)."""
@@ -341,7 +358,7 @@ class StreamingGenerator:
         clock = self.clock
         t = clock.step_time(k)
         mel_step = k - self.lookahead
-        while self._mel_next <= mel_step:      # in order, each once (one step live)
+        while self._mel_next <= mel_step:  # in order, each once (one step live)
             tok = self.quantiser.token_for(self._mel_next)
             self._mel[self._mel_next % MELODY_RING] = tok
             if self._mel_next >= 0:
@@ -362,7 +379,7 @@ class StreamingGenerator:
             self.keys.step(k, forcer.now, clock.beat_steps, clock.bar_steps)
             frame = self.model.advance(mel, clock.step_in_bar(k), forcer)
             if self.listening:
-                frame = TACET                   # the model plays on unheard: drums only
+                frame = TACET  # the model plays on unheard: drums only
             self.renderer.chord_forced = forcer.now is not None
             if forcer.now is not None and frame[0] != forcer.now:
                 # a live source's chord (the arranger's) changed after this step's chord
@@ -454,9 +471,11 @@ class StreamingGenerator:
         # then the last note held (or the rest kept)
         last = self._melody(self._mel_next - 1)
         held = REST if last == REST else HOLD
-        melody = [self._melody(s) if s < self._mel_next else held for s in range(k - self.lookahead, k + n - self.lookahead)]
+        melody = [
+            self._melody(s) if s < self._mel_next else held for s in range(k - self.lookahead, k + n - self.lookahead)
+        ]
         sampler = greedy if self._chart.source is None else self._plan_chord
-        frames = self.model.plan(melody, self.clock.step_in_bar(k), sampler)   # type: ignore[attr-defined]
+        frames = self.model.plan(melody, self.clock.step_in_bar(k), sampler)  # type: ignore[attr-defined]
         parts = frozenset(p for p in ("bass", "keys", "pad") if self.renderer.audible(p))
         v = self._voices
         self.plan = Plan(k, frames, (v[0], v[1], v[2]), parts)
@@ -482,7 +501,7 @@ class StreamingGenerator:
                 wait = min(0.02, self.seconds_until_due(self.clock_source()))
                 if wait > 0.0005:
                     self._wake.wait(wait)
-        except BaseException as exc:   # surfaced through metrics/error; audio keeps running
+        except BaseException as exc:  # surfaced through metrics/error; audio keeps running
             self.error = exc
             self._progress.set()
 
@@ -543,6 +562,19 @@ class StreamingGenerator:
             p50 = p99 = mx = lmin = lp1 = 0.0
         q = self.quantiser
         plan_p99 = self._plan_timer.p99_ms()
-        return GeneratorMetrics(self.steps, self.next_step - 1, self.late_steps, q.late_onsets, q.late_releases,
-                                p50, p99, mx, lmin, lp1, self._last_lead,
-                                self.clock.tempo_at_step(self.next_step), self.backend, plan_p99)
+        return GeneratorMetrics(
+            self.steps,
+            self.next_step - 1,
+            self.late_steps,
+            q.late_onsets,
+            q.late_releases,
+            p50,
+            p99,
+            mx,
+            lmin,
+            lp1,
+            self._last_lead,
+            self.clock.tempo_at_step(self.next_step),
+            self.backend,
+            plan_p99,
+        )

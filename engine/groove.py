@@ -12,6 +12,7 @@ when the style asks for one.
 Patterns are strings on the 16th grid, one character per step: ``x`` hit, ``o`` accent,
 ``g`` ghost, ``.`` nothing, so they read like a drum chart.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,15 +39,16 @@ class Groove:
     default to the style's.
     """
 
-    def __init__(self, style: str | Style, meter: str, seed: int = 0, fills: str | None = None,
-                 time: str | None = None) -> None:
+    def __init__(
+        self, style: str | Style, meter: str, seed: int = 0, fills: str | None = None, time: str | None = None
+    ) -> None:
         self.style = get_style(style)
         self.meter = meter
         self.pattern = self.style.drum_pattern(meter)
         self.bar_steps = bar_steps(meter)
         self.fills = fills or self.style.fills
         self.time = time or self.style.time
-        self.rng = np.random.default_rng(seed + 7919)   # its own stream, independent of the sampler
+        self.rng = np.random.default_rng(seed + 7919)  # its own stream, independent of the sampler
 
     @property
     def silent(self) -> bool:
@@ -86,8 +88,14 @@ class Groove:
             return []
         bar, pos = divmod(step, self.bar_steps)
         out: list[tuple[int, int]] = []
-        if (pos == 0 and bar > 0 and bar % 4 == 0 and self.style.crash and intensity >= 0.35
-                and self.fill_length(bar - 1)):
+        if (
+            pos == 0
+            and bar > 0
+            and bar % 4 == 0
+            and self.style.crash
+            and intensity >= 0.35
+            and self.fill_length(bar - 1)
+        ):
             out.append((CRASH, 100))
         fill = self.fill_length(bar)
         lvl = self.level(intensity)
@@ -95,7 +103,7 @@ class Groove:
             return out
         if fill and pos >= self.bar_steps - fill:
             i = pos - (self.bar_steps - fill)
-            every = 1 if lvl == 2 else 2   # 16ths when busy, 8ths otherwise
+            every = 1 if lvl == 2 else 2  # 16ths when busy, 8ths otherwise
             if i % every == 0:
                 tom = _FILL_TOMS[min(len(_FILL_TOMS) - 1, i * len(_FILL_TOMS) // fill)]
                 out.append((tom, 88 + 4 * (i * 4 // fill)))

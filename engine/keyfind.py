@@ -5,6 +5,7 @@ class over the last bars) -> "C major" / "A minor", or "" when there is no evide
 ``parse_key`` reads a key the player fixes ("D minor", "Bb", "F#m") and
 ``key_pitch_classes`` gives its scale.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,29 @@ from models.rules import estimate_key as rules_estimate_key
 from models.rules import scale_pitch_classes
 from models.tokens import pitch_class_name
 
-_SPELLINGS = {"C": 0, "B#": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "Fb": 4, "E#": 5, "F": 5,
-              "F#": 6, "Gb": 6, "G": 7, "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11, "Cb": 11}
+_SPELLINGS = {
+    "C": 0,
+    "B#": 0,
+    "C#": 1,
+    "Db": 1,
+    "D": 2,
+    "D#": 3,
+    "Eb": 3,
+    "E": 4,
+    "Fb": 4,
+    "E#": 5,
+    "F": 5,
+    "F#": 6,
+    "Gb": 6,
+    "G": 7,
+    "G#": 8,
+    "Ab": 8,
+    "A": 9,
+    "A#": 10,
+    "Bb": 10,
+    "B": 11,
+    "Cb": 11,
+}
 
 
 def estimate_key(weights: np.ndarray) -> str:
@@ -28,7 +50,7 @@ def estimate_key(weights: np.ndarray) -> str:
 
 
 def parse_key(name: str) -> tuple[int, str]:
-    """"D minor" / "Dm" / "d min" / "Bb" / "F# major" -> (tonic pitch class, "major"|"minor").
+    """ "D minor" / "Dm" / "d min" / "Bb" / "F# major" -> (tonic pitch class, "major"|"minor").
     Raises ValueError naming the text when it is not a key."""
     text = str(name).strip()
     parts = text.replace("-", " ").split()

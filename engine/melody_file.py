@@ -7,6 +7,7 @@ Which track is the melody: a track named ``MELODY`` (any case, as in POP909) win
 otherwise the highest-pitched track that is mostly monophonic (at most 20% of its
 notes overlap another note), ignoring the drum channel; otherwise the highest track.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ class MelodyFileError(ValueError):
 
 @dataclass(frozen=True)
 class MelodyNote:
-    start: float      # quarter-note beats from the start of the file
+    start: float  # quarter-note beats from the start of the file
     end: float
     pitch: int
     velocity: int = 90
@@ -36,11 +37,11 @@ class MelodyNote:
 @dataclass(frozen=True)
 class Melody:
     notes: tuple[MelodyNote, ...]
-    tempo: float | None          # BPM of the file's first tempo (None: file has none)
-    meter: str | None            # "4/4" / "3/4" / "6/8" / "12/8" when the file says so and we support it
-    source_meter: str | None     # the file's own time signature, e.g. "5/4"
-    track: str                   # name (or index) of the track taken
-    tempo_changes: int = 0       # later tempo changes the engine ignores
+    tempo: float | None  # BPM of the file's first tempo (None: file has none)
+    meter: str | None  # "4/4" / "3/4" / "6/8" / "12/8" when the file says so and we support it
+    source_meter: str | None  # the file's own time signature, e.g. "5/4"
+    track: str  # name (or index) of the track taken
+    tempo_changes: int = 0  # later tempo changes the engine ignores
 
     @property
     def end_beat(self) -> float:
@@ -56,7 +57,7 @@ def _track_notes(track, tpb: int) -> list[tuple[float, float, int, int, int]]:
         tick += msg.time
         if msg.type == "note_on" and msg.velocity > 0:
             key = (msg.channel, msg.note)
-            if key in open_:   # re-struck without a release: end the old one here
+            if key in open_:  # re-struck without a release: end the old one here
                 t0, vel = open_.pop(key)
                 notes.append((t0 / tpb, tick / tpb, msg.note, vel, msg.channel))
             open_[key] = (tick, msg.velocity)
@@ -65,7 +66,7 @@ def _track_notes(track, tpb: int) -> list[tuple[float, float, int, int, int]]:
             if key in open_:
                 t0, vel = open_.pop(key)
                 notes.append((t0 / tpb, tick / tpb, msg.note, vel, msg.channel))
-    for (ch, pitch), (t0, vel) in open_.items():   # never released: end at the track's end
+    for (ch, pitch), (t0, vel) in open_.items():  # never released: end at the track's end
         notes.append((t0 / tpb, max(tick, t0 + tpb // 4) / tpb, pitch, vel, ch))
     notes.sort()
     return notes
@@ -92,9 +93,10 @@ def read_melody_midi(path: str | Path) -> Melody:
     if mid.type == 2:
         raise MelodyFileError(f"{path}: MIDI type 2 (independent sequences) is not supported")
     tpb = mid.ticks_per_beat
-    if tpb < 0:   # mido reads the header's division as signed: negative is SMPTE frames
-        raise MelodyFileError(f"{path}: SMPTE time division (frames per second) is not supported; "
-                              "save the file with ticks per beat")
+    if tpb < 0:  # mido reads the header's division as signed: negative is SMPTE frames
+        raise MelodyFileError(
+            f"{path}: SMPTE time division (frames per second) is not supported; save the file with ticks per beat"
+        )
     if tpb == 0:
         raise MelodyFileError(f"{path}: the MIDI header gives 0 ticks per beat (a damaged file)")
     tempos: list[tuple[int, float]] = []
@@ -124,7 +126,7 @@ def read_melody_midi(path: str | Path) -> Melody:
     # Make the melody monophonic: a note ends where the next one starts.
     mono_notes: list[MelodyNote] = []
     for i, (s, e, p, v, _) in enumerate(notes):
-        nxt = next((n[0] for n in notes[i + 1:] if n[0] > s + 1e-9), None)
+        nxt = next((n[0] for n in notes[i + 1 :] if n[0] > s + 1e-9), None)
         if nxt is not None:
             e = min(e, nxt)
         if mono_notes and abs(mono_notes[-1].start - s) < 1e-9:
@@ -134,7 +136,7 @@ def read_melody_midi(path: str | Path) -> Melody:
             mono_notes.pop()
         if e > s:
             mono_notes.append(MelodyNote(s, e, p, v))
-    if not mono_notes:   # every note was zero-length
+    if not mono_notes:  # every note was zero-length
         raise MelodyFileError(f"{path}: the file has no notes to accompany")
     tempos.sort()
     sigs.sort()

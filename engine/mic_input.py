@@ -32,6 +32,7 @@ tracker's clock skips the lost frames, so later notes stay in time), ``overflows
 Thread: constructor/close from the owner; ``level_db`` / ``pitch`` / ``error`` /
 ``notice()`` read by anyone.
 """
+
 from __future__ import annotations
 
 import threading
@@ -47,11 +48,11 @@ from engine.ring import AudioRing
 if TYPE_CHECKING:
     from engine.pitch.tracker import PitchTracker
 
-NOTHING_AFTER_S = 2.0       # no callback this long after start: "delivers nothing"
-STALLED_AFTER_S = 1.5       # no callback for this long: "stopped delivering"
-HINT_HOLD_S = 3.0           # a hint about the input stays this long after its cause
-SILENT_AFTER_S = 3.0        # only exact zeros this long: "delivers only silence"
-RING_S = 2.0                # input the ring holds while the tracker is behind
+NOTHING_AFTER_S = 2.0  # no callback this long after start: "delivers nothing"
+STALLED_AFTER_S = 1.5  # no callback for this long: "stopped delivering"
+HINT_HOLD_S = 3.0  # a hint about the input stays this long after its cause
+SILENT_AFTER_S = 3.0  # only exact zeros this long: "delivers only silence"
+RING_S = 2.0  # input the ring holds while the tracker is behind
 
 
 class MicError(RuntimeError):
@@ -84,9 +85,18 @@ def _device_rate(sd, device, want: int, info: dict) -> int:
 
 
 class MicInput:
-    def __init__(self, on_note: Callable[[int, int, bool], None], audio_out, *, device=None,
-                 sample_rate: int = 48000, tracker: "str | PitchTracker" = "pesto", blocksize: int = 480,
-                 gain_db: float = 0.0, input_rate: int | None = None) -> None:
+    def __init__(
+        self,
+        on_note: Callable[[int, int, bool], None],
+        audio_out,
+        *,
+        device=None,
+        sample_rate: int = 48000,
+        tracker: "str | PitchTracker" = "pesto",
+        blocksize: int = 480,
+        gain_db: float = 0.0,
+        input_rate: int | None = None,
+    ) -> None:
         import sounddevice as sd
 
         from engine.pitch.live import HumTracker
@@ -96,7 +106,7 @@ class MicInput:
         self._hz_to_midi = hz_to_midi
         self.on_note = on_note
         self.audio_out = audio_out
-        self.sample_rate = int(sample_rate)          # the output clock events are dated on
+        self.sample_rate = int(sample_rate)  # the output clock events are dated on
         with PA_LOCK:
             info = _device_info(sd, device)
             rate = int(input_rate) if input_rate else _device_rate(sd, device, self.sample_rate, info)
@@ -104,19 +114,20 @@ class MicInput:
         self.input_rate = rate
         self.gain_db = gain_db
         # keep_history=False: a live session runs for hours, the notes go to on_note
-        self.hum = HumTracker(tracker, input_rate=rate, clock_rate=self.sample_rate, gain_db=self.gain_db,
-                              keep_history=False)
+        self.hum = HumTracker(
+            tracker, input_rate=rate, clock_rate=self.sample_rate, gain_db=self.gain_db, keep_history=False
+        )
         # run the model once before the stream starts, so its first (slow) call does not
         # leave the first second of audio piling up in the ring
         self.hum.feed(np.zeros(rate // 20, np.float32))
         self.hum.reset()
         self.hum.poll()
         self.ring = AudioRing(int(rate * RING_S))
-        self.overruns = 0            # blocks the ring refused (the worker fell behind)
-        self.overflows = 0           # input overflows PortAudio reported
+        self.overruns = 0  # blocks the ring refused (the worker fell behind)
+        self.overflows = 0  # input overflows PortAudio reported
         self._overruns_seen = 0
         self._dropped_seen = 0
-        self._silent_s = 0.0         # seconds of exact zeros in a row
+        self._silent_s = 0.0  # seconds of exact zeros in a row
         self.level_db = -120.0
         self.pitch: float | None = None
         self.callbacks = 0
@@ -132,8 +143,14 @@ class MicInput:
         self._stream = None
         try:
             with PA_LOCK:
-                self._stream = sd.InputStream(samplerate=rate, channels=1, dtype="float32",
-                                              blocksize=block, device=device, callback=self._callback)
+                self._stream = sd.InputStream(
+                    samplerate=rate,
+                    channels=1,
+                    dtype="float32",
+                    blocksize=block,
+                    device=device,
+                    callback=self._callback,
+                )
         except Exception as exc:
             msg = first_line(exc)
             raise MicError(f"cannot open the microphone {self.device_name!r} at {rate} Hz ({msg})") from None
@@ -154,9 +171,9 @@ class MicInput:
             self._offset_set = True
             self._map_clock(time_info.inputBufferAdcTime - time_info.currentTime)
         if status and status.input_overflow:
-            self.overflows += 1              # PortAudio / the server lost input
+            self.overflows += 1  # PortAudio / the server lost input
         if not self.ring.write(indata):
-            self.overruns += 1               # our worker fell behind: this block is lost
+            self.overruns += 1  # our worker fell behind: this block is lost
         self.callbacks += 1
         self.last_callback = time.monotonic()
 
@@ -189,12 +206,12 @@ class MicInput:
                 x = buf[:n, 0]
                 self._silent_s = 0.0 if x.any() else self._silent_s + n / self.input_rate
                 self.hum.feed(x)
-                for ev in self.hum.poll():       # drains the tracker's queue as well
+                for ev in self.hum.poll():  # drains the tracker's queue as well
                     self.on_note(int(ev.time), int(ev.pitch), bool(ev.on))
                 st = self.hum.stats
                 self.level_db = float(st.level_db)
                 self.pitch = float(self._hz_to_midi(st.f0_hz)) if st.voiced and st.f0_hz > 0 else None
-            except Exception as exc:     # keep the session alive; say what broke
+            except Exception as exc:  # keep the session alive; say what broke
                 self._worker_error = f"pitch tracking stopped: {exc}"
                 return
 
@@ -229,17 +246,19 @@ class MicInput:
         err = self.error
         if err:
             return err
-        if self._silent_s > SILENT_AFTER_S:     # not held: it ends when a sound comes
+        if self._silent_s > SILENT_AFTER_S:  # not held: it ends when a sound comes
             return "the microphone delivers only silence (is it muted?)"
         now = time.monotonic()
         bad = self.hum.stats.nonfinite_samples
-        hint = self.hum.notice(invalid=bad != self._bad_seen)    # old invalid samples: not again
+        hint = self.hum.notice(invalid=bad != self._bad_seen)  # old invalid samples: not again
         self._bad_seen = bad
         overruns = self.overruns
         if overruns != self._overruns_seen:
             self._overruns_seen = overruns
-            hint = (f"the pitch tracker fell behind the microphone and dropped audio ({overruns} blocks "
-                    "so far); close other programs or choose a lighter tracker")
+            hint = (
+                f"the pitch tracker fell behind the microphone and dropped audio ({overruns} blocks "
+                "so far); close other programs or choose a lighter tracker"
+            )
         if hint is not None:
             self._hint, self._hint_at = hint, now
         elif self._hint is not None and now - self._hint_at < HINT_HOLD_S:

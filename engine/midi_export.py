@@ -11,6 +11,7 @@ show it. The melody track is named plain "Melody": that name is how
 through the same ``Clock`` that produced them, so a note on grid step k lands exactly on
 tick ``(k - first_step) * ticks_per_beat / 4``.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,8 +38,9 @@ def sample_to_tick(clock: Clock, sample: int, tpb: int = TICKS_PER_BEAT) -> int:
     return max(0, int(round(steps * tpb / 4)))
 
 
-def write_midi(path: str | Path, events: Iterable[tuple[int, int, int, int, int]], clock: Clock,
-               tpb: int = TICKS_PER_BEAT) -> Path:
+def write_midi(
+    path: str | Path, events: Iterable[tuple[int, int, int, int, int]], clock: Clock, tpb: int = TICKS_PER_BEAT
+) -> Path:
     """Write ``events`` ((time, kind, channel, data1, data2) tuples, any order) to ``path``."""
     path = Path(path)
     mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
@@ -67,8 +69,12 @@ def write_midi(path: str | Path, events: Iterable[tuple[int, int, int, int, int]
     return path
 
 
-def notes_midi(notes: Iterable[tuple[int, float, float, int]], track_name: str = "hummed melody",
-               bpm: float = 120.0, tpb: int = TICKS_PER_BEAT) -> bytes:
+def notes_midi(
+    notes: Iterable[tuple[int, float, float, int]],
+    track_name: str = "hummed melody",
+    bpm: float = 120.0,
+    tpb: int = TICKS_PER_BEAT,
+) -> bytes:
     """(pitch, start s, end s, velocity) notes as heard (unquantised) -> a type-1 MIDI file
     with one track at ``bpm`` (120: one tick of 480 per beat is 1/960 s); a note lasts at
     least one tick, and a note-off comes before a note-on at the same tick."""
@@ -131,7 +137,7 @@ def _track(name: str, evs, clock: Clock, tpb: int, instrument: str | None = None
 # -- MIDI -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TempoMark:
-    sample: int      # audio-clock sample where this tempo starts
+    sample: int  # audio-clock sample where this tempo starts
     bpm: float
 
 
@@ -182,28 +188,33 @@ class MidiTakeWriter:
         self.sample_rate = sample_rate
         self.meter = meter
         self.track_names = track_names or {}
-        self.reencoded = 0                   # whole-take encodings (the first one included)
+        self.reencoded = 0  # whole-take encodings (the first one included)
         self._reset(None, ())
 
     def _reset(self, start: int | None, tempi: tuple) -> None:
         self._start = start
-        self._tempi = tempi                  # ((sample, bpm), ...) the encoding used
+        self._tempi = tempi  # ((sample, bpm), ...) the encoding used
         self._tracks: dict[int, bytearray] = {}
         self._prev_tick: dict[int, int] = {}
-        self._done = 0                       # events of the list encoded so far
+        self._done = 0  # events of the list encoded so far
         self._last_sample = -1
 
-    def write(self, path: str | os.PathLike, events: list[tuple[int, int, int, int, int]], start: int,
-              tempi: list[TempoMark]) -> None:
+    def write(
+        self, path: str | os.PathLike, events: list[tuple[int, int, int, int, int]], start: int, tempi: list[TempoMark]
+    ) -> None:
         """Write ``events`` ((sample, kind, channel, data1, data2), the take's whole list,
         appended to since the last call) to ``path`` through a temporary file and a
         rename, so ``path`` is always a complete file."""
         marks = tuple((m.sample, m.bpm) for m in tempi)
-        if (start != self._start or marks[:len(self._tempi)] != self._tempi
-                or any(m[0] <= self._last_sample for m in marks[len(self._tempi):])
-                or len(events) < self._done or not self._in_order(events)):
+        if (
+            start != self._start
+            or marks[: len(self._tempi)] != self._tempi
+            or any(m[0] <= self._last_sample for m in marks[len(self._tempi) :])
+            or len(events) < self._done
+            or not self._in_order(events)
+        ):
             self._reset(start, marks)
-            events = sorted(events, key=lambda e: e[0])       # stable: same-time order kept
+            events = sorted(events, key=lambda e: e[0])  # stable: same-time order kept
             self.reencoded += 1
         self._tempi = marks
         for i in range(self._done, len(events)):
@@ -251,8 +262,14 @@ class MidiTakeWriter:
         write_atomic(path, buf.getvalue(), fsync=False)
 
 
-def write_take_midi(path: str | os.PathLike, events: list[tuple[int, int, int, int, int]], start: int,
-                    sample_rate: int, tempi: list[TempoMark], meter: str = "4/4",
-               track_names: dict[int, str] | None = None) -> None:
+def write_take_midi(
+    path: str | os.PathLike,
+    events: list[tuple[int, int, int, int, int]],
+    start: int,
+    sample_rate: int,
+    tempi: list[TempoMark],
+    meter: str = "4/4",
+    track_names: dict[int, str] | None = None,
+) -> None:
     """Write a type-1 MIDI file at once (``MidiTakeWriter`` for a take that grows)."""
     MidiTakeWriter(sample_rate, meter, track_names).write(path, list(events), start, tempi)

@@ -10,6 +10,7 @@ ports themselves (listing, opening, hot-plug) are engine.midi_ports'.
 - ``MidiOutput``: a virtual output port (or a named one) carrying each band part on its
   own channel, with optional MIDI clock (24 ppqn) and start/stop.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,10 +30,10 @@ NOTE_BURST, NOTE_RATE = 16, 200.0
 
 
 # -- MIDI in ----------------------------------------------------------------------
-NoteSink = Callable[[int, bool, int, float], None]   # (pitch, on, velocity, arrived)
-ControlSink = Callable[[int, int, float], None]       # (controller, value, arrived)
-RealtimeSink = Callable[[str, float, int], None]      # (clock|start|stop|continue|songpos, arrived, value)
-Intercept = Callable[[object, float], bool]           # (mido message, arrived) -> consumed
+NoteSink = Callable[[int, bool, int, float], None]  # (pitch, on, velocity, arrived)
+ControlSink = Callable[[int, int, float], None]  # (controller, value, arrived)
+RealtimeSink = Callable[[str, float, int], None]  # (clock|start|stop|continue|songpos, arrived, value)
+Intercept = Callable[[object, float], bool]  # (mido message, arrived) -> consumed
 REALTIME = ("clock", "start", "stop", "continue", "songpos")
 
 
@@ -55,9 +56,15 @@ class NoteFilter:
     Thread: the one MIDI callback thread.
     """
 
-    def __init__(self, on_note: NoteSink, on_control: ControlSink | None = None,
-                 channel: int | None = None, *, on_realtime: RealtimeSink | None = None,
-                 intercept: Intercept | None = None) -> None:
+    def __init__(
+        self,
+        on_note: NoteSink,
+        on_control: ControlSink | None = None,
+        channel: int | None = None,
+        *,
+        on_realtime: RealtimeSink | None = None,
+        intercept: Intercept | None = None,
+    ) -> None:
         if channel is not None and not 0 <= channel < 16:
             raise ValueError(f"MIDI channel must be 1-16 (0-15 internally), got {channel}")
         self.on_note = on_note
@@ -68,9 +75,9 @@ class NoteFilter:
         self.sustain = False
         self._held_by_pedal: set[int] = set()
         self._down: set[int] = set()
-        self._tokens = float(NOTE_BURST)     # note-ons that may pass now
+        self._tokens = float(NOTE_BURST)  # note-ons that may pass now
         self._tokens_at: float | None = None
-        self._dropped: set[int] = set()       # pitches whose latest note-on was dropped
+        self._dropped: set[int] = set()  # pitches whose latest note-on was dropped
         self.ignored = 0
         self.errors = 0
         self.flooded = 0
@@ -79,7 +86,7 @@ class NoteFilter:
         arrived = time.monotonic()
         try:
             self._handle(msg, arrived)
-        except Exception:   # never let a bad message or a sink bug kill the MIDI thread
+        except Exception:  # never let a bad message or a sink bug kill the MIDI thread
             self.errors += 1
 
     def _handle(self, msg, arrived: float) -> None:
@@ -141,7 +148,7 @@ class NoteFilter:
         else:
             if pitch in self._dropped:
                 self._dropped.discard(pitch)
-                if pitch not in self._down:       # the note never sounded
+                if pitch not in self._down:  # the note never sounded
                     return
             self._down.discard(pitch)
             if self.sustain:
@@ -157,6 +164,7 @@ class NoteFilter:
                     self.on_note(p, False, 0, arrived)
         self._held_by_pedal.clear()
         self.sustain = False
+
 
 class MidiInput:
     """One open MIDI input port. ``handler`` receives each parsed mido message on
@@ -179,8 +187,8 @@ class VirtualMidiInput(MidiInput):
 
 
 # -- computer keyboard --------------------------------------------------------------
-LOWER_ROW = "zsxdcvgbhnjm,l.;/"     # C .. E (one octave + a third), piano layout
-UPPER_ROW = "q2w3er5t6y7ui9o0p[=]"   # C .. G one octave up
+LOWER_ROW = "zsxdcvgbhnjm,l.;/"  # C .. E (one octave + a third), piano layout
+UPPER_ROW = "q2w3er5t6y7ui9o0p[=]"  # C .. G one octave up
 
 
 @dataclass(frozen=True)
@@ -217,7 +225,7 @@ class ComputerKeyboard:
 
     def press(self, key: str) -> KeyNote | None:
         k = key.lower()
-        if k in self._held:          # auto-repeat
+        if k in self._held:  # auto-repeat
             return None
         p = self.pitch_of(k)
         if p is None:
@@ -244,6 +252,7 @@ class ComputerKeyboard:
         self._held.clear()
         return notes
 
+
 # -- MIDI out --------------------------------------------------------------------------
 class MidiOutput:
     """A MIDI output: a virtual port named ``name`` (other programs connect to it) or an
@@ -261,7 +270,7 @@ class MidiOutput:
         from engine.events import event_message
 
         try:
-            msg = event_message(kind, channel, data1, data2, off_velocity=64)   # mido's usual release
+            msg = event_message(kind, channel, data1, data2, off_velocity=64)  # mido's usual release
             if msg is None:
                 return
             self.port.send(msg)
@@ -272,6 +281,7 @@ class MidiOutput:
     def send_raw(self, type_: str) -> None:
         """System real-time: 'clock', 'start', 'stop', 'continue'."""
         import mido
+
         try:
             self.port.send(mido.Message(type_))
         except Exception:

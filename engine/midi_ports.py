@@ -3,6 +3,7 @@ ports of every backend that works here (with a note saying why there are none), 
 and closing one, and hot-plug (``PortWatcher``). rtmidi's and libjack's complaints on
 stderr are silenced while probing and opening.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,6 +41,7 @@ def quiet_stderr():
 
 def _backend(api: str):
     import mido
+
     return mido.Backend(f"mido.backends.rtmidi/{api}", load=True)
 
 
@@ -88,7 +90,7 @@ def _jack_running(dirs: tuple[str, ...] | None = None) -> bool:
                     continue
                 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                     s.settimeout(0.05)
-                    s.connect(path)      # a socket left by a server that died refuses this
+                    s.connect(path)  # a socket left by a server that died refuses this
                 return True
             except OSError:
                 continue
@@ -176,8 +178,10 @@ def open_port(name: str, api: str | None, *, output: bool, virtual: bool, callba
         ins, outs, note = scan()
         have = outs if output else ins
         if name not in have:
-            raise OSError(f"MIDI {'output' if output else 'input'} {name!r} not found" + (
-                f" ({note})" if note else f"; available: {', '.join(have) or 'none'}"))
+            raise OSError(
+                f"MIDI {'output' if output else 'input'} {name!r} not found"
+                + (f" ({note})" if note else f"; available: {', '.join(have) or 'none'}")
+            )
         api = api or have[name]
     kw = {"client_name": "LiveBand"} if virtual else {}
     with quiet_stderr():
@@ -209,7 +213,7 @@ class PortWatcher:
         self.retry_s = retry_s
         self._probes: dict[str, tuple] = {}
         self._failed_at: dict[str, float] = {}
-        self._problem: dict[str, str] = {}    # why each system failed, for the notice
+        self._problem: dict[str, str] = {}  # why each system failed, for the notice
 
     def _probe(self, api: str):
         import rtmidi
@@ -225,8 +229,10 @@ class PortWatcher:
         rt_api = rtmidi.API_LINUX_ALSA if api == ALSA else rtmidi.API_UNIX_JACK
         try:
             with quiet_stderr():
-                probe = (rtmidi.MidiIn(rtapi=rt_api, name="LiveBand watch"),
-                         rtmidi.MidiOut(rtapi=rt_api, name="LiveBand watch"))
+                probe = (
+                    rtmidi.MidiIn(rtapi=rt_api, name="LiveBand watch"),
+                    rtmidi.MidiOut(rtapi=rt_api, name="LiveBand watch"),
+                )
         except Exception as exc:
             self._failed_at[api] = time.monotonic()
             self._problem[api] = _api_problem(api, exc)
@@ -247,22 +253,26 @@ class PortWatcher:
             try:
                 with quiet_stderr():
                     i, o = probe[0].get_ports(), probe[1].get_ports()
-            except Exception:           # the server went away: drop the probe, retry later
+            except Exception:  # the server went away: drop the probe, retry later
                 self.close(api)
                 self._problem[api] = "no JACK server running" if api == JACK else "the ALSA sequencer went away"
                 continue
             _add_ports(ins, outs, working, api, i, o)
         # the notice from the probes' own failures: a fresh scan() here opened a new
         # client per system on every poll (each holding the GIL for ms, see _jack_running)
-        note = _ports_note(ins, outs, working, lambda: "no MIDI ports: " + "; ".join(
-            self._problem.get(api, f"{api} unavailable") for api in (ALSA, JACK)))
+        note = _ports_note(
+            ins,
+            outs,
+            working,
+            lambda: "no MIDI ports: " + "; ".join(self._problem.get(api, f"{api} unavailable") for api in (ALSA, JACK)),
+        )
         appeared = set(ins) - set(self.inputs)
         vanished = set(self.inputs) - set(ins)
         self.inputs, self.outputs, self.note = ins, outs, note
         return appeared, vanished
 
     def close(self, api: str | None = None) -> None:
-        for key in ([api] if api else list(self._probes)):
+        for key in [api] if api else list(self._probes):
             probe = self._probes.pop(key, None)
             if probe is not None:
                 with quiet_stderr():

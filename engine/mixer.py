@@ -39,6 +39,7 @@ takes no lock. Every ``set_*`` method is "Thread: any" (a plain attribute/elemen
 that the GIL makes atomic). ``add_queue`` happens before the stream starts (or is
 published as a new tuple, which is atomic). Statistics readers are "Thread: any".
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -63,7 +64,7 @@ def _callback_synth(synth, hold_gil: bool):
     if hold_gil:
         try:
             return synth.gil_holding()
-        except Exception:   # another synth class, or a closed one
+        except Exception:  # another synth class, or a closed one
             pass
     return synth
 
@@ -76,28 +77,38 @@ class Mixer(MixerBody):
     """
 
     # Shared with the C callback (engine.native's I_* / D_* indices).
-    clock = _nat.int_field("_ints", _nat.I_CLOCK)                 # master clock: samples rendered so far
+    clock = _nat.int_field("_ints", _nat.I_CLOCK)  # master clock: samples rendered so far
     blocks = _nat.int_field("_ints", _nat.I_BLOCKS)
     xruns = _nat.int_field("_ints", _nat.I_XRUNS)
-    audible_xruns = _nat.int_field("_ints", _nat.I_AUDIBLE_XRUNS)   # xruns beside sound (what the listener hears)
-    nonfinite_blocks = _nat.int_field("_ints", _nat.I_NONFINITE)    # blocks of NaN/inf audio replaced by silence
-    late_events = _nat.int_field("_ints", _nat.I_LATE)            # events that arrived after their time
+    audible_xruns = _nat.int_field("_ints", _nat.I_AUDIBLE_XRUNS)  # xruns beside sound (what the listener hears)
+    nonfinite_blocks = _nat.int_field("_ints", _nat.I_NONFINITE)  # blocks of NaN/inf audio replaced by silence
+    late_events = _nat.int_field("_ints", _nat.I_LATE)  # events that arrived after their time
     events_applied = _nat.int_field("_ints", _nat.I_APPLIED)
     _ctl_version = _nat.int_field("_ints", _nat.I_CTL_VERSION)
     _ctl_applied = _nat.int_field("_ints", _nat.I_CTL_APPLIED)
     _reset_requested = _nat.int_field("_ints", _nat.I_RESET)
     _player_ch = _nat.int_field("_ints", _nat.I_PLAYER_CH)
-    dropped_notes = _nat.int_field("_ints", _nat.I_DROPPED)       # player notes a flood left unplayed
-    peak = _nat.dbl_field("_dbls", _nat.D_PEAK)                   # peak |x| of the last block after limiting
+    dropped_notes = _nat.int_field("_ints", _nat.I_DROPPED)  # player notes a flood left unplayed
+    peak = _nat.dbl_field("_dbls", _nat.D_PEAK)  # peak |x| of the last block after limiting
     gain_reduction_db = _nat.dbl_field("_dbls", _nat.D_GR_DB)
     _gain = _nat.dbl_field("_dbls", _nat.D_GAIN)
     _master = _nat.dbl_field("_dbls", _nat.D_MASTER)
     _ceiling = _nat.dbl_field("_dbls", _nat.D_CEILING)
     _release = _nat.dbl_field("_dbls", _nat.D_RELEASE)
 
-    def __init__(self, synth, sample_rate: int, max_block: int, *, events_per_block: int = 512,
-                 master_gain: float = 1.0, ceiling: float = 0.98, release_s: float = 0.25,
-                 hold_gil: bool = True, native: bool | None = None) -> None:
+    def __init__(
+        self,
+        synth,
+        sample_rate: int,
+        max_block: int,
+        *,
+        events_per_block: int = 512,
+        master_gain: float = 1.0,
+        ceiling: float = 0.98,
+        release_s: float = 0.25,
+        hold_gil: bool = True,
+        native: bool | None = None,
+    ) -> None:
         """``native``: None (default) runs the C mixer when it loads and the synth is
         engine.synth.Synth; False forces the Python body; True raises when C is not
         possible."""
@@ -109,7 +120,7 @@ class Mixer(MixerBody):
         self._dbls = np.zeros(_nat.N_DBLS, dtype=np.float64)
         self.synth = synth
         self._hold_gil = hold_gil
-        self._synth = _callback_synth(synth, hold_gil)   # what process() calls
+        self._synth = _callback_synth(synth, hold_gil)  # what process() calls
         self.sample_rate = int(sample_rate)
         self.max_block = int(max_block)
         self._ints[_nat.I_MAX_BLOCK] = self.max_block
@@ -123,27 +134,34 @@ class Mixer(MixerBody):
         self._ev_d1 = self._events["data1"]
         self._ev_d2 = self._events["data2"]
         self._log: EventQueue | None = None  # optional EventQueue receiving applied events
-        self._tap = None                     # optional object with write(block) (recorder)
+        self._tap = None  # optional object with write(block) (recorder)
         # Limiter state and scratch.
         self._master = float(master_gain)
         self._ceiling = float(ceiling)
         self._gain = 1.0
         self._release = math.exp(-1.0 / max(1e-3, release_s * self.sample_rate))
-        self._ramp = (np.arange(1, self.max_block + 1, dtype=np.float32) / self.max_block)
+        self._ramp = np.arange(1, self.max_block + 1, dtype=np.float32) / self.max_block
         self._gbuf = np.zeros(self.max_block, dtype=np.float32)
         self._abs = np.zeros((self.max_block, 2), dtype=np.float32)
         # Per-channel volume / mute / program requested by other threads.
-        self._vol = np.full(NUM_CHANNELS, 127, dtype=np.int16)    # user fader 0..127 (127 = unity)
-        self._part_cc7 = np.full(NUM_CHANNELS, 100, dtype=np.int16)   # last CC7 the events asked for
+        self._vol = np.full(NUM_CHANNELS, 127, dtype=np.int16)  # user fader 0..127 (127 = unity)
+        self._part_cc7 = np.full(NUM_CHANNELS, 100, dtype=np.int16)  # last CC7 the events asked for
         self._mute = np.zeros(NUM_CHANNELS, dtype=bool)
-        self._prog = np.full(NUM_CHANNELS, -1, dtype=np.int16)    # -1: leave as is
+        self._prog = np.full(NUM_CHANNELS, -1, dtype=np.int16)  # -1: leave as is
         self._ctl_applied = -1
         self._applied_vol = np.full(NUM_CHANNELS, -1, dtype=np.int16)
         self._applied_prog = np.full(NUM_CHANNELS, -1, dtype=np.int16)
         # Metronome: (on, origin sample, samples per beat, beats per bar, gain), one tuple
         # so a reader never sees half an update.
         self._metro: tuple[bool, float, float, int, float, int, tuple[float, float, int, int] | None] = (
-            False, 0.0, float(self.sample_rate), 4, 0.5, 0, None)
+            False,
+            0.0,
+            float(self.sample_rate),
+            4,
+            0.5,
+            0,
+            None,
+        )
         click_len = int(0.03 * self.sample_rate)
         t = np.arange(click_len, dtype=np.float32) / self.sample_rate
         env = np.exp(-t / 0.006).astype(np.float32)
@@ -158,23 +176,23 @@ class Mixer(MixerBody):
         self._extra_synths: tuple = ()
         self._player_ch = -1
         self._xbuf = np.zeros((PLAYER_PHASES, self.max_block, 2), dtype=np.float32)
-        self._xpos = [0] * PLAYER_PHASES      # render position of each synth in the block
-        self._phase = self._ints[_nat.I_PHASE0:_nat.I_PHASE0 + PLAYER_PHASES + 1]
+        self._xpos = [0] * PLAYER_PHASES  # render position of each synth in the block
+        self._phase = self._ints[_nat.I_PHASE0 : _nat.I_PHASE0 + PLAYER_PHASES + 1]
         self._phase[0] = int(getattr(synth, "frames_rendered", 0)) % SYNTH_PERIOD
         self._held = np.zeros(128, dtype=np.uint8)
         # each extra synth's latest period with a note start, and how many notes it starts there
-        self._xper = self._ints[_nat.I_XPER0:_nat.I_XPER0 + PLAYER_PHASES]
+        self._xper = self._ints[_nat.I_XPER0 : _nat.I_XPER0 + PLAYER_PHASES]
         self._xper[:] = -1
-        self._xstarts = self._ints[_nat.I_XSTARTS0:_nat.I_XSTARTS0 + PLAYER_PHASES]
-        self._timebase: Callable[[float | None], int] | None = None   # the sample an event arriving now sounds at
+        self._xstarts = self._ints[_nat.I_XSTARTS0 : _nat.I_XSTARTS0 + PLAYER_PHASES]
+        self._timebase: Callable[[float | None], int] | None = None  # the sample an event arriving now sounds at
         # Work-time ring (nanoseconds per block) and the block size each was measured on.
         self.work_ns = np.zeros(WORK_RING, dtype=np.int64)
         self.work_frames = np.zeros(WORK_RING, dtype=np.int32)
         self._bridge: TapBridge | None = None
         self._live = False
         self._native: _nat.MixerState | None = None
-        self.native_why: str | None = "Python body requested"   # why not C (None: C runs)
-        self._lib: Any = None               # the C mixer's ctypes library (None: the Python body)
+        self.native_why: str | None = "Python body requested"  # why not C (None: C runs)
+        self._lib: Any = None  # the C mixer's ctypes library (None: the Python body)
         # What is published to the C side now ("queues", "log", "tap"), and what was
         # replaced while a block may still be reading it: (mixer.blocks then, object)
         self._published: dict = {}
@@ -265,7 +283,7 @@ class Mixer(MixerBody):
         vals += [float(x) for x in prev] if prev is not None else [0.0] * 4
         # odd while the values change: the C side keeps its last consistent copy meanwhile
         self._ints[_nat.I_METRO_SEQ] += 1
-        self._dbls[_nat.D_M_ON:_nat.D_M_ON + len(vals)] = vals
+        self._dbls[_nat.D_M_ON : _nat.D_M_ON + len(vals)] = vals
         self._ints[_nat.I_METRO_SEQ] += 1
 
     # -- wiring (before start) -------------------------------------------------
@@ -342,10 +360,10 @@ class Mixer(MixerBody):
             self._applied_vol[:] = -1
             self._applied_prog[:] = -1
             self._held[:] = 0
-            self._phase[:len(phase)] = phase
+            self._phase[: len(phase)] = phase
             self._extra = tuple(extra)
             self._extra_synths = tuple(twins)
-            self._ints[_nat.I_NEXTRA] = len(twins)     # last: the C side then uses them
+            self._ints[_nat.I_NEXTRA] = len(twins)  # last: the C side then uses them
             self._ctl_version += 1
         self._player_ch = int(channel)
         return bool(self._extra)
@@ -392,7 +410,7 @@ class Mixer(MixerBody):
             self._bridge = bridge
             if bridge is not None and self._live:
                 bridge.start()
-            if old is not None:          # blocks already in its ring still reach the old tap
+            if old is not None:  # blocks already in its ring still reach the old tap
                 old.stop()
                 old.drain()
         self._tap = tap
@@ -420,8 +438,15 @@ class Mixer(MixerBody):
             raise ValueError(f"master gain must be >= 0, got {gain}")
         self._master = float(gain)
 
-    def set_metronome(self, on: bool, origin: float = 0.0, samples_per_beat: float | None = None,
-                      beats_per_bar: int = 4, gain: float = 0.5, first_beat: int = 0) -> None:
+    def set_metronome(
+        self,
+        on: bool,
+        origin: float = 0.0,
+        samples_per_beat: float | None = None,
+        beats_per_bar: int = 4,
+        gain: float = 0.5,
+        first_beat: int = 0,
+    ) -> None:
         """Click every beat from sample ``origin`` on (accent on each bar's first beat;
         ``first_beat`` is the beat-in-bar of the beat at ``origin``). Before ``origin`` the
         previous grid keeps clicking, so a tempo change can be announced ahead of time."""
@@ -430,8 +455,7 @@ class Mixer(MixerBody):
             raise ValueError("samples_per_beat must be positive")
         old = self._metro
         prev = (old[1], old[2], old[3], old[5]) if old[0] and old[1] < origin else None
-        self._metro = (bool(on), float(origin), spb, max(1, int(beats_per_bar)), float(gain),
-                       int(first_beat), prev)
+        self._metro = (bool(on), float(origin), spb, max(1, int(beats_per_bar)), float(gain), int(first_beat), prev)
         self._write_metro()
 
     def all_notes_off(self) -> None:
@@ -444,15 +468,27 @@ class Mixer(MixerBody):
         same relative to each block's duration (load 1.0 = the whole budget)."""
         n = min(self.blocks, WORK_RING)
         if n == 0:
-            return {"blocks": 0, "p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0,
-                    "p50_load": 0.0, "p99_load": 0.0, "max_load": 0.0}
+            return {
+                "blocks": 0,
+                "p50_ms": 0.0,
+                "p99_ms": 0.0,
+                "max_ms": 0.0,
+                "p50_load": 0.0,
+                "p99_load": 0.0,
+                "max_load": 0.0,
+            }
         w = self.work_ns[:n].astype(np.float64) / 1e6
         budget = self.work_frames[:n].astype(np.float64) * 1000.0 / self.sample_rate
         load = w / np.maximum(budget, 1e-9)
-        return {"blocks": int(self.blocks), "p50_ms": float(np.percentile(w, 50)),
-                "p99_ms": float(np.percentile(w, 99)), "max_ms": float(w.max()),
-                "p50_load": float(np.percentile(load, 50)), "p99_load": float(np.percentile(load, 99)),
-                "max_load": float(load.max())}
+        return {
+            "blocks": int(self.blocks),
+            "p50_ms": float(np.percentile(w, 50)),
+            "p99_ms": float(np.percentile(w, 99)),
+            "max_ms": float(w.max()),
+            "p50_load": float(np.percentile(load, 50)),
+            "p99_load": float(np.percentile(load, 99)),
+            "max_load": float(load.max()),
+        }
 
     # -- the audio path --------------------------------------------------------
     def process(self, out: np.ndarray, xrun: bool = False) -> None:
@@ -485,6 +521,6 @@ class Mixer(MixerBody):
             n = min(block, frames - done)
             view = buf[:n]
             self.process(view)
-            result[done:done + n] = view
+            result[done : done + n] = view
             done += n
         return result

@@ -10,6 +10,7 @@ master gain and the peak limiter, hands the mix to the tap and adds the metronom
 Thread: audio (live, Python callback) or render (offline); one thread at a time. It
 allocates no numpy buffers, does no I/O, no logging, and takes no lock.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,13 +25,13 @@ CC_VOLUME, CC_SUSTAIN = 7, 64
 # All sound off, reset all controllers, all notes off: a panic. FluidSynth keeps notes the
 # pedal holds through CC123 and leaves reset voices sustained, so each lifts the pedal first.
 PANIC_CCS = (120, 121, CC_ALL_NOTES_OFF)
-SYNTH_PERIOD = 64            # FluidSynth applies events only at these frame boundaries
-PLAYER_PHASES = 4            # synths for the player's channel, a quarter period apart
-PLAYER_VOICES = 64           # the player's voices at most, over all its synths (floods)
-STARTS_PER_PERIOD = 4        # player notes one synth starts per 64-frame period at most
-POST_CHUNK = 224             # frames: 448 samples stay under numpy's 500-element GIL release
-WORK_RING = 1 << 14          # durations kept for p50/p99 (about 87 s of 256-frame blocks)
-AUDIBLE = 1e-3               # -60 dBFS: a gap beside quieter output is not heard (callback.c too)
+SYNTH_PERIOD = 64  # FluidSynth applies events only at these frame boundaries
+PLAYER_PHASES = 4  # synths for the player's channel, a quarter period apart
+PLAYER_VOICES = 64  # the player's voices at most, over all its synths (floods)
+STARTS_PER_PERIOD = 4  # player notes one synth starts per 64-frame period at most
+POST_CHUNK = 224  # frames: 448 samples stay under numpy's 500-element GIL release
+WORK_RING = 1 << 14  # durations kept for p50/p99 (about 87 s of 256-frame blocks)
+AUDIBLE = 1e-3  # -60 dBFS: a gap beside quieter output is not heard (callback.c too)
 
 
 class MixerBody:
@@ -90,7 +91,7 @@ class MixerBody:
         t_start = time.perf_counter_ns()
         if xrun:
             self.xruns += 1
-        before = self.peak           # the end of the last block, just before the gap
+        before = self.peak  # the end of the last block, just before the gap
         frames = out.shape[0]
         clock = self.clock
         t_end = clock + frames
@@ -99,13 +100,13 @@ class MixerBody:
         synth = self._synth
         extra = self._extra
         pch = self._player_ch if extra else -1
-        xpos = self._xpos            # frames of each extra synth rendered so far in this block
+        xpos = self._xpos  # frames of each extra synth rendered so far in this block
         for k in range(len(extra)):
             xpos[k] = 0
 
         # Pop and apply events in time order across queues: each queue is already
         # time-ordered, so a k-way merge over their heads keeps cross-queue order.
-        pos = 0                     # frames rendered so far in this block
+        pos = 0  # frames rendered so far in this block
         ev = self._events
         cap = ev.shape[0]
         et, ek, ec, e1, e2 = self._ev_time, self._ev_kind, self._ev_chan, self._ev_d1, self._ev_d2
@@ -120,7 +121,7 @@ class MixerBody:
             for qi in range(nq):
                 s = qi * share
                 starts[qi] = s
-                ends[qi] = s + queues[qi].pop_until(t_end, ev[s:s + share])
+                ends[qi] = s + queues[qi].pop_until(t_end, ev[s : s + share])
             while True:
                 best = -1
                 best_off = frames
@@ -150,7 +151,7 @@ class MixerBody:
                         pos = best_off
                     self._apply_event(synth, kind, ch, d1, d2)
                 self.events_applied += 1
-                if log is not None and self.dropped_notes == dropped:   # a take holds what was heard
+                if log is not None and self.dropped_notes == dropped:  # a take holds what was heard
                     log.push(clock + best_off, kind, ch, d1, d2)
         if pos < frames:
             synth.render_into(out, pos, frames)
@@ -184,8 +185,7 @@ class MixerBody:
         self.work_frames[k] = frames
         self.blocks += 1
 
-    def _player_event(self, out: np.ndarray, off: int, t: int, pos: int,
-                      kind: int, ch: int, d1: int, d2: int) -> int:
+    def _player_event(self, out: np.ndarray, off: int, t: int, pos: int, kind: int, ch: int, d1: int, d2: int) -> int:
         """Apply one event on the player's channel at block offset ``off`` (sample ``t``)
         to the phase set; returns the main synth's new render position (the extra
         synths' positions are in ``self._xpos``). Thread: audio."""
@@ -198,7 +198,7 @@ class MixerBody:
             # A synth starts at most STARTS_PER_PERIOD notes per period: FluidSynth cannot
             # steal a voice started in the same period (it then logs a warning from this
             # thread), and a flood's work per block stays bounded; beyond, notes drop.
-            use, wait = 0, SYNTH_PERIOD              # among synths with two voices free
+            use, wait = 0, SYNTH_PERIOD  # among synths with two voices free
             full, full_wait = 0, SYNTH_PERIOD
             phase = self._phase
             extra = self._extra
@@ -224,7 +224,7 @@ class MixerBody:
             else:
                 xper[use - 2], xstarts[use - 2] = per, 1
             old = int(held[d1])
-            if old and old != use:       # the pitch still sounds on another synth: end it
+            if old and old != use:  # the pitch still sounds on another synth: end it
                 pos = self._on_synth(old, out, off, pos, NOTE_OFF, ch, d1, 0)
             held[d1] = use
             return self._on_synth(use, out, off, pos, kind, ch, d1, d2)
@@ -239,8 +239,7 @@ class MixerBody:
             pos = self._on_synth(which, out, off, pos, kind, ch, d1, d2)
         return pos
 
-    def _on_synth(self, which: int, out: np.ndarray, off: int, pos: int,
-                  kind: int, ch: int, d1: int, d2: int) -> int:
+    def _on_synth(self, which: int, out: np.ndarray, off: int, pos: int, kind: int, ch: int, d1: int, d2: int) -> int:
         """Render synth ``which`` (1: main, k + 2: extra k) up to ``off``, then apply the
         event to it. Returns the main synth's render position. Thread: audio."""
         if which == 1:
@@ -275,9 +274,9 @@ class MixerBody:
         target = 1.0 if peak <= ceiling else ceiling / peak
         g0 = self._gain
         if target < g0:
-            g1 = target                                   # attack: reach it by block end
+            g1 = target  # attack: reach it by block end
         else:
-            g1 = target + (g0 - target) * self._release ** frames   # release
+            g1 = target + (g0 - target) * self._release**frames  # release
         if g0 != 1.0 or g1 != 1.0:
             g = self._gbuf[:frames]
             self._ramp_into(g, frames, g0, g1)
@@ -299,12 +298,21 @@ class MixerBody:
         t_end = clock + frames
         if prev is not None and clock < origin:
             p_origin, p_spb, p_bpb, p_first = prev
-            self._click_grid(out, clock, min(t_end, int(round(origin))), clock, p_origin, p_spb,
-                             p_bpb, p_first, gain)
+            self._click_grid(out, clock, min(t_end, int(round(origin))), clock, p_origin, p_spb, p_bpb, p_first, gain)
         self._click_grid(out, max(clock, int(round(origin))), t_end, clock, origin, spb, bpb, first, gain)
 
-    def _click_grid(self, out: np.ndarray, lo: int, hi: int, clock: int, origin: float, spb: float,
-                    bpb: int, first: int, gain: float) -> None:
+    def _click_grid(
+        self,
+        out: np.ndarray,
+        lo: int,
+        hi: int,
+        clock: int,
+        origin: float,
+        spb: float,
+        bpb: int,
+        first: int,
+        gain: float,
+    ) -> None:
         """Add the clicks of beats starting in [origin, hi) that sound within [lo, hi)
         into ``out`` (whose frame 0 is sample ``clock``)."""
         if hi <= lo:
@@ -319,10 +327,9 @@ class MixerBody:
             b = min(beat + L, hi)
             if b > a:
                 click = self._click_hi if (k + first) % bpb == 0 else self._click_lo
-                seg = self._cbuf[:b - a]
-                np.multiply(click[a - beat:b - beat], gain, out=seg)
-                dst = out[a - clock:b - clock]
+                seg = self._cbuf[: b - a]
+                np.multiply(click[a - beat : b - beat], gain, out=seg)
+                dst = out[a - clock : b - clock]
                 dst[:, 0] += seg
                 dst[:, 1] += seg
             k += 1
-

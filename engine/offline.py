@@ -19,6 +19,7 @@ model (lookahead >= 1) what the band plays before time T cannot depend on the me
 after T, exactly as live; an offline model (lookahead <= 0, the teacher ``liveband
 render`` uses by default) hears ``-lookahead`` steps ahead, because a file knows them.
 """
+
 from __future__ import annotations
 
 import collections
@@ -52,9 +53,9 @@ from models.contract import Accompanist
 from models.sampling import DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE, ControlledSampler
 
 _FORK: multiprocessing.context.ForkContext | None
-try:   # fork: the child inherits the job as it is (no pickling, no second import)
+try:  # fork: the child inherits the job as it is (no pickling, no second import)
     _FORK = multiprocessing.get_context("fork")
-except ValueError:   # pragma: no cover - platforms without fork render in one process
+except ValueError:  # pragma: no cover - platforms without fork render in one process
     _FORK = None
 
 
@@ -76,8 +77,8 @@ class RenderSettings:
     # Events stay sample-accurate at any size; only the limiter's ramps follow blocks.
     block: int = 4096
     count_in_bars: int = 0
-    tail_bars: int = 1             # the band plays on one bar after the melody ends
-    release_s: float = 1.5         # then everything is released and rings out this long
+    tail_bars: int = 1  # the band plays on one bar after the melody ends
+    release_s: float = 1.5  # then everything is released and rings out this long
     # True: generate in the live worker thread on the simulated clock (the render loop
     # waits for it), so model and synth could overlap. Same output bit for bit; on the
     # shared 2-core build machines it measured slower (thread hand-offs under load), so
@@ -91,11 +92,11 @@ class RenderSettings:
     synth_process: bool = False
     programs: dict[str, int] = field(default_factory=dict)
     muted: tuple[str, ...] = ()
-    feel: Feel = field(default_factory=Feel)      # swing, fills, half/double time, humanise
-    chart: Chart | None = None                    # a chord chart the band's chord stream follows
+    feel: Feel = field(default_factory=Feel)  # swing, fills, half/double time, humanise
+    chart: Chart | None = None  # a chord chart the band's chord stream follows
 
     def __post_init__(self) -> None:
-        get_style(self.style)    # ValueError naming the styles
+        get_style(self.style)  # ValueError naming the styles
         if self.meter not in METERS:
             raise ValueError(f"meter must be one of {', '.join(METERS)}, got {self.meter!r}")
         if self.block <= 0 or self.sample_rate <= 0:
@@ -108,34 +109,38 @@ class RenderSettings:
 @dataclass
 class MixStats:
     """What the limiter had to do to the mix: where a render clipped, for the user."""
-    limited_frames: int = 0              # frames rendered while the limiter held the mix down
-    max_gain_reduction_db: float = 0.0   # how far the mix went over the limiter's ceiling
-    nonfinite_blocks: int = 0            # blocks of NaN/inf audio replaced by silence
+
+    limited_frames: int = 0  # frames rendered while the limiter held the mix down
+    max_gain_reduction_db: float = 0.0  # how far the mix went over the limiter's ceiling
+    nonfinite_blocks: int = 0  # blocks of NaN/inf audio replaced by silence
 
     def notices(self, sample_rate: int) -> list[str]:
         """One line per problem (none for a clean mix), as transcribe reports its input's."""
         out = []
         if self.limited_frames:
-            out.append(f"the mix clipped: peaks up to {self.max_gain_reduction_db:.1f} dB over full scale were "
-                       f"held down by the limiter for {self.limited_frames / sample_rate:.1f} s")
+            out.append(
+                f"the mix clipped: peaks up to {self.max_gain_reduction_db:.1f} dB over full scale were "
+                f"held down by the limiter for {self.limited_frames / sample_rate:.1f} s"
+            )
         if self.nonfinite_blocks:
-            out.append(f"{self.nonfinite_blocks} blocks of invalid (NaN/inf) audio from the synth were "
-                       "replaced by silence")
+            out.append(
+                f"{self.nonfinite_blocks} blocks of invalid (NaN/inf) audio from the synth were replaced by silence"
+            )
         return out
 
 
 @dataclass
 class RenderResult:
-    events: list[tuple[int, int, int, int, int]]   # band + melody, time-ordered, samples
+    events: list[tuple[int, int, int, int, int]]  # band + melody, time-ordered, samples
     clock: Clock
     frames: int
     metrics: GeneratorMetrics
-    audio: np.ndarray | None                       # (frames, 2) float32 when kept
+    audio: np.ndarray | None  # (frames, 2) float32 when kept
     seconds_wall: float = 0.0
     late_mixer_events: int = 0
     steps: int = 0
     mix: MixStats = field(default_factory=MixStats)
-    chords: list[tuple[int, int]] = field(default_factory=list)   # (step, chord token) at each change
+    chords: list[tuple[int, int]] = field(default_factory=list)  # (step, chord token) at each change
 
 
 def melody_events(melody: Melody, clock: Clock) -> list[tuple[int, bool, int, int]]:
@@ -164,11 +169,18 @@ def render_frames(melody: Melody, settings: RenderSettings) -> int:
     return clock.step_time(_end_step(melody, clock, s)) + int(s.release_s * s.sample_rate)
 
 
-def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSettings,
-                  soundfont: str | Path, wav_path: str | Path | None = None, *,
-                  keep_audio: bool = False, backend: str = "",
-                  progress: Callable[[int, int], None] | None = None,
-                  synth_gain: float = 0.5) -> RenderResult:
+def render_melody(
+    melody: Melody,
+    accompanist: Accompanist,
+    settings: RenderSettings,
+    soundfont: str | Path,
+    wav_path: str | Path | None = None,
+    *,
+    keep_audio: bool = False,
+    backend: str = "",
+    progress: Callable[[int, int], None] | None = None,
+    synth_gain: float = 0.5,
+) -> RenderResult:
     """Accompany ``melody`` and render the mix. ``progress(frames_done, frames_total)``
     is called after each block (the audio process's progress when there is one).
     Thread: the caller's (it is the render thread)."""
@@ -177,10 +189,11 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
     if not melody.notes:
         raise ValueError("the melody has no notes")
     clock = Clock(s.sample_rate, s.tempo, s.meter, s.count_in_bars)
-    log = EventLog()            # the band's events (for the MIDI file and the audio process)
-    renderer = PartRenderer([log], s.style, s.meter, seed=s.seed, density=s.density,
-                            programs=s.programs, feel=s.feel, clock=clock)
-    renderer.chord_log = []     # the band's chord stream, for RenderResult.chords
+    log = EventLog()  # the band's events (for the MIDI file and the audio process)
+    renderer = PartRenderer(
+        [log], s.style, s.meter, seed=s.seed, density=s.density, programs=s.programs, feel=s.feel, clock=clock
+    )
+    renderer.chord_log = []  # the band's chord stream, for RenderResult.chords
     renderer.muted.update(x for x in s.muted if x != "melody")
     quantiser = Quantiser(clock)
     sampler = ControlledSampler(s.seed, s.temperature, s.density, s.harmony_follow)
@@ -189,18 +202,40 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
         quantiser.note(t, pitch, on)
     play_melody = "melody" not in s.muted
     # the melody the mixer plays, as the MIDI file records it
-    mel_log = [(t, NOTE_ON if on else NOTE_OFF, P.MELODY.channel, pitch, vel)
-               for t, on, pitch, vel in mel] if play_melody else []
+    mel_log = (
+        [(t, NOTE_ON if on else NOTE_OFF, P.MELODY.channel, pitch, vel) for t, on, pitch, vel in mel]
+        if play_melody
+        else []
+    )
     end_step = _end_step(melody, clock, s)
-    job = _Job(s, clock, mel, play_melody, end_step, clock.step_time(end_step),
-               clock.step_time(end_step) + int(s.release_s * s.sample_rate),
-               Path(soundfont), synth_gain, None if wav_path is None else Path(wav_path))
+    job = _Job(
+        s,
+        clock,
+        mel,
+        play_melody,
+        end_step,
+        clock.step_time(end_step),
+        clock.step_time(end_step) + int(s.release_s * s.sample_rate),
+        Path(soundfont),
+        synth_gain,
+        None if wav_path is None else Path(wav_path),
+    )
 
     def generator(clock_source: Callable[[], int]) -> StreamingGenerator:
-        return StreamingGenerator(accompanist, clock, renderer, style=s.style, sampler=sampler,
-                                  quantiser=quantiser, chunk_steps=s.chunk_steps,
-                                  margin_steps=s.margin_steps, clock_source=clock_source,
-                                  backend=backend, offline=True, chart=s.chart)
+        return StreamingGenerator(
+            accompanist,
+            clock,
+            renderer,
+            style=s.style,
+            sampler=sampler,
+            quantiser=quantiser,
+            chunk_steps=s.chunk_steps,
+            margin_steps=s.margin_steps,
+            clock_source=clock_source,
+            backend=backend,
+            offline=True,
+            chart=s.chart,
+        )
 
     if s.synth_process and not s.worker_thread and _FORK is not None:
         gen, audio, late_events, mix = _render_two_processes(job, generator, renderer, log, keep_audio, progress)
@@ -208,34 +243,51 @@ def render_melody(melody: Melody, accompanist: Accompanist, settings: RenderSett
         gen, audio, late_events, mix = _render_one_process(job, generator, renderer, log, keep_audio, progress)
     # band before melody at equal times, whatever the threads' interleaving
     events = sorted(log.events + mel_log, key=lambda e: e[0])
-    return RenderResult(events, clock, job.total, gen.metrics(), audio, time.perf_counter() - t_wall,
-                        late_events, gen.steps, mix, renderer.chord_log or [])
+    return RenderResult(
+        events,
+        clock,
+        job.total,
+        gen.metrics(),
+        audio,
+        time.perf_counter() - t_wall,
+        late_events,
+        gen.steps,
+        mix,
+        renderer.chord_log or [],
+    )
 
 
 @dataclass(frozen=True)
 class _Job:
     """What both halves of a render agree on."""
+
     settings: RenderSettings
     clock: Clock
-    mel: list                      # melody_events(): (sample, on, pitch, velocity)
+    mel: list  # melody_events(): (sample, on, pitch, velocity)
     play_melody: bool
-    end_step: int                  # the band commits steps < end_step ...
-    end_time: int                  # ... and releases everything here
-    total: int                     # frames of audio (the release rings out until here)
+    end_step: int  # the band commits steps < end_step ...
+    end_time: int  # ... and releases everything here
+    total: int  # frames of audio (the release rings out until here)
     soundfont: Path
     synth_gain: float
     wav_path: Path | None
 
 
-def _audio_loop(job: _Job, mixer: Mixer, band_q: EventQueue, writer: WavWriter | None,
-                audio: np.ndarray | None, before: Callable[[int, int], None],
-                after: Callable[[], None]) -> MixStats:
+def _audio_loop(
+    job: _Job,
+    mixer: Mixer,
+    band_q: EventQueue,
+    writer: WavWriter | None,
+    audio: np.ndarray | None,
+    before: Callable[[int, int], None],
+    after: Callable[[], None],
+) -> MixStats:
     """The audio callback's stand-in: ``before(now, n)`` returns once the band is queued
     through the block [now, now + n); then the player's notes of the block are queued and
     ``Mixer.process`` renders it. Thread: whichever thread owns the mixer."""
     s = job.settings
     mel_q = EventQueue(1024)
-    mixer.add_queue(band_q)      # band first: at equal times the band's events go first
+    mixer.add_queue(band_q)  # band first: at equal times the band's events go first
     mixer.add_queue(mel_q)
     mel, play = job.mel, job.play_melody
     buf = np.zeros((s.block, 2), np.float32)
@@ -260,15 +312,15 @@ def _audio_loop(job: _Job, mixer: Mixer, band_q: EventQueue, writer: WavWriter |
         if writer is not None:
             writer.write(view)
         if audio is not None:
-            audio[now:now + n] = view
+            audio[now : now + n] = view
         after()
     stats.nonfinite_blocks = mixer.nonfinite_blocks
     return stats
 
 
-def _render_one_process(job: _Job, generator, renderer: PartRenderer, log: EventLog,
-                        keep_audio: bool, progress) -> tuple[StreamingGenerator, np.ndarray | None, int,
-                                                             MixStats]:
+def _render_one_process(
+    job: _Job, generator, renderer: PartRenderer, log: EventLog, keep_audio: bool, progress
+) -> tuple[StreamingGenerator, np.ndarray | None, int, MixStats]:
     """Model and synth take turns in this process (``worker_thread``: the generator in its
     live worker thread on the simulated clock, this thread waiting for it)."""
     s = job.settings
@@ -297,14 +349,14 @@ def _render_one_process(job: _Job, generator, renderer: PartRenderer, log: Event
             nonlocal released
             if released:
                 return
-            need = job.clock.step_at(now + n - 1)      # the last step this block touches
+            need = job.clock.step_at(now + n - 1)  # the last step this block touches
             if threaded:
                 gen.wait_committed(min(need, end_step - 1))
             elif gen.next_step < end_step:
                 # due at the block's last frame: a block may be longer than a step
                 gen.pump(now + n - 1, until_step=end_step)
             if need >= end_step:
-                gen.stop()                             # one producer at a time
+                gen.stop()  # one producer at a time
                 renderer.all_off(job.end_time)
                 released = True
 
@@ -325,9 +377,9 @@ def _render_one_process(job: _Job, generator, renderer: PartRenderer, log: Event
         synth.close()
 
 
-def _render_two_processes(job: _Job, generator, renderer: PartRenderer, log: EventLog,
-                          keep_audio: bool, progress) -> tuple[StreamingGenerator, np.ndarray | None, int,
-                                                               MixStats]:
+def _render_two_processes(
+    job: _Job, generator, renderer: PartRenderer, log: EventLog, keep_audio: bool, progress
+) -> tuple[StreamingGenerator, np.ndarray | None, int, MixStats]:
     """The band in this process, the audio in a forked one, at the same time.
 
     Why: the model's steps and the audio (FluidSynth, mixer, limiter, WAV) are each
@@ -343,13 +395,17 @@ def _render_two_processes(job: _Job, generator, renderer: PartRenderer, log: Eve
     s = job.settings
     audio = shared = None
     if keep_audio:
-        shared = mmap.mmap(-1, job.total * 8)          # MAP_SHARED: the child writes it
+        shared = mmap.mmap(-1, job.total * 8)  # MAP_SHARED: the child writes it
         audio = np.frombuffer(shared, np.float32).reshape(job.total, 2)
-    assert _FORK is not None               # render_melody asks for two processes only with fork
+    assert _FORK is not None  # render_melody asks for two processes only with fork
     audio_clock = _FORK.RawValue("q", 0)
     conn, child_conn = _FORK.Pipe()
-    proc = _FORK.Process(target=_audio_process, args=(job, child_conn, audio, audio_clock, conn, os.getpid()),
-                         name="liveband-render-audio", daemon=True)
+    proc = _FORK.Process(
+        target=_audio_process,
+        args=(job, child_conn, audio, audio_clock, conn, os.getpid()),
+        name="liveband-render-audio",
+        daemon=True,
+    )
     gen = generator(lambda: audio_clock.value)
     # fork first: the child loads the SoundFont while this process warms the model up
     proc.start()
@@ -364,7 +420,7 @@ def _render_two_processes(job: _Job, generator, renderer: PartRenderer, log: Eve
             conn.send((events, through))
         except (BrokenPipeError, ConnectionResetError):
             _raise_child_error(conn, proc)
-        if not final and conn.poll():       # before the end the child only speaks to fail
+        if not final and conn.poll():  # before the end the child only speaks to fail
             _raise_child_error(conn, proc)
 
     try:
@@ -376,7 +432,7 @@ def _render_two_processes(job: _Job, generator, renderer: PartRenderer, log: Eve
             gen.pump(clock.step_time(target), until_step=target)
             if gen.next_step >= job.end_step:
                 renderer.all_off(job.end_time)
-                send(job.total + 1, final=True)          # nothing more will come
+                send(job.total + 1, final=True)  # nothing more will come
             else:
                 send(clock.step_time(gen.next_step))
             if progress is not None:
@@ -412,8 +468,9 @@ def _raise_child_error(conn, proc) -> None:
     raise RuntimeError(f"the render's audio process sent {kind!r} early")
 
 
-def _audio_process(job: _Job, conn, audio: np.ndarray | None, audio_clock, parent_conn=None,
-                   parent_pid: int | None = None) -> None:
+def _audio_process(
+    job: _Job, conn, audio: np.ndarray | None, audio_clock, parent_conn=None, parent_pid: int | None = None
+) -> None:
     """The forked audio half: synth, mixer, WAV. Sends ("done", (late mixer events, MixStats)) or
     ("error", exception). Thread: the child process's only thread.
 
@@ -441,7 +498,7 @@ def _audio_process(job: _Job, conn, audio: np.ndarray | None, audio_clock, paren
             def before(now: int, n: int) -> None:
                 nonlocal through
                 end = now + n
-                while through < end:                    # wait for the band to be final here
+                while through < end:  # wait for the band to be final here
                     events, through = conn.recv()
                     pending.extend(events)
                 # only this block's events: the mixer would pop no others
@@ -460,7 +517,7 @@ def _audio_process(job: _Job, conn, audio: np.ndarray | None, audio_clock, paren
             if writer is not None:
                 writer.close()
             synth.close()
-    except BaseException as exc:   # the parent raises it as its own
+    except BaseException as exc:  # the parent raises it as its own
         _send_quietly(conn, ("error", exc))
     finally:
         conn.close()
@@ -472,11 +529,11 @@ def _die_with_parent(parent_pid: int | None) -> None:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)          # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):          # not Linux: the closed pipe still ends it
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the closed pipe still ends it
         return
     if parent_pid is not None and os.getppid() != parent_pid:
-        os._exit(1)                            # the parent died before prctl took effect
+        os._exit(1)  # the parent died before prctl took effect
 
 
 def _send_quietly(conn, msg) -> None:
@@ -484,7 +541,7 @@ def _send_quietly(conn, msg) -> None:
     try:
         try:
             conn.send(msg)
-        except (pickle.PicklingError, TypeError, AttributeError):   # an exception pickle cannot carry
+        except (pickle.PicklingError, TypeError, AttributeError):  # an exception pickle cannot carry
             kind, exc = msg
             conn.send((kind, RuntimeError(f"{type(exc).__name__}: {exc}")))
     except (OSError, EOFError):

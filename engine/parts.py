@@ -3,6 +3,7 @@
 One table that the part renderer, the live mixer, the MIDI out/recorder and the UI all
 read, so a part is on the same channel everywhere.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,11 +14,11 @@ from engine.synth import DRUM_CHANNEL
 
 @dataclass(frozen=True)
 class Part:
-    name: str            # short id used in configs, mute/solo and MIDI track names
-    channel: int         # 0-15; GM percussion is channel 9
-    program: int         # default GM program 0-127 (ignored on the drum channel)
-    label: str           # what a musician reads in the UI
-    volume: int = 100    # CC7 default
+    name: str  # short id used in configs, mute/solo and MIDI track names
+    channel: int  # 0-15; GM percussion is channel 9
+    program: int  # default GM program 0-127 (ignored on the drum channel)
+    label: str  # what a musician reads in the UI
+    volume: int = 100  # CC7 default
 
     def __post_init__(self) -> None:
         if not 0 <= self.channel < 16:

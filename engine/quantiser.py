@@ -20,6 +20,7 @@ Thread: ``push`` may be called from any one producer thread (MIDI or pitch track
 the same time as the worker calls ``token_for``: events travel through a deque, whose
 append/popleft are atomic. Everything else is worker-only.
 """
+
 from __future__ import annotations
 
 import collections
@@ -32,9 +33,10 @@ from models.tokens import HOLD, REST, note_on
 @dataclass(frozen=True)
 class MelodyEvent:
     """A melody note-on/off from any source (keys, MIDI, the pitch tracker)."""
-    time: int          # sample on the producer's clock (the audio clock live)
-    pitch: int         # MIDI pitch 0-127
-    on: bool           # True: note on, False: note off
+
+    time: int  # sample on the producer's clock (the audio clock live)
+    pitch: int  # MIDI pitch 0-127
+    on: bool  # True: note on, False: note off
     velocity: int = 100
 
 
@@ -44,8 +46,8 @@ class Quantiser:
         self._inbox: collections.deque[MelodyEvent] = collections.deque()
         # step -> ("on", pitch) / ("off", pitch) decisions not yet consumed, ordered per step
         self._pending: dict[int, list[tuple[str, int]]] = {}
-        self._committed = clock.first_step - 1     # last committed step
-        self._sounding: int | None = None           # pitch held at the last committed step
+        self._committed = clock.first_step - 1  # last committed step
+        self._sounding: int | None = None  # pitch held at the last committed step
         self.late_onsets = 0
         self.late_releases = 0
         self.onsets = 0

@@ -25,6 +25,7 @@ name inside the sessions folder, never a path.
 Thread: ``start``/``stop``/``set_tempo`` from the owner (UI/main); ``add_event`` from any
 thread; ``ring.write`` from the audio thread; everything else on the writer thread.
 """
+
 from __future__ import annotations
 
 import collections
@@ -40,8 +41,8 @@ import numpy as np
 
 from engine.events import NOTE_OFF, NOTE_ON
 from engine.midi_export import MidiTakeWriter, TempoMark
-from engine.ring import AudioRing
 from engine.parts import MELODY as PLAYER
+from engine.ring import AudioRing
 from engine.wav import WavWriter, repair_wav
 
 WAV_NAME, MIDI_NAME, META_NAME = "mix.wav", "session.mid", "session.json"
@@ -77,9 +78,18 @@ class Recorder:
     """One recorded session in ``folder``. Feed audio through ``ring`` (give it to
     ``Mixer.set_tap``) and events through ``add_event``."""
 
-    def __init__(self, folder: str | os.PathLike, sample_rate: int, *, meta: dict | None = None,
-                 track_names: dict[int, str] | None = None, ring_seconds: float = 8.0,
-                 poll_s: float = 0.2, flush_s: float = 1.0, midi_every_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        sample_rate: int,
+        *,
+        meta: dict | None = None,
+        track_names: dict[int, str] | None = None,
+        ring_seconds: float = 8.0,
+        poll_s: float = 0.2,
+        flush_s: float = 1.0,
+        midi_every_s: float = 2.0,
+    ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.sample_rate = int(sample_rate)
@@ -92,14 +102,14 @@ class Recorder:
         self._tempi: list[TempoMark] = []
         self._meter = self.meta.get("meter", "4/4")
         self._midi = MidiTakeWriter(self.sample_rate, self._meter, self.track_names)
-        self._encoded = 0                   # events of _events the MIDI writer has encoded
+        self._encoded = 0  # events of _events the MIDI writer has encoded
         # (channel, pitch) -> [index in _events, arrival (monotonic)] of a sounding note-on
         self._open: dict[tuple[int, int], list] = {}
         self._wav: WavWriter | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._midi_dirty = False
-        self.error: str | None = None       # the writer's last failure, for the UI
+        self.error: str | None = None  # the writer's last failure, for the UI
         self.start_sample: int | None = None
 
     @property
@@ -156,7 +166,7 @@ class Recorder:
                 if self._midi_dirty and (stopping or now - last_midi >= self.midi_every_s):
                     self._write_midi(final=stopping)
                     last_midi = now
-            except OSError as exc:   # disk full, folder removed: say so, keep the audio path alive
+            except OSError as exc:  # disk full, folder removed: say so, keep the audio path alive
                 self.error = f"recording to {self.folder} failed: {exc}"
             if stopping:
                 break
@@ -232,9 +242,13 @@ class Recorder:
 
     def _write_meta(self, final: bool) -> None:
         frames = self._wav.frames if self._wav else 0
-        self.meta.update(seconds=round(frames / self.sample_rate, 3), complete=final,
-                         events=len(self._events), dropped_audio_frames=self.ring.dropped_frames,
-                         start_sample=self.start_sample)
+        self.meta.update(
+            seconds=round(frames / self.sample_rate, 3),
+            complete=final,
+            events=len(self._events),
+            dropped_audio_frames=self.ring.dropped_frames,
+            start_sample=self.start_sample,
+        )
         if self._tempi:
             self.meta["tempo"] = self._tempi[0].bpm
         _write_json(self.folder / META_NAME, self.meta)
@@ -250,7 +264,7 @@ def _inside(path: Path, root: Path) -> bool:
     """Whether ``path``, links followed, stays inside ``root`` (already resolved)."""
     try:
         return path.resolve().is_relative_to(root)
-    except (OSError, RuntimeError):     # a link loop
+    except (OSError, RuntimeError):  # a link loop
         return False
 
 
@@ -266,8 +280,16 @@ def _read_meta(path: Path) -> dict:
         raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(meta, dict):
         raise ValueError(f"holds {type(meta).__name__ if meta is not None else 'null'}, not an object")
-    types = {"started": str, "style": str, "complete": bool, "seconds": (int, float), "tempo": (int, float),
-             "meter": str, "key": str, "input": str}
+    types = {
+        "started": str,
+        "style": str,
+        "complete": bool,
+        "seconds": (int, float),
+        "tempo": (int, float),
+        "meter": str,
+        "key": str,
+        "input": str,
+    }
     for key, kind in types.items():
         v = meta.get(key)
         if v is None:
@@ -296,8 +318,20 @@ def list_sessions(root: str | os.PathLike) -> list[dict]:
     except OSError as exc:
         raise SessionError(f"cannot read the sessions folder {root}: {exc.strerror or exc}") from None
     for folder in entries:
-        row = {"name": folder.name, "path": str(folder), "started": "", "seconds": 0.0, "complete": False,
-               "tempo": None, "style": "", "meter": "", "key": "", "input": "", "files": [], "problem": None}
+        row = {
+            "name": folder.name,
+            "path": str(folder),
+            "started": "",
+            "seconds": 0.0,
+            "complete": False,
+            "tempo": None,
+            "style": "",
+            "meter": "",
+            "key": "",
+            "input": "",
+            "files": [],
+            "problem": None,
+        }
         try:
             if not folder.is_dir():
                 continue
@@ -317,10 +351,16 @@ def list_sessions(root: str | os.PathLike) -> list[dict]:
             row["problem"] = f"{folder / META_NAME}: {exc}"
             rows.append(row)
             continue
-        row.update(started=meta.get("started", ""), seconds=float(meta.get("seconds", 0.0)),
-                   complete=bool(meta.get("complete", False)), tempo=meta.get("tempo"),
-                   style=meta.get("style", ""), meter=meta.get("meter", ""), key=meta.get("key", ""),
-                   input=meta.get("input", ""))
+        row.update(
+            started=meta.get("started", ""),
+            seconds=float(meta.get("seconds", 0.0)),
+            complete=bool(meta.get("complete", False)),
+            tempo=meta.get("tempo"),
+            style=meta.get("style", ""),
+            meter=meta.get("meter", ""),
+            key=meta.get("key", ""),
+            input=meta.get("input", ""),
+        )
         rows.append(row)
     return rows
 
@@ -401,14 +441,14 @@ def export_session(root: str | os.PathLike, name: str, dest: str | os.PathLike) 
                 tmp.unlink(missing_ok=True)
             written.append(target)
     except BaseException as exc:
-        for w in written:           # all or nothing: no half export left behind
+        for w in written:  # all or nothing: no half export left behind
             w.unlink(missing_ok=True)
         if isinstance(exc, FileExistsError):
             raise SessionError(f"{target} already exists; not overwritten (export somewhere else)") from None
         if isinstance(exc, OSError):
             where = exc.filename if exc.filename and not str(exc.filename).endswith(".tmp") else target
             raise SessionError(f"cannot export to {where}: {exc.strerror or exc}") from None
-        if isinstance(exc, ValueError):      # repair_wav: not a LiveBand WAV
+        if isinstance(exc, ValueError):  # repair_wav: not a LiveBand WAV
             raise SessionError(str(exc)) from None
         raise
     return [str(w) for w in written]
@@ -425,10 +465,20 @@ def check_session_name(name: str, root: str | os.PathLike) -> str:
     """``name`` if it is one plain folder name (no path, not hidden, printable, at most
     100 characters); SessionError in one line otherwise."""
     shown = name if len(name) <= 60 else name[:57] + "..."
-    if (not name or name != name.strip() or name in (".", "..") or name.startswith(".") or "/" in name
-            or "\\" in name or len(name) > NAME_MAX or not name.isprintable()):
-        raise SessionError(f"{shown!r} is not a session name: use letters, digits, spaces, - or _ "
-                           f"(one folder in {root}, at most {NAME_MAX} characters)")
+    if (
+        not name
+        or name != name.strip()
+        or name in (".", "..")
+        or name.startswith(".")
+        or "/" in name
+        or "\\" in name
+        or len(name) > NAME_MAX
+        or not name.isprintable()
+    ):
+        raise SessionError(
+            f"{shown!r} is not a session name: use letters, digits, spaces, - or _ "
+            f"(one folder in {root}, at most {NAME_MAX} characters)"
+        )
     return name
 
 
@@ -472,11 +522,15 @@ def delete_session(root: str | os.PathLike, name: str) -> None:
     folder = _take_folder(root, name)
     try:
         entries = list(folder.iterdir())
-        strange = [p.name for p in entries if p.is_symlink() or not p.is_file()
-                   or not (p.name in _TAKE_FILES or p.name.endswith(".tmp"))]
+        strange = [
+            p.name
+            for p in entries
+            if p.is_symlink() or not p.is_file() or not (p.name in _TAKE_FILES or p.name.endswith(".tmp"))
+        ]
         if strange:
-            raise SessionError(f"{folder} holds files LiveBand did not write ({', '.join(sorted(strange)[:3])}); "
-                               "not deleted")
+            raise SessionError(
+                f"{folder} holds files LiveBand did not write ({', '.join(sorted(strange)[:3])}); not deleted"
+            )
         for p in entries:
             p.unlink()
         folder.rmdir()

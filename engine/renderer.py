@@ -24,6 +24,7 @@ what it holds at the next step; solo mutes every part that is not soloed.
 
 Thread: the generator worker only (offline: the render loop).
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Protocol
@@ -36,12 +37,20 @@ from engine.events import CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
 from engine.feel import Feel, Humaniser, swing_fraction
 from engine.groove import SIDE_STICK, Groove
 from engine.styles import BAND_PART_NAMES, Style, get_style
-from models.tokens import (CHORD_BASE, CHORD_NONE, QUALITY_INTERVALS, REST, chord_of_token, chord_pitch_classes,
-                           is_note_on, token_pitch)
+from models.tokens import (
+    CHORD_BASE,
+    CHORD_NONE,
+    QUALITY_INTERVALS,
+    REST,
+    chord_of_token,
+    chord_pitch_classes,
+    is_note_on,
+    token_pitch,
+)
 
 PAD_LOW = 55  # pad voicing: each chord tone in [55, 67)
-BASS_LOW, BASS_HIGH = 31, 50   # where a style's bass line places its roots (G1-D3)
-WALK_TOP = 55                  # a walking line's highest root (G3); from the top ones it walks down
+BASS_LOW, BASS_HIGH = 31, 50  # where a style's bass line places its roots (G1-D3)
+WALK_TOP = 55  # a walking line's highest root (G3); from the top ones it walks down
 
 # SoundFont 2.01 NRPN (CC99=120, CC98=generator 38 "release time", data entry CC6/CC38,
 # 8192 = no change, 2 timecents a unit): -600 units halves the pad's release. FluidR3's
@@ -73,16 +82,24 @@ def pad_voicing(chord: int) -> list[int]:
 
 
 class PartRenderer:
-    def __init__(self, sinks: Iterable[EventSink], style: str | Style, meter: str, seed: int = 0,
-                 density: float = 0.5, programs: dict[str, int] | None = None, feel: Feel | None = None,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        sinks: Iterable[EventSink],
+        style: str | Style,
+        meter: str,
+        seed: int = 0,
+        density: float = 0.5,
+        programs: dict[str, int] | None = None,
+        feel: Feel | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.sinks = list(sinks)
         self.meter = meter
         self.beat_steps = beat_steps(meter)
         self.seed = seed
         self.feel = feel or Feel()
         self._req_feel = self.feel  # set_feel's request, taken at the next step (Thread: any)
-        self.clock = clock          # for swing/humanise (a step's length); the generator sets it
+        self.clock = clock  # for swing/humanise (a step's length); the generator sets it
         self._user_programs = dict(programs or {})
         self.density = density
         self.muted: set[str] = set()
@@ -92,12 +109,12 @@ class PartRenderer:
         # channel -> {pitch: number of voices holding it}
         self._sounding: dict[int, dict[int, int]] = {p.channel: {} for p in P.BAND_PARTS}
         self._bass: int | None = None
-        self._keys: list[int | None] = [None, None]     # tenor, alto pitches (model's rhythm)
-        self._comp: list[int] = []                      # what the comping rhythm holds
-        self._model_bass: int | None = None             # the model's last bass / keys notes
-        self._line_bass: int | None = None              # a style's bass line: its last root/walk note
+        self._keys: list[int | None] = [None, None]  # tenor, alto pitches (model's rhythm)
+        self._comp: list[int] = []  # what the comping rhythm holds
+        self._model_bass: int | None = None  # the model's last bass / keys notes
+        self._line_bass: int | None = None  # a style's bass line: its last root/walk note
         self._model_keys: list[int | None] = [None, None]
-        self._harmony: int = CHORD_NONE                 # the chord sounding now (any step)
+        self._harmony: int = CHORD_NONE  # the chord sounding now (any step)
         self._walk_i = 0
         self._walk_chord = CHORD_NONE
         self._walk_root = 40
@@ -106,7 +123,7 @@ class PartRenderer:
         self._pad_notes: list[int] = []
         self._drum_offs: list[int] = []
         self._buffer: list[tuple[int, int, int, int, int]] | None = None
-        self._onset_rate = 0.25   # EMA of onsets per note stream per step (model density)
+        self._onset_rate = 0.25  # EMA of onsets per note stream per step (model density)
         self.intensity = 0.5
         # (step, chord token) at each change of the chord stream, when a caller asks
         self.chord_log: list[tuple[int, int]] | None = None
@@ -119,8 +136,9 @@ class PartRenderer:
         """Play ``style`` from the next step (its drummer, rhythms, programs and parts);
         ``time``: send its programs then (a change during play)."""
         self.style = get_style(style)
-        self.groove = Groove(self.style, self.meter, self.seed if seed is None else seed,
-                             fills=self.feel.fills, time=self.feel.time)
+        self.groove = Groove(
+            self.style, self.meter, self.seed if seed is None else seed, fills=self.feel.fills, time=self.feel.time
+        )
         self.swing = self.style.swing if self.feel.swing is None else self.feel.swing
         self._bass_rhythm = self.style.bass_rhythm(self.meter)
         self._comp_rhythm = self.style.comp_rhythm(self.meter)
@@ -156,7 +174,7 @@ class PartRenderer:
     def _on(self, t: int, ch: int, pitch: int, vel: int) -> None:
         held = self._sounding[ch]
         if held.get(pitch, 0) > 0:
-            self._emit(t, NOTE_OFF, ch, pitch)   # re-strike: release first
+            self._emit(t, NOTE_OFF, ch, pitch)  # re-strike: release first
         held[pitch] = held.get(pitch, 0) + 1
         self._emit(t, NOTE_ON, ch, pitch, max(1, min(127, vel)))
 
@@ -238,7 +256,7 @@ class PartRenderer:
         self._restyled = False
         if self._req_feel is not self.feel:
             self._apply_feel(self._req_feel)
-        self.humaniser.next_step()     # every step, late or not: a seed plays the same
+        self.humaniser.next_step()  # every step, late or not: a seed plays the same
         if late:
             return
         chord, bass, tenor, alto = (int(x) for x in tokens)
@@ -270,7 +288,7 @@ class PartRenderer:
                     self._drum_offs.append(key)
         finally:
             events, self._buffer = self._buffer, None
-        events.sort(key=lambda e: e[0])      # stable: a re-strike's off stays before its on
+        events.sort(key=lambda e: e[0])  # stable: a re-strike's off stays before its on
         for e in events:
             self._emit(*e)
 
@@ -283,8 +301,10 @@ class PartRenderer:
         length = clock.step_time(k + 1) - clock.step_time(k)
         base = swing_fraction(step_in_bar, self.meter, self.swing) * length
         sr = clock.sample_rate
-        return {p: t + min(length - 1, int(round(base + self.humaniser.timing[p] * sr)))
-                for p in ("bass", "keys", "pad", "drums")}
+        return {
+            p: t + min(length - 1, int(round(base + self.humaniser.timing[p] * sr)))
+            for p in ("bass", "keys", "pad", "drums")
+        }
 
     def _vel(self, part: str, base: float, step_in_bar: int) -> int:
         return self.velocity(base, step_in_bar) + self.humaniser.velocity[part]
@@ -308,7 +328,7 @@ class PartRenderer:
         rq = chord_of_token(self._harmony)
         if rq is None:
             return self._model_bass
-        if ch == "x":      # the model's last bass note, or the root once the chord moved off it
+        if ch == "x":  # the model's last bass note, or the root once the chord moved off it
             m = self._model_bass
             return m if m is None or m % 12 in chord_pitch_classes(self._harmony) else self._near(rq[0], anchor)
         root_pc, quality = rq
@@ -332,8 +352,8 @@ class PartRenderer:
         if i == 0:
             self._walk_root = self._near(root_pc, anchor, high=WALK_TOP)
             return self._walk_root
-        root = self._walk_root          # the line walks from the root it started on
-        if root >= WALK_TOP - 8:        # down
+        root = self._walk_root  # the line walks from the root it started on
+        if root >= WALK_TOP - 8:  # down
             if i == 1:
                 return root - (12 - iv[3] if len(iv) > 3 and r < 0.6 else 3)
             return root - 5 if i == 2 else root - (12 - iv[1])
@@ -411,7 +431,7 @@ class PartRenderer:
             self._bass = None
         for i, n in enumerate(self._keys):
             if n is not None and n % 12 not in tones:
-                self._off(t, P.KEYS.channel, n)             # counted: a pitch both voices hold
+                self._off(t, P.KEYS.channel, n)  # counted: a pitch both voices hold
                 self._keys[i] = None
         keep = [n for n in self._comp if n % 12 in tones]
         for n in self._comp:

@@ -8,6 +8,7 @@ fills the slots before publishing the new write index, so the consumer never rea
 half-written block. The counters live in an int64 array (one aligned 8-byte store each)
 so that the C audio callback (engine/native) can be the producer without the GIL.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -67,10 +68,10 @@ class AudioRing:
             return False
         start = w % self._cap
         first = min(n, self._cap - start)
-        self._buf[start:start + first] = block[:first]
+        self._buf[start : start + first] = block[:first]
         if first < n:
-            self._buf[:n - first] = block[first:]
-        self._write = w + n   # publish after the frames are in place
+            self._buf[: n - first] = block[first:]
+        self._write = w + n  # publish after the frames are in place
         return True
 
     def read_into(self, out: np.ndarray) -> int:
@@ -81,9 +82,9 @@ class AudioRing:
             return 0
         start = r % self._cap
         first = min(n, self._cap - start)
-        out[:first] = self._buf[start:start + first]
+        out[:first] = self._buf[start : start + first]
         if first < n:
-            out[first:n] = self._buf[:n - first]
+            out[first:n] = self._buf[: n - first]
         self._read = r + n
         moved: int = n
         return moved

@@ -12,32 +12,54 @@ step, so they read like a chart; a meter a style does not write is cut or tiled 
 A malformed user file is skipped with one line naming it (``StyleBook.problems``); a
 malformed shipped file is a bug and raises.
 """
+
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+import tomllib
+
 from engine.clock import METERS
-from models.tokens import STYLES as MODEL_STYLES, bar_steps
+from models.tokens import STYLES as MODEL_STYLES
+from models.tokens import bar_steps
 
 BUILTIN_DIR: Final = Path(__file__).resolve().parent / "style_files"
 
 # GM percussion keys by the names style files use
 DRUM_KEYS: Final = {
-    "kick": 36, "side_stick": 37, "rim": 37, "snare": 38, "clap": 39, "floor_tom": 41, "closed_hat": 42,
-    "low_tom": 45, "pedal_hat": 44, "open_hat": 46, "mid_tom": 47, "high_tom": 50, "crash": 49, "ride": 51,
-    "ride_bell": 53, "tambourine": 54, "cowbell": 56, "mute_conga": 62, "high_conga": 63, "low_conga": 64,
-    "cabasa": 69, "shaker": 70, "claves": 75,
+    "kick": 36,
+    "side_stick": 37,
+    "rim": 37,
+    "snare": 38,
+    "clap": 39,
+    "floor_tom": 41,
+    "closed_hat": 42,
+    "low_tom": 45,
+    "pedal_hat": 44,
+    "open_hat": 46,
+    "mid_tom": 47,
+    "high_tom": 50,
+    "crash": 49,
+    "ride": 51,
+    "ride_bell": 53,
+    "tambourine": 54,
+    "cowbell": 56,
+    "mute_conga": 62,
+    "high_conga": 63,
+    "low_conga": 64,
+    "cabasa": 69,
+    "shaker": 70,
+    "claves": 75,
 }
 BAND_PART_NAMES: Final = ("bass", "keys", "pad", "drums")
 FILLS: Final = ("off", "phrase", "more")
 TIMES: Final = ("normal", "half", "double")
-DRUM_CHARS: Final = frozenset(".xog")     # nothing, hit, accent, ghost
+DRUM_CHARS: Final = frozenset(".xog")  # nothing, hit, accent, ghost
 BASS_CHARS: Final = frozenset(".-xr58w")  # release, hold, model's note, root, fifth, octave, walk
-COMP_CHARS: Final = frozenset(".-xo")     # release, hold, strike, accented strike
+COMP_CHARS: Final = frozenset(".-xo")  # release, hold, strike, accented strike
 
 
 class StyleError(ValueError):
@@ -48,17 +70,17 @@ class StyleError(ValueError):
 class Style:
     name: str
     label: str
-    model: str                                  # the model style it conditions on
-    parts: tuple[str, ...] = BAND_PART_NAMES    # band parts that play
+    model: str  # the model style it conditions on
+    parts: tuple[str, ...] = BAND_PART_NAMES  # band parts that play
     programs: dict[str, int] = field(default_factory=dict)
-    swing: float = 0.0                          # 0 straight .. 1 triplet feel
+    swing: float = 0.0  # 0 straight .. 1 triplet feel
     fills: str = "phrase"
     time: str = "normal"
-    crash: bool = False                         # crash on the downbeat after a phrase's fill
-    drums_from: float = 0.0                     # drums are tacet below this intensity
+    crash: bool = False  # crash on the downbeat after a phrase's fill
+    drums_from: float = 0.0  # drums are tacet below this intensity
     # meter -> {gm key: (sparse, normal, busy)}; {} = no drums
     drums: dict[str, dict[int, tuple[str, str, str]]] = field(default_factory=dict)
-    bass: dict[str, str] = field(default_factory=dict)    # meter -> rhythm; none: the model's
+    bass: dict[str, str] = field(default_factory=dict)  # meter -> rhythm; none: the model's
     comp: dict[str, str] = field(default_factory=dict)
     source: str = ""
 
@@ -85,7 +107,7 @@ def _fit(pattern: str, n: int) -> str:
 def _nearest(table: dict, meter: str) -> str:
     """The written meter a missing one is made from: 12/8 from 6/8 (two of its bars, the
     same dotted-quarter pulse), else from 4/4, else the first written."""
-    for m in (("6/8", "4/4") if meter == "12/8" else ("4/4",)):
+    for m in ("6/8", "4/4") if meter == "12/8" else ("4/4",):
         if m in table:
             return m
     return next(iter(table))
@@ -115,7 +137,7 @@ def _meter_table(data: object, where: str, chars: frozenset[str]) -> dict[str, s
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"[{where}] must be a table of meter = \"pattern\"")
+        raise ValueError(f'[{where}] must be a table of meter = "pattern"')
     out = {}
     for meter, text in data.items():
         if meter not in METERS:
@@ -135,8 +157,9 @@ def parse_style(data: dict, name: str, source: str = "") -> Style:
         raise ValueError(f"style name {name!r} must be letters, digits, - or _")
     model = data.get("model")
     if model not in MODEL_STYLES:
-        raise ValueError(f"model = {model!r}: the model style it conditions on must be one of "
-                         f"{', '.join(MODEL_STYLES)}")
+        raise ValueError(
+            f"model = {model!r}: the model style it conditions on must be one of {', '.join(MODEL_STYLES)}"
+        )
     parts = tuple(data.get("parts", BAND_PART_NAMES))
     for p in parts:
         if p not in BAND_PART_NAMES:
@@ -163,26 +186,35 @@ def parse_style(data: dict, name: str, source: str = "") -> Style:
         if meter not in METERS:
             raise ValueError(f"[drums]: unknown meter {meter!r} (use {', '.join(METERS)})")
         if not isinstance(table, dict):
-            raise ValueError(f"[drums.\"{meter}\"] must be a table of drum = patterns")
+            raise ValueError(f'[drums."{meter}"] must be a table of drum = patterns')
         lines: dict[int, tuple[str, str, str]] = {}
         for drum, pats in table.items():
             key = DRUM_KEYS.get(drum)
             if key is None:
-                raise ValueError(f"[drums.\"{meter}\"]: unknown drum {drum!r} (use {', '.join(DRUM_KEYS)})")
+                raise ValueError(f'[drums."{meter}"]: unknown drum {drum!r} (use {", ".join(DRUM_KEYS)})')
             variants = [pats] * 3 if isinstance(pats, str) else list(pats)
             if len(variants) != 3:
-                raise ValueError(f"[drums.\"{meter}\"] {drum}: one pattern, or three (sparse, normal, busy)")
-            lines[key] = tuple(_check_pattern(f"[drums.\"{meter}\"] {drum}", v, meter, DRUM_CHARS)
-                               for v in variants)  # type: ignore[assignment]
+                raise ValueError(f'[drums."{meter}"] {drum}: one pattern, or three (sparse, normal, busy)')
+            lines[key] = tuple(_check_pattern(f'[drums."{meter}"] {drum}', v, meter, DRUM_CHARS) for v in variants)  # type: ignore[assignment]
         drums[meter] = lines
     if "drums" in parts and not drums:
         raise ValueError("the drums play (parts) but [drums] has no pattern")
-    return Style(name=name, label=str(data.get("label", name.title())), model=model, parts=parts,
-                 programs=programs, swing=float(swing), fills=feel.get("fills", "phrase"),
-                 time=feel.get("time", "normal"), crash=bool(feel.get("crash", False)),
-                 drums_from=float(feel.get("drums_from", 0.0)), drums=drums if "drums" in parts else {},
-                 bass=_meter_table(data.get("bass"), "bass", BASS_CHARS),
-                 comp=_meter_table(data.get("comp"), "comp", COMP_CHARS), source=source)
+    return Style(
+        name=name,
+        label=str(data.get("label", name.title())),
+        model=model,
+        parts=parts,
+        programs=programs,
+        swing=float(swing),
+        fills=feel.get("fills", "phrase"),
+        time=feel.get("time", "normal"),
+        crash=bool(feel.get("crash", False)),
+        drums_from=float(feel.get("drums_from", 0.0)),
+        drums=drums if "drums" in parts else {},
+        bass=_meter_table(data.get("bass"), "bass", BASS_CHARS),
+        comp=_meter_table(data.get("comp"), "comp", COMP_CHARS),
+        source=source,
+    )
 
 
 def load_style_file(path: Path) -> Style:
@@ -223,7 +255,7 @@ def load_styles(user_dir: Path | None = None) -> StyleBook:
     the same name). Shipped ones come first, in file-name order (the menu's order)."""
     styles: dict[str, Style] = {}
     for path in sorted(BUILTIN_DIR.glob("*.toml")):
-        st = load_style_file(path)       # a broken shipped file is a bug: raise
+        st = load_style_file(path)  # a broken shipped file is a bug: raise
         styles[st.name] = st
     problems: list[str] = []
     if user_dir is not None and user_dir.is_dir():
@@ -255,7 +287,7 @@ def reload() -> StyleBook:
     return book()
 
 
-DEFAULT_STYLE = "pop"     # the band's style when nobody chose (read through liveband.config)
+DEFAULT_STYLE = "pop"  # the band's style when nobody chose (read through liveband.config)
 
 
 def get_style(name: str | Style) -> Style:

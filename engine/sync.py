@@ -34,6 +34,7 @@ Threads: ``MidiClockIn.feed`` runs on the MIDI callback thread; ``BeatLock.on_st
 the generator worker (its ``step_observer``), which is then the only writer of the
 clock's tempo; the readers on any thread (the fit is one tuple replaced at once).
 """
+
 from __future__ import annotations
 
 import collections
@@ -59,9 +60,15 @@ class MidiClockIn:
 
     LATE_S = 0.003
 
-    def __init__(self, on_transport: Callable[[str], None] | None = None, window: int = 48,
-                 min_ticks: int = 6, dropout_s: float = 0.5, stale_s: float = 1.0,
-                 now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        on_transport: Callable[[str], None] | None = None,
+        window: int = 48,
+        min_ticks: int = 6,
+        dropout_s: float = 0.5,
+        stale_s: float = 1.0,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.on_transport = on_transport
         self.stale_s = stale_s
         self._now = now
@@ -71,18 +78,18 @@ class MidiClockIn:
         self.min_ticks = min_ticks
         self.dropout_s = dropout_s
         self._pts: collections.deque[tuple[int, float]] = collections.deque(maxlen=window)
-        self._g = 0                  # index of the next tick
-        self._g0 = 0                 # tick index of song position 0
-        self._spp = 0                # song position (ticks) for a continue
+        self._g = 0  # index of the next tick
+        self._g0 = 0  # tick index of song position 0
+        self._spp = 0  # song position (ticks) for a continue
         self._misses = 0
         self._last_r = 0.0
         self._last: float | None = None
         # (mean tick index, mean time, seconds per tick, tick index of position 0) or None
         self._fit: tuple[float, float, float, int] | None = None
-        self._fit_here = False       # the fit is of the ticks now in the window (not before a restart)
+        self._fit_here = False  # the fit is of the ticks now in the window (not before a restart)
         self.running = False
         self.ticks = 0
-        self.jumps = 0               # tempo jumps seen (the line restarted)
+        self.jumps = 0  # tempo jumps seen (the line restarted)
 
     def feed(self, kind: str, arrived: float, value: int = 0) -> None:
         """One real-time message: "clock", "start", "stop", "continue", "songpos" (value:
@@ -118,7 +125,7 @@ class MidiClockIn:
 
     def _tick(self, t: float) -> None:
         if self._last is not None and t - self._last > self.dropout_s:
-            self._pts.clear()          # the clock paused: its old line says nothing now
+            self._pts.clear()  # the clock paused: its old line says nothing now
             self._fit_here = False
         self._last = t
         fit = self._fit
@@ -126,11 +133,12 @@ class MidiClockIn:
             # a tempo jump puts each tick further off the line than the one before, on the
             # same side; a stall (the GIL, the server) delivers late ticks that then catch up
             r = t - (fit[1] + (self._g - fit[0]) * fit[2])
-            grows = abs(r) > 0.25 * fit[2] and (self._misses == 0 or (r * self._last_r > 0
-                                                                      and abs(r) > abs(self._last_r)))
+            grows = abs(r) > 0.25 * fit[2] and (
+                self._misses == 0 or (r * self._last_r > 0 and abs(r) > abs(self._last_r))
+            )
             self._misses = self._misses + 1 if grows else 0
             self._last_r = r
-            if self._misses >= 3:      # keep only the ticks after the jump
+            if self._misses >= 3:  # keep only the ticks after the jump
                 for _ in range(len(self._pts) - 2):
                     self._pts.popleft()
                 self._misses = 0
@@ -139,12 +147,13 @@ class MidiClockIn:
         self._pts.append((self._g, t))
         self._g += 1
         self.ticks += 1
-        if len(self._pts) >= self.min_ticks:     # fewer: one late tick would skew the slope
+        if len(self._pts) >= self.min_ticks:  # fewer: one late tick would skew the slope
             self._fit = self._line()
 
     @staticmethod
-    def _lsq(g: np.ndarray, t: np.ndarray, ref: tuple[float, float, float] | None = None,
-             late_s: float = 0.0) -> tuple[float, float, float] | None:
+    def _lsq(
+        g: np.ndarray, t: np.ndarray, ref: tuple[float, float, float] | None = None, late_s: float = 0.0
+    ) -> tuple[float, float, float] | None:
         """(mean tick, mean time, seconds per tick) of the line through the ticks; with a
         reference line, without the ticks it finds late: more than ``late_s`` beyond the
         usual spread above the median (the spread below the median, where no outlier can
@@ -223,8 +232,7 @@ class LinkSync:
     reports LiveBand's own changes back; a report that no longer matches the session's
     state (a start already undone by a stop) is dropped here."""
 
-    def __init__(self, bpm: float, quantum: float = 4.0,
-                 on_transport: Callable[[str], None] | None = None) -> None:
+    def __init__(self, bpm: float, quantum: float = 4.0, on_transport: Callable[[str], None] | None = None) -> None:
         try:
             import aalink
         except ImportError:
@@ -239,7 +247,7 @@ class LinkSync:
         self._thread.start()
 
         async def make():
-            link = aalink.Link(float(bpm))     # aalink binds its callbacks to the running loop
+            link = aalink.Link(float(bpm))  # aalink binds its callbacks to the running loop
             link.quantum = float(quantum)
             link.start_stop_sync_enabled = True
             link.set_start_stop_callback(self._start_stop)
@@ -256,7 +264,7 @@ class LinkSync:
         """Link's start/stop callback. Thread: the Link loop."""
         link = getattr(self, "link", None)
         if link is None or self.on_transport is None or bool(link.playing) != bool(playing):
-            return      # not set up yet, or stale: the transport has changed again since
+            return  # not set up yet, or stale: the transport has changed again since
         self.on_transport("start" if playing else "stop")
 
     @property
@@ -272,7 +280,7 @@ class LinkSync:
         """Start or stop every peer's transport; ``at``: the monotonic time a start takes
         effect (where the band's first beat sounds), default now. Thread: any."""
         t1 = time.monotonic()
-        link_now = self.link.time       # Link's clock (MONOTONIC_RAW), as a timedelta
+        link_now = self.link.time  # Link's clock (MONOTONIC_RAW), as a timedelta
         t2 = time.monotonic()
         now = 0.5 * (t1 + t2)
         start = self._start_at
@@ -338,18 +346,25 @@ class BeatLock:
     from where the source now puts it (positive: the band is late), after any re-lock
     (``relocks`` counts them; ``offset`` moves by whole bars)."""
 
-    def __init__(self, source, clock: Clock, to_sample: Callable[[float], int], offset: float = 0.0,
-                 max_change: float = 0.25, big_error_s: float = 0.015) -> None:
+    def __init__(
+        self,
+        source,
+        clock: Clock,
+        to_sample: Callable[[float], int],
+        offset: float = 0.0,
+        max_change: float = 0.25,
+        big_error_s: float = 0.015,
+    ) -> None:
         self.source = source
         self.clock = clock
         self.to_sample = to_sample
         self.offset = float(offset)
         self.max_change = max_change
         self.big_error_s = big_error_s
-        self.enabled = True          # False: the band keeps its last tempo (sync switched off)
+        self.enabled = True  # False: the band keeps its last tempo (sync switched off)
         self.errors_ms: collections.deque[float] = collections.deque(maxlen=4096)
-        self.relocks = 0             # times the band moved onto other bars of the source
-        self._offsets = [(-(1 << 62), self.offset)]    # (first band step, offset) of each
+        self.relocks = 0  # times the band moved onto other bars of the source
+        self._offsets = [(-(1 << 62), self.offset)]  # (first band step, offset) of each
 
     def offset_at(self, step: int) -> float:
         """The source position of band step 0 in force for band ``step`` (a re-lock moves
@@ -383,7 +398,7 @@ class BeatLock:
         if shift:
             self.offset += shift
             self.relocks += 1
-            self._offsets = self._offsets + [(b, self.offset)]     # one store: readers see all
+            self._offsets = self._offsets + [(b, self.offset)]  # one store: readers see all
             t_next = src.time_at((b + bs) / 4.0 + self.offset)
             t_now = src.time_at(b / 4.0 + self.offset)
             if t_next is None or t_now is None:

@@ -8,6 +8,7 @@ This module is LiveBand's one binding of FluidSynth's C functions (``_C_FUNCTION
 audio callback through ``Synth.gil_holding()`` as PYFUNCTYPE (the GIL kept), and the C
 callback (engine/native) through their addresses (``native_functions``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,13 +41,26 @@ DRUM_CHANNEL = 9
 # one ctypes binding of them. pyfluidsynth's Python API sets a synth up (settings,
 # SoundFont, programs); the per-block calls go through these.
 _C_FUNCTIONS = {
-    "fluid_synth_write_float": (ctypes.c_int, (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
-                                               ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int)),
+    "fluid_synth_write_float": (
+        ctypes.c_int,
+        (
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_int,
+        ),
+    ),
     "fluid_synth_noteon": (ctypes.c_int, (ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int)),
     "fluid_synth_noteoff": (ctypes.c_int, (ctypes.c_void_p, ctypes.c_int, ctypes.c_int)),
     "fluid_synth_cc": (ctypes.c_int, (ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int)),
-    "fluid_synth_program_select": (ctypes.c_int, (ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                                                  ctypes.c_int)),
+    "fluid_synth_program_select": (
+        ctypes.c_int,
+        (ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int),
+    ),
     "fluid_synth_get_active_voice_count": (ctypes.c_int, (ctypes.c_void_p,)),
 }
 
@@ -74,8 +88,10 @@ def native_functions() -> tuple[int, ...] | None:
         return None
     try:
         lib = _library()
-        return tuple(ctypes.cast(getattr(lib, n), ctypes.c_void_p).value   # type: ignore[misc]  # found: not NULL
-                     for n in _C_FUNCTIONS)
+        return tuple(
+            ctypes.cast(getattr(lib, n), ctypes.c_void_p).value  # type: ignore[misc]  # found: not NULL
+            for n in _C_FUNCTIONS
+        )
     except AttributeError:
         return None
 
@@ -101,12 +117,17 @@ class Synth:
     (the audio thread live, the render thread offline). Construction happens elsewhere.
     """
 
-    def __init__(self, soundfont: str | Path, sample_rate: int = 48000, gain: float = 0.5,
-                 reverb: bool = True, polyphony: int = 128) -> None:
+    def __init__(
+        self,
+        soundfont: str | Path,
+        sample_rate: int = 48000,
+        gain: float = 0.5,
+        reverb: bool = True,
+        polyphony: int = 128,
+    ) -> None:
         if _fs is None:
             raise RuntimeError(
-                f"FluidSynth is not available ({_IMPORT_ERROR}); "
-                "install it with 'sudo apt-get install fluidsynth'"
+                f"FluidSynth is not available ({_IMPORT_ERROR}); install it with 'sudo apt-get install fluidsynth'"
             )
         self.sample_rate = int(sample_rate)
         self.soundfont = Path(soundfont)
@@ -165,7 +186,7 @@ class Synth:
         if polyphony is not None:
             opts["polyphony"] = int(polyphony)
         twin = Synth(self.soundfont, self.sample_rate, **opts)
-        self._twins.append(twin)        # closed with this one
+        self._twins.append(twin)  # closed with this one
         return twin
 
     # -- control -------------------------------------------------------------
@@ -187,7 +208,7 @@ class Synth:
 
     def all_notes_off(self) -> None:
         for ch in range(16):
-            self._synth.cc(ch, 64, 0)      # FluidSynth keeps what the pedal holds through CC123
+            self._synth.cc(ch, 64, 0)  # FluidSynth keeps what the pedal holds through CC123
             self._synth.cc(ch, 123, 0)
 
     def active_voices(self) -> int:

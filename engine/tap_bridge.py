@@ -1,5 +1,6 @@
 """A Python tap behind the C mixer: the callback writes finished blocks into a ring, and
 this hands them on to the tap from a thread of its own (or after each offline block)."""
+
 from __future__ import annotations
 
 import threading
@@ -9,7 +10,7 @@ import numpy as np
 from engine.mixer_body import POST_CHUNK
 from engine.ring import AudioRing
 
-BRIDGE_S = 2.0               # seconds the ring holds
+BRIDGE_S = 2.0  # seconds the ring holds
 BRIDGE_POLL_S = 0.002
 
 
@@ -26,7 +27,7 @@ class TapBridge:
         self.ring = AudioRing(int(BRIDGE_S * sample_rate))
         self.ref = self.ring.native_ref()
         self._buf = np.zeros((min(POST_CHUNK, max_block), 2), dtype=np.float32)
-        self._next = -1               # clock of the next frame to hand on
+        self._next = -1  # clock of the next frame to hand on
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 

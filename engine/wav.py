@@ -7,6 +7,7 @@ written so far and fsyncs, so a recording that crashes keeps a valid file of eve
 flushed (``repair_wav`` fixes one whose header lags its data). Float audio becomes PCM by
 one rule: clipped to the largest code, scaled by 2^(bits-1), rounded; NaN becomes 0.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,10 +22,15 @@ HEADER_BYTES = 44
 
 def _header(sample_rate: int, channels: int, bits: int, data_bytes: int) -> bytes:
     block_align = channels * bits // 8
-    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
-            + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, sample_rate,
-                                    sample_rate * block_align, block_align, bits)
-            + b"data" + struct.pack("<I", data_bytes))
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, channels, sample_rate, sample_rate * block_align, block_align, bits)
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
 
 
 def pcm_bytes(x: np.ndarray, bits: int = 16) -> bytes:
@@ -65,8 +71,7 @@ class WavWriter:
         self._f.flush()
         pos = self._f.tell()
         self._f.seek(0)
-        self._f.write(_header(self.sample_rate, self.channels, self.bits,
-                              self.frames * self.channels * self.bits // 8))
+        self._f.write(_header(self.sample_rate, self.channels, self.bits, self.frames * self.channels * self.bits // 8))
         self._f.seek(pos)
         self._f.flush()
 
@@ -123,7 +128,7 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise FileNotFoundError(f"no such file: {p}")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # scipy warns about unknown chunks
+            warnings.simplefilter("ignore")  # scipy warns about unknown chunks
             sr, data = wavfile.read(p, mmap=False)
     except Exception as exc:
         raise ValueError(f"cannot read {p} as a WAV file ({exc})") from None

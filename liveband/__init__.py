@@ -1,4 +1,5 @@
 """LiveBand: a real-time AI accompanist."""
+
 import os
 import sys
 

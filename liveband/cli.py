@@ -5,6 +5,7 @@ and is imported only when that subcommand runs, so `liveband devices` never pays
 torch or Qt. Errors a user can fix (bad file, missing package, bad value) print one
 line on stderr and exit 2; they never show a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,11 +14,22 @@ import os
 import sys
 from typing import Callable
 
-from liveband import __version__
-from liveband.config import (BACKENDS, DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_METER, DEFAULT_STYLE,
-                             DEFAULT_TEMPERATURE, DEFAULT_TEMPO, STYLES, TEMPERATURE_RANGE, TEMPO_RANGE, UNIT_RANGE)
-from liveband.errors import UserError  # noqa: F401  (re-exported for command modules)
 from engine.clock import METERS
+from liveband import __version__
+from liveband.config import (
+    BACKENDS,
+    DEFAULT_DENSITY,
+    DEFAULT_HARMONY_FOLLOW,
+    DEFAULT_METER,
+    DEFAULT_STYLE,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TEMPO,
+    STYLES,
+    TEMPERATURE_RANGE,
+    TEMPO_RANGE,
+    UNIT_RANGE,
+)
+from liveband.errors import UserError  # noqa: F401  (re-exported for command modules)
 
 
 def _seed(text: str) -> int:
@@ -33,6 +45,7 @@ def _seed(text: str) -> int:
 
 def _number(ok: Callable[[float], bool], allowed: str) -> Callable[[str], float]:
     """argparse type: a number for which ``ok`` holds; the error says what is ``allowed``."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -41,6 +54,7 @@ def _number(ok: Callable[[float], bool], allowed: str) -> Callable[[str], float]
         if not ok(value):
             raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
         return value
+
     return parse
 
 
@@ -66,16 +80,27 @@ def _loudness(text: str) -> float | None:
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("band")
-    g.add_argument("--style", choices=STYLES, default=DEFAULT_STYLE,
-                   help="band style (shipped, or a .toml in the user's styles folder)")
-    g.add_argument("--tempo", type=float, default=None, help=f"BPM, {_TEMPOS} (default: from the file, else {DEFAULT_TEMPO:g})")
+    g.add_argument(
+        "--style",
+        choices=STYLES,
+        default=DEFAULT_STYLE,
+        help="band style (shipped, or a .toml in the user's styles folder)",
+    )
+    g.add_argument(
+        "--tempo", type=float, default=None, help=f"BPM, {_TEMPOS} (default: from the file, else {DEFAULT_TEMPO:g})"
+    )
     g.add_argument("--meter", choices=METERS, default=None, help=f"default: from the file, else {DEFAULT_METER}")
-    g.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
-                   help="creativity, {:g}-{:g}".format(*TEMPERATURE_RANGE))
+    g.add_argument(
+        "--temperature",
+        type=float,
+        default=DEFAULT_TEMPERATURE,
+        help="creativity, {:g}-{:g}".format(*TEMPERATURE_RANGE),
+    )
     g.add_argument("--density", type=float, default=DEFAULT_DENSITY, help="0 sparse .. 1 busy")
     g.add_argument("--harmony-follow", type=float, default=DEFAULT_HARMONY_FOLLOW, help="0 free .. 1 strict")
-    g.add_argument("--backend", choices=BACKENDS, default=None,
-                   help="default: onnx-cpu (torch-cpu when onnxruntime is missing)")
+    g.add_argument(
+        "--backend", choices=BACKENDS, default=None, help="default: onnx-cpu (torch-cpu when onnxruntime is missing)"
+    )
     g.add_argument("--checkpoint", default=None, help="model checkpoint (.safetensors); default: shipped")
     _feel_options(g, humanise=0.0)
     g.add_argument("--seed", type=_seed, default=0)
@@ -86,10 +111,20 @@ def _feel_options(g, humanise: float | None) -> None:
     """The feel flags, the same for render and play (play: unset ones keep the app's)."""
     g.add_argument("--swing", type=_unit, default=None, help="0 straight .. 1 triplet feel (default: the style's)")
     g.add_argument("--fills", choices=("off", "phrase", "more"), default=None, help="drum fills (default: the style's)")
-    g.add_argument("--time", dest="time_feel", choices=("normal", "half", "double"), default=None,
-                   help="the drummer's half-time / double-time feel")
-    g.add_argument("--humanise", "--humanize", type=_unit, default=humanise,
-                   help="timing and velocity spread 0-1 (the same for the same --seed)")
+    g.add_argument(
+        "--time",
+        dest="time_feel",
+        choices=("normal", "half", "double"),
+        default=None,
+        help="the drummer's half-time / double-time feel",
+    )
+    g.add_argument(
+        "--humanise",
+        "--humanize",
+        type=_unit,
+        default=humanise,
+        help="timing and velocity spread 0-1 (the same for the same --seed)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,11 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tempo", type=float, default=None, help=f"BPM, {_TEMPOS}")
     g.add_argument("--meter", choices=METERS, default=None)
     _feel_options(g, humanise=None)
-    g.add_argument("--arranger", default=None, metavar="SPLIT",
-                   help="arranger mode: notes below SPLIT (a MIDI note number or name, e.g. 54 or F#3) are "
-                        "chords the band follows")
-    g.add_argument("--chart", default=None, metavar="FILE",
-                   help="a chord chart (plain text, e.g. '| C | Am | F G7 |') the band loops")
+    g.add_argument(
+        "--arranger",
+        default=None,
+        metavar="SPLIT",
+        help="arranger mode: notes below SPLIT (a MIDI note number or name, e.g. 54 or F#3) are "
+        "chords the band follows",
+    )
+    g.add_argument(
+        "--chart",
+        default=None,
+        metavar="FILE",
+        help="a chord chart (plain text, e.g. '| C | Am | F G7 |') the band loops",
+    )
 
     sub.add_parser("devices", help="list audio and MIDI devices, SoundFont and inference backends")
 
@@ -120,15 +163,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="melody .mid (or a .wav of humming/singing)")
     p.add_argument("-o", "--output", required=True, help="output .wav")
     p.add_argument("--midi-out", default=None, help="also write a multi-track .mid")
-    p.add_argument("--chart", default=None, metavar="FILE",
-                   help="a chord chart (plain text, e.g. '| C | Am | F G7 |') the band's chords follow")
+    p.add_argument(
+        "--chart",
+        default=None,
+        metavar="FILE",
+        help="a chord chart (plain text, e.g. '| C | Am | F G7 |') the band's chords follow",
+    )
     p.add_argument("--tracker", choices=("pesto", "crepe"), default="pesto", help="pitch tracker for WAV input")
-    p.add_argument("--max-minutes", type=_positive, default=None, metavar="N",
-                   help="refuse a render longer than N minutes of audio (default 120)")
-    p.add_argument("--stems", action="store_true",
-                   help="also write each part as a WAV beside the mix (OUT.bass.wav, ...)")
-    p.add_argument("--loudness", type=_loudness, default=-16.0, metavar="LUFS",
-                   help="normalise the mix to this loudness, peaks under -1 dBFS (default -16; off: as rendered)")
+    p.add_argument(
+        "--max-minutes",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="refuse a render longer than N minutes of audio (default 120)",
+    )
+    p.add_argument(
+        "--stems", action="store_true", help="also write each part as a WAV beside the mix (OUT.bass.wav, ...)"
+    )
+    p.add_argument(
+        "--loudness",
+        type=_loudness,
+        default=-16.0,
+        metavar="LUFS",
+        help="normalise the mix to this loudness, peaks under -1 dBFS (default -16; off: as rendered)",
+    )
     _engine_options(p)
 
     p = sub.add_parser("transcribe", help="hummed/sung WAV -> melody MIDI")
@@ -161,10 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--blocksize", type=int, default=None)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--quick", action="store_true", help="short run for smoke tests")
-    p.add_argument("--load", type=int, default=0, metavar="N",
-                   help="audio: N CPU-burning processes run beside the soak")
-    p.add_argument("--clock-delay", type=float, default=None, metavar="MS",
-                   help="sync: the MIDI clock delay setting, 0-100 ms (Setup's delay; default 0)")
+    p.add_argument(
+        "--load", type=int, default=0, metavar="N", help="audio: N CPU-burning processes run beside the soak"
+    )
+    p.add_argument(
+        "--clock-delay",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="sync: the MIDI clock delay setting, 0-100 ms (Setup's delay; default 0)",
+    )
 
     p = sub.add_parser("sessions", help="list, export, rename or delete recorded sessions")
     p.add_argument("action", choices=("list", "export", "rename", "delete"), nargs="?", default="list")
@@ -190,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
-        argv = ["play", *argv]      # `liveband --blocksize 512` is `liveband play --blocksize 512`
+        argv = ["play", *argv]  # `liveband --blocksize 512` is `liveband play --blocksize 512`
     for tok in argv:
         if tok == "--":
             break
@@ -202,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     if command in ("play", "render"):
         from engine.styles import book
 
-        for problem in book().problems:     # a broken user style file: one line, then on
+        for problem in book().problems:  # a broken user style file: one line, then on
             print(f"liveband {command}: {problem}", file=sys.stderr)
     if args.command is None:
         args = parser.parse_args(["play", *(argv if argv is not None else sys.argv[1:])])

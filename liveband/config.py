@@ -1,5 +1,6 @@
 """Frozen, validated configuration. Every knob a user can set lives here once;
 the CLI parser and the UI build these objects, the engine only reads them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ KEY_NAMES: tuple[str, ...] = tuple(key_name(t, m) for m in ("major", "minor") fo
 
 # the band styles: shipped ones, then the user's style files (engine.styles)
 STYLES = style_names()
-STYLE_LABELS = {name: get_style(name).label for name in STYLES}   # what the style menu shows
+STYLE_LABELS = {name: get_style(name).label for name in STYLES}  # what the style menu shows
 
 
 def style_feel(name: str) -> dict:
@@ -25,18 +26,19 @@ def style_feel(name: str) -> dict:
     st = get_style(name)
     return {"swing": st.swing, "fills": st.fills, "time_feel": st.time}
 
-INPUT_GAIN_DB_RANGE = (-40.0, 40.0)   # the microphone's gain before the pitch tracker
-SYNC_DELAY_MS_RANGE = (0.0, 100.0)    # how far ahead of a received MIDI clock the band plays
+
+INPUT_GAIN_DB_RANGE = (-40.0, 40.0)  # the microphone's gain before the pitch tracker
+SYNC_DELAY_MS_RANGE = (0.0, 100.0)  # how far ahead of a received MIDI clock the band plays
 
 
 @dataclass(frozen=True)
 class AudioConfig:
     sample_rate: int = 48000
     blocksize: int = 256
-    output_device: str | int | None = None   # None: the system default
+    output_device: str | int | None = None  # None: the system default
     input_device: str | int | None = None
     latency: str | float = "low"
-    input_gain_db: float = 0.0               # microphone gain before the pitch tracker
+    input_gain_db: float = 0.0  # microphone gain before the pitch tracker
 
     def __post_init__(self) -> None:
         if self.sample_rate not in (22050, 32000, 44100, 48000, 88200, 96000):
@@ -59,30 +61,30 @@ class AudioConfig:
 # above: TEMPO_RANGE's ends and DEFAULT_TEMPO/DEFAULT_METER (engine.clock), DEFAULT_STYLE
 # (engine.styles), TEMPERATURE_RANGE ("creativity", 0.05-2.0), DEFAULT_TEMPERATURE,
 # DEFAULT_DENSITY and DEFAULT_HARMONY_FOLLOW (models.sampling).
-TEMPO_RANGE = (MIN_BPM, MAX_BPM)                  # BPM
-UNIT_RANGE = (0.0, 1.0)                           # density, harmony-follow, feel amounts, volumes
-COUNT_IN_RANGE = (0, 4)                           # bars
+TEMPO_RANGE = (MIN_BPM, MAX_BPM)  # BPM
+UNIT_RANGE = (0.0, 1.0)  # density, harmony-follow, feel amounts, volumes
+COUNT_IN_RANGE = (0, 4)  # bars
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    tempo: float = DEFAULT_TEMPO    # quarter notes per minute
+    tempo: float = DEFAULT_TEMPO  # quarter notes per minute
     meter: str = DEFAULT_METER
     count_in_bars: int = 1
     style: str = DEFAULT_STYLE
-    temperature: float = DEFAULT_TEMPERATURE        # "creativity"
+    temperature: float = DEFAULT_TEMPERATURE  # "creativity"
     density: float = DEFAULT_DENSITY
     harmony_follow: float = DEFAULT_HARMONY_FOLLOW
-    chunk_steps: int = 1            # 16th steps generated per worker wake-up (1..one beat)
-    lead_ms: float = 50.0           # commit each 16th this long before it sounds (worker stalls + a step)
+    chunk_steps: int = 1  # 16th steps generated per worker wake-up (1..one beat)
+    lead_ms: float = 50.0  # commit each 16th this long before it sounds (worker stalls + a step)
     backend: str = "torch-cpu"
     seed: int = 0
-    checkpoint: str | None = None   # None: the shipped default
-    key: str | None = None          # a key the player fixes ("D minor"); None: follow the playing
-    swing: float | None = None      # 0 straight .. 1 triplet; None: the style's
-    fills: str | None = None        # off, phrase, more; None: the style's
-    time_feel: str | None = None    # normal, half, double (the drummer); None: the style's
-    humanise: float = 0.0           # timing and velocity spread, 0-1, seeded by ``seed``
+    checkpoint: str | None = None  # None: the shipped default
+    key: str | None = None  # a key the player fixes ("D minor"); None: follow the playing
+    swing: float | None = None  # 0 straight .. 1 triplet; None: the style's
+    fills: str | None = None  # off, phrase, more; None: the style's
+    time_feel: str | None = None  # normal, half, double (the drummer); None: the style's
+    humanise: float = 0.0  # timing and velocity spread, 0-1, seeded by ``seed``
 
     def __post_init__(self) -> None:
         if not TEMPO_RANGE[0] <= self.tempo <= TEMPO_RANGE[1]:
@@ -91,11 +93,13 @@ class EngineConfig:
             raise ValueError(f"meter must be one of {', '.join(METERS)}, got {self.meter!r}")
         if self.style not in style_names():
             raise ValueError(f"style must be one of {', '.join(style_names())}, got {self.style!r}")
-        self.feel   # validates swing, fills, time and humanise
+        self.feel  # validates swing, fills, time and humanise
         if not COUNT_IN_RANGE[0] <= self.count_in_bars <= COUNT_IN_RANGE[1]:
             raise ValueError(f"count-in must be {COUNT_IN_RANGE[0]}-{COUNT_IN_RANGE[1]} bars")
         if not TEMPERATURE_RANGE[0] <= self.temperature <= TEMPERATURE_RANGE[1]:
-            raise ValueError(f"temperature must be {TEMPERATURE_RANGE[0]}-{TEMPERATURE_RANGE[1]}, got {self.temperature}")
+            raise ValueError(
+                f"temperature must be {TEMPERATURE_RANGE[0]}-{TEMPERATURE_RANGE[1]}, got {self.temperature}"
+            )
         for name in ("density", "harmony_follow"):
             v = getattr(self, name)
             if not UNIT_RANGE[0] <= v <= UNIT_RANGE[1]:
@@ -109,7 +113,7 @@ class EngineConfig:
         if self.key is not None:
             from engine.keyfind import key_name, parse_key
 
-            object.__setattr__(self, "key", key_name(*parse_key(self.key)))   # canonical spelling
+            object.__setattr__(self, "key", key_name(*parse_key(self.key)))  # canonical spelling
 
     @property
     def feel(self) -> Feel:

@@ -1,4 +1,5 @@
 """`liveband devices`: what this machine offers LiveBand, as one table."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ def _audio_rows() -> list[tuple[str, str, str]]:
     from engine.audio_devices import AudioUnavailable, device_table
 
     try:
-        devices, hostapis, (default_in, default_out) = device_table()   # under the PortAudio lock
+        devices, hostapis, (default_in, default_out) = device_table()  # under the PortAudio lock
     except AudioUnavailable as exc:  # PortAudio library missing
         return [("audio", "unavailable", str(exc))]
     except Exception as exc:  # no server, no card
@@ -34,7 +35,7 @@ def _midi_rows() -> list[tuple[str, str, str]]:
 
     try:
         ins, outs, note = list_ports()
-    except Exception as exc:   # no rtmidi, no ALSA sequencer
+    except Exception as exc:  # no rtmidi, no ALSA sequencer
         return [("MIDI", "unavailable", str(exc))]
     rows = [("MIDI in", n, "") for n in ins] + [("MIDI out", n, "") for n in outs]
     if not rows:
@@ -43,8 +44,17 @@ def _midi_rows() -> list[tuple[str, str, str]]:
 
 
 # SoundFont 2.04 "pdta" sub-chunks and their record sizes, in the order the spec fixes
-_PDTA = {b"phdr": 38, b"pbag": 4, b"pmod": 10, b"pgen": 4, b"inst": 22, b"ibag": 4, b"imod": 10,
-         b"igen": 4, b"shdr": 46}
+_PDTA = {
+    b"phdr": 38,
+    b"pbag": 4,
+    b"pmod": 10,
+    b"pgen": 4,
+    b"inst": 22,
+    b"ibag": 4,
+    b"imod": 10,
+    b"igen": 4,
+    b"shdr": 46,
+}
 
 
 def soundfont_problem(path: str | os.PathLike) -> str | None:
@@ -80,7 +90,7 @@ def soundfont_problem(path: str | os.PathLike) -> str | None:
                 if pos + 8 > end or len(got) < 8:
                     return f"damaged: the preset data ends before '{cid.decode()}'"
                 gid, glen = struct.unpack("<4sI", got)
-                least = 2 if cid in (b"phdr", b"inst", b"shdr") else 1    # entries + the terminal one
+                least = 2 if cid in (b"phdr", b"inst", b"shdr") else 1  # entries + the terminal one
                 if gid != cid or glen % rec or glen < least * rec:
                     return f"damaged: bad '{cid.decode()}' chunk in the preset data"
                 pos += 8 + glen
@@ -91,14 +101,21 @@ def soundfont_problem(path: str | os.PathLike) -> str | None:
 
 def _soundfont_rows() -> list[tuple[str, str, str]]:
     from liveband.paths import find_soundfont
+
     try:
         sf = find_soundfont()
     except FileNotFoundError as exc:
         return [("SoundFont", "missing", str(exc))]
     problem = soundfont_problem(sf)
     if problem is not None:
-        return [("SoundFont", "unusable", f"{sf}: {problem}; pass --soundfont FILE.sf2 or set "
-                 f"LIVEBAND_SOUNDFONT (the Debian GM font: 'sudo apt-get install --reinstall fluid-soundfont-gm')")]
+        return [
+            (
+                "SoundFont",
+                "unusable",
+                f"{sf}: {problem}; pass --soundfont FILE.sf2 or set "
+                f"LIVEBAND_SOUNDFONT (the Debian GM font: 'sudo apt-get install --reinstall fluid-soundfont-gm')",
+            )
+        ]
     return [("SoundFont", str(sf), f"{sf.stat().st_size / 1e6:.0f} MB")]
 
 
@@ -106,6 +123,7 @@ def _provider_rows() -> list[tuple[str, str, str]]:
     rows = []
     try:
         import torch
+
         rows.append(("inference", f"torch {torch.__version__} CPU", f"{torch.get_num_threads()} threads"))
         if torch.cuda.is_available():
             rows.append(("inference", "torch CUDA", torch.cuda.get_device_name(0)))
@@ -115,12 +133,24 @@ def _provider_rows() -> list[tuple[str, str, str]]:
         rows.append(("inference", "torch", f"not installed ({exc})"))
     try:
         import onnxruntime as ort
+
         av = ort.get_available_providers()
-        rows.append(("inference", f"onnxruntime {ort.__version__} CPU",
-                     "available" if "CPUExecutionProvider" in av else "not available"))
-        rows.append(("inference", "onnxruntime CUDA",
-                     "provider built in (used when a CUDA GPU is present)" if "CUDAExecutionProvider" in av
-                     else "not available"))
+        rows.append(
+            (
+                "inference",
+                f"onnxruntime {ort.__version__} CPU",
+                "available" if "CPUExecutionProvider" in av else "not available",
+            )
+        )
+        rows.append(
+            (
+                "inference",
+                "onnxruntime CUDA",
+                "provider built in (used when a CUDA GPU is present)"
+                if "CUDAExecutionProvider" in av
+                else "not available",
+            )
+        )
     except ImportError as exc:
         rows.append(("inference", "onnxruntime", f"not installed ({exc})"))
     return rows

@@ -21,6 +21,7 @@ From Python::
     res = listen_eval("runs/x/model.safetensors", limit=20)          # model, human, rules
     res = listen_eval(None, limit=20, sources={"offline": my_frames})  # + any source
 """
+
 from __future__ import annotations
 
 import math
@@ -31,10 +32,10 @@ from typing import Callable, Union
 
 import numpy as np
 
+from engine import parts as P
 from engine.events import NOTE_OFF, NOTE_ON
 from engine.melody_file import Melody, MelodyNote
 from engine.offline import RenderSettings, render_melody
-from engine import parts as P
 from models.contract import Accompanist
 from models.data.piece import Piece
 from models.listen import (
@@ -70,7 +71,8 @@ BAND_CHANNELS = (P.BASS.channel, P.KEYS.channel, P.PAD.channel)
 @dataclass(frozen=True)
 class Heard:
     """One song as the engine rendered it; times in 16th steps of the piece."""
-    frames: np.ndarray          # (T, 4) chord, bass, tenor, alto per step
+
+    frames: np.ndarray  # (T, 4) chord, bass, tenor, alto per step
     melody: list[Note]
     band: list[Note]
 
@@ -99,14 +101,21 @@ def _pad_to_downbeat(piece: Piece) -> tuple[Piece, int]:
     pad[:] = REST
     pad[:, CHORD] = CHORD_NONE
     sib = np.arange(k, dtype=np.int8) % bar_steps(piece.meter)
-    return Piece(piece.name, piece.style, piece.meter, np.concatenate([pad, piece.tokens]),
-                 np.concatenate([sib, piece.step_in_bar])), k
+    return Piece(
+        piece.name,
+        piece.style,
+        piece.meter,
+        np.concatenate([pad, piece.tokens]),
+        np.concatenate([sib, piece.step_in_bar]),
+    ), k
 
 
 def melody_for_engine(piece: Piece) -> Melody:
     """The piece's melody as the MIDI-file melody the engine renders (beats = steps / 4)."""
-    notes = tuple(MelodyNote(n.start / STEPS_PER_BEAT, n.end / STEPS_PER_BEAT, n.pitch)
-                  for n in notes_from_tokens(piece.tokens[:, MELODY]))
+    notes = tuple(
+        MelodyNote(n.start / STEPS_PER_BEAT, n.end / STEPS_PER_BEAT, n.pitch)
+        for n in notes_from_tokens(piece.tokens[:, MELODY])
+    )
     return Melody(notes, TEMPO, piece.meter, piece.meter, "melody")
 
 
@@ -147,26 +156,35 @@ def hear(piece: Piece, band: Accompanist | np.ndarray, soundfont: str | Path, se
     bar = bar_steps(piece.meter)
     last_bar_end = (math.ceil(melody.end_beat * STEPS_PER_BEAT - 1e-9) // bar + 1) * bar
     tail = max(0, math.ceil((len(padded) - last_bar_end) / bar))
-    settings = RenderSettings(style=piece.style, tempo=TEMPO, meter=piece.meter, seed=seed,
-                              sample_rate=SAMPLE_RATE, tail_bars=tail, release_s=0.1)
+    settings = RenderSettings(
+        style=piece.style,
+        tempo=TEMPO,
+        meter=piece.meter,
+        seed=seed,
+        sample_rate=SAMPLE_RATE,
+        tail_bars=tail,
+        release_s=0.1,
+    )
     res = render_melody(melody, rec, settings, soundfont)
-    got = rec.recorded()[k:k + len(piece)]
+    got = rec.recorded()[k : k + len(piece)]
     if len(got) != len(piece):
         raise RuntimeError(f"{piece.name}: the render played {len(got)} of {len(piece)} steps")
     end = int(round(res.clock.sample_to_steps(res.frames)))
     shift = lambda notes: [Note(n.start - k, n.end - k, n.pitch) for n in notes]  # noqa: E731
-    return Heard(got, shift(event_notes(res.events, res.clock, (P.MELODY.channel,), end)),
-                 shift(event_notes(res.events, res.clock, BAND_CHANNELS, end)))
+    return Heard(
+        got,
+        shift(event_notes(res.events, res.clock, (P.MELODY.channel,), end)),
+        shift(event_notes(res.events, res.clock, BAND_CHANNELS, end)),
+    )
 
 
-def listening_metrics(pieces: list[Piece], sources: dict[str, Source], soundfont: str | Path,
-                      seed: int = 0) -> dict:
+def listening_metrics(pieces: list[Piece], sources: dict[str, Source], soundfont: str | Path, seed: int = 0) -> dict:
     """melody_in_chord, harmony_now / harmony_late / clash and chord-length entropy of each
     source over ``pieces``; the perturbation protocol at +6 and +5."""
     mic: dict[str, list[tuple[int, int]]] = {k: [] for k in sources}
     harm = {k: {"now": [0, 0], "late": [0, 0], "clash": [0, 0]} for k in sources}
     lengths: dict[str, list[int]] = {k: [] for k in sources}
-    pieces = [p for p in pieces if (p.tokens[:, MELODY] >= NOTE_BASE).any()]   # a render needs a melody
+    pieces = [p for p in pieces if (p.tokens[:, MELODY] >= NOTE_BASE).any()]  # a render needs a melody
     for i, p in enumerate(pieces):
         for name, src in sources.items():
             h = hear(p, src(p, seed + i), soundfont, seed + i)
@@ -184,14 +202,16 @@ def listening_metrics(pieces: list[Piece], sources: dict[str, Source], soundfont
         "melody_onsets": {k: v["now"][1] for k, v in harm.items()},
         "band_onsets_under_melody": {k: v["clash"][1] for k, v in harm.items()},
         "chord_length_entropy": {k: length_entropy(v) for k, v in lengths.items()},
-        "perturbation": {f"shift_{s:+d}": perturbation_metrics(pieces, sources, soundfont, s, seed)
-                         for s in PERTURB_SHIFTS},
+        "perturbation": {
+            f"shift_{s:+d}": perturbation_metrics(pieces, sources, soundfont, s, seed) for s in PERTURB_SHIFTS
+        },
     }
     return out
 
 
-def perturbation_metrics(pieces: list[Piece], sources: dict[str, Source], soundfont: str | Path,
-                         shift: int, seed: int = 0) -> dict:
+def perturbation_metrics(
+    pieces: list[Piece], sources: dict[str, Source], soundfont: str | Path, shift: int, seed: int = 0
+) -> dict:
     """ReaLchords' protocol: each song's first 64 beats (from the downbeat before its first
     melody note), melody moved ``shift`` semitones from beat 17; per-beat melody-in-chord of
     each source's chords (frames pooled over songs), and the beats it takes to recover."""
@@ -213,14 +233,16 @@ def perturbation_metrics(pieces: list[Piece], sources: dict[str, Source], soundf
         "melody_in_chord_per_beat": per_beat,
         "pre_jump_level": {k: _level(v) for k, v in per_beat.items()},
         "beats_to_recover": {k: beats_to_recover(v) for k, v in per_beat.items()},
-        "recover_rule": (f"first beat from the jump (the jump's beat = 1) at >= {RECOVER_SHARE} x the mean of "
-                         f"the {PRE_JUMP_BEATS} beats before it; null = not within the excerpt"),
+        "recover_rule": (
+            f"first beat from the jump (the jump's beat = 1) at >= {RECOVER_SHARE} x the mean of "
+            f"the {PRE_JUMP_BEATS} beats before it; null = not within the excerpt"
+        ),
         "song_names": used,
     }
 
 
 def _level(curve: list) -> float | None:
-    pre = [x for x in curve[JUMP_BEAT - 1 - PRE_JUMP_BEATS:JUMP_BEAT - 1] if x is not None]
+    pre = [x for x in curve[JUMP_BEAT - 1 - PRE_JUMP_BEATS : JUMP_BEAT - 1] if x is not None]
     return round(float(np.mean(pre)), 4) if pre else None
 
 
@@ -234,13 +256,19 @@ def default_sources(model=None) -> dict[str, Source]:
     return out
 
 
-DATA_DEFAULT = Path("<../shared/data>")      # listen_eval: the project's own copy of the corpus
+DATA_DEFAULT = Path("<../shared/data>")  # listen_eval: the project's own copy of the corpus
 
 
-def listen_eval(model=None, pop909_dir: str | Path | None = DATA_DEFAULT,
-                nottingham_dir: str | Path | None = DATA_DEFAULT,
-                limit: int | None = 20, seed: int = 0, sources: dict[str, Source] | None = None,
-                soundfont: str | Path | None = None, pop909_only: str = "valid") -> dict:
+def listen_eval(
+    model=None,
+    pop909_dir: str | Path | None = DATA_DEFAULT,
+    nottingham_dir: str | Path | None = DATA_DEFAULT,
+    limit: int | None = 20,
+    seed: int = 0,
+    sources: dict[str, Source] | None = None,
+    soundfont: str | Path | None = None,
+    pop909_only: str = "valid",
+) -> dict:
     """The listening measures on the validation POP909 songs and Nottingham tunes.
 
     model: a checkpoint path, a LoadedModel, or None (no "model" row). sources: more
@@ -258,20 +286,25 @@ def listen_eval(model=None, pop909_dir: str | Path | None = DATA_DEFAULT,
     sf = find_soundfont(soundfont)
     pop = _corpus_dir(pop909_dir, DEFAULT_DATA_DIR / "pop909", "POP909")
     nott = _corpus_dir(nottingham_dir, DEFAULT_DATA_DIR / "nottingham", "Nottingham")
-    out: dict = {"sources": list(srcs), "tempo_bpm": TEMPO,
-                 "controls": "the app's defaults (liveband render): creativity 0.9, density 0.5, "
-                             "harmony-follow 0.5 (with melody recall, models/recall.py)",
-                 "references": "human = the songs' own annotated chords and human part (POP909: the "
-                               "piano reduction; Nottingham: the block chords), rendered by the same "
-                               "engine; rule_based = models/rules.py"}
+    out: dict = {
+        "sources": list(srcs),
+        "tempo_bpm": TEMPO,
+        "controls": "the app's defaults (liveband render): creativity 0.9, density 0.5, "
+        "harmony-follow 0.5 (with melody recall, models/recall.py)",
+        "references": "human = the songs' own annotated chords and human part (POP909: the "
+        "piano reduction; Nottingham: the block chords), rendered by the same "
+        "engine; rule_based = models/rules.py",
+    }
     t0 = time.perf_counter()
     with one_torch_thread():
         if pop is not None:
             pieces = load_pop909(pop, only=pop909_only, limit=limit).pieces
             out["pop909"] = {"folder": str(pop), **listening_metrics(pieces, srcs, sf, seed)}
         if nott is not None:
-            out["nottingham"] = {"folder": str(nott),
-                                 **listening_metrics(nottingham_valid(nott, limit), srcs, sf, seed)}
+            out["nottingham"] = {
+                "folder": str(nott),
+                **listening_metrics(nottingham_valid(nott, limit), srcs, sf, seed),
+            }
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -286,5 +319,17 @@ def _corpus_dir(given, default: Path, what: str) -> Path | None:
     return Path(given)
 
 
-__all__ = ["listen_eval", "listening_metrics", "perturbation_metrics", "hear", "Heard", "human_part",
-           "rules_source", "model_source", "default_sources", "melody_for_engine", "event_notes", "Source"]
+__all__ = [
+    "listen_eval",
+    "listening_metrics",
+    "perturbation_metrics",
+    "hear",
+    "Heard",
+    "human_part",
+    "rules_source",
+    "model_source",
+    "default_sources",
+    "melody_for_engine",
+    "event_notes",
+    "Source",
+]

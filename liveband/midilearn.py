@@ -7,6 +7,7 @@
   the next CC or note is bound to it; bindings are kept per controller in a JSON file in
   the user's LiveBand folder. ``session_targets`` names what a session offers.
 """
+
 from __future__ import annotations
 
 import json
@@ -78,6 +79,7 @@ KNOB, BUTTON = "knob", "button"
 class Target:
     """Something a controller can drive: a knob gets 0..1 (mapped onto ``lo``..``hi``),
     a button is pressed (``apply(1.0)``)."""
+
     kind: str
     apply: Callable[[float], None]
     lo: float = 0.0
@@ -86,10 +88,10 @@ class Target:
 
 @dataclass(frozen=True)
 class Binding:
-    controller: str        # the MIDI input's name: each controller has its own bindings
-    type: str              # "cc" or "note"
-    channel: int           # 0-15
-    number: int            # controller or note number
+    controller: str  # the MIDI input's name: each controller has its own bindings
+    type: str  # "cc" or "note"
+    channel: int  # 0-15
+    number: int  # controller or note number
     target: str
 
     @property
@@ -101,12 +103,13 @@ class Binding:
         return f"{what} (channel {self.channel + 1}) -> {self.target}"
 
 
-LOCK_BARS = 4          # a foot switch's form lock, until the player locks another length
+LOCK_BARS = 4  # a foot switch's form lock, until the player locks another length
 
 
 def session_targets(session) -> dict[str, Target]:
     """Every control of a session that MIDI learn can bind, by name. The chord controls
     (form lock, next section, arranger) and the feel appear when the session has them."""
+
     def toggle_play(_v: float) -> None:
         session.stop() if session.snapshot().playing else session.play()
 
@@ -129,33 +132,39 @@ def session_targets(session) -> dict[str, Target]:
         def toggle_lock(_v: float) -> None:
             locked = session.form_state().locked_bars
             if locked:
-                last[0] = locked           # the length the player chose, for the next lock
+                last[0] = locked  # the length the player chose, for the next lock
                 session.unlock_form()
             else:
                 session.lock_form(last[0])
+
         t["lock_form"] = Target(BUTTON, toggle_lock)
     if all(callable(getattr(session, n, None)) for n in ("chart_sections", "loop_section", "form_state")):
+
         def next_section(_v: float) -> None:
             # loop the chart's section after the one playing (the first when none is)
             names = session.chart_sections()
             if names:
                 here = session.form_state().section
                 session.loop_section(names[(names.index(here) + 1) % len(names)] if here in names else names[0])
+
         t["next_section"] = Target(BUTTON, next_section)
     if callable(getattr(session, "set_arranger", None)) and callable(getattr(session, "form_state", None)):
         t["arranger"] = Target(BUTTON, lambda _v: session.set_arranger(not session.form_state().arranger))
     if callable(getattr(session, "set_feel", None)):
+
         def feel(what: str):
             def apply(v: float) -> None:
-                cfg = session.engine_config      # the rest of the feel as it is
-                now = {"swing": cfg.swing, "fills": cfg.fills, "time_feel": cfg.time_feel,
-                       "humanise": cfg.humanise}
+                cfg = session.engine_config  # the rest of the feel as it is
+                now = {"swing": cfg.swing, "fills": cfg.fills, "time_feel": cfg.time_feel, "humanise": cfg.humanise}
                 session.set_feel(**{**now, what: v})
+
             return apply
+
         t["swing"] = Target(KNOB, feel("swing"))
         t["humanise"] = Target(KNOB, feel("humanise"))
     if callable(getattr(session, "set_metronome", None)) and hasattr(session, "metronome"):
         t["metronome"] = Target(BUTTON, lambda _v: session.set_metronome(not session.metronome))
+
     # every mixer strip, the player's own ("melody", shown as You) too
     def volume(p: str) -> Callable[[float], None]:
         return lambda v: session.set_part(p, volume=v)
@@ -184,8 +193,13 @@ class MidiLearn:
     Thread: ``handle`` the MIDI thread; the rest the UI; targets run on ``control``.
     """
 
-    def __init__(self, path: Path, control: ControlThread, targets: Callable[[], dict[str, Target]],
-                 notice: Callable[[str], None] = lambda m: None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        control: ControlThread,
+        targets: Callable[[], dict[str, Target]],
+        notice: Callable[[str], None] = lambda m: None,
+    ) -> None:
         self.path = Path(path)
         self.control = control
         self._targets = targets
@@ -193,7 +207,7 @@ class MidiLearn:
         self.controller = ""
         self.armed: str | None = None
         self._bindings: list[Binding] = []
-        self._active: dict[tuple[str, int, int], str] = {}    # the controller's, replaced whole
+        self._active: dict[tuple[str, int, int], str] = {}  # the controller's, replaced whole
         self._cc_last: dict[tuple[int, int], int] = {}
         self._pending: dict[str, float] = {}
         self._pending_lock = threading.Lock()
@@ -209,8 +223,9 @@ class MidiLearn:
             found = []
             for controller, items in data["controllers"].items():
                 for it in items:
-                    b = Binding(str(controller), str(it["type"]), int(it["channel"]), int(it["number"]),
-                                str(it["target"]))
+                    b = Binding(
+                        str(controller), str(it["type"]), int(it["channel"]), int(it["number"]), str(it["target"])
+                    )
                     if b.type not in ("cc", "note") or not 0 <= b.channel < 16 or not 0 <= b.number < 128:
                         raise ValueError(f"bad binding {it!r}")
                     found.append(b)
@@ -225,7 +240,8 @@ class MidiLearn:
         data: dict = {"version": 1, "controllers": {}}
         for b in self._bindings:
             data["controllers"].setdefault(b.controller, []).append(
-                {"type": b.type, "channel": b.channel, "number": b.number, "target": b.target})
+                {"type": b.type, "channel": b.channel, "number": b.number, "target": b.target}
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self._corrupt and self.path.exists():
@@ -253,8 +269,9 @@ class MidiLearn:
 
     def clear(self, target: str | None = None) -> int:
         """Forget the current controller's bindings of ``target`` (None: all); how many."""
-        keep = [b for b in self._bindings
-                if b.controller != self.controller or (target is not None and b.target != target)]
+        keep = [
+            b for b in self._bindings if b.controller != self.controller or (target is not None and b.target != target)
+        ]
         n = len(self._bindings) - len(keep)
         self._bindings = keep
         self._activate()
@@ -275,11 +292,15 @@ class MidiLearn:
         if armed is not None and value > 0:
             self.armed = None
             b = Binding(self.controller, *key, armed)
-            self._bindings = [x for x in self._bindings if not (x.controller == b.controller and x.key == b.key)
-                              and not (x.controller == b.controller and x.target == b.target)] + [b]
+            self._bindings = [
+                x
+                for x in self._bindings
+                if not (x.controller == b.controller and x.key == b.key)
+                and not (x.controller == b.controller and x.target == b.target)
+            ] + [b]
             self._activate()
             if key[0] == "cc":
-                self._cc_last[key[1:]] = value    # the learning move itself is not a press
+                self._cc_last[key[1:]] = value  # the learning move itself is not a press
             self.control.submit(self._save)
             # the session's notices take its lock: never on the MIDI thread
             self.control.submit(lambda: self.notice(f"MIDI learn: {b.describe()}"))

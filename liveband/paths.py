@@ -1,4 +1,5 @@
 """Where LiveBand finds its shipped files and the user's data."""
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ folder and renamed into place, and are read as JSON only (never unpickled), chec
 field by field: a corrupt or hostile file gives one ``PresetError`` line naming the file
 and the field, and nothing is applied.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,15 +18,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liveband.config import (DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_METER, DEFAULT_STYLE,
-                             DEFAULT_TEMPERATURE, DEFAULT_TEMPO, TEMPERATURE_RANGE, TEMPO_RANGE)
+from liveband.config import (
+    DEFAULT_DENSITY,
+    DEFAULT_HARMONY_FOLLOW,
+    DEFAULT_METER,
+    DEFAULT_STYLE,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TEMPO,
+    TEMPERATURE_RANGE,
+    TEMPO_RANGE,
+)
 from liveband.errors import UserError
 from liveband.paths import presets_dir
 from models.atomic import write_atomic
 
 VERSION = 1
 NAME_MAX = 80
-FILE_MAX = 256 * 1024           # a preset is ~1 KB; anything far larger is not one
+FILE_MAX = 256 * 1024  # a preset is ~1 KB; anything far larger is not one
 CHART_MAX = 64 * 1024
 PART_FIELDS = ("mute", "solo", "volume", "program", "through")
 
@@ -40,7 +49,7 @@ class PartSetup:
     solo: bool = False
     volume: float = 1.0
     program: int = 0
-    through: bool = True        # the player's part only: sound it here (off with a hardware synth)
+    through: bool = True  # the player's part only: sound it here (off with a hardware synth)
 
 
 @dataclass(frozen=True)
@@ -69,10 +78,19 @@ def check_name(name: str) -> str:
     """``name`` when it can name a preset file (one plain name: no path, not hidden,
     printable, at most 80 characters); PresetError otherwise."""
     shown = name if len(name) <= 40 else name[:37] + "..."
-    if (not isinstance(name, str) or not name or name != name.strip() or name.startswith(".") or "/" in name
-            or "\\" in name or len(name) > NAME_MAX or not name.isprintable()):
-        raise PresetError(f"{shown!r} is not a preset name: use letters, digits, spaces, - or _ "
-                          f"(at most {NAME_MAX} characters)")
+    if (
+        not isinstance(name, str)
+        or not name
+        or name != name.strip()
+        or name.startswith(".")
+        or "/" in name
+        or "\\" in name
+        or len(name) > NAME_MAX
+        or not name.isprintable()
+    ):
+        raise PresetError(
+            f"{shown!r} is not a preset name: use letters, digits, spaces, - or _ (at most {NAME_MAX} characters)"
+        )
     return name
 
 
@@ -120,8 +138,10 @@ def load_preset(name: str, folder: Path | None = None) -> Preset:
         if path.is_symlink() or not path.is_file():
             if not path.exists():
                 known = list_presets(folder)
-                raise PresetError(f"no preset named {name!r} in {path.parent}"
-                                  + (f" (saved: {', '.join(known[:8])})" if known else ""))
+                raise PresetError(
+                    f"no preset named {name!r} in {path.parent}"
+                    + (f" (saved: {', '.join(known[:8])})" if known else "")
+                )
             raise PresetError(f"{path}: not a plain file")
         if path.stat().st_size > FILE_MAX:
             raise PresetError(f"{path}: {path.stat().st_size} bytes is too large for a preset")
@@ -163,10 +183,10 @@ def _bool(v: Any, what: str) -> bool:
 def parse_preset(data: Any) -> Preset:
     """A ``Preset`` from decoded JSON; ValueError naming the first bad field."""
     from engine import parts as P
+    from engine.clock import METERS
     from engine.feel import FILLS, TIMES
     from engine.keyfind import key_name, parse_key
     from engine.styles import style_names
-    from engine.clock import METERS
 
     if not isinstance(data, dict):
         raise ValueError("not a LiveBand preset (expected a JSON object)")
@@ -188,8 +208,9 @@ def parse_preset(data: Any) -> Preset:
         raise ValueError('"chart" is not chord-chart text')
     if chart:
         from engine.chart import ChartError, parse_chart
+
         try:
-            parse_chart(chart, "chart")     # checked now: a bad one must change nothing
+            parse_chart(chart, "chart")  # checked now: a bad one must change nothing
         except ChartError as exc:
             raise ValueError(f'"chart": {exc}') from None
     parts_in = data.get("parts", {})
@@ -207,7 +228,8 @@ def parse_preset(data: Any) -> Preset:
             _bool(ps.get("solo", base.solo), f"parts.{name}.solo"),
             _number(ps.get("volume", base.volume), f"parts.{name}.volume", 0, 1),
             int(_number(ps.get("program", base.program), f"parts.{name}.program", 0, 127)),
-            _bool(ps.get("through", base.through), f"parts.{name}.through"))
+            _bool(ps.get("through", base.through), f"parts.{name}.through"),
+        )
         if isinstance(ps.get("program"), float) and not float(ps["program"]).is_integer():
             raise ValueError(f'"parts.{name}.program" is not a whole number')
     style = data.get("style", d.style)
@@ -226,23 +248,37 @@ def parse_preset(data: Any) -> Preset:
         fills=None if data.get("fills") is None else _choice(data["fills"], "fills", FILLS),
         time_feel=None if data.get("time_feel") is None else _choice(data["time_feel"], "time_feel", TIMES),
         humanise=_number(data.get("humanise", d.humanise), "humanise", 0, 1),
-        parts=parts, chart=chart)
+        parts=parts,
+        chart=chart,
+    )
 
 
 def capture(session) -> Preset:
     """The session's band setup now, as a preset."""
     cfg = session.engine_config
     snap = session.snapshot()
-    parts = {name: PartSetup(bool(s.mute), bool(s.solo), float(s.volume), int(s.program),
-                             bool(getattr(s, "through", True)))
-             for name, s in snap.parts.items()}
+    parts = {
+        name: PartSetup(bool(s.mute), bool(s.solo), float(s.volume), int(s.program), bool(getattr(s, "through", True)))
+        for name, s in snap.parts.items()
+    }
     chart = getattr(session, "chart_text", None)
     chart = chart() if callable(chart) else chart
-    return Preset(style=cfg.style, tempo=float(cfg.tempo), meter=cfg.meter, key=cfg.key,
-                  temperature=float(cfg.temperature), density=float(cfg.density),
-                  harmony_follow=float(cfg.harmony_follow), master=float(session.master_volume),
-                  swing=cfg.swing, fills=cfg.fills, time_feel=cfg.time_feel, humanise=float(cfg.humanise),
-                  parts=parts, chart=chart if isinstance(chart, str) and chart.strip() else None)
+    return Preset(
+        style=cfg.style,
+        tempo=float(cfg.tempo),
+        meter=cfg.meter,
+        key=cfg.key,
+        temperature=float(cfg.temperature),
+        density=float(cfg.density),
+        harmony_follow=float(cfg.harmony_follow),
+        master=float(session.master_volume),
+        swing=cfg.swing,
+        fills=cfg.fills,
+        time_feel=cfg.time_feel,
+        humanise=float(cfg.humanise),
+        parts=parts,
+        chart=chart if isinstance(chart, str) and chart.strip() else None,
+    )
 
 
 def apply(session, preset: Preset) -> None:
@@ -262,4 +298,4 @@ def apply(session, preset: Preset) -> None:
             extra = {"through": ps.through} if name == "melody" else {}
             session.set_part(name, mute=ps.mute, solo=ps.solo, volume=ps.volume, program=ps.program, **extra)
     if callable(getattr(session, "set_chart_text", None)):
-        session.set_chart_text(preset.chart or "")      # a preset without a chart: the band finds its own
+        session.set_chart_text(preset.chart or "")  # a preset without a chart: the band finds its own

@@ -1,6 +1,7 @@
 """What both offline render paths share, the `render` command and the app's Render: the
 band's tempo and meter for a melody file, and the model it is rendered with. One rule
 for both, so a file renders the same from the app as from the command line."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -18,8 +19,9 @@ DEFAULT_BACKEND = "onnx-cpu"
 RECORDING_TEMPO = DEFAULT_TEMPO
 
 
-def band_timing(melody: Melody, tempo: float | None = None, meter: str | None = None,
-                say: Callable[[str], None] = print) -> tuple[float, str]:
+def band_timing(
+    melody: Melody, tempo: float | None = None, meter: str | None = None, say: Callable[[str], None] = print
+) -> tuple[float, str]:
     """The tempo and meter the band plays a melody file at: the ones given, else the
     file's (a tempo outside the band's range folded by octaves), else 100 BPM in 4/4.
     ``say`` gets a line for each thing of the file the band does not follow."""
@@ -40,8 +42,9 @@ def band_timing(melody: Melody, tempo: float | None = None, meter: str | None = 
     return bpm, chosen
 
 
-def open_band(melody: Melody, backend: str | None = None, checkpoint: str | None = None,
-              say: Callable[[str], None] = print) -> tuple[Melody, Accompanist, str]:
+def open_band(
+    melody: Melody, backend: str | None = None, checkpoint: str | None = None, say: Callable[[str], None] = print
+) -> tuple[Melody, Accompanist, str]:
     """The model on ``backend`` (default onnx-cpu, with the usual fallback; default model:
     the shipped offline teacher, see ``models.runtime.default_offline_checkpoint``) and the
     melody moved by octaves into the model's range. Returns (melody, accompanist, backend used);
@@ -64,6 +67,8 @@ def open_band(melody: Melody, backend: str | None = None, checkpoint: str | None
     melody, shift = fit_to_range(melody, (lo, hi))
     if shift:
         octaves = abs(shift) // 12
-        say(f"melody transposed {'up' if shift > 0 else 'down'} {octaves} octave{'s' if octaves > 1 else ''} "
-            f"into the model's range (MIDI {lo}-{hi})")
+        say(
+            f"melody transposed {'up' if shift > 0 else 'down'} {octaves} octave{'s' if octaves > 1 else ''} "
+            f"into the model's range (MIDI {lo}-{hi})"
+        )
     return melody, acc, used

@@ -33,6 +33,7 @@ Missing hardware is not an error: without an audio device or MIDI ports the sess
 still constructs, ``snapshot().notices`` says what is missing and how to fix it, and
 ``render_file`` works offline.
 """
+
 from __future__ import annotations
 
 import threading
@@ -57,24 +58,46 @@ from liveband.session_roll import Roll, RollNote
 from liveband.session_steering import FormState, Steering
 from liveband.session_sync import TempoSync
 from liveband.session_takes import Takes
+from liveband.session_types import (
+    INPUT_MODES,
+    PART_NAMES,
+    VIRTUAL_IN_NAME,
+    VIRTUAL_OUT_NAME,
+    PartState,
+    SessionError,
+    SessionSnapshot,
+)
 from liveband.session_views import Housekeeper, Views
-from liveband.session_types import (INPUT_MODES, PART_NAMES, VIRTUAL_IN_NAME, VIRTUAL_OUT_NAME, PartState,
-                                    SessionError, SessionSnapshot)
 
-__all__ = ["Session", "SessionSnapshot", "PartState", "SessionError", "PART_NAMES", "INPUT_MODES",
-           "VIRTUAL_IN_NAME", "VIRTUAL_OUT_NAME"]
+__all__ = [
+    "Session",
+    "SessionSnapshot",
+    "PartState",
+    "SessionError",
+    "PART_NAMES",
+    "INPUT_MODES",
+    "VIRTUAL_IN_NAME",
+    "VIRTUAL_OUT_NAME",
+]
 
 MAX_BLOCK = 4096
-LOADER_JOIN_S = 60.0      # a closing session waits this long for a model still loading
+LOADER_JOIN_S = 60.0  # a closing session waits this long for a model still loading
 
 
 class Session:
     """The live instrument. See the module docstring for the wiring and threads."""
 
-    def __init__(self, engine_config: EngineConfig | None = None, audio_config: AudioConfig | None = None,
-                 soundfont: str | None = None, *, accompanist=None, start_audio: bool = True) -> None:
+    def __init__(
+        self,
+        engine_config: EngineConfig | None = None,
+        audio_config: AudioConfig | None = None,
+        soundfont: str | None = None,
+        *,
+        accompanist=None,
+        start_audio: bool = True,
+    ) -> None:
         audio_cfg = audio_config or AudioConfig()
-        self._lock = threading.RLock()               # UI-side state; never taken by audio
+        self._lock = threading.RLock()  # UI-side state; never taken by audio
         self._notices = notices = Notices()
         try:
             self._soundfont = find_soundfont(soundfont)
@@ -85,7 +108,7 @@ class Session:
             self._synth = Synth(self._soundfont, sample_rate=rate)
         except (SoundFontError, OSError) as exc:
             raise SessionError(f"SoundFont {self._soundfont} failed to load: {exc}") from None
-        except RuntimeError as exc:           # FluidSynth missing
+        except RuntimeError as exc:  # FluidSynth missing
             raise SessionError(str(exc)) from None
         self.sample_rate = rate
         self._mixer = mixer = Mixer(self._synth, rate, max(MAX_BLOCK, audio_cfg.blocksize))
@@ -94,30 +117,59 @@ class Session:
         self._roll = Roll()
         self._control = ControlThread(on_error=notices.happened)
         self._sync = TempoSync(self._lock, notices, self._control, self._audio, self._follow_transport)
-        self._outputs = Outputs(mixer, self._audio, notices, recorder=lambda: self._takes.recorder,
-                                band_clock=lambda: self._band.clock if self._band.playing else None)
+        self._outputs = Outputs(
+            mixer,
+            self._audio,
+            notices,
+            recorder=lambda: self._takes.recorder,
+            band_clock=lambda: self._band.clock if self._band.playing else None,
+        )
         self._takes = Takes(mixer, self._audio, notices, rate, settle=self._outputs.settle)
-        self._band = Band(engine_config or EngineConfig(), self._lock, mixer, rate, notices, self._roll,
-                          self._sync, self._takes, self._outputs, accompanist,
-                          take_meta=lambda: {"input": self._inputs.mode, "soundfont": str(self._soundfont)})
+        self._band = Band(
+            engine_config or EngineConfig(),
+            self._lock,
+            mixer,
+            rate,
+            notices,
+            self._roll,
+            self._sync,
+            self._takes,
+            self._outputs,
+            accompanist,
+            take_meta=lambda: {"input": self._inputs.mode, "soundfont": str(self._soundfont)},
+        )
         # MIDI learn: bound CCs/notes are taken off the MIDI input before the notes
         self._targets: dict | None = None
         learn = MidiLearn(user_config_dir() / BINDINGS_FILE, self._control, self._learn_targets, notices.happened)
-        self._inputs = Inputs(self._lock, notices, mixer, self._audio, self._roll, self._sync, learn,
-                              generator=lambda: self._band.gen, recorder=lambda: self._takes.recorder,
-                              model_loader=self._band.loader, closing=self._closing)
+        self._inputs = Inputs(
+            self._lock,
+            notices,
+            mixer,
+            self._audio,
+            self._roll,
+            self._sync,
+            learn,
+            generator=lambda: self._band.gen,
+            recorder=lambda: self._takes.recorder,
+            model_loader=self._band.loader,
+            closing=self._closing,
+        )
         self._steering = Steering(self._lock)
         self._band.steering = self._steering
         self._inputs.chord_keys = self._steering.note
-        self._views = Views(self._band, self._sync, self._inputs, self._audio, mixer, self._takes, notices,
-                            self._roll, self._steering)
-        self._house = Housekeeper(self._audio, self._inputs, self._band, self._takes, notices, self._views,
-                                  self._closing)
+        self._views = Views(
+            self._band, self._sync, self._inputs, self._audio, mixer, self._takes, notices, self._roll, self._steering
+        )
+        self._house = Housekeeper(
+            self._audio, self._inputs, self._band, self._takes, notices, self._views, self._closing
+        )
         self._closed = False
 
         if not mixer.native:
-            notices.problem("callback", f"audio callback: using the Python fallback ({mixer.native_why}); "
-                                        "busy Python threads can delay blocks")
+            notices.problem(
+                "callback",
+                f"audio callback: using the Python fallback ({mixer.native_why}); busy Python threads can delay blocks",
+            )
         if start_audio and not notices.has("audio"):
             self._audio.start()
         elif not start_audio:
@@ -178,8 +230,11 @@ class Session:
         """Send the band (each part on its channel) to a MIDI port: a virtual port
         (default name "LiveBand band") or an existing port; None closes it. Thread: UI."""
         with self._lock:
-            self._outputs.open(name, virtual, {p.channel: self._band.parts[p.name].program
-                                               for p in P.BAND_PARTS if p.channel != P.DRUMS.channel})
+            self._outputs.open(
+                name,
+                virtual,
+                {p.channel: self._band.parts[p.name].program for p in P.BAND_PARTS if p.channel != P.DRUMS.channel},
+            )
 
     def set_midi_clock(self, on: bool) -> None:
         """MIDI clock (24 ppqn) and start/stop on the MIDI output. Thread: UI."""
@@ -213,8 +268,8 @@ class Session:
         start"/"link stop"). Thread: control."""
         if kind.startswith("link "):
             if kind == "link start":
-                self._band.loader.join()     # a model still loading: not under the lock
-            with self._lock:         # the band's play/stop and Link's state change together
+                self._band.loader.join()  # a model still loading: not under the lock
+            with self._lock:  # the band's play/stop and Link's state change together
                 if not self._sync.link_wants(kind):
                     return
                 if kind == "link start" and not self._band.playing:
@@ -226,8 +281,8 @@ class Session:
             self.stop()
             return
         if kind == "start" or not self._band.playing:
-            self._sync.clock_in.wait_tempo(2.0)      # a start usually comes before its first ticks
-            self.stop()                              # a start while playing: from the top
+            self._sync.clock_in.wait_tempo(2.0)  # a start usually comes before its first ticks
+            self.stop()  # a start while playing: from the top
             self.play()
 
     # -- MIDI learn (Thread: UI) ---------------------------------------------------------
@@ -271,13 +326,13 @@ class Session:
             loader.join(None if end is None else max(0.0, end - time.monotonic()))
         ready = not any(loader.is_alive() for loader in loaders)
         if ready:
-            self._audio.settle_garbage()    # the loads' objects frozen, not left to mix with later garbage
+            self._audio.settle_garbage()  # the loads' objects frozen, not left to mix with later garbage
         return ready
 
     def play(self) -> None:
         """Start the band (after the count-in) and a new recorded take; with Link, the
         other apps' transport too. Thread: UI."""
-        self._band.loader.join()     # the model loads in the background: not under the lock
+        self._band.loader.join()  # the model loads in the background: not under the lock
         with self._lock:
             self._band.play()
             if self._band.playing:
@@ -413,8 +468,14 @@ class Session:
     def master_volume(self) -> float:
         return self._band.master
 
-    def set_feel(self, *, swing: float | None = None, fills: str | None = None, time_feel: str | None = None,
-                 humanise: float = 0.0) -> None:
+    def set_feel(
+        self,
+        *,
+        swing: float | None = None,
+        fills: str | None = None,
+        time_feel: str | None = None,
+        humanise: float = 0.0,
+    ) -> None:
         """The band's feel (None: the style's), from its next step while it plays, and for
         the next play. ValueError naming the value. Thread: UI."""
         self._band.set_feel(swing=swing, fills=fills, time_feel=time_feel, humanise=float(humanise))
@@ -449,9 +510,16 @@ class Session:
         return self._views.roll(since_step)
 
     # -- offline -------------------------------------------------------------------------
-    def render_file(self, path: str, out_wav: str, midi_out: str | None = None,
-                    progress: Callable[[float], None] | None = None, *, stems: bool = False,
-                    loudness: float | None = -16.0) -> None:
+    def render_file(
+        self,
+        path: str,
+        out_wav: str,
+        midi_out: str | None = None,
+        progress: Callable[[float], None] | None = None,
+        *,
+        stems: bool = False,
+        loudness: float | None = -16.0,
+    ) -> None:
         """Accompany a melody file (.mid, or a hummed .wav) offline with the session's band
         settings, by the `render` command's rules (liveband.rendering): the file's tempo
         and meter, the command's default backend, the mix at ``loudness`` LUFS (None: as
@@ -459,9 +527,20 @@ class Session:
         file is written beside its name and renamed into place when all succeeded.
         ``progress(fraction)`` is called from this (the caller's) thread."""
         from liveband.session_render import render_file
-        render_file(path, out_wav, midi_out, progress, cfg=self._band.cfg, parts=self._band.parts,
-                    sample_rate=self.sample_rate, soundfont=self._soundfont, say=self._notices.happened,
-                    stems=stems, loudness=loudness)
+
+        render_file(
+            path,
+            out_wav,
+            midi_out,
+            progress,
+            cfg=self._band.cfg,
+            parts=self._band.parts,
+            sample_rate=self.sample_rate,
+            soundfont=self._soundfont,
+            say=self._notices.happened,
+            stems=stems,
+            loudness=loudness,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:

@@ -7,6 +7,7 @@ callbacks, ``sample_at(t)`` maps a monotonic time to the sample heard then. The 
 replaced (never restarted in place) on a device switch, so ``out`` may change: read it
 each time. Thread: UI and housekeeper, under the session lock; ``now``/``sample_at``/
 ``latency_ms``: any."""
+
 from __future__ import annotations
 
 import threading
@@ -19,7 +20,7 @@ from engine.mixer import Mixer
 from liveband.config import AudioConfig
 from liveband.session_notices import Notices
 
-RETRY_EVERY = 12          # housekeeping ticks between tries of the default output (~3 s)
+RETRY_EVERY = 12  # housekeeping ticks between tries of the default output (~3 s)
 
 
 def open_rate(cfg: AudioConfig, notices: Notices) -> int:
@@ -32,14 +33,15 @@ def open_rate(cfg: AudioConfig, notices: Notices) -> int:
 
 
 class SessionAudio:
-    def __init__(self, mixer: Mixer, cfg: AudioConfig, sample_rate: int, lock: threading.RLock,
-                 notices: Notices) -> None:
+    def __init__(
+        self, mixer: Mixer, cfg: AudioConfig, sample_rate: int, lock: threading.RLock, notices: Notices
+    ) -> None:
         self._mixer = mixer
         self.config = cfg
         self.sample_rate = sample_rate
         self._lock = lock
         self._notices = notices
-        self.closed = False      # set under the lock by close(): no stream may open after
+        self.closed = False  # set under the lock by close(): no stream may open after
         self.out = self._make(cfg)
         # the stream was started and not stopped since (AudioOut.watch reopens such a
         # stream when its device returns; one that never opened is retried here)
@@ -53,8 +55,9 @@ class SessionAudio:
             self._start_out()
             self._notices.problem("audio", None)
         except AudioUnavailable as exc:
-            self._notices.problem("audio", f"{exc}. Start PulseAudio/PipeWire or JACK, "
-                                           "or choose another output in the Setup tab")
+            self._notices.problem(
+                "audio", f"{exc}. Start PulseAudio/PipeWire or JACK, or choose another output in the Setup tab"
+            )
 
     def settle_garbage(self) -> None:
         """Loading has finished: freeze its objects now (AudioOut.settle_garbage)."""
@@ -66,18 +69,22 @@ class SessionAudio:
         """The housekeeper's look at the stream: a lost or restored device, and every
         RETRY_EVERY ticks another try of the default output when none could open.
         ``rescan_ok``: no input stream is open (a PortAudio re-scan would close it)."""
-        with self._lock:     # never reopens a stream that close() is shutting
+        with self._lock:  # never reopens a stream that close() is shutting
             note = None if self.closed else self.out.watch()
             if not self.closed:
-                self.out.collect_garbage()    # automatic gc is off while it plays
+                self.out.collect_garbage()  # automatic gc is off while it plays
         if note is not None:
             if note.startswith("audio device lost"):
                 self._notices.problem("audio", note)
             else:
                 self._notices.problem("audio", None)
                 self._notices.happened(note)
-        if tick % RETRY_EVERY == 0 and not self.wanted and self._notices.has("audio") \
-                and self.config.output_device is None:
+        if (
+            tick % RETRY_EVERY == 0
+            and not self.wanted
+            and self._notices.has("audio")
+            and self.config.output_device is None
+        ):
             self._retry(rescan_ok)
 
     def _retry(self, rescan_ok: bool) -> None:
@@ -99,7 +106,7 @@ class SessionAudio:
 
     def _start_out(self) -> None:
         self.wanted = False
-        self.out.start()           # AudioUnavailable: not wanted
+        self.out.start()  # AudioUnavailable: not wanted
         self.wanted = True
 
     def _stop_out(self) -> None:
@@ -125,7 +132,7 @@ class SessionAudio:
             kw["input_device"] = input
         if blocksize is not None:
             kw["blocksize"] = int(blocksize)
-        new = replace(cfg, **kw)          # validates
+        new = replace(cfg, **kw)  # validates
         with self._lock:
             if self.closed:
                 return False
@@ -144,8 +151,11 @@ class SessionAudio:
                     self._notices.problem("audio", str(exc))
                     return False
             if rate != self.sample_rate:
-                self._notices.problem("audio", f"{new.output_device} runs at {rate} Hz but the session at "
-                                               f"{self.sample_rate} Hz; restart LiveBand to switch rates")
+                self._notices.problem(
+                    "audio",
+                    f"{new.output_device} runs at {rate} Hz but the session at "
+                    f"{self.sample_rate} Hz; restart LiveBand to switch rates",
+                )
                 self.out = self._make(cfg)
                 self.start()
                 return False
@@ -156,7 +166,7 @@ class SessionAudio:
             self.out = nxt
             self.start()
             if not self.wanted:
-                nxt.stop()                # it did not open: the collector is released as by a stop
+                nxt.stop()  # it did not open: the collector is released as by a stop
             return True
 
     def set_input_gain(self, gain_db: float) -> float:

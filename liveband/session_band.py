@@ -7,6 +7,7 @@ builds a clock (or takes a synced one from liveband.session_sync), a PartRendere
 the mixer's band queue and the piano roll, and a StreamingGenerator; a stop drops what was
 committed ahead and closes the take. Thread: UI under the session lock (and the control
 thread acting for it); the loader thread loads the model."""
+
 from __future__ import annotations
 
 import collections
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from engine.renderer import PartRenderer
     from liveband.session_steering import Steering
 
-TAP_RESET_S = 2.0        # a pause this long between taps starts a new tap tempo
+TAP_RESET_S = 2.0  # a pause this long between taps starts a new tap tempo
 
 
 def tap_tempo(taps: list[float]) -> float | None:
@@ -55,9 +56,20 @@ def silenced(parts: dict[str, PartState]) -> dict[str, bool]:
 
 
 class Band:
-    def __init__(self, cfg: EngineConfig, lock: threading.RLock, mixer: Mixer, sample_rate: int,
-                 notices: Notices, roll: Roll, sync: TempoSync, takes: Takes, outputs: Outputs,
-                 accompanist=None, take_meta: Callable[[], dict] = dict) -> None:
+    def __init__(
+        self,
+        cfg: EngineConfig,
+        lock: threading.RLock,
+        mixer: Mixer,
+        sample_rate: int,
+        notices: Notices,
+        roll: Roll,
+        sync: TempoSync,
+        takes: Takes,
+        outputs: Outputs,
+        accompanist=None,
+        take_meta: Callable[[], dict] = dict,
+    ) -> None:
         """``take_meta()``: what else a new take records about the session (input, ...)."""
         self.cfg = cfg
         self._lock = lock
@@ -85,10 +97,10 @@ class Band:
         self._renderer: PartRenderer | None = None
         self.playing = False
         self.listeners: list = []
-        self.steering: Steering | None = None     # the chord source per play
+        self.steering: Steering | None = None  # the chord source per play
         self._metro_segments: tuple[TempoSegment, ...] | None = None
         self._taps: collections.deque[float] = collections.deque(maxlen=8)
-        self._band_key = ""      # the key the last band played in (shown after a stop)
+        self._band_key = ""  # the key the last band played in (shown after a stop)
         # Load the model now (importing torch and reading weights take seconds), so
         # play() starts the band at once.
         self.loader = threading.Thread(target=self._load, name="liveband-load", daemon=True)
@@ -104,24 +116,24 @@ class Band:
         if self._accompanist is not None:
             return self._accompanist
         from engine.backends import open_accompanist
+
         problem = self._notices.problem
         try:
-            acc, used = open_accompanist(self.cfg.backend, self.cfg.checkpoint,
-                                         notify=lambda m: problem("backend", m))
-            if int(acc.lookahead) < 1:     # engine.generator refuses it live; say so here
-                raise ValueError(f"{self.cfg.checkpoint} hears the melody ahead of time, so it is "
-                                 "for offline render only")
+            acc, used = open_accompanist(self.cfg.backend, self.cfg.checkpoint, notify=lambda m: problem("backend", m))
+            if int(acc.lookahead) < 1:  # engine.generator refuses it live; say so here
+                raise ValueError(
+                    f"{self.cfg.checkpoint} hears the melody ahead of time, so it is for offline render only"
+                )
             problem("model", None)
         except Exception as exc:
             reason = first_line(exc)
             try:
                 from models.rules import RuleAccompanist
+
                 acc, used = RuleAccompanist(), "rules"
-                problem("model", f"accompaniment model unavailable ({reason}); "
-                                 "the rule-based band plays instead")
+                problem("model", f"accompaniment model unavailable ({reason}); the rule-based band plays instead")
             except Exception:
-                problem("model", f"no accompaniment model ({reason}); you can still play, "
-                                 "the band stays silent")
+                problem("model", f"no accompaniment model ({reason}); you can still play, the band stays silent")
                 return None
         self._accompanist = acc
         self.backend = used
@@ -134,7 +146,7 @@ class Band:
         from engine.renderer import PartRenderer
         from models.sampling import ControlledSampler
 
-        self.loader.join()            # the model loads in the background from the start
+        self.loader.join()  # the model loads in the background from the start
         with self._lock:
             if self.playing:
                 return
@@ -148,11 +160,16 @@ class Band:
             self.clock = clock
             self._roll.reset(clock)
             band_q = EventQueue(1 << 14)
-            renderer = PartRenderer([band_q, self._roll, *self.listeners], cfg.style, cfg.meter, seed=cfg.seed,
-                                    density=cfg.density, feel=cfg.feel,
-                                    # the player's own choices; the style's programs otherwise
-                                    programs={n: s.program for n, s in self.parts.items()
-                                              if s.program != P.part(n).program})
+            renderer = PartRenderer(
+                [band_q, self._roll, *self.listeners],
+                cfg.style,
+                cfg.meter,
+                seed=cfg.seed,
+                density=cfg.density,
+                feel=cfg.feel,
+                # the player's own choices; the style's programs otherwise
+                programs={n: s.program for n, s in self.parts.items() if s.program != P.part(n).program},
+            )
             for name, st in self.parts.items():
                 if st.mute:
                     renderer.muted.add(name)
@@ -161,16 +178,22 @@ class Band:
             gen = None
             if acc is not None:
                 mixer = self._mixer
-                gen = StreamingGenerator(acc, clock, renderer, style=cfg.style,
-                                         sampler=ControlledSampler(cfg.seed, cfg.temperature, cfg.density,
-                                                                   cfg.harmony_follow),
-                                         quantiser=Quantiser(clock), chunk_steps=cfg.chunk_steps,
-                                         lead_ms=cfg.lead_ms,
-                                         clock_source=lambda: mixer.clock, backend=self.backend,
-                                         step_observer=None if beat_lock is None else beat_lock.on_step,
-                                         # no key fixed: drums only until the player gives one
-                                         listen=cfg.key is None,
-                                         plan=True)       # the piano roll's tentative beat
+                gen = StreamingGenerator(
+                    acc,
+                    clock,
+                    renderer,
+                    style=cfg.style,
+                    sampler=ControlledSampler(cfg.seed, cfg.temperature, cfg.density, cfg.harmony_follow),
+                    quantiser=Quantiser(clock),
+                    chunk_steps=cfg.chunk_steps,
+                    lead_ms=cfg.lead_ms,
+                    clock_source=lambda: mixer.clock,
+                    backend=self.backend,
+                    step_observer=None if beat_lock is None else beat_lock.on_step,
+                    # no key fixed: drums only until the player gives one
+                    listen=cfg.key is None,
+                    plan=True,
+                )  # the piano roll's tentative beat
             self._band_q = band_q
             self._renderer = renderer
             self._mixer.add_queue(band_q)
@@ -207,13 +230,13 @@ class Band:
                     self._notices.problem("model", f"the band stopped: {gen.error}")
             band_q, self._band_q = self._band_q, None
             if band_q is not None:
-                self._mixer.remove_queue(band_q)      # drop what was committed ahead
+                self._mixer.remove_queue(band_q)  # drop what was committed ahead
             self._mixer.all_notes_off()
             self._mixer.set_metronome(False)
             self.playing = False
             self._sync.beat_lock = None
             self._outputs.band_stopped()
-            self._takes.stop(self.key)      # after the all-off has sounded into it
+            self._takes.stop(self.key)  # after the all-off has sounded into it
 
     def start_take(self) -> None:
         cfg = self.cfg
@@ -221,8 +244,14 @@ class Band:
         renderer = self._renderer
         playing = {**programs, **(dict(renderer.programs) if renderer is not None else {})}
         clock = self.clock
-        meta = {"tempo": cfg.tempo, "meter": cfg.meter, "style": cfg.style, **self._take_meta(),
-                "key": self.key or "", "backend": self.backend}
+        meta = {
+            "tempo": cfg.tempo,
+            "meter": cfg.meter,
+            "style": cfg.style,
+            **self._take_meta(),
+            "key": self.key or "",
+            "backend": self.backend,
+        }
         self._takes.start(meta, cfg.tempo, clock.step_time(clock.first_step) if clock else None, programs, playing)
 
     def set_recording(self, on: bool) -> None:
@@ -298,13 +327,13 @@ class Band:
         """The feel (swing, fills, time_feel, humanise): kept for the next play and, while
         the band plays, heard from its next step. ValueError naming the value."""
         with self._lock:
-            self.cfg = self.cfg.with_(**kw)     # validates
+            self.cfg = self.cfg.with_(**kw)  # validates
             if self._renderer is not None:
                 self._renderer.set_feel(self.cfg.feel)
 
     def set_controls(self, **kw) -> None:
         with self._lock:
-            self.cfg = self.cfg.with_(**kw)     # validates
+            self.cfg = self.cfg.with_(**kw)  # validates
             if self.gen is not None:
                 c = self.cfg
                 self.gen.set_controls(c.temperature, c.density, c.harmony_follow)
@@ -320,10 +349,13 @@ class Band:
                 raise ValueError(f"volume must be 0-1, got {volume}")
             if program is not None and not 0 <= int(program) < 128:
                 raise ValueError(f"GM program must be 0-127, got {program}")
-            st = PartState(st.mute if mute is None else bool(mute), st.solo if solo is None else bool(solo),
-                           st.volume if volume is None else float(volume),
-                           st.program if program is None else int(program),
-                           st.through if through is None else bool(through))
+            st = PartState(
+                st.mute if mute is None else bool(mute),
+                st.solo if solo is None else bool(solo),
+                st.volume if volume is None else float(volume),
+                st.program if program is None else int(program),
+                st.through if through is None else bool(through),
+            )
             self.parts = {**self.parts, part: st}
             ch = P.part(part).channel
             if volume is not None:
@@ -372,10 +404,15 @@ class Band:
         seg = segs[-1]
         bs = beat_steps(clock.meter)
         per_bar = max(1, clock.bar_steps // bs)
-        bar_line = clock.first_step - clock.first_step % clock.bar_steps   # a synced band starts mid-bar
+        bar_line = clock.first_step - clock.first_step % clock.bar_steps  # a synced band starts mid-bar
         first_beat = ((seg.step - bar_line) // bs) % per_bar
-        self._mixer.set_metronome(True, origin=seg.sample, samples_per_beat=seg.samples_per_step * bs,
-                                  beats_per_bar=per_bar, first_beat=first_beat)
+        self._mixer.set_metronome(
+            True,
+            origin=seg.sample,
+            samples_per_beat=seg.samples_per_step * bs,
+            beats_per_bar=per_bar,
+            first_beat=first_beat,
+        )
 
     def check(self) -> None:
         """The metronome's grid and a generator that failed. Thread: housekeeper."""

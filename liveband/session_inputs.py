@@ -5,6 +5,7 @@ generator, drawn on the piano roll, and (hummed notes) recorded.
 
 Thread: UI for the setters (under the session lock); notes arrive on the UI thread (keys),
 rtmidi's thread (MIDI) and the pitch worker (mic); ``poll``/``meter``: housekeeper."""
+
 from __future__ import annotations
 
 import threading
@@ -37,10 +38,20 @@ NO_MIDI_HINT = "The computer keyboard plays instead (keys Z to M, sharps on S D 
 
 
 class Inputs:
-    def __init__(self, lock: threading.RLock, notices: Notices, mixer: Mixer, audio: SessionAudio, roll: Roll,
-                 sync: TempoSync, learn: MidiLearn, generator: Callable[[], StreamingGenerator | None],
-                 recorder: Callable[[], Recorder | None], model_loader: threading.Thread,
-                 closing: threading.Event) -> None:
+    def __init__(
+        self,
+        lock: threading.RLock,
+        notices: Notices,
+        mixer: Mixer,
+        audio: SessionAudio,
+        roll: Roll,
+        sync: TempoSync,
+        learn: MidiLearn,
+        generator: Callable[[], StreamingGenerator | None],
+        recorder: Callable[[], Recorder | None],
+        model_loader: threading.Thread,
+        closing: threading.Event,
+    ) -> None:
         """``generator()``: the playing band's generator (None when stopped);
         ``recorder()``: the take recording now; the tracker preloads after
         ``model_loader``; nothing opens once ``closing`` is set."""
@@ -55,8 +66,8 @@ class Inputs:
         self._recorder = recorder
         self._model_loader = model_loader
         self._closing = closing
-        self.key_q = EventQueue(1024)               # producer: UI thread
-        self.midi_q = EventQueue(1024)              # producer: rtmidi thread
+        self.key_q = EventQueue(1024)  # producer: UI thread
+        self.midi_q = EventQueue(1024)  # producer: rtmidi thread
         for q in (self.key_q, self.midi_q):
             mixer.add_queue(q)
         self.mode = "keyboard"
@@ -67,7 +78,7 @@ class Inputs:
         self.ports = PortWatcher()
         self.mic: MicInput | None = None
         self.mic_starting = False
-        self._mic_settled = threading.Event()      # no microphone start under way
+        self._mic_settled = threading.Event()  # no microphone start under way
         self._mic_settled.set()
         self.pitch_tracker = "pesto"
         self.ready_tracker: PitchTracker | None = None
@@ -78,11 +89,10 @@ class Inputs:
         self.snap_scale: frozenset[int] | None = None
         # arranger mode (liveband.session_steering): takes the chord keys below the split
         self.chord_keys: Callable[[int, int, bool], bool] | None = None
-        self._hum_open: dict[int, tuple[int, int]] = {}     # hummed pitch -> (snapped, on time)
+        self._hum_open: dict[int, tuple[int, int]] = {}  # hummed pitch -> (snapped, on time)
         # The pitch tracker loads after the model: a switch to Hum then only opens the
         # microphone, and nothing heavy runs while the band is already playing.
-        self.tracker_loader = threading.Thread(target=self._preload_tracker, name="liveband-tracker",
-                                               daemon=True)
+        self.tracker_loader = threading.Thread(target=self._preload_tracker, name="liveband-tracker", daemon=True)
 
     # -- MIDI ports ----------------------------------------------------------------------
     def ports_now(self) -> dict:
@@ -111,12 +121,18 @@ class Inputs:
         if cur is not None and not isinstance(cur, VirtualMidiInput) and cur.name in vanished:
             cur.close()
             self.midi_in = None
-            self._notices.happened(f"MIDI input {cur.name!r} vanished; the session goes on "
-                                   "(it reconnects when the device returns)")
+            self._notices.happened(
+                f"MIDI input {cur.name!r} vanished; the session goes on (it reconnects when the device returns)"
+            )
 
     def _open(self, name: str) -> None:
-        filt = NoteFilter(self._midi_note, self._midi_control, self._midi_channel,
-                          on_realtime=self._sync.clock_in.feed, intercept=self.learn.handle)
+        filt = NoteFilter(
+            self._midi_note,
+            self._midi_control,
+            self._midi_channel,
+            on_realtime=self._sync.clock_in.feed,
+            intercept=self.learn.handle,
+        )
         self.learn.set_controller(name)
         if name == VIRTUAL_IN_NAME:
             self.midi_in = VirtualMidiInput(VIRTUAL_IN_NAME, filt)
@@ -150,7 +166,7 @@ class Inputs:
         chord_keys = self.chord_keys
         gen = self._generator()
         if chord_keys is not None and chord_keys(t, pitch, on):
-            pass                                  # a chord key: the band's chord, not melody
+            pass  # a chord key: the band's chord, not melody
         elif gen is not None:
             gen.melody_event(t, pitch, on)
         self._roll.push(t, NOTE_ON if on else NOTE_OFF, ch, pitch, velocity if on else 0)
@@ -162,7 +178,7 @@ class Inputs:
         self.midi_q.push(IMMEDIATE, CONTROL, P.MELODY.channel, control, value, arrived)
 
     def key_event(self, pitch: int, down: bool, velocity: int = 100) -> None:
-        arrived = time.monotonic()        # first: the note is timed from here
+        arrived = time.monotonic()  # first: the note is timed from here
         if not 0 <= int(pitch) < 128:
             raise ValueError(f"MIDI pitch out of range: {pitch}")
         self._player_note(self.key_q, int(pitch), bool(down), max(1, min(127, int(velocity))), arrived)
@@ -203,8 +219,11 @@ class Inputs:
             if mode == "mic":
                 self.start_mic()
             elif mode == "midi" and self.midi_in is None:
-                self._notices.problem("input", "MIDI mode: no controller open; choose one in the Setup tab "
-                                               "(or connect a program to the 'LiveBand in' port)")
+                self._notices.problem(
+                    "input",
+                    "MIDI mode: no controller open; choose one in the Setup tab "
+                    "(or connect a program to the 'LiveBand in' port)",
+                )
 
     def start_mic(self) -> None:
         """Open the microphone and its pitch tracker on a helper thread (loading the
@@ -219,15 +238,24 @@ class Inputs:
     def _open_mic(self) -> None:
         try:
             from engine.mic_input import MicInput
+
             self.tracker_loader.join()
             ready = self.ready_tracker
             tracker = ready if ready is not None and ready.name == self.pitch_tracker else self.pitch_tracker
             cfg = self._audio.config
-            mic = MicInput(self.mic_note, self._audio.out, device=cfg.input_device,
-                           sample_rate=self._audio.sample_rate, tracker=tracker, gain_db=cfg.input_gain_db)
-        except Exception as exc:   # no input device, tracker weights missing...
-            self._notices.problem("input", f"microphone unavailable ({first_line(exc)}); use the keyboard or "
-                                           "MIDI, or choose another input device")
+            mic = MicInput(
+                self.mic_note,
+                self._audio.out,
+                device=cfg.input_device,
+                sample_rate=self._audio.sample_rate,
+                tracker=tracker,
+                gain_db=cfg.input_gain_db,
+            )
+        except Exception as exc:  # no input device, tracker weights missing...
+            self._notices.problem(
+                "input",
+                f"microphone unavailable ({first_line(exc)}); use the keyboard or MIDI, or choose another input device",
+            )
         else:
             if self.mode == "mic" and not self._closing.is_set():
                 self.mic = mic
@@ -253,6 +281,7 @@ class Inputs:
             return
         try:
             from engine.pitch.tracker import HOP, make_tracker
+
             tracker = make_tracker(self.pitch_tracker)
             for _ in range(3):
                 tracker.process(np.zeros(HOP, np.float32))

@@ -3,6 +3,7 @@
 
 Thread: any. Writers take a short lock; ``current()`` and ``confirmation()`` read one
 tuple that is replaced whole, so the UI timer never waits."""
+
 from __future__ import annotations
 
 import collections
@@ -10,8 +11,8 @@ import threading
 import time
 from typing import Callable
 
-EVENT_SECONDS = 30.0      # a happening stays among the notices this long
-CONFIRM_SECONDS = 4.0     # a confirmation ("take saved") this long
+EVENT_SECONDS = 30.0  # a happening stays among the notices this long
+CONFIRM_SECONDS = 4.0  # a confirmation ("take saved") this long
 
 
 class Notices:
@@ -20,7 +21,7 @@ class Notices:
         self._lock = threading.Lock()
         self._problems: dict[str, str] = {}
         self._events: collections.deque[tuple[float, str]] = collections.deque(maxlen=keep_events)
-        self._published: tuple[tuple[float | None, str], ...] = ()   # (when, text); None: a lasting problem
+        self._published: tuple[tuple[float | None, str], ...] = ()  # (when, text); None: a lasting problem
         self._confirmation: tuple[float, str] = (0.0, "")
 
     def problem(self, topic: str, message: str | None) -> None:

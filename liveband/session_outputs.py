@@ -7,6 +7,7 @@ the events on, and keeps the audio stream's DAC line fresh. ``settle`` lets anot
 thread wait, on a condition, until the dispatcher has handed on what the audio applied
 up to a few blocks from now (a take closing after the band's all-off). Thread: the
 dispatcher; ``open``/``send_program``/``band_*``/``settle``: any."""
+
 from __future__ import annotations
 
 import collections
@@ -26,12 +27,18 @@ from liveband.session_notices import Notices
 from liveband.session_types import VIRTUAL_OUT_NAME
 
 PERIOD_S = 0.002
-ERROR_PAUSE_S = 0.1       # after an error: not a busy loop of the same error
+ERROR_PAUSE_S = 0.1  # after an error: not a busy loop of the same error
 
 
 class Outputs:
-    def __init__(self, mixer: Mixer, audio: SessionAudio, notices: Notices,
-                 recorder: Callable[[], Recorder | None], band_clock: Callable[[], Clock | None]) -> None:
+    def __init__(
+        self,
+        mixer: Mixer,
+        audio: SessionAudio,
+        notices: Notices,
+        recorder: Callable[[], Recorder | None],
+        band_clock: Callable[[], Clock | None],
+    ) -> None:
         """``recorder()``: the take recording now; ``band_clock()``: the playing band's
         clock (None when stopped)."""
         self._mixer = mixer
@@ -39,18 +46,18 @@ class Outputs:
         self._notices = notices
         self._recorder = recorder
         self._band_clock = band_clock
-        self.log = EventQueue(1 << 15)            # producer: audio (applied events)
+        self.log = EventQueue(1 << 15)  # producer: audio (applied events)
         mixer.set_event_log(self.log)
         self.midi_out: MidiOutput | None = None
-        self._send_lock = threading.Lock()        # a port is closed only between sends
+        self._send_lock = threading.Lock()  # a port is closed only between sends
         self.midi_clock = False
         self._clock_tick = 0
         self._clock_started = False
-        self._pending_ctl: collections.deque = collections.deque()   # (kind, ch, d1, d2) for MIDI out
-        self._pending_raw: collections.deque = collections.deque()   # 'start'/'stop'
+        self._pending_ctl: collections.deque = collections.deque()  # (kind, ch, d1, d2) for MIDI out
+        self._pending_raw: collections.deque = collections.deque()  # 'start'/'stop'
         self._passed = threading.Condition()
-        self._passes = 0              # dispatcher passes completed
-        self._passed_blocks = 0       # mixer.blocks read at the start of the last completed pass
+        self._passes = 0  # dispatcher passes completed
+        self._passed_blocks = 0  # mixer.blocks read at the start of the last completed pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="liveband-dispatch", daemon=True)
 
@@ -69,7 +76,7 @@ class Outputs:
         if name is None and not virtual:
             return
         self.midi_out = MidiOutput(VIRTUAL_OUT_NAME if name is None else name, virtual=virtual)
-        for ch, prog in programs.items():      # after the port: a pass without one drops what waits
+        for ch, prog in programs.items():  # after the port: a pass without one drops what waits
             self._pending_ctl.append((PROGRAM, ch, prog, 0))
 
     def send_program(self, channel: int, program: int) -> None:
@@ -97,10 +104,17 @@ class Outputs:
         live = self._audio.active
         want_blocks = self._mixer.blocks + blocks
         with self._passed:
-            want = self._passes + 2      # the pass under way may have begun before this call
+            want = self._passes + 2  # the pass under way may have begun before this call
             return self._passed.wait_for(
-                lambda: self._stop.is_set() or (self._passes >= want and (
-                    not live or not self._audio.active or self._passed_blocks >= want_blocks)), timeout)
+                lambda: (
+                    self._stop.is_set()
+                    or (
+                        self._passes >= want
+                        and (not live or not self._audio.active or self._passed_blocks >= want_blocks)
+                    )
+                ),
+                timeout,
+            )
 
     def close(self) -> None:
         self._stop.set()
@@ -118,10 +132,10 @@ class Outputs:
         band_channels = {p.channel for p in P.BAND_PARTS}
         held: collections.deque = collections.deque()
         while not self._stop.wait(PERIOD_S):
-            blocks = self._mixer.blocks       # before the pop: every event logged by then is in it
+            blocks = self._mixer.blocks  # before the pop: every event logged by then is in it
             try:
                 self._pass(buf, band_channels, held)
-            except Exception as exc:          # keep dispatching; say what happened
+            except Exception as exc:  # keep dispatching; say what happened
                 self._notices.happened(f"MIDI/recording dispatch error: {exc}")
                 self._stop.wait(ERROR_PAUSE_S)
             with self._passed:
@@ -136,8 +150,13 @@ class Outputs:
         rec = self._recorder()
         out = self.midi_out
         for i in range(n):
-            t, kind, ch, d1, d2 = (int(buf[i]["time"]), int(buf[i]["kind"]), int(buf[i]["channel"]),
-                                   int(buf[i]["data1"]), int(buf[i]["data2"]))
+            t, kind, ch, d1, d2 = (
+                int(buf[i]["time"]),
+                int(buf[i]["kind"]),
+                int(buf[i]["channel"]),
+                int(buf[i]["data1"]),
+                int(buf[i]["data2"]),
+            )
             if rec is not None:
                 rec.add_event(t, kind, ch, d1, d2)
             if out is not None and ch in band_channels:
@@ -148,7 +167,7 @@ class Outputs:
             self._pending_raw.clear()
             return
         with self._send_lock:
-            if self.midi_out is not out:     # closed meanwhile
+            if self.midi_out is not out:  # closed meanwhile
                 return
             while self._pending_raw:
                 out.send_raw(self._pending_raw.popleft())

@@ -3,6 +3,7 @@
 ``Roll.push`` has the EventSink signature so the PartRenderer feeds it directly (the
 generator thread); the session feeds the player's notes. A short lock protects the lists
 (never taken by the audio thread)."""
+
 from __future__ import annotations
 
 import collections
@@ -29,7 +30,7 @@ class Roll:
 
     def __init__(self, maxlen: int = 4096) -> None:
         self._lock = threading.Lock()
-        self._notes: collections.deque = collections.deque(maxlen=maxlen)   # [part, pitch, start, end]
+        self._notes: collections.deque = collections.deque(maxlen=maxlen)  # [part, pitch, start, end]
         self._open: dict[tuple[int, int], list] = {}
         self.clock: Clock | None = None
 
@@ -101,7 +102,7 @@ def plan_notes(plan: Plan | None, from_step: int) -> list[RollNote]:
         for i, tok in enumerate(int(x) for x in plan.frames[:, 1 + v]):
             if tok == HOLD:
                 continue
-            if pitch is not None and first + i > start:      # an onset or a rest ends it
+            if pitch is not None and first + i > start:  # an onset or a rest ends it
                 out.append((part, pitch, start, float(first + i), True, True))
             pitch, start = (token_pitch(tok), float(first + i)) if is_note_on(tok) else (None, start)
         if pitch is not None:

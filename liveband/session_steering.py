@@ -12,6 +12,7 @@ Thread: the setters from the UI thread (under the session lock); ``note`` from w
 thread delivers the player's notes (UI for keys, rtmidi's for MIDI); ``attach``/``detach``
 from play/stop; ``state`` from any thread (it reads plain values once).
 """
+
 from __future__ import annotations
 
 import threading
@@ -26,19 +27,20 @@ from engine.form import TempoRamp, check_lock_bars
 @dataclass(frozen=True)
 class FormState:
     """What the UI shows of the band's form. Thread: any."""
-    bar: int                 # the bar playing, 1.. (0 before the first bar / stopped)
-    form_bar: int            # the bar of the looped chart or form, 1.. (0: none looping)
-    form_bars: int           # its length in bars (0: none)
-    loop: int                # times round the form so far, 1..
-    section: str             # its section there ("" none)
-    source: str              # "locked", "arranger", "chart", "section", "model"
+
+    bar: int  # the bar playing, 1.. (0 before the first bar / stopped)
+    form_bar: int  # the bar of the looped chart or form, 1.. (0: none looping)
+    form_bars: int  # its length in bars (0: none)
+    loop: int  # times round the form so far, 1..
+    section: str  # its section there ("" none)
+    source: str  # "locked", "arranger", "chart", "section", "model"
     arranger: bool
     split: int
-    split_name: str          # "F#3"
-    chord: str               # the arranger's chord read last ("C/E"), "" none
-    chart_name: str          # the loaded chart's file name or "" (a typed one: "chart")
-    locked_bars: int         # the lock's length asked for (0: not locked)
-    ramp: str                # "+4 BPM every 2" or ""
+    split_name: str  # "F#3"
+    chord: str  # the arranger's chord read last ("C/E"), "" none
+    chart_name: str  # the loaded chart's file name or "" (a typed one: "chart")
+    locked_bars: int  # the lock's length asked for (0: not locked)
+    ramp: str  # "+4 BPM every 2" or ""
 
 
 class Steering:
@@ -60,7 +62,7 @@ class Steering:
         """A new band is about to start: give it the chord source and the ramp."""
         self._gen, self._clock = gen, clock
         self.arranger.bind(clock)
-        self._locked = 0               # a lock is of the band that played it
+        self._locked = 0  # a lock is of the band that played it
         if gen is not None:
             gen.set_tempo_ramp(self._ramp)
             self._apply()
@@ -104,7 +106,7 @@ class Steering:
             if bool(on) != self._arranger_on:
                 self._arranger_on = bool(on)
                 if not on:
-                    self.arranger.clear()        # the model (or the chart) chooses again
+                    self.arranger.clear()  # the model (or the chart) chooses again
                 self._apply()
 
     @property
@@ -170,7 +172,7 @@ class Steering:
             if name is not None:
                 if self._chart is None:
                     raise ValueError("no chart loaded: load one to loop a section of it")
-                self._chart.section(name)           # ValueError naming the sections there are
+                self._chart.section(name)  # ValueError naming the sections there are
             self._section = name
             self._apply()
 
@@ -211,7 +213,7 @@ class Steering:
         src = gen.chord_source if gen is not None else None
         pos = gen.form_at(k) if (gen is not None and k >= 0) else None
         if src is self.arranger and self.arranger.token is None and self.arranger.fallback is not None:
-            src = self.arranger.fallback              # the chart, until the left hand plays
+            src = self.arranger.fallback  # the chart, until the left hand plays
             pos = src.position(k) if k >= 0 else None
         if isinstance(src, ChartSource) and k < src.start:
             pos = None
@@ -226,11 +228,20 @@ class Steering:
         n = len(src.chart.bars) if isinstance(src, ChartSource) else 0
         r = self._ramp
         return FormState(
-            bar=bar, form_bar=pos[0] + 1 if pos else 0, form_bars=n, loop=pos[1] + 1 if pos else 0,
-            section=pos[2] if pos else "", source=what, arranger=self._arranger_on, split=self.arranger.split,
-            split_name=note_name(self.arranger.split), chord=self.arranger.name(key) if self._arranger_on else "",
-            chart_name=self._chart_name, locked_bars=self._locked,
-            ramp="" if r is None else f"{r.bpm:+g} BPM every {r.every}")
+            bar=bar,
+            form_bar=pos[0] + 1 if pos else 0,
+            form_bars=n,
+            loop=pos[1] + 1 if pos else 0,
+            section=pos[2] if pos else "",
+            source=what,
+            arranger=self._arranger_on,
+            split=self.arranger.split,
+            split_name=note_name(self.arranger.split),
+            chord=self.arranger.name(key) if self._arranger_on else "",
+            chart_name=self._chart_name,
+            locked_bars=self._locked,
+            ramp="" if r is None else f"{r.bpm:+g} BPM every {r.every}",
+        )
 
 
 __all__ = ["ChartError", "DEFAULT_SPLIT", "FormState", "Steering", "note_name"]

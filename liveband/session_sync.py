@@ -8,6 +8,7 @@ and are handed to the control thread, which calls the session's play/stop as the
 With Link, the other apps' play/stop arrive the same way (Link's start/stop sync), and the
 band's own play/stop go to them (``band_started``/``band_stopped``).
 Thread: UI (under the session lock); ``source``/``synced_clock``: the caller's."""
+
 from __future__ import annotations
 
 import threading
@@ -27,8 +28,8 @@ from models.tokens import bar_steps
 if TYPE_CHECKING:
     from engine.sync import LinkSync
 
-START_LEAD_S = 0.25          # the first (count-in) step starts this far after play()
-NO_CLOCK_INPUT = ("MIDI clock sync: no MIDI input open; choose the device that sends the clock in the settings")
+START_LEAD_S = 0.25  # the first (count-in) step starts this far after play()
+NO_CLOCK_INPUT = "MIDI clock sync: no MIDI input open; choose the device that sends the clock in the settings"
 
 
 def bar_quarters(meter: str) -> float:
@@ -36,8 +37,14 @@ def bar_quarters(meter: str) -> float:
 
 
 class TempoSync:
-    def __init__(self, lock: threading.RLock, notices: Notices, control: ControlThread, audio: SessionAudio,
-                 transport: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        lock: threading.RLock,
+        notices: Notices,
+        control: ControlThread,
+        audio: SessionAudio,
+        transport: Callable[[str], None],
+    ) -> None:
         """``transport(kind)``: "start"/"stop"/"continue" of a followed MIDI clock, or
         "link start"/"link stop" of the Link session, run on the control thread."""
         self._lock = lock
@@ -48,8 +55,8 @@ class TempoSync:
         self.mode = "internal"
         self.clock_in = MidiClockIn(on_transport=self._clock_transport)
         self.link: LinkSync | None = None
-        self.beat_lock: BeatLock | None = None     # the playing band's, when it follows a source
-        self._first_beat_at: float | None = None    # when the synced band's first beat sounds
+        self.beat_lock: BeatLock | None = None  # the playing band's, when it follows a source
+        self._first_beat_at: float | None = None  # when the synced band's first beat sounds
 
     def set_mode(self, mode: str, tempo: float, meter: str, midi_input_open: bool) -> None:
         """SessionError when Link cannot start; ValueError for an unknown mode."""
@@ -58,6 +65,7 @@ class TempoSync:
         with self._lock:
             if mode == "link" and self.link is None:
                 from engine.sync import LinkSync
+
                 try:
                     self.link = LinkSync(tempo, bar_quarters(meter), on_transport=self._link_transport)
                 except Exception as exc:
@@ -66,7 +74,7 @@ class TempoSync:
                 link, self.link = self.link, None
                 link.close()
             if self.beat_lock is not None:
-                self.beat_lock.enabled = False      # the band keeps its tempo until the next play
+                self.beat_lock.enabled = False  # the band keeps its tempo until the next play
             self.mode = mode
             self._notices.problem("sync", NO_CLOCK_INPUT if mode == "midi clock" and not midi_input_open else None)
 
@@ -83,7 +91,7 @@ class TempoSync:
 
     def set_tempo(self, bpm: float) -> None:
         if self.link is not None:
-            self.link.set_tempo(bpm)       # to every peer; the band follows Link
+            self.link.set_tempo(bpm)  # to every peer; the band follows Link
 
     def source(self):
         """The followed source (MidiClockIn or LinkSync), or None when playing on its own."""

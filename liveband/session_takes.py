@@ -2,6 +2,7 @@
 playing) into the sessions folder, and the folder's takes listed, exported, renamed and
 deleted. A take gets the mixer's audio through the tap and the applied events from the
 dispatcher (liveband.session_outputs). Thread: UI (and the control thread acting for it)."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -10,8 +11,7 @@ from engine import parts as P
 from engine.events import PROGRAM
 from engine.gm import instrument_name
 from engine.mixer import Mixer
-from engine.recorder import Recorder, delete_session, export_session, list_sessions, new_session_folder, \
-    rename_session
+from engine.recorder import Recorder, delete_session, export_session, list_sessions, new_session_folder, rename_session
 from liveband.paths import sessions_dir
 from liveband.session_audio import SessionAudio
 from liveband.session_notices import Notices
@@ -26,14 +26,16 @@ def track_names(programs: dict[str, int]) -> dict[int, str]:
     for p in P.ALL_PARTS:
         prog = programs.get(p.name, p.program)
         drums = p.channel == P.DRUMS.channel
-        names[p.channel] = ("Melody" if p is P.MELODY else
-                            f"{p.name.capitalize()} ({instrument_name(prog if not drums else 0, drums)})")
+        names[p.channel] = (
+            "Melody" if p is P.MELODY else f"{p.name.capitalize()} ({instrument_name(prog if not drums else 0, drums)})"
+        )
     return names
 
 
 class Takes:
-    def __init__(self, mixer: Mixer, audio: SessionAudio, notices: Notices, sample_rate: int,
-                 settle: Callable[[int], object]) -> None:
+    def __init__(
+        self, mixer: Mixer, audio: SessionAudio, notices: Notices, sample_rate: int, settle: Callable[[int], object]
+    ) -> None:
         """``settle(blocks)`` returns once the dispatcher has handed on what the audio
         applies in the next ``blocks`` blocks (liveband.session_outputs)."""
         self._mixer = mixer
@@ -44,18 +46,22 @@ class Takes:
         self.enabled = True
         self.recorder: Recorder | None = None
 
-    def start(self, meta: dict, tempo: float, tempo_sample: int | None, programs: dict[str, int],
-              playing: dict[str, int]) -> None:
+    def start(
+        self, meta: dict, tempo: float, tempo_sample: int | None, programs: dict[str, int], playing: dict[str, int]
+    ) -> None:
         """A new take (``meta`` kept with it; ``programs``: each part's GM program, set at
         its start so the MIDI file plays with the right sounds; ``playing``: the programs
         the band plays now, the style's among them, for the track names)."""
-        if not self._audio.active:     # nothing renders without a stream: the take would be empty
-            self._notices.problem("recording", "not recording: no audio output is playing "
-                                               "(choose an output in the Setup tab, then press Play again)")
+        if not self._audio.active:  # nothing renders without a stream: the take would be empty
+            self._notices.problem(
+                "recording",
+                "not recording: no audio output is playing (choose an output in the Setup tab, then press Play again)",
+            )
             return
         try:
-            rec = Recorder(new_session_folder(sessions_dir()), self._sample_rate, meta=meta,
-                           track_names=track_names(playing))
+            rec = Recorder(
+                new_session_folder(sessions_dir()), self._sample_rate, meta=meta, track_names=track_names(playing)
+            )
             rec.set_tempo(self._mixer.clock if tempo_sample is None else tempo_sample, tempo)
             rec.start()
         except OSError as exc:
@@ -75,10 +81,10 @@ class Takes:
         if rec is None:
             self._mixer.set_tap(None)
             return
-        self._settle(2)         # a block rendered after the band's all-off, and its events, reach it
+        self._settle(2)  # a block rendered after the band's all-off, and its events, reach it
         self.recorder = None
         self._mixer.set_tap(None)
-        self._settle(1)         # the block and the dispatcher pass under way finish with it
+        self._settle(1)  # the block and the dispatcher pass under way finish with it
         if key:
             rec.set_meta("key", key)
         rec.stop()
@@ -113,4 +119,3 @@ class Takes:
         rec = self.recorder
         if rec is not None and rec.folder.name == name:
             raise SessionError(f"{name} is being recorded; stop first")
-

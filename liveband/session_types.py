@@ -1,5 +1,6 @@
 """The session's plain values: what the UI reads (``SessionSnapshot``, ``PartState``), the
 one error it raises for the player to fix, and the names it accepts."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,12 +22,13 @@ class PartState:
     solo: bool
     volume: float
     program: int
-    through: bool = True     # the player's part: sounded here (off when a hardware synth plays it)
+    through: bool = True  # the player's part: sounded here (off when a hardware synth plays it)
 
 
 @dataclass(frozen=True)
 class SessionSnapshot:
     """Cheap, immutable, built for the UI timer. Thread: any."""
+
     playing: bool
     counting_in: bool
     tempo: float
@@ -47,6 +49,6 @@ class SessionSnapshot:
     recording: bool
     notices: tuple[str, ...]
     parts: dict[str, PartState]
-    confirmation: str = ""       # a brief success to show for a moment ("take saved"), not a problem
-    bar: int = 0                 # the bar heard, 1.. (0: stopped or counting in)
-    section: str = ""            # the looped chart's section there ("" none)
+    confirmation: str = ""  # a brief success to show for a moment ("take saved"), not a problem
+    bar: int = 0  # the bar heard, 1.. (0: stopped or counting in)
+    section: str = ""  # the looped chart's section there ("" none)

@@ -5,6 +5,7 @@ failure or interrupt, so a reader sees the old file or the new one, never half o
 It lives in models/, the lowest room, because every room writes its outputs this way and
 each may import models/ (tests/test_layering.py); it imports nothing of the project.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,11 +36,10 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
         yield tmp
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)     # gone after the rename; a failed write's is removed
+        tmp.unlink(missing_ok=True)  # gone after the rename; a failed write's is removed
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes, *, fsync: bool = True,
-                 suffix: str = ".tmp") -> Path:
+def write_atomic(path: str | os.PathLike[str], data: str | bytes, *, fsync: bool = True, suffix: str = ".tmp") -> Path:
     """Write ``data`` (text as UTF-8) to ``path`` through a temporary file beside it;
     ``fsync``: on disk before the rename, so a crash leaves the old file or the new one.
     OSError when it cannot be written (nothing is left behind)."""

@@ -9,6 +9,7 @@ checkpoint, say) is the caller's to see, as it is.
 Kept free of torch at import (heavy modules load lazily) so that the command line and
 the configuration can name the backends without loading the model stack.
 """
+
 from __future__ import annotations
 
 from typing import Callable, TypeVar
@@ -38,17 +39,23 @@ def backend_unavailable_reason(backend: str) -> str | None:
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 return "onnxruntime has no CUDA provider"
             import torch
+
             if not torch.cuda.is_available():
                 return "no CUDA GPU is visible"
     if backend == "torch-cuda":
         import torch
+
         if not torch.cuda.is_available():
             return "no CUDA GPU is visible to torch"
     return None
 
 
-def open_backend(backend: str, load: Callable[[str], T], notify: Callable[[str], None] | None = None,
-                 retry_on: tuple[type[BaseException], ...] = LOAD_FAILURES) -> tuple[T, str]:
+def open_backend(
+    backend: str,
+    load: Callable[[str], T],
+    notify: Callable[[str], None] | None = None,
+    retry_on: tuple[type[BaseException], ...] = LOAD_FAILURES,
+) -> tuple[T, str]:
     """``load(b)`` on the first backend ``b`` of ``backend``'s fallback chain that is
     available here and loads without raising one of ``retry_on``.
 

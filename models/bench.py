@@ -14,6 +14,7 @@ Targets (2-core CPU): p99 <= 5 ms; p50 at 1e5 within 10 % of p50 at 1e3; RSS gro
 Because the load of a shared machine drifts over the long run, the flatness is also
 checked paired: steps past 1e5 taken in turns with a fresh session's first 1e3 steps.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from models.runtime import LoadedModel
 
 POSITIONS = (100, 1_000, 10_000, 100_000)
-SAMPLE = 1000          # steps measured before each position (fewer before 1e2)
+SAMPLE = 1000  # steps measured before each position (fewer before 1e2)
 TARGET_P99_MS = 5.0
 
 
@@ -48,8 +49,8 @@ def bench_backend(lm: LoadedModel, backend: str, positions: tuple[int, ...]) -> 
     total = max(positions)
     lat = np.zeros(total, dtype=np.float64)
     lat_advance = np.zeros(total, dtype=np.float64)
-    plan_ms = np.zeros(total // PLAN_EVERY + 1, dtype=np.float64)   # preallocated: RSS measures the model
-    held = [HOLD] * 4               # a beat of 4/4, the melody assumed held
+    plan_ms = np.zeros(total // PLAN_EVERY + 1, dtype=np.float64)  # preallocated: RSS measures the model
+    held = [HOLD] * 4  # a beat of 4/4, the melody assumed held
     proc = psutil.Process()
     rng = np.random.default_rng(0)
     melody = np.where(rng.random(total) < 0.3, NOTE_BASE + 60 + rng.integers(0, 12, total), HOLD)
@@ -69,12 +70,12 @@ def bench_backend(lm: LoadedModel, backend: str, positions: tuple[int, ...]) -> 
     paired = _paired_positions(lm, backend, acc, melody, min(SAMPLE, positions[1]), bar, total)
     out: dict[str, Any] = {"p50_ms": {}, "p99_ms": {}, "max_ms": {}}
     for p in positions:
-        window = lat[max(10, p - SAMPLE):p] * 1e3   # the first steps include tracing/warm-up
+        window = lat[max(10, p - SAMPLE) : p] * 1e3  # the first steps include tracing/warm-up
         out["p50_ms"][str(p)] = round(float(np.percentile(window, 50)), 3)
         out["p99_ms"][str(p)] = round(float(np.percentile(window, 99)), 3)
         out["max_ms"][str(p)] = round(float(window.max()), 3)
     out["advance_p99_ms"] = round(float(np.percentile(lat_advance[10:] * 1e3, 99)), 3)
-    out["plan_p99_ms"] = round(float(np.percentile(plan_ms[5:(total - 1) // PLAN_EVERY + 1], 99)), 3)
+    out["plan_p99_ms"] = round(float(np.percentile(plan_ms[5 : (total - 1) // PLAN_EVERY + 1], 99)), 3)
     out["plan_every_steps"] = PLAN_EVERY
     out["paired_p50_ms"] = paired
     out["steps"] = total
@@ -84,7 +85,9 @@ def bench_backend(lm: LoadedModel, backend: str, positions: tuple[int, ...]) -> 
     return out
 
 
-def _paired_positions(lm: LoadedModel, backend: str, old: Accompanist, melody: np.ndarray, n: int, bar: int, total: int) -> dict[str, Any]:
+def _paired_positions(
+    lm: LoadedModel, backend: str, old: Accompanist, melody: np.ndarray, n: int, bar: int, total: int
+) -> dict[str, Any]:
     """p50 of ``n`` steps of the long session (past position ``total``) and of a fresh one
     (positions 10..n), taken in turns so both see the same machine load: on a shared CPU
     the load drifts over a 1e5-step run, so the plain per-position numbers can differ by
@@ -98,16 +101,18 @@ def _paired_positions(lm: LoadedModel, backend: str, old: Accompanist, melody: n
             t0 = time.perf_counter()
             acc.advance(m, pos % bar, greedy)
             lat[t, j] = time.perf_counter() - t0
-    keep = lat[10:] * 1e3          # the fresh session's first steps include warm-up
+    keep = lat[10:] * 1e3  # the fresh session's first steps include warm-up
     return {f"{total}+": round(float(np.median(keep[:, 0])), 3), "fresh": round(float(np.median(keep[:, 1])), 3)}
 
 
-def bench_model(checkpoint: str | None = None, quick: bool = False, backends: list[str] | None = None) -> dict[str, Any]:
+def bench_model(
+    checkpoint: str | None = None, quick: bool = False, backends: list[str] | None = None
+) -> dict[str, Any]:
     import torch
 
     from models.runtime import load_model
 
-    torch.set_num_threads(1)   # one small step at a time: extra OpenMP threads only add jitter
+    torch.set_num_threads(1)  # one small step at a time: extra OpenMP threads only add jitter
     lm = load_model(checkpoint)
     positions = POSITIONS[:2] if quick else POSITIONS
     if backends is None:
@@ -115,9 +120,11 @@ def bench_model(checkpoint: str | None = None, quick: bool = False, backends: li
         if torch.cuda.is_available():
             backends += ["torch-cuda", "onnx-cuda"]
     result: dict[str, Any] = {
-        "checkpoint": lm.source, "params": lm.model.num_params(), "window": lm.config.window,
-        "pattern": lm.config.pattern.describe(), "machine": {"cpu": platform.processor() or platform.machine(),
-                                                             "cpus": __import__("os").cpu_count()},
+        "checkpoint": lm.source,
+        "params": lm.model.num_params(),
+        "window": lm.config.window,
+        "pattern": lm.config.pattern.describe(),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cpus": __import__("os").cpu_count()},
         "backends": {},
     }
     for b in backends:
@@ -127,10 +134,12 @@ def bench_model(checkpoint: str | None = None, quick: bool = False, backends: li
             result["backends"][b] = bench_backend(lm, b, positions)
     lo, hi = str(positions[1]), str(positions[-1])
     result["targets"] = {
-        b: {"p99_le_5ms": max(r["p99_ms"].values()) <= TARGET_P99_MS,
+        b: {
+            "p99_le_5ms": max(r["p99_ms"].values()) <= TARGET_P99_MS,
             "p50_flat_within_10pct": abs(r["p50_ms"][hi] - r["p50_ms"][lo]) <= 0.1 * r["p50_ms"][lo],
             "p50_flat_within_10pct_paired": _paired_flat(r["paired_p50_ms"]),
-            "rss_growth_lt_5mb": r["rss_growth_mb"] < 5.0}
+            "rss_growth_lt_5mb": r["rss_growth_mb"] < 5.0,
+        }
         for b, r in result["backends"].items()
     }
     return result

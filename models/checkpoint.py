@@ -5,6 +5,7 @@ A model checkpoint holds the weights and, as string metadata, ``format``
 A training state file additionally holds the optimizer tensors (``optim/<i>/<name>``)
 and the step, RNG states and optimizer hyperparameters as JSON metadata.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,19 @@ FORMAT = "liveband-model"
 # the tensors present before anything is allocated, so a tiny file cannot make the
 # loader build a model of many gigabytes.
 MAX_PARAMS = 200_000_000
-LIMITS = {"n_layer": 64, "n_head": 64, "d_model": 2048, "window": 4096, "n_sink": 64, "mlp_ratio": 8,
-          "num_streams": 16, "max_vocab": 4096, "num_styles": 256, "metric_vocab": 1024}
-MAX_PATTERN_STEPS = 64      # |lookahead| and each stream delay, in grid steps
+LIMITS = {
+    "n_layer": 64,
+    "n_head": 64,
+    "d_model": 2048,
+    "window": 4096,
+    "n_sink": 64,
+    "mlp_ratio": 8,
+    "num_streams": 16,
+    "max_vocab": 4096,
+    "num_styles": 256,
+    "metric_vocab": 1024,
+}
+MAX_PATTERN_STEPS = 64  # |lookahead| and each stream delay, in grid steps
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 
@@ -36,8 +47,9 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message is one line naming the file."""
 
 
-def save_model(model: Transformer, path: str | Path, dtype: torch.dtype = torch.float32,
-               extra: dict[str, str] | None = None) -> Path:
+def save_model(
+    model: Transformer, path: str | Path, dtype: torch.dtype = torch.float32, extra: dict[str, str] | None = None
+) -> Path:
     """Write the weights (cast to ``dtype``) and config; atomically (tmp file + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,22 +90,30 @@ def check_config(config: object, path: str | Path) -> None:
         if name in config and not _int_in(config[name], 1, hi):
             raise CheckpointError(f"{path}: model config {name}={_short(config[name])} is outside 1..{hi}")
     vocab = config.get("vocab_sizes", [])
-    if not isinstance(vocab, list) or len(vocab) > LIMITS["num_streams"] or \
-            not all(_int_in(v, 1, LIMITS["max_vocab"]) for v in vocab):
-        raise CheckpointError(f"{path}: model config vocab_sizes={_short(vocab)} must be at most "
-                              f"{LIMITS['num_streams']} ints in 1..{LIMITS['max_vocab']}")
+    if (
+        not isinstance(vocab, list)
+        or len(vocab) > LIMITS["num_streams"]
+        or not all(_int_in(v, 1, LIMITS["max_vocab"]) for v in vocab)
+    ):
+        raise CheckpointError(
+            f"{path}: model config vocab_sizes={_short(vocab)} must be at most "
+            f"{LIMITS['num_streams']} ints in 1..{LIMITS['max_vocab']}"
+        )
     dropout = config.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise CheckpointError(f"{path}: model config dropout={_short(dropout)} is outside [0, 1)")
     pat = config["pattern"]
     if "num_streams" in pat and not _int_in(pat["num_streams"], 1, LIMITS["num_streams"]):
-        raise CheckpointError(f"{path}: pattern num_streams={_short(pat['num_streams'])} is outside 1..{LIMITS['num_streams']}")
+        raise CheckpointError(
+            f"{path}: pattern num_streams={_short(pat['num_streams'])} is outside 1..{LIMITS['num_streams']}"
+        )
     m = MAX_PATTERN_STEPS
     for name in ("delays", "order"):
         seq = pat.get(name, [])
         if not isinstance(seq, list) or len(seq) > LIMITS["num_streams"] or not all(_int_in(x, -m, m) for x in seq):
-            raise CheckpointError(f"{path}: pattern {name}={_short(seq)} must be at most "
-                                  f"{LIMITS['num_streams']} ints in -{m}..{m}")
+            raise CheckpointError(
+                f"{path}: pattern {name}={_short(seq)} must be at most {LIMITS['num_streams']} ints in -{m}..{m}"
+            )
     if not _int_in(pat.get("lookahead", 1), -m, m):
         raise CheckpointError(f"{path}: pattern lookahead={_short(pat.get('lookahead'))} is outside -{m}..{m}")
 
@@ -124,8 +144,9 @@ def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
             missing = sorted(set(expected) - names)
             unexpected = sorted(names - set(expected))
             if missing or unexpected:
-                raise CheckpointError(f"{path}: weights do not match the config "
-                                      f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+                raise CheckpointError(
+                    f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+                )
             for k in sorted(expected):
                 sl = f.get_slice(k)
                 shape, dtype = tuple(sl.get_shape()), sl.get_dtype()
@@ -152,7 +173,8 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Tra
     if meta.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint version {meta.get('version')!r} is not supported "
-            f"(this LiveBand reads version {CHECKPOINT_VERSION})")
+            f"(this LiveBand reads version {CHECKPOINT_VERSION})"
+        )
     try:
         raw = json.loads(meta["config"])
     except (KeyError, ValueError) as exc:

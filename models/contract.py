@@ -14,6 +14,7 @@ future melody; render and play-along of a file, never live) also needs the melod
 times ``0 .. -lookahead - 1``, which no ``advance`` carries: ``prime_melody`` gives it
 right after ``reset``.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Protocol, Sequence
@@ -48,7 +49,7 @@ class StepModel(Protocol):
     """
 
     num_streams: int
-    window: int            # positions the cache holds (attention window)
+    window: int  # positions the cache holds (attention window)
 
     def reset(self) -> None:
         """Empty the cache; the next ``step`` is position 0."""
@@ -71,7 +72,7 @@ class Accompanist(Protocol):
     Thread: only the generator worker thread calls these.
     """
 
-    lookahead: int         # d: the frame at t sees melody up to t - d
+    lookahead: int  # d: the frame at t sees melody up to t - d
 
     def reset(self, style: str, meter: str) -> None:
         """Start a new piece; the next ``advance`` produces the frame for t = 0."""
@@ -90,7 +91,9 @@ def prime_melody(acc: Accompanist, tokens: Sequence[int]) -> None:
     0 .. -lookahead - 1 (``tokens``, REST past the melody's end). A no-op for a live one."""
     need = max(0, -int(acc.lookahead))
     if len(tokens) != need:
-        raise ValueError(f"an accompanist with lookahead {acc.lookahead} needs {need} melody tokens "
-                         f"before its first step, got {len(tokens)}")
+        raise ValueError(
+            f"an accompanist with lookahead {acc.lookahead} needs {need} melody tokens "
+            f"before its first step, got {len(tokens)}"
+        )
     if need:
-        acc.prime_melody(tokens)   # type: ignore[attr-defined]
+        acc.prime_melody(tokens)  # type: ignore[attr-defined]

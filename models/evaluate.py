@@ -26,6 +26,7 @@ the rule-based floor. Everything returns plain dicts ready for JSON.
     model starts 16 bars before that (its attention window is far shorter); the rules
     hear the whole song.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,11 +38,11 @@ from typing import Any, Callable, Iterable, Protocol
 import numpy as np
 
 from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE, Accompanist, Sampler, prime_melody
-from models.sampling import make_sampler
 from models.data.corpus import split_train_valid
 from models.data.piece import Piece
 from models.listen import melody_in_chord, song_mean
 from models.rules import RuleAccompanist, estimate_key, scale_pitch_classes
+from models.sampling import make_sampler
 from models.tokens import (
     ALTO,
     BASS,
@@ -62,19 +63,22 @@ ANCHORS = {
     "Music Transformer": 0.335,
     "Coconet": 0.436,
 }
-ANCHOR_NOTE = ("published per-token NLL (nats) on the JSB test split, SATB raster order on the "
-               "16th grid; ours is on the split given (the test split is held out elsewhere)")
+ANCHOR_NOTE = (
+    "published per-token NLL (nats) on the JSB test split, SATB raster order on the "
+    "16th grid; ours is on the split given (the test split is held out elsewhere)"
+)
 REPRESENTATION_NOTE = (
     "Each voice is a stream of REST / HOLD / note-on tokens; the JSON cannot tell held from "
     "re-struck notes, so a repeated pitch is always HOLD and that choice is deterministic from "
     "the data, as it is for a per-step pitch model. Cells are scored in the model's own "
     "stream order (online pattern: alto/tenor/bass at t see soprano only up to t - lookahead); "
     "their sum is the log-likelihood of the whole grid. No chord tokens (TonicNet's 0.220 "
-    "includes them).")
+    "includes them)."
+)
 SATB = (MELODY, ALTO, TENOR, BASS)
 ACC_NOTE_STREAMS = (BASS, TENOR, ALTO)
 STREAM_NAMES = {MELODY: "soprano", ALTO: "alto", TENOR: "tenor", BASS: "bass", CHORD: "chord"}
-ACC_OUT = {CHORD: 0, BASS: 1, TENOR: 2, ALTO: 3}    # column in an Accompanist's output
+ACC_OUT = {CHORD: 0, BASS: 1, TENOR: 2, ALTO: 3}  # column in an Accompanist's output
 
 
 # --------------------------------------------------------------------------- metrics
@@ -125,7 +129,7 @@ def onsets_in_key_per_beat(acc: np.ndarray, start: int, beats: int, key_pcs: fro
     acc = np.asarray(acc)
     out = np.zeros((beats, 2), dtype=np.int64)
     for b in range(beats):
-        seg = acc[start + b * STEPS_PER_BEAT: start + (b + 1) * STEPS_PER_BEAT]
+        seg = acc[start + b * STEPS_PER_BEAT : start + (b + 1) * STEPS_PER_BEAT]
         on = seg[seg >= NOTE_BASE]
         out[b, 0] = sum(((int(x) - NOTE_BASE) % 12) in key_pcs for x in on)
         out[b, 1] = len(on)
@@ -137,8 +141,9 @@ def ratio(hits: float, total: float) -> float | None:
 
 
 # --------------------------------------------------------------------------- generation
-def accompany(acc: Accompanist, piece: Piece, sampler: Sampler, melody: np.ndarray | None = None,
-              num_steps: int | None = None) -> np.ndarray:
+def accompany(
+    acc: Accompanist, piece: Piece, sampler: Sampler, melody: np.ndarray | None = None, num_steps: int | None = None
+) -> np.ndarray:
     """Run an Accompanist online over a piece's melody -> (T, 4) tokens (chord, bass, tenor, alto).
 
     melody: (T,) melody tokens to play instead of the piece's own (for the recovery test).
@@ -151,7 +156,7 @@ def accompany(acc: Accompanist, piece: Piece, sampler: Sampler, melody: np.ndarr
     prime_melody(acc, [int(mel[t]) if t < len(mel) else REST for t in range(max(0, -d))])
     n = len(piece) if num_steps is None else min(num_steps, len(piece))
     out = np.empty((n, 4), dtype=np.int64)
-    observe = getattr(sampler, "observe_melody", None)   # a sampler that follows the melody itself
+    observe = getattr(sampler, "observe_melody", None)  # a sampler that follows the melody itself
     for t in range(n):
         m = int(mel[t - d]) if 0 <= t - d < len(mel) else REST
         if observe is not None:
@@ -202,8 +207,13 @@ def jsb_metrics(model: ScoringModel, pieces: list[Piece]) -> dict[str, Any]:
     }
 
 
-def pop909_metrics(model: ScoringModel | None, pieces: list[Piece], seed: int = 0, temperature: float = 0.9,
-                   played_sampler: Callable[[int], Sampler] | None = None) -> dict[str, Any]:
+def pop909_metrics(
+    model: ScoringModel | None,
+    pieces: list[Piece],
+    seed: int = 0,
+    temperature: float = 0.9,
+    played_sampler: Callable[[int], Sampler] | None = None,
+) -> dict[str, Any]:
     """(b) online accompaniment NLL and note-in-chord ratios of model / human / rules.
 
     played_sampler: seed -> the sampler the app plays the model with (its default
@@ -232,8 +242,7 @@ def pop909_metrics(model: ScoringModel | None, pieces: list[Piece], seed: int = 
             mic["model"].append(melody_in_chord(mel, gen[:, ACC_OUT[CHORD]]))
             if played_sampler is not None:
                 gen = accompany(model.accompanist(seed), p, played_sampler(seed + i))
-                _add(counts["model_as_played"],
-                     onset_in_chord(gen[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
+                _add(counts["model_as_played"], onset_in_chord(gen[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
                 _add(roots["model_as_played"], chord_root_agreement(gen[:, ACC_OUT[CHORD]], chords))
                 mic["model_as_played"].append(melody_in_chord(mel, gen[:, ACC_OUT[CHORD]]))
         _add(counts["human_piano"], onset_in_chord(p.tokens[:, list(ACC_NOTE_STREAMS)], chords))
@@ -252,13 +261,21 @@ def pop909_metrics(model: ScoringModel | None, pieces: list[Piece], seed: int = 
         "onsets_counted": {k: v[1] for k, v in counts.items()},
         "chord_root_agreement": {k: ratio(*v) for k, v in roots.items() if model is not None or k != "model"},
         "melody_in_chord": {k: song_mean(v) for k, v in mic.items() if model is not None or k != "model"},
-        "sampling": {"temperature": temperature, "pitch_temperature": round(temperature * PITCH_TEMPERATURE_SHARE, 4),
-                     "chord_temperature": round(temperature * CHORD_TEMPERATURE_SHARE, 4),
-                     "seed": seed},
-        **({"model_as_played": "the model through the app's sampler on its default controls "
-                               "(harmony-follow toward the melody's recent pitch classes and the "
-                               "band's chord, density, creativity); 'model' is the plain sampler"}
-           if "model_as_played" in counts else {}),
+        "sampling": {
+            "temperature": temperature,
+            "pitch_temperature": round(temperature * PITCH_TEMPERATURE_SHARE, 4),
+            "chord_temperature": round(temperature * CHORD_TEMPERATURE_SHARE, 4),
+            "seed": seed,
+        },
+        **(
+            {
+                "model_as_played": "the model through the app's sampler on its default controls "
+                "(harmony-follow toward the melody's recent pitch classes and the "
+                "band's chord, density, creativity); 'model' is the plain sampler"
+            }
+            if "model_as_played" in counts
+            else {}
+        ),
     }
 
 
@@ -270,7 +287,7 @@ def _add(acc: list[Any], hn: tuple[int, int]) -> None:
 @dataclass(frozen=True)
 class RecoverySong:
     piece: Piece
-    key: tuple[int, str] | None        # the song's key before the jump, if annotated
+    key: tuple[int, str] | None  # the song's key before the jump, if annotated
 
 
 def jump_step(piece: Piece) -> int | None:
@@ -283,12 +300,18 @@ def jump_step(piece: Piece) -> int | None:
 
 
 RECOVERY_SHIFTS = (5, 6)
-RECOVERY_SONGS = 16          # per corpus, unless --limit asks for fewer
-WARMUP_BARS = 16             # bars of melody the model hears before the measured 16 beats
+RECOVERY_SONGS = 16  # per corpus, unless --limit asks for fewer
+WARMUP_BARS = 16  # bars of melody the model hears before the measured 16 beats
 
 
-def recovery_metrics(model: ScoringModel | None, songs: list[RecoverySong], shift: int = 5, beats: int = 16, seed: int = 0,
-                     temperature: float = 0.9) -> dict[str, Any]:
+def recovery_metrics(
+    model: ScoringModel | None,
+    songs: list[RecoverySong],
+    shift: int = 5,
+    beats: int = 16,
+    seed: int = 0,
+    temperature: float = 0.9,
+) -> dict[str, Any]:
     """(c) note-in-key ratio per beat after an abrupt +shift transposition of the melody."""
     after = {"model": np.zeros((beats, 2), np.int64), "rule_based": np.zeros((beats, 2), np.int64)}
     before = {k: np.zeros(2, np.int64) for k in after}
@@ -312,7 +335,7 @@ def recovery_metrics(model: ScoringModel | None, songs: list[RecoverySong], shif
             continue
         old_pcs = scale_pitch_classes(*key)
         new_pcs = scale_pitch_classes((key[0] + shift) % 12, key[1])
-        end = t0 + beats * STEPS_PER_BEAT      # nothing after the measured beats is needed
+        end = t0 + beats * STEPS_PER_BEAT  # nothing after the measured beats is needed
         gens = {"rule_based": accompany(RuleAccompanist(), p, make_sampler(0.0, seed), mel, end)}
         offsets = {"rule_based": 0}
         if model is not None:
@@ -350,15 +373,35 @@ def nottingham_valid(folder: Path, limit: int | None) -> list[Piece]:
     return valid[:limit] if limit is not None else valid
 
 
-def evaluate(model: ScoringModel | None, jsb_path: Path | None = None, jsb_split: str = "valid", pop909_dir: Path | None = None,
-             pop909_only: str = "all", nottingham_dir: Path | None = None, limit: int | None = None,
-             seed: int = 0, temperature: float = 0.9, recovery_limit: int | None = None,
-             played_sampler: Callable[[int], Sampler] | None = None) -> dict[str, Any]:
+def evaluate(
+    model: ScoringModel | None,
+    jsb_path: Path | None = None,
+    jsb_split: str = "valid",
+    pop909_dir: Path | None = None,
+    pop909_only: str = "all",
+    nottingham_dir: Path | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    temperature: float = 0.9,
+    recovery_limit: int | None = None,
+    played_sampler: Callable[[int], Sampler] | None = None,
+) -> dict[str, Any]:
     """All metrics for the sets given (None = skip that set). ``model`` is a LoadedModel
     (``token_nll``, ``accompanist``) or None to measure only the human part and the rules."""
     with one_torch_thread():
-        return _evaluate(model, jsb_path, jsb_split, pop909_dir, pop909_only, nottingham_dir, limit, seed,
-                         temperature, recovery_limit, played_sampler)
+        return _evaluate(
+            model,
+            jsb_path,
+            jsb_split,
+            pop909_dir,
+            pop909_only,
+            nottingham_dir,
+            limit,
+            seed,
+            temperature,
+            recovery_limit,
+            played_sampler,
+        )
 
 
 class one_torch_thread:
@@ -378,9 +421,19 @@ class one_torch_thread:
         torch.set_num_threads(self._n)
 
 
-def _evaluate(model: ScoringModel | None, jsb_path: Path | None, jsb_split: str, pop909_dir: Path | None,
-              pop909_only: str, nottingham_dir: Path | None, limit: int | None, seed: int, temperature: float,
-              recovery_limit: int | None, played_sampler: Callable[[int], Sampler] | None = None) -> dict[str, Any]:
+def _evaluate(
+    model: ScoringModel | None,
+    jsb_path: Path | None,
+    jsb_split: str,
+    pop909_dir: Path | None,
+    pop909_only: str,
+    nottingham_dir: Path | None,
+    limit: int | None,
+    seed: int,
+    temperature: float,
+    recovery_limit: int | None,
+    played_sampler: Callable[[int], Sampler] | None = None,
+) -> dict[str, Any]:
     from models.data.jsb import load_jsb
     from models.data.pop909 import load_pop909, read_key
 
@@ -399,16 +452,21 @@ def _evaluate(model: ScoringModel | None, jsb_path: Path | None, jsb_split: str,
     if pop909_dir is not None:
         res = load_pop909(pop909_dir, only=pop909_only, limit=limit)
         skipped["pop909"] = res.skipped_count
-        out["pop909"] = {"folder": str(pop909_dir), "songs_selected": pop909_only,
-                         **pop909_metrics(model, res.pieces, seed, temperature, played_sampler)}
-        rec_songs += [RecoverySong(p, read_key(Path(pop909_dir) / p.name.split("/")[-1]))
-                      for p in res.pieces[:rec_limit]]
+        out["pop909"] = {
+            "folder": str(pop909_dir),
+            "songs_selected": pop909_only,
+            **pop909_metrics(model, res.pieces, seed, temperature, played_sampler),
+        }
+        rec_songs += [
+            RecoverySong(p, read_key(Path(pop909_dir) / p.name.split("/")[-1])) for p in res.pieces[:rec_limit]
+        ]
     if nottingham_dir is not None:
         rec_songs += [RecoverySong(p, None) for p in nottingham_valid(nottingham_dir, rec_limit)]
     if rec_songs:
-        out["recovery"] = {f"shift_{k:+d}": recovery_metrics(model, rec_songs, shift=k, seed=seed,
-                                                             temperature=temperature)
-                           for k in RECOVERY_SHIFTS}
+        out["recovery"] = {
+            f"shift_{k:+d}": recovery_metrics(model, rec_songs, shift=k, seed=seed, temperature=temperature)
+            for k in RECOVERY_SHIFTS
+        }
     out["skipped_songs"] = skipped
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
@@ -425,5 +483,15 @@ def finite_or_none(x: Any) -> Any:
     return x
 
 
-__all__ = ["evaluate", "jsb_metrics", "pop909_metrics", "recovery_metrics", "onset_in_chord",
-           "onsets_in_key_per_beat", "mean_nll", "accompany", "make_sampler", "shift_melody"]
+__all__ = [
+    "evaluate",
+    "jsb_metrics",
+    "pop909_metrics",
+    "recovery_metrics",
+    "onset_in_chord",
+    "onsets_in_key_per_beat",
+    "mean_nll",
+    "accompany",
+    "make_sampler",
+    "shift_melody",
+]

@@ -8,13 +8,14 @@ runtime owns its memory. Exports are cached outside the repository in the one ca
 weights, checked against torch (max abs diff < 1e-4) when written, and checked against
 their checksum (then exported again if damaged) when read.
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
 import warnings
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,13 +58,20 @@ def export_step(model: Transformer, path: str | Path) -> Path:
 
 def _export_checked(model: Transformer, path: Path) -> None:
     bad = nonfinite_tensor(model.state_dict())
-    if bad is not None:    # its logits would be NaN: nothing to export or to compare
+    if bad is not None:  # its logits would be NaN: nothing to export or to compare
         raise RuntimeError(f"the model has non-finite weights in tensor {bad}; not exporting it")
-    graph = StepGraph(model.cpu().eval()).eval()   # export restores the wrapper's mode onto the model
+    graph = StepGraph(model.cpu().eval()).eval()  # export restores the wrapper's mode onto the model
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(graph, _example(model), str(path), input_names=list(INPUTS),
-                          output_names=list(OUTPUTS), opset_version=17, dynamo=False)
+        torch.onnx.export(
+            graph,
+            _example(model),
+            str(path),
+            input_names=list(INPUTS),
+            output_names=list(OUTPUTS),
+            opset_version=17,
+            dynamo=False,
+        )
     diff = parity(model, path)
     if diff >= PARITY_TOL:
         raise RuntimeError(f"ONNX export differs from torch by {diff:.2e} (>= {PARITY_TOL})")
@@ -104,7 +112,7 @@ class OnnxStepModel:
         self.num_streams = num_streams
         self.window = window
         so = ort.SessionOptions()
-        so.intra_op_num_threads = 1        # a tiny graph: threads would only spin
+        so.intra_op_num_threads = 1  # a tiny graph: threads would only spin
         so.inter_op_num_threads = 1
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3
@@ -121,19 +129,26 @@ class OnnxStepModel:
         self._n = np.zeros((), np.int64)
         self._bufs = [
             {"k": np.zeros(kshape, np.float32), "v": np.zeros(kshape, np.float32), "pos": np.full(window, -1, np.int64)}
-            for _ in range(2)]
+            for _ in range(2)
+        ]
         self._logits = np.zeros((num_streams, V), np.float32)
         self._cur = 0
         self._bindings = [self._bind(i) for i in range(2)]
-        self._saved: dict[str, np.ndarray] | None = None     # save_state's copy of the cache
+        self._saved: dict[str, np.ndarray] | None = None  # save_state's copy of the cache
         self._saved_at = (0, 0)
 
     def _bind(self, cur: int) -> Any:
         """IOBinding reading buffer set ``cur`` and writing the other one."""
         b = self.session.io_binding()
         src, dst = self._bufs[cur], self._bufs[1 - cur]
-        for name, arr in (("tokens", self._tokens), ("meta", self._meta), ("n", self._n),
-                          ("k", src["k"]), ("v", src["v"]), ("pos", src["pos"])):
+        for name, arr in (
+            ("tokens", self._tokens),
+            ("meta", self._meta),
+            ("n", self._n),
+            ("k", src["k"]),
+            ("v", src["v"]),
+            ("pos", src["pos"]),
+        ):
             b.bind_cpu_input(name, arr)
         import onnxruntime as ort
 

@@ -4,6 +4,7 @@
 
 Thread: every object here belongs to one worker thread (the engine's generator).
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,14 +39,17 @@ class TorchStepModel:
         self._tokens = torch.zeros(self.num_streams, dtype=torch.long, device=self.device)
         self._meta = torch.zeros(2, dtype=torch.long, device=self.device)
         self._fn = self.model.step
-        self._saved: tuple[torch.Tensor, ...] | None = None    # save_state's copy of the cache
+        self._saved: tuple[torch.Tensor, ...] | None = None  # save_state's copy of the cache
         if trace:
             try:
                 with warnings.catch_warnings(), torch.no_grad():
                     warnings.simplefilter("ignore")
                     c = self.cache
-                    self._fn = torch.jit.freeze(torch.jit.trace(   # type: ignore[no-untyped-call]
-                        StepGraph(self.model).eval(), (self._tokens, self._meta, c.k, c.v, c.pos, c.n)).eval())
+                    self._fn = torch.jit.freeze(
+                        torch.jit.trace(  # type: ignore[no-untyped-call]
+                            StepGraph(self.model).eval(), (self._tokens, self._meta, c.k, c.v, c.pos, c.n)
+                        ).eval()
+                    )
             except Exception as exc:  # tracing is an optimisation only
                 log.info("torch step graph not traced (%s); using eager mode", exc)
 
@@ -95,13 +99,13 @@ class PatternAccompanist:
     construction guarantees that this never needs melody later than t - lookahead.
     """
 
-    seed: int = 0   # kept for API stability (``LoadedModel.accompanist``); the sampler holds the randomness
+    seed: int = 0  # kept for API stability (``LoadedModel.accompanist``); the sampler holds the randomness
 
     def __init__(self, step_model: StepModel, pattern: Pattern) -> None:
         self.step_model = step_model
         self.pattern = pattern
         self.lookahead = pattern.lookahead
-        self._keep = max(pattern.offsets) + max(pattern.lookahead, 0) + 2   # frames of history to keep
+        self._keep = max(pattern.offsets) + max(pattern.lookahead, 0) + 2  # frames of history to keep
         self.reset("pop", "4/4")
 
     def reset(self, style: str, meter: str) -> None:
@@ -113,7 +117,7 @@ class PatternAccompanist:
         self._row = 0
         self._tokens = np.zeros(self.pattern.num_streams, dtype=np.int64)
         self._meta = np.zeros(2, dtype=np.int64)
-        self.current_cell: tuple[int, int] | None = None   # (time, stream) being sampled
+        self.current_cell: tuple[int, int] | None = None  # (time, stream) being sampled
         self.step_model.reset()
 
     def prime_melody(self, tokens: Sequence[int]) -> None:
@@ -166,7 +170,7 @@ class PatternAccompanist:
             for s, time in pat.cells_at(row):
                 if time >= 0 and s != MELODY:
                     self.current_cell = (time, s)
-                    known[(time, s)] = int(sampler(s, logits[s, :VOCAB_SIZES[s]]))
+                    known[(time, s)] = int(sampler(s, logits[s, : VOCAB_SIZES[s]]))
             self._row += 1
         out = np.array([known[(t, s)] for s in ACCOMP_STREAMS], dtype=np.int64)
         for key in [k for k in known if k[0] < t - self._keep]:

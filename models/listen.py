@@ -23,6 +23,7 @@ Also two ``models.contract.Accompanist`` adapters the engine can render: one tha
 replays given frames (a human part, an offline render) and one that records what
 another accompanist generates.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -43,15 +44,15 @@ from models.tokens import (
     chord_pitch_classes,
 )
 
-EXCERPT_BEATS = 64          # ReaLchords' perturbation excerpts
-JUMP_BEAT = 17              # the melody jumps at the start of this beat (1-based)
-PRE_JUMP_BEATS = 8          # the pre-jump level: these beats just before the jump
-RECOVER_SHARE = 0.9         # recovered: a beat back at >= this share of the pre-jump level
+EXCERPT_BEATS = 64  # ReaLchords' perturbation excerpts
+JUMP_BEAT = 17  # the melody jumps at the start of this beat (1-based)
+PRE_JUMP_BEATS = 8  # the pre-jump level: these beats just before the jump
+RECOVER_SHARE = 0.9  # recovered: a beat back at >= this share of the pre-jump level
 
 
 class Note(NamedTuple):
-    start: float            # 16th steps
-    end: float              # exclusive
+    start: float  # 16th steps
+    end: float  # exclusive
     pitch: int
 
 
@@ -130,8 +131,9 @@ def pcs_at(starts: np.ndarray, ends: np.ndarray, pcs: np.ndarray, t: float) -> s
     return set(pcs[(starts <= t) & (ends > t)].tolist())
 
 
-def harmony_counts(melody: Sequence[Note], band: Sequence[Note],
-                   late_steps: float = STEPS_PER_BEAT) -> dict[str, tuple[int, int]]:
+def harmony_counts(
+    melody: Sequence[Note], band: Sequence[Note], late_steps: float = STEPS_PER_BEAT
+) -> dict[str, tuple[int, int]]:
     """{"now": (hits, melody onsets), "late": (hits, melody onsets), "clash": (clashes,
     band onsets under a melody note)} for one song; see the module docstring."""
     bs, be, bp = _sounding(band)
@@ -145,7 +147,7 @@ def harmony_counts(melody: Sequence[Note], band: Sequence[Note],
         heard = (ms <= s) & (me > s)
         if not heard.any():
             continue
-        mel_pc = int(mp[np.nonzero(heard)[0][-1]])     # monophonic; the latest onset wins
+        mel_pc = int(mp[np.nonzero(heard)[0][-1]])  # monophonic; the latest onset wins
         under += 1
         clash += (int(pc) - mel_pc) % 12 in (1, 11)
     return {"now": (now, len(ms)), "late": (late, len(ms)), "clash": (clash, under)}
@@ -191,15 +193,14 @@ def excerpt_start(piece: Piece, beats: int = EXCERPT_BEATS) -> int | None:
     return t if t + beats * STEPS_PER_BEAT <= len(piece) else None
 
 
-def perturb_excerpt(piece: Piece, shift: int, beats: int = EXCERPT_BEATS,
-                    jump_beat: int = JUMP_BEAT) -> Piece | None:
+def perturb_excerpt(piece: Piece, shift: int, beats: int = EXCERPT_BEATS, jump_beat: int = JUMP_BEAT) -> Piece | None:
     """A ``beats``-beat excerpt of ``piece`` whose melody notes from beat ``jump_beat`` on
     are transposed by ``shift`` semitones (a note held across the jump keeps its pitch);
     None if the song is too short or a pitch would leave 0..127."""
     t0 = excerpt_start(piece, beats)
     if t0 is None:
         return None
-    tok = piece.tokens[t0:t0 + beats * STEPS_PER_BEAT].astype(np.int64)
+    tok = piece.tokens[t0 : t0 + beats * STEPS_PER_BEAT].astype(np.int64)
     j = (jump_beat - 1) * STEPS_PER_BEAT
     mel = tok[:, MELODY]
     on = np.zeros(len(mel), bool)
@@ -208,17 +209,26 @@ def perturb_excerpt(piece: Piece, shift: int, beats: int = EXCERPT_BEATS,
     if p.size and (p.min() < 0 or p.max() > 127):
         return None
     mel[on] = p + NOTE_BASE
-    return Piece(f"{piece.name}@{shift:+d}", piece.style, piece.meter, tok.astype(np.int16),
-                 piece.step_in_bar[t0:t0 + len(tok)].copy())
+    return Piece(
+        f"{piece.name}@{shift:+d}",
+        piece.style,
+        piece.meter,
+        tok.astype(np.int16),
+        piece.step_in_bar[t0 : t0 + len(tok)].copy(),
+    )
 
 
-def beats_to_recover(curve: Sequence[float | None], jump_beat: int = JUMP_BEAT,
-                     pre_beats: int = PRE_JUMP_BEATS, share: float = RECOVER_SHARE) -> int | None:
+def beats_to_recover(
+    curve: Sequence[float | None],
+    jump_beat: int = JUMP_BEAT,
+    pre_beats: int = PRE_JUMP_BEATS,
+    share: float = RECOVER_SHARE,
+) -> int | None:
     """Counting the jump's own beat as 1, the first beat at or after the jump whose value is
     >= ``share`` x the mean of the ``pre_beats`` beats before it; None if none does (or
     there is no pre-jump level)."""
     j = jump_beat - 1
-    pre = [x for x in curve[max(0, j - pre_beats):j] if x is not None]
+    pre = [x for x in curve[max(0, j - pre_beats) : j] if x is not None]
     if not pre:
         return None
     level = share * float(np.mean(pre))
@@ -260,7 +270,7 @@ class RecordingAccompanist:
     def __init__(self, inner: Accompanist) -> None:
         self.inner = inner
         self.lookahead = int(inner.lookahead)
-        self.pattern = getattr(inner, "pattern", None)     # the engine reads when each cell is drawn
+        self.pattern = getattr(inner, "pattern", None)  # the engine reads when each cell is drawn
         self.frames: list[np.ndarray] = []
 
     def reset(self, style: str, meter: str) -> None:
@@ -274,7 +284,7 @@ class RecordingAccompanist:
 
     def prime_melody(self, tokens: Sequence[int]) -> None:
         """Forwarded to an offline accompanist (see ``models.contract.prime_melody``)."""
-        self.inner.prime_melody(tokens)   # type: ignore[attr-defined]
+        self.inner.prime_melody(tokens)  # type: ignore[attr-defined]
 
     def recorded(self) -> np.ndarray:
         return np.array(self.frames, dtype=np.int64).reshape(-1, 4)
@@ -284,6 +294,20 @@ def ratio(hits: float, total: float) -> float | None:
     return round(float(hits) / float(total), 4) if total else None
 
 
-__all__ = ["Note", "sounding_pitches", "notes_from_tokens", "melody_in_chord", "per_beat_melody_in_chord",
-           "song_mean", "harmony_counts", "chord_lengths", "length_entropy", "excerpt_start",
-           "perturb_excerpt", "beats_to_recover", "ReplayAccompanist", "RecordingAccompanist", "ratio"]
+__all__ = [
+    "Note",
+    "sounding_pitches",
+    "notes_from_tokens",
+    "melody_in_chord",
+    "per_beat_melody_in_chord",
+    "song_mean",
+    "harmony_counts",
+    "chord_lengths",
+    "length_entropy",
+    "excerpt_start",
+    "perturb_excerpt",
+    "beats_to_recover",
+    "ReplayAccompanist",
+    "RecordingAccompanist",
+    "ratio",
+]

@@ -10,6 +10,7 @@ The cache is the user's to write, so nothing read from it is trusted:
   by an older LiveBand) or that the opener refuses is exported again, with one log line;
 - temporary files left by a killed process are swept at the next export.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +25,7 @@ from models.atomic import atomic_path
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-STALE_TMP_S = 600.0     # an export takes seconds; an older temporary file is a crash's leftover
+STALE_TMP_S = 600.0  # an export takes seconds; an older temporary file is a crash's leftover
 
 
 def cache_root() -> Path:
@@ -87,7 +88,7 @@ def open_cached(path: Path, export: Callable[[Path], None], open_: Callable[[Pat
     if verified(path):
         try:
             return open_(path)
-        except Exception as exc:   # onnxruntime's errors are plain Exceptions
+        except Exception as exc:  # onnxruntime's errors are plain Exceptions
             reason = (str(exc).splitlines() or [type(exc).__name__])[0]
             log.warning("cached %s cannot be opened (%s); exporting it again", path, reason)
     elif path.exists():

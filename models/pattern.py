@@ -28,6 +28,7 @@ The sequence the model reads is ``[BOS] + build(grid)[:-1]`` and the target of i
 row i is pattern position i (see ``model_rows``), so ``build``/``revert`` are the
 only places that know the layout.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ import numpy as np
 from models.tokens import MELODY, NUM_STREAMS, PAD
 
 KINDS = ("parallel", "delay", "flattened")
-MIN_LOOKAHEAD = -64     # an offline pattern sees at most this many frames of future melody
+MIN_LOOKAHEAD = -64  # an offline pattern sees at most this many frames of future melody
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Pattern:
     num_streams: int = NUM_STREAMS
     offsets: tuple[int, ...] = field(init=False)
     slots: tuple[int, ...] = field(init=False)
-    shift: int = field(init=False)     # frames every offset was moved right (offline patterns)
+    shift: int = field(init=False)  # frames every offset was moved right (offline patterns)
 
     def __post_init__(self) -> None:
         S = self.num_streams
@@ -79,7 +80,7 @@ class Pattern:
         # melody later than t - lookahead: pos(t - d + 1, MEL) >= pos(t, s).
         accomp = [s for s in range(S) if s != MELODY]
         offsets[MELODY] = max(offsets[s] + self.lookahead - 1 + (slots[s] > slots[MELODY]) for s in accomp)
-        shift = max(0, -offsets[MELODY])     # 0 for every online pattern (lookahead >= 1)
+        shift = max(0, -offsets[MELODY])  # 0 for every online pattern (lookahead >= 1)
         offsets = [o + shift for o in offsets]
         object.__setattr__(self, "shift", shift)
         object.__setattr__(self, "offsets", tuple(offsets))
@@ -119,7 +120,8 @@ class Pattern:
         m = MELODY
         return {
             s: self.offsets[m] - self.offsets[s] + 1 - int(self.slots[s] > self.slots[m])
-            for s in range(self.num_streams) if s != m
+            for s in range(self.num_streams)
+            if s != m
         }
 
     def calls_per_frame(self) -> int:
@@ -158,16 +160,30 @@ class Pattern:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "lookahead": self.lookahead, "offsets": list(self.offsets),
-            "slots": list(self.slots), "shift": self.shift, "calls_per_frame": self.calls_per_frame(),
+            "kind": self.kind,
+            "lookahead": self.lookahead,
+            "offsets": list(self.offsets),
+            "slots": list(self.slots),
+            "shift": self.shift,
+            "calls_per_frame": self.calls_per_frame(),
             "melody_lag": {str(k): v for k, v in self.melody_lag().items()},
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "lookahead": self.lookahead, "delays": list(self.delays),
-                "order": list(self.order), "num_streams": self.num_streams}
+        return {
+            "kind": self.kind,
+            "lookahead": self.lookahead,
+            "delays": list(self.delays),
+            "order": list(self.order),
+            "num_streams": self.num_streams,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Pattern":
-        return cls(kind=d["kind"], lookahead=int(d["lookahead"]), delays=tuple(d["delays"]),
-                   order=tuple(d["order"]), num_streams=int(d.get("num_streams", NUM_STREAMS)))
+        return cls(
+            kind=d["kind"],
+            lookahead=int(d["lookahead"]),
+            delays=tuple(d["delays"]),
+            order=tuple(d["order"]),
+            num_streams=int(d.get("num_streams", NUM_STREAMS)),
+        )

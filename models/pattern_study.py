@@ -5,6 +5,7 @@ once in every pattern, so the numbers compare), training wall time per frame, mo
 calls per frame at inference, and the melody lag each accompaniment stream gets.
 Run: ``python -m models.pattern_study [--steps N] [--out FILE]``; prints JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,14 @@ CANDIDATES = {
 }
 
 
-def study(corpus: dict[str, Any], steps: int = 100, window_frames: int = 64, seed: int = 0,
-          names: list[str] | None = None, seconds: float | None = None) -> dict[str, Any]:
+def study(
+    corpus: dict[str, Any],
+    steps: int = 100,
+    window_frames: int = 64,
+    seed: int = 0,
+    names: list[str] | None = None,
+    seconds: float | None = None,
+) -> dict[str, Any]:
     """Train each candidate for ``steps`` steps (equal frames) or, with ``seconds``, for
     that much wall time at a constant learning rate (equal compute)."""
     results = {}
@@ -35,20 +42,36 @@ def study(corpus: dict[str, Any], steps: int = 100, window_frames: int = 64, see
             continue
         K = pat.frame_size
         mc = ModelConfig(n_layer=2, n_head=4, d_model=96, window=window_frames * K, n_sink=2, dropout=0.0, pattern=pat)
-        cfg = TrainConfig(model=mc, steps=steps if seconds is None else 10**6, batch_size=8, crop_frames=128,
-                          lr=3e-3, warmup=20, min_lr_ratio=1.0 if seconds else 0.1,
-                          eval_every=10**9, eval_crops_per_style=24, ckpt_every=10**9, seed=seed)
+        cfg = TrainConfig(
+            model=mc,
+            steps=steps if seconds is None else 10**6,
+            batch_size=8,
+            crop_frames=128,
+            lr=3e-3,
+            warmup=20,
+            min_lr_ratio=1.0 if seconds else 0.1,
+            eval_every=10**9,
+            eval_crops_per_style=24,
+            ckpt_every=10**9,
+            seed=seed,
+        )
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.time()
             r = train(cfg, corpus, tmp, progress=False, max_seconds=seconds)
             secs = time.time() - t0
+            import contextlib
+
+            import torch
+
             from models.checkpoint import load_model_file
             from models.train import evaluate, fixed_valid_set
-            import contextlib
-            import torch
-            r["last_valid"] = evaluate(load_model_file(f"{tmp}/model.safetensors"),
-                                       fixed_valid_set(corpus["valid"], cfg), torch.device("cpu"),
-                                       contextlib.nullcontext)
+
+            r["last_valid"] = evaluate(
+                load_model_file(f"{tmp}/model.safetensors"),
+                fixed_valid_set(corpus["valid"], cfg),
+                torch.device("cpu"),
+                contextlib.nullcontext,
+            )
         steps_done = r["step"]
         frames = steps_done * cfg.batch_size * cfg.crop_frames
         lag = pat.melody_lag()
@@ -57,7 +80,9 @@ def study(corpus: dict[str, Any], steps: int = 100, window_frames: int = 64, see
             "train_ms_per_frame": round(1000 * secs / frames, 3),
             "model_calls_per_frame": pat.calls_per_frame(),
             "melody_lag_frames": {STREAMS[s]: v for s, v in lag.items()},
-            "params": r["params"], "steps": steps_done, "frames_trained": frames,
+            "params": r["params"],
+            "steps": steps_done,
+            "frames_trained": frames,
             "train_seconds": round(secs, 1),
         }
     return results

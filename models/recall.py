@@ -22,6 +22,7 @@ the window against at most ``memory`` earlier positions per step (~16k int16 com
 
 Thread: only the generator worker (through the sampler).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,22 +35,34 @@ REST_PC = -1
 
 
 class MelodyRecall:
-    def __init__(self, window: int = 16, horizon: int = 4, threshold: float = 0.75, min_onsets: int = 3,
-                 memory: int = 2048, transposed: bool = True) -> None:
-        if not (1 <= window and 1 <= horizon and 0.0 < threshold <= 1.0 and min_onsets >= 0
-                and memory >= 2 * (window + horizon)):
+    def __init__(
+        self,
+        window: int = 16,
+        horizon: int = 4,
+        threshold: float = 0.75,
+        min_onsets: int = 3,
+        memory: int = 2048,
+        transposed: bool = True,
+    ) -> None:
+        if not (
+            1 <= window
+            and 1 <= horizon
+            and 0.0 < threshold <= 1.0
+            and min_onsets >= 0
+            and memory >= 2 * (window + horizon)
+        ):
             raise ValueError("MelodyRecall: window/horizon >= 1, 0 < threshold <= 1, memory >= 2 x (window + horizon)")
         self.window, self.horizon, self.threshold, self.min_onsets = window, horizon, threshold, min_onsets
         self.memory = memory
         self.transposed = transposed
         # twice the memory, so appending is a write and only every `memory` steps a copy
-        self._pc = np.full(2 * memory, REST_PC, np.int16)     # sounding pitch class per step
-        self._on = np.zeros(2 * memory, np.int8)               # 1 where a note starts
-        self._last = np.full(2 * memory, REST_PC, np.int16)   # the last pitch class sounded up to each step
+        self._pc = np.full(2 * memory, REST_PC, np.int16)  # sounding pitch class per step
+        self._on = np.zeros(2 * memory, np.int8)  # 1 where a note starts
+        self._last = np.full(2 * memory, REST_PC, np.int16)  # the last pitch class sounded up to each step
         self._n = 0
         self._cur = REST_PC
-        self._match: int | None = None      # index (in the buffer) of the matched passage's last step
-        self._shift = 0                     # semitones from the matched passage to now
+        self._match: int | None = None  # index (in the buffer) of the matched passage's last step
+        self._shift = 0  # semitones from the matched passage to now
         self._stale = False
 
     def reset(self) -> None:
@@ -61,7 +74,7 @@ class MelodyRecall:
             self._cur = token_pitch(token) % 12
         elif token != HOLD:
             self._cur = REST_PC
-        if self._n == self._pc.shape[0]:             # keep the last `memory` steps
+        if self._n == self._pc.shape[0]:  # keep the last `memory` steps
             m = self.memory
             self._pc[:m] = self._pc[m:]
             self._on[:m] = self._on[m:]
@@ -71,19 +84,19 @@ class MelodyRecall:
         self._last[self._n] = self._cur if self._cur >= 0 else (self._last[self._n - 1] if self._n else REST_PC)
         self._on[self._n] = 1 if is_note_on(token) else 0
         self._n += 1
-        self._stale = True                   # searched when a forecast is asked for
+        self._stale = True  # searched when a forecast is asked for
 
     def _find(self) -> int | None:
         n, w, hz = self._n, self.window, self.horizon
         # a candidate passage ends at j with its continuation (up to j + 1 + horizon) already heard
         last_j = n - 2 - hz
-        if last_j < w - 1 or int(self._on[n - w:n].sum()) < self.min_onsets:
+        if last_j < w - 1 or int(self._on[n - w : n].sum()) < self.min_onsets:
             return None
-        now = self._pc[n - w:n]
-        win = sliding_window_view(self._pc[:last_j + 1], w)          # (candidates, w)
+        now = self._pc[n - w : n]
+        win = sliding_window_view(self._pc[: last_j + 1], w)  # (candidates, w)
         if self.transposed and self._last[n - 1] >= 0:
             # compare melodic shapes: every window relative to the last pitch class it sounded
-            ref = self._last[w - 1:last_j + 1, None]
+            ref = self._last[w - 1 : last_j + 1, None]
             rel = np.where(win >= 0, (win - ref) % 12, REST_PC)
             now_rel = np.where(now >= 0, (now - self._last[n - 1]) % 12, REST_PC)
             score = (rel == now_rel).mean(axis=1) - (ref[:, 0] < 0)
@@ -92,7 +105,7 @@ class MelodyRecall:
         best = float(score.max())
         if best < self.threshold:
             return None
-        j = int(np.flatnonzero(score == best)[-1]) + w - 1     # the most recent best
+        j = int(np.flatnonzero(score == best)[-1]) + w - 1  # the most recent best
         self._shift = int(self._last[n - 1] - self._last[j]) % 12 if self.transposed and self._last[n - 1] >= 0 else 0
         return j
 

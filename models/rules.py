@@ -19,6 +19,7 @@ melody only up to ``t - lookahead``.
 ``models.contract.Accompanist``: the engine can use it like the model.
 Thread: one worker thread per instance.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -26,7 +27,6 @@ from collections import deque
 import numpy as np
 
 from models.contract import Sampler
-
 from models.tokens import CHORD_NONE, HOLD, NOTE_BASE, REST, STEPS_PER_BEAT, chord_token
 
 # Krumhansl & Kessler (1982) probe-tone profiles, index 0 = tonic.
@@ -34,14 +34,14 @@ MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 
 MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
-MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10, 11)     # natural minor plus the leading tone
+MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10, 11)  # natural minor plus the leading tone
 # (degree offset, quality) in preference order for ties: I, V, IV, vi, ii, iii, vii°
 MAJOR_TRIADS = ((0, "maj"), (7, "maj"), (5, "maj"), (9, "min"), (2, "min"), (4, "min"), (11, "dim"))
 MINOR_TRIADS = ((0, "min"), (7, "maj"), (5, "min"), (8, "maj"), (3, "maj"), (10, "maj"), (2, "dim"))
 TRIAD_INTERVALS = {"maj": (0, 4, 7), "min": (0, 3, 7), "dim": (0, 3, 6)}
 
-BASS_LOW = 40        # E2: the bass root sits in E2..Eb3
-VOICE_LOW = 52       # E3: third (and fifth above it) from here
+BASS_LOW = 40  # E2: the bass root sits in E2..Eb3
+VOICE_LOW = 52  # E3: third (and fifth above it) from here
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
@@ -51,8 +51,9 @@ def _zscore(x: np.ndarray) -> np.ndarray:
 
 # (24, 12): rows 0-11 major keys on tonic 0..11, rows 12-23 minor keys, z-scored so that
 # a dot product with a z-scored histogram / 12 is the Pearson correlation.
-_KEY_PROFILES = _zscore(np.stack([np.roll(MAJOR_PROFILE, k) for k in range(12)]
-                                 + [np.roll(MINOR_PROFILE, k) for k in range(12)]))
+_KEY_PROFILES = _zscore(
+    np.stack([np.roll(MAJOR_PROFILE, k) for k in range(12)] + [np.roll(MINOR_PROFILE, k) for k in range(12)])
+)
 
 
 def estimate_key(hist: np.ndarray) -> tuple[int, str] | None:
@@ -88,7 +89,7 @@ def choose_triad(weights: np.ndarray, key: tuple[int, str], current: tuple[int, 
         score = covered - (float(weights.sum()) - covered)
         if score > best_score + 1e-9:
             best, best_score = (root, q), score
-    return best   # type: ignore[return-value]  # a key has triads and finite weights pick one
+    return best  # type: ignore[return-value]  # a key has triads and finite weights pick one
 
 
 def voicing(root: int, quality: str) -> tuple[int, int, int]:
@@ -114,7 +115,7 @@ class RuleAccompanist:
     def reset(self, style: str, meter: str) -> None:
         self._hist = np.zeros(12)
         self._recent: deque[int] = deque(maxlen=self.window)
-        self._pitch = -1                   # melody pitch sounding at the last heard step
+        self._pitch = -1  # melody pitch sounding at the last heard step
         self._chord: tuple[int, str] | None = None
         self._t = 0
 
@@ -148,7 +149,9 @@ class RuleAccompanist:
                 self._chord = choose_triad(weights, key, self._chord)
             if self._chord is not None:
                 b, t, a = voicing(*self._chord)
-                return np.array([chord_token(*self._chord), NOTE_BASE + b, NOTE_BASE + t, NOTE_BASE + a], dtype=np.int64)
+                return np.array(
+                    [chord_token(*self._chord), NOTE_BASE + b, NOTE_BASE + t, NOTE_BASE + a], dtype=np.int64
+                )
         if self._chord is None:
             return np.array([CHORD_NONE, REST, REST, REST], dtype=np.int64)
         return np.array([chord_token(*self._chord), HOLD, HOLD, HOLD], dtype=np.int64)

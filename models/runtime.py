@@ -9,6 +9,7 @@ Backends: "torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda" (``models.backends`
 that cannot run here (no GPU, no onnxruntime) falls back along ``models.backends``' chain
 with a one-line warning.
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,8 +93,9 @@ class LoadedModel:
         pat = self.pattern
         inputs, _ = pat.model_rows(grid)
         meta = piece_meta(pat, piece.style, piece.meter, np.asarray(piece.step_in_bar), len(inputs))
-        logits = self.model(torch.from_numpy(inputs)[None].to(self.device),
-                            torch.from_numpy(meta)[None].to(self.device))[0]
+        logits = self.model(
+            torch.from_numpy(inputs)[None].to(self.device), torch.from_numpy(meta)[None].to(self.device)
+        )[0]
         return pat.revert(logits.float().cpu().numpy(), T)
 
     @torch.no_grad()
@@ -108,7 +110,7 @@ class LoadedModel:
         T = grid.shape[0]
         if T == 0:
             return np.zeros((0, NUM_STREAMS))
-        logits = torch.from_numpy(self.cell_logits(piece)).double()       # (T, S, V)
+        logits = torch.from_numpy(self.cell_logits(piece)).double()  # (T, S, V)
         logp = torch.log_softmax(logits, dim=-1).numpy()
         valid = target_mask(grid)
         safe = np.where(valid, grid, 1)
@@ -158,8 +160,9 @@ def default_offline_checkpoint() -> Path:
     return OFFLINE_CHECKPOINT if OFFLINE_CHECKPOINT.is_file() else DEFAULT_CHECKPOINT
 
 
-def load_accompanist(checkpoint: str | Path | None = None, backend: str = "torch-cpu",
-                     seed: int = 0) -> PatternAccompanist:
+def load_accompanist(
+    checkpoint: str | Path | None = None, backend: str = "torch-cpu", seed: int = 0
+) -> PatternAccompanist:
     """The engine's entry point: a streaming Accompanist for a checkpoint on a backend."""
     device = "cuda" if backend == "torch-cuda" and torch.cuda.is_available() else "cpu"
     return load_model(checkpoint, device).accompanist(seed=seed, backend=backend)

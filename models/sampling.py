@@ -27,6 +27,7 @@ temperature 0 it is ``greedy``.
 
 Thread: only the generator worker calls it (``set_controls``/``observe_melody`` too).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,21 @@ import numpy as np
 
 from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE, Sampler
 from models.recall import MelodyRecall
-from models.tokens import (CHORD, CHORD_BASE, CHORD_VOCAB, HOLD, MAX_VOCAB, MELODY, NOTE_BASE, NOTE_VOCAB, REST,
-                           VOCAB_SIZES, chord_pitch_classes, is_note_on, token_pitch)
+from models.tokens import (
+    CHORD,
+    CHORD_BASE,
+    CHORD_VOCAB,
+    HOLD,
+    MAX_VOCAB,
+    MELODY,
+    NOTE_BASE,
+    NOTE_VOCAB,
+    REST,
+    VOCAB_SIZES,
+    chord_pitch_classes,
+    is_note_on,
+    token_pitch,
+)
 
 # Log-probability bonus at full strength (harmony_follow = 1) for a fully matching
 # pitch class; large enough to dominate a small model's doubt, small enough that a
@@ -84,20 +98,25 @@ def _pitch_class_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 _NOTE_PC, _CHORD_PC = _pitch_class_tables()
-_CHORD_TONES = (_CHORD_PC > 0).astype(np.float32)     # (MAX_VOCAB, 12): 1 per chord tone
+_CHORD_TONES = (_CHORD_PC > 0).astype(np.float32)  # (MAX_VOCAB, 12): 1 per chord tone
 _ONSET_MASK = np.zeros(MAX_VOCAB, np.float32)
 _ONSET_MASK[NOTE_BASE:NOTE_VOCAB] = 1.0
 
 
 class ControlledSampler:
-    def __init__(self, seed: int = 0, temperature: float = DEFAULT_TEMPERATURE, density: float = DEFAULT_DENSITY,
-                 harmony_follow: float = DEFAULT_HARMONY_FOLLOW) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        temperature: float = DEFAULT_TEMPERATURE,
+        density: float = DEFAULT_DENSITY,
+        harmony_follow: float = DEFAULT_HARMONY_FOLLOW,
+    ) -> None:
         self.rng = np.random.default_rng(seed)
         # the pitch and chord temperatures when not the shares of ``temperature`` (plain)
         self._pitch_temperature: float | None = None
         self._chord_temperature: float | None = None
         self.set_controls(temperature, density, harmony_follow)
-        self.profile = np.zeros(12, np.float32)   # decaying melody pitch-class weights
+        self.profile = np.zeros(12, np.float32)  # decaying melody pitch-class weights
         self._melody_pitch: int | None = None
         self.chord_pcs = np.zeros(12, np.float32)  # pitch classes of the band's last chord
         self._scratch = np.empty(MAX_VOCAB, np.float64)
@@ -110,8 +129,13 @@ class ControlledSampler:
         self._recall_ahead: tuple[int, int] | None = RECALL_AHEAD
 
     @classmethod
-    def plain(cls, temperature: float, seed: int = 0, pitch_temperature: float | None = None,
-              chord_temperature: float | None = None) -> ControlledSampler:
+    def plain(
+        cls,
+        temperature: float,
+        seed: int = 0,
+        pitch_temperature: float | None = None,
+        chord_temperature: float | None = None,
+    ) -> ControlledSampler:
         """The sampler with the player's controls off (``make_sampler``): any positive
         temperature, optionally its own pitch / chord temperatures (0: none apart)."""
         if not 0.0 < temperature < math.inf:
@@ -182,7 +206,7 @@ class ControlledSampler:
         ahead = self._recall_ahead
         chord_fc = self.recall.forecast(ahead[0]) if ahead is not None and hf > 0 else None
         note_fc = self.recall.forecast(ahead[1]) if ahead is not None and hf > 0 else None
-        if chord_fc is not None:    # the chord for where the melody is going, not where it was
+        if chord_fc is not None:  # the chord for where the melody is going, not where it was
             self._chord_bias = (RECALL_CHORD_GAIN * hf) * (_CHORD_PC @ chord_fc)
         else:
             self._chord_bias = (HARMONY_GAIN * hf) * (_CHORD_PC @ melody_w)
@@ -192,7 +216,7 @@ class ControlledSampler:
         # bonus on pitches must not make the band busier
         self._pitch_bias = (HARMONY_GAIN * hf) * (_NOTE_PC @ w) - KEY_GAIN * (_NOTE_PC @ self.out_of_key)
         self._note_bias = (DENSITY_GAIN * (self.density - 0.5)) * _ONSET_MASK
-        if note_fc is not None:     # a forecast note is struck more readily, on its pitch
+        if note_fc is not None:  # a forecast note is struck more readily, on its pitch
             self._note_bias = self._note_bias + (RECALL_NOTE_GAIN * hf) * (_NOTE_PC @ note_fc)
         self._dirty = False
 
@@ -201,7 +225,7 @@ class ControlledSampler:
         stream's vocabulary size (or longer: only the vocabulary is drawn from)."""
         if self._dirty:
             self._biases()
-        logits = logits[:VOCAB_SIZES[stream]]
+        logits = logits[: VOCAB_SIZES[stream]]
         V = logits.shape[0]
         x = self._scratch[:V]
         if stream == CHORD:
@@ -210,8 +234,12 @@ class ControlledSampler:
             np.add(logits, self._note_bias[:V], out=x)
         else:
             np.copyto(x, logits, casting="unsafe")
-        tok = self._draw(x, logits, pitch=stream != CHORD and stream != MELODY and self._pitch_t > 0,
-                         temperature=self._chord_t if stream == CHORD else self.temperature)
+        tok = self._draw(
+            x,
+            logits,
+            pitch=stream != CHORD and stream != MELODY and self._pitch_t > 0,
+            temperature=self._chord_t if stream == CHORD else self.temperature,
+        )
         if stream == CHORD and tok != self._last_chord:
             self._last_chord = tok
             self.chord_pcs[:] = 0.0
@@ -227,7 +255,7 @@ class ControlledSampler:
         m = float(x.max())
         if not math.isfinite(m):
             if math.isnan(m):
-                np.nan_to_num(x, copy=False, nan=-np.inf)   # a few NaNs: ignore them
+                np.nan_to_num(x, copy=False, nan=-np.inf)  # a few NaNs: ignore them
                 m = float(x.max())
             if not math.isfinite(m):
                 # a broken logits row (all -inf / NaN): fall back to the raw argmax
@@ -237,7 +265,7 @@ class ControlledSampler:
         n_pitch = x.shape[0] - NOTE_BASE
         if pitch and n_pitch > 0:
             y = self._pitch[:n_pitch]
-            np.add(x[NOTE_BASE:], self._pitch_bias[NOTE_BASE:NOTE_BASE + n_pitch], out=y)
+            np.add(x[NOTE_BASE:], self._pitch_bias[NOTE_BASE : NOTE_BASE + n_pitch], out=y)
         np.subtract(x, m, out=x)
         np.multiply(x, 1.0 / temperature, out=x)
         np.exp(x, out=x)
@@ -249,14 +277,18 @@ class ControlledSampler:
                 np.multiply(y, 1.0 / self._pitch_t, out=y)
                 np.exp(y, out=y)
                 np.multiply(y, on / float(y.sum()), out=x[NOTE_BASE:])
-        c = self._cum[:x.shape[0]]
+        c = self._cum[: x.shape[0]]
         np.cumsum(x, out=c)
         u = self.rng.random() * c[-1]
         return int(min(int(np.searchsorted(c, u, side="right")), c.shape[0] - 1))
 
 
-def make_sampler(temperature: float = DEFAULT_TEMPERATURE, seed: int = 0, pitch_temperature: float | None = None,
-                 chord_temperature: float | None = None) -> Sampler:
+def make_sampler(
+    temperature: float = DEFAULT_TEMPERATURE,
+    seed: int = 0,
+    pitch_temperature: float | None = None,
+    chord_temperature: float | None = None,
+) -> Sampler:
     """sampler(stream, logits) -> token; temperature 0 = argmax; fixed seed = fixed output.
     Note streams draw the pitch of an onset at ``pitch_temperature`` (default
     ``temperature * PITCH_TEMPERATURE_SHARE``; 0: no separate pitch draw) keeping the
@@ -270,4 +302,4 @@ def make_sampler(temperature: float = DEFAULT_TEMPERATURE, seed: int = 0, pitch_
 
 def greedy(stream: int, logits: np.ndarray) -> int:
     """The most likely token (NaN never wins): priming, benches, temperature 0."""
-    return int(np.argmax(np.nan_to_num(logits[:VOCAB_SIZES[stream]], nan=-np.inf)))
+    return int(np.argmax(np.nan_to_num(logits[: VOCAB_SIZES[stream]], nan=-np.inf)))

@@ -15,6 +15,7 @@ A *frame* is one 16th-note step. It holds one token per stream, in this order:
 Per-frame conditioning (``meta``) is separate from the streams:
 ``(style_id, metric_id)`` where ``metric_id = meter_id * MAX_BAR_STEPS + step_in_bar``.
 """
+
 from __future__ import annotations
 
 from typing import Final
@@ -44,15 +45,24 @@ MAX_VOCAB: Final = max(VOCAB_SIZES)
 # Pitch classes of each quality, relative to the root (used by renderers, evaluation and
 # the rule-based accompanist).
 QUALITY_INTERVALS: Final = {
-    "maj": (0, 4, 7), "min": (0, 3, 7), "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11),
-    "min7": (0, 3, 7, 10), "dim": (0, 3, 6), "aug": (0, 4, 8), "sus4": (0, 5, 7),
-    "sus2": (0, 2, 7), "hdim7": (0, 3, 6, 10), "dim7": (0, 3, 6, 9), "6": (0, 4, 7, 9),
+    "maj": (0, 4, 7),
+    "min": (0, 3, 7),
+    "7": (0, 4, 7, 10),
+    "maj7": (0, 4, 7, 11),
+    "min7": (0, 3, 7, 10),
+    "dim": (0, 3, 6),
+    "aug": (0, 4, 8),
+    "sus4": (0, 5, 7),
+    "sus2": (0, 2, 7),
+    "hdim7": (0, 3, 6, 10),
+    "dim7": (0, 3, 6, 9),
+    "6": (0, 4, 7, 9),
 }
 PITCH_NAMES: Final = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 STYLES: Final = ("pop", "folk", "chorale")
 METERS: Final = ("4/4", "3/4", "6/8")
-STEPS_PER_BEAT: Final = 4          # 16th-note grid; a "beat" is a quarter note
+STEPS_PER_BEAT: Final = 4  # 16th-note grid; a "beat" is a quarter note
 MAX_BAR_STEPS: Final = 16
 METRIC_VOCAB: Final = len(METERS) * MAX_BAR_STEPS
 
@@ -90,8 +100,10 @@ SHARP_NAMES: Final = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#"
 FLAT_NAMES: Final = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
 # tonic pitch classes of the keys written with sharps (the rest but C major / A minor
 # with flats), as musicians usually write them: Db major not C#, G# minor not Ab
-_SHARP_KEYS: Final = {"major": frozenset({7, 2, 9, 4, 11, 6}),      # G D A E B F#
-                      "minor": frozenset({4, 11, 6, 1, 8})}          # E B F# C# G#
+_SHARP_KEYS: Final = {
+    "major": frozenset({7, 2, 9, 4, 11, 6}),  # G D A E B F#
+    "minor": frozenset({4, 11, 6, 1, 8}),
+}  # E B F# C# G#
 
 
 def pitch_class_name(pc: int, key: tuple[int, str] | None = None) -> str:

@@ -12,6 +12,7 @@ the uninterrupted one would. The run folder holds:
 
 Attention uses the model's window, i.e. exactly the cache the streaming step keeps.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,17 +42,17 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     steps: int = 2000
-    batch_size: int = 16           # crops per step per process
-    crop_frames: int = 256         # frames (16ths) per crop
+    batch_size: int = 16  # crops per step per process
+    crop_frames: int = 256  # frames (16ths) per crop
     lr: float = 2e-3
-    min_lr_ratio: float = 0.1      # cosine decay to lr * this
+    min_lr_ratio: float = 0.1  # cosine decay to lr * this
     warmup: int = 100
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     # relative sampling weight of each style's pieces (within a style: by length)
     style_weights: tuple[tuple[str, float], ...] = (("pop", 0.55), ("folk", 0.3), ("chorale", 0.15))
-    stream_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)   # loss weight per stream
-    transpose: bool = True         # random transposition over all 12 keys
+    stream_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)  # loss weight per stream
+    transpose: bool = True  # random transposition over all 12 keys
     # Exposure-bias remedy: this fraction of crops gets a span of its accompaniment
     # *history* (model inputs, never targets, never the melody) moved to a wrong key, so
     # the model learns to follow the melody back instead of copying its own past.
@@ -63,7 +64,7 @@ class TrainConfig:
     # a random other root, while the target stays the true chord: the model must learn
     # to leave a chord the melody contradicts, within the segment.
     segment_corrupt_prob: float = 0.0
-    init_from: str | None = None   # warm start from this model checkpoint (see ``train``)
+    init_from: str | None = None  # warm start from this model checkpoint (see ``train``)
     # Distillation from an offline teacher (ReaLchords): a model checkpoint that hears the
     # melody's future (lookahead <= 0). Its accompaniment distributions on the same crops
     # (clean history, teacher-forced) are soft targets: loss = MLE + distill_weight * KL(teacher
@@ -124,7 +125,7 @@ class Batcher:
     def __init__(self, pieces: list[Any], cfg: TrainConfig, teacher_pattern: Pattern | None = None):
         self.cfg = cfg
         self.pattern = cfg.model.pattern
-        self.teacher_pattern = teacher_pattern   # also build the teacher's rows of each crop
+        self.teacher_pattern = teacher_pattern  # also build the teacher's rows of each crop
         self.pieces = [p for p in pieces if len(p) >= 2]
         if not self.pieces:
             raise ValueError("no training pieces (every piece is empty or was skipped)")
@@ -138,21 +139,22 @@ class Batcher:
             lens = np.array([len(self.pieces[i]) for i in idx], dtype=np.float64)
             w = weights.get(s, 0.0) / total_w if total_w else 1.0 / len(by_style)
             probs[idx] = w * lens / lens.sum()
-        if probs.sum() <= 0:   # no weighted style present: sample by length
+        if probs.sum() <= 0:  # no weighted style present: sample by length
             probs = np.array([len(p) for p in self.pieces], dtype=np.float64)
         self.probs = probs / probs.sum()
         self.downbeats = [np.flatnonzero(p.step_in_bar == 0) for p in self.pieces]
         self.rows = self.pattern.num_positions(cfg.crop_frames)
 
     def crop(self, rng: np.random.Generator, i: int, transpose: bool) -> Any:
-        from models.data import Piece, transpose as transpose_piece
+        from models.data import Piece
+        from models.data import transpose as transpose_piece
 
         p = self.pieces[i]
         T = self.cfg.crop_frames
         starts = self.downbeats[i]
         starts = starts[starts <= max(0, len(p) - T // 2)]
         a = int(rng.choice(starts)) if len(starts) else 0
-        piece = Piece(p.name, p.style, p.meter, p.tokens[a:a + T], p.step_in_bar[a:a + T])
+        piece = Piece(p.name, p.style, p.meter, p.tokens[a : a + T], p.step_in_bar[a : a + T])
         if transpose:
             k = int(rng.integers(-6, 6))
             moved = transpose_piece(piece, k)
@@ -186,7 +188,7 @@ class Batcher:
             for inputs, _, _ in rows:
                 corrupt_chord_segments(inputs, rng, self.cfg.segment_corrupt_prob, self.pattern)
         out = tuple(torch.from_numpy(np.stack(x)) for x in zip(*rows))
-        if self.teacher_pattern is not None:   # the teacher reads the clean crops
+        if self.teacher_pattern is not None:  # the teacher reads the clean crops
             t_rows = [self.rows_of(c, self.teacher_pattern) for c in crops]
             out += tuple(torch.from_numpy(np.stack(x)) for x in zip(*t_rows))[:2]
         return out
@@ -202,7 +204,7 @@ def corrupt_history(inputs: np.ndarray, rng: np.random.Generator) -> None:
     length = int(rng.integers(min(16, R), R + 1))
     a = int(rng.integers(0, R - length + 1))
     k = int(rng.integers(1, 12))
-    span = inputs[a:a + length]
+    span = inputs[a : a + length]
     for s in ACCOMP_STREAMS:
         col = span[:, s]
         if s == CHORD:
@@ -256,7 +258,7 @@ def corrupt_chord_segments(inputs: np.ndarray, rng: np.random.Generator, prob: f
             if s == CHORD:
                 continue
             lag = pattern.offsets[s] - pattern.offsets[CHORD]
-            sl = inputs[min(R, a + lag):min(R, b + lag), s]
+            sl = inputs[min(R, a + lag) : min(R, b + lag), s]
             on = sl >= NOTE_BASE
             moved = sl + k
             sl[:] = np.where(on & (moved >= NOTE_BASE) & (moved < NOTE_BASE + 128), moved, sl)
@@ -287,13 +289,13 @@ def masked_nll(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tenso
 def grid_index(pattern: Pattern, T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(pos, stream), each (T, S): ``x[:, pos, stream]`` takes row-level (B, R, S, ...) to
     grid cells (B, T, S, ...), the torch form of ``Pattern.revert``."""
-    pos = torch.tensor([[pattern.position(t, s) for s in range(pattern.num_streams)] for t in range(T)],
-                       device=device)
+    pos = torch.tensor([[pattern.position(t, s) for s in range(pattern.num_streams)] for t in range(T)], device=device)
     return pos, torch.arange(pattern.num_streams, device=device).expand(T, -1)
 
 
-def distill_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor,
-               temperature: float = 1.0) -> torch.Tensor:
+def distill_kl(
+    student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """student/teacher logits (B, T, S, V) on the same grid cells, mask (B, T, S) ->
     KL(teacher || student) per cell (B, T, S), 0 where not masked. Ids outside a stream's
     vocabulary are -inf in both and count nothing."""
@@ -301,12 +303,13 @@ def distill_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor,
     lt = torch.log_softmax(teacher.float() / temperature, dim=-1)
     pt = lt.exp()
     kl = torch.where(pt > 0, pt * (lt - ls), torch.zeros_like(pt)).sum(-1)
-    return torch.where(mask, kl, torch.zeros_like(kl)) * temperature ** 2
+    return torch.where(mask, kl, torch.zeros_like(kl)) * temperature**2
 
 
 # ---------------------------------------------------------------------------- state files
-def save_state(path: Path, model: Transformer, opt: torch.optim.Optimizer, step: int,
-               cfg: TrainConfig, best: float) -> None:
+def save_state(
+    path: Path, model: Transformer, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig, best: float
+) -> None:
     """Model + optimizer tensors and the resume metadata in one safetensors file."""
     from safetensors.torch import save_file
 
@@ -316,8 +319,14 @@ def save_state(path: Path, model: Transformer, opt: torch.optim.Optimizer, step:
         for name, val in st.items():
             tensors[f"optim.{idx}.{name}"] = torch.as_tensor(val).detach().cpu().contiguous()
     tensors["rng.torch"] = torch.random.get_rng_state()
-    meta = {"format": "liveband-train-state", "version": CHECKPOINT_VERSION, "step": str(step),
-            "best": repr(best), "train_config": cfg.to_json(), "param_groups": json.dumps(osd["param_groups"])}
+    meta = {
+        "format": "liveband-train-state",
+        "version": CHECKPOINT_VERSION,
+        "step": str(step),
+        "best": repr(best),
+        "train_config": cfg.to_json(),
+        "param_groups": json.dumps(osd["param_groups"]),
+    }
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
@@ -356,8 +365,9 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: Transformer, valid: dict[str, Any], device: torch.device,
-             amp: Callable[[], AbstractContextManager[Any]]) -> dict[str, Any]:
+def evaluate(
+    model: Transformer, valid: dict[str, Any], device: torch.device, amp: Callable[[], AbstractContextManager[Any]]
+) -> dict[str, Any]:
     """Mean NLL per target token on the fixed validation crops: per style, per stream,
     and the accompaniment-only mean."""
     model.eval()
@@ -369,8 +379,8 @@ def evaluate(model: Transformer, valid: dict[str, Any], device: torch.device,
         s_cnt = torch.zeros(NUM_STREAMS, dtype=torch.float64)
         for a in range(0, len(inputs), 16):
             with amp():
-                logits = model(inputs[a:a + 16].to(device), meta[a:a + 16].to(device))
-            nll, mask = masked_nll(logits, targets[a:a + 16].to(device))
+                logits = model(inputs[a : a + 16].to(device), meta[a : a + 16].to(device))
+            nll, mask = masked_nll(logits, targets[a : a + 16].to(device))
             s_tot += nll.sum((0, 1)).double().cpu()
             s_cnt += mask.sum((0, 1)).double().cpu()
         out[f"{style}/accomp"] = float(s_tot[1:].sum() / s_cnt[1:].sum().clamp(min=1))
@@ -401,9 +411,17 @@ def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
-def train(cfg: TrainConfig, corpus: dict[str, Any], out_dir: str | Path, resume: bool = False,
-          device: str | None = None, progress: bool = True, max_seconds: float | None = None,
-          stop_at: int | None = None, init_from: str | Path | None = None) -> dict[str, Any]:
+def train(
+    cfg: TrainConfig,
+    corpus: dict[str, Any],
+    out_dir: str | Path,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+    max_seconds: float | None = None,
+    stop_at: int | None = None,
+    init_from: str | Path | None = None,
+) -> dict[str, Any]:
     """Train on ``corpus`` ({"train": [Piece], "valid": [Piece]}) into ``out_dir``.
 
     Under torchrun (WORLD_SIZE > 1) each process trains on its own batches and DDP
@@ -440,9 +458,12 @@ def train(cfg: TrainConfig, corpus: dict[str, Any], out_dir: str | Path, resume:
     model = Transformer(cfg.model).to(dev)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98),
-                            fused=dev.type in ("cpu", "cuda"))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        fused=dev.type in ("cpu", "cuda"),
+    )
     step, best = 0, float("inf")
     init_from = init_from if init_from is not None else cfg.init_from
     if init_from is not None and not (resume and state_path.is_file()):
@@ -466,6 +487,7 @@ def train(cfg: TrainConfig, corpus: dict[str, Any], out_dir: str | Path, resume:
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     else:
         import contextlib
+
         amp = contextlib.nullcontext
         scaler = None
 
@@ -473,29 +495,35 @@ def train(cfg: TrainConfig, corpus: dict[str, Any], out_dir: str | Path, resume:
     if cfg.teacher:
         from models.checkpoint import load_model_file
 
-        teacher = load_model_file(cfg.teacher, dev)          # eval mode, float32
+        teacher = load_model_file(cfg.teacher, dev)  # eval mode, float32
         teacher.requires_grad_(False)
         if teacher.cfg.num_streams != cfg.model.num_streams:
             raise CheckpointError(f"{cfg.teacher}: the teacher has another stream layout")
         T = cfg.crop_frames
         s_idx = grid_index(cfg.model.pattern, T, dev)
         t_idx = grid_index(teacher.cfg.pattern, T, dev)
-        log.info("distilling from %s (lookahead %d), weight %g", cfg.teacher, teacher.cfg.pattern.lookahead,
-                 cfg.distill_weight)
+        log.info(
+            "distilling from %s (lookahead %d), weight %g",
+            cfg.teacher,
+            teacher.cfg.pattern.lookahead,
+            cfg.distill_weight,
+        )
     batcher = Batcher(corpus["train"], cfg, teacher.cfg.pattern if teacher is not None else None)
     valid = fixed_valid_set(corpus.get("valid", []), cfg) if rank == 0 else {}
     weights = torch.tensor(cfg.stream_weights, device=dev)
-    logf: Any = open(out / "log.jsonl", "a") if rank == 0 else None   # rank 0 writes it
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", unit="step",
-               dynamic_ncols=True)
+    logf: Any = open(out / "log.jsonl", "a") if rank == 0 else None  # rank 0 writes it
+    bar = tqdm(
+        total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", unit="step", dynamic_ncols=True
+    )
     t_start = time.time()
     last_val: dict[str, Any] = {}
     model.train()
     try:
         while step < cfg.steps:
             # each rank reads its own clock: stop when any rank's says so, all together
-            stop = (max_seconds is not None and time.time() - t_start > max_seconds) or \
-                   (stop_at is not None and step >= stop_at)
+            stop = (max_seconds is not None and time.time() - t_start > max_seconds) or (
+                stop_at is not None and step >= stop_at
+            )
             if _any_rank(stop, world, dev):
                 break
             rng = np.random.default_rng([cfg.seed, rank, step])
@@ -512,24 +540,27 @@ def train(cfg: TrainConfig, corpus: dict[str, Any], out_dir: str | Path, resume:
             if teacher is not None and cfg.distill_weight > 0:
                 with torch.no_grad(), amp():
                     t_logits = teacher(*t_rows)
-                cells = mask[:, s_idx[0], s_idx[1]]                    # (B, T, S) grid targets
-                cells[..., 0] = False                                  # the melody is not distilled
-                kl = distill_kl(logits[:, s_idx[0], s_idx[1]], t_logits[:, t_idx[0], t_idx[1]], cells,
-                                cfg.distill_temperature)
+                cells = mask[:, s_idx[0], s_idx[1]]  # (B, T, S) grid targets
+                cells[..., 0] = False  # the melody is not distilled
+                kl = distill_kl(
+                    logits[:, s_idx[0], s_idx[1]], t_logits[:, t_idx[0], t_idx[1]], cells, cfg.distill_temperature
+                )
                 kl_mean = (kl * weights).sum() / (weights * cells).sum().clamp(min=1)
                 loss = loss + cfg.distill_weight * kl_mean
             lv = float(loss.detach())
             # before backward: a non-finite loss on any rank stops every rank here (DDP would
             # spread its gradients to all of them), and no weights are touched
             if _any_rank(not math.isfinite(lv), world, dev):
-                raise FloatingPointError(f"loss became non-finite at step {step + 1} on a rank "
-                                         f"(rank {rank}'s loss: {lv}); weights not updated")
+                raise FloatingPointError(
+                    f"loss became non-finite at step {step + 1} on a rank "
+                    f"(rank {rank}'s loss: {lv}); weights not updated"
+                )
             opt.zero_grad(set_to_none=True)
             if scaler is not None and scaler.is_enabled():
-                scaler.scale(loss).backward()   # type: ignore[no-untyped-call]
+                scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
                 scaler.unscale_(opt)
             else:
-                loss.backward()   # type: ignore[no-untyped-call]
+                loss.backward()  # type: ignore[no-untyped-call]
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             if scaler is not None and scaler.is_enabled():
                 scaler.step(opt)
@@ -539,12 +570,26 @@ def train(cfg: TrainConfig, corpus: dict[str, Any], out_dir: str | Path, resume:
             step += 1
             bar.update(1)
             if rank == 0:
-                bar.set_postfix(loss=f"{lv:.3f}", lr=f"{lr_at(step - 1, cfg):.2e}",
-                                val=f"{last_val.get('accomp', float('nan')):.3f}")
+                bar.set_postfix(
+                    loss=f"{lv:.3f}",
+                    lr=f"{lr_at(step - 1, cfg):.2e}",
+                    val=f"{last_val.get('accomp', float('nan')):.3f}",
+                )
                 if step % cfg.log_every == 0:
                     extra = {} if kl_mean is None else {"kl": float(kl_mean.detach())}
-                    logf.write(json.dumps({"step": step, "loss": lv, **extra, "grad_norm": float(gnorm),
-                                           "lr": lr_at(step - 1, cfg), "time": round(time.time() - t_start, 1)}) + "\n")
+                    logf.write(
+                        json.dumps(
+                            {
+                                "step": step,
+                                "loss": lv,
+                                **extra,
+                                "grad_norm": float(gnorm),
+                                "lr": lr_at(step - 1, cfg),
+                                "time": round(time.time() - t_start, 1),
+                            }
+                        )
+                        + "\n"
+                    )
                     logf.flush()
                 if valid and (step % cfg.eval_every == 0 or step == cfg.steps):
                     last_val = evaluate(model, valid, dev, amp)
@@ -552,7 +597,9 @@ def train(cfg: TrainConfig, corpus: dict[str, Any], out_dir: str | Path, resume:
                     logf.flush()
                     if last_val["accomp"] < best:
                         best = last_val["accomp"]
-                        save_model(model, out / "best.safetensors", extra={"step": str(step), "valid": json.dumps(last_val)})
+                        save_model(
+                            model, out / "best.safetensors", extra={"step": str(step), "valid": json.dumps(last_val)}
+                        )
                 if step % cfg.ckpt_every == 0 or step == cfg.steps:
                     save_model(model, out / "model.safetensors", extra={"step": str(step)})
                     save_state(state_path, model, opt, step, cfg, best)
@@ -566,5 +613,10 @@ def train(cfg: TrainConfig, corpus: dict[str, Any], out_dir: str | Path, resume:
     if rank == 0 and step % cfg.ckpt_every:
         save_model(model, out / "model.safetensors", extra={"step": str(step)})
         save_state(state_path, model, opt, step, cfg, best)
-    return {"step": step, "best_valid_accomp": best, "last_valid": last_val,
-            "seconds": round(time.time() - t_start, 1), "params": model.num_params()}
+    return {
+        "step": step,
+        "best_valid_accomp": best,
+        "last_valid": last_val,
+        "seconds": round(time.time() - t_start, 1),
+        "params": model.num_params(),
+    }

@@ -21,6 +21,7 @@ N sink slots per layer.
 - Output: one head per stream, logits padded to V with -inf for ids outside that
   stream's vocabulary and for ids that are never targets (PAD, CHORD_UNKNOWN).
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,8 @@ class ModelConfig:
     n_layer: int = 4
     n_head: int = 6
     d_model: int = 192
-    window: int = 128          # W: attention window in positions (= KV cache length)
-    n_sink: int = 4            # learned sink key/values per layer
+    window: int = 128  # W: attention window in positions (= KV cache length)
+    n_sink: int = 4  # learned sink key/values per layer
     mlp_ratio: int = 4
     dropout: float = 0.1
     # Add a per-stream pitch-class embedding (note pitch % 12, chord root) to the token
@@ -111,8 +112,8 @@ class Attention(nn.Module):
         self.cfg = cfg
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-        self.sink_k = nn.Parameter(torch.randn(H, N, Dh) * 0.02)   # (H, N, Dh)
-        self.sink_v = nn.Parameter(torch.zeros(H, N, Dh))          # (H, N, Dh)
+        self.sink_k = nn.Parameter(torch.randn(H, N, Dh) * 0.02)  # (H, N, Dh)
+        self.sink_v = nn.Parameter(torch.zeros(H, N, Dh))  # (H, N, Dh)
         self.scale = 1.0 / math.sqrt(Dh)
 
     def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -122,12 +123,19 @@ class Attention(nn.Module):
         q, k, v = qkv.unbind(-3)
         return q.transpose(-3, -2), k.transpose(-3, -2), v.transpose(-3, -2)
 
-    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
-                sink_k: torch.Tensor, sink_v: torch.Tensor) -> torch.Tensor:
+    def _attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        bias: torch.Tensor,
+        sink_k: torch.Tensor,
+        sink_v: torch.Tensor,
+    ) -> torch.Tensor:
         """q (..., Q, Dh), k/v (..., K, Dh), sink_k/v (..., N, Dh) broadcastable to k's
         leading dims, bias (..., Q, N + K) with the sinks' columns first -> (..., Q, Dh)."""
         lead = k.shape[:-2]
-        k = torch.cat([sink_k.expand(*lead, *sink_k.shape[-2:]), k], dim=-2)    # (..., N + K, Dh)
+        k = torch.cat([sink_k.expand(*lead, *sink_k.shape[-2:]), k], dim=-2)  # (..., N + K, Dh)
         v = torch.cat([sink_v.expand(*lead, *sink_v.shape[-2:]), v], dim=-2)
         # no dropout on attention weights: on a CPU it costs a tenth of a training step
         if q.shape[-2] > 1:
@@ -141,27 +149,28 @@ class Attention(nn.Module):
         B, T, d = x.shape
         W = self.cfg.window
         nb = T // W
-        q, k, v = self._split(x)                                  # (B, H, T, Dh)
-        q = q.reshape(B, -1, nb, W, q.shape[-1])                  # (B, H, nb, W, Dh)
+        q, k, v = self._split(x)  # (B, H, T, Dh)
+        q = q.reshape(B, -1, nb, W, q.shape[-1])  # (B, H, nb, W, Dh)
         k = k.reshape(B, -1, nb, W, k.shape[-1])
         v = v.reshape(B, -1, nb, W, v.shape[-1])
         # keys of block b = block b-1 (zeros before the start, masked by bias) + block b
-        k2 = torch.cat([F.pad(k, (0, 0, 0, 0, 1, 0))[:, :, :-1], k], dim=3)   # (B, H, nb, 2W, Dh)
+        k2 = torch.cat([F.pad(k, (0, 0, 0, 0, 1, 0))[:, :, :-1], k], dim=3)  # (B, H, nb, 2W, Dh)
         v2 = torch.cat([F.pad(v, (0, 0, 0, 0, 1, 0))[:, :, :-1], v], dim=3)
-        sk, sv = self.sink_k[None, :, None], self.sink_v[None, :, None]   # (1, H, 1, N, Dh)
-        y = self._attend(q, k2, v2, bias, sk, sv)                  # (B, H, nb, W, Dh)
+        sk, sv = self.sink_k[None, :, None], self.sink_v[None, :, None]  # (1, H, 1, N, Dh)
+        y = self._attend(q, k2, v2, bias, sk, sv)  # (B, H, nb, W, Dh)
         y = y.reshape(B, -1, T, y.shape[-1]).transpose(1, 2).reshape(B, T, d)
         out: torch.Tensor = self.proj(y)
         return out
 
-    def step(self, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
-             write: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def step(
+        self, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, write: torch.Tensor, bias: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One position. x (1, d); k_cache/v_cache (H, W, Dh); write (1, W, 1) bool marks the
         slot this position goes to; bias (H, 1, W) -> y (1, d), new k_cache, new v_cache."""
-        q, k, v = self._split(x)                                  # (H, 1, Dh)
-        k_cache = torch.where(write, k, k_cache)                  # (H, W, Dh)
+        q, k, v = self._split(x)  # (H, 1, Dh)
+        k_cache = torch.where(write, k, k_cache)  # (H, W, Dh)
         v_cache = torch.where(write, v, v_cache)
-        y = self._attend(q, k_cache, v_cache, bias, self.sink_k, self.sink_v)   # (H, 1, Dh)
+        y = self._attend(q, k_cache, v_cache, bias, self.sink_k, self.sink_v)  # (H, 1, Dh)
         return self.proj(y.transpose(0, 1).reshape(1, -1)), k_cache, v_cache
 
 
@@ -172,8 +181,10 @@ class Block(nn.Module):
         self.attn = Attention(cfg)
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.mlp = nn.Sequential(
-            nn.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model), nn.GELU(),
-            nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model), nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model),
+            nn.GELU(),
+            nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model),
+            nn.Dropout(cfg.dropout),
         )
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -181,8 +192,9 @@ class Block(nn.Module):
         out: torch.Tensor = x + self.mlp(self.ln2(x))
         return out
 
-    def step(self, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, write: torch.Tensor,
-             bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def step(
+        self, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, write: torch.Tensor, bias: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         a, k_cache, v_cache = self.attn.step(self.ln1(x), k_cache, v_cache, write, bias)
         x = x + a
         return x + self.mlp(self.ln2(x)), k_cache, v_cache
@@ -199,11 +211,11 @@ class Transformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         S, V, d = cfg.num_streams, cfg.max_vocab, cfg.d_model
-        self.tok_emb = nn.Embedding(S * V, d)                     # stream s, token x -> row s*V + x
+        self.tok_emb = nn.Embedding(S * V, d)  # stream s, token x -> row s*V + x
         if cfg.pitch_classes:
             # row s*13 + pitch class (12 = none: rest, hold, pad, no chord)
             self.pc_emb = nn.Embedding(S * 13, d)
-            self.register_buffer("pc_index", pitch_class_index(cfg), persistent=False)   # (S*V,)
+            self.register_buffer("pc_index", pitch_class_index(cfg), persistent=False)  # (S*V,)
         self.style_emb = nn.Embedding(cfg.num_styles, d)
         self.metric_emb = nn.Embedding(cfg.metric_vocab, d)
         self.drop = nn.Dropout(cfg.dropout)
@@ -215,12 +227,12 @@ class Transformer(nn.Module):
             mask[s, :n] = 0.0
         mask[:, PAD] = float("-inf")
         mask[CHORD, CHORD_UNKNOWN] = float("-inf")
-        self.register_buffer("vocab_mask", mask, persistent=False)          # (S, V)
+        self.register_buffer("vocab_mask", mask, persistent=False)  # (S, V)
         self.register_buffer("stream_offset", torch.arange(S) * V, persistent=False)  # (S,)
-        self.register_buffer("slopes", alibi_slopes(cfg.n_head), persistent=False)    # (H,)
+        self.register_buffer("slopes", alibi_slopes(cfg.n_head), persistent=False)  # (H,)
         self.apply(self._init)
         if cfg.pitch_classes:
-            nn.init.zeros_(self.pc_emb.weight)   # starts as a no-op (also when added to a trained model)
+            nn.init.zeros_(self.pc_emb.weight)  # starts as a no-op (also when added to a trained model)
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -255,11 +267,11 @@ class Transformer(nn.Module):
         W = self.cfg.window
         i = torch.arange(W, device=device)[:, None] + W
         j = torch.arange(2 * W, device=device)[None, :]
-        dist = (i - j).float()                                          # (W, 2W)
+        dist = (i - j).float()  # (W, 2W)
         ok = (dist >= 0) & (dist < W)
-        bias = -self.slopes.to(device)[:, None, None] * dist            # (H, W, 2W)
+        bias = -self.slopes.to(device)[:, None, None] * dist  # (H, W, 2W)
         bias = bias.masked_fill(~ok, float("-inf"))[:, None].repeat(1, nb, 1, 1)
-        bias[:, 0, :, :W] = float("-inf")                                # nothing before row 0
+        bias[:, 0, :, :W] = float("-inf")  # nothing before row 0
         return F.pad(bias, (self.cfg.n_sink, 0), value=0.0)
 
     def forward(self, tokens: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
@@ -267,7 +279,7 @@ class Transformer(nn.Module):
         B, T, _ = tokens.shape
         W = self.cfg.window
         Tp = -(-T // W) * W
-        if Tp != T:   # pad to whole blocks; padded rows come after every real row, so are never seen
+        if Tp != T:  # pad to whole blocks; padded rows come after every real row, so are never seen
             tokens = F.pad(tokens, (0, 0, 0, Tp - T), value=PAD)
             meta = F.pad(meta, (0, 0, 0, Tp - T), value=0)
         x = self.drop(self.embed(tokens, meta))
@@ -276,8 +288,15 @@ class Transformer(nn.Module):
             x = blk(x, bias)
         return self.logits(x[:, :T])
 
-    def step(self, tokens: torch.Tensor, meta: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-             pos: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def step(
+        self,
+        tokens: torch.Tensor,
+        meta: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        pos: torch.Tensor,
+        n: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
         """Streaming step at absolute position n (0-dim int64).
 
         tokens (S,), meta (2,), k/v (L, H, W, Dh), pos (W,) int64 absolute position held by
@@ -285,17 +304,17 @@ class Transformer(nn.Module):
         Pure function of its inputs (no state) so it exports to ONNX as is.
         """
         W = self.cfg.window
-        write = torch.arange(W, device=pos.device) == torch.remainder(n, W)          # (W,)
+        write = torch.arange(W, device=pos.device) == torch.remainder(n, W)  # (W,)
         pos = torch.where(write, n, pos)
-        dist = (n - pos).to(k.dtype)                                                    # (W,)
-        bias = -self.slopes.to(k.dtype)[:, None] * dist[None, :]                        # (H, W)
-        bias = bias.masked_fill((pos < 0)[None, :], float("-inf"))                      # (H, W)
-        bias = F.pad(bias, (self.cfg.n_sink, 0), value=0.0)[:, None, :]                 # (H, 1, N + W)
-        x = self.embed(tokens[None], meta[None])                                        # (1, d)
+        dist = (n - pos).to(k.dtype)  # (W,)
+        bias = -self.slopes.to(k.dtype)[:, None] * dist[None, :]  # (H, W)
+        bias = bias.masked_fill((pos < 0)[None, :], float("-inf"))  # (H, W)
+        bias = F.pad(bias, (self.cfg.n_sink, 0), value=0.0)[:, None, :]  # (H, 1, N + W)
+        x = self.embed(tokens[None], meta[None])  # (1, d)
         ks, vs = [], []
-        w3 = write[None, :, None]                                                       # (1, W, 1)
+        w3 = write[None, :, None]  # (1, W, 1)
         for layer, blk in enumerate(self.blocks):
-            x, kl, vl = blk.step(x, k[layer], v[layer], w3, bias)   # type: ignore[operator]  # a Block
+            x, kl, vl = blk.step(x, k[layer], v[layer], w3, bias)  # type: ignore[operator]  # a Block
             ks.append(kl)
             vs.append(vl)
         return self.logits(x)[0], torch.stack(ks), torch.stack(vs), pos
@@ -339,6 +358,13 @@ class StepGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, tokens: torch.Tensor, meta: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor,
-                n: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        meta: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        pos: torch.Tensor,
+        n: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
         return self.model.step(tokens, meta, k, v, pos, n)

@@ -17,6 +17,7 @@ and on the audio stream, as `liveband bench audio` reports them (liveband.bench.
 
     .venv/bin/python scripts/bench_ui.py [--seconds 15] [--blocksize 256]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,12 @@ def pct(xs: list[float]) -> dict:
     if not xs:
         return {}
     a = np.asarray(xs)
-    return {"p50": round(float(np.percentile(a, 50)), 2), "p99": round(float(np.percentile(a, 99)), 2),
-            "max": round(float(a.max()), 2), "n": len(xs)}
+    return {
+        "p50": round(float(np.percentile(a, 50)), 2),
+        "p99": round(float(np.percentile(a, 99)), 2),
+        "max": round(float(a.max()), 2),
+        "n": len(xs),
+    }
 
 
 def main() -> int:
@@ -69,7 +74,7 @@ def main() -> int:
         session, bs = make_session(blocksize=args.blocksize)
         ticks: list[float] = []
         gaps: list[float] = []
-        gap_at: list[float] = []      # when each gap ended (monotonic)
+        gap_at: list[float] = []  # when each gap ended (monotonic)
         paints: list[float] = []
         calls: dict[str, float] = {}
         blocks: list[np.ndarray] = []
@@ -106,6 +111,7 @@ def main() -> int:
                     t0 = time.perf_counter()
                     fn()
                     calls.setdefault(f"{name}_call_ms", round((time.perf_counter() - t0) * 1000, 1))
+
                 setattr(session, name, wrapped)
             player = KeyboardAutoplay(win)
             QTimer.singleShot(300, player.start)
@@ -139,6 +145,7 @@ def main() -> int:
                 player.stop()
                 win.stop()
                 win.close()
+
             QTimer.singleShot(int(args.seconds * 1000), finish)
             app.exec()
             snap = session.snapshot()
@@ -152,24 +159,38 @@ def main() -> int:
     t_start, t_end = (drain[3], drain[4]) if played else (0.0, 0.0)
     stalls, realtime = stallwatch.collect(watchers, t_start, t_end - t_start)
     rows = np.concatenate(blocks) if blocks else np.zeros((0, 6))
-    audio = {"played_s": round(t_end - t_start, 1),
-             "stream_xruns": int(drain[5] - drain[2]) if played else None,
-             "audible_xruns": snap.xruns,
-             "xrun_causes": report.xrun_causes(rows, args.blocksize / session.sample_rate),
-             # when each came, in s from the start (a period points at a timer, a cluster at an event)
-             "xrun_at_s": [round(float(t) - t_start, 2) for t in rows[rows[:, 5] > 0, 1]],
-             "machine_stalls": report.stall_summary(stalls, realtime),
-             "xruns_vs_machine_stalls": report.xruns_vs_stalls(rows, stalls) if rows.size else {},
-             "callback": "c" if native else "python"}
-    print(json.dumps({"bench": "ui", "seconds": args.seconds, "blocksize": args.blocksize,
-                      "tick_ms": pct(ticks[10:]), "paint_ms": pct(paints[10:]),
-                      # the UI's stalls: the time between its 30 ms timer ticks
-                      "ui_gap_ms": pct(gaps[10:]),
-                      # ... once the band plays (starting it loads the model in a worker)
-                      "ui_gap_playing_ms": pct([g for g, t in zip(gaps, gap_at) if t_start + 1.0 <= t <= t_end]),
-                      **calls, **audio, "backend": snap.backend, "cpu_count": os.cpu_count(),
-                      "load_average": [round(x, 2) for x in os.getloadavg()]},
-                     indent=1))
+    audio = {
+        "played_s": round(t_end - t_start, 1),
+        "stream_xruns": int(drain[5] - drain[2]) if played else None,
+        "audible_xruns": snap.xruns,
+        "xrun_causes": report.xrun_causes(rows, args.blocksize / session.sample_rate),
+        # when each came, in s from the start (a period points at a timer, a cluster at an event)
+        "xrun_at_s": [round(float(t) - t_start, 2) for t in rows[rows[:, 5] > 0, 1]],
+        "machine_stalls": report.stall_summary(stalls, realtime),
+        "xruns_vs_machine_stalls": report.xruns_vs_stalls(rows, stalls) if rows.size else {},
+        "callback": "c" if native else "python",
+    }
+    print(
+        json.dumps(
+            {
+                "bench": "ui",
+                "seconds": args.seconds,
+                "blocksize": args.blocksize,
+                "tick_ms": pct(ticks[10:]),
+                "paint_ms": pct(paints[10:]),
+                # the UI's stalls: the time between its 30 ms timer ticks
+                "ui_gap_ms": pct(gaps[10:]),
+                # ... once the band plays (starting it loads the model in a worker)
+                "ui_gap_playing_ms": pct([g for g, t in zip(gaps, gap_at) if t_start + 1.0 <= t <= t_end]),
+                **calls,
+                **audio,
+                "backend": snap.backend,
+                "cpu_count": os.cpu_count(),
+                "load_average": [round(x, 2) for x in os.getloadavg()],
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

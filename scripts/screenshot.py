@@ -17,6 +17,7 @@ the shot shows the hummed-pitch line; --input keyboard plays a tune on the compu
 keyboard through the app's own autoplay. Your settings are not read or changed (a
 temporary settings folder is used).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,10 +55,19 @@ def write_hum(path: Path, seconds: float, rate: int = 48000) -> None:
 # (start step, length, semitones above C3) over four 4/4 bars: C, Am, F, G in the left hand
 # (Z to M an octave down, below the split at C4) and a melody above it (, . / = C4 D4 E4)
 CHORD_TUNE = (
-    *((0, 15, p) for p in (0, 4, 7)), (0, 4, 16), (4, 4, 14), (8, 8, 12),
-    *((16, 15, p) for p in (0, 4, 9)), (16, 8, 12), (24, 8, 16),
-    *((32, 15, p) for p in (0, 5, 9)), (32, 4, 12), (36, 4, 14), (40, 8, 16),
-    *((48, 15, p) for p in (2, 7, 11)), (48, 16, 14),
+    *((0, 15, p) for p in (0, 4, 7)),
+    (0, 4, 16),
+    (4, 4, 14),
+    (8, 8, 12),
+    *((16, 15, p) for p in (0, 4, 9)),
+    (16, 8, 12),
+    (24, 8, 16),
+    *((32, 15, p) for p in (0, 5, 9)),
+    (32, 4, 12),
+    (36, 4, 14),
+    (40, 8, 16),
+    *((48, 15, p) for p in (2, 7, 11)),
+    (48, 16, 14),
 )
 
 
@@ -81,8 +91,12 @@ class ChordHand:
         self._key = key
         self._octave_down = OCTAVE_DOWN
         base = 48
-        self.player = NotePlayer(session, [(float(s), float(n), base + o) for s, n, o in CHORD_TUNE],
-                                 lambda pitch, down: key(OFFSET_KEYS[pitch - base], down), loop_steps=64)
+        self.player = NotePlayer(
+            session,
+            [(float(s), float(n), base + o) for s, n, o in CHORD_TUNE],
+            lambda pitch, down: key(OFFSET_KEYS[pitch - base], down),
+            loop_steps=64,
+        )
 
     def start(self) -> None:
         w = self.win
@@ -93,7 +107,7 @@ class ChordHand:
         c.split.setValue(60)
         c.arranger.setChecked(True)
         w.set_input_mode("keyboard")
-        self._key(self._octave_down, True)       # [ : Z is C3, the chord hand
+        self._key(self._octave_down, True)  # [ : Z is C3, the chord hand
         self._key(self._octave_down, False)
         w.play()
         self.player.start()
@@ -113,8 +127,12 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=14.0, help="play this long before the shot")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
     ap.add_argument("--size", default="1360x820")
-    ap.add_argument("--blocksize", type=int, default=512,
-                    help="audio buffer (512 keeps a busy 2-core build machine free of dropouts)")
+    ap.add_argument(
+        "--blocksize",
+        type=int,
+        default=512,
+        help="audio buffer (512 keeps a busy 2-core build machine free of dropouts)",
+    )
     band = ap.add_argument_group("the band, as `liveband play` takes it")
     band.add_argument("--style")
     band.add_argument("--meter")
@@ -124,8 +142,11 @@ def main() -> int:
     band.add_argument("--time", dest="time_feel")
     band.add_argument("--humanise", type=float)
     args = ap.parse_args()
-    band_args = {k: getattr(args, k) for k in ("style", "meter", "tempo", "swing", "fills", "time_feel", "humanise")
-                 if getattr(args, k) is not None}
+    band_args = {
+        k: getattr(args, k)
+        for k in ("style", "meter", "tempo", "swing", "fills", "time_feel", "humanise")
+        if getattr(args, k) is not None
+    }
 
     from liveband.bench.softaudio import SoftwareAudioServer
     from ui.xvfb import Xvfb
@@ -182,11 +203,12 @@ def main() -> int:
             else:
                 win.set_input_mode("mic")
 
-                def wait_for_mic() -> None:      # the pitch tracker loads in the background
+                def wait_for_mic() -> None:  # the pitch tracker loads in the background
                     if any("microphone" in n for n in session.snapshot().notices):
                         QTimer.singleShot(200, wait_for_mic)
                     else:
                         begin()
+
                 QTimer.singleShot(300, wait_for_mic)
             app.exec()
         finally:

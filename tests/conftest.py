@@ -1,5 +1,6 @@
 """Shared fixtures. The audio-server fixtures start real software servers (PulseAudio null
 sink, JACK dummy) that the tests talk to through PortAudio; each stops only what it started."""
+
 from __future__ import annotations
 
 import inspect
@@ -32,7 +33,7 @@ def jack_server():
 
     saved = {k: os.environ.get(k) for k in ("PULSE_SERVER", "PULSE_RUNTIME_PATH")}
     os.environ.pop("PULSE_RUNTIME_PATH", None)
-    os.environ["PULSE_SERVER"] = "unix:/nonexistent/liveband-no-pulse"   # and no autospawn
+    os.environ["PULSE_SERVER"] = "unix:/nonexistent/liveband-no-pulse"  # and no autospawn
     try:
         with SoftwareAudioServer("jack") as srv:
             yield srv
@@ -67,10 +68,12 @@ def liveband_home(tmp_path, monkeypatch) -> Path:
 #   realtime    a real audio server (PulseAudio, JACK) or X server (Xvfb)
 TIERS = ("unit", "checkpoint", "realtime")
 REALTIME_FIXTURES = {"pulse_server", "jack_server"}
-REALTIME_SOURCE = re.compile(r"\b(SoftwareAudioServer|Xvfb)\(")   # a test starting its own
+REALTIME_SOURCE = re.compile(r"\b(SoftwareAudioServer|Xvfb)\(")  # a test starting its own
 # how a test (or a fixture or module-level helper it calls) names the shipped weights
-SHIPPED_WEIGHTS = re.compile(r"\b(DEFAULT_CHECKPOINT|OFFLINE_CHECKPOINT|default_offline_checkpoint)\b|"
-                             r"\bload_model\(\)|\bload_accompanist\(\)|\bSession\(")
+SHIPPED_WEIGHTS = re.compile(
+    r"\b(DEFAULT_CHECKPOINT|OFFLINE_CHECKPOINT|default_offline_checkpoint)\b|"
+    r"\bload_model\(\)|\bload_accompanist\(\)|\bSession\("
+)
 
 
 def _source(obj: object) -> str:
@@ -86,12 +89,15 @@ def _tier(item: pytest.Item) -> str:
     func = getattr(item, "function", None)
     texts = [_source(func)]
     info = getattr(item, "_fixtureinfo", None)
-    for defs in (info.name2fixturedefs.values() if info is not None else ()):
+    for defs in info.name2fixturedefs.values() if info is not None else ():
         texts += [_source(d.func) for d in defs if "tests" in Path(inspect.getsourcefile(d.func) or "").parts]
     module = inspect.getmodule(func) if func is not None else None
     called = set(re.findall(r"\b(\w+)\(", "\n".join(texts)))
-    texts += [_source(getattr(module, name)) for name in called
-              if inspect.isfunction(getattr(module, name, None)) and getattr(module, name).__module__ == module.__name__]
+    texts += [
+        _source(getattr(module, name))
+        for name in called
+        if inspect.isfunction(getattr(module, name, None)) and getattr(module, name).__module__ == module.__name__
+    ]
     text = "\n".join(texts)
     if REALTIME_SOURCE.search(text):
         return "realtime"
@@ -104,4 +110,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = _tier(item)
         item.add_marker(tier)
         rank[item.nodeid] = TIERS.index(tier)
-    items.sort(key=lambda it: rank[it.nodeid])   # stable: each tier keeps the collected order
+    items.sort(key=lambda it: rank[it.nodeid])  # stable: each tier keeps the collected order

@@ -1,5 +1,6 @@
 """The four rooms depend one way: ui -> liveband -> engine -> models. Every import in every
 .py file of a room (inside functions too) is checked, so a lazy import cannot slip past."""
+
 from __future__ import annotations
 
 import ast
@@ -39,7 +40,7 @@ def imported_modules(path: Path, root: Path) -> set[str]:
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 mods.add(".".join(base + ([node.module] if node.module else [])))
-            elif node.module in ROOMS:          # `from liveband import presets`: a module
+            elif node.module in ROOMS:  # `from liveband import presets`: a module
                 mods.update(f"{node.module}.{a.name}" for a in node.names)
             elif node.module:
                 mods.add(node.module)
@@ -60,8 +61,9 @@ def violations(root: Path) -> list[str]:
                 if top not in MAY_IMPORT[room]:
                     found.append(f"{f.relative_to(root)} imports {mod} ({room} must not import {top})")
                 elif room == "ui" and mod.startswith(UI_MUST_NOT_IMPORT):
-                    found.append(f"{f.relative_to(root)} imports {mod} (ui must not import "
-                                 f"{', '.join(UI_MUST_NOT_IMPORT)})")
+                    found.append(
+                        f"{f.relative_to(root)} imports {mod} (ui must not import {', '.join(UI_MUST_NOT_IMPORT)})"
+                    )
     return found
 
 

@@ -1,4 +1,6 @@
-"""`ruff check` is clean over the whole repository (rules in pyproject.toml)."""
+"""`ruff check` is clean and `ruff format` has nothing to change, over the whole repository
+(rules in pyproject.toml)."""
+
 from __future__ import annotations
 
 import shutil
@@ -21,6 +23,18 @@ def ruff() -> list[str]:
 
 
 def test_ruff_check_is_clean():
-    out = subprocess.run([*ruff(), "check", "--no-cache", "--output-format", "concise", "."], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [*ruff(), "check", "--no-cache", "--output-format", "concise", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_ruff_format_has_nothing_to_change():
+    out = subprocess.run(
+        [*ruff(), "format", "--no-cache", "--check", "."], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -1,5 +1,6 @@
 """One home for each thing: no module of the rooms only re-exports names that live elsewhere
 (a split's forwarding shim), except the few listed here with the reason they stay."""
+
 from __future__ import annotations
 
 import ast
@@ -18,16 +19,29 @@ def only_reexports(path: Path) -> bool:
     body = ast.parse(path.read_text(), str(path)).body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]
-    imports = [n for n in body if isinstance(n, (ast.Import, ast.ImportFrom)) and
-               not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
-    rest = [n for n in body if n not in imports and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")
-            and not (isinstance(n, ast.Assign) and [getattr(t, "id", "") for t in n.targets] == ["__all__"])]
+    imports = [
+        n
+        for n in body
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")
+    ]
+    rest = [
+        n
+        for n in body
+        if n not in imports
+        and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")
+        and not (isinstance(n, ast.Assign) and [getattr(t, "id", "") for t in n.targets] == ["__all__"])
+    ]
     return bool(imports) and not rest
 
 
 def shims(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for room in ROOMS for p in (root / room).rglob("*.py")
-                  if p.name != "__init__.py" and only_reexports(p))
+    return sorted(
+        str(p.relative_to(root))
+        for room in ROOMS
+        for p in (root / room).rglob("*.py")
+        if p.name != "__init__.py" and only_reexports(p)
+    )
 
 
 def test_no_module_only_forwards_names_from_another():

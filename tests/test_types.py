@@ -1,5 +1,6 @@
 """`mypy` is clean: strict on models/ and the audio path, the rest of the rooms without
 strictness (configuration in pyproject.toml, [tool.mypy])."""
+
 from __future__ import annotations
 
 import shutil
@@ -22,6 +23,5 @@ def mypy() -> list[str]:
 
 
 def test_mypy_is_clean():
-    out = subprocess.run([*mypy()], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run([*mypy()], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -1,6 +1,7 @@
 """The tests' one condition wait, imported by every test folder as ``from waiting import
 wait_for``: pytest puts tests/ on the import path when it loads tests/conftest.py (its
 default "prepend" import mode), as it does each test's own folder for fsfaults or toy_band."""
+
 from __future__ import annotations
 
 import time

@@ -2,6 +2,7 @@
 
 Used by ``liveband play`` (liveband/commands/play.py) and scripts/screenshot.py.
 """
+
 from __future__ import annotations
 
 import signal
@@ -23,7 +24,7 @@ def make_app(argv: list[str] | None = None) -> QApplication:
         app.setOrganizationName(st.ORG)
         app.setApplicationName(st.APP)
         app.setApplicationDisplayName("LiveBand")
-    assert isinstance(app, QApplication)        # LiveBand's process makes only a QApplication
+    assert isinstance(app, QApplication)  # LiveBand's process makes only a QApplication
     if not app.property("liveband_themed"):
         apply_dark_theme(app)
         app.setWindowIcon(make_icon())
@@ -44,9 +45,16 @@ def make_session(blocksize: int | None = None, backend: str | None = None, setti
     return Session(engine_config=engine, audio_config=AudioConfig(blocksize=bs)), bs
 
 
-def run(blocksize: int | None = None, backend: str | None = None, quit_after: float | None = None,
-        autoplay: str | None = None, preset=None, preset_name: str | None = None, band: dict | None = None,
-        steer: dict | None = None) -> int:
+def run(
+    blocksize: int | None = None,
+    backend: str | None = None,
+    quit_after: float | None = None,
+    autoplay: str | None = None,
+    preset=None,
+    preset_name: str | None = None,
+    band: dict | None = None,
+    steer: dict | None = None,
+) -> int:
     """Open the window and run until it closes (``preset``: a loaded liveband.presets.Preset
     put on the band once the window has restored the remembered settings; ``band``: this
     launch's style, tempo, meter and feel, as ``MainWindow.apply_band`` takes them, after

@@ -3,6 +3,7 @@ app, as real key events through the window's own key handling, so tests and the 
 screenshot exercise exactly what a player's fingers do. Timed by the session's playhead
 (ui/playalong.NotePlayer). Thread: UI only.
 """
+
 from __future__ import annotations
 
 from PyQt6.QtCore import QEvent, QObject, Qt
@@ -14,10 +15,23 @@ from ui.playalong import NotePlayer
 
 # (start step, length in steps, semitones above the keyboard's C) over four 4/4 bars; loops.
 TUNE: tuple[tuple[int, int, int], ...] = (
-    (0, 4, 0), (4, 2, 4), (6, 2, 7), (8, 6, 9), (14, 2, 7),
-    (16, 4, 5), (20, 4, 4), (24, 6, 2), (30, 2, 4),
-    (32, 3, 7), (36, 2, 9), (38, 2, 12), (40, 6, 11), (46, 2, 9),
-    (48, 4, 7), (52, 4, 5), (56, 8, 4),
+    (0, 4, 0),
+    (4, 2, 4),
+    (6, 2, 7),
+    (8, 6, 9),
+    (14, 2, 7),
+    (16, 4, 5),
+    (20, 4, 4),
+    (24, 6, 2),
+    (30, 2, 4),
+    (32, 3, 7),
+    (36, 2, 9),
+    (38, 2, 12),
+    (40, 6, 11),
+    (46, 2, 9),
+    (48, 4, 7),
+    (52, 4, 5),
+    (56, 8, 4),
 )
 TUNE_STEPS = 64
 MODES = ("keyboard",)

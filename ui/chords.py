@@ -3,10 +3,21 @@ to load, type, save, clear or loop a section of, locking the band's form for 2/4
 and a practice tempo ramp; with where the band is in the form. ``connect`` wires it to a
 session through the window's ``call`` (which turns a refusal into a message); ``show_state``
 puts a ``FormState`` on it. Thread: UI only."""
+
 from __future__ import annotations
 
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
-                             QSpinBox, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from liveband.session_steering import DEFAULT_SPLIT, note_name
 from ui.panels import _no_focus, caption
@@ -17,10 +28,10 @@ WHOLE = "whole chart"
 class SplitBox(QSpinBox):
     """A MIDI note number shown as its name (F#3 = 54)."""
 
-    def textFromValue(self, v: int) -> str:       # noqa: N802 (Qt's name)
+    def textFromValue(self, v: int) -> str:  # noqa: N802 (Qt's name)
         return f"{note_name(v)} ({v})"
 
-    def valueFromText(self, text: str | None) -> int:     # noqa: N802
+    def valueFromText(self, text: str | None) -> int:  # noqa: N802
         inside = (text or "").rsplit("(", 1)[-1].rstrip(") ")
         return int(inside) if inside.isdigit() else self.value()
 
@@ -33,15 +44,19 @@ class ChordsPanel(QWidget):
         lay.addWidget(caption("arranger"))
         row = QHBoxLayout()
         self.arranger = QCheckBox("chords below")
-        self.arranger.setToolTip("arranger mode: the notes you hold below the split are read as chords "
-                                 "(triads, sevenths, inversions, slash chords) and the band plays them from "
-                                 "the next 16th; notes from the split up are the melody")
+        self.arranger.setToolTip(
+            "arranger mode: the notes you hold below the split are read as chords "
+            "(triads, sevenths, inversions, slash chords) and the band plays them from "
+            "the next 16th; notes from the split up are the melody"
+        )
         self.split = SplitBox()
         self.split.setRange(21, 108)
         self.split.setValue(DEFAULT_SPLIT)
-        self.split.setToolTip("the split point: the lowest melody note. On the computer keyboard set it to "
-                              "C4 and press [ (an octave down): Z to M are then the chord hand (C3-B3) and "
-                              ", L . ; / the melody")
+        self.split.setToolTip(
+            "the split point: the lowest melody note. On the computer keyboard set it to "
+            "C4 and press [ (an octave down): Z to M are then the chord hand (C3-B3) and "
+            ", L . ; / the melody"
+        )
         row.addWidget(self.arranger)
         row.addWidget(self.split, 1)
         lay.addLayout(row)
@@ -53,8 +68,10 @@ class ChordsPanel(QWidget):
         self.chart_text = QPlainTextEdit()
         self.chart_text.setPlaceholderText("A: | C | Am | F G7 |\nB: |: Dm7 | G7 :| C | % |")
         self.chart_text.setFixedHeight(74)
-        self.chart_text.setToolTip("bars between | |, chords split a bar evenly; |: :| repeats, % repeats a bar, "
-                                   "'A:' names a section (docs/engine.md)")
+        self.chart_text.setToolTip(
+            "bars between | |, chords split a bar evenly; |: :| repeats, % repeats a bar, "
+            "'A:' names a section (docs/engine.md)"
+        )
         lay.addWidget(self.chart_text)
         row = QHBoxLayout()
         self.chart_apply = QPushButton("Play")
@@ -103,8 +120,10 @@ class ChordsPanel(QWidget):
         self.ramp_every.setValue(2)
         self.ramp_every.setPrefix("every ")
         for w in (self.ramp, self.ramp_bpm, self.ramp_every):
-            w.setToolTip("tempo ramp for practice: each time the chart or locked form has come round "
-                         "'every' times, the tempo rises by that many BPM")
+            w.setToolTip(
+                "tempo ramp for practice: each time the chart or locked form has come round "
+                "'every' times, the tempo rises by that many BPM"
+            )
         for w in (self.ramp, self.ramp_bpm, self.ramp_every):
             row.addWidget(w)
         lay.addLayout(row)
@@ -114,8 +133,20 @@ class ChordsPanel(QWidget):
         self.position.setObjectName("big")
         lay.addWidget(self.position)
         lay.addStretch(1)
-        _no_focus(self.arranger, self.split, self.chart_apply, self.chart_load, self.chart_save, self.chart_clear,
-                  self.section, self.lock_bars, self.lock_btn, self.ramp, self.ramp_bpm, self.ramp_every)
+        _no_focus(
+            self.arranger,
+            self.split,
+            self.chart_apply,
+            self.chart_load,
+            self.chart_save,
+            self.chart_clear,
+            self.section,
+            self.lock_bars,
+            self.lock_btn,
+            self.ramp,
+            self.ramp_bpm,
+            self.ramp_every,
+        )
         self._sections: list[str] = []
 
     # -- wiring ----------------------------------------------------------------------------
@@ -126,18 +157,21 @@ class ChordsPanel(QWidget):
         self.chart_apply.clicked.connect(lambda: self._apply_text(session, call))
         self.chart_load.clicked.connect(lambda: self._load(session, call))
         self.chart_save.clicked.connect(lambda: self._save(session, call))
-        self.chart_clear.clicked.connect(lambda: (call(session.clear_chart),
-                                                  self.chart_text.setPlainText("")))   # type: ignore[func-returns-value]
+        self.chart_clear.clicked.connect(lambda: (call(session.clear_chart), self.chart_text.setPlainText("")))  # type: ignore[func-returns-value]
         self.section.currentIndexChanged.connect(lambda i: call(session.loop_section, self.section.itemData(i)))
         self.lock_btn.toggled.connect(lambda on: self._lock(session, call, on))
         for sig in (self.ramp.toggled, self.ramp_bpm.valueChanged, self.ramp_every.valueChanged):
-            sig.connect(lambda _=0: call(session.set_tempo_ramp,
-                                         self.ramp_bpm.value() if self.ramp.isChecked() else None,
-                                         self.ramp_every.value()))
+            sig.connect(
+                lambda _=0: call(
+                    session.set_tempo_ramp,
+                    self.ramp_bpm.value() if self.ramp.isChecked() else None,
+                    self.ramp_every.value(),
+                )
+            )
 
     def _apply_text(self, session, call) -> None:
         call(session.set_chart_text, self.chart_text.toPlainText(), "typed chart")
-        self.chart_text.clearFocus()          # the keys go back to the instrument
+        self.chart_text.clearFocus()  # the keys go back to the instrument
 
     def _load(self, session, call) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load a chord chart", "", "Charts (*.txt *.chart);;All files (*)")
@@ -152,7 +186,7 @@ class ChordsPanel(QWidget):
     def _lock(self, session, call, on: bool) -> None:
         done = call(session.lock_form, self.lock_bars.currentData()) if on else call(session.unlock_form)
         if on and done is None and not session.form_state().locked_bars:
-            self.lock_btn.blockSignals(True)      # refused (not playing): the button stays up
+            self.lock_btn.blockSignals(True)  # refused (not playing): the button stays up
             self.lock_btn.setChecked(False)
             self.lock_btn.blockSignals(False)
         self.lock_btn.setText("Unlock" if self.lock_btn.isChecked() else "Lock")
@@ -168,10 +202,14 @@ class ChordsPanel(QWidget):
             self.split.blockSignals(True)
             self.split.setValue(st.split)
             self.split.blockSignals(False)
-        self.arranger_chord.setText((f"left hand: {st.chord}" if st.chord else "left hand: play a chord below "
-                                     f"{st.split_name}") if st.arranger else "off: your notes are all melody")
-        self.chart_name.setText(f"chart: {st.chart_name}" if st.chart_name else
-                                "no chart: the band finds its own chords")
+        self.arranger_chord.setText(
+            (f"left hand: {st.chord}" if st.chord else f"left hand: play a chord below {st.split_name}")
+            if st.arranger
+            else "off: your notes are all melody"
+        )
+        self.chart_name.setText(
+            f"chart: {st.chart_name}" if st.chart_name else "no chart: the band finds its own chords"
+        )
         if sections != self._sections:
             self._sections = list(sections)
             self.section.blockSignals(True)
@@ -197,10 +235,11 @@ def position_text(st) -> str:
     if st.form_bar:
         parts.append(f"{st.section + ' ' if st.section else ''}{st.form_bar}/{st.form_bars}")
         parts.append(f"loop {st.loop}")
-    parts.append({"locked": "locked", "arranger": "your chords", "chart": "chart", "section": "section",
-                  "model": "free"}[st.source])
+    parts.append(
+        {"locked": "locked", "arranger": "your chords", "chart": "chart", "section": "section", "model": "free"}[
+            st.source
+        ]
+    )
     if st.ramp:
         parts.append(st.ramp)
     return " · ".join(parts)
-
-

@@ -2,6 +2,7 @@
 half/double time. Picking a style puts its own feel on them (the window does that); the
 player then changes what they like. Widgets only; MainWindow sends ``values()`` to the
 session on ``changed``. Thread: UI only."""
+
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
@@ -35,13 +36,25 @@ class FeelControls(QWidget):
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(8)
-        self.swing = Knob("swing", 0.0, 1.0, 0.0, fmt=swing_text, color=theme.PART_COLORS["drums"],
-                          tooltip="straight 8ths .. triplet shuffle: how late the off-beat 8ths of the band and "
-                                  "drums fall (6/8 and 12/8 already swing in threes)")
-        self.humanise = Knob("humanise", 0.0, 1.0, 0.0, fmt=lambda v: f"{v * 100:.0f}%",
-                             color=theme.ACCENT,
-                             tooltip="timing and velocity spread, like players who are not a machine "
-                                     "(the same for the same seed)")
+        self.swing = Knob(
+            "swing",
+            0.0,
+            1.0,
+            0.0,
+            fmt=swing_text,
+            color=theme.PART_COLORS["drums"],
+            tooltip="straight 8ths .. triplet shuffle: how late the off-beat 8ths of the band and "
+            "drums fall (6/8 and 12/8 already swing in threes)",
+        )
+        self.humanise = Knob(
+            "humanise",
+            0.0,
+            1.0,
+            0.0,
+            fmt=lambda v: f"{v * 100:.0f}%",
+            color=theme.ACCENT,
+            tooltip="timing and velocity spread, like players who are not a machine (the same for the same seed)",
+        )
         self.fills = QComboBox()
         for f in FILLS:
             self.fills.addItem(FILL_LABELS.get(f, f), f)
@@ -63,25 +76,34 @@ class FeelControls(QWidget):
         grid.addWidget(self.humanise, 0, 1, Qt.AlignmentFlag.AlignHCenter)
         grid.addLayout(menus, 0, 2)
         for w in (self.fills, self.time):
-            w.setFocusPolicy(Qt.FocusPolicy.NoFocus)     # the keys belong to the instrument
+            w.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the keys belong to the instrument
             w.currentIndexChanged.connect(lambda _=0: self.changed.emit())
         self.swing.valueChanged.connect(lambda _=0.0: self.changed.emit())
         self.humanise.valueChanged.connect(lambda _=0.0: self.changed.emit())
 
     def values(self) -> dict:
         """The feel as ``Session.set_feel`` takes it."""
-        return {"swing": round(self.swing.value(), 3), "fills": self.fills.currentData(),
-                "time_feel": self.time.currentData(), "humanise": round(self.humanise.value(), 3)}
+        return {
+            "swing": round(self.swing.value(), 3),
+            "fills": self.fills.currentData(),
+            "time_feel": self.time.currentData(),
+            "humanise": round(self.humanise.value(), 3),
+        }
 
-    def show_feel(self, swing: float | None = None, fills: str | None = None, time_feel: str | None = None,
-                  humanise: float | None = None) -> None:
+    def show_feel(
+        self,
+        swing: float | None = None,
+        fills: str | None = None,
+        time_feel: str | None = None,
+        humanise: float | None = None,
+    ) -> None:
         """Put values on the controls without emitting ``changed`` (None: leave as is)."""
         widgets = (self.swing, self.humanise, self.fills, self.time)
         for w in widgets:
             w.blockSignals(True)
         try:
             if swing is not None:
-                self.swing.setValue(float(swing))     # the knob's own text follows
+                self.swing.setValue(float(swing))  # the knob's own text follows
             if humanise is not None:
                 self.humanise.setValue(float(humanise))
             for combo, data in ((self.fills, fills), (self.time, time_feel)):

@@ -1,5 +1,6 @@
 """LiveBand's window icon, drawn in code (no image files to ship): amber melody notes
 over the band's coloured bars on a dark rounded square."""
+
 from __future__ import annotations
 
 from PyQt6.QtCore import QRectF, Qt
@@ -17,8 +18,11 @@ def _draw(size: int) -> QPixmap:
     p.setPen(Qt.PenStyle.NoPen)
     p.setBrush(QColor(theme.PANEL))
     p.drawRoundedRect(QRectF(2 * s, 2 * s, 60 * s, 60 * s), 12 * s, 12 * s)
-    bars = ((theme.PART_COLORS["bass"], 12, 44, 18), (theme.PART_COLORS["keys"], 20, 34, 22),
-            (theme.PART_COLORS["pad"], 30, 26, 24))
+    bars = (
+        (theme.PART_COLORS["bass"], 12, 44, 18),
+        (theme.PART_COLORS["keys"], 20, 34, 22),
+        (theme.PART_COLORS["pad"], 30, 26, 24),
+    )
     for color, x, y, w in bars:
         p.setBrush(QColor(color))
         p.drawRoundedRect(QRectF(x * s, y * s, w * s, 6 * s), 3 * s, 3 * s)

@@ -7,6 +7,7 @@ Layout (tracker style, so T stays free for tap tempo and Space for play/stop):
 
 Z is C of the current octave (C4 by default); [ and ] shift the octave.
 """
+
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt
@@ -14,10 +15,23 @@ from PyQt6.QtCore import Qt
 _K = Qt.Key
 # Qt key -> semitones above the keyboard's base C.
 KEY_OFFSETS: dict[int, int] = {
-    _K.Key_Z.value: 0, _K.Key_S.value: 1, _K.Key_X.value: 2, _K.Key_D.value: 3, _K.Key_C.value: 4,
-    _K.Key_V.value: 5, _K.Key_G.value: 6, _K.Key_B.value: 7, _K.Key_H.value: 8, _K.Key_N.value: 9,
-    _K.Key_J.value: 10, _K.Key_M.value: 11, _K.Key_Comma.value: 12, _K.Key_L.value: 13,
-    _K.Key_Period.value: 14, _K.Key_Semicolon.value: 15, _K.Key_Slash.value: 16,
+    _K.Key_Z.value: 0,
+    _K.Key_S.value: 1,
+    _K.Key_X.value: 2,
+    _K.Key_D.value: 3,
+    _K.Key_C.value: 4,
+    _K.Key_V.value: 5,
+    _K.Key_G.value: 6,
+    _K.Key_B.value: 7,
+    _K.Key_H.value: 8,
+    _K.Key_N.value: 9,
+    _K.Key_J.value: 10,
+    _K.Key_M.value: 11,
+    _K.Key_Comma.value: 12,
+    _K.Key_L.value: 13,
+    _K.Key_Period.value: 14,
+    _K.Key_Semicolon.value: 15,
+    _K.Key_Slash.value: 16,
 }
 OCTAVE_DOWN = _K.Key_BracketLeft.value
 OCTAVE_UP = _K.Key_BracketRight.value
@@ -35,7 +49,7 @@ class ComputerKeyboard:
 
     def __init__(self, base_pitch: int = 60) -> None:
         self.base_pitch = base_pitch
-        self._held: dict[int, int] = {}   # Qt key -> pitch sounding
+        self._held: dict[int, int] = {}  # Qt key -> pitch sounding
 
     def is_note_key(self, key: int) -> bool:
         return key in KEY_OFFSETS

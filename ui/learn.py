@@ -1,5 +1,6 @@
 """MIDI learn from the window: right-click a control, choose "MIDI learn", then move a
 knob or press a pad or pedal on the controller. Thread: UI."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -7,7 +8,6 @@ from typing import Callable
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import QMenu, QWidget
-
 
 # what a control's MIDI learn does, where the control alone does not say it
 ACTIONS = {"next_section": "next section", "lock_form": "lock / unlock the form", "arranger": "arranger on / off"}
@@ -17,9 +17,14 @@ def learn_actions(session, target: str) -> list[tuple[str, Callable[[], object],
     """(label, action, enabled) for a control bound to MIDI learn ``target``."""
     bound = [b.describe().split(" -> ")[0] for b in session.midi_bindings() if b.target == target]
     what = f" ({ACTIONS[target]})" if target in ACTIONS else ""
-    return [(f"MIDI learn{what}: move a control on your controller", lambda: session.midi_learn(target), True),
-            (f"Forget MIDI binding ({', '.join(bound)})" if bound else "Forget MIDI binding",
-             lambda: session.clear_binding(target), bool(bound))]
+    return [
+        (f"MIDI learn{what}: move a control on your controller", lambda: session.midi_learn(target), True),
+        (
+            f"Forget MIDI binding ({', '.join(bound)})" if bound else "Forget MIDI binding",
+            lambda: session.clear_binding(target),
+            bool(bound),
+        ),
+    ]
 
 
 def add_learn_menu(widget: QWidget, session, target: str, call: Callable) -> None:

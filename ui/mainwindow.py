@@ -7,6 +7,7 @@ from any thread) on a ~30 ms timer; calls that can take long (starting the band,
 loads the model the first time; re-opening the audio stream; offline render; export)
 run in QThreads (ui/workers.py) and report back through queued signals.
 """
+
 from __future__ import annotations
 
 import html
@@ -19,15 +20,27 @@ from pathlib import Path
 from PyQt6.QtCore import QEvent, QSettings, Qt, QTimer
 from PyQt6.QtGui import QKeyEvent
 from PyQt6.QtWidgets import (
-    QAbstractSpinBox, QApplication, QFileDialog, QFrame, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMainWindow,
-    QMessageBox, QPlainTextEdit, QPushButton, QTabWidget, QVBoxLayout, QWidget,
+    QAbstractSpinBox,
+    QApplication,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from liveband import presets as pr
 from liveband.config import INPUT_GAIN_DB_RANGE, TEMPO_RANGE, style_feel
 from liveband.errors import first_line
 from liveband.gm import note_name
-
 from ui import settings as st
 from ui.chords import ChordsPanel
 from ui.health import BAD, OK, HealthMonitor, Verdict
@@ -41,8 +54,8 @@ from ui.workers import CallWorker, ExportWorker, RenderWorker
 
 DEFAULT_PARTS = ("bass", "keys", "pad", "drums", "melody")
 TICK_MS = 30
-NOTICE_LINES = 2          # the notice area's fixed height, in lines: the layout never moves
-CONFIRM_S = 4.0           # how long a confirmation ("preset saved") stays
+NOTICE_LINES = 2  # the notice area's fixed height, in lines: the layout never moves
+CONFIRM_S = 4.0  # how long a confirmation ("preset saved") stays
 
 
 def plain_words(line: str) -> str:
@@ -65,8 +78,7 @@ class MainWindow(QMainWindow):
     blocksize: the audio buffer size the session was opened with (health advice).
     """
 
-    def __init__(self, session, settings: st.Settings | QSettings | None = None,
-                 blocksize: int | None = None) -> None:
+    def __init__(self, session, settings: st.Settings | QSettings | None = None, blocksize: int | None = None) -> None:
         super().__init__()
         self.session = session
         self.settings = st.as_settings(settings)
@@ -77,12 +89,12 @@ class MainWindow(QMainWindow):
         self.last_snapshot = None
         self.last_recording = False
         self._workers: list = []
-        self._messages: list[str] = []          # transient problems from our own calls
-        self._confirmation: tuple[float, str] = (0.0, "")     # our own brief successes
-        self._midi_ok = {"in": "", "out": ""}   # the MIDI ports that opened: a failed choice reverts to them
+        self._messages: list[str] = []  # transient problems from our own calls
+        self._confirmation: tuple[float, str] = (0.0, "")  # our own brief successes
+        self._midi_ok = {"in": "", "out": ""}  # the MIDI ports that opened: a failed choice reverts to them
         self._closing = False
-        self._starting: CallWorker | None = None   # the one running Session.play, if any
-        self._along: NotePlayer | None = None   # a melody file being played along with
+        self._starting: CallWorker | None = None  # the one running Session.play, if any
+        self._along: NotePlayer | None = None  # a melody file being played along with
         self.setWindowTitle("LiveBand")
         self.resize(1360, 820)
         self._build()
@@ -118,7 +130,7 @@ class MainWindow(QMainWindow):
         nl = QHBoxLayout(self.notice)
         nl.setContentsMargins(10, 4, 10, 4)
         self.notice_text = QLabel()
-        self.notice_text.setWordWrap(False)       # lines are elided to the width: never taller
+        self.notice_text.setWordWrap(False)  # lines are elided to the width: never taller
         self.notice_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         nl.addWidget(self.notice_text, 1)
         # the health advice as an action: "Use 512 frames" on repeated dropouts
@@ -145,7 +157,7 @@ class MainWindow(QMainWindow):
         mixer.setSpacing(8)
         self.strips: dict[str, PartStrip] = {}
         snap = self._safe_snapshot()
-        for part in (tuple(snap.parts) if snap is not None and snap.parts else DEFAULT_PARTS):
+        for part in tuple(snap.parts) if snap is not None and snap.parts else DEFAULT_PARTS:
             self.strips[part] = PartStrip(part)
             mixer.addWidget(self.strips[part])
         left.addLayout(mixer)
@@ -180,7 +192,9 @@ class MainWindow(QMainWindow):
         t.key.currentIndexChanged.connect(self._key_changed)
         self.chords_panel.connect(ss, self._call)
         t.style_menu.currentIndexChanged.connect(lambda i: self._call(ss.set_style, t.style_menu.itemData(i)))
-        t.style_menu.currentIndexChanged.connect(lambda i: self._style_feel(t.style_menu.itemData(i)))   # after the style
+        t.style_menu.currentIndexChanged.connect(
+            lambda i: self._style_feel(t.style_menu.itemData(i))
+        )  # after the style
         b.feel.changed.connect(self._feel_changed)
         for mode, button in t.mode_buttons.items():
             button.clicked.connect(lambda _=False, m=mode: self.set_input_mode(m))
@@ -212,21 +226,32 @@ class MainWindow(QMainWindow):
         se.along.clicked.connect(self._play_along_clicked)
         # right-click: MIDI learn (a knob, pad or foot switch on the controller drives it)
         always: list[tuple[QWidget, str]] = [
-            (t.play_btn, "play_stop"), (t.record_btn, "record"), (t.tap_btn, "tap_tempo"),
-            (b.temperature, "creativity"), (b.density, "density"), (b.harmony, "harmony_follow"),
-            (b.master, "master_volume")]
+            (t.play_btn, "play_stop"),
+            (t.record_btn, "record"),
+            (t.tap_btn, "tap_tempo"),
+            (b.temperature, "creativity"),
+            (b.density, "density"),
+            (b.harmony, "harmony_follow"),
+            (b.master, "master_volume"),
+        ]
         for widget, target in always:
             add_learn_menu(widget, ss, target, self._call)
         # and every other control the session can be driven by: tempo, click, feel, each
         # strip, the Chords tab's next section, lock and arranger
         try:
             learnable = set(ss.midi_targets())
-        except Exception:           # a session without MIDI learn
+        except Exception:  # a session without MIDI learn
             learnable = set()
         c = self.chords_panel
         more: list[tuple[QWidget, str]] = [
-            (t.tempo, "tempo"), (t.metronome, "metronome"), (b.feel.swing, "swing"), (b.feel.humanise, "humanise"),
-            (c.section, "next_section"), (c.lock_btn, "lock_form"), (c.arranger, "arranger")]
+            (t.tempo, "tempo"),
+            (t.metronome, "metronome"),
+            (b.feel.swing, "swing"),
+            (b.feel.humanise, "humanise"),
+            (c.section, "next_section"),
+            (c.lock_btn, "lock_form"),
+            (c.arranger, "arranger"),
+        ]
         for part, strip in self.strips.items():
             more += [(strip.volume, f"volume:{part}"), (strip.mute, f"mute:{part}"), (strip.solo, f"solo:{part}")]
         for widget, target in more:
@@ -255,10 +280,12 @@ class MainWindow(QMainWindow):
         self._restore_feel()
         self.chords_panel.split.setValue(st.read(s, "chords/split"))
         self.chords_panel.arranger.setChecked(st.read(s, "chords/arranger"))
-        for knob, key, fn in ((self.band_panel.temperature, "band/temperature", self.session.set_temperature),
-                              (self.band_panel.density, "band/density", self.session.set_density),
-                              (self.band_panel.harmony, "band/harmony_follow", self.session.set_harmony_follow),
-                              (self.band_panel.master, "band/master", self.session.set_master_volume)):
+        for knob, key, fn in (
+            (self.band_panel.temperature, "band/temperature", self.session.set_temperature),
+            (self.band_panel.density, "band/density", self.session.set_density),
+            (self.band_panel.harmony, "band/harmony_follow", self.session.set_harmony_follow),
+            (self.band_panel.master, "band/master", self.session.set_master_volume),
+        ):
             knob.setValue(st.read(s, key))
             self._call(fn, knob.value())
         # Parts: the session's defaults (engine/parts.py) unless the player changed them;
@@ -266,8 +293,11 @@ class MainWindow(QMainWindow):
         snap = self._safe_snapshot()
         for part in self.strips:
             state = snap.parts.get(part) if snap is not None else None
-            saved = {a: st.read(s, f"parts/{part}/{a}", getattr(state, a, st.PART_DEFAULTS[a]))
-                     for a in st.PART_KEYS if s.contains(f"parts/{part}/{a}")}
+            saved = {
+                a: st.read(s, f"parts/{part}/{a}", getattr(state, a, st.PART_DEFAULTS[a]))
+                for a in st.PART_KEYS
+                if s.contains(f"parts/{part}/{a}")
+            }
             if part == "melody" and s.contains("parts/melody/through"):
                 saved["through"] = st.read(s, "parts/melody/through", True)
             if saved:
@@ -285,8 +315,12 @@ class MainWindow(QMainWindow):
         s = self.settings
         feel = style_feel(self.transport.style_menu.currentData())
         feel["humanise"] = 0.0
-        for key, name in (("band/swing", "swing"), ("band/fills", "fills"), ("band/time", "time_feel"),
-                          ("band/humanise", "humanise")):
+        for key, name in (
+            ("band/swing", "swing"),
+            ("band/fills", "fills"),
+            ("band/time", "time_feel"),
+            ("band/humanise", "humanise"),
+        ):
             if s.contains(key):
                 feel[name] = st.read(s, key)
         self.band_panel.feel.show_feel(**feel)
@@ -313,14 +347,21 @@ class MainWindow(QMainWindow):
             c.split.setValue(int(arranger))
             c.arranger.setChecked(True)
 
-    def apply_band(self, style: str | None = None, tempo: float | None = None, meter: str | None = None,
-                   swing: float | None = None, fills: str | None = None, time_feel: str | None = None,
-                   humanise: float | None = None) -> None:
+    def apply_band(
+        self,
+        style: str | None = None,
+        tempo: float | None = None,
+        meter: str | None = None,
+        swing: float | None = None,
+        fills: str | None = None,
+        time_feel: str | None = None,
+        humanise: float | None = None,
+    ) -> None:
         """Settings for this launch (``liveband play --style ... --swing ...``) put on the
         controls, which send them to the session; None leaves a control as it is."""
         t, f = self.transport, self.band_panel.feel
         if style is not None:
-            t.style_menu.setCurrentIndex(max(0, t.style_menu.findData(style)))    # brings its feel
+            t.style_menu.setCurrentIndex(max(0, t.style_menu.findData(style)))  # brings its feel
         if meter is not None:
             t.meter.setCurrentIndex(max(0, t.meter.findData(meter)))
         if tempo is not None:
@@ -343,8 +384,12 @@ class MainWindow(QMainWindow):
         st.write(s, "band/harmony_follow", float(self.band_panel.harmony.value()))
         st.write(s, "band/master", float(self.band_panel.master.value()))
         feel = self.band_panel.feel.values()
-        for key, name in (("band/swing", "swing"), ("band/fills", "fills"), ("band/time", "time_feel"),
-                          ("band/humanise", "humanise")):
+        for key, name in (
+            ("band/swing", "swing"),
+            ("band/fills", "fills"),
+            ("band/time", "time_feel"),
+            ("band/humanise", "humanise"),
+        ):
             st.write(s, key, feel[name])
         st.write(s, "chords/arranger", bool(self.chords_panel.arranger.isChecked()))
         st.write(s, "chords/split", int(self.chords_panel.split.value()))
@@ -432,7 +477,7 @@ class MainWindow(QMainWindow):
         if self._along is not None:
             self._along.stop()
             self._along = None
-        if self._starting is not None:       # let the start finish first; stopping then is instant
+        if self._starting is not None:  # let the start finish first; stopping then is instant
             self._starting.wait()
             self._starting = None
         self._release_held()
@@ -472,16 +517,21 @@ class MainWindow(QMainWindow):
     # ----------------------------------------------------------------- devices
     def _refresh_devices(self) -> None:
         saved = {k: st.read(self.settings, f"devices/{k}") for k in ("audio_out", "audio_in", "midi_in", "midi_out")}
-        self.setup_panel.show_devices(self._call(self.session.audio_devices) or {},
-                                      self._call(self.session.midi_ports) or {}, saved)
+        self.setup_panel.show_devices(
+            self._call(self.session.audio_devices) or {}, self._call(self.session.midi_ports) or {}, saved
+        )
 
     def _restore_devices(self) -> None:
         """Move the session to the remembered devices when they are still connected; say so
         when one has gone (the session stays on the system default)."""
         su = self.setup_panel
         gone = []
-        for combo, key, label in ((su.audio_out, "audio_out", "audio output"), (su.audio_in, "audio_in", "microphone"),
-                                  (su.midi_in, "midi_in", "MIDI input"), (su.midi_out, "midi_out", "MIDI output")):
+        for combo, key, label in (
+            (su.audio_out, "audio_out", "audio output"),
+            (su.audio_in, "audio_in", "microphone"),
+            (su.midi_in, "midi_in", "MIDI input"),
+            (su.midi_out, "midi_out", "MIDI output"),
+        ):
             saved = st.read(self.settings, f"devices/{key}")
             if saved and combo.currentData() != saved:
                 gone.append(f"your {label} “{saved.split(':', 1)[-1] or 'LiveBand band'}”")
@@ -493,7 +543,7 @@ class MainWindow(QMainWindow):
             self._apply_midi_out()
         delay = st.read(self.settings, "devices/sync_delay_ms")
         if delay:
-            su.sync_delay.setValue(delay)       # sent to the session by valueChanged
+            su.sync_delay.setValue(delay)  # sent to the session by valueChanged
         if st.read(self.settings, "devices/send_clock"):
             su.send_clock.setChecked(True)
         sync = st.read(self.settings, "devices/sync")
@@ -501,8 +551,10 @@ class MainWindow(QMainWindow):
             self._apply_sync()
         if gone:
             what = " and ".join(gone)
-            self.flash(f"{what[0].upper()}{what[1:]} {'is' if len(gone) == 1 else 'are'} not connected; "
-                       "using the system default. Choose another in Setup.")
+            self.flash(
+                f"{what[0].upper()}{what[1:]} {'is' if len(gone) == 1 else 'are'} not connected; "
+                "using the system default. Choose another in Setup."
+            )
 
     def _apply_audio(self) -> None:
         out = self.setup_panel.audio_out.currentData() or None
@@ -528,8 +580,10 @@ class MainWindow(QMainWindow):
         if self.notice_action.property("blocksize") != blocksize or self.notice_action.isHidden():
             self.notice_action.setProperty("blocksize", blocksize)
             self.notice_action.setText(f"Use {blocksize} frames")
-            self.notice_action.setToolTip(f"switch the audio buffer from {self.blocksize} to {blocksize} frames "
-                                          "now (more latency, fewer dropouts); Setup can do this by itself")
+            self.notice_action.setToolTip(
+                f"switch the audio buffer from {self.blocksize} to {blocksize} frames "
+                "now (more latency, fewer dropouts); Setup can do this by itself"
+            )
             self.notice_action.show()
 
     def use_buffer(self, blocksize: int, automatic: bool = False) -> None:
@@ -549,8 +603,10 @@ class MainWindow(QMainWindow):
     def _apply_sync(self) -> None:
         """Tempo sync from Setup; a refusal (Link cannot start) says why and puts the picker back."""
         combo = self.setup_panel.sync
-        if self._call(self.session.set_sync, combo.currentData()) is None and \
-                self.session.sync_mode != combo.currentData():
+        if (
+            self._call(self.session.set_sync, combo.currentData()) is None
+            and self.session.sync_mode != combo.currentData()
+        ):
             set_combo(combo, self.session.sync_mode)
         self.setup_panel.sync_delay.setEnabled(combo.currentData() == "midi clock")
 
@@ -569,11 +625,13 @@ class MainWindow(QMainWindow):
         data = combo.currentData() or ""
         try:
             open_port(data)
-        except Exception as exc:       # a busy or vanished port must not take the window down
+        except Exception as exc:  # a busy or vanished port must not take the window down
             label = combo.currentText()
             set_combo(combo, self._midi_ok[which])
-            self.flash(f"Could not open MIDI {'input' if which == 'in' else 'output'} “{label}”: "
-                       f"{first_line(exc)}; kept {combo.currentText()}.")
+            self.flash(
+                f"Could not open MIDI {'input' if which == 'in' else 'output'} “{label}”: "
+                f"{first_line(exc)}; kept {combo.currentText()}."
+            )
             return
         self._midi_ok[which] = data
 
@@ -624,8 +682,10 @@ class MainWindow(QMainWindow):
         if name is None:
             self.flash("Choose a recorded session to delete first.")
             return
-        if QMessageBox.question(self, "Delete take", f"Delete the take {name} (its WAV, MIDI and notes)?") \
-                == QMessageBox.StandardButton.Yes:
+        if (
+            QMessageBox.question(self, "Delete take", f"Delete the take {name} (its WAV, MIDI and notes)?")
+            == QMessageBox.StandardButton.Yes
+        ):
             self.delete_selected()
 
     # ----------------------------------------------------------------- presets
@@ -660,9 +720,13 @@ class MainWindow(QMainWindow):
             self.flash(f"preset “{name}”: {first_line(exc)}")
             return False
         t, b = self.transport, self.band_panel
-        for widget, value in ((t.tempo, preset.tempo), (b.temperature, preset.temperature),
-                              (b.density, preset.density), (b.harmony, preset.harmony_follow),
-                              (b.master, preset.master)):
+        for widget, value in (
+            (t.tempo, preset.tempo),
+            (b.temperature, preset.temperature),
+            (b.density, preset.density),
+            (b.harmony, preset.harmony_follow),
+            (b.master, preset.master),
+        ):
             widget.blockSignals(True)
             widget.setValue(value)
             widget.blockSignals(False)
@@ -670,22 +734,31 @@ class MainWindow(QMainWindow):
         set_combo(t.style_menu, preset.style)
         # the preset's feel; unset parts of it are the style's own
         shown = dict(style_feel(preset.style))
-        shown.update({k: v for k, v in (("swing", preset.swing), ("fills", preset.fills),
-                                         ("time_feel", preset.time_feel)) if v is not None})
+        shown.update(
+            {
+                k: v
+                for k, v in (("swing", preset.swing), ("fills", preset.fills), ("time_feel", preset.time_feel))
+                if v is not None
+            }
+        )
         b.feel.show_feel(humanise=preset.humanise, **shown)
         if not set_combo(t.key, preset.key or "Auto"):
             set_combo(t.key, "Auto")
-        self.chords_panel.chart_text.setPlainText(preset.chart or "")    # the chart it plays, or none
+        self.chords_panel.chart_text.setPlainText(preset.chart or "")  # the chart it plays, or none
         self._refresh_presets(name or None)
         self.confirm(f"preset “{name}” loaded" if name else "preset loaded")
         return True
 
     def _save_preset_clicked(self) -> None:
-        name, ok = QInputDialog.getText(self, "Save preset", "Preset name:",
-                                        text=self.band_panel.presets.currentData() or "")
+        name, ok = QInputDialog.getText(
+            self, "Save preset", "Preset name:", text=self.band_panel.presets.currentData() or ""
+        )
         if ok and name.strip():
-            if name.strip() in pr.list_presets() and QMessageBox.question(
-                    self, "Save preset", f"Replace the preset “{name.strip()}”?") != QMessageBox.StandardButton.Yes:
+            if (
+                name.strip() in pr.list_presets()
+                and QMessageBox.question(self, "Save preset", f"Replace the preset “{name.strip()}”?")
+                != QMessageBox.StandardButton.Yes
+            ):
                 return
             self.save_preset(name)
 
@@ -693,8 +766,10 @@ class MainWindow(QMainWindow):
         name = self.band_panel.presets.currentData()
         if not name:
             return
-        if QMessageBox.question(self, "Delete preset", f"Delete the preset “{name}”?") \
-                == QMessageBox.StandardButton.Yes:
+        if (
+            QMessageBox.question(self, "Delete preset", f"Delete the preset “{name}”?")
+            == QMessageBox.StandardButton.Yes
+        ):
             try:
                 pr.delete_preset(name)
             except pr.PresetError as exc:
@@ -719,8 +794,9 @@ class MainWindow(QMainWindow):
         if dest:
             self.export_selected(dest)
 
-    def render_file(self, path: str, out_wav: str, midi_out: str | None = None,
-                    stems: bool | None = None) -> RenderWorker:
+    def render_file(
+        self, path: str, out_wav: str, midi_out: str | None = None, stems: bool | None = None
+    ) -> RenderWorker:
         """Accompany ``path`` offline into ``out_wav`` (+ ``midi_out``, + a WAV per part when
         ``stems``, default: the Sessions tab's "stems" box) in a worker thread."""
         if stems is None:
@@ -734,8 +810,9 @@ class MainWindow(QMainWindow):
         return worker
 
     def _render_clicked(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Melody to accompany", "",
-                                              "Melodies (*.mid *.midi *.wav);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Melody to accompany", "", "Melodies (*.mid *.midi *.wav);;All files (*)"
+        )
         if not path:
             return
         stem = os.path.splitext(path)[0]
@@ -796,8 +873,10 @@ class MainWindow(QMainWindow):
 
     def _follow_buttons(self) -> None:
         """Record and click switched from MIDI (MIDI learn): show it, without sending it back."""
-        for button, on in ((self.transport.record_btn, getattr(self.session, "recording_enabled", None)),
-                           (self.transport.metronome, getattr(self.session, "metronome", None))):
+        for button, on in (
+            (self.transport.record_btn, getattr(self.session, "recording_enabled", None)),
+            (self.transport.metronome, getattr(self.session, "metronome", None)),
+        ):
             if isinstance(on, bool) and button.isChecked() != on:
                 button.blockSignals(True)
                 button.setChecked(on)
@@ -811,8 +890,12 @@ class MainWindow(QMainWindow):
         if cfg is None or not isinstance(master, float):
             return
         b = self.band_panel
-        for knob, v in ((b.temperature, cfg.temperature), (b.density, cfg.density),
-                        (b.harmony, cfg.harmony_follow), (b.master, master)):
+        for knob, v in (
+            (b.temperature, cfg.temperature),
+            (b.density, cfg.density),
+            (b.harmony, cfg.harmony_follow),
+            (b.master, master),
+        ):
             if abs(knob.value() - v) > 1e-6:
                 knob.blockSignals(True)
                 knob.setValue(v)
@@ -820,8 +903,10 @@ class MainWindow(QMainWindow):
         # the feel too (a learned swing or humanise knob); None is the style's, shown already
         shown = b.feel.values()
         now = {k: getattr(cfg, k, None) for k in ("swing", "fills", "time_feel", "humanise")}
-        if any(v is not None and (abs(v - shown[k]) > 1e-3 if isinstance(v, float) else v != shown[k])
-               for k, v in now.items()):
+        if any(
+            v is not None and (abs(v - shown[k]) > 1e-3 if isinstance(v, float) else v != shown[k])
+            for k, v in now.items()
+        ):
             b.feel.show_feel(**now)
 
     def tick(self) -> None:
@@ -837,7 +922,7 @@ class MainWindow(QMainWindow):
         # The button is the wish to record takes; the text says whether a take is being written.
         rec_text = "● RECORDING" if snap.recording else "● REC"
         if self.last_recording and not snap.recording:
-            self._refresh_sessions()             # a take was just saved
+            self._refresh_sessions()  # a take was just saved
         self.last_recording = snap.recording
         if self.transport.record_btn.text() != rec_text:
             self.transport.record_btn.setText(rec_text)
@@ -854,8 +939,9 @@ class MainWindow(QMainWindow):
         if snap.playing and not snap.counting_in:
             bar, beat = bar_and_beat_steps(snap.meter)
             s = max(0.0, snap.step)
-            self.transport.position.setText(f"{int(s // bar) + 1}.{int(s % bar // beat) + 1}"
-                                            + (f" {snap.section}" if snap.section else ""))
+            self.transport.position.setText(
+                f"{int(s // bar) + 1}.{int(s % bar // beat) + 1}" + (f" {snap.section}" if snap.section else "")
+            )
         else:
             self.transport.position.setText("count" if snap.counting_in else "–")
         if self.tabs.currentWidget() is self.chords_panel:
@@ -870,11 +956,11 @@ class MainWindow(QMainWindow):
         if snap.playing:
             try:
                 notes = self.session.roll(snap.step - self.roll.behind_steps)
-            except Exception:       # a view must never take the window down
+            except Exception:  # a view must never take the window down
                 notes = []
             self.roll.set_frame(snap.step, notes, hp, snap.chord, snap.meter, True, snap.counting_in)
         elif self.roll.playing:
-            self.roll.freeze()      # stopped: the last take stays on screen
+            self.roll.freeze()  # stopped: the last take stays on screen
         for part, strip in self.strips.items():
             state = snap.parts.get(part)
             if state is not None and not strip.volume.isSliderDown():
@@ -885,8 +971,10 @@ class MainWindow(QMainWindow):
         self._show_notices(snap)
 
     def _show_health(self, snap) -> None:
-        info = (f"Output latency {snap.audio_latency_ms:.1f} ms with {self.blocksize}-frame buffers. "
-                f"Band model: {snap.backend}.")
+        info = (
+            f"Output latency {snap.audio_latency_ms:.1f} ms with {self.blocksize}-frame buffers. "
+            f"Band model: {snap.backend}."
+        )
         if self.setup_panel.audio_info.text() != info:
             self.setup_panel.audio_info.setText(info)
         self.health_bar.show_snapshot(snap, self.verdict)
@@ -943,8 +1031,9 @@ class MainWindow(QMainWindow):
     def _is_text_entry(w) -> bool:
         """A free-text box keeps every key; number boxes (tempo, count-in) take only digits,
         so letters, Space and T still play the instrument while they have the focus."""
-        return (isinstance(w, QLineEdit) and not isinstance(w.parent(), QAbstractSpinBox)) or \
-            isinstance(w, QPlainTextEdit)          # the Chords tab's chart
+        return (isinstance(w, QLineEdit) and not isinstance(w.parent(), QAbstractSpinBox)) or isinstance(
+            w, QPlainTextEdit
+        )  # the Chords tab's chart
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
         """Transport keys and computer-keyboard notes, wherever the focus is in this window."""

@@ -1,5 +1,6 @@
 """An on-screen piano: click (or drag across) keys to play; keys the player holds on the
 computer keyboard light up too. Thread: UI only."""
+
 from __future__ import annotations
 
 from PyQt6.QtCore import QRectF, Qt, pyqtSignal
@@ -46,13 +47,13 @@ class OnScreenKeys(QWidget):
         for i, p in enumerate(whites):
             rects[p] = QRectF(i * w, 0, w, h)
         for i, p in enumerate(whites[:-1]):
-            if (p % 12) in (0, 2, 5, 7, 9):          # a black key follows C D F G A
+            if (p % 12) in (0, 2, 5, 7, 9):  # a black key follows C D F G A
                 rects[p + 1] = QRectF((i + 1) * w - w * 0.32, 0, w * 0.64, h * 0.6)
         return rects
 
     def pitch_at(self, x: float, y: float) -> int | None:
         rects = self.key_rects()
-        for p, r in rects.items():                       # black keys first: they lie on top
+        for p, r in rects.items():  # black keys first: they lie on top
             if (p % 12) in (1, 3, 6, 8, 10) and r.contains(x, y):
                 return p
         for p, r in rects.items():
@@ -102,6 +103,9 @@ class OnScreenKeys(QWidget):
             p.drawRoundedRect(r.adjusted(0.5, -3, -0.5, 0), 3, 3)
             if pitch % 12 == 0 and not on:
                 p.setPen(QColor("#6a7080"))
-                p.drawText(r.adjusted(0, 0, 0, -3), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom,
-                           note_name(pitch))
+                p.drawText(
+                    r.adjusted(0, 0, 0, -3),
+                    Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom,
+                    note_name(pitch),
+                )
         p.end()

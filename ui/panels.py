@@ -1,15 +1,36 @@
 """The window's panels: a mixer strip per band part, the Band / Setup / Sessions tabs and
 the health bar. Widgets only; MainWindow connects them to the session. Thread: UI only."""
+
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-    QProgressBar, QPushButton, QScrollArea, QSlider, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
-from liveband.config import (DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE, INPUT_GAIN_DB_RANGE,
-                             SYNC_DELAY_MS_RANGE, TEMPERATURE_RANGE)
+from liveband.config import (
+    DEFAULT_DENSITY,
+    DEFAULT_HARMONY_FOLLOW,
+    DEFAULT_TEMPERATURE,
+    INPUT_GAIN_DB_RANGE,
+    SYNC_DELAY_MS_RANGE,
+    TEMPERATURE_RANGE,
+)
 from liveband.gm import program_choices
 from ui import theme
 from ui.feel import FeelControls
@@ -58,7 +79,7 @@ class PartStrip(QFrame):
     """One part in the mixer: name, instrument, mute, solo, volume; the player's own part
     ("melody", shown as "You") also a Thru switch: off when a hardware synth sounds it."""
 
-    changed = pyqtSignal(str, dict)   # part, {"mute"|"solo"|"volume"|"program"|"through": value}
+    changed = pyqtSignal(str, dict)  # part, {"mute"|"solo"|"volume"|"program"|"through": value}
 
     def __init__(self, part: str) -> None:
         super().__init__()
@@ -98,8 +119,10 @@ class PartStrip(QFrame):
             self.through.setCheckable(True)
             self.through.setChecked(True)
             self.through.setFixedWidth(44)
-            self.through.setToolTip("sound your notes here; turn off when a hardware synth plays them "
-                                    "(they still reach the band, MIDI out and takes)")
+            self.through.setToolTip(
+                "sound your notes here; turn off when a hardware synth plays them "
+                "(they still reach the band, MIDI out and takes)"
+            )
             _no_focus(self.through)
             lay.addWidget(self.through, 0, 3)
             self.through.toggled.connect(lambda on: self.changed.emit(self.part, {"through": on}))
@@ -110,7 +133,8 @@ class PartStrip(QFrame):
         self.solo.toggled.connect(lambda on: self.changed.emit(self.part, {"solo": on}))
         self.volume.valueChanged.connect(lambda v: self.changed.emit(self.part, {"volume": v / 100.0}))
         self.program.currentIndexChanged.connect(
-            lambda i: self.changed.emit(self.part, {"program": int(self.program.itemData(i))}))
+            lambda i: self.changed.emit(self.part, {"program": int(self.program.itemData(i))})
+        )
 
     def show_state(self, state) -> None:
         """Reflect a PartState without emitting ``changed``."""
@@ -152,12 +176,32 @@ class BandPanel(QScrollArea):
         lay.addWidget(caption("how the band plays"))
         grid = QGridLayout()
         pct = lambda v: f"{v * 100:.0f}%"  # noqa: E731
-        self.temperature = Knob("creativity", *TEMPERATURE_RANGE, DEFAULT_TEMPERATURE, fmt=lambda v: f"{v:.2f}",
-                                color=theme.PART_COLORS["pad"], tooltip="low: safe, predictable; high: adventurous")
-        self.density = Knob("intensity", 0.0, 1.0, DEFAULT_DENSITY, fmt=pct, color=theme.PART_COLORS["bass"],
-                            tooltip="how busy the band plays")
-        self.harmony = Knob("follow", 0.0, 1.0, DEFAULT_HARMONY_FOLLOW, fmt=pct, color=theme.PART_COLORS["keys"],
-                            tooltip="how strictly the harmony follows your notes")
+        self.temperature = Knob(
+            "creativity",
+            *TEMPERATURE_RANGE,
+            DEFAULT_TEMPERATURE,
+            fmt=lambda v: f"{v:.2f}",
+            color=theme.PART_COLORS["pad"],
+            tooltip="low: safe, predictable; high: adventurous",
+        )
+        self.density = Knob(
+            "intensity",
+            0.0,
+            1.0,
+            DEFAULT_DENSITY,
+            fmt=pct,
+            color=theme.PART_COLORS["bass"],
+            tooltip="how busy the band plays",
+        )
+        self.harmony = Knob(
+            "follow",
+            0.0,
+            1.0,
+            DEFAULT_HARMONY_FOLLOW,
+            fmt=pct,
+            color=theme.PART_COLORS["keys"],
+            tooltip="how strictly the harmony follows your notes",
+        )
         self.master = Knob("master", 0.0, 1.0, 0.8, fmt=pct, color=theme.ACCENT, tooltip="master volume")
         for i, k in enumerate((self.temperature, self.density, self.harmony, self.master)):
             grid.addWidget(k, i // 2, i % 2, Qt.AlignmentFlag.AlignHCenter)
@@ -172,7 +216,8 @@ class BandPanel(QScrollArea):
         lay.addWidget(self.onscreen)
         help_ = QLabel(
             "<b>Space</b> play / stop &nbsp; <b>Esc</b> stop &nbsp; <b>T</b> tap tempo &nbsp; <b>R</b> record<br>"
-            "<b>Z S X D C V G B H N J M ,</b> play notes<br><b>[ ]</b> octave down / up")
+            "<b>Z S X D C V G B H N J M ,</b> play notes<br><b>[ ]</b> octave down / up"
+        )
         help_.setObjectName("dim")
         help_.setWordWrap(True)
         lay.addSpacing(6)
@@ -188,7 +233,7 @@ class BandPanel(QScrollArea):
             row.addWidget(b)
         lay.addLayout(row)
         _no_focus(self.presets, self.preset_save, self.preset_load, self.preset_delete)
-        lay.addSpacing(6)        # the key help last: what a small screen scrolls to
+        lay.addSpacing(6)  # the key help last: what a small screen scrolls to
         lay.addWidget(caption("keys"))
         lay.addWidget(help_)
         lay.addStretch(1)
@@ -222,25 +267,34 @@ class SetupPanel(QWidget):
             self.buffer.addItem(f"{b} frames", b)
         self.buffer.setToolTip("smaller: lower latency; larger: fewer dropouts on a busy computer")
         self.auto_buffer = QCheckBox("raise it by itself on repeated dropouts")
-        self.auto_buffer.setToolTip("on repeated audio dropouts, switch to the next buffer size by itself "
-                                    "(otherwise the notice offers it as a button)")
+        self.auto_buffer.setToolTip(
+            "on repeated audio dropouts, switch to the next buffer size by itself "
+            "(otherwise the notice offers it as a button)"
+        )
         self.midi_in = QComboBox()
         self.midi_out = QComboBox()
         self.sync = QComboBox()
-        for label, mode in (("own tempo", "internal"), ("MIDI clock (from the MIDI controller in)", "midi clock"),
-                            ("Ableton Link", "link")):
+        for label, mode in (
+            ("own tempo", "internal"),
+            ("MIDI clock (from the MIDI controller in)", "midi clock"),
+            ("Ableton Link", "link"),
+        ):
             self.sync.addItem(label, mode)
-        self.sync.setToolTip("play to another device's tempo: a DAW or drum machine's MIDI clock (its start/stop "
-                             "start and stop the band), or Ableton Link on this network (its apps' play/stop "
-                             "start and stop the band, and yours start and stop them)")
+        self.sync.setToolTip(
+            "play to another device's tempo: a DAW or drum machine's MIDI clock (its start/stop "
+            "start and stop the band), or Ableton Link on this network (its apps' play/stop "
+            "start and stop the band, and yours start and stop them)"
+        )
         self.sync_delay = QDoubleSpinBox()
         self.sync_delay.setRange(*SYNC_DELAY_MS_RANGE)
         self.sync_delay.setDecimals(1)
         self.sync_delay.setSingleStep(0.5)
         self.sync_delay.setSuffix(" ms")
-        self.sync_delay.setToolTip("MIDI clock delay: how late the clock reaches LiveBand (a DAW's “MIDI clock "
-                                   "sync delay”); the band plays this much earlier. About 3 ms through JACK.")
-        self.sync_delay.setEnabled(False)       # MIDI clock only: Link's beat is already where it sounds
+        self.sync_delay.setToolTip(
+            "MIDI clock delay: how late the clock reaches LiveBand (a DAW's “MIDI clock "
+            "sync delay”); the band plays this much earlier. About 3 ms through JACK."
+        )
+        self.sync_delay.setEnabled(False)  # MIDI clock only: Link's beat is already where it sounds
         sync_row = QWidget()
         row = QHBoxLayout(sync_row)
         row.setContentsMargins(0, 0, 0, 0)
@@ -248,16 +302,26 @@ class SetupPanel(QWidget):
         row.addWidget(QLabel("delay"))
         row.addWidget(self.sync_delay)
         self.send_clock = QCheckBox("send MIDI clock and start/stop")
-        self.send_clock.setToolTip("the MIDI out also carries LiveBand's tempo (24 clocks per beat) and play/stop, "
-                                   "so a DAW or drum machine follows the band")
+        self.send_clock.setToolTip(
+            "the MIDI out also carries LiveBand's tempo (24 clocks per beat) and play/stop, "
+            "so a DAW or drum machine follows the band"
+        )
         self.input_gain = QSpinBox()
         self.input_gain.setRange(*(int(g) for g in INPUT_GAIN_DB_RANGE))
         self.input_gain.setSuffix(" dB")
-        self.input_gain.setToolTip("microphone gain before the pitch tracker: raise it for a quiet voice, "
-                                   "lower it when LiveBand says the input clips")
-        for text, combo in (("audio output", self.audio_out), ("audio input (microphone)", self.audio_in),
-                            ("microphone gain", self.input_gain), ("buffer size", self.buffer), ("MIDI controller in", self.midi_in),
-                            ("MIDI out (to a DAW)", self.midi_out), ("tempo sync", sync_row)):
+        self.input_gain.setToolTip(
+            "microphone gain before the pitch tracker: raise it for a quiet voice, "
+            "lower it when LiveBand says the input clips"
+        )
+        for text, combo in (
+            ("audio output", self.audio_out),
+            ("audio input (microphone)", self.audio_in),
+            ("microphone gain", self.input_gain),
+            ("buffer size", self.buffer),
+            ("MIDI controller in", self.midi_in),
+            ("MIDI out (to a DAW)", self.midi_out),
+            ("tempo sync", sync_row),
+        ):
             lay.addWidget(caption(text))
             lay.addWidget(combo)
             if combo is self.midi_out:
@@ -266,8 +330,19 @@ class SetupPanel(QWidget):
                 lay.addWidget(self.auto_buffer)
             lay.addSpacing(4)
         self.rescan = QPushButton("Rescan devices")
-        _no_focus(self.audio_out, self.audio_in, self.input_gain, self.buffer, self.auto_buffer, self.midi_in,
-                  self.midi_out, self.sync, self.sync_delay, self.send_clock, self.rescan)
+        _no_focus(
+            self.audio_out,
+            self.audio_in,
+            self.input_gain,
+            self.buffer,
+            self.auto_buffer,
+            self.midi_in,
+            self.midi_out,
+            self.sync,
+            self.sync_delay,
+            self.send_clock,
+            self.rescan,
+        )
         lay.addWidget(self.rescan)
         self.audio_info = QLabel("")
         self.audio_info.setWordWrap(True)
@@ -297,17 +372,30 @@ class SetupPanel(QWidget):
         ours = lambda names: [n for n in names or () if not str(n).startswith("LiveBand")]  # noqa: E731
         fill(self.audio_out, audio.get("outputs"), "System default", saved.get("audio_out", ""))
         fill(self.audio_in, audio.get("inputs"), "System default", saved.get("audio_in", ""))
-        fill(self.midi_in, ours(midi.get("inputs")), "None", saved.get("midi_in", ""),
-             extra=(("Virtual port “LiveBand in”", "LiveBand in"),))
-        fill(self.midi_out, ours(midi.get("outputs")), "Off", saved.get("midi_out", ""),
-             extra=(("Virtual port “LiveBand band”", "virtual:"),))
+        fill(
+            self.midi_in,
+            ours(midi.get("inputs")),
+            "None",
+            saved.get("midi_in", ""),
+            extra=(("Virtual port “LiveBand in”", "LiveBand in"),),
+        )
+        fill(
+            self.midi_out,
+            ours(midi.get("outputs")),
+            "Off",
+            saved.get("midi_out", ""),
+            extra=(("Virtual port “LiveBand band”", "virtual:"),),
+        )
         missing = []
         if not audio.get("outputs"):
-            missing.append("No audio output found: start PulseAudio/PipeWire or JACK (or plug in a sound "
-                           "card), then Rescan. Offline render still works.")
+            missing.append(
+                "No audio output found: start PulseAudio/PipeWire or JACK (or plug in a sound "
+                "card), then Rescan. Offline render still works."
+            )
         if not midi.get("inputs"):
-            missing.append("No MIDI controller found: plug one in and press Rescan, or play with the "
-                           "computer keyboard.")
+            missing.append(
+                "No MIDI controller found: plug one in and press Rescan, or play with the computer keyboard."
+            )
         self.hint.setText("\n\n".join(missing))
 
 
@@ -338,8 +426,9 @@ class SessionsPanel(QWidget):
         lay.addSpacing(10)
         lay.addWidget(caption("melody files"))
         self.render_button = QPushButton("Render a melody file…")
-        self.render_button.setToolTip("accompany a .mid (or hummed .wav) offline into WAV + MIDI, "
-                               "the mix at -16 LUFS with peaks under -1 dBFS")
+        self.render_button.setToolTip(
+            "accompany a .mid (or hummed .wav) offline into WAV + MIDI, the mix at -16 LUFS with peaks under -1 dBFS"
+        )
         lay.addWidget(self.render_button)
         self.stems = QCheckBox("with stems for a DAW (a WAV per part)")
         self.stems.setToolTip("also write band.bass.wav, band.keys.wav, ... beside the mix; they add up to it")
@@ -347,8 +436,16 @@ class SessionsPanel(QWidget):
         self.along = QPushButton("Play along with a file…")
         self.along.setToolTip("a melody file plays your part from the next bar; the band follows it live")
         lay.addWidget(self.along)
-        _no_focus(self.session_list, self.refresh, self.export, self.rename, self.delete, self.render_button, self.stems,
-                  self.along)
+        _no_focus(
+            self.session_list,
+            self.refresh,
+            self.export,
+            self.rename,
+            self.delete,
+            self.render_button,
+            self.stems,
+            self.along,
+        )
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.hide()
@@ -373,8 +470,9 @@ class SessionsPanel(QWidget):
                 details.append(f"{float(info['tempo']):.0f} bpm")
             for key in ("meter", "key", "input"):
                 if info.get(key):
-                    details.append(INPUT_LABELS.get(str(info[key]), str(info[key])) if key == "input"
-                                   else str(info[key]))
+                    details.append(
+                        INPUT_LABELS.get(str(info[key]), str(info[key])) if key == "input" else str(info[key])
+                    )
             problem = info.get("problem")
             if problem:
                 details = ["unreadable"]
@@ -394,9 +492,13 @@ class SessionsPanel(QWidget):
 class HealthBar(QWidget):
     """Latency, dropouts, band lead, CPU, backend, and a traffic light."""
 
-    FIELDS = (("latency", "audio output latency"), ("xruns", "audio dropouts since play"),
-              ("lead", "how far the band is generated ahead of the beat"),
-              ("cpu", "CPU used by LiveBand"), ("backend", "inference backend"))
+    FIELDS = (
+        ("latency", "audio output latency"),
+        ("xruns", "audio dropouts since play"),
+        ("lead", "how far the band is generated ahead of the beat"),
+        ("cpu", "CPU used by LiveBand"),
+        ("backend", "inference backend"),
+    )
 
     def __init__(self) -> None:
         super().__init__()

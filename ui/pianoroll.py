@@ -12,6 +12,7 @@ because their GM "pitches" are instruments, not notes.
 All state lives in preallocated numpy arrays that ``set_frame`` overwrites in place;
 painting never allocates per note beyond QRectF temporaries. Thread: UI only.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,8 @@ from PyQt6.QtCore import QPointF, QRectF, Qt
 from PyQt6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPixmap
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
-from ui import theme
 from liveband.gm import note_name
+from ui import theme
 
 PARTS = ("melody", "bass", "keys", "pad", "drums")
 _PART_INDEX = {p: i for i, p in enumerate(PARTS)}
@@ -40,13 +41,13 @@ def bar_and_beat_steps(meter: str) -> tuple[int, int]:
 
 
 class PianoRoll(QWidget):
-    _bg: QPixmap      # the cached background (_background)
+    _bg: QPixmap  # the cached background (_background)
     NOTE_CAPACITY = 4096
     HUM_CAPACITY = 2048
     CHORD_CAPACITY = 64
-    GUTTER = 38          # px, the keyboard at the left
-    TOP = 24             # px, the chord strip
-    DRUM_LANE = 42       # px, the drum lane at the bottom
+    GUTTER = 38  # px, the keyboard at the left
+    TOP = 24  # px, the chord strip
+    DRUM_LANE = 42  # px, the drum lane at the bottom
 
     def __init__(self, parent: QWidget | None = None, behind_steps: int = 40, ahead_steps: int = 8) -> None:
         super().__init__(parent)
@@ -64,7 +65,7 @@ class PianoRoll(QWidget):
         self._pitch = np.zeros(self.NOTE_CAPACITY, np.int16)
         self._start = np.zeros(self.NOTE_CAPACITY, np.float64)
         self._end = np.zeros(self.NOTE_CAPACITY, np.float64)
-        self._planned = np.zeros(self.NOTE_CAPACITY, np.int8)    # 0 heard, 1 committed, 2 tentative
+        self._planned = np.zeros(self.NOTE_CAPACITY, np.int8)  # 0 heard, 1 committed, 2 tentative
         self._n = 0
         # Hummed pitch trace: ring of (step, midi pitch or NaN).
         self._hum = np.full((self.HUM_CAPACITY, 2), np.nan)
@@ -101,15 +102,23 @@ class PianoRoll(QWidget):
         """First step visible at the left edge; pass it to Session.roll(since_step)."""
         return self.step - self.behind_steps
 
-    def set_frame(self, step: float, notes, hum_pitch: float | None = None, chord: str = "",
-                  meter: str | None = None, playing: bool = True, counting_in: bool = False) -> None:
+    def set_frame(
+        self,
+        step: float,
+        notes,
+        hum_pitch: float | None = None,
+        chord: str = "",
+        meter: str | None = None,
+        playing: bool = True,
+        counting_in: bool = False,
+    ) -> None:
         """Show the music around ``step``.
 
         notes: iterable of (part, pitch, start_step, end_step, planned[, tentative]) as
         Session.roll returns (end_step may be None/inf for a note still sounding). Extra notes beyond
         NOTE_CAPACITY are dropped (the oldest first come first; the view holds far fewer).
         """
-        if step < self.step - 1.0:          # the clock went back: a new take
+        if step < self.step - 1.0:  # the clock went back: a new take
             self.reset()
         self.step = float(step)
         self.playing = playing
@@ -133,7 +142,10 @@ class PianoRoll(QWidget):
         # Hum trace: one point per frame, NaN breaks the line when nothing is hummed.
         self.hum_pitch = None if hum_pitch is None or not math.isfinite(hum_pitch) else float(hum_pitch)
         if playing:
-            self._hum[self._hum_w % self.HUM_CAPACITY] = (self.step, np.nan if self.hum_pitch is None else self.hum_pitch)
+            self._hum[self._hum_w % self.HUM_CAPACITY] = (
+                self.step,
+                np.nan if self.hum_pitch is None else self.hum_pitch,
+            )
             self._hum_w += 1
         if chord and (not self._chords or self._chords[-1][1] != chord) and playing:
             self._chords.append((self.step, chord))
@@ -154,13 +166,13 @@ class PianoRoll(QWidget):
             lo, hi = 48, 84
         if self.hum_pitch is not None:
             lo, hi = min(lo, int(self.hum_pitch) - 3), max(hi, int(self.hum_pitch) + 4)
-        if hi - lo < 30:                   # never zoom in so far that lanes look like bricks
+        if hi - lo < 30:  # never zoom in so far that lanes look like bricks
             mid = (lo + hi) // 2
             lo, hi = mid - 15, mid + 15
         self._shrink_wait = getattr(self, "_shrink_wait", 0) + 1
         if lo < self._lo or hi > self._hi:
             self._lo, self._hi = min(lo, int(self._lo)), max(hi, int(self._hi))
-        elif self._shrink_wait >= 6:       # ~5 semitones per second at a 30 ms tick
+        elif self._shrink_wait >= 6:  # ~5 semitones per second at a 30 ms tick
             self._shrink_wait = 0
             if lo > self._lo:
                 self._lo += 1
@@ -206,8 +218,15 @@ class PianoRoll(QWidget):
     def _background(self) -> QPixmap:
         """Lanes, keyboard gutter and drum-lane labels: redrawn only when the size or the
         pitch range changes (they do not scroll)."""
-        key = (self.width(), self.height(), self._lo, self._hi, self.devicePixelRatioF(), self.behind_steps,
-               self.ahead_steps)
+        key = (
+            self.width(),
+            self.height(),
+            self._lo,
+            self._hi,
+            self.devicePixelRatioF(),
+            self.behind_steps,
+            self.ahead_steps,
+        )
         if getattr(self, "_bg_key", None) == key:
             return self._bg
         dpr = self.devicePixelRatioF()
@@ -271,7 +290,7 @@ class PianoRoll(QWidget):
         p.setPen(dim)
         p.drawText(QRectF(phx + 6, plot.top() + 2, 120, 14), Qt.AlignmentFlag.AlignLeft, "band's plan ▸")
         if not self.playing:
-            if self._n:                       # the last take, dimmed under the hint
+            if self._n:  # the last take, dimmed under the hint
                 p.fillRect(plot, QColor(18, 20, 26, 150))
             p.setFont(QFont(self.font().family(), 13))
             p.setPen(QColor(theme.TEXT))
@@ -321,7 +340,7 @@ class PianoRoll(QWidget):
             h = np.where(drums, dh - 2, h)
             w = np.where(drums, np.clip(x1 - x0, 3.0, 6.0), w)
         melody = part == _PART_INDEX["melody"]
-        order = np.lexsort((planned, part, melody))          # groups, melody last
+        order = np.lexsort((planned, part, melody))  # groups, melody last
         styles = self._styles()
         radius = 2.5 if lh >= 6 else 1.0
         current = None
@@ -415,11 +434,17 @@ class PianoRoll(QWidget):
             p.fillRect(r, QColor("#2b2f3a") if black else QColor("#c9ccd4"))
             if pitch % 12 == 0 and lh >= 7:
                 p.setPen(QColor("#20232b"))
-                p.drawText(r.adjusted(0, -2, -2, 2), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                           note_name(pitch))
+                p.drawText(
+                    r.adjusted(0, -2, -2, 2),
+                    Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                    note_name(pitch),
+                )
         H = self.height()
         p.setPen(QColor(theme.TEXT_DIM))
         h = (self.DRUM_LANE - 6) / 3
         for row, label in enumerate(("cym", "snr", "kick")):
-            p.drawText(QRectF(2, H - self.DRUM_LANE + 3 + row * h, self.GUTTER - 4, h),
-                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
+            p.drawText(
+                QRectF(2, H - self.DRUM_LANE + 3 + row * h, self.GUTTER - 4, h),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                label,
+            )

@@ -5,6 +5,7 @@ so the band follows them exactly as it follows a person.
 The 5 ms timer only *looks at* the session clock (Session.snapshot().step, Thread: any);
 each note is due at a step of that clock, never at a timer count.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,7 @@ from typing import Callable
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
 DRUM_CHANNEL = 9
-Note = tuple[float, float, int]       # (start step, length in steps, MIDI pitch)
+Note = tuple[float, float, int]  # (start step, length in steps, MIDI pitch)
 
 
 def read_melody(path: str | Path) -> list[Note]:
@@ -41,7 +42,7 @@ def read_melody(path: str | Path) -> list[Note]:
             continue
         key = (msg.channel, msg.note)
         if msg.type == "note_on" and msg.velocity > 0:
-            if key in open_:                       # re-struck without a release
+            if key in open_:  # re-struck without a release
                 start = open_.pop(key)
                 notes.append((start * 4 / tpb, max(1, t - start) * 4 / tpb, msg.note))
             open_[key] = t
@@ -51,7 +52,7 @@ def read_melody(path: str | Path) -> list[Note]:
     if not notes:
         raise ValueError(f"{p.name} has no notes to play")
     notes.sort()
-    shift = math.floor(notes[0][0] / 16) * 16    # keep a pickup's place in its bar
+    shift = math.floor(notes[0][0] / 16) * 16  # keep a pickup's place in its bar
     return [(s - shift, length, pitch) for s, length, pitch in notes]
 
 
@@ -63,8 +64,15 @@ class NotePlayer(QObject):
 
     finished = pyqtSignal()
 
-    def __init__(self, session, notes: list[Note], send: Callable[[int, bool], None],
-                 loop_steps: float | None = None, gap: float = 0.3, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        session,
+        notes: list[Note],
+        send: Callable[[int, bool], None],
+        loop_steps: float | None = None,
+        gap: float = 0.3,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.session = session
         self.notes = sorted(notes)
@@ -73,8 +81,8 @@ class NotePlayer(QObject):
         self.gap = gap
         self.origin: float | None = None
         self.presses = 0
-        self._next = 0                              # index of the next note to start
-        self._held: dict[int, tuple[float, int]] = {}   # note index -> (end position, pitch)
+        self._next = 0  # index of the next note to start
+        self._held: dict[int, tuple[float, int]] = {}  # note index -> (end position, pitch)
         self._lap = 0
         self.done = False
         self.timer = QTimer(self)
@@ -96,7 +104,7 @@ class NotePlayer(QObject):
         except Exception:
             return
         if not snap.playing:
-            if self.origin is not None:          # the band stopped under us: we are done
+            if self.origin is not None:  # the band stopped under us: we are done
                 self._finish()
             return
         if snap.counting_in:
@@ -112,7 +120,7 @@ class NotePlayer(QObject):
             return
         if self.loop_steps:
             lap, pos = divmod(pos, self.loop_steps)
-            if lap != self._lap:                  # wrapped round: release, start over
+            if lap != self._lap:  # wrapped round: release, start over
                 self._release_all()
                 self._lap, self._next = lap, 0
         for i, (end, pitch) in list(self._held.items()):
@@ -122,7 +130,7 @@ class NotePlayer(QObject):
         while self._next < len(self.notes) and self.notes[self._next][0] <= pos:
             start, length, pitch = self.notes[self._next]
             end = start + max(0.25, length - self.gap)
-            if pos < end:                          # still due (a late tick skips nothing audible)
+            if pos < end:  # still due (a late tick skips nothing audible)
                 self._held[self._next] = (end, pitch)
                 self.send(pitch, True)
                 self.presses += 1

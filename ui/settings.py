@@ -9,6 +9,7 @@ type of their default; a missing, unreadable or out-of-range value falls back to
 default, with a notice naming the file and the key (``Settings.notices``).
 Thread: UI only.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,9 +21,22 @@ from typing import Any, Callable
 
 from PyQt6.QtCore import QSettings
 
-from liveband.config import (COUNT_IN_RANGE, DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE,
-                             DEFAULT_TEMPO, FILLS, INPUT_GAIN_DB_RANGE, METERS, STYLES, SYNC_DELAY_MS_RANGE,
-                             TEMPERATURE_RANGE, TEMPO_RANGE, TIMES, UNIT_RANGE)
+from liveband.config import (
+    COUNT_IN_RANGE,
+    DEFAULT_DENSITY,
+    DEFAULT_HARMONY_FOLLOW,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TEMPO,
+    FILLS,
+    INPUT_GAIN_DB_RANGE,
+    METERS,
+    STYLES,
+    SYNC_DELAY_MS_RANGE,
+    TEMPERATURE_RANGE,
+    TEMPO_RANGE,
+    TIMES,
+    UNIT_RANGE,
+)
 from liveband.session_steering import DEFAULT_SPLIT
 from ui.panels import BLOCKSIZES
 
@@ -55,7 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "devices/audio_in": "",
     "devices/input_gain_db": 0,
     "devices/blocksize": 256,
-    "devices/auto_buffer": False,      # raise the buffer by itself on repeated dropouts
+    "devices/auto_buffer": False,  # raise the buffer by itself on repeated dropouts
     "devices/midi_in": "",
     "devices/midi_out": "",
     "devices/sync": "internal",
@@ -201,12 +215,30 @@ def _unescape_key(s: str) -> str:
 
 
 def _escape_key(s: str) -> str:
-    return "".join(c if (c.isalnum() or c in "-_./\\") and ord(c) < 128 else
-                   (f"%{ord(c):02X}" if ord(c) < 256 else f"%U{ord(c):04X}") for c in s)
+    return "".join(
+        c
+        if (c.isalnum() or c in "-_./\\") and ord(c) < 128
+        else (f"%{ord(c):02X}" if ord(c) < 256 else f"%U{ord(c):04X}")
+        for c in s
+    )
 
 
-_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
-            '"': '"', "\\": "\\", "'": "'", "?": "?", ";": ";", ",": ",", "=": "="}
+_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    '"': '"',
+    "\\": "\\",
+    "'": "'",
+    "?": "?",
+    ";": ";",
+    ",": ",",
+    "=": "=",
+}
 
 
 def _unescape(s: str) -> str:
@@ -220,13 +252,13 @@ def _unescape(s: str) -> str:
         if c == "\\" and i + 1 < n:
             e = s[i + 1]
             if e in "xX":
-                m = re.match(r"[0-9A-Fa-f]{1,4}", s[i + 2:])
+                m = re.match(r"[0-9A-Fa-f]{1,4}", s[i + 2 :])
                 if m:
                     out.append(chr(int(m.group(0), 16)))
                     i += 2 + len(m.group(0))
                     continue
             elif e in "01234567":
-                m = re.match(r"[0-7]{1,3}", s[i + 1:])
+                m = re.match(r"[0-7]{1,3}", s[i + 1 :])
                 out.append(chr(int(m.group(0), 8)))
                 i += 1 + len(m.group(0))
                 continue
@@ -243,12 +275,12 @@ def _parse_value(text: str) -> str | bytes:
     if value.startswith("@@"):
         return value[1:]
     if value.startswith("@ByteArray(") and value.endswith(")"):
-        return value[len("@ByteArray("):-1].encode("latin-1", errors="replace")
+        return value[len("@ByteArray(") : -1].encode("latin-1", errors="replace")
     if value.startswith("@Invalid()"):
         return ""
     if value.startswith("@") and "(" in value:
         # @Variant(...) would be unpickled by PyQt; @Point/@Rect/... are not ours.
-        kind = value[1:value.index("(")]
+        kind = value[1 : value.index("(")]
         raise ValueError(f"it holds a stored {kind} object, which LiveBand never loads")
     return value
 
@@ -265,7 +297,7 @@ def _format_value(value: str | bytes) -> str:
         elif ord(c) < 32 or ord(c) == 127:
             out.append(f"\\x{ord(c):02x}")
         elif c in "0123456789abcdefABCDEF" and out and out[-1].startswith("\\x"):
-            out.append(f"\\x{ord(c):02x}")     # a hex digit after \xHH would extend it
+            out.append(f"\\x{ord(c):02x}")  # a hex digit after \xHH would extend it
         else:
             out.append(c)
     text = "".join(out)
@@ -315,8 +347,9 @@ def read(settings: Settings | QSettings, key: str, default: Any = None) -> Any:
         shown = raw if isinstance(raw, str) else raw.hex()
         if len(shown) > 40:
             shown = shown[:40] + "..."
-        settings.notice(key, f"{settings.fileName()}: {key}={shown} is not usable "
-                             f"({exc or 'wrong type'}); using {default!r}")
+        settings.notice(
+            key, f"{settings.fileName()}: {key}={shown} is not usable ({exc or 'wrong type'}); using {default!r}"
+        )
         return default
 
 

@@ -3,18 +3,19 @@
 Deep blue-grey surfaces, amber for the player (melody, play button, accents) and a
 distinct hue per band part that the piano roll and the mixer strips share.
 """
+
 from __future__ import annotations
 
 from PyQt6.QtGui import QColor, QPalette
 from PyQt6.QtWidgets import QApplication
 
-BG = "#12141a"          # window
-PANEL = "#1a1d25"       # panels, roll background
-PANEL_HI = "#232733"    # controls
-LINE = "#2e3340"        # borders, grid
+BG = "#12141a"  # window
+PANEL = "#1a1d25"  # panels, roll background
+PANEL_HI = "#232733"  # controls
+LINE = "#2e3340"  # borders, grid
 TEXT = "#e6e8ee"
 TEXT_DIM = "#8a90a0"
-ACCENT = "#ffb547"      # amber: the player
+ACCENT = "#ffb547"  # amber: the player
 GOOD = "#4fd18b"
 WARN = "#ffcc4d"
 BAD = "#ff5a5f"
@@ -86,12 +87,18 @@ def apply_dark_theme(app: QApplication) -> None:
     app.setStyle("Fusion")
     pal = QPalette()
     for role, color in (
-        (QPalette.ColorRole.Window, BG), (QPalette.ColorRole.WindowText, TEXT),
-        (QPalette.ColorRole.Base, PANEL_HI), (QPalette.ColorRole.AlternateBase, PANEL),
-        (QPalette.ColorRole.Text, TEXT), (QPalette.ColorRole.Button, PANEL_HI),
-        (QPalette.ColorRole.ButtonText, TEXT), (QPalette.ColorRole.Highlight, "#5a4520"),
-        (QPalette.ColorRole.HighlightedText, TEXT), (QPalette.ColorRole.ToolTipBase, PANEL_HI),
-        (QPalette.ColorRole.ToolTipText, TEXT), (QPalette.ColorRole.PlaceholderText, TEXT_DIM),
+        (QPalette.ColorRole.Window, BG),
+        (QPalette.ColorRole.WindowText, TEXT),
+        (QPalette.ColorRole.Base, PANEL_HI),
+        (QPalette.ColorRole.AlternateBase, PANEL),
+        (QPalette.ColorRole.Text, TEXT),
+        (QPalette.ColorRole.Button, PANEL_HI),
+        (QPalette.ColorRole.ButtonText, TEXT),
+        (QPalette.ColorRole.Highlight, "#5a4520"),
+        (QPalette.ColorRole.HighlightedText, TEXT),
+        (QPalette.ColorRole.ToolTipBase, PANEL_HI),
+        (QPalette.ColorRole.ToolTipText, TEXT),
+        (QPalette.ColorRole.PlaceholderText, TEXT_DIM),
     ):
         pal.setColor(role, QColor(color))
     app.setPalette(pal)

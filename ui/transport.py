@@ -1,11 +1,20 @@
 """The transport bar across the top of the window: play, record, tempo with tap, meter,
 count-in and click, key, style, the current chord and position, the input selector with
 its level meter. Widgets only; MainWindow connects them to the session. Thread: UI only."""
+
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (
-    QButtonGroup, QComboBox, QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout,
+    QButtonGroup,
+    QComboBox,
+    QDoubleSpinBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -14,10 +23,12 @@ from ui.panels import caption
 from ui.widgets import LevelMeter
 
 INPUT_MODES = (("keyboard", "Keys"), ("midi", "MIDI"), ("mic", "Hum"))
-KEYS = ("Auto",) + KEY_NAMES      # spelled as the session names keys (G# minor, Db major)
-_MODE_TIPS = {"keyboard": "computer keyboard: Z S X D C V G B H N J M , = C to C ([ ] octave)",
-              "midi": "a MIDI controller (choose it in Setup)",
-              "mic": "hum or sing into the microphone"}
+KEYS = ("Auto",) + KEY_NAMES  # spelled as the session names keys (G# minor, Db major)
+_MODE_TIPS = {
+    "keyboard": "computer keyboard: Z S X D C V G B H N J M , = C to C ([ ] octave)",
+    "midi": "a MIDI controller (choose it in Setup)",
+    "mic": "hum or sing into the microphone",
+}
 
 
 def fixed_width_for(button: QPushButton, *texts: str) -> None:
@@ -72,7 +83,7 @@ class TransportBar(QFrame):
         self.tempo.setRange(*TEMPO_RANGE)
         self.tempo.setDecimals(1)
         self.tempo.setSuffix(" bpm")
-        self.tempo.setKeyboardTracking(False)     # one change when typing is done, not per digit
+        self.tempo.setKeyboardTracking(False)  # one change when typing is done, not per digit
         self.tempo.setFixedWidth(104)
         self.tap_btn = QPushButton("TAP")
         self.tap_btn.setToolTip("tap the tempo (T)")
@@ -101,7 +112,7 @@ class TransportBar(QFrame):
             self.key.setToolTip("auto-key: the band detects your key as you play")
         group("key", self.key)
         self.style_menu = QComboBox()
-        for s in STYLES:      # shipped styles, then the user's style files
+        for s in STYLES:  # shipped styles, then the user's style files
             self.style_menu.addItem(STYLE_LABELS[s], s)
         group("style", self.style_menu)
         lay.addStretch(1)

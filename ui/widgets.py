@@ -2,6 +2,7 @@
 
 Thread: UI only.
 """
+
 from __future__ import annotations
 
 import math
@@ -79,7 +80,7 @@ class _Dial(QWidget):
         self.color = QColor(color)
         self._drag: tuple[float, float] | None = None
         self.setFixedSize(54, 54)
-        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)   # keys stay with the instrument
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the instrument
 
     def value(self) -> float:
         return self._value
@@ -139,8 +140,17 @@ class Knob(QWidget):
 
     valueChanged = pyqtSignal(float)
 
-    def __init__(self, caption: str, lo: float, hi: float, value: float, default: float | None = None,
-                 fmt=lambda v: f"{v:.2f}", color: str = theme.ACCENT, tooltip: str = "") -> None:
+    def __init__(
+        self,
+        caption: str,
+        lo: float,
+        hi: float,
+        value: float,
+        default: float | None = None,
+        fmt=lambda v: f"{v:.2f}",
+        color: str = theme.ACCENT,
+        tooltip: str = "",
+    ) -> None:
         super().__init__()
         self.fmt = fmt
         lay = QVBoxLayout(self)

@@ -1,5 +1,6 @@
 """Long work off the UI thread: offline render and session export run in QThreads and
 report back through queued signals (widgets are never touched from these threads)."""
+
 from __future__ import annotations
 
 from PyQt6.QtCore import QThread, pyqtSignal
@@ -14,8 +15,9 @@ class RenderWorker(QThread):
     progress = pyqtSignal(float)
     done = pyqtSignal(bool, str)
 
-    def __init__(self, session, path: str, out_wav: str, midi_out: str | None = None, parent=None,
-                 stems: bool = False) -> None:
+    def __init__(
+        self, session, path: str, out_wav: str, midi_out: str | None = None, parent=None, stems: bool = False
+    ) -> None:
         super().__init__(parent)
         self.session = session
         self.path, self.out_wav, self.midi_out, self.stems = path, out_wav, midi_out, stems
@@ -30,7 +32,7 @@ class RenderWorker(QThread):
         try:
             extra = {"stems": True} if self.stems else {}
             self.session.render_file(self.path, self.out_wav, self.midi_out, progress=self._progress, **extra)
-        except Exception as exc:   # any failure becomes one line for the player
+        except Exception as exc:  # any failure becomes one line for the player
             self.done.emit(False, f"Could not render {self.path}: {exc}")
             return
         also = f" and {self.midi_out}" if self.midi_out else ""

@@ -2,6 +2,7 @@
 
 Starts ``Xvfb :N`` on the first free display number and stops only that process.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,9 +33,13 @@ class Xvfb:
         for n in range(90 + os.getpid() % 200, 400):
             if Path(f"/tmp/.X11-unix/X{n}").exists() or Path(f"/tmp/.X{n}-lock").exists():
                 continue
-            proc = subprocess.Popen([exe, f":{n}", "-screen", "0", f"{w}x{h}x{d}", "-nolisten", "tcp"],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                [exe, f":{n}", "-screen", "0", f"{w}x{h}x{d}", "-nolisten", "tcp"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and proc.poll() is None:
                 if Path(f"/tmp/.X11-unix/X{n}").exists():

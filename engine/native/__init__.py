@@ -9,6 +9,7 @@ The structures below mirror callback.c's (``lb_sizes`` checks them at load). Pyt
 every byte the C side touches (numpy arrays, ctypes structures) and keeps it alive for as
 long as the C side may use it: nothing published to it is ever freed while it runs.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -32,8 +33,22 @@ PLAYER_PHASES = 4
 TIMING_RING = 1024
 
 # Mixer ints (callback.c: I_*)
-(I_CLOCK, I_BLOCKS, I_XRUNS, I_LATE, I_APPLIED, I_CTL_VERSION, I_CTL_APPLIED, I_RESET, I_PLAYER_CH,
- I_NEXTRA, I_EV_CAP, I_MAX_BLOCK, I_METRO_SEQ, I_PHASE0) = range(14)
+(
+    I_CLOCK,
+    I_BLOCKS,
+    I_XRUNS,
+    I_LATE,
+    I_APPLIED,
+    I_CTL_VERSION,
+    I_CTL_APPLIED,
+    I_RESET,
+    I_PLAYER_CH,
+    I_NEXTRA,
+    I_EV_CAP,
+    I_MAX_BLOCK,
+    I_METRO_SEQ,
+    I_PHASE0,
+) = range(14)
 I_XPER0 = I_PHASE0 + 1 + PLAYER_PHASES
 I_XSTARTS0 = I_XPER0 + PLAYER_PHASES
 I_DROPPED = I_XSTARTS0 + PLAYER_PHASES
@@ -56,6 +71,7 @@ _i64 = ctypes.c_int64
 
 class Queue(ctypes.Structure):
     """An EventQueue: its slots, mask, and [write, read, dropped] indices."""
+
     _fields_ = [("buf", _p), ("mask", _i64), ("idx", _p)]
 
 
@@ -65,6 +81,7 @@ class QueueTable(ctypes.Structure):
 
 class Ring(ctypes.Structure):
     """An AudioRing: its frames, capacity, [write, read, overflows, dropped_frames, first_time]."""
+
     _fields_ = [("buf", _p), ("cap", _i64), ("idx", _p)]
 
 
@@ -73,22 +90,55 @@ class SynthRef(ctypes.Structure):
 
 
 class MixerState(ctypes.Structure):
-    _fields_ = [("write", _p), ("noteon", _p), ("noteoff", _p), ("cc", _p), ("progsel", _p), ("voices", _p),
-                ("ints", _p), ("dbls", _p),
-                ("vol", _p), ("part_cc7", _p), ("mute", _p), ("prog", _p),
-                ("applied_vol", _p), ("applied_prog", _p), ("held", _p),
-                ("synths", SynthRef * (1 + PLAYER_PHASES)),
-                ("xbuf", _p), ("ramp", _p), ("gbuf", _p),
-                ("click_hi", _p), ("click_lo", _p), ("click_len", _i64), ("cbuf", _p),
-                ("work_ns", _p), ("work_frames", _p), ("work_ring", _i64),
-                ("qtable", _p), ("log", _p), ("tap", _p),
-                ("metro", ctypes.c_double * METRO_N), ("xpos", _i64 * PLAYER_PHASES)]
+    _fields_ = [
+        ("write", _p),
+        ("noteon", _p),
+        ("noteoff", _p),
+        ("cc", _p),
+        ("progsel", _p),
+        ("voices", _p),
+        ("ints", _p),
+        ("dbls", _p),
+        ("vol", _p),
+        ("part_cc7", _p),
+        ("mute", _p),
+        ("prog", _p),
+        ("applied_vol", _p),
+        ("applied_prog", _p),
+        ("held", _p),
+        ("synths", SynthRef * (1 + PLAYER_PHASES)),
+        ("xbuf", _p),
+        ("ramp", _p),
+        ("gbuf", _p),
+        ("click_hi", _p),
+        ("click_lo", _p),
+        ("click_len", _i64),
+        ("cbuf", _p),
+        ("work_ns", _p),
+        ("work_frames", _p),
+        ("work_ring", _i64),
+        ("qtable", _p),
+        ("log", _p),
+        ("tap", _p),
+        ("metro", ctypes.c_double * METRO_N),
+        ("xpos", _i64 * PLAYER_PHASES),
+    ]
 
 
 class OutState(ctypes.Structure):
-    _fields_ = [("m", _p), ("ints", _p), ("dbls", _p),
-                ("blk_clock", _p), ("blk_time", _p), ("blk_dac", _p), ("blk_lead", _p), ("blk_entry", _p),
-                ("blk_xrun", _p), ("rt_thread", ctypes.c_ulong), ("rt_known", _i64)]
+    _fields_ = [
+        ("m", _p),
+        ("ints", _p),
+        ("dbls", _p),
+        ("blk_clock", _p),
+        ("blk_time", _p),
+        ("blk_dac", _p),
+        ("blk_lead", _p),
+        ("blk_entry", _p),
+        ("blk_xrun", _p),
+        ("rt_thread", ctypes.c_ulong),
+        ("rt_known", _i64),
+    ]
 
 
 unavailable: str | None = None
@@ -103,8 +153,12 @@ def build(target: Path = LIBRARY) -> None:
     if not cc:
         raise OSError("no C compiler (install it with 'sudo apt-get install gcc libc6-dev')")
     with atomic_path(target, suffix=".so") as tmp:
-        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(SOURCE), "-lm", "-pthread"],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(SOURCE), "-lm", "-pthread"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
 
 
 def _check(lib: ctypes.CDLL) -> None:
@@ -113,8 +167,15 @@ def _check(lib: ctypes.CDLL) -> None:
     lib.lb_sizes.argtypes = [ctypes.c_int]
     if lib.lb_abi() != ABI:
         raise OSError(f"{LIBRARY.name} is ABI {lib.lb_abi()}, this LiveBand needs {ABI}: rebuild it")
-    want = [ctypes.sizeof(MixerState), ctypes.sizeof(OutState), ctypes.sizeof(QueueTable),
-            N_INTS, N_DBLS, O_N_INTS, OD_N_DBLS]
+    want = [
+        ctypes.sizeof(MixerState),
+        ctypes.sizeof(OutState),
+        ctypes.sizeof(QueueTable),
+        N_INTS,
+        N_DBLS,
+        O_N_INTS,
+        OD_N_DBLS,
+    ]
     got = [lib.lb_sizes(i) for i in range(len(want))]
     if got != want:
         raise OSError(f"{LIBRARY.name} layout {got} does not match engine/native ({want}): rebuild it")
@@ -151,28 +212,32 @@ def lib() -> ctypes.CDLL | None:
 
 def callback_address() -> int:
     """Address of ``lb_pa_callback`` (a PaStreamCallback)."""
-    address: int = ctypes.cast(_lib.lb_pa_callback, _p).value   # type: ignore[union-attr, assignment]  # after lib() loaded it
+    address: int = ctypes.cast(_lib.lb_pa_callback, _p).value  # type: ignore[union-attr, assignment]  # after lib() loaded it
     return address
 
 
 def int_field(array: str, i: int) -> property:
     """A property over element ``i`` of the int64 array in attribute ``array`` (one the C
     side shares: the Mixer's ``_ints``, AudioOut's ``_oi``)."""
+
     def get(self: object) -> int:
         return int(getattr(self, array)[i])
 
     def put(self: object, v: int) -> None:
         getattr(self, array)[i] = v
+
     return property(get, put)
 
 
 def dbl_field(array: str, i: int) -> property:
     """A property over element ``i`` of the float64 array in attribute ``array``."""
+
     def get(self: object) -> float:
         return float(getattr(self, array)[i])
 
     def put(self: object, v: float) -> None:
         getattr(self, array)[i] = v
+
     return property(get, put)
 
 

@@ -5,16 +5,21 @@ source produces. ``transcribe_wav`` turns a hummed/sung file into notes; ``HumTr
 same live, block by block (``engine.mic_input.MicInput`` runs it on the microphone).
 Heavy modules (torch, onnxruntime) load only when a tracker is built.
 """
+
 from __future__ import annotations
 
 import os
 from typing import Callable
 
 
-def transcribe_wav(path: str | os.PathLike, tracker: str = "pesto",
-                   key: int | None = None, scale: str = "major",
-                   notices: list[str] | None = None,
-                   progress: Callable[[float, float], None] | None = None) -> list[tuple[int, float, float, int]]:
+def transcribe_wav(
+    path: str | os.PathLike,
+    tracker: str = "pesto",
+    key: int | None = None,
+    scale: str = "major",
+    notices: list[str] | None = None,
+    progress: Callable[[float, float], None] | None = None,
+) -> list[tuple[int, float, float, int]]:
     """A hummed/sung WAV -> notes (pitch, start s, end s, velocity), unquantised.
 
     Runs the live HumTracker over the file (the same code path as the microphone), and
@@ -37,7 +42,7 @@ def transcribe_wav(path: str | os.PathLike, tracker: str = "pesto",
         ht.with_segmenter(key=key, scale=scale)
     block = max(1, sr // 50)
     for n, i in enumerate(range(0, len(audio), block)):
-        ht.feed(audio[i:i + block])
+        ht.feed(audio[i : i + block])
         if notices is not None:
             _note(notices, ht.notice())
         if progress is not None and n % 50 == 49:
@@ -72,6 +77,7 @@ def __getattr__(name: str):
     # HumTracker pulls in numpy, scipy and (when built) a model: load on use
     if name == "HumTracker":
         from engine.pitch.live import HumTracker
+
         return HumTracker
     raise AttributeError(name)
 

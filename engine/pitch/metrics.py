@@ -8,6 +8,7 @@
 - latency: for matched notes, when the note-on event became available (the input
   sample count at that moment) minus the true onset.
 """
+
 from __future__ import annotations
 
 import numpy as np

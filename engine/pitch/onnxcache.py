@@ -7,6 +7,7 @@ cannot open is exported again, so a crash or a corrupt cache never blocks the tr
 Where the cache cannot be written (a read-only home), the export is made in memory at
 each start, with a RuntimeWarning saying so.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,12 +39,27 @@ def _export(build: Callable[[], tuple], f, input_names: list[str], output_names:
     dyn = {n: {0: "batch"} for n in [*input_names, *output_names]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's constant-folding chatter
-        torch.onnx.export(module, example, f, input_names=input_names, output_names=output_names,
-                          dynamic_axes=dyn, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            module,
+            example,
+            f,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dyn,
+            opset_version=17,
+            dynamo=False,
+        )
 
 
-def open_session(tag: str, weights: Path, build: Callable[[], tuple], input_names: list[str],
-                 output_names: list[str], threads: int = 1, device: str = "cpu"):
+def open_session(
+    tag: str,
+    weights: Path,
+    build: Callable[[], tuple],
+    input_names: list[str],
+    output_names: list[str],
+    threads: int = 1,
+    device: str = "cpu",
+):
     """An onnxruntime InferenceSession on the cached export (re-exported if unreadable)."""
     import onnxruntime as ort
 
@@ -55,14 +71,19 @@ def open_session(tag: str, weights: Path, build: Callable[[], tuple], input_name
     if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     try:
-        return onnxcache.open_cached(_cache_path(tag, weights),
-                                     lambda tmp: _export(build, str(tmp), input_names, output_names),
-                                     lambda p: ort.InferenceSession(str(p), opts, providers=providers))
+        return onnxcache.open_cached(
+            _cache_path(tag, weights),
+            lambda tmp: _export(build, str(tmp), input_names, output_names),
+            lambda p: ort.InferenceSession(str(p), opts, providers=providers),
+        )
     except OSError as exc:
         import io
 
-        warnings.warn(f"cannot cache the pitch model in {cache_dir()} ({exc.strerror or exc}); "
-                      "it is rebuilt at each start", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"cannot cache the pitch model in {cache_dir()} ({exc.strerror or exc}); it is rebuilt at each start",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         buf = io.BytesIO()
         _export(build, buf, input_names, output_names)
         return ort.InferenceSession(buf.getvalue(), opts, providers=providers)

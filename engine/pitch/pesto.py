@@ -26,6 +26,7 @@ numpy runs the two residual conv layers by FFT (``FftConvs``); onnxruntime runs 
 (the Toeplitz layer as a matrix). ``backend="torch"`` runs the layers as published, and
 the tests hold the two to the same numbers.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,15 +34,16 @@ import math
 import numpy as np
 from scipy.signal import get_window
 
-from engine.pitch.tracker import HOP, TRACKER_RATE
 from engine.pitch.onnxcache import open_session
+from engine.pitch.tracker import HOP, TRACKER_RATE
 from engine.pitch.weights import load_pesto_checkpoint, pesto_weights_path
 
 _EPS32 = float(np.finfo(np.float32).eps)
 
 
-def cqt_kernels(sr: int, fmin: float, n_bins: int, bins_per_semitone: int, gamma: float,
-                center_bins: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cqt_kernels(
+    sr: int, fmin: float, n_bins: int, bins_per_semitone: int, gamma: float, center_bins: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """-> (kernels (n_bins, W) complex64, lengths (n_bins,), freqs (n_bins,))."""
     bpo = 12 * bins_per_semitone
     if center_bins:
@@ -57,9 +59,9 @@ def cqt_kernels(sr: int, fmin: float, n_bins: int, bins_per_semitone: int, gamma
     for k, (f, ln) in enumerate(zip(freqs, lengths.astype(int))):
         # the same centring and time axis as the reference implementation
         start = int(math.ceil(width / 2 - ln / 2)) - (1 if ln % 2 == 1 else 0)
-        t = np.r_[(-ln) // 2: ln // 2]
+        t = np.r_[(-ln) // 2 : ln // 2]
         sig = get_window("hann", ln, fftbins=True) * np.exp(2j * np.pi * f / sr * t) / ln
-        kernels[k, start:start + ln] = sig / np.abs(sig).sum()
+        kernels[k, start : start + ln] = sig / np.abs(sig).sum()
     return kernels, lengths, freqs
 
 
@@ -130,9 +132,13 @@ class PestoModel:
                 return torch.sigmoid(self.linear(torch.cat((x, flat), -1)))[:, 0]
 
         enc, voi = Encoder(), Voicing()
-        mapping = {"norm.weight": "encoder.layernorm.weight", "norm.bias": "encoder.layernorm.bias",
-                   "conv1.weight": "encoder.conv1.0.weight", "conv1.bias": "encoder.conv1.0.bias",
-                   "fc.weight": "encoder.fc.weight"}
+        mapping = {
+            "norm.weight": "encoder.layernorm.weight",
+            "norm.bias": "encoder.layernorm.bias",
+            "conv1.weight": "encoder.conv1.0.weight",
+            "conv1.bias": "encoder.conv1.0.bias",
+            "fc.weight": "encoder.fc.weight",
+        }
         for i in range(n_pre):
             for p in ("weight", "bias"):
                 mapping[f"pre.{i}.{p}"] = f"encoder.prefilt_layers.{i}.0.{p}"
@@ -141,18 +147,24 @@ class PestoModel:
                 mapping[f"mix.{i}.{p}"] = f"encoder.conv_layers.{3 * i}.{p}"
         _load(enc, {a: sd[b] for a, b in mapping.items()})
         _load(voi, {f"{m}.{p}": sd[f"confidence.{m}.{p}"] for m in ("conv", "linear") for p in ("weight", "bias")})
-        lo, hi = int(hp["crop"]["max_steps"]), int(hp["crop"]["min_steps"])   # (16, -16)
+        lo, hi = int(hp["crop"]["max_steps"]), int(hp["crop"]["min_steps"])  # (16, -16)
 
         h = self.hcqt
-        kern, lengths, _ = cqt_kernels(TRACKER_RATE, float(h["fmin"]), int(h["n_bins"]), self.bps,
-                                       float(h["gamma"]), bool(h.get("center_bins", True)))
+        kern, lengths, _ = cqt_kernels(
+            TRACKER_RATE,
+            float(h["fmin"]),
+            int(h["n_bins"]),
+            self.bps,
+            float(h["gamma"]),
+            bool(h.get("center_bins", True)),
+        )
         self.n_bins, self.width = kern.shape
         # the window's last `mirror` samples are the zero-filled future (see the module
         # docstring): the model takes only the `live` real samples
         self.mirror = int(min(max(lookahead_ms, 0.0) * TRACKER_RATE / 1000, self.width // 2 - HOP))
         self.live = self.width - self.mirror
-        scale = np.sqrt(lengths)[:, None]   # librosa-style normalisation of the CQT output
-        kern = (kern * scale)[:, :self.live]
+        scale = np.sqrt(lengths)[:, None]  # librosa-style normalisation of the CQT output
+        kern = (kern * scale)[:, : self.live]
         groups = support_groups(kern)
         toeplitz = toeplitz_matrix(sd["encoder.fc.weight"].reshape(-1), n_in * chans[-1], out_dim)
 
@@ -184,7 +196,7 @@ class PestoModel:
                     c = frames[:, c0:c1] @ getattr(self, f"kern{g}")
                     half = c.shape[1] // 2
                     powers.append(c[:, :half] ** 2 + c[:, half:] ** 2)
-                return torch.cat(powers, dim=1).clamp(min=_EPS32 ** 2)
+                return torch.cat(powers, dim=1).clamp(min=_EPS32**2)
 
             def forward(self, frames: torch.Tensor):
                 power = self.power(frames)
@@ -222,23 +234,36 @@ class PestoModel:
             # another part, layout or window must never be reused
             front = Front(self.torch_module).eval()
             back = Back(self.torch_module).eval()
-            s_front = open_session(f"pesto-mir-1k_g7-{TRACKER_RATE}-front-live{self.live}", pesto_weights_path(),
-                                   lambda: (front, (torch.zeros(2, self.live),)),
-                                   ["frames"], ["features", "confidence"], threads=threads)
-            s_back = open_session(f"pesto-mir-1k_g7-{TRACKER_RATE}-back", pesto_weights_path(),
-                                  lambda: (back, (torch.zeros(2, chans[0], n_in),)),
-                                  ["features"], ["activation"], threads=threads)
+            s_front = open_session(
+                f"pesto-mir-1k_g7-{TRACKER_RATE}-front-live{self.live}",
+                pesto_weights_path(),
+                lambda: (front, (torch.zeros(2, self.live),)),
+                ["frames"],
+                ["features", "confidence"],
+                threads=threads,
+            )
+            s_back = open_session(
+                f"pesto-mir-1k_g7-{TRACKER_RATE}-back",
+                pesto_weights_path(),
+                lambda: (back, (torch.zeros(2, chans[0], n_in),)),
+                ["features"],
+                ["activation"],
+                threads=threads,
+            )
             convs = FftConvs(enc.pre, slope)
 
             def run_onnx(x: np.ndarray):
                 h, conf = s_front.run(None, {"frames": x})
                 return s_back.run(None, {"features": convs(h)})[0], conf
+
             self._run = run_onnx
         elif backend == "torch":
+
             def run(x: np.ndarray):
                 with torch.inference_mode():
                     a, c = self.torch_module(torch.from_numpy(x))
                 return a.numpy(), c.numpy()
+
             self._run = run
         else:
             raise ValueError(f"backend must be 'onnx' or 'torch', got {backend!r}")
@@ -284,13 +309,18 @@ class FftConvs:
         self.slope = float(slope)
         self.layers = []
         for conv in convs:
-            w = conv.weight.detach().numpy().astype(np.float64)          # (out, in, k)
+            w = conv.weight.detach().numpy().astype(np.float64)  # (out, in, k)
             # conv1d is a cross-correlation: out[n] = sum_j w[j] x[n + j - pad]; in a
             # block of n_fft inputs the first n_fft - k + 1 outputs do not wrap around
-            spec = np.conj(np.fft.rfft(w, n=self.n_fft, axis=-1))        # (out, in, F)
-            self.layers.append((np.ascontiguousarray(spec.transpose(2, 1, 0), np.complex64),   # (F, in, out)
-                                conv.bias.detach().numpy().astype(np.float32),
-                                int(conv.padding[0]), w.shape[-1]))
+            spec = np.conj(np.fft.rfft(w, n=self.n_fft, axis=-1))  # (out, in, F)
+            self.layers.append(
+                (
+                    np.ascontiguousarray(spec.transpose(2, 1, 0), np.complex64),  # (F, in, out)
+                    conv.bias.detach().numpy().astype(np.float32),
+                    int(conv.padding[0]),
+                    w.shape[-1],
+                )
+            )
 
     def __call__(self, h: np.ndarray) -> np.ndarray:
         """h: (B, 40, L) first-layer output -> (B, 40, L) after the residual layers."""
@@ -302,16 +332,16 @@ class FftConvs:
         # frequency, with no transposed copies in between
         x = np.ascontiguousarray(h.transpose(2, 0, 1))
         for spec_t, bias, pad, k in self.layers:
-            step = self.n_fft - k + 1                                   # valid outputs per block
+            step = self.n_fft - k + 1  # valid outputs per block
             blocks = -(-n // step)
             xp = np.zeros((blocks * step + k - 1, b, c), np.float32)
-            xp[pad:pad + n] = x
+            xp[pad : pad + n] = x
             idx = np.arange(self.n_fft)[:, None] + step * np.arange(blocks)[None, :]
-            seg = scipy.fft.rfft(xp[idx], axis=0)                       # (F, blocks, B, C)
+            seg = scipy.fft.rfft(xp[idx], axis=0)  # (F, blocks, B, C)
             y = np.matmul(seg.reshape(seg.shape[0], blocks * b, c), spec_t)
-            out = scipy.fft.irfft(y, n=self.n_fft, axis=0)[:step]       # (step, blocks * B, C)
+            out = scipy.fft.irfft(y, n=self.n_fft, axis=0)[:step]  # (step, blocks * B, C)
             v = out.reshape(step, blocks, b, c).transpose(1, 0, 2, 3).reshape(blocks * step, b, c)[:n] + bias
-            x = np.maximum(v, self.slope * v) + x                      # leaky ReLU (0 < slope < 1), residual
+            x = np.maximum(v, self.slope * v) + x  # leaky ReLU (0 < slope < 1), residual
         return np.ascontiguousarray(x.transpose(1, 2, 0))
 
 
@@ -352,9 +382,9 @@ def _alwa_one(act: np.ndarray, roll: int, bps: int) -> float:
     """reduce_alwa for one frame without copying: the same numbers as rolling the
     (384,) distribution by ``roll`` and reducing it (the live path's per-hop cost)."""
     n = act.shape[0]
-    j = int(act.argmax())                      # index before the roll
-    k = (j + roll) % n                         # index after it
-    idx = np.clip(np.arange(k - bps + 1, k + bps), 0, n - 1)     # clipped like reduce_alwa
+    j = int(act.argmax())  # index before the roll
+    k = (j + roll) % n  # index after it
+    idx = np.clip(np.arange(k - bps + 1, k + bps), 0, n - 1)  # clipped like reduce_alwa
     w = act[(idx - roll) % n]
     return float((w * idx).sum() / max(float(w.sum()), 1e-12) / bps)
 
@@ -381,9 +411,9 @@ class PestoTracker:
         self.model = PestoModel(threads=threads, backend=backend, lookahead_ms=lookahead_ms)
         self.width = self.model.width
         self.mirror = self.model.mirror
-        self.live = self.model.live                          # real samples per window
+        self.live = self.model.live  # real samples per window
         self.delay_samples = self.width // 2 - self.mirror
-        self._win = np.zeros((1, self.live), np.float32)     # the real past; the future is implied zeros
+        self._win = np.zeros((1, self.live), np.float32)  # the real past; the future is implied zeros
 
     def reset(self) -> None:
         self._win[:] = 0.0

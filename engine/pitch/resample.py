@@ -22,6 +22,7 @@ the new samples, so the stream equals resampling the whole signal at once (up to
 rounding). The right context costs ``latency_samples`` of look-ahead (1.6 ms for 48 kHz
 -> 16 kHz, 10 ms for 44.1 kHz whose ratio 160/441 forces 441-sample steps).
 """
+
 from __future__ import annotations
 
 from math import gcd
@@ -44,16 +45,15 @@ class StreamResampler:
         # our own short low-pass (half_taps taps of the slower rate each side) keeps the delay low;
         # unit DC gain: resample_poly scales a given filter by `up` itself (scaling it here
         # too made an 8 kHz device 6 dB hot, and 44.1 kHz with causal=False 38 dB)
-        self._h = None if self.identity else \
-            firwin(2 * half_taps * m + 1, 1.0 / m, window=("kaiser", 6.0))
+        self._h = None if self.identity else firwin(2 * half_taps * m + 1, 1.0 / m, window=("kaiser", 6.0))
         # context in input samples covering the filter's half length, a multiple of
         # `down` so output indices stay integral
         half_in = -(-half_taps * m // self.up) + 1
         ctx = -(-half_in // self.down) * self.down
         self.ctx = ctx
-        self.latency_samples = 0 if self.identity else ctx      # at rate_in
-        self._pending = np.zeros(ctx, np.float32)                # left context (zeros at start)
-        self._new = 0                                            # samples after the context
+        self.latency_samples = 0 if self.identity else ctx  # at rate_in
+        self._pending = np.zeros(ctx, np.float32)  # left context (zeros at start)
+        self._new = 0  # samples after the context
         # Integer decimation (48, 32, 96 kHz -> 16 kHz): each output is one dot product of
         # the filter with the input around it, computed here directly: the same sums as
         # resample_poly at a tenth of its per-call cost (which is mostly set-up).
@@ -73,19 +73,19 @@ class StreamResampler:
         self._new = 0
         if self._sos is not None:
             self._zi = sosfilt_zi(self._sos) * 0.0
-            self._phase = 0                   # input samples since the last output, mod down
-            self._n_in = 0                    # input samples so far (rational ratios)
-            self._m = 0                       # next output index (rational ratios)
-            self._ylast = 0.0                 # the last filtered input sample
+            self._phase = 0  # input samples since the last output, mod down
+            self._n_in = 0  # input samples so far (rational ratios)
+            self._m = 0  # next output index (rational ratios)
+            self._ylast = 0.0  # the last filtered input sample
 
     def _interpolate(self, y: np.ndarray) -> np.ndarray:
         """Rational ratios (44.1 kHz): output m lies at input position m * down / up;
         it is the linear interpolation of the two filtered samples around it, out as
         soon as the later one is in. The low-pass leaves the voice oversampled ~3x, where
         linear interpolation costs < 1 dB at 7 kHz and nothing below 2 kHz."""
-        n0 = self._n_in                                  # global index of y[0]
+        n0 = self._n_in  # global index of y[0]
         self._n_in += len(y)
-        buf = np.concatenate([[self._ylast], y])          # buf[j] is input n0 - 1 + j
+        buf = np.concatenate([[self._ylast], y])  # buf[j] is input n0 - 1 + j
         self._ylast = float(y[-1])
         # every m whose position's right neighbour (index i + 1) has arrived
         m_end = ((self._n_in - 1) * self.up - 1) // self.down + 1
@@ -112,25 +112,25 @@ class StreamResampler:
                 # output the newest sample of each group of `down` input samples
                 first = self.down - 1 - self._phase
                 self._phase = (self._phase + x.size) % self.down
-                return y[first::self.down].astype(np.float32)
+                return y[first :: self.down].astype(np.float32)
             return self._interpolate(y)
         buf = np.concatenate([self._pending, x])
-        avail = len(buf) - self.ctx - self.ctx           # new samples with right context
+        avail = len(buf) - self.ctx - self.ctx  # new samples with right context
         steps = avail // self.down
         if steps <= 0:
             self._pending = buf
             return np.zeros(0, np.float32)
         n_in = steps * self.down
-        seg = buf[:self.ctx + n_in + self.ctx]
+        seg = buf[: self.ctx + n_in + self.ctx]
         if self._dec_h is not None:
             half = (len(self._dec_h) - 1) // 2
             # output i is centred on input ctx + i * down
             win = np.lib.stride_tricks.sliding_window_view(seg, len(self._dec_h))
-            out = win[self.ctx - half:self.ctx - half + n_in:self.down] @ self._dec_h
+            out = win[self.ctx - half : self.ctx - half + n_in : self.down] @ self._dec_h
             self._pending = buf[n_in:]
             return out
         y = resample_poly(seg, self.up, self.down, window=self._h)
         a = self.ctx * self.up // self.down
-        out = y[a:a + n_in * self.up // self.down]
+        out = y[a : a + n_in * self.up // self.down]
         self._pending = buf[n_in:]
         return out.astype(np.float32)

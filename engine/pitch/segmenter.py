@@ -44,17 +44,34 @@ Decisions, in the order they are taken each hop:
 Everything is in hops of the tracker (10 ms); times are hop indices converted by the
 caller. Thread: one thread at a time (the pitch worker).
 """
+
 from __future__ import annotations
 
 from collections import deque
 
 import numpy as np
 
-from engine.pitch.segmenter_rules import (NoteRecord, SCALES, SegmenterConfig, SegmenterRules, TRACKER_DEFAULTS,
-                                          level_to_velocity, scale_set, snap)
+from engine.pitch.segmenter_rules import (
+    SCALES,
+    TRACKER_DEFAULTS,
+    NoteRecord,
+    SegmenterConfig,
+    SegmenterRules,
+    level_to_velocity,
+    scale_set,
+    snap,
+)
 
-__all__ = ["NoteRecord", "NoteSegmenter", "SCALES", "SegmenterConfig", "TRACKER_DEFAULTS", "level_to_velocity",
-           "scale_set", "snap"]
+__all__ = [
+    "NoteRecord",
+    "NoteSegmenter",
+    "SCALES",
+    "SegmenterConfig",
+    "TRACKER_DEFAULTS",
+    "level_to_velocity",
+    "scale_set",
+    "snap",
+]
 
 
 class NoteSegmenter(SegmenterRules):
@@ -101,7 +118,7 @@ class NoteSegmenter(SegmenterRules):
         c = self.cfg
         p = snap(pitch_est, c.key, c.scale)
         self.note = NoteRecord(p, on_hop, level_to_velocity(level_db), self.hop)
-        self.note.set_pitches([x for _, x, _ in list(self._run)[-c.stable_hops:]])
+        self.note.set_pitches([x for _, x, _ in list(self._run)[-c.stable_hops :]])
         self.notes.append(self.note)
         self._peak_db = level_db
         self._dip_min_db = None
@@ -144,7 +161,7 @@ class NoteSegmenter(SegmenterRules):
             self._unvoiced_run = 0
             self.voiced = True
             n = self.note
-            if n is not None and not n.provisional:     # an early note's own octave may be wrong
+            if n is not None and not n.provisional:  # an early note's own octave may be wrong
                 ref = n.median_pitch
                 d = pitch - ref
                 if abs(abs(d) - 12.0) < 0.8 and self._octave_run < 8:
@@ -163,8 +180,9 @@ class NoteSegmenter(SegmenterRules):
                 # a jump of talk_jump_st or more in one hop is the tracker leaping to a
                 # harmonic (a room's reverb mixes two notes), not a voice gliding
                 jump = max(abs(vp[-1] - vp[-2]), abs(vp[-2] - vp[-3]), abs(vp[-3] - vp[-4])) >= c.talk_jump_st
-                self._glides.append(abs(vp[-1] - vp[-4]) * 100 > c.talk_glide_cents and not jump and
-                                    not self._held_centre())
+                self._glides.append(
+                    abs(vp[-1] - vp[-4]) * 100 > c.talk_glide_cents and not jump and not self._held_centre()
+                )
                 if len(self._glides) >= c.talk_min_hops:
                     share = sum(self._glides) / len(self._glides)
                     # hysteresis: talking starts above talk_fraction, ends below half of it
@@ -187,11 +205,11 @@ class NoteSegmenter(SegmenterRules):
                         rise = self._last_low_hop + 1 - 1.0
                         on_time = rise if first - rise <= 15 else first - c.pitch_delay_hops
                         if self._reartic_hop is not None:
-                            on_time = self._reartic_hop    # the level dip that re-articulated
+                            on_time = self._reartic_hop  # the level dip that re-articulated
                         on_time = min(on_time, first)
                         self._reartic_hop = None
                         self._flush_pending(out, on_time)
-                        self._start(med, on_time, max(lv for _, _, lv in list(self._run)[-c.stable_hops:]), out)
+                        self._start(med, on_time, max(lv for _, _, lv in list(self._run)[-c.stable_hops :]), out)
                         if glided:
                             self.note.set_pitches([med])
                         self.note.provisional = early
@@ -205,7 +223,7 @@ class NoteSegmenter(SegmenterRules):
                 self._run.clear()
                 self._voiced_pitches.clear()
                 if self.note is not None and self.note.provisional and not self._held_short(self.note):
-                    self._withdraw(out)     # never confirmed: a blip, not a note
+                    self._withdraw(out)  # never confirmed: a blip, not a note
                 self._end(self.hop - c.off_hops + 1, out)
         self._prev_level_db, self._prev_pitch, self._prev_conf = level_db, pitch, conf
         if self.keep_history:
@@ -253,22 +271,26 @@ class NoteSegmenter(SegmenterRules):
         # ... and the newest hops have settled (a legato glide's tail must not name the
         # new note): it is named by their median
         settled, med_new = self._stable(c.change_settle_hops, 40.0, c.change_slope_cents)
-        if ok and settled and abs(med - n.median_pitch) >= c.change_semitones and \
-                all(h > n.on_hop for h, _, _ in list(self._run)[-c.change_hops:]) and \
-                not self._vibrato_swing(n, n.median_pitch, med_new - n.median_pitch):
+        if (
+            ok
+            and settled
+            and abs(med - n.median_pitch) >= c.change_semitones
+            and all(h > n.on_hop for h, _, _ in list(self._run)[-c.change_hops :])
+            and not self._vibrato_swing(n, n.median_pitch, med_new - n.median_pitch)
+        ):
             med = med_new
             first = self._run[-c.change_hops][0]
             on_time = max(first - c.pitch_delay_hops, n.on_hop + 1)
             self._end(on_time, out)
             self._flush_pending(out, on_time)
             self._start(med, on_time, level_db, out)
-            self.note.set_pitches([p for _, p, _ in list(self._run)[-c.change_hops:]])
+            self.note.set_pitches([p for _, p, _ in list(self._run)[-c.change_hops :]])
             return
         # re-articulation: a dip in level followed by a rise, same pitch or not
         if level_db > self._peak_db:
             self._peak_db = level_db
         else:
-            self._peak_db -= 0.3          # let the reference sink slowly (a long decay is not a dip)
+            self._peak_db -= 0.3  # let the reference sink slowly (a long decay is not a dip)
         if self._dip_min_db is None:
             if level_db <= self._peak_db - c.dip_db:
                 self._dip_min_db = level_db

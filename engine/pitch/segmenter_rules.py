@@ -4,6 +4,7 @@ decisions that read the segmenter's state without changing what it has announced
 the noise floor and the voicing gate, drift, glides and their targets, vibrato, and
 the onset rule. The segmenter module's docstring says what each decides.
 Thread: one thread at a time (the pitch worker)."""
+
 from __future__ import annotations
 
 from bisect import insort
@@ -12,69 +13,69 @@ from functools import lru_cache
 
 import numpy as np
 
-SCALES = ("major", "minor", "chromatic")    # "chromatic": no snapping
+SCALES = ("major", "minor", "chromatic")  # "chromatic": no snapping
 
 
 @dataclass(frozen=True)
 class SegmenterConfig:
     conf_on: float = 0.5
     conf_off: float = 0.3
-    level_on_db: float = -50.0      # dBFS, absolute floor for a voiced hop
+    level_on_db: float = -50.0  # dBFS, absolute floor for a voiced hop
     level_off_db: float = -56.0
-    floor_margin_db: float = 2.0    # above the adaptive noise floor
-    floor_rise: float = 0.05        # the floor rises this share of the way to an unvoiced hop's level
+    floor_margin_db: float = 2.0  # above the adaptive noise floor
+    floor_rise: float = 0.05  # the floor rises this share of the way to an unvoiced hop's level
     floor_rise_max_db: float = 2.0  # ... at most this much a hop
-    off_hops: int = 3               # unvoiced hops that end a note
-    stable_hops: int = 2            # voiced hops that must agree before an onset
-    stable_cents: float = 70.0      # max spread of those hops
-    slope_cents: float = 8.0        # max pitch change per hop in those hops (scoops wait)
-    tail_hops: int = 25             # a run starting this soon after a note ended ...
-    tail_extra_hops: int = 0        # ... on that note's pitch needs this many more hops (0: off, see bench notes)
-    settle_cents: float = 3.0       # a still-drifting pitch (a scoop's slow tail) waits ...
-    settle_max_hops: int = 0        # ... at most this many extra hops (0: off; see the bench)
-    reartic_fresh: bool = True      # a re-articulation names its note from hops after the rise only
-    change_semitones: float = 0.8   # a new stable pitch this far from the note: new note
+    off_hops: int = 3  # unvoiced hops that end a note
+    stable_hops: int = 2  # voiced hops that must agree before an onset
+    stable_cents: float = 70.0  # max spread of those hops
+    slope_cents: float = 8.0  # max pitch change per hop in those hops (scoops wait)
+    tail_hops: int = 25  # a run starting this soon after a note ended ...
+    tail_extra_hops: int = 0  # ... on that note's pitch needs this many more hops (0: off, see bench notes)
+    settle_cents: float = 3.0  # a still-drifting pitch (a scoop's slow tail) waits ...
+    settle_max_hops: int = 0  # ... at most this many extra hops (0: off; see the bench)
+    reartic_fresh: bool = True  # a re-articulation names its note from hops after the rise only
+    change_semitones: float = 0.8  # a new stable pitch this far from the note: new note
     change_hops: int = 5
-    change_settle_hops: int = 3     # ... whose newest hops agree within 40 cents ...
+    change_settle_hops: int = 3  # ... whose newest hops agree within 40 cents ...
     change_slope_cents: float = 16.0  # ... and move at most this much per hop (a glide's tail waits)
-    glide_onsets: bool = True       # a still-moving onset (a scoop) is named by where it heads:
-    glide_ratio_max: float = 0.6    # ... 3 hops moving one way, each step at most this share
-    glide_min_step_cents: float = 4.0   # of the last (and at least this), converge (Aitken)
-    glide_reach_cents: float = 120.0    # on a pitch at most this far beyond the newest hop ...
-    glide_guard_ratio: float = 0.75     # ... that a slower approach (this ratio) rounds to too
-    fast_change: bool = True        # legato, early: the newest 2 hops this far from the note
+    glide_onsets: bool = True  # a still-moving onset (a scoop) is named by where it heads:
+    glide_ratio_max: float = 0.6  # ... 3 hops moving one way, each step at most this share
+    glide_min_step_cents: float = 4.0  # of the last (and at least this), converge (Aitken)
+    glide_reach_cents: float = 120.0  # on a pitch at most this far beyond the newest hop ...
+    glide_guard_ratio: float = 0.75  # ... that a slower approach (this ratio) rounds to too
+    fast_change: bool = True  # legato, early: the newest 2 hops this far from the note
     fast_change_away_cents: float = 50.0  # glide (as above) or have settled onto another pitch
     change_monotone4: bool = True
     change_date_share: float = 0.5  # ... dated by the first hop this share of the way there,
-    change_date_lag_hops: float = 1.0   # less this lag of the measurement
-    dip_db: float = 5.0             # re-articulation: level dips this much ...
-    rise_db: float = 8.0            # ... then rises this much (a new attack), within a voiced note
-    vibrato_hops: int = 20          # a held note's pitch swinging around a steady centre over
-    vibrato_span_st: float = 2.6    # ... this many hops, within this span (semitones) and with its
-    vibrato_drift_st: float = 0.4   # ... two halves' means this close, is vibrato, not gliding
-    vibrato_hold_hops: int = 10     # a vibrato-like excursion must hold this long to change note
-    vibrato_max_st: float = 1.6     # ... unless it goes this far (no vibrato is that wide)
+    change_date_lag_hops: float = 1.0  # less this lag of the measurement
+    dip_db: float = 5.0  # re-articulation: level dips this much ...
+    rise_db: float = 8.0  # ... then rises this much (a new attack), within a voiced note
+    vibrato_hops: int = 20  # a held note's pitch swinging around a steady centre over
+    vibrato_span_st: float = 2.6  # ... this many hops, within this span (semitones) and with its
+    vibrato_drift_st: float = 0.4  # ... two halves' means this close, is vibrato, not gliding
+    vibrato_hold_hops: int = 10  # a vibrato-like excursion must hold this long to change note
+    vibrato_max_st: float = 1.6  # ... unless it goes this far (no vibrato is that wide)
     talk_glide_cents: float = 50.0  # pitch motion over 3 hops that counts as gliding
-    talk_fraction: float = 0.35     # this share of gliding voiced hops means talking ...
-    talk_stable_hops: int = 16      # ... and then an onset needs this many steady hops
-    talk_min_hops: int = 15         # voiced hops seen before talking can be told
+    talk_fraction: float = 0.35  # this share of gliding voiced hops means talking ...
+    talk_stable_hops: int = 16  # ... and then an onset needs this many steady hops
+    talk_min_hops: int = 15  # voiced hops seen before talking can be told
     talk_stable_cents: float = 35.0  # ... within this spread
-    talk_slope_cents: float = 5.0    # ... moving at most this much per hop
-    talk_jump_st: float = 11.0       # a one-hop jump this wide is no glide (a harmonic)
-    early_cents: float = 30.0       # a voiced hop this close (flat) to a semitone announces it
-    early_confirm_hops: int = 8     # ... provisionally, until the onset rule agrees (0 cents: off)
+    talk_slope_cents: float = 5.0  # ... moving at most this much per hop
+    talk_jump_st: float = 11.0  # a one-hop jump this wide is no glide (a harmonic)
+    early_cents: float = 30.0  # a voiced hop this close (flat) to a semitone announces it
+    early_confirm_hops: int = 8  # ... provisionally, until the onset rule agrees (0 cents: off)
     early_sharp_cents: float = 15.0  # ... or this close sharp of it (a scoop passes the semitone below)
-    early_conf: float = 0.7         # ... with at least this confidence (the first frames may name a harmonic)
-    early_rise_db: float = 4.0      # ... a level at most this above the last hop's (mid-attack: wait)
+    early_conf: float = 0.7  # ... with at least this confidence (the first frames may name a harmonic)
+    early_rise_db: float = 4.0  # ... a level at most this above the last hop's (mid-attack: wait)
     early_move_cents: float = 40.0  # ... and not 40-150 cents from the last hop's pitch (a scoop)
-    short_hops: int = 4             # ... or, when it ends or times out unconfirmed, this many of
-    short_cents: float = 50.0       # ... its hops (and most) lie this near its pitch (0 hops: off)
+    short_hops: int = 4  # ... or, when it ends or times out unconfirmed, this many of
+    short_cents: float = 50.0  # ... its hops (and most) lie this near its pitch (0 hops: off)
     min_note_ms: float = 60.0
     hop_ms: float = 10.0
-    min_midi: float = 28.0          # E1
-    max_midi: float = 96.0          # C7
-    pitch_delay_hops: float = 0.0   # how late the tracker's frames are (its window centre)
-    key: int | None = None          # tonic pitch class 0-11 for snapping, None: no snap
+    min_midi: float = 28.0  # E1
+    max_midi: float = 96.0  # C7
+    pitch_delay_hops: float = 0.0  # how late the tracker's frames are (its window centre)
+    key: int | None = None  # tonic pitch class 0-11 for snapping, None: no snap
     scale: str = "major"
 
     def __post_init__(self) -> None:
@@ -103,13 +104,14 @@ TRACKER_DEFAULTS = {
 @dataclass
 class NoteRecord:
     """A finished or open note; ``pitches`` are all its voiced hop pitches (MIDI float)."""
+
     pitch: int
     on_hop: float
     velocity: int
     announced_hop: int
     off_hop: float | None = None
     pitches: list[float] = field(default_factory=list)
-    provisional: bool = False       # announced early, not yet confirmed by the onset rule
+    provisional: bool = False  # announced early, not yet confirmed by the onset rule
     _sorted: list[float] = field(default_factory=list, repr=False)
 
     def add(self, p: float) -> None:
@@ -137,6 +139,7 @@ def scale_set(key: int | None, scale: str) -> frozenset[int] | None:
     if key is None or scale == "chromatic":
         return None
     from engine.keyfind import key_pitch_classes
+
     return key_pitch_classes(key, scale)
 
 
@@ -152,6 +155,7 @@ def snap(p: float, key: int | None, scale: str) -> int:
     if allowed is None or q % 12 in allowed:
         return q
     from engine.keyfind import snap_to_scale
+
     if (q - 1) % 12 in allowed and (q + 1) % 12 in allowed and p < q:
         return q - 1
     return snap_to_scale(q, allowed)
@@ -238,17 +242,16 @@ class SegmenterRules:
         k, h = c.vibrato_hops, c.vibrato_hops // 2
         if len(vp) < k + h:
             return False
-        ps = list(vp)[-(k + h):]
+        ps = list(vp)[-(k + h) :]
         now, before = ps[h:], ps[:k]
-        return (max(now) - min(now)) <= c.vibrato_span_st and \
-            abs(sum(now) / k - sum(before) / k) <= c.vibrato_drift_st
+        return (max(now) - min(now)) <= c.vibrato_span_st and abs(sum(now) / k - sum(before) / k) <= c.vibrato_drift_st
 
     def _vibrato_swing(self, n: NoteRecord, ref: float, d: float) -> bool:
         """An excursion ``d`` (semitones) from the note's pitch ``ref`` that mirrors a
         recent swing to the other side (vibrato) and has not yet held vibrato_hold_hops
         hops on this side: a new note must wait."""
         c = self.cfg
-        recent = n.pitches[-2 * c.vibrato_hold_hops:]
+        recent = n.pitches[-2 * c.vibrato_hold_hops :]
         if not recent or abs(d) >= c.vibrato_max_st:
             return False
         other = min(p - ref for p in recent) if d > 0 else -max(p - ref for p in recent)
@@ -286,8 +289,9 @@ class SegmenterRules:
         # plain Python: a handful of floats, where numpy's per-call cost would dominate
         run = self._run
         ps = [run[i][1] for i in range(len(run) - k, len(run))]
-        ok = (max(ps) - min(ps)) * 100 <= spread and \
-            (k < 2 or max(abs(b - a) for a, b in zip(ps, ps[1:])) * 100 <= slope)
+        ok = (max(ps) - min(ps)) * 100 <= spread and (
+            k < 2 or max(abs(b - a) for a, b in zip(ps, ps[1:])) * 100 <= slope
+        )
         ps.sort()
         med = ps[k // 2] if k % 2 else (ps[k // 2 - 1] + ps[k // 2]) / 2
         return bool(ok), float(med)
@@ -298,12 +302,16 @@ class SegmenterRules:
         # speech glides from syllable to syllable; a hum holds its pitch. When
         # the recent voice looks like talking, a note must be held longer.
         need = c.talk_stable_hops if self.talking else c.stable_hops
-        spread, slope = (c.talk_stable_cents, c.talk_slope_cents) if self.talking else \
-            (c.stable_cents, c.slope_cents)
+        spread, slope = (c.talk_stable_cents, c.talk_slope_cents) if self.talking else (c.stable_cents, c.slope_cents)
         ok, med = self._stable(need, spread, slope)
         last = self.notes[-1] if self.notes else None
-        if ok and last is not None and last.off_hop is not None and \
-                self.hop - last.off_hop < c.tail_hops and snap(med, c.key, c.scale) == last.pitch:
+        if (
+            ok
+            and last is not None
+            and last.off_hop is not None
+            and self.hop - last.off_hop < c.tail_hops
+            and snap(med, c.key, c.scale) == last.pitch
+        ):
             # the previous note's pitch right after it ended: maybe its room
             # reverb still ringing over the new note's attack; look longer
             need += c.tail_extra_hops

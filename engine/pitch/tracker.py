@@ -6,14 +6,15 @@ runs a whole signal and returns exactly what the same hops fed one by one would
 (frame i is the estimate after hop i has arrived), so offline transcription and live
 tracking see the same numbers.
 """
+
 from __future__ import annotations
 
 from typing import Protocol
 
 import numpy as np
 
-TRACKER_RATE = 16000     # Hz: CREPE's rate; PESTO's CQT is built for it too
-HOP = 160                # samples: 10 ms
+TRACKER_RATE = 16000  # Hz: CREPE's rate; PESTO's CQT is built for it too
+HOP = 160  # samples: 10 ms
 TRACKERS = ("pesto", "crepe")
 
 
@@ -40,9 +41,11 @@ def make_tracker(name: str, **kw) -> PitchTracker:
     """'pesto' (streaming CQT + PESTO, fastest) or 'crepe' (CREPE tiny; ``capacity='full'``)."""
     if name == "pesto":
         from engine.pitch.pesto import PestoTracker
+
         return PestoTracker(**kw)
     if name == "crepe":
         from engine.pitch.crepe import CrepeTracker
+
         return CrepeTracker(**kw)
     raise ValueError(f"unknown pitch tracker {name!r}; choose one of {', '.join(TRACKERS)}")
 

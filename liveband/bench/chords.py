@@ -16,6 +16,7 @@ milliseconds apart as a hand does. For each chord it reports:
 
 Thread: the caller's (it drives the session like the UI does).
 """
+
 from __future__ import annotations
 
 import random
@@ -45,8 +46,12 @@ def _pct(x: list[float]) -> dict:
     if not x:
         return {"n": 0}
     a = np.asarray(x, np.float64)
-    return {"n": int(a.size), "p50": round(float(np.percentile(a, 50)), 2), "p99": round(float(np.percentile(a, 99)), 2),
-            "max": round(float(a.max()), 2)}
+    return {
+        "n": int(a.size),
+        "p50": round(float(np.percentile(a, 50)), 2),
+        "p99": round(float(np.percentile(a, 99)), 2),
+        "max": round(float(a.max()), 2),
+    }
 
 
 def measure(s, band: _Band, chords: int, log=None) -> dict:
@@ -59,7 +64,7 @@ def measure(s, band: _Band, chords: int, log=None) -> dict:
     rate = s.sample_rate
     band_channels = {P.BASS.channel, P.KEYS.channel, P.PAD.channel}
     before = len(arr.readings)
-    stream: dict[int, int] = {}        # the band's chord per step (the generator keeps the last 256)
+    stream: dict[int, int] = {}  # the band's chord per step (the generator keeps the last 256)
     rng = random.Random(0)
     for i in range(chords):
         keys = CHORDS[i % len(CHORDS)]
@@ -69,7 +74,7 @@ def measure(s, band: _Band, chords: int, log=None) -> dict:
         time.sleep(0.5)
         for p in keys:
             s.key_event(p, False)
-        time.sleep(0.3 + rng.uniform(0.0, 0.2))   # each chord at another phase of the 16th
+        time.sleep(0.3 + rng.uniform(0.0, 0.2))  # each chord at another phase of the 16th
         if s.generator is not None:
             stream.update((int(f[0]), int(f[1])) for f in list(s.generator.recent))
         if log and (i + 1) % 10 == 0:
@@ -86,17 +91,22 @@ def measure(s, band: _Band, chords: int, log=None) -> dict:
         tones = chord_pitch_classes(tok)
         k0 = clock.step_at(key_t)
         if (key_t - clock.step_time(k0)) * 2 >= clock.step_time(k0 + 1) - clock.step_time(k0):
-            k0 += 1                               # the step the key falls on (nearest, as the band rounds)
+            k0 += 1  # the step the key falls on (nearest, as the band rounds)
         steps.append(step - k0)
         ok += int(stream.get(step) == tok)
         t_from = clock.step_time(step)
         hit = next((t for t, ch, p in onsets if t >= t_from and ch in band_channels and p % 12 in tones), None)
         if hit is not None:
             ms.append(1000.0 * (pl + (hit - key_t) / rate))
-    return {"chords": len(readings), "chord_stream_ok": ok, "late_chords": int(arr.late),
-            "player_latency_ms": round(1000.0 * pl, 2),
-            "chord_to_band_onset_ms": _pct(ms), "chord_steps_after_key": _pct([float(x) for x in steps]),
-            "step_ms_at_tempo": round(1000.0 * (clock.step_time(1) - clock.step_time(0)) / rate, 1)}
+    return {
+        "chords": len(readings),
+        "chord_stream_ok": ok,
+        "late_chords": int(arr.late),
+        "player_latency_ms": round(1000.0 * pl, 2),
+        "chord_to_band_onset_ms": _pct(ms),
+        "chord_steps_after_key": _pct([float(x) for x in steps]),
+        "step_ms_at_tempo": round(1000.0 * (clock.step_time(1) - clock.step_time(0)) / rate, 1),
+    }
 
 
 def run(blocksize: int = 256, chords: int = 30, checkpoint: str | None = None, log=None) -> dict:
@@ -108,8 +118,10 @@ def run(blocksize: int = 256, chords: int = 30, checkpoint: str | None = None, l
     home = PrivateHome("liveband-bench-chords-")
     srv = SoftwareAudioServer("pulse").start()
     try:
-        with Session(EngineConfig(tempo=110.0, count_in_bars=0, checkpoint=checkpoint),
-                     AudioConfig(sample_rate=48000, blocksize=blocksize)) as s:
+        with Session(
+            EngineConfig(tempo=110.0, count_in_bars=0, checkpoint=checkpoint),
+            AudioConfig(sample_rate=48000, blocksize=blocksize),
+        ) as s:
             if not s.audio.active:
                 raise RuntimeError("; ".join(s.snapshot().notices))
             band = _Band()

@@ -19,6 +19,7 @@
 Without the shipped checkpoint the debug model stands in, and the JSON says so.
 ``--seconds 0`` skips the live run (the offline half alone takes under a minute).
 """
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,7 @@ def _load(checkpoint: str | None, backend: str, log):
     return debug_model(0).accompanist(0), "torch-cpu", "debug model (no shipped checkpoint)"
 
 
-def offline(seconds: float, checkpoint: str | None, backend: str, soundfont: str, log,
-            accompanist=None) -> dict:
+def offline(seconds: float, checkpoint: str | None, backend: str, soundfont: str, log, accompanist=None) -> dict:
     """Render ``seconds`` of the bench melody; ``accompanist`` overrides the model."""
     from engine.offline import RenderSettings, render_melody
 
@@ -80,21 +80,30 @@ def offline(seconds: float, checkpoint: str | None, backend: str, soundfont: str
         kids0 = _children_cpu()
         r = render_melody(mel, acc, settings, soundfont, Path(tmp) / "bench.wav", backend=used)
         cpu = time.process_time() - cpu0
-        cpu_audio = _children_cpu() - kids0          # the audio process (joined by now)
+        cpu_audio = _children_cpu() - kids0  # the audio process (joined by now)
     audio_s = r.frames / settings.sample_rate
     m = r.metrics
     rtf = audio_s / r.seconds_wall
-    return {"model": model, "backend": used, "audio_s": round(audio_s, 2), "wall_s": round(r.seconds_wall, 3),
-            "realtime_factor": round(rtf, 1), "target_realtime_factor": TARGET_RTF,
-            # CPU seconds this process used: on a shared machine wall time also counts
-            # the neighbours; this is what the render itself costs
-            "cpu_s": round(cpu + cpu_audio, 3), "cpu_s_model_process": round(cpu, 3),
-            "cpu_s_audio_process": round(cpu_audio, 3),
-            "realtime_factor_cpu": round(audio_s / max(cpu + cpu_audio, 1e-9), 1),
-            "meets_target": bool(rtf >= TARGET_RTF), "audio_in_second_process": settings.synth_process,
-            "steps": m.steps,
-            "step_ms_p50": round(m.step_ms_p50, 3), "step_ms_p99": round(m.step_ms_p99, 3),
-            "late_steps": m.late_steps}
+    return {
+        "model": model,
+        "backend": used,
+        "audio_s": round(audio_s, 2),
+        "wall_s": round(r.seconds_wall, 3),
+        "realtime_factor": round(rtf, 1),
+        "target_realtime_factor": TARGET_RTF,
+        # CPU seconds this process used: on a shared machine wall time also counts
+        # the neighbours; this is what the render itself costs
+        "cpu_s": round(cpu + cpu_audio, 3),
+        "cpu_s_model_process": round(cpu, 3),
+        "cpu_s_audio_process": round(cpu_audio, 3),
+        "realtime_factor_cpu": round(audio_s / max(cpu + cpu_audio, 1e-9), 1),
+        "meets_target": bool(rtf >= TARGET_RTF),
+        "audio_in_second_process": settings.synth_process,
+        "steps": m.steps,
+        "step_ms_p50": round(m.step_ms_p50, 3),
+        "step_ms_p99": round(m.step_ms_p99, 3),
+        "late_steps": m.late_steps,
+    }
 
 
 def _children_cpu() -> float:
@@ -102,8 +111,16 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def live(seconds: float, checkpoint: str | None, backend: str, soundfont: str, log,
-         blocksize: int = 256, margin_steps: int = 2, chunk_steps: int = 1) -> dict:
+def live(
+    seconds: float,
+    checkpoint: str | None,
+    backend: str,
+    soundfont: str,
+    log,
+    blocksize: int = 256,
+    margin_steps: int = 2,
+    chunk_steps: int = 1,
+) -> dict:
     from engine.audio_out import AudioOut
     from engine.clock import Clock
     from engine.events import EventQueue
@@ -111,9 +128,9 @@ def live(seconds: float, checkpoint: str | None, backend: str, soundfont: str, l
     from engine.mixer import Mixer
     from engine.quantiser import Quantiser
     from engine.renderer import PartRenderer
-    from models.sampling import ControlledSampler
-    from liveband.bench.softaudio import SoftwareAudioServer
     from engine.synth import Synth
+    from liveband.bench.softaudio import SoftwareAudioServer
+    from models.sampling import ControlledSampler
 
     acc, used, model = _load(checkpoint, backend, log)
     sr = 48000
@@ -126,14 +143,24 @@ def live(seconds: float, checkpoint: str | None, backend: str, soundfont: str, l
         mixer = Mixer(synth, sr, max(blocksize, 1024))
         out = AudioOut(mixer, blocksize=blocksize)
         out.start()
-        start = mixer.clock + sr // 2      # the music starts half a second after the stream
+        start = mixer.clock + sr // 2  # the music starts half a second after the stream
         clock = Clock(sr, bpm, "4/4", 1, start_sample=start)
         q = EventQueue(1 << 14)
         mixer.add_queue(q)
         renderer = PartRenderer([q], "pop", "4/4", seed=0)
-        gen = StreamingGenerator(acc, clock, renderer, style="pop", sampler=ControlledSampler(0),
-                                 quantiser=Quantiser(clock), chunk_steps=chunk_steps, margin_steps=margin_steps,
-                                 clock_source=lambda: mixer.clock, backend=used, plan=True)
+        gen = StreamingGenerator(
+            acc,
+            clock,
+            renderer,
+            style="pop",
+            sampler=ControlledSampler(0),
+            quantiser=Quantiser(clock),
+            chunk_steps=chunk_steps,
+            margin_steps=margin_steps,
+            clock_source=lambda: mixer.clock,
+            backend=used,
+            plan=True,
+        )
         mel = bench_melody(seconds + 10, bpm)
         gen.start()
         t_end = time.monotonic() + seconds
@@ -160,8 +187,10 @@ def live(seconds: float, checkpoint: str | None, backend: str, soundfont: str, l
             if gen.error is not None:
                 raise RuntimeError(f"generator failed: {gen.error}")
             if time.monotonic() > next_report:
-                log(f"bench engine: live {seconds - (t_end - time.monotonic()):.0f}/{seconds:g} s, "
-                    f"late steps {gen.late_steps}, xruns {mixer.xruns}")
+                log(
+                    f"bench engine: live {seconds - (t_end - time.monotonic()):.0f}/{seconds:g} s, "
+                    f"late steps {gen.late_steps}, xruns {mixer.xruns}"
+                )
                 next_report += 30
             time.sleep(0.01)
         gen.stop()
@@ -169,18 +198,33 @@ def live(seconds: float, checkpoint: str | None, backend: str, soundfont: str, l
         # count-in steps are generated at once at the start; the player's music starts at step 0
         lead = np.array(leads) if leads else np.zeros(1)
         ws = mixer.work_stats()
-        return {"model": model, "backend": used, "server": "pulseaudio null sink", "blocksize": blocksize,
-                "seconds": seconds, "tempo": bpm, "margin_steps": margin_steps, "chunk_steps": chunk_steps,
-                "steps": m.steps, "late_steps": m.late_steps,
-                "lead_ms_min": round(float(lead.min()), 2), "lead_ms_p1": round(float(np.percentile(lead, 1)), 2),
-                "lead_ms_p50": round(float(np.percentile(lead, 50)), 2),
-                "step_ms_p50": round(m.step_ms_p50, 3), "step_ms_p99": round(m.step_ms_p99, 3),
-                "step_ms_max": round(m.step_ms_max, 3), "plan_ms_p99": round(m.plan_ms_p99, 3),
-                "step_plan_ms_p99": round(m.step_ms_p99 + m.plan_ms_p99, 3),
-                "late_melody_onsets": m.late_onsets, "melody_onsets": gen.quantiser.onsets,
-                "xruns": mixer.xruns, "late_mixer_events": mixer.late_events,
-                "callback_p99_load": round(ws["p99_load"], 3),
-                "realtime_scheduling": out.realtime, "meets_target": bool(m.late_steps == 0 and lead.min() > 0)}
+        return {
+            "model": model,
+            "backend": used,
+            "server": "pulseaudio null sink",
+            "blocksize": blocksize,
+            "seconds": seconds,
+            "tempo": bpm,
+            "margin_steps": margin_steps,
+            "chunk_steps": chunk_steps,
+            "steps": m.steps,
+            "late_steps": m.late_steps,
+            "lead_ms_min": round(float(lead.min()), 2),
+            "lead_ms_p1": round(float(np.percentile(lead, 1)), 2),
+            "lead_ms_p50": round(float(np.percentile(lead, 50)), 2),
+            "step_ms_p50": round(m.step_ms_p50, 3),
+            "step_ms_p99": round(m.step_ms_p99, 3),
+            "step_ms_max": round(m.step_ms_max, 3),
+            "plan_ms_p99": round(m.plan_ms_p99, 3),
+            "step_plan_ms_p99": round(m.step_ms_p99 + m.plan_ms_p99, 3),
+            "late_melody_onsets": m.late_onsets,
+            "melody_onsets": gen.quantiser.onsets,
+            "xruns": mixer.xruns,
+            "late_mixer_events": mixer.late_events,
+            "callback_p99_load": round(ws["p99_load"], 3),
+            "realtime_scheduling": out.realtime,
+            "meets_target": bool(m.late_steps == 0 and lead.min() > 0),
+        }
     finally:
         if gen is not None:
             gen.stop()
@@ -195,24 +239,31 @@ def main(args) -> int:
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
+
     quick = bool(getattr(args, "quick", False))
     seconds = getattr(args, "seconds", None)
     if seconds is None:
         seconds = 15.0 if quick else 600.0
     checkpoint = getattr(args, "checkpoint", None)
     soundfont = str(find_soundfont(None))
-    result: dict[str, Any] = {"bench": "engine", "cpu_count": os.cpu_count(),
-              "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    result: dict[str, Any] = {
+        "bench": "engine",
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
     log("bench engine: offline render of 60 s of melody")
     # both CPU backends: the render's speed is the model's step plus the synth
-    result["offline"] = {b: offline(15.0 if quick else 60.0, checkpoint, b, soundfont, log)
-                         for b in ("onnx-cpu", "torch-cpu")}
+    result["offline"] = {
+        b: offline(15.0 if quick else 60.0, checkpoint, b, soundfont, log) for b in ("onnx-cpu", "torch-cpu")
+    }
     try:
         # the same render with the rule-based band (a musical note density, no model):
         # separates the synth's share from the model's
         from models.rules import RuleAccompanist
-        result["offline_rule_band"] = offline(15.0 if quick else 60.0, None, "", soundfont, log,
-                                              accompanist=RuleAccompanist())
+
+        result["offline_rule_band"] = offline(
+            15.0 if quick else 60.0, None, "", soundfont, log, accompanist=RuleAccompanist()
+        )
     except ImportError:
         pass
     if seconds > 0:

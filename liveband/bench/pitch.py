@@ -13,6 +13,7 @@ holds: ``engine.pitch.live.heard``), latency from the replacement. The clips are
 the same HumTracker the microphone uses. Trackers: PESTO, CREPE tiny, and CREPE full
 where a CUDA GPU is present (otherwise its entry says why it was skipped).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,14 +22,14 @@ import time
 import numpy as np
 
 from engine.pitch.live import HumTracker, heard
-from engine.quantiser import MelodyEvent
 from engine.pitch.metrics import f1, match_onsets, percentile, raw_pitch_accuracy, voicing_counts
 from engine.pitch.synth_hum import HumClip, corpus
 from engine.pitch.tracker import HOP, TRACKER_RATE
+from engine.quantiser import MelodyEvent
 from liveband.bench import sung_corpus
 from liveband.bench.sung_corpus import SungClip
 
-SHORT_NOTE_S = 0.2     # an 8th note at 150 BPM
+SHORT_NOTE_S = 0.2  # an 8th note at 150 BPM
 
 
 def run_clip(ht: HumTracker, clip: "HumClip | SungClip", block: int | None = None) -> dict:
@@ -39,7 +40,7 @@ def run_clip(ht: HumTracker, clip: "HumClip | SungClip", block: int | None = Non
     cpu = 0.0
     for i in range(0, len(clip.audio), block):
         t0 = time.process_time()
-        ht.feed(clip.audio[i:i + block])
+        ht.feed(clip.audio[i : i + block])
         cpu += time.process_time() - t0
     ht.feed(np.zeros(sr // 5, np.float32))
     ht.finish()
@@ -52,7 +53,7 @@ def run_clip(ht: HumTracker, clip: "HumClip | SungClip", block: int | None = Non
     # voicing decision is made on the newest audio: compare with truth at hop end
     t_now = (np.arange(len(frames)) + 1) * HOP / TRACKER_RATE
     ref_v = clip.f0_at(t_now) > 0
-    est_v = np.array(ht.segmenter.voiced_hops[:len(frames)], bool)
+    est_v = np.array(ht.segmenter.voiced_hops[: len(frames)], bool)
     tp, n_est_v, n_ref_v = voicing_counts(est_v, ref_v)
     if isinstance(clip, SungClip):
         clean, condition = clip.clean, clip.spec.condition
@@ -60,8 +61,16 @@ def run_clip(ht: HumTracker, clip: "HumClip | SungClip", block: int | None = Non
         clean = clip.spec.noise_snr_db is None and not clip.spec.reverb_rt60
         condition = "clean" if clean else "noisy"
     first, withdrawn = first_heard_onsets(ht.emitted, sr)
-    res = dict(rpa=(rpa_ok, rpa_n), voicing=(tp, n_est_v, n_ref_v), cpu=cpu, hops=hops, clean=clean,
-               condition=condition, withdrawn=withdrawn, **score_onsets(first, clip, ht.clock_rate))
+    res = dict(
+        rpa=(rpa_ok, rpa_n),
+        voicing=(tp, n_est_v, n_ref_v),
+        cpu=cpu,
+        hops=hops,
+        clean=clean,
+        condition=condition,
+        withdrawn=withdrawn,
+        **score_onsets(first, clip, ht.clock_rate),
+    )
     res["final"] = score_onsets(heard_onsets(ht.emitted, sr)[0], clip, ht.clock_rate)
     return res
 
@@ -78,8 +87,13 @@ def score_onsets(ons: list, clip: "HumClip | SungClip", clock_rate: int) -> dict
     lat = [ons[j][1] - ref_on[i] for i, j in pairs]
     # a legato note starts where the last one ends (no gap, no level dip to hear)
     legato = [i > 0 and abs(clip.notes[i - 1][2] - clip.notes[i][1]) < 1e-9 for i, _ in pairs]
-    return dict(onsets=(len(ref_on), len(est_on), len(pairs)), pitch_ok=pitch_ok, latency=lat, legato=legato,
-                short=(len(short), sum(i in found for i in short)))
+    return dict(
+        onsets=(len(ref_on), len(est_on), len(pairs)),
+        pitch_ok=pitch_ok,
+        latency=lat,
+        legato=legato,
+        short=(len(short), sum(i in found for i in short)),
+    )
 
 
 def first_heard_onsets(emitted: list, rate: int) -> tuple[list, int]:
@@ -89,7 +103,7 @@ def first_heard_onsets(emitted: list, rate: int) -> tuple[list, int]:
     back and not replaced stays in, a note heard where none was sung."""
     kept = {id(ev) for ev in heard([ev for ev, _ in emitted])}
     out: list = []
-    replaced_at: set[int] = set()     # onset times whose last note-on was taken back
+    replaced_at: set[int] = set()  # onset times whose last note-on was taken back
     taken_back = 0
     for ev, at in emitted:
         if not ev.on:
@@ -146,16 +160,28 @@ def summarise(results: list[dict]) -> dict:
     out["notes_withdrawn"] = sum(r.get("withdrawn", 0) for r in results)
     if all("final" in r for r in results):
         fin = summarise([{**{k: v for k, v in r.items() if k != "final"}, **r["final"]} for r in results])
-        out["after_take_back"] = {k: fin[k] for k in ("note_f1_clean", "note_f1_noisy", "short_note_recall",
-                                                      "note_pitch_accuracy", "latency_ms_p50", "latency_ms_p95",
-                                                      "notes_detected")}
+        out["after_take_back"] = {
+            k: fin[k]
+            for k in (
+                "note_f1_clean",
+                "note_f1_noisy",
+                "short_note_recall",
+                "note_pitch_accuracy",
+                "latency_ms_p50",
+                "latency_ms_p95",
+                "notes_detected",
+            )
+        }
     return out
 
 
 # label -> (tracker, tracker options): CREPE full only where a CUDA GPU makes it real-time
 # (~25 ms a hop on a laptop CPU, 2.5x the hop)
-TRACKERS = {"pesto": ("pesto", {}), "crepe": ("crepe", {"capacity": "tiny"}),
-            "crepe_full": ("crepe", {"capacity": "full", "device": "cuda"})}
+TRACKERS = {
+    "pesto": ("pesto", {}),
+    "crepe": ("crepe", {"capacity": "tiny"}),
+    "crepe_full": ("crepe", {"capacity": "full", "device": "cuda"}),
+}
 
 
 def skip_reason(label: str) -> str | None:
@@ -176,9 +202,15 @@ def bench(trackers=("pesto", "crepe", "crepe_full"), kind: str = "bench", sample
     clips = corpus(kind, sample_rate=sample_rate)
     import os
 
-    report = {"corpus": kind, "clips": len(clips), "input_rate": sample_rate,
-              "cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2),
-              "seconds": round(sum(len(c.audio) for c in clips) / sample_rate, 1), "trackers": {}}
+    report = {
+        "corpus": kind,
+        "clips": len(clips),
+        "input_rate": sample_rate,
+        "cpus": os.cpu_count(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+        "seconds": round(sum(len(c.audio) for c in clips) / sample_rate, 1),
+        "trackers": {},
+    }
     for label in trackers:
         why = skip_reason(label)
         if why:
@@ -186,7 +218,7 @@ def bench(trackers=("pesto", "crepe", "crepe_full"), kind: str = "bench", sample
             continue
         name, kw = TRACKERS[label]
         ht = HumTracker(name, input_rate=sample_rate, keep_frames=True, **kw)
-        ht.feed(np.zeros(sample_rate // 10, np.float32))    # warm up (session creation, caches)
+        ht.feed(np.zeros(sample_rate // 10, np.float32))  # warm up (session creation, caches)
         res = [run_clip(ht, c) for c in clips]
         s = summarise(res)
         s["providers"] = getattr(ht.tracker, "providers", None) or ["CPUExecutionProvider"]
@@ -223,18 +255,28 @@ def bench_sung(tracker: str = "pesto", parts=("dev", "heldout")) -> dict:
         for cond in ("snr5",):
             sub = [r for r in res if r["condition"] == cond]
             n_ok = sum(r["pitch_ok"] for r in sub)
-            s[f"note_f1_{cond}"] = round(f1(sum(r["onsets"][0] for r in sub), sum(r["onsets"][1] for r in sub),
-                                            n_ok)[2], 4)
+            s[f"note_f1_{cond}"] = round(
+                f1(sum(r["onsets"][0] for r in sub), sum(r["onsets"][1] for r in sub), n_ok)[2], 4
+            )
         # "noisy" above counts every degraded clip; the target's "noise/reverb" leaves 5 dB out
         sub = [r for r in res if not r["clean"] and r["condition"] != "snr5"]
-        s["note_f1_noise_reverb"] = round(f1(sum(r["onsets"][0] for r in sub), sum(r["onsets"][1] for r in sub),
-                                             sum(r["pitch_ok"] for r in sub))[2], 4)
+        s["note_f1_noise_reverb"] = round(
+            f1(sum(r["onsets"][0] for r in sub), sum(r["onsets"][1] for r in sub), sum(r["pitch_ok"] for r in sub))[2],
+            4,
+        )
         fin = [{**r, **r["final"]} for r in res]
-        for key, sel in (("note_f1_snr5", lambda r: r["condition"] == "snr5"),
-                         ("note_f1_noise_reverb", lambda r: not r["clean"] and r["condition"] != "snr5")):
-            s["after_take_back"][key] = round(f1(sum(r["onsets"][0] for r in fin if sel(r)),
-                                                 sum(r["onsets"][1] for r in fin if sel(r)),
-                                                 sum(r["pitch_ok"] for r in fin if sel(r)))[2], 4)
+        for key, sel in (
+            ("note_f1_snr5", lambda r: r["condition"] == "snr5"),
+            ("note_f1_noise_reverb", lambda r: not r["clean"] and r["condition"] != "snr5"),
+        ):
+            s["after_take_back"][key] = round(
+                f1(
+                    sum(r["onsets"][0] for r in fin if sel(r)),
+                    sum(r["onsets"][1] for r in fin if sel(r)),
+                    sum(r["pitch_ok"] for r in fin if sel(r)),
+                )[2],
+                4,
+            )
         s["clips"] = len(res)
         s["targets_met"] = {
             "note_f1_clean>=0.93": s["note_f1_clean"] >= 0.93,
@@ -288,8 +330,10 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
     write_wav(wav, clip.audio, rate)
     out: dict = {"tempo": tempo}
     try:
-        with SoftwareAudioServer("pulse") as srv, \
-                Session(EngineConfig(tempo=tempo, count_in_bars=0), AudioConfig(sample_rate=rate, blocksize=256)) as s:
+        with (
+            SoftwareAudioServer("pulse") as srv,
+            Session(EngineConfig(tempo=tempo, count_in_bars=0), AudioConfig(sample_rate=rate, blocksize=256)) as s,
+        ):
             if not s.audio.active:
                 raise RuntimeError("; ".join(s.snapshot().notices))
             s.prepare(timeout=120)
@@ -322,8 +366,10 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
             stop.set()
             tick.join()
             out["mode_switch"] = {
-                "switches": switches, "seconds": round(switch_s, 2),
-                "xruns": int(s.mixer.xruns) - x0, "audible_xruns": int(s.mixer.audible_xruns) - a0,
+                "switches": switches,
+                "seconds": round(switch_s, 2),
+                "xruns": int(s.mixer.xruns) - x0,
+                "audible_xruns": int(s.mixer.audible_xruns) - a0,
                 "ui_tick_stall_ms_max": round(1000 * max(stalls), 1) if stalls else None,
                 "ui_tick_stall_ms_p99": round(1000 * float(np.percentile(stalls, 99)), 1) if stalls else None,
             }
@@ -332,32 +378,33 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
             s.set_input_mode("mic")
             s.inputs.wait_mic(10)
             gen, clock = s.generator, s.clock
-            got: list[tuple[MelodyEvent, int]] = []   # (event, generator's next step then)
+            got: list[tuple[MelodyEvent, int]] = []  # (event, generator's next step then)
             orig = gen.melody_event
 
             def spy(t: int, pitch: int, on: bool) -> None:
                 got.append((MelodyEvent(time=int(t), pitch=int(pitch), on=bool(on)), int(gen.next_step)))
                 orig(t, pitch, on)
 
-            gen.melody_event = spy                   # type: ignore[method-assign]
+            gen.melody_event = spy  # type: ignore[method-assign]
             player = srv.play_into_mic(wav)
             player.wait(timeout=60)
             time.sleep(1.0)
-            gen.melody_event = orig                  # type: ignore[method-assign]
+            gen.melody_event = orig  # type: ignore[method-assign]
             # the notes the tracker took back (early notes replaced or withdrawn) apart
             kept = {id(ev) for ev in heard([ev for ev, _ in got])}
             seen = [(ev.time, nxt) for ev, nxt in got if ev.on and id(ev) in kept]
             steps, ms = [], []
             la = int(gen.lookahead)
             for t, nxt in seen:
-                s_note = clock.step_at(t)             # the quantiser's nearest step
+                s_note = clock.step_at(t)  # the quantiser's nearest step
                 if t - clock.step_time(s_note) > (clock.step_time(s_note + 1) - clock.step_time(s_note)) / 2:
                     s_note += 1
                 k = max(s_note + la, nxt)
                 steps.append(k - s_note)
                 ms.append((clock.step_time(k) - t) * 1000.0 / rate)
             out["hum_to_band"] = {
-                "notes_sung": len(clip.notes), "notes_heard": len(seen),
+                "notes_sung": len(clip.notes),
+                "notes_heard": len(seen),
                 "notes_taken_back": sum(1 for ev, _ in got if ev.on) - len(seen),
                 "steps_p50": float(np.percentile(steps, 50)) if steps else None,
                 "steps_max": int(max(steps)) if steps else None,

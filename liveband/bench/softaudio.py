@@ -9,6 +9,7 @@ Clients find the server through environment variables (PULSE_SERVER /
 JACK_DEFAULT_SERVER) that ``start`` sets in this process; PortAudio reads the
 device list when it is initialised, so ``refresh_portaudio`` re-scans it.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,8 +59,7 @@ def refresh_portaudio() -> None:
 class SoftwareAudioServer:
     """Context manager around a private PulseAudio or JACK dummy server."""
 
-    def __init__(self, kind: str = "pulse", rate: int = 48000, jack_period: int = 256,
-                 name: str | None = None) -> None:
+    def __init__(self, kind: str = "pulse", rate: int = 48000, jack_period: int = 256, name: str | None = None) -> None:
         if kind not in ("pulse", "jack"):
             raise ValueError("kind must be 'pulse' or 'jack'")
         self.kind = kind
@@ -113,23 +113,43 @@ class SoftwareAudioServer:
         self._setenv("PULSE_RUNTIME_PATH", str(runtime))
         env = dict(os.environ, HOME=str(home), XDG_RUNTIME_DIR=str(runtime))
         r = self.rate
-        self._spawn([
-            "pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--system=false",
-            # real-time IO threads where the system allows it (as a desktop's PipeWire/
-            # PulseAudio gets through rtkit): a starved server is what underruns here
-            "--realtime=true", "--high-priority=true",
-            "--disallow-exit", f"--log-target=file:{self.root / 'pulse.log'}",
-            "-L", f"module-native-protocol-unix socket={sock} auth-anonymous=1",
-            "-L", f"module-null-sink sink_name=speakers rate={r} sink_properties=device.description=NullSpeakers",
-            "-L", f"module-null-sink sink_name=micfeed rate={r} channels=1 sink_properties=device.description=MicFeed",
-            "-L", "module-remap-source master=micfeed.monitor source_name=fakemic "
-                  "source_properties=device.description=FakeMic",
-            "-L", "module-always-sink",
-        ], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._spawn(
+            [
+                "pulseaudio",
+                "-n",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--system=false",
+                # real-time IO threads where the system allows it (as a desktop's PipeWire/
+                # PulseAudio gets through rtkit): a starved server is what underruns here
+                "--realtime=true",
+                "--high-priority=true",
+                "--disallow-exit",
+                f"--log-target=file:{self.root / 'pulse.log'}",
+                "-L",
+                f"module-native-protocol-unix socket={sock} auth-anonymous=1",
+                "-L",
+                f"module-null-sink sink_name=speakers rate={r} sink_properties=device.description=NullSpeakers",
+                "-L",
+                f"module-null-sink sink_name=micfeed rate={r} channels=1 sink_properties=device.description=MicFeed",
+                "-L",
+                "module-remap-source master=micfeed.monitor source_name=fakemic "
+                "source_properties=device.description=FakeMic",
+                "-L",
+                "module-always-sink",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while self._pactl("info").returncode != 0:
             if time.monotonic() > deadline or self._procs[0].poll() is not None:
-                log = (self.root / "pulse.log").read_text(errors="replace")[-2000:] if (self.root / "pulse.log").exists() else ""
+                log = (
+                    (self.root / "pulse.log").read_text(errors="replace")[-2000:]
+                    if (self.root / "pulse.log").exists()
+                    else ""
+                )
                 self.stop()
                 raise AudioServerError(f"PulseAudio did not start: {log}")
             time.sleep(0.1)
@@ -137,11 +157,25 @@ class SoftwareAudioServer:
         self._pactl("set-default-source", "fakemic")
         # Keep-alive clients: without them the null sink's timer sleeps up to 2 s and
         # each new stream stalls after its first callbacks.
-        self._spawn(["pacat", "--playback", "--device=speakers", "--latency-msec=10", f"--rate={r}",
-                     "--channels=1", "--format=s16le", "/dev/zero"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._spawn(["parec", "--device=fakemic", "--latency-msec=10", f"--rate={r}", "--channels=1",
-                     "--format=s16le"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._spawn(
+            [
+                "pacat",
+                "--playback",
+                "--device=speakers",
+                "--latency-msec=10",
+                f"--rate={r}",
+                "--channels=1",
+                "--format=s16le",
+                "/dev/zero",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._spawn(
+            ["parec", "--device=fakemic", "--latency-msec=10", f"--rate={r}", "--channels=1", "--format=s16le"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             si = self._pactl("list", "short", "sink-inputs").stdout.strip()
@@ -156,13 +190,32 @@ class SoftwareAudioServer:
         self._need("jackd", "jackd2")
         self._setenv("JACK_DEFAULT_SERVER", self.name)
         self._setenv("JACK_NO_AUDIO_RESERVATION", "1")
-        self._spawn(["jackd", "-n", self.name, "-d", "dummy", "-r", str(self.rate),
-                     "-p", str(self.jack_period), "-C", "2", "-P", "2"],
-                    stdout=open(self.root / "jackd.log", "wb"), stderr=subprocess.STDOUT)
+        self._spawn(
+            [
+                "jackd",
+                "-n",
+                self.name,
+                "-d",
+                "dummy",
+                "-r",
+                str(self.rate),
+                "-p",
+                str(self.jack_period),
+                "-C",
+                "2",
+                "-P",
+                "2",
+            ],
+            stdout=open(self.root / "jackd.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 10
         while True:
-            ok = subprocess.run(["jack_lsp"], capture_output=True, timeout=10).returncode == 0 \
-                if shutil.which("jack_lsp") else (self.root / "jackd.log").read_text(errors="replace").count("dummy") > 0
+            ok = (
+                subprocess.run(["jack_lsp"], capture_output=True, timeout=10).returncode == 0
+                if shutil.which("jack_lsp")
+                else (self.root / "jackd.log").read_text(errors="replace").count("dummy") > 0
+            )
             if ok:
                 break
             if time.monotonic() > deadline or self._procs[0].poll() is not None:
@@ -176,17 +229,29 @@ class SoftwareAudioServer:
         """Feed a WAV file into the fake microphone (pulse only). Returns the paplay process."""
         if self.kind != "pulse":
             raise AudioServerError("the fake microphone exists only on the pulse server")
-        return self._spawn(["paplay", "--device=micfeed", str(wav_path)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self._spawn(
+            ["paplay", "--device=micfeed", str(wav_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     def record_output(self, wav_path: str | os.PathLike) -> subprocess.Popen:
         """Record what is played to the speakers (the null sink's monitor) into a WAV file
         (pulse only). Stop it with ``proc.terminate()``; the file is then complete."""
         if self.kind != "pulse":
             raise AudioServerError("recording the output is done on the pulse server")
-        return self._spawn(["parec", "--device=speakers.monitor", "--file-format=wav", f"--rate={self.rate}",
-                            "--channels=2", "--format=s16le", "--latency-msec=10", str(wav_path)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self._spawn(
+            [
+                "parec",
+                "--device=speakers.monitor",
+                "--file-format=wav",
+                f"--rate={self.rate}",
+                "--channels=2",
+                "--format=s16le",
+                "--latency-msec=10",
+                str(wav_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def stop(self) -> None:
         # PortAudio must let go of the server before it disappears (its JACK host API
@@ -197,6 +262,7 @@ class SoftwareAudioServer:
         if self.started:
             try:
                 import sounddevice as sd
+
                 with PA_LOCK:
                     sd._terminate()
                 pa_terminated = True
@@ -224,6 +290,7 @@ class SoftwareAudioServer:
         self.started = False
         if pa_terminated:
             import sounddevice as sd
+
             with PA_LOCK:
                 sd._initialize()
         shutil.rmtree(self.root, ignore_errors=True)

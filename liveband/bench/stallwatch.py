@@ -13,6 +13,7 @@ It is a separate process so the watch never waits for our GIL. Linux only; witho
 the right to real-time scheduling it still runs but then also measures ordinary
 preemption, and says so on its first line.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 
-STALL_S = 0.003       # a 2 ms sleep that took this much longer than asked is a stall
+STALL_S = 0.003  # a 2 ms sleep that took this much longer than asked is a stall
 SLEEP_S = 0.002
 # Below the callback (70) and libpulse's thread (69), so the watch never delays them;
 # above PulseAudio's own real-time threads (5) and everything else. Our audio threads
@@ -41,7 +42,7 @@ def watch(cpu: int, seconds: float, out: str) -> None:
     gaps: list[tuple[float, float]] = []
     prev = time.monotonic()
     end = [prev + seconds]
-    signal.signal(signal.SIGTERM, lambda *_: end.__setitem__(0, 0.0))   # stop, then write
+    signal.signal(signal.SIGTERM, lambda *_: end.__setitem__(0, 0.0))  # stop, then write
     while prev < end[0]:
         time.sleep(SLEEP_S)
         now = time.monotonic()
@@ -80,18 +81,33 @@ def start(folder: str, seconds: float) -> list[tuple[subprocess.Popen, str]]:
     an interpreter) is not part of what is measured. ``collect`` stops them."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    return [(subprocess.Popen([sys.executable, "-m", "liveband.bench.stallwatch", str(c), str(seconds),
-                               os.path.join(folder, f"stalls{c}.txt")], cwd=root),
-             os.path.join(folder, f"stalls{c}.txt")) for c in cpus]
+    return [
+        (
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "liveband.bench.stallwatch",
+                    str(c),
+                    str(seconds),
+                    os.path.join(folder, f"stalls{c}.txt"),
+                ],
+                cwd=root,
+            ),
+            os.path.join(folder, f"stalls{c}.txt"),
+        )
+        for c in cpus
+    ]
 
 
-def collect(watchers: list[tuple[subprocess.Popen, str]], t_start: float,
-            seconds: float) -> tuple[list[list[tuple[float, float]]], list[bool]]:
+def collect(
+    watchers: list[tuple[subprocess.Popen, str]], t_start: float, seconds: float
+) -> tuple[list[list[tuple[float, float]]], list[bool]]:
     """Stop the watchers and read them: per CPU, the stalls that began within ``seconds``
     from ``t_start`` (monotonic), and whether each watcher ran real-time."""
     stalls, realtime = [], []
     for proc, path in watchers:
-        proc.terminate()             # it writes its file on SIGTERM
+        proc.terminate()  # it writes its file on SIGTERM
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

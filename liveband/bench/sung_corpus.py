@@ -20,6 +20,7 @@ burst; mid-transition for legato notes) and ends where its voicing ends.
 ``split()`` gives the development clips and the held-out clips (disjoint seeds); nothing
 is stored, every clip regenerates from its spec.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,8 +31,12 @@ from scipy.signal import butter, fftconvolve, lfilter, resample_poly
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 # (F1, F2, F3, F4) Hz for an adult male; female x1.12, child x1.25
-VOWELS = {"ah": (730, 1090, 2440, 3400), "oo": (300, 870, 2240, 3300), "ee": (300, 2200, 2950, 3600),
-          "oh": (500, 900, 2400, 3350)}
+VOWELS = {
+    "ah": (730, 1090, 2440, 3400),
+    "oo": (300, 870, 2240, 3300),
+    "ee": (300, 2200, 2950, 3600),
+    "oh": (500, 900, 2400, 3350),
+}
 SYLLABLES = ("ah", "oo", "da", "ta", "la", "doo")
 # voice -> (tonic MIDI range, formant scale, open quotient, aspiration level)
 REGISTERS = {"male": ((43, 50), 1.0), "female": ((55, 62), 1.12), "child": ((62, 68), 1.25)}
@@ -42,13 +47,13 @@ CONDITIONS = ("clean", "snr20", "snr10", "snr5", "room", "laptop", "headset8k")
 @dataclass(frozen=True)
 class SungSpec:
     seed: int
-    register: str = "female"        # "male", "female", "child"
-    phonation: str = "modal"        # "modal", "breathy", "pressed"
-    syllable: str = "da"            # one of SYLLABLES; "mix" picks per note
-    tempo: float = 120.0            # BPM, 60-180
+    register: str = "female"  # "male", "female", "child"
+    phonation: str = "modal"  # "modal", "breathy", "pressed"
+    syllable: str = "da"  # one of SYLLABLES; "mix" picks per note
+    tempo: float = 120.0  # BPM, 60-180
     n_notes: int = 14
-    condition: str = "clean"        # one of CONDITIONS
-    vibrato_cents: float = 50.0     # peak depth on long notes (up to 100)
+    condition: str = "clean"  # one of CONDITIONS
+    vibrato_cents: float = 50.0  # peak depth on long notes (up to 100)
     sample_rate: int = 48000
 
     def __post_init__(self) -> None:
@@ -69,10 +74,10 @@ class SungSpec:
 @dataclass
 class SungClip:
     spec: SungSpec
-    audio: np.ndarray               # (N,) float32 in -1..1 at ``sample_rate``
-    sample_rate: int                # 8000 for the headset condition, else spec.sample_rate
-    notes: list[tuple[int, float, float]]   # (MIDI pitch, onset s, offset s), truth
-    f0: np.ndarray                  # (N,) Hz per sample at ``sample_rate``, 0 where unvoiced
+    audio: np.ndarray  # (N,) float32 in -1..1 at ``sample_rate``
+    sample_rate: int  # 8000 for the headset condition, else spec.sample_rate
+    notes: list[tuple[int, float, float]]  # (MIDI pitch, onset s, offset s), truth
+    f0: np.ndarray  # (N,) Hz per sample at ``sample_rate``, 0 where unvoiced
     name: str = field(default="")
 
     @property
@@ -87,11 +92,11 @@ class SungClip:
 @dataclass
 class _Note:
     pitch: int
-    on: float                # truth onset (vowel start), s
-    off: float               # truth offset, s
+    on: float  # truth onset (vowel start), s
+    off: float  # truth offset, s
     syllable: str
-    legato: bool             # joined to the previous note with no consonant and no gap
-    dip: bool = False        # a re-articulation by a level dip only (same pitch, no gap)
+    legato: bool  # joined to the previous note with no consonant and no gap
+    dip: bool = False  # a re-articulation by a level dip only (same pitch, no gap)
     level_db: float = -14.0
 
 
@@ -105,11 +110,11 @@ def _melody(rng: np.random.Generator, spec: SungSpec) -> list[_Note]:
     idx = int(np.argmin([abs(p - tonic - 4) for p in scale]))
     notes: list[_Note] = []
     t = 0.35 + float(rng.uniform(0, 0.1))
-    durs = np.array([0.25, 0.5, 0.5, 1.0, 1.0, 1.5, 2.0])      # in beats
+    durs = np.array([0.25, 0.5, 0.5, 1.0, 1.0, 1.5, 2.0])  # in beats
     dur_p = np.array([0.18, 0.25, 0.12, 0.2, 0.1, 0.08, 0.07])
     while len(notes) < spec.n_notes:
         r = rng.random()
-        group: list[tuple[int, float]] = []      # (scale index step, seconds)
+        group: list[tuple[int, float]] = []  # (scale index step, seconds)
         if r < 0.12 and len(notes) + 2 <= spec.n_notes:
             # grace note: a quick neighbour (60-100 ms) into the main note
             g = float(rng.uniform(0.08, 0.1))
@@ -143,7 +148,7 @@ def _melody(rng: np.random.Generator, spec: SungSpec) -> list[_Note]:
             if notes and not legato and not dip:
                 gap = float(rng.choice([0.0, 0.03, 0.06])) if not vowel_only else float(rng.choice([0.04, 0.08]))
                 if syl in ("da", "ta", "doo"):
-                    gap = max(gap, 0.0)     # the consonant's closure is inside the note's slot
+                    gap = max(gap, 0.0)  # the consonant's closure is inside the note's slot
                 t += gap
             lvl = -14.0 + float(rng.uniform(-6, 4))
             n = _Note(pitch, t, t + dur, syl, legato, dip, lvl)
@@ -180,7 +185,7 @@ def _resonate(x: np.ndarray, f: np.ndarray, bw: float, sr: int) -> np.ndarray:
     for i in range(0, len(x), piece):
         fc = float(f[min(len(f) - 1, i + piece // 2)])
         a = [1.0, -2 * r * np.cos(2 * np.pi * fc / sr), r * r]
-        out[i:i + piece], zi = lfilter([1.0 - r], a, x[i:i + piece], zi=zi)
+        out[i : i + piece], zi = lfilter([1.0 - r], a, x[i : i + piece], zi=zi)
     return out
 
 
@@ -192,10 +197,10 @@ def make_sung(spec: SungSpec) -> SungClip:
     n = int((notes[-1].off + 0.6) * sr)
     cents = np.full(n, np.nan)
     amp = np.zeros(n)
-    burst = np.zeros(n)           # consonant noise envelope
-    vowel_at = np.zeros(n, int)   # index into VOWELS per sample
+    burst = np.zeros(n)  # consonant noise envelope
+    vowel_at = np.zeros(n, int)  # index into VOWELS per sample
     vowel_names = list(VOWELS)
-    f1_dip = np.ones(n)           # "l": F1 pulled down
+    f1_dip = np.ones(n)  # "l": F1 pulled down
     for k, nt in enumerate(notes):
         a, b = int(nt.on * sr), int(nt.off * sr)
         t = np.arange(b - a) / sr
@@ -206,7 +211,7 @@ def make_sung(spec: SungSpec) -> SungClip:
             tau = float(rng.uniform(0.008, 0.02))
             c += 100.0 * (prev.pitch - nt.pitch) * np.exp(-t / tau)
         elif rng.random() < 0.35:
-            c -= float(rng.uniform(40, 140)) * np.exp(-t / float(rng.uniform(0.012, 0.03)))   # scoop
+            c -= float(rng.uniform(40, 140)) * np.exp(-t / float(rng.uniform(0.012, 0.03)))  # scoop
         if dur > 0.3:
             depth = spec.vibrato_cents * float(rng.uniform(0.6, 1.0))
             fade = np.clip((t - 0.15) / 0.2, 0, 1)
@@ -220,11 +225,11 @@ def make_sung(spec: SungSpec) -> SungClip:
             # re-articulated on the same pitch: a glottal dip of ~12-18 dB over 40-70 ms
             w = float(rng.uniform(0.04, 0.07))
             depth = 10 ** (-float(rng.uniform(12, 18)) / 20)
-            env *= 1 - (1 - depth) * np.exp(-((t - 0.0) / (w / 2)) ** 2)
+            env *= 1 - (1 - depth) * np.exp(-(((t - 0.0) / (w / 2)) ** 2))
         if nt.syllable == "la" and k:
             w = float(rng.uniform(0.04, 0.07))
             dipv = 10 ** (-float(rng.uniform(8, 14)) / 20)
-            shape = np.exp(-(t / (w / 2)) ** 2)
+            shape = np.exp(-((t / (w / 2)) ** 2))
             env *= 1 - (1 - dipv) * shape
             f1_dip[a:b] = 1 - 0.45 * shape
         amp[a:b] = 10 ** (nt.level_db / 20) * env
@@ -241,7 +246,8 @@ def make_sung(spec: SungSpec) -> SungClip:
             amp[c0:a] = 0.0
             cents[c0:a] = np.nan
             burst[b0:a] = 10 ** ((nt.level_db - float(rng.uniform(6, 12))) / 20) * np.exp(
-                -np.arange(a - b0) / max(1.0, (a - b0) / 3))
+                -np.arange(a - b0) / max(1.0, (a - b0) / 3)
+            )
     voiced = ~np.isnan(cents)
     f0 = np.where(voiced, 440.0 * 2 ** ((np.nan_to_num(cents) / 100.0 - 69) / 12), 0.0)
     # glottal source: Rosenberg pulses, differentiated (lip radiation), with jitter/shimmer
@@ -251,16 +257,16 @@ def make_sung(spec: SungSpec) -> SungClip:
     frac = ph - np.floor(ph)
     flow = _rosenberg(frac, oq)
     src = np.diff(flow, prepend=0.0) * sr / 2000.0
-    src += asp * flow * rng.normal(0, 1, n)                # aspiration while the glottis is open
+    src += asp * flow * rng.normal(0, 1, n)  # aspiration while the glottis is open
     scale = REGISTERS[spec.register][1]
-    fm = np.array([VOWELS[v] for v in vowel_names])[vowel_at] * scale       # (n, 4)
+    fm = np.array([VOWELS[v] for v in vowel_names])[vowel_at] * scale  # (n, 4)
     fm[:, 0] *= f1_dip
     # smooth the formant tracks (coarticulation, ~20 ms)
     kernel = np.ones(int(0.02 * sr)) / int(0.02 * sr)
     for j in range(4):
         fm[:, j] = np.convolve(fm[:, j], kernel, mode="same")
     x = src
-    for j, bw in enumerate((90, 110, 170, 250)):     # a cascade, as in a formant synthesiser
+    for j, bw in enumerate((90, 110, 170, 250)):  # a cascade, as in a formant synthesiser
         x = _resonate(x, fm[:, j], bw, sr)
     # unit level where voiced (a peak would follow the odd closure click instead)
     voice = x / (3.0 * np.sqrt(np.mean(x[voiced] ** 2)) + 1e-9)
@@ -290,19 +296,19 @@ def _degrade(x: np.ndarray, voiced: np.ndarray, rng: np.random.Generator, spec: 
         ir = rng.normal(0, 1, ir_len) * np.exp(-6.9 * np.arange(ir_len) / ir_len)
         ir[0] = 0.0
         wet = fftconvolve(x, ir)[: len(x)]
-        x = x + 0.4 * wet * np.sqrt(np.sum(x ** 2) / (np.sum(wet ** 2) + 1e-12))
+        x = x + 0.4 * wet * np.sqrt(np.sum(x**2) / (np.sum(wet**2) + 1e-12))
         snr = 30.0
     elif cond == "laptop":
         b, a = butter(2, [250 / (sr / 2), 5000 / (sr / 2)], btype="band")
         x = lfilter(b, a, x) * 1.5
-        x = np.tanh(3 * x) / 3            # a cheap preamp's soft clipping
+        x = np.tanh(3 * x) / 3  # a cheap preamp's soft clipping
         snr = 25.0
     else:
         snr = {"snr20": 20.0, "snr10": 10.0, "snr5": 5.0}.get(cond)
     if snr is not None:
         noise = lfilter([1.0], [1.0, -0.9], rng.normal(0, 1, len(x))) + rng.normal(0, 0.5, len(x))
         sig_p = float(np.mean(x[voiced] ** 2)) if voiced.any() else 1e-6
-        noise *= np.sqrt(sig_p / (np.mean(noise ** 2) * 10 ** (snr / 10)))
+        noise *= np.sqrt(sig_p / (np.mean(noise**2) * 10 ** (snr / 10)))
         x = x + noise
     return x
 
@@ -317,8 +323,14 @@ def specs(part: str) -> list[SungSpec]:
     out = []
     i = 0
     for cond in CONDITIONS:
-        for reg, phon, syl in (("male", "modal", "da"), ("female", "breathy", "ah"), ("child", "pressed", "la"),
-                               ("female", "modal", "mix"), ("male", "breathy", "doo"), ("female", "pressed", "ta")):
+        for reg, phon, syl in (
+            ("male", "modal", "da"),
+            ("female", "breathy", "ah"),
+            ("child", "pressed", "la"),
+            ("female", "modal", "mix"),
+            ("male", "breathy", "doo"),
+            ("female", "pressed", "ta"),
+        ):
             tempo = float(rng.choice([60, 80, 100, 120, 140, 160, 180]))
             vib = float(rng.choice([20, 50, 80, 100]))
             out.append(SungSpec(base + i, reg, phon, syl, tempo, 14, cond, vib))

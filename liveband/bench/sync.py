@@ -21,6 +21,7 @@ audio server makes without an xrun) and the first events with their times.
 ``--seconds`` (default 60) per source;
 ``--clock-delay MS``: the MIDI clock delay setting (Setup's "delay"), default 0.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,7 +89,7 @@ class BeatWatch:
         self.events: list[tuple[float, str, str]] = []
         self.band_starts = 0
         self.relocks = 0
-        self.line_jumps: list[float] = []         # ms, each DAC line move over JUMP_S
+        self.line_jumps: list[float] = []  # ms, each DAC line move over JUMP_S
         self.t0 = time.monotonic()
         self._clock: Any = None
         self._next_q = 0
@@ -138,7 +139,7 @@ class BeatWatch:
                 self.relocks += lock.relocks - self._relocks_seen
                 self._relocks_seen = lock.relocks
                 self._event("re-lock", f"offset {lock.offset:g}")
-            heard = int((now - off) * rate)           # the sample at the DAC now
+            heard = int((now - off) * rate)  # the sample at the DAC now
             while (smp := clock.beat_to_sample(self._next_q)) <= heard:
                 q = self._next_q
                 t = smp / rate + off
@@ -152,13 +153,16 @@ class BeatWatch:
 
     def report(self) -> dict[str, Any]:
         jumps = np.abs(np.asarray(self.line_jumps, float))
-        return {"band_starts": self.band_starts, "band_stops": sum(e[1] == "band stop" for e in self.events),
-                "relocks": self.relocks, "link_peers_max": self.max_peers,
-                "audio_stalls": {"count": int(jumps.size),
-                                 "max_ms": round(float(jumps.max()), 1) if jumps.size else 0.0},
-                "audio_restarts": int(self.session.audio.restarts),
-                "notices_at_end": list(self.session.snapshot().notices),
-                "events": [list(e) for e in self.events[:20]]}
+        return {
+            "band_starts": self.band_starts,
+            "band_stops": sum(e[1] == "band stop" for e in self.events),
+            "relocks": self.relocks,
+            "link_peers_max": self.max_peers,
+            "audio_stalls": {"count": int(jumps.size), "max_ms": round(float(jumps.max()), 1) if jumps.size else 0.0},
+            "audio_restarts": int(self.session.audio.restarts),
+            "notices_at_end": list(self.session.snapshot().notices),
+            "events": [list(e) for e in self.events[:20]],
+        }
 
 
 def summary(errors_ms: list[float], session, lock) -> dict:
@@ -168,14 +172,22 @@ def summary(errors_ms: list[float], session, lock) -> dict:
     own = np.abs(np.asarray(list(lock.errors_ms)[2:], float)) if lock is not None else np.zeros(0)
     out: dict[str, Any] = {"beats": int(e.size)}
     if e.size:
-        out.update({"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
-                    "max_ms": round(float(a.max()), 3), "mean_signed_ms": round(float(e.mean()), 3),
-                    # a delay that grows over the run (a transport falling behind) shows here
-                    "mean_signed_ms_by_tenth": [round(float(x.mean()), 2) for x in np.array_split(e, 10) if x.size]})
+        out.update(
+            {
+                "p50_ms": round(float(np.percentile(a, 50)), 3),
+                "p99_ms": round(float(np.percentile(a, 99)), 3),
+                "max_ms": round(float(a.max()), 3),
+                "mean_signed_ms": round(float(e.mean()), 3),
+                # a delay that grows over the run (a transport falling behind) shows here
+                "mean_signed_ms_by_tenth": [round(float(x.mean()), 2) for x in np.array_split(e, 10) if x.size],
+            }
+        )
     if own.size:
-        out["lock_vs_received"] = {"p50_ms": round(float(np.percentile(own, 50)), 3),
-                                   "p99_ms": round(float(np.percentile(own, 99)), 3),
-                                   "max_ms": round(float(own.max()), 3)}
+        out["lock_vs_received"] = {
+            "p50_ms": round(float(np.percentile(own, 50)), 3),
+            "p99_ms": round(float(np.percentile(own, 99)), 3),
+            "max_ms": round(float(own.max()), 3),
+        }
     out["xruns"] = int(session.mixer.audible_xruns)
     out["late_steps"] = int(m.late_steps) if m else None
     return out
@@ -200,7 +212,8 @@ def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0)
             elif kind == "clock":
                 arrivals.append(arrived)
             feed(kind, arrived, value)
-        clock_in.feed = noted       # type: ignore[method-assign]  # a tap on the session's own clock input
+
+        clock_in.feed = noted  # type: ignore[method-assign]  # a tap on the session's own clock input
         s.open_midi_input(VIRTUAL_IN_NAME)
         s.set_sync("midi clock")
         s.set_sync_delay(delay_ms)
@@ -211,8 +224,12 @@ def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0)
             with open(script, "w") as f:
                 f.write(SENDER)
             log(f"bench sync: MIDI clock at 120 BPM from another process for {seconds:g} s")
-            proc = subprocess.run([sys.executable, script, VIRTUAL_IN_NAME, "120", str(seconds)],
-                                  capture_output=True, text=True, timeout=seconds + 60)
+            proc = subprocess.run(
+                [sys.executable, script, VIRTUAL_IN_NAME, "120", str(seconds)],
+                capture_output=True,
+                text=True,
+                timeout=seconds + 60,
+            )
         watch.stop()
         if proc.returncode != 0:
             return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "sender failed"}
@@ -224,18 +241,24 @@ def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0)
         sent_at = {int(round(p)): t for p, t in beats}
         t0 = beats[0][1] + 2.0 if beats else 0.0
         # band beat q sounds the clock's beat q + offset (the offset in force for it)
-        errs = [(t - sent_at[p]) * 1000.0 for q, t, off, _ in watch.beats
-                if (p := int(round(q + off))) in sent_at and sent_at[p] >= t0]
+        errs = [
+            (t - sent_at[p]) * 1000.0
+            for q, t, off, _ in watch.beats
+            if (p := int(round(q + off))) in sent_at and sent_at[p] >= t0
+        ]
         result = {**summary(errs, s, lock), **watch.report()}
-        sent = [x for x in sent if x <= sent[-1] - 0.1] if sent else []    # the last may be in flight
+        sent = [x for x in sent if x <= sent[-1] - 0.1] if sent else []  # the last may be in flight
         n = min(len(sent), len(arrivals))
         late = (np.asarray(arrivals[:n]) - np.asarray(sent[:n])) * 1000.0
         if n:
             result["clock_as_received_late_ms"] = {
-                "ticks": n, "lost": max(0, len(sent) - len(arrivals)),
-                "p50": round(float(np.percentile(late, 50)), 3), "p99": round(float(np.percentile(late, 99)), 3),
+                "ticks": n,
+                "lost": max(0, len(sent) - len(arrivals)),
+                "p50": round(float(np.percentile(late, 50)), 3),
+                "p99": round(float(np.percentile(late, 99)), 3),
                 "max": round(float(late.max()), 3),
-                "mean_by_tenth": [round(float(x.mean()), 2) for x in np.array_split(late, 10) if x.size]}
+                "mean_by_tenth": [round(float(x.mean()), 2) for x in np.array_split(late, 10) if x.size],
+            }
         s.stop()
     return result
 
@@ -267,7 +290,7 @@ def bench_link(seconds: float, blocksize: int, log) -> dict:
                 return {"error": "; ".join(s.snapshot().notices)}
             s.set_sync("link")
             link = s.sync.link
-            assert link is not None          # set_sync("link") raises when Link cannot start
+            assert link is not None  # set_sync("link") raises when Link cannot start
             end = time.monotonic() + 10
             while link.num_peers < 1 and time.monotonic() < end:
                 time.sleep(0.05)
@@ -281,6 +304,7 @@ def bench_link(seconds: float, blocksize: int, log) -> dict:
                 beat = peer.beat
                 t2 = time.monotonic()
                 return beat + (t - (t1 + t2) / 2) * peer.tempo / 60.0
+
             watch = BeatWatch(s, peer_beat)
             log(f"bench sync: Ableton Link at 120 BPM for {seconds:g} s")
             s.play()
@@ -289,10 +313,13 @@ def bench_link(seconds: float, blocksize: int, log) -> dict:
             lock = s.sync.beat_lock
             if not watch.beats:
                 return {"error": "the band did not start with Link", **watch.report()}
-            bar = 4.0       # Link's quantum: the peers agree on the phase within it
+            bar = 4.0  # Link's quantum: the peers agree on the phase within it
             t0 = watch.beats[0][1] + 2.0
-            errs = [((q + off - dev + bar / 2) % bar - bar / 2) * 60000.0 / peer.tempo
-                    for q, t, off, dev in watch.beats if t >= t0 and dev is not None]
+            errs = [
+                ((q + off - dev + bar / 2) % bar - bar / 2) * 60000.0 / peer.tempo
+                for q, t, off, dev in watch.beats
+                if t >= t0 and dev is not None
+            ]
             result = {**summary(errs, s, lock), **watch.report()}
             s.stop()
     finally:
@@ -307,13 +334,20 @@ def main(args) -> int:
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
+
     seconds = getattr(args, "seconds", None) or (10.0 if getattr(args, "quick", False) else 60.0)
     blocksize = getattr(args, "blocksize", None) or 256
     delay = getattr(args, "clock_delay", None) or 0.0
     if not 0.0 <= delay <= 100.0:
         raise ValueError(f"--clock-delay must be 0-100 ms, got {delay:g}")
-    result: dict = {"bench": "sync", "seconds": seconds, "blocksize": blocksize, "clock_delay_ms": delay,
-                    "cpu_count": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    result: dict = {
+        "bench": "sync",
+        "seconds": seconds,
+        "blocksize": blocksize,
+        "clock_delay_ms": delay,
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
     with SoftwareAudioServer("jack", jack_period=blocksize):
         result["midi_clock"] = bench_midi_clock(seconds, blocksize, log, delay_ms=delay)
         result["link"] = bench_link(seconds, blocksize, log)

@@ -2,6 +2,7 @@
 
 The benches live in liveband/bench/ (models.bench beside the model it measures) and are
 imported only when asked for."""
+
 from __future__ import annotations
 
 import argparse

@@ -9,6 +9,7 @@ split of ../shared/data/jsb/Jsb16thSeparated.json, the POP909 validation songs o
 ../shared/data/pop909 (never trained on), and Nottingham validation tunes. Naming a set
 evaluates only the sets named.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,12 +61,13 @@ def _sets(args) -> dict:
 def _played_sampler(seed: int):
     """The sampler the app plays the model through, on its default controls (harmony-follow,
     density, creativity): "model_as_played" in the POP909 results is what a user hears."""
-    from models.sampling import ControlledSampler
     from liveband.config import EngineConfig
+    from models.sampling import ControlledSampler
 
     cfg = EngineConfig()
-    return ControlledSampler(seed=seed, temperature=cfg.temperature, density=cfg.density,
-                             harmony_follow=cfg.harmony_follow)
+    return ControlledSampler(
+        seed=seed, temperature=cfg.temperature, density=cfg.density, harmony_follow=cfg.harmony_follow
+    )
 
 
 def main(args) -> int:
@@ -83,15 +85,28 @@ def main(args) -> int:
         raise UserError(str(exc)) from None
     model = load_model(args.checkpoint, device="cpu")
     n_params = sum(p.numel() for p in model.model.parameters())
-    result = evaluate(model, jsb_path=sets["jsb"], jsb_split=args.split, pop909_dir=sets["pop909"],
-                      pop909_only=sets["pop909_only"], nottingham_dir=sets["nottingham"],
-                      limit=args.limit, seed=args.seed, played_sampler=_played_sampler)
+    result = evaluate(
+        model,
+        jsb_path=sets["jsb"],
+        jsb_split=args.split,
+        pop909_dir=sets["pop909"],
+        pop909_only=sets["pop909_only"],
+        nottingham_dir=sets["nottingham"],
+        limit=args.limit,
+        seed=args.seed,
+        played_sampler=_played_sampler,
+    )
     if sets["pop909"] is not None or sets["nottingham"] is not None:
-        result["listening"] = listen_eval(model, sets["pop909"], sets["nottingham"], limit=args.limit,
-                                          seed=args.seed, soundfont=soundfont,
-                                          pop909_only=sets["pop909_only"])
-    out = {"checkpoint": model.source, "parameters": int(n_params), "seed": args.seed,
-           "limit": args.limit, **result}
+        result["listening"] = listen_eval(
+            model,
+            sets["pop909"],
+            sets["nottingham"],
+            limit=args.limit,
+            seed=args.seed,
+            soundfont=soundfont,
+            pop909_only=sets["pop909_only"],
+        )
+    out = {"checkpoint": model.source, "parameters": int(n_params), "seed": args.seed, "limit": args.limit, **result}
     json.dump(finite_or_none(out), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

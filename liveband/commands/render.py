@@ -9,9 +9,10 @@ beside its final name and renamed into place only when the whole render succeede
 Ctrl-C, SIGTERM, a full disk or an error remove the temporary files and stop the audio
 process. ``--stems`` adds each part as its own WAV beside the mix (OUT.bass.wav, ...),
 adding up to the mix; the mix (and its stems, by the same gain) is brought to
-``--loudness`` LUFS (default -16) with peaks under -1 dBFS (engine.export). A render longer than ``--max-minutes`` or than the disk can hold is refused
-before it starts.
+``--loudness`` LUFS (default -16) with peaks under -1 dBFS (engine.export). A render
+longer than ``--max-minutes`` or than the disk can hold is refused before it starts.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -27,10 +28,10 @@ from pathlib import Path
 from typing import Callable
 
 from engine.errors import first_line
+from engine.export import CEILING_DBFS
 from liveband.cli import UserError
 from liveband.config import EngineConfig
 from liveband.paths import find_soundfont
-from engine.export import CEILING_DBFS
 from liveband.rendering import DEFAULT_BACKEND, RECORDING_TEMPO, band_timing, open_band
 from models.atomic import temp_beside
 
@@ -65,6 +66,7 @@ def same_file(a: Path, b: Path) -> bool:
 class Wording:
     """How a render's refusals name its outputs and the way past the length cap: the
     command's options, or the app's words (the checks are the same)."""
+
     out: str = "-o {}"
     midi: str = "--midi-out {}"
     stems: str = "--stems"
@@ -72,12 +74,14 @@ class Wording:
 
 
 # the app has no options: it names the files, and the command that renders a longer file
-APP_WORDING = Wording(out="the WAV {}", midi="the MIDI {}", stems="the stems",
-                      longer="render it with `liveband render --max-minutes {}`")
+APP_WORDING = Wording(
+    out="the WAV {}", midi="the MIDI {}", stems="the stems", longer="render it with `liveband render --max-minutes {}`"
+)
 
 
-def check_outputs(src: Path, out: Path, midi_out: Path | None, stems: bool = False,
-                  wording: Wording = Wording()) -> None:
+def check_outputs(
+    src: Path, out: Path, midi_out: Path | None, stems: bool = False, wording: Wording = Wording()
+) -> None:
     """Refuse, before anything is read or written, an output of the wrong kind, or one
     that is the input or another output (a render never writes over its input, nor two
     outputs to one file)."""
@@ -92,8 +96,9 @@ def check_outputs(src: Path, out: Path, midi_out: Path | None, stems: bool = Fal
         if same_file(src, midi_out):
             raise UserError(f"{w.midi.format(midi_out)} is the input file; choose another output")
         if same_file(out, midi_out):
-            raise UserError(f"{w.midi.format(midi_out)} and {w.out.format(out)} are the same file; "
-                            "give them different names")
+            raise UserError(
+                f"{w.midi.format(midi_out)} and {w.out.format(out)} are the same file; give them different names"
+            )
     for stem in stem_paths(out).values() if stems else ():
         for other, what in ((src, "the input file"), (midi_out, None if midi_out is None else w.midi.format(midi_out))):
             if other is not None and same_file(stem, other):
@@ -113,8 +118,8 @@ class _Outputs:
     failure or interrupt the temporary files are removed and nothing is replaced."""
 
     def __init__(self) -> None:
-        self._files: list[tuple[Path, Path]] = []     # (temporary, final)
-        self._scratch: list[Path] = []                # intermediate files, never kept
+        self._files: list[tuple[Path, Path]] = []  # (temporary, final)
+        self._scratch: list[Path] = []  # intermediate files, never kept
 
     def temp_for(self, final: Path, keep: bool = True) -> Path:
         """A new temporary file beside ``final``, renamed onto it at commit (``keep=False``:
@@ -154,11 +159,12 @@ class _Outputs:
         self._scratch.clear()
 
 
-Outputs = _Outputs      # the app's render (Session.render_file) writes its files the same way
+Outputs = _Outputs  # the app's render (Session.render_file) writes its files the same way
 
 
-def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None,
-                say: Callable[[str], None] | None = None):
+def load_melody(
+    path: Path, tracker: str = "pesto", tempo: float | None = None, say: Callable[[str], None] | None = None
+):
     """The melody of a MIDI file or (through the pitch room) of a hummed/sung WAV.
 
     A recording has no beat grid: its notes keep their timing in seconds, read as beats
@@ -174,8 +180,10 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None,
         try:
             from engine.pitch import transcribe_wav
         except ImportError:
-            raise UserError(f"{path}: accompanying a WAV needs the pitch tracker (engine.pitch), "
-                            "which is not available in this build; transcribe it to MIDI first") from None
+            raise UserError(
+                f"{path}: accompanying a WAV needs the pitch tracker (engine.pitch), "
+                "which is not available in this build; transcribe it to MIDI first"
+            ) from None
         notices: list[str] = []
         try:
             notes = transcribe_wav(str(path), tracker=tracker, notices=notices)
@@ -189,8 +197,11 @@ def load_melody(path: Path, tracker: str = "pesto", tempo: float | None = None,
                 say(f"note: {msg}")
         bpm = tempo or RECORDING_TEMPO
         beats = bpm / 60.0
-        mel = tuple(MelodyNote(start * beats, end * beats, int(pitch), int(vel))
-                    for pitch, start, end, vel in sorted(notes, key=lambda n: n[1]) if end > start)
+        mel = tuple(
+            MelodyNote(start * beats, end * beats, int(pitch), int(vel))
+            for pitch, start, end, vel in sorted(notes, key=lambda n: n[1])
+            if end > start
+        )
         return Melody(mel, bpm, None, None, "transcribed")
     if suffix not in MIDI_SUFFIXES:
         raise UserError(f"{path}: expected a MIDI file (.mid) or a WAV recording (.wav)")
@@ -219,29 +230,37 @@ def scratch_bytes_per_frame(stems: bool, loudness: float | None) -> int:
     return (5 * 14 if stems else 0) + (4 if loudness is not None else 0)
 
 
-def refuse_too_long(src: Path, out: Path, frames: int, sample_rate: int, max_minutes: float,
-                    extra_bytes_per_frame: int = 0, wording: Wording = Wording()) -> None:
+def refuse_too_long(
+    src: Path,
+    out: Path,
+    frames: int,
+    sample_rate: int,
+    max_minutes: float,
+    extra_bytes_per_frame: int = 0,
+    wording: Wording = Wording(),
+) -> None:
     """Refuse, before anything starts, a render longer than ``max_minutes`` of audio (a
     stray huge delta time in a tiny MIDI file would otherwise start a days-long render)
     or one whose WAV (and the stems' and loudness pass's files: ``extra_bytes_per_frame``)
     would not fit on the output's disk."""
     seconds = frames / sample_rate
-    wav_bytes = frames * 4 + 44                      # 16-bit stereo
+    wav_bytes = frames * 4 + 44  # 16-bit stereo
     if seconds > max_minutes * 60:
-        raise UserError(f"{src}: the render would last {_duration(seconds)} of audio ({_size(wav_bytes)}), "
-                        f"over the {max_minutes:g}-minute cap; {wording.longer.format(math.ceil(seconds / 60))}")
+        raise UserError(
+            f"{src}: the render would last {_duration(seconds)} of audio ({_size(wav_bytes)}), "
+            f"over the {max_minutes:g}-minute cap; {wording.longer.format(math.ceil(seconds / 60))}"
+        )
     folder = out.resolve().parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     try:
         usage = shutil.disk_usage(folder)
     except OSError:
-        return                                        # unknown: writing will tell
+        return  # unknown: writing will tell
     free = usage.free
     need = wav_bytes + frames * extra_bytes_per_frame
-    if usage.total and need > free:                  # (a pseudo file system reports no size)
-        raise UserError(f"cannot write {out}: the render needs {_size(need)} and {folder} has "
-                        f"{_size(free)} free")
+    if usage.total and need > free:  # (a pseudo file system reports no size)
+        raise UserError(f"cannot write {out}: the render needs {_size(need)} and {folder} has {_size(free)} free")
 
 
 class _PlainProgress:
@@ -260,8 +279,7 @@ class _PlainProgress:
         now = time.monotonic()
         if step > self.step or now - self.last >= 30.0:
             self.step, self.last = max(step, self.step), now
-            _say(f"{done * 100 // total}% ({done / self.sample_rate:.0f} of {total / self.sample_rate:.0f} s "
-                 "of audio)")
+            _say(f"{done * 100 // total}% ({done / self.sample_rate:.0f} of {total / self.sample_rate:.0f} s of audio)")
 
 
 class _Stopped(BaseException):
@@ -302,11 +320,12 @@ def _loudness_line(level, target: float) -> str:
     """What normalisation did, in one line."""
     if not math.isfinite(level.measured_lufs):
         return "the mix is silent; loudness left as rendered"
-    line = (f"loudness {level.lufs:.1f} LUFS (rendered at {level.measured_lufs:.1f}; "
-            f"{level.gain_db:+.1f} dB)")
+    line = f"loudness {level.lufs:.1f} LUFS (rendered at {level.measured_lufs:.1f}; {level.gain_db:+.1f} dB)"
     if level.held_back_db > 0.05:
-        line += (f", {level.held_back_db:.1f} dB under the {target:g} LUFS target so that peaks stay under "
-                 f"{CEILING_DBFS:g} dBFS")
+        line += (
+            f", {level.held_back_db:.1f} dB under the {target:g} LUFS target so that peaks stay under "
+            f"{CEILING_DBFS:g} dBFS"
+        )
     return line
 
 
@@ -324,7 +343,7 @@ def main(args) -> int:
         _say(f"stopped by {signal.Signals(stop.signum).name}; no output was written")
         return 128 + stop.signum
     finally:
-        outputs.discard()       # after commit() there is nothing left to discard
+        outputs.discard()  # after commit() there is nothing left to discard
         restore()
 
 
@@ -343,30 +362,62 @@ def _render(args, outputs: _Outputs) -> int:
     if getattr(args, "chart", None):
         from engine.chart import load_chart
 
-        chart = load_chart(args.chart)      # before the long work; a bad chart is one line
+        chart = load_chart(args.chart)  # before the long work; a bad chart is one line
     melody = load_melody(src, getattr(args, "tracker", "pesto"), args.tempo, say=_say)
     tempo, meter = band_timing(melody, args.tempo, args.meter, _say)
     # validates tempo, meter, style and the controls with clear messages
-    cfg = EngineConfig(tempo=tempo, meter=meter, style=args.style, temperature=args.temperature,
-                       density=args.density, harmony_follow=args.harmony_follow,
-                       backend=getattr(args, "backend", None) or DEFAULT_BACKEND,
-                       seed=args.seed, checkpoint=args.checkpoint, count_in_bars=0,
-                       swing=getattr(args, "swing", None), fills=getattr(args, "fills", None),
-                       time_feel=getattr(args, "time_feel", None), humanise=getattr(args, "humanise", 0.0))
+    cfg = EngineConfig(
+        tempo=tempo,
+        meter=meter,
+        style=args.style,
+        temperature=args.temperature,
+        density=args.density,
+        harmony_follow=args.harmony_follow,
+        backend=getattr(args, "backend", None) or DEFAULT_BACKEND,
+        seed=args.seed,
+        checkpoint=args.checkpoint,
+        count_in_bars=0,
+        swing=getattr(args, "swing", None),
+        fills=getattr(args, "fills", None),
+        time_feel=getattr(args, "time_feel", None),
+        humanise=getattr(args, "humanise", 0.0),
+    )
     # this command has no audio or UI threads, so the audio may render in a forked
     # process while this one runs the model (engine.offline.RenderSettings.synth_process)
-    settings = RenderSettings(style=cfg.style, tempo=cfg.tempo, meter=cfg.meter, temperature=cfg.temperature,
-                              density=cfg.density, harmony_follow=cfg.harmony_follow, seed=cfg.seed,
-                              synth_process=True, feel=cfg.feel, chart=chart)
-    refuse_too_long(src, out, render_frames(melody, settings), settings.sample_rate,
-                    getattr(args, "max_minutes", None) or DEFAULT_MAX_MINUTES, scratch_bytes_per_frame(stems, loudness))
+    settings = RenderSettings(
+        style=cfg.style,
+        tempo=cfg.tempo,
+        meter=cfg.meter,
+        temperature=cfg.temperature,
+        density=cfg.density,
+        harmony_follow=cfg.harmony_follow,
+        seed=cfg.seed,
+        synth_process=True,
+        feel=cfg.feel,
+        chart=chart,
+    )
+    refuse_too_long(
+        src,
+        out,
+        render_frames(melody, settings),
+        settings.sample_rate,
+        getattr(args, "max_minutes", None) or DEFAULT_MAX_MINUTES,
+        scratch_bytes_per_frame(stems, loudness),
+    )
     soundfont = find_soundfont(args.soundfont)
     melody, acc, backend = open_band(melody, cfg.backend, cfg.checkpoint, _say)
     from tqdm import tqdm
 
-    with tqdm(total=1, unit="s", unit_scale=True, desc="render", disable=None, file=sys.stderr,
-              bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]") as bar:
-        plain = _PlainProgress(settings.sample_rate) if bar.disable else None   # not a terminal
+    with tqdm(
+        total=1,
+        unit="s",
+        unit_scale=True,
+        desc="render",
+        disable=None,
+        file=sys.stderr,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]",
+    ) as bar:
+        plain = _PlainProgress(settings.sample_rate) if bar.disable else None  # not a terminal
 
         def progress(done: int, total: int) -> None:
             if plain is not None:
@@ -396,9 +447,17 @@ def _render(args, outputs: _Outputs) -> int:
                 final = finals[part.name]
                 stem_files[part.name] = (outputs.temp_for(final, keep=False), outputs.temp_for(final))
             level = export_stems_and_loudness(
-                wav_tmp, outputs.temp_for(out) if loudness is not None or stems else out, stem_files, result.events,
-                result.frames, soundfont, sample_rate=settings.sample_rate, block=settings.block,
-                synth_gain=mix_synth_gain(render_melody), target_lufs=loudness)
+                wav_tmp,
+                outputs.temp_for(out) if loudness is not None or stems else out,
+                stem_files,
+                result.events,
+                result.frames,
+                soundfont,
+                sample_rate=settings.sample_rate,
+                block=settings.block,
+                synth_gain=mix_synth_gain(render_melody),
+                target_lufs=loudness,
+            )
         except SoundFontError as exc:
             raise UserError(str(exc)) from None
         except OSError as exc:
@@ -412,12 +471,14 @@ def _render(args, outputs: _Outputs) -> int:
     m = result.metrics
     seconds = result.frames / settings.sample_rate
     speed = seconds / result.seconds_wall if result.seconds_wall > 0 else float("inf")
-    print(f"wrote {out} ({seconds:.1f} s, {cfg.style}, {round(cfg.tempo, 2):g} BPM {cfg.meter}, seed {cfg.seed}, "
-          f"{backend}, {speed:.1f}x real time)" + (f" and {args.midi_out}" if args.midi_out else ""))
+    print(
+        f"wrote {out} ({seconds:.1f} s, {cfg.style}, {round(cfg.tempo, 2):g} BPM {cfg.meter}, seed {cfg.seed}, "
+        f"{backend}, {speed:.1f}x real time)" + (f" and {args.midi_out}" if args.midi_out else "")
+    )
     if stem_files:
         print(f"stems: {', '.join(str(path) for name, path in stem_paths(out).items() if name in stem_files)}")
-    if level is not None and loudness is not None:     # a level comes only with a loudness target
-        print(_loudness_line(level, loudness))       # a result, like "wrote": stdout
+    if level is not None and loudness is not None:  # a level comes only with a loudness target
+        print(_loudness_line(level, loudness))  # a result, like "wrote": stdout
     if m.late_steps:
         _say(f"{m.late_steps} steps were generated late (the band held)")
     for msg in result.mix.notices(settings.sample_rate):

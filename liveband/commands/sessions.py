@@ -1,4 +1,5 @@
 """`liveband sessions [list]`, `export NAME -o DIR`, `rename OLD NEW`, `delete NAME`: recorded takes."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,7 @@ def _list() -> int:
     rows = [r for r in rows if not r["problem"]]
     # piped or logged, the table is not squeezed into 80 columns (rich's default there)
     console = Console() if sys.stdout.isatty() else Console(width=200)
-    for r in bad:       # one line each, and the good sessions are still listed
+    for r in bad:  # one line each, and the good sessions are still listed
         print(f"liveband sessions: {r['name']} not listed: {r['problem']}", file=sys.stderr)
     if not rows:
         console.print(f"no recorded sessions in {root}")
@@ -32,16 +33,20 @@ def _list() -> int:
         secs = r["seconds"]
         length = f"{int(secs // 60)}:{secs % 60:04.1f}" + ("" if r["complete"] else " (interrupted)")
         tempo = f"{r['tempo']:g}" if r["tempo"] else ""
-        table.add_row(r["name"], r["started"], length, tempo, r["meter"], r["key"], r["input"], r["style"],
-                      ", ".join(r["files"]))
+        table.add_row(
+            r["name"], r["started"], length, tempo, r["meter"], r["key"], r["input"], r["style"], ", ".join(r["files"])
+        )
     console.print(table)
     return 0
 
 
 def _rename_or_delete(args: argparse.Namespace) -> int:
     if not args.name:
-        raise UserError(f"say which session to {args.action}: liveband sessions {args.action} NAME"
-                        + (" NEW" if args.action == "rename" else "") + " (see 'liveband sessions list')")
+        raise UserError(
+            f"say which session to {args.action}: liveband sessions {args.action} NAME"
+            + (" NEW" if args.action == "rename" else "")
+            + " (see 'liveband sessions list')"
+        )
     try:
         if args.action == "rename":
             if not args.new_name:
@@ -63,13 +68,14 @@ def main(args: argparse.Namespace) -> int:
     if args.action in ("rename", "delete"):
         return _rename_or_delete(args)
     if not args.name:
-        raise UserError("say which session to export: liveband sessions export NAME -o DIR "
-                        "(see 'liveband sessions list')")
+        raise UserError(
+            "say which session to export: liveband sessions export NAME -o DIR (see 'liveband sessions list')"
+        )
     if not args.output:
         raise UserError("say where to export: -o DIR")
     try:
         written = export_session(sessions_dir(), args.name, args.output)
-    except OSError as exc:      # anything export_session did not word itself
+    except OSError as exc:  # anything export_session did not word itself
         raise UserError(f"cannot export {args.name[:60]!r}: {first_line(exc)}") from None
     for path in written:
         print(path)

@@ -1,4 +1,5 @@
 """`liveband train`: train the accompaniment model (single process or under torchrun)."""
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,7 @@ def main(args) -> int:
     data = Path(args.data) if args.data else DEFAULT_DATA_DIR
     if not data.is_dir():
         raise UserError(f"data folder not found: {data}")
-    rank0 = int(os.environ.get("RANK", "0")) == 0   # under torchrun only rank 0 reports
+    rank0 = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     corpus = load_corpus(data)
     summary = corpus.summary()
     if rank0:

@@ -3,6 +3,7 @@
 Writes the hummed/sung melody as one MIDI track with the note times as heard
 (unquantised: 480 ticks per beat at 120 BPM, so one tick is 1/960 s).
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,8 @@ from pathlib import Path
 from liveband.cli import UserError
 from models.atomic import temp_beside, write_atomic
 
-PROGRESS_EVERY_S = 5.0      # a progress line this often (wall clock) ...
-PROGRESS_MIN_S = 30.0       # ... on files at least this long
+PROGRESS_EVERY_S = 5.0  # a progress line this often (wall clock) ...
+PROGRESS_MIN_S = 30.0  # ... on files at least this long
 
 
 def _cannot_write(out: Path, exc: OSError) -> UserError:
@@ -28,7 +29,7 @@ class _Progress:
 
     def __init__(self, src: Path) -> None:
         self.src = src
-        self.t0: float | None = None     # when the tracker was ready and the first second done
+        self.t0: float | None = None  # when the tracker was ready and the first second done
         self.last = 0.0
 
     def __call__(self, done_s: float, total_s: float) -> None:
@@ -37,8 +38,12 @@ class _Progress:
             self.t0 = self.last = now
         if total_s >= PROGRESS_MIN_S and done_s < total_s and now - self.last >= PROGRESS_EVERY_S:
             self.last = now
-            print(f"liveband transcribe: {self.src.name}: {done_s / total_s:4.0%} "
-                  f"({done_s:.0f} of {total_s:.0f} s, {now - self.t0:.0f} s so far)", file=sys.stderr, flush=True)
+            print(
+                f"liveband transcribe: {self.src.name}: {done_s / total_s:4.0%} "
+                f"({done_s:.0f} of {total_s:.0f} s, {now - self.t0:.0f} s so far)",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def main(args) -> int:
@@ -61,20 +66,22 @@ def main(args) -> int:
     key, scale = None, "major"
     if getattr(args, "key", None):
         from engine.keyfind import parse_key
+
         try:
             key, scale = parse_key(args.key)
         except ValueError as exc:
             raise UserError(str(exc)) from None
     try:
-        temp_beside(out, ".part").unlink()     # an unwritable folder is told now, not after a long transcription
+        temp_beside(out, ".part").unlink()  # an unwritable folder is told now, not after a long transcription
     except OSError as exc:
         raise _cannot_write(out, exc) from None
     notices: list[str] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
-            notes = transcribe_wav(src, tracker=args.tracker, key=key, scale=scale, notices=notices,
-                                   progress=_Progress(src))
+            notes = transcribe_wav(
+                src, tracker=args.tracker, key=key, scale=scale, notices=notices, progress=_Progress(src)
+            )
     except WeightsError as exc:
         raise UserError(str(exc)) from None
     try:

@@ -5,6 +5,7 @@ Public API (used by training, evaluation and tests):
 ``load_music21_folk``, ``transpose``, ``split_train_valid``, ``build_corpus``,
 ``decode_piece``, ``quantised_notes``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,7 +34,9 @@ def load_music21_folk(limit: int | None = None) -> LoadResult:
     return _load(limit)
 
 
-def quantised_notes(source: str | Path, corpus: str, split: str | None = None, index: int | None = None) -> dict[str, Any]:
+def quantised_notes(
+    source: str | Path, corpus: str, split: str | None = None, index: int | None = None
+) -> dict[str, Any]:
     """The quantised, reduced notes of one source song, per note stream, computed without tokens.
 
     corpus "pop909": source = song folder; "nottingham": source = .mid file;
@@ -54,7 +57,18 @@ def quantised_notes(source: str | Path, corpus: str, split: str | None = None, i
 
 
 __all__ = [
-    "Piece", "LoadResult", "load_pop909", "load_nottingham", "load_jsb", "load_music21_folk",
-    "transpose", "split_train_valid", "build_corpus", "load_corpus", "decode_piece", "decode_chords",
-    "quantised_notes", "default_data_dir",
+    "Piece",
+    "LoadResult",
+    "load_pop909",
+    "load_nottingham",
+    "load_jsb",
+    "load_music21_folk",
+    "transpose",
+    "split_train_valid",
+    "build_corpus",
+    "load_corpus",
+    "decode_piece",
+    "decode_chords",
+    "quantised_notes",
+    "default_data_dir",
 ]

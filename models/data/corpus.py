@@ -11,6 +11,7 @@ Splits (evaluation data is never trained on):
 ``~/.cache/liveband/corpus`` (or ``$LIVEBAND_CACHE``/corpus), keyed by the data files'
 paths, sizes and mtimes and by ``ENCODING_VERSION``; a later call loads it in about a second.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -124,15 +125,20 @@ def _source_files(data_dir: Path) -> list[Path]:
 
 def cache_key(data_dir: Path, valid_fraction: float, seed: int, include_folk: bool) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([ENCODING_VERSION, valid_fraction, seed, include_folk, pop909.VALID_EVERY, pop909.VALID_REMAINDER]).encode())
+    h.update(
+        json.dumps(
+            [ENCODING_VERSION, valid_fraction, seed, include_folk, pop909.VALID_EVERY, pop909.VALID_REMAINDER]
+        ).encode()
+    )
     for f in _source_files(data_dir):
         st = f.stat()
         h.update(f"{f.relative_to(data_dir)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:20]
 
 
-def parse_corpus(data_dir: str | Path, valid_fraction: float = 0.1, seed: int = 0,
-                 include_folk: bool = False) -> Corpus:
+def parse_corpus(
+    data_dir: str | Path, valid_fraction: float = 0.1, seed: int = 0, include_folk: bool = False
+) -> Corpus:
     """Parse every corpus found under ``data_dir`` (no cache). Raises FileNotFoundError if none."""
     data_dir = Path(data_dir)
     corpus = Corpus()
@@ -163,7 +169,8 @@ def parse_corpus(data_dir: str | Path, valid_fraction: float = 0.1, seed: int = 
         corpus.splits["valid"] += va
     if not found:
         raise FileNotFoundError(
-            f"no corpus in {data_dir}: expected pop909/, nottingham/ or {JSB_FILE} (see ../shared/data/README.md)")
+            f"no corpus in {data_dir}: expected pop909/, nottingham/ or {JSB_FILE} (see ../shared/data/README.md)"
+        )
     return corpus
 
 
@@ -182,8 +189,8 @@ def save_corpus(corpus: Corpus, path: Path) -> None:
         "skipped": np.array(json.dumps(corpus.skipped)),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".tmp.npz") as tmp:    # .npz: savez appends it to any other name
-        np.savez(tmp, **arrays)   # type: ignore[arg-type]  # numpy's stub types **kwds as its bool flag
+    with atomic_path(path, suffix=".tmp.npz") as tmp:  # .npz: savez appends it to any other name
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as its bool flag
 
 
 def load_cached_corpus(path: Path) -> Corpus:
@@ -199,13 +206,19 @@ def load_cached_corpus(path: Path) -> Corpus:
     for i in range(len(names)):
         a, b = int(off[i]), int(off[i + 1])
         corpus.splits[SPLITS[int(splits[i])]].append(
-            Piece(str(names[i]), str(styles[i]), str(meters[i]), tokens[a:b], sib[a:b]))
+            Piece(str(names[i]), str(styles[i]), str(meters[i]), tokens[a:b], sib[a:b])
+        )
     return corpus
 
 
-def load_corpus(data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                valid_fraction: float = 0.1, seed: int = 0, include_folk: bool = False,
-                use_cache: bool = True) -> Corpus:
+def load_corpus(
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    valid_fraction: float = 0.1,
+    seed: int = 0,
+    include_folk: bool = False,
+    use_cache: bool = True,
+) -> Corpus:
     """Parsed corpus with skip report, from the cache when the data files are unchanged."""
     if data_dir is None:
         from models.data import default_data_dir
@@ -232,9 +245,14 @@ def load_corpus(data_dir: str | Path | None = None, cache_dir: str | Path | None
     return corpus
 
 
-def build_corpus(data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                 valid_fraction: float = 0.1, seed: int = 0, include_folk: bool = False,
-                 use_cache: bool = True) -> dict[str, list[Piece]]:
+def build_corpus(
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    valid_fraction: float = 0.1,
+    seed: int = 0,
+    include_folk: bool = False,
+    use_cache: bool = True,
+) -> dict[str, list[Piece]]:
     """{"train": [...], "valid": [...]} pieces of every corpus under ``data_dir``
     (default ../shared/data). See the module docstring for the splits and the cache."""
     return load_corpus(data_dir, cache_dir, valid_fraction, seed, include_folk, use_cache).splits

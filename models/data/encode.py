@@ -24,12 +24,14 @@ How sources become monophonic streams (the *reduction*, same for every corpus):
 - the chord stream holds a label per step: from annotations (POP909, ``harte_to_token``)
   or read off the block-chord pitch classes (Nottingham, ``identify_chord``).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
 
 import numpy as np
 
+from models.data.piece import Piece
 from models.tokens import (
     ALTO,
     BASS,
@@ -48,9 +50,7 @@ from models.tokens import (
     chord_token,
 )
 
-from models.data.piece import Piece
-
-Note = tuple[int, int, int]          # (pitch, start_step, end_step), end exclusive
+Note = tuple[int, int, int]  # (pitch, start_step, end_step), end exclusive
 NOTE_STREAM_NAMES = tuple(STREAMS[i] for i in (MELODY, BASS, TENOR, ALTO))
 
 
@@ -62,7 +62,7 @@ def clean_notes(notes: list[Note], num_steps: int | None = None) -> list[Note]:
         if e <= s:
             e = s + 1
         if s < 0:
-            continue          # starts before the grid: its onset is unknown
+            continue  # starts before the grid: its onset is unknown
         if num_steps is not None:
             if s >= num_steps:
                 continue
@@ -110,7 +110,7 @@ def notes_to_stream(notes: list[Note], num_steps: int) -> np.ndarray:
         if not 0 <= p < 128:
             raise ValueError(f"MIDI pitch out of range: {p}")
         tok[s] = NOTE_BASE + p
-        tok[s + 1:e] = HOLD
+        tok[s + 1 : e] = HOLD
     return tok
 
 
@@ -194,11 +194,30 @@ _NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 # stream carries the bass note. Anything else falls back to min if it starts with "min",
 # else maj.
 HARTE_QUALITY = {
-    "": "maj", "maj": "maj", "min": "min", "7": "7", "maj7": "maj7", "min7": "min7",
-    "dim": "dim", "aug": "aug", "sus4": "sus4", "sus2": "sus2", "hdim7": "hdim7",
-    "dim7": "dim7", "maj6": "6", "6": "6", "min6": "min", "minmaj7": "min",
-    "sus4(b7)": "sus4", "9": "7", "maj9": "maj7", "min9": "min7", "11": "7", "13": "7",
-    "5": "maj", "1": "maj",
+    "": "maj",
+    "maj": "maj",
+    "min": "min",
+    "7": "7",
+    "maj7": "maj7",
+    "min7": "min7",
+    "dim": "dim",
+    "aug": "aug",
+    "sus4": "sus4",
+    "sus2": "sus2",
+    "hdim7": "hdim7",
+    "dim7": "dim7",
+    "maj6": "6",
+    "6": "6",
+    "min6": "min",
+    "minmaj7": "min",
+    "sus4(b7)": "sus4",
+    "9": "7",
+    "maj9": "maj7",
+    "min9": "min7",
+    "11": "7",
+    "13": "7",
+    "5": "maj",
+    "1": "maj",
 }
 
 
@@ -234,7 +253,8 @@ def harte_to_token(label: str) -> int:
 
 _TEMPLATES = [
     (root, qi, sum(1 << ((root + i) % 12) for i in QUALITY_INTERVALS[q]))
-    for root in range(12) for qi, q in enumerate(QUALITIES)
+    for root in range(12)
+    for qi, q in enumerate(QUALITIES)
 ]
 
 
@@ -256,7 +276,7 @@ def identify_chord(pc_mask: int, bass_pc: int) -> int:
         score = 2 * common - miss - extra + (0.5 if root == bass_pc else 0.0) - 0.001 * qi
         if score > best_score:
             best, best_score = (root, qi), score
-    assert best is not None   # every template scores above the start
+    assert best is not None  # every template scores above the start
     return chord_token(best[0], QUALITIES[best[1]])
 
 
@@ -274,8 +294,9 @@ def chords_from_notes(notes: list[Note], num_steps: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- pieces
-def encode_piece(name: str, style: str, meter: str, step_in_bar: np.ndarray,
-                 notes: dict[str, list[Note]], chords: np.ndarray | None) -> Piece:
+def encode_piece(
+    name: str, style: str, meter: str, step_in_bar: np.ndarray, notes: dict[str, list[Note]], chords: np.ndarray | None
+) -> Piece:
     """Quantised, reduced notes per note stream (+ chord tokens (T,) or None = unknown) -> Piece.
 
     T = len(step_in_bar). Each stream's notes must be non-overlapping and inside [0, T).
@@ -285,8 +306,7 @@ def encode_piece(name: str, style: str, meter: str, step_in_bar: np.ndarray,
     for s_name in NOTE_STREAM_NAMES:
         tokens[:, STREAMS.index(s_name)] = notes_to_stream(notes.get(s_name, []), num_steps)
     tokens[:, CHORD] = CHORD_UNKNOWN if chords is None else chords
-    return Piece(name=name, style=style, meter=meter, tokens=tokens,
-                 step_in_bar=np.asarray(step_in_bar, dtype=np.int8))
+    return Piece(name=name, style=style, meter=meter, tokens=tokens, step_in_bar=np.asarray(step_in_bar, dtype=np.int8))
 
 
 def decode_piece(piece: Piece) -> dict[str, list[Note]]:
@@ -322,8 +342,15 @@ class QuantisedSong:
 
     __slots__ = ("name", "style", "meter", "step_in_bar", "notes", "chords")
 
-    def __init__(self, name: str, style: str, meter: str, step_in_bar: np.ndarray,
-                 notes: dict[str, list[Note]], chords: np.ndarray | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        style: str,
+        meter: str,
+        step_in_bar: np.ndarray,
+        notes: dict[str, list[Note]],
+        chords: np.ndarray | None,
+    ) -> None:
         self.name, self.style, self.meter = name, style, meter
         self.step_in_bar, self.notes, self.chords = step_in_bar, notes, chords
 

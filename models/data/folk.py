@@ -16,6 +16,7 @@ reduction.
 music21 is an optional extra (``pip install 'liveband[folk]'``), imported only when a
 tune is read.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,8 +43,7 @@ def _music21() -> Any:
     try:
         import music21
     except ImportError as exc:
-        raise ImportError(f"the music21 folk loader needs music21 ({exc}): "
-                          "pip install 'liveband[folk]'") from None
+        raise ImportError(f"the music21 folk loader needs music21 ({exc}): pip install 'liveband[folk]'") from None
     return music21
 
 
@@ -80,7 +80,7 @@ def quantise_tune(tune: str, name: str) -> QuantisedSong:
         return int(np.floor(float(q) * 4 + 0.5))
 
     melody: list[Note] = []
-    symbols: list[tuple[int, int, int]] = []         # (start step, pc mask, root pc)
+    symbols: list[tuple[int, int, int]] = []  # (start step, pc mask, root pc)
     for el in flat.notes:
         if el.classes and "ChordSymbol" in el.classes:
             pcs = {p.pitchClass for p in el.pitches}
@@ -106,7 +106,7 @@ def quantise_tune(tune: str, name: str) -> QuantisedSong:
         bass = 48 + root
         block.append((bass, s, e))
         others = sorted((pc - root) % 12 for pc in range(12) if mask >> pc & 1 and pc != root)
-        block.extend((bass + iv + 12 * (iv < 3), s, e) for iv in others)   # close position above the bass
+        block.extend((bass + iv + 12 * (iv < 3), s, e) for iv in others)  # close position above the bass
     notes = {"melody": melody, **reduce_accompaniment(clean_notes(block, num_steps), melody, num_steps)}
     step_in_bar = ((np.arange(num_steps) + shift) % bar).astype(np.int8)
     return QuantisedSong(name, STYLE, meter, step_in_bar, notes, chords)

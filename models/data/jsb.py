@@ -8,6 +8,7 @@ pitches in a voice are one held note (HOLD tokens); the HOLD/onset choice is the
 fully determined by the data, which matters when comparing likelihoods with papers that
 model pitches per step. Meter is 4/4 with step 0 on a downbeat.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ from models.data.encode import Note, QuantisedSong
 from models.data.piece import LoadResult
 
 STYLE = "chorale"
-VOICES = {"melody": 0, "alto": 1, "tenor": 2, "bass": 3}   # stream -> column in a JSON step
+VOICES = {"melody": 0, "alto": 1, "tenor": 2, "bass": 3}  # stream -> column in a JSON step
 
 
 def voice_notes(column: np.ndarray) -> list[Note]:

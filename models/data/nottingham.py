@@ -10,6 +10,7 @@ Meters: 4/4 and 2/2 -> "4/4"; 2/4 -> "4/4" with 8-step bars (its downbeats are 4
 downbeats and half-bars); 3/4 -> "3/4"; 6/8 -> "6/8". Others (9/8, 3/2, 6/4, a change of
 meter inside the tune) are skipped.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,7 +41,7 @@ def quantise_song(path: str | Path, name: str | None = None) -> QuantisedSong:
     path = Path(path)
     name = name or f"nottingham/{path.stem}"
     try:
-        score: Any = symusic.Score(str(path))   # symusic's stubs lack its attributes
+        score: Any = symusic.Score(str(path))  # symusic's stubs lack its attributes
     except Exception as exc:  # symusic raises ValueError/RuntimeError for broken files
         raise SongError(f"corrupt MIDI: {path.name}: {exc}") from None
     sigs = {(ts.numerator, ts.denominator) for ts in score.time_signatures} or {(4, 4)}

@@ -4,6 +4,7 @@ A ``Piece`` is what every corpus loader returns and what training, evaluation an
 rule-based accompanist read. Its ``tokens`` hold one 16th-note frame per row, one
 column per stream in ``models.tokens.STREAMS`` order (melody, chord, bass, tenor, alto).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,7 +54,9 @@ class Piece:
         if t.size and (t.min() < 0 or any(int(t[:, s].max()) >= VOCAB_SIZES[s] for s in range(NUM_STREAMS))):
             raise ValueError(f"{self.name}: token id outside its stream's vocabulary")
         assert CHORD_VOCAB == VOCAB_SIZES[CHORD]
-        if t.shape[0] and (self.step_in_bar.min() < 0 or self.step_in_bar.max() >= min(bar_steps(self.meter), MAX_BAR_STEPS)):
+        if t.shape[0] and (
+            self.step_in_bar.min() < 0 or self.step_in_bar.max() >= min(bar_steps(self.meter), MAX_BAR_STEPS)
+        ):
             raise ValueError(f"{self.name}: step_in_bar outside the bar of {self.meter}")
 
     def __len__(self) -> int:

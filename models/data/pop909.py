@@ -11,6 +11,7 @@ step. Meter comes from the spacing of the downbeat flags: 4 beats -> 4/4; 3 or 6
 -> 3/4 (POP909 marks every other bar of its triple-time songs); anything else is skipped.
 The BRIDGE track is not used.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -87,8 +88,8 @@ def seconds_to_steps(t: np.ndarray, beat_times: np.ndarray) -> np.ndarray:
     t = np.asarray(t, dtype=np.float64)
     b = len(beat_times)
     steps = np.interp(t, beat_times, 4.0 * np.arange(b))
-    first = (beat_times[1] - beat_times[0])
-    last = (beat_times[-1] - beat_times[-2])
+    first = beat_times[1] - beat_times[0]
+    last = beat_times[-1] - beat_times[-2]
     steps = np.where(t < beat_times[0], (t - beat_times[0]) / first * 4.0, steps)
     steps = np.where(t > beat_times[-1], 4.0 * (b - 1) + (t - beat_times[-1]) / last * 4.0, steps)
     out: np.ndarray = steps
@@ -141,7 +142,7 @@ def read_chords(path: Path, beat_times: np.ndarray, num_steps: int) -> np.ndarra
             tok = harte_to_token(parts[2])
         except ValueError as exc:
             raise SongError(f"bad chord line in {path.name}: {line!r} ({exc})") from None
-        out[max(s, 0):max(min(e, num_steps), 0)] = tok
+        out[max(s, 0) : max(min(e, num_steps), 0)] = tok
     return out
 
 
@@ -179,7 +180,7 @@ def quantise_song(song_dir: str | Path) -> QuantisedSong:
     beat_times, downbeat = read_beats(song_dir / "beat_midi.txt")
     meter, per_bar, beat_pos = beat_positions(downbeat)
     try:
-        score: Any = symusic.Score(str(midi)).to("second")   # type: ignore[attr-defined]  # symusic's stubs lack it
+        score: Any = symusic.Score(str(midi)).to("second")  # type: ignore[attr-defined]  # symusic's stubs lack it
     except Exception as exc:  # symusic raises ValueError/RuntimeError for broken files
         raise SongError(f"corrupt MIDI: {midi.name}: {exc}") from None
     melody = _track_notes(score, "MELODY", beat_times)

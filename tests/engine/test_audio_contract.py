@@ -1,5 +1,6 @@
 """The first real-audio contract: a PortAudio output stream against the software server,
 rendering a FluidSynth GM chord inside the callback, keeps time and is audible."""
+
 from __future__ import annotations
 
 import time
@@ -22,8 +23,22 @@ def _stall_watchers(tmp_path, seconds):
     import sys
 
     cpus = sorted(os.sched_getaffinity(0))
-    return [(subprocess.Popen([sys.executable, "-m", "liveband.bench.stallwatch", str(c), str(seconds),
-                               str(tmp_path / f"stall{c}.txt")]), str(tmp_path / f"stall{c}.txt")) for c in cpus]
+    return [
+        (
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "liveband.bench.stallwatch",
+                    str(c),
+                    str(seconds),
+                    str(tmp_path / f"stall{c}.txt"),
+                ]
+            ),
+            str(tmp_path / f"stall{c}.txt"),
+        )
+        for c in cpus
+    ]
 
 
 def _stalls(watchers):
@@ -31,7 +46,7 @@ def _stalls(watchers):
 
     gaps = []
     for proc, path in watchers:
-        proc.terminate()                 # it writes its file on SIGTERM
+        proc.terminate()  # it writes its file on SIGTERM
         proc.wait(timeout=10)
         gaps += stallwatch.read(path)[1]
     return gaps
@@ -47,7 +62,7 @@ def test_fluidsynth_chord_streams_for_ten_seconds_without_underflow(pulse_server
     scratch = np.zeros((BLOCK, 2), dtype=np.float32)
     stats = {"calls": 0, "underflows": []}
     watchers = _stall_watchers(tmp_path, SECONDS + 30)
-    time.sleep(0.3)                      # the watchers are up
+    time.sleep(0.3)  # the watchers are up
 
     def callback(outdata, frames, time_info, status):
         stats["calls"] += 1
@@ -59,8 +74,9 @@ def test_fluidsynth_chord_streams_for_ten_seconds_without_underflow(pulse_server
     rec_path = tmp_path / "monitor.wav"
     rec = pulse_server.record_output(rec_path)
     time.sleep(0.5)
-    with sd.OutputStream(samplerate=SR, blocksize=BLOCK, channels=2, dtype="float32",
-                         callback=callback, latency="low") as stream:
+    with sd.OutputStream(
+        samplerate=SR, blocksize=BLOCK, channels=2, dtype="float32", callback=callback, latency="low"
+    ) as stream:
         t0 = time.monotonic()
         time.sleep(SECONDS)
         elapsed = time.monotonic() - t0
@@ -79,7 +95,7 @@ def test_fluidsynth_chord_streams_for_ten_seconds_without_underflow(pulse_server
     with wave.open(str(rec_path)) as w:
         audio = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768
     assert audio.size > SR  # at least a second was recorded
-    rms = float(np.sqrt(np.mean(audio ** 2)))
+    rms = float(np.sqrt(np.mean(audio**2)))
     assert rms > 0.01, f"monitor is silent (rms {rms})"
 
 
@@ -100,14 +116,14 @@ def test_player_events_are_timed_at_arrival_and_reach_the_dac_a_fixed_delay_late
     log = EventQueue(1 << 12)
     mixer.set_event_log(log)
     audio = AudioOut(mixer, blocksize=BLOCK)
-    assert q.stamper is not None and mixer.arrival_time() == IMMEDIATE   # no stream yet
+    assert q.stamper is not None and mixer.arrival_time() == IMMEDIATE  # no stream yet
     audio.start()
     rng = random.Random(5)
     pushes = []
     try:
-        time.sleep(3.0)          # a new PulseAudio stream stalls briefly after its start
+        time.sleep(3.0)  # a new PulseAudio stream stalls briefly after its start
         for i in range(40):
-            time.sleep(0.02 + rng.random() * BLOCK / SR)    # every phase of the block
+            time.sleep(0.02 + rng.random() * BLOCK / SR)  # every phase of the block
             lat = audio.player_latency()
             t0 = time.monotonic()
             q.push(IMMEDIATE, NOTE_ON, 3, 60 + i % 12, 100)
@@ -148,8 +164,7 @@ def _fill_timing(audio, n, rate, block, *, ago=0.0):
     return base
 
 
-def test_a_stamp_runs_no_numpy_between_its_clock_read_and_its_push_once_the_line_is_refreshed(
-        soundfont, monkeypatch):
+def test_a_stamp_runs_no_numpy_between_its_clock_read_and_its_push_once_the_line_is_refreshed(soundfont, monkeypatch):
     """The player's thread can lose the GIL inside any Python between reading the clock
     and pushing the note, and then wait ms for it: long enough for the callback covering
     the stamp to run first. So the DAC line is computed by a helper (``refresh_line``),
@@ -159,7 +174,7 @@ def test_a_stamp_runs_no_numpy_between_its_clock_read_and_its_push_once_the_line
 
     with Synth(soundfont, sample_rate=SR, reverb=False) as synth:
         audio = ao.AudioOut(Mixer(synth, SR, 512), blocksize=BLOCK)
-        audio.stream = object()              # timing only: no PortAudio stream is touched
+        audio.stream = object()  # timing only: no PortAudio stream is touched
         base = _fill_timing(audio, 600, SR, BLOCK, ago=-1.0)
         lat = audio.player_latency()
         audio.refresh_line()
@@ -170,6 +185,7 @@ def test_a_stamp_runs_no_numpy_between_its_clock_read_and_its_push_once_the_line
 
         def no_numpy(*a, **k):
             raise AssertionError("numpy work inside the stamp")
+
         with monkeypatch.context() as m:
             m.setattr(ao.np, "median", no_numpy)
             m.setattr(ao.np, "percentile", no_numpy)
@@ -197,7 +213,7 @@ def test_a_stamp_runs_no_numpy_between_its_clock_read_and_its_push_once_the_line
         monkeypatch.setattr(ao, "dac_line", lambda *a: computed.append(1) or real_line(*a))
         t = base + 617 * BLOCK / SR
         audio.timing.push(617 * BLOCK, t, t + 0.01067 + 0.004, 0.01067 + BLOCK / SR, 0.0, False)
-        audio.refresh_line()                 # the stamp just computed it
+        audio.refresh_line()  # the stamp just computed it
         assert computed == []
         time.sleep(ao.LINE_REFRESH_S + 0.005)
         audio.refresh_line()

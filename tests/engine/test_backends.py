@@ -1,4 +1,5 @@
 """Backend choice: what this machine cannot run falls back to torch-cpu with one notice."""
+
 import numpy as np
 import pytest
 
@@ -37,7 +38,8 @@ def test_a_loader_failure_on_another_backend_falls_back_but_torch_cpu_failures_s
 
     assert open_accompanist("onnx-cpu", None, loader=loader, notify=notes.append) == ("acc", "torch-cpu")
     assert calls == ["onnx-cpu", "torch-cpu"] and notes == [
-        "backend onnx-cpu is not available here (onnxruntime session failed); using torch-cpu"]
+        "backend onnx-cpu is not available here (onnxruntime session failed); using torch-cpu"
+    ]
 
     def broken(checkpoint, backend):
         raise RuntimeError("weights are corrupt")
@@ -56,11 +58,13 @@ def test_onnx_cuda_falls_back_to_onnx_on_the_cpu_first(monkeypatch):
         return backend
 
     real = b.backend_unavailable_reason
-    monkeypatch.setattr(b, "backend_unavailable_reason",
-                        lambda name: "no CUDA GPU is visible" if name.endswith("cuda") else real(name))
+    monkeypatch.setattr(
+        b, "backend_unavailable_reason", lambda name: "no CUDA GPU is visible" if name.endswith("cuda") else real(name)
+    )
     assert open_accompanist("onnx-cuda", None, loader=loader, notify=notes.append) == ("onnx-cpu", "onnx-cpu")
     assert calls == ["onnx-cpu"] and notes == [
-        "backend onnx-cuda is not available here (no CUDA GPU is visible); using onnx-cpu"]
+        "backend onnx-cuda is not available here (no CUDA GPU is visible); using onnx-cpu"
+    ]
 
 
 def test_an_onnxruntime_that_refuses_the_fresh_export_falls_back_to_torch_in_one_line(ckpt, tmp_path, monkeypatch):
@@ -72,7 +76,7 @@ def test_an_onnxruntime_that_refuses_the_fresh_export_falls_back_to_torch_in_one
     real = export.OnnxStepModel.__init__
 
     def refuse(self, onnx_path, *a, **k):
-        if not str(onnx_path).endswith(".tmp"):    # the parity check at export opens the temporary file
+        if not str(onnx_path).endswith(".tmp"):  # the parity check at export opens the temporary file
             raise Exception("[ONNXRuntimeError] : 1 : FAIL : Load model failed\ndetails")
         real(self, onnx_path, *a, **k)
 

@@ -2,12 +2,14 @@
 (shipped checkpoint, real SoundFont) whose band chord stream equals the chart at every
 step, and whose pad sounds the chart's chords; a bad chart is one line naming the file
 and line."""
+
 import subprocess
 import sys
 from pathlib import Path
 
 import mido
 import pytest
+from test_styles import TUNE, tune
 
 from engine import parts as P
 from engine.chart import Chart, ChartError, load_chart, parse_chart, parse_chord, save_chart
@@ -15,7 +17,6 @@ from engine.events import NOTE_ON
 from engine.offline import RenderSettings, render_melody
 from models.runtime import DEFAULT_CHECKPOINT
 from models.tokens import CHORD_NONE, chord_pitch_classes, chord_token
-from test_styles import TUNE, tune
 
 ROOT = Path(__file__).resolve().parents[2]
 SONG = """# a turnaround with a repeat
@@ -26,18 +27,28 @@ B: |: Dm7 | G7 :| Em7 A7 | % |
 
 def names(chart: Chart) -> list[list[str]]:
     from models.tokens import chord_name
+
     return [[chord_name(t) for t in bar] for bar in chart.bars]
 
 
 def test_chords_repeats_sections_and_shares_of_a_bar():
     c = parse_chart(SONG)
-    assert names(c) == [["C"], ["Am"], ["F", "G7"], ["Dmin7"], ["G7"], ["Dmin7"], ["G7"], ["Emin7", "A7"],
-                        ["Emin7", "A7"]]
+    assert names(c) == [
+        ["C"],
+        ["Am"],
+        ["F", "G7"],
+        ["Dmin7"],
+        ["G7"],
+        ["Dmin7"],
+        ["G7"],
+        ["Emin7", "A7"],
+        ["Emin7", "A7"],
+    ]
     assert c.sections == (("A", 0), ("B", 3))
     f, g7 = chord_token(5, "maj"), chord_token(7, "7")
     assert [c.token_at(32 + s, "4/4") for s in (0, 7, 8, 15)] == [f, f, g7, g7]
-    assert [c.token_at(24 + s, "3/4") for s in (0, 7, 8, 11)] == [f, f, g7, g7]   # 2 beats + 1
-    assert c.token_at(9 * 16, "4/4") == chord_token(0, "maj")                     # loops from the top
+    assert [c.token_at(24 + s, "3/4") for s in (0, 7, 8, 11)] == [f, f, g7, g7]  # 2 beats + 1
+    assert c.token_at(9 * 16, "4/4") == chord_token(0, "maj")  # loops from the top
     assert parse_chord("Bb7(b9)") == chord_token(10, "7") and parse_chord("F#m7b5") == chord_token(6, "hdim7")
     assert parse_chord("C/E") == chord_token(0, "maj") and parse_chord("N.C.") == CHORD_NONE
     assert [len(b) for b in parse_chart("| C / G / |").bars] == [4]
@@ -50,9 +61,15 @@ def test_a_chart_saves_and_loads_as_the_same_chords(tmp_path):
     assert back.bars == c.bars and not list(tmp_path.glob("*.tmp"))
 
 
-@pytest.mark.parametrize("text, why", [("| C | H7 |", "line 1: not a chord symbol: 'H7'"),
-                                       ("| C |\n| Cxyz |", "line 2: unknown chord quality"),
-                                       ("# nothing", "no bars"), ("| C :|x99 |", "2-16 times")])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("| C | H7 |", "line 1: not a chord symbol: 'H7'"),
+        ("| C |\n| Cxyz |", "line 2: unknown chord quality"),
+        ("# nothing", "no bars"),
+        ("| C :|x99 |", "2-16 times"),
+    ],
+)
 def test_a_bad_chart_is_one_error_naming_file_and_line(tmp_path, text, why):
     p = tmp_path / "song.txt"
     p.write_text(text)
@@ -73,8 +90,9 @@ def test_a_chart_file_drives_a_render_whose_chord_stream_equals_the_chart(tmp_pa
     p = tmp_path / "song.txt"
     p.write_text(SONG)
     chart = load_chart(p)
-    r = render_melody(tune(meter, bars=6), band, RenderSettings(style=style, tempo=120, meter=meter, seed=7,
-                                                                chart=chart), soundfont)
+    r = render_melody(
+        tune(meter, bars=6), band, RenderSettings(style=style, tempo=120, meter=meter, seed=7, chart=chart), soundfont
+    )
     assert r.chords and r.steps > 0
     stream, i = [], 0
     for step in range(r.steps):
@@ -92,8 +110,7 @@ def test_a_chart_file_drives_a_render_whose_chord_stream_equals_the_chart(tmp_pa
 
 def test_without_a_chart_the_model_chooses_its_own_chords(band, soundfont):
     chart = parse_chart(SONG)
-    r = render_melody(tune("4/4", bars=6), band, RenderSettings(style="pop", tempo=120, meter="4/4", seed=7),
-                      soundfont)
+    r = render_melody(tune("4/4", bars=6), band, RenderSettings(style="pop", tempo=120, meter="4/4", seed=7), soundfont)
     assert [t for _, t in r.chords] != [chart.token_at(s, "4/4") for s, _ in r.chords]
 
 
@@ -108,12 +125,28 @@ def test_render_chart_from_the_command_line_and_a_bad_one_writes_nothing(tmp_pat
     song.write_text("| F | Bb | C7 | F |\n")
 
     def run(*extra):
-        return subprocess.run([sys.executable, "-m", "liveband.cli", "render", str(tmp_path / "in.mid"), "-o",
-                               str(tmp_path / "out.wav"), "--midi-out", str(tmp_path / "out.mid"),
-                               "--backend", "torch-cpu", *extra], cwd=ROOT, capture_output=True, text=True,
-                              timeout=600)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "liveband.cli",
+                "render",
+                str(tmp_path / "in.mid"),
+                "-o",
+                str(tmp_path / "out.wav"),
+                "--midi-out",
+                str(tmp_path / "out.mid"),
+                "--backend",
+                "torch-cpu",
+                *extra,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
-    done = run("--chart", str(song))        # the shipped offline model (it hears the melody ahead)
+    done = run("--chart", str(song))  # the shipped offline model (it hears the melody ahead)
     assert done.returncode == 0, done.stderr
     out = mido.MidiFile(str(tmp_path / "out.mid"))
     want = [chord_pitch_classes(parse_chord(c)) for c in ("F", "Bb", "C7", "F")]

@@ -1,4 +1,5 @@
 """The clock: exact integer step times, tempo changes at the next beat, count-in, follower."""
+
 import pytest
 
 from engine.clock import Clock, TempoFollower, check_tempo
@@ -27,11 +28,11 @@ def test_fractional_step_lengths_round_without_drift():
 def test_tempo_change_takes_effect_at_the_next_beat_without_moving_committed_steps():
     c = Clock(48000, 120, "4/4")
     before = [c.step_time(k) for k in range(7)]
-    at = c.set_tempo(60, from_step=5)          # step 5 is mid-beat: the change waits for step 8
+    at = c.set_tempo(60, from_step=5)  # step 5 is mid-beat: the change waits for step 8
     assert at == 8
     assert [c.step_time(k) for k in range(7)] == before
-    assert c.step_time(8) == 8 * 6000          # the join is where the old tempo put it
-    assert c.step_time(9) - c.step_time(8) == 12000   # 60 BPM from there on
+    assert c.step_time(8) == 8 * 6000  # the join is where the old tempo put it
+    assert c.step_time(9) - c.step_time(8) == 12000  # 60 BPM from there on
     assert c.tempo_at_step(7) == 120 and c.tempo_at_step(8) == 60
     times = [c.step_time(k) for k in range(40)]
     assert all(b > a for a, b in zip(times, times[1:]))
@@ -42,7 +43,7 @@ def test_tempo_change_on_a_beat_boundary_and_in_six_eight():
     c = Clock(48000, 120, "4/4")
     assert c.set_tempo(90, from_step=12) == 12
     d = Clock(48000, 120, "6/8")
-    assert d.set_tempo(90, from_step=1) == 6   # the felt beat of 6/8 is a dotted quarter
+    assert d.set_tempo(90, from_step=1) == 6  # the felt beat of 6/8 is a dotted quarter
 
 
 def test_count_in_steps_come_before_step_zero():
@@ -70,9 +71,9 @@ def test_bad_meter_and_count_in_are_refused():
 def test_tempo_follower_finds_the_players_tempo_and_ignores_odd_notes():
     sr = 48000
     f = TempoFollower(sr, 100, smoothing=1.0)
-    beat = sr * 60 / 108        # the player is at 108 BPM, the band at 100
+    beat = sr * 60 / 108  # the player is at 108 BPM, the band at 100
     t = 0.0
-    for length in (1, 1, 0.5, 0.5, 1, 2, 1, 0.37, 1, 1):   # 0.37 beats: an ornament
+    for length in (1, 1, 0.5, 0.5, 1, 2, 1, 0.37, 1, 1):  # 0.37 beats: an ornament
         f.add_onset(int(t))
         t += length * beat
     f.add_onset(int(t))

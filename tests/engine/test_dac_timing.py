@@ -4,19 +4,19 @@ stream, from per-block timing rows and the time, with no stream and no clock.
 The rows are what a steady stream's callbacks would write: block k starts at clock
 k * BLOCK, its callback runs at base + k * BLOCK / SR, its first frame reaches the DAC
 10.67 ms later (so its lead, to its next frame, is 10.67 ms + one block)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from engine import dac_timing as dt
-from engine.dac_timing import (ARRIVAL_MARGIN_S, TIMING_RING, LatencyEstimator, Rows, TimingRing,
-                               dac_line)
+from engine.dac_timing import ARRIVAL_MARGIN_S, TIMING_RING, LatencyEstimator, Rows, TimingRing, dac_line
 
 SR = 48000
 BLOCK = 256
 DAC_S = 0.01067
-NOW = 1000.0                              # the tests' clock: any monotonic time will do
+NOW = 1000.0  # the tests' clock: any monotonic time will do
 STEADY_LAT = DAC_S + BLOCK / SR + ARRIVAL_MARGIN_S
 
 
@@ -31,9 +31,14 @@ def steady(n: int, *, end: float = NOW, late_dac=None, early=None, xrun_at=(), c
     k = np.arange(n)
     dac = base + k * BLOCK / SR + DAC_S + np.array([late_dac.get(i, 0.0) for i in k])
     t = base + k * BLOCK / SR - np.array([early.get(i, 0.0) for i in k])
-    return Rows(clock=k.astype(np.int64) * BLOCK, time=t,
-                dac=dac + np.array([conv_err.get(i, 0.0) for i in k]),
-                lead=dac - t + BLOCK / SR, entry=np.zeros(n), xrun=np.isin(k, list(xrun_at)))
+    return Rows(
+        clock=k.astype(np.int64) * BLOCK,
+        time=t,
+        dac=dac + np.array([conv_err.get(i, 0.0) for i in k]),
+        lead=dac - t + BLOCK / SR,
+        entry=np.zeros(n),
+        xrun=np.isin(k, list(xrun_at)),
+    )
 
 
 def line_of(rows: Rows) -> float:
@@ -42,6 +47,7 @@ def line_of(rows: Rows) -> float:
 
 
 # -- the DAC line ---------------------------------------------------------------
+
 
 def test_the_line_is_a_median_so_one_scattered_block_does_not_move_it():
     rows = steady(600, late_dac={599: 0.005})
@@ -71,6 +77,7 @@ def test_blocks_before_the_latest_xrun_leave_the_line_once_enough_came_after_it(
 
 # -- the player latency -----------------------------------------------------------
 
+
 def test_a_steady_stream_gets_the_lead_quantile_plus_the_margin():
     est = LatencyEstimator(opened_at=0.0)
     assert abs(est.update(steady(600), SR, NOW) - STEADY_LAT) < 1e-6
@@ -78,7 +85,7 @@ def test_a_steady_stream_gets_the_lead_quantile_plus_the_margin():
 
 
 def test_the_blocks_around_an_xrun_do_not_raise_the_latency_and_without_one_they_do():
-    burst = {k: 0.005 for k in range(300, 312)}    # 2 % of the blocks: moves a p99
+    burst = {k: 0.005 for k in range(300, 312)}  # 2 % of the blocks: moves a p99
     guarded = LatencyEstimator(opened_at=0.0)
     lat = guarded.update(steady(600, late_dac={599: 0.005}, early=burst, xrun_at=(305,)), SR, NOW)
     assert abs(lat - STEADY_LAT) < 1e-4, lat
@@ -91,9 +98,9 @@ def test_the_latency_goes_up_at_once_and_down_only_after_the_lower_value_held():
     est = LatencyEstimator(opened_at=0.0)
     burst = {k: 0.005 for k in range(300, 312)}
     raised = est.update(steady(600, early=burst), SR, NOW)
-    later = NOW + 1.1                          # the burst has left the ring
+    later = NOW + 1.1  # the burst has left the ring
     calm = steady(TIMING_RING, end=later)
-    assert est.update(calm, SR, later) == raised                   # lower, not for long yet
+    assert est.update(calm, SR, later) == raised  # lower, not for long yet
     assert est.update(calm, SR, later + dt.LATENCY_LOWER_AFTER_S - 0.1) == raised
     assert abs(est.update(calm, SR, later + dt.LATENCY_LOWER_AFTER_S + 0.01) - STEADY_LAT) < 1e-4
     # a bit lower (within LATENCY_LOWER_BY_S) is no reason to move at all
@@ -103,9 +110,9 @@ def test_the_latency_goes_up_at_once_and_down_only_after_the_lower_value_held():
 
 
 def test_a_young_stream_comes_down_sooner():
-    opened = NOW - 5.0                         # settled (over 3 s old), still young (under 20 s)
+    opened = NOW - 5.0  # settled (over 3 s old), still young (under 20 s)
     est = LatencyEstimator(opened_at=opened)
-    burst = {k: 0.005 for k in range(500, 512)}     # after its first LATENCY_SETTLE_S
+    burst = {k: 0.005 for k in range(500, 512)}  # after its first LATENCY_SETTLE_S
     raised = est.update(steady(600, early=burst), SR, NOW)
     assert raised > STEADY_LAT + 0.004
     calm = steady(TIMING_RING, end=NOW + 1.1)
@@ -119,7 +126,7 @@ def test_an_xrun_that_left_the_ring_still_guards_the_leads_after_it():
     xrun with longer leads. The xrun is remembered once seen."""
     est = LatencyEstimator(opened_at=0.0)
     lat = est.update(steady(600, xrun_at=(598,)), SR, NOW)
-    longer = {k: 0.003 for k in range(0, TIMING_RING, 20)}     # 3 ms longer in 5 % of the blocks
+    longer = {k: 0.003 for k in range(0, TIMING_RING, 20)}  # 3 ms longer in 5 % of the blocks
     after = steady(TIMING_RING, early=longer, end=NOW + 5.5)  # a whole ring later
     assert not after.xrun.any()
     assert est.update(after, SR, NOW + 5.5) == lat
@@ -129,7 +136,7 @@ def test_an_xrun_that_left_the_ring_still_guards_the_leads_after_it():
 def test_a_small_step_of_the_line_guards_like_an_xrun_and_its_drift_does_not():
     """A step beyond the line's steady drift (the sink's clock runs ~500 ppm off ours) is
     a disruption; the drift is not one."""
-    drift = {k: -0.0005 * k * BLOCK / SR for k in range(TIMING_RING)}      # 500 ppm
+    drift = {k: -0.0005 * k * BLOCK / SR for k in range(TIMING_RING)}  # 500 ppm
     est = LatencyEstimator(opened_at=0.0)
     lat = est.update(steady(TIMING_RING, late_dac=drift), SR, NOW)
     assert est.disruptions == ()
@@ -163,6 +170,7 @@ def test_reset_forgets_the_old_stream():
 
 # -- the ring the callback writes ---------------------------------------------------
 
+
 def test_the_ring_keeps_the_last_blocks_in_order_and_finds_a_samples_block():
     count = np.zeros(3, dtype=np.int64)
     ring = TimingRing(count, 1)
@@ -177,7 +185,7 @@ def test_the_ring_keeps_the_last_blocks_in_order_and_finds_a_samples_block():
     assert list(ring.rows(total - 3, total).clock) == [k * BLOCK for k in range(total - 3, total)]
     k = total - 7
     assert ring.block_at(k * BLOCK + 5) == (k * BLOCK, NOW + k * BLOCK / SR, NOW + k * BLOCK / SR + DAC_S)
-    assert ring.block_at(50 * BLOCK) is None                    # left the ring
+    assert ring.block_at(50 * BLOCK) is None  # left the ring
     assert ring.first_block_after(NOW + (k - 0.5) * BLOCK / SR)[0] == k * BLOCK
     assert ring.first_block_after(NOW + total * BLOCK / SR) is None
 

@@ -2,12 +2,14 @@
 off-beat 8ths of band and drums by the set ratio in the rendered MIDI; humanise spreads
 timing and velocity, the same for the same seed; fills and half/double time in the
 drummer; bad values are one line naming the option."""
+
 import subprocess
 import sys
 from pathlib import Path
 
 import mido
 import pytest
+from test_styles import TUNE, tune
 
 from engine import parts as P
 from engine.events import NOTE_ON
@@ -15,7 +17,6 @@ from engine.feel import Feel, swing_fraction
 from engine.groove import SNARE, TOM_HIGH, Groove
 from engine.offline import RenderSettings, render_melody
 from models.runtime import DEFAULT_CHECKPOINT
-from test_styles import TUNE, tune
 
 ROOT = Path(__file__).resolve().parents[2]
 SR = 48000
@@ -32,10 +33,30 @@ def _melody_file(path: Path) -> Path:
 
 
 def _render_cli(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "liveband.cli", "render", str(_melody_file(tmp_path / "in.mid")),
-                           "-o", str(tmp_path / "out.wav"), "--midi-out", str(tmp_path / "out.mid"),
-                           "--checkpoint", str(DEFAULT_CHECKPOINT), "--backend", "torch-cpu", "--seed", "3", *extra],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "liveband.cli",
+            "render",
+            str(_melody_file(tmp_path / "in.mid")),
+            "-o",
+            str(tmp_path / "out.wav"),
+            "--midi-out",
+            str(tmp_path / "out.mid"),
+            "--checkpoint",
+            str(DEFAULT_CHECKPOINT),
+            "--backend",
+            "torch-cpu",
+            "--seed",
+            "3",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _onset_phases(path: Path) -> dict[int, list[int]]:
@@ -56,7 +77,7 @@ def test_swing_moves_the_off_beat_eighths_by_the_set_ratio_in_the_rendered_midi(
     # rock: 8th-note bass, guitar and hi-hat, so every part has off-beat 8ths
     run = _render_cli(tmp_path, "--style", "rock", "--swing", str(swing))
     assert run.returncode == 0, run.stderr
-    off_beat = round(480 * (0.5 + swing / 6))      # 0.6 -> 288 ticks (long:short 1.5:1)
+    off_beat = round(480 * (0.5 + swing / 6))  # 0.6 -> 288 ticks (long:short 1.5:1)
     phases = _onset_phases(tmp_path / "out.mid")
     for ch in (P.BASS.channel, P.KEYS.channel, P.DRUMS.channel):
         ph = phases[ch]
@@ -68,11 +89,11 @@ def test_swing_moves_the_off_beat_eighths_by_the_set_ratio_in_the_rendered_midi(
 
 
 def test_swing_warps_each_beat_and_leaves_six_eight_straight():
-    assert swing_fraction(2, "4/4", 1.0) == pytest.approx(2 / 3)        # triplet: 8th at 2/3 of the beat
+    assert swing_fraction(2, "4/4", 1.0) == pytest.approx(2 / 3)  # triplet: 8th at 2/3 of the beat
     assert swing_fraction(2, "4/4", 0.6) == pytest.approx(0.4)
     assert swing_fraction(0, "4/4", 0.6) == 0 and swing_fraction(4, "3/4", 0.6) == 0
     assert 0 < swing_fraction(1, "4/4", 0.6) < swing_fraction(2, "4/4", 0.6) < 1
-    assert swing_fraction(3, "4/4", 0.6) == pytest.approx(0.2)          # 16ths between move with it
+    assert swing_fraction(3, "4/4", 0.6) == pytest.approx(0.2)  # 16ths between move with it
     assert swing_fraction(2, "6/8", 1.0) == 0
 
 
@@ -118,13 +139,16 @@ def test_fills_off_phrase_more_and_half_double_time():
         return [s for s in range(32) if any(k == SNARE for k, _ in g.hits(s, 0.5))]
 
     assert snares("normal") == [4, 12, 20, 28]
-    assert snares("half") == [8, 24]                      # the backbeat on 3, once a bar
+    assert snares("half") == [8, 24]  # the backbeat on 3, once a bar
     assert snares("double") == [2, 6, 10, 14, 18, 22, 26, 30]
 
 
 def test_a_bad_feel_value_is_one_line_naming_the_option(tmp_path):
-    for args, name in ((["--swing", "1.5"], "--swing"), (["--humanise", "x"], "--humanise"),
-                       (["--fills", "sometimes"], "--fills")):
+    for args, name in (
+        (["--swing", "1.5"], "--swing"),
+        (["--humanise", "x"], "--humanise"),
+        (["--fills", "sometimes"], "--fills"),
+    ):
         run = _render_cli(tmp_path, *args)
         assert run.returncode == 2 and name in run.stderr, run.stderr
         assert not (tmp_path / "out.wav").exists()
@@ -146,24 +170,23 @@ def test_a_feel_set_while_the_band_plays_applies_from_the_next_step():
     hold = np.array([chord_token(0, "maj"), 2, 2, 2])
     n = 16 * 8
     for k in range(n):
-        if k == 64:       # bar 4: swing 0.6, no fills, half time from here
+        if k == 64:  # bar 4: swing 0.6, no fills, half time from here
             r.set_feel(Feel(swing=0.6, fills="off", time="half"))
         r.render_step(k, clock.step_time(k), frame if k % 16 == 0 else hold, clock.step_in_bar(k))
     length = clock.step_time(1) - clock.step_time(0)
 
-    def late(k):      # how far after its step the bass's onsets of step k fall, in steps
-        ts = [t for t, kind, ch, *_ in log.events if kind == NOTE_ON and ch == P.BASS.channel
-              and clock.step_at(t) == k]
+    def late(k):  # how far after its step the bass's onsets of step k fall, in steps
+        ts = [t for t, kind, ch, *_ in log.events if kind == NOTE_ON and ch == P.BASS.channel and clock.step_at(t) == k]
         assert ts, k
         return (ts[0] - clock.step_time(k)) / length
 
-    assert late(2) == late(58) == 0.0                        # straight before
-    assert late(66) == pytest.approx(0.4, abs=1e-3) == late(126)   # the off-beat 8th at 0.6 of the beat after
+    assert late(2) == late(58) == 0.0  # straight before
+    assert late(66) == pytest.approx(0.4, abs=1e-3) == late(126)  # the off-beat 8th at 0.6 of the beat after
     drums = [(clock.step_at(t), d1) for t, kind, ch, d1, _ in log.events if kind == NOTE_ON and ch == P.DRUMS.channel]
-    assert any(d == TOM_HIGH and s < 64 for s, d in drums)          # rock's fill at the end of bar 4
-    assert not any(d == TOM_HIGH and s >= 64 for s, d in drums)     # none once fills are off
-    assert [s for s, d in drums if d == SNARE and 32 <= s < 48] == [36, 44]   # the backbeat on 2 and 4
-    assert [s for s, d in drums if d == SNARE and 64 <= s < 96] == [72, 88]   # half time: on 3, once a bar
+    assert any(d == TOM_HIGH and s < 64 for s, d in drums)  # rock's fill at the end of bar 4
+    assert not any(d == TOM_HIGH and s >= 64 for s, d in drums)  # none once fills are off
+    assert [s for s, d in drums if d == SNARE and 32 <= s < 48] == [36, 44]  # the backbeat on 2 and 4
+    assert [s for s, d in drums if d == SNARE and 64 <= s < 96] == [72, 88]  # half time: on 3, once a bar
 
 
 def test_humanise_set_while_the_band_plays_spreads_from_the_next_step():

@@ -2,6 +2,7 @@
 played in its last N bars; a chart set while playing starts at the next bar line and
 drives the chord stream; a section loops on its own; the form reports bar and section;
 a practice ramp raises the tempo each time round; charts save with their sections."""
+
 import pytest
 
 from engine.chart import ChartSource, parse_chart
@@ -18,7 +19,7 @@ C, G, AM, F = chord_token(0, "maj"), chord_token(7, "maj"), chord_token(9, "min"
 
 def test_a_form_from_frames_plays_back_every_step_including_an_offbeat_change():
     bar1 = [C] * 8 + [G] * 8
-    bar2 = [AM] * 5 + [F] * 11          # a change on the 6th 16th
+    bar2 = [AM] * 5 + [F] * 11  # a change on the 6th 16th
     frames = [(s, tok, 0, 0, 0, 0) for s, tok in enumerate(bar1 + bar2, start=32)]
     chart = form_from_frames(frames, 64, 2, "4/4")
     assert [len(b) for b in chart.bars] == [2, 6]
@@ -26,7 +27,7 @@ def test_a_form_from_frames_plays_back_every_step_including_an_offbeat_change():
     waltz = [C] * 8 + [G] * 4
     chart3 = form_from_frames([(s, t) for s, t in enumerate(waltz * 4)], 48, 4, "3/4")
     assert chart3.bars[0] == (C, G) and parse_chart(chart3.text()).bars == chart3.bars
-    assert form_from_frames(frames[1:], 64, 2, "4/4") is None       # a step missing: not that much played
+    assert form_from_frames(frames[1:], 64, 2, "4/4") is None  # a step missing: not that much played
     assert form_from_frames(frames, 16, 2, "4/4") is None
     with pytest.raises(ValueError, match="2, 4, 8 bars"):
         check_lock_bars(3)
@@ -49,14 +50,16 @@ def test_a_chart_saves_its_sections_and_a_section_is_a_chart():
 @pytest.fixture(scope="module")
 def live_model():
     from models.runtime import load_accompanist
+
     return load_accompanist()
 
 
 def band(model, meter="4/4", seed=11):
     clock = Clock(SR, 120.0, meter)
-    gen = StreamingGenerator(model, clock, PartRenderer([EventLog()], "pop", meter, seed=seed), style="pop",
-                             sampler=ControlledSampler(seed))
-    for i in range(0, 400, 4):          # a wandering melody so the free band changes chords
+    gen = StreamingGenerator(
+        model, clock, PartRenderer([EventLog()], "pop", meter, seed=seed), style="pop", sampler=ControlledSampler(seed)
+    )
+    for i in range(0, 400, 4):  # a wandering melody so the free band changes chords
         p = (60, 65, 69, 67, 62, 71, 64, 57)[(i // 8) % 8]
         gen.melody_event(clock.step_time(i), p, True)
         gen.melody_event(clock.step_time(i + 3), p, False)
@@ -76,10 +79,10 @@ def run_to(gen, clock, step):
 def test_a_locked_form_repeats_exactly_the_chords_of_its_bars(live_model, bars):
     gen, clock = band(live_model)
     stream = run_to(gen, clock, 70)
-    gen.lock_form(bars)                              # asked mid-bar: it locks at the bar line (80)
+    gen.lock_form(bars)  # asked mid-bar: it locks at the bar line (80)
     stream.update(run_to(gen, clock, 80 + 3 * bars * 16))
     form = [stream[s] for s in range(80 - bars * 16, 80)]
-    assert len(set(form)) > 1, [chord_name(t) for t in form]     # the free band moved: a real form
+    assert len(set(form)) > 1, [chord_name(t) for t in form]  # the free band moved: a real form
     after = [stream[s] for s in range(80, 80 + 3 * bars * 16)]
     assert after == form * 3
     assert gen.form_at(80 + bars * 16 + 16) == (1, 1, "")
@@ -87,7 +90,7 @@ def test_a_locked_form_repeats_exactly_the_chords_of_its_bars(live_model, bars):
     free_gen, _ = band(live_model)
     free = run_to(free_gen, clock, 80 + 3 * bars * 16)
     assert [free[s] for s in range(80, 80 + 3 * bars * 16)] != form * 3
-    gen.set_chart(None)                              # unlock: the model chooses again
+    gen.set_chart(None)  # unlock: the model chooses again
     stream.update(run_to(gen, clock, 80 + 3 * bars * 16 + 64))
     assert gen.chord_source is None
 
@@ -97,12 +100,12 @@ def test_a_chart_set_while_playing_starts_on_the_next_bar_and_a_section_loops(li
     gen, clock = band(live_model, "3/4")
     n = clock.bar_steps
     stream = run_to(gen, clock, 2 * n + 5)
-    gen.set_chart(chart)                            # starts at bar 3
+    gen.set_chart(chart)  # starts at bar 3
     stream.update(run_to(gen, clock, 3 * n + 5 * n * 2))
     start = 3 * n
     assert [stream[s] for s in range(start, start + 10 * n)] == [chart.token_at(s, "3/4") for s in range(10 * n)]
     assert gen.form_at(start + 3 * n) == (3, 0, "B")
-    gen.set_chart(chart.section("B"))              # loop B from the next bar line
+    gen.set_chart(chart.section("B"))  # loop B from the next bar line
     at = gen.next_step + (-gen.next_step) % n
     stream.update(run_to(gen, clock, at + 4 * n))
     assert [chord_name(stream[s]) for s in range(at, at + 4 * n, n)] == ["Dmin7", "G7", "Dmin7", "G7"]

@@ -1,8 +1,10 @@
 """The streaming generator: ahead of the clock, late steps hold, causality, soak, live thread."""
+
 import time
 
 import numpy as np
 import psutil
+from toy_band import ToyBand, band_for_tests
 
 from engine import parts as P
 from engine.clock import Clock
@@ -10,7 +12,6 @@ from engine.events import EVENT_DTYPE, NOTE_ON, EventQueue
 from engine.generator import StreamingGenerator
 from engine.renderer import EventLog, PartRenderer
 from models.sampling import ControlledSampler
-from toy_band import ToyBand, band_for_tests
 
 SR = 48000
 
@@ -19,8 +20,16 @@ def make(model=None, bpm=120.0, margin=2, chunk=1, clock_source=None, seed=0, si
     clock = Clock(SR, bpm, "4/4", kw.pop("count_in_bars", 0), start_sample=kw.pop("start_sample", 0))
     log = EventLog()
     renderer = PartRenderer(sinks if sinks is not None else [log], "pop", "4/4", seed=seed)
-    gen = StreamingGenerator(model or ToyBand(), clock, renderer, sampler=ControlledSampler(seed),
-                             margin_steps=margin, chunk_steps=chunk, clock_source=clock_source, **kw)
+    gen = StreamingGenerator(
+        model or ToyBand(),
+        clock,
+        renderer,
+        sampler=ControlledSampler(seed),
+        margin_steps=margin,
+        chunk_steps=chunk,
+        clock_source=clock_source,
+        **kw,
+    )
     return gen, log, clock
 
 
@@ -32,8 +41,8 @@ def test_commits_margin_steps_ahead_in_chunks():
     now = [0]
     gen, log, clock = make(margin=2, chunk=4, clock_source=lambda: now[0])
     gen.pump()
-    assert gen.next_step == 4                  # one chunk covers steps 0-3 (>= margin)
-    now[0] = clock.step_time(2)                # clock at step 2: 2 + margin = 4 is due
+    assert gen.next_step == 4  # one chunk covers steps 0-3 (>= margin)
+    now[0] = clock.step_time(2)  # clock at step 2: 2 + margin = 4 is due
     gen.pump()
     assert gen.next_step == 8
     m = gen.metrics()
@@ -56,7 +65,7 @@ def test_a_time_lead_commits_each_step_just_before_it_sounds_so_the_next_step_he
         gen, log, clock = make(model=band, margin=margin or 2, clock_source=lambda: now[0], **kw)
         step = clock.step_time(1) - clock.step_time(0)
         lead_samples = int(SR * lead / 1000) if lead else 0
-        t_note = clock.step_time(10) + int(0.3 * step)     # the player strikes a note 30 % into step 10
+        t_note = clock.step_time(10) + int(0.3 * step)  # the player strikes a note 30 % into step 10
         ticks = sorted({clock.step_time(k) + d for k in range(0, 16) for d in (-lead_samples, step // 2)} | {t_note})
         for t in ticks:
             now[0] = max(0, t)
@@ -75,14 +84,14 @@ def test_a_time_lead_commits_each_step_just_before_it_sounds_so_the_next_step_he
 def test_a_generator_that_falls_behind_holds_the_band_and_counts_late_steps():
     now = [0]
     gen, log, clock = make(margin=2, clock_source=lambda: now[0])
-    now[0] = clock.step_time(10)               # the audio clock ran 10 steps ahead (a stall)
+    now[0] = clock.step_time(10)  # the audio clock ran 10 steps ahead (a stall)
     gen.pump()
     m = gen.metrics()
     assert m.late_steps == 10 and gen.next_step == 13
     assert m.lead_ms_min < 0
     onsets = note_ons(log)
     assert onsets, "the band plays again once it has caught up"
-    assert min(e[0] for e in onsets) >= clock.step_time(10)   # nothing scheduled in the past
+    assert min(e[0] for e in onsets) >= clock.step_time(10)  # nothing scheduled in the past
 
 
 def test_offline_and_live_clock_give_identical_events():
@@ -119,12 +128,14 @@ def test_changing_the_melody_after_step_s_never_changes_what_was_committed_befor
     (heard_a, ev_a, clock), (heard_b, ev_b, _) = runs
     d = ToyBand.lookahead
     # the model heard the same melody up to step S-1, i.e. for band steps < S + d
-    assert heard_a[:S + d] == heard_b[:S + d] and heard_a != heard_b
+    assert heard_a[: S + d] == heard_b[: S + d] and heard_a != heard_b
     t_cut = clock.step_time(S + d)
+
     def before(evs):
         return [e for e in evs if e[0] < t_cut]
+
     assert before(ev_a) == before(ev_b)
-    assert ev_a != ev_b                       # the change does reach the band afterwards
+    assert ev_a != ev_b  # the change does reach the band afterwards
 
 
 def test_one_hour_session_has_flat_memory_and_flat_step_time():
@@ -156,9 +167,10 @@ def test_one_hour_session_has_flat_memory_and_flat_step_time():
             c0 = time.thread_time_ns()
             gen.pump()
             dt = (time.thread_time_ns() - c0) / 4e6
-            q.pop_until(t, out)               # the audio side consumes what is due
+            q.pop_until(t, out)  # the audio side consumes what is due
             beat[0] = b + 1
             return dt
+
         return gen, q, one_beat
 
     long_gen, long_q, long_beat = session()
@@ -175,7 +187,7 @@ def test_one_hour_session_has_flat_memory_and_flat_step_time():
     for _ in range(250 + fresh_gen.sampler.recall.memory // 4):
         fresh_beat()
     last, first = [], []
-    for _ in range(250):                      # 1000 steps each, interleaved beat by beat
+    for _ in range(250):  # 1000 steps each, interleaved beat by beat
         last.append(long_beat())
         first.append(fresh_beat())
     assert long_gen.steps >= n - 4 and long_gen.late_steps == 0 and long_q.dropped == 0
@@ -186,8 +198,10 @@ def test_one_hour_session_has_flat_memory_and_flat_step_time():
 
 def test_live_worker_thread_keeps_ahead_of_a_running_clock_and_applies_requests():
     t0 = time.monotonic()
+
     def clock_now():
         return int((time.monotonic() - t0) * SR)
+
     q = EventQueue(8192)
     log = EventLog()
     # live, the music starts a little after "now", so the first steps are not late
@@ -216,7 +230,7 @@ def test_tempo_following_moves_the_band_to_the_players_tempo_at_a_beat():
     now = [0]
     gen, log, clock = make(bpm=100, clock_source=lambda: now[0], follow_tempo=True)
     beat_108 = SR * 60 / 108
-    for i in range(12):                        # the player is at 108 BPM
+    for i in range(12):  # the player is at 108 BPM
         t = int(i * beat_108)
         gen.melody_event(t, 60 + i % 5, True)
         gen.melody_event(t + 2000, 60 + i % 5, False)
@@ -234,12 +248,12 @@ def test_a_style_change_lands_on_the_next_bar_line_and_bad_controls_are_refused(
 
     now = [0]
     gen, log, clock = make(clock_source=lambda: now[0], chunk=3)
-    gen.pump(clock.step_time(18), until_step=21)        # into bar 2 (steps 16-31)
-    gen.set_style("chorale")                          # chorales have no drums
+    gen.pump(clock.step_time(18), until_step=21)  # into bar 2 (steps 16-31)
+    gen.set_style("chorale")  # chorales have no drums
     gen.pump(clock.step_time(60), until_step=64)
     drums = [e[0] for e in note_ons(log, P.DRUMS.channel)]
-    assert any(t >= clock.step_time(21) for t in drums)          # the pop bar plays out
-    assert not [t for t in drums if t >= clock.step_time(32)]     # silent from the bar line
+    assert any(t >= clock.step_time(21) for t in drums)  # the pop bar plays out
+    assert not [t for t in drums if t >= clock.step_time(32)]  # silent from the bar line
     assert gen.style == "chorale"
     with pytest.raises(ValueError, match="density"):
         gen.set_controls(0.9, 1.5, 0.5)
@@ -272,6 +286,7 @@ def test_a_fixed_key_keeps_the_real_models_band_in_its_scale():
 
 class OfflineToyBand(ToyBand):
     """ToyBand as an offline teacher: the frame of t hears the melody of t + 4."""
+
     lookahead = -4
 
     def reset(self, style: str, meter: str) -> None:
@@ -297,7 +312,7 @@ def test_an_offline_generator_hands_the_model_the_melody_a_beat_ahead():
     gen, log, clock = make(model=model, clock_source=lambda: 0, offline=True, count_in_bars=1)
     melody_into(gen, notes)
     gen.pump(clock.step_time(31), until_step=32)
-    assert model.primed == [note_on(60), 2, 2, REST]        # steps 0-3: onset, holds, rest
+    assert model.primed == [note_on(60), 2, 2, REST]  # steps 0-3: onset, holds, rest
     # band step k heard the melody of step k + 4 (a beat ahead): onsets at 4, 8, ...
     assert model.heard[0] == note_on(65) and model.heard[4] == note_on(70)
     # so its chord changes on the melody's onset, not a beat after it
@@ -317,12 +332,12 @@ def test_listening_first_plays_drums_only_until_the_player_gives_notes_or_a_key(
     gen.pump(clock.step_time(32), until_step=32)
     assert note_ons(log, P.DRUMS.channel) and not [e for e in note_ons(log) if e[2] in tonal]
     assert gen.listening and gen.band_key == "" and gen.entered_step is None
-    for i, p in enumerate((64, 67, 71, 66)[:LISTEN_ONSETS]):   # E G B at steps 33, 35, 37
+    for i, p in enumerate((64, 67, 71, 66)[:LISTEN_ONSETS]):  # E G B at steps 33, 35, 37
         gen.quantiser.push(MelodyEvent(clock.step_time(33 + 2 * i) + 10, p, True))
         gen.quantiser.push(MelodyEvent(clock.step_time(34 + 2 * i) + 10, p, False))
     gen.pump(clock.step_time(64), until_step=64)
     first = min(clock.step_at(e[0]) for e in note_ons(log) if e[2] in tonal)
-    assert gen.entered_step == first == 40          # the third note heard at 38, the next beat
+    assert gen.entered_step == first == 40  # the third note heard at 38, the next beat
     assert gen.band_key == "E minor"
     # a key fixed while it listens: the band plays in it from the next step
     gen, log, clock = make(listen=True)
@@ -330,11 +345,11 @@ def test_listening_first_plays_drums_only_until_the_player_gives_notes_or_a_key(
     gen.set_key(frozenset({0, 2, 4, 5, 7, 9, 11}), "C major")
     gen.pump(clock.step_time(20), until_step=20)
     assert gen.entered_step == 10 and not gen.listening and gen.band_key == "C major"
-    assert min(clock.step_at(e[0]) for e in note_ons(log) if e[2] in tonal) == 12   # the toy's next onset
+    assert min(clock.step_at(e[0]) for e in note_ons(log) if e[2] in tonal) == 12  # the toy's next onset
     # the key let go with nothing played yet: the band stays in (and shows) the key it plays in
     gen.set_key(None)
     gen.pump(clock.step_time(24), until_step=24)
-    assert gen.band_key == "C major" and gen.sampler.out_of_key[1] == 1.0      # C# still out of key
+    assert gen.band_key == "C major" and gen.sampler.out_of_key[1] == 1.0  # C# still out of key
     # without listen (offline render, a fixed key at the start) nothing changes
     gen, log, clock = make()
     gen.pump(clock.step_time(4), until_step=4)
@@ -346,18 +361,18 @@ def test_the_plan_is_a_beat_past_the_committed_step_and_never_changes_what_sound
     beat of tentative frames past its last committed step, made from a saved copy of the
     model's state; the events the band sends (what the synth plays) are bit for bit those
     of the same band without a plan, so a tentative frame never sounds nor steers it."""
-    from models.contract import PLAN_EVERY
     from engine.quantiser import MelodyEvent
+    from models.contract import PLAN_EVERY
     from models.runtime import load_accompanist
 
     logs, plans = [], []
     for plan in (False, True):
         gen, log, clock = make(model=load_accompanist(), seed=3, plan=plan)
-        for i in range(24):                   # quarter notes from step 2
+        for i in range(24):  # quarter notes from step 2
             gen.quantiser.push(MelodyEvent(clock.step_time(2 + 4 * i) + 5, (64, 67, 71, 69)[i % 4], True))
             gen.quantiser.push(MelodyEvent(clock.step_time(5 + 4 * i) + 5, (64, 67, 71, 69)[i % 4], False))
         for k in range(0, 96):
-            gen.pump(clock.step_time(k))      # a step at a time, as the live worker commits
+            gen.pump(clock.step_time(k))  # a step at a time, as the live worker commits
             if plan and gen.plan is not None:
                 plans.append((gen.next_step - 1, gen.plan))
         logs.append(log.events)
@@ -368,9 +383,9 @@ def test_the_plan_is_a_beat_past_the_committed_step_and_never_changes_what_sound
     for committed, p in plans:
         # made after a commit, and kept until the next plan (PLAN_EVERY steps later)
         assert committed - PLAN_EVERY + 1 < p.first_step <= committed + 1
-        assert p.first_step + len(p.frames) - 1 >= committed + 4 - (PLAN_EVERY - 1)   # ~a beat beyond
+        assert p.first_step + len(p.frames) - 1 >= committed + 4 - (PLAN_EVERY - 1)  # ~a beat beyond
         assert p.frames.shape == (4, 4) and p.parts
-    assert any((p.frames[:, 1:] > 2).any() for _, p in plans)     # onsets are planned, not only holds
+    assert any((p.frames[:, 1:] > 2).any() for _, p in plans)  # onsets are planned, not only holds
 
 
 def test_under_a_chart_the_plan_plays_the_charts_chords_and_the_key_comes_from_them():

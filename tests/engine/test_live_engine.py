@@ -1,9 +1,11 @@
 """The engine live: the generator worker on the audio clock of a real PortAudio stream
 (PulseAudio null sink), the band heard on the monitor, committed ahead of the clock."""
+
 import time
 import wave
 
 import numpy as np
+from toy_band import band_for_tests
 
 from engine.audio_out import AudioOut
 from engine.clock import Clock
@@ -14,13 +16,12 @@ from engine.quantiser import Quantiser
 from engine.renderer import EventLog, PartRenderer
 from engine.synth import Synth
 from models.sampling import ControlledSampler
-from toy_band import band_for_tests
 
 SR = 48000
 
 
 def test_the_band_plays_ahead_of_a_real_audio_clock_and_is_heard(pulse_server, soundfont, tmp_path):
-    band = band_for_tests(0)               # load the model before the clock starts running
+    band = band_for_tests(0)  # load the model before the clock starts running
     synth = Synth(soundfont, SR)
     mixer = Mixer(synth, SR, 1024)
     out = AudioOut(mixer, blocksize=256)
@@ -31,13 +32,20 @@ def test_the_band_plays_ahead_of_a_real_audio_clock_and_is_heard(pulse_server, s
         clock = Clock(SR, 150, "4/4", count_in_bars=1, start_sample=mixer.clock + SR // 4)
         q, log = EventQueue(1 << 14), EventLog()
         mixer.add_queue(q)
-        gen = StreamingGenerator(band, clock, PartRenderer([q, log], "pop", "4/4"),
-                                 sampler=ControlledSampler(0), quantiser=Quantiser(clock),
-                                 margin_steps=2, chunk_steps=2, clock_source=lambda: mixer.clock)
+        gen = StreamingGenerator(
+            band,
+            clock,
+            PartRenderer([q, log], "pop", "4/4"),
+            sampler=ControlledSampler(0),
+            quantiser=Quantiser(clock),
+            margin_steps=2,
+            chunk_steps=2,
+            clock_source=lambda: mixer.clock,
+        )
         gen.start()
         t_end = time.monotonic() + 4.0
         beat = 0
-        while time.monotonic() < t_end:      # the player: a note on every beat, as it happens
+        while time.monotonic() < t_end:  # the player: a note on every beat, as it happens
             now = mixer.clock
             if now >= clock.step_time(beat * 4):
                 gen.melody_event(now, 60 + beat % 7, True)

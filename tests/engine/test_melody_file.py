@@ -1,5 +1,6 @@
 """Melody loaders against broken and hostile files: a MIDI or WAV file gives a melody or
 one clear line naming the file, never another exception."""
+
 import io
 import struct
 import wave
@@ -17,8 +18,14 @@ from engine.pitch.wavio import read_wav
 
 def _midi_bytes(length: int = 480) -> bytes:
     mid = mido.MidiFile(type=1, ticks_per_beat=480)
-    mid.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000),
-                                      mido.MetaMessage("time_signature", numerator=3, denominator=4)]))
+    mid.tracks.append(
+        mido.MidiTrack(
+            [
+                mido.MetaMessage("set_tempo", tempo=500000),
+                mido.MetaMessage("time_signature", numerator=3, denominator=4),
+            ]
+        )
+    )
     mel = mido.MidiTrack([mido.MetaMessage("track_name", name="Melody")])
     for p in (67, 71, 74, 72):
         mel += [mido.Message("note_on", note=p, velocity=90, time=0), mido.Message("note_off", note=p, time=length)]
@@ -71,9 +78,9 @@ def _mutate(data: bytes, writes, insert, delete, cut) -> bytes:
     for pos, val in writes:
         b[pos] = val
     if delete is not None:
-        del b[delete[0]:delete[0] + delete[1]]
+        del b[delete[0] : delete[0] + delete[1]]
     if insert is not None:
-        b[insert[0]:insert[0]] = insert[1]
+        b[insert[0] : insert[0]] = insert[1]
     return bytes(b if cut is None else b[:cut])
 
 

@@ -2,10 +2,12 @@
 plays all its parts in 12/8 (the model conditions on two 6/8 bars), the drummer plays the
 style file's 12/8 groove on a 24-step bar, the MIDI file says 12/8, and a melody file in
 12/8 is read as 12/8."""
+
 from pathlib import Path
 
 import mido
 import pytest
+from test_styles import PART_CHANNEL, TUNE
 
 from engine import parts as P
 from engine.clock import METERS, Clock, beat_steps, model_meter
@@ -15,7 +17,6 @@ from engine.melody_file import Melody, MelodyNote, read_melody_midi
 from engine.offline import RenderSettings, render_melody
 from engine.styles import load_styles
 from models.runtime import DEFAULT_CHECKPOINT
-from test_styles import PART_CHANNEL, TUNE
 
 SHIPPED = load_styles().styles
 SR = 48000
@@ -54,8 +55,9 @@ def test_a_melody_file_in_twelve_eight_is_read_as_twelve_eight(tmp_path):
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_every_style_renders_in_twelve_eight_with_all_its_parts(name, band, soundfont, tmp_path):
     st = SHIPPED[name]
-    r = render_melody(tune_12_8(), band, RenderSettings(style=name, tempo=100, meter="12/8", seed=2, density=0.6),
-                      soundfont)
+    r = render_melody(
+        tune_12_8(), band, RenderSettings(style=name, tempo=100, meter="12/8", seed=2, density=0.6), soundfont
+    )
     assert r.clock.bar_steps == 24
     ons = [e for e in r.events if e[1] == NOTE_ON]
     for part in ("bass", "keys", "pad", "drums"):
@@ -78,11 +80,34 @@ def test_the_rendered_midi_file_says_twelve_eight(tmp_path):
         tr += [mido.Message("note_on", note=p, velocity=90, time=0), mido.Message("note_off", note=p, time=720)]
     mid.tracks.append(tr)
     mid.save(str(tmp_path / "in.mid"))
-    run = subprocess.run([sys.executable, "-m", "liveband.cli", "render", str(tmp_path / "in.mid"),
-                          "-o", str(tmp_path / "out.wav"), "--midi-out", str(tmp_path / "out.mid"), "--style", "blues",
-                          "--checkpoint", str(DEFAULT_CHECKPOINT), "--backend", "torch-cpu"],
-                         cwd=root, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "liveband.cli",
+            "render",
+            str(tmp_path / "in.mid"),
+            "-o",
+            str(tmp_path / "out.wav"),
+            "--midi-out",
+            str(tmp_path / "out.mid"),
+            "--style",
+            "blues",
+            "--checkpoint",
+            str(DEFAULT_CHECKPOINT),
+            "--backend",
+            "torch-cpu",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
-    sigs = [(m.numerator, m.denominator) for t in mido.MidiFile(str(tmp_path / "out.mid")).tracks for m in t
-            if m.type == "time_signature"]
+    sigs = [
+        (m.numerator, m.denominator)
+        for t in mido.MidiFile(str(tmp_path / "out.mid")).tracks
+        for m in t
+        if m.type == "time_signature"
+    ]
     assert sigs and set(sigs) == {(12, 8)}, sigs

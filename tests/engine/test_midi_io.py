@@ -1,5 +1,6 @@
 """MIDI input filtering (channels, velocity 0, sustain pedal, junk) and the computer
 keyboard mapping, as pure logic; real ports are exercised in tests/liveband."""
+
 from __future__ import annotations
 
 import mido
@@ -39,18 +40,50 @@ def test_sustain_pedal_defers_releases_until_pedal_up_and_is_forwarded():
     f(mido.Message("note_off", note=60))
     f(mido.Message("note_on", note=64, velocity=70))
     f(mido.Message("note_off", note=64))
-    f(mido.Message("note_on", note=60, velocity=90))      # re-struck while held by the pedal
+    f(mido.Message("note_on", note=60, velocity=90))  # re-struck while held by the pedal
     assert notes == [(60, True, 80), (64, True, 70), (60, True, 90)]
     f(mido.Message("control_change", control=64, value=0))
-    assert notes[3:] == [(64, False, 0)]                   # 60 is down again: still sounding
+    assert notes[3:] == [(64, False, 0)]  # 60 is down again: still sounding
     assert ccs == [(64, 127), (64, 0)]
 
 
 def test_every_other_message_and_garbage_is_ignored_safely():
     f, notes, ccs = collect()
     parser = mido.Parser()
-    parser.feed(bytes([0xF0, 1, 2, 3, 0xF7, 0xF8, 0xFA, 0xE0, 0, 64, 0xB0, 1, 20, 0xC0, 5,
-                       0x80, 0x80, 0xFF, 0x12, 0x34, 0xA0, 60, 10, 0xD0, 30, 0x90, 60, 100]))
+    parser.feed(
+        bytes(
+            [
+                0xF0,
+                1,
+                2,
+                3,
+                0xF7,
+                0xF8,
+                0xFA,
+                0xE0,
+                0,
+                64,
+                0xB0,
+                1,
+                20,
+                0xC0,
+                5,
+                0x80,
+                0x80,
+                0xFF,
+                0x12,
+                0x34,
+                0xA0,
+                60,
+                10,
+                0xD0,
+                30,
+                0x90,
+                60,
+                100,
+            ]
+        )
+    )
     for msg in parser:
         f(msg)
     f("not a message")
@@ -63,6 +96,7 @@ def test_every_other_message_and_garbage_is_ignored_safely():
 def test_a_failing_sink_does_not_escape_the_midi_thread():
     def boom(*_):
         raise RuntimeError("sink bug")
+
     f = NoteFilter(boom)
     f(mido.Message("note_on", note=60, velocity=1))
     assert f.errors == 1
@@ -71,7 +105,7 @@ def test_a_failing_sink_does_not_escape_the_midi_thread():
 def test_computer_keyboard_two_octaves_and_octave_shift():
     kb = ComputerKeyboard(base=48)
     assert kb.press("z") == KeyNote(48, True)
-    assert kb.press("z") is None                     # auto-repeat
+    assert kb.press("z") is None  # auto-repeat
     assert kb.press("S") == KeyNote(49, True)
     assert kb.press("m") == KeyNote(59, True)
     assert kb.press("q") == KeyNote(60, True)
@@ -79,7 +113,7 @@ def test_computer_keyboard_two_octaves_and_octave_shift():
     assert kb.press("i") == KeyNote(72, True)
     assert kb.press("F1") is None and kb.press("a") is None
     kb.octave_up()
-    assert kb.release("z") == KeyNote(48, False)    # releases what it started
+    assert kb.release("z") == KeyNote(48, False)  # releases what it started
     assert kb.press("z") == KeyNote(60, True)
     for _ in range(10):
         kb.octave_up()
@@ -94,7 +128,7 @@ def test_list_ports_explains_an_empty_list():
     ins, outs, note = list_ports()
     assert isinstance(ins, list) and isinstance(outs, list)
     if not ins and not outs:
-        assert note.startswith("no MIDI")   # ports, or devices when a MIDI system runs
+        assert note.startswith("no MIDI")  # ports, or devices when a MIDI system runs
 
 
 def test_each_note_carries_the_moment_its_message_reached_the_filter():
@@ -113,7 +147,7 @@ def test_each_note_carries_the_moment_its_message_reached_the_filter():
     t2 = time.monotonic()
     f(mido.Message("control_change", control=64, value=0))
     assert got[0][:2] == (60, True) and t0 <= got[0][2] <= t1
-    assert got[-1][:2] == (60, False) and got[-1][2] >= t2      # released when the pedal came up
+    assert got[-1][:2] == (60, False) and got[-1][2] >= t2  # released when the pedal came up
     assert got[-2] == ("cc", 0, got[-1][2])
 
 
@@ -134,7 +168,7 @@ def test_only_a_live_jack_socket_counts_as_a_running_server(tmp_path, monkeypatc
     name = os.path.join(d, f"jack_default_{os.getuid()}_0")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(name)
-    assert not _jack_running((d,))            # bound, not listening: what a dead server leaves
+    assert not _jack_running((d,))  # bound, not listening: what a dead server leaves
     server.listen(1)
     try:
         assert _jack_running((d,))
@@ -152,6 +186,7 @@ def test_the_hot_plug_poll_explains_no_ports_without_opening_new_clients(monkeyp
 
     def no_scan():
         raise AssertionError("poll opened a scan")
+
     monkeypatch.setattr(mi, "scan", no_scan)
     monkeypatch.setattr(mi, "_jack_running", lambda dirs=None: False)
     w = mi.PortWatcher()
@@ -189,7 +224,7 @@ def test_a_panic_from_the_controller_silences_what_the_pedal_holds(soundfont):
         mixer = Mixer(synth, sr, 256)
         assert mixer.enable_player_phases(ch)
         mixer.add_queue(q)
-        voices = lambda: synth.active_voices() + sum(t.active_voices() for t in synth._twins)   # noqa: E731
+        voices = lambda: synth.active_voices() + sum(t.active_voices() for t in synth._twins)  # noqa: E731
         f(mido.Message("control_change", control=64, value=127))
         for p in (60, 64, 67):
             f(mido.Message("note_on", note=p, velocity=100))
@@ -202,7 +237,7 @@ def test_a_panic_from_the_controller_silences_what_the_pedal_holds(soundfont):
             f(mido.Message("control_change", control=cc, value=0))
         tail = mixer.render(sr)
         assert voices() == 0
-        assert np.abs(tail[sr // 2:]).max() < 1e-3
+        assert np.abs(tail[sr // 2 :]).max() < 1e-3
     assert not f.sustain
     assert sorted(p for p, on in heard if not on) == [60, 64, 67]
 
@@ -214,10 +249,10 @@ def test_reset_all_controllers_lifts_the_pedal_and_all_notes_off_ends_held_keys(
     f(mido.Message("note_on", note=62, velocity=80))
     f(mido.Message("note_off", note=60))
     f(mido.Message("control_change", control=121, value=0))
-    assert notes[2:] == [(60, False, 0)] and not f.sustain     # 62's key is still down
+    assert notes[2:] == [(60, False, 0)] and not f.sustain  # 62's key is still down
     f(mido.Message("control_change", control=123, value=0))
     assert notes[3:] == [(62, False, 0)]
-    f(mido.Message("note_off", note=62))                      # its key comes up later
+    f(mido.Message("note_off", note=62))  # its key comes up later
     assert notes[4:] == [(62, False, 0)]
     assert ccs == [(64, 127), (121, 0), (123, 0)]
 
@@ -230,12 +265,12 @@ def test_playing_fast_loses_nothing_but_a_flood_of_note_ons_is_thinned():
 
     f, notes, _ = collect()
     t = 1000.0
-    for k in range(400):                     # 10 s: a chord every 0.5 s, a run between
+    for k in range(400):  # 10 s: a chord every 0.5 s, a run between
         chord = k % 20 == 0
-        for p in (range(48, 58) if chord else (60 + k % 24,)):
+        for p in range(48, 58) if chord else (60 + k % 24,):
             f._handle(mido.Message("note_on", note=p, velocity=80), t)
         t += 0.025
-        for p in (range(48, 58) if chord else (60 + k % 24,)):
+        for p in range(48, 58) if chord else (60 + k % 24,):
             f._handle(mido.Message("note_off", note=p), t)
     assert f.flooded == 0
     played = len(notes)
@@ -265,8 +300,10 @@ def test_a_midi_flood_gives_the_audio_callback_a_bounded_block(soundfont):
 
     sr, ch, block = 48000, 3, 256
     q = EventQueue()
-    f = NoteFilter(lambda p, on, v, at: q.push(IMMEDIATE, NOTE_ON if on else NOTE_OFF, ch, p, v),
-                   lambda c, v, at: q.push(IMMEDIATE, CONTROL, ch, c, v))
+    f = NoteFilter(
+        lambda p, on, v, at: q.push(IMMEDIATE, NOTE_ON if on else NOTE_OFF, ch, p, v),
+        lambda c, v, at: q.push(IMMEDIATE, CONTROL, ch, c, v),
+    )
     with Synth(soundfont, sample_rate=sr, reverb=True) as synth:
         mixer = Mixer(synth, sr, block)
         assert mixer.enable_player_phases(ch)

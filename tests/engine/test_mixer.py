@@ -1,5 +1,6 @@
 """The mixer renders the real FluidSynth synth sample-accurately at event offsets,
 keeps cross-queue order, bounds its output, and advances the master clock."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,9 +22,9 @@ def synth(soundfont):
 
 def fresh_mixer(synth, block=256, **kw) -> Mixer:
     synth.all_notes_off()
-    synth.render(SR // 2)          # let any previous tails die out
+    synth.render(SR // 2)  # let any previous tails die out
     for ch in range(16):
-        synth.control_change(ch, 120, 0)   # all sound off
+        synth.control_change(ch, 120, 0)  # all sound off
     synth.render(256)
     return Mixer(synth, SR, block, **kw)
 
@@ -33,7 +34,7 @@ def onset(audio: np.ndarray, thresh: float = 1e-4) -> int:
     return int(nz[0]) if nz.size else -1
 
 
-SYNTH_PERIOD = 64   # FluidSynth applies events at its internal 64-frame period boundaries
+SYNTH_PERIOD = 64  # FluidSynth applies events at its internal 64-frame period boundaries
 
 
 @pytest.mark.parametrize("offset", [0, 1, 63, 64, 100, 192, 255])
@@ -43,9 +44,9 @@ def test_event_at_offset_k_sounds_from_the_synth_period_that_contains_k(synth, o
     mixer = fresh_mixer(synth)
     q = EventQueue()
     mixer.add_queue(q)
-    silent = mixer.render(512)                     # two empty blocks first
+    silent = mixer.render(512)  # two empty blocks first
     assert np.abs(silent).max() == 0.0
-    t = 512 + 256 + offset                          # inside the fourth block
+    t = 512 + 256 + offset  # inside the fourth block
     q.push(t, NOTE_ON, 0, 60, 127)
     audio = mixer.render(2048)
     got = onset(audio, 0.0) + 512
@@ -71,7 +72,7 @@ def test_same_event_in_any_block_layout_gives_identical_audio(soundfont):
     """Block splitting is invisible: the result does not depend on the block size."""
     results = []
     for block in (64, 256, 100):
-        with Synth(soundfont, sample_rate=SR, reverb=False) as own:   # identical start state
+        with Synth(soundfont, sample_rate=SR, reverb=False) as own:  # identical start state
             mixer = Mixer(own, SR, 256)
             q = EventQueue()
             mixer.add_queue(q)
@@ -84,7 +85,7 @@ def test_same_event_in_any_block_layout_gives_identical_audio(soundfont):
     assert np.abs(results[0]).max() > 0.01
 
 
-PLAYER = 3        # the player's MIDI channel (engine.parts.MELODY)
+PLAYER = 3  # the player's MIDI channel (engine.parts.MELODY)
 
 
 def _player_waits(mixer: Mixer, offsets) -> list[int]:
@@ -95,7 +96,7 @@ def _player_waits(mixer: Mixer, offsets) -> list[int]:
     for k in offsets:
         t = mixer.clock + 1024 + k
         q.push(t, NOTE_ON, PLAYER, 72, 127)
-        q.push(t + 1500, CONTROL, PLAYER, 120, 0)      # all sound off before the next note
+        q.push(t + 1500, CONTROL, PLAYER, 120, 0)  # all sound off before the next note
         before = mixer.render(t - mixer.clock)
         assert np.abs(before).max() == 0.0
         waits.append(onset(mixer.render(2048), 0.0))
@@ -108,9 +109,8 @@ def test_player_notes_start_within_a_fraction_of_a_synth_period_on_the_phase_set
     player's channel on N synths spread over the period starts every note within 64/N
     frames (16 frames, 0.33 ms, with the default 4), whatever its offset: the jitter the
     player hears."""
-    offsets = range(0, 64, 3)                       # every phase of the period
-    with Synth(soundfont, sample_rate=SR, reverb=False) as one, \
-            Synth(soundfont, sample_rate=SR, reverb=False) as two:
+    offsets = range(0, 64, 3)  # every phase of the period
+    with Synth(soundfont, sample_rate=SR, reverb=False) as one, Synth(soundfont, sample_rate=SR, reverb=False) as two:
         single = _player_waits(Mixer(one, SR, 256), offsets)
         spread = Mixer(two, SR, 256)
         assert spread.enable_player_phases(PLAYER, phases)
@@ -118,7 +118,7 @@ def test_player_notes_start_within_a_fraction_of_a_synth_period_on_the_phase_set
     # (a voice's first output sample is zero, hence the +1)
     assert max(single) > 48 and min(single) == 1
     assert max(waits) <= SYNTH_PERIOD // phases and min(waits) == 1, waits
-    assert len(set(waits)) > SYNTH_PERIOD // phases // 3 * 2   # spread over the fraction
+    assert len(set(waits)) > SYNTH_PERIOD // phases // 3 * 2  # spread over the fraction
 
 
 def test_the_phase_set_releases_a_note_on_the_synth_that_plays_it(soundfont):
@@ -129,13 +129,13 @@ def test_the_phase_set_releases_a_note_on_the_synth_that_plays_it(soundfont):
         assert mixer.enable_player_phases(PLAYER)
         q = EventQueue()
         mixer.add_queue(q)
-        q.push(1024, NOTE_ON, PLAYER, 60, 110)       # main synth's period starts here
-        q.push(1024 + 32 + 4800, NOTE_ON, PLAYER, 60, 110)   # another synth's, 0.1 s later
+        q.push(1024, NOTE_ON, PLAYER, 60, 110)  # main synth's period starts here
+        q.push(1024 + 32 + 4800, NOTE_ON, PLAYER, 60, 110)  # another synth's, 0.1 s later
         q.push(20000, NOTE_OFF, PLAYER, 60)
         held = mixer.render(19000)
         tail = mixer.render(SR * 3)
     assert np.abs(held[-2000:]).max() > 0.01
-    assert np.abs(tail[-SR // 4:]).max() < 1e-4
+    assert np.abs(tail[-SR // 4 :]).max() < 1e-4
 
 
 def test_events_from_several_queues_are_merged_in_time_order(synth):
@@ -162,7 +162,7 @@ def test_late_event_plays_at_block_start_and_is_counted(synth):
     q = EventQueue()
     mixer.add_queue(q)
     mixer.render(1024)
-    q.push(100, NOTE_ON, 0, 60, 120)          # long past
+    q.push(100, NOTE_ON, 0, 60, 120)  # long past
     audio = mixer.render(256)
     assert mixer.late_events == 1
     assert 0 <= onset(audio, 1e-6) <= 4
@@ -177,7 +177,7 @@ def test_limiter_bounds_a_very_loud_mix(synth):
     audio = mixer.render(SR // 2)
     assert np.isfinite(audio).all()
     assert np.abs(audio).max() <= 0.9 + 1e-6
-    assert np.abs(audio).max() > 0.5              # loud, not silenced
+    assert np.abs(audio).max() > 0.5  # loud, not silenced
     assert mixer.gain_reduction_db > 6.0
 
 
@@ -201,7 +201,7 @@ def test_mute_and_all_off_silence_a_channel(synth):
     q.push(0, NOTE_ON, 2, 60, 110)
     assert np.abs(mixer.render(4800)).max() > 0.01
     mixer.set_channel_mute(2, True)
-    mixer.render(4800)                            # CC7 0 applied, volume ramps down
+    mixer.render(4800)  # CC7 0 applied, volume ramps down
     assert np.abs(mixer.render(2400)).max() < 1e-3
     mixer.set_channel_mute(2, False)
     assert np.abs(mixer.render(4800)).max() > 0.01
@@ -222,13 +222,13 @@ def test_metronome_clicks_on_beats_and_is_not_recorded(synth):
     tap = Tap()
     assert mixer.tap is None
     mixer.set_tap(tap)
-    assert mixer.tap is tap        # what a probe in front of it (liveband bench audio) passes blocks on to
+    assert mixer.tap is tap  # what a probe in front of it (liveband bench audio) passes blocks on to
     mixer.set_metronome(True, origin=1000, samples_per_beat=12000, beats_per_bar=4)
     audio = mixer.render(SR)
     starts = [1000 + k * 12000 for k in range(4)]
     for s in starts:
-        assert np.abs(audio[s - 50:s]).max() == 0.0
-        assert np.abs(audio[s:s + 200]).max() > 0.05
+        assert np.abs(audio[s - 50 : s]).max() == 0.0
+        assert np.abs(audio[s : s + 200]).max() > 0.05
     assert np.abs(np.concatenate(tap.blocks)).max() == 0.0
 
 
@@ -249,10 +249,10 @@ def test_metronome_tempo_change_announced_ahead_takes_effect_at_its_origin(synth
     mixer.set_metronome(True, origin=30000, samples_per_beat=6000, beats_per_bar=4, first_beat=3)
     audio = np.concatenate([np.zeros((5000, 2), np.float32), mixer.render(50000)])
     env = np.abs(audio).max(axis=1)
-    onsets = [i for i in range(1, len(env)) if env[i] > 0.01 and env[i - 300:i].max() <= 0.01]
+    onsets = [i for i in range(1, len(env)) if env[i] > 0.01 and env[i - 300 : i].max() <= 0.01]
     expected = [10000, 20000, 30000, 36000, 42000, 48000, 54000]
     assert len(onsets) == len(expected)
-    assert all(0 <= o - e <= 1 for o, e in zip(onsets, expected)), onsets   # the click's sine starts at 0
+    assert all(0 <= o - e <= 1 for o, e in zip(onsets, expected)), onsets  # the click's sine starts at 0
     # accents: beat 0 of a bar is louder; 30000 is beat 3, 36000 a downbeat
     assert env[36000:36100].max() > env[30000:30100].max()
 
@@ -264,7 +264,7 @@ def test_user_fader_scales_the_parts_own_volume(synth):
         q = EventQueue()
         mixer.add_queue(q)
         mixer.set_channel_volume(4, fader)
-        q.push(0, CONTROL, 4, 7, 80)            # the part's own level
+        q.push(0, CONTROL, 4, 7, 80)  # the part's own level
         q.push(0, NOTE_ON, 4, 60, 100)
         levels.append(float(np.abs(mixer.render(9600)).max()))
         assert mixer._applied_vol[4] == int(80 * round(fader * 127)) // 127
@@ -299,13 +299,13 @@ def test_a_panic_releases_notes_the_sustain_pedal_holds(soundfont, panic, phases
         mixer.add_queue(q)
         _pedalled_chord(q, 0)
         mixer.render(9600)
-        assert _voices(mixer) >= 3                       # held by the pedal
+        assert _voices(mixer) >= 3  # held by the pedal
         t = mixer.clock
         for cc in panic:
             q.push(t, CONTROL, PLAYER, cc, 0)
-        tail = mixer.render(SR)                          # the piano's release: < 1 s
+        tail = mixer.render(SR)  # the piano's release: < 1 s
         assert _voices(mixer) == 0, panic
-        assert np.abs(tail[SR // 2:]).max() < 1e-3           # -60 dB within half a second
+        assert np.abs(tail[SR // 2 :]).max() < 1e-3  # -60 dB within half a second
         # the pedal is up: a new note ends with its key
         t = mixer.clock
         q.push(t, NOTE_ON, PLAYER, 62, 100)
@@ -316,8 +316,8 @@ def test_a_panic_releases_notes_the_sustain_pedal_holds(soundfont, panic, phases
 
 def test_a_flood_of_player_notes_is_held_to_the_player_voice_limit(soundfont):
     """500 random note-ons under the pedal (a runaway controller) must not leave hundreds
-    of voices sounding until pedal-up. The player's own synths hold at most PLAYER_VOICES (stealing released, then pedalled,
-    then the oldest voices), the band's voices are not stolen, and the work per block
+    of voices sounding until pedal-up. The player's own synths hold at most PLAYER_VOICES
+    (stealing released, then pedalled, then the oldest voices), the band's voices are not stolen, and the work per block
     after the flood stays a small part of the block."""
     import time
 
@@ -332,11 +332,11 @@ def test_a_flood_of_player_notes_is_held_to_the_player_voice_limit(soundfont):
         mixer.add_queue(band)
         mixer.add_queue(q)
         for p in (48, 52, 55):
-            band.push(0, NOTE_ON, 0, p, 90)          # the band holds a chord meanwhile
+            band.push(0, NOTE_ON, 0, p, 90)  # the band holds a chord meanwhile
         mixer.render(4 * block)
         band_voices = own.active_voices()
         assert band_voices >= 3
-        player = lambda: sum(t.active_voices() for t in own._twins)   # noqa: E731
+        player = lambda: sum(t.active_voices() for t in own._twins)  # noqa: E731
         t0 = mixer.clock
         q.push(t0, CONTROL, PLAYER, 64, 127)
         for t in np.sort(rng.integers(0, SR // 2, 500)) + t0:
@@ -371,7 +371,7 @@ def test_only_xruns_beside_sound_count_as_dropouts(synth):
     assert (mixer.xruns, mixer.audible_xruns) == (5, 0)
     q.push(mixer.clock, NOTE_ON, 0, 60, 100)
     mixer.render(2400)
-    mixer.process(buf, xrun=True)                 # a gap in the middle of the note
+    mixer.process(buf, xrun=True)  # a gap in the middle of the note
     assert (mixer.xruns, mixer.audible_xruns) == (6, 1)
     q.push(mixer.clock, ALL_OFF, 0)
     mixer.render(SR * 2)
@@ -413,6 +413,7 @@ def test_notes_struck_at_one_instant_all_sound_up_to_what_the_player_synths_can_
 def test_blocks_of_nan_audio_are_silenced_and_counted(soundfont):
     class BrokenSample(Synth):
         """The real synth with NaN in two of its blocks, as a broken SoundFont sample gives."""
+
         poisoned = 0
 
         def render_into(self, out, start=0, stop=None):
@@ -423,7 +424,7 @@ def test_blocks_of_nan_audio_are_silenced_and_counted(soundfont):
 
     s = BrokenSample(soundfont, sample_rate=SR, reverb=False)
     try:
-        mixer = Mixer(s, SR, 256, hold_gil=False)      # hold_gil=False: render_into is the one called
+        mixer = Mixer(s, SR, 256, hold_gil=False)  # hold_gil=False: render_into is the one called
         q = EventQueue()
         mixer.add_queue(q)
         q.push(0, NOTE_ON, 0, 60, 100)

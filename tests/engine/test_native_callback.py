@@ -3,6 +3,7 @@ renders, and keeps playing while another thread holds the GIL.
 
 Contrast with the Python callback: the same stream, the same chord and the same GIL hog
 give it underflows and holes in the sink's output; the C one gives none of ours."""
+
 from __future__ import annotations
 
 import ctypes
@@ -12,6 +13,7 @@ import wave
 
 import numpy as np
 import pytest
+from test_audio_contract import _stall_watchers, _stalls
 
 from engine import native
 from engine.audio_out import AudioOut
@@ -19,14 +21,12 @@ from engine.events import CONTROL, IMMEDIATE, NOTE_ON, PROGRAM, EventQueue
 from engine.mixer import Mixer
 from engine.synth import Synth
 
-from test_audio_contract import _stall_watchers, _stalls
-
 SR = 48000
 BLOCK = 256
-WARMUP_S = 3.0         # a new PulseAudio stream underflows a few times as it starts
-WINDOW_S = 5.0         # its blocks fit in AudioOut's timing ring (1024 blocks of 256 frames)
-HOLD_S = 0.05          # the GIL held in one piece, as a long C call made under it would
-GAP = 48               # 1 ms of exact digital silence inside the chord is a hole
+WARMUP_S = 3.0  # a new PulseAudio stream underflows a few times as it starts
+WINDOW_S = 5.0  # its blocks fit in AudioOut's timing ring (1024 blocks of 256 frames)
+HOLD_S = 0.05  # the GIL held in one piece, as a long C call made under it would
+GAP = 48  # 1 ms of exact digital silence inside the chord is a hole
 
 
 def _hog(stop: threading.Event, holds: list) -> None:
@@ -47,7 +47,7 @@ def _holes(path) -> int:
     loud = np.flatnonzero(np.abs(x.astype(np.int32)) > 32)
     if loud.size == 0:
         return -1
-    seg = x[loud[0]:loud[-1] + 1] == 0
+    seg = x[loud[0] : loud[-1] + 1] == 0
     edges = np.diff(np.concatenate(([0], seg.astype(np.int8), [0])))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     return int(((ends - starts) >= GAP).sum())
@@ -72,7 +72,7 @@ def test_a_thread_holding_the_gil_cannot_delay_the_c_callback(pulse_server, soun
         time.sleep(WARMUP_S)
         rec = pulse_server.record_output(mon)
         time.sleep(0.5)
-        q.push(IMMEDIATE, PROGRAM, 0, 19)             # a church organ: it sustains, no decay
+        q.push(IMMEDIATE, PROGRAM, 0, 19)  # a church organ: it sustains, no decay
         for p in (48, 60, 64, 67):
             q.push(IMMEDIATE, NOTE_ON, 0, p, 100)
         time.sleep(0.3)
@@ -102,11 +102,18 @@ def test_a_thread_holding_the_gil_cannot_delay_the_c_callback(pulse_server, soun
     # watcher's >= 5 ms) just before it. The others: PortAudio called late (the audio
     # server or its client thread starved on this shared VM), which no callback can fix.
     stalled = [any(w - 0.05 <= a <= w for a, g in stalls if g >= 5.0) for w in when]
-    gil = sum(1 for j in np.flatnonzero(xr) if late_ms[max(0, j - 2):j + 1].max() > 2.0 and not stalled[j])
+    gil = sum(1 for j in np.flatnonzero(xr) if late_ms[max(0, j - 2) : j + 1].max() > 2.0 and not stalled[j])
     holes = _holes(mon)
-    result = {"xruns": xruns, "gil_xruns": gil, "holes": holes, "late_p99_ms": float(np.percentile(late_ms, 99)),
-              "late_max_ms": float(late_ms.max()), "blocks": blocks, "expected": elapsed * SR / BLOCK}
-    assert len(holds) >= 0.8 * WINDOW_S / (HOLD_S + 0.01)        # the GIL really was held
+    result = {
+        "xruns": xruns,
+        "gil_xruns": gil,
+        "holes": holes,
+        "late_p99_ms": float(np.percentile(late_ms, 99)),
+        "late_max_ms": float(late_ms.max()),
+        "blocks": blocks,
+        "expected": elapsed * SR / BLOCK,
+    }
+    assert len(holds) >= 0.8 * WINDOW_S / (HOLD_S + 0.01)  # the GIL really was held
     assert holes >= 0, "the monitor is silent"
     if use_c:
         assert result["late_p99_ms"] < 1.0 and gil == 0, result
@@ -148,7 +155,7 @@ def _session_of_events(soundfont, use_c: bool) -> tuple:
             d1 = int(rng.choice([7, 64, 10, 123])) if kind == CONTROL else int(rng.integers(30, 90))
             (player if ch == 3 else band).push(t, kind, ch, d1, int(rng.integers(0, 128)))
         player.push(t + 10, CONTROL, 3, 64, 127)
-        for i in range(600):                              # a pedalled flood on the player's channel
+        for i in range(600):  # a pedalled flood on the player's channel
             player.push(t + 20 + i * 2, NOTE_ON, 3, int(rng.integers(20, 110)), 100)
         mixer.set_metronome(True, origin=1000, samples_per_beat=12000.5, beats_per_bar=3)
         a = mixer.render(SR * 3, block=200)
@@ -160,21 +167,35 @@ def _session_of_events(soundfont, use_c: bool) -> tuple:
         c = mixer.render(SR, block=97)
         gap = np.zeros((256, 2), dtype=np.float32)
         player.push(mixer.clock, NOTE_ON, 3, 60, 100)
-        for _ in range(3):                                # underflows reported by the stream
+        for _ in range(3):  # underflows reported by the stream
             mixer.process(gap, xrun=True)
         c = np.concatenate([c, gap])
         events = np.zeros(4096, dtype=log._buf.dtype)
-        n = log.pop_until(10 ** 12, events)
-        return (np.concatenate([a, b, c]), events[:n].copy(), blocks,
-                (mixer.clock, mixer.blocks, mixer.late_events, mixer.events_applied, mixer.dropped_notes,
-                 mixer.xruns, mixer.audible_xruns, mixer.nonfinite_blocks, mixer.peak, mixer.gain_reduction_db,
-                 synth.frames_rendered))
+        n = log.pop_until(10**12, events)
+        return (
+            np.concatenate([a, b, c]),
+            events[:n].copy(),
+            blocks,
+            (
+                mixer.clock,
+                mixer.blocks,
+                mixer.late_events,
+                mixer.events_applied,
+                mixer.dropped_notes,
+                mixer.xruns,
+                mixer.audible_xruns,
+                mixer.nonfinite_blocks,
+                mixer.peak,
+                mixer.gain_reduction_db,
+                synth.frames_rendered,
+            ),
+        )
 
 
 def test_the_c_mixer_renders_exactly_what_the_python_body_renders(soundfont):
     c_out, c_log, c_tap, c_stats = _session_of_events(soundfont, True)
     py_out, py_log, py_tap, py_stats = _session_of_events(soundfont, False)
-    assert np.abs(py_out).max() > 0.5 and py_stats[4] > 0       # loud (limited), and notes dropped
+    assert np.abs(py_out).max() > 0.5 and py_stats[4] > 0  # loud (limited), and notes dropped
     assert py_stats[5] == 3 and py_stats[6] > 0
     np.testing.assert_array_equal(c_out, py_out)
     np.testing.assert_array_equal(c_log, py_log)

@@ -1,10 +1,12 @@
 """Offline render through the live engine with the real SoundFont: audible, on the grid,
 each part present, deterministic, causal; and reading melodies from MIDI files."""
+
 from pathlib import Path
 
 import mido
 import numpy as np
 import pytest
+from toy_band import band_for_tests
 
 from engine import parts as P
 from engine.events import NOTE_ON
@@ -12,14 +14,44 @@ from engine.melody_file import Melody, MelodyFileError, MelodyNote, fit_to_range
 from engine.midi_export import write_midi
 from engine.offline import RenderSettings, render_frames, render_melody
 from engine.synth import SoundFontError
-from toy_band import band_for_tests
 
 SR = 48000
 # "The Girl I Left Behind Me" (traditional), first strain, as (beats, pitch) pairs
-TUNE = [(1, 67), (0.5, 69), (0.5, 67), (1, 64), (1, 67), (1, 72), (0.5, 74), (0.5, 72), (1, 71), (1, 69),
-        (1, 67), (0.5, 69), (0.5, 67), (1, 64), (1, 62), (1, 60), (1, 64), (2, 62),
-        (1, 67), (0.5, 69), (0.5, 67), (1, 64), (1, 67), (1, 72), (0.5, 74), (0.5, 72), (1, 71), (1, 69),
-        (1, 67), (1, 72), (1, 71), (1, 74), (4, 72)]
+TUNE = [
+    (1, 67),
+    (0.5, 69),
+    (0.5, 67),
+    (1, 64),
+    (1, 67),
+    (1, 72),
+    (0.5, 74),
+    (0.5, 72),
+    (1, 71),
+    (1, 69),
+    (1, 67),
+    (0.5, 69),
+    (0.5, 67),
+    (1, 64),
+    (1, 62),
+    (1, 60),
+    (1, 64),
+    (2, 62),
+    (1, 67),
+    (0.5, 69),
+    (0.5, 67),
+    (1, 64),
+    (1, 67),
+    (1, 72),
+    (0.5, 74),
+    (0.5, 72),
+    (1, 71),
+    (1, 69),
+    (1, 67),
+    (1, 72),
+    (1, 71),
+    (1, 74),
+    (4, 72),
+]
 
 
 def nottingham_midi(path: Path, tune=TUNE, bpm=110.0, tpb=1024) -> Path:
@@ -69,15 +101,17 @@ def test_the_melody_track_of_a_nottingham_file_is_found(melody):
 def test_render_is_audible_and_every_part_is_in_the_midi(rendered):
     r, out = rendered
     assert r.audio is not None and np.isfinite(r.audio).all()
-    rms = float(np.sqrt(np.mean(r.audio ** 2)))
+    rms = float(np.sqrt(np.mean(r.audio**2)))
     assert rms > 0.01 and np.abs(r.audio).max() <= 1.0
     mid = mido.MidiFile(str(out / "a.mid"))
-    tracks = {t.name.split(" (")[0].upper(): sum(1 for m in t if m.type == "note_on" and m.velocity > 0)
-              for t in mid.tracks}
+    tracks = {
+        t.name.split(" (")[0].upper(): sum(1 for m in t if m.type == "note_on" and m.velocity > 0) for t in mid.tracks
+    }
     for part in ("BASS", "KEYS", "PAD", "DRUMS", "MELODY"):
         assert tracks.get(part, 0) > 0, (part, tracks)
     # the WAV on disk is the same mix
     import wave
+
     with wave.open(str(out / "a.wav")) as w:
         assert w.getframerate() == SR and w.getnchannels() == 2 and w.getnframes() == r.frames
 
@@ -117,8 +151,13 @@ def test_same_seed_same_render_other_seed_other_band(melody, soundfont, rendered
 def test_changing_the_melody_after_t_never_changes_audio_committed_before_t(melody, soundfont, rendered):
     r, _ = rendered
     cut_beat = 16.0
-    changed = Melody(tuple(n if n.start < cut_beat else MelodyNote(n.start, n.end, n.pitch - 5, n.velocity)
-                           for n in melody.notes), melody.tempo, melody.meter, melody.source_meter, melody.track)
+    changed = Melody(
+        tuple(n if n.start < cut_beat else MelodyNote(n.start, n.end, n.pitch - 5, n.velocity) for n in melody.notes),
+        melody.tempo,
+        melody.meter,
+        melody.source_meter,
+        melody.track,
+    )
     s = RenderSettings(style="pop", tempo=110, meter="4/4", seed=3)
     b = render_melody(changed, band_for_tests(0), s, soundfont, keep_audio=True)
     t_cut = r.clock.beat_to_sample(cut_beat)
@@ -129,10 +168,14 @@ def test_changing_the_melody_after_t_never_changes_audio_committed_before_t(melo
 
 def test_a_named_melody_track_wins_and_a_file_without_notes_is_refused(tmp_path):
     mid = mido.MidiFile(type=1)
-    low = mido.MidiTrack([mido.MetaMessage("track_name", name="MELODY")] +
-                         [mido.Message("note_on", note=50, velocity=80, time=0), mido.Message("note_off", note=50, time=480)])
-    high = mido.MidiTrack([mido.MetaMessage("track_name", name="PIANO")] +
-                          [mido.Message("note_on", note=80, velocity=80, time=0), mido.Message("note_off", note=80, time=480)])
+    low = mido.MidiTrack(
+        [mido.MetaMessage("track_name", name="MELODY")]
+        + [mido.Message("note_on", note=50, velocity=80, time=0), mido.Message("note_off", note=50, time=480)]
+    )
+    high = mido.MidiTrack(
+        [mido.MetaMessage("track_name", name="PIANO")]
+        + [mido.Message("note_on", note=80, velocity=80, time=0), mido.Message("note_off", note=80, time=480)]
+    )
     mid.tracks += [high, low]
     mid.save(str(tmp_path / "pop.mid"))
     assert [n.pitch for n in read_melody_midi(tmp_path / "pop.mid").notes] == [50]
@@ -182,10 +225,14 @@ def test_a_failure_in_the_audio_process_is_raised_here_and_writes_no_wav(melody,
 
 
 def test_a_chorale_in_six_eight_has_no_drums_and_keeps_its_grid(soundfont):
-    jig = Melody(tuple(MelodyNote(i * 0.5, i * 0.5 + 0.45, (67, 69, 71, 72, 71, 69)[i % 6]) for i in range(36)),
-                 None, "6/8", "6/8", "t")
-    r = render_melody(jig, band_for_tests(0), RenderSettings(style="chorale", tempo=90, meter="6/8", seed=1),
-                      soundfont)
+    jig = Melody(
+        tuple(MelodyNote(i * 0.5, i * 0.5 + 0.45, (67, 69, 71, 72, 71, 69)[i % 6]) for i in range(36)),
+        None,
+        "6/8",
+        "6/8",
+        "t",
+    )
+    r = render_melody(jig, band_for_tests(0), RenderSettings(style="chorale", tempo=90, meter="6/8", seed=1), soundfont)
     assert r.clock.bar_steps == 12
     ons = [e for e in r.events if e[1] == NOTE_ON]
     assert not [e for e in ons if e[2] == P.DRUMS.channel]
@@ -203,13 +250,20 @@ def test_an_offline_model_renders_knowing_the_melody_a_beat_ahead(melody, soundf
 
     cfg = dataclasses.replace(DEBUG_CONFIG, pattern=Pattern("delay", lookahead=-4))
     cut_beat = 16.0
-    changed = Melody(tuple(n if n.start < cut_beat else MelodyNote(n.start, n.end, n.pitch - 5, n.velocity)
-                           for n in melody.notes), melody.tempo, melody.meter, melody.source_meter, melody.track)
+    changed = Melody(
+        tuple(n if n.start < cut_beat else MelodyNote(n.start, n.end, n.pitch - 5, n.velocity) for n in melody.notes),
+        melody.tempo,
+        melody.meter,
+        melody.source_meter,
+        melody.track,
+    )
     s = RenderSettings(style="pop", tempo=110, meter="4/4", seed=3)
     a, b = (render_melody(m, debug_model(0, cfg).accompanist(), s, soundfont) for m in (melody, changed))
     t_ahead, t_cut = a.clock.beat_to_sample(cut_beat - 1), a.clock.beat_to_sample(cut_beat)
+
     def window(r, lo, hi):
         return [e for e in r.events if lo <= e[0] < hi and e[2] != P.MELODY.channel]
+
     assert window(a, 0, t_ahead) == window(b, 0, t_ahead)
     assert window(a, t_ahead, t_cut) != window(b, t_ahead, t_cut)
     assert a.metrics.late_steps == 0
@@ -226,7 +280,7 @@ def test_a_render_that_clips_says_so_and_a_clean_one_does_not(rendered, melody, 
     assert r.mix.limited_frames == 0 and r.mix.nonfinite_blocks == 0 and r.mix.notices(SR) == []
     s = RenderSettings(style="pop", tempo=110, meter="4/4", seed=3, synth_process=synth_process)
     loud = render_melody(melody, band_for_tests(0), s, soundfont, keep_audio=True, synth_gain=10.0)
-    assert np.abs(loud.audio).max() <= 0.98 + 1e-6           # the limiter held it ...
-    assert loud.mix.limited_frames > SR and loud.mix.max_gain_reduction_db > 3.0   # ... and it is told
+    assert np.abs(loud.audio).max() <= 0.98 + 1e-6  # the limiter held it ...
+    assert loud.mix.limited_frames > SR and loud.mix.max_gain_reduction_db > 3.0  # ... and it is told
     notes = loud.mix.notices(SR)
     assert len(notes) == 1 and notes[0].startswith("the mix clipped") and "\n" not in notes[0]

@@ -1,4 +1,5 @@
 """The parts table every room reads: distinct channels, GM drums on channel 10."""
+
 import pytest
 
 from engine import parts as P

@@ -1,11 +1,12 @@
 """The melody quantiser: nearest-grid rounding, monophony, committed frames, late events."""
+
 import pytest
 
 from engine.clock import Clock
 from engine.quantiser import Quantiser
 from models.tokens import HOLD, REST, note_on
 
-SPS = 6000   # 120 BPM at 48 kHz
+SPS = 6000  # 120 BPM at 48 kHz
 
 
 def tokens(q, n, start=0):
@@ -14,8 +15,8 @@ def tokens(q, n, start=0):
 
 def test_onsets_round_to_the_nearest_step_ties_to_the_later_one():
     q = Quantiser(Clock(48000, 120))
-    q.note(2999, 60, True)           # nearer step 0
-    q.note(SPS + 2999, 60, False)    # release nearer step 1
+    q.note(2999, 60, True)  # nearer step 0
+    q.note(SPS + 2999, 60, False)  # release nearer step 1
     q.note(2 * SPS + 3000, 62, True)  # exact tie between steps 2 and 3: later
     q.note(5 * SPS, 62, False)
     assert tokens(q, 6) == [note_on(60), REST, REST, note_on(62), HOLD, REST]
@@ -24,18 +25,18 @@ def test_onsets_round_to_the_nearest_step_ties_to_the_later_one():
 def test_a_very_short_note_still_lasts_one_step_and_legato_replaces():
     q = Quantiser(Clock(48000, 120))
     q.note(0, 60, True)
-    q.note(100, 60, False)            # rounds to the same step as its onset
+    q.note(100, 60, False)  # rounds to the same step as its onset
     q.note(2 * SPS, 64, True)
-    q.note(3 * SPS, 67, True)         # pressed before 64 is released: the new note wins
-    q.note(3 * SPS + 10, 64, False)   # releasing the overridden key changes nothing
+    q.note(3 * SPS, 67, True)  # pressed before 64 is released: the new note wins
+    q.note(3 * SPS + 10, 64, False)  # releasing the overridden key changes nothing
     q.note(5 * SPS, 67, False)
     assert tokens(q, 6) == [note_on(60), REST, note_on(64), note_on(67), HOLD, REST]
 
 
 def test_late_onset_moves_to_the_first_uncommitted_step_and_is_counted():
     q = Quantiser(Clock(48000, 120))
-    assert tokens(q, 4) == [REST] * 4          # steps 0-3 committed
-    q.note(1 * SPS, 65, True)                  # belongs to step 1: too late
+    assert tokens(q, 4) == [REST] * 4  # steps 0-3 committed
+    q.note(1 * SPS, 65, True)  # belongs to step 1: too late
     q.note(6 * SPS, 65, False)
     assert tokens(q, 4, start=4) == [note_on(65), HOLD, REST, REST]
     assert q.late_onsets == 1 and q.late_releases == 0
@@ -60,7 +61,7 @@ def test_committed_tokens_never_change_and_steps_go_in_order():
 
 def test_rounding_follows_a_tempo_change():
     c = Clock(48000, 120)
-    c.set_tempo(60, 4)               # from step 4 a 16th is 12000 samples
+    c.set_tempo(60, 4)  # from step 4 a 16th is 12000 samples
     q = Quantiser(c)
-    q.note(24000 + 12000 + 5999, 72, True)   # nearer step 5 at the new tempo
+    q.note(24000 + 12000 + 5999, 72, True)  # nearer step 5 at the new tempo
     assert tokens(q, 7) == [REST] * 5 + [note_on(72), HOLD]

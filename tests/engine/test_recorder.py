@@ -1,5 +1,6 @@
 """Session recording: the WAV on disk is valid while recording and after a crash, the
 MIDI file holds exactly the logged events at their times, and sessions list/export."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,8 @@ def test_wav_is_readable_after_each_flush_and_repairable_after_a_crash(tmp_path)
     w.write(np.full((1000, 2), 0.5, np.float32))
     w.flush()
     assert read_wav(path).shape == (1000, 2)
-    w.write(np.full((500, 2), -0.25, np.float32))   # appended, header not yet patched
-    w._f.flush()                                      # ... and the process dies here
+    w.write(np.full((500, 2), -0.25, np.float32))  # appended, header not yet patched
+    w._f.flush()  # ... and the process dies here
     assert read_wav(path).shape == (1000, 2)
     assert repair_wav(path) == 1500
     pcm = read_wav(path)
@@ -41,21 +42,28 @@ def test_wav_is_readable_after_each_flush_and_repairable_after_a_crash(tmp_path)
 
 def test_ticks_follow_the_tempo_map():
     tempi = [TempoMark(0, 120.0), TempoMark(SR, 60.0)]
-    assert samples_to_ticks(SR, 0, SR, tempi) == 960            # 1 s at 120 BPM = 2 beats
+    assert samples_to_ticks(SR, 0, SR, tempi) == 960  # 1 s at 120 BPM = 2 beats
     assert samples_to_ticks(2 * SR, 0, SR, tempi) == 960 + 480  # then 1 s at 60 BPM = 1 beat
 
 
 def test_recorder_writes_wav_and_midi_incrementally_then_final(tmp_path):
-    rec = Recorder(tmp_path / "s", SR, meta={"meter": "4/4", "style": "pop"},
-                   track_names={0: "Bass", 3: "Melody"}, poll_s=0.05, flush_s=0.1, midi_every_s=0.1)
+    rec = Recorder(
+        tmp_path / "s",
+        SR,
+        meta={"meter": "4/4", "style": "pop"},
+        track_names={0: "Bass", 3: "Melody"},
+        poll_s=0.05,
+        flush_s=0.1,
+        midi_every_s=0.1,
+    )
     rec.set_tempo(10_000, 120.0)
     rec.start()
     blk = np.full((480, 2), 0.1, np.float32)
     t = 10_000
-    for _ in range(100):                      # one second of audio
+    for _ in range(100):  # one second of audio
         assert rec.ring.write(blk, t)
         t += 480
-    rec.add_event(10_000 + SR // 2, NOTE_ON, 3, 64, 90)   # half a second in: beat 1 at 120 BPM
+    rec.add_event(10_000 + SR // 2, NOTE_ON, 3, 64, 90)  # half a second in: beat 1 at 120 BPM
     rec.add_event(10_000 + SR, NOTE_OFF, 3, 64)
     rec.add_event(10_000 + SR // 4, NOTE_ON, 0, 40, 100)
     time.sleep(0.6)
@@ -85,7 +93,7 @@ def test_recorder_writes_wav_and_midi_incrementally_then_final(tmp_path):
 def test_list_and_export_sessions(tmp_path):
     root = tmp_path / "sessions"
     folder = new_session_folder(root)
-    second = new_session_folder(root)            # same second: gets a suffix, not a clash
+    second = new_session_folder(root)  # same second: gets a suffix, not a clash
     assert folder != second and second.name.startswith(folder.name)
     rec = Recorder(folder, SR, poll_s=0.05)
     rec.start()
@@ -93,7 +101,7 @@ def test_list_and_export_sessions(tmp_path):
     rec.add_event(0, NOTE_ON, 0, 40, 100)
     rec.stop()
     rows = list_sessions(root)
-    assert [r["name"] for r in rows] == [folder.name]   # the empty folder is not a session
+    assert [r["name"] for r in rows] == [folder.name]  # the empty folder is not a session
     assert rows[0]["complete"] and WAV_NAME in rows[0]["files"] and MIDI_NAME in rows[0]["files"]
     out = export_session(root, folder.name, tmp_path / "out")
     assert sorted(p.rsplit("-", 1)[-1] for p in out) == ["mix.wav", "session.json", "session.mid"]
@@ -115,8 +123,15 @@ def _absolute(path):
                 rows.append((tick, "tempo", round(mido.tempo2bpm(m.tempo), 3)))
             elif not m.is_meta:
                 d = m.dict()
-                rows.append((tick, m.type, m.channel, d.get("note", d.get("control", d.get("program"))),
-                             d.get("velocity", d.get("value"))))
+                rows.append(
+                    (
+                        tick,
+                        m.type,
+                        m.channel,
+                        d.get("note", d.get("control", d.get("program"))),
+                        d.get("velocity", d.get("value")),
+                    )
+                )
         out[name] = rows
     return out
 
@@ -140,9 +155,9 @@ def test_a_growing_take_is_encoded_incrementally_and_reads_back_like_a_whole_enc
             events.append((t, NOTE_ON, ch, 36 + k % 12, 90))
             events.append((t + 1500, NOTE_OFF, ch, 36 + k % 12, 0))
         if chunk == 2:
-            tempi.append(TempoMark(t + 10_000, 132.0))     # announced ahead of the events
+            tempi.append(TempoMark(t + 10_000, 132.0))  # announced ahead of the events
         if chunk == 4:
-            events.append((t - 50_000, NOTE_ON, 0, 80, 70))    # late: earlier than encoded ones
+            events.append((t - 50_000, NOTE_ON, 0, 80, 70))  # late: earlier than encoded ones
         w.write(tmp_path / "take.mid", events, 1000, tempi)
         write_take_midi(tmp_path / "whole.mid", events, 1000, SR, tempi, "3/4", names)
         assert _absolute(tmp_path / "take.mid") == _absolute(tmp_path / "whole.mid"), chunk
@@ -150,8 +165,9 @@ def test_a_growing_take_is_encoded_incrementally_and_reads_back_like_a_whole_enc
     assert w.reencoded == 2
     got = _absolute(tmp_path / "take.mid")
     first = events[0]
-    assert got["bass"][0][0] == samples_to_ticks(first[0], 1000, SR, tempi) or \
-        got["drums"][0][0] == samples_to_ticks(first[0], 1000, SR, tempi)
+    assert got["bass"][0][0] == samples_to_ticks(first[0], 1000, SR, tempi) or got["drums"][0][0] == samples_to_ticks(
+        first[0], 1000, SR, tempi
+    )
     assert [r[2] for r in got[None] if r[1] == "tempo"] == [100.0, 132.0]
 
 
@@ -178,7 +194,7 @@ def test_a_hummed_take_keeps_only_the_notes_heard_not_those_the_tracker_took_bac
     from engine.pitch.live import HumTracker, heard
     from liveband.bench.sung_corpus import make_sung, specs
 
-    spec = specs("dev")[14]          # a child's fast "la la" at 10 dB SNR: 3 early notes taken back
+    spec = specs("dev")[14]  # a child's fast "la la" at 10 dB SNR: 3 early notes taken back
     assert spec.seed == 1014 and spec.sample_rate == SR
     clip = make_sung(spec)
     ht = HumTracker("pesto", input_rate=SR)
@@ -188,26 +204,27 @@ def test_a_hummed_take_keeps_only_the_notes_heard_not_those_the_tracker_took_bac
     rec.ring.write(np.zeros((480, 2), np.float32), 0)
     events = []
     for i in range(0, len(clip.audio), SR // 200):
-        for ev in ht.feed(clip.audio[i:i + SR // 200]):
+        for ev in ht.feed(clip.audio[i : i + SR // 200]):
             events.append(ev)
             # as the session logs a hummed note (liveband.session_inputs.mic_note)
             rec.add_event(ev.time, NOTE_ON if ev.on else NOTE_OFF, P.MELODY.channel, ev.pitch, 90 if ev.on else 0)
         if i % (SR // 10) == 0:
-            time.sleep(0.005)                # let the writer write the take as it grows
+            time.sleep(0.005)  # let the writer write the take as it grows
     for ev in ht.finish():
         events.append(ev)
         rec.add_event(ev.time, NOTE_ON if ev.on else NOTE_OFF, P.MELODY.channel, ev.pitch, 90 if ev.on else 0)
     rec.stop()
     kept = heard(events)
-    assert sum(ev.on for ev in events) > sum(ev.on for ev in kept) >= 10     # this clip has take-backs
+    assert sum(ev.on for ev in events) > sum(ev.on for ev in kept) >= 10  # this clip has take-backs
     got = _melody_notes(rec.midi_path, P.MELODY.channel)
     want = []
     for ev in kept:
         if ev.on:
             want.append([ev.pitch, samples_to_ticks(ev.time, 0, SR, [TempoMark(0, 120.0)]), None])
         else:
-            next(n for n in reversed(want) if n[0] == ev.pitch)[2] = samples_to_ticks(ev.time, 0, SR,
-                                                                                   [TempoMark(0, 120.0)])
+            next(n for n in reversed(want) if n[0] == ev.pitch)[2] = samples_to_ticks(
+                ev.time, 0, SR, [TempoMark(0, 120.0)]
+            )
     assert got == [tuple(n) for n in want]
     assert all(off > on for _, on, off in got)
 
@@ -219,15 +236,15 @@ def test_a_take_back_after_the_writer_wrote_is_still_left_out(tmp_path):
     rec.start()
     rec.ring.write(np.zeros((480, 2), np.float32), 0)
     rec.add_event(1000, NOTE_ON, 3, 60, 90)
-    rec.add_event(2000, NOTE_ON, 0, 40, 90)            # the band plays on meanwhile
-    time.sleep(0.15)                                   # several writes
-    rec.add_event(1000, NOTE_OFF, 3, 60)               # taken back 150 ms on
-    rec.add_event(1000, NOTE_ON, 3, 62, 90)            # ... and replaced from the same onset
+    rec.add_event(2000, NOTE_ON, 0, 40, 90)  # the band plays on meanwhile
+    time.sleep(0.15)  # several writes
+    rec.add_event(1000, NOTE_OFF, 3, 60)  # taken back 150 ms on
+    rec.add_event(1000, NOTE_ON, 3, 62, 90)  # ... and replaced from the same onset
     time.sleep(0.2)
-    assert _melody_notes(rec.midi_path, 3) == []       # young notes are held back
-    time.sleep(0.5)                                    # older than the hold: in the file
+    assert _melody_notes(rec.midi_path, 3) == []  # young notes are held back
+    time.sleep(0.5)  # older than the hold: in the file
     assert _melody_notes(rec.midi_path, 3) == [(62, 20, None)]
-    rec.add_event(1000, NOTE_OFF, 3, 62)               # a late take-back
+    rec.add_event(1000, NOTE_OFF, 3, 62)  # a late take-back
     rec.add_event(9000, NOTE_ON, 3, 64, 90)
     rec.add_event(12000, NOTE_OFF, 3, 64)
     rec.add_event(12000, NOTE_OFF, 0, 40)

@@ -1,5 +1,6 @@
 """The audio ring hands whole blocks from the callback to the writer, in order, and
 refuses (and counts) a block that does not fit instead of overwriting unread audio."""
+
 import numpy as np
 
 from engine.ring import AudioRing

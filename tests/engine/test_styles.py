@@ -2,6 +2,7 @@
 the shipped checkpoint and the real SoundFont, in 4/4 and in a triple meter, with each of
 its parts; the style's rhythms and programs reach the MIDI; a user's style file is read
 and a broken one is skipped with one line naming it."""
+
 import os
 import subprocess
 import sys
@@ -44,8 +45,7 @@ SHIPPED = load_styles().styles
 
 def test_at_least_eight_recognisable_styles_ship_beside_the_three_of_today():
     names = set(SHIPPED)
-    assert {"pop", "folk", "chorale", "ballad", "rock", "blues", "jazz", "bossa", "funk", "country",
-            "waltz"} <= names
+    assert {"pop", "folk", "chorale", "ballad", "rock", "blues", "jazz", "bossa", "funk", "country", "waltz"} <= names
     for st in SHIPPED.values():
         assert st.model in ("pop", "folk", "chorale") and st.label
 
@@ -54,8 +54,9 @@ def test_at_least_eight_recognisable_styles_ship_beside_the_three_of_today():
 def test_every_style_renders_in_four_four_and_in_three_with_all_its_parts(name, band, soundfont):
     st = SHIPPED[name]
     for meter in ("4/4", "6/8" if name in ("ballad", "country", "jazz") else "3/4"):
-        r = render_melody(tune(meter), band, RenderSettings(style=name, tempo=120, meter=meter, seed=2,
-                                                            density=0.6), soundfont)
+        r = render_melody(
+            tune(meter), band, RenderSettings(style=name, tempo=120, meter=meter, seed=2, density=0.6), soundfont
+        )
         ons = [e for e in r.events if e[1] == NOTE_ON]
         for part in ("bass", "keys", "pad", "drums"):
             n = sum(1 for e in ons if e[2] == PART_CHANNEL[part])
@@ -70,8 +71,12 @@ def test_every_style_renders_in_four_four_and_in_three_with_all_its_parts(name, 
 
 def test_a_walking_bass_strikes_every_beat_and_rock_bass_every_eighth(band, soundfont):
     for name, every in (("jazz", 4), ("rock", 2)):
-        r = render_melody(tune("4/4"), band, RenderSettings(style=name, tempo=120, meter="4/4", seed=1,
-                                                            feel=Feel(swing=0.0)), soundfont)
+        r = render_melody(
+            tune("4/4"),
+            band,
+            RenderSettings(style=name, tempo=120, meter="4/4", seed=1, feel=Feel(swing=0.0)),
+            soundfont,
+        )
         steps = {r.clock.step_at(e[0]) for e in r.events if e[1] == NOTE_ON and e[2] == P.BASS.channel}
         bars = 4
         want = set(range(0, bars * 16, every))
@@ -83,8 +88,9 @@ def test_a_walking_bass_moves_by_steps_within_the_bass_range(band, soundfont):
     """The walk climbs from the chord's root through chord tones and is placed near its own
     last note, not near the model's bass (which may jump octaves)."""
     for seed in (1, 2, 3):
-        r = render_melody(tune("4/4", bars=6), band, RenderSettings(style="jazz", tempo=120, meter="4/4", seed=seed),
-                          soundfont)
+        r = render_melody(
+            tune("4/4", bars=6), band, RenderSettings(style="jazz", tempo=120, meter="4/4", seed=seed), soundfont
+        )
         line = [e[3] for e in r.events if e[1] == NOTE_ON and e[2] == P.BASS.channel]
         leaps = [abs(b - a) for a, b in zip(line, line[1:])]
         assert len(line) >= 24 and max(leaps) <= 9, (seed, line)
@@ -104,10 +110,12 @@ cowbell = "x...x...x...x..."
 
 def test_a_broken_style_file_is_one_error_naming_it(tmp_path):
     bad = tmp_path / "bad.toml"
-    for text, why in (('name = "x"\nmodel = "metal"\n', "model"),
-                      ('model = "pop"\n[drums."4/4"]\nkick = "x..x"\n', "16 steps"),
-                      ('model = "pop"\n[drums."4/4"]\ngong = "x..............."\n', "unknown drum"),
-                      ("model = [", "")):
+    for text, why in (
+        ('name = "x"\nmodel = "metal"\n', "model"),
+        ('model = "pop"\n[drums."4/4"]\nkick = "x..x"\n', "16 steps"),
+        ('model = "pop"\n[drums."4/4"]\ngong = "x..............."\n', "unknown drum"),
+        ("model = [", ""),
+    ):
         bad.write_text(text)
         with pytest.raises(StyleError) as e:
             load_style_file(bad)
@@ -119,7 +127,7 @@ def test_a_user_style_file_is_offered_and_a_malformed_one_is_skipped_with_one_li
     """The real command line: the user's folder holds a good style and a broken one."""
     styles = tmp_path / "styles"
     styles.mkdir()
-    (styles / "cowbell.toml").write_text(_style_text("cowbell", 11))     # vibraphone keys
+    (styles / "cowbell.toml").write_text(_style_text("cowbell", 11))  # vibraphone keys
     broken = styles / "broken.toml"
     broken.write_text('model = "pop"\n[programs]\nkeys = 300\n')
     mid = mido.MidiFile(type=1, ticks_per_beat=480)
@@ -129,15 +137,35 @@ def test_a_user_style_file_is_offered_and_a_malformed_one_is_skipped_with_one_li
     mid.tracks.append(tr)
     mid.save(str(tmp_path / "in.mid"))
     env = {**os.environ, "LIVEBAND_STYLES": str(styles)}
-    run = subprocess.run([sys.executable, "-m", "liveband.cli", "render", str(tmp_path / "in.mid"), "-o",
-                          str(tmp_path / "out.wav"), "--midi-out", str(tmp_path / "out.mid"), "--style", "cowbell",
-                          "--checkpoint", str(DEFAULT_CHECKPOINT), "--backend", "torch-cpu"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "liveband.cli",
+            "render",
+            str(tmp_path / "in.mid"),
+            "-o",
+            str(tmp_path / "out.wav"),
+            "--midi-out",
+            str(tmp_path / "out.mid"),
+            "--style",
+            "cowbell",
+            "--checkpoint",
+            str(DEFAULT_CHECKPOINT),
+            "--backend",
+            "torch-cpu",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     lines = [ln for ln in run.stderr.splitlines() if "broken.toml" in ln]
     assert len(lines) == 1 and "keys = 300" in lines[0] and "skipped" in lines[0], run.stderr
     out = mido.MidiFile(str(tmp_path / "out.mid"))
     msgs = [m for t in out.tracks for m in t if not m.is_meta]
     assert [m.program for m in msgs if m.type == "program_change" and m.channel == P.KEYS.channel] == [11]
-    assert any(m.type == "note_on" and m.channel == P.DRUMS.channel and m.note == 56 for m in msgs)   # cowbell
+    assert any(m.type == "note_on" and m.channel == P.DRUMS.channel and m.note == 56 for m in msgs)  # cowbell
     assert not any(m.type == "note_on" and m.channel == P.PAD.channel and m.velocity > 0 for m in msgs)

@@ -1,14 +1,15 @@
 """Tempo sync as logic: the MIDI clock's tempo and beat from jittery ticks, the beat lock
 steering a real Clock onto a source, where a band joins a running source, and the MIDI
 filter handing real-time messages on. Over real ports: tests/liveband/test_session_sync.py."""
+
 from __future__ import annotations
 
 import math
 import time
 
 import mido
-import pytest
 import numpy as np
+import pytest
 from waiting import wait_for
 
 from engine.clock import Clock
@@ -31,14 +32,14 @@ def test_midi_clock_tempo_and_beat_through_jitter_and_a_tempo_jump():
     mc = MidiClockIn()
     assert mc.tempo is None and mc.time_at(0.0) is None
     t = feed_ticks(mc, 100.0, time.monotonic(), 3)
-    assert mc.tempo is None                      # too few ticks to say
+    assert mc.tempo is None  # too few ticks to say
     mc.feed("start", t)
-    t = feed_ticks(mc, 100.0, t, 96, jitter_s=0.005)       # a JACK period of arrival jitter
+    t = feed_ticks(mc, 100.0, t, 96, jitter_s=0.005)  # a JACK period of arrival jitter
     assert abs(mc.tempo - 100.0) < 0.3, mc.tempo
     # song position 0 is the first tick after the start; beat 4 is 96 ticks on
     assert abs(mc.time_at(4.0) - (t + 0.0025)) < 0.002, mc.time_at(4.0) - t
     assert abs(mc.position_at(t + 0.6) - 5.0) < 0.01
-    t = feed_ticks(mc, 130.0, t, 24, jitter_s=0.005)       # one beat after a jump
+    t = feed_ticks(mc, 130.0, t, 24, jitter_s=0.005)  # one beat after a jump
     assert abs(mc.tempo - 130.0) < 1.0, mc.tempo
 
 
@@ -62,8 +63,8 @@ def test_a_stall_that_delivers_late_ticks_at_once_does_not_move_the_beat():
             q = i // TICKS_PER_QUARTER + 2
             errors.append(mc.time_at(q) - (0.001 + q * TICKS_PER_QUARTER * per))
     errors_ms = np.abs(np.array(errors) - np.median(errors)) * 1000.0
-    assert errors_ms.max() < 2.0, errors_ms.max()      # a line through the burst is 0.2 s off
-    assert mc.jumps == 0                               # and was taken for a tempo jump
+    assert errors_ms.max() < 2.0, errors_ms.max()  # a line through the burst is 0.2 s off
+    assert mc.jumps == 0  # and was taken for a tempo jump
 
 
 def test_transport_messages_and_song_position():
@@ -71,23 +72,23 @@ def test_transport_messages_and_song_position():
     mc = MidiClockIn(on_transport=said.append)
     t = feed_ticks(mc, 120.0, time.monotonic(), 48)
     mc.feed("stop", t)
-    mc.feed("songpos", t, 16)                    # 16 sixteenths: bar 2
+    mc.feed("songpos", t, 16)  # 16 sixteenths: bar 2
     mc.feed("continue", t)
     t = feed_ticks(mc, 120.0, t, 24)
     assert said == ["stop", "continue"]
-    assert abs(mc.position_at(t) - 5.0) < 0.01   # 4 quarters of song position + 1 beat played
+    assert abs(mc.position_at(t) - 5.0) < 0.01  # 4 quarters of song position + 1 beat played
 
 
 def test_a_clock_pause_restarts_the_line_and_a_stopped_clock_has_no_tempo():
     now = [0.0]
     mc = MidiClockIn(now=lambda: now[0])
     t = feed_ticks(mc, 90.0, 0.0, 48)
-    t = feed_ticks(mc, 150.0, t + 2.0, 12)      # after 2 s of silence, a new tempo
+    t = feed_ticks(mc, 150.0, t + 2.0, 12)  # after 2 s of silence, a new tempo
     now[0] = t
     assert abs(mc.tempo - 150.0) < 1.0, mc.tempo
-    now[0] = t + 1.5                             # the device went quiet without a stop
+    now[0] = t + 1.5  # the device went quiet without a stop
     assert mc.tempo is None
-    assert start_point(mc, 4.0, 4, now[0]) is None   # Play then plays on the band's own tempo
+    assert start_point(mc, 4.0, 4, now[0]) is None  # Play then plays on the band's own tempo
 
 
 class LinearSource:
@@ -112,7 +113,7 @@ class LinearSource:
 
 def test_beat_lock_pulls_the_band_onto_the_source_and_through_a_tempo_change():
     src = LinearSource(100.0)
-    to_sample = lambda t: int(round(t * RATE))      # noqa: E731
+    to_sample = lambda t: int(round(t * RATE))  # noqa: E731
     # the band starts 20 ms late and 3 BPM off
     clock = Clock(RATE, 103.0, "4/4", 0, start_sample=to_sample(0.020))
     lock = BeatLock(src, clock, to_sample)
@@ -122,11 +123,11 @@ def test_beat_lock_pulls_the_band_onto_the_source_and_through_a_tempo_change():
             src.set(130.0, clock.step_time(k) / RATE)
         if k % 4 == 0:
             err.append((clock.step_time(k) - to_sample(src.time_at(k / 4))) / RATE * 1000.0)
-        lock.on_step(k - 1)                          # the generator is about to commit k
+        lock.on_step(k - 1)  # the generator is about to commit k
     err = np.abs(err)
     assert err[0] > 19
-    assert err[8:32].max() < 0.05, err[:32]          # locked within a sample or two
-    assert err[40:].max() < 0.05, err[32:]           # and again after the jump to 130
+    assert err[8:32].max() < 0.05, err[:32]  # locked within a sample or two
+    assert err[40:].max() < 0.05, err[32:]  # and again after the jump to 130
     assert abs(clock.tempo_at_step(4 * 63) - 130.0) < 0.1
     # without the lock the band would drift 3 BPM away: the lock is what holds it
     free = Clock(RATE, 103.0, "4/4", 0, start_sample=to_sample(0.020))
@@ -134,10 +135,10 @@ def test_beat_lock_pulls_the_band_onto_the_source_and_through_a_tempo_change():
 
 
 def test_start_point_joins_on_the_next_beat_with_bars_aligned():
-    src = LinearSource(120.0, t0=0.0)                # beat every 0.5 s, bars of 4
-    offset, first = start_point(src, 4.0, 4, earliest=5.1)   # position 10.2
-    assert offset == 8.0 and first == 12             # bar at beat 8, join at beat 11 (step 12)
-    assert start_point(src, 3.0, 6, earliest=5.1) == (9.0, 6)   # 6/8: dotted quarters
+    src = LinearSource(120.0, t0=0.0)  # beat every 0.5 s, bars of 4
+    offset, first = start_point(src, 4.0, 4, earliest=5.1)  # position 10.2
+    assert offset == 8.0 and first == 12  # bar at beat 8, join at beat 11 (step 12)
+    assert start_point(src, 3.0, 6, earliest=5.1) == (9.0, 6)  # 6/8: dotted quarters
     assert start_point(MidiClockIn(), 4.0, 4, 0.0) is None
 
 
@@ -148,15 +149,20 @@ def test_note_filter_hands_realtime_messages_on_and_intercepts_controls():
         seen.append(msg.type)
         return msg.type == "control_change" and msg.control == 80
 
-    f = NoteFilter(lambda p, on, v, at: notes.append(p), lambda c, v, at: None,
-                   on_realtime=lambda kind, at, value: got.append((kind, value)), intercept=intercept, channel=0)
+    f = NoteFilter(
+        lambda p, on, v, at: notes.append(p),
+        lambda c, v, at: None,
+        on_realtime=lambda kind, at, value: got.append((kind, value)),
+        intercept=intercept,
+        channel=0,
+    )
     parser = mido.Parser()
     parser.feed(bytes([0xF8, 0xFA, 0xF2, 0x10, 0x00, 0xFB, 0xFC, 0xB3, 80, 127, 0x90, 60, 90, 0x93, 61, 90]))
     for msg in parser:
         f(msg)
     assert got == [("clock", 0), ("start", 0), ("songpos", 16), ("continue", 0), ("stop", 0)]
-    assert notes == [60]                             # 61 was on another channel
-    assert seen == ["control_change", "note_on", "note_on"]   # every channel is offered first
+    assert notes == [60]  # 61 was on another channel
+    assert seen == ["control_change", "note_on", "note_on"]  # every channel is offered first
 
 
 def test_a_clock_delay_setting_moves_the_beat_earlier():
@@ -204,7 +210,7 @@ def test_a_stale_link_report_is_dropped():
     heard = []
     a = LinkSync(120.0, on_transport=heard.append)
     try:
-        a.link.playing = False          # the transport is stopped again by the time the report runs
+        a.link.playing = False  # the transport is stopped again by the time the report runs
         a._start_stop(True)
         assert heard == []
         a.link.playing = True
@@ -219,7 +225,7 @@ def test_beat_lock_after_a_dropout_of_seconds_rejoins_the_sources_bars_instead_o
     # audio clock's samples reach the DAC 4.3 s later than before from then on
     src = LinearSource(120.0)
     lost = [0.0]
-    to_sample = lambda t: int(round((t - lost[0]) * RATE))      # noqa: E731
+    to_sample = lambda t: int(round((t - lost[0]) * RATE))  # noqa: E731
     clock = Clock(RATE, 120.0, "4/4", 0, start_sample=to_sample(0.0))
     lock = BeatLock(src, clock, to_sample)
     err = []
@@ -236,4 +242,4 @@ def test_beat_lock_after_a_dropout_of_seconds_rejoins_the_sources_bars_instead_o
     # catches the remaining 0.3 s up within 3 beats (at 25 % per beat: 34 beats of rushing)
     assert err[19:].max() < 0.05, err[16:24]
     assert lock.relocks == 1 and lock.offset == 8.0, (lock.relocks, lock.offset)
-    assert lock.offset_at(4 * 16 - 1) == 0.0 and lock.offset_at(4 * 17) == 8.0     # from the beat steered on
+    assert lock.offset_at(4 * 16 - 1) == 0.0 and lock.offset_at(4 * 17) == 8.0  # from the beat steered on

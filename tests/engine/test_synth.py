@@ -1,6 +1,7 @@
 """engine.synth is the one binding of FluidSynth's C functions: the plain render
 (GIL released), the GIL-holding calls the Python audio callback makes, and the addresses
 the C callback calls all reach the same library, and play the same notes the same."""
+
 import ctypes
 import pathlib
 import re

@@ -1,6 +1,7 @@
 """engine.wav, the one WAV home: what it writes reads back within one PCM step, at 16 and
 24 bits, streamed block by block, clipped and NaN-free; a take's file is valid after each
 flush."""
+
 import numpy as np
 import pytest
 
@@ -14,7 +15,7 @@ def test_blocks_streamed_in_read_back_as_one_file_within_half_a_step(tmp_path, b
     x = (0.7 * np.sin(np.linspace(0, 300, 2 * 9000))).astype(np.float32).reshape(-1, 2)
     w = WavWriter(tmp_path / "a.wav", SR, bits=bits)
     for s in range(0, x.shape[0], 1000):
-        w.write(x[s:s + 1000])
+        w.write(x[s : s + 1000])
     w.close()
     y, sr = read_wav(tmp_path / "a.wav")
     assert sr == SR and y.shape == x.shape
@@ -34,7 +35,7 @@ def test_a_flushed_take_is_valid_and_one_cut_short_is_repaired(tmp_path):
     w.write(np.full((700, 2), 0.5, np.float32))
     w.flush()
     assert read_wav(path)[0].shape == (700, 2)
-    w.write(np.full((300, 2), -0.5, np.float32))      # written, header not patched: a crash here
+    w.write(np.full((300, 2), -0.5, np.float32))  # written, header not patched: a crash here
     w._f.flush()
     assert repair_wav(path) == 1000
     y, _ = read_wav(path)

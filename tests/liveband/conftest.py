@@ -1,5 +1,6 @@
 """Shared setup of the real-session tests over JACK (sync, Link, MIDI learn): a session on
 the JACK dummy server, a condition wait, and a record of the audio stream's DAC line."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,13 @@ def jack_session(jack_server, liveband_home) -> Iterator[Callable[..., Session]]
     unless ``prepare`` is False; closed after the test (closing twice is harmless)."""
     opened: list[Session] = []
 
-    def make(tempo: float = 120.0, count_in_bars: int = 1, midi_in: bool = False, sync: str | None = None,
-             prepare: bool = True) -> Session:
+    def make(
+        tempo: float = 120.0,
+        count_in_bars: int = 1,
+        midi_in: bool = False,
+        sync: str | None = None,
+        prepare: bool = True,
+    ) -> Session:
         s = Session(EngineConfig(tempo=tempo, count_in_bars=count_in_bars), AudioConfig(blocksize=256))
         opened.append(s)
         assert s.audio.active, s.snapshot().notices

@@ -2,6 +2,7 @@
 
 Root ignores permission bits, so as root both are small tmpfs mounts (read-only, or
 filled to the last byte); a test is skipped where neither can be made."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,7 @@ import pytest
 
 
 def _mount_tmpfs(path: Path, options: str) -> None:
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs for this test: {proc.stderr.strip()}")
 

@@ -2,6 +2,7 @@
 with the real checkpoint and the real engine render, the second time through a tune the
 band's chord changes as the melody's note arrives (the note is in the band as it starts),
 where without recall the band finds the new chord only after hearing the note."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,18 +16,50 @@ from models.listen import harmony_counts
 from models.runtime import DEFAULT_CHECKPOINT, load_model
 from models.tokens import CHORD, CHORD_NONE, HOLD, MELODY, NOTE_BASE, NUM_STREAMS, REST
 
-PASS = 128      # steps in one time through the tune (8 bars of 4/4)
+PASS = 128  # steps in one time through the tune (8 bars of 4/4)
 # quarter notes (4 steps; 0 = hold the last one): the chords are C F G C Am F G C and
 # every new chord starts on a note the previous chord does not have
-TUNE = [64, 67, 64, 60, 69, 65, 69, 72, 71, 74, 71, 67, 72, 0, 67, 64,
-        69, 72, 76, 72, 65, 69, 72, 69, 67, 71, 74, 71, 72, 0, 0, 0]
+TUNE = [
+    64,
+    67,
+    64,
+    60,
+    69,
+    65,
+    69,
+    72,
+    71,
+    74,
+    71,
+    67,
+    72,
+    0,
+    67,
+    64,
+    69,
+    72,
+    76,
+    72,
+    65,
+    69,
+    72,
+    69,
+    67,
+    71,
+    74,
+    71,
+    72,
+    0,
+    0,
+    0,
+]
 
 
 def _melody() -> list[int]:
     one: list[int] = []
     for q in TUNE:
         one += ([NOTE_BASE + q] if q else [HOLD]) + [HOLD] * 3
-    one[-2:] = [REST, REST]             # a breath before the tune comes round again
+    one[-2:] = [REST, REST]  # a breath before the tune comes round again
     return one * 2
 
 
@@ -60,5 +93,5 @@ def test_the_second_time_through_the_band_changes_chord_with_the_melody(model, m
     with_recall = sum(_on_time(model, piece, seed) for seed in (0, 1))
     monkeypatch.setattr(generator, "recall_steps", lambda accompanist: None)
     without = sum(_on_time(model, piece, seed) for seed in (0, 1))
-    assert with_recall >= 8, (with_recall, without)          # of 10
+    assert with_recall >= 8, (with_recall, without)  # of 10
     assert with_recall >= without + 4, (with_recall, without)

@@ -1,4 +1,5 @@
 """The one command-line parser: subcommands, defaults and one-line errors."""
+
 import subprocess
 import sys
 

@@ -1,4 +1,5 @@
 """Configuration refuses values that cannot work, with a message naming the field."""
+
 import dataclasses
 
 import pytest
@@ -6,11 +7,20 @@ import pytest
 from liveband.config import AudioConfig, EngineConfig
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"tempo": 20}, "tempo"), ({"tempo": 400}, "tempo"), ({"meter": "5/4"}, "meter"),
-    ({"style": "metal"}, "style"), ({"temperature": 0}, "temperature"), ({"density": 1.5}, "density"),
-    ({"harmony_follow": -0.1}, "harmony_follow"), ({"backend": "tpu"}, "backend"), ({"chunk_steps": 0}, "chunk"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"tempo": 20}, "tempo"),
+        ({"tempo": 400}, "tempo"),
+        ({"meter": "5/4"}, "meter"),
+        ({"style": "metal"}, "style"),
+        ({"temperature": 0}, "temperature"),
+        ({"density": 1.5}, "density"),
+        ({"harmony_follow": -0.1}, "harmony_follow"),
+        ({"backend": "tpu"}, "backend"),
+        ({"chunk_steps": 0}, "chunk"),
+    ],
+)
 def test_engine_config_rejects_impossible_values(kwargs, words):
     with pytest.raises(ValueError, match=words):
         EngineConfig(**kwargs)
@@ -45,11 +55,25 @@ def test_every_key_in_the_menu_is_already_in_the_spelling_the_config_keeps():
 
 
 # what a default or range of a band control looks like when it is written out again
-_SPELLED_OUT = [r"\b40(\.0)?, 240(\.0)?\b", r"\b40(\.0)? <= \w+ <= 240", r"\b0\.05, 2(\.0)?\b",
-                r"default=0\.9\b", r"tempo\W+100\.0\b", r"temperature\W+0\.9\b", r"density\W+0\.5\b",
-                r"harmony_follow\W+0\.5\b", r"-40, 40\b", r"\b0(\.0)?, 100(\.0)?\)", r"min\(240(\.0)?, max\(40",
-                r"0(\.0)? <= \w+ <= 100(\.0)?\b", r'style: str = "pop"', r'meter: str = "4/4"', r'default="pop"',
-                r'\bor "4/4"', r"\b(tempo|temperature|density|harmony_follow): float = \d"]
+_SPELLED_OUT = [
+    r"\b40(\.0)?, 240(\.0)?\b",
+    r"\b40(\.0)? <= \w+ <= 240",
+    r"\b0\.05, 2(\.0)?\b",
+    r"default=0\.9\b",
+    r"tempo\W+100\.0\b",
+    r"temperature\W+0\.9\b",
+    r"density\W+0\.5\b",
+    r"harmony_follow\W+0\.5\b",
+    r"-40, 40\b",
+    r"\b0(\.0)?, 100(\.0)?\)",
+    r"min\(240(\.0)?, max\(40",
+    r"0(\.0)? <= \w+ <= 100(\.0)?\b",
+    r'style: str = "pop"',
+    r'meter: str = "4/4"',
+    r'default="pop"',
+    r'\bor "4/4"',
+    r"\b(tempo|temperature|density|harmony_follow): float = \d",
+]
 
 
 def test_each_band_default_and_range_is_written_once_in_config():
@@ -62,20 +86,37 @@ def test_each_band_default_and_range_is_written_once_in_config():
     from liveband import config
 
     root = Path(config.__file__).resolve().parents[1]
-    readers = [*sorted((root / "ui").glob("*.py")), *sorted((root / "liveband").glob("session*.py")),
-               *(root / "liveband" / name for name in (
-                   "cli.py", "presets.py", "midilearn.py", "rendering.py", "commands/render.py")),
-               root / "engine" / "offline.py"]
-    found = [f"{path.relative_to(root)}:{i}: {line.strip()}"
-             for path in readers for i, line in enumerate(path.read_text().splitlines(), 1)
-             if any(re.search(p, line) for p in _SPELLED_OUT) and "setRange(0, 100)" not in line]
+    readers = [
+        *sorted((root / "ui").glob("*.py")),
+        *sorted((root / "liveband").glob("session*.py")),
+        *(
+            root / "liveband" / name
+            for name in ("cli.py", "presets.py", "midilearn.py", "rendering.py", "commands/render.py")
+        ),
+        root / "engine" / "offline.py",
+    ]
+    found = [
+        f"{path.relative_to(root)}:{i}: {line.strip()}"
+        for path in readers
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if any(re.search(p, line) for p in _SPELLED_OUT) and "setRange(0, 100)" not in line
+    ]
     assert found == []
     assert (config.TEMPO_RANGE, config.DEFAULT_TEMPO, config.TEMPERATURE_RANGE, config.DEFAULT_TEMPERATURE) == (
-        (40.0, 240.0), 100.0, (0.05, 2.0), 0.9)
+        (40.0, 240.0),
+        100.0,
+        (0.05, 2.0),
+        0.9,
+    )
     from engine.offline import RenderSettings
     from liveband.presets import Preset
 
     for e in (config.EngineConfig(), RenderSettings(), Preset()):
         assert (e.style, e.tempo, e.meter, e.temperature, e.density, e.harmony_follow) == (
-            config.DEFAULT_STYLE, config.DEFAULT_TEMPO, config.DEFAULT_METER, config.DEFAULT_TEMPERATURE,
-            config.DEFAULT_DENSITY, config.DEFAULT_HARMONY_FOLLOW), type(e)
+            config.DEFAULT_STYLE,
+            config.DEFAULT_TEMPO,
+            config.DEFAULT_METER,
+            config.DEFAULT_TEMPERATURE,
+            config.DEFAULT_DENSITY,
+            config.DEFAULT_HARMONY_FOLLOW,
+        ), type(e)

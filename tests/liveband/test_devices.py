@@ -1,16 +1,22 @@
 """`liveband devices` tells a person at a glance what the machine offers."""
+
 import os
 import subprocess
 import sys
 
 
 def _run_devices(env=None):
-    return subprocess.run([sys.executable, "-m", "liveband.cli", "devices"], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "160", **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "liveband.cli", "devices"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "160", **(env or {})},
+        timeout=120,
+    )
 
 
 def test_devices_lists_the_software_server_soundfont_and_backends(pulse_server):
-    out = _run_devices()   # the child inherits PULSE_SERVER from the fixture
+    out = _run_devices()  # the child inherits PULSE_SERVER from the fixture
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "audio out" in text and "audio in" in text
@@ -36,11 +42,16 @@ SMALL_GM = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 
 def _fonts(tmp_path) -> dict[str, Path]:
     rng = __import__("numpy").random.default_rng(15)
-    fonts = {"random": tmp_path / "random.sf2", "header only": tmp_path / "header.sf2",
-             "truncated": tmp_path / "truncated.sf2", "real": tmp_path / "real.sf2"}
+    fonts = {
+        "random": tmp_path / "random.sf2",
+        "header only": tmp_path / "header.sf2",
+        "truncated": tmp_path / "truncated.sf2",
+        "real": tmp_path / "real.sf2",
+    }
     fonts["random"].write_bytes(rng.integers(0, 256, 200_000, dtype="uint8").tobytes())
-    fonts["header only"].write_bytes(b"RIFF" + (200_000).to_bytes(4, "little") + b"sfbk"
-                                     + rng.integers(0, 256, 199_996, dtype="uint8").tobytes())
+    fonts["header only"].write_bytes(
+        b"RIFF" + (200_000).to_bytes(4, "little") + b"sfbk" + rng.integers(0, 256, 199_996, dtype="uint8").tobytes()
+    )
     shutil.copyfile(SMALL_GM, fonts["real"])
     fonts["truncated"].write_bytes(SMALL_GM.read_bytes()[:1_000_000])
     return fonts

@@ -1,5 +1,6 @@
 """`liveband eval` end to end: a real checkpoint file (the tiny debug model, saved and loaded
 through safetensors) on small corpus files in the exact POP909 and JSB formats."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,12 @@ from liveband.cli import main  # noqa: E402
 
 def write_long_song(folder: Path, num: str, bars: int = 12) -> None:
     """A C - Am - F - G loop, one chord per bar: melody on the chord tones, piano block chords."""
-    prog = [(0, "C:maj", (48, 55, 64)), (9, "A:min", (45, 52, 60)), (5, "F:maj", (41, 57, 65)), (7, "G:maj", (43, 59, 62))]
+    prog = [
+        (0, "C:maj", (48, 55, 64)),
+        (9, "A:min", (45, 52, 60)),
+        (5, "F:maj", (41, 57, 65)),
+        (7, "G:maj", (43, 59, 62)),
+    ]
     melody, piano, chords = [], [], []
     for bar in range(bars):
         _, label, voicing = prog[bar % 4]
@@ -41,8 +47,23 @@ def eval_files(tmp_path):
 
 def test_eval_prints_json_with_every_metric(eval_files, capsys):
     ckpt, jsb, pop = eval_files
-    rc = main(["eval", "--checkpoint", str(ckpt), "--jsb", str(jsb), "--split", "valid", "--pop909", str(pop),
-               "--limit", "2", "--seed", "3"])
+    rc = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(ckpt),
+            "--jsb",
+            str(jsb),
+            "--split",
+            "valid",
+            "--pop909",
+            str(pop),
+            "--limit",
+            "2",
+            "--seed",
+            "3",
+        ]
+    )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["checkpoint"] == str(ckpt) and out["parameters"] > 0
@@ -55,7 +76,7 @@ def test_eval_prints_json_with_every_metric(eval_files, capsys):
     p = out["pop909"]
     assert p["songs"] == 2 and p["accomp_nll_per_token"] > 0
     nic = p["note_in_chord"]
-    assert nic["human_piano"] == 1.0                    # block chords of the annotated chords
+    assert nic["human_piano"] == 1.0  # block chords of the annotated chords
     assert 0.0 <= nic["model"] <= 1.0 and nic["rule_based"] > 0.5
     assert set(out["recovery"]) == {"shift_+5", "shift_+6"}
     r = out["recovery"]["shift_+6"]
@@ -75,8 +96,10 @@ def test_eval_is_deterministic_for_a_seed(eval_files, capsys):
     third = json.loads(capsys.readouterr().out)
     assert first["pop909"] == second["pop909"]
     assert first["listening"]["pop909"] == second["listening"]["pop909"]
-    assert third["pop909"]["onsets_counted"]["model"] != first["pop909"]["onsets_counted"]["model"] or \
-        third["pop909"]["note_in_chord"]["model"] != first["pop909"]["note_in_chord"]["model"]
+    assert (
+        third["pop909"]["onsets_counted"]["model"] != first["pop909"]["onsets_counted"]["model"]
+        or third["pop909"]["note_in_chord"]["model"] != first["pop909"]["note_in_chord"]["model"]
+    )
 
 
 def test_eval_bad_inputs_are_one_line_errors(eval_files, tmp_path, capsys):
@@ -118,14 +141,25 @@ def test_eval_listening_measures_on_the_shipped_model(tmp_path, capsys):
     for the 64-beat perturbation excerpts: every measure, beside the human part and the rules."""
     for num in ("005", "015"):
         write_long_song(tmp_path / "pop", num, bars=20)
-    for name in ("ashover20", "hpps24"):      # names the hash split puts in validation
+    for name in ("ashover20", "hpps24"):  # names the hash split puts in validation
         write_long_tune(tmp_path / "nott" / "MIDI" / f"{name}.mid")
     ckpt = Path(__file__).parents[2] / "models" / "checkpoints" / "default.safetensors"
-    rc = main(["eval", "--checkpoint", str(ckpt), "--pop909", str(tmp_path / "pop"),
-               "--nottingham", str(tmp_path / "nott"), "--limit", "1"])
+    rc = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(ckpt),
+            "--pop909",
+            str(tmp_path / "pop"),
+            "--nottingham",
+            str(tmp_path / "nott"),
+            "--limit",
+            "1",
+        ]
+    )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["pop909"]["melody_in_chord"]["annotated_chords"] == 1.0     # the melody is on chord tones
+    assert out["pop909"]["melody_in_chord"]["annotated_chords"] == 1.0  # the melody is on chord tones
     assert set(out["pop909"]["melody_in_chord"]) == {"model", "model_as_played", "annotated_chords", "rule_based"}
     lis = out["listening"]
     assert lis["sources"] == ["model", "human", "rule_based"]

@@ -1,6 +1,7 @@
 """The listening measures on parts rendered by the real engine (engine.offline.render_melody,
 the real SoundFont synth): hand-made parts whose answers are known, and the rules as the
 engine plays them equal to the rules run on the grid."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,8 +38,11 @@ def _piece(melody: list[int], first_step_in_bar: int = 0, name: str = "t/1") -> 
 
 
 # a beat each: C4, E4, G4, a beat's rest, C5 for two beats, then two beats of rest (32 steps)
-MEL = [on(60), HOLD, HOLD, HOLD, on(64), HOLD, HOLD, HOLD, on(67), HOLD, HOLD, HOLD,
-       REST, REST, REST, REST, on(72)] + [HOLD] * 7 + [REST] * 8
+MEL = (
+    [on(60), HOLD, HOLD, HOLD, on(64), HOLD, HOLD, HOLD, on(67), HOLD, HOLD, HOLD, REST, REST, REST, REST, on(72)]
+    + [HOLD] * 7
+    + [REST] * 8
+)
 
 
 def _voices_on(piece: Piece, delay_steps: int) -> np.ndarray:
@@ -58,7 +62,7 @@ def _voices_on(piece: Piece, delay_steps: int) -> np.ndarray:
     return frames
 
 
-@pytest.mark.parametrize("first_step_in_bar", [0, 12])     # 12: a song that starts inside a bar
+@pytest.mark.parametrize("first_step_in_bar", [0, 12])  # 12: a song that starts inside a bar
 def test_engine_renders_a_given_part_as_its_notes(soundfont, first_step_in_bar):
     p = _piece(MEL, first_step_in_bar)
     frames = np.tile(np.array([C, REST, REST, REST], np.int64), (len(p), 1))
@@ -111,12 +115,12 @@ def test_listening_metrics_reports_every_measure_per_source(soundfont):
     tok[:, TENOR] = REST
     tok[:, ALTO] = REST
     p = Piece("t/song", "pop", "4/4", tok, p.step_in_bar)
-    silent = _piece([REST] * 16, name="t/silent")       # no melody: nothing to render, skipped
+    silent = _piece([REST] * 16, name="t/silent")  # no melody: nothing to render, skipped
     res = listening_metrics([p, silent], {"human": human_part, "rule_based": rules_source}, soundfont)
     assert res["songs"] == 1
     for key in ("melody_in_chord", "harmony_now", "harmony_late", "clash", "chord_length_entropy"):
         assert set(res[key]) == {"human", "rule_based"}, key
-    assert res["chord_length_entropy"]["human"] == 0.0          # every chord lasts 32 steps
+    assert res["chord_length_entropy"]["human"] == 0.0  # every chord lasts 32 steps
     assert res["melody_onsets"] == {"human": 160, "rule_based": 160}
     for shift in ("shift_+6", "shift_+5"):
         r = res["perturbation"][shift]
@@ -145,7 +149,7 @@ def test_an_offline_source_that_knows_the_melody_is_measured_on_every_excerpt(so
                 frames[t, 1] = int(x) - 24 if x >= NOTE_BASE else HOLD
         return frames
 
-    mel = ([on(60), HOLD, on(64), HOLD, on(67), HOLD, REST, on(65)] * 40)
+    mel = [on(60), HOLD, on(64), HOLD, on(67), HOLD, REST, on(65)] * 40
     res = listening_metrics([_piece(mel, name="t/tune")], {"offline": oracle}, soundfont)
     assert asked == ["t/tune", "t/tune@+6", "t/tune@+5"]
     assert res["melody_in_chord"]["offline"] == 1.0 and res["harmony_now"]["offline"] == 1.0

@@ -1,6 +1,7 @@
 """MIDI learn as logic: arming and binding, knobs and buttons, per-controller storage in a
 JSON file (atomic, a corrupt file reported once and kept). Real ports:
 tests/liveband/test_session_learn.py."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ def make(tmp_path, notices=None):
         "play_stop": Target(BUTTON, lambda v: got.__setitem__("presses", got["presses"] + 1)),
     }
     control = ControlThread()
-    ml = MidiLearn(tmp_path / "midi_bindings.json", control, lambda: targets,
-                   (notices if notices is not None else []).append)
+    ml = MidiLearn(
+        tmp_path / "midi_bindings.json", control, lambda: targets, (notices if notices is not None else []).append
+    )
     ml.set_controller("Pad box")
     return ml, control, got
 
@@ -30,30 +32,32 @@ def cc(n, v, ch=0):
 
 def test_learn_binds_the_next_control_and_consumes_what_is_bound(tmp_path):
     ml, control, got = make(tmp_path)
-    assert not ml.handle(cc(21, 10), 0.0)            # nothing bound: passes on
+    assert not ml.handle(cc(21, 10), 0.0)  # nothing bound: passes on
     ml.arm("density")
-    assert ml.handle(cc(21, 0), 0.0) is False        # a CC at 0 is a knob at rest, not a move
-    assert ml.handle(cc(21, 5), 0.0)                 # bound
+    assert ml.handle(cc(21, 0), 0.0) is False  # a CC at 0 is a knob at rest, not a move
+    assert ml.handle(cc(21, 5), 0.0)  # bound
     assert ml.armed is None
     ml.arm("play_stop")
     assert ml.handle(mido.Message("note_on", note=36, velocity=100, channel=9), 0.0)
-    assert ml.handle(mido.Message("note_off", note=36, channel=9), 0.0)   # its release is taken too
+    assert ml.handle(mido.Message("note_off", note=36, channel=9), 0.0)  # its release is taken too
     for v in (0, 64, 127):
         assert ml.handle(cc(21, v), 0.0)
     assert ml.handle(mido.Message("note_on", note=36, velocity=90, channel=9), 0.0)
     assert not ml.handle(mido.Message("note_on", note=37, velocity=90, channel=9), 0.0)
     assert control.wait_idle()
     assert got["knob"][-1] == 1.0 and got["presses"] == 1
-    assert [b.describe() for b in ml.bindings()] == ["CC 21 (channel 1) -> density",
-                                                     "note 36 (channel 10) -> play_stop"]
+    assert [b.describe() for b in ml.bindings()] == [
+        "CC 21 (channel 1) -> density",
+        "note 36 (channel 10) -> play_stop",
+    ]
     control.close()
 
 
 def test_a_cc_button_acts_on_press_only_and_a_knob_maps_to_its_range(tmp_path):
     ml, control, got = make(tmp_path)
     ml.arm("play_stop")
-    ml.handle(cc(64, 127), 0.0)                      # the learning press itself does nothing
-    for v in (0, 127, 127, 0, 100, 20, 0):           # a foot switch: press, held, release, press...
+    ml.handle(cc(64, 127), 0.0)  # the learning press itself does nothing
+    for v in (0, 127, 127, 0, 100, 20, 0):  # a foot switch: press, held, release, press...
         ml.handle(cc(64, v), 0.0)
     ml.arm("tempo")
     ml.handle(cc(7, 3), 0.0)
@@ -76,7 +80,7 @@ def test_bindings_are_kept_per_controller_across_restarts(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
     data = json.loads((tmp_path / "midi_bindings.json").read_text())
     assert set(data["controllers"]) == {"Pad box", "Foot pedal"}
-    again, control2, _ = make(tmp_path)              # a fresh start reads them back
+    again, control2, _ = make(tmp_path)  # a fresh start reads them back
     assert [b.target for b in again.bindings()] == ["density"]
     again.set_controller("Foot pedal")
     assert [(b.type, b.number, b.target) for b in again.bindings()] == [("cc", 64, "play_stop")]

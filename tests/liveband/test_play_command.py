@@ -1,4 +1,5 @@
 """`liveband` / `liveband play`: user mistakes are one line and exit 2, before any window."""
+
 from liveband.cli import main
 
 
@@ -52,10 +53,14 @@ def test_band_flags_for_a_launch_are_checked_before_any_window(capsys, monkeypat
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert main(["play", "--tempo", "300"]) == 2
     assert capsys.readouterr().err.strip() == "liveband play: tempo must be 40-240 BPM, got 300.0"
-    for args, name in ((["--swing", "1.5"], "--swing"), (["--meter", "5/4"], "--meter"),
-                       (["--fills", "sometimes"], "--fills"), (["--humanise", "x"], "--humanise")):
+    for args, name in (
+        (["--swing", "1.5"], "--swing"),
+        (["--meter", "5/4"], "--meter"),
+        (["--fills", "sometimes"], "--fills"),
+        (["--humanise", "x"], "--humanise"),
+    ):
         try:
             code = main(["play", *args])
-        except SystemExit as exc:       # argparse's own refusal
+        except SystemExit as exc:  # argparse's own refusal
             code = exc.code
         assert code == 2 and name in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Band presets (issue 19 item 2) on the real Session, and the player's own part as a
 mixer strip (item 1): a preset saved here reloads in a fresh process to the same state;
 a corrupt or hostile preset is one line and changes nothing."""
+
 from __future__ import annotations
 
 import json
@@ -67,12 +68,13 @@ def test_a_saved_preset_reloads_in_a_fresh_process_to_the_same_state(config_home
         state = pr.capture(s)
         path = pr.save_preset("late night trio", state)
     assert path.parent == config_home / "LiveBand" / "presets" == presets_dir()
-    assert not [p for p in path.parent.iterdir() if p.name != path.name]        # no temporary left
+    assert not [p for p in path.parent.iterdir() if p.name != path.name]  # no temporary left
     saved = json.loads(path.read_text())
     assert saved["style"] == "jazz" and saved["parts"]["melody"]["through"] is False
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-c", FRESH, "late night trio"], capture_output=True, text=True,
-                       env=env, cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", FRESH, "late night trio"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
     assert r.returncode == 0, r.stderr
     again = json.loads(r.stdout.strip().splitlines()[-1])
     assert again == state.to_json()
@@ -146,15 +148,16 @@ def test_preset_names_cannot_escape_the_folder(config_home, tmp_path):
 def test_your_own_part_has_program_volume_mute_and_through(config_home):
     """The melody channel through the real mixer and SoundFont synth: Thru off or mute
     silences the player's notes; the program and volume reach the synth."""
+
     def played(s: Session) -> np.ndarray:
         s.key_event(72, True)
         audio = s.mixer.render(24000)
         s.key_event(72, False)
-        s.mixer.render(48000)                      # let it ring out
+        s.mixer.render(48000)  # let it ring out
         return audio
 
     def rms(x: np.ndarray) -> float:
-        return float(np.sqrt(np.mean(x ** 2)))
+        return float(np.sqrt(np.mean(x**2)))
 
     with Session(start_audio=False) as s:
         assert "melody" in s.snapshot().parts
@@ -167,14 +170,15 @@ def test_your_own_part_has_program_volume_mute_and_through(config_home):
         s.set_part("melody", mute=False, volume=0.3)
         quiet = rms(played(s))
         assert quiet < loud * 0.5
-        def attack(x: np.ndarray) -> int:         # frames until half the peak
+
+        def attack(x: np.ndarray) -> int:  # frames until half the peak
             env = np.abs(x[:, 0])
             return int(np.argmax(env > 0.5 * env.max()))
 
         s.set_part("melody", volume=1.0)
         flute = attack(played(s))
-        s.set_part("melody", program=0)                       # piano instead of the flute
+        s.set_part("melody", program=0)  # piano instead of the flute
         piano = attack(played(s))
-        assert piano * 3 < flute                              # a struck string speaks at once
+        assert piano * 3 < flute  # a struck string speaks at once
         with pytest.raises(ValueError):
-            s.set_part("bass", through=False)                 # only your own part has Thru
+            s.set_part("bass", through=False)  # only your own part has Thru

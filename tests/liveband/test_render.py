@@ -1,4 +1,5 @@
 """`liveband render`: a melody file in, an accompanied WAV and multi-track MIDI out."""
+
 import functools
 import os
 import signal
@@ -22,8 +23,12 @@ from models.runtime import DEFAULT_CHECKPOINT, debug_model
 def melody_file(path: Path, pitches, bpm=96.0, tpb=480, meter=(3, 4)) -> Path:
     """A Nottingham-style file: unnamed melody track + a block-chord track, channel 0."""
     mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
-    mel = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)),
-                          mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1])])
+    mel = mido.MidiTrack(
+        [
+            mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)),
+            mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1]),
+        ]
+    )
     for p in pitches:
         mel += [mido.Message("note_on", note=p, velocity=90, time=0), mido.Message("note_off", note=p, time=tpb)]
     chords = mido.MidiTrack()
@@ -59,8 +64,23 @@ def read_wav(path):
 def test_render_writes_an_audible_wav_and_a_track_per_part(tmp_path, shipped, soundfont, capsys):
     src = melody_file(tmp_path / "waltz.mid", WALTZ)
     model = ["--checkpoint", shipped] if shipped else []
-    rc = main(["render", str(src), "-o", str(tmp_path / "out.wav"), "--midi-out", str(tmp_path / "out.mid"),
-               "--style", "folk", "--seed", "5", *model, "--soundfont", str(soundfont)])
+    rc = main(
+        [
+            "render",
+            str(src),
+            "-o",
+            str(tmp_path / "out.wav"),
+            "--midi-out",
+            str(tmp_path / "out.mid"),
+            "--style",
+            "folk",
+            "--seed",
+            "5",
+            *model,
+            "--soundfont",
+            str(soundfont),
+        ]
+    )
     assert rc == 0
     said = capsys.readouterr().out
     # onnxruntime is part of this build: the default backend is onnx-cpu (the faster one offline)
@@ -78,23 +98,65 @@ def test_render_writes_an_audible_wav_and_a_track_per_part(tmp_path, shipped, so
     mel = [m.note for m in mid.tracks[names.index("Melody")] if m.type == "note_on" and m.velocity > 0]
     assert mel == WALTZ
     # deterministic for a seed
-    main(["render", str(src), "-o", str(tmp_path / "again.wav"), "--style", "folk", "--seed", "5",
-          *model, "--soundfont", str(soundfont)])
+    main(
+        [
+            "render",
+            str(src),
+            "-o",
+            str(tmp_path / "again.wav"),
+            "--style",
+            "folk",
+            "--seed",
+            "5",
+            *model,
+            "--soundfont",
+            str(soundfont),
+        ]
+    )
     assert (tmp_path / "again.wav").read_bytes() == (tmp_path / "out.wav").read_bytes()
     # the same notes and bits on torch-cpu
-    main(["render", str(src), "-o", str(tmp_path / "torch.wav"), "--style", "folk", "--seed", "5",
-          *model, "--soundfont", str(soundfont), "--backend", "torch-cpu"])
+    main(
+        [
+            "render",
+            str(src),
+            "-o",
+            str(tmp_path / "torch.wav"),
+            "--style",
+            "folk",
+            "--seed",
+            "5",
+            *model,
+            "--soundfont",
+            str(soundfont),
+            "--backend",
+            "torch-cpu",
+        ]
+    )
     assert "torch-cpu" in capsys.readouterr().out
     assert (tmp_path / "torch.wav").read_bytes() == (tmp_path / "out.wav").read_bytes()
 
 
 def test_a_melody_outside_the_range_is_transposed_and_the_user_is_told(tmp_path, checkpoint, soundfont, capsys):
     src = melody_file(tmp_path / "low.mid", [p - 36 for p in WALTZ[:9]])
-    rc = main(["render", str(src), "-o", str(tmp_path / "low.wav"), "--midi-out", str(tmp_path / "low_band.mid"),
-               "--checkpoint", checkpoint, "--soundfont", str(soundfont), "--tempo", "180"])
+    rc = main(
+        [
+            "render",
+            str(src),
+            "-o",
+            str(tmp_path / "low.wav"),
+            "--midi-out",
+            str(tmp_path / "low_band.mid"),
+            "--checkpoint",
+            checkpoint,
+            "--soundfont",
+            str(soundfont),
+            "--tempo",
+            "180",
+        ]
+    )
     assert rc == 0
     err = capsys.readouterr().err
-    assert "transposed up 2 octaves" in err   # the smallest shift that fits (52-93)
+    assert "transposed up 2 octaves" in err  # the smallest shift that fits (52-93)
     mid = mido.MidiFile(str(tmp_path / "low_band.mid"))
     mel = next(t for t in mid.tracks if t.name == "Melody")
     assert [m.note for m in mel if m.type == "note_on" and m.velocity > 0] == [p - 12 for p in WALTZ[:9]]
@@ -107,15 +169,43 @@ def test_bad_inputs_give_one_clear_line(tmp_path, checkpoint, capsys):
     cases = [
         (["render", str(tmp_path / "empty.mid"), "-o", str(tmp_path / "x.wav")], "no notes"),
         (["render", str(tmp_path / "missing.mid"), "-o", str(tmp_path / "x.wav")], "no such file"),
-        (["render", str(melody_file(tmp_path / "m.mid", WALTZ[:6])), "-o", str(tmp_path / "x.wav"),
-          "--tempo", "900"], "tempo must be 40-240"),
-        (["render", str(tmp_path / "m.mid"), "-o", str(tmp_path / "x.wav"),
-          "--checkpoint", str(tmp_path / "nope.safetensors")], "nope.safetensors"),
+        (
+            [
+                "render",
+                str(melody_file(tmp_path / "m.mid", WALTZ[:6])),
+                "-o",
+                str(tmp_path / "x.wav"),
+                "--tempo",
+                "900",
+            ],
+            "tempo must be 40-240",
+        ),
+        (
+            [
+                "render",
+                str(tmp_path / "m.mid"),
+                "-o",
+                str(tmp_path / "x.wav"),
+                "--checkpoint",
+                str(tmp_path / "nope.safetensors"),
+            ],
+            "nope.safetensors",
+        ),
         (["render", str(tmp_path / "m.mid"), "-o", str(tmp_path / "x.mp3")], ".wav"),
-        (["render", str(tmp_path / "m.mid"), "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint,
-          "--soundfont", str(tmp_path / "m.mid")], "SoundFont"),
-        (["render", str(tmp_path / "m.mid"), "-o", "/proc/liveband/x.wav", "--checkpoint", checkpoint],
-         "cannot write"),
+        (
+            [
+                "render",
+                str(tmp_path / "m.mid"),
+                "-o",
+                str(tmp_path / "x.wav"),
+                "--checkpoint",
+                checkpoint,
+                "--soundfont",
+                str(tmp_path / "m.mid"),
+            ],
+            "SoundFont",
+        ),
+        (["render", str(tmp_path / "m.mid"), "-o", "/proc/liveband/x.wav", "--checkpoint", checkpoint], "cannot write"),
     ]
     for argv, needle in cases:
         assert main(argv) == 2
@@ -131,8 +221,22 @@ def test_a_hummed_wav_is_transcribed_and_accompanied(tmp_path, checkpoint, sound
 
     clip = make_hum(HumSpec(seed=3, register="female", n_notes=8, tempo=100.0))
     wavfile.write(tmp_path / "hum.wav", clip.sample_rate, (clip.audio * 32767).astype(np.int16))
-    rc = main(["render", str(tmp_path / "hum.wav"), "-o", str(tmp_path / "band.wav"), "--midi-out",
-               str(tmp_path / "band.mid"), "--tempo", "100", "--checkpoint", checkpoint, "--soundfont", str(soundfont)])
+    rc = main(
+        [
+            "render",
+            str(tmp_path / "hum.wav"),
+            "-o",
+            str(tmp_path / "band.wav"),
+            "--midi-out",
+            str(tmp_path / "band.mid"),
+            "--tempo",
+            "100",
+            "--checkpoint",
+            checkpoint,
+            "--soundfont",
+            str(soundfont),
+        ]
+    )
     assert rc == 0
     mid = mido.MidiFile(str(tmp_path / "band.mid"))
     mel = [m.note for m in next(t for t in mid.tracks if t.name == "Melody") if m.type == "note_on" and m.velocity > 0]
@@ -144,12 +248,14 @@ def test_a_hummed_wav_is_transcribed_and_accompanied(tmp_path, checkpoint, sound
 
 
 def test_without_onnxruntime_the_default_backend_falls_back_to_torch_in_one_line(
-        tmp_path, checkpoint, soundfont, capsys, monkeypatch):
+    tmp_path, checkpoint, soundfont, capsys, monkeypatch
+):
     # a build without onnxruntime: importing it fails, as it would there
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     src = melody_file(tmp_path / "m.mid", WALTZ[:6])
-    rc = main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint,
-               "--soundfont", str(soundfont)])
+    rc = main(
+        ["render", str(src), "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint, "--soundfont", str(soundfont)]
+    )
     assert rc == 0
     said = capsys.readouterr()
     assert "torch-cpu" in said.out
@@ -196,16 +302,27 @@ def test_outputs_replace_old_files_only_when_the_whole_render_succeeded(tmp_path
     (tmp_path / "blocker").write_bytes(b"a file where the MIDI's folder should be")
     model = ["--checkpoint", checkpoint, "--soundfont", str(soundfont)]
     # the WAV renders, then the MIDI cannot be written: neither output replaces anything
-    rc = main(["render", str(src), "-o", str(tmp_path / "out.wav"),
-               "--midi-out", str(tmp_path / "blocker" / "band.mid"), *model])
+    rc = main(
+        [
+            "render",
+            str(src),
+            "-o",
+            str(tmp_path / "out.wav"),
+            "--midi-out",
+            str(tmp_path / "blocker" / "band.mid"),
+            *model,
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert "cannot write" in err and "band.mid" in err and len(err.splitlines()) == 1, err
     assert (tmp_path / "out.wav").read_bytes() == b"the take before"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "m.mid", "out.wav"]
     # on success both are in place, no temporary file is left, and the umask decides the mode
-    assert main(["render", str(src), "-o", str(tmp_path / "out.wav"), "--midi-out", str(tmp_path / "band.mid"),
-                 *model]) == 0
+    assert (
+        main(["render", str(src), "-o", str(tmp_path / "out.wav"), "--midi-out", str(tmp_path / "band.mid"), *model])
+        == 0
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["band.mid", "blocker", "m.mid", "out.wav"]
     assert read_wav(tmp_path / "out.wav")[1].shape[0] > 48000
     umask = os.umask(0)
@@ -237,16 +354,33 @@ def _gone(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_an_interrupted_render_stops_its_audio_process_and_leaves_nothing(tmp_path, checkpoint, soundfont, how):
-    src = melody_file(tmp_path / "long.mid", WALTZ * 160, bpm=240.0)      # 16 minutes of audio
+    src = melody_file(tmp_path / "long.mid", WALTZ * 160, bpm=240.0)  # 16 minutes of audio
     out = tmp_path / "out"
     code = "import sys; from liveband.cli import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.Popen([sys.executable, "-c", code, "render", str(src), "-o", str(out / "band.wav"),
-                             "--midi-out", str(out / "band.mid"), "--checkpoint", checkpoint,
-                             "--soundfont", str(soundfont)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "render",
+            str(src),
+            "-o",
+            str(out / "band.wav"),
+            "--midi-out",
+            str(out / "band.mid"),
+            "--checkpoint",
+            checkpoint,
+            "--soundfont",
+            str(soundfont),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:    # mid-way: audio is being written
+        while time.monotonic() < deadline and proc.poll() is None:  # mid-way: audio is being written
             parts = list(out.glob(".band.wav.*.part")) if out.is_dir() else []
             if parts and parts[0].stat().st_size > 2_000_000:
                 break
@@ -255,16 +389,16 @@ def test_an_interrupted_render_stops_its_audio_process_and_leaves_nothing(tmp_pa
         kids = _children(proc.pid)
         assert kids, "the render forks its audio process"
         if how == "ctrl-c":
-            os.killpg(proc.pid, signal.SIGINT)         # the terminal signals the whole group
+            os.killpg(proc.pid, signal.SIGINT)  # the terminal signals the whole group
         else:
-            os.kill(proc.pid, signal.SIGTERM)          # `kill PID`: the parent only
+            os.kill(proc.pid, signal.SIGTERM)  # `kill PID`: the parent only
         _, err = proc.communicate(timeout=60)
         deadline = time.monotonic() + 10
         while not all(_gone(k) for k in kids) and time.monotonic() < deadline:
             time.sleep(0.1)
         orphans = [k for k in kids if not _gone(k)]
     finally:
-        try:      # whatever is left of the render's process group (an orphaned child too)
+        try:  # whatever is left of the render's process group (an orphaned child too)
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
@@ -301,7 +435,7 @@ def _fill_when_the_render_writes(folder: Path, filler: Path):
             try:
                 while True:
                     f.write(bytes(1 << 16))
-            except OSError:          # full
+            except OSError:  # full
                 pass
 
     t = threading.Thread(target=fill, daemon=True)
@@ -309,13 +443,26 @@ def _fill_when_the_render_writes(folder: Path, filler: Path):
     return t
 
 
-def test_a_full_disk_leaves_no_partial_file_and_says_so_in_one_line(tmp_path, small_disk, checkpoint, soundfont,
-                                                                     capsys):
-    src = melody_file(tmp_path / "m.mid", WALTZ * 3, bpm=120.0)     # 36 s: about 7 MB of WAV
+def test_a_full_disk_leaves_no_partial_file_and_says_so_in_one_line(
+    tmp_path, small_disk, checkpoint, soundfont, capsys
+):
+    src = melody_file(tmp_path / "m.mid", WALTZ * 3, bpm=120.0)  # 36 s: about 7 MB of WAV
     (small_disk / "band.wav").write_bytes(b"an older mix")
     filler = _fill_when_the_render_writes(small_disk, small_disk / "filler")
-    rc = main(["render", str(src), "-o", str(small_disk / "band.wav"), "--midi-out", str(small_disk / "band.mid"),
-               "--checkpoint", checkpoint, "--soundfont", str(soundfont)])
+    rc = main(
+        [
+            "render",
+            str(src),
+            "-o",
+            str(small_disk / "band.wav"),
+            "--midi-out",
+            str(small_disk / "band.mid"),
+            "--checkpoint",
+            checkpoint,
+            "--soundfont",
+            str(soundfont),
+        ]
+    )
     filler.join(10)
     assert rc == 2
     err = capsys.readouterr().err.strip()
@@ -324,8 +471,18 @@ def test_a_full_disk_leaves_no_partial_file_and_says_so_in_one_line(tmp_path, sm
     assert (small_disk / "band.wav").read_bytes() == b"an older mix"
     # a render that cannot fit is refused before it starts, saying how much it needs
     (small_disk / "filler").unlink()
-    rc = main(["render", str(melody_file(tmp_path / "long.mid", WALTZ * 8, bpm=120.0)), "-o",
-               str(small_disk / "band.wav"), "--checkpoint", checkpoint, "--soundfont", str(soundfont)])
+    rc = main(
+        [
+            "render",
+            str(melody_file(tmp_path / "long.mid", WALTZ * 8, bpm=120.0)),
+            "-o",
+            str(small_disk / "band.wav"),
+            "--checkpoint",
+            checkpoint,
+            "--soundfont",
+            str(soundfont),
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err.strip()
     # 19.3 MB of WAV, twice: the mix as rendered, then normalised to the loudness target
@@ -333,36 +490,91 @@ def test_a_full_disk_leaves_no_partial_file_and_says_so_in_one_line(tmp_path, sm
     assert sorted(p.name for p in small_disk.iterdir()) == ["band.wav"]
 
 
-def test_a_tiny_file_with_a_huge_delta_time_is_refused_and_names_the_option(tmp_path, checkpoint, soundfont,
-                                                                            capsys):
+def test_a_tiny_file_with_a_huge_delta_time_is_refused_and_names_the_option(tmp_path, checkpoint, soundfont, capsys):
     mid = mido.MidiFile(type=0, ticks_per_beat=96)
-    mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=67, velocity=90, time=0),
-                                      mido.Message("note_off", note=67, time=0x0FFFFFFF)]))
+    mid.tracks.append(
+        mido.MidiTrack(
+            [mido.Message("note_on", note=67, velocity=90, time=0), mido.Message("note_off", note=67, time=0x0FFFFFFF)]
+        )
+    )
     mid.save(str(tmp_path / "tiny.mid"))
     assert (tmp_path / "tiny.mid").stat().st_size < 60
     t0 = time.monotonic()
-    rc = main(["render", str(tmp_path / "tiny.mid"), "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint,
-               "--soundfont", str(soundfont)])
+    rc = main(
+        [
+            "render",
+            str(tmp_path / "tiny.mid"),
+            "-o",
+            str(tmp_path / "x.wav"),
+            "--checkpoint",
+            checkpoint,
+            "--soundfont",
+            str(soundfont),
+        ]
+    )
     assert rc == 2 and time.monotonic() - t0 < 30
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "tiny.mid" in err and "hours of audio" in err, err
     assert "--max-minutes 27963 " in err and "120-minute cap" in err, err
     # the cap is the user's to move
-    src = melody_file(tmp_path / "m.mid", WALTZ[:12], bpm=120.0)            # 6 beats of tune, 10 s of audio
-    assert main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--max-minutes", "0.1",
-                 "--checkpoint", checkpoint, "--soundfont", str(soundfont)]) == 2
+    src = melody_file(tmp_path / "m.mid", WALTZ[:12], bpm=120.0)  # 6 beats of tune, 10 s of audio
+    assert (
+        main(
+            [
+                "render",
+                str(src),
+                "-o",
+                str(tmp_path / "x.wav"),
+                "--max-minutes",
+                "0.1",
+                "--checkpoint",
+                checkpoint,
+                "--soundfont",
+                str(soundfont),
+            ]
+        )
+        == 2
+    )
     assert "--max-minutes 1 " in capsys.readouterr().err
-    assert main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--max-minutes", "1",
-                 "--checkpoint", checkpoint, "--soundfont", str(soundfont)]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(src),
+                "-o",
+                str(tmp_path / "x.wav"),
+                "--max-minutes",
+                "1",
+                "--checkpoint",
+                checkpoint,
+                "--soundfont",
+                str(soundfont),
+            ]
+        )
+        == 0
+    )
     with pytest.raises(SystemExit):
         main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--max-minutes", "0"])
     assert "argument --max-minutes" in capsys.readouterr().err
 
 
 def test_progress_on_a_pipe_is_plain_periodic_lines(tmp_path, checkpoint, soundfont, capsys):
-    src = melody_file(tmp_path / "m.mid", WALTZ * 12, bpm=240.0)           # 72 s of audio
-    assert main(["render", str(src), "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint,
-                 "--soundfont", str(soundfont)]) == 0
+    src = melody_file(tmp_path / "m.mid", WALTZ * 12, bpm=240.0)  # 72 s of audio
+    assert (
+        main(
+            [
+                "render",
+                str(src),
+                "-o",
+                str(tmp_path / "x.wav"),
+                "--checkpoint",
+                checkpoint,
+                "--soundfont",
+                str(soundfont),
+            ]
+        )
+        == 0
+    )
     said = capsys.readouterr()
     lines = [line for line in said.err.splitlines() if "% (" in line]
     assert len(lines) >= 5 and all(line.startswith("liveband render: ") for line in lines), said.err
@@ -373,8 +585,12 @@ def test_progress_on_a_pipe_is_plain_periodic_lines(tmp_path, checkpoint, soundf
 
 def test_odd_values_get_an_argparse_error_naming_the_option(tmp_path, capsys):
     src = melody_file(tmp_path / "m.mid", WALTZ[:6])
-    for opt, needle in (("--tempo=--", "argument --tempo"), ("--seed=--", "argument --seed"),
-                        ("--seed=-1", "argument --seed"), ("--seed=x", "argument --seed")):
+    for opt, needle in (
+        ("--tempo=--", "argument --tempo"),
+        ("--seed=--", "argument --seed"),
+        ("--seed=-1", "argument --seed"),
+        ("--seed=x", "argument --seed"),
+    ):
         with pytest.raises(SystemExit) as done:
             main(["render", str(src), "-o", str(tmp_path / "x.wav"), opt])
         assert done.value.code == 2
@@ -402,25 +618,27 @@ def test_a_wav_render_that_clipped_prints_a_notice(tmp_path, checkpoint, soundfo
     assert main(["render", str(src), "-o", str(tmp_path / "a.wav"), *model]) == 0
     assert "clipped" not in capsys.readouterr().err
     # the same render with the synth 26 dB hotter: the limiter must hold it, and the user hears of it
-    monkeypatch.setattr(engine.offline, "render_melody",
-                        functools.partial(engine.offline.render_melody, synth_gain=10.0))
+    monkeypatch.setattr(
+        engine.offline, "render_melody", functools.partial(engine.offline.render_melody, synth_gain=10.0)
+    )
     assert main(["render", str(src), "-o", str(tmp_path / "b.wav"), *model]) == 0
     err = [line for line in capsys.readouterr().err.splitlines() if "clipped" in line]
     assert len(err) == 1 and err[0].startswith("liveband render: note: the mix clipped"), err
 
 
 @pytest.mark.slow
-def test_a_clipped_or_broken_hummed_wav_is_accompanied_with_the_trackers_notice(tmp_path, checkpoint, soundfont,
-                                                                               capsys):
+def test_a_clipped_or_broken_hummed_wav_is_accompanied_with_the_trackers_notice(
+    tmp_path, checkpoint, soundfont, capsys
+):
     from scipy.io import wavfile
 
     from engine.pitch.synth_hum import HumSpec, make_hum
 
     clip = make_hum(HumSpec(seed=3, register="female", n_notes=5, tempo=100.0))
-    loud = np.clip(clip.audio * 6.0, -1.0, 1.0)                       # the singer overdrove the input
+    loud = np.clip(clip.audio * 6.0, -1.0, 1.0)  # the singer overdrove the input
     wavfile.write(tmp_path / "loud.wav", clip.sample_rate, (loud * 32767).astype(np.int16))
     broken = clip.audio.astype(np.float32)
-    broken[1000:1100] = np.nan                                          # a float WAV with NaN samples
+    broken[1000:1100] = np.nan  # a float WAV with NaN samples
     wavfile.write(tmp_path / "nan.wav", clip.sample_rate, broken)
     model = ["--checkpoint", checkpoint, "--soundfont", str(soundfont), "--tempo", "100"]
     for name, needle in (("loud.wav", "the input clips"), ("nan.wav", "100 invalid (NaN/inf) input samples")):

@@ -1,4 +1,5 @@
 """liveband.rendering: which model a render of a file plays by default."""
+
 import dataclasses
 
 from engine.melody_file import Melody, MelodyNote
@@ -20,4 +21,4 @@ def test_the_shipped_teacher_hears_the_melody_a_beat_ahead():
         lm = load_model(OFFLINE_CHECKPOINT)
         assert lm.pattern.lookahead == -4 and not lm.pattern.online
         live = load_model(DEFAULT_CHECKPOINT).config
-        assert dataclasses.replace(lm.config, pattern=live.pattern) == live   # the live model's architecture
+        assert dataclasses.replace(lm.config, pattern=live.pattern) == live  # the live model's architecture

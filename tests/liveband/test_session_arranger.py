@@ -4,6 +4,7 @@ on the computer keyboard through a real PulseAudio server, become the band's cho
 from the next 16th step, every bass and keys onset a tone of that chord; notes above the
 split stay the melody, chord keys never reach it; a chart loaded into the playing session
 drives the chord stream from the next bar line, and the snapshot counts bars and sections."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,14 @@ from liveband.session import VIRTUAL_IN_NAME, Session
 from models.tokens import chord_name, chord_pitch_classes, is_note_on, token_pitch
 
 # (keys below the split F#3, the chord they name): root position, inversions, a seventh over its third
-CHORDS = [((36, 40, 43), "C"), ((45, 48, 52), "Am"), ((41, 45, 48), "F"), ((47, 50, 53, 43), "G7"),
-          ((40, 43, 48), "C"), ((38, 41, 45, 48), "Dmin7")]
+CHORDS = [
+    ((36, 40, 43), "C"),
+    ((45, 48, 52), "Am"),
+    ((41, 45, 48), "F"),
+    ((47, 50, 53, 43), "G7"),
+    ((40, 43, 48), "C"),
+    ((38, 41, 45, 48), "Dmin7"),
+]
 
 PEER = textwrap.dedent("""
     import json, os, sys, time
@@ -109,8 +116,13 @@ def test_chords_played_over_jack_drive_the_band_from_the_next_step(jack_server, 
         s.add_band_listener(band)
         script = tmp_path / "peer.py"
         script.write_text(PEER)
-        peer = subprocess.Popen([sys.executable, str(script), json.dumps([list(k) for k, _ in CHORDS])],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peer = subprocess.Popen(
+            [sys.executable, str(script), json.dumps([list(k) for k, _ in CHORDS])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             first = peer.stdout.readline()
             assert "ready" in first, first + (peer.stderr.read()[-2000:] if peer.poll() is not None else "")
@@ -131,17 +143,16 @@ def test_chords_played_over_jack_drive_the_band_from_the_next_step(jack_server, 
         s.stop()
 
 
-def test_chords_only_on_the_computer_keyboard_and_a_chart_loaded_while_playing(pulse_server, liveband_home,
-                                                                              tmp_path):
+def test_chords_only_on_the_computer_keyboard_and_a_chart_loaded_while_playing(pulse_server, liveband_home, tmp_path):
     with Session(EngineConfig(tempo=120.0, count_in_bars=0), AudioConfig(blocksize=256)) as s:
         assert s.audio.active, s.snapshot().notices
-        s.set_arranger(True, 60)                 # the Z row (C3-B3) is the chord hand
+        s.set_arranger(True, 60)  # the Z row (C3-B3) is the chord hand
         band = Onsets()
         s.add_band_listener(band)
         s.play()
         time.sleep(0.8)
         kb = s.inputs.keyboard
-        rows = [("zcb", "C"), ("nzc", "Am"), ("vnz", "F"), ("bmxv", "G7")]     # chords only, no melody
+        rows = [("zcb", "C"), ("nzc", "Am"), ("vnz", "F"), ("bmxv", "G7")]  # chords only, no melody
         for keys, _ in rows:
             for k in keys:
                 note = kb.press(k)
@@ -154,7 +165,7 @@ def test_chords_only_on_the_computer_keyboard_and_a_chart_loaded_while_playing(p
             time.sleep(0.3)
         time.sleep(0.4)
         check_band_followed(s, band, [name for _, name in rows])
-        assert not any(is_note_on(f[5]) for f in list(s.generator.recent))      # no melody at all
+        assert not any(is_note_on(f[5]) for f in list(s.generator.recent))  # no melody at all
         assert s.snapshot().bar >= 2
         # a chart file loaded while playing: the arranger off, the chart from the next bar line
         song = tmp_path / "song.txt"
@@ -162,7 +173,7 @@ def test_chords_only_on_the_computer_keyboard_and_a_chart_loaded_while_playing(p
         s.set_arranger(False)
         s.load_chart(str(song))
         assert s.chart_text() == song.read_text()
-        time.sleep(7.0)                          # the next bar line (< 2 s) and then 2 bars and more
+        time.sleep(7.0)  # the next bar line (< 2 s) and then 2 bars and more
         gen, clock = s.generator, s.clock
         stream = {int(f[0]): int(f[1]) for f in list(gen.recent)}
         start = gen.chord_source.start

@@ -1,6 +1,7 @@
 """The session's output device (liveband.session_audio) without a stream: the audio clock
 falls back to the mixer's counter, a device that does not exist is a notice (not an
 error) naming it, and the microphone gain is validated before it is kept."""
+
 from __future__ import annotations
 
 import threading
@@ -29,7 +30,7 @@ def test_without_a_stream_the_clock_is_the_mixers_and_a_later_time_is_further_on
     assert a.now() == mixer.clock == 0
     assert a.heard() <= a.now()
     later = a.sample_at(time.monotonic() + 0.5)
-    assert abs(later - 24000) <= 480                   # half a second at 48 kHz, within 10 ms
+    assert abs(later - 24000) <= 480  # half a second at 48 kHz, within 10 ms
     assert not a.active and not a.wanted
 
 

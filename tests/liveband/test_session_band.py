@@ -1,4 +1,5 @@
 """The band's pure rules (liveband.session_band): tap tempo and which mixer strips sound."""
+
 from __future__ import annotations
 
 from liveband.session_band import silenced, tap_tempo
@@ -24,7 +25,11 @@ def test_tap_tempo_stays_in_the_band_range():
 
 def test_a_muted_strip_is_silent_and_the_others_sound():
     assert silenced(strips(keys=PartState(True, False, 1.0, 0))) == {
-        "bass": False, "keys": True, "drums": False, "melody": False}
+        "bass": False,
+        "keys": True,
+        "drums": False,
+        "melody": False,
+    }
 
 
 def test_a_solo_silences_every_strip_not_soloed_and_two_solos_both_sound():

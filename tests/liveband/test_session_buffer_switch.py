@@ -4,6 +4,7 @@ silence of its own) is recorded from the speakers' monitor across the switches, 
 silence in it is longer than one block; the band plays on; and the switch does no full
 garbage collection (which held the GIL for 0.15-0.6 s: a frozen window, and a silent
 block for a Python callback)."""
+
 from __future__ import annotations
 
 import gc
@@ -18,7 +19,7 @@ from liveband.config import AudioConfig, EngineConfig
 from liveband.session import Session
 
 SR = 48000
-ORGAN = 19           # church organ: it sounds as long as the key is held
+ORGAN = 19  # church organ: it sounds as long as the key is held
 
 
 def silences_ms(path, start_s: float, end_s: float, level: float = 0.01, shortest_ms: float = 1.5) -> list[float]:
@@ -28,15 +29,14 @@ def silences_ms(path, start_s: float, end_s: float, level: float = 0.01, shortes
     with wave.open(str(path)) as w:
         assert w.getframerate() == SR
         a = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2).astype(np.float32) / 32768
-    a = a[int(start_s * SR):len(a) - int(end_s * SR)]
+    a = a[int(start_s * SR) : len(a) - int(end_s * SR)]
     loud = np.flatnonzero(np.abs(a).max(axis=1) > level)
     assert loud.size > SR, "the held note was not recorded"
     d = np.diff(loud)
     return [float(x) / SR * 1000 for x in d[d > SR * shortest_ms / 1000]]
 
 
-def test_buffer_and_device_switches_keep_the_band_and_are_silent_under_one_block(pulse_server, liveband_home,
-                                                                                 tmp_path):
+def test_buffer_and_device_switches_keep_the_band_and_are_silent_under_one_block(pulse_server, liveband_home, tmp_path):
     full: list[float] = []
 
     def on_gc(phase: str, info: dict) -> None:
@@ -49,7 +49,7 @@ def test_buffer_and_device_switches_keep_the_band_and_are_silent_under_one_block
         s.set_master_volume(1.0)
         s.play()
         assert wait_for(lambda: s.generator is not None and s.generator.steps > 8, 10.0)
-        s.mixer.set_program(MELODY.channel, ORGAN)        # after play, which sets the parts' programs
+        s.mixer.set_program(MELODY.channel, ORGAN)  # after play, which sets the parts' programs
         rec = pulse_server.record_output(tmp_path / "monitor.wav")
         time.sleep(1.0)
         s.key_event(60, True, 110)

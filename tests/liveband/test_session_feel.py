@@ -2,6 +2,7 @@
 shipped model and the real SoundFont: after ``Session.set_feel(swing=0.6, fills="off")``
 the off-beat 8ths the band plays (bass, keys, drums) move to 0.6 of the beat (long:short
 1.5:1) from the next steps, the fills stop, and the recorded take holds the swung band."""
+
 from __future__ import annotations
 
 import time
@@ -36,10 +37,10 @@ def test_swing_set_while_the_band_plays_moves_its_off_beat_eighths_by_the_set_ra
     with Session(EngineConfig(tempo=120.0, count_in_bars=0, style="rock"), AudioConfig(blocksize=256)) as s:
         assert s.audio.active, s.snapshot().notices
         log = EventLog()
-        s.add_band_listener(log)                 # everything the band is told to play
+        s.add_band_listener(log)  # everything the band is told to play
         s.play()
         assert wait_for(lambda: s.generator is not None and s.generator.steps > 0, 10.0)
-        jam(s, 8.5)                               # past bar 4's fill (2 s a bar)
+        jam(s, 8.5)  # past bar 4's fill (2 s a bar)
         clock = s.clock
         k_change = clock.step_at(s.mixer.clock)
         s.set_feel(swing=0.6, fills="off", time_feel="normal", humanise=0.0)
@@ -61,13 +62,16 @@ def test_swing_set_while_the_band_plays_moves_its_off_beat_eighths_by_the_set_ra
 
     for ch in (P.BASS.channel, P.KEYS.channel, P.DRUMS.channel):
         before = offbeat_lateness(ch, 0, k_change - 1)
-        after = offbeat_lateness(ch, k_change + 4, k_end - 1)    # the commit lead: set at the next step
+        after = offbeat_lateness(ch, k_change + 4, k_end - 1)  # the commit lead: set at the next step
         assert len(before) >= 8 and len(after) >= 8, (ch, len(before), len(after))
         assert max(abs(x) for x in before) < 0.01, (ch, before)
-        assert all(x == pytest.approx(0.4, abs=0.01) for x in after), (ch, after)   # at 0.6 of the beat
-    toms = [clock.step_at(t) for t, kind, c, d1, _ in log.events if kind == NOTE_ON and c == P.DRUMS.channel
-            and d1 == TOM_HIGH]
-    assert any(k < k_change for k in toms), toms                  # rock's fill at the end of bar 4
+        assert all(x == pytest.approx(0.4, abs=0.01) for x in after), (ch, after)  # at 0.6 of the beat
+    toms = [
+        clock.step_at(t)
+        for t, kind, c, d1, _ in log.events
+        if kind == NOTE_ON and c == P.DRUMS.channel and d1 == TOM_HIGH
+    ]
+    assert any(k < k_change for k in toms), toms  # rock's fill at the end of bar 4
     assert not any(k > k_change + 4 for k in toms), (k_change, toms)
     # the recorded take holds what the band played, swung included
     import mido
@@ -96,6 +100,10 @@ def test_the_band_plays_live_in_twelve_eight_and_the_take_says_so(pulse_server, 
     channels = {e[2] for e in log.events if e[1] == NOTE_ON}
     assert {P.BASS.channel, P.KEYS.channel, P.PAD.channel, P.DRUMS.channel} <= channels, channels
     assert json.loads((take / "session.json").read_text())["meter"] == "12/8"
-    sigs = {(m.numerator, m.denominator) for tr in mido.MidiFile(str(take / "session.mid")).tracks for m in tr
-            if m.type == "time_signature"}
+    sigs = {
+        (m.numerator, m.denominator)
+        for tr in mido.MidiFile(str(take / "session.mid")).tracks
+        for m in tr
+        if m.type == "time_signature"
+    }
     assert sigs == {(12, 8)}, sigs

@@ -2,6 +2,7 @@
 everything could hold the GIL past a block), so the session collects the young garbage
 itself, off the audio callback, and freezes a burst of new objects instead of scanning it.
 Real session on a real (software) PulseAudio server."""
+
 from __future__ import annotations
 
 import gc
@@ -28,7 +29,7 @@ def test_garbage_made_while_the_stream_plays_is_collected(pulse_server, liveband
     with Session(EngineConfig(), AudioConfig(blocksize=256)) as s:
         assert s.audio.active, s.snapshot().notices
         assert s.prepare(timeout=120)
-        assert not gc.isenabled()                 # the stream holds automatic collection off
+        assert not gc.isenabled()  # the stream holds automatic collection off
         freed = threading.Event()
         cyclic_garbage(freed)
         assert freed.wait(10), "cyclic garbage made during play was never collected"
@@ -46,5 +47,5 @@ def test_garbage_made_while_the_stream_plays_is_collected(pulse_server, liveband
         del burst
         freed2 = threading.Event()
         cyclic_garbage(freed2)
-        assert freed2.wait(10)                     # and collection goes on after it
-    assert gc.isenabled() and gc.get_freeze_count() == 0      # all given back at close
+        assert freed2.wait(10)  # and collection goes on after it
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # all given back at close

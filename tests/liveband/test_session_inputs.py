@@ -1,6 +1,7 @@
 """Where the player's notes go (liveband.session_inputs): a key sounds through its queue,
 reaches the band's generator and the roll; a hummed note snaps to a fixed key's scale and
 its note-off matches its note-on even when the key changes in between; input modes."""
+
 from __future__ import annotations
 
 import threading
@@ -45,16 +46,26 @@ def rig(soundfont, liveband_home):
     mixer = Mixer(synth, 48000, 1024)
     notices = Notices()
     lock = threading.RLock()
-    audio = SessionAudio(mixer, AudioConfig(), 48000, lock, notices)      # no stream
+    audio = SessionAudio(mixer, AudioConfig(), 48000, lock, notices)  # no stream
     control = ControlThread()
     sync = TempoSync(lock, notices, control, audio, transport=lambda kind: None)
     learn = MidiLearn(liveband_home / "bindings.json", control, dict)
     roll = Roll()
     roll.reset(Clock(48000, 120.0, "4/4", 0, start_sample=0))
     band, take = Band(), Take()
-    inputs = Inputs(lock, notices, mixer, audio, roll, sync, learn, generator=lambda: band,
-                    recorder=lambda: take, model_loader=threading.Thread(target=lambda: None),
-                    closing=threading.Event())
+    inputs = Inputs(
+        lock,
+        notices,
+        mixer,
+        audio,
+        roll,
+        sync,
+        learn,
+        generator=lambda: band,
+        recorder=lambda: take,
+        model_loader=threading.Thread(target=lambda: None),
+        closing=threading.Event(),
+    )
     yield inputs, band, take, roll, notices
     inputs.close()
     control.close()
@@ -63,12 +74,14 @@ def rig(soundfont, liveband_home):
 
 def test_a_key_sounds_through_its_queue_and_reaches_the_band_and_the_roll(rig):
     inputs, band, _, roll, _ = rig
-    inputs.key_event(64, True, velocity=200)          # velocity kept to MIDI's range
+    inputs.key_event(64, True, velocity=200)  # velocity kept to MIDI's range
     inputs.key_event(64, False)
     buf = np.zeros(8, EVENT_DTYPE)
     n = inputs.key_q.pop_until(1 << 62, buf)
     assert [(int(e["kind"]), int(e["channel"]), int(e["data1"]), int(e["data2"])) for e in buf[:n]] == [
-        (NOTE_ON, P.MELODY.channel, 64, 127), (NOTE_OFF, P.MELODY.channel, 64, 0)]
+        (NOTE_ON, P.MELODY.channel, 64, 127),
+        (NOTE_OFF, P.MELODY.channel, 64, 0),
+    ]
     assert [(p, on) for _t, p, on in band.heard] == [(64, True), (64, False)]
     assert [(part, pitch) for part, pitch, *_ in roll.notes_since(-1e9, 1e9)] == [("melody", 64)]
     with pytest.raises(ValueError, match="out of range"):
@@ -78,8 +91,8 @@ def test_a_key_sounds_through_its_queue_and_reaches_the_band_and_the_roll(rig):
 def test_a_hummed_note_snaps_to_the_fixed_key_and_its_off_matches_after_a_key_change(rig):
     inputs, band, take, _, _ = rig
     inputs.snap_scale = key_pitch_classes(*parse_key("C major"))
-    inputs.mic_note(4800, 61, True)                  # C#: not in C major, a tie goes up to D
-    inputs.snap_scale = None                          # the key is followed again
+    inputs.mic_note(4800, 61, True)  # C#: not in C major, a tie goes up to D
+    inputs.snap_scale = None  # the key is followed again
     inputs.mic_note(9600, 61, False)
     assert band.heard == [(4800, 62, True), (9600, 62, False)]
     assert [(e[1], e[3]) for e in take.events] == [(NOTE_ON, 62), (NOTE_OFF, 62)]

@@ -1,5 +1,6 @@
 """MIDI between processes over a real JACK server: another program plays into LiveBand's
 input (junk included) and hears the band on LiveBand's virtual output."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,9 @@ PEER = textwrap.dedent("""
 """) % {"inp": VIRTUAL_IN_NAME, "out": VIRTUAL_OUT_NAME}
 
 
-def test_midi_from_another_process_reaches_the_engine_and_the_band_reaches_it_back(jack_server, liveband_home,
-                                                                                   tmp_path):
+def test_midi_from_another_process_reaches_the_engine_and_the_band_reaches_it_back(
+    jack_server, liveband_home, tmp_path
+):
     with Session(EngineConfig(tempo=120.0, count_in_bars=0), AudioConfig(blocksize=256)) as s:
         assert s.audio.active, s.snapshot().notices
         s.open_midi_input(VIRTUAL_IN_NAME)
@@ -64,8 +66,13 @@ def test_midi_from_another_process_reaches_the_engine_and_the_band_reaches_it_ba
         s.set_midi_clock(True)
         script = tmp_path / "peer.py"
         script.write_text(PEER)
-        peer = subprocess.Popen([sys.executable, str(script), "4.0"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peer = subprocess.Popen(
+            [sys.executable, str(script), "4.0"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             first = peer.stdout.readline()
             assert "ready" in first, first + peer.stderr.read()[-2000:] if peer.poll() is not None else first
@@ -93,7 +100,7 @@ def test_midi_from_another_process_reaches_the_engine_and_the_band_reaches_it_ba
         s.stop()
     band_channels = {p.channel for p in P.BAND_PARTS}
     got = result["band"]
-    assert len(got) >= 8, got                       # 4 s of drums at least
+    assert len(got) >= 8, got  # 4 s of drums at least
     assert {c for c, _ in got} <= band_channels
     assert P.DRUMS.channel in {c for c, _ in got}
     # MIDI clock: one start, then 24 clocks per quarter note (120 BPM: 48 per second);

@@ -2,6 +2,7 @@
 plays into the session's virtual input on a real JACK server; learned controls drive
 the transport and the knobs, a foot switch starts and stops the band, and the bindings
 come back in a new session."""
+
 from __future__ import annotations
 
 import time
@@ -42,10 +43,10 @@ def test_learned_controls_drive_the_band_over_jack_and_persist(jack_session, wai
         try:
             s.midi_learn("play_stop")
             assert s.midi_learning == "play_stop"
-            box.cc(80, 127)                              # the move that is learned
+            box.cc(80, 127)  # the move that is learned
             assert wait_for(lambda: s.midi_learning is None and s.midi_bindings(), 3.0)
             box.cc(80, 0)
-            assert not s.snapshot().playing              # learning did not press it
+            assert not s.snapshot().playing  # learning did not press it
             box.cc(80, 127)
             assert wait_for(lambda: s.snapshot().playing, 5.0), s.snapshot().notices
             box.cc(80, 0)
@@ -54,7 +55,10 @@ def test_learned_controls_drive_the_band_over_jack_and_persist(jack_session, wai
             assert wait_for(lambda: len(s.midi_bindings()) == 2, 3.0)
             for v in (0, 127, 32):
                 box.cc(21, v)
-                assert wait_for(lambda: abs(s.engine_config.density - v / 127.0) < 1e-9, 3.0), (v, s.engine_config.density)
+                assert wait_for(lambda: abs(s.engine_config.density - v / 127.0) < 1e-9, 3.0), (
+                    v,
+                    s.engine_config.density,
+                )
             # the band itself gets the knob (the generator's sampler)
             assert wait_for(lambda: abs(s.generator.sampler.density - 32 / 127.0) < 1e-9, 3.0)
             # a foot switch (sustain pedal CC64) learned onto play/stop stops and starts the band,
@@ -71,7 +75,7 @@ def test_learned_controls_drive_the_band_over_jack_and_persist(jack_session, wai
             assert wait_for(lambda: s.snapshot().playing, 5.0)
             assert not s.inputs.midi_in.port.callback.sustain
             box.cc(64, 0)
-            box.cc(80, 127)                              # CC 80 was rebound: passes on, does nothing
+            box.cc(80, 127)  # CC 80 was rebound: passes on, does nothing
             time.sleep(0.3)
             assert s.snapshot().playing
             # a learned note: tap tempo on a pad, not played as melody

@@ -2,14 +2,15 @@
 (a controller in its own JACK client): a pad moves the band to the chart's next section,
 a foot switch locks and unlocks the form, a button turns arranger mode on, a knob sets
 the swing and leaves the rest of the feel as it was."""
+
 from __future__ import annotations
 
 import pytest
+from test_session_learn import Controller  # a controller on JACK, as there
 from waiting import wait_for
 
 from liveband.config import AudioConfig, EngineConfig
 from liveband.session import VIRTUAL_IN_NAME, Session
-from test_session_learn import Controller  # a controller on JACK, as there
 
 CHART = "A: | C | Am | F | G |\nB: | Dm | G | C | C |\n"
 
@@ -21,8 +22,7 @@ def learn(s: Session, target: str, press) -> None:
 
 
 @pytest.mark.timeout(240)
-def test_section_lock_arranger_and_swing_from_a_controller_over_jack(jack_server, liveband_home, tmp_path,
-                                                                    monkeypatch):
+def test_section_lock_arranger_and_swing_from_a_controller_over_jack(jack_server, liveband_home, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     with Session(EngineConfig(tempo=120.0, count_in_bars=0), AudioConfig(blocksize=256)) as s:
         assert s.audio.active, s.snapshot().notices
@@ -37,8 +37,9 @@ def test_section_lock_arranger_and_swing_from_a_controller_over_jack(jack_server
             # next section: a pad (note 40) loops B from the next bar line, then A again
             learn(s, "next_section", lambda: box.note(40, 100))
             box.note(40, 100)
-            assert wait_for(lambda: s.form_state().source == "section" and s.form_state().section == "B",
-                            8.0), s.form_state()
+            assert wait_for(lambda: s.form_state().source == "section" and s.form_state().section == "B", 8.0), (
+                s.form_state()
+            )
             box.note(40, 100)
             assert wait_for(lambda: s.form_state().section == "A", 8.0), s.form_state()
             # lock form: a foot switch (CC 64) locks the last 4 bars, and unlocks them

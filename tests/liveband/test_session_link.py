@@ -1,6 +1,7 @@
 """Ableton Link over real pieces: a session and an aalink peer in this process find each
 other on localhost, agree on tempo both ways, and the band's bars start on Link's bar
 phase (the real synth and audio stream on a JACK dummy server)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -69,8 +70,10 @@ def test_session_joins_link_follows_tempo_and_bar_phase_and_sends_its_tempo(jack
             q_now = int(snap.step // 4)
             # Link agrees on the phase within its quantum (4 beats), not on the beat's
             # number: two peers' beat values may differ by whole bars
-            phases = [(peer.beat_at(heard(q)) - (q + s.sync.beat_lock.offset) + 2) % 4 - 2
-                      for q in range(max(clock.first_step // 4 + 2, q_now - 6), q_now)]
+            phases = [
+                (peer.beat_at(heard(q)) - (q + s.sync.beat_lock.offset) + 2) % 4 - 2
+                for q in range(max(clock.first_step // 4 + 2, q_now - 6), q_now)
+            ]
             assert s.sync.beat_lock.offset % 4 == 0
             ms = np.abs(phases) * 60000.0 / 97.0
             # a few ms on a quiet machine; each audio dropout on this busy 2-core VM delays
@@ -79,7 +82,7 @@ def test_session_joins_link_follows_tempo_and_bar_phase_and_sends_its_tempo(jack
             # a tempo change on the peer reaches the session and its band
             peer.link.tempo = 121.0
             assert wait_for(lambda: abs(s.snapshot().tempo - 121.0) < 0.01, 5.0), s.snapshot().tempo
-            time.sleep(7.0)          # the band was committed 1.5 beats ahead: it catches up first
+            time.sleep(7.0)  # the band was committed 1.5 beats ahead: it catches up first
             snap = s.snapshot()
             q = int(snap.step // 4)
             band_bpm = 8 * 60.0 * s.sample_rate / (clock.beat_to_sample(q) - clock.beat_to_sample(q - 8))

@@ -2,6 +2,7 @@
 peer on localhost (the real synth and audio stream on a JACK dummy server). The peer's
 play/stop start and stop the band; the band's play/stop start and stop the peer; Link's
 report of the band's own change does not start or stop it again."""
+
 from __future__ import annotations
 
 import time
@@ -38,7 +39,7 @@ def test_link_play_and_stop_go_both_ways_between_the_band_and_a_peer(jack_server
             # LiveBand's play starts the peer's transport, its stop stops it
             s.play()
             assert wait_for(lambda: peer.link.playing, 5.0)
-            time.sleep(1.5)          # Link reports the start back: it neither restarts nor stops the band
+            time.sleep(1.5)  # Link reports the start back: it neither restarts nor stops the band
             assert s.snapshot().playing and s.generator is not None and s.generator.error is None
             s.stop()
             assert wait_for(lambda: not peer.link.playing, 5.0)
@@ -48,7 +49,7 @@ def test_link_play_and_stop_go_both_ways_between_the_band_and_a_peer(jack_server
             s.play()
             s.stop()
             time.sleep(1.5)
-            assert not s.snapshot().playing and not peer.link.playing, s.sync.link.num_peers   # 1: no other Link app
+            assert not s.snapshot().playing and not peer.link.playing, s.sync.link.num_peers  # 1: no other Link app
             # off Link, a peer's play is none of the band's business
             s.set_sync("internal")
             peer.link.playing = True

@@ -2,9 +2,12 @@
 with the shipped model and the real SoundFont: with no key fixed the band plays only its
 drums until the player has given a few notes, then enters in the key those notes imply,
 and the key shown is the one its chords keep to; with a key fixed it plays from the start."""
+
 from __future__ import annotations
 
 import time
+
+from waiting import wait_for
 
 from engine import parts as P
 from engine.events import NOTE_ON
@@ -13,7 +16,6 @@ from engine.renderer import EventLog
 from liveband.config import AudioConfig, EngineConfig
 from liveband.session import Session
 from models.tokens import CHORD_BASE, chord_pitch_classes
-from waiting import wait_for
 
 TONAL = (P.BASS.channel, P.KEYS.channel, P.PAD.channel)
 E_MINOR = (64, 67, 71, 69, 67, 66, 64, 71)
@@ -58,9 +60,9 @@ def test_the_band_waits_for_the_players_key_with_drums_then_plays_in_the_key_it_
         chords = [int(f[1]) for f in list(gen.recent) if f[0] >= entered and f[1] >= CHORD_BASE]
         assert chords
         in_key = sum(chord_pitch_classes(c) <= scale for c in chords) / len(chords)
-        assert in_key >= 0.9, in_key                     # the chords keep to the key shown
+        assert in_key >= 0.9, in_key  # the chords keep to the key shown
         s.stop()
-        assert s.snapshot().key == "E minor"             # what the band played in stays shown
+        assert s.snapshot().key == "E minor"  # what the band played in stays shown
 
 
 def test_with_a_key_fixed_the_band_plays_in_it_from_the_first_bar(pulse_server, liveband_home):
@@ -74,7 +76,7 @@ def test_with_a_key_fixed_the_band_plays_in_it_from_the_first_bar(pulse_server, 
         clock = s.clock
         assert wait_for(lambda: clock.step_at(s.mixer.clock) >= 16, 15.0)
         tonal = onsets(log, TONAL)
-        assert tonal and min(clock.step_at(t) for t in tonal) < 8, tonal[:4]     # nothing was played
+        assert tonal and min(clock.step_at(t) for t in tonal) < 8, tonal[:4]  # nothing was played
         assert s.snapshot().key == "E minor"
         gen = s.generator
         scale = key_pitch_classes(*parse_key("E minor"))

@@ -1,6 +1,7 @@
 """The live session on a real (software) PulseAudio server: a played note is heard within
 one block plus the stream's latency, a one-minute session with the band running records
 the WAV and MIDI that were played, and a server that vanishes mid-session is survived."""
+
 from __future__ import annotations
 
 import time
@@ -10,8 +11,8 @@ from collections import Counter
 import mido
 import numpy as np
 import pytest
-from waiting import wait_for
 from scipy.signal import fftconvolve
+from waiting import wait_for
 
 from engine import parts as P
 from engine.events import NOTE_OFF, NOTE_ON
@@ -38,9 +39,9 @@ def onsets(audio: np.ndarray, loud: float = 0.03, quiet: float = 0.002) -> list[
     out = []
     f = 150
     while f < frames.size:
-        if frames[f] > loud and frames[f - 150:f - 50].max() < quiet:
+        if frames[f] > loud and frames[f - 150 : f - 50].max() < quiet:
             lo = (f - 50) * ms
-            above = np.flatnonzero(env[lo:(f + 1) * ms] > quiet)
+            above = np.flatnonzero(env[lo : (f + 1) * ms] > quiet)
             out.append(lo + int(above[0]))
             f += 150
         else:
@@ -92,8 +93,8 @@ def test_played_note_is_heard_within_one_block_plus_latency(pulse_server, liveba
             tee.reset()
             t0 = time.monotonic()
             s.key_event(pitch, True, 120)
-            stamp = s.inputs.key_q.last_time           # the sample the press was timed at
-            fixed.append(s.audio.player_latency())   # the delay it was timed with
+            stamp = s.inputs.key_q.last_time  # the sample the press was timed at
+            fixed.append(s.audio.player_latency())  # the delay it was timed with
             assert wait_for(lambda: tee.first_loud is not None, 1.0)
             _, cb, _ = s.audio.first_block_after(t0)
             # the note sounds from its stamp: the first period of the player's two synths
@@ -120,11 +121,11 @@ def test_played_note_is_heard_within_one_block_plus_latency(pulse_server, liveba
         fixed = np.array(fixed)
         assert (latency > 0).all(), latency
         assert (fixed <= 2 * block / SR + buffer.max() + 0.002).all(), (fixed, buffer)
-        off = latency - fixed              # the period wait and the attack: under 2 ms
+        off = latency - fixed  # the period wait and the attack: under 2 ms
         late = (off < -0.0002) | (off > 0.002)
         # a note caught in a server stall is excused only when PortAudio reported it
         assert late.sum() == 0 or (late.sum() == 1 and s.mixer.xruns > 0), (off, s.mixer.xruns)
-        assert np.ptp(off[~late]) <= 0.0012, off      # the jitter: under the 1 ms target + rounding
+        assert np.ptp(off[~late]) <= 0.0012, off  # the jitter: under the 1 ms target + rounding
 
         xruns = s.mixer.xruns
         # The monitored output holds these notes where PortAudio said they would reach
@@ -141,8 +142,9 @@ def test_played_note_is_heard_within_one_block_plus_latency(pulse_server, liveba
 
 
 def band_notes(events, channels):
-    return [(t, k, c, d1) for t, k, c, d1, d2 in events
-            if c in channels and (k == NOTE_OFF or (k == NOTE_ON and d2 > 0))]
+    return [
+        (t, k, c, d1) for t, k, c, d1, d2 in events if c in channels and (k == NOTE_OFF or (k == NOTE_ON and d2 > 0))
+    ]
 
 
 @pytest.mark.slow
@@ -153,10 +155,10 @@ def test_one_minute_session_with_the_band_records_what_was_played(pulse_server, 
         rec = pulse_server.record_output(mon)
         time.sleep(0.5)
         sent_log = EventLog()
-        s.add_band_listener(sent_log)           # a copy of everything the band is told to play
+        s.add_band_listener(sent_log)  # a copy of everything the band is told to play
         s.play()
         assert wait_for(lambda: s.generator is not None and s.generator.steps > 0, 5.0)
-        tee = Tee(s.mixer.tap, keep=True)        # what the callback sent, block by block
+        tee = Tee(s.mixer.tap, keep=True)  # what the callback sent, block by block
         s.mixer.set_tap(tee)
         melody = [60, 62, 64, 65, 67, 65, 64, 62]
         played = []
@@ -173,7 +175,7 @@ def test_one_minute_session_with_the_band_records_what_was_played(pulse_server, 
         snap = s.snapshot()
         assert snap.playing and snap.recording and not snap.counting_in
         gen = s.generator
-        assert gen.error is None and gen.steps > 400          # about 120 steps per 15 s at 120 BPM
+        assert gen.error is None and gen.steps > 400  # about 120 steps per 15 s at 120 BPM
         take = s.recorder.folder
         # Crash safety: while the take runs, both files on disk are already complete.
         assert read_wav(take / "mix.wav").shape[0] > 50 * SR
@@ -199,13 +201,18 @@ def test_one_minute_session_with_the_band_records_what_was_played(pulse_server, 
     sent = band_notes(sent_log.events, band_channels)
     sent_before_stop = Counter((c, n) for t, k, c, n in sent if k == NOTE_ON and t < t_stop)
     sent_all = Counter((c, n) for t, k, c, n in sent if k == NOTE_ON)
-    recorded = Counter((msg.channel, msg.note) for name, msgs in by_name.items() if name != "Melody"
-                       for msg in msgs if msg.type == "note_on" and msg.velocity > 0)
+    recorded = Counter(
+        (msg.channel, msg.note)
+        for name, msgs in by_name.items()
+        if name != "Melody"
+        for msg in msgs
+        if msg.type == "note_on" and msg.velocity > 0
+    )
     # every band note due before stop() was recorded; nothing the band was not told to play
     assert not (sent_before_stop - recorded), sent_before_stop - recorded
     assert not (recorded - sent_all), recorded - sent_all
     assert sum(recorded.values()) > 100
-    assert m.late_steps <= 4, m          # the band kept ahead of the clock (a loaded 2-core box may stall a step)
+    assert m.late_steps <= 4, m  # the band kept ahead of the clock (a loaded 2-core box may stall a step)
 
     # WAV: exactly the audio the callback sent (16-bit), every block of the take, and
     # it is what the speakers got. The monitor's timeline has gaps wherever the
@@ -218,18 +225,18 @@ def test_one_minute_session_with_the_band_records_what_was_played(pulse_server, 
     sent = np.concatenate([b for _, b in tee.blocks])
     n = min(sent.shape[0], mix.shape[0] - first)
     assert n > 40 * SR
-    assert np.abs(mix[first:first + n] - np.clip(sent[:n], -1, 1)).max() <= 1.5 / 32768
+    assert np.abs(mix[first : first + n] - np.clip(sent[:n], -1, 1)).max() <= 1.5 / 32768
     ref = read_wav(mon)[:, 0]
-    energy = np.sqrt(np.maximum(fftconvolve(ref ** 2, np.ones(SR // 2), mode="valid"), 0.0))
+    energy = np.sqrt(np.maximum(fftconvolve(ref**2, np.ones(SR // 2), mode="valid"), 0.0))
     # Floor the normaliser relative to the loudest window: dividing by ~0 in silent
     # stretches of the monitor (before the band starts, server underruns) would make
     # silence the best "match" for every segment.
     energy = np.maximum(energy, 0.05 * energy.max())
     matches = []
     for k in range(2, mix.shape[0] // SR - 2, 4):
-        seg = mix[k * SR:k * SR + SR // 2, 0]
+        seg = mix[k * SR : k * SR + SR // 2, 0]
         lag = int(np.argmax(fftconvolve(ref, seg[::-1], mode="valid") / energy))
-        matches.append(float(np.corrcoef(ref[lag:lag + seg.size], seg)[0, 1]))
+        matches.append(float(np.corrcoef(ref[lag : lag + seg.size], seg)[0, 1]))
     assert sum(r > 0.9 for r in matches) >= 0.5 * len(matches), np.round(matches, 3)
 
 
@@ -248,14 +255,14 @@ def test_server_gone_mid_session_gives_notice_and_keeps_the_recording(liveband_h
         time.sleep(2.0)
         take = s.recorder.folder
         recorded_before = s.mixer.clock - s.recorder.ring.first_time
-        srv.stop()                                 # the audio server goes away
-        assert wait_for(lambda: any("audio device lost" in n for n in s.snapshot().notices), 5.0), \
-            s.snapshot().notices
+        srv.stop()  # the audio server goes away
+        assert wait_for(lambda: any("audio device lost" in n for n in s.snapshot().notices), 5.0), s.snapshot().notices
         assert s.snapshot().playing
         srv2 = SoftwareAudioServer("pulse", name="liveband-back").start()
         try:
-            assert wait_for(lambda: any("audio restored" in n for n in s.snapshot().notices), 10.0), \
+            assert wait_for(lambda: any("audio restored" in n for n in s.snapshot().notices), 10.0), (
                 s.snapshot().notices
+            )
             blocks = s.mixer.blocks
             assert wait_for(lambda: s.mixer.blocks > blocks + 50, 5.0)
             assert not any("audio device lost" in n for n in s.snapshot().notices)
@@ -264,5 +271,5 @@ def test_server_gone_mid_session_gives_notice_and_keeps_the_recording(liveband_h
             s.close()
             srv2.stop()
     mix = read_wav(take / "mix.wav")
-    assert mix.shape[0] >= recorded_before                  # everything before the loss is kept
-    assert np.abs(mix[SR // 2:SR]).max() > 0.01               # and it is the chord that was playing
+    assert mix.shape[0] >= recorded_before  # everything before the loss is kept
+    assert np.abs(mix[SR // 2 : SR]).max() > 0.01  # and it is the chord that was playing

@@ -1,5 +1,6 @@
 """Mic mode on the real server: a hum sung into the (software) microphone becomes melody
 notes on the band's clock, with the hummed pitches and their rhythm."""
+
 from __future__ import annotations
 
 import time
@@ -62,8 +63,7 @@ def test_hummed_notes_reach_the_band_in_pitch_and_time(pulse_server, liveband_ho
     assert any(db > -40 and p is not None for db, p in levels)
 
 
-def test_input_gain_moves_the_meter_and_a_clipping_voice_gets_a_notice_that_goes(pulse_server, liveband_home,
-                                                                                  tmp_path):
+def test_input_gain_moves_the_meter_and_a_clipping_voice_gets_a_notice_that_goes(pulse_server, liveband_home, tmp_path):
     clip = make_hum(HumSpec(seed=5, sample_rate=SR, n_notes=3, tempo=120.0))
     path = _wav(tmp_path / "hum.wav", 0.5 * clip.audio / np.abs(clip.audio).max())
     with Session(EngineConfig(count_in_bars=0), AudioConfig(blocksize=256)) as s:
@@ -88,12 +88,12 @@ def test_input_gain_moves_the_meter_and_a_clipping_voice_gets_a_notice_that_goes
             player.wait(timeout=30)
             return peak, notices
 
-        loud, loud_notices = sing(20.0)             # 0.5 peak x 10 = far over full scale
+        loud, loud_notices = sing(20.0)  # 0.5 peak x 10 = far over full scale
         soft, soft_notices = sing(-20.0)
         assert s.input_gain_db == -20.0
-        assert loud - soft > 25.0, (loud, soft)     # 40 dB apart, the meter smooths a little
+        assert loud - soft > 25.0, (loud, soft)  # 40 dB apart, the meter smooths a little
         assert any("clips" in n for n in loud_notices), loud_notices
-        time.sleep(3.5)                             # the hint's hold time after the last clip
+        time.sleep(3.5)  # the hint's hold time after the last clip
         assert not any("clips" in n for n in s.snapshot().notices)
 
 
@@ -111,10 +111,10 @@ def test_the_tracker_is_ready_before_the_switch_to_hum_and_the_band_keeps_playin
         before = len([n for n in s.roll(-100) if n[0] != "melody"])
         s.set_input_mode("mic")
         assert s.inputs.wait_mic(30), s.snapshot().notices
-        assert s.inputs.mic.hum.tracker is ready          # no second load at the switch
+        assert s.inputs.mic.hum.tracker is ready  # no second load at the switch
         time.sleep(1.0)
         after = len([n for n in s.roll(-100) if n[0] != "melody"])
-        assert after > before, (before, after)       # the band played on through the switch
+        assert after > before, (before, after)  # the band played on through the switch
         s.set_input_mode("keyboard")
-        s.set_input_mode("mic")                       # and again: the same tracker is reused
+        s.set_input_mode("mic")  # and again: the same tracker is reused
         assert s.inputs.wait_mic(10) and s.inputs.mic.hum.tracker is ready

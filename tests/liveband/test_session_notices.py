@@ -1,5 +1,6 @@
 """What the player is told (liveband.session_notices): a problem stays until solved, a
 happening fades after EVENT_SECONDS, a confirmation after CONFIRM_SECONDS."""
+
 from __future__ import annotations
 
 from liveband.session_notices import CONFIRM_SECONDS, EVENT_SECONDS, Notices
@@ -17,7 +18,7 @@ def test_a_problem_stays_until_it_is_solved_one_per_topic():
     now = Clock()
     n = Notices(now)
     n.problem("audio", "no output")
-    n.problem("audio", "output lost")            # the newer text replaces the older
+    n.problem("audio", "output lost")  # the newer text replaces the older
     now.t += 10 * EVENT_SECONDS
     assert n.current() == ("output lost",) and n.has("audio")
     n.problem("audio", None)

@@ -1,5 +1,6 @@
 """A session without audio or MIDI hardware still constructs, says what is missing, and
 renders files offline; a broken SoundFont is refused with a message naming the file."""
+
 from __future__ import annotations
 
 import wave
@@ -30,15 +31,16 @@ def test_no_audio_device_gives_a_notice_and_offline_render_still_works(liveband_
         snap = s.snapshot()
         assert any("No Such Card" in n and "not found" in n for n in snap.notices), snap.notices
         assert not s.audio.active
-        s.key_event(60, True)                      # playing without a device is harmless
+        s.key_event(60, True)  # playing without a device is harmless
         s.key_event(60, False)
         fractions = []
         out = tmp_path / "out.wav"
-        s.render_file(str(melody_file(tmp_path / "m.mid")), str(out), str(tmp_path / "out.mid"),
-                      progress=fractions.append)
+        s.render_file(
+            str(melody_file(tmp_path / "m.mid")), str(out), str(tmp_path / "out.mid"), progress=fractions.append
+        )
     with wave.open(str(out)) as w:
         audio = np.frombuffer(w.readframes(w.getnframes()), "<i2")
-        assert w.getnframes() > 4 * w.getframerate()          # 4 s of melody + tail
+        assert w.getnframes() > 4 * w.getframerate()  # 4 s of melody + tail
     assert np.abs(audio).max() > 1000
     assert fractions and fractions[-1] == pytest.approx(1.0)
     tracks = mido.MidiFile(str(tmp_path / "out.mid")).tracks
@@ -71,14 +73,14 @@ def test_bad_values_are_refused_with_clear_errors(liveband_home):
 def test_prepare_waits_for_the_band_and_a_fixed_key_is_reported_and_validated(liveband_home):
     with Session(start_audio=False) as s:
         assert s.prepare(timeout=120)
-        assert s.snapshot().backend in ("torch-cpu", "onnx-cpu")    # the real model, not the rules
+        assert s.snapshot().backend in ("torch-cpu", "onnx-cpu")  # the real model, not the rules
         s.set_key("f#m")
         assert s.snapshot().key == "F# minor"
         with pytest.raises(SessionError, match="not a key"):
             s.set_key("H major")
-        assert s.snapshot().key == "F# minor"                        # a bad key changes nothing
+        assert s.snapshot().key == "F# minor"  # a bad key changes nothing
         s.set_key(None)
-        assert s.snapshot().key == ""                                # back to listening (nothing played)
+        assert s.snapshot().key == ""  # back to listening (nothing played)
 
 
 def test_the_dropout_counter_counts_nothing_while_nothing_sounds(liveband_home):
@@ -86,13 +88,13 @@ def test_the_dropout_counter_counts_nothing_while_nothing_sounds(liveband_home):
     show as dropouts; only a gap beside sound counts for the player."""
     with Session(start_audio=False) as s:
         buf = np.zeros((256, 2), np.float32)
-        for _ in range(10):                        # what the audio callback does on underflow
+        for _ in range(10):  # what the audio callback does on underflow
             s.mixer.process(buf, True)
         assert s.snapshot().xruns == 0
         s.key_event(60, True)
         for _ in range(20):
             s.mixer.process(buf)
-        s.mixer.process(buf, True)                 # a gap in the player's note
+        s.mixer.process(buf, True)  # a gap in the player's note
         s.key_event(60, False)
         assert s.snapshot().xruns == 1
 

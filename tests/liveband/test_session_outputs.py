@@ -1,5 +1,6 @@
 """The dispatcher (liveband.session_outputs): events the audio applied reach the take in
 order, and ``settle`` returns only after they have (no sleep orders the threads)."""
+
 from __future__ import annotations
 
 import threading
@@ -28,7 +29,7 @@ def parts(soundfont):
     synth = Synth(soundfont, sample_rate=48000)
     mixer = Mixer(synth, 48000, 1024)
     notices = Notices()
-    audio = SessionAudio(mixer, AudioConfig(), 48000, threading.RLock(), notices)   # no stream
+    audio = SessionAudio(mixer, AudioConfig(), 48000, threading.RLock(), notices)  # no stream
     take = Take()
     out = Outputs(mixer, audio, notices, recorder=lambda: take, band_clock=lambda: None)
     yield out, take, notices
@@ -45,11 +46,12 @@ def test_after_settle_every_logged_event_is_in_the_take_in_order(parts):
     out, take, notices = parts
     out.start()
     for round_ in range(20):
-        sent = [(1000 * round_ + k, NOTE_ON if k % 2 == 0 else NOTE_OFF, 0, 60 + k, 90 if k % 2 == 0 else 0)
-                for k in range(8)]
+        sent = [
+            (1000 * round_ + k, NOTE_ON if k % 2 == 0 else NOTE_OFF, 0, 60 + k, 90 if k % 2 == 0 else 0)
+            for k in range(8)
+        ]
         for ev in sent:
             out.log.push(*ev)
         assert out.settle(timeout=5.0)
         assert take.events[-8:] == sent, round_
     assert len(take.events) == 160 and notices.current() == ()
-

@@ -1,6 +1,7 @@
 """The app's Render (Session.render_file) and `liveband render` are one code path: a hummed
 WAV renders from the app, and a file renders to the same band from both, at the file's
 tempo and on the command's default backend. Real checkpoint, real SoundFont."""
+
 from __future__ import annotations
 
 import wave
@@ -8,14 +9,14 @@ import wave
 import mido
 import numpy as np
 import pytest
+from test_render import small_disk  # noqa: F401  (the fixture: a 16 MB tmpfs)
 
 from engine.pitch.synth_hum import HumSpec, make_hum
 from liveband import cli
 from liveband.config import EngineConfig
 from liveband.session import Session
-from test_render import small_disk  # noqa: F401  (the fixture: a 16 MB tmpfs)
 
-SESSION_TEMPO = 150.0    # the window's tempo: a file renders at its own, not this one
+SESSION_TEMPO = 150.0  # the window's tempo: a file renders at its own, not this one
 
 
 def hum_wav(path):
@@ -41,8 +42,12 @@ def melody_mid(path, bpm=90):
 
 
 def tempos(mid_path) -> set[float]:
-    return {round(mido.tempo2bpm(m.tempo), 3) for t in mido.MidiFile(str(mid_path)).tracks
-            for m in t if m.type == "set_tempo"}
+    return {
+        round(mido.tempo2bpm(m.tempo), 3)
+        for t in mido.MidiFile(str(mid_path)).tracks
+        for m in t
+        if m.type == "set_tempo"
+    }
 
 
 def notes(mid_path) -> list[tuple]:
@@ -58,14 +63,32 @@ def notes(mid_path) -> list[tuple]:
 
 
 def cli_render(src, out, mid, cfg: EngineConfig):
-    return cli.main(["render", str(src), "-o", str(out), "--midi-out", str(mid), "--style", cfg.style,
-                     "--temperature", str(cfg.temperature), "--density", str(cfg.density),
-                     "--harmony-follow", str(cfg.harmony_follow), "--seed", str(cfg.seed)])
+    return cli.main(
+        [
+            "render",
+            str(src),
+            "-o",
+            str(out),
+            "--midi-out",
+            str(mid),
+            "--style",
+            cfg.style,
+            "--temperature",
+            str(cfg.temperature),
+            "--density",
+            str(cfg.density),
+            "--harmony-follow",
+            str(cfg.harmony_follow),
+            "--seed",
+            str(cfg.seed),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     import os
+
     old = os.environ.get("LIVEBAND_HOME")
     os.environ["LIVEBAND_HOME"] = str(tmp_path_factory.mktemp("home"))
     try:
@@ -88,7 +111,7 @@ def test_a_hummed_wav_renders_from_the_app_at_the_recordings_tempo(session, tmp_
         assert w.getnframes() > 2 * w.getframerate()
     assert np.abs(audio).max() > 1000
     assert fractions and fractions[-1] == pytest.approx(1.0)
-    assert tempos(mid) == {100.0}                 # a recording plays at 100 BPM, as in the CLI
+    assert tempos(mid) == {100.0}  # a recording plays at 100 BPM, as in the CLI
     assert len(notes(mid)) > 6
 
 
@@ -96,8 +119,8 @@ def test_the_app_and_the_command_render_a_file_to_the_same_band(session, tmp_pat
     src = melody_mid(tmp_path / "tune.mid", bpm=90)
     session.render_file(str(src), str(tmp_path / "app.wav"), str(tmp_path / "app.mid"))
     assert cli_render(src, tmp_path / "cli.wav", tmp_path / "cli.mid", session.engine_config) == 0
-    assert "onnx-cpu" in capsys.readouterr().out          # the command's default backend
-    assert tempos(tmp_path / "app.mid") == {90.0}         # the file's tempo, not the window's
+    assert "onnx-cpu" in capsys.readouterr().out  # the command's default backend
+    assert tempos(tmp_path / "app.mid") == {90.0}  # the file's tempo, not the window's
     app, cmd = notes(tmp_path / "app.mid"), notes(tmp_path / "cli.mid")
     assert len(app) > 20 and app == cmd
 
@@ -110,19 +133,22 @@ def test_the_apps_render_is_loudness_normalised_and_writes_stems_that_add_up(ses
     session.render_file(str(src), str(tmp_path / "band.wav"), str(tmp_path / "band.mid"), stems=True)
     stems = sorted(p.name for p in tmp_path.glob("band.*.wav"))
     assert stems == ["band.bass.wav", "band.drums.wav", "band.keys.wav", "band.melody.wav", "band.pad.wav"]
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []     # no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
     mix, sr = read_wav(tmp_path / "band.wav")
     assert abs(integrated_loudness(mix, sr) + 16.0) < 0.5 and np.abs(mix).max() <= 10 ** (-1 / 20) + 1e-4
     total = sum(read_wav(tmp_path / name)[0] for name in stems)
-    err = np.sqrt(np.mean((total - mix) ** 2)) / np.sqrt(np.mean(mix ** 2))
+    err = np.sqrt(np.mean((total - mix) ** 2)) / np.sqrt(np.mean(mix**2))
     assert 20 * np.log10(err) < -60.0
 
 
 def huge_delta_mid(path):
     """A 40-byte MIDI whose one note lasts 0x0FFFFFFF ticks: 93 hours of audio."""
     mid = mido.MidiFile(type=0, ticks_per_beat=96)
-    mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=67, velocity=90, time=0),
-                                      mido.Message("note_off", note=67, time=0x0FFFFFFF)]))
+    mid.tracks.append(
+        mido.MidiTrack(
+            [mido.Message("note_on", note=67, velocity=90, time=0), mido.Message("note_off", note=67, time=0x0FFFFFFF)]
+        )
+    )
     mid.save(str(path))
     return path
 
@@ -137,18 +163,18 @@ def test_the_apps_render_never_writes_over_its_input_or_one_output_over_another(
     os.symlink(take, tmp_path / "link.wav")
     before = {p: p.read_bytes() for p in (src, take)}
     cases = [
-        (take, take, None),                              # the WAV output is the input
-        (take, tmp_path / "link.wav", None),             # ... through a link
-        (src, tmp_path / "tune.wav", src),               # the window's "tune.wav" + "tune.mid" beside it
-        (src, tmp_path / "x.wav", tmp_path / "sub" / ".." / "x.wav"),   # the two outputs are one file
-        (src, src, None),                                # a .mid asked to be the WAV
+        (take, take, None),  # the WAV output is the input
+        (take, tmp_path / "link.wav", None),  # ... through a link
+        (src, tmp_path / "tune.wav", src),  # the window's "tune.wav" + "tune.mid" beside it
+        (src, tmp_path / "x.wav", tmp_path / "sub" / ".." / "x.wav"),  # the two outputs are one file
+        (src, src, None),  # a .mid asked to be the WAV
     ]
     for path, out, mid in cases:
         with pytest.raises(UserError) as exc:
             session.render_file(str(path), str(out), None if mid is None else str(mid))
         msg = str(exc.value)
         assert len(msg.splitlines()) == 1 and ("input file" in msg or "same file" in msg or ".wav" in msg), msg
-        assert "-o " not in msg and "--midi-out" not in msg, msg        # the app has no options to name
+        assert "-o " not in msg and "--midi-out" not in msg, msg  # the app has no options to name
     assert {p: p.read_bytes() for p in (src, take)} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.wav", "take.wav", "tune.mid"]
 
@@ -179,7 +205,7 @@ def test_a_full_disk_in_the_apps_render_names_the_output_and_keeps_the_old_one(s
     tr = mido.MidiTrack()
     mid.tracks.append(tr)
     tr.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(120)))
-    for p in [67, 71, 74, 79, 74, 71] * 8:          # 24 s: about 4.6 MB of WAV, written twice
+    for p in [67, 71, 74, 79, 74, 71] * 8:  # 24 s: about 4.6 MB of WAV, written twice
         tr.append(mido.Message("note_on", note=p, velocity=90, time=0))
         tr.append(mido.Message("note_off", note=p, velocity=0, time=480))
     mid.save(str(tmp_path / "tune.mid"))

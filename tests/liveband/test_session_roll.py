@@ -1,5 +1,6 @@
 """The piano roll's notes (liveband.session_roll): notes in steps of the band's clock,
 open notes reaching 'now', planned notes marked, the band's tentative plan and the chord shown."""
+
 from __future__ import annotations
 
 from engine import parts as P
@@ -12,7 +13,7 @@ RATE = 48000
 
 
 def roll_at_120() -> tuple[Roll, Clock]:
-    clock = Clock(RATE, 120.0, "4/4", 0, start_sample=0)      # a 16th = 6000 samples
+    clock = Clock(RATE, 120.0, "4/4", 0, start_sample=0)  # a 16th = 6000 samples
     r = Roll()
     r.reset(clock)
     return r, clock
@@ -49,10 +50,10 @@ def test_all_off_ends_every_open_note_of_its_channel_only():
 
 def test_without_a_clock_or_for_other_events_nothing_is_drawn():
     r = Roll()
-    assert r.push(0, NOTE_ON, P.KEYS.channel, 60, 100)      # an EventSink always accepts
+    assert r.push(0, NOTE_ON, P.KEYS.channel, 60, 100)  # an EventSink always accepts
     r2, clock = roll_at_120()
     r2.push(clock.step_time(0), CONTROL, P.KEYS.channel, 7, 100)
-    r2.push(clock.step_time(0), NOTE_ON, 15, 60, 100)        # a channel no part plays on
+    r2.push(clock.step_time(0), NOTE_ON, 15, 60, 100)  # a channel no part plays on
     assert r.notes_since(0.0, 4.0) == [] and r2.notes_since(0.0, 4.0) == []
 
 
@@ -84,16 +85,24 @@ def test_the_plan_becomes_tentative_notes_from_the_first_step_not_committed():
 
     c, g = chord_token(0, "maj"), chord_token(7, "maj")
     assert c >= CHORD_BASE
-    frames = np.array([[c, HOLD, note_on(60), REST],        # step 10
-                       [c, note_on(43), HOLD, REST],        # 11: the bass moves
-                       [g, HOLD, REST, note_on(67)],        # 12: G, tenor stops, alto strikes
-                       [g, REST, REST, HOLD]])              # 13: the bass rests
+    frames = np.array(
+        [
+            [c, HOLD, note_on(60), REST],  # step 10
+            [c, note_on(43), HOLD, REST],  # 11: the bass moves
+            [g, HOLD, REST, note_on(67)],  # 12: G, tenor stops, alto strikes
+            [g, REST, REST, HOLD],
+        ]
+    )  # 13: the bass rests
     plan = Plan(10, frames, (36, None, None), frozenset({"bass", "keys", "pad"}))
     notes = plan_notes(plan, 10)
-    assert all(n[4] and n[5] for n in notes)                 # planned and tentative
+    assert all(n[4] and n[5] for n in notes)  # planned and tentative
     got = {(n[0], n[1], n[2], n[3]) for n in notes}
-    assert {("bass", 36, 10.0, 11.0), ("bass", 43, 11.0, 13.0), ("keys", 60, 10.0, 12.0),
-            ("keys", 67, 12.0, 14.0)} <= got
+    assert {
+        ("bass", 36, 10.0, 11.0),
+        ("bass", 43, 11.0, 13.0),
+        ("keys", 60, 10.0, 12.0),
+        ("keys", 67, 12.0, 14.0),
+    } <= got
     assert {n[1] % 12 for n in notes if n[0] == "pad" and n[2] == 10.0} == {0, 4, 7}
     assert {n[1] % 12 for n in notes if n[0] == "pad" and n[2] == 12.0} == {7, 11, 2}
     # a step later the plan is shown from the next uncommitted step; a muted part not at all

@@ -2,6 +2,7 @@
 generator): which source drives the chord stream (lock > arranger > chart > the model),
 a chart file loaded and saved with its text kept, a section looped, the form position the
 UI shows, and bad input refused in one line with nothing lost."""
+
 import threading
 
 import pytest
@@ -21,13 +22,15 @@ SONG = "# practice\nA: | C | Am |\nB: | F | G7 |\n"
 @pytest.fixture(scope="module")
 def live_model():
     from models.runtime import load_accompanist
+
     return load_accompanist()
 
 
 def band(model):
     clock = Clock(SR, 120.0, "4/4")
-    gen = StreamingGenerator(model, clock, PartRenderer([EventLog()], "pop", "4/4", seed=2), style="pop",
-                             sampler=ControlledSampler(2))
+    gen = StreamingGenerator(
+        model, clock, PartRenderer([EventLog()], "pop", "4/4", seed=2), style="pop", sampler=ControlledSampler(2)
+    )
     return gen, clock
 
 
@@ -46,7 +49,7 @@ def test_chart_arranger_and_lock_take_turns_on_the_real_band(live_model, tmp_pat
     gen, clock = band(live_model)
     st.attach(gen, clock)
     names = run(gen, clock, 64)
-    assert [names[s] for s in (0, 16, 32, 48)] == ["C", "Am", "F", "G7"]          # the chart from bar 1
+    assert [names[s] for s in (0, 16, 32, 48)] == ["C", "Am", "F", "G7"]  # the chart from bar 1
     s = st.state(40.0)
     assert (s.bar, s.form_bar, s.form_bars, s.section, s.source, s.loop) == (3, 3, 4, "B", "chart", 1)
     # arranger on: the left hand's chord wins from the next step (a chart stays loaded underneath)
@@ -63,7 +66,7 @@ def test_chart_arranger_and_lock_take_turns_on_the_real_band(live_model, tmp_pat
     assert [names[s] for s in range(128, 160)] == [names[s] for s in range(64, 96)]
     assert st.state(100.0).source == "locked" and st.state(100.0).form_bars == 2
     saved = st.save_chart(tmp_path / "locked.txt", locked=True)
-    back = parse_chart(saved.read_text())          # the locked form as a chart plays back step for step
+    back = parse_chart(saved.read_text())  # the locked form as a chart plays back step for step
     assert [chord_name(back.token_at(k, "4/4")) for k in range(32)] == [names[s] for s in range(64, 96)]
     # unlock: the arranger's chord again; arranger off: the chart again (from a bar line)
     st.unlock()

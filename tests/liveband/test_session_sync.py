@@ -1,5 +1,6 @@
 """Tempo sync over real pieces: MIDI clock and start/stop from another JACK MIDI client into
 the session's input (a real JACK server, the real synth and audio stream)."""
+
 from __future__ import annotations
 
 import json
@@ -68,8 +69,13 @@ class ClockSender:
     def __init__(self, tmp_path, port_part: str, bpm: float) -> None:
         script = tmp_path / "clock_sender.py"
         script.write_text(SENDER)
-        self.proc = subprocess.Popen([sys.executable, str(script), port_part, str(bpm)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), port_part, str(bpm)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         first = self.proc.stdout.readline()
         assert "ready" in first, first + (self.proc.stderr.read() if self.proc.poll() is not None else "")
 
@@ -97,14 +103,13 @@ def band_bpm(s: Session, snap) -> float:
 
 
 @pytest.mark.timeout(120)
-def test_midi_clock_from_another_jack_client_drives_tempo_and_transport(jack_session, wait_for, dac_line,
-                                                                         tmp_path):
+def test_midi_clock_from_another_jack_client_drives_tempo_and_transport(jack_session, wait_for, dac_line, tmp_path):
     with jack_session(tempo=120.0, count_in_bars=1, midi_in=True, sync="midi clock") as s:
         peer = ClockSender(tmp_path, VIRTUAL_IN_NAME, 100.0)
         beats = []
         dac_line.start(s)
         try:
-            time.sleep(1.0)                          # the clock runs; the band waits for start
+            time.sleep(1.0)  # the clock runs; the band waits for start
             assert not s.snapshot().playing
             peer.say("start")
             assert wait_for(lambda: s.snapshot().playing, 5.0), s.snapshot().notices
@@ -126,7 +131,7 @@ def test_midi_clock_from_another_jack_client_drives_tempo_and_transport(jack_ses
             t_stop, rendered = time.monotonic(), s.mixer.clock
             peer.say("stop")
             assert wait_for(lambda: not s.snapshot().playing, 3.0)
-            peer.say("start")                        # and again: start starts the band anew
+            peer.say("start")  # and again: start starts the band anew
             assert wait_for(lambda: s.snapshot().playing, 5.0), s.snapshot().notices
             assert s.clock is not clock
             peer.say("stop")
@@ -134,6 +139,7 @@ def test_midi_clock_from_another_jack_client_drives_tempo_and_transport(jack_ses
         finally:
             dac_line.stop()
             beats = peer.close()
+
     # the band's beats sit on the sender's (bar phase too: song position 0 is band step 0),
     # before the tempo change and from 1.5 s after it. How close depends on the transport:
     # JACK MIDI delivers once a 5.3 ms period on a quiet machine, 20-30 ms late when the
@@ -141,8 +147,14 @@ def test_midi_clock_from_another_jack_client_drives_tempo_and_transport(jack_ses
     def err_ms(q, t):
         return (clock.beat_to_sample(q) / s.sample_rate + dac_line.offset_at(t) - t) * 1000.0
 
-    steady = [err_ms(q, t) for q, t in beats if t < t_stop and q * 4 >= clock.first_step + 4
-              and clock.beat_to_sample(q) < rendered and not t_change - 0.2 < t < t_change + 1.5]
+    steady = [
+        err_ms(q, t)
+        for q, t in beats
+        if t < t_stop
+        and q * 4 >= clock.first_step + 4
+        and clock.beat_to_sample(q) < rendered
+        and not t_change - 0.2 < t < t_change + 1.5
+    ]
     assert len(steady) >= 10, (steady, beats, clock.first_step)
     assert np.median(np.abs(steady)) < 40.0, (steady, list(lock.errors_ms))
     # and on the clock as received, where the lock can do something about it

@@ -1,5 +1,6 @@
 """Recorded takes (liveband.session_takes): track names, no empty take without a stream,
 the take being recorded cannot be renamed or deleted."""
+
 from __future__ import annotations
 
 import threading
@@ -30,7 +31,7 @@ def takes(soundfont, liveband_home):
     synth = Synth(soundfont, sample_rate=48000)
     mixer = Mixer(synth, 48000, 1024)
     notices = Notices()
-    audio = SessionAudio(mixer, AudioConfig(), 48000, threading.RLock(), notices)   # never started
+    audio = SessionAudio(mixer, AudioConfig(), 48000, threading.RLock(), notices)  # never started
     settled = []
     yield Takes(mixer, audio, notices, 48000, settle=settled.append), notices, settled
     synth.close()
@@ -56,6 +57,7 @@ def test_the_take_being_recorded_cannot_be_renamed_or_deleted(takes):
     class Recording:
         class folder:
             name = "2026-12-02_2300"
+
     t.recorder = Recording()
     with pytest.raises(SessionError, match="being recorded"):
         t.rename("2026-12-02_2300", "song")

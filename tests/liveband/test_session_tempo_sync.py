@@ -1,5 +1,6 @@
 """Whose tempo the band follows (liveband.session_sync), without a source playing: the
 modes, the MIDI clock delay, the bar length Link is told, and what the player is told."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """`liveband sessions list/export` over takes the recorder wrote."""
+
 from __future__ import annotations
 
 import wave
@@ -60,8 +61,19 @@ def _one_line(text: str) -> str:
     return text
 
 
-@pytest.mark.parametrize("meta", ["[]", "null", '{"seconds": "abc"}', '{"tempo": 96.0, "seconds": 1.', '"x"',
-                                  '{"seconds": NaN}', '{"complete": "yes"}', b"\xff\xfe{}"])
+@pytest.mark.parametrize(
+    "meta",
+    [
+        "[]",
+        "null",
+        '{"seconds": "abc"}',
+        '{"tempo": 96.0, "seconds": 1.',
+        '"x"',
+        '{"seconds": NaN}',
+        '{"complete": "yes"}',
+        b"\xff\xfe{}",
+    ],
+)
 def test_list_shows_the_good_sessions_and_one_line_per_malformed_one(liveband_home, capsys, meta):
     good = make_take()
     bad = sessions_dir() / "20000101-000000"
@@ -127,7 +139,7 @@ def test_export_never_overwrites_and_leaves_nothing_half_done(liveband_home, tmp
     err = _one_line(capsys.readouterr().err)
     assert str(mine) in err and "exists" in err
     assert mine.read_bytes() == b"my own edit"
-    assert sorted(p.name for p in out.iterdir()) == [mine.name]     # no wav/json, no temp file
+    assert sorted(p.name for p in out.iterdir()) == [mine.name]  # no wav/json, no temp file
     mine.unlink()
     assert main(["sessions", "export", name, "-o", str(out)]) == 0
     capsys.readouterr()
@@ -160,15 +172,19 @@ def test_export_with_very_long_names_is_one_line(liveband_home, tmp_path, capsys
     assert main(["sessions", "export", renamed.name, "-o", str(out)]) == 2
     assert "too long" in _one_line(capsys.readouterr().err)
     assert not list(out.iterdir())
-    json.loads((renamed / "session.json").read_text())        # the source is untouched
+    json.loads((renamed / "session.json").read_text())  # the source is untouched
 
 
 def test_list_shows_meter_key_input_and_style_of_each_take(liveband_home, capsys):
-    rec = Recorder(new_session_folder(sessions_dir()), 48000, poll_s=0.05,
-                   meta={"tempo": 96.0, "style": "waltz", "meter": "3/4", "input": "mic"})
+    rec = Recorder(
+        new_session_folder(sessions_dir()),
+        48000,
+        poll_s=0.05,
+        meta={"tempo": 96.0, "style": "waltz", "meter": "3/4", "input": "mic"},
+    )
     rec.start()
     rec.ring.write(np.full((4800, 2), 0.2, np.float32), 0)
-    rec.set_meta("key", "G major")          # what the band heard by the end of the take
+    rec.set_meta("key", "G major")  # what the band heard by the end of the take
     rec.stop()
     assert main(["sessions", "list"]) == 0
     out = capsys.readouterr().out
@@ -191,9 +207,17 @@ def test_names_that_escape_the_folder_or_exist_are_refused_in_one_line(liveband_
     outside.mkdir()
     (outside / "keep.txt").write_text("mine")
     (sessions_dir() / "link").symlink_to(outside)
-    for argv in (["rename", a, "../escaped"], ["rename", a, ".hidden"], ["rename", a, b], ["rename", a, ""],
-                 ["delete", "../" + outside.name], ["delete", "link"], ["delete", "nope"], ["rename", "nope", "x"],
-                 ["delete"]):
+    for argv in (
+        ["rename", a, "../escaped"],
+        ["rename", a, ".hidden"],
+        ["rename", a, b],
+        ["rename", a, ""],
+        ["delete", "../" + outside.name],
+        ["delete", "link"],
+        ["delete", "nope"],
+        ["rename", "nope", "x"],
+        ["delete"],
+    ):
         assert main(["sessions", *argv]) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1, (argv, err)

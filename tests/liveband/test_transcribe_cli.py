@@ -1,5 +1,6 @@
 """`liveband transcribe` on a real WAV file: a MIDI file with the hummed notes comes out;
 a broken file gives one line on stderr and exit status 2."""
+
 import subprocess
 import sys
 
@@ -32,7 +33,7 @@ def test_transcribe_a_stereo_int16_wav_to_midi(tmp_path, hum):
     mid = mido.MidiFile(out)
     assert len(mid.tracks) == 1
     t, ons = 0.0, []
-    for msg in mid:          # iterating a MidiFile yields times in seconds
+    for msg in mid:  # iterating a MidiFile yields times in seconds
         t += msg.time
         if msg.type == "note_on" and msg.velocity > 0:
             ons.append((msg.note, t))
@@ -82,8 +83,9 @@ def test_silence_and_bad_samples_are_told_in_a_note_line(tmp_path, hum):
     wavfile.write(bad, 44100, x)
     r = run_cli("transcribe", str(bad), "-o", str(tmp_path / "n.mid"))
     assert r.returncode == 0, r.stderr
-    assert r.stderr.strip().splitlines() == ["liveband transcribe: note: 101 invalid (NaN/inf) input samples "
-                                             "were replaced by silence"]
+    assert r.stderr.strip().splitlines() == [
+        "liveband transcribe: note: 101 invalid (NaN/inf) input samples were replaced by silence"
+    ]
     notes = [m.note for m in mido.MidiFile(tmp_path / "n.mid") if m.type == "note_on" and m.velocity > 0]
     assert notes == [p for p, _, _ in hum.notes]
 
@@ -94,8 +96,9 @@ def test_render_accompanies_a_hummed_wav(tmp_path, hum, soundfont):
     wav = tmp_path / "hum.wav"
     wavfile.write(wav, 44100, (hum.audio * 32767).astype(np.int16))
     out, mid = tmp_path / "band.wav", tmp_path / "band.mid"
-    r = run_cli("render", str(wav), "-o", str(out), "--midi-out", str(mid), "--tempo", "100",
-                "--soundfont", str(soundfont))
+    r = run_cli(
+        "render", str(wav), "-o", str(out), "--midi-out", str(mid), "--tempo", "100", "--soundfont", str(soundfont)
+    )
     assert r.returncode == 0, r.stderr
     assert out.stat().st_size > 44
     # the part, without the instrument in the track name ("Bass (Fingered Bass)")
@@ -202,6 +205,7 @@ def test_a_failed_write_leaves_no_part_file_and_keeps_the_old_output(tmp_path, m
 
     def no_space(*_):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(os, "fsync", no_space)
     assert main(["transcribe", str(wav), "-o", str(out)]) == 2
     assert "No space left" in _one_line(capsys.readouterr().err)
@@ -215,10 +219,15 @@ def test_a_read_only_home_still_transcribes_with_one_note_line(tmp_path, hum_wav
     with read_only_dir(tmp_path / "home") as home:
         env = {k: v for k, v in os.environ.items() if k != "LIVEBAND_HOME"}
         env["HOME"] = str(home)
-        r = subprocess.run([sys.executable, "-c", code, "transcribe", str(hum_wav), "-o", str(out)],
-                           capture_output=True, text=True, timeout=300, env=env)
+        r = subprocess.run(
+            [sys.executable, "-c", code, "transcribe", str(hum_wav), "-o", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "cannot cache the pitch model" in _one_line(r.stderr)      # nor onnxruntime's telemetry warning
+    assert "cannot cache the pitch model" in _one_line(r.stderr)  # nor onnxruntime's telemetry warning
     notes = [m.note for m in mido.MidiFile(out) if m.type == "note_on" and m.velocity > 0]
     assert notes == [p for p, _, _ in hum.notes]
 
@@ -227,13 +236,19 @@ def test_a_long_file_prints_progress_lines(tmp_path, hum):
     """A minute of humming (two ten-second-ish tunes repeated): progress lines on a
     non-terminal stderr, then the result."""
     gap = np.zeros(44100, np.float32)
-    minute = np.concatenate([np.concatenate([hum.audio, gap])] * 12)[:60 * 44100]
+    minute = np.concatenate([np.concatenate([hum.audio, gap])] * 12)[: 60 * 44100]
     wav = tmp_path / "long.wav"
     wavfile.write(wav, 44100, (minute * 32767).astype(np.int16))
-    code = ("import sys; import liveband.commands.transcribe as t; t.PROGRESS_EVERY_S = 0.5; "
-            "from liveband.cli import main; sys.exit(main(sys.argv[1:]))")
-    r = subprocess.run([sys.executable, "-c", code, "transcribe", str(wav), "-o", str(tmp_path / "l.mid")],
-                       capture_output=True, text=True, timeout=300)
+    code = (
+        "import sys; import liveband.commands.transcribe as t; t.PROGRESS_EVERY_S = 0.5; "
+        "from liveband.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, "transcribe", str(wav), "-o", str(tmp_path / "l.mid")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     lines = [ln for ln in r.stderr.splitlines() if "long.wav" in ln and "%" in ln]
     assert len(lines) >= 2, r.stderr

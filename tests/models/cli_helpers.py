@@ -1,4 +1,5 @@
 """Running the real `liveband` command line from the model tests."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,12 @@ def run_cli(tmp_path: Path, *args, address_space_gb: float | None = None) -> sub
     """`python -m liveband.cli ARGS` in a subprocess with its cache and home inside tmp_path.
     An address-space cap keeps a loader that would allocate gigabytes from taking the
     machine with it."""
-    env = {**os.environ, "LIVEBAND_CACHE": str(tmp_path / "cache"), "LIVEBAND_HOME": str(tmp_path / "home"),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "LIVEBAND_CACHE": str(tmp_path / "cache"),
+        "LIVEBAND_HOME": str(tmp_path / "home"),
+        "OMP_NUM_THREADS": "1",
+    }
     env.pop("LIVEBAND_DEBUG", None)
 
     def cap() -> None:
@@ -36,5 +41,12 @@ def run_cli(tmp_path: Path, *args, address_space_gb: float | None = None) -> sub
             limit = int(address_space_gb * 2**30)
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    return subprocess.run([sys.executable, "-m", "liveband.cli", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300, preexec_fn=cap)
+    return subprocess.run(
+        [sys.executable, "-m", "liveband.cli", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=cap,
+    )

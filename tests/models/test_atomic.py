@@ -1,4 +1,5 @@
 """models.atomic: the one writer of whole-or-nothing output files."""
+
 from __future__ import annotations
 
 import os

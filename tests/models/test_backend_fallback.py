@@ -1,4 +1,5 @@
 """The backends and their one fallback rule (models.backends)."""
+
 import pytest
 
 import models.backends as b
@@ -12,8 +13,9 @@ def test_unknown_backend_is_named_and_refused():
 
 
 def test_the_chain_is_walked_once_with_one_notice(monkeypatch):
-    monkeypatch.setattr(b, "backend_unavailable_reason",
-                        lambda name: "no CUDA GPU is visible" if name.endswith("cuda") else None)
+    monkeypatch.setattr(
+        b, "backend_unavailable_reason", lambda name: "no CUDA GPU is visible" if name.endswith("cuda") else None
+    )
     tried, notes = [], []
 
     def load(name):

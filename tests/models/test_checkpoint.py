@@ -1,17 +1,18 @@
 """Checkpoints: safetensors with the config as metadata; every bad file gives one clear
 line naming the file and the problem."""
+
 import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import melody_midi, run_cli
 from safetensors.torch import load_file, save_file
 
 from models.checkpoint import CheckpointError, load_model_file, read_metadata, save_model
 from models.runtime import DEBUG_CONFIG, debug_model, load_model
 from models.transformer import Transformer
-from cli_helpers import melody_midi, run_cli
 
 torch.set_num_threads(1)
 
@@ -75,12 +76,16 @@ def test_corrupt_and_foreign_and_missing_files(tmp_path):
     with pytest.raises(CheckpointError) as e:
         load_model_file(tmp_path / "nope.safetensors")
     _one_line(e.value, tmp_path / "nope.safetensors")
-    assert issubclass(CheckpointError, ValueError)   # the CLI prints ValueErrors as one line
+    assert issubclass(CheckpointError, ValueError)  # the CLI prints ValueErrors as one line
 
 
 def _tiny_file(path, config, state=None):
     """A few-byte safetensors file whose metadata declares ``config``."""
-    meta = {"format": "liveband-model", "version": "1", "config": config if isinstance(config, str) else config.to_json()}
+    meta = {
+        "format": "liveband-model",
+        "version": "1",
+        "config": config if isinstance(config, str) else config.to_json(),
+    }
     save_file(state or {"w": torch.zeros(4)}, str(path), metadata=meta)
     return path
 
@@ -88,11 +93,20 @@ def _tiny_file(path, config, state=None):
 def test_a_huge_declared_config_is_refused_from_the_metadata_before_allocating(tmp_path):
     """A 0.5 kB file declaring d_model 4096 x 48 layers (~10 G parameters): the CLI says so in
     one line naming the file, inside a 4 GB address space (the old loader built the model first)."""
-    huge = _tiny_file(tmp_path / "huge.safetensors",
-                      dataclasses.replace(DEBUG_CONFIG, d_model=4096, n_layer=48, n_head=32))
+    huge = _tiny_file(
+        tmp_path / "huge.safetensors", dataclasses.replace(DEBUG_CONFIG, d_model=4096, n_layer=48, n_head=32)
+    )
     assert huge.stat().st_size < 2048
-    out = run_cli(tmp_path, "render", melody_midi(tmp_path / "m.mid"), "-o", tmp_path / "out.wav",
-               "--checkpoint", huge, address_space_gb=4)
+    out = run_cli(
+        tmp_path,
+        "render",
+        melody_midi(tmp_path / "m.mid"),
+        "-o",
+        tmp_path / "out.wav",
+        "--checkpoint",
+        huge,
+        address_space_gb=4,
+    )
     assert out.returncode == 2, out.stderr[-2000:]
     err = out.stderr.strip()
     assert "\n" not in err and str(huge) in err and "d_model=4096" in err, err
@@ -113,20 +127,43 @@ def _never_build(monkeypatch):
     monkeypatch.setattr(ck, "Transformer", guarded)
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"n_layer": 65}, "n_layer=65"),
-    ({"window": 100_000}, "window=100000"),
-    ({"d_model": "192"}, "d_model='192'"),
-    ({"n_head": 0}, "n_head=0"),
-    ({"max_vocab": 10**9}, "max_vocab"),
-    ({"vocab_sizes": [10**9] * 5}, "vocab_sizes"),
-    ({"pattern": {"kind": "parallel", "lookahead": 1, "delays": [0] * 5, "order": [0, 1, 2, 3, 4],
-                  "num_streams": 10**9}}, "num_streams"),
-    ({"pattern": {"kind": "delay", "lookahead": 1, "delays": [0, 0, 10**9, 1, 1], "order": [0, 1, 2, 3, 4],
-                  "num_streams": 5}}, "delays"),
-    ({"pattern": "x"}, "bad model config"),
-    ({"d_model": "9" * 100_000}, "d_model='99999"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"n_layer": 65}, "n_layer=65"),
+        ({"window": 100_000}, "window=100000"),
+        ({"d_model": "192"}, "d_model='192'"),
+        ({"n_head": 0}, "n_head=0"),
+        ({"max_vocab": 10**9}, "max_vocab"),
+        ({"vocab_sizes": [10**9] * 5}, "vocab_sizes"),
+        (
+            {
+                "pattern": {
+                    "kind": "parallel",
+                    "lookahead": 1,
+                    "delays": [0] * 5,
+                    "order": [0, 1, 2, 3, 4],
+                    "num_streams": 10**9,
+                }
+            },
+            "num_streams",
+        ),
+        (
+            {
+                "pattern": {
+                    "kind": "delay",
+                    "lookahead": 1,
+                    "delays": [0, 0, 10**9, 1, 1],
+                    "order": [0, 1, 2, 3, 4],
+                    "num_streams": 5,
+                }
+            },
+            "delays",
+        ),
+        ({"pattern": "x"}, "bad model config"),
+        ({"d_model": "9" * 100_000}, "d_model='99999"),
+    ],
+)
 def test_declared_configs_outside_the_limits_are_refused_by_name(tmp_path, monkeypatch, change, words):
     _never_build(monkeypatch)
     cfg = {**json.loads(DEBUG_CONFIG.to_json()), **change}
@@ -157,10 +194,12 @@ def test_tensors_are_checked_against_the_config_from_the_header(tmp_path, monkey
         raise AssertionError("tensor data read before the header was checked")
 
     monkeypatch.setattr(ck, "load_file", read_data)
-    for broken, words in ((dict(state, extra=torch.zeros(3)), "unexpected ['extra']"),
-                          ({k: v for k, v in state.items() if k != name}, "missing ['blocks.0.attn.qkv.weight']"),
-                          (dict(state, **{name: torch.zeros(5, 5)}), "wrong shape"),
-                          (dict(state, **{name: state[name].to(torch.int32)}), "I32")):
+    for broken, words in (
+        (dict(state, extra=torch.zeros(3)), "unexpected ['extra']"),
+        ({k: v for k, v in state.items() if k != name}, "missing ['blocks.0.attn.qkv.weight']"),
+        (dict(state, **{name: torch.zeros(5, 5)}), "wrong shape"),
+        (dict(state, **{name: state[name].to(torch.int32)}), "I32"),
+    ):
         path = _tiny_file(tmp_path / "t.safetensors", DEBUG_CONFIG, broken)
         with pytest.raises(CheckpointError) as e:
             load_model_file(path)
@@ -189,11 +228,13 @@ def test_the_cli_refuses_nan_weights_in_one_line_and_leaves_no_temporary_export(
     """The issue's case: eval printed all-null metrics with rc 0; render and bench failed
     with a message naming nothing, and each try left a .onnx.tmp in the cache."""
     path = _damaged(tmp_path, float("nan"))
-    jsb = tmp_path / "jsb.json"       # one chorale in the JSB-16th format
+    jsb = tmp_path / "jsb.json"  # one chorale in the JSB-16th format
     jsb.write_text(json.dumps({"valid": [[[67, 64, 60, 48]] * 4 + [[69, 60, 57, 45]] * 4]}))
-    args = {"render": ["render", melody_midi(tmp_path / "m.mid"), "-o", tmp_path / "out.wav", "--checkpoint", path],
-            "eval": ["eval", "--checkpoint", path, "--jsb", jsb],
-            "bench": ["bench", "model", "--quick", "--checkpoint", path]}[command]
+    args = {
+        "render": ["render", melody_midi(tmp_path / "m.mid"), "-o", tmp_path / "out.wav", "--checkpoint", path],
+        "eval": ["eval", "--checkpoint", path, "--jsb", jsb],
+        "bench": ["bench", "model", "--quick", "--checkpoint", path],
+    }[command]
     out = run_cli(tmp_path, *args)
     assert out.returncode == 2, (out.stdout[-1000:], out.stderr[-2000:])
     assert out.stdout == ""
@@ -235,8 +276,15 @@ def test_a_pickle_disguised_as_a_checkpoint_is_refused_without_running(tmp_path)
             load_model_file(path)
         _one_line(e.value, path)
         assert not marker.exists()
-    out = run_cli(tmp_path, "render", melody_midi(tmp_path / "m.mid"), "-o", tmp_path / "o.wav",
-                  "--checkpoint", tmp_path / "zipped.pth")
+    out = run_cli(
+        tmp_path,
+        "render",
+        melody_midi(tmp_path / "m.mid"),
+        "-o",
+        tmp_path / "o.wav",
+        "--checkpoint",
+        tmp_path / "zipped.pth",
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr and str(tmp_path / "zipped.pth") in out.stderr
     assert not marker.exists()
 
@@ -289,4 +337,4 @@ def test_every_torch_load_in_the_project_loads_weights_only_and_nothing_unpickle
                     if not (isinstance(a, ast.Constant) and a.value is False):
                         bad.append(f"{where} without allow_{pk}=False")
     assert not bad, bad
-    assert found >= 2      # the scan sees the pitch loaders' calls
+    assert found >= 2  # the scan sees the pitch loaders' calls

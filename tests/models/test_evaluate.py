@@ -1,5 +1,6 @@
 """Evaluation metrics on hand-made examples, and the metric sets wired through a fake model
 (pure logic only: the real model and checkpoint path are covered by the `liveband eval` test)."""
+
 from __future__ import annotations
 
 import sys
@@ -25,7 +26,19 @@ from models.evaluate import (  # noqa: E402
     recovery_metrics,
     shift_melody,
 )
-from models.tokens import ALTO, BASS, CHORD, CHORD_NONE, CHORD_UNKNOWN, HOLD, MELODY, NOTE_BASE, REST, TENOR, chord_token  # noqa: E402
+from models.tokens import (
+    ALTO,
+    BASS,
+    CHORD,
+    CHORD_NONE,
+    CHORD_UNKNOWN,
+    HOLD,
+    MELODY,
+    NOTE_BASE,
+    REST,
+    TENOR,
+    chord_token,
+)  # noqa: E402
 
 C, G7 = chord_token(0, "maj"), chord_token(7, "7")
 
@@ -35,19 +48,23 @@ def on(p):
 
 
 def test_onset_in_chord_counts_onsets_under_real_chords_only():
-    acc = np.array([[on(48), on(64), on(67)],     # C E G under C: 3 in
-                    [HOLD, HOLD, HOLD],           # holds are not onsets
-                    [on(50), REST, on(65)],       # D F under C: 0 in
-                    [on(43), on(59), on(65)],     # under G7: G B F all in
-                    [on(40), REST, REST]])        # under N: not counted
+    acc = np.array(
+        [
+            [on(48), on(64), on(67)],  # C E G under C: 3 in
+            [HOLD, HOLD, HOLD],  # holds are not onsets
+            [on(50), REST, on(65)],  # D F under C: 0 in
+            [on(43), on(59), on(65)],  # under G7: G B F all in
+            [on(40), REST, REST],
+        ]
+    )  # under N: not counted
     chords = np.array([C, C, C, G7, CHORD_NONE])
     assert onset_in_chord(acc, chords) == (6, 8)
 
 
 def test_onsets_in_key_per_beat():
     acc = np.full((12, 3), HOLD)
-    acc[0] = [on(48), on(52), on(55)]     # beat 0: C E G in C major
-    acc[5] = [on(49), on(53), REST]      # beat 1: C# F -> 1 of 2
+    acc[0] = [on(48), on(52), on(55)]  # beat 0: C E G in C major
+    acc[5] = [on(49), on(53), REST]  # beat 1: C# F -> 1 of 2
     key = frozenset({0, 2, 4, 5, 7, 9, 11})
     assert onsets_in_key_per_beat(acc, 0, 3, key).tolist() == [[3, 3], [1, 2], [0, 0]]
     assert onsets_in_key_per_beat(acc, 4, 2, key).tolist() == [[1, 2], [0, 0]]
@@ -98,7 +115,7 @@ def test_jsb_metrics_average_the_right_cells(tmp_path):
     pieces = load_jsb(path, "valid").pieces
     res = jsb_metrics(FakeModel(), pieces)
     assert res["steps"] == 11 and res["tokens_scored"] == 44
-    assert res["nll_satb_per_token"] == pytest.approx((1 + 2 + 3 + 4) / 4)   # S=1 A=2 T=3 B=4 (chord NaN)
+    assert res["nll_satb_per_token"] == pytest.approx((1 + 2 + 3 + 4) / 4)  # S=1 A=2 T=3 B=4 (chord NaN)
     assert res["nll_atb_given_soprano_per_token"] == pytest.approx(3.0)
     assert res["nll_per_voice"] == {"soprano": 1.0, "alto": 2.0, "tenor": 3.0, "bass": 4.0}
     assert res["anchors"]["Coconet"] == 0.436
@@ -110,7 +127,7 @@ def test_pop909_metrics_wire_model_human_and_rules(tmp_path):
     # the fixture is C for 16 steps, G7 for 8, Em7 for 8: a C on every step is in-chord 16 of 32 times
     assert res["note_in_chord"]["model"] == 0.5
     assert res["onsets_counted"]["model"] == 32
-    assert res["chord_root_agreement"]["model"] == 0.5          # its label is always C
+    assert res["chord_root_agreement"]["model"] == 0.5  # its label is always C
     # the human part's reduction (see test_data_loaders): bass C G, alto G C D G, tenor E B: all 8 onsets
     # are tones of the chord annotated where they start (C, C, G7, Em7 ...)
     assert res["note_in_chord"]["human_piano"] == 1.0 and res["onsets_counted"]["human_piano"] == 8
@@ -144,9 +161,9 @@ def test_recovery_reports_sixteen_beats_in_the_new_key():
     # C is in F major (the new key) and in C major (before): always 1.0 for the fake
     assert res["note_in_key_per_beat_after_jump"]["model"] == [1.0] * 16
     res = recovery_metrics(FakeModel(pitch=61), [RecoverySong(p, (0, "maj"))], shift=5)
-    assert res["note_in_key_per_beat_after_jump"]["model"] == [0.0] * 16     # C# is in neither key
+    assert res["note_in_key_per_beat_after_jump"]["model"] == [0.0] * 16  # C# is in neither key
     rules = res["note_in_key_per_beat_after_jump"]["rule_based"]
-    assert len(rules) == 16 and rules[-1] == 1.0                               # the rules settle in F
+    assert len(rules) == 16 and rules[-1] == 1.0  # the rules settle in F
 
 
 def test_accompany_feeds_melody_with_the_lookahead():
@@ -192,7 +209,6 @@ def test_accompany_primes_an_offline_accompanist_and_rests_past_the_end():
     assert seen == mel[3:] + [REST] * 3
 
 
-
 def test_a_sampler_that_follows_the_melody_hears_it_before_each_step():
     heard = []
 
@@ -210,7 +226,7 @@ def test_a_sampler_that_follows_the_melody_hears_it_before_each_step():
             pass
 
         def advance(self, melody_token, step_in_bar, sampler):
-            assert heard[-1] == melody_token          # observed before the model steps
+            assert heard[-1] == melody_token  # observed before the model steps
             return np.array([CHORD_NONE, REST, REST, REST])
 
     p = long_piece(1)
@@ -253,9 +269,11 @@ class DownbeatC(FakeModel):
 def test_recovery_on_a_long_song_starts_the_model_late_but_aligned():
     p = long_piece(bars=48)
     t0 = jump_step(p)
-    assert t0 == 384 and t0 - 64 - 256 > 0      # the model's run starts after the top of the song
+    assert t0 == 384 and t0 - 64 - 256 > 0  # the model's run starts after the top of the song
     res = recovery_metrics(DownbeatC(), [RecoverySong(p, (0, "maj"))], shift=5)
-    assert res["note_in_key_per_beat_after_jump"]["model"] == [0.25, 0.0, 0.0, 0.0] * 4   # one C among 4 onsets per downbeat
+    assert (
+        res["note_in_key_per_beat_after_jump"]["model"] == [0.25, 0.0, 0.0, 0.0] * 4
+    )  # one C among 4 onsets per downbeat
     assert res["note_in_key_16_beats_before_jump"]["model"] == pytest.approx(4 / 64, abs=1e-4)
 
 
@@ -266,15 +284,15 @@ def test_the_sampler_keeps_the_onset_rate_of_the_temperature_and_sharpens_only_t
     V = VOCAB_SIZES[BASS]
     logits = np.full(V, -2.0)
     logits[HOLD] = 0.5
-    logits[NOTE_BASE + 40] = 1.0                  # the likely pitch
-    logits[NOTE_BASE + 41:NOTE_BASE + 60] = 0.0   # a long tail of plausible ones
+    logits[NOTE_BASE + 40] = 1.0  # the likely pitch
+    logits[NOTE_BASE + 41 : NOTE_BASE + 60] = 0.0  # a long tail of plausible ones
     n = 4000
     samplers = {pt: make_sampler(0.9, seed=1, pitch_temperature=pt) for pt in (0.9, 0.3)}
     draws = {pt: [s(BASS, logits) for _ in range(n)] for pt, s in samplers.items()}
     onset_rate = {pt: np.mean(np.array(d) >= NOTE_BASE) for pt, d in draws.items()}
     top_share = {pt: np.mean(np.array(d)[np.array(d) >= NOTE_BASE] == NOTE_BASE + 40) for pt, d in draws.items()}
-    assert abs(onset_rate[0.3] - onset_rate[0.9]) < 0.03          # the rhythm is the temperature's
-    assert top_share[0.3] > top_share[0.9] + 0.3                    # the pitch is sharper
+    assert abs(onset_rate[0.3] - onset_rate[0.9]) < 0.03  # the rhythm is the temperature's
+    assert top_share[0.3] > top_share[0.9] + 0.3  # the pitch is sharper
     # chords ignore the pitch temperature: drawn at their own (given, or the default share)
     c = np.zeros(VOCAB_SIZES[CHORD])
     c[5] = 1.0

@@ -1,5 +1,6 @@
 """Listening measures on tiny hand-made examples (pure logic; the engine-rendered path is
 tested in tests/liveband/test_listening.py)."""
+
 from __future__ import annotations
 
 import math
@@ -72,12 +73,14 @@ def test_harmony_now_and_late_and_clash_on_a_band_that_answers_on_the_onset():
 
 
 def test_clash_counts_semitones_and_major_sevenths_under_the_sounding_melody_note():
-    melody = [Note(0, 8, 60)]                                   # C held two beats
-    band = [Note(0, 2, 61),      # C# over C: a semitone, clash
-            Note(2, 4, 71),      # B over C: a major 7th (pc interval 11), clash
-            Note(4, 6, 64),      # E: consonant
-            Note(6, 8, 66),      # F#: a tritone, not counted as a clash
-            Note(8, 10, 61)]     # after the melody ends: not counted
+    melody = [Note(0, 8, 60)]  # C held two beats
+    band = [
+        Note(0, 2, 61),  # C# over C: a semitone, clash
+        Note(2, 4, 71),  # B over C: a major 7th (pc interval 11), clash
+        Note(4, 6, 64),  # E: consonant
+        Note(6, 8, 66),  # F#: a tritone, not counted as a clash
+        Note(8, 10, 61),
+    ]  # after the melody ends: not counted
     assert harmony_counts(melody, band)["clash"] == (2, 4)
     assert harmony_counts(melody, [])["clash"] == (0, 0)
     assert harmony_counts([], band) == {"now": (0, 0), "late": (0, 0), "clash": (0, 0)}
@@ -102,8 +105,8 @@ def _piece(mel: np.ndarray, sib: np.ndarray, chords: np.ndarray | None = None) -
 def test_perturb_excerpt_starts_on_the_downbeat_before_the_melody_and_shifts_from_beat_17():
     n = 6 + 256
     mel = np.full(n, REST)
-    mel[9::4] = on(60)                    # first note at step 9, inside the bar starting at step 6
-    sib = (np.arange(n) + 10) % 16        # step 6 is a downbeat
+    mel[9::4] = on(60)  # first note at step 9, inside the bar starting at step 6
+    sib = (np.arange(n) + 10) % 16  # step 6 is a downbeat
     p = _piece(mel, sib)
     assert excerpt_start(p) == 6
     ex = perturb_excerpt(p, 6)
@@ -111,19 +114,19 @@ def test_perturb_excerpt_starts_on_the_downbeat_before_the_melody_and_shifts_fro
     m = ex.tokens[:, MELODY]
     assert set(m[:64][m[:64] >= NOTE_BASE].tolist()) == {on(60)}
     assert set(m[64:][m[64:] >= NOTE_BASE].tolist()) == {on(66)}
-    assert perturb_excerpt(_piece(mel[:200], sib[:200]), 6) is None          # too short
-    assert perturb_excerpt(_piece(np.full(n, REST), sib), 6) is None          # no melody
+    assert perturb_excerpt(_piece(mel[:200], sib[:200]), 6) is None  # too short
+    assert perturb_excerpt(_piece(np.full(n, REST), sib), 6) is None  # no melody
     high = mel.copy()
     high[high >= NOTE_BASE] = on(125)
-    assert perturb_excerpt(_piece(high, sib), 6) is None                       # leaves 0..127
+    assert perturb_excerpt(_piece(high, sib), 6) is None  # leaves 0..127
 
 
 def test_beats_to_recover_counts_the_jump_beat_as_one():
     pre = [0.8] * 16
-    assert beats_to_recover(pre + [0.1, 0.5, 0.75, 0.9] + [0.8] * 44) == 3   # 0.75 >= 0.72
+    assert beats_to_recover(pre + [0.1, 0.5, 0.75, 0.9] + [0.8] * 44) == 3  # 0.75 >= 0.72
     assert beats_to_recover(pre + [0.8] * 48) == 1
     assert beats_to_recover(pre + [0.1] * 48) is None
-    assert beats_to_recover([None] * 16 + [0.5] * 48) is None                # no pre-jump level
+    assert beats_to_recover([None] * 16 + [0.5] * 48) is None  # no pre-jump level
     # the level is the 8 beats before the jump, not the cold start
     assert beats_to_recover([0.0] * 8 + [1.0] * 8 + [0.85, 0.95]) == 2
 
@@ -146,7 +149,7 @@ def test_recording_keeps_what_the_inner_accompanist_played_since_reset():
     for acc in (rec, ref):
         acc.reset("pop", "4/4")
     rec.advance(REST, 0, make_sampler(0.0, 0))
-    rec.reset("pop", "4/4")                       # a reset forgets (the engine's warm-up step)
+    rec.reset("pop", "4/4")  # a reset forgets (the engine's warm-up step)
     mel = [on(60), HOLD, on(64), HOLD, on(67), HOLD, HOLD, HOLD]
     want = [ref.advance(m, t % 16, make_sampler(0.0, 0)).tolist() for t, m in enumerate(mel)]
     for t, m in enumerate(mel):

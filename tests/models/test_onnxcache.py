@@ -1,5 +1,6 @@
 """The one cache of derived files: atomic writes with a checksum sidecar; a damaged or
 unopenable cached file is exported again; a failed export leaves nothing behind."""
+
 import os
 import time
 
@@ -12,6 +13,7 @@ def _export(content: bytes, calls: list):
     def export(tmp):
         calls.append(tmp)
         tmp.write_bytes(content)
+
     return export
 
 
@@ -25,7 +27,7 @@ def test_a_cached_file_is_reused_and_a_damaged_one_exported_again(tmp_path):
     assert onnxcache.open_cached(path, _export(b"good", calls), lambda p: p.read_bytes()) == b"good"
     assert onnxcache.open_cached(path, _export(b"good", calls), lambda p: p.read_bytes()) == b"good"
     assert len(calls) == 1 and onnxcache.verified(path)
-    path.write_bytes(b"goxd")                                    # bit rot the opener would not notice
+    path.write_bytes(b"goxd")  # bit rot the opener would not notice
     assert onnxcache.open_cached(path, _export(b"good", calls), lambda p: p.read_bytes()) == b"good"
     assert len(calls) == 2 and sorted(os.listdir(path.parent)) == ["x.onnx", "x.onnx.sha256"]
 
@@ -71,4 +73,4 @@ def test_temporary_files_a_killed_export_left_are_swept(tmp_path):
     t = time.time() - 2 * onnxcache.STALE_TMP_S
     os.utime(old, (t, t))
     onnxcache.write_cached(tmp_path / "x.onnx", _export(b"v", []))
-    assert not old.exists() and new.exists()       # a recent one may be another process's export
+    assert not old.exists() and new.exists()  # a recent one may be another process's export

@@ -1,4 +1,5 @@
 """The stream pattern: exact build/revert round trip, and online causality by construction."""
+
 import numpy as np
 import pytest
 
@@ -51,7 +52,7 @@ def test_accompaniment_never_sees_melody_after_t_minus_lookahead(pattern):
                 continue
             q = pattern.position(t, s)
             visible = [m for m in range(T + 5) if pattern.position(m, MELODY) < q]
-            latest = max(visible, default=-10**9)
+            latest = max(visible, default=-(10**9))
             assert latest <= t - d
             if latest >= 0:
                 assert t - latest == lags[s]
@@ -80,10 +81,15 @@ def test_measured_properties_of_the_three_kinds():
     assert Pattern("delay").calls_per_frame() == 1
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"kind": "zigzag"}, {"lookahead": MIN_LOOKAHEAD - 1}, {"kind": "delay", "delays": (0, -1, 0, 0, 0)},
-    {"kind": "flattened", "order": (0, 0, 1, 2, 3)},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"kind": "zigzag"},
+        {"lookahead": MIN_LOOKAHEAD - 1},
+        {"kind": "delay", "delays": (0, -1, 0, 0, 0)},
+        {"kind": "flattened", "order": (0, 0, 1, 2, 3)},
+    ],
+)
 def test_bad_pattern_is_refused(kwargs):
     with pytest.raises(ValueError):
         Pattern(**kwargs)
@@ -97,8 +103,8 @@ def test_round_trip_through_dict():
 def test_an_offline_pattern_sees_the_future_melody_and_keeps_the_online_metric_frames():
     online, offline = Pattern("delay"), Pattern("delay", lookahead=-4)
     assert online.online and not offline.online and online.shift == 0
-    assert offline.melody_lag() == {1: -3, 2: -4, 3: -4, 4: -4}   # chord hears t + 3, voices t + 4
-    assert min(offline.offsets) == 0                                 # nothing before position 0
+    assert offline.melody_lag() == {1: -3, 2: -4, 3: -4, 4: -4}  # chord hears t + 3, voices t + 4
+    assert min(offline.offsets) == 0  # nothing before position 0
     for t in range(6):
         # the position that predicts the chord of t carries t's metric position, as online
         assert offline.frame_of_position(offline.position(t, CHORD)) == t

@@ -1,4 +1,5 @@
 """MelodyRecall: a forecast only from a passage heard before, read from what followed it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ def on(p: int) -> int:
 
 # a bar of 16ths: C D E F G A B C' as 8ths
 PHRASE = [t for p in (60, 62, 64, 65, 67, 69, 71, 72) for t in (on(p), HOLD)]
-ANSWER = [on(57), HOLD, HOLD, HOLD, on(53), HOLD, HOLD, HOLD]   # A3, F3: what followed it
+ANSWER = [on(57), HOLD, HOLD, HOLD, on(53), HOLD, HOLD, HOLD]  # A3, F3: what followed it
 
 
 def feed(r: MelodyRecall, tokens) -> None:
@@ -33,15 +34,15 @@ def test_a_repeated_passage_forecasts_what_followed_it_the_first_time():
     r = MelodyRecall(window=16, horizon=4)
     feed(r, PHRASE + ANSWER + [REST] * 8 + PHRASE)
     assert r.matched
-    w = r.forecast(1)                       # the next 4 steps: A3 held
+    w = r.forecast(1)  # the next 4 steps: A3 held
     assert w is not None and np.flatnonzero(w).tolist() == [9]
-    w = r.forecast(5)                       # 4 steps later: F3
+    w = r.forecast(5)  # 4 steps later: F3
     assert w is not None and np.flatnonzero(w).tolist() == [5]
 
 
 def test_a_partial_match_below_the_threshold_is_no_forecast():
     r = MelodyRecall(window=16, threshold=0.9)
-    other = [t for p in (60, 62, 64, 66, 68, 70, 71, 72) for t in (on(p), HOLD)]   # 6 of 16 steps differ
+    other = [t for p in (60, 62, 64, 66, 68, 70, 71, 72) for t in (on(p), HOLD)]  # 6 of 16 steps differ
     feed(r, PHRASE + ANSWER + [REST] * 8 + other)
     assert not r.matched
 
@@ -96,7 +97,7 @@ def test_the_sampler_chooses_the_chord_for_where_the_melody_is_going():
 
 
 def test_a_passage_sung_in_another_key_is_recalled_and_its_forecast_moved_with_it():
-    up = [t + 6 if t >= NOTE_BASE else t for t in PHRASE]       # a tritone higher, as after a key jump
+    up = [t + 6 if t >= NOTE_BASE else t for t in PHRASE]  # a tritone higher, as after a key jump
     r = MelodyRecall(window=16, horizon=4)
     feed(r, PHRASE + ANSWER + [REST] * 8 + up)
     assert r.matched and np.flatnonzero(r.forecast(1)).tolist() == [(9 + 6) % 12]

@@ -1,4 +1,5 @@
 """The rule-based accompanist: key finding, triad choice, voicing, online causality."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,7 @@ def test_key_of_scales():
 def test_triad_covering_the_melody_and_ties():
     w = hist_of([62, 65, 69])
     assert choose_triad(w, (0, "maj"), None) == (2, "min")
-    w = hist_of([67, 71])                        # G and B: G major and E minor both cover them
+    w = hist_of([67, 71])  # G and B: G major and E minor both cover them
     assert choose_triad(w, (0, "maj"), None) == (7, "maj")
     assert choose_triad(w, (0, "maj"), (4, "min")) == (4, "min")
     # in A minor the dominant is major (harmonic minor): E G# B
@@ -62,7 +63,7 @@ def test_block_chords_on_beats_from_the_key():
     # before any melody is heard: silence
     assert out[0].tolist() == [CHORD_NONE, REST, REST, REST]
     played = out[4:]
-    assert ((played[:, 1:] >= NOTE_BASE) == (sib[4:, None] % 4 == 0)).all()     # onsets on beats only
+    assert ((played[:, 1:] >= NOTE_BASE) == (sib[4:, None] % 4 == 0)).all()  # onsets on beats only
     assert (played[sib[4:] % 4 != 0, 1:] == HOLD).all()
     for row in played[sib[4:] % 4 == 0]:
         root, quality = chord_of_token(int(row[0]))
@@ -79,10 +80,10 @@ def test_causal_future_melody_cannot_change_the_past():
     base = run(acc, mel, sib)
     m = 40
     other = mel.copy()
-    other[m:] = np.where(other[m:] >= NOTE_BASE, other[m:] + 6, other[m:])    # tritone away
+    other[m:] = np.where(other[m:] >= NOTE_BASE, other[m:] + 6, other[m:])  # tritone away
     pert = run(acc, other, sib)
     np.testing.assert_array_equal(pert[: m + 2], base[: m + 2])
-    assert (pert[m + 2:] != base[m + 2:]).any()
+    assert (pert[m + 2 :] != base[m + 2 :]).any()
 
 
 def test_key_follows_a_modulation():

@@ -1,16 +1,17 @@
 """The runtime API the engine and evaluation use: debug model, accompanist contract,
 token NLL, backend fallback, and the shipped checkpoint."""
+
 import warnings
 
 import numpy as np
 import pytest
 import torch
-
-from models.sampling import make_sampler
-from models.runtime import DEFAULT_CHECKPOINT, debug_model, load_accompanist, load_model
-from models.tokens import ACCOMP_STREAMS, CHORD, CHORD_UNKNOWN, MELODY, NUM_STREAMS, VOCAB_SIZES
-from tiny_pieces import random_piece
 from cli_helpers import melody_midi, run_cli
+from tiny_pieces import random_piece
+
+from models.runtime import DEFAULT_CHECKPOINT, debug_model, load_accompanist, load_model
+from models.sampling import make_sampler
+from models.tokens import ACCOMP_STREAMS, CHORD, CHORD_UNKNOWN, MELODY, NUM_STREAMS, VOCAB_SIZES
 
 torch.set_num_threads(1)
 
@@ -57,7 +58,7 @@ def test_token_nll_shape_nan_and_values():
     lm = debug_model(0)
     piece = random_piece(40, seed=4, style="chorale")
     tok = piece.tokens.copy()
-    tok[:, CHORD] = CHORD_UNKNOWN                      # JSB-like: no chord labels
+    tok[:, CHORD] = CHORD_UNKNOWN  # JSB-like: no chord labels
     piece = type(piece)(piece.name, piece.style, piece.meter, tok, piece.step_in_bar)
     nll = lm.token_nll(piece)
     assert nll.shape == (40, NUM_STREAMS) and nll.dtype == np.float64
@@ -78,7 +79,9 @@ def test_unavailable_backend_falls_back_with_one_warning(tmp_path):
         warnings.simplefilter("always")
         acc = load_accompanist(path, backend="torch-cuda")
     (w,) = [w for w in caught if "not available here" in str(w.message)]
-    assert str(w.message) == "backend torch-cuda is not available here (no CUDA GPU is visible to torch); using torch-cpu"
+    assert (
+        str(w.message) == "backend torch-cuda is not available here (no CUDA GPU is visible to torch); using torch-cpu"
+    )
     acc.reset("pop", "4/4")
     assert acc.advance(60, 0, make_sampler(0.0)).shape == (4,)
 
@@ -93,7 +96,7 @@ def test_onnx_backend_streams_like_torch(tmp_path, monkeypatch):
         s = make_sampler(0.0)
         outs.append(np.array([acc.advance(60 + t % 5, t % 16, s) for t in range(3 * lm.config.window)]))
     np.testing.assert_array_equal(outs[0], outs[1])
-    assert list((tmp_path / "onnx").glob("*.onnx"))         # exported outside the repository
+    assert list((tmp_path / "onnx").glob("*.onnx"))  # exported outside the repository
 
 
 def _stream(acc, window):
@@ -114,11 +117,11 @@ def test_a_damaged_cached_onnx_is_exported_again(tmp_path, monkeypatch, damage):
     data = path.read_bytes()
     if damage == "truncated":
         path.write_bytes(data[:1000])
-    elif damage == "one flipped byte":       # a weight's exponent bit: the graph still opens
+    elif damage == "one flipped byte":  # a weight's exponent bit: the graph still opens
         import onnxruntime as ort
 
         i = data.index(lm.model.tok_emb.weight.detach().numpy().tobytes()[:64]) + 3
-        path.write_bytes(data[:i] + bytes([data[i] ^ 0x10]) + data[i + 1:])
+        path.write_bytes(data[:i] + bytes([data[i] ^ 0x10]) + data[i + 1 :])
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     else:
         path.write_bytes(b"\x00not an onnx graph" * 50)
@@ -153,7 +156,8 @@ def test_render_with_a_corrupt_cached_model_onnx_still_renders(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "Traceback" not in again.stderr and "onnx-cpu" in again.stdout
     assert [ln for ln in again.stderr.splitlines() if str(path) in ln] == [
-        f"cached {path} does not match its checksum; exporting it again"]
+        f"cached {path} does not match its checksum; exporting it again"
+    ]
     assert (tmp_path / "b.wav").read_bytes() == (tmp_path / "a.wav").read_bytes()
 
 
@@ -167,7 +171,7 @@ def test_shipped_checkpoint_loads_and_plays():
     acc.reset("pop", "4/4")
     s = make_sampler(0.8, seed=0)
     out = np.array([acc.advance(3 + 64 if t % 4 == 0 else 2, t % 16, s) for t in range(64)])
-    assert (out[:, 1:] >= 3).any()                          # it plays notes
+    assert (out[:, 1:] >= 3).any()  # it plays notes
 
 
 @pytest.mark.parametrize("backend", ["torch-cpu", "onnx-cpu"])

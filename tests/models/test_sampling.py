@@ -1,5 +1,6 @@
 """The one sampler: pitch drawn sharper than the strike, a fixed key obeyed, and the plain
 sampler (``make_sampler``) the same decoding with the controls off."""
+
 import numpy as np
 
 from models.sampling import ControlledSampler, make_sampler
@@ -9,8 +10,8 @@ from models.tokens import BASS, CHORD, HOLD, NOTE_BASE, VOCAB_SIZES, chord_token
 def bass_logits() -> np.ndarray:
     x = np.full(VOCAB_SIZES[BASS], -2.0, np.float32)
     x[HOLD] = 0.5
-    x[NOTE_BASE + 40] = 1.0                   # the likely pitch (E2)
-    x[NOTE_BASE + 41:NOTE_BASE + 60] = 0.0    # a long tail of plausible ones
+    x[NOTE_BASE + 40] = 1.0  # the likely pitch (E2)
+    x[NOTE_BASE + 41 : NOTE_BASE + 60] = 0.0  # a long tail of plausible ones
     return x
 
 
@@ -29,7 +30,7 @@ def test_pitches_are_drawn_sharper_than_the_strike_and_the_rhythm_keeps_its_rate
 
 
 def test_a_fixed_key_steers_notes_and_chords_into_its_scale():
-    scale = frozenset({6, 8, 10, 11, 1, 3, 5})                     # F# major
+    scale = frozenset({6, 8, 10, 11, 1, 3, 5})  # F# major
     logits = np.zeros(VOCAB_SIZES[BASS], np.float32)
     chords = np.zeros(VOCAB_SIZES[CHORD], np.float32)
     s = ControlledSampler(seed=1, temperature=1.0, density=1.0, harmony_follow=0.0)
@@ -42,7 +43,7 @@ def test_a_fixed_key_steers_notes_and_chords_into_its_scale():
     picks = [s(CHORD, chords) for _ in range(3000)]
     assert picks.count(fs_major) > 5 * max(1, picks.count(c_major))
     s.set_key(None)
-    assert in_key([s(BASS, logits) for _ in range(2000)]) < 0.7      # free again
+    assert in_key([s(BASS, logits) for _ in range(2000)]) < 0.7  # free again
 
 
 def test_harmony_follow_changes_which_pitches_not_how_often_the_band_strikes():
@@ -51,7 +52,7 @@ def test_harmony_follow_changes_which_pitches_not_how_often_the_band_strikes():
     for hf in (0.0, 1.0):
         s = ControlledSampler(seed=4, temperature=0.9, density=0.5, harmony_follow=hf)
         for _ in range(8):
-            s.observe_melody(NOTE_BASE + 67)          # the player sings G
+            s.observe_melody(NOTE_BASE + 67)  # the player sings G
         draws = np.array([s(BASS, logits) for _ in range(4000)])
         onsets = draws[draws >= NOTE_BASE]
         rates[hf] = len(onsets) / len(draws)

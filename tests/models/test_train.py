@@ -1,4 +1,5 @@
 """Training: it learns, resumes exactly, survives bad config, and runs under torchrun (DDP)."""
+
 import dataclasses
 import json
 import os
@@ -10,21 +11,36 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_pieces import random_corpus
 
 from models.pattern import Pattern
 from models.runtime import load_model
 from models.train import TrainConfig, train
 from models.transformer import ModelConfig
-from tiny_pieces import random_corpus
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[2]
 
 TINY = TrainConfig(
-    model=ModelConfig(n_layer=1, n_head=2, d_model=32, window=16, n_sink=2, dropout=0.1,
-                      pattern=Pattern("delay", delays=(0, 0, 1, 1, 1))),
-    steps=6, batch_size=4, crop_frames=32, lr=3e-3, warmup=2, eval_every=3, eval_crops_per_style=2,
-    ckpt_every=2, log_every=1)
+    model=ModelConfig(
+        n_layer=1,
+        n_head=2,
+        d_model=32,
+        window=16,
+        n_sink=2,
+        dropout=0.1,
+        pattern=Pattern("delay", delays=(0, 0, 1, 1, 1)),
+    ),
+    steps=6,
+    batch_size=4,
+    crop_frames=32,
+    lr=3e-3,
+    warmup=2,
+    eval_every=3,
+    eval_crops_per_style=2,
+    ckpt_every=2,
+    log_every=1,
+)
 
 
 def test_loss_goes_down_and_files_are_written(tmp_path):
@@ -37,14 +53,14 @@ def test_loss_goes_down_and_files_are_written(tmp_path):
     vals = [x["valid"]["accomp"] for x in lines if "valid" in x]
     assert len(vals) == 2 and vals[-1] < vals[0]
     assert result["step"] == 40
-    lm = load_model(tmp_path / "best.safetensors")           # a usable model checkpoint
+    lm = load_model(tmp_path / "best.safetensors")  # a usable model checkpoint
     assert lm.config == cfg.model
 
 
 def test_resume_continues_exactly(tmp_path):
     corpus = random_corpus()
     train(TINY, corpus, tmp_path / "straight", progress=False)
-    train(TINY, corpus, tmp_path / "split", progress=False, stop_at=3)          # "interrupted"
+    train(TINY, corpus, tmp_path / "split", progress=False, stop_at=3)  # "interrupted"
     train(TINY, corpus, tmp_path / "split", resume=True, progress=False)
     a = load_file(str(tmp_path / "straight" / "state.safetensors"))
     b = load_file(str(tmp_path / "split" / "state.safetensors"))
@@ -100,27 +116,48 @@ def test_torchrun_two_processes_gloo(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "LIVEBAND_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "liveband.cli", "train", "--data", str(data), "--config", str(cfg_path),
-         "--out", str(out), "--steps", "4"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "liveband.cli",
+            "train",
+            "--data",
+            str(data),
+            "--config",
+            str(cfg_path),
+            "--out",
+            str(out),
+            "--steps",
+            "4",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     reports = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
-    assert [r["train"]["step"] for r in reports if "train" in r] == [4]     # rank 0 reports once
+    assert [r["train"]["step"] for r in reports if "train" in r] == [4]  # rank 0 reports once
     assert load_model(out / "model.safetensors").config == TINY.model
 
 
 def test_history_corruption_moves_accompaniment_inputs_only():
+    from tiny_pieces import random_piece
+
     from models.tokens import CHORD, CHORD_BASE, MELODY, NOTE_BASE, QUALITIES
     from models.train import corrupt_history
-    from tiny_pieces import random_piece
 
     piece = random_piece(64, seed=5)
     inputs, targets = Pattern("delay", delays=(0, 0, 1, 1, 1)).model_rows(piece.tokens.astype(np.int64))
     for seed in range(10):
         x = inputs.copy()
         corrupt_history(x, np.random.default_rng(seed))
-        np.testing.assert_array_equal(x[:, MELODY], inputs[:, MELODY])          # the melody is sacred
+        np.testing.assert_array_equal(x[:, MELODY], inputs[:, MELODY])  # the melody is sacred
         changed = np.flatnonzero((x != inputs).any(axis=1))
         assert len(changed) > 0 and changed.max() - changed.min() + 1 <= len(x)
         # chords keep their quality and all move by one same interval
@@ -128,7 +165,9 @@ def test_history_corruption_moves_accompaniment_inputs_only():
         ok = c0 >= CHORD_BASE
         q0, q1 = (c0[ok] - CHORD_BASE) % len(QUALITIES), (c1[ok] - CHORD_BASE) % len(QUALITIES)
         np.testing.assert_array_equal(q0, q1)
-        shift = {int(v) for v in ((c1[ok] - CHORD_BASE) // len(QUALITIES) - (c0[ok] - CHORD_BASE) // len(QUALITIES)) % 12}
+        shift = {
+            int(v) for v in ((c1[ok] - CHORD_BASE) // len(QUALITIES) - (c0[ok] - CHORD_BASE) // len(QUALITIES)) % 12
+        }
         assert len(shift) == 1 and shift != {0}
         # HOLD / REST / PAD never change
         assert ((x != inputs) <= (inputs >= min(CHORD_BASE, NOTE_BASE))).all()
@@ -142,38 +181,38 @@ def test_chord_segment_corruption_gives_whole_segments_a_wrong_chord_and_moves_t
     T = 64
     grid = np.zeros((T, 5), dtype=np.int64)
     grid[:, MELODY] = NOTE_BASE + 72
-    roots = [0, 5, 7, 0]                                  # C F G C, one bar each
+    roots = [0, 5, 7, 0]  # C F G C, one bar each
     for bar, r in enumerate(roots):
         sl = slice(16 * bar, 16 * bar + 16)
         grid[sl, CHORD] = chord_token(r, "maj")
         for s, off in ((BASS, 36), (TENOR, 52), (ALTO, 55)):
             grid[sl, s] = HOLD
-            grid[16 * bar, s] = NOTE_BASE + off + r        # onset on the downbeat
+            grid[16 * bar, s] = NOTE_BASE + off + r  # onset on the downbeat
     inputs, targets = pat.model_rows(grid)
     nq = len(QUALITIES)
     changed_any = False
     for seed in range(20):
         x = inputs.copy()
         corrupt_chord_segments(x, np.random.default_rng(seed), 0.5, pat)
-        np.testing.assert_array_equal(x[:, MELODY], inputs[:, MELODY])        # the melody is sacred
+        np.testing.assert_array_equal(x[:, MELODY], inputs[:, MELODY])  # the melody is sacred
         segs = chord_segments(inputs[:, CHORD])
         assert [b - a for a, b in segs] == [16, 16, 16, 16]
         for a, b in segs:
             new = set(x[a:b, CHORD].tolist())
-            assert len(new) == 1                                              # a whole segment, one chord
+            assert len(new) == 1  # a whole segment, one chord
             new_tok = new.pop()
             k = ((new_tok - CHORD_BASE) // nq - (int(inputs[a, CHORD]) - CHORD_BASE) // nq) % 12
             changed_any |= k != 0
             # the voices sounding that chord (one row later under this delay pattern) moved with it
             for s in (BASS, TENOR, ALTO):
-                on = inputs[a + 1:b + 1, s] >= NOTE_BASE
-                moved = (x[a + 1:b + 1, s][on] - inputs[a + 1:b + 1, s][on]) % 12
+                on = inputs[a + 1 : b + 1, s] >= NOTE_BASE
+                moved = (x[a + 1 : b + 1, s][on] - inputs[a + 1 : b + 1, s][on]) % 12
                 assert set(moved.tolist()) <= {k}
         assert ((x != inputs) <= (inputs >= min(CHORD_BASE, NOTE_BASE))).all()  # HOLD/REST/PAD kept
     assert changed_any
 
 
-DDP_HARNESS = '''
+DDP_HARNESS = """
 import datetime, json, os, sys
 import torch, torch.distributed as dist
 sys.path.insert(0, sys.argv[1])
@@ -203,7 +242,7 @@ try:
     print(json.dumps({"rank": rank, "step": res["step"]}), flush=True)
 except FloatingPointError as exc:
     print(json.dumps({"rank": rank, "error": str(exc)}), flush=True)
-'''
+"""
 
 
 @pytest.mark.parametrize("case", ["clock", "nan"])
@@ -216,9 +255,25 @@ def test_ddp_ranks_stop_together_when_one_rank_decides(tmp_path, case):
     harness.write_text(DDP_HARNESS)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(harness),
-         str(ROOT), TINY.to_json(), case, str(tmp_path / "run")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(harness),
+            str(ROOT),
+            TINY.to_json(),
+            case,
+            str(tmp_path / "run"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=200)
     except subprocess.TimeoutExpired:
@@ -226,9 +281,15 @@ def test_ddp_ranks_stop_together_when_one_rank_decides(tmp_path, case):
         proc.communicate()
         pytest.fail("the ranks hung")
     # two processes share the pipe: their lines may land back to back on one line
-    reports = sorted((json.loads("{" + x if not x.startswith("{") else x)
-                      for line in out.splitlines() if line.startswith("{")
-                      for x in line.replace("}{", "}\n{").splitlines()), key=lambda r: r["rank"])
+    reports = sorted(
+        (
+            json.loads("{" + x if not x.startswith("{") else x)
+            for line in out.splitlines()
+            if line.startswith("{")
+            for x in line.replace("}{", "}\n{").splitlines()
+        ),
+        key=lambda r: r["rank"],
+    )
     assert [r["rank"] for r in reports] == [0, 1], err[-2000:]
     if case == "clock":
         assert reports[0]["step"] == reports[1]["step"] == 0
@@ -242,7 +303,7 @@ def test_distill_kl_is_zero_for_the_same_distribution_and_ignores_masked_ids():
 
     g = torch.Generator().manual_seed(0)
     a = torch.randn(2, 3, 5, 7, generator=g)
-    a[..., 5:] = float("-inf")                       # outside the vocabulary in both
+    a[..., 5:] = float("-inf")  # outside the vocabulary in both
     b = torch.randn(2, 3, 5, 7, generator=g)
     b[..., 5:] = float("-inf")
     mask = torch.ones(2, 3, 5, dtype=torch.bool)
@@ -261,11 +322,12 @@ def test_distillation_pulls_an_online_student_toward_an_offline_teacher(tmp_path
     torch.manual_seed(5)
     t_cfg = dataclasses.replace(TINY.model, pattern=Pattern("delay", lookahead=-4), dropout=0.0)
     teacher = Transformer(t_cfg)
-    with torch.no_grad():                # a confident teacher: a flat one teaches little
+    with torch.no_grad():  # a confident teacher: a flat one teaches little
         teacher.head.weight.mul_(40.0)
     save_model(teacher, tmp_path / "teacher.safetensors")
-    cfg = dataclasses.replace(TINY, steps=30, eval_every=100, teacher=str(tmp_path / "teacher.safetensors"),
-                              distill_weight=1.0)
+    cfg = dataclasses.replace(
+        TINY, steps=30, eval_every=100, teacher=str(tmp_path / "teacher.safetensors"), distill_weight=1.0
+    )
     train(cfg, random_corpus(), tmp_path / "run", progress=False)
     kls = [json.loads(x)["kl"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"kl"' in x]
     assert len(kls) == 30 and np.mean(kls[-5:]) < 0.9 * np.mean(kls[:5])

@@ -1,19 +1,20 @@
 """The transformer: the streaming cache equals a full recompute, and online causality
 holds both in the training forward and in streaming."""
+
 import dataclasses
 
 import numpy as np
 import pytest
 import torch
+from tiny_pieces import random_piece
 
 from models.generate import TorchStepModel
 from models.pattern import Pattern
 from models.runtime import DEBUG_CONFIG, debug_model
 from models.tokens import CHORD, CHORD_UNKNOWN, MELODY, PAD, VOCAB_SIZES
 from models.transformer import KVCache, ModelConfig, Transformer
-from tiny_pieces import random_piece
 
-torch.set_num_threads(1)   # tiny ops: OpenMP threads only spin against each other on a shared CPU
+torch.set_num_threads(1)  # tiny ops: OpenMP threads only spin against each other on a shared CPU
 
 CFG = ModelConfig(n_layer=2, n_head=2, d_model=32, window=12, n_sink=2, dropout=0.0)
 
@@ -32,7 +33,7 @@ def test_streaming_ten_windows_equals_full_recompute(window):
     T = 10 * window + 3
     tokens, meta = _rows(T)
     with torch.no_grad():
-        full = model(tokens, meta)[0]                   # (T, S, V)
+        full = model(tokens, meta)[0]  # (T, S, V)
     cache = KVCache(model.cfg)
     worst = 0.0
     for i in range(T):
@@ -68,8 +69,8 @@ def test_window_bounds_the_context():
     with torch.no_grad():
         a, b = model(tokens, meta)[0], model(other, meta)[0]
     reach = CFG.n_layer * (CFG.window - 1)
-    assert not torch.allclose(a[5 + reach], b[5 + reach])       # the farthest row it reaches
-    torch.testing.assert_close(a[6 + reach:], b[6 + reach:])    # beyond: exactly nothing
+    assert not torch.allclose(a[5 + reach], b[5 + reach])  # the farthest row it reaches
+    torch.testing.assert_close(a[6 + reach :], b[6 + reach :])  # beyond: exactly nothing
 
 
 def test_logits_are_minus_inf_outside_each_vocabulary():
@@ -79,14 +80,19 @@ def test_logits_are_minus_inf_outside_each_vocabulary():
         logits = model(tokens, meta)[0, 0]
     for s, n in enumerate(VOCAB_SIZES):
         assert torch.isinf(logits[s, n:]).all() and torch.isinf(logits[s, PAD])
-        assert torch.isfinite(logits[s, PAD + 1:n]).sum() >= n - 2
+        assert torch.isfinite(logits[s, PAD + 1 : n]).sum() >= n - 2
     assert torch.isinf(logits[CHORD, CHORD_UNKNOWN])
 
 
-PATTERNS = [Pattern("parallel"), Pattern("delay", delays=(0, 0, 1, 1, 1)), Pattern("flattened"),
-            Pattern("parallel", lookahead=2),
-            # offline teachers: the accompaniment of t hears the melody up to t + 4 / up to t
-            Pattern("delay", delays=(0, 0, 1, 1, 1), lookahead=-4), Pattern("parallel", lookahead=0)]
+PATTERNS = [
+    Pattern("parallel"),
+    Pattern("delay", delays=(0, 0, 1, 1, 1)),
+    Pattern("flattened"),
+    Pattern("parallel", lookahead=2),
+    # offline teachers: the accompaniment of t hears the melody up to t + 4 / up to t
+    Pattern("delay", delays=(0, 0, 1, 1, 1), lookahead=-4),
+    Pattern("parallel", lookahead=0),
+]
 
 
 @pytest.mark.parametrize("pattern", PATTERNS, ids=lambda p: f"{p.kind}-d{p.lookahead}")
@@ -97,11 +103,11 @@ def test_online_causality_in_training_forward(pattern):
     piece = random_piece(48, seed=1)
     d, t = pattern.lookahead, 20
     tok = piece.tokens.copy()
-    tok[t - d + 1:, MELODY] = np.where(tok[t - d + 1:, MELODY] >= 3, tok[t - d + 1:, MELODY] + 2, 40)
+    tok[t - d + 1 :, MELODY] = np.where(tok[t - d + 1 :, MELODY] >= 3, tok[t - d + 1 :, MELODY] + 2, 40)
     moved = dataclasses.replace(piece, tokens=tok)
     a, b = lm.cell_logits(piece), lm.cell_logits(moved)
     np.testing.assert_array_equal(a[: t + 1, 1:], b[: t + 1, 1:])
-    assert not np.allclose(a[t + 1:, 1:], b[t + 1:, 1:])
+    assert not np.allclose(a[t + 1 :, 1:], b[t + 1 :, 1:])
 
 
 class Forcing:
@@ -124,7 +130,7 @@ def _stream(lm, piece, grid=None):
     grid = piece.tokens if grid is None else grid
     forcing = Forcing(acc, grid)
     d = acc.lookahead
-    if d < 0:   # an offline accompanist starts knowing the melody of its first -d steps
+    if d < 0:  # an offline accompanist starts knowing the melody of its first -d steps
         acc.prime_melody([int(x) for x in grid[:-d, MELODY]])
     out = []
     for t in range(len(piece)):
@@ -138,16 +144,16 @@ def test_streaming_equals_teacher_forced_logits_and_is_causal(pattern):
     lm = debug_model(0, dataclasses.replace(DEBUG_CONFIG, pattern=pattern))
     piece = random_piece(3 * DEBUG_CONFIG.window + 5, seed=2)
     out, logits = _stream(lm, piece)
-    np.testing.assert_array_equal(out, piece.tokens[:, 1:])          # forcing played the grid back
+    np.testing.assert_array_equal(out, piece.tokens[:, 1:])  # forcing played the grid back
     full = lm.cell_logits(piece)
     for (t, s), lg in logits.items():
         # past the melody's end streaming hears REST where the teacher-forced grid has none
         if t < len(piece) and t - pattern.lookahead < len(piece):
-            np.testing.assert_allclose(lg, full[t, s, :VOCAB_SIZES[s]], atol=1e-4)
+            np.testing.assert_allclose(lg, full[t, s, : VOCAB_SIZES[s]], atol=1e-4)
     # causality while streaming: a different future melody leaves steps <= t untouched
     t, d = 25, pattern.lookahead
     grid = piece.tokens.copy()
-    grid[t - d + 1:, MELODY] = 60
+    grid[t - d + 1 :, MELODY] = 60
     _, logits2 = _stream(lm, piece, grid)
     for (tt, s), lg in logits2.items():
         if tt <= t:

@@ -1,10 +1,11 @@
 """Small synthetic pieces for the model tests (pure numpy; no corpus needed)."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from models.data import Piece
-from models.tokens import (CHORD, HOLD, MELODY, NOTE_BASE, NUM_STREAMS, REST, bar_steps, chord_token)
+from models.tokens import CHORD, HOLD, MELODY, NOTE_BASE, NUM_STREAMS, REST, bar_steps, chord_token
 
 
 def random_piece(T: int = 64, seed: int = 0, style: str = "pop", meter: str = "4/4", name: str = "synthetic") -> Piece:

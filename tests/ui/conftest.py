@@ -1,5 +1,6 @@
 """UI test fixtures: settings in a temp folder, a themed QApplication, a fake session for
 pure widget tests."""
+
 from __future__ import annotations
 
 import sys
@@ -24,10 +25,12 @@ def _settings_in_tmp(tmp_path, monkeypatch):
 @pytest.fixture()
 def themed_app(qapp):
     from ui.app import make_app
+
     return make_app()
 
 
 @pytest.fixture()
 def fake_session():
     from fake_session import FakeSession
+
     return FakeSession()

@@ -4,6 +4,7 @@ counter (the mixer's, read by the snapshot the window ticks on); the notice then
 the next buffer size as a button, clicking it switches the session's stream, and the band
 keeps playing; with Setup's "raise it by itself on repeated dropouts" (under the buffer
 size) ticked the window switches by itself, and that choice is remembered."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,6 +18,7 @@ from ui.mainwindow import MainWindow
 def live_session(pulse_server, liveband_home):
     from liveband.config import AudioConfig
     from liveband.session import Session
+
     session = Session(audio_config=AudioConfig(blocksize=256))
     yield session
     session.close()
@@ -37,7 +39,8 @@ def band_moves(qtbot, session, seconds: float = 1.0) -> None:
 
 
 def test_repeated_dropouts_offer_the_next_buffer_and_clicking_it_switches_the_playing_session(
-        themed_app, qtbot, live_session, tmp_path):
+    themed_app, qtbot, live_session, tmp_path
+):
     s = live_session
     ini = tmp_path / "ui.ini"
     w = MainWindow(s, st.Settings(ini), blocksize=256)
@@ -45,8 +48,15 @@ def test_repeated_dropouts_offer_the_next_buffer_and_clicking_it_switches_the_pl
     w.show()
     w.transport.count_in.setValue(0)
     w.play()
-    qtbot.waitUntil(lambda: w.last_snapshot is not None and w.last_snapshot.playing and s.generator is not None
-                    and s.generator.steps > 4, timeout=30000)
+    qtbot.waitUntil(
+        lambda: (
+            w.last_snapshot is not None
+            and w.last_snapshot.playing
+            and s.generator is not None
+            and s.generator.steps > 4
+        ),
+        timeout=30000,
+    )
     assert w.notice_action.isHidden()
     dropouts(s)
     qtbot.waitUntil(lambda: w.notice_action.isVisible(), timeout=3000)

@@ -2,6 +2,7 @@
 fake session: the layout never moves for a notice or when recording starts, a success
 is a brief confirmation, messages use the tab names and plain words, and a MIDI port
 that fails to open is not kept."""
+
 from dataclasses import replace
 
 import pytest
@@ -28,8 +29,18 @@ def geometry(w) -> dict[str, tuple[int, int, int, int]]:
     QApplication.processEvents()
     out = {}
     t = w.transport
-    named = {"play": t.play_btn, "record": t.record_btn, "tempo": t.tempo, "meter": t.meter, "key": t.key,
-             "style": t.style_menu, "roll": w.roll, "tabs": w.tabs, "notice": w.notice, "health": w.health_bar}
+    named = {
+        "play": t.play_btn,
+        "record": t.record_btn,
+        "tempo": t.tempo,
+        "meter": t.meter,
+        "key": t.key,
+        "style": t.style_menu,
+        "roll": w.roll,
+        "tabs": w.tabs,
+        "notice": w.notice,
+        "health": w.health_bar,
+    }
     named.update({f"strip {p}": s for p, s in w.strips.items()})
     for name, widget in named.items():
         p = widget.mapTo(w, QPoint(0, 0))
@@ -41,8 +52,12 @@ def test_a_long_notice_moves_nothing(window, fake_session):
     w = window
     w.tick()
     before = geometry(w)
-    fake_session.snap = replace(fake_session.snap, notices=tuple(
-        f"problem {i}: " + "a very long explanation of what went wrong and how to fix it " * 4 for i in range(6)))
+    fake_session.snap = replace(
+        fake_session.snap,
+        notices=tuple(
+            f"problem {i}: " + "a very long explanation of what went wrong and how to fix it " * 4 for i in range(6)
+        ),
+    )
     w.flash("Could not start the band: " + "the audio device vanished " * 10)
     w.tick()
     assert w.notice_text.text().startswith("⚠ Could not start the band")
@@ -89,21 +104,25 @@ def test_take_saved_is_a_brief_confirmation_not_a_warning(window, fake_session):
     text = w.notice_text.text()
     assert "Take saved" in text and "⚠" not in text and "✓" in text
     assert w.notice.property("level") == "ok"
-    fake_session.snap = replace(fake_session.snap, confirmation="")      # the session's moment is over
+    fake_session.snap = replace(fake_session.snap, confirmation="")  # the session's moment is over
     w.tick()
     assert w.notice_text.text() == "" and w.notice.property("level") == "none"
 
 
 def test_messages_use_the_tab_names_and_no_device_files(window, fake_session):
     w = window
-    fake_session.snap = replace(fake_session.snap, notices=(
-        "audio output unavailable: [Errno 16] Device or resource busy (/dev/snd/pcmC0D0p). "
-        "Start PulseAudio/PipeWire or JACK, or choose another output in the settings",))
+    fake_session.snap = replace(
+        fake_session.snap,
+        notices=(
+            "audio output unavailable: [Errno 16] Device or resource busy (/dev/snd/pcmC0D0p). "
+            "Start PulseAudio/PipeWire or JACK, or choose another output in the settings",
+        ),
+    )
     w.tick()
     shown = w.notice_text.text()
     assert "Setup tab" in shown and "settings" not in shown
     assert "/dev/" not in shown and "Errno" not in shown
-    assert "/dev/snd/pcmC0D0p" in w.notice_text.toolTip()          # asked for: the whole text
+    assert "/dev/snd/pcmC0D0p" in w.notice_text.toolTip()  # asked for: the whole text
 
 
 def test_a_midi_port_that_fails_to_open_is_put_back_and_not_remembered(window, fake_session, monkeypatch):
@@ -118,6 +137,7 @@ def test_a_midi_port_that_fails_to_open_is_put_back_and_not_remembered(window, f
     def refuse(name):
         if name == "Busy Port":
             raise OSError("MIDI port 'Busy Port' is in use by another program")
+
     monkeypatch.setattr(fake_session, "open_midi_input", refuse)
     su.midi_in.setCurrentIndex(su.midi_in.findData("Busy Port"))
     su.midi_in.activated.emit(su.midi_in.currentIndex())
@@ -131,7 +151,7 @@ def test_your_own_part_is_a_mixer_strip_with_thru(window, fake_session):
     w = window
     strip = w.strips["melody"]
     assert strip.through is not None and strip.through.isChecked()
-    assert strip.program.currentData() == 73                              # the flute, until changed
+    assert strip.program.currentData() == 73  # the flute, until changed
     fake_session.calls.clear()
     strip.through.click()
     strip.program.setCurrentIndex(strip.program.findData(0))

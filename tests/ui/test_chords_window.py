@@ -3,6 +3,7 @@ arranger switched on with its split at C4, chords played on the computer keyboar
 octave down become the band's chord and show on the tab; a typed chart plays from the next
 bar line with its section shown in the transport; Lock loops the band's form and Unlock
 lets it go; a screenshot of the tab is saved to artifacts/ui/chords.png."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,6 +20,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "ui"
 def live_session(pulse_server, liveband_home):
     from liveband.config import AudioConfig
     from liveband.session import Session
+
     session = Session(audio_config=AudioConfig(blocksize=256))
     yield session
     session.close()
@@ -43,10 +45,10 @@ def test_arranger_chart_and_lock_from_the_chords_tab(themed_app, qtbot, live_ses
     def key(k, down=True):
         (qtbot.keyPress if down else qtbot.keyRelease)(w.roll, k)
 
-    key(Qt.Key.Key_BracketLeft)                    # an octave down: Z is C3
+    key(Qt.Key.Key_BracketLeft)  # an octave down: Z is C3
     for k in (Qt.Key.Key_Z, Qt.Key.Key_C, Qt.Key.Key_B):
         key(k)
-    key(Qt.Key.Key_Comma)                          # C4: the melody
+    key(Qt.Key.Key_Comma)  # C4: the melody
     qtbot.waitUntil(lambda: s.form_state().chord == "C" and s.snapshot().chord == "C", timeout=5000)
     for k in (Qt.Key.Key_Z, Qt.Key.Key_C, Qt.Key.Key_B, Qt.Key.Key_Comma):
         key(k, down=False)
@@ -80,9 +82,9 @@ def test_the_arranger_and_its_split_are_remembered(themed_app, qtbot, fake_sessi
     assert not w.chords_panel.arranger.isChecked() and w.chords_panel.split.value() == 54
     w.chords_panel.split.setValue(62)
     w.chords_panel.arranger.setChecked(True)
-    w.close()                                       # saves the settings
+    w.close()  # saves the settings
     again = MainWindow(fake_session, QSettings(ini, QSettings.Format.IniFormat), blocksize=256)
     qtbot.addWidget(again)
     assert again.chords_panel.arranger.isChecked() and again.chords_panel.split.value() == 62
-    assert fake_session.called("set_arranger")[-1] == (True, 62)      # and the session has them
+    assert fake_session.called("set_arranger")[-1] == (True, 62)  # and the session has them
     again.close()

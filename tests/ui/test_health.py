@@ -1,4 +1,5 @@
 """Health advice: the player gets one understandable sentence when the machine cannot keep up."""
+
 from types import SimpleNamespace
 
 from ui.health import BAD, OK, WARN, HealthMonitor, larger_blocksize
@@ -23,7 +24,7 @@ def test_steady_playing_is_ok():
     mon = HealthMonitor(clock=clock)
     for i in range(50):
         clock.t = i * 0.1
-        v = mon.update(snap(xruns=3), 256)     # old dropouts from before, not growing
+        v = mon.update(snap(xruns=3), 256)  # old dropouts from before, not growing
     assert v.level == OK and v.message == ""
 
 

@@ -1,4 +1,5 @@
 """The computer keyboard as a note keyboard (pure logic)."""
+
 from PyQt6.QtCore import Qt
 
 from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
@@ -31,11 +32,11 @@ def test_tap_and_play_keys_are_not_notes():
 def test_held_key_does_not_retrigger_and_release_ends_the_note_it_started():
     kb = ComputerKeyboard()
     assert kb.press(K.Key_Z.value) == 60
-    assert kb.press(K.Key_Z.value) is None          # auto-repeat or double press
+    assert kb.press(K.Key_Z.value) is None  # auto-repeat or double press
     kb.press(OCTAVE_UP)
-    assert kb.release(K.Key_Z.value) == 60          # not 72: the octave moved while held
+    assert kb.release(K.Key_Z.value) == 60  # not 72: the octave moved while held
     assert kb.press(K.Key_Z.value) == 72
-    assert kb.release(K.Key_X.value) is None        # never pressed
+    assert kb.release(K.Key_X.value) is None  # never pressed
 
 
 def test_octave_shift_is_bounded():

@@ -1,6 +1,7 @@
 """MIDI learn and tempo sync from the window on a real session: right-click a control,
 "MIDI learn" arms the session for it; once bound, "Forget MIDI binding" names the control
 and clears it. Setup's tempo sync picker switches the session (Ableton Link joins)."""
+
 from __future__ import annotations
 
 import mido
@@ -14,12 +15,14 @@ from ui.mainwindow import MainWindow
 
 def choose(widget, index: int, seen: list) -> None:
     """Open ``widget``'s context menu and pick its ``index``-th action."""
+
     def pick() -> None:
         menu = QApplication.activePopupWidget()
         acts = menu.actions()
         seen.append([(a.text(), a.isEnabled()) for a in acts])
         acts[index].trigger()
         menu.close()
+
     QTimer.singleShot(100, pick)
     widget.customContextMenuRequested.emit(QPoint(5, 5))
 

@@ -5,6 +5,7 @@ player's notes and the band's (heard and planned); a screenshot of the playing w
 is saved to artifacts/ui/playing.png. With no audio server the window still opens,
 says what is missing, and renders a melody file offline.
 """
+
 from __future__ import annotations
 
 import wave
@@ -50,6 +51,7 @@ def roll_foreground_fraction(img, roll, origin) -> float:
 def live_session(pulse_server, liveband_home):
     from liveband.config import AudioConfig
     from liveband.session import Session
+
     session = Session(audio_config=AudioConfig(blocksize=256))
     yield session
     session.close()
@@ -78,12 +80,12 @@ def test_playing_window_makes_sound_and_draws_the_band(themed_app, qtbot, pulse_
         assert parts & {"bass", "keys", "pad", "drums"}, parts
         # the band is committed ~50 ms (EngineConfig.lead_ms) ahead of what is heard, so a
         # committed note not yet heard is on screen for part of each step: look for one
-        qtbot.waitUntil(lambda: any(n[4] for n in live_session.roll(max(0.0, w.last_snapshot.step - 4))),
-                        timeout=3000)   # "the band's planned steps are shown ahead of the playhead"
+        qtbot.waitUntil(
+            lambda: any(n[4] for n in live_session.roll(max(0.0, w.last_snapshot.step - 4))), timeout=3000
+        )  # "the band's planned steps are shown ahead of the playhead"
         # and a beat of its tentative plan beyond them (issue 14 item 4), in the roll's frame
-        qtbot.waitUntil(lambda: any(n[5] for n in live_session.roll(max(0.0, w.last_snapshot.step - 4))),
-                        timeout=5000)
-        qtbot.waitUntil(lambda: int((w.roll._planned[:w.roll.note_count] == 2).sum()) > 0, timeout=3000)
+        qtbot.waitUntil(lambda: any(n[5] for n in live_session.roll(max(0.0, w.last_snapshot.step - 4))), timeout=5000)
+        qtbot.waitUntil(lambda: int((w.roll._planned[: w.roll.note_count] == 2).sum()) > 0, timeout=3000)
         assert w.roll.note_count > 0
         assert w.transport.play_btn.isChecked()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -105,7 +107,7 @@ def test_playing_window_makes_sound_and_draws_the_band(themed_app, qtbot, pulse_
     assert not w.transport.play_btn.isChecked()
     audio, sr = read_wav(rec_path)
     assert len(audio) > sr * 2
-    rms = float(np.sqrt(np.mean(audio ** 2)))
+    rms = float(np.sqrt(np.mean(audio**2)))
     assert rms > 0.003, f"the speakers stayed (nearly) silent: rms {rms:.5f}"
     # The take was recorded (REC is on by default); it shows in the session list and exports.
     qtbot.waitUntil(lambda: w.sessions_panel.session_list.count() >= 1, timeout=5000)
@@ -123,6 +125,7 @@ def test_playing_window_makes_sound_and_draws_the_band(themed_app, qtbot, pulse_
 
 def _melody_midi(path: Path) -> None:
     import mido
+
     mid = mido.MidiFile(ticks_per_beat=480)
     tr = mido.MidiTrack()
     mid.tracks.append(tr)
@@ -133,10 +136,12 @@ def _melody_midi(path: Path) -> None:
     mid.save(str(path))
 
 
-def test_without_an_audio_server_the_window_explains_and_still_renders(themed_app, qtbot, liveband_home,
-                                                                       monkeypatch, tmp_path):
+def test_without_an_audio_server_the_window_explains_and_still_renders(
+    themed_app, qtbot, liveband_home, monkeypatch, tmp_path
+):
     from liveband.bench.softaudio import refresh_portaudio
     from liveband.session import Session
+
     # No server anywhere: PortAudio finds nothing to play on (this machine has no sound card).
     monkeypatch.setenv("PULSE_SERVER", f"unix:{tmp_path}/no-such-pulse")
     monkeypatch.setenv("JACK_DEFAULT_SERVER", "no-such-jack")
@@ -188,6 +193,7 @@ def test_buffer_size_picker_reopens_the_real_audio_stream(themed_app, qtbot, liv
 
 def test_play_along_with_a_melody_file_feeds_the_band(themed_app, qtbot, live_session, tmp_path):
     from test_playalong import write_midi
+
     tune = [(0, 1, 64), (1, 1, 62), (2, 1, 60), (3, 1, 62), (4, 1, 64), (5, 1, 64), (6, 2, 64)]
     path = tmp_path / "tune.mid"
     write_midi(path, tune)

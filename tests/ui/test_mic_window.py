@@ -1,6 +1,7 @@
 """Humming into the (software) microphone with the window in Hum mode: the level meter
 moves, the hummed pitch is drawn as a continuous line with the note it snapped to, and
 the hummed notes appear as the melody the band follows."""
+
 from __future__ import annotations
 
 import math
@@ -21,6 +22,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "ui"
 def test_humming_draws_the_pitch_line_and_feeds_the_band(themed_app, qtbot, pulse_server, liveband_home, tmp_path):
     from liveband.config import AudioConfig, EngineConfig
     from liveband.session import Session
+
     clip = make_hum(HumSpec(seed=5, sample_rate=SR, n_notes=8, tempo=100.0))
     path = tmp_path / "hum.wav"
     with wave.open(str(path), "wb") as f:
@@ -56,7 +58,7 @@ def test_humming_draws_the_pitch_line_and_feeds_the_band(themed_app, qtbot, puls
             seen_level.append(w.transport.level.fraction())
             now = time.monotonic()
             if w.roll.hum_pitch is not None and shot_at is None:
-                shot_at = now + 1.2      # a screenshot once the line has some length; keep sampling
+                shot_at = now + 1.2  # a screenshot once the line has some length; keep sampling
             if shot_at is not None and now >= shot_at and not (ARTIFACTS / "humming.png").exists():
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)
                 w.grab().save(str(ARTIFACTS / "humming.png"))
@@ -73,8 +75,8 @@ def test_humming_draws_the_pitch_line_and_feeds_the_band(themed_app, qtbot, puls
         w.close()
     finally:
         session.close()
-    assert max(seen_level) > 0.4                      # the meter rose above -36 dBFS
-    assert len(seen_note) >= 3, seen_note             # the snapped note name followed the voice
+    assert max(seen_level) > 0.4  # the meter rose above -36 dBFS
+    assert len(seen_note) >= 3, seen_note  # the snapped note name followed the voice
     voiced = trace[np.isfinite(trace)]
     assert len(voiced) > 20
     # The line is the raw voice: a legato glide between two sung notes passes through the

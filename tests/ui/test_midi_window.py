@@ -2,6 +2,7 @@
 virtual input in Setup switches the window to MIDI input, a controller in another process
 plays notes that show in the piano roll, and the band goes out on the virtual output
 chosen in Setup."""
+
 from __future__ import annotations
 
 import json
@@ -46,10 +47,10 @@ CONTROLLER = textwrap.dedent("""
 """)
 
 
-def test_midi_controller_chosen_in_setup_plays_into_the_roll(themed_app, qtbot, jack_server, liveband_home,
-                                                             tmp_path):
+def test_midi_controller_chosen_in_setup_plays_into_the_roll(themed_app, qtbot, jack_server, liveband_home, tmp_path):
     from liveband.config import AudioConfig
     from liveband.session import Session
+
     session = Session(audio_config=AudioConfig(blocksize=256))
     try:
         w = MainWindow(session, QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat), blocksize=256)
@@ -61,13 +62,14 @@ def test_midi_controller_chosen_in_setup_plays_into_the_roll(themed_app, qtbot, 
         w._apply_midi_in()
         setup.midi_out.setCurrentIndex(setup.midi_out.findData("virtual:"))
         w._apply_midi_out()
-        qtbot.waitUntil(lambda: w.input_mode == "midi", timeout=3000)     # the session switched, the UI follows
+        qtbot.waitUntil(lambda: w.input_mode == "midi", timeout=3000)  # the session switched, the UI follows
         w.play()
         qtbot.waitUntil(lambda: w.last_snapshot is not None and w.last_snapshot.playing, timeout=15000)
         script = tmp_path / "controller.py"
         script.write_text(CONTROLLER)
-        peer = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        peer = subprocess.Popen(
+            [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         qtbot.waitUntil(lambda: peer.poll() is not None, timeout=40000)
         out, err = peer.communicate()
         lines = [ln for ln in out.splitlines() if ln.startswith("{")]
@@ -75,7 +77,7 @@ def test_midi_controller_chosen_in_setup_plays_into_the_roll(themed_app, qtbot, 
         qtbot.wait(100)
         melody = sorted({n[1] for n in session.roll(-1000) if n[0] == "melody"})
         assert melody == [60, 64, 67, 72]
-        assert json.loads(lines[-1])["band_notes"] >= 4          # the band reached the MIDI output
+        assert json.loads(lines[-1])["band_notes"] >= 4  # the band reached the MIDI output
         assert w.roll.note_count > 0
         w.stop()
         w.close()

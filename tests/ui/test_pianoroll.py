@@ -1,4 +1,5 @@
 """The piano roll draws what Session.roll returns where the player expects it."""
+
 import math
 
 import pytest
@@ -47,8 +48,14 @@ def test_heard_notes_are_drawn_in_their_part_colour_at_their_pitch(roll):
 def test_committed_notes_ahead_are_solid_and_the_tentative_plan_beyond_them_faded(roll):
     """Issue 14 item 4, as ReaLJam shows it: what the band committed (planned, not heard
     yet) is as solid as what was heard; its tentative plan beyond is faded but visible."""
-    roll.set_frame(32.0, [("keys", 64, 33.0, 36.0, True, False), ("keys", 64, 36.0, 40.0, True, True),
-                          ("keys", 64, 24.0, 32.0, False, False)])
+    roll.set_frame(
+        32.0,
+        [
+            ("keys", 64, 33.0, 36.0, True, False),
+            ("keys", 64, 36.0, 40.0, True, True),
+            ("keys", 64, 24.0, 32.0, False, False),
+        ],
+    )
     img = roll.grab().toImage()
     committed = roll.note_rect("keys", 64, 33.0, 36.0)
     tentative = roll.note_rect("keys", 64, 36.0, 40.0)
@@ -56,7 +63,7 @@ def test_committed_notes_ahead_are_solid_and_the_tentative_plan_beyond_them_fade
     assert tentative.left() > committed.left() > roll.playhead_x() > heard.left()
     hc, cc, tc = (pixel(img, r.center().x(), r.center().y()) for r in (heard, committed, tentative))
     assert close_to(hc, theme.PART_COLORS["keys"]) and close_to(cc, theme.PART_COLORS["keys"])
-    assert tc.lightness() < hc.lightness() - 40                      # faint fill
+    assert tc.lightness() < hc.lightness() - 40  # faint fill
     assert tc != QColor(theme.PANEL) and not close_to(tc, theme.PANEL, 6)  # but visible
 
 
@@ -109,12 +116,12 @@ def test_stopping_keeps_the_last_take_on_screen(roll):
     img = roll.grab().toImage()
     r = roll.note_rect("bass", 40, 20.0, 28.0)
     c = pixel(img, r.center().x(), r.center().y())
-    assert c.red() > c.blue() + 20           # still the bass colour, dimmed
+    assert c.red() > c.blue() + 20  # still the bass colour, dimmed
 
 
 def test_quick_chord_changes_do_not_print_over_each_other(roll):
     roll.set_frame(10.0, [], chord="C#m7")
-    roll.set_frame(10.25, [], chord="Ebm")      # a quarter step later: no room for its name
+    roll.set_frame(10.25, [], chord="Ebm")  # a quarter step later: no room for its name
     roll.set_frame(20.0, [], chord="Ab")
     names = [name for _, name in roll.chord_marks()]
     assert names == ["C#m7", "", "Ab"]

@@ -2,6 +2,7 @@
 real PulseAudio server: the window takes the flags, the band plays them (the recorded
 take's off-beat 8ths fall at 0.6 of the beat, long:short 1.5:1), and the app remembers
 them for the next launch."""
+
 from __future__ import annotations
 
 import os
@@ -35,15 +36,34 @@ def take_onsets(path: Path) -> list[tuple[int, int, int]]:
 def test_liveband_play_with_feel_flags_swings_the_band_and_remembers_them(pulse_server, tmp_path):
     exe = Path(sys.executable).parent / "liveband"
     with Xvfb() as x:
-        env = dict(os.environ, **x.env(), XDG_CONFIG_HOME=str(tmp_path / "config"),
-                   LIVEBAND_HOME=str(tmp_path / "home"))
+        env = dict(
+            os.environ, **x.env(), XDG_CONFIG_HOME=str(tmp_path / "config"), LIVEBAND_HOME=str(tmp_path / "home")
+        )
         prefs = QSettings(str(tmp_path / "config" / "LiveBand" / "LiveBand.ini"), QSettings.Format.IniFormat)
         prefs.setValue("transport/count_in", 0)
         prefs.setValue("transport/tempo", 120.0)
         prefs.sync()
-        proc = subprocess.run([str(exe), "play", "--style", "rock", "--swing", "0.6", "--fills", "off",
-                               "--autoplay", "keyboard", "--quit-after", "12"],
-                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+        proc = subprocess.run(
+            [
+                str(exe),
+                "play",
+                "--style",
+                "rock",
+                "--swing",
+                "0.6",
+                "--fills",
+                "off",
+                "--autoplay",
+                "keyboard",
+                "--quit-after",
+                "12",
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     ini = QSettings(str(tmp_path / "config" / "LiveBand" / "LiveBand.ini"), QSettings.Format.IniFormat)
     assert (ini.value("band/style"), float(ini.value("band/swing")), ini.value("band/fills")) == ("rock", 0.6, "off")
@@ -55,10 +75,10 @@ def test_liveband_play_with_feel_flags_swings_the_band_and_remembers_them(pulse_
     snare = Counter(t % tpb for t, ch, n in ons if ch == 9 and n == SNARE)
     assert snare, ons[:20]
     grid = snare.most_common(1)[0][0]
-    off_beat = round(tpb * (0.5 + 0.6 / 6))           # 0.6 of the beat
-    for ch in (0, 9):                                  # rock's 8th-note bass, and the drums
+    off_beat = round(tpb * (0.5 + 0.6 / 6))  # 0.6 of the beat
+    for ch in (0, 9):  # rock's 8th-note bass, and the drums
         phases = [(t - grid) % tpb for t, c, n in ons if c == ch]
         offs = [p for p in phases if tpb // 4 < p < tpb * 7 // 8]
         assert len(offs) >= 8, (ch, sorted(set(phases)))
         assert all(abs(p - off_beat) <= 2 for p in offs), (ch, off_beat, sorted(set(offs)))
-    assert not [n for t, c, n in ons if c == 9 and n == TOM_HIGH]    # --fills off
+    assert not [n for t, c, n in ons if c == 9 and n == TOM_HIGH]  # --fills off

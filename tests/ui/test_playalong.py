@@ -1,4 +1,5 @@
 """Playing along with a melody file: reading it, and sending its notes on the session's clock."""
+
 from dataclasses import replace
 
 import mido
@@ -31,10 +32,13 @@ def test_a_melody_file_becomes_notes_on_the_16th_grid(tmp_path):
     assert read_melody(f) == [(12.0, 4.0, 67), (16.0, 8.0, 72)]
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"MThd garbage", "not a readable MIDI file"),
-    (None, "has no notes"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"MThd garbage", "not a readable MIDI file"),
+        (None, "has no notes"),
+    ],
+)
 def test_unusable_files_give_one_readable_line(tmp_path, content, message):
     f = tmp_path / "bad.mid"
     if content is None:
@@ -64,14 +68,14 @@ def test_notes_start_on_the_next_bar_and_follow_the_session_clock(qapp, fake_ses
     # The band was at step 5 when the player started: the tune begins at bar 2 (step 16).
     assert [(s, p, d) for s, p, d in sent if d] == [(16.0, 60, True), (18.0, 62, True), (20.0, 64, True)]
     offs = [(s, p) for s, p, d in sent if not d]
-    assert offs == [(18.0, 60), (20.0, 62), (24.0, 64)]      # each ends 0.3 step early, on the next tick
+    assert offs == [(18.0, 60), (20.0, 62), (24.0, 64)]  # each ends 0.3 step early, on the next tick
     assert done == [True]
 
 
 def test_looping_tune_restarts_and_never_leaves_a_note_hanging(qapp, fake_session):
     sent, done = run_player(fake_session, [(0.0, 4.0, 60)], [x * 0.25 for x in range(0, 150)], loop_steps=16)
     ons = [s for s, p, d in sent if d]
-    assert ons == [0.25, 16.0, 32.0]       # waits for the playhead to leave 0 (the start lead-in)
+    assert ons == [0.25, 16.0, 32.0]  # waits for the playhead to leave 0 (the start lead-in)
     assert not done
     held = sum(1 if d else -1 for _, _, d in sent)
     assert held == 0

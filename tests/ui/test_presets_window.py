@@ -1,6 +1,7 @@
 """Presets from the app (issue 19 item 2) on the real Session (no audio stream): save,
 change, load puts the band, its chord chart and the controls back; a corrupt preset is one line and
 changes nothing; takes are renamed and deleted from the Sessions tab."""
+
 import pytest
 from PyQt6.QtCore import QSettings
 
@@ -32,12 +33,12 @@ def test_save_change_and_load_a_preset_from_the_app(real_window):
     b.density.setValue(0.9)
     w.strips["bass"].program.setCurrentIndex(w.strips["bass"].program.findData(38))
     w.strips["melody"].through.click()
-    c = w.chords_panel                    # a chart typed on the Chords tab goes with the preset
+    c = w.chords_panel  # a chart typed on the Chords tab goes with the preset
     c.chart_text.setPlainText(CHART)
     c.chart_apply.click()
     assert w.session.chart_text() == CHART
     assert w.save_preset("funk night")
-    assert w.notice_text.text().startswith("✓ Preset “funk night” saved")    # a confirmation, first
+    assert w.notice_text.text().startswith("✓ Preset “funk night” saved")  # a confirmation, first
     assert b.presets.currentData() == "funk night"
     t.tempo.setValue(90.0)
     t.style_menu.setCurrentIndex(t.style_menu.findData("pop"))
@@ -89,6 +90,7 @@ def test_the_render_button_asks_for_stems_when_the_box_is_ticked(themed_app, qtb
     w.sessions_panel.stems.setChecked(True)
     w.render_file(str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"), str(tmp_path / "band.mid"))
     qtbot.waitUntil(lambda: "Rendered" in w.sessions_panel.job_label.text(), timeout=5000)
-    assert fake_session.called("render_file") == [(str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"),
-                                                   str(tmp_path / "band.mid"), "stems")]
+    assert fake_session.called("render_file") == [
+        (str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"), str(tmp_path / "band.mid"), "stems")
+    ]
     w.close()

@@ -2,6 +2,7 @@
 refuses, as one notice, and loses nothing: the dialog's natural "tune.wav" beside
 "tune.mid" would have written the band's MIDI over the melody, and a 40-byte file with one
 huge delta time would have started a 93-hour render."""
+
 import mido
 import pytest
 from PyQt6.QtCore import QSettings
@@ -23,8 +24,11 @@ def real_window(themed_app, qtbot, tmp_path, liveband_home):
 
 def _tune(path, last_delta=480):
     mid = mido.MidiFile(type=0, ticks_per_beat=96 if last_delta > 480 else 480)
-    mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=67, velocity=90, time=0),
-                                      mido.Message("note_off", note=67, time=last_delta)]))
+    mid.tracks.append(
+        mido.MidiTrack(
+            [mido.Message("note_on", note=67, velocity=90, time=0), mido.Message("note_off", note=67, time=last_delta)]
+        )
+    )
     mid.save(str(path))
     return path
 
@@ -35,13 +39,12 @@ def _refused(w, qtbot, path, out, midi_out) -> str:
     label = w.sessions_panel.job_label.text()
     assert label.startswith("Could not render"), label
     notices = [line for line in w.notice_lines(w.last_snapshot, plain=False) if line.startswith("Could not")]
-    assert notices == [label] and len(label.splitlines()) == 1        # one notice, one line
+    assert notices == [label] and len(label.splitlines()) == 1  # one notice, one line
     w.sessions_panel.job_label.setText("")
     return label
 
 
-def test_render_refuses_to_overwrite_the_melody_and_an_over_long_render_as_one_notice(real_window, qtbot,
-                                                                                     tmp_path):
+def test_render_refuses_to_overwrite_the_melody_and_an_over_long_render_as_one_notice(real_window, qtbot, tmp_path):
     w = real_window
     src = _tune(tmp_path / "tune.mid")
     before = src.read_bytes()
@@ -52,5 +55,7 @@ def test_render_refuses_to_overwrite_the_melody_and_an_over_long_render_as_one_n
     tiny = _tune(tmp_path / "tiny.mid", last_delta=0x0FFFFFFF)
     msg = _refused(w, qtbot, tiny, tmp_path / "band.wav", tmp_path / "band.mid")
     assert "hours of audio" in msg and "liveband render --max-minutes" in msg, msg
-    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".wav", ".mid") or p.name.startswith(".")) \
-        == ["tiny.mid", "tune.mid"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".wav", ".mid") or p.name.startswith(".")) == [
+        "tiny.mid",
+        "tune.mid",
+    ]

@@ -2,6 +2,7 @@
 reach the session and come back on the next launch; every mixer strip (your own part too),
 the tempo and the click can be MIDI-learned from a right-click, and a controller on the
 real MIDI input over JACK then drives them, with the window following."""
+
 from __future__ import annotations
 
 import os
@@ -9,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from waiting import wait_for
 from PyQt6.QtCore import QSettings, Qt
+from test_learn_menu import choose
+from waiting import wait_for
 
 from liveband.config import AudioConfig, EngineConfig
 from liveband.session import VIRTUAL_IN_NAME, Session
-from test_learn_menu import choose
 from ui.mainwindow import MainWindow
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "liveband"))
@@ -29,8 +30,9 @@ def window(s, path, qtbot) -> MainWindow:
     return w
 
 
-def test_setup_clock_delay_and_send_clock_reach_the_session_and_are_remembered(themed_app, qtbot, tmp_path,
-                                                                               liveband_home):
+def test_setup_clock_delay_and_send_clock_reach_the_session_and_are_remembered(
+    themed_app, qtbot, tmp_path, liveband_home
+):
     ini = tmp_path / "ui.ini"
     with Session(EngineConfig(), AudioConfig(), start_audio=False) as s:
         w = window(s, ini, qtbot)
@@ -67,14 +69,14 @@ def test_setup_clock_delay_and_send_clock_reach_the_session_and_are_remembered(t
 
 @pytest.mark.timeout(180)
 def test_strips_tempo_and_click_learned_from_the_window_follow_a_controller_over_jack(
-        themed_app, qtbot, tmp_path, jack_server, liveband_home, monkeypatch):
+    themed_app, qtbot, tmp_path, jack_server, liveband_home, monkeypatch
+):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     with Session(EngineConfig(tempo=120.0), AudioConfig(blocksize=256)) as s:
         w = window(s, tmp_path / "ui.ini", qtbot)
         w.show()
         you = w.strips["melody"]
-        for widget in (w.transport.tempo, w.transport.metronome, you.volume, you.mute, you.solo,
-                       w.strips["bass"].solo):
+        for widget in (w.transport.tempo, w.transport.metronome, you.volume, you.mute, you.solo, w.strips["bass"].solo):
             assert widget.contextMenuPolicy() == Qt.ContextMenuPolicy.CustomContextMenu
         s.open_midi_input(VIRTUAL_IN_NAME)
         box = Controller(VIRTUAL_IN_NAME)
@@ -124,9 +126,11 @@ def test_the_chords_tab_controls_offer_midi_learn_for_their_actions(themed_app, 
         w.show()
         c = w.chords_panel
         seen: list = []
-        for widget, target, label in ((c.section, "next_section", "next section"),
-                                      (c.lock_btn, "lock_form", "lock / unlock the form"),
-                                      (c.arranger, "arranger", "arranger on / off")):
+        for widget, target, label in (
+            (c.section, "next_section", "next section"),
+            (c.lock_btn, "lock_form", "lock / unlock the form"),
+            (c.arranger, "arranger", "arranger on / off"),
+        ):
             assert widget.contextMenuPolicy() == Qt.ContextMenuPolicy.CustomContextMenu, target
             choose(widget, 0, seen)
             assert s.midi_learning == target

@@ -1,5 +1,6 @@
 """LiveBand.ini: read as plain text, never unpickled; a bad value falls back to its
 default with a notice naming the file and the key; QSettings-written files still read."""
+
 from __future__ import annotations
 
 import pickle
@@ -34,17 +35,17 @@ def _pickled_variant(marker: Path) -> str:
 
 def _write_evil_ini(path: Path, marker: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("[transport]\nmeter=3/4\n"
-                    f"tempo={_pickled_variant(marker)}\n"
-                    "[devices]\nblocksize=512\n")
+    path.write_text(f"[transport]\nmeter=3/4\ntempo={_pickled_variant(marker)}\n[devices]\nblocksize=512\n")
 
 
 def test_the_crafted_entry_runs_code_through_qsettings(tmp_path):
     """Control: the payload is live; an untyped QSettings read (the old code) unpickles it."""
     ini, marker = tmp_path / "evil.ini", tmp_path / "ran"
     _write_evil_ini(ini, marker)
-    code = ("import sys; from PyQt6.QtCore import QSettings; "
-            "s = QSettings(sys.argv[1], QSettings.Format.IniFormat); s.value('transport/tempo')")
+    code = (
+        "import sys; from PyQt6.QtCore import QSettings; "
+        "s = QSettings(sys.argv[1], QSettings.Format.IniFormat); s.value('transport/tempo')"
+    )
     subprocess.run([sys.executable, "-c", code, str(ini)], capture_output=True, timeout=60)
     assert marker.exists()
 
@@ -53,15 +54,16 @@ def test_a_pickled_entry_is_never_loaded(tmp_path):
     ini, marker = tmp_path / "LiveBand.ini", tmp_path / "ran"
     _write_evil_ini(ini, marker)
     s = st.open_settings(ini)
-    assert st.read(s, "transport/tempo") == 100.0          # the default
-    assert st.read(s, "transport/meter") == "3/4"          # the rest of the section still reads
+    assert st.read(s, "transport/tempo") == 100.0  # the default
+    assert st.read(s, "transport/meter") == "3/4"  # the rest of the section still reads
     assert st.read(s, "devices/blocksize") == 512
     assert not marker.exists()
     assert any(str(ini) in n and "transport/tempo" in n for n in s.notices), s.notices
 
 
 def test_the_window_starts_from_a_pickled_settings_file_without_running_it(
-        themed_app, qtbot, fake_session, _settings_in_tmp, tmp_path):
+    themed_app, qtbot, fake_session, _settings_in_tmp, tmp_path
+):
     """The app's own path: MainWindow with no settings given opens the user's
     LiveBand.ini (in the test's config folder), restores, and saves on close."""
     from ui.mainwindow import MainWindow
@@ -86,8 +88,10 @@ def test_the_window_starts_from_a_pickled_settings_file_without_running_it(
 
 def test_bad_values_fall_back_to_defaults_with_a_notice_naming_file_and_key(tmp_path):
     ini = tmp_path / "LiveBand.ini"
-    ini.write_text("[devices]\nblocksize=3\ninput_gain_db=9000\n[transport]\ntempo=abc\ncount_in=2\n"
-                   "meter=5/9\n[band]\nstyle=polka\n[parts]\nbass\\volume=7\n")
+    ini.write_text(
+        "[devices]\nblocksize=3\ninput_gain_db=9000\n[transport]\ntempo=abc\ncount_in=2\n"
+        "meter=5/9\n[band]\nstyle=polka\n[parts]\nbass\\volume=7\n"
+    )
     s = st.open_settings(ini)
     assert st.read(s, "devices/blocksize") == 256
     assert st.read(s, "devices/input_gain_db") == 0
@@ -96,14 +100,21 @@ def test_bad_values_fall_back_to_defaults_with_a_notice_naming_file_and_key(tmp_
     assert st.read(s, "transport/meter") == "4/4"
     assert st.read(s, "band/style") == "pop"
     assert st.read(s, "parts/bass/volume", 1.0) == 1.0
-    for key in ("devices/blocksize", "devices/input_gain_db", "transport/tempo", "transport/meter",
-                "band/style", "parts/bass/volume"):
+    for key in (
+        "devices/blocksize",
+        "devices/input_gain_db",
+        "transport/tempo",
+        "transport/meter",
+        "band/style",
+        "parts/bass/volume",
+    ):
         assert sum(str(ini) in n and key in n for n in s.notices) == 1, (key, s.notices)
-    assert st.read(s, "devices/blocksize") == 256 and len(s.notices) == 6     # each said once
+    assert st.read(s, "devices/blocksize") == 256 and len(s.notices) == 6  # each said once
 
 
 def test_the_app_opens_its_session_with_the_default_buffer_when_the_file_has_a_bad_one(
-        themed_app, qtbot, fake_session, _settings_in_tmp):
+    themed_app, qtbot, fake_session, _settings_in_tmp
+):
     from ui.mainwindow import MainWindow
 
     ini = _settings_in_tmp / "LiveBand" / "LiveBand.ini"
@@ -160,10 +171,12 @@ def test_liveband_play_starts_from_a_hostile_settings_file_under_xvfb(pulse_serv
     ini.write_text(ini.read_text().replace("blocksize=512", "blocksize=3"))
     exe = Path(sys.executable).parent / "liveband"
     with Xvfb() as x:
-        env = dict(os.environ, **x.env(), XDG_CONFIG_HOME=str(tmp_path / "config"),
-                   LIVEBAND_HOME=str(tmp_path / "home"))
-        proc = subprocess.run([str(exe), "play", "--quit-after", "3"], env=env, capture_output=True, text=True,
-                              timeout=120)
+        env = dict(
+            os.environ, **x.env(), XDG_CONFIG_HOME=str(tmp_path / "config"), LIVEBAND_HOME=str(tmp_path / "home")
+        )
+        proc = subprocess.run(
+            [str(exe), "play", "--quit-after", "3"], env=env, capture_output=True, text=True, timeout=120
+        )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert not marker.exists()

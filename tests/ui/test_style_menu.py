@@ -1,5 +1,6 @@
 """The transport's style menu offers every band style by the name a player reads, and
 choosing one reaches the session by its id."""
+
 from PyQt6.QtCore import QSettings
 
 from engine.styles import load_styles

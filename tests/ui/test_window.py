@@ -1,5 +1,6 @@
 """The window built on a fake session (pure widget logic): every control reaches the
 session, keys play notes, problems are shown, settings persist."""
+
 from dataclasses import replace
 
 import pytest
@@ -29,16 +30,17 @@ def make_window(themed_app, qtbot, tmp_path):
 
 
 def key(w, k, down=True, auto=False):
-    ev = QKeyEvent(QEvent.Type.KeyPress if down else QEvent.Type.KeyRelease, k, Qt.KeyboardModifier.NoModifier,
-                   "", auto)
+    ev = QKeyEvent(
+        QEvent.Type.KeyPress if down else QEvent.Type.KeyRelease, k, Qt.KeyboardModifier.NoModifier, "", auto
+    )
     QApplication.sendEvent(QApplication.focusWidget() or w, ev)
 
 
 def test_window_opens_with_every_part_of_the_instrument(make_window, fake_session):
     w = make_window(fake_session)
-    assert set(w.strips) == {"bass", "keys", "pad", "drums", "melody"}      # the player's own part too
+    assert set(w.strips) == {"bass", "keys", "pad", "drums", "melody"}  # the player's own part too
     assert [w.tabs.tabText(i) for i in range(w.tabs.count())] == ["Band", "Chords", "Setup", "Sessions"]
-    assert w.strips["bass"].program.currentData() == 33          # from the session's part state
+    assert w.strips["bass"].program.currentData() == 33  # from the session's part state
     assert w.setup_panel.audio_out.findData("NullSpeakers") > 0
     assert w.sessions_panel.session_list.count() == 1
 
@@ -51,7 +53,7 @@ def test_transport_controls_reach_the_session(make_window, fake_session, qtbot):
     w.transport.count_in.setValue(2)
     w.transport.metronome.setChecked(not w.transport.metronome.isChecked())
     w.transport.style_menu.setCurrentIndex(w.transport.style_menu.findData("folk"))
-    w.transport.record_btn.click()                                       # on by default: this turns it off
+    w.transport.record_btn.click()  # on by default: this turns it off
     w.transport.play_btn.click()
     qtbot.waitUntil(lambda: not w.starting)
     assert fake_session.called("set_tempo")[-1] == (132.0,)
@@ -69,7 +71,7 @@ def test_transport_controls_reach_the_session(make_window, fake_session, qtbot):
 
 def test_record_button_shows_when_a_take_is_being_written(make_window, fake_session):
     w = make_window(fake_session)
-    assert w.transport.record_btn.isChecked()                     # takes are recorded unless turned off
+    assert w.transport.record_btn.isChecked()  # takes are recorded unless turned off
     assert fake_session.called("set_recording")[-1] == (True,)
     fake_session.snap = replace(fake_session.snap, playing=True, recording=True)
     w.tick()
@@ -81,7 +83,7 @@ def test_record_button_shows_when_a_take_is_being_written(make_window, fake_sess
 
 def test_input_mode_follows_the_session(make_window, fake_session):
     w = make_window(fake_session)
-    fake_session.snap = replace(fake_session.snap, input_mode="midi")    # e.g. a controller was opened
+    fake_session.snap = replace(fake_session.snap, input_mode="midi")  # e.g. a controller was opened
     w.tick()
     assert w.input_mode == "midi"
 
@@ -160,7 +162,7 @@ def test_computer_keyboard_plays_notes_only_in_keyboard_mode(make_window, fake_s
     w.set_input_mode("keyboard")
     assert fake_session.called("set_input_mode")[-1] == ("keyboard",)
     key(w, Qt.Key.Key_C)
-    key(w, Qt.Key.Key_C, auto=True)          # auto-repeat while held: no new note
+    key(w, Qt.Key.Key_C, auto=True)  # auto-repeat while held: no new note
     key(w, Qt.Key.Key_C, down=False)
     assert fake_session.called("key_event") == [(64, True), (64, False)]
     w.transport.mode_buttons["mic"].click()
@@ -180,12 +182,14 @@ def test_switching_input_mode_releases_held_notes(make_window, fake_session):
 
 def test_session_notices_and_refusals_are_shown_to_the_player(make_window, fake_session):
     w = make_window(fake_session)
-    fake_session.snap = replace(fake_session.snap, notices=(
-        "no audio device: start PulseAudio or plug in a sound card; offline render still works",))
+    fake_session.snap = replace(
+        fake_session.snap,
+        notices=("no audio device: start PulseAudio or plug in a sound card; offline render still works",),
+    )
     w.tick()
     assert w.notice.isVisibleTo(w)
     assert "no audio device" in w.notice_text.text()
-    w._call(fake_session.set_tempo, 500.0)                    # the session refuses
+    w._call(fake_session.set_tempo, 500.0)  # the session refuses
     assert "40-240" in w.notice_text.text()
 
 
@@ -202,12 +206,14 @@ def test_machine_that_cannot_keep_up_gets_advice(make_window, fake_session):
 def test_play_runs_in_a_worker_so_the_window_keeps_drawing(make_window, fake_session, qtbot):
     import threading
     import time
+
     release = threading.Event()
     real_play = fake_session.play
 
-    def slow_play():                      # like the first play, which loads the model
+    def slow_play():  # like the first play, which loads the model
         release.wait(5)
         real_play()
+
     fake_session.play = slow_play
     w = make_window(fake_session)
     qtbot.waitExposed(w)
@@ -217,8 +223,8 @@ def test_play_runs_in_a_worker_so_the_window_keeps_drawing(make_window, fake_ses
     ticks = []
     w.timer.timeout.connect(lambda: ticks.append(time.monotonic()))
     qtbot.wait(800)
-    assert len(ticks) >= 3 and w.transport.play_btn.text() == "…"     # the UI timer kept running
-    key(w, Qt.Key.Key_Space)                                 # ignored while starting
+    assert len(ticks) >= 3 and w.transport.play_btn.text() == "…"  # the UI timer kept running
+    key(w, Qt.Key.Key_Space)  # ignored while starting
     release.set()
     qtbot.waitUntil(lambda: not w.starting)
     w.tick()
@@ -228,6 +234,7 @@ def test_play_runs_in_a_worker_so_the_window_keeps_drawing(make_window, fake_ses
 def test_a_failed_start_is_reported(make_window, fake_session, qtbot):
     def broken():
         raise RuntimeError("audio device vanished")
+
     fake_session.play = broken
     w = make_window(fake_session)
     w.play()
@@ -238,14 +245,18 @@ def test_a_failed_start_is_reported(make_window, fake_session, qtbot):
 def test_live_view_follows_the_session(make_window, fake_session):
     w = make_window(fake_session)
     fake_session.play()
-    fake_session.notes = [("melody", 60, 8.0, 12.0, False), ("bass", 36, 8.0, 16.0, False),
-                          ("keys", 64, 16.0, 20.0, True)]
-    fake_session.snap = replace(fake_session.snap, step=14.0, chord="Am", key="C major",
-                                hummed_pitch=69.2, input_level_db=-6.0)
+    fake_session.notes = [
+        ("melody", 60, 8.0, 12.0, False),
+        ("bass", 36, 8.0, 16.0, False),
+        ("keys", 64, 16.0, 20.0, True),
+    ]
+    fake_session.snap = replace(
+        fake_session.snap, step=14.0, chord="Am", key="C major", hummed_pitch=69.2, input_level_db=-6.0
+    )
     w.tick()
     w.tick()
     assert w.transport.chord_label.text() == "Am"
-    assert w.transport.position.text() == "1.4"          # step 14 of a 4/4 bar: the fourth beat
+    assert w.transport.position.text() == "1.4"  # step 14 of a 4/4 bar: the fourth beat
     assert "C major" in w.transport.key_label.text()
     assert w.transport.hum_label.text() == "A4"
     assert w.roll.note_count == 3
@@ -254,6 +265,7 @@ def test_live_view_follows_the_session(make_window, fake_session):
 
 def test_settings_persist_between_runs(make_window, fake_session):
     from fake_session import FakeSession
+
     w = make_window(fake_session)
     w.transport.tempo.setValue(87.0)
     w.transport.style_menu.setCurrentIndex(w.transport.style_menu.findData("chorale"))
@@ -292,8 +304,9 @@ def test_render_runs_in_a_worker_and_reports_progress(make_window, fake_session,
     w = make_window(fake_session)
     w.render_file(str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"), str(tmp_path / "band.mid"))
     qtbot.waitUntil(lambda: "Rendered" in w.sessions_panel.job_label.text(), timeout=5000)
-    assert fake_session.called("render_file") == [(str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"),
-                                                   str(tmp_path / "band.mid"))]
+    assert fake_session.called("render_file") == [
+        (str(tmp_path / "tune.mid"), str(tmp_path / "band.wav"), str(tmp_path / "band.mid"))
+    ]
     qtbot.waitUntil(lambda: w.sessions_panel.progress.value() == 1000)
     assert "band.wav" in w.sessions_panel.job_label.text()
 
@@ -337,7 +350,7 @@ def test_auto_key_shows_the_key_the_session_detects(make_window, fake_session):
     fake_session.snap = replace(fake_session.snap, key="E minor")
     w.tick()
     assert w.transport.key.itemText(0) == "Auto: E minor"
-    assert not w.transport.key.isEnabled()               # this session always follows the player's key
+    assert not w.transport.key.isEnabled()  # this session always follows the player's key
 
 
 def test_a_fixed_key_reaches_a_session_that_accepts_one(make_window, fake_session):
@@ -364,7 +377,7 @@ def test_after_stop_the_roll_keeps_the_take(make_window, fake_session, qtbot):
 def test_remembered_devices_are_reopened_or_reported_missing(make_window, fake_session, tmp_path):
     s = QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat)
     s.setValue("devices/audio_out", "NullSpeakers")
-    s.setValue("devices/midi_in", "Keystation 49")       # unplugged since last time
+    s.setValue("devices/midi_in", "Keystation 49")  # unplugged since last time
     s.sync()
     w = make_window(fake_session)
     w.wait_for_workers()

@@ -1,9 +1,10 @@
 """Bad input never crashes the hum tracker and never turns into a stream of notes."""
+
 import numpy as np
 import pytest
+from hum_corpus import HumSpec, make_hum, make_speech_like
 
 from engine.pitch.live import HumTracker
-from hum_corpus import HumSpec, make_hum, make_speech_like
 
 
 @pytest.fixture(scope="module")
@@ -13,7 +14,7 @@ def hum():
 
 def feed_all(ht, x, block=441):
     for i in range(0, len(x), block):
-        ht.feed(x[i:i + block])
+        ht.feed(x[i : i + block])
     ht.feed(np.zeros(ht.input_rate // 5, np.float32))
     ht.finish()
     return [n[0] for n in ht.notes()]
@@ -35,7 +36,7 @@ def test_talking_is_not_a_stream_of_notes():
     ht = HumTracker("pesto", input_rate=16000)
     talking_seen = False
     for i in range(0, len(speech), 1600):
-        ht.feed(speech[i:i + 1600])
+        ht.feed(speech[i : i + 1600])
         talking_seen |= ht.notice() is not None and "talking" in ht.notice()
     ht.finish()
     # 4 s of gliding syllables (about 25 of them): far fewer notes than syllables,
@@ -54,7 +55,7 @@ def test_talking_soon_needs_a_steady_pitch_for_a_note():
         ht.reset()
         x = make_speech_like(seed, seconds=4.0)
         for i in range(0, len(x), 1600):
-            ht.feed(x[i:i + 1600])
+            ht.feed(x[i : i + 1600])
         ht.finish()
         n += len(ht.notes())
     assert n <= 20

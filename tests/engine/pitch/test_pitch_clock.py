@@ -1,10 +1,11 @@
 """Event times: on the input sample clock, moved to the session's clock rate and offset,
 and earlier by the input latency the stream reports (the voice reached the ADC then)."""
+
 import numpy as np
 import pytest
+from hum_corpus import HumSpec, make_hum
 
 from engine.pitch.live import HumTracker, heard
-from hum_corpus import HumSpec, make_hum
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +16,7 @@ def clip():
 def events(clip, **kw):
     ht = HumTracker("pesto", input_rate=16000, **kw)
     for i in range(0, len(clip.audio), 160):
-        ht.feed(clip.audio[i:i + 160])
+        ht.feed(clip.audio[i : i + 160])
     ht.finish()
     return ht.poll()
 

@@ -1,15 +1,16 @@
 """Hums with known truth (the synthetic corpus) through the live HumTracker: onsets,
 note pitches and latency, on clean and noisy/reverberant clips, for both trackers."""
+
 import pytest
+from hum_corpus import corpus
 
 from engine.pitch.live import HumTracker
 from liveband.bench.pitch import run_clip, summarise
-from hum_corpus import corpus
 
 
 @pytest.fixture(scope="module")
 def clips():
-    return corpus("quick", sample_rate=48000)    # 4 clips, resampled 48 kHz -> 16 kHz live
+    return corpus("quick", sample_rate=48000)  # 4 clips, resampled 48 kHz -> 16 kHz live
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_same_clip_fed_in_different_block_sizes_gives_the_same_notes(clips):
         ht.reset()
         x = clips[1].audio
         for i in range(0, len(x), block):
-            ht.feed(x[i:i + block])
+            ht.feed(x[i : i + block])
         ht.finish()
         res.append([(n[0], round(n[1], 3)) for n in ht.notes()])
     assert res[0] == res[1] and len(res[0]) >= 6

@@ -2,18 +2,19 @@
 remapped as a source), captured by ``engine.mic_input.MicInput`` (the app's one
 microphone class) through PortAudio and tracked live by its HumTracker; the notes that
 come out are the hummed ones, in their rhythm."""
+
 import threading
 import time
 
 import numpy as np
 import pytest
+from hum_corpus import HumSpec, make_hum
 from scipy.io import wavfile
 
 from engine.audio_devices import PA_LOCK
 from engine.mic_input import NOTHING_AFTER_S, SILENT_AFTER_S, MicError, MicInput
 from engine.pitch.live import HumTracker, heard
 from engine.quantiser import MelodyEvent
-from hum_corpus import HumSpec, make_hum
 
 
 def test_hummed_notes_come_out_of_the_live_microphone(pulse_server, tmp_path):
@@ -29,7 +30,7 @@ def test_hummed_notes_come_out_of_the_live_microphone(pulse_server, tmp_path):
         player = pulse_server.play_into_mic(wav)
         levels = []
         while player.poll() is None:
-            levels.append(mic.level_db)      # the meter, as a UI would poll it
+            levels.append(mic.level_db)  # the meter, as a UI would poll it
             time.sleep(0.05)
         time.sleep(0.8)
         assert mic.error is None
@@ -40,11 +41,11 @@ def test_hummed_notes_come_out_of_the_live_microphone(pulse_server, tmp_path):
     offs = [e.pitch for e in evs if not e.on]
     assert len(offs) == len(ons)
     assert mic.callbacks > 0 and mic.overruns == 0
-    assert max(levels) > -40                           # the meter saw the hum
+    assert max(levels) > -40  # the meter saw the hum
     # the same file through the same HumTracker offline: what the live path should give
     ht = HumTracker("pesto", input_rate=48000)
     for i in range(0, len(clip.audio), 256):
-        ht.feed(clip.audio[i:i + 256])
+        ht.feed(clip.audio[i : i + 256])
     ht.finish()
     offline = [n[0] for n in ht.notes()]
     live = [p for _, p in ons]
@@ -82,12 +83,11 @@ def test_an_8k_or_96k_device_with_the_users_gain_gives_the_hummed_notes(pulse_se
     # scoop is sometimes named a semitone flat (the tracker names it ~40 ms in), which
     # the pitch bench counts; here it made 2 misses of 6 in ~1 run of 10.
     clip = make_hum(HumSpec(24, "male", 100, 6, sample_rate=48000, scoop_prob=0.0))
-    quiet = clip.audio * np.float32(10 ** (-gain_db / 20))        # what the gain makes up for
+    quiet = clip.audio * np.float32(10 ** (-gain_db / 20))  # what the gain makes up for
     wav = tmp_path / "hum.wav"
     wavfile.write(wav, 48000, (quiet * 32767).astype(np.int16))
     got = []
-    mic = MicInput(lambda t, p, on: got.append((t, p, on)), None, sample_rate=48000,
-                   input_rate=rate, gain_db=gain_db)
+    mic = MicInput(lambda t, p, on: got.append((t, p, on)), None, sample_rate=48000, input_rate=rate, gain_db=gain_db)
     try:
         assert mic.input_rate == rate and mic.hum.clock_rate == 48000
         time.sleep(0.5)
@@ -117,7 +117,7 @@ def test_a_microphone_that_stops_delivering_is_reported(pulse_server):
         time.sleep(0.5)
         assert mic.callbacks > 0 and mic.error is None and mic.notice() is None
         with PA_LOCK:
-            mic._stream.stop()           # the device goes away: no more callbacks
+            mic._stream.stop()  # the device goes away: no more callbacks
         time.sleep(0.2)
         assert "stopped delivering" in mic.error
         assert mic.notice() == mic.error
@@ -130,8 +130,8 @@ def test_a_microphone_that_never_delivers_is_reported(pulse_server):
     try:
         with PA_LOCK:
             mic._stream.abort()
-        mic.callbacks = 0                # as if the first callback never came
-        assert mic.error is None         # not yet: the first callback may take a moment
+        mic.callbacks = 0  # as if the first callback never came
+        assert mic.error is None  # not yet: the first callback may take a moment
         mic.started_at = time.monotonic() - NOTHING_AFTER_S - 0.1
         assert "delivers nothing" in mic.error
         assert mic.notice() == mic.error
@@ -147,7 +147,7 @@ def test_a_muted_microphone_gets_a_notice_that_goes_when_a_voice_comes(pulse_ser
     mic = MicInput(lambda *a: None, None, sample_rate=48000)
     try:
         time.sleep(1.0)
-        assert mic.notice() is None      # a pause is not muting
+        assert mic.notice() is None  # a pause is not muting
         time.sleep(SILENT_AFTER_S)
         assert "only silence" in mic.notice()
         player = pulse_server.play_into_mic(wav)
@@ -166,18 +166,18 @@ def test_audio_dropped_because_the_tracker_fell_behind_is_counted_and_kept_in_ti
         time.sleep(0.3)
         assert mic.overruns == 0 and mic.notice() is None
         offset = mic.hum.clock_offset
-        mic._stop.set()                  # the worker stops reading, as a starved one would
+        mic._stop.set()  # the worker stops reading, as a starved one would
         mic._worker.join(timeout=2)
-        time.sleep(2.6)                  # the 2 s ring fills up, then blocks are refused
+        time.sleep(2.6)  # the 2 s ring fills up, then blocks are refused
         assert mic.overruns > 0 and mic.ring.dropped_frames > 0
         assert "fell behind" in mic.notice()
         lost = mic.ring.dropped_frames
-        mic._stop.clear()                # the worker catches up: the lost frames move the clock
+        mic._stop.clear()  # the worker catches up: the lost frames move the clock
         mic._worker = threading.Thread(target=mic._run, daemon=True)
         mic._worker.start()
         time.sleep(0.3)
         moved = mic.hum.clock_offset - offset
-        assert moved >= lost and moved == mic._dropped_seen    # 48 kHz in, 48 kHz clock
+        assert moved >= lost and moved == mic._dropped_seen  # 48 kHz in, 48 kHz clock
     finally:
         mic.close()
 

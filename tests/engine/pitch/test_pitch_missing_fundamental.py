@@ -1,5 +1,6 @@
 """A voice through a small microphone that loses its fundamental is still named at its
 own pitch, not the octave above (the laptop-mic case of the sung corpus)."""
+
 import numpy as np
 import pytest
 from scipy.signal import butter, lfilter
@@ -25,7 +26,7 @@ def test_a_voice_without_its_fundamental_is_named_at_its_own_octave(midi):
     audio = np.concatenate([silence, _thin_voice(midi), silence])
     ht = HumTracker("pesto", input_rate=SR)
     for i in range(0, len(audio), SR // 200):
-        ht.feed(audio[i:i + SR // 200])
+        ht.feed(audio[i : i + SR // 200])
     ht.finish()
     pitches = [ev.pitch for ev in ht.poll() if ev.on]
     assert pitches == [midi], pitches

@@ -1,5 +1,6 @@
 """The pitch trackers' ONNX exports live in the one cache ($LIVEBAND_CACHE/pitch) and a
 damaged cached export is made again."""
+
 import numpy as np
 import torch
 

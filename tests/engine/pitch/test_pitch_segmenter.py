@@ -1,4 +1,5 @@
 """The note segmenter, on hand-made (f0, confidence, level) sequences: pure logic."""
+
 import numpy as np
 
 from engine.pitch.segmenter import NoteSegmenter, SegmenterConfig, snap
@@ -71,7 +72,7 @@ def test_a_step_after_a_wide_vibrato_still_starts_a_new_note():
 
 
 def test_a_scoop_is_waited_out_and_the_note_named_by_its_target():
-    scoop = -150 * np.exp(-np.arange(60) / 3.0)        # 150 cents below, settling in ~10 hops
+    scoop = -150 * np.exp(-np.arange(60) / 3.0)  # 150 cents below, settling in ~10 hops
     ev, _ = run(silence(10) + note(64, 60, cents=scoop) + silence(10))
     assert [p for p, _ in ons(ev)] == [64]
 
@@ -101,7 +102,7 @@ def test_a_rearticulation_in_a_ringing_room_is_named_by_the_new_pitch():
     frames = silence(10) + note(45, 40) + note(45, 8, level=-36.0) + note(45, 1) + note(43, 20) + silence(10)
     ev, _ = run(frames)
     assert [p for p, _ in ons(ev)] == [45, 43]
-    assert 50 <= ons(ev)[1][1] <= 51             # dated to the dip (hop 50), not to the rise
+    assert 50 <= ons(ev)[1][1] <= 51  # dated to the dip (hop 50), not to the rise
     # naming it from the hops around the rise (the old rule) gives the ringing pitch
     # (the early legato rule, off here, would then start a second note on G2)
     old, _ = run(frames, SegmenterConfig(reartic_fresh=False, fast_change=False))
@@ -111,13 +112,23 @@ def test_a_rearticulation_in_a_ringing_room_is_named_by_the_new_pitch():
 def test_a_shallow_dip_then_a_new_attack_rearticulates_a_repeated_note():
     # a sung "ah-ah" on one pitch: the 20 ms level dips only ~6 dB (the glottal dip is
     # shorter than the window) but the next attack rises well above the dip
-    frames = silence(10) + note(60, 30, level=-28) + note(60, 1, level=-31) + note(60, 2, level=-34) + \
-        note(60, 1, level=-30) + note(60, 30, level=-22) + silence(10)
+    frames = (
+        silence(10)
+        + note(60, 30, level=-28)
+        + note(60, 1, level=-31)
+        + note(60, 2, level=-34)
+        + note(60, 1, level=-30)
+        + note(60, 30, level=-22)
+        + silence(10)
+    )
     ev, _ = run(frames)
     assert [p for p, _ in ons(ev)] == [60, 60]
     # a slow swell and fade of the same size (no dip, no new attack) stays one note
-    swell = note(60, 20, level=-28) + [(f, c, -28 - 6 * np.sin(np.pi * i / 10)) for i, (f, c, _) in
-                                       enumerate(note(60, 10))] + note(60, 20, level=-28)
+    swell = (
+        note(60, 20, level=-28)
+        + [(f, c, -28 - 6 * np.sin(np.pi * i / 10)) for i, (f, c, _) in enumerate(note(60, 10))]
+        + note(60, 20, level=-28)
+    )
     ev, _ = run(silence(10) + swell + silence(10))
     assert len(ons(ev)) == 1
 
@@ -144,8 +155,10 @@ def test_a_voice_5_db_above_loud_noise_is_heard_once_the_floor_has_settled():
     rng = np.random.default_rng(1)
 
     def noise(n):
-        return [(float(f), float(c), float(lv)) for f, c, lv in
-                zip(rng.uniform(80, 800, n), rng.uniform(0.0, 0.4, n), -30 + rng.normal(0, 1, n))]
+        return [
+            (float(f), float(c), float(lv))
+            for f, c, lv in zip(rng.uniform(80, 800, n), rng.uniform(0.0, 0.4, n), -30 + rng.normal(0, 1, n))
+        ]
 
     ev, seg = run(noise(1000) + note(62, 30, level=-25.0, conf=0.7) + noise(40))
     assert [p for p, _ in ons(ev)] == [62], ev
@@ -166,12 +179,12 @@ def test_a_note_is_announced_on_its_first_hop_after_the_attack():
     seg = NoteSegmenter()
     for f in silence(20):
         assert seg.step(*f) == []
-    assert seg.step(*note(60, 1, level=-24.0)[0]) == []          # the attack: wait
+    assert seg.step(*note(60, 1, level=-24.0)[0]) == []  # the attack: wait
     first = seg.step(*note(60, 1, level=-21.0, cents=[-20])[0])  # 20 cents a hop: no 2-hop onset yet
     assert [(k, p) for k, p, _, _ in first] == [("on", 60)]
     assert seg.note.provisional
     for f in note(60, 5):
-        assert seg.step(*f) == []            # the onset rule agrees: no correction
+        assert seg.step(*f) == []  # the onset rule agrees: no correction
     assert not seg.note.provisional
 
 
@@ -185,7 +198,7 @@ def test_an_early_note_with_the_wrong_pitch_is_replaced_from_the_same_onset():
     # the first hops still hear the consonant/attack a semitone low; the voice settles on 62
     ev, seg = run(silence(20) + attack(61, 5) + note(62, 40) + silence(10))
     assert [(k, p) for k, p, _, _ in ev] == [("on", 61), ("off", 61), ("on", 62), ("off", 62)]
-    assert ev[0][2] == ev[1][2] == ev[2][2]      # replaced where it began: zero length, same onset
+    assert ev[0][2] == ev[1][2] == ev[2][2]  # replaced where it began: zero length, same onset
     assert [n.pitch for n in seg.notes] == [62]
 
 
@@ -202,6 +215,7 @@ def test_no_early_note_where_the_first_hops_are_likely_wrong():
     def first_on(frames):
         ev, _ = run(silence(20) + frames + note(62, 30) + silence(10))
         return [(k, p) for k, p, _, _ in ev][0]
+
     # mid-attack: the level still rises 6 dB
     assert first_on(note(61, 1, level=-30.0, cents=[10]) + note(62, 1, level=-20.0, cents=[-15])) == ("on", 62)
     # 25 cents sharp of 61 on the way up: a scoop passing the semitone below
@@ -244,8 +258,8 @@ def test_minimum_note_length_holds_the_note_off_back():
 
 def test_key_snapping():
     assert snap(61.2, None, "major") == 61
-    assert snap(61.2, 0, "major") in (60, 62)           # C# is not in C major
-    assert snap(61.2, 1, "major") == 61                  # but it is in C# major
+    assert snap(61.2, 0, "major") in (60, 62)  # C# is not in C major
+    assert snap(61.2, 1, "major") == 61  # but it is in C# major
     ev, _ = run(silence(10) + note(61, 40) + silence(10), SegmenterConfig(key=0, scale="major"))
     assert ons(ev)[0][0] in (60, 62)
 
@@ -274,8 +288,18 @@ def test_nan_inputs_are_treated_as_silence():
 
 def test_event_times_never_go_back():
     # short notes whose note-offs are held back, then legato changes and dips
-    frames = (silence(5) + note(60, 4) + silence(3) + note(62, 4) + silence(3) + note(64, 30) + note(67, 30)
-              + note(67, 3, level=-40) + note(67, 20) + silence(10))
+    frames = (
+        silence(5)
+        + note(60, 4)
+        + silence(3)
+        + note(62, 4)
+        + silence(3)
+        + note(64, 30)
+        + note(67, 30)
+        + note(67, 3, level=-40)
+        + note(67, 20)
+        + silence(10)
+    )
     ev, _ = run(frames, SegmenterConfig(min_note_ms=120))
     times = [h for _, _, h, _ in ev]
     assert times == sorted(times)
@@ -300,7 +324,7 @@ def test_a_scoop_that_converges_is_named_by_its_target_before_it_settles():
     # (early announcing off: it names hop 10 as E flat, then this rule corrects it)
     seg = NoteSegmenter(SegmenterConfig(early_cents=0))
     announced = [i for i, f in enumerate(frames) if any(k == "on" for k, *_ in seg.step(*f))]
-    assert announced == [12]                         # hops 10, 11, 12 voiced
+    assert announced == [12]  # hops 10, 11, 12 voiced
     ev, _ = run(frames)
     assert [p for p, _ in ons(ev)] == [64]
     # waiting for the pitch to flatten (the rule without glide naming) takes 2 hops more
@@ -332,7 +356,7 @@ def test_legato_glide_is_announced_early_by_where_it_lands():
     ons_at = [(i, [e for e in seg.step(*f) if e[0] == "on"]) for i, f in enumerate(frames)]
     ons_at = [(i, e[0][1]) for i, e in ons_at if e]
     assert [p for _, p in ons_at] == [60, 62]
-    assert ons_at[1][0] == 52                      # the glide's 3rd hop (50, 51, 52)
+    assert ons_at[1][0] == 52  # the glide's 3rd hop (50, 51, 52)
     old = NoteSegmenter(SegmenterConfig(fast_change=False))
     late = [i for i, f in enumerate(frames) if any(e[0] == "on" for e in old.step(*f))]
     assert late[1] >= 54
@@ -350,7 +374,7 @@ def test_an_early_legato_guess_waits_while_the_measurement_still_lags():
     for i, f in enumerate(frames):
         ev = seg.step(*f)
         events += ev
-        if i == 42:                                  # the hop measured at 345 cents
+        if i == 42:  # the hop measured at 345 cents
             ok, target = seg._glide(floor_hop=seg.note.on_hop)
             assert ok and snap(target, None, "major") == 58
             assert not any(k == "on" for k, *_ in ev)
@@ -377,5 +401,5 @@ def test_an_early_legato_note_is_dated_by_its_glide_not_by_a_swing_before_it():
     frames = silence(10) + note(60, 30) + note(60, 8, cents=np.full(8, 40.0)) + note(62, 40, cents=glide) + silence(10)
     ev, _ = run(frames)
     assert ons(ev) == [(60, 9.0), (62, 47.0)]
-    ev, _ = run(frames, SegmenterConfig(change_date_share=0.1))    # any departure dates it
+    ev, _ = run(frames, SegmenterConfig(change_date_share=0.1))  # any departure dates it
     assert ons(ev)[1] == (62, 39.0)

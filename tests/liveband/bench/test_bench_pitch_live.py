@@ -1,5 +1,6 @@
 """`liveband bench pitch`'s live part on the real session and a private PulseAudio server:
 hummed notes reach the band's next steps, and mode switches are measured."""
+
 from liveband.bench.pitch import bench_live
 
 

@@ -1,20 +1,23 @@
 """bench pitch scores the notes a listener hears: a note the segmenter took back (an early
 note replaced or withdrawn, ending where it began) is neither a hit nor a false note."""
+
 from engine.quantiser import MelodyEvent
 from liveband.bench.pitch import heard_onsets
 
 
 def test_a_replaced_early_note_is_not_scored_and_its_replacement_is():
-    ev = [(MelodyEvent(time=100, pitch=61, on=True, velocity=90), 480),
-          (MelodyEvent(time=100, pitch=61, on=False, velocity=0), 960),
-          (MelodyEvent(time=100, pitch=62, on=True, velocity=90), 960),
-          (MelodyEvent(time=900, pitch=62, on=False, velocity=0), 1900),
-          # a repeated note starting where the last one ended is heard
-          (MelodyEvent(time=900, pitch=62, on=True, velocity=90), 1950),
-          (MelodyEvent(time=1500, pitch=62, on=False, velocity=0), 2500)]
+    ev = [
+        (MelodyEvent(time=100, pitch=61, on=True, velocity=90), 480),
+        (MelodyEvent(time=100, pitch=61, on=False, velocity=0), 960),
+        (MelodyEvent(time=100, pitch=62, on=True, velocity=90), 960),
+        (MelodyEvent(time=900, pitch=62, on=False, velocity=0), 1900),
+        # a repeated note starting where the last one ended is heard
+        (MelodyEvent(time=900, pitch=62, on=True, velocity=90), 1950),
+        (MelodyEvent(time=1500, pitch=62, on=False, velocity=0), 2500),
+    ]
     kept, withdrawn = heard_onsets(ev, 48000)
     assert [(e.pitch, e.time) for e, _ in kept] == [(62, 100), (62, 900)]
-    assert kept[0][1] == 960 / 48000              # latency counts from the replacement
+    assert kept[0][1] == 960 / 48000  # latency counts from the replacement
     assert withdrawn == 1
 
 
@@ -24,20 +27,26 @@ def test_the_first_note_the_band_hears_is_scored_and_a_taken_back_wrong_note_is_
     heard; a confirmed note and a repeated note are scored as heard."""
     from liveband.bench.pitch import first_heard_onsets
 
-    ev = [(MelodyEvent(time=100, pitch=61, on=True, velocity=90), 480),
-          (MelodyEvent(time=100, pitch=61, on=False, velocity=0), 960),
-          (MelodyEvent(time=100, pitch=62, on=True, velocity=90), 960),
-          (MelodyEvent(time=900, pitch=62, on=False, velocity=0), 1900),
-          (MelodyEvent(time=900, pitch=62, on=True, velocity=90), 1950),
-          (MelodyEvent(time=1500, pitch=62, on=False, velocity=0), 2500),
-          # withdrawn, not replaced: a blip the band heard
-          (MelodyEvent(time=3000, pitch=70, on=True, velocity=90), 3100),
-          (MelodyEvent(time=3000, pitch=70, on=False, velocity=0), 3400),
-          (MelodyEvent(time=4000, pitch=64, on=True, velocity=90), 4100),
-          (MelodyEvent(time=4800, pitch=64, on=False, velocity=0), 4900)]
+    ev = [
+        (MelodyEvent(time=100, pitch=61, on=True, velocity=90), 480),
+        (MelodyEvent(time=100, pitch=61, on=False, velocity=0), 960),
+        (MelodyEvent(time=100, pitch=62, on=True, velocity=90), 960),
+        (MelodyEvent(time=900, pitch=62, on=False, velocity=0), 1900),
+        (MelodyEvent(time=900, pitch=62, on=True, velocity=90), 1950),
+        (MelodyEvent(time=1500, pitch=62, on=False, velocity=0), 2500),
+        # withdrawn, not replaced: a blip the band heard
+        (MelodyEvent(time=3000, pitch=70, on=True, velocity=90), 3100),
+        (MelodyEvent(time=3000, pitch=70, on=False, velocity=0), 3400),
+        (MelodyEvent(time=4000, pitch=64, on=True, velocity=90), 4100),
+        (MelodyEvent(time=4800, pitch=64, on=False, velocity=0), 4900),
+    ]
     first, taken_back = first_heard_onsets(ev, 48000)
-    assert [(e.pitch, e.time, round(at * 48000)) for e, at in first] == \
-        [(61, 100, 480), (62, 900, 1950), (70, 3000, 3100), (64, 4000, 4100)]
+    assert [(e.pitch, e.time, round(at * 48000)) for e, at in first] == [
+        (61, 100, 480),
+        (62, 900, 1950),
+        (70, 3000, 3100),
+        (64, 4000, 4100),
+    ]
     assert taken_back == 2
 
 
@@ -47,10 +56,12 @@ def test_a_wrong_early_note_makes_the_bench_score_a_wrong_pitch():
 
     from liveband.bench.pitch import first_heard_onsets, heard_onsets, score_onsets
 
-    ev = [(MelodyEvent(time=4800, pitch=61, on=True, velocity=90), 5280),
-          (MelodyEvent(time=4800, pitch=61, on=False, velocity=0), 5760),
-          (MelodyEvent(time=4800, pitch=62, on=True, velocity=90), 5760),
-          (MelodyEvent(time=9600, pitch=62, on=False, velocity=0), 9700)]
+    ev = [
+        (MelodyEvent(time=4800, pitch=61, on=True, velocity=90), 5280),
+        (MelodyEvent(time=4800, pitch=61, on=False, velocity=0), 5760),
+        (MelodyEvent(time=4800, pitch=62, on=True, velocity=90), 5760),
+        (MelodyEvent(time=9600, pitch=62, on=False, velocity=0), 9700),
+    ]
     clip = SimpleNamespace(notes=[(62, 0.1, 0.2)])
     strict = score_onsets(first_heard_onsets(ev, 48000)[0], clip, 48000)
     final = score_onsets(heard_onsets(ev, 48000)[0], clip, 48000)

@@ -1,6 +1,7 @@
 """`liveband bench sync` on the real pieces, short: both sources report beats and the
 error statistics (only loose bounds: the numbers are for the bench JSON, not a test),
 every beat of the run is measured as it is heard, and what happened is counted."""
+
 from __future__ import annotations
 
 import os
@@ -21,14 +22,14 @@ def test_sync_bench_reports_beat_errors_for_midi_clock_and_link(jack_server, liv
         # every beat after the first two seconds: 2 a second at 120 BPM
         assert 6 <= r["beats"] <= 9, r
         assert 0 <= r["p50_ms"] <= r["p99_ms"] <= r["max_ms"], r
-        assert r["p50_ms"] < 40.0, r                 # locked: a beat is 500 ms at 120 BPM
+        assert r["p50_ms"] < 40.0, r  # locked: a beat is 500 ms at 120 BPM
         assert r["late_steps"] == 0 and "lock_vs_received" in r, r
         assert r["band_starts"] == 1 and r["band_stops"] == 0 and r["audio_restarts"] == 0, r
         # MIDI clock counts from the song position; Link may renumber its bars once as the
         # peers' sessions merge (a whole-bar re-lock, the phase kept)
         assert r["relocks"] <= (1 if run is bench_link else 0), r
         assert [e[1] for e in r["events"] if e[1] != "link peers"][0] == "band start", r
-        if run is bench_midi_clock:          # every tick's lateness as received, none lost
+        if run is bench_midi_clock:  # every tick's lateness as received, none lost
             late = r["clock_as_received_late_ms"]
             assert late["ticks"] >= 200 and late["lost"] == 0 and 0 <= late["p50"] <= late["max"], late
 
@@ -47,11 +48,13 @@ def test_link_bench_measures_each_beat_as_heard_through_a_frozen_audio_server(ja
             time.sleep(4.0)
         finally:
             os.kill(server, signal.SIGCONT)
+
     threads: list[threading.Thread] = []
 
-    def log(msg: str) -> None:           # said just before the band starts
+    def log(msg: str) -> None:  # said just before the band starts
         threads.append(threading.Thread(target=freeze, daemon=True))
         threads[-1].start()
+
     r = bench_link(12.0, 256, log)
     threads[0].join()
     assert "error" not in r, r
@@ -59,7 +62,7 @@ def test_link_bench_measures_each_beat_as_heard_through_a_frozen_audio_server(ja
     # bars by a whole bar as the peers' sessions merge at the start: that is a re-lock too)
     kinds = [e[1] for e in r["events"]]
     assert r["band_starts"] == 1 and "audio stall" in kinds, r["events"]
-    assert "re-lock" in kinds[kinds.index("audio stall"):] and r["relocks"] <= 2, r["events"]
+    assert "re-lock" in kinds[kinds.index("audio stall") :] and r["relocks"] <= 2, r["events"]
     assert r["audio_stalls"]["count"] >= 1 and r["audio_stalls"]["max_ms"] > 3500, r
     # 10 s after the first two, 4 of them silent: ~12 beats heard, nearly all on Link's
     assert 9 <= r["beats"] <= 14, r

@@ -1,4 +1,5 @@
 """The benches' own LIVEBAND_HOME: set while they run, the old one put back and the folder removed."""
+
 import os
 from pathlib import Path
 

@@ -1,6 +1,7 @@
 """The harder sung corpus: reproducible, disjoint dev / held-out parts, and truth that
 the audio really carries (checked by an autocorrelation pitch estimate that knows
 nothing of the synthesiser)."""
+
 import numpy as np
 import pytest
 
@@ -29,13 +30,13 @@ def test_the_corpus_holds_fast_repeated_and_leaping_notes():
     durs = np.array([off - on for clip in notes for _, on, off in clip])
     assert (durs < 0.2).mean() > 0.25 and durs.min() >= 0.06
     steps = np.array([b[0] - a[0] for clip in notes for a, b in zip(clip, clip[1:])])
-    assert (steps == 0).sum() >= 5               # repeated notes
-    assert (np.abs(steps) >= 7).sum() >= 3       # leaps of a fifth or more
+    assert (steps == 0).sum() >= 5  # repeated notes
+    assert (np.abs(steps) >= 7).sum() >= 3  # leaps of a fifth or more
 
 
 def _acf_pitch(x: np.ndarray, sr: int) -> float:
     x = x - x.mean()
-    r = np.correlate(x, x, "full")[len(x) - 1:]
+    r = np.correlate(x, x, "full")[len(x) - 1 :]
     lo, hi = int(sr / 1100), int(sr / 70)
     lag = lo + int(np.argmax(r[lo:hi]))
     return 69 + 12 * np.log2(sr / lag / 440)
@@ -48,7 +49,7 @@ def test_the_sung_pitch_is_the_truth_pitch(register, syllable):
     long_notes = [(p, on, off) for p, on, off in clip.notes if off - on >= 0.2]
     for p, on, off in long_notes:
         mid = (on + off) / 2
-        seg = clip.audio[int((mid - 0.02) * sr):int((mid + 0.02) * sr)].astype(float)
+        seg = clip.audio[int((mid - 0.02) * sr) : int((mid + 0.02) * sr)].astype(float)
         est = _acf_pitch(seg, sr)
         # the autocorrelation may pick the octave below on a strong 2nd harmonic
         ok += min(abs(est - p), abs(est + 12 - p)) < 0.6

@@ -1,5 +1,6 @@
 """Writers for tiny corpus files in the exact on-disk formats of POP909, Nottingham and JSB,
 so loader and evaluation tests run on a fresh machine without ../shared/data."""
+
 from __future__ import annotations
 
 import json
@@ -8,11 +9,17 @@ from pathlib import Path
 import mido
 
 TPQ = 480
-SEC_PER_BEAT = 0.5          # 120 BPM
+SEC_PER_BEAT = 0.5  # 120 BPM
 
 
-def _track(name: str | None, channel: int, notes: list[tuple[int, float, float]], tpq: int,
-           per_beat_ticks: float, head: list | None = None) -> mido.MidiTrack:
+def _track(
+    name: str | None,
+    channel: int,
+    notes: list[tuple[int, float, float]],
+    tpq: int,
+    per_beat_ticks: float,
+    head: list | None = None,
+) -> mido.MidiTrack:
     """notes: (pitch, start_beat, end_beat) -> a track with absolute times turned into deltas."""
     tr = mido.MidiTrack()
     if name is not None:
@@ -32,18 +39,28 @@ def _track(name: str | None, channel: int, notes: list[tuple[int, float, float]]
     return tr
 
 
-def write_pop909_song(folder: Path, num: str, melody: list[tuple[int, float, float]],
-                      piano: list[tuple[int, float, float]], chords: list[tuple[float, float, str]],
-                      beats: int = 16, beats_per_bar: int = 4, key: str = "C:maj",
-                      with_melody_track: bool = True) -> Path:
+def write_pop909_song(
+    folder: Path,
+    num: str,
+    melody: list[tuple[int, float, float]],
+    piano: list[tuple[int, float, float]],
+    chords: list[tuple[float, float, str]],
+    beats: int = 16,
+    beats_per_bar: int = 4,
+    key: str = "C:maj",
+    with_melody_track: bool = True,
+) -> Path:
     """One POP909-format song folder at 120 BPM; note/chord times are in beats (beat 0 at 0.0 s)."""
     d = folder / num
     d.mkdir(parents=True, exist_ok=True)
     mid = mido.MidiFile(type=1, ticks_per_beat=TPQ)
-    conductor = mido.MidiTrack([
-        mido.MetaMessage("set_tempo", tempo=int(SEC_PER_BEAT * 1e6), time=0),
-        mido.MetaMessage("time_signature", numerator=beats_per_bar, denominator=4, time=0),
-        mido.MetaMessage("end_of_track", time=0)])
+    conductor = mido.MidiTrack(
+        [
+            mido.MetaMessage("set_tempo", tempo=int(SEC_PER_BEAT * 1e6), time=0),
+            mido.MetaMessage("time_signature", numerator=beats_per_bar, denominator=4, time=0),
+            mido.MetaMessage("end_of_track", time=0),
+        ]
+    )
     mid.tracks.append(conductor)
     if with_melody_track:
         mid.tracks.append(_track("MELODY", 0, melody, TPQ, TPQ))
@@ -55,15 +72,25 @@ def write_pop909_song(folder: Path, num: str, melody: list[tuple[int, float, flo
     lines = [f"{i * SEC_PER_BEAT} {float(i % 2 == 0)} {float(i % db_every == 0)}" for i in range(beats)]
     (d / "beat_midi.txt").write_text("\n".join(lines) + "\n")
     (d / "chord_midi.txt").write_text(
-        "".join(f"{s * SEC_PER_BEAT:.6f}\t{e * SEC_PER_BEAT:.6f}\t{lab}\n" for s, e, lab in chords))
+        "".join(f"{s * SEC_PER_BEAT:.6f}\t{e * SEC_PER_BEAT:.6f}\t{lab}\n" for s, e, lab in chords)
+    )
     (d / "key_audio.txt").write_text(f"0.0\t{beats * SEC_PER_BEAT}\t{key}\n")
     return d
 
 
 # A two-bar 4/4 song: the hand-worked expectations in the tests refer to these notes.
-POP_MELODY = [(64, 0, 1), (67, 1, 2.5), (65, 2, 3), (72, 4, 8)]          # 67 is cut by 65 at beat 2
-POP_PIANO = [(48, 0, 4), (52, 0, 2), (55, 0, 2), (70, 0, 1), (60, 2, 4),   # 70 is above the melody
-             (43, 4, 8), (59, 4, 6), (62, 4.02, 6), (67, 6, 8)]          # 62 starts a hair late: snaps
+POP_MELODY = [(64, 0, 1), (67, 1, 2.5), (65, 2, 3), (72, 4, 8)]  # 67 is cut by 65 at beat 2
+POP_PIANO = [
+    (48, 0, 4),
+    (52, 0, 2),
+    (55, 0, 2),
+    (70, 0, 1),
+    (60, 2, 4),  # 70 is above the melody
+    (43, 4, 8),
+    (59, 4, 6),
+    (62, 4.02, 6),
+    (67, 6, 8),
+]  # 62 starts a hair late: snaps
 POP_CHORDS = [(0, 4, "C:maj"), (4, 6, "G:7/b7"), (6, 8, "E:min7")]
 
 
@@ -73,12 +100,22 @@ def write_pop909_folder(folder: Path, nums: tuple[str, ...] = ("001",)) -> Path:
     return folder
 
 
-def write_nottingham_tune(path: Path, melody: list[tuple[int, float, float]],
-                          chords: list[tuple[int, float, float]], numerator: int = 3, denominator: int = 4,
-                          tpq: int = 1024) -> Path:
+def write_nottingham_tune(
+    path: Path,
+    melody: list[tuple[int, float, float]],
+    chords: list[tuple[int, float, float]],
+    numerator: int = 3,
+    denominator: int = 4,
+    tpq: int = 1024,
+) -> Path:
     """A Nottingham-format file: type 1, two unnamed channel-0 tracks, key + time signature."""
-    head = lambda: [mido.MetaMessage("key_signature", key="G", time=0),  # noqa: E731
-                    mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator, time=0)]
+
+    def head() -> list[mido.MetaMessage]:
+        return [
+            mido.MetaMessage("key_signature", key="G", time=0),
+            mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator, time=0),
+        ]
+
     mid = mido.MidiFile(type=1, ticks_per_beat=tpq)
     mid.tracks.append(_track("", 0, melody, tpq, tpq, head()))
     mid.tracks.append(_track("", 0, chords, tpq, tpq, head()))
@@ -98,5 +135,13 @@ def write_jsb(path: Path, splits: dict[str, list]) -> Path:
 
 
 # Two steps of each chord; the soprano re-strikes 67 at step 2, which the format cannot show.
-JSB_CHORALE = [[67, 64, 60, 48], [67, 64, 60, 48], [67, 62, 59, 43], [67, 62, 59, 43],
-               [69, 60, 57, 45], [-1, 60, 57, 45], [72, 64, 55, 48], [72, 64, 55, 48]]
+JSB_CHORALE = [
+    [67, 64, 60, 48],
+    [67, 64, 60, 48],
+    [67, 62, 59, 43],
+    [67, 62, 59, 43],
+    [69, 60, 57, 45],
+    [-1, 60, 57, 45],
+    [72, 64, 55, 48],
+    [72, 64, 55, 48],
+]

@@ -1,12 +1,13 @@
 """build_corpus splits (evaluation data never in train), its cache, transposition and the split rule."""
+
 from __future__ import annotations
 
 import os
 
 import numpy as np
 import pytest
-
 from corpus_fixtures import JSB_CHORALE, NOTT_CHORDS, NOTT_MELODY, write_jsb, write_nottingham_tune, write_pop909_folder
+
 from models.data import Piece, build_corpus, decode_piece, split_train_valid, transpose
 from models.data.corpus import load_corpus
 from models.tokens import CHORD, HOLD, NOTE_BASE, REST, chord_of_token, chord_token
@@ -35,8 +36,9 @@ def test_build_corpus_splits_and_keeps_eval_data_out_of_train(tmp_path):
     assert [n for n in train if n.startswith("jsb")] == ["jsb/train/0", "jsb/train/1", "jsb/train/2"]
     nott = [n for n in train + valid if n.startswith("nottingham")]
     assert len(nott) == 6
-    expected_valid = names(split_train_valid([p for p in corpus["train"] + corpus["valid"]
-                                              if p.name.startswith("nottingham")], 0.5, 3)[1])
+    expected_valid = names(
+        split_train_valid([p for p in corpus["train"] + corpus["valid"] if p.name.startswith("nottingham")], 0.5, 3)[1]
+    )
     assert [n for n in valid if n.startswith("nottingham")] == expected_valid
 
 
@@ -86,8 +88,12 @@ def piece_of(tokens, name="x"):
 
 
 def test_transpose_moves_notes_and_rotates_chord_roots():
-    p = piece_of([[NOTE_BASE + 60, chord_token(11, "min7"), NOTE_BASE + 40, REST, NOTE_BASE + 64],
-                  [HOLD, chord_token(11, "min7"), HOLD, REST, HOLD]])
+    p = piece_of(
+        [
+            [NOTE_BASE + 60, chord_token(11, "min7"), NOTE_BASE + 40, REST, NOTE_BASE + 64],
+            [HOLD, chord_token(11, "min7"), HOLD, REST, HOLD],
+        ]
+    )
     up = transpose(p, 3)
     assert decode_piece(up)["melody"] == [(63, 0, 2)]
     assert decode_piece(up)["bass"] == [(43, 0, 2)]

@@ -1,4 +1,5 @@
 """Stream encoding, the monophonic rule, the voice reduction and chord labels, on hand examples."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,7 +44,7 @@ def test_same_pitch_overlap_is_cut_in_polyphony():
 
 def test_reduction_bass_lowest_alto_tenor_below_melody():
     melody = [(72, 0, 4)]
-    acc = [(48, 0, 8), (60, 0, 8), (64, 0, 8), (76, 0, 8)]   # 76 above the melody while it sounds
+    acc = [(48, 0, 8), (60, 0, 8), (64, 0, 8), (76, 0, 8)]  # 76 above the melody while it sounds
     red = reduce_accompaniment(acc, melody, 8)
     assert red["bass"] == [(48, 0, 8)]
     # steps 0-3: 76 is above the melody; steps 4-7 the melody rests so 76 becomes the alto
@@ -58,10 +59,19 @@ def test_reduction_new_onset_when_selection_moves_to_a_sounding_note():
     assert red["alto"] == [(47, 0, 2)]
 
 
-@pytest.mark.parametrize("label,root,quality", [
-    ("C:maj", 0, "maj"), ("A:min/b3", 9, "min"), ("G:sus4(b7)", 7, "sus4"), ("Bb:maj6", 10, "6"),
-    ("F#:hdim7", 6, "hdim7"), ("Db:minmaj7", 1, "min"), ("E:7/b7", 4, "7"), ("Cb:maj7", 11, "maj7"),
-])
+@pytest.mark.parametrize(
+    "label,root,quality",
+    [
+        ("C:maj", 0, "maj"),
+        ("A:min/b3", 9, "min"),
+        ("G:sus4(b7)", 7, "sus4"),
+        ("Bb:maj6", 10, "6"),
+        ("F#:hdim7", 6, "hdim7"),
+        ("Db:minmaj7", 1, "min"),
+        ("E:7/b7", 4, "7"),
+        ("Cb:maj7", 11, "maj7"),
+    ],
+)
 def test_harte_labels(label, root, quality):
     assert harte_to_token(label) == chord_token(root, quality)
 

@@ -1,10 +1,10 @@
 """Each corpus loader on small files written in its exact format: hand-worked notes, exact
 encode -> decode, and bad input skipped-and-counted with a clear reason."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from corpus_fixtures import (
     JSB_CHORALE,
     NOTT_CHORDS,
@@ -17,7 +17,16 @@ from corpus_fixtures import (
     write_pop909_folder,
     write_pop909_song,
 )
-from models.data import decode_chords, decode_piece, load_jsb, load_music21_folk, load_nottingham, load_pop909, quantised_notes
+
+from models.data import (
+    decode_chords,
+    decode_piece,
+    load_jsb,
+    load_music21_folk,
+    load_nottingham,
+    load_pop909,
+    quantised_notes,
+)
 from models.data.folk import quantise_tune
 from models.data.pop909 import read_key, seconds_to_steps
 from models.tokens import CHORD, CHORD_NONE, CHORD_UNKNOWN, chord_token
@@ -37,16 +46,20 @@ def test_pop909_song_hand_worked(tmp_path):
     (piece,) = res.pieces
     assert (piece.name, piece.style, piece.meter, len(piece)) == ("pop909/001", "pop", "4/4", 32)
     assert decode_piece(piece) == POP_EXPECTED
-    assert decode_chords(piece) == [(chord_token(0, "maj"), 0, 16), (chord_token(7, "7"), 16, 24),
-                                    (chord_token(4, "min7"), 24, 32)]
+    assert decode_chords(piece) == [
+        (chord_token(0, "maj"), 0, 16),
+        (chord_token(7, "7"), 16, 24),
+        (chord_token(4, "min7"), 24, 32),
+    ]
     assert piece.step_in_bar.tolist() == list(range(16)) * 2
     assert decode_piece(piece) == quantised_notes(tmp_path / "pop" / "001", "pop909")
     assert read_key(tmp_path / "pop" / "001") == (0, "maj")
 
 
 def test_pop909_triple_time_from_six_beat_downbeat_spacing(tmp_path):
-    write_pop909_song(tmp_path / "pop", "002", [(67, 0, 3), (69, 3, 6)], [(43, 0, 6)], [(0, 6, "G:maj")],
-                      beats=12, beats_per_bar=3)
+    write_pop909_song(
+        tmp_path / "pop", "002", [(67, 0, 3), (69, 3, 6)], [(43, 0, 6)], [(0, 6, "G:maj")], beats=12, beats_per_bar=3
+    )
     (piece,) = load_pop909(tmp_path / "pop").pieces
     assert piece.meter == "3/4"
     assert piece.step_in_bar.tolist() == list(range(12)) * 2
@@ -124,7 +137,7 @@ def test_jsb_hand_worked_and_hold_rule(tmp_path):
     (piece,) = load_jsb(path, "train").pieces
     assert (piece.name, piece.style, piece.meter) == ("jsb/train/0", "chorale", "4/4")
     assert decode_piece(piece) == {
-        "melody": [(67, 0, 4), (69, 4, 5), (72, 6, 8)],   # the re-strike at step 2 reads as held
+        "melody": [(67, 0, 4), (69, 4, 5), (72, 6, 8)],  # the re-strike at step 2 reads as held
         "alto": [(64, 0, 2), (62, 2, 4), (60, 4, 6), (64, 6, 8)],
         "tenor": [(60, 0, 2), (59, 2, 4), (57, 4, 6), (55, 6, 8)],
         "bass": [(48, 0, 2), (43, 2, 4), (45, 4, 6), (48, 6, 8)],
@@ -147,8 +160,13 @@ def test_music21_folk_tune_with_chord_symbols():
     assert piece.meter == "3/4" and decode_piece(piece) == song.notes
     assert song.notes["melody"][:3] == [(62, 0, 4), (67, 4, 8), (71, 8, 12)]
     assert song.notes["bass"] == [(55, 4, 16), (50, 16, 28), (52, 28, 40), (48, 40, 52)]
-    assert [c for c, _, _ in decode_chords(piece)] == [CHORD_NONE, chord_token(7, "maj"), chord_token(2, "7"),
-                                                       chord_token(4, "min"), chord_token(0, "maj")]
+    assert [c for c, _, _ in decode_chords(piece)] == [
+        CHORD_NONE,
+        chord_token(7, "maj"),
+        chord_token(2, "7"),
+        chord_token(4, "min"),
+        chord_token(0, "maj"),
+    ]
     # the pickup (two eighths) puts the first full bar's downbeat at step 4
     assert piece.step_in_bar[4] == 0 and piece.step_in_bar[0] == 8
 
@@ -158,9 +176,11 @@ def test_music21_is_an_extra_imported_only_when_a_tune_is_read(monkeypatch):
     import sys
 
     code = "import sys, models.data, models.data.folk, models.data.corpus; print('music21' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout.strip() == "False"
-    monkeypatch.setitem(sys.modules, "music21", None)        # as if not installed
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
+    monkeypatch.setitem(sys.modules, "music21", None)  # as if not installed
     with pytest.raises(ImportError, match=r"pip install 'liveband\[folk\]'"):
         load_music21_folk(limit=1)
 
