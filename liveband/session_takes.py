@@ -11,7 +11,8 @@ from engine import parts as P
 from engine.events import PROGRAM
 from engine.gm import instrument_name
 from engine.mixer import Mixer
-from engine.recorder import Recorder, delete_session, export_session, list_sessions, new_session_folder, rename_session
+from engine.recorder import Recorder, new_session_folder
+from engine.takes import delete_session, export_session, list_sessions, rename_session
 from liveband.paths import sessions_dir
 from liveband.session_audio import SessionAudio
 from liveband.session_notices import Notices

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from engine.errors import first_line
-from engine.recorder import SessionError, delete_session, export_session, list_sessions, rename_session
+from engine.takes import SessionError, delete_session, export_session, list_sessions, rename_session
 from liveband.cli import UserError
 from liveband.paths import sessions_dir
 

@@ -13,7 +13,8 @@ import pytest
 
 from engine.events import NOTE_OFF, NOTE_ON
 from engine.midi_export import TempoMark, samples_to_ticks
-from engine.recorder import MIDI_NAME, WAV_NAME, Recorder, export_session, list_sessions, new_session_folder
+from engine.recorder import MIDI_NAME, WAV_NAME, Recorder, new_session_folder
+from engine.takes import export_session, list_sessions
 from engine.wav import WavWriter, repair_wav
 
 SR = 48000

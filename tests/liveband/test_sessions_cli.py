@@ -88,7 +88,7 @@ def test_list_shows_the_good_sessions_and_one_line_per_malformed_one(liveband_ho
 
 
 def test_the_sessions_panel_lists_good_and_malformed_sessions_through_the_same_code(liveband_home, qapp):
-    from engine.recorder import list_sessions
+    from engine.takes import list_sessions
     from ui.panels import SessionsPanel
 
     good = make_take()
