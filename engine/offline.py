@@ -11,7 +11,8 @@ loop waits until the band is committed through each block (same output, bit for 
 With ``synth_process=True`` (``liveband render``, the bench) the same loop runs in a
 forked process and the band's events reach it through a pipe while this process keeps
 generating, so the model and the synth overlap on two cores; the mixer sees the same
-events before the same blocks, so the audio is the same, bit for bit.
+events before the same blocks, so the audio is the same, bit for bit. The loop and that
+process are engine.render_audio; this module drives the band and either one.
 
 The melody is given to the quantiser up front (a file is a player who never plays
 late); the quantiser hands the model committed steps ``<= t - lookahead``. With a live
@@ -22,13 +23,10 @@ render`` uses by default) hears ``-lookahead`` steps ahead, because a file knows
 
 from __future__ import annotations
 
-import collections
 import math
 import mmap
 import multiprocessing
 import os
-import pickle
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +43,7 @@ from engine.generator import GeneratorMetrics, StreamingGenerator
 from engine.melody_file import Melody
 from engine.mixer import Mixer
 from engine.quantiser import Quantiser
+from engine.render_audio import MixStats, RenderJob, audio_loop, audio_process, raise_child_error
 from engine.renderer import EventLog, PartRenderer
 from engine.styles import DEFAULT_STYLE, get_style
 from engine.synth import Synth
@@ -104,29 +103,6 @@ class RenderSettings:
         ControlledSampler(0, self.temperature, self.density, self.harmony_follow)  # validates
         for name in self.muted:
             P.part(name)
-
-
-@dataclass
-class MixStats:
-    """What the limiter had to do to the mix: where a render clipped, for the user."""
-
-    limited_frames: int = 0  # frames rendered while the limiter held the mix down
-    max_gain_reduction_db: float = 0.0  # how far the mix went over the limiter's ceiling
-    nonfinite_blocks: int = 0  # blocks of NaN/inf audio replaced by silence
-
-    def notices(self, sample_rate: int) -> list[str]:
-        """One line per problem (none for a clean mix), as transcribe reports its input's."""
-        out = []
-        if self.limited_frames:
-            out.append(
-                f"the mix clipped: peaks up to {self.max_gain_reduction_db:.1f} dB over full scale were "
-                f"held down by the limiter for {self.limited_frames / sample_rate:.1f} s"
-            )
-        if self.nonfinite_blocks:
-            out.append(
-                f"{self.nonfinite_blocks} blocks of invalid (NaN/inf) audio from the synth were replaced by silence"
-            )
-        return out
 
 
 @dataclass
@@ -208,8 +184,9 @@ def render_melody(
         else []
     )
     end_step = _end_step(melody, clock, s)
-    job = _Job(
-        s,
+    job = RenderJob(
+        s.sample_rate,
+        s.block,
         clock,
         mel,
         play_melody,
@@ -238,9 +215,9 @@ def render_melody(
         )
 
     if s.synth_process and not s.worker_thread and _FORK is not None:
-        gen, audio, late_events, mix = _render_two_processes(job, generator, renderer, log, keep_audio, progress)
+        gen, audio, late_events, mix = _render_two_processes(s, job, generator, renderer, log, keep_audio, progress)
     else:
-        gen, audio, late_events, mix = _render_one_process(job, generator, renderer, log, keep_audio, progress)
+        gen, audio, late_events, mix = _render_one_process(s, job, generator, renderer, log, keep_audio, progress)
     # band before melody at equal times, whatever the threads' interleaving
     events = sorted(log.events + mel_log, key=lambda e: e[0])
     return RenderResult(
@@ -257,73 +234,11 @@ def render_melody(
     )
 
 
-@dataclass(frozen=True)
-class _Job:
-    """What both halves of a render agree on."""
-
-    settings: RenderSettings
-    clock: Clock
-    mel: list  # melody_events(): (sample, on, pitch, velocity)
-    play_melody: bool
-    end_step: int  # the band commits steps < end_step ...
-    end_time: int  # ... and releases everything here
-    total: int  # frames of audio (the release rings out until here)
-    soundfont: Path
-    synth_gain: float
-    wav_path: Path | None
-
-
-def _audio_loop(
-    job: _Job,
-    mixer: Mixer,
-    band_q: EventQueue,
-    writer: WavWriter | None,
-    audio: np.ndarray | None,
-    before: Callable[[int, int], None],
-    after: Callable[[], None],
-) -> MixStats:
-    """The audio callback's stand-in: ``before(now, n)`` returns once the band is queued
-    through the block [now, now + n); then the player's notes of the block are queued and
-    ``Mixer.process`` renders it. Thread: whichever thread owns the mixer."""
-    s = job.settings
-    mel_q = EventQueue(1024)
-    mixer.add_queue(band_q)  # band first: at equal times the band's events go first
-    mixer.add_queue(mel_q)
-    mel, play = job.mel, job.play_melody
-    buf = np.zeros((s.block, 2), np.float32)
-    mi = 0
-    total = job.total
-    stats = MixStats()
-    while mixer.clock < total:
-        now = mixer.clock
-        n = min(s.block, total - now)
-        before(now, n)
-        # the player's own notes, a block at a time (the queue is small)
-        while mi < len(mel) and mel[mi][0] < now + n:
-            t, on, pitch, vel = mel[mi]
-            if play:
-                mel_q.push(t, NOTE_ON if on else NOTE_OFF, P.MELODY.channel, pitch, vel)
-            mi += 1
-        view = buf[:n]
-        mixer.process(view)
-        if mixer.gain_reduction_db > 0.0:
-            stats.limited_frames += n
-            stats.max_gain_reduction_db = max(stats.max_gain_reduction_db, mixer.gain_reduction_db)
-        if writer is not None:
-            writer.write(view)
-        if audio is not None:
-            audio[now : now + n] = view
-        after()
-    stats.nonfinite_blocks = mixer.nonfinite_blocks
-    return stats
-
-
 def _render_one_process(
-    job: _Job, generator, renderer: PartRenderer, log: EventLog, keep_audio: bool, progress
+    s: RenderSettings, job: RenderJob, generator, renderer: PartRenderer, log: EventLog, keep_audio: bool, progress
 ) -> tuple[StreamingGenerator, np.ndarray | None, int, MixStats]:
     """Model and synth take turns in this process (``worker_thread``: the generator in its
     live worker thread on the simulated clock, this thread waiting for it)."""
-    s = job.settings
     band_q = EventQueue(8192)
     renderer.sinks.insert(0, band_q)
     synth = Synth(job.soundfont, s.sample_rate, gain=job.synth_gain)
@@ -367,7 +282,7 @@ def _render_one_process(
                 progress(mixer.clock, job.total)
 
         try:
-            mix = _audio_loop(job, mixer, band_q, writer, audio, before, after)
+            mix = audio_loop(job, mixer, band_q, writer, audio, before, after)
         finally:
             gen.stop()
             if writer is not None:
@@ -378,7 +293,7 @@ def _render_one_process(
 
 
 def _render_two_processes(
-    job: _Job, generator, renderer: PartRenderer, log: EventLog, keep_audio: bool, progress
+    s: RenderSettings, job: RenderJob, generator, renderer: PartRenderer, log: EventLog, keep_audio: bool, progress
 ) -> tuple[StreamingGenerator, np.ndarray | None, int, MixStats]:
     """The band in this process, the audio in a forked one, at the same time.
 
@@ -392,7 +307,6 @@ def _render_two_processes(
     is the same, bit for bit. Its clock (shared memory) is the generator's clock source,
     so a step committed after the audio passed it would still count as late.
     """
-    s = job.settings
     audio = shared = None
     if keep_audio:
         shared = mmap.mmap(-1, job.total * 8)  # MAP_SHARED: the child writes it
@@ -401,7 +315,7 @@ def _render_two_processes(
     audio_clock = _FORK.RawValue("q", 0)
     conn, child_conn = _FORK.Pipe()
     proc = _FORK.Process(
-        target=_audio_process,
+        target=audio_process,
         args=(job, child_conn, audio, audio_clock, conn, os.getpid()),
         name="liveband-render-audio",
         daemon=True,
@@ -419,9 +333,9 @@ def _render_two_processes(
         try:
             conn.send((events, through))
         except (BrokenPipeError, ConnectionResetError):
-            _raise_child_error(conn, proc)
+            raise_child_error(conn, proc)
         if not final and conn.poll():  # before the end the child only speaks to fail
-            _raise_child_error(conn, proc)
+            raise_child_error(conn, proc)
 
     try:
         gen.prime()
@@ -455,94 +369,3 @@ def _render_two_processes(
         if proc.is_alive():
             proc.terminate()
             proc.join()
-
-
-def _raise_child_error(conn, proc) -> None:
-    try:
-        kind, value = conn.recv()
-    except (EOFError, OSError):
-        proc.join(1.0)
-        raise RuntimeError(f"the render's audio process ended (exit code {proc.exitcode})") from None
-    if kind == "error":
-        raise value
-    raise RuntimeError(f"the render's audio process sent {kind!r} early")
-
-
-def _audio_process(
-    job: _Job, conn, audio: np.ndarray | None, audio_clock, parent_conn=None, parent_pid: int | None = None
-) -> None:
-    """The forked audio half: synth, mixer, WAV. Sends ("done", (late mixer events, MixStats)) or
-    ("error", exception). Thread: the child process's only thread.
-
-    It never outlives the parent: it closes the parent's end of the pipe it inherited
-    (else its ``recv`` would wait forever once the parent is gone), dies with the parent
-    (Linux), ignores Ctrl-C (which reaches the whole process group: the parent decides,
-    and terminates it) and lets SIGTERM end it at once (the handler the parent may have
-    installed is not for this process)."""
-    if parent_conn is not None:
-        parent_conn.close()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent(parent_pid)
-    s = job.settings
-    try:
-        synth = Synth(job.soundfont, s.sample_rate, gain=job.synth_gain)
-        writer = None
-        try:
-            mixer = Mixer(synth, s.sample_rate, s.block)
-            band_q = EventQueue(8192)
-            pending: collections.deque = collections.deque()
-            through = -1 << 62
-            writer = WavWriter(job.wav_path, s.sample_rate) if job.wav_path is not None else None
-
-            def before(now: int, n: int) -> None:
-                nonlocal through
-                end = now + n
-                while through < end:  # wait for the band to be final here
-                    events, through = conn.recv()
-                    pending.extend(events)
-                # only this block's events: the mixer would pop no others
-                while pending and pending[0][0] < end:
-                    band_q.push(*pending.popleft())
-
-            def after() -> None:
-                audio_clock.value = mixer.clock
-
-            mix = _audio_loop(job, mixer, band_q, writer, audio, before, after)
-            if writer is not None:
-                writer.close()
-                writer = None
-            conn.send(("done", (mixer.late_events, mix)))
-        finally:
-            if writer is not None:
-                writer.close()
-            synth.close()
-    except BaseException as exc:  # the parent raises it as its own
-        _send_quietly(conn, ("error", exc))
-    finally:
-        conn.close()
-
-
-def _die_with_parent(parent_pid: int | None) -> None:
-    """Ask Linux to kill this process when the parent dies (even by SIGKILL)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the closed pipe still ends it
-        return
-    if parent_pid is not None and os.getppid() != parent_pid:
-        os._exit(1)  # the parent died before prctl took effect
-
-
-def _send_quietly(conn, msg) -> None:
-    """Send ``msg`` to a parent that may be gone (it stopped first: nothing to tell)."""
-    try:
-        try:
-            conn.send(msg)
-        except (pickle.PicklingError, TypeError, AttributeError):  # an exception pickle cannot carry
-            kind, exc = msg
-            conn.send((kind, RuntimeError(f"{type(exc).__name__}: {exc}")))
-    except (OSError, EOFError):
-        pass
