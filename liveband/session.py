@@ -11,15 +11,13 @@ StreamingGenerator (worker) --PartRenderer--> band queue --/        |  event log
 
 - liveband.session_audio: the output device (open, retry, switch) and the audio clock;
 - liveband.session_inputs: keyboard, MIDI ports and hot-plug, note routing, microphone;
-- liveband.session_band: the model, generator, transport and the band's controls;
+- liveband.session_band: the model, generator, the band's play/stop and controls;
 - liveband.session_sync: MIDI clock / Ableton Link tempo sync;
 - liveband.session_outputs: the dispatcher: applied events -> take and MIDI out, MIDI clock;
 - liveband.session_takes: recorded takes; liveband.session_notices: what the player is told;
-- liveband.session_roll: the piano roll's notes and the chord shown; session_render: offline.
-
-Everything the session owns is an attribute of the instance (no globals): one synth,
-one mixer whose sample counter is the master clock, one audio stream, optional MIDI in
-and out, one generator per play/stop, one recording ("take") per play/stop.
+- liveband.session_roll: the piano roll's notes and the chord shown; session_render: offline;
+- liveband.session_transport: play, stop, readiness, and a followed MIDI clock's or Link's;
+- liveband.session_parts: all of these built, started and closed in order (no globals).
 
 Threads: the UI calls every method from its own thread, except ``snapshot`` and ``roll``
 which any thread may call. The session runs helper threads of its own: the *dispatcher*
@@ -36,28 +34,19 @@ still constructs, ``snapshot().notices`` says what is missing and how to fix it,
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Callable
 
-from engine import parts as P
 from engine.audio_out import AudioOut
 from engine.clock import Clock
 from engine.mixer import Mixer
 from engine.recorder import Recorder
-from engine.synth import SoundFontError, Synth
 from liveband.config import AudioConfig, EngineConfig
-from liveband.midilearn import BINDINGS_FILE, ControlThread, MidiLearn, session_targets
-from liveband.paths import find_soundfont, user_config_dir
-from liveband.session_audio import SessionAudio, open_rate
-from liveband.session_band import Band
+from liveband.midilearn import ControlThread, session_targets
 from liveband.session_inputs import Inputs
-from liveband.session_notices import Notices
-from liveband.session_outputs import Outputs
-from liveband.session_roll import Roll, RollNote
+from liveband.session_parts import Parts
+from liveband.session_roll import RollNote
 from liveband.session_steering import FormState, Steering
 from liveband.session_sync import TempoSync
-from liveband.session_takes import Takes
 from liveband.session_types import (
     INPUT_MODES,
     PART_NAMES,
@@ -67,7 +56,6 @@ from liveband.session_types import (
     SessionError,
     SessionSnapshot,
 )
-from liveband.session_views import Housekeeper, Views
 
 __all__ = [
     "Session",
@@ -79,9 +67,6 @@ __all__ = [
     "VIRTUAL_IN_NAME",
     "VIRTUAL_OUT_NAME",
 ]
-
-MAX_BLOCK = 4096
-LOADER_JOIN_S = 60.0  # a closing session waits this long for a model still loading
 
 
 class Session:
@@ -96,154 +81,74 @@ class Session:
         accompanist=None,
         start_audio: bool = True,
     ) -> None:
-        audio_cfg = audio_config or AudioConfig()
-        self._lock = threading.RLock()  # UI-side state; never taken by audio
-        self._notices = notices = Notices()
-        try:
-            self._soundfont = find_soundfont(soundfont)
-        except FileNotFoundError as exc:
-            raise SessionError(str(exc)) from None
-        rate = open_rate(audio_cfg, notices)
-        try:
-            self._synth = Synth(self._soundfont, sample_rate=rate)
-        except (SoundFontError, OSError) as exc:
-            raise SessionError(f"SoundFont {self._soundfont} failed to load: {exc}") from None
-        except RuntimeError as exc:  # FluidSynth missing
-            raise SessionError(str(exc)) from None
-        self.sample_rate = rate
-        self._mixer = mixer = Mixer(self._synth, rate, max(MAX_BLOCK, audio_cfg.blocksize))
-        self._closing = threading.Event()
-        self._audio = SessionAudio(mixer, audio_cfg, rate, self._lock, notices)
-        self._roll = Roll()
-        self._control = ControlThread(on_error=notices.happened)
-        self._sync = TempoSync(self._lock, notices, self._control, self._audio, self._follow_transport)
-        self._outputs = Outputs(
-            mixer,
-            self._audio,
-            notices,
-            recorder=lambda: self._takes.recorder,
-            band_clock=lambda: self._band.clock if self._band.playing else None,
-        )
-        self._takes = Takes(mixer, self._audio, notices, rate, settle=self._outputs.settle)
-        self._band = Band(
-            engine_config or EngineConfig(),
-            self._lock,
-            mixer,
-            rate,
-            notices,
-            self._roll,
-            self._sync,
-            self._takes,
-            self._outputs,
-            accompanist,
-            take_meta=lambda: {"input": self._inputs.mode, "soundfont": str(self._soundfont)},
-        )
-        # MIDI learn: bound CCs/notes are taken off the MIDI input before the notes
         self._targets: dict | None = None
-        learn = MidiLearn(user_config_dir() / BINDINGS_FILE, self._control, self._learn_targets, notices.happened)
-        self._inputs = Inputs(
-            self._lock,
-            notices,
-            mixer,
-            self._audio,
-            self._roll,
-            self._sync,
-            learn,
-            generator=lambda: self._band.gen,
-            recorder=lambda: self._takes.recorder,
-            model_loader=self._band.loader,
-            closing=self._closing,
+        self._p = Parts(
+            engine_config or EngineConfig(), audio_config or AudioConfig(), soundfont, accompanist, self._learn_targets
         )
-        self._steering = Steering(self._lock)
-        self._band.steering = self._steering
-        self._inputs.chord_keys = self._steering.note
-        self._views = Views(
-            self._band, self._sync, self._inputs, self._audio, mixer, self._takes, notices, self._roll, self._steering
-        )
-        self._house = Housekeeper(
-            self._audio, self._inputs, self._band, self._takes, notices, self._views, self._closing
-        )
+        self.sample_rate = self._p.sample_rate
         self._closed = False
-
-        if not mixer.native:
-            notices.problem(
-                "callback",
-                f"audio callback: using the Python fallback ({mixer.native_why}); busy Python threads can delay blocks",
-            )
-        if start_audio and not notices.has("audio"):
-            self._audio.start()
-        elif not start_audio:
-            notices.problem("audio", "audio output not started (offline session)")
-        self._inputs.poll(initial=True)
-        self._outputs.start()
-        self._house.start()
-        self._band.loader.start()
-        self._inputs.tracker_loader.start()
+        self._p.start(start_audio)
 
     # -- audio (Thread: UI) ------------------------------------------------------------
     def audio_devices(self) -> dict:
-        return self._audio.devices()
+        return self._p.audio.devices()
 
     def set_audio_devices(self, output=None, input=None, blocksize=None) -> None:
         """Re-open the output on another device and/or block size. Thread: UI."""
-        with self._lock:
-            if self._audio.switch(output, input, blocksize) and self._inputs.mic is not None:
-                self._inputs.stop_mic()
-                self._inputs.start_mic()
+        with self._p.lock:
+            if self._p.audio.switch(output, input, blocksize) and self._p.inputs.mic is not None:
+                self._p.inputs.stop_mic()
+                self._p.inputs.start_mic()
 
     def set_input_gain(self, gain_db: float) -> None:
         """The microphone's gain in dB (-40..+40), applied at once if it is open. Thread: UI."""
-        self._inputs.set_gain(self._audio.set_input_gain(gain_db))
+        self._p.inputs.set_gain(self._p.audio.set_input_gain(gain_db))
 
     @property
     def input_gain_db(self) -> float:
-        return self._audio.config.input_gain_db
+        return self._p.audio.config.input_gain_db
 
     # -- inputs (Thread: UI) -------------------------------------------------------------
     def midi_ports(self) -> dict:
-        return self._inputs.ports_now()
+        return self._p.inputs.ports_now()
 
     def open_midi_input(self, name: str | None, channel: int | None = None) -> None:
         """Open a controller by name (``"LiveBand in"``: a virtual port other programs
         connect to); None closes it. ``channel`` 0-15 listens to one channel only.
         OSError with a readable message when the port does not exist. Thread: UI."""
-        self._inputs.open_midi(name, channel)
+        self._p.inputs.open_midi(name, channel)
 
     def key_event(self, pitch: int, down: bool, velocity: int = 100) -> None:
         """A computer-keyboard or on-screen key. Thread: UI."""
-        self._inputs.key_event(pitch, down, velocity)
+        self._p.inputs.key_event(pitch, down, velocity)
 
     def set_input_mode(self, mode: str) -> None:
-        self._inputs.set_mode(mode)
+        self._p.inputs.set_mode(mode)
 
     @property
     def pitch_tracker(self) -> str:
         """The microphone's pitch tracker by name ("pesto", "crepe"), from its next start."""
-        return self._inputs.pitch_tracker
+        return self._p.inputs.pitch_tracker
 
     @pitch_tracker.setter
     def pitch_tracker(self, name: str) -> None:
-        self._inputs.pitch_tracker = name
+        self._p.inputs.pitch_tracker = name
 
     # -- outputs -------------------------------------------------------------------------
     def open_midi_output(self, name: str | None, virtual: bool = True) -> None:
         """Send the band (each part on its channel) to a MIDI port: a virtual port
         (default name "LiveBand band") or an existing port; None closes it. Thread: UI."""
-        with self._lock:
-            self._outputs.open(
-                name,
-                virtual,
-                {p.channel: self._band.parts[p.name].program for p in P.BAND_PARTS if p.channel != P.DRUMS.channel},
-            )
+        with self._p.lock:
+            self._p.outputs.open(name, virtual, self._p.band.channel_programs())
 
     def set_midi_clock(self, on: bool) -> None:
         """MIDI clock (24 ppqn) and start/stop on the MIDI output. Thread: UI."""
-        self._outputs.midi_clock = bool(on)
+        self._p.outputs.midi_clock = bool(on)
 
     @property
     def midi_clock(self) -> bool:
         """Whether MIDI clock and start/stop go to the MIDI output."""
-        return self._outputs.midi_clock
+        return self._p.outputs.midi_clock
 
     # -- tempo sync (Thread: UI) ---------------------------------------------------------
     def set_sync(self, mode: str) -> None:
@@ -251,39 +156,17 @@ class Session:
         its start/stop start and stop the band) or "link" (Ableton Link: joins at once;
         the band locks to Link's bar phase from the next play). SessionError when Link
         cannot start. Thread: UI."""
-        cfg = self._band.cfg
-        self._sync.set_mode(mode, cfg.tempo, cfg.meter, self._inputs.midi_in is not None)
+        cfg = self._p.band.cfg
+        self._p.sync.set_mode(mode, cfg.tempo, cfg.meter, self._p.inputs.midi_in is not None)
 
     @property
     def sync_mode(self) -> str:
-        return self._sync.mode
+        return self._p.sync.mode
 
     def set_sync_delay(self, ms: float) -> None:
         """How late the MIDI clock arrives (0-100 ms; a DAW's "MIDI clock sync delay"):
         the band plays that much earlier than the clock as received. Thread: UI."""
-        self._sync.set_delay(ms)
-
-    def _follow_transport(self, kind: str) -> None:
-        """A followed MIDI clock's start/stop/continue, or a Link peer's play/stop ("link
-        start"/"link stop"). Thread: control."""
-        if kind.startswith("link "):
-            if kind == "link start":
-                self._band.loader.join()  # a model still loading: not under the lock
-            with self._lock:  # the band's play/stop and Link's state change together
-                if not self._sync.link_wants(kind):
-                    return
-                if kind == "link start" and not self._band.playing:
-                    self.play()
-                elif kind == "link stop" and self._band.playing:
-                    self.stop()
-            return
-        if kind == "stop":
-            self.stop()
-            return
-        if kind == "start" or not self._band.playing:
-            self._sync.clock_in.wait_tempo(2.0)  # a start usually comes before its first ticks
-            self.stop()  # a start while playing: from the top
-            self.play()
+        self._p.sync.set_delay(ms)
 
     # -- MIDI learn (Thread: UI) ---------------------------------------------------------
     def _learn_targets(self) -> dict:
@@ -295,7 +178,7 @@ class Session:
         """Bind the next CC or note from the open MIDI input to ``target`` (a name from
         ``midi_targets()``: "play_stop", "record", "tap_tempo", "density", ...); None
         cancels. ValueError for an unknown target. Thread: UI."""
-        self._inputs.learn.arm(target)
+        self._p.inputs.learn.arm(target)
 
     def midi_targets(self) -> list[str]:
         return list(self._learn_targets())
@@ -303,15 +186,15 @@ class Session:
     @property
     def midi_learning(self) -> str | None:
         """The target waiting for a control to be moved, or None."""
-        return self._inputs.learn.armed
+        return self._p.inputs.learn.armed
 
     def midi_bindings(self) -> list:
         """The open controller's bindings (liveband.midilearn.Binding). Thread: any."""
-        return self._inputs.learn.bindings()
+        return self._p.inputs.learn.bindings()
 
     def clear_binding(self, target: str | None = None) -> int:
         """Forget the open controller's bindings of ``target`` (None: all); how many."""
-        return self._inputs.learn.clear(target)
+        return self._p.inputs.learn.clear(target)
 
     # -- transport and takes (Thread: UI) ------------------------------------------------
     def prepare(self, timeout: float | None = None) -> bool:
@@ -320,153 +203,140 @@ class Session:
         starts in the background when the session opens), so that ``play`` then starts
         at once. True when ready; False if ``timeout`` ran out.
         Thread: any (the UI calls it on a worker thread, never on its own)."""
-        end = None if timeout is None else time.monotonic() + timeout
-        loaders = (self._band.loader, self._inputs.tracker_loader)
-        for loader in loaders:
-            loader.join(None if end is None else max(0.0, end - time.monotonic()))
-        ready = not any(loader.is_alive() for loader in loaders)
-        if ready:
-            self._audio.settle_garbage()  # the loads' objects frozen, not left to mix with later garbage
-        return ready
+        return self._p.transport.prepare(timeout)
 
     def play(self) -> None:
         """Start the band (after the count-in) and a new recorded take; with Link, the
         other apps' transport too. Thread: UI."""
-        self._band.loader.join()  # the model loads in the background: not under the lock
-        with self._lock:
-            self._band.play()
-            if self._band.playing:
-                self._sync.band_started()
+        self._p.transport.play()
 
     def stop(self) -> None:
         """Stop the band; everything sounding is released; the take is finalised; with
         Link, the other apps stop too."""
-        with self._lock:
-            self._band.stop()
-            self._sync.band_stopped()
+        self._p.transport.stop()
 
     # -- harmony: arranger, chart, locked form (liveband.session_steering; Thread: UI) ------
     def set_arranger(self, on: bool, split: int | None = None) -> None:
         """Arranger mode: notes below ``split`` (a MIDI note, default 54 = F#3) are chords the
         band plays from the next step; the rest stay the melody."""
-        self._steering.set_arranger(on, split)
+        self._p.steering.set_arranger(on, split)
 
     def load_chart(self, path: str):
         """Loop a chord chart file from the next bar line (ChartError: one line naming the
         file and line; the chart playing stays)."""
-        return self._steering.load_chart(path)
+        return self._p.steering.load_chart(path)
 
     def set_chart_text(self, text: str, name: str = "chart"):
         """A chart as text (typed, or from a preset); "" clears it."""
-        return self._steering.set_chart_text(text, name)
+        return self._p.steering.set_chart_text(text, name)
 
     def chart_text(self) -> str:
         """The chart the session has, as its text ("" none): what a preset keeps."""
-        return self._steering.chart_text()
+        return self._p.steering.chart_text()
 
     def save_chart(self, path: str, locked: bool = False) -> str:
         """Write the chart (``locked``: the locked form) as plain text."""
-        return str(self._steering.save_chart(path, locked))
+        return str(self._p.steering.save_chart(path, locked))
 
     def clear_chart(self) -> None:
-        self._steering.clear_chart()
+        self._p.steering.clear_chart()
 
     def chart_sections(self) -> list[str]:
-        return self._steering.sections()
+        return self._p.steering.sections()
 
     def loop_section(self, name: str | None) -> None:
         """Loop one section of the chart from the next bar line (None: all of it)."""
-        self._steering.loop_section(name)
+        self._p.steering.loop_section(name)
 
     def lock_form(self, bars: int) -> None:
         """Loop the chords of the band's last ``bars`` bars (2, 4, 8) from the next bar line."""
-        self._steering.lock(bars)
+        self._p.steering.lock(bars)
 
     def unlock_form(self) -> None:
-        self._steering.unlock()
+        self._p.steering.unlock()
 
     def set_tempo_ramp(self, bpm: float | None, every: int = 1) -> None:
         """Practice: +``bpm`` each ``every`` times round a looped chart or form (None: off)."""
-        self._steering.set_tempo_ramp(bpm, every)
+        self._p.steering.set_tempo_ramp(bpm, every)
 
     def form_state(self) -> FormState:
         """Bar, form bar, section, loop and what drives the chords. Thread: any."""
-        return self._views.form_state()
+        return self._p.views.form_state()
 
     @property
     def steering(self) -> Steering:
-        return self._steering
+        return self._p.steering
 
     def set_recording(self, on: bool) -> None:
         """Record takes (from play to stop) into the sessions folder. Turning it on while
         playing starts a take at once. Thread: UI."""
-        self._band.set_recording(on)
+        self._p.band.set_recording(on)
 
     @property
     def recording_enabled(self) -> bool:
-        return self._takes.enabled
+        return self._p.takes.enabled
 
     def list_sessions(self) -> list[dict]:
-        return self._takes.list_all()
+        return self._p.takes.list_all()
 
     def export_session(self, name: str, dest: str) -> list[str]:
-        return self._takes.export(name, dest)
+        return self._p.takes.export(name, dest)
 
     def rename_session(self, old: str, new: str) -> str:
         """Rename a recorded take (not the one being recorded); the new name. Thread: UI."""
-        return self._takes.rename(old, new)
+        return self._p.takes.rename(old, new)
 
     def delete_session(self, name: str) -> None:
         """Delete a recorded take (not the one being recorded). Thread: UI."""
-        self._takes.delete(name)
+        self._p.takes.delete(name)
 
     # -- band controls (Thread: UI) ------------------------------------------------------
     def set_tempo(self, bpm: float) -> None:
-        self._band.set_tempo(bpm)
+        self._p.band.set_tempo(bpm)
 
     def tap_tempo(self) -> float:
         """Tap on the beat; after two taps the tempo follows the median interval.
         Returns the tempo now in effect. Thread: UI."""
-        return self._band.tap()
+        return self._p.band.tap()
 
     def set_meter(self, meter: str) -> None:
         """A new meter applies from the next play (the grid cannot change under the band)."""
-        self._band.set_meter(meter)
+        self._p.band.set_meter(meter)
 
     def set_style(self, style: str) -> None:
-        self._band.set_style(style)
+        self._p.band.set_style(style)
 
     def set_key(self, key: str | None) -> None:
         """Fix the key ("D minor", "Bb major", "F#m"), or None to follow the playing.
         A fixed key keeps the band's notes and chords in its scale (from the next step it
         commits), snaps hummed notes to the scale and is what the snapshot reports.
         Raises SessionError for text that is not a key. Thread: UI."""
-        with self._lock:
-            self._inputs.snap_scale = self._band.set_key(key)
+        with self._p.lock:
+            self._p.inputs.snap_scale = self._p.band.set_key(key)
 
     def set_temperature(self, t: float) -> None:
-        self._band.set_controls(temperature=float(t))
+        self._p.band.set_controls(temperature=float(t))
 
     def set_density(self, d: float) -> None:
-        self._band.set_controls(density=float(d))
+        self._p.band.set_controls(density=float(d))
 
     def set_harmony_follow(self, h: float) -> None:
-        self._band.set_controls(harmony_follow=float(h))
+        self._p.band.set_controls(harmony_follow=float(h))
 
     def set_part(self, part: str, *, mute=None, solo=None, volume=None, program=None, through=None) -> None:
         """A mixer strip: the band's parts and the player's own ("melody"; ``through``
         False: its notes still reach the band, MIDI out and takes, but LiveBand does not
         sound them, for a player on a hardware synth). Thread: UI."""
-        self._band.set_part(part, mute=mute, solo=solo, volume=volume, program=program, through=through)
+        self._p.band.set_part(part, mute=mute, solo=solo, volume=volume, program=program, through=through)
 
     @property
     def engine_config(self) -> EngineConfig:
         """The band's settings now (tempo, meter, style, fixed key, knobs, feel). Thread: any."""
-        return self._band.cfg
+        return self._p.band.cfg
 
     @property
     def master_volume(self) -> float:
-        return self._band.master
+        return self._p.band.master
 
     def set_feel(
         self,
@@ -478,36 +348,36 @@ class Session:
     ) -> None:
         """The band's feel (None: the style's), from its next step while it plays, and for
         the next play. ValueError naming the value. Thread: UI."""
-        self._band.set_feel(swing=swing, fills=fills, time_feel=time_feel, humanise=float(humanise))
+        self._p.band.set_feel(swing=swing, fills=fills, time_feel=time_feel, humanise=float(humanise))
 
     def set_master_volume(self, v: float) -> None:
-        self._band.set_master_volume(v)
+        self._p.band.set_master_volume(v)
 
     @property
     def metronome(self) -> bool:
         """Whether the click sounds while the band plays."""
-        return self._band.metronome
+        return self._p.band.metronome
 
     def set_metronome(self, on: bool) -> None:
-        self._band.set_metronome(on)
+        self._p.band.set_metronome(on)
 
     def set_count_in(self, bars: int) -> None:
-        self._band.set_config(count_in_bars=int(bars))
+        self._p.band.set_config(count_in_bars=int(bars))
 
     def add_band_listener(self, sink) -> None:
         """``sink.push(time, kind, channel, data1, data2)`` receives every event the band
         commits, from the next play() on, on the generator thread (for monitors, tests)."""
-        self._band.listeners.append(sink)
+        self._p.band.listeners.append(sink)
 
     # -- views (Thread: any; liveband.session_views) --------------------------------------
     def snapshot(self) -> SessionSnapshot:
-        return self._views.snapshot()
+        return self._p.views.snapshot()
 
     def roll(self, since_step: float) -> list[RollNote]:
         """Notes (part incl. "melody", pitch, start_step, end_step, planned, tentative)
         that end at or after ``since_step``; planned = committed by the band but not heard
         yet; tentative = the band's plan a beat past what it committed (never sounded)."""
-        return self._views.roll(since_step)
+        return self._p.views.roll(since_step)
 
     # -- offline -------------------------------------------------------------------------
     def render_file(
@@ -533,11 +403,11 @@ class Session:
             out_wav,
             midi_out,
             progress,
-            cfg=self._band.cfg,
-            parts=self._band.parts,
+            cfg=self._p.band.cfg,
+            parts=self._p.band.parts,
             sample_rate=self.sample_rate,
-            soundfont=self._soundfont,
-            say=self._notices.happened,
+            soundfont=self._p.soundfont,
+            say=self._p.notices.happened,
             stems=stems,
             loudness=loudness,
         )
@@ -546,30 +416,14 @@ class Session:
     def close(self) -> None:
         """Stop everything and release devices (the take in progress is finalised). A
         second call does nothing."""
-        with self._lock:
+        with self._p.lock:
             if self._closed:
                 return
             self._closed = True
         try:
             self.stop()
         finally:
-            # the audio callback renders the synth: its stream must be shut, and stay
-            # shut, before the synth is freed (a stream reopened meanwhile by the
-            # watchdog or a device change crashed inside FluidSynth)
-            self._audio.close()
-            self._closing.set()
-            self._outputs.close()
-            self._house.join(timeout=2)
-            # A session closed while its model still loads must not leave that thread
-            # inside torch at interpreter exit (C++ aborts: "terminate called ...").
-            for loader in (self._band.loader, self._inputs.tracker_loader):
-                if loader.is_alive():
-                    loader.join(timeout=LOADER_JOIN_S)
-            self._inputs.close()
-            self._audio.out.stop()
-            self._control.close()
-            self._sync.close()
-            self._synth.close()
+            self._p.close()
 
     def __enter__(self) -> "Session":
         return self
@@ -580,34 +434,34 @@ class Session:
     # -- for benches and tests (Thread: any) ---------------------------------------------
     @property
     def mixer(self) -> Mixer:
-        return self._mixer
+        return self._p.mixer
 
     @property
     def audio(self) -> AudioOut:
-        return self._audio.out
+        return self._p.audio.out
 
     @property
     def generator(self):
-        return self._band.gen
+        return self._p.band.gen
 
     @property
     def recorder(self) -> Recorder | None:
-        return self._takes.recorder
+        return self._p.takes.recorder
 
     @property
     def clock(self) -> Clock | None:
-        return self._band.clock
+        return self._p.band.clock
 
     @property
     def inputs(self) -> Inputs:
         """The keyboard/MIDI/microphone part (its ``mic``, ``midi_in``, ``key_q``, ``learn``)."""
-        return self._inputs
+        return self._p.inputs
 
     @property
     def sync(self) -> TempoSync:
         """The tempo-sync part (its ``link``, ``beat_lock``, ``clock_in``)."""
-        return self._sync
+        return self._p.sync
 
     @property
     def control(self) -> ControlThread:
-        return self._control
+        return self._p.control

@@ -425,3 +425,7 @@ class Band:
     @property
     def programs(self) -> dict[str, int]:
         return {n: s.program for n, s in self.parts.items()}
+
+    def channel_programs(self) -> dict[int, int]:
+        """The band's programs by MIDI channel, drums aside: what a MIDI output opens with."""
+        return {p.channel: self.parts[p.name].program for p in P.BAND_PARTS if p.channel != P.DRUMS.channel}
