@@ -1,7 +1,7 @@
 """The app's offline render: a melody file accompanied with the session's band settings,
-by the `render` command's rules (liveband.rendering, liveband.commands.render), its checks
-included: no output over the input or another output, each written beside its name and
-renamed into place, a length cap and a free-disk check before anything starts."""
+by the `render` command's code path (liveband.rendering), its checks included: no output
+over the input or another output, each written beside its name and renamed into place, a
+length cap and a free-disk check before anything starts."""
 
 from __future__ import annotations
 
@@ -30,20 +30,19 @@ def render_file(
     """See Session.render_file; ``say`` receives what the user should know (tempo taken
     from the file, backend fallback). A refusal (collision, too long, disk too small, bad
     file) raises UserError with one line and writes nothing."""
-    from engine.offline import RenderSettings, render_frames, render_melody
-    from liveband.commands.render import (
+    from engine.offline import RenderSettings, render_frames
+    from liveband.rendering import (
         APP_WORDING,
         DEFAULT_MAX_MINUTES,
         Outputs,
-        cannot_write,
+        band_timing,
         check_outputs,
         load_melody,
-        mix_synth_gain,
+        open_band,
         refuse_too_long,
         scratch_bytes_per_frame,
-        stem_paths,
+        write_render,
     )
-    from liveband.rendering import band_timing, open_band
 
     src = Path(path)
     out = Path(out_wav)
@@ -79,37 +78,18 @@ def render_file(
     cb = None if progress is None else (lambda done, total: progress(done / max(1, total)))
     outputs = Outputs()
     try:
-        wav_tmp = outputs.temp_for(out, keep=loudness is None and not stems)
-        result = render_melody(melody, acc, settings, soundfont, wav_tmp, backend=backend, progress=cb)
-        if stems or loudness is not None:
-            from engine.export import export_stems_and_loudness, stem_parts
-
-            finals = stem_paths(out)
-            files = {
-                p.name: (outputs.temp_for(finals[p.name], keep=False), outputs.temp_for(finals[p.name]))
-                for p in (stem_parts(result.events) if stems else ())
-            }
-            export_stems_and_loudness(
-                wav_tmp,
-                outputs.temp_for(out),
-                files,
-                result.events,
-                result.frames,
-                soundfont,
-                sample_rate=settings.sample_rate,
-                block=settings.block,
-                synth_gain=mix_synth_gain(render_melody),
-                target_lufs=loudness,
-            )
-        if midi_out is not None:
-            from engine.midi_export import write_midi
-
-            try:
-                write_midi(outputs.temp_for(Path(midi_out)), result.events, result.clock)
-            except OSError as exc:
-                raise cannot_write(midi_out, exc) from None
-        outputs.commit()
-    except OSError as exc:  # the mix or its stems (a full disk): the outputs, not their temporaries
-        raise cannot_write(out if not stems else f"{out} or its stems", exc) from None
+        write_render(
+            melody,
+            acc,
+            backend,
+            settings,
+            soundfont,
+            out,
+            None if midi_out is None else Path(midi_out),
+            outputs,
+            stems=stems,
+            loudness=loudness,
+            progress=cb,
+        )
     finally:
-        outputs.discard()
+        outputs.discard()  # after a commit there is nothing left to discard

@@ -15,252 +15,32 @@ longer than ``--max-minutes`` or than the disk can hold is refused before it sta
 
 from __future__ import annotations
 
-import inspect
 import math
-import os
-import shutil
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from engine.errors import first_line
 from engine.export import CEILING_DBFS
-from liveband.cli import UserError
 from liveband.config import EngineConfig
 from liveband.paths import find_soundfont
-from liveband.rendering import DEFAULT_BACKEND, RECORDING_TEMPO, band_timing, open_band
-from models.atomic import temp_beside
-
-WAV_SUFFIXES = (".wav", ".wave")
-MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf")
-# minutes of audio; a longer render must be asked for with --max-minutes
-DEFAULT_MAX_MINUTES = 120.0
+from liveband.rendering import (
+    DEFAULT_BACKEND,
+    DEFAULT_MAX_MINUTES,
+    Outputs,
+    band_timing,
+    check_outputs,
+    load_melody,
+    open_band,
+    refuse_too_long,
+    scratch_bytes_per_frame,
+    write_render,
+)
 
 
 def _say(msg: str) -> None:
     print(f"liveband render: {msg}", file=sys.stderr)
-
-
-def cannot_write(path: Path | str, exc: OSError) -> UserError:
-    """The one line for an output that could not be written (a full disk, a read-only
-    folder), naming the output rather than its temporary file."""
-    return UserError(f"cannot write {path}: {exc.strerror or exc}")
-
-
-def same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: the same inode when both exist (links, case-
-    insensitive file systems), else the same resolved path."""
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
-
-
-@dataclass(frozen=True)
-class Wording:
-    """How a render's refusals name its outputs and the way past the length cap: the
-    command's options, or the app's words (the checks are the same)."""
-
-    out: str = "-o {}"
-    midi: str = "--midi-out {}"
-    stems: str = "--stems"
-    longer: str = "pass --max-minutes {} to render it anyway"
-
-
-# the app has no options: it names the files, and the command that renders a longer file
-APP_WORDING = Wording(
-    out="the WAV {}", midi="the MIDI {}", stems="the stems", longer="render it with `liveband render --max-minutes {}`"
-)
-
-
-def check_outputs(
-    src: Path, out: Path, midi_out: Path | None, stems: bool = False, wording: Wording = Wording()
-) -> None:
-    """Refuse, before anything is read or written, an output of the wrong kind, or one
-    that is the input or another output (a render never writes over its input, nor two
-    outputs to one file)."""
-    w = wording
-    if out.suffix.lower() not in WAV_SUFFIXES:
-        raise UserError(f"{w.out.format(out)}: the output must be a .wav file")
-    if midi_out is not None and midi_out.suffix.lower() not in MIDI_SUFFIXES:
-        raise UserError(f"{w.midi.format(midi_out)}: the MIDI output must be a .mid file")
-    if same_file(src, out):
-        raise UserError(f"{w.out.format(out)} is the input file; choose another output")
-    if midi_out is not None:
-        if same_file(src, midi_out):
-            raise UserError(f"{w.midi.format(midi_out)} is the input file; choose another output")
-        if same_file(out, midi_out):
-            raise UserError(
-                f"{w.midi.format(midi_out)} and {w.out.format(out)} are the same file; give them different names"
-            )
-    for stem in stem_paths(out).values() if stems else ():
-        for other, what in ((src, "the input file"), (midi_out, None if midi_out is None else w.midi.format(midi_out))):
-            if other is not None and same_file(stem, other):
-                raise UserError(f"{w.stems} would write {stem}, which is {what}; choose another {w.out.format('name')}")
-
-
-def stem_paths(out: Path) -> dict[str, Path]:
-    """Where ``--stems`` writes each part: beside the mix, OUT.<part>.wav."""
-    from engine import parts as P
-
-    return {p.name: out.with_name(f"{out.stem}.{p.name}{out.suffix}") for p in P.ALL_PARTS}
-
-
-class _Outputs:
-    """Each output is written to a temporary file beside it (same folder, so the rename
-    is atomic) and renamed into place only when the whole render has succeeded; on any
-    failure or interrupt the temporary files are removed and nothing is replaced."""
-
-    def __init__(self) -> None:
-        self._files: list[tuple[Path, Path]] = []  # (temporary, final)
-        self._scratch: list[Path] = []  # intermediate files, never kept
-
-    def temp_for(self, final: Path, keep: bool = True) -> Path:
-        """A new temporary file beside ``final``, renamed onto it at commit (``keep=False``:
-        an intermediate, removed at commit as on failure)."""
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_beside(final, ".part")
-        if keep:
-            self._files.append((tmp, final))
-        else:
-            self._scratch.append(tmp)
-        return tmp
-
-    def commit(self) -> None:
-        for tmp, final in self._files:
-            try:
-                os.replace(tmp, final)
-            except OSError as exc:
-                raise cannot_write(final, exc) from None
-        self._files.clear()
-        self._remove_scratch()
-
-    def discard(self) -> None:
-        for tmp, _ in self._files:
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                pass
-        self._files.clear()
-        self._remove_scratch()
-
-    def _remove_scratch(self) -> None:
-        for tmp in self._scratch:
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                pass
-        self._scratch.clear()
-
-
-Outputs = _Outputs  # the app's render (Session.render_file) writes its files the same way
-
-
-def load_melody(
-    path: Path, tracker: str = "pesto", tempo: float | None = None, say: Callable[[str], None] | None = None
-):
-    """The melody of a MIDI file or (through the pitch room) of a hummed/sung WAV.
-
-    A recording has no beat grid: its notes keep their timing in seconds, read as beats
-    at ``tempo`` (default 100 BPM), so the band plays at that tempo under them. ``say``
-    gets the tracker's hints about a recording (clipping, NaN samples), as transcribe
-    prints them."""
-    from engine.melody_file import Melody, MelodyFileError, MelodyNote, read_melody_midi
-
-    suffix = path.suffix.lower()
-    if suffix in WAV_SUFFIXES:
-        if not path.is_file():
-            raise UserError(f"{path}: no such file")
-        try:
-            from engine.pitch import transcribe_wav
-        except ImportError:
-            raise UserError(
-                f"{path}: accompanying a WAV needs the pitch tracker (engine.pitch), "
-                "which is not available in this build; transcribe it to MIDI first"
-            ) from None
-        notices: list[str] = []
-        try:
-            notes = transcribe_wav(str(path), tracker=tracker, notices=notices)
-        except (ValueError, OSError, RuntimeError) as exc:
-            raise UserError(f"{path}: {first_line(exc)}") from None
-        if not notes:
-            why = f" ({'; '.join(notices)})" if notices else ""
-            raise UserError(f"{path}: no sung or hummed notes were found in the recording{why}")
-        if say is not None:
-            for msg in notices:
-                say(f"note: {msg}")
-        bpm = tempo or RECORDING_TEMPO
-        beats = bpm / 60.0
-        mel = tuple(
-            MelodyNote(start * beats, end * beats, int(pitch), int(vel))
-            for pitch, start, end, vel in sorted(notes, key=lambda n: n[1])
-            if end > start
-        )
-        return Melody(mel, bpm, None, None, "transcribed")
-    if suffix not in MIDI_SUFFIXES:
-        raise UserError(f"{path}: expected a MIDI file (.mid) or a WAV recording (.wav)")
-    try:
-        return read_melody_midi(path)
-    except MelodyFileError as exc:
-        raise UserError(str(exc)) from None
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} hours" if seconds >= 5400 else f"{seconds / 60:.1f} minutes"
-
-
-def scratch_bytes_per_frame(stems: bool, loudness: float | None) -> int:
-    """Disk a render needs beyond its 16-bit stereo mix, per frame: raw float (8 bytes a
-    frame) and 24-bit WAV (6) for each of up to five stems; the mix before loudness
-    normalisation (4)."""
-    return (5 * 14 if stems else 0) + (4 if loudness is not None else 0)
-
-
-def refuse_too_long(
-    src: Path,
-    out: Path,
-    frames: int,
-    sample_rate: int,
-    max_minutes: float,
-    extra_bytes_per_frame: int = 0,
-    wording: Wording = Wording(),
-) -> None:
-    """Refuse, before anything starts, a render longer than ``max_minutes`` of audio (a
-    stray huge delta time in a tiny MIDI file would otherwise start a days-long render)
-    or one whose WAV (and the stems' and loudness pass's files: ``extra_bytes_per_frame``)
-    would not fit on the output's disk."""
-    seconds = frames / sample_rate
-    wav_bytes = frames * 4 + 44  # 16-bit stereo
-    if seconds > max_minutes * 60:
-        raise UserError(
-            f"{src}: the render would last {_duration(seconds)} of audio ({_size(wav_bytes)}), "
-            f"over the {max_minutes:g}-minute cap; {wording.longer.format(math.ceil(seconds / 60))}"
-        )
-    folder = out.resolve().parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    try:
-        usage = shutil.disk_usage(folder)
-    except OSError:
-        return  # unknown: writing will tell
-    free = usage.free
-    need = wav_bytes + frames * extra_bytes_per_frame
-    if usage.total and need > free:  # (a pseudo file system reports no size)
-        raise UserError(f"cannot write {out}: the render needs {_size(need)} and {folder} has {_size(free)} free")
 
 
 class _PlainProgress:
@@ -310,12 +90,6 @@ def _catch_stops():
     return lambda: [signal.signal(sig, h) for sig, h in old.items()]
 
 
-def mix_synth_gain(render_melody) -> float:
-    """The synth gain ``render_melody`` renders the mix at (its default): the stems are
-    rendered at the same, so that they add up to the mix."""
-    return float(inspect.signature(render_melody).parameters["synth_gain"].default)
-
-
 def _loudness_line(level, target: float) -> str:
     """What normalisation did, in one line."""
     if not math.isfinite(level.measured_lufs):
@@ -330,7 +104,7 @@ def _loudness_line(level, target: float) -> str:
 
 
 def main(args) -> int:
-    outputs = _Outputs()
+    outputs = Outputs()
     restore = _catch_stops()
     try:
         return _render(args, outputs)
@@ -347,10 +121,8 @@ def main(args) -> int:
         restore()
 
 
-def _render(args, outputs: _Outputs) -> int:
-    from engine.midi_export import write_midi
-    from engine.offline import RenderSettings, render_frames, render_melody
-    from engine.synth import SoundFontError
+def _render(args, outputs: Outputs) -> int:
+    from engine.offline import RenderSettings, render_frames
 
     src = Path(args.input)
     out = Path(args.output)
@@ -428,46 +200,20 @@ def _render(args, outputs: _Outputs) -> int:
             if done == total or done % (settings.sample_rate * 2) < settings.block:
                 bar.refresh()
 
-        try:
-            # normalised, or the sum of the stems: the mix is rendered to an intermediate file first
-            wav_tmp = outputs.temp_for(out, keep=loudness is None and not stems)
-            result = render_melody(melody, acc, settings, soundfont, wav_tmp, backend=backend, progress=progress)
-        except SoundFontError as exc:
-            raise UserError(str(exc)) from None
-        except OSError as exc:
-            raise cannot_write(out, exc) from None
-    level = None
-    stem_files: dict[str, tuple[Path, Path]] = {}
-    if stems or loudness is not None:
-        from engine.export import export_stems_and_loudness, stem_parts
-
-        finals = stem_paths(out)
-        try:
-            for part in stem_parts(result.events) if stems else ():
-                final = finals[part.name]
-                stem_files[part.name] = (outputs.temp_for(final, keep=False), outputs.temp_for(final))
-            level = export_stems_and_loudness(
-                wav_tmp,
-                outputs.temp_for(out) if loudness is not None or stems else out,
-                stem_files,
-                result.events,
-                result.frames,
-                soundfont,
-                sample_rate=settings.sample_rate,
-                block=settings.block,
-                synth_gain=mix_synth_gain(render_melody),
-                target_lufs=loudness,
-            )
-        except SoundFontError as exc:
-            raise UserError(str(exc)) from None
-        except OSError as exc:
-            raise cannot_write(f"{out} or its stems", exc) from None
-    if midi_out is not None:
-        try:
-            write_midi(outputs.temp_for(midi_out), result.events, result.clock)
-        except OSError as exc:
-            raise cannot_write(midi_out, exc) from None
-    outputs.commit()
+        done = write_render(
+            melody,
+            acc,
+            backend,
+            settings,
+            soundfont,
+            out,
+            midi_out,
+            outputs,
+            stems=stems,
+            loudness=loudness,
+            progress=progress,
+        )
+    result, level = done.result, done.level
     m = result.metrics
     seconds = result.frames / settings.sample_rate
     speed = seconds / result.seconds_wall if result.seconds_wall > 0 else float("inf")
@@ -475,8 +221,8 @@ def _render(args, outputs: _Outputs) -> int:
         f"wrote {out} ({seconds:.1f} s, {cfg.style}, {round(cfg.tempo, 2):g} BPM {cfg.meter}, seed {cfg.seed}, "
         f"{backend}, {speed:.1f}x real time)" + (f" and {args.midi_out}" if args.midi_out else "")
     )
-    if stem_files:
-        print(f"stems: {', '.join(str(path) for name, path in stem_paths(out).items() if name in stem_files)}")
+    if done.stems:
+        print(f"stems: {', '.join(str(path) for path in done.stems.values())}")
     if level is not None and loudness is not None:  # a level comes only with a loudness target
         print(_loudness_line(level, loudness))  # a result, like "wrote": stdout
     if m.late_steps:
