@@ -171,6 +171,8 @@ class PestoModel:
         class Whole(nn.Module):
             """(B, live) audio windows -> (B, 384) pitch distribution, (B,) voicing."""
 
+            toeplitz: torch.Tensor  # a buffer (register_buffer below)
+
             def __init__(self) -> None:
                 super().__init__()
                 self.encoder, self.voicing = enc, voi
@@ -207,7 +209,7 @@ class PestoModel:
         class Front(nn.Module):
             """What onnxruntime runs live before the FFT convs: CQT, voicing, first conv."""
 
-            def __init__(self, whole: nn.Module) -> None:
+            def __init__(self, whole: Whole) -> None:
                 super().__init__()
                 self.whole = whole
 
@@ -217,7 +219,7 @@ class PestoModel:
         class Back(nn.Module):
             """... and after them: 1x1 convs, Toeplitz layer, softmax."""
 
-            def __init__(self, whole: nn.Module) -> None:
+            def __init__(self, whole: Whole) -> None:
                 super().__init__()
                 self.whole = whole
 
@@ -363,7 +365,7 @@ def support_groups(kern: np.ndarray, overhead: int = 20000) -> list[tuple[int, i
                 best[b], cut[b] = cost, a
     out, b = [], n
     while b > 0:
-        a = cut[b]
+        a = int(cut[b])
         out.append((a, b, int(lo[a:b].min()), int(hi[a:b].max())))
         b = a
     return out[::-1]

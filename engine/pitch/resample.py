@@ -45,7 +45,7 @@ class StreamResampler:
         # our own short low-pass (half_taps taps of the slower rate each side) keeps the delay low;
         # unit DC gain: resample_poly scales a given filter by `up` itself (scaling it here
         # too made an 8 kHz device 6 dB hot, and 44.1 kHz with causal=False 38 dB)
-        self._h = None if self.identity else firwin(2 * half_taps * m + 1, 1.0 / m, window=("kaiser", 6.0))
+        self._h = h = None if self.identity else firwin(2 * half_taps * m + 1, 1.0 / m, window=("kaiser", 6.0))
         # context in input samples covering the filter's half length, a multiple of
         # `down` so output indices stay integral
         half_in = -(-half_taps * m // self.up) + 1
@@ -57,7 +57,7 @@ class StreamResampler:
         # Integer decimation (48, 32, 96 kHz -> 16 kHz): each output is one dot product of
         # the filter with the input around it, computed here directly: the same sums as
         # resample_poly at a tenth of its per-call cost (which is mostly set-up).
-        self._dec_h = None if self.identity or self.up != 1 else self._h.astype(np.float32)
+        self._dec_h = None if h is None or self.up != 1 else h.astype(np.float32)
         # the causal decimator (see the module docstring)
         self._sos = None
         if causal and self.rate_in > self.rate_out:

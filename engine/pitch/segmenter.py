@@ -97,7 +97,7 @@ class NoteSegmenter(SegmenterRules):
         self._run: deque[tuple[int, float, float]] = deque(maxlen=max(c.stable_hops, c.change_hops) + 8)
         self.note: NoteRecord | None = None
         self.notes: list[NoteRecord] = []
-        self._pending_off: int | None = None
+        self._pending_off: float | None = None  # a held-back note-off's hop
         self._floor_db = -90.0
         self._peak_db = -120.0
         self._dip_min_db: float | None = None
@@ -114,18 +114,20 @@ class NoteSegmenter(SegmenterRules):
         self.voiced_hops: list[bool] = []
 
     # -- helpers ---------------------------------------------------------------------
-    def _start(self, pitch_est: float, on_hop: int, level_db: float, out: list) -> None:
+    def _start(self, pitch_est: float, on_hop: float, level_db: float, out: list) -> NoteRecord:
+        """Open a note (it becomes ``self.note``) and announce it; returns it."""
         c = self.cfg
         p = snap(pitch_est, c.key, c.scale)
-        self.note = NoteRecord(p, on_hop, level_to_velocity(level_db), self.hop)
-        self.note.set_pitches([x for _, x, _ in list(self._run)[-c.stable_hops :]])
-        self.notes.append(self.note)
+        self.note = note = NoteRecord(p, on_hop, level_to_velocity(level_db), self.hop)
+        note.set_pitches([x for _, x, _ in list(self._run)[-c.stable_hops :]])
+        self.notes.append(note)
         self._peak_db = level_db
         self._dip_min_db = None
         self._octave_run = 0
-        out.append(("on", p, on_hop, self.note.velocity))
+        out.append(("on", p, on_hop, note.velocity))
+        return note
 
-    def _end(self, off_hop: int, out: list) -> None:
+    def _end(self, off_hop: float, out: list) -> None:
         n = self.note
         if n is None:
             return
@@ -143,7 +145,7 @@ class NoteSegmenter(SegmenterRules):
         """One 10 ms hop. Returns the events this hop produced (possibly none)."""
         c = self.cfg
         self.hop += 1
-        out: list[tuple[str, int, int, int]] = []
+        out: list[tuple[str, int, float, int]] = []
         if self._pending_off is not None and self.hop >= self._pending_off:
             last = self.notes[-1] if self.note is None else self.notes[-2]
             out.append(("off", last.pitch, self._pending_off, 0))
@@ -209,10 +211,10 @@ class NoteSegmenter(SegmenterRules):
                         on_time = min(on_time, first)
                         self._reartic_hop = None
                         self._flush_pending(out, on_time)
-                        self._start(med, on_time, max(lv for _, _, lv in list(self._run)[-c.stable_hops :]), out)
+                        note = self._start(med, on_time, max(lv for _, _, lv in list(self._run)[-c.stable_hops :]), out)
                         if glided:
-                            self.note.set_pitches([med])
-                        self.note.provisional = early
+                            note.set_pitches([med])
+                        note.provisional = early
             else:
                 self._in_note(pitch, level_db, out)
         else:
@@ -283,8 +285,8 @@ class NoteSegmenter(SegmenterRules):
             on_time = max(first - c.pitch_delay_hops, n.on_hop + 1)
             self._end(on_time, out)
             self._flush_pending(out, on_time)
-            self._start(med, on_time, level_db, out)
-            self.note.set_pitches([p for _, p, _ in list(self._run)[-c.change_hops :]])
+            note = self._start(med, on_time, level_db, out)
+            note.set_pitches([p for _, p, _ in list(self._run)[-c.change_hops :]])
             return
         # re-articulation: a dip in level followed by a rise, same pitch or not
         if level_db > self._peak_db:
@@ -323,12 +325,12 @@ class NoteSegmenter(SegmenterRules):
         if ok:
             if snap(med, c.key, c.scale) != n.pitch:
                 self._withdraw(out)
-                self._start(med, n.on_hop, level_db, out)
+                n = self._start(med, n.on_hop, level_db, out)
                 if glided:
-                    self.note.set_pitches([med])
+                    n.set_pitches([med])
             else:
                 n.add(pitch)
-            self.note.provisional = False
+            n.provisional = False
         elif self.hop - n.announced_hop >= c.early_confirm_hops:
             if self._held_short(n):
                 n.provisional = False
@@ -398,13 +400,12 @@ class NoteSegmenter(SegmenterRules):
         on_time = max(first - c.change_date_lag_hops, n.on_hop + 1)
         self._end(on_time, out)
         self._flush_pending(out, on_time)
-        self._start(target, on_time, level_db, out)
-        self.note.set_pitches([target])
+        self._start(target, on_time, level_db, out).set_pitches([target])
         return True
 
-    def finish(self) -> list[tuple[str, int, int, int]]:
+    def finish(self) -> list[tuple[str, int, float, int]]:
         """End of input: close the open note (and any held-back note-off)."""
-        out: list[tuple[str, int, int, int]] = []
+        out: list[tuple[str, int, float, int]] = []
         if self.note is not None:
             self._end(self.hop + 1, out)
         if self._pending_off is not None:

@@ -8,6 +8,7 @@ Thread: one thread at a time (the pitch worker)."""
 from __future__ import annotations
 
 from bisect import insort
+from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -168,6 +169,20 @@ def level_to_velocity(db: float) -> int:
 class SegmenterRules:
     """NoteSegmenter's per-hop decisions (mixed into engine.pitch.segmenter.NoteSegmenter,
     whose state they read)."""
+
+    # the segmenter's state these rules read (NoteSegmenter.reset sets it; declared here
+    # so each rule's use of it is type-checked)
+    cfg: SegmenterConfig
+    hop: int  # the current hop's index
+    voiced: bool
+    talking: bool  # recent voiced hops glide like speech, not singing
+    notes: list[NoteRecord]
+    _run: deque[tuple[int, float, float]]  # (hop, pitch, level dB) of the current voiced run
+    _voiced_pitches: deque[float]
+    _floor_db: float  # the adaptive noise floor
+    _prev_level_db: float
+    _prev_pitch: float
+    _prev_conf: float
 
     def _update_floor(self, level_db: float) -> None:
         # a rising (time constant ~0.2 s), faster-falling follower of the unvoiced
