@@ -34,7 +34,15 @@ import re
 from typing import Iterable
 
 from engine.clock import Clock
-from models.tokens import PITCH_NAMES, QUALITIES, QUALITY_INTERVALS, chord_name, chord_of_token, chord_token
+from models.tokens import (
+    NATURAL_PCS,
+    PITCH_NAMES,
+    QUALITIES,
+    QUALITY_INTERVALS,
+    chord_name,
+    chord_of_token,
+    chord_token,
+)
 
 DEFAULT_SPLIT = 54  # F#3: the left hand plays below it (F3 and down), the melody F#3 and up
 MAX_COST = 1.0
@@ -81,14 +89,9 @@ def parse_split(text: str) -> int:
     m = re.fullmatch(r"([A-Ga-g])([#b]?)(-?\d)", t)
     if m is None:
         raise ValueError(f"the split point is a MIDI note number or a note name like F#3, got {text!r}")
-    pc = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}[m.group(1).upper()]
+    pc = NATURAL_PCS[m.group(1).upper()]
     pc += {"#": 1, "b": -1}.get(m.group(2), 0)
     return check_split((int(m.group(3)) + 1) * 12 + pc)
-
-
-def note_name(pitch: int) -> str:
-    """``F#3`` for 54 (middle C = C4 = 60)."""
-    return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 def recognise(pitches: Iterable[int]) -> int | None:

@@ -167,19 +167,12 @@ DRUM_KITS: dict[int, str] = {
     48: "Orchestra Kit",
 }
 
-NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-
 
 def program_choices(part: str) -> list[tuple[int, str]]:
     """(program, label) pairs offered for ``part``: drum kits for "drums", else all 128."""
     if part == "drums":
         return sorted(DRUM_KITS.items())
     return [(i, f"{i + 1:03d} {name}") for i, name in enumerate(GM_PROGRAMS)]
-
-
-def note_name(pitch: int) -> str:
-    """Scientific pitch name of a MIDI note, e.g. 60 -> "C4"."""
-    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 def instrument_name(program: int, drums: bool = False) -> str:

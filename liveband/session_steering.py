@@ -19,9 +19,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.arranger import DEFAULT_SPLIT, Arranger, check_split, note_name
+from engine.arranger import DEFAULT_SPLIT, Arranger, check_split
 from engine.chart import Chart, ChartError, ChartSource, load_chart, parse_chart, save_chart
 from engine.form import TempoRamp, check_lock_bars
+from models.tokens import note_name
 
 
 @dataclass(frozen=True)

@@ -59,12 +59,19 @@ QUALITY_INTERVALS: Final = {
     "6": (0, 4, 7, 9),
 }
 PITCH_NAMES: Final = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+# a letter's pitch class, before its accidental
+NATURAL_PCS: Final = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 STYLES: Final = ("pop", "folk", "chorale")
 METERS: Final = ("4/4", "3/4", "6/8")
 STEPS_PER_BEAT: Final = 4  # 16th-note grid; a "beat" is a quarter note
 MAX_BAR_STEPS: Final = 16
 METRIC_VOCAB: Final = len(METERS) * MAX_BAR_STEPS
+
+
+def note_name(pitch: int) -> str:
+    """Scientific pitch name of a MIDI note: 60 -> "C4", 54 -> "F#3"."""
+    return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 def note_on(pitch: int) -> int:

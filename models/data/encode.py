@@ -40,6 +40,7 @@ from models.tokens import (
     CHORD_UNKNOWN,
     HOLD,
     MELODY,
+    NATURAL_PCS,
     NOTE_BASE,
     NUM_STREAMS,
     QUALITIES,
@@ -186,7 +187,6 @@ def reduce_accompaniment(notes: list[Note], melody: list[Note], num_steps: int) 
 
 
 # --------------------------------------------------------------------------- chords
-_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 # Harte shorthand -> our quality. Qualities we lack map to the nearest triad/seventh that
 # keeps the third: maj6 -> 6, min6 / minmaj7 -> min, sus4(b7) (7sus4) -> sus4, 9 -> 7,
@@ -223,9 +223,9 @@ HARTE_QUALITY = {
 
 def parse_root(name: str) -> int:
     """'C', 'F#', 'Bb', 'Cb' -> pitch class. Raises ValueError."""
-    if not name or name[0].upper() not in _NAMES:
+    if not name or name[0].upper() not in NATURAL_PCS:
         raise ValueError(f"bad chord root {name!r}")
-    pc = _NAMES[name[0].upper()]
+    pc = NATURAL_PCS[name[0].upper()]
     for ch in name[1:]:
         if ch == "#":
             pc += 1

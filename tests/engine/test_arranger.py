@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from engine import parts as P
-from engine.arranger import Arranger, check_split, note_name, recognise, slash_name
+from engine.arranger import Arranger, check_split, recognise, slash_name
 from engine.clock import Clock
 from engine.events import NOTE_OFF, NOTE_ON
 from engine.generator import StreamingGenerator
 from engine.renderer import EventLog, PartRenderer
 from models.sampling import ControlledSampler
-from models.tokens import chord_name, chord_pitch_classes, chord_token, is_note_on
+from models.tokens import chord_name, chord_pitch_classes, chord_token, is_note_on, note_name
 
 SR = 48000
 
