@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,6 +37,7 @@ from liveband.config import (
     UNIT_RANGE,
 )
 from liveband.session_steering import DEFAULT_SPLIT
+from models.atomic import write_atomic
 from ui.panels import BLOCKSIZES
 
 ORG = "LiveBand"
@@ -178,14 +178,7 @@ class Settings:
                 lines.append(f"{_escape_key(name).replace('/', chr(92))}={_format_value(value)}")
             lines.append("")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write("\n".join(lines))
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, "\n".join(lines))
         self._dirty = False
 
     def _parse(self, text: str) -> None:
@@ -259,9 +252,10 @@ def _unescape(s: str) -> str:
                     continue
             elif e in "01234567":
                 m = re.match(r"[0-7]{1,3}", s[i + 1 :])
-                out.append(chr(int(m.group(0), 8)))
-                i += 1 + len(m.group(0))
-                continue
+                if m:  # always: e is its first digit
+                    out.append(chr(int(m.group(0), 8)))
+                    i += 1 + len(m.group(0))
+                    continue
             out.append(_ESCAPES.get(e, e))
             i += 2
             continue
