@@ -43,17 +43,13 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from types import FrameType
 from typing import Any
 
 import numpy as np
 
 from liveband.bench import audio_report as report
-from liveband.bench import chords, stallwatch
-
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from liveband.bench import chords, gil, stallwatch
 
 PROBE_THRESHOLD = 1.0 / 32768  # one LSB of the 16-bit sink: the first non-zero sample
 AUDIBLE_THRESHOLD = 1e-3  # -60 dBFS: the first clearly audible sample
@@ -124,35 +120,6 @@ def timing_rows(audio, lo: int, hi: int) -> np.ndarray:
     rows of (clock, callback time, DAC time, lead, entry delay, xrun): shape (n, 6) float64."""
     r = audio.timing.rows(lo, hi)
     return np.stack([r.clock.astype(np.float64), r.time, r.dac, r.lead, r.entry, r.xrun.astype(np.float64)], axis=1)
-
-
-def _gil_holder_probe(out: list):
-    """A hook for ``AudioOut.slow_start_hook``: at each late callback, where every
-    other thread is. The thread that held the GIL was made to drop it at its next
-    bytecode check, so its frame is where it ran (or was descheduled) meanwhile."""
-    me = threading.get_ident
-    frames_of = sys._current_frames
-
-    def hook(now: float, wait: float) -> None:
-        names = {t.ident: t.name for t in threading.enumerate()}
-        where = {}
-        for tid, f in frames_of().items():
-            if tid == me():
-                continue
-            # the innermost frame, and the innermost of ours (what called into the library)
-            stack: list[str] = []
-            frame: FrameType | None = f
-            while frame is not None and len(stack) < 2:
-                c = frame.f_code
-                ours = c.co_filename.startswith(_REPO_ROOT)
-                if not stack or ours:
-                    path = os.path.relpath(c.co_filename, _REPO_ROOT) if ours else os.path.basename(c.co_filename)
-                    stack.append(f"{path}:{frame.f_lineno} {c.co_name}")
-                frame = frame.f_back
-            where[names.get(tid, str(tid))] = stack
-        out.append({"t": now, "wait_ms": round(1000.0 * wait, 3), "threads": where})
-
-    return hook
 
 
 def _hum_file(folder: str, sample_rate: int, seconds: float) -> str | None:
@@ -243,7 +210,7 @@ def soak(
             xruns0, late0 = s.mixer.xruns, s.mixer.late_events
             gil_events: list = []
             if os.environ.get("LIVEBAND_BENCH_GIL"):  # where the threads are at each late callback
-                s.audio.slow_start_hook = _gil_holder_probe(gil_events)
+                s.audio.slow_start_hook = gil.holder_probe(gil_events)
             t_start = time.monotonic()
             latencies, latencies_audible, beyond_fixed, notes = [], [], [], []
             next_probe = t_start + 1.0
@@ -432,7 +399,7 @@ def soak(
             }
         )
         if os.environ.get("LIVEBAND_BENCH_GIL"):
-            result["slow_callback_starts"] = report.gil_summary(gil_events)
+            result["slow_callback_starts"] = gil.summary(gil_events)
         if notes_path:
             with open(notes_path, "w") as f:
                 json.dump(

@@ -1,7 +1,7 @@
 """`liveband bench audio`'s report: each probe note's timing taken apart, the monitor
 recording's onsets against the notes, the xruns sorted by cause and against the machine's
-stalls, the GIL holders at late callbacks, and the percentile summaries (liveband.bench.audio
-runs the soak that feeds them)."""
+stalls, and the percentile summaries (liveband.bench.audio runs the soak that feeds them;
+liveband.bench.gil names the GIL holders at late callbacks)."""
 
 from __future__ import annotations
 
@@ -172,22 +172,4 @@ def spread(x: list[float] | np.ndarray) -> dict:
         **percentiles(a),
         "p1": round(float(np.percentile(a, 1)), 3),
         "p99_minus_p1": round(float(np.percentile(a, 99) - np.percentile(a, 1)), 3),
-    }
-
-
-def gil_summary(events: list) -> dict:
-    """Which thread/frame was running when the slow callbacks started, counted over the
-    events, threads parked in a wait or sleep left out."""
-    idle = ("wait", "sleep", "_wait_for_tstate_lock", "select", "poll", "get", "readline", "join")
-    count: dict = {}
-    for e in events:
-        for name, stack in e["threads"].items():
-            if stack and stack[0].split(" ")[-1] not in idle:
-                key = f"{name}: " + " <- ".join(stack)
-                count[key] = count.get(key, 0) + 1
-    top = sorted(count.items(), key=lambda kv: -kv[1])[:12]
-    return {
-        "events": len(events),
-        "over_5ms": sum(1 for e in events if e["wait_ms"] > 5.0),
-        "running_at_those_moments": dict(top),
     }

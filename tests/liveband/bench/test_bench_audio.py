@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 
-from liveband.bench import stallwatch
+from liveband.bench import gil, stallwatch
 from liveband.bench.audio import AUDIBLE_THRESHOLD, PROBE_THRESHOLD, _Probe
-from liveband.bench.audio_report import gil_summary, xruns_vs_stalls
+from liveband.bench.audio_report import xruns_vs_stalls
 
 
 def _blocks(times: list[float], xrun_at: list[int]) -> np.ndarray:
@@ -81,8 +81,6 @@ def test_the_gil_probe_names_what_another_thread_was_running_at_a_late_callback(
     counts the running ones (a thread parked in a wait is not a suspect)."""
     import threading
 
-    from liveband.bench.audio import _gil_holder_probe
-
     stop = threading.Event()
     started = threading.Event()
 
@@ -98,7 +96,7 @@ def test_the_gil_probe_names_what_another_thread_was_running_at_a_late_callback(
     parked.start()
     started.wait(5)
     events: list = []
-    hook = _gil_holder_probe(events)
+    hook = gil.holder_probe(events)
     try:
         for _ in range(3):
             hook(0.0, 0.004)
@@ -106,7 +104,7 @@ def test_the_gil_probe_names_what_another_thread_was_running_at_a_late_callback(
         stop.set()
         worker.join()
         parked.join()
-    summary = gil_summary(events)
+    summary = gil.summary(events)
     assert summary["events"] == 3 and summary["over_5ms"] == 0
     running = summary["running_at_those_moments"]
     assert any(k.startswith("busy: ") and "busy_python_loop" in k for k in running), running
