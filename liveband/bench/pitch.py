@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import numpy as np
 
@@ -127,6 +128,12 @@ def heard_onsets(emitted: list, rate: int) -> tuple[list, int]:
     return ons, sum(1 for ev, _ in emitted if ev.on) - len(ons)
 
 
+def _ms(seconds: list[float], q: float) -> float | None:
+    """The ``q``th percentile of ``seconds`` in ms (to 0.1), None when there are none."""
+    p = percentile(seconds, q)
+    return None if p is None else round(1000 * p, 1)
+
+
 def summarise(results: list[dict]) -> dict:
     def tot(key, idx, sel=lambda r: True):
         return sum(r[key][idx] for r in results if sel(r))
@@ -134,7 +141,11 @@ def summarise(results: list[dict]) -> dict:
     rpa = tot("rpa", 0) / max(1, tot("rpa", 1))
     vp = tot("voicing", 0) / max(1, tot("voicing", 1))
     vr = tot("voicing", 0) / max(1, tot("voicing", 2))
-    out = {"raw_pitch_accuracy": round(rpa, 4), "voicing_precision": round(vp, 4), "voicing_recall": round(vr, 4)}
+    out: dict[str, Any] = {
+        "raw_pitch_accuracy": round(rpa, 4),
+        "voicing_precision": round(vp, 4),
+        "voicing_recall": round(vr, 4),
+    }
     for name, sel in (("clean", lambda r: r["clean"]), ("noisy", lambda r: not r["clean"])):
         p, r, f = f1(tot("onsets", 0, sel), tot("onsets", 1, sel), tot("onsets", 2, sel))
         out[f"onset_f1_{name}"] = round(f, 4)
@@ -147,11 +158,11 @@ def summarise(results: list[dict]) -> dict:
     out["short_notes"] = tot("short", 0)
     out["note_pitch_accuracy"] = round(sum(r["pitch_ok"] for r in results) / max(1, matched), 4)
     lat = [x for r in results for x in r["latency"]]
-    out["latency_ms_p50"] = round(1000 * percentile(lat, 50), 1) if lat else None
-    out["latency_ms_p95"] = round(1000 * percentile(lat, 95), 1) if lat else None
+    out["latency_ms_p50"] = _ms(lat, 50)
+    out["latency_ms_p95"] = _ms(lat, 95)
     for kind, want in (("after_gap", False), ("legato", True)):
         sub = [x for r in results for x, leg in zip(r["latency"], r.get("legato", [])) if leg == want]
-        out[f"latency_ms_p50_{kind}"] = round(1000 * percentile(sub, 50), 1) if sub else None
+        out[f"latency_ms_p50_{kind}"] = _ms(sub, 50)
         out[f"notes_{kind}"] = len(sub)
     hops = sum(r["hops"] for r in results)
     out["cpu_ms_per_hop"] = round(1000 * sum(r["cpu"] for r in results) / max(1, hops), 3)
@@ -177,7 +188,7 @@ def summarise(results: list[dict]) -> dict:
 
 # label -> (tracker, tracker options): CREPE full only where a CUDA GPU makes it real-time
 # (~25 ms a hop on a laptop CPU, 2.5x the hop)
-TRACKERS = {
+TRACKERS: dict[str, tuple[str, dict[str, Any]]] = {
     "pesto": ("pesto", {}),
     "crepe": ("crepe", {"capacity": "tiny"}),
     "crepe_full": ("crepe", {"capacity": "full", "device": "cuda"}),
@@ -202,6 +213,7 @@ def bench(trackers=("pesto", "crepe", "crepe_full"), kind: str = "bench", sample
     clips = corpus(kind, sample_rate=sample_rate)
     import os
 
+    summaries: dict[str, dict] = {}  # label -> its summary, or why it was skipped
     report = {
         "corpus": kind,
         "clips": len(clips),
@@ -209,12 +221,12 @@ def bench(trackers=("pesto", "crepe", "crepe_full"), kind: str = "bench", sample
         "cpus": os.cpu_count(),
         "load_avg_1min": round(os.getloadavg()[0], 2),
         "seconds": round(sum(len(c.audio) for c in clips) / sample_rate, 1),
-        "trackers": {},
+        "trackers": summaries,
     }
     for label in trackers:
         why = skip_reason(label)
         if why:
-            report["trackers"][label] = {"skipped": why}
+            summaries[label] = {"skipped": why}
             continue
         name, kw = TRACKERS[label]
         ht = HumTracker(name, input_rate=sample_rate, keep_frames=True, **kw)
@@ -232,7 +244,7 @@ def bench(trackers=("pesto", "crepe", "crepe_full"), kind: str = "bench", sample
             f"latency_p50<={lat_target:.0f}ms": s["latency_ms_p50"] is not None and s["latency_ms_p50"] <= lat_target,
             "cpu_per_hop<=2ms": s["cpu_ms_per_hop"] <= 2.0,
         }
-        report["trackers"][label] = s
+        summaries[label] = s
     return report
 
 
@@ -378,6 +390,8 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
             s.set_input_mode("mic")
             s.inputs.wait_mic(10)
             gen, clock = s.generator, s.clock
+            if gen is None or clock is None:
+                raise RuntimeError("; ".join(s.snapshot().notices) or "the band did not start")
             got: list[tuple[MelodyEvent, int]] = []  # (event, generator's next step then)
             orig = gen.melody_event
 
