@@ -36,7 +36,7 @@ import math
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -145,7 +145,7 @@ class AudioOut:
         # Diagnostics (the bench): called from the callback as hook(now, seconds) when a
         # callback started running Python over SLOW_START_S after PortAudio called it
         # (a GIL wait). It runs inside the callback: only for measuring.
-        self.slow_start_hook = None
+        self.slow_start_hook: Callable[[float, float], None] | None = None
         self.player_latency_fixed = player_latency
         if player_channel is None:
             from engine.parts import MELODY
