@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from models.tokens import (
     CHORD_NONE,
     CHORD_VOCAB,
     MELODY,
+    NATURAL_PCS,
     NOTE_BASE,
     NOTE_VOCAB,
     bar_steps,
@@ -44,7 +46,6 @@ from models.tokens import (
     chord_token,
 )
 
-_ROOTS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _QUALITY = {
     "": "maj",
     "M": "maj",
@@ -117,7 +118,7 @@ def parse_chord(symbol: str) -> int:
     m = _SYMBOL.match(symbol)
     if not m:
         raise ValueError(f"not a chord symbol: {symbol!r}")
-    root = (_ROOTS[m.group(1)] + {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(m.group(2), 0)) % 12
+    root = (NATURAL_PCS[m.group(1)] + {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(m.group(2), 0)) % 12
     q = m.group(3)
     for _ in range(4):  # strip alterations from the end: C7(#11) -> C7, G7b9 -> G7
         if q in _QUALITY:
@@ -261,6 +262,14 @@ def save_chart(chart: Chart, path: str | Path) -> Path:
     return write_atomic(path, chart.text())
 
 
+class ChordSource(Protocol):
+    """What the band's chord stream can follow (``ChartSource``, ``engine.arranger.Arranger``)."""
+
+    live: bool  # True: the chord held now, whatever step is asked for
+
+    def token_at(self, step: int) -> int | None: ...
+
+
 class ChartSource:
     """A chart as the band's chord source: its first bar starts at step ``start`` and the
     form loops from its top. ``strict``: the bass and keys strike only chord tones."""
@@ -328,7 +337,7 @@ class ChartSampler:
         self.sampler = sampler
         self.meter = meter
         self.accompanist = accompanist
-        self.source = ChartSource(chart, meter) if isinstance(chart, Chart) else chart
+        self.source: ChordSource | None = ChartSource(chart, meter) if isinstance(chart, Chart) else chart
         self.t0 = 0
         self.step = 0
         self.now: int | None = None  # the source's chord for the step being committed

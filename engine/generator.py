@@ -35,8 +35,8 @@ counts it, and the audio callback never waits for the generator.
 Threading contract:
 - Thread: worker (or the render loop offline): ``pump``, everything private.
 - Thread: any: the setters (``set_tempo``, ``set_controls``, ``set_style``, ``set_mute``,
-  ``set_solo``, ``set_follow_tempo``) only store a pending value; the worker applies it
-  before the next step it commits (tempo from the next beat, style from the next bar).
+  ``set_solo``, ``set_follow_tempo``, the chord source's) only store a pending value; the
+  worker applies it before the next step it commits (``engine.band_steering``).
 - Thread: any: ``melody_event`` (one producer thread at a time, see ``Quantiser``),
   ``metrics`` (a snapshot copy), ``start``/``stop`` (owner thread).
 
@@ -56,9 +56,9 @@ import numpy as np
 
 from engine.band_key import BandKey
 from engine.band_plan import Plan, PlanTimer
-from engine.chart import Chart, ChartSampler, ChartSource
-from engine.clock import Clock, TempoFollower, check_tempo, model_meter
-from engine.form import TempoRamp, check_lock_bars, form_from_frames
+from engine.band_steering import BandSteering
+from engine.chart import Chart, ChartSampler
+from engine.clock import Clock, model_meter
 from engine.quantiser import MelodyEvent, Quantiser
 from engine.renderer import PartRenderer
 from engine.styles import get_style
@@ -92,7 +92,7 @@ class GeneratorMetrics:
     plan_ms_p99: float = 0.0  # the plan's rollout (every PLAN_EVERY steps), over the last STATS_RING plans
 
 
-class StreamingGenerator:
+class StreamingGenerator(BandSteering):
     def __init__(
         self,
         accompanist: Accompanist,
@@ -163,18 +163,8 @@ class StreamingGenerator:
         self._last_lead = 0.0
         self._lead_min = float("inf")  # over the whole session, not just the ring
         # recent frames for the UI's piano roll: (step, chord, bass, tenor, alto, melody)
-        self.recent = collections.deque(maxlen=256)
-        # pending requests from other threads (applied by the worker)
-        self._req_tempo: float | None = None
-        self._req_controls: tuple[float, float, float] | None = None
-        self._req_style: str | None = None
-        self._req_key: tuple[frozenset[int] | None, str] | None = None  # (scale or None, name) when asked
-        self._req_parts: dict[str, tuple[bool | None, bool | None]] = {}
-        self._req_source: tuple[str, object] | None = None  # ("now"|"bar"|"lock", source/chart/bars)
-        self._ramp: TempoRamp | None = None
-        self._follow = bool(follow_tempo)
-        self._onsets: collections.deque[int] = collections.deque(maxlen=64)
-        self._follower = TempoFollower(clock.sample_rate, clock.tempo_at_step(0))
+        self.recent: collections.deque[tuple[int, ...]] = collections.deque(maxlen=256)
+        self._init_steering(follow_tempo)  # pending requests from other threads (engine.band_steering)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()  # the clock moved (offline) or stop: look again
@@ -204,66 +194,6 @@ class StreamingGenerator:
         self.renderer.start(self.clock.step_time(self.clock.first_step))
         self._primed = True
 
-    # -- setters (Thread: any) ------------------------------------------------------
-    def set_tempo(self, bpm: float) -> None:
-        """Request a tempo; it starts at the first beat not yet committed."""
-        self._req_tempo = check_tempo(bpm)
-
-    def set_controls(self, temperature: float, density: float, harmony_follow: float) -> None:
-        ControlledSampler(0, temperature, density, harmony_follow)  # validate here, in the caller's thread
-        self._req_controls = (float(temperature), float(density), float(harmony_follow))
-
-    def set_key(self, pitch_classes: frozenset[int] | None, name: str = "") -> None:
-        """A fixed key's scale (and name) the band keeps to from the next step it
-        commits, or None: the band's key follows the melody again."""
-        self._req_key = (None if pitch_classes is None else frozenset(int(p) % 12 for p in pitch_classes), name)
-
-    def set_style(self, style: str) -> None:
-        get_style(style)  # ValueError naming the choices
-        self._req_style = style
-
-    def set_mute(self, part: str, muted: bool) -> None:
-        solo = self._req_parts.get(part, (None, None))[1]
-        self._req_parts = {**self._req_parts, part: (bool(muted), solo)}
-
-    def set_solo(self, part: str, soloed: bool) -> None:
-        mute = self._req_parts.get(part, (None, None))[0]
-        self._req_parts = {**self._req_parts, part: (mute, bool(soloed))}
-
-    def set_follow_tempo(self, on: bool) -> None:
-        self._follow = bool(on)
-
-    def set_chord_source(self, source) -> None:
-        """A chord source the chord stream follows from the next step it commits (the
-        arranger's left hand: ``engine.arranger.Arranger``), or None: the model chooses."""
-        self._req_source = ("now", source)
-
-    def set_chart(self, chart: Chart | None) -> None:
-        """Loop ``chart`` from the next bar line (its first bar there), or None: the model
-        chooses its own chords again from the next step."""
-        self._req_source = ("bar", chart) if chart is not None else ("now", None)
-
-    def lock_form(self, bars: int) -> None:
-        """At the next bar line, loop the chords the band played in the ``bars`` bars
-        before it (2, 4 or 8) until another source is set."""
-        check_lock_bars(bars)
-        self._req_source = ("lock", int(bars))
-
-    def set_tempo_ramp(self, ramp: "TempoRamp | None") -> None:
-        """Practice: +bpm each time a looped form has come round ``every`` times."""
-        self._ramp = ramp
-
-    @property
-    def chord_source(self):
-        """The chord source in use (the worker's; a ``ChartSource`` for a chart or a
-        locked form, an ``Arranger``, or None). Thread: any (read once)."""
-        return self._chart.source
-
-    def form_at(self, step: int) -> tuple[int, int, str] | None:
-        """(bar of the form, loop, section) of a looped chart or form at ``step``, or None."""
-        src = self._chart.source
-        return src.position(step) if isinstance(src, ChartSource) else None
-
     def melody_event(self, time: int, pitch: int, on: bool) -> None:
         """A note from the player (sample time on the audio clock). Thread: one producer."""
         self.quantiser.push(MelodyEvent(int(time), int(pitch), bool(on)))
@@ -271,63 +201,6 @@ class StreamingGenerator:
             self._onsets.append(int(time))
 
     # -- worker side ---------------------------------------------------------------
-    def _apply_requests(self) -> None:
-        if self._req_key is not None:
-            k, self._req_key = self._req_key, None
-            self.keys.fix(k[0], k[1], self.next_step)
-        if self._req_controls is not None:
-            c, self._req_controls = self._req_controls, None
-            self.sampler.set_controls(*c)
-            self.renderer.density = c[1]
-        if self._req_parts:
-            reqs, self._req_parts = self._req_parts, {}
-            for name, (mute, solo) in reqs.items():
-                if mute is not None:
-                    (self.renderer.muted.add if mute else self.renderer.muted.discard)(name)
-                if solo is not None:
-                    (self.renderer.soloed.add if solo else self.renderer.soloed.discard)(name)
-        if self._req_tempo is not None:
-            bpm, self._req_tempo = self._req_tempo, None
-            self.clock.set_tempo(bpm, self.next_step)
-            self._follower.bpm = bpm
-        if self._follow and self.next_step % self.clock.beat_steps == 0:
-            while self._onsets:
-                self._follower.add_onset(self._onsets.popleft())
-            est = self._follower.estimate()
-            cur = self.clock.tempo_at_step(self.next_step)
-            if est is not None and abs(est - cur) > 0.02 * cur:
-                self.clock.set_tempo(est, self.next_step)
-        if self._req_source is not None:
-            self._apply_source()
-        if self._ramp is not None:
-            bpm = self._ramp.tempo_at(self.next_step, self._chart.source, self.clock.tempo_at_step(self.next_step))
-            if bpm is not None:
-                self.clock.set_tempo(bpm, self.next_step)
-                self._follower.bpm = bpm
-        if self._req_style is not None and self.next_step % self.clock.bar_steps == 0:
-            style, self._req_style = self._req_style, None
-            if style != self.style:
-                # a new style is a new piece for the model; the band carries on in time
-                self.style = style
-                self._reset_model(style)
-                groove_seed = self.renderer.groove.rng.integers(1 << 30)
-                self.renderer.set_style(style, int(groove_seed), time=self.clock.step_time(self.next_step))
-
-    def _apply_source(self) -> None:
-        kind, what = self._req_source
-        k = self.next_step
-        if kind != "now" and (k < 0 or k % self.clock.bar_steps != 0):
-            return  # a chart or a lock starts on a bar line
-        self._req_source = None
-        if kind == "lock":
-            chart = form_from_frames(self.recent, k, what, self.clock.meter)
-            if chart is None:  # not that many bars played yet
-                return
-            what = ChartSource(chart, self.clock.meter, start=k)
-        elif kind == "bar":
-            what = ChartSource(what, self.clock.meter, start=k)
-        self._chart.source = what
-
     def _reset_model(self, style: str) -> None:
         # the model knows a few conditioning styles; a band style names the one it uses
         self.model.reset(get_style(style).model, model_meter(self.clock.meter))
@@ -448,8 +321,8 @@ class StreamingGenerator:
     def _plan_chord(self, stream: int, logits: np.ndarray) -> int:
         """The plan's sampler under a chord source: its chord (a chart's at the cell's
         step, a live source's held one), else greedy."""
-        if stream == CHORD:
-            src = self._chart.source
+        src = self._chart.source
+        if stream == CHORD and src is not None:
             if src.live:
                 tok = self._chart.now
             else:
@@ -489,16 +362,16 @@ class StreamingGenerator:
             t_due = self.clock.step_time(self.next_step - self.margin_steps)
         return max(0.0, (t_due - now) / self.clock.sample_rate)
 
-    def _run(self) -> None:
+    def _run(self, clock_source: Callable[[], int]) -> None:
         try:
             while not self._stop.is_set():
                 self._wake.clear()
-                self.pump(self.clock_source(), self.until_step)
+                self.pump(clock_source(), self.until_step)
                 self._progress.set()
                 # Sleep until the next chunk is due, but wake often: the audio clock may
                 # start late or stall, and requests should apply promptly. An offline
                 # render's clock runs faster than real time; it wakes us with ``wake``.
-                wait = min(0.02, self.seconds_until_due(self.clock_source()))
+                wait = min(0.02, self.seconds_until_due(clock_source()))
                 if wait > 0.0005:
                     self._wake.wait(wait)
         except BaseException as exc:  # surfaced through metrics/error; audio keeps running
@@ -535,7 +408,9 @@ class StreamingGenerator:
         if not self._primed:
             self.prime()
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="liveband-generator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(self.clock_source,), name="liveband-generator", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
