@@ -18,9 +18,9 @@ Per block it
    click is for the player, so it is not recorded), counts its own work time, and
    advances ``clock``.
 
-Where it runs: in C (engine/native/callback.c, ``lb_process``) whenever that library
-loads and the synth is engine.synth.Synth: live, PortAudio calls the C callback directly
-(engine.audio_out), so no Python thread holding the GIL can delay a block; offline,
+Where it runs: in C (engine/native/callback.c, ``lb_process``; engine.mixer_native links
+it) whenever that library loads and the synth is engine.synth.Synth: live, PortAudio calls
+the C callback directly (engine.audio_out), so no Python thread holding the GIL can delay a block; offline,
 ``process`` calls the same C function. The Python body (engine.mixer_body) is the
 fallback for other synths or when the library cannot be built; it calls FluidSynth
 through engine.synth's GIL-holding bindings (``Synth.gil_holding``: ctypes PYFUNCTYPE,
@@ -28,7 +28,7 @@ which keeps the GIL while in C, where a CFUNCTYPE call would release it and then
 to win it back from whichever thread took it, possibly preempted, at every call). Both share one state:
 counters, controls and the metronome live in numpy arrays the C side reads and writes
 (``_ints``, ``_dbls``, the per-channel arrays), queues and the tap are published to it as
-descriptor tables that stay alive.
+descriptor tables that stay alive. The click itself is engine.metronome's.
 
 It counts the xruns the audio stream reports (``xruns``), and apart those beside sound
 (``audible_xruns``: the player's dropout counter; an idle stream's gaps are silence).
@@ -42,17 +42,17 @@ published as a new tuple, which is atomic). Statistics readers are "Thread: any"
 
 from __future__ import annotations
 
-import ctypes
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from engine import native as _nat
 from engine.events import EVENT_DTYPE, IMMEDIATE, EventQueue
+from engine.metronome import Metronome
 from engine.mixer_body import NUM_CHANNELS, PLAYER_PHASES, PLAYER_VOICES, SYNTH_PERIOD, WORK_RING, MixerBody
+from engine.mixer_native import NativeLink, open_native
 from engine.ring import AudioRing
-from engine.synth import c_functions_for
 from engine.tap_bridge import TapBridge
 
 __all__ = ["Mixer"]
@@ -151,23 +151,7 @@ class Mixer(MixerBody):
         self._ctl_applied = -1
         self._applied_vol = np.full(NUM_CHANNELS, -1, dtype=np.int16)
         self._applied_prog = np.full(NUM_CHANNELS, -1, dtype=np.int16)
-        # Metronome: (on, origin sample, samples per beat, beats per bar, gain), one tuple
-        # so a reader never sees half an update.
-        self._metro: tuple[bool, float, float, int, float, int, tuple[float, float, int, int] | None] = (
-            False,
-            0.0,
-            float(self.sample_rate),
-            4,
-            0.5,
-            0,
-            None,
-        )
-        click_len = int(0.03 * self.sample_rate)
-        t = np.arange(click_len, dtype=np.float32) / self.sample_rate
-        env = np.exp(-t / 0.006).astype(np.float32)
-        self._click_hi = (np.sin(2 * np.pi * 1760.0 * t) * env).astype(np.float32)
-        self._click_lo = (np.sin(2 * np.pi * 1320.0 * t) * env * 0.7).astype(np.float32)
-        self._cbuf = np.zeros(self.max_block, dtype=np.float32)
+        self._metronome = Metronome(self.sample_rate, self.max_block, self._ints, self._dbls)
         # The player's phase set (see enable_player_phases): the extra synths, one scratch
         # block each, where each synth's 64-frame periods start relative to the clock
         # (index 0: the main synth, k + 1: extra k), and which synth holds each sounding
@@ -190,45 +174,12 @@ class Mixer(MixerBody):
         self.work_frames = np.zeros(WORK_RING, dtype=np.int32)
         self._bridge: TapBridge | None = None
         self._live = False
-        self._native: _nat.MixerState | None = None
+        self._native: NativeLink | None = None  # the C mixer (None: the Python body)
         self.native_why: str | None = "Python body requested"  # why not C (None: C runs)
-        self._lib: Any = None  # the C mixer's ctypes library (None: the Python body)
-        # What is published to the C side now ("queues", "log", "tap"), and what was
-        # replaced while a block may still be reading it: (mixer.blocks then, object)
-        self._published: dict = {}
-        self._retired: list = []
-        self._write_metro()
         if native is not False:
-            self._init_native(native)
-
-    def _init_native(self, required: bool | None) -> None:
-        lib = _nat.lib()
-        why = _nat.unavailable
-        fns = None
-        if lib is not None:
-            fns = c_functions_for(self.synth)
-            if fns is None:
-                why = f"{type(self.synth).__name__} is not engine.synth.Synth's own FluidSynth"
-        if lib is None or fns is None:
-            self.native_why = why
-            if required:
-                raise RuntimeError(f"the C mixer is not available: {why}")
-            return
-        st = _nat.MixerState()
-        st.write, st.noteon, st.noteoff, st.cc, st.progsel, st.voices = fns
-        a = _nat.addr
-        st.ints, st.dbls = a(self._ints), a(self._dbls)
-        st.vol, st.part_cc7, st.mute, st.prog = a(self._vol), a(self._part_cc7), a(self._mute), a(self._prog)
-        st.applied_vol, st.applied_prog, st.held = a(self._applied_vol), a(self._applied_prog), a(self._held)
-        st.synths[0] = self.synth.native_ref()
-        st.xbuf, st.ramp, st.gbuf = a(self._xbuf), a(self._ramp), a(self._gbuf)
-        st.click_hi, st.click_lo, st.click_len = a(self._click_hi), a(self._click_lo), self._click_hi.shape[0]
-        st.cbuf = a(self._cbuf)
-        st.work_ns, st.work_frames, st.work_ring = a(self.work_ns), a(self.work_frames), WORK_RING
-        self._native = st
-        self.native_why = None
-        self._native_addr = ctypes.addressof(st)
-        self._lib = lib
+            self._native, self.native_why = open_native(self)
+            if self._native is None and native:
+                raise RuntimeError(f"the C mixer is not available: {self.native_why}")
 
     @property
     def native(self) -> bool:
@@ -237,7 +188,9 @@ class Mixer(MixerBody):
 
     def native_state_address(self) -> int:
         """Address of the C mixer's state (engine.audio_out hands it to the C callback)."""
-        return self._native_addr
+        if self._native is None:
+            raise RuntimeError(f"the C mixer is not running: {self.native_why}")
+        return self._native.address
 
     def set_live(self, live: bool) -> None:
         """A stream is about to call the C callback (True) or has stopped (False): a
@@ -252,39 +205,8 @@ class Mixer(MixerBody):
                 b.drain()
 
     def _publish_queues(self) -> None:
-        st = self._native
-        if st is None:
-            return
-        qs = self._queues
-        if len(qs) > _nat.MAX_QUEUES:
-            raise ValueError(f"at most {_nat.MAX_QUEUES} event queues per mixer, got {len(qs)}")
-        table = _nat.QueueTable()
-        table.n = len(qs)
-        for i, q in enumerate(qs):
-            table.q[i] = q.native_ref()
-        self._publish("queues", (table, qs))
-        st.qtable = ctypes.addressof(table)
-
-    def _publish(self, what: str, keep) -> None:
-        """Keep ``keep`` (the structures about to be handed to C, and what they point
-        into) alive while published, and the one it replaces until no block can still be
-        using it: the callback reads each pointer once at a block's start, so two blocks
-        later (or with no stream running) the old one is free. Thread: owner."""
-        old = self._published.get(what)
-        self._published[what] = keep
-        blocks = self.blocks
-        if old is not None:
-            self._retired.append((blocks, old))
-        self._retired = [(b, o) for b, o in self._retired if self._live and blocks < b + 2]
-
-    def _write_metro(self) -> None:
-        on, origin, spb, bpb, gain, first, prev = self._metro
-        vals = [float(on), origin, spb, float(bpb), gain, float(first), float(prev is not None)]
-        vals += [float(x) for x in prev] if prev is not None else [0.0] * 4
-        # odd while the values change: the C side keeps its last consistent copy meanwhile
-        self._ints[_nat.I_METRO_SEQ] += 1
-        self._dbls[_nat.D_M_ON : _nat.D_M_ON + len(vals)] = vals
-        self._ints[_nat.I_METRO_SEQ] += 1
+        if self._native is not None:
+            self._native.set_queues(self._queues, self.blocks, self._live)
 
     # -- wiring (before start) -------------------------------------------------
     def add_queue(self, q: EventQueue) -> None:
@@ -352,10 +274,10 @@ class Mixer(MixerBody):
                 phase.append((main_phase + shift) % SYNTH_PERIOD)
                 extra.append(_callback_synth(twin, self._hold_gil))
                 twins.append(twin)
-            st = self._native
-            if st is not None:
+            link = self._native
+            if link is not None:
                 for k, twin in enumerate(twins):
-                    st.synths[k + 1] = twin.native_ref()
+                    link.state.synths[k + 1] = twin.native_ref()
             # Re-send every channel's volume and program so the new synths match.
             self._applied_vol[:] = -1
             self._applied_prog[:] = -1
@@ -376,11 +298,8 @@ class Mixer(MixerBody):
         """Every applied event is pushed here with its resolved sample time (for the
         recorder and MIDI out). The mixer is that queue's only producer."""
         self._log = q
-        st = self._native
-        if st is not None:
-            ref = q.native_ref() if q is not None else None
-            self._publish("log", (ref, q))
-            st.log = ctypes.addressof(ref) if ref is not None else None
+        if self._native is not None:
+            self._native.set_log(q, self.blocks, self._live)
 
     @property
     def tap(self):
@@ -394,9 +313,9 @@ class Mixer(MixerBody):
         It must not block or allocate (e.g. engine.ring.AudioRing). With the C mixer an
         AudioRing is written by the callback itself; any other tap gets the blocks through
         a ring and a thread (engine.tap_bridge): the same blocks, a few ms later."""
-        st = self._native
+        link = self._native
         old = self._bridge
-        if st is not None:
+        if link is not None:
             bridge = None
             if tap is None:
                 ref = None
@@ -405,8 +324,7 @@ class Mixer(MixerBody):
             else:
                 bridge = TapBridge(tap, self.sample_rate, self.max_block)
                 ref = bridge.ref
-            self._publish("tap", (ref, tap, bridge))
-            st.tap = ctypes.addressof(ref) if ref is not None else None
+            link.set_tap(ref, (tap, bridge), self.blocks, self._live)
             self._bridge = bridge
             if bridge is not None and self._live:
                 bridge.start()
@@ -447,16 +365,9 @@ class Mixer(MixerBody):
         gain: float = 0.5,
         first_beat: int = 0,
     ) -> None:
-        """Click every beat from sample ``origin`` on (accent on each bar's first beat;
-        ``first_beat`` is the beat-in-bar of the beat at ``origin``). Before ``origin`` the
-        previous grid keeps clicking, so a tempo change can be announced ahead of time."""
-        spb = float(samples_per_beat or self.sample_rate)
-        if spb <= 0:
-            raise ValueError("samples_per_beat must be positive")
-        old = self._metro
-        prev = (old[1], old[2], old[3], old[5]) if old[0] and old[1] < origin else None
-        self._metro = (bool(on), float(origin), spb, max(1, int(beats_per_bar)), float(gain), int(first_beat), prev)
-        self._write_metro()
+        """The player's click, not recorded: every beat from sample ``origin`` on, the
+        previous grid until then (engine.metronome.Metronome.set)."""
+        self._metronome.set(on, origin, samples_per_beat, beats_per_bar, gain, first_beat)
 
     def all_notes_off(self) -> None:
         """Silence every channel at the next block (sustain released first)."""
@@ -502,7 +413,7 @@ class Mixer(MixerBody):
                 raise ValueError("mixer blocks must be C-contiguous float32 (frames, 2)")
             if out.shape[0] > self.max_block:
                 raise ValueError(f"block of {out.shape[0]} frames exceeds max_block {self.max_block}")
-            self._lib.lb_process(self._native_addr, out.ctypes.data, out.shape[0], 1 if xrun else 0)
+            self._native.process(out, xrun)
             b = self._bridge
             if b is not None and b._thread is None:
                 b.drain()

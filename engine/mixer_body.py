@@ -6,7 +6,8 @@ order and renders the synth in segments split at the events' offsets (sample-acc
 spreads the player's notes over its phase-shifted synths, then adds their output, applies
 master gain and the peak limiter, hands the mix to the tap and adds the metronome click.
 
-``MixerBody`` holds only methods: the state is the Mixer's (the arrays it shares with C).
+``MixerBody`` holds only methods: the state is the Mixer's (the arrays it shares with C),
+declared here for the type checker.
 Thread: audio (live, Python callback) or render (offline); one thread at a time. It
 allocates no numpy buffers, does no I/O, no logging, and takes no lock.
 """
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import numpy as np
 
-from engine.events import ALL_OFF, CC_ALL_NOTES_OFF, CONTROL, IMMEDIATE, NOTE_OFF, NOTE_ON, PROGRAM
+from engine.events import ALL_OFF, CC_ALL_NOTES_OFF, CONTROL, IMMEDIATE, NOTE_OFF, NOTE_ON, PROGRAM, EventQueue
+from engine.metronome import Metronome
 
 NUM_CHANNELS = 16
 CC_VOLUME, CC_SUSTAIN = 7, 64
@@ -36,6 +39,58 @@ AUDIBLE = 1e-3  # -60 dBFS: a gap beside quieter output is not heard (callback.c
 
 class MixerBody:
     """Mixer's block rendering in Python (mixed into engine.mixer.Mixer)."""
+
+    # The Mixer's state this body reads and writes (engine.mixer sets it up).
+    # Counters and limiter values shared with C (engine.native's int/dbl fields):
+    clock: int
+    blocks: int
+    xruns: int
+    audible_xruns: int
+    nonfinite_blocks: int
+    late_events: int
+    events_applied: int
+    dropped_notes: int
+    _ctl_version: int
+    _ctl_applied: int
+    _reset_requested: int
+    _player_ch: int
+    peak: float
+    gain_reduction_db: float
+    _gain: float
+    _master: float
+    _ceiling: float
+    _release: float
+    # the synths: any Synth-like object (or engine.synth's GIL-holding binding of one)
+    _synth: Any
+    _extra: tuple[Any, ...]  # the player's phase-shifted synths
+    max_block: int
+    _queues: tuple[EventQueue, ...]
+    _events: np.ndarray  # scratch popped events, and views of its fields:
+    _ev_time: np.ndarray
+    _ev_kind: np.ndarray
+    _ev_chan: np.ndarray
+    _ev_d1: np.ndarray
+    _ev_d2: np.ndarray
+    _log: EventQueue | None
+    _tap: Any  # an object with write(block, clock), or None
+    _metronome: Metronome
+    _vol: np.ndarray  # per-channel controls and what was applied of them
+    _part_cc7: np.ndarray
+    _mute: np.ndarray
+    _prog: np.ndarray
+    _applied_vol: np.ndarray
+    _applied_prog: np.ndarray
+    _ramp: np.ndarray  # limiter scratch
+    _gbuf: np.ndarray
+    _abs: np.ndarray
+    _xbuf: np.ndarray  # the player's phase set (Mixer.enable_player_phases)
+    _xpos: list[int]
+    _phase: np.ndarray
+    _held: np.ndarray
+    _xper: np.ndarray
+    _xstarts: np.ndarray
+    work_ns: np.ndarray
+    work_frames: np.ndarray
 
     def _apply_controls(self) -> None:
         synths = (self._synth,) + self._extra
@@ -164,7 +219,8 @@ class MixerBody:
         # inside any ufunc over more than 500 elements, and winning it back can mean
         # waiting for a descheduled thread (measured: a 512 ms callback at 256 frames).
         tap = self._tap
-        metro = self._metro
+        metronome = self._metronome
+        metro = metronome.grid  # one tuple, read once per block
         for s in range(0, frames, POST_CHUNK):
             e = min(frames, s + POST_CHUNK)
             piece = out[s:e]
@@ -176,7 +232,7 @@ class MixerBody:
             if tap is not None:
                 tap.write(piece, clock + s)
             if metro[0]:
-                self._click(piece, clock + s, e - s, metro)
+                metronome.add(piece, clock + s, e - s, metro)
                 np.clip(piece, -1.0, 1.0, out=piece)
 
         self.clock = t_end
@@ -292,44 +348,3 @@ class MixerBody:
         # ramp[:frames] holds (j+1)/max_block; rescale to (j+1)/frames then map to g0..g1.
         np.multiply(self._ramp[:frames], (g1 - g0) * self.max_block / frames, out=g)
         np.add(g, g0, out=g)
-
-    def _click(self, out: np.ndarray, clock: int, frames: int, metro) -> None:
-        _, origin, spb, bpb, gain, first, prev = metro
-        t_end = clock + frames
-        if prev is not None and clock < origin:
-            p_origin, p_spb, p_bpb, p_first = prev
-            self._click_grid(out, clock, min(t_end, int(round(origin))), clock, p_origin, p_spb, p_bpb, p_first, gain)
-        self._click_grid(out, max(clock, int(round(origin))), t_end, clock, origin, spb, bpb, first, gain)
-
-    def _click_grid(
-        self,
-        out: np.ndarray,
-        lo: int,
-        hi: int,
-        clock: int,
-        origin: float,
-        spb: float,
-        bpb: int,
-        first: int,
-        gain: float,
-    ) -> None:
-        """Add the clicks of beats starting in [origin, hi) that sound within [lo, hi)
-        into ``out`` (whose frame 0 is sample ``clock``)."""
-        if hi <= lo:
-            return
-        L = self._click_hi.shape[0]
-        k = max(0, math.ceil((lo - L - origin) / spb))
-        while True:
-            beat = int(round(origin + k * spb))
-            if beat >= hi:
-                break
-            a = max(beat, lo)
-            b = min(beat + L, hi)
-            if b > a:
-                click = self._click_hi if (k + first) % bpb == 0 else self._click_lo
-                seg = self._cbuf[: b - a]
-                np.multiply(click[a - beat : b - beat], gain, out=seg)
-                dst = out[a - clock : b - clock]
-                dst[:, 0] += seg
-                dst[:, 1] += seg
-            k += 1
