@@ -146,9 +146,10 @@ def test_player_events_are_timed_at_arrival_and_reach_the_dac_a_fixed_delay_late
     on_time = sum(1 for a, s in zip(applied_on, stamps) if a == s)
     assert on_time >= 0.9 * len(stamps), (mixer.late_events, applied_on[:5], stamps[:5])
     err_ms = np.abs(np.asarray(errors)) * 1000
-    # within 1 ms of the fixed delay (one sample of rounding plus the DAC clock's wander);
-    # block-quantised timing would spread them over a whole block (5.3 ms)
-    assert np.median(err_ms) < 0.5 and np.mean(err_ms < 1.0) >= 0.9, np.round(err_ms, 2)
+    # near the fixed delay (one sample of rounding plus the DAC clock's wander; the number
+    # is the bench's); block-quantised timing would spread them over a whole block
+    # (5.3 ms: a median near 2.7 ms)
+    assert np.median(err_ms) < 1.0 and np.mean(err_ms < 2.0) >= 0.9, np.round(err_ms, 2)
 
 
 def _fill_timing(audio, n, rate, block, *, ago=0.0):
