@@ -202,11 +202,6 @@ class AudioOut:
         """time.monotonic() when the stream was last (re)opened (0.0: never)."""
         return self.estimator.opened_at
 
-    @property
-    def latency_blocks_left_out(self) -> int:
-        """Blocks near disruptions that the last latency check left out."""
-        return self.estimator.left_out
-
     def block_at(self, sample: int) -> tuple[int, float, float] | None:
         """(block start sample, callback time, DAC time of its first frame) for the
         block that rendered ``sample``, if it is still in the timing ring."""

@@ -280,13 +280,6 @@ def book() -> StyleBook:
     return _BOOK
 
 
-def reload() -> StyleBook:
-    """Read the style files again (a user added one, or a test changed the folder)."""
-    global _BOOK
-    _BOOK = None
-    return book()
-
-
 DEFAULT_STYLE = "pop"  # the band's style when nobody chose (read through liveband.config)
 
 

@@ -50,12 +50,6 @@ def _example(model: Transformer) -> tuple[torch.Tensor, ...]:
     return (torch.ones(S, dtype=torch.long), torch.zeros(2, dtype=torch.long), c.k, c.v, c.pos, c.n)
 
 
-def export_step(model: Transformer, path: str | Path) -> Path:
-    """Write the step graph to ``path`` (atomically, with its checksum sidecar) and check
-    it against torch; nothing is left at ``path`` or beside it if either fails."""
-    return onnxcache.write_cached(Path(path), lambda tmp: _export_checked(model, tmp))
-
-
 def _export_checked(model: Transformer, path: Path) -> None:
     bad = nonfinite_tensor(model.state_dict())
     if bad is not None:  # its logits would be NaN: nothing to export or to compare

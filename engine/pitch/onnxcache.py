@@ -15,8 +15,6 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from models import onnxcache
 
 
@@ -87,7 +85,3 @@ def open_session(
         buf = io.BytesIO()
         _export(build, buf, input_names, output_names)
         return ort.InferenceSession(buf.getvalue(), opts, providers=providers)
-
-
-def as_f32(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(x, dtype=np.float32)
