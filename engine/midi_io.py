@@ -5,8 +5,6 @@ ports themselves (listing, opening, hot-plug) are engine.midi_ports'.
   velocity, sustain pedal (CC64) and the chosen channel into ``PlayerNote`` calls and drops
   everything else (sysex, clock, garbage bytes: mido's parser already discards bytes
   that are not MIDI). A handler exception never reaches rtmidi.
-- ``ComputerKeyboard``: the fallback instrument, a pure key -> pitch mapping (two octaves
-  tracker-style: Z-row lower, Q-row upper; octave shift) that the UI feeds key presses.
 - ``MidiOutput``: a virtual output port (or a named one) carrying each band part on its
   own channel, with optional MIDI clock (24 ppqn) and start/stop.
 """
@@ -14,7 +12,6 @@ ports themselves (listing, opening, hot-plug) are engine.midi_ports'.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from engine.events import CC_ALL_NOTES_OFF
@@ -184,73 +181,6 @@ class VirtualMidiInput(MidiInput):
     def __init__(self, name: str, handler: Callable, api: str | None = None) -> None:
         self.name = name
         self.port, self.api = open_port(name, api, output=False, virtual=True, callback=handler)
-
-
-# -- computer keyboard --------------------------------------------------------------
-LOWER_ROW = "zsxdcvgbhnjm,l.;/"  # C .. E (one octave + a third), piano layout
-UPPER_ROW = "q2w3er5t6y7ui9o0p[=]"  # C .. G one octave up
-
-
-@dataclass(frozen=True)
-class KeyNote:
-    pitch: int
-    on: bool
-
-
-class ComputerKeyboard:
-    """Two octaves on the computer keyboard, tracker style: the Z row plays from
-    ``base`` (white keys on Z X C V..., black keys on S D G H J), the Q row from
-    base + 12 (white keys on Q W E R..., black keys on 2 3 5 6 7). ``octave_up`` /
-    ``octave_down`` (the UI binds e.g. PageUp/PageDown) shift both rows.
-
-    Pure logic: ``press(key)`` / ``release(key)`` return the KeyNote to play or None.
-    A key held across an octave shift releases the pitch it started. Thread: UI.
-    """
-
-    def __init__(self, base: int = 48) -> None:
-        self.base = base
-        self._held: dict[str, int] = {}
-
-    def pitch_of(self, key: str) -> int | None:
-        k = key.lower()
-        if len(k) != 1:
-            return None
-        if k in LOWER_ROW:
-            p = self.base + LOWER_ROW.index(k)
-        elif k in UPPER_ROW:
-            p = self.base + 12 + UPPER_ROW.index(k)
-        else:
-            return None
-        return p if 0 <= p < 128 else None
-
-    def press(self, key: str) -> KeyNote | None:
-        k = key.lower()
-        if k in self._held:  # auto-repeat
-            return None
-        p = self.pitch_of(k)
-        if p is None:
-            return None
-        self._held[k] = p
-        return KeyNote(p, True)
-
-    def release(self, key: str) -> KeyNote | None:
-        p = self._held.pop(key.lower(), None)
-        return None if p is None else KeyNote(p, False)
-
-    def octave_up(self) -> int:
-        if self.base + 12 <= 96:
-            self.base += 12
-        return self.base
-
-    def octave_down(self) -> int:
-        if self.base - 12 >= 12:
-            self.base -= 12
-        return self.base
-
-    def release_all(self) -> list[KeyNote]:
-        notes = [KeyNote(p, False) for p in self._held.values()]
-        self._held.clear()
-        return notes
 
 
 # -- MIDI out --------------------------------------------------------------------------

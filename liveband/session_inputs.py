@@ -18,7 +18,7 @@ from engine import parts as P
 from engine.errors import first_line
 from engine.events import CONTROL, IMMEDIATE, NOTE_OFF, NOTE_ON, EventQueue
 from engine.keyfind import snap_to_scale
-from engine.midi_io import ComputerKeyboard, MidiInput, NoteFilter, VirtualMidiInput
+from engine.midi_io import MidiInput, NoteFilter, VirtualMidiInput
 from engine.midi_ports import PortWatcher
 from engine.mixer import Mixer
 from engine.recorder import Recorder
@@ -71,7 +71,6 @@ class Inputs:
         for q in (self.key_q, self.midi_q):
             mixer.add_queue(q)
         self.mode = "keyboard"
-        self.keyboard = ComputerKeyboard()
         self.midi_in: MidiInput | None = None
         self._midi_in_wanted: str | None = None
         self._midi_channel: int | None = None

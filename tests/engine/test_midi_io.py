@@ -6,7 +6,7 @@ from __future__ import annotations
 import mido
 import pytest
 
-from engine.midi_io import ComputerKeyboard, KeyNote, NoteFilter
+from engine.midi_io import NoteFilter
 from engine.midi_ports import list_ports
 
 
@@ -100,28 +100,6 @@ def test_a_failing_sink_does_not_escape_the_midi_thread():
     f = NoteFilter(boom)
     f(mido.Message("note_on", note=60, velocity=1))
     assert f.errors == 1
-
-
-def test_computer_keyboard_two_octaves_and_octave_shift():
-    kb = ComputerKeyboard(base=48)
-    assert kb.press("z") == KeyNote(48, True)
-    assert kb.press("z") is None  # auto-repeat
-    assert kb.press("S") == KeyNote(49, True)
-    assert kb.press("m") == KeyNote(59, True)
-    assert kb.press("q") == KeyNote(60, True)
-    assert kb.press("2") == KeyNote(61, True)
-    assert kb.press("i") == KeyNote(72, True)
-    assert kb.press("F1") is None and kb.press("a") is None
-    kb.octave_up()
-    assert kb.release("z") == KeyNote(48, False)  # releases what it started
-    assert kb.press("z") == KeyNote(60, True)
-    for _ in range(10):
-        kb.octave_up()
-    assert kb.base <= 96 and all(0 <= kb.pitch_of(k) < 128 for k in "zq]")
-    for _ in range(10):
-        kb.octave_down()
-    assert kb.base == 12
-    assert sorted(n.pitch for n in kb.release_all()) == [49, 59, 60, 60, 61, 72]
 
 
 def test_list_ports_explains_an_empty_list():

@@ -13,11 +13,14 @@ import sys
 import textwrap
 import time
 
+from PyQt6.QtCore import Qt
+
 from engine import parts as P
 from engine.events import NOTE_ON
 from liveband.config import AudioConfig, EngineConfig
 from liveband.session import VIRTUAL_IN_NAME, Session
 from models.tokens import chord_name, chord_pitch_classes, is_note_on, token_pitch
+from ui.keyboard import OCTAVE_DOWN, ComputerKeyboard
 
 # (keys below the split F#3, the chord they name): root position, inversions, a seventh over its third
 CHORDS = [
@@ -151,17 +154,21 @@ def test_chords_only_on_the_computer_keyboard_and_a_chart_loaded_while_playing(p
         s.add_band_listener(band)
         s.play()
         time.sleep(0.8)
-        kb = s.inputs.keyboard
-        rows = [("zcb", "C"), ("nzc", "Am"), ("vnz", "F"), ("bmxv", "G7")]  # chords only, no melody
+        # the app's keyboard mapping, one octave down (the [ key): Z is C3
+        kb = ComputerKeyboard()
+        assert kb.press(OCTAVE_DOWN) is None and kb.base_pitch == 48
+        rows = [("ZCB", "C"), ("NZC", "Am"), ("VNZ", "F"), ("BMXV", "G7")]  # chords only, no melody
         for keys, _ in rows:
             for k in keys:
-                note = kb.press(k)
-                s.key_event(note.pitch, note.on, 80)
+                pitch = kb.press(getattr(Qt.Key, f"Key_{k}").value)
+                assert pitch is not None and pitch < 60
+                s.key_event(pitch, True, 100)  # as the window's play_note sends it
                 time.sleep(0.003)
             time.sleep(0.55)
             for k in keys:
-                note = kb.release(k)
-                s.key_event(note.pitch, note.on)
+                pitch = kb.release(getattr(Qt.Key, f"Key_{k}").value)
+                assert pitch is not None
+                s.key_event(pitch, False)
             time.sleep(0.3)
         time.sleep(0.4)
         check_band_followed(s, band, [name for _, name in rows])
