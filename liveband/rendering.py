@@ -17,14 +17,18 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from engine.errors import first_line
 from engine.melody_file import Melody
-from liveband.config import DEFAULT_METER, DEFAULT_TEMPO, TEMPO_RANGE
+from liveband.config import DEFAULT_METER, DEFAULT_TEMPO, TEMPO_RANGE, EngineConfig
 from liveband.errors import UserError
 from models.atomic import temp_beside
 from models.contract import Accompanist
+
+if TYPE_CHECKING:
+    from engine.chart import Chart
+    from engine.offline import RenderSettings
 
 # Offline the model's steps are on the render's critical path and onnxruntime steps the
 # shipped model faster than torch (same tokens on the bench tune); without onnxruntime
@@ -91,6 +95,41 @@ def open_band(
             f"into the model's range (MIDI {lo}-{hi})"
         )
     return melody, acc, used
+
+
+def render_settings(
+    cfg: EngineConfig,
+    *,
+    tempo: float,
+    meter: str,
+    sample_rate: int | None = None,
+    programs: Mapping[str, int] | None = None,
+    muted: Iterable[str] = (),
+    chart: Chart | None = None,
+    synth_process: bool = False,
+) -> RenderSettings:
+    """The engine's render settings from the band's settings ``cfg`` (style, controls,
+    seed, feel) at the melody file's ``tempo`` and ``meter``: the one place both render
+    paths build them, so neither drops a setting the other keeps. ``sample_rate`` None:
+    the engine's; ``chart``: the chords the band follows; ``synth_process``: only for a
+    process without live audio/UI threads (engine.offline.RenderSettings)."""
+    from engine.offline import RenderSettings
+
+    return RenderSettings(
+        style=cfg.style,
+        tempo=tempo,
+        meter=meter,
+        temperature=cfg.temperature,
+        density=cfg.density,
+        harmony_follow=cfg.harmony_follow,
+        seed=cfg.seed,
+        synth_process=synth_process,
+        programs=dict(programs or {}),
+        muted=tuple(muted),
+        feel=cfg.feel,
+        chart=chart,
+        sample_rate=RenderSettings.sample_rate if sample_rate is None else sample_rate,
+    )
 
 
 def cannot_write(path: Path | str, exc: OSError) -> UserError:

@@ -391,10 +391,11 @@ class Session:
         loudness: float | None = -16.0,
     ) -> None:
         """Accompany a melody file (.mid, or a hummed .wav) offline with the session's band
-        settings, by the `render` command's rules (liveband.rendering): the file's tempo
-        and meter, the command's default backend, the mix at ``loudness`` LUFS (None: as
-        rendered), ``stems``: each part beside it (OUT.bass.wav, ...; engine.export). Each
-        file is written beside its name and renamed into place when all succeeded.
+        settings (its feel and loaded chart included), by the `render` command's rules
+        (liveband.rendering): the file's tempo and meter, the command's default backend,
+        the mix at ``loudness`` LUFS (None: as rendered), ``stems``: each part beside it
+        (OUT.bass.wav, ...; engine.export). Each file is written beside its name and
+        renamed into place when all succeeded.
         ``progress(fraction)`` is called from this (the caller's) thread."""
         from liveband.session_render import render_file
 
@@ -410,6 +411,7 @@ class Session:
             say=self._p.notices.happened,
             stems=stems,
             loudness=loudness,
+            chart=self._p.steering.chart,
         )
 
     # -- lifecycle -----------------------------------------------------------------------

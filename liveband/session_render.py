@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from engine.chart import Chart
 from liveband.config import EngineConfig
 from liveband.session_types import PartState
 
@@ -26,11 +27,13 @@ def render_file(
     stems: bool = False,
     loudness: float | None = -16.0,
     max_minutes: float | None = None,
+    chart: Chart | None = None,
 ) -> None:
     """See Session.render_file; ``say`` receives what the user should know (tempo taken
-    from the file, backend fallback). A refusal (collision, too long, disk too small, bad
-    file) raises UserError with one line and writes nothing."""
-    from engine.offline import RenderSettings, render_frames
+    from the file, backend fallback); ``chart``: the chords the band follows (the loaded
+    chart, or the section of it that loops). A refusal (collision, too long, disk too
+    small, bad file) raises UserError with one line and writes nothing."""
+    from engine.offline import render_frames
     from liveband.rendering import (
         APP_WORDING,
         DEFAULT_MAX_MINUTES,
@@ -40,6 +43,7 @@ def render_file(
         load_melody,
         open_band,
         refuse_too_long,
+        render_settings,
         scratch_bytes_per_frame,
         write_render,
     )
@@ -51,18 +55,14 @@ def render_file(
         raise FileNotFoundError(f"melody file not found: {src}")
     melody = load_melody(src)
     tempo, meter = band_timing(melody, say=say)
-    c = cfg
-    settings = RenderSettings(
-        style=c.style,
+    settings = render_settings(
+        cfg,
         tempo=tempo,
         meter=meter,
-        temperature=c.temperature,
-        density=c.density,
-        harmony_follow=c.harmony_follow,
-        seed=c.seed,
         sample_rate=sample_rate,
         programs={n: s.program for n, s in parts.items()},
-        muted=tuple(n for n, s in parts.items() if s.mute),
+        muted=[n for n, s in parts.items() if s.mute],
+        chart=chart,
     )
     # before the model loads: moving the melody into its range (open_band) keeps its length
     refuse_too_long(
@@ -74,7 +74,7 @@ def render_file(
         scratch_bytes_per_frame(stems, loudness),
         APP_WORDING,
     )
-    melody, acc, backend = open_band(melody, checkpoint=c.checkpoint, say=say)
+    melody, acc, backend = open_band(melody, checkpoint=cfg.checkpoint, say=say)
     cb = None if progress is None else (lambda done, total: progress(done / max(1, total)))
     outputs = Outputs()
     try:

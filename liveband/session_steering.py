@@ -143,6 +143,14 @@ class Steering:
             self._chart, self._chart_text, self._chart_name, self._section = None, "", "", None
             self._apply()
 
+    @property
+    def chart(self) -> Chart | None:
+        """The chords the band follows when nobody plays them: the loaded chart, or the
+        section of it that loops; None without one."""
+        with self._lock:  # the chart and its section as one (the UI thread sets them)
+            chart, section = self._chart, self._section
+        return chart if chart is None or section is None else chart.section(section)
+
     def chart_text(self) -> str:
         """The chart as text: the loaded or typed chart as written (comments kept), else ""."""
         return self._chart_text

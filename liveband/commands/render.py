@@ -34,6 +34,7 @@ from liveband.rendering import (
     load_melody,
     open_band,
     refuse_too_long,
+    render_settings,
     scratch_bytes_per_frame,
     write_render,
 )
@@ -122,7 +123,7 @@ def main(args) -> int:
 
 
 def _render(args, outputs: Outputs) -> int:
-    from engine.offline import RenderSettings, render_frames
+    from engine.offline import render_frames
 
     src = Path(args.input)
     out = Path(args.output)
@@ -156,18 +157,7 @@ def _render(args, outputs: Outputs) -> int:
     )
     # this command has no audio or UI threads, so the audio may render in a forked
     # process while this one runs the model (engine.offline.RenderSettings.synth_process)
-    settings = RenderSettings(
-        style=cfg.style,
-        tempo=cfg.tempo,
-        meter=cfg.meter,
-        temperature=cfg.temperature,
-        density=cfg.density,
-        harmony_follow=cfg.harmony_follow,
-        seed=cfg.seed,
-        synth_process=True,
-        feel=cfg.feel,
-        chart=chart,
-    )
+    settings = render_settings(cfg, tempo=cfg.tempo, meter=cfg.meter, chart=chart, synth_process=True)
     refuse_too_long(
         src,
         out,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from test_render import small_disk  # noqa: F401  (the fixture: a 16 MB tmpfs)
 
-from engine.pitch.synth_hum import HumSpec, make_hum
 from liveband import cli
+from liveband.bench.synth_hum import HumSpec, make_hum
 from liveband.config import EngineConfig
 from liveband.session import Session
 
@@ -62,7 +62,7 @@ def notes(mid_path) -> list[tuple]:
     return sorted(out)
 
 
-def cli_render(src, out, mid, cfg: EngineConfig):
+def cli_render(src, out, mid, cfg: EngineConfig, *extra: str):
     return cli.main(
         [
             "render",
@@ -81,6 +81,7 @@ def cli_render(src, out, mid, cfg: EngineConfig):
             str(cfg.harmony_follow),
             "--seed",
             str(cfg.seed),
+            *extra,
         ]
     )
 
@@ -121,6 +122,26 @@ def test_the_app_and_the_command_render_a_file_to_the_same_band(session, tmp_pat
     assert cli_render(src, tmp_path / "cli.wav", tmp_path / "cli.mid", session.engine_config) == 0
     assert "onnx-cpu" in capsys.readouterr().out  # the command's default backend
     assert tempos(tmp_path / "app.mid") == {90.0}  # the file's tempo, not the window's
+    app, cmd = notes(tmp_path / "app.mid"), notes(tmp_path / "cli.mid")
+    assert len(app) > 20 and app == cmd
+
+
+CHART = "| Eb | Cm | Ab | Bb7 |\n"  # far from the tune's G major: the band plays these chords
+
+
+def test_the_apps_render_keeps_the_feel_and_the_loaded_chart_as_the_command_does(session, tmp_path):
+    src = melody_mid(tmp_path / "tune.mid", bpm=90)
+    chart = tmp_path / "tune.chart"
+    chart.write_text(CHART, encoding="utf-8")
+    session.set_feel(swing=0.7, fills="more", humanise=0.6)
+    session.load_chart(str(chart))
+    try:
+        session.render_file(str(src), str(tmp_path / "app.wav"), str(tmp_path / "app.mid"))
+    finally:
+        session.set_feel()  # the style's feel again, no chart: the module's other tests
+        session.clear_chart()
+    feel = ("--swing", "0.7", "--fills", "more", "--humanise", "0.6", "--chart", str(chart))
+    assert cli_render(src, tmp_path / "cli.wav", tmp_path / "cli.mid", session.engine_config, *feel) == 0
     app, cmd = notes(tmp_path / "app.mid"), notes(tmp_path / "cli.mid")
     assert len(app) > 20 and app == cmd
 
