@@ -10,6 +10,10 @@ Per call (one stream's logits at one position) it applies
   heard before (``models.recall.MelodyRecall``), the chord is chosen for the pitch classes
   that followed that passage (instead of those just sung, which would make the band a
   beat late) and the voices strike those pitch classes more readily;
+- clash avoidance, at the same strength: a voice's pitch a semitone (or a major 7th)
+  from the melody note sounding, or from the one forecast for its step, is drawn less
+  readily (the rub a listener hears as a wrong note; struck chord tones were most of
+  the band's clashes on folk tunes);
 - a fixed key (``set_key``, when the player chose one): a penalty on notes outside
   its scale and on chords for each of their tones outside it (the pad and keys sound
   every chord tone, so one foreign tone is as audible as a foreign note);
@@ -78,6 +82,12 @@ PROFILE_DECAY = 0.93
 # which the reported measures (the first 20) do not include; docs/data-and-eval.md.
 RECALL_CHORD_GAIN = 24.0
 RECALL_NOTE_GAIN = 8.0
+# Log-probability penalty at full harmony-follow for a voice pitch a semitone / major 7th
+# from the melody note sounding, and its multiple against a forecast note (the note the
+# melody will be on when the voice sounds, where the one now may have moved on). Chosen
+# on validation songs 41-50 as the recall gains were; docs/data-and-eval.md.
+CLASH_GAIN = 8.0
+CLASH_FORECAST_SHARE = 3.0
 # Steps from the last melody step heard to the step a chord / a voice note is drawn for,
 # in the shipped live pattern (delay, lookahead 1: the generator feeds melody step k - 1
 # and the model draws the voices of step k and the chord of step k + 1).
@@ -218,6 +228,16 @@ class ControlledSampler:
         self._note_bias = (DENSITY_GAIN * (self.density - 0.5)) * _ONSET_MASK
         if note_fc is not None:  # a forecast note is struck more readily, on its pitch
             self._note_bias = self._note_bias + (RECALL_NOTE_GAIN * hf) * (_NOTE_PC @ note_fc)
+        if hf > 0:
+            rub = np.zeros(12, np.float32)  # pitch classes a semitone from the melody's
+            if self._melody_pitch is not None:
+                m = self._melody_pitch % 12
+                rub[(m + 1) % 12] += 1.0
+                rub[(m - 1) % 12] += 1.0
+            if note_fc is not None:
+                fc = np.asarray(note_fc, np.float32)
+                rub += CLASH_FORECAST_SHARE * (np.roll(fc, 1) + np.roll(fc, -1))
+            self._pitch_bias = self._pitch_bias - (CLASH_GAIN * hf) * (_NOTE_PC @ rub)
         self._dirty = False
 
     def __call__(self, stream: int, logits: np.ndarray) -> int:

@@ -61,6 +61,22 @@ def test_harmony_follow_changes_which_pitches_not_how_often_the_band_strikes():
     assert shares[1.0] > shares[0.0] + 0.3, shares
 
 
+def test_a_voice_rarely_rubs_a_semitone_against_the_melody_note_sounding():
+    # flat logits over the bass's notes: without clash avoidance every pitch class other
+    # than the sung one is drawn alike; with it, the two a semitone from the sung E (D#
+    # and F, also its major 7th and minor 9th) are drawn far less than the others
+    logits = np.full(VOCAB_SIZES[BASS], -2.0, np.float32)
+    logits[NOTE_BASE + 36 : NOTE_BASE + 60] = 0.0
+    s = ControlledSampler(seed=5, temperature=0.9, density=1.0, harmony_follow=0.05)
+    for _ in range(8):
+        s.observe_melody(NOTE_BASE + 64)  # the player holds E
+    pcs = np.array([(t - NOTE_BASE) % 12 for t in (s(BASS, logits) for _ in range(6000)) if t >= NOTE_BASE])
+    rub = np.isin(pcs, (3, 5)).sum() / 2  # per pitch class
+    other = (~np.isin(pcs, (3, 4, 5))).sum() / 9
+    assert other > 50, other
+    assert rub < 0.1 * other, (rub, other)
+
+
 def _reference_split_temperature(temperature, seed, pitch_temperature=None, chord_temperature=None):
     """The plain decoding written out with softmaxes (what ``make_sampler`` was before it
     became the controlled sampler with the controls off), drawing from the same stream."""
