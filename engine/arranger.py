@@ -45,6 +45,7 @@ from models.tokens import (
 )
 
 DEFAULT_SPLIT = 54  # F#3: the left hand plays below it (F3 and down), the melody F#3 and up
+SPLIT_RANGE = (1, 127)  # the MIDI notes a split point may be (note 0 would leave no chord hand)
 MAX_COST = 1.0
 # keys struck this close together are one chord even across a step boundary (a hand's
 # spread is ~5-30 ms)
@@ -70,13 +71,14 @@ _DYADS = {
 
 
 def check_split(split: int) -> int:
-    """The split point as an int; ValueError unless it is a MIDI note 1-127."""
+    """The split point as an int; ValueError unless it is a MIDI note in SPLIT_RANGE."""
     try:
         v = int(split)
     except (TypeError, ValueError):
         raise ValueError(f"the arranger split point must be a MIDI note number, got {split!r}") from None
-    if v != split or not 1 <= v <= 127:
-        raise ValueError(f"the arranger split point must be a MIDI note 1-127, got {split!r}")
+    lo, hi = SPLIT_RANGE
+    if v != split or not lo <= v <= hi:
+        raise ValueError(f"the arranger split point must be a MIDI note {lo}-{hi}, got {split!r}")
     return v
 
 

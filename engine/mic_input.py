@@ -5,7 +5,7 @@ worker thread feeds the ring's audio to ``engine.pitch.live.HumTracker`` (pitch 
 note segmenter) and hands each note to ``on_note(sample, pitch, on)``.
 
 Device, rate and gain: ``device`` is the user's input device (None: the system default)
-and ``gain_db`` the user's input gain (-40..+40 dB, applied before the tracker and the
+and ``gain_db`` the user's input gain (``INPUT_GAIN_DB_RANGE``, applied before the tracker and the
 level meter). The stream runs at ``input_rate``; by default the session's rate when the
 device takes it, else the device's own default rate (an 8 kHz headset, a 96 kHz
 interface): HumTracker resamples to 16 kHz and still dates its events in samples of the
@@ -59,10 +59,15 @@ class MicError(RuntimeError):
     """The microphone could not be opened (one line that names the device)."""
 
 
+# the microphone's gain before the pitch tracker, dB (the app's and CLI's range: liveband.config)
+INPUT_GAIN_DB_RANGE = (-40.0, 40.0)
+
+
 def _checked_gain(gain_db: float) -> float:
-    """The input gain in dB, or ValueError outside -40..+40 dB."""
-    if not -40.0 <= float(gain_db) <= 40.0:
-        raise ValueError(f"input gain must be -40..+40 dB, got {gain_db}")
+    """The input gain in dB, or ValueError outside INPUT_GAIN_DB_RANGE."""
+    lo, hi = INPUT_GAIN_DB_RANGE
+    if not lo <= float(gain_db) <= hi:
+        raise ValueError(f"input gain must be {lo:g}..+{hi:g} dB, got {gain_db}")
     return float(gain_db)
 
 

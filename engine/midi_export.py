@@ -29,6 +29,7 @@ from engine.clock import Clock
 from engine.events import CONTROL, NOTE_OFF, NOTE_ON, PROGRAM, event_message
 from engine.gm import instrument_name
 from models.atomic import write_atomic
+from models.tokens import meter_parts
 
 TICKS_PER_BEAT = 480
 
@@ -46,7 +47,7 @@ def write_midi(
     mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
     conductor = mido.MidiTrack()
     conductor.append(mido.MetaMessage("track_name", name="LiveBand", time=0))
-    num, den = (int(x) for x in clock.meter.split("/"))
+    num, den = meter_parts(clock.meter)
     conductor.append(mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0))
     last = 0
     for seg in clock.segments:
@@ -245,7 +246,7 @@ class MidiTakeWriter:
         return True
 
     def _save(self, path: Path, start: int, tempi: list[TempoMark]) -> None:
-        num, den = (int(x) for x in self.meter.split("/"))
+        num, den = meter_parts(self.meter)
         conductor = bytearray(_meta_bytes(0, mido.MetaMessage("time_signature", numerator=num, denominator=den)))
         last = 0
         for mark in tempi or [TempoMark(start, 120.0)]:

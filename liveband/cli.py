@@ -14,7 +14,6 @@ import os
 import sys
 from typing import Callable
 
-from engine.clock import METERS
 from liveband import __version__
 from liveband.config import (
     BACKENDS,
@@ -24,9 +23,12 @@ from liveband.config import (
     DEFAULT_STYLE,
     DEFAULT_TEMPERATURE,
     DEFAULT_TEMPO,
+    FILLS,
+    METERS,
     STYLES,
     TEMPERATURE_RANGE,
     TEMPO_RANGE,
+    TIMES,
     UNIT_RANGE,
 )
 from liveband.errors import UserError  # noqa: F401  (re-exported for command modules)
@@ -110,11 +112,11 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
 def _feel_options(g, humanise: float | None) -> None:
     """The feel flags, the same for render and play (play: unset ones keep the app's)."""
     g.add_argument("--swing", type=_unit, default=None, help="0 straight .. 1 triplet feel (default: the style's)")
-    g.add_argument("--fills", choices=("off", "phrase", "more"), default=None, help="drum fills (default: the style's)")
+    g.add_argument("--fills", choices=FILLS, default=None, help="drum fills (default: the style's)")
     g.add_argument(
         "--time",
         dest="time_feel",
-        choices=("normal", "half", "double"),
+        choices=TIMES,
         default=None,
         help="the drummer's half-time / double-time feel",
     )

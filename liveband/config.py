@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from engine.clock import DEFAULT_METER, DEFAULT_TEMPO, MAX_BPM, METERS, MIN_BPM
+from engine.arranger import DEFAULT_SPLIT, SPLIT_RANGE  # noqa: F401  (the Chords tab's split box)
+from engine.clock import DEFAULT_METER, DEFAULT_TEMPO, MAX_BPM, METERS, MIN_BPM, beat_steps  # noqa: F401
 from engine.feel import FILLS, TIMES, Feel  # noqa: F401  (FILLS, TIMES: the UI's feel menus)
 from engine.keyfind import key_name
+from engine.mic_input import INPUT_GAIN_DB_RANGE
 from engine.styles import DEFAULT_STYLE, get_style, style_names
+from engine.sync import SYNC_MODES  # noqa: F401  (the Setup tab's sync menu)
+from liveband.session_types import INPUT_MODES
 from models.backends import BACKENDS
 from models.sampling import DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE, TEMPERATURE_RANGE
+from models.tokens import bar_steps  # noqa: F401  (with beat_steps: the piano roll draws the band's grid)
 
 # every key a player can fix, spelled as the session names it (its key signature's way)
 KEY_NAMES: tuple[str, ...] = tuple(key_name(t, m) for m in ("major", "minor") for t in range(12))
@@ -27,14 +32,17 @@ def style_feel(name: str) -> dict:
     return {"swing": st.swing, "fills": st.fills, "time_feel": st.time}
 
 
-INPUT_GAIN_DB_RANGE = (-40.0, 40.0)  # the microphone's gain before the pitch tracker
 SYNC_DELAY_MS_RANGE = (0.0, 100.0)  # how far ahead of a received MIDI clock the band plays
+
+
+DEFAULT_BLOCKSIZE = 256  # frames per audio callback: 5.3 ms at 48 kHz
+DEFAULT_INPUT_MODE = INPUT_MODES[0]  # the computer keyboard: it needs no device
 
 
 @dataclass(frozen=True)
 class AudioConfig:
     sample_rate: int = 48000
-    blocksize: int = 256
+    blocksize: int = DEFAULT_BLOCKSIZE
     output_device: str | int | None = None  # None: the system default
     input_device: str | int | None = None
     latency: str | float = "low"
@@ -64,13 +72,14 @@ class AudioConfig:
 TEMPO_RANGE = (MIN_BPM, MAX_BPM)  # BPM
 UNIT_RANGE = (0.0, 1.0)  # density, harmony-follow, feel amounts, volumes
 COUNT_IN_RANGE = (0, 4)  # bars
+DEFAULT_COUNT_IN_BARS = 1
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     tempo: float = DEFAULT_TEMPO  # quarter notes per minute
     meter: str = DEFAULT_METER
-    count_in_bars: int = 1
+    count_in_bars: int = DEFAULT_COUNT_IN_BARS
     style: str = DEFAULT_STYLE
     temperature: float = DEFAULT_TEMPERATURE  # "creativity"
     density: float = DEFAULT_DENSITY

@@ -144,9 +144,15 @@ def chord_pitch_classes(token: int) -> frozenset[int]:
     return frozenset((root + i) % 12 for i in QUALITY_INTERVALS[quality])
 
 
+def meter_parts(meter: str) -> tuple[int, int]:
+    """A meter's (numerator, denominator): (6, 8) for "6/8"."""
+    num, den = (int(x) for x in meter.split("/"))
+    return num, den
+
+
 def bar_steps(meter: str) -> int:
     """16th steps in one bar of ``meter``."""
-    num, den = (int(x) for x in meter.split("/"))
+    num, den = meter_parts(meter)
     return num * 16 // den
 
 

@@ -19,7 +19,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from liveband.session_steering import DEFAULT_SPLIT, note_name
+from liveband.config import DEFAULT_SPLIT, SPLIT_RANGE
+from liveband.session_steering import note_name
 from ui.panels import _no_focus, caption
 
 WHOLE = "whole chart"
@@ -50,7 +51,7 @@ class ChordsPanel(QWidget):
             "the next 16th; notes from the split up are the melody"
         )
         self.split = SplitBox()
-        self.split.setRange(21, 108)
+        self.split.setRange(*SPLIT_RANGE)
         self.split.setValue(DEFAULT_SPLIT)
         self.split.setToolTip(
             "the split point: the lowest melody note. On the computer keyboard set it to "

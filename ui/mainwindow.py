@@ -38,7 +38,7 @@ from PyQt6.QtWidgets import (
 )
 
 from liveband import presets as pr
-from liveband.config import INPUT_GAIN_DB_RANGE, TEMPO_RANGE, style_feel
+from liveband.config import INPUT_GAIN_DB_RANGE, TEMPO_RANGE, bar_steps, beat_steps, style_feel
 from liveband.errors import first_line
 from liveband.gm import note_name
 from ui import settings as st
@@ -47,7 +47,7 @@ from ui.health import BAD, OK, HealthMonitor, Verdict
 from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
 from ui.learn import add_learn_menu
 from ui.panels import BLOCKSIZES, BandPanel, HealthBar, PartStrip, SessionsPanel, SetupPanel, panel_frame, set_combo
-from ui.pianoroll import PianoRoll, bar_and_beat_steps
+from ui.pianoroll import PianoRoll
 from ui.playalong import NotePlayer, read_melody
 from ui.transport import TransportBar
 from ui.workers import CallWorker, ExportWorker, RenderWorker
@@ -937,7 +937,7 @@ class MainWindow(QMainWindow):
         self._follow_buttons()
         self.transport.chord_label.setText(snap.chord or "–")
         if snap.playing and not snap.counting_in:
-            bar, beat = bar_and_beat_steps(snap.meter)
+            bar, beat = bar_steps(snap.meter), beat_steps(snap.meter)
             s = max(0.0, snap.step)
             self.transport.position.setText(
                 f"{int(s // bar) + 1}.{int(s % bar // beat) + 1}" + (f" {snap.section}" if snap.section else "")

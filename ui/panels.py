@@ -39,7 +39,7 @@ from ui.onscreen import OnScreenKeys
 from ui.widgets import Knob
 
 BLOCKSIZES = (64, 128, 256, 512, 1024, 2048)
-# a take's input as the transport's mode buttons name it
+# each input mode (liveband.config.INPUT_MODES) as the transport's buttons and the takes list name it
 INPUT_LABELS = {"keyboard": "Keys", "midi": "MIDI", "mic": "Hum"}
 
 

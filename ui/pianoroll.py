@@ -22,6 +22,7 @@ from PyQt6.QtCore import QPointF, QRectF, Qt
 from PyQt6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPixmap
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
+from liveband.config import bar_steps, beat_steps
 from liveband.gm import note_name
 from ui import theme
 
@@ -30,14 +31,6 @@ _PART_INDEX = {p: i for i, p in enumerate(PARTS)}
 _BLACK = {1, 3, 6, 8, 10}
 _KICKS = {35, 36}
 _SNARES = {37, 38, 39, 40}
-
-
-def bar_and_beat_steps(meter: str) -> tuple[int, int]:
-    """(16th steps per bar, per beat) for "4/4", "3/4", "6/8" (compound: dotted quarter beat)."""
-    num, den = (int(x) for x in meter.split("/"))
-    bar = num * 16 // den
-    beat = 6 if den == 8 and num % 3 == 0 else 16 // den
-    return bar, beat
 
 
 class PianoRoll(QWidget):
@@ -263,7 +256,7 @@ class PianoRoll(QWidget):
         v0 = self.view_start()
         phx = self.GUTTER + (self.step - v0) * px
         # Grid: bars strong (with their numbers), beats faint.
-        bar, beat = bar_and_beat_steps(self.meter)
+        bar, beat = bar_steps(self.meter), beat_steps(self.meter)  # the band's grid
         first = max(0, int(math.ceil(v0 / beat)) * beat)
         last = int(math.ceil(self.step + self.ahead_steps))
         p.setFont(self._fonts[0])
@@ -298,7 +291,7 @@ class PianoRoll(QWidget):
         elif self.counting_in:
             p.setFont(QFont(self.font().family(), 22, QFont.Weight.Bold))
             p.setPen(QColor(theme.ACCENT))
-            beats_left = max(1, math.ceil(-self.step / bar_and_beat_steps(self.meter)[1]))
+            beats_left = max(1, math.ceil(-self.step / beat_steps(self.meter)))
             p.drawText(plot, Qt.AlignmentFlag.AlignCenter, f"count-in  {beats_left}")
         p.end()
 

@@ -22,21 +22,29 @@ from PyQt6.QtCore import QSettings
 
 from liveband.config import (
     COUNT_IN_RANGE,
+    DEFAULT_BLOCKSIZE,
+    DEFAULT_COUNT_IN_BARS,
     DEFAULT_DENSITY,
     DEFAULT_HARMONY_FOLLOW,
+    DEFAULT_INPUT_MODE,
+    DEFAULT_METER,
+    DEFAULT_SPLIT,
+    DEFAULT_STYLE,
     DEFAULT_TEMPERATURE,
     DEFAULT_TEMPO,
     FILLS,
     INPUT_GAIN_DB_RANGE,
+    INPUT_MODES,
     METERS,
+    SPLIT_RANGE,
     STYLES,
     SYNC_DELAY_MS_RANGE,
+    SYNC_MODES,
     TEMPERATURE_RANGE,
     TEMPO_RANGE,
     TIMES,
     UNIT_RANGE,
 )
-from liveband.session_steering import DEFAULT_SPLIT
 from models.atomic import write_atomic
 from ui.panels import BLOCKSIZES
 
@@ -46,12 +54,12 @@ APP = "LiveBand"
 # key -> default (the default's type is the stored type)
 DEFAULTS: dict[str, Any] = {
     "transport/tempo": DEFAULT_TEMPO,
-    "transport/meter": "4/4",
-    "transport/count_in": 1,
+    "transport/meter": DEFAULT_METER,
+    "transport/count_in": DEFAULT_COUNT_IN_BARS,
     "transport/metronome": False,
     "transport/key": "Auto",
     "transport/record": True,
-    "band/style": "pop",
+    "band/style": DEFAULT_STYLE,
     "band/temperature": DEFAULT_TEMPERATURE,
     "band/density": DEFAULT_DENSITY,
     "band/harmony_follow": DEFAULT_HARMONY_FOLLOW,
@@ -64,11 +72,11 @@ DEFAULTS: dict[str, Any] = {
     # the Chords tab's arranger (a chart is a song's: presets keep it, not the app)
     "chords/arranger": False,
     "chords/split": DEFAULT_SPLIT,
-    "input/mode": "keyboard",
+    "input/mode": DEFAULT_INPUT_MODE,
     "devices/audio_out": "",
     "devices/audio_in": "",
     "devices/input_gain_db": 0,
-    "devices/blocksize": 256,
+    "devices/blocksize": DEFAULT_BLOCKSIZE,
     "devices/auto_buffer": False,  # raise the buffer by itself on repeated dropouts
     "devices/midi_in": "",
     "devices/midi_out": "",
@@ -103,11 +111,11 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "band/fills": _one_of(FILLS),
     "band/time": _one_of(TIMES),
     "band/humanise": _within(0, 1),
-    "chords/split": _within(1, 127),
-    "input/mode": _one_of(("keyboard", "midi", "mic")),
+    "chords/split": _within(*SPLIT_RANGE),
+    "input/mode": _one_of(INPUT_MODES),
     "devices/input_gain_db": _within(*INPUT_GAIN_DB_RANGE),
     "devices/blocksize": _one_of(BLOCKSIZES),
-    "devices/sync": _one_of(("internal", "midi clock", "link")),
+    "devices/sync": _one_of(SYNC_MODES),
     "devices/sync_delay_ms": _within(*SYNC_DELAY_MS_RANGE),
     "volume": _within(0, 1),
     "program": _within(0, 127),

@@ -18,11 +18,10 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from liveband.config import KEY_NAMES, METERS, STYLE_LABELS, STYLES, TEMPO_RANGE
-from ui.panels import caption
+from liveband.config import COUNT_IN_RANGE, KEY_NAMES, METERS, STYLE_LABELS, STYLES, TEMPO_RANGE
+from ui.panels import INPUT_LABELS, caption
 from ui.widgets import LevelMeter
 
-INPUT_MODES = (("keyboard", "Keys"), ("midi", "MIDI"), ("mic", "Hum"))
 KEYS = ("Auto",) + KEY_NAMES  # spelled as the session names keys (G# minor, Db major)
 _MODE_TIPS = {
     "keyboard": "computer keyboard: Z S X D C V G B H N J M , = C to C ([ ] octave)",
@@ -94,7 +93,7 @@ class TransportBar(QFrame):
         self.meter.setToolTip("a new meter applies from the next play")
         group("meter", self.meter)
         self.count_in = QSpinBox()
-        self.count_in.setRange(0, 4)
+        self.count_in.setRange(*COUNT_IN_RANGE)
         self.count_in.setSuffix(" bar")
         self.count_in.setToolTip("count-in bars before the band starts")
         self.metronome = QPushButton("Click")
@@ -150,7 +149,7 @@ class TransportBar(QFrame):
         modes.setSpacing(0)
         self.mode_group = QButtonGroup(self)
         self.mode_buttons: dict[str, QPushButton] = {}
-        for mode, label in INPUT_MODES:
+        for mode, label in INPUT_LABELS.items():
             b = QPushButton(label)
             b.setObjectName("mode")
             b.setCheckable(True)

@@ -29,7 +29,7 @@ from models.data.encode import Note, QuantisedSong, clean_notes, identify_chord,
 from models.data.nottingham import METER_MAP
 from models.data.piece import LoadResult
 from models.data.pop909 import SongError
-from models.tokens import CHORD_NONE
+from models.tokens import CHORD_NONE, meter_parts
 
 STYLE = "folk"
 COLLECTIONS = ("essenFolksong", "oneills1850")
@@ -68,7 +68,7 @@ def quantise_tune(tune: str, name: str) -> QuantisedSong:
     sigs = {ts.ratioString for ts in flat.getElementsByClass("TimeSignature")} or {"4/4"}
     if len(sigs) > 1:
         raise SongError(f"unsupported meter: changes inside the tune ({sorted(sigs)})")
-    num, den = (int(x) for x in sigs.pop().split("/"))
+    num, den = meter_parts(sigs.pop())
     if (num, den) not in METER_MAP:
         raise SongError(f"unsupported meter: {num}/{den}")
     meter, bar = METER_MAP[(num, den)]

@@ -73,13 +73,23 @@ _SPELLED_OUT = [
     r'default="pop"',
     r'\bor "4/4"',
     r"\b(tempo|temperature|density|harmony_follow): float = \d",
+    r'": "(4/4|pop|keyboard)",',
+    r'count_in": \d',
+    r"blocksize(\": |: int = )256\b",
+    r"setRange\(0, 4\)",
+    r"_one_of\(\(",
+    r"\((1, 127|21, 108)\)",
+    r'\("keyboard", "Keys"\)',
+    r'"off", "phrase", "more"|"normal", "half", "double"',
+    r"-40(\.0)? <= ",
 ]
 
 
 def test_each_band_default_and_range_is_written_once_in_config():
     """The app's knobs and settings, the command line, presets, MIDI learn and render read
-    tempo, creativity, density, follow, count-in, input gain and sync delay from config; a
-    render's settings (engine.offline) read the same constants from below liveband."""
+    tempo, creativity, density, follow, count-in, input gain and sync delay from config, and
+    meter, style, block size, input and sync modes, fills, time feels and the arranger's split
+    too; a render's settings (engine.offline) read the same constants from below liveband."""
     import re
     from pathlib import Path
 
@@ -94,6 +104,7 @@ def test_each_band_default_and_range_is_written_once_in_config():
             for name in ("cli.py", "presets.py", "midilearn.py", "rendering.py", "commands/render.py")
         ),
         root / "engine" / "offline.py",
+        root / "engine" / "mic_input.py",
     ]
     found = [
         f"{path.relative_to(root)}:{i}: {line.strip()}"

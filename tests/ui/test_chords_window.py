@@ -88,3 +88,17 @@ def test_the_arranger_and_its_split_are_remembered(themed_app, qtbot, fake_sessi
     assert again.chords_panel.arranger.isChecked() and again.chords_panel.split.value() == 62
     assert fake_session.called("set_arranger")[-1] == (True, 62)  # and the session has them
     again.close()
+
+
+def test_the_split_box_offers_every_split_the_band_and_the_settings_file_take(themed_app, qtbot):
+    """One split range (engine.arranger.SPLIT_RANGE): a split the settings file keeps is
+    never clamped by the box (issue 16; the box said 21-108, the file 1-127)."""
+    from liveband.config import SPLIT_RANGE
+    from ui import settings as st
+    from ui.chords import ChordsPanel
+
+    c = ChordsPanel()
+    qtbot.addWidget(c)
+    assert (c.split.minimum(), c.split.maximum()) == SPLIT_RANGE
+    ok, allowed = st.CHECKS["chords/split"]
+    assert allowed == "{}-{}".format(*SPLIT_RANGE) and ok(SPLIT_RANGE[0]) and not ok(SPLIT_RANGE[0] - 1)

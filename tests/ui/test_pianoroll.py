@@ -5,8 +5,9 @@ import math
 import pytest
 from PyQt6.QtGui import QColor
 
+from liveband.config import METERS
 from ui import theme
-from ui.pianoroll import PianoRoll, bar_and_beat_steps
+from ui.pianoroll import PianoRoll
 
 
 @pytest.fixture()
@@ -27,10 +28,16 @@ def close_to(c: QColor, hexcolor: str, tol: int = 40) -> bool:
     return abs(c.red() - h.red()) + abs(c.green() - h.green()) + abs(c.blue() - h.blue()) <= tol
 
 
-def test_meters_map_to_bar_and_beat_lengths():
-    assert bar_and_beat_steps("4/4") == (16, 4)
-    assert bar_and_beat_steps("3/4") == (12, 4)
-    assert bar_and_beat_steps("6/8") == (12, 6)
+def test_the_roll_reads_the_band_s_bar_and_beat_in_every_meter():
+    """The grid and the count-in come from the band's own meter arithmetic (issue 16)."""
+    import engine.clock
+    import models.tokens
+    import ui.pianoroll
+
+    assert ui.pianoroll.bar_steps is models.tokens.bar_steps
+    assert ui.pianoroll.beat_steps is engine.clock.beat_steps
+    grid = {m: (ui.pianoroll.bar_steps(m), ui.pianoroll.beat_steps(m)) for m in METERS}
+    assert grid == {"4/4": (16, 4), "3/4": (12, 4), "6/8": (12, 6), "12/8": (24, 6)}
 
 
 def test_heard_notes_are_drawn_in_their_part_colour_at_their_pitch(roll):

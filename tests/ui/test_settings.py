@@ -185,3 +185,21 @@ def test_liveband_play_starts_from_a_hostile_settings_file_under_xvfb(pulse_serv
     assert any(str(ini) in n and "devices/blocksize=3" in n for n in notes), proc.stderr[-3000:]
     text = ini.read_text()
     assert "@Variant" not in text and "blocksize=256" in text and "meter=3/4" in text
+
+
+def test_the_defaults_and_choices_are_the_band_s(tmp_path):
+    """Each default and choice lives once (issue 16): the file falls back to what the
+    session and the command line use, and accepts the modes they accept."""
+    from liveband import config
+    from liveband.config import AudioConfig, EngineConfig
+
+    s = st.open_settings(tmp_path / "LiveBand.ini")
+    e, a = EngineConfig(), AudioConfig()
+    assert st.read(s, "transport/meter") == e.meter
+    assert st.read(s, "transport/count_in") == e.count_in_bars
+    assert st.read(s, "band/style") == e.style
+    assert st.read(s, "devices/blocksize") == a.blocksize
+    assert st.read(s, "input/mode") == config.DEFAULT_INPUT_MODE
+    assert st.CHECKS["input/mode"][1] == "one of " + ", ".join(config.INPUT_MODES)
+    assert st.CHECKS["devices/sync"][1] == "one of " + ", ".join(config.SYNC_MODES)
+    assert st.CHECKS["chords/split"][1] == "{}-{}".format(*config.SPLIT_RANGE)
