@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def write_hum(path: Path, seconds: float, rate: int = 48000) -> None:
-    """A hummed melody (engine/pitch/synth_hum: a voice-like source with vibrato and scoops)."""
+    """A hummed melody (liveband/bench/synth_hum: a voice-like source with vibrato and scoops)."""
     import numpy as np
 
-    from engine.pitch.synth_hum import HumSpec, make_hum
+    from liveband.bench.synth_hum import HumSpec, make_hum
 
     clips, total = [], 0.0
     seed = 11

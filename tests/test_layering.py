@@ -17,6 +17,10 @@ MAY_IMPORT = {
 }
 # ui talks to the shell's session, config and stores, never to its entry points or benches
 UI_MUST_NOT_IMPORT = ("liveband.cli", "liveband.commands", "liveband.bench")
+# the benches (and their synthetic corpora) measure the app; the running app never needs
+# them: only the benches themselves, the `liveband bench` command and the CLI import them
+BENCH = "liveband.bench"
+BENCH_USERS = ("liveband.bench", "liveband.commands", "liveband.cli")
 # the one way back: the `liveband` command opens the window (lazily, in its handler)
 ENTRY_POINTS = {("liveband.commands.play", "ui.app")}
 # the one output writer, which imports nothing of the project: every room writes its files
@@ -50,6 +54,11 @@ def imported_modules(path: Path, root: Path) -> set[str]:
     return mods
 
 
+def within(module: str, packages: tuple[str, ...]) -> bool:
+    """``module`` is one of ``packages`` or inside one."""
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
 def violations(root: Path) -> list[str]:
     found = []
     for room in ROOMS:
@@ -59,6 +68,10 @@ def violations(root: Path) -> list[str]:
             me = module_name(f, root)
             for mod in sorted(imported_modules(f, root)):
                 top = mod.split(".")[0]
+                if room == "liveband" and within(mod, (BENCH,)) and not within(me, BENCH_USERS):
+                    found.append(
+                        f"{f.relative_to(root)} imports {mod} (only benches, commands, the CLI import {BENCH})"
+                    )
                 if top == room or top not in ROOMS or (me, mod) in ENTRY_POINTS or mod in EVERY_ROOM_MAY_IMPORT:
                     continue
                 if top not in MAY_IMPORT[room]:
@@ -85,8 +98,15 @@ def test_the_check_sees_lazy_and_relative_imports(tmp_path):
     (tmp_path / "models" / "rel.py").write_text("from . import m0\nfrom .m1 import x\n")
     (tmp_path / "ui" / "deep.py").write_text("import liveband.session\nfrom liveband import bench\n")
     (tmp_path / "ui" / "writes.py").write_text("from models.atomic import write_atomic\nimport models.sampling\n")
+    for d in ("bench", "commands"):
+        (tmp_path / "liveband" / d).mkdir()
+        (tmp_path / "liveband" / d / "b.py").write_text("from liveband.bench.pitch import run\n")
+    (tmp_path / "liveband" / "cli.py").write_text("import liveband.bench\n")
+    (tmp_path / "liveband" / "benchmarks.py").write_text("import liveband.benchmarks_util\n")
+    (tmp_path / "liveband" / "runtime.py").write_text("def f():\n    from liveband.bench import synth_hum\n")
     assert violations(tmp_path) == [
         "ui/deep.py imports liveband.bench (ui must not import liveband.cli, liveband.commands, liveband.bench)",
         "ui/writes.py imports models.sampling (ui must not import models)",
+        "liveband/runtime.py imports liveband.bench (only benches, commands, the CLI import liveband.bench)",
         "engine/sub/lazy.py imports liveband.session (engine must not import liveband)",
     ]

@@ -125,8 +125,8 @@ def timing_rows(audio, lo: int, hi: int) -> np.ndarray:
 def _hum_file(folder: str, sample_rate: int, seconds: float) -> str | None:
     """A hummed melody for the fake microphone (looped by the caller)."""
     try:
-        from engine.pitch.synth_hum import HumSpec, make_hum
         from engine.wav import write_wav
+        from liveband.bench.synth_hum import HumSpec, make_hum
     except ImportError:
         return None
     clip = make_hum(HumSpec(seed=7, sample_rate=sample_rate, n_notes=max(4, int(seconds / 0.6))))

@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 
 from engine.pitch.live import HumTracker, heard
-from engine.pitch.metrics import f1, match_onsets, percentile, raw_pitch_accuracy, voicing_counts
-from engine.pitch.synth_hum import HumClip, corpus
 from engine.pitch.tracker import HOP, TRACKER_RATE
 from engine.quantiser import MelodyEvent
 from liveband.bench import sung_corpus
+from liveband.bench.pitch_metrics import f1, match_onsets, percentile, raw_pitch_accuracy, voicing_counts
 from liveband.bench.sung_corpus import SungClip
+from liveband.bench.synth_hum import HumClip, corpus
 
 SHORT_NOTE_S = 0.2  # an 8th note at 150 BPM
 
@@ -328,9 +328,9 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
     import os
     import threading
 
-    from engine.pitch.synth_hum import HumSpec, make_hum
     from engine.pitch.wavio import write_wav
     from liveband.bench.softaudio import PrivateHome, SoftwareAudioServer
+    from liveband.bench.synth_hum import HumSpec, make_hum
     from liveband.config import AudioConfig, EngineConfig
     from liveband.session import Session
 

@@ -1,6 +1,6 @@
 """A harder, regenerable corpus of sung lines with exact truth, for `liveband bench pitch`.
 
-It is built to be unlike ``engine.pitch.synth_hum`` (the corpus the segmenter was tuned
+It is built to be unlike ``liveband.bench.synth_hum`` (the corpus the segmenter was tuned
 on) so a score here says how the tracker meets real singing, not one synthesiser:
 
 - a second voice model: a Rosenberg glottal-flow pulse train (differentiated for lip

@@ -1,7 +1,6 @@
 """`liveband bench model|engine|audio|pitch|sync`: each benchmark prints JSON.
 
-The benches live in liveband/bench/ (models.bench beside the model it measures) and are
-imported only when asked for."""
+The benches live in liveband/bench/ and are imported only when asked for."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ BENCHES = {
     "pitch": "liveband.bench.pitch",
     "engine": "liveband.bench.engine",
     "sync": "liveband.bench.sync",
-    "model": "models.bench",
+    "model": "liveband.bench.model",
 }
 
 

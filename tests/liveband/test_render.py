@@ -217,7 +217,7 @@ def test_bad_inputs_give_one_clear_line(tmp_path, checkpoint, capsys):
 def test_a_hummed_wav_is_transcribed_and_accompanied(tmp_path, checkpoint, soundfont):
     from scipy.io import wavfile
 
-    from engine.pitch.synth_hum import HumSpec, make_hum
+    from liveband.bench.synth_hum import HumSpec, make_hum
 
     clip = make_hum(HumSpec(seed=3, register="female", n_notes=8, tempo=100.0))
     wavfile.write(tmp_path / "hum.wav", clip.sample_rate, (clip.audio * 32767).astype(np.int16))
@@ -266,7 +266,7 @@ def test_without_onnxruntime_the_default_backend_falls_back_to_torch_in_one_line
 def test_render_never_writes_over_its_input_nor_two_outputs_to_one_file(tmp_path, checkpoint, soundfont, capsys):
     from scipy.io import wavfile
 
-    from engine.pitch.synth_hum import HumSpec, make_hum
+    from liveband.bench.synth_hum import HumSpec, make_hum
 
     # a real hummed take (the old code accompanied it and wrote the mix over it)
     clip = make_hum(HumSpec(seed=3, register="female", n_notes=3, tempo=100.0))
@@ -632,7 +632,7 @@ def test_a_clipped_or_broken_hummed_wav_is_accompanied_with_the_trackers_notice(
 ):
     from scipy.io import wavfile
 
-    from engine.pitch.synth_hum import HumSpec, make_hum
+    from liveband.bench.synth_hum import HumSpec, make_hum
 
     clip = make_hum(HumSpec(seed=3, register="female", n_notes=5, tempo=100.0))
     loud = np.clip(clip.audio * 6.0, -1.0, 1.0)  # the singer overdrove the input

@@ -8,7 +8,7 @@ import wave
 
 import numpy as np
 
-from engine.pitch.synth_hum import HumSpec, make_hum
+from liveband.bench.synth_hum import HumSpec, make_hum
 from liveband.config import AudioConfig, EngineConfig
 from liveband.session import Session
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from engine.pitch.synth_hum import HumSpec, make_hum
+from liveband.bench.synth_hum import HumSpec, make_hum
 
 
 def run_cli(*args):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import QSettings
 
-from engine.pitch.synth_hum import HumSpec, make_hum
+from liveband.bench.synth_hum import HumSpec, make_hum
 from ui.mainwindow import MainWindow
 
 SR = 48000

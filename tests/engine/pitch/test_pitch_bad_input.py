@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from hum_corpus import HumSpec, make_hum, make_speech_like
 
 from engine.pitch.live import HumTracker
+from liveband.bench.synth_hum import HumSpec, make_hum, make_speech_like
 
 
 @pytest.fixture(scope="module")

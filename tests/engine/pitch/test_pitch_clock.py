@@ -3,9 +3,9 @@ and earlier by the input latency the stream reports (the voice reached the ADC t
 
 import numpy as np
 import pytest
-from hum_corpus import HumSpec, make_hum
 
 from engine.pitch.live import HumTracker, heard
+from liveband.bench.synth_hum import HumSpec, make_hum
 
 
 @pytest.fixture(scope="module")

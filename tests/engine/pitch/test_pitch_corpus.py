@@ -2,10 +2,10 @@
 note pitches and latency, on clean and noisy/reverberant clips, for both trackers."""
 
 import pytest
-from hum_corpus import corpus
 
 from engine.pitch.live import HumTracker
 from liveband.bench.pitch import run_clip, summarise
+from liveband.bench.synth_hum import corpus
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ import time
 
 import numpy as np
 import pytest
-from hum_corpus import HumSpec, make_hum
 from scipy.io import wavfile
 
 from engine.audio_devices import PA_LOCK
 from engine.mic_input import NOTHING_AFTER_S, SILENT_AFTER_S, MicError, MicInput
 from engine.pitch.live import HumTracker, heard
 from engine.quantiser import MelodyEvent
+from liveband.bench.synth_hum import HumSpec, make_hum
 
 
 def test_hummed_notes_come_out_of_the_live_microphone(pulse_server, tmp_path):

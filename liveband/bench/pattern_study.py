@@ -3,7 +3,7 @@
 For each pattern: validation NLL per target token (every grid cell is a target exactly
 once in every pattern, so the numbers compare), training wall time per frame, model
 calls per frame at inference, and the melody lag each accompaniment stream gets.
-Run: ``python -m models.pattern_study [--steps N] [--out FILE]``; prints JSON.
+Run: ``python -m liveband.bench.pattern_study [--steps N] [--out FILE]``; prints JSON.
 """
 
 from __future__ import annotations
