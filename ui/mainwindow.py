@@ -41,6 +41,7 @@ from liveband import presets as pr
 from liveband.config import INPUT_GAIN_DB_RANGE, TEMPO_RANGE, bar_steps, beat_steps, style_feel
 from liveband.errors import first_line
 from liveband.gm import note_name
+from liveband.playalong import melody_steps
 from ui import settings as st
 from ui.chords import ChordsPanel
 from ui.health import BAD, OK, HealthMonitor, Verdict
@@ -48,7 +49,7 @@ from ui.keyboard import OCTAVE_DOWN, OCTAVE_UP, ComputerKeyboard
 from ui.learn import add_learn_menu
 from ui.panels import BLOCKSIZES, BandPanel, HealthBar, PartStrip, SessionsPanel, SetupPanel, panel_frame, set_combo
 from ui.pianoroll import PianoRoll
-from ui.playalong import NotePlayer, read_melody
+from ui.playalong import NotePlayer
 from ui.transport import TransportBar
 from ui.workers import CallWorker, ExportWorker, RenderWorker
 
@@ -829,7 +830,7 @@ class MainWindow(QMainWindow):
         """Play a melody file's notes as the player's notes from the next bar (pressing play
         if needed); the band follows them as it follows you. None when the file is unusable."""
         try:
-            notes = read_melody(path)
+            notes = melody_steps(path)
         except ValueError as exc:
             self.flash(str(exc))
             return None

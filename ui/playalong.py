@@ -9,51 +9,11 @@ each note is due at a step of that clock, never at a timer count.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Callable
 
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
-DRUM_CHANNEL = 9
-Note = tuple[float, float, int]  # (start step, length in steps, MIDI pitch)
-
-
-def read_melody(path: str | Path) -> list[Note]:
-    """Every non-drum note of a MIDI file as (start_step, length_steps, pitch), sorted,
-    in 16th steps (a quarter note = 4) from the bar of its first note.
-
-    ValueError with one readable line for a missing, corrupt or empty file."""
-    import mido
-
-    p = Path(path)
-    try:
-        mf = mido.MidiFile(str(p))
-    except FileNotFoundError:
-        raise ValueError(f"melody file not found: {p}") from None
-    except (OSError, ValueError, EOFError, KeyError, IndexError) as exc:
-        raise ValueError(f"{p.name} is not a readable MIDI file ({exc})") from None
-    tpb = mf.ticks_per_beat or 480
-    t = 0
-    open_: dict[tuple[int, int], int] = {}
-    notes: list[Note] = []
-    for msg in mido.merge_tracks(mf.tracks):
-        t += msg.time
-        if msg.type not in ("note_on", "note_off") or msg.channel == DRUM_CHANNEL:
-            continue
-        key = (msg.channel, msg.note)
-        if msg.type == "note_on" and msg.velocity > 0:
-            if key in open_:  # re-struck without a release
-                start = open_.pop(key)
-                notes.append((start * 4 / tpb, max(1, t - start) * 4 / tpb, msg.note))
-            open_[key] = t
-        elif key in open_:
-            start = open_.pop(key)
-            notes.append((start * 4 / tpb, max(1, t - start) * 4 / tpb, msg.note))
-    if not notes:
-        raise ValueError(f"{p.name} has no notes to play")
-    notes.sort()
-    shift = math.floor(notes[0][0] / 16) * 16  # keep a pickup's place in its bar
-    return [(s - shift, length, pitch) for s, length, pitch in notes]
+from liveband.playalong import Note
 
 
 class NotePlayer(QObject):

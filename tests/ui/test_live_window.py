@@ -213,6 +213,6 @@ def test_play_along_with_a_melody_file_feeds_the_band(themed_app, qtbot, live_se
     # Quarter notes on the session's clock (a busy 2-core machine may delay a single note).
     assert abs((starts[-1] - starts[0]) - 24.0) < 2.0 and min(gaps) > 2.0, gaps
     assert w.play_along(str(tmp_path / "nothing.mid")) is None
-    assert "not found" in w.notice_text.text()
+    assert "no such file" in w.notice_text.text()
     w.stop()
     w.close()

@@ -1,11 +1,13 @@
-"""Playing along with a melody file: reading it, and sending its notes on the session's clock."""
+"""Playing along with a melody file: reading it (liveband.playalong, through the engine's
+melody reader), and sending its notes on the session's clock."""
 
 from dataclasses import replace
 
 import mido
 import pytest
 
-from ui.playalong import NotePlayer, read_melody
+from liveband.playalong import melody_steps
+from ui.playalong import NotePlayer
 
 
 def write_midi(path, notes, tpb=480, drums=()):
@@ -29,7 +31,24 @@ def test_a_melody_file_becomes_notes_on_the_16th_grid(tmp_path):
     f = tmp_path / "tune.mid"
     # A pickup on beat 4 of bar 2, then a half note; a drum hit that must be ignored.
     write_midi(f, [(7, 1, 67), (8, 2, 72)], drums=[(8, 0.5, 36)])
-    assert read_melody(f) == [(12.0, 4.0, 67), (16.0, 8.0, 72)]
+    assert melody_steps(f) == [(12.0, 4.0, 67), (16.0, 8.0, 72)]
+
+
+def test_a_song_file_plays_its_melody_track_only(tmp_path):
+    """The melody the band would accompany in the file (engine.melody_file picks it), not
+    the file's accompaniment too."""
+    f = tmp_path / "song.mid"
+    write_midi(f, [(0, 2, 72), (2, 2, 74)])
+    mid = mido.MidiFile(str(f))
+    chords = mido.MidiTrack()  # a lower, chordal accompaniment on channel 1
+    for pitch in (48, 52, 55):
+        chords.append(mido.Message("note_on", note=pitch, velocity=70, channel=1, time=0))
+    chords.append(mido.Message("note_off", note=48, velocity=0, channel=1, time=4 * 480))
+    chords.append(mido.Message("note_off", note=52, velocity=0, channel=1, time=0))
+    chords.append(mido.Message("note_off", note=55, velocity=0, channel=1, time=0))
+    mid.tracks.append(chords)
+    mid.save(str(f))
+    assert melody_steps(f) == [(0.0, 8.0, 72), (8.0, 8.0, 74)]
 
 
 @pytest.mark.parametrize(
@@ -46,9 +65,9 @@ def test_unusable_files_give_one_readable_line(tmp_path, content, message):
     else:
         f.write_bytes(content)
     with pytest.raises(ValueError, match=message):
-        read_melody(f)
-    with pytest.raises(ValueError, match="not found"):
-        read_melody(tmp_path / "missing.mid")
+        melody_steps(f)
+    with pytest.raises(ValueError, match="no such file"):
+        melody_steps(tmp_path / "missing.mid")
 
 
 def run_player(fake_session, notes, steps, **kw):
