@@ -46,8 +46,7 @@ def limit_cpu_threads(n: int = 1) -> None:
 
     A streaming model steps one small frame at a time; spreading that over several
     intra-op threads buys nothing and, on a busy machine (the audio thread, the pitch
-    tracker, the UI), the threads wait for each other: measured here on 2 loaded cores,
-    the debug model's median step went from 27 ms with 2 threads to 1.8 ms with 1.
+    tracker, the UI), the threads wait for each other (docs/engine.md, "The generator").
     """
     try:
         import torch

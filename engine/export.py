@@ -6,7 +6,7 @@ by a fresh ``Synth`` (same SoundFont, sample rate and gain as the mix) through a
 in its voices and its reverb, and each synth starts at frame 0, so its 64-frame event
 periods fall where the mix's did; but FluidSynth starts a voice with a gain ramp that
 depends on the voice slot it gets, so the first periods of some notes differ from one
-synth playing every part (measured -55 to -56 dB against the one-synth mix). So that the
+synth playing every part (docs/engine.md, "Offline render", has by how much). So that the
 stems add up to the mix exactly (to the WAVs' 16/24-bit steps), with stems the mix
 written is their sum.
 

@@ -176,9 +176,9 @@ class MidiTakeWriter:
     only the events added since the last one (mido's messages and delta times) and
     writes the kept bytes (in mido's chunks).
 
-    Why: ``mido.MidiFile.save`` of the whole take on every write cost 300 ms of Python
-    per write for a 10-minute take (15 000 events), every 2 s and growing with the take:
-    CPU and GIL time taken from the audio callback.
+    Why: ``mido.MidiFile.save`` of the whole take on every write costs Python time that
+    grows with the take, every 2 s: CPU and GIL time taken from the audio callback
+    (docs/live.md, "Recording").
 
     Events are encoded in order; one that arrives earlier than the latest encoded, a
     tempo mark at or before it, or a new origin makes the next write re-encode the take

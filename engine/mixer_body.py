@@ -217,7 +217,7 @@ class MixerBody:
 
         # Post-processing in pieces of at most POST_CHUNK frames: numpy releases the GIL
         # inside any ufunc over more than 500 elements, and winning it back can mean
-        # waiting for a descheduled thread (measured: a 512 ms callback at 256 frames).
+        # waiting for a descheduled thread (docs/live.md, "Keeping Python out of the way").
         tap = self._tap
         metronome = self._metronome
         metro = metronome.grid  # one tuple, read once per block

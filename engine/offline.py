@@ -72,16 +72,16 @@ class RenderSettings:
     margin_steps: int = 2
     sample_rate: int = 48000
     # frames per Mixer.process call: offline nobody hears the block latency, and each call
-    # costs Python time (measured: 512 -> 4096 saves ~10% of the audio process's CPU).
-    # Events stay sample-accurate at any size; only the limiter's ramps follow blocks.
+    # costs Python time (docs/engine.md, "Offline render"). Events stay sample-accurate
+    # at any size; only the limiter's ramps follow blocks.
     block: int = 4096
     count_in_bars: int = 0
     tail_bars: int = 1  # the band plays on one bar after the melody ends
     release_s: float = 1.5  # then everything is released and rings out this long
     # True: generate in the live worker thread on the simulated clock (the render loop
-    # waits for it), so model and synth could overlap. Same output bit for bit; on the
-    # shared 2-core build machines it measured slower (thread hand-offs under load), so
-    # the default generates in the render thread.
+    # waits for it), so model and synth could overlap. Same output bit for bit, but the
+    # thread hand-offs cost more than the overlap wins on a loaded machine (docs/engine.md,
+    # "Offline render"), so the default generates in the render thread.
     worker_thread: bool = False
     # True: the audio (synth, mixer, WAV) is rendered in a forked process while this one
     # generates the band, so the model and FluidSynth use both cores; same bits as one
@@ -298,9 +298,9 @@ def _render_two_processes(
     """The band in this process, the audio in a forked one, at the same time.
 
     Why: the model's steps and the audio (FluidSynth, mixer, limiter, WAV) are each
-    single-threaded, so on two cores they can overlap (measured on the bench's 65 s:
-    ~0.8 s CPU for the band with onnx-cpu, ~2.3 s for the audio, which now sets the
-    render's time instead of their sum). The audio process runs the
+    single-threaded, so on two cores they can overlap: the longer of the two sets the
+    render's time instead of their sum (docs/engine.md, "Offline render", has where the
+    time goes). The audio process runs the
     one-process render loop unchanged except that the band's events arrive through a
     pipe (a chunk at a time, each with the time before which the band is final) instead
     of from ``pump``; the mixer sees the same events before the same blocks, so the audio

@@ -53,10 +53,9 @@ BASS_LOW, BASS_HIGH = 31, 50  # where a style's bass line places its roots (G1-D
 WALK_TOP = 55  # a walking line's highest root (G3); from the top ones it walks down
 
 # SoundFont 2.01 NRPN (CC99=120, CC98=generator 38 "release time", data entry CC6/CC38,
-# 8192 = no change, 2 timecents a unit): -600 units halves the pad's release. FluidR3's
-# warm pad is 4 voices a note and rings ~2.4 s after release, mostly below -80 dB; the
-# tails of re-voiced chords were most of the synth's work (measured: ~60 of ~95 active
-# voices), halving them keeps the sound and the render speed. Other GM synths ignore it.
+# 8192 = no change, 2 timecents a unit): -600 units halves the pad's release. The pad's
+# tails, mostly below -80 dB, were most of the synth's work (docs/engine.md, "Parts");
+# halving them keeps the sound and speeds the render. Other GM synths ignore it.
 _RELEASE = 8192 - 600
 PAD_RELEASE_NRPN = ((99, 120), (98, 38), (6, _RELEASE >> 7), (38, _RELEASE & 127))
 

@@ -445,7 +445,8 @@ def train(
         torch.cuda.set_device(dev)
     else:
         # Small ops on a shared CPU: OpenMP threads spin against each other and against
-        # other processes; one thread per process was 5-8x faster per step here than two.
+        # other processes, so each process gets its share of the cores less one (one on
+        # two cores; MODEL_CARD.md, "Training", has what a second thread cost).
         torch.set_num_threads(int(os.environ.get("LIVEBAND_TRAIN_THREADS", max(1, (os.cpu_count() or 2) // world - 1))))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
