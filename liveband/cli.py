@@ -19,6 +19,7 @@ from liveband.config import (
     BACKENDS,
     DEFAULT_DENSITY,
     DEFAULT_HARMONY_FOLLOW,
+    DEFAULT_LUFS,
     DEFAULT_METER,
     DEFAULT_STYLE,
     DEFAULT_TEMPERATURE,
@@ -185,9 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--loudness",
         type=_loudness,
-        default=-16.0,
+        default=DEFAULT_LUFS,
         metavar="LUFS",
-        help="normalise the mix to this loudness, peaks under -1 dBFS (default -16; off: as rendered)",
+        help=f"normalise the mix to this loudness, peaks under -1 dBFS (default {DEFAULT_LUFS:g}; off: as rendered)",
     )
     _engine_options(p)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 from engine.arranger import DEFAULT_SPLIT, SPLIT_RANGE  # noqa: F401  (the Chords tab's split box)
 from engine.clock import DEFAULT_METER, DEFAULT_TEMPO, MAX_BPM, METERS, MIN_BPM, beat_steps  # noqa: F401
+from engine.export import DEFAULT_LUFS  # noqa: F401  (the render's loudness: CLI, app, Sessions tab)
 from engine.feel import FILLS, TIMES, Feel  # noqa: F401  (FILLS, TIMES: the UI's feel menus)
 from engine.keyfind import key_name
 from engine.mic_input import INPUT_GAIN_DB_RANGE

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from engine.errors import first_line
 from engine.melody_file import Melody
-from liveband.config import DEFAULT_METER, DEFAULT_TEMPO, TEMPO_RANGE, EngineConfig
+from liveband.config import DEFAULT_LUFS, DEFAULT_METER, DEFAULT_TEMPO, TEMPO_RANGE, EngineConfig
 from liveband.errors import UserError
 from models.atomic import temp_beside
 from models.contract import Accompanist
@@ -374,7 +374,7 @@ def write_render(
     outputs: Outputs,
     *,
     stems: bool = False,
-    loudness: float | None = -16.0,
+    loudness: float | None = DEFAULT_LUFS,
     progress: Callable[[int, int], None] | None = None,
 ) -> Rendered:
     """Render ``melody`` with ``acc`` by ``settings`` (engine.offline.RenderSettings) and

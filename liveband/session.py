@@ -40,7 +40,7 @@ from engine.audio_out import AudioOut
 from engine.clock import Clock
 from engine.mixer import Mixer
 from engine.recorder import Recorder
-from liveband.config import AudioConfig, EngineConfig
+from liveband.config import DEFAULT_LUFS, AudioConfig, EngineConfig
 from liveband.midilearn import ControlThread, session_targets
 from liveband.session_inputs import Inputs
 from liveband.session_parts import Parts
@@ -388,7 +388,7 @@ class Session:
         progress: Callable[[float], None] | None = None,
         *,
         stems: bool = False,
-        loudness: float | None = -16.0,
+        loudness: float | None = DEFAULT_LUFS,
     ) -> None:
         """Accompany a melody file (.mid, or a hummed .wav) offline with the session's band
         settings (its feel and loaded chart included), by the `render` command's rules

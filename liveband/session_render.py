@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.chart import Chart
-from liveband.config import EngineConfig
+from liveband.config import DEFAULT_LUFS, EngineConfig
 from liveband.session_types import PartState
 
 
@@ -25,7 +25,7 @@ def render_file(
     soundfont: Path,
     say: Callable[[str], None],
     stems: bool = False,
-    loudness: float | None = -16.0,
+    loudness: float | None = DEFAULT_LUFS,
     max_minutes: float | None = None,
     chart: Chart | None = None,
 ) -> None:

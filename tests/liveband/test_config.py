@@ -82,6 +82,8 @@ _SPELLED_OUT = [
     r'\("keyboard", "Keys"\)',
     r'"off", "phrase", "more"|"normal", "half", "double"',
     r"-40(\.0)? <= ",
+    r"loudness: float \| None = -?\d",
+    r"default=-16(\.0)?\b",
 ]
 
 
@@ -89,7 +91,8 @@ def test_each_band_default_and_range_is_written_once_in_config():
     """The app's knobs and settings, the command line, presets, MIDI learn and render read
     tempo, creativity, density, follow, count-in, input gain and sync delay from config, and
     meter, style, block size, input and sync modes, fills, time feels and the arranger's split
-    too; a render's settings (engine.offline) read the same constants from below liveband."""
+    too, and the render's loudness target; a render's settings (engine.offline) read the
+    same constants from below liveband."""
     import re
     from pathlib import Path
 
