@@ -22,6 +22,7 @@ from engine.midi_io import MidiInput, NoteFilter, VirtualMidiInput
 from engine.midi_ports import PortWatcher
 from engine.mixer import Mixer
 from engine.recorder import Recorder
+from liveband.config import DEFAULT_INPUT_MODE
 from liveband.midilearn import MidiLearn
 from liveband.session_audio import SessionAudio
 from liveband.session_notices import Notices
@@ -70,7 +71,7 @@ class Inputs:
         self.midi_q = EventQueue(1024)  # producer: rtmidi thread
         for q in (self.key_q, self.midi_q):
             mixer.add_queue(q)
-        self.mode = "keyboard"
+        self.mode = DEFAULT_INPUT_MODE
         self.midi_in: MidiInput | None = None
         self._midi_in_wanted: str | None = None
         self._midi_channel: int | None = None
