@@ -240,14 +240,19 @@ class StyleBook:
             raise ValueError(f"unknown style {name!r}; choose one of {', '.join(self.styles)}") from None
 
 
+def user_config_dir() -> Path:
+    """The user's LiveBand config folder ($XDG_CONFIG_HOME or ~/.config, then LiveBand/),
+    where LiveBand.ini, styles/, presets/ and midi_bindings.json live (liveband.paths
+    reads it from here)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "LiveBand"
+
+
 def user_styles_dir() -> Path:
     """The user's styles folder: $LIVEBAND_STYLES, else ``styles`` beside LiveBand.ini in
-    the user's config folder ($XDG_CONFIG_HOME or ~/.config, then LiveBand/)."""
+    the user's config folder (``user_config_dir``)."""
     env = os.environ.get("LIVEBAND_STYLES")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "LiveBand" / "styles"
+    return Path(env) if env else user_config_dir() / "styles"
 
 
 def load_styles(user_dir: Path | None = None) -> StyleBook:

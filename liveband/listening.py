@@ -274,7 +274,8 @@ def listen_eval(
     model: a checkpoint path, a LoadedModel, or None (no "model" row). sources: more
     sources to measure beside model / human / rule_based (e.g. {"offline": fn}).
     Folders default to ../shared/data's (skipped if absent); None skips a corpus."""
-    from liveband.paths import DEFAULT_DATA_DIR, find_soundfont
+    from liveband.paths import find_soundfont
+    from models.data import default_data_dir
     from models.data.pop909 import load_pop909
     from models.evaluate import nottingham_valid, one_torch_thread
 
@@ -284,8 +285,9 @@ def listen_eval(
         model = load_model(model, device="cpu")
     srcs = {**default_sources(model), **(sources or {})}
     sf = find_soundfont(soundfont)
-    pop = _corpus_dir(pop909_dir, DEFAULT_DATA_DIR / "pop909", "POP909")
-    nott = _corpus_dir(nottingham_dir, DEFAULT_DATA_DIR / "nottingham", "Nottingham")
+    data = default_data_dir()
+    pop = _corpus_dir(pop909_dir, data / "pop909", "POP909")
+    nott = _corpus_dir(nottingham_dir, data / "nottingham", "Nottingham")
     out: dict = {
         "sources": list(srcs),
         "tempo_bpm": TEMPO,

@@ -1,14 +1,14 @@
-"""Where LiveBand finds its shipped files and the user's data."""
+"""Where LiveBand finds the SoundFont and the user's files (sessions, presets, config).
+The shipped model is models.runtime's, the corpora's folder models.data's, the cache
+models.onnxcache's."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CHECKPOINT = PROJECT_ROOT / "models" / "checkpoints" / "default.safetensors"
-# The corpora live beside the project (../shared/data) unless the user says otherwise.
-DEFAULT_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
+# the engine reads its styles in the user's config folder and may not import liveband
+from engine.styles import user_config_dir
 
 SOUNDFONT_CANDIDATES = (
     Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
@@ -45,13 +45,6 @@ def sessions_dir() -> Path:
     """Folder holding recorded sessions ($LIVEBAND_HOME/sessions, default ~/.liveband/sessions)."""
     home = Path(os.environ.get("LIVEBAND_HOME", Path.home() / ".liveband"))
     return home / "sessions"
-
-
-def user_config_dir() -> Path:
-    """The user's LiveBand config folder ($XDG_CONFIG_HOME or ~/.config, then LiveBand/),
-    where LiveBand.ini, styles/, presets/ and midi_bindings.json live."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "LiveBand"
 
 
 def presets_dir() -> Path:

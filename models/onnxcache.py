@@ -1,8 +1,9 @@
 """The one cache of files LiveBand derives and keeps between runs (ONNX exports).
 
 Everything lives under ``$LIVEBAND_CACHE`` (default ``~/.cache/liveband``), one folder per
-kind: ``onnx`` for the accompaniment model's step graph, ``pitch`` for the pitch trackers.
-The cache is the user's to write, so nothing read from it is trusted:
+kind: ``onnx`` for the accompaniment model's step graph, ``pitch`` for the pitch trackers,
+``corpus`` for the encoded training corpus (models.data.corpus, which checks its own file).
+The cache is the user's to write, so nothing read from the ONNX exports is trusted:
 
 - a file is written under a temporary name in its own folder and renamed into place,
   with a ``.sha256`` sidecar of its bytes; a failed export removes its temporary file;

@@ -17,14 +17,15 @@ import sys
 from pathlib import Path
 
 from liveband.cli import UserError
-from liveband.paths import DEFAULT_DATA_DIR
+from models.data import default_data_dir
 
 
 def _sets(args) -> dict:
     """Which sets to measure: {'jsb': path|None, 'pop909': path|None, 'pop909_only': str, 'nottingham': path|None}."""
-    default_jsb = DEFAULT_DATA_DIR / "jsb" / "Jsb16thSeparated.json"
-    default_pop = DEFAULT_DATA_DIR / "pop909"
-    default_nott = DEFAULT_DATA_DIR / "nottingham"
+    data = default_data_dir()
+    default_jsb = data / "jsb" / "Jsb16thSeparated.json"
+    default_pop = data / "pop909"
+    default_nott = data / "nottingham"
     nott_arg = getattr(args, "nottingham", None)
     if args.jsb is None and args.pop909 is None and nott_arg is None:
         sets = {
@@ -34,7 +35,7 @@ def _sets(args) -> dict:
             "nottingham": default_nott if default_nott.is_dir() else None,
         }
         if all(v is None for k, v in sets.items() if k != "pop909_only"):
-            raise UserError(f"no evaluation data in {DEFAULT_DATA_DIR}; pass --jsb FILE and/or --pop909 DIR")
+            raise UserError(f"no evaluation data in {data}; pass --jsb FILE and/or --pop909 DIR")
         return sets
     sets = {"jsb": None, "pop909": None, "pop909_only": "all", "nottingham": None}
     if args.jsb is not None:

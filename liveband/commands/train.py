@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from liveband.cli import UserError
-from liveband.paths import DEFAULT_DATA_DIR
 
 
 def _load_config(path: str | None):
@@ -28,7 +27,7 @@ def _load_config(path: str | None):
 
 def main(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from models.data import load_corpus
+    from models.data import default_data_dir, load_corpus
     from models.train import train
 
     cfg = _load_config(args.config)
@@ -38,7 +37,7 @@ def main(args) -> int:
             raise UserError("--steps must be >= 1")
         changes["steps"] = args.steps
     cfg = replace(cfg, **changes)
-    data = Path(args.data) if args.data else DEFAULT_DATA_DIR
+    data = Path(args.data) if args.data else default_data_dir()
     if not data.is_dir():
         raise UserError(f"data folder not found: {data}")
     rank0 = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports

@@ -15,8 +15,8 @@ from models.data.piece import LoadResult, Piece
 
 
 def default_data_dir() -> Path:
-    """../shared/data beside the project (same place as liveband.paths.DEFAULT_DATA_DIR;
-    models/ may not import liveband)."""
+    """Where the corpora live unless the user says otherwise: ../shared/data beside the
+    project (the `train` and `eval` commands read it here)."""
     return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from models import onnxcache
 from models.atomic import atomic_path
 from models.data import jsb, nottingham, pop909
 from models.data.piece import LoadResult, Piece
@@ -101,8 +101,8 @@ class Corpus:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("LIVEBAND_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "liveband") / "corpus"
+    """The encoded corpus's folder in LiveBand's one cache (models.onnxcache)."""
+    return onnxcache.cache_dir("corpus")
 
 
 def _source_files(data_dir: Path) -> list[Path]:

@@ -16,7 +16,7 @@ from engine.events import NOTE_ON, PROGRAM
 from engine.feel import Feel
 from engine.melody_file import Melody, MelodyNote
 from engine.offline import RenderSettings, render_melody
-from engine.styles import StyleError, load_style_file, load_styles
+from engine.styles import StyleError, load_style_file, load_styles, user_config_dir, user_styles_dir
 from models.runtime import DEFAULT_CHECKPOINT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,6 +121,15 @@ def test_a_broken_style_file_is_one_error_naming_it(tmp_path):
             load_style_file(bad)
         msg = str(e.value)
         assert str(bad) in msg and why in msg and "\n" not in msg
+
+
+def test_the_users_styles_folder_is_in_the_users_config_folder(monkeypatch, tmp_path):
+    """One rule for the config folder: the styles here, presets and MIDI bindings in liveband."""
+    monkeypatch.delenv("LIVEBAND_STYLES", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert user_styles_dir() == user_config_dir() / "styles" == tmp_path / "LiveBand" / "styles"
+    monkeypatch.setenv("LIVEBAND_STYLES", str(tmp_path / "mine"))
+    assert user_styles_dir() == tmp_path / "mine"
 
 
 def test_a_user_style_file_is_offered_and_a_malformed_one_is_skipped_with_one_line(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 from corpus_fixtures import JSB_CHORALE, NOTT_CHORDS, NOTT_MELODY, write_jsb, write_nottingham_tune, write_pop909_folder
 
 from models.data import Piece, build_corpus, decode_piece, split_train_valid, transpose
-from models.data.corpus import load_corpus
+from models.data.corpus import default_cache_dir, load_corpus
+from models.onnxcache import cache_dir
 from models.tokens import CHORD, HOLD, NOTE_BASE, REST, chord_of_token, chord_token
 
 
@@ -64,6 +65,11 @@ def test_cache_is_reused_and_invalidated_by_a_changed_file(tmp_path):
     with pytest.raises(ValueError, match="not a Jsb16thSeparated-format"):
         build_corpus(data, cache_dir=cache)
     assert npz.exists()
+
+
+def test_the_corpus_cache_is_a_folder_of_the_one_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("LIVEBAND_CACHE", str(tmp_path))
+    assert default_cache_dir() == cache_dir("corpus") == tmp_path / "corpus"
 
 
 def test_damaged_cache_is_rebuilt(tmp_path):
