@@ -26,6 +26,7 @@ from PyQt6.QtWidgets import (
 from liveband.config import (
     DEFAULT_DENSITY,
     DEFAULT_HARMONY_FOLLOW,
+    DEFAULT_LUFS,
     DEFAULT_TEMPERATURE,
     INPUT_GAIN_DB_RANGE,
     SYNC_DELAY_MS_RANGE,
@@ -427,7 +428,8 @@ class SessionsPanel(QWidget):
         lay.addWidget(caption("melody files"))
         self.render_button = QPushButton("Render a melody file…")
         self.render_button.setToolTip(
-            "accompany a .mid (or hummed .wav) offline into WAV + MIDI, the mix at -16 LUFS with peaks under -1 dBFS"
+            f"accompany a .mid (or hummed .wav) offline into WAV + MIDI, the mix at {DEFAULT_LUFS:g} LUFS "
+            "with peaks under -1 dBFS"
         )
         lay.addWidget(self.render_button)
         self.stems = QCheckBox("with stems for a DAW (a WAV per part)")
