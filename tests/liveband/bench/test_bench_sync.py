@@ -28,7 +28,9 @@ def test_sync_bench_reports_beat_errors_for_midi_clock_and_link(jack_server, liv
         # MIDI clock counts from the song position; Link may renumber its bars once as the
         # peers' sessions merge (a whole-bar re-lock, the phase kept)
         assert r["relocks"] <= (1 if run is bench_link else 0), r
-        assert [e[1] for e in r["events"] if e[1] != "link peers"][0] == "band start", r
+        # the band's own events: it started, and nothing stopped it (an audio stall of a
+        # busy machine may come first; it is counted, not the band's doing)
+        assert [e[1] for e in r["events"] if e[1] in ("band start", "band stop")] == ["band start"], r
         if run is bench_midi_clock:  # every tick's lateness as received, none lost
             late = r["clock_as_received_late_ms"]
             assert late["ticks"] >= 200 and late["lost"] == 0 and 0 <= late["p50"] <= late["max"], late
