@@ -88,6 +88,21 @@ class DacLine:
         t = sample / sample_rate
         return t + self.offset_at(t + self.lines[-1][1])
 
+    def bpm(self, clock, q: int, beats: int = 8) -> float:
+        """The band's tempo as heard over its ``beats`` beats before beat ``q``: on a busy
+        machine the audio server loses time (each of its own overruns holds the audio
+        clock back), so the band's beats are shorter in samples than in time heard."""
+        rate = clock.sample_rate
+        return (
+            beats
+            * 60.0
+            / (self.heard(clock.beat_to_sample(q), rate) - self.heard(clock.beat_to_sample(q - beats), rate))
+        )
+
+    def lost(self, t0: float, t1: float) -> float:
+        """Seconds the audio clock lost between monotonic times ``t0`` and ``t1``."""
+        return self.offset_at(t1) - self.offset_at(t0)
+
 
 @pytest.fixture()
 def dac_line() -> Iterator[DacLine]:

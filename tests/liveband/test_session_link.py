@@ -62,7 +62,6 @@ def test_session_joins_link_follows_tempo_and_bar_phase_and_sends_its_tempo(jack
             clock = s.clock
             # band step 0 is a Link bar line, and each band beat sounds where Link has that beat
             # (the DAC time of the beat's sample, on the stream's line when it played)
-            dac_line.stop()
 
             def heard(q: int) -> float:
                 return dac_line.heard(clock.beat_to_sample(q), s.sample_rate)
@@ -85,7 +84,7 @@ def test_session_joins_link_follows_tempo_and_bar_phase_and_sends_its_tempo(jack
             time.sleep(7.0)  # the band was committed 1.5 beats ahead: it catches up first
             snap = s.snapshot()
             q = int(snap.step // 4)
-            band_bpm = 8 * 60.0 * s.sample_rate / (clock.beat_to_sample(q) - clock.beat_to_sample(q - 8))
+            band_bpm = dac_line.bpm(clock, q)  # as heard
             assert abs(band_bpm - 121.0) < 3.0, ([x.bpm for x in clock.segments[-8:]], list(s.sync.beat_lock.errors_ms))
             # and LiveBand's tempo changes go to the peers
             s.set_tempo(88.0)

@@ -30,6 +30,9 @@ def test_band_rejoins_links_bars_within_a_few_beats_after_the_audio_server_froze
             s.play()
             time.sleep(3.0)
             clock, lock = s.clock, s.sync.beat_lock
+            # the peers' timelines may still have merged at the start (Link then numbers the
+            # session's bars anew, and the lock moves onto them by whole bars): count from here
+            relocks = lock.relocks
             server = jack_server._procs[0].pid
             os.kill(server, signal.SIGSTOP)
             try:
@@ -59,7 +62,7 @@ def test_band_rejoins_links_bars_within_a_few_beats_after_the_audio_server_froze
             # a few ms on a quiet machine; a dropout on this busy VM delays a beat 10-30 ms
             assert np.median(ms) < 40.0, (ms, list(lock.errors_ms)[-12:], s.mixer.audible_xruns)
             # by moving its bars onto Link's by whole bars, once
-            assert lock.relocks == 1 and lock.offset % 4 == 0, (lock.relocks, lock.offset, list(lock.errors_ms))
+            assert lock.relocks - relocks == 1 and lock.offset % 4 == 0, (relocks, lock.relocks, lock.offset)
             s.stop()
     finally:
         peer.close()

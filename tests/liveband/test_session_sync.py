@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from liveband.session import VIRTUAL_IN_NAME, Session
+from liveband.session import VIRTUAL_IN_NAME
 
 SENDER = textwrap.dedent("""
     import json, os, sys, threading, time
@@ -94,14 +94,6 @@ class ClockSender:
         return lines[-1].get("beats", []) if lines else []
 
 
-def band_bpm(s: Session, snap) -> float:
-    """The band clock's tempo over the last eight whole beats heard: the lock steers each
-    beat, and on a busy machine each audio dropout delays what is already scheduled (by
-    20-35 ms on this 2-core VM under load, caught up over the next beats: 2 BPM over 8)."""
-    q = int(snap.step // 4)
-    return 8 * 60.0 * s.sample_rate / (s.clock.beat_to_sample(q) - s.clock.beat_to_sample(q - 8))
-
-
 @pytest.mark.timeout(120)
 def test_midi_clock_from_another_jack_client_drives_tempo_and_transport(jack_session, wait_for, dac_line, tmp_path):
     with jack_session(tempo=120.0, count_in_bars=1, midi_in=True, sync="midi clock") as s:
@@ -113,19 +105,22 @@ def test_midi_clock_from_another_jack_client_drives_tempo_and_transport(jack_ses
             assert not s.snapshot().playing
             peer.say("start")
             assert wait_for(lambda: s.snapshot().playing, 5.0), s.snapshot().notices
+            t_play = time.monotonic()
             time.sleep(6.0)
             snap = s.snapshot()
             assert abs(snap.tempo - 100.0) < 1.0, snap.tempo
             clock = s.clock
             lock = s.sync.beat_lock
-            # the band's own clock plays at that tempo
-            assert abs(band_bpm(s, snap) - 100.0) < 3.0, ([x.bpm for x in clock.segments[-8:]], list(lock.errors_ms))
+            # the band's own clock plays at that tempo, as heard (the lock steers each beat)
+            heard_bpm = dac_line.bpm(clock, int(snap.step // 4))
+            assert abs(heard_bpm - 100.0) < 3.0, (heard_bpm, [x.bpm for x in clock.segments[-8:]], list(lock.errors_ms))
             t_change = time.monotonic()
             peer.say("bpm 130")
             time.sleep(6.0)
             snap = s.snapshot()
             assert abs(snap.tempo - 130.0) < 1.0, snap.tempo
-            assert abs(band_bpm(s, snap) - 130.0) < 3.0, ([x.bpm for x in clock.segments[-8:]], list(lock.errors_ms))
+            heard_bpm = dac_line.bpm(clock, int(snap.step // 4))
+            assert abs(heard_bpm - 130.0) < 3.0, (heard_bpm, [x.bpm for x in clock.segments[-8:]], list(lock.errors_ms))
             gen = s.generator
             assert gen.error is None and gen.late_steps == 0, gen.metrics()
             t_stop, rendered = time.monotonic(), s.mixer.clock
@@ -159,5 +154,10 @@ def test_midi_clock_from_another_jack_client_drives_tempo_and_transport(jack_ses
     assert np.median(np.abs(steady)) < 40.0, (steady, list(lock.errors_ms))
     # and on the clock as received, where the lock can do something about it: within about
     # a JACK period (5.3 ms; the bench's numbers are far under it on a quiet machine), where
-    # an unlocked band drifts by tens to hundreds of ms a beat
-    assert np.median(np.abs(list(lock.errors_ms)[2:])) < 8.0, list(lock.errors_ms)
+    # an unlocked band drifts by tens to hundreds of ms a beat. Plus what the audio server
+    # itself loses in a beat (its overruns on a starved machine hold the audio clock back,
+    # after the beat's length was set): the lock takes it out at the next beat.
+    n_beats = sum(t_play <= t < t_stop for _, t in beats)
+    lost_ms = 1000.0 * dac_line.lost(t_play, t_stop) / max(1, n_beats)
+    errors = list(lock.errors_ms)[2:]
+    assert np.median(np.abs(errors)) < 8.0 + max(0.0, lost_ms), (lost_ms, errors, s.mixer.audible_xruns)
