@@ -148,8 +148,10 @@ def test_player_events_are_timed_at_arrival_and_reach_the_dac_a_fixed_delay_late
     err_ms = np.abs(np.asarray(errors)) * 1000
     # near the fixed delay (one sample of rounding plus the DAC clock's wander; the number
     # is the bench's); block-quantised timing would spread them over a whole block
-    # (5.3 ms: a median near 2.7 ms)
-    assert np.median(err_ms) < 1.0 and np.mean(err_ms < 2.0) >= 0.9, np.round(err_ms, 2)
+    # (5.3 ms: a median near 2.7 ms, half of them over 2.5 ms). The server's DAC times
+    # themselves wander by ~2 ms for a few blocks now and then (a fresh-clone run: 5
+    # notes in a row 2.2 ms off, the rest under 0.2 ms)
+    assert np.median(err_ms) < 1.0 and np.mean(err_ms < 2.5) >= 0.75, np.round(err_ms, 2)
 
 
 def _fill_timing(audio, n, rate, block, *, ago=0.0):
