@@ -64,6 +64,12 @@ class TrainConfig:
     # a random other root, while the target stays the true chord: the model must learn
     # to leave a chord the melody contradicts, within the segment.
     segment_corrupt_prob: float = 0.0
+    # A singer who jumps key (a modulation, a second verse a tone up): this fraction of
+    # crops is moved, from a bar line after its first two bars on, melody and band alike,
+    # by a random 1..6 semitones up or down. Teacher forcing alone never shows the model a
+    # melody leaving the key of all the band's history, so it kept that key for 12-13
+    # beats after a tritone jump (ReaLchords' perturbation; docs/data-and-eval.md).
+    key_jump_prob: float = 0.0
     init_from: str | None = None  # warm start from this model checkpoint (see ``train``)
     # Distillation from an offline teacher (ReaLchords): a model checkpoint that hears the
     # melody's future (lookahead <= 0). Its accompaniment distributions on the same crops
@@ -87,6 +93,8 @@ class TrainConfig:
             raise ValueError(f"corrupt_prob must be in [0, 1], got {self.corrupt_prob}")
         if not 0.0 <= self.segment_corrupt_prob <= 1.0:
             raise ValueError(f"segment_corrupt_prob must be in [0, 1], got {self.segment_corrupt_prob}")
+        if not 0.0 <= self.key_jump_prob <= 1.0:
+            raise ValueError(f"key_jump_prob must be in [0, 1], got {self.key_jump_prob}")
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise ValueError("distill_weight must be >= 0 and distill_temperature > 0")
         if self.distill_weight > 0 and not self.teacher:
@@ -159,6 +167,8 @@ class Batcher:
             k = int(rng.integers(-6, 6))
             moved = transpose_piece(piece, k)
             piece = moved if moved is not None else piece
+            if self.cfg.key_jump_prob > 0 and rng.random() < self.cfg.key_jump_prob:
+                piece = key_jump(piece, rng)
         return piece
 
     def rows_of(self, piece: Any, pattern: Pattern | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -192,6 +202,27 @@ class Batcher:
             t_rows = [self.rows_of(c, self.teacher_pattern) for c in crops]
             out += tuple(torch.from_numpy(np.stack(x)) for x in zip(*t_rows))[:2]
         return out
+
+
+def key_jump(piece: Any, rng: np.random.Generator) -> Any:
+    """The piece with everything from a random bar line after its first two bars moved by
+    1..6 semitones up or down (melody, chords and voices alike: the targets follow the
+    jump). Unchanged when it has no such bar line or a pitch would leave 0..127."""
+    from models.data import Piece
+    from models.data import transpose as transpose_piece
+
+    bars = np.flatnonzero(np.asarray(piece.step_in_bar) == 0)
+    bars = bars[2:-1]  # two bars of the old key first; a jump on the last bar teaches nothing
+    if not len(bars):
+        return piece
+    b = int(rng.choice(bars))
+    k = int(rng.integers(1, 7)) * (1 if rng.random() < 0.5 else -1)
+    tail = Piece(piece.name, piece.style, piece.meter, piece.tokens[b:], piece.step_in_bar[b:])
+    moved = transpose_piece(tail, k)
+    if moved is None:
+        return piece
+    tokens = np.concatenate([np.asarray(piece.tokens)[:b], np.asarray(moved.tokens)])
+    return Piece(piece.name, piece.style, piece.meter, tokens.astype(np.asarray(piece.tokens).dtype), piece.step_in_bar)
 
 
 def corrupt_history(inputs: np.ndarray, rng: np.random.Generator) -> None:

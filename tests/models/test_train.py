@@ -334,3 +334,42 @@ def test_distillation_pulls_an_online_student_toward_an_offline_teacher(tmp_path
     assert load_model(tmp_path / "run" / "model.safetensors").config.pattern.lookahead == 1
     with pytest.raises(ValueError, match="teacher"):
         TrainConfig(distill_weight=1.0)
+
+
+def test_key_jump_moves_every_stream_from_one_bar_line_on_by_the_same_interval():
+    from models.data import Piece
+    from models.tokens import CHORD, CHORD_BASE, HOLD, MELODY, NOTE_BASE, QUALITIES, chord_token
+    from models.train import key_jump
+
+    T = 16 * 6
+    tokens = np.full((T, 5), HOLD, dtype=np.int16)
+    tokens[::4, MELODY] = NOTE_BASE + 72
+    tokens[::16, 2:] = NOTE_BASE + 48
+    tokens[:, CHORD] = chord_token(0, "maj")
+    piece = Piece("t/1", "pop", "4/4", tokens, (np.arange(T) % 16).astype(np.int8))
+    seen_k, seen_bar = set(), set()
+    for seed in range(40):
+        out = key_jump(piece, np.random.default_rng(seed))
+        moved = np.flatnonzero((np.asarray(out.tokens) != tokens).any(axis=1))
+        assert len(moved), seed
+        bar = int(moved[0])
+        # from a bar line after the first two bars (the old key heard first), to the end
+        assert bar % 16 == 0 and 32 <= bar < T - 16
+        on = tokens[bar:, MELODY] >= NOTE_BASE
+        ks = set((out.tokens[bar:, MELODY][on] - tokens[bar:, MELODY][on]).tolist())
+        ks |= set((out.tokens[bar:, 2:][tokens[bar:, 2:] >= NOTE_BASE] - NOTE_BASE - 48).tolist())
+        assert len(ks) == 1, ks  # melody and voices by one interval
+        k = ks.pop()
+        assert 1 <= abs(k) <= 6
+        root = (int(out.tokens[bar, CHORD]) - CHORD_BASE) // len(QUALITIES)
+        assert root == k % 12  # the chords follow
+        np.testing.assert_array_equal(out.tokens[:bar], tokens[:bar])  # the past untouched
+        assert set(out.tokens[tokens == HOLD].tolist()) == {HOLD}
+        seen_k.add(k)
+        seen_bar.add(bar)
+    assert len(seen_k) >= 6 and len(seen_bar) >= 2
+
+
+def test_a_key_jump_config_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="key_jump_prob"):
+        TrainConfig(key_jump_prob=1.5)
