@@ -55,21 +55,27 @@ def _stalls(watchers):
 def test_fluidsynth_chord_streams_for_ten_seconds_without_underflow(pulse_server, soundfont, tmp_path):
     """No underflow of ours: one is forgiven only when a CPU was taken from the machine
     just before it (a shared 2-vCPU VM loses one for over 10 ms a few times in 10 minutes,
-    which no audio code can bridge); such a stall is measured, not assumed."""
+    which no audio code can bridge), or when the server did not call us for over two
+    blocks before it (its own thread not scheduled: a fresh-clone run had one with no CPU
+    stall near it); both are measured, not assumed. A callback of ours that ran long is
+    called again at once: a short wait since its last return."""
     synth = Synth(soundfont, sample_rate=SR)
     for pitch in (48, 60, 64, 67):
         synth.note_on(0, pitch, 100)
     scratch = np.zeros((BLOCK, 2), dtype=np.float32)
-    stats = {"calls": 0, "underflows": []}
+    stats = {"calls": 0, "underflows": [], "last_end": None}
     watchers = _stall_watchers(tmp_path, SECONDS + 30)
     time.sleep(0.3)  # the watchers are up
 
     def callback(outdata, frames, time_info, status):
+        now = time.monotonic()
         stats["calls"] += 1
         if status.output_underflow:
-            stats["underflows"].append(time.monotonic())
+            last = stats["last_end"]
+            stats["underflows"].append((now, None if last is None else now - last))
         synth.render_into(scratch, 0, frames)
         outdata[:frames] = scratch[:frames]
+        stats["last_end"] = time.monotonic()
 
     rec_path = tmp_path / "monitor.wav"
     rec = pulse_server.record_output(rec_path)
@@ -90,7 +96,12 @@ def test_fluidsynth_chord_streams_for_ten_seconds_without_underflow(pulse_server
     stalls = _stalls(watchers)
     expected = elapsed * SR / BLOCK
     assert calls_at_end >= 0.99 * expected, (calls_at_end, expected)
-    ours = [u for u in stats["underflows"] if not any(u - 0.05 <= a <= u for a, g in stalls if g >= 5.0)]
+    not_called = 2 * BLOCK / SR
+    ours = [
+        (u, wait)
+        for u, wait in stats["underflows"]
+        if not any(u - 0.05 <= a <= u for a, g in stalls if g >= 5.0) and not (wait is not None and wait > not_called)
+    ]
     assert not ours and len(stats["underflows"]) <= 2, (stats["underflows"], stalls)
     with wave.open(str(rec_path)) as w:
         audio = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768
