@@ -170,6 +170,7 @@ def soak(
         "blocksize": blocksize,
         "block_ms": round(1000.0 * blocksize / rate, 3),
         "busy_processes": int(load),
+        "server_main_thread_realtime": srv.main_thread_realtime,
     }
     burners = _burners(load)
     try:

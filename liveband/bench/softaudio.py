@@ -70,6 +70,7 @@ class SoftwareAudioServer:
         self._procs: list[subprocess.Popen] = []
         self._saved_env: dict[str, str | None] = {}
         self.started = False
+        self.main_thread_realtime = False  # PulseAudio's main thread made SCHED_RR
 
     # -- helpers -------------------------------------------------------------
     def _setenv(self, key: str, value: str) -> None:
@@ -153,6 +154,7 @@ class SoftwareAudioServer:
                 self.stop()
                 raise AudioServerError(f"PulseAudio did not start: {log}")
             time.sleep(0.1)
+        self.main_thread_realtime = self._realtime_main_thread(self._procs[0].pid)
         self._pactl("set-default-sink", "speakers")
         self._pactl("set-default-source", "fakemic")
         # Keep-alive clients: without them the null sink's timer sleeps up to 2 s and
@@ -185,6 +187,23 @@ class SoftwareAudioServer:
             time.sleep(0.1)
         time.sleep(2.5)  # the null-sink timer may still be in its previous long sleep
         refresh_portaudio()
+
+    @staticmethod
+    def _realtime_main_thread(pid: int) -> bool:
+        """Give PulseAudio's main thread the real-time class its IO threads get.
+
+        Why: PulseAudio asks a client for the next block from its main thread (the
+        native protocol lives there), which ``--realtime`` leaves at nice -11; a busy
+        neighbour then holds it up and a client's stream underruns with no stall of
+        ours. A desktop's audio graph (PipeWire, JACK) runs that path real-time.
+        Whether it worked (needs root or CAP_SYS_NICE)."""
+        if not hasattr(os, "sched_setscheduler"):
+            return False
+        try:
+            os.sched_setscheduler(pid, os.SCHED_RR, os.sched_param(5))
+            return True
+        except (OSError, ValueError):
+            return False
 
     def _start_jack(self) -> None:
         self._need("jackd", "jackd2")

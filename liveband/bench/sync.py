@@ -17,7 +17,11 @@ Prints JSON: per source, |error| p50/p99/max over the beats after the first two 
 the signed mean (a transport's constant delay shows there), the lock's own error against
 the clock as received, how late each tick arrived after it was sent (MIDI clock), xruns,
 late steps, band starts, re-locks, audio stalls (moves of the DAC line, which a frozen
-audio server makes without an xrun) and the first events with their times.
+audio server makes without an xrun) and the first events with their times. Real-time
+stall watchers (liveband.bench.stallwatch, one per CPU) run beside it: ``max_ms_without_a_stall``
+is the largest error of the beats with no stall, of a CPU or of the audio server's time, in
+the beat before them (a stall delays all that is scheduled; the lock corrects at the next
+beat), beside ``max_ms_after_a_stall``.
 ``--seconds`` (default 60) per source;
 ``--clock-delay MS``: the MIDI clock delay setting (Setup's "delay"), default 0.
 """
@@ -90,6 +94,7 @@ class BeatWatch:
         self.band_starts = 0
         self.relocks = 0
         self.line_jumps: list[float] = []  # ms, each DAC line move over JUMP_S
+        self.jump_times: list[float] = []  # monotonic time each of them was seen
         self.t0 = time.monotonic()
         self._clock: Any = None
         self._next_q = 0
@@ -114,6 +119,7 @@ class BeatWatch:
                 continue
             if self._off is not None and abs(off - self._off) > self.JUMP_S:
                 self.line_jumps.append((off - self._off) * 1000.0)
+                self.jump_times.append(now)
                 self._event("audio stall", f"{(off - self._off) * 1000.0:+.1f} ms")
             self._off = off
             link = s.sync.link
@@ -162,7 +168,19 @@ class BeatWatch:
             "audio_restarts": int(self.session.audio.restarts),
             "notices_at_end": list(self.session.snapshot().notices),
             "events": [list(e) for e in self.events[:20]],
+            "_audio_stalls": [(t, abs(ms)) for t, ms in zip(self.jump_times, self.line_jumps)],
         }
+
+
+def stalled_beats(times: list[float], beat_s: float, stalls: list[tuple[float, float]]) -> np.ndarray:
+    """Which beats (DAC times, monotonic s) had a stall (start s, length ms) in the beat
+    before them: a CPU taken away or the audio server losing time delays everything
+    already scheduled by its length, and the lock takes it out only at the next beat."""
+    t = np.asarray(times, float)
+    hit = np.zeros(t.size, bool)
+    for start, ms in stalls:
+        hit |= (t >= start) & (t <= start + ms / 1000.0 + beat_s)
+    return hit
 
 
 def summary(errors_ms: list[float], session, lock) -> dict:
@@ -241,12 +259,12 @@ def bench_midi_clock(seconds: float, blocksize: int, log, delay_ms: float = 0.0)
         sent_at = {int(round(p)): t for p, t in beats}
         t0 = beats[0][1] + 2.0 if beats else 0.0
         # band beat q sounds the clock's beat q + offset (the offset in force for it)
-        errs = [
-            (t - sent_at[p]) * 1000.0
+        timed = [
+            (t, (t - sent_at[p]) * 1000.0)
             for q, t, off, _ in watch.beats
             if (p := int(round(q + off))) in sent_at and sent_at[p] >= t0
         ]
-        result = {**summary(errs, s, lock), **watch.report()}
+        result = {**summary([e for _, e in timed], s, lock), **watch.report(), "_timed": timed}
         sent = [x for x in sent if x <= sent[-1] - 0.1] if sent else []  # the last may be in flight
         n = min(len(sent), len(arrivals))
         late = (np.asarray(arrivals[:n]) - np.asarray(sent[:n])) * 1000.0
@@ -315,12 +333,12 @@ def bench_link(seconds: float, blocksize: int, log) -> dict:
                 return {"error": "the band did not start with Link", **watch.report()}
             bar = 4.0  # Link's quantum: the peers agree on the phase within it
             t0 = watch.beats[0][1] + 2.0
-            errs = [
-                ((q + off - dev + bar / 2) % bar - bar / 2) * 60000.0 / peer.tempo
+            timed = [
+                (t, ((q + off - dev + bar / 2) % bar - bar / 2) * 60000.0 / peer.tempo)
                 for q, t, off, dev in watch.beats
                 if t >= t0 and dev is not None
             ]
-            result = {**summary(errs, s, lock), **watch.report()}
+            result = {**summary([e for _, e in timed], s, lock), **watch.report(), "_timed": timed}
             s.stop()
     finally:
         peer.enabled = False
@@ -330,6 +348,8 @@ def bench_link(seconds: float, blocksize: int, log) -> dict:
 
 
 def main(args) -> int:
+    from liveband.bench import audio_report as report
+    from liveband.bench import stallwatch
     from liveband.bench.softaudio import SoftwareAudioServer
 
     def log(msg: str) -> None:
@@ -348,9 +368,31 @@ def main(args) -> int:
         "cpu_count": os.cpu_count(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
-    with SoftwareAudioServer("jack", jack_period=blocksize):
-        result["midi_clock"] = bench_midi_clock(seconds, blocksize, log, delay_ms=delay)
-        result["link"] = bench_link(seconds, blocksize, log)
+    with tempfile.TemporaryDirectory() as tmp:
+        # real-time stall watchers (one per CPU), started first so their start-up is not
+        # measured: a beat off after the machine stalled is told apart from the lock's error
+        watchers = stallwatch.start(tmp, 2 * seconds + 600.0)
+        t_start = time.monotonic()
+        try:
+            with SoftwareAudioServer("jack", jack_period=blocksize):
+                result["midi_clock"] = bench_midi_clock(seconds, blocksize, log, delay_ms=delay)
+                result["link"] = bench_link(seconds, blocksize, log)
+        finally:
+            stalls, watch_rt = stallwatch.collect(watchers, t_start, time.monotonic() - t_start)
+    result["machine_stalls"] = report.stall_summary(stalls, watch_rt)
+    machine = [st for cpu in stalls for st in cpu]
+    for key, beat_s in (("midi_clock", 0.5), ("link", 0.5)):  # both at 120 BPM
+        r = result[key]
+        timed = r.pop("_timed", [])
+        audio = r.pop("_audio_stalls", [])
+        if timed:
+            errs = np.abs([e for _, e in timed])
+            hit = stalled_beats([t for t, _ in timed], beat_s, machine + audio)
+            clear = errs[~hit]
+            r["beats_after_a_stall"] = int(hit.sum())
+            r["max_ms_after_a_stall"] = round(float(errs[hit].max()), 3) if hit.any() else None
+            # what no measured stall (of a CPU, or of the audio server's time) explains
+            r["max_ms_without_a_stall"] = round(float(clear.max()), 3) if clear.size else None
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))
     return 0

@@ -77,3 +77,13 @@ def test_a_clock_delay_out_of_range_is_one_line_before_anything_runs(capsys):
     assert main(["bench", "sync", "--clock-delay", "500"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["liveband bench: --clock-delay must be 0-100 ms, got 500"], err
+
+
+def test_a_beat_counts_as_after_a_stall_only_within_a_beat_of_its_end():
+    from liveband.bench.sync import stalled_beats
+
+    # beats every 0.5 s; one 10 ms stall starting at 1.2 s, one at 3.0 s of 5 ms
+    beats = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
+    hit = stalled_beats(beats, 0.5, [(1.2, 10.0), (3.0, 5.0)])
+    assert list(hit) == [False, False, True, False, False, True, True, False]
+    assert not stalled_beats(beats, 0.5, []).any()
