@@ -167,7 +167,11 @@ def main() -> int:
         # when each came, in s from the start (a period points at a timer, a cluster at an event)
         "xrun_at_s": [round(float(t) - t_start, 2) for t in rows[rows[:, 5] > 0, 1]],
         "machine_stalls": report.stall_summary(stalls, realtime),
-        "xruns_vs_machine_stalls": report.xruns_vs_stalls(rows, stalls) if rows.size else {},
+        "xruns_vs_machine_stalls": report.xruns_vs_stalls(
+            rows, stalls, snap.audio_latency_ms / 1000.0 + args.blocksize / session.sample_rate
+        )
+        if rows.size
+        else {},
         "callback": "c" if native else "python",
     }
     print(

@@ -325,7 +325,9 @@ def soak(
                 # real-time watchers that woke > 3 ms late (their CPU ran nothing of ours),
                 # and the xruns whose silent stretch such a stall overlapped
                 "machine_stalls": report.stall_summary(stalls, watch_rt),
-                "xruns_vs_machine_stalls": report.xruns_vs_stalls(blocks, stalls),
+                "xruns_vs_machine_stalls": report.xruns_vs_stalls(
+                    blocks, stalls, snap.audio_latency_ms / 1000.0 + blocksize / rate
+                ),
                 "callback_realtime": bool(s.audio.realtime),
                 # "c": engine/native's callback, which never waits for the GIL; "python": the fallback
                 "callback": "c" if s.mixer.native else "python",

@@ -116,10 +116,12 @@ def xrun_causes(blocks: np.ndarray, block_s: float) -> dict:
     return out
 
 
-def xruns_vs_stalls(blocks: np.ndarray, stalls: list[list[tuple[float, float]]]) -> dict:
+def xruns_vs_stalls(blocks: np.ndarray, stalls: list[list[tuple[float, float]]], buffer_s: float = 0.0) -> dict:
     """Each xrun against the machine stalls (liveband.bench.stallwatch: a real-time watcher per
     CPU that woke late, i.e. that CPU ran nothing of ours). An xrun's silent stretch is
-    the time from three callbacks before it to its own; it counts as ``on_any_cpu_stall``
+    the time from three callbacks before it to its own, and at least ``buffer_s`` (the
+    server's buffer plus a block: a stall that long before the flag can have emptied it;
+    three small blocks are shorter than the buffer); it counts as ``on_any_cpu_stall``
     when a stall on some CPU overlaps that gap (a virtual CPU taken away while one of
     the audio threads ran on it: the guest cannot move that thread elsewhere) and as
     ``on_all_cpus_stall`` when every CPU had one (the whole machine stood still).
@@ -132,7 +134,7 @@ def xruns_vs_stalls(blocks: np.ndarray, stalls: list[list[tuple[float, float]]])
             continue
         # PortAudio flags the underflow a block or two after the late call: the stretch
         # from three callbacks before it
-        lo, hi = t[max(0, j - 3)], t[j]
+        lo, hi = min(t[max(0, j - 3)], t[j] - buffer_s), t[j]
         per_cpu = [max((g for a, g in cpu if a < hi and a + g / 1000.0 > lo), default=0.0) for cpu in stalls]
         out["xruns"] += 1
         out["on_any_cpu_stall"] += int(any(per_cpu))

@@ -109,3 +109,13 @@ def test_the_gil_probe_names_what_another_thread_was_running_at_a_late_callback(
     running = summary["running_at_those_moments"]
     assert any(k.startswith("busy: ") and "busy_python_loop" in k for k in running), running
     assert not any(k.startswith("parked: ") for k in running), running
+
+
+def test_an_xrun_after_small_blocks_looks_back_over_the_servers_buffer():
+    # 2.7 ms blocks: three callbacks span 8 ms, less than a 10.7 ms server buffer; a stall
+    # 12 ms before the flag emptied that buffer all the same
+    times = [10.0000, 10.0027, 10.0053, 10.0080, 10.0107, 10.0133, 10.0160]
+    blocks = _blocks(times, [6])
+    stall = [[(10.0030, 4.0)]]  # 10.003-10.007: before the three callbacks, inside the buffer
+    assert xruns_vs_stalls(blocks, stall)["on_any_cpu_stall"] == 0
+    assert xruns_vs_stalls(blocks, stall, buffer_s=0.0107 + 0.0027)["on_any_cpu_stall"] == 1
