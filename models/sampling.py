@@ -92,6 +92,9 @@ CLASH_FORECAST_SHARE = 3.0
 # in the shipped live pattern (delay, lookahead 1: the generator feeds melody step k - 1
 # and the model draws the voices of step k and the chord of step k + 1).
 RECALL_AHEAD = (2, 1)
+# The voices' pitch bonus: this share for the band's own chord's pitch classes, the rest
+# for the melody's recent ones (so the voices sound the chord the band committed to).
+CHORD_NOTE_SHARE = 0.4
 
 
 def _pitch_class_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -221,7 +224,7 @@ class ControlledSampler:
         else:
             self._chord_bias = (HARMONY_GAIN * hf) * (_CHORD_PC @ melody_w)
         self._chord_bias = self._chord_bias - KEY_GAIN * (_CHORD_TONES @ self.out_of_key)
-        w = 0.6 * melody_w + 0.4 * self.chord_pcs
+        w = (1.0 - CHORD_NOTE_SHARE) * melody_w + CHORD_NOTE_SHARE * self.chord_pcs
         # which pitch (harmony, key) is biased apart from whether to strike (density): a
         # bonus on pitches must not make the band busier
         self._pitch_bias = (HARMONY_GAIN * hf) * (_NOTE_PC @ w) - KEY_GAIN * (_NOTE_PC @ self.out_of_key)
