@@ -11,7 +11,9 @@ quarter-note position) and ``position_at(t)``.
   arrival jitters by a JACK period or a GIL wait; the line through 48 of them does not).
   A tick is never early, but a stall holds several back and then delivers them at once:
   those are left out, judged against the line so far (not against a line they have
-  already bent), so a burst of late ticks does not move the beat. Song position 0 is the
+  already bent), so a burst of late ticks does not move the beat. A tick lost on the way
+  (JACK drops a period's MIDI when its server misses a cycle) is counted in once the ticks
+  after it stay a whole period late at the usual spacing. Song position 0 is the
   first tick after a start. A tempo jump restarts the line after three ticks each
   further off it on the same side, so the band follows within a beat, not two.
 - ``LinkSync``: joins an Ableton Link session through ``aalink`` (its own asyncio loop
@@ -59,6 +61,7 @@ class MidiClockIn:
     must only hand them on (the session queues them for its control thread)."""
 
     LATE_S = 0.003
+    SLIP_TICKS = 4  # ticks a whole period late in a row that mean one was lost
 
     def __init__(
         self,
@@ -90,6 +93,9 @@ class MidiClockIn:
         self.running = False
         self.ticks = 0
         self.jumps = 0  # tempo jumps seen (the line restarted)
+        self.lost = 0  # ticks found lost and counted in
+        self._slip_n = 0  # ticks in a row a whole number of periods late
+        self._slip_k = 0
 
     def feed(self, kind: str, arrived: float, value: int = 0) -> None:
         """One real-time message: "clock", "start", "stop", "continue", "songpos" (value:
@@ -127,13 +133,17 @@ class MidiClockIn:
         if self._last is not None and t - self._last > self.dropout_s:
             self._pts.clear()  # the clock paused: its old line says nothing now
             self._fit_here = False
-        self._last = t
+        prev, self._last = self._last, t
         fit = self._fit
         if fit is not None and len(self._pts) >= self.min_ticks:
             # a tempo jump puts each tick further off the line than the one before, on the
             # same side; a stall (the GIL, the server) delivers late ticks that then catch up
-            r = t - (fit[1] + (self._g - fit[0]) * fit[2])
-            grows = abs(r) > 0.25 * fit[2] and (
+            per = fit[2]
+            r = t - (fit[1] + (self._g - fit[0]) * per)
+            if self._lost_tick(r, per, None if prev is None else t - prev):
+                r -= self._slip_k * per  # counted in: this tick is on the line again
+            # a tick of a possible lost-tick run is no evidence of a tempo jump (yet)
+            grows = self._slip_n == 0 and abs(r) > 0.25 * per and (
                 self._misses == 0 or (r * self._last_r > 0 and abs(r) > abs(self._last_r))
             )
             self._misses = self._misses + 1 if grows else 0
@@ -149,6 +159,34 @@ class MidiClockIn:
         self.ticks += 1
         if len(self._pts) >= self.min_ticks:  # fewer: one late tick would skew the slope
             self._fit = self._line()
+
+    def _lost_tick(self, r: float, per: float, dt: float | None) -> bool:
+        """True when ticks were lost and have just been counted in. A JACK server that
+        misses a cycle drops that period's MIDI: every tick after a lost one arrives a whole
+        tick period (or k periods) after where the line expects it, at the usual spacing,
+        and counting on would leave the band a tick behind the sender for good (20.8 ms at
+        120 BPM). A stall differs: its ticks come late in a burst, then on the line again.
+        After ``SLIP_TICKS`` such ticks in a row (all but the first at the usual spacing),
+        the window's indices move on by k."""
+        k = round(r / per)
+        on_k = 1 <= k <= 2 and abs(r - k * per) < 0.3 * per
+        steady = dt is not None and abs(dt - per) < 0.3 * per
+        if on_k and (self._slip_n == 0 or (k == self._slip_k and steady)):
+            self._slip_k = k
+            self._slip_n += 1
+        else:
+            self._slip_n = 0
+            return False
+        if self._slip_n < self.SLIP_TICKS:
+            return False
+        n = self._slip_n - 1  # the earlier ticks of the run, already in the window
+        pts = list(self._pts)
+        self._pts = collections.deque(pts[: len(pts) - n] + [(g + k, x) for g, x in pts[len(pts) - n :]], maxlen=self._pts.maxlen)
+        self._g += k
+        self.lost += k
+        self._slip_n = 0
+        self._misses = 0
+        return True
 
     @staticmethod
     def _lsq(

@@ -87,3 +87,19 @@ def test_a_beat_counts_as_after_a_stall_only_within_a_beat_of_its_end():
     hit = stalled_beats(beats, 0.5, [(1.2, 10.0), (3.0, 5.0)])
     assert list(hit) == [False, False, True, False, False, True, True, False]
     assert not stalled_beats(beats, 0.5, []).any()
+
+
+def test_ticks_pair_with_their_sends_through_a_stall_burst_and_a_lost_tick():
+    from liveband.bench.sync import pair_ticks
+
+    per = 60.0 / (120.0 * 24)
+    sent = [i * per for i in range(200)]
+    arrived = [t + 0.003 for t in sent]
+    for i in range(50, 56):  # a 120 ms stall: six ticks held back, delivered at once
+        arrived[i] = sent[55] + 0.004
+    del arrived[120]  # one tick never arrives
+    late, lost = pair_ticks(sent, arrived, per)
+    assert lost == 1 and late.size == 199
+    assert abs(late[-1] - 3.0) < 1e-6 and abs(late[130] - 3.0) < 1e-6  # not 23.8 ms
+    assert late[50] > 100.0  # the stall's first tick was late, not lost
+    assert abs(sorted(late)[len(late) // 2] - 3.0) < 1e-6
