@@ -24,8 +24,8 @@ quarter-note position) and ``position_at(t)``.
 - ``BeatLock``: the band's ``Clock`` keeps its exact-integer tempo map; at every beat the
   generator is about to commit, the lock sets that beat's tempo so that the next beat
   lands on the sample where the source will be (a phase-locked loop with the beat as
-  its step): errors over ``big_error_s`` (a start, a jump, an audio dropout) at once,
-  smaller ones 40 % per beat, so the ticks' arrival jitter is not played. A beat's
+  its step): errors over ``big_error_s`` (4 ms: a start, a jump, audio time lost) at
+  once, smaller ones 40 % per beat, so the lines' wobble is not played. A beat's
   tempo stays within ``max_change`` of the source's, so a jump is caught up over a few
   beats, never by a lurch. A band more than half a bar off (an audio dropout or a
   frozen process holds everything scheduled back by its length) is re-locked: it
@@ -391,7 +391,7 @@ class BeatLock:
         to_sample: Callable[[float], int],
         offset: float = 0.0,
         max_change: float = 0.25,
-        big_error_s: float = 0.015,
+        big_error_s: float = 0.004,
     ) -> None:
         self.source = source
         self.clock = clock
@@ -444,8 +444,10 @@ class BeatLock:
             s_now = self.to_sample(t_now)
             err = s_b - s_now
         self.errors_ms.append(err * 1000.0 / rate)
-        # small errors are mostly the ticks' arrival jitter: take 40 % of one out per beat
-        # so the jitter is not played; a large one (a start, a tempo jump) all at once
+        # small errors are the wobble of the source's line and of the DAC line (under a
+        # millisecond): take 40 % of one out per beat so it is not played; a larger one (a
+        # start, a tempo jump, audio time lost in a server stall: a JACK period is 5.3 ms)
+        # all at once, or a 10 ms loss stays audible for four beats
         gain = 1.0 if abs(err) > self.big_error_s * rate else 0.4
         length = self.to_sample(t_next) - s_now - gain * err
         nominal = rate * 60.0 * bs / (4.0 * bpm_src)

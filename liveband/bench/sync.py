@@ -112,6 +112,7 @@ class BeatWatch:
     def _run(self) -> None:
         s = self.session
         rate = s.sample_rate
+        checked = time.monotonic()
         while not self._stop.wait(0.02):
             off = s.audio.dac_offset()
             now = time.monotonic()
@@ -119,9 +120,11 @@ class BeatWatch:
                 continue
             if self._off is not None and abs(off - self._off) > self.JUMP_S:
                 self.line_jumps.append((off - self._off) * 1000.0)
-                self.jump_times.append(now)
+                # the line moved some time since the last look: a beat heard in between
+                # already came after it
+                self.jump_times.append(checked)
                 self._event("audio stall", f"{(off - self._off) * 1000.0:+.1f} ms")
-            self._off = off
+            self._off, checked = off, now
             link = s.sync.link
             peers = link.num_peers if link is not None else 0
             if peers != self._peers:

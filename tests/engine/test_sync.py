@@ -278,3 +278,22 @@ def test_a_slower_tempo_is_a_tempo_change_not_lost_ticks(bpm_after):
     t = feed_ticks(mc, 120.0, t, 96, jitter_s=0.003)
     feed_ticks(mc, bpm_after, t, 48, jitter_s=0.003)
     assert mc.lost == 0 and abs(mc.tempo - bpm_after) < 1.5, (mc.lost, mc.tempo)
+
+
+def test_audio_time_lost_in_a_server_stall_is_taken_out_at_the_next_beat():
+    # a JACK server that skips two periods (10.7 ms at 256 frames) makes everything the
+    # band scheduled sound that much later: the lock must not take four beats over it
+    src = LinearSource(120.0)
+    lost = [0.0]
+    to_sample = lambda t: int(round((t - lost[0]) * RATE))  # noqa: E731
+    clock = Clock(RATE, 120.0, "4/4", 0, start_sample=to_sample(0.0))
+    lock = BeatLock(src, clock, to_sample)
+    err = []
+    for k in range(0, 4 * 32):
+        if k == 4 * 16 + 2:
+            lost[0] = 512 / RATE
+        if k % 4 == 0:
+            err.append(abs(clock.step_time(k) - to_sample(src.time_at(k / 4))) / RATE * 1000.0)
+        lock.on_step(k - 1)
+    assert err[16] < 0.05 and err[17] > 10.0, err[15:19]  # the beat after the loss is late
+    assert max(err[18:]) < 0.05, err[16:22]  # and the next one is on the source again
