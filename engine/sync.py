@@ -143,8 +143,10 @@ class MidiClockIn:
             if self._lost_tick(r, per, None if prev is None else t - prev):
                 r -= self._slip_k * per  # counted in: this tick is on the line again
             # a tick of a possible lost-tick run is no evidence of a tempo jump (yet)
-            grows = self._slip_n == 0 and abs(r) > 0.25 * per and (
-                self._misses == 0 or (r * self._last_r > 0 and abs(r) > abs(self._last_r))
+            grows = (
+                self._slip_n == 0
+                and abs(r) > 0.25 * per
+                and (self._misses == 0 or (r * self._last_r > 0 and abs(r) > abs(self._last_r)))
             )
             self._misses = self._misses + 1 if grows else 0
             self._last_r = r
@@ -181,7 +183,9 @@ class MidiClockIn:
             return False
         n = self._slip_n - 1  # the earlier ticks of the run, already in the window
         pts = list(self._pts)
-        self._pts = collections.deque(pts[: len(pts) - n] + [(g + k, x) for g, x in pts[len(pts) - n :]], maxlen=self._pts.maxlen)
+        self._pts = collections.deque(
+            pts[: len(pts) - n] + [(g + k, x) for g, x in pts[len(pts) - n :]], maxlen=self._pts.maxlen
+        )
         self._g += k
         self.lost += k
         self._slip_n = 0

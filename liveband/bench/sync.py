@@ -424,7 +424,11 @@ def main(args) -> int:
             # what no measured stall (of a CPU, or of the audio server's time) explains
             r["max_ms_without_a_stall"] = round(float(clear.max()), 3) if clear.size else None
             r["p99_ms_without_a_stall"] = round(float(np.percentile(clear, 99)), 3) if clear.size else None
-            off = [(round(t - t_start, 2), round(float(e), 2)) for (t, _), e, h in zip(timed, errs, hit) if not h and e > 2.0]
+            off = [
+                (round(t - t_start, 2), round(float(e), 2))
+                for (t, _), e, h in zip(timed, errs, hit)
+                if not h and e > 2.0
+            ]
             r["beats_over_2ms_without_a_stall"] = {"count": len(off), "first": off[:10]}
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))
