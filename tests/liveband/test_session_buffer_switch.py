@@ -15,6 +15,7 @@ import numpy as np
 from waiting import wait_for
 
 from engine.parts import MELODY
+from liveband.bench import stallwatch
 from liveband.config import AudioConfig, EngineConfig
 from liveband.session import Session
 
@@ -43,6 +44,8 @@ def test_buffer_and_device_switches_keep_the_band_and_are_silent_under_one_block
         if phase == "start" and info["generation"] == 2:
             full.append(time.monotonic())
 
+    watchers = stallwatch.start(str(tmp_path), 120.0)  # the machine's own stalls, measured
+    t_start = time.monotonic()
     with Session(EngineConfig(tempo=120.0, count_in_bars=0), AudioConfig(blocksize=256)) as s:
         assert s.audio.active, s.snapshot().notices
         assert s.prepare(60)
@@ -54,7 +57,8 @@ def test_buffer_and_device_switches_keep_the_band_and_are_silent_under_one_block
         time.sleep(1.0)
         s.key_event(60, True, 110)
         time.sleep(1.0)
-        calls = []
+        calls: list[float] = []
+        windows: list[tuple[float, float]] = []
         gc.callbacks.append(on_gc)
         try:
             # 256 -> 512, another output name for the same speakers, back to 256 on the
@@ -64,6 +68,7 @@ def test_buffer_and_device_switches_keep_the_band_and_are_silent_under_one_block
                 t0 = time.monotonic()
                 s.set_audio_devices(output=output, blocksize=blocksize)
                 calls.append(time.monotonic() - t0)
+                windows.append((t0, time.monotonic()))
                 assert s.audio.active, s.snapshot().notices
                 time.sleep(1.0)
                 snap = s.snapshot()
@@ -79,5 +84,12 @@ def test_buffer_and_device_switches_keep_the_band_and_are_silent_under_one_block
     # the note sounds from ~1 s into the recording (the band before it has rests) and the
     # first switch is a second later; it is released 0.3 s before the recording ends
     gaps = silences_ms(tmp_path / "monitor.wav", 1.5, 0.6)
-    print(f"switch calls {[round(c * 1000) for c in calls]} ms; silences {[round(g, 1) for g in gaps]} ms")
-    assert max(gaps, default=0.0) <= 512 / SR * 1000, gaps
+    stalls, _ = stallwatch.collect(watchers, t_start, time.monotonic() - t_start)
+    # a virtual CPU taken away inside a switch (a stormy VM) silences the speakers for as
+    # long, whatever the code does: the gap may exceed a block by the longest such stall
+    during = [ms for cpu in stalls for t, ms in cpu if any(a - 0.05 <= t <= b + 0.05 for a, b in windows)]
+    print(
+        f"switch calls {[round(c * 1000) for c in calls]} ms; silences {[round(g, 1) for g in gaps]} ms; "
+        f"machine stalls during them {during} ms"
+    )
+    assert max(gaps, default=0.0) <= 512 / SR * 1000 + max(during, default=0.0), (gaps, during)
