@@ -220,23 +220,30 @@ def test_a_stale_link_report_is_dropped():
         a.close()
 
 
-def test_beat_lock_after_a_dropout_of_seconds_rejoins_the_sources_bars_instead_of_rushing():
-    # a dropout (or a frozen process) holds everything scheduled back by its length: the
-    # audio clock's samples reach the DAC 4.3 s later than before from then on
+def beat_errors_with_audio_lost(lost_s: float, at_step: int, beats: int) -> tuple[np.ndarray, BeatLock]:
+    """|error| (ms) of each beat of a band locked onto a 120 BPM source, its audio clock's
+    samples reaching the DAC ``lost_s`` later from step ``at_step`` on (a dropout, a
+    frozen process, a server that skipped periods), measured at the lock's offset."""
     src = LinearSource(120.0)
     lost = [0.0]
     to_sample = lambda t: int(round((t - lost[0]) * RATE))  # noqa: E731
     clock = Clock(RATE, 120.0, "4/4", 0, start_sample=to_sample(0.0))
     lock = BeatLock(src, clock, to_sample)
     err = []
-    for k in range(0, 4 * 40):
-        if k == 4 * 16:
-            lost[0] = 4.3
+    for k in range(0, 4 * beats):
+        if k == at_step:
+            lost[0] = lost_s
         if k % 4 == 0:
             q = k / 4 + lock.offset
             err.append((clock.step_time(k) - to_sample(src.time_at(q))) / RATE * 1000.0)
         lock.on_step(k - 1)
-    err = np.abs(err)
+    return np.abs(err), lock
+
+
+def test_beat_lock_after_a_dropout_of_seconds_rejoins_the_sources_bars_instead_of_rushing():
+    # a dropout (or a frozen process) holds everything scheduled back by its length: the
+    # audio clock's samples reach the DAC 4.3 s later than before from then on
+    err, lock = beat_errors_with_audio_lost(4.3, 4 * 16, 40)
     assert err[4:16].max() < 0.05 and err[16] > 4000, err[:18]
     # the band joins the source two bars on (8 beats = 4 s), bar lines on bar lines, and
     # catches the remaining 0.3 s up within 3 beats (at 25 % per beat: 34 beats of rushing)
@@ -283,17 +290,6 @@ def test_a_slower_tempo_is_a_tempo_change_not_lost_ticks(bpm_after):
 def test_audio_time_lost_in_a_server_stall_is_taken_out_at_the_next_beat():
     # a JACK server that skips two periods (10.7 ms at 256 frames) makes everything the
     # band scheduled sound that much later: the lock must not take four beats over it
-    src = LinearSource(120.0)
-    lost = [0.0]
-    to_sample = lambda t: int(round((t - lost[0]) * RATE))  # noqa: E731
-    clock = Clock(RATE, 120.0, "4/4", 0, start_sample=to_sample(0.0))
-    lock = BeatLock(src, clock, to_sample)
-    err = []
-    for k in range(0, 4 * 32):
-        if k == 4 * 16 + 2:
-            lost[0] = 512 / RATE
-        if k % 4 == 0:
-            err.append(abs(clock.step_time(k) - to_sample(src.time_at(k / 4))) / RATE * 1000.0)
-        lock.on_step(k - 1)
+    err, _ = beat_errors_with_audio_lost(512 / RATE, 4 * 16 + 2, 32)
     assert err[16] < 0.05 and err[17] > 10.0, err[15:19]  # the beat after the loss is late
     assert max(err[18:]) < 0.05, err[16:22]  # and the next one is on the source again
