@@ -37,6 +37,11 @@ SYNC_DELAY_MS_RANGE = (0.0, 100.0)  # how far ahead of a received MIDI clock the
 
 
 DEFAULT_BLOCKSIZE = 256  # frames per audio callback: 5.3 ms at 48 kHz
+# The band's inference backend, live and offline: onnxruntime steps the shipped model in
+# about half torch's time and holds the 5 ms step budget (planning included) on a loaded
+# 2-core CPU where torch does not (docs/live.md); without onnxruntime, or if the export
+# fails, the backend fallback says so in one line and uses torch-cpu.
+DEFAULT_BACKEND = "onnx-cpu"
 DEFAULT_INPUT_MODE = INPUT_MODES[0]  # the computer keyboard: it needs no device
 
 
@@ -87,7 +92,7 @@ class EngineConfig:
     harmony_follow: float = DEFAULT_HARMONY_FOLLOW
     chunk_steps: int = 1  # 16th steps generated per worker wake-up (1..one beat)
     lead_ms: float = 50.0  # commit each 16th this long before it sounds (worker stalls + a step)
-    backend: str = "torch-cpu"
+    backend: str = DEFAULT_BACKEND
     seed: int = 0
     checkpoint: str | None = None  # None: the shipped default
     key: str | None = None  # a key the player fixes ("D minor"); None: follow the playing

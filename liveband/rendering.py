@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from engine.errors import first_line
 from engine.melody_file import Melody
-from liveband.config import DEFAULT_LUFS, DEFAULT_METER, DEFAULT_TEMPO, TEMPO_RANGE, EngineConfig
+from liveband.config import DEFAULT_BACKEND, DEFAULT_LUFS, DEFAULT_METER, DEFAULT_TEMPO, TEMPO_RANGE, EngineConfig
 from liveband.errors import UserError
 from models.atomic import temp_beside
 from models.contract import Accompanist
@@ -30,10 +30,6 @@ if TYPE_CHECKING:
     from engine.chart import Chart
     from engine.offline import RenderSettings
 
-# Offline the model's steps are on the render's critical path and onnxruntime steps the
-# shipped model faster than torch (same tokens on the bench tune); without onnxruntime
-# the backend fallback says so in one line and uses torch-cpu.
-DEFAULT_BACKEND = "onnx-cpu"
 # a recording has no beat grid: its seconds are read as beats at this tempo
 RECORDING_TEMPO = DEFAULT_TEMPO
 WAV_SUFFIXES = (".wav", ".wave")

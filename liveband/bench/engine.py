@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from engine.melody_file import Melody, MelodyNote
+from liveband.config import DEFAULT_BACKEND
 
 TARGET_RTF = 20.0
 
@@ -269,7 +270,8 @@ def main(args) -> int:
     if seconds > 0:
         log(f"bench engine: live run for {seconds:g} s on a PulseAudio null sink")
         blocksize = getattr(args, "blocksize", None) or 256
-        result["live"] = live(seconds, checkpoint, "torch-cpu", soundfont, log, blocksize=blocksize)
+        # the app's own backend (liveband.config.DEFAULT_BACKEND, with its fallback)
+        result["live"] = live(seconds, checkpoint, DEFAULT_BACKEND, soundfont, log, blocksize=blocksize)
     else:
         log("bench engine: --seconds 0: no live run")
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -23,10 +23,9 @@ import time
 from pathlib import Path
 
 from engine.export import CEILING_DBFS
-from liveband.config import EngineConfig
+from liveband.config import DEFAULT_BACKEND, EngineConfig
 from liveband.paths import find_soundfont
 from liveband.rendering import (
-    DEFAULT_BACKEND,
     DEFAULT_MAX_MINUTES,
     Outputs,
     band_timing,

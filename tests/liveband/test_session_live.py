@@ -177,6 +177,9 @@ def test_one_minute_session_with_the_band_records_what_was_played(pulse_server, 
             i += 1
         snap = s.snapshot()
         assert snap.playing and snap.recording and not snap.counting_in
+        # the band ran on the app's default backend, not a fallback (an ONNX export
+        # that broke would leave the app on torch-cpu with only a notice)
+        assert snap.backend == "onnx-cpu", snap.notices
         gen = s.generator
         assert gen.error is None and gen.steps > 400  # about 120 steps per 15 s at 120 BPM
         take = s.recorder.folder
