@@ -32,7 +32,7 @@ from models.atomic import atomic_path
 from models.checkpoint import CHECKPOINT_VERSION, CheckpointError, save_model
 from models.pattern import Pattern
 from models.runtime import piece_meta, target_mask
-from models.tokens import CHORD, NUM_STREAMS, PAD, STREAMS, STYLES
+from models.tokens import ACCOMP_STREAMS, CHORD, NUM_STREAMS, PAD, STREAMS, STYLES
 from models.transformer import ModelConfig, Transformer
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,13 @@ class TrainConfig:
     # melody leaving the key of all the band's history, so it kept that key for 12-13
     # beats after a tritone jump (ReaLchords' perturbation; docs/data-and-eval.md).
     key_jump_prob: float = 0.0
+    # What the band hears right after such a jump, playing on its own: its own history is
+    # still in the old key (it has not followed yet), while the melody has moved. Teacher
+    # forcing feeds the *moved* band from the jump on, so the model learned to follow its
+    # own history there, not the melody, and took 4-5 beats to follow a tritone jump.
+    # For a random 0..jump_lag_steps steps from the jump, the band's input streams keep
+    # the old key while the targets move (the melody inputs move at once).
+    jump_lag_steps: int = 0
     init_from: str | None = None  # warm start from this model checkpoint (see ``train``)
     # Distillation from an offline teacher (ReaLchords): a model checkpoint that hears the
     # melody's future (lookahead <= 0). Its accompaniment distributions on the same crops
@@ -95,6 +102,8 @@ class TrainConfig:
             raise ValueError(f"segment_corrupt_prob must be in [0, 1], got {self.segment_corrupt_prob}")
         if not 0.0 <= self.key_jump_prob <= 1.0:
             raise ValueError(f"key_jump_prob must be in [0, 1], got {self.key_jump_prob}")
+        if self.jump_lag_steps < 0:
+            raise ValueError(f"jump_lag_steps must be >= 0, got {self.jump_lag_steps}")
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise ValueError("distill_weight must be >= 0 and distill_temperature > 0")
         if self.distill_weight > 0 and not self.teacher:
@@ -153,7 +162,10 @@ class Batcher:
         self.downbeats = [np.flatnonzero(p.step_in_bar == 0) for p in self.pieces]
         self.rows = self.pattern.num_positions(cfg.crop_frames)
 
-    def crop(self, rng: np.random.Generator, i: int, transpose: bool) -> Any:
+    def crop(self, rng: np.random.Generator, i: int, transpose: bool) -> tuple[Any, np.ndarray | None]:
+        """A random bar-aligned crop of piece ``i`` (moved to a random key and, with
+        ``key_jump_prob``, jumping key) -> (crop, the (T, S) grid its input rows are built
+        from when that differs from the crop's own: a jump's lagging band, else None)."""
         from models.data import Piece
         from models.data import transpose as transpose_piece
 
@@ -168,14 +180,24 @@ class Batcher:
             moved = transpose_piece(piece, k)
             piece = moved if moved is not None else piece
             if self.cfg.key_jump_prob > 0 and rng.random() < self.cfg.key_jump_prob:
-                piece = key_jump(piece, rng)
-        return piece
+                before = piece
+                piece, bar = jump_key(piece, rng)
+                if bar is not None and self.cfg.jump_lag_steps > 0:
+                    lag = int(rng.integers(0, self.cfg.jump_lag_steps + 1))
+                    return piece, lagging_band(before.tokens, piece.tokens, bar, lag)
+        return piece, None
 
-    def rows_of(self, piece: Any, pattern: Pattern | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def rows_of(
+        self, piece: Any, pattern: Pattern | None = None, input_grid: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """piece -> inputs (R, S), meta (R, 2), targets (R, S) padded to R rows (the
-        pattern's positions for a whole crop; default: the model's pattern)."""
+        pattern's positions for a whole crop; default: the model's pattern). input_grid:
+        a (T, S) grid to build the input rows from instead of the piece's (the targets
+        stay the piece's)."""
         pattern = pattern or self.pattern
         inputs, targets = pattern.model_rows(np.asarray(piece.tokens, dtype=np.int64))
+        if input_grid is not None:
+            inputs = pattern.model_rows(np.asarray(input_grid, dtype=np.int64))[0]
         meta = piece_meta(pattern, piece.style, piece.meter, np.asarray(piece.step_in_bar), len(inputs))
         n = len(inputs)
         R = pattern.num_positions(self.cfg.crop_frames)
@@ -188,8 +210,9 @@ class Batcher:
 
     def batch(self, rng: np.random.Generator, size: int, transpose: bool = True) -> tuple[torch.Tensor, ...]:
         idx = rng.choice(len(self.pieces), size=size, p=self.probs)
-        crops = [self.crop(rng, int(i), transpose) for i in idx]
-        rows = [self.rows_of(c) for c in crops]
+        cropped = [self.crop(rng, int(i), transpose) for i in idx]
+        crops = [c for c, _ in cropped]
+        rows = [self.rows_of(c, input_grid=g) for c, g in cropped]
         if transpose and self.cfg.corrupt_prob > 0:
             for inputs, _, _ in rows:
                 if rng.random() < self.cfg.corrupt_prob:
@@ -208,21 +231,37 @@ def key_jump(piece: Any, rng: np.random.Generator) -> Any:
     """The piece with everything from a random bar line after its first two bars moved by
     1..6 semitones up or down (melody, chords and voices alike: the targets follow the
     jump). Unchanged when it has no such bar line or a pitch would leave 0..127."""
+    return jump_key(piece, rng)[0]
+
+
+def jump_key(piece: Any, rng: np.random.Generator) -> tuple[Any, int | None]:
+    """``key_jump`` and the frame it jumps at (None: unchanged)."""
     from models.data import Piece
     from models.data import transpose as transpose_piece
 
     bars = np.flatnonzero(np.asarray(piece.step_in_bar) == 0)
     bars = bars[2:-1]  # two bars of the old key first; a jump on the last bar teaches nothing
     if not len(bars):
-        return piece
+        return piece, None
     b = int(rng.choice(bars))
     k = int(rng.integers(1, 7)) * (1 if rng.random() < 0.5 else -1)
     tail = Piece(piece.name, piece.style, piece.meter, piece.tokens[b:], piece.step_in_bar[b:])
     moved = transpose_piece(tail, k)
     if moved is None:
-        return piece
+        return piece, None
     tokens = np.concatenate([np.asarray(piece.tokens)[:b], np.asarray(moved.tokens)])
-    return Piece(piece.name, piece.style, piece.meter, tokens.astype(np.asarray(piece.tokens).dtype), piece.step_in_bar)
+    out = Piece(piece.name, piece.style, piece.meter, tokens.astype(np.asarray(piece.tokens).dtype), piece.step_in_bar)
+    return out, b
+
+
+def lagging_band(before: np.ndarray, jumped: np.ndarray, bar: int, lag: int) -> np.ndarray:
+    """(T, S) grid: ``jumped`` with the band's streams (chord, bass, tenor, alto) in frames
+    ``bar .. bar + lag - 1`` taken from ``before`` (the crop before its jump): a band that
+    has not yet followed the melody's jump. The melody is ``jumped``'s throughout."""
+    grid = np.array(jumped, copy=True)
+    end = min(len(grid), bar + lag)
+    grid[bar:end, list(ACCOMP_STREAMS)] = np.asarray(before)[bar:end, list(ACCOMP_STREAMS)]
+    return grid
 
 
 def corrupt_history(inputs: np.ndarray, rng: np.random.Generator) -> None:
