@@ -19,7 +19,9 @@ Decisions, in the order they are taken each hop:
    with its own pitch from the same onset, or (no verdict in ``early_confirm_hops``, or
    the voice stops) withdraws it, unless ``short_hops`` of its hops, and most, lie within
    ``short_cents`` of its pitch: a fast note too short for the slope limit is kept. A
-   replaced or withdrawn note ends where it began.
+   replaced or withdrawn note ends where it began. A note 10+ semitones from the last
+   (``_leap``: more often the tracker on the attack's octave or twelfth than a sung
+   leap) is never announced early and needs 2 more stable hops.
    Inside a note, a new stable pitch ``change_semitones`` away from the note's running
    median starts a new note (legato); earlier (``fast_change``), once the newest 2 hops
    are ``fast_change_away_cents`` to one side of the note and either glide towards, or

@@ -226,6 +226,28 @@ def test_no_early_note_where_the_first_hops_are_likely_wrong():
     assert first_on(note(61, 1, level=-21.0, conf=0.9, cents=[15]) + note(61, 1, conf=0.6)) == ("on", 62)
 
 
+def test_an_attack_heard_an_octave_up_right_after_a_note_waits_for_the_fundamental():
+    # in noise the tracker's first 2 hops of a note often name its octave; 10+ semitones
+    # from the last note that is more likely than a sung leap: no early note, and the onset
+    # rule wants 2 more hops, by which time the fundamental is back
+    ev, _ = run(silence(20) + note(60, 30) + silence(15) + note(74, 2) + note(62, 30) + silence(10))
+    assert [(k, p) for k, p, _, _ in ev if k == "on"] == [("on", 60), ("on", 62)]
+    # a sung octave leap is still a note, on its 4th hop (a step: its 2nd, early)
+    frames = silence(20) + note(60, 30) + silence(15)
+    leap, _ = run(frames + note(72, 30) + silence(10))
+    assert [p for p, _ in ons(leap)] == [60, 72]
+    hop = [announced_at(frames + note(p, 30))[1] - len(frames) for p in (72, 62)]
+    assert hop == [SegmenterConfig().stable_hops + SegmenterConfig().leap_extra_hops - 1, 1]
+
+
+def announced_at(frames):
+    """The hop index at which each note was announced."""
+    seg = NoteSegmenter(SegmenterConfig())
+    for f0, conf, level in frames:
+        seg.step(f0, conf, level)
+    return [n.announced_hop for n in seg.notes]
+
+
 def test_a_tracker_leaping_to_a_harmonic_in_a_room_is_not_talking():
     # in a reverberant room the tracker flips for a hop or two to the 3rd harmonic (an
     # octave and a fifth up) of a sung note; those leaps are not a voice gliding
