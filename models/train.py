@@ -77,6 +77,9 @@ class TrainConfig:
     # For a random 0..jump_lag_steps steps from the jump, the band's input streams keep
     # the old key while the targets move (the melody inputs move at once).
     jump_lag_steps: int = 0
+    # ... and the loss weight of the band's targets there (the few cells where the model
+    # must follow the melody against its own history; ~5 % of a crop's cells).
+    jump_lag_weight: float = 1.0
     init_from: str | None = None  # warm start from this model checkpoint (see ``train``)
     # Distillation from an offline teacher (ReaLchords): a model checkpoint that hears the
     # melody's future (lookahead <= 0). Its accompaniment distributions on the same crops
@@ -104,6 +107,8 @@ class TrainConfig:
             raise ValueError(f"key_jump_prob must be in [0, 1], got {self.key_jump_prob}")
         if self.jump_lag_steps < 0:
             raise ValueError(f"jump_lag_steps must be >= 0, got {self.jump_lag_steps}")
+        if not 0 < self.jump_lag_weight < 100:
+            raise ValueError(f"jump_lag_weight must be in (0, 100), got {self.jump_lag_weight}")
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise ValueError("distill_weight must be >= 0 and distill_temperature > 0")
         if self.distill_weight > 0 and not self.teacher:
@@ -137,7 +142,8 @@ class TrainConfig:
 
 # ---------------------------------------------------------------------------- batches
 class Batcher:
-    """Random bar-aligned crops of a piece list, as model rows (inputs, meta, targets)."""
+    """Random bar-aligned crops of a piece list, as model rows (inputs, meta, targets,
+    per-target loss weights)."""
 
     def __init__(self, pieces: list[Any], cfg: TrainConfig, teacher_pattern: Pattern | None = None):
         self.cfg = cfg
@@ -162,10 +168,10 @@ class Batcher:
         self.downbeats = [np.flatnonzero(p.step_in_bar == 0) for p in self.pieces]
         self.rows = self.pattern.num_positions(cfg.crop_frames)
 
-    def crop(self, rng: np.random.Generator, i: int, transpose: bool) -> tuple[Any, np.ndarray | None]:
+    def crop(self, rng: np.random.Generator, i: int, transpose: bool) -> tuple[Any, tuple[int, int] | None]:
         """A random bar-aligned crop of piece ``i`` (moved to a random key and, with
-        ``key_jump_prob``, jumping key) -> (crop, the (T, S) grid its input rows are built
-        from when that differs from the crop's own: a jump's lagging band, else None)."""
+        ``key_jump_prob``, jumping key) -> (crop, None or, when its band lags a jump,
+        (the crop before the jump's tokens, jump frame, lag steps) for ``rows_of``)."""
         from models.data import Piece
         from models.data import transpose as transpose_piece
 
@@ -184,20 +190,25 @@ class Batcher:
                 piece, bar = jump_key(piece, rng)
                 if bar is not None and self.cfg.jump_lag_steps > 0:
                     lag = int(rng.integers(0, self.cfg.jump_lag_steps + 1))
-                    return piece, lagging_band(before.tokens, piece.tokens, bar, lag)
+                    return piece, (np.asarray(before.tokens), bar, lag)
         return piece, None
 
     def rows_of(
-        self, piece: Any, pattern: Pattern | None = None, input_grid: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """piece -> inputs (R, S), meta (R, 2), targets (R, S) padded to R rows (the
-        pattern's positions for a whole crop; default: the model's pattern). input_grid:
-        a (T, S) grid to build the input rows from instead of the piece's (the targets
-        stay the piece's)."""
+        self, piece: Any, pattern: Pattern | None = None, lag: tuple[np.ndarray, int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """piece -> inputs (R, S), meta (R, 2), targets (R, S), loss weights (R, S) float32,
+        padded to R rows (the pattern's positions for a whole crop; default: the model's
+        pattern). lag: (tokens before a key jump, its frame, steps): the band's inputs
+        lag the jump (``lagging_band``) and its targets there weigh ``jump_lag_weight``."""
         pattern = pattern or self.pattern
         inputs, targets = pattern.model_rows(np.asarray(piece.tokens, dtype=np.int64))
-        if input_grid is not None:
-            inputs = pattern.model_rows(np.asarray(input_grid, dtype=np.int64))[0]
+        cell_w = np.ones(targets.shape, np.float32)
+        if lag is not None:
+            before, bar, steps = lag
+            inputs = pattern.model_rows(lagging_band(before, piece.tokens, bar, steps))[0]
+            w = np.ones(np.asarray(piece.tokens).shape, np.float32)
+            w[bar : bar + steps, list(ACCOMP_STREAMS)] = self.cfg.jump_lag_weight
+            cell_w = pattern.build(w, fill=1.0)
         meta = piece_meta(pattern, piece.style, piece.meter, np.asarray(piece.step_in_bar), len(inputs))
         n = len(inputs)
         R = pattern.num_positions(self.cfg.crop_frames)
@@ -205,20 +216,21 @@ class Batcher:
         if pad > 0:
             inputs = np.concatenate([inputs, np.full((pad, inputs.shape[1]), PAD, np.int64)])
             targets = np.concatenate([targets, np.full((pad, targets.shape[1]), PAD, np.int64)])
+            cell_w = np.concatenate([cell_w, np.ones((pad, cell_w.shape[1]), np.float32)])
             meta = np.concatenate([meta, np.repeat(meta[-1:], pad, axis=0)])
-        return inputs[:R], meta[:R], targets[:R]
+        return inputs[:R], meta[:R], targets[:R], cell_w[:R]
 
     def batch(self, rng: np.random.Generator, size: int, transpose: bool = True) -> tuple[torch.Tensor, ...]:
         idx = rng.choice(len(self.pieces), size=size, p=self.probs)
         cropped = [self.crop(rng, int(i), transpose) for i in idx]
         crops = [c for c, _ in cropped]
-        rows = [self.rows_of(c, input_grid=g) for c, g in cropped]
+        rows = [self.rows_of(c, lag=g) for c, g in cropped]
         if transpose and self.cfg.corrupt_prob > 0:
-            for inputs, _, _ in rows:
+            for inputs, *_ in rows:
                 if rng.random() < self.cfg.corrupt_prob:
                     corrupt_history(inputs, rng)
         if transpose and self.cfg.segment_corrupt_prob > 0:
-            for inputs, _, _ in rows:
+            for inputs, *_ in rows:
                 corrupt_chord_segments(inputs, rng, self.cfg.segment_corrupt_prob, self.pattern)
         out = tuple(torch.from_numpy(np.stack(x)) for x in zip(*rows))
         if self.teacher_pattern is not None:  # the teacher reads the clean crops
@@ -258,7 +270,7 @@ def lagging_band(before: np.ndarray, jumped: np.ndarray, bar: int, lag: int) -> 
     """(T, S) grid: ``jumped`` with the band's streams (chord, bass, tenor, alto) in frames
     ``bar .. bar + lag - 1`` taken from ``before`` (the crop before its jump): a band that
     has not yet followed the melody's jump. The melody is ``jumped``'s throughout."""
-    grid = np.array(jumped, copy=True)
+    grid = np.array(jumped, dtype=np.int64, copy=True)
     end = min(len(grid), bar + lag)
     grid[bar:end, list(ACCOMP_STREAMS)] = np.asarray(before)[bar:end, list(ACCOMP_STREAMS)]
     return grid
@@ -444,7 +456,7 @@ def evaluate(
     out: dict[str, Any] = {}
     tot = torch.zeros(NUM_STREAMS, dtype=torch.float64)
     cnt = torch.zeros(NUM_STREAMS, dtype=torch.float64)
-    for style, (inputs, meta, targets) in valid.items():
+    for style, (inputs, meta, targets, *_) in valid.items():
         s_tot = torch.zeros(NUM_STREAMS, dtype=torch.float64)
         s_cnt = torch.zeros(NUM_STREAMS, dtype=torch.float64)
         for a in range(0, len(inputs), 16):
@@ -599,14 +611,16 @@ def train(
                 break
             rng = np.random.default_rng([cfg.seed, rank, step])
             torch.manual_seed(int(rng.integers(2**62)))
-            inputs, meta, targets, *t_rows = (x.to(dev) for x in batcher.batch(rng, cfg.batch_size, cfg.transpose))
+            inputs, meta, targets, cell_w, *t_rows = (
+                x.to(dev) for x in batcher.batch(rng, cfg.batch_size, cfg.transpose)
+            )
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             with amp():
                 logits = ddp(inputs, meta)
             nll, mask = masked_nll(logits, targets)
-            w = weights * mask
-            loss = (nll * weights).sum() / w.sum().clamp(min=1)
+            w = weights * cell_w * mask
+            loss = (nll * weights * cell_w).sum() / w.sum().clamp(min=1)
             kl_mean = None
             if teacher is not None and cfg.distill_weight > 0:
                 with torch.no_grad(), amp():

@@ -379,29 +379,36 @@ def test_a_key_jump_config_out_of_range_is_refused():
 
 def test_after_a_key_jump_the_band_inputs_may_lag_in_the_old_key_while_the_targets_move():
     """The free-running situation after a singer's jump: the band's own history is still in
-    the old key for a few steps while the melody has moved; the targets are the moved band."""
+    the old key for a few steps while the melody has moved; the targets are the moved band,
+    and those of the band there weigh jump_lag_weight in the loss."""
     from models.tokens import ACCOMP_STREAMS, MELODY
-    from models.train import Batcher
+    from models.train import Batcher, lagging_band
 
-    cfg = TrainConfig(crop_frames=96, key_jump_prob=1.0, jump_lag_steps=8)
+    cfg = TrainConfig(crop_frames=96, key_jump_prob=1.0, jump_lag_steps=8, jump_lag_weight=3.0)
     b = Batcher(random_corpus(n=8, T=192)["train"], cfg)
     rng = np.random.default_rng(0)
     lags = set()
+    band = list(ACCOMP_STREAMS)
     for _ in range(60):
-        piece, grid = b.crop(rng, int(rng.integers(len(b.pieces))), transpose=True)
-        if grid is None:
+        piece, lag = b.crop(rng, int(rng.integers(len(b.pieces))), transpose=True)
+        if lag is None:
             continue
         tokens = np.asarray(piece.tokens)
+        grid = lagging_band(*lag[:1], tokens, *lag[1:])
         diff = np.flatnonzero((grid != tokens).any(axis=1))
         np.testing.assert_array_equal(grid[:, MELODY], tokens[:, MELODY])  # the melody moved at once
         if len(diff):
             # one span of frames from the jump's bar line, band streams only
             assert piece.step_in_bar[diff[0]] == 0 and diff[-1] - diff[0] < 8
-            band = list(ACCOMP_STREAMS)
             assert (grid[diff][:, band] != tokens[diff][:, band]).any()
         lags.add(len(diff))
-        inputs, _, targets = b.rows_of(piece, input_grid=grid)
-        plain_inputs, _, plain_targets = b.rows_of(piece)
+        inputs, _, targets, cell_w = b.rows_of(piece, lag=lag)
+        plain_inputs, _, plain_targets, plain_w = b.rows_of(piece)
         np.testing.assert_array_equal(targets, plain_targets)  # the targets are the moved band
         assert (inputs != plain_inputs).any() == bool(len(diff))
+        assert set(np.unique(plain_w)) == {1.0}
+        heavy = cell_w == 3.0
+        # the band's cells of the lag's frames, and nothing else
+        assert heavy.sum() == lag[2] * len(band)
+        assert not heavy[:, MELODY].any()
     assert max(lags) >= 4 and 0 in lags  # random lags, none at times
