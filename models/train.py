@@ -168,7 +168,7 @@ class Batcher:
         self.downbeats = [np.flatnonzero(p.step_in_bar == 0) for p in self.pieces]
         self.rows = self.pattern.num_positions(cfg.crop_frames)
 
-    def crop(self, rng: np.random.Generator, i: int, transpose: bool) -> tuple[Any, tuple[int, int] | None]:
+    def crop(self, rng: np.random.Generator, i: int, transpose: bool) -> tuple[Any, tuple[np.ndarray, int, int] | None]:
         """A random bar-aligned crop of piece ``i`` (moved to a random key and, with
         ``key_jump_prob``, jumping key) -> (crop, None or, when its band lags a jump,
         (the crop before the jump's tokens, jump frame, lag steps) for ``rows_of``)."""
@@ -202,7 +202,7 @@ class Batcher:
         lag the jump (``lagging_band``) and its targets there weigh ``jump_lag_weight``."""
         pattern = pattern or self.pattern
         inputs, targets = pattern.model_rows(np.asarray(piece.tokens, dtype=np.int64))
-        cell_w = np.ones(targets.shape, np.float32)
+        cell_w: np.ndarray = np.ones(targets.shape, np.float32)
         if lag is not None:
             before, bar, steps = lag
             inputs = pattern.model_rows(lagging_band(before, piece.tokens, bar, steps))[0]
