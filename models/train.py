@@ -187,7 +187,7 @@ class Batcher:
             piece = moved if moved is not None else piece
             if self.cfg.key_jump_prob > 0 and rng.random() < self.cfg.key_jump_prob:
                 before = piece
-                piece, bar = jump_key(piece, rng)
+                piece, bar = key_jump(piece, rng)
                 if bar is not None and self.cfg.jump_lag_steps > 0:
                     lag = int(rng.integers(0, self.cfg.jump_lag_steps + 1))
                     return piece, (np.asarray(before.tokens), bar, lag)
@@ -239,15 +239,11 @@ class Batcher:
         return out
 
 
-def key_jump(piece: Any, rng: np.random.Generator) -> Any:
-    """The piece with everything from a random bar line after its first two bars moved by
+def key_jump(piece: Any, rng: np.random.Generator) -> tuple[Any, int | None]:
+    """(the piece with everything from a random bar line after its first two bars moved by
     1..6 semitones up or down (melody, chords and voices alike: the targets follow the
-    jump). Unchanged when it has no such bar line or a pitch would leave 0..127."""
-    return jump_key(piece, rng)[0]
-
-
-def jump_key(piece: Any, rng: np.random.Generator) -> tuple[Any, int | None]:
-    """``key_jump`` and the frame it jumps at (None: unchanged)."""
+    jump), the frame it jumps at); unchanged and None when it has no such bar line or a
+    pitch would leave 0..127."""
     from models.data import Piece
     from models.data import transpose as transpose_piece
 

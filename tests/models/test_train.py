@@ -349,7 +349,7 @@ def test_key_jump_moves_every_stream_from_one_bar_line_on_by_the_same_interval()
     piece = Piece("t/1", "pop", "4/4", tokens, (np.arange(T) % 16).astype(np.int8))
     seen_k, seen_bar = set(), set()
     for seed in range(40):
-        out = key_jump(piece, np.random.default_rng(seed))
+        out, _ = key_jump(piece, np.random.default_rng(seed))
         moved = np.flatnonzero((np.asarray(out.tokens) != tokens).any(axis=1))
         assert len(moved), seed
         bar = int(moved[0])
