@@ -80,6 +80,18 @@ class TrainConfig:
     # ... and the loss weight of the band's targets there (the few cells where the model
     # must follow the melody against its own history; ~5 % of a crop's cells).
     jump_lag_weight: float = 1.0
+    # Closer still to the live band: its history after the jump is neither the old key's
+    # band nor the moved one but what *it* played. With own_band_passes > 0, the band's
+    # inputs in the lag's frames are replaced by the model's own samples (at temperature
+    # own_band_temperature), drawn in that many parallel passes, each conditioned on the
+    # previous pass's samples (pass 1 on the lagging band); the targets stay the moved
+    # band. On-policy states with the data's targets (DAgger-style), no reward to hack.
+    own_band_passes: int = 0
+    own_band_temperature: float = 1.0
+    # ... and this fraction of the crops without a jump gets such a span of the band's own
+    # samples too (from a random bar line, 0..jump_lag_steps frames): a band drifted from
+    # the song's chords, taught to come back to them.
+    own_band_prob: float = 0.0
     init_from: str | None = None  # warm start from this model checkpoint (see ``train``)
     # Distillation from an offline teacher (ReaLchords): a model checkpoint that hears the
     # melody's future (lookahead <= 0). Its accompaniment distributions on the same crops
@@ -109,6 +121,14 @@ class TrainConfig:
             raise ValueError(f"jump_lag_steps must be >= 0, got {self.jump_lag_steps}")
         if not 0 < self.jump_lag_weight < 100:
             raise ValueError(f"jump_lag_weight must be in (0, 100), got {self.jump_lag_weight}")
+        if not 0 <= self.own_band_passes <= 16:
+            raise ValueError(f"own_band_passes must be in 0..16, got {self.own_band_passes}")
+        if self.own_band_passes and not self.jump_lag_steps:
+            raise ValueError("own_band_passes needs jump_lag_steps > 0 (it replaces the lagging band)")
+        if not 0.0 <= self.own_band_prob <= 1.0 or (self.own_band_prob and not self.own_band_passes):
+            raise ValueError(f"own_band_prob must be in [0, 1] and needs own_band_passes, got {self.own_band_prob}")
+        if not 0 < self.own_band_temperature <= 4:
+            raise ValueError(f"own_band_temperature must be in (0, 4], got {self.own_band_temperature}")
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise ValueError("distill_weight must be >= 0 and distill_temperature > 0")
         if self.distill_weight > 0 and not self.teacher:
@@ -191,6 +211,11 @@ class Batcher:
                 if bar is not None and self.cfg.jump_lag_steps > 0:
                     lag = int(rng.integers(0, self.cfg.jump_lag_steps + 1))
                     return piece, (np.asarray(before.tokens), bar, lag)
+            elif self.cfg.own_band_prob > 0 and rng.random() < self.cfg.own_band_prob:
+                bars = np.flatnonzero(np.asarray(piece.step_in_bar) == 0)[1:-1]
+                if len(bars):  # no jump: the "old key" is the piece itself
+                    lag = int(rng.integers(0, self.cfg.jump_lag_steps + 1))
+                    return piece, (np.asarray(piece.tokens), int(rng.choice(bars)), lag)
         return piece, None
 
     def rows_of(
@@ -221,6 +246,9 @@ class Batcher:
         return inputs[:R], meta[:R], targets[:R], cell_w[:R]
 
     def batch(self, rng: np.random.Generator, size: int, transpose: bool = True) -> tuple[torch.Tensor, ...]:
+        """(inputs (B, R, S), meta (B, R, 2), targets (B, R, S), loss weights (B, R, S),
+        own-band input cells (B, R, S) bool: the band's inputs of a lag after a key jump,
+        [teacher inputs, teacher meta])."""
         idx = rng.choice(len(self.pieces), size=size, p=self.probs)
         cropped = [self.crop(rng, int(i), transpose) for i in idx]
         crops = [c for c, _ in cropped]
@@ -233,6 +261,11 @@ class Batcher:
             for inputs, *_ in rows:
                 corrupt_chord_segments(inputs, rng, self.cfg.segment_corrupt_prob, self.pattern)
         out = tuple(torch.from_numpy(np.stack(x)) for x in zip(*rows))
+        own = np.zeros((len(rows), self.rows, NUM_STREAMS), bool)
+        for i, (_, g) in enumerate(cropped):
+            if g is not None:
+                own[i] = own_band_cells(self.pattern, self.cfg.crop_frames, g[1], g[2])
+        out += (torch.from_numpy(own),)
         if self.teacher_pattern is not None:  # the teacher reads the clean crops
             t_rows = [self.rows_of(c, self.teacher_pattern) for c in crops]
             out += tuple(torch.from_numpy(np.stack(x)) for x in zip(*t_rows))[:2]
@@ -270,6 +303,41 @@ def lagging_band(before: np.ndarray, jumped: np.ndarray, bar: int, lag: int) -> 
     end = min(len(grid), bar + lag)
     grid[bar:end, list(ACCOMP_STREAMS)] = np.asarray(before)[bar:end, list(ACCOMP_STREAMS)]
     return grid
+
+
+def own_band_cells(pattern: Pattern, T: int, bar: int, steps: int) -> np.ndarray:
+    """(R, S) bool over the input rows of a T-frame crop: the band's cells of frames
+    ``bar .. bar + steps - 1`` (input row i holds position i - 1), those ``own_band``
+    replaces with the model's samples."""
+    grid = np.zeros((T, pattern.num_streams), bool)
+    grid[bar : min(T, bar + steps), list(ACCOMP_STREAMS)] = True
+    seq = pattern.build(grid, fill=False)
+    out = np.zeros_like(seq)
+    out[1:] = seq[:-1]
+    return out
+
+
+@torch.no_grad()
+def own_band(
+    model: Transformer, inputs: torch.Tensor, meta: torch.Tensor, cells: torch.Tensor, passes: int, temperature: float
+) -> torch.Tensor:
+    """inputs (B, R, S) with the band's cells ``cells`` (B, R, S bool, see
+    ``own_band_cells``) replaced by the model's own samples: ``passes`` parallel passes,
+    each drawing every cell's token (at ``temperature``) given the previous pass's inputs;
+    the sample for position i - 1 is input row i. Dropout is off while it samples."""
+    if passes <= 0 or not bool(cells.any()):
+        return inputs
+    was_training = model.training
+    model.eval()
+    out = inputs.clone()
+    for _ in range(passes):
+        logits = model(out, meta).float() / temperature  # (B, R, S, V)
+        drawn = torch.distributions.Categorical(logits=logits).sample()  # type: ignore[no-untyped-call]  # (B, R, S)
+        nxt = torch.zeros_like(out)
+        nxt[:, 1:] = drawn[:, :-1]
+        out = torch.where(cells, nxt, out)
+    model.train(was_training)
+    return out
 
 
 def corrupt_history(inputs: np.ndarray, rng: np.random.Generator) -> None:
@@ -607,9 +675,11 @@ def train(
                 break
             rng = np.random.default_rng([cfg.seed, rank, step])
             torch.manual_seed(int(rng.integers(2**62)))
-            inputs, meta, targets, cell_w, *t_rows = (
+            inputs, meta, targets, cell_w, own_cells, *t_rows = (
                 x.to(dev) for x in batcher.batch(rng, cfg.batch_size, cfg.transpose)
             )
+            if cfg.own_band_passes:
+                inputs = own_band(model, inputs, meta, own_cells, cfg.own_band_passes, cfg.own_band_temperature)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             with amp():

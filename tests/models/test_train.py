@@ -412,3 +412,45 @@ def test_after_a_key_jump_the_band_inputs_may_lag_in_the_old_key_while_the_targe
         assert heavy.sum() == lag[2] * len(band)
         assert not heavy[:, MELODY].any()
     assert max(lags) >= 4 and 0 in lags  # random lags, none at times
+
+
+def test_own_band_replaces_only_the_band_cells_of_the_lag_with_the_models_own_draws():
+    """On-policy history after a jump: the band's input cells of the lag's frames become
+    the model's own samples (near-greedy at a tiny temperature: its argmax given the
+    previous pass), and nothing else of the inputs changes."""
+    from models.tokens import ACCOMP_STREAMS, MELODY
+    from models.train import Batcher, own_band, own_band_cells
+    from models.transformer import Transformer
+
+    cfg = dataclasses.replace(TINY, crop_frames=96, key_jump_prob=1.0, jump_lag_steps=12, own_band_passes=1)
+    pattern = cfg.model.pattern
+    cells = own_band_cells(pattern, 48, 16, 5)
+    grid = pattern.revert(np.concatenate([cells[1:], cells[:1] & False]), 48)  # back to frames
+    np.testing.assert_array_equal(np.flatnonzero(grid.any(axis=1)), np.arange(16, 21))
+    assert not grid[:, MELODY].any() and grid[16:21][:, list(ACCOMP_STREAMS)].all()
+
+    torch.manual_seed(0)
+    model = Transformer(cfg.model).eval()
+    b = Batcher(random_corpus(n=8, T=192)["train"], cfg)
+    inputs, meta, _, _, own = b.batch(np.random.default_rng(1), 6)
+    assert own.any()
+    out = own_band(model, inputs, meta, own, passes=1, temperature=1e-4)
+    np.testing.assert_array_equal(out[~own], inputs[~own])
+    greedy = model(inputs, meta).argmax(-1)  # (B, R, S): the draw for the next row
+    np.testing.assert_array_equal(out[:, 1:][own[:, 1:]], greedy[:, :-1][own[:, 1:]])
+    assert (out[own] != inputs[own]).any()  # an untrained model does not echo the data
+
+
+def test_training_with_the_own_band_runs_and_learns(tmp_path):
+    corpus = random_corpus()
+    cfg = dataclasses.replace(
+        TINY, steps=30, eval_every=15, key_jump_prob=0.5, jump_lag_steps=8, own_band_passes=2, own_band_prob=0.5
+    )
+    train(cfg, corpus, tmp_path, progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    losses = [x["loss"] for x in lines if "loss" in x]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
+    with pytest.raises(ValueError):
+        TrainConfig(own_band_passes=2)  # needs a lag to replace
+    with pytest.raises(ValueError):
+        TrainConfig(jump_lag_steps=8, own_band_prob=0.5)  # needs passes
