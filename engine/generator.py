@@ -69,7 +69,6 @@ from models.tokens import CHORD, CHORD_NONE, HOLD, REST, is_note_on, token_pitch
 
 STATS_RING = 8192  # steps kept for the percentile metrics (~17 min at 120 BPM)
 MELODY_RING = 256  # committed melody tokens kept (> any model's lookahead either way)
-MELODY_LOOKBACK = 64  # steps back the band looks for the onset of a held melody note
 TACET = np.array([CHORD_NONE, REST, REST, REST], np.int64)  # the tonal parts' frame while listening
 
 
@@ -214,17 +213,6 @@ class StreamingGenerator(BandSteering):
             return REST
         return int(self._mel[step % MELODY_RING])
 
-    def _sounding(self, step: int) -> int | None:
-        """The pitch of the melody note sounding at ``step`` (its onset within the last
-        bars the ring holds), or None in a rest."""
-        for j in range(step, step - MELODY_LOOKBACK, -1):
-            tok = self._melody(j)
-            if is_note_on(tok):
-                return int(token_pitch(tok))
-            if tok != HOLD:
-                return None
-        return None
-
     # -- listening first and the band's key (engine.band_key; Thread: any may read) ----
     @property
     def listening(self) -> bool:
@@ -275,8 +263,7 @@ class StreamingGenerator(BandSteering):
         now = self.clock_source() if self.clock_source is not None else t
         late = t < now
         if frame is not None:
-            heard = k if self.lookahead < 1 else mel_step  # the latest melody step known
-            self.renderer.render_step(k, t, frame, clock.step_in_bar(k), late=late, melody=self._sounding(heard))
+            self.renderer.render_step(k, t, frame, clock.step_in_bar(k), late=late)
             if self._plan_on:
                 for i, tok in enumerate(frame[1:]):
                     if is_note_on(tok):

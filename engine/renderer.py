@@ -75,16 +75,9 @@ class EventLog:
         return True
 
 
-def pad_voicing(chord: int, melody: int | None = None) -> list[int]:
-    """MIDI pitches of the pad for a chord token (empty for no/unknown chord). With the
-    melody's sounding pitch, a chord tone a semitone from it is left out while two tones
-    remain (an arranger's "avoid note": struck against the tune, it is heard as a wrong
-    note, e.g. the E of C major under a sung F)."""
-    tones = chord_pitch_classes(chord)
-    if melody is not None:
-        kept = tones - {(melody + 1) % 12, (melody - 1) % 12}
-        tones = kept if len(kept) >= 2 else tones
-    return sorted(PAD_LOW + (pc - PAD_LOW) % 12 for pc in tones)
+def pad_voicing(chord: int) -> list[int]:
+    """MIDI pitches of the pad for a chord token (empty for no/unknown chord)."""
+    return sorted(PAD_LOW + (pc - PAD_LOW) % 12 for pc in chord_pitch_classes(chord))
 
 
 class PartRenderer:
@@ -126,7 +119,6 @@ class PartRenderer:
         self._walk_root = 40
         self._walk_rng = np.random.default_rng(seed + 31)
         self._chord: int = CHORD_NONE
-        self._melody_pc: int | None = None  # the melody's sounding pitch class (render_step)
         self._pad_notes: list[int] = []
         self._drum_offs: list[int] = []
         self._buffer: list[tuple[int, int, int, int, int]] | None = None
@@ -241,19 +233,14 @@ class PartRenderer:
             self._emit(t, NOTE_OFF, P.DRUMS.channel, key)
         self._drum_offs.clear()
 
-    def render_step(
-        self, step: int, time: int, tokens: np.ndarray, step_in_bar: int, late: bool = False, melody: int | None = None
-    ) -> None:
+    def render_step(self, step: int, time: int, tokens: np.ndarray, step_in_bar: int, late: bool = False) -> None:
         """Events for one committed step at sample ``time``.
 
         tokens: (4,) ints (chord, bass, tenor, alto). ``late``: the step was produced
         after its time had passed; the band then holds what it plays (no new onsets, no
-        releases), so a slow generator never produces events in the past. ``melody``: the
-        MIDI pitch of the melody note sounding as far as the band has heard (None: a rest
-        or unknown); the pad and a comping rhythm leave out a tone a semitone from it.
+        releases), so a slow generator never produces events in the past.
         """
         t = int(time)
-        self._melody_pc = None if melody is None else int(melody) % 12
         self._flush_drum_offs(t)
         # release parts that were muted since the last step, and what a previous style held
         for p in (P.BASS, P.KEYS, P.PAD):
@@ -421,7 +408,7 @@ class PartRenderer:
                 # chosen over the previous chord would clash after a change)
                 tones = chord_pitch_classes(self._harmony)
                 voices = sorted({p for p in self._model_keys if p is not None and (not tones or p % 12 in tones)})
-                voices = [p for p in voices if not self._rubs(p)] or pad_voicing(self._harmony, self._melody_pc)
+                voices = voices or pad_voicing(self._harmony)
                 for n in voices:
                     self._on(t, ch, n, self._vel("keys", 96 if c == "o" else 84, step_in_bar))
                 self._comp = list(voices)
@@ -435,10 +422,6 @@ class PartRenderer:
                 if is_note_on(tok) and self.audible("keys"):
                     pitch = self._keys[i] = token_pitch(tok)
                     self._on(t, ch, pitch, self._vel("keys", 84, step_in_bar))
-
-    def _rubs(self, pitch: int) -> bool:
-        """Whether ``pitch`` is a semitone (or a major 7th) from the melody's sounding note."""
-        return self._melody_pc is not None and (pitch - self._melody_pc) % 12 in (1, 11)
 
     def _let_go_outside(self, t: int, tones: frozenset[int]) -> None:
         """Release the bass and keys notes held over a chord change that are not its tones."""
@@ -469,7 +452,7 @@ class PartRenderer:
         if self.audible("pad"):
             if changed or (not self._pad_notes and self._chord >= CHORD_BASE):
                 # common tones sustain (smoother, and fewer overlapping release tails)
-                new = pad_voicing(self._chord, self._melody_pc)
+                new = pad_voicing(self._chord)
                 for n in self._pad_notes:
                     if n not in new:
                         self._off(t, P.PAD.channel, n)

@@ -80,34 +80,6 @@ def test_pad_voices_the_chord_and_keeps_common_tones():
     assert on(ch, ev) == [(0, 55), (0, 60), (0, 64)]
 
 
-def test_pad_leaves_out_a_chord_tone_a_semitone_from_the_sounding_melody_note():
-    """An arranger's avoid note: the E of C major struck under a sung F rubs as a wrong
-    note; the pad sounds C and G instead, and all three again once the melody is on G.
-    A chord is never thinned below two tones."""
-    assert pad_voicing(C, melody=65) == [55, 60] and pad_voicing(C, melody=67) == [55, 60, 64]
-    assert pad_voicing(C, melody=61) == [55, 64]  # C# rubs the root
-    sus2 = chord_token(0, "sus2")  # C D G under a C#: two of three rub, the chord stays whole
-    assert pad_voicing(sus2, melody=61) == pad_voicing(sus2)
-    log = EventLog()
-    r = PartRenderer([log], "chorale", "4/4")
-    for k, (chord, mel) in enumerate([(C, 65), (C, 65), (F, 64), (F, 67)]):
-        r.render_step(k * 4, k * 100, np.array((chord, REST, REST, REST)), (k * 4) % 16, melody=mel)
-    ch = P.PAD.channel
-    # C under F: no E; F under E: no F (A and C remain)
-    assert on(ch, log.events) == [(0, 55), (0, 60), (200, 57)]
-
-
-def test_a_comping_rhythm_does_not_restrike_a_voice_against_the_melody():
-    """Rock comps the model's last two voices on its rhythm; a voice a semitone from the
-    note the melody now holds is not struck again (the other voice is)."""
-    log = EventLog()
-    r = PartRenderer([log], "rock", "4/4")
-    r.render_step(0, 0, np.array((C, REST, note_on(60), note_on(64))), 0, melody=67)
-    r.render_step(2, 100, np.array((C, REST, HOLD, HOLD)), 2, melody=65)  # the tune moved to F
-    r.render_step(4, 200, np.array((C, REST, HOLD, HOLD)), 4, melody=67)
-    assert on(P.KEYS.channel, log.events) == [(0, 60), (0, 64), (100, 60), (200, 60), (200, 64)]
-
-
 def test_events_are_time_ordered_and_downbeats_are_accented():
     frames = [(C, note_on(36) if k % 2 == 0 else HOLD, REST, REST) for k in range(16)]
     ev, _ = run(frames, style="pop", density=0.5)
