@@ -32,7 +32,7 @@ from models.atomic import atomic_path
 from models.checkpoint import CHECKPOINT_VERSION, CheckpointError, save_model
 from models.pattern import Pattern
 from models.runtime import piece_meta, target_mask
-from models.tokens import ACCOMP_STREAMS, CHORD, NUM_STREAMS, PAD, STREAMS, STYLES
+from models.tokens import ACCOMP_STREAMS, CHORD, CHORD_BASE, HOLD, MELODY, NOTE_BASE, NUM_STREAMS, PAD, STREAMS, STYLES
 from models.transformer import ModelConfig, Transformer
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,11 @@ class TrainConfig:
     # samples too (from a random bar line, 0..jump_lag_steps frames): a band drifted from
     # the song's chords, taught to come back to them.
     own_band_prob: float = 0.0
+    # ReaLchords' signal on those own draws: a policy-gradient term (this weight) that
+    # rewards each chord the band drew there for holding the pitch class the melody sounds
+    # at the chord's step (which the band has not heard yet when it draws it: anticipation),
+    # against the batch's mean reward. The MLE term on the song's targets keeps it musical.
+    own_band_reward: float = 0.0
     init_from: str | None = None  # warm start from this model checkpoint (see ``train``)
     # Distillation from an offline teacher (ReaLchords): a model checkpoint that hears the
     # melody's future (lookahead <= 0). Its accompaniment distributions on the same crops
@@ -127,6 +132,8 @@ class TrainConfig:
             raise ValueError("own_band_passes needs jump_lag_steps > 0 (it replaces the lagging band)")
         if not 0.0 <= self.own_band_prob <= 1.0 or (self.own_band_prob and not self.own_band_passes):
             raise ValueError(f"own_band_prob must be in [0, 1] and needs own_band_passes, got {self.own_band_prob}")
+        if not 0.0 <= self.own_band_reward <= 10.0 or (self.own_band_reward and not self.own_band_passes):
+            raise ValueError(f"own_band_reward must be in [0, 10] and needs own_band_passes: {self.own_band_reward}")
         if not 0 < self.own_band_temperature <= 4:
             raise ValueError(f"own_band_temperature must be in (0, 4], got {self.own_band_temperature}")
         if self.distill_weight < 0 or self.distill_temperature <= 0:
@@ -245,9 +252,26 @@ class Batcher:
             meta = np.concatenate([meta, np.repeat(meta[-1:], pad, axis=0)])
         return inputs[:R], meta[:R], targets[:R], cell_w[:R]
 
+    def melody_at_chord(self, piece: Any) -> np.ndarray:
+        """(R,) int64: for each row, the pitch class the melody sounds at the frame of the
+        chord cell the row predicts (-1: a rest, or no chord cell there)."""
+        mel = np.asarray(piece.tokens)[:, MELODY].astype(np.int64)
+        pc = np.full(len(mel), -1, np.int64)
+        cur = -1
+        for t, tok in enumerate(mel):  # a held note sounds on; a rest ends it
+            cur = (int(tok) - NOTE_BASE) % 12 if tok >= NOTE_BASE else (cur if tok == HOLD else -1)
+            pc[t] = cur
+        grid = np.full((len(mel), NUM_STREAMS), -1, np.int64)
+        grid[:, CHORD] = pc
+        seq = self.pattern.build(grid, fill=-1)[:, CHORD]
+        out = np.full(self.rows, -1, np.int64)
+        out[: min(self.rows, len(seq))] = seq[: self.rows]
+        return out
+
     def batch(self, rng: np.random.Generator, size: int, transpose: bool = True) -> tuple[torch.Tensor, ...]:
         """(inputs (B, R, S), meta (B, R, 2), targets (B, R, S), loss weights (B, R, S),
         own-band input cells (B, R, S) bool: the band's inputs of a lag after a key jump,
+        the melody's pitch class at each row's chord frame (B, R) int64 (-1: none),
         [teacher inputs, teacher meta])."""
         idx = rng.choice(len(self.pieces), size=size, p=self.probs)
         cropped = [self.crop(rng, int(i), transpose) for i in idx]
@@ -265,7 +289,7 @@ class Batcher:
         for i, (_, g) in enumerate(cropped):
             if g is not None:
                 own[i] = own_band_cells(self.pattern, self.cfg.crop_frames, g[1], g[2])
-        out += (torch.from_numpy(own),)
+        out += (torch.from_numpy(own), torch.from_numpy(np.stack([self.melody_at_chord(c) for c in crops])))
         if self.teacher_pattern is not None:  # the teacher reads the clean crops
             t_rows = [self.rows_of(c, self.teacher_pattern) for c in crops]
             out += tuple(torch.from_numpy(np.stack(x)) for x in zip(*t_rows))[:2]
@@ -338,6 +362,43 @@ def own_band(
         out = torch.where(cells, nxt, out)
     model.train(was_training)
     return out
+
+
+def own_chord_reward(
+    logits: torch.Tensor, inputs: torch.Tensor, cells: torch.Tensor, melody_pc: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Policy-gradient loss on the band's own chord draws (see ``own_band_reward``):
+    logits (B, R, S, V) of the pass that is trained, inputs (B, R, S) holding the draws
+    (the draw for row r's target is input row r + 1), cells (B, R, S) the own-band input
+    cells, melody_pc (B, R) the melody's pitch class at each row's chord frame (-1: none)
+    -> (loss, mean reward) scalars; zero when no draw counts."""
+    drawn = inputs[:, 1:, CHORD]  # (B, R - 1): the chord drawn for rows 0 .. R - 2
+    mel = melody_pc[:, :-1]
+    mask = cells[:, 1:, CHORD] & (mel >= 0) & (drawn >= CHORD_BASE)
+    if not bool(mask.any()):
+        zero = logits.new_zeros(())  # (logits hold -inf outside each vocabulary: no sum * 0)
+        return zero, zero
+    hit = _CHORD_HAS_PC.to(logits.device)[drawn.clamp(min=0), mel.clamp(min=0)]
+    reward = torch.where(mask, hit, torch.zeros_like(hit))
+    n = mask.sum()
+    adv = torch.where(mask, reward - reward.sum() / n, torch.zeros_like(reward))
+    logp = torch.log_softmax(logits[:, :-1, CHORD].float(), dim=-1).gather(-1, drawn.clamp(min=0)[..., None])[..., 0]
+    loss = -(adv * torch.where(mask, logp, torch.zeros_like(logp))).sum() / n
+    return loss, (reward.sum() / n).detach()
+
+
+def _chord_pc_table() -> torch.Tensor:
+    """(CHORD_VOCAB, 12) float: 1 where the chord token holds the pitch class."""
+    from models.tokens import CHORD_VOCAB, chord_pitch_classes
+
+    t = torch.zeros(CHORD_VOCAB, 12)
+    for tok in range(CHORD_BASE, CHORD_VOCAB):
+        for pc in chord_pitch_classes(tok):
+            t[tok, pc] = 1.0
+    return t
+
+
+_CHORD_HAS_PC = _chord_pc_table()
 
 
 def corrupt_history(inputs: np.ndarray, rng: np.random.Generator) -> None:
@@ -675,7 +736,7 @@ def train(
                 break
             rng = np.random.default_rng([cfg.seed, rank, step])
             torch.manual_seed(int(rng.integers(2**62)))
-            inputs, meta, targets, cell_w, own_cells, *t_rows = (
+            inputs, meta, targets, cell_w, own_cells, melody_pc, *t_rows = (
                 x.to(dev) for x in batcher.batch(rng, cfg.batch_size, cfg.transpose)
             )
             if cfg.own_band_passes:
@@ -687,6 +748,10 @@ def train(
             nll, mask = masked_nll(logits, targets)
             w = weights * cell_w * mask
             loss = (nll * weights * cell_w).sum() / w.sum().clamp(min=1)
+            reward = None
+            if cfg.own_band_reward > 0:
+                pg, reward = own_chord_reward(logits, inputs, own_cells, melody_pc)
+                loss = loss + cfg.own_band_reward * pg
             kl_mean = None
             if teacher is not None and cfg.distill_weight > 0:
                 with torch.no_grad(), amp():
@@ -728,6 +793,8 @@ def train(
                 )
                 if step % cfg.log_every == 0:
                     extra = {} if kl_mean is None else {"kl": float(kl_mean.detach())}
+                    if reward is not None:
+                        extra["own_chord_reward"] = float(reward)
                     logf.write(
                         json.dumps(
                             {

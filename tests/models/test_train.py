@@ -432,7 +432,7 @@ def test_own_band_replaces_only_the_band_cells_of_the_lag_with_the_models_own_dr
     torch.manual_seed(0)
     model = Transformer(cfg.model).eval()
     b = Batcher(random_corpus(n=8, T=192)["train"], cfg)
-    inputs, meta, _, _, own = b.batch(np.random.default_rng(1), 6)
+    inputs, meta, _, _, own, _ = b.batch(np.random.default_rng(1), 6)
     assert own.any()
     out = own_band(model, inputs, meta, own, passes=1, temperature=1e-4)
     np.testing.assert_array_equal(out[~own], inputs[~own])
@@ -444,7 +444,14 @@ def test_own_band_replaces_only_the_band_cells_of_the_lag_with_the_models_own_dr
 def test_training_with_the_own_band_runs_and_learns(tmp_path):
     corpus = random_corpus()
     cfg = dataclasses.replace(
-        TINY, steps=30, eval_every=15, key_jump_prob=0.5, jump_lag_steps=8, own_band_passes=2, own_band_prob=0.5
+        TINY,
+        steps=30,
+        eval_every=15,
+        key_jump_prob=0.5,
+        jump_lag_steps=8,
+        own_band_passes=2,
+        own_band_prob=0.5,
+        own_band_reward=1.0,
     )
     train(cfg, corpus, tmp_path, progress=False)
     lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -454,3 +461,32 @@ def test_training_with_the_own_band_runs_and_learns(tmp_path):
         TrainConfig(own_band_passes=2)  # needs a lag to replace
     with pytest.raises(ValueError):
         TrainConfig(jump_lag_steps=8, own_band_prob=0.5)  # needs passes
+    with pytest.raises(ValueError):
+        TrainConfig(jump_lag_steps=8, own_band_reward=1.0)  # needs passes
+    assert any("own_chord_reward" in x for x in lines)  # the reward is logged
+
+
+def test_the_own_chord_reward_raises_chords_holding_the_melody_note_and_lowers_the_others():
+    """One step of gradient descent on the policy-gradient term: the band drew C major
+    where the melody sounds E (rewarded) and D major where it sounds E (not): C's
+    probability at its row goes up, D's at its row goes down; rows outside the own-band
+    cells or without a melody note count nothing."""
+    from models.tokens import CHORD, MAX_VOCAB, chord_token
+    from models.train import own_chord_reward
+
+    C, D = chord_token(0, "maj"), chord_token(2, "maj")
+    B, R, S = 1, 5, 5
+    logits = torch.zeros(B, R, S, MAX_VOCAB, requires_grad=True)
+    inputs = torch.zeros(B, R, S, dtype=torch.long)
+    inputs[0, 1, CHORD], inputs[0, 2, CHORD], inputs[0, 3, CHORD] = C, D, C  # draws for rows 0, 1, 2
+    cells = torch.zeros(B, R, S, dtype=torch.bool)
+    cells[0, 1:3, CHORD] = True  # row 3's draw is the song's, not the band's
+    melody_pc = torch.tensor([[4, 4, 4, -1, -1]])
+    loss, reward = own_chord_reward(logits, inputs, cells, melody_pc)
+    assert float(reward) == pytest.approx(0.5)
+    loss.backward()
+    g = logits.grad[0, :, CHORD]
+    assert g[0, C] < 0 and g[1, D] > 0  # descent raises C at row 0, lowers D at row 1
+    assert float(g[2].abs().sum()) == 0.0 and float(g[3:].abs().sum()) == 0.0
+    empty, _ = own_chord_reward(logits, inputs, torch.zeros_like(cells), melody_pc)
+    assert float(empty) == 0.0
