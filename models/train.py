@@ -97,6 +97,10 @@ class TrainConfig:
     # at the chord's step (which the band has not heard yet when it draws it: anticipation),
     # against the batch's mean reward. The MLE term on the song's targets keeps it musical.
     own_band_reward: float = 0.0
+    # ... counted only where the melody's pitch class at the chord's step differs from the
+    # latest one the chord hears (its step - the pattern's melody lag): the reward is then
+    # for anticipating the melody, never for echoing the note it holds.
+    own_band_reward_new_only: bool = False
     init_from: str | None = None  # warm start from this model checkpoint (see ``train``)
     # Distillation from an offline teacher (ReaLchords): a model checkpoint that hears the
     # melody's future (lookahead <= 0). Its accompaniment distributions on the same crops
@@ -263,6 +267,10 @@ class Batcher:
             pc[t] = cur
         grid = np.full((len(mel), NUM_STREAMS), -1, np.int64)
         grid[:, CHORD] = pc
+        if self.cfg.own_band_reward_new_only:
+            lag = self.pattern.melody_lag()[CHORD]
+            heard = np.concatenate([np.full(lag, -2, np.int64), pc[:-lag]]) if lag > 0 else pc
+            grid[:, CHORD] = np.where(pc == heard[: len(pc)], -1, pc)
         seq = self.pattern.build(grid, fill=-1)[:, CHORD]
         out = np.full(self.rows, -1, np.int64)
         out[: min(self.rows, len(seq))] = seq[: self.rows]

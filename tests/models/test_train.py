@@ -490,3 +490,24 @@ def test_the_own_chord_reward_raises_chords_holding_the_melody_note_and_lowers_t
     assert float(g[2].abs().sum()) == 0.0 and float(g[3:].abs().sum()) == 0.0
     empty, _ = own_chord_reward(logits, inputs, torch.zeros_like(cells), melody_pc)
     assert float(empty) == 0.0
+
+
+def test_the_reward_can_count_only_melody_notes_the_chord_has_not_heard():
+    """own_band_reward_new_only: at a chord step whose melody pitch class is the one the
+    chord already hears (two 16ths before, in the shipped delay pattern), nothing is
+    rewarded; where the melody moves on, the new pitch class is."""
+    from models.data import Piece
+    from models.tokens import HOLD, MELODY, NOTE_BASE
+    from models.train import Batcher
+
+    cfg = dataclasses.replace(TINY, crop_frames=12)
+    assert cfg.model.pattern.melody_lag()[1] == 2  # the chord hears the melody up to t - 2
+    pieces = random_corpus(n=8, T=48)["train"]
+    tokens = np.array(pieces[0].tokens[:12])
+    C, D, E = (NOTE_BASE + p for p in (60, 62, 64))
+    tokens[:, MELODY] = [C, HOLD, HOLD, HOLD, D, HOLD, E, HOLD, HOLD, HOLD, C, HOLD]
+    piece = Piece("t", pieces[0].style, pieces[0].meter, tokens, pieces[0].step_in_bar[:12])
+    every = Batcher(pieces, cfg).melody_at_chord(piece)
+    new = Batcher(pieces, dataclasses.replace(cfg, own_band_reward_new_only=True)).melody_at_chord(piece)
+    np.testing.assert_array_equal(every[:12], [0, 0, 0, 0, 2, 2, 4, 4, 4, 4, 0, 0])
+    np.testing.assert_array_equal(new[:12], [0, 0, -1, -1, 2, 2, 4, 4, -1, -1, 0, 0])
