@@ -32,7 +32,19 @@ from models.atomic import atomic_path
 from models.checkpoint import CHECKPOINT_VERSION, CheckpointError, save_model
 from models.pattern import Pattern
 from models.runtime import piece_meta, target_mask
-from models.tokens import ACCOMP_STREAMS, CHORD, CHORD_BASE, HOLD, MELODY, NOTE_BASE, NUM_STREAMS, PAD, STREAMS, STYLES
+from models.tokens import (
+    ACCOMP_STREAMS,
+    CHORD,
+    CHORD_BASE,
+    HOLD,
+    MELODY,
+    NOTE_BASE,
+    NUM_STREAMS,
+    PAD,
+    REST,
+    STREAMS,
+    STYLES,
+)
 from models.transformer import ModelConfig, Transformer
 
 log = logging.getLogger(__name__)
@@ -101,6 +113,11 @@ class TrainConfig:
     # latest one the chord hears (its step - the pattern's melody lag): the reward is then
     # for anticipating the melody, never for echoing the note it holds.
     own_band_reward_new_only: bool = False
+    # A player who gives only chords (the arranger: a chord hand, no melody): this fraction
+    # of crops has its melody replaced by rests throughout, inputs and targets, while the
+    # band's targets stay the song's. On-policy training alone taught the band that no
+    # melody means next to nothing to play (4 bass/keys onsets over four chords, not 12).
+    melody_rest_prob: float = 0.0
     init_from: str | None = None  # warm start from this model checkpoint (see ``train``)
     # Distillation from an offline teacher (ReaLchords): a model checkpoint that hears the
     # melody's future (lookahead <= 0). Its accompaniment distributions on the same crops
@@ -138,6 +155,8 @@ class TrainConfig:
             raise ValueError(f"own_band_prob must be in [0, 1] and needs own_band_passes, got {self.own_band_prob}")
         if not 0.0 <= self.own_band_reward <= 10.0 or (self.own_band_reward and not self.own_band_passes):
             raise ValueError(f"own_band_reward must be in [0, 10] and needs own_band_passes: {self.own_band_reward}")
+        if not 0.0 <= self.melody_rest_prob <= 1.0:
+            raise ValueError(f"melody_rest_prob must be in [0, 1], got {self.melody_rest_prob}")
         if not 0 < self.own_band_temperature <= 4:
             raise ValueError(f"own_band_temperature must be in (0, 4], got {self.own_band_temperature}")
         if self.distill_weight < 0 or self.distill_temperature <= 0:
@@ -201,8 +220,17 @@ class Batcher:
 
     def crop(self, rng: np.random.Generator, i: int, transpose: bool) -> tuple[Any, tuple[np.ndarray, int, int] | None]:
         """A random bar-aligned crop of piece ``i`` (moved to a random key and, with
-        ``key_jump_prob``, jumping key) -> (crop, None or, when its band lags a jump,
-        (the crop before the jump's tokens, jump frame, lag steps) for ``rows_of``)."""
+        ``key_jump_prob``, jumping key; with ``melody_rest_prob``, its melody silenced)
+        -> (crop, None or, when its band lags a jump, (the crop before the jump's tokens,
+        jump frame, lag steps) for ``rows_of``)."""
+        piece, lag = self._crop(rng, i, transpose)
+        if transpose and self.cfg.melody_rest_prob > 0 and rng.random() < self.cfg.melody_rest_prob:
+            piece = without_melody(piece)
+        return piece, lag
+
+    def _crop(
+        self, rng: np.random.Generator, i: int, transpose: bool
+    ) -> tuple[Any, tuple[np.ndarray, int, int] | None]:
         from models.data import Piece
         from models.data import transpose as transpose_piece
 
@@ -325,6 +353,16 @@ def key_jump(piece: Any, rng: np.random.Generator) -> tuple[Any, int | None]:
     tokens = np.concatenate([np.asarray(piece.tokens)[:b], np.asarray(moved.tokens)])
     out = Piece(piece.name, piece.style, piece.meter, tokens.astype(np.asarray(piece.tokens).dtype), piece.step_in_bar)
     return out, b
+
+
+def without_melody(piece: Any) -> Any:
+    """``piece`` with its melody stream all rests (the band's streams untouched): what
+    the model hears from a player who gives only chords."""
+    from models.data import Piece
+
+    tokens = np.array(piece.tokens, dtype=np.asarray(piece.tokens).dtype, copy=True)
+    tokens[:, MELODY] = REST
+    return Piece(piece.name, piece.style, piece.meter, tokens, piece.step_in_bar)
 
 
 def lagging_band(before: np.ndarray, jumped: np.ndarray, bar: int, lag: int) -> np.ndarray:

@@ -414,6 +414,35 @@ def test_after_a_key_jump_the_band_inputs_may_lag_in_the_old_key_while_the_targe
     assert max(lags) >= 4 and 0 in lags  # random lags, none at times
 
 
+def test_some_crops_silence_the_melody_and_keep_the_band_as_the_arranger_player_hears_it():
+    """A chords-only player: melody_rest_prob of the crops have a melody of rests only
+    (inputs and targets), the band's streams are the song's own; the rest are untouched."""
+    from models.tokens import ACCOMP_STREAMS, MELODY, REST
+    from models.train import Batcher
+
+    cfg = TrainConfig(crop_frames=64, melody_rest_prob=0.5)
+    b = Batcher(random_corpus(n=6, T=128)["train"], cfg)
+    plain = Batcher(b.pieces, TrainConfig(crop_frames=64))
+    silent = sounding = 0
+    for seed in range(40):
+        piece, _ = b.crop(np.random.default_rng(seed), seed % len(b.pieces), transpose=True)
+        tokens = np.asarray(piece.tokens)
+        if (tokens[:, MELODY] == REST).all():
+            silent += 1
+            _, _, targets, _ = b.rows_of(piece)
+            assert set(np.unique(targets[:, MELODY])) <= {0, REST}  # PAD or rest: nothing to sing
+            assert (tokens[:, list(ACCOMP_STREAMS)] > REST).any()  # the band still plays
+        else:
+            sounding += 1
+    assert silent >= 10 and sounding >= 10
+    # without the option no crop loses its melody
+    rng = np.random.default_rng(0)
+    crops = [np.asarray(plain.crop(rng, i % len(plain.pieces), True)[0].tokens) for i in range(30)]
+    assert not any((c[:, MELODY] == REST).all() for c in crops)
+    with pytest.raises(ValueError, match="melody_rest_prob"):
+        TrainConfig(melody_rest_prob=1.5)
+
+
 def test_own_band_replaces_only_the_band_cells_of_the_lag_with_the_models_own_draws():
     """On-policy history after a jump: the band's input cells of the lag's frames become
     the model's own samples (near-greedy at a tiny temperature: its argmax given the
