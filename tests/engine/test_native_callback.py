@@ -119,8 +119,12 @@ def test_a_thread_holding_the_gil_cannot_delay_the_c_callback(pulse_server, soun
         assert result["late_p99_ms"] < 1.0 and gil == 0, result
         # with a margin for the server's own underflows (the Python callback: ~80), and
         # holes only where the stream reported one (one can leave up to 3 while the sink
-        # refills)
-        assert xruns <= 20 and holes <= 3 * xruns, result
+        # refills) or where the machine took a CPU for >= 5 ms: the server's own thread
+        # then misses its deadline with no underflow of ours (a fresh-clone run: 1 hole,
+        # 0 xruns)
+        taken = sum(1 for a, g in stalls if g >= 5.0 and t0 - 0.5 <= a <= t0 + elapsed + 0.2)
+        result["cpu_taken"] = taken
+        assert xruns <= 20 and holes <= 3 * xruns + taken, result
     else:
         # the contrast: what the same test catches in a callback that needs the GIL
         assert result["late_p99_ms"] > 10.0 and gil >= 10 and holes >= 10, result
