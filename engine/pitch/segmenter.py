@@ -25,7 +25,9 @@ Decisions, in the order they are taken each hop:
    Inside a note, a new stable pitch ``change_semitones`` away from the note's running
    median starts a new note (legato); earlier (``fast_change``), once the newest 2 hops
    are ``fast_change_away_cents`` to one side of the note and either glide towards, or
-   have settled on, another pitch by the same rules. Vibrato swings back before it
+   have settled on, another pitch by the same rules (settled: 3 hops within 40 cents,
+   moving at most 16 cents a hop, or 34 back and forth: PESTO's 1/3-semitone bins on
+   hops voiced by the periodicity). Vibrato swings back before it
    gets there. A level dip of ``dip_db`` followed by a rise
    of ``rise_db`` re-articulates (a repeated note). A re-articulated note is named by
    the onset rule from the hops after the rise (``reartic_fresh``): in a room, the hops
@@ -39,7 +41,9 @@ Decisions, in the order they are taken each hop:
 3. Pitch: the note is announced with the median of its first stable hops (or the glide's
    target) and keeps a
    running median (vibrato, scoops and drift average out); a hop an octave away from
-   the note's pitch is folded back unless the jump persists (octave-error protection).
+   the note's pitch is folded back unless the jump persists (octave-error protection):
+   after ``octave_fold_hops`` such hops the folded hops are unfolded and the change
+   rules can name the new note (a sung octave leap).
    Optional snapping to a key/scale happens on the announced pitch.
 4. Length: a note-off is never sent less than ``min_note_ms`` after its note-on.
 
@@ -168,10 +172,20 @@ class NoteSegmenter(SegmenterRules):
             if n is not None and not n.provisional:  # an early note's own octave may be wrong
                 ref = n.median_pitch
                 d = pitch - ref
-                if abs(abs(d) - 12.0) < 0.8 and self._octave_run < 8:
+                if abs(abs(d) - 12.0) < 0.8 and self._octave_run < c.octave_fold_hops:
                     # an octave error for a few hops: fold it back onto the note
                     self._octave_run += 1
                     pitch -= 12.0 * np.sign(d)
+                elif abs(abs(d) - 12.0) < 0.8 and c.octave_release:
+                    if self._octave_run == c.octave_fold_hops:
+                        # it persists: the voice itself leapt an octave. Unfold the hops
+                        # folded so far, so the change rule can name the new note
+                        run = self._run
+                        k = max(0, len(run) - self._octave_run)  # (a re-articulation may have cleared some)
+                        for i in range(k, len(run)):
+                            h, p, lv = run[i]
+                            run[i] = (h, p + 12.0 * np.sign(d), lv)
+                        self._octave_run += 1
                 else:
                     self._octave_run = 0
             self._run.append((self.hop, pitch, level_db))
@@ -274,7 +288,7 @@ class NoteSegmenter(SegmenterRules):
         ok, med = self._stable(c.change_hops, 100.0, 60.0)
         # ... and the newest hops have settled (a legato glide's tail must not name the
         # new note): it is named by their median
-        settled, med_new = self._stable(c.change_settle_hops, 40.0, c.change_slope_cents)
+        settled, med_new = self._settled(c.change_settle_hops)
         if (
             ok
             and settled
@@ -381,7 +395,7 @@ class NoteSegmenter(SegmenterRules):
         if not ok:
             # or settled: the newest change_settle_hops agree (as in the later rule)
             k = c.change_settle_hops
-            settled, target = self._stable(k, 40.0, c.change_slope_cents)
+            settled, target = self._settled(k)
             if not settled or run[-k][0] <= n.on_hop:
                 return False
         if abs(target - ref) < c.change_semitones or snap(target, c.key, c.scale) == n.pitch:

@@ -83,6 +83,24 @@ def test_a_short_octave_error_does_not_start_a_note():
     assert [p for p, _ in ons(ev)] == [55]
 
 
+def test_an_octave_leap_that_persists_starts_a_new_note_dated_at_the_leap():
+    # a sung octave leap (F4 -> F3, legato): the first hops an octave from the note are
+    # folded back onto it (the tracker's octave errors), but once the leap has held past
+    # that it is the voice; the folding used to come back every ninth hop, forever
+    ev, _ = run(silence(10) + note(65, 40) + note(53, 30) + note(55, 20) + silence(10))
+    heard = ons(ev)
+    assert [p for p, _ in heard] == [65, 53, 55], ev
+    assert 48 <= heard[1][1] <= 51  # dated at the leap (hop 50), not when it was named
+
+
+def test_a_legato_note_on_the_trackers_third_semitone_bins_starts_a_new_note():
+    # on hops voiced by periodicity PESTO's pitch often sits on its 1/3-semitone bins:
+    # a short legato note after the step, steady but alternating 33 cents hop to hop
+    frames = silence(10) + note(68, 30) + note(70, 8, cents=[0, -33, 0, -33, 0, -33, 0, -33]) + silence(10)
+    ev, _ = run(frames)
+    assert [p for p, _ in ons(ev)] == [68, 70], ev
+
+
 def test_legato_pitch_change_starts_a_new_note():
     ev, _ = run(silence(10) + note(60, 40) + note(62, 40) + note(64, 40) + silence(10))
     assert [p for p, _ in ons(ev)] == [60, 62, 64]
