@@ -358,11 +358,9 @@ def key_jump(piece: Any, rng: np.random.Generator) -> tuple[Any, int | None]:
 def without_melody(piece: Any) -> Any:
     """``piece`` with its melody stream all rests (the band's streams untouched): what
     the model hears from a player who gives only chords."""
-    from models.data import Piece
-
-    tokens = np.array(piece.tokens, dtype=np.asarray(piece.tokens).dtype, copy=True)
+    tokens = np.array(piece.tokens, copy=True)
     tokens[:, MELODY] = REST
-    return Piece(piece.name, piece.style, piece.meter, tokens, piece.step_in_bar)
+    return replace(piece, tokens=tokens)
 
 
 def lagging_band(before: np.ndarray, jumped: np.ndarray, bar: int, lag: int) -> np.ndarray:

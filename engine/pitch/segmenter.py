@@ -172,11 +172,12 @@ class NoteSegmenter(SegmenterRules):
             if n is not None and not n.provisional:  # an early note's own octave may be wrong
                 ref = n.median_pitch
                 d = pitch - ref
-                if abs(abs(d) - 12.0) < 0.8 and self._octave_run < c.octave_fold_hops:
+                octave = abs(abs(d) - 12.0) < 0.8
+                if octave and self._octave_run < c.octave_fold_hops:
                     # an octave error for a few hops: fold it back onto the note
                     self._octave_run += 1
                     pitch -= 12.0 * np.sign(d)
-                elif abs(abs(d) - 12.0) < 0.8 and c.octave_release:
+                elif octave and c.octave_release:
                     if self._octave_run == c.octave_fold_hops:
                         # it persists: the voice itself leapt an octave. Unfold the hops
                         # folded so far, so the change rule can name the new note
