@@ -4,15 +4,26 @@ Until the player has given enough melody for a key (``LISTEN_ONSETS`` notes or
 ``LISTEN_STEPS`` sounding steps, as the model hears them) the band only listens (the
 generator plays the drums); on the next beat it enters in the key the melody implies,
 which the sampler then keeps to. A fixed key or a given chord (a chart's, the arranger's)
-ends the listening at once. With no key fixed, the band's key follows the melody: it
-moves when the melody has implied another key at two bar lines running, so the key shown
-is always the one the band plays in.
+ends the listening at once. With no key fixed, the band's key follows the melody, so the key shown
+is always the one the band plays in. It follows two ways:
+
+- a gradual modulation: the key moves when the melody's slow profile (half-life ~4 bars)
+  has implied another key at two bar lines running;
+- a key jump (a singer who moves the song up a tritone): when ``JUMP_FOREIGN`` of the
+  last ``JUMP_ONSETS`` melody notes are outside the band's key, the band lets the key go
+  at once (no key shown; the model and the melody's own pull choose the chords) and on
+  a following beat keeps to the key of the melody's last beat or two (a fast profile)
+  once that key holds all those notes. Waiting for the slow profile kept the band in the old key, its chords penalised
+  into it, for 12-13 beats after a tritone jump (``liveband eval``'s perturbation protocol
+  played live); a chromatic run that ends back in key moves it for a beat or two at most.
 
 Thread: the generator worker changes it; ``listening``, ``entered_step`` and ``key`` may
 be read from any thread (single attribute reads).
 """
 
 from __future__ import annotations
+
+import collections
 
 import numpy as np
 
@@ -24,6 +35,9 @@ LISTEN_ONSETS = 3  # the band enters after this many melody notes...
 LISTEN_STEPS = 8  # ... or this many sounding melody steps (a held note), on the next beat
 KEY_DECAY = 0.99  # per step: the melody's key profile halves in ~4 bars (follows a modulation)
 KEY_MOVE_BARS = 2  # bar lines running another key must be implied before the band moves
+JUMP_ONSETS = 4  # a key jump: of the melody's last this many notes ...
+JUMP_FOREIGN = 2  # ... at least this many outside the band's key
+FAST_DECAY = 0.85  # per step: the fast profile halves in ~a beat (the jump's own notes)
 GIVEN_CHORD_WEIGHT = 0.5  # a given chord's tones, per step, in the key profile
 
 
@@ -39,24 +53,33 @@ class BandKey:
         self._onsets = 0
         self._steps = 0
         self._moves = 0  # bar lines running the melody implied another key
+        self._fast = np.zeros(12, np.float64)  # the melody's last beat or two (key jumps)
+        self._recent: collections.deque[int] = collections.deque(maxlen=JUMP_ONSETS)  # onset pitch classes
+        self._scale: frozenset[int] = frozenset()  # the band's key's pitch classes ('' : none)
+        self._yielding = False  # a recent melody note is outside the key: no key penalty
 
     def hear(self, tok: int) -> None:
         """A melody token the model hears, into the key profile and the listening counts."""
         self._w *= KEY_DECAY
+        self._fast *= FAST_DECAY
         if is_note_on(tok):
             self._pc = token_pitch(tok) % 12
             self._onsets += 1
+            self._recent.append(self._pc)
         elif tok != HOLD:
             self._pc = None
         if self._pc is not None:
             self._w[self._pc] += 1.0
+            self._fast[self._pc] += 1.0
             self._steps += 1
 
     def commit(self, key: str) -> None:
         """The band keeps to ``key`` from the next cell it draws ('' : no key)."""
         self.key = key
         self._moves = 0
-        self.sampler.set_key(key_pitch_classes(*parse_key(key)) if key else None)
+        self._scale = key_pitch_classes(*parse_key(key)) if key else frozenset()
+        self._yielding = False
+        self.sampler.set_key(self._scale or None)
 
     def enter(self, k: int) -> None:
         if self.listening:
@@ -69,6 +92,8 @@ class BandKey:
         if pitch_classes is not None:
             self.sampler.set_key(pitch_classes)
             self.key = name
+            self._scale = frozenset(pitch_classes)
+            self._yielding = False
             self.enter(k)  # a fixed key: the band plays in it from now
         elif self.listening:
             self.sampler.set_key(None)
@@ -92,8 +117,34 @@ class BandKey:
                 self.enter(k)
                 if self.auto:
                     self.commit(estimate_key(self._w))
+        elif self.auto and self._foreign() >= JUMP_FOREIGN:
+            # the melody has left the key: the band stops keeping to it at once (no key
+            # shown) and finds the new one on a beat below
+            self.commit("")
+        elif self.auto and not self.key and k % beat_steps == 0 and self._found(est := estimate_key(self._fast)):
+            self.commit(est)
+            # the old key's weight must not pull the slow profile back: it restarts from
+            # the notes that made the jump
+            self._w[:] = self._fast
         elif self.auto and k % bar_steps == 0:
             est = estimate_key(self._w)
             self._moves = self._moves + 1 if est and est != self.key else 0
             if self._moves >= KEY_MOVE_BARS:
                 self.commit(est)
+        if self.auto and self._scale:
+            # a note outside the key (a passing C#, a blue note) is the melody's: while
+            # one of the last notes is, the band does not hold its chords against it
+            yield_ = self._foreign() > 0
+            if yield_ != self._yielding:
+                self._yielding = yield_
+                self.sampler.set_key(None if yield_ else self._scale)
+
+    def _foreign(self) -> int:
+        """How many of the melody's last notes are outside the band's key (0 without one)."""
+        if not self._scale:
+            return 0
+        return sum(pc not in self._scale for pc in self._recent)
+
+    def _found(self, est: str) -> bool:
+        """Whether ``est`` (the fast profile's key) holds all the melody's last notes."""
+        return bool(est) and set(self._recent) <= key_pitch_classes(*parse_key(est))

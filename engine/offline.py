@@ -93,6 +93,10 @@ class RenderSettings:
     muted: tuple[str, ...] = ()
     feel: Feel = field(default_factory=Feel)  # swing, fills, half/double time, humanise
     chart: Chart | None = None  # a chord chart the band's chord stream follows
+    # True: the band plays as the live app does with no key fixed: it listens first, then
+    # keeps to the key the melody implies (engine.band_key), so `liveband eval` can
+    # measure what a player hears live; False (a render): no key is imposed
+    listen: bool = False
 
     def __post_init__(self) -> None:
         get_style(self.style)  # ValueError naming the styles
@@ -212,6 +216,7 @@ def render_melody(
             backend=backend,
             offline=True,
             chart=s.chart,
+            listen=s.listen,
         )
 
     if s.synth_process and not s.worker_thread and _FORK is not None:

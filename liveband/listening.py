@@ -7,6 +7,9 @@ An accompaniment *source* is a function ``(piece, seed) -> Accompanist | frames`
 - an ``Accompanist`` (the model, the rule-based floor, a new model) is run by the
   engine online over the piece's melody, through the app's sampler on its default
   controls, exactly as ``liveband render`` plays it;
+- ``Live(accompanist)``: the same, played as the live app plays it with no key fixed
+  (the band listens first, then keeps to the key the melody implies and moves with it,
+  ``engine.band_key``): what a performer hears on stage, where a render imposes no key;
 - ``frames``, a (T, 4) array (chord, bass, tenor, alto) per 16th step of the piece
   (the song's own human part, or an offline render that knew the melody in advance),
   is replayed through the same engine path.
@@ -58,9 +61,18 @@ from models.listen import (
     song_mean,
 )
 from models.rules import RuleAccompanist
+from models.sampling import DEFAULT_DENSITY, DEFAULT_HARMONY_FOLLOW, DEFAULT_TEMPERATURE
 from models.tokens import ALTO, BASS, CHORD, CHORD_NONE, MELODY, NOTE_BASE, REST, STEPS_PER_BEAT, TENOR, bar_steps
 
-Source = Callable[[Piece, int], Union[Accompanist, np.ndarray]]
+
+@dataclass(frozen=True)
+class Live:
+    """A source's accompanist to be played as the live app plays it (see the module doc)."""
+
+    accompanist: Accompanist
+
+
+Source = Callable[[Piece, int], Union[Accompanist, Live, np.ndarray]]
 # The measures read events, not audio: the synth's sample rate only sets its work.
 SAMPLE_RATE = 8000
 TEMPO = 100.0
@@ -89,6 +101,11 @@ def rules_source(piece: Piece, seed: int = 0) -> Accompanist:
 def model_source(model) -> Source:
     """A source for a LoadedModel (``models.runtime.load_model``): a fresh accompanist per song."""
     return lambda piece, seed: model.accompanist(seed)
+
+
+def live_model_source(model) -> Source:
+    """The same model as the live app plays it with no key fixed (``Live``)."""
+    return lambda piece, seed: Live(model.accompanist(seed))
 
 
 def _pad_to_downbeat(piece: Piece) -> tuple[Piece, int]:
@@ -139,15 +156,18 @@ def event_notes(events, clock, channels: tuple[int, ...], end: int) -> list[Note
     return out
 
 
-def hear(piece: Piece, band: Accompanist | np.ndarray, soundfont: str | Path, seed: int = 0) -> Heard:
+def hear(piece: Piece, band: Accompanist | Live | np.ndarray, soundfont: str | Path, seed: int = 0) -> Heard:
     """Render ``piece``'s melody with ``band`` through the engine's offline path."""
     padded, k = _pad_to_downbeat(piece)
-    if isinstance(band, np.ndarray):
+    live = isinstance(band, Live)
+    if isinstance(band, Live):
+        acc: Accompanist = band.accompanist
+    elif isinstance(band, np.ndarray):
         frames = np.asarray(band, dtype=np.int64)
         if frames.shape != (len(piece), 4):
             raise ValueError(f"{piece.name}: frames must be ({len(piece)}, 4), got {frames.shape}")
         rest = np.tile(np.array([CHORD_NONE, REST, REST, REST], np.int64), (k, 1))
-        acc: Accompanist = ReplayAccompanist(np.concatenate([rest, frames]))
+        acc = ReplayAccompanist(np.concatenate([rest, frames]))
     else:
         acc = band
     rec = RecordingAccompanist(acc)
@@ -164,6 +184,7 @@ def hear(piece: Piece, band: Accompanist | np.ndarray, soundfont: str | Path, se
         sample_rate=SAMPLE_RATE,
         tail_bars=tail,
         release_s=0.1,
+        listen=live,
     )
     res = render_melody(melody, rec, settings, soundfont)
     got = rec.recorded()[k : k + len(piece)]
@@ -247,10 +268,12 @@ def _level(curve: list) -> float | None:
 
 
 def default_sources(model=None) -> dict[str, Source]:
-    """model (a LoadedModel, or None) / the songs' human part / the rule-based floor."""
+    """model (a LoadedModel, or None) as rendered and as played live / the songs' human
+    part / the rule-based floor."""
     out: dict[str, Source] = {}
     if model is not None:
         out["model"] = model_source(model)
+        out["model_live"] = live_model_source(model)
     out["human"] = human_part
     out["rule_based"] = rules_source
     return out
@@ -291,8 +314,10 @@ def listen_eval(
     out: dict = {
         "sources": list(srcs),
         "tempo_bpm": TEMPO,
-        "controls": "the app's defaults (liveband render): creativity 0.9, density 0.5, "
-        "harmony-follow 0.5 (with melody recall, models/recall.py)",
+        "controls": f"the app's defaults (liveband render): creativity {DEFAULT_TEMPERATURE}, density "
+        f"{DEFAULT_DENSITY}, harmony-follow {DEFAULT_HARMONY_FOLLOW} (with melody recall, models/recall.py); "
+        "model_live: the same played as the live app plays with no key fixed (listening first, "
+        "the key the melody implies, engine/band_key.py)",
         "references": "human = the songs' own annotated chords and human part (POP909: the "
         "piano reduction; Nottingham: the block chords), rendered by the same "
         "engine; rule_based = models/rules.py",
@@ -330,6 +355,8 @@ __all__ = [
     "human_part",
     "rules_source",
     "model_source",
+    "live_model_source",
+    "Live",
     "default_sources",
     "melody_for_engine",
     "event_notes",

@@ -356,6 +356,61 @@ def test_listening_first_plays_drums_only_until_the_player_gives_notes_or_a_key(
     assert [e for e in note_ons(log) if e[2] in tonal] and gen.entered_step == 0
 
 
+def _keys_heard(melody: list[int], penalised: list[int] | None = None) -> list[str]:
+    """The band's key per step, live with no key fixed, over quarter-note ``melody``
+    pitches (one per beat from step 0); ``penalised`` gets the number of pitch classes
+    the sampler holds the band's chords off, per step."""
+    from engine.quantiser import MelodyEvent
+
+    gen, log, clock = make(listen=True)
+    for i, p in enumerate(melody):
+        gen.quantiser.push(MelodyEvent(clock.step_time(4 * i) + 10, p, True))
+        gen.quantiser.push(MelodyEvent(clock.step_time(4 * i + 3) + 10, p, False))
+    keys = []
+    for k in range(4 * len(melody)):
+        gen.pump(clock.step_time(k), until_step=k + 1)
+        keys.append(gen.band_key)
+        if penalised is not None:
+            penalised.append(int(gen.sampler.out_of_key.sum()))
+    return keys
+
+
+C_TUNE = [60, 64, 67, 72, 71, 67, 65, 62, 64, 60, 62, 67, 69, 65, 64, 60] * 2  # 8 bars of C major
+
+
+def test_live_the_band_follows_a_key_jump_within_two_beats_and_keeps_the_new_key():
+    """Issue 14: a singer who jumps the song up a tritone. The band (no key fixed) let go
+    of the old key once two of the melody's last four notes left it, and keeps to the new
+    key within two beats of the jump's second foreign note; waiting for the slow profile
+    (two bar lines implying the new key) held the old key's penalty for 12-13 beats."""
+    from engine.keyfind import key_pitch_classes, parse_key
+
+    jump = len(C_TUNE)  # beat of the jump
+    keys = _keys_heard(C_TUNE + [p + 6 for p in C_TUNE])
+    assert set(keys[16 : 4 * jump]) == {"C major"}, set(keys[16 : 4 * jump])
+    # the new tune's second note (F# A# C# ...) is heard early in beat jump + 1: two beats
+    # later the band keeps to a key that holds (nearly) all of F# major's scale, and after
+    # a bar no other key than F# major's is kept
+    f_sharp = key_pitch_classes(*parse_key("F# major"))
+    settled = keys[4 * (jump + 3) :]
+    assert "" not in settled and "C major" not in settled, sorted(set(settled))
+    assert all(len(key_pitch_classes(*parse_key(k)) & f_sharp) >= 6 for k in settled), sorted(set(settled))
+
+
+def test_live_a_chromatic_passing_note_does_not_move_the_band_off_its_key():
+    """One note outside the key (a passing C#, a blue Eb) is melody, not a key jump: the
+    key stays, and the band does not hold its chords against that note while it is one of
+    the melody's last four (the key's penalty pauses, then returns)."""
+    tune = list(C_TUNE)
+    tune[5], tune[13], tune[22] = 61, 63, 66  # C#, Eb, F# in three separate bars
+    penalised: list[int] = []
+    keys = _keys_heard(tune, penalised)
+    assert set(keys[16:]) == {"C major"}, sorted(set(keys[16:]))
+    heard = 4 * 13 + 1  # the Eb (beat 13) reaches the band a step later
+    assert penalised[heard - 1] == 5 and penalised[heard] == 0  # C major's five foreign pitch classes
+    assert penalised[heard + 4 * 4 - 1] == 0 and penalised[heard + 4 * 4] == 5  # four notes on
+
+
 def test_the_plan_is_a_beat_past_the_committed_step_and_never_changes_what_sounds():
     """Issue 14 item 4 on the shipped model: with plan=True the generator keeps a greedy
     beat of tentative frames past its last committed step, made from a saved copy of the
