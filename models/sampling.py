@@ -57,10 +57,13 @@ from models.tokens import (
 )
 
 # The harmony-follow gains below are at full strength (harmony_follow = 1); the default
-# (0.5) plays at half of each. All four were doubled together from (5, 24, 8, 8), the
-# band the default played before: on validation songs 41-50 (not the reported first 20)
-# melody-in-chord and harmony-now rose on POP909 and Nottingham, harmony-late did not,
-# clash fell on Nottingham (docs/data-and-eval.md, "Harmony-follow at twice the gain").
+# (0.5) plays at half of each. The harmony, recall-chord and clash gains were doubled
+# from (5, 24, 8): on validation songs 41-50 (not the reported first 20) melody-in-chord
+# and harmony-now rose on POP909 and Nottingham, harmony-late did not, clash fell on
+# Nottingham (docs/data-and-eval.md, "Harmony-follow at twice the gain"). The recall
+# note gain stays: it is an onset bonus, and doubled it changed how often the band
+# strikes (a rock render's drums, which follow the band's density, went to their busy
+# 16ths variant).
 # Log-probability bonus for a fully matching pitch class; large enough to dominate a
 # small model's doubt, small enough that a confident model can still pass a note outside
 # the profile.
@@ -68,8 +71,9 @@ HARMONY_GAIN = 10.0
 # Logit shift between onsets and holds/rests from density 0 to 1.
 DENSITY_GAIN = 3.0
 # Log-probability penalty for a note (or a whole chord) outside a key the player fixed:
-# the player's explicit choice outweighs the model's doubt, not a confident model.
-KEY_GAIN = 6.0
+# the player's explicit choice outweighs the model's doubt and full harmony-follow
+# (HARMONY_GAIN), not a confident model.
+KEY_GAIN = 12.0
 # The player's creativity knob: the temperatures the band may be played at (the app's
 # and the command line's range, liveband.config.TEMPERATURE_RANGE).
 TEMPERATURE_RANGE = (0.05, 2.0)
@@ -86,7 +90,7 @@ PROFILE_DECAY = 0.93
 # note of a forecast pitch class. Chosen on POP909/Nottingham validation songs 41-50,
 # which the reported measures (the first 20) do not include; docs/data-and-eval.md.
 RECALL_CHORD_GAIN = 48.0
-RECALL_NOTE_GAIN = 16.0
+RECALL_NOTE_GAIN = 8.0
 # Log-probability penalty at full harmony-follow for a voice pitch a semitone / major 7th
 # from the melody note sounding, and its multiple against a forecast note (the note the
 # melody will be on when the voice sounds, where the one now may have moved on). Chosen
