@@ -207,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
 
+    p = sub.add_parser("train-pitch", help="fine-tune the hum tracker (PESTO) on generated sung clips")
+    p.add_argument("--out", default=None, help="weights file (default engine/pitch/assets/pesto_sung.safetensors)")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--fresh-clips", type=int, default=None, help="new dev-style sung clips beside the dev clips")
+    p.add_argument("--no-voicing", action="store_true", help="leave the voicing head as published")
+    p.add_argument("--report", default=None, help="write the per-hop accuracy report (JSON) here")
+
     p = sub.add_parser("eval", help="evaluate a checkpoint; prints JSON")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--jsb", default=None, help="Jsb16thSeparated.json-format file")
@@ -247,6 +255,7 @@ _HANDLERS = {
     "render": "liveband.commands.render",
     "transcribe": "liveband.commands.transcribe",
     "train": "liveband.commands.train",
+    "train-pitch": "liveband.commands.train_pitch",
     "eval": "liveband.commands.evaluate",
     "bench": "liveband.commands.bench",
     "sessions": "liveband.commands.sessions",

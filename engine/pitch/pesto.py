@@ -1,4 +1,9 @@
-"""PESTO (Riou et al. 2023) with the shipped ``mir-1k_g7`` weights, streaming one 10 ms hop per call.
+"""PESTO (Riou et al. 2023), streaming one 10 ms hop per call.
+
+Weights: ``sung`` (the default where ``engine/pitch/assets/pesto_sung.safetensors`` is
+shipped): the published ``mir-1k_g7`` encoder fine-tuned on the generated sung corpus
+(``liveband train-pitch``, docs/hum.md), same layers and shapes; or ``mir-1k_g7`` as
+published.
 
 Front end: a variable-Q constant-Q transform (3 bins per semitone, 251 bins from just
 below A0, Hann-windowed complex kernels of length ceil(Q * sr / (f + gamma / alpha)),
@@ -36,7 +41,7 @@ from scipy.signal import get_window
 
 from engine.pitch.onnxcache import open_session
 from engine.pitch.tracker import HOP, TRACKER_RATE
-from engine.pitch.weights import load_pesto_checkpoint, pesto_weights_path
+from engine.pitch.weights import default_pesto_weights, encoder_names, load_pesto_weights
 
 _EPS32 = float(np.finfo(np.float32).eps)
 
@@ -71,12 +76,17 @@ class PestoModel:
     Thread: one thread at a time.
     """
 
-    def __init__(self, threads: int = 1, backend: str = "onnx", lookahead_ms: float = 0.0) -> None:
-        """lookahead_ms: how much of the window is zero-filled future (PestoTracker's)."""
+    def __init__(
+        self, threads: int = 1, backend: str = "onnx", lookahead_ms: float = 0.0, weights: str | None = None
+    ) -> None:
+        """lookahead_ms: how much of the window is zero-filled future (PestoTracker's).
+        weights: 'sung' (fine-tuned on sung clips, the default when shipped), 'mir-1k_g7'
+        (as published) or a fine-tuned .safetensors path (see engine.pitch.weights)."""
         import torch
         from torch import nn
 
-        sd, self.hcqt, hp = load_pesto_checkpoint()
+        self.weights = weights or default_pesto_weights()
+        sd, self.hcqt, hp, weights_file = load_pesto_weights(self.weights)
         self.bps = int(self.hcqt["bins_per_semitone"])
         n_in = int(hp["n_bins_in"])
         chans = [int(c) for c in hp["n_chan_layers"]]
@@ -132,19 +142,7 @@ class PestoModel:
                 return torch.sigmoid(self.linear(torch.cat((x, flat), -1)))[:, 0]
 
         enc, voi = Encoder(), Voicing()
-        mapping = {
-            "norm.weight": "encoder.layernorm.weight",
-            "norm.bias": "encoder.layernorm.bias",
-            "conv1.weight": "encoder.conv1.0.weight",
-            "conv1.bias": "encoder.conv1.0.bias",
-            "fc.weight": "encoder.fc.weight",
-        }
-        for i in range(n_pre):
-            for p in ("weight", "bias"):
-                mapping[f"pre.{i}.{p}"] = f"encoder.prefilt_layers.{i}.0.{p}"
-        for i in range(len(chans) - 1):
-            for p in ("weight", "bias"):
-                mapping[f"mix.{i}.{p}"] = f"encoder.conv_layers.{3 * i}.{p}"
+        mapping = encoder_names(n_pre, len(chans) - 1)
         _load(enc, {a: sd[b] for a, b in mapping.items()})
         _load(voi, {f"{m}.{p}": sd[f"confidence.{m}.{p}"] for m in ("conv", "linear") for p in ("weight", "bias")})
         lo, hi = int(hp["crop"]["max_steps"]), int(hp["crop"]["min_steps"])  # (16, -16)
@@ -236,17 +234,19 @@ class PestoModel:
             # another part, layout or window must never be reused
             front = Front(self.torch_module).eval()
             back = Back(self.torch_module).eval()
+            # ... and the weights: their name here, their bytes (the file's hash) in the cache key
+            tag = "pesto-" + ("file" if self.weights.endswith(".safetensors") else self.weights)
             s_front = open_session(
-                f"pesto-mir-1k_g7-{TRACKER_RATE}-front-live{self.live}",
-                pesto_weights_path(),
+                f"{tag}-{TRACKER_RATE}-front-live{self.live}",
+                weights_file,
                 lambda: (front, (torch.zeros(2, self.live),)),
                 ["frames"],
                 ["features", "confidence"],
                 threads=threads,
             )
             s_back = open_session(
-                f"pesto-mir-1k_g7-{TRACKER_RATE}-back",
-                pesto_weights_path(),
+                f"{tag}-{TRACKER_RATE}-back",
+                weights_file,
                 lambda: (back, (torch.zeros(2, chans[0], n_in),)),
                 ["features"],
                 ["activation"],
@@ -409,8 +409,11 @@ class PestoTracker:
 
     name = "pesto"
 
-    def __init__(self, lookahead_ms: float = 100.0, threads: int = 1, backend: str = "onnx") -> None:
-        self.model = PestoModel(threads=threads, backend=backend, lookahead_ms=lookahead_ms)
+    def __init__(
+        self, lookahead_ms: float = 100.0, threads: int = 1, backend: str = "onnx", weights: str | None = None
+    ) -> None:
+        """weights: see PestoModel ('sung' when shipped, else 'mir-1k_g7')."""
+        self.model = PestoModel(threads=threads, backend=backend, lookahead_ms=lookahead_ms, weights=weights)
         self.width = self.model.width
         self.mirror = self.model.mirror
         self.live = self.model.live  # real samples per window

@@ -123,3 +123,91 @@ def load_pesto_checkpoint(
     except (KeyError, TypeError) as exc:
         raise WeightsError(f"{path} does not have the PESTO checkpoint layout ({exc})") from exc
     return sd, hcqt, enc
+
+
+# -- the fine-tuned PESTO weights (issue 18) ------------------------------------------------
+
+PESTO_WEIGHTS = ("sung", "mir-1k_g7")  # names a PestoTracker takes; "sung" is the default when shipped
+
+
+def pesto_sung_path() -> Path:
+    """The fine-tuned encoder shipped in the repository (``liveband train-pitch`` writes it)."""
+    return Path(__file__).resolve().parent / "assets" / "pesto_sung.safetensors"
+
+
+def default_pesto_weights() -> str:
+    """'sung' when the fine-tuned file is shipped, else the package's 'mir-1k_g7'."""
+    return "sung" if pesto_sung_path().is_file() else "mir-1k_g7"
+
+
+def encoder_names(n_pre: int, n_mix: int) -> dict[str, str]:
+    """PestoModel's encoder parameter names -> the checkpoint's (``encoder.*``)."""
+    names = {
+        "norm.weight": "encoder.layernorm.weight",
+        "norm.bias": "encoder.layernorm.bias",
+        "conv1.weight": "encoder.conv1.0.weight",
+        "conv1.bias": "encoder.conv1.0.bias",
+        "fc.weight": "encoder.fc.weight",
+    }
+    for i in range(n_pre):
+        for p in ("weight", "bias"):
+            names[f"pre.{i}.{p}"] = f"encoder.prefilt_layers.{i}.0.{p}"
+    for i in range(n_mix):
+        for p in ("weight", "bias"):
+            names[f"mix.{i}.{p}"] = f"encoder.conv_layers.{3 * i}.{p}"
+    return names
+
+
+ENCODER_NAMES = encoder_names(2, 4)  # mir-1k_g7's layout: 2 residual layers, 4 1x1 convs
+
+
+def load_pesto_sung(path: Path, base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The fine-tuned tensors in ``path`` laid over ``base`` (the mir-1k_g7 state dict,
+    which keeps the CQT settings, the learnt shift and any head not fine-tuned).
+
+    Safetensors holds raw arrays only (no code runs on load). Every tensor must name a
+    weight of the checkpoint with its shape and be finite, so a file for another layout or
+    a damaged one fails here, once, with the file's name."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        raise WeightsError(f"fine-tuned PESTO weights not found at {path}; choose weights 'mir-1k_g7'")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"cannot read fine-tuned PESTO weights {path}: {exc}") from exc
+    if not tensors:
+        raise WeightsError(f"{path} holds no tensors")
+    out = dict(base)
+    for k, v in tensors.items():
+        if k not in base:
+            raise WeightsError(f"{path}: {k} is not a PESTO weight")
+        if v.shape != base[k].shape:
+            raise WeightsError(f"{path}: {k} has shape {v.shape}, the model expects {base[k].shape}")
+        if not np.all(np.isfinite(v)):
+            raise WeightsError(f"{path}: {k} is not finite")
+        out[k] = np.asarray(v, np.float32)
+    return out
+
+
+def save_pesto_sung(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write fine-tuned tensors (checkpoint names) as safetensors, atomically."""
+    from safetensors.numpy import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    tmp.replace(path)
+
+
+def load_pesto_weights(weights: str) -> tuple[dict[str, np.ndarray], dict, dict, Path]:
+    """'mir-1k_g7', 'sung' or a path to a fine-tuned .safetensors -> (state dict, hcqt
+    params, encoder hparams, the file whose bytes key the ONNX cache)."""
+    sd, hcqt, hp = load_pesto_checkpoint()
+    if weights == "mir-1k_g7":
+        return sd, hcqt, hp, pesto_weights_path()
+    path = pesto_sung_path() if weights == "sung" else Path(weights)
+    if weights != "sung" and path.suffix != ".safetensors":
+        raise ValueError(f"PESTO weights must be one of {', '.join(PESTO_WEIGHTS)} or a .safetensors file")
+    return load_pesto_sung(path, sd), hcqt, hp, path

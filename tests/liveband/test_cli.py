@@ -16,6 +16,7 @@ def test_every_documented_subcommand_parses():
     assert p.parse_args(["bench", "model"]).what == "model"
     assert p.parse_args(["eval", "--jsb", "x.json"]).split == "valid"
     assert p.parse_args(["devices"]).command == "devices"
+    assert p.parse_args(["train-pitch"]).no_voicing is False
     with pytest.raises(SystemExit):
         p.parse_args(["bench", "everything"])
 
@@ -26,6 +27,13 @@ def test_user_errors_print_one_line_and_exit_2(capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("liveband render:") and "nothing.mid" in err[0]
+
+
+def test_train_pitch_rejects_a_bad_setting_in_one_line(capsys, tmp_path):
+    rc = main(["train-pitch", "--epochs", "-1", "--out", str(tmp_path / "w.safetensors")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("liveband train-pitch:")
+    assert not (tmp_path / "w.safetensors").exists()
 
 
 def test_missing_soundfont_names_the_debian_package(monkeypatch, tmp_path):
