@@ -4,8 +4,8 @@ Until the player has given enough melody for a key (``LISTEN_ONSETS`` notes or
 ``LISTEN_STEPS`` sounding steps, as the model hears them) the band only listens (the
 generator plays the drums); on the next beat it enters in the key the melody implies,
 which the sampler then keeps to. A fixed key or a given chord (a chart's, the arranger's)
-ends the listening at once. With no key fixed, the band's key follows the melody, so the key shown
-is always the one the band plays in. It follows two ways:
+ends the listening at once. With no key fixed, the band's key follows the melody, so the
+key shown is always the one the band plays in. It follows two ways:
 
 - a gradual modulation: the key moves when the melody's slow profile (half-life ~4 bars)
   has implied another key at two bar lines running;
@@ -13,9 +13,10 @@ is always the one the band plays in. It follows two ways:
   last ``JUMP_ONSETS`` melody notes are outside the band's key, the band lets the key go
   at once (no key shown; the model and the melody's own pull choose the chords) and on
   a following beat keeps to the key of the melody's last beat or two (a fast profile)
-  once that key holds all those notes. Waiting for the slow profile kept the band in the old key, its chords penalised
-  into it, for 12-13 beats after a tritone jump (``liveband eval``'s perturbation protocol
-  played live); a chromatic run that ends back in key moves it for a beat or two at most.
+  once that key holds all those notes. Waiting for the slow profile kept the band in the
+  old key, its chords penalised into it, for 12-13 beats after a tritone jump (``liveband
+  eval``'s perturbation protocol played live). A single note outside the key moves
+  nothing: while it is one of the last notes the key's penalty pauses (``step``).
 
 Thread: the generator worker changes it; ``listening``, ``entered_step`` and ``key`` may
 be read from any thread (single attribute reads).
