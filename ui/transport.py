@@ -12,6 +12,7 @@ from PyQt6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -169,8 +170,11 @@ class TransportBar(QFrame):
         lay.addLayout(inp)
         # Only the number boxes take the focus (for typing); everything else leaves the
         # keys to the instrument.
-        for w in self.findChildren(QWidget):
-            if w not in (self.tempo, self.count_in) and w.parent() not in (self.tempo, self.count_in):
+        # The walk follows the layouts, not findChildren(): that also returns Qt's private
+        # children (a combo box's popup, a spin box's line edit), whose Python wrappers can
+        # outlive them and crashed a test run when touched.
+        for w in _laid_out_widgets(outer):
+            if w not in (self.tempo, self.count_in):
                 w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
     @property
@@ -179,3 +183,19 @@ class TransportBar(QFrame):
             if b.isChecked():
                 return mode
         return "keyboard"
+
+
+def _laid_out_widgets(layout: QLayout) -> list[QWidget]:
+    """Every widget placed in ``layout`` or its nested layouts (GUI thread)."""
+    found: list[QWidget] = []
+    for i in range(layout.count()):
+        item = layout.itemAt(i)
+        if item is None:
+            continue
+        w = item.widget()
+        if w is not None:
+            found.append(w)
+        sub = item.layout()
+        if sub is not None:
+            found.extend(_laid_out_widgets(sub))
+    return found
