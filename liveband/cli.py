@@ -223,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nottingham", default=None, help="Nottingham-format folder (validation tunes)")
     p.add_argument("--limit", type=int, default=None, help="at most this many songs per set")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--offline-checkpoint",
+        default=None,
+        help="listening measures: also the checkpoint an offline render plays (default: the shipped "
+        "teacher `liveband render` uses; 'none': skip)",
+    )
 
     p = sub.add_parser("bench", help="benchmarks; each prints JSON")
     p.add_argument("what", choices=("model", "engine", "audio", "pitch", "sync"))

@@ -317,7 +317,8 @@ def listen_eval(
         "controls": f"the app's defaults (liveband render): creativity {DEFAULT_TEMPERATURE}, density "
         f"{DEFAULT_DENSITY}, harmony-follow {DEFAULT_HARMONY_FOLLOW} (with melody recall, models/recall.py); "
         "model_live: the same played as the live app plays with no key fixed (listening first, "
-        "the key the melody implies, engine/band_key.py)",
+        "the key the melody implies, engine/band_key.py); offline (when measured): the checkpoint "
+        "an offline render plays (liveband render's teacher, hearing the melody ahead)",
         "references": "human = the songs' own annotated chords and human part (POP909: the "
         "piano reduction; Nottingham: the block chords), rendered by the same "
         "engine; rule_based = models/rules.py",

@@ -71,6 +71,22 @@ def _played_sampler(seed: int):
     )
 
 
+def _offline_source(name: str | None, live_source: str) -> dict:
+    """{"offline": the checkpoint an offline render plays, rendered as ``liveband render``
+    plays a file} (it hears the melody ahead); {} for 'none' or when it is the live model."""
+    from pathlib import Path
+
+    from liveband.listening import model_source
+    from models.runtime import default_offline_checkpoint, load_model
+
+    if name is not None and name.strip().lower() == "none":
+        return {}
+    path = Path(name) if name is not None else default_offline_checkpoint()
+    if name is None and path.resolve() == Path(live_source).resolve():
+        return {}  # no teacher shipped: the live model is what a render plays
+    return {"offline": model_source(load_model(path, device="cpu"))}
+
+
 def main(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be >= 1")
@@ -86,6 +102,8 @@ def main(args) -> int:
         raise UserError(str(exc)) from None
     model = load_model(args.checkpoint, device="cpu")
     n_params = sum(p.numel() for p in model.model.parameters())
+    listening = sets["pop909"] is not None or sets["nottingham"] is not None
+    offline = _offline_source(args.offline_checkpoint, model.source) if listening else {}  # fails before the long work
     result = evaluate(
         model,
         jsb_path=sets["jsb"],
@@ -97,13 +115,14 @@ def main(args) -> int:
         seed=args.seed,
         played_sampler=_played_sampler,
     )
-    if sets["pop909"] is not None or sets["nottingham"] is not None:
+    if listening:
         result["listening"] = listen_eval(
             model,
             sets["pop909"],
             sets["nottingham"],
             limit=args.limit,
             seed=args.seed,
+            sources=offline,
             soundfont=soundfont,
             pop909_only=sets["pop909_only"],
         )

@@ -112,6 +112,7 @@ def test_eval_bad_inputs_are_one_line_errors(eval_files, tmp_path, capsys):
         (["--checkpoint", str(ckpt), "--jsb", str(jsb), "--split", "test"], "no split 'test'"),
         (["--checkpoint", str(ckpt), "--pop909", str(tmp_path / "nope")], "POP909 folder not found"),
         (["--checkpoint", str(ckpt), "--pop909", str(tmp_path / "empty")], "no POP909 songs"),
+        (["--checkpoint", str(ckpt), "--pop909", str(pop), "--offline-checkpoint", str(bad)], str(bad)),
     ]
     (tmp_path / "empty").mkdir()
     for extra, needle in cases:
@@ -162,13 +163,15 @@ def test_eval_listening_measures_on_the_shipped_model(tmp_path, capsys):
     assert out["pop909"]["melody_in_chord"]["annotated_chords"] == 1.0  # the melody is on chord tones
     assert set(out["pop909"]["melody_in_chord"]) == {"model", "model_as_played", "annotated_chords", "rule_based"}
     lis = out["listening"]
-    # the model as rendered and as played live (listening first, keeping to the melody's key)
-    assert lis["sources"] == ["model", "model_live", "human", "rule_based"]
+    # the model as rendered and as played live (listening first, keeping to the melody's key),
+    # and the shipped teacher an offline render plays
+    sources = {"model", "model_live", "human", "rule_based", "offline"}
+    assert set(lis["sources"]) == sources
     for corpus in ("pop909", "nottingham"):
         c = lis[corpus]
         assert c["songs"] == 1, corpus
         for m in LISTENING_MEASURES:
-            assert set(c[m]) == {"model", "model_live", "human", "rule_based"}, (corpus, m)
+            assert set(c[m]) == sources, (corpus, m)
             assert all(v is not None for v in c[m].values()), (corpus, m)
         # the human part: block chords of the annotated chords under a melody on their tones
         assert c["melody_in_chord"]["human"] == 1.0 and c["harmony_now"]["human"] == 1.0, corpus
@@ -176,7 +179,7 @@ def test_eval_listening_measures_on_the_shipped_model(tmp_path, capsys):
         for shift in ("shift_+6", "shift_+5"):
             r = c["perturbation"][shift]
             assert r["songs"] == 1 and r["jump_beat"] == 17
-            assert set(r["beats_to_recover"]) == {"model", "model_live", "human", "rule_based"}
+            assert set(r["beats_to_recover"]) == sources
             assert all(len(v) == 64 for v in r["melody_in_chord_per_beat"].values())
             assert r["pre_jump_level"]["human"] == 1.0
 
