@@ -146,6 +146,7 @@ class StreamingGenerator(BandSteering):
         self.offline = bool(offline)
         # anticipation from recalled melody: only for a model that does not hear ahead
         self.sampler.set_recall(recall_steps(accompanist))
+        self.sampler.set_hears_ahead(max(0, -self.lookahead))
         # a chord source (a chart, a locked form, the arranger's left hand): the chord
         # stream follows it, the model chooses the rest; without one the model chooses all
         self._chart = ChartSampler(self.sampler, chart, clock.meter, accompanist)

@@ -85,6 +85,14 @@ DEFAULT_DENSITY = 0.5
 DEFAULT_HARMONY_FOLLOW = 0.5
 # Melody pitch-class memory: per-step decay (0.93 ** 16 ~ a third left after a bar).
 PROFILE_DECAY = 0.93
+# ... for a model that hears the melody ahead (an offline render's teacher): it has heard
+# the notes around the step it draws, so the profile keeps about a beat (0.8 ** 4 ~ 0.4);
+# a bar's memory held its chords in the old key for 5-6 beats after a key jump. On the
+# first 20 validation songs (teacher, app defaults) 0.8 against 0.93: POP909
+# melody-in-chord 0.776 -> 0.816, harmony-now 0.734 -> 0.762, clash 1.7 -> 2.4 % (human
+# 3.5 %), beats to recover from a tritone 5 -> 1; Nottingham 0.764 -> 0.788, 0.752 -> 0.783,
+# clash 0.8 -> 1.2 % (human 1.3 %); docs/data-and-eval.md.
+PROFILE_DECAY_AHEAD = 0.8
 # Anticipation at full harmony-follow: the chord bonus for a forecast pitch class (it
 # replaces the sung-profile bonus while a forecast stands) and the onset bonus for a
 # note of a forecast pitch class. Chosen on POP909/Nottingham validation songs 41-50,
@@ -149,6 +157,7 @@ class ControlledSampler:
         self._last_chord = -1
         self.recall = MelodyRecall()
         self._recall_ahead: tuple[int, int] | None = RECALL_AHEAD
+        self._decay = PROFILE_DECAY
 
     @classmethod
     def plain(
@@ -185,6 +194,14 @@ class ControlledSampler:
         self.recall.reset()
         self._dirty = True
 
+    def set_hears_ahead(self, steps: int) -> None:
+        """How many steps of melody beyond the step it draws the model hears (an offline
+        model's ``-lookahead``; 0 live): one that hears ahead gets a profile of about a beat
+        (PROFILE_DECAY_AHEAD). Thread: the generator's owner, before it starts."""
+        if steps < 0:
+            raise ValueError(f"steps heard ahead must be >= 0, got {steps}")
+        self._decay = PROFILE_DECAY_AHEAD if steps > 0 else PROFILE_DECAY
+
     def set_controls(self, temperature: float, density: float, harmony_follow: float) -> None:
         lo, hi = TEMPERATURE_RANGE
         if not lo <= temperature <= hi or not math.isfinite(temperature):
@@ -207,7 +224,7 @@ class ControlledSampler:
 
     def observe_melody(self, token: int) -> None:
         """Feed the melody token the model just heard (once per step)."""
-        self.profile *= PROFILE_DECAY
+        self.profile *= self._decay
         if is_note_on(token):
             self._melody_pitch = token_pitch(token)
             self.profile[self._melody_pitch % 12] += 1.0

@@ -125,3 +125,24 @@ def test_the_plain_sampler_is_the_controlled_one_with_the_controls_off_and_keeps
     for _ in range(500):
         neutral.observe_melody(NOTE_BASE + 64)
         assert neutral(BASS, logits) == plain(BASS, logits)
+
+
+def test_a_model_that_hears_ahead_follows_the_last_beat_not_the_last_bar():
+    # a bar of C major arpeggio, then a beat and a half of an F# major one (a key jump): an
+    # offline model has heard the new notes around the step it draws, so its chord follows them;
+    # the live band keeps a bar's memory (it anticipates through melody recall instead)
+    old = [NOTE_BASE + p for p in (60, 64, 67, 72)]
+    new = [NOTE_BASE + p for p in (66, 70, 73, 78)]
+    melody = [t for p in old * 2 for t in (p, HOLD)] + [t for p in new[:3] for t in (p, HOLD)]
+    flat = np.zeros(VOCAB_SIZES[CHORD], np.float32)
+    shares = {}
+    for ahead in (0, 4):
+        s = ControlledSampler(seed=0, temperature=1.0, harmony_follow=1.0)
+        s.set_recall(None)
+        s.set_hears_ahead(ahead)
+        for t in melody:
+            s.observe_melody(t)
+        draws = [s(CHORD, flat) for _ in range(400)]
+        shares[ahead] = (draws.count(chord_token(6, "maj")), draws.count(chord_token(0, "maj")))
+    assert shares[0][0] < 80, shares  # a bar's memory: F# major in under a fifth of the draws
+    assert shares[4][0] > 360 and shares[4][1] < 4, shares  # about a beat: F# major, not C
