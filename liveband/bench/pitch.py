@@ -399,9 +399,9 @@ def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
             got: list[tuple[MelodyEvent, int]] = []  # (event, generator's next step then)
             orig = gen.melody_event
 
-            def spy(t: int, pitch: int, on: bool) -> None:
+            def spy(t: int, pitch: int, on: bool, take_back: bool = False) -> None:
                 got.append((MelodyEvent(time=int(t), pitch=int(pitch), on=bool(on)), int(gen.next_step)))
-                orig(t, pitch, on)
+                orig(t, pitch, on, take_back)
 
             gen.melody_event = spy  # type: ignore[method-assign]
             player = srv.play_into_mic(wav)
