@@ -9,9 +9,14 @@ them: an early note the segmenter later took back (ending where it began) was he
 a wrong one is a wrong note (its replacement from the same onset does not redeem it)
 and one withdrawn is a false note; ``notes_withdrawn`` counts the take-backs.
 ``after_take_back`` scores the notes left once take-backs are undone (what a saved take
-holds: ``engine.pitch.live.heard``), latency from the replacement. The clips are fed in 5 ms blocks through
+holds: ``engine.pitch.live.heard``), latency from the replacement. ``band_heard``
+scores each note as the band's model gets it (``band_heard_onsets``: the note-on
+standing when the quantiser commits the note's step, so a take-back before that costs
+nothing), latency from the first note-on. The clips are fed in 5 ms blocks through
 the same HumTracker the microphone uses. Trackers: PESTO, CREPE tiny, and CREPE full
-where a CUDA GPU is present (otherwise its entry says why it was skipped).
+where a CUDA GPU is present (otherwise its entry says why it was skipped). The sung
+corpus runs twice: with the shipped segmenter (``sung``) and with an eager one that
+announces each note on its first voiced hop (``sung_eager``, ``EAGER``).
 """
 
 from __future__ import annotations
