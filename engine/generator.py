@@ -195,9 +195,11 @@ class StreamingGenerator(BandSteering):
         self.renderer.start(self.clock.step_time(self.clock.first_step))
         self._primed = True
 
-    def melody_event(self, time: int, pitch: int, on: bool) -> None:
-        """A note from the player (sample time on the audio clock). Thread: one producer."""
-        self.quantiser.push(MelodyEvent(int(time), int(pitch), bool(on)))
+    def melody_event(self, time: int, pitch: int, on: bool, take_back: bool = False) -> None:
+        """A note from the player (sample time on the audio clock). ``take_back``: a
+        note-off withdrawing a note the pitch tracker announced early (see Quantiser).
+        Thread: one producer."""
+        self.quantiser.push(MelodyEvent(int(time), int(pitch), bool(on), take_back=bool(take_back) and not on))
         if on:
             self._onsets.append(int(time))
 

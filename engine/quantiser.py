@@ -11,7 +11,14 @@ Commitment: the generator *commits* melody step k when it hands token k to the m
 committed is *late*: a late onset moves to the first uncommitted step (so the model still
 hears the note, a little later than played) and ``late_onsets`` counts it; a late release
 ends the note at the first uncommitted step and ``late_releases`` counts it. Nothing is
-dropped silently. Live, the generator commits each step ``lead_ms`` before it sounds, so
+dropped silently.
+
+Take-backs: the pitch tracker may take back a note it announced early (its note-off
+at the note-on's own time, ``MelodyEvent.take_back``). While that note-on's step is
+not yet committed the note is struck out, so the model never hears it (a plain release
+at the same time would still sound for one step); once committed, the model has heard
+it and the take-back ends it like a late release. ``taken_back`` counts the notes struck
+out. Live, the generator commits each step ``lead_ms`` before it sounds, so
 with the model's lookahead ``d`` a note played at step s (before step s + 1 is committed)
 reaches the model at step ``s + d``; with a margin of whole steps instead it would be
 ``s + margin - d + 1`` at the earliest. The counters make lateness visible.
@@ -38,6 +45,7 @@ class MelodyEvent:
     pitch: int  # MIDI pitch 0-127
     on: bool  # True: note on, False: note off
     velocity: int = 100
+    take_back: bool = False  # a note-off that withdraws its note-on (same time, same pitch)
 
 
 class Quantiser:
@@ -51,6 +59,7 @@ class Quantiser:
         self.late_onsets = 0
         self.late_releases = 0
         self.onsets = 0
+        self.taken_back = 0
 
     @property
     def committed_step(self) -> int:
@@ -62,8 +71,8 @@ class Quantiser:
             raise ValueError(f"MIDI pitch out of range: {event.pitch}")
         self._inbox.append(event)
 
-    def note(self, time: int, pitch: int, on: bool) -> None:
-        self.push(MelodyEvent(int(time), int(pitch), bool(on)))
+    def note(self, time: int, pitch: int, on: bool, take_back: bool = False) -> None:
+        self.push(MelodyEvent(int(time), int(pitch), bool(on), take_back=bool(take_back) and not on))
 
     def nearest_step(self, time: int) -> int:
         """Grid step nearest to ``time`` (ties to the later step)."""
@@ -75,6 +84,8 @@ class Quantiser:
         while self._inbox:
             ev = self._inbox.popleft()
             step = self.nearest_step(ev.time)
+            if ev.take_back and not ev.on and step > self._committed and self._strike(step, ev.pitch):
+                continue
             if step <= self._committed:
                 step = self._committed + 1
                 if ev.on:
@@ -82,6 +93,17 @@ class Quantiser:
                 else:
                     self.late_releases += 1
             self._pending.setdefault(step, []).append(("on" if ev.on else "off", ev.pitch))
+
+    def _strike(self, step: int, pitch: int) -> bool:
+        """Strike out the latest pending note-on of ``pitch`` in ``step`` (a take-back
+        before the model heard it); False when there is none."""
+        acts = self._pending.get(step, [])
+        for i in range(len(acts) - 1, -1, -1):
+            if acts[i] == ("on", pitch):
+                del acts[i]
+                self.taken_back += 1
+                return True
+        return False
 
     def token_for(self, step: int) -> int:
         """Commit and return the melody token of ``step`` (REST / HOLD / note_on).

@@ -197,7 +197,8 @@ class Inputs:
             taken_back = on_at == int(time_sample)
         gen = self._generator()
         if gen is not None:
-            gen.melody_event(int(time_sample), int(pitch), bool(on))
+            # a take-back struck out before the band's model hears its step: no ghost note
+            gen.melody_event(int(time_sample), int(pitch), bool(on), take_back=taken_back)
         kind = NOTE_ON if on else NOTE_OFF
         if taken_back:
             self._roll.take_back(P.MELODY.channel, int(pitch))

@@ -70,6 +70,7 @@ class SegmenterConfig:
     early_conf: float = 0.7  # ... with at least this confidence (the first frames may name a harmonic)
     early_rise_db: float = 4.0  # ... a level at most this above the last hop's (mid-attack: wait)
     early_move_cents: float = 40.0  # ... and not 40-150 cents from the last hop's pitch (a scoop)
+    early_any: bool = False  # announce on any voiced hop (a leap aside), leaving the rest to the onset rule
     leap_st: float = 10.0  # a new note this far (semitones) from the last one, ended at most
     leap_window_hops: int = 100  # ... this long ago, is announced neither early nor by a glide,
     leap_extra_hops: int = 2  # ... and the onset rule wants this many more stable hops (0 st: off)
@@ -297,6 +298,11 @@ class SegmenterRules:
         early_move_cents..150 cents from the last hop's pitch where that hop had a pitch
         (a scoop, or the tracker's first frames still moving), and no leap (``_leap``)."""
         c = self.cfg
+        if c.early_any:
+            # eager: the note goes out on its first voiced hop and the onset rule corrects
+            # it (a take-back the band never hears when it comes before the band commits
+            # the note's step: engine.quantiser); only a leap waits for the fundamental
+            return not self._leap(p1)
         d1 = (p1 - snap(p1, c.key, c.scale)) * 100
         if not -c.early_cents <= d1 <= min(c.early_cents, c.early_sharp_cents):
             return False

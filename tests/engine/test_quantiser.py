@@ -65,3 +65,35 @@ def test_rounding_follows_a_tempo_change():
     q = Quantiser(c)
     q.note(24000 + 12000 + 5999, 72, True)  # nearer step 5 at the new tempo
     assert tokens(q, 7) == [REST] * 5 + [note_on(72), HOLD]
+
+
+def test_a_hummed_note_taken_back_before_its_step_is_committed_never_reaches_the_model():
+    # the pitch tracker announced 61 early and withdrew it (its note-off at its own onset)
+    q = Quantiser(Clock(48000, 120))
+    q.note(SPS, 61, True)
+    q.note(SPS, 61, False, take_back=True)
+    assert tokens(q, 3) == [REST, REST, REST] and q.taken_back == 1
+    # a plain release at the same time is a very short note: it still sounds one step
+    q2 = Quantiser(Clock(48000, 120))
+    q2.note(SPS, 61, True)
+    q2.note(SPS, 61, False)
+    assert tokens(q2, 3) == [REST, note_on(61), REST]
+
+
+def test_a_take_back_replaced_from_the_same_onset_gives_the_replacement_only():
+    q = Quantiser(Clock(48000, 120))
+    q.note(SPS, 61, True)
+    q.note(SPS, 61, False, take_back=True)
+    q.note(SPS, 62, True)  # the onset rule's pitch, from the same onset
+    q.note(3 * SPS, 62, False)
+    assert tokens(q, 4) == [REST, note_on(62), HOLD, REST]
+
+
+def test_a_take_back_after_the_model_heard_the_note_ends_it_like_a_late_release():
+    q = Quantiser(Clock(48000, 120))
+    q.note(0, 61, True)
+    assert tokens(q, 2) == [note_on(61), HOLD]  # committed: the model heard it
+    q.note(0, 61, False, take_back=True)
+    q.note(0, 62, True)  # its replacement: a late onset
+    assert q.token_for(2) == note_on(62)
+    assert q.taken_back == 0 and q.late_releases == 1 and q.late_onsets == 1

@@ -27,9 +27,11 @@ from liveband.session_sync import TempoSync
 class Band:
     def __init__(self) -> None:
         self.heard: list[tuple[int, int, bool]] = []
+        self.taken_back: list[bool] = []  # per event: was it a take-back
 
-    def melody_event(self, t: int, pitch: int, on: bool) -> None:
+    def melody_event(self, t: int, pitch: int, on: bool, take_back: bool = False) -> None:
         self.heard.append((t, pitch, on))
+        self.taken_back.append(take_back)
 
 
 class Take:
@@ -106,6 +108,7 @@ def test_a_hummed_note_the_tracker_takes_back_is_not_drawn_but_the_band_is_told(
     inputs.mic_note(4800, 62, True)
     inputs.mic_note(9600, 62, False)
     assert band.heard == [(4800, 61, True), (4800, 61, False), (4800, 62, True), (9600, 62, False)]
+    assert band.taken_back == [False, True, False, False]  # the band can strike it out
     assert [(part, pitch) for part, pitch, *_ in roll.notes_since(-1e9, 1e9)] == [("melody", 62)]
 
 

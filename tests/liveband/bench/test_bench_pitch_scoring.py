@@ -68,3 +68,32 @@ def test_a_wrong_early_note_makes_the_bench_score_a_wrong_pitch():
     assert strict["onsets"] == (1, 1, 1) and strict["pitch_ok"] == 0
     assert strict["latency"] == [5280 / 48000 - 0.1]
     assert final["pitch_ok"] == 1 and final["latency"] == [5760 / 48000 - 0.1]
+
+
+def test_the_band_hears_the_note_standing_when_its_step_is_committed():
+    """band_heard_onsets: at 120 BPM (a 16th is 125 ms = 6000 samples at 48 kHz), lead
+    50 ms and lookahead 1, a note dated at step 4 (0.5 s) is committed at 0.575 s."""
+    from liveband.bench.pitch import band_heard_onsets
+
+    sr = 48000
+
+    def on(t, p, at):
+        return (MelodyEvent(time=t, pitch=p, on=True, velocity=90), at)
+
+    def off(t, p, at):
+        return (MelodyEvent(time=t, pitch=p, on=False, velocity=0), at)
+
+    def heard(ev):
+        return [(e.pitch, e.time, round(at * sr)) for e, at in band_heard_onsets(ev, sr, sr, tempo=120.0)]
+
+    t = 24000  # 0.5 s: step 4
+    # a wrong early note replaced before the commit: the band gets the replacement,
+    # the latency counts from the first note-on
+    assert heard([on(t, 61, 25000), off(t, 61, 26000), on(t, 62, 26000)]) == [(62, t, 25000)]
+    # ... replaced after the commit (27600): the band got the wrong one
+    assert heard([on(t, 61, 25000), off(t, 61, 28000), on(t, 62, 28000)]) == [(61, t, 25000)]
+    # withdrawn before the commit: struck out; after it: heard
+    assert heard([on(t, 61, 25000), off(t, 61, 26000)]) == []
+    assert heard([on(t, 61, 25000), off(t, 61, 28000)]) == [(61, t, 25000)]
+    # announced after the commit: the next step's commit (33600) decides
+    assert heard([on(t, 61, 28000), off(t, 61, 30000), on(t, 62, 30000)]) == [(62, t, 28000)]
