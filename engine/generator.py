@@ -63,7 +63,6 @@ from engine.quantiser import MelodyEvent, Quantiser
 from engine.renderer import PartRenderer
 from engine.styles import get_style
 from models.contract import Accompanist, prime_melody
-from models.recall import recall_steps
 from models.sampling import ControlledSampler, greedy
 from models.tokens import CHORD, CHORD_NONE, HOLD, REST, is_note_on, token_pitch
 
@@ -144,9 +143,8 @@ class StreamingGenerator(BandSteering):
         if self.lookahead <= -MELODY_RING // 2:
             raise ValueError(f"lookahead {self.lookahead} is beyond the generator's melody ring")
         self.offline = bool(offline)
-        # anticipation from recalled melody: only for a model that does not hear ahead
-        self.sampler.set_recall(recall_steps(accompanist))
-        self.sampler.set_hears_ahead(max(0, -self.lookahead))
+        # anticipation from recalled melody for a live model; a beat-long profile for one that hears ahead
+        self.sampler.fit_to(accompanist)
         # a chord source (a chart, a locked form, the arranger's left hand): the chord
         # stream follows it, the model chooses the rest; without one the model chooses all
         self._chart = ChartSampler(self.sampler, chart, clock.meter, accompanist)

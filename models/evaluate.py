@@ -213,11 +213,14 @@ def pop909_metrics(
     seed: int = 0,
     temperature: float = 0.9,
     played_sampler: Callable[[int], Sampler] | None = None,
+    offline: ScoringModel | None = None,
 ) -> dict[str, Any]:
     """(b) online accompaniment NLL and note-in-chord ratios of model / human / rules.
 
     played_sampler: seed -> the sampler the app plays the model with (its default
-    controls); when given, the model is also measured through it ("model_as_played")."""
+    controls); when given, the model is also measured through it ("model_as_played"), and
+    ``offline`` (the checkpoint an offline render plays) as a render plays it
+    ("offline_as_played": the sampler fitted to a model that hears ahead)."""
     nll_tot = {s: [0.0, 0] for s in ACC_OUT}
     counts = {"model": [0, 0], "human_piano": [0, 0], "rule_based": [0, 0]}
     roots = {"model": [0, 0], "rule_based": [0, 0]}
@@ -226,6 +229,10 @@ def pop909_metrics(
         counts["model_as_played"] = [0, 0]
         roots["model_as_played"] = [0, 0]
         mic["model_as_played"] = []
+    if offline is not None and played_sampler is not None:
+        counts["offline_as_played"] = [0, 0]
+        roots["offline_as_played"] = [0, 0]
+        mic["offline_as_played"] = []
     for i, p in enumerate(pieces):
         chords = p.tokens[:, CHORD]
         mel = p.tokens[:, MELODY]
@@ -245,6 +252,16 @@ def pop909_metrics(
                 _add(counts["model_as_played"], onset_in_chord(gen[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
                 _add(roots["model_as_played"], chord_root_agreement(gen[:, ACC_OUT[CHORD]], chords))
                 mic["model_as_played"].append(melody_in_chord(mel, gen[:, ACC_OUT[CHORD]]))
+        if offline is not None and played_sampler is not None:
+            acc = offline.accompanist(seed)
+            sampler = played_sampler(seed + i)
+            fit = getattr(sampler, "fit_to", None)  # the app's sampler: as a render fits it
+            if fit is not None:
+                fit(acc)
+            gen = accompany(acc, p, sampler)
+            _add(counts["offline_as_played"], onset_in_chord(gen[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
+            _add(roots["offline_as_played"], chord_root_agreement(gen[:, ACC_OUT[CHORD]], chords))
+            mic["offline_as_played"].append(melody_in_chord(mel, gen[:, ACC_OUT[CHORD]]))
         _add(counts["human_piano"], onset_in_chord(p.tokens[:, list(ACC_NOTE_STREAMS)], chords))
         rules = accompany(RuleAccompanist(), p, make_sampler(0.0, seed))
         _add(counts["rule_based"], onset_in_chord(rules[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
@@ -274,6 +291,14 @@ def pop909_metrics(
                 "band's chord, density, creativity); 'model' is the plain sampler"
             }
             if "model_as_played" in counts
+            else {}
+        ),
+        **(
+            {
+                "offline_as_played": "the checkpoint an offline render plays (it hears the melody "
+                "ahead), through the same sampler fitted to it as liveband render fits it"
+            }
+            if "offline_as_played" in counts
             else {}
         ),
     }
@@ -385,9 +410,11 @@ def evaluate(
     temperature: float = 0.9,
     recovery_limit: int | None = None,
     played_sampler: Callable[[int], Sampler] | None = None,
+    offline: ScoringModel | None = None,
 ) -> dict[str, Any]:
     """All metrics for the sets given (None = skip that set). ``model`` is a LoadedModel
-    (``token_nll``, ``accompanist``) or None to measure only the human part and the rules."""
+    (``token_nll``, ``accompanist``) or None to measure only the human part and the rules;
+    ``offline`` the checkpoint an offline render plays (POP909 "offline_as_played")."""
     with one_torch_thread():
         return _evaluate(
             model,
@@ -401,6 +428,7 @@ def evaluate(
             temperature,
             recovery_limit,
             played_sampler,
+            offline,
         )
 
 
@@ -433,6 +461,7 @@ def _evaluate(
     temperature: float,
     recovery_limit: int | None,
     played_sampler: Callable[[int], Sampler] | None = None,
+    offline: ScoringModel | None = None,
 ) -> dict[str, Any]:
     from models.data.jsb import load_jsb
     from models.data.pop909 import load_pop909, read_key
@@ -455,7 +484,7 @@ def _evaluate(
         out["pop909"] = {
             "folder": str(pop909_dir),
             "songs_selected": pop909_only,
-            **pop909_metrics(model, res.pieces, seed, temperature, played_sampler),
+            **pop909_metrics(model, res.pieces, seed, temperature, played_sampler, offline),
         }
         rec_songs += [
             RecoverySong(p, read_key(Path(pop909_dir) / p.name.split("/")[-1])) for p in res.pieces[:rec_limit]

@@ -38,8 +38,8 @@ import math
 
 import numpy as np
 
-from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE, Sampler
-from models.recall import MelodyRecall
+from models.contract import CHORD_TEMPERATURE_SHARE, PITCH_TEMPERATURE_SHARE, Accompanist, Sampler
+from models.recall import MelodyRecall, recall_steps
 from models.tokens import (
     CHORD,
     CHORD_BASE,
@@ -193,6 +193,13 @@ class ControlledSampler:
         self._recall_ahead = ahead
         self.recall.reset()
         self._dirty = True
+
+    def fit_to(self, accompanist: Accompanist) -> None:
+        """Anticipation and the profile for how ``accompanist`` hears the melody: recall for
+        a live model, a beat-long profile for one that hears ahead (``set_recall``,
+        ``set_hears_ahead``). Thread: the owner, before the accompanist plays."""
+        self.set_recall(recall_steps(accompanist))
+        self.set_hears_ahead(max(0, -int(accompanist.lookahead)))
 
     def set_hears_ahead(self, steps: int) -> None:
         """How many steps of melody beyond the step it draws the model hears (an offline

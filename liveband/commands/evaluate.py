@@ -71,27 +71,26 @@ def _played_sampler(seed: int):
     )
 
 
-def _offline_source(name: str | None, live_source: str) -> dict:
-    """{"offline": the checkpoint an offline render plays, rendered as ``liveband render``
-    plays a file} (it hears the melody ahead); {} for 'none' or when it is the live model."""
+def _offline_model(name: str | None, live_source: str):
+    """The checkpoint an offline render plays (a LoadedModel; it hears the melody ahead), or
+    None for 'none' or when no teacher is shipped (the live model is what a render plays)."""
     from pathlib import Path
 
-    from liveband.listening import model_source
     from models.runtime import default_offline_checkpoint, load_model
 
     if name is not None and name.strip().lower() == "none":
-        return {}
+        return None
     path = Path(name) if name is not None else default_offline_checkpoint()
     if name is None and path.resolve() == Path(live_source).resolve():
-        return {}  # no teacher shipped: the live model is what a render plays
-    return {"offline": model_source(load_model(path, device="cpu"))}
+        return None
+    return load_model(path, device="cpu")
 
 
 def main(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be >= 1")
     sets = _sets(args)
-    from liveband.listening import listen_eval
+    from liveband.listening import listen_eval, model_source
     from liveband.paths import find_soundfont
     from models.evaluate import evaluate, finite_or_none
     from models.runtime import load_model
@@ -102,8 +101,9 @@ def main(args) -> int:
         raise UserError(str(exc)) from None
     model = load_model(args.checkpoint, device="cpu")
     n_params = sum(p.numel() for p in model.model.parameters())
+    # loaded before the long work, so a bad file fails at once
     listening = sets["pop909"] is not None or sets["nottingham"] is not None
-    offline = _offline_source(args.offline_checkpoint, model.source) if listening else {}  # fails before the long work
+    offline = _offline_model(args.offline_checkpoint, model.source) if listening else None
     result = evaluate(
         model,
         jsb_path=sets["jsb"],
@@ -114,6 +114,7 @@ def main(args) -> int:
         limit=args.limit,
         seed=args.seed,
         played_sampler=_played_sampler,
+        offline=offline,
     )
     if listening:
         result["listening"] = listen_eval(
@@ -122,7 +123,7 @@ def main(args) -> int:
             sets["nottingham"],
             limit=args.limit,
             seed=args.seed,
-            sources=offline,
+            sources={"offline": model_source(offline)} if offline is not None else {},
             soundfont=soundfont,
             pop909_only=sets["pop909_only"],
         )

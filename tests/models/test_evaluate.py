@@ -242,6 +242,36 @@ def test_pop909_metrics_also_measure_the_model_as_the_app_plays_it(tmp_path):
     assert "model_as_played" not in pop909_metrics(FakeModel(pitch=60), pieces)["note_in_chord"]
 
 
+def test_pop909_metrics_measure_the_offline_render_as_a_render_fits_the_sampler(tmp_path):
+    pieces = load_pop909(write_pop909_folder(tmp_path / "pop")).pieces
+    fitted = []
+
+    class Sampler:
+        def __init__(self, seed):
+            self.draw = make_sampler(0.0, seed)
+
+        def fit_to(self, acc):
+            fitted.append(acc.lookahead)
+
+        def __call__(self, stream, logits):
+            return self.draw(stream, logits)
+
+    class Teacher(FakeModel):
+        def accompanist(self, seed=0):
+            acc = super().accompanist(seed)
+            acc.lookahead = -4  # hears the melody a beat ahead
+            acc.prime_melody = lambda tokens: None
+            return acc
+
+    res = pop909_metrics(FakeModel(pitch=60), pieces, played_sampler=Sampler, offline=Teacher(pitch=67))
+    # the offline model's bass plays G where the live one plays C: a C-major song hears each differently
+    assert res["onsets_counted"]["offline_as_played"] == 32
+    assert res["note_in_chord"]["offline_as_played"] != res["note_in_chord"]["model_as_played"]
+    assert fitted == [-4] * len(pieces)  # fitted to the offline model only, once a song
+    live_only = pop909_metrics(FakeModel(pitch=60), pieces, played_sampler=Sampler)
+    assert "offline_as_played" not in live_only["note_in_chord"]
+
+
 def test_chord_root_agreement():
     from models.evaluate import chord_root_agreement
 
