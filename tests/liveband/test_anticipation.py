@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import engine.generator as generator  # the generator calls recall_steps (patched below)
+import models.sampling as sampling  # the sampler fits itself to a model with recall_steps (patched below)
 from liveband.listening import hear
 from liveband.paths import find_soundfont
 from models.data.piece import Piece
@@ -91,7 +91,7 @@ def _on_time(model, piece: Piece, seed: int) -> int:
 def test_the_second_time_through_the_band_changes_chord_with_the_melody(model, monkeypatch):
     piece = _piece()
     with_recall = sum(_on_time(model, piece, seed) for seed in (0, 1))
-    monkeypatch.setattr(generator, "recall_steps", lambda accompanist: None)
+    monkeypatch.setattr(sampling, "recall_steps", lambda accompanist: None)
     without = sum(_on_time(model, piece, seed) for seed in (0, 1))
     assert with_recall >= 8, (with_recall, without)  # of 10
     assert with_recall >= without + 4, (with_recall, without)
