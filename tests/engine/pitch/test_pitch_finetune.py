@@ -101,6 +101,18 @@ def test_training_clips_never_use_held_out_seeds():
     assert not {s.seed for s in sung_corpus.specs("dev")} & seeds  # dev stays the tuning set
 
 
+def test_second_round_options_shape_the_draw_and_are_checked():
+    cfg = FinetuneConfig(seed=1, fresh_clips=400, init="sung", extra_conditions=("snr5",) * 3, tempos=(160, 180))
+    specs = [s for s, c in training_clips(cfg, "train") if c != "hum"]
+    seeds = {getattr(s, "seed") for s, _ in training_clips(cfg, "train") + training_clips(cfg, "val")}
+    assert not seeds & set(HELDOUT_SEEDS) and not {s.seed for s in sung_corpus.specs("dev")} & seeds
+    assert {getattr(s, "tempo") for s in specs} == {160.0, 180.0}
+    assert 0.25 < np.mean([getattr(s, "condition") == "snr5" for s in specs]) < 0.55  # 4 of 10 draws
+    for bad in ({"init": "pesto.pt"}, {"extra_conditions": ("snr3",)}, {"tempos": ()}, {"tempos": (500,)}):
+        with pytest.raises(ValueError):
+            FinetuneConfig(**bad)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("damage", ["missing", "truncated", "shape", "foreign", "nan"])
 def test_a_bad_fine_tuned_file_gives_one_clear_error(tmp_path, damage):
     good = {k: v for k, v in load_pesto_weights("sung")[0].items() if k in ENCODER_NAMES.values()}
