@@ -370,7 +370,9 @@ def trained_tensors(model, cfg: FinetuneConfig) -> dict[str, np.ndarray]:
     enc = model.torch_module.encoder
     own = {k: v.detach().numpy().astype(np.float32) for k, v in enc.state_dict().items()}
     out = {ENCODER_NAMES[k]: own[k] for k in ENCODER_NAMES}
-    if cfg.train_voicing:
+    # the voicing head too when trained, or when it came from a fine-tuned start (left out,
+    # the loader would lay the published head under the started-from one)
+    if cfg.train_voicing or cfg.init != "mir-1k_g7":
         for k, v in model.torch_module.voicing.state_dict().items():
             out[f"confidence.{k}"] = v.detach().numpy().astype(np.float32)
     return out

@@ -23,6 +23,7 @@ from liveband.bench.pitch_finetune import (
     FinetuneConfig,
     clip_hops,
     encoder_step,
+    trained_tensors,
     training_clips,
 )
 
@@ -111,6 +112,17 @@ def test_second_round_options_shape_the_draw_and_are_checked():
     for bad in ({"init": "pesto.pt"}, {"extra_conditions": ("snr3",)}, {"tempos": ()}, {"tempos": (500,)}):
         with pytest.raises(ValueError):
             FinetuneConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_a_second_round_keeps_the_started_from_voicing_head():
+    """Started from the shipped fine-tune with the head left alone, the file must carry
+    that head: left out, the loader would lay the published head under it."""
+    model = PestoModel(backend="torch", lookahead_ms=100, weights="sung")
+    shipped = load_pesto_weights("sung")[0]
+    got = trained_tensors(model, FinetuneConfig(init="sung", train_voicing=False))
+    heads = [k for k in shipped if k.startswith("confidence.")]
+    assert heads and all(np.allclose(got[k], shipped[k]) for k in heads)
+    assert not any(k.startswith("confidence.") for k in trained_tensors(model, FinetuneConfig(train_voicing=False)))
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "shape", "foreign", "nan"])
