@@ -213,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--fresh-clips", type=int, default=None, help="new dev-style sung clips beside the dev clips")
     p.add_argument("--no-voicing", action="store_true", help="leave the voicing head as published")
+    p.add_argument("--init", default=None, help="start from: mir-1k_g7 (default), sung (a 2nd round), a .safetensors")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 5e-4)")
+    p.add_argument(
+        "--extra-conditions",
+        default=None,
+        help="comma-separated conditions drawn once more each (default snr5,snr10; repeat one to weigh it more)",
+    )
+    p.add_argument("--tempos", default=None, help="comma-separated BPM the clips are drawn from (default 60-180 by 20)")
     p.add_argument("--report", default=None, help="write the per-hop accuracy report (JSON) here")
 
     p = sub.add_parser("eval", help="evaluate a checkpoint; prints JSON")

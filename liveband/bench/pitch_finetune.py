@@ -69,12 +69,26 @@ class FinetuneConfig:
     train_voicing: bool = True
     voicing_epochs: int = 4
     lookahead_ms: float = 100.0  # PestoTracker's default
+    # the weights training starts from: 'mir-1k_g7' (as published), 'sung' (the shipped
+    # fine-tune: a second round) or a .safetensors path
+    init: str = "mir-1k_g7"
+    # conditions drawn once more each beside the corpus's 7 (the tracker's misses are at low SNR)
+    extra_conditions: tuple[str, ...] = ("snr5", "snr10")
+    tempos: tuple[float, ...] = (60, 80, 100, 120, 140, 160, 180)  # BPM drawn from (fast: short notes)
 
     def __post_init__(self) -> None:
+        from liveband.bench.sung_corpus import CONDITIONS
+
         if self.epochs < 0 or self.batch < 1 or not self.lr > 0:
             raise ValueError("epochs >= 0, batch >= 1 and lr > 0 are required")
         if self.fresh_clips < 0 or self.hum_clips < 0 or self.val_clips < 0:
             raise ValueError("clip counts must be >= 0")
+        if self.init not in ("mir-1k_g7", "sung") and not self.init.endswith(".safetensors"):
+            raise ValueError("init must be 'mir-1k_g7', 'sung' or a .safetensors file")
+        if any(c not in CONDITIONS for c in self.extra_conditions):
+            raise ValueError(f"extra conditions must be among {', '.join(CONDITIONS)}")
+        if not self.tempos or any(not 40 <= t <= 240 for t in self.tempos):
+            raise ValueError("tempos must be 40-240 BPM (at least one)")
 
 
 @dataclass
@@ -163,7 +177,7 @@ def training_clips(cfg: FinetuneConfig, part: str) -> list[tuple[object, str]]:
         out += [(s, s.condition) for s in sung_corpus.specs("dev")]
     count, base = (cfg.fresh_clips, FRESH_SEED_BASE) if part == "train" else (cfg.val_clips, VAL_SEED_BASE)
     # the low-SNR conditions, where the tracker fails, twice as often as the others
-    conds = list(sung_corpus.CONDITIONS) + ["snr5", "snr10"]
+    conds = list(sung_corpus.CONDITIONS) + list(cfg.extra_conditions)
     for i in range(count):
         seed = base + 1000 * cfg.seed + i
         if seed in HELDOUT_SEEDS:
@@ -173,7 +187,7 @@ def training_clips(cfg: FinetuneConfig, part: str) -> list[tuple[object, str]]:
             str(rng.choice(list(sung_corpus.REGISTERS))),
             str(rng.choice(list(sung_corpus.PHONATION))),
             str(rng.choice(list(sung_corpus.SYLLABLES) + ["mix"])),
-            float(rng.choice([60, 80, 100, 120, 140, 160, 180])),
+            float(rng.choice(list(cfg.tempos))),
             14,
             str(rng.choice(conds)),
             float(rng.choice([20, 50, 80, 100])),
@@ -356,7 +370,9 @@ def trained_tensors(model, cfg: FinetuneConfig) -> dict[str, np.ndarray]:
     enc = model.torch_module.encoder
     own = {k: v.detach().numpy().astype(np.float32) for k, v in enc.state_dict().items()}
     out = {ENCODER_NAMES[k]: own[k] for k in ENCODER_NAMES}
-    if cfg.train_voicing:
+    # the voicing head too when trained, or when it came from a fine-tuned start (left out,
+    # the loader would lay the published head under the started-from one)
+    if cfg.train_voicing or cfg.init != "mir-1k_g7":
         for k, v in model.torch_module.voicing.state_dict().items():
             out[f"confidence.{k}"] = v.detach().numpy().astype(np.float32)
     return out
@@ -370,7 +386,7 @@ def run(cfg: FinetuneConfig, out: Path, log: Callable[[str], None] = print) -> d
     from engine.pitch.weights import save_pesto_sung
 
     torch.manual_seed(cfg.seed)
-    model = PestoModel(backend="torch", lookahead_ms=cfg.lookahead_ms, weights="mir-1k_g7")
+    model = PestoModel(backend="torch", lookahead_ms=cfg.lookahead_ms, weights=cfg.init)
     train = build_hops(model, cfg, "train", log)
     val = build_hops(model, cfg, "val", log)
     report: dict = {"train_hops": len(train), "val_hops": len(val)}

@@ -28,7 +28,15 @@ def main(args) -> int:
         changes["epochs"] = args.epochs
     if args.fresh_clips is not None:
         changes["fresh_clips"] = args.fresh_clips
+    if args.init is not None:
+        changes["init"] = args.init
+    if args.lr is not None:
+        changes["lr"] = args.lr
     try:
+        if args.extra_conditions is not None:
+            changes["extra_conditions"] = tuple(c.strip() for c in args.extra_conditions.split(",") if c.strip())
+        if args.tempos is not None:
+            changes["tempos"] = tuple(float(t) for t in args.tempos.split(",") if t.strip())
         cfg = replace(FinetuneConfig(), **changes)
     except ValueError as exc:
         raise UserError(str(exc)) from None

@@ -23,6 +23,7 @@ from liveband.bench.pitch_finetune import (
     FinetuneConfig,
     clip_hops,
     encoder_step,
+    trained_tensors,
     training_clips,
 )
 
@@ -99,6 +100,29 @@ def test_training_clips_never_use_held_out_seeds():
     held = {s.seed for s in sung_corpus.specs("heldout")}
     assert held <= set(HELDOUT_SEEDS) and not seeds & set(HELDOUT_SEEDS)
     assert not {s.seed for s in sung_corpus.specs("dev")} & seeds  # dev stays the tuning set
+
+
+def test_second_round_options_shape_the_draw_and_are_checked():
+    cfg = FinetuneConfig(seed=1, fresh_clips=400, init="sung", extra_conditions=("snr5",) * 3, tempos=(160, 180))
+    specs = [s for s, c in training_clips(cfg, "train") if c != "hum"]
+    seeds = {getattr(s, "seed") for s, _ in training_clips(cfg, "train") + training_clips(cfg, "val")}
+    assert not seeds & set(HELDOUT_SEEDS) and not {s.seed for s in sung_corpus.specs("dev")} & seeds
+    assert {getattr(s, "tempo") for s in specs} == {160.0, 180.0}
+    assert 0.25 < np.mean([getattr(s, "condition") == "snr5" for s in specs]) < 0.55  # 4 of 10 draws
+    for bad in ({"init": "pesto.pt"}, {"extra_conditions": ("snr3",)}, {"tempos": ()}, {"tempos": (500,)}):
+        with pytest.raises(ValueError):
+            FinetuneConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_a_second_round_keeps_the_started_from_voicing_head():
+    """Started from the shipped fine-tune with the head left alone, the file must carry
+    that head: left out, the loader would lay the published head under it."""
+    model = PestoModel(backend="torch", lookahead_ms=100, weights="sung")
+    shipped = load_pesto_weights("sung")[0]
+    got = trained_tensors(model, FinetuneConfig(init="sung", train_voicing=False))
+    heads = [k for k in shipped if k.startswith("confidence.")]
+    assert heads and all(np.allclose(got[k], shipped[k]) for k in heads)
+    assert not any(k.startswith("confidence.") for k in trained_tensors(model, FinetuneConfig(train_voicing=False)))
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "shape", "foreign", "nan"])
