@@ -202,14 +202,14 @@ class HumTracker:
         """
         e = self._recent_lp
         n = PERIODICITY_WINDOW
-        f0 = self._subharmonic(e, f0)
+        a = e[-n:]
+        ea = float(np.dot(a, a))
+        f0 = self._subharmonic(e, a, ea, f0)
         if not 60.0 <= f0 <= 1100.0:
             return f0, 0.0
         period = TRACKER_RATE / f0
         lo = max(2, int(np.floor(period / 1.06)))
         hi = min(len(e) - n - 1, int(np.ceil(period * 1.06)))
-        a = e[-n:]
-        ea = float(np.dot(a, a))
         if ea <= 0 or hi <= lo:
             return f0, 0.0
         lags = np.arange(lo - 1, hi + 2)
@@ -230,7 +230,7 @@ class HumTracker:
         below = self._octave_below(e, a, ea, lag, peak)
         return (TRACKER_RATE / (2 * lag), below) if below else (TRACKER_RATE / lag, peak)
 
-    def _subharmonic(self, e: np.ndarray, f0: float) -> float:
+    def _subharmonic(self, e: np.ndarray, a: np.ndarray, ea: float, f0: float) -> float:
         """``f0`` times 3 or 2 where the tracker named a subharmonic of the voice, else f0.
 
         PESTO's window is centred 28 ms back, so on a note's first hops it has heard
@@ -239,10 +239,8 @@ class HumTracker:
         voiced hop). The newest 20 ms then repeat at the true period as well as at the
         named one (a multiple of it): the shortest such period is the voice's. A voice
         whose fundamental a microphone removed still has odd harmonics at its own
-        period, so it repeats much less well at half of it (``_octave_below``)."""
-        n = PERIODICITY_WINDOW
-        a = e[-n:]
-        ea = float(np.dot(a, a))
+        period, so it repeats much less well at half of it (``_octave_below``). ``a``: the
+        newest window of ``e``, ``ea`` its energy."""
         if ea <= 0 or not 20.0 <= f0 <= 600.0:
             return f0
         own = self._periodicity_near(e, a, ea, TRACKER_RATE / f0) if f0 >= 60.0 else 0.0
