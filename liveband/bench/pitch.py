@@ -36,12 +36,13 @@ from liveband.bench import sung_corpus
 from liveband.bench.pitch_metrics import f1, match_onsets, percentile, raw_pitch_accuracy, voicing_counts
 from liveband.bench.sung_corpus import SungClip
 from liveband.bench.synth_hum import HumClip, corpus
+from liveband.config import EngineConfig
 
 SHORT_NOTE_S = 0.2  # an 8th note at 150 BPM
 # the band of ``band_heard_onsets``: the live bench's tempo, the session's commit lead
 # (liveband.config.EngineConfig.lead_ms) and the shipped models' melody lookahead
 BAND_TEMPO = 110.0
-BAND_LEAD_S = 0.05
+BAND_LEAD_S = EngineConfig().lead_ms / 1000.0
 BAND_LOOKAHEAD = 1
 EAGER = {"early_any": True}  # the segmenter settings of the bench's eager run
 
@@ -387,7 +388,7 @@ def main(args) -> int:
     return 0
 
 
-def bench_live(tempo: float = 110.0, switches: int = 6) -> dict:
+def bench_live(tempo: float = BAND_TEMPO, switches: int = 6) -> dict:
     """The hum path in the real session on a private PulseAudio server, band playing.
 
     - hum -> band: a hummed clip is played into the software microphone; for each note
