@@ -233,6 +233,14 @@ def pop909_metrics(
         counts["offline_as_played"] = [0, 0]
         roots["offline_as_played"] = [0, 0]
         mic["offline_as_played"] = []
+
+    def score(key: str, gen: np.ndarray, p: Piece) -> None:
+        """One source's generated (T, 4) frames for piece ``p`` into its rows."""
+        chords = p.tokens[:, CHORD]
+        _add(counts[key], onset_in_chord(gen[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
+        _add(roots[key], chord_root_agreement(gen[:, ACC_OUT[CHORD]], chords))
+        mic[key].append(melody_in_chord(p.tokens[:, MELODY], gen[:, ACC_OUT[CHORD]]))
+
     for i, p in enumerate(pieces):
         chords = p.tokens[:, CHORD]
         mel = p.tokens[:, MELODY]
@@ -243,30 +251,18 @@ def pop909_metrics(
                 a, n = mean_nll(nll, (s,))
                 nll_tot[s][0] += a
                 nll_tot[s][1] += n
-            gen = accompany(model.accompanist(seed), p, make_sampler(temperature, seed + i))
-            _add(counts["model"], onset_in_chord(gen[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
-            _add(roots["model"], chord_root_agreement(gen[:, ACC_OUT[CHORD]], chords))
-            mic["model"].append(melody_in_chord(mel, gen[:, ACC_OUT[CHORD]]))
+            score("model", accompany(model.accompanist(seed), p, make_sampler(temperature, seed + i)), p)
             if played_sampler is not None:
-                gen = accompany(model.accompanist(seed), p, played_sampler(seed + i))
-                _add(counts["model_as_played"], onset_in_chord(gen[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
-                _add(roots["model_as_played"], chord_root_agreement(gen[:, ACC_OUT[CHORD]], chords))
-                mic["model_as_played"].append(melody_in_chord(mel, gen[:, ACC_OUT[CHORD]]))
+                score("model_as_played", accompany(model.accompanist(seed), p, played_sampler(seed + i)), p)
         if offline is not None and played_sampler is not None:
             acc = offline.accompanist(seed)
             sampler = played_sampler(seed + i)
             fit = getattr(sampler, "fit_to", None)  # the app's sampler: as a render fits it
             if fit is not None:
                 fit(acc)
-            gen = accompany(acc, p, sampler)
-            _add(counts["offline_as_played"], onset_in_chord(gen[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
-            _add(roots["offline_as_played"], chord_root_agreement(gen[:, ACC_OUT[CHORD]], chords))
-            mic["offline_as_played"].append(melody_in_chord(mel, gen[:, ACC_OUT[CHORD]]))
+            score("offline_as_played", accompany(acc, p, sampler), p)
         _add(counts["human_piano"], onset_in_chord(p.tokens[:, list(ACC_NOTE_STREAMS)], chords))
-        rules = accompany(RuleAccompanist(), p, make_sampler(0.0, seed))
-        _add(counts["rule_based"], onset_in_chord(rules[:, [ACC_OUT[s] for s in ACC_NOTE_STREAMS]], chords))
-        _add(roots["rule_based"], chord_root_agreement(rules[:, ACC_OUT[CHORD]], chords))
-        mic["rule_based"].append(melody_in_chord(mel, rules[:, ACC_OUT[CHORD]]))
+        score("rule_based", accompany(RuleAccompanist(), p, make_sampler(0.0, seed)), p)
     all_sum = sum(v[0] for v in nll_tot.values())
     all_n = sum(v[1] for v in nll_tot.values())
     return {
