@@ -59,7 +59,7 @@ from engine.band_plan import Plan, PlanTimer
 from engine.band_steering import BandSteering
 from engine.chart import Chart, ChartSampler
 from engine.clock import Clock, model_meter
-from engine.quantiser import MelodyEvent, Quantiser
+from engine.quantiser import Quantiser
 from engine.renderer import PartRenderer
 from engine.styles import get_style
 from models.contract import Accompanist, prime_melody
@@ -197,7 +197,7 @@ class StreamingGenerator(BandSteering):
         """A note from the player (sample time on the audio clock). ``take_back``: a
         note-off withdrawing a note the pitch tracker announced early (see Quantiser).
         Thread: one producer."""
-        self.quantiser.push(MelodyEvent(int(time), int(pitch), bool(on), take_back=bool(take_back) and not on))
+        self.quantiser.note(time, pitch, on, take_back)
         if on:
             self._onsets.append(int(time))
 
