@@ -27,9 +27,10 @@ Decisions, in the order they are taken each hop:
    are ``fast_change_away_cents`` to one side of the note and either glide towards, or
    have settled on, another pitch by the same rules (settled: 3 hops within 40 cents,
    moving at most 16 cents a hop, or 34 back and forth: PESTO's 1/3-semitone bins on
-   hops voiced by the periodicity). Vibrato swings back before it
-   gets there. A level dip of ``dip_db`` followed by a rise
-   of ``rise_db`` re-articulates (a repeated note). A re-articulated note is named by
+   hops voiced by the periodicity), unless the change is a leap of ``leap_st`` (the
+   tracker on a harmonic, more often than not: the change rule waits it out). Vibrato
+   swings back before it gets there. A level dip of ``dip_db`` followed by a rise of
+   ``rise_db`` re-articulates (a repeated note). A re-articulated note is named by
    the onset rule from the hops after the rise (``reartic_fresh``): in a room, the hops
    before it still hear the last note ringing on, which named 2/3 of the wrong notes in
    the bench's reverberant clips.
@@ -382,7 +383,8 @@ class NoteSegmenter(SegmenterRules):
         """Legato, early: the newest 2 hops are fast_change_away_cents from the note on
         one side, and either glide towards a target (see ``_glide``) or have settled
         (a step of at most change_slope_cents); the target lies change_semitones from
-        the note and rounds to another pitch. Vibrato swings back, so it rarely does."""
+        the note (but less than leap_st) and rounds to another pitch. Vibrato swings
+        back, so it rarely does."""
         c = self.cfg
         if len(self._run) < 3:
             return False
@@ -400,6 +402,12 @@ class NoteSegmenter(SegmenterRules):
             if not settled or run[-k][0] <= n.on_hop:
                 return False
         if abs(target - ref) < c.change_semitones or snap(target, c.key, c.scale) == n.pitch:
+            return False
+        if c.leap_st > 0 and abs(target - ref) >= c.leap_st and self._octave_run <= c.octave_fold_hops:
+            # a leap of an octave or so in 2 hops: more often the tracker on a harmonic
+            # (or a subharmonic) in a room or through a laptop microphone than a sung
+            # legato leap, which the slower change rule still names (see _leap); an
+            # octave leap that has held past its folding is the voice's
             return False
         if self._vibrato_swing(n, ref, p3 - ref):
             return False

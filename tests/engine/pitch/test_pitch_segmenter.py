@@ -443,3 +443,16 @@ def test_an_early_legato_note_is_dated_by_its_glide_not_by_a_swing_before_it():
     assert ons(ev) == [(60, 9.0), (62, 47.0)]
     ev, _ = run(frames, SegmenterConfig(change_date_share=0.1))  # any departure dates it
     assert ons(ev)[1] == (62, 39.0)
+
+
+def test_a_legato_change_heard_an_octave_and_more_away_is_not_named_in_two_hops():
+    # G3 -> F3 legato in a room: the tracker names the new note's octave below (F2, 14
+    # semitones under the G3) for 3 hops before it finds F3. The fast legato rule would
+    # name F2 from 2 settled hops; a leap of leap_st or more waits for the slower change
+    # rule, by which time the tracker is on F3
+    frames = silence(10) + note(55, 30) + note(41, 3) + note(53, 30) + silence(10)
+    ev, _ = run(frames)
+    assert [p for p, _ in ons(ev)] == [55, 53]
+    # a sung legato leap that holds is still named (by the change rule)
+    ev, _ = run(silence(10) + note(55, 30) + note(41, 30) + silence(10))
+    assert [p for p, _ in ons(ev)] == [55, 41]
