@@ -69,7 +69,8 @@ class SegmenterConfig:
     early_sharp_cents: float = 15.0  # ... or this close sharp of it (a scoop passes the semitone below)
     early_conf: float = 0.7  # ... with at least this confidence (the first frames may name a harmonic)
     early_rise_db: float = 4.0  # ... a level at most this above the last hop's (mid-attack: wait)
-    early_move_cents: float = 40.0  # ... and not 40-150 cents from the last hop's pitch (a scoop)
+    early_move_cents: float = 40.0  # ... and not this far from the last hop's pitch (a scoop) ...
+    early_move_max_cents: float = 200.0  # ... up to this far (a legato glide's tail, the window lagging)
     early_any: bool = False  # announce on any voiced hop (a leap aside), leaving the rest to the onset rule
     leap_st: float = 10.0  # a new note this far (semitones) from the last one, ended at most
     leap_window_hops: int = 100  # ... this long ago, is announced neither early nor by a glide,
@@ -295,8 +296,10 @@ class SegmenterRules:
         early_sharp_cents sharp of a semitone (a scoop passes just sharp of the semitone
         below), confidence >= early_conf, the level (a 20 ms window) risen at most
         early_rise_db since the last hop (mid-attack the pitch is unreliable), and not
-        early_move_cents..150 cents from the last hop's pitch where that hop had a pitch
-        (a scoop, or the tracker's first frames still moving), and no leap (``_leap``)."""
+        early_move_cents..early_move_max_cents from the last hop's pitch where that hop
+        had a pitch (a scoop, or the tracker's first frames still moving; 150-200 cents: a
+        legato glide re-articulated by a level dip, its first hop after the dip still on
+        the way), and no leap (``_leap``)."""
         c = self.cfg
         if c.early_any:
             # eager: the note goes out on its first voiced hop and the onset rule corrects
@@ -310,7 +313,8 @@ class SegmenterRules:
             return False
         if self._leap(p1):
             return False  # maybe the attack's harmonic (see _leap)
-        return not (self._prev_conf >= 0.3 and c.early_move_cents <= abs(p1 - self._prev_pitch) * 100 <= 150)
+        move = abs(p1 - self._prev_pitch) * 100
+        return not (self._prev_conf >= 0.3 and c.early_move_cents <= move <= c.early_move_max_cents)
 
     def _leap(self, p: float) -> bool:
         """Would pitch ``p`` be a leap of leap_st or more from the last note, which ended at

@@ -456,3 +456,20 @@ def test_a_legato_change_heard_an_octave_and_more_away_is_not_named_in_two_hops(
     # a sung legato leap that holds is still named (by the change rule)
     ev, _ = run(silence(10) + note(55, 30) + note(41, 30) + silence(10))
     assert [p for p, _ in ons(ev)] == [55, 41]
+
+
+def test_a_glide_re_articulated_by_a_dip_is_not_named_early_on_its_first_hop():
+    # F4 -> D#4 legato with a level dip on the way (re-articulated): the first hop after
+    # the rise, still on the glide's tail, lies 27 cents under E4 and 153 cents below the
+    # hop before it. An early note on it would be E4, heard until the onset rule corrects
+    # it; 150-200 cents from the last hop is too far into a move to trust
+    def hop(midi, conf, level):
+        return (float(midi_to_hz(midi)), conf, level)
+
+    dip = [hop(65.35, 0.94, -27.0), hop(65.81, 0.78, -21.0), hop(65.26, 0.6, -19.0)]
+    tail = [hop(p, 0.95, -19.0) for p in (63.73, 63.33, 63.16, 63.09, 63.02)]
+    frames = silence(10) + note(65, 30) + dip + tail + note(63, 30) + silence(10)
+    for cfg, heard_e4 in ((SegmenterConfig(), False), (SegmenterConfig(early_move_max_cents=150.0), True)):
+        ev, _ = run(frames, cfg)
+        assert [p for p, _ in ons(ev)] == [65, 63]
+        assert any(k == "on" and p == 64 for k, p, _, _ in ev) == heard_e4
