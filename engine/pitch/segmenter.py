@@ -221,9 +221,13 @@ class NoteSegmenter(SegmenterRules):
                         first = self._run[-need][0]
                         # date the onset by the level rise (the level window spans 2 hops,
                         # so the rise happened about one hop before the crossing); without
-                        # a recent rise, by the tracker's frame delay
+                        # a recent rise, by the tracker's frame delay; and no later than
+                        # that delay allows (in noise the level can clear the floor only
+                        # as the voicing does: the rise then dates the note late)
                         rise = self._last_low_hop + 1 - 1.0
-                        on_time = rise if first - rise <= 15 else first - c.pitch_delay_hops
+                        on_time = first - c.pitch_delay_hops
+                        if first - rise <= 15:
+                            on_time = min(rise, on_time)
                         if self._reartic_hop is not None:
                             on_time = self._reartic_hop  # the level dip that re-articulated
                         on_time = min(on_time, first)

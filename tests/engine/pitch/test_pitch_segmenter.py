@@ -473,3 +473,16 @@ def test_a_glide_re_articulated_by_a_dip_is_not_named_early_on_its_first_hop():
         ev, _ = run(frames, cfg)
         assert [p for p, _ in ons(ev)] == [65, 63]
         assert any(k == "on" and p == 64 for k, p, _, _ in ev) == heard_e4
+
+
+def test_an_onset_is_dated_no_later_than_the_trackers_delay_before_its_first_voiced_hop():
+    # the level and the voicing rise on the same hop (in noise a quiet note clears the
+    # floor only as it becomes voiced): dating by the level rise would date it at hop 19,
+    # later than the tracker's window (3 hops back) says the voice began
+    cfg = SegmenterConfig(pitch_delay_hops=3.0)
+    ev, _ = run(silence(20) + note(60, 30) + silence(10), cfg)
+    assert ons(ev) == [(60, 17.0)]
+    # a level rise well before the voicing (a consonant's burst) still dates the note
+    burst = [(100.0, 0.05, -30.0)] * 6
+    ev, _ = run(silence(20) + burst + note(60, 30) + silence(10), cfg)
+    assert ons(ev) == [(60, 19.0)]
