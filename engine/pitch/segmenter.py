@@ -229,7 +229,9 @@ class NoteSegmenter(SegmenterRules):
                         if first - rise <= 15:
                             on_time = min(rise, on_time)
                         if self._reartic_hop is not None:
-                            on_time = self._reartic_hop  # the level dip that re-articulated
+                            # the level dip that re-articulated: its quietest 20 ms window
+                            # ends a hop or so before the new attack sounds
+                            on_time = self._reartic_hop + c.reartic_date_hops
                         on_time = min(on_time, first)
                         self._reartic_hop = None
                         self._flush_pending(out, on_time)

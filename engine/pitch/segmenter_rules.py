@@ -35,6 +35,7 @@ class SegmenterConfig:
     settle_cents: float = 3.0  # a still-drifting pitch (a scoop's slow tail) waits ...
     settle_max_hops: int = 0  # ... at most this many extra hops (0: off; see the bench)
     reartic_fresh: bool = True  # a re-articulation names its note from hops after the rise only
+    reartic_date_hops: float = 1.0  # ... and is dated this long after the dip's quietest hop
     change_semitones: float = 0.8  # a new stable pitch this far from the note: new note
     change_hops: int = 5
     change_settle_hops: int = 3  # ... whose newest hops agree within 40 cents ...
