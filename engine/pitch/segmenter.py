@@ -400,7 +400,7 @@ class NoteSegmenter(SegmenterRules):
         away = c.fast_change_away_cents / 100
         if not ((p2 - ref >= away and p3 - ref >= away) or (ref - p2 >= away and ref - p3 >= away)):
             return False
-        ok, target = self._glide(floor_hop=n.on_hop, monotone4=c.change_monotone4)
+        ok, target = self._glide(floor_hop=n.on_hop, monotone4=c.change_monotone4, ratio_min=c.glide_ratio_min)
         if not ok:
             # or settled: the newest change_settle_hops agree (as in the later rule)
             k = c.change_settle_hops

@@ -44,6 +44,7 @@ class SegmenterConfig:
     glide_onsets: bool = True  # a still-moving onset (a scoop) is named by where it heads:
     glide_ratio_max: float = 0.6  # ... 3 hops moving one way, each step at most this share
     glide_min_step_cents: float = 4.0  # of the last (and at least this), converge (Aitken)
+    glide_ratio_min: float = 0.2  # ... a legato one's second step at least this share of its first
     glide_reach_cents: float = 120.0  # on a pitch at most this far beyond the newest hop ...
     glide_guard_ratio: float = 0.75  # ... that a slower approach (this ratio) rounds to too
     fast_change: bool = True  # legato, early: the newest 2 hops this far from the note
@@ -222,11 +223,12 @@ class SegmenterRules:
         d1, d2 = (b - a) * 100, (e - b) * 100
         return (d1 > c.settle_cents and d2 > c.settle_cents) or (d1 < -c.settle_cents and d2 < -c.settle_cents)
 
-    def _glide(self, floor_hop: float = -1, monotone4: bool = False) -> tuple[bool, float]:
+    def _glide(self, floor_hop: float = -1, monotone4: bool = False, ratio_min: float = 0.0) -> tuple[bool, float]:
         """-> (ok, target): the newest 3 voiced hops (all after ``floor_hop``) approach a
         pitch monotonically with shrinking steps, as a scoop or a legato glide does
         (roughly exponentially); the target is where that approach converges (Aitken's
-        extrapolation of the three points), at most glide_reach_cents beyond the newest."""
+        extrapolation of the three points), at most glide_reach_cents beyond the newest;
+        the second step at least ``ratio_min`` of the first (legato: glide_ratio_min)."""
         c = self.cfg
         k = 4 if monotone4 else 3
         if len(self._run) < k:
@@ -241,6 +243,11 @@ class SegmenterRules:
             return False, 0.0
         r = d2 / d1
         if r > c.glide_ratio_max:
+            return False, 0.0
+        if r < ratio_min:
+            # legato (the fast change): a big step then an almost-stop is the measurement
+            # window leaving the old note, not a glide converging (a slow 3-semitone
+            # glide measured 124 then 20 cents: named a semitone short)
             return False, 0.0
         reach = d2 * r / (1.0 - r)
         if abs(reach) * 100 > c.glide_reach_cents:

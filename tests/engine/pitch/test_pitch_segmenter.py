@@ -430,7 +430,9 @@ def test_a_jittery_legato_in_a_room_is_not_named_by_a_jump_and_a_small_step():
     frames = silence(10) + [(float(midi_to_hz(58 + c / 100)), 0.9, -20.0) for c in cents] + silence(10)
     ev, _ = run(frames)
     assert [p for p, _ in ons(ev)] == [61, 58]
-    ev, _ = run(frames, SegmenterConfig(change_monotone4=False))
+    # (the almost-stop after the jump, 47 then 3 cents, is also too small a ratio for a
+    # legato glide: glide_ratio_min)
+    ev, _ = run(frames, SegmenterConfig(change_monotone4=False, glide_ratio_min=0.0))
     assert [p for p, _ in ons(ev)] == [61, 59]
 
 
@@ -498,3 +500,15 @@ def test_a_rearticulation_is_dated_a_hop_after_the_dips_quietest_window():
     assert [h for _, h in ons(ev)][1:] == [42.0]
     ev, _ = run(frames, SegmenterConfig(reartic_date_hops=0.0))
     assert ons(ev)[1] == (60, 41.0)
+
+
+def test_a_slow_legato_glide_is_not_named_by_a_big_step_and_an_almost_stop():
+    # E4 -> C#4 legato, measured as on a sung dev clip: the window leaves E4 in one big
+    # step (124 cents), then moves 20 cents while the voice itself still falls. As a
+    # converging glide (ratio 0.16) it would be named D4; the rule waits, and names C#4
+    cents = [0] * 30 + [-9, -133, -153, -192, -232, -257, -270, -276, -282, -284] + [-285] * 20
+    frames = silence(10) + [(float(midi_to_hz(64 + c / 100)), 0.95, -20.0) for c in cents] + silence(10)
+    ev, _ = run(frames)
+    assert [p for p, _ in ons(ev)] == [64, 61]
+    ev, _ = run(frames, SegmenterConfig(glide_ratio_min=0.0))
+    assert [p for p, _ in ons(ev)][:2] == [64, 62]
