@@ -7,11 +7,13 @@ Decisions, in the order they are taken each hop:
    confidence dip does not end a note. The level must also clear an adaptive noise
    floor, so steady background noise never opens the gate.
 2. Onset: after an unvoiced stretch, the first ``stable_hops`` voiced hops whose pitch
-   spread and slope are small start a note. A scoop need not be waited out until it
-   flattens (``glide_onsets``): when the newest 3 hops approach a pitch with shrinking
-   steps (each at most ``glide_ratio_max`` of the last), the note is named where that
-   approach converges (Aitken's extrapolation), provided a slower approach (ratio
-   ``glide_guard_ratio``) would round to the same pitch: early on, the measured steps
+   spread and slope are small start a note. It is dated by the level rise, no later
+   than the tracker's delay before its first voiced hop, or earlier where the hops just
+   before that named its pitch below the gate (``backdate_hops``: a quiet note in noise).
+   A scoop need not be waited out until it flattens (``glide_onsets``): when the newest
+   3 hops approach a pitch with shrinking steps (each at most ``glide_ratio_max`` of the
+   last), the note is named where that approach converges (Aitken's extrapolation),
+   provided a slower approach (ratio ``glide_guard_ratio``) would round to the same pitch: early on, the measured steps
    shrink before the scoop itself does (the 20 ms window still holds the attack).
    Before that rule agrees, one voiced hop that names a semitone squarely (see
    ``_early_ok``: near it, confident, past the attack, not moving) announces the note
@@ -118,6 +120,7 @@ class NoteSegmenter(SegmenterRules):
         self._reartic_hop: int | None = None
         self._prev_level_db = -120.0
         self._prev_pitch, self._prev_conf = 0.0, 0.0
+        self._recent: deque[tuple[int, float, float]] = deque(maxlen=32)  # (hop, pitch, conf), every hop
         self.voiced_hops: list[bool] = []
 
     # -- helpers ---------------------------------------------------------------------
@@ -160,6 +163,7 @@ class NoteSegmenter(SegmenterRules):
         if not np.isfinite(f0_hz) or f0_hz <= 0 or not np.isfinite(conf) or not np.isfinite(level_db):
             f0_hz, conf, level_db = 1.0, 0.0, -120.0
         pitch = 69.0 + 12.0 * np.log2(f0_hz / 440.0)
+        self._recent.append((self.hop, pitch, conf))
         voiced_now = self._gate(conf, level_db, pitch)
         if not voiced_now:
             self._update_floor(level_db)
@@ -228,6 +232,11 @@ class NoteSegmenter(SegmenterRules):
                         on_time = first - c.pitch_delay_hops
                         if first - rise <= 15:
                             on_time = min(rise, on_time)
+                        back = self._named_before(first, med)
+                        if back < first:
+                            # the hops before the run already named this pitch, unvoiced (a
+                            # quiet note in noise clears the gate late): the note began there
+                            on_time = min(on_time, max(back - c.pitch_delay_hops, self._last_t))
                         if self._reartic_hop is not None:
                             # the level dip that re-articulated: its quietest 20 ms window
                             # ends a hop or so before the new attack sounds
@@ -257,6 +266,22 @@ class NoteSegmenter(SegmenterRules):
         elif len(self.notes) > 64:
             del self.notes[:-8]
         return self._monotonic(out)
+
+    def _named_before(self, first: int, pitch: float) -> int:
+        """The earliest hop of an unbroken stretch, at most backdate_hops long, just
+        before hop ``first`` whose hops (voiced or not) name ``pitch`` within
+        backdate_cents at a confidence of at least backdate_conf; ``first`` if none."""
+        c = self.cfg
+        h = first
+        for hop, p, conf in reversed(self._recent):
+            if hop >= h:
+                continue
+            if hop != h - 1 or first - hop > c.backdate_hops:
+                break
+            if conf < c.backdate_conf or abs(p - pitch) * 100 > c.backdate_cents:
+                break
+            h = hop
+        return h
 
     def _monotonic(self, out: list) -> list:
         """Clamp event times so they never go back (back-dated onsets could otherwise

@@ -34,6 +34,9 @@ class SegmenterConfig:
     tail_extra_hops: int = 0  # ... on that note's pitch needs this many more hops (0: off, see bench notes)
     settle_cents: float = 3.0  # a still-drifting pitch (a scoop's slow tail) waits ...
     settle_max_hops: int = 0  # ... at most this many extra hops (0: off; see the bench)
+    backdate_hops: int = 5  # a note after a gap is dated back over at most this many hops
+    backdate_conf: float = 0.3  # ... just before its run that named its pitch at this confidence
+    backdate_cents: float = 50.0  # ... and within this many cents (less the tracker's delay; 0 hops: off)
     reartic_fresh: bool = True  # a re-articulation names its note from hops after the rise only
     reartic_date_hops: float = 1.0  # ... and is dated this long after the dip's quietest hop
     change_semitones: float = 0.8  # a new stable pitch this far from the note: new note

@@ -512,3 +512,19 @@ def test_a_slow_legato_glide_is_not_named_by_a_big_step_and_an_almost_stop():
     assert [p for p, _ in ons(ev)] == [64, 61]
     ev, _ = run(frames, SegmenterConfig(glide_ratio_min=0.0))
     assert [p for p, _ in ons(ev)][:2] == [64, 62]
+
+
+def test_a_note_whose_hops_named_it_before_the_gate_opened_is_dated_from_them():
+    # a quiet note in loud noise: the tracker names C4 for 4 hops at a confidence under
+    # the gate's (0.4) before the gate opens; the noise itself has no steady pitch. The
+    # note began with those hops (hop 30), not when the gate opened (hop 34)
+    noise = [(150.0 if i % 2 else 230.0, 0.05, -20.0) for i in range(20)]
+    frames = silence(10) + noise + note(60, 4, conf=0.4) + note(60, 30) + silence(10)
+    ev, _ = run(frames)
+    assert ons(ev) == [(60, 30)]
+    ev, _ = run(frames, SegmenterConfig(backdate_hops=0))
+    assert ons(ev) == [(60, 34)]
+    # hops a semitone away (another pitch) do not date it
+    frames = silence(10) + noise + note(61, 4, conf=0.4) + note(60, 30) + silence(10)
+    ev, _ = run(frames)
+    assert ons(ev) == [(60, 34)]
