@@ -7,9 +7,10 @@ Decisions, in the order they are taken each hop:
    confidence dip does not end a note. The level must also clear an adaptive noise
    floor, so steady background noise never opens the gate.
 2. Onset: after an unvoiced stretch, the first ``stable_hops`` voiced hops whose pitch
-   spread and slope are small start a note. It is dated by the level rise, no later
-   than the tracker's delay before its first voiced hop, or earlier where the hops just
-   before that named its pitch below the gate (``backdate_hops``: a quiet note in noise).
+   spread and slope are small start a note. It is dated by the level rise (or by a later
+   jump of ``attack_rise_db``: the vowel after a consonant's burst), no later than the
+   tracker's delay before its first voiced hop, or earlier where the hops just before
+   that named its pitch below the gate (``backdate_hops``: a quiet note in noise).
    A scoop need not be waited out until it flattens (``glide_onsets``): when the newest
    3 hops approach a pitch with shrinking steps (each at most ``glide_ratio_max`` of the
    last), the note is named where that approach converges (Aitken's extrapolation),
@@ -120,7 +121,7 @@ class NoteSegmenter(SegmenterRules):
         self._reartic_hop: int | None = None
         self._prev_level_db = -120.0
         self._prev_pitch, self._prev_conf = 0.0, 0.0
-        self._recent: deque[tuple[int, float, float]] = deque(maxlen=32)  # (hop, pitch, conf), every hop
+        self._recent: deque[tuple[int, float, float, float]] = deque(maxlen=32)  # (hop, pitch, conf, level)
         self.voiced_hops: list[bool] = []
 
     # -- helpers ---------------------------------------------------------------------
@@ -163,7 +164,7 @@ class NoteSegmenter(SegmenterRules):
         if not np.isfinite(f0_hz) or f0_hz <= 0 or not np.isfinite(conf) or not np.isfinite(level_db):
             f0_hz, conf, level_db = 1.0, 0.0, -120.0
         pitch = 69.0 + 12.0 * np.log2(f0_hz / 440.0)
-        self._recent.append((self.hop, pitch, conf))
+        self._recent.append((self.hop, pitch, conf, level_db))
         voiced_now = self._gate(conf, level_db, pitch)
         if not voiced_now:
             self._update_floor(level_db)
@@ -232,6 +233,11 @@ class NoteSegmenter(SegmenterRules):
                         on_time = first - c.pitch_delay_hops
                         if first - rise <= 15:
                             on_time = min(rise, on_time)
+                            attack = self._attack(first, rise)
+                            if attack > on_time:
+                                # the level rose first with a consonant's burst; the vowel,
+                                # where the note starts, comes with the later jump
+                                on_time = min(attack, first - c.pitch_delay_hops)
                         back = self._named_before(first, med)
                         if back < first:
                             # the hops before the run already named this pitch, unvoiced (a
@@ -273,7 +279,7 @@ class NoteSegmenter(SegmenterRules):
         backdate_cents at a confidence of at least backdate_conf; ``first`` if none."""
         c = self.cfg
         h = first
-        for hop, p, conf in reversed(self._recent):
+        for hop, p, conf, _ in reversed(self._recent):
             if hop >= h:
                 continue
             if hop != h - 1 or first - hop > c.backdate_hops:
@@ -282,6 +288,19 @@ class NoteSegmenter(SegmenterRules):
                 break
             h = hop
         return h
+
+    def _attack(self, first: int, rise: float) -> float:
+        """Where the latest level jump of attack_rise_db over 2 hops, after ``rise`` and at
+        or before hop ``first``, began (2 hops before its end: the level window spans 2);
+        ``rise`` when there is none (or attack_rise_db is 0)."""
+        c = self.cfg
+        if c.attack_rise_db <= 0:
+            return rise
+        lv = {h: level for h, _, _, level in self._recent}
+        for h in range(int(first), int(rise) + 1, -1):
+            if h in lv and h - 2 in lv and lv[h] - lv[h - 2] >= c.attack_rise_db:
+                return float(h - 2)
+        return rise
 
     def _monotonic(self, out: list) -> list:
         """Clamp event times so they never go back (back-dated onsets could otherwise

@@ -34,6 +34,7 @@ class SegmenterConfig:
     tail_extra_hops: int = 0  # ... on that note's pitch needs this many more hops (0: off, see bench notes)
     settle_cents: float = 3.0  # a still-drifting pitch (a scoop's slow tail) waits ...
     settle_max_hops: int = 0  # ... at most this many extra hops (0: off; see the bench)
+    attack_rise_db: float = 8.0  # ... or from the latest 2-hop level jump this big before its first voiced hop
     backdate_hops: int = 5  # a note after a gap is dated back over at most this many hops
     backdate_conf: float = 0.3  # ... just before its run that named its pitch at this confidence
     backdate_cents: float = 50.0  # ... and within this many cents (less the tracker's delay; 0 hops: off)
