@@ -466,7 +466,7 @@ class NoteSegmenter(SegmenterRules):
         sign = 1.0 if p3 > ref else -1.0
         first = run[-1][0]
         # date it by the first hop past halfway to the new pitch (a vibrato swing towards
-        # it would date it too early), less the measurement's lag
+        # it would date it too early), less the measurement's lag (change_date_lag_hops)
         half = abs(target - ref) * c.change_date_share
         for h, p, _ in reversed(run):
             if h <= n.on_hop or (p - ref) * sign < half:

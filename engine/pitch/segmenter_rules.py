@@ -55,7 +55,7 @@ class SegmenterConfig:
     fast_change_away_cents: float = 50.0  # glide (as above) or have settled onto another pitch
     change_monotone4: bool = True
     change_date_share: float = 0.5  # ... dated by the first hop this share of the way there,
-    change_date_lag_hops: float = 1.0  # less this lag of the measurement
+    change_date_lag_hops: float = 2.0  # less this lag of the measurement (sung dev clips: 1 hop dated them 15 ms late)
     dip_db: float = 5.0  # re-articulation: level dips this much ...
     rise_db: float = 8.0  # ... then rises this much (a new attack), within a voiced note
     vibrato_hops: int = 20  # a held note's pitch swinging around a steady centre over
