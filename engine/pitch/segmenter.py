@@ -7,11 +7,14 @@ Decisions, in the order they are taken each hop:
    confidence dip does not end a note. The level must also clear an adaptive noise
    floor, so steady background noise never opens the gate.
 2. Onset: after an unvoiced stretch, the first ``stable_hops`` voiced hops whose pitch
-   spread and slope are small start a note. A scoop need not be waited out until it
-   flattens (``glide_onsets``): when the newest 3 hops approach a pitch with shrinking
-   steps (each at most ``glide_ratio_max`` of the last), the note is named where that
-   approach converges (Aitken's extrapolation), provided a slower approach (ratio
-   ``glide_guard_ratio``) would round to the same pitch: early on, the measured steps
+   spread and slope are small start a note. It is dated by the level rise (or by a later
+   jump of ``attack_rise_db``: the vowel after a consonant's burst), no later than the
+   tracker's delay before its first voiced hop, or earlier where the hops just before
+   that named its pitch below the gate (``backdate_hops``: a quiet note in noise).
+   A scoop need not be waited out until it flattens (``glide_onsets``): when the newest
+   3 hops approach a pitch with shrinking steps (each at most ``glide_ratio_max`` of the
+   last), the note is named where that approach converges (Aitken's extrapolation),
+   provided a slower approach (ratio ``glide_guard_ratio``) would round to the same pitch: early on, the measured steps
    shrink before the scoop itself does (the 20 ms window still holds the attack).
    Before that rule agrees, one voiced hop that names a semitone squarely (see
    ``_early_ok``: near it, confident, past the attack, not moving) announces the note
@@ -27,9 +30,10 @@ Decisions, in the order they are taken each hop:
    are ``fast_change_away_cents`` to one side of the note and either glide towards, or
    have settled on, another pitch by the same rules (settled: 3 hops within 40 cents,
    moving at most 16 cents a hop, or 34 back and forth: PESTO's 1/3-semitone bins on
-   hops voiced by the periodicity). Vibrato swings back before it
-   gets there. A level dip of ``dip_db`` followed by a rise
-   of ``rise_db`` re-articulates (a repeated note). A re-articulated note is named by
+   hops voiced by the periodicity), unless the change is a leap of ``leap_st`` (the
+   tracker on a harmonic, more often than not: the change rule waits it out). Vibrato
+   swings back before it gets there. A level dip of ``dip_db`` followed by a rise of
+   ``rise_db`` re-articulates (a repeated note). A re-articulated note is named by
    the onset rule from the hops after the rise (``reartic_fresh``): in a room, the hops
    before it still hear the last note ringing on, which named 2/3 of the wrong notes in
    the bench's reverberant clips.
@@ -117,6 +121,7 @@ class NoteSegmenter(SegmenterRules):
         self._reartic_hop: int | None = None
         self._prev_level_db = -120.0
         self._prev_pitch, self._prev_conf = 0.0, 0.0
+        self._recent: deque[tuple[int, float, float, float]] = deque(maxlen=32)  # (hop, pitch, conf, level)
         self.voiced_hops: list[bool] = []
 
     # -- helpers ---------------------------------------------------------------------
@@ -159,6 +164,7 @@ class NoteSegmenter(SegmenterRules):
         if not np.isfinite(f0_hz) or f0_hz <= 0 or not np.isfinite(conf) or not np.isfinite(level_db):
             f0_hz, conf, level_db = 1.0, 0.0, -120.0
         pitch = 69.0 + 12.0 * np.log2(f0_hz / 440.0)
+        self._recent.append((self.hop, pitch, conf, level_db))
         voiced_now = self._gate(conf, level_db, pitch)
         if not voiced_now:
             self._update_floor(level_db)
@@ -220,11 +226,27 @@ class NoteSegmenter(SegmenterRules):
                         first = self._run[-need][0]
                         # date the onset by the level rise (the level window spans 2 hops,
                         # so the rise happened about one hop before the crossing); without
-                        # a recent rise, by the tracker's frame delay
+                        # a recent rise, by the tracker's frame delay; and no later than
+                        # that delay allows (in noise the level can clear the floor only
+                        # as the voicing does: the rise then dates the note late)
                         rise = self._last_low_hop + 1 - 1.0
-                        on_time = rise if first - rise <= 15 else first - c.pitch_delay_hops
+                        on_time = first - c.pitch_delay_hops
+                        if first - rise <= 15:
+                            on_time = min(rise, on_time)
+                            attack = self._attack(first, rise)
+                            if attack > on_time:
+                                # the level rose first with a consonant's burst; the vowel,
+                                # where the note starts, comes with the later jump
+                                on_time = min(attack, first - c.pitch_delay_hops)
+                        back = self._named_before(first, med)
+                        if back < first:
+                            # the hops before the run already named this pitch, unvoiced (a
+                            # quiet note in noise clears the gate late): the note began there
+                            on_time = min(on_time, max(back - c.pitch_delay_hops, self._last_t))
                         if self._reartic_hop is not None:
-                            on_time = self._reartic_hop  # the level dip that re-articulated
+                            # the level dip that re-articulated: its quietest 20 ms window
+                            # ends a hop or so before the new attack sounds
+                            on_time = self._reartic_hop + c.reartic_date_hops
                         on_time = min(on_time, first)
                         self._reartic_hop = None
                         self._flush_pending(out, on_time)
@@ -250,6 +272,35 @@ class NoteSegmenter(SegmenterRules):
         elif len(self.notes) > 64:
             del self.notes[:-8]
         return self._monotonic(out)
+
+    def _named_before(self, first: int, pitch: float) -> int:
+        """The earliest hop of an unbroken stretch, at most backdate_hops long, just
+        before hop ``first`` whose hops (voiced or not) name ``pitch`` within
+        backdate_cents at a confidence of at least backdate_conf; ``first`` if none."""
+        c = self.cfg
+        h = first
+        for hop, p, conf, _ in reversed(self._recent):
+            if hop >= h:
+                continue
+            if hop != h - 1 or first - hop > c.backdate_hops:
+                break
+            if conf < c.backdate_conf or abs(p - pitch) * 100 > c.backdate_cents:
+                break
+            h = hop
+        return h
+
+    def _attack(self, first: int, rise: float) -> float:
+        """Where the latest level jump of attack_rise_db over 2 hops, after ``rise`` and at
+        or before hop ``first``, began (2 hops before its end: the level window spans 2);
+        ``rise`` when there is none (or attack_rise_db is 0)."""
+        c = self.cfg
+        if c.attack_rise_db <= 0:
+            return rise
+        lv = {h: level for h, _, _, level in self._recent}
+        for h in range(int(first), int(rise) + 1, -1):
+            if h in lv and h - 2 in lv and lv[h] - lv[h - 2] >= c.attack_rise_db:
+                return float(h - 2)
+        return rise
 
     def _monotonic(self, out: list) -> list:
         """Clamp event times so they never go back (back-dated onsets could otherwise
@@ -382,7 +433,8 @@ class NoteSegmenter(SegmenterRules):
         """Legato, early: the newest 2 hops are fast_change_away_cents from the note on
         one side, and either glide towards a target (see ``_glide``) or have settled
         (a step of at most change_slope_cents); the target lies change_semitones from
-        the note and rounds to another pitch. Vibrato swings back, so it rarely does."""
+        the note (but less than leap_st) and rounds to another pitch. Vibrato swings
+        back, so it rarely does."""
         c = self.cfg
         if len(self._run) < 3:
             return False
@@ -392,7 +444,7 @@ class NoteSegmenter(SegmenterRules):
         away = c.fast_change_away_cents / 100
         if not ((p2 - ref >= away and p3 - ref >= away) or (ref - p2 >= away and ref - p3 >= away)):
             return False
-        ok, target = self._glide(floor_hop=n.on_hop, monotone4=c.change_monotone4)
+        ok, target = self._glide(floor_hop=n.on_hop, monotone4=c.change_monotone4, ratio_min=c.glide_ratio_min)
         if not ok:
             # or settled: the newest change_settle_hops agree (as in the later rule)
             k = c.change_settle_hops
@@ -401,6 +453,12 @@ class NoteSegmenter(SegmenterRules):
                 return False
         if abs(target - ref) < c.change_semitones or snap(target, c.key, c.scale) == n.pitch:
             return False
+        if c.leap_st > 0 and abs(target - ref) >= c.leap_st and self._octave_run <= c.octave_fold_hops:
+            # a leap of an octave or so in 2 hops: more often the tracker on a harmonic
+            # (or a subharmonic) in a room or through a laptop microphone than a sung
+            # legato leap, which the slower change rule still names (see _leap); an
+            # octave leap that has held past its folding is the voice's
+            return False
         if self._vibrato_swing(n, ref, p3 - ref):
             return False
         if not self._lands_alike(target):
@@ -408,7 +466,7 @@ class NoteSegmenter(SegmenterRules):
         sign = 1.0 if p3 > ref else -1.0
         first = run[-1][0]
         # date it by the first hop past halfway to the new pitch (a vibrato swing towards
-        # it would date it too early), less the measurement's lag
+        # it would date it too early), less the measurement's lag (change_date_lag_hops)
         half = abs(target - ref) * c.change_date_share
         for h, p, _ in reversed(run):
             if h <= n.on_hop or (p - ref) * sign < half:

@@ -34,7 +34,12 @@ class SegmenterConfig:
     tail_extra_hops: int = 0  # ... on that note's pitch needs this many more hops (0: off, see bench notes)
     settle_cents: float = 3.0  # a still-drifting pitch (a scoop's slow tail) waits ...
     settle_max_hops: int = 0  # ... at most this many extra hops (0: off; see the bench)
+    attack_rise_db: float = 8.0  # ... or from the latest 2-hop level jump this big before its first voiced hop
+    backdate_hops: int = 5  # a note after a gap is dated back over at most this many hops
+    backdate_conf: float = 0.3  # ... just before its run that named its pitch at this confidence
+    backdate_cents: float = 50.0  # ... and within this many cents (less the tracker's delay; 0 hops: off)
     reartic_fresh: bool = True  # a re-articulation names its note from hops after the rise only
+    reartic_date_hops: float = 1.0  # ... and is dated this long after the dip's quietest hop
     change_semitones: float = 0.8  # a new stable pitch this far from the note: new note
     change_hops: int = 5
     change_settle_hops: int = 3  # ... whose newest hops agree within 40 cents ...
@@ -43,13 +48,14 @@ class SegmenterConfig:
     glide_onsets: bool = True  # a still-moving onset (a scoop) is named by where it heads:
     glide_ratio_max: float = 0.6  # ... 3 hops moving one way, each step at most this share
     glide_min_step_cents: float = 4.0  # of the last (and at least this), converge (Aitken)
+    glide_ratio_min: float = 0.2  # ... a legato one's second step at least this share of its first
     glide_reach_cents: float = 120.0  # on a pitch at most this far beyond the newest hop ...
     glide_guard_ratio: float = 0.75  # ... that a slower approach (this ratio) rounds to too
     fast_change: bool = True  # legato, early: the newest 2 hops this far from the note
     fast_change_away_cents: float = 50.0  # glide (as above) or have settled onto another pitch
     change_monotone4: bool = True
     change_date_share: float = 0.5  # ... dated by the first hop this share of the way there,
-    change_date_lag_hops: float = 1.0  # less this lag of the measurement
+    change_date_lag_hops: float = 2.0  # less this lag of the measurement (sung dev clips: 1 hop dated them 15 ms late)
     dip_db: float = 5.0  # re-articulation: level dips this much ...
     rise_db: float = 8.0  # ... then rises this much (a new attack), within a voiced note
     vibrato_hops: int = 20  # a held note's pitch swinging around a steady centre over
@@ -69,7 +75,8 @@ class SegmenterConfig:
     early_sharp_cents: float = 15.0  # ... or this close sharp of it (a scoop passes the semitone below)
     early_conf: float = 0.7  # ... with at least this confidence (the first frames may name a harmonic)
     early_rise_db: float = 4.0  # ... a level at most this above the last hop's (mid-attack: wait)
-    early_move_cents: float = 40.0  # ... and not 40-150 cents from the last hop's pitch (a scoop)
+    early_move_cents: float = 40.0  # ... and not this far from the last hop's pitch (a scoop) ...
+    early_move_max_cents: float = 200.0  # ... up to this far (a legato glide's tail, the window lagging)
     early_any: bool = False  # announce on any voiced hop (a leap aside), leaving the rest to the onset rule
     leap_st: float = 10.0  # a new note this far (semitones) from the last one, ended at most
     leap_window_hops: int = 100  # ... this long ago, is announced neither early nor by a glide,
@@ -220,11 +227,12 @@ class SegmenterRules:
         d1, d2 = (b - a) * 100, (e - b) * 100
         return (d1 > c.settle_cents and d2 > c.settle_cents) or (d1 < -c.settle_cents and d2 < -c.settle_cents)
 
-    def _glide(self, floor_hop: float = -1, monotone4: bool = False) -> tuple[bool, float]:
+    def _glide(self, floor_hop: float = -1, monotone4: bool = False, ratio_min: float = 0.0) -> tuple[bool, float]:
         """-> (ok, target): the newest 3 voiced hops (all after ``floor_hop``) approach a
         pitch monotonically with shrinking steps, as a scoop or a legato glide does
         (roughly exponentially); the target is where that approach converges (Aitken's
-        extrapolation of the three points), at most glide_reach_cents beyond the newest."""
+        extrapolation of the three points), at most glide_reach_cents beyond the newest;
+        the second step at least ``ratio_min`` of the first (legato: glide_ratio_min)."""
         c = self.cfg
         k = 4 if monotone4 else 3
         if len(self._run) < k:
@@ -239,6 +247,11 @@ class SegmenterRules:
             return False, 0.0
         r = d2 / d1
         if r > c.glide_ratio_max:
+            return False, 0.0
+        if r < ratio_min:
+            # legato (the fast change): a big step then an almost-stop is the measurement
+            # window leaving the old note, not a glide converging (a slow 3-semitone
+            # glide measured 124 then 20 cents: named a semitone short)
             return False, 0.0
         reach = d2 * r / (1.0 - r)
         if abs(reach) * 100 > c.glide_reach_cents:
@@ -295,8 +308,10 @@ class SegmenterRules:
         early_sharp_cents sharp of a semitone (a scoop passes just sharp of the semitone
         below), confidence >= early_conf, the level (a 20 ms window) risen at most
         early_rise_db since the last hop (mid-attack the pitch is unreliable), and not
-        early_move_cents..150 cents from the last hop's pitch where that hop had a pitch
-        (a scoop, or the tracker's first frames still moving), and no leap (``_leap``)."""
+        early_move_cents..early_move_max_cents from the last hop's pitch where that hop
+        had a pitch (a scoop, or the tracker's first frames still moving; 150-200 cents: a
+        legato glide re-articulated by a level dip, its first hop after the dip still on
+        the way), and no leap (``_leap``)."""
         c = self.cfg
         if c.early_any:
             # eager: the note goes out on its first voiced hop and the onset rule corrects
@@ -310,7 +325,8 @@ class SegmenterRules:
             return False
         if self._leap(p1):
             return False  # maybe the attack's harmonic (see _leap)
-        return not (self._prev_conf >= 0.3 and c.early_move_cents <= abs(p1 - self._prev_pitch) * 100 <= 150)
+        move = abs(p1 - self._prev_pitch) * 100
+        return not (self._prev_conf >= 0.3 and c.early_move_cents <= move <= c.early_move_max_cents)
 
     def _leap(self, p: float) -> bool:
         """Would pitch ``p`` be a leap of leap_st or more from the last note, which ended at
