@@ -38,8 +38,10 @@ Decisions, in the order they are taken each hop:
    before it still hear the last note ringing on, which named 2/3 of the wrong notes in
    the bench's reverberant clips.
    Talking is told from humming by how much the voiced pitch glides (motion over 3
-   hops above ``talk_glide_cents`` in more than ``talk_fraction`` of recent voiced
-   hops, once ``talk_min_hops`` voiced hops are in); while it looks like talking an onset
+   hops above ``talk_glide_cents``, or an even drift over ``talk_drift_hops``, in more
+   than ``talk_fraction`` of recent voiced hops, once ``talk_min_hops`` voiced hops are
+   in), unless more than ``talk_flat_max`` of them hold their pitch (a fast legato line
+   glides from note to note, but holds each); while it looks like talking an onset
    needs ``talk_stable_hops`` hops within ``talk_stable_cents`` (``talk_slope_cents`` a hop),
    so speech does not become a stream of notes.
 3. Pitch: the note is announced with the median of its first stable hops (or the glide's
@@ -115,7 +117,10 @@ class NoteSegmenter(SegmenterRules):
         self._last_low_hop = -1
         self._last_t = -1e9
         self._glides: deque[bool] = deque(maxlen=80)
-        self._voiced_pitches: deque[float] = deque(maxlen=max(4, c.vibrato_hops + c.vibrato_hops // 2))
+        self._flats: deque[bool] = deque(maxlen=80)  # voiced hops that held their pitch
+        self._voiced_pitches: deque[float] = deque(
+            maxlen=max(4, c.talk_drift_hops + 1, c.vibrato_hops + c.vibrato_hops // 2)
+        )
         self.talking = False
         self._dip_min_hop = 0
         self._reartic_hop: int | None = None
@@ -203,15 +208,26 @@ class NoteSegmenter(SegmenterRules):
                 # (hop to hop) stays under talk_glide_cents; a singer's wide vibrato moves
                 # as fast but around a steady centre, so it does not count
                 # a jump of talk_jump_st or more in one hop is the tracker leaping to a
-                # harmonic (a room's reverb mixes two notes), not a voice gliding
+                # harmonic (a room's reverb mixes two notes), not a voice gliding.
+                # A syllable's slower glide counts too: it moves on evenly over
+                # talk_drift_hops, where a sung change steps and then holds
                 jump = max(abs(vp[-1] - vp[-2]), abs(vp[-2] - vp[-3]), abs(vp[-3] - vp[-4])) >= c.talk_jump_st
+                motion = abs(vp[-1] - vp[-4]) * 100
                 self._glides.append(
-                    abs(vp[-1] - vp[-4]) * 100 > c.talk_glide_cents and not jump and not self._held_centre()
+                    (motion > c.talk_glide_cents and not jump or self._drifts_evenly()) and not self._held_centre()
                 )
+                self._flats.append(motion < c.talk_flat_cents)
                 if len(self._glides) >= c.talk_min_hops:
                     share = sum(self._glides) / len(self._glides)
-                    # hysteresis: talking starts above talk_fraction, ends below half of it
-                    self.talking = share > (c.talk_fraction / 2 if self.talking else c.talk_fraction)
+                    # hysteresis: talking starts above talk_fraction, ends below half of it;
+                    # it does not start while the voice still holds its pitch on more than
+                    # talk_flat_max of the hops (a fast legato line glides from note to note
+                    # but holds each; a syllable hardly ever holds)
+                    if self.talking:
+                        self.talking = share > c.talk_fraction / 2
+                    else:
+                        held = sum(self._flats) / len(self._flats)
+                        self.talking = share > c.talk_fraction and held <= c.talk_flat_max
             if self.note is None:
                 if self._pending_off is None or self.hop >= self._pending_off - 1:
                     ok, med, need, glided = self._onset()

@@ -70,6 +70,11 @@ class SegmenterConfig:
     talk_stable_cents: float = 35.0  # ... within this spread
     talk_slope_cents: float = 5.0  # ... moving at most this much per hop
     talk_jump_st: float = 11.0  # a one-hop jump this wide is no glide (a harmonic)
+    talk_drift_hops: int = 9  # ... or gliding: over this many hops (three equal thirds)
+    talk_drift_cents: float = 60.0  # ... it moves this far, each third at least a third of it
+    talk_drift_even: float = 0.6  # ... the same way, the smallest at least this share of the largest (0 cents: off)
+    talk_flat_cents: float = 15.0  # a voiced hop moving less than this over 3 hops holds its pitch ...
+    talk_flat_max: float = 0.25  # ... and talking is not told while more than this share of them do (1: off)
     early_cents: float = 30.0  # a voiced hop this close (flat) to a semitone announces it
     early_confirm_hops: int = 8  # ... provisionally, until the onset rule agrees (0 cents: off)
     early_sharp_cents: float = 15.0  # ... or this close sharp of it (a scoop passes the semitone below)
@@ -280,6 +285,25 @@ class SegmenterRules:
         ps = list(vp)[-(k + h) :]
         now, before = ps[h:], ps[:k]
         return (max(now) - min(now)) <= c.vibrato_span_st and abs(sum(now) / k - sum(before) / k) <= c.vibrato_drift_st
+
+    def _drifts_evenly(self) -> bool:
+        """The newest voiced hops glide on at a steady rate (a syllable's slow glide,
+        under talk_glide_cents over 3 hops): over talk_drift_hops, split in three equal
+        thirds, each third moves the same way, at least a third of talk_drift_cents, and
+        the smallest at least talk_drift_even of the largest. A sung change steps (its
+        glide fills one third) and scoops slow down; vibrato's thirds differ 2 to 1."""
+        c = self.cfg
+        m = c.talk_drift_hops // 3
+        vp = self._voiced_pitches
+        if c.talk_drift_cents <= 0 or m < 1 or len(vp) <= 3 * m:
+            return False
+        d = [vp[-1 - i * m] - vp[-1 - (i + 1) * m] for i in range(3)]
+        if not (all(x > 0 for x in d) or all(x < 0 for x in d)):
+            return False
+        a = [abs(x) for x in d]
+        if min(a) * 300 < c.talk_drift_cents or min(a) < c.talk_drift_even * max(a):
+            return False
+        return max(abs(vp[-i] - vp[-i - 1]) for i in range(1, 3 * m + 1)) < c.talk_jump_st
 
     def _vibrato_swing(self, n: NoteRecord, ref: float, d: float) -> bool:
         """An excursion ``d`` (semitones) from the note's pitch ``ref`` that mirrors a

@@ -547,3 +547,38 @@ def test_a_note_after_a_consonants_burst_is_dated_by_the_vowels_attack():
     assert ons(ev) == [(60, 24.0)]  # the jump's 2-hop level window began at hop 24
     ev, _ = run(frames, SegmenterConfig(attack_rise_db=0.0))
     assert ons(ev) == [(60, 19.0)]
+
+
+def test_a_fast_legato_line_that_holds_each_note_is_not_talking():
+    # 160 BPM in one breath: 67 held, a 3-semitone glide down, 64 held briefly, again to
+    # 61, then 61 again after a breath. Its first 16 voiced hops glide as much as speech
+    # does, but most of them hold their pitch: not talking, so the short repeat (14
+    # hops, under the 16 that talking wants) is heard
+    glide = np.array([-0.3, -1.3, -2.3, -2.8, -3.0])
+    pitches = [67.0] * 9 + list(67.0 + glide) + [64.0] * 4 + list(64.0 + glide) + [61.0] * 20
+    frames = silence(10)
+    for p in pitches:
+        frames += note(round(p), 1, cents=[(p - round(p)) * 100])
+    ev, seg = run(frames + silence(8) + note(61, 14) + silence(10))
+    assert [p for p, _ in ons(ev)] == [67, 64, 61, 61], ev
+    assert not seg.talking
+
+
+def test_syllables_gliding_slowly_and_evenly_are_talking():
+    # speech-like: 18-hop syllables, each gliding 8 cents a hop (24 over 3 hops: under
+    # talk_glide_cents) up or down, at scattered pitches. A sung note holds (or scoops
+    # and settles); these move on evenly throughout, which is talking: one note at most
+    rng = np.random.default_rng(0)
+    frames = silence(10)
+    for k in range(14):
+        base = 55 + rng.uniform(-3, 3)
+        cents = (1 if k % 2 else -1) * 8.0 * np.arange(18) + (base - round(base)) * 100
+        frames += note(round(base), 18, cents=cents) + silence(5)
+    seg = NoteSegmenter(SegmenterConfig())
+    ev, talked = [], False
+    for f in frames + silence(10):
+        ev += seg.step(*f)
+        talked |= seg.talking
+    ev += seg.finish()
+    assert talked
+    assert len(ons(ev)) <= 1, ons(ev)
