@@ -61,8 +61,10 @@ class SegmenterConfig:
     vibrato_hops: int = 20  # a held note's pitch swinging around a steady centre over
     vibrato_span_st: float = 2.6  # ... this many hops, within this span (semitones) and with its
     vibrato_drift_st: float = 0.4  # ... two halves' means this close, is vibrato, not gliding
-    vibrato_hold_hops: int = 10  # a vibrato-like excursion must hold this long to change note
+    vibrato_hold_hops: int = 8  # a vibrato-like excursion must hold this long to change note
     vibrato_max_st: float = 1.6  # ... unless it goes this far (no vibrato is that wide)
+    vibrato_young_hops: int = 15  # a note with fewer hops than this has no vibrato yet: its swing
+    vibrato_young_mirror: float = 0.6  # ... to the other side must be this share of the excursion (not 0.2)
     talk_glide_cents: float = 50.0  # pitch motion over 3 hops that counts as gliding
     talk_fraction: float = 0.35  # this share of gliding voiced hops means talking ...
     talk_stable_hops: int = 16  # ... and then an onset needs this many steady hops
@@ -314,7 +316,11 @@ class SegmenterRules:
         if not recent or abs(d) >= c.vibrato_max_st:
             return False
         other = min(p - ref for p in recent) if d > 0 else -max(p - ref for p in recent)
-        if other > -0.2 * abs(d):
+        # a young note (its first 150 ms) has no vibrato yet: the "swing" on the other
+        # side is its own entry still settling (a legato glide's tail), so only a swing
+        # nearly as wide as the excursion makes it look like vibrato
+        mirror = c.vibrato_young_mirror if len(n.pitches) < c.vibrato_young_hops else 0.2
+        if other > -mirror * abs(d):
             return False
         held = 0
         for p in reversed(recent):
