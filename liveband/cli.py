@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+    p.add_argument("--workers", type=int, default=0, help="processes making the batches ahead (a GPU run: 3-6)")
 
     p = sub.add_parser("train-pitch", help="fine-tune the hum tracker (PESTO) on generated sung clips")
     p.add_argument("--out", default=None, help="weights file (default engine/pitch/assets/pesto_sung.safetensors)")

@@ -47,7 +47,9 @@ def main(args) -> int:
         print(json.dumps({"corpus": summary}), flush=True)
     if not corpus.splits["train"]:
         raise UserError(f"{data}: no usable training songs ({summary['skipped']['count']} skipped)")
-    result = train(cfg, corpus.splits, args.out, resume=args.resume, device=args.device)
+    if not 0 <= args.workers <= 64:
+        raise UserError("--workers must be in 0..64")
+    result = train(cfg, corpus.splits, args.out, resume=args.resume, device=args.device, workers=args.workers)
     if rank0:
         print(json.dumps({"train": result}), flush=True)
     return 0

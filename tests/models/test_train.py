@@ -540,3 +540,18 @@ def test_the_reward_can_count_only_melody_notes_the_chord_has_not_heard():
     new = Batcher(pieces, dataclasses.replace(cfg, own_band_reward_new_only=True)).melody_at_chord(piece)
     np.testing.assert_array_equal(every[:12], [0, 0, 0, 0, 2, 2, 4, 4, 4, 4, 0, 0])
     np.testing.assert_array_equal(new[:12], [0, 0, -1, -1, 2, 2, 4, 4, -1, -1, 0, 0])
+
+
+def test_batches_made_by_loader_workers_give_the_same_run_as_in_process(tmp_path):
+    """`liveband train --workers N` (a GPU run's crops made ahead in other processes) must
+    change only the speed: the weights after a run, and after a resumed one, are the same."""
+    corpus = random_corpus()
+    cfg = dataclasses.replace(TINY, key_jump_prob=0.5, jump_lag_steps=4, corrupt_prob=0.5)
+    train(cfg, corpus, tmp_path / "inline", progress=False)
+    train(cfg, corpus, tmp_path / "workers", progress=False, workers=2, stop_at=3)
+    train(cfg, corpus, tmp_path / "workers", resume=True, progress=False, workers=2)
+    a = load_file(str(tmp_path / "inline" / "model.safetensors"))
+    b = load_file(str(tmp_path / "workers" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
