@@ -721,7 +721,7 @@ def train(
     if device == "cuda" and world > 1:
         device = f"cuda:{local_rank}"
     dev = torch.device(device)
-    if dev.type == "cuda":
+    if dev.type == "cuda" and dev.index is not None:  # plain "cuda" is the current device already
         torch.cuda.set_device(dev)
     else:
         # Small ops on a shared CPU: OpenMP threads spin against each other and against
