@@ -123,9 +123,12 @@ class SegmenterConfig:
 
 
 # Confidence scales differ: PESTO's voicing head saturates near 1, CREPE's peak
-# activation sits around 0.6-0.95 on a voice and 0.1-0.4 on noise.
+# activation sits around 0.6-0.95 on a voice and 0.1-0.4 on noise. PESTO's note holds
+# down to 0.35: in noise a sung note's confidence (PESTO's or the periodicity's) dips to
+# 0.35-0.45 for a few hops, which ended it and restarted it as a false note (sung clips
+# at 5 dB; 0.45 before)
 TRACKER_DEFAULTS = {
-    "pesto": SegmenterConfig(conf_on=0.65, conf_off=0.45),
+    "pesto": SegmenterConfig(conf_on=0.65, conf_off=0.35),
     "crepe": SegmenterConfig(conf_on=0.55, conf_off=0.4),
 }
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from engine.pitch.segmenter import NoteSegmenter, SegmenterConfig, snap
+from engine.pitch.segmenter import TRACKER_DEFAULTS, NoteSegmenter, SegmenterConfig, snap
 from engine.pitch.tracker import midi_to_hz
 
 
@@ -686,3 +686,16 @@ def test_an_onset_on_the_edge_between_two_semitones_waits_to_see_where_it_settle
     # a voice that holds the edge is still named, onset_edge_hops later
     ev, _ = run(silence(10) + hops([62.5] * 20) + silence(10))
     assert [p for p, _ in ons(ev)] == [round(62.5)] and ons(ev)[0][1] <= 10, ev
+
+
+def test_with_pesto_a_noisy_notes_confidence_dipping_to_0_4_does_not_split_it():
+    # in noise a held note's confidence dips to 0.35-0.45 for a few hops; with PESTO's
+    # defaults the note holds through (it ended there, and its rest was a false note)
+    frames = silence(10) + note(60, 30) + note(60, 4, conf=0.4) + note(60, 30) + silence(10)
+    ev, _ = run(frames, TRACKER_DEFAULTS["pesto"])
+    assert ons(ev) == [(60, ons(ev)[0][1])], ev
+    # ... and it still ends when the voice goes (confidence under 0.35)
+    ev, _ = run(
+        silence(10) + note(60, 30) + note(60, 4, conf=0.3) + note(62, 30) + silence(10), TRACKER_DEFAULTS["pesto"]
+    )
+    assert [p for p, _ in ons(ev)] == [60, 62], ev
