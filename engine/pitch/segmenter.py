@@ -5,7 +5,9 @@ Decisions, in the order they are taken each hop:
    their "on" thresholds; once voiced it stays voiced until both fall below "off"
    thresholds (hysteresis) for ``off_hops`` hops in a row, so a crackle or a short
    confidence dip does not end a note. The level must also clear an adaptive noise
-   floor, so steady background noise never opens the gate.
+   floor, so steady background noise never opens the gate. Below the "on" confidence,
+   ``gate_steady_hops`` hops in a row that name one pitch at ``gate_steady_conf`` open it
+   too (a quiet note in noise).
 2. Onset: after an unvoiced stretch, the first ``stable_hops`` voiced hops whose pitch
    spread and slope are small start a note. It is dated by the level rise (or by a later
    jump of ``attack_rise_db``: the vowel after a consonant's burst), no later than the

@@ -26,6 +26,9 @@ class SegmenterConfig:
     floor_margin_db: float = 2.0  # above the adaptive noise floor
     floor_rise: float = 0.05  # the floor rises this share of the way to an unvoiced hop's level
     floor_rise_max_db: float = 2.0  # ... at most this much a hop
+    gate_steady_hops: int = 0  # the gate also opens below conf_on when this many hops in a row
+    gate_steady_conf: float = 0.5  # ... have at least this confidence (0 hops: off; PESTO: 4)
+    gate_steady_cents: float = 50.0  # ... and name one pitch within this spread
     off_hops: int = 3  # unvoiced hops that end a note
     stable_hops: int = 2  # voiced hops that must agree before an onset
     stable_cents: float = 70.0  # max spread of those hops
@@ -126,9 +129,9 @@ class SegmenterConfig:
 # activation sits around 0.6-0.95 on a voice and 0.1-0.4 on noise. PESTO's note holds
 # down to 0.35: in noise a sung note's confidence (PESTO's or the periodicity's) dips to
 # 0.35-0.45 for a few hops, which ended it and restarted it as a false note (sung clips
-# at 5 dB; 0.45 before)
+# at 5 dB; 0.45 before); and 4 steady hops at 0.5 open its gate (``_steady_below_gate``)
 TRACKER_DEFAULTS = {
-    "pesto": SegmenterConfig(conf_on=0.65, conf_off=0.35),
+    "pesto": SegmenterConfig(conf_on=0.65, conf_off=0.35, gate_steady_hops=4),
     "crepe": SegmenterConfig(conf_on=0.55, conf_off=0.4),
 }
 
@@ -209,6 +212,7 @@ class SegmenterRules:
     talking: bool  # recent voiced hops glide like speech, not singing
     notes: list[NoteRecord]
     _run: deque[tuple[int, float, float]]  # (hop, pitch, level dB) of the current voiced run
+    _recent: deque[tuple[int, float, float, float]]  # (hop, pitch, confidence, level dB), newest last
     _voiced_pitches: deque[float]
     _floor_db: float  # the adaptive noise floor
     _prev_level_db: float
@@ -229,7 +233,25 @@ class SegmenterRules:
         floor_ok = level_db >= self._floor_db + c.floor_margin_db
         if self.voiced:
             return in_range and (conf >= c.conf_off and level_db >= c.level_off_db and floor_ok)
-        return in_range and conf >= c.conf_on and level_db >= c.level_on_db and floor_ok
+        if not (in_range and level_db >= c.level_on_db and floor_ok):
+            return False
+        return conf >= c.conf_on or self._steady_below_gate()
+
+    def _steady_below_gate(self) -> bool:
+        """The newest gate_steady_hops hops (this one included) all have a confidence of
+        at least gate_steady_conf and name one pitch within gate_steady_cents: a quiet
+        note in noise (sung clips at 5 dB: its confidence sits at 0.5-0.65 for most of
+        it, under conf_on, and nearly every missed note there never opened the gate);
+        noise names no steady pitch."""
+        c = self.cfg
+        k = c.gate_steady_hops
+        if k <= 0 or len(self._recent) < k:
+            return False
+        rec = list(self._recent)[-k:]
+        if min(x[2] for x in rec) < c.gate_steady_conf:
+            return False
+        ps = [x[1] for x in rec]
+        return (max(ps) - min(ps)) * 100 <= c.gate_steady_cents
 
     def _drifting(self, need: int) -> bool:
         """True while the pitch still moves steadily one way (a scoop settling onto its
