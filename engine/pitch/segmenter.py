@@ -5,15 +5,19 @@ Decisions, in the order they are taken each hop:
    their "on" thresholds; once voiced it stays voiced until both fall below "off"
    thresholds (hysteresis) for ``off_hops`` hops in a row, so a crackle or a short
    confidence dip does not end a note. The level must also clear an adaptive noise
-   floor, so steady background noise never opens the gate.
+   floor, so steady background noise never opens the gate. Below the "on" confidence,
+   ``gate_steady_hops`` hops in a row that name one pitch at ``gate_steady_conf`` open it
+   too (a quiet note in noise).
 2. Onset: after an unvoiced stretch, the first ``stable_hops`` voiced hops whose pitch
    spread and slope are small start a note. It is dated by the level rise (or by a later
    jump of ``attack_rise_db``: the vowel after a consonant's burst), no later than the
    tracker's delay before its first voiced hop, or earlier where the hops just before
    that named its pitch below the gate (``backdate_hops``: a quiet note in noise).
+   Hops the tracker reads back and forth between its 1/3-semitone bins (``_wobbling``:
+   ``onset_bin_hops`` within 40 cents, turning back, past the attack) start a note too.
    A scoop need not be waited out until it flattens (``glide_onsets``): when the newest
    3 hops approach a pitch with shrinking steps (each at most ``glide_ratio_max`` of the
-   last), the note is named where that approach converges (Aitken's extrapolation),
+   last, at least ``glide_ratio_min``), the note is named where that approach converges (Aitken's extrapolation),
    provided a slower approach (ratio ``glide_guard_ratio``) would round to the same pitch: early on, the measured steps
    shrink before the scoop itself does (the 20 ms window still holds the attack).
    Before that rule agrees, one voiced hop that names a semitone squarely (see
@@ -26,7 +30,9 @@ Decisions, in the order they are taken each hop:
    (``_leap``: more often the tracker on the attack's octave or twelfth than a sung
    leap) is never announced early and needs 2 more stable hops.
    Inside a note, a new stable pitch ``change_semitones`` away from the note's running
-   median starts a new note (legato); earlier (``fast_change``), once the newest 2 hops
+   median starts a new note (legato), or ``change_named_semitones`` away when both sit
+   squarely on different semitones and the new one holds (``_far``: a detuned singer's
+   semitone step reads 0.6); earlier (``fast_change``), once the newest 2 hops
    are ``fast_change_away_cents`` to one side of the note and either glide towards, or
    have settled on, another pitch by the same rules (settled: 3 hops within 40 cents,
    moving at most 16 cents a hop, or 34 back and forth: PESTO's 1/3-semitone bins on
@@ -360,7 +366,7 @@ class NoteSegmenter(SegmenterRules):
         if (
             ok
             and settled
-            and abs(med - n.median_pitch) >= c.change_semitones
+            and self._far(n, n.median_pitch, med)
             and all(h > n.on_hop for h, _, _ in list(self._run)[-c.change_hops :])
             and not self._vibrato_swing(n, n.median_pitch, med_new - n.median_pitch)
         ):
@@ -460,14 +466,14 @@ class NoteSegmenter(SegmenterRules):
         away = c.fast_change_away_cents / 100
         if not ((p2 - ref >= away and p3 - ref >= away) or (ref - p2 >= away and ref - p3 >= away)):
             return False
-        ok, target = self._glide(floor_hop=n.on_hop, monotone4=c.change_monotone4, ratio_min=c.glide_ratio_min)
+        ok, target = self._glide(floor_hop=n.on_hop, monotone4=c.change_monotone4)
         if not ok:
             # or settled: the newest change_settle_hops agree (as in the later rule)
             k = c.change_settle_hops
             settled, target = self._settled(k)
             if not settled or run[-k][0] <= n.on_hop:
                 return False
-        if abs(target - ref) < c.change_semitones or snap(target, c.key, c.scale) == n.pitch:
+        if not self._far(n, ref, target) or snap(target, c.key, c.scale) == n.pitch:
             return False
         if c.leap_st > 0 and abs(target - ref) >= c.leap_st and self._octave_run <= c.octave_fold_hops:
             # a leap of an octave or so in 2 hops: more often the tracker on a harmonic

@@ -26,12 +26,17 @@ class SegmenterConfig:
     floor_margin_db: float = 2.0  # above the adaptive noise floor
     floor_rise: float = 0.05  # the floor rises this share of the way to an unvoiced hop's level
     floor_rise_max_db: float = 2.0  # ... at most this much a hop
+    gate_steady_hops: int = 0  # the gate also opens below conf_on when this many hops in a row
+    gate_steady_conf: float = 0.5  # ... have at least this confidence (0 hops: off; PESTO: 4)
+    gate_steady_cents: float = 50.0  # ... and name one pitch within this spread
     off_hops: int = 3  # unvoiced hops that end a note
     stable_hops: int = 2  # voiced hops that must agree before an onset
     stable_cents: float = 70.0  # max spread of those hops
     slope_cents: float = 8.0  # max pitch change per hop in those hops (scoops wait)
     tail_hops: int = 25  # a run starting this soon after a note ended ...
     tail_extra_hops: int = 0  # ... on that note's pitch needs this many more hops (0: off, see bench notes)
+    onset_edge_cents: float = 15.0  # an onset median this near a half semitone waits ...
+    onset_edge_hops: int = 3  # ... up to this many hops beyond the usual onset
     settle_cents: float = 3.0  # a still-drifting pitch (a scoop's slow tail) waits ...
     settle_max_hops: int = 0  # ... at most this many extra hops (0: off; see the bench)
     attack_rise_db: float = 8.0  # ... or from the latest 2-hop level jump this big before its first voiced hop
@@ -41,14 +46,19 @@ class SegmenterConfig:
     reartic_fresh: bool = True  # a re-articulation names its note from hops after the rise only
     reartic_date_hops: float = 1.0  # ... and is dated this long after the dip's quietest hop
     change_semitones: float = 0.8  # a new stable pitch this far from the note: new note
+    change_named_semitones: float = 0.5  # ... or this far, when both sit within change_named_cents
+    change_named_cents: float = 30.0  # ... of different semitones (a detuned singer's step; 0: off)
+    change_named_hold_hops: int = 10  # ... and the newest this many hops are past halfway there
     change_hops: int = 5
     change_settle_hops: int = 3  # ... whose newest hops agree within 40 cents ...
     change_slope_cents: float = 16.0  # ... and move at most this much per hop (a glide's tail waits)
     change_bin_cents: float = 34.0  # ... or this much, going back and forth (0: off; see _settled)
+    onset_bin_hops: int = 3  # an onset's hops may go back and forth so (_wobbling) when this many agree (0: off)
+    onset_bin_rise_db: float = 3.0  # ... past the attack: the level rising at most this much over them
     glide_onsets: bool = True  # a still-moving onset (a scoop) is named by where it heads:
     glide_ratio_max: float = 0.6  # ... 3 hops moving one way, each step at most this share
     glide_min_step_cents: float = 4.0  # of the last (and at least this), converge (Aitken)
-    glide_ratio_min: float = 0.2  # ... a legato one's second step at least this share of its first
+    glide_ratio_min: float = 0.2  # ... its second step at least this share of its first
     glide_reach_cents: float = 120.0  # on a pitch at most this far beyond the newest hop ...
     glide_guard_ratio: float = 0.75  # ... that a slower approach (this ratio) rounds to too
     fast_change: bool = True  # legato, early: the newest 2 hops this far from the note
@@ -116,9 +126,12 @@ class SegmenterConfig:
 
 
 # Confidence scales differ: PESTO's voicing head saturates near 1, CREPE's peak
-# activation sits around 0.6-0.95 on a voice and 0.1-0.4 on noise.
+# activation sits around 0.6-0.95 on a voice and 0.1-0.4 on noise. PESTO's note holds
+# down to 0.35: in noise a sung note's confidence (PESTO's or the periodicity's) dips to
+# 0.35-0.45 for a few hops, which ended it and restarted it as a false note (sung clips
+# at 5 dB; 0.45 before); and 4 steady hops at 0.5 open its gate (``_steady_below_gate``)
 TRACKER_DEFAULTS = {
-    "pesto": SegmenterConfig(conf_on=0.65, conf_off=0.45),
+    "pesto": SegmenterConfig(conf_on=0.65, conf_off=0.35, gate_steady_hops=4),
     "crepe": SegmenterConfig(conf_on=0.55, conf_off=0.4),
 }
 
@@ -199,6 +212,7 @@ class SegmenterRules:
     talking: bool  # recent voiced hops glide like speech, not singing
     notes: list[NoteRecord]
     _run: deque[tuple[int, float, float]]  # (hop, pitch, level dB) of the current voiced run
+    _recent: deque[tuple[int, float, float, float]]  # (hop, pitch, confidence, level dB), newest last
     _voiced_pitches: deque[float]
     _floor_db: float  # the adaptive noise floor
     _prev_level_db: float
@@ -219,7 +233,25 @@ class SegmenterRules:
         floor_ok = level_db >= self._floor_db + c.floor_margin_db
         if self.voiced:
             return in_range and (conf >= c.conf_off and level_db >= c.level_off_db and floor_ok)
-        return in_range and conf >= c.conf_on and level_db >= c.level_on_db and floor_ok
+        if not (in_range and level_db >= c.level_on_db and floor_ok):
+            return False
+        return conf >= c.conf_on or self._steady_below_gate()
+
+    def _steady_below_gate(self) -> bool:
+        """The newest gate_steady_hops hops (this one included) all have a confidence of
+        at least gate_steady_conf and name one pitch within gate_steady_cents: a quiet
+        note in noise (sung clips at 5 dB: its confidence sits at 0.5-0.65 for most of
+        it, under conf_on, and nearly every missed note there never opened the gate);
+        noise names no steady pitch."""
+        c = self.cfg
+        k = c.gate_steady_hops
+        if k <= 0 or len(self._recent) < k:
+            return False
+        rec = list(self._recent)[-k:]
+        if min(x[2] for x in rec) < c.gate_steady_conf:
+            return False
+        ps = [x[1] for x in rec]
+        return (max(ps) - min(ps)) * 100 <= c.gate_steady_cents
 
     def _drifting(self, need: int) -> bool:
         """True while the pitch still moves steadily one way (a scoop settling onto its
@@ -234,12 +266,12 @@ class SegmenterRules:
         d1, d2 = (b - a) * 100, (e - b) * 100
         return (d1 > c.settle_cents and d2 > c.settle_cents) or (d1 < -c.settle_cents and d2 < -c.settle_cents)
 
-    def _glide(self, floor_hop: float = -1, monotone4: bool = False, ratio_min: float = 0.0) -> tuple[bool, float]:
+    def _glide(self, floor_hop: float = -1, monotone4: bool = False) -> tuple[bool, float]:
         """-> (ok, target): the newest 3 voiced hops (all after ``floor_hop``) approach a
         pitch monotonically with shrinking steps, as a scoop or a legato glide does
         (roughly exponentially); the target is where that approach converges (Aitken's
         extrapolation of the three points), at most glide_reach_cents beyond the newest;
-        the second step at least ``ratio_min`` of the first (legato: glide_ratio_min)."""
+        the second step at least glide_ratio_min of the first."""
         c = self.cfg
         k = 4 if monotone4 else 3
         if len(self._run) < k:
@@ -255,10 +287,12 @@ class SegmenterRules:
         r = d2 / d1
         if r > c.glide_ratio_max:
             return False, 0.0
-        if r < ratio_min:
-            # legato (the fast change): a big step then an almost-stop is the measurement
-            # window leaving the old note, not a glide converging (a slow 3-semitone
-            # glide measured 124 then 20 cents: named a semitone short)
+        if r < c.glide_ratio_min:
+            # a big step then an almost-stop is the measurement window leaving the old
+            # note, not a glide converging (a slow 3-semitone legato glide measured 124
+            # then 20 cents: named a semitone short); after a gap, the jump from the
+            # consonant's hop onto the vowel (43 -> 67.4 -> 67.6, a "la" attack still
+            # settling from sharp: named 68, not 67)
             return False, 0.0
         reach = d2 * r / (1.0 - r)
         if abs(reach) * 100 > c.glide_reach_cents:
@@ -306,6 +340,28 @@ class SegmenterRules:
         if min(a) * 300 < c.talk_drift_cents or min(a) < c.talk_drift_even * max(a):
             return False
         return max(abs(vp[-i] - vp[-i - 1]) for i in range(1, 3 * m + 1)) < c.talk_jump_st
+
+    def _far(self, n: NoteRecord, ref: float, target: float) -> bool:
+        """Is ``target`` far enough from note ``n`` (its running median ``ref``) to be a
+        new note? change_semitones away; or change_named_semitones when both lie within
+        change_named_cents of different semitones: a singer 20-30 cents flat on one note
+        and not on the next makes a semitone step read 0.6 (the note's median then
+        drifts onto the new pitch and the note is lost)."""
+        c = self.cfg
+        d = abs(target - ref)
+        if d >= c.change_semitones:
+            return True
+        if c.change_named_cents <= 0 or d < c.change_named_semitones:
+            return False
+        q = snap(target, c.key, c.scale)
+        off_q, off_note = abs(target - q) * 100, abs(ref - n.pitch) * 100
+        if q == n.pitch or max(off_q, off_note) > c.change_named_cents:
+            return False
+        # held there (a wide vibrato's first trough reads as such a step for 5-6 hops)
+        k = c.change_named_hold_hops
+        run = list(self._run)[-k:]
+        half = 0.5 * (target - ref)
+        return len(run) == k and run[0][0] > n.on_hop and all((p - ref) * half >= half * half for _, p, _ in run)
 
     def _vibrato_swing(self, n: NoteRecord, ref: float, d: float) -> bool:
         """An excursion ``d`` (semitones) from the note's pitch ``ref`` that mirrors a
@@ -394,8 +450,17 @@ class SegmenterRules:
         voice can step 33 cents hop to hop; a glide's slow tail moves one way."""
         c = self.cfg
         ok, med = self._stable(k, 40.0, c.change_slope_cents)
-        if ok or c.change_bin_cents <= 0 or k < 3:
+        if ok:
             return ok, med
+        return self._wobbling(k)
+
+    def _wobbling(self, k: int) -> tuple[bool, float]:
+        """-> (ok, median): the newest ``k`` (>= 3) voiced hops agree within 40 cents,
+        step at most change_bin_cents a hop, and turn back at least once (PESTO's
+        1/3-semitone bins on a steady voice; a scoop or a glide's tail moves one way)."""
+        c = self.cfg
+        if c.change_bin_cents <= 0 or k < 3:
+            return False, 0.0
         ok, med = self._stable(k, 40.0, c.change_bin_cents)
         if ok:
             run = self._run
@@ -425,10 +490,31 @@ class SegmenterRules:
             ok, med = self._stable(need, spread, slope)
         if ok and self._drifting(need):
             ok = False
+        if (
+            ok
+            and c.onset_edge_cents > 0
+            and len(self._run) < need + c.onset_edge_hops
+            and abs(abs(med - round(med)) - 0.5) * 100 < c.onset_edge_cents
+        ):
+            ok = False
         if ok and need < c.stable_hops + c.leap_extra_hops and self._leap(med):
             # a leap of an octave or so: more often the attack's harmonic than the voice
             need = c.stable_hops + c.leap_extra_hops
             ok, med = self._stable(need, spread, slope)
+        if not ok and c.onset_bin_hops > 0 and not self.talking:
+            # a steady voice the tracker reads 15-30 cents apart hop to hop, back and forth
+            # (its bins), fails the slope limit however long it holds: a short note
+            # re-articulated out of a legato line was never named
+            k = max(need, c.onset_bin_hops)
+            ok, med = self._wobbling(k)
+            if ok and k < c.stable_hops + c.leap_extra_hops and self._leap(med):
+                k = c.stable_hops + c.leap_extra_hops
+                ok, med = self._wobbling(k)
+            if ok:
+                # ... past the attack (its first hops read sharp while the level rises)
+                lv = [x[2] for x in list(self._run)[-k:]]
+                ok = max(lv[1:]) - lv[0] <= c.onset_bin_rise_db
+                need = k
         glided = False
         if not ok and c.glide_onsets and not self.talking:
             # still moving (a scoop): name it by where it is heading

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from engine.pitch.segmenter import NoteSegmenter, SegmenterConfig, snap
+from engine.pitch.segmenter import TRACKER_DEFAULTS, NoteSegmenter, SegmenterConfig, snap
 from engine.pitch.tracker import midi_to_hz
 
 
@@ -622,3 +622,94 @@ def test_a_semitone_step_of_9_hops_after_a_vibrato_note_starts_a_new_note():
     ps = list(60 + cents / 100) + [60.4, 60.8] + [61.0] * 9 + [61.6, 62.4, 62.8] + [63.0] * 20
     ev, _ = run(silence(10) + hops(ps) + silence(10))
     assert [p for p, _ in ons(ev)] == [60, 61, 63], ev
+
+
+def readings(rows):
+    """Frames from a tracker's (MIDI float pitch, confidence, level dB) readings."""
+    return [(float(midi_to_hz(p)), conf, level) for p, conf, level in rows]
+
+
+def test_a_short_note_the_tracker_reads_back_and_forth_between_bins_is_named():
+    # 180 BPM, 71 -> 69 (76 ms) -> 67 (the tracker's readings of a generated clip): the
+    # 69 comes with a level dip and rise (a re-articulation), and its hops step 17, 27
+    # and 15 cents, back and forth between PESTO's 1/3-semitone bins: over the 8-cent
+    # slope limit on every pair, so the onset rule never named it before it ended
+    rows = [(68.75, 1.0, -27.0)] * 6 + [(68.75, 0.99, -36.9), (68.75, 0.96, -50.6)]
+    rows += [(78.92, 1.0, -109.4), (78.92, 0.99, -119.1), (38.19, 0.96, -120.0), (34.0, 0.45, -120.0)]
+    rows += [(39.01, 0.45, -37.5), (71.36, 0.42, -35.7), (70.99, 0.19, -39.6), (71.02, 0.28, -46.2)]
+    rows += [(70.55, 0.89, -45.0), (70.77, 0.99, -35.6), (82.92, 0.92, -30.4), (71.01, 0.99, -28.0)]
+    rows += [(71.08, 0.99, -27.4), (71.13, 1.0, -27.5), (71.17, 1.0, -28.3), (71.18, 0.99, -31.2)]
+    rows += [(71.16, 0.86, -34.9), (69.42, 0.84, -26.2), (69.25, 0.91, -24.7), (69.52, 0.97, -26.1)]
+    rows += [(69.37, 1.0, -29.1), (83.76, 0.99, -65.3), (81.17, 1.0, -81.7), (58.66, 1.0, -98.1)]
+    frames = silence(10) + readings(rows) + silence(10)
+    ev, _ = run(frames)
+    assert [p for p, _ in ons(ev)] == [69, 71, 69], ev
+    # ... but not during an attack (the level rising 5 dB over them): the first hops of a
+    # note read sharp (76.56, 76.81, 76.64, then 76.2 on a 180 BPM clip, in 20 dB noise)
+    rows = [(76.56, 0.92, -31.9), (76.81, 0.96, -26.7), (76.64, 0.95, -27.0), (76.17, 0.96, -31.0)]
+    rows += [(76.2, 0.94, -33.0), (76.16, 0.8, -37.2), (76.14, 0.39, -43.7)]
+    ev, _ = run(silence(10) + readings(rows) + silence(10))
+    assert [p for p, _ in ons(ev)] == [76], ev
+
+
+def test_an_attack_jumping_onto_the_note_is_not_extrapolated_as_a_scoop():
+    # a child's "la" after a gap (a generated clip's readings): the consonant's hop at 43,
+    # then the vowel at 67.43, 67.62, still settling from sharp onto 67.2. Taken as a
+    # scoop converging (steps 24 semitones then 19 cents), it was named 68 on its third
+    # hop; a glide's second step must be glide_ratio_min of its first, as in legato
+    rows = [(39.01, 0.44, -63.0), (43.19, 0.7, -48.8), (67.43, 0.97, -34.9), (67.62, 0.95, -28.5)]
+    rows += [(67.51, 0.95, -28.2), (67.19, 0.98, -31.2)] + [(67.17, 0.99, -31.4)] * 15
+    ev, _ = run(silence(10) + readings(rows) + silence(10))
+    assert [p for p, _ in ons(ev)] == [67], ev
+
+
+def test_a_detuned_singers_semitone_step_that_reads_as_0_6_starts_a_new_note():
+    # a singer 25 cents flat on 81, then in tune on 80: the step reads 0.65 semitones,
+    # under change_semitones (0.8); both lie squarely on their semitones and the new
+    # one holds, so it is a new note (before, the 81's median drifted onto it: lost)
+    ev, _ = run(silence(10) + hops([80.75] * 40 + [80.4] + [80.1] * 30) + silence(10))
+    assert [p for p, _ in ons(ev)] == [81, 80], ev
+    # ... but a wide vibrato's first trough, the same depth for 6 hops, is not
+    ev, _ = run(silence(10) + hops([80.75] * 40 + [80.4] + [80.1] * 6 + [80.4] + [80.75] * 20) + silence(10))
+    assert [p for p, _ in ons(ev)] == [81], ev
+
+
+def test_an_onset_on_the_edge_between_two_semitones_waits_to_see_where_it_settles():
+    # a child's "la" after a gap (a generated clip's readings): the vowel's first hops
+    # read 79.31, 79.55, 79.47 (the attack sharp), then it settles on 79.05. Two stable
+    # hops with a median of 79.51 were named 80: half a semitone from both, so the
+    # onset now waits (up to onset_edge_hops) for hops that name one of them squarely
+    rows = [(38.67, 0.44, -57.9), (43.01, 0.85, -43.8), (79.31, 0.99, -29.9), (79.55, 0.98, -24.0)]
+    rows += [(79.47, 0.98, -24.1), (79.06, 0.99, -28.0)] + [(79.05, 0.99, -28.6)] * 20
+    ev, _ = run(silence(10) + readings(rows) + silence(10))
+    assert [p for p, _ in ons(ev)] == [79], ev
+    # a voice that holds the edge is still named, onset_edge_hops later
+    ev, _ = run(silence(10) + hops([62.5] * 20) + silence(10))
+    assert [p for p, _ in ons(ev)] == [round(62.5)] and ons(ev)[0][1] <= 10, ev
+
+
+def test_with_pesto_a_noisy_notes_confidence_dipping_to_0_4_does_not_split_it():
+    # in noise a held note's confidence dips to 0.35-0.45 for a few hops; with PESTO's
+    # defaults the note holds through (it ended there, and its rest was a false note)
+    frames = silence(10) + note(60, 30) + note(60, 4, conf=0.4) + note(60, 30) + silence(10)
+    ev, _ = run(frames, TRACKER_DEFAULTS["pesto"])
+    assert ons(ev) == [(60, ons(ev)[0][1])], ev
+    # ... and it still ends when the voice goes (confidence under 0.35)
+    ev, _ = run(
+        silence(10) + note(60, 30) + note(60, 4, conf=0.3) + note(62, 30) + silence(10), TRACKER_DEFAULTS["pesto"]
+    )
+    assert [p for p, _ in ons(ev)] == [60, 62], ev
+
+
+def test_with_pesto_a_quiet_note_in_noise_that_names_a_steady_pitch_opens_the_gate():
+    # at 5 dB SNR a sung note's confidence sits at 0.5-0.65 for most of it, under the
+    # gate's 0.65, and nearly every note missed there never opened it: 4 hops in a row
+    # at 0.5 or more naming one pitch (within 50 cents) now open it
+    cents = 20 * np.sin(np.arange(40))
+    ev, _ = run(silence(10) + note(64, 40, conf=0.55, cents=cents) + silence(10), TRACKER_DEFAULTS["pesto"])
+    assert [p for p, _ in ons(ev)] == [64], ev
+    # noise at that confidence names no steady pitch: nothing
+    rng = np.random.default_rng(0)
+    frames = [(float(midi_to_hz(60 + 12 * rng.random())), 0.55, -20.0) for _ in range(60)]
+    ev, _ = run(silence(10) + frames + silence(10), TRACKER_DEFAULTS["pesto"])
+    assert ons(ev) == [], ev
