@@ -51,6 +51,7 @@ from models.tokens import (
 PAD_LOW = 55  # pad voicing: each chord tone in [55, 67)
 BASS_LOW, BASS_HIGH = 31, 50  # where a style's bass line places its roots (G1-D3)
 WALK_TOP = 55  # a walking line's highest root (G3); from the top ones it walks down
+WALK_LEAP = 9  # the widest step a walking line takes onto a chord's root (a major 6th)
 
 # SoundFont 2.01 NRPN (CC99=120, CC98=generator 38 "release time", data entry CC6/CC38,
 # 8192 = no change, 2 timecents a unit): -600 units halves the pad's release. The pad's
@@ -117,6 +118,7 @@ class PartRenderer:
         self._walk_i = 0
         self._walk_chord = CHORD_NONE
         self._walk_root = 40
+        self._walk_by_tones = False  # the root was out of reach: the line walks up chord tones
         self._walk_rng = np.random.default_rng(seed + 31)
         self._chord: int = CHORD_NONE
         self._pad_notes: list[int] = []
@@ -350,7 +352,15 @@ class PartRenderer:
         r = self._walk_rng.random()
         if i == 0:
             self._walk_root = self._near(root_pc, anchor, high=WALK_TOP)
-            return self._walk_root
+            # at the range's floor a root a step below wraps up by a 7th: a walking bassist
+            # lands on the chord tone nearest instead and walks up the chord from there
+            self._walk_by_tones = abs(self._walk_root - anchor) > WALK_LEAP
+            if not self._walk_by_tones:
+                return self._walk_root
+            near = [self._near(pc, anchor, high=WALK_TOP) for pc in chord_pitch_classes(self._harmony)]
+            return min(near, key=lambda p: abs(p - anchor))
+        if self._walk_by_tones:
+            return self._chord_tone_above(anchor)
         root = self._walk_root  # the line walks from the root it started on
         if root >= WALK_TOP - 8:  # down
             if i == 1:
@@ -361,6 +371,14 @@ class PartRenderer:
         if i == 2:
             return root + iv[2]
         return root + (iv[3] if len(iv) > 3 and r < 0.5 else (9 if r < 0.75 else 11))
+
+    def _chord_tone_above(self, pitch: int) -> int:
+        """The sounding chord's next tone above ``pitch`` (below it at the walk's top)."""
+        tones = chord_pitch_classes(self._harmony)
+        for d in range(1, 13):
+            if (pitch + d) % 12 in tones and pitch + d <= WALK_TOP:
+                return pitch + d
+        return next(pitch - d for d in range(1, 13) if (pitch - d) % 12 in tones)
 
     def _pattern_step(self, rhythm: str | None, step_in_bar: int, t: int, ch: int, sounding: list[int]) -> str | None:
         """The style's pattern character for this step (None: no pattern, the part plays

@@ -253,7 +253,12 @@ def pop909_metrics(
                 nll_tot[s][1] += n
             score("model", accompany(model.accompanist(seed), p, make_sampler(temperature, seed + i)), p)
             if played_sampler is not None:
-                score("model_as_played", accompany(model.accompanist(seed), p, played_sampler(seed + i)), p)
+                acc = model.accompanist(seed)
+                sampler = played_sampler(seed + i)
+                fit = getattr(sampler, "fit_to", None)  # the app's sampler: as the engine fits it
+                if fit is not None:
+                    fit(acc)
+                score("model_as_played", accompany(acc, p, sampler), p)
         if offline is not None and played_sampler is not None:
             acc = offline.accompanist(seed)
             sampler = played_sampler(seed + i)

@@ -106,9 +106,10 @@ RECALL_NOTE_GAIN = 8.0
 CLASH_GAIN = 16.0
 CLASH_FORECAST_SHARE = 3.0
 # Steps from the last melody step heard to the step a chord / a voice note is drawn for,
-# in the shipped live pattern (delay, lookahead 1: the generator feeds melody step k - 1
-# and the model draws the voices of step k and the chord of step k + 1).
-RECALL_AHEAD = (2, 1)
+# in the shipped live pattern (parallel, lookahead 1: the generator feeds melody step
+# k - 1 and the model draws the chord and the voices of step k). ``fit_to`` sets them
+# from the model's own pattern (``models.recall.recall_steps``).
+RECALL_AHEAD = (1, 1)
 # The voices' pitch bonus: this share for the band's own chord's pitch classes, the rest
 # for the melody's recent ones (so the voices sound the chord the band committed to).
 CHORD_NOTE_SHARE = 0.4

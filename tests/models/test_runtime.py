@@ -174,6 +174,41 @@ def test_shipped_checkpoint_loads_and_plays():
     assert (out[:, 1:] >= 3).any()  # it plays notes
 
 
+def test_the_shipped_bands_chord_already_hears_the_melody_note_of_the_16th_before():
+    """The chord the shipped model draws for step t hears the melody up to t - 1, the
+    least a live band can wait (step t is drawn before it sounds). A chord that heard the
+    melody only up to t - 2 came in under the melody's next note after a key jump, and
+    the band took 4 beats to follow a tritone (docs/data-and-eval.md, stage 30)."""
+    from models.sampling import greedy
+    from models.tokens import CHORD, HOLD, NOTE_BASE
+
+    lm = load_model()
+    t_chord = 16
+
+    def chord_logits(last_note: int) -> np.ndarray:
+        acc = lm.accompanist()
+        acc.reset("pop", "4/4")
+        seen: dict[int, np.ndarray] = {}
+
+        def record(stream: int, logits: np.ndarray) -> int:
+            if stream == CHORD and acc.current_cell is not None:
+                seen[acc.current_cell[0]] = np.array(logits, np.float64)
+            return greedy(stream, logits)
+
+        # melody steps 0..14 a C major line, step 15 the note under test; the call that
+        # returns frame t is fed melody step t - 1
+        melody = [NOTE_BASE + 60 + (0, 4, 7, 4)[k // 4 % 4] if k % 4 == 0 else HOLD for k in range(15)]
+        melody.append(NOTE_BASE + last_note)
+        for t in range(t_chord + 1):
+            acc.advance(melody[t - 1] if t > 0 else HOLD, t % 16, record)
+        return seen[t_chord]
+
+    c, f_sharp = chord_logits(72), chord_logits(66)
+    real = np.isfinite(c) & np.isfinite(f_sharp)  # masked tokens are -inf in both
+    assert real.sum() > 10
+    assert float(np.abs(c[real] - f_sharp[real]).max()) > 0.5
+
+
 @pytest.mark.parametrize("backend", ["torch-cpu", "onnx-cpu"])
 def test_a_plan_rolls_out_from_a_copy_and_leaves_the_stream_as_it_was(tmp_path, monkeypatch, backend):
     """Accompanist.plan (the piano roll's tentative beat): between any two steps a greedy

@@ -523,7 +523,7 @@ def test_the_own_chord_reward_raises_chords_holding_the_melody_note_and_lowers_t
 
 def test_the_reward_can_count_only_melody_notes_the_chord_has_not_heard():
     """own_band_reward_new_only: at a chord step whose melody pitch class is the one the
-    chord already hears (two 16ths before, in the shipped delay pattern), nothing is
+    chord already hears (two 16ths before, in the delay pattern), nothing is
     rewarded; where the melody moves on, the new pitch class is."""
     from models.data import Piece
     from models.tokens import HOLD, MELODY, NOTE_BASE
