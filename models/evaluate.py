@@ -207,6 +207,15 @@ def jsb_metrics(model: ScoringModel, pieces: list[Piece]) -> dict[str, Any]:
     }
 
 
+def _fitted(sampler: Sampler, accompanist: Accompanist) -> Sampler:
+    """The app's sampler fitted to how ``accompanist`` hears the melody, as the engine (live)
+    and a render (offline) fit it (``ControlledSampler.fit_to``); others as they are."""
+    fit = getattr(sampler, "fit_to", None)
+    if fit is not None:
+        fit(accompanist)
+    return sampler
+
+
 def pop909_metrics(
     model: ScoringModel | None,
     pieces: list[Piece],
@@ -254,18 +263,10 @@ def pop909_metrics(
             score("model", accompany(model.accompanist(seed), p, make_sampler(temperature, seed + i)), p)
             if played_sampler is not None:
                 acc = model.accompanist(seed)
-                sampler = played_sampler(seed + i)
-                fit = getattr(sampler, "fit_to", None)  # the app's sampler: as the engine fits it
-                if fit is not None:
-                    fit(acc)
-                score("model_as_played", accompany(acc, p, sampler), p)
+                score("model_as_played", accompany(acc, p, _fitted(played_sampler(seed + i), acc)), p)
         if offline is not None and played_sampler is not None:
             acc = offline.accompanist(seed)
-            sampler = played_sampler(seed + i)
-            fit = getattr(sampler, "fit_to", None)  # the app's sampler: as a render fits it
-            if fit is not None:
-                fit(acc)
-            score("offline_as_played", accompany(acc, p, sampler), p)
+            score("offline_as_played", accompany(acc, p, _fitted(played_sampler(seed + i), acc)), p)
         _add(counts["human_piano"], onset_in_chord(p.tokens[:, list(ACC_NOTE_STREAMS)], chords))
         score("rule_based", accompany(RuleAccompanist(), p, make_sampler(0.0, seed)), p)
     all_sum = sum(v[0] for v in nll_tot.values())
