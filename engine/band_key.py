@@ -187,8 +187,8 @@ class BandKey:
         possible). From the notes since the jump: the most likely move under the tune's
         own profile moved by it, among the moves whose scale holds every one of them,
         when ``MOVE_MARGIN`` ahead of the next or alone. (None, True) while the notes
-        leave two moves close; (None, False) when no move holds them (a change of mode,
-        say) or no key was let go."""
+        leave two moves close, until ``MOVE_NOTES`` notes; (None, False) when no move
+        holds them (a change of mode, say) or no key was let go."""
         if self._left is None:
             return None, False
         tonic, mode = self._left
@@ -206,7 +206,8 @@ class BandKey:
         if not scored:
             return None, False
         if len(self._jump_notes) < JUMP_FOREIGN or (len(scored) > 1 and scored[0][0] - scored[1][0] < MOVE_MARGIN):
-            return None, True
+            # still close after MOVE_NOTES notes (a two-note ostinato): the generic profile decides
+            return None, len(self._jump_notes) < MOVE_NOTES
         return scored[0][1], True
 
     def _foreign(self) -> int:
