@@ -256,8 +256,14 @@ class HumTracker:
     def _periodicity_near(e: np.ndarray, a: np.ndarray, ea: float, period: float, tol: float = 0.03) -> float:
         """The best normalised autocorrelation of the newest window ``a`` at lags within
         ``tol`` of ``period`` (0 where such lags do not fit the buffer)."""
+        lo, hi = max(2, int(np.floor(period / (1 + tol)))), min(len(e) - len(a), int(np.ceil(period * (1 + tol))))
+        return HumTracker._periodicity_in(e, a, ea, lo, hi)
+
+    @staticmethod
+    def _periodicity_in(e: np.ndarray, a: np.ndarray, ea: float, lo: int, hi: int) -> float:
+        """The best normalised autocorrelation (>= 0) of the newest window ``a`` of ``e``
+        with ``e`` delayed by lags ``lo`` .. ``hi`` (0 when hi < lo)."""
         n = len(a)
-        lo, hi = max(2, int(np.floor(period / (1 + tol)))), min(len(e) - n, int(np.ceil(period * (1 + tol))))
         if hi < lo:
             return 0.0
         # (hi - lo + 1, n): the window delayed by lags hi ... lo
@@ -272,16 +278,10 @@ class HumTracker:
         A voice whose fundamental a small microphone or a band-pass has taken away still
         repeats once per true period, but its odd harmonics cancel at half that period:
         the tracker then names the octave above, and the autocorrelation shows it."""
-        n = PERIODICITY_WINDOW
         lo, hi = int(np.floor(2 * lag * 0.98)), int(np.ceil(2 * lag * 1.02))
-        if hi > len(e) - n or lo < 2:
+        if hi > len(e) - len(a) or lo < 2:
             return 0.0
-        best = 0.0
-        for L in range(lo, hi + 1):
-            b = e[len(e) - n - L : len(e) - L]
-            eb = float(np.dot(b, b))
-            if eb > 0:
-                best = max(best, float(np.dot(a, b)) / np.sqrt(ea * eb))
+        best = self._periodicity_in(e, a, ea, lo, hi)
         return best if best >= peak + OCTAVE_MARGIN and best >= 0.6 else 0.0
 
     def _hop(self, hop: np.ndarray) -> list[MelodyEvent]:
