@@ -126,6 +126,10 @@ class TrainConfig:
     teacher: str | None = None
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
+    # On-policy distillation: the teacher reads the band history this model was trained on
+    # (its own draws after a jump, the corrupted history), not the clean crop, so its soft
+    # targets say what to play from where this model's own band stands.
+    distill_on_policy: bool = False
     eval_every: int = 200
     eval_crops_per_style: int = 32
     ckpt_every: int = 50
@@ -163,6 +167,8 @@ class TrainConfig:
             raise ValueError("distill_weight must be >= 0 and distill_temperature > 0")
         if self.distill_weight > 0 and not self.teacher:
             raise ValueError("distill_weight > 0 needs a teacher checkpoint")
+        if self.distill_on_policy and not self.distill_weight > 0:
+            raise ValueError("distill_on_policy needs distill_weight > 0")
         if len(self.stream_weights) != NUM_STREAMS:
             raise ValueError(f"stream_weights needs {NUM_STREAMS} values")
         for s, w in self.style_weights:
@@ -571,6 +577,26 @@ def grid_index(pattern: Pattern, T: int, device: torch.device) -> tuple[torch.Te
     return pos, torch.arange(pattern.num_streams, device=device).expand(T, -1)
 
 
+def rows_for(
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    s_idx: tuple[torch.Tensor, ...],
+    t_idx: tuple[torch.Tensor, ...],
+    rows: int,
+) -> torch.Tensor:
+    """This model's input rows (B, R, S) (a position they lack from ``targets``) -> the same
+    grid as another pattern's input rows (B, rows, S): BOS, then its positions, PAD where
+    the grid has no cell. s_idx / t_idx: ``grid_index`` of the two patterns."""
+    seq = torch.cat([inputs[:, 1:], targets[:, -1:]], dim=1)  # (B, R, S): position i at row i
+    # a crop shorter than R rows has its last position only among the targets
+    seq = torch.where(seq == PAD, targets, seq)
+    grid = seq[:, s_idx[0], s_idx[1]]  # (B, T, S)
+    B, _, S = inputs.shape
+    out = torch.full((B, max(rows, int(t_idx[0].max()) + 2), S), PAD, dtype=inputs.dtype, device=inputs.device)
+    out[:, t_idx[0] + 1, t_idx[1]] = grid  # input row i holds position i - 1
+    return out[:, :rows]
+
+
 def distill_kl(
     student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0
 ) -> torch.Tensor:
@@ -836,6 +862,8 @@ def train(
                 loss = loss + cfg.own_band_reward * pg
             kl_mean = None
             if teacher is not None and cfg.distill_weight > 0:
+                if cfg.distill_on_policy:
+                    t_rows[0] = rows_for(inputs, targets, s_idx, t_idx, t_rows[0].shape[1])
                 with torch.no_grad(), amp():
                     t_logits = teacher(*t_rows)
                 cells = mask[:, s_idx[0], s_idx[1]]  # (B, T, S) grid targets

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny_pieces import random_corpus
+from tiny_pieces import random_corpus, random_piece
 
 from models.pattern import Pattern
 from models.runtime import load_model
@@ -219,7 +219,7 @@ sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, os.path.join(sys.argv[1], "tests", "models"))
 import models.train as T
 from models.train import TrainConfig
-from tiny_pieces import random_corpus
+from tiny_pieces import random_corpus, random_piece
 
 torch.set_num_threads(1)
 rank = int(os.environ["RANK"])
@@ -313,9 +313,11 @@ def test_distill_kl_is_zero_for_the_same_distribution_and_ignores_masked_ids():
     assert torch.isfinite(kl).all() and (kl[mask] > 0).all() and kl[0, 0, 0] == 0
 
 
-def test_distillation_pulls_an_online_student_toward_an_offline_teacher(tmp_path):
+@pytest.mark.parametrize("on_policy", [False, True])
+def test_distillation_pulls_an_online_student_toward_an_offline_teacher(tmp_path, on_policy):
     """The KL to a teacher that hears the melody a beat ahead falls as the student trains
-    on it; the student keeps its own (online) pattern."""
+    on it, whether the teacher reads the clean crop or the band history the student was
+    given (its own draws, the corrupted history); the student keeps its own (online) pattern."""
     from models.checkpoint import save_model
     from models.transformer import Transformer
 
@@ -326,7 +328,15 @@ def test_distillation_pulls_an_online_student_toward_an_offline_teacher(tmp_path
         teacher.head.weight.mul_(40.0)
     save_model(teacher, tmp_path / "teacher.safetensors")
     cfg = dataclasses.replace(
-        TINY, steps=30, eval_every=100, teacher=str(tmp_path / "teacher.safetensors"), distill_weight=1.0
+        TINY,
+        steps=30,
+        eval_every=100,
+        teacher=str(tmp_path / "teacher.safetensors"),
+        distill_weight=1.0,
+        distill_on_policy=on_policy,
+        own_band_passes=1 if on_policy else 0,
+        key_jump_prob=0.5 if on_policy else 0.0,
+        jump_lag_steps=8,
     )
     train(cfg, random_corpus(), tmp_path / "run", progress=False)
     kls = [json.loads(x)["kl"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"kl"' in x]
@@ -334,6 +344,38 @@ def test_distillation_pulls_an_online_student_toward_an_offline_teacher(tmp_path
     assert load_model(tmp_path / "run" / "model.safetensors").config.pattern.lookahead == 1
     with pytest.raises(ValueError, match="teacher"):
         TrainConfig(distill_weight=1.0)
+
+
+def test_on_policy_the_teacher_reads_the_band_history_the_student_played():
+    """``rows_for`` puts the student's input rows into the teacher's pattern: on a clean
+    crop they are the teacher's own rows of it (but for the crop's last position, which no
+    row predicts from), and a token the student drew shows at its grid cell there."""
+    from models.tokens import BASS, CHORD, PAD
+    from models.train import Batcher, grid_index, rows_for
+
+    t_pattern = Pattern("delay", lookahead=-4, delays=(0, 0, 1, 1, 1))
+    cfg = dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, pattern=Pattern("parallel", lookahead=1)))
+    pieces = random_corpus()["train"] + [random_piece(20, seed=9)]  # one crop shorter than the rows
+    batcher = Batcher(pieces, cfg, t_pattern)
+    cpu = torch.device("cpu")
+    s_idx, t_idx = grid_index(cfg.model.pattern, 32, cpu), grid_index(t_pattern, 32, cpu)
+    for seed in range(3):
+        inputs, _, targets, *_, t_inputs, _ = batcher.batch(np.random.default_rng(seed), 4, transpose=False)
+        got = rows_for(inputs, targets, s_idx, t_idx, t_inputs.shape[1])
+        ends = (t_inputs != PAD).any(-1).sum(1)  # each crop's rows, BOS counted as one
+        for b in range(4):
+            n = int(ends[b]) + 1
+            assert torch.equal(got[b, :n], t_inputs[b, :n]) and (got[b, n + 1 :] == PAD).all()
+    drawn = inputs.clone()
+    t = 10  # the student's own chord and bass of frame 10
+    drawn[:, cfg.model.pattern.position(t, CHORD) + 1, CHORD] = 77
+    drawn[:, cfg.model.pattern.position(t, BASS) + 1, BASS] = 55
+    got = rows_for(drawn, targets, s_idx, t_idx, t_inputs.shape[1])
+    assert (got[:, t_pattern.position(t, CHORD) + 1, CHORD] == 77).all()
+    assert (got[:, t_pattern.position(t, BASS) + 1, BASS] == 55).all()
+    assert int((got != rows_for(inputs, targets, s_idx, t_idx, t_inputs.shape[1])).sum()) == 2 * len(drawn)
+    with pytest.raises(ValueError, match="distill_weight"):
+        TrainConfig(distill_on_policy=True)
 
 
 def test_key_jump_moves_every_stream_from_one_bar_line_on_by_the_same_interval():
