@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import importlib.util
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,11 @@ def _plain(obj):
     return obj
 
 
+# torch keeps the weights-only allow-list in one process-wide set, and the context that
+# adds our names removes them on exit: two threads loading PESTO at once (the app warming
+# the hum tracker while a hummed WAV is read) took them away from each other mid-load.
+_ALLOW_LIST_LOCK = threading.Lock()
+
 _OMEGACONF_NAMES = (
     "omegaconf.listconfig.ListConfig",
     "omegaconf.dictconfig.DictConfig",
@@ -109,7 +115,7 @@ def load_pesto_checkpoint(
     # typing.Any only appears as a type annotation inside omegaconf metadata.
     allowed += [(_PlainRecord, "typing.Any"), dict, list, int, collections.defaultdict]
     try:
-        with torch.serialization.safe_globals(allowed):
+        with _ALLOW_LIST_LOCK, torch.serialization.safe_globals(allowed):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise WeightsError(f"cannot read PESTO checkpoint {path}: {exc}") from exc

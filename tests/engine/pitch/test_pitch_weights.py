@@ -41,6 +41,29 @@ def test_pesto_checkpoint_reads_with_weights_only_and_is_consistent():
     assert sd["encoder.fc.weight"].shape[-1] == enc["n_bins_in"] * enc["n_chan_layers"][-1] + enc["output_dim"] - 1
 
 
+def test_pesto_checkpoint_loads_from_several_threads_at_once():
+    """The app warms the hum tracker in the background while a hummed WAV may be read on
+    another thread; torch's weights-only allow-list is one set for the whole process, so
+    unguarded loads took each other's allowed names away mid-load (about half failed)."""
+    import threading
+
+    errors: list[str] = []
+
+    def load() -> None:
+        for _ in range(6):
+            try:
+                load_pesto_checkpoint()
+            except WeightsError as exc:
+                errors.append(str(exc))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and not errors, errors[:1]
+
+
 @pytest.mark.parametrize("which", ["crepe", "pesto"])
 def test_truncated_weight_file_gives_a_clear_error(tmp_path, which):
     src = crepe_weights_path("tiny") if which == "crepe" else pesto_weights_path()
