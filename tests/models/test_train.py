@@ -219,7 +219,7 @@ sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, os.path.join(sys.argv[1], "tests", "models"))
 import models.train as T
 from models.train import TrainConfig
-from tiny_pieces import random_corpus, random_piece
+from tiny_pieces import random_corpus
 
 torch.set_num_threads(1)
 rank = int(os.environ["RANK"])
@@ -362,7 +362,7 @@ def test_on_policy_the_teacher_reads_the_band_history_the_student_played():
     for seed in range(3):
         inputs, _, targets, *_, t_inputs, _ = batcher.batch(np.random.default_rng(seed), 4, transpose=False)
         got = rows_for(inputs, targets, s_idx, t_idx, t_inputs.shape[1])
-        ends = (t_inputs != PAD).any(-1).sum(1)  # each crop's rows, BOS counted as one
+        ends = (t_inputs != PAD).any(-1).sum(1)  # rows holding a position (the all-PAD BOS row is not one)
         for b in range(4):
             n = int(ends[b]) + 1
             assert torch.equal(got[b, :n], t_inputs[b, :n]) and (got[b, n + 1 :] == PAD).all()
