@@ -146,3 +146,62 @@ def test_a_model_that_hears_ahead_follows_the_last_beat_not_the_last_bar():
         shares[ahead] = (draws.count(chord_token(6, "maj")), draws.count(chord_token(0, "maj")))
     assert shares[0][0] < 80, shares  # a bar's memory: F# major in under a fifth of the draws
     assert shares[4][0] > 360 and shares[4][1] < 4, shares  # about a beat: F# major, not C
+
+
+def _two_chords(a: int, b: int) -> np.ndarray:
+    """Chord logits where the model is torn between chord tokens a and b alone."""
+    x = np.full(VOCAB_SIZES[CHORD], -np.inf, np.float32)
+    x[a] = x[b] = 5.0
+    return x
+
+
+def test_the_voices_favour_the_chord_tones_the_model_is_surest_of():
+    # the model is torn between C major and A minor: C and E are tones of either, G or A of
+    # only one; whichever chord the band draws, its voices sound the shared tones far more
+    # than the one the model doubts (without the belief all three tones are alike)
+    from models.tokens import chord_pitch_classes
+
+    chords = _two_chords(chord_token(0, "maj"), chord_token(9, "min"))
+    notes = np.full(VOCAB_SIZES[BASS], -2.0, np.float32)
+    notes[NOTE_BASE + 36 : NOTE_BASE + 60] = 0.0
+    s = ControlledSampler(seed=2, temperature=0.9, density=1.0, harmony_follow=1.0)
+    shared = doubted = 0
+    for _ in range(3000):
+        pcs = set(chord_pitch_classes(s(CHORD, chords)))
+        t = s(BASS, notes)
+        if t >= NOTE_BASE and (t - NOTE_BASE) % 12 in pcs:
+            if (t - NOTE_BASE) % 12 in (0, 4):
+                shared += 1
+            else:
+                doubted += 1
+    assert shared > 1000, shared
+    assert doubted < 0.1 * shared / 2, (shared, doubted)  # per tone, a tenth or less
+
+
+def test_the_band_strikes_more_where_the_model_is_sure_of_its_chord_and_keeps_its_density():
+    # a bar sure of C major, then a bar torn between C major and F# major (no tone in
+    # common), and again: with harmony-follow the band strikes more readily in the sure
+    # bars than in the torn ones; with it off, alike. A model sure all the time strikes as
+    # often as the density gives (sure against its own usual, not a fixed level).
+    sure = np.full(VOCAB_SIZES[CHORD], -np.inf, np.float32)
+    sure[chord_token(0, "maj")] = 5.0
+    torn = _two_chords(chord_token(0, "maj"), chord_token(6, "maj"))
+    notes = np.full(VOCAB_SIZES[BASS], -4.0, np.float32)
+    notes[HOLD] = 2.5  # a voice that strikes about 3 steps in 5 on its own
+    notes[NOTE_BASE + 40 : NOTE_BASE + 60] = 0.0
+
+    def strike_rates(hf: float, torn_bars: bool) -> dict[str, float]:
+        s = ControlledSampler(seed=3, temperature=0.9, density=0.5, harmony_follow=hf)
+        hits: dict[str, list[bool]] = {"sure": [], "torn": []}
+        for step in range(4000):
+            bar = "torn" if torn_bars and (step // 16) % 2 else "sure"
+            s(CHORD, torn if bar == "torn" else sure)
+            if step >= 800:  # past the running mean's first bars
+                hits[bar].append(s(BASS, notes) >= NOTE_BASE)
+        return {k: float(np.mean(v)) for k, v in hits.items() if v}
+
+    off, on = strike_rates(0.0, True), strike_rates(1.0, True)
+    assert abs(off["sure"] - off["torn"]) < 0.04, off
+    assert on["sure"] > on["torn"] + 0.3, on
+    always = strike_rates(1.0, False)["sure"]
+    assert abs(always - off["sure"]) < 0.05, (always, off)
