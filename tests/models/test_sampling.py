@@ -4,7 +4,7 @@ sampler (``make_sampler``) the same decoding with the controls off."""
 import numpy as np
 
 from models.sampling import ControlledSampler, make_sampler
-from models.tokens import BASS, CHORD, HOLD, NOTE_BASE, VOCAB_SIZES, chord_token
+from models.tokens import BASS, CHORD, HOLD, NOTE_BASE, VOCAB_SIZES, chord_pitch_classes, chord_token
 
 
 def bass_logits() -> np.ndarray:
@@ -148,10 +148,10 @@ def test_a_model_that_hears_ahead_follows_the_last_beat_not_the_last_bar():
     assert shares[4][0] > 360 and shares[4][1] < 4, shares  # about a beat: F# major, not C
 
 
-def _two_chords(a: int, b: int) -> np.ndarray:
-    """Chord logits where the model is torn between chord tokens a and b alone."""
+def _chord_logits(*tokens: int) -> np.ndarray:
+    """Chord logits where the model weighs these chord tokens alike and no others."""
     x = np.full(VOCAB_SIZES[CHORD], -np.inf, np.float32)
-    x[a] = x[b] = 5.0
+    x[list(tokens)] = 5.0
     return x
 
 
@@ -159,9 +159,7 @@ def test_the_voices_favour_the_chord_tones_the_model_is_surest_of():
     # the model is torn between C major and A minor: C and E are tones of either, G or A of
     # only one; whichever chord the band draws, its voices sound the shared tones far more
     # than the one the model doubts (without the belief all three tones are alike)
-    from models.tokens import chord_pitch_classes
-
-    chords = _two_chords(chord_token(0, "maj"), chord_token(9, "min"))
+    chords = _chord_logits(chord_token(0, "maj"), chord_token(9, "min"))
     notes = np.full(VOCAB_SIZES[BASS], -2.0, np.float32)
     notes[NOTE_BASE + 36 : NOTE_BASE + 60] = 0.0
     s = ControlledSampler(seed=2, temperature=0.9, density=1.0, harmony_follow=1.0)
@@ -183,9 +181,8 @@ def test_the_band_strikes_more_where_the_model_is_sure_of_its_chord_and_keeps_it
     # common), and again: with harmony-follow the band strikes more readily in the sure
     # bars than in the torn ones; with it off, alike. A model sure all the time strikes as
     # often as the density gives (sure against its own usual, not a fixed level).
-    sure = np.full(VOCAB_SIZES[CHORD], -np.inf, np.float32)
-    sure[chord_token(0, "maj")] = 5.0
-    torn = _two_chords(chord_token(0, "maj"), chord_token(6, "maj"))
+    sure = _chord_logits(chord_token(0, "maj"))
+    torn = _chord_logits(chord_token(0, "maj"), chord_token(6, "maj"))
     notes = np.full(VOCAB_SIZES[BASS], -4.0, np.float32)
     notes[HOLD] = 2.5  # a voice that strikes about 3 steps in 5 on its own
     notes[NOTE_BASE + 40 : NOTE_BASE + 60] = 0.0
