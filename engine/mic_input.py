@@ -215,7 +215,7 @@ class MicInput:
                     self.on_note(int(ev.time), int(ev.pitch), bool(ev.on))
                 st = self.hum.stats
                 self.level_db = float(st.level_db)
-                self.pitch = float(self._hz_to_midi(st.f0_hz)) if st.voiced and st.f0_hz > 0 else None
+                self.pitch = float(self._hz_to_midi(st.pitch_hz)) if st.pitch_hz > 0 else None
             except Exception as exc:  # keep the session alive; say what broke
                 self._worker_error = f"pitch tracking stopped: {exc}"
                 return
