@@ -185,7 +185,11 @@ class ControlledSampler:
         self._belief_p = np.empty(MAX_VOCAB, np.float64)
         self._sure = SURE_CENTER  # belief in the band chord's tones, at the last chord draw
         self._sure_mean = SURE_CENTER  # ... its running mean (SURE_DECAY)
-        self._dirty = True
+        # the chord bias and the voices' biases are recomputed when their inputs change:
+        # the chord's before each chord draw, the voices' after it (the drawn chord, the
+        # belief and how sure it is feed them, not the chord's)
+        self._chord_dirty = True
+        self._voice_dirty = True
         self._last_chord = -1
         self.recall = MelodyRecall()
         self._recall_ahead: tuple[int, int] | None = RECALL_AHEAD
@@ -214,7 +218,7 @@ class ControlledSampler:
         if pitch_classes is not None:
             for pc in range(12):
                 self.out_of_key[pc] = 0.0 if pc in pitch_classes else 1.0
-        self._dirty = True
+        self._chord_dirty = self._voice_dirty = True
 
     def set_recall(self, ahead: tuple[int, int] | None) -> None:
         """Steps (chord, voice) from the last melody step heard to the step each is drawn
@@ -224,7 +228,7 @@ class ControlledSampler:
             raise ValueError(f"recall steps ahead must be >= 1, got {ahead}")
         self._recall_ahead = ahead
         self.recall.reset()
-        self._dirty = True
+        self._chord_dirty = self._voice_dirty = True
 
     def fit_to(self, accompanist: Accompanist) -> None:
         """Anticipation and the profile for how ``accompanist`` hears the melody: recall for
@@ -259,7 +263,7 @@ class ControlledSampler:
         self._pitch_t = self.temperature * PITCH_TEMPERATURE_SHARE if pt is None else float(pt)
         ct = self.temperature * CHORD_TEMPERATURE_SHARE if ct is None else float(ct)
         self._chord_t = ct if ct > 0 else self.temperature
-        self._dirty = True
+        self._chord_dirty = self._voice_dirty = True
 
     def observe_melody(self, token: int) -> None:
         """Feed the melody token the model just heard (once per step)."""
@@ -273,22 +277,33 @@ class ControlledSampler:
             self._melody_pitch = None
         if self._recall_ahead is not None:
             self.recall.observe(token)
-        self._dirty = True
+        self._chord_dirty = self._voice_dirty = True
 
-    def _biases(self) -> None:
-        """Recompute the note and chord bias vectors (once per step, not per call)."""
-        hf = self.harmony_follow
+    def _melody_weights(self) -> np.ndarray:
+        """(12,) the melody profile, a pitch class heard at least half as much as the
+        most-heard one counting fully."""
         peak = float(self.profile.max())
-        # a pitch class heard at least half as much as the most-heard one counts fully
-        melody_w = np.minimum(self.profile / (0.5 * peak), 1.0) if peak > 0 else np.zeros(12, np.float32)
+        return np.minimum(self.profile / (0.5 * peak), 1.0) if peak > 0 else np.zeros(12, np.float32)
+
+    def _chord_biases(self) -> None:
+        """Recompute the chord bias (V_chord,) (once per step, before the chord draw)."""
+        hf = self.harmony_follow
         ahead = self._recall_ahead
         chord_fc = self.recall.forecast(ahead[0]) if ahead is not None and hf > 0 else None
-        note_fc = self.recall.forecast(ahead[1]) if ahead is not None and hf > 0 else None
         if chord_fc is not None:  # the chord for where the melody is going, not where it was
-            self._chord_bias = (RECALL_CHORD_GAIN * hf) * (_CHORD_PC @ chord_fc)
+            bias = (RECALL_CHORD_GAIN * hf) * (_CHORD_PC @ chord_fc)
         else:
-            self._chord_bias = (HARMONY_GAIN * hf) * (_CHORD_PC @ melody_w)
-        self._chord_bias = self._chord_bias - KEY_GAIN * (_CHORD_TONES @ self.out_of_key)
+            bias = (HARMONY_GAIN * hf) * (_CHORD_PC @ self._melody_weights())
+        self._chord_bias = bias - KEY_GAIN * (_CHORD_TONES @ self.out_of_key)
+        self._chord_dirty = False
+
+    def _voice_biases(self) -> None:
+        """Recompute the voices' pitch and strike biases (V_note,) (once per step, after
+        the chord draw: the chord drawn and the model's belief feed them)."""
+        hf = self.harmony_follow
+        melody_w = self._melody_weights()
+        ahead = self._recall_ahead
+        note_fc = self.recall.forecast(ahead[1]) if ahead is not None and hf > 0 else None
         w = (1.0 - CHORD_NOTE_SHARE) * melody_w + CHORD_NOTE_SHARE * self.chord_pcs
         # which pitch (harmony, key) is biased apart from whether to strike (density): a
         # bonus on pitches must not make the band busier
@@ -311,7 +326,7 @@ class ControlledSampler:
                 fc = np.asarray(note_fc, np.float32)
                 rub += CLASH_FORECAST_SHARE * (np.roll(fc, 1) + np.roll(fc, -1))
             self._pitch_bias = self._pitch_bias - (CLASH_GAIN * hf) * (_NOTE_PC @ rub)
-        self._dirty = False
+        self._voice_dirty = False
 
     def __call__(self, stream: int, logits: np.ndarray) -> int:
         """stream: index into models.tokens.STREAMS; logits: (V,) float32 with V that
@@ -319,13 +334,15 @@ class ControlledSampler:
         logits = logits[: VOCAB_SIZES[stream]]
         if stream == CHORD and self.harmony_follow > 0:
             self._believe(logits)
-        if self._dirty:
-            self._biases()
         V = logits.shape[0]
         x = self._scratch[:V]
         if stream == CHORD:
+            if self._chord_dirty:
+                self._chord_biases()
             np.add(logits, self._chord_bias[:V], out=x)
         elif stream != MELODY:
+            if self._voice_dirty:
+                self._voice_biases()
             np.add(logits, self._note_bias[:V], out=x)
         else:
             np.copyto(x, logits, casting="unsafe")
@@ -340,11 +357,11 @@ class ControlledSampler:
             self.chord_pcs[:] = 0.0
             for pc in chord_pitch_classes(tok):
                 self.chord_pcs[pc] = 1.0
-            self._dirty = True
+            self._voice_dirty = True
         if stream == CHORD and self.belief is not None and self.chord_pcs.any():
             self._sure = float(self.belief[self.chord_pcs > 0].mean())
             self._sure_mean = SURE_DECAY * self._sure_mean + (1.0 - SURE_DECAY) * self._sure
-            self._dirty = True
+            self._voice_dirty = True
         return tok
 
     def _believe(self, logits: np.ndarray) -> None:
@@ -360,7 +377,7 @@ class ControlledSampler:
         np.exp(p, out=p)
         p *= 1.0 / float(p.sum())
         self.belief = p @ _CHORD_TONES[: p.shape[0]]
-        self._dirty = True
+        self._voice_dirty = True  # the voices favour what the model believes
 
     def _draw(self, x: np.ndarray, raw: np.ndarray, pitch: bool, temperature: float) -> int:
         """Sample from softmax(x / T) in place (x is scratch). -inf entries never win.
