@@ -52,6 +52,9 @@ NOTHING_AFTER_S = 2.0  # no callback this long after start: "delivers nothing"
 STALLED_AFTER_S = 1.5  # no callback for this long: "stopped delivering"
 HINT_HOLD_S = 3.0  # a hint about the input stays this long after its cause
 SILENT_AFTER_S = 3.0  # only exact zeros this long: "delivers only silence"
+# no audio reaching the tracker this long: the meter and the pitch line show nothing
+# (a stopped device would otherwise leave the last level and pitch on screen)
+DISPLAY_HOLD_S = 0.25
 RING_S = 2.0  # input the ring holds while the tracker is behind
 
 
@@ -196,6 +199,7 @@ class MicInput:
 
     def _run(self) -> None:
         buf = np.zeros((self.input_rate // 10, 2), np.float32)
+        last_audio = time.monotonic()
         while not self._stop.wait(0.01):
             try:
                 dropped = self.ring.dropped_frames
@@ -207,7 +211,10 @@ class MicInput:
                     self.hum.clock_offset += int(round(lost * self.sample_rate / self.input_rate))
                 n = self.ring.read_into(buf)
                 if n == 0:
+                    if time.monotonic() - last_audio > DISPLAY_HOLD_S:
+                        self.level_db, self.pitch = -120.0, None
                     continue
+                last_audio = time.monotonic()
                 x = buf[:n, 0]
                 self._silent_s = 0.0 if x.any() else self._silent_s + n / self.input_rate
                 self.hum.feed(x)

@@ -11,7 +11,7 @@ import pytest
 from scipy.io import wavfile
 
 from engine.audio_devices import PA_LOCK
-from engine.mic_input import NOTHING_AFTER_S, SILENT_AFTER_S, MicError, MicInput
+from engine.mic_input import DISPLAY_HOLD_S, NOTHING_AFTER_S, SILENT_AFTER_S, MicError, MicInput
 from engine.pitch.live import HumTracker, heard
 from engine.quantiser import MelodyEvent
 from liveband.bench.synth_hum import HumSpec, make_hum
@@ -121,6 +121,26 @@ def test_a_microphone_that_stops_delivering_is_reported(pulse_server):
         time.sleep(0.2)
         assert "stopped delivering" in mic.error
         assert mic.notice() == mic.error
+    finally:
+        mic.close()
+
+
+def test_a_microphone_that_stops_mid_note_leaves_no_level_or_pitch_on_screen(pulse_server, tmp_path):
+    clip = make_hum(HumSpec(21, "female", 110, 6, sample_rate=48000))
+    wav = tmp_path / "hum.wav"
+    wavfile.write(wav, 48000, (clip.audio * 32767).astype(np.int16))
+    mic = MicInput(lambda *a: None, None, sample_rate=48000, blocksize=256)
+    try:
+        player = pulse_server.play_into_mic(wav)
+        deadline = time.monotonic() + 20
+        while mic.pitch is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert mic.pitch is not None and mic.level_db > -60  # a note is on screen
+        with PA_LOCK:
+            mic._stream.stop()  # the device goes away mid-note
+        time.sleep(4 * DISPLAY_HOLD_S)
+        assert mic.pitch is None and mic.level_db <= -120
+        player.wait(timeout=30)
     finally:
         mic.close()
 
