@@ -17,8 +17,9 @@ sounded over ``horizon`` steps starting ``ahead`` steps after the last step hear
 sampler biases the band's chord and note choices toward that forecast (see
 ``models.sampling``). Nothing is known about passages never heard before: no forecast.
 
-Only the past is read, so the live band stays causal. Cost: one vectorised compare of
-the window against at most ``memory`` earlier positions per step (~16k int16 compares).
+Only the past is read, so the live band stays causal. Cost: each step's window shape is
+kept as it is heard, so a search is one compare of the newest shape against at most
+``memory`` earlier ones (~32k int8 compares per step).
 
 Thread: only the generator worker (through the sampler).
 """
@@ -59,6 +60,11 @@ class MelodyRecall:
         self._pc = np.full(2 * memory, REST_PC, np.int16)  # sounding pitch class per step
         self._on = np.zeros(2 * memory, np.int8)  # 1 where a note starts
         self._last = np.full(2 * memory, REST_PC, np.int16)  # the last pitch class sounded up to each step
+        # per step j, the window of pitch classes that ends at j relative to _last[j] (rest:
+        # REST_PC), written once when step j is heard: the search then compares rows
+        # instead of recomputing every candidate's shape each step
+        self._rel = np.full((2 * memory, window), REST_PC, np.int8)
+        self._ones = np.ones(window, np.float32)  # counts a row's matches (a BLAS matvec)
         self._n = 0
         self._cur = REST_PC
         self._match: int | None = None  # index (in the buffer) of the matched passage's last step
@@ -79,11 +85,16 @@ class MelodyRecall:
             self._pc[:m] = self._pc[m:]
             self._on[:m] = self._on[m:]
             self._last[:m] = self._last[m:]
+            self._rel[:m] = self._rel[m:]
             self._n = m
-        self._pc[self._n] = self._cur
-        self._last[self._n] = self._cur if self._cur >= 0 else (self._last[self._n - 1] if self._n else REST_PC)
-        self._on[self._n] = 1 if is_note_on(token) else 0
-        self._n += 1
+        n = self._n
+        self._pc[n] = self._cur
+        self._last[n] = self._cur if self._cur >= 0 else (self._last[n - 1] if n else REST_PC)
+        self._on[n] = 1 if is_note_on(token) else 0
+        if self.transposed and n >= self.window - 1:
+            seg = self._pc[n - self.window + 1 : n + 1]
+            self._rel[n] = np.where(seg >= 0, (seg - self._last[n]) % 12, REST_PC)
+        self._n = n + 1
         self._stale = True  # searched when a forecast is asked for
 
     def _find(self) -> int | None:
@@ -92,16 +103,14 @@ class MelodyRecall:
         last_j = n - 2 - hz
         if last_j < w - 1 or int(self._on[n - w : n].sum()) < self.min_onsets:
             return None
-        now = self._pc[n - w : n]
-        win = sliding_window_view(self._pc[: last_j + 1], w)  # (candidates, w)
         if self.transposed and self._last[n - 1] >= 0:
-            # compare melodic shapes: every window relative to the last pitch class it sounded
-            ref = self._last[w - 1 : last_j + 1, None]
-            rel = np.where(win >= 0, (win - ref) % 12, REST_PC)
-            now_rel = np.where(now >= 0, (now - self._last[n - 1]) % 12, REST_PC)
-            score = (rel == now_rel).mean(axis=1) - (ref[:, 0] < 0)
+            # compare melodic shapes: every window relative to the last pitch class it
+            # sounded (a window that sounded none yet cannot match)
+            same = (self._rel[w - 1 : last_j + 1] == self._rel[n - 1]).astype(np.float32) @ self._ones
+            score = same / w - (self._last[w - 1 : last_j + 1] < 0)  # same / w: exact (k / w)
         else:
-            score = (win == now).mean(axis=1)
+            win = sliding_window_view(self._pc[: last_j + 1], w)  # (candidates, w)
+            score = (win == self._pc[n - w : n]).mean(axis=1)
         best = float(score.max())
         if best < self.threshold:
             return None
