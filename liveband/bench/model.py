@@ -11,6 +11,12 @@ tentative notes), and the latency of the steps just before positions 1e2, 1e3, 1
 to the end.
 
 Targets (2-core CPU): p99 <= 5 ms; p50 at 1e5 within 10 % of p50 at 1e3; RSS growth < 5 MB.
+
+``sampler``: what the app's own sampler (``ControlledSampler`` at its defaults: harmony
+follow, melody recall) adds to each step, which the greedy sampler above leaves out: the
+melody heard, a chord draw and three voice draws, p50/p99 in microseconds, timed once the
+recall's memory is full and on a melody of repeated 4-bar phrases (so the recall matches,
+as in a song).
 Because the load of a shared machine drifts over the long run, the flatness is also
 checked paired: steps past 1e5 taken in turns with a fresh session's first 1e3 steps.
 """
@@ -34,6 +40,8 @@ if TYPE_CHECKING:
     from models.runtime import LoadedModel
 
 POSITIONS = (100, 1_000, 10_000, 100_000)
+SAMPLER_STEPS = 3000  # timed, after SAMPLER_FILL steps that fill the recall's memory
+SAMPLER_FILL = 2100
 SAMPLE = 1000  # steps measured before each position (fewer before 1e2)
 TARGET_P99_MS = 5.0
 
@@ -85,6 +93,34 @@ def bench_backend(lm: LoadedModel, backend: str, positions: tuple[int, ...]) -> 
     return out
 
 
+def bench_sampler(steps: int = SAMPLER_STEPS, fill: int = SAMPLER_FILL) -> dict[str, Any]:
+    """The app's sampler's cost per 16th step (see the module docstring); random logits."""
+    from models.sampling import ControlledSampler
+    from models.tokens import HOLD, MELODY, NOTE_BASE, STREAMS, VOCAB_SIZES
+
+    rng = np.random.default_rng(0)
+    logits = [[rng.normal(0, 2, VOCAB_SIZES[s]).astype(np.float32) for s in range(len(STREAMS))] for _ in range(64)]
+    phrases = [np.where(rng.random(64) < 0.3, NOTE_BASE + 60 + rng.integers(0, 12, 64), HOLD) for _ in range(4)]
+    melody = np.concatenate([phrases[int(k)] for k in rng.integers(0, len(phrases), (fill + steps) // 64 + 1)])
+    sampler = ControlledSampler(seed=0)
+    lat = np.zeros(fill + steps)
+    for t in range(fill + steps):
+        row = logits[t % len(logits)]
+        t0 = time.perf_counter()
+        sampler.observe_melody(int(melody[t]))
+        for s in range(len(STREAMS)):
+            if s != MELODY:
+                sampler(s, row[s])
+        lat[t] = time.perf_counter() - t0
+    us = lat[fill:] * 1e6
+    return {
+        "p50_us": round(float(np.percentile(us, 50)), 1),
+        "p99_us": round(float(np.percentile(us, 99)), 1),
+        "steps": steps,
+        "recall_matched": bool(sampler.recall.matched),
+    }
+
+
 def _paired_positions(
     lm: LoadedModel, backend: str, old: Accompanist, melody: np.ndarray, n: int, bar: int, total: int
 ) -> dict[str, Any]:
@@ -126,6 +162,7 @@ def bench_model(
         "pattern": lm.config.pattern.describe(),
         "machine": {"cpu": platform.processor() or platform.machine(), "cpus": __import__("os").cpu_count()},
         "backends": {},
+        "sampler": bench_sampler(),
     }
     for b in backends:
         with warnings.catch_warnings():
