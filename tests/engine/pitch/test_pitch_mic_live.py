@@ -17,10 +17,17 @@ from engine.quantiser import MelodyEvent
 from liveband.bench.synth_hum import HumSpec, make_hum
 
 
-def test_hummed_notes_come_out_of_the_live_microphone(pulse_server, tmp_path):
-    clip = make_hum(HumSpec(21, "female", 110, 6, sample_rate=48000))
+def _hum_wav(tmp_path, spec: HumSpec, gain: float = 1.0):
+    """A hum corpus clip written as a 16-bit WAV to play into the software microphone,
+    scaled by ``gain`` -> (clip, path)."""
+    clip = make_hum(spec)
     wav = tmp_path / "hum.wav"
-    wavfile.write(wav, 48000, (clip.audio * 32767).astype(np.int16))
+    wavfile.write(wav, spec.sample_rate, (clip.audio * np.float32(gain) * 32767).astype(np.int16))
+    return clip, wav
+
+
+def test_hummed_notes_come_out_of_the_live_microphone(pulse_server, tmp_path):
+    clip, wav = _hum_wav(tmp_path, HumSpec(21, "female", 110, 6, sample_rate=48000))
     got = []
     mic = MicInput(lambda t, p, on: got.append((t, p, on)), None, sample_rate=48000, blocksize=256)
     try:
@@ -82,10 +89,8 @@ def test_an_8k_or_96k_device_with_the_users_gain_gives_the_hummed_notes(pulse_se
     # No scoops: this is about the device's rate and the gain. A short note begun with a
     # scoop is sometimes named a semitone flat (the tracker names it ~40 ms in), which
     # the pitch bench counts; here it made 2 misses of 6 in ~1 run of 10.
-    clip = make_hum(HumSpec(24, "male", 100, 6, sample_rate=48000, scoop_prob=0.0))
-    quiet = clip.audio * np.float32(10 ** (-gain_db / 20))  # what the gain makes up for
-    wav = tmp_path / "hum.wav"
-    wavfile.write(wav, 48000, (quiet * 32767).astype(np.int16))
+    spec = HumSpec(24, "male", 100, 6, sample_rate=48000, scoop_prob=0.0)
+    clip, wav = _hum_wav(tmp_path, spec, gain=10 ** (-gain_db / 20))  # quieter by what the gain makes up for
     got = []
     mic = MicInput(lambda t, p, on: got.append((t, p, on)), None, sample_rate=48000, input_rate=rate, gain_db=gain_db)
     try:
@@ -126,9 +131,7 @@ def test_a_microphone_that_stops_delivering_is_reported(pulse_server):
 
 
 def test_a_microphone_that_stops_mid_note_leaves_no_level_or_pitch_on_screen(pulse_server, tmp_path):
-    clip = make_hum(HumSpec(21, "female", 110, 6, sample_rate=48000))
-    wav = tmp_path / "hum.wav"
-    wavfile.write(wav, 48000, (clip.audio * 32767).astype(np.int16))
+    clip, wav = _hum_wav(tmp_path, HumSpec(21, "female", 110, 6, sample_rate=48000))
     mic = MicInput(lambda *a: None, None, sample_rate=48000, blocksize=256)
     try:
         player = pulse_server.play_into_mic(wav)
@@ -161,9 +164,7 @@ def test_a_microphone_that_never_delivers_is_reported(pulse_server):
 
 def test_a_muted_microphone_gets_a_notice_that_goes_when_a_voice_comes(pulse_server, tmp_path):
     """The idle null-sink source delivers exact zeros, as a muted input does."""
-    clip = make_hum(HumSpec(21, "female", 110, 2, sample_rate=48000))
-    wav = tmp_path / "hum.wav"
-    wavfile.write(wav, 48000, (clip.audio * 32767).astype(np.int16))
+    clip, wav = _hum_wav(tmp_path, HumSpec(21, "female", 110, 2, sample_rate=48000))
     mic = MicInput(lambda *a: None, None, sample_rate=48000)
     try:
         time.sleep(1.0)
