@@ -16,7 +16,8 @@ on) so a score here says how the tracker meets real singing, not one synthesiser
   microphone's band-pass, an 8 kHz headset.
 
 Truth: a note starts where its pitched vowel starts (after a consonant's closure and
-burst; mid-transition for legato notes) and ends where its voicing ends.
+burst; for a legato note, where the glide from the last note's pitch begins) and ends
+where its voicing ends.
 ``split()`` gives the development clips and the held-out clips (disjoint seeds); nothing
 is stored, every clip regenerates from its spec.
 """
