@@ -18,8 +18,8 @@ sampler biases the band's chord and note choices toward that forecast (see
 ``models.sampling``). Nothing is known about passages never heard before: no forecast.
 
 Only the past is read, so the live band stays causal. Cost: each step's window shape is
-kept as it is heard, so a search is one compare of the newest shape against at most
-``memory`` earlier ones (~32k int8 compares per step).
+kept as it is heard, so a search is one compare of the newest shape against the earlier
+ones kept (``memory`` to twice that: up to ~65k int8 compares per step).
 
 Thread: only the generator worker (through the sampler).
 """
@@ -63,7 +63,7 @@ class MelodyRecall:
         # per step j, the window of pitch classes that ends at j relative to _last[j] (rest:
         # REST_PC), written once when step j is heard: the search then compares rows
         # instead of recomputing every candidate's shape each step
-        self._rel = np.full((2 * memory, window), REST_PC, np.int8)
+        self._rel = np.full((2 * memory if transposed else 0, window), REST_PC, np.int8)
         self._ones = np.ones(window, np.float32)  # counts a row's matches (a BLAS matvec)
         self._n = 0
         self._cur = REST_PC
@@ -85,7 +85,8 @@ class MelodyRecall:
             self._pc[:m] = self._pc[m:]
             self._on[:m] = self._on[m:]
             self._last[:m] = self._last[m:]
-            self._rel[:m] = self._rel[m:]
+            if self.transposed:
+                self._rel[:m] = self._rel[m:]
             self._n = m
         n = self._n
         self._pc[n] = self._cur
@@ -107,7 +108,9 @@ class MelodyRecall:
             # compare melodic shapes: every window relative to the last pitch class it
             # sounded (a window that sounded none yet cannot match)
             same = (self._rel[w - 1 : last_j + 1] == self._rel[n - 1]).astype(np.float32) @ self._ones
-            score = same / w - (self._last[w - 1 : last_j + 1] < 0)  # same / w: exact (k / w)
+            # in float64, as a mean of the matches would be: k / w at a threshold of k / w
+            # must not round below it (in float32 7 / 10 < 0.7)
+            score = same / np.float64(w) - (self._last[w - 1 : last_j + 1] < 0)
         else:
             win = sliding_window_view(self._pc[: last_j + 1], w)  # (candidates, w)
             score = (win == self._pc[n - w : n]).mean(axis=1)

@@ -286,7 +286,7 @@ class ControlledSampler:
         return np.minimum(self.profile / (0.5 * peak), 1.0) if peak > 0 else np.zeros(12, np.float32)
 
     def _chord_biases(self) -> None:
-        """Recompute the chord bias (V_chord,) (once per step, before the chord draw)."""
+        """Recompute the chord bias, (MAX_VOCAB,) (once per step, before the chord draw)."""
         hf = self.harmony_follow
         ahead = self._recall_ahead
         chord_fc = self.recall.forecast(ahead[0]) if ahead is not None and hf > 0 else None
@@ -298,8 +298,8 @@ class ControlledSampler:
         self._chord_dirty = False
 
     def _voice_biases(self) -> None:
-        """Recompute the voices' pitch and strike biases (V_note,) (once per step, after
-        the chord draw: the chord drawn and the model's belief feed them)."""
+        """Recompute the voices' pitch and strike biases, (MAX_VOCAB,) each (once per step,
+        after the chord draw: the chord drawn and the model's belief feed them)."""
         hf = self.harmony_follow
         melody_w = self._melody_weights()
         ahead = self._recall_ahead

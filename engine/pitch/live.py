@@ -62,10 +62,10 @@ class HumStats:
     voiced: bool = False
     f0_hz: float = 0.0  # the tracker's own f0, last hop
     confidence: float = 0.0  # ... and its own confidence
-    # the voice's pitch for display (a pitch line, a note name), last hop: what the
-    # segmenter heard, while a note sounds and this hop itself would hold it; else 0.
-    # A note's last hops, held open by the gate's hysteresis, and its first, before the
-    # onset rule has named it, can read a harmonic or a subharmonic of the voice
+    # the voice's pitch for display (a pitch line, a note name), last hop: the refined f0
+    # the segmenter was handed, while a note sounds and the gate passes this hop on its
+    # own; else 0. A note's last hops, held open by the gate's hysteresis, and its first,
+    # before the onset rule has named it, can read a harmonic or a subharmonic of the voice
     pitch_hz: float = 0.0
 
 
@@ -309,8 +309,7 @@ class HumTracker:
         st.level_db = level
         evs = self.segmenter.step(f0, conf, level)
         st.voiced = self.segmenter.voiced
-        c = self.seg_config
-        held = self.segmenter.note is not None and conf >= c.conf_off and level >= c.level_off_db
+        held = self.segmenter.note is not None and self.segmenter.hop_voiced
         st.pitch_hz = float(f0) if held else 0.0
         return self._publish(evs)
 

@@ -111,6 +111,7 @@ class NoteSegmenter(SegmenterRules):
         c = self.cfg
         self.hop = -1
         self.voiced = False
+        self.hop_voiced = False  # the gate's verdict on the newest hop alone (hysteresis aside)
         self._unvoiced_run = 0
         self._run: deque[tuple[int, float, float]] = deque(maxlen=max(c.stable_hops, c.change_hops) + 8)
         self.note: NoteRecord | None = None
@@ -176,7 +177,7 @@ class NoteSegmenter(SegmenterRules):
             f0_hz, conf, level_db = 1.0, 0.0, -120.0
         pitch = 69.0 + 12.0 * np.log2(f0_hz / 440.0)
         self._recent.append((self.hop, pitch, conf, level_db))
-        voiced_now = self._gate(conf, level_db, pitch)
+        voiced_now = self.hop_voiced = self._gate(conf, level_db, pitch)
         if not voiced_now:
             self._update_floor(level_db)
         if level_db < max(c.level_off_db, self._floor_db + c.floor_margin_db):
