@@ -47,7 +47,6 @@ def test_a_partial_match_below_the_threshold_is_no_forecast():
     assert not r.matched
 
 
-
 def test_a_match_exactly_at_the_threshold_counts_whatever_the_window():
     # 7 of 10 steps the same at a threshold of 0.7: a score computed in float32 reads
     # 7 / 10 as 0.69999998 and would miss it
@@ -56,6 +55,7 @@ def test_a_match_exactly_at_the_threshold_counts_whatever_the_window():
     again = [on(p) for p in (60, 63, 68, 66, 62, 58, 64, 70, 65, 71)]  # 3 of 10 differ
     feed(r, phrase + ANSWER + [REST] * 8 + again)
     assert r.matched and np.flatnonzero(r.forecast(1)).tolist() == [9]
+
 
 def test_long_held_notes_are_no_evidence():
     r = MelodyRecall(window=16, min_onsets=3)
