@@ -11,14 +11,14 @@ tentative notes), and the latency of the steps just before positions 1e2, 1e3, 1
 to the end.
 
 Targets (2-core CPU): p99 <= 5 ms; p50 at 1e5 within 10 % of p50 at 1e3; RSS growth < 5 MB.
+Because the load of a shared machine drifts over the long run, the flatness is also
+checked paired: steps past 1e5 taken in turns with a fresh session's first 1e3 steps.
 
 ``sampler``: what the app's own sampler (``ControlledSampler`` at its defaults: harmony
 follow, melody recall) adds to each step, which the greedy sampler above leaves out: the
 melody heard, a chord draw and three voice draws, p50/p99 in microseconds, timed once the
 recall's memory is full and on a melody of repeated 4-bar phrases (so the recall matches,
 as in a song).
-Because the load of a shared machine drifts over the long run, the flatness is also
-checked paired: steps past 1e5 taken in turns with a fresh session's first 1e3 steps.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from models.runtime import LoadedModel
 
 POSITIONS = (100, 1_000, 10_000, 100_000)
-
 SAMPLE = 1000  # steps measured before each position (fewer before 1e2)
 TARGET_P99_MS = 5.0
 
