@@ -43,6 +43,7 @@ import numpy as np
 
 from engine.audio_devices import PA_LOCK
 from engine.errors import first_line
+from engine.quantiser import MelodyEvent
 from engine.ring import AudioRing
 
 if TYPE_CHECKING:
@@ -145,6 +146,7 @@ class MicInput:
         self._hint_at = 0.0
         self._bad_seen = 0
         self._offset_set = False
+        self._open: dict[int, int] = {}  # notes handed to on_note and not yet ended: pitch -> on time
         self._stop = threading.Event()
         self.started_at = time.monotonic()
         block = max(0, int(round(blocksize * rate / self.sample_rate))) if blocksize else 0
@@ -211,21 +213,51 @@ class MicInput:
                     self.hum.clock_offset += int(round(lost * self.sample_rate / self.input_rate))
                 n = self.ring.read_into(buf)
                 if n == 0:
-                    if time.monotonic() - last_audio > DISPLAY_HOLD_S:
+                    quiet = time.monotonic() - last_audio
+                    if quiet > DISPLAY_HOLD_S:
                         self.level_db, self.pitch = -120.0, None
+                    stream = self._stream
+                    if self._open and (quiet > STALLED_AFTER_S or (stream is not None and not stream.active)):
+                        self._end_notes()  # the device went away mid-note
                     continue
                 last_audio = time.monotonic()
                 x = buf[:n, 0]
                 self._silent_s = 0.0 if x.any() else self._silent_s + n / self.input_rate
                 self.hum.feed(x)
-                for ev in self.hum.poll():  # drains the tracker's queue as well
-                    self.on_note(int(ev.time), int(ev.pitch), bool(ev.on))
+                self._deliver(self.hum.poll())  # drains the tracker's queue as well
                 st = self.hum.stats
                 self.level_db = float(st.level_db)
                 self.pitch = float(self._hz_to_midi(st.pitch_hz)) if st.pitch_hz > 0 else None
             except Exception as exc:  # keep the session alive; say what broke
                 self._worker_error = f"pitch tracking stopped: {exc}"
-                return
+                break
+        # closed, or the worker broke: no note the band heard start may be left sounding
+        self._end_notes()
+
+    def _deliver(self, events) -> None:
+        """Hand events to ``on_note``, remembering which notes are open. Thread: worker."""
+        for ev in events:
+            t, p = int(ev.time), int(ev.pitch)
+            if ev.on:
+                self._open[p] = t
+            else:
+                self._open.pop(p, None)
+            self.on_note(t, p, bool(ev.on))
+
+    def _end_notes(self) -> None:
+        """End the open note (the segmenter's note-off at the last audio), and any note
+        the tracker could not end, at its own onset's latest time. Thread: worker."""
+        try:
+            self._deliver(self.hum.finish())
+        except Exception:
+            pass
+        for p, t in list(self._open.items()):  # the tracker broke: end them where we can
+            self._deliver([MelodyEvent(pitch=p, on=False, time=max(t, self._last_time()))])
+
+    def _last_time(self) -> int:
+        """The output-clock time of the newest audio the tracker has taken in."""
+        ht = self.hum
+        return ht.clock_offset + int(round(ht.samples_in * self.sample_rate / self.input_rate))
 
     @property
     def error(self) -> str | None:

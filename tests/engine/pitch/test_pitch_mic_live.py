@@ -155,6 +155,55 @@ def test_a_microphone_that_stops_mid_note_leaves_no_level_or_pitch_on_screen(pul
         mic.close()
 
 
+def _held_note_wav(tmp_path: Path, pitch: int = 62, seconds: float = 5.0) -> Path:
+    """One long sung "oo" (four harmonics, slight vibrato) after 0.3 s of silence, 48 kHz."""
+    sr = 48000
+    t = np.arange(int(seconds * sr)) / sr
+    f = 440.0 * 2 ** ((pitch - 69) / 12) * (1 + 0.003 * np.sin(2 * np.pi * 5 * t))
+    ph = 2 * np.pi * np.cumsum(f) / sr
+    x = sum(a * np.sin(k * ph) for k, a in ((1, 1.0), (2, 0.5), (3, 0.25), (4, 0.12)))
+    x = 0.2 * x * np.minimum(1.0, np.minimum(t / 0.02, (seconds - t) / 0.02))
+    wav = tmp_path / "held.wav"
+    wavfile.write(wav, sr, (np.concatenate([np.zeros(int(0.3 * sr)), x]) * 32767).astype(np.int16))
+    return wav
+
+
+@pytest.mark.parametrize("how", ["device stops", "mic closed"])
+def test_a_note_sounding_when_the_microphone_goes_away_is_ended(pulse_server, tmp_path, how):
+    """Unplugged mid-note, or closed by a mode switch: the band must not hold the hummed
+    note for ever (every note-on gets its note-off, after the onset, on the worker)."""
+    wav = _held_note_wav(tmp_path)
+    got: list[tuple[int, int, bool, str]] = []
+    mic = MicInput(
+        lambda t, p, on: got.append((t, p, on, threading.current_thread().name)), None, sample_rate=48000, blocksize=256
+    )
+    player = None
+    try:
+        player = pulse_server.play_into_mic(wav)
+        deadline = time.monotonic() + 20
+        while not any(on for _, _, on, _ in got) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # well inside the 5 s note
+        assert [(p, on) for _, p, on, _ in got] == [(62, True)]
+        if how == "device stops":
+            with PA_LOCK:
+                mic._stream.stop()
+            deadline = time.monotonic() + 5
+            while len(got) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        else:
+            mic.close()
+    finally:
+        if player is not None:
+            player.terminate()
+            player.wait(timeout=10)
+        mic.close()
+    assert [(p, on) for _, p, on, _ in got] == [(62, True), (62, False)]
+    (t_on, *_), (t_off, *_) = got
+    assert t_off - t_on > 0.4 * 48000  # ended where the audio ended, not taken back
+    assert {name for *_, name in got} == {"liveband-mic"}
+
+
 def test_a_microphone_that_never_delivers_is_reported(pulse_server):
     mic = MicInput(lambda *a: None, None, sample_rate=48000)
     try:
