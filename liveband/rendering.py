@@ -186,6 +186,23 @@ def check_outputs(
         for other, what in ((src, "the input file"), (midi_out, None if midi_out is None else w.midi.format(midi_out))):
             if other is not None and same_file(stem, other):
                 raise UserError(f"{w.stems} would write {stem}, which is {what}; choose another {w.out.format('name')}")
+    finals = [out, *([midi_out] if midi_out is not None else []), *(stem_paths(out).values() if stems else ())]
+    for final in finals:
+        refuse_unwritable(final)
+
+
+def refuse_unwritable(final: Path) -> None:
+    """Refuse an output that could not be renamed into place at the end (a folder of that
+    name, a folder that cannot be made or written): told before the render, not after it."""
+    if final.is_dir():
+        raise UserError(f"cannot write {final}: it is a folder")
+    folder = final.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the missing folders are made at the start (Outputs.temp_for)
+    if not folder.is_dir():
+        raise UserError(f"cannot write {final}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {final}: {folder} is not writable")
 
 
 def stem_paths(out: Path) -> dict[str, Path]:
@@ -216,11 +233,38 @@ class Outputs:
         return tmp
 
     def commit(self) -> None:
-        for tmp, final in self._files:
-            try:
-                os.replace(tmp, final)
-            except OSError as exc:
-                raise cannot_write(final, exc) from None
+        """Rename every temporary file onto its output, all or none: each old output is
+        first moved aside, and when one rename fails the outputs already replaced get
+        their old files back (a new output with none is removed)."""
+        done: list[tuple[Path, Path | None]] = []  # (final, its old file moved aside, or None)
+        try:
+            for tmp, final in self._files:
+                old = None
+                try:
+                    if os.path.lexists(final):
+                        old = temp_beside(final, ".old")
+                        try:
+                            os.replace(final, old)
+                        except OSError:
+                            old.unlink()
+                            raise
+                    done.append((final, old))
+                    os.replace(tmp, final)
+                except OSError as exc:
+                    raise cannot_write(final, exc) from None
+        except BaseException:
+            for final, old in reversed(done):
+                try:
+                    if old is not None:
+                        os.replace(old, final)
+                    else:
+                        os.unlink(final)
+                except OSError:
+                    pass  # the old file stays beside it under its hidden name
+            raise
+        for _, old in done:
+            if old is not None:
+                old.unlink(missing_ok=True)
         self._files.clear()
         self._remove_scratch()
 

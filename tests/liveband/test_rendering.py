@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import pytest
+
 from engine.melody_file import Melody, MelodyNote
 from liveband.rendering import open_band
 from models.runtime import DEFAULT_CHECKPOINT, OFFLINE_CHECKPOINT, default_offline_checkpoint, load_model
@@ -22,3 +24,48 @@ def test_the_shipped_teacher_hears_the_melody_a_beat_ahead():
         assert lm.pattern.lookahead == -4 and not lm.pattern.online
         live = load_model(DEFAULT_CHECKPOINT).config
         assert dataclasses.replace(lm.config, pattern=live.pattern) == live  # the live model's architecture
+
+
+def test_an_output_that_could_not_be_written_is_refused_before_the_render(tmp_path, capsys):
+    from liveband.cli import main
+
+    src = tmp_path / "melody.mid"
+    src.write_bytes(b"never read: the outputs are refused first")
+    (tmp_path / "dir.mid").mkdir()
+    (tmp_path / "prev.wav").write_bytes(b"the take before")
+    (tmp_path / "file").write_bytes(b"a file where a folder should be")
+    cases = [
+        ["-o", str(tmp_path / "prev.wav"), "--midi-out", str(tmp_path / "dir.mid"), "--stems"],
+        ["-o", str(tmp_path / "dir.mid" / ".." / "prev.wav"), "--midi-out", str(tmp_path / "file" / "x" / "b.mid")],
+    ]
+    (tmp_path / "prev.keys.wav").mkdir()
+    cases.append(["-o", str(tmp_path / "prev.wav"), "--stems"])
+    for argv in cases:
+        assert main(["render", str(src), *argv]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "cannot write" in err, err
+    assert (tmp_path / "prev.wav").read_bytes() == b"the take before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.mid", "file", "melody.mid", "prev.keys.wav", "prev.wav"]
+
+
+def test_outputs_are_committed_all_or_none(tmp_path):
+    from liveband.errors import UserError
+    from liveband.rendering import Outputs
+
+    (tmp_path / "a.wav").write_bytes(b"old a")
+    outputs = Outputs()
+    for name in ("a.wav", "b.wav", "c.mid"):
+        outputs.temp_for(tmp_path / name).write_bytes(b"new " + name.encode())
+    (tmp_path / "c.mid").mkdir()  # appears during the render: its rename fails
+    with pytest.raises(UserError, match="c.mid"):
+        outputs.commit()
+    outputs.discard()
+    # the replaced output has its old file back, the new one is gone, nothing hidden is left
+    assert (tmp_path / "a.wav").read_bytes() == b"old a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "c.mid"]
+    (tmp_path / "c.mid").rmdir()
+    outputs = Outputs()
+    for name in ("a.wav", "c.mid"):
+        outputs.temp_for(tmp_path / name).write_bytes(b"new " + name.encode())
+    outputs.commit()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {"a.wav": b"new a.wav", "c.mid": b"new c.mid"}
