@@ -29,6 +29,7 @@ from engine.pitch.tracker import HOP, TRACKER_RATE, PitchTracker, make_tracker
 from engine.quantiser import MelodyEvent
 
 PERIODICITY_WINDOW = 320  # 20 ms at 16 kHz
+SAMPLE_LIMIT = 1e3  # input samples beyond +-this (full scale is 1) are clipped to it
 OCTAVE_MARGIN = 0.15  # periodicity at twice the period must beat it by this to halve f0
 # the tracker's f0 times 2 or 3 is taken when the newest audio repeats at that shorter
 # period this well, and about as well as at the tracker's own (see HumTracker._refine)
@@ -125,12 +126,16 @@ class HumTracker:
 
     # -- clock -------------------------------------------------------------------------
     def _hop_to_clock(self, hop: float) -> int:
-        """Input-clock time of the newest sample of a hop, latency-compensated."""
-        t_s = (hop + 1) * HOP / TRACKER_RATE - self._resampler.latency_samples / self.input_rate
+        """Input-clock time of the newest sample of a hop, latency-compensated (the
+        resampler's delay, not its look-ahead: a look-ahead filter's outputs lie where
+        their input did, they only come out later)."""
+        t_s = (hop + 1) * HOP / TRACKER_RATE - self._resampler.delay_samples / self.input_rate
         t_s -= self.input_latency_s
         return self.clock_offset + int(round(t_s * self.clock_rate))
 
     def reset(self) -> None:
+        """Forget all audio history and queued events (a new take); ``finish`` first to
+        end an open note."""
         self.tracker.reset()
         self.segmenter.reset()
         self._resampler.reset()
@@ -141,6 +146,7 @@ class HumTracker:
         self._dc_x = self._dc_y = 0.0
         self.samples_in = 0
         self.stats = HumStats()
+        self.events.clear()
         self.frames.clear()
         self.emitted.clear()
 
@@ -156,10 +162,10 @@ class HumTracker:
         """block: (n,) or (n, channels) samples at input_rate, any float/int dtype.
         Returns the events this block produced (they are also queued for ``poll``)."""
         x = np.asarray(block)
+        if np.issubdtype(x.dtype, np.integer):  # scaled before a stereo mix casts it
+            x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
         if x.ndim == 2:
             x = x.astype(np.float32).mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-        if np.issubdtype(x.dtype, np.integer):
-            x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
         x = np.asarray(x, np.float32).reshape(-1)
         if x.size == 0:
             return []
@@ -173,6 +179,12 @@ class HumTracker:
             x = np.where(bad, 0.0, x).astype(np.float32)
             mag = np.abs(x)
             peak = float(mag.max())
+        if peak > SAMPLE_LIMIT:
+            # garbage from a broken driver: kept finite through the gain, the filters'
+            # state and the level's squares (an overflow there stayed NaN for good)
+            x = np.clip(x, -SAMPLE_LIMIT, SAMPLE_LIMIT)
+            mag = np.abs(x)
+            peak = SAMPLE_LIMIT
         if self.gain != 1.0:
             x = x * self.gain
             mag *= self.gain

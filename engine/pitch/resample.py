@@ -51,7 +51,10 @@ class StreamResampler:
         half_in = -(-half_taps * m // self.up) + 1
         ctx = -(-half_in // self.down) * self.down
         self.ctx = ctx
+        # latency: how long after its input an output is out (look-ahead here); delay:
+        # how far an output's content lies behind its own time (none: linear phase)
         self.latency_samples = 0 if self.identity else ctx  # at rate_in
+        self.delay_samples = 0
         self._pending = np.zeros(ctx, np.float32)  # left context (zeros at start)
         self._new = 0  # samples after the context
         # Integer decimation (48, 32, 96 kHz -> 16 kHz): each output is one dot product of
@@ -66,6 +69,7 @@ class StreamResampler:
             # delay, not look-ahead (a rational ratio interpolates between the two newest
             # filtered samples: up to one more input sample)
             self.latency_samples = int(round(float(gd))) + (self.up > 1)
+            self.delay_samples = self.latency_samples  # out at once, its content that late
         self.reset()
 
     def reset(self) -> None:

@@ -104,6 +104,34 @@ def test_int16_stereo_blocks_are_accepted(hum):
     ht = HumTracker("pesto", input_rate=16000, channels=2)
     notes = feed_all(ht, stereo)
     assert len(notes) >= len(hum.notes) - 1
+    # scaled to full scale like a mono block (a stereo mix once cast it unscaled: +90 dB)
+    assert ht.stats.clipped_samples == 0
+
+
+def test_a_garbage_block_at_high_gain_leaves_the_tracker_working(hum):
+    """A broken driver's block (random bits: finite samples up to 3e38) with the input
+    gain up: once the gain overflowed it to inf, the filters' state went NaN and no note
+    ever came again; huge samples at 0 dB left the low-pass state NaN and every later
+    note a semitone sharp."""
+    truth = [p for p, _, _ in hum.notes]
+    rng = np.random.default_rng(3)
+    bits = rng.integers(0, 2**32, 80, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    garbage = np.where(np.isfinite(bits), bits, 0).astype(np.float32)
+    for gain_db, bad in ((12.0, garbage), (0.0, np.full(32000, 3e38, np.float32))):
+        ht = HumTracker("pesto", input_rate=16000, gain_db=gain_db)
+        ht.feed(bad)
+        ht.feed(np.zeros(16000, np.float32))
+        assert np.isfinite(ht.stats.level_db)
+        notes = feed_all(ht, hum.audio / np.float32(10 ** (gain_db / 20)))
+        assert sum(a == b for a, b in zip(notes[-len(truth) :], truth)) >= len(truth) - 1
+
+
+def test_reset_forgets_the_queued_events(hum):
+    ht = HumTracker("pesto", input_rate=16000)
+    ht.feed(hum.audio[: len(hum.audio) // 2])
+    assert ht.events  # notes came out and nobody polled them
+    ht.reset()
+    assert ht.poll() == []
 
 
 def test_absurd_rates_are_refused():

@@ -31,3 +31,26 @@ def test_input_latency_and_clock_offset_move_every_event(clip):
     # and the onsets are where they were hummed
     ons = np.array([e.time for e in heard(base) if e.on]) / 16000
     assert np.abs(ons - [on for _, on, _ in clip.notes]).max() < 0.05
+
+
+@pytest.mark.parametrize("rate", [8000, 11025])
+def test_an_upsampled_device_dates_events_where_they_were_sung(rate):
+    """8 and 11.025 kHz are resampled with a look-ahead filter whose outputs lie where
+    their input did: its look-ahead delays when events come out, not where they are
+    dated (taken off as a delay, 11.025 kHz events were dated 40 ms early, 8 kHz 3 ms)."""
+    from scipy.signal import resample_poly
+
+    clip = make_hum(HumSpec(31, "female", 110, 4, sample_rate=48000))
+
+    def onsets(x, sr):
+        ht = HumTracker("pesto", input_rate=sr, clock_rate=48000)
+        for i in range(0, len(x), sr // 100):
+            ht.feed(x[i : i + sr // 100])
+        ht.finish()
+        return [e for e in heard(ht.poll()) if e.on]
+
+    ref = onsets(resample_poly(clip.audio, 1, 3).astype(np.float32), 16000)
+    got = onsets(resample_poly(clip.audio, rate, 48000).astype(np.float32), rate)
+    assert [e.pitch for e in got] == [e.pitch for e in ref]
+    shift_ms = np.median([(g.time - r.time) / 48 for g, r in zip(got, ref)])
+    assert abs(shift_ms) < 1.5
