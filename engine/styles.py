@@ -226,6 +226,8 @@ def load_style_file(path: Path) -> Style:
     except (OSError, tomllib.TOMLDecodeError, ValueError, TypeError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StyleError(f"style file {path}: {text}; skipped") from None
+    except RecursionError:  # tables nested thousands deep: no style, and not a crash
+        raise StyleError(f"style file {path}: nested too deeply to be a style; skipped") from None
 
 
 @dataclass

@@ -41,6 +41,8 @@ def _read_meta(path: Path) -> dict:
         raise ValueError("not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ValueError("nested too deeply to be session metadata") from None
     if not isinstance(meta, dict):
         raise ValueError(f"holds {type(meta).__name__ if meta is not None else 'null'}, not an object")
     types: dict[str, type | tuple[type, ...]] = {

@@ -229,7 +229,7 @@ class MidiLearn:
                     if b.type not in ("cc", "note") or not 0 <= b.channel < 16 or not 0 <= b.number < 128:
                         raise ValueError(f"bad binding {it!r}")
                     found.append(b)
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             self._corrupt = True
             self.notice(f"MIDI bindings file {self.path} is unreadable ({first_line(exc)}); it is ignored")
             return

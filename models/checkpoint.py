@@ -177,7 +177,7 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Tra
         )
     try:
         raw = json.loads(meta["config"])
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"{path}: bad model config in checkpoint ({exc})") from None
     check_config(raw, path)
     try:

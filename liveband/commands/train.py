@@ -8,6 +8,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from engine.errors import first_line
 from liveband.cli import UserError
 
 
@@ -21,8 +22,8 @@ def _load_config(path: str | None):
         return TrainConfig.from_dict(json.loads(p.read_text()))
     except FileNotFoundError:
         raise UserError(f"config file not found: {p}") from None
-    except (json.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
-        raise UserError(f"{p}: bad training config ({exc})") from None
+    except (json.JSONDecodeError, TypeError, KeyError, ValueError, RecursionError) as exc:
+        raise UserError(f"{p}: bad training config ({first_line(exc)})") from None
 
 
 def main(args) -> int:

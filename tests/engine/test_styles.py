@@ -125,6 +125,14 @@ def test_a_broken_style_file_is_one_error_naming_it(tmp_path):
         assert str(bad) in msg and why in msg and "\n" not in msg
 
 
+def test_a_user_style_nested_thousands_deep_is_skipped_with_one_line(tmp_path):
+    (tmp_path / "deep.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    (tmp_path / "cowbell.toml").write_text(_style_text("cowbell", 11))
+    found = load_styles(tmp_path)
+    assert "cowbell" in found.styles and "pop" in found.styles
+    assert len(found.problems) == 1 and "deep.toml" in found.problems[0] and "nested too deeply" in found.problems[0]
+
+
 def test_the_users_styles_folder_is_in_the_users_config_folder(monkeypatch, tmp_path):
     """One rule for the config folder: the styles here, presets and MIDI bindings in liveband."""
     monkeypatch.delenv("LIVEBAND_STYLES", raising=False)

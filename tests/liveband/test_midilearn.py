@@ -105,3 +105,12 @@ def test_a_corrupt_file_gives_one_line_is_ignored_and_kept(tmp_path):
     notices.clear()
     make(tmp_path, notices)[1].close()
     assert notices == []
+
+
+def test_a_file_nested_thousands_deep_is_one_line_and_ignored(tmp_path):
+    (tmp_path / "midi_bindings.json").write_text("[" * 5000 + "]" * 5000)
+    notices = []
+    ml, control, _ = make(tmp_path, notices)
+    control.close()
+    assert len(notices) == 1 and "midi_bindings.json" in notices[0] and "\n" not in notices[0]
+    assert ml.bindings() == []

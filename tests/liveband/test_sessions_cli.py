@@ -72,6 +72,7 @@ def _one_line(text: str) -> str:
         '{"seconds": NaN}',
         '{"complete": "yes"}',
         b"\xff\xfe{}",
+        "[" * 5000 + "]" * 5000,
     ],
 )
 def test_list_shows_the_good_sessions_and_one_line_per_malformed_one(liveband_home, capsys, meta):

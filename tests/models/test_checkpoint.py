@@ -173,6 +173,13 @@ def test_declared_configs_outside_the_limits_are_refused_by_name(tmp_path, monke
     assert words in _one_line(e.value, path) and len(str(e.value)) < 200 + len(str(path))
 
 
+def test_a_config_nested_thousands_deep_is_refused_in_one_line(tmp_path):
+    path = _tiny_file(tmp_path / "deep.safetensors", "[" * 5000 + "]" * 5000)
+    with pytest.raises(CheckpointError) as e:
+        load_model_file(path)
+    assert "bad model config" in _one_line(e.value, path)
+
+
 def test_a_config_within_each_limit_but_too_many_parameters_is_refused_without_allocating(tmp_path, monkeypatch):
     _never_build(monkeypatch)
     cfg = dataclasses.replace(DEBUG_CONFIG, d_model=2048, n_layer=64, n_head=16)

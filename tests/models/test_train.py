@@ -89,6 +89,15 @@ def test_train_config_validation_and_json():
     assert cfg == TINY
 
 
+def test_a_training_config_nested_thousands_deep_is_one_line(tmp_path, capsys):
+    from liveband.cli import main
+
+    (tmp_path / "deep.json").write_text("[" * 5000 + "]" * 5000)
+    assert main(["train", "--config", str(tmp_path / "deep.json"), "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "deep.json" in err and "bad training config" in err and len(err.splitlines()) == 1, err
+
+
 def _jsb_folder(root: Path) -> Path:
     rng = np.random.default_rng(0)
 
