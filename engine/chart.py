@@ -31,6 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from engine.clock import beat_steps
+from engine.small_file import read_small_text
 from models.tokens import (
     CHORD,
     CHORD_BASE,
@@ -182,6 +183,9 @@ class Chart:
         return "\n".join(lines) + "\n"
 
 
+MAX_BARS = 4096
+
+
 def parse_chart(text: str, source: str = "chart") -> Chart:
     """A ``Chart`` from chart text; ChartError naming ``source`` and the line otherwise."""
     bars: list[tuple[int, ...]] = []
@@ -214,6 +218,8 @@ def parse_chart(text: str, source: str = "chart") -> Chart:
                         body = bars[start:]
                         if not body:
                             raise ValueError("a repeat with no bars")
+                        if len(bars) + len(body) * (times - 1) > MAX_BARS:  # nested repeats multiply
+                            raise ValueError(f"the repeats make more than {MAX_BARS} bars")
                         bars.extend(body * (times - 1))
                         repeat_from = None
                     continue
@@ -233,8 +239,8 @@ def parse_chart(text: str, source: str = "chart") -> Chart:
                 bars.append(tuple(cur))
         except ValueError as exc:
             raise ChartError(f"{source} line {lineno}: {exc}") from None
-        if len(bars) > 4096:
-            raise ChartError(f"{source}: more than 4096 bars")
+        if len(bars) > MAX_BARS:
+            raise ChartError(f"{source}: more than {MAX_BARS} bars")
     if not bars:
         raise ChartError(f"{source}: no bars (write chords between bar lines, e.g. | C | Am | F G7 |)")
     for b in bars:
@@ -244,12 +250,13 @@ def parse_chart(text: str, source: str = "chart") -> Chart:
 
 
 def load_chart(path: str | Path) -> Chart:
-    """Read a chart file; ChartError naming the file otherwise."""
+    """Read a chart file (a plain text file, at most ``SMALL_FILE_MAX`` bytes); ChartError
+    naming the file otherwise."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ChartError(f"{p}: not a text file") from None
+        text = read_small_text(p)
+    except ValueError as exc:
+        raise ChartError(f"{p}: {exc}") from None
     except OSError as exc:
         raise ChartError(f"cannot read chart {p}: {exc.strerror or exc}") from None
     return parse_chart(text, str(p))

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.small_file import SMALL_FILE_MAX
 from liveband.config import (
     DEFAULT_DENSITY,
     DEFAULT_HARMONY_FOLLOW,
@@ -34,7 +35,7 @@ from models.atomic import write_atomic
 
 VERSION = 1
 NAME_MAX = 80
-FILE_MAX = 256 * 1024  # a preset is ~1 KB; anything far larger is not one
+FILE_MAX = SMALL_FILE_MAX  # a preset is ~1 KB; anything far larger is not one
 CHART_MAX = 64 * 1024
 PART_FIELDS = ("mute", "solo", "volume", "program", "through")
 

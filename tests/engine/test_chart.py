@@ -3,6 +3,7 @@
 step, and whose pad sounds the chart's chords; a bad chart is one line naming the file
 and line."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,14 +69,27 @@ def test_a_chart_saves_and_loads_as_the_same_chords(tmp_path):
         ("| C |\n| Cxyz |", "line 2: unknown chord quality"),
         ("# nothing", "no bars"),
         ("| C :|x99 |", "2-16 times"),
+        ("| C " + ":|x16 " * 9, "line 1: the repeats make more than 4096 bars"),
+        ("| C | G |\n" * 2048 + "| F :|", "more than 4096 bars"),
+        ("| C |\n" + "#" * 300_000, "too large"),
+        ("| C |\n\xff", "not UTF-8"),
     ],
 )
 def test_a_bad_chart_is_one_error_naming_file_and_line(tmp_path, text, why):
     p = tmp_path / "song.txt"
-    p.write_text(text)
+    p.write_bytes(text.encode("latin-1"))
     with pytest.raises(ChartError) as e:
         load_chart(p)
     assert str(p) in str(e.value) and why in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_chart_that_is_not_a_plain_file_is_refused_without_reading_it(tmp_path):
+    fifo = tmp_path / "fifo.txt"
+    os.mkfifo(fifo)  # nobody writes: reading it would wait forever
+    for p in (fifo, Path("/dev/zero"), tmp_path):
+        with pytest.raises(ChartError) as e:
+            load_chart(p)
+        assert str(p) in str(e.value) and "\n" not in str(e.value)
 
 
 @pytest.fixture(scope="module")
