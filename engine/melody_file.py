@@ -79,6 +79,27 @@ def _overlap_ratio(notes) -> float:
     return overlaps / (len(notes) - 1)
 
 
+def _monophonic(notes: list[tuple[float, float, int, int, int]]) -> list[MelodyNote]:
+    """The melody of a track's notes (sorted by start): a note ends where the next one
+    starts, and of notes starting together the highest is kept (the tune usually sits on
+    top). One pass: linear in the notes, as a file may hold tens of thousands."""
+    mono_notes: list[MelodyNote] = []
+    later = 0  # the first note starting after this one (the starts are sorted: it only moves on)
+    for i, (s, e, p, v, _) in enumerate(notes):
+        later = max(later, i + 1)
+        while later < len(notes) and notes[later][0] <= s + 1e-9:
+            later += 1
+        if later < len(notes):
+            e = min(e, notes[later][0])
+        if mono_notes and abs(mono_notes[-1].start - s) < 1e-9:
+            if p <= mono_notes[-1].pitch:
+                continue
+            mono_notes.pop()
+        if e > s:
+            mono_notes.append(MelodyNote(s, e, p, v))
+    return mono_notes
+
+
 def read_melody_midi(path: str | Path) -> Melody:
     """The melody of a MIDI file. MelodyFileError (one line) for a corrupt or note-less file."""
     import mido
@@ -107,7 +128,9 @@ def read_melody_midi(path: str | Path) -> Melody:
         for msg in track:
             tick += msg.time
             if msg.type == "set_tempo":
-                tempos.append((tick, mido.tempo2bpm(msg.tempo)))
+                # 0 us a beat (a damaged file) read as the shortest, 1 us: an absurd tempo,
+                # folded into the band's range with a note like any other (band_timing)
+                tempos.append((tick, mido.tempo2bpm(max(msg.tempo, 1))))
             elif msg.type == "time_signature":
                 sigs.append((tick, f"{msg.numerator}/{msg.denominator}"))
         notes = [n for n in _track_notes(track, tpb) if n[4] != 9]
@@ -123,19 +146,7 @@ def read_melody_midi(path: str | Path) -> Melody:
         pool = mono or candidates
         chosen = max(pool, key=lambda c: float(np.mean([n[2] for n in c[2]])))
     notes = chosen[2]
-    # Make the melody monophonic: a note ends where the next one starts.
-    mono_notes: list[MelodyNote] = []
-    for i, (s, e, p, v, _) in enumerate(notes):
-        nxt = next((n[0] for n in notes[i + 1 :] if n[0] > s + 1e-9), None)
-        if nxt is not None:
-            e = min(e, nxt)
-        if mono_notes and abs(mono_notes[-1].start - s) < 1e-9:
-            # simultaneous notes: keep the highest (the tune usually sits on top)
-            if p <= mono_notes[-1].pitch:
-                continue
-            mono_notes.pop()
-        if e > s:
-            mono_notes.append(MelodyNote(s, e, p, v))
+    mono_notes = _monophonic(notes)
     if not mono_notes:  # every note was zero-length
         raise MelodyFileError(f"{path}: the file has no notes to accompany")
     tempos.sort()

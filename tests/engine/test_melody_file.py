@@ -3,6 +3,7 @@ one clear line naming the file, never another exception."""
 
 import io
 import struct
+import time
 import wave
 from pathlib import Path
 
@@ -122,3 +123,34 @@ def test_the_fuzz_seeds_are_valid_files(tmp_path):
     assert [n.pitch for n in read_melody_midi(tmp_path / "a.mid").notes] == [67, 71, 74, 72]
     audio, sr = read_wav(Path(tmp_path / "a.wav"))
     assert sr == 16000 and audio.size == 800
+
+
+@pytest.mark.parametrize("tempos", [[0], [500000, 0]])
+def test_a_tempo_of_zero_is_folded_into_range_like_any_absurd_tempo(tmp_path, tempos):
+    from liveband.rendering import band_timing
+
+    mid = mido.MidiFile(file=io.BytesIO(MIDI))
+    mid.tracks[0][:1] = [mido.MetaMessage("set_tempo", tempo=t, time=480 * i) for i, t in enumerate(tempos)]
+    mid.save(str(tmp_path / "in.mid"))
+    melody = read_melody_midi(tmp_path / "in.mid")
+    said = []
+    bpm, _ = band_timing(melody, say=said.append)
+    assert 40 <= bpm <= 240 and len(said) == 1
+    assert ("outside" in said[0]) if tempos == [0] else ("changes tempo 1 time" in said[0])
+
+
+def test_the_melody_is_made_monophonic_in_one_pass():
+    from engine.melody_file import _monophonic
+
+    # a chord keeps its top note; a held note ends where the next one starts
+    notes = [(0.0, 2.0, 60, 90, 0), (0.0, 1.0, 64, 90, 0), (1.0, 3.0, 62, 90, 0), (1.5, 2.0, 59, 90, 0)]
+    assert [(n.start, n.end, n.pitch) for n in _monophonic(sorted(notes))] == [
+        (0.0, 1.0, 64),
+        (1.0, 1.5, 62),
+        (1.5, 2.0, 59),
+    ]
+    many = [(i / 4, i / 4 + 8.0, 60 + i % 12, 90, 0) for i in range(100_000)]
+    t0 = time.perf_counter()
+    mono = _monophonic(many)
+    assert len(mono) == 100_000 and mono[0].end == 0.25
+    assert time.perf_counter() - t0 < 2.0  # copying the rest of the list per note took ~15 s
