@@ -22,11 +22,11 @@ def read_small_text(path: str | os.PathLike[str], limit: int = SMALL_FILE_MAX, f
         raise ValueError("a link; not read")
     # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below)
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError("not a plain file")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a plain file")
-        data = f.read(limit + 1)  # the size may have grown since fstat
+        data = f.read(limit + 1)  # never more than the cap, however large the file
     if len(data) > limit:
         raise ValueError(f"over {limit // 1024} KB, too large to be one")
     try:

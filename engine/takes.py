@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.recorder import META_NAME, MIDI_NAME, WAV_NAME
+from engine.small_file import read_small_text
 from engine.wav import repair_wav
 
 
@@ -32,13 +33,12 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def _read_meta(path: Path) -> dict:
-    """session.json checked field by field; ValueError naming what is wrong."""
+    """session.json checked field by field; ValueError naming what is wrong (a link, a
+    FIFO or device, a file too large to be one are not read: listing must not hang)."""
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(read_small_text(path, follow_links=False))
     except FileNotFoundError:
         return {}
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:

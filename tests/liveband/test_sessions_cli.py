@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import wave
 
 import numpy as np
@@ -85,6 +86,26 @@ def test_list_shows_the_good_sessions_and_one_line_per_malformed_one(liveband_ho
     out, err = capsys.readouterr()
     assert good in out and "folk" in out
     assert bad.name not in out
+    assert bad.name in _one_line(err) and "session.json" in err
+
+
+@pytest.mark.parametrize("kind", ["link outside", "fifo", "huge"])
+def test_a_session_json_that_is_a_link_a_fifo_or_huge_is_not_read(liveband_home, tmp_path, capsys, kind):
+    good = make_take()
+    bad = sessions_dir() / "20000101-000000"
+    bad.mkdir()
+    (bad / "mix.wav").write_bytes(b"RIFF")
+    meta = bad / "session.json"
+    if kind == "link outside":
+        (tmp_path / "secret.json").write_text('{"style": "not yours"}')
+        meta.symlink_to(tmp_path / "secret.json")
+    elif kind == "fifo":
+        os.mkfifo(meta)  # nobody writes: reading it would wait forever
+    else:
+        meta.write_text('{"style": "' + "x" * 300_000 + '"}')
+    assert main(["sessions", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert good in out and "not yours" not in out + err
     assert bad.name in _one_line(err) and "session.json" in err
 
 
