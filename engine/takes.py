@@ -200,7 +200,7 @@ def export_session(root: str | os.PathLike, name: str, dest: str | os.PathLike) 
                 with os.fdopen(fd, "wb") as out, open(p, "rb") as f:
                     shutil.copyfileobj(f, out)
                 if p.name == WAV_NAME:
-                    repair_wav(tmp)
+                    repair_wav(tmp, shown=p)  # the take's file, not the copy, is the one to look at
                 _place(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)

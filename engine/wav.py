@@ -97,17 +97,21 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, bits
         w.close()
 
 
-def repair_wav(path: str | os.PathLike) -> int:
+def repair_wav(path: str | os.PathLike, shown: str | os.PathLike | None = None) -> int:
     """Make a WAV's header match the PCM actually on disk (after a crash between a write
     and the next flush). Returns the number of frames. Only for files ``WavWriter``
-    wrote (a 44-byte header); ValueError for anything else."""
+    wrote (a 44-byte header, 16- or 24-bit PCM); ValueError (one line naming ``shown``,
+    default ``path``: a copy's caller names the original) for anything else."""
     path = Path(path)
+    shown = path if shown is None else shown
     with open(path, "r+b") as f:
         head = f.read(HEADER_BYTES)
         if len(head) < HEADER_BYTES or head[:4] != b"RIFF" or head[8:12] != b"WAVE" or head[36:40] != b"data":
-            raise ValueError(f"{path}: not a LiveBand WAV recording")
+            raise ValueError(f"{shown}: not a LiveBand WAV recording")
         channels, rate = struct.unpack("<HI", head[22:28])
         bits = struct.unpack("<H", head[34:36])[0]
+        if channels < 1 or bits not in (16, 24):  # a damaged header: no frame size to cut to
+            raise ValueError(f"{shown}: not a LiveBand WAV recording (header: {channels} channels, {bits} bits)")
         frame_bytes = channels * bits // 8
         size = path.stat().st_size - HEADER_BYTES
         size -= size % frame_bytes

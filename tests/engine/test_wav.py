@@ -51,3 +51,17 @@ def test_a_file_that_is_not_a_wav_gets_one_clear_error(tmp_path):
         repair_wav(bad)
     with pytest.raises(FileNotFoundError):
         read_wav(tmp_path / "missing.wav")
+
+
+@pytest.mark.parametrize("offset, value", [(22, 0), (34, 0), (34, 12)])  # channels 0, bits 0, bits 12
+def test_a_header_with_no_frame_size_is_not_repaired_but_named(tmp_path, offset, value):
+    path = tmp_path / "take.wav"
+    write_wav(path, np.zeros((10, 2), np.float32), SR)
+    raw = bytearray(path.read_bytes())
+    raw[offset : offset + 2] = value.to_bytes(2, "little")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="take.wav: not a LiveBand WAV"):
+        repair_wav(path)
+    with pytest.raises(ValueError, match="^the take's mix.wav: "):
+        repair_wav(path, shown="the take's mix.wav")
+    assert path.read_bytes() == bytes(raw)

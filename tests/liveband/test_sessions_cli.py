@@ -109,6 +109,22 @@ def test_a_session_json_that_is_a_link_a_fifo_or_huge_is_not_read(liveband_home,
     assert bad.name in _one_line(err) and "session.json" in err
 
 
+@pytest.mark.parametrize("offset, value", [(22, 0), (34, 0), (34, 12)])  # channels 0, bits 0, bits 12
+def test_export_of_a_take_whose_wav_header_is_damaged_is_one_line_naming_it(
+    liveband_home, tmp_path, capsys, offset, value
+):
+    name = make_take()
+    wav = sessions_dir() / name / "mix.wav"
+    raw = bytearray(wav.read_bytes())
+    raw[offset : offset + 2] = value.to_bytes(2, "little")
+    wav.write_bytes(bytes(raw))
+    assert main(["sessions", "export", name, "-o", str(tmp_path / "out")]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert str(wav) in err and "not a LiveBand WAV" in err
+    assert list((tmp_path / "out").iterdir()) == []
+    assert wav.read_bytes() == bytes(raw)  # the take is left as it was
+
+
 def test_the_sessions_panel_lists_good_and_malformed_sessions_through_the_same_code(liveband_home, qapp):
     from engine.takes import list_sessions
     from ui.panels import SessionsPanel
