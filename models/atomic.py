@@ -20,8 +20,12 @@ def temp_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> Path:
     by its suffix to whoever cleans up). O_EXCL: a name nobody else holds; mode 0o666 so the
     umask applies as for a plain open. OSError when the folder cannot be written."""
     path = Path(path)
-    # NAME cut so the whole name stays under the usual 255-byte limit
-    tmp = path.with_name(f".{path.name[:200]}.{secrets.token_hex(8)}{suffix}")
+    # NAME cut to 200 bytes (whole characters) so the whole name stays under the usual
+    # 255-byte limit: the limit counts bytes, and a character may take four
+    name = path.name
+    while len(os.fsencode(name)) > 200:
+        name = name[:-1]
+    tmp = path.with_name(f".{name}.{secrets.token_hex(8)}{suffix}")
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     return tmp
 

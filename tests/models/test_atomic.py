@@ -47,3 +47,15 @@ def test_a_long_name_still_fits(tmp_path):
     out = tmp_path / ("n" * 240 + ".mid")
     write_atomic(out, b"x")
     assert out.read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("name", ["\U0001f3b8" * 60 + ".wav", "é" * 125 + ".mid", "n" + "\U0001f3b8" * 62 + ".wav"])
+def test_a_long_name_of_wide_characters_still_fits_and_its_temporary_keeps_whole_characters(tmp_path, name):
+    out = tmp_path / name
+    assert len(os.fsencode(name)) <= 255  # a valid name: the limit counts bytes
+    tmp = temp_beside(out)
+    assert len(os.fsencode(tmp.name)) <= 255 and tmp.name.startswith("." + name[:10])
+    tmp.name.encode("utf-8")  # whole characters: no half of one left as a lone surrogate
+    tmp.unlink()
+    write_atomic(out, b"x")
+    assert out.read_bytes() == b"x" and os.listdir(tmp_path) == [name]
