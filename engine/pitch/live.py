@@ -35,6 +35,10 @@ OCTAVE_MARGIN = 0.15  # periodicity at twice the period must beat it by this to 
 # period this well, and about as well as at the tracker's own (see HumTracker._refine)
 SUBHARMONIC_PERIODICITY = 0.9
 SUBHARMONIC_SLACK = 0.06
+# periodicity this high counts only where the autocorrelation dips VALLEY_MARGIN below it
+# between half the period and the period (see HumTracker._dips_before)
+VALLEY_CHECKED = 0.5
+VALLEY_MARGIN = 0.3
 
 
 def heard(events: list[MelodyEvent]) -> list[MelodyEvent]:
@@ -241,11 +245,28 @@ class HumTracker:
         d = y0 - 2 * y1 + y2
         shift = 0.5 * (y0 - y2) / d if d < 0 else 0.0
         lag = lags[k] + float(np.clip(shift, -0.5, 0.5))
-        if peak < 0.6:
-            below = self._octave_below(e, a, ea, lag, peak)
-            return (f0 / 2, below) if below else (f0, max(peak, 0.0))
         below = self._octave_below(e, a, ea, lag, peak)
-        return (TRACKER_RATE / (2 * lag), below) if below else (TRACKER_RATE / lag, peak)
+        if peak < 0.6:
+            f, per = (f0 / 2, below) if below else (f0, max(peak, 0.0))
+        else:
+            f, per = (TRACKER_RATE / (2 * lag), below) if below else (TRACKER_RATE / lag, peak)
+        if per >= VALLEY_CHECKED and not self._dips_before(e, a, ea, TRACKER_RATE / f, per):
+            per = 0.0
+        return f, per
+
+    @staticmethod
+    def _dips_before(e: np.ndarray, a: np.ndarray, ea: float, period: float, per: float) -> bool:
+        """Does the autocorrelation fall at least VALLEY_MARGIN below ``per`` somewhere
+        between half the period and 0.9 of it? A voice's does (a sine's reaches -1 at
+        half its period); low-frequency noise (wind, rumble), whose autocorrelation only
+        decays with the lag, does not: its "periodicity" at a low pitch is no peak (10 s
+        of brown noise at -40 dBFS gave 16 notes)."""
+        lo, hi = max(2, int(0.5 * period)), int(0.9 * period)
+        if hi <= lo or hi > len(e) - len(a):
+            return True  # no room to look: leave it be
+        win = np.lib.stride_tricks.sliding_window_view(e[len(e) - len(a) - hi : len(e) - lo], len(a))
+        r = (win @ a) / (np.sqrt(ea * np.einsum("ij,ij->i", win, win)) + 1e-12)
+        return float(r.min()) <= per - VALLEY_MARGIN
 
     def _subharmonic(self, e: np.ndarray, a: np.ndarray, ea: float, f0: float) -> float:
         """``f0`` times 3 or 2 where the tracker named a subharmonic of the voice, else f0.

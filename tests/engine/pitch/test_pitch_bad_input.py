@@ -31,6 +31,19 @@ def test_noise_gives_no_notes():
     assert len(feed_all(ht, (0.1 * rng.normal(size=16000 * 3)).astype(np.float32))) <= 1
 
 
+@pytest.mark.parametrize("level_db", [-30, -40])
+def test_wind_rumble_gives_no_notes(level_db):
+    """Low-frequency noise (wind on the capsule, traffic or air-conditioning rumble:
+    brown noise) repeats at any long lag about as well as at the lags around it; it once
+    passed for a low voice's periodicity and gave 16-19 notes in 10 s."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(5)
+    brown = lfilter([1.0], [1.0, -0.999], rng.normal(0, 1, 10 * 48000))
+    x = (brown / brown.std() * 10 ** (level_db / 20)).astype(np.float32)
+    assert len(feed_all(HumTracker("pesto", input_rate=48000), x, block=480)) <= 1
+
+
 def test_talking_is_not_a_stream_of_notes():
     speech = make_speech_like(3, seconds=4.0)
     ht = HumTracker("pesto", input_rate=16000)
