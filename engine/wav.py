@@ -123,8 +123,8 @@ def repair_wav(path: str | os.PathLike, shown: str | os.PathLike | None = None) 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """-> (audio (frames, channels) float32 in -1..1, sample rate) of any PCM or float
-    WAV. FileNotFoundError for a missing file, ValueError (one line) for anything
-    unreadable."""
+    WAV (a float WAV's finite samples clipped to -1..1; NaN and inf kept).
+    FileNotFoundError for a missing file, ValueError (one line) for anything unreadable."""
     from scipy.io import wavfile
 
     p = os.fspath(path)
@@ -145,7 +145,10 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     elif np.issubdtype(data.dtype, np.integer):
         x = data.astype(np.float32) / float(-np.iinfo(data.dtype).min)
     else:
-        x = data.astype(np.float32)
-    # NaN/inf samples of a float WAV stay: the pitch tracker zeroes and counts them, so
-    # the user hears about them
+        # finite samples past full scale (a float WAV may hold 1e300) are clipped to it:
+        # in range for whoever mixes or scales them next, and cast to float32 without an
+        # overflow warning. NaN/inf samples stay: the pitch tracker zeroes and counts
+        # them, so the user hears about them
+        with np.errstate(invalid="ignore"):
+            x = np.where(np.isfinite(data), np.clip(data, -1.0, 1.0), data).astype(np.float32)
     return np.ascontiguousarray(x.reshape(x.shape[0], -1)), int(sr)

@@ -2,6 +2,8 @@
 24 bits, streamed block by block, clipped and NaN-free; a take's file is valid after each
 flush."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,19 @@ def test_a_header_with_no_frame_size_is_not_repaired_but_named(tmp_path, offset,
     with pytest.raises(ValueError, match="^the take's mix.wav: "):
         repair_wav(path, shown="the take's mix.wav")
     assert path.read_bytes() == bytes(raw)
+
+
+@pytest.mark.parametrize("dtype, huge", [(np.float64, 1e300), (np.float32, 3e38)])
+def test_a_float_wav_past_full_scale_is_clipped_without_warnings_and_keeps_nan_and_inf(tmp_path, dtype, huge):
+    from scipy.io import wavfile
+
+    path = tmp_path / "huge.wav"
+    frames = np.array([[0.5, huge], [-huge, 2.0], [np.inf, np.nan]] * 50, dtype)
+    wavfile.write(path, SR, frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning reaches the user's terminal
+        x, sr = read_wav(path)
+        x.mean(axis=1)  # in range: the next step (a mono mix) cannot overflow either
+    assert sr == SR and x.dtype == np.float32
+    np.testing.assert_array_equal(x[:2], [[0.5, 1.0], [-1.0, 1.0]])
+    assert x[2, 0] == np.inf and np.isnan(x[2, 1])
