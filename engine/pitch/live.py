@@ -35,9 +35,8 @@ OCTAVE_MARGIN = 0.15  # periodicity at twice the period must beat it by this to 
 # period this well, and about as well as at the tracker's own (see HumTracker._refine)
 SUBHARMONIC_PERIODICITY = 0.9
 SUBHARMONIC_SLACK = 0.06
-# periodicity this high counts only where the autocorrelation dips VALLEY_MARGIN below it
-# between half the period and the period (see HumTracker._dips_before)
-VALLEY_CHECKED = 0.5
+# a hop is voice-like only where the autocorrelation dips this far below its peak at the
+# period between half the period and the period (see HumTracker._dips_before)
 VALLEY_MARGIN = 0.3
 
 
@@ -209,8 +208,8 @@ class HumTracker:
                 new.extend(self._hop(self._hopbuf))
         return new
 
-    def _refine(self, f0: float) -> tuple[float, float]:
-        """-> (refined f0, periodicity) from the newest 20 ms of audio.
+    def _refine(self, f0: float) -> tuple[float, float, bool]:
+        """-> (refined f0, periodicity, voice-like) from the newest 20 ms of audio.
 
         The tracker settles the octave and the rough pitch; the autocorrelation of the
         newest audio, searched within +-6 % of the tracker's period and interpolated
@@ -219,7 +218,9 @@ class HumTracker:
         which keeps a note's scoop in view for long). Periodicity (the normalised
         autocorrelation peak) is 0-0.25 for noise and 0.85-1 for a steady voice. The
         signal is low-passed at 2 kHz first: above that a hum is mostly breath noise,
-        which would blur the peak (high notes especially).
+        which would blur the peak (high notes especially). Voice-like: the audio's
+        autocorrelation dips between half the period and the period (``_dips_before``);
+        True where there is nothing to test.
         """
         e = self._recent_lp
         n = PERIODICITY_WINDOW
@@ -227,12 +228,12 @@ class HumTracker:
         ea = float(np.dot(a, a))
         f0 = self._subharmonic(e, a, ea, f0)
         if not 60.0 <= f0 <= 1100.0:
-            return f0, 0.0
+            return f0, 0.0, True
         period = TRACKER_RATE / f0
         lo = max(2, int(np.floor(period / 1.06)))
         hi = min(len(e) - n - 1, int(np.ceil(period * 1.06)))
         if ea <= 0 or hi <= lo:
-            return f0, 0.0
+            return f0, 0.0, True
         lags = np.arange(lo - 1, hi + 2)
         # (len(lags), n): the window delayed by each lag
         win = np.lib.stride_tricks.sliding_window_view(e[len(e) - n - lags.max() : len(e) - lags.min()], n)[::-1]
@@ -250,23 +251,26 @@ class HumTracker:
             f, per = (f0 / 2, below) if below else (f0, max(peak, 0.0))
         else:
             f, per = (TRACKER_RATE / (2 * lag), below) if below else (TRACKER_RATE / lag, peak)
-        if per >= VALLEY_CHECKED and not self._dips_before(e, a, ea, TRACKER_RATE / f, per):
-            per = 0.0
-        return f, per
+        return f, per, not 60.0 <= f <= 1100.0 or self._dips_before(e, a, ea, TRACKER_RATE / f)
 
     @staticmethod
-    def _dips_before(e: np.ndarray, a: np.ndarray, ea: float, period: float, per: float) -> bool:
-        """Does the autocorrelation fall at least VALLEY_MARGIN below ``per`` somewhere
-        between half the period and 0.9 of it? A voice's does (a sine's reaches -1 at
-        half its period); low-frequency noise (wind, rumble), whose autocorrelation only
-        decays with the lag, does not: its "periodicity" at a low pitch is no peak (10 s
-        of brown noise at -40 dBFS gave 16 notes)."""
-        lo, hi = max(2, int(0.5 * period)), int(0.9 * period)
-        if hi <= lo or hi > len(e) - len(a):
+    def _dips_before(e: np.ndarray, a: np.ndarray, ea: float, period: float) -> bool:
+        """Does the autocorrelation of the newest window ``a`` of ``e`` fall VALLEY_MARGIN
+        below its peak at ``period`` somewhere between half the period and 0.9 of it? A
+        voice's does (a sine's reaches -1 at half its period), even in noise. Low-frequency
+        noise (wind on the capsule, traffic or air-conditioning rumble) does not: its
+        autocorrelation only decays with the lag, and PESTO's voicing as well as the
+        periodicity took it for a low voice (brown noise: 11-19 notes in 10 s)."""
+        n = len(a)
+        lo, hi = max(2, int(0.5 * period)), int(np.ceil(period)) + 1
+        if hi > len(e) - n or hi - lo <= 3:
             return True  # no room to look: leave it be
-        win = np.lib.stride_tricks.sliding_window_view(e[len(e) - len(a) - hi : len(e) - lo], len(a))
+        # (hi - lo + 1, n): the window delayed by lags lo ... hi
+        win = np.lib.stride_tricks.sliding_window_view(e[len(e) - n - hi : len(e) - lo], n)[::-1]
         r = (win @ a) / (np.sqrt(ea * np.einsum("ij,ij->i", win, win)) + 1e-12)
-        return float(r.min()) <= per - VALLEY_MARGIN
+        lags = np.arange(lo, hi + 1)
+        peak = float(r[lags >= np.floor(period) - 1].max())
+        return float(r[lags <= 0.9 * period].min()) <= peak - VALLEY_MARGIN
 
     def _subharmonic(self, e: np.ndarray, a: np.ndarray, ea: float, f0: float) -> float:
         """``f0`` times 3 or 2 where the tracker named a subharmonic of the voice, else f0.
@@ -336,8 +340,9 @@ class HumTracker:
         if self.use_periodicity:
             # the models' own confidences are crude on hums (PESTO's voicing head gives
             # 0.2-0.3 on a clean "oo"); periodicity at the detected pitch backs them up
-            f0, per = self._refine(f0)
-            conf = max(conf, per)
+            f0, per, voice_like = self._refine(f0)
+            # low-frequency noise that shows no period is no voice, whatever the model says
+            conf = max(conf, per) if voice_like else 0.0
         st.hops += 1
         st.level_db = level
         evs = self.segmenter.step(f0, conf, level)
