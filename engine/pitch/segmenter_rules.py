@@ -7,7 +7,7 @@ Thread: one thread at a time (the pitch worker)."""
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -15,6 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 SCALES = ("major", "minor", "chromatic")  # "chromatic": no snapping
+NOTE_HOPS_KEPT = 6000  # a note keeps the pitches of its newest 60 s of voiced hops
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,8 @@ TRACKER_DEFAULTS = {
 
 @dataclass
 class NoteRecord:
-    """A finished or open note; ``pitches`` are all its voiced hop pitches (MIDI float)."""
+    """A finished or open note; ``pitches`` are its voiced hop pitches (MIDI float), the
+    newest NOTE_HOPS_KEPT of them."""
 
     pitch: int
     on_hop: float
@@ -152,6 +154,9 @@ class NoteRecord:
     def add(self, p: float) -> None:
         self.pitches.append(p)
         insort(self._sorted, p)
+        if len(self.pitches) > NOTE_HOPS_KEPT:
+            # a drone held for an hour must not grow without end: its newest minute will do
+            del self._sorted[bisect_left(self._sorted, self.pitches.pop(0))]
 
     def set_pitches(self, ps) -> None:
         self.pitches[:] = ps

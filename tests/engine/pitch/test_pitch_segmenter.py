@@ -45,6 +45,22 @@ def test_a_steady_note_gives_one_note_on_and_off():
     assert 18 <= ev[0][2] <= 21 and 69 <= ev[1][2] <= 72
 
 
+def test_a_drone_held_for_minutes_keeps_a_bounded_pitch_history():
+    """Live, a note's record lives as long as it sounds; one held for an hour once grew
+    by a float a hop (15 MB). It keeps its newest minute, and its median follows it."""
+    from engine.pitch.segmenter_rules import NOTE_HOPS_KEPT
+
+    seg = NoteSegmenter(SegmenterConfig(), keep_history=False)
+    for f0, conf, level in (
+        silence(20) + note(60, 200) + note(60, 2 * NOTE_HOPS_KEPT, cents=np.full(2 * NOTE_HOPS_KEPT, 30.0))
+    ):
+        seg.step(f0, conf, level)
+    n = seg.note
+    assert n is not None and n.pitch == 60
+    assert len(n.pitches) == len(n._sorted) == NOTE_HOPS_KEPT
+    assert abs(n.median_pitch - 60.3) < 0.01 and n._sorted == sorted(n.pitches)
+
+
 def test_vibrato_of_60_cents_stays_one_note():
     # singers start vibrato after the note has settled (here after 150 ms)
     t = np.arange(120) * 0.01
