@@ -10,12 +10,17 @@ one rule: clipped to the largest code, scaled by 2^(bits-1), rounded; NaN become
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from engine.errors import first_line
 
 HEADER_BYTES = 44
 
@@ -121,21 +126,114 @@ def repair_wav(path: str | os.PathLike, shown: str | os.PathLike | None = None) 
     return size // frame_bytes
 
 
-def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+@dataclass(frozen=True)
+class _DataChunk:
+    """Where a RIFF/RIFX WAV's audio is, as its header says and as the file holds it."""
+
+    size_at: int  # offset of the data chunk's 4-byte size field
+    claimed: int  # bytes the header promises
+    there: int  # bytes in the file after the size field
+    align: int  # bytes per frame
+    rate: int
+
+    @property
+    def whole(self) -> int:
+        """Bytes of the whole frames that are there (a partial last frame dropped)."""
+        return min(self.claimed, self.there) // self.align * self.align
+
+
+def _data_chunk(f: BinaryIO, file_size: int) -> _DataChunk | None:
+    """Check a WAV's chunk layout and find its audio. ValueError (the reason, no file
+    name) for a layout no reader can make sense of; None for RF64 (left to scipy)."""
+    head = f.read(12)
+    if not head:
+        raise ValueError("an empty file")
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX", b"RF64") or head[8:12] != b"WAVE":
+        raise ValueError("no RIFF/WAVE header")
+    if head[:4] == b"RF64":
+        return None
+    end = "<" if head[:4] == b"RIFF" else ">"
+    fmt = None
+    pos = 12
+    while pos + 8 <= file_size:
+        f.seek(pos)
+        cid, size = struct.unpack(end + "4sI", f.read(8))
+        if cid == b"fmt ":
+            body = f.read(16)
+            if size < 16 or len(body) < 16:
+                raise ValueError("its format chunk is cut short")
+            fmt = struct.unpack(end + "HHIIHH", body)
+        elif cid == b"data":
+            if fmt is None:
+                raise ValueError("no format chunk before the audio")
+            _, channels, rate, _, align, bits = fmt
+            # a frame must hold every channel's sample: 0 channels, or a 12-bit sample in
+            # one byte, is a damaged header with no frame size to read the audio by
+            if channels < 1 or bits < 1 or align < channels * -(-bits // 8):
+                raise ValueError(f"a damaged format header: {channels} channels, {bits} bits, {align}-byte frames")
+            return _DataChunk(pos + 4, size, file_size - pos - 8, align, rate)
+        pos += 8 + size + (size & 1)
+    raise ValueError("no audio data chunk" if fmt is not None else "no format chunk")
+
+
+def _cut_to_frames(f: BinaryIO, chunk: _DataChunk) -> io.BytesIO:
+    """The file as its header should have said: the data chunk cut to the whole frames
+    there (a truncated file, a partial last frame), nothing after it."""
+    f.seek(0)
+    head = bytearray(f.read(chunk.size_at + 4))
+    end = "<" if head[:4] == b"RIFF" else ">"
+    head[chunk.size_at :] = struct.pack(end + "I", chunk.whole)
+    head[4:8] = struct.pack(end + "I", len(head) + chunk.whole - 8)
+    return io.BytesIO(bytes(head) + f.read(chunk.whole))
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 5400:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds:.2f} s" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def _truncated(name: str, chunk: _DataChunk) -> str:
+    per_s = max(1, chunk.rate * chunk.align)
+    return (
+        f"{name} is truncated: its header promises {_span(chunk.claimed / per_s)} of audio, "
+        f"the file holds {_span(chunk.whole / per_s)}; read what is there"
+    )
+
+
+def read_wav(path: str | os.PathLike, notices: list[str] | None = None) -> tuple[np.ndarray, int]:
     """-> (audio (frames, channels) float32 in -1..1, sample rate) of any PCM or float
     WAV (a float WAV's finite samples clipped to -1..1; NaN and inf kept).
-    FileNotFoundError for a missing file, ValueError (one line) for anything unreadable."""
+    FileNotFoundError for a missing file, IsADirectoryError for a folder, ValueError (one
+    line naming the file) for anything unreadable. A truncated file (its header promises
+    more audio than is there) is read as far as it goes and ``notices`` gets a line
+    saying so."""
     from scipy.io import wavfile
 
     p = os.fspath(path)
+    if os.path.isdir(p):
+        raise IsADirectoryError(f"{p} is a folder, not a WAV file")
     if not os.path.isfile(p):
         raise FileNotFoundError(f"no such file: {p}")
+    with open(p, "rb") as f:
+        try:
+            chunk = _data_chunk(f, os.fstat(f.fileno()).st_size)
+        except ValueError as exc:
+            raise ValueError(f"not a readable WAV: {p} ({exc})") from None
+        source: str | io.BytesIO = p
+        if chunk is not None and chunk.whole != chunk.claimed:
+            # scipy trusts the header: give it the frames that are there
+            source = _cut_to_frames(f, chunk)
+            if chunk.claimed > chunk.there and chunk.whole and notices is not None:
+                notices.append(_truncated(Path(p).name, chunk))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scipy warns about unknown chunks
-            sr, data = wavfile.read(p, mmap=False)
-    except Exception as exc:
-        raise ValueError(f"cannot read {p} as a WAV file ({exc})") from None
+            sr, data = wavfile.read(source, mmap=False)
+    except ValueError as exc:  # scipy's own words: an unsupported encoding, a bad field
+        raise ValueError(f"not a readable WAV: {p} ({first_line(exc)})") from None
+    except Exception:  # a library's internals (a name error, a division by zero) are no message
+        raise ValueError(f"not a readable WAV: {p} (a damaged or unsupported header)") from None
     if data.size == 0:
         raise ValueError(f"{p} contains no audio")
     if sr < 4000 or sr > 384000:

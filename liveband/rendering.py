@@ -299,6 +299,8 @@ def load_melody(
 
     suffix = path.suffix.lower()
     if suffix in WAV_SUFFIXES:
+        if path.is_dir():
+            raise UserError(f"{path} is a folder, not a WAV file")
         if not path.is_file():
             raise UserError(f"{path}: no such file")
         try:
@@ -312,7 +314,8 @@ def load_melody(
         try:
             notes = transcribe_wav(str(path), tracker=tracker, notices=notices)
         except (ValueError, OSError, RuntimeError) as exc:
-            raise UserError(f"{path}: {first_line(exc)}") from None
+            line = first_line(exc)  # the reader's errors name the file already
+            raise UserError(line if str(path) in line else f"{path}: {line}") from None
         if not notes:
             why = f" ({'; '.join(notices)})" if notices else ""
             raise UserError(f"{path}: no sung or hummed notes were found in the recording{why}")

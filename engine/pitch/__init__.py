@@ -26,7 +26,8 @@ def transcribe_wav(
     names each note by the median pitch over its whole length (the live path must
     commit to a pitch early; a file need not). Raises ValueError for an unreadable file.
     ``notices``: a list that receives each distinct hint the tracker gave on the way
-    (NaN/inf samples, clipping, talking), as the microphone's notice would show them.
+    (NaN/inf samples, clipping, talking), as the microphone's notice would show them,
+    after the reader's (a truncated file).
     ``progress``: called with (seconds of audio done, seconds in the file) about once per
     second of audio, and once at the end.
     """
@@ -36,7 +37,7 @@ def transcribe_wav(
     from engine.pitch.segmenter import snap
     from engine.pitch.wavio import read_wav
 
-    audio, sr = read_wav(path)
+    audio, sr = read_wav(path, notices)
     ht = HumTracker(tracker, input_rate=sr)
     if key is not None:
         ht.with_segmenter(key=key, scale=scale)

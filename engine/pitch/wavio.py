@@ -14,9 +14,10 @@ from engine.wav import write_wav
 __all__ = ["read_wav", "write_wav"]
 
 
-def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+def read_wav(path: str | os.PathLike, notices: list[str] | None = None) -> tuple[np.ndarray, int]:
     """-> (audio (N,) float32, mono mix; sample rate). Raises FileNotFoundError
-    for a missing file and ValueError (one line) for anything unreadable."""
-    x, sr = _read_frames(path)
+    for a missing file and ValueError (one line) for anything unreadable; ``notices``
+    gets a line for a truncated file (engine.wav.read_wav)."""
+    x, sr = _read_frames(path, notices)
     mono = x[:, 0] if x.shape[1] == 1 else x.mean(axis=1)
     return np.ascontiguousarray(mono, np.float32), sr

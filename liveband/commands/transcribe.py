@@ -53,6 +53,8 @@ def main(args) -> int:
 
     src = Path(args.input)
     out = Path(args.output)
+    if src.is_dir():
+        raise UserError(f"{src} is a folder, not a WAV file")
     if not src.is_file():
         raise UserError(f"no such file: {src}")
     if out.suffix.lower() not in (".mid", ".midi"):

@@ -69,3 +69,18 @@ def test_outputs_are_committed_all_or_none(tmp_path):
         outputs.temp_for(tmp_path / name).write_bytes(b"new " + name.encode())
     outputs.commit()
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {"a.wav": b"new a.wav", "c.mid": b"new c.mid"}
+
+
+def test_a_wav_that_cannot_be_read_is_one_line_naming_it_once(tmp_path):
+    from liveband.errors import UserError
+    from liveband.rendering import load_melody
+
+    (tmp_path / "takes.wav").mkdir()
+    with pytest.raises(UserError) as err:
+        load_melody(tmp_path / "takes.wav")
+    assert str(err.value) == f"{tmp_path / 'takes.wav'} is a folder, not a WAV file"
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVE")
+    with pytest.raises(UserError) as err:
+        load_melody(bad)
+    assert str(err.value) == f"not a readable WAV: {bad} (no format chunk)"

@@ -60,8 +60,29 @@ def test_a_corrupt_wav_gives_one_clear_line(tmp_path):
     r = run_cli("transcribe", str(bad), "-o", str(out))
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "cannot read" in lines[0]
+    assert lines == [f"liveband transcribe: not a readable WAV: {bad} (no format chunk)"]
     assert not out.exists()
+
+
+def test_a_folder_as_input_is_named_a_folder(tmp_path):
+    (tmp_path / "takes.wav").mkdir()
+    r = run_cli("transcribe", str(tmp_path / "takes.wav"), "-o", str(tmp_path / "x.mid"))
+    assert r.returncode == 2
+    assert r.stderr == f"liveband transcribe: {tmp_path / 'takes.wav'} is a folder, not a WAV file\n"
+
+
+def test_a_truncated_wav_is_transcribed_as_far_as_it_goes_with_one_note_line(tmp_path, hum):
+    wav = tmp_path / "cut.wav"
+    wavfile.write(wav, 44100, (hum.audio * 32767).astype(np.int16))
+    wav.write_bytes(wav.read_bytes()[: 44 + 2 * 119070 + 1])  # the first 2.7 s, and a byte
+    r = run_cli("transcribe", str(wav), "-o", str(tmp_path / "x.mid"))
+    assert r.returncode == 0, r.stderr
+    assert [ln for ln in r.stderr.splitlines() if "truncated" in ln] == [
+        f"liveband transcribe: note: cut.wav is truncated: its header promises {len(hum.audio) / 44100:.1f} s "
+        "of audio, the file holds 2.7 s; read what is there"
+    ]
+    notes = [m.note for m in mido.MidiFile(tmp_path / "x.mid") if m.type == "note_on" and m.velocity > 0]
+    assert notes == [p for p, on, _ in hum.notes if on < 2.7]
 
 
 def test_a_missing_wav_gives_one_clear_line(tmp_path):
