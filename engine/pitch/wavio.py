@@ -19,5 +19,7 @@ def read_wav(path: str | os.PathLike, notices: list[str] | None = None) -> tuple
     for a missing file and ValueError (one line) for anything unreadable; ``notices``
     gets a line for a truncated file (engine.wav.read_wav)."""
     x, sr = _read_frames(path, notices)
-    mono = x[:, 0] if x.shape[1] == 1 else x.mean(axis=1)
+    # +inf and -inf in one frame mix to NaN, silently: the tracker zeroes and counts it
+    with np.errstate(invalid="ignore"):
+        mono = x[:, 0] if x.shape[1] == 1 else x.mean(axis=1)
     return np.ascontiguousarray(mono, np.float32), sr
