@@ -133,6 +133,14 @@ def _check_pattern(where: str, text: object, meter: str, chars: frozenset[str]) 
     return text
 
 
+def _fraction(feel: dict, key: str, meaning: str) -> float:
+    """A [feel] number in 0..1 (a TOML boolean is no number; nan and 1e308 are out of range)."""
+    value = feel.get(key, 0.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"[feel] {key} = {value!r}: must be {meaning}")
+    return float(value)
+
+
 def _meter_table(data: object, where: str, chars: frozenset[str]) -> dict[str, str]:
     if data is None:
         return {}
@@ -174,9 +182,11 @@ def parse_style(data: dict, name: str, source: str = "") -> Style:
     extra = sorted(set(feel) - {"swing", "fills", "time", "crash", "drums_from"})
     if extra:
         raise ValueError(f"[feel]: unknown key {extra[0]!r}")
-    swing = feel.get("swing", 0.0)
-    if not isinstance(swing, (int, float)) or not 0.0 <= swing <= 1.0:
-        raise ValueError(f"[feel] swing = {swing!r}: must be 0 (straight) .. 1 (triplet)")
+    swing = _fraction(feel, "swing", "0 (straight) .. 1 (triplet)")
+    drums_from = _fraction(feel, "drums_from", "0 .. 1, the band's intensity below which the drums rest")
+    crash = feel.get("crash", False)
+    if not isinstance(crash, bool):  # bool("no") is True: only true/false says what the file means
+        raise ValueError(f"[feel] crash = {crash!r}: must be true or false")
     if feel.get("fills", "phrase") not in FILLS:
         raise ValueError(f"[feel] fills must be one of {', '.join(FILLS)}")
     if feel.get("time", "normal") not in TIMES:
@@ -205,11 +215,11 @@ def parse_style(data: dict, name: str, source: str = "") -> Style:
         model=model,
         parts=parts,
         programs=programs,
-        swing=float(swing),
+        swing=swing,
         fills=feel.get("fills", "phrase"),
         time=feel.get("time", "normal"),
-        crash=bool(feel.get("crash", False)),
-        drums_from=float(feel.get("drums_from", 0.0)),
+        crash=crash,
+        drums_from=drums_from,
         drums=drums if "drums" in parts else {},
         bass=_meter_table(data.get("bass"), "bass", BASS_CHARS),
         comp=_meter_table(data.get("comp"), "comp", COMP_CHARS),

@@ -112,11 +112,17 @@ cowbell = "x...x...x...x..."
 
 def test_a_broken_style_file_is_one_error_naming_it(tmp_path):
     bad = tmp_path / "bad.toml"
+    feel = 'model = "pop"\nparts = ["bass"]\n[feel]\n'  # a good style up to its feel
     for text, why in (
         ('name = "x"\nmodel = "metal"\n', "model"),
         ('model = "pop"\n[drums."4/4"]\nkick = "x..x"\n', "16 steps"),
         ('model = "pop"\n[drums."4/4"]\ngong = "x..............."\n', "unknown drum"),
         ("model = [", ""),
+        (feel + "drums_from = nan\n", "drums_from = nan: must be 0 .. 1"),
+        (feel + "drums_from = 1e308\n", "drums_from = 1e+308: must be 0 .. 1"),
+        (feel + 'crash = "no"\n', "crash = 'no': must be true or false"),  # bool("no") is True
+        (feel + "crash = 0\n", "crash = 0: must be true or false"),
+        (feel + "swing = true\n", "swing = True: must be 0"),
     ):
         bad.write_text(text)
         with pytest.raises(StyleError) as e:
