@@ -63,6 +63,8 @@ def _number(ok: Callable[[float], bool], allowed: str) -> Callable[[str], float]
 
 _positive = _number(lambda v: 0 < v < float("inf"), "a number above 0")
 _unit = _number(lambda v: UNIT_RANGE[0] <= v <= UNIT_RANGE[1], "0-1")
+# the app quits on a Qt timer, whose milliseconds are a 32-bit int
+_quit_after = _number(lambda v: 0 < v <= (2**31 - 1) / 1000, "seconds above 0 (at most 2147483)")
 
 
 _TEMPOS = "{:g}-{:g}".format(*TEMPO_RANGE)
@@ -138,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("play", help="open the desktop app (the default)")
     p.add_argument("--blocksize", type=int, default=None)
     p.add_argument("--backend", choices=BACKENDS, default=None)
-    p.add_argument("--quit-after", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--quit-after", type=_quit_after, default=None, help=argparse.SUPPRESS)
     p.add_argument("--autoplay", default=None, help=argparse.SUPPRESS)
     p.add_argument("--preset", default=None, metavar="NAME", help="start with a saved band preset")
     g = p.add_argument_group("band (for this launch; unset: as the app remembers)")

@@ -29,8 +29,6 @@ def main(args: argparse.Namespace) -> int:
             "no display to open the window on; run it on a desktop, or headless with "
             "'xvfb-run liveband' (offline work: 'liveband render ...')"
         )
-    if args.quit_after is not None and args.quit_after <= 0:
-        raise UserError("--quit-after must be a positive number of seconds")
     steer = {}
     if getattr(args, "arranger", None) is not None:
         from engine.arranger import parse_split

@@ -1,13 +1,30 @@
 """`liveband` / `liveband play`: user mistakes are one line and exit 2, before any window."""
 
+import pytest
+
 from liveband.cli import main
 
 
-def test_options_without_a_subcommand_go_to_play(capsys, monkeypatch):
+def test_options_without_a_subcommand_go_to_play(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-    assert main(["--quit-after", "-1"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == "liveband play: --quit-after must be a positive number of seconds"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert main(["--autoplay", "banjo"]) == 2
+    assert capsys.readouterr().err.startswith("liveband play: --autoplay must be one of")
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-1", "0", "1e10"])
+def test_a_quit_after_that_is_no_time_is_an_argparse_error_before_any_window(capsys, monkeypatch, seconds):
+    import ui.app
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setattr(ui.app, "run", lambda *a, **k: pytest.fail("the app opened"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["play", "--quit-after", seconds])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert (
+        err == f"liveband play: error: argument --quit-after: must be seconds above 0 (at most 2147483), got {seconds}"
+    )
 
 
 def test_no_display_says_how_to_run_headless(capsys, monkeypatch):
