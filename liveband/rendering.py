@@ -193,12 +193,13 @@ def check_outputs(
 
 def refuse_unwritable(final: Path) -> None:
     """Refuse an output that could not be renamed into place at the end (a folder of that
-    name, a folder that cannot be made or written): told before the render, not after it."""
+    name, a missing or unwritable folder): told before the render, not after it. Missing
+    folders are not made (a typo in -o would leave empty folders behind), as transcribe."""
     if final.is_dir():
         raise UserError(f"cannot write {final}: it is a folder")
     folder = final.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent  # the missing folders are made at the start (Outputs.temp_for)
+    if not folder.exists():
+        raise UserError(f"cannot write {final}: the folder {folder} does not exist")
     if not folder.is_dir():
         raise UserError(f"cannot write {final}: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -224,7 +225,6 @@ class Outputs:
     def temp_for(self, final: Path, keep: bool = True) -> Path:
         """A new temporary file beside ``final``, renamed onto it at commit (``keep=False``:
         an intermediate, removed at commit as on failure)."""
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_beside(final, ".part")
         if keep:
             self._files.append((tmp, final))

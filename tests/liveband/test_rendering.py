@@ -48,6 +48,19 @@ def test_an_output_that_could_not_be_written_is_refused_before_the_render(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.mid", "file", "melody.mid", "prev.keys.wav", "prev.wav"]
 
 
+@pytest.mark.parametrize("flag", ["-o", "--midi-out"])
+def test_an_output_in_a_missing_folder_is_refused_and_no_folder_is_made(tmp_path, capsys, flag):
+    from liveband.cli import main
+
+    src = tmp_path / "melody.mid"
+    src.write_bytes(b"never read: the outputs are refused first")
+    out = tmp_path / "new" / "a" / ("x.wav" if flag == "-o" else "x.mid")
+    argv = ["-o", str(out)] if flag == "-o" else ["-o", str(tmp_path / "x.wav"), "--midi-out", str(out)]
+    assert main(["render", str(src), *argv]) == 2
+    assert capsys.readouterr().err == f"liveband render: cannot write {out}: the folder {out.parent} does not exist\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["melody.mid"]
+
+
 def test_outputs_are_committed_all_or_none(tmp_path):
     from liveband.errors import UserError
     from liveband.rendering import Outputs
