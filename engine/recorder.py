@@ -6,7 +6,11 @@ and the band's parts, written incrementally into one folder per session.
   ``mix.wav`` and, at least every ``flush_s`` (default 1 s), patches the WAV header to
   the current length and fsyncs. A crash loses at most that second; a header that lags
   the data (a crash between append and patch) is repaired by ``repair_wav`` (both
-  engine.wav).
+  engine.wav). The WAV stays in time with the MIDI file whatever the disk does: a block
+  that cannot be written (a full disk) is kept and written again once there is room
+  (the ring holds ``ring_seconds`` meanwhile), and frames the ring had to refuse become
+  as much silence at their place, counted in session.json's ``dropped_audio_frames``.
+  ``error`` says what fails while it fails; ``pop_reports`` what was lost.
 - MIDI: applied events (sample time, kind, channel, data) arrive through ``add_event``
   (a deque: append is atomic, any thread). Every ``midi_every_s`` the writer rewrites
   ``session.mid`` from the whole event log into a temporary file and renames it over
@@ -27,12 +31,14 @@ thread; ``ring.write`` from the audio thread; everything else on the writer thre
 from __future__ import annotations
 
 import collections
+import io
 import json
 import os
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -40,7 +46,7 @@ from engine.events import NOTE_OFF, NOTE_ON
 from engine.midi_export import MidiTakeWriter, TempoMark
 from engine.parts import MELODY as PLAYER
 from engine.ring import AudioRing
-from engine.wav import WavWriter
+from engine.wav import HEADER_BYTES, WavWriter
 from models.atomic import write_atomic
 
 WAV_NAME, MIDI_NAME, META_NAME = "mix.wav", "session.mid", "session.json"
@@ -63,6 +69,54 @@ def new_session_folder(root: str | os.PathLike) -> Path:
         except FileExistsError:
             folder = root / f"{base}-{n}"
             n += 1
+
+
+class _TakeWav(WavWriter):
+    """The take's WAV, whose appends land whole or not at all: what a failed write left
+    (a partial block on disk, bytes Python still buffers) is cut off again, so the same
+    frames can be appended once there is room and everything before them stays as it was."""
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int) -> None:
+        super().__init__(path, sample_rate)
+        self._finished = False
+
+    def write(self, frames: np.ndarray) -> None:
+        kept = self.frames
+        try:
+            self._reopen()
+            super().write(frames)
+            self._f.flush()  # to the OS now, so that a failure is this block's, not a later one's
+        except OSError:
+            self.frames = kept
+            try:
+                self._f.close()  # discards the buffer, even when its flush fails again
+            except OSError:
+                pass
+            try:
+                self._reopen()
+            except OSError:
+                pass  # the folder is gone: the next write tries again and says why
+            raise
+
+    def _reopen(self) -> None:
+        """After a failed write: the file again, cut to the frames written."""
+        if not self._f.closed:
+            return
+        end = HEADER_BYTES + self.frames * self.channels * self.bits // 8
+        f: io.BufferedWriter = io.BufferedWriter(io.FileIO(self.path, "r+"))
+        f.truncate(end)
+        f.seek(end)
+        self._f = f
+
+    def flush(self) -> None:
+        self._reopen()
+        super().flush()
+
+    def close(self) -> None:
+        if not self._finished:
+            self._reopen()
+            super().close()
+            self._finished = True
 
 
 # -- the recorder -----------------------------------------------------------------
@@ -101,7 +155,20 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._midi_dirty = False
-        self.error: str | None = None  # the writer's last failure, for the UI
+        # the writer's audio: a chunk read from the ring whose first _held frames are not
+        # written yet, frames read from the ring so far, the ring's refused frames already
+        # given a gap, and the gaps still to write as silence: [ring position, frames]
+        self._chunk = np.zeros((self.sample_rate // 2, 2), dtype=np.float32)
+        self._silence = np.zeros_like(self._chunk)
+        self._held = 0
+        self._read = 0
+        self._gapped = 0
+        self._gaps: collections.deque[list[int]] = collections.deque()
+        self._lost = 0  # frames of silence written since the last note
+        self._failing: dict[str, str] = {}  # writing step -> its failure, until it works again
+        self._why_lost = ""
+        self._reports: collections.deque[str] = collections.deque()
+        self.error: str | None = None  # what fails now (None once writing works again), for the UI
         self.start_sample: int | None = None
 
     @property
@@ -125,8 +192,18 @@ class Recorder:
         applied by the writer thread, which alone touches ``meta`` once started. Thread: any."""
         self._inbox.append(("meta", str(key), value))
 
+    def pop_reports(self) -> list[str]:
+        """What happened to the take since the last call (audio lost, in the past tense),
+        for the UI. Thread: any."""
+        reports = []
+        while True:
+            try:
+                reports.append(self._reports.popleft())
+            except IndexError:
+                return reports
+
     def start(self) -> None:
-        self._wav = wav = WavWriter(self.wav_path, self.sample_rate)
+        self._wav = wav = _TakeWav(self.wav_path, self.sample_rate)
         self.meta.setdefault("started", datetime.now().isoformat(timespec="seconds"))
         self.meta["sample_rate"] = self.sample_rate
         self._write_meta(final=False)
@@ -143,38 +220,84 @@ class Recorder:
 
     # -- writer thread ---------------------------------------------------------
     def _run(self, wav: WavWriter) -> None:
-        chunk = np.zeros((self.sample_rate // 2, 2), dtype=np.float32)
         last_flush = last_midi = time.monotonic()
         while True:
             stopping = self._stop.wait(self.poll_s)
-            try:
-                self._drain_audio(chunk, wav)
-                self._drain_events()
-                now = time.monotonic()
-                if stopping or now - last_flush >= self.flush_s:
-                    wav.flush()
-                    self._write_meta(final=stopping)
-                    last_flush = now
-                if self._midi_dirty and (stopping or now - last_midi >= self.midi_every_s):
-                    self._write_midi(final=stopping)
+            self._attempt("audio", self._drain_audio, wav)
+            self._drain_events()
+            now = time.monotonic()
+            if (stopping or now - last_flush >= self.flush_s) and self._attempt("files", self._flush, wav, stopping):
+                last_flush = now
+            if self._midi_dirty and (stopping or now - last_midi >= self.midi_every_s):
+                if self._attempt("midi", self._write_midi, stopping):
                     last_midi = now
-            except OSError as exc:  # disk full, folder removed: say so, keep the audio path alive
-                self.error = f"recording to {self.folder} failed: {exc}"
             if stopping:
                 break
-        try:
-            wav.close()
-        except OSError as exc:
-            self.error = f"recording to {self.folder} failed: {exc}"
+        self._attempt("files", wav.close)
 
-    def _drain_audio(self, chunk: np.ndarray, wav: WavWriter) -> None:
+    def _attempt(self, step: str, write: Callable[..., None], *args: object) -> bool:
+        """One writing step; its OSError (disk full, folder removed) is ``error`` until
+        the same step works again, and never reaches the audio path."""
+        try:
+            write(*args)
+        except OSError as exc:
+            self._failing[step] = f"recording to {self.folder} failed: {exc}"
+            if step == "audio":
+                self._why_lost = f" while writing failed ({exc})"
+        else:
+            self._failing.pop(step, None)
+        self.error = next(iter(self._failing.values()), None)
+        return step not in self._failing
+
+    def _flush(self, wav: WavWriter, final: bool) -> None:
+        wav.flush()
+        self._write_meta(final=final)
+
+    def _drain_audio(self, wav: WavWriter) -> None:
+        """Ring to WAV, in order: the frames held from a failed write, the silence owed
+        for refused frames at their ring position, then new frames."""
+        ring, chunk = self.ring, self._chunk
         while True:
-            n = self.ring.read_into(chunk)
+            if self._held:
+                wav.write(chunk[: self._held])
+                self._held = 0
+            while self._gaps and self._gaps[0][0] == self._read:
+                gap = self._gaps[0]
+                n = min(gap[1], len(self._silence))
+                wav.write(self._silence[:n])
+                gap[1] -= n
+                self._lost += n
+                if not gap[1]:
+                    self._gaps.popleft()
+            if self._lost and not self._gaps:
+                self._note_lost()
+            dropped = ring.dropped_frames
+            if dropped > self._gapped:
+                # the ring refuses whole blocks, and (blocks being of one size) none fits
+                # after a refusal until it is read from: the refused frames belong where
+                # its writing stands now (exact after a stall; a block or so off when it
+                # overflows while this thread is reading)
+                self._gaps.append([self._read + ring.available(), dropped - self._gapped])
+                self._gapped = dropped
+                continue
+            if self.start_sample is None and ring.first_time >= 0:
+                self.start_sample = ring.first_time
+            room = len(chunk) if not self._gaps else min(len(chunk), self._gaps[0][0] - self._read)
+            n = ring.read_into(chunk[:room])
             if n == 0:
+                self._why_lost = ""  # all written: a later loss has its own reason
                 break
-            if self.start_sample is None:
-                self.start_sample = self.ring.first_time
-            wav.write(chunk[:n])
+            self._read += n
+            self._held = n
+
+    def _note_lost(self) -> None:
+        seconds = self._lost / self.sample_rate
+        why = self._why_lost or " (the recorder fell behind)"
+        self._reports.append(
+            f"the take lost {seconds:.1f} s of audio{why}; silence keeps the rest in time with its MIDI"
+        )
+        self._lost = 0
+        self._why_lost = ""
 
     def _drain_events(self) -> None:
         while self._inbox:

@@ -3,19 +3,25 @@ MIDI file holds exactly the logged events at their times, and sessions list/expo
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import subprocess
+import threading
 import time
 import wave
 
 import mido
 import numpy as np
 import pytest
+from waiting import wait_for
 
+import engine.wav
 from engine.events import NOTE_OFF, NOTE_ON
 from engine.midi_export import TempoMark, samples_to_ticks
 from engine.recorder import MIDI_NAME, WAV_NAME, Recorder, new_session_folder
 from engine.takes import export_session, list_sessions
-from engine.wav import WavWriter, repair_wav
+from engine.wav import HEADER_BYTES, WavWriter, pcm_bytes, repair_wav
 
 SR = 48000
 
@@ -254,3 +260,122 @@ def test_a_take_back_after_the_writer_wrote_is_still_left_out(tmp_path):
     rec.stop()
     assert _melody_notes(rec.midi_path, 3) == [(64, 180, 240)]
     assert _melody_notes(rec.midi_path, 0) == [(40, 40, 240)]
+
+
+class _Band:
+    """Plays 480-frame blocks into a take's ring, each a level of its own, and knows what
+    the take's WAV must hold: every block at its own time, silence where the ring
+    refused one."""
+
+    def __init__(self, rec):
+        self.rec = rec
+        self.played = []  # (block, taken by the ring)
+
+    def play(self, blocks):
+        for _ in range(blocks):
+            k = len(self.played)
+            block = np.full((480, 2), (k % 500 + 1) / 1000, np.float32)
+            self.played.append((block, self.rec.ring.write(block, 480 * k)))
+
+    def expected_pcm(self):
+        audio = np.concatenate([b if taken else np.zeros_like(b) for b, taken in self.played])
+        return np.frombuffer(pcm_bytes(audio), "<i2").reshape(-1, 2)
+
+    @property
+    def refused(self):
+        return sum(not taken for _, taken in self.played)
+
+
+def test_a_disk_that_fills_and_frees_again_leaves_the_take_in_time_with_silence_for_what_was_lost(
+    tmp_path, monkeypatch
+):
+    """While the disk is full the writer keeps the frames it could not write and the ring
+    holds the band's audio; what the ring had to refuse meanwhile becomes as much silence
+    at its place. So the WAV holds every frame the band played at its own time (in step
+    with the take's MIDI), the refused frames are counted, the failure stops being
+    reported once writing works again, and what it cost is reported instead."""
+    full = threading.Event()
+
+    def pcm_bytes_or_no_space(x, bits=16):  # every append fails while the disk is full
+        if full.is_set():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return pcm_bytes(x, bits)
+
+    monkeypatch.setattr(engine.wav, "pcm_bytes", pcm_bytes_or_no_space)
+    rec = Recorder(tmp_path / "s", SR, ring_seconds=0.5, poll_s=0.01)
+    band = _Band(rec)
+    rec.start()
+    band.play(10)
+    full.set()
+    band.play(1)
+    assert wait_for(lambda: rec.error is not None, 5)  # the writer holds that block now
+    assert "No space left on device" in rec.error
+    band.play(200)  # 2 s into a 0.5 s ring
+    assert band.refused == 150
+    full.clear()
+    assert wait_for(lambda: rec.error is None, 5)
+    band.play(10)
+    rec.stop()
+    assert rec.error is None
+    pcm = read_wav(rec.wav_path)
+    assert pcm.shape[0] == 221 * 480
+    assert np.array_equal(pcm, band.expected_pcm())
+    meta = json.loads((rec.folder / "session.json").read_text())
+    assert meta["dropped_audio_frames"] == 150 * 480
+    assert meta["seconds"] == pytest.approx(221 * 480 / SR)
+    assert rec.pop_reports() == [
+        "the take lost 1.5 s of audio while writing failed ([Errno 28] No space left on device); "
+        "silence keeps the rest in time with its MIDI"
+    ]
+    assert rec.pop_reports() == []
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 2 MB tmpfs (root only; else the test is skipped)."""
+    if os.geteuid() != 0:
+        pytest.skip("a disk that fills needs a tmpfs mount (root)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs for this test: {proc.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_real_disk_that_fills_mid_write_keeps_the_wav_whole_and_in_time(small_disk):
+    """On a real file system a write that runs out of room lands part of its block (the
+    file's last page has room for some) and leaves the rest in Python's buffer. None of
+    that may stay in the WAV: once there is room again the file holds exactly the band's
+    blocks at their times, silence for what the ring refused, and a header that says so."""
+    # metadata only at stop, so the failure seen while full is the audio's own
+    rec = Recorder(small_disk / "s", SR, ring_seconds=0.5, poll_s=0.01, flush_s=3600)
+    band = _Band(rec)
+    rec.start()
+    try:
+        band.play(100)
+        assert wait_for(lambda: rec.ring.available() == 0, 5)
+        filler = small_disk / "filler"
+        with open(filler, "wb", buffering=0) as f:
+            with pytest.raises(OSError):
+                while True:
+                    f.write(b"\0" * 4096)
+        for _ in range(100):  # the WAV's last page takes a few blocks more
+            band.play(1)
+            if wait_for(lambda: rec.error is not None, 0.1):
+                break
+        assert rec.error is not None and "No space left on device" in rec.error
+        band.play(100)  # 1 s into a 0.5 s ring
+        assert band.refused > 0
+        filler.unlink()
+        assert wait_for(lambda: rec.error is None, 5)
+        band.play(10)
+    finally:
+        rec.stop()  # closes the WAV, so the disk can be unmounted
+    assert rec.error is None
+    total = len(band.played) * 480
+    assert rec.wav_path.stat().st_size == HEADER_BYTES + total * 4
+    assert np.array_equal(read_wav(rec.wav_path), band.expected_pcm())
+    meta = json.loads((rec.folder / "session.json").read_text())
+    assert meta["dropped_audio_frames"] == band.refused * 480 and meta["complete"] is True
