@@ -89,15 +89,21 @@ class Takes:
         if key:
             rec.set_meta("key", key)
         rec.stop()
-        if rec.error:
-            self._notices.problem("recording", rec.error)
+        self._report(rec)
         self._notices.confirm(f"take saved: {rec.folder.name} (Sessions tab)")
 
     def check(self) -> None:
         """A failing take's error among the notices. Thread: housekeeper."""
         rec = self.recorder
-        if rec is not None and rec.error:
-            self._notices.problem("recording", rec.error)
+        if rec is not None:
+            self._report(rec)
+
+    def _report(self, rec: Recorder) -> None:
+        """The take's failure while it lasts (gone once writing works again), and what it
+        cost (audio lost) as a happening."""
+        self._notices.problem("recording", rec.error)
+        for report in rec.pop_reports():
+            self._notices.happened(report)
 
     # -- the sessions folder ---------------------------------------------------------------
     @staticmethod
