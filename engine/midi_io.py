@@ -11,6 +11,7 @@ ports themselves (listing, opening, hot-plug) are engine.midi_ports'.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable
 
@@ -50,7 +51,11 @@ class NoteFilter:
     continue and song position (value: its 16ths) for engine.sync. ``intercept(msg,
     arrived)`` sees every note and controller first (MIDI learn, bound controls): True
     consumes it.
-    Thread: the one MIDI callback thread.
+
+    ``release_all`` is the input going away (closed, switched, unplugged): every note it
+    holds ends as the controller's own note-offs would, and the filter takes no more.
+    Thread: the one MIDI callback thread; ``release_all``: any (the port closed first: a
+    message still in flight then waits for it, under the filter's lock, and is dropped).
     """
 
     def __init__(
@@ -78,13 +83,37 @@ class NoteFilter:
         self.ignored = 0
         self.errors = 0
         self.flooded = 0
+        self.released = False  # release_all ran: the input is gone
+        self._lock = threading.Lock()  # the MIDI thread's messages against release_all
 
     def __call__(self, msg) -> None:
         arrived = time.monotonic()
-        try:
-            self._handle(msg, arrived)
-        except Exception:  # never let a bad message or a sink bug kill the MIDI thread
-            self.errors += 1
+        with self._lock:
+            if self.released:
+                self.ignored += 1
+                return
+            try:
+                self._handle(msg, arrived)
+            except Exception:  # never let a bad message or a sink bug kill the MIDI thread
+                self.errors += 1
+
+    def release_all(self, arrived: float | None = None) -> None:
+        """The input is gone (closed, switched, unplugged) with keys down or the pedal
+        holding notes: the pedal comes up (``on_control``: the synth must not go on holding
+        the channel) and each of those notes ends (``on_note``) as the controller's own
+        note-off would, at ``arrived`` (default: now). Later messages are dropped. Safe to
+        call twice."""
+        arrived = time.monotonic() if arrived is None else arrived
+        with self._lock:
+            if self.released:
+                return
+            self.released = True
+            try:
+                if self.sustain and self.on_control is not None:
+                    self.on_control(CC_SUSTAIN, 0, arrived)
+                self._end_all(arrived)
+            except Exception:  # as a message's: a sink bug does not escape
+                self.errors += 1
 
     def _handle(self, msg, arrived: float) -> None:
         kind = getattr(msg, "type", None)
@@ -107,11 +136,7 @@ class NoteFilter:
                 # it (engine.mixer), and the band hears every note end.
                 if self.on_control is not None:
                     self.on_control(cc, 0, arrived)
-                for p in sorted(self._down | self._held_by_pedal):
-                    self.on_note(p, False, 0, arrived)
-                self._down.clear()
-                self._held_by_pedal.clear()
-                self.sustain = False
+                self._end_all(arrived)
                 return
             if cc == CC_RESET_CONTROLLERS:
                 if self.on_control is not None:
@@ -152,6 +177,15 @@ class NoteFilter:
                 self._held_by_pedal.add(pitch)
             else:
                 self.on_note(pitch, False, 0, arrived)
+
+    def _end_all(self, arrived: float) -> None:
+        """Every note sounding ends (keys down and those the pedal holds); the pedal is up."""
+        notes = sorted(self._down | self._held_by_pedal)
+        self._down.clear()
+        self._held_by_pedal.clear()
+        self.sustain = False
+        for p in notes:
+            self.on_note(p, False, 0, arrived)
 
     def _pedal_up(self, arrived: float) -> None:
         """The pedal came up: release the notes it held whose keys are up."""

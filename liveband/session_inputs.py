@@ -73,6 +73,7 @@ class Inputs:
             mixer.add_queue(q)
         self.mode = DEFAULT_INPUT_MODE
         self.midi_in: MidiInput | None = None
+        self._midi_filter: NoteFilter | None = None  # midi_in's: what its player holds
         self._midi_in_wanted: str | None = None
         self._midi_channel: int | None = None
         self.ports = PortWatcher()
@@ -119,8 +120,7 @@ class Inputs:
                 self._notices.happened(f"MIDI input {name!r} appeared")
         cur = self.midi_in
         if cur is not None and not isinstance(cur, VirtualMidiInput) and cur.name in vanished:
-            cur.close()
-            self.midi_in = None
+            self._close_midi()
             self._notices.happened(
                 f"MIDI input {cur.name!r} vanished; the session goes on (it reconnects when the device returns)"
             )
@@ -138,12 +138,22 @@ class Inputs:
             self.midi_in = VirtualMidiInput(VIRTUAL_IN_NAME, filt)
         else:
             self.midi_in = MidiInput(name, filt)
+        self._midi_filter = filt
+
+    def _close_midi(self) -> None:
+        """Close the MIDI input; the notes its player still holds (keys down, the pedal's)
+        end now, as its note-offs would: in the synth, for the band, on the roll and in the
+        take. Thread: UI (under the session lock) or housekeeper (the input vanished)."""
+        cur, filt = self.midi_in, self._midi_filter
+        self.midi_in = self._midi_filter = None
+        if cur is not None:
+            cur.close()
+        if filt is not None:
+            filt.release_all()
 
     def open_midi(self, name: str | None, channel: int | None = None) -> None:
         with self._lock:
-            if self.midi_in is not None:
-                self.midi_in.close()
-                self.midi_in = None
+            self._close_midi()
             self._midi_in_wanted = name
             self._midi_channel = channel
             if name is None:
@@ -316,7 +326,5 @@ class Inputs:
 
     def close(self) -> None:
         self.stop_mic()
-        if self.midi_in is not None:
-            self.midi_in.close()
-            self.midi_in = None
+        self._close_midi()
         self.ports.close()

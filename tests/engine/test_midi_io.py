@@ -298,3 +298,24 @@ def test_a_midi_flood_gives_the_audio_callback_a_bounded_block(soundfont):
         assert max(work) < 0.2 * block / sr * 1e9, [w // 1000 for w in work]
         assert sum(t.active_voices() for t in synth._twins) <= PLAYER_VOICES
     assert f.flooded > 400
+
+
+def test_an_input_going_away_ends_every_note_it_holds_and_takes_no_more():
+    """The controller is closed, switched or unplugged with a key down and the pedal
+    holding another: both notes end, as the controller's note-offs would, at the moment
+    given, and the pedal comes up; a message still in flight from the closed port is
+    dropped, and a second release ends nothing twice."""
+    f, notes, ccs = collect()
+    f(mido.Message("control_change", control=64, value=127))
+    f(mido.Message("note_on", note=60, velocity=80))
+    f(mido.Message("note_on", note=64, velocity=80))
+    f(mido.Message("note_off", note=64))  # the pedal holds it
+    ended = []
+    f.on_note = lambda p, on, v, at: ended.append((p, on, v, at))
+    f.release_all(arrived=12.5)
+    assert ended == [(60, False, 0, 12.5), (64, False, 0, 12.5)]
+    assert ccs == [(64, 127), (64, 0)] and not f.sustain
+    f(mido.Message("note_on", note=67, velocity=80))
+    f.release_all()
+    assert ended == [(60, False, 0, 12.5), (64, False, 0, 12.5)] and ccs == [(64, 127), (64, 0)]
+    assert notes == [(60, True, 80), (64, True, 80)]

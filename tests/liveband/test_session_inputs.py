@@ -4,24 +4,29 @@ its note-off matches its note-on even when the key changes in between; input mod
 
 from __future__ import annotations
 
+import collections
 import threading
 
+import mido
 import numpy as np
 import pytest
+from waiting import wait_for
 
 from engine import parts as P
 from engine.clock import Clock
-from engine.events import EVENT_DTYPE, NOTE_OFF, NOTE_ON
+from engine.events import CONTROL, EVENT_DTYPE, NOTE_OFF, NOTE_ON
 from engine.keyfind import key_pitch_classes, parse_key
 from engine.mixer import Mixer
 from engine.synth import Synth
-from liveband.config import AudioConfig
+from liveband.config import AudioConfig, EngineConfig
 from liveband.midilearn import ControlThread, MidiLearn
+from liveband.session import Session
 from liveband.session_audio import SessionAudio
 from liveband.session_inputs import Inputs
 from liveband.session_notices import Notices
 from liveband.session_roll import Roll
 from liveband.session_sync import TempoSync
+from liveband.session_types import VIRTUAL_IN_NAME
 
 
 class Band:
@@ -121,3 +126,104 @@ def test_midi_mode_without_a_controller_says_how_to_open_one(rig):
     assert not notices.has("input")
     with pytest.raises(ValueError, match="input mode must be one of"):
         inputs.set_mode("theremin")
+
+
+class Keys:
+    """A MIDI keyboard: its own JACK MIDI client with an output port, ``name`` as LiveBand
+    lists it among its inputs."""
+
+    def __init__(self) -> None:
+        import rtmidi
+
+        from engine.midi_ports import scan
+
+        self.out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="test keys")
+        self.out.open_virtual_port("keys")
+        listed = lambda: [n for n in scan()[0] if "test keys" in n]  # noqa: E731
+        assert wait_for(listed, 10)
+        self.name = listed()[0]
+
+    def send(self, *message: int) -> None:
+        self.out.send_message(list(message))
+
+    def close(self) -> None:
+        self.out.close_port()
+        self.out.delete()
+
+
+@pytest.mark.parametrize("then", [None, VIRTUAL_IN_NAME])
+def test_closing_the_midi_input_ends_the_notes_its_player_holds(jack_server, rig, then):
+    """A key down and one the pedal holds when the player closes the MIDI input (or
+    switches to another): the synth's queue, the band and the roll get both note-offs, as
+    if the keys had come up, and the pedal comes up."""
+    inputs, band, _, roll, _ = rig
+    keys = Keys()
+    try:
+        inputs.open_midi(keys.name)
+        keys.send(0xB0, 64, 127)  # pedal down
+        keys.send(0x90, 60, 100)
+        keys.send(0x90, 64, 100)
+        keys.send(0x80, 64, 0)  # held by the pedal
+        assert wait_for(lambda: [(p, on) for _t, p, on in band.heard] == [(60, True), (64, True)], 5), band.heard
+        inputs.open_midi(then)
+    finally:
+        keys.close()
+    assert [(p, on) for _t, p, on in band.heard] == [(60, True), (64, True), (60, False), (64, False)]
+    assert [end < 1e9 for _part, _p, _start, end, *_ in roll.notes_since(-1e9, 1e9)] == [True, True]
+    buf = np.zeros(16, EVENT_DTYPE)
+    n = inputs.midi_q.pop_until(1 << 62, buf)
+    sent = [(int(e["kind"]), int(e["data1"]), int(e["data2"])) for e in buf[:n]]
+    assert sent[-3:] == [(CONTROL, 64, 0), (NOTE_OFF, 60, 0), (NOTE_OFF, 64, 0)]
+
+
+class Levels:
+    """The mix's peak over its last 16 blocks, in front of the take's tap."""
+
+    def __init__(self, mixer: Mixer) -> None:
+        self.next = mixer.tap
+        self.peaks: collections.deque = collections.deque(maxlen=16)
+        mixer.set_tap(self)
+
+    def write(self, block: np.ndarray, clock: int) -> bool:
+        self.peaks.append(float(np.abs(block).max()))
+        return self.next.write(block, clock) if self.next is not None else True
+
+    def peak(self) -> float:
+        return max(self.peaks, default=0.0)
+
+
+@pytest.mark.timeout(120)
+def test_a_controller_unplugged_while_a_key_is_held_ends_the_note_everywhere(jack_server, liveband_home):
+    """The keyboard's JACK client goes away with a key down (no note-off ever comes): the
+    organ stops sounding, and on the roll and in the take the note ends before the next
+    one the player plays (on the computer keyboard)."""
+    from models.rules import RuleAccompanist
+
+    cfg = EngineConfig(tempo=120.0, count_in_bars=0)
+    with Session(cfg, AudioConfig(blocksize=256), accompanist=RuleAccompanist()) as s:
+        assert s.audio.active, s.snapshot().notices
+        for part in ("bass", "keys", "pad", "drums"):
+            s.set_part(part, mute=True)
+        s.set_part("melody", program=19)  # a church organ: a stuck note never fades
+        keys = Keys()
+        try:
+            assert wait_for(lambda: keys.name in s.midi_ports()["inputs"], 5)  # the hot-plug watch saw it
+            s.open_midi_input(keys.name)
+            s.play()
+            take = s.recorder.folder
+            mix = Levels(s.mixer)
+            keys.send(0x90, 60, 100)
+            assert wait_for(lambda: mix.peak() > 0.01, 5), mix.peaks
+        finally:
+            keys.close()  # unplugged
+        assert wait_for(lambda: any("vanished" in n for n in s.snapshot().notices), 5), s.snapshot().notices
+        assert wait_for(lambda: mix.peak() < 1e-3, 5), mix.peaks
+        s.key_event(72, True)
+        assert wait_for(lambda: 72 in [p for part, p, *_ in s.roll(-1000) if part == "melody"], 5)
+        s.key_event(72, False)
+        roll = {p: (start, end) for part, p, start, end, *_ in s.roll(-1000) if part == "melody"}
+        s.stop()
+    assert roll[60][1] <= roll[72][0], roll
+    melody = [tr for tr in mido.MidiFile(str(take / "session.mid")).tracks if tr.name == "Melody"][0]
+    notes = [(m.note, m.type == "note_on" and m.velocity > 0) for m in melody if m.type in ("note_on", "note_off")]
+    assert notes == [(60, True), (60, False), (72, True), (72, False)], notes
