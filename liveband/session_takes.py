@@ -5,10 +5,11 @@ dispatcher (liveband.session_outputs). Thread: UI (and the control thread acting
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 from engine import parts as P
-from engine.events import PROGRAM
+from engine.events import NOTE_OFF, NOTE_ON, PROGRAM
 from engine.gm import instrument_name
 from engine.mixer import Mixer
 from engine.recorder import Recorder, new_session_folder
@@ -33,6 +34,41 @@ def track_names(programs: dict[str, int]) -> dict[int, str]:
     return names
 
 
+class TakeRecorder(Recorder):
+    """A take's recorder that knows which notes sound in it, so that a stop ends them in
+    its MIDI: the band's all-off (engine.mixer ``all_notes_off``) silences the synth, not
+    the file, and a key still held when the take stops has no note-off yet."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._notes_lock = threading.Lock()
+        # (channel, pitch) -> the samples of its note-ons not ended yet, oldest first
+        self._sounding: dict[tuple[int, int], list[int]] = {}
+
+    def add_event(self, sample: int, kind: int, channel: int, data1: int = 0, data2: int = 0) -> None:
+        """As the recorder's, counting the notes that sound. Thread: any."""
+        with self._notes_lock:
+            if kind == NOTE_ON and data2 > 0:
+                self._sounding.setdefault((int(channel), int(data1)), []).append(int(sample))
+            elif kind in (NOTE_ON, NOTE_OFF):
+                ons = self._sounding.get((int(channel), int(data1)))
+                if ons:
+                    ons.pop(0)
+            super().add_event(sample, kind, channel, data1, data2)
+
+    def end_notes(self, stop: int, end: int) -> None:
+        """A note-off for every note sounding: at ``stop`` (the band's all-off), or for
+        one that began at or after it (a key struck as stop was pressed, which goes on
+        sounding) at ``end``, the take's last sample. Thread: the owner, once nothing
+        else adds events."""
+        with self._notes_lock:
+            sounding, self._sounding = self._sounding, {}
+            for (ch, pitch), ons in sorted(sounding.items()):
+                for on in ons:
+                    off = stop if on < stop else max(end, on + 1)
+                    super().add_event(off, NOTE_OFF, ch, pitch, 0)
+
+
 class Takes:
     def __init__(
         self, mixer: Mixer, audio: SessionAudio, notices: Notices, sample_rate: int, settle: Callable[[int], object]
@@ -45,7 +81,7 @@ class Takes:
         self._sample_rate = sample_rate
         self._settle = settle
         self.enabled = True
-        self.recorder: Recorder | None = None
+        self.recorder: TakeRecorder | None = None
 
     def start(
         self, meta: dict, tempo: float, tempo_sample: int | None, programs: dict[str, int], playing: dict[str, int]
@@ -60,7 +96,7 @@ class Takes:
             )
             return
         try:
-            rec = Recorder(
+            rec = TakeRecorder(
                 new_session_folder(sessions_dir()), self._sample_rate, meta=meta, track_names=track_names(playing)
             )
             rec.set_tempo(self._mixer.clock if tempo_sample is None else tempo_sample, tempo)
@@ -77,15 +113,19 @@ class Takes:
         self._mixer.set_tap(rec.ring)
 
     def stop(self, key: str = "") -> None:
-        """Finalise the take in progress (``key``: the key heard by its end)."""
+        """Finalise the take in progress (``key``: the key heard by its end); every note
+        still sounding in it ends where it stopped."""
         rec = self.recorder
         if rec is None:
             self._mixer.set_tap(None)
             return
+        stop = self._mixer.clock  # the band's all-off sounds from the next block
         self._settle(2)  # a block rendered after the band's all-off, and its events, reach it
         self.recorder = None
         self._mixer.set_tap(None)
+        end = self._mixer.clock
         self._settle(1)  # the block and the dispatcher pass under way finish with it
+        rec.end_notes(stop, end)
         if key:
             rec.set_meta("key", key)
         rec.stop()
