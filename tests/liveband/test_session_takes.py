@@ -65,6 +65,21 @@ def test_the_take_being_recorded_cannot_be_renamed_or_deleted(takes):
         t.delete("2026-12-02_2300")
 
 
+def _track_notes(path) -> dict[str, list[tuple[int, int, bool]]]:
+    """A MIDI file's tracks (after the tempo track) by name: [(tick, pitch, is a note-on)]."""
+    import mido
+
+    tracks = {}
+    for tr in mido.MidiFile(str(path)).tracks[1:]:
+        t, notes = 0, []
+        for m in tr:
+            t += m.time
+            if m.type in ("note_on", "note_off"):
+                notes.append((t, m.note, m.type == "note_on" and m.velocity > 0))
+        tracks[tr.name] = notes
+    return tracks
+
+
 @pytest.mark.timeout(120)
 def test_every_note_sounding_when_the_band_stops_ends_in_the_takes_midi(jack_server, liveband_home):
     """A key still held when the player presses stop, and the band's notes sounding then:
@@ -72,7 +87,6 @@ def test_every_note_sounding_when_the_band_stops_ends_in_the_takes_midi(jack_ser
     after everything that started in the take (a DAW would hold them on forever)."""
     from collections import Counter
 
-    import mido
     from waiting import wait_for
 
     from liveband.config import EngineConfig
@@ -89,14 +103,7 @@ def test_every_note_sounding_when_the_band_stops_ends_in_the_takes_midi(jack_ser
         assert wait_for(lambda: any(part == "melody" for part, *_ in s.roll(-1000)), 5)
         s.stop()
         s.key_event(60, False)  # the key comes up after the stop: the take has ended
-    tracks = {}
-    for tr in mido.MidiFile(str(take / "session.mid")).tracks[1:]:
-        t, notes = 0, []
-        for m in tr:
-            t += m.time
-            if m.type in ("note_on", "note_off"):
-                notes.append((t, m.note, m.type == "note_on" and m.velocity > 0))
-        tracks[tr.name] = notes
+    tracks = _track_notes(take / "session.mid")
     assert [(p, on) for _t, p, on in tracks["Melody"]] == [(60, True), (60, False)]
     last_on = max(t for notes in tracks.values() for t, _p, on in notes if on)
     assert tracks["Melody"][-1][0] >= last_on
@@ -110,7 +117,6 @@ def test_a_stopped_take_ends_each_sounding_note_at_the_stop_or_if_struck_after_i
     """The take's recorder counts what sounds: a note begun before the stop ends at the
     stop, one struck at or after it (it goes on sounding) at the take's last sample, a
     pitch struck twice gets both its ends, and a note already ended gets nothing."""
-    import mido
 
     from engine.events import NOTE_OFF, NOTE_ON
 
@@ -123,14 +129,7 @@ def test_a_stopped_take_ends_each_sounding_note_at_the_stop_or_if_struck_after_i
     rec.add_event(50000, NOTE_ON, 0, 64, 90)  # struck as stop was pressed
     rec.end_notes(48000, 52000)
     rec.stop()
-    got = {}
-    for tr in mido.MidiFile(str(rec.midi_path)).tracks[1:]:
-        t, notes = 0, []
-        for m in tr:
-            t += m.time
-            if m.type in ("note_on", "note_off"):
-                notes.append((t, m.note, m.type == "note_on" and m.velocity > 0))
-        got[tr.name] = notes
+    got = _track_notes(rec.midi_path)
     beat = 480  # ticks; 120 BPM: 24000 samples a beat
     tick = lambda sample: round(sample / 24000 * beat)  # noqa: E731
     assert got["Melody"] == [
