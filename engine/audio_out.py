@@ -15,6 +15,11 @@
 - ``watch()`` (called by the owner every ~0.5 s) detects a device or server that went
   away (the callback stops arriving, or the stream finished), closes the stream, and
   re-opens it when the device is back. The mixer, its clock and any recording go on.
+- A stream is closed on a daemon "reaper" thread (``_reap``): PortAudio's abort waits
+  for a frozen server (SIGSTOPped, or starved) for as long as it stays frozen, and the
+  owner calls us under the session lock. ``stop`` waits CLOSE_WAIT_S for it, a lost
+  stream not at all; either way we go on as if it were gone, and no stream opens until
+  every reaper is done (``streams_closing``).
 - Player events get a time on the audio clock when they arrive (``arrival_time``, the
   mixer's timebase): the sample that reaches the DAC a fixed ``player_latency`` after the
   arrival, on the stream's DAC line (engine.dac_timing; docs/live.md has the
@@ -57,6 +62,60 @@ LINE_REFRESH_S = 0.02  # refresh_line() recomputes the DAC line this often ...
 LINE_FRESH_S = 0.1  # ... and a stamp uses a line this young without recomputing
 GC_PERIOD_S = 0.5  # collect_garbage(): the young generations this often ...
 GC_FREEZE_ABOVE = 5000  # ... unless this many new objects wait (a load): frozen instead
+CLOSE_WAIT_S = 0.5  # stop()/an open wait this long for a close; a server that does not
+# answer by then leaves the stream to its reaper (a healthy close takes a few ms)
+
+_reapers: set[threading.Thread] = set()  # reapers still inside PortAudio
+_reapers_lock = threading.Lock()  # guards the set only, never held over a PortAudio call
+
+
+def _reap(stream: Any, keep: object) -> threading.Thread:
+    """Abort and close ``stream`` on a daemon thread, which returns whenever PortAudio
+    does. ``keep`` (the AudioOut whose memory the callback reads) stays alive until then.
+
+    The abort (where a frozen PulseAudio holds us) runs without PA_LOCK, so that other
+    PortAudio users (the microphone, device lists) need not wait with it: it only touches
+    this stream's own state. The close unlinks the stream from PortAudio's global list, so
+    it takes the lock as usual, though a frozen JACK (ALSA's jack plugin) holds us there:
+    a stream on that server could not close meanwhile anyway."""
+
+    def run(_keep: object) -> None:
+        try:
+            try:
+                stream.abort()
+            except Exception:
+                pass
+            with PA_LOCK:
+                try:
+                    stream.close()
+                except Exception:
+                    pass
+        finally:
+            with _reapers_lock:
+                _reapers.discard(thread)
+
+    thread = threading.Thread(target=run, args=(keep,), name="liveband-audio-reaper", daemon=True)
+    with _reapers_lock:
+        _reapers.add(thread)
+    thread.start()
+    return thread
+
+
+def streams_closing(wait: float = 0.0) -> bool:
+    """Whether a closed stream is still inside PortAudio (its server frozen), after
+    waiting up to ``wait`` seconds for it. Opening another stream meanwhile would block on
+    the same server (JACK: the client all streams share), and a device re-scan would
+    close the stream under its reaper. Thread: any."""
+    end = time.monotonic() + wait
+    while True:
+        with _reapers_lock:
+            pending = next(iter(_reapers), None)
+        if pending is None:
+            return False
+        left = end - time.monotonic()
+        if left <= 0:
+            return True
+        pending.join(left)
 
 
 class AudioOut:
@@ -322,6 +381,10 @@ class AudioOut:
             self._hold_gc()  # a full collection now (the stream only plays silence yet)
 
     def _open(self) -> None:
+        if streams_closing(CLOSE_WAIT_S):
+            raise AudioUnavailable(
+                "the last audio stream is still closing: the audio server does not answer (frozen or overloaded)"
+            )
         sd = sounddevice()
         before = thread_ids()
         try:
@@ -371,23 +434,15 @@ class AudioOut:
         self._blocks_at_check = -1
         self._check_time = time.monotonic()
 
-    def _close_stream(self) -> None:
+    def _close_stream(self, wait: float) -> None:
+        """Hand the stream to a reaper and wait up to ``wait`` s for it to be closed."""
         s, self.stream = self.stream, None
-        if s is None:
-            return
-        with PA_LOCK:
-            try:
-                s.abort()
-            except Exception:
-                pass
-            try:
-                s.close()
-            except Exception:
-                pass
+        if s is not None:
+            _reap(s, self).join(wait)
 
     def stop(self) -> None:
         self._wanted = False
-        self._close_stream()
+        self._close_stream(CLOSE_WAIT_S)
         self.mixer.set_live(False)
         self._release_gc()
 
@@ -398,7 +453,7 @@ class AudioOut:
         ~0.2 s (a frozen UI; a silent block with the Python callback). Should ``new`` not
         start, its ``stop`` releases the collector as this one would have."""
         self._wanted = False
-        self._close_stream()
+        self._close_stream(CLOSE_WAIT_S)
         self.mixer.set_live(False)
         if self._gc_held:
             new._gc_was_enabled, new._old_switch, new._gc_last = self._gc_was_enabled, self._old_switch, self._gc_last
@@ -466,17 +521,18 @@ class AudioOut:
             except Exception:  # PortAudio itself was torn down under us
                 active = False
             if not active or stalled:
-                self._close_stream()
+                self._close_stream(0.0)  # not waited for: the server may be frozen
                 self.lost = (
-                    "audio output stopped (device unplugged or audio server gone); "
+                    "audio output stopped (device unplugged, audio server gone or not answering); "
                     "LiveBand keeps recording what it has and retries every second"
                 )
                 return "audio device lost: " + self.lost
             return None
-        # Stream gone: try to reopen the same device every second. No PortAudio re-scan
-        # here: that would close every other stream of the process (the microphone) and
-        # the device entry (e.g. ALSA "default" -> PulseAudio) outlives its server.
-        if now - self._check_time < 1.0:
+        # Stream gone: try to reopen the same device every second, once the old stream's
+        # close has returned (streams_closing). No PortAudio re-scan here: that would close
+        # every other stream of the process (the microphone) and the device entry (e.g.
+        # ALSA "default" -> PulseAudio) outlives its server.
+        if now - self._check_time < 1.0 or streams_closing():
             return None
         self._check_time = now
         try:

@@ -6,7 +6,8 @@ The mixer's sample counter is the master clock; ``now()`` interpolates it betwee
 callbacks, ``sample_at(t)`` maps a monotonic time to the sample heard then. The stream is
 replaced (never restarted in place) on a device switch, so ``out`` may change: read it
 each time. Thread: UI and housekeeper, under the session lock; ``now``/``sample_at``/
-``latency_ms``: any."""
+``latency_ms``: any. A stream's close that a frozen server holds up is left to
+engine.audio_out's reaper, so the lock is never held while it waits."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import time
 from dataclasses import replace
 
 from engine.audio_devices import AudioUnavailable, input_devices, negotiate_rate, output_devices, refresh_devices
-from engine.audio_out import AudioOut
+from engine.audio_out import AudioOut, streams_closing
 from engine.mixer import Mixer
 from liveband.config import AudioConfig
 from liveband.session_notices import Notices
@@ -91,7 +92,7 @@ class SessionAudio:
         """No device at start: try the default output again (a server that came up
         later), keeping the session's sample rate."""
         with self._lock:
-            if self.closed:
+            if self.closed or streams_closing():  # a re-scan would close that stream under its reaper
                 return
             try:
                 if rescan_ok:
