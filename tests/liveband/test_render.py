@@ -356,6 +356,7 @@ def _gone(pid: int) -> bool:
 def test_an_interrupted_render_stops_its_audio_process_and_leaves_nothing(tmp_path, checkpoint, soundfont, how):
     src = melody_file(tmp_path / "long.mid", WALTZ * 160, bpm=240.0)  # 16 minutes of audio
     out = tmp_path / "out"
+    out.mkdir()  # render writes into a folder that exists (it refuses a missing one)
     code = "import sys; from liveband.cli import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen(
         [
@@ -381,7 +382,7 @@ def test_an_interrupted_render_stops_its_audio_process_and_leaves_nothing(tmp_pa
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:  # mid-way: audio is being written
-            parts = list(out.glob(".band.wav.*.part")) if out.is_dir() else []
+            parts = list(out.glob(".band.wav.*.part"))
             if parts and parts[0].stat().st_size > 2_000_000:
                 break
             time.sleep(0.2)
