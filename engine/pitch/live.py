@@ -235,11 +235,7 @@ class HumTracker:
         if ea <= 0 or hi <= lo:
             return f0, 0.0, True
         lags = np.arange(lo - 1, hi + 2)
-        # (len(lags), n): the window delayed by each lag
-        win = np.lib.stride_tricks.sliding_window_view(e[len(e) - n - lags.max() : len(e) - lags.min()], n)[::-1]
-        num = win @ a
-        den = np.sqrt(ea * np.einsum("ij,ij->i", win, win)) + 1e-12
-        r = num / den
+        r = self._acf(e, a, ea, lo - 1, hi + 1)
         k = int(np.argmax(r[1:-1])) + 1
         peak = float(r[k])
         y0, y1, y2 = r[k - 1], r[k], r[k + 1]
@@ -265,9 +261,7 @@ class HumTracker:
         lo, hi = max(2, int(0.5 * period)), int(np.ceil(period)) + 1
         if hi > len(e) - n or hi - lo <= 3:
             return True  # no room to look: leave it be
-        # (hi - lo + 1, n): the window delayed by lags lo ... hi
-        win = np.lib.stride_tricks.sliding_window_view(e[len(e) - n - hi : len(e) - lo], n)[::-1]
-        r = (win @ a) / (np.sqrt(ea * np.einsum("ij,ij->i", win, win)) + 1e-12)
+        r = HumTracker._acf(e, a, ea, lo, hi)
         lags = np.arange(lo, hi + 1)
         peak = float(r[lags >= np.floor(period) - 1].max())
         return float(r[lags <= 0.9 * period].min()) <= peak - VALLEY_MARGIN
@@ -305,14 +299,18 @@ class HumTracker:
     def _periodicity_in(e: np.ndarray, a: np.ndarray, ea: float, lo: int, hi: int) -> float:
         """The best normalised autocorrelation (>= 0) of the newest window ``a`` of ``e``
         with ``e`` delayed by lags ``lo`` .. ``hi`` (0 when hi < lo)."""
-        n = len(a)
         if hi < lo:
             return 0.0
-        # (hi - lo + 1, n): the window delayed by lags hi ... lo
-        win = np.lib.stride_tricks.sliding_window_view(e[len(e) - n - hi : len(e) - lo], n)
-        eb = np.einsum("ij,ij->i", win, win)
-        r = (win @ a) / (np.sqrt(ea * eb) + 1e-12)
-        return float(max(0.0, r.max()))
+        return float(max(0.0, HumTracker._acf(e, a, ea, lo, hi).max()))
+
+    @staticmethod
+    def _acf(e: np.ndarray, a: np.ndarray, ea: float, lo: int, hi: int) -> np.ndarray:
+        """(hi - lo + 1,): the normalised autocorrelation of the newest window ``a`` of
+        ``e`` (energy ``ea``) with ``e`` delayed by lags lo, lo + 1, ..., hi."""
+        n = len(a)
+        # (hi - lo + 1, n): the window delayed by lags lo ... hi
+        win = np.lib.stride_tricks.sliding_window_view(e[len(e) - n - hi : len(e) - lo], n)[::-1]
+        return (win @ a) / (np.sqrt(ea * np.einsum("ij,ij->i", win, win)) + 1e-12)
 
     def _octave_below(self, e: np.ndarray, a: np.ndarray, ea: float, lag: float, peak: float) -> float:
         """The periodicity at twice ``lag`` when it beats ``peak`` by OCTAVE_MARGIN, else 0.
