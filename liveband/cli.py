@@ -226,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tempos", default=None, help="comma-separated BPM the clips are drawn from (default 60-180 by 20)")
     p.add_argument("--report", default=None, help="write the per-hop accuracy report (JSON) here")
 
+    p = sub.add_parser("train-onset-net", help="train the hum input's onset net on generated sung clips")
+    p.add_argument("--out", default=None, help="weights file (default engine/pitch/assets/onset_net.safetensors)")
+    p.add_argument("--seed", type=_seed, default=0, help="crops and initial weights (the clips are fixed)")
+    p.add_argument("--clips", type=int, default=None, help="generated sung clips to train on (default 1600)")
+    p.add_argument("--minutes", type=float, default=None, help="training time (default 25)")
+    p.add_argument("--lr", type=float, default=None, help="AdamW peak learning rate (default 2e-3)")
+    p.add_argument("--init", default=None, help="start from these weights (.safetensors)")
+
     p = sub.add_parser("eval", help="evaluate a checkpoint; prints JSON")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--jsb", default=None, help="Jsb16thSeparated.json-format file")
@@ -273,6 +281,7 @@ _HANDLERS = {
     "transcribe": "liveband.commands.transcribe",
     "train": "liveband.commands.train",
     "train-pitch": "liveband.commands.train_pitch",
+    "train-onset-net": "liveband.commands.train_onset_net",
     "eval": "liveband.commands.evaluate",
     "bench": "liveband.commands.bench",
     "sessions": "liveband.commands.sessions",

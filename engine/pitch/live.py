@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.signal import butter, lfilter
 
+from engine.pitch.onset_net import FRAME, FrameFeatures, NetNamer, OnsetNet
 from engine.pitch.resample import StreamResampler
 from engine.pitch.segmenter import TRACKER_DEFAULTS, NoteSegmenter, SegmenterConfig
 from engine.pitch.tracker import HOP, TRACKER_RATE, PitchTracker, make_tracker
@@ -89,6 +90,7 @@ class HumTracker:
         keep_frames: bool = False,
         use_periodicity: bool = True,
         keep_history: bool = True,
+        onset_net: OnsetNet | bool = False,
         **tracker_kw,
     ) -> None:
         if input_rate < 4000 or input_rate > 384000:
@@ -115,6 +117,13 @@ class HumTracker:
         self._lp_b, self._lp_a = butter(2, 2000.0 / (TRACKER_RATE / 2))
         self._lp_z = np.zeros(2)
         self.use_periodicity = use_periodicity
+        # the learned front end that names a note from its first 10-30 ms (onset_net);
+        # False: the segmenter's rules alone
+        self.onset_net: OnsetNet | None = (
+            onset_net if isinstance(onset_net, OnsetNet) else OnsetNet.load() if onset_net else None
+        )
+        self._net_features = FrameFeatures()
+        self._namer = NetNamer()
         self._dc_x = 0.0
         self._dc_y = 0.0
         self._dc_a = float(np.exp(-2 * np.pi * 30.0 / self.input_rate))
@@ -146,6 +155,10 @@ class HumTracker:
         self._recent[:] = 0
         self._recent_lp[:] = 0
         self._lp_z[:] = 0
+        if self.onset_net is not None:
+            self.onset_net.reset()
+        self._net_features.reset()
+        self._namer.reset()
         self._dc_x = self._dc_y = 0.0
         self.samples_in = 0
         self.stats = HumStats()
@@ -199,14 +212,31 @@ class HumTracker:
         new: list[MelodyEvent] = []
         i = 0
         while i < len(y):
-            take = min(HOP - self._hopfill, len(y) - i)
+            # fill up to the next 5 ms frame's end (the onset net's), or the hop's
+            edge = HOP if self.onset_net is None or self._hopfill >= FRAME else FRAME
+            take = min(edge - self._hopfill, len(y) - i)
             self._hopbuf[self._hopfill : self._hopfill + take] = y[i : i + take]
             self._hopfill += take
             i += take
             if self._hopfill == HOP:
                 self._hopfill = 0
                 new.extend(self._hop(self._hopbuf))
+                if self.onset_net is not None:  # after the hop's own step: the rules speak first
+                    new.extend(self._net_frame(self._hopbuf[FRAME:], 0.0))
+            elif self._hopfill == FRAME and self.onset_net is not None:
+                new.extend(self._net_frame(self._hopbuf[:FRAME], 0.5))
         return new
+
+    def _net_frame(self, frame: np.ndarray, past: float) -> list[MelodyEvent]:
+        """One 5 ms frame through the onset net. ``past``: where its end lies, in hops
+        after the end of the hop the segmenter stepped last (0 or 0.5)."""
+        assert self.onset_net is not None
+        p, onset = self.onset_net.step(self._net_features.push(frame))
+        pitch = self._namer.step(p, onset)
+        if pitch is None:
+            return []
+        at = self.segmenter.hop + past
+        return self._publish(self.segmenter.hint(pitch, at))
 
     def _refine(self, f0: float) -> tuple[float, float, bool]:
         """-> (refined f0, periodicity, voice-like) from the newest 20 ms of audio.

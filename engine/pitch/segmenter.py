@@ -281,6 +281,15 @@ class NoteSegmenter(SegmenterRules):
                 self._in_note(pitch, level_db, out)
         else:
             self._unvoiced_run += 1
+            n = self.note
+            if (
+                not self.voiced
+                and n is not None
+                and n.provisional
+                and n.hinted
+                and self.hop - n.announced_hop >= c.early_confirm_hops
+            ):
+                self._withdraw(out)  # the net named a note the gate never heard
             if self.voiced and self._unvoiced_run >= c.off_hops:
                 self.voiced = False
                 self._reartic_hop = None
@@ -293,6 +302,31 @@ class NoteSegmenter(SegmenterRules):
         if self.keep_history:
             self.voiced_hops.append(self.voiced)
         elif len(self.notes) > 64:
+            del self.notes[:-8]
+        return self._monotonic(out)
+
+    def hint(self, pitch: int, at_hop: float) -> list[tuple[str, int, float, int]]:
+        """The onset net (engine.pitch.onset_net) names ``pitch`` at ``at_hop`` (hops, may
+        fall mid-hop): announce it now, provisionally, dated ``hint_lag_hops`` before; the
+        onset rule confirms it, replaces it from the same onset or withdraws it, as it
+        does an early note (see ``_confirm``). A sounding note of another pitch ends there
+        (legato); one of the same pitch, or one not yet confirmed, is left alone."""
+        c = self.cfg
+        n = self.note
+        p = snap(float(pitch), c.key, c.scale)
+        if self.talking or (n is not None and (n.provisional or n.pitch == p or at_hop - n.on_hop < c.hint_min_hops)):
+            return []
+        out: list[tuple[str, int, float, int]] = []
+        on_time = at_hop - c.hint_lag_hops
+        if n is not None:
+            on_time = max(on_time, n.on_hop + 1)
+            self._end(on_time, out)
+        self._flush_pending(out, on_time)
+        level = self._recent[-1][3] if self._recent else c.level_on_db
+        note = self._start(float(p), on_time, level, out)
+        note.set_pitches([float(p)])
+        note.provisional = note.hinted = True
+        if self.keep_history is False and len(self.notes) > 64:
             del self.notes[:-8]
         return self._monotonic(out)
 

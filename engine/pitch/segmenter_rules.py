@@ -96,6 +96,8 @@ class SegmenterConfig:
     early_move_cents: float = 40.0  # ... and not this far from the last hop's pitch (a scoop) ...
     early_move_max_cents: float = 200.0  # ... up to this far (a legato glide's tail, the window lagging)
     early_any: bool = False  # announce on any voiced hop (a leap aside), leaving the rest to the onset rule
+    hint_lag_hops: float = 1.5  # a note named by the onset net (see hint) is dated this long before it is named
+    hint_min_hops: int = 2  # ... and ends a sounding note only this long after that one began
     leap_st: float = 10.0  # a new note this far (semitones) from the last one, ended at most
     leap_window_hops: int = 100  # ... this long ago, is announced neither early nor by a glide,
     leap_extra_hops: int = 2  # ... and the onset rule wants this many more stable hops (0 st: off)
@@ -149,6 +151,7 @@ class NoteRecord:
     off_hop: float | None = None
     pitches: list[float] = field(default_factory=list)
     provisional: bool = False  # announced early, not yet confirmed by the onset rule
+    hinted: bool = False  # announced on the onset net's word (NoteSegmenter.hint)
     _sorted: list[float] = field(default_factory=list, repr=False)
 
     def add(self, p: float) -> None:

@@ -136,7 +136,7 @@ def live_hops(audio: np.ndarray, rate: int, delay_samples: int) -> tuple[np.ndar
     from engine.pitch.live import HumTracker
 
     rec = _Recorder(delay_samples)
-    ht = HumTracker(rec, input_rate=rate, use_periodicity=False, keep_history=False)
+    ht = HumTracker(rec, input_rate=rate, use_periodicity=False, keep_history=False, onset_net=False)
     block = max(1, rate // 200)
     for i in range(0, len(audio), block):
         ht.feed(audio[i : i + block])
