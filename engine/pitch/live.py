@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.signal import butter, lfilter
 
-from engine.pitch.onset_net import FRAME, FrameFeatures, NetNamer, OnsetNet
+from engine.pitch.onset_net import FRAME, LOWEST, FrameFeatures, NetNamer, OnsetNet
 from engine.pitch.resample import StreamResampler
 from engine.pitch.segmenter import TRACKER_DEFAULTS, NoteSegmenter, SegmenterConfig
 from engine.pitch.tracker import HOP, TRACKER_RATE, PitchTracker, make_tracker
@@ -90,7 +90,7 @@ class HumTracker:
         keep_frames: bool = False,
         use_periodicity: bool = True,
         keep_history: bool = True,
-        onset_net: OnsetNet | bool = False,
+        onset_net: OnsetNet | bool = True,
         **tracker_kw,
     ) -> None:
         if input_rate < 4000 or input_rate > 384000:
@@ -236,7 +236,7 @@ class HumTracker:
         if pitch is None:
             return []
         at = self.segmenter.hop + past
-        return self._publish(self.segmenter.hint(pitch, at))
+        return self._publish(self.segmenter.hint(pitch, at, float(p[pitch - LOWEST + 1])))
 
     def _refine(self, f0: float) -> tuple[float, float, bool]:
         """-> (refined f0, periodicity, voice-like) from the newest 20 ms of audio.

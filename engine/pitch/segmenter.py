@@ -305,7 +305,7 @@ class NoteSegmenter(SegmenterRules):
             del self.notes[:-8]
         return self._monotonic(out)
 
-    def hint(self, pitch: int, at_hop: float) -> list[tuple[str, int, float, int]]:
+    def hint(self, pitch: int, at_hop: float, prob: float = 1.0) -> list[tuple[str, int, float, int]]:
         """The onset net (engine.pitch.onset_net) names ``pitch`` at ``at_hop`` (hops, may
         fall mid-hop): announce it now, provisionally, dated ``hint_lag_hops`` before; the
         onset rule confirms it, replaces it from the same onset or withdraws it, as it
@@ -316,6 +316,9 @@ class NoteSegmenter(SegmenterRules):
         p = snap(float(pitch), c.key, c.scale)
         if self.talking or (n is not None and (n.provisional or n.pitch == p or at_hop - n.on_hop < c.hint_min_hops)):
             return []
+        noisy = not self._recent or self._recent[-1][3] < self._floor_db + c.hint_floor_db
+        if c.hint_floor_db > 0 and noisy and prob < c.hint_noisy_prob:
+            return []  # in noise the net's guesses are more often wrong: the rules decide
         out: list[tuple[str, int, float, int]] = []
         on_time = at_hop - c.hint_lag_hops
         if n is not None:

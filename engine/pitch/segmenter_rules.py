@@ -98,6 +98,8 @@ class SegmenterConfig:
     early_any: bool = False  # announce on any voiced hop (a leap aside), leaving the rest to the onset rule
     hint_lag_hops: float = 1.5  # a note named by the onset net (see hint) is dated this long before it is named
     hint_min_hops: int = 2  # ... and ends a sounding note only this long after that one began
+    hint_floor_db: float = 0.0  # ... nearer the noise floor than this (dB; 0: never) ...
+    hint_noisy_prob: float = 1.0  # ... only at this probability (the net's guesses in noise)
     leap_st: float = 10.0  # a new note this far (semitones) from the last one, ended at most
     leap_window_hops: int = 100  # ... this long ago, is announced neither early nor by a glide,
     leap_extra_hops: int = 2  # ... and the onset rule wants this many more stable hops (0 st: off)

@@ -100,7 +100,7 @@ def test_the_net_names_unseen_sung_notes_soon_after_they_begin():
     clip = _sung(777, register="male", syllable="mix", n_notes=14)
     from liveband.bench.onset_net_train import clip_frames
 
-    net, namer = OnsetNet.load(), NetNamer()
+    net, namer = OnsetNet.load(), NetNamer(change_prob=0.9, change_frames=1)
     named = []
     for i, x in enumerate(clip_frames(clip.audio, clip.sample_rate)):
         pitch = namer.step(*net.step(x))
@@ -124,7 +124,7 @@ def test_the_namer_names_a_note_on_its_first_sure_frame_and_once():
 
 
 def test_the_namer_follows_a_legato_change_and_a_rest():
-    n = NetNamer(on_prob=0.9, change_prob=0.9, off_frames=2)
+    n = NetNamer(on_prob=0.9, change_prob=0.9, change_frames=1, off_frames=2)
     assert n.step(_probs(_cls(60), 0.95), 0.9) == 60
     assert n.step(_probs(_cls(62), 0.8), 0.1) is None  # not sure yet
     assert n.step(_probs(_cls(62), 0.95), 0.1) == 62
