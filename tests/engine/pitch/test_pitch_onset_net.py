@@ -240,3 +240,17 @@ def test_the_net_hears_the_same_frames_whatever_the_block_size():
     _run(b, clip, 1021)
     evs = lambda ht: [(e.pitch, e.on, e.time) for e, _ in ht.emitted]  # noqa: E731
     assert evs(a) == evs(b) and any(e[1] for e in evs(a))
+
+
+def test_near_the_noise_floor_a_guess_needs_the_stricter_probability():
+    seg = NoteSegmenter(SegmenterConfig(early_cents=0.0, hint_floor_db=8.0, hint_noisy_prob=0.995))
+    for _ in range(200):  # steady noise at -40 dBFS: the floor climbs to it
+        seg.step(100.0, 0.0, -40.0)
+    seg.step(100.0, 0.0, -36.0)  # a quiet voice, 4 dB above the floor
+    assert seg.hint(60, seg.hop + 0.5, 0.98) == []
+    assert [k for k, *_ in seg.hint(60, seg.hop + 0.5, 0.999)] == ["on"]
+    loud = NoteSegmenter(SegmenterConfig(early_cents=0.0, hint_floor_db=8.0, hint_noisy_prob=0.995))
+    for _ in range(200):
+        loud.step(100.0, 0.0, -40.0)
+    loud.step(100.0, 0.0, -20.0)  # 20 dB above it: any guess the namer makes
+    assert [k for k, *_ in loud.hint(60, loud.hop + 0.5, 0.98)] == ["on"]
