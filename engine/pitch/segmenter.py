@@ -316,8 +316,8 @@ class NoteSegmenter(SegmenterRules):
         p = snap(float(pitch), c.key, c.scale)
         if self.talking or (n is not None and (n.provisional or n.pitch == p or at_hop - n.on_hop < c.hint_min_hops)):
             return []
-        noisy = not self._recent or self._recent[-1][3] < self._floor_db + c.hint_floor_db
-        if c.hint_floor_db > 0 and noisy and prob < c.hint_noisy_prob:
+        level = self._recent[-1][3] if self._recent else -120.0
+        if c.hint_floor_db > 0 and prob < c.hint_noisy_prob and level < self._floor_db + c.hint_floor_db:
             return []  # in noise the net's guesses are more often wrong: the rules decide
         out: list[tuple[str, int, float, int]] = []
         on_time = at_hop - c.hint_lag_hops
@@ -325,13 +325,10 @@ class NoteSegmenter(SegmenterRules):
             on_time = max(on_time, n.on_hop + 1)
             self._end(on_time, out)
         self._flush_pending(out, on_time)
-        level = self._recent[-1][3] if self._recent else c.level_on_db
-        note = self._start(float(p), on_time, level, out)
+        note = self._start(float(p), on_time, level if self._recent else c.level_on_db, out)
         note.set_pitches([float(p)])
         note.provisional = note.hinted = True
-        if self.keep_history is False and len(self.notes) > 64:
-            del self.notes[:-8]
-        return self._monotonic(out)
+        return self._monotonic(out)  # (step() trims a live session's note list)
 
     def _named_before(self, first: int, pitch: float) -> int:
         """The earliest hop of an unbroken stretch, at most backdate_hops long, just
