@@ -226,10 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tempos", default=None, help="comma-separated BPM the clips are drawn from (default 60-180 by 20)")
     p.add_argument("--report", default=None, help="write the per-hop accuracy report (JSON) here")
 
-    p = sub.add_parser("train-onset-net", help="train the hum input's onset net on generated sung clips")
+    p = sub.add_parser("train-onset-net", help="train the hum input's onset net on generated sung clips and hums")
     p.add_argument("--out", default=None, help="weights file (default engine/pitch/assets/onset_net.safetensors)")
     p.add_argument("--seed", type=_seed, default=0, help="crops and initial weights (the clips are fixed)")
     p.add_argument("--clips", type=int, default=None, help="generated sung clips to train on (default 1600)")
+    p.add_argument("--hum-clips", type=int, default=None, help="generated hums beside them (default 800)")
     p.add_argument("--minutes", type=float, default=None, help="training time (default 25)")
     p.add_argument("--lr", type=float, default=None, help="AdamW peak learning rate (default 2e-3)")
     p.add_argument("--init", default=None, help="start from these weights (.safetensors)")

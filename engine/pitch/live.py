@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.signal import butter, lfilter
 
-from engine.pitch.onset_net import FRAME, LOWEST, FrameFeatures, NetNamer, OnsetNet
+from engine.pitch.onset_net import FRAME, OnsetFrontEnd, OnsetNet
 from engine.pitch.resample import StreamResampler
 from engine.pitch.segmenter import TRACKER_DEFAULTS, NoteSegmenter, SegmenterConfig
 from engine.pitch.tracker import HOP, TRACKER_RATE, PitchTracker, make_tracker
@@ -74,6 +74,27 @@ class HumStats:
     pitch_hz: float = 0.0
 
 
+class DcBlock:
+    """The input's DC and rumble removed: a one-pole high-pass at ``cutoff_hz``
+    (y[n] = x[n] - x[n-1] + a*y[n-1]), its state kept between blocks. Thread: one at a time."""
+
+    def __init__(self, rate: int, cutoff_hz: float = 30.0) -> None:
+        self._a = float(np.exp(-2 * np.pi * cutoff_hz / rate))
+        self.reset()
+
+    def reset(self) -> None:
+        self._x = self._y = 0.0
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """x: (n,) float32 -> (n,) float32."""
+        if x.size == 0:
+            return np.asarray(x, np.float32)
+        y, _ = lfilter([1.0, -1.0], [1.0, -self._a], x, zi=np.array([self._y * self._a - self._x]))
+        self._x = float(x[-1])
+        self._y = float(y[-1])
+        return y.astype(np.float32)
+
+
 class HumTracker:
     """Streaming hum -> notes. See the module docstring for clock and threads."""
 
@@ -120,14 +141,10 @@ class HumTracker:
         # the learned front end that names a note from its first 10-30 ms (onset_net).
         # Off by default: faster on the sung corpus, but worse on the hum corpus, over
         # the CPU budget on dev and dated later for the band (docs/hum.md, hum29)
-        self.onset_net: OnsetNet | None = (
-            onset_net if isinstance(onset_net, OnsetNet) else OnsetNet.load() if onset_net else None
+        self.onset_net: OnsetFrontEnd | None = (
+            OnsetFrontEnd(onset_net if isinstance(onset_net, OnsetNet) else OnsetNet.load()) if onset_net else None
         )
-        self._net_features = FrameFeatures()
-        self._namer = NetNamer()
-        self._dc_x = 0.0
-        self._dc_y = 0.0
-        self._dc_a = float(np.exp(-2 * np.pi * 30.0 / self.input_rate))
+        self._dc_block = DcBlock(self.input_rate)
         self.events: deque[MelodyEvent] = deque()
         self.stats = HumStats()
         self.samples_in = 0
@@ -158,9 +175,7 @@ class HumTracker:
         self._lp_z[:] = 0
         if self.onset_net is not None:
             self.onset_net.reset()
-        self._net_features.reset()
-        self._namer.reset()
-        self._dc_x = self._dc_y = 0.0
+        self._dc_block.reset()
         self.samples_in = 0
         self.stats = HumStats()
         self.events.clear()
@@ -168,13 +183,6 @@ class HumTracker:
         self.emitted.clear()
 
     # -- input ---------------------------------------------------------------------------
-    def _dc_block(self, x: np.ndarray) -> np.ndarray:
-        # y[n] = x[n] - x[n-1] + a*y[n-1]; scipy keeps the state between blocks
-        y, zf = lfilter([1.0, -1.0], [1.0, -self._dc_a], x, zi=np.array([self._dc_y * self._dc_a - self._dc_x]))
-        self._dc_x = float(x[-1])
-        self._dc_y = float(y[-1])
-        return y.astype(np.float32)
-
     def feed(self, block: np.ndarray) -> list[MelodyEvent]:
         """block: (n,) or (n, channels) samples at input_rate, any float/int dtype.
         Returns the events this block produced (they are also queued for ``poll``)."""
@@ -208,8 +216,7 @@ class HumTracker:
             peak *= self.gain
         self.stats.clipped_samples += int(np.count_nonzero(mag >= 0.999))
         self.stats.peak_db = float(20 * np.log10(max(peak, 1e-6)))
-        x = self._dc_block(x)
-        y = self._resampler.process(x)
+        y = self._resampler.process(self._dc_block.process(x))
         new: list[MelodyEvent] = []
         i = 0
         while i < len(y):
@@ -232,12 +239,10 @@ class HumTracker:
         """One 5 ms frame through the onset net. ``past``: where its end lies, in hops
         after the end of the hop the segmenter stepped last (0 or 0.5)."""
         assert self.onset_net is not None
-        p, onset = self.onset_net.step(self._net_features.push(frame))
-        pitch = self._namer.step(p, onset)
-        if pitch is None:
+        named = self.onset_net.push(frame)
+        if named is None:
             return []
-        at = self.segmenter.hop + past
-        return self._publish(self.segmenter.hint(pitch, at, float(p[pitch - LOWEST + 1])))
+        return self._publish(self.segmenter.hint(named[0], self.segmenter.hop + past, named[1]))
 
     def _refine(self, f0: float) -> tuple[float, float, bool]:
         """-> (refined f0, periodicity, voice-like) from the newest 20 ms of audio.

@@ -216,3 +216,25 @@ class NetNamer:
     def _name(self, q: int) -> int:
         self.cur, self._since, self._change, self._off, self._count, self._armed = q, 0, 0, 0, 0, False
         return LOWEST + q - 1
+
+
+class OnsetFrontEnd:
+    """One stream's onset front end: ``FrameFeatures`` -> ``OnsetNet`` -> ``NetNamer``.
+    Thread: one at a time (the pitch worker)."""
+
+    def __init__(self, net: OnsetNet, namer: NetNamer | None = None) -> None:
+        self.net = net
+        self.features = FrameFeatures()
+        self.namer = namer or NetNamer()
+
+    def reset(self) -> None:
+        self.net.reset()
+        self.features.reset()
+        self.namer.reset()
+
+    def push(self, frame: np.ndarray) -> tuple[int, float] | None:
+        """frame: (FRAME,) 16 kHz samples -> (MIDI pitch, its probability) when the
+        namer names a note at this frame's end, else None."""
+        p, onset = self.net.step(self.features.push(frame))
+        pitch = self.namer.step(p, onset)
+        return None if pitch is None else (pitch, float(p[pitch - LOWEST + 1]))

@@ -252,15 +252,7 @@ class NoteSegmenter(SegmenterRules):
                         # a recent rise, by the tracker's frame delay; and no later than
                         # that delay allows (in noise the level can clear the floor only
                         # as the voicing does: the rise then dates the note late)
-                        rise = self._last_low_hop + 1 - 1.0
-                        on_time = first - c.pitch_delay_hops
-                        if first - rise <= 15:
-                            on_time = min(rise, on_time)
-                            attack = self._attack(first, rise)
-                            if attack > on_time:
-                                # the level rose first with a consonant's burst; the vowel,
-                                # where the note starts, comes with the later jump
-                                on_time = min(attack, first - c.pitch_delay_hops)
+                        on_time = self._level_date(first, first - c.pitch_delay_hops)
                         back = self._named_before(first, med)
                         if back < first:
                             # the hops before the run already named this pitch, unvoiced (a
@@ -307,8 +299,9 @@ class NoteSegmenter(SegmenterRules):
 
     def hint(self, pitch: int, at_hop: float, prob: float = 1.0) -> list[tuple[str, int, float, int]]:
         """The onset net (engine.pitch.onset_net) names ``pitch`` at ``at_hop`` (hops, may
-        fall mid-hop): announce it now, provisionally, dated ``hint_lag_hops`` before; the
-        onset rule confirms it, replaces it from the same onset or withdraws it, as it
+        fall mid-hop): announce it now, provisionally, dated by its level rise as the rules
+        date a note (``hint_level_date``), else ``hint_lag_hops`` before; the onset rule
+        confirms it, replaces it from the same onset or withdraws it, as it
         does an early note (see ``_confirm``). A sounding note of another pitch ends there
         (legato); one of the same pitch, or one not yet confirmed, is left alone."""
         c = self.cfg
@@ -322,8 +315,12 @@ class NoteSegmenter(SegmenterRules):
         out: list[tuple[str, int, float, int]] = []
         on_time = at_hop - c.hint_lag_hops
         if n is not None:
-            on_time = max(on_time, n.on_hop + 1)
+            on_time = max(on_time, n.on_hop + 1)  # legato: no level rise to date it by
             self._end(on_time, out)
+        elif c.hint_level_date:
+            # as the rules date a note: the band's quantiser then puts it on the 16th the
+            # singer meant, not the next one
+            on_time = self._level_date(at_hop, on_time)
         self._flush_pending(out, on_time)
         note = self._start(float(p), on_time, level if self._recent else c.level_on_db, out)
         note.set_pitches([float(p)])
@@ -346,7 +343,22 @@ class NoteSegmenter(SegmenterRules):
             h = hop
         return h
 
-    def _attack(self, first: int, rise: float) -> float:
+    def _level_date(self, first: float, latest: float) -> float:
+        """A new note heard at hop ``first``, dated by the level rise when there was one in
+        the last 15 hops (or, after a consonant's burst, by the later jump that brought the
+        vowel); ``latest`` when not, and never after it."""
+        rise = self._last_low_hop + 1 - 1.0
+        on_time = latest
+        if first - rise <= 15:
+            on_time = min(rise, on_time)
+            attack = self._attack(first, rise)
+            if attack > on_time:
+                # the level rose first with a consonant's burst; the vowel, where the note
+                # starts, comes with the later jump
+                on_time = min(attack, latest)
+        return on_time
+
+    def _attack(self, first: float, rise: float) -> float:
         """Where the latest level jump of attack_rise_db over 2 hops, after ``rise`` and at
         or before hop ``first``, began (2 hops before its end: the level window spans 2);
         ``rise`` when there is none (or attack_rise_db is 0)."""

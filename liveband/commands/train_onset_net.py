@@ -1,6 +1,6 @@
 """`liveband train-onset-net`: train the hum input's onset net (engine.pitch.onset_net).
 
-Generates the sung clips, trains for the given time and writes the weights
+Generates the sung clips and hums, trains for the given time and writes the weights
 (safetensors). The bench (`liveband bench pitch`) is the measure that counts; see
 docs/hum.md.
 """
@@ -23,7 +23,7 @@ def main(args) -> int:
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     changes: dict = {"seed": args.seed}
-    for key in ("clips", "minutes", "lr"):
+    for key in ("clips", "hum_clips", "minutes", "lr"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     try:

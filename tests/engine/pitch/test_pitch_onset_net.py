@@ -200,6 +200,31 @@ def test_a_guess_ends_a_sounding_note_of_another_pitch_but_not_its_own():
     assert [k for k, *_ in ev] == ["off", "on"] and ev[1][1] == 62
 
 
+def test_a_guess_is_dated_by_the_level_rise_as_the_rules_date_a_note():
+    def guessed(level_date: bool) -> float:
+        seg = NoteSegmenter(SegmenterConfig(early_cents=0.0, hint_lag_hops=1.5, hint_level_date=level_date))
+        for _ in range(10):
+            seg.step(0.0, 0.0, -90.0)
+        for _ in range(3):  # the level is up (a consonant, a breathy start) before a pitch is sure
+            seg.step(100.0, 0.0, -20.0)
+        ev = seg.hint(64, seg.hop + 0.5)
+        assert [k for k, *_ in ev] == ["on"]
+        return ev[0][2]
+
+    rose_at = 9.0  # the last quiet hop: the 20 ms level window spans 2 hops
+    assert guessed(True) == rose_at
+    assert guessed(False) == 12.5 - 1.5
+
+
+def test_a_legato_guess_is_dated_by_the_net_not_by_an_old_rise():
+    seg = NoteSegmenter(SegmenterConfig(early_cents=0.0, hint_lag_hops=1.5))
+    for _ in range(5):
+        seg.step(0.0, 0.0, -90.0)
+    _voiced(seg, 60.0, 15)  # the level rose at hop 5; a note sounds
+    ev = seg.hint(62, seg.hop + 0.5)
+    assert [k for k, *_ in ev] == ["off", "on"] and ev[1][2] == seg.hop + 0.5 - 1.5
+
+
 # -- the live chain -------------------------------------------------------------------
 def _run(ht: HumTracker, clip, block: int):
     for i in range(0, len(clip.audio), block):
