@@ -242,7 +242,8 @@ class HumTracker:
         named = self.onset_net.push(frame)
         if named is None:
             return []
-        return self._publish(self.segmenter.hint(named[0], self.segmenter.hop + past, named[1]))
+        pitch, prob, frames = named
+        return self._publish(self.segmenter.hint(pitch, self.segmenter.hop + past, prob, frames * FRAME / HOP))
 
     def _refine(self, f0: float) -> tuple[float, float, bool]:
         """-> (refined f0, periodicity, voice-like) from the newest 20 ms of audio.

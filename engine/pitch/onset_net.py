@@ -184,6 +184,7 @@ class NetNamer:
 
     def reset(self) -> None:
         self.cur: int | None = None  # class index of the sounding note
+        self.sounding = 0  # frames in a row, up to the latest, where "no note" is under off_prob
         self._count = 0
         self._last = -1
         self._off = 0
@@ -195,6 +196,7 @@ class NetNamer:
         """p: (N_CLASSES,), onset: probability -> the MIDI pitch named this frame, or None."""
         q = int(np.argmax(p[1:])) + 1
         pq = float(p[q])
+        self.sounding = self.sounding + 1 if p[0] < self.off_prob else 0
         if onset < self.attack_prob / 2:
             self._armed = True
         if self.cur is None:
@@ -232,9 +234,10 @@ class OnsetFrontEnd:
         self.features.reset()
         self.namer.reset()
 
-    def push(self, frame: np.ndarray) -> tuple[int, float] | None:
-        """frame: (FRAME,) 16 kHz samples -> (MIDI pitch, its probability) when the
-        namer names a note at this frame's end, else None."""
+    def push(self, frame: np.ndarray) -> tuple[int, float, int] | None:
+        """frame: (FRAME,) 16 kHz samples -> (MIDI pitch, its probability, frames the net
+        has heard a note sounding, this one included) when the namer names a note at this
+        frame's end, else None."""
         p, onset = self.net.step(self.features.push(frame))
         pitch = self.namer.step(p, onset)
-        return None if pitch is None else (pitch, float(p[pitch - LOWEST + 1]))
+        return None if pitch is None else (pitch, float(p[pitch - LOWEST + 1]), self.namer.sounding)

@@ -297,7 +297,9 @@ class NoteSegmenter(SegmenterRules):
             del self.notes[:-8]
         return self._monotonic(out)
 
-    def hint(self, pitch: int, at_hop: float, prob: float = 1.0) -> list[tuple[str, int, float, int]]:
+    def hint(
+        self, pitch: int, at_hop: float, prob: float = 1.0, sounding_hops: float = 0.0
+    ) -> list[tuple[str, int, float, int]]:
         """The onset net (engine.pitch.onset_net) names ``pitch`` at ``at_hop`` (hops, may
         fall mid-hop): announce it now, provisionally, dated by its level rise as the rules
         date a note (``hint_level_date``), else ``hint_lag_hops`` before; the onset rule
@@ -312,15 +314,21 @@ class NoteSegmenter(SegmenterRules):
         level = self._recent[-1][3] if self._recent else -120.0
         if c.hint_floor_db > 0 and prob < c.hint_noisy_prob and level < self._floor_db + c.hint_floor_db:
             return []  # in noise the net's guesses are more often wrong: the rules decide
+        if n is None and c.hint_rise_hops > 0 and at_hop - self._last_low_hop > c.hint_rise_hops:
+            return []  # no level rise just before: a guess at a voice lost in noise, too late to date
         out: list[tuple[str, int, float, int]] = []
         on_time = at_hop - c.hint_lag_hops
         if n is not None:
             on_time = max(on_time, n.on_hop + 1)  # legato: no level rise to date it by
             self._end(on_time, out)
-        elif c.hint_level_date:
-            # as the rules date a note: the band's quantiser then puts it on the 16th the
-            # singer meant, not the next one
-            on_time = self._level_date(at_hop, on_time)
+        else:
+            if 0 < sounding_hops <= c.hint_sounding_hops:
+                # the net heard a note sounding before it was sure which (slower in noise)
+                on_time = min(on_time, at_hop - sounding_hops)
+            if c.hint_level_date:
+                # as the rules date a note: the band's quantiser then puts it on the 16th
+                # the singer meant, not the next one
+                on_time = self._level_date(at_hop, on_time)
         self._flush_pending(out, on_time)
         note = self._start(float(p), on_time, level if self._recent else c.level_on_db, out)
         note.set_pitches([float(p)])

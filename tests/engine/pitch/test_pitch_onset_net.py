@@ -123,6 +123,17 @@ def test_the_namer_names_a_note_on_its_first_sure_frame_and_once():
     assert all(n.step(_probs(_cls(60), 0.99), 0.1) is None for _ in range(20))
 
 
+def test_the_namer_counts_how_long_it_has_heard_a_note_before_naming_it():
+    n = NetNamer(on_prob=0.9)
+    n.step(_probs(0, 0.9), 0.0)
+    assert n.sounding == 0
+    for _ in range(3):  # in noise: a note sounds, which one is unsure
+        assert n.step(_probs(_cls(60), 0.4), 0.3) is None
+    assert n.step(_probs(_cls(60), 0.95), 0.9) == 60 and n.sounding == 4
+    n.step(_probs(0, 0.9), 0.0)
+    assert n.sounding == 0
+
+
 def test_the_namer_follows_a_legato_change_and_a_rest():
     n = NetNamer(on_prob=0.9, change_prob=0.9, change_frames=1, off_frames=2)
     assert n.step(_probs(_cls(60), 0.95), 0.9) == 60
@@ -214,6 +225,21 @@ def test_a_guess_is_dated_by_the_level_rise_as_the_rules_date_a_note():
     rose_at = 9.0  # the last quiet hop: the 20 ms level window spans 2 hops
     assert guessed(True) == rose_at
     assert guessed(False) == 12.5 - 1.5
+
+
+def test_a_guess_is_dated_from_where_the_net_first_heard_a_note_sounding():
+    def guessed(sounding_hops: float) -> float:
+        cfg = SegmenterConfig(early_cents=0.0, hint_lag_hops=1.5, hint_sounding_hops=15.0, hint_level_date=False)
+        seg = NoteSegmenter(cfg)
+        for _ in range(13):
+            seg.step(100.0, 0.0, -40.0)
+        ev = seg.hint(64, seg.hop + 0.5, 0.98, sounding_hops)
+        assert [k for k, *_ in ev] == ["on"]
+        return ev[0][2]
+
+    assert guessed(6.0) == 12.5 - 6.0  # sure only 60 ms on (a quiet note in noise)
+    assert guessed(1.0) == 12.5 - 1.5  # sure at once: the usual lag
+    assert guessed(20.0) == 12.5 - 1.5  # longer than a note's uncertain start: not believed
 
 
 def test_a_legato_guess_is_dated_by_the_net_not_by_an_old_rise():
