@@ -314,8 +314,6 @@ class NoteSegmenter(SegmenterRules):
         level = self._recent[-1][3] if self._recent else -120.0
         if c.hint_floor_db > 0 and prob < c.hint_noisy_prob and level < self._floor_db + c.hint_floor_db:
             return []  # in noise the net's guesses are more often wrong: the rules decide
-        if n is None and c.hint_rise_hops > 0 and at_hop - self._last_low_hop > c.hint_rise_hops:
-            return []  # no level rise just before: a guess at a voice lost in noise, too late to date
         out: list[tuple[str, int, float, int]] = []
         on_time = at_hop - c.hint_lag_hops
         if n is not None:

@@ -99,7 +99,6 @@ class SegmenterConfig:
     hint_lag_hops: float = 1.5  # a note named by the onset net (see hint) is dated this long before it is named
     hint_sounding_hops: float = 15.0  # ... or from where the net first heard a note sounding, up to this long before
     hint_level_date: bool = True  # ... or by its level rise, when it had one (as the rules date a note)
-    hint_rise_hops: int = 0  # ... and a new one (none sounding) only this soon after a level rise (0: always)
     hint_min_hops: int = 2  # ... and ends a sounding note only this long after that one began
     hint_floor_db: float = 0.0  # ... nearer the noise floor than this (dB; 0: never) ...
     hint_noisy_prob: float = 1.0  # ... only at this probability (the net's guesses in noise)
