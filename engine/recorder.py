@@ -10,7 +10,10 @@ and the band's parts, written incrementally into one folder per session.
   that cannot be written (a full disk) is kept and written again once there is room
   (the ring holds ``ring_seconds`` meanwhile), and frames the ring had to refuse become
   as much silence at their place, counted in session.json's ``dropped_audio_frames``.
-  ``error`` says what fails while it fails; ``pop_reports`` what was lost.
+  ``error`` says what fails while it fails; ``pop_reports`` what was lost. A stop while
+  writing fails does not give up the take: ``stop`` returns with ``finished`` False and
+  the writer goes on trying until there is room; ``abandon`` (the app closing) writes
+  what is still unwritten to a WAV on another file system (``spill_dirs``) and says where.
 - MIDI: applied events (sample time, kind, channel, data) arrive through ``add_event``
   (a deque: append is atomic, any thread). Every ``midi_every_s`` the writer rewrites
   ``session.mid`` from the whole event log into a temporary file and renames it over
@@ -34,6 +37,7 @@ import collections
 import io
 import json
 import os
+import tempfile
 import threading
 import time
 from datetime import datetime
@@ -53,6 +57,13 @@ WAV_NAME, MIDI_NAME, META_NAME = "mix.wav", "session.mid", "session.json"
 # the pitch tracker takes an early note back within ~0.1 s of announcing it (8 hops to
 # confirm, 3 to hear the voice stop); a note-on this young is not written to the file yet
 TAKE_BACK_S = 0.5
+
+
+def spill_dirs() -> list[Path]:
+    """Where a take's unwritten audio goes when its own disk stays full: the user's
+    runtime folder (a RAM file system on most desktops), then the temporary folder."""
+    dirs = [Path(d) for d in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir()) if d]
+    return [d for i, d in enumerate(dirs) if d.is_dir() and d not in dirs[:i]]
 
 
 def new_session_folder(root: str | os.PathLike) -> Path:
@@ -154,6 +165,10 @@ class Recorder:
         self._wav: WavWriter | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._tried_final = threading.Event()  # the writer has made its final pass once
+        self._abandon = threading.Event()
+        self._spill_to: list[Path] = []
+        self.spilled: Path | None = None  # where abandon put the unwritten audio
         self._midi_dirty = False
         # the writer's audio: a chunk read from the ring whose first _held frames are not
         # written yet, frames read from the ring so far, the ring's refused frames already
@@ -210,13 +225,36 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, args=(wav,), name="liveband-recorder", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Drain, write the final files. Safe to call twice."""
-        if self._thread is None:
-            return
+    def stop(self, wait_s: float = 30.0) -> bool:
+        """Drain, write the final files -> ``finished``. While writing fails (a full
+        disk) this returns after the first final pass, and the writer goes on trying
+        until it works (``error`` says why meanwhile) or ``abandon``. Safe to call twice."""
+        t = self._thread
+        if t is None:
+            return True
         self._stop.set()
-        self._thread.join(timeout=30)
-        self._thread = None
+        deadline = time.monotonic() + wait_s
+        while t.is_alive() and not self._tried_final.is_set() and time.monotonic() < deadline:
+            t.join(timeout=0.05)
+        t.join(timeout=0.05 if self._failing else max(0.0, deadline - time.monotonic()))
+        return self.finished
+
+    @property
+    def finished(self) -> bool:
+        """Started, stopped and every file written (or abandoned). Thread: any."""
+        return self._thread is not None and self._stop.is_set() and not self._thread.is_alive()
+
+    def abandon(self, spill_to: list[Path] | None = None, wait_s: float = 10.0) -> Path | None:
+        """Stop waiting for room: the audio not yet written goes to a WAV in the first of
+        ``spill_to`` (default ``spill_dirs()``) that takes it -> its path (also
+        ``spilled``), or None when there was nothing left to write or nowhere took it
+        (``pop_reports`` says which). Thread: the owner, after ``stop``."""
+        self._spill_to = list(spill_dirs() if spill_to is None else spill_to)
+        self._abandon.set()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=wait_s)
+        return self.spilled
 
     # -- writer thread ---------------------------------------------------------
     def _run(self, wav: WavWriter) -> None:
@@ -232,8 +270,43 @@ class Recorder:
                 if self._attempt("midi", self._write_midi, stopping):
                     last_midi = now
             if stopping:
-                break
+                self._tried_final.set()
+                if not self._failing or self._abandon.is_set():
+                    break
+                # a stop while writing fails: the take is finished once there is room
+                self._abandon.wait(self.poll_s)
         self._attempt("files", wav.close)
+        if self._abandon.is_set() and self._unwritten():
+            self._spill()
+
+    def _unwritten(self) -> bool:
+        return bool(self._held or self._gaps or self.ring.available() or self.ring.dropped_frames > self._gapped)
+
+    def _spill(self) -> None:
+        """The audio still unwritten, in order and with its silences, into a WAV of its
+        own on another file system (written as .part, then renamed)."""
+        written = self._wav.frames if self._wav else 0
+        at = f"{written / self.sample_rate:.1f} s"
+        for folder in self._spill_to:
+            if not folder.is_dir():
+                continue
+            path = folder / f"liveband-{self.folder.name}-from-{int(written)}.wav"
+            part = path.with_name(path.name + ".part")
+            try:
+                tail = WavWriter(part, self.sample_rate)
+                self._drain_audio(tail)
+                tail.close()
+                part.replace(path)
+            except OSError:
+                part.unlink(missing_ok=True)
+                continue
+            self.spilled = path
+            self._reports.append(
+                f"the disk stayed full: the take's audio from {at} on ({tail.frames / self.sample_rate:.1f} s) "
+                f"is in {path}, not in its {WAV_NAME}"
+            )
+            return
+        self._reports.append(f"the disk stayed full: the take's audio from {at} on was lost (nowhere to write it)")
 
     def _attempt(self, step: str, write: Callable[..., None], *args: object) -> bool:
         """One writing step; its OSError (disk full, folder removed) is ``error`` until

@@ -415,17 +415,20 @@ class Session:
         )
 
     # -- lifecycle -----------------------------------------------------------------------
-    def close(self) -> None:
-        """Stop everything and release devices (the take in progress is finalised). A
-        second call does nothing."""
+    def close(self) -> list[str]:
+        """Stop everything and release devices (the take in progress is finalised) ->
+        what the player must still be told, who may see no notice any more (a take the
+        full disk kept from saving, and where its audio went). A second call does
+        nothing."""
         with self._p.lock:
             if self._closed:
-                return
+                return []
             self._closed = True
         try:
             self.stop()
         finally:
-            self._p.close()
+            told = self._p.close()
+        return told
 
     def __enter__(self) -> "Session":
         return self

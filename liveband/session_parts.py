@@ -127,8 +127,9 @@ class Parts:
         self.band.loader.start()
         self.inputs.tracker_loader.start()
 
-    def close(self) -> None:
-        """Release every device and thread, the band already stopped."""
+    def close(self) -> list[str]:
+        """Release every device and thread, the band already stopped -> what the player
+        must still be told (a take's audio put elsewhere)."""
         # the audio callback renders the synth: its stream must be shut, and stay
         # shut, before the synth is freed (a stream reopened meanwhile by the
         # watchdog or a device change crashed inside FluidSynth)
@@ -136,6 +137,7 @@ class Parts:
         self.closing.set()
         self.outputs.close()
         self.house.join(timeout=2)
+        told = self.takes.close()
         # A session closed while its model still loads must not leave that thread
         # inside torch at interpreter exit (C++ aborts: "terminate called ...").
         for loader in (self.band.loader, self.inputs.tracker_loader):
@@ -146,3 +148,4 @@ class Parts:
         self.control.close()
         self.sync.close()
         self.synth.close()
+        return told

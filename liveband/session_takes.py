@@ -82,6 +82,10 @@ class Takes:
         self._settle = settle
         self.enabled = True
         self.recorder: TakeRecorder | None = None
+        # stopped takes whose writing still fails (a full disk): they finish once there is
+        # room, and are abandoned (the rest of their audio put elsewhere) at close
+        self._finishing: list[Recorder] = []
+        self._finishing_lock = threading.Lock()
 
     def start(
         self, meta: dict, tempo: float, tempo_sample: int | None, programs: dict[str, int], playing: dict[str, int]
@@ -128,15 +132,53 @@ class Takes:
         rec.end_notes(stop, end)
         if key:
             rec.set_meta("key", key)
-        rec.stop()
+        finished = rec.stop()
         self._report(rec)
-        self._notices.confirm(f"take saved: {rec.folder.name} (Sessions tab)")
+        if finished:
+            self._notices.confirm(f"take saved: {rec.folder.name} (Sessions tab)")
+            return
+        with self._finishing_lock:
+            self._finishing.append(rec)
+        self._check_finishing()
 
     def check(self) -> None:
-        """A failing take's error among the notices. Thread: housekeeper."""
+        """A failing take's error among the notices; a stopped take that could not be
+        written is saved when there is room. Thread: housekeeper."""
         rec = self.recorder
         if rec is not None:
             self._report(rec)
+        self._check_finishing()
+
+    def _check_finishing(self) -> None:
+        with self._finishing_lock:
+            finishing = list(self._finishing)
+        for rec in finishing:
+            topic = f"saving {rec.folder.name}"
+            if rec.finished:
+                with self._finishing_lock:
+                    self._finishing.remove(rec)
+                self._notices.problem(topic, None)
+                self._notices.confirm(f"take saved: {rec.folder.name} (Sessions tab)")
+            elif rec.error is not None:
+                self._notices.problem(
+                    topic, f"take {rec.folder.name} is not saved yet ({rec.error}): free some space and it will be"
+                )
+            for report in rec.pop_reports():
+                self._notices.happened(report)
+
+    def close(self) -> list[str]:
+        """The app closes: a stopped take still waiting for room puts the rest of its
+        audio on another file system (engine.recorder.spill_dirs) -> what to tell the
+        player (where it went), who may see no notice any more. Thread: the owner, after
+        ``stop``."""
+        with self._finishing_lock:
+            finishing, self._finishing = self._finishing, []
+        told = []
+        for rec in finishing:
+            rec.abandon()
+            self._notices.problem(f"saving {rec.folder.name}", None)
+            told += rec.pop_reports()
+        return told
 
     def _report(self, rec: Recorder) -> None:
         """The take's failure while it lasts (gone once writing works again), and what it

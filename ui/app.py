@@ -95,5 +95,6 @@ def run(
         if player is not None:
             player.stop()
     finally:
-        session.close()
+        for told in session.close():
+            print(f"liveband: {told}", file=sys.stderr)
     return 0

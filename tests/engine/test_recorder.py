@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from waiting import wait_for
 
+import engine.recorder
 import engine.wav
 from engine.events import NOTE_OFF, NOTE_ON
 from engine.midi_export import TempoMark, samples_to_ticks
@@ -328,6 +329,70 @@ def test_a_disk_that_fills_and_frees_again_leaves_the_take_in_time_with_silence_
         "silence keeps the rest in time with its MIDI"
     ]
     assert rec.pop_reports() == []
+
+
+@pytest.fixture()
+def take_disk(monkeypatch):
+    """The take's own disk, which a test can fill (every append to the take's WAV fails
+    with ENOSPC while ``full`` is set); other file systems keep their room."""
+    full = threading.Event()
+    write = engine.recorder._TakeWav.write
+
+    def write_or_no_space(self, frames):
+        if full.is_set():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        write(self, frames)
+
+    monkeypatch.setattr(engine.recorder._TakeWav, "write", write_or_no_space)
+    return full
+
+
+def test_a_stop_while_the_disk_is_full_finishes_the_take_once_there_is_room(tmp_path, take_disk):
+    rec = Recorder(tmp_path / "s", SR, ring_seconds=2.0, poll_s=0.01)
+    band = _Band(rec)
+    rec.start()
+    band.play(20)
+    assert wait_for(lambda: rec.ring.available() == 0, 5)
+    take_disk.set()
+    band.play(50)  # 0.5 s the disk has no room for
+    t0 = time.monotonic()
+    assert rec.stop() is False  # not finished, and the owner is not kept waiting
+    assert time.monotonic() - t0 < 5
+    assert rec.error is not None and "No space left on device" in rec.error
+    take_disk.clear()  # the player frees some space
+    assert wait_for(lambda: rec.finished, 5)
+    assert rec.error is None
+    assert np.array_equal(read_wav(rec.wav_path), band.expected_pcm())
+    assert json.loads((rec.folder / "session.json").read_text())["complete"] is True
+
+
+def test_a_take_abandoned_on_a_full_disk_puts_the_rest_of_its_audio_elsewhere(tmp_path, take_disk):
+    rec = Recorder(tmp_path / "s", SR, ring_seconds=2.0, poll_s=0.01)
+    band = _Band(rec)
+    rec.start()
+    band.play(20)
+    assert wait_for(lambda: rec.ring.available() == 0, 5)
+    take_disk.set()
+    band.play(50)
+    assert rec.stop() is False
+    spill = tmp_path / "elsewhere"
+    spill.mkdir()
+    path = rec.abandon([tmp_path / "no-such-folder", spill])  # the app closes, the disk still full
+    assert rec.finished and path is not None and path.parent == spill and path.suffix == ".wav"
+    assert not list(spill.glob("*.part"))
+    on_disk, rest = read_wav(rec.wav_path), read_wav(path)
+    assert on_disk.shape[0] == 20 * 480  # its header says what it holds
+    assert np.array_equal(np.concatenate([on_disk, rest]), band.expected_pcm())
+    reports = rec.pop_reports()
+    assert any(str(path) in r and "from 0.2 s on (0.5 s)" in r for r in reports), reports
+
+
+def test_a_take_abandoned_with_nothing_left_to_write_spills_nothing(tmp_path):
+    rec = Recorder(tmp_path / "s", SR, poll_s=0.01)
+    _Band(rec).play(10)
+    rec.start()
+    assert rec.stop() is True
+    assert rec.abandon([tmp_path]) is None and not list(tmp_path.glob("liveband-*"))
 
 
 @pytest.fixture()
