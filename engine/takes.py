@@ -69,7 +69,8 @@ def _read_meta(path: Path) -> dict:
 
 def list_sessions(root: str | os.PathLike) -> list[dict]:
     """Every session folder under ``root``, newest first: name, path, started, seconds,
-    complete, tempo, style, files, problem. ``problem`` is None, or one line saying why
+    complete, lost_seconds (audio the take lost, kept in time as silence), tempo, style,
+    files, problem. ``problem`` is None, or one line saying why
     the folder's metadata could not be used (a malformed session.json, a folder linked
     outside ``root``); such a session is listed with empty metadata, never hiding the
     others. SessionError when ``root`` itself cannot be read."""
@@ -89,6 +90,7 @@ def list_sessions(root: str | os.PathLike) -> list[dict]:
             "started": "",
             "seconds": 0.0,
             "complete": False,
+            "lost_seconds": 0.0,
             "tempo": None,
             "style": "",
             "meter": "",
@@ -120,6 +122,7 @@ def list_sessions(root: str | os.PathLike) -> list[dict]:
             started=meta.get("started", ""),
             seconds=float(meta.get("seconds", 0.0)),
             complete=bool(meta.get("complete", False)),
+            lost_seconds=_lost_seconds(meta),
             tempo=meta.get("tempo"),
             style=meta.get("style", ""),
             meter=meta.get("meter", ""),
@@ -128,6 +131,15 @@ def list_sessions(root: str | os.PathLike) -> list[dict]:
         )
         rows.append(row)
     return rows
+
+
+def _lost_seconds(meta: dict) -> float:
+    """The take's lost audio from its metadata (0 when it does not say, or says nonsense)."""
+    frames, rate = meta.get("dropped_audio_frames", 0), meta.get("sample_rate", 0)
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (frames, rate))
+    if not ok or not 0 < rate < 1e7 or not 0 < frames < 1e13:
+        return 0.0
+    return round(float(frames) / float(rate), 1)
 
 
 def _place(tmp: Path, target: Path) -> None:

@@ -480,6 +480,9 @@ class SessionsPanel(QWidget):
                 details = ["unreadable"]
             elif info.get("complete") is False:
                 details.append("recovered")
+            lost = info.get("lost_seconds")
+            if not problem and isinstance(lost, (int, float)) and lost > 0:
+                details.append(f"{lost:.1f} s of audio lost")
             item = QListWidgetItem(name + ("\n    " + " · ".join(details) if details else ""))
             item.setData(Qt.ItemDataRole.UserRole, name)
             files = info.get("files")

@@ -32,6 +32,8 @@ def _list() -> int:
     for r in rows:
         secs = r["seconds"]
         length = f"{int(secs // 60)}:{secs % 60:04.1f}" + ("" if r["complete"] else " (interrupted)")
+        if r["lost_seconds"]:
+            length += f" ({r['lost_seconds']:.1f} s lost)"
         tempo = f"{r['tempo']:g}" if r["tempo"] else ""
         table.add_row(
             r["name"], r["started"], length, tempo, r["meter"], r["key"], r["input"], r["style"], ", ".join(r["files"])

@@ -139,6 +139,26 @@ def test_the_sessions_panel_lists_good_and_malformed_sessions_through_the_same_c
     items = [panel.session_list.item(i) for i in range(panel.session_list.count())]
     assert [i.text().split("\n")[0] for i in items] == [good, bad.name]
     assert "seconds" in items[1].toolTip()
+    assert "lost" not in items[0].text()
+
+
+def test_a_take_that_lost_audio_says_how_much_in_the_list_and_the_panel(liveband_home, qapp, capsys):
+    from engine.takes import list_sessions
+    from ui.panels import SessionsPanel
+
+    name = make_take()
+    meta_path = sessions_dir() / name / "session.json"
+    meta = json.loads(meta_path.read_text())
+    meta["dropped_audio_frames"] = 72000  # what a full disk cost the take, at 48 kHz
+    meta_path.write_text(json.dumps(meta))
+    assert main(["sessions", "list"]) == 0
+    assert "1.5 s lost" in capsys.readouterr().out
+    panel = SessionsPanel()
+    panel.show_sessions(list_sessions(sessions_dir()))
+    assert "1.5 s of audio lost" in panel.session_list.item(0).text()
+    meta["dropped_audio_frames"] = "lots"  # nonsense is not a loss (nor a crash)
+    meta_path.write_text(json.dumps(meta))
+    assert list_sessions(sessions_dir())[0]["lost_seconds"] == 0.0
 
 
 def test_export_refuses_a_session_folder_linked_outside(liveband_home, tmp_path, capsys):
