@@ -111,7 +111,7 @@ class HumTracker:
         keep_frames: bool = False,
         use_periodicity: bool = True,
         keep_history: bool = True,
-        onset_net: OnsetNet | bool = False,
+        onset_net: OnsetNet | bool = True,
         **tracker_kw,
     ) -> None:
         if input_rate < 4000 or input_rate > 384000:
@@ -138,9 +138,8 @@ class HumTracker:
         self._lp_b, self._lp_a = butter(2, 2000.0 / (TRACKER_RATE / 2))
         self._lp_z = np.zeros(2)
         self.use_periodicity = use_periodicity
-        # the learned front end that names a note from its first 10-30 ms (onset_net).
-        # Off by default: faster on the sung corpus, but worse on the hum corpus, over
-        # the CPU budget on dev and dated later for the band (docs/hum.md, hum29)
+        # the learned front end that names a note from its first 10-30 ms (onset_net;
+        # docs/hum.md, hum29-hum30); False runs the rules alone
         self.onset_net: OnsetFrontEnd | None = (
             OnsetFrontEnd(onset_net if isinstance(onset_net, OnsetNet) else OnsetNet.load()) if onset_net else None
         )

@@ -14,8 +14,9 @@ Input per 5 ms frame (``FrameFeatures``, 16 kHz audio):
   newest 10 ms against the loudest of the last second (a note's level, whatever the gain).
 Network (``OnsetNet``): Linear + ReLU -> one GRU layer -> per frame a softmax over
 "no note" and MIDI ``LOWEST``..``LOWEST + N_PITCHES - 1``, and an onset probability.
-Trained by ``liveband.bench.onset_net_train`` on generated sung clips (seeds apart from
-the bench's dev and held-out sets); weights ship as safetensors (nothing unpickled).
+Trained by ``liveband.bench.onset_net_train`` on generated sung clips and hums from two
+different voice synthesisers (seeds apart from the benches'); weights ship as
+safetensors (nothing unpickled). ``HumTracker`` runs it by default.
 
 Thread: one thread at a time (the pitch worker), like ``HumTracker``.
 """
@@ -167,7 +168,7 @@ class NetNamer:
 
     def __init__(
         self,
-        on_prob: float = 0.97,
+        on_prob: float = 0.95,
         on_frames: int = 1,
         change_prob: float = 0.99,
         change_frames: int = 2,
