@@ -344,8 +344,11 @@ class HumTracker:
         """(hi - lo + 1,): the normalised autocorrelation of the newest window ``a`` of
         ``e`` (energy ``ea``) with ``e`` delayed by lags lo, lo + 1, ..., hi."""
         n = len(a)
-        # (hi - lo + 1, n): the window delayed by lags lo ... hi
-        win = np.lib.stride_tricks.sliding_window_view(e[len(e) - n - hi : len(e) - lo], n)[::-1]
+        # (hi - lo + 1, n): the window delayed by lags lo ... hi, a view (as
+        # sliding_window_view makes it, without its checks: called ~5 times a hop)
+        seg = e[len(e) - n - hi : len(e) - lo]
+        step = seg.strides[0]
+        win = np.lib.stride_tricks.as_strided(seg, (hi - lo + 1, n), (step, step), writeable=False)[::-1]
         return (win @ a) / (np.sqrt(ea * np.einsum("ij,ij->i", win, win)) + 1e-12)
 
     def _octave_below(self, e: np.ndarray, a: np.ndarray, ea: float, lag: float, peak: float) -> float:
