@@ -3,9 +3,11 @@ sink, JACK dummy) that the tests talk to through PortAudio; each stops only what
 
 from __future__ import annotations
 
+import errno
 import inspect
 import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,25 @@ def liveband_home(tmp_path, monkeypatch) -> Path:
     """Keep recorded sessions and settings of a test inside its tmp folder."""
     monkeypatch.setenv("LIVEBAND_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
+
+
+@pytest.fixture()
+def take_disk(monkeypatch) -> threading.Event:
+    """A take's own disk, which a test fills by setting the event: every append to the
+    take's WAV (engine.recorder) then fails with ENOSPC, while other file systems keep
+    their room (where a real full tmpfs would need root: tests/liveband/fsfaults.py)."""
+    import engine.recorder
+
+    full = threading.Event()
+    write = engine.recorder._TakeWav.write
+
+    def write_or_no_space(self, frames):
+        if full.is_set():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        write(self, frames)
+
+    monkeypatch.setattr(engine.recorder._TakeWav, "write", write_or_no_space)
+    return full
 
 
 # ---------------------------------------------------------------------------- tiers

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from waiting import wait_for
 
-import engine.recorder
 import engine.wav
 from engine.events import NOTE_OFF, NOTE_ON
 from engine.midi_export import TempoMark, samples_to_ticks
@@ -331,33 +330,24 @@ def test_a_disk_that_fills_and_frees_again_leaves_the_take_in_time_with_silence_
     assert rec.pop_reports() == []
 
 
-@pytest.fixture()
-def take_disk(monkeypatch):
-    """The take's own disk, which a test can fill (every append to the take's WAV fails
-    with ENOSPC while ``full`` is set); other file systems keep their room."""
-    full = threading.Event()
-    write = engine.recorder._TakeWav.write
-
-    def write_or_no_space(self, frames):
-        if full.is_set():
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        write(self, frames)
-
-    monkeypatch.setattr(engine.recorder._TakeWav, "write", write_or_no_space)
-    return full
-
-
-def test_a_stop_while_the_disk_is_full_finishes_the_take_once_there_is_room(tmp_path, take_disk):
+def _stopped_on_a_full_disk(tmp_path, take_disk):
+    """A take that wrote 0.2 s, then played 0.5 s its full disk had no room for, then was
+    stopped: -> (recorder, band)."""
     rec = Recorder(tmp_path / "s", SR, ring_seconds=2.0, poll_s=0.01)
     band = _Band(rec)
     rec.start()
     band.play(20)
     assert wait_for(lambda: rec.ring.available() == 0, 5)
     take_disk.set()
-    band.play(50)  # 0.5 s the disk has no room for
+    band.play(50)
     t0 = time.monotonic()
     assert rec.stop() is False  # not finished, and the owner is not kept waiting
     assert time.monotonic() - t0 < 5
+    return rec, band
+
+
+def test_a_stop_while_the_disk_is_full_finishes_the_take_once_there_is_room(tmp_path, take_disk):
+    rec, band = _stopped_on_a_full_disk(tmp_path, take_disk)
     assert rec.error is not None and "No space left on device" in rec.error
     take_disk.clear()  # the player frees some space
     assert wait_for(lambda: rec.finished, 5)
@@ -367,14 +357,7 @@ def test_a_stop_while_the_disk_is_full_finishes_the_take_once_there_is_room(tmp_
 
 
 def test_a_take_abandoned_on_a_full_disk_puts_the_rest_of_its_audio_elsewhere(tmp_path, take_disk):
-    rec = Recorder(tmp_path / "s", SR, ring_seconds=2.0, poll_s=0.01)
-    band = _Band(rec)
-    rec.start()
-    band.play(20)
-    assert wait_for(lambda: rec.ring.available() == 0, 5)
-    take_disk.set()
-    band.play(50)
-    assert rec.stop() is False
+    rec, band = _stopped_on_a_full_disk(tmp_path, take_disk)
     spill = tmp_path / "elsewhere"
     spill.mkdir()
     path = rec.abandon([tmp_path / "no-such-folder", spill])  # the app closes, the disk still full

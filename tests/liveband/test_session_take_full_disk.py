@@ -6,9 +6,7 @@ fails with ENOSPC), so the other file system keeps its room."""
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import threading
 import time
 import wave
@@ -22,20 +20,6 @@ from liveband.session import Session
 from models.rules import RuleAccompanist
 
 NOT_SAVED = "is not saved yet"
-
-
-@pytest.fixture()
-def take_disk(monkeypatch) -> threading.Event:
-    full = threading.Event()
-    write = engine.recorder._TakeWav.write
-
-    def write_or_no_space(self, frames):
-        if full.is_set():
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        write(self, frames)
-
-    monkeypatch.setattr(engine.recorder._TakeWav, "write", write_or_no_space)
-    return full
 
 
 def take_on_a_full_disk(take_disk: threading.Event) -> tuple[Session, object]:
