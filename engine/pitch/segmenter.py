@@ -301,9 +301,11 @@ class NoteSegmenter(SegmenterRules):
         self, pitch: int, at_hop: float, prob: float = 1.0, sounding_hops: float = 0.0
     ) -> list[tuple[str, int, float, int]]:
         """The onset net (engine.pitch.onset_net) names ``pitch`` at ``at_hop`` (hops, may
-        fall mid-hop): announce it now, provisionally, dated by its level rise as the rules
-        date a note (``hint_level_date``), else ``hint_lag_hops`` before; the onset rule
-        confirms it, replaces it from the same onset or withdraws it, as it
+        fall mid-hop; ``sounding_hops``: how long the net has heard a note sounding, unsure
+        which): announce it now, provisionally, dated ``hint_lag_hops`` before, or from
+        where the net first heard it (up to ``hint_sounding_hops`` back), or by its level
+        rise as the rules date a note (``hint_level_date``), whichever is earliest; the
+        onset rule confirms it, replaces it from the same onset or withdraws it, as it
         does an early note (see ``_confirm``). A sounding note of another pitch ends there
         (legato); one of the same pitch, or one not yet confirmed, is left alone."""
         c = self.cfg
