@@ -132,11 +132,13 @@ class Takes:
         rec.end_notes(stop, end)
         if key:
             rec.set_meta("key", key)
-        finished = rec.stop()
-        self._report(rec)
-        if finished:
+        if rec.stop():
+            self._report(rec)
             self._notices.confirm(f"take saved: {rec.folder.name} (Sessions tab)")
             return
+        # still failing: told under the take's own topic until it is saved (the current
+        # take's "recording" problem would outlive it, no take checking it any more)
+        self._notices.problem("recording", None)
         with self._finishing_lock:
             self._finishing.append(rec)
         self._check_finishing()

@@ -55,6 +55,7 @@ def test_a_take_stopped_on_a_full_disk_is_saved_once_there_is_room(pulse_server,
         assert "No space left on device" in not_saved(s)[0]
         take_disk.clear()  # the player frees some space
         assert wait_for(lambda: not not_saved(s), 10.0), s.snapshot().notices
+        assert not [n for n in s.snapshot().notices if "No space left" in n]  # none stale
         assert json.loads((folder / "session.json").read_text())["complete"] is True
         assert frames(folder / "mix.wav") >= 1.8 * 48000  # the second on the full disk too
         assert s.close() == []
